@@ -1,0 +1,67 @@
+/* reqsign: a read-only view of an HTTP request, as the signer will send it
+ * or as the verifier received it, and the RFC 9421 derived components.
+ *
+ * Thread safety: all functions are thread-safe (no state).
+ */
+#ifndef REQSIGN_REQUEST_H
+#define REQSIGN_REQUEST_H
+
+#include <reqsign/defs.h>
+#include <reqsign/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Request view. All spans are borrowed for the duration of a call. */
+struct reqsign_request {
+    struct reqsign_span method;    /* "POST", case-sensitive, never changed */
+    struct reqsign_span scheme;    /* "https" / "http"; may be empty (then @scheme,
+                                      @target-uri fail and the default port is kept) */
+    struct reqsign_span authority; /* host[:port] as sent (Host / :authority) */
+    struct reqsign_span target;    /* request-target exactly as on the request line,
+                                      origin-form: "/path?query" */
+    const struct reqsign_header *headers;
+    size_t n_headers;
+};
+
+/* Longest normalised authority, request-target and method handled. */
+#define REQSIGN_AUTHORITY_MAX 262
+#define REQSIGN_TARGET_MAX 8192
+#define REQSIGN_METHOD_MAX 32
+
+/**
+ * reqsign_authority_normalize() - RFC 9110 4.2.3 / RFC 9421 2.2.3: host
+ * lowercased, the scheme's default port (80 http, 443 https) removed, IPv6
+ * literal kept in brackets. Rejects empty hosts, userinfo, bad ports and
+ * bytes outside the URI host grammar with REQSIGN_E_URL (err->offset set).
+ * Writes a NUL-terminated result into @out.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_authority_normalize(struct reqsign_span scheme, struct reqsign_span authority, char *out,
+                            size_t cap, size_t *out_len, struct reqsign_error *err);
+
+/**
+ * reqsign_target_split() - split an origin-form request-target into the
+ * @path value ("/" for an empty path) and the @query value (with its "?",
+ * "?" when there is none). No decoding, no dot-segment removal.
+ * Return: REQSIGN_OK, or REQSIGN_E_URL for a target that is not origin-form
+ * (does not start with "/") or holds bytes outside %x21-7E.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_target_split(struct reqsign_span target, struct reqsign_span *path,
+                     struct reqsign_span *query, int *has_query, struct reqsign_error *err);
+
+/**
+ * reqsign_request_header_count() - number of field lines named @name
+ * (case-insensitive) in @req.
+ */
+REQSIGN_API size_t reqsign_request_header_count(const struct reqsign_request *req,
+                                                const char *name, size_t name_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

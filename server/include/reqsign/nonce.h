@@ -1,0 +1,87 @@
+/* reqsign: the nonce store, which makes replays fail.
+ *
+ * A nonce store remembers (keyid, nonce) pairs until a given time and
+ * answers one atomic question: "was this pair seen and still remembered? if
+ * not, remember it until @until". The verifier asks it only after a
+ * signature has verified, so forged requests cannot fill it.
+ *
+ * Implementations plug in through struct reqsign_nonce_store_ops; the
+ * in-memory store below is built in.
+ *
+ * Thread safety: reqsign_nonce_store_check_insert() is thread-safe on one
+ * shared store for every implementation. _free must not race with other calls.
+ */
+#ifndef REQSIGN_NONCE_H
+#define REQSIGN_NONCE_H
+
+#include <reqsign/defs.h>
+#include <reqsign/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct reqsign_nonce_store;
+
+struct reqsign_nonce_store_ops {
+    /* Atomically: if (keyid, nonce) is remembered and not yet past its
+     * expiry, return REQSIGN_E_REPLAY; otherwise remember it until @until
+     * (unix seconds) and return REQSIGN_OK. May return REQSIGN_E_NONCE_STORE_FULL,
+     * REQSIGN_E_NONCE_KEY_LIMIT, REQSIGN_E_NONCE_STORE_UNAVAILABLE; never OK
+     * without having recorded the pair (fail-closed). */
+    enum reqsign_status (*check_insert)(void *impl, const char *keyid, size_t keyid_len,
+                                        const char *nonce, size_t nonce_len, int64_t now,
+                                        int64_t until, struct reqsign_error *err);
+    void (*free)(void *impl);
+};
+
+/**
+ * reqsign_nonce_store_new() - wrap a custom implementation. @ops is copied;
+ * @impl is owned by the store and released with ops->free.
+ */
+REQSIGN_API struct reqsign_nonce_store *
+reqsign_nonce_store_new(const struct reqsign_nonce_store_ops *ops, void *impl);
+
+/** reqsign_nonce_store_free() - release; NULL is a no-op. */
+REQSIGN_API void reqsign_nonce_store_free(struct reqsign_nonce_store *s);
+
+/** reqsign_nonce_store_check_insert() - see ops->check_insert. Thread-safe. */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_nonce_store_check_insert(struct reqsign_nonce_store *s, const char *keyid,
+                                 size_t keyid_len, const char *nonce, size_t nonce_len,
+                                 int64_t now, int64_t until, struct reqsign_error *err);
+
+/* ---- the in-memory store ----
+ * Exact: a pair is identified by a 128-bit keyed hash (SipHash-2-4-128 with a
+ * random per-store key) of (keyid, nonce); two distinct pairs can only be
+ * confused with probability 2^-128, and that would refuse, never accept.
+ * Bounded: at most max_entries live entries; when full it refuses with
+ * REQSIGN_E_NONCE_STORE_FULL and never evicts a live entry. Per-key cap: at
+ * most per_key_max live entries for one keyid (REQSIGN_E_NONCE_KEY_LIMIT),
+ * so one key cannot lock the others out. Self-expiring: entries past their
+ * `until` are dropped and their memory returned as the store shrinks. */
+struct reqsign_nonce_memory_opts {
+    size_t max_entries; /* 0: REQSIGN_NONCE_DEFAULT_MAX_ENTRIES */
+    size_t per_key_max; /* 0: REQSIGN_NONCE_DEFAULT_PER_KEY_MAX */
+};
+#define REQSIGN_NONCE_DEFAULT_MAX_ENTRIES ((size_t)1 << 24) /* 16,777,216 */
+#define REQSIGN_NONCE_DEFAULT_PER_KEY_MAX ((size_t)1 << 20) /* 1,048,576 */
+#define REQSIGN_NONCE_MAX_LEN 128
+#define REQSIGN_KEYID_MAX_LEN 256
+
+/**
+ * reqsign_nonce_store_memory_new() - the built-in store. @opts may be NULL.
+ * Return: the store, or NULL on allocation failure.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API struct reqsign_nonce_store *
+reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts);
+
+/** reqsign_nonce_store_memory_count() - live entries (for tests and metrics);
+ * 0 for a store that is not the in-memory one. Thread-safe. */
+REQSIGN_API size_t reqsign_nonce_store_memory_count(struct reqsign_nonce_store *s, int64_t now);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,193 @@
+/* reqsign: the verifier, embeddable in any HTTP server.
+ *
+ * Verification is two-phase. reqsign_verifier_verify_headers() does, in this
+ * order (spec/PROTOCOL.md, "Verification"): parse Signature-Input and
+ * Signature -> required components and parameters -> time window -> key
+ * lookup -> Ed25519 signature -> nonce check-and-insert. A server calls it
+ * before it reads the body, then streams the body through
+ * reqsign_verification_body() and ends with reqsign_verification_finish(),
+ * which checks the Content-Digest. reqsign_verifier_verify() does both in one call.
+ *
+ * Thread safety: reqsign_verifier_new() is thread-safe; a verifier is
+ * immutable after creation and the verify functions are safe to call
+ * concurrently on one shared verifier (the key lookup and nonce store must be
+ * thread-safe too; the built-in ones are). A struct reqsign_verification is
+ * used by one thread at a time.
+ */
+#ifndef REQSIGN_VERIFIER_H
+#define REQSIGN_VERIFIER_H
+
+#include <reqsign/defs.h>
+#include <reqsign/digest.h>
+#include <reqsign/error.h>
+#include <reqsign/key.h>
+#include <reqsign/nonce.h>
+#include <reqsign/request.h>
+#include <reqsign/sf.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum reqsign_key_state {
+    REQSIGN_KEY_ACTIVE = 0,
+    REQSIGN_KEY_REVOKED = 1,
+    REQSIGN_KEY_EXPIRED = 2,
+};
+
+#define REQSIGN_SCOPES_MAX 512
+
+/* What a key lookup returns. */
+struct reqsign_key_info {
+    uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
+    enum reqsign_key_state state;
+    char scopes[REQSIGN_SCOPES_MAX]; /* space-separated, NUL-terminated; may be empty */
+};
+
+/* Find the key named @keyid. Return REQSIGN_OK with @out filled,
+ * REQSIGN_E_KEY_UNKNOWN, or REQSIGN_E_KEYSTORE_UNAVAILABLE. Must be thread-safe. */
+typedef enum reqsign_status (*reqsign_key_lookup_fn)(void *ctx, const char *keyid,
+                                                     size_t keyid_len,
+                                                     struct reqsign_key_info *out,
+                                                     struct reqsign_error *err);
+
+typedef int64_t (*reqsign_verifier_clock_fn)(void *ctx); /* unix seconds */
+
+enum reqsign_profile {
+    /* reqsign profile: @method @authority @path covered; @query when the
+     * target has a query; content-digest when the request has content;
+     * created, nonce, keyid present; alg, if present, "ed25519". */
+    REQSIGN_PROFILE_REQSIGN = 0,
+    /* Only what RFC 9421 itself requires: the signature over whatever is
+     * covered, alg agreement, the window only when created/expires are
+     * present, the nonce checked only when present. */
+    REQSIGN_PROFILE_RFC9421 = 1,
+};
+
+#define REQSIGN_DEFAULT_MAX_AGE 300
+#define REQSIGN_DEFAULT_SKEW 30
+#define REQSIGN_NONCE_MIN_LEN 8
+
+struct reqsign_verifier_opts {
+    enum reqsign_profile profile;
+    int64_t max_age;              /* seconds; 0: REQSIGN_DEFAULT_MAX_AGE */
+    int64_t skew;                 /* seconds; 0: REQSIGN_DEFAULT_SKEW; < 0: none */
+    const char *label;            /* NULL: the only signature, else "sig1" */
+    const char *public_authority; /* NULL: the request's own; else host[:port] clients sign */
+    const char *public_scheme;    /* NULL: the request's own */
+    const char *required_tag;     /* NULL: any or none */
+    const char *const *required_components; /* extra component names that must be covered */
+    size_t n_required_components;
+    reqsign_verifier_clock_fn clock; /* NULL: time(NULL) */
+    void *clock_ctx;
+    reqsign_key_lookup_fn lookup; /* required */
+    void *lookup_ctx;
+    struct reqsign_nonce_store *nonces; /* borrowed; required by the reqsign profile */
+};
+
+struct reqsign_verifier;
+
+/**
+ * reqsign_verifier_new() - check and copy the options.
+ * Return: the verifier, or NULL with @err set (E_INVALID_ARG, E_NOMEM).
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts *opts,
+                                                          struct reqsign_error *err);
+/** reqsign_verifier_free() - release; NULL is a no-op. Does not free the nonce store. */
+REQSIGN_API void reqsign_verifier_free(struct reqsign_verifier *v);
+
+/* Per-request state, caller-owned. Zero it (or reqsign_verification_init())
+ * before use and call reqsign_verification_cleanup() when done. */
+struct reqsign_verification {
+    /* Debug: set base_buf/base_cap before the call to receive the signature
+     * base the verifier computed (also on a signature mismatch). */
+    char *base_buf;
+    size_t base_cap, base_len;
+
+    /* Results, valid after reqsign_verifier_verify_headers() returned OK. */
+    char label[REQSIGN_SF_MAX_KEY_LEN + 1];
+    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
+    char scopes[REQSIGN_SCOPES_MAX];
+    int64_t created;   /* -1 if absent (rfc9421 profile) */
+    int64_t expires;   /* -1 if absent */
+    int digest_covered;
+    int has_content;
+
+    /* internal */
+    int state;
+    struct reqsign_digest_expect expect;
+    struct reqsign_digest body;
+};
+
+REQSIGN_API void reqsign_verification_init(struct reqsign_verification *vs);
+REQSIGN_API void reqsign_verification_cleanup(struct reqsign_verification *vs);
+
+/**
+ * reqsign_verifier_verify_headers() - phase one: everything but the content.
+ * @req: the request as received (method, target from the request line, Host
+ *       as authority unless the verifier has a public authority, all fields).
+ * Return: REQSIGN_OK or the specific REQSIGN_E_* code, with @err's message
+ * naming the component, parameter or field at fault.
+ * Thread safety: safe concurrently on one @v with distinct @vs.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_verifier_verify_headers(const struct reqsign_verifier *v, const struct reqsign_request *req,
+                                struct reqsign_verification *vs, struct reqsign_error *err);
+
+/**
+ * reqsign_verification_body() - phase two: feed content bytes (any chunking).
+ * Return: REQSIGN_OK, REQSIGN_E_DIGEST_REQUIRED (content on a request whose
+ * signature does not cover content-digest), REQSIGN_E_INVALID_ARG (phase one
+ * did not succeed).
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_verification_body(struct reqsign_verification *vs, const void *data, size_t len,
+                          struct reqsign_error *err);
+
+/**
+ * reqsign_verification_finish() - end of content: check Content-Digest.
+ * Return: REQSIGN_OK or REQSIGN_E_DIGEST_MISMATCH.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_verification_finish(struct reqsign_verification *vs, struct reqsign_error *err);
+
+/**
+ * reqsign_verifier_verify() - both phases with the whole body in memory.
+ * Thread safety: safe concurrently on one @v with distinct @vs.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_verifier_verify(const struct reqsign_verifier *v, const struct reqsign_request *req,
+                        const void *body, size_t body_len, struct reqsign_verification *vs,
+                        struct reqsign_error *err);
+
+/**
+ * reqsign_error_json() - the JSON error body a server answers with:
+ * {"error":"<wire name>","message":"...","server_time":N} (server_time only
+ * for clock errors: sig_too_old, sig_future, sig_expired). NUL-terminated.
+ * Return: REQSIGN_OK or REQSIGN_E_BUFFER_TOO_SMALL.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_error_json(const struct reqsign_error *err, int64_t server_time, char *out, size_t cap,
+                   size_t *out_len);
+
+/**
+ * reqsign_static_key_lookup() - a lookup for one fixed public key: pass a
+ * struct reqsign_static_key as the lookup ctx. If keyid is NULL, any keyid
+ * maps to that key (as `reqsign verify --pub` does).
+ */
+struct reqsign_static_key {
+    const char *keyid; /* NULL: any */
+    uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
+    const char *scopes;
+};
+REQSIGN_API enum reqsign_status reqsign_static_key_lookup(void *ctx, const char *keyid,
+                                                          size_t keyid_len,
+                                                          struct reqsign_key_info *out,
+                                                          struct reqsign_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
