@@ -1,2 +1,545 @@
-/* placeholder: being written */
-typedef int reqsign_placeholder_base;
+/* reqsign: the RFC 9421 signature base builder (section 2.5). */
+#include <reqsign/base.h>
+#include <reqsign/base64.h>
+
+#include <string.h>
+
+#include "util.h"
+
+static const char SRC[] = "Signature-Input";
+
+/* Fields whose structured type is known, for the `sf` parameter (RFC 9421 2.1.1). */
+enum sf_kind { SF_NONE = 0, SF_DICT, SF_LIST, SF_ITEM };
+static const struct {
+    const char *name;
+    enum sf_kind kind;
+} known_sf[] = {
+    {"accept-ch", SF_LIST},           {"accept-signature", SF_DICT},
+    {"cache-status", SF_LIST},        {"cdn-cache-control", SF_DICT},
+    {"client-cert", SF_ITEM},         {"client-cert-chain", SF_LIST},
+    {"content-digest", SF_DICT},      {"priority", SF_DICT},
+    {"proxy-status", SF_LIST},        {"repr-digest", SF_DICT},
+    {"signature", SF_DICT},           {"signature-input", SF_DICT},
+    {"want-content-digest", SF_DICT}, {"want-repr-digest", SF_DICT},
+};
+
+static enum sf_kind sf_kind_of(struct reqsign_span name)
+{
+    for (size_t i = 0; i < sizeof(known_sf) / sizeof(known_sf[0]); i++)
+        if (reqsign__span_eq(name, known_sf[i].name))
+            return known_sf[i].kind;
+    return SF_NONE;
+}
+
+static int is_tchar_lower(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Two component identifiers are equal if names match and parameter sets match
+ * regardless of order (RFC 9421 2, 2.5 step 2.0). */
+static int bare_eq(const struct reqsign_sf_bare *a, const struct reqsign_sf_bare *b)
+{
+    if (a->type != b->type || a->num != b->num)
+        return 0;
+    if (a->type == REQSIGN_SF_STRING || a->type == REQSIGN_SF_TOKEN ||
+        a->type == REQSIGN_SF_BINARY)
+        return a->str.len == b->str.len &&
+               (a->str.len == 0 || memcmp(a->str.ptr, b->str.ptr, a->str.len) == 0);
+    return 1;
+}
+
+static int params_eq(const struct reqsign_sf_param *a, size_t na, const struct reqsign_sf_param *b,
+                     size_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (size_t i = 0; i < na; i++) {
+        size_t j;
+        for (j = 0; j < nb; j++)
+            if (a[i].key.len == b[j].key.len && memcmp(a[i].key.ptr, b[j].key.ptr, a[i].key.len) == 0)
+                break;
+        if (j == nb || !bare_eq(&a[i].value, &b[j].value))
+            return 0;
+    }
+    return 1;
+}
+
+/* Component parameters we understand. */
+struct comp_params {
+    int sf, bs, req, tr;
+    const struct reqsign_sf_bare *key;  /* `key` */
+    const struct reqsign_sf_bare *name; /* `name` */
+};
+
+static enum reqsign_status read_params(const struct reqsign_sf_param *p, size_t n,
+                                       struct comp_params *cp, struct reqsign_span comp,
+                                       struct reqsign_error *err)
+{
+    memset(cp, 0, sizeof(*cp));
+    for (size_t i = 0; i < n; i++) {
+        const struct reqsign_sf_bare *v = &p[i].value;
+        int *flag = NULL;
+        if (reqsign__span_eq(p[i].key, "sf"))
+            flag = &cp->sf;
+        else if (reqsign__span_eq(p[i].key, "bs"))
+            flag = &cp->bs;
+        else if (reqsign__span_eq(p[i].key, "req"))
+            flag = &cp->req;
+        else if (reqsign__span_eq(p[i].key, "tr"))
+            flag = &cp->tr;
+        if (flag != NULL) {
+            if (v->type != REQSIGN_SF_BOOLEAN)
+                return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                         "parameter '%.*s' of \"%.*s\" must be a Boolean",
+                                         (int)p[i].key.len, p[i].key.ptr, (int)comp.len, comp.ptr);
+            *flag = (int)v->num;
+        } else if (reqsign__span_eq(p[i].key, "key") || reqsign__span_eq(p[i].key, "name")) {
+            if (v->type != REQSIGN_SF_STRING)
+                return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                         "parameter '%.*s' of \"%.*s\" must be a String",
+                                         (int)p[i].key.len, p[i].key.ptr, (int)comp.len, comp.ptr);
+            if (p[i].key.ptr[0] == 'k')
+                cp->key = v;
+            else
+                cp->name = v;
+        } else {
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_UNKNOWN, SRC, REQSIGN_NO_OFFSET,
+                                     "unknown parameter '%.*s' on component \"%.*s\"",
+                                     (int)p[i].key.len, p[i].key.ptr, (int)comp.len, comp.ptr);
+        }
+    }
+    return REQSIGN_OK;
+}
+
+/* Derived and field values must be printable ASCII (HTAB allowed inside fields). */
+static enum reqsign_status check_value(struct reqsign_span v, int allow_tab,
+                                       struct reqsign_span comp, struct reqsign_error *err)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.ptr[i];
+        if ((c < 0x20 && !(allow_tab && c == '\t')) || c >= 0x7f)
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                     "value of \"%.*s\" has byte 0x%02x at %zu, which cannot be "
+                                     "signed (non-ASCII or control)",
+                                     (int)comp.len, comp.ptr, c, i);
+    }
+    return REQSIGN_OK;
+}
+
+/* ---- @query-param (RFC 9421 2.2.8) ---- */
+
+static int hexv(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* WHATWG form-urlencoded decode of @in, then percent-encode (application/
+ * x-www-form-urlencoded set, space as %20) into @b. */
+static void form_reencode(struct reqsign_span in, struct reqsign__buf *b)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < in.len; i++) {
+        unsigned char c = (unsigned char)in.ptr[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%' && i + 2 < in.len && hexv((unsigned char)in.ptr[i + 1]) >= 0 &&
+                   hexv((unsigned char)in.ptr[i + 2]) >= 0) {
+            c = (unsigned char)(hexv((unsigned char)in.ptr[i + 1]) * 16 +
+                                hexv((unsigned char)in.ptr[i + 2]));
+            i += 2;
+        }
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '*' || c == '-' || c == '.' || c == '_') {
+            reqsign__buf_putc(b, (char)c);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            reqsign__buf_put(b, e, 3);
+        }
+    }
+}
+
+static enum reqsign_status query_param(struct reqsign_span query, const struct reqsign_sf_bare *name,
+                                       struct reqsign__buf *out, struct reqsign_error *err)
+{
+    char nbuf[1024];
+    size_t found = 0;
+    /* the name parameter is already in encoded form; it has no escapes to undo
+     * unless it contains '"' or '\\', which an encoded name never does */
+    if (name->escaped) {
+        for (size_t i = 0; i < name->str.len; i++)
+            if (name->str.ptr[i] == '\\')
+                return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
+                                         "@query-param name is not percent-encoded");
+    }
+    const char *q = query.ptr + 1; /* skip '?' */
+    size_t qn = query.len - 1, start = 0;
+    struct reqsign_span val = {NULL, 0};
+    while (start <= qn && qn > 0) {
+        size_t end = start;
+        while (end < qn && q[end] != '&')
+            end++;
+        if (end > start) {
+            size_t eq = start;
+            while (eq < end && q[eq] != '=')
+                eq++;
+            struct reqsign__buf nb = {nbuf, sizeof(nbuf), 0, 0};
+            struct reqsign_span raw = {q + start, eq - start};
+            form_reencode(raw, &nb);
+            if (!nb.overflow && nb.len == name->str.len &&
+                memcmp(nbuf, name->str.ptr, nb.len) == 0) {
+                found++;
+                val.ptr = q + (eq < end ? eq + 1 : end);
+                val.len = eq < end ? end - eq - 1 : 0;
+            }
+        }
+        start = end + 1;
+    }
+    if (found == 0)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
+                                 "@query-param \"%.*s\" is not in the query", (int)name->str.len,
+                                 name->str.ptr);
+    if (found > 1)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "@query-param \"%.*s\" occurs more than once (RFC 9421 2.2.8)",
+                                 (int)name->str.len, name->str.ptr);
+    form_reencode(val, out);
+    return REQSIGN_OK;
+}
+
+/* ---- HTTP fields (RFC 9421 2.1) ---- */
+
+/* Combine all lines of the field: each trimmed, joined with ", ". */
+static enum reqsign_status field_combined(const struct reqsign_request *req, struct reqsign_span name,
+                                          struct reqsign__buf *b, size_t *count)
+{
+    *count = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (!reqsign__span_eq_nocase(req->headers[i].name, name))
+            continue;
+        if (*count > 0)
+            reqsign__buf_put(b, ", ", 2);
+        struct reqsign_span v = reqsign__trim_ows(req->headers[i].value);
+        reqsign__buf_put(b, v.ptr, v.len);
+        (*count)++;
+    }
+    return b->overflow ? REQSIGN_E_LIMIT : REQSIGN_OK;
+}
+
+/* `sf` and `key`: parse and re-serialise strictly. Kept out of line so the
+ * common path does not carry these arrays on its stack. */
+__attribute__((noinline)) static enum reqsign_status
+field_structured(struct reqsign_span comp, struct reqsign_span value, const struct comp_params *cp,
+                 struct reqsign__buf *out, struct reqsign_error *err)
+{
+    struct reqsign_sf_member members[64];
+    struct reqsign_sf_item items[256];
+    struct reqsign_sf_param params[256];
+    struct reqsign_sf_parsed p = {members, 64, 0, items, 256, 0, params, 256, 0};
+    enum sf_kind kind = cp->key != NULL ? SF_DICT : sf_kind_of(comp);
+    enum reqsign_status st;
+
+    if (kind == SF_NONE)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "\"%.*s\";sf: the field is not a known structured field",
+                                 (int)comp.len, comp.ptr);
+    if (kind == SF_DICT)
+        st = reqsign_sf_parse_dict(value.ptr, value.len, &p, NULL);
+    else if (kind == SF_LIST)
+        st = reqsign_sf_parse_list(value.ptr, value.len, &p, NULL);
+    else
+        st = reqsign_sf_parse_item(value.ptr, value.len, &p, NULL);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "field \"%.*s\" is not a valid structured field", (int)comp.len,
+                                 comp.ptr);
+    size_t pos = out->len;
+    if (cp->key != NULL) {
+        long idx = reqsign_sf_dict_find(&p, cp->key->str.ptr, cp->key->str.len);
+        if (idx < 0)
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
+                                     "dictionary field \"%.*s\" has no member '%.*s'",
+                                     (int)comp.len, comp.ptr, (int)cp->key->str.len,
+                                     cp->key->str.ptr);
+        st = reqsign_sf_write_member_value(&p, &p.members[idx], out->p, out->cap, &pos);
+    } else if (kind == SF_DICT) {
+        st = reqsign_sf_write_dict(&p, out->p, out->cap, &pos);
+    } else if (kind == SF_LIST) {
+        st = reqsign_sf_write_list(&p, out->p, out->cap, &pos);
+    } else {
+        st = reqsign_sf_write_item(&p, out->p, out->cap, &pos);
+    }
+    if (st == REQSIGN_E_BUFFER_TOO_SMALL) {
+        out->overflow = 1;
+        return REQSIGN_OK;
+    }
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "field \"%.*s\" cannot be re-serialised", (int)comp.len, comp.ptr);
+    out->len = pos;
+    return REQSIGN_OK;
+}
+
+/* `bs`: each line, trimmed, as a byte sequence; serialised as a List. */
+static void field_bs(const struct reqsign_request *req, struct reqsign_span name,
+                     struct reqsign__buf *out)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (!reqsign__span_eq_nocase(req->headers[i].name, name))
+            continue;
+        struct reqsign_span v = reqsign__trim_ows(req->headers[i].value);
+        if (count++ > 0)
+            reqsign__buf_put(out, ", ", 2);
+        reqsign__buf_putc(out, ':');
+        size_t need = REQSIGN_BASE64_LEN(v.len) + 1, used = 0;
+        if (out->overflow || need > out->cap - out->len) {
+            out->overflow = 1;
+            return;
+        }
+        if (reqsign_base64_encode((const uint8_t *)v.ptr, v.len, out->p + out->len,
+                                  out->cap - out->len, &used) != REQSIGN_OK) {
+            out->overflow = 1;
+            return;
+        }
+        out->len += used;
+        reqsign__buf_putc(out, ':');
+    }
+}
+
+static enum reqsign_status field_value(const struct reqsign_request *req, struct reqsign_span comp,
+                                       const struct comp_params *cp, struct reqsign__buf *out,
+                                       struct reqsign_error *err)
+{
+    char tmp[REQSIGN_FIELD_MAX];
+    struct reqsign__buf tb = {tmp, sizeof(tmp), 0, 0};
+    size_t count;
+
+    if (cp->req)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "\"%.*s\";req cannot be used in a request signature",
+                                 (int)comp.len, comp.ptr);
+    if (cp->tr)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_UNKNOWN, SRC, REQSIGN_NO_OFFSET,
+                                 "\"%.*s\";tr: trailers are not signed by this profile",
+                                 (int)comp.len, comp.ptr);
+    if (cp->bs && (cp->sf || cp->key != NULL))
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "\"%.*s\": bs cannot be combined with sf or key", (int)comp.len,
+                                 comp.ptr);
+    if (field_combined(req, comp, &tb, &count) != REQSIGN_OK)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
+                                 "field \"%.*s\" is longer than %d bytes", (int)comp.len, comp.ptr,
+                                 REQSIGN_FIELD_MAX);
+    if (count == 0)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
+                                 "covered field \"%.*s\" is not in the request", (int)comp.len,
+                                 comp.ptr);
+    struct reqsign_span v = {tmp, tb.len};
+    if (cp->bs) {
+        field_bs(req, comp, out);
+        return REQSIGN_OK;
+    }
+    enum reqsign_status st = check_value(v, 1, comp, err);
+    if (st != REQSIGN_OK)
+        return st;
+    if (cp->sf || cp->key != NULL)
+        return field_structured(comp, v, cp, out, err);
+    reqsign__buf_put(out, v.ptr, v.len);
+    return REQSIGN_OK;
+}
+
+/* ---- derived components (RFC 9421 2.2) ---- */
+
+static enum reqsign_status derived_value(const struct reqsign_request *req, struct reqsign_span comp,
+                                         const struct comp_params *cp, struct reqsign__buf *out,
+                                         struct reqsign_error *err)
+{
+    struct reqsign_span path, query;
+    enum reqsign_status st;
+
+    if (cp->sf || cp->bs || cp->tr || cp->key != NULL)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_UNKNOWN, SRC, REQSIGN_NO_OFFSET,
+                                 "parameter not applicable to derived component \"%.*s\"",
+                                 (int)comp.len, comp.ptr);
+    if (cp->req)
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "\"%.*s\";req cannot be used in a request signature",
+                                 (int)comp.len, comp.ptr);
+    if (cp->name != NULL && !reqsign__span_eq(comp, "@query-param"))
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_UNKNOWN, SRC, REQSIGN_NO_OFFSET,
+                                 "parameter 'name' only applies to @query-param");
+
+    if (reqsign__span_eq(comp, "@method")) {
+        if (req->method.len == 0)
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
+                                     "request has no method");
+        st = check_value(req->method, 0, comp, err);
+        if (st == REQSIGN_OK)
+            reqsign__buf_put(out, req->method.ptr, req->method.len);
+        return st;
+    }
+    if (reqsign__span_eq(comp, "@authority") || reqsign__span_eq(comp, "@target-uri")) {
+        char auth[REQSIGN_AUTHORITY_MAX + 8];
+        size_t alen;
+        st = reqsign_authority_normalize(req->scheme, req->authority, auth, sizeof(auth), &alen,
+                                         err);
+        if (st != REQSIGN_OK)
+            return st;
+        if (comp.len == sizeof("@authority") - 1) {
+            reqsign__buf_put(out, auth, alen);
+            return REQSIGN_OK;
+        }
+        if (req->scheme.len == 0)
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
+                                     "@target-uri: the request's scheme is not known");
+        st = reqsign_target_split(req->target, &path, &query, NULL, err);
+        if (st != REQSIGN_OK)
+            return st;
+        for (size_t i = 0; i < req->scheme.len; i++)
+            reqsign__buf_putc(out, (char)reqsign__lower((unsigned char)req->scheme.ptr[i]));
+        reqsign__buf_put(out, "://", 3);
+        reqsign__buf_put(out, auth, alen);
+        reqsign__buf_put(out, req->target.ptr, req->target.len);
+        return REQSIGN_OK;
+    }
+    if (reqsign__span_eq(comp, "@scheme")) {
+        if (req->scheme.len == 0)
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
+                                     "@scheme: the request's scheme is not known");
+        st = check_value(req->scheme, 0, comp, err);
+        if (st != REQSIGN_OK)
+            return st;
+        for (size_t i = 0; i < req->scheme.len; i++)
+            reqsign__buf_putc(out, (char)reqsign__lower((unsigned char)req->scheme.ptr[i]));
+        return REQSIGN_OK;
+    }
+    if (reqsign__span_eq(comp, "@request-target")) {
+        st = reqsign_target_split(req->target, &path, &query, NULL, err);
+        if (st == REQSIGN_OK)
+            reqsign__buf_put(out, req->target.ptr, req->target.len);
+        return st;
+    }
+    if (reqsign__span_eq(comp, "@path") || reqsign__span_eq(comp, "@query") ||
+        reqsign__span_eq(comp, "@query-param")) {
+        st = reqsign_target_split(req->target, &path, &query, NULL, err);
+        if (st != REQSIGN_OK)
+            return st;
+        if (comp.len == sizeof("@path") - 1) {
+            reqsign__buf_put(out, path.ptr, path.len);
+        } else if (comp.len == sizeof("@query") - 1) {
+            reqsign__buf_put(out, query.ptr, query.len);
+        } else {
+            if (cp->name == NULL)
+                return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                         "@query-param needs a 'name' parameter");
+            return query_param(query, cp->name, out, err);
+        }
+        return REQSIGN_OK;
+    }
+    if (reqsign__span_eq(comp, "@status"))
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "@status cannot be used in a request signature");
+    if (reqsign__span_eq(comp, "@signature-params"))
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "@signature-params must not be listed as a covered component");
+    return reqsign_error_set(err, REQSIGN_E_COMPONENT_UNKNOWN, SRC, REQSIGN_NO_OFFSET,
+                             "unknown derived component \"%.*s\"", (int)comp.len, comp.ptr);
+}
+
+/* see reqsign/base.h */
+enum reqsign_status reqsign_base_build(const struct reqsign_request *req,
+                                       const struct reqsign_sf_parsed *si,
+                                       const struct reqsign_sf_member *m, char *out, size_t cap,
+                                       size_t *out_len, struct reqsign_error *err)
+{
+    struct reqsign__buf b = {out, cap, 0, 0};
+    enum reqsign_status st;
+
+    *out_len = 0;
+    if (!m->is_inner_list)
+        return reqsign_error_set(err, REQSIGN_E_SIG_INPUT_MALFORMED, SRC, REQSIGN_NO_OFFSET,
+                                 "signature '%.*s' is not an inner list of components",
+                                 (int)m->key.len, m->key.ptr);
+    if (m->items_len > REQSIGN_MAX_COMPONENTS)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
+                                 "more than %d covered components", REQSIGN_MAX_COMPONENTS);
+    if (m->params_len > REQSIGN_MAX_SIG_PARAMS)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
+                                 "more than %d signature parameters", REQSIGN_MAX_SIG_PARAMS);
+
+    const struct reqsign_sf_item *items = si->items + m->items_off;
+    for (uint32_t i = 0; i < m->items_len; i++) {
+        const struct reqsign_sf_item *it = &items[i];
+        const struct reqsign_sf_param *ip = si->params + it->params_off;
+        struct reqsign_span comp = it->value.str;
+        struct comp_params cp;
+
+        if (it->value.type != REQSIGN_SF_STRING)
+            return reqsign_error_set(err, REQSIGN_E_SIG_INPUT_MALFORMED, SRC, REQSIGN_NO_OFFSET,
+                                     "covered component %u is not a String", (unsigned)i);
+        if (comp.len == 0)
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                     "empty component name");
+        for (size_t k = comp.ptr[0] == '@' ? 1 : 0; k < comp.len; k++)
+            if (!is_tchar_lower((unsigned char)comp.ptr[k]))
+                return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                         "component name \"%.*s\" is not a lowercase field name",
+                                         (int)comp.len, comp.ptr);
+        for (uint32_t j = 0; j < i; j++) {
+            if (items[j].value.str.len == comp.len &&
+                memcmp(items[j].value.str.ptr, comp.ptr, comp.len) == 0 &&
+                params_eq(si->params + items[j].params_off, items[j].params_len, ip,
+                          it->params_len))
+                return reqsign_error_set(err, REQSIGN_E_COMPONENT_DUPLICATE, SRC,
+                                         REQSIGN_NO_OFFSET, "component \"%.*s\" is covered twice",
+                                         (int)comp.len, comp.ptr);
+        }
+        st = read_params(ip, it->params_len, &cp, comp, err);
+        if (st != REQSIGN_OK)
+            return st;
+
+        /* identifier: serialised name and parameters */
+        size_t pos = b.len;
+        st = reqsign_sf_write_bare(&it->value, b.p, b.cap, &pos);
+        if (st == REQSIGN_OK)
+            st = reqsign_sf_write_params(ip, it->params_len, b.p, b.cap, &pos);
+        if (st == REQSIGN_E_BUFFER_TOO_SMALL)
+            return st;
+        if (st != REQSIGN_OK)
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                     "component identifier cannot be serialised");
+        b.len = pos;
+        reqsign__buf_put(&b, ": ", 2);
+        if (comp.ptr[0] == '@')
+            st = derived_value(req, comp, &cp, &b, err);
+        else
+            st = field_value(req, comp, &cp, &b, err);
+        if (st != REQSIGN_OK)
+            return st;
+        reqsign__buf_putc(&b, '\n');
+        if (b.overflow)
+            return REQSIGN_E_BUFFER_TOO_SMALL;
+    }
+
+    reqsign__buf_puts(&b, "\"@signature-params\": ");
+    if (b.overflow)
+        return REQSIGN_E_BUFFER_TOO_SMALL;
+    size_t pos = b.len;
+    st = reqsign_sf_write_member_value(si, m, b.p, b.cap, &pos);
+    if (st == REQSIGN_E_BUFFER_TOO_SMALL)
+        return st;
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, REQSIGN_E_SIG_INPUT_MALFORMED, SRC, REQSIGN_NO_OFFSET,
+                                 "signature parameters cannot be serialised");
+    *out_len = pos;
+    return REQSIGN_OK;
+}

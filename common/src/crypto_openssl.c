@@ -1,2 +1,571 @@
-/* placeholder: being written */
-typedef int reqsign_placeholder_crypto_openssl;
+/* reqsign internal: the OpenSSL 3 implementation of crypto.h.
+ *
+ * Ed25519 goes through one-shot EVP_DigestSign / EVP_DigestVerify with a NULL
+ * digest (pure Ed25519). The handles of crypto.h are OpenSSL objects behind
+ * opaque pointers: struct reqsign__ed25519_priv and _pub are EVP_PKEY,
+ * struct reqsign__hash is EVP_MD_CTX. An EVP_PKEY is not modified by
+ * signing or verifying, so one handle serves several threads; an EVP_MD_CTX
+ * is made per call (they are not thread-safe to share).
+ *
+ * Every failure clears the thread's OpenSSL error queue so that a failed
+ * parse or a bad signature leaves nothing behind for the application.
+ */
+#include "crypto.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#define SRC "key"
+
+/* One readable byte so that a NULL, zero-length message is never passed on. */
+static const uint8_t empty_msg[1] = {0};
+
+static EVP_PKEY *priv_pkey(const struct reqsign__ed25519_priv *k)
+{
+    return (EVP_PKEY *)(uintptr_t)k;
+}
+
+static EVP_PKEY *pub_pkey(const struct reqsign__ed25519_pub *p)
+{
+    return (EVP_PKEY *)(uintptr_t)p;
+}
+
+/* ---- utilities ---- */
+
+/* see crypto.h */
+void reqsign__wipe(void *p, size_t len)
+{
+    if (p != NULL && len > 0)
+        OPENSSL_cleanse(p, len);
+}
+
+/* see crypto.h */
+int reqsign__memeq_ct(const void *a, const void *b, size_t len)
+{
+    if (len == 0)
+        return 1;
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+/* see crypto.h */
+int reqsign__random(uint8_t *out, size_t len)
+{
+    while (len > 0) {
+        int n = len > (size_t)INT_MAX ? INT_MAX : (int)len;
+        if (RAND_bytes(out, n) != 1) {
+            ERR_clear_error();
+            return -1;
+        }
+        out += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ---- Ed25519 ---- */
+
+static int pkey_public(EVP_PKEY *pk, uint8_t out[REQSIGN__ED25519_PK_LEN])
+{
+    size_t n = REQSIGN__ED25519_PK_LEN;
+    if (EVP_PKEY_get_raw_public_key(pk, out, &n) != 1 || n != REQSIGN__ED25519_PK_LEN)
+        return -1;
+    return 0;
+}
+
+static int pkey_seed(EVP_PKEY *pk, uint8_t out[REQSIGN__ED25519_SEED_LEN])
+{
+    size_t n = REQSIGN__ED25519_SEED_LEN;
+    if (EVP_PKEY_get_raw_private_key(pk, out, &n) != 1 || n != REQSIGN__ED25519_SEED_LEN) {
+        OPENSSL_cleanse(out, REQSIGN__ED25519_SEED_LEN);
+        return -1;
+    }
+    return 0;
+}
+
+/* see crypto.h */
+struct reqsign__ed25519_priv *
+reqsign__ed25519_priv_new(const uint8_t seed[REQSIGN__ED25519_SEED_LEN],
+                          uint8_t pk[REQSIGN__ED25519_PK_LEN])
+{
+    EVP_PKEY *k =
+        EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, REQSIGN__ED25519_SEED_LEN);
+    if (k == NULL) {
+        ERR_clear_error();
+        return NULL;
+    }
+    if (pkey_public(k, pk) != 0) {
+        EVP_PKEY_free(k);
+        ERR_clear_error();
+        return NULL;
+    }
+    return (struct reqsign__ed25519_priv *)k;
+}
+
+/* see crypto.h */
+struct reqsign__ed25519_priv *reqsign__ed25519_keygen(uint8_t pk[REQSIGN__ED25519_PK_LEN])
+{
+    uint8_t seed[REQSIGN__ED25519_SEED_LEN]; /* secret */
+    struct reqsign__ed25519_priv *k = NULL;
+
+    if (RAND_priv_bytes(seed, (int)sizeof(seed)) != 1) {
+        ERR_clear_error();
+        OPENSSL_cleanse(seed, sizeof(seed));
+        return NULL;
+    }
+    k = reqsign__ed25519_priv_new(seed, pk);
+    OPENSSL_cleanse(seed, sizeof(seed));
+    return k;
+}
+
+/* see crypto.h */
+int reqsign__ed25519_priv_seed(const struct reqsign__ed25519_priv *k,
+                               uint8_t seed[REQSIGN__ED25519_SEED_LEN])
+{
+    if (k == NULL || pkey_seed(priv_pkey(k), seed) != 0) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+/* see crypto.h */
+void reqsign__ed25519_priv_free(struct reqsign__ed25519_priv *k)
+{
+    /* EVP_PKEY_free of an ECX key clears the private key (secure_clear_free). */
+    EVP_PKEY_free(priv_pkey(k));
+}
+
+/* see crypto.h */
+int reqsign__ed25519_public_from_seed(const uint8_t seed[REQSIGN__ED25519_SEED_LEN],
+                                      uint8_t pk[REQSIGN__ED25519_PK_LEN])
+{
+    struct reqsign__ed25519_priv *k = reqsign__ed25519_priv_new(seed, pk);
+    if (k == NULL)
+        return -1;
+    reqsign__ed25519_priv_free(k);
+    return 0;
+}
+
+/* see crypto.h */
+int reqsign__ed25519_sign(const struct reqsign__ed25519_priv *k, const uint8_t *msg, size_t len,
+                          uint8_t sig[REQSIGN__ED25519_SIG_LEN])
+{
+    EVP_MD_CTX *ctx = NULL;
+    size_t siglen = REQSIGN__ED25519_SIG_LEN;
+    int ok = 0;
+
+    if (k == NULL)
+        goto done;
+    if (msg == NULL)
+        msg = empty_msg; /* len is 0 */
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL)
+        goto done;
+    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, priv_pkey(k)) != 1)
+        goto done;
+    if (EVP_DigestSign(ctx, sig, &siglen, msg, len) != 1 || siglen != REQSIGN__ED25519_SIG_LEN)
+        goto done;
+    ok = 1;
+done:
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        memset(sig, 0, REQSIGN__ED25519_SIG_LEN);
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+/* see crypto.h */
+struct reqsign__ed25519_pub *reqsign__ed25519_pub_new(const uint8_t pk[REQSIGN__ED25519_PK_LEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, REQSIGN__ED25519_PK_LEN);
+    if (k == NULL) {
+        ERR_clear_error();
+        return NULL;
+    }
+    return (struct reqsign__ed25519_pub *)k;
+}
+
+/* see crypto.h */
+void reqsign__ed25519_pub_free(struct reqsign__ed25519_pub *p)
+{
+    EVP_PKEY_free(pub_pkey(p));
+}
+
+static int verify_pkey(EVP_PKEY *k, const uint8_t sig[REQSIGN__ED25519_SIG_LEN], const uint8_t *msg,
+                       size_t len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = -1;
+
+    if (msg == NULL)
+        msg = empty_msg; /* len is 0 */
+    if (ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1 &&
+        EVP_DigestVerify(ctx, sig, REQSIGN__ED25519_SIG_LEN, msg, len) == 1)
+        rc = 0;
+    EVP_MD_CTX_free(ctx);
+    if (rc != 0)
+        ERR_clear_error();
+    return rc;
+}
+
+/* see crypto.h */
+int reqsign__ed25519_verify_pub(const struct reqsign__ed25519_pub *p,
+                                const uint8_t sig[REQSIGN__ED25519_SIG_LEN], const uint8_t *msg,
+                                size_t len)
+{
+    if (p == NULL)
+        return -1;
+    return verify_pkey(pub_pkey(p), sig, msg, len);
+}
+
+/* see crypto.h */
+int reqsign__ed25519_verify(const uint8_t pk[REQSIGN__ED25519_PK_LEN],
+                            const uint8_t sig[REQSIGN__ED25519_SIG_LEN], const uint8_t *msg,
+                            size_t len)
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, REQSIGN__ED25519_PK_LEN);
+    int rc;
+
+    if (k == NULL) {
+        ERR_clear_error();
+        return -1;
+    }
+    rc = verify_pkey(k, sig, msg, len);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
+/* ---- key containers ---- */
+
+/* Fill @out from an EVP_PKEY known to be Ed25519. */
+static enum reqsign_status from_pkey(EVP_PKEY *k, int want_private,
+                                     struct reqsign__decoded_key *out, struct reqsign_error *err)
+{
+    if (want_private) {
+        if (pkey_seed(k, out->seed) != 0)
+            return reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                                     "PKCS#8 Ed25519 key has no usable private key");
+        out->has_private = 1;
+    }
+    if (pkey_public(k, out->pk) != 0)
+        return reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                                 "Ed25519 key has no usable public key");
+    return REQSIGN_OK;
+}
+
+static enum reqsign_status wrong_type(int nid, const char *what, struct reqsign_error *err)
+{
+    const char *name;
+
+    switch (nid) {
+    case NID_rsaEncryption:
+    case NID_rsassaPss:
+        name = "RSA";
+        break;
+    case NID_X9_62_id_ecPublicKey:
+        name = "EC";
+        break;
+    case NID_dsa:
+        name = "DSA";
+        break;
+    default:
+        name = nid != NID_undef ? OBJ_nid2sn(nid) : NULL;
+        break;
+    }
+    return reqsign_error_set(err, REQSIGN_E_KEY_TYPE, SRC, REQSIGN_NO_OFFSET,
+                             "%s has key type %s, not Ed25519", what,
+                             name != NULL ? name : "unknown-type");
+}
+
+/* PKCS#8 PrivateKeyInfo, DER. *@matched = 1 if the bytes are a complete
+ * PrivateKeyInfo structure (then the result is final). */
+static enum reqsign_status decode_pkcs8(const uint8_t *der, size_t len, int *matched,
+                                        struct reqsign__decoded_key *out, struct reqsign_error *err)
+{
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8 = NULL;
+    const ASN1_OBJECT *obj = NULL;
+    EVP_PKEY *k = NULL;
+    enum reqsign_status st;
+    int nid;
+
+    *matched = 0;
+    if (len > (size_t)LONG_MAX)
+        return REQSIGN_E_KEY_FORMAT;
+    p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+    if (p8 == NULL)
+        return REQSIGN_E_KEY_FORMAT;
+    /* PKCS8_PRIV_KEY_INFO_free() cleanses the private key octets. */
+    if (p != der + len) {
+        PKCS8_PRIV_KEY_INFO_free(p8);
+        return REQSIGN_E_KEY_FORMAT;
+    }
+    *matched = 1;
+    if (PKCS8_pkey_get0(&obj, NULL, NULL, NULL, p8) != 1) {
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "malformed PKCS#8 private key");
+        goto done;
+    }
+    nid = OBJ_obj2nid(obj);
+    if (nid != NID_ED25519) {
+        st = wrong_type(nid, "PKCS#8 private key", err);
+        goto done;
+    }
+    k = EVP_PKCS82PKEY(p8);
+    if (k == NULL) {
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "malformed PKCS#8 Ed25519 private key");
+        goto done;
+    }
+    st = from_pkey(k, 1, out, err);
+done:
+    EVP_PKEY_free(k);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    return st;
+}
+
+/* SubjectPublicKeyInfo, DER. */
+static enum reqsign_status decode_spki(const uint8_t *der, size_t len, int *matched,
+                                       struct reqsign__decoded_key *out, struct reqsign_error *err)
+{
+    const unsigned char *p = der;
+    X509_PUBKEY *xpk = NULL;
+    ASN1_OBJECT *obj = NULL;
+    EVP_PKEY *k = NULL;
+    enum reqsign_status st;
+    int nid;
+
+    *matched = 0;
+    if (len > (size_t)LONG_MAX)
+        return REQSIGN_E_KEY_FORMAT;
+    xpk = d2i_X509_PUBKEY(NULL, &p, (long)len);
+    if (xpk == NULL)
+        return REQSIGN_E_KEY_FORMAT;
+    if (p != der + len) {
+        X509_PUBKEY_free(xpk);
+        return REQSIGN_E_KEY_FORMAT;
+    }
+    *matched = 1;
+    if (X509_PUBKEY_get0_param(&obj, NULL, NULL, NULL, xpk) != 1) {
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "malformed SubjectPublicKeyInfo");
+        goto done;
+    }
+    nid = OBJ_obj2nid(obj);
+    if (nid != NID_ED25519) {
+        st = wrong_type(nid, "public key", err);
+        goto done;
+    }
+    k = X509_PUBKEY_get(xpk);
+    if (k == NULL) {
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "malformed Ed25519 SubjectPublicKeyInfo");
+        goto done;
+    }
+    st = from_pkey(k, 0, out, err);
+done:
+    EVP_PKEY_free(k);
+    X509_PUBKEY_free(xpk);
+    return st;
+}
+
+/* see crypto.h */
+enum reqsign_status reqsign__key_decode_der(const uint8_t *data, size_t len,
+                                            struct reqsign__decoded_key *out,
+                                            struct reqsign_error *err)
+{
+    enum reqsign_status st;
+    int matched = 0;
+
+    memset(out, 0, sizeof(*out));
+    st = decode_pkcs8(data, len, &matched, out, err);
+    if (!matched)
+        st = decode_spki(data, len, &matched, out, err);
+    if (!matched)
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "not a PEM, DER (PKCS#8 or SubjectPublicKeyInfo), JWK or raw "
+                               "32-byte Ed25519 key");
+    if (st != REQSIGN_OK)
+        OPENSSL_cleanse(out, sizeof(*out));
+    ERR_clear_error();
+    return st;
+}
+
+/* PEM labels of other key types: a key, but not ours. */
+static const char *const other_type_labels[] = {
+    "RSA PRIVATE KEY", "RSA PUBLIC KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY", "EC PARAMETERS",
+};
+
+/* see crypto.h */
+enum reqsign_status reqsign__key_decode_pem(const uint8_t *data, size_t len,
+                                            struct reqsign__decoded_key *out,
+                                            struct reqsign_error *err)
+{
+    BIO *bio = NULL;
+    char *name = NULL, *header = NULL;
+    unsigned char *der = NULL; /* secret if name is PRIVATE KEY */
+    long der_len = 0;
+    enum reqsign_status st;
+    int matched = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (len > (size_t)INT_MAX)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET, "key too large");
+    bio = BIO_new_mem_buf(data, (int)len);
+    if (bio == NULL) {
+        st = reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
+        goto done;
+    }
+    /* PEM_FLAG_SECURE: the base64 text and the DER are kept in buffers that are
+     * cleansed when freed (secure heap if the application set one up). */
+    if (PEM_read_bio_ex(bio, &name, &header, &der, &der_len,
+                        PEM_FLAG_SECURE | PEM_FLAG_EAY_COMPATIBLE) != 1) {
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "malformed PEM (truncated block or bad base64)");
+        goto done;
+    }
+    if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0) {
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "encrypted private keys are not supported; decrypt with "
+                               "`openssl pkey -in KEY -out KEY.plain`");
+        goto done;
+    }
+    for (size_t i = 0; i < sizeof(other_type_labels) / sizeof(other_type_labels[0]); i++) {
+        if (strcmp(name, other_type_labels[i]) == 0) {
+            st = reqsign_error_set(err, REQSIGN_E_KEY_TYPE, SRC, REQSIGN_NO_OFFSET,
+                                   "PEM block \"%s\" is not an Ed25519 key", other_type_labels[i]);
+            goto done;
+        }
+    }
+    if (header != NULL && header[0] != '\0') {
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "PEM block has headers (legacy encryption is not supported)");
+        goto done;
+    }
+    if (der_len <= 0) {
+        st =
+            reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET, "empty PEM block");
+        goto done;
+    }
+    if (strcmp(name, "PRIVATE KEY") == 0) {
+        st = decode_pkcs8(der, (size_t)der_len, &matched, out, err);
+        if (!matched)
+            st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                                   "PEM \"PRIVATE KEY\" does not hold a PKCS#8 structure");
+    } else if (strcmp(name, "PUBLIC KEY") == 0) {
+        st = decode_spki(der, (size_t)der_len, &matched, out, err);
+        if (!matched)
+            st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                                   "PEM \"PUBLIC KEY\" does not hold a SubjectPublicKeyInfo");
+    } else {
+        /* The label comes from the input; it is not secret. */
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "unsupported PEM block \"%.64s\" (want PRIVATE KEY or PUBLIC KEY)",
+                               name);
+    }
+done:
+    if (der != NULL)
+        OPENSSL_secure_clear_free(der, der_len > 0 ? (size_t)der_len : 0);
+    OPENSSL_secure_free(name);
+    OPENSSL_secure_free(header);
+    BIO_free(bio);
+    if (st != REQSIGN_OK)
+        OPENSSL_cleanse(out, sizeof(*out));
+    ERR_clear_error();
+    return st;
+}
+
+/* ---- SHA-2 ---- */
+
+static const EVP_MD *hash_md(enum reqsign__hash_alg alg)
+{
+    switch (alg) {
+    case REQSIGN__SHA256:
+        return EVP_sha256();
+    case REQSIGN__SHA512:
+        return EVP_sha512();
+    }
+    return NULL;
+}
+
+static int oneshot(enum reqsign__hash_alg alg, const void *msg, size_t len, uint8_t *out)
+{
+    if (msg == NULL)
+        msg = empty_msg; /* len is 0 */
+    if (EVP_Digest(msg, len, out, NULL, hash_md(alg), NULL) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+/* see crypto.h */
+int reqsign__sha256(const void *msg, size_t len, uint8_t out[REQSIGN__SHA256_LEN])
+{
+    return oneshot(REQSIGN__SHA256, msg, len, out);
+}
+
+/* see crypto.h */
+int reqsign__sha512(const void *msg, size_t len, uint8_t out[REQSIGN__SHA512_LEN])
+{
+    return oneshot(REQSIGN__SHA512, msg, len, out);
+}
+
+/* see crypto.h */
+struct reqsign__hash *reqsign__hash_new(enum reqsign__hash_alg alg)
+{
+    const EVP_MD *md = hash_md(alg);
+    EVP_MD_CTX *ctx;
+
+    if (md == NULL)
+        return NULL;
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL)
+        return NULL;
+    if (EVP_DigestInit_ex(ctx, md, NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        ERR_clear_error();
+        return NULL;
+    }
+    return (struct reqsign__hash *)ctx;
+}
+
+/* see crypto.h */
+int reqsign__hash_update(struct reqsign__hash *h, const void *data, size_t len)
+{
+    if (h == NULL)
+        return -1;
+    if (len == 0)
+        return 0;
+    if (EVP_DigestUpdate((EVP_MD_CTX *)h, data, len) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+/* see crypto.h */
+int reqsign__hash_final(struct reqsign__hash *h, uint8_t *out)
+{
+    if (h == NULL || EVP_DigestFinal_ex((EVP_MD_CTX *)h, out, NULL) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+/* see crypto.h */
+void reqsign__hash_free(struct reqsign__hash *h)
+{
+    EVP_MD_CTX_free((EVP_MD_CTX *)h);
+}

@@ -1,2 +1,168 @@
-/* placeholder: being written */
-typedef int reqsign_placeholder_request;
+/* reqsign: request view helpers: @authority normalisation, request-target split. */
+#include <reqsign/request.h>
+
+#include <string.h>
+
+#include "util.h"
+
+static const char SRC_AUTHORITY[] = "@authority";
+static const char SRC_TARGET[] = "request-target";
+
+/* RFC 3986 unreserved / sub-delims, plus '%' for pct-encoded, in a reg-name. */
+static int is_regname_char(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    switch (c) {
+    case '-': case '.': case '_': case '~': case '%':
+    case '!': case '$': case '&': case '\'': case '(': case ')':
+    case '*': case '+': case ',': case ';': case '=':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int is_ipv6_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+           c == ':' || c == '.' || c == '%' || c == '-' || c == '_' || c == '~' ||
+           (c >= 'g' && c <= 'z') || (c >= 'G' && c <= 'Z'); /* zone ids, IPvFuture */
+}
+
+/* see reqsign/request.h */
+enum reqsign_status reqsign_authority_normalize(struct reqsign_span scheme,
+                                                struct reqsign_span authority, char *out,
+                                                size_t cap, size_t *out_len,
+                                                struct reqsign_error *err)
+{
+    const unsigned char *a = (const unsigned char *)authority.ptr;
+    size_t n = authority.len, host_end, i;
+
+    *out_len = 0;
+    if (n == 0)
+        return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, 0, "empty authority (Host)");
+    if (n > REQSIGN_AUTHORITY_MAX)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_AUTHORITY, REQSIGN_AUTHORITY_MAX,
+                                 "authority longer than %d bytes", REQSIGN_AUTHORITY_MAX);
+    if (a[0] == '[') {
+        for (i = 1; i < n && a[i] != ']'; i++)
+            if (!is_ipv6_char(a[i]))
+                return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, i,
+                                         "invalid character in IP literal");
+        if (i == n || i == 1)
+            return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, i,
+                                     "unterminated or empty IP literal");
+        host_end = i + 1;
+    } else {
+        for (i = 0; i < n && a[i] != ':'; i++)
+            if (!is_regname_char(a[i]))
+                return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, i,
+                                         a[i] == '@' ? "userinfo is not allowed in an authority"
+                                                     : "invalid character in host");
+        if (i == 0)
+            return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, 0, "empty host");
+        host_end = i;
+    }
+
+    /* port */
+    long port = -1;
+    if (host_end < n) {
+        if (a[host_end] != ':')
+            return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, host_end,
+                                     "expected ':' after the host");
+        if (host_end + 1 < n) {
+            port = 0;
+            for (i = host_end + 1; i < n; i++) {
+                if (a[i] < '0' || a[i] > '9')
+                    return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, i,
+                                             "invalid character in port");
+                port = port * 10 + (a[i] - '0');
+                if (port > 65535)
+                    return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, i,
+                                             "port out of range");
+            }
+        }
+    }
+    if (port >= 0 && scheme.len > 0) {
+        if ((reqsign__span_ieq(scheme, "http") && port == 80) ||
+            (reqsign__span_ieq(scheme, "https") && port == 443))
+            port = -1;
+    }
+
+    if (host_end + 1 + 5 + 1 > cap)
+        return REQSIGN_E_BUFFER_TOO_SMALL;
+    for (i = 0; i < host_end; i++)
+        out[i] = (char)reqsign__lower(a[i]);
+    size_t pos = host_end;
+    if (port >= 0) {
+        char digits[8];
+        size_t nd = 0;
+        long p = port;
+        do {
+            digits[nd++] = (char)('0' + p % 10);
+            p /= 10;
+        } while (p > 0);
+        out[pos++] = ':';
+        while (nd > 0)
+            out[pos++] = digits[--nd];
+    }
+    out[pos] = '\0';
+    *out_len = pos;
+    return REQSIGN_OK;
+}
+
+/* see reqsign/request.h */
+enum reqsign_status reqsign_target_split(struct reqsign_span target, struct reqsign_span *path,
+                                         struct reqsign_span *query, int *has_query,
+                                         struct reqsign_error *err)
+{
+    static const char qmark[] = "?";
+    static const char slash[] = "/";
+    const unsigned char *t = (const unsigned char *)target.ptr;
+    size_t n = target.len, q = n;
+
+    if (n == 0 || t[0] != '/')
+        return reqsign_error_set(err, REQSIGN_E_URL, SRC_TARGET, 0,
+                                 "request-target is not in origin-form (must start with '/')");
+    if (n > REQSIGN_TARGET_MAX)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_TARGET, REQSIGN_TARGET_MAX,
+                                 "request-target longer than %d bytes", REQSIGN_TARGET_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] <= 0x20 || t[i] >= 0x7f || t[i] == '#')
+            return reqsign_error_set(err, REQSIGN_E_URL, SRC_TARGET, i,
+                                     "invalid byte 0x%02x in request-target", t[i]);
+        if (t[i] == '?' && q == n)
+            q = i;
+    }
+    path->ptr = target.ptr;
+    path->len = q;
+    if (path->len == 0) { /* cannot happen for origin-form, kept for safety */
+        path->ptr = slash;
+        path->len = 1;
+    }
+    if (q == n) {
+        query->ptr = qmark;
+        query->len = 1;
+        if (has_query != NULL)
+            *has_query = 0;
+    } else {
+        query->ptr = target.ptr + q;
+        query->len = n - q;
+        if (has_query != NULL)
+            *has_query = query->len > 1;
+    }
+    return REQSIGN_OK;
+}
+
+/* see reqsign/request.h */
+size_t reqsign_request_header_count(const struct reqsign_request *req, const char *name,
+                                    size_t name_len)
+{
+    size_t count = 0;
+    struct reqsign_span want = {name, name_len};
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (reqsign__span_eq_nocase(req->headers[i].name, want))
+            count++;
+    return count;
+}

@@ -1,2 +1,67 @@
-/* placeholder: being written */
-typedef int reqsign_placeholder_nonce;
+/* reqsign: the nonce store wrapper, dispatching to an implementation. */
+#include <reqsign/nonce.h>
+
+#include <stdlib.h>
+
+#include "nonce_internal.h"
+
+struct reqsign_nonce_store {
+    struct reqsign_nonce_store_ops ops;
+    void *impl;
+};
+
+/* see reqsign/nonce.h */
+struct reqsign_nonce_store *reqsign_nonce_store_new(const struct reqsign_nonce_store_ops *ops,
+                                                    void *impl)
+{
+    if (ops == NULL || ops->check_insert == NULL)
+        return NULL;
+    struct reqsign_nonce_store *s = malloc(sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->ops = *ops;
+    s->impl = impl;
+    return s;
+}
+
+/* see reqsign/nonce.h */
+void reqsign_nonce_store_free(struct reqsign_nonce_store *s)
+{
+    if (s == NULL)
+        return;
+    if (s->ops.free != NULL)
+        s->ops.free(s->impl);
+    free(s);
+}
+
+/* see reqsign/nonce.h */
+enum reqsign_status reqsign_nonce_store_check_insert(struct reqsign_nonce_store *s,
+                                                     const char *keyid, size_t keyid_len,
+                                                     const char *nonce, size_t nonce_len,
+                                                     int64_t now, int64_t until,
+                                                     struct reqsign_error *err)
+{
+    static const char src[] = "nonce store";
+
+    if (s == NULL)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, src, REQSIGN_NO_OFFSET,
+                                 "no nonce store");
+    /* Implementations rely on these bounds (the in-memory store hashes into a
+     * fixed buffer): every call goes through here. */
+    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, src, REQSIGN_NO_OFFSET,
+                                 "keyid length %zu not in 1..%d", keyid == NULL ? 0 : keyid_len,
+                                 REQSIGN_KEYID_MAX_LEN);
+    if (nonce == NULL || nonce_len == 0 || nonce_len > REQSIGN_NONCE_MAX_LEN)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, src, REQSIGN_NO_OFFSET,
+                                 "nonce length %zu not in 1..%d", nonce == NULL ? 0 : nonce_len,
+                                 REQSIGN_NONCE_MAX_LEN);
+    return s->ops.check_insert(s->impl, keyid, keyid_len, nonce, nonce_len, now, until, err);
+}
+
+void *reqsign__nonce_store_impl(const struct reqsign_nonce_store *s, reqsign__nonce_check_fn check)
+{
+    if (s == NULL || s->ops.check_insert != check)
+        return NULL;
+    return s->impl;
+}

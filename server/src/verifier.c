@@ -1,2 +1,708 @@
-/* placeholder: being written */
-typedef int reqsign_placeholder_verifier;
+/* reqsign: the verifier. The order of checks is normative (spec/PROTOCOL.md,
+ * "Verification order"): parse -> select -> required components and
+ * parameters -> time window -> key lookup -> alg -> base -> signature ->
+ * nonce -> body digest. */
+#include <reqsign/base.h>
+#include <reqsign/base64.h>
+#include <reqsign/sf.h>
+#include <reqsign/verifier.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+enum { VS_NEW = 0, VS_HEADERS_OK = 1, VS_DONE = 2, VS_FAILED = 3 };
+
+struct reqsign_verifier {
+    enum reqsign_profile profile;
+    int64_t max_age, skew;
+    char *label;
+    char *public_authority;
+    char *public_scheme;
+    char *required_tag;
+    char **required;
+    size_t n_required;
+    reqsign_verifier_clock_fn clock;
+    void *clock_ctx;
+    reqsign_key_lookup_fn lookup;
+    void *lookup_ctx;
+    struct reqsign_nonce_store *nonces;
+};
+
+static char *dupstr(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* see reqsign/verifier.h */
+void reqsign_verifier_free(struct reqsign_verifier *v)
+{
+    if (v == NULL)
+        return;
+    free(v->label);
+    free(v->public_authority);
+    free(v->public_scheme);
+    free(v->required_tag);
+    for (size_t i = 0; i < v->n_required; i++)
+        free(v->required[i]);
+    free(v->required);
+    free(v);
+}
+
+/* see reqsign/verifier.h */
+struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts *o,
+                                              struct reqsign_error *err)
+{
+    static const char SRC[] = "verifier";
+    struct reqsign_verifier *v;
+
+    if (o == NULL || o->lookup == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+                          "a key lookup is required");
+        return NULL;
+    }
+    if (o->profile != REQSIGN_PROFILE_REQSIGN && o->profile != REQSIGN_PROFILE_RFC9421) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET, "unknown profile");
+        return NULL;
+    }
+    if (o->profile == REQSIGN_PROFILE_REQSIGN && o->nonces == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+                          "the reqsign profile needs a nonce store");
+        return NULL;
+    }
+    if (o->max_age < 0) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+                          "max_age must not be negative");
+        return NULL;
+    }
+    v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        goto nomem;
+    v->profile = o->profile;
+    v->max_age = o->max_age != 0 ? o->max_age : REQSIGN_DEFAULT_MAX_AGE;
+    v->skew = o->skew == 0 ? REQSIGN_DEFAULT_SKEW : o->skew < 0 ? 0 : o->skew;
+    v->clock = o->clock;
+    v->clock_ctx = o->clock_ctx;
+    v->lookup = o->lookup;
+    v->lookup_ctx = o->lookup_ctx;
+    v->nonces = o->nonces;
+    if ((o->label && !(v->label = dupstr(o->label))) ||
+        (o->public_authority && !(v->public_authority = dupstr(o->public_authority))) ||
+        (o->public_scheme && !(v->public_scheme = dupstr(o->public_scheme))) ||
+        (o->required_tag && !(v->required_tag = dupstr(o->required_tag))))
+        goto nomem;
+    if (o->public_authority != NULL) {
+        char tmp[REQSIGN_AUTHORITY_MAX + 8];
+        size_t n;
+        struct reqsign_span sch = reqsign__span_cstr(o->public_scheme);
+        if (reqsign_authority_normalize(sch, reqsign__span_cstr(o->public_authority), tmp,
+                                        sizeof(tmp), &n, err) != REQSIGN_OK) {
+            reqsign_verifier_free(v);
+            return NULL;
+        }
+    }
+    if (o->n_required_components > 0) {
+        if (o->n_required_components > REQSIGN_MAX_COMPONENTS) {
+            reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+                              "too many required components");
+            reqsign_verifier_free(v);
+            return NULL;
+        }
+        v->required = calloc(o->n_required_components, sizeof(char *));
+        if (v->required == NULL)
+            goto nomem;
+        for (size_t i = 0; i < o->n_required_components; i++) {
+            v->required[i] = dupstr(o->required_components[i]);
+            if (v->required[i] == NULL)
+                goto nomem;
+            v->n_required++;
+        }
+    }
+    return v;
+nomem:
+    reqsign_verifier_free(v);
+    reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
+    return NULL;
+}
+
+/* see reqsign/verifier.h */
+void reqsign_verification_init(struct reqsign_verification *vs)
+{
+    memset(vs, 0, sizeof(*vs));
+}
+
+/* see reqsign/verifier.h */
+void reqsign_verification_cleanup(struct reqsign_verification *vs)
+{
+    if (vs == NULL)
+        return;
+    reqsign_digest_cleanup(&vs->body);
+    vs->state = VS_DONE;
+}
+
+/* Combine every line of field @name with ", " into @b. Returns the count. */
+static size_t combine(const struct reqsign_request *req, const char *name, struct reqsign__buf *b)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (!reqsign__span_ieq(req->headers[i].name, name))
+            continue;
+        if (count++ > 0)
+            reqsign__buf_put(b, ", ", 2);
+        struct reqsign_span v = reqsign__trim_ows(req->headers[i].value);
+        reqsign__buf_put(b, v.ptr, v.len);
+    }
+    return count;
+}
+
+/* Does the request carry content? (RFC 9112 6.3) */
+static int has_content(const struct reqsign_request *req)
+{
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct reqsign_header *h = &req->headers[i];
+        if (reqsign__span_ieq(h->name, "transfer-encoding"))
+            return 1;
+        if (reqsign__span_ieq(h->name, "content-length")) {
+            struct reqsign_span v = reqsign__trim_ows(h->value);
+            if (!reqsign__span_eq(v, "0"))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Is the plain component @name (no parameters) covered by member @m? */
+static int covers(const struct reqsign_sf_parsed *p, const struct reqsign_sf_member *m,
+                  const char *name)
+{
+    for (uint32_t i = 0; i < m->items_len; i++) {
+        const struct reqsign_sf_item *it = &p->items[m->items_off + i];
+        if (it->value.type == REQSIGN_SF_STRING && it->params_len == 0 &&
+            reqsign__span_eq(it->value.str, name))
+            return 1;
+    }
+    return 0;
+}
+
+struct sig_params {
+    int has_created, has_expires;
+    int64_t created, expires;
+    const struct reqsign_sf_bare *nonce, *keyid, *alg, *tag;
+};
+
+static enum reqsign_status read_sig_params(const struct reqsign_sf_parsed *p,
+                                           const struct reqsign_sf_member *m,
+                                           struct sig_params *sp, struct reqsign_error *err)
+{
+    static const char SRC[] = "Signature-Input";
+    memset(sp, 0, sizeof(*sp));
+    for (uint32_t i = 0; i < m->params_len; i++) {
+        const struct reqsign_sf_param *pa = &p->params[m->params_off + i];
+        const struct reqsign_sf_bare *b = &pa->value;
+        int want_int = 0;
+        const struct reqsign_sf_bare **slot = NULL;
+        size_t minlen = 0, maxlen = 0;
+
+        if (reqsign__span_eq(pa->key, "created") || reqsign__span_eq(pa->key, "expires")) {
+            want_int = 1;
+        } else if (reqsign__span_eq(pa->key, "nonce")) {
+            slot = &sp->nonce;
+            minlen = REQSIGN_NONCE_MIN_LEN;
+            maxlen = REQSIGN_NONCE_MAX_LEN;
+        } else if (reqsign__span_eq(pa->key, "keyid")) {
+            slot = &sp->keyid;
+            minlen = 1;
+            maxlen = REQSIGN_KEYID_MAX_LEN;
+        } else if (reqsign__span_eq(pa->key, "alg")) {
+            slot = &sp->alg;
+            maxlen = 64;
+        } else if (reqsign__span_eq(pa->key, "tag")) {
+            slot = &sp->tag;
+            maxlen = REQSIGN_TAG_MAX_LEN;
+        } else {
+            continue; /* unknown parameters are kept in the base and ignored */
+        }
+        if (want_int) {
+            if (b->type != REQSIGN_SF_INTEGER || b->num < 0)
+                return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                         "'%.*s' must be a non-negative Integer",
+                                         (int)pa->key.len, pa->key.ptr);
+            if (pa->key.ptr[0] == 'c') {
+                sp->has_created = 1;
+                sp->created = b->num;
+            } else {
+                sp->has_expires = 1;
+                sp->expires = b->num;
+            }
+            continue;
+        }
+        if (b->type != REQSIGN_SF_STRING)
+            return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                     "'%.*s' must be a String", (int)pa->key.len, pa->key.ptr);
+        if (b->str.len < minlen || b->str.len > maxlen)
+            return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                     "'%.*s' must be %zu..%zu characters long", (int)pa->key.len,
+                                     pa->key.ptr, minlen, maxlen);
+        *slot = b;
+    }
+    if (sp->has_created && sp->has_expires && sp->expires < sp->created)
+        return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, SRC, REQSIGN_NO_OFFSET,
+                                 "expires (%lld) is before created (%lld)",
+                                 (long long)sp->expires, (long long)sp->created);
+    return REQSIGN_OK;
+}
+
+/* Copy an sf-string's value (escapes undone) into a NUL-terminated buffer. */
+static enum reqsign_status str_copy(const struct reqsign_sf_bare *b, char *out, size_t cap)
+{
+    size_t n = 0;
+    enum reqsign_status st = reqsign_sf_string_value(b, out, cap - 1, &n);
+    if (st != REQSIGN_OK)
+        return st;
+    out[n] = '\0';
+    return REQSIGN_OK;
+}
+
+static int64_t now_of(const struct reqsign_verifier *v)
+{
+    return v->clock != NULL ? v->clock(v->clock_ctx) : (int64_t)time(NULL);
+}
+
+static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
+                                          const struct reqsign_request *req_in,
+                                          struct reqsign_verification *vs,
+                                          struct reqsign_error *err)
+{
+    char si_buf[REQSIGN_SIG_FIELD_MAX], sg_buf[REQSIGN_SIG_FIELD_MAX];
+    struct reqsign__buf sib = {si_buf, sizeof(si_buf), 0, 0};
+    struct reqsign__buf sgb = {sg_buf, sizeof(sg_buf), 0, 0};
+    struct reqsign_sf_member si_m[REQSIGN_MAX_SIGNATURES], sg_m[REQSIGN_MAX_SIGNATURES];
+    struct reqsign_sf_item si_i[REQSIGN_MAX_SIGNATURES * REQSIGN_MAX_COMPONENTS];
+    struct reqsign_sf_param si_p[REQSIGN_MAX_SIGNATURES *
+                                 (REQSIGN_MAX_COMPONENTS + REQSIGN_MAX_SIG_PARAMS)];
+    struct reqsign_sf_item sg_i[REQSIGN_MAX_SIGNATURES];
+    struct reqsign_sf_param sg_p[REQSIGN_MAX_SIGNATURES * 4];
+    struct reqsign_sf_parsed si = {si_m, REQSIGN_MAX_SIGNATURES, 0,
+                                   si_i, sizeof(si_i) / sizeof(si_i[0]), 0,
+                                   si_p, sizeof(si_p) / sizeof(si_p[0]), 0};
+    struct reqsign_sf_parsed sg = {sg_m, REQSIGN_MAX_SIGNATURES, 0, sg_i, REQSIGN_MAX_SIGNATURES,
+                                   0, sg_p, REQSIGN_MAX_SIGNATURES * 4, 0};
+    enum reqsign_status st;
+    struct reqsign_request req = *req_in;
+
+    /* 1. parse */
+    size_t n_si = combine(&req, "signature-input", &sib);
+    size_t n_sg = combine(&req, "signature", &sgb);
+    if (n_si == 0 && n_sg == 0)
+        return reqsign_error_set(err, REQSIGN_E_SIG_MISSING, "Signature", REQSIGN_NO_OFFSET,
+                                 "request has no Signature-Input and no Signature field");
+    if (n_si == 0 || n_sg == 0)
+        return reqsign_error_set(err, REQSIGN_E_SIG_MISSING,
+                                 n_si == 0 ? "Signature-Input" : "Signature", REQSIGN_NO_OFFSET,
+                                 "request has a %s field but no %s field",
+                                 n_si == 0 ? "Signature" : "Signature-Input",
+                                 n_si == 0 ? "Signature-Input" : "Signature");
+    if (sib.overflow || sgb.overflow)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, sib.overflow ? "Signature-Input" : "Signature",
+                                 REQSIGN_NO_OFFSET, "field longer than %d bytes",
+                                 REQSIGN_SIG_FIELD_MAX);
+    struct reqsign_error perr;
+    reqsign_error_clear(&perr);
+    st = reqsign_sf_parse_dict(si_buf, sib.len, &si, &perr);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT
+                                                            : REQSIGN_E_SIG_INPUT_MALFORMED,
+                                 "Signature-Input", perr.offset, "%s", perr.message);
+    reqsign_error_clear(&perr);
+    st = reqsign_sf_parse_dict(sg_buf, sgb.len, &sg, &perr);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT
+                                                            : REQSIGN_E_SIG_MALFORMED,
+                                 "Signature", perr.offset, "%s", perr.message);
+
+    /* 2. select the signature */
+    long idx;
+    if (si.n_members == 0 || sg.n_members == 0)
+        return reqsign_error_set(err, REQSIGN_E_SIG_MISSING,
+                                 si.n_members == 0 ? "Signature-Input" : "Signature",
+                                 REQSIGN_NO_OFFSET, "the %s field is empty",
+                                 si.n_members == 0 ? "Signature-Input" : "Signature");
+    if (v->label != NULL) {
+        idx = reqsign_sf_dict_find(&si, v->label, strlen(v->label));
+        if (idx < 0)
+            return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature-Input",
+                                     REQSIGN_NO_OFFSET, "no signature labelled '%s'", v->label);
+    } else if (si.n_members == 1) {
+        idx = 0;
+    } else {
+        idx = reqsign_sf_dict_find(&si, "sig1", 4);
+        if (idx < 0)
+            return reqsign_error_set(err, REQSIGN_E_SIG_AMBIGUOUS, "Signature-Input",
+                                     REQSIGN_NO_OFFSET,
+                                     "%zu signatures and none labelled 'sig1'", si.n_members);
+    }
+    const struct reqsign_sf_member *m = &si.members[idx];
+    memcpy(vs->label, m->key.ptr, m->key.len);
+    vs->label[m->key.len] = '\0';
+    long sidx = reqsign_sf_dict_find(&sg, m->key.ptr, m->key.len);
+    if (sidx < 0)
+        return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature", REQSIGN_NO_OFFSET,
+                                 "Signature has no member '%s' to match Signature-Input",
+                                 vs->label);
+    const struct reqsign_sf_member *sm = &sg.members[sidx];
+    uint8_t sig[REQSIGN_ED25519_SIG_LEN + 3];
+    size_t sig_len = 0;
+    if (sm->is_inner_list || sm->value.type != REQSIGN_SF_BINARY)
+        return reqsign_error_set(err, REQSIGN_E_SIG_MALFORMED, "Signature", REQSIGN_NO_OFFSET,
+                                 "signature '%s' is not a Byte Sequence", vs->label);
+    /* strict profile: canonical base64 only (padding, zero pad bits), so one
+     * signature has exactly one encoding */
+    st = reqsign_base64_decode(sm->value.str.ptr, sm->value.str.len, sig, sizeof(sig), &sig_len,
+                               NULL);
+    if (st != REQSIGN_OK || sig_len != REQSIGN_ED25519_SIG_LEN)
+        return reqsign_error_set(err, REQSIGN_E_SIG_MALFORMED, "Signature", REQSIGN_NO_OFFSET,
+                                 "signature '%s' is not %d bytes in canonical base64", vs->label,
+                                 REQSIGN_ED25519_SIG_LEN);
+    if (!m->is_inner_list)
+        return reqsign_error_set(err, REQSIGN_E_SIG_INPUT_MALFORMED, "Signature-Input",
+                                 REQSIGN_NO_OFFSET,
+                                 "signature '%s' is not an inner list of components", vs->label);
+    if (m->items_len > REQSIGN_MAX_COMPONENTS || m->params_len > REQSIGN_MAX_SIG_PARAMS)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
+                                 "more than %d components or %d parameters",
+                                 REQSIGN_MAX_COMPONENTS, REQSIGN_MAX_SIG_PARAMS);
+
+    /* 3. required components and parameters */
+    struct sig_params sp;
+    st = read_sig_params(&si, m, &sp, err);
+    if (st != REQSIGN_OK)
+        return st;
+    struct reqsign_span path, query;
+    int has_query = 0;
+    st = reqsign_target_split(req.target, &path, &query, &has_query, err);
+    if (st != REQSIGN_OK)
+        return st;
+    vs->has_content = has_content(&req);
+    vs->digest_covered = covers(&si, m, "content-digest");
+    if (v->profile == REQSIGN_PROFILE_REQSIGN) {
+        static const char *const always[] = {"@method", "@authority", "@path"};
+        for (size_t i = 0; i < 3; i++)
+            if (!covers(&si, m, always[i]))
+                return reqsign_error_set(err, REQSIGN_E_COMPONENT_REQUIRED, "Signature-Input",
+                                         REQSIGN_NO_OFFSET, "\"%s\" must be covered", always[i]);
+        if (has_query && !covers(&si, m, "@query"))
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_REQUIRED, "Signature-Input",
+                                     REQSIGN_NO_OFFSET,
+                                     "the request has a query, so \"@query\" must be covered");
+        if (vs->has_content && !vs->digest_covered)
+            return reqsign_error_set(err, REQSIGN_E_DIGEST_REQUIRED, "Signature-Input",
+                                     REQSIGN_NO_OFFSET,
+                                     "the request has content, so \"content-digest\" must be "
+                                     "covered");
+        if (!sp.has_created || sp.nonce == NULL || sp.keyid == NULL)
+            return reqsign_error_set(err, REQSIGN_E_PARAM_MISSING, "Signature-Input",
+                                     REQSIGN_NO_OFFSET, "signature parameter '%s' is required",
+                                     !sp.has_created ? "created"
+                                     : sp.nonce == NULL ? "nonce"
+                                                        : "keyid");
+    }
+    for (size_t i = 0; i < v->n_required; i++)
+        if (!covers(&si, m, v->required[i]))
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_REQUIRED, "Signature-Input",
+                                     REQSIGN_NO_OFFSET, "\"%s\" must be covered", v->required[i]);
+    if (v->required_tag != NULL &&
+        (sp.tag == NULL || sp.tag->escaped || !reqsign__span_eq(sp.tag->str, v->required_tag)))
+        return reqsign_error_set(err, REQSIGN_E_TAG_MISMATCH, "Signature-Input",
+                                 REQSIGN_NO_OFFSET, "tag must be \"%s\"", v->required_tag);
+    if (sp.alg != NULL && !reqsign__span_eq(sp.alg->str, "ed25519"))
+        return reqsign_error_set(err, REQSIGN_E_ALG_MISMATCH, "Signature-Input",
+                                 REQSIGN_NO_OFFSET,
+                                 "alg \"%.*s\" does not match the key's algorithm ed25519",
+                                 (int)(sp.alg->str.len > 64 ? 64 : sp.alg->str.len),
+                                 sp.alg->str.ptr);
+
+    /* Content-Digest is parsed with the other fields, checked after the body */
+    if (vs->digest_covered) {
+        char cd[REQSIGN_CONTENT_DIGEST_IN_MAX];
+        struct reqsign__buf cdb = {cd, sizeof(cd), 0, 0};
+        if (combine(&req, "content-digest", &cdb) == 0)
+            return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, "Content-Digest",
+                                     REQSIGN_NO_OFFSET,
+                                     "content-digest is covered but the field is absent");
+        if (cdb.overflow)
+            return reqsign_error_set(err, REQSIGN_E_LIMIT, "Content-Digest", REQSIGN_NO_OFFSET,
+                                     "field longer than %d bytes", REQSIGN_CONTENT_DIGEST_IN_MAX);
+        st = reqsign_content_digest_parse(cd, cdb.len, &vs->expect, err);
+        if (st != REQSIGN_OK)
+            return st;
+    }
+
+    /* 4. time window */
+    int64_t now = now_of(v);
+    vs->created = sp.has_created ? sp.created : -1;
+    vs->expires = sp.has_expires ? sp.expires : -1;
+    if (sp.has_created) {
+        if (sp.created > now + v->skew)
+            return reqsign_error_set(err, REQSIGN_E_SIG_FUTURE, "Signature-Input",
+                                     REQSIGN_NO_OFFSET,
+                                     "created %lld is %lld s ahead of the server clock (%lld); "
+                                     "allowed skew %lld s",
+                                     (long long)sp.created, (long long)(sp.created - now),
+                                     (long long)now, (long long)v->skew);
+        if (sp.created < now - v->max_age - v->skew)
+            return reqsign_error_set(err, REQSIGN_E_SIG_TOO_OLD, "Signature-Input",
+                                     REQSIGN_NO_OFFSET,
+                                     "created %lld is %lld s old at server time %lld; maximum "
+                                     "age %lld s (+%lld s skew)",
+                                     (long long)sp.created, (long long)(now - sp.created),
+                                     (long long)now, (long long)v->max_age, (long long)v->skew);
+    }
+    if (sp.has_expires && now > sp.expires + v->skew)
+        return reqsign_error_set(err, REQSIGN_E_SIG_EXPIRED, "Signature-Input", REQSIGN_NO_OFFSET,
+                                 "signature expired at %lld; server time %lld",
+                                 (long long)sp.expires, (long long)now);
+
+    /* 5. key lookup */
+    struct reqsign_key_info info;
+    memset(&info, 0, sizeof(info));
+    vs->keyid[0] = '\0';
+    if (sp.keyid != NULL && str_copy(sp.keyid, vs->keyid, sizeof(vs->keyid)) != REQSIGN_OK)
+        return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, "Signature-Input",
+                                 REQSIGN_NO_OFFSET, "keyid too long");
+    st = v->lookup(v->lookup_ctx, vs->keyid, strlen(vs->keyid), &info, err);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, "key", REQSIGN_NO_OFFSET, "%s: key '%s'",
+                                 reqsign_strerror(st), vs->keyid);
+    if (info.state == REQSIGN_KEY_REVOKED)
+        return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
+                                 "key '%s' has been revoked", vs->keyid);
+    if (info.state == REQSIGN_KEY_EXPIRED)
+        return reqsign_error_set(err, REQSIGN_E_KEY_EXPIRED, "key", REQSIGN_NO_OFFSET,
+                                 "key '%s' has expired", vs->keyid);
+
+    /* 6. signature base, as the client saw the request */
+    if (v->public_authority != NULL)
+        req.authority = reqsign__span_cstr(v->public_authority);
+    if (v->public_scheme != NULL)
+        req.scheme = reqsign__span_cstr(v->public_scheme);
+    char stackbuf[4096];
+    char *base = stackbuf;
+    size_t base_len = 0;
+    st = reqsign_base_build(&req, &si, m, base, sizeof(stackbuf), &base_len, err);
+    if (st == REQSIGN_E_BUFFER_TOO_SMALL) {
+        base = malloc(REQSIGN_BASE_MAX);
+        if (base == NULL)
+            return reqsign_error_set(err, REQSIGN_E_NOMEM, "verifier", REQSIGN_NO_OFFSET, NULL);
+        st = reqsign_base_build(&req, &si, m, base, REQSIGN_BASE_MAX, &base_len, err);
+        if (st == REQSIGN_E_BUFFER_TOO_SMALL)
+            st = reqsign_error_set(err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
+                                   "signature base longer than %d bytes", REQSIGN_BASE_MAX);
+    }
+    if (st == REQSIGN_OK && vs->base_buf != NULL && vs->base_cap > 0) {
+        vs->base_len = base_len < vs->base_cap ? base_len : vs->base_cap;
+        memcpy(vs->base_buf, base, vs->base_len);
+    }
+
+    /* 7. the signature */
+    if (st == REQSIGN_OK) {
+        st = reqsign_ed25519_verify(sig, (const uint8_t *)base, base_len, info.public_key);
+        if (st != REQSIGN_OK) {
+            char seen[REQSIGN_AUTHORITY_MAX + 8] = "";
+            size_t n;
+            int differs = 0;
+            if (v->public_authority != NULL &&
+                reqsign_authority_normalize(req.scheme, req_in->authority, seen, sizeof(seen),
+                                            &n, NULL) == REQSIGN_OK) {
+                char pub[REQSIGN_AUTHORITY_MAX + 8];
+                if (reqsign_authority_normalize(req.scheme, req.authority, pub, sizeof(pub), &n,
+                                                NULL) == REQSIGN_OK &&
+                    strcmp(pub, seen) != 0)
+                    differs = 1;
+            }
+            if (differs)
+                st = reqsign_error_set(err, REQSIGN_E_SIG_INVALID, "Signature", REQSIGN_NO_OFFSET,
+                                       "signature '%s' does not verify with key '%s'; @authority "
+                                       "was the configured public authority '%s', not the "
+                                       "request's Host '%s'",
+                                       vs->label, vs->keyid, v->public_authority, seen);
+            else
+                st = reqsign_error_set(err, REQSIGN_E_SIG_INVALID, "Signature", REQSIGN_NO_OFFSET,
+                                       "signature '%s' does not verify with key '%s' (@authority "
+                                       "'%.*s'; behind a proxy that rewrites Host, configure the "
+                                       "public authority)",
+                                       vs->label, vs->keyid, (int)req.authority.len,
+                                       req.authority.ptr);
+        }
+    }
+    if (base != stackbuf)
+        free(base);
+    if (st != REQSIGN_OK)
+        return st;
+
+    /* 8. nonce: only now that the signature is valid */
+    if (sp.nonce != NULL && v->nonces != NULL) {
+        int64_t until = now + v->max_age + 2 * v->skew + 1;
+        st = reqsign_nonce_store_check_insert(v->nonces, vs->keyid, strlen(vs->keyid),
+                                              sp.nonce->str.ptr, sp.nonce->str.len, now, until,
+                                              err);
+        if (st != REQSIGN_OK)
+            return reqsign_error_set(err, st, "nonce", REQSIGN_NO_OFFSET, "%s (key '%s')",
+                                     reqsign_strerror(st), vs->keyid);
+    }
+
+    memcpy(vs->scopes, info.scopes, sizeof(vs->scopes));
+    vs->scopes[sizeof(vs->scopes) - 1] = '\0';
+
+    /* 9. get ready for the body */
+    if (vs->digest_covered) {
+        st = reqsign_digest_init(&vs->body, vs->expect.algs);
+        if (st != REQSIGN_OK)
+            return reqsign_error_set(err, st, "Content-Digest", REQSIGN_NO_OFFSET, NULL);
+    }
+    return REQSIGN_OK;
+}
+
+/* see reqsign/verifier.h */
+enum reqsign_status reqsign_verifier_verify_headers(const struct reqsign_verifier *v,
+                                                    const struct reqsign_request *req,
+                                                    struct reqsign_verification *vs,
+                                                    struct reqsign_error *err)
+{
+    if (v == NULL || req == NULL || vs == NULL)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
+                                 "verifier, request and state are required");
+    if (vs->state != VS_NEW)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
+                                 "verification state already used; call "
+                                 "reqsign_verification_init()");
+    vs->base_len = 0;
+    vs->label[0] = vs->keyid[0] = vs->scopes[0] = '\0';
+    vs->created = vs->expires = -1;
+    vs->digest_covered = vs->has_content = 0;
+    memset(&vs->body, 0, sizeof(vs->body));
+    memset(&vs->expect, 0, sizeof(vs->expect));
+    enum reqsign_status st = verify_headers(v, req, vs, err);
+    vs->state = st == REQSIGN_OK ? VS_HEADERS_OK : VS_FAILED;
+    if (st == REQSIGN_OK && v->profile == REQSIGN_PROFILE_RFC9421)
+        vs->state |= 0x10; /* content without a covered digest is allowed */
+    return st;
+}
+
+/* see reqsign/verifier.h */
+enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, const void *data,
+                                              size_t len, struct reqsign_error *err)
+{
+    if (vs == NULL || (vs->state & 0xf) != VS_HEADERS_OK)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
+                                 "the headers have not been verified");
+    if (len == 0)
+        return REQSIGN_OK;
+    if (!vs->digest_covered) {
+        if (vs->state & 0x10)
+            return REQSIGN_OK;
+        vs->state = VS_FAILED;
+        return reqsign_error_set(err, REQSIGN_E_DIGEST_REQUIRED, "body", REQSIGN_NO_OFFSET,
+                                 "the request has content but its signature does not cover "
+                                 "content-digest");
+    }
+    enum reqsign_status st = reqsign_digest_update(&vs->body, data, len);
+    if (st != REQSIGN_OK) {
+        vs->state = VS_FAILED;
+        return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
+    }
+    return REQSIGN_OK;
+}
+
+/* see reqsign/verifier.h */
+enum reqsign_status reqsign_verification_finish(struct reqsign_verification *vs,
+                                                struct reqsign_error *err)
+{
+    if (vs == NULL || (vs->state & 0xf) != VS_HEADERS_OK)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
+                                 "the headers have not been verified");
+    vs->state = VS_DONE;
+    if (!vs->digest_covered)
+        return REQSIGN_OK;
+    return reqsign_content_digest_check(&vs->body, &vs->expect, err);
+}
+
+/* see reqsign/verifier.h */
+enum reqsign_status reqsign_verifier_verify(const struct reqsign_verifier *v,
+                                            const struct reqsign_request *req, const void *body,
+                                            size_t body_len, struct reqsign_verification *vs,
+                                            struct reqsign_error *err)
+{
+    enum reqsign_status st = reqsign_verifier_verify_headers(v, req, vs, err);
+    if (st == REQSIGN_OK)
+        st = reqsign_verification_body(vs, body, body_len, err);
+    if (st == REQSIGN_OK)
+        st = reqsign_verification_finish(vs, err);
+    if (st != REQSIGN_OK)
+        reqsign_digest_cleanup(&vs->body);
+    return st;
+}
+
+/* see reqsign/verifier.h */
+enum reqsign_status reqsign_error_json(const struct reqsign_error *err, int64_t server_time,
+                                       char *out, size_t cap, size_t *out_len)
+{
+    struct reqsign__buf b = {out, cap > 0 ? cap - 1 : 0, 0, 0};
+    enum reqsign_status code = err != NULL ? err->code : REQSIGN_E_INTERNAL;
+    const char *msg = err != NULL && err->message[0] ? err->message : reqsign_strerror(code);
+    static const char hex[] = "0123456789abcdef";
+
+    reqsign__buf_puts(&b, "{\"error\":\"");
+    reqsign__buf_puts(&b, reqsign_errname(code));
+    reqsign__buf_puts(&b, "\",\"message\":\"");
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            reqsign__buf_putc(&b, '\\');
+            reqsign__buf_putc(&b, (char)*p);
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            char e[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+            reqsign__buf_put(&b, e, 6);
+        } else {
+            reqsign__buf_putc(&b, (char)*p);
+        }
+    }
+    reqsign__buf_putc(&b, '"');
+    if (code == REQSIGN_E_SIG_TOO_OLD || code == REQSIGN_E_SIG_FUTURE ||
+        code == REQSIGN_E_SIG_EXPIRED) {
+        char t[48];
+        int n = snprintf(t, sizeof(t), ",\"server_time\":%lld", (long long)server_time);
+        reqsign__buf_put(&b, t, (size_t)n);
+    }
+    reqsign__buf_putc(&b, '}');
+    if (b.overflow || cap == 0)
+        return REQSIGN_E_BUFFER_TOO_SMALL;
+    out[b.len] = '\0';
+    if (out_len != NULL)
+        *out_len = b.len;
+    return REQSIGN_OK;
+}
+
+/* see reqsign/verifier.h */
+enum reqsign_status reqsign_static_key_lookup(void *ctx, const char *keyid, size_t keyid_len,
+                                              struct reqsign_key_info *out,
+                                              struct reqsign_error *err)
+{
+    const struct reqsign_static_key *k = ctx;
+    if (k->keyid != NULL && (strlen(k->keyid) != keyid_len ||
+                             memcmp(k->keyid, keyid, keyid_len) != 0))
+        return reqsign_error_set(err, REQSIGN_E_KEY_UNKNOWN, "key", REQSIGN_NO_OFFSET,
+                                 "unknown key '%.*s'", (int)(keyid_len > 80 ? 80 : keyid_len),
+                                 keyid);
+    memcpy(out->public_key, k->public_key, sizeof(out->public_key));
+    out->state = REQSIGN_KEY_ACTIVE;
+    snprintf(out->scopes, sizeof(out->scopes), "%s", k->scopes != NULL ? k->scopes : "");
+    return REQSIGN_OK;
+}

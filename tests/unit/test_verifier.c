@@ -1,2 +1,502 @@
+/* Suite verifier: the checks, their order, replay, time window, two-phase. */
 #include <criterion/criterion.h>
-Test(verifier, placeholder) { cr_assert(1); }
+#include <pthread.h>
+#include <reqsign/signer.h>
+#include <reqsign/verifier.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static int64_t g_now = 1700000000;
+static int64_t clock_fn(void *ctx)
+{
+    (void)ctx;
+    return __atomic_load_n(&g_now, __ATOMIC_SEQ_CST);
+}
+
+static struct reqsign_signer *signer;
+static struct reqsign_static_key skey;
+static struct reqsign_nonce_store *store;
+
+static void setup(void)
+{
+    struct reqsign_key *k = NULL;
+    cr_assert_eq(reqsign_key_generate(&k, NULL), REQSIGN_OK);
+    struct reqsign_signer_opts so = {.key = k, .clock = clock_fn};
+    signer = reqsign_signer_new(&so, NULL);
+    cr_assert_not_null(signer);
+    memset(&skey, 0, sizeof(skey));
+    reqsign_key_public_raw(k, skey.public_key);
+    skey.keyid = reqsign_signer_keyid(signer);
+    skey.scopes = "read write";
+    reqsign_key_free(k);
+    store = reqsign_nonce_store_memory_new(NULL);
+    cr_assert_not_null(store);
+    g_now = 1700000000;
+}
+
+static void teardown(void)
+{
+    reqsign_signer_free(signer);
+    reqsign_nonce_store_free(store);
+}
+
+static struct reqsign_verifier *make_verifier(struct reqsign_verifier_opts *o)
+{
+    struct reqsign_verifier_opts d = {.lookup = reqsign_static_key_lookup,
+                                      .lookup_ctx = &skey,
+                                      .nonces = store,
+                                      .clock = clock_fn};
+    if (o == NULL)
+        o = &d;
+    if (o->lookup == NULL) {
+        o->lookup = d.lookup;
+        o->lookup_ctx = d.lookup_ctx;
+    }
+    if (o->nonces == NULL)
+        o->nonces = store;
+    if (o->clock == NULL)
+        o->clock = clock_fn;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_verifier *v = reqsign_verifier_new(o, &err);
+    cr_assert_not_null(v, "%s", err.message);
+    return v;
+}
+
+/* A received request built from a signed one. */
+struct rx {
+    struct reqsign_header h[12];
+    struct reqsign_request req;
+    char len[24];
+    const char *body;
+};
+
+static struct reqsign_span S(const char *s)
+{
+    struct reqsign_span r = {s, strlen(s)};
+    return r;
+}
+
+static void receive(struct rx *r, const struct reqsign_signed *sig, const char *method,
+                    const char *authority, const char *target, const char *body)
+{
+    size_t n = 0;
+    memset(r, 0, sizeof(*r));
+    r->body = body;
+    r->h[n++] = (struct reqsign_header){S("Host"), S(authority)};
+    if (body != NULL && body[0]) {
+        snprintf(r->len, sizeof(r->len), "%zu", strlen(body));
+        r->h[n++] = (struct reqsign_header){S("Content-Length"), S(r->len)};
+    }
+    for (size_t i = 0; i < sig->n_headers; i++)
+        r->h[n++] = sig->headers[i];
+    r->req = (struct reqsign_request){S(method), S("https"), S(authority), S(target), r->h, n};
+}
+
+static enum reqsign_status verify(const struct reqsign_verifier *v, struct rx *r,
+                                  struct reqsign_error *err)
+{
+    struct reqsign_verification vs;
+    reqsign_verification_init(&vs);
+    reqsign_error_clear(err);
+    const char *b = r->body ? r->body : "";
+    enum reqsign_status st = reqsign_verifier_verify(v, &r->req, b, strlen(b), &vs, err);
+    reqsign_verification_cleanup(&vs);
+    return st;
+}
+
+static void sign(struct reqsign_signed *out, const char *method, const char *url, const char *body)
+{
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    memset(out, 0, sizeof(*out));
+    struct reqsign_sign_input in = {.method = method, .url = url, .body = body,
+                                    .body_len = body ? strlen(body) : 0};
+    cr_assert_eq(reqsign_signer_sign(signer, &in, out, &err), REQSIGN_OK, "%s", err.message);
+}
+
+TestSuite(verifier, .init = setup, .fini = teardown);
+
+Test(verifier, valid_then_replay_rejected)
+{
+    struct reqsign_verifier *v = make_verifier(NULL);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    sign(&s, "POST", "https://api.example.com/v1/things?x=1", "{\"a\":1}");
+    receive(&r, &s, "POST", "api.example.com", "/v1/things?x=1", "{\"a\":1}");
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_E_REPLAY, "%s", err.message);
+    cr_assert_eq(reqsign_http_status(REQSIGN_E_REPLAY), 401);
+    reqsign_verifier_free(v);
+}
+
+Test(verifier, results_reported)
+{
+    struct reqsign_verifier *v = make_verifier(NULL);
+    struct reqsign_signed s;
+    struct rx r;
+    sign(&s, "GET", "https://api.example.com/", NULL);
+    receive(&r, &s, "GET", "api.example.com", "/", NULL);
+    struct reqsign_verification vs;
+    reqsign_verification_init(&vs);
+    char base[1024];
+    vs.base_buf = base;
+    vs.base_cap = sizeof(base);
+    cr_assert_eq(reqsign_verifier_verify(v, &r.req, "", 0, &vs, NULL), REQSIGN_OK);
+    cr_assert_str_eq(vs.keyid, reqsign_signer_keyid(signer));
+    cr_assert_str_eq(vs.scopes, "read write");
+    cr_assert_str_eq(vs.label, "sig1");
+    cr_assert_eq(vs.created, g_now);
+    cr_assert(vs.base_len > 0 && memmem(base, vs.base_len, "\"@authority\": api.example.com", 29));
+    reqsign_verification_cleanup(&vs);
+    reqsign_verifier_free(v);
+}
+
+Test(verifier, time_window_edges)
+{
+    struct reqsign_verifier_opts o = {.max_age = 300, .skew = 30};
+    struct reqsign_verifier *v = make_verifier(&o);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    int64_t t0 = g_now;
+
+    /* created exactly max_age + skew ago: accepted; one second more: too old */
+    sign(&s, "GET", "https://a.example/", NULL);
+    receive(&r, &s, "GET", "a.example", "/", NULL);
+    g_now = t0 + 330;
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+    g_now = t0;
+    sign(&s, "GET", "https://a.example/", NULL);
+    receive(&r, &s, "GET", "a.example", "/", NULL);
+    g_now = t0 + 331;
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_E_SIG_TOO_OLD);
+    char json[512];
+    cr_assert_eq(reqsign_error_json(&err, g_now, json, sizeof(json), NULL), REQSIGN_OK);
+    cr_assert(strstr(json, "\"error\":\"sig_too_old\"") && strstr(json, "\"server_time\":"), "%s", json);
+
+    /* created skew seconds in the future: accepted; skew + 1: rejected */
+    g_now = t0 + 30;
+    sign(&s, "GET", "https://a.example/", NULL);
+    receive(&r, &s, "GET", "a.example", "/", NULL);
+    g_now = t0;
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+    g_now = t0 + 31;
+    sign(&s, "GET", "https://a.example/", NULL);
+    receive(&r, &s, "GET", "a.example", "/", NULL);
+    g_now = t0;
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_E_SIG_FUTURE);
+    reqsign_verifier_free(v);
+}
+
+Test(verifier, expires_checked)
+{
+    struct reqsign_key *k = NULL;
+    cr_assert_eq(reqsign_key_generate(&k, NULL), REQSIGN_OK);
+    struct reqsign_signer_opts so = {.key = k, .clock = clock_fn, .expires_in = 10,
+                                     .keyid = "kexp"};
+    struct reqsign_signer *s2 = reqsign_signer_new(&so, NULL);
+    struct reqsign_static_key sk = {.keyid = "kexp"};
+    reqsign_key_public_raw(k, sk.public_key);
+    struct reqsign_verifier_opts o = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &sk,
+                                      .skew = -1};
+    struct reqsign_verifier *v = make_verifier(&o);
+    struct reqsign_signed s;
+    struct reqsign_sign_input in = {.method = "GET", .url = "https://a.example/"};
+    cr_assert_eq(reqsign_signer_sign(s2, &in, &s, NULL), REQSIGN_OK);
+    cr_assert(strstr(s.signature_input, ";expires=") != NULL);
+    struct rx r;
+    struct reqsign_error err;
+    receive(&r, &s, "GET", "a.example", "/", NULL);
+    g_now += 11;
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_E_SIG_EXPIRED, "%s", err.message);
+    reqsign_verifier_free(v);
+    reqsign_signer_free(s2);
+    reqsign_key_free(k);
+}
+
+Test(verifier, tampering_each_covered_part_rejected)
+{
+    struct reqsign_verifier *v = make_verifier(NULL);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    static const struct {
+        const char *method, *authority, *target, *body;
+        enum reqsign_status want;
+    } cases[] = {
+        {"PUT", "a.example", "/p/q?x=1", "hi", REQSIGN_E_SIG_INVALID},
+        {"POST", "b.example", "/p/q?x=1", "hi", REQSIGN_E_SIG_INVALID},
+        {"POST", "a.example:8443", "/p/q?x=1", "hi", REQSIGN_E_SIG_INVALID},
+        {"POST", "a.example", "/p/./q?x=1", "hi", REQSIGN_E_SIG_INVALID},
+        {"POST", "a.example", "/p%2Fq?x=1", "hi", REQSIGN_E_SIG_INVALID},
+        {"POST", "a.example", "//p/q?x=1", "hi", REQSIGN_E_SIG_INVALID},
+        {"POST", "a.example", "/p/q?x=2", "hi", REQSIGN_E_SIG_INVALID},
+        {"POST", "a.example", "/p/q?x=1&y=2", "hi", REQSIGN_E_SIG_INVALID},
+        {"POST", "a.example", "/p/q?x=1", "ho", REQSIGN_E_DIGEST_MISMATCH},
+        {"POST", "A.EXAMPLE:443", "/p/q?x=1", "hi", REQSIGN_OK}, /* same authority */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sign(&s, "POST", "https://a.example/p/q?x=1", "hi");
+        receive(&r, &s, cases[i].method, cases[i].authority, cases[i].target, cases[i].body);
+        enum reqsign_status st = verify(v, &r, &err);
+        cr_expect_eq(st, cases[i].want, "case %zu: got %s (%s)", i, reqsign_errname(st),
+                     err.message);
+    }
+    reqsign_verifier_free(v);
+}
+
+Test(verifier, profile_requirements)
+{
+    struct reqsign_verifier *v = make_verifier(NULL);
+    struct reqsign_error err;
+    /* content present but Content-Length says so and content-digest not covered */
+    struct reqsign_header h[] = {
+        {S("Host"), S("a.example")},
+        {S("Content-Length"), S("2")},
+        {S("Signature-Input"),
+         S("sig1=(\"@method\" \"@authority\" \"@path\");created=1700000000;nonce=\"abcdefgh12\";keyid=\"k\"")},
+        {S("Signature"), S("sig1=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==:")},
+    };
+    struct reqsign_request req = {S("POST"), S("https"), S("a.example"), S("/"), h, 4};
+    struct reqsign_verification vs;
+    reqsign_verification_init(&vs);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &req, &vs, &err), REQSIGN_E_DIGEST_REQUIRED,
+                 "%s", err.message);
+    reqsign_verification_cleanup(&vs);
+
+    /* query present, @query not covered */
+    h[1].value = S("0");
+    req.target = S("/?a=1");
+    reqsign_verification_init(&vs);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &req, &vs, &err), REQSIGN_E_COMPONENT_REQUIRED);
+    cr_assert(strstr(err.message, "@query") != NULL, "%s", err.message);
+    reqsign_verification_cleanup(&vs);
+
+    /* no nonce */
+    req.target = S("/");
+    h[2].value = S("sig1=(\"@method\" \"@authority\" \"@path\");created=1700000000;keyid=\"k\"");
+    reqsign_verification_init(&vs);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &req, &vs, &err), REQSIGN_E_PARAM_MISSING);
+    cr_assert(strstr(err.message, "nonce") != NULL, "%s", err.message);
+    reqsign_verification_cleanup(&vs);
+
+    /* alg confusion */
+    h[2].value = S("sig1=(\"@method\" \"@authority\" \"@path\");created=1700000000;nonce=\"abcdefgh12\";keyid=\"k\";alg=\"hmac-sha256\"");
+    reqsign_verification_init(&vs);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &req, &vs, &err), REQSIGN_E_ALG_MISMATCH);
+    reqsign_verification_cleanup(&vs);
+    reqsign_verifier_free(v);
+}
+
+Test(verifier, two_phase_rejects_before_body)
+{
+    struct reqsign_verifier *v = make_verifier(NULL);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    sign(&s, "POST", "https://a.example/up", "0123456789");
+    receive(&r, &s, "POST", "a.example", "/down", "0123456789");
+    struct reqsign_verification vs;
+    reqsign_verification_init(&vs);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &r.req, &vs, &err), REQSIGN_E_SIG_INVALID);
+    cr_assert_eq(reqsign_verification_body(&vs, "x", 1, NULL), REQSIGN_E_INVALID_ARG);
+    reqsign_verification_cleanup(&vs);
+
+    /* streamed body in odd chunks */
+    receive(&r, &s, "POST", "a.example", "/up", "0123456789");
+    reqsign_verification_init(&vs);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &r.req, &vs, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_verification_body(&vs, "012", 3, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_verification_body(&vs, "", 0, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_verification_body(&vs, "3456789", 7, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_verification_finish(&vs, NULL), REQSIGN_OK);
+    reqsign_verification_cleanup(&vs);
+    reqsign_verifier_free(v);
+}
+
+Test(verifier, public_authority_behind_proxy)
+{
+    struct reqsign_verifier_opts o = {.public_authority = "api.example.com"};
+    struct reqsign_verifier *v = make_verifier(&o);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    sign(&s, "GET", "https://api.example.com/x", NULL);
+    receive(&r, &s, "GET", "backend.internal:8080", "/x", NULL);
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+
+    /* a client that signed the internal name fails, and the message says why */
+    sign(&s, "GET", "https://backend.internal:8080/x", NULL);
+    receive(&r, &s, "GET", "backend.internal:8080", "/x", NULL);
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_E_SIG_INVALID);
+    cr_assert(strstr(err.message, "public authority") && strstr(err.message, "backend.internal:8080"),
+              "%s", err.message);
+    reqsign_verifier_free(v);
+
+    /* without configuration a rewritten Host fails with a hint */
+    v = make_verifier(NULL);
+    sign(&s, "GET", "https://api.example.com/x", NULL);
+    receive(&r, &s, "GET", "backend.internal:8080", "/x", NULL);
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_E_SIG_INVALID);
+    cr_assert(strstr(err.message, "proxy") != NULL, "%s", err.message);
+    reqsign_verifier_free(v);
+}
+
+Test(verifier, unknown_key_and_forgery_do_not_fill_store)
+{
+    struct reqsign_verifier *v = make_verifier(NULL);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    size_t before = reqsign_nonce_store_memory_count(store, g_now);
+    for (int i = 0; i < 50; i++) {
+        sign(&s, "GET", "https://a.example/", NULL);
+        s.signature[10] ^= 1; /* corrupt the base64 of the signature */
+        receive(&r, &s, "GET", "a.example", "/", NULL);
+        enum reqsign_status st = verify(v, &r, &err);
+        cr_assert(st == REQSIGN_E_SIG_INVALID || st == REQSIGN_E_SIG_MALFORMED, "%s",
+                  reqsign_errname(st));
+    }
+    cr_assert_eq(reqsign_nonce_store_memory_count(store, g_now), before);
+    reqsign_verifier_free(v);
+}
+
+Test(verifier, several_signatures_selection)
+{
+    struct reqsign_verifier *v = make_verifier(NULL);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    sign(&s, "GET", "https://a.example/", NULL);
+    receive(&r, &s, "GET", "a.example", "/", NULL);
+    /* a proxy adds its own signature next to sig1: sig1 is used */
+    size_t n = r.req.n_headers;
+    r.h[n++] = (struct reqsign_header){S("Signature-Input"), S("proxy_sig=(\"@method\");created=1;keyid=\"proxy\"")};
+    r.h[n++] = (struct reqsign_header){S("Signature"), S("proxy_sig=:AAAA:")};
+    r.req.n_headers = n;
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+    reqsign_verifier_free(v);
+
+    /* two signatures, none sig1: ambiguous */
+    struct reqsign_header h[] = {
+        {S("Signature-Input"), S("a=(\"@method\");created=1, b=(\"@method\");created=1")},
+        {S("Signature"), S("a=:AAAA:, b=:AAAA:")},
+    };
+    struct reqsign_request req = {S("GET"), S("https"), S("a.example"), S("/"), h, 2};
+    v = make_verifier(NULL);
+    struct reqsign_verification vs;
+    reqsign_verification_init(&vs);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &req, &vs, &err), REQSIGN_E_SIG_AMBIGUOUS);
+    reqsign_verification_cleanup(&vs);
+    reqsign_verifier_free(v);
+}
+
+/* 8 threads race the same signed request: exactly one is accepted. */
+struct race {
+    struct reqsign_verifier *v;
+    struct rx *r;
+    pthread_barrier_t *bar;
+    int ok, replay;
+};
+
+static void *race_thread(void *arg)
+{
+    struct race *ra = arg;
+    struct reqsign_error err;
+    pthread_barrier_wait(ra->bar);
+    enum reqsign_status st = verify(ra->v, ra->r, &err);
+    if (st == REQSIGN_OK)
+        ra->ok++;
+    else if (st == REQSIGN_E_REPLAY)
+        ra->replay++;
+    return NULL;
+}
+
+Test(verifier, eight_threads_same_nonce_exactly_one_accepted)
+{
+    struct reqsign_verifier *v = make_verifier(NULL);
+    for (int round = 0; round < 200; round++) {
+        struct reqsign_signed s;
+        struct rx r;
+        sign(&s, "POST", "https://a.example/pay", "{}");
+        receive(&r, &s, "POST", "a.example", "/pay", "{}");
+        pthread_t t[8];
+        struct race ra[8];
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, 8);
+        for (int i = 0; i < 8; i++) {
+            ra[i] = (struct race){v, &r, &bar, 0, 0};
+            pthread_create(&t[i], NULL, race_thread, &ra[i]);
+        }
+        int ok = 0, replay = 0;
+        for (int i = 0; i < 8; i++) {
+            pthread_join(t[i], NULL);
+            ok += ra[i].ok;
+            replay += ra[i].replay;
+        }
+        pthread_barrier_destroy(&bar);
+        cr_assert_eq(ok, 1, "round %d: %d accepted", round, ok);
+        cr_assert_eq(replay, 7, "round %d: %d replays", round, replay);
+    }
+    reqsign_verifier_free(v);
+}
+
+Test(verifier, nonce_expires_with_window_and_store_full_refuses)
+{
+    struct reqsign_nonce_memory_opts mo = {.max_entries = 4, .per_key_max = 4};
+    struct reqsign_nonce_store *small = reqsign_nonce_store_memory_new(&mo);
+    struct reqsign_verifier_opts o = {.nonces = small, .max_age = 60, .skew = 5};
+    struct reqsign_verifier *v = make_verifier(&o);
+    struct reqsign_signed s[5];
+    struct rx r;
+    struct reqsign_error err;
+    for (int i = 0; i < 4; i++) {
+        sign(&s[i], "GET", "https://a.example/", NULL);
+        receive(&r, &s[i], "GET", "a.example", "/", NULL);
+        cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+    }
+    sign(&s[4], "GET", "https://a.example/", NULL);
+    receive(&r, &s[4], "GET", "a.example", "/", NULL);
+    enum reqsign_status st = verify(v, &r, &err);
+    cr_assert(st == REQSIGN_E_NONCE_STORE_FULL || st == REQSIGN_E_NONCE_KEY_LIMIT, "%s",
+              reqsign_errname(st));
+    /* a live entry is never forgotten: replaying the first is still a replay */
+    receive(&r, &s[0], "GET", "a.example", "/", NULL);
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_E_REPLAY, "%s", reqsign_errname(err.code));
+    /* after the window the old entries are gone and a new request fits */
+    g_now += 60 + 2 * 5 + 2;
+    sign(&s[4], "GET", "https://a.example/", NULL);
+    receive(&r, &s[4], "GET", "a.example", "/", NULL);
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+    reqsign_verifier_free(v);
+    reqsign_nonce_store_free(small);
+}
+
+Test(verifier, options_checked)
+{
+    struct reqsign_error err;
+    struct reqsign_verifier_opts o = {0};
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_verifier_new(&o, &err));
+    cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG);
+    o.lookup = reqsign_static_key_lookup;
+    o.lookup_ctx = &skey;
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_verifier_new(&o, &err)); /* reqsign profile without a nonce store */
+    o.nonces = store;
+    o.public_authority = "bad host";
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_verifier_new(&o, &err));
+    cr_assert_eq(err.code, REQSIGN_E_URL);
+}

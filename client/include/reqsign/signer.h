@@ -21,6 +21,7 @@
 #include <reqsign/digest.h>
 #include <reqsign/error.h>
 #include <reqsign/key.h>
+#include <reqsign/limits.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -28,7 +28,8 @@ extern "C" {
  * reqsign_base64_encode() / reqsign_base64url_encode() - encode @in.
  * Writes the text and a terminating NUL into @out (cap bytes) and sets *@out_len
  * to the text length (without NUL).
- * Return: REQSIGN_OK or REQSIGN_E_BUFFER_TOO_SMALL.
+ * Return: REQSIGN_OK or REQSIGN_E_BUFFER_TOO_SMALL (*@out_len = the capacity
+ * needed, NUL included; nothing written).
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_base64_encode(const uint8_t *in, size_t len, char *out, size_t cap, size_t *out_len);
@@ -37,7 +38,8 @@ reqsign_base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap, s
 
 /**
  * reqsign_base64_decode() / reqsign_base64url_decode() - strict decode.
- * Return: REQSIGN_OK, REQSIGN_E_BASE64 (err->offset set), REQSIGN_E_BUFFER_TOO_SMALL.
+ * Return: REQSIGN_OK, REQSIGN_E_BASE64 (err->offset set), REQSIGN_E_BUFFER_TOO_SMALL
+ * (*@out_len = bytes needed). Nothing is written to @out on failure.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len,

@@ -140,11 +140,23 @@ reqsign_sf_write_bare(const struct reqsign_sf_bare *b, char *out, size_t cap, si
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_sf_write_params(const struct reqsign_sf_param *params, size_t n, char *out, size_t cap,
                         size_t *pos);
-/* An inner list: `(` items `)` params. */
+/* An inner list: `(` items `)` params. @params/@n_params are the inner
+ * list's own parameters; the items must have no parameters (params_len 0,
+ * else REQSIGN_E_INVALID_ARG): use reqsign_sf_write_inner_list_ex() for items
+ * with parameters. */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_sf_write_inner_list(const struct reqsign_sf_item *items, size_t n_items,
                             const struct reqsign_sf_param *params, size_t n_params, char *out,
                             size_t cap, size_t *pos);
+/* An inner list whose items have parameters: item i's parameters are
+ * @item_params[items[i].params_off .. + params_len) (offsets are checked
+ * against @n_item_params: REQSIGN_E_INVALID_ARG); @params/@n_params are the
+ * inner list's own parameters. */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_sf_write_inner_list_ex(const struct reqsign_sf_item *items, size_t n_items,
+                               const struct reqsign_sf_param *item_params, size_t n_item_params,
+                               const struct reqsign_sf_param *params, size_t n_params, char *out,
+                               size_t cap, size_t *pos);
 /* The value of member @m of @p (item with params, or inner list with params),
  * without its key: what RFC 9421 uses for @signature-params and `;key=`. */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status

@@ -16,6 +16,7 @@
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -59,15 +60,30 @@ reqsign_nonce_store_check_insert(struct reqsign_nonce_store *s, const char *keyi
  * REQSIGN_E_NONCE_STORE_FULL and never evicts a live entry. Per-key cap: at
  * most per_key_max live entries for one keyid (REQSIGN_E_NONCE_KEY_LIMIT),
  * so one key cannot lock the others out. Self-expiring: entries past their
- * `until` are dropped and their memory returned as the store shrinks. */
+ * `until` are dropped and their memory returned as the store shrinks.
+ *
+ * Time is the caller's (@now, unix seconds; the store never reads a clock) and
+ * kept to the second, up to 2106-02-07 (UINT32_MAX): @now must be in
+ * [0, UINT32_MAX) (else REQSIGN_E_INVALID_ARG); an @until <= @now is kept
+ * until @now + 1 (remembered for at least a second) and a later one than
+ * UINT32_MAX is kept until UINT32_MAX. An entry with until <= now is dead: a
+ * check of its pair accepts and remembers it again. A dead entry is reclaimed
+ * one second after it died (not at once), so that a thread that read the
+ * clock just before another still finds what the other would already call
+ * dead; until then it still counts towards max_entries and per_key_max, which
+ * can only refuse early, never accept a replay.
+ *
+ * Per-key counts are kept per 64-bit keyed hash of the keyid: two keyids with
+ * the same hash share one count, which again can only refuse early.
+ * Memory: 24 bytes per table slot at load 0.2 to 0.8 (0.6 after each resize;
+ * about 40 bytes per live entry in steady state) plus 16 to 24 bytes per
+ * distinct live keyid. */
 struct reqsign_nonce_memory_opts {
     size_t max_entries; /* 0: REQSIGN_NONCE_DEFAULT_MAX_ENTRIES */
     size_t per_key_max; /* 0: REQSIGN_NONCE_DEFAULT_PER_KEY_MAX */
 };
 #define REQSIGN_NONCE_DEFAULT_MAX_ENTRIES ((size_t)1 << 24) /* 16,777,216 */
 #define REQSIGN_NONCE_DEFAULT_PER_KEY_MAX ((size_t)1 << 20) /* 1,048,576 */
-#define REQSIGN_NONCE_MAX_LEN 128
-#define REQSIGN_KEYID_MAX_LEN 256
 
 /**
  * reqsign_nonce_store_memory_new() - the built-in store. @opts may be NULL.
@@ -80,6 +96,35 @@ reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts);
 /** reqsign_nonce_store_memory_count() - live entries (for tests and metrics);
  * 0 for a store that is not the in-memory one. Thread-safe. */
 REQSIGN_API size_t reqsign_nonce_store_memory_count(struct reqsign_nonce_store *s, int64_t now);
+
+/* What reqsign_nonce_store_memory_stats() reports. */
+struct reqsign_nonce_memory_stats {
+    size_t live;    /* entries with until > now */
+    size_t present; /* entries held: live, or dead and not yet reclaimed */
+    size_t keys;    /* distinct keyid counters held */
+    size_t slots;   /* table slots, all shards */
+    size_t bytes;   /* heap bytes held: tables, key counters, the store itself */
+};
+
+/**
+ * reqsign_nonce_store_memory_stats() - counts and memory of the in-memory
+ * store at @now, for tests and metrics; all zero for another kind of store.
+ * Reads every slot (O(entries)); changes nothing.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API void reqsign_nonce_store_memory_stats(struct reqsign_nonce_store *s, int64_t now,
+                                                  struct reqsign_nonce_memory_stats *out);
+
+/**
+ * reqsign_nonce_store_memory_sweep() - reclaim every entry of the in-memory
+ * store that is reclaimable at @now and shrink its tables. Never needed for
+ * correctness (checks reclaim as they go, and sweep the whole store when that
+ * decides between refusing and accepting); a server whose traffic fell can
+ * call it from a timer to return memory sooner. O(entries).
+ * Return: entries reclaimed; 0 for another kind of store.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API size_t reqsign_nonce_store_memory_sweep(struct reqsign_nonce_store *s, int64_t now);
 
 #ifdef __cplusplus
 }

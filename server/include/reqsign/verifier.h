@@ -66,7 +66,6 @@ enum reqsign_profile {
 
 #define REQSIGN_DEFAULT_MAX_AGE 300
 #define REQSIGN_DEFAULT_SKEW 30
-#define REQSIGN_NONCE_MIN_LEN 8
 
 struct reqsign_verifier_opts {
     enum reqsign_profile profile;

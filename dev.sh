@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# reqsign developer entry point. Every command installs the Debian packages it
+# needs (only the missing ones; with sudo when not root), then builds.
+#
+#   ./dev.sh demo        build and run the demo (keygen -> sign -> verify -> replay -> tamper)
+#   ./dev.sh test        build (warnings are errors) and run every test suite
+#   ./dev.sh test-asan   the same, built with -Db_sanitize=address,undefined
+#   ./dev.sh build       build only (into ./build)
+#   ./dev.sh deps        install the Debian packages only
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(meson ninja-build pkg-config gcc libc6-dev openssl libssl-dev libcurl4-openssl-dev
+          libjansson-dev libcriterion-dev)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+deps() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    log "installing Debian packages: ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# setup DIR [meson options...]: configure once, reconfigure if options changed
+setup() {
+    local dir=$1; shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" -Dwerror=true "$@" >/dev/null
+    else
+        meson configure "$dir" -Dwerror=true "$@" >/dev/null
+    fi
+}
+
+build() {
+    deps
+    setup build
+    ninja -C build
+}
+
+run_tests() {
+    local dir=$1; shift
+    # Criterion runs the tests of a suite in parallel; meson runs suites in parallel.
+    meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" "$@"
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+deps) deps ;;
+build) build ;;
+test)
+    build
+    run_tests build "$@"
+    ;;
+test-asan)
+    deps
+    setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
+    ninja -C build-asan
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run_tests build-asan "$@"
+    ;;
+demo)
+    build >/dev/null
+    ./build/examples/demo
+    ;;
+help | -h | --help)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    ;;
+*)
+    echo "unknown command: $cmd (try ./dev.sh help)" >&2
+    exit 2
+    ;;
+esac
