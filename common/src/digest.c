@@ -249,11 +249,13 @@ enum reqsign_status reqsign_content_digest_parse(const char *value, size_t len,
         }
         if (m->value.wire && m->value.str.ptr != NULL && m->value.str.ptr > value)
             off = (size_t)(m->value.str.ptr - value) - 1; /* the opening ':' */
-        st = reqsign_sf_binary_value(&m->value, buf, sizeof(buf), &n);
+        /* strict profile: canonical base64 only, like the Signature value */
+        st = reqsign_base64_decode(m->value.str.ptr, m->value.str.len, buf, sizeof(buf), &n,
+                                   NULL);
         if (st != REQSIGN_OK && st != REQSIGN_E_BUFFER_TOO_SMALL) {
             memset(out, 0, sizeof(*out));
             return reqsign_error_set(err, REQSIGN_E_DIGEST_MALFORMED, SRC, off,
-                                     "Content-Digest %s is not valid base64 (offset %zu)", a->key,
+                                     "Content-Digest %s is not canonical base64 (offset %zu)", a->key,
                                      off);
         }
         if (st == REQSIGN_E_BUFFER_TOO_SMALL || n != a->len) {

@@ -107,7 +107,10 @@ int main(void)
         fprintf(stderr, "sign: %s\n", err.message);
         goto out;
     }
-    printf("   signature base:\n      %.*s\n", (int)sig.base_len, base);
+    printf("   signature base:\n      ");
+    for (size_t i = 0; i < sig.base_len; i++)
+        fputs(base[i] == '\n' ? "\n      " : (char[2]){base[i], 0}, stdout);
+    printf("\n");
     for (size_t i = 0; i < sig.n_headers; i++)
         printf("   %.*s: %.*s\n", (int)sig.headers[i].name.len, sig.headers[i].name.ptr,
                (int)sig.headers[i].value.len, sig.headers[i].value.ptr);

@@ -536,9 +536,10 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                        vs->label, vs->keyid, v->public_authority, seen);
             else
                 st = reqsign_error_set(err, REQSIGN_E_SIG_INVALID, "Signature", REQSIGN_NO_OFFSET,
-                                       "signature '%s' does not verify with key '%s' (@authority "
-                                       "'%.*s'; behind a proxy that rewrites Host, configure the "
-                                       "public authority)",
+                                       "signature '%s' does not verify with key '%s': the "
+                                       "request differs from what was signed or the key is "
+                                       "wrong (@authority was '%.*s'; behind a proxy that "
+                                       "rewrites Host, configure the public authority)",
                                        vs->label, vs->keyid, (int)req.authority.len,
                                        req.authority.ptr);
         }

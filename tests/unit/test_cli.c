@@ -1,2 +1,801 @@
+/* Suite cli: the reqsign command-line tool, run as a program (tu_cli()).
+ * Every command's output and exit status is part of its interface. */
 #include <criterion/criterion.h>
-Test(cli, placeholder) { cr_assert(1); }
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+#define B26_URL "'https://example.com/foo?param=Value&Pet=dog'"
+#define B26_BODY "'{\"hello\": \"world\"}'"
+#define CREATED 1700000000LL
+
+/* Run a shell command (printf-style); "$R" is the CLI. Returns its stdout. */
+static char *run(int *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *run(int *status, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    int n = snprintf(cmd, sizeof(cmd), "R='%s'; ", tu_cli());
+    cr_assert(n > 0 && (size_t)n < sizeof(cmd));
+    va_start(ap, fmt);
+    int m = vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
+    va_end(ap);
+    cr_assert(m > 0 && (size_t)m < sizeof(cmd) - (size_t)n, "command too long");
+    return tu_run(cmd, status);
+}
+
+/* The last non-empty line of @s (static buffer). */
+static const char *last_line(const char *s)
+{
+    static char line[1024];
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '\n')
+        n--;
+    size_t start = n;
+    while (start > 0 && s[start - 1] != '\n')
+        start--;
+    snprintf(line, sizeof(line), "%.*s", (int)(n - start), s + start);
+    return line;
+}
+
+static void rm_rf(char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    free(dir);
+}
+
+/* keygen -o DIR/NAME; returns the keyid printed. */
+static void keygen(const char *dir, const char *name, char keyid[64])
+{
+    int st;
+    char *out = run(&st, "\"$R\" keygen -o '%s/%s'", dir, name);
+    cr_assert_eq(st, 0, "keygen: %s", out);
+    const char *k = strstr(out, "keyid: ");
+    cr_assert_not_null(k, "%s", out);
+    cr_assert_eq(sscanf(k, "keyid: %63s", keyid), 1);
+    free(out);
+}
+
+/* Write @len bytes to DIR/NAME. */
+static void write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* The RFC 9421 B.2.6 headers as a JSON file DIR/NAME, with Date replaced if @date. */
+static void b26_headers(const char *dir, const char *name, const char *date)
+{
+    char path[512];
+    json_t *v = tu_json("spec/vectors/rfc9421-b26.json");
+    json_t *h = json_object_get(v, "headers");
+    cr_assert(json_is_object(h));
+    if (date != NULL)
+        cr_assert_eq(json_object_set_new(h, "Date", json_string(date)), 0);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    cr_assert_eq(json_dump_file(h, path, 0), 0);
+    json_decref(v);
+}
+
+/* ---------------------------------------------------------------- help */
+
+Test(cli, help_and_version)
+{
+    static const char *const cmds[] = {
+        "--help",      "-h",          "help",          "help sign",     "help verify",
+        "help keygen", "sign --help", "verify --help", "keygen --help", "verify -h"};
+    int st;
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        char *out = run(&st, "\"$R\" %s 2>/dev/null", cmds[i]);
+        cr_assert_eq(st, 0, "reqsign %s: exit %d", cmds[i], st);
+        cr_assert_not_null(strstr(out, "usage: reqsign"), "reqsign %s: %s", cmds[i], out);
+        free(out);
+    }
+    char *out = run(&st, "\"$R\" --version");
+    cr_assert_eq(st, 0);
+    cr_assert_str_eq(out, "reqsign 0.1.0\n");
+    free(out);
+    out = run(&st, "\"$R\" sign --help");
+    cr_assert_not_null(strstr(out, "--insecure-key-permissions"));
+    free(out);
+}
+
+/* --------------------------------------------------------- usage errors */
+
+Test(cli, usage_errors_exit_2)
+{
+    static const char *const cmds[] = {
+        "",
+        "frobnicate",
+        "--frobnicate",
+        "help frobnicate",
+        "keygen extra",
+        "keygen -o",
+        "keygen --bogus",
+        "sign https://example.com/",                 /* no --key */
+        "sign --key k.pem",                          /* no URL */
+        "sign --key k.pem https://a/ https://b/",    /* two URLs */
+        "sign --key k.pem --bogus https://a/",       /* unknown option */
+        "sign --key k.pem -X",                       /* missing argument */
+        "sign --key k.pem --created abc https://a/", /* bad number */
+        "sign --key k.pem --created 12x https://a/",
+        "sign --key k.pem --created '' https://a/",
+        "sign --key k.pem --created 99999999999999999999999 https://a/",
+        "sign --key k.pem --expires-in -5 https://a/",
+        "sign --key k.pem -H 'no colon' https://a/",
+        "sign --key k.pem --json=1 https://a/",
+        "verify https://example.com/", /* no --pub */
+        "verify --pub k.pem",          /* no URL */
+        "verify --pub k.pem --now soon https://a/",
+        "verify --pub k.pem --now -1 https://a/",
+        "verify --pub k.pem --max-age 0 https://a/",
+        "verify --pub k.pem --max-age 1.5 https://a/",
+        "verify --pub k.pem --skew x https://a/",
+        "verify --pub k.pem --profile rfc9999 https://a/",
+        "verify --pub k.pem -H ': empty name' https://a/",
+        "verify --pub k.pem --headers - --data @- https://a/",
+        "verify --pub",
+    };
+    int st;
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        char *out = run(&st, "cd /tmp && \"$R\" %s 2>/dev/null </dev/null", cmds[i]);
+        cr_assert_eq(st, 2, "reqsign %s: exit %d", cmds[i], st);
+        cr_assert_str_eq(out, "", "reqsign %s: stdout not empty: %s", cmds[i], out);
+        free(out);
+        /* the message and the usage go to stderr */
+        out = run(&st, "cd /tmp && \"$R\" %s 2>&1 >/dev/null </dev/null", cmds[i]);
+        cr_assert_not_null(strstr(out, "usage: reqsign"), "reqsign %s: %s", cmds[i], out);
+        cr_assert_not_null(strstr(out, "reqsign"), "%s", out);
+        free(out);
+    }
+}
+
+/* --------------------------------------------------------------- keygen */
+
+Test(cli, keygen_file_is_0600_and_never_overwritten)
+{
+    char *dir = tu_tmpdir();
+    char path[512], keyid[64];
+    struct stat sb;
+    int st;
+
+    char *out = run(&st, "\"$R\" keygen -o '%s/k.pem'", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_null(strstr(out, "PRIVATE"), "the private key must not be printed with -o");
+    cr_assert_not_null(strstr(out, "-----BEGIN PUBLIC KEY-----\n"), "%s", out);
+    cr_assert_not_null(strstr(out, "-----END PUBLIC KEY-----\n"), "%s", out);
+    cr_assert_eq(sscanf(last_line(out), "keyid: %63s", keyid), 1, "%s", out);
+    cr_assert_eq(strlen(keyid), 43, "keyid %s", keyid);
+    cr_assert_eq(strspn(keyid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+                 43);
+    free(out);
+
+    snprintf(path, sizeof(path), "%s/k.pem", dir);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
+    char *before = run(&st, "cat '%s'", path);
+    cr_assert_not_null(strstr(before, "-----BEGIN PRIVATE KEY-----\n"), "%s", before);
+
+    /* refuses to overwrite: exit 1, file untouched */
+    out = run(&st, "\"$R\" keygen -o '%s' 2>&1", path);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "error: io:"), "%s", out);
+    cr_assert_null(strstr(out, "PRIVATE"), "%s", out);
+    free(out);
+    char *after = run(&st, "cat '%s'", path);
+    cr_assert_str_eq(before, after);
+    free(before);
+    free(after);
+
+    /* a symlink to a missing file is refused too (O_EXCL) */
+    out = run(&st,
+              "ln -s '%s/nothing' '%s/link' && \"$R\" keygen -o '%s/link' >/dev/null 2>&1; "
+              "echo $?; test -e '%s/nothing' && echo created",
+              dir, dir, dir, dir);
+    cr_assert_str_eq(out, "1\n");
+    free(out);
+    rm_rf(dir);
+}
+
+Test(cli, keygen_keyid_is_what_sign_uses)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64], expect[128];
+    int st;
+
+    /* without -o: private PEM first, then public PEM, then keyid */
+    char *out = run(&st, "umask 077; \"$R\" keygen > '%s/all.txt' && cat '%s/all.txt'", dir, dir);
+    cr_assert_eq(st, 0);
+    cr_assert_eq(strncmp(out, "-----BEGIN PRIVATE KEY-----\n", 28), 0, "%s", out);
+    const char *pub = strstr(out, "-----BEGIN PUBLIC KEY-----\n");
+    cr_assert_not_null(pub);
+    cr_assert(pub > strstr(out, "-----END PRIVATE KEY-----\n"));
+    cr_assert_eq(sscanf(last_line(out), "keyid: %63s", keyid), 1, "%s", out);
+    cr_assert_eq(strlen(keyid), 43);
+    free(out);
+
+    /* the whole output is a loadable key file (the library reads the private PEM) */
+    snprintf(expect, sizeof(expect), "keyid=\"%s\"", keyid);
+    out = run(&st, "\"$R\" sign --key '%s/all.txt' https://example.com/", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, expect), "%s does not name %s", out, keyid);
+    free(out);
+
+    /* and with -o */
+    keygen(dir, "k.pem", keyid);
+    snprintf(expect, sizeof(expect), "keyid=\"%s\"", keyid);
+    out = run(&st, "\"$R\" sign --key '%s/k.pem' https://example.com/", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, expect), "%s", out);
+    free(out);
+
+    /* two keys differ */
+    char keyid2[64];
+    keygen(dir, "k2.pem", keyid2);
+    cr_assert_str_neq(keyid, keyid2);
+    rm_rf(dir);
+}
+
+/* ----------------------------------------------------------------- sign */
+
+Test(cli, sign_output_format)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    keygen(dir, "k.pem", keyid);
+
+    char *out =
+        run(&st, "\"$R\" sign --key '%s/k.pem' --data hello https://example.com/a?b=c", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    char cd[256], si[1024], sig[256];
+    cr_assert_eq(sscanf(out,
+                        "Content-Digest: %255[^\n]\nSignature-Input: %1023[^\n]\n"
+                        "Signature: %255[^\n]\n",
+                        cd, si, sig),
+                 3, "%s", out);
+    cr_assert_str_eq(cd, "sha-256=:LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=:");
+    cr_assert_eq(strncmp(si,
+                         "sig1=(\"@method\" \"@authority\" \"@path\" \"@query\" "
+                         "\"content-digest\");created=",
+                         72),
+                 0, "%s", si);
+    cr_assert_eq(strncmp(sig, "sig1=:", 6), 0);
+    free(out);
+
+    /* --json: one flat object with the three fields */
+    out = run(&st,
+              "\"$R\" sign --key '%s/k.pem' --json --label mysig --tag app --sha512 "
+              "--expires-in 60 --created 1700000000 https://example.com/",
+              dir);
+    cr_assert_eq(st, 0, "%s", out);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    cr_assert_not_null(j, "%s: %s", out, je.text);
+    cr_assert_eq(json_object_size(j), 3);
+    const char *v = json_string_value(json_object_get(j, "Content-Digest"));
+    cr_assert_not_null(v);
+    cr_assert_eq(strncmp(v, "sha-512=:", 9), 0, "%s", v);
+    v = json_string_value(json_object_get(j, "Signature-Input"));
+    cr_assert_not_null(v);
+    cr_assert_eq(strncmp(v, "mysig=(", 7), 0, "%s", v);
+    cr_assert_not_null(strstr(v, ";created=1700000000;"), "%s", v);
+    cr_assert_not_null(strstr(v, ";expires=1700000060"), "%s", v);
+    cr_assert_not_null(strstr(v, ";tag=\"app\""), "%s", v);
+    v = json_string_value(json_object_get(j, "Signature"));
+    cr_assert_not_null(v);
+    cr_assert_eq(strncmp(v, "mysig=:", 7), 0, "%s", v);
+    json_decref(j);
+    free(out);
+
+    /* --show-base goes to stderr only */
+    out =
+        run(&st, "\"$R\" sign --key '%s/k.pem' --show-base https://example.com/x 2>/dev/null", dir);
+    cr_assert_eq(st, 0);
+    cr_assert_null(strstr(out, "@signature-params"));
+    free(out);
+    out = run(&st, "\"$R\" sign --key '%s/k.pem' --show-base https://example.com/x 2>&1 >/dev/null",
+              dir);
+    cr_assert_not_null(strstr(out, "\"@method\": GET\n\"@authority\": example.com\n"
+                                   "\"@path\": /x\n\"@query\": ?\n"),
+                       "%s", out);
+    cr_assert_not_null(strstr(out, "\"@signature-params\": "), "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
+Test(cli, sign_is_deterministic_with_created_and_nonce)
+{
+    char *dir = tu_tmpdir();
+    int st;
+    /* the RFC 9421 B.1.4 key, whose signatures we can predict */
+    char *pem = tu_read("tests/vectors/keys/rfc9421-ed25519.pem", NULL);
+    write_file(dir, "rfc.pem", pem, strlen(pem));
+    free(pem);
+    char *a = run(&st,
+                  "chmod 600 '%s/rfc.pem' && \"$R\" sign --key '%s/rfc.pem' --keyid "
+                  "test-key-ed25519 --created 1618884473 --nonce abcdefghijklmnop --data " B26_BODY
+                  " " B26_URL,
+                  dir, dir);
+    cr_assert_eq(st, 0, "%s", a);
+    char *b = run(&st,
+                  "\"$R\" sign --key '%s/rfc.pem' --keyid test-key-ed25519 --created "
+                  "1618884473 --nonce abcdefghijklmnop -X POST --data " B26_BODY " " B26_URL,
+                  dir);
+    cr_assert_eq(st, 0, "%s", b);
+    cr_assert_str_eq(a, b);
+    /* the same fields the library test expects (tests/unit/test_signer.c) */
+    static const char expect[] =
+        "Content-Digest: sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:\n"
+        "Signature-Input: sig1=(\"@method\" \"@authority\" \"@path\" \"@query\" "
+        "\"content-digest\");created=1618884473;nonce=\"abcdefghijklmnop\";"
+        "keyid=\"test-key-ed25519\";alg=\"ed25519\"\nSignature: sig1=:";
+    cr_assert_eq(strncmp(a, expect, strlen(expect)), 0, "%s", a);
+    free(b);
+    /* --json is deterministic too */
+    b = run(&st,
+            "for i in 1 2; do \"$R\" sign --json --key '%s/rfc.pem' --created 1618884473 "
+            "--nonce abcdefghijklmnop https://example.com/; done | sort -u | wc -l",
+            dir);
+    cr_assert_str_eq(b, "1\n");
+    free(a);
+    free(b);
+    rm_rf(dir);
+}
+
+Test(cli, sign_refuses_private_key_readable_by_others)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    keygen(dir, "k.pem", keyid);
+    char *out = run(&st,
+                    "chmod 644 '%s/k.pem' && \"$R\" sign --key '%s/k.pem' https://example.com/ "
+                    "2>&1",
+                    dir, dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "key_permissions"), "%s", out);
+    cr_assert_not_null(strstr(out, "permissions"), "%s", out);
+    cr_assert_null(strstr(out, "Signature"), "%s", out);
+    free(out);
+    /* nothing on stdout */
+    out = run(&st, "\"$R\" sign --key '%s/k.pem' https://example.com/ 2>/dev/null", dir);
+    cr_assert_eq(st, 1);
+    cr_assert_str_eq(out, "");
+    free(out);
+    out = run(&st, "\"$R\" sign --insecure-key-permissions --key '%s/k.pem' https://example.com/",
+              dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "Signature: sig1=:"), "%s", out);
+    free(out);
+    /* a public key cannot sign; a missing file is an I/O error */
+    out = run(&st,
+              "\"$R\" keygen -o '%s/k2.pem' > '%s/pub.pem' && \"$R\" sign --key '%s/pub.pem' "
+              "https://example.com/ 2>&1",
+              dir, dir, dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "error: "), "%s", out);
+    free(out);
+    out = run(&st, "\"$R\" sign --key '%s/missing.pem' https://example.com/ 2>&1", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "error: io:"), "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
+/* --------------------------------------------------------------- verify */
+
+Test(cli, roundtrip_json_headers_file)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    keygen(dir, "k.pem", keyid);
+    char *out = run(&st,
+                    "\"$R\" sign --key '%s/k.pem' --json --data 'hello world' "
+                    "'https://api.example.com:8443/v1/items?b=2&a=1' > '%s/h.json'",
+                    dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = run(&st,
+              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data 'hello world' "
+              "'https://api.example.com:8443/v1/items?b=2&a=1'",
+              dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "ok\n");
+    free(out);
+    /* -v adds keyid and created; --headers - reads stdin */
+    out = run(&st,
+              "\"$R\" verify -v --pub '%s/k.pem' --headers - --data 'hello world' "
+              "'https://api.example.com:8443/v1/items?b=2&a=1' < '%s/h.json'",
+              dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_eq(strncmp(out, "ok\nkeyid: ", 10), 0, "%s", out);
+    cr_assert_not_null(strstr(out, keyid), "%s", out);
+    free(out);
+    /* --keyid: only that keyid maps to --pub */
+    out = run(&st,
+              "\"$R\" verify --keyid %s --pub '%s/k.pem' --headers '%s/h.json' --data "
+              "'hello world' 'https://api.example.com:8443/v1/items?b=2&a=1'",
+              keyid, dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = run(&st,
+              "\"$R\" verify --keyid other-key --pub '%s/k.pem' --headers '%s/h.json' --data "
+              "'hello world' 'https://api.example.com:8443/v1/items?b=2&a=1'",
+              dir, dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_eq(strncmp(last_line(out), "error: key_unknown: ", 20), 0, "%s", out);
+    free(out);
+    /* Host from -H overrides the URL's authority */
+    out = run(&st,
+              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data 'hello world' "
+              "-H 'Host: api.example.com:8443' 'https://10.0.0.1/v1/items?b=2&a=1'",
+              dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    /* --authority: the public authority behind a proxy */
+    out = run(&st,
+              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data 'hello world' "
+              "--authority api.example.com:8443 'http://backend:8080/v1/items?b=2&a=1'",
+              dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
+Test(cli, roundtrip_header_lines)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    keygen(dir, "k.pem", keyid);
+    char *out = run(&st,
+                    "\"$R\" sign --key '%s/k.pem' -H 'Accept: text/plain' "
+                    "https://example.com/hello > '%s/h.txt' && "
+                    "\"$R\" verify --pub '%s/k.pem' -H \"$(sed -n 1p '%s/h.txt')\" "
+                    "-H \"$(sed -n 2p '%s/h.txt')\" -H \"$(sed -n 3p '%s/h.txt')\" "
+                    "-H 'Accept: text/plain' https://example.com/hello",
+                    dir, dir, dir, dir, dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "ok\n");
+    free(out);
+    /* POST with --data, -X given explicitly on one side only */
+    out = run(&st,
+              "\"$R\" sign --key '%s/k.pem' -X POST --data '{\"a\":1}' "
+              "https://example.com/items > '%s/p.txt' && "
+              "\"$R\" verify --pub '%s/k.pem' -H \"$(sed -n 1p '%s/p.txt')\" "
+              "-H \"$(sed -n 2p '%s/p.txt')\" -H \"$(sed -n 3p '%s/p.txt')\" "
+              "--data '{\"a\":1}' https://example.com/items",
+              dir, dir, dir, dir, dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "ok\n");
+    free(out);
+    /* unsigned: sig_missing */
+    out = run(&st, "\"$R\" verify --pub '%s/k.pem' https://example.com/hello", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_eq(strncmp(last_line(out), "error: sig_missing: ", 20), 0, "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
+/* Sign once (created CREATED, --json) into DIR/h.json. */
+static void sign_fixed(const char *dir, const char *extra, const char *body, const char *url)
+{
+    int st;
+    char *out = run(&st,
+                    "\"$R\" sign --key '%s/k.pem' --json --created %lld %s --data '%s' '%s' "
+                    "> '%s/h.json'",
+                    dir, CREATED, extra, body, url, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+}
+
+/* verify against DIR/h.json; returns stdout, exit status in *st. */
+static char *verify_fixed(int *st, const char *dir, const char *pub, const char *extra,
+                          const char *body, const char *url)
+{
+    return run(st,
+               "\"$R\" verify --pub '%s/%s' --headers '%s/h.json' %s --data '%s' '%s' "
+               "2>/dev/null",
+               dir, pub, dir, extra, body, url);
+}
+
+static void expect_error(const char *out, int st, const char *name)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "error: %s: ", name);
+    cr_assert_eq(st, 1, "expected %s, exit %d: %s", name, st, out);
+    cr_assert_eq(strncmp(last_line(out), prefix, strlen(prefix)), 0, "expected %s: %s", name, out);
+    cr_assert_eq(out[strlen(out) - 1], '\n');
+}
+
+Test(cli, verify_failures)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64], other[64];
+    int st;
+    char *out;
+    keygen(dir, "k.pem", keyid);
+    keygen(dir, "other.pem", other);
+    sign_fixed(dir, "", "amount=10", "https://bank.example/transfer?to=alice");
+
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
+                       "https://bank.example/transfer?to=alice");
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "ok\n");
+    free(out);
+
+    /* tampered body */
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=99",
+                       "https://bank.example/transfer?to=alice");
+    expect_error(out, st, "digest_mismatch");
+    free(out);
+    /* tampered path, query, host, method */
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
+                       "https://bank.example/transfeR?to=alice");
+    expect_error(out, st, "sig_invalid");
+    free(out);
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
+                       "https://bank.example/transfer?to=mallory");
+    expect_error(out, st, "sig_invalid");
+    free(out);
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
+                       "https://evil.example/transfer?to=alice");
+    expect_error(out, st, "sig_invalid");
+    free(out);
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010 -X PUT", "amount=10",
+                       "https://bank.example/transfer?to=alice");
+    expect_error(out, st, "sig_invalid");
+    free(out);
+    /* the target is not normalised: a dot segment is a different path */
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
+                       "https://bank.example/x/../transfer?to=alice");
+    expect_error(out, st, "sig_invalid");
+    free(out);
+    /* ... but a fragment is not part of the target, and the default port is */
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
+                       "https://bank.example:443/transfer?to=alice#frag");
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    /* wrong key */
+    out = verify_fixed(&st, dir, "other.pem", "--now 1700000010", "amount=10",
+                       "https://bank.example/transfer?to=alice");
+    expect_error(out, st, "sig_invalid");
+    free(out);
+    /* time window */
+    out = verify_fixed(&st, dir, "k.pem", "--now 1800000000", "amount=10",
+                       "https://bank.example/transfer?to=alice");
+    expect_error(out, st, "sig_too_old");
+    free(out);
+    out = verify_fixed(&st, dir, "k.pem", "--now 1699990000", "amount=10",
+                       "https://bank.example/transfer?to=alice");
+    expect_error(out, st, "sig_future");
+    free(out);
+    /* --max-age: 100 s old is fine by default, too old with --max-age 60 (+30 s skew) */
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000100", "amount=10",
+                       "https://bank.example/transfer?to=alice");
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000100 --max-age 60", "amount=10",
+                       "https://bank.example/transfer?to=alice");
+    expect_error(out, st, "sig_too_old");
+    free(out);
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000100 --max-age 60 --skew 50", "amount=10",
+                       "https://bank.example/transfer?to=alice");
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000400 --max-age 600", "amount=10",
+                       "https://bank.example/transfer?to=alice");
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    /* --show-base prints the base on failure too, on stderr */
+    out = run(&st,
+              "\"$R\" verify --pub '%s/other.pem' --headers '%s/h.json' --now 1700000010 "
+              "--data amount=10 --show-base 'https://bank.example/transfer?to=alice' 2>&1 "
+              ">/dev/null",
+              dir, dir);
+    cr_assert_not_null(strstr(out, "\"@path\": /transfer\n\"@query\": ?to=alice\n"), "%s", out);
+    cr_assert_null(strstr(out, "error:"), "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
+Test(cli, verify_expires_and_bad_input)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    char *out;
+    keygen(dir, "k.pem", keyid);
+    sign_fixed(dir, "--expires-in 10", "x", "https://example.com/");
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000005", "x", "https://example.com/");
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = verify_fixed(&st, dir, "k.pem", "--now 1700000060", "x", "https://example.com/");
+    expect_error(out, st, "sig_expired");
+    free(out);
+    /* malformed --headers file, missing --pub file, URL without scheme: exit 1 */
+    write_file(dir, "bad.json", "[1, 2]", strlen("[1, 2]"));
+    out = run(&st, "\"$R\" verify --pub '%s/k.pem' --headers '%s/bad.json' https://example.com/",
+              dir, dir);
+    expect_error(out, st, "invalid_arg");
+    free(out);
+    write_file(dir, "bad2.json", "{\"A\": 1}", strlen("{\"A\": 1}"));
+    out = run(&st, "\"$R\" verify --pub '%s/k.pem' --headers '%s/bad2.json' https://example.com/",
+              dir, dir);
+    expect_error(out, st, "invalid_arg");
+    free(out);
+    write_file(dir, "bad3.json", "{not json", strlen("{not json"));
+    out = run(&st, "\"$R\" verify --pub '%s/k.pem' --headers '%s/bad3.json' https://example.com/",
+              dir, dir);
+    expect_error(out, st, "invalid_arg");
+    free(out);
+    out = run(&st, "\"$R\" verify --pub '%s/nope.pem' https://example.com/", dir);
+    expect_error(out, st, "io");
+    free(out);
+    out = run(&st, "\"$R\" verify --pub '%s/k.pem' example.com/path", dir);
+    expect_error(out, st, "url");
+    free(out);
+    /* a header given as an array of strings is several field lines */
+    static const char arr[] = "{\"Signature\": [\"a=:AA==:\", \"b=:AA==:\"]}";
+    write_file(dir, "arr.json", arr, strlen(arr));
+    out = run(&st, "\"$R\" verify --pub '%s/k.pem' --headers '%s/arr.json' https://example.com/",
+              dir, dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(last_line(out), "error: "), "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
+/* ------------------------------------------------------- RFC 9421 B.2.6 */
+
+Test(cli, rfc9421_b26)
+{
+    char *dir = tu_tmpdir();
+    char *pub = tu_path("tests/vectors/keys/rfc9421-ed25519.pub.pem");
+    int st;
+    char *out;
+    b26_headers(dir, "b26.json", NULL);
+    b26_headers(dir, "b26-date.json", "Tue, 20 Apr 2021 02:07:56 GMT");
+
+    out = run(&st,
+              "\"$R\" verify --profile rfc9421 --now 1618884473 --pub '%s' --headers "
+              "'%s/b26.json' --data " B26_BODY " " B26_URL,
+              pub, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "ok\n");
+    free(out);
+
+    /* the base the verifier computed is the RFC's */
+    out = run(&st,
+              "\"$R\" verify --profile rfc9421 --now 1618884473 --pub '%s' --headers "
+              "'%s/b26.json' --data " B26_BODY " --show-base " B26_URL " 2>&1 >/dev/null",
+              pub, dir);
+    json_t *v = tu_json("spec/vectors/rfc9421-b26.json");
+    char expect[2048];
+    snprintf(expect, sizeof(expect), "%s\n", json_string_value(json_object_get(v, "base")));
+    cr_assert_str_eq(out, expect);
+    json_decref(v);
+    free(out);
+
+    /* the private key file works as --pub too (only its public part is used) */
+    char *priv = tu_path("tests/vectors/keys/rfc9421-ed25519.pem");
+    out = run(&st,
+              "\"$R\" verify --profile rfc9421 --now 1618884473 --pub '%s' --headers "
+              "'%s/b26.json' --data " B26_BODY " " B26_URL " 2>/dev/null",
+              priv, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(priv);
+    free(out);
+
+    /* a tampered Date */
+    out = run(&st,
+              "\"$R\" verify --profile rfc9421 --now 1618884473 --pub '%s' --headers "
+              "'%s/b26-date.json' --data " B26_BODY " " B26_URL,
+              pub, dir);
+    expect_error(out, st, "sig_invalid");
+    free(out);
+
+    /* the default reqsign profile refuses it: not replay-safe */
+    out = run(&st,
+              "\"$R\" verify --now 1618884473 --pub '%s' --headers '%s/b26.json' --data " B26_BODY
+              " " B26_URL,
+              pub, dir);
+    expect_error(out, st, "component_required");
+    free(out);
+    free(pub);
+    rm_rf(dir);
+}
+
+/* ------------------------------------------------------------------ body */
+
+Test(cli, data_from_file_and_stdin)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    char *out;
+    keygen(dir, "k.pem", keyid);
+
+    size_t len = (size_t)3 << 20; /* 3 MiB */
+    unsigned char *buf = malloc(len);
+    cr_assert_not_null(buf);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 24);
+    }
+    write_file(dir, "big.bin", buf, len);
+    buf[len / 2] ^= 1;
+    write_file(dir, "big2.bin", buf, len);
+    free(buf);
+
+    out = run(&st,
+              "\"$R\" sign --key '%s/k.pem' --json --data @'%s/big.bin' "
+              "https://upload.example/blob > '%s/h.json'",
+              dir, dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    /* POST is the default method with --data, on both sides */
+    out = run(&st,
+              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' -X GET --data "
+              "@'%s/big.bin' https://upload.example/blob",
+              dir, dir, dir);
+    expect_error(out, st, "sig_invalid");
+    free(out);
+    /* from the file */
+    out = run(&st,
+              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data @'%s/big.bin' "
+              "https://upload.example/blob",
+              dir, dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "ok\n");
+    free(out);
+    /* from stdin, and through a pipe */
+    out = run(&st,
+              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data @- "
+              "https://upload.example/blob < '%s/big.bin'",
+              dir, dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = run(&st,
+              "cat '%s/big.bin' | \"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' "
+              "--data @- https://upload.example/blob",
+              dir, dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    /* one bit changed */
+    out = run(&st,
+              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data @'%s/big2.bin' "
+              "https://upload.example/blob",
+              dir, dir, dir);
+    expect_error(out, st, "digest_mismatch");
+    free(out);
+    /* signing from stdin gives the same Content-Digest as from the file */
+    out = run(&st,
+              "a=$(\"$R\" sign --key '%s/k.pem' --data @- https://upload.example/blob < "
+              "'%s/big.bin' | head -1); b=$(\"$R\" sign --key '%s/k.pem' --data @'%s/big.bin' "
+              "https://upload.example/blob | head -1); test \"$a\" = \"$b\" && echo same",
+              dir, dir, dir, dir);
+    cr_assert_str_eq(out, "same\n");
+    free(out);
+    /* a missing body file */
+    out = run(&st, "\"$R\" sign --key '%s/k.pem' --data @'%s/none' https://upload.example/ 2>&1",
+              dir, dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "error: io:"), "%s", out);
+    free(out);
+    rm_rf(dir);
+}
