@@ -46,11 +46,12 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "nonce_internal.h"
 #include "siphash.h"
 
-#define MEM_SHARD_BITS 8
+#define MEM_SHARD_BITS 6
 #define MEM_NSHARDS (1u << MEM_SHARD_BITS)
 #define MEM_KSHARD_BITS 6
 #define MEM_NKSHARDS (1u << MEM_KSHARD_BITS)
@@ -58,7 +59,10 @@
 #define MEM_KSLOT_MAX ((uint32_t)1 << MEM_KSLOT_BITS)
 #define MEM_MIN_CAP 16u       /* slots per shard table, at least */
 #define MEM_KINDEX_MIN 16u    /* key index slots per key shard, at least */
-#define MEM_SWEEP_STEPS 4     /* slots examined per call, in each of two shards */
+#define MEM_SWEEP_EVERY 16    /* calls to a shard between two sweep bursts */
+#define MEM_SWEEP_SLOTS 64    /* slots examined per burst: 4 per call, a few cache lines */
+#define MEM_VISIT_EVERY 16    /* one call in this many also looks after a second shard */
+#define MEM_HUGE ((size_t)2 << 20) /* tables this big are mmap'd and advised huge pages */
 #define MEM_GRACE 1           /* seconds between an entry's death and its reclaiming */
 #define MEM_RELEASE_CACHE 16  /* batched counter decrements while reclaiming */
 #define MEM_NONE UINT32_MAX
@@ -78,6 +82,7 @@ struct mem_shard {
     uint32_t cap;       /* slots */
     uint32_t used;      /* entries present: live, or dead and not yet reclaimed */
     uint32_t cursor;    /* incremental sweep position */
+    uint32_t calls;     /* calls since the last sweep burst */
     uint32_t min_until; /* <= every present entry's until; UINT32_MAX if none */
     uint32_t max_until; /* >= every present entry's until; 0 if none */
 };
@@ -308,6 +313,45 @@ static uint32_t mem_cap_for(uint64_t n)
     return cap > UINT32_MAX ? 0 : (uint32_t)cap;
 }
 
+/* Tables are zeroed (until 0: empty). A big one gets its own mapping, aligned
+ * to and advised for huge pages: a probe is one random access into hundreds
+ * of megabytes, and without huge pages it costs a TLB miss on top. */
+static size_t mem_tab_bytes(uint32_t cap)
+{
+    size_t bytes = (size_t)cap * sizeof(struct mem_entry);
+    return bytes < MEM_HUGE ? bytes : (bytes + 4095) & ~(size_t)4095;
+}
+
+static struct mem_entry *mem_tab_alloc(uint32_t cap)
+{
+    size_t bytes = mem_tab_bytes(cap);
+    if (bytes < MEM_HUGE)
+        return calloc(cap, sizeof(struct mem_entry));
+    uint8_t *p = mmap(NULL, bytes + MEM_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    size_t head = (MEM_HUGE - ((uintptr_t)p & (MEM_HUGE - 1))) & (MEM_HUGE - 1);
+    if (head != 0)
+        munmap(p, head);
+    munmap(p + head + bytes, MEM_HUGE - head);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p + head, bytes, MADV_HUGEPAGE); /* advice only */
+#endif
+    return (struct mem_entry *)(void *)(p + head);
+}
+
+static void mem_tab_free(struct mem_entry *tab, uint32_t cap)
+{
+    if (tab == NULL)
+        return;
+    size_t bytes = mem_tab_bytes(cap);
+    if (bytes < MEM_HUGE)
+        free(tab);
+    else
+        munmap(tab, bytes);
+}
+
 static void mem_note_until(struct mem *m, struct mem_shard *sh, uint32_t until)
 {
     if (until < sh->min_until)
@@ -349,7 +393,7 @@ static inline bool mem_reclaimable(const struct mem_entry *e, uint32_t hz)
 static bool mem_rehash(struct mem *m, struct mem_shard *sh, uint32_t cap, uint32_t hz,
                        struct mem_release *rc)
 {
-    struct mem_entry *nt = cap == 0 ? NULL : calloc(cap, sizeof(*nt));
+    struct mem_entry *nt = cap == 0 ? NULL : mem_tab_alloc(cap);
     if (nt == NULL)
         return false;
     uint32_t used = 0, lo = UINT32_MAX, hi = 0;
@@ -369,7 +413,7 @@ static bool mem_rehash(struct mem *m, struct mem_shard *sh, uint32_t cap, uint32
         lo = e->until < lo ? e->until : lo;
         hi = e->until > hi ? e->until : hi;
     }
-    free(sh->tab);
+    mem_tab_free(sh->tab, sh->cap);
     sh->tab = nt;
     sh->cap = cap;
     sh->used = used;
@@ -421,7 +465,8 @@ static uint32_t mem_reclaim_all(struct mem *m, struct mem_shard *sh, uint32_t hz
     return before - kept;
 }
 
-/* Cheap per-call housekeeping of @sh (locked). */
+/* Cheap per-call housekeeping of @sh (locked): now and then a burst of
+ * MEM_SWEEP_SLOTS slots at the cursor, a few cache lines read in sequence. */
 static void mem_housekeep(struct mem *m, struct mem_shard *sh, uint32_t hz, struct mem_release *rc)
 {
     if (sh->used == 0 || hz < sh->min_until)
@@ -430,9 +475,12 @@ static void mem_housekeep(struct mem *m, struct mem_shard *sh, uint32_t hz, stru
         (void)mem_reclaim_all(m, sh, hz, rc); /* everything is: one pass, table shrinks */
         return;
     }
+    if (++sh->calls < MEM_SWEEP_EVERY)
+        return;
+    sh->calls = 0;
     if (sh->cursor >= sh->cap)
         sh->cursor = 0;
-    for (int k = 0; k < MEM_SWEEP_STEPS; k++) {
+    for (int k = 0; k < MEM_SWEEP_SLOTS; k++) {
         struct mem_entry *e = &sh->tab[sh->cursor];
         if (mem_reclaimable(e, hz)) {
             mem_release_add(m, rc, e->key);
@@ -612,7 +660,8 @@ static enum reqsign_status mem_check_insert(void *impl, const char *keyid, size_
             break;
         (void)mem_sweep(m, hz, false);
     }
-    mem_visit(m, &m->shards[(h[1] >> (56 - MEM_SHARD_BITS)) & (MEM_NSHARDS - 1)], hz);
+    if ((h[1] >> 32) % MEM_VISIT_EVERY == 0)
+        mem_visit(m, &m->shards[(h[1] >> 40) & (MEM_NSHARDS - 1)], hz);
 
     switch (st) {
     case REQSIGN_OK:
@@ -639,7 +688,7 @@ static void mem_free(void *impl)
         return;
     for (uint32_t i = 0; i < MEM_NSHARDS; i++) {
         pthread_mutex_destroy(&m->shards[i].mu);
-        free(m->shards[i].tab);
+        mem_tab_free(m->shards[i].tab, m->shards[i].cap);
     }
     for (uint32_t i = 0; i < MEM_NKSHARDS; i++) {
         pthread_mutex_destroy(&m->kshards[i].mu);
@@ -682,7 +731,7 @@ reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts)
     for (uint32_t i = 0; i < MEM_NSHARDS; i++) {
         struct mem_shard *sh = &m->shards[i];
         pthread_mutex_init(&sh->mu, NULL);
-        sh->tab = calloc(MEM_MIN_CAP, sizeof(*sh->tab));
+        sh->tab = mem_tab_alloc(MEM_MIN_CAP);
         sh->cap = MEM_MIN_CAP;
         sh->min_until = UINT32_MAX;
         ok = ok && sh->tab != NULL;
@@ -731,7 +780,7 @@ void reqsign_nonce_store_memory_stats(struct reqsign_nonce_store *s, int64_t now
             out->live += sh->tab[j].until > now32;
         out->present += sh->used;
         out->slots += sh->cap;
-        out->bytes += (size_t)sh->cap * sizeof(struct mem_entry);
+        out->bytes += mem_tab_bytes(sh->cap);
         pthread_mutex_unlock(&sh->mu);
     }
     for (uint32_t i = 0; i < MEM_NKSHARDS; i++) {
