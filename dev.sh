@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(meson ninja-build pkg-config gcc libc6-dev openssl libssl-dev libcurl4-openssl-dev
-          libjansson-dev libcriterion-dev)
+          libjansson-dev libcriterion-dev libmicrohttpd-dev libsqlite3-dev sqlite3)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

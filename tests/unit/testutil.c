@@ -124,3 +124,108 @@ char *tu_tmpdir(void)
         abort();
     return strdup(d);
 }
+
+/* ---- processes ---- */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, int timeout_ms)
+{
+    int fds[2];
+    memset(p, 0, sizeof(*p));
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int log = open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fds[1], 1);
+        if (log >= 0)
+            dup2(log, 2);
+        close(fds[0]);
+        close(fds[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    p->pid = pid;
+    char line[256];
+    size_t n = 0;
+    long deadline = now_ms() + timeout_ms;
+    while (n < sizeof(line) - 1) {
+        struct pollfd pfd = {fds[0], POLLIN, 0};
+        long left = deadline - now_ms();
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        ssize_t r = read(fds[0], line + n, 1);
+        if (r <= 0)
+            break;
+        if (line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+    char *at = strstr(line, "http://");
+    char *colon = at ? strrchr(at + 7, ':') : NULL;
+    if (at == NULL || colon == NULL) {
+        fprintf(stderr, "tu_proc_start: %s: no 'listening on http://HOST:PORT' line (got '%s')\n",
+                argv[0], line);
+        tu_proc_stop(p, SIGKILL, 1000);
+        close(fds[0]);
+        return -1;
+    }
+    p->port = (int)strtol(colon + 1, NULL, 10);
+    size_t hl = (size_t)(colon - (at + 7));
+    if (hl >= sizeof(p->host))
+        hl = sizeof(p->host) - 1;
+    memcpy(p->host, at + 7, hl);
+    p->host[hl] = '\0';
+    snprintf(p->url, sizeof(p->url), "http://%s:%d", p->host, p->port);
+    /* servers print one line on stdout; a later write gets EPIPE, which they ignore */
+    close(fds[0]);
+    return 0;
+}
+
+int tu_proc_stop(struct tu_proc *p, int sig, int timeout_ms)
+{
+    int status = 0;
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, sig);
+    long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid)
+            break;
+        if (now_ms() > deadline) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            p->pid = 0;
+            return -1;
+        }
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    p->pid = 0;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+const char *tu_prog(const char *env)
+{
+    const char *p = getenv(env);
+    return p != NULL ? p : "";
+}

@@ -23,3 +23,23 @@ char *tu_run(const char *cmd, int *status);
 char *tu_tmpdir(void);
 
 #endif
+
+/* ---- processes for end-to-end tests ---- */
+#include <sys/types.h>
+
+struct tu_proc {
+    pid_t pid;
+    int port;       /* from the "listening on http://HOST:PORT" line */
+    char host[64];
+    char url[128];  /* http://HOST:PORT */
+};
+
+/* Start argv[0] (a path) with argv, stderr to @log_path (append; NULL: /dev/null),
+ * and wait up to @timeout_ms for the first stdout line "listening on http://HOST:PORT".
+ * Returns 0, or -1 (the process is killed) with a message on stderr. */
+int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, int timeout_ms);
+/* Send @sig and wait up to @timeout_ms; then SIGKILL. Returns the exit status
+ * (0..255), 128+signal if killed by a signal, or -1 if it had to be SIGKILLed. */
+int tu_proc_stop(struct tu_proc *p, int sig, int timeout_ms);
+/* Path of a built program from the environment variable @env (set by meson). */
+const char *tu_prog(const char *env);

@@ -81,7 +81,17 @@ extern "C" {
     X(E_DIGEST_NO_KNOWN_ALG, 46, 400, "digest_no_known_alg", "Content-Digest has no supported algorithm")                \
     X(E_DIGEST_MISMATCH, 47, 401, "digest_mismatch", "content does not match Content-Digest")                        \
     /* authorisation, decided by the application */                                                \
-    X(E_SCOPE, 48, 403, "scope", "key lacks the required scope")
+    X(E_SCOPE, 48, 403, "scope", "key lacks the required scope")                                 \
+    /* key service and HTTP layer */                                                               \
+    X(E_NOT_FOUND, 49, 404, "not_found", "no such resource")                                       \
+    X(E_METHOD_NOT_ALLOWED, 50, 405, "method_not_allowed", "method not allowed on this resource")  \
+    X(E_CONFLICT, 51, 409, "conflict", "resource already exists")                                  \
+    X(E_BODY_TOO_LARGE, 52, 413, "body_too_large", "request body too large")                       \
+    X(E_JSON, 53, 400, "json", "malformed JSON")                                                   \
+    X(E_INVALID_REQUEST, 54, 400, "invalid_request", "invalid request")                           \
+    X(E_STORE, 55, 500, "store", "storage failure")                                                \
+    X(E_UNSUPPORTED_MEDIA_TYPE, 56, 415, "unsupported_media_type", "unsupported media type")       \
+    X(E_HTTP, 57, 502, "http", "HTTP transfer failed")
 
 enum reqsign_status {
 #define REQSIGN_X_ENUM(name, num, http, wire, msg) REQSIGN_##name = num,

@@ -35,7 +35,6 @@ enum reqsign_key_state {
     REQSIGN_KEY_EXPIRED = 2,
 };
 
-#define REQSIGN_SCOPES_MAX 512
 
 /* What a key lookup returns. */
 struct reqsign_key_info {

@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int reqsign_placeholder_keystore;

@@ -1,0 +1,2 @@
+#include <criterion/criterion.h>
+Test(credential, placeholder) { cr_assert(1); }
