@@ -142,11 +142,35 @@ static int hexv(unsigned char c)
     return -1;
 }
 
-/* WHATWG form-urlencoded decode of @in, then percent-encode (application/
- * x-www-form-urlencoded set, space as %20) into @b. */
-static void form_reencode(struct reqsign_span in, struct reqsign__buf *b)
+/* Percent-encode one byte with the application/x-www-form-urlencoded set
+ * (space as %20, RFC 9421 2.2.8). */
+static void form_put_byte(struct reqsign__buf *b, unsigned char c)
 {
     static const char hex[] = "0123456789ABCDEF";
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '*' ||
+        c == '-' || c == '.' || c == '_') {
+        reqsign__buf_putc(b, (char)c);
+    } else {
+        char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+        reqsign__buf_put(b, e, 3);
+    }
+}
+
+static void form_put_replacement(struct reqsign__buf *b)
+{
+    form_put_byte(b, 0xEF);
+    form_put_byte(b, 0xBF);
+    form_put_byte(b, 0xBD);
+}
+
+/* WHATWG form-urlencoded decode of @in ('+' -> SP, %XX -> byte), then the
+ * WHATWG UTF-8 decoder (invalid sequences become U+FFFD), then percent-encode
+ * the UTF-8 bytes into @b. */
+static void form_reencode(struct reqsign_span in, struct reqsign__buf *b)
+{
+    unsigned char pend[4];
+    unsigned needed = 0, seen = 0, lower = 0x80, upper = 0xBF;
+
     for (size_t i = 0; i < in.len; i++) {
         unsigned char c = (unsigned char)in.ptr[i];
         if (c == '+') {
@@ -157,14 +181,52 @@ static void form_reencode(struct reqsign_span in, struct reqsign__buf *b)
                                 hexv((unsigned char)in.ptr[i + 2]));
             i += 2;
         }
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '*' || c == '-' || c == '.' || c == '_') {
-            reqsign__buf_putc(b, (char)c);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            reqsign__buf_put(b, e, 3);
+    again:
+        if (needed == 0) {
+            if (c <= 0x7F) {
+                form_put_byte(b, c);
+                continue;
+            }
+            if (c >= 0xC2 && c <= 0xDF) {
+                needed = 1;
+            } else if (c >= 0xE0 && c <= 0xEF) {
+                if (c == 0xE0)
+                    lower = 0xA0;
+                if (c == 0xED)
+                    upper = 0x9F;
+                needed = 2;
+            } else if (c >= 0xF0 && c <= 0xF4) {
+                if (c == 0xF0)
+                    lower = 0x90;
+                if (c == 0xF4)
+                    upper = 0x8F;
+                needed = 3;
+            } else {
+                form_put_replacement(b);
+                continue;
+            }
+            pend[0] = c;
+            seen = 0;
+            continue;
+        }
+        if (c < lower || c > upper) {
+            needed = seen = 0;
+            lower = 0x80;
+            upper = 0xBF;
+            form_put_replacement(b);
+            goto again; /* the byte starts afresh */
+        }
+        lower = 0x80;
+        upper = 0xBF;
+        pend[++seen] = c;
+        if (seen == needed) {
+            for (unsigned k = 0; k <= needed; k++)
+                form_put_byte(b, pend[k]);
+            needed = seen = 0;
         }
     }
+    if (needed != 0)
+        form_put_replacement(b);
 }
 
 static enum reqsign_status query_param(struct reqsign_span query, const struct reqsign_sf_bare *name,

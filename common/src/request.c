@@ -150,7 +150,7 @@ enum reqsign_status reqsign_target_split(struct reqsign_span target, struct reqs
         query->ptr = target.ptr + q;
         query->len = n - q;
         if (has_query != NULL)
-            *has_query = query->len > 1;
+            *has_query = 1; /* even an empty query: "/p?" */
     }
     return REQSIGN_OK;
 }

@@ -45,7 +45,8 @@ reqsign_authority_normalize(struct reqsign_span scheme, struct reqsign_span auth
 /**
  * reqsign_target_split() - split an origin-form request-target into the
  * @path value ("/" for an empty path) and the @query value (with its "?",
- * "?" when there is none). No decoding, no dot-segment removal.
+ * "?" when there is none). No decoding, no dot-segment removal. *@has_query
+ * (may be NULL) is 1 when the target contains a '?', even with an empty query.
  * Return: REQSIGN_OK, or REQSIGN_E_URL for a target that is not origin-form
  * (does not start with "/") or holds bytes outside %x21-7E.
  * Thread safety: thread-safe.
