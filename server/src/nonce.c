@@ -59,6 +59,7 @@ enum reqsign_status reqsign_nonce_store_check_insert(struct reqsign_nonce_store 
     return s->ops.check_insert(s->impl, keyid, keyid_len, nonce, nonce_len, now, until, err);
 }
 
+/* see nonce_internal.h */
 void *reqsign__nonce_store_impl(const struct reqsign_nonce_store *s, reqsign__nonce_check_fn check)
 {
     if (s == NULL || s->ops.check_insert != check)

@@ -3,7 +3,7 @@
  * Layout. A pair (keyid, nonce) is identified by h = SipHash-2-4-128 under a
  * random per-store key of  len(keyid) as 2 bytes big-endian || keyid || nonce
  * (unambiguous: the keyid's length is fixed before the nonce starts). The top
- * 8 bits of h pick one of 256 shards; each shard is an open-addressing table
+ * 6 bits of h pick one of 64 shards; each shard is an open-addressing table
  * with linear probing, its own mutex, and entries of 24 bytes:
  *
  *     h (16 bytes) | until (uint32 unix seconds, 0 = empty slot) | key ref (uint32)
@@ -11,7 +11,9 @@
  * Home slots come from h's low word by multiply-shift, so a table can have
  * any size: a rehash sizes it to load 0.6, it grows when an insert would pass
  * 0.8 and shrinks when it falls under 0.2. Deletion is by backward shift, so
- * there are no tombstones.
+ * there are no tombstones. A check costs about one cache miss (the home
+ * slot, prefetched before the lock); tables of 2 MiB and more are advised
+ * huge pages so that the miss is not also a TLB miss.
  *
  * Per-key caps. The key ref names a counter slot in one of 64 key shards
  * (ref = key shard << 26 | slot), found through a 64-bit SipHash of the same
@@ -27,8 +29,9 @@
  * lags another caller's by up to GRACE still sees them (see nonce.h); until
  * then they still count against the caps, which can only refuse early.
  * Reclaiming happens (a) on every probe that walks over a reclaimable entry,
- * (b) a few slots per call at a sweep cursor in the caller's shard and in one
- * other shard picked by the hash, (c) wholesale when a shard holds nothing but
+ * (b) 64 slots at a sweep cursor every 16th call to a shard (4 a call, read
+ * in sequence), also in a second shard picked by the hash on one call in 16,
+ * so that shards no traffic reaches still empty, (c) wholesale when a shard holds nothing but
  * reclaimable entries, (d) in every rehash, and (e) store-wide when a check
  * is refused as full or over the key cap while something may be reclaimable
  * (at most once per second of the callers' clock in practice; see
@@ -57,14 +60,14 @@
 #define MEM_NKSHARDS (1u << MEM_KSHARD_BITS)
 #define MEM_KSLOT_BITS (32 - MEM_KSHARD_BITS)
 #define MEM_KSLOT_MAX ((uint32_t)1 << MEM_KSLOT_BITS)
-#define MEM_MIN_CAP 16u       /* slots per shard table, at least */
-#define MEM_KINDEX_MIN 16u    /* key index slots per key shard, at least */
-#define MEM_SWEEP_EVERY 16    /* calls to a shard between two sweep bursts */
-#define MEM_SWEEP_SLOTS 64    /* slots examined per burst: 4 per call, a few cache lines */
-#define MEM_VISIT_EVERY 16    /* one call in this many also looks after a second shard */
+#define MEM_MIN_CAP 16u            /* slots per shard table, at least */
+#define MEM_KINDEX_MIN 16u         /* key index slots per key shard, at least */
+#define MEM_SWEEP_EVERY 16         /* calls to a shard between two sweep bursts */
+#define MEM_SWEEP_SLOTS 64         /* slots examined per burst: 4 per call, a few cache lines */
+#define MEM_VISIT_EVERY 16         /* one call in this many also looks after a second shard */
 #define MEM_HUGE ((size_t)2 << 20) /* tables this big are mmap'd and advised huge pages */
-#define MEM_GRACE 1           /* seconds between an entry's death and its reclaiming */
-#define MEM_RELEASE_CACHE 16  /* batched counter decrements while reclaiming */
+#define MEM_GRACE 1                /* seconds between an entry's death and its reclaiming */
+#define MEM_RELEASE_CACHE 16       /* batched counter decrements while reclaiming */
 #define MEM_NONE UINT32_MAX
 
 static const char mem_src[] = "nonce store";
@@ -79,10 +82,10 @@ _Static_assert(sizeof(struct mem_entry) == 24, "entries must stay 24 bytes");
 struct mem_shard {
     _Alignas(64) pthread_mutex_t mu;
     struct mem_entry *tab;
-    uint32_t cap;       /* slots */
-    uint32_t used;      /* entries present: live, or dead and not yet reclaimed */
-    uint32_t cursor;    /* incremental sweep position */
-    uint32_t calls;     /* calls since the last sweep burst */
+    uint32_t cap;    /* slots */
+    uint32_t used;   /* entries present: live, or dead and not yet reclaimed */
+    uint32_t cursor; /* incremental sweep position */
+    uint32_t calls;  /* calls since the last sweep burst */
     /* tab and cap again, readable without the lock, for a prefetch only */
     _Atomic(struct mem_entry *) hint_tab;
     _Atomic(uint32_t) hint_cap;
@@ -108,7 +111,7 @@ struct mem {
     uint8_t keyid_key[REQSIGN__SIPHASH_KEY_LEN];
     size_t max_entries, per_key_max;
     pthread_mutex_t sweep_mu;
-    _Alignas(64) atomic_size_t total; /* entries present, all shards */
+    _Alignas(64) atomic_size_t total;         /* entries present, all shards */
     _Alignas(64) _Atomic(uint32_t) min_until; /* <= every present entry's until */
     atomic_uint sweep_seq;                    /* odd while a store-wide sweep runs */
     struct mem_shard shards[MEM_NSHARDS];
@@ -330,8 +333,8 @@ static struct mem_entry *mem_tab_alloc(uint32_t cap)
     size_t bytes = mem_tab_bytes(cap);
     if (bytes < MEM_HUGE)
         return calloc(cap, sizeof(struct mem_entry));
-    uint8_t *p = mmap(NULL, bytes + MEM_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+    uint8_t *p =
+        mmap(NULL, bytes + MEM_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     size_t head = (MEM_HUGE - ((uintptr_t)p & (MEM_HUGE - 1))) & (MEM_HUGE - 1);
@@ -554,13 +557,16 @@ static enum reqsign_status mem_shard_check_insert(struct mem *m, struct mem_shar
     if (st != REQSIGN_OK)
         goto out;
     if ((uint64_t)(sh->used + 1) * 5 > (uint64_t)sh->cap * 4) {
-        if (mem_rehash(m, sh, mem_cap_for((uint64_t)sh->used + 1), hz, &rc)) {
-            (void)mem_find(m, sh, h, hz, &rc, &pos); /* not there: its empty slot */
-        } else if (sh->used + 2 > sh->cap) { /* keep one slot empty: probes end */
+        if (hz >= sh->min_until) /* the dead first: growing may not be needed */
+            (void)mem_reclaim_all(m, sh, hz, &rc);
+        if ((uint64_t)(sh->used + 1) * 5 > (uint64_t)sh->cap * 4 &&
+            !mem_rehash(m, sh, mem_cap_for((uint64_t)sh->used + 1), hz, &rc) &&
+            sh->used + 2 > sh->cap) { /* keep one slot empty: probes end */
             mem_key_release(m, ref, 1);
             st = REQSIGN_E_NOMEM;
             goto out;
         }
+        (void)mem_find(m, sh, h, hz, &rc, &pos); /* not there: its empty slot */
     }
     sh->tab[pos] = (struct mem_entry){.h0 = h[0], .h1 = h[1], .until = until, .key = ref};
     sh->used++;
@@ -607,7 +613,8 @@ static size_t mem_sweep(struct mem *m, uint32_t hz, bool force)
         if (sh->used != 0 && hz >= sh->min_until)
             reclaimed += mem_reclaim_all(m, sh, hz, &rc);
         uint32_t g = atomic_load(&m->min_until);
-        while (sh->min_until < g && !atomic_compare_exchange_weak(&m->min_until, &g, sh->min_until)) {
+        while (sh->min_until < g &&
+               !atomic_compare_exchange_weak(&m->min_until, &g, sh->min_until)) {
         }
         mem_release_flush(m, &rc);
         pthread_mutex_unlock(&sh->mu);
@@ -665,8 +672,8 @@ static enum reqsign_status mem_check_insert(void *impl, const char *keyid, size_
     reqsign__siphash24(m->keyid_key, buf, 2 + keyid_len, 0, kh);
     for (int attempt = 0;; attempt++) {
         st = mem_shard_check_insert(m, sh, h, kh[0], now32, hz, until32);
-        if ((st != REQSIGN_E_NONCE_STORE_FULL && st != REQSIGN_E_NONCE_KEY_LIMIT) ||
-            attempt > 0 || !mem_sweep_may_help(m, hz))
+        if ((st != REQSIGN_E_NONCE_STORE_FULL && st != REQSIGN_E_NONCE_KEY_LIMIT) || attempt > 0 ||
+            !mem_sweep_may_help(m, hz))
             break;
         (void)mem_sweep(m, hz, false);
     }
