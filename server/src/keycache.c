@@ -1,2 +1,557 @@
-/* placeholder: being written */
-typedef int reqsign_placeholder_keycache;
+/* reqsign: the key cache in front of a key store.
+ *
+ * Layout. An entry is keyed by the keyid bytes, hashed with SipHash-2-4-64
+ * under a random per-cache key (keyids come from requests, so an attacker
+ * cannot aim many keyids at one chain). The top bits of the hash pick one of
+ * KC_NSHARDS shards; each shard has its own rwlock, a chained hash table
+ * (power-of-two buckets, doubled when it holds more entries than buckets) and
+ * a list of its entries from oldest to newest fetch. An entry holds a copy of
+ * what the verifier needs from the record (public key, scopes, expires_at,
+ * revoked_at), the time it was fetched, and whether it is negative (the store
+ * said the keyid is unknown).
+ *
+ * Freshness. An entry fetched at F is fresh while |now - F| < ttl (positive_ttl,
+ * or negative_ttl for a negative entry), so a clock stepped back cannot keep
+ * an entry alive either. F is the clock reading taken *before* the store was
+ * asked, so a change committed to the store at time R is seen by every lookup
+ * at now >= R + positive_ttl: the revocation bound is exactly positive_ttl.
+ * Expiry is checked against the clock at every lookup, cached or not.
+ *
+ * Lookup. A fresh entry answers under the shard's read lock, without touching
+ * the store. Otherwise the store is asked with no lock held; concurrent
+ * lookups of one missing or stale keyid may all ask the store (no
+ * single-flight: the answers are identical and the store copes), and the
+ * entry with the latest fetch time wins. A store failure is never answered
+ * from a stale entry: the lookup looks once more for an entry another thread
+ * refreshed meanwhile, and otherwise fails with REQSIGN_E_KEYSTORE_UNAVAILABLE.
+ *
+ * Invalidation bumps the shard's generation; a lookup that read the store
+ * before an invalidation of its shard does not cache what it read (it still
+ * answers with it), so an invalidation right after a store write is never
+ * undone by an in-flight lookup holding older data.
+ *
+ * Size. `reserved` counts entries present plus slots being filled and never
+ * exceeds max_entries: a lookup reserves a slot before inserting, evicting
+ * the entry inserted (or refreshed) longest ago when the cache is full, and
+ * simply does not cache if it cannot get one.
+ *
+ * Locks: one shard lock at a time, never nested; no lock is held while the
+ * store is asked or memory is freed.
+ */
+#include <reqsign/keycache.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "siphash.h"
+
+#define KC_SHARD_BITS 6
+#define KC_NSHARDS (1u << KC_SHARD_BITS)
+#define KC_MIN_BUCKETS 16u
+#define KC_RESERVE_TRIES 8
+
+static const char kc_src[] = "key cache";
+
+struct kc_entry {
+    struct kc_entry *hnext;         /* bucket chain */
+    struct kc_entry *older, *newer; /* the shard's age list */
+    uint64_t hash;
+    uint64_t seq; /* insertion order, cache-wide */
+    int64_t fetched_at;
+    int64_t expires_at, revoked_at;
+    uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
+    bool negative;
+    uint16_t keyid_len;
+    uint16_t scopes_len;
+    char data[]; /* keyid (keyid_len bytes), then scopes and a NUL */
+};
+
+struct kc_shard {
+    _Alignas(64) pthread_rwlock_t lock;
+    struct kc_entry **buckets; /* nbuckets chains, nbuckets a power of two */
+    size_t nbuckets;
+    size_t count;
+    struct kc_entry *oldest, *newest;
+    uint64_t gen; /* bumped by every invalidation touching the shard */
+};
+
+struct reqsign_keycache {
+    struct kc_shard shards[KC_NSHARDS];
+    struct reqsign_keystore *store;
+    int64_t pos_ttl, neg_ttl; /* neg_ttl 0: no negative caching */
+    size_t max;
+    reqsign_verifier_clock_fn clock;
+    void *clock_ctx;
+    uint8_t sipkey[REQSIGN__SIPHASH_KEY_LEN];
+    atomic_size_t reserved;
+    _Atomic uint64_t seq;
+    _Atomic uint64_t hits, misses, store_errors;
+};
+
+/* What a lookup copies out of an entry under the read lock. */
+struct kc_snap {
+    bool found, negative;
+    int64_t fetched_at, expires_at, revoked_at;
+    uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
+    char scopes[REQSIGN_SCOPES_MAX];
+};
+
+/* ---- shards ---- */
+
+static uint64_t kc_hash(const struct reqsign_keycache *c, const char *keyid, size_t len)
+{
+    uint64_t out[2];
+    reqsign__siphash24(c->sipkey, (const uint8_t *)keyid, len, 0, out);
+    return out[0];
+}
+
+static struct kc_shard *kc_shard_of(struct reqsign_keycache *c, uint64_t h)
+{
+    return &c->shards[h >> (64 - KC_SHARD_BITS)];
+}
+
+static struct kc_entry **kc_bucket(struct kc_shard *sh, uint64_t h)
+{
+    return &sh->buckets[h & (sh->nbuckets - 1)];
+}
+
+static struct kc_entry *kc_find(struct kc_shard *sh, uint64_t h, const char *keyid, size_t len)
+{
+    for (struct kc_entry *e = *kc_bucket(sh, h); e != NULL; e = e->hnext)
+        if (e->hash == h && e->keyid_len == len && memcmp(e->data, keyid, len) == 0)
+            return e;
+    return NULL;
+}
+
+/* Take @e out of its chain and the age list (shard write-locked). */
+static void kc_unlink(struct kc_shard *sh, struct kc_entry *e)
+{
+    struct kc_entry **pp = kc_bucket(sh, e->hash);
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    if (e->older != NULL)
+        e->older->newer = e->newer;
+    else
+        sh->oldest = e->newer;
+    if (e->newer != NULL)
+        e->newer->older = e->older;
+    else
+        sh->newest = e->older;
+    e->hnext = e->older = e->newer = NULL;
+}
+
+/* Put @e in its chain and at the new end of the age list (shard write-locked). */
+static void kc_link(struct kc_shard *sh, struct kc_entry *e)
+{
+    struct kc_entry **b = kc_bucket(sh, e->hash);
+    e->hnext = *b;
+    *b = e;
+    e->newer = NULL;
+    e->older = sh->newest;
+    if (sh->newest != NULL)
+        sh->newest->newer = e;
+    else
+        sh->oldest = e;
+    sh->newest = e;
+}
+
+/* Double the bucket array when the shard holds more entries than buckets; on
+ * allocation failure the chains just get longer. */
+static void kc_maybe_grow(struct kc_shard *sh)
+{
+    if (sh->count <= sh->nbuckets || sh->nbuckets > SIZE_MAX / 2 / sizeof(*sh->buckets))
+        return;
+    size_t nb = sh->nbuckets * 2;
+    struct kc_entry **b = calloc(nb, sizeof(*b));
+    if (b == NULL)
+        return;
+    for (struct kc_entry *e = sh->oldest; e != NULL; e = e->newer) {
+        struct kc_entry **slot = &b[e->hash & (nb - 1)];
+        e->hnext = *slot;
+        *slot = e;
+    }
+    free(sh->buckets);
+    sh->buckets = b;
+    sh->nbuckets = nb;
+}
+
+static void kc_free_list(struct kc_entry *e)
+{
+    while (e != NULL) {
+        struct kc_entry *next = e->newer;
+        free(e);
+        e = next;
+    }
+}
+
+/* ---- size bound ---- */
+
+/* Drop the oldest entry in the cache: each shard's age list is in insertion
+ * order, so the oldest is the shard head with the smallest sequence number.
+ * This looks at every shard (read locks, one at a time), which is cheap next
+ * to the store query that precedes every insert. */
+static bool kc_evict_one(struct reqsign_keycache *c)
+{
+    struct kc_shard *best = NULL;
+    uint64_t best_seq = UINT64_MAX;
+    for (unsigned i = 0; i < KC_NSHARDS; i++) {
+        struct kc_shard *sh = &c->shards[i];
+        pthread_rwlock_rdlock(&sh->lock);
+        if (sh->oldest != NULL && sh->oldest->seq < best_seq) {
+            best_seq = sh->oldest->seq;
+            best = sh;
+        }
+        pthread_rwlock_unlock(&sh->lock);
+    }
+    if (best == NULL)
+        return false;
+    pthread_rwlock_wrlock(&best->lock);
+    struct kc_entry *v = best->oldest; /* may have changed meanwhile: still an old one */
+    if (v != NULL) {
+        kc_unlink(best, v);
+        best->count--;
+    }
+    pthread_rwlock_unlock(&best->lock);
+    if (v == NULL)
+        return true; /* someone else made room; try again */
+    free(v);
+    atomic_fetch_sub(&c->reserved, 1);
+    return true;
+}
+
+/* Reserve room for one more entry, evicting if full. No lock may be held. */
+static bool kc_reserve(struct reqsign_keycache *c)
+{
+    for (int tries = 0; tries < KC_RESERVE_TRIES; tries++) {
+        size_t n = atomic_load(&c->reserved);
+        while (n < c->max)
+            if (atomic_compare_exchange_weak(&c->reserved, &n, n + 1))
+                return true;
+        if (!kc_evict_one(c))
+            return false;
+    }
+    return false;
+}
+
+/* Cache @e (fetched after the shard had generation @gen), or drop it. */
+static void kc_store(struct reqsign_keycache *c, struct kc_shard *sh, uint64_t gen,
+                     struct kc_entry *e)
+{
+    bool reserved = kc_reserve(c);
+    struct kc_entry *victim = e;
+
+    pthread_rwlock_wrlock(&sh->lock);
+    if (sh->gen == gen) {
+        struct kc_entry *old = kc_find(sh, e->hash, e->data, e->keyid_len);
+        if (old != NULL) {
+            if (old->fetched_at <= e->fetched_at) { /* the latest fetch wins */
+                e->seq = atomic_fetch_add(&c->seq, 1);
+                kc_unlink(sh, old);
+                kc_link(sh, e);
+                victim = old;
+            }
+        } else if (reserved) {
+            e->seq = atomic_fetch_add(&c->seq, 1);
+            kc_link(sh, e);
+            sh->count++;
+            kc_maybe_grow(sh);
+            reserved = false;
+            victim = NULL;
+        }
+    }
+    pthread_rwlock_unlock(&sh->lock);
+
+    free(victim);
+    if (reserved)
+        atomic_fetch_sub(&c->reserved, 1);
+}
+
+static struct kc_entry *kc_entry_new(uint64_t h, const char *keyid, size_t keyid_len, int64_t now,
+                                     const struct reqsign_key_record *rec)
+{
+    size_t scopes_len = rec != NULL ? strnlen(rec->scopes, sizeof(rec->scopes) - 1) : 0;
+    struct kc_entry *e = malloc(sizeof(*e) + keyid_len + scopes_len + 1);
+    if (e == NULL)
+        return NULL;
+    memset(e, 0, sizeof(*e));
+    e->hash = h;
+    e->fetched_at = now;
+    e->keyid_len = (uint16_t)keyid_len;
+    e->scopes_len = (uint16_t)scopes_len;
+    memcpy(e->data, keyid, keyid_len);
+    if (rec != NULL) {
+        memcpy(e->public_key, rec->public_key, sizeof(e->public_key));
+        e->expires_at = rec->expires_at;
+        e->revoked_at = rec->revoked_at;
+        memcpy(e->data + keyid_len, rec->scopes, scopes_len);
+    } else {
+        e->negative = true;
+    }
+    e->data[keyid_len + scopes_len] = '\0';
+    return e;
+}
+
+/* ---- answers ---- */
+
+static bool kc_fresh(int64_t now, int64_t fetched_at, int64_t ttl)
+{
+    uint64_t d = now >= fetched_at ? (uint64_t)now - (uint64_t)fetched_at
+                                   : (uint64_t)fetched_at - (uint64_t)now;
+    return d < (uint64_t)ttl;
+}
+
+static int64_t kc_ttl(const struct reqsign_keycache *c, bool negative)
+{
+    return negative ? c->neg_ttl : c->pos_ttl;
+}
+
+static void kc_snap_of(const struct kc_entry *e, struct kc_snap *s)
+{
+    s->found = true;
+    s->negative = e->negative;
+    s->fetched_at = e->fetched_at;
+    s->expires_at = e->expires_at;
+    s->revoked_at = e->revoked_at;
+    memcpy(s->public_key, e->public_key, sizeof(s->public_key));
+    memcpy(s->scopes, e->data + e->keyid_len, (size_t)e->scopes_len + 1);
+}
+
+static enum reqsign_status kc_unknown(struct reqsign_error *err)
+{
+    return reqsign_error_set(err, REQSIGN_E_KEY_UNKNOWN, kc_src, REQSIGN_NO_OFFSET,
+                             "no key with this keyid");
+}
+
+static enum reqsign_status kc_answer(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
+                                     int64_t expires_at, int64_t revoked_at, const char *scopes,
+                                     int64_t now, struct reqsign_key_info *out)
+{
+    memcpy(out->public_key, pk, REQSIGN_ED25519_PUBLIC_LEN);
+    if (revoked_at != 0)
+        out->state = REQSIGN_KEY_REVOKED;
+    else if (expires_at != 0 && now >= expires_at)
+        out->state = REQSIGN_KEY_EXPIRED;
+    else
+        out->state = REQSIGN_KEY_ACTIVE;
+    size_t n = strnlen(scopes, sizeof(out->scopes) - 1);
+    memcpy(out->scopes, scopes, n);
+    out->scopes[n] = '\0';
+    return REQSIGN_OK;
+}
+
+static enum reqsign_status kc_answer_snap(const struct kc_snap *s, int64_t now,
+                                          struct reqsign_key_info *out, struct reqsign_error *err)
+{
+    if (s->negative)
+        return kc_unknown(err);
+    return kc_answer(s->public_key, s->expires_at, s->revoked_at, s->scopes, now, out);
+}
+
+/* Look @keyid up in @sh under the read lock; *@gen gets the shard's generation. */
+static void kc_peek(struct kc_shard *sh, uint64_t h, const char *keyid, size_t len,
+                    struct kc_snap *s, uint64_t *gen)
+{
+    s->found = false;
+    pthread_rwlock_rdlock(&sh->lock);
+    struct kc_entry *e = kc_find(sh, h, keyid, len);
+    if (e != NULL)
+        kc_snap_of(e, s);
+    if (gen != NULL)
+        *gen = sh->gen;
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+/* see reqsign/keycache.h */
+enum reqsign_status reqsign_keycache_lookup(void *ctx, const char *keyid, size_t keyid_len,
+                                            struct reqsign_key_info *out, struct reqsign_error *err)
+{
+    struct reqsign_keycache *c = ctx;
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (c == NULL || out == NULL)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,
+                                 "cache and output are required");
+    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+        return kc_unknown(err); /* no such key can exist in a store */
+
+    const int64_t now = c->clock != NULL ? c->clock(c->clock_ctx) : (int64_t)time(NULL);
+    const uint64_t h = kc_hash(c, keyid, keyid_len);
+    struct kc_shard *sh = kc_shard_of(c, h);
+    struct kc_snap snap;
+    uint64_t gen;
+
+    kc_peek(sh, h, keyid, keyid_len, &snap, &gen);
+    if (snap.found && kc_fresh(now, snap.fetched_at, kc_ttl(c, snap.negative))) {
+        atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
+        return kc_answer_snap(&snap, now, out, err);
+    }
+    atomic_fetch_add_explicit(&c->misses, 1, memory_order_relaxed);
+
+    struct reqsign_key_record rec;
+    struct reqsign_error serr;
+    reqsign_error_clear(&serr);
+    enum reqsign_status st = reqsign_keystore_get(c->store, keyid, keyid_len, &rec, &serr);
+    if (st == REQSIGN_OK) {
+        struct kc_entry *e = kc_entry_new(h, keyid, keyid_len, now, &rec);
+        if (e != NULL) /* out of memory: answer without caching */
+            kc_store(c, sh, gen, e);
+        return kc_answer(rec.public_key, rec.expires_at, rec.revoked_at, rec.scopes, now, out);
+    }
+    if (st == REQSIGN_E_KEY_UNKNOWN) {
+        if (c->neg_ttl > 0) {
+            struct kc_entry *e = kc_entry_new(h, keyid, keyid_len, now, NULL);
+            if (e != NULL)
+                kc_store(c, sh, gen, e);
+        }
+        return kc_unknown(err);
+    }
+
+    /* The store failed. Serve only an entry that is fresh (another thread may
+     * have refreshed it while we asked); a stale one is never served. */
+    atomic_fetch_add_explicit(&c->store_errors, 1, memory_order_relaxed);
+    kc_peek(sh, h, keyid, keyid_len, &snap, NULL);
+    if (snap.found && kc_fresh(now, snap.fetched_at, kc_ttl(c, snap.negative)))
+        return kc_answer_snap(&snap, now, out, err);
+    return reqsign_error_set(err, REQSIGN_E_KEYSTORE_UNAVAILABLE, kc_src, REQSIGN_NO_OFFSET,
+                             "key store unavailable (%s): %s", reqsign_errname(st), serr.message);
+}
+
+/* see reqsign/keycache.h */
+void reqsign_keycache_invalidate(struct reqsign_keycache *c, const char *keyid, size_t keyid_len)
+{
+    if (c == NULL)
+        return;
+    if (keyid == NULL) {
+        for (unsigned i = 0; i < KC_NSHARDS; i++) {
+            struct kc_shard *sh = &c->shards[i];
+            pthread_rwlock_wrlock(&sh->lock);
+            struct kc_entry *all = sh->oldest;
+            size_t n = sh->count;
+            memset(sh->buckets, 0, sh->nbuckets * sizeof(*sh->buckets));
+            sh->oldest = sh->newest = NULL;
+            sh->count = 0;
+            sh->gen++;
+            pthread_rwlock_unlock(&sh->lock);
+            kc_free_list(all);
+            atomic_fetch_sub(&c->reserved, n);
+        }
+        return;
+    }
+    if (keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+        return;
+    const uint64_t h = kc_hash(c, keyid, keyid_len);
+    struct kc_shard *sh = kc_shard_of(c, h);
+    pthread_rwlock_wrlock(&sh->lock);
+    struct kc_entry *e = kc_find(sh, h, keyid, keyid_len);
+    if (e != NULL) {
+        kc_unlink(sh, e);
+        sh->count--;
+    }
+    sh->gen++;
+    pthread_rwlock_unlock(&sh->lock);
+    if (e != NULL) {
+        free(e);
+        atomic_fetch_sub(&c->reserved, 1);
+    }
+}
+
+/* see reqsign/keycache.h */
+void reqsign_keycache_stats(struct reqsign_keycache *c, struct reqsign_keycache_stats *out)
+{
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof(*out));
+    if (c == NULL)
+        return;
+    out->hits = atomic_load(&c->hits);
+    out->misses = atomic_load(&c->misses);
+    out->store_errors = atomic_load(&c->store_errors);
+    for (unsigned i = 0; i < KC_NSHARDS; i++) {
+        pthread_rwlock_rdlock(&c->shards[i].lock);
+        out->entries += c->shards[i].count;
+        pthread_rwlock_unlock(&c->shards[i].lock);
+    }
+}
+
+/* see reqsign/keycache.h */
+void reqsign_keycache_free(struct reqsign_keycache *c)
+{
+    if (c == NULL)
+        return;
+    for (unsigned i = 0; i < KC_NSHARDS; i++) {
+        kc_free_list(c->shards[i].oldest);
+        free(c->shards[i].buckets);
+        pthread_rwlock_destroy(&c->shards[i].lock);
+    }
+    reqsign_memzero(c->sipkey, sizeof(c->sipkey));
+    free(c);
+}
+
+/* see reqsign/keycache.h */
+struct reqsign_keycache *reqsign_keycache_new(const struct reqsign_keycache_opts *o,
+                                              struct reqsign_error *err)
+{
+    if (o == NULL || o->store == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,
+                          "a key store is required");
+        return NULL;
+    }
+    if (o->positive_ttl < 0) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,
+                          "positive_ttl must not be negative");
+        return NULL;
+    }
+    struct reqsign_keycache *c =
+        aligned_alloc(_Alignof(struct reqsign_keycache), sizeof(struct reqsign_keycache));
+    if (c == NULL) {
+        reqsign_error_set(err, REQSIGN_E_NOMEM, kc_src, REQSIGN_NO_OFFSET, NULL);
+        return NULL;
+    }
+    memset(c, 0, sizeof(*c));
+    c->store = o->store;
+    c->pos_ttl = o->positive_ttl != 0 ? o->positive_ttl : REQSIGN_KEYCACHE_DEFAULT_TTL;
+    c->neg_ttl = o->negative_ttl == 0  ? REQSIGN_KEYCACHE_DEFAULT_NEGATIVE_TTL
+                 : o->negative_ttl < 0 ? 0
+                                       : o->negative_ttl;
+    c->max = o->max_entries != 0 ? o->max_entries : REQSIGN_KEYCACHE_DEFAULT_MAX;
+    c->clock = o->clock;
+    c->clock_ctx = o->clock_ctx;
+    atomic_init(&c->reserved, 0);
+    atomic_init(&c->seq, 0);
+    atomic_init(&c->hits, 0);
+    atomic_init(&c->misses, 0);
+    atomic_init(&c->store_errors, 0);
+    if (reqsign_random_bytes(c->sipkey, sizeof(c->sipkey)) != REQSIGN_OK) {
+        free(c);
+        reqsign_error_set(err, REQSIGN_E_RANDOM, kc_src, REQSIGN_NO_OFFSET,
+                          "cannot seed the cache's hash key");
+        return NULL;
+    }
+    unsigned done = 0;
+    for (; done < KC_NSHARDS; done++) {
+        struct kc_shard *sh = &c->shards[done];
+        sh->nbuckets = KC_MIN_BUCKETS;
+        sh->buckets = calloc(sh->nbuckets, sizeof(*sh->buckets));
+        if (sh->buckets == NULL)
+            break;
+        if (pthread_rwlock_init(&sh->lock, NULL) != 0) {
+            free(sh->buckets);
+            break;
+        }
+    }
+    if (done < KC_NSHARDS) {
+        for (unsigned i = 0; i < done; i++) {
+            free(c->shards[i].buckets);
+            pthread_rwlock_destroy(&c->shards[i].lock);
+        }
+        free(c);
+        reqsign_error_set(err, REQSIGN_E_NOMEM, kc_src, REQSIGN_NO_OFFSET, NULL);
+        return NULL;
+    }
+    return c;
+}

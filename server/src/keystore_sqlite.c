@@ -1,2 +1,681 @@
-/* placeholder: being written */
-typedef int reqsign_placeholder_keystore_sqlite;
+/* reqsign: the SQLite key store.
+ *
+ * Schema. A `schema_version(version INTEGER NOT NULL)` table holds one row,
+ * the number of migrations applied; `sq_migrations[i]` takes the schema from
+ * version i to i + 1. A read-write open applies the missing ones in one
+ * BEGIN IMMEDIATE transaction (so two processes opening at once serialise and
+ * the second finds nothing to do) and refuses a database newer than this
+ * build. A read-only open migrates nothing: it refuses a file that is
+ * missing, has no schema_version table, or has a version other than
+ * REQSIGN_SQLITE_SCHEMA_VERSION.
+ *
+ * Files. The database runs in WAL mode, so readers never block the writer nor
+ * each other. A store opened with REQSIGN_KEYSTORE_CREATE creates a missing
+ * file itself with open(O_CREAT | O_EXCL, 0600) before SQLite sees it; SQLite
+ * gives the -wal and -shm files the database file's mode. Nothing private is
+ * ever stored: the keys table has no column for it.
+ *
+ * Connections. A small mutex-protected pool: a call takes an idle connection
+ * (or opens a new one, SQLITE_OPEN_NOMUTEX, with the busy timeout
+ * REQSIGN_SQLITE_BUSY_MS and foreign_keys on), uses it alone, and gives it
+ * back. So there are as many connections as calls ever ran at once (idle ones
+ * beyond SQ_POOL_IDLE_MAX are closed), concurrent readers never wait for each
+ * other, and threads that come and go leak nothing. Prepared statements are
+ * cached per connection. A connection that failed with an I/O or corruption
+ * error is closed rather than reused.
+ *
+ * Errors. SQLITE_BUSY / SQLITE_LOCKED (after the busy timeout) and a file
+ * that cannot be opened when a connection is opened lazily map to
+ * REQSIGN_E_KEYSTORE_UNAVAILABLE; a UNIQUE violation on insert to
+ * REQSIGN_E_CONFLICT, naming the keyid or the public key; out of memory to
+ * REQSIGN_E_NOMEM; anything else to REQSIGN_E_STORE with sqlite3_errmsg().
+ * Writes on a store opened REQSIGN_KEYSTORE_READONLY are refused with
+ * REQSIGN_E_STORE before SQLite is asked.
+ */
+#include <reqsign/keystore.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SQ_POOL_IDLE_MAX 32
+#define SQ_STR(x) #x
+#define SQ_XSTR(x) SQ_STR(x)
+
+static const char sq_src[] = "key store";
+
+/* Migration i takes the schema from version i to i + 1. Append only. */
+static const char *const sq_migrations[] = {
+    /* 1: the keys table. Public data only. */
+    "CREATE TABLE keys ("
+    " keyid TEXT PRIMARY KEY,"
+    " public_key BLOB NOT NULL UNIQUE CHECK(length(public_key) = 32),"
+    " label TEXT NOT NULL,"
+    " scopes TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER,"
+    " revoked_at INTEGER"
+    ");",
+};
+_Static_assert(sizeof(sq_migrations) / sizeof(sq_migrations[0]) == REQSIGN_SQLITE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+enum sq_stmt { SQ_GET, SQ_INSERT, SQ_LIST, SQ_REVOKE, SQ_NSTMT };
+
+#define SQ_COLUMNS "keyid, public_key, label, scopes, created_at, expires_at, revoked_at"
+
+static const char *const sq_sql[SQ_NSTMT] = {
+    [SQ_GET] = "SELECT " SQ_COLUMNS " FROM keys WHERE keyid = ?1",
+    [SQ_INSERT] = "INSERT INTO keys (" SQ_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [SQ_LIST] = "SELECT " SQ_COLUMNS " FROM keys WHERE keyid > ?1 ORDER BY keyid LIMIT ?2",
+    [SQ_REVOKE] = "UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE keyid = ?1",
+};
+
+struct sq_conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[SQ_NSTMT];
+    struct sq_conn *next;
+};
+
+struct sq_store {
+    char *path;
+    bool readonly;
+    pthread_mutex_t mu; /* guards idle, n_idle */
+    struct sq_conn *idle;
+    size_t n_idle;
+};
+
+/* ---- errors ---- */
+
+static enum reqsign_status sq_code(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+        return REQSIGN_E_KEYSTORE_UNAVAILABLE;
+    case SQLITE_NOMEM:
+        return REQSIGN_E_NOMEM;
+    default:
+        return REQSIGN_E_STORE;
+    }
+}
+
+/* Record a failure of @what; @db may be NULL (then the static text of @rc). */
+static enum reqsign_status sq_fail(sqlite3 *db, int rc, const char *what, struct reqsign_error *err)
+{
+    const char *msg = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    return reqsign_error_set(err, sq_code(rc), sq_src, REQSIGN_NO_OFFSET, "%s: %s (sqlite %d)",
+                             what, msg, rc);
+}
+
+/* Errors after which a connection is not worth keeping. */
+static bool sq_broken(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_IOERR:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_CANTOPEN:
+    case SQLITE_FULL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- connections ---- */
+
+static void conn_close(struct sq_conn *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < SQ_NSTMT; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+/* @lazy: a connection opened for a call, after the store was opened: any
+ * failure means the file went away or became unreadable, so the store is
+ * unavailable. */
+static enum reqsign_status conn_open(const char *path, bool readonly, bool lazy,
+                                     struct sq_conn **out, struct reqsign_error *err)
+{
+    *out = NULL;
+    struct sq_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return reqsign_error_set(err, REQSIGN_E_NOMEM, sq_src, REQSIGN_NO_OFFSET, NULL);
+    /* Never SQLITE_OPEN_CREATE: the open function creates the file (mode 0600). */
+    int oflags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
+                 SQLITE_OPEN_PRIVATECACHE;
+    int rc = sqlite3_open_v2(path, &c->db, oflags, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(c->db, 1);
+        sqlite3_busy_timeout(c->db, REQSIGN_SQLITE_BUSY_MS);
+        rc = sqlite3_exec(c->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        const char *msg = c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
+        enum reqsign_status st =
+            reqsign_error_set(err, lazy ? REQSIGN_E_KEYSTORE_UNAVAILABLE : sq_code(rc), sq_src,
+                              REQSIGN_NO_OFFSET, "cannot open %s: %s (sqlite %d)", path, msg, rc);
+        conn_close(c);
+        return st;
+    }
+    *out = c;
+    return REQSIGN_OK;
+}
+
+static enum reqsign_status conn_get(struct sq_store *s, struct sq_conn **out,
+                                    struct reqsign_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    struct sq_conn *c = s->idle;
+    if (c != NULL) {
+        s->idle = c->next;
+        s->n_idle--;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (c != NULL) {
+        c->next = NULL;
+        *out = c;
+        return REQSIGN_OK;
+    }
+    return conn_open(s->path, s->readonly, true, out, err);
+}
+
+/* Give @c back after a call that ended with SQLite code @rc. */
+static void conn_put(struct sq_store *s, struct sq_conn *c, int rc)
+{
+    if (c == NULL)
+        return;
+    if (!sq_broken(rc)) {
+        pthread_mutex_lock(&s->mu);
+        if (s->n_idle < SQ_POOL_IDLE_MAX) {
+            c->next = s->idle;
+            s->idle = c;
+            s->n_idle++;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    conn_close(c);
+}
+
+static int conn_stmt(struct sq_conn *c, enum sq_stmt which, sqlite3_stmt **out)
+{
+    if (c->st[which] == NULL) {
+        int rc = sqlite3_prepare_v3(c->db, sq_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->st[which], NULL);
+        if (rc != SQLITE_OK) {
+            sqlite3_finalize(c->st[which]);
+            c->st[which] = NULL;
+            return rc;
+        }
+    }
+    *out = c->st[which];
+    return SQLITE_OK;
+}
+
+static void stmt_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* ---- rows ---- */
+
+static enum reqsign_status corrupt(const char *what, struct reqsign_error *err)
+{
+    return reqsign_error_set(err, REQSIGN_E_STORE, sq_src, REQSIGN_NO_OFFSET,
+                             "malformed row in keys: %s", what);
+}
+
+static enum reqsign_status copy_text(sqlite3_stmt *st, int col, char *dst, size_t cap,
+                                     bool nonempty, const char *what, struct reqsign_error *err)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    int len = sqlite3_column_bytes(st, col);
+    if (t == NULL || len < 0 || (size_t)len >= cap || (nonempty && len == 0) ||
+        memchr(t, '\0', (size_t)len) != NULL)
+        return corrupt(what, err);
+    memcpy(dst, t, (size_t)len);
+    dst[len] = '\0';
+    return REQSIGN_OK;
+}
+
+static int64_t column_time(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return 0;
+    return (int64_t)sqlite3_column_int64(st, col);
+}
+
+static enum reqsign_status row_to_record(sqlite3_stmt *st, struct reqsign_key_record *r,
+                                         struct reqsign_error *err)
+{
+    memset(r, 0, sizeof(*r));
+    enum reqsign_status s = copy_text(st, 0, r->keyid, sizeof(r->keyid), true, "keyid", err);
+    if (s == REQSIGN_OK)
+        s = copy_text(st, 2, r->label, sizeof(r->label), false, "label", err);
+    if (s == REQSIGN_OK)
+        s = copy_text(st, 3, r->scopes, sizeof(r->scopes), false, "scopes", err);
+    if (s != REQSIGN_OK)
+        return s;
+    const void *pk = sqlite3_column_blob(st, 1);
+    if (pk == NULL || sqlite3_column_bytes(st, 1) != REQSIGN_ED25519_PUBLIC_LEN)
+        return corrupt("public_key", err);
+    memcpy(r->public_key, pk, REQSIGN_ED25519_PUBLIC_LEN);
+    r->created_at = (int64_t)sqlite3_column_int64(st, 4);
+    r->expires_at = column_time(st, 5);
+    r->revoked_at = column_time(st, 6);
+    return REQSIGN_OK;
+}
+
+/* ---- operations ---- */
+
+static enum reqsign_status sq_get(void *impl, const char *keyid, size_t keyid_len,
+                                  struct reqsign_key_record *out, struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    struct sq_conn *c;
+    enum reqsign_status ret = conn_get(s, &c, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    sqlite3_stmt *st;
+    int rc = conn_stmt(c, SQ_GET, &st);
+    if (rc != SQLITE_OK) {
+        ret = sq_fail(c->db, rc, "get", err);
+        conn_put(s, c, rc);
+        return ret;
+    }
+    rc = sqlite3_bind_text(st, 1, keyid, (int)keyid_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        ret = row_to_record(st, out, err);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        ret = reqsign_error_set(err, REQSIGN_E_KEY_UNKNOWN, sq_src, REQSIGN_NO_OFFSET,
+                                "no key with this keyid");
+        rc = SQLITE_OK;
+    } else {
+        ret = sq_fail(c->db, rc, "get", err);
+    }
+    stmt_done(st);
+    conn_put(s, c, rc);
+    if (ret != REQSIGN_OK)
+        memset(out, 0, sizeof(*out));
+    return ret;
+}
+
+static enum reqsign_status refuse_readonly(const char *what, struct reqsign_error *err)
+{
+    return reqsign_error_set(err, REQSIGN_E_STORE, sq_src, REQSIGN_NO_OFFSET,
+                             "%s refused: the key store is open read-only", what);
+}
+
+static enum reqsign_status sq_insert(void *impl, const struct reqsign_key_record *rec,
+                                     struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("insert", err);
+    struct sq_conn *c;
+    enum reqsign_status ret = conn_get(s, &c, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    sqlite3_stmt *st;
+    int rc = conn_stmt(c, SQ_INSERT, &st);
+    if (rc != SQLITE_OK) {
+        ret = sq_fail(c->db, rc, "insert", err);
+        conn_put(s, c, rc);
+        return ret;
+    }
+    /* The wrapper checked that the strings are NUL-terminated in their arrays. */
+    rc = sqlite3_bind_text(st, 1, rec->keyid, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(st, 2, rec->public_key, REQSIGN_ED25519_PUBLIC_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, rec->label, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 4, rec->scopes, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 5, rec->created_at);
+    if (rc == SQLITE_OK)
+        rc = rec->expires_at != 0 ? sqlite3_bind_int64(st, 6, rec->expires_at)
+                                  : sqlite3_bind_null(st, 6);
+    if (rc == SQLITE_OK)
+        rc = rec->revoked_at != 0 ? sqlite3_bind_int64(st, 7, rec->revoked_at)
+                                  : sqlite3_bind_null(st, 7);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    } else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+        const char *msg = sqlite3_errmsg(c->db);
+        if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || strstr(msg, "keys.keyid") != NULL)
+            ret = reqsign_error_set(err, REQSIGN_E_CONFLICT, sq_src, REQSIGN_NO_OFFSET,
+                                    "keyid already exists (revoked keys included)");
+        else if (strstr(msg, "keys.public_key") != NULL)
+            ret = reqsign_error_set(err, REQSIGN_E_CONFLICT, sq_src, REQSIGN_NO_OFFSET,
+                                    "public key already registered (revoked keys included)");
+        else
+            ret = sq_fail(c->db, rc, "insert", err);
+        rc = SQLITE_OK;
+    } else {
+        ret = sq_fail(c->db, rc, "insert", err);
+    }
+    stmt_done(st);
+    conn_put(s, c, rc);
+    return ret;
+}
+
+static enum reqsign_status sq_list(void *impl, const char *after, size_t limit,
+                                   struct reqsign_key_record *out, size_t *n,
+                                   struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    *n = 0;
+    struct sq_conn *c;
+    enum reqsign_status ret = conn_get(s, &c, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    sqlite3_stmt *st;
+    int rc = conn_stmt(c, SQ_LIST, &st);
+    if (rc != SQLITE_OK) {
+        ret = sq_fail(c->db, rc, "list", err);
+        conn_put(s, c, rc);
+        return ret;
+    }
+    rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    size_t got = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (got == limit) /* cannot happen with LIMIT; never write past @out */
+            continue;
+        ret = row_to_record(st, &out[got], err);
+        if (ret != REQSIGN_OK)
+            break;
+        got++;
+    }
+    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
+        ret = sq_fail(c->db, rc, "list", err);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        rc = SQLITE_OK;
+    stmt_done(st);
+    conn_put(s, c, rc);
+    if (ret == REQSIGN_OK)
+        *n = got;
+    return ret;
+}
+
+static enum reqsign_status sq_revoke(void *impl, const char *keyid, size_t keyid_len, int64_t now,
+                                     struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("revoke", err);
+    struct sq_conn *c;
+    enum reqsign_status ret = conn_get(s, &c, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    sqlite3_stmt *st;
+    int rc = conn_stmt(c, SQ_REVOKE, &st);
+    if (rc != SQLITE_OK) {
+        ret = sq_fail(c->db, rc, "revoke", err);
+        conn_put(s, c, rc);
+        return ret;
+    }
+    rc = sqlite3_bind_text(st, 1, keyid, (int)keyid_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, now);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+        if (sqlite3_changes(c->db) == 0)
+            ret = reqsign_error_set(err, REQSIGN_E_KEY_UNKNOWN, sq_src, REQSIGN_NO_OFFSET,
+                                    "no key with this keyid");
+    } else {
+        ret = sq_fail(c->db, rc, "revoke", err);
+    }
+    stmt_done(st);
+    conn_put(s, c, rc);
+    return ret;
+}
+
+static void sq_free(void *impl)
+{
+    struct sq_store *s = impl;
+    if (s == NULL)
+        return;
+    struct sq_conn *c = s->idle;
+    while (c != NULL) {
+        struct sq_conn *next = c->next;
+        conn_close(c);
+        c = next;
+    }
+    pthread_mutex_destroy(&s->mu);
+    free(s->path);
+    free(s);
+}
+
+/* ---- open: journal mode, schema ---- */
+
+static enum reqsign_status sq_exec(sqlite3 *db, const char *sql, const char *what,
+                                   struct reqsign_error *err)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(db, rc, what, err);
+    return REQSIGN_OK;
+}
+
+/* One integer from @sql; *@found = 0 if no row. */
+static enum reqsign_status sq_int(sqlite3 *db, const char *sql, int64_t *val, int *found,
+                                  const char *what, struct reqsign_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    enum reqsign_status ret = REQSIGN_OK;
+    *found = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *val = (int64_t)sqlite3_column_int64(st, 0);
+        *found = 1;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ret = sq_fail(db, rc, what, err);
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static enum reqsign_status set_wal(sqlite3 *db, struct reqsign_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    enum reqsign_status ret = REQSIGN_OK;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *mode = sqlite3_column_text(st, 0);
+        if (mode == NULL || strcmp((const char *)mode, "wal") != 0)
+            ret = reqsign_error_set(err, REQSIGN_E_STORE, sq_src, REQSIGN_NO_OFFSET,
+                                    "cannot switch the database to WAL mode (mode is %s)",
+                                    mode != NULL ? (const char *)mode : "unknown");
+    } else {
+        ret = sq_fail(db, rc, "cannot switch the database to WAL mode", err);
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static enum reqsign_status migrate(sqlite3 *db, struct reqsign_error *err)
+{
+    enum reqsign_status st = sq_exec(db, "BEGIN IMMEDIATE", "cannot lock the database", err);
+    if (st != REQSIGN_OK)
+        return st;
+    st = sq_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+                 "cannot create schema_version", err);
+    int64_t v = 0;
+    int found = 0;
+    if (st == REQSIGN_OK)
+        st = sq_int(db, "SELECT max(version) FROM schema_version", &v, &found,
+                    "cannot read schema_version", err);
+    if (st == REQSIGN_OK && (v < 0 || v > REQSIGN_SQLITE_SCHEMA_VERSION))
+        st = reqsign_error_set(err, REQSIGN_E_STORE, sq_src, REQSIGN_NO_OFFSET,
+                               "database schema version %lld is not one this build knows "
+                               "(it migrates to %d); upgrade reqsign",
+                               (long long)v, REQSIGN_SQLITE_SCHEMA_VERSION);
+    for (int64_t i = v; st == REQSIGN_OK && i < REQSIGN_SQLITE_SCHEMA_VERSION; i++)
+        st = sq_exec(db, sq_migrations[i], "migration failed", err);
+    if (st == REQSIGN_OK && v < REQSIGN_SQLITE_SCHEMA_VERSION)
+        st = sq_exec(
+            db,
+            found ? "UPDATE schema_version SET version = " SQ_XSTR(REQSIGN_SQLITE_SCHEMA_VERSION)
+                  : "INSERT INTO schema_version (version) VALUES (" SQ_XSTR(
+                        REQSIGN_SQLITE_SCHEMA_VERSION) ")",
+            "cannot record the schema version", err);
+    if (st == REQSIGN_OK)
+        st = sq_exec(db, "COMMIT", "cannot commit the migrations", err);
+    if (st != REQSIGN_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
+static enum reqsign_status check_schema(sqlite3 *db, const char *path, struct reqsign_error *err)
+{
+    int64_t present = 0, v = 0;
+    int found = 0;
+    enum reqsign_status st = sq_int(db,
+                                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                                    "AND name = 'schema_version'",
+                                    &present, &found, "cannot read the schema", err);
+    if (st != REQSIGN_OK)
+        return st;
+    if (present == 0)
+        return reqsign_error_set(err, REQSIGN_E_STORE, sq_src, REQSIGN_NO_OFFSET,
+                                 "%s is not a migrated reqsign key store (no schema_version "
+                                 "table); open it read-write once first",
+                                 path);
+    st = sq_int(db, "SELECT max(version) FROM schema_version", &v, &found,
+                "cannot read schema_version", err);
+    if (st != REQSIGN_OK)
+        return st;
+    if (!found || v != REQSIGN_SQLITE_SCHEMA_VERSION)
+        return reqsign_error_set(
+            err, REQSIGN_E_STORE, sq_src, REQSIGN_NO_OFFSET,
+            "database schema version %lld %s this build's (%d); %s", (long long)(found ? v : 0),
+            v > REQSIGN_SQLITE_SCHEMA_VERSION ? "is newer than" : "is older than",
+            REQSIGN_SQLITE_SCHEMA_VERSION,
+            v > REQSIGN_SQLITE_SCHEMA_VERSION ? "upgrade reqsign"
+                                              : "open it read-write once to migrate");
+    return REQSIGN_OK;
+}
+
+/* Make sure @path exists (creating it mode 0600 if @create). */
+static enum reqsign_status ensure_file(const char *path, bool create, struct reqsign_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode))
+            return reqsign_error_set(err, REQSIGN_E_IO, sq_src, REQSIGN_NO_OFFSET,
+                                     "%s is not a regular file", path);
+        return REQSIGN_OK;
+    }
+    if (errno != ENOENT)
+        return reqsign_error_set(err, REQSIGN_E_IO, sq_src, REQSIGN_NO_OFFSET, "%s: %s", path,
+                                 strerror(errno));
+    if (!create)
+        return reqsign_error_set(err, REQSIGN_E_IO, sq_src, REQSIGN_NO_OFFSET,
+                                 "no key store database at %s", path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+        return reqsign_error_set(err, REQSIGN_E_IO, sq_src, REQSIGN_NO_OFFSET,
+                                 "cannot create %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return REQSIGN_OK;
+}
+
+/* see reqsign/keystore.h */
+struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned flags,
+                                                      struct reqsign_error *err)
+{
+    static const struct reqsign_keystore_ops ops = {
+        .get = sq_get,
+        .insert = sq_insert,
+        .list = sq_list,
+        .revoke = sq_revoke,
+        .free = sq_free,
+    };
+    const bool readonly = (flags & REQSIGN_KEYSTORE_READONLY) != 0;
+    const bool create = (flags & REQSIGN_KEYSTORE_CREATE) != 0;
+
+    if (path == NULL || path[0] == '\0') {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, sq_src, REQSIGN_NO_OFFSET,
+                          "a database path is required");
+        return NULL;
+    }
+    if ((flags & ~(REQSIGN_KEYSTORE_READONLY | REQSIGN_KEYSTORE_CREATE)) != 0 ||
+        (readonly && create)) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, sq_src, REQSIGN_NO_OFFSET,
+                          "bad flags 0x%x (READONLY and CREATE exclude each other)", flags);
+        return NULL;
+    }
+    if (!sqlite3_threadsafe()) {
+        reqsign_error_set(err, REQSIGN_E_STORE, sq_src, REQSIGN_NO_OFFSET,
+                          "SQLite was built without thread support");
+        return NULL;
+    }
+    if (ensure_file(path, create, err) != REQSIGN_OK)
+        return NULL;
+
+    struct sq_store *s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->path = strdup(path)) == NULL) {
+        free(s);
+        reqsign_error_set(err, REQSIGN_E_NOMEM, sq_src, REQSIGN_NO_OFFSET, NULL);
+        return NULL;
+    }
+    s->readonly = readonly;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s->path);
+        free(s);
+        reqsign_error_set(err, REQSIGN_E_NOMEM, sq_src, REQSIGN_NO_OFFSET, "mutex");
+        return NULL;
+    }
+
+    struct sq_conn *c = NULL;
+    enum reqsign_status st = conn_open(s->path, readonly, false, &c, err);
+    if (st == REQSIGN_OK && !readonly)
+        st = set_wal(c->db, err);
+    if (st == REQSIGN_OK)
+        st = readonly ? check_schema(c->db, path, err) : migrate(c->db, err);
+    if (st != REQSIGN_OK) {
+        conn_close(c);
+        sq_free(s);
+        return NULL;
+    }
+    conn_put(s, c, SQLITE_OK);
+
+    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s);
+    if (ks == NULL) {
+        sq_free(s);
+        reqsign_error_set(err, REQSIGN_E_NOMEM, sq_src, REQSIGN_NO_OFFSET, NULL);
+    }
+    return ks;
+}

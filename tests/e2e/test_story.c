@@ -213,7 +213,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-Test(story, provider_and_customers_end_to_end, .timeout = 300)
+Test(story, provider_and_customers_end_to_end)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char *dir = tu_tmpdir();

@@ -294,7 +294,7 @@ static void *race_thread(void *arg)
     return NULL;
 }
 
-Test(nonce, threads_race_one_nonce_exactly_one_wins, .timeout = 60)
+Test(nonce, threads_race_one_nonce_exactly_one_wins)
 {
     static struct race r; /* large: not on the stack */
     pthread_t t[RACE_THREADS];
@@ -352,7 +352,7 @@ static void bulk_insert(struct reqsign_nonce_store *s, int nthreads, unsigned ta
     }
 }
 
-Test(nonce, two_threads_distinct_inserts_count_exact, .timeout = 60)
+Test(nonce, two_threads_distinct_inserts_count_exact)
 {
     struct reqsign_nonce_store *s = mk(0, 0);
     struct reqsign_nonce_memory_stats st;
@@ -369,7 +369,7 @@ Test(nonce, two_threads_distinct_inserts_count_exact, .timeout = 60)
     reqsign_nonce_store_free(s);
 }
 
-Test(nonce, memory_returned_after_expiry, .timeout = 60)
+Test(nonce, memory_returned_after_expiry)
 {
     struct reqsign_nonce_store *s = mk(0, 0);
     struct reqsign_nonce_memory_stats full, after;
@@ -421,7 +421,7 @@ Test(nonce, sweep_reclaims_everything_reclaimable)
 }
 
 /* Random checks against a plain model, across growth, reclaiming and shrinking. */
-Test(nonce, random_checks_match_a_model, .timeout = 60)
+Test(nonce, random_checks_match_a_model)
 {
     enum { PAIRS = 4000, KEYS = 7, STEPS = 300000 };
     static int64_t model[PAIRS]; /* until, 0: never seen */

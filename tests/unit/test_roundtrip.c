@@ -182,7 +182,7 @@ static enum reqsign_status verify(const struct reqsign_verifier *v, const struct
     return st;
 }
 
-Test(roundtrip, thousand_requests_and_one_bit_changes, .timeout = 240)
+Test(roundtrip, thousand_requests_and_one_bit_changes)
 {
     struct reqsign_key *key = NULL;
     cr_assert_eq(reqsign_key_generate(&key, NULL), REQSIGN_OK);

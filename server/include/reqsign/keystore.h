@@ -78,8 +78,10 @@ reqsign_keystore_revoke(struct reqsign_keystore *ks, const char *keyid, size_t k
 
 /* ---- SQLite ----
  * WAL mode, busy timeout (REQSIGN_SQLITE_BUSY_MS), a schema_version table and
- * ordered migrations applied at open. One connection per thread that uses the
- * store (opened lazily), so readers never block each other. */
+ * ordered migrations applied at open. A pool of connections (one taken per
+ * call, opened on demand, each with its prepared statements), so readers never
+ * block each other and short-lived threads leak nothing. The file is created
+ * with mode 0600 by reqsign, never by SQLite. */
 #define REQSIGN_SQLITE_BUSY_MS 5000
 #define REQSIGN_KEYSTORE_READONLY 0x1u /* open read-only (a verifying backend) */
 #define REQSIGN_KEYSTORE_CREATE 0x2u   /* create the file and schema if missing */
