@@ -1,2 +1,643 @@
-/* placeholder: being written */
-typedef int reqsign_placeholder_keys;
+/* reqsign keys: manage keys on a key service (docs/KEYSERVICE.md).
+ *
+ *   reqsign keys create [--label L] [--scope S]... [--expires-at T] [--public-key FILE] [-o FILE]
+ *   reqsign keys list [--limit N] [--after KEYID] [--all] [--json]
+ *   reqsign keys get KEYID
+ *   reqsign keys revoke KEYID
+ *
+ * Every request is signed with the admin credential (--key, default
+ * $REQSIGN_CREDENTIAL); --service defaults to the credential's "service".
+ * Exit status: 0 success, 1 failure (the server's JSON error is printed to
+ * stderr), 2 usage error.
+ *
+ * Secrets: `create` without --public-key receives a private key. The output
+ * file is created (O_EXCL, 0600) before the request, so nothing is generated
+ * that cannot be stored; the response buffer and the decoded "private_key"
+ * string are wiped. libcurl's receive buffer and jansson's scratch copies are
+ * not under our control.
+ */
+#include <reqsign/credential.h>
+#include <reqsign/error.h>
+#include <reqsign/key.h>
+#include <reqsign/signer.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+#define KEYS_MAX_SCOPES 16
+
+/* From send.c. */
+void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err);
+int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid, int insecure,
+                            struct reqsign_credential **cred, struct reqsign_signer **signer);
+int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
+                     const char *url, const char *body, size_t body_len, int verbose, long *status,
+                     char **resp, size_t *resp_len);
+void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len);
+/* Called from main.c. */
+int reqsign_cli_keys(int argc, char **argv);
+
+static const char USAGE_KEYS[] =
+    "usage: reqsign keys <create|list|get|revoke> [options]\n"
+    "\n"
+    "Manage keys on a reqsign key service. Requests are signed with an admin\n"
+    "credential (scope keys:admin).\n"
+    "\n"
+    "  keys create [--label L] [--scope S]... [--expires-at RFC3339]\n"
+    "              [--public-key FILE] -o FILE\n"
+    "      Create a key. The service generates the key pair and returns the\n"
+    "      credential once: it is written to FILE (mode 0600, never overwritten)\n"
+    "      and the keyid printed. With --public-key (PEM, DER, JWK or raw; only the\n"
+    "      public part is sent), register that key: -o is optional and gets the\n"
+    "      record (no private key).\n"
+    "  keys list [--limit N] [--after KEYID] [--all] [--json]\n"
+    "      One line per key: keyid, status, scopes (comma-separated), label.\n"
+    "      --all follows the pages; --json prints the JSON instead.\n"
+    "  keys get KEYID       print the key's record (JSON)\n"
+    "  keys revoke KEYID    revoke the key; prints 'revoked KEYID'\n"
+    "\n"
+    "Common options:\n"
+    "  --service URL               the key service (default: the credential's\n"
+    "                              \"service\")\n"
+    "  --key CREDENTIAL            admin credential JSON or key file (default:\n"
+    "                              $REQSIGN_CREDENTIAL)\n"
+    "  --insecure-key-permissions  accept a key file readable by group or others\n"
+    "  -v, --verbose               print the signature base and headers to stderr\n"
+    "  -h, --help                  show this help\n"
+    "\n"
+    "Exit status: 0 success, 1 failure (the server's error is printed to stderr),\n"
+    "2 usage error.\n";
+
+static void usage_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("reqsign keys: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fputs(USAGE_KEYS, stderr);
+}
+
+struct keys_opts {
+    const char *sub;
+    const char *service, *key, *label, *expires_at, *public_key, *out, *after, *arg;
+    const char *scopes[KEYS_MAX_SCOPES];
+    size_t n_scopes;
+    long limit;
+    int all, json, insecure, verbose;
+};
+
+/* "--name=value", "--name value", "-o value", "-ovalue"; NULL and *matched=0 if
+ * @a is not this option; NULL and *matched=1 on a missing value (printed). */
+static const char *opt_value(int argc, char **argv, int *i, const char *lng, char shrt,
+                             int *matched)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(lng);
+    *matched = 0;
+    if (a[0] == '-' && a[1] == '-' && strncmp(a + 2, lng, n) == 0 &&
+        (a[2 + n] == '\0' || a[2 + n] == '=')) {
+        *matched = 1;
+        if (a[2 + n] == '=')
+            return a + 3 + n;
+    } else if (shrt != 0 && a[0] == '-' && a[1] == shrt) {
+        *matched = 1;
+        if (a[2] != '\0')
+            return a + 2;
+    } else {
+        return NULL;
+    }
+    if (*i + 1 >= argc) {
+        usage_error("option '%s' needs an argument", a);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int is_flag(const char *a, const char *lng, char shrt)
+{
+    return (a[0] == '-' && a[1] == '-' && strcmp(a + 2, lng) == 0) ||
+           (shrt != 0 && a[0] == '-' && a[1] == shrt && a[2] == '\0');
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end = NULL;
+    long v;
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Which options each subcommand takes. */
+static int allowed(const char *sub, const char *opt)
+{
+    if (strcmp(sub, "create") == 0)
+        return strstr(" label scope expires-at public-key output ", opt) != NULL;
+    if (strcmp(sub, "list") == 0)
+        return strstr(" limit after all json ", opt) != NULL;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct keys_opts *o)
+{
+    static const struct {
+        const char *lng;
+        char shrt;
+        const char *tag; /* " name " for allowed() */
+    } vals[] = {
+        {"service", 0, NULL},
+        {"key", 0, NULL},
+        {"label", 0, " label "},
+        {"scope", 0, " scope "},
+        {"expires-at", 0, " expires-at "},
+        {"public-key", 0, " public-key "},
+        {"output", 'o', " output "},
+        {"limit", 0, " limit "},
+        {"after", 0, " after "},
+    };
+    int only_pos = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int m = 0;
+        if (only_pos || a[0] != '-' || a[1] == '\0') {
+            if (o->arg != NULL || (strcmp(o->sub, "get") != 0 && strcmp(o->sub, "revoke") != 0)) {
+                usage_error("%s: unexpected argument '%s'", o->sub, a);
+                return EXIT_USAGE;
+            }
+            o->arg = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (is_flag(a, "help", 'h')) {
+            fputs(USAGE_KEYS, stdout);
+            return -1;
+        }
+        if (is_flag(a, "insecure-key-permissions", 0)) {
+            o->insecure = 1;
+            continue;
+        }
+        if (is_flag(a, "verbose", 'v')) {
+            o->verbose = 1;
+            continue;
+        }
+        if (is_flag(a, "all", 0) || is_flag(a, "json", 0)) {
+            if (!allowed(o->sub, a[2] == 'a' ? " all " : " json ")) {
+                usage_error("%s: unknown option '%s'", o->sub, a);
+                return EXIT_USAGE;
+            }
+            if (a[2] == 'a')
+                o->all = 1;
+            else
+                o->json = 1;
+            continue;
+        }
+        size_t k;
+        for (k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
+            v = opt_value(argc, argv, &i, vals[k].lng, vals[k].shrt, &m);
+            if (m)
+                break;
+        }
+        if (!m || (vals[k].tag != NULL && !allowed(o->sub, vals[k].tag))) {
+            usage_error("%s: unknown option '%s'", o->sub, a);
+            return EXIT_USAGE;
+        }
+        if (v == NULL)
+            return EXIT_USAGE;
+        switch (k) {
+        case 0:
+            o->service = v;
+            break;
+        case 1:
+            o->key = v;
+            break;
+        case 2:
+            o->label = v;
+            break;
+        case 3:
+            if (o->n_scopes >= KEYS_MAX_SCOPES) {
+                usage_error("at most %d --scope options", KEYS_MAX_SCOPES);
+                return EXIT_USAGE;
+            }
+            o->scopes[o->n_scopes++] = v;
+            break;
+        case 4:
+            o->expires_at = v;
+            break;
+        case 5:
+            o->public_key = v;
+            break;
+        case 6:
+            if (*v == '\0') {
+                usage_error("-o needs a file name");
+                return EXIT_USAGE;
+            }
+            o->out = v;
+            break;
+        case 7:
+            if (parse_long(v, 1, 1000, &o->limit) != 0) {
+                usage_error("--limit: '%s' is not a number in 1..1000", v);
+                return EXIT_USAGE;
+            }
+            break;
+        default:
+            o->after = v;
+            break;
+        }
+    }
+    return EXIT_OKAY;
+}
+
+/* The service base URL without trailing slashes, plus @path (escaped parts
+ * already); malloc'd. */
+static char *service_url(const char *service, const char *path)
+{
+    size_t n = strlen(service);
+    while (n > 0 && service[n - 1] == '/')
+        n--;
+    size_t len = n + strlen(path) + 1;
+    char *u = malloc(len);
+    if (u != NULL)
+        snprintf(u, len, "%.*s%s", (int)n, service, path);
+    return u;
+}
+
+static void wipe_free(char *p, size_t len)
+{
+    if (p != NULL) {
+        reqsign_memzero(p, len);
+        free(p);
+    }
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The public key of @path as SPKI PEM (any format; a private key file gives
+ * its public half, which is all that is sent). */
+static int public_pem(const char *path, char *out, size_t cap)
+{
+    struct reqsign_error err;
+    struct reqsign_key *k = NULL;
+    size_t len;
+    enum reqsign_status st;
+
+    reqsign_error_clear(&err);
+    st = reqsign_key_load_file(path, REQSIGN_KEY_ALLOW_PERMISSIVE, &k, &err);
+    if (st != REQSIGN_OK) {
+        reqsign_cli_error("keys", st, &err);
+        return -1;
+    }
+    st = reqsign_key_public_pem(k, out, cap, &len);
+    reqsign_key_free(k);
+    if (st != REQSIGN_OK) {
+        reqsign_cli_error("keys", st, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
+                      const char *service)
+{
+    json_t *req = NULL, *resp = NULL, *scopes;
+    char *body = NULL, *url = NULL, *out = NULL;
+    size_t out_len = 0;
+    long status = 0;
+    int fd = -1, rc = EXIT_FAIL;
+    char pem[1024];
+
+    if (o->out == NULL && o->public_key == NULL) {
+        usage_error("create: -o FILE is required (the credential is returned only once)");
+        return EXIT_USAGE;
+    }
+    req = json_object();
+    scopes = json_array();
+    if (req == NULL || scopes == NULL || json_object_set_new(req, "scopes", scopes) != 0) {
+        reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < o->n_scopes; i++)
+        if (json_array_append_new(scopes, json_string(o->scopes[i])) != 0) {
+            reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+            goto out;
+        }
+    if (json_object_set_new(req, "label", o->label ? json_string(o->label) : json_string("")) ||
+        json_object_set_new(req, "expires_at",
+                            o->expires_at ? json_string(o->expires_at) : json_null())) {
+        reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+        goto out;
+    }
+    if (o->public_key != NULL) {
+        if (public_pem(o->public_key, pem, sizeof(pem)) != 0)
+            goto out;
+        if (json_object_set_new(req, "public_key", json_string(pem)) != 0) {
+            reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+            goto out;
+        }
+    }
+    body = json_dumps(req, JSON_COMPACT);
+    url = service_url(service, "/v1/keys");
+    if (body == NULL || url == NULL) {
+        reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+        goto out;
+    }
+    /* the file first: never create a key we cannot store */
+    if (o->out != NULL) {
+        fd = open(o->out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            int e = errno;
+            fprintf(stderr, "reqsign keys: error: io: %s: %s%s\n", o->out, strerror(e),
+                    e == EEXIST ? " (refusing to overwrite)" : "");
+            goto out;
+        }
+    }
+    if (reqsign_cli_http("keys", s, "POST", url, body, strlen(body), o->verbose, &status, &out,
+                         &out_len) != 0)
+        goto out;
+    if (status < 200 || status >= 300) {
+        reqsign_cli_print_server_error("keys", status, out, out_len);
+        goto out;
+    }
+    json_error_t je;
+    resp = json_loadb(out, out_len, 0, &je);
+    json_t *kid = resp != NULL ? json_object_get(resp, "keyid") : NULL;
+    if (!json_is_string(kid)) {
+        fprintf(stderr, "reqsign keys: error: json: the service's answer has no \"keyid\"\n");
+        goto out;
+    }
+    if (fd >= 0) {
+        int bad = write_all(fd, out, out_len) != 0 ||
+                  (out_len > 0 && out[out_len - 1] != '\n' && write_all(fd, "\n", 1) != 0);
+        if (!bad && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+            bad = 1;
+        int e = errno;
+        if (close(fd) != 0 && !bad) {
+            bad = 1;
+            e = errno;
+        }
+        fd = -1;
+        if (bad) {
+            fprintf(stderr, "reqsign keys: error: io: %s: %s\n", o->out, strerror(e));
+            goto out;
+        }
+    }
+    printf("%s\n", json_string_value(kid));
+    rc = EXIT_OKAY;
+out:
+    if (fd >= 0) {
+        close(fd);
+        (void)unlink(o->out);
+    }
+    if (resp != NULL) {
+        json_t *pk = json_object_get(resp, "private_key");
+        if (json_is_string(pk))
+            reqsign_memzero((char *)(uintptr_t)json_string_value(pk), json_string_length(pk));
+        json_decref(resp);
+    }
+    wipe_free(out, out_len);
+    free(body);
+    free(url);
+    json_decref(req);
+    return rc;
+}
+
+static const char *str_or(const char *s, const char *dflt)
+{
+    return s != NULL ? s : dflt;
+}
+
+/* keyid, status, scopes, label: one line. */
+static void print_record(const json_t *k)
+{
+    const json_t *sc = json_object_get(k, "scopes");
+    const char *label = json_string_value(json_object_get(k, "label"));
+    printf("%s\t%s\t", str_or(json_string_value(json_object_get(k, "keyid")), "?"),
+           str_or(json_string_value(json_object_get(k, "status")), "?"));
+    if (json_array_size(sc) == 0)
+        fputs("-", stdout);
+    for (size_t i = 0; i < json_array_size(sc); i++)
+        printf("%s%s", i ? "," : "", str_or(json_string_value(json_array_get(sc, i)), "?"));
+    printf("\t%s\n", label != NULL && label[0] != '\0' ? label : "-");
+}
+
+static int cmd_list(const struct keys_opts *o, const struct reqsign_signer *s, const char *service)
+{
+    json_t *all = json_array();
+    char *after = o->after != NULL ? strdup(o->after) : NULL;
+    int rc = EXIT_FAIL;
+    CURL *esc = curl_easy_init();
+
+    if (all == NULL || esc == NULL || (o->after != NULL && after == NULL)) {
+        reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+        goto out;
+    }
+    for (;;) {
+        char path[512];
+        char *e = after != NULL ? curl_easy_escape(esc, after, 0) : NULL;
+        snprintf(path, sizeof(path), "/v1/keys?limit=%ld%s%s", o->limit > 0 ? o->limit : 100,
+                 e != NULL ? "&after=" : "", e != NULL ? e : "");
+        curl_free(e);
+        char *url = service_url(service, path), *body = NULL;
+        size_t len = 0;
+        long status = 0;
+        if (url == NULL) {
+            reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+            goto out;
+        }
+        int r = reqsign_cli_http("keys", s, "GET", url, NULL, 0, o->verbose, &status, &body, &len);
+        free(url);
+        if (r != 0)
+            goto out;
+        if (status != 200) {
+            reqsign_cli_print_server_error("keys", status, body, len);
+            free(body);
+            goto out;
+        }
+        if (o->json && !o->all) {
+            fwrite(body, 1, len, stdout);
+            if (len == 0 || body[len - 1] != '\n')
+                fputc('\n', stdout);
+            free(body);
+            break;
+        }
+        json_error_t je;
+        json_t *page = json_loadb(body, len, 0, &je);
+        free(body);
+        json_t *keys = json_object_get(page, "keys");
+        if (!json_is_array(keys)) {
+            fprintf(stderr, "reqsign keys: error: json: unexpected answer from the service\n");
+            json_decref(page);
+            goto out;
+        }
+        json_array_extend(all, keys);
+        json_t *next = json_object_get(page, "next");
+        free(after);
+        after = json_is_string(next) ? strdup(json_string_value(next)) : NULL;
+        json_decref(page);
+        if (!o->all || after == NULL)
+            break;
+    }
+    if (o->json && o->all) {
+        json_t *doc = json_pack("{s:O,s:n}", "keys", all, "next");
+        char *txt = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+        if (txt != NULL)
+            printf("%s\n", txt);
+        free(txt);
+        json_decref(doc);
+    } else if (!o->json) {
+        for (size_t i = 0; i < json_array_size(all); i++)
+            print_record(json_array_get(all, i));
+        if (!o->all && after != NULL)
+            fprintf(stderr, "reqsign keys: more keys: --after %s (or --all)\n", after);
+    }
+    rc = EXIT_OKAY;
+out:
+    free(after);
+    json_decref(all);
+    curl_easy_cleanup(esc);
+    return rc;
+}
+
+/* get and revoke: one key. */
+static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, const char *service,
+                   int revoke)
+{
+    char *e = NULL, *url = NULL, *body = NULL, *path = NULL;
+    size_t len = 0, plen;
+    long status = 0;
+    int rc = EXIT_FAIL;
+    CURL *esc;
+
+    if (o->arg == NULL) {
+        usage_error("%s: missing KEYID", o->sub);
+        return EXIT_USAGE;
+    }
+    esc = curl_easy_init();
+    if (esc != NULL)
+        e = curl_easy_escape(esc, o->arg, 0);
+    plen = e != NULL ? strlen(e) + 16 : 0;
+    path = e != NULL ? malloc(plen) : NULL;
+    if (path != NULL) {
+        snprintf(path, plen, "/v1/keys/%s", e);
+        url = service_url(service, path);
+    }
+    if (url == NULL) {
+        reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+        goto out;
+    }
+    if (reqsign_cli_http("keys", s, revoke ? "DELETE" : "GET", url, NULL, 0, o->verbose, &status,
+                         &body, &len) != 0)
+        goto out;
+    if (status != 200) {
+        reqsign_cli_print_server_error("keys", status, body, len);
+        goto out;
+    }
+    if (revoke) {
+        printf("revoked %s\n", o->arg);
+    } else {
+        fwrite(body, 1, len, stdout);
+        if (len == 0 || body[len - 1] != '\n')
+            fputc('\n', stdout);
+    }
+    rc = EXIT_OKAY;
+out:
+    curl_free(e);
+    curl_easy_cleanup(esc);
+    free(path);
+    free(url);
+    free(body);
+    return rc;
+}
+
+int reqsign_cli_keys(int argc, char **argv)
+{
+    struct keys_opts o;
+    struct reqsign_credential *cred = NULL;
+    struct reqsign_signer *signer = NULL;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    if (argc < 1) {
+        usage_error("missing subcommand");
+        return EXIT_USAGE;
+    }
+    o.sub = argv[0];
+    if (strcmp(o.sub, "-h") == 0 || strcmp(o.sub, "--help") == 0) {
+        fputs(USAGE_KEYS, stdout);
+        return EXIT_OKAY;
+    }
+    if (strcmp(o.sub, "create") != 0 && strcmp(o.sub, "list") != 0 && strcmp(o.sub, "get") != 0 &&
+        strcmp(o.sub, "revoke") != 0) {
+        usage_error("unknown subcommand '%s'", o.sub);
+        return EXIT_USAGE;
+    }
+    rc = parse_opts(argc, argv, &o);
+    if (rc == -1)
+        return EXIT_OKAY;
+    if (rc != EXIT_OKAY)
+        return rc;
+    if ((strcmp(o.sub, "get") == 0 || strcmp(o.sub, "revoke") == 0) && o.arg == NULL) {
+        usage_error("%s: missing KEYID", o.sub);
+        return EXIT_USAGE;
+    }
+    if (strcmp(o.sub, "create") == 0 && o.out == NULL && o.public_key == NULL) {
+        usage_error("create: -o FILE is required (the credential is returned only once)");
+        return EXIT_USAGE;
+    }
+    rc = reqsign_cli_load_signer("keys", o.key, NULL, o.insecure, &cred, &signer);
+    if (rc != EXIT_OKAY)
+        return rc;
+    const char *service = o.service != NULL ? o.service : reqsign_credential_service(cred);
+    if (service[0] == '\0') {
+        usage_error("no --service given and the credential has no \"service\"");
+        rc = EXIT_USAGE;
+    } else if (strcmp(o.sub, "create") == 0) {
+        rc = cmd_create(&o, signer, service);
+    } else if (strcmp(o.sub, "list") == 0) {
+        rc = cmd_list(&o, signer, service);
+    } else {
+        rc = cmd_one(&o, signer, service, strcmp(o.sub, "revoke") == 0);
+    }
+    reqsign_signer_free(signer);
+    reqsign_credential_free(cred);
+    return rc;
+}

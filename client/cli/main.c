@@ -3,6 +3,8 @@
  *   reqsign keygen [-o FILE]
  *   reqsign sign --key FILE [options] URL
  *   reqsign verify --pub FILE [options] URL
+ *   reqsign send [options] URL            (send.c)
+ *   reqsign keys create|list|get|revoke   (keys.c)
  *
  * Exit status: 0 success (verify: the signature is valid), 1 failure (the
  * library's wire name and message are printed), 2 usage error.
@@ -16,6 +18,7 @@
 #include <reqsign/signer.h>
 #include <reqsign/verifier.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include <errno.h>
@@ -49,6 +52,9 @@ static const char USAGE_MAIN[] = "usage: reqsign <command> [options]\n"
                                  "  keygen   generate an Ed25519 key pair\n"
                                  "  sign     print the header fields that sign an HTTP request\n"
                                  "  verify   check a signed HTTP request\n"
+                                 "  send     send a signed HTTP request (curl-like)\n"
+                                 "  keys     manage keys on a key service (create, list,\n"
+                                 "           get, revoke)\n"
                                  "  help     show help for a command\n"
                                  "\n"
                                  "Options:\n"
@@ -1328,6 +1334,21 @@ out:
 
 /* ------------------------------------------------------------------ main */
 
+/* send.c, keys.c */
+int reqsign_cli_send(int argc, char **argv);
+int reqsign_cli_keys(int argc, char **argv);
+
+static int cmd_curl(int (*fn)(int, char **), int argc, char **argv)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "reqsign: cannot initialise libcurl\n");
+        return EXIT_FAIL;
+    }
+    int rc = fn(argc, argv);
+    curl_global_cleanup();
+    return rc;
+}
+
 static int finish(int rc)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -1366,6 +1387,9 @@ int main(int argc, char **argv)
             fputs(USAGE_SIGN, stdout);
         else if (strcmp(topic, "verify") == 0)
             fputs(USAGE_VERIFY, stdout);
+        else if (strcmp(topic, "send") == 0 || strcmp(topic, "keys") == 0)
+            return finish(cmd_curl(topic[0] == 's' ? reqsign_cli_send : reqsign_cli_keys, 1,
+                                   (char *[]){"--help", NULL}));
         else {
             usage_error(NULL, USAGE_MAIN, "help: unknown command '%s'", topic);
             return EXIT_USAGE;
@@ -1378,6 +1402,10 @@ int main(int argc, char **argv)
         return finish(cmd_sign(argc - 2, argv + 2));
     if (strcmp(cmd, "verify") == 0)
         return finish(cmd_verify(argc - 2, argv + 2));
+    if (strcmp(cmd, "send") == 0)
+        return finish(cmd_curl(reqsign_cli_send, argc - 2, argv + 2));
+    if (strcmp(cmd, "keys") == 0)
+        return finish(cmd_curl(reqsign_cli_keys, argc - 2, argv + 2));
     if (cmd[0] == '-')
         usage_error(NULL, USAGE_MAIN, "unknown option '%s'", cmd);
     else

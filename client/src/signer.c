@@ -185,6 +185,18 @@ const char *reqsign_signer_keyid(const struct reqsign_signer *s)
     return s->keyid;
 }
 
+/* see reqsign/signer.h */
+int reqsign_signer_path_as_is(const struct reqsign_signer *s)
+{
+    return s->path_as_is;
+}
+
+/* see reqsign/signer.h */
+unsigned reqsign_signer_digest_algs(const struct reqsign_signer *s)
+{
+    return s->digest_algs;
+}
+
 /* The pieces of a URL as libcurl will send them. */
 struct url_parts {
     char scheme[8];

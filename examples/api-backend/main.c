@@ -1,1 +1,236 @@
-int main(void) { return 0; }
+/* api-backend: an example API server that accepts only reqsign-signed requests.
+ *
+ *   api-backend --db PATH --listen HOST:PORT [--public-authority HOST[:PORT]]
+ *               [--max-age N] [--skew N] [--cache-ttl N] [--max-body N]
+ *
+ * It reads the key service's SQLite database read-only and answers every
+ * request with an echo of who signed it and what was signed:
+ *
+ *   {"keyid", "scopes": [...], "method", "path", "body_sha256"}
+ *
+ * or with the spec's JSON error (spec/PROTOCOL.md section 10). /healthz and
+ * /unsigned/... are not verified (health checks, benchmarks).
+ *
+ * This is the part a provider copies: the verifier set-up in main() and the
+ * three steps on_headers() -> on_body() -> on_end(). The HTTP plumbing
+ * (server/httpd/) is ours; any server that can call a function when the
+ * headers are in and again for each body chunk can do the same.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <reqsign/digest.h>
+#include <reqsign/keycache.h>
+#include <reqsign/keystore.h>
+#include <reqsign/nonce.h>
+#include <reqsign/verifier.h>
+
+#include "httpd.h"
+
+#define PROG "api-backend"
+#define DEFAULT_MAX_BODY (1024u * 1024u)
+
+/* Per-request state. */
+struct call {
+    int verify;                     /* 0 for /unsigned/... */
+    struct reqsign_verification vs; /* the verifier's state between the two phases */
+    struct reqsign_digest sha256;   /* our own hash of the body, for the echo */
+};
+
+/* Step 1, headers in, body not read: check the signature. A request that
+ * fails here is answered at once; its body is never read. */
+static void on_headers(void *ctx, struct reqsign_httpd_req *r)
+{
+    const struct reqsign_verifier *verifier = ctx;
+    static const char ok[] = "{\"status\":\"ok\"}";
+    if (reqsign_httpd_path_is(r, "/healthz")) {
+        reqsign_httpd_respond(r, 200, "application/json", ok, sizeof(ok) - 1);
+        return;
+    }
+    struct call *c = calloc(1, sizeof(*c));
+    if (c == NULL || reqsign_digest_init(&c->sha256, REQSIGN_DIGEST_SHA256) != REQSIGN_OK) {
+        free(c);
+        reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
+        return;
+    }
+    r->app = c;
+    reqsign_verification_init(&c->vs);
+    c->verify = !(r->path.len >= 10 && memcmp(r->path.ptr, "/unsigned/", 10) == 0);
+    if (!c->verify)
+        return;
+
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    /* Parse, required components, time window, key (via the cache), Ed25519,
+     * nonce: everything but the content. */
+    if (reqsign_verifier_verify_headers(verifier, &r->view, &c->vs, &err) != REQSIGN_OK) {
+        reqsign_httpd_respond_error(r, &err); /* 401/400/... with the spec's JSON body */
+        return;
+    }
+    snprintf(r->keyid, sizeof(r->keyid), "%s", c->vs.keyid); /* for the log line */
+    /* Authorisation goes here: c->vs.scopes holds the key's scopes, e.g.
+     * refuse with REQSIGN_E_SCOPE (403) if "payments:write" is missing. */
+}
+
+/* Step 2, each body chunk: stream it into the Content-Digest check (and our
+ * own SHA-256 for the echo). Nothing is buffered. */
+static void on_body(void *ctx, struct reqsign_httpd_req *r, const char *data, size_t len)
+{
+    struct call *c = r->app;
+    struct reqsign_error err;
+    (void)ctx;
+    reqsign_error_clear(&err);
+    if (c->verify && reqsign_verification_body(&c->vs, data, len, &err) != REQSIGN_OK) {
+        reqsign_httpd_respond_error(r, &err);
+        return;
+    }
+    if (reqsign_digest_update(&c->sha256, data, len) != REQSIGN_OK)
+        reqsign_httpd_fail(r, REQSIGN_E_CRYPTO, "hash failure");
+}
+
+/* Step 3, end of body: the digest must match. Only now may the application
+ * act on the request (spec section 9: never before phase two succeeded). */
+static void on_end(void *ctx, struct reqsign_httpd_req *r)
+{
+    struct call *c = r->app;
+    struct reqsign_error err;
+    (void)ctx;
+    reqsign_error_clear(&err);
+    if (c->verify && reqsign_verification_finish(&c->vs, &err) != REQSIGN_OK) {
+        reqsign_httpd_respond_error(r, &err); /* digest_mismatch */
+        return;
+    }
+
+    /* The application's work; here, an echo. */
+    uint8_t sum[REQSIGN_SHA256_LEN];
+    char cd[REQSIGN_CONTENT_DIGEST_MAX], hex[2 * REQSIGN_SHA256_LEN + 1];
+    size_t cd_len;
+    if (reqsign_digest_final(&c->sha256, cd, sizeof(cd), &cd_len, sum, NULL) != REQSIGN_OK) {
+        reqsign_httpd_fail(r, REQSIGN_E_CRYPTO, "hash failure");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(sum); i++)
+        snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+    json_t *scopes = json_array();
+    for (const char *p = c->vs.scopes; *p;) {
+        const char *e = strchr(p, ' ');
+        size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (n > 0)
+            json_array_append_new(scopes, json_stringn(p, n));
+        p += n + (e != NULL);
+    }
+    json_t *echo =
+        json_pack("{s:o, s:o, s:s, s:s%, s:s}", "keyid",
+                  c->verify ? json_string(c->vs.keyid) : json_null(), "scopes", scopes, "method",
+                  r->method, "path", r->path.ptr, r->path.len, "body_sha256", hex);
+    if (echo == NULL) {
+        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot encode the answer");
+        return;
+    }
+    reqsign_httpd_respond_json(r, 200, echo);
+    json_decref(echo);
+}
+
+/* The request is over (answered or abandoned): release its state. */
+static void on_done(void *ctx, struct reqsign_httpd_req *r)
+{
+    struct call *c = r->app;
+    (void)ctx;
+    if (c == NULL)
+        return;
+    reqsign_verification_cleanup(&c->vs);
+    reqsign_digest_cleanup(&c->sha256);
+    free(c);
+}
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: " PROG " --db PATH --listen HOST:PORT [--public-authority HOST[:PORT]]\n"
+            "                   [--max-age N] [--skew N] [--cache-ttl N] [--max-body N]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const char *db = NULL, *listen = NULL, *pub = NULL;
+    int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
+    int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, max_body = DEFAULT_MAX_BODY;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
+        int bad = 0;
+        if (strcmp(a, "--db") == 0)
+            db = v;
+        else if (strcmp(a, "--listen") == 0)
+            listen = v;
+        else if (strcmp(a, "--public-authority") == 0)
+            pub = v;
+        else if (strcmp(a, "--max-age") == 0)
+            bad = reqsign_httpd_parse_seconds(v, &max_age) != 0 || max_age < 1;
+        else if (strcmp(a, "--skew") == 0)
+            bad = reqsign_httpd_parse_seconds(v, &skew) != 0;
+        else if (strcmp(a, "--cache-ttl") == 0)
+            bad = reqsign_httpd_parse_seconds(v, &ttl) != 0 || ttl < 1;
+        else if (strcmp(a, "--max-body") == 0)
+            bad = reqsign_httpd_parse_seconds(v, &max_body) != 0 || max_body < 1;
+        else
+            bad = 1;
+        if (bad)
+            return usage();
+    }
+    if (db == NULL || listen == NULL || argc % 2 == 0)
+        return usage();
+
+    /* 1. The key store, read-only: the key service writes it, we only read. */
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *store =
+        reqsign_keystore_sqlite_open(db, REQSIGN_KEYSTORE_READONLY, &err);
+    if (store == NULL) {
+        fprintf(stderr, PROG ": %s: %s\n", db, err.message);
+        return 1;
+    }
+    /* 2. A cache in front of it: a revoked key stops working within ttl seconds. */
+    struct reqsign_keycache_opts co = {.store = store, .positive_ttl = ttl, .negative_ttl = ttl};
+    struct reqsign_keycache *cache = reqsign_keycache_new(&co, &err);
+    /* 3. A nonce store: a replayed request fails. */
+    struct reqsign_nonce_store *nonces = reqsign_nonce_store_memory_new(NULL);
+    /* 4. The verifier, reqsign profile. Behind a proxy, public_authority is
+     * the host[:port] clients sign (they do not sign our internal name). */
+    struct reqsign_verifier_opts vo = {
+        .profile = REQSIGN_PROFILE_REQSIGN,
+        .max_age = max_age,
+        .skew = skew == 0 ? -1 : skew, /* the verifier reads 0 as default, < 0 as none */
+        .public_authority = pub,
+        .lookup = reqsign_keycache_lookup,
+        .lookup_ctx = cache,
+        .nonces = nonces,
+    };
+    struct reqsign_verifier *verifier = NULL;
+    if (cache != NULL && nonces != NULL)
+        verifier = reqsign_verifier_new(&vo, &err);
+
+    int rc = 1;
+    if (verifier == NULL) {
+        fprintf(stderr, PROG ": %s\n", err.message[0] ? err.message : "cannot start");
+    } else {
+        static const struct reqsign_httpd_handlers handlers = {on_headers, on_body, on_end,
+                                                               on_done};
+        struct reqsign_httpd_opts ho = {.listen = listen,
+                                        .max_body = (size_t)max_body,
+                                        .name = PROG,
+                                        .handlers = &handlers,
+                                        .ctx = verifier};
+        struct reqsign_httpd *h = reqsign_httpd_start(&ho);
+        if (h != NULL)
+            rc = reqsign_httpd_run(h); /* until SIGTERM / SIGINT */
+    }
+    reqsign_verifier_free(verifier);
+    reqsign_nonce_store_free(nonces);
+    reqsign_keycache_free(cache);
+    reqsign_keystore_free(store);
+    return rc;
+}

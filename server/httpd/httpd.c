@@ -1,2 +1,614 @@
-/* placeholder: being written */
-typedef int reqsign_placeholder_httpd;
+/* reqsign-httpd: see httpd.h. */
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include <reqsign/key.h>
+#include <reqsign/verifier.h>
+
+/* After a response was decided mid-body, at most this many further body
+ * bytes are read and discarded (so the client gets the answer); beyond it
+ * the connection is dropped. */
+#define DISCARD_MAX ((uint64_t)1 << 20)
+/* Per-connection memory: request line and headers must fit (Signature-Input
+ * and Signature may be 8 KiB each). Larger headers get libmicrohttpd's 431. */
+#define CONN_MEMORY_LIMIT ((size_t)64 * 1024)
+#define CONN_LIMIT 1024u
+
+struct reqsign_httpd {
+    struct MHD_Daemon *daemon;
+    struct reqsign_httpd_handlers handlers;
+    void *ctx;
+    char scheme[16];
+    size_t max_body;
+    const char *name;
+    atomic_long inflight; /* requests whose headers are in, not yet completed */
+};
+
+enum stage { STAGE_NEW = 0, STAGE_BODY, STAGE_QUEUED };
+
+struct reqsign_httpd_conn {
+    struct reqsign_httpd *h;
+    struct reqsign_httpd_req req;
+    char *target; /* raw request-target, NUL-terminated copy */
+    size_t target_len;
+    struct reqsign_header *headers;
+    size_t n_headers, cap_headers;
+    struct MHD_Response *resp;
+    unsigned status;
+    enum stage stage;
+    int has_body;       /* Content-Length > 0 or Transfer-Encoding present */
+    uint64_t discarded; /* body bytes dropped after a response was decided */
+    int counted;        /* counted in h->inflight */
+};
+
+/* ---- small helpers ---- */
+
+static struct reqsign_span span_of(const char *p, size_t n)
+{
+    struct reqsign_span s = {p, n};
+    return s;
+}
+
+/* see httpd.h */
+int reqsign_httpd_parse_seconds(const char *s, int64_t *out)
+{
+    if (s == NULL || *s == '\0')
+        return -1;
+    int64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (INT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* see httpd.h */
+int reqsign_httpd_parse_listen(const char *s, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon;
+    const char *h;
+    size_t hl;
+    if (s == NULL)
+        return -1;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        h = s + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+            return -1; /* no port, or an unbracketed IPv6 literal */
+        h = s;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= host_cap)
+        return -1;
+    int64_t p;
+    if (reqsign_httpd_parse_seconds(colon + 1, &p) != 0 || p > 65535)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* see httpd.h */
+int reqsign_httpd_no_core_dumps(void)
+{
+    int rc = 0;
+    struct rlimit rl = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+        rc = -1;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* One log line per request: method, path, status, keyid. Built in one
+ * buffer and written with one write(2) so lines from threads do not mix.
+ * Non-printable bytes are shown as '?'. Never a header, a body or a key. */
+static void log_request(struct reqsign_httpd_conn *c)
+{
+    char line[512];
+    size_t n = 0;
+    const struct reqsign_httpd_req *r = &c->req;
+    for (const char *p = r->method != NULL ? r->method : "-"; *p && n < 40; p++)
+        line[n++] = (*p > 0x20 && *p < 0x7f) ? *p : '?';
+    line[n++] = ' ';
+    size_t plen = r->path.len > 200 ? 200 : r->path.len;
+    for (size_t i = 0; i < plen; i++) {
+        char ch = r->path.ptr[i];
+        line[n++] = (ch > 0x20 && ch < 0x7f) ? ch : '?';
+    }
+    if (plen == 0)
+        line[n++] = '-';
+    int k = snprintf(line + n, sizeof(line) - n, " %u %.*s\n", c->status, r->keyid[0] ? 64 : 1,
+                     r->keyid[0] ? r->keyid : "-");
+    if (k > 0)
+        n += (size_t)k < sizeof(line) - n ? (size_t)k : sizeof(line) - n - 1;
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w;
+}
+
+/* ---- responses ---- */
+
+static int set_response(struct reqsign_httpd_req *r, unsigned status, struct MHD_Response *resp)
+{
+    struct reqsign_httpd_conn *c = r->conn;
+    if (resp == NULL)
+        return -1;
+    if (c->resp != NULL) {
+        MHD_destroy_response(resp);
+        return -1;
+    }
+    c->resp = resp;
+    c->status = status;
+    return 0;
+}
+
+static void add_common_headers(struct MHD_Response *resp, const char *ctype, const char *cc)
+{
+    if (ctype != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cc != NULL ? cc : "no-store");
+}
+
+static void respond_cc(struct reqsign_httpd_req *r, unsigned status, const char *ctype,
+                       const char *body, size_t len, const char *cc)
+{
+    if (r->conn->resp != NULL)
+        return;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL)
+        return;
+    add_common_headers(resp, ctype, cc);
+    (void)set_response(r, status, resp);
+}
+
+/* see httpd.h */
+void reqsign_httpd_respond(struct reqsign_httpd_req *r, unsigned status, const char *ctype,
+                           const char *body, size_t len)
+{
+    respond_cc(r, status, ctype, body, len, NULL);
+}
+
+struct secret_buf {
+    char *p;
+    size_t len;
+};
+
+/* The response is done with a secret body: wipe it, then free it. */
+static void free_secret(void *cls)
+{
+    struct secret_buf *s = cls;
+    reqsign_memzero(s->p, s->len);
+    free(s->p);
+    free(s);
+}
+
+/* see httpd.h */
+void reqsign_httpd_respond_secret(struct reqsign_httpd_req *r, unsigned status, char *body,
+                                  size_t len)
+{
+    struct secret_buf *s = NULL;
+    struct MHD_Response *resp = NULL;
+    if (r->conn->resp == NULL)
+        s = malloc(sizeof(*s));
+    if (s != NULL) {
+        s->p = body;
+        s->len = len;
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(len, body, free_secret, s);
+    }
+    if (resp == NULL) {
+        reqsign_memzero(body, len);
+        free(body);
+        free(s);
+        reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "cannot build the response");
+        return;
+    }
+    add_common_headers(resp, "application/json", NULL);
+    (void)set_response(r, status, resp); /* on failure the response (and the secret) is freed */
+}
+
+/* see httpd.h */
+void reqsign_httpd_respond_json_cache(struct reqsign_httpd_req *r, unsigned status, const json_t *v,
+                                      const char *cache_control)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s == NULL) {
+        reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "cannot serialize the response");
+        return;
+    }
+    respond_cc(r, status, "application/json", s, strlen(s), cache_control);
+    free(s);
+}
+
+/* see httpd.h */
+void reqsign_httpd_respond_json(struct reqsign_httpd_req *r, unsigned status, const json_t *v)
+{
+    reqsign_httpd_respond_json_cache(r, status, v, NULL);
+}
+
+/* see httpd.h */
+void reqsign_httpd_respond_error(struct reqsign_httpd_req *r, const struct reqsign_error *err)
+{
+    char buf[2048];
+    size_t n = 0;
+    struct reqsign_error e = *err;
+    if (e.code == REQSIGN_OK)
+        e.code = REQSIGN_E_INTERNAL;
+    if (reqsign_error_json(&e, (int64_t)time(NULL), buf, sizeof(buf), &n) != REQSIGN_OK) {
+        e.message[0] = '\0';
+        if (reqsign_error_json(&e, (int64_t)time(NULL), buf, sizeof(buf), &n) != REQSIGN_OK)
+            return;
+    }
+    unsigned status = (unsigned)reqsign_http_status(e.code);
+    reqsign_httpd_respond(r, status, "application/json", buf, n);
+    if (status == 401)
+        reqsign_httpd_add_header(r, "Accept-Signature", REQSIGN_HTTPD_ACCEPT_SIGNATURE);
+    if (status == 429 || status == 503)
+        reqsign_httpd_add_header(r, "Retry-After", "1");
+}
+
+/* see httpd.h */
+void reqsign_httpd_fail(struct reqsign_httpd_req *r, enum reqsign_status code, const char *fmt, ...)
+{
+    struct reqsign_error e;
+    reqsign_error_clear(&e);
+    e.code = code;
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e.message, sizeof(e.message), fmt, ap);
+        va_end(ap);
+    }
+    reqsign_httpd_respond_error(r, &e);
+}
+
+/* see httpd.h */
+void reqsign_httpd_add_header(struct reqsign_httpd_req *r, const char *name, const char *value)
+{
+    if (r->conn->resp != NULL)
+        MHD_add_response_header(r->conn->resp, name, value);
+}
+
+/* see httpd.h */
+int reqsign_httpd_responded(const struct reqsign_httpd_req *r)
+{
+    return r->conn->resp != NULL;
+}
+
+/* ---- request helpers ---- */
+
+/* see httpd.h */
+const char *reqsign_httpd_header(const struct reqsign_httpd_req *r, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < r->view.n_headers; i++) {
+        const struct reqsign_header *hd = &r->view.headers[i];
+        if (hd->name.len == nl && strncasecmp(hd->name.ptr, name, nl) == 0)
+            return hd->value.ptr; /* libmicrohttpd's values are NUL-terminated */
+    }
+    return NULL;
+}
+
+/* see httpd.h */
+int reqsign_httpd_path_is(const struct reqsign_httpd_req *r, const char *s)
+{
+    size_t n = strlen(s);
+    return r->path.len == n && memcmp(r->path.ptr, s, n) == 0;
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static struct reqsign_httpd_conn *conn_new(struct reqsign_httpd *h, const char *uri)
+{
+    struct reqsign_httpd_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->target_len = strlen(uri);
+    c->target = malloc(c->target_len + 1);
+    if (c->target == NULL) {
+        free(c);
+        return NULL;
+    }
+    memcpy(c->target, uri, c->target_len + 1);
+    c->h = h;
+    c->req.conn = c;
+    return c;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: called with the request-target exactly as on
+ * the request line, before libmicrohttpd unescapes it and splits the query. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    (void)con;
+    return conn_new(cls, uri != NULL ? uri : "");
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      size_t key_size, const char *value, size_t value_size)
+{
+    struct reqsign_httpd_conn *c = cls;
+    (void)kind;
+    if (c->n_headers == c->cap_headers)
+        return MHD_NO;
+    struct reqsign_header *hd = &c->headers[c->n_headers++];
+    hd->name = span_of(key, key_size);
+    hd->value = span_of(value != NULL ? value : "", value != NULL ? value_size : 0);
+    return MHD_YES;
+}
+
+/* Fill the request view once the headers are in. 0 or -1 (out of memory). */
+static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, const char *method)
+{
+    struct reqsign_httpd_req *r = &c->req;
+    int n = MHD_get_connection_values_n(con, MHD_HEADER_KIND, NULL, NULL);
+    c->cap_headers = n > 0 ? (size_t)n : 0;
+    if (c->cap_headers > 0) {
+        c->headers = calloc(c->cap_headers, sizeof(*c->headers));
+        if (c->headers == NULL)
+            return -1;
+        MHD_get_connection_values_n(con, MHD_HEADER_KIND, collect_header, c);
+    }
+    r->method = method;
+    r->view.method = span_of(method, strlen(method));
+    r->view.scheme = span_of(c->h->scheme, strlen(c->h->scheme));
+    r->view.target = span_of(c->target, c->target_len);
+    r->view.headers = c->headers;
+    r->view.n_headers = c->n_headers;
+    const char *host = reqsign_httpd_header(r, "Host");
+    r->view.authority = span_of(host != NULL ? host : "", host != NULL ? strlen(host) : 0);
+
+    const char *q = memchr(c->target, '?', c->target_len);
+    size_t plen = q != NULL ? (size_t)(q - c->target) : c->target_len;
+    r->path = span_of(c->target, plen);
+    r->query = q != NULL ? span_of(q + 1, c->target_len - plen - 1) : span_of("", 0);
+
+    const char *cl = reqsign_httpd_header(r, "Content-Length");
+    if (cl != NULL) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        r->has_content_length = 1;
+        r->content_length = (errno != 0 || end == cl) ? UINT64_MAX : (uint64_t)v;
+        if (r->content_length > 0)
+            c->has_body = 1;
+    }
+    if (reqsign_httpd_header(r, "Transfer-Encoding") != NULL)
+        c->has_body = 1;
+    return 0;
+}
+
+static enum MHD_Result queue(struct reqsign_httpd_conn *c, struct MHD_Connection *con)
+{
+    c->stage = STAGE_QUEUED;
+    log_request(c);
+    enum MHD_Result ret = MHD_queue_response(con, c->status, c->resp);
+    MHD_destroy_response(c->resp);
+    c->resp = NULL;
+    return ret;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    struct reqsign_httpd *h = cls;
+    struct reqsign_httpd_conn *c = *con_cls;
+    (void)version;
+    if (c == NULL) { /* no URI callback ran (should not happen): use the URL we have */
+        c = conn_new(h, url != NULL ? url : "");
+        if (c == NULL)
+            return MHD_NO;
+        *con_cls = c;
+    }
+    struct reqsign_httpd_req *r = &c->req;
+
+    if (c->stage == STAGE_NEW) {
+        c->stage = STAGE_BODY;
+        c->counted = 1; /* headers complete: in flight until completed */
+        atomic_fetch_add(&h->inflight, 1);
+        if (build_view(c, con, method) != 0)
+            return MHD_NO;
+        if (r->has_content_length && r->content_length > h->max_body)
+            reqsign_httpd_fail(r, REQSIGN_E_BODY_TOO_LARGE, "request body larger than %zu bytes",
+                               h->max_body);
+        else
+            h->handlers.headers(h->ctx, r);
+        /* Answer at once, before reading the body. Without a body, wait for
+         * the next call so the connection can stay open (an early response
+         * makes libmicrohttpd close it). */
+        if (c->resp != NULL && c->has_body)
+            return queue(c, con);
+        return MHD_YES;
+    }
+    if (c->stage == STAGE_QUEUED)
+        return MHD_YES;
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (c->resp != NULL) { /* answer decided: read and drop the rest, up to a bound */
+            c->discarded += n;
+            return c->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+        }
+        if (n > h->max_body - r->body_received) {
+            reqsign_httpd_fail(r, REQSIGN_E_BODY_TOO_LARGE, "request body larger than %zu bytes",
+                               h->max_body);
+            return MHD_YES;
+        }
+        r->body_received += n;
+        if (h->handlers.body != NULL)
+            h->handlers.body(h->ctx, r, upload_data, n);
+        return MHD_YES;
+    }
+
+    /* the whole request is in */
+    if (c->resp == NULL)
+        h->handlers.end(h->ctx, r);
+    if (c->resp == NULL)
+        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "no response");
+    if (c->resp == NULL)
+        return MHD_NO;
+    return queue(c, con);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct reqsign_httpd *h = cls;
+    struct reqsign_httpd_conn *c = *con_cls;
+    (void)con;
+    (void)toe;
+    if (c == NULL)
+        return;
+    *con_cls = NULL;
+    if (h->handlers.done != NULL)
+        h->handlers.done(h->ctx, &c->req);
+    if (c->resp != NULL)
+        MHD_destroy_response(c->resp);
+    free(c->headers);
+    free(c->target);
+    if (c->counted)
+        atomic_fetch_sub(&h->inflight, 1);
+    free(c);
+}
+
+/* ---- start, run, stop ---- */
+
+/* see httpd.h */
+struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
+{
+    const char *name = o->name != NULL ? o->name : "httpd";
+    char host[256];
+    uint16_t port;
+    if (o->handlers == NULL || o->handlers->headers == NULL || o->handlers->end == NULL) {
+        fprintf(stderr, "%s: internal error: handlers missing\n", name);
+        return NULL;
+    }
+    if (reqsign_httpd_parse_listen(o->listen, host, sizeof(host), &port) != 0) {
+        fprintf(stderr, "%s: --listen wants HOST:PORT or [IPV6]:PORT, got '%s'\n", name,
+                o->listen != NULL ? o->listen : "");
+        return NULL;
+    }
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, portstr, &hints, &ai);
+    if (gai != 0 || ai == NULL) {
+        fprintf(stderr, "%s: cannot resolve '%s': %s\n", name, host, gai_strerror(gai));
+        return NULL;
+    }
+
+    /* Signals: SIGTERM/SIGINT are taken by sigwait() in reqsign_httpd_run();
+     * block them before any thread starts so every thread inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct reqsign_httpd *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        freeaddrinfo(ai);
+        return NULL;
+    }
+    h->handlers = *o->handlers;
+    h->ctx = o->ctx;
+    h->name = name;
+    h->max_body = o->max_body ? o->max_body : REQSIGN_HTTPD_DEFAULT_MAX_BODY;
+    snprintf(h->scheme, sizeof(h->scheme), "%s", o->scheme != NULL ? o->scheme : "http");
+    atomic_init(&h->inflight, 0);
+
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned threads = o->threads ? o->threads : REQSIGN_HTTPD_DEFAULT_THREADS;
+    unsigned timeout = o->timeout ? o->timeout : REQSIGN_HTTPD_DEFAULT_TIMEOUT;
+    h->daemon = MHD_start_daemon(
+        flags, port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
+        CONN_LIMIT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, h, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (h->daemon == NULL) {
+        fprintf(stderr, "%s: cannot listen on %s\n", name, o->listen);
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned actual = di != NULL ? di->port : port;
+    int v6 = strchr(host, ':') != NULL;
+    printf("listening on http://%s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "", actual);
+    fflush(stdout);
+    return h;
+}
+
+/* see httpd.h */
+int reqsign_httpd_run(struct reqsign_httpd *h)
+{
+    sigset_t set;
+    int sig = 0;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    while (sigwait(&set, &sig) != 0) {
+    }
+    fprintf(stderr, "%s: signal %d: stopping\n", h->name, sig);
+
+    /* Stop accepting; let requests already begun finish. Idle keep-alive
+     * connections are not waited for: MHD_stop_daemon closes them. */
+    MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (atomic_load(&h->inflight) <= 0)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= REQSIGN_HTTPD_DRAIN_SECONDS) {
+            fprintf(stderr, "%s: %ld request(s) still in flight; closing them\n", h->name,
+                    (long)atomic_load(&h->inflight));
+            break;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(h->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    free(h);
+    return 0;
+}

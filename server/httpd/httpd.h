@@ -1,1 +1,172 @@
-/* placeholder */
+/* reqsign-httpd: internal HTTP glue shared by reqsignd and the example
+ * api-backend, on libmicrohttpd. Not installed, not a public API.
+ *
+ * What it does for a server:
+ *   - parses `--listen HOST:PORT` (IPv4 or [IPv6]; port 0 picks one), starts
+ *     a libmicrohttpd daemon there (internal thread pool, connection timeout,
+ *     per-connection memory limit) and prints `listening on http://HOST:PORT`;
+ *   - builds a struct reqsign_request view of each request with the RAW
+ *     request-target as it appeared on the request line (libmicrohttpd
+ *     unescapes the URL it hands to the access handler and splits off the
+ *     query; the verifier must see the bytes the client signed), the Host
+ *     header as authority and every header line in arrival order;
+ *   - calls the server in three steps, so a verifier can reject a request
+ *     before reading its body and stream the body afterwards:
+ *     headers() -> body() per chunk -> end();
+ *   - caps the body (413 body_too_large from Content-Length before reading,
+ *     or as soon as the bytes exceed it);
+ *   - JSON responses (Cache-Control: no-store) and JSON error bodies with the
+ *     status of spec/PROTOCOL.md section 10, `Accept-Signature` on 401;
+ *   - logs one line per request to stderr: method, path, status, keyid;
+ *   - on SIGTERM / SIGINT: stops accepting, lets in-flight requests finish
+ *     (at most 10 s), stops.
+ *
+ * Thread safety: the handlers run on libmicrohttpd's pool threads, several
+ * at once; one struct reqsign_httpd_req is used by one thread at a time.
+ */
+#ifndef REQSIGN_HTTPD_H
+#define REQSIGN_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <reqsign/error.h>
+#include <reqsign/limits.h>
+#include <reqsign/request.h>
+
+#define REQSIGN_HTTPD_DEFAULT_MAX_BODY (64u * 1024u)
+#define REQSIGN_HTTPD_DEFAULT_TIMEOUT 10 /* seconds of inactivity before a connection is closed */
+#define REQSIGN_HTTPD_DEFAULT_THREADS 4
+#define REQSIGN_HTTPD_DRAIN_SECONDS 10 /* longest wait for in-flight requests at shutdown */
+
+/* What 401 responses carry (RFC 9421 section 5): the signature we ask for. */
+#define REQSIGN_HTTPD_ACCEPT_SIGNATURE                                                             \
+    "sig1=(\"@method\" \"@authority\" \"@path\" \"@query\" \"content-digest\")"                    \
+    ";created;nonce;keyid;alg=\"ed25519\""
+
+struct reqsign_httpd;
+struct reqsign_httpd_conn; /* internal per-request state */
+
+/* One request, as the handlers see it. Everything here is valid from
+ * headers() until done(). */
+struct reqsign_httpd_req {
+    struct reqsign_request view; /* for the verifier: method, scheme, authority, raw target,
+                                    headers in arrival order (duplicates kept) */
+    const char *method;          /* NUL-terminated */
+    struct reqsign_span path;    /* raw path part of the target (before '?') */
+    struct reqsign_span query;   /* raw query without the '?'; empty if none */
+    int has_content_length;
+    uint64_t content_length;
+    uint64_t body_received;                /* bytes handed to body() so far */
+    void *app;                             /* the server's own per-request state */
+    char keyid[REQSIGN_KEYID_MAX_LEN + 1]; /* set by the server for the log line */
+    struct reqsign_httpd_conn *conn;       /* internal */
+};
+
+struct reqsign_httpd_handlers {
+    /* All headers are in, no body byte has been read. Respond now to reject
+     * the request without reading its body (the connection is then closed),
+     * or return without responding to go on with the body. */
+    void (*headers)(void *ctx, struct reqsign_httpd_req *r);
+    /* Body bytes, in order, any chunking. May respond: the rest of the body
+     * is then discarded (up to a bound, then the connection is dropped).
+     * NULL: the body is discarded. */
+    void (*body)(void *ctx, struct reqsign_httpd_req *r, const char *data, size_t len);
+    /* The whole body was read: respond (a 500 is sent if it does not). */
+    void (*end)(void *ctx, struct reqsign_httpd_req *r);
+    /* The request is over (answered, or the connection went away): release
+     * r->app. May be NULL. Also called when headers() was never reached. */
+    void (*done)(void *ctx, struct reqsign_httpd_req *r);
+};
+
+struct reqsign_httpd_opts {
+    const char *listen; /* "HOST:PORT", "[V6]:PORT"; required */
+    const char *scheme; /* the scheme put in the request view; NULL: "http" */
+    size_t max_body;    /* 0: REQSIGN_HTTPD_DEFAULT_MAX_BODY */
+    unsigned threads;   /* 0: REQSIGN_HTTPD_DEFAULT_THREADS */
+    unsigned timeout;   /* seconds; 0: REQSIGN_HTTPD_DEFAULT_TIMEOUT */
+    const char *name;   /* program name for messages */
+    const struct reqsign_httpd_handlers *handlers;
+    void *ctx;
+};
+
+/**
+ * reqsign_httpd_start() - block SIGTERM/SIGINT (so every thread inherits the
+ * mask), ignore SIGPIPE, bind and start the daemon, print the listening line.
+ * Return: the server, or NULL with a message on stderr.
+ */
+struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o);
+
+/**
+ * reqsign_httpd_run() - wait for SIGTERM or SIGINT, stop accepting, wait for
+ * in-flight requests (at most REQSIGN_HTTPD_DRAIN_SECONDS), stop and free.
+ * Return: 0.
+ */
+int reqsign_httpd_run(struct reqsign_httpd *h);
+
+/* ---- responses: call at most once per request (later calls are ignored) ---- */
+
+/** reqsign_httpd_respond() - @body (copied) with Content-Type @ctype and Cache-Control: no-store.
+ */
+void reqsign_httpd_respond(struct reqsign_httpd_req *r, unsigned status, const char *ctype,
+                           const char *body, size_t len);
+
+/**
+ * reqsign_httpd_respond_secret() - respond with @body, which holds a secret:
+ * ownership of @body (malloc'd, @len bytes) passes to the response, which
+ * wipes it (reqsign_memzero) and frees it once sent or abandoned. Never
+ * logged. On failure @body is wiped and freed at once and a 500 is sent.
+ */
+void reqsign_httpd_respond_secret(struct reqsign_httpd_req *r, unsigned status, char *body,
+                                  size_t len);
+
+/** reqsign_httpd_respond_json() - serialize @v (not consumed) with Cache-Control: no-store. */
+void reqsign_httpd_respond_json(struct reqsign_httpd_req *r, unsigned status, const json_t *v);
+/** reqsign_httpd_respond_json_cache() - the same with Cache-Control @cache_control. */
+void reqsign_httpd_respond_json_cache(struct reqsign_httpd_req *r, unsigned status, const json_t *v,
+                                      const char *cache_control);
+
+/**
+ * reqsign_httpd_respond_error() - the spec's JSON error body for @err
+ * (wire name, message, server_time for clock errors) with the status
+ * reqsign_http_status(err->code); 401 carries Accept-Signature.
+ */
+void reqsign_httpd_respond_error(struct reqsign_httpd_req *r, const struct reqsign_error *err);
+
+/** reqsign_httpd_fail() - the same from a code and a printf-style message. */
+void reqsign_httpd_fail(struct reqsign_httpd_req *r, enum reqsign_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/**
+ * reqsign_httpd_add_header() - add a header to the response already made by
+ * one of the functions above (e.g. Allow, Content-Disposition). Ignored if
+ * there is none.
+ */
+void reqsign_httpd_add_header(struct reqsign_httpd_req *r, const char *name, const char *value);
+
+/** reqsign_httpd_responded() - 1 if a response was made for @r. */
+int reqsign_httpd_responded(const struct reqsign_httpd_req *r);
+
+/* ---- request helpers ---- */
+
+/** reqsign_httpd_header() - the first line of header @name (case-insensitive), or NULL. */
+const char *reqsign_httpd_header(const struct reqsign_httpd_req *r, const char *name);
+
+/** reqsign_httpd_path_is() - 1 if the raw path equals @s. */
+int reqsign_httpd_path_is(const struct reqsign_httpd_req *r, const char *s);
+
+/** reqsign_httpd_parse_listen() - split "HOST:PORT" / "[V6]:PORT"; 0 or -1. */
+int reqsign_httpd_parse_listen(const char *s, char *host, size_t host_cap, uint16_t *port);
+
+/** reqsign_httpd_parse_seconds() - a non-negative decimal integer option; 0 or -1. */
+int reqsign_httpd_parse_seconds(const char *s, int64_t *out);
+
+/** reqsign_httpd_no_core_dumps() - prctl(PR_SET_DUMPABLE, 0) and RLIMIT_CORE 0; 0 or -1. */
+int reqsign_httpd_no_core_dumps(void);
+
+#endif

@@ -1,2 +1,721 @@
+/* e2e-reqsignd: a real reqsignd on 127.0.0.1, driven over libcurl with
+ * requests signed by the client signer (docs/KEYSERVICE.md). */
 #include <criterion/criterion.h>
-Test(reqsignd, placeholder) { cr_assert(1); }
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <reqsign/key.h>
+#include <reqsign/signer.h>
+
+#include "testutil.h"
+
+/* ---- helpers (the same shape in test_backend.c) ---- */
+
+struct env {
+    char *dir;
+    char db[512], admin[512], log[512];
+    struct tu_proc d;
+};
+
+struct resp {
+    long status;
+    char *body;
+    size_t len;
+    char *hdrs; /* all response header lines */
+    size_t hlen;
+    json_t *json;
+};
+
+struct sbuf {
+    char *b;
+    size_t n;
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+    struct sbuf *buf = ud;
+    char *nb = realloc(buf->b, buf->n + sz * n + 1);
+    cr_assert_not_null(nb);
+    memcpy(nb + buf->n, p, sz * n);
+    buf->n += sz * n;
+    nb[buf->n] = '\0';
+    buf->b = nb;
+    return sz * n;
+}
+
+static void resp_free(struct resp *r)
+{
+    free(r->body);
+    free(r->hdrs);
+    json_decref(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+/* The value of response header @name (static buffer), or NULL. */
+static const char *resp_header(const struct resp *r, const char *name)
+{
+    static char v[512];
+    size_t nl = strlen(name);
+    for (const char *p = r->hdrs; p != NULL && *p;) {
+        const char *e = strstr(p, "\r\n");
+        size_t ll = e ? (size_t)(e - p) : strlen(p);
+        if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *s = p + nl + 1;
+            while (*s == ' ')
+                s++;
+            size_t vl = ll - (size_t)(s - p);
+            if (vl >= sizeof(v))
+                vl = sizeof(v) - 1;
+            memcpy(v, s, vl);
+            v[vl] = '\0';
+            return v;
+        }
+        p = e ? e + 2 : p + ll;
+    }
+    return NULL;
+}
+
+static const char *err_name(const struct resp *r)
+{
+    return json_string_value(json_object_get(r->json, "error"));
+}
+
+/* Send one request. @sig: the three signature headers (NULL: unsigned). */
+static struct resp send_req(const char *method, const char *url, const char *body, size_t len,
+                            const struct reqsign_signed *sig, const char *const *extra)
+{
+    struct resp r;
+    memset(&r, 0, sizeof(r));
+    struct sbuf bb = {NULL, 0}, hb = {NULL, 0};
+    CURL *c = curl_easy_init();
+    cr_assert_not_null(c);
+    struct curl_slist *h = NULL;
+    char line[2048];
+    h = curl_slist_append(h, "Expect:");
+    if (sig != NULL)
+        for (size_t i = 0; i < sig->n_headers; i++) {
+            snprintf(line, sizeof(line), "%.*s: %.*s", (int)sig->headers[i].name.len,
+                     sig->headers[i].name.ptr, (int)sig->headers[i].value.len,
+                     sig->headers[i].value.ptr);
+            h = curl_slist_append(h, line);
+        }
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
+        h = curl_slist_append(h, extra[i]);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    CURLcode cc = curl_easy_perform(c);
+    cr_assert_eq(cc, CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(cc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    r.body = bb.b;
+    r.len = bb.n;
+    r.hdrs = hb.b;
+    r.hlen = hb.n;
+    if (r.body != NULL)
+        r.json = json_loadb(r.body, r.len, 0, NULL);
+    return r;
+}
+
+static struct reqsign_signer *signer_from_cred(const char *cred_json)
+{
+    json_t *j = json_loads(cred_json, 0, NULL);
+    cr_assert_not_null(j, "credential is not JSON");
+    const char *pem = json_string_value(json_object_get(j, "private_key"));
+    cr_assert_not_null(pem, "credential without private_key");
+    struct reqsign_signer_opts o;
+    memset(&o, 0, sizeof(o));
+    o.key_data = pem;
+    o.key_len = strlen(pem);
+    struct reqsign_error err;
+    struct reqsign_signer *s = reqsign_signer_new(&o, &err);
+    cr_assert_not_null(s, "signer: %s", err.message);
+    json_decref(j);
+    return s;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    char *b = calloc(1, 65536);
+    size_t n = fread(b, 1, 65535, f);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void sign(const struct reqsign_signer *s, const char *method, const char *url,
+                 const char *body, size_t len, struct reqsign_signed *out)
+{
+    struct reqsign_sign_input in;
+    struct reqsign_error err;
+    memset(&in, 0, sizeof(in));
+    memset(out, 0, sizeof(*out));
+    in.method = method;
+    in.url = url;
+    in.body = body;
+    in.body_len = len;
+    cr_assert_eq(reqsign_signer_sign(s, &in, out, &err), REQSIGN_OK, "sign: %s", err.message);
+}
+
+/* Sign and send. */
+static struct resp call(const struct reqsign_signer *s, const char *method, const char *url,
+                        const char *body)
+{
+    struct reqsign_signed sig;
+    size_t len = body != NULL ? strlen(body) : 0;
+    sign(s, method, url, body, len, &sig);
+    static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+    return send_req(method, url, body, len, &sig, body != NULL ? json_ct : NULL);
+}
+
+static void run_init(struct env *e)
+{
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>>'%s'",
+             tu_prog("REQSIGND"), e->db, e->admin, e->log);
+    free(tu_run(cmd, &st));
+    cr_assert_eq(st, 0, "reqsignd init failed");
+}
+
+static void start(struct env *e, const char *ttl)
+{
+    char *argv[] = {
+        (char *)tu_prog("REQSIGND"),       "--db", e->db, "--listen", "127.0.0.1:0", "--cache-ttl",
+        (char *)(ttl != NULL ? ttl : "5"), NULL};
+    cr_assert_eq(tu_proc_start(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
+}
+
+static void stop(struct env *e)
+{
+    cr_assert_eq(tu_proc_stop(&e->d, SIGTERM, 15000), 0, "reqsignd did not exit 0 on SIGTERM");
+}
+
+/* Stop the servers (asserting exit 0), remove the temporary directory. */
+static void finish(struct env *e)
+{
+    char cmd[600];
+    int st;
+    stop(e);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+    free(tu_run(cmd, &st));
+    free(e->dir);
+    e->dir = NULL;
+}
+
+static void setup_env(struct env *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->dir = tu_tmpdir();
+    snprintf(e->db, sizeof(e->db), "%s/keys.db", e->dir);
+    snprintf(e->admin, sizeof(e->admin), "%s/admin.json", e->dir);
+    snprintf(e->log, sizeof(e->log), "%s/reqsignd.log", e->dir);
+    run_init(e);
+    start(e, NULL);
+}
+
+static char *url_of(const struct env *e, const char *path)
+{
+    static char u[8][1024];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(u[i], sizeof(u[i]), "%s%s", e->d.url, path);
+    return u[i];
+}
+
+/* POST /v1/keys with @body; returns the credential object (new reference). */
+static json_t *create_key(const struct env *e, const struct reqsign_signer *admin, const char *body)
+{
+    struct resp r = call(admin, "POST", url_of(e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 201, "POST /v1/keys: %ld %s", r.status, r.body);
+    json_t *j = json_incref(r.json);
+    resp_free(&r);
+    return j;
+}
+
+static struct reqsign_signer *signer_of(json_t *cred)
+{
+    char *s = json_dumps(cred, 0);
+    struct reqsign_signer *sg = signer_from_cred(s);
+    free(s);
+    return sg;
+}
+
+/* ---- tests ---- */
+
+TestSuite(reqsignd, .timeout = 120);
+
+Test(reqsignd, init_mode_and_no_overwrite)
+{
+    struct env e;
+    memset(&e, 0, sizeof(e));
+    e.dir = tu_tmpdir();
+    snprintf(e.db, sizeof(e.db), "%s/keys.db", e.dir);
+    snprintf(e.admin, sizeof(e.admin), "%s/admin.json", e.dir);
+    snprintf(e.log, sizeof(e.log), "%s/reqsignd.log", e.dir);
+    run_init(&e);
+    struct stat st;
+    cr_assert_eq(stat(e.admin, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "admin.json mode %o", st.st_mode & 0777);
+    char *before = slurp(e.admin);
+    json_t *j = json_loads(before, 0, NULL);
+    cr_assert_not_null(j);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "alg")), "ed25519");
+    cr_assert_not_null(json_string_value(json_object_get(j, "private_key")));
+    cr_assert_eq(json_string_length(json_object_get(j, "keyid")), 43);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "scopes"), 0)),
+                     "keys:admin");
+    json_decref(j);
+
+    /* refuses to overwrite the credential, and refuses a database with keys */
+    char cmd[2048];
+    int status;
+    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s/other.db' -o '%s' 2>/dev/null",
+             tu_prog("REQSIGND"), e.dir, e.admin);
+    free(tu_run(cmd, &status));
+    cr_assert_neq(status, 0);
+    char *after = slurp(e.admin);
+    cr_assert_str_eq(before, after, "admin.json was modified");
+    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s/second.json' 2>/dev/null",
+             tu_prog("REQSIGND"), e.db, e.dir);
+    free(tu_run(cmd, &status));
+    cr_assert_neq(status, 0);
+    snprintf(cmd, sizeof(cmd), "%s/second.json", e.dir);
+    cr_assert_neq(access(cmd, F_OK), 0, "second credential written");
+    free(before);
+    free(after);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e.dir);
+    free(tu_run(cmd, &status));
+    free(e.dir);
+}
+
+Test(reqsignd, public_routes_and_http_errors)
+{
+    struct env e;
+    setup_env(&e);
+    struct resp r = send_req("GET", url_of(&e, "/healthz"), NULL, 0, NULL, NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "ok");
+    resp_free(&r);
+
+    r = send_req("GET", url_of(&e, "/.well-known/http-message-signatures-directory"), NULL, 0, NULL,
+                 NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1);
+    json_t *k = json_array_get(json_object_get(r.json, "keys"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(k, "kty")), "OKP");
+    cr_assert_str_eq(json_string_value(json_object_get(k, "use")), "sig");
+    cr_assert_str_eq(resp_header(&r, "Cache-Control"), "max-age=60");
+    resp_free(&r);
+
+    /* unsigned management request: 401 sig_missing with Accept-Signature */
+    r = send_req("GET", url_of(&e, "/v1/keys"), NULL, 0, NULL, NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(err_name(&r), "sig_missing");
+    cr_assert_not_null(resp_header(&r, "Accept-Signature"));
+    cr_assert_not_null(strstr(resp_header(&r, "Accept-Signature"), "\"@method\""));
+    cr_assert_str_eq(resp_header(&r, "Content-Type"), "application/json");
+    cr_assert_str_eq(resp_header(&r, "Cache-Control"), "no-store");
+    resp_free(&r);
+
+    r = send_req("GET", url_of(&e, "/nope"), NULL, 0, NULL, NULL);
+    cr_assert_eq(r.status, 404);
+    cr_assert_str_eq(err_name(&r), "not_found");
+    resp_free(&r);
+
+    r = send_req("PUT", url_of(&e, "/v1/keys"), NULL, 0, NULL, NULL);
+    cr_assert_eq(r.status, 405);
+    cr_assert_str_eq(err_name(&r), "method_not_allowed");
+    cr_assert_str_eq(resp_header(&r, "Allow"), "GET, POST");
+    resp_free(&r);
+
+    r = send_req("POST", url_of(&e, "/v1/keys/abc"), "{}", 2, NULL, NULL);
+    cr_assert_eq(r.status, 405);
+    cr_assert_str_eq(resp_header(&r, "Allow"), "GET, DELETE");
+    resp_free(&r);
+    finish(&e);
+}
+
+Test(reqsignd, create_get_list_revoke)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+
+    struct resp r = call(admin, "POST", url_of(&e, "/v1/keys"),
+                         "{\"label\":\"billing\",\"scopes\":[\"payments:write\",\"keys:admin\"]}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(resp_header(&r, "Cache-Control"), "no-store");
+    const char *keyid = json_string_value(json_object_get(r.json, "keyid"));
+    char disp[256];
+    snprintf(disp, sizeof(disp), "attachment; filename=\"reqsign-%s.json\"", keyid);
+    cr_assert_str_eq(resp_header(&r, "Content-Disposition"), disp);
+    cr_assert_not_null(
+        strstr(json_string_value(json_object_get(r.json, "private_key")), "BEGIN PRIVATE KEY"));
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "label")), "billing");
+    cr_assert(json_is_null(json_object_get(r.json, "expires_at")));
+    json_t *newcred = json_incref(r.json);
+    char kid[64];
+    snprintf(kid, sizeof(kid), "%s", keyid);
+    resp_free(&r);
+
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/keys/%s", kid);
+    r = call(admin, "GET", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "active");
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "keyid")), kid);
+    cr_assert_null(json_object_get(r.json, "private_key"));
+    cr_assert_not_null(json_object_get(r.json, "jwk"));
+    cr_assert(json_is_null(json_object_get(r.json, "revoked_at")));
+    resp_free(&r);
+
+    /* the new key works for management, and a replay of it does not */
+    struct reqsign_signer *nk = signer_of(newcred);
+    struct reqsign_signed sig;
+    sign(nk, "GET", url_of(&e, "/v1/keys?limit=5"), NULL, 0, &sig);
+    r = send_req("GET", url_of(&e, "/v1/keys?limit=5"), NULL, 0, &sig, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 2);
+    cr_assert(json_is_null(json_object_get(r.json, "next")));
+    resp_free(&r);
+    r = send_req("GET", url_of(&e, "/v1/keys?limit=5"), NULL, 0, &sig, NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(err_name(&r), "replay");
+    resp_free(&r);
+
+    /* unknown key: 404 */
+    r = call(admin, "GET", url_of(&e, "/v1/keys/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+             NULL);
+    cr_assert_eq(r.status, 404);
+    cr_assert_str_eq(err_name(&r), "not_found");
+    resp_free(&r);
+    r = call(admin, "DELETE", url_of(&e, "/v1/keys/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+             NULL);
+    cr_assert_eq(r.status, 404);
+    resp_free(&r);
+
+    /* revoke: the record says so, and the key stops working at once */
+    r = call(admin, "DELETE", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "revoked");
+    cr_assert(json_is_string(json_object_get(r.json, "revoked_at")));
+    resp_free(&r);
+    r = call(nk, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(err_name(&r), "key_revoked");
+    resp_free(&r);
+
+    /* the directory no longer lists it */
+    r = send_req("GET", url_of(&e, "/.well-known/http-message-signatures-directory"), NULL, 0, NULL,
+                 NULL);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1);
+    resp_free(&r);
+
+    reqsign_signer_free(nk);
+    json_decref(newcred);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+Test(reqsignd, scope_and_input_errors)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+
+    json_t *c = create_key(&e, admin, "{\"label\":\"pay\",\"scopes\":[\"payments:write\"]}");
+    struct reqsign_signer *pay = signer_of(c);
+    struct resp r = call(pay, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 403);
+    cr_assert_str_eq(err_name(&r), "scope");
+    resp_free(&r);
+
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), "{\"label\": \"x\",, }");
+    cr_assert_eq(r.status, 400, "%s", r.body);
+    cr_assert_str_eq(err_name(&r), "json");
+    cr_assert(json_is_integer(json_object_get(r.json, "position")), "%s", r.body);
+    resp_free(&r);
+
+    static const char *const bad[] = {
+        "[1]",
+        "{\"scopes\":[\"UPPER\"]}",
+        "{\"scopes\":\"keys:admin\"}",
+        "{\"expires_at\":\"2001-01-01T00:00:00Z\"}",
+        "{\"expires_at\":\"tomorrow\"}",
+        "{\"label\":7}",
+        "{\"public_key\":\"not a key\"}",
+        "{\"unknown\":1}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = call(admin, "POST", url_of(&e, "/v1/keys"), bad[i]);
+        cr_assert_eq(r.status, 400, "%s: %ld %s", bad[i], r.status, r.body);
+        cr_assert_str_eq(err_name(&r), "invalid_request", "%s: %s", bad[i], r.body);
+        resp_free(&r);
+    }
+    char label[300];
+    memset(label, 'a', sizeof(label));
+    char body[512];
+    snprintf(body, sizeof(body), "{\"label\":\"%.129s\"}", label);
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 400);
+    resp_free(&r);
+
+    /* wrong media type */
+    struct reqsign_signed sig;
+    sign(admin, "POST", url_of(&e, "/v1/keys"), "{}", 2, &sig);
+    static const char *const text_ct[] = {"Content-Type: text/plain", NULL};
+    r = send_req("POST", url_of(&e, "/v1/keys"), "{}", 2, &sig, text_ct);
+    cr_assert_eq(r.status, 415);
+    cr_assert_str_eq(err_name(&r), "unsupported_media_type");
+    resp_free(&r);
+
+    /* oversized body: 413 before the body is read */
+    size_t big = 70 * 1024;
+    char *huge = malloc(big + 1);
+    memset(huge, ' ', big);
+    huge[0] = '{';
+    huge[big - 1] = '}';
+    huge[big] = '\0';
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), huge);
+    cr_assert_eq(r.status, 413);
+    cr_assert_str_eq(err_name(&r), "body_too_large");
+    resp_free(&r);
+    free(huge);
+
+    /* tampered body: digest_mismatch, nothing created */
+    sign(admin, "POST", url_of(&e, "/v1/keys"), "{\"label\":\"a\"}", 13, &sig);
+    static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+    r = send_req("POST", url_of(&e, "/v1/keys"), "{\"label\":\"b\"}", 13, &sig, json_ct);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(err_name(&r), "digest_mismatch");
+    resp_free(&r);
+
+    reqsign_signer_free(pay);
+    json_decref(c);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+Test(reqsignd, bring_your_own_key)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+
+    struct reqsign_key *k1 = NULL, *k2 = NULL;
+    cr_assert_eq(reqsign_key_generate(&k1, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_generate(&k2, NULL), REQSIGN_OK);
+    char pem[512], jwk[512], kid1[REQSIGN_KEYID_BUF], kid2[REQSIGN_KEYID_BUF];
+    size_t n;
+    cr_assert_eq(reqsign_key_public_pem(k1, pem, sizeof(pem), &n), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_public_jwk(k2, jwk, sizeof(jwk), &n), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_thumbprint(k1, kid1), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_thumbprint(k2, kid2), REQSIGN_OK);
+
+    json_t *b1 = json_pack("{s:s, s:[s], s:s}", "label", "pem", "scopes", "a:b", "public_key", pem);
+    char *s1 = json_dumps(b1, 0);
+    struct resp r = call(admin, "POST", url_of(&e, "/v1/keys"), s1);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "keyid")), kid1);
+    cr_assert_null(json_object_get(r.json, "private_key"));
+    resp_free(&r);
+
+    char body[1024];
+    snprintf(body, sizeof(body), "{\"label\":\"jwk\",\"public_key\":%s}", jwk);
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "keyid")), kid2);
+    cr_assert_null(json_object_get(r.json, "private_key"));
+    resp_free(&r);
+
+    /* the same public key again: 409, as PEM or as JWK */
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), s1);
+    cr_assert_eq(r.status, 409);
+    cr_assert_str_eq(err_name(&r), "conflict");
+    resp_free(&r);
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 409);
+    resp_free(&r);
+
+    /* a private key is refused as public_key */
+    char priv[512];
+    cr_assert_eq(reqsign_key_private_pem(k1, priv, sizeof(priv), &n), REQSIGN_OK);
+    json_t *b3 = json_pack("{s:s}", "public_key", priv);
+    char *s3 = json_dumps(b3, 0);
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), s3);
+    cr_assert_eq(r.status, 400, "%s", r.body);
+    cr_assert_null(strstr(r.body, "PRIVATE"));
+    resp_free(&r);
+
+    /* the BYO key signs for itself (scope a:b: authenticated, then 403) */
+    struct reqsign_signer_opts o;
+    memset(&o, 0, sizeof(o));
+    o.key = k1;
+    struct reqsign_signer *s = reqsign_signer_new(&o, NULL);
+    cr_assert_not_null(s);
+    r = call(s, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 403);
+    resp_free(&r);
+    reqsign_signer_free(s);
+
+    free(s1);
+    free(s3);
+    json_decref(b1);
+    json_decref(b3);
+    reqsign_key_free(k1);
+    reqsign_key_free(k2);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+Test(reqsignd, pagination_120_keys)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    for (int i = 0; i < 120; i++) {
+        char b[64];
+        snprintf(b, sizeof(b), "{\"label\":\"k%d\",\"scopes\":[\"x\"]}", i);
+        json_decref(create_key(&e, admin, b));
+    }
+    char after[128] = "", prev[128] = "";
+    size_t total = 0;
+    int pages = 0;
+    for (;;) {
+        char path[256];
+        if (after[0])
+            snprintf(path, sizeof(path), "/v1/keys?limit=50&after=%s", after);
+        else
+            snprintf(path, sizeof(path), "/v1/keys?limit=50");
+        struct resp r = call(admin, "GET", url_of(&e, path), NULL);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        json_t *keys = json_object_get(r.json, "keys");
+        size_t i;
+        json_t *k;
+        json_array_foreach(keys, i, k)
+        {
+            const char *id = json_string_value(json_object_get(k, "keyid"));
+            cr_assert(strcmp(prev, id) < 0, "not ordered: %s then %s", prev, id);
+            snprintf(prev, sizeof(prev), "%s", id);
+        }
+        total += json_array_size(keys);
+        pages++;
+        json_t *next = json_object_get(r.json, "next");
+        if (json_is_null(next)) {
+            resp_free(&r);
+            break;
+        }
+        cr_assert_str_eq(json_string_value(next), prev);
+        snprintf(after, sizeof(after), "%s", json_string_value(next));
+        resp_free(&r);
+        cr_assert(pages < 10);
+    }
+    cr_assert_eq(total, 121);
+    cr_assert_eq(pages, 3);
+
+    struct resp r = call(admin, "GET", url_of(&e, "/v1/keys?limit=0"), NULL);
+    cr_assert_eq(r.status, 400);
+    resp_free(&r);
+    r = call(admin, "GET", url_of(&e, "/v1/keys?limit=1001"), NULL);
+    cr_assert_eq(r.status, 400);
+    resp_free(&r);
+    r = call(admin, "GET", url_of(&e, "/v1/keys?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 121);
+    cr_assert(json_is_null(json_object_get(r.json, "next")));
+    resp_free(&r);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+Test(reqsignd, expired_key)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    time_t exp = time(NULL) + 3;
+    struct tm tm;
+    gmtime_r(&exp, &tm);
+    char ts[32], body[256];
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(body, sizeof(body), "{\"scopes\":[\"keys:admin\"],\"expires_at\":\"%s\"}", ts);
+    json_t *c = create_key(&e, admin, body);
+    cr_assert_str_eq(json_string_value(json_object_get(c, "expires_at")), ts);
+    struct reqsign_signer *s = signer_of(c);
+    struct resp r = call(s, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    while (time(NULL) <= exp)
+        usleep(100 * 1000);
+    r = call(s, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(err_name(&r), "key_expired");
+    resp_free(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/keys/%s", json_string_value(json_object_get(c, "keyid")));
+    r = call(admin, "GET", url_of(&e, path), NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "expired");
+    resp_free(&r);
+    reqsign_signer_free(s);
+    json_decref(c);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+Test(reqsignd, keys_survive_restart)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    json_t *c = create_key(&e, admin, "{\"label\":\"persist\"}");
+    stop(&e);
+    start(&e, NULL);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/keys/%s", json_string_value(json_object_get(c, "keyid")));
+    struct resp r = call(admin, "GET", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "label")), "persist");
+    resp_free(&r);
+    /* the log names requests, never a key */
+    char *log = slurp(e.log);
+    cr_assert_not_null(strstr(log, "GET /v1/keys/"));
+    cr_assert_null(strstr(log, "PRIVATE"));
+    free(log);
+    json_decref(c);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}

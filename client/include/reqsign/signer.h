@@ -63,6 +63,14 @@ REQSIGN_API void reqsign_signer_free(struct reqsign_signer *s);
 /** reqsign_signer_keyid() - the keyid this signer puts in signatures (NUL-terminated). */
 REQSIGN_API const char *reqsign_signer_keyid(const struct reqsign_signer *s);
 
+/** reqsign_signer_path_as_is() - 1 if the signer keeps dot segments (opts.path_as_is):
+ * a transfer must then set CURLOPT_PATH_AS_IS so libcurl sends the path signed. Thread-safe. */
+REQSIGN_API int reqsign_signer_path_as_is(const struct reqsign_signer *s);
+
+/** reqsign_signer_digest_algs() - the REQSIGN_DIGEST_* set the signer uses for
+ * Content-Digest (never 0). Thread-safe. */
+REQSIGN_API unsigned reqsign_signer_digest_algs(const struct reqsign_signer *s);
+
 /* What to sign. */
 struct reqsign_sign_input {
     const char *method; /* NUL-terminated, sent as is ("GET", "POST", ...) */
