@@ -15,6 +15,7 @@
 #include <reqsign/key.h>
 #include <reqsign/nonce.h>
 #include <reqsign/request.h>
+#include <reqsign/credential.h>
 #include <reqsign/signer.h>
 #include <reqsign/verifier.h>
 
@@ -793,14 +794,17 @@ static int cmd_sign(int argc, char **argv)
 
     reqsign_error_clear(&err);
     memset(&so, 0, sizeof(so));
-    so.key_file = key_file;
-    so.key_flags = REQSIGN_KEY_REQUIRE_PRIVATE | (insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0u);
-    so.keyid = keyid;
     so.label = label;
     so.tag = tag;
     so.expires_in = expires_in;
     so.digest_algs = algs;
-    signer = reqsign_signer_new(&so, &err);
+    /* --key: a key file (any format) or the key service's credential JSON */
+    struct reqsign_credential *cred = NULL;
+    st = reqsign_credential_load(key_file, keyid,
+                                 insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0u, &cred, &err);
+    if (st == REQSIGN_OK)
+        signer = reqsign_credential_signer(cred, &so, &err);
+    reqsign_credential_free(cred);
     if (signer == NULL) {
         print_error(stderr, err.code != REQSIGN_OK ? err.code : REQSIGN_E_INTERNAL, &err);
         return EXIT_FAIL;

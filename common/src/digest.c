@@ -134,7 +134,7 @@ enum reqsign_status reqsign_digest_final(struct reqsign_digest *d, char *out, si
     if (d == NULL)
         return REQSIGN_E_INVALID_ARG;
     algs = d->algs;
-    if (algs == 0 || out_len == NULL || (out == NULL && cap > 0)) {
+    if (algs == 0 || (out == NULL && cap > 0)) {
         reqsign_digest_cleanup(d);
         return REQSIGN_E_INVALID_ARG;
     }
@@ -147,7 +147,10 @@ enum reqsign_status reqsign_digest_final(struct reqsign_digest *d, char *out, si
         memcpy(sha512, raw512, sizeof(raw512));
     /* Raw digests are delivered and @d is released even if @out is too small. */
     need = value_len(algs);
-    *out_len = need;
+    if (out_len != NULL)
+        *out_len = need;
+    if (out == NULL && cap == 0)
+        return REQSIGN_OK; /* raw digests only */
     if (cap < need + 1)
         return REQSIGN_E_BUFFER_TOO_SMALL;
     for (size_t i = 0; i < 2; i++) {

@@ -48,7 +48,8 @@ reqsign_digest_update(struct reqsign_digest *d, const void *data, size_t len);
  * reqsign_digest_final() - write the Content-Digest field value, e.g.
  * `sha-256=:...:` (sha-512 first when both, as `sha-512=:...:, sha-256=:...:`)
  * NUL-terminated into @out (cap >= REQSIGN_CONTENT_DIGEST_MAX suffices).
- * Optional @sha256/@sha512 receive the raw digests (may be NULL). Releases @d.
+ * Optional @sha256/@sha512 receive the raw digests (may be NULL). @out_len may
+ * be NULL. With @out NULL and @cap 0 only the raw digests are produced. Releases @d.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_digest_final(struct reqsign_digest *d, char *out, size_t cap, size_t *out_len,
