@@ -2,7 +2,8 @@
 # reqsign developer entry point. Every command installs the Debian packages it
 # needs (only the missing ones; with sudo when not root), then builds.
 #
-#   ./dev.sh demo        build and run the demo (keygen -> sign -> verify -> replay -> tamper)
+#   ./dev.sh demo        build and run the demo: key service + API backend on loopback, a key
+#                        issued over signed HTTP, a signed POST, replay, tamper, revoke
 #   ./dev.sh test        build (warnings are errors) and run every test suite
 #   ./dev.sh test-asan   the same, built with -Db_sanitize=address,undefined
 #   ./dev.sh build       build only (into ./build)
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(meson ninja-build pkg-config gcc libc6-dev openssl libssl-dev libcurl4-openssl-dev
-          libjansson-dev libcriterion-dev libmicrohttpd-dev libsqlite3-dev sqlite3)
+          libjansson-dev libcriterion-dev libmicrohttpd-dev libsqlite3-dev curl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -68,7 +69,7 @@ test-asan)
     ;;
 demo)
     build >/dev/null
-    ./build/examples/demo
+    ./examples/demo/demo.sh build
     ;;
 help | -h | --help)
     sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'

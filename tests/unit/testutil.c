@@ -129,6 +129,7 @@ char *tu_tmpdir(void)
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -146,10 +147,16 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
     memset(p, 0, sizeof(*p));
     if (pipe(fds) != 0)
         return -1;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        /* a server never outlives the test that started it, even when a failed
+         * assertion ends the test process before tu_proc_stop() */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
         int log = open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
         dup2(fds[1], 1);
         if (log >= 0)
