@@ -6,19 +6,24 @@
 #                        issued over signed HTTP, a signed POST, replay, tamper, revoke
 #   ./dev.sh test        build (warnings are errors) and run every test suite
 #   ./dev.sh test-asan   the same, built with -Db_sanitize=address,undefined
+#   ./dev.sh test-openssl the same with the OpenSSL Ed25519 backend (default: libsodium)
+#   ./dev.sh bench [--quick]  release build, run bench/, rewrite BENCHMARKS.md and bench/results.json
+#   ./dev.sh fuzz [SECONDS]   build fuzz/ with clang + libFuzzer, run every target SECONDS (default 60)
 #   ./dev.sh build       build only (into ./build)
 #   ./dev.sh deps        install the Debian packages only
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(meson ninja-build pkg-config gcc libc6-dev openssl libssl-dev libcurl4-openssl-dev
-          libjansson-dev libcriterion-dev libmicrohttpd-dev libsqlite3-dev curl)
+          libjansson-dev libcriterion-dev libmicrohttpd-dev libsqlite3-dev curl libsodium-dev
+          libhiredis-dev redis-server libpq-dev postgresql)
+FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 deps() {
     local missing=() p
-    for p in "${PACKAGES[@]}"; do
+    for p in "${PACKAGES[@]}" "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -67,12 +72,31 @@ test-asan)
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_tests build-asan "$@"
     ;;
+test-openssl)
+    # the whole suite again with the other Ed25519 backend
+    deps
+    setup build-openssl -Dcrypto_backend=openssl
+    ninja -C build-openssl
+    run_tests build-openssl "$@"
+    ;;
+bench)
+    deps
+    setup build-release --buildtype=release -Db_ndebug=true
+    ninja -C build-release
+    ./bench/run.sh build-release "$@"
+    ;;
+fuzz)
+    deps "${FUZZ_PACKAGES[@]}"
+    CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Dbench=false -Db_lundef=false
+    ninja -C build-fuzz
+    ./fuzz/run.sh build-fuzz "${1:-60}"
+    ;;
 demo)
     build >/dev/null
     ./examples/demo/demo.sh build
     ;;
 help | -h | --help)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 *)
     echo "unknown command: $cmd (try ./dev.sh help)" >&2
