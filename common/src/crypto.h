@@ -1,8 +1,11 @@
 /* reqsign internal: the one crypto backend interface.
  *
  * Everything the library needs from a crypto library goes through this
- * header, so a second backend (libsodium) only has to implement it; the
- * OpenSSL 3 backend is crypto_openssl.c. Hidden symbols, reqsign__ prefix.
+ * header. OpenSSL 3 (crypto_openssl.c) implements everything except the
+ * "Ed25519" section, which has two backends chosen at build time by the meson
+ * option crypto_backend: crypto_ed25519_openssl.c or crypto_ed25519_sodium.c
+ * (REQSIGN_CRYPTO_SODIUM). Both verify with the same rules (libsodium 1.0.18's:
+ * see tests/vectors/wycheproof/README.md). Hidden symbols, reqsign__ prefix.
  *
  * Conventions: functions return 0 on success and -1 on failure unless they
  * return an enum reqsign_status (those that have several distinct failures).
@@ -36,7 +39,7 @@ int reqsign__random(uint8_t *out, size_t len);
 
 /* ---- Ed25519 ---- */
 
-/* A private key (backend handle; OpenSSL: an EVP_PKEY). */
+/* A private key (backend handle: an EVP_PKEY, or libsodium's seed || pk). */
 struct reqsign__ed25519_priv;
 /* A parsed public key, cached for repeated verification. */
 struct reqsign__ed25519_pub;

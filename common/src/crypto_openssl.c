@@ -1,11 +1,12 @@
-/* reqsign internal: the OpenSSL 3 implementation of crypto.h.
+/* reqsign internal: the OpenSSL 3 implementation of crypto.h, except Ed25519.
  *
- * Ed25519 goes through one-shot EVP_DigestSign / EVP_DigestVerify with a NULL
- * digest (pure Ed25519). The handles of crypto.h are OpenSSL objects behind
- * opaque pointers: struct reqsign__ed25519_priv and _pub are EVP_PKEY,
- * struct reqsign__hash is EVP_MD_CTX. An EVP_PKEY is not modified by
- * signing or verifying, so one handle serves several threads; an EVP_MD_CTX
- * is made per call (they are not thread-safe to share).
+ * Utilities (wipe, constant-time compare, CSPRNG), key containers (PKCS#8 /
+ * SPKI, PEM or DER) and SHA-2 always come from OpenSSL 3, whatever the
+ * crypto_backend option. The Ed25519 primitives (keygen, public-from-seed,
+ * sign, verify and their handles) are backend-specific:
+ * crypto_ed25519_openssl.c or crypto_ed25519_sodium.c, chosen by
+ * common/meson.build. struct reqsign__hash is an EVP_MD_CTX behind an opaque
+ * pointer, made per use (they are not thread-safe to share).
  *
  * Every failure clears the thread's OpenSSL error queue so that a failed
  * parse or a bad signature leaves nothing behind for the application.
@@ -27,16 +28,6 @@
 
 /* One readable byte so that a NULL, zero-length message is never passed on. */
 static const uint8_t empty_msg[1] = {0};
-
-static EVP_PKEY *priv_pkey(const struct reqsign__ed25519_priv *k)
-{
-    return (EVP_PKEY *)(uintptr_t)k;
-}
-
-static EVP_PKEY *pub_pkey(const struct reqsign__ed25519_pub *p)
-{
-    return (EVP_PKEY *)(uintptr_t)p;
-}
 
 /* ---- utilities ---- */
 
@@ -70,7 +61,7 @@ int reqsign__random(uint8_t *out, size_t len)
     return 0;
 }
 
-/* ---- Ed25519 ---- */
+/* ---- helpers for the key containers ---- */
 
 static int pkey_public(EVP_PKEY *pk, uint8_t out[REQSIGN__ED25519_PK_LEN])
 {
@@ -88,161 +79,6 @@ static int pkey_seed(EVP_PKEY *pk, uint8_t out[REQSIGN__ED25519_SEED_LEN])
         return -1;
     }
     return 0;
-}
-
-/* see crypto.h */
-struct reqsign__ed25519_priv *
-reqsign__ed25519_priv_new(const uint8_t seed[REQSIGN__ED25519_SEED_LEN],
-                          uint8_t pk[REQSIGN__ED25519_PK_LEN])
-{
-    EVP_PKEY *k =
-        EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, REQSIGN__ED25519_SEED_LEN);
-    if (k == NULL) {
-        ERR_clear_error();
-        return NULL;
-    }
-    if (pkey_public(k, pk) != 0) {
-        EVP_PKEY_free(k);
-        ERR_clear_error();
-        return NULL;
-    }
-    return (struct reqsign__ed25519_priv *)k;
-}
-
-/* see crypto.h */
-struct reqsign__ed25519_priv *reqsign__ed25519_keygen(uint8_t pk[REQSIGN__ED25519_PK_LEN])
-{
-    uint8_t seed[REQSIGN__ED25519_SEED_LEN]; /* secret */
-    struct reqsign__ed25519_priv *k = NULL;
-
-    if (RAND_priv_bytes(seed, (int)sizeof(seed)) != 1) {
-        ERR_clear_error();
-        OPENSSL_cleanse(seed, sizeof(seed));
-        return NULL;
-    }
-    k = reqsign__ed25519_priv_new(seed, pk);
-    OPENSSL_cleanse(seed, sizeof(seed));
-    return k;
-}
-
-/* see crypto.h */
-int reqsign__ed25519_priv_seed(const struct reqsign__ed25519_priv *k,
-                               uint8_t seed[REQSIGN__ED25519_SEED_LEN])
-{
-    if (k == NULL || pkey_seed(priv_pkey(k), seed) != 0) {
-        ERR_clear_error();
-        return -1;
-    }
-    return 0;
-}
-
-/* see crypto.h */
-void reqsign__ed25519_priv_free(struct reqsign__ed25519_priv *k)
-{
-    /* EVP_PKEY_free of an ECX key clears the private key (secure_clear_free). */
-    EVP_PKEY_free(priv_pkey(k));
-}
-
-/* see crypto.h */
-int reqsign__ed25519_public_from_seed(const uint8_t seed[REQSIGN__ED25519_SEED_LEN],
-                                      uint8_t pk[REQSIGN__ED25519_PK_LEN])
-{
-    struct reqsign__ed25519_priv *k = reqsign__ed25519_priv_new(seed, pk);
-    if (k == NULL)
-        return -1;
-    reqsign__ed25519_priv_free(k);
-    return 0;
-}
-
-/* see crypto.h */
-int reqsign__ed25519_sign(const struct reqsign__ed25519_priv *k, const uint8_t *msg, size_t len,
-                          uint8_t sig[REQSIGN__ED25519_SIG_LEN])
-{
-    EVP_MD_CTX *ctx = NULL;
-    size_t siglen = REQSIGN__ED25519_SIG_LEN;
-    int ok = 0;
-
-    if (k == NULL)
-        goto done;
-    if (msg == NULL)
-        msg = empty_msg; /* len is 0 */
-    ctx = EVP_MD_CTX_new();
-    if (ctx == NULL)
-        goto done;
-    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, priv_pkey(k)) != 1)
-        goto done;
-    if (EVP_DigestSign(ctx, sig, &siglen, msg, len) != 1 || siglen != REQSIGN__ED25519_SIG_LEN)
-        goto done;
-    ok = 1;
-done:
-    EVP_MD_CTX_free(ctx);
-    if (!ok) {
-        memset(sig, 0, REQSIGN__ED25519_SIG_LEN);
-        ERR_clear_error();
-        return -1;
-    }
-    return 0;
-}
-
-/* see crypto.h */
-struct reqsign__ed25519_pub *reqsign__ed25519_pub_new(const uint8_t pk[REQSIGN__ED25519_PK_LEN])
-{
-    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, REQSIGN__ED25519_PK_LEN);
-    if (k == NULL) {
-        ERR_clear_error();
-        return NULL;
-    }
-    return (struct reqsign__ed25519_pub *)k;
-}
-
-/* see crypto.h */
-void reqsign__ed25519_pub_free(struct reqsign__ed25519_pub *p)
-{
-    EVP_PKEY_free(pub_pkey(p));
-}
-
-static int verify_pkey(EVP_PKEY *k, const uint8_t sig[REQSIGN__ED25519_SIG_LEN], const uint8_t *msg,
-                       size_t len)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int rc = -1;
-
-    if (msg == NULL)
-        msg = empty_msg; /* len is 0 */
-    if (ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1 &&
-        EVP_DigestVerify(ctx, sig, REQSIGN__ED25519_SIG_LEN, msg, len) == 1)
-        rc = 0;
-    EVP_MD_CTX_free(ctx);
-    if (rc != 0)
-        ERR_clear_error();
-    return rc;
-}
-
-/* see crypto.h */
-int reqsign__ed25519_verify_pub(const struct reqsign__ed25519_pub *p,
-                                const uint8_t sig[REQSIGN__ED25519_SIG_LEN], const uint8_t *msg,
-                                size_t len)
-{
-    if (p == NULL)
-        return -1;
-    return verify_pkey(pub_pkey(p), sig, msg, len);
-}
-
-/* see crypto.h */
-int reqsign__ed25519_verify(const uint8_t pk[REQSIGN__ED25519_PK_LEN],
-                            const uint8_t sig[REQSIGN__ED25519_SIG_LEN], const uint8_t *msg,
-                            size_t len)
-{
-    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, REQSIGN__ED25519_PK_LEN);
-    int rc;
-
-    if (k == NULL) {
-        ERR_clear_error();
-        return -1;
-    }
-    rc = verify_pkey(k, sig, msg, len);
-    EVP_PKEY_free(k);
-    return rc;
 }
 
 /* ---- key containers ---- */

@@ -152,6 +152,14 @@ REQSIGN_API void reqsign_memzero(void *p, size_t len);
 /** reqsign_memeq_ct() - constant-time equality: 1 if equal, 0 if not. */
 REQSIGN_API int reqsign_memeq_ct(const void *a, const void *b, size_t len);
 
+/**
+ * reqsign_crypto_backend() - the Ed25519 backend this library was built with
+ * (meson option crypto_backend): "libsodium" or "openssl". Key files, SHA-2 and
+ * randomness use OpenSSL with either backend; signatures are identical.
+ * Return: a static string, never NULL. Thread safety: thread-safe.
+ */
+REQSIGN_API const char *reqsign_crypto_backend(void);
+
 #ifdef __cplusplus
 }
 #endif
