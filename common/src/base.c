@@ -444,6 +444,9 @@ static enum reqsign_status derived_value(const struct reqsign_request *req, stru
         if (req->method.len == 0)
             return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
                                      "request has no method");
+        if (req->method.len > REQSIGN_METHOD_MAX)
+            return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
+                                     "@method longer than %d bytes", REQSIGN_METHOD_MAX);
         st = check_value(req->method, 0, comp, err);
         if (st == REQSIGN_OK)
             reqsign__buf_put(out, req->method.ptr, req->method.len);

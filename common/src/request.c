@@ -76,11 +76,11 @@ enum reqsign_status reqsign_authority_normalize(struct reqsign_span scheme,
             for (i = host_end + 1; i < n; i++) {
                 if (a[i] < '0' || a[i] > '9')
                     return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, i,
-                                             "invalid character in port");
+                                             "invalid character in the authority (Host) port");
                 port = port * 10 + (a[i] - '0');
                 if (port > 65535)
                     return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, i,
-                                             "port out of range");
+                                             "authority (Host) port out of range");
             }
         }
     }

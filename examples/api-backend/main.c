@@ -183,6 +183,9 @@ int main(int argc, char **argv)
     }
     if (db == NULL || listen == NULL || argc % 2 == 0)
         return usage();
+    /* no secrets here, but request bodies are customers' data: no core dumps */
+    if (reqsign_httpd_no_core_dumps() != 0)
+        fprintf(stderr, "api-backend: warning: cannot disable core dumps\n");
 
     /* 1. The key store, read-only: the key service writes it, we only read. */
     struct reqsign_error err;

@@ -41,6 +41,25 @@ struct reqsign_httpd {
     size_t max_body;
     const char *name;
     atomic_long inflight; /* requests whose headers are in, not yet completed */
+    /* deadline watchdog (slow clients): every open connection, guarded by wd_lock */
+    pthread_mutex_t wd_lock;
+    pthread_cond_t wd_cond;
+    pthread_t wd_thread;
+    int wd_running, wd_stop;
+    struct tracked *tracked;
+};
+
+/* One open connection, for the deadline watchdog. libmicrohttpd's own
+ * timeout only counts silence, so a client trickling one byte a second would
+ * hold a connection forever; the watchdog shuts down any connection whose
+ * request line and headers are not complete REQSIGN_HTTPD_HEADER_SECONDS after
+ * it opened (or after its previous request ended), or whose request is not
+ * complete REQSIGN_HTTPD_REQUEST_SECONDS after its headers arrived. */
+struct tracked {
+    struct tracked *next, *prev;
+    MHD_socket fd;
+    struct timespec deadline;
+    int shut;
 };
 
 enum stage { STAGE_NEW = 0, STAGE_BODY, STAGE_QUEUED };
@@ -326,6 +345,97 @@ int reqsign_httpd_path_is(const struct reqsign_httpd_req *r, const char *s)
 
 /* ---- libmicrohttpd callbacks ---- */
 
+/* ---- deadline watchdog ---- */
+
+static void deadline_in(struct timespec *t, int seconds)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += seconds;
+}
+
+/* Set the deadline of @con's connection (called from libmicrohttpd's threads). */
+static void track_deadline(struct reqsign_httpd *h, struct MHD_Connection *con, int seconds)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct tracked *t = ci != NULL ? ci->socket_context : NULL;
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&h->wd_lock);
+    deadline_in(&t->deadline, seconds);
+    pthread_mutex_unlock(&h->wd_lock);
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: keep the list of open connections. The
+ * CLOSED notification comes before libmicrohttpd closes the socket, and the
+ * watchdog only calls shutdown() under the same lock, so it never touches a
+ * descriptor that was closed and reused. */
+static void on_connection(void *cls, struct MHD_Connection *con, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct reqsign_httpd *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct tracked *t = calloc(1, sizeof(*t));
+        if (t == NULL || ci == NULL) {
+            free(t);
+            return;
+        }
+        t->fd = ci->connect_fd;
+        deadline_in(&t->deadline, REQSIGN_HTTPD_HEADER_SECONDS);
+        pthread_mutex_lock(&h->wd_lock);
+        t->next = h->tracked;
+        if (h->tracked != NULL)
+            h->tracked->prev = t;
+        h->tracked = t;
+        pthread_mutex_unlock(&h->wd_lock);
+        *socket_context = t;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct tracked *t = *socket_context;
+        if (t == NULL)
+            return;
+        pthread_mutex_lock(&h->wd_lock);
+        if (t->prev != NULL)
+            t->prev->next = t->next;
+        else
+            h->tracked = t->next;
+        if (t->next != NULL)
+            t->next->prev = t->prev;
+        pthread_mutex_unlock(&h->wd_lock);
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+static void *watchdog(void *arg)
+{
+    struct reqsign_httpd *h = arg;
+    pthread_mutex_lock(&h->wd_lock);
+    while (!h->wd_stop) {
+        struct timespec now, wake;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        for (struct tracked *t = h->tracked; t != NULL; t = t->next) {
+            if (t->shut || now.tv_sec < t->deadline.tv_sec ||
+                (now.tv_sec == t->deadline.tv_sec && now.tv_nsec < t->deadline.tv_nsec))
+                continue;
+            /* too slow: end the connection; libmicrohttpd sees the socket
+             * fail and cleans up as for any closed connection */
+            shutdown(t->fd, SHUT_RDWR);
+            t->shut = 1;
+        }
+        clock_gettime(CLOCK_REALTIME, &wake);
+        wake.tv_nsec += 250 * 1000000L;
+        if (wake.tv_nsec >= 1000000000L) {
+            wake.tv_sec++;
+            wake.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->wd_cond, &h->wd_lock, &wake);
+    }
+    pthread_mutex_unlock(&h->wd_lock);
+    return NULL;
+}
+
 static struct reqsign_httpd_conn *conn_new(struct reqsign_httpd *h, const char *uri)
 {
     struct reqsign_httpd_conn *c = calloc(1, sizeof(*c));
@@ -434,6 +544,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         c->stage = STAGE_BODY;
         c->counted = 1; /* headers complete: in flight until completed */
         atomic_fetch_add(&h->inflight, 1);
+        track_deadline(h, con, REQSIGN_HTTPD_REQUEST_SECONDS);
         if (build_view(c, con, method) != 0)
             return MHD_NO;
         if (r->has_content_length && r->content_length > h->max_body)
@@ -484,8 +595,9 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
 {
     struct reqsign_httpd *h = cls;
     struct reqsign_httpd_conn *c = *con_cls;
-    (void)con;
     (void)toe;
+    if (con != NULL) /* a kept-alive connection: the next request line is due */
+        track_deadline(h, con, REQSIGN_HTTPD_HEADER_SECONDS);
     if (c == NULL)
         return;
     *con_cls = NULL;
@@ -550,6 +662,11 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
     h->max_body = o->max_body ? o->max_body : REQSIGN_HTTPD_DEFAULT_MAX_BODY;
     snprintf(h->scheme, sizeof(h->scheme), "%s", o->scheme != NULL ? o->scheme : "http");
     atomic_init(&h->inflight, 0);
+    pthread_mutex_init(&h->wd_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&h->wd_cond, &ca);
+    pthread_condattr_destroy(&ca);
 
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -562,13 +679,18 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
         CONN_LIMIT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (h->daemon == NULL) {
         fprintf(stderr, "%s: cannot listen on %s\n", name, o->listen);
         free(h);
         return NULL;
     }
+    if (pthread_create(&h->wd_thread, NULL, watchdog, h) == 0)
+        h->wd_running = 1;
+    else
+        fprintf(stderr, "%s: warning: no deadline watchdog: slow clients are not cut off\n", name);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     unsigned actual = di != NULL ? di->port : port;
     int v6 = strchr(host, ':') != NULL;
@@ -609,6 +731,20 @@ int reqsign_httpd_run(struct reqsign_httpd *h)
     MHD_stop_daemon(h->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
+    if (h->wd_running) {
+        pthread_mutex_lock(&h->wd_lock);
+        h->wd_stop = 1;
+        pthread_cond_signal(&h->wd_cond);
+        pthread_mutex_unlock(&h->wd_lock);
+        pthread_join(h->wd_thread, NULL);
+    }
+    while (h->tracked != NULL) { /* normally empty: every connection reported CLOSED */
+        struct tracked *t = h->tracked;
+        h->tracked = t->next;
+        free(t);
+    }
+    pthread_mutex_destroy(&h->wd_lock);
+    pthread_cond_destroy(&h->wd_cond);
     free(h);
     return 0;
 }

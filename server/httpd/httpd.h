@@ -40,6 +40,11 @@
 #define REQSIGN_HTTPD_DEFAULT_TIMEOUT 10 /* seconds of inactivity before a connection is closed */
 #define REQSIGN_HTTPD_DEFAULT_THREADS 4
 #define REQSIGN_HTTPD_DRAIN_SECONDS 10 /* longest wait for in-flight requests at shutdown */
+/* Slow clients: the request line and headers must be complete this long after
+ * a connection opens (or its previous request ended), and the whole request
+ * this long after its headers; otherwise the connection is shut down. */
+#define REQSIGN_HTTPD_HEADER_SECONDS 10
+#define REQSIGN_HTTPD_REQUEST_SECONDS 60
 
 /* What 401 responses carry (RFC 9421 section 5): the signature we ask for. */
 #define REQSIGN_HTTPD_ACCEPT_SIGNATURE                                                             \

@@ -1044,7 +1044,7 @@ static int cmd_serve(int argc, char **argv)
     const char *db = NULL, *listen = NULL, *pub = NULL;
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, threads = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -1069,7 +1069,6 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
         } else
             return usage();
-        i++;
     }
     if (db == NULL || listen == NULL)
         return usage();

@@ -1,0 +1,612 @@
+/* e2e-badhttp: malformed HTTP against real reqsignd and api-backend processes,
+ * over raw TCP sockets (so that requests no HTTP client would send can be
+ * sent). Every case names what it expects:
+ *   EXP_4XX          the server answers with a 4xx status;
+ *   EXP_4XX_OR_CLOSE a framing error: a 4xx, or the connection is closed
+ *                    without a response.
+ * Never a 2xx, never a 5xx, and /healthz answers 200 after every case (the
+ * server stays up). At the end both servers stop on SIGTERM with exit 0
+ * (an ASan/UBSan build of the servers would report in the exit status). */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <reqsign/signer.h>
+
+#include "testutil.h"
+
+struct env {
+    char *dir;
+    char db[512], admin[512], dlog[512], blog[512];
+    struct tu_proc d, b;
+    struct reqsign_signer *admin_signer;
+};
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static int connect_to(const struct tu_proc *p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)p->port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Send @len bytes (stop early if the server closes), optionally half-close,
+ * then read until the server closes or @ms pass without data. Returns the
+ * bytes received (malloc'd, NUL-terminated, at most 64 KiB kept). */
+static char *raw(const struct tu_proc *p, const char *req, size_t len, int close_write, int ms)
+{
+    int fd = connect_to(p);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (close_write)
+        shutdown(fd, SHUT_WR);
+    char *out = calloc(1, 65536);
+    cr_assert_not_null(out);
+    size_t n = 0;
+    char sink[4096];
+    for (;;) {
+        /* up to @ms for the first byte, then 300 ms of silence ends the read
+         * (a kept-alive connection after a complete answer) */
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, n == 0 ? ms : 300) <= 0)
+            break;
+        ssize_t r = n < 65535 ? recv(fd, out + n, 65535 - n, 0) : recv(fd, sink, sizeof(sink), 0);
+        if (r <= 0)
+            break;
+        if (n < 65535)
+            n += (size_t)r;
+    }
+    close(fd);
+    return out;
+}
+
+static void run_init(struct env *e)
+{
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>>'%s'",
+             tu_prog("REQSIGND"), e->db, e->admin, e->dlog);
+    free(tu_run(cmd, &st));
+    cr_assert_eq(st, 0, "reqsignd init failed");
+}
+
+static struct reqsign_signer *signer_from_file(const char *path)
+{
+    size_t n = 0;
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    char *buf = calloc(1, 65536);
+    n = fread(buf, 1, 65535, f);
+    fclose(f);
+    buf[n] = '\0';
+    json_t *j = json_loads(buf, 0, NULL);
+    cr_assert_not_null(j);
+    const char *pem = json_string_value(json_object_get(j, "private_key"));
+    cr_assert_not_null(pem);
+    struct reqsign_signer_opts o;
+    memset(&o, 0, sizeof(o));
+    o.key_data = pem;
+    o.key_len = strlen(pem);
+    struct reqsign_error err;
+    struct reqsign_signer *s = reqsign_signer_new(&o, &err);
+    cr_assert_not_null(s, "signer: %s", err.message);
+    json_decref(j);
+    free(buf);
+    return s;
+}
+
+static void setup_env(struct env *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->dir = tu_tmpdir();
+    snprintf(e->db, sizeof(e->db), "%s/keys.db", e->dir);
+    snprintf(e->admin, sizeof(e->admin), "%s/admin.json", e->dir);
+    snprintf(e->dlog, sizeof(e->dlog), "%s/reqsignd.log", e->dir);
+    snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->dir);
+    run_init(e);
+    char *dargv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:0",
+                     "--cache-ttl", "1", NULL};
+    cr_assert_eq(tu_proc_start(&e->d, dargv, e->dlog, 10000), 0, "reqsignd did not start");
+    char *bargv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:0",
+                     "--cache-ttl", "1", NULL};
+    cr_assert_eq(tu_proc_start(&e->b, bargv, e->blog, 10000), 0, "api-backend did not start");
+    e->admin_signer = signer_from_file(e->admin);
+}
+
+static void finish(struct env *e)
+{
+    int sd = tu_proc_stop(&e->d, SIGTERM, 15000);
+    int sb = tu_proc_stop(&e->b, SIGTERM, 15000);
+    reqsign_signer_free(e->admin_signer);
+    cr_expect_eq(sd, 0, "reqsignd did not exit 0 on SIGTERM (%d); log %s", sd, e->dlog);
+    cr_expect_eq(sb, 0, "api-backend did not exit 0 on SIGTERM (%d); log %s", sb, e->blog);
+    if (sd == 0 && sb == 0) {
+        char cmd[600];
+        int st;
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+        free(tu_run(cmd, &st));
+    }
+    free(e->dir);
+}
+
+/* /healthz answers 200 on @p. */
+static void assert_healthy(const struct tu_proc *p, const char *after)
+{
+    static const char h[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    char *out = raw(p, h, sizeof(h) - 1, 0, 5000);
+    cr_assert(strncmp(out, "HTTP/1.1 200", 12) == 0, "/healthz after '%s': '%.60s'", after, out);
+    free(out);
+}
+
+/* EXP_505_OR_4XX: an unsupported HTTP version; RFC 9110 section 15.6.6 names
+ * 505 for it (libmicrohttpd's answer), the one documented 5xx here. */
+enum expect { EXP_4XX, EXP_4XX_OR_CLOSE, EXP_505_OR_4XX };
+
+/* The status of the first response in @out, 0 if none. */
+static int status_of(const char *out)
+{
+    if (strncmp(out, "HTTP/1.", 7) != 0 || strlen(out) < 12)
+        return 0;
+    return atoi(out + 9);
+}
+
+/* Check @out against @exp: returns 1 if good; logs otherwise. Also: no 2xx
+ * anywhere in the stream (a smuggled request answered). */
+static int judge(const char *name, const char *server, const char *out, enum expect exp)
+{
+    int st = status_of(out);
+    int ok;
+    if (exp == EXP_4XX)
+        ok = st >= 400 && st < 500;
+    else if (exp == EXP_505_OR_4XX)
+        ok = (st >= 400 && st < 500) || st == 505 || out[0] == '\0';
+    else
+        ok = (st >= 400 && st < 500) || out[0] == '\0';
+    for (const char *p = strstr(out, "HTTP/1."); p != NULL; p = strstr(p + 1, "HTTP/1."))
+        if (p[8] == ' ' && (p[9] == '2' || (p[9] == '5' && exp != EXP_505_OR_4XX)))
+            ok = 0;
+    if (out[0] != '\0' && st == 0)
+        ok = 0; /* an HTTP/0.9-style answer: bytes without a status line */
+    if (!ok)
+        cr_log_error("%s [%s]: expected %s, got '%.200s'", name, server,
+                     exp == EXP_4XX ? "a 4xx" : exp == EXP_505_OR_4XX ? "a 4xx or 505" : "a 4xx or a close", out);
+    else
+        cr_log_info("%s [%s]: %s", name, server, st ? "4xx" : "closed");
+    return ok;
+}
+
+/* The three signature header lines for @method @path on @p (Host 127.0.0.1:PORT). */
+static void sig_lines(const struct reqsign_signer *s, const struct tu_proc *p, const char *method,
+                      const char *path, const char *body, size_t len, char *out, size_t cap)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", p->port, path);
+    struct reqsign_sign_input in;
+    struct reqsign_signed sg;
+    struct reqsign_error err;
+    memset(&in, 0, sizeof(in));
+    memset(&sg, 0, sizeof(sg));
+    in.method = method;
+    in.url = url;
+    in.body = body;
+    in.body_len = len;
+    cr_assert_eq(reqsign_signer_sign(s, &in, &sg, &err), REQSIGN_OK, "sign: %s", err.message);
+    snprintf(out, cap, "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n",
+             sg.content_digest, sg.signature_input, sg.signature);
+}
+
+struct rcase {
+    const char *name;
+    const char *req; /* "%H" is replaced by 127.0.0.1:PORT, "%S" by signature lines for
+                        POST /v1/keys with body "{}" */
+    size_t len;      /* 0: strlen */
+    int close_write;
+    enum expect exp;
+};
+
+/* Build the request of @c for server @p. */
+static char *make_req(const struct rcase *c, const struct tu_proc *p,
+                      const struct reqsign_signer *s, size_t *len)
+{
+    size_t in_len = c->len ? c->len : strlen(c->req);
+    size_t cap = in_len + 4096;
+    char *out = malloc(cap);
+    cr_assert_not_null(out);
+    size_t n = 0;
+    for (size_t i = 0; i < in_len; i++) {
+        if (c->req[i] == '%' && i + 1 < in_len && (c->req[i + 1] == 'H' || c->req[i + 1] == 'S')) {
+            char tmp[2048];
+            if (c->req[i + 1] == 'H')
+                snprintf(tmp, sizeof(tmp), "127.0.0.1:%d", p->port);
+            else
+                sig_lines(s, p, "POST", "/v1/keys", "{}", 2, tmp, sizeof(tmp));
+            size_t tl = strlen(tmp);
+            memcpy(out + n, tmp, tl);
+            n += tl;
+            i++;
+            continue;
+        }
+        out[n++] = c->req[i];
+    }
+    out[n] = '\0';
+    *len = n;
+    return out;
+}
+
+#define NUL_REQ "GET /v1/keys HTTP/1.1\r\nHost: %H\r\nX-A: a\0b\r\n\r\n"
+#define SMUGGLED "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+static const struct rcase framing[] = {
+    {"chunked_ends_early",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Type: application/json\r\n%S"
+     "Transfer-Encoding: chunked\r\n\r\n10\r\n{\"lab",
+     0, 1, EXP_4XX_OR_CLOSE},
+    {"chunked_ends_before_first_chunk",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 1,
+     EXP_4XX_OR_CLOSE},
+    {"content_length_larger_then_close",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Type: application/json\r\n%S"
+     "Content-Length: 100\r\n\r\n{}",
+     0, 1, EXP_4XX_OR_CLOSE},
+    {"content_length_and_transfer_encoding",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+     "\r\n0\r\n\r\n",
+     0, 0, EXP_4XX_OR_CLOSE},
+    {"two_different_content_lengths",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x", 0,
+     0, EXP_4XX_OR_CLOSE},
+    {"content_length_list",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 2, 3\r\n\r\n{}x", 0, 0,
+     EXP_4XX_OR_CLOSE},
+    {"content_length_negative", "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: -1\r\n\r\n",
+     0, 0, EXP_4XX_OR_CLOSE},
+    {"content_length_not_a_number",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 1x\r\n\r\n{", 0, 0, EXP_4XX_OR_CLOSE},
+    {"content_length_overflow",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 99999999999999999999999\r\n\r\n", 0,
+     0, EXP_4XX_OR_CLOSE},
+    {"smuggle_cl_te",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n"
+     "\r\n0\r\n\r\n" SMUGGLED,
+     0, 0, EXP_4XX_OR_CLOSE},
+    {"smuggle_te_cl",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n"
+     "\r\n22\r\n" SMUGGLED "\r\n0\r\n\r\n",
+     0, 0, EXP_4XX_OR_CLOSE},
+    {"smuggle_te_obs_fold",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n"
+     "\r\n0\r\n\r\n" SMUGGLED,
+     0, 0, EXP_4XX_OR_CLOSE},
+    {"te_chunked_identity",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+     0, 0, EXP_4XX_OR_CLOSE},
+    {"te_identity_chunked_smuggle",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: identity, chunked\r\n"
+     "Content-Length: 5\r\n\r\n0\r\n\r\n" SMUGGLED,
+     0, 0, EXP_4XX_OR_CLOSE},
+    {"te_gzip_only", "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: gzip\r\n\r\nabc", 0,
+     1, EXP_4XX_OR_CLOSE},
+    {"chunk_size_not_hex",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+     0, 0, EXP_4XX_OR_CLOSE},
+    {"chunk_size_overflow",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "ffffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+     0, 0, EXP_4XX_OR_CLOSE},
+    {"header_nul_byte", NUL_REQ, sizeof(NUL_REQ) - 1, 0, EXP_4XX_OR_CLOSE},
+    {"header_name_with_space", "GET /v1/keys HTTP/1.1\r\nHost: %H\r\nX A: b\r\n\r\n", 0, 0,
+     EXP_4XX_OR_CLOSE},
+    {"header_without_colon", "GET /v1/keys HTTP/1.1\r\nHost: %H\r\nNoColonHere\r\n\r\n", 0, 0,
+     EXP_4XX_OR_CLOSE},
+    {"absolute_form_target", "GET http://%H/v1/keys HTTP/1.1\r\nHost: %H\r\n\r\n", 0, 0, EXP_4XX},
+    {"authority_form_target", "CONNECT %H HTTP/1.1\r\nHost: %H\r\n\r\n", 0, 0, EXP_4XX_OR_CLOSE},
+    {"options_asterisk", "OPTIONS * HTTP/1.1\r\nHost: %H\r\n\r\n", 0, 0, EXP_4XX},
+    {"http10_without_host", "GET /v1/keys HTTP/1.0\r\n\r\n", 0, 0, EXP_4XX},
+    {"http11_without_host", "GET /v1/keys HTTP/1.1\r\n\r\n", 0, 0, EXP_4XX_OR_CLOSE},
+    {"two_host_headers", "GET /v1/keys HTTP/1.1\r\nHost: %H\r\nHost: evil.example\r\n\r\n", 0, 0,
+     EXP_4XX_OR_CLOSE},
+    {"http09_request_line", "GET /v1/keys\r\n\r\n", 0, 1, EXP_4XX_OR_CLOSE},
+    {"http_version_2_on_h1", "GET /v1/keys HTTP/2.0\r\nHost: %H\r\n\r\n", 0, 0,
+     EXP_505_OR_4XX},
+    {"garbage_request_line", "\x01\x02\x03 \xff\xfe\r\n\r\n", 0, 0, EXP_4XX_OR_CLOSE},
+    {"target_with_space", "GET /v1/ keys HTTP/1.1\r\nHost: %H\r\n\r\n", 0, 0, EXP_4XX_OR_CLOSE},
+    {"target_non_ascii", "GET /v1/k\xc3\xa9ys HTTP/1.1\r\nHost: %H\r\n\r\n", 0, 0,
+     EXP_4XX_OR_CLOSE},
+    {"signed_absolute_form",
+     "POST http://%H/v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Type: application/json\r\n%S"
+     "Content-Length: 2\r\n\r\n{}",
+     0, 0, EXP_4XX},
+};
+
+static int run_table(const struct env *e, const struct rcase *cases, size_t n)
+{
+    int bad = 0;
+    const struct tu_proc *servers[] = {&e->d, &e->b};
+    const char *names[] = {"reqsignd", "api-backend"};
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < 2; k++) {
+            size_t len;
+            char *req = make_req(&cases[i], servers[k], e->admin_signer, &len);
+            long t0 = mono_ms();
+            char *out = raw(servers[k], req, len, cases[i].close_write, 1500);
+            cr_log_info("%s [%s]: %ld ms", cases[i].name, names[k], mono_ms() - t0);
+            bad += !judge(cases[i].name, names[k], out, cases[i].exp);
+            free(out);
+            free(req);
+            assert_healthy(servers[k], cases[i].name);
+        }
+    }
+    return bad;
+}
+
+Test(badhttp, framing_and_request_line)
+{
+    struct env e;
+    setup_env(&e);
+    int bad = run_table(&e, framing, sizeof(framing) / sizeof(framing[0]));
+    finish(&e);
+    cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
+}
+
+/* Header sections far beyond the servers' limits. */
+Test(badhttp, huge_header_sections)
+{
+    struct env e;
+    setup_env(&e);
+    const struct tu_proc *servers[] = {&e.d, &e.b};
+    int bad = 0;
+    for (int k = 0; k < 2; k++) {
+        /* one header line of 100 KB */
+        size_t cap = 200000;
+        char *req = malloc(cap);
+        int n = snprintf(req, cap, "GET /v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
+        memset(req + n, 'b', 100 * 1024);
+        size_t len = (size_t)n + 100 * 1024;
+        memcpy(req + len, "\r\n\r\n", 4);
+        len += 4;
+        char *out = raw(servers[k], req, len, 0, 3000);
+        bad += !judge("header_line_100kb", k ? "api-backend" : "reqsignd", out, EXP_4XX_OR_CLOSE);
+        free(out);
+        assert_healthy(servers[k], "header_line_100kb");
+
+        /* 10,000 header lines */
+        size_t cap2 = 10000 * 16 + 256;
+        char *req2 = malloc(cap2);
+        size_t off = (size_t)snprintf(req2, cap2, "GET /v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        for (int i = 0; i < 10000; i++)
+            off += (size_t)snprintf(req2 + off, cap2 - off, "X-%d: v\r\n", i);
+        off += (size_t)snprintf(req2 + off, cap2 - off, "\r\n");
+        out = raw(servers[k], req2, off, 0, 3000);
+        bad += !judge("headers_10000", k ? "api-backend" : "reqsignd", out, EXP_4XX_OR_CLOSE);
+        free(out);
+        assert_healthy(servers[k], "headers_10000");
+        free(req);
+        free(req2);
+    }
+    finish(&e);
+    cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
+}
+
+/* Send a signed request with @body to reqsignd: raw, Content-Length framing. */
+static char *signed_raw(const struct env *e, const struct tu_proc *p,
+                        const struct reqsign_signer *s, const char *method, const char *sign_path,
+                        const char *send_path, const char *body, size_t len)
+{
+    char sl[2048];
+    sig_lines(s, p, method, sign_path, body, len, sl, sizeof(sl));
+    size_t cap = len + 4096;
+    char *req = malloc(cap);
+    int n = snprintf(req, cap,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                     "%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     method, send_path, p->port, sl, len);
+    memcpy(req + n, body, len);
+    char *out = raw(p, req, (size_t)n + len, 0, 5000);
+    free(req);
+    (void)e;
+    return out;
+}
+
+static int expect_error(const char *name, const char *out, int status, const char *code)
+{
+    int st = status_of(out);
+    int ok = st == status && (code == NULL || strstr(out, code) != NULL);
+    if (!ok)
+        cr_log_error("%s: expected %d %s, got '%.300s'", name, status, code ? code : "", out);
+    else
+        cr_log_info("%s: %d %s", name, st, code ? code : "");
+    return ok;
+}
+
+Test(badhttp, bodies_keys_and_paths)
+{
+    struct env e;
+    setup_env(&e);
+    int bad = 0;
+    char *out;
+
+    /* non-UTF-8 JSON */
+    static const char nonutf8[] = "{\"label\":\"\xff\xfe\xc3\x28\",\"scopes\":[\"a\"]}";
+    out = signed_raw(&e, &e.d, e.admin_signer, "POST", "/v1/keys", "/v1/keys", nonutf8,
+                     sizeof(nonutf8) - 1);
+    bad += !expect_error("json_not_utf8", out, 400, "\"json\"");
+    free(out);
+    assert_healthy(&e.d, "json_not_utf8");
+
+    /* JSON nested 10,000 deep (20,000 bytes, under the body limit) */
+    size_t depth = 10000;
+    char *deep = malloc(2 * depth + 1);
+    memset(deep, '[', depth);
+    memset(deep + depth, ']', depth);
+    deep[2 * depth] = '\0';
+    out = signed_raw(&e, &e.d, e.admin_signer, "POST", "/v1/keys", "/v1/keys", deep, 2 * depth);
+    bad += !expect_error("json_nested_10000", out, 400, NULL);
+    free(out);
+    free(deep);
+    assert_healthy(&e.d, "json_nested_10000");
+
+    /* a JSON body over 64 KiB */
+    size_t big = 64 * 1024 + 1;
+    char *jb = malloc(big + 1);
+    memset(jb, ' ', big);
+    memcpy(jb, "{\"label\":\"", 10);
+    memset(jb + 10, 'x', big - 12);
+    memcpy(jb + big - 2, "\"}", 2);
+    jb[big] = '\0';
+    out = signed_raw(&e, &e.d, e.admin_signer, "POST", "/v1/keys", "/v1/keys", jb, big);
+    bad += !expect_error("json_over_64kib", out, 413, "\"body_too_large\"");
+    free(out);
+    free(jb);
+    assert_healthy(&e.d, "json_over_64kib");
+
+    /* path tricks, signed for /v1/keys: 401 sig_invalid on reqsignd (the
+     * signature covers @path exactly as received), never the key list */
+    static const char *const tricks[] = {"//v1/keys", "/v1/./keys", "/v1/keys%2F..",
+                                         "/v1/keys/", "/v1//keys", "/v1/%6beys"};
+    for (size_t i = 0; i < sizeof(tricks) / sizeof(tricks[0]); i++) {
+        out = signed_raw(&e, &e.d, e.admin_signer, "GET", "/v1/keys", tricks[i], "", 0);
+        char nm[64];
+        snprintf(nm, sizeof(nm), "path_trick %s [reqsignd]", tricks[i]);
+        /* reqsignd routes on the raw path: no route is 404 not_found (the
+         * key list is never served); a routed path fails the signature */
+        if (status_of(out) == 404)
+            bad += !expect_error(nm, out, 404, "\"not_found\"");
+        else
+            bad += !expect_error(nm, out, 401, "\"sig_invalid\"");
+        free(out);
+        snprintf(nm, sizeof(nm), "path_trick %s [api-backend]", tricks[i]);
+        out = signed_raw(&e, &e.b, e.admin_signer, "GET", "/v1/keys", tricks[i], "", 0);
+        bad += !expect_error(nm, out, 401, "\"sig_invalid\"");
+        free(out);
+    }
+    assert_healthy(&e.d, "path tricks");
+    assert_healthy(&e.b, "path tricks");
+
+    /* a valid signature under a revoked key */
+    static const char vbody[] = "{\"label\":\"victim\",\"scopes\":[\"keys:admin\"]}";
+    char *created = signed_raw(&e, &e.d, e.admin_signer, "POST", "/v1/keys", "/v1/keys", vbody,
+                               sizeof(vbody) - 1);
+    cr_assert_eq(status_of(created), 201, "%s", created);
+    const char *js = strstr(created, "\r\n\r\n");
+    cr_assert_not_null(js);
+    json_t *cred = json_loads(js + 4, 0, NULL);
+    cr_assert_not_null(cred, "%s", js + 4);
+    const char *pem = json_string_value(json_object_get(cred, "private_key"));
+    const char *kid = json_string_value(json_object_get(cred, "keyid"));
+    cr_assert(pem != NULL && kid != NULL);
+    struct reqsign_signer_opts so;
+    memset(&so, 0, sizeof(so));
+    so.key_data = pem;
+    so.key_len = strlen(pem);
+    struct reqsign_signer *victim = reqsign_signer_new(&so, NULL);
+    cr_assert_not_null(victim);
+    out = signed_raw(&e, &e.d, victim, "GET", "/v1/keys", "/v1/keys", "", 0);
+    cr_assert_eq(status_of(out), 200, "victim key before revocation: %s", out);
+    free(out);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/keys/%s", kid);
+    out = signed_raw(&e, &e.d, e.admin_signer, "DELETE", path, path, "", 0);
+    cr_assert_eq(status_of(out), 200, "revoke: %s", out);
+    free(out);
+    /* reqsignd drops its own cache entry at once; the backend within its TTL (1 s) */
+    struct timespec ts = {1, 600 * 1000000L};
+    nanosleep(&ts, NULL);
+    out = signed_raw(&e, &e.d, victim, "GET", "/v1/keys", "/v1/keys", "", 0);
+    bad += !expect_error("revoked_key reqsignd", out, 401, "\"key_revoked\"");
+    free(out);
+    out = signed_raw(&e, &e.b, victim, "GET", "/echo", "/echo", "", 0);
+    bad += !expect_error("revoked_key api-backend", out, 401, "\"key_revoked\"");
+    free(out);
+    reqsign_signer_free(victim);
+    json_decref(cred);
+    free(created);
+    assert_healthy(&e.d, "revoked");
+    assert_healthy(&e.b, "revoked");
+
+    finish(&e);
+    cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
+}
+
+/* Slowloris: the header section one byte per second. The server must close
+ * the connection within its documented timeout (REQSIGN_HTTPD_DEFAULT_TIMEOUT,
+ * 10 s); we allow 15 s and give up (fail) after 20 s. Both servers at once. */
+Test(badhttp, slowloris_is_cut_off)
+{
+    struct env e;
+    setup_env(&e);
+    static const char req[] = "GET /v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+                              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    int fds[2] = {connect_to(&e.d), connect_to(&e.b)};
+    long closed_at[2] = {-1, -1};
+    long t0 = mono_ms();
+    size_t sent = 0;
+    while ((closed_at[0] < 0 || closed_at[1] < 0) && mono_ms() - t0 < 20000) {
+        for (int k = 0; k < 2; k++) {
+            if (closed_at[k] >= 0)
+                continue;
+            struct pollfd pfd = {fds[k], POLLIN, 0};
+            if (poll(&pfd, 1, 0) > 0) {
+                char buf[512];
+                ssize_t r = recv(fds[k], buf, sizeof(buf), 0);
+                if (r <= 0 || pfd.revents & (POLLHUP | POLLERR))
+                    closed_at[k] = mono_ms() - t0;
+                else if (r > 0) /* an answer (408/400); then it must close */
+                    cr_log_info("slowloris: server %d answered %.12s", k, buf);
+                continue;
+            }
+            if (send(fds[k], req + (sent % (sizeof(req) - 1)), 1, MSG_NOSIGNAL) != 1)
+                closed_at[k] = mono_ms() - t0;
+        }
+        sent++;
+        /* health stays fine meanwhile */
+        if (sent == 3) {
+            assert_healthy(&e.d, "slowloris in progress");
+            assert_healthy(&e.b, "slowloris in progress");
+        }
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
+    close(fds[0]);
+    close(fds[1]);
+    cr_log_info("slowloris: reqsignd closed after %ld ms, api-backend after %ld ms", closed_at[0],
+                closed_at[1]);
+    cr_expect(closed_at[0] >= 0 && closed_at[0] <= 15000,
+              "reqsignd kept a 1-byte/s header section open %ld ms (want <= 15000; -1 = still "
+              "open after 20 s)",
+              closed_at[0]);
+    cr_expect(closed_at[1] >= 0 && closed_at[1] <= 15000,
+              "api-backend kept a 1-byte/s header section open %ld ms (want <= 15000; -1 = "
+              "still open after 20 s)",
+              closed_at[1]);
+    assert_healthy(&e.d, "slowloris");
+    assert_healthy(&e.b, "slowloris");
+    finish(&e);
+}
