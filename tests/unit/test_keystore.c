@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include <reqsign/keystore.h>
+#include <reqsign/keystore_pg.h>
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pgutil.h"
 #include "testutil.h"
 
 /* ---- backends ---- */
@@ -48,8 +50,26 @@ static struct reqsign_keystore *sqlite_open_rw(const char *location, struct reqs
     return reqsign_keystore_sqlite_open(location, REQSIGN_KEYSTORE_CREATE, err);
 }
 
+#ifdef REQSIGN_TEST_PG
+/* A fresh database on the suite's shared PostgreSQL server (pgutil.h). */
+static char *pg_location(void)
+{
+    char *ci = tu_pg_new_db();
+    cr_assert_not_null(ci, "no PostgreSQL test database (see pgutil messages above)");
+    return ci;
+}
+
+static struct reqsign_keystore *pg_open_rw(const char *location, struct reqsign_error *err)
+{
+    return reqsign_keystore_pg_open(location, REQSIGN_KEYSTORE_CREATE, err);
+}
+#endif
+
 static const struct backend backends[] = {
     {"sqlite", sqlite_location, sqlite_open_rw},
+#ifdef REQSIGN_TEST_PG
+    {"postgresql", pg_location, pg_open_rw},
+#endif
 };
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 
@@ -822,3 +842,510 @@ Test(keystore, sqlite_busy_is_unavailable)
     reqsign_keystore_free(ks);
     free(path);
 }
+
+/* ---- PostgreSQL only ----
+ *
+ * The runner (ReportHook PRE_ALL) initdb's a template once and starts one
+ * shared server (pgutil.h); each contract test takes a fresh database on it.
+ * Tests that stop the server start a private one from the template. */
+
+#ifdef REQSIGN_TEST_PG
+#include <criterion/hooks.h>
+#include <libpq-fe.h>
+#include <reqsign/keycache.h>
+#include <sys/wait.h>
+#include <time.h>
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    tu_pg_suite_begin();
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    tu_pg_suite_end();
+}
+
+static long pg_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void pg_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t pg_query_int(const char *conninfo, const char *sql)
+{
+    char *v = tu_pg_query(conninfo, sql);
+    cr_assert_not_null(v, "%s", sql);
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    cr_assert(end != v && *end == '\0', "%s: not an integer: '%s'", sql, v);
+    free(v);
+    return n;
+}
+
+/* Wait (bounded) until the listener has LISTENed @n times. */
+static void wait_listening(struct reqsign_keystore_pg_listener *l, uint64_t n, long timeout_ms)
+{
+    long end = pg_now_ms() + timeout_ms;
+    struct reqsign_keystore_pg_listener_stats s;
+    for (;;) {
+        reqsign_keystore_pg_listener_stats(l, &s);
+        if (s.connects >= n)
+            return;
+        cr_assert_lt(pg_now_ms(), end, "listener not listening (%llu connects) after %ld ms",
+                     (unsigned long long)s.connects, timeout_ms);
+        pg_sleep_ms(10);
+    }
+}
+
+/* Poll the cache until @keyid reads as revoked; the time it took in ms. */
+static long wait_revoked(struct reqsign_keycache *c, const char *keyid, long timeout_ms)
+{
+    long t0 = pg_now_ms();
+    for (;;) {
+        struct reqsign_key_info info;
+        enum reqsign_status st = reqsign_keycache_lookup(c, keyid, strlen(keyid), &info, NULL);
+        cr_assert_eq(st, REQSIGN_OK, "%s: %s", keyid, reqsign_strerror(st));
+        if (info.state == REQSIGN_KEY_REVOKED)
+            return pg_now_ms() - t0;
+        cr_assert_lt(pg_now_ms() - t0, timeout_ms, "%s not seen revoked within %ld ms", keyid,
+                     timeout_ms);
+        pg_sleep_ms(5);
+    }
+}
+
+Test(keystore, pg_open_flags_and_schema_checks)
+{
+    char *loc = pg_location();
+    struct reqsign_error err;
+
+    /* Bad arguments. */
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_keystore_pg_open(NULL, REQSIGN_KEYSTORE_CREATE, &err));
+    cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG);
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_keystore_pg_open("postgresql://[::1", REQSIGN_KEYSTORE_CREATE, &err));
+    cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG, "%s", err.message);
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_keystore_pg_open("nosuchoption=1", REQSIGN_KEYSTORE_CREATE, &err));
+    cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG, "%s", err.message);
+    reqsign_error_clear(&err);
+    cr_assert_null(
+        reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_READONLY | REQSIGN_KEYSTORE_CREATE, &err));
+    cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG);
+    cr_assert_null(reqsign_keystore_pg_open(loc, 0x80, NULL));
+
+    /* Not migrated yet: neither read-only nor plain read-write opens it. */
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_READONLY, &err));
+    cr_assert_eq(err.code, REQSIGN_E_STORE);
+    cr_assert_not_null(strstr(err.message, "schema_version"), "%s", err.message);
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_keystore_pg_open(loc, 0, &err));
+    cr_assert_eq(err.code, REQSIGN_E_STORE);
+
+    /* CREATE migrates; read-only sees writes and refuses its own. */
+    struct reqsign_keystore *rw = reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(rw, "%s", err.message);
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ro = reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_READONLY, &err);
+    cr_assert_not_null(ro, "%s", err.message);
+    struct reqsign_key_record r, got;
+    make_record(1, &r);
+    insert_ok("postgresql", rw, &r);
+    cr_assert_eq(reqsign_keystore_get(ro, "key-00001", 9, &got, NULL), REQSIGN_OK);
+    assert_same("postgresql", &r, &got);
+    make_record(2, &r);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_insert(ro, &r, &err), REQSIGN_E_STORE);
+    cr_assert_not_null(strstr(err.message, "read-only"), "%s", err.message);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_revoke(ro, "key-00001", 9, 5, &err), REQSIGN_E_STORE);
+    cr_assert_not_null(strstr(err.message, "read-only"), "%s", err.message);
+    cr_assert_eq(reqsign_keystore_get(rw, "key-00001", 9, &got, NULL), REQSIGN_OK);
+    cr_assert_eq(got.revoked_at, 0);
+    reqsign_keystore_free(ro);
+
+    /* Plain read-write on a migrated schema. */
+    struct reqsign_keystore *plain = reqsign_keystore_pg_open(loc, 0, &err);
+    cr_assert_not_null(plain, "%s", err.message);
+    insert_ok("postgresql", plain, &r);
+    reqsign_keystore_free(plain);
+    reqsign_keystore_free(rw);
+
+    /* Exactly one schema_version row; the 32-byte check is in the schema too. */
+    cr_assert_eq(pg_query_int(loc, "SELECT count(*) FROM schema_version"), 1);
+    cr_assert_eq(pg_query_int(loc, "SELECT version FROM schema_version"),
+                 REQSIGN_PG_SCHEMA_VERSION);
+    char *v = tu_pg_query(loc, "INSERT INTO keys VALUES ('x', '\\x00', '', '', 1, NULL, NULL)");
+    cr_assert_null(v, "a 1-byte public key was accepted");
+
+    /* A newer schema is refused by every open; an older one only migrates with CREATE. */
+    v = tu_pg_query(loc, "UPDATE schema_version SET version = 999");
+    cr_assert_not_null(v);
+    free(v);
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err));
+    cr_assert_eq(err.code, REQSIGN_E_STORE);
+    cr_assert_not_null(strstr(err.message, "999"), "%s", err.message);
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_READONLY, &err));
+    cr_assert_not_null(strstr(err.message, "newer"), "%s", err.message);
+    v = tu_pg_query(loc, "UPDATE schema_version SET version = 0; DROP TABLE keys");
+    cr_assert_not_null(v);
+    free(v);
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_keystore_pg_open(loc, 0, &err));
+    cr_assert_not_null(strstr(err.message, "older"), "%s", err.message);
+    rw = reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(rw, "%s", err.message);
+    reqsign_keystore_free(rw);
+    cr_assert_eq(pg_query_int(loc, "SELECT version FROM schema_version"),
+                 REQSIGN_PG_SCHEMA_VERSION);
+    free(loc);
+}
+
+/* Several processes open (CREATE) one empty database at the same instant. */
+Test(keystore, pg_two_processes_migrating_at_once)
+{
+    enum { ROUNDS = 3, PROCS = 3 };
+    for (int round = 0; round < ROUNDS; round++) {
+        char *loc = pg_location();
+        int gate[2];
+        cr_assert_eq(pipe(gate), 0);
+        pid_t kids[PROCS];
+        for (int i = 0; i < PROCS; i++) {
+            kids[i] = fork();
+            cr_assert_geq(kids[i], 0);
+            if (kids[i] == 0) {
+                close(gate[1]);
+                char c;
+                while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+                    ;
+                struct reqsign_error err;
+                reqsign_error_clear(&err);
+                struct reqsign_keystore *ks =
+                    reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err);
+                if (ks == NULL) {
+                    fprintf(stderr, "child %d: %s\n", i, err.message);
+                    _exit(1);
+                }
+                struct reqsign_key_record r;
+                make_record(round * 100 + i, &r);
+                enum reqsign_status st = reqsign_keystore_insert(ks, &r, &err);
+                if (st != REQSIGN_OK)
+                    fprintf(stderr, "child %d insert: %s\n", i, err.message);
+                reqsign_keystore_free(ks);
+                _exit(st == REQSIGN_OK ? 0 : 2);
+            }
+        }
+        close(gate[0]);
+        close(gate[1]); /* release them all at once */
+        for (int i = 0; i < PROCS; i++) {
+            int status;
+            cr_assert_eq(waitpid(kids[i], &status, 0), kids[i]);
+            cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "round %d child %d: status 0x%x", round, i, (unsigned)status);
+        }
+        cr_assert_eq(pg_query_int(loc, "SELECT count(*) FROM schema_version"), 1);
+        cr_assert_eq(pg_query_int(loc, "SELECT version FROM schema_version"),
+                     REQSIGN_PG_SCHEMA_VERSION);
+        cr_assert_eq(pg_query_int(loc, "SELECT count(*) FROM keys"), PROCS);
+        free(loc);
+    }
+}
+
+/* Keyids and cursors no stored keyid can match: same answers as SQLite. */
+Test(keystore, pg_non_ascii_keyids_and_cursors)
+{
+    FOR_EACH_BACKEND(b)
+    {
+        char *loc = b->new_location();
+        struct reqsign_keystore *ks = open_or_die(b, loc);
+        struct reqsign_key_record r, got;
+        struct reqsign_error err;
+        for (int i = 40; i < 45; i++) {
+            make_record(i, &r);
+            insert_ok(b->name, ks, &r);
+        }
+        reqsign_error_clear(&err);
+        cr_assert_eq(reqsign_keystore_get(ks, "key-00041\xff", 10, &got, &err),
+                     REQSIGN_E_KEY_UNKNOWN, "[%s] %s", b->name, err.message);
+        cr_assert_eq(reqsign_keystore_get(ks, "key-0004\xc3\xa9", 10, &got, NULL),
+                     REQSIGN_E_KEY_UNKNOWN, "[%s]", b->name);
+        cr_assert_eq(reqsign_keystore_revoke(ks, "key-00041\x01", 10, 5, NULL),
+                     REQSIGN_E_KEY_UNKNOWN, "[%s]", b->name);
+        struct reqsign_key_record page[8];
+        size_t n = 0;
+        reqsign_error_clear(&err);
+        cr_assert_eq(reqsign_keystore_list(ks, "key-00041\xff", 8, page, &n, &err), REQSIGN_OK,
+                     "[%s] %s", b->name, err.message);
+        cr_assert_eq(n, 3, "[%s] %zu", b->name, n);
+        cr_assert_str_eq(page[0].keyid, "key-00042");
+        cr_assert_eq(reqsign_keystore_list(ks, "key-0004\xff", 8, page, &n, NULL), REQSIGN_OK);
+        cr_assert_eq(n, 0, "[%s] %zu", b->name, n);
+        cr_assert_eq(reqsign_keystore_list(ks, "key-00041\x01", 8, page, &n, NULL), REQSIGN_OK);
+        cr_assert_eq(n, 3, "[%s] %zu", b->name, n);
+        cr_assert_str_eq(page[0].keyid, "key-00042");
+        cr_assert_eq(reqsign_keystore_list(ks, "\xc3\xa9", 8, page, &n, NULL), REQSIGN_OK);
+        cr_assert_eq(n, 0, "[%s] %zu", b->name, n);
+        reqsign_keystore_free(ks);
+        free(loc);
+    }
+}
+
+/* A revocation or insert reaches a long-TTL cache through NOTIFY within ~1 s. */
+Test(keystore, pg_notify_invalidates_keycache)
+{
+    char *loc = pg_location();
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    /* Another process's store, as a key service would be. */
+    struct reqsign_keystore *writer = reqsign_keystore_pg_open(loc, 0, &err);
+    cr_assert_not_null(writer, "%s", err.message);
+    struct reqsign_keycache_opts o = {.store = ks, .positive_ttl = 3600, .negative_ttl = 3600};
+    struct reqsign_keycache *cache = reqsign_keycache_new(&o, &err);
+    cr_assert_not_null(cache, "%s", err.message);
+    struct reqsign_keystore_pg_listener *l = reqsign_keystore_pg_listen(loc, cache, &err);
+    cr_assert_not_null(l, "%s", err.message);
+    wait_listening(l, 1, 5000);
+
+    struct reqsign_key_record r;
+    make_record(1, &r);
+    insert_ok("postgresql", writer, &r);
+    /* Let the insert's own notification arrive before caching the key. */
+    struct reqsign_keystore_pg_listener_stats ls;
+    long t0 = pg_now_ms();
+    do {
+        cr_assert_lt(pg_now_ms() - t0, 1000, "the insert's NOTIFY did not arrive");
+        pg_sleep_ms(5);
+        reqsign_keystore_pg_listener_stats(l, &ls);
+    } while (ls.notifications < 1);
+    struct reqsign_key_info info;
+    cr_assert_eq(reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL), REQSIGN_OK);
+    cr_assert_eq(info.state, REQSIGN_KEY_ACTIVE);
+    /* Cached now: a second lookup is a hit. */
+    struct reqsign_keycache_stats st0, st1;
+    reqsign_keycache_stats(cache, &st0);
+    cr_assert_eq(reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL), REQSIGN_OK);
+    reqsign_keycache_stats(cache, &st1);
+    cr_assert_eq(st1.hits, st0.hits + 1);
+
+    cr_assert_eq(reqsign_keystore_revoke(writer, "key-00001", 9, 1234, NULL), REQSIGN_OK);
+    long ms = wait_revoked(cache, "key-00001", 1000);
+    cr_log_info("revocation seen by the cache after %ld ms", ms);
+
+    /* A negative entry goes too when the key is created. */
+    cr_assert_eq(reqsign_keycache_lookup(cache, "key-00002", 9, &info, NULL),
+                 REQSIGN_E_KEY_UNKNOWN);
+    make_record(2, &r);
+    insert_ok("postgresql", writer, &r);
+    t0 = pg_now_ms();
+    while (reqsign_keycache_lookup(cache, "key-00002", 9, &info, NULL) != REQSIGN_OK) {
+        cr_assert_lt(pg_now_ms() - t0, 1000, "new key not seen within 1 s");
+        pg_sleep_ms(5);
+    }
+    reqsign_keystore_pg_listener_stats(l, &ls);
+    cr_assert_geq(ls.notifications, 3);
+
+    reqsign_keystore_pg_listener_stop(l);
+    reqsign_keycache_free(cache);
+    reqsign_keystore_free(writer);
+    reqsign_keystore_free(ks);
+    free(loc);
+}
+
+/* A statement stuck behind a lock ends at statement_timeout as unavailable;
+ * a connection the server terminated is replaced on the next call. */
+Test(keystore, pg_timeout_and_terminated_connections)
+{
+    char *loc = pg_location();
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_key_record r, got;
+    make_record(1, &r);
+    insert_ok("postgresql", ks, &r);
+
+    PGconn *locker = PQconnectdb(loc);
+    cr_assert_eq(PQstatus(locker), CONNECTION_OK, "%s", PQerrorMessage(locker));
+    PGresult *res = PQexec(locker, "BEGIN; LOCK TABLE keys IN ACCESS EXCLUSIVE MODE");
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    long t0 = pg_now_ms();
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00001", 9, &got, &err),
+                 REQSIGN_E_KEYSTORE_UNAVAILABLE, "%s", err.message);
+    long ms = pg_now_ms() - t0;
+    cr_assert(ms >= REQSIGN_PG_STATEMENT_TIMEOUT_MS - 100 && ms < 3000, "%ld ms", ms);
+    cr_assert_not_null(strstr(err.message, "57014"), "%s", err.message);
+    res = PQexec(locker, "ROLLBACK");
+    PQclear(res);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00001", 9, &got, NULL), REQSIGN_OK);
+
+    /* The server ends every store connection (admin shutdown of backends). */
+    res = PQexec(locker, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                         "current_database() AND pid <> pg_backend_pid()");
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(locker);
+    pg_sleep_ms(50);
+    for (int i = 0; i < 3; i++) {
+        reqsign_error_clear(&err);
+        cr_assert_eq(reqsign_keystore_get(ks, "key-00001", 9, &got, &err), REQSIGN_OK,
+                     "call %d after terminate: %s", i, err.message);
+    }
+    make_record(2, &r);
+    insert_ok("postgresql", ks, &r);
+    reqsign_keystore_free(ks);
+    free(loc);
+}
+
+static int64_t fake_now;
+static int64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+/* The server goes away and comes back under one store, cache and listener. */
+Test(keystore, pg_server_stopped_and_restarted)
+{
+    struct tu_pg srv;
+    cr_assert_eq(tu_pg_start(&srv), 0, "private PostgreSQL server did not start");
+    char *loc = tu_pg_new_db_on(&srv);
+    cr_assert_not_null(loc);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    fake_now = 1700000000;
+    struct reqsign_keycache_opts o = {
+        .store = ks, .positive_ttl = 60, .negative_ttl = 60, .clock = fake_clock};
+    struct reqsign_keycache *cache = reqsign_keycache_new(&o, &err);
+    cr_assert_not_null(cache, "%s", err.message);
+    struct reqsign_keystore_pg_listener *l = reqsign_keystore_pg_listen(loc, cache, &err);
+    cr_assert_not_null(l, "%s", err.message);
+    wait_listening(l, 1, 5000);
+
+    struct reqsign_key_record r, got;
+    for (int i = 1; i <= 3; i++) {
+        make_record(i, &r);
+        insert_ok("postgresql", ks, &r);
+    }
+    /* The inserts' notifications arrive before anything is cached. */
+    struct reqsign_keystore_pg_listener_stats ls;
+    long t1 = pg_now_ms();
+    do {
+        cr_assert_lt(pg_now_ms() - t1, 1000, "the inserts' NOTIFYs did not arrive");
+        pg_sleep_ms(5);
+        reqsign_keystore_pg_listener_stats(l, &ls);
+    } while (ls.notifications < 3);
+    struct reqsign_key_info info;
+    cr_assert_eq(reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL), REQSIGN_OK);
+
+    cr_assert_eq(tu_pg_stop(&srv), 0);
+
+    /* Every operation fails fast with KEYSTORE_UNAVAILABLE. */
+    long t0 = pg_now_ms();
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00002", 9, &got, &err),
+                 REQSIGN_E_KEYSTORE_UNAVAILABLE, "%s", err.message);
+    long ms = pg_now_ms() - t0;
+    cr_assert_lt(ms, 3000, "get took %ld ms with the server down", ms);
+    cr_log_info("get with the server down: %ld ms (%s)", ms, err.message);
+    make_record(4, &r);
+    cr_assert_eq(reqsign_keystore_insert(ks, &r, NULL), REQSIGN_E_KEYSTORE_UNAVAILABLE);
+    cr_assert_eq(reqsign_keystore_revoke(ks, "key-00002", 9, 5, NULL),
+                 REQSIGN_E_KEYSTORE_UNAVAILABLE);
+    struct reqsign_key_record page[4];
+    size_t n = 9;
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, 4, page, &n, NULL),
+                 REQSIGN_E_KEYSTORE_UNAVAILABLE);
+    cr_assert_eq(n, 0);
+
+    /* The cache serves what it holds until the TTL, and nothing else. */
+    cr_assert_eq(reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL), REQSIGN_OK);
+    cr_assert_eq(info.state, REQSIGN_KEY_ACTIVE);
+    cr_assert_eq(reqsign_keycache_lookup(cache, "key-00002", 9, &info, NULL),
+                 REQSIGN_E_KEYSTORE_UNAVAILABLE);
+    fake_now += 59;
+    cr_assert_eq(reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL), REQSIGN_OK);
+    fake_now += 1;
+    cr_assert_eq(reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL),
+                 REQSIGN_E_KEYSTORE_UNAVAILABLE);
+    cr_assert_lt(pg_now_ms() - t0, 3000, "the down phase took %ld ms", pg_now_ms() - t0);
+
+    /* Back: the same store works at the first call; the listener reconnects. */
+    cr_assert_eq(tu_pg_restart(&srv), 0);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00002", 9, &got, &err), REQSIGN_OK, "%s",
+                 err.message);
+    insert_ok("postgresql", ks, &r);
+    wait_listening(l, 2, 5000);
+    cr_assert_eq(reqsign_keycache_lookup(cache, "key-00003", 9, &info, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_revoke(ks, "key-00003", 9, 77, NULL), REQSIGN_OK);
+    wait_revoked(cache, "key-00003", 1000);
+
+    reqsign_keystore_pg_listener_stop(l);
+    reqsign_keycache_free(cache);
+    reqsign_keystore_free(ks);
+    free(loc);
+    tu_pg_destroy(&srv);
+}
+
+Test(keystore, pg_server_down_at_open_and_listen)
+{
+    struct tu_pg srv;
+    cr_assert_eq(tu_pg_start(&srv), 0);
+    char *loc = tu_pg_new_db_on(&srv);
+    cr_assert_not_null(loc);
+    cr_assert_eq(tu_pg_stop(&srv), 0);
+
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    long t0 = pg_now_ms();
+    cr_assert_null(reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err));
+    cr_assert_eq(err.code, REQSIGN_E_KEYSTORE_UNAVAILABLE, "%s", err.message);
+    cr_assert_lt(pg_now_ms() - t0, 3000);
+
+    /* A listener started with no server retries in the background and stops at once. */
+    char *path = sqlite_location();
+    struct reqsign_keystore *sq = reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_CREATE, NULL);
+    cr_assert_not_null(sq);
+    struct reqsign_keycache_opts o = {.store = sq};
+    struct reqsign_keycache *cache = reqsign_keycache_new(&o, NULL);
+    cr_assert_not_null(cache);
+    reqsign_error_clear(&err);
+    struct reqsign_keystore_pg_listener *l = reqsign_keystore_pg_listen(loc, cache, &err);
+    cr_assert_not_null(l, "%s", err.message);
+    pg_sleep_ms(400);
+    struct reqsign_keystore_pg_listener_stats ls;
+    reqsign_keystore_pg_listener_stats(l, &ls);
+    cr_assert_eq(ls.connects, 0);
+    t0 = pg_now_ms();
+    reqsign_keystore_pg_listener_stop(l);
+    cr_assert_lt(pg_now_ms() - t0, 500, "stop took %ld ms", pg_now_ms() - t0);
+    cr_assert_null(reqsign_keystore_pg_listen(loc, NULL, NULL));
+    cr_assert_null(reqsign_keystore_pg_listen("postgresql://[::1", cache, NULL));
+    reqsign_keystore_pg_listener_stop(NULL);
+
+    reqsign_keycache_free(cache);
+    reqsign_keystore_free(sq);
+    free(path);
+    free(loc);
+    tu_pg_destroy(&srv);
+}
+#endif

@@ -1,0 +1,166 @@
+/* reqsign: a nonce store shared by a fleet of verifiers, in Redis.
+ *
+ * All verifiers that accept the same authority and keys must share one nonce
+ * store (spec/PROTOCOL.md section 7); this one keeps the pairs in Redis. Each
+ * check is one atomic command on one pooled connection:
+ *
+ *     SET <key_prefix><k> 1 NX PXAT <until * 1000>
+ *
+ * where <k> is 16 raw bytes, the first half of
+ * SHA-256(len(keyid) as 2 bytes big-endian || keyid || nonce). The hash is
+ * unkeyed on purpose: every verifier of the fleet must map a pair to the same
+ * Redis key, so a per-process random key (as the in-memory store uses) would
+ * let a request be replayed to another instance. Nonces and keyids are not
+ * secret; a 128-bit truncation only makes two pairs collide with probability
+ * about 2^-128 per pair, and a collision refuses (replay), never accepts.
+ * Reply "OK": accepted and recorded; nil: REQSIGN_E_REPLAY.
+ *
+ * Expiry. PXAT (Redis >= 6.2) makes every verifier agree on the absolute
+ * expiry; the server's version is read on every new connection and older
+ * servers get `PX <(until - now) * 1000>` instead. PXAT is also replaced by PX
+ * for a call whose deadline is not in the future of the server's clock (as
+ * estimated with TIME at connect), so a caller clock that lags Redis cannot
+ * make a key expire on arrival. An @until <= @now is kept a second, as in the
+ * in-memory store.
+ *
+ * Fail-closed. Anything but "OK" or nil (an error reply such as OOM or
+ * READONLY, a timeout, a refused or closed connection) is
+ * REQSIGN_E_NONCE_STORE_UNAVAILABLE with a short message naming the cause, and
+ * the pair is not accepted (it may still have been recorded). A connection
+ * that failed is dropped with every idle one; reconnection waits for a backoff
+ * that doubles from backoff_min_ms to backoff_max_ms with each failure in a
+ * row, and a check during the backoff fails at once instead of waiting. One
+ * caller at a time then probes the server; the first success ends the backoff.
+ * Nothing has to be recreated after Redis comes back.
+ *
+ * Operating Redis for this store (not checked by the store):
+ *  - maxmemory-policy must be noeviction: every key has a TTL, so a volatile-*
+ *    or allkeys-* policy would evict live nonces and let replays through.
+ *    With noeviction a full Redis answers OOM, which is UNAVAILABLE.
+ *  - a Redis that restarts without persistence forgets the live nonces: a
+ *    request seen before can be replayed until its window ends. Use AOF
+ *    (appendfsync everysec loses at most about a second) or accept that.
+ *  - replicas: write to the primary; after a failover, writes acknowledged by
+ *    the old primary but not replicated are lost in the same way.
+ *
+ * Per-key cap. Not enforced here: this store has no per_key_max and never
+ * answers REQSIGN_E_NONCE_KEY_LIMIT or REQSIGN_E_NONCE_STORE_FULL. Redis's own
+ * maxmemory is the bound on the whole store.
+ *
+ * Signals. hiredis writes with write(2); a write to a closed connection would
+ * raise SIGPIPE. The store blocks SIGPIPE in the calling thread for the
+ * duration of its I/O and discards one it caused, so callers need not ignore it.
+ *
+ * Thread safety: reqsign_nonce_store_check_insert() and the functions below
+ * are thread-safe on one shared store; each call takes one pooled connection.
+ */
+#ifndef REQSIGN_NONCE_REDIS_H
+#define REQSIGN_NONCE_REDIS_H
+
+#include <stdbool.h>
+
+#include <reqsign/defs.h>
+#include <reqsign/error.h>
+#include <reqsign/nonce.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define REQSIGN_NONCE_REDIS_DEFAULT_PREFIX "reqsign:n:"
+#define REQSIGN_NONCE_REDIS_PREFIX_MAX 64   /* bytes of key_prefix, at most */
+#define REQSIGN_NONCE_REDIS_KEY_HASH_LEN 16 /* raw bytes after the prefix */
+#define REQSIGN_NONCE_REDIS_DEFAULT_POOL 8
+#define REQSIGN_NONCE_REDIS_DEFAULT_CONNECT_TIMEOUT_MS 200
+#define REQSIGN_NONCE_REDIS_DEFAULT_COMMAND_TIMEOUT_MS 100
+#define REQSIGN_NONCE_REDIS_DEFAULT_BACKOFF_MIN_MS 50
+#define REQSIGN_NONCE_REDIS_DEFAULT_BACKOFF_MAX_MS 5000
+
+struct reqsign_nonce_redis_opts {
+    /* "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (HOST may be "[v6 address]";
+     * PORT defaults to 6379, DB to 0) or "unix:/path/to/redis.sock". Copied.
+     * The password is sent with AUTH and never appears in an error message. */
+    const char *url;
+    const char *key_prefix;      /* NULL: REQSIGN_NONCE_REDIS_DEFAULT_PREFIX; copied */
+    size_t pool_size;            /* connections at most; 0: 8 */
+    unsigned connect_timeout_ms; /* per connection attempt; 0: 200 */
+    unsigned command_timeout_ms; /* per read or write of a reply; 0: 100 */
+    unsigned backoff_min_ms;     /* first reconnect delay after a failure; 0: 50 */
+    unsigned backoff_max_ms;     /* the delay doubles up to this; 0: 5000 */
+    bool relative_ttl;           /* true: always PX, even on servers with PXAT */
+};
+
+/**
+ * reqsign_nonce_store_redis_new() - a nonce store in the Redis server at
+ * @o->url. Does not connect: the first check does (see
+ * reqsign_nonce_store_redis_ping() to check the server at startup).
+ * @o:   options; strings are copied.
+ * @err: on failure, the reason; may be NULL.
+ * Return: the store (free with reqsign_nonce_store_free()), or NULL with
+ * REQSIGN_E_INVALID_ARG (bad URL or option; also "built without Redis
+ * support" when reqsign was built without hiredis) or REQSIGN_E_NOMEM.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API struct reqsign_nonce_store *
+reqsign_nonce_store_redis_new(const struct reqsign_nonce_redis_opts *o, struct reqsign_error *err);
+
+/**
+ * reqsign_nonce_store_redis_ping() - take a connection (making one if needed,
+ * unless in backoff) and send PING.
+ * Return: REQSIGN_OK, REQSIGN_E_NONCE_STORE_UNAVAILABLE, or
+ * REQSIGN_E_INVALID_ARG if @s is not a Redis store.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_nonce_store_redis_ping(struct reqsign_nonce_store *s, struct reqsign_error *err);
+
+/* One pair of a batch: spans borrowed for the call only. */
+struct reqsign_nonce_item {
+    struct reqsign_span keyid; /* 1..REQSIGN_KEYID_MAX_LEN bytes */
+    struct reqsign_span nonce; /* 1..REQSIGN_NONCE_MAX_LEN bytes */
+    int64_t until;             /* unix seconds, as for check_insert */
+};
+
+/**
+ * reqsign_nonce_store_redis_check_insert_batch() - check_insert for @n pairs
+ * in one round trip (pipelined SETs on one connection), in order: a pair that
+ * appears twice is OK the first time and a replay the second.
+ * @s:       a Redis store.
+ * @items:   @n pairs.
+ * @results: @n statuses, always all written: REQSIGN_OK, REQSIGN_E_REPLAY,
+ *           REQSIGN_E_INVALID_ARG (that item's lengths; it is not sent) or
+ *           REQSIGN_E_NONCE_STORE_UNAVAILABLE (every item not answered when
+ *           the connection failed, or all of them during a backoff).
+ * @now:     unix seconds, the callers' clock, as for check_insert.
+ * @err:     detail of the first item that is not OK; may be NULL.
+ * Return: REQSIGN_OK if every result is REQSIGN_OK, else the result of the
+ * first item that is not; REQSIGN_E_INVALID_ARG (and every result too) if @s
+ * is not a Redis store or an array is NULL.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
+    struct reqsign_nonce_store *s, const struct reqsign_nonce_item *items, size_t n,
+    enum reqsign_status *results, int64_t now, struct reqsign_error *err);
+
+/* What reqsign_nonce_store_redis_stats() reports; counters since _new. */
+struct reqsign_nonce_redis_stats {
+    uint64_t connects;       /* connections made (handshake completed) */
+    uint64_t failures;       /* connection attempts or commands that failed */
+    uint64_t fast_fails;     /* calls refused at once during a backoff */
+    size_t open;             /* connections open now, idle or in use */
+    unsigned backoff_ms;     /* left of the current backoff; 0 if none */
+    unsigned server_version; /* major * 10000 + minor * 100 + patch, last connect; 0 unknown */
+    bool pxat;               /* last connection made uses PXAT */
+};
+
+/**
+ * reqsign_nonce_store_redis_stats() - counters, for tests and metrics; all
+ * zero if @s is not a Redis store. Thread safety: thread-safe.
+ */
+REQSIGN_API void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
+                                                 struct reqsign_nonce_redis_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
