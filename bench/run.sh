@@ -1,3 +1,67 @@
 #!/usr/bin/env bash
-echo "bench: not written yet" >&2
-exit 1
+# Run every benchmark and rewrite BENCHMARKS.md and bench/results.json.
+#
+#   bench/run.sh BUILD_DIR [--quick]
+#
+# BUILD_DIR is a release build with -Dbench=true (./dev.sh bench makes it).
+# The Ed25519 micro-benchmarks run once per backend: BUILD_DIR's own, and
+# OpenSSL from a second release directory BUILD_DIR-openssl, configured and
+# built here (-Dcrypto_backend=openssl -Dtests=false) when BUILD_DIR's backend
+# is libsodium. --quick: every measurement at reduced size (well under a minute).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=${1:?usage: bench/run.sh BUILD_DIR [--quick]}
+shift
+quick=()
+cmd="./dev.sh bench"
+for a in "$@"; do
+    case "$a" in
+    --quick) quick=(--quick); cmd="./dev.sh bench --quick" ;;
+    *) echo "bench/run.sh: unknown argument $a" >&2; exit 2 ;;
+    esac
+done
+
+for p in bench-crypto bench-nonce bench-e2e bench-report; do
+    [ -x "$build/bench/$p" ] || { echo "bench/run.sh: $build/bench/$p missing (-Dbench=true?)" >&2; exit 1; }
+done
+[ -x "$build/examples/api-backend" ] || { echo "bench/run.sh: $build/examples/api-backend missing" >&2; exit 1; }
+
+out=$(mktemp -d "${TMPDIR:-/tmp}/reqsign-bench-run.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+log "verify pipeline, sign, key lookup ($build)"
+"$build/bench/bench-crypto" "${quick[@]}" >"$out/crypto.jsonl"
+backend=$(sed -n 's/.*"backend":"\([a-z]*\)".*/\1/p' "$out/crypto.jsonl" | head -n 1)
+
+files=("$out/crypto.jsonl")
+if [ "$backend" != openssl ]; then
+    ob="$build-openssl"
+    # same build options as BUILD_DIR, the other backend; only what the bench needs
+    opts=(--buildtype=release -Db_ndebug=true -Dwerror=true -Dcrypto_backend=openssl
+          -Dtests=false -Dbench=true -Dfuzz=false)
+    fleet=$(meson introspect --buildoptions "$build" 2>/dev/null |
+        sed -n 's/.*"name": "fleet", "value": "\([a-z]*\)".*/\1/p' | head -n 1)
+    [ -n "$fleet" ] && opts+=("-Dfleet=$fleet")
+    log "OpenSSL backend build ($ob)"
+    if [ -f "$ob/build.ninja" ]; then
+        meson configure "$ob" "${opts[@]}" >/dev/null
+    else
+        meson setup "$ob" "${opts[@]}" >/dev/null
+    fi
+    ninja -C "$ob" bench/bench-crypto >/dev/null
+    log "verify pipeline, sign, key lookup ($ob)"
+    "$ob/bench/bench-crypto" "${quick[@]}" >"$out/crypto-openssl.jsonl"
+    files+=("$out/crypto-openssl.jsonl")
+fi
+
+log "nonce store"
+"$build/bench/bench-nonce" "${quick[@]}" >"$out/nonce.jsonl"
+log "end to end (api-backend)"
+"$build/bench/bench-e2e" --server "$build/examples/api-backend" "${quick[@]}" >"$out/e2e.jsonl"
+files+=("$out/nonce.jsonl" "$out/e2e.jsonl")
+
+"$build/bench/bench-report" --json bench/results.json --md BENCHMARKS.md --command "$cmd" "${files[@]}"
+log "wrote BENCHMARKS.md and bench/results.json"

@@ -7,6 +7,8 @@
 #include <reqsign/sf.h>
 #include <reqsign/verifier.h>
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,20 @@
 #include "util.h"
 
 enum { VS_NEW = 0, VS_HEADERS_OK = 1, VS_DONE = 2, VS_FAILED = 3 };
+
+/* Prepared public keys (struct reqsign_key: the backend's parsed key, e.g. an
+ * EVP_PKEY), so that a verify does not make a key object per request. Keyed
+ * by the public key bytes the lookup returned, so lookups, revocation and
+ * expiry are untouched. Slots fill once and stay until reqsign_verifier_free();
+ * when the slots near a key's are taken, that key uses the raw-key verify. */
+#define VK_SLOTS 256
+#define VK_PROBES 8
+enum { VK_EMPTY = 0, VK_BUSY = 1, VK_READY = 2 };
+struct vk_slot {
+    _Atomic int state; /* VK_*; pk and key are written before VK_READY (release) */
+    uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN];
+    struct reqsign_key *key;
+};
 
 struct reqsign_verifier {
     enum reqsign_profile profile;
@@ -30,6 +46,7 @@ struct reqsign_verifier {
     reqsign_key_lookup_fn lookup;
     void *lookup_ctx;
     struct reqsign_nonce_store *nonces;
+    struct vk_slot keys[VK_SLOTS]; /* the only mutable part; thread-safe */
 };
 
 static char *dupstr(const char *s)
@@ -55,6 +72,9 @@ void reqsign_verifier_free(struct reqsign_verifier *v)
     for (size_t i = 0; i < v->n_required; i++)
         free(v->required[i]);
     free(v->required);
+    for (size_t i = 0; i < VK_SLOTS; i++)
+        if (atomic_load(&v->keys[i].state) == VK_READY)
+            reqsign_key_free(v->keys[i].key);
     free(v);
 }
 
@@ -272,6 +292,37 @@ static enum reqsign_status str_copy(const struct reqsign_sf_bare *b, char *out, 
     return REQSIGN_OK;
 }
 
+/* The prepared key for @pk, made on first use; NULL if none can be had (then
+ * the caller verifies with the raw key: same result, slower). Thread-safe. */
+static const struct reqsign_key *prepared_key(const struct reqsign_verifier *cv,
+                                              const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN])
+{
+    struct reqsign_verifier *v = (struct reqsign_verifier *)(uintptr_t)cv; /* cache only */
+    size_t h = ((size_t)pk[0] | (size_t)pk[1] << 8) % VK_SLOTS;
+    for (size_t i = 0; i < VK_PROBES; i++) {
+        struct vk_slot *s = &v->keys[(h + i) % VK_SLOTS];
+        int st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (st == VK_EMPTY) {
+            if (!atomic_compare_exchange_strong(&s->state, &st, VK_BUSY))
+                return NULL; /* another thread took the slot meanwhile */
+            struct reqsign_key *k = NULL;
+            if (reqsign_key_from_public(pk, &k, NULL) != REQSIGN_OK) {
+                atomic_store_explicit(&s->state, VK_EMPTY, memory_order_release);
+                return NULL;
+            }
+            memcpy(s->pk, pk, REQSIGN_ED25519_PUBLIC_LEN);
+            s->key = k;
+            atomic_store_explicit(&s->state, VK_READY, memory_order_release);
+            return k;
+        }
+        if (st == VK_BUSY)
+            return NULL;
+        if (memcmp(s->pk, pk, REQSIGN_ED25519_PUBLIC_LEN) == 0)
+            return s->key;
+    }
+    return NULL;
+}
+
 static int64_t now_of(const struct reqsign_verifier *v)
 {
     return v->clock != NULL ? v->clock(v->clock_ctx) : (int64_t)time(NULL);
@@ -313,7 +364,8 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                  n_si == 0 ? "Signature-Input" : "Signature");
     if (sib.overflow || sgb.overflow)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, sib.overflow ? "Signature-Input" : "Signature",
-                                 REQSIGN_NO_OFFSET, "field longer than %d bytes",
+                                 REQSIGN_NO_OFFSET, "%s field longer than %d bytes",
+                                 sib.overflow ? "Signature-Input" : "Signature",
                                  REQSIGN_SIG_FIELD_MAX);
     struct reqsign_error perr;
     reqsign_error_clear(&perr);
@@ -321,13 +373,13 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT
                                                             : REQSIGN_E_SIG_INPUT_MALFORMED,
-                                 "Signature-Input", perr.offset, "%s", perr.message);
+                                 "Signature-Input", perr.offset, "Signature-Input: %s", perr.message);
     reqsign_error_clear(&perr);
     st = reqsign_sf_parse_dict(sg_buf, sgb.len, &sg, &perr);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT
                                                             : REQSIGN_E_SIG_MALFORMED,
-                                 "Signature", perr.offset, "%s", perr.message);
+                                 "Signature", perr.offset, "Signature: %s", perr.message);
 
     /* 2. select the signature */
     long idx;
@@ -440,7 +492,8 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                      "content-digest is covered but the field is absent");
         if (cdb.overflow)
             return reqsign_error_set(err, REQSIGN_E_LIMIT, "Content-Digest", REQSIGN_NO_OFFSET,
-                                     "field longer than %d bytes", REQSIGN_CONTENT_DIGEST_IN_MAX);
+                                     "Content-Digest field longer than %d bytes",
+                                     REQSIGN_CONTENT_DIGEST_IN_MAX);
         st = reqsign_content_digest_parse(cd, cdb.len, &vs->expect, err);
         if (st != REQSIGN_OK)
             return st;
@@ -514,7 +567,10 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
 
     /* 7. the signature */
     if (st == REQSIGN_OK) {
-        st = reqsign_ed25519_verify(sig, (const uint8_t *)base, base_len, info.public_key);
+        const struct reqsign_key *pk = prepared_key(v, info.public_key);
+        st = pk != NULL ? reqsign_key_verify(pk, sig, (const uint8_t *)base, base_len)
+                        : reqsign_ed25519_verify(sig, (const uint8_t *)base, base_len,
+                                                 info.public_key);
         if (st != REQSIGN_OK) {
             char seen[REQSIGN_AUTHORITY_MAX + 8] = "";
             size_t n;

@@ -1,0 +1,446 @@
+/* reqsign bench: verify pipeline vs raw verify (with a per-stage breakdown),
+ * sign vs raw sign, and key lookup (cache hit vs the SQLite miss path).
+ *
+ *   bench-crypto [--quick]
+ *
+ * Inputs: N distinct pre-signed requests (20,000; 2,000 with --quick) with
+ * distinct nonces, paths and queries and bodies of 0..4096 bytes, signed by
+ * 16 keys held in a SQLite key store behind the real key cache (warmed).
+ * Pipeline and baseline run in alternating rounds over the same inputs; each
+ * figure is the median of the rounds.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include <reqsign/base.h>
+#include <reqsign/digest.h>
+#include <reqsign/keycache.h>
+#include <reqsign/nonce.h>
+#include <reqsign/sf.h>
+#include <reqsign/verifier.h>
+
+#include "bench_util.h"
+
+#define CREATED 1700000000
+
+static int64_t clock_fn(void *ctx)
+{
+    return *(const int64_t *)ctx;
+}
+
+static int64_t now_v = CREATED + 1;
+
+struct env {
+    struct bench_set set;
+    struct reqsign_keystore *store;
+    struct reqsign_keycache *cache;
+    size_t rounds;
+};
+
+static struct reqsign_nonce_store *fresh_nonces(size_t n)
+{
+    struct reqsign_nonce_memory_opts no = {.max_entries = 4 * n + 1024, .per_key_max = 4 * n};
+    struct reqsign_nonce_store *ns = reqsign_nonce_store_memory_new(&no);
+    if (ns == NULL)
+        bench_die("nonce store");
+    return ns;
+}
+
+static struct reqsign_verifier *verifier_new(struct env *e, struct reqsign_nonce_store *ns)
+{
+    struct reqsign_error err;
+    struct reqsign_verifier_opts vo = {.profile = REQSIGN_PROFILE_REQSIGN,
+                                       .clock = clock_fn,
+                                       .clock_ctx = &now_v,
+                                       .lookup = reqsign_keycache_lookup,
+                                       .lookup_ctx = e->cache,
+                                       .nonces = ns};
+    reqsign_error_clear(&err);
+    struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);
+    if (v == NULL)
+        bench_die("verifier: %s", err.message);
+    return v;
+}
+
+/* The full two-phase pipeline over every request; returns ns. */
+static uint64_t run_pipeline(struct env *e, const struct reqsign_verifier *v)
+{
+    struct reqsign_verification vs;
+    struct reqsign_error err;
+    uint64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < e->set.n; i++) {
+        const struct bench_req *r = &e->set.reqs[i];
+        reqsign_verification_init(&vs);
+        enum reqsign_status st = reqsign_verifier_verify_headers(v, &r->req, &vs, &err);
+        if (st == REQSIGN_OK)
+            st = reqsign_verification_body(&vs, r->body, r->body_len, &err);
+        if (st == REQSIGN_OK)
+            st = reqsign_verification_finish(&vs, &err);
+        reqsign_verification_cleanup(&vs);
+        if (st != REQSIGN_OK)
+            bench_die("request %zu does not verify: %s", i, err.message);
+    }
+    return bench_now_ns() - t0;
+}
+
+static uint64_t run_raw_verify(struct env *e, struct bench_raw *raw)
+{
+    uint64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < e->set.n; i++) {
+        const struct bench_req *r = &e->set.reqs[i];
+        if (bench_raw_verify(raw, r->key, r->sig, (const uint8_t *)r->base, r->base_len) != 0)
+            bench_die("raw verify failed on request %zu (library: %s, base %zu bytes)", i, reqsign_errname(reqsign_ed25519_verify(r->sig, (const uint8_t *)r->base, r->base_len, e->set.keys[r->key].pk)), r->base_len);
+    }
+    return bench_now_ns() - t0;
+}
+
+/* ---- stages, each over every request ---- */
+
+struct parsed {
+    struct reqsign_sf_member m[REQSIGN_MAX_SIGNATURES];
+    struct reqsign_sf_item i[REQSIGN_MAX_SIGNATURES * REQSIGN_MAX_COMPONENTS];
+    struct reqsign_sf_param p[REQSIGN_MAX_SIGNATURES *
+                              (REQSIGN_MAX_COMPONENTS + REQSIGN_MAX_SIG_PARAMS)];
+    struct reqsign_sf_parsed sf;
+};
+
+static void parsed_init(struct parsed *p)
+{
+    struct reqsign_sf_parsed sf = {p->m, REQSIGN_MAX_SIGNATURES, 0,
+                                   p->i, sizeof(p->i) / sizeof(p->i[0]), 0,
+                                   p->p, sizeof(p->p) / sizeof(p->p[0]), 0};
+    p->sf = sf;
+}
+
+enum stage {
+    ST_PARSE,
+    ST_PARSE_BASE,
+    ST_LOOKUP,
+    ST_SIG_LIB,
+    ST_SIG_PREPARED,
+    ST_NONCE,
+    ST_DIGEST,
+    ST_N
+};
+static const char *const stage_names[ST_N] = {
+    "parse", "parse_and_base", "key_lookup", "signature_library_raw_pk",
+    "signature_prepared_key", "nonce_insert", "digest"};
+
+static uint64_t run_stage(struct env *e, enum stage s, struct parsed *si, struct parsed *sg,
+                          struct reqsign_nonce_store *ns, struct reqsign_key **prepared)
+{
+    struct reqsign_error err;
+    char *base = malloc(REQSIGN_BASE_MAX);
+    volatile size_t sink = 0;
+    if (base == NULL)
+        bench_die("out of memory");
+    uint64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < e->set.n; i++) {
+        const struct bench_req *r = &e->set.reqs[i];
+        const struct bench_key *k = &e->set.keys[r->key];
+        enum reqsign_status st = REQSIGN_OK;
+        switch (s) {
+        case ST_PARSE:
+        case ST_PARSE_BASE: {
+            const char *a = r->sd.signature_input, *b = r->sd.signature;
+            st = reqsign_sf_parse_dict(a, strlen(a), &si->sf, &err);
+            if (st == REQSIGN_OK)
+                st = reqsign_sf_parse_dict(b, strlen(b), &sg->sf, &err);
+            if (st == REQSIGN_OK && s == ST_PARSE_BASE) {
+                size_t n = 0;
+                st = reqsign_base_build(&r->req, &si->sf, &si->sf.members[0], base,
+                                        REQSIGN_BASE_MAX, &n, &err);
+                sink += n;
+            }
+            break;
+        }
+        case ST_LOOKUP: {
+            struct reqsign_key_info info;
+            st = reqsign_keycache_lookup(e->cache, k->keyid, strlen(k->keyid), &info, &err);
+            sink += info.public_key[0];
+            break;
+        }
+        case ST_SIG_LIB:
+            st = reqsign_ed25519_verify(r->sig, (const uint8_t *)r->base, r->base_len, k->pk);
+            break;
+        case ST_SIG_PREPARED:
+            st = reqsign_key_verify(prepared[r->key], r->sig, (const uint8_t *)r->base,
+                                    r->base_len);
+            break;
+        case ST_NONCE:
+            st = reqsign_nonce_store_check_insert(ns, k->keyid, strlen(k->keyid), r->sd.nonce,
+                                                  strlen(r->sd.nonce), now_v, now_v + 361, &err);
+            break;
+        case ST_DIGEST: {
+            struct reqsign_digest_expect ex;
+            struct reqsign_digest d;
+            st = reqsign_content_digest_parse(r->sd.content_digest,
+                                              strlen(r->sd.content_digest), &ex, &err);
+            if (st == REQSIGN_OK)
+                st = reqsign_digest_init(&d, ex.algs);
+            if (st == REQSIGN_OK && r->body_len)
+                st = reqsign_digest_update(&d, r->body, r->body_len);
+            if (st == REQSIGN_OK)
+                st = reqsign_content_digest_check(&d, &ex, &err);
+            break;
+        }
+        case ST_N:
+            break;
+        }
+        if (st != REQSIGN_OK)
+            bench_die("stage %s failed on request %zu (%s)", stage_names[s], i,
+                      reqsign_errname(st));
+    }
+    uint64_t t = bench_now_ns() - t0;
+    free(base);
+    (void)sink;
+    return t;
+}
+
+/* SHA-256 of 4 KiB blocks, MB/s (shows whether OpenSSL uses SHA-NI). */
+static double sha256_mbps(struct env *e)
+{
+    const size_t n = 4096, reps = 4000;
+    uint8_t out[32];
+    uint64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < reps; i++) {
+        struct reqsign_digest d;
+        if (reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256) != REQSIGN_OK ||
+            reqsign_digest_update(&d, e->set.bodies + (i % 64), n) != REQSIGN_OK ||
+            reqsign_digest_final(&d, NULL, 0, NULL, out, NULL) != REQSIGN_OK)
+            bench_die("sha256");
+    }
+    return (double)(n * reps) / ((double)(bench_now_ns() - t0) / 1e9) / 1e6;
+}
+
+static void bench_verify(struct env *e)
+{
+    const char *backend = bench_backend();
+    int sodium = strcmp(backend, "libsodium") == 0;
+    struct bench_raw *raw = bench_raw_new(&e->set, sodium);
+    struct bench_raw *ossl = sodium ? bench_raw_new(&e->set, 0) : NULL;
+    double pipe[64], base[64], ossl_rate[64];
+    size_t R = e->rounds;
+
+    /* warm up: one pass each (page faults, caches, lazy init) */
+    {
+        struct reqsign_nonce_store *ns = fresh_nonces(e->set.n);
+        struct reqsign_verifier *v = verifier_new(e, ns);
+        (void)run_pipeline(e, v);
+        reqsign_verifier_free(v);
+        reqsign_nonce_store_free(ns);
+        (void)run_raw_verify(e, raw);
+    }
+    for (size_t r = 0; r < R; r++) {
+        /* a fresh nonce store and verifier per round (outside the timing):
+         * the requests are the same, their nonces must be new to the store */
+        struct reqsign_nonce_store *ns = fresh_nonces(e->set.n);
+        struct reqsign_verifier *v = verifier_new(e, ns);
+        uint64_t tp = run_pipeline(e, v);
+        uint64_t tb = run_raw_verify(e, raw);
+        pipe[r] = (double)e->set.n / ((double)tp / 1e9);
+        base[r] = (double)e->set.n / ((double)tb / 1e9);
+        if (ossl != NULL)
+            ossl_rate[r] = (double)e->set.n / ((double)run_raw_verify(e, ossl) / 1e9);
+        reqsign_verifier_free(v);
+        reqsign_nonce_store_free(ns);
+        fprintf(stderr, "  verify round %zu/%zu: pipeline %.0f/s raw %.0f/s\n", r + 1, R, pipe[r],
+                base[r]);
+    }
+
+    /* stages */
+    struct parsed *si = malloc(sizeof(*si)), *sg = malloc(sizeof(*sg));
+    struct reqsign_key *prepared[BENCH_NKEYS];
+    if (si == NULL || sg == NULL)
+        bench_die("out of memory");
+    parsed_init(si);
+    parsed_init(sg);
+    for (int i = 0; i < BENCH_NKEYS; i++)
+        if (reqsign_key_from_public(e->set.keys[i].pk, &prepared[i], NULL) != REQSIGN_OK)
+            bench_die("key_from_public");
+    size_t SR = e->set.n < 5000 ? 1 : 3; /* --quick: one round */
+    double st[ST_N][64];
+    for (size_t r = 0; r < SR; r++) {
+        for (int s = 0; s < ST_N; s++) {
+            struct reqsign_nonce_store *ns = fresh_nonces(e->set.n);
+            uint64_t t = run_stage(e, (enum stage)s, si, sg, ns, prepared);
+            st[s][r] = (double)t / (double)e->set.n;
+            reqsign_nonce_store_free(ns);
+        }
+    }
+    for (int i = 0; i < BENCH_NKEYS; i++)
+        reqsign_key_free(prepared[i]);
+    free(si);
+    free(sg);
+
+    double p = bench_median(pipe, R), b = bench_median(base, R);
+    json_t *stages = json_object();
+    double sum = 0;
+    double med[ST_N];
+    for (int s = 0; s < ST_N; s++)
+        med[s] = bench_median(st[s], SR);
+    json_object_set_new(stages, "parse", json_real(med[ST_PARSE]));
+    json_object_set_new(stages, "base", json_real(med[ST_PARSE_BASE] - med[ST_PARSE]));
+    json_object_set_new(stages, "key_lookup", json_real(med[ST_LOOKUP]));
+    json_object_set_new(stages, "signature", json_real(med[ST_SIG_LIB]));
+    json_object_set_new(stages, "signature_prepared_key", json_real(med[ST_SIG_PREPARED]));
+    json_object_set_new(stages, "nonce_insert", json_real(med[ST_NONCE]));
+    json_object_set_new(stages, "digest", json_real(med[ST_DIGEST]));
+    json_object_set_new(stages, "raw_verify", json_real(1e9 / b));
+    sum = med[ST_PARSE_BASE] + med[ST_LOOKUP] + med[ST_NONCE] + med[ST_DIGEST] + 1e9 / b;
+    json_object_set_new(stages, "pipeline_total", json_real(1e9 / p));
+    json_object_set_new(stages, "other", json_real(1e9 / p - sum));
+
+    json_t *o = json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:I, s:I, s:o, s:f}", "name",
+                          "verify_pipeline", "backend", backend, "per_sec", p, "baseline",
+                          "raw_verify", "baseline_per_sec", b, "ratio", p / b, "requests",
+                          (json_int_t)e->set.n, "rounds", (json_int_t)R, "stages_ns", stages,
+                          "sha256_4k_MBps", sha256_mbps(e));
+    if (ossl != NULL) {
+        double ob = bench_median(ossl_rate, R);
+        json_object_set_new(o, "openssl_raw_verify_per_sec", json_real(ob));
+        json_object_set_new(o, "ratio_vs_openssl_raw", json_real(p / ob));
+    }
+    bench_emit(o);
+    bench_raw_free(raw);
+    bench_raw_free(ossl);
+}
+
+static void bench_sign(struct env *e)
+{
+    const char *backend = bench_backend();
+    struct bench_raw *raw = bench_raw_new(&e->set, strcmp(backend, "libsodium") == 0);
+    double pipe[64], base[64];
+    struct reqsign_signed *out = malloc(sizeof(*out));
+    struct reqsign_error err;
+    uint8_t sig[64];
+    if (out == NULL)
+        bench_die("out of memory");
+    for (size_t r = 0; r <= e->rounds; r++) { /* round 0: warm-up */
+        uint64_t t0 = bench_now_ns();
+        for (size_t i = 0; i < e->set.n; i++) {
+            const struct bench_req *q = &e->set.reqs[i];
+            /* the same inputs as the pre-signed request, nonce included */
+            struct reqsign_sign_input in = {.method = q->method, .url = q->url, .body = q->body,
+                                            .body_len = q->body_len,
+                                            .created = e->set.created, .nonce = q->sd.nonce};
+            out->base_buf = NULL; /* no debug copy of the base */
+            if (reqsign_signer_sign(e->set.keys[q->key].signer, &in, out, &err) != REQSIGN_OK)
+                bench_die("sign: %s", err.message);
+        }
+        uint64_t tp = bench_now_ns() - t0;
+        t0 = bench_now_ns();
+        for (size_t i = 0; i < e->set.n; i++) {
+            const struct bench_req *q = &e->set.reqs[i];
+            if (bench_raw_sign(raw, q->key, (const uint8_t *)q->base, q->base_len, sig) != 0)
+                bench_die("raw sign");
+        }
+        uint64_t tb = bench_now_ns() - t0;
+        if (r == 0)
+            continue;
+        pipe[r - 1] = (double)e->set.n / ((double)tp / 1e9);
+        base[r - 1] = (double)e->set.n / ((double)tb / 1e9);
+    }
+    /* the last signature must equal the pre-signed one: same inputs */
+    if (strcmp(out->signature, e->set.reqs[e->set.n - 1].sd.signature) != 0)
+        bench_die("sign: not the same signature for the same input");
+    free(out);
+    double p = bench_median(pipe, e->rounds), b = bench_median(base, e->rounds);
+    bench_emit(json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:I, s:I}", "name", "sign", "backend",
+                         backend, "per_sec", p, "baseline", "raw_sign", "baseline_per_sec", b,
+                         "ratio", p / b, "requests", (json_int_t)e->set.n, "rounds",
+                         (json_int_t)e->rounds));
+    bench_raw_free(raw);
+}
+
+static void bench_lookup(struct env *e)
+{
+    struct reqsign_error err;
+    struct reqsign_key_info info;
+    struct reqsign_key_record rec;
+    size_t n = e->set.n * 5, nm = e->set.n / 4;
+    double hit[64], miss[64], get[64];
+    for (size_t r = 0; r < e->rounds; r++) {
+        uint64_t t0 = bench_now_ns();
+        for (size_t i = 0; i < n; i++) {
+            const char *id = e->set.keys[i % BENCH_NKEYS].keyid;
+            if (reqsign_keycache_lookup(e->cache, id, strlen(id), &info, &err) != REQSIGN_OK)
+                bench_die("lookup: %s", err.message);
+        }
+        hit[r] = (double)(bench_now_ns() - t0) / (double)n;
+        t0 = bench_now_ns();
+        for (size_t i = 0; i < nm; i++) {
+            const char *id = e->set.keys[i % BENCH_NKEYS].keyid;
+            reqsign_keycache_invalidate(e->cache, id, strlen(id)); /* next lookup asks SQLite */
+            if (reqsign_keycache_lookup(e->cache, id, strlen(id), &info, &err) != REQSIGN_OK)
+                bench_die("lookup: %s", err.message);
+        }
+        miss[r] = (double)(bench_now_ns() - t0) / (double)nm;
+        t0 = bench_now_ns();
+        for (size_t i = 0; i < nm; i++) {
+            const char *id = e->set.keys[i % BENCH_NKEYS].keyid;
+            if (reqsign_keystore_get(e->store, id, strlen(id), &rec, &err) != REQSIGN_OK)
+                bench_die("get: %s", err.message);
+        }
+        get[r] = (double)(bench_now_ns() - t0) / (double)nm;
+    }
+    double h = bench_median(hit, e->rounds), m = bench_median(miss, e->rounds);
+    bench_emit(json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:f, s:f, s:f, s:I}", "name",
+                         "key_lookup", "backend", bench_backend(), "per_sec", 1e9 / h, "baseline",
+                         "sqlite_miss", "baseline_per_sec", 1e9 / m, "ratio", m / h, "hit_ns", h,
+                         "miss_ns", m, "store_get_ns", bench_median(get, e->rounds), "keys",
+                         (json_int_t)BENCH_NKEYS));
+}
+
+int main(int argc, char **argv)
+{
+    int quick = bench_quick(argc, argv);
+    struct env e;
+    struct reqsign_error err;
+    size_t n = quick ? 1000 : 20000;
+    memset(&e, 0, sizeof(e));
+    e.rounds = quick ? 3 : 10;
+    if (bench_arg(argc, argv, "--requests") != NULL)
+        n = strtoul(bench_arg(argc, argv, "--requests"), NULL, 10);
+    if (bench_arg(argc, argv, "--rounds") != NULL)
+        e.rounds = strtoul(bench_arg(argc, argv, "--rounds"), NULL, 10);
+    if (e.rounds < 1 || e.rounds > 60 || n < 100)
+        bench_die("bad --rounds or --requests");
+
+    fprintf(stderr, "bench-crypto (%s backend): pre-signing %zu requests\n", bench_backend(), n);
+    bench_keys_init(&e.set, CREATED);
+    bench_reqs_make(&e.set, n, "api.example.com");
+    const char *dir = bench_tmpdir();
+    char db[512];
+    snprintf(db, sizeof(db), "%s/keys.db", dir);
+    bench_keystore_fill(&e.set, db);
+    reqsign_error_clear(&err);
+    e.store = reqsign_keystore_sqlite_open(db, REQSIGN_KEYSTORE_READONLY, &err);
+    if (e.store == NULL)
+        bench_die("keystore: %s", err.message);
+    struct reqsign_keycache_opts co = {.store = e.store, .positive_ttl = 1000000,
+                                       .negative_ttl = 1000000, .clock = clock_fn,
+                                       .clock_ctx = &now_v};
+    e.cache = reqsign_keycache_new(&co, &err);
+    if (e.cache == NULL)
+        bench_die("keycache: %s", err.message);
+    for (int i = 0; i < BENCH_NKEYS; i++) { /* warm the cache */
+        struct reqsign_key_info info;
+        const char *id = e.set.keys[i].keyid;
+        if (reqsign_keycache_lookup(e.cache, id, strlen(id), &info, &err) != REQSIGN_OK)
+            bench_die("lookup: %s", err.message);
+    }
+
+    bench_verify(&e);
+    bench_sign(&e);
+    bench_lookup(&e);
+
+    reqsign_keycache_free(e.cache);
+    reqsign_keystore_free(e.store);
+    bench_rmdir(dir);
+    bench_set_free(&e.set);
+    return 0;
+}
