@@ -195,7 +195,8 @@ static redisReply *rd_handshake_cmd(const struct rd *r, redisContext *c, const c
     if (rep == NULL) {
         char io[RD_CAUSE_LEN];
         rd_io_cause(r, c, e, io);
-        snprintf(cause, RD_CAUSE_LEN, "%s: %.90s", what, io);
+        if (snprintf(cause, RD_CAUSE_LEN, "%s: %.90s", what, io) >= RD_CAUSE_LEN)
+            cause[RD_CAUSE_LEN - 1] = '\0'; /* truncated on purpose */
     }
     return rep;
 }
@@ -244,7 +245,8 @@ static struct rd_conn *rd_connect(const struct rd *r, unsigned *version, char *c
         rd_io_cause(r, k->c, errno, io);
         if (k->c != NULL && k->c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EINPROGRESS))
             snprintf(io, sizeof(io), "timed out (%u ms)", r->connect_ms);
-        snprintf(cause, RD_CAUSE_LEN, "connect: %.90s", io);
+        if (snprintf(cause, RD_CAUSE_LEN, "connect: %.90s", io) >= RD_CAUSE_LEN)
+            cause[RD_CAUSE_LEN - 1] = '\0'; /* truncated on purpose */
         goto fail;
     }
     if (redisSetTimeout(k->c, rd_tv(r->command_ms)) != REDIS_OK) {
