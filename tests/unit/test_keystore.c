@@ -986,8 +986,14 @@ Test(keystore, pg_open_flags_and_schema_checks)
     cr_assert_eq(pg_query_int(loc, "SELECT count(*) FROM schema_version"), 1);
     cr_assert_eq(pg_query_int(loc, "SELECT version FROM schema_version"),
                  REQSIGN_PG_SCHEMA_VERSION);
-    char *v = tu_pg_query(loc, "INSERT INTO keys VALUES ('x', '\\x00', '', '', 1, NULL, NULL)");
-    cr_assert_null(v, "a 1-byte public key was accepted");
+    PGconn *raw = PQconnectdb(loc);
+    cr_assert_eq(PQstatus(raw), CONNECTION_OK, "%s", PQerrorMessage(raw));
+    PGresult *res = PQexec(raw, "INSERT INTO keys VALUES ('x', '\\x00', '', '', 1, NULL, NULL)");
+    cr_assert_eq(PQresultStatus(res), PGRES_FATAL_ERROR, "a 1-byte public key was accepted");
+    cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23514"); /* check_violation */
+    PQclear(res);
+    PQfinish(raw);
+    char *v;
 
     /* A newer schema is refused by every open; an older one only migrates with CREATE. */
     v = tu_pg_query(loc, "UPDATE schema_version SET version = 999");
