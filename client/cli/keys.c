@@ -25,6 +25,8 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include "cli.h"
+
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -38,16 +40,6 @@ enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 #define KEYS_MAX_SCOPES 16
 
-/* From send.c. */
-void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err);
-int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid, int insecure,
-                            struct reqsign_credential **cred, struct reqsign_signer **signer);
-int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
-                     const char *url, const char *body, size_t body_len, int verbose, long *status,
-                     char **resp, size_t *resp_len);
-void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len);
-/* Called from main.c. */
-int reqsign_cli_keys(int argc, char **argv);
 
 static const char USAGE_KEYS[] =
     "usage: reqsign keys <create|list|get|revoke> [options]\n"
@@ -105,38 +97,7 @@ struct keys_opts {
     int all, json, insecure, verbose;
 };
 
-/* "--name=value", "--name value", "-o value", "-ovalue"; NULL and *matched=0 if
- * @a is not this option; NULL and *matched=1 on a missing value (printed). */
-static const char *opt_value(int argc, char **argv, int *i, const char *lng, char shrt,
-                             int *matched)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(lng);
-    *matched = 0;
-    if (a[0] == '-' && a[1] == '-' && strncmp(a + 2, lng, n) == 0 &&
-        (a[2 + n] == '\0' || a[2 + n] == '=')) {
-        *matched = 1;
-        if (a[2 + n] == '=')
-            return a + 3 + n;
-    } else if (shrt != 0 && a[0] == '-' && a[1] == shrt) {
-        *matched = 1;
-        if (a[2] != '\0')
-            return a + 2;
-    } else {
-        return NULL;
-    }
-    if (*i + 1 >= argc) {
-        usage_error("option '%s' needs an argument", a);
-        return NULL;
-    }
-    return argv[++*i];
-}
 
-static int is_flag(const char *a, const char *lng, char shrt)
-{
-    return (a[0] == '-' && a[1] == '-' && strcmp(a + 2, lng) == 0) ||
-           (shrt != 0 && a[0] == '-' && a[1] == shrt && a[2] == '\0');
-}
 
 static int parse_long(const char *s, long min, long max, long *out)
 {
@@ -196,19 +157,19 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             only_pos = 1;
             continue;
         }
-        if (is_flag(a, "help", 'h')) {
+        if (reqsign_cli_is_flag(a, "help", 'h')) {
             fputs(USAGE_KEYS, stdout);
             return -1;
         }
-        if (is_flag(a, "insecure-key-permissions", 0)) {
+        if (reqsign_cli_is_flag(a, "insecure-key-permissions", 0)) {
             o->insecure = 1;
             continue;
         }
-        if (is_flag(a, "verbose", 'v')) {
+        if (reqsign_cli_is_flag(a, "verbose", 'v')) {
             o->verbose = 1;
             continue;
         }
-        if (is_flag(a, "all", 0) || is_flag(a, "json", 0)) {
+        if (reqsign_cli_is_flag(a, "all", 0) || reqsign_cli_is_flag(a, "json", 0)) {
             if (!allowed(o->sub, a[2] == 'a' ? " all " : " json ")) {
                 usage_error("%s: unknown option '%s'", o->sub, a);
                 return EXIT_USAGE;
@@ -221,7 +182,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         }
         size_t k;
         for (k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
-            v = opt_value(argc, argv, &i, vals[k].lng, vals[k].shrt, &m);
+            v = reqsign_cli_opt_value("keys", USAGE_KEYS, argc, argv, &i, vals[k].lng, vals[k].shrt, &m);
             if (m)
                 break;
         }
@@ -297,19 +258,6 @@ static void wipe_free(char *p, size_t len)
     }
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
 
 /* The public key of @path as SPKI PEM (any format; a private key file gives
  * its public half, which is all that is sent). */
@@ -405,8 +353,8 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         goto out;
     }
     if (fd >= 0) {
-        int bad = write_all(fd, out, out_len) != 0 ||
-                  (out_len > 0 && out[out_len - 1] != '\n' && write_all(fd, "\n", 1) != 0);
+        int bad = reqsign_cli_write_all(fd, out, out_len) != 0 ||
+                  (out_len > 0 && out[out_len - 1] != '\n' && reqsign_cli_write_all(fd, "\n", 1) != 0);
         if (!bad && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
             bad = 1;
         int e = errno;

@@ -9,6 +9,8 @@
  * Exit status: 0 success (verify: the signature is valid), 1 failure (the
  * library's wire name and message are printed), 2 usage error.
  */
+#include "cli.h"
+
 #include <reqsign/base.h>
 #include <reqsign/digest.h>
 #include <reqsign/error.h>
@@ -198,20 +200,6 @@ static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
 
 static ssize_t read_some(int fd, void *buf, size_t cap)
 {
@@ -582,8 +570,8 @@ static int cmd_keygen(int argc, char **argv)
                             strerror(e));
             goto out;
         }
-        int bad = write_all(fd, priv, priv_len) != 0 ||
-                  (priv_len > 0 && priv[priv_len - 1] != '\n' && write_all(fd, "\n", 1) != 0);
+        int bad = reqsign_cli_write_all(fd, priv, priv_len) != 0 ||
+                  (priv_len > 0 && priv[priv_len - 1] != '\n' && reqsign_cli_write_all(fd, "\n", 1) != 0);
         if (!bad && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
             bad = 1;
         int e = errno;
@@ -598,9 +586,9 @@ static int cmd_keygen(int argc, char **argv)
         }
     } else {
         /* straight to the fd, so no copy of the secret stays in stdio buffers */
-        if (fflush(stdout) != 0 || write_all(STDOUT_FILENO, priv, priv_len) != 0 ||
+        if (fflush(stdout) != 0 || reqsign_cli_write_all(STDOUT_FILENO, priv, priv_len) != 0 ||
             (priv_len > 0 && priv[priv_len - 1] != '\n' &&
-             write_all(STDOUT_FILENO, "\n", 1) != 0)) {
+             reqsign_cli_write_all(STDOUT_FILENO, "\n", 1) != 0)) {
             print_error_msg(stderr, REQSIGN_E_IO, "stdout: %s", strerror(errno));
             goto out;
         }
@@ -1339,8 +1327,6 @@ out:
 /* ------------------------------------------------------------------ main */
 
 /* send.c, keys.c */
-int reqsign_cli_send(int argc, char **argv);
-int reqsign_cli_keys(int argc, char **argv);
 
 static int cmd_curl(int (*fn)(int, char **), int argc, char **argv)
 {

@@ -7,6 +7,8 @@
  * Exit status: 0 HTTP status < 400, 1 HTTP status >= 400 (the server's error
  * body printed to stderr), a transport or local failure; 2 usage error.
  */
+#include "cli.h"
+
 #include <reqsign/credential.h>
 #include <reqsign/curl.h>
 #include <reqsign/error.h>
@@ -30,15 +32,6 @@ enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Largest body read from stdin (--data @-) or a response kept in memory. */
 #define SEND_MEM_MAX ((size_t)1 << 30)
 
-/* Shared with keys.c and main.c (declared there too). */
-int reqsign_cli_send(int argc, char **argv);
-void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err);
-int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid, int insecure,
-                            struct reqsign_credential **cred, struct reqsign_signer **signer);
-int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
-                     const char *url, const char *body, size_t body_len, int verbose, long *status,
-                     char **resp, size_t *resp_len);
-void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len);
 
 static const char reqsign_cli_send_usage[] =
     "usage: reqsign send [options] URL\n"
@@ -372,37 +365,7 @@ static int slurp_stdin(char **out, size_t *out_len)
     return 0;
 }
 
-/* The value of a long option: "--name=value" or "--name value"; -X value or -Xvalue. */
-static const char *opt_value(int argc, char **argv, int *i, const char *lng, char shrt,
-                             int *matched)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(lng);
-    *matched = 0;
-    if (a[0] == '-' && a[1] == '-' && strncmp(a + 2, lng, n) == 0 &&
-        (a[2 + n] == '\0' || a[2 + n] == '=')) {
-        *matched = 1;
-        if (a[2 + n] == '=')
-            return a + 3 + n;
-    } else if (shrt != 0 && a[0] == '-' && a[1] == shrt) {
-        *matched = 1;
-        if (a[2] != '\0')
-            return a + 2;
-    } else {
-        return NULL;
-    }
-    if (*i + 1 >= argc) {
-        usage_error("option '%s' needs an argument", a);
-        return NULL;
-    }
-    return argv[++*i];
-}
 
-static int is_flag(const char *a, const char *lng, char shrt)
-{
-    return (a[0] == '-' && a[1] == '-' && strcmp(a + 2, lng) == 0) ||
-           (shrt != 0 && a[0] == '-' && a[1] == shrt && a[2] == '\0');
-}
 
 static int header_name_is(const char *line, size_t name_len, const char *name)
 {
@@ -453,20 +416,20 @@ int reqsign_cli_send(int argc, char **argv)
         }
         if (strcmp(a, "--") == 0) {
             only_pos = 1;
-        } else if (is_flag(a, "help", 'h')) {
+        } else if (reqsign_cli_is_flag(a, "help", 'h')) {
             fputs(reqsign_cli_send_usage, stdout);
             return EXIT_OKAY;
-        } else if (is_flag(a, "include", 'i')) {
+        } else if (reqsign_cli_is_flag(a, "include", 'i')) {
             include = 1;
-        } else if (is_flag(a, "verbose", 'v')) {
+        } else if (reqsign_cli_is_flag(a, "verbose", 'v')) {
             verbose = 1;
-        } else if (is_flag(a, "insecure-key-permissions", 0)) {
+        } else if (reqsign_cli_is_flag(a, "insecure-key-permissions", 0)) {
             insecure = 1;
-        } else if ((v = opt_value(argc, argv, &i, "request", 'X', &m)) != NULL || m) {
+        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "request", 'X', &m)) != NULL || m) {
             if (v == NULL)
                 return EXIT_USAGE;
             method = v;
-        } else if ((v = opt_value(argc, argv, &i, "header", 'H', &m)) != NULL || m) {
+        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "header", 'H', &m)) != NULL || m) {
             if (v == NULL)
                 return EXIT_USAGE;
             int c = check_header(v);
@@ -483,7 +446,7 @@ int reqsign_cli_send(int argc, char **argv)
                 return EXIT_USAGE;
             }
             hdrs[n_hdrs++] = v;
-        } else if ((v = opt_value(argc, argv, &i, "data", 'd', &m)) != NULL || m) {
+        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "data", 'd', &m)) != NULL || m) {
             if (v == NULL)
                 return EXIT_USAGE;
             if (data != NULL) {
@@ -491,11 +454,11 @@ int reqsign_cli_send(int argc, char **argv)
                 return EXIT_USAGE;
             }
             data = v;
-        } else if ((v = opt_value(argc, argv, &i, "key", 0, &m)) != NULL || m) {
+        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "key", 0, &m)) != NULL || m) {
             if (v == NULL)
                 return EXIT_USAGE;
             key = v;
-        } else if ((v = opt_value(argc, argv, &i, "keyid", 0, &m)) != NULL || m) {
+        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "keyid", 0, &m)) != NULL || m) {
             if (v == NULL)
                 return EXIT_USAGE;
             keyid = v;

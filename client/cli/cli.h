@@ -1,0 +1,36 @@
+/* reqsign CLI: helpers shared by the subcommands (main.c, send.c, keys.c). */
+#ifndef REQSIGN_CLI_H
+#define REQSIGN_CLI_H
+
+#include <stddef.h>
+
+#include <reqsign/credential.h>
+#include <reqsign/error.h>
+#include <reqsign/signer.h>
+
+/* Subcommands. */
+int reqsign_cli_send(int argc, char **argv);
+int reqsign_cli_keys(int argc, char **argv);
+
+/* send.c: credentials, HTTP and error output shared with `reqsign keys`. */
+void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err);
+int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid, int insecure,
+                            struct reqsign_credential **cred, struct reqsign_signer **signer);
+int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
+                     const char *url, const char *body, size_t body_len, int verbose, long *status,
+                     char **resp, size_t *resp_len);
+void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len);
+
+/* util.c */
+/* The value of option @lng / -@shrt at argv[*i]: "--name=value", "--name value",
+ * "-X value", "-Xvalue". NULL and *matched = 0 if argv[*i] is another option;
+ * NULL and *matched = 1 on a missing value (a usage error for `reqsign @cmd`
+ * is printed, followed by @usage). */
+const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, char **argv,
+                                  int *i, const char *lng, char shrt, int *matched);
+/* 1 if @a is the flag --@lng or -@shrt. */
+int reqsign_cli_is_flag(const char *a, const char *lng, char shrt);
+/* write(2) all of @buf, retrying on EINTR; 0 or -1. */
+int reqsign_cli_write_all(int fd, const void *buf, size_t len);
+
+#endif

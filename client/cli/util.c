@@ -1,0 +1,56 @@
+/* reqsign CLI: shared helpers (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* see cli.h */
+const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, char **argv,
+                                  int *i, const char *lng, char shrt, int *matched)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(lng);
+    *matched = 0;
+    if (a[0] == '-' && a[1] == '-' && strncmp(a + 2, lng, n) == 0 &&
+        (a[2 + n] == '\0' || a[2 + n] == '=')) {
+        *matched = 1;
+        if (a[2 + n] == '=')
+            return a + 3 + n;
+    } else if (shrt != 0 && a[0] == '-' && a[1] == shrt) {
+        *matched = 1;
+        if (a[2] != '\0')
+            return a + 2;
+    } else {
+        return NULL;
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "reqsign %s: option '%s' needs an argument\n%s", cmd, a, usage);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* see cli.h */
+int reqsign_cli_is_flag(const char *a, const char *lng, char shrt)
+{
+    return (a[0] == '-' && a[1] == '-' && strcmp(a + 2, lng) == 0) ||
+           (shrt != 0 && a[0] == '-' && a[1] == shrt && a[2] == '\0');
+}
+
+/* see cli.h */
+int reqsign_cli_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
