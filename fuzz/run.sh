@@ -18,7 +18,7 @@ fi
 BUILD=$1
 SECONDS_EACH=${2:-60}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ALL="sf_dict sf_list sf_item verify content_digest keys url differential"
+ALL="sf_dict sf_list sf_item verify content_digest keys url differential reqsignd"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 DICT="$HERE/dict/rfc9421.dict"
 

@@ -1,15 +1,28 @@
 /* api-backend: an example API server that accepts only reqsign-signed requests.
  *
- *   api-backend --db PATH --listen HOST:PORT [--public-authority HOST[:PORT]]
- *               [--max-age N] [--skew N] [--cache-ttl N] [--max-body N]
+ *   api-backend --listen HOST:PORT (--db PATH | --key-store STORE) [--nonce-store STORE]
+ *               [--public-authority HOST[:PORT]] [--max-age N] [--skew N] [--cache-ttl N]
+ *               [--max-body N]
  *
- * It reads the key service's SQLite database read-only and answers every
- * request with an echo of who signed it and what was signed:
+ *   --key-store sqlite:PATH | PATH | postgresql://...   (--db PATH: sqlite:PATH)
+ *   --nonce-store memory (default) | redis://HOST[:PORT][/DB] | unix:/path/redis.sock
+ *
+ * It reads the key service's key store read-only (SQLite file, or the
+ * PostgreSQL database a fleet shares) and answers every request with an echo
+ * of who signed it and what was signed:
  *
  *   {"keyid", "scopes": [...], "method", "path", "body_sha256"}
  *
  * or with the spec's JSON error (spec/PROTOCOL.md section 10). /healthz and
  * /unsigned/... are not verified (health checks, benchmarks).
+ *
+ * Fleet mode (README.md, "Fleet deployment"): every instance behind the load
+ * balancer uses the same --nonce-store redis://... and --key-store
+ * postgresql://...; a request is then accepted by at most one of them. With
+ * PostgreSQL, revocations reach the key cache by LISTEN/NOTIFY at once
+ * (--cache-ttl stays the bound if notifications are lost). A store that is
+ * down answers 503 (fail-closed); one that cannot be reached at start-up
+ * makes the program exit with status 1.
  *
  * This is the part a provider copies: the verifier set-up in main() and the
  * three steps on_headers() -> on_body() -> on_end(). The HTTP plumbing
@@ -29,6 +42,7 @@
 #include <reqsign/verifier.h>
 
 #include "httpd.h"
+#include "stores.h"
 
 #define PROG "api-backend"
 #define DEFAULT_MAX_BODY (1024u * 1024u)
@@ -149,22 +163,28 @@ static void on_done(void *ctx, struct reqsign_httpd_req *r)
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: " PROG " --db PATH --listen HOST:PORT [--public-authority HOST[:PORT]]\n"
-            "                   [--max-age N] [--skew N] [--cache-ttl N] [--max-body N]\n");
+            "usage: " PROG " --listen HOST:PORT (--db PATH | --key-store STORE)\n"
+            "       [--nonce-store STORE] [--public-authority HOST[:PORT]]\n"
+            "       [--max-age N] [--skew N] [--cache-ttl N] [--max-body N]\n"
+            "  %s\n",
+            reqsign_stores_usage());
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *db = NULL, *listen = NULL, *pub = NULL;
+    const char *listen = NULL, *pub = NULL;
+    struct reqsign_stores_opts so = {0};
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, max_body = DEFAULT_MAX_BODY;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
-        int bad = 0;
-        if (strcmp(a, "--db") == 0)
-            db = v;
-        else if (strcmp(a, "--listen") == 0)
+        int bad = 0, st = reqsign_stores_option(&so, PROG, a, v);
+        if (st < 0)
+            return 2;
+        if (st > 0)
+            continue;
+        if (strcmp(a, "--listen") == 0)
             listen = v;
         else if (strcmp(a, "--public-authority") == 0)
             pub = v;
@@ -181,26 +201,45 @@ int main(int argc, char **argv)
         if (bad)
             return usage();
     }
-    if (db == NULL || listen == NULL || argc % 2 == 0)
+    if (so.key_store == NULL || listen == NULL || argc % 2 == 0)
         return usage();
     /* no secrets here, but request bodies are customers' data: no core dumps */
     if (reqsign_httpd_no_core_dumps() != 0)
         fprintf(stderr, "api-backend: warning: cannot disable core dumps\n");
 
-    /* 1. The key store, read-only: the key service writes it, we only read. */
+    /* 1. The key store, read-only: the key service writes it, we only read.
+     * SQLite (one host) or PostgreSQL (a fleet); stores.c does the opening. */
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_keystore *store =
-        reqsign_keystore_sqlite_open(db, REQSIGN_KEYSTORE_READONLY, &err);
-    if (store == NULL) {
-        fprintf(stderr, PROG ": %s: %s\n", db, err.message);
-        return 1;
-    }
+        reqsign_stores_open_keys(PROG, so.key_store, REQSIGN_KEYSTORE_READONLY);
+    if (store == NULL)
+        return 1; /* the message is out; unreachable at start-up is an exit too */
     /* 2. A cache in front of it: a revoked key stops working within ttl seconds. */
     struct reqsign_keycache_opts co = {.store = store, .positive_ttl = ttl, .negative_ttl = ttl};
     struct reqsign_keycache *cache = reqsign_keycache_new(&co, &err);
-    /* 3. A nonce store: a replayed request fails. */
-    struct reqsign_nonce_store *nonces = reqsign_nonce_store_memory_new(NULL);
+    /* 2b. PostgreSQL: drop a key from the cache as soon as its change commits
+     * (NOTIFY), in every instance; the TTL stays the bound if one is lost. */
+    struct reqsign_keystore_pg_listener *listener = NULL;
+    if (cache == NULL)
+        fprintf(stderr, PROG ": key cache: %s\n", err.message[0] ? err.message : "out of memory");
+    if (cache == NULL || reqsign_stores_listen(PROG, so.key_store, cache, &listener) != 0) {
+        reqsign_keycache_free(cache);
+        reqsign_keystore_free(store);
+        return 1;
+    }
+    /* 3. A nonce store: a replayed request fails. In memory for one process;
+     * Redis for a fleet (shared by every instance; fail-closed: 503 when down). */
+    struct reqsign_nonce_store *nonces = reqsign_stores_open_nonces(PROG, so.nonce_store);
+    if (nonces == NULL) {
+        reqsign_stores_unlisten(listener);
+        reqsign_keycache_free(cache);
+        reqsign_keystore_free(store);
+        return 1;
+    }
+    fprintf(stderr, PROG ": key store %s, ", reqsign_stores_describe(so.key_store));
+    fprintf(stderr, "nonce store %s\n",
+            reqsign_stores_describe(so.nonce_store != NULL ? so.nonce_store : "memory"));
     /* 4. The verifier, reqsign profile. Behind a proxy, public_authority is
      * the host[:port] clients sign (they do not sign our internal name). */
     struct reqsign_verifier_opts vo = {
@@ -212,9 +251,7 @@ int main(int argc, char **argv)
         .lookup_ctx = cache,
         .nonces = nonces,
     };
-    struct reqsign_verifier *verifier = NULL;
-    if (cache != NULL && nonces != NULL)
-        verifier = reqsign_verifier_new(&vo, &err);
+    struct reqsign_verifier *verifier = reqsign_verifier_new(&vo, &err);
 
     int rc = 1;
     if (verifier == NULL) {
@@ -233,6 +270,7 @@ int main(int argc, char **argv)
     }
     reqsign_verifier_free(verifier);
     reqsign_nonce_store_free(nonces);
+    reqsign_stores_unlisten(listener); /* before the cache it writes to */
     reqsign_keycache_free(cache);
     reqsign_keystore_free(store);
     return rc;

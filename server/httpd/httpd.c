@@ -71,8 +71,6 @@ struct reqsign_httpd_conn {
     size_t target_len;
     struct reqsign_header *headers;
     size_t n_headers, cap_headers;
-    struct MHD_Response *resp;
-    unsigned status;
     enum stage stage;
     int has_body;       /* Content-Length > 0 or Transfer-Encoding present */
     uint64_t discarded; /* body bytes dropped after a response was decided */
@@ -165,7 +163,7 @@ static void log_request(struct reqsign_httpd_conn *c)
     }
     if (plen == 0)
         line[n++] = '-';
-    int k = snprintf(line + n, sizeof(line) - n, " %u %.*s\n", c->status, r->keyid[0] ? 64 : 1,
+    int k = snprintf(line + n, sizeof(line) - n, " %u %.*s\n", r->resp.status, r->keyid[0] ? 64 : 1,
                      r->keyid[0] ? r->keyid : "-");
     if (k > 0)
         n += (size_t)k < sizeof(line) - n ? (size_t)k : sizeof(line) - n - 1;
@@ -175,38 +173,89 @@ static void log_request(struct reqsign_httpd_conn *c)
 
 /* ---- responses ---- */
 
-static int set_response(struct reqsign_httpd_req *r, unsigned status, struct MHD_Response *resp)
+/* see httpd.h */
+void reqsign_httpd_response_clear(struct reqsign_httpd_response *resp)
 {
-    struct reqsign_httpd_conn *c = r->conn;
     if (resp == NULL)
-        return -1;
-    if (c->resp != NULL) {
-        MHD_destroy_response(resp);
-        return -1;
+        return;
+    if (resp->body != NULL && resp->secret)
+        reqsign_memzero(resp->body, resp->len);
+    free(resp->body);
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
     }
-    c->resp = resp;
-    c->status = status;
-    return 0;
+    memset(resp, 0, sizeof(*resp));
 }
 
-static void add_common_headers(struct MHD_Response *resp, const char *ctype, const char *cc)
+/* see httpd.h */
+const char *reqsign_httpd_response_header(const struct reqsign_httpd_response *resp,
+                                          const char *name)
 {
+    for (size_t i = 0; i < resp->n_headers; i++)
+        if (strcasecmp(resp->headers[i].name, name) == 0)
+            return resp->headers[i].value;
+    return NULL;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* Append a header (dropped when out of room or memory, as libmicrohttpd would). */
+static void push_header(struct reqsign_httpd_response *rs, const char *name, const char *value)
+{
+    if (rs->n_headers == REQSIGN_HTTPD_RESPONSE_HEADERS_MAX)
+        return;
+    char *n = dup_str(name), *v = dup_str(value);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return;
+    }
+    rs->headers[rs->n_headers].name = n;
+    rs->headers[rs->n_headers].value = v;
+    rs->n_headers++;
+}
+
+/* Make @body (malloc'd, owned from here on) the response of @r. 0, or -1 if
+ * @r already has one (@body is then wiped if @secret, and freed). */
+static int set_response(struct reqsign_httpd_req *r, unsigned status, const char *ctype,
+                        const char *cc, char *body, size_t len, int secret)
+{
+    struct reqsign_httpd_response *rs = &r->resp;
+    if (rs->status != 0) {
+        if (secret)
+            reqsign_memzero(body, len);
+        free(body);
+        return -1;
+    }
+    rs->status = status;
+    rs->body = body;
+    rs->len = len;
+    rs->secret = secret;
     if (ctype != NULL)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cc != NULL ? cc : "no-store");
+        push_header(rs, "Content-Type", ctype);
+    push_header(rs, "Cache-Control", cc != NULL ? cc : "no-store");
+    return 0;
 }
 
 static void respond_cc(struct reqsign_httpd_req *r, unsigned status, const char *ctype,
                        const char *body, size_t len, const char *cc)
 {
-    if (r->conn->resp != NULL)
+    if (r->resp.status != 0)
         return;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
-    if (resp == NULL)
+    char *copy = malloc(len > 0 ? len : 1);
+    if (copy == NULL)
         return;
-    add_common_headers(resp, ctype, cc);
-    (void)set_response(r, status, resp);
+    if (len > 0)
+        memcpy(copy, body, len);
+    (void)set_response(r, status, ctype, cc, copy, len, 0);
 }
 
 /* see httpd.h */
@@ -216,42 +265,12 @@ void reqsign_httpd_respond(struct reqsign_httpd_req *r, unsigned status, const c
     respond_cc(r, status, ctype, body, len, NULL);
 }
 
-struct secret_buf {
-    char *p;
-    size_t len;
-};
-
-/* The response is done with a secret body: wipe it, then free it. */
-static void free_secret(void *cls)
-{
-    struct secret_buf *s = cls;
-    reqsign_memzero(s->p, s->len);
-    free(s->p);
-    free(s);
-}
-
 /* see httpd.h */
 void reqsign_httpd_respond_secret(struct reqsign_httpd_req *r, unsigned status, char *body,
                                   size_t len)
 {
-    struct secret_buf *s = NULL;
-    struct MHD_Response *resp = NULL;
-    if (r->conn->resp == NULL)
-        s = malloc(sizeof(*s));
-    if (s != NULL) {
-        s->p = body;
-        s->len = len;
-        resp = MHD_create_response_from_buffer_with_free_callback_cls(len, body, free_secret, s);
-    }
-    if (resp == NULL) {
-        reqsign_memzero(body, len);
-        free(body);
-        free(s);
-        reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "cannot build the response");
-        return;
-    }
-    add_common_headers(resp, "application/json", NULL);
-    (void)set_response(r, status, resp); /* on failure the response (and the secret) is freed */
+    /* on failure (a response exists already) the secret is wiped and freed */
+    (void)set_response(r, status, "application/json", NULL, body, len, 1);
 }
 
 /* see httpd.h */
@@ -312,14 +331,14 @@ void reqsign_httpd_fail(struct reqsign_httpd_req *r, enum reqsign_status code, c
 /* see httpd.h */
 void reqsign_httpd_add_header(struct reqsign_httpd_req *r, const char *name, const char *value)
 {
-    if (r->conn->resp != NULL)
-        MHD_add_response_header(r->conn->resp, name, value);
+    if (r->resp.status != 0)
+        push_header(&r->resp, name, value);
 }
 
 /* see httpd.h */
 int reqsign_httpd_responded(const struct reqsign_httpd_req *r)
 {
-    return r->conn->resp != NULL;
+    return r->resp.status != 0;
 }
 
 /* ---- request helpers ---- */
@@ -474,31 +493,28 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-/* Fill the request view once the headers are in. 0 or -1 (out of memory). */
-static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, const char *method)
+/* Fill the request view of @r: the part shared by the server and the
+ * in-process driver. @method and every header value are NUL-terminated.
+ * Return: 1 if the request announces a body (Content-Length > 0 or a
+ * Transfer-Encoding), else 0. */
+static int fill_view(struct reqsign_httpd_req *r, const char *scheme, const char *method,
+                     const char *target, size_t target_len, const struct reqsign_header *headers,
+                     size_t n_headers)
 {
-    struct reqsign_httpd_req *r = &c->req;
-    int n = MHD_get_connection_values_n(con, MHD_HEADER_KIND, NULL, NULL);
-    c->cap_headers = n > 0 ? (size_t)n : 0;
-    if (c->cap_headers > 0) {
-        c->headers = calloc(c->cap_headers, sizeof(*c->headers));
-        if (c->headers == NULL)
-            return -1;
-        MHD_get_connection_values_n(con, MHD_HEADER_KIND, collect_header, c);
-    }
+    int has_body = 0;
     r->method = method;
     r->view.method = span_of(method, strlen(method));
-    r->view.scheme = span_of(c->h->scheme, strlen(c->h->scheme));
-    r->view.target = span_of(c->target, c->target_len);
-    r->view.headers = c->headers;
-    r->view.n_headers = c->n_headers;
+    r->view.scheme = span_of(scheme, strlen(scheme));
+    r->view.target = span_of(target, target_len);
+    r->view.headers = headers;
+    r->view.n_headers = n_headers;
     const char *host = reqsign_httpd_header(r, "Host");
     r->view.authority = span_of(host != NULL ? host : "", host != NULL ? strlen(host) : 0);
 
-    const char *q = memchr(c->target, '?', c->target_len);
-    size_t plen = q != NULL ? (size_t)(q - c->target) : c->target_len;
-    r->path = span_of(c->target, plen);
-    r->query = q != NULL ? span_of(q + 1, c->target_len - plen - 1) : span_of("", 0);
+    const char *q = memchr(target, '?', target_len);
+    size_t plen = q != NULL ? (size_t)(q - target) : target_len;
+    r->path = span_of(target, plen);
+    r->query = q != NULL ? span_of(q + 1, target_len - plen - 1) : span_of("", 0);
 
     const char *cl = reqsign_httpd_header(r, "Content-Length");
     if (cl != NULL) {
@@ -508,20 +524,124 @@ static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, 
         r->has_content_length = 1;
         r->content_length = (errno != 0 || end == cl) ? UINT64_MAX : (uint64_t)v;
         if (r->content_length > 0)
-            c->has_body = 1;
+            has_body = 1;
     }
     if (reqsign_httpd_header(r, "Transfer-Encoding") != NULL)
-        c->has_body = 1;
+        has_body = 1;
+    return has_body;
+}
+
+/* ---- the three phases, shared by the server and the in-process driver ---- */
+
+/* All headers are in: 413 from Content-Length, else the server's headers(). */
+static void phase_headers(const struct reqsign_httpd_handlers *hd, void *ctx, size_t max_body,
+                          struct reqsign_httpd_req *r)
+{
+    if (r->has_content_length && r->content_length > max_body)
+        reqsign_httpd_fail(r, REQSIGN_E_BODY_TOO_LARGE, "request body larger than %zu bytes",
+                           max_body);
+    else
+        hd->headers(ctx, r);
+}
+
+/* Body bytes while no response is made: 413 beyond @max_body, else body(). */
+static void phase_body(const struct reqsign_httpd_handlers *hd, void *ctx, size_t max_body,
+                       struct reqsign_httpd_req *r, const char *data, size_t n)
+{
+    if (n > max_body - r->body_received) {
+        reqsign_httpd_fail(r, REQSIGN_E_BODY_TOO_LARGE, "request body larger than %zu bytes",
+                           max_body);
+        return;
+    }
+    r->body_received += n;
+    if (hd->body != NULL)
+        hd->body(ctx, r, data, n);
+}
+
+/* The whole request is in: end() unless answered; 500 if still unanswered. */
+static void phase_end(const struct reqsign_httpd_handlers *hd, void *ctx,
+                      struct reqsign_httpd_req *r)
+{
+    if (r->resp.status == 0)
+        hd->end(ctx, r);
+    if (r->resp.status == 0)
+        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "no response");
+}
+
+/* ---- libmicrohttpd: the request view, sending the response ---- */
+
+/* Fill the request view once the headers are in. 0 or -1 (out of memory). */
+static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, const char *method)
+{
+    int n = MHD_get_connection_values_n(con, MHD_HEADER_KIND, NULL, NULL);
+    c->cap_headers = n > 0 ? (size_t)n : 0;
+    if (c->cap_headers > 0) {
+        c->headers = calloc(c->cap_headers, sizeof(*c->headers));
+        if (c->headers == NULL)
+            return -1;
+        MHD_get_connection_values_n(con, MHD_HEADER_KIND, collect_header, c);
+    }
+    c->has_body = fill_view(&c->req, c->h->scheme, method, c->target, c->target_len, c->headers,
+                            c->n_headers);
     return 0;
+}
+
+struct secret_buf {
+    char *p;
+    size_t len;
+};
+
+/* The response is done with a secret body: wipe it, then free it. */
+static void free_secret(void *cls)
+{
+    struct secret_buf *s = cls;
+    reqsign_memzero(s->p, s->len);
+    free(s->p);
+    free(s);
+}
+
+/* A libmicrohttpd response from @rs; its body moves into it (a secret one is
+ * wiped once sent or abandoned). NULL when out of memory (@rs unchanged). */
+static struct MHD_Response *to_mhd(struct reqsign_httpd_response *rs)
+{
+    struct MHD_Response *resp;
+    if (rs->secret) {
+        struct secret_buf *s = malloc(sizeof(*s));
+        if (s == NULL)
+            return NULL;
+        s->p = rs->body;
+        s->len = rs->len;
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(rs->len, rs->body,
+                                                                      free_secret, s);
+        if (resp == NULL)
+            free(s);
+    } else {
+        resp = MHD_create_response_from_buffer(rs->len, rs->body, MHD_RESPMEM_MUST_FREE);
+    }
+    if (resp == NULL)
+        return NULL;
+    rs->body = NULL;
+    rs->len = 0;
+    for (size_t i = 0; i < rs->n_headers; i++)
+        MHD_add_response_header(resp, rs->headers[i].name, rs->headers[i].value);
+    return resp;
 }
 
 static enum MHD_Result queue(struct reqsign_httpd_conn *c, struct MHD_Connection *con)
 {
+    struct reqsign_httpd_response *rs = &c->req.resp;
+    struct MHD_Response *resp = to_mhd(rs);
+    if (resp == NULL) { /* out of memory: a plain 500, else drop the connection */
+        reqsign_httpd_response_clear(rs);
+        reqsign_httpd_fail(&c->req, REQSIGN_E_NOMEM, "cannot build the response");
+        if (rs->status == 0 || (resp = to_mhd(rs)) == NULL)
+            return MHD_NO;
+    }
     c->stage = STAGE_QUEUED;
     log_request(c);
-    enum MHD_Result ret = MHD_queue_response(con, c->status, c->resp);
-    MHD_destroy_response(c->resp);
-    c->resp = NULL;
+    enum MHD_Result ret = MHD_queue_response(con, rs->status, resp);
+    MHD_destroy_response(resp);
+    reqsign_httpd_response_clear(rs); /* the headers; the body went with the response */
     return ret;
 }
 
@@ -547,15 +667,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         track_deadline(h, con, REQSIGN_HTTPD_REQUEST_SECONDS);
         if (build_view(c, con, method) != 0)
             return MHD_NO;
-        if (r->has_content_length && r->content_length > h->max_body)
-            reqsign_httpd_fail(r, REQSIGN_E_BODY_TOO_LARGE, "request body larger than %zu bytes",
-                               h->max_body);
-        else
-            h->handlers.headers(h->ctx, r);
+        phase_headers(&h->handlers, h->ctx, h->max_body, r);
         /* Answer at once, before reading the body. Without a body, wait for
          * the next call so the connection can stay open (an early response
          * makes libmicrohttpd close it). */
-        if (c->resp != NULL && c->has_body)
+        if (r->resp.status != 0 && c->has_body)
             return queue(c, con);
         return MHD_YES;
     }
@@ -565,27 +681,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (c->resp != NULL) { /* answer decided: read and drop the rest, up to a bound */
+        if (r->resp.status != 0) { /* answer decided: read and drop the rest, up to a bound */
             c->discarded += n;
             return c->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
         }
-        if (n > h->max_body - r->body_received) {
-            reqsign_httpd_fail(r, REQSIGN_E_BODY_TOO_LARGE, "request body larger than %zu bytes",
-                               h->max_body);
-            return MHD_YES;
-        }
-        r->body_received += n;
-        if (h->handlers.body != NULL)
-            h->handlers.body(h->ctx, r, upload_data, n);
+        phase_body(&h->handlers, h->ctx, h->max_body, r, upload_data, n);
         return MHD_YES;
     }
 
     /* the whole request is in */
-    if (c->resp == NULL)
-        h->handlers.end(h->ctx, r);
-    if (c->resp == NULL)
-        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "no response");
-    if (c->resp == NULL)
+    phase_end(&h->handlers, h->ctx, r);
+    if (r->resp.status == 0)
         return MHD_NO;
     return queue(c, con);
 }
@@ -603,13 +709,127 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
     *con_cls = NULL;
     if (h->handlers.done != NULL)
         h->handlers.done(h->ctx, &c->req);
-    if (c->resp != NULL)
-        MHD_destroy_response(c->resp);
+    reqsign_httpd_response_clear(&c->req.resp); /* a response never sent: wiped if secret */
     free(c->headers);
     free(c->target);
     if (c->counted)
         atomic_fetch_sub(&h->inflight, 1);
     free(c);
+}
+
+/* ---- in-process requests ---- */
+
+struct reqsign_httpd_local {
+    struct reqsign_httpd_req req;
+    struct reqsign_httpd_handlers hd;
+    void *ctx;
+    size_t max_body;
+    char scheme[16];
+    char *method, *target;
+    struct reqsign_header *headers;
+    char *strings; /* the header names and values, each NUL-terminated */
+};
+
+/* 1 if @p (@n bytes) holds none of the bytes in @bad or a NUL. */
+static int clean_bytes(const char *p, size_t n, const char *bad)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\0' || strchr(bad, p[i]) != NULL)
+            return 0;
+    return 1;
+}
+
+static char *dup_mem(const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d != NULL) {
+        if (n > 0)
+            memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static void local_free(struct reqsign_httpd_local *l)
+{
+    reqsign_httpd_response_clear(&l->req.resp);
+    free(l->method);
+    free(l->target);
+    free(l->headers);
+    free(l->strings);
+    free(l);
+}
+
+/* see httpd.h */
+struct reqsign_httpd_local *reqsign_httpd_local_begin(const struct reqsign_httpd_opts *o,
+                                                      const char *method, const char *target,
+                                                      size_t target_len,
+                                                      const struct reqsign_header *headers,
+                                                      size_t n_headers)
+{
+    if (o == NULL || o->handlers == NULL || o->handlers->headers == NULL ||
+        o->handlers->end == NULL || method == NULL || target == NULL || *method == '\0' ||
+        target_len == 0 || !clean_bytes(method, strlen(method), "\r\n ") ||
+        !clean_bytes(target, target_len, "\r\n "))
+        return NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < n_headers; i++) {
+        const struct reqsign_header *hd = &headers[i];
+        if (hd->name.len == 0 || !clean_bytes(hd->name.ptr, hd->name.len, "\r\n:") ||
+            !clean_bytes(hd->value.ptr, hd->value.len, "\r\n"))
+            return NULL;
+        total += hd->name.len + hd->value.len + 2;
+    }
+    struct reqsign_httpd_local *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->hd = *o->handlers;
+    l->ctx = o->ctx;
+    l->max_body = o->max_body ? o->max_body : REQSIGN_HTTPD_DEFAULT_MAX_BODY;
+    snprintf(l->scheme, sizeof(l->scheme), "%s", o->scheme != NULL ? o->scheme : "http");
+    l->method = dup_mem(method, strlen(method));
+    l->target = dup_mem(target, target_len);
+    l->headers = calloc(n_headers > 0 ? n_headers : 1, sizeof(*l->headers));
+    l->strings = malloc(total > 0 ? total : 1);
+    if (l->method == NULL || l->target == NULL || l->headers == NULL || l->strings == NULL) {
+        local_free(l);
+        return NULL;
+    }
+    char *p = l->strings;
+    for (size_t i = 0; i < n_headers; i++) {
+        const struct reqsign_header *hd = &headers[i];
+        memcpy(p, hd->name.ptr, hd->name.len);
+        p[hd->name.len] = '\0';
+        l->headers[i].name = span_of(p, hd->name.len);
+        p += hd->name.len + 1;
+        if (hd->value.len > 0)
+            memcpy(p, hd->value.ptr, hd->value.len);
+        p[hd->value.len] = '\0';
+        l->headers[i].value = span_of(p, hd->value.len);
+        p += hd->value.len + 1;
+    }
+    (void)fill_view(&l->req, l->scheme, l->method, l->target, target_len, l->headers, n_headers);
+    phase_headers(&l->hd, l->ctx, l->max_body, &l->req);
+    return l;
+}
+
+/* see httpd.h */
+int reqsign_httpd_local_body(struct reqsign_httpd_local *l, const char *data, size_t len)
+{
+    if (l->req.resp.status == 0 && len > 0)
+        phase_body(&l->hd, l->ctx, l->max_body, &l->req, data, len);
+    return l->req.resp.status != 0;
+}
+
+/* see httpd.h */
+void reqsign_httpd_local_finish(struct reqsign_httpd_local *l, struct reqsign_httpd_response *out)
+{
+    phase_end(&l->hd, l->ctx, &l->req);
+    if (l->hd.done != NULL)
+        l->hd.done(l->ctx, &l->req);
+    *out = l->req.resp;
+    memset(&l->req.resp, 0, sizeof(l->req.resp));
+    local_free(l);
 }
 
 /* ---- start, run, stop ---- */

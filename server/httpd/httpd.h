@@ -54,6 +54,26 @@
 struct reqsign_httpd;
 struct reqsign_httpd_conn; /* internal per-request state */
 
+/* Most headers a response carries besides the ones libmicrohttpd adds
+ * (Content-Type and Cache-Control included); further ones are dropped. */
+#define REQSIGN_HTTPD_RESPONSE_HEADERS_MAX 8
+
+struct reqsign_httpd_response_header {
+    char *name, *value; /* malloc'd, NUL-terminated */
+};
+
+/* A response as data. The respond functions below fill the one in struct
+ * reqsign_httpd_req; the server turns it into a libmicrohttpd response once
+ * the handler returns, the in-process driver hands it to its caller. */
+struct reqsign_httpd_response {
+    unsigned status; /* 0: no response made yet */
+    char *body;      /* malloc'd, @len bytes (not NUL-terminated); NULL only if @status is 0 */
+    size_t len;
+    int secret; /* the body holds a secret: wiped (reqsign_memzero) before it is freed */
+    struct reqsign_httpd_response_header headers[REQSIGN_HTTPD_RESPONSE_HEADERS_MAX];
+    size_t n_headers; /* in order: Content-Type, Cache-Control, then the added ones */
+};
+
 /* One request, as the handlers see it. Everything here is valid from
  * headers() until done(). */
 struct reqsign_httpd_req {
@@ -67,7 +87,8 @@ struct reqsign_httpd_req {
     uint64_t body_received;                /* bytes handed to body() so far */
     void *app;                             /* the server's own per-request state */
     char keyid[REQSIGN_KEYID_MAX_LEN + 1]; /* set by the server for the log line */
-    struct reqsign_httpd_conn *conn;       /* internal */
+    struct reqsign_httpd_response resp;    /* what the respond functions made */
+    struct reqsign_httpd_conn *conn;       /* internal; NULL in-process */
 };
 
 struct reqsign_httpd_handlers {
@@ -156,6 +177,52 @@ void reqsign_httpd_add_header(struct reqsign_httpd_req *r, const char *name, con
 
 /** reqsign_httpd_responded() - 1 if a response was made for @r. */
 int reqsign_httpd_responded(const struct reqsign_httpd_req *r);
+
+/**
+ * reqsign_httpd_response_clear() - release what @resp holds (a secret body is
+ * wiped first) and zero it. A zeroed struct is fine; NULL is a no-op.
+ */
+void reqsign_httpd_response_clear(struct reqsign_httpd_response *resp);
+
+/** reqsign_httpd_response_header() - the value of header @name (case-insensitive) or NULL. */
+const char *reqsign_httpd_response_header(const struct reqsign_httpd_response *resp,
+                                          const char *name);
+
+/* ---- in-process requests (tests, fuzzing): the same three phases, no network ---- */
+
+struct reqsign_httpd_local;
+
+/**
+ * reqsign_httpd_local_begin() - run one request through @o->handlers with
+ * @o->ctx, as the server would: the request view is built the same way (Host
+ * as authority, @target raw, headers in the given order), a Content-Length
+ * above @o->max_body is answered 413 before headers() runs, else headers()
+ * runs at once. @o->listen, threads, timeout and name are not used.
+ * @method and every header name and value are copied (NUL-terminated, as
+ * libmicrohttpd gives them) and must not hold NUL, CR or LF, nor @method and
+ * @target a space; the header names not ':' either.
+ * Return: the request, or NULL (such bytes, empty method or target, out of memory).
+ */
+struct reqsign_httpd_local *reqsign_httpd_local_begin(const struct reqsign_httpd_opts *o,
+                                                      const char *method, const char *target,
+                                                      size_t target_len,
+                                                      const struct reqsign_header *headers,
+                                                      size_t n_headers);
+
+/**
+ * reqsign_httpd_local_body() - the next @len body bytes, any chunking. Once a
+ * response is made the rest is dropped (the server reads and discards it).
+ * Return: 1 if a response was made (the body can stop), else 0.
+ */
+int reqsign_httpd_local_body(struct reqsign_httpd_local *l, const char *data, size_t len);
+
+/**
+ * reqsign_httpd_local_finish() - the body is complete: end() runs unless a
+ * response was made, then done(); the response moves to @out (the caller
+ * clears it with reqsign_httpd_response_clear()), @l is freed. Nothing is
+ * logged. @out->status is 0 only if no response could be made (out of memory).
+ */
+void reqsign_httpd_local_finish(struct reqsign_httpd_local *l, struct reqsign_httpd_response *out);
 
 /* ---- request helpers ---- */
 

@@ -1,0 +1,187 @@
+/* reqsign-httpd: the store options (see stores.h). */
+#include "stores.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <reqsign/keystore_pg.h>
+#include <reqsign/nonce_redis.h>
+
+#define SQLITE_PREFIX "sqlite:"
+
+static int has_prefix(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
+
+/* see stores.h */
+int reqsign_stores_key_store_is_pg(const char *spec)
+{
+    return spec != NULL && (has_prefix(spec, "postgresql://") || has_prefix(spec, "postgres://"));
+}
+
+/* see stores.h */
+const char *reqsign_stores_key_store_path(const char *spec)
+{
+    if (spec == NULL || reqsign_stores_key_store_is_pg(spec))
+        return NULL;
+    if (has_prefix(spec, SQLITE_PREFIX))
+        return spec + strlen(SQLITE_PREFIX);
+    return spec;
+}
+
+static int nonce_is_redis(const char *spec)
+{
+    return spec != NULL && (has_prefix(spec, "redis://") || has_prefix(spec, "unix:"));
+}
+
+/* see stores.h */
+const char *reqsign_stores_usage(void)
+{
+    return "[--key-store sqlite:PATH|PATH|postgresql://...] [--db PATH]\n"
+           "       [--nonce-store memory|redis://HOST[:PORT][/DB]|unix:/path]";
+}
+
+/* see stores.h */
+const char *reqsign_stores_describe(const char *spec)
+{
+    static char buf[512];
+    if (spec == NULL)
+        return "(none)";
+    snprintf(buf, sizeof(buf), "%s", spec);
+    /* scheme://user:PASSWORD@host -> scheme://user:***@host */
+    char *sch = strstr(buf, "://");
+    if (sch != NULL) {
+        char *auth = sch + 3;
+        char *at = strchr(auth, '@');
+        char *slash = strchr(auth, '/');
+        char *colon = strchr(auth, ':');
+        if (at != NULL && (slash == NULL || at < slash) && colon != NULL && colon < at) {
+            char rest[512];
+            snprintf(rest, sizeof(rest), "%s", at);
+            snprintf(colon + 1, sizeof(buf) - (size_t)(colon + 1 - buf), "***%s", rest);
+        }
+    }
+    /* ...?password=SECRET&... -> password=*** */
+    char *pw = strstr(buf, "password=");
+    if (pw != NULL) {
+        char *v = pw + strlen("password=");
+        char *end = strpbrk(v, "& ");
+        char rest[512];
+        snprintf(rest, sizeof(rest), "%s", end != NULL ? end : "");
+        snprintf(v, sizeof(buf) - (size_t)(v - buf), "***%s", rest);
+    }
+    return buf;
+}
+
+/* see stores.h */
+int reqsign_stores_option(struct reqsign_stores_opts *o, const char *prog, const char *name,
+                          const char *value)
+{
+    int db = strcmp(name, "--db") == 0;
+    if (db || strcmp(name, "--key-store") == 0) {
+        if (o->key_store != NULL) {
+            fprintf(stderr, "%s: the key store is given twice (--db PATH is --key-store sqlite:PATH)\n",
+                    prog);
+            return -1;
+        }
+        const char *path = db ? value : reqsign_stores_key_store_path(value);
+        if (path != NULL && (path[0] == '\0' || strstr(path, "://") != NULL)) {
+            fprintf(stderr,
+                    "%s: %s: want sqlite:PATH, a path or postgresql://..., got '%s'\n", prog,
+                    name, reqsign_stores_describe(value));
+            return -1;
+        }
+        o->key_store = value;
+        o->key_store_from_db = db;
+        return 1;
+    }
+    if (strcmp(name, "--nonce-store") == 0) {
+        if (o->nonce_store != NULL) {
+            fprintf(stderr, "%s: --nonce-store is given twice\n", prog);
+            return -1;
+        }
+        if (strcmp(value, "memory") != 0 && !nonce_is_redis(value)) {
+            fprintf(stderr,
+                    "%s: --nonce-store: want memory, redis://HOST[:PORT][/DB] or unix:/path, "
+                    "got '%s'\n",
+                    prog, reqsign_stores_describe(value));
+            return -1;
+        }
+        o->nonce_store = value;
+        return 1;
+    }
+    return 0;
+}
+
+/* see stores.h */
+struct reqsign_keystore *reqsign_stores_open_keys(const char *prog, const char *spec,
+                                                  unsigned flags)
+{
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks;
+    if (reqsign_stores_key_store_is_pg(spec))
+        ks = reqsign_keystore_pg_open(spec, flags, &err);
+    else
+        ks = reqsign_keystore_sqlite_open(reqsign_stores_key_store_path(spec), flags, &err);
+    if (ks == NULL)
+        fprintf(stderr, "%s: key store %s: %s%s\n", prog, reqsign_stores_describe(spec),
+                err.message[0] ? err.message : "cannot open",
+                err.code == REQSIGN_E_KEYSTORE_UNAVAILABLE ? " (unreachable at start-up: exiting)"
+                                                           : "");
+    return ks;
+}
+
+/* see stores.h */
+struct reqsign_nonce_store *reqsign_stores_open_nonces(const char *prog, const char *spec)
+{
+    if (spec == NULL || strcmp(spec, "memory") == 0) {
+        struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(NULL);
+        if (s == NULL)
+            fprintf(stderr, "%s: nonce store: out of memory\n", prog);
+        return s;
+    }
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_nonce_redis_opts ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.url = spec;
+    struct reqsign_nonce_store *s = reqsign_nonce_store_redis_new(&ro, &err);
+    if (s == NULL) {
+        fprintf(stderr, "%s: nonce store %s: %s\n", prog, reqsign_stores_describe(spec),
+                err.message[0] ? err.message : "cannot create");
+        return NULL;
+    }
+    if (reqsign_nonce_store_redis_ping(s, &err) != REQSIGN_OK) {
+        fprintf(stderr, "%s: nonce store %s: %s (unreachable at start-up: exiting)\n", prog,
+                reqsign_stores_describe(spec), err.message[0] ? err.message : "unavailable");
+        reqsign_nonce_store_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* see stores.h */
+int reqsign_stores_listen(const char *prog, const char *spec, struct reqsign_keycache *cache,
+                          struct reqsign_keystore_pg_listener **out)
+{
+    *out = NULL;
+    if (!reqsign_stores_key_store_is_pg(spec))
+        return 0;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    *out = reqsign_keystore_pg_listen(spec, cache, &err);
+    if (*out == NULL) {
+        fprintf(stderr, "%s: key store %s: cannot listen for changes: %s\n", prog,
+                reqsign_stores_describe(spec), err.message[0] ? err.message : "failed");
+        return -1;
+    }
+    return 0;
+}
+
+/* see stores.h */
+void reqsign_stores_unlisten(struct reqsign_keystore_pg_listener *l)
+{
+    reqsign_keystore_pg_listener_stop(l);
+}

@@ -1,0 +1,83 @@
+/* reqsign-httpd: the store options shared by reqsignd and the example
+ * api-backend (`--key-store`, `--db`, `--nonce-store`), and opening what
+ * they name. Internal, not installed.
+ *
+ *   --key-store sqlite:PATH | PATH | postgresql://... | postgres://...
+ *   --db PATH                      the same as --key-store sqlite:PATH
+ *   --nonce-store memory | redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] | unix:/path
+ *
+ * Start-up policy: a store that cannot be reached when the server starts is
+ * a start-up failure (a message naming the store on stderr, exit status 1):
+ * PostgreSQL is connected to by reqsign_keystore_pg_open(), Redis is sent a
+ * PING. A typo in a URL or a store that is down is then seen at once rather
+ * than as a fleet answering 503. Once running, an outage of either store is
+ * answered per request, fail-closed (503 nonce_store_unavailable /
+ * keystore_unavailable with Retry-After), and service resumes by itself when
+ * the store is back.
+ */
+#ifndef REQSIGN_HTTPD_STORES_H
+#define REQSIGN_HTTPD_STORES_H
+
+#include <reqsign/keycache.h>
+#include <reqsign/keystore.h>
+#include <reqsign/nonce.h>
+
+struct reqsign_keystore_pg_listener;
+
+struct reqsign_stores_opts {
+    const char *key_store;   /* as given to --key-store / --db; NULL: not given */
+    int key_store_from_db;   /* it came from --db (for messages) */
+    const char *nonce_store; /* as given to --nonce-store; NULL: "memory" */
+};
+
+/**
+ * reqsign_stores_option() - take a command-line option if it is one of the
+ * store options: @name is "--key-store", "--db" or "--nonce-store" and
+ * @value its argument. @prog names the program in messages.
+ * Return: 1 taken; 0 not a store option; -1 a bad or repeated value (a
+ * message is on stderr; the caller exits with status 2).
+ */
+int reqsign_stores_option(struct reqsign_stores_opts *o, const char *prog, const char *name,
+                          const char *value);
+
+/** reqsign_stores_usage() - the usage text of the options (one line). */
+const char *reqsign_stores_usage(void);
+
+/** reqsign_stores_key_store_is_pg() - 1 if @spec names a PostgreSQL key store. */
+int reqsign_stores_key_store_is_pg(const char *spec);
+
+/** reqsign_stores_key_store_path() - the SQLite path of @spec (after "sqlite:"), else NULL. */
+const char *reqsign_stores_key_store_path(const char *spec);
+
+/**
+ * reqsign_stores_open_keys() - open the key store @spec with @flags
+ * (REQSIGN_KEYSTORE_READONLY / _CREATE). Return: the store, or NULL with a
+ * message on stderr naming the store (never a password).
+ */
+struct reqsign_keystore *reqsign_stores_open_keys(const char *prog, const char *spec,
+                                                  unsigned flags);
+
+/**
+ * reqsign_stores_open_nonces() - the nonce store @spec (NULL or "memory":
+ * the in-memory store; else Redis, checked with a PING).
+ * Return: the store, or NULL with a message on stderr.
+ */
+struct reqsign_nonce_store *reqsign_stores_open_nonces(const char *prog, const char *spec);
+
+/**
+ * reqsign_stores_listen() - for a PostgreSQL @spec, start the LISTEN/NOTIFY
+ * thread that drops revoked or changed keys from @cache as soon as the
+ * change commits; for SQLite, nothing (*@out is NULL).
+ * Return: 0 (*@out: the listener, stop it with reqsign_stores_unlisten()),
+ * or -1 with a message on stderr.
+ */
+int reqsign_stores_listen(const char *prog, const char *spec, struct reqsign_keycache *cache,
+                          struct reqsign_keystore_pg_listener **out);
+
+/** reqsign_stores_unlisten() - stop @l (NULL: nothing). */
+void reqsign_stores_unlisten(struct reqsign_keystore_pg_listener *l);
+
+/** reqsign_stores_describe() - @spec without a password, for log lines (static buffer). */
+const char *reqsign_stores_describe(const char *spec);
+
+#endif
