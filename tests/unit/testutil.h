@@ -22,8 +22,6 @@ char *tu_run(const char *cmd, int *status);
 /* A fresh temporary directory (malloc'd path). */
 char *tu_tmpdir(void);
 
-#endif
-
 /* ---- processes for end-to-end tests ---- */
 #include <sys/types.h>
 
@@ -43,3 +41,5 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
 int tu_proc_stop(struct tu_proc *p, int sig, int timeout_ms);
 /* Path of a built program from the environment variable @env (set by meson). */
 const char *tu_prog(const char *env);
+
+#endif

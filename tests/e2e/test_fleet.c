@@ -1,0 +1,820 @@
+/* e2e-fleet: fleet mode. Two api-backend processes behind an imaginary load
+ * balancer share one Redis nonce store and one PostgreSQL key store, which
+ * reqsignd writes. Everything runs here and dies with the test: Redis on a
+ * Unix socket (redisutil.h), PostgreSQL on a Unix socket as an unprivileged
+ * user (pgutil.h), the servers as child processes (testutil.h).
+ *
+ *   replay_across_instances   N signed requests, each sent 3x to each
+ *                             instance at once from 6 threads on keep-alive
+ *                             connections: exactly one 200 per request
+ *   redis_outage              SIGSTOP and SIGKILL: 503 nonce_store_unavailable
+ *                             (Retry-After), nothing accepted; resumes without
+ *                             restarting the backends
+ *   postgres_outage_and_revocation
+ *                             revocation seen by both instances by NOTIFY
+ *                             (< TTL); PostgreSQL stopped: cached keys work
+ *                             until their TTL, an uncached key is 503
+ *                             keystore_unavailable; resumes after restart
+ *   startup                   unreachable store at start-up: exit 1 with a
+ *                             message; bad options: exit 2; --db and
+ *                             --key-store sqlite:PATH / PATH still work
+ *
+ * Figures are printed on stderr as "fleet: ..." lines.
+ */
+#include <criterion/criterion.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <reqsign/signer.h>
+
+#include "pgutil.h"
+#include "redisutil.h"
+#include "testutil.h"
+
+#define N_REQ 1000
+#define COPIES 3                   /* per instance */
+#define N_THREADS (2 * COPIES)     /* thread t sends to instance t % 2 */
+#define TTL 5                      /* --cache-ttl of the backends, seconds */
+#define AUTHORITY "api.example.test" /* what clients sign; both backends accept it */
+
+/* ---- small helpers ---- */
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+struct sbuf {
+    char *b;
+    size_t n;
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+    struct sbuf *buf = ud;
+    char *nb = realloc(buf->b, buf->n + sz * n + 1);
+    if (nb == NULL)
+        return 0;
+    memcpy(nb + buf->n, p, sz * n);
+    buf->n += sz * n;
+    nb[buf->n] = '\0';
+    buf->b = nb;
+    return sz * n;
+}
+
+struct resp {
+    long status;
+    char error[64];  /* "error" of a JSON error body, else "" */
+    int retry_after; /* a Retry-After header was present */
+    long ms;         /* round trip */
+    int curl_ok;
+    char *body;
+};
+
+/* One request on @c (a reused handle: keep-alive). @hdrs: header lines. */
+static struct resp http(CURL *c, const char *method, const char *url, struct curl_slist *hdrs,
+                        const char *body)
+{
+    struct resp r;
+    memset(&r, 0, sizeof(r));
+    struct sbuf bb = {NULL, 0}, hb = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    long t0 = now_ms();
+    CURLcode cc = curl_easy_perform(c);
+    r.ms = now_ms() - t0;
+    r.curl_ok = cc == CURLE_OK;
+    if (r.curl_ok)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    if (bb.b != NULL) {
+        json_t *j = json_loadb(bb.b, bb.n, 0, NULL);
+        const char *e = json_string_value(json_object_get(j, "error"));
+        if (e != NULL)
+            snprintf(r.error, sizeof(r.error), "%s", e);
+        json_decref(j);
+    }
+    for (const char *p = hb.b; p != NULL && *p;) {
+        if (strncasecmp(p, "Retry-After:", 12) == 0)
+            r.retry_after = 1;
+        const char *e = strstr(p, "\r\n");
+        p = e != NULL ? e + 2 : p + strlen(p);
+    }
+    r.body = bb.b;
+    free(hb.b);
+    return r;
+}
+
+/* Sign @method @path (?query included) for AUTHORITY: the header lines, as a list. */
+static struct curl_slist *sign_headers(const struct reqsign_signer *s, const char *method,
+                                       const char *path, const char *body)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "http://" AUTHORITY "%s", path);
+    struct reqsign_sign_input in;
+    struct reqsign_signed out;
+    struct reqsign_error err;
+    memset(&in, 0, sizeof(in));
+    in.method = method;
+    in.url = url;
+    in.body = body;
+    in.body_len = body != NULL ? strlen(body) : 0;
+    cr_assert_eq(reqsign_signer_sign(s, &in, &out, &err), REQSIGN_OK, "sign: %s", err.message);
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    char line[4096];
+    for (size_t i = 0; i < out.n_headers; i++) {
+        snprintf(line, sizeof(line), "%.*s: %.*s", (int)out.headers[i].name.len,
+                 out.headers[i].name.ptr, (int)out.headers[i].value.len,
+                 out.headers[i].value.ptr);
+        h = curl_slist_append(h, line);
+    }
+    if (body != NULL)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    return h;
+}
+
+static struct reqsign_signer *signer_of(json_t *cred)
+{
+    const char *pem = json_string_value(json_object_get(cred, "private_key"));
+    cr_assert_not_null(pem, "credential without private_key");
+    struct reqsign_signer_opts o;
+    memset(&o, 0, sizeof(o));
+    o.key_data = pem;
+    o.key_len = strlen(pem);
+    struct reqsign_error err;
+    struct reqsign_signer *s = reqsign_signer_new(&o, &err);
+    cr_assert_not_null(s, "signer: %s", err.message);
+    return s;
+}
+
+/* ---- the fleet ---- */
+
+struct fleet {
+    char *dir;
+    char admin[512], log_d[512], log_b[2][512];
+    struct tu_pg pg;
+    char *ks;                 /* the key store's conninfo (postgresql:///...) */
+    struct ru_server redis;
+    struct tu_proc d, b[2];
+    struct reqsign_signer *admin_signer;
+    CURL *c;                  /* the main thread's connection */
+};
+
+static void start_backend(struct fleet *f, int i)
+{
+    char *argv[] = {(char *)tu_prog("API_BACKEND"),
+                    "--key-store",
+                    f->ks,
+                    "--nonce-store",
+                    f->redis.url,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--public-authority",
+                    AUTHORITY,
+                    "--cache-ttl",
+                    (char *)(TTL == 5 ? "5" : "?"),
+                    NULL};
+    cr_assert_eq(tu_proc_start(&f->b[i], argv, f->log_b[i], 15000), 0,
+                 "api-backend %d did not start (see %s)", i, f->log_b[i]);
+}
+
+static void need_stores(void)
+{
+    if (!tu_pg_enabled() || !ru_available())
+        cr_skip_test("needs libpq (meson option fleet) and redis-server on PATH");
+}
+
+static void fleet_up(struct fleet *f)
+{
+    need_stores();
+    memset(f, 0, sizeof(*f));
+    f->dir = tu_tmpdir();
+    snprintf(f->admin, sizeof(f->admin), "%s/admin.json", f->dir);
+    snprintf(f->log_d, sizeof(f->log_d), "%s/reqsignd.log", f->dir);
+    snprintf(f->log_b[0], sizeof(f->log_b[0]), "%s/backend-a.log", f->dir);
+    snprintf(f->log_b[1], sizeof(f->log_b[1]), "%s/backend-b.log", f->dir);
+    cr_assert_eq(tu_pg_start(&f->pg), 0, "PostgreSQL did not start");
+    f->ks = tu_pg_new_db_on(&f->pg);
+    cr_assert_not_null(f->ks);
+    cr_assert_eq(ru_start(&f->redis), 0, "redis-server did not start");
+
+    /* the key service creates the schema and the admin key in PostgreSQL */
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof(cmd), "'%s' init --key-store '%s' -o '%s' 2>>'%s'", tu_prog("REQSIGND"),
+             f->ks, f->admin, f->log_d);
+    free(tu_run(cmd, &st));
+    cr_assert_eq(st, 0, "reqsignd init on PostgreSQL failed (see %s)", f->log_d);
+    char *argv[] = {(char *)tu_prog("REQSIGND"), "--key-store", f->ks, "--listen", "127.0.0.1:0",
+                    NULL};
+    cr_assert_eq(tu_proc_start(&f->d, argv, f->log_d, 15000), 0, "reqsignd did not start");
+    start_backend(f, 0);
+    start_backend(f, 1);
+
+    json_t *cred = json_load_file(f->admin, 0, NULL);
+    cr_assert_not_null(cred);
+    f->admin_signer = signer_of(cred);
+    json_decref(cred);
+    f->c = curl_easy_init();
+    cr_assert_not_null(f->c);
+}
+
+/* Both backends still running (never restarted during a test). */
+static void assert_backends_alive(struct fleet *f)
+{
+    for (int i = 0; i < 2; i++) {
+        int status;
+        cr_assert_eq(waitpid(f->b[i].pid, &status, WNOHANG), 0, "backend %d died (see %s)", i,
+                     f->log_b[i]);
+    }
+}
+
+/* (c) SIGTERM: both backends and reqsignd exit 0. Then everything goes. */
+static void fleet_down(struct fleet *f)
+{
+    assert_backends_alive(f);
+    int rb0 = tu_proc_stop(&f->b[0], SIGTERM, 15000);
+    int rb1 = tu_proc_stop(&f->b[1], SIGTERM, 15000);
+    int rd = tu_proc_stop(&f->d, SIGTERM, 15000);
+    curl_easy_cleanup(f->c);
+    reqsign_signer_free(f->admin_signer);
+    ru_stop(&f->redis);
+    free(f->redis.dir);
+    tu_pg_destroy(&f->pg);
+    free(f->ks);
+    cr_assert_eq(rb0, 0, "backend a: exit %d on SIGTERM (see %s)", rb0, f->log_b[0]);
+    cr_assert_eq(rb1, 0, "backend b: exit %d on SIGTERM (see %s)", rb1, f->log_b[1]);
+    cr_assert_eq(rd, 0, "reqsignd: exit %d on SIGTERM", rd);
+    char cmd[600];
+    int st;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    free(tu_run(cmd, &st));
+    free(f->dir);
+}
+
+/* A request signed by the admin to reqsignd. */
+static struct resp admin_call(struct fleet *f, const char *method, const char *path,
+                              const char *body)
+{
+    char signed_url[512], url[512];
+    snprintf(signed_url, sizeof(signed_url), "%s%s", f->d.url, path);
+    snprintf(url, sizeof(url), "%s%s", f->d.url, path);
+    struct reqsign_sign_input in;
+    struct reqsign_signed out;
+    struct reqsign_error err;
+    memset(&in, 0, sizeof(in));
+    in.method = method;
+    in.url = signed_url;
+    in.body = body;
+    in.body_len = body != NULL ? strlen(body) : 0;
+    cr_assert_eq(reqsign_signer_sign(f->admin_signer, &in, &out, &err), REQSIGN_OK, "%s",
+                 err.message);
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    char line[4096];
+    for (size_t i = 0; i < out.n_headers; i++) {
+        snprintf(line, sizeof(line), "%.*s: %.*s", (int)out.headers[i].name.len,
+                 out.headers[i].name.ptr, (int)out.headers[i].value.len,
+                 out.headers[i].value.ptr);
+        h = curl_slist_append(h, line);
+    }
+    if (body != NULL)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    struct resp r = http(f->c, method, url, h, body);
+    curl_slist_free_all(h);
+    return r;
+}
+
+/* POST /v1/keys: a new key's signer; its keyid in @keyid. */
+static struct reqsign_signer *create_key(struct fleet *f, char keyid[64])
+{
+    struct resp r = admin_call(f, "POST", "/v1/keys", "{\"label\":\"fleet\",\"scopes\":[\"api\"]}");
+    cr_assert_eq(r.status, 201, "POST /v1/keys: %ld %s", r.status, r.body ? r.body : "");
+    json_t *cred = json_loads(r.body, 0, NULL);
+    cr_assert_not_null(cred);
+    snprintf(keyid, 64, "%s", json_string_value(json_object_get(cred, "keyid")));
+    struct reqsign_signer *s = signer_of(cred);
+    json_decref(cred);
+    free(r.body);
+    return s;
+}
+
+/* A fresh signed request (new nonce) with @s to backend @i. */
+static struct resp fresh(struct fleet *f, CURL *c, int i, const struct reqsign_signer *s,
+                         const char *path)
+{
+    struct curl_slist *h = sign_headers(s, "GET", path, NULL);
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", f->b[i].url, path);
+    struct resp r = http(c, "GET", url, h, NULL);
+    curl_slist_free_all(h);
+    cr_assert(r.curl_ok, "backend %d did not answer %s", i, path);
+    return r;
+}
+
+/* ---- (a) the fleet replay test ---- */
+
+struct signed_req {
+    const char *method;
+    char path[64];
+    char *body;
+    struct curl_slist *hdrs;
+};
+
+struct shared {
+    struct fleet *f;
+    struct signed_req *reqs;
+    pthread_barrier_t barrier;
+    long (*status)[N_THREADS];      /* [request][thread] */
+    char (*error)[N_THREADS][24];
+};
+
+struct worker {
+    struct shared *sh;
+    int t;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct shared *sh = w->sh;
+    int inst = w->t % 2;
+    CURL *c = curl_easy_init();
+    for (size_t i = 0; i < N_REQ; i++) {
+        char url[512];
+        snprintf(url, sizeof(url), "%s%s", sh->f->b[inst].url, sh->reqs[i].path);
+        /* every copy of request i leaves at (about) the same moment */
+        pthread_barrier_wait(&sh->barrier);
+        struct resp r = http(c, sh->reqs[i].method, url, sh->reqs[i].hdrs, sh->reqs[i].body);
+        sh->status[i][w->t] = r.curl_ok ? r.status : -1;
+        snprintf(sh->error[i][w->t], sizeof(sh->error[i][w->t]), "%s", r.error);
+        free(r.body);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+Test(fleet, replay_across_instances)
+{
+    struct fleet f;
+    fleet_up(&f);
+    char kid[64];
+    struct reqsign_signer *k = create_key(&f, kid);
+
+    struct shared sh;
+    memset(&sh, 0, sizeof(sh));
+    sh.f = &f;
+    sh.reqs = calloc(N_REQ, sizeof(*sh.reqs));
+    sh.status = calloc(N_REQ, sizeof(*sh.status));
+    sh.error = calloc(N_REQ, sizeof(*sh.error));
+    cr_assert(sh.reqs != NULL && sh.status != NULL && sh.error != NULL);
+    long t_sign = now_ms();
+    for (size_t i = 0; i < N_REQ; i++) {
+        struct signed_req *q = &sh.reqs[i];
+        snprintf(q->path, sizeof(q->path), "/orders/%zu?copy=all", i);
+        q->method = i % 4 == 0 ? "POST" : "GET";
+        if (i % 4 == 0) {
+            q->body = malloc(64);
+            snprintf(q->body, 64, "{\"order\":%zu}", i);
+        }
+        q->hdrs = sign_headers(k, q->method, q->path, q->body);
+    }
+    t_sign = now_ms() - t_sign;
+    cr_assert_eq(pthread_barrier_init(&sh.barrier, NULL, N_THREADS), 0);
+    pthread_t th[N_THREADS];
+    struct worker w[N_THREADS];
+    long t0 = now_ms();
+    for (int t = 0; t < N_THREADS; t++) {
+        w[t].sh = &sh;
+        w[t].t = t;
+        cr_assert_eq(pthread_create(&th[t], NULL, worker_main, &w[t]), 0);
+    }
+    for (int t = 0; t < N_THREADS; t++)
+        pthread_join(th[t], NULL);
+    long elapsed = now_ms() - t0;
+    pthread_barrier_destroy(&sh.barrier);
+
+    size_t accepted = 0, replays = 0, other = 0, by_inst[2] = {0, 0}, bad_requests = 0;
+    for (size_t i = 0; i < N_REQ; i++) {
+        size_t ok = 0;
+        for (int t = 0; t < N_THREADS; t++) {
+            if (sh.status[i][t] == 200) {
+                ok++;
+                by_inst[t % 2]++;
+            } else if (sh.status[i][t] == 401 && strcmp(sh.error[i][t], "replay") == 0) {
+                replays++;
+            } else {
+                other++;
+                if (other <= 5)
+                    fprintf(stderr, "fleet: request %zu copy %d: %ld %s\n", i, t, sh.status[i][t],
+                            sh.error[i][t]);
+            }
+        }
+        accepted += ok;
+        if (ok != 1)
+            bad_requests++;
+    }
+    fprintf(stderr,
+            "fleet: replay: %d requests x %d copies (%d per instance, %d threads, keep-alive): "
+            "accepted %zu (instance a %zu, b %zu), replay 401 %zu, other %zu; "
+            "%zu requests not accepted exactly once; signing %ld ms, sending %ld ms\n",
+            N_REQ, N_THREADS, COPIES, N_THREADS, accepted, by_inst[0], by_inst[1], replays, other,
+            bad_requests, t_sign, elapsed);
+    cr_expect_eq(bad_requests, 0, "%zu requests were not accepted exactly once", bad_requests);
+    cr_expect_eq(accepted, N_REQ, "accepted %zu of %d", accepted, N_REQ);
+    cr_expect_eq(replays, (size_t)N_REQ * (N_THREADS - 1), "replays %zu", replays);
+    cr_expect_eq(other, 0, "%zu answers were neither 200 nor 401 replay", other);
+    cr_expect(by_inst[0] > 0 && by_inst[1] > 0, "one instance accepted nothing");
+
+    for (size_t i = 0; i < N_REQ; i++) {
+        curl_slist_free_all(sh.reqs[i].hdrs);
+        free(sh.reqs[i].body);
+    }
+    free(sh.reqs);
+    free(sh.status);
+    free(sh.error);
+    reqsign_signer_free(k);
+    fleet_down(&f); /* (c): SIGTERM, both exit 0 */
+}
+
+/* ---- (b) faults: Redis ---- */
+
+/* While Redis is out (for @ms): every verify on either instance is 503
+ * nonce_store_unavailable with Retry-After; none is accepted. */
+static void expect_all_503(struct fleet *f, const struct reqsign_signer *k, long ms,
+                           const char *what)
+{
+    long end = now_ms() + ms, worst = 0;
+    size_t n = 0;
+    static unsigned seq;
+    while (now_ms() < end) {
+        char path[64];
+        snprintf(path, sizeof(path), "/out/%u", seq++);
+        int i = (int)(n % 2);
+        struct resp r = fresh(f, f->c, i, k, path);
+        cr_assert_eq(r.status, 503, "%s: instance %d answered %ld %s during the outage", what, i,
+                     r.status, r.error);
+        cr_assert_str_eq(r.error, "nonce_store_unavailable");
+        cr_assert(r.retry_after, "503 without Retry-After");
+        if (r.ms > worst)
+            worst = r.ms;
+        free(r.body);
+        n++;
+    }
+    fprintf(stderr, "fleet: redis %s: %zu verifies during the outage, all 503 "
+                    "nonce_store_unavailable with Retry-After, slowest answer %ld ms\n",
+            what, n, worst);
+    cr_assert_gt(n, 4);
+}
+
+/* After Redis is back: ms until each instance accepts a fresh request. */
+static void expect_resume(struct fleet *f, const struct reqsign_signer *k, const char *what)
+{
+    static unsigned seq;
+    for (int i = 0; i < 2; i++) {
+        long t0 = now_ms();
+        long status = 0;
+        while (now_ms() - t0 < 15000) {
+            char path[64];
+            snprintf(path, sizeof(path), "/back/%u", seq++);
+            struct resp r = fresh(f, f->c, i, k, path);
+            status = r.status;
+            cr_assert(r.status == 200 || (r.status == 503 &&
+                                          strcmp(r.error, "nonce_store_unavailable") == 0),
+                      "%s: %ld %s while resuming", what, r.status, r.error);
+            free(r.body);
+            if (status == 200)
+                break;
+            sleep_ms(20);
+        }
+        cr_assert_eq(status, 200, "%s: instance %d did not resume within 15 s", what, i);
+        fprintf(stderr, "fleet: redis %s: instance %c accepts again %ld ms after Redis is back\n",
+                what, "ab"[i], now_ms() - t0);
+    }
+}
+
+Test(fleet, redis_outage)
+{
+    struct fleet f;
+    fleet_up(&f);
+    char kid[64];
+    struct reqsign_signer *k = create_key(&f, kid);
+    for (int i = 0; i < 2; i++) {
+        struct resp r = fresh(&f, f.c, i, k, "/warm");
+        cr_assert_eq(r.status, 200, "%ld %s", r.status, r.error);
+        free(r.body);
+    }
+
+    /* a hang: connections stay open, nothing answers */
+    ru_signal(&f.redis, SIGSTOP);
+    expect_all_503(&f, k, 1500, "SIGSTOP");
+    ru_signal(&f.redis, SIGCONT);
+    expect_resume(&f, k, "SIGCONT");
+
+    /* gone: connections refused until it is restarted on the same socket */
+    ru_signal(&f.redis, SIGKILL);
+    expect_all_503(&f, k, 1500, "SIGKILL");
+    cr_assert_eq(ru_restart(&f.redis), 0);
+    expect_resume(&f, k, "restart");
+
+    /* and the fleet still refuses replays across instances after it */
+    struct curl_slist *h = sign_headers(k, "GET", "/after", NULL);
+    long st[2];
+    for (int i = 0; i < 2; i++) {
+        char url[512];
+        snprintf(url, sizeof(url), "%s/after", f.b[i].url);
+        struct resp r = http(f.c, "GET", url, h, NULL);
+        st[i] = r.status;
+        free(r.body);
+    }
+    curl_slist_free_all(h);
+    cr_assert(st[0] == 200 && st[1] == 401, "after the restart: %ld then %ld", st[0], st[1]);
+    reqsign_signer_free(k);
+    fleet_down(&f);
+}
+
+/* ---- (b) faults: PostgreSQL, and revocation ---- */
+
+Test(fleet, postgres_outage_and_revocation)
+{
+    struct fleet f;
+    fleet_up(&f);
+
+    /* revocation: both instances have the key cached (fetched just now, so the
+     * TTL alone would take ~TTL s); the NOTIFY must be much faster */
+    char rid[64];
+    struct reqsign_signer *rk = create_key(&f, rid);
+    for (int i = 0; i < 2; i++) {
+        struct resp r = fresh(&f, f.c, i, rk, "/before-revoke");
+        cr_assert_eq(r.status, 200, "%ld %s", r.status, r.error);
+        free(r.body);
+    }
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/keys/%s", rid);
+    struct resp r = admin_call(&f, "DELETE", path, NULL);
+    long t_rev = now_ms();
+    cr_assert(r.status == 200 || r.status == 204, "DELETE: %ld %s", r.status, r.body);
+    free(r.body);
+    long lat[2] = {-1, -1};
+    unsigned seq = 0;
+    while ((lat[0] < 0 || lat[1] < 0) && now_ms() - t_rev < (TTL + 3) * 1000L) {
+        for (int i = 0; i < 2; i++) {
+            if (lat[i] >= 0)
+                continue;
+            char p[64];
+            snprintf(p, sizeof(p), "/after-revoke/%u", seq++);
+            struct resp q = fresh(&f, f.c, i, rk, p);
+            if (q.status == 401 && strcmp(q.error, "key_revoked") == 0)
+                lat[i] = now_ms() - t_rev;
+            else
+                cr_assert_eq(q.status, 200, "%ld %s", q.status, q.error);
+            free(q.body);
+        }
+        sleep_ms(5);
+    }
+    fprintf(stderr,
+            "fleet: revocation seen by instance a after %ld ms, b after %ld ms "
+            "(LISTEN/NOTIFY; cache TTL %d s)\n",
+            lat[0], lat[1], TTL);
+    cr_assert(lat[0] >= 0 && lat[1] >= 0, "revocation not seen within TTL + 3 s");
+    cr_assert_lt(lat[0], TTL * 1000L, "instance a: %ld ms, not under the TTL", lat[0]);
+    cr_assert_lt(lat[1], TTL * 1000L, "instance b: %ld ms, not under the TTL", lat[1]);
+    reqsign_signer_free(rk);
+
+    /* PostgreSQL stops: K2 is cached (first used just before), K3 never seen */
+    char k2id[64], k3id[64];
+    struct reqsign_signer *k2 = create_key(&f, k2id);
+    struct reqsign_signer *k3 = create_key(&f, k3id);
+    long t_fetch = now_ms();
+    for (int i = 0; i < 2; i++) {
+        struct resp q = fresh(&f, f.c, i, k2, "/cached");
+        cr_assert_eq(q.status, 200, "%ld %s", q.status, q.error);
+        free(q.body);
+    }
+    long t_stop = now_ms();
+    cr_assert_eq(tu_pg_stop(&f.pg), 0, "PostgreSQL did not stop cleanly");
+    long stop_ms = now_ms() - t_stop;
+
+    for (int i = 0; i < 2; i++) {
+        struct resp q = fresh(&f, f.c, i, k3, "/never-seen");
+        cr_assert_eq(q.status, 503, "uncached key with PostgreSQL down: %ld %s", q.status, q.error);
+        cr_assert_str_eq(q.error, "keystore_unavailable");
+        cr_assert(q.retry_after, "503 without Retry-After");
+        free(q.body);
+    }
+    /* the cached key works until its TTL, then 503 too */
+    long last_ok[2] = {-1, -1}, first_503[2] = {-1, -1};
+    while ((first_503[0] < 0 || first_503[1] < 0) && now_ms() - t_fetch < (TTL + 4) * 1000L) {
+        for (int i = 0; i < 2; i++) {
+            if (first_503[i] >= 0)
+                continue;
+            char p[64];
+            snprintf(p, sizeof(p), "/cached/%u", seq++);
+            struct resp q = fresh(&f, f.c, i, k2, p);
+            if (q.status == 200) {
+                last_ok[i] = now_ms() - t_fetch;
+            } else {
+                cr_assert_eq(q.status, 503, "%ld %s", q.status, q.error);
+                cr_assert_str_eq(q.error, "keystore_unavailable");
+                first_503[i] = now_ms() - t_fetch;
+            }
+            free(q.body);
+        }
+        sleep_ms(50);
+    }
+    fprintf(stderr,
+            "fleet: postgres stopped (%ld ms to stop): uncached key 503 keystore_unavailable at "
+            "once; cached key accepted until %ld / %ld ms after it was cached, 503 from %ld / "
+            "%ld ms (TTL %d s)\n",
+            stop_ms, last_ok[0], last_ok[1], first_503[0], first_503[1], TTL);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_geq(last_ok[i], 0, "instance %d: the cached key never worked with PG down", i);
+        cr_assert_geq(first_503[i], 0, "instance %d: the cached key outlived its TTL", i);
+        cr_assert_leq(first_503[i], (TTL + 1) * 1000L, "instance %d: served past TTL", i);
+        cr_assert_geq(last_ok[i], (TTL - 1) * 1000L - 200,
+                      "instance %d: cached key refused early (%ld ms)", i, last_ok[i]);
+    }
+    assert_backends_alive(&f);
+
+    /* back: the never-seen key works without restarting anything */
+    long t_up = now_ms();
+    cr_assert_eq(tu_pg_restart(&f.pg), 0);
+    for (int i = 0; i < 2; i++) {
+        long st = 0;
+        while (now_ms() - t_up < 15000) {
+            char p[64];
+            snprintf(p, sizeof(p), "/pg-back/%u", seq++);
+            struct resp q = fresh(&f, f.c, i, k3, p);
+            st = q.status;
+            free(q.body);
+            if (st == 200)
+                break;
+            sleep_ms(50);
+        }
+        cr_assert_eq(st, 200, "instance %d did not resume after PostgreSQL restarted", i);
+    }
+    fprintf(stderr, "fleet: postgres restarted: both instances accept again %ld ms later\n",
+            now_ms() - t_up);
+    reqsign_signer_free(k2);
+    reqsign_signer_free(k3);
+    fleet_down(&f);
+}
+
+/* ---- start-up and options ---- */
+
+/* Run api-backend with @args (a shell fragment); its status; stderr in *@out. */
+static int run_backend(const char *args, char **out)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "timeout 20 '%s' %s 2>&1", tu_prog("API_BACKEND"), args);
+    int st;
+    *out = tu_run(cmd, &st);
+    return st;
+}
+
+Test(fleet, startup)
+{
+    need_stores();
+    struct tu_pg pg;
+    cr_assert_eq(tu_pg_start(&pg), 0);
+    char *ks = tu_pg_new_db_on(&pg);
+    cr_assert_not_null(ks);
+    char *dir = tu_tmpdir();
+    char cmd[2048], args[1024], db[512], admin[512];
+    int st;
+    /* the schema, written by the key service */
+    snprintf(admin, sizeof(admin), "%s/admin.json", dir);
+    snprintf(cmd, sizeof(cmd), "'%s' init --key-store '%s' -o '%s' 2>/dev/null",
+             tu_prog("REQSIGND"), ks, admin);
+    free(tu_run(cmd, &st));
+    cr_assert_eq(st, 0);
+
+    /* Redis unreachable at start-up: exit 1, saying so */
+    char *out;
+    long t0 = now_ms();
+    snprintf(args, sizeof(args),
+             "--key-store '%s' --nonce-store unix:%s/no-redis.sock --listen 127.0.0.1:0", ks, dir);
+    st = run_backend(args, &out);
+    fprintf(stderr, "fleet: start-up without Redis: exit %d after %ld ms: %s", st, now_ms() - t0,
+            out);
+    cr_assert_eq(st, 1, "exit %d: %s", st, out);
+    cr_assert_not_null(strstr(out, "nonce store"), "%s", out);
+    cr_assert_not_null(strstr(out, "unreachable at start-up"), "%s", out);
+    free(out);
+
+    /* PostgreSQL unreachable at start-up: exit 1, saying so */
+    struct ru_server redis;
+    cr_assert_eq(ru_start(&redis), 0);
+    t0 = now_ms();
+    snprintf(args, sizeof(args),
+             "--key-store 'postgresql:///x?host=%s/no-pg&user=postgres' --nonce-store %s "
+             "--listen 127.0.0.1:0",
+             dir, redis.url);
+    st = run_backend(args, &out);
+    fprintf(stderr, "fleet: start-up without PostgreSQL: exit %d after %ld ms: %s", st,
+            now_ms() - t0, out);
+    cr_assert_eq(st, 1, "exit %d: %s", st, out);
+    cr_assert_not_null(strstr(out, "key store"), "%s", out);
+    free(out);
+
+    /* bad values: usage errors (2), no password echoed */
+    const char *bad[] = {
+        "--key-store mysql://h/x --listen 127.0.0.1:0",
+        "--key-store sqlite: --listen 127.0.0.1:0",
+        "--db a.db --key-store b.db --listen 127.0.0.1:0",
+        "--db a.db --nonce-store bogus --listen 127.0.0.1:0",
+        "--db a.db --nonce-store memory --nonce-store memory --listen 127.0.0.1:0",
+        "--db a.db --nonce-store redis://u:hunter2@127.0.0.1:1/x/y --listen 127.0.0.1:0",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        st = run_backend(bad[i], &out);
+        cr_assert(st == 2 || st == 1, "%s: exit %d: %s", bad[i], st, out);
+        cr_assert_null(strstr(out, "hunter2"), "password in a message: %s", out);
+        free(out);
+    }
+
+    /* SQLite spellings still work: --db PATH, --key-store sqlite:PATH and PATH */
+    snprintf(db, sizeof(db), "%s/keys.db", dir);
+    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s/a2.json' 2>/dev/null",
+             tu_prog("REQSIGND"), db, dir);
+    free(tu_run(cmd, &st));
+    cr_assert_eq(st, 0);
+    char sq[600];
+    snprintf(sq, sizeof(sq), "sqlite:%s", db);
+    const char *forms[][2] = {{"--db", db}, {"--key-store", sq}, {"--key-store", db}};
+    for (size_t i = 0; i < 3; i++) {
+        char *argv[] = {(char *)tu_prog("API_BACKEND"), (char *)forms[i][0], (char *)forms[i][1],
+                        "--nonce-store", i == 2 ? redis.url : "memory", "--listen", "127.0.0.1:0",
+                        NULL};
+        struct tu_proc p;
+        cr_assert_eq(tu_proc_start(&p, argv, NULL, 15000), 0, "%s %s", forms[i][0], forms[i][1]);
+        cr_assert_eq(tu_proc_stop(&p, SIGTERM, 15000), 0);
+    }
+    ru_stop(&redis);
+    free(redis.dir);
+    tu_pg_destroy(&pg);
+    free(ks);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    free(tu_run(cmd, &st));
+    free(dir);
+}
+
+/* One initdb for the suite (a template the private servers copy). */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    if (tu_pg_enabled())
+        tu_pg_suite_begin();
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    if (tu_pg_enabled())
+        tu_pg_suite_end();
+}
+
+static void init_curl(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void fini_curl(void)
+{
+    curl_global_cleanup();
+}
+
+TestSuite(fleet, .init = init_curl, .fini = fini_curl);
