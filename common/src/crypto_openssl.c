@@ -14,6 +14,7 @@
 #include "crypto.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -323,13 +324,28 @@ done:
 
 /* ---- SHA-2 ---- */
 
+/* OpenSSL 3 looks a legacy EVP_sha256() up in its provider store on every
+ * EVP_DigestInit (a lock and a hash lookup per request); fetching each digest
+ * once and reusing it avoids that. The fetched objects live as long as the
+ * process. */
+static EVP_MD *fetched_sha256, *fetched_sha512;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_digests(void)
+{
+    fetched_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    fetched_sha512 = EVP_MD_fetch(NULL, "SHA2-512", NULL);
+    ERR_clear_error();
+}
+
 static const EVP_MD *hash_md(enum reqsign__hash_alg alg)
 {
+    pthread_once(&fetch_once, fetch_digests);
     switch (alg) {
     case REQSIGN__SHA256:
-        return EVP_sha256();
+        return fetched_sha256 != NULL ? fetched_sha256 : EVP_sha256();
     case REQSIGN__SHA512:
-        return EVP_sha512();
+        return fetched_sha512 != NULL ? fetched_sha512 : EVP_sha512();
     }
     return NULL;
 }
