@@ -218,6 +218,26 @@ static void results_table(FILE *f, json_t *results)
                          "and probe); closing it: one hash for both lookups and fewer cache "
                          "misses per probe.",
                          r, (2e6 - r) / 2e6 * 100, 1e9 / r);
+        } else if (strcmp(name, "nonce_store_redis") == 0) {
+            if (json_is_true(json_object_get(o, "skipped"))) {
+                fprintf(f, "| nonce_store_redis | - | skipped: %s | - | - | - | (info) | - |\n",
+                        str(o, "reason"));
+                continue;
+            }
+            fprintf(f, "| nonce_store_redis: latency per verify (%s, %.0f checks, exact: %s) | - "
+                       "| %.1f us (p50 %.1f, p99 %.1f) | memory store | %.3f us | %.0f | (info) "
+                       "| - |\n",
+                    str(o, "transport"), num(o, "operations"),
+                    json_is_true(json_object_get(o, "exact")) ? "yes" : "NO", num(o, "redis_us"),
+                    num(o, "p50_us"), num(o, "p99_us"), num(o, "memory_us"),
+                    num(o, "ratio_vs_memory"));
+            fprintf(f, "| nonce_store_redis: throughput, 1 thread / %.0f threads | - | %.0f/s / "
+                       "%.0f/s | - | - | - | (info) | - |\n",
+                    num(o, "threads"), num(o, "per_sec"), num(o, "per_sec_threads"));
+            fprintf(f, "| nonce_store_redis: pipelined, %.0f per round trip | - | %.0f/s | 1 "
+                       "round trip each | %.0f/s | %.2f | (info) | - |\n",
+                    num(o, "batch"), num(o, "per_sec_pipelined"), num(o, "per_sec"),
+                    num(o, "per_sec_pipelined") / num(o, "per_sec"));
         } else if (strcmp(name, "e2e_signed") == 0) {
             double t = num(o, "target_ratio");
             fprintf(f, "| e2e_signed (%.0f requests, 1 keep-alive connection, median of %.0f "

@@ -22,7 +22,7 @@ for a in "$@"; do
     esac
 done
 
-for p in bench-crypto bench-nonce bench-e2e bench-report; do
+for p in bench-crypto bench-nonce bench-redis bench-e2e bench-report; do
     [ -x "$build/bench/$p" ] || { echo "bench/run.sh: $build/bench/$p missing (-Dbench=true?)" >&2; exit 1; }
 done
 [ -x "$build/examples/api-backend" ] || { echo "bench/run.sh: $build/examples/api-backend missing" >&2; exit 1; }
@@ -59,9 +59,11 @@ fi
 
 log "nonce store"
 "$build/bench/bench-nonce" "${quick[@]}" >"$out/nonce.jsonl"
+log "nonce store: Redis vs memory (skips without redis-server)"
+"$build/bench/bench-redis" "${quick[@]}" >"$out/redis.jsonl"
 log "end to end (api-backend)"
 "$build/bench/bench-e2e" --server "$build/examples/api-backend" "${quick[@]}" >"$out/e2e.jsonl"
-files+=("$out/nonce.jsonl" "$out/e2e.jsonl")
+files+=("$out/nonce.jsonl" "$out/redis.jsonl" "$out/e2e.jsonl")
 
 "$build/bench/bench-report" --json bench/results.json --md BENCHMARKS.md --command "$cmd" "${files[@]}"
 log "wrote BENCHMARKS.md and bench/results.json"

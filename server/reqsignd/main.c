@@ -1,8 +1,11 @@
 /* reqsignd: the reqsign key service (docs/KEYSERVICE.md).
  *
- *   reqsignd init --db PATH -o admin.json [--service URL]
- *   reqsignd --db PATH --listen HOST:PORT [--public-authority H[:P]] [--max-age N]
- *            [--skew N] [--cache-ttl N]
+ *   reqsignd init (--db PATH | --key-store STORE) -o admin.json [--service URL]
+ *   reqsignd (--db PATH | --key-store STORE) --listen HOST:PORT [--nonce-store STORE]
+ *            [--public-authority H[:P]] [--max-age N] [--skew N] [--cache-ttl N]
+ *
+ *   --key-store sqlite:PATH | PATH | postgresql://...  (--db PATH: sqlite:PATH)
+ *   --nonce-store memory | redis://HOST[:PORT][/DB] | unix:/path  (server/httpd/stores.h)
  *
  * This file holds the command line, `init`, and the libmicrohttpd wiring
  * (signals and shutdown are reqsign_httpd_run()'s); the request handling is
@@ -23,6 +26,7 @@
 
 #include "httpd.h"
 #include "service.h"
+#include "stores.h"
 
 #define PROG "reqsignd"
 
@@ -31,18 +35,26 @@
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: " PROG " init --db PATH -o CREDENTIAL.json [--service URL]\n"
-            "       " PROG " --db PATH --listen HOST:PORT [--public-authority HOST[:PORT]]\n"
-            "                [--max-age N] [--skew N] [--cache-ttl N] [--threads N]\n");
+            "usage: " PROG " init (--db PATH | --key-store STORE) -o CREDENTIAL.json"
+            " [--service URL]\n"
+            "       " PROG " (--db PATH | --key-store STORE) --listen HOST:PORT\n"
+            "                [--nonce-store STORE] [--public-authority HOST[:PORT]]\n"
+            "                [--max-age N] [--skew N] [--cache-ttl N] [--threads N]\n"
+            "  %s\n",
+            reqsign_stores_usage());
     return 2;
 }
 
 static int cmd_init(int argc, char **argv)
 {
-    const char *db = NULL, *out = NULL, *service = NULL;
+    const char *out = NULL, *service = NULL;
+    struct reqsign_stores_opts sto = {0};
     for (int i = 2; i < argc; i++) {
-        if (i + 1 < argc && strcmp(argv[i], "--db") == 0)
-            db = argv[++i];
+        int st = i + 1 < argc ? reqsign_stores_option(&sto, PROG, argv[i], argv[i + 1]) : 0;
+        if (st < 0 || (st > 0 && sto.nonce_store != NULL))
+            return usage();
+        if (st > 0)
+            i++;
         else if (i + 1 < argc && (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0))
             out = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--service") == 0)
@@ -50,16 +62,16 @@ static int cmd_init(int argc, char **argv)
         else
             return usage();
     }
-    if (db == NULL || out == NULL)
+    if (sto.key_store == NULL || out == NULL)
         return usage();
+    const char *db = reqsign_stores_describe(sto.key_store); /* for messages */
 
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(db, REQSIGN_KEYSTORE_CREATE, &err);
-    if (ks == NULL) {
-        fprintf(stderr, PROG ": %s: %s\n", db, err.message[0] ? err.message : "cannot open");
+    struct reqsign_keystore *ks =
+        reqsign_stores_open_keys(PROG, sto.key_store, REQSIGN_KEYSTORE_CREATE);
+    if (ks == NULL)
         return 1;
-    }
     struct reqsign_key_record one;
     size_t n = 0;
     if (reqsign_keystore_list(ks, NULL, 1, &one, &n, &err) != REQSIGN_OK) {
@@ -137,7 +149,8 @@ static int opt_seconds(const char *name, const char *v, int64_t min, int64_t *ou
 
 static int cmd_serve(int argc, char **argv)
 {
-    const char *db = NULL, *listen = NULL, *pub = NULL;
+    const char *listen = NULL, *pub = NULL;
+    struct reqsign_stores_opts sto = {0};
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, threads = 0;
     for (int i = 1; i < argc; i += 2) { /* every option takes a value */
@@ -145,9 +158,12 @@ static int cmd_serve(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             return usage();
-        if (strcmp(a, "--db") == 0)
-            db = v;
-        else if (strcmp(a, "--listen") == 0)
+        int st = reqsign_stores_option(&sto, PROG, a, v);
+        if (st < 0)
+            return 2;
+        if (st > 0)
+            continue;
+        if (strcmp(a, "--listen") == 0)
             listen = v;
         else if (strcmp(a, "--public-authority") == 0)
             pub = v;
@@ -166,15 +182,24 @@ static int cmd_serve(int argc, char **argv)
         } else
             return usage();
     }
-    if (db == NULL || listen == NULL)
+    if (sto.key_store == NULL || listen == NULL)
         return usage();
 
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    struct reqsign_keystore *store = reqsign_keystore_sqlite_open(db, 0, &err);
+    /* reqsignd writes: PostgreSQL is migrated if needed (under an advisory
+     * lock); a SQLite file must come from `init`. */
+    int pg = reqsign_stores_key_store_is_pg(sto.key_store);
+    struct reqsign_keystore *store =
+        reqsign_stores_open_keys(PROG, sto.key_store, pg ? REQSIGN_KEYSTORE_CREATE : 0);
     if (store == NULL) {
-        fprintf(stderr, PROG ": %s: %s (run '" PROG " init' first)\n", db,
-                err.message[0] ? err.message : "cannot open");
+        if (!pg)
+            fprintf(stderr, PROG ": run '" PROG " init' first\n");
+        return 1;
+    }
+    struct reqsign_nonce_store *nonces = reqsign_stores_open_nonces(PROG, sto.nonce_store);
+    if (nonces == NULL) {
+        reqsign_keystore_free(store);
         return 1;
     }
     struct reqsignd_service_opts so;
@@ -184,11 +209,14 @@ static int cmd_serve(int argc, char **argv)
     so.skew = skew;
     so.cache_ttl = ttl;
     so.max_body = REQSIGN_HTTPD_DEFAULT_MAX_BODY;
+    so.nonces = nonces;
     struct reqsignd_service *s = reqsignd_service_new(store, &so, &err);
+    struct reqsign_keystore_pg_listener *listener = NULL;
     int rc = 1;
     if (s == NULL) {
         fprintf(stderr, PROG ": %s\n", err.message[0] ? err.message : "cannot start");
-    } else {
+    } else if (reqsign_stores_listen(PROG, sto.key_store, reqsignd_service_keycache(s),
+                                     &listener) == 0) {
         struct reqsign_httpd_opts ho;
         memset(&ho, 0, sizeof(ho));
         ho.listen = listen;
@@ -201,7 +229,9 @@ static int cmd_serve(int argc, char **argv)
         if (h != NULL)
             rc = reqsign_httpd_run(h);
     }
+    reqsign_stores_unlisten(listener);
     reqsignd_service_free(s);
+    reqsign_nonce_store_free(nonces);
     reqsign_keystore_free(store);
     return rc;
 }

@@ -34,6 +34,7 @@ struct reqsignd_service {
     struct reqsign_keystore *store; /* borrowed */
     struct reqsign_keycache *cache;
     struct reqsign_nonce_store *nonces;
+    int own_nonces; /* the in-memory store made here (else borrowed from the options) */
     struct reqsign_verifier *verifier;
     char service_url[300]; /* "service" in credentials; empty: from the request's Host */
     size_t max_body;       /* in-process requests */
@@ -981,7 +982,8 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     co.positive_ttl = o->cache_ttl;
     co.negative_ttl = o->cache_ttl;
     s->cache = reqsign_keycache_new(&co, err);
-    s->nonces = reqsign_nonce_store_memory_new(NULL);
+    s->own_nonces = o->nonces == NULL;
+    s->nonces = o->nonces != NULL ? o->nonces : reqsign_nonce_store_memory_new(NULL);
     struct reqsign_verifier_opts vo;
     memset(&vo, 0, sizeof(vo));
     vo.profile = REQSIGN_PROFILE_REQSIGN;
@@ -1006,9 +1008,16 @@ void reqsignd_service_free(struct reqsignd_service *s)
     if (s == NULL)
         return;
     reqsign_verifier_free(s->verifier);
-    reqsign_nonce_store_free(s->nonces);
+    if (s->own_nonces)
+        reqsign_nonce_store_free(s->nonces);
     reqsign_keycache_free(s->cache);
     free(s);
+}
+
+/* see service.h */
+struct reqsign_keycache *reqsignd_service_keycache(struct reqsignd_service *s)
+{
+    return s->cache;
 }
 
 /* see service.h */

@@ -20,7 +20,9 @@
 
 #include <reqsign/error.h>
 #include <reqsign/key.h>
+#include <reqsign/keycache.h>
 #include <reqsign/keystore.h>
+#include <reqsign/nonce.h>
 
 #include "httpd.h"
 
@@ -33,6 +35,7 @@ struct reqsignd_service_opts {
     int64_t skew;                 /* seconds, >= 0 (0: no skew allowance) */
     int64_t cache_ttl;            /* seconds, >= 1: key cache, positive and negative */
     size_t max_body;              /* in-process requests; 0: REQSIGN_HTTPD_DEFAULT_MAX_BODY */
+    struct reqsign_nonce_store *nonces; /* borrowed (--nonce-store); NULL: in-memory, own */
 };
 
 struct reqsignd_service;
@@ -49,6 +52,9 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
 
 /** reqsignd_service_free() - release all but the store; NULL is a no-op. */
 void reqsignd_service_free(struct reqsignd_service *s);
+
+/** reqsignd_service_keycache() - the service's key cache (for LISTEN/NOTIFY invalidation). */
+struct reqsign_keycache *reqsignd_service_keycache(struct reqsignd_service *s);
 
 /** reqsignd_service_handlers() - the handlers, for reqsign_httpd_opts (ctx: the service). */
 const struct reqsign_httpd_handlers *reqsignd_service_handlers(void);

@@ -149,6 +149,7 @@ static struct curl_slist *sign_headers(const struct reqsign_signer *s, const cha
     struct reqsign_signed out;
     struct reqsign_error err;
     memset(&in, 0, sizeof(in));
+    memset(&out, 0, sizeof(out)); /* base_buf: none */
     in.method = method;
     in.url = url;
     in.body = body;
@@ -239,8 +240,8 @@ static void fleet_up(struct fleet *f)
              f->ks, f->admin, f->log_d);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0, "reqsignd init on PostgreSQL failed (see %s)", f->log_d);
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--key-store", f->ks, "--listen", "127.0.0.1:0",
-                    NULL};
+    char *argv[] = {(char *)tu_prog("REQSIGND"), "--key-store", f->ks, "--nonce-store",
+                    f->redis.url, "--listen", "127.0.0.1:0", NULL};
     cr_assert_eq(tu_proc_start(&f->d, argv, f->log_d, 15000), 0, "reqsignd did not start");
     start_backend(f, 0);
     start_backend(f, 1);
@@ -297,6 +298,7 @@ static struct resp admin_call(struct fleet *f, const char *method, const char *p
     struct reqsign_signed out;
     struct reqsign_error err;
     memset(&in, 0, sizeof(in));
+    memset(&out, 0, sizeof(out)); /* base_buf: none */
     in.method = method;
     in.url = signed_url;
     in.body = body;
@@ -359,7 +361,7 @@ struct shared {
     struct signed_req *reqs;
     pthread_barrier_t barrier;
     long (*status)[N_THREADS];      /* [request][thread] */
-    char (*error)[N_THREADS][24];
+    char (*error)[N_THREADS][64];
 };
 
 struct worker {
