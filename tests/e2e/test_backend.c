@@ -39,42 +39,6 @@ static void sha256_hex(const char *data, size_t len, char out[65])
         snprintf(out + 2 * i, 3, "%02x", sum[i]);
 }
 
-/* Send @req raw on a fresh connection; read until close or @ms; return what came back. */
-static char *raw(const struct tu_proc *p, const char *req, size_t len, int close_write, int ms)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)p->port);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    if (close_write)
-        shutdown(fd, SHUT_WR);
-    char *out = calloc(1, 65536);
-    size_t n = 0;
-    for (;;) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        if (poll(&pfd, 1, ms) <= 0)
-            break;
-        ssize_t r = recv(fd, out + n, 65535 - n, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n >= 65535)
-            break;
-    }
-    close(fd);
-    return out;
-}
 
 static void assert_healthy(const struct env *e)
 {
@@ -276,12 +240,12 @@ Test(backend, malformed_requests_keep_it_up)
                      "Content-Length: 100\r\n\r\n0123456789",
                      e.b.host, e.b.port, "Content-Digest", sig.content_digest, "Signature-Input",
                      sig.signature_input, "Signature", sig.signature);
-    free(raw(&e.b, req, (size_t)n, 1, 2000));
+    free(tu_raw(&e.b, req, (size_t)n, 1, 2000));
     assert_healthy(&e);
 
     /* garbage */
     static const char garbage[] = "\x01\x02 GARBAGE \xff\xfe\r\n\r\n";
-    char *out = raw(&e.b, garbage, sizeof(garbage) - 1, 1, 2000);
+    char *out = tu_raw(&e.b, garbage, sizeof(garbage) - 1, 1, 2000);
     cr_assert(out[0] == '\0' || strncmp(out, "HTTP/1.1 400", 12) == 0, "%s", out);
     free(out);
     assert_healthy(&e);
@@ -289,14 +253,14 @@ Test(backend, malformed_requests_keep_it_up)
     /* Content-Length and Transfer-Encoding together */
     static const char both[] = "POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
                                "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-    out = raw(&e.b, both, sizeof(both) - 1, 1, 2000);
+    out = tu_raw(&e.b, both, sizeof(both) - 1, 1, 2000);
     cr_assert(out[0] == '\0' || strncmp(out, "HTTP/1.1 4", 10) == 0, "%s", out);
     free(out);
     assert_healthy(&e);
 
     /* oversized body by Content-Length: 413 before reading it */
     static const char big[] = "POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\nabc";
-    out = raw(&e.b, big, sizeof(big) - 1, 0, 2000);
+    out = tu_raw(&e.b, big, sizeof(big) - 1, 0, 2000);
     cr_assert(strncmp(out, "HTTP/1.1 413", 12) == 0, "%s", out);
     cr_assert_not_null(strstr(out, "\"body_too_large\""));
     free(out);
@@ -322,7 +286,7 @@ Test(backend, malformed_requests_keep_it_up)
     }
     memcpy(creq + off, "0\r\n\r\n", 5);
     off += 5;
-    out = raw(&e.b, creq, off, 0, 3000);
+    out = tu_raw(&e.b, creq, off, 0, 3000);
     cr_assert(strncmp(out, "HTTP/1.1 413", 12) == 0, "%s", out);
     free(out);
     free(creq);
@@ -331,7 +295,7 @@ Test(backend, malformed_requests_keep_it_up)
     n = snprintf(req, sizeof(req),
                  "GET /t HTTP/1.1\r\nHost: x\r\nSignature-Input: sig1=(\"@method\r\n"
                  "Signature: sig1=:AAAA:\r\nConnection: close\r\n\r\n");
-    out = raw(&e.b, req, (size_t)n, 0, 2000);
+    out = tu_raw(&e.b, req, (size_t)n, 0, 2000);
     cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%s", out);
     cr_assert_not_null(strstr(out, "\"sig_input_malformed\""), "%s", out);
     free(out);
@@ -341,7 +305,7 @@ Test(backend, malformed_requests_keep_it_up)
     n = snprintf(hreq, 200000, "GET /t HTTP/1.1\r\nHost: x\r\nX-Big: ");
     memset(hreq + n, 'b', 150000);
     memcpy(hreq + n + 150000, "\r\n\r\n", 5);
-    out = raw(&e.b, hreq, (size_t)n + 150004, 0, 2000);
+    out = tu_raw(&e.b, hreq, (size_t)n + 150004, 0, 2000);
     cr_assert(out[0] == '\0' || strncmp(out, "HTTP/1.1 4", 10) == 0, "%s", out);
     free(out);
     free(hreq);

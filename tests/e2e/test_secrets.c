@@ -41,40 +41,6 @@ struct env {
     struct tu_proc d, b;
 };
 
-static char *raw(const struct tu_proc *p, const char *req, size_t len, int ms)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)p->port);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    char *out = calloc(1, 65536);
-    cr_assert_not_null(out);
-    size_t n = 0;
-    for (;;) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        if (poll(&pfd, 1, ms) <= 0)
-            break;
-        ssize_t r = recv(fd, out + n, 65535 - n, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n >= 65535)
-            break;
-    }
-    close(fd);
-    return out;
-}
 
 static int status_of(const char *out)
 {
@@ -106,7 +72,7 @@ static char *call(const struct tu_proc *p, const struct reqsign_signer *s, const
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      method, path, p->port, sg.content_digest, sg.signature_input, sg.signature,
                      len, body != NULL ? body : "");
-    char *out = raw(p, req, (size_t)n, 5000);
+    char *out = tu_raw(p, req, (size_t)n, 0, 5000);
     free(req);
     return out;
 }

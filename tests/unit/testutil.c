@@ -130,6 +130,9 @@ char *tu_tmpdir(void)
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,4 +238,43 @@ const char *tu_prog(const char *env)
 {
     const char *p = getenv(env);
     return p != NULL ? p : "";
+}
+
+/* see testutil.h */
+char *tu_raw(const struct tu_proc *p, const char *req, size_t len, int close_write, int ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        abort();
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)p->port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+        abort();
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (close_write)
+        shutdown(fd, SHUT_WR);
+    char *out = calloc(1, 65536);
+    size_t n = 0;
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, ms) <= 0)
+            break;
+        ssize_t r = recv(fd, out + n, 65535 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n >= 65535)
+            break;
+    }
+    close(fd);
+    return out;
 }

@@ -41,5 +41,9 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
 int tu_proc_stop(struct tu_proc *p, int sig, int timeout_ms);
 /* Path of a built program from the environment variable @env (set by meson). */
 const char *tu_prog(const char *env);
+/* Send @req raw on a fresh TCP connection to 127.0.0.1:@p->port (shutting the
+ * write side if @close_write); read until close or @ms ms; return what came
+ * back (malloc'd, NUL-terminated). Aborts if it cannot connect. */
+char *tu_raw(const struct tu_proc *p, const char *req, size_t len, int close_write, int ms);
 
 #endif
