@@ -131,16 +131,6 @@ static enum reqsign_status check_value(struct reqsign_span v, int allow_tab,
 
 /* ---- @query-param (RFC 9421 2.2.8) ---- */
 
-static int hexv(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-encode one byte with the application/x-www-form-urlencoded set
  * (space as %20, RFC 9421 2.2.8). */
@@ -175,10 +165,10 @@ static void form_reencode(struct reqsign_span in, struct reqsign__buf *b)
         unsigned char c = (unsigned char)in.ptr[i];
         if (c == '+') {
             c = ' ';
-        } else if (c == '%' && i + 2 < in.len && hexv((unsigned char)in.ptr[i + 1]) >= 0 &&
-                   hexv((unsigned char)in.ptr[i + 2]) >= 0) {
-            c = (unsigned char)(hexv((unsigned char)in.ptr[i + 1]) * 16 +
-                                hexv((unsigned char)in.ptr[i + 2]));
+        } else if (c == '%' && i + 2 < in.len && reqsign__hexval((unsigned char)in.ptr[i + 1]) >= 0 &&
+                   reqsign__hexval((unsigned char)in.ptr[i + 2]) >= 0) {
+            c = (unsigned char)(reqsign__hexval((unsigned char)in.ptr[i + 1]) * 16 +
+                                reqsign__hexval((unsigned char)in.ptr[i + 2]));
             i += 2;
         }
     again:

@@ -15,6 +15,7 @@
  * OpenSSL error queue.
  */
 #include "crypto.h"
+#include "crypto_openssl_util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,23 +47,6 @@ const char *reqsign_crypto_backend(void)
 
 /* ---- Ed25519 ---- */
 
-static int pkey_public(EVP_PKEY *pk, uint8_t out[REQSIGN__ED25519_PK_LEN])
-{
-    size_t n = REQSIGN__ED25519_PK_LEN;
-    if (EVP_PKEY_get_raw_public_key(pk, out, &n) != 1 || n != REQSIGN__ED25519_PK_LEN)
-        return -1;
-    return 0;
-}
-
-static int pkey_seed(EVP_PKEY *pk, uint8_t out[REQSIGN__ED25519_SEED_LEN])
-{
-    size_t n = REQSIGN__ED25519_SEED_LEN;
-    if (EVP_PKEY_get_raw_private_key(pk, out, &n) != 1 || n != REQSIGN__ED25519_SEED_LEN) {
-        OPENSSL_cleanse(out, REQSIGN__ED25519_SEED_LEN);
-        return -1;
-    }
-    return 0;
-}
 
 /* see crypto.h */
 struct reqsign__ed25519_priv *

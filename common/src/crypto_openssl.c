@@ -12,6 +12,7 @@
  * parse or a bad signature leaves nothing behind for the application.
  */
 #include "crypto.h"
+#include "crypto_openssl_util.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -64,23 +65,6 @@ int reqsign__random(uint8_t *out, size_t len)
 
 /* ---- helpers for the key containers ---- */
 
-static int pkey_public(EVP_PKEY *pk, uint8_t out[REQSIGN__ED25519_PK_LEN])
-{
-    size_t n = REQSIGN__ED25519_PK_LEN;
-    if (EVP_PKEY_get_raw_public_key(pk, out, &n) != 1 || n != REQSIGN__ED25519_PK_LEN)
-        return -1;
-    return 0;
-}
-
-static int pkey_seed(EVP_PKEY *pk, uint8_t out[REQSIGN__ED25519_SEED_LEN])
-{
-    size_t n = REQSIGN__ED25519_SEED_LEN;
-    if (EVP_PKEY_get_raw_private_key(pk, out, &n) != 1 || n != REQSIGN__ED25519_SEED_LEN) {
-        OPENSSL_cleanse(out, REQSIGN__ED25519_SEED_LEN);
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- key containers ---- */
 

@@ -12,6 +12,18 @@ static inline unsigned char reqsign__lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
+/* The value of hex digit @c (either case), or -1. */
+static inline int reqsign__hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* @a equals the NUL-terminated @s, ASCII case-insensitively. */
 static inline int reqsign__span_ieq(struct reqsign_span a, const char *s)
 {

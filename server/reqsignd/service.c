@@ -23,6 +23,8 @@
 #include <reqsign/nonce.h>
 #include <reqsign/verifier.h>
 
+#include "util.h"
+
 #define ADMIN_SCOPE REQSIGND_ADMIN_SCOPE
 #define MAX_SCOPES REQSIGND_MAX_SCOPES
 #define LIST_DEFAULT 100
@@ -319,16 +321,6 @@ static int has_scope(const char *scopes, const char *want)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decode @s (@n bytes) into @out (NUL-terminated). 0 or -1. */
 static int pct_decode(const char *s, size_t n, char *out, size_t cap)
@@ -339,7 +331,8 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = reqsign__hexval((unsigned char)s[i + 1]);
+            int lo = reqsign__hexval((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi * 16 + lo);
