@@ -28,6 +28,12 @@ void reqsign_cli_print_server_error(const char *cmd, long status, const char *bo
  * is printed, followed by @usage). */
 const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, char **argv,
                                   int *i, const char *lng, char shrt, int *matched);
+/* "reqsign @cmd: <message>" then @usage, on stderr (a usage error: exit 2). */
+void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 /* 1 if @a is the flag --@lng or -@shrt. */
 int reqsign_cli_is_flag(const char *a, const char *lng, char shrt);
 /* write(2) all of @buf, retrying on EINTR; 0 or -1. */

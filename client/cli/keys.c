@@ -72,21 +72,6 @@ static const char USAGE_KEYS[] =
     "Exit status: 0 success, 1 failure (the server's error is printed to stderr),\n"
     "2 usage error.\n";
 
-static void usage_error(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-static void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("reqsign keys: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fputs(USAGE_KEYS, stderr);
-}
 
 struct keys_opts {
     const char *sub;
@@ -147,7 +132,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         int m = 0;
         if (only_pos || a[0] != '-' || a[1] == '\0') {
             if (o->arg != NULL || (strcmp(o->sub, "get") != 0 && strcmp(o->sub, "revoke") != 0)) {
-                usage_error("%s: unexpected argument '%s'", o->sub, a);
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unexpected argument '%s'", o->sub, a);
                 return EXIT_USAGE;
             }
             o->arg = a;
@@ -171,7 +156,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         }
         if (reqsign_cli_is_flag(a, "all", 0) || reqsign_cli_is_flag(a, "json", 0)) {
             if (!allowed(o->sub, a[2] == 'a' ? " all " : " json ")) {
-                usage_error("%s: unknown option '%s'", o->sub, a);
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unknown option '%s'", o->sub, a);
                 return EXIT_USAGE;
             }
             if (a[2] == 'a')
@@ -187,7 +172,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
                 break;
         }
         if (!m || (vals[k].tag != NULL && !allowed(o->sub, vals[k].tag))) {
-            usage_error("%s: unknown option '%s'", o->sub, a);
+            reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unknown option '%s'", o->sub, a);
             return EXIT_USAGE;
         }
         if (v == NULL)
@@ -204,7 +189,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             break;
         case 3:
             if (o->n_scopes >= KEYS_MAX_SCOPES) {
-                usage_error("at most %d --scope options", KEYS_MAX_SCOPES);
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "at most %d --scope options", KEYS_MAX_SCOPES);
                 return EXIT_USAGE;
             }
             o->scopes[o->n_scopes++] = v;
@@ -217,14 +202,14 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             break;
         case 6:
             if (*v == '\0') {
-                usage_error("-o needs a file name");
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "-o needs a file name");
                 return EXIT_USAGE;
             }
             o->out = v;
             break;
         case 7:
             if (parse_long(v, 1, 1000, &o->limit) != 0) {
-                usage_error("--limit: '%s' is not a number in 1..1000", v);
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "--limit: '%s' is not a number in 1..1000", v);
                 return EXIT_USAGE;
             }
             break;
@@ -294,7 +279,7 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
     char pem[1024];
 
     if (o->out == NULL && o->public_key == NULL) {
-        usage_error("create: -o FILE is required (the credential is returned only once)");
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "create: -o FILE is required (the credential is returned only once)");
         return EXIT_USAGE;
     }
     req = json_object();
@@ -496,7 +481,7 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
     CURL *esc;
 
     if (o->arg == NULL) {
-        usage_error("%s: missing KEYID", o->sub);
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: missing KEYID", o->sub);
         return EXIT_USAGE;
     }
     esc = curl_easy_init();
@@ -545,7 +530,7 @@ int reqsign_cli_keys(int argc, char **argv)
 
     memset(&o, 0, sizeof(o));
     if (argc < 1) {
-        usage_error("missing subcommand");
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "missing subcommand");
         return EXIT_USAGE;
     }
     o.sub = argv[0];
@@ -555,7 +540,7 @@ int reqsign_cli_keys(int argc, char **argv)
     }
     if (strcmp(o.sub, "create") != 0 && strcmp(o.sub, "list") != 0 && strcmp(o.sub, "get") != 0 &&
         strcmp(o.sub, "revoke") != 0) {
-        usage_error("unknown subcommand '%s'", o.sub);
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "unknown subcommand '%s'", o.sub);
         return EXIT_USAGE;
     }
     rc = parse_opts(argc, argv, &o);
@@ -564,11 +549,11 @@ int reqsign_cli_keys(int argc, char **argv)
     if (rc != EXIT_OKAY)
         return rc;
     if ((strcmp(o.sub, "get") == 0 || strcmp(o.sub, "revoke") == 0) && o.arg == NULL) {
-        usage_error("%s: missing KEYID", o.sub);
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: missing KEYID", o.sub);
         return EXIT_USAGE;
     }
     if (strcmp(o.sub, "create") == 0 && o.out == NULL && o.public_key == NULL) {
-        usage_error("create: -o FILE is required (the credential is returned only once)");
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "create: -o FILE is required (the credential is returned only once)");
         return EXIT_USAGE;
     }
     rc = reqsign_cli_load_signer("keys", o.key, NULL, o.insecure, &cred, &signer);
@@ -576,7 +561,7 @@ int reqsign_cli_keys(int argc, char **argv)
         return rc;
     const char *service = o.service != NULL ? o.service : reqsign_credential_service(cred);
     if (service[0] == '\0') {
-        usage_error("no --service given and the credential has no \"service\"");
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "no --service given and the credential has no \"service\"");
         rc = EXIT_USAGE;
     } else if (strcmp(o.sub, "create") == 0) {
         rc = cmd_create(&o, signer, service);

@@ -142,17 +142,6 @@ static const char USAGE_VERIFY[] =
 #endif
 
 /* One line "reqsign <cmd>: <message>", then the usage, to stderr. */
-static void usage_error(const char *cmd, const char *usage, const char *fmt, ...) CLI_PRINTF(3, 4);
-static void usage_error(const char *cmd, const char *usage, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "reqsign%s%s: ", cmd != NULL ? " " : "", cmd != NULL ? cmd : "");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fputs(usage, stderr);
-}
 
 /* ------------------------------------------------------------ utilities */
 
@@ -357,12 +346,12 @@ static int next_opt(struct optp *p, const struct optdef *defs, int *id, const ch
             }
         }
         if (d == NULL) {
-            usage_error(p->cmd, p->usage, "unknown option '%s'", a);
+            reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", a);
             return P_ERR;
         }
         if (eq != NULL) {
             if (d->arg == OPT_FLAG) {
-                usage_error(p->cmd, p->usage, "option '%s' takes no argument", a);
+                reqsign_cli_usage_error(p->cmd, p->usage, "option '%s' takes no argument", a);
                 return P_ERR;
             }
             attached = eq + 1;
@@ -375,12 +364,12 @@ static int next_opt(struct optp *p, const struct optdef *defs, int *id, const ch
             }
         }
         if (d == NULL) {
-            usage_error(p->cmd, p->usage, "unknown option '%s'", a);
+            reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", a);
             return P_ERR;
         }
         if (a[2] != '\0') {
             if (d->arg == OPT_FLAG) {
-                usage_error(p->cmd, p->usage, "unknown option '%s'", a);
+                reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", a);
                 return P_ERR;
             }
             attached = a + 2;
@@ -393,7 +382,7 @@ static int next_opt(struct optp *p, const struct optdef *defs, int *id, const ch
         } else if (p->i < p->argc) {
             *val = p->argv[p->i++];
         } else {
-            usage_error(p->cmd, p->usage, "option '%s' needs an argument", a);
+            reqsign_cli_usage_error(p->cmd, p->usage, "option '%s' needs an argument", a);
             return P_ERR;
         }
     }
@@ -512,7 +501,7 @@ static int cmd_keygen(int argc, char **argv)
         if (r == P_ERR)
             return EXIT_USAGE;
         if (r == P_POS) {
-            usage_error("keygen", USAGE_KEYGEN, "unexpected argument '%s'", val);
+            reqsign_cli_usage_error("keygen", USAGE_KEYGEN, "unexpected argument '%s'", val);
             return EXIT_USAGE;
         }
         switch (id) {
@@ -521,11 +510,11 @@ static int cmd_keygen(int argc, char **argv)
             return EXIT_OKAY;
         case K_OUT:
             if (out_file != NULL) {
-                usage_error("keygen", USAGE_KEYGEN, "-o given twice");
+                reqsign_cli_usage_error("keygen", USAGE_KEYGEN, "-o given twice");
                 return EXIT_USAGE;
             }
             if (*val == '\0') {
-                usage_error("keygen", USAGE_KEYGEN, "-o needs a file name");
+                reqsign_cli_usage_error("keygen", USAGE_KEYGEN, "-o needs a file name");
                 return EXIT_USAGE;
             }
             out_file = val;
@@ -683,7 +672,7 @@ static int cmd_sign(int argc, char **argv)
             return EXIT_USAGE;
         if (r == P_POS) {
             if (url != NULL) {
-                usage_error("sign", USAGE_SIGN, "unexpected argument '%s' (one URL only)", val);
+                reqsign_cli_usage_error("sign", USAGE_SIGN, "unexpected argument '%s' (one URL only)", val);
                 return EXIT_USAGE;
             }
             url = val;
@@ -701,7 +690,7 @@ static int cmd_sign(int argc, char **argv)
             break;
         case S_METHOD:
             if (!is_token(val, strlen(val))) {
-                usage_error("sign", USAGE_SIGN, "bad method '%s'", val);
+                reqsign_cli_usage_error("sign", USAGE_SIGN, "bad method '%s'", val);
                 return EXIT_USAGE;
             }
             method = val;
@@ -709,21 +698,21 @@ static int cmd_sign(int argc, char **argv)
         case S_HEADER: {
             struct reqsign_span n, v;
             if (parse_header_arg(val, &n, &v) != 0) {
-                usage_error("sign", USAGE_SIGN, "bad header '%s' (expected 'Name: value')", val);
+                reqsign_cli_usage_error("sign", USAGE_SIGN, "bad header '%s' (expected 'Name: value')", val);
                 return EXIT_USAGE;
             }
             break; /* accepted; the reqsign profile does not cover other fields */
         }
         case S_DATA:
             if (data != NULL) {
-                usage_error("sign", USAGE_SIGN, "--data given twice");
+                reqsign_cli_usage_error("sign", USAGE_SIGN, "--data given twice");
                 return EXIT_USAGE;
             }
             data = val;
             break;
         case S_CREATED:
             if (parse_i64(val, 1, INT64_MAX / 2, &created) != 0) {
-                usage_error("sign", USAGE_SIGN, "--created: bad number '%s'", val);
+                reqsign_cli_usage_error("sign", USAGE_SIGN, "--created: bad number '%s'", val);
                 return EXIT_USAGE;
             }
             break;
@@ -741,7 +730,7 @@ static int cmd_sign(int argc, char **argv)
             break;
         case S_EXPIRES_IN:
             if (parse_i64(val, 1, INT64_MAX / 4, &expires_in) != 0) {
-                usage_error("sign", USAGE_SIGN, "--expires-in: bad number '%s'", val);
+                reqsign_cli_usage_error("sign", USAGE_SIGN, "--expires-in: bad number '%s'", val);
                 return EXIT_USAGE;
             }
             break;
@@ -759,11 +748,11 @@ static int cmd_sign(int argc, char **argv)
         }
     }
     if (key_file == NULL) {
-        usage_error("sign", USAGE_SIGN, "--key is required");
+        reqsign_cli_usage_error("sign", USAGE_SIGN, "--key is required");
         return EXIT_USAGE;
     }
     if (url == NULL) {
-        usage_error("sign", USAGE_SIGN, "missing URL");
+        reqsign_cli_usage_error("sign", USAGE_SIGN, "missing URL");
         return EXIT_USAGE;
     }
     if (method == NULL)
@@ -997,7 +986,7 @@ static int cmd_verify(int argc, char **argv)
             return EXIT_USAGE;
         if (r == P_POS) {
             if (url != NULL) {
-                usage_error("verify", USAGE_VERIFY, "unexpected argument '%s' (one URL only)", val);
+                reqsign_cli_usage_error("verify", USAGE_VERIFY, "unexpected argument '%s' (one URL only)", val);
                 return EXIT_USAGE;
             }
             url = val;
@@ -1015,7 +1004,7 @@ static int cmd_verify(int argc, char **argv)
             break;
         case V_METHOD:
             if (!is_token(val, strlen(val))) {
-                usage_error("verify", USAGE_VERIFY, "bad method '%s'", val);
+                reqsign_cli_usage_error("verify", USAGE_VERIFY, "bad method '%s'", val);
                 return EXIT_USAGE;
             }
             method = val;
@@ -1023,46 +1012,46 @@ static int cmd_verify(int argc, char **argv)
         case V_HEADER: {
             struct reqsign_span n, v;
             if (parse_header_arg(val, &n, &v) != 0) {
-                usage_error("verify", USAGE_VERIFY, "bad header '%s' (expected 'Name: value')",
+                reqsign_cli_usage_error("verify", USAGE_VERIFY, "bad header '%s' (expected 'Name: value')",
                             val);
                 return EXIT_USAGE;
             }
             if (header_add(&cli_headers, n, v) != 0) {
-                usage_error("verify", USAGE_VERIFY, "too many -H options");
+                reqsign_cli_usage_error("verify", USAGE_VERIFY, "too many -H options");
                 return EXIT_USAGE;
             }
             break;
         }
         case V_HEADERS:
             if (headers_file != NULL) {
-                usage_error("verify", USAGE_VERIFY, "--headers given twice");
+                reqsign_cli_usage_error("verify", USAGE_VERIFY, "--headers given twice");
                 return EXIT_USAGE;
             }
             headers_file = val;
             break;
         case V_DATA:
             if (data != NULL) {
-                usage_error("verify", USAGE_VERIFY, "--data given twice");
+                reqsign_cli_usage_error("verify", USAGE_VERIFY, "--data given twice");
                 return EXIT_USAGE;
             }
             data = val;
             break;
         case V_NOW:
             if (parse_i64(val, 0, INT64_MAX / 4, &now) != 0) {
-                usage_error("verify", USAGE_VERIFY, "--now: bad number '%s'", val);
+                reqsign_cli_usage_error("verify", USAGE_VERIFY, "--now: bad number '%s'", val);
                 return EXIT_USAGE;
             }
             have_now = 1;
             break;
         case V_MAX_AGE:
             if (parse_i64(val, 1, INT64_MAX / 8, &max_age) != 0) {
-                usage_error("verify", USAGE_VERIFY, "--max-age: bad number '%s'", val);
+                reqsign_cli_usage_error("verify", USAGE_VERIFY, "--max-age: bad number '%s'", val);
                 return EXIT_USAGE;
             }
             break;
         case V_SKEW:
             if (parse_i64(val, 0, INT64_MAX / 8, &skew) != 0) {
-                usage_error("verify", USAGE_VERIFY, "--skew: bad number '%s'", val);
+                reqsign_cli_usage_error("verify", USAGE_VERIFY, "--skew: bad number '%s'", val);
                 return EXIT_USAGE;
             }
             have_skew = 1;
@@ -1073,7 +1062,7 @@ static int cmd_verify(int argc, char **argv)
             } else if (strcmp(val, "rfc9421") == 0) {
                 profile = REQSIGN_PROFILE_RFC9421;
             } else {
-                usage_error("verify", USAGE_VERIFY,
+                reqsign_cli_usage_error("verify", USAGE_VERIFY,
                             "--profile: '%s' is not one of reqsign, rfc9421", val);
                 return EXIT_USAGE;
             }
@@ -1098,16 +1087,16 @@ static int cmd_verify(int argc, char **argv)
         }
     }
     if (pub_file == NULL) {
-        usage_error("verify", USAGE_VERIFY, "--pub is required");
+        reqsign_cli_usage_error("verify", USAGE_VERIFY, "--pub is required");
         return EXIT_USAGE;
     }
     if (url == NULL) {
-        usage_error("verify", USAGE_VERIFY, "missing URL");
+        reqsign_cli_usage_error("verify", USAGE_VERIFY, "missing URL");
         return EXIT_USAGE;
     }
     if (headers_file != NULL && strcmp(headers_file, "-") == 0 && data != NULL &&
         strcmp(data, "@-") == 0) {
-        usage_error("verify", USAGE_VERIFY, "--headers - and --data @- both read stdin");
+        reqsign_cli_usage_error("verify", USAGE_VERIFY, "--headers - and --data @- both read stdin");
         return EXIT_USAGE;
     }
     if (method == NULL)
@@ -1366,7 +1355,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "help") == 0) {
         const char *topic = argc > 2 ? argv[2] : NULL;
         if (argc > 3) {
-            usage_error(NULL, USAGE_MAIN, "help: unexpected argument '%s'", argv[3]);
+            reqsign_cli_usage_error(NULL, USAGE_MAIN, "help: unexpected argument '%s'", argv[3]);
             return EXIT_USAGE;
         }
         if (topic == NULL)
@@ -1381,7 +1370,7 @@ int main(int argc, char **argv)
             return finish(cmd_curl(topic[0] == 's' ? reqsign_cli_send : reqsign_cli_keys, 1,
                                    (char *[]){"--help", NULL}));
         else {
-            usage_error(NULL, USAGE_MAIN, "help: unknown command '%s'", topic);
+            reqsign_cli_usage_error(NULL, USAGE_MAIN, "help: unknown command '%s'", topic);
             return EXIT_USAGE;
         }
         return finish(EXIT_OKAY);
@@ -1397,8 +1386,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "keys") == 0)
         return finish(cmd_curl(reqsign_cli_keys, argc - 2, argv + 2));
     if (cmd[0] == '-')
-        usage_error(NULL, USAGE_MAIN, "unknown option '%s'", cmd);
+        reqsign_cli_usage_error(NULL, USAGE_MAIN, "unknown option '%s'", cmd);
     else
-        usage_error(NULL, USAGE_MAIN, "unknown command '%s'", cmd);
+        reqsign_cli_usage_error(NULL, USAGE_MAIN, "unknown command '%s'", cmd);
     return EXIT_USAGE;
 }

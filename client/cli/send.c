@@ -69,21 +69,6 @@ void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct req
     fputc('\n', stderr);
 }
 
-static void usage_error(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-static void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("reqsign send: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fputs(reqsign_cli_send_usage, stderr);
-}
 
 /* Load the credential named by @key (NULL: $REQSIGN_CREDENTIAL) and make a
  * signer. Returns EXIT_OKAY, EXIT_FAIL (message printed) or EXIT_USAGE. */
@@ -408,7 +393,7 @@ int reqsign_cli_send(int argc, char **argv)
         int m;
         if (only_pos || a[0] != '-' || a[1] == '\0') {
             if (url != NULL) {
-                usage_error("unexpected argument '%s' (one URL only)", a);
+                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "unexpected argument '%s' (one URL only)", a);
                 return EXIT_USAGE;
             }
             url = a;
@@ -434,15 +419,15 @@ int reqsign_cli_send(int argc, char **argv)
                 return EXIT_USAGE;
             int c = check_header(v);
             if (c == -2) {
-                usage_error("-H '%s': reqsign adds the signature fields itself", v);
+                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "-H '%s': reqsign adds the signature fields itself", v);
                 return EXIT_USAGE;
             }
             if (c != 0) {
-                usage_error("-H '%s': expected 'Name: value'", v);
+                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "-H '%s': expected 'Name: value'", v);
                 return EXIT_USAGE;
             }
             if (n_hdrs >= SEND_MAX_HEADERS) {
-                usage_error("more than %d -H options", SEND_MAX_HEADERS);
+                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "more than %d -H options", SEND_MAX_HEADERS);
                 return EXIT_USAGE;
             }
             hdrs[n_hdrs++] = v;
@@ -450,7 +435,7 @@ int reqsign_cli_send(int argc, char **argv)
             if (v == NULL)
                 return EXIT_USAGE;
             if (data != NULL) {
-                usage_error("--data given twice");
+                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "--data given twice");
                 return EXIT_USAGE;
             }
             data = v;
@@ -463,18 +448,18 @@ int reqsign_cli_send(int argc, char **argv)
                 return EXIT_USAGE;
             keyid = v;
         } else {
-            usage_error("unknown option '%s'", a);
+            reqsign_cli_usage_error("send", reqsign_cli_send_usage, "unknown option '%s'", a);
             return EXIT_USAGE;
         }
     }
     if (url == NULL) {
-        usage_error("missing URL");
+        reqsign_cli_usage_error("send", reqsign_cli_send_usage, "missing URL");
         return EXIT_USAGE;
     }
     if (method == NULL)
         method = data != NULL ? "POST" : "GET";
     if (data != NULL && strcmp(data, "@") == 0) {
-        usage_error("--data @FILE needs a file name");
+        reqsign_cli_usage_error("send", reqsign_cli_send_usage, "--data @FILE needs a file name");
         return EXIT_USAGE;
     }
 
