@@ -2,7 +2,9 @@
  * signer's URL path (reqsign_signer_sign() with a fixed key and the input as
  * URL, as given and behind "https://"): it must return OK, E_URL, E_LIMIT or
  * E_INVALID_ARG and never crash; on OK the Signature-Input it wrote must
- * parse as a dictionary. */
+ * parse as a dictionary. Differential: whenever the signer's fast URL parser
+ * (client/src/url.c) takes a URL, libcurl's parser must give the same scheme,
+ * authority, path and query, with and without path_as_is. */
 #include "fuzz_common.h"
 
 #include <string.h>
@@ -10,6 +12,8 @@
 #include <reqsign/request.h>
 #include <reqsign/sf.h>
 #include <reqsign/signer.h>
+
+#include "url.h"
 
 static struct reqsign_signer *signer;
 
@@ -32,8 +36,29 @@ static struct reqsign_span span(const char *p, size_t n)
     return s;
 }
 
+static void fast_vs_curl(const char *url)
+{
+    static struct reqsign__url_parts f, c;
+    size_t n = strlen(url);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+            return; /* refused before either parser runs */
+    if (!reqsign__url_fast(url, n, &f))
+        return;
+    for (int as_is = 0; as_is < 2; as_is++) {
+        enum reqsign_status st = reqsign__url_curl(url, as_is, &c, NULL);
+        FUZZ_CHECK(st == REQSIGN_OK, "fast parser took [%s], libcurl refuses it", url);
+        FUZZ_CHECK(strcmp(f.scheme, c.scheme) == 0 && strcmp(f.authority, c.authority) == 0 &&
+                       strcmp(f.target, c.target) == 0 && f.path_len == c.path_len &&
+                       f.authority_len == c.authority_len && f.target_len == c.target_len,
+                   "[%s]: fast parser %s %s %s, libcurl %s %s %s (path_as_is %d)", url, f.scheme,
+                   f.authority, f.target, c.scheme, c.authority, c.target, as_is);
+    }
+}
+
 static void sign_url(const char *url)
 {
+    fast_vs_curl(url);
     struct reqsign_sign_input in;
     static struct reqsign_signed out;
     struct reqsign_error err;

@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "url.h"
 #include "util.h"
 
-static const char SRC_URL[] = "URL";
 static const char SRC_SIGNER[] = "signer";
 
 struct reqsign_signer {
@@ -197,108 +197,36 @@ unsigned reqsign_signer_digest_algs(const struct reqsign_signer *s)
     return s->digest_algs;
 }
 
-/* The pieces of a URL as libcurl will send them. */
-struct url_parts {
-    char scheme[8];
-    char authority[REQSIGN_AUTHORITY_MAX + 8];
-    char target[REQSIGN_TARGET_MAX + 1];
-    size_t target_len;
-};
-
-static enum reqsign_status parse_url(const char *url, int path_as_is, struct url_parts *u,
-                                     struct reqsign_error *err)
+/* Append @n bytes of @s as an sf-string (RFC 8941 4.1.6). The caller has
+ * checked that they are printable ASCII; '"' and '\\' are escaped. */
+static void put_sf_string(struct reqsign__buf *b, const char *s, size_t n)
 {
-    CURLU *h;
-    CURLUcode rc;
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
-    enum reqsign_status st = REQSIGN_OK;
-    size_t n = strlen(url);
-
+    size_t run = 0;
+    reqsign__buf_putc(b, '"');
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)url[i];
-        if (c <= 0x20 || c >= 0x7f)
-            return reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, i,
-                                     "byte 0x%02x at %zu: percent-encode spaces, controls and "
-                                     "non-ASCII bytes before signing",
-                                     c, i);
+        if (s[i] != '"' && s[i] != '\\')
+            continue;
+        reqsign__buf_put(b, s + run, i - run);
+        reqsign__buf_putc(b, '\\');
+        run = i; /* the quote or backslash itself goes with the next run */
     }
-    h = curl_url();
-    if (h == NULL)
-        return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_URL, REQSIGN_NO_OFFSET, NULL);
-    rc = curl_url_set(h, CURLUPART_URL, url, path_as_is ? CURLU_PATH_AS_IS : 0);
-    if (rc != CURLUE_OK) {
-        st = reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, REQSIGN_NO_OFFSET, "%s",
-                               curl_url_strerror(rc));
-        goto out;
-    }
-    if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        st = reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, 0,
-                               "only http and https URLs can be signed");
-        goto out;
-    }
-    if (curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        st = reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, REQSIGN_NO_OFFSET, "URL has no host");
-        goto out;
-    }
-    rc = curl_url_get(h, CURLUPART_PORT, &port, 0);
-    if (rc != CURLUE_OK && rc != CURLUE_NO_PORT) {
-        st = reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, REQSIGN_NO_OFFSET, "%s",
-                               curl_url_strerror(rc));
-        goto out;
-    }
-    if (curl_url_get(h, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-        st = reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, REQSIGN_NO_OFFSET, "URL has no path");
-        goto out;
-    }
-    rc = curl_url_get(h, CURLUPART_QUERY, &query, 0);
-    if (rc != CURLUE_OK && rc != CURLUE_NO_QUERY) {
-        st = reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, REQSIGN_NO_OFFSET, "%s",
-                               curl_url_strerror(rc));
-        goto out;
-    }
-
-    snprintf(u->scheme, sizeof(u->scheme), "%s", scheme);
-    int an = snprintf(u->authority, sizeof(u->authority), "%s%s%s", host, port ? ":" : "",
-                      port ? port : "");
-    if (an < 0 || (size_t)an >= sizeof(u->authority)) {
-        st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_URL, REQSIGN_NO_OFFSET,
-                               "host longer than %d bytes", REQSIGN_AUTHORITY_MAX);
-        goto out;
-    }
-    /* libcurl sends "/" for an empty path, and the query after '?' when present */
-    int tn = snprintf(u->target, sizeof(u->target), "%s%s%s%s", path[0] == '/' ? "" : "/", path,
-                      query ? "?" : "", query ? query : "");
-    if (tn < 0 || (size_t)tn >= sizeof(u->target)) {
-        st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_URL, REQSIGN_NO_OFFSET,
-                               "path and query longer than %d bytes", REQSIGN_TARGET_MAX);
-        goto out;
-    }
-    u->target_len = (size_t)tn;
-out:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_free(query);
-    curl_url_cleanup(h);
-    return st;
+    reqsign__buf_put(b, s + run, n - run);
+    reqsign__buf_putc(b, '"');
 }
 
-static void set_str(struct reqsign_sf_bare *b, const char *s)
+/* Append a non-negative sf-integer (at most 15 digits: the caller checks). */
+static void put_sf_uint(struct reqsign__buf *b, uint64_t v)
 {
-    memset(b, 0, sizeof(*b));
-    b->type = REQSIGN_SF_STRING;
-    b->str.ptr = s;
-    b->str.len = strlen(s);
+    char tmp[20];
+    size_t n = sizeof(tmp);
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    reqsign__buf_put(b, tmp + n, sizeof(tmp) - n);
 }
 
-static void set_int(struct reqsign_sf_bare *b, int64_t v)
-{
-    memset(b, 0, sizeof(*b));
-    b->type = REQSIGN_SF_INTEGER;
-    b->num = v;
-}
+#define SF_INT_MAX 999999999999999LL /* RFC 8941 3.3.1 */
 
 /* The reqsign profile's signature base (RFC 9421 2.5), written directly. Its
  * five covered components are fixed, so the generic builder's work (serialising
@@ -307,21 +235,26 @@ static void set_int(struct reqsign_sf_bare *b, int64_t v)
  * already serialised for the header. The verifier rebuilds the same bytes with
  * the generic builder (reqsign_base_build()); spec/vectors/positive.json pins
  * that both agree byte for byte. */
-static enum reqsign_status profile_base(const struct reqsign_request *req, const char *digest,
+static enum reqsign_status profile_base(const struct reqsign_request *req,
+                                        const struct reqsign__url_parts *u, const char *digest,
                                         struct reqsign_span params, char *out, size_t cap,
                                         size_t *out_len, struct reqsign_error *err)
 {
     char auth[REQSIGN_AUTHORITY_MAX + 8];
     size_t alen;
-    struct reqsign_span path, query;
     enum reqsign_status st;
 
     *out_len = 0;
     st = reqsign_authority_normalize(req->scheme, req->authority, auth, sizeof(auth), &alen, err);
-    if (st == REQSIGN_OK)
-        st = reqsign_target_split(req->target, &path, &query, NULL, err);
     if (st != REQSIGN_OK)
         return st;
+    /* @path and @query (RFC 9421 2.2.6, 2.2.7) from the parser's split */
+    struct reqsign_span path = {u->target, u->path_len};
+    struct reqsign_span query = {"?", 1};
+    if (u->path_len < u->target_len) {
+        query.ptr = u->target + u->path_len;
+        query.len = u->target_len - u->path_len;
+    }
     struct reqsign__buf b = {out, cap, 0, 0};
     reqsign__buf_puts(&b, "\"@method\": ");
     reqsign__buf_put(&b, req->method.ptr, req->method.len);
@@ -346,9 +279,7 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
                                         const struct reqsign_sign_input *in,
                                         struct reqsign_signed *out, struct reqsign_error *err)
 {
-    static const char *const covered[] = {"@method", "@authority", "@path", "@query",
-                                          "content-digest"};
-    struct url_parts u;
+    struct reqsign__url_parts u;
     enum reqsign_status st;
     size_t len;
 
@@ -360,7 +291,7 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
                                  "method must be an HTTP token of at most %d characters",
                                  REQSIGN_METHOD_MAX);
     out->base_len = 0;
-    st = parse_url(in->url, s->path_as_is, &u, err);
+    st = reqsign__url_parse(in->url, s->path_as_is, &u, err);
     if (st != REQSIGN_OK)
         return st;
 
@@ -406,62 +337,46 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                  "created must not be negative");
 
-    /* the Signature-Input member: inner list + parameters */
-    struct reqsign_sf_item items[5];
-    struct reqsign_sf_param params[6];
-    struct reqsign_sf_member member;
-    size_t np = 0;
-    for (size_t i = 0; i < 5; i++) {
-        set_str(&items[i].value, covered[i]);
-        items[i].params_off = 0;
-        items[i].params_len = 0;
-    }
-    params[np].key = reqsign__span_cstr("created");
-    set_int(&params[np++].value, out->created);
-    params[np].key = reqsign__span_cstr("nonce");
-    set_str(&params[np++].value, out->nonce);
-    params[np].key = reqsign__span_cstr("keyid");
-    set_str(&params[np++].value, s->keyid);
-    params[np].key = reqsign__span_cstr("alg");
-    set_str(&params[np++].value, "ed25519");
+    /* Signature-Input: label=("@method" ... "content-digest");created=..., written
+     * directly; it is what reqsign_sf_write_member_value() gives for the same
+     * member (tests/unit/test_signer.c checks both agree) */
+    if (out->created > SF_INT_MAX || s->expires_in > SF_INT_MAX - out->created)
+        return reqsign_error_set(err, REQSIGN_E_SF_SERIALIZE, "Signature-Input",
+                                 REQSIGN_NO_OFFSET, "created or expires beyond %lld",
+                                 (long long)SF_INT_MAX);
+    int64_t expires = out->created + s->expires_in;
+    size_t ln = strlen(s->label);
+    struct reqsign__buf sib = {out->signature_input, sizeof(out->signature_input) - 1, 0, 0};
+    reqsign__buf_put(&sib, s->label, ln);
+    reqsign__buf_puts(&sib, "=(\"@method\" \"@authority\" \"@path\" \"@query\" "
+                            "\"content-digest\");created=");
+    put_sf_uint(&sib, (uint64_t)out->created);
+    reqsign__buf_puts(&sib, ";nonce=");
+    put_sf_string(&sib, out->nonce, strlen(out->nonce));
+    reqsign__buf_puts(&sib, ";keyid=");
+    put_sf_string(&sib, s->keyid, strlen(s->keyid));
+    reqsign__buf_puts(&sib, ";alg=\"ed25519\"");
     if (s->expires_in > 0) {
-        params[np].key = reqsign__span_cstr("expires");
-        set_int(&params[np++].value, out->created + s->expires_in);
+        reqsign__buf_puts(&sib, ";expires=");
+        put_sf_uint(&sib, (uint64_t)expires);
     }
     if (s->has_tag) {
-        params[np].key = reqsign__span_cstr("tag");
-        set_str(&params[np++].value, s->tag);
+        reqsign__buf_puts(&sib, ";tag=");
+        put_sf_string(&sib, s->tag, strlen(s->tag));
     }
-    memset(&member, 0, sizeof(member));
-    member.key = reqsign__span_cstr(s->label);
-    member.is_inner_list = 1;
-    member.items_off = 0;
-    member.items_len = 5;
-    member.params_off = 0;
-    member.params_len = (uint32_t)np;
-    struct reqsign_sf_parsed si = {&member, 1, 1, items, 5, 5, params, np, np};
-
-    /* Signature-Input: label=value */
-    size_t pos = 0;
-    size_t ln = strlen(s->label);
-    if (ln + 1 >= sizeof(out->signature_input))
-        return REQSIGN_E_INTERNAL;
-    memcpy(out->signature_input, s->label, ln);
-    out->signature_input[ln] = '=';
-    pos = ln + 1;
-    st = reqsign_sf_write_member_value(&si, &member, out->signature_input,
-                                       sizeof(out->signature_input) - 1, &pos);
-    if (st != REQSIGN_OK)
-        return reqsign_error_set(err, st == REQSIGN_E_BUFFER_TOO_SMALL ? REQSIGN_E_LIMIT : st,
-                                 "Signature-Input", REQSIGN_NO_OFFSET,
+    if (sib.overflow)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
                                  "cannot serialise Signature-Input");
-    out->signature_input[pos] = '\0';
+    out->signature_input[sib.len] = '\0';
+    size_t pos = sib.len;
 
     /* the request as it will be sent */
     struct reqsign_request req;
     req.method = reqsign__span_cstr(in->method);
-    req.scheme = reqsign__span_cstr(u.scheme);
-    req.authority = reqsign__span_cstr(u.authority);
+    req.scheme.ptr = u.scheme;
+    req.scheme.len = u.scheme_len;
+    req.authority.ptr = u.authority;
+    req.authority.len = u.authority_len;
     req.target.ptr = u.target;
     req.target.len = u.target_len;
     req.headers = NULL;
@@ -471,12 +386,12 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
     char stackbuf[4096];
     char *base = stackbuf;
     size_t base_len = 0;
-    st = profile_base(&req, out->content_digest, si_value, base, sizeof(stackbuf), &base_len, err);
+    st = profile_base(&req, &u, out->content_digest, si_value, base, sizeof(stackbuf), &base_len, err);
     if (st == REQSIGN_E_BUFFER_TOO_SMALL) {
         base = malloc(REQSIGN_BASE_MAX);
         if (base == NULL)
             return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER, REQSIGN_NO_OFFSET, NULL);
-        st = profile_base(&req, out->content_digest, si_value, base, REQSIGN_BASE_MAX, &base_len,
+        st = profile_base(&req, &u, out->content_digest, si_value, base, REQSIGN_BASE_MAX, &base_len,
                           err);
         if (st == REQSIGN_E_BUFFER_TOO_SMALL)
             st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_SIGNER, REQSIGN_NO_OFFSET,

@@ -562,11 +562,22 @@ enum reqsign_status reqsign_base_build(const struct reqsign_request *req,
         if (st != REQSIGN_OK)
             return st;
 
-        /* identifier: serialised name and parameters */
+        /* identifier: serialised name and parameters. A name that passed the
+         * check above has no '"' or '\\', so its sf-string is the name in quotes. */
         size_t pos = b.len;
-        st = reqsign_sf_write_bare(&it->value, b.p, b.cap, &pos);
-        if (st == REQSIGN_OK)
-            st = reqsign_sf_write_params(ip, it->params_len, b.p, b.cap, &pos);
+        if (it->params_len == 0 && !it->value.escaped) {
+            reqsign__buf_putc(&b, '"');
+            reqsign__buf_put(&b, comp.ptr, comp.len);
+            reqsign__buf_putc(&b, '"');
+            if (b.overflow)
+                return REQSIGN_E_BUFFER_TOO_SMALL;
+            pos = b.len;
+            st = REQSIGN_OK;
+        } else {
+            st = reqsign_sf_write_bare(&it->value, b.p, b.cap, &pos);
+            if (st == REQSIGN_OK)
+                st = reqsign_sf_write_params(ip, it->params_len, b.p, b.cap, &pos);
+        }
         if (st == REQSIGN_E_BUFFER_TOO_SMALL)
             return st;
         if (st != REQSIGN_OK)

@@ -113,7 +113,10 @@ enum reqsign_status reqsign__b64_decode(const char *in, size_t len, unsigned fla
     size_t n = 0, p, need_pad, dlen, i, o;
     unsigned rem;
 
-    /* Data characters, then only `=`. */
+    /* Data characters (four at a time while all four are; INV has the top
+     * bits set, no data value does), then only `=`. */
+    while (len - n >= 4 && ((tab[s[n]] | tab[s[n + 1]] | tab[s[n + 2]] | tab[s[n + 3]]) & 0xc0) == 0)
+        n += 4;
     while (n < len && tab[s[n]] != INV)
         n++;
     for (p = n; p < len; p++) {
@@ -195,20 +198,18 @@ static enum reqsign_status decode_public(const char *in, size_t len, unsigned fl
 
     if (out_len == NULL || (out == NULL && cap > 0) || (in == NULL && len > 0))
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, B64_SOURCE, REQSIGN_NO_OFFSET, NULL);
-    /* Validate and measure first: nothing is written unless the whole input is valid. */
-    st = reqsign__b64_decode(in, len, flags, NULL, 0, &need, &bad, &why);
+    /* One call: the core validates and measures the whole input before it
+     * writes anything, so nothing is written unless all of it is valid. */
+    st = reqsign__b64_decode(in, len, flags, out, out != NULL ? cap : 0, &need, &bad, &why);
     if (st == REQSIGN_E_BASE64) {
         *out_len = 0;
         return reqsign_error_set(err, st, B64_SOURCE, bad, "%s at offset %zu", why, bad);
     }
     *out_len = need;
-    if (cap < need || (out == NULL && need > 0))
+    if (st == REQSIGN_E_BUFFER_TOO_SMALL || (out == NULL && need > 0))
         return reqsign_error_set(err, REQSIGN_E_BUFFER_TOO_SMALL, B64_SOURCE, REQSIGN_NO_OFFSET,
                                  "need %zu bytes, have %zu", need, cap);
-    if (need == 0)
-        return REQSIGN_OK;
-    st = reqsign__b64_decode(in, len, flags, out, cap, out_len, &bad, &why);
-    return st; /* cannot fail: validated above */
+    return st;
 }
 
 /* see reqsign/base64.h */

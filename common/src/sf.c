@@ -233,6 +233,25 @@ static enum reqsign_status parse_string(struct sf_parser *p, struct reqsign_sf_b
     size_t start = ++p->pos; /* after the opening DQUOTE */
 
     b->type = REQSIGN_SF_STRING;
+    /* The common case first: a run of plain characters up to the closing
+     * quote (no escapes) is found with memchr and checked in one pass. */
+    const char *q = memchr(p->s + start, '"', p->len - start);
+    if (q != NULL) {
+        size_t end = (size_t)(q - p->s);
+        unsigned bad = 0;
+        for (size_t i = start; i < end; i++) {
+            unsigned char c = (unsigned char)p->s[i];
+            bad |= ((unsigned char)(c - 0x20) > 0x5e) | (c == '\\');
+        }
+        if (!bad) {
+            b->str.ptr = p->s + start;
+            b->str.len = end - start;
+            p->pos = end + 1;
+            return REQSIGN_OK;
+        }
+    }
+    /* escapes, bad characters or no closing quote: character by character,
+     * for the exact error and offset */
     while (p->pos < p->len) {
         char c = p->s[p->pos];
         if (IS(c, C_STR)) {
@@ -606,17 +625,13 @@ enum reqsign_status reqsign_sf_binary_value(const struct reqsign_sf_bare *b, uin
         return REQSIGN_OK;
     }
     /* Lenient, as RFC 8941 4.2.7 asks: missing padding and non-zero pad bits
-     * are accepted, characters outside the base64 alphabet are not. */
+     * are accepted, characters outside the base64 alphabet are not.
+     * One call: the core validates the whole input before writing. */
     enum reqsign_status st =
-        reqsign__b64_decode(b->str.ptr, b->str.len, SF_B64_LENIENT, NULL, 0, out_len, &bad, NULL);
-    if (st != REQSIGN_OK)
-        return st;
-    if (cap < *out_len)
+        reqsign__b64_decode(b->str.ptr, b->str.len, SF_B64_LENIENT, out, cap, out_len, &bad, NULL);
+    if (st == REQSIGN_OK && out == NULL && *out_len > 0)
         return REQSIGN_E_BUFFER_TOO_SMALL;
-    if (*out_len == 0)
-        return REQSIGN_OK;
-    return reqsign__b64_decode(b->str.ptr, b->str.len, SF_B64_LENIENT, out, cap, out_len, &bad,
-                               NULL);
+    return st;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -687,11 +702,29 @@ static enum reqsign_status w_string(struct wbuf *w, const struct reqsign_sf_bare
     const char *s = b->str.ptr;
     size_t n = b->str.len, i, run;
 
+    /* The common case first: printable ASCII with no '"' or '\\' is written
+     * as it is, between quotes (one pass to check, one copy). */
+    unsigned bad = 0, special = 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bad |= (unsigned char)(c - 0x20) > 0x5e;
+        special |= (c == '"') | (c == '\\');
+    }
+    if (bad)
+        return REQSIGN_E_SF_SERIALIZE;
+    if (!special) {
+        if (n > w->cap - w->pos || w->cap - w->pos - n < 2)
+            return REQSIGN_E_BUFFER_TOO_SMALL;
+        w->out[w->pos] = '"';
+        if (n > 0)
+            memcpy(w->out + w->pos + 1, s, n);
+        w->out[w->pos + 1 + n] = '"';
+        w->pos += n + 2;
+        return REQSIGN_OK;
+    }
     /* Validate first so nothing depends on a partial write. */
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c > 0x7e)
-            return REQSIGN_E_SF_SERIALIZE;
         if (b->escaped) {
             if (c == '"')
                 return REQSIGN_E_SF_SERIALIZE;

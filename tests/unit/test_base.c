@@ -141,3 +141,55 @@ Test(base, buffer_too_small_every_size)
         free(buf);
     }
 }
+
+/* reqsign_target_split() checks eight bytes at a time: every byte value at
+ * every position of targets of 1..40 bytes is accepted or refused exactly as
+ * the byte rule says (0x21..0x7e, not '#'), with the offset of the first bad
+ * byte, and the query starts at the first '?'. */
+Test(base, target_split_every_byte_every_position)
+{
+    char t[41];
+    size_t checked = 0;
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t pos = 1; pos < len; pos++) {
+            for (int c = 0; c < 256; c++) {
+                memset(t, 'a', len);
+                t[0] = '/';
+                t[pos] = (char)c;
+                struct reqsign_span path, query, target = {t, len};
+                int has_query = -1;
+                struct reqsign_error err;
+                reqsign_error_clear(&err);
+                enum reqsign_status st =
+                    reqsign_target_split(target, &path, &query, &has_query, &err);
+                int bad = c <= 0x20 || c >= 0x7f || c == '#';
+                if (bad) {
+                    cr_assert_eq(st, REQSIGN_E_URL, "len %zu pos %zu byte 0x%02x", len, pos, c);
+                    cr_assert_eq(err.offset, pos, "len %zu pos %zu byte 0x%02x", len, pos, c);
+                    continue;
+                }
+                cr_assert_eq(st, REQSIGN_OK, "len %zu pos %zu byte 0x%02x", len, pos, c);
+                if (c == '?') {
+                    cr_assert_eq(has_query, 1);
+                    cr_assert_eq(path.len, pos);
+                    cr_assert_eq(query.ptr, t + pos);
+                    cr_assert_eq(query.len, len - pos);
+                } else {
+                    cr_assert_eq(has_query, 0);
+                    cr_assert_eq(path.len, len);
+                    cr_assert_eq(query.len, 1);
+                    cr_assert_eq(query.ptr[0], '?');
+                }
+                checked++;
+            }
+        }
+    }
+    cr_assert_eq(checked, 780 * 93); /* every (length, position) pair x the 93 good bytes */
+    /* two bad bytes: the first one is reported */
+    const char *two = "/abcdefgh ijklm#nop";
+    struct reqsign_span path, query, target = {two, strlen(two)};
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_target_split(target, &path, &query, NULL, &err), REQSIGN_E_URL);
+    cr_assert_eq(err.offset, 9);
+}

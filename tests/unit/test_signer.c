@@ -235,3 +235,201 @@ Test(signer, streamed_file_digest_equals_memory)
     free(buf);
     free(dir);
 }
+
+/* ---- the fast URL parser against libcurl's (client/src/url.c) ---- */
+
+#include <reqsign/sf.h>
+
+#include "url.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
+}
+
+#define PICK(a) (a)[rnd(sizeof(a) / sizeof((a)[0]))]
+
+static void gen_url(char *u, size_t cap)
+{
+    static const char *const schemes[] = {"http://", "https://", "https://", "http://",
+                                          "HTTP://", "Https://", "ftp://", "http:/", "http:", ""};
+    static const char *const users[] = {"", "", "", "", "", "", "u@", "u:p@", "@"};
+    static const char *const hosts[] = {
+        "example.com", "a.b.c", "api-v2.example.org", "x", "localhost", "EXAMPLE.com",
+        "Example.COM", "127.0.0.1", "127.1", "0x7f.1", "1.2.3", "10", "1a.example", "a1",
+        "[::1]", "[2001:db8::1]", "a..b", "a.", ".a", "-a", "a-", "a_b", "xn--bcher-kva.example",
+        "%41.com", "a%2eb", "", "a.b-c.d9"};
+    static const char *const ports[] = {"", "", "", "", ":", ":80", ":443", ":8080", ":0",
+                                        ":00", ":080", ":65535", ":65536", ":99999", ":123456",
+                                        ":1x", ":-1", ":1"};
+    static const char *const bits[] = {
+        "a", "b", "Z", "0", "9", "-", ".", "..", "_", "~", "%41", "%2e", "%2E", "%2F", "%7e",
+        "%", "%4", "%zz", "!", "$", "&", "'", "(", ")", "*", "+", ",", ";", "=", ":", "@", "/",
+        "//", "/", "/", "/", "\\", "{", "}", "|", "^", "`", "\"", "<", ">", "[", "]", "?", "#",
+        "v1", "items", "x=1", "a=b&c=d"};
+    static const char *const plain_bits[] = {
+        "a", "b", "Z", "0", "9", "-", "_", "~", "%41", "%7e", "%2F", "!", "$", "&", "'", "(",
+        ")", "*", "+", ",", ";", "=", ":", "@", "/", "/", "/", ".", "v1", "items", "x=1",
+        "a=b&c=d", "?"};
+    static const char *const plain_hosts[] = {"example.com", "a.b.c", "api-v2.example.org", "x",
+                                              "localhost", "a1", "a.b-c.d9"};
+    static const char *const plain_ports[] = {"", "", "", ":80", ":443", ":8080", ":1",
+                                              ":65535"};
+    int plain = rnd(2) == 0; /* half of them plain, with a rare odd piece */
+    size_t n = 0;
+#define ADD(s)                                                                                     \
+    do {                                                                                           \
+        const char *s_ = (s);                                                                      \
+        size_t l_ = strlen(s_);                                                                    \
+        if (n + l_ < cap) {                                                                        \
+            memcpy(u + n, s_, l_);                                                                 \
+            n += l_;                                                                               \
+        }                                                                                          \
+    } while (0)
+    ADD(plain ? (rnd(2) ? "https://" : "http://") : PICK(schemes));
+    ADD(plain ? "" : PICK(users));
+    ADD(plain ? PICK(plain_hosts) : PICK(hosts));
+    ADD(plain ? PICK(plain_ports) : PICK(ports));
+    if (plain || rnd(8) != 0) {
+        ADD("/");
+        for (uint32_t i = rnd(12); i > 0; i--)
+            ADD(plain && rnd(40) != 0 ? PICK(plain_bits) : PICK(bits));
+    }
+    if (rnd(3) == 0) {
+        ADD("?");
+        for (uint32_t i = rnd(8); i > 0; i--)
+            ADD(plain && rnd(40) != 0 ? PICK(plain_bits) : PICK(bits));
+    }
+    if (rnd(20) == 0)
+        ADD("#frag");
+#undef ADD
+    u[n] = '\0';
+}
+
+static void expect_same_as_curl(const char *url)
+{
+    struct reqsign__url_parts *f = malloc(sizeof(*f)), *c = malloc(sizeof(*c));
+    cr_assert(f != NULL && c != NULL);
+    cr_assert_eq(reqsign__url_fast(url, strlen(url), f), 1, "fast parser refused %s", url);
+    for (int as_is = 0; as_is < 2; as_is++) {
+        struct reqsign_error err;
+        reqsign_error_clear(&err);
+        cr_assert_eq(reqsign__url_curl(url, as_is, c, &err), REQSIGN_OK,
+                     "fast parser took %s, libcurl refuses it: %s", url, err.message);
+        cr_assert_str_eq(f->scheme, c->scheme, "%s", url);
+        cr_assert_eq(f->scheme_len, c->scheme_len, "%s", url);
+        cr_assert_str_eq(f->authority, c->authority, "%s", url);
+        cr_assert_eq(f->authority_len, c->authority_len, "%s", url);
+        cr_assert_str_eq(f->target, c->target, "%s (path_as_is %d)", url, as_is);
+        cr_assert_eq(f->target_len, c->target_len, "%s", url);
+        cr_assert_eq(f->path_len, c->path_len, "%s", url);
+    }
+    free(f);
+    free(c);
+}
+
+/* Every URL the fast parser takes, libcurl parses to the same scheme,
+ * authority, path and query (with and without path_as_is): 200,000 generated
+ * URLs mixing plain ones with every shape the fast parser must leave to
+ * libcurl (userinfo, IPv4/IPv6 and uppercase hosts, odd ports, dot segments,
+ * %2e, bad escapes, characters outside RFC 3986, empty query, fragments). */
+Test(signer, fast_url_parser_agrees_with_libcurl)
+{
+    char url[512];
+    size_t fast = 0, total = 200000;
+    struct reqsign__url_parts *f = malloc(sizeof(*f));
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < total; i++) {
+        gen_url(url, sizeof(url));
+        if (reqsign__url_fast(url, strlen(url), f)) {
+            expect_same_as_curl(url);
+            fast++;
+        }
+    }
+    free(f);
+    /* both paths are exercised */
+    cr_assert_gt(fast, total / 5, "only %zu of %zu URLs took the fast path", fast, total);
+    cr_assert_lt(fast, total / 2, "%zu of %zu URLs took the fast path", fast, total);
+
+    /* the common shapes take it */
+    static const char *const plain[] = {
+        "https://api.example.com/v1/items?limit=10&cursor=abc",
+        "http://localhost:8080/",
+        "https://a.example/x/y/z",
+        "https://svc-1.internal:65535/a%20b/c;d=e?q=%41&r=/s?t",
+        "http://h/@:!$&'()*+,;=-._~",
+    };
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        expect_same_as_curl(plain[i]);
+    /* and these do not (libcurl would change them, or might) */
+    static const char *const left[] = {
+        "https://EXAMPLE.com/", "https://127.1/", "https://[::1]/", "https://u@h/",
+        "https://h/a/../b", "https://h/a/./b", "https://h/.well-known/x", "https://h/%2e%2e/x",
+        "https://h", "https://h?q", "https://h/p?", "https://h/p#f", "https://h:/p",
+        "https://h:080/p", "https://h:0/", "https://h:65536/", "https://h/a\\b",
+        "https://h/{x}", "HTTPS://h/", "https://a..b/", "https://a./"};
+    struct reqsign__url_parts *g = malloc(sizeof(*g));
+    cr_assert_not_null(g);
+    for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
+        cr_expect_eq(reqsign__url_fast(left[i], strlen(left[i]), g), 0, "%s", left[i]);
+    free(g);
+}
+
+/* The signer writes Signature-Input directly; it must be exactly the RFC 8941
+ * serialisation of what it means: parse it and serialise it again. Keyids and
+ * tags with quotes and backslashes, expires, labels. */
+Test(signer, signature_input_is_canonical_sf)
+{
+    static const char *const keyids[] = {"k", "a\"b", "back\\slash", "\"\\\"", "x y z",
+                                         "!#$%&'()*+,-./:;<=>?@[]^_`{|}~"};
+    static const char *const tags[] = {NULL, "t", "q\"uote", "b\\s"};
+    char *path = tu_path("spec/vectors/keys/test-key-ed25519.pem");
+    size_t n = 0;
+    for (size_t k = 0; k < sizeof(keyids) / sizeof(keyids[0]); k++) {
+        for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++) {
+            for (int64_t exp = 0; exp <= 300; exp += 300) {
+                struct reqsign_error err;
+                reqsign_error_clear(&err);
+                struct reqsign_signer_opts o = {.key_file = path, .keyid = keyids[k],
+                                                .tag = tags[t], .expires_in = exp,
+                                                .label = t % 2 ? "my-sig.1" : NULL,
+                                                .key_flags = REQSIGN_KEY_ALLOW_PERMISSIVE};
+                struct reqsign_signer *s = reqsign_signer_new(&o, &err);
+                cr_assert_not_null(s, "%s", err.message);
+                struct reqsign_signed out;
+                memset(&out, 0, sizeof(out));
+                struct reqsign_sign_input in = {.method = "GET", .url = "https://h/",
+                                                .created = 1700000000 + (int64_t)n,
+                                                .nonce = t == 3 ? "n\"o\\nce-0123" : NULL};
+                cr_assert_eq(reqsign_signer_sign(s, &in, &out, &err), REQSIGN_OK, "%s",
+                             err.message);
+                struct reqsign_sf_member m[2];
+                struct reqsign_sf_item it[8];
+                struct reqsign_sf_param pa[16];
+                struct reqsign_sf_parsed p = {m, 2, 0, it, 8, 0, pa, 16, 0};
+                const char *si = out.signature_input;
+                cr_assert_eq(reqsign_sf_parse_dict(si, strlen(si), &p, &err), REQSIGN_OK,
+                             "%s: %s", si, err.message);
+                cr_assert_eq(p.n_members, 1);
+                char again[1024];
+                size_t pos = m[0].key.len + 1;
+                memcpy(again, si, pos);
+                cr_assert_eq(reqsign_sf_write_member_value(&p, &m[0], again, sizeof(again) - 1,
+                                                           &pos),
+                             REQSIGN_OK);
+                again[pos] = '\0';
+                cr_assert_str_eq(again, si);
+                /* the base's @signature-params line is the same text */
+                cr_assert_not_null(strstr(si, keyids[k][0] == '"' ? "keyid=\"\\\"" : "keyid=\""));
+                reqsign_signer_free(s);
+                n++;
+            }
+        }
+    }
+    cr_assert_eq(n, 6 * 4 * 2);
+    free(path);
+}
