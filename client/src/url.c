@@ -216,6 +216,9 @@ enum reqsign_status reqsign__url_parse(const char *url, int path_as_is,
 {
     size_t n = strlen(url);
 
+    /* the fast parser only takes RFC 3986 characters, so it needs no check first */
+    if (reqsign__url_fast(url, n, u))
+        return REQSIGN_OK;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)url[i];
         if (c <= 0x20 || c >= 0x7f)
@@ -224,7 +227,5 @@ enum reqsign_status reqsign__url_parse(const char *url, int path_as_is,
                                      "non-ASCII bytes before signing",
                                      c, i);
     }
-    if (reqsign__url_fast(url, n, u))
-        return REQSIGN_OK;
     return reqsign__url_curl(url, path_as_is, u, err);
 }

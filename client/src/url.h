@@ -26,16 +26,17 @@ struct reqsign__url_parts {
     size_t path_len; /* target[0..path_len) is the path; a query follows if < target_len */
 };
 
-/* 1 if @url (@n bytes, every byte already checked to be 0x21..0x7e) is a plain
- * http(s) URL that this parser handles, with @u filled; 0 if it must go to
- * reqsign__url_curl() (@u then undefined). Never fails otherwise. */
+/* 1 if @url (@n bytes, any bytes) is a plain http(s) URL that this parser
+ * handles, with @u filled; 0 if it must go to reqsign__url_curl() (@u then
+ * undefined). It takes RFC 3986 characters only, so never a space, control or
+ * non-ASCII byte. Never fails otherwise. */
 int reqsign__url_fast(const char *url, size_t n, struct reqsign__url_parts *u);
 
 /* libcurl's parse of @url (CURLU_PATH_AS_IS if @path_as_is). */
 enum reqsign_status reqsign__url_curl(const char *url, int path_as_is,
                                       struct reqsign__url_parts *u, struct reqsign_error *err);
 
-/* Check the bytes of @url, then the fast parser, else libcurl's. */
+/* The fast parser, else: check the bytes of @url, then libcurl's parser. */
 enum reqsign_status reqsign__url_parse(const char *url, int path_as_is,
                                        struct reqsign__url_parts *u, struct reqsign_error *err);
 

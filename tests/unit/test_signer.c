@@ -371,7 +371,8 @@ Test(signer, fast_url_parser_agrees_with_libcurl)
         "https://h/a/../b", "https://h/a/./b", "https://h/.well-known/x", "https://h/%2e%2e/x",
         "https://h", "https://h?q", "https://h/p?", "https://h/p#f", "https://h:/p",
         "https://h:080/p", "https://h:0/", "https://h:65536/", "https://h/a\\b",
-        "https://h/{x}", "HTTPS://h/", "https://a..b/", "https://a./"};
+        "https://h/{x}", "HTTPS://h/", "https://a..b/", "https://a./", "https://h/a b",
+        "https://h/\xc3\xa9", "https://h/a\tb", "https://h/?q=\x7f", "https://h\x01/"};
     struct reqsign__url_parts *g = malloc(sizeof(*g));
     cr_assert_not_null(g);
     for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
