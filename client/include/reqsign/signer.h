@@ -7,8 +7,10 @@
  *                    created=N;nonce="...";keyid="...";alg="ed25519"[;expires=N][;tag="..."]
  *
  * and returns the three header fields to add: Content-Digest,
- * Signature-Input, Signature. URLs are parsed with libcurl's URL API, so the
- * path and query signed are the ones libcurl puts on the wire.
+ * Signature-Input, Signature. URLs are split as libcurl splits them, so the
+ * path and query signed are the ones libcurl puts on the wire: plain http(s)
+ * URLs by a one-pass parser held to libcurl's answers by the tests, all
+ * others by libcurl's URL API itself.
  *
  * Thread safety: reqsign_signer_new() is thread-safe; a signer is immutable
  * after creation and reqsign_signer_sign() may be called concurrently on the
