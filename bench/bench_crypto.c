@@ -1,13 +1,17 @@
 /* reqsign bench: verify pipeline vs raw verify (with a per-stage breakdown),
  * sign vs raw sign, and key lookup (cache hit vs the SQLite miss path).
  *
- *   bench-crypto [--quick]
+ *   bench-crypto [--quick] [--requests N] [--rounds R] [--dump FILE]
  *
  * Inputs: N distinct pre-signed requests (20,000; 2,000 with --quick) with
  * distinct nonces, paths and queries and bodies of 0..4096 bytes, signed by
  * 16 keys held in a SQLite key store behind the real key cache (warmed).
  * Pipeline and baseline run in alternating rounds over the same inputs; each
  * figure is the median of the rounds.
+ *
+ * --dump FILE: write the pre-signed requests, one JSON object a line (see
+ * dump_requests()), and exit without benchmarking; bench/compare/ feeds them
+ * to other RFC 9421 verifiers.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include <reqsign/base.h>
+#include <reqsign/base64.h>
 #include <reqsign/digest.h>
 #include <reqsign/keycache.h>
 #include <reqsign/nonce.h>
@@ -451,6 +456,56 @@ static void bench_lookup(struct env *e)
                          (json_int_t)BENCH_NKEYS));
 }
 
+/* base64 of @len bytes as a JSON string */
+static json_t *json_b64(const uint8_t *p, size_t len)
+{
+    char buf[REQSIGN_BASE64_LEN(BENCH_BODY_MAX) + 1];
+    size_t n = 0;
+    if (reqsign_base64_encode(p, len, buf, sizeof(buf), &n) != REQSIGN_OK)
+        bench_die("base64");
+    return json_stringn(buf, n);
+}
+
+static json_t *json_span(struct reqsign_span s)
+{
+    return json_stringn(s.ptr, s.len);
+}
+
+/* One JSON object a line per pre-signed request: the request as a server
+ * receives it (method, scheme, authority, target, header lines, body), the
+ * signature base the signer signed, the signature and the signer's raw
+ * Ed25519 public key. */
+static void dump_requests(const struct bench_set *s, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        bench_die("cannot write %s", path);
+    for (size_t i = 0; i < s->n; i++) {
+        const struct bench_req *r = &s->reqs[i];
+        const struct bench_key *k = &s->keys[r->key];
+        json_t *hdr = json_array();
+        for (size_t j = 0; j < r->n_hdr; j++)
+            if (json_array_append_new(hdr, json_pack("[o, o]", json_span(r->hdr[j].name),
+                                                     json_span(r->hdr[j].value))) != 0)
+                bench_die("cannot encode request %zu", i);
+        json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:I}",
+                              "method", json_span(r->req.method), "scheme",
+                              json_span(r->req.scheme), "authority", json_span(r->req.authority),
+                              "target", json_span(r->req.target), "headers", hdr, "body_b64",
+                              json_b64(r->body, r->body_len), "base",
+                              json_stringn(r->base, r->base_len), "sig_b64",
+                              json_b64(r->sig, sizeof(r->sig)), "pk_b64",
+                              json_b64(k->pk, sizeof(k->pk)), "keyid", k->keyid, "created",
+                              (json_int_t)s->created);
+        if (o == NULL || json_dumpf(o, f, JSON_COMPACT) != 0 || fputc('\n', f) == EOF)
+            bench_die("cannot write request %zu to %s", i, path);
+        json_decref(o);
+    }
+    if (fclose(f) != 0)
+        bench_die("cannot write %s", path);
+    fprintf(stderr, "bench-crypto: wrote %zu requests to %s\n", s->n, path);
+}
+
 int main(int argc, char **argv)
 {
     int quick = bench_quick(argc, argv);
@@ -469,6 +524,11 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench-crypto (%s backend): pre-signing %zu requests\n", bench_backend(), n);
     bench_keys_init(&e.set, CREATED);
     bench_reqs_make(&e.set, n, "api.example.com");
+    if (bench_arg(argc, argv, "--dump") != NULL) {
+        dump_requests(&e.set, bench_arg(argc, argv, "--dump"));
+        bench_set_free(&e.set);
+        return 0;
+    }
     const char *dir = bench_tmpdir();
     char db[512];
     snprintf(db, sizeof(db), "%s/keys.db", dir);
