@@ -6,8 +6,9 @@
  * Inputs: N distinct pre-signed requests (20,000; 2,000 with --quick) with
  * distinct nonces, paths and queries and bodies of 0..4096 bytes, signed by
  * 16 keys held in a SQLite key store behind the real key cache (warmed).
- * Pipeline and baseline run in alternating rounds over the same inputs; each
- * figure is the median of the rounds.
+ * In every round, pipeline and baseline alternate in chunks of CHUNK requests
+ * over the same inputs (which side goes first alternates too); each figure is
+ * the median over rounds.
  *
  * --dump FILE: write the pre-signed requests, one JSON object a line (see
  * dump_requests()), and exit without benchmarking; bench/compare/ feeds them

@@ -421,7 +421,9 @@ int main(int argc, char **argv)
             "in flight, alternating chunks of signed requests and the same requests to "
             "`/unsigned/...`; the raw verify of the same bases is timed between them.\n"
             "- The machine is shared: other processes may be running. Compare ratios (measured "
-            "interleaved, same run) rather than absolute rates.\n");
+            "interleaved, same run) rather than absolute rates.\n"
+            "- Against other RFC 9421 implementations (JavaScript libraries, dev-time, needs "
+            "node): `bench/compare/run.sh` writes `bench/compare/RESULTS.md`.\n");
     fclose(f);
     json_decref(doc);
     json_decref(m);
