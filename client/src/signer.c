@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nonce_source.h"
 #include "url.h"
 #include "util.h"
 
@@ -320,8 +321,8 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
                                      REQSIGN_NONCE_MIN_LEN, REQSIGN_NONCE_MAX_LEN);
         memcpy(out->nonce, in->nonce, n + 1);
     } else {
-        uint8_t rnd[16];
-        if (reqsign_random_bytes(rnd, sizeof(rnd)) != REQSIGN_OK)
+        uint8_t rnd[REQSIGN__NONCE_RAW_LEN];
+        if (reqsign__nonce_bytes(rnd) != 0)
             return reqsign_error_set(err, REQSIGN_E_RANDOM, SRC_SIGNER, REQSIGN_NO_OFFSET, NULL);
         st = reqsign_base64url_encode(rnd, sizeof(rnd), out->nonce, sizeof(out->nonce), &len);
         if (st != REQSIGN_OK)

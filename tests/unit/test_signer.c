@@ -2,8 +2,12 @@
 #include <criterion/criterion.h>
 #include <reqsign/base64.h>
 #include <reqsign/signer.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -156,6 +160,99 @@ Test(signer, random_nonces_are_fresh_and_well_formed)
             cr_assert_str_neq(seen[j], out.nonce);
         snprintf(seen[i], sizeof(seen[i]), "%s", out.nonce);
     }
+    reqsign_signer_free(s);
+}
+
+/* One random nonce from @s (22 base64url characters). */
+static void fresh_nonce(const struct reqsign_signer *s, char out[32])
+{
+    struct reqsign_signed sd;
+    memset(&sd, 0, sizeof(sd));
+    struct reqsign_sign_input in = {.method = "GET", .url = "https://example.com/"};
+    cr_assert_eq(reqsign_signer_sign(s, &in, &sd, NULL), REQSIGN_OK);
+    cr_assert_eq(strlen(sd.nonce), 22);
+    memcpy(out, sd.nonce, 23);
+}
+
+static int cmp_nonce(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Nonces come from a per-thread buffer of CSPRNG output: 8 threads x 5,000
+ * signatures (far more than one buffer each) give 40,000 distinct nonces. */
+#define NT 8
+#define PER 5000
+static struct reqsign_signer *thr_signer;
+static char (*thr_nonces)[32];
+
+static void *nonce_thread(void *arg)
+{
+    size_t t = (size_t)(uintptr_t)arg;
+    for (size_t i = 0; i < PER; i++)
+        fresh_nonce(thr_signer, thr_nonces[t * PER + i]);
+    return NULL;
+}
+
+Test(signer, nonces_distinct_across_threads)
+{
+    thr_signer = rfc_signer(NULL);
+    thr_nonces = calloc(NT * PER, sizeof(*thr_nonces));
+    cr_assert_not_null(thr_nonces);
+    pthread_t th[NT];
+    for (size_t t = 0; t < NT; t++)
+        cr_assert_eq(pthread_create(&th[t], NULL, nonce_thread, (void *)(uintptr_t)t), 0);
+    for (size_t t = 0; t < NT; t++)
+        pthread_join(th[t], NULL);
+    qsort(thr_nonces, NT * PER, sizeof(*thr_nonces), cmp_nonce);
+    for (size_t i = 1; i < NT * PER; i++)
+        cr_assert_str_neq(thr_nonces[i - 1], thr_nonces[i], "nonce %s repeated", thr_nonces[i]);
+    free(thr_nonces);
+    reqsign_signer_free(thr_signer);
+}
+
+/* A forked child must not hand out the nonces buffered in its parent: after
+ * the parent has drawn a nonce (its buffer now holds the next 63), parent and
+ * child each draw 100 more; none may repeat. */
+Test(signer, fork_does_not_repeat_buffered_nonces)
+{
+    struct reqsign_signer *s = rfc_signer(NULL);
+    char first[32];
+    fresh_nonce(s, first);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        char n[32];
+        for (int i = 0; i < 100; i++) {
+            fresh_nonce(s, n);
+            if (write(fds[1], n, 32) != 32)
+                _exit(2);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    static char all[201][32];
+    for (int i = 0; i < 100; i++)
+        fresh_nonce(s, all[i]);
+    for (int i = 0; i < 100; i++) {
+        size_t got = 0;
+        while (got < 32) {
+            ssize_t r = read(fds[0], all[100 + i] + got, 32 - got);
+            cr_assert_gt(r, 0, "child stopped early");
+            got += (size_t)r;
+        }
+    }
+    memcpy(all[200], first, 32);
+    close(fds[0]);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    qsort(all, 201, 32, cmp_nonce);
+    for (int i = 1; i < 201; i++)
+        cr_assert_str_neq(all[i - 1], all[i], "nonce %s repeated across fork", all[i]);
     reqsign_signer_free(s);
 }
 
