@@ -110,6 +110,14 @@ static uint64_t run_raw_verify(struct env *e, struct bench_raw *raw, size_t a, s
 
 /* ---- stages, each over every request ---- */
 
+static double bench_min(const double *v, size_t n)
+{
+    double m = v[0];
+    for (size_t i = 1; i < n; i++)
+        m = v[i] < m ? v[i] : m;
+    return m;
+}
+
 struct parsed {
     struct reqsign_sf_member m[REQSIGN_MAX_SIGNATURES];
     struct reqsign_sf_item i[REQSIGN_MAX_SIGNATURES * REQSIGN_MAX_COMPONENTS];
@@ -283,7 +291,7 @@ static void bench_verify(struct env *e)
     for (int i = 0; i < BENCH_NKEYS; i++)
         if (reqsign_key_from_public(e->set.keys[i].pk, &prepared[i], NULL) != REQSIGN_OK)
             bench_die("key_from_public");
-    size_t SR = e->set.n < 5000 ? 1 : 3; /* --quick: one round */
+    size_t SR = e->set.n < 5000 ? 1 : 5; /* --quick: one round */
     double st[ST_N][64];
     for (size_t r = 0; r < SR; r++) {
         for (int s = 0; s < ST_N; s++) {
@@ -310,7 +318,7 @@ static void bench_verify(struct env *e)
     double sum = 0;
     double med[ST_N];
     for (int s = 0; s < ST_N; s++)
-        med[s] = bench_median(st[s], SR);
+        med[s] = bench_min(st[s], SR);
     json_object_set_new(stages, "parse", json_real(med[ST_PARSE]));
     json_object_set_new(stages, "base", json_real(med[ST_PARSE_BASE] - med[ST_PARSE]));
     json_object_set_new(stages, "key_lookup", json_real(med[ST_LOOKUP]));
@@ -318,10 +326,18 @@ static void bench_verify(struct env *e)
     json_object_set_new(stages, "signature_prepared_key", json_real(med[ST_SIG_PREPARED]));
     json_object_set_new(stages, "nonce_insert", json_real(med[ST_NONCE]));
     json_object_set_new(stages, "digest", json_real(med[ST_DIGEST]));
-    json_object_set_new(stages, "raw_verify", json_real(1e9 / b));
-    sum = med[ST_PARSE_BASE] + med[ST_LOOKUP] + med[ST_NONCE] + med[ST_DIGEST] + 1e9 / b;
-    json_object_set_new(stages, "pipeline_total", json_real(1e9 / p));
-    json_object_set_new(stages, "other", json_real(1e9 / p - sum));
+    /* The breakdown is a diagnosis, not a target: every figure in it is the
+     * best (lowest) of its rounds, the one least disturbed by other tenants,
+     * so the stages, the raw verify and the pipeline total are comparable. */
+    double best_p = 0, best_b = 0;
+    for (size_t r = 0; r < R; r++) {
+        best_p = pipe[r] > best_p ? pipe[r] : best_p;
+        best_b = base[r] > best_b ? base[r] : best_b;
+    }
+    json_object_set_new(stages, "raw_verify", json_real(1e9 / best_b));
+    sum = med[ST_PARSE_BASE] + med[ST_LOOKUP] + med[ST_NONCE] + med[ST_DIGEST] + 1e9 / best_b;
+    json_object_set_new(stages, "pipeline_total", json_real(1e9 / best_p));
+    json_object_set_new(stages, "other", json_real(1e9 / best_p - sum));
 
     json_t *o = json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:I, s:I, s:o, s:f}", "name",
                           "verify_pipeline", "backend", backend, "per_sec", p, "baseline",
