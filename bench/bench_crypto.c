@@ -101,9 +101,12 @@ static uint64_t run_raw_verify(struct env *e, struct bench_raw *raw, size_t a, s
 {
     uint64_t t0 = bench_now_ns();
     for (size_t i = a; i < b; i++) {
-        const struct bench_req *r = &e->set.reqs[i];
-        if (bench_raw_verify(raw, r->key, r->sig, (const uint8_t *)r->base, r->base_len) != 0)
-            bench_die("raw verify failed on request %zu (library: %s, base %zu bytes)", i, reqsign_errname(reqsign_ed25519_verify(r->sig, (const uint8_t *)r->base, r->base_len, e->set.keys[r->key].pk)), r->base_len);
+        const struct bench_raw_req *r = &e->set.raw[i];
+        if (bench_raw_verify(raw, r->key, r->sig, r->base, r->base_len) != 0)
+            bench_die("raw verify failed on request %zu (library: %s, base %zu bytes)", i,
+                      reqsign_errname(reqsign_ed25519_verify(r->sig, r->base, r->base_len,
+                                                             e->set.keys[r->key].pk)),
+                      r->base_len);
     }
     return bench_now_ns() - t0;
 }
@@ -164,7 +167,7 @@ static uint64_t run_stage(struct env *e, enum stage s, struct parsed *si, struct
         switch (s) {
         case ST_PARSE:
         case ST_PARSE_BASE: {
-            const char *a = r->sd.signature_input, *b = r->sd.signature;
+            const char *a = r->si_p, *b = r->sg_p;
             st = reqsign_sf_parse_dict(a, strlen(a), &si->sf, &err);
             if (st == REQSIGN_OK)
                 st = reqsign_sf_parse_dict(b, strlen(b), &sg->sf, &err);
@@ -183,21 +186,21 @@ static uint64_t run_stage(struct env *e, enum stage s, struct parsed *si, struct
             break;
         }
         case ST_SIG_LIB:
-            st = reqsign_ed25519_verify(r->sig, (const uint8_t *)r->base, r->base_len, k->pk);
+            st = reqsign_ed25519_verify(e->set.raw[i].sig, e->set.raw[i].base,
+                                        e->set.raw[i].base_len, k->pk);
             break;
         case ST_SIG_PREPARED:
-            st = reqsign_key_verify(prepared[r->key], r->sig, (const uint8_t *)r->base,
-                                    r->base_len);
+            st = reqsign_key_verify(prepared[r->key], e->set.raw[i].sig, e->set.raw[i].base,
+                                    e->set.raw[i].base_len);
             break;
         case ST_NONCE:
-            st = reqsign_nonce_store_check_insert(ns, k->keyid, strlen(k->keyid), r->sd.nonce,
-                                                  strlen(r->sd.nonce), now_v, now_v + 361, &err);
+            st = reqsign_nonce_store_check_insert(ns, k->keyid, strlen(k->keyid), r->nonce_p,
+                                                  strlen(r->nonce_p), now_v, now_v + 361, &err);
             break;
         case ST_DIGEST: {
             struct reqsign_digest_expect ex;
             struct reqsign_digest d;
-            st = reqsign_content_digest_parse(r->sd.content_digest,
-                                              strlen(r->sd.content_digest), &ex, &err);
+            st = reqsign_content_digest_parse(r->cd_p, strlen(r->cd_p), &ex, &err);
             if (st == REQSIGN_OK)
                 st = reqsign_digest_init(&d, ex.algs);
             if (st == REQSIGN_OK && r->body_len)
@@ -386,15 +389,15 @@ static void bench_sign(struct env *e)
                         const struct bench_req *q = &e->set.reqs[i];
                         if (side == 0) {
                             struct reqsign_sign_input in = {
-                                .method = q->method, .url = q->url, .body = q->body,
+                                .method = q->method, .url = q->url_p, .body = q->body,
                                 .body_len = q->body_len, .created = e->set.created,
-                                .nonce = fr ? NULL : q->sd.nonce};
+                                .nonce = fr ? NULL : q->nonce_p};
                             out->base_buf = NULL; /* no debug copy of the base */
                             if (reqsign_signer_sign(e->set.keys[q->key].signer, &in, out,
                                                     &err) != REQSIGN_OK)
                                 bench_die("sign: %s", err.message);
-                        } else if (bench_raw_sign(raw, q->key, (const uint8_t *)q->base,
-                                                  q->base_len, sig) != 0) {
+                        } else if (bench_raw_sign(raw, e->set.raw[i].key, e->set.raw[i].base,
+                                                  e->set.raw[i].base_len, sig) != 0) {
                             bench_die("raw sign");
                         }
                     }

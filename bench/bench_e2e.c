@@ -187,8 +187,8 @@ int main(int argc, char **argv)
         }
         uint64_t t0 = bench_now_ns();
         for (size_t i = from; i < to; i++) {
-            const struct bench_req *q = &set.reqs[i];
-            if (bench_raw_verify(raw, q->key, q->sig, (const uint8_t *)q->base, q->base_len))
+            const struct bench_raw_req *q = &set.raw[i];
+            if (bench_raw_verify(raw, q->key, q->sig, q->base, q->base_len))
                 bench_die("raw verify");
         }
         tr[r] = (double)(bench_now_ns() - t0) / (double)chunk;

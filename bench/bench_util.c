@@ -181,6 +181,54 @@ static void sig_of(struct bench_req *r)
         bench_die("cannot decode the signature '%s'", f);
 }
 
+static char *put(char **p, const char *src, size_t n)
+{
+    char *d = *p;
+    memcpy(d, src, n);
+    d[n] = '\0';
+    *p += n + 1;
+    return d;
+}
+
+/* see bench_util.h (bench_reqs_make) */
+static void compact(struct bench_set *s)
+{
+    size_t need_req = 0, need_raw = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct bench_req *r = &s->reqs[i];
+        need_req += r->req.target.len + 1 + strlen(r->url) + 1 + strlen(r->sd.nonce) + 1;
+        for (size_t j = 0; j < r->n_hdr; j++)
+            need_req += r->hdr[j].value.len + 1;
+        need_raw += r->base_len + 1 + sizeof(r->sig);
+    }
+    s->req_arena = malloc(need_req);
+    s->raw_arena = malloc(need_raw);
+    s->raw = calloc(s->n, sizeof(*s->raw));
+    if (s->req_arena == NULL || s->raw_arena == NULL || s->raw == NULL)
+        bench_die("out of memory");
+    char *pq = s->req_arena, *pr = s->raw_arena;
+    for (size_t i = 0; i < s->n; i++) {
+        struct bench_req *r = &s->reqs[i];
+        r->req.target.ptr = put(&pq, r->req.target.ptr, r->req.target.len);
+        for (size_t j = 0; j < r->n_hdr; j++)
+            r->hdr[j].value.ptr = put(&pq, r->hdr[j].value.ptr, r->hdr[j].value.len);
+        /* the signer's three fields are the last three header lines */
+        r->cd_p = r->hdr[r->n_hdr - 3].value.ptr;
+        r->si_p = r->hdr[r->n_hdr - 2].value.ptr;
+        r->sg_p = r->hdr[r->n_hdr - 1].value.ptr;
+        r->url_p = put(&pq, r->url, strlen(r->url));
+        r->nonce_p = put(&pq, r->sd.nonce, strlen(r->sd.nonce));
+        char *b = put(&pr, r->base, r->base_len);
+        free(r->base);
+        r->base = b;
+        r->sd.base_buf = NULL;
+        memcpy(pr, r->sig, sizeof(r->sig));
+        s->raw[i] = (struct bench_raw_req){(const uint8_t *)b, r->base_len, (const uint8_t *)pr,
+                                           r->key};
+        pr += sizeof(r->sig);
+    }
+}
+
 void bench_reqs_make(struct bench_set *s, size_t n, const char *authority)
 {
     static const char *const paths[] = {"orders", "items", "users", "payments", "reports"};
@@ -234,6 +282,7 @@ void bench_reqs_make(struct bench_set *s, size_t n, const char *authority)
         r->req.headers = r->hdr;
         r->req.n_headers = h;
     }
+    compact(s);
 }
 
 void bench_keystore_fill(struct bench_set *s, const char *path)
@@ -259,8 +308,9 @@ void bench_keystore_fill(struct bench_set *s, const char *path)
 
 void bench_set_free(struct bench_set *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        free(s->reqs[i].base);
+    free(s->req_arena);
+    free(s->raw_arena);
+    free(s->raw);
     free(s->reqs);
     free(s->bodies);
     for (int i = 0; i < BENCH_NKEYS; i++) {

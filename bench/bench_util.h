@@ -65,12 +65,25 @@ struct bench_req {
     char *base;                 /* the signature base the signer signed */
     size_t base_len;
     uint8_t sig[REQSIGN_ED25519_SIG_LEN];
+    const char *url_p;          /* in the request's block: url, nonce and */
+    const char *nonce_p;        /* the three signature fields' values */
+    const char *cd_p, *si_p, *sg_p;
+};
+
+/* What the raw baseline reads for one request, apart from the requests. */
+struct bench_raw_req {
+    const uint8_t *base;
+    size_t base_len;
+    const uint8_t *sig;
+    int key;
 };
 
 struct bench_set {
     struct bench_key keys[BENCH_NKEYS];
     uint8_t *bodies; /* random bytes the bodies point into */
     struct bench_req *reqs;
+    struct bench_raw_req *raw; /* [n] */
+    char *req_arena, *raw_arena;
     size_t n;
     int64_t created;
     char authority[64];
@@ -79,7 +92,11 @@ struct bench_set {
 /* Make BENCH_NKEYS deterministic keys and their signers (clock: @created). */
 void bench_keys_init(struct bench_set *s, int64_t created);
 /* Pre-sign @n distinct requests for http://@authority (distinct nonces, paths,
- * queries; bodies of 0..4096 bytes), recording each signature base and signature. */
+ * queries; bodies of 0..4096 bytes), recording each signature base and signature.
+ * Each request's bytes (target, header values, URL, nonce) are then laid out
+ * in one contiguous block, as a server holds a request it has just read, and
+ * the bases and signatures that the raw baseline reads in a separate arena
+ * (s->raw), so that neither side's reads warm the other's data. */
 void bench_reqs_make(struct bench_set *s, size_t n, const char *authority);
 /* Write the keys into a new SQLite key store at @path. */
 void bench_keystore_fill(struct bench_set *s, const char *path);
