@@ -95,6 +95,10 @@ int reqsign__url_fast(const char *url, size_t n, struct reqsign__url_parts *u)
     int in_query = 0;
     size_t qpos = 0;
     for (; p < end; p++) {
+        while (p < end && (cls[*p] & C_PCHAR)) /* the common run: nothing to look at */
+            p++;
+        if (p == end)
+            break;
         unsigned char c = *p;
         if (c == '/') {
             if (p + 1 < end && p[1] == '.')
