@@ -119,5 +119,7 @@ struct reqsign__hash *reqsign__hash_new(enum reqsign__hash_alg alg);
 int reqsign__hash_update(struct reqsign__hash *h, const void *data, size_t len);
 int reqsign__hash_final(struct reqsign__hash *h, uint8_t *out);
 void reqsign__hash_free(struct reqsign__hash *h);
+/* "openssl-lowlevel" or "openssl-evp": how SHA-2 is computed (crypto_openssl.c). */
+const char *reqsign__hash_api(void);
 
 #endif
