@@ -231,6 +231,25 @@ static void stmt_done(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
+/* A pooled connection and its prepared statement @which, for operation @what
+ * (named in the error). On failure nothing is held. */
+static enum reqsign_status conn_stmt_get(struct sq_store *s, enum sq_stmt which, const char *what,
+                                         struct sq_conn **c, sqlite3_stmt **st,
+                                         struct reqsign_error *err)
+{
+    enum reqsign_status ret = conn_get(s, c, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = conn_stmt(*c, which, st);
+    if (rc != SQLITE_OK) {
+        ret = sq_fail((*c)->db, rc, what, err);
+        conn_put(s, *c, rc);
+        *c = NULL;
+        return ret;
+    }
+    return REQSIGN_OK;
+}
+
 /* ---- rows ---- */
 
 static enum reqsign_status corrupt(const char *what, struct reqsign_error *err)
@@ -287,17 +306,11 @@ static enum reqsign_status sq_get(void *impl, const char *keyid, size_t keyid_le
 {
     struct sq_store *s = impl;
     struct sq_conn *c;
-    enum reqsign_status ret = conn_get(s, &c, err);
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_GET, "get", &c, &st, err);
     if (ret != REQSIGN_OK)
         return ret;
-    sqlite3_stmt *st;
-    int rc = conn_stmt(c, SQ_GET, &st);
-    if (rc != SQLITE_OK) {
-        ret = sq_fail(c->db, rc, "get", err);
-        conn_put(s, c, rc);
-        return ret;
-    }
-    rc = sqlite3_bind_text(st, 1, keyid, (int)keyid_len, SQLITE_STATIC);
+    int rc = sqlite3_bind_text(st, 1, keyid, (int)keyid_len, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -330,18 +343,12 @@ static enum reqsign_status sq_insert(void *impl, const struct reqsign_key_record
     if (s->readonly)
         return refuse_readonly("insert", err);
     struct sq_conn *c;
-    enum reqsign_status ret = conn_get(s, &c, err);
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_INSERT, "insert", &c, &st, err);
     if (ret != REQSIGN_OK)
         return ret;
-    sqlite3_stmt *st;
-    int rc = conn_stmt(c, SQ_INSERT, &st);
-    if (rc != SQLITE_OK) {
-        ret = sq_fail(c->db, rc, "insert", err);
-        conn_put(s, c, rc);
-        return ret;
-    }
     /* The wrapper checked that the strings are NUL-terminated in their arrays. */
-    rc = sqlite3_bind_text(st, 1, rec->keyid, -1, SQLITE_STATIC);
+    int rc = sqlite3_bind_text(st, 1, rec->keyid, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(st, 2, rec->public_key, REQSIGN_ED25519_PUBLIC_LEN, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -386,17 +393,11 @@ static enum reqsign_status sq_list(void *impl, const char *after, size_t limit,
     struct sq_store *s = impl;
     *n = 0;
     struct sq_conn *c;
-    enum reqsign_status ret = conn_get(s, &c, err);
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_LIST, "list", &c, &st, err);
     if (ret != REQSIGN_OK)
         return ret;
-    sqlite3_stmt *st;
-    int rc = conn_stmt(c, SQ_LIST, &st);
-    if (rc != SQLITE_OK) {
-        ret = sq_fail(c->db, rc, "list", err);
-        conn_put(s, c, rc);
-        return ret;
-    }
-    rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+    int rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
     size_t got = 0;
@@ -429,17 +430,11 @@ static enum reqsign_status sq_revoke(void *impl, const char *keyid, size_t keyid
     if (s->readonly)
         return refuse_readonly("revoke", err);
     struct sq_conn *c;
-    enum reqsign_status ret = conn_get(s, &c, err);
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_REVOKE, "revoke", &c, &st, err);
     if (ret != REQSIGN_OK)
         return ret;
-    sqlite3_stmt *st;
-    int rc = conn_stmt(c, SQ_REVOKE, &st);
-    if (rc != SQLITE_OK) {
-        ret = sq_fail(c->db, rc, "revoke", err);
-        conn_put(s, c, rc);
-        return ret;
-    }
-    rc = sqlite3_bind_text(st, 1, keyid, (int)keyid_len, SQLITE_STATIC);
+    int rc = sqlite3_bind_text(st, 1, keyid, (int)keyid_len, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, now);
     if (rc == SQLITE_OK)
