@@ -237,6 +237,8 @@ static enum reqsign_status conn_stmt_get(struct sq_store *s, enum sq_stmt which,
                                          struct sq_conn **c, sqlite3_stmt **st,
                                          struct reqsign_error *err)
 {
+    *c = NULL;
+    *st = NULL;
     enum reqsign_status ret = conn_get(s, c, err);
     if (ret != REQSIGN_OK)
         return ret;
