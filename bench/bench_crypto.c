@@ -113,13 +113,6 @@ static uint64_t run_raw_verify(struct env *e, struct bench_raw *raw, size_t a, s
 
 /* ---- stages, each over every request ---- */
 
-static double bench_min(const double *v, size_t n)
-{
-    double m = v[0];
-    for (size_t i = 1; i < n; i++)
-        m = v[i] < m ? v[i] : m;
-    return m;
-}
 
 struct parsed {
     struct reqsign_sf_member m[REQSIGN_MAX_SIGNATURES];

@@ -40,6 +40,14 @@ double bench_percentile(double *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
+double bench_min(const double *v, size_t n)
+{
+    double m = v[0];
+    for (size_t i = 1; i < n; i++)
+        m = v[i] < m ? v[i] : m;
+    return m;
+}
+
 double bench_median(const double *v, size_t n)
 {
     double tmp[64];

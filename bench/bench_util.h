@@ -21,6 +21,8 @@
 uint64_t bench_now_ns(void);
 /* median of @n values (sorts a copy) */
 double bench_median(const double *v, size_t n);
+/* smallest of @n values */
+double bench_min(const double *v, size_t n);
 /* percentile @p (0..100) of @n values (sorts @v in place) */
 double bench_percentile(double *v, size_t n, double p);
 /* print @o as one line on stdout and release it */

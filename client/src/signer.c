@@ -198,33 +198,26 @@ unsigned reqsign_signer_digest_algs(const struct reqsign_signer *s)
     return s->digest_algs;
 }
 
-/* Append @n bytes of @s as an sf-string (RFC 8941 4.1.6). The caller has
- * checked that they are printable ASCII; '"' and '\\' are escaped. */
-static void put_sf_string(struct reqsign__buf *b, const char *s, size_t n)
+/* Append the sf-string (RFC 8941 4.1.6) holding @str, or the sf-integer @num
+ * when @str is NULL, through the project's serialiser; a failure (nothing to
+ * fear for the signer's validated inputs) marks @b as overflowed. */
+static void put_sf(struct reqsign__buf *b, const char *str, int64_t num)
 {
-    size_t run = 0;
-    reqsign__buf_putc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '"' && s[i] != '\\')
-            continue;
-        reqsign__buf_put(b, s + run, i - run);
-        reqsign__buf_putc(b, '\\');
-        run = i; /* the quote or backslash itself goes with the next run */
+    struct reqsign_sf_bare v;
+    memset(&v, 0, sizeof(v));
+    if (str != NULL) {
+        v.type = REQSIGN_SF_STRING;
+        v.str = reqsign__span_cstr(str);
+    } else {
+        v.type = REQSIGN_SF_INTEGER;
+        v.num = num;
     }
-    reqsign__buf_put(b, s + run, n - run);
-    reqsign__buf_putc(b, '"');
-}
-
-/* Append a non-negative sf-integer (at most 15 digits: the caller checks). */
-static void put_sf_uint(struct reqsign__buf *b, uint64_t v)
-{
-    char tmp[20];
-    size_t n = sizeof(tmp);
-    do {
-        tmp[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    reqsign__buf_put(b, tmp + n, sizeof(tmp) - n);
+    size_t pos = b->len;
+    if (b->overflow || reqsign_sf_write_bare(&v, b->p, b->cap, &pos) != REQSIGN_OK) {
+        b->overflow = 1;
+        return;
+    }
+    b->len = pos;
 }
 
 #define SF_INT_MAX 999999999999999LL /* RFC 8941 3.3.1 */
@@ -351,19 +344,19 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
     reqsign__buf_put(&sib, s->label, ln);
     reqsign__buf_puts(&sib, "=(\"@method\" \"@authority\" \"@path\" \"@query\" "
                             "\"content-digest\");created=");
-    put_sf_uint(&sib, (uint64_t)out->created);
+    put_sf(&sib, NULL, out->created);
     reqsign__buf_puts(&sib, ";nonce=");
-    put_sf_string(&sib, out->nonce, strlen(out->nonce));
+    put_sf(&sib, out->nonce, 0);
     reqsign__buf_puts(&sib, ";keyid=");
-    put_sf_string(&sib, s->keyid, strlen(s->keyid));
+    put_sf(&sib, s->keyid, 0);
     reqsign__buf_puts(&sib, ";alg=\"ed25519\"");
     if (s->expires_in > 0) {
         reqsign__buf_puts(&sib, ";expires=");
-        put_sf_uint(&sib, (uint64_t)expires);
+        put_sf(&sib, NULL, expires);
     }
     if (s->has_tag) {
         reqsign__buf_puts(&sib, ";tag=");
-        put_sf_string(&sib, s->tag, strlen(s->tag));
+        put_sf(&sib, s->tag, 0);
     }
     if (sib.overflow)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,

@@ -385,18 +385,6 @@ static int oneshot(enum reqsign__hash_alg alg, const void *msg, size_t len, uint
 }
 
 /* see crypto.h */
-int reqsign__sha256(const void *msg, size_t len, uint8_t out[REQSIGN__SHA256_LEN])
-{
-    return oneshot(REQSIGN__SHA256, msg, len, out);
-}
-
-/* see crypto.h */
-int reqsign__sha512(const void *msg, size_t len, uint8_t out[REQSIGN__SHA512_LEN])
-{
-    return oneshot(REQSIGN__SHA512, msg, len, out);
-}
-
-/* see crypto.h */
 struct reqsign__hash *reqsign__hash_new(enum reqsign__hash_alg alg)
 {
     struct reqsign__hash *h = malloc(sizeof(*h));
@@ -479,18 +467,6 @@ static int oneshot(enum reqsign__hash_alg alg, const void *msg, size_t len, uint
 }
 
 /* see crypto.h */
-int reqsign__sha256(const void *msg, size_t len, uint8_t out[REQSIGN__SHA256_LEN])
-{
-    return oneshot(REQSIGN__SHA256, msg, len, out);
-}
-
-/* see crypto.h */
-int reqsign__sha512(const void *msg, size_t len, uint8_t out[REQSIGN__SHA512_LEN])
-{
-    return oneshot(REQSIGN__SHA512, msg, len, out);
-}
-
-/* see crypto.h */
 struct reqsign__hash *reqsign__hash_new(enum reqsign__hash_alg alg)
 {
     const EVP_MD *md = hash_md(alg);
@@ -546,3 +522,15 @@ const char *reqsign__hash_api(void)
 }
 
 #endif /* HASH_LOWLEVEL */
+
+/* see crypto.h */
+int reqsign__sha256(const void *msg, size_t len, uint8_t out[REQSIGN__SHA256_LEN])
+{
+    return oneshot(REQSIGN__SHA256, msg, len, out);
+}
+
+/* see crypto.h */
+int reqsign__sha512(const void *msg, size_t len, uint8_t out[REQSIGN__SHA512_LEN])
+{
+    return oneshot(REQSIGN__SHA512, msg, len, out);
+}

@@ -233,25 +233,6 @@ static enum reqsign_status parse_string(struct sf_parser *p, struct reqsign_sf_b
     size_t start = ++p->pos; /* after the opening DQUOTE */
 
     b->type = REQSIGN_SF_STRING;
-    /* The common case first: a run of plain characters up to the closing
-     * quote (no escapes) is found with memchr and checked in one pass. */
-    const char *q = memchr(p->s + start, '"', p->len - start);
-    if (q != NULL) {
-        size_t end = (size_t)(q - p->s);
-        unsigned bad = 0;
-        for (size_t i = start; i < end; i++) {
-            unsigned char c = (unsigned char)p->s[i];
-            bad |= ((unsigned char)(c - 0x20) > 0x5e) | (c == '\\');
-        }
-        if (!bad) {
-            b->str.ptr = p->s + start;
-            b->str.len = end - start;
-            p->pos = end + 1;
-            return REQSIGN_OK;
-        }
-    }
-    /* escapes, bad characters or no closing quote: character by character,
-     * for the exact error and offset */
     while (p->pos < p->len) {
         char c = p->s[p->pos];
         if (IS(c, C_STR)) {
