@@ -1,16 +1,7 @@
 #!/usr/bin/env bash
 # reqsign developer entry point. Every command installs the Debian packages it
-# needs (only the missing ones; with sudo when not root), then builds.
-#
-#   ./dev.sh demo        build and run the demo: key service + API backend on loopback, a key
-#                        issued over signed HTTP, a signed POST, replay, tamper, revoke
-#   ./dev.sh test        build (warnings are errors) and run every test suite
-#   ./dev.sh test-asan   the same, built with -Db_sanitize=address,undefined
-#   ./dev.sh test-openssl the same with the OpenSSL Ed25519 backend (default: libsodium)
-#   ./dev.sh bench [--quick]  release build, run bench/, rewrite BENCHMARKS.md and bench/results.json
-#   ./dev.sh fuzz [SECONDS]   build fuzz/ with clang + libFuzzer, run every target SECONDS (default 60)
-#   ./dev.sh build       build only (into ./build)
-#   ./dev.sh deps        install the Debian packages only
+# needs (only the missing ones, checked with dpkg-query first; with sudo when
+# not root), then builds. `./dev.sh help` prints the command table below.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +9,27 @@ PACKAGES=(meson ninja-build pkg-config gcc libc6-dev openssl libssl-dev libcurl4
           libjansson-dev libcriterion-dev libmicrohttpd-dev libsqlite3-dev curl libsodium-dev
           libhiredis-dev redis-server libpq-dev postgresql)
 FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)
+
+# The one command table: `./dev.sh help` prints it.
+HELP=(
+    "demo" "build and run the demo: key service + API backend on loopback, a key issued over signed HTTP, a signed POST, replay, tamper, revoke"
+    "test" "build (warnings are errors) and run every test suite"
+    "test-asan" "the same, built with -Db_sanitize=address,undefined"
+    "test-openssl" "the same with the OpenSSL Ed25519 backend (default: libsodium)"
+    "bench [--quick]" "release build, run bench/, rewrite BENCHMARKS.md and bench/results.json"
+    "fuzz [SECONDS]" "build fuzz/ with clang + libFuzzer, run every target SECONDS (default 60)"
+    "build" "build only (into ./build)"
+    "deps" "install the Debian packages only"
+    "help" "this table"
+)
+
+usage() {
+    local i
+    echo "usage: ./dev.sh COMMAND"
+    for ((i = 0; i < ${#HELP[@]}; i += 2)); do
+        printf '  %-18s %s\n' "${HELP[i]}" "${HELP[i + 1]}"
+    done
+}
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -97,7 +109,7 @@ demo)
     ./examples/demo/demo.sh build
     ;;
 help | -h | --help)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    usage
     ;;
 *)
     echo "unknown command: $cmd (try ./dev.sh help)" >&2

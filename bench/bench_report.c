@@ -57,8 +57,9 @@ static int has_flag(const char *flag)
     while (!found && fgets(line, sizeof(line) - 2, f) != NULL) {
         if (strncmp(line, "flags", 5) != 0)
             continue;
-        line[strcspn(line, "\n")] = ' ';
-        strcat(line, " ");
+        size_t end = strcspn(line, "\n");
+        line[end] = ' ';
+        line[end + 1] = '\0'; /* fgets read at most sizeof(line) - 3 bytes */
         char *p = strstr(line, pat);
         found = p != NULL && (p[strlen(pat)] == ' ');
         break;

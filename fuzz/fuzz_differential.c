@@ -229,7 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (has_query)
             m.target[m.path_len + 1 + k % (strlen(m.target) - m.path_len - 1)] ^= 1;
         else
-            strcat(m.target, "?a");
+            memcpy(m.target + strlen(m.target), "?a", 3);
         break;
     case 3:
         if (m.body_len == 0)

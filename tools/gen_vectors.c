@@ -512,9 +512,9 @@ static char *value_of(const json_t *op, const char *name)
         char *s = malloc(n + 1);
         if (s == NULL)
             die("out of memory");
-        strcpy(s, pre);
+        memcpy(s, pre, strlen(pre));
         memset(s + strlen(pre), byte[0], (size_t)count);
-        strcpy(s + strlen(pre) + (size_t)count, suf);
+        memcpy(s + strlen(pre) + (size_t)count, suf, strlen(suf) + 1);
         return s;
     }
     const char *v = jstr(op, "value", NULL);
