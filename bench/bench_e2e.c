@@ -27,71 +27,10 @@
 #include "bench_util.h"
 #include "testutil.h"
 
-struct wire {
-    char *buf;
-    size_t len;
-};
-
-static void wire_put(struct wire *w, size_t *cap, const void *p, size_t n)
-{
-    if (w->len + n > *cap) {
-        *cap = (w->len + n) * 2;
-        w->buf = realloc(w->buf, *cap);
-        if (w->buf == NULL)
-            bench_die("out of memory");
-    }
-    memcpy(w->buf + w->len, p, n);
-    w->len += n;
-}
-
-static void wire_puts(struct wire *w, size_t *cap, const char *s)
-{
-    wire_put(w, cap, s, strlen(s));
-}
-
-static struct wire wire_of(const struct bench_req *r, const char *authority, int sign)
-{
-    struct wire w = {NULL, 0};
-    size_t cap = 0;
-    wire_puts(&w, &cap, r->method);
-    wire_puts(&w, &cap, sign ? " " : " /unsigned");
-    wire_puts(&w, &cap, r->target);
-    wire_puts(&w, &cap, " HTTP/1.1\r\nHost: ");
-    wire_puts(&w, &cap, authority);
-    wire_puts(&w, &cap, "\r\n");
-    for (size_t i = 0; i < r->n_hdr; i++) {
-        const struct reqsign_header *h = &r->hdr[i];
-        int sig = h->name.len >= 9 && strncasecmp(h->name.ptr, "signature", 9) == 0;
-        int cd = h->name.len == 14 && strncasecmp(h->name.ptr, "content-digest", 14) == 0;
-        if (!sign && (sig || cd))
-            continue;
-        wire_put(&w, &cap, h->name.ptr, h->name.len);
-        wire_puts(&w, &cap, ": ");
-        wire_put(&w, &cap, h->value.ptr, h->value.len);
-        wire_puts(&w, &cap, "\r\n");
-    }
-    wire_puts(&w, &cap, "\r\n");
-    if (r->body_len)
-        wire_put(&w, &cap, r->body, r->body_len);
-    return w;
-}
-
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int one = 1;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-        bench_die("connect: %s", strerror(errno));
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
-
 static char rbuf[1 << 16];
 
 /* Send @w and read one response; returns the status code. */
-static int roundtrip(int fd, const struct wire *w)
+static int roundtrip(int fd, const struct bench_wire *w)
 {
     size_t off = 0;
     while (off < w->len) {
@@ -152,17 +91,17 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench-e2e (%s backend): %s on %s, pre-signing %zu requests\n",
             bench_backend(), server, authority, n);
     bench_reqs_make(&set, n, authority);
-    struct wire *sw = calloc(n, sizeof(*sw)), *uw = calloc(n, sizeof(*uw));
+    struct bench_wire *sw = calloc(n, sizeof(*sw)), *uw = calloc(n, sizeof(*uw));
     double *lat_s = calloc(n, sizeof(double)), *lat_u = calloc(n, sizeof(double));
     if (sw == NULL || uw == NULL || lat_s == NULL || lat_u == NULL)
         bench_die("out of memory");
     for (size_t i = 0; i < n; i++) {
-        sw[i] = wire_of(&set.reqs[i], authority, 1);
-        uw[i] = wire_of(&set.reqs[i], authority, 0);
+        sw[i] = bench_wire_of(&set.reqs[i], authority, 1);
+        uw[i] = bench_wire_of(&set.reqs[i], authority, 0);
     }
     struct bench_raw *raw = bench_raw_new(&set, strcmp(bench_backend(), "libsodium") == 0);
 
-    int fd = connect_to(p.port);
+    int fd = bench_connect(p.port);
     /* warm-up: the key cache, the connection, the server's threads */
     for (size_t i = 0; i < 50 && i < n; i++)
         (void)roundtrip(fd, &uw[n - 1 - i]);
@@ -172,7 +111,7 @@ int main(int argc, char **argv)
         size_t from = r * chunk, to = from + chunk;
         for (int pass = 0; pass < 2; pass++) {
             int sign = (pass == 0) == (r % 2 == 0); /* alternate which goes first */
-            struct wire *w = sign ? sw : uw;
+            struct bench_wire *w = sign ? sw : uw;
             double *lat = sign ? lat_s : lat_u;
             uint64_t t0 = bench_now_ns();
             for (size_t i = from; i < to; i++) {

@@ -281,6 +281,53 @@ static void results_table(FILE *f, json_t *results)
     }
 }
 
+/* bench-load: one row per connection count, with the targets of the
+ * end-to-end performance work (issue: api-backend on every core). */
+static void connections_table(FILE *f, json_t *results)
+{
+    size_t i;
+    json_t *o;
+    fprintf(f, "| connections | signed/s | p50 / p99 us | server CPU us/req | load generator CPU "
+               "us/req | unsigned/s (p50 / p99 us) | verifier in-process 1 thread / 2 threads "
+               "/s | signed / verifier 2 threads | signed/s per round |\n"
+               "|---|---|---|---|---|---|---|---|---|\n");
+    json_array_foreach(results, i, o)
+    {
+        if (strcmp(str(o, "name"), "e2e_connections") != 0)
+            continue;
+        char rounds[512] = "";
+        size_t used = 0, k;
+        json_t *v;
+        json_array_foreach(json_object_get(o, "signed_per_sec_rounds"), k, v)
+        {
+            int w = snprintf(rounds + used, sizeof(rounds) - used, "%s%.0f", k ? ", " : "",
+                             json_number_value(v));
+            if (w < 0 || (size_t)w >= sizeof(rounds) - used)
+                break;
+            used += (size_t)w;
+        }
+        double c = num(o, "connections"), ratio = num(o, "ratio");
+        double cpu = num(o, "server_cpu_us"), vcpu = num(o, "verifier_cpu_us");
+        double p50 = num(o, "p50_us"), p99 = num(o, "p99_us");
+        fprintf(f, "| %.0f | %.0f | %.0f / %.0f | %.1f | %.1f | %.0f (%.0f / %.0f) | %.0f / %.0f | "
+                   "%.3f | %s |\n",
+                c, num(o, "per_sec"), p50, p99, cpu, num(o, "client_cpu_us"),
+                num(o, "unsigned_per_sec"), num(o, "unsigned_p50_us"), num(o, "unsigned_p99_us"),
+                num(o, "verifier_1_thread_per_sec"), num(o, "baseline_per_sec"), ratio, rounds);
+        if ((c == 4 || c == 16) && ratio < 0.75)
+            add_miss("%.0f connections: signed throughput is %.3f x the in-process verifier's "
+                     "2-thread rate (target >= 0.75), %.0f%% short.",
+                     c, ratio, (0.75 - ratio) / 0.75 * 100);
+        if (c == 4 && cpu > vcpu + 15)
+            add_miss("server CPU per signed request at 4 connections is %.1f us against %.1f us "
+                     "for the in-process verify (target: at most 15 us more; %.1f us more).",
+                     cpu, vcpu, cpu - vcpu);
+        if (c == 16 && p99 > 3 * p50)
+            add_miss("16 connections: p99 %.0f us is %.1f x p50 %.0f us (target <= 3 x).", p99,
+                     p99 / p50, p50);
+    }
+}
+
 static void sign_table(FILE *f, json_t *results)
 {
     size_t i;
@@ -393,6 +440,13 @@ int main(int argc, char **argv)
             str(m, "kernel"), str(m, "openssl"), str(m, "libsodium"));
     fprintf(f, "## Results\n\n");
     results_table(f, results);
+    fprintf(f, "\n## End to end on several connections (api-backend)\n\n"
+               "`bench-load`: C keep-alive connections, one request in flight on each (epoll), "
+               "distinct pre-signed requests, every status checked (and a few replays that must "
+               "get 401); the in-process verifier over the same requests on 1 and 2 threads "
+               "is the baseline. Medians over rounds; the last column is each round's signed "
+               "rate (the spread).\n\n");
+    connections_table(f, results);
     fprintf(f, "\n## Verify pipeline, stage by stage\n\n"
                "Each stage timed alone over the same requests (so the sum is not exactly the "
                "pipeline); `other` is what the pipeline spends beyond them: copying results, "

@@ -1,7 +1,13 @@
 /* reqsign bench: shared helpers. See bench_util.h. */
 #include "bench_util.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,3 +419,62 @@ void bench_raw_free(struct bench_raw *r)
     memset(r->sk, 0, sizeof(r->sk));
     free(r);
 }
+
+/* ---- requests on the wire ---- */
+
+static void wire_put(struct bench_wire *w, size_t *cap, const void *p, size_t n)
+{
+    if (w->len + n > *cap) {
+        *cap = (w->len + n) * 2;
+        w->buf = realloc(w->buf, *cap);
+        if (w->buf == NULL)
+            bench_die("out of memory");
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+}
+
+static void wire_puts(struct bench_wire *w, size_t *cap, const char *s)
+{
+    wire_put(w, cap, s, strlen(s));
+}
+
+struct bench_wire bench_wire_of(const struct bench_req *r, const char *authority, int sign)
+{
+    struct bench_wire w = {NULL, 0};
+    size_t cap = 0;
+    wire_puts(&w, &cap, r->method);
+    wire_puts(&w, &cap, sign ? " " : " /unsigned");
+    wire_puts(&w, &cap, r->target);
+    wire_puts(&w, &cap, " HTTP/1.1\r\nHost: ");
+    wire_puts(&w, &cap, authority);
+    wire_puts(&w, &cap, "\r\n");
+    for (size_t i = 0; i < r->n_hdr; i++) {
+        const struct reqsign_header *h = &r->hdr[i];
+        int sig = h->name.len >= 9 && strncasecmp(h->name.ptr, "signature", 9) == 0;
+        int cd = h->name.len == 14 && strncasecmp(h->name.ptr, "content-digest", 14) == 0;
+        if (!sign && (sig || cd))
+            continue;
+        wire_put(&w, &cap, h->name.ptr, h->name.len);
+        wire_puts(&w, &cap, ": ");
+        wire_put(&w, &cap, h->value.ptr, h->value.len);
+        wire_puts(&w, &cap, "\r\n");
+    }
+    wire_puts(&w, &cap, "\r\n");
+    if (r->body_len)
+        wire_put(&w, &cap, r->body, r->body_len);
+    return w;
+}
+
+int bench_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int one = 1;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+        bench_die("connect: %s", strerror(errno));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+

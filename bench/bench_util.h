@@ -117,4 +117,17 @@ int bench_have_sodium(void);
 /* "openssl" or "libsodium": the library's Ed25519 backend */
 const char *bench_backend(void);
 
+/* ---- requests on the wire ---- */
+
+/* One request's bytes as a client sends them (malloc'd). */
+struct bench_wire {
+    char *buf;
+    size_t len;
+};
+/* @r as HTTP/1.1 bytes for Host @authority: signed, or (@sign 0) to
+ * /unsigned<target> without the signature fields and Content-Digest. */
+struct bench_wire bench_wire_of(const struct bench_req *r, const char *authority, int sign);
+/* A TCP connection to 127.0.0.1:@port with TCP_NODELAY; aborts on failure. */
+int bench_connect(int port);
+
 #endif

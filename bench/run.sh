@@ -22,7 +22,7 @@ for a in "$@"; do
     esac
 done
 
-for p in bench-crypto bench-nonce bench-redis bench-e2e bench-report; do
+for p in bench-crypto bench-nonce bench-redis bench-e2e bench-load bench-report; do
     [ -x "$build/bench/$p" ] || { echo "bench/run.sh: $build/bench/$p missing (-Dbench=true?)" >&2; exit 1; }
 done
 [ -x "$build/examples/api-backend" ] || { echo "bench/run.sh: $build/examples/api-backend missing" >&2; exit 1; }
@@ -63,7 +63,9 @@ log "nonce store: Redis vs memory (skips without redis-server)"
 "$build/bench/bench-redis" "${quick[@]}" >"$out/redis.jsonl"
 log "end to end (api-backend)"
 "$build/bench/bench-e2e" --server "$build/examples/api-backend" "${quick[@]}" >"$out/e2e.jsonl"
-files+=("$out/nonce.jsonl" "$out/redis.jsonl" "$out/e2e.jsonl")
+log "end to end on 1, 2, 4 and 16 connections (api-backend)"
+"$build/bench/bench-load" --server "$build/examples/api-backend" "${quick[@]}" >"$out/load.jsonl"
+files+=("$out/nonce.jsonl" "$out/redis.jsonl" "$out/e2e.jsonl" "$out/load.jsonl")
 
 "$build/bench/bench-report" --json bench/results.json --md BENCHMARKS.md --command "$cmd" "${files[@]}"
 log "wrote BENCHMARKS.md and bench/results.json"

@@ -1,0 +1,450 @@
+/* reqsign bench: multi-connection load against the api-backend example.
+ *
+ *   bench-load --server PATH/api-backend [--quick] [--conns 1,2,4,16]
+ *              [--rounds R] [--requests N]
+ *
+ * Starts the api-backend on 127.0.0.1 with a fresh SQLite key store and
+ * pre-signs distinct requests (bodies 0..4096 bytes). For each connection
+ * count C and each round it takes a fresh block of N requests (a signed
+ * request can be sent only once) and runs, back to back:
+ *   - signed: C keep-alive connections, one request in flight on each
+ *     (closed loop, epoll), every request sent once, every status must be 200;
+ *     then a few of them sent again, which must be refused with 401 (replay);
+ *   - unsigned: the same requests to /unsigned/<path> (the same echo without
+ *     verification; the server runs with --bench-unsigned-route);
+ *   - the whole verifier in this process over the same requests' bases and
+ *     bodies (two-phase, key cache over the same SQLite store, a memory nonce
+ *     store), on 1 thread and on 2 threads.
+ * Which of signed and unsigned goes first alternates by round. Each run
+ * reports requests/s, p50 and p99 latency, the server's CPU per request (utime
+ * + stime from /proc/PID/stat) and the load generator's own CPU per request
+ * (getrusage). The result is the median over rounds; the per-round signed
+ * rates are kept (the spread). Output: one JSON line per connection count.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <reqsign/keycache.h>
+#include <reqsign/keystore.h>
+#include <reqsign/nonce.h>
+#include <reqsign/verifier.h>
+
+#include "bench_util.h"
+#include "testutil.h"
+
+#define MAX_CONNS 64
+#define MAX_ROUNDS 32
+#define REPLAYS 4
+
+/* ---- one load run ---- */
+
+struct conn {
+    int fd;
+    size_t req;      /* index of the request in flight; SIZE_MAX when idle */
+    size_t woff;     /* bytes of it written */
+    uint64_t t0;     /* when its first byte was written */
+    char rbuf[8192]; /* the response being read */
+    size_t rlen;
+};
+
+struct run {
+    double per_sec, p50_us, p99_us, server_cpu_us, client_cpu_us;
+};
+
+static uint64_t proc_cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        bench_die("%s: %s", path, strerror(errno));
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* fields after the ")" that ends the command name: state is field 3,
+     * utime field 14, stime field 15 */
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        bench_die("%s: unexpected format", path);
+    unsigned long long ut = 0, st = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        bench_die("%s: unexpected format", path);
+    return ut + st;
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        bench_die("fcntl: %s", strerror(errno));
+}
+
+/* Write what is left of @c's request; 1 when all of it is out. */
+static int conn_write(struct conn *c, const struct bench_wire *w)
+{
+    while (c->woff < w->len) {
+        ssize_t n = send(c->fd, w->buf + c->woff, w->len - c->woff, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0)
+            bench_die("send: %s", strerror(errno));
+        c->woff += (size_t)n;
+    }
+    return 1;
+}
+
+/* The status of a complete response in @c->rbuf, 0 while incomplete. */
+static int response_done(struct conn *c)
+{
+    c->rbuf[c->rlen] = '\0';
+    char *end = strstr(c->rbuf, "\r\n\r\n");
+    if (end == NULL)
+        return 0;
+    size_t head = (size_t)(end + 4 - c->rbuf), clen = 0;
+    for (char *p = c->rbuf; p < end; p++)
+        if (*p == '\n' && strncasecmp(p + 1, "content-length:", 15) == 0)
+            clen = strtoul(p + 16, NULL, 10);
+    if (c->rlen < head + clen)
+        return 0;
+    if (c->rlen > head + clen)
+        bench_die("unexpected bytes after a response");
+    if (strncmp(c->rbuf, "HTTP/1.1 ", 9) != 0)
+        bench_die("not an HTTP/1.1 response: %.40s", c->rbuf);
+    return (int)strtol(c->rbuf + 9, NULL, 10);
+}
+
+/* Send requests @idx[0..n) over @nconn connections, one in flight on each;
+ * every answer must be @expect. Latencies (ns) go to @lat[0..n). */
+static void load(int port, pid_t server, const struct bench_wire *w, const size_t *idx, size_t n,
+                 int nconn, int expect, double *lat, struct run *out)
+{
+    struct conn *cs = calloc((size_t)nconn, sizeof(*cs));
+    int ep = epoll_create1(0);
+    if (cs == NULL || ep < 0)
+        bench_die("out of memory / epoll");
+    for (int i = 0; i < nconn; i++) {
+        cs[i].fd = bench_connect(port);
+        set_nonblock(cs[i].fd);
+        cs[i].req = SIZE_MAX;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) != 0)
+            bench_die("epoll_ctl: %s", strerror(errno));
+    }
+    size_t next = 0, done = 0;
+    uint64_t srv0 = proc_cpu_ticks(server);
+    double cli0 = self_cpu_s();
+    uint64_t t0 = bench_now_ns();
+    /* start one request on every connection */
+    for (int i = 0; i < nconn && next < n; i++) {
+        struct conn *c = &cs[i];
+        c->req = next++;
+        c->woff = 0;
+        c->rlen = 0;
+        c->t0 = bench_now_ns();
+        if (!conn_write(c, &w[idx[c->req]])) {
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i};
+            epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+        }
+    }
+    struct epoll_event evs[MAX_CONNS];
+    while (done < n) {
+        int k = epoll_wait(ep, evs, MAX_CONNS, 10000);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            bench_die("no answer from the server for 10 s (%zu of %zu done)", done, n);
+        for (int e = 0; e < k; e++) {
+            int i = (int)evs[e].data.u32;
+            struct conn *c = &cs[i];
+            if (c->req == SIZE_MAX)
+                bench_die("bytes on an idle connection");
+            if (evs[e].events & EPOLLOUT) {
+                if (conn_write(c, &w[idx[c->req]])) {
+                    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+                }
+            }
+            if (!(evs[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                continue;
+            ssize_t r = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - 1 - c->rlen, 0);
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                continue;
+            if (r <= 0)
+                bench_die("connection %d closed by the server (request %zu)", i, idx[c->req]);
+            c->rlen += (size_t)r;
+            int code = response_done(c);
+            if (code == 0) {
+                if (c->rlen >= sizeof(c->rbuf) - 1)
+                    bench_die("response too large");
+                continue;
+            }
+            if (code != expect) {
+                char *body = strstr(c->rbuf, "\r\n\r\n");
+                bench_die("request %zu: HTTP %d, expected %d: %.200s", idx[c->req], code, expect,
+                          body ? body + 4 : "");
+            }
+            lat[done++] = (double)(bench_now_ns() - c->t0);
+            c->req = SIZE_MAX;
+            if (next < n) {
+                c->req = next++;
+                c->woff = 0;
+                c->rlen = 0;
+                c->t0 = bench_now_ns();
+                if (!conn_write(c, &w[idx[c->req]])) {
+                    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+                }
+            }
+        }
+    }
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    double cli = self_cpu_s() - cli0;
+    uint64_t srv = proc_cpu_ticks(server) - srv0;
+    for (int i = 0; i < nconn; i++)
+        close(cs[i].fd);
+    close(ep);
+    free(cs);
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    out->per_sec = (double)n / secs;
+    out->server_cpu_us = (double)srv / tick * 1e6 / (double)n;
+    out->client_cpu_us = cli * 1e6 / (double)n;
+    out->p50_us = bench_percentile(lat, n, 50) / 1e3;
+    out->p99_us = bench_percentile(lat, n, 99) / 1e3;
+}
+
+/* ---- the in-process verifier over the same requests ---- */
+
+struct vjob {
+    const struct bench_set *set;
+    const struct reqsign_verifier *v;
+    const size_t *idx;
+    size_t from, to;
+};
+
+static void *verify_range(void *arg)
+{
+    struct vjob *j = arg;
+    struct reqsign_verification vs;
+    struct reqsign_error err;
+    for (size_t i = j->from; i < j->to; i++) {
+        const struct bench_req *r = &j->set->reqs[j->idx[i]];
+        reqsign_verification_init(&vs);
+        reqsign_error_clear(&err);
+        enum reqsign_status st = reqsign_verifier_verify_headers(j->v, &r->req, &vs, &err);
+        if (st == REQSIGN_OK)
+            st = reqsign_verification_body(&vs, r->body, r->body_len, &err);
+        if (st == REQSIGN_OK)
+            st = reqsign_verification_finish(&vs, &err);
+        reqsign_verification_cleanup(&vs);
+        if (st != REQSIGN_OK)
+            bench_die("in-process verify of request %zu: %s", j->idx[i], err.message);
+    }
+    return NULL;
+}
+
+/* Requests/s of the whole verifier on @threads threads over @idx[0..n). */
+static double verifier_rate(const struct bench_set *set, struct reqsign_keycache *cache,
+                            const char *authority, const size_t *idx, size_t n, int threads)
+{
+    struct reqsign_nonce_memory_opts no = {.max_entries = 2 * n + 1024, .per_key_max = 2 * n};
+    struct reqsign_nonce_store *ns = reqsign_nonce_store_memory_new(&no);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_verifier_opts vo = {.profile = REQSIGN_PROFILE_REQSIGN,
+                                       .public_authority = authority,
+                                       .lookup = reqsign_keycache_lookup,
+                                       .lookup_ctx = cache,
+                                       .nonces = ns};
+    struct reqsign_verifier *v = ns ? reqsign_verifier_new(&vo, &err) : NULL;
+    if (v == NULL)
+        bench_die("verifier: %s", err.message);
+    struct vjob jobs[2];
+    pthread_t th[2];
+    uint64_t t0 = bench_now_ns();
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (struct vjob){set, v, idx, n * (size_t)t / (size_t)threads,
+                                n * (size_t)(t + 1) / (size_t)threads};
+        if (pthread_create(&th[t], NULL, verify_range, &jobs[t]) != 0)
+            bench_die("pthread_create");
+    }
+    for (int t = 0; t < threads; t++)
+        pthread_join(th[t], NULL);
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    reqsign_verifier_free(v);
+    reqsign_nonce_store_free(ns);
+    return (double)n / secs;
+}
+
+/* ---- main ---- */
+
+static size_t parse_conns(const char *s, int *out)
+{
+    size_t k = 0;
+    while (s != NULL && *s && k < 8) {
+        char *end;
+        long c = strtol(s, &end, 10);
+        if (end == s || c < 1 || c > MAX_CONNS)
+            bench_die("--conns: a comma-separated list of 1..%d", MAX_CONNS);
+        out[k++] = (int)c;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return k;
+}
+
+static double median_of(const struct run *r, size_t n, size_t off)
+{
+    double v[MAX_ROUNDS];
+    for (size_t i = 0; i < n; i++)
+        v[i] = *(const double *)((const char *)&r[i] + off);
+    return bench_median(v, n);
+}
+
+int main(int argc, char **argv)
+{
+    int quick = bench_quick(argc, argv);
+    const char *server = bench_arg(argc, argv, "--server");
+    if (server == NULL)
+        bench_die("usage: bench-load --server PATH/api-backend [--quick] [--conns 1,2,4,16] "
+                  "[--rounds R] [--requests N]");
+    int conns[8];
+    size_t nc = parse_conns(bench_arg(argc, argv, "--conns") ? bench_arg(argc, argv, "--conns")
+                                                              : "1,2,4,16",
+                            conns);
+    size_t R = quick ? 2 : 5, N = quick ? 600 : 4000;
+    if (bench_arg(argc, argv, "--rounds"))
+        R = strtoul(bench_arg(argc, argv, "--rounds"), NULL, 10);
+    if (bench_arg(argc, argv, "--requests"))
+        N = strtoul(bench_arg(argc, argv, "--requests"), NULL, 10);
+    if (R < 1 || R > MAX_ROUNDS || N < REPLAYS)
+        bench_die("bad --rounds or --requests");
+    signal(SIGPIPE, SIG_IGN);
+
+    struct bench_set set;
+    bench_keys_init(&set, (int64_t)time(NULL));
+    const char *dir = bench_tmpdir();
+    char db[512];
+    snprintf(db, sizeof(db), "%s/keys.db", dir);
+    bench_keystore_fill(&set, db);
+
+    struct tu_proc p;
+    char *const args[] = {(char *)server, "--db", db, "--listen", "127.0.0.1:0",
+                          "--any-authority", "--bench-unsigned-route", NULL};
+    if (tu_proc_start(&p, args, NULL, 10000) != 0)
+        bench_die("cannot start %s", server);
+    char authority[64];
+    snprintf(authority, sizeof(authority), "127.0.0.1:%d", p.port);
+    size_t total = nc * R * N + REPLAYS;
+    fprintf(stderr, "bench-load (%s backend): %s on %s, pre-signing %zu requests\n",
+            bench_backend(), server, authority, total);
+    bench_reqs_make(&set, total, authority);
+    struct bench_wire *sw = calloc(total, sizeof(*sw)), *uw = calloc(total, sizeof(*uw));
+    size_t *idx = calloc(total, sizeof(*idx));
+    double *lat = calloc(N, sizeof(double));
+    if (sw == NULL || uw == NULL || idx == NULL || lat == NULL)
+        bench_die("out of memory");
+    for (size_t i = 0; i < total; i++) {
+        sw[i] = bench_wire_of(&set.reqs[i], authority, 1);
+        uw[i] = bench_wire_of(&set.reqs[i], authority, 0);
+        idx[i] = i;
+    }
+
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *store = reqsign_keystore_sqlite_open(db, REQSIGN_KEYSTORE_READONLY,
+                                                                  &err);
+    if (store == NULL)
+        bench_die("keystore: %s", err.message);
+    struct reqsign_keycache_opts co = {.store = store, .positive_ttl = 1000000,
+                                       .negative_ttl = 1000000};
+    struct reqsign_keycache *cache = reqsign_keycache_new(&co, &err);
+    if (cache == NULL)
+        bench_die("keycache: %s", err.message);
+
+    /* warm-up: the server's key cache and threads, our verifier's cache */
+    struct run warm;
+    load(p.port, p.pid, uw, idx + total - REPLAYS, REPLAYS, 1, 200, lat, &warm);
+    (void)verifier_rate(&set, cache, authority, idx + total - REPLAYS, REPLAYS, 1);
+
+    size_t block = 0;
+    for (size_t c = 0; c < nc; c++) {
+        struct run sr[MAX_ROUNDS], ur[MAX_ROUNDS];
+        double v1[MAX_ROUNDS], v2[MAX_ROUNDS], ratio[MAX_ROUNDS];
+        json_t *spread = json_array();
+        for (size_t r = 0; r < R; r++, block++) {
+            const size_t *b = idx + block * N;
+            for (int pass = 0; pass < 2; pass++) {
+                int sign = (pass == 0) == (r % 2 == 0);
+                load(p.port, p.pid, sign ? sw : uw, b, N, conns[c], 200, lat, sign ? &sr[r] : &ur[r]);
+            }
+            /* a few of the block's signed requests again: each must be a replay */
+            struct run rep;
+            for (size_t k = 0; k < REPLAYS; k++) /* a refusal closes the connection */
+                load(p.port, p.pid, sw, b + k, 1, 1, 401, lat, &rep);
+            v2[r] = verifier_rate(&set, cache, authority, b, N, 2);
+            v1[r] = verifier_rate(&set, cache, authority, b, N, 1);
+            ratio[r] = sr[r].per_sec / v2[r];
+            json_array_append_new(spread, json_real(sr[r].per_sec));
+            fprintf(stderr,
+                    "  %d conn round %zu/%zu: signed %.0f/s (p50 %.0f us, p99 %.0f us, server "
+                    "%.1f us CPU/req), unsigned %.0f/s, verifier 1 thread %.0f/s, 2 threads %.0f/s\n",
+                    conns[c], r + 1, R, sr[r].per_sec, sr[r].p50_us, sr[r].p99_us,
+                    sr[r].server_cpu_us, ur[r].per_sec, v1[r], v2[r]);
+        }
+        double v1m = bench_median(v1, R), v2m = bench_median(v2, R);
+        bench_emit(json_pack(
+            "{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:f, "
+            "s:f, s:f, s:f, s:o, s:I, s:I}",
+            "name", "e2e_connections", "server", "api-backend", "backend", bench_backend(),
+            "connections", (json_int_t)conns[c], "per_sec",
+            median_of(sr, R, offsetof(struct run, per_sec)), "p50_us",
+            median_of(sr, R, offsetof(struct run, p50_us)), "p99_us",
+            median_of(sr, R, offsetof(struct run, p99_us)), "server_cpu_us",
+            median_of(sr, R, offsetof(struct run, server_cpu_us)), "client_cpu_us",
+            median_of(sr, R, offsetof(struct run, client_cpu_us)), "unsigned_per_sec",
+            median_of(ur, R, offsetof(struct run, per_sec)), "unsigned_p50_us",
+            median_of(ur, R, offsetof(struct run, p50_us)), "unsigned_p99_us",
+            median_of(ur, R, offsetof(struct run, p99_us)), "unsigned_server_cpu_us",
+            median_of(ur, R, offsetof(struct run, server_cpu_us)), "verifier_1_thread_per_sec",
+            v1m, "baseline", "verifier_2_threads", "baseline_per_sec", v2m,
+            "verifier_cpu_us", 1e6 / v1m, "ratio", bench_median(ratio, R), "ratio_min",
+            bench_min(ratio, R), "signed_per_sec_rounds", spread, "requests", (json_int_t)N,
+            "rounds", (json_int_t)R));
+    }
+
+    int rc = tu_proc_stop(&p, SIGTERM, 5000);
+    if (rc != 0)
+        bench_die("api-backend exited with %d", rc);
+    reqsign_keycache_free(cache);
+    reqsign_keystore_free(store);
+    bench_rmdir(dir);
+    for (size_t i = 0; i < total; i++) {
+        free(sw[i].buf);
+        free(uw[i].buf);
+    }
+    free(sw);
+    free(uw);
+    free(idx);
+    free(lat);
+    bench_set_free(&set);
+    return 0;
+}
