@@ -1,10 +1,13 @@
 /* reqsign-httpd: see httpd.h. */
+#define _GNU_SOURCE /* accept4, pipe2 */
 #include "httpd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,8 +36,27 @@
 #define CONN_MEMORY_LIMIT ((size_t)64 * 1024)
 #define CONN_LIMIT 1024u
 
-struct reqsign_httpd {
+/* One event-loop thread: a libmicrohttpd daemon with no listening socket of
+ * its own, fed connections by the acceptor. */
+struct worker {
+    struct reqsign_httpd *h;
     struct MHD_Daemon *daemon;
+    atomic_int conns; /* connections handed to it and not yet closed */
+};
+
+#define MAX_WORKERS 256
+
+struct reqsign_httpd {
+    /* Connections are accepted on one thread and each is handed to the worker
+     * with the fewest open connections: libmicrohttpd's own thread pool lets
+     * the workers race for accept(), and two busy connections often landed
+     * on one worker while another core idled. */
+    struct worker *workers;
+    unsigned n_workers;
+    int listen_fd;
+    int stop_pipe[2]; /* written to stop the acceptor */
+    pthread_t acceptor;
+    int acceptor_running;
     struct reqsign_httpd_handlers handlers;
     void *ctx;
     char scheme[16];
@@ -392,7 +414,10 @@ static void track_deadline(struct reqsign_httpd *h, struct MHD_Connection *con, 
 static void on_connection(void *cls, struct MHD_Connection *con, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    struct reqsign_httpd *h = cls;
+    struct worker *w = cls;
+    struct reqsign_httpd *h = w->h;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&w->conns, 1);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -424,6 +449,43 @@ static void on_connection(void *cls, struct MHD_Connection *con, void **socket_c
         pthread_mutex_unlock(&h->wd_lock);
         free(t);
         *socket_context = NULL;
+    }
+}
+
+/* The acceptor: every new connection goes to the worker with the fewest open
+ * connections (ties to the lowest index). */
+static void *acceptor(void *arg)
+{
+    struct reqsign_httpd *h = arg;
+    struct pollfd pf[2] = {{.fd = h->listen_fd, .events = POLLIN},
+                           {.fd = h->stop_pipe[0], .events = POLLIN}};
+    for (;;) {
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "%s: poll: %s\n", h->name, strerror(errno));
+            return NULL;
+        }
+        if (pf[1].revents)
+            return NULL;
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof(sa);
+        int fd = accept4(h->listen_fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                struct timespec ts = {0, 10 * 1000000L}; /* out of descriptors: back off */
+                nanosleep(&ts, NULL);
+            }
+            continue;
+        }
+        struct worker *best = &h->workers[0];
+        for (unsigned i = 1; i < h->n_workers; i++)
+            if (atomic_load(&h->workers[i].conns) < atomic_load(&best->conns))
+                best = &h->workers[i];
+        atomic_fetch_add(&best->conns, 1);
+        /* libmicrohttpd owns @fd from here, and closes it on failure */
+        if (MHD_add_connection(best->daemon, fd, (struct sockaddr *)&sa, sl) != MHD_YES)
+            atomic_fetch_sub(&best->conns, 1);
     }
 }
 
@@ -835,6 +897,58 @@ void reqsign_httpd_local_finish(struct reqsign_httpd_local *l, struct reqsign_ht
 /* ---- start, run, stop ---- */
 
 /* see httpd.h */
+unsigned reqsign_httpd_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : n > MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
+}
+
+/* Stop the acceptor and close the listening socket: new connections are
+ * refused, open ones go on. */
+static void stop_accepting(struct reqsign_httpd *h)
+{
+    if (h->acceptor_running) {
+        ssize_t wr;
+        do
+            wr = write(h->stop_pipe[1], "x", 1);
+        while (wr < 0 && errno == EINTR);
+        pthread_join(h->acceptor, NULL);
+        h->acceptor_running = 0;
+    }
+    if (h->listen_fd >= 0)
+        close(h->listen_fd);
+    h->listen_fd = -1;
+}
+
+/* Release what reqsign_httpd_start() made (workers still running are stopped). */
+static void httpd_free(struct reqsign_httpd *h)
+{
+    stop_accepting(h);
+    for (unsigned i = 0; i < h->n_workers; i++)
+        MHD_stop_daemon(h->workers[i].daemon);
+    if (h->wd_running) {
+        pthread_mutex_lock(&h->wd_lock);
+        h->wd_stop = 1;
+        pthread_cond_signal(&h->wd_cond);
+        pthread_mutex_unlock(&h->wd_lock);
+        pthread_join(h->wd_thread, NULL);
+        h->wd_running = 0;
+    }
+    while (h->tracked != NULL) { /* normally empty: every connection reported CLOSED */
+        struct tracked *t = h->tracked;
+        h->tracked = t->next;
+        free(t);
+    }
+    for (int i = 0; i < 2; i++)
+        if (h->stop_pipe[i] >= 0)
+            close(h->stop_pipe[i]);
+    free(h->workers);
+    pthread_mutex_destroy(&h->wd_lock);
+    pthread_cond_destroy(&h->wd_cond);
+    free(h);
+}
+
+/* see httpd.h */
 struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
 {
     const char *name = o->name != NULL ? o->name : "httpd";
@@ -888,31 +1002,65 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
     pthread_cond_init(&h->wd_cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    unsigned threads = o->threads ? o->threads : REQSIGN_HTTPD_DEFAULT_THREADS;
+    unsigned threads = o->threads ? o->threads : reqsign_httpd_default_threads();
     unsigned timeout = o->timeout ? o->timeout : REQSIGN_HTTPD_DEFAULT_TIMEOUT;
-    h->daemon = MHD_start_daemon(
-        flags, port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
-        CONN_LIMIT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (h->daemon == NULL) {
-        fprintf(stderr, "%s: cannot listen on %s\n", name, o->listen);
-        free(h);
+    if (threads > MAX_WORKERS)
+        threads = MAX_WORKERS;
+    h->stop_pipe[0] = h->stop_pipe[1] = -1;
+    h->listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (h->listen_fd < 0 ||
+        setsockopt(h->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (ai->ai_family == AF_INET6 &&
+         setsockopt(h->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        bind(h->listen_fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(h->listen_fd, 511) != 0 ||
+        pipe2(h->stop_pipe, O_CLOEXEC) != 0) {
+        fprintf(stderr, "%s: cannot listen on %s: %s\n", name, o->listen, strerror(errno));
+        freeaddrinfo(ai);
+        httpd_free(h);
         return NULL;
+    }
+    freeaddrinfo(ai);
+    h->workers = calloc(threads, sizeof(*h->workers));
+    if (h->workers == NULL) {
+        httpd_free(h);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+    for (unsigned i = 0; i < threads; i++) {
+        struct worker *w = &h->workers[i];
+        w->h = h;
+        atomic_init(&w->conns, 0);
+        w->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_access, h, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
+            CONN_LIMIT / threads + 1, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        if (w->daemon == NULL) {
+            fprintf(stderr, "%s: cannot start an HTTP worker\n", name);
+            httpd_free(h);
+            return NULL;
+        }
+        h->n_workers = i + 1;
     }
     if (pthread_create(&h->wd_thread, NULL, watchdog, h) == 0)
         h->wd_running = 1;
     else
         fprintf(stderr, "%s: warning: no deadline watchdog: slow clients are not cut off\n", name);
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    unsigned actual = di != NULL ? di->port : port;
+    if (pthread_create(&h->acceptor, NULL, acceptor, h) != 0) {
+        fprintf(stderr, "%s: cannot start the acceptor thread\n", name);
+        httpd_free(h);
+        return NULL;
+    }
+    h->acceptor_running = 1;
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof(bound);
+    unsigned actual = port;
+    if (getsockname(h->listen_fd, (struct sockaddr *)&bound, &bl) == 0)
+        actual = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     int v6 = strchr(host, ':') != NULL;
     printf("listening on http://%s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "", actual);
     fflush(stdout);
@@ -932,8 +1080,8 @@ int reqsign_httpd_run(struct reqsign_httpd *h)
     fprintf(stderr, "%s: signal %d: stopping\n", h->name, sig);
 
     /* Stop accepting; let requests already begun finish. Idle keep-alive
-     * connections are not waited for: MHD_stop_daemon closes them. */
-    MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
+     * connections are not waited for: stopping the workers closes them. */
+    stop_accepting(h);
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -948,23 +1096,6 @@ int reqsign_httpd_run(struct reqsign_httpd *h)
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    MHD_stop_daemon(h->daemon);
-    if (lsock != MHD_INVALID_SOCKET)
-        close(lsock);
-    if (h->wd_running) {
-        pthread_mutex_lock(&h->wd_lock);
-        h->wd_stop = 1;
-        pthread_cond_signal(&h->wd_cond);
-        pthread_mutex_unlock(&h->wd_lock);
-        pthread_join(h->wd_thread, NULL);
-    }
-    while (h->tracked != NULL) { /* normally empty: every connection reported CLOSED */
-        struct tracked *t = h->tracked;
-        h->tracked = t->next;
-        free(t);
-    }
-    pthread_mutex_destroy(&h->wd_lock);
-    pthread_cond_destroy(&h->wd_cond);
-    free(h);
+    httpd_free(h);
     return 0;
 }

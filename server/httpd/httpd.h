@@ -38,7 +38,6 @@
 
 #define REQSIGN_HTTPD_DEFAULT_MAX_BODY (64u * 1024u)
 #define REQSIGN_HTTPD_DEFAULT_TIMEOUT 10 /* seconds of inactivity before a connection is closed */
-#define REQSIGN_HTTPD_DEFAULT_THREADS 4
 #define REQSIGN_HTTPD_DRAIN_SECONDS 10 /* longest wait for in-flight requests at shutdown */
 /* Slow clients: the request line and headers must be complete this long after
  * a connection opens (or its previous request ended), and the whole request
@@ -111,7 +110,7 @@ struct reqsign_httpd_opts {
     const char *listen; /* "HOST:PORT", "[V6]:PORT"; required */
     const char *scheme; /* the scheme put in the request view; NULL: "http" */
     size_t max_body;    /* 0: REQSIGN_HTTPD_DEFAULT_MAX_BODY */
-    unsigned threads;   /* 0: REQSIGN_HTTPD_DEFAULT_THREADS */
+    unsigned threads;   /* event-loop threads; 0: reqsign_httpd_default_threads() */
     unsigned timeout;   /* seconds; 0: REQSIGN_HTTPD_DEFAULT_TIMEOUT */
     const char *name;   /* program name for messages */
     const struct reqsign_httpd_handlers *handlers;
@@ -124,6 +123,9 @@ struct reqsign_httpd_opts {
  * Return: the server, or NULL with a message on stderr.
  */
 struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o);
+
+/* The number of event-loop threads when the options say 0: the online CPUs. */
+unsigned reqsign_httpd_default_threads(void);
 
 /**
  * reqsign_httpd_run() - wait for SIGTERM or SIGINT, stop accepting, wait for
