@@ -1,7 +1,11 @@
-/* reqsign bench: multi-connection load against the api-backend example.
+/* reqsign bench: multi-connection load against the api-backend example or
+ * the key service.
  *
- *   bench-load --server PATH/api-backend [--quick] [--conns 1,2,4,16]
- *              [--rounds R] [--requests N]
+ *   bench-load (--server PATH/api-backend | --reqsignd PATH/reqsignd) [--quick]
+ *              [--conns 1,2,4,16] [--rounds R] [--requests N]
+ *
+ * With --reqsignd the signed requests are GET /v1/keys/<the signing key's
+ * keyid> (keys with keys:admin) and the unsigned ones GET /healthz.
  *
  * Starts the api-backend on 127.0.0.1 with a fresh SQLite key store and
  * pre-signs distinct requests (bodies 0..4096 bytes). For each connection
@@ -323,9 +327,13 @@ int main(int argc, char **argv)
 {
     int quick = bench_quick(argc, argv);
     const char *server = bench_arg(argc, argv, "--server");
-    if (server == NULL)
-        bench_die("usage: bench-load --server PATH/api-backend [--quick] [--conns 1,2,4,16] "
-                  "[--rounds R] [--requests N]");
+    const char *reqsignd = bench_arg(argc, argv, "--reqsignd");
+    if ((server == NULL) == (reqsignd == NULL))
+        bench_die("usage: bench-load (--server PATH/api-backend | --reqsignd PATH/reqsignd) "
+                  "[--quick] [--conns 1,2,4,16] [--rounds R] [--requests N]");
+    int keyservice = reqsignd != NULL;
+    const char *prog = keyservice ? reqsignd : server;
+    const char *what = keyservice ? "reqsignd" : "api-backend";
     int conns[8];
     size_t nc = parse_conns(bench_arg(argc, argv, "--conns") ? bench_arg(argc, argv, "--conns")
                                                               : "1,2,4,16",
@@ -344,19 +352,20 @@ int main(int argc, char **argv)
     const char *dir = bench_tmpdir();
     char db[512];
     snprintf(db, sizeof(db), "%s/keys.db", dir);
-    bench_keystore_fill(&set, db);
+    bench_keystore_fill_scopes(&set, db, keyservice ? "keys:admin" : "orders:read orders:write");
 
     struct tu_proc p;
-    char *const args[] = {(char *)server, "--db", db, "--listen", "127.0.0.1:0",
-                          "--any-authority", "--bench-unsigned-route", NULL};
+    char *const args[] = {(char *)prog, "--db", db, "--listen", "127.0.0.1:0", "--any-authority",
+                          keyservice ? NULL : "--bench-unsigned-route", NULL};
     if (tu_proc_start(&p, args, NULL, 10000) != 0)
-        bench_die("cannot start %s", server);
+        bench_die("cannot start %s", prog);
     char authority[64];
     snprintf(authority, sizeof(authority), "127.0.0.1:%d", p.port);
     size_t total = nc * R * N + REPLAYS;
     fprintf(stderr, "bench-load (%s backend): %s on %s, pre-signing %zu requests\n",
-            bench_backend(), server, authority, total);
-    bench_reqs_make(&set, total, authority);
+            bench_backend(), prog, authority, total);
+    bench_reqs_make_kind(&set, total, authority,
+                         keyservice ? BENCH_REQS_KEYSERVICE : BENCH_REQS_API);
     struct bench_wire *sw = calloc(total, sizeof(*sw)), *uw = calloc(total, sizeof(*uw));
     size_t *idx = calloc(total, sizeof(*idx));
     double *lat = calloc(N, sizeof(double));
@@ -364,7 +373,8 @@ int main(int argc, char **argv)
         bench_die("out of memory");
     for (size_t i = 0; i < total; i++) {
         sw[i] = bench_wire_of(&set.reqs[i], authority, 1);
-        uw[i] = bench_wire_of(&set.reqs[i], authority, 0);
+        uw[i] = keyservice ? bench_wire_get("/healthz", authority)
+                           : bench_wire_of(&set.reqs[i], authority, 0);
         idx[i] = i;
     }
 
@@ -414,7 +424,7 @@ int main(int argc, char **argv)
         bench_emit(json_pack(
             "{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:f, "
             "s:f, s:f, s:f, s:o, s:I, s:I}",
-            "name", "e2e_connections", "server", "api-backend", "backend", bench_backend(),
+            "name", "e2e_connections", "server", what, "backend", bench_backend(),
             "connections", (json_int_t)conns[c], "per_sec",
             median_of(sr, R, offsetof(struct run, per_sec)), "p50_us",
             median_of(sr, R, offsetof(struct run, p50_us)), "p99_us",
@@ -433,7 +443,7 @@ int main(int argc, char **argv)
 
     int rc = tu_proc_stop(&p, SIGTERM, 5000);
     if (rc != 0)
-        bench_die("api-backend exited with %d", rc);
+        bench_die("%s exited with %d", what, rc);
     reqsign_keycache_free(cache);
     reqsign_keystore_free(store);
     bench_rmdir(dir);

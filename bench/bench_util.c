@@ -245,6 +245,12 @@ static void compact(struct bench_set *s)
 
 void bench_reqs_make(struct bench_set *s, size_t n, const char *authority)
 {
+    bench_reqs_make_kind(s, n, authority, BENCH_REQS_API);
+}
+
+void bench_reqs_make_kind(struct bench_set *s, size_t n, const char *authority,
+                          enum bench_reqs_kind kind)
+{
     static const char *const paths[] = {"orders", "items", "users", "payments", "reports"};
     struct reqsign_error err;
     snprintf(s->authority, sizeof(s->authority), "%s", authority);
@@ -259,11 +265,19 @@ void bench_reqs_make(struct bench_set *s, size_t n, const char *authority)
         struct bench_req *r = &s->reqs[i];
         uint64_t x = rnd();
         r->key = (int)(i % BENCH_NKEYS);
-        r->body_len = i % 8 == 0 ? 0 : (size_t)(x % (BENCH_BODY_MAX + 1));
-        r->body = r->body_len ? s->bodies + i : NULL;
-        r->method = r->body_len ? (i % 3 == 0 ? "PUT" : "POST") : "GET";
-        snprintf(r->target, sizeof(r->target), "/v1/%s/%zu/detail?page=%llu&sort=created&id=%zx",
-                 paths[i % 5], i, (unsigned long long)(x >> 40), i * 7919);
+        if (kind == BENCH_REQS_KEYSERVICE) { /* a key reading its own record */
+            r->body_len = 0;
+            r->body = NULL;
+            r->method = "GET";
+            snprintf(r->target, sizeof(r->target), "/v1/keys/%s", s->keys[r->key].keyid);
+        } else {
+            r->body_len = i % 8 == 0 ? 0 : (size_t)(x % (BENCH_BODY_MAX + 1));
+            r->body = r->body_len ? s->bodies + i : NULL;
+            r->method = r->body_len ? (i % 3 == 0 ? "PUT" : "POST") : "GET";
+            snprintf(r->target, sizeof(r->target),
+                     "/v1/%s/%zu/detail?page=%llu&sort=created&id=%zx", paths[i % 5], i,
+                     (unsigned long long)(x >> 40), i * 7919);
+        }
         snprintf(r->url, sizeof(r->url), "http://%s%s", authority, r->target);
         r->base = malloc(REQSIGN_BASE_MAX);
         if (r->base == NULL)
@@ -301,6 +315,11 @@ void bench_reqs_make(struct bench_set *s, size_t n, const char *authority)
 
 void bench_keystore_fill(struct bench_set *s, const char *path)
 {
+    bench_keystore_fill_scopes(s, path, "orders:read orders:write");
+}
+
+void bench_keystore_fill_scopes(struct bench_set *s, const char *path, const char *scopes)
+{
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_CREATE, &err);
@@ -312,7 +331,7 @@ void bench_keystore_fill(struct bench_set *s, const char *path)
         snprintf(rec.keyid, sizeof(rec.keyid), "%s", s->keys[i].keyid);
         memcpy(rec.public_key, s->keys[i].pk, sizeof(rec.public_key));
         snprintf(rec.label, sizeof(rec.label), "bench key %d", i);
-        snprintf(rec.scopes, sizeof(rec.scopes), "orders:read orders:write");
+        snprintf(rec.scopes, sizeof(rec.scopes), "%s", scopes);
         rec.created_at = s->created - 3600;
         if (reqsign_keystore_insert(ks, &rec, &err) != REQSIGN_OK)
             bench_die("keystore insert: %s", err.message);
@@ -478,3 +497,15 @@ int bench_connect(int port)
     return fd;
 }
 
+
+struct bench_wire bench_wire_get(const char *path, const char *authority)
+{
+    struct bench_wire w = {NULL, 0};
+    size_t cap = 0;
+    wire_puts(&w, &cap, "GET ");
+    wire_puts(&w, &cap, path);
+    wire_puts(&w, &cap, " HTTP/1.1\r\nHost: ");
+    wire_puts(&w, &cap, authority);
+    wire_puts(&w, &cap, "\r\n\r\n");
+    return w;
+}

@@ -100,8 +100,16 @@ void bench_keys_init(struct bench_set *s, int64_t created);
  * the bases and signatures that the raw baseline reads in a separate arena
  * (s->raw), so that neither side's reads warm the other's data. */
 void bench_reqs_make(struct bench_set *s, size_t n, const char *authority);
-/* Write the keys into a new SQLite key store at @path. */
+enum bench_reqs_kind {
+    BENCH_REQS_API,        /* GET/POST/PUT to /v1/<thing>/..., bodies 0..4096 bytes */
+    BENCH_REQS_KEYSERVICE, /* GET /v1/keys/<the signing key's keyid> (reqsignd) */
+};
+void bench_reqs_make_kind(struct bench_set *s, size_t n, const char *authority,
+                          enum bench_reqs_kind kind);
+/* Write the keys into a new SQLite key store at @path (scopes
+ * "orders:read orders:write", or @scopes). */
 void bench_keystore_fill(struct bench_set *s, const char *path);
+void bench_keystore_fill_scopes(struct bench_set *s, const char *path, const char *scopes);
 void bench_set_free(struct bench_set *s);
 
 /* The backend's best raw calls, outside the library (EVP_PKEY / secret key
@@ -127,6 +135,8 @@ struct bench_wire {
 /* @r as HTTP/1.1 bytes for Host @authority: signed, or (@sign 0) to
  * /unsigned<target> without the signature fields and Content-Digest. */
 struct bench_wire bench_wire_of(const struct bench_req *r, const char *authority, int sign);
+/* GET @path for Host @authority, no other field. */
+struct bench_wire bench_wire_get(const char *path, const char *authority);
 /* A TCP connection to 127.0.0.1:@port with TCP_NODELAY; aborts on failure. */
 int bench_connect(int port);
 

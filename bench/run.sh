@@ -65,6 +65,8 @@ log "end to end (api-backend)"
 "$build/bench/bench-e2e" --server "$build/examples/api-backend" "${quick[@]}" >"$out/e2e.jsonl"
 log "end to end on 1, 2, 4 and 16 connections (api-backend)"
 "$build/bench/bench-load" --server "$build/examples/api-backend" "${quick[@]}" >"$out/load.jsonl"
+log "end to end on 1, 2, 4 and 16 connections (reqsignd)"
+"$build/bench/bench-load" --reqsignd "$build/server/reqsignd" "${quick[@]}" >>"$out/load.jsonl"
 files+=("$out/nonce.jsonl" "$out/redis.jsonl" "$out/e2e.jsonl" "$out/load.jsonl")
 
 "$build/bench/bench-report" --json bench/results.json --md BENCHMARKS.md --command "$cmd" "${files[@]}"
