@@ -54,6 +54,49 @@ struct call {
     struct reqsign_digest sha256;   /* our own hash of the body, for the echo */
 };
 
+/* A JSON text built in a caller's buffer; overflow is sticky. */
+struct out {
+    char *buf;
+    size_t cap, len;
+    int overflow;
+};
+
+static void out_put(struct out *o, const char *p, size_t n)
+{
+    if (o->overflow || n > o->cap - o->len) {
+        o->overflow = 1;
+        return;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void out_lit(struct out *o, const char *s)
+{
+    out_put(o, s, strlen(s));
+}
+
+/* @p[0..n) as a JSON string: quotes, backslashes and bytes outside printable
+ * ASCII escaped (\u00XX for each byte, so any byte string is valid JSON). */
+static void out_str(struct out *o, const char *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    out_put(o, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '"' || ch == '\\') {
+            char esc[2] = {'\\', (char)ch};
+            out_put(o, esc, 2);
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            char esc[6] = {'\\', 'u', '0', '0', digits[ch >> 4], digits[ch & 15]};
+            out_put(o, esc, 6);
+        } else {
+            out_put(o, (const char *)&ch, 1);
+        }
+    }
+    out_put(o, "\"", 1);
+}
+
 /* Step 1, headers in, body not read: check the signature. A request that
  * fails here is answered at once; its body is never read. */
 static void on_headers(void *ctx, struct reqsign_httpd_req *r)
@@ -126,26 +169,53 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
         reqsign_httpd_fail(r, REQSIGN_E_CRYPTO, "hash failure");
         return;
     }
-    for (size_t i = 0; i < sizeof(sum); i++)
-        snprintf(hex + 2 * i, 3, "%02x", sum[i]);
-    json_t *scopes = json_array();
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(sum); i++) {
+        hex[2 * i] = digits[sum[i] >> 4];
+        hex[2 * i + 1] = digits[sum[i] & 15];
+    }
+    hex[sizeof(hex) - 1] = '\0';
+    /* The echo, written straight into one buffer (no JSON tree per request):
+     * {"keyid":...,"scopes":[...],"method":...,"path":...,"body_sha256":...} */
+    char small[4096];
+    size_t need = 128 + 6 * (strlen(c->vs.keyid) + strlen(c->vs.scopes) + strlen(r->method) +
+                             r->path.len + sizeof(hex));
+    char *out = need <= sizeof(small) ? small : malloc(need);
+    if (out == NULL) {
+        reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
+        return;
+    }
+    struct out o = {out, need, 0, 0};
+    out_lit(&o, "{\"keyid\":");
+    if (c->verify)
+        out_str(&o, c->vs.keyid, strlen(c->vs.keyid));
+    else
+        out_lit(&o, "null");
+    out_lit(&o, ",\"scopes\":[");
+    int first = 1;
     for (const char *p = c->vs.scopes; *p;) {
         const char *e = strchr(p, ' ');
         size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
-        if (n > 0)
-            json_array_append_new(scopes, json_stringn(p, n));
+        if (n > 0) {
+            out_lit(&o, first ? "" : ",");
+            out_str(&o, p, n);
+            first = 0;
+        }
         p += n + (e != NULL);
     }
-    json_t *echo =
-        json_pack("{s:o, s:o, s:s, s:s%, s:s}", "keyid",
-                  c->verify ? json_string(c->vs.keyid) : json_null(), "scopes", scopes, "method",
-                  r->method, "path", r->path.ptr, r->path.len, "body_sha256", hex);
-    if (echo == NULL) {
+    out_lit(&o, "],\"method\":");
+    out_str(&o, r->method, strlen(r->method));
+    out_lit(&o, ",\"path\":");
+    out_str(&o, r->path.ptr, r->path.len);
+    out_lit(&o, ",\"body_sha256\":");
+    out_str(&o, hex, sizeof(hex) - 1);
+    out_lit(&o, "}");
+    if (o.overflow)
         reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot encode the answer");
-        return;
-    }
-    reqsign_httpd_respond_json(r, 200, echo);
-    json_decref(echo);
+    else
+        reqsign_httpd_respond(r, 200, "application/json", out, o.len);
+    if (out != small)
+        free(out);
 }
 
 /* The request is over (answered or abandoned): release its state. */
