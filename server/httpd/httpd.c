@@ -69,7 +69,18 @@ struct reqsign_httpd {
     pthread_t wd_thread;
     int wd_running, wd_stop;
     struct tracked *tracked;
+    /* request log: lines gather here and a logger thread writes them out at
+     * most LOG_FLUSH_MS later (or at once when the buffer is half full), so a
+     * request costs a memcpy under a short lock rather than a write(2) */
+    pthread_mutex_t log_lock;
+    pthread_cond_t log_cond;
+    pthread_t log_thread;
+    int log_running, log_stop;
+    size_t log_len;
+    char log_buf[64 * 1024];
 };
+
+#define LOG_FLUSH_MS 200
 
 /* One open connection, for the deadline watchdog. libmicrohttpd's own
  * timeout only counts silence, so a client trickling one byte a second would
@@ -167,8 +178,77 @@ int reqsign_httpd_no_core_dumps(void)
     return rc;
 }
 
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* the log is lost, never the request */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Queue @n bytes of log for the logger thread (written directly when there is none). */
+static void log_append(struct reqsign_httpd *h, const char *line, size_t n)
+{
+    if (!h->log_running) {
+        write_all(STDERR_FILENO, line, n);
+        return;
+    }
+    pthread_mutex_lock(&h->log_lock);
+    if (n > sizeof(h->log_buf) - h->log_len) { /* full: write it out here */
+        write_all(STDERR_FILENO, h->log_buf, h->log_len);
+        h->log_len = 0;
+    }
+    memcpy(h->log_buf + h->log_len, line, n);
+    h->log_len += n;
+    if (h->log_len > sizeof(h->log_buf) / 2)
+        pthread_cond_signal(&h->log_cond);
+    pthread_mutex_unlock(&h->log_lock);
+}
+
+static void *logger(void *arg)
+{
+    struct reqsign_httpd *h = arg;
+    char *out = malloc(sizeof(h->log_buf));
+    pthread_mutex_lock(&h->log_lock);
+    for (;;) {
+        int stop = h->log_stop;
+        if (h->log_len > 0) {
+            size_t n = h->log_len;
+            if (out == NULL) { /* no memory for a copy: write under the lock */
+                write_all(STDERR_FILENO, h->log_buf, n);
+                h->log_len = 0;
+                continue;
+            }
+            memcpy(out, h->log_buf, n);
+            h->log_len = 0;
+            pthread_mutex_unlock(&h->log_lock);
+            write_all(STDERR_FILENO, out, n);
+            pthread_mutex_lock(&h->log_lock);
+            continue;
+        }
+        if (stop)
+            break;
+        struct timespec wake;
+        clock_gettime(CLOCK_REALTIME, &wake);
+        wake.tv_nsec += LOG_FLUSH_MS * 1000000L;
+        if (wake.tv_nsec >= 1000000000L) {
+            wake.tv_sec++;
+            wake.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->log_cond, &h->log_lock, &wake);
+    }
+    pthread_mutex_unlock(&h->log_lock);
+    free(out);
+    return NULL;
+}
+
 /* One log line per request: method, path, status, keyid. Built in one
- * buffer and written with one write(2) so lines from threads do not mix.
+ * buffer and queued whole, so lines from threads do not mix.
  * Non-printable bytes are shown as '?'. Never a header, a body or a key. */
 static void log_request(struct reqsign_httpd_conn *c)
 {
@@ -189,8 +269,7 @@ static void log_request(struct reqsign_httpd_conn *c)
                      r->keyid[0] ? r->keyid : "-");
     if (k > 0)
         n += (size_t)k < sizeof(line) - n ? (size_t)k : sizeof(line) - n - 1;
-    ssize_t w = write(STDERR_FILENO, line, n);
-    (void)w;
+    log_append(c->h, line, n);
 }
 
 /* ---- responses ---- */
@@ -934,6 +1013,16 @@ static void httpd_free(struct reqsign_httpd *h)
         pthread_join(h->wd_thread, NULL);
         h->wd_running = 0;
     }
+    if (h->log_running) { /* after the workers: their last lines are written too */
+        pthread_mutex_lock(&h->log_lock);
+        h->log_stop = 1;
+        pthread_cond_signal(&h->log_cond);
+        pthread_mutex_unlock(&h->log_lock);
+        pthread_join(h->log_thread, NULL);
+        h->log_running = 0;
+    }
+    pthread_mutex_destroy(&h->log_lock);
+    pthread_cond_destroy(&h->log_cond);
     while (h->tracked != NULL) { /* normally empty: every connection reported CLOSED */
         struct tracked *t = h->tracked;
         h->tracked = t->next;
@@ -997,6 +1086,8 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
     snprintf(h->scheme, sizeof(h->scheme), "%s", o->scheme != NULL ? o->scheme : "http");
     atomic_init(&h->inflight, 0);
     pthread_mutex_init(&h->wd_lock, NULL);
+    pthread_mutex_init(&h->log_lock, NULL);
+    pthread_cond_init(&h->log_cond, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_cond_init(&h->wd_cond, &ca);
@@ -1049,6 +1140,8 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
         h->wd_running = 1;
     else
         fprintf(stderr, "%s: warning: no deadline watchdog: slow clients are not cut off\n", name);
+    if (pthread_create(&h->log_thread, NULL, logger, h) == 0)
+        h->log_running = 1;
     if (pthread_create(&h->acceptor, NULL, acceptor, h) != 0) {
         fprintf(stderr, "%s: cannot start the acceptor thread\n", name);
         httpd_free(h);
