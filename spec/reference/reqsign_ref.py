@@ -534,7 +534,7 @@ def verify(req, opts, lookup, nonces):
     if not re.fullmatch(r"/[\x21-\x7e]*", req.target):
         raise Fail("url", "request-target not in origin-form")
     # 3.3 Profile rules (§4.1): a component counts when covered without parameters
-    covered = {m[0] for m in members if not m[1]}
+    covered = {m[0] for m in members if type(m[0]) is str and not m[1]}
     if profile == "reqsign":
         for c in ("@method", "@authority", "@path"):
             if c not in covered:
@@ -556,9 +556,10 @@ def verify(req, opts, lookup, nonces):
     # 3.5 Algorithm
     if "alg" in params and params["alg"] != "ed25519":
         raise Fail("alg_mismatch", f"alg {params['alg']}")
-    # 3.6 Content-Digest. NOTE: checked whenever the field is present, covered or
-    # not (the verifier's behaviour being specified in issue 11); component_absent
-    # only when covered.
+    # 3.6 Content-Digest. Parsed (and in step 9 compared) whenever the field is
+    # present, covered or not: the rule issue 11 gives reqsign, which PROTOCOL.md
+    # words as "if content-digest is covered" until it is updated. Its absence is
+    # component_absent only when it is covered.
     digests = content_digests(req, "content-digest" in covered)
     # 4. Time window (§6)
     now = opts["now"]
