@@ -8,7 +8,8 @@
  * exactly what libcurl puts on the wire. tests/unit/test_signer.c checks the
  * two against each other on generated URLs, and fuzz/fuzz_url.c on fuzzed ones.
  *
- * All functions are thread-safe (no shared state).
+ * All functions are thread-safe. The only shared state is url.c's byte-class
+ * table, filled once through pthread_once() and read-only afterwards.
  */
 #ifndef REQSIGN_CLIENT_URL_H
 #define REQSIGN_CLIENT_URL_H

@@ -5,8 +5,9 @@
  * crypto_backend option. The Ed25519 primitives (keygen, public-from-seed,
  * sign, verify and their handles) are backend-specific:
  * crypto_ed25519_openssl.c or crypto_ed25519_sodium.c, chosen by
- * common/meson.build. struct reqsign__hash is an EVP_MD_CTX behind an opaque
- * pointer, made per use (they are not thread-safe to share).
+ * common/meson.build. struct reqsign__hash is made per use (never shared
+ * between threads): OpenSSL's low-level SHA-2 context by default, an
+ * EVP_MD_CTX with -Ddigest_api=evp (see "SHA-2" below).
  *
  * Every failure clears the thread's OpenSSL error queue so that a failed
  * parse or a bad signature leaves nothing behind for the application.

@@ -1,7 +1,8 @@
-/* reqsign: the verifier. The order of checks is normative (spec/PROTOCOL.md,
- * "Verification order"): parse -> select -> required components and
- * parameters -> time window -> key lookup -> alg -> base -> signature ->
- * nonce -> body digest. */
+/* reqsign: the verifier. The order of checks is normative (spec/PROTOCOL.md
+ * section 9, "Verification order"): parse -> select -> required components
+ * and parameters (parameter types, request-target, profile rules, configured
+ * components and tag, alg, Content-Digest parsed) -> time window -> key
+ * lookup -> base -> signature -> nonce; then, in phase two, the body digest. */
 #include <reqsign/base.h>
 #include <reqsign/base64.h>
 #include <reqsign/sf.h>

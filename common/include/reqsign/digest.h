@@ -21,7 +21,7 @@ enum reqsign_digest_alg {
 #define REQSIGN_SHA256_LEN 32
 #define REQSIGN_SHA512_LEN 64
 /* Longest Content-Digest field value this library writes
- * ("sha-256=:...:, sha-512=:...:") plus NUL. */
+ * ("sha-512=:...:, sha-256=:...:", 154 bytes) plus NUL. */
 #define REQSIGN_CONTENT_DIGEST_MAX 160
 /* Longest Content-Digest field value the checker accepts. */
 #define REQSIGN_CONTENT_DIGEST_IN_MAX 4096

@@ -34,8 +34,10 @@ struct reqsign_request {
  * reqsign_authority_normalize() - RFC 9110 4.2.3 / RFC 9421 2.2.3: host
  * lowercased, the scheme's default port (80 http, 443 https) removed, IPv6
  * literal kept in brackets. Rejects empty hosts, userinfo, bad ports and
- * bytes outside the URI host grammar with REQSIGN_E_URL (err->offset set).
- * Writes a NUL-terminated result into @out.
+ * bytes outside the URI host grammar with REQSIGN_E_URL (err->offset set),
+ * and an authority longer than REQSIGN_AUTHORITY_MAX with REQSIGN_E_LIMIT.
+ * Writes a NUL-terminated result into @out (REQSIGN_E_BUFFER_TOO_SMALL if
+ * @cap is too small).
  * Thread safety: thread-safe.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
@@ -47,8 +49,9 @@ reqsign_authority_normalize(struct reqsign_span scheme, struct reqsign_span auth
  * @path value ("/" for an empty path) and the @query value (with its "?",
  * "?" when there is none). No decoding, no dot-segment removal. *@has_query
  * (may be NULL) is 1 when the target contains a '?', even with an empty query.
- * Return: REQSIGN_OK, or REQSIGN_E_URL for a target that is not origin-form
- * (does not start with "/") or holds bytes outside %x21-7E.
+ * Return: REQSIGN_OK, REQSIGN_E_URL for a target that is not origin-form
+ * (does not start with "/") or holds bytes outside %x21-7E, REQSIGN_E_LIMIT
+ * for one longer than REQSIGN_TARGET_MAX.
  * Thread safety: thread-safe.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status

@@ -1,9 +1,10 @@
 /* reqsign: the verifier, embeddable in any HTTP server.
  *
  * Verification is two-phase. reqsign_verifier_verify_headers() does, in this
- * order (spec/PROTOCOL.md, "Verification"): parse Signature-Input and
- * Signature -> required components and parameters -> time window -> key
- * lookup -> Ed25519 signature -> nonce check-and-insert. A server calls it
+ * order (spec/PROTOCOL.md section 9, "Verification order"): parse
+ * Signature-Input and Signature -> select the signature -> required components
+ * and parameters -> time window -> key lookup -> signature base -> Ed25519
+ * signature -> nonce check-and-insert. A server calls it
  * before it reads the body, then streams the body through
  * reqsign_verification_body() and ends with reqsign_verification_finish(),
  * which checks the Content-Digest. reqsign_verifier_verify() does both in one call.
@@ -145,7 +146,8 @@ reqsign_verification_body(struct reqsign_verification *vs, const void *data, siz
 
 /**
  * reqsign_verification_finish() - end of content: check Content-Digest.
- * Return: REQSIGN_OK or REQSIGN_E_DIGEST_MISMATCH.
+ * Return: REQSIGN_OK, REQSIGN_E_DIGEST_MISMATCH, REQSIGN_E_CRYPTO,
+ * REQSIGN_E_INVALID_ARG (phase one did not succeed).
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_verification_finish(struct reqsign_verification *vs, struct reqsign_error *err);

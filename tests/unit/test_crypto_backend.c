@@ -1,4 +1,4 @@
-/* Suite `backend`: the Ed25519 backend chosen at build time (meson option
+/* Suite `crypto_backend`: the Ed25519 backend chosen at build time (meson option
  * crypto_backend) is the one reported by reqsign_crypto_backend(), and it
  * produces the RFC 8032 section 7.1 signatures (TEST 1..3) bit for bit.
  * Ed25519 signatures are deterministic, so the same vectors pass with either
@@ -75,7 +75,7 @@ static void decoded_free(struct decoded *d)
     free(d->sig);
 }
 
-Test(backend, name_matches_build_option)
+Test(crypto_backend, name_matches_build_option)
 {
     const char *name = reqsign_crypto_backend();
 
@@ -86,7 +86,7 @@ Test(backend, name_matches_build_option)
 }
 
 /* Seed -> public key -> signature, all bit for bit; then verify both ways. */
-Test(backend, rfc8032_sign_and_verify)
+Test(crypto_backend, rfc8032_sign_and_verify)
 {
     for (size_t i = 0; i < N_VECTORS; i++) {
         const struct rfc8032_vector *v = &vectors[i];
@@ -135,7 +135,7 @@ Test(backend, rfc8032_sign_and_verify)
 }
 
 /* TEST 1 has an empty message: a NULL pointer with length 0 is that message too. */
-Test(backend, empty_message_null_pointer)
+Test(crypto_backend, empty_message_null_pointer)
 {
     struct decoded d = decode(&vectors[0]);
     struct reqsign_key *key = NULL;
@@ -152,7 +152,7 @@ Test(backend, empty_message_null_pointer)
 }
 
 /* A generated key signs and verifies (keygen of the backend). */
-Test(backend, generated_key_roundtrip)
+Test(crypto_backend, generated_key_roundtrip)
 {
     struct reqsign_key *key = NULL;
     uint8_t sig[REQSIGN_ED25519_SIG_LEN];
@@ -257,7 +257,7 @@ static const struct edge_case speccheck[] = {
      "a5bb704786be79fc476f91d3f3f89b03984d8068dcf1bb7dfc6637b45450ac04"},
 };
 
-Test(backend, speccheck_edge_cases_agree)
+Test(crypto_backend, speccheck_edge_cases_agree)
 {
     for (size_t i = 0; i < sizeof(speccheck) / sizeof(speccheck[0]); i++) {
         const struct edge_case *c = &speccheck[i];
@@ -309,7 +309,7 @@ static void small_point(size_t i, int sign, uint8_t out[32])
 /* Every small-order A with every small-order R, S = 0 or 1, both sign bits,
  * 8 messages: all rejected by both backends. Under OpenSSL 3's own rules
  * some of these verify for some messages (R = -[k]A happens by chance). */
-Test(backend, small_order_points_rejected)
+Test(crypto_backend, small_order_points_rejected)
 {
     uint8_t pk[32], sig[64], msg[1];
     long accepted = 0;
@@ -352,7 +352,7 @@ static void *sign_thread(void *arg)
     return NULL;
 }
 
-Test(backend, concurrent_first_use)
+Test(crypto_backend, concurrent_first_use)
 {
     pthread_t th[N_THREADS];
     int ok[N_THREADS];
