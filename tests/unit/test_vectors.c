@@ -453,3 +453,36 @@ Test(vectors, rfc9421_b26)
     json_decref(rcv);
     json_decref(root);
 }
+
+/* spec/PROTOCOL.md section 10 lists every code of error.h, with its number,
+ * wire name and HTTP status, and nothing else (codes 49-57 were once missing
+ * from it). */
+Test(vectors, spec_error_table_matches_error_h)
+{
+    char *md = tu_read("spec/PROTOCOL.md", NULL);
+    const char *sec = strstr(md, "\n## 10. Errors");
+    cr_assert_not_null(sec);
+    const char *end = strstr(sec + 1, "\n## ");
+    cr_assert_not_null(end);
+    int seen[REQSIGN_STATUS_LAST];
+    memset(seen, 0, sizeof(seen));
+    for (const char *p = sec; p != NULL && p < end; p = strchr(p + 1, '\n')) {
+        int num = -1, http = 0, n = 0;
+        char wire[64];
+        if (sscanf(p + 1, "| %d | `%63[a-z0-9_]` | %d |%n", &num, wire, &http, &n) != 3 || n == 0)
+            continue;
+        cr_assert(num >= 0 && num < REQSIGN_STATUS_LAST, "spec lists code %d, not in error.h",
+                  num);
+        enum reqsign_status c = (enum reqsign_status)num;
+        cr_expect_str_eq(wire, reqsign_errname(c), "code %d: spec says %s, error.h %s", num, wire,
+                         reqsign_errname(c));
+        cr_expect_eq(http, reqsign_http_status(c), "code %d (%s): spec HTTP %d, error.h %d", num,
+                     wire, http, reqsign_http_status(c));
+        cr_expect_eq(seen[num], 0, "code %d listed twice", num);
+        seen[num]++;
+    }
+    for (int c = 0; c < REQSIGN_STATUS_LAST; c++)
+        cr_expect_eq(seen[c], 1, "code %d (%s) is missing from spec/PROTOCOL.md section 10", c,
+                     reqsign_errname((enum reqsign_status)c));
+    free(md);
+}
