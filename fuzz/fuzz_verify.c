@@ -12,12 +12,15 @@
  * signature: the signature base the verifier reports is rebuilt
  * independently from the Signature-Input member of the chosen label
  * (reqsign_base_build) and the Signature of that label must verify over it
- * with the raw Ed25519 primitive and the fixed public key. */
+ * with the raw Ed25519 primitive and the fixed public key; and when the
+ * request has a body and a Content-Digest field, the body matches every known
+ * digest in it (spec section 9 step 9: checked covered or not). */
 #include "fuzz_common.h"
 
 #include <string.h>
 
 #include <reqsign/base.h>
+#include <reqsign/digest.h>
 #include <reqsign/nonce.h>
 #include <reqsign/sf.h>
 #include <reqsign/verifier.h>
@@ -132,6 +135,27 @@ static void check_accepted(const struct reqsign_request *req, const struct reqsi
                "VERIFIER ACCEPTED A SIGNATURE THAT DOES NOT VERIFY");
 }
 
+/* An accepted request with content and a Content-Digest field: the content
+ * matches it (independently recomputed). */
+static void check_accepted_digest(const struct reqsign_request *req, const char *body,
+                                  size_t body_len)
+{
+    static char cd[REQSIGN_SIG_FIELD_MAX * 2];
+    if (body_len == 0)
+        return;
+    size_t n = combine(req, "content-digest", cd, sizeof(cd));
+    if (n == 0)
+        return;
+    struct reqsign_digest_expect exp;
+    FUZZ_CHECK(n != SIZE_MAX && reqsign_content_digest_parse(cd, n, &exp, NULL) == REQSIGN_OK,
+               "OK with content and a Content-Digest that cannot be checked");
+    struct reqsign_digest d;
+    FUZZ_CHECK(reqsign_digest_init(&d, exp.algs) == REQSIGN_OK, "digest init");
+    FUZZ_CHECK(reqsign_digest_update(&d, body, body_len) == REQSIGN_OK, "digest update");
+    FUZZ_CHECK(reqsign_content_digest_check(&d, &exp, NULL) == REQSIGN_OK,
+               "VERIFIER ACCEPTED CONTENT THAT DOES NOT MATCH ITS CONTENT-DIGEST");
+}
+
 /* Split the input into the request view (spans into @in). */
 static size_t split(const char *in, size_t size, struct reqsign_request *req,
                     struct reqsign_header *hv, const char **body)
@@ -222,6 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    reqsign_errname(st), err.message);
         if (st == REQSIGN_OK) {
             check_accepted(&req, &vs);
+            check_accepted_digest(&req, body, body_len);
             /* the same request again is a replay when a nonce was checked */
             struct reqsign_verification vs2;
             reqsign_verification_init(&vs2);

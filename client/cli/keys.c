@@ -63,8 +63,9 @@ static const char USAGE_KEYS[] =
     "Common options:\n"
     "  --service URL               the key service (default: the credential's\n"
     "                              \"service\")\n"
-    "  --key CREDENTIAL            admin credential JSON or key file (default:\n"
-    "                              $REQSIGN_CREDENTIAL)\n"
+    "  --key CREDENTIAL            admin credential JSON or key file, or '-' for\n"
+    "                              stdin (default: $REQSIGN_CREDENTIAL); inline JSON\n"
+    "                              is refused (arguments are readable by every user)\n"
     "  --insecure-key-permissions  accept a key file readable by group or others\n"
     "  -v, --verbose               print the signature base and headers to stderr\n"
     "  -h, --help                  show this help\n"
@@ -556,6 +557,8 @@ int reqsign_cli_keys(int argc, char **argv)
         reqsign_cli_usage_error("keys", USAGE_KEYS, "create: -o FILE is required (the credential is returned only once)");
         return EXIT_USAGE;
     }
+    if (o.key != NULL && reqsign_cli_key_arg_ok("keys", USAGE_KEYS, o.key) != 0)
+        return EXIT_USAGE;
     rc = reqsign_cli_load_signer("keys", o.key, NULL, o.insecure, &cred, &signer);
     if (rc != EXIT_OKAY)
         return rc;

@@ -87,7 +87,9 @@ static const char USAGE_SIGN[] =
     "Content-Digest, Signature-Input, Signature.\n"
     "\n"
     "Options:\n"
-    "  --key FILE                  private key (PEM, DER, JWK or raw seed)\n"
+    "  --key FILE                  private key (PEM, DER, JWK or raw seed) or the key\n"
+    "                              service's credential JSON file; '-' reads it from\n"
+    "                              stdin (inline JSON is refused: arguments are public)\n"
     "  --keyid ID                  keyid to put in the signature (default: the key's\n"
     "                              RFC 7638 thumbprint)\n"
     "  -X, --request METHOD        method (default GET, or POST with --data)\n"
@@ -749,6 +751,12 @@ static int cmd_sign(int argc, char **argv)
     }
     if (key_file == NULL) {
         reqsign_cli_usage_error("sign", USAGE_SIGN, "--key is required");
+        return EXIT_USAGE;
+    }
+    if (reqsign_cli_key_arg_ok("sign", USAGE_SIGN, key_file) != 0)
+        return EXIT_USAGE;
+    if (strcmp(key_file, "-") == 0 && data != NULL && strcmp(data, "@-") == 0) {
+        reqsign_cli_usage_error("sign", USAGE_SIGN, "--key - and --data @- both read stdin");
         return EXIT_USAGE;
     }
     if (url == NULL) {

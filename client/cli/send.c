@@ -48,8 +48,10 @@ static const char reqsign_cli_send_usage[] =
     "  -i, --include               print the status line and response headers first\n"
     "  -v, --verbose               print the signature base and the request and\n"
     "                              response headers to stderr\n"
-    "  --key CREDENTIAL            credential JSON or key file (default:\n"
-    "                              $REQSIGN_CREDENTIAL, a path or inline JSON)\n"
+    "  --key CREDENTIAL            credential JSON or key file, or '-' for stdin\n"
+    "                              (default: $REQSIGN_CREDENTIAL: a path, '-' or\n"
+    "                              inline JSON); inline JSON in --key is refused\n"
+    "                              because arguments are readable by every user\n"
     "  --keyid ID                  keyid to sign with (default: the credential's)\n"
     "  --insecure-key-permissions  accept a key file readable by group or others\n"
     "  -h, --help                  show this help\n"
@@ -454,6 +456,16 @@ int reqsign_cli_send(int argc, char **argv)
     }
     if (url == NULL) {
         reqsign_cli_usage_error("send", reqsign_cli_send_usage, "missing URL");
+        return EXIT_USAGE;
+    }
+    if (key != NULL && reqsign_cli_key_arg_ok("send", reqsign_cli_send_usage, key) != 0)
+        return EXIT_USAGE;
+    if (data != NULL && strcmp(data, "@-") == 0 &&
+        ((key != NULL && strcmp(key, "-") == 0) ||
+         (key == NULL && getenv(REQSIGN_CREDENTIAL_ENV) != NULL &&
+          strcmp(getenv(REQSIGN_CREDENTIAL_ENV), "-") == 0))) {
+        reqsign_cli_usage_error("send", reqsign_cli_send_usage,
+                                "the credential ('-') and --data @- both read stdin");
         return EXIT_USAGE;
     }
     if (method == NULL)

@@ -34,6 +34,22 @@ const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, 
 }
 
 /* see cli.h */
+int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key)
+{
+    const char *p = key;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    if (*p != '{')
+        return 0;
+    reqsign_cli_usage_error(cmd, usage,
+                            "--key: inline credential JSON refused: command-line arguments are "
+                            "readable by every user of this machine (ps, /proc/PID/cmdline), so "
+                            "the private key would leak. Give a file path, '-' to read the "
+                            "credential from standard input, or set REQSIGN_CREDENTIAL");
+    return -1;
+}
+
+/* see cli.h */
 int reqsign_cli_is_flag(const char *a, const char *lng, char shrt)
 {
     return (a[0] == '-' && a[1] == '-' && strcmp(a + 2, lng) == 0) ||

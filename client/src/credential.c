@@ -1,4 +1,4 @@
-/* reqsign: credentials (credential JSON, key files, inline JSON).
+/* reqsign: credentials (credential JSON, key files, standard input, inline JSON).
  *
  * Secrets here: the file or inline text (holds the private key PEM), the
  * "private_key" string jansson decodes, and the loaded key. The first two are
@@ -291,11 +291,56 @@ static enum reqsign_status load_text(struct reqsign_credential *c, const char *t
     return st;
 }
 
+/* Read all of @fd (at most REQSIGN_CREDENTIAL_MAX bytes) into a malloc'd
+ * buffer of REQSIGN_CREDENTIAL_MAX + 1 bytes (a secret: the caller wipes
+ * and frees it). @name is for messages. */
+static enum reqsign_status read_all(int fd, const char *name, char **out, size_t *out_len,
+                                    struct reqsign_error *err)
+{
+    const size_t cap = (size_t)REQSIGN_CREDENTIAL_MAX + 1;
+    size_t n = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            reqsign_memzero(buf, cap);
+            free(buf);
+            return reqsign_error_set(err, REQSIGN_E_IO, SRC, REQSIGN_NO_OFFSET,
+                                     "cannot read %s: %s", name, strerror(e));
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n > REQSIGN_CREDENTIAL_MAX) {
+        reqsign_memzero(buf, cap);
+        free(buf);
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
+                                 "%s is more than %d bytes", name, REQSIGN_CREDENTIAL_MAX);
+    }
+    *out = buf;
+    *out_len = n;
+    return REQSIGN_OK;
+}
+
+/* The keyid of a credential loaded from a bare key. */
+static enum reqsign_status bare_key_keyid(struct reqsign_credential *c, const char *keyid_override,
+                                          struct reqsign_error *err)
+{
+    return keyid_override != NULL ? set_keyid(c, keyid_override, strlen(keyid_override),
+                                              REQSIGN_E_INVALID_ARG, "keyid_override", err)
+                                  : thumbprint_keyid(c, err);
+}
+
 static enum reqsign_status load_path(struct reqsign_credential *c, const char *path,
                                      const char *keyid_override, unsigned flags,
                                      struct reqsign_error *err)
 {
-    const size_t cap = (size_t)REQSIGN_CREDENTIAL_MAX + 1;
     struct stat sb;
     char *buf = NULL; /* secret: the file */
     size_t n = 0, i = 0;
@@ -318,29 +363,9 @@ static enum reqsign_status load_path(struct reqsign_credential *c, const char *p
                                "%s is not a regular file", path);
         goto out;
     }
-    buf = malloc(cap);
-    if (buf == NULL) {
-        st = reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
+    st = read_all(fd, path, &buf, &n, err);
+    if (st != REQSIGN_OK)
         goto out;
-    }
-    while (n < cap) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            st = reqsign_error_set(err, REQSIGN_E_IO, SRC, REQSIGN_NO_OFFSET, "cannot read %s: %s",
-                                   path, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (n > REQSIGN_CREDENTIAL_MAX) {
-        st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
-                               "%s is more than %d bytes", path, REQSIGN_CREDENTIAL_MAX);
-        goto out;
-    }
     while (i < n && is_blank(buf[i]))
         i++;
     if (i < n && buf[i] == '{') {
@@ -350,16 +375,42 @@ static enum reqsign_status load_path(struct reqsign_credential *c, const char *p
         st = reqsign_key_load_file(
             path, flags | REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE, &c->key, err);
         if (st == REQSIGN_OK)
-            st = keyid_override != NULL ? set_keyid(c, keyid_override, strlen(keyid_override),
-                                                    REQSIGN_E_INVALID_ARG, "keyid_override", err)
-                                        : thumbprint_keyid(c, err);
+            st = bare_key_keyid(c, keyid_override, err);
     }
 out:
     if (buf != NULL) {
-        reqsign_memzero(buf, cap);
+        reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_MAX + 1);
         free(buf);
     }
     close(fd);
+    return st;
+}
+
+/* "-": the credential JSON or key (PEM, DER, JWK, raw seed) on standard
+ * input, so that it is never an argument (readable through /proc). No file
+ * mode to check: the caller chose what to pipe in. */
+static enum reqsign_status load_stdin(struct reqsign_credential *c, const char *keyid_override,
+                                      unsigned flags, struct reqsign_error *err)
+{
+    char *buf = NULL; /* secret */
+    size_t n = 0, i = 0;
+    enum reqsign_status st = read_all(STDIN_FILENO, "standard input", &buf, &n, err);
+    if (st != REQSIGN_OK)
+        return st;
+    while (i < n && is_blank(buf[i]))
+        i++;
+    if (i == n)
+        st = reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
+                               "standard input is empty: no credential");
+    else if (buf[i] == '{')
+        st = load_text(c, buf, n, NULL, 0, keyid_override, flags, err);
+    else if ((st = reqsign_key_load_mem(buf, n,
+                                        (flags & ~(unsigned)REQSIGN_KEY_ALLOW_PERMISSIVE) |
+                                            REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE,
+                                        &c->key, err)) == REQSIGN_OK)
+        st = bare_key_keyid(c, keyid_override, err);
+    reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_MAX + 1);
+    free(buf);
     return st;
 }
 
@@ -388,7 +439,9 @@ enum reqsign_status reqsign_credential_load(const char *spec, const char *keyid_
         return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
     for (p = spec; is_blank(*p); p++)
         ;
-    if (*p == '{') {
+    if (strcmp(spec, "-") == 0) {
+        st = load_stdin(c, keyid_override, flags, err);
+    } else if (*p == '{') {
         size_t n = strlen(spec);
         if (n > REQSIGN_CREDENTIAL_MAX)
             st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,

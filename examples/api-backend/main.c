@@ -148,8 +148,10 @@ static void on_body(void *ctx, struct reqsign_httpd_req *r, const char *data, si
         reqsign_httpd_fail(r, REQSIGN_E_CRYPTO, "hash failure");
 }
 
-/* Step 3, end of body: the digest must match. Only now may the application
- * act on the request (spec section 9: never before phase two succeeded). */
+/* Step 3, end of body: the digest must match, and the key (asked again
+ * through the cache) must still be active: a key revoked while the body was
+ * arriving is refused here. Only now may the application act on the request
+ * (spec section 9: never before phase two succeeded). */
 static void on_end(void *ctx, struct reqsign_httpd_req *r)
 {
     struct call *c = r->app;
@@ -157,7 +159,7 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
     (void)ctx;
     reqsign_error_clear(&err);
     if (c->verify && reqsign_verification_finish(&c->vs, &err) != REQSIGN_OK) {
-        reqsign_httpd_respond_error(r, &err); /* digest_mismatch */
+        reqsign_httpd_respond_error(r, &err); /* digest_mismatch, key_revoked, ... */
         return;
     }
 

@@ -2,7 +2,8 @@
  * section 9, "Verification order"): parse -> select -> required components
  * and parameters (parameter types, request-target, profile rules, configured
  * components and tag, alg, Content-Digest parsed) -> time window -> key
- * lookup -> base -> signature -> nonce; then, in phase two, the body digest. */
+ * lookup -> base -> signature -> nonce; then, in phase two, the body digest
+ * and the key's state again (two-phase only). */
 #include <reqsign/base.h>
 #include <reqsign/base64.h>
 #include <reqsign/sf.h>
@@ -18,6 +19,12 @@
 #include "util.h"
 
 enum { VS_NEW = 0, VS_HEADERS_OK = 1, VS_DONE = 2, VS_FAILED = 3 };
+
+/* vs->digest_check: why the content is compared to Content-Digest */
+enum {
+    DC_COVERED = 1, /* "content-digest" covered, with or without parameters */
+    DC_PRESENT = 2, /* Content-Digest present and parsed into vs->expect; hashing */
+};
 
 /* Prepared public keys (struct reqsign_key: the backend's parsed key, e.g. an
  * EVP_PKEY), so that a verify does not make a key object per request. Keyed
@@ -201,17 +208,25 @@ static int has_content(const struct reqsign_request *req)
     return 0;
 }
 
-/* Is the plain component @name (no parameters) covered by member @m? */
-static int covers(const struct reqsign_sf_parsed *p, const struct reqsign_sf_member *m,
-                  const char *name)
+/* Is the component @name covered by member @m: plainly (@any_params 0: no
+ * component parameters) or in any form (@any_params 1: e.g. ;sf, ;bs)? */
+static int covers_as(const struct reqsign_sf_parsed *p, const struct reqsign_sf_member *m,
+                     const char *name, int any_params)
 {
     for (uint32_t i = 0; i < m->items_len; i++) {
         const struct reqsign_sf_item *it = &p->items[m->items_off + i];
-        if (it->value.type == REQSIGN_SF_STRING && it->params_len == 0 &&
+        if (it->value.type == REQSIGN_SF_STRING && (any_params || it->params_len == 0) &&
             reqsign__span_eq(it->value.str, name))
             return 1;
     }
     return 0;
+}
+
+/* Is the plain component @name (no parameters) covered by member @m? */
+static int covers(const struct reqsign_sf_parsed *p, const struct reqsign_sf_member *m,
+                  const char *name)
+{
+    return covers_as(p, m, name, 0);
 }
 
 struct sig_params {
@@ -357,8 +372,11 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
     if (n_si == 0 && n_sg == 0)
         return reqsign_error_set(err, REQSIGN_E_SIG_MISSING, "Signature", REQSIGN_NO_OFFSET,
                                  "request has no Signature-Input and no Signature field");
+    /* half a signature is not an unsigned request: its own code, so that an
+     * application falling back to other authentication on sig_missing cannot
+     * be downgraded by stripping one field */
     if (n_si == 0 || n_sg == 0)
-        return reqsign_error_set(err, REQSIGN_E_SIG_MISSING,
+        return reqsign_error_set(err, REQSIGN_E_SIG_INCOMPLETE,
                                  n_si == 0 ? "Signature-Input" : "Signature", REQSIGN_NO_OFFSET,
                                  "request has a %s field but no %s field",
                                  n_si == 0 ? "Signature" : "Signature-Input",
@@ -384,11 +402,16 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
 
     /* 2. select the signature */
     long idx;
+    if (si.n_members == 0 && sg.n_members == 0)
+        return reqsign_error_set(err, REQSIGN_E_SIG_MISSING, "Signature-Input",
+                                 REQSIGN_NO_OFFSET,
+                                 "the Signature-Input and Signature fields are both empty");
     if (si.n_members == 0 || sg.n_members == 0)
-        return reqsign_error_set(err, REQSIGN_E_SIG_MISSING,
+        return reqsign_error_set(err, REQSIGN_E_SIG_INCOMPLETE,
                                  si.n_members == 0 ? "Signature-Input" : "Signature",
-                                 REQSIGN_NO_OFFSET, "the %s field is empty",
-                                 si.n_members == 0 ? "Signature-Input" : "Signature");
+                                 REQSIGN_NO_OFFSET, "the %s field is empty but %s is not",
+                                 si.n_members == 0 ? "Signature-Input" : "Signature",
+                                 si.n_members == 0 ? "Signature" : "Signature-Input");
     if (v->label != NULL) {
         idx = reqsign_sf_dict_find(&si, v->label, strlen(v->label));
         if (idx < 0)
@@ -483,21 +506,43 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                  (int)(sp.alg->str.len > 64 ? 64 : sp.alg->str.len),
                                  sp.alg->str.ptr);
 
-    /* Content-Digest is parsed with the other fields, checked after the body */
-    if (vs->digest_covered) {
+    /* Content-Digest is parsed with the other fields, checked after the body.
+     * A present one is checked whenever it is covered (in any form) or the
+     * request has content, covered or not: a mismatch is an altered or
+     * corrupted request either way. */
+    {
         char cd[REQSIGN_CONTENT_DIGEST_IN_MAX];
         struct reqsign__buf cdb = {cd, sizeof(cd), 0, 0};
-        if (combine(&req, "content-digest", &cdb) == 0)
+        size_t n_cd = combine(&req, "content-digest", &cdb);
+        int named = covers_as(&si, m, "content-digest", 1);
+        if (n_cd == 0 && vs->digest_covered)
             return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, "Content-Digest",
                                      REQSIGN_NO_OFFSET,
                                      "content-digest is covered but the field is absent");
-        if (cdb.overflow)
-            return reqsign_error_set(err, REQSIGN_E_LIMIT, "Content-Digest", REQSIGN_NO_OFFSET,
-                                     "Content-Digest field longer than %d bytes",
-                                     REQSIGN_CONTENT_DIGEST_IN_MAX);
-        st = reqsign_content_digest_parse(cd, cdb.len, &vs->expect, err);
-        if (st != REQSIGN_OK)
-            return st;
+        if (n_cd > 0) {
+            /* without coverage or announced content, a bad field only matters
+             * if content bytes arrive after all: reqsign_verification_body() */
+            int now_or_never = named || vs->has_content;
+            struct reqsign_error cerr;
+            reqsign_error_clear(&cerr);
+            if (cdb.overflow)
+                st = reqsign_error_set(now_or_never ? err : &cerr, REQSIGN_E_LIMIT,
+                                       "Content-Digest", REQSIGN_NO_OFFSET,
+                                       "Content-Digest field longer than %d bytes",
+                                       REQSIGN_CONTENT_DIGEST_IN_MAX);
+            else
+                st = reqsign_content_digest_parse(cd, cdb.len, &vs->expect,
+                                                  now_or_never ? err : &cerr);
+            if (st != REQSIGN_OK) {
+                if (now_or_never)
+                    return st;
+                vs->digest_defer = st;
+            } else {
+                vs->digest_check = DC_PRESENT;
+            }
+        }
+        if (named)
+            vs->digest_check |= DC_COVERED;
     }
 
     /* 4. time window */
@@ -619,9 +664,11 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
 
     memcpy(vs->scopes, info.scopes, sizeof(vs->scopes));
     vs->scopes[sizeof(vs->scopes) - 1] = '\0';
+    vs->verifier = v;
+    memcpy(vs->public_key, info.public_key, sizeof(vs->public_key));
 
     /* 9. get ready for the body */
-    if (vs->digest_covered) {
+    if (vs->digest_check & DC_PRESENT) {
         st = reqsign_digest_init(&vs->body, vs->expect.algs);
         if (st != REQSIGN_OK)
             return reqsign_error_set(err, st, "Content-Digest", REQSIGN_NO_OFFSET, NULL);
@@ -646,6 +693,9 @@ enum reqsign_status reqsign_verifier_verify_headers(const struct reqsign_verifie
     vs->label[0] = vs->keyid[0] = vs->scopes[0] = '\0';
     vs->created = vs->expires = -1;
     vs->digest_covered = vs->has_content = 0;
+    vs->digest_check = 0;
+    vs->digest_defer = REQSIGN_OK;
+    vs->verifier = NULL;
     memset(&vs->body, 0, sizeof(vs->body));
     memset(&vs->expect, 0, sizeof(vs->expect));
     enum reqsign_status st = verify_headers(v, req, vs, err);
@@ -664,14 +714,21 @@ enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, c
                                  "the headers have not been verified");
     if (len == 0)
         return REQSIGN_OK;
-    if (!vs->digest_covered) {
-        if (vs->state & 0x10)
-            return REQSIGN_OK;
+    if (!vs->digest_covered && !(vs->state & 0x10)) {
         vs->state = VS_FAILED;
         return reqsign_error_set(err, REQSIGN_E_DIGEST_REQUIRED, "body", REQSIGN_NO_OFFSET,
                                  "the request has content but its signature does not cover "
                                  "content-digest");
     }
+    if (vs->digest_defer != REQSIGN_OK) {
+        vs->state = VS_FAILED;
+        return reqsign_error_set(err, vs->digest_defer, "Content-Digest", REQSIGN_NO_OFFSET,
+                                 "the request has content and a Content-Digest field that "
+                                 "cannot be checked (%s)",
+                                 reqsign_strerror(vs->digest_defer));
+    }
+    if (!(vs->digest_check & DC_PRESENT))
+        return REQSIGN_OK; /* rfc9421 profile: content without any Content-Digest */
     enum reqsign_status st = reqsign_digest_update(&vs->body, data, len);
     if (st != REQSIGN_OK) {
         vs->state = VS_FAILED;
@@ -680,17 +737,66 @@ enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, c
     return REQSIGN_OK;
 }
 
-/* see reqsign/verifier.h */
-enum reqsign_status reqsign_verification_finish(struct reqsign_verification *vs,
-                                                struct reqsign_error *err)
+/* Step 10: the key's state again, through the lookup (its cache, if any),
+ * now that the content is in: a key revoked, expired, removed or replaced
+ * while the body was arriving is refused. Nothing allocated here. */
+static enum reqsign_status recheck_key(struct reqsign_verification *vs,
+                                       struct reqsign_error *err)
+{
+    const struct reqsign_verifier *v = vs->verifier;
+    struct reqsign_key_info info;
+    info.state = REQSIGN_KEY_REVOKED; /* a lookup that fills nothing fails closed */
+    info.scopes[0] = '\0';
+    memset(info.public_key, 0, sizeof(info.public_key));
+    size_t n = strlen(vs->keyid);
+    enum reqsign_status st = v->lookup(v->lookup_ctx, vs->keyid, n, &info, err);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, "key", REQSIGN_NO_OFFSET,
+                                 "%s: key '%s' (looked up again at the end of the content)",
+                                 reqsign_strerror(st), vs->keyid);
+    if (info.state == REQSIGN_KEY_REVOKED)
+        return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
+                                 "key '%s' has been revoked (seen at the end of the content)",
+                                 vs->keyid);
+    if (info.state == REQSIGN_KEY_EXPIRED)
+        return reqsign_error_set(err, REQSIGN_E_KEY_EXPIRED, "key", REQSIGN_NO_OFFSET,
+                                 "key '%s' has expired (seen at the end of the content)",
+                                 vs->keyid);
+    if (!reqsign_memeq_ct(info.public_key, vs->public_key, sizeof(vs->public_key)))
+        return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
+                                 "key '%s' was replaced by another public key while the content "
+                                 "was arriving",
+                                 vs->keyid);
+    memcpy(vs->scopes, info.scopes, sizeof(vs->scopes));
+    vs->scopes[sizeof(vs->scopes) - 1] = '\0';
+    return REQSIGN_OK;
+}
+
+static enum reqsign_status finish(struct reqsign_verification *vs, int recheck,
+                                  struct reqsign_error *err)
 {
     if (vs == NULL || (vs->state & 0xf) != VS_HEADERS_OK)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
                                  "the headers have not been verified");
-    vs->state = VS_DONE;
-    if (!vs->digest_covered)
-        return REQSIGN_OK;
-    return reqsign_content_digest_check(&vs->body, &vs->expect, err);
+    enum reqsign_status st = REQSIGN_OK;
+    /* step 9: a present Content-Digest is compared when it is covered or the
+     * request has content (announced by the headers or arrived) */
+    if ((vs->digest_check & DC_PRESENT) &&
+        (vs->digest_check & DC_COVERED || vs->has_content || vs->body.total > 0))
+        st = reqsign_content_digest_check(&vs->body, &vs->expect, err);
+    else
+        reqsign_digest_cleanup(&vs->body);
+    if (st == REQSIGN_OK && recheck)
+        st = recheck_key(vs, err);
+    vs->state = st == REQSIGN_OK ? VS_DONE : VS_FAILED;
+    return st;
+}
+
+/* see reqsign/verifier.h */
+enum reqsign_status reqsign_verification_finish(struct reqsign_verification *vs,
+                                                struct reqsign_error *err)
+{
+    return finish(vs, 1, err);
 }
 
 /* see reqsign/verifier.h */
@@ -703,7 +809,7 @@ enum reqsign_status reqsign_verifier_verify(const struct reqsign_verifier *v,
     if (st == REQSIGN_OK)
         st = reqsign_verification_body(vs, body, body_len, err);
     if (st == REQSIGN_OK)
-        st = reqsign_verification_finish(vs, err);
+        st = finish(vs, 0, err); /* the key was looked up a moment ago */
     if (st != REQSIGN_OK)
         reqsign_digest_cleanup(&vs->body);
     return st;

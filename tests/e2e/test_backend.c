@@ -195,6 +195,109 @@ Test(backend, revoked_key_refused_within_ttl)
     finish(&e);
 }
 
+/* Send a signed POST's headers on a fresh connection, hold the body, run
+ * @between() (the key's fate while the body is pending), then send the body
+ * and return the raw response (malloc'd). */
+static char *held_body_request(const struct env *e, const struct reqsign_signer *s,
+                               const char *body, void (*between)(const struct env *, void *),
+                               void *arg)
+{
+    struct reqsign_signed sig;
+    size_t blen = strlen(body);
+    sign(s, "POST", burl(e, "/pay"), body, blen, &sig);
+    char hdr[4096];
+    int n = snprintf(hdr, sizeof(hdr),
+                     "POST /pay HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n%s: %s\r\n%s: %s\r\n%s: %s\r\n"
+                     "Connection: close\r\n\r\n",
+                     e->b.host, e->b.port, blen, "Content-Digest", sig.content_digest,
+                     "Signature-Input", sig.signature_input, "Signature", sig.signature);
+    cr_assert(n > 0 && (size_t)n < sizeof(hdr));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)e->b.port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(send(fd, hdr, (size_t)n, MSG_NOSIGNAL), n);
+    /* phase one runs now; nothing must come back while the body is due */
+    struct pollfd pf = {fd, POLLIN, 0};
+    cr_assert_eq(poll(&pf, 1, 300), 0, "the server answered before the body was sent");
+    between(e, arg);
+    cr_assert_eq(send(fd, body, blen, MSG_NOSIGNAL), (ssize_t)blen);
+    size_t cap = 8192, len = 0;
+    char *out = malloc(cap);
+    cr_assert_not_null(out);
+    for (;;) {
+        pf.revents = 0;
+        if (poll(&pf, 1, 5000) <= 0)
+            break;
+        ssize_t r = recv(fd, out + len, cap - 1 - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len + 1 >= cap)
+            break;
+    }
+    out[len] = '\0';
+    close(fd);
+    return out;
+}
+
+static void wait_cache_bound(const struct env *e, void *arg)
+{
+    (void)e;
+    (void)arg;
+    usleep(2200 * 1000); /* api-backend --cache-ttl 1, plus margin */
+}
+
+static void revoke_then_wait_cache_bound(const struct env *e, void *arg)
+{
+    const struct reqsign_signer *admin = ((const struct reqsign_signer **)arg)[0];
+    const char *keyid = ((const char **)arg)[1];
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/keys/%s", keyid);
+    struct resp r = call(admin, "DELETE", url_of(e, path), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    wait_cache_bound(e, NULL);
+}
+
+/* Issue 12 item 3: a key revoked (through reqsignd) after its request's
+ * headers passed and while its body is held does not get the request
+ * through: the end of the body looks the key up again (401 key_revoked once
+ * the api-backend's cache bound has passed). */
+Test(backend, revoked_while_body_held)
+{
+    struct env e;
+    setup_env(&e);
+    start_backend(&e, NULL); /* --cache-ttl 1 */
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    json_t *c = create_key(&e, admin, "{\"scopes\":[\"pay\"]}");
+    struct reqsign_signer *s = signer_of(c);
+
+    /* control: the same slow request with nothing revoked is served */
+    char *out = held_body_request(&e, s, "{\"amount\":1}", wait_cache_bound, NULL);
+    cr_assert(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
+    free(out);
+
+    const void *arg[2] = {admin, json_string_value(json_object_get(c, "keyid"))};
+    out = held_body_request(&e, s, "{\"amount\":2}", revoke_then_wait_cache_bound, arg);
+    cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\"key_revoked\""), "%s", out);
+    free(out);
+    assert_healthy(&e);
+
+    reqsign_signer_free(s);
+    json_decref(c);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
 Test(backend, public_authority_behind_proxy)
 {
     struct env e;

@@ -394,6 +394,85 @@ Test(cli, sign_refuses_private_key_readable_by_others)
     rm_rf(dir);
 }
 
+/* Issue 12 item 9: a credential in an argument is readable by every local
+ * user (/proc/PID/cmdline, ps). --key refuses inline JSON with a reason (exit
+ * 2, nothing signed or sent); '-' reads the credential from stdin instead. */
+Test(cli, key_refuses_inline_credential_and_reads_stdin)
+{
+    char *dir = tu_tmpdir();
+    int st;
+    char *jwk = tu_read("spec/vectors/keys/test-key-ed25519.jwk", NULL);
+    write_file(dir, "k.jwk", jwk, strlen(jwk));
+    free(jwk);
+    static const char *const inline_forms[] = {"\"$(cat '%s/k.jwk')\"",
+                                               "\" $(cat '%s/k.jwk')\""};
+    for (size_t i = 0; i < 2; i++) {
+        char arg[600];
+        snprintf(arg, sizeof(arg), inline_forms[i], dir);
+        /* sign, send and keys all refuse it before doing anything */
+        static const char *const cmds[] = {
+            "\"$R\" sign --key %s --created 1618884473 --nonce abcdefghijklmnop "
+            "https://example.com/",
+            "\"$R\" send --key %s http://127.0.0.1:9/",
+            "\"$R\" keys list --service http://127.0.0.1:9 --key %s"};
+        for (size_t k = 0; k < 3; k++) {
+            char cmd[1400], full[1500];
+            snprintf(cmd, sizeof(cmd), cmds[k], arg);
+            snprintf(full, sizeof(full), "%s 2>'%s/err'", cmd, dir);
+            int cst;
+            char *out = run(&cst, "%s", full);
+            char *err = run(&st, "cat '%s/err'", dir);
+            cr_assert_eq(cst, 2, "%s: exit %d, stdout %s, stderr %s", cmd, cst, out, err);
+            cr_assert_str_eq(out, "", "%s: %s", cmd, out);
+            cr_assert_not_null(strstr(err, "inline credential JSON refused"), "%s", err);
+            cr_assert_not_null(strstr(err, "/proc"), "%s", err);
+            cr_assert_not_null(strstr(err, "'-'"), "%s", err);
+            cr_assert_not_null(strstr(err, "REQSIGN_CREDENTIAL"), "%s", err);
+            cr_assert_null(strstr(err, "n4Ni-HpISpVObnQMW0wOhCKROaIKqKtW"), "echoes the key: %s",
+                           err);
+            free(out);
+            free(err);
+        }
+    }
+    /* the same credential from a file, and from stdin: the same signature */
+    char *a = run(&st,
+                  "chmod 600 '%s/k.jwk' && \"$R\" sign --key '%s/k.jwk' --created 1618884473 "
+                  "--nonce abcdefghijklmnop https://example.com/",
+                  dir, dir);
+    cr_assert_eq(st, 0, "%s", a);
+    char *b = run(&st,
+                  "\"$R\" sign --key - --created 1618884473 --nonce abcdefghijklmnop "
+                  "https://example.com/ < '%s/k.jwk'",
+                  dir);
+    cr_assert_eq(st, 0, "%s", b);
+    cr_assert_str_eq(a, b);
+    cr_assert_not_null(strstr(a, "Signature: sig1=:"), "%s", a);
+    free(a);
+    free(b);
+    /* a PEM key on stdin too */
+    char keyid[64];
+    keygen(dir, "k.pem", keyid);
+    a = run(&st, "\"$R\" sign --key '%s/k.pem' --created 1618884473 --nonce abcdefghijklmnop "
+                 "https://example.com/", dir);
+    cr_assert_eq(st, 0, "%s", a);
+    b = run(&st, "\"$R\" sign --key - --created 1618884473 --nonce abcdefghijklmnop "
+                 "https://example.com/ < '%s/k.pem'", dir);
+    cr_assert_eq(st, 0, "%s", b);
+    cr_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    /* stdin cannot be both the key and the body; empty stdin is no key */
+    a = run(&st, "echo x | \"$R\" sign --key - --data @- https://example.com/ 2>&1");
+    cr_assert_eq(st, 2, "%s", a);
+    cr_assert_not_null(strstr(a, "stdin"), "%s", a);
+    free(a);
+    a = run(&st, "\"$R\" sign --key - https://example.com/ < /dev/null 2>&1");
+    cr_assert_eq(st, 1, "%s", a);
+    cr_assert_not_null(strstr(a, "error: "), "%s", a);
+    free(a);
+    rm_rf(dir);
+}
+
 /* --------------------------------------------------------------- verify */
 
 Test(cli, roundtrip_json_headers_file)

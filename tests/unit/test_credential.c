@@ -1,5 +1,8 @@
 /* Suite credential: loading credentials (reqsign/credential.h). */
 #include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,6 +277,51 @@ Test(credential, env_var_path_and_inline)
 
     free(spaced);
     free(txt);
+    json_decref(j);
+    free(path);
+    free(dir);
+}
+
+/* Put @path on file descriptor 0 (each Criterion test runs in its own process). */
+static void stdin_from(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0);
+    cr_assert_eq(dup2(fd, STDIN_FILENO), STDIN_FILENO);
+    close(fd);
+}
+
+/* "-" reads the credential from standard input (issue 12 item 9: the CLI's
+ * alternative to a credential in an argument): credential JSON, a PEM key,
+ * also through REQSIGN_CREDENTIAL=-; empty input is no credential. */
+Test(credential, stdin_dash)
+{
+    char *dir = tu_tmpdir();
+    json_t *j = cred_json();
+    char *path = write_json(dir, "cred.json", j, 0644); /* no mode check on a pipe's content */
+    stdin_from(path);
+    struct reqsign_credential *c = load_ok("-", NULL, 0);
+    cr_assert_str_eq(reqsign_credential_keyid(c), tp);
+    cr_assert_str_eq(reqsign_credential_service(c), "http://127.0.0.1:8080");
+    check_signer(c, tp);
+    reqsign_credential_free(c);
+
+    size_t len;
+    char *pem = tu_read(KEY_PEM, &len);
+    char *kp = write_file(dir, "key.pem", pem, len, 0600);
+    stdin_from(kp);
+    setenv(REQSIGN_CREDENTIAL_ENV, "-", 1);
+    c = load_ok(NULL, "custom-id", 0);
+    cr_assert_str_eq(reqsign_credential_keyid(c), "custom-id");
+    check_signer(c, "custom-id");
+    reqsign_credential_free(c);
+    unsetenv(REQSIGN_CREDENTIAL_ENV);
+
+    stdin_from("/dev/null");
+    load_fail("-", NULL, 0, REQSIGN_E_KEY_FORMAT);
+
+    free(pem);
+    free(kp);
     json_decref(j);
     free(path);
     free(dir);

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include <reqsign/keycache.h>
+#include <reqsign/signer.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -527,4 +528,170 @@ Test(keycache, concurrent_lookups_and_invalidations)
     cr_assert_eq(s.hits + s.misses, (uint64_t)CC_THREADS * CC_LOOKUPS);
     cr_assert_eq(s.store_errors, 0);
     cr_assert_gt(s.hits, 0);
+}
+
+/* ---- the verifier's phase two asks the cache again (issue 12, item 3) ----
+ *
+ * A request whose headers passed while its key was active, and whose key is
+ * revoked in the store while the body is still arriving, must be refused by
+ * reqsign_verification_finish() once the cache can see the revocation: after
+ * positive_ttl, or at once after an invalidation. */
+
+struct held {
+    struct reqsign_key *key;
+    struct reqsign_signer *signer;
+    struct reqsign_nonce_store *nonces;
+    struct reqsign_verifier *v;
+    struct reqsign_header h[5];
+    struct reqsign_request req;
+    struct reqsign_signed sig;
+    char len[16];
+};
+
+static const char held_body[] = "{\"amount\":42}";
+
+static void held_setup(struct held *t, int i)
+{
+    memset(t, 0, sizeof(*t));
+    cr_assert_eq(reqsign_key_generate(&t->key, NULL), REQSIGN_OK);
+    struct reqsign_key_record r;
+    make_record(i, &r);
+    reqsign_key_public_raw(t->key, r.public_key);
+    cr_assert_eq(reqsign_keystore_insert(store, &r, NULL), REQSIGN_OK);
+    struct reqsign_signer_opts so = {.key = t->key, .keyid = r.keyid, .clock = test_clock};
+    t->signer = reqsign_signer_new(&so, NULL);
+    cr_assert_not_null(t->signer);
+    t->nonces = reqsign_nonce_store_memory_new(NULL);
+    cr_assert_not_null(t->nonces);
+    struct reqsign_verifier_opts vo = {.lookup = reqsign_keycache_lookup,
+                                       .lookup_ctx = cache,
+                                       .nonces = t->nonces,
+                                       .clock = test_clock};
+    t->v = reqsign_verifier_new(&vo, NULL);
+    cr_assert_not_null(t->v);
+}
+
+static void held_sign(struct held *t)
+{
+    struct reqsign_sign_input in = {.method = "POST",
+                                    .url = "https://api.example.com/pay",
+                                    .body = held_body,
+                                    .body_len = sizeof(held_body) - 1};
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_signer_sign(t->signer, &in, &t->sig, &err), REQSIGN_OK, "%s",
+                 err.message);
+    snprintf(t->len, sizeof(t->len), "%zu", sizeof(held_body) - 1);
+    size_t n = 0;
+    t->h[n++] = (struct reqsign_header){{"Host", 4}, {"api.example.com", 15}};
+    t->h[n++] = (struct reqsign_header){{"Content-Length", 14}, {t->len, strlen(t->len)}};
+    for (size_t k = 0; k < t->sig.n_headers; k++)
+        t->h[n++] = t->sig.headers[k];
+    t->req = (struct reqsign_request){{"POST", 4}, {"https", 5}, {"api.example.com", 15},
+                                      {"/pay", 4}, t->h, n};
+}
+
+static void held_free(struct held *t)
+{
+    reqsign_verifier_free(t->v);
+    reqsign_nonce_store_free(t->nonces);
+    reqsign_signer_free(t->signer);
+    reqsign_key_free(t->key);
+}
+
+/* Phase one now; then @between() (revoke, wait, ...); then the body and
+ * finish. Returns finish's status. */
+static enum reqsign_status held_request(struct held *t, void (*between)(void),
+                                        struct reqsign_error *err)
+{
+    struct reqsign_verification vs;
+    reqsign_verification_init(&vs);
+    reqsign_error_clear(err);
+    held_sign(t);
+    cr_assert_eq(reqsign_verifier_verify_headers(t->v, &t->req, &vs, err), REQSIGN_OK, "%s",
+                 err->message);
+    between();
+    cr_assert_eq(reqsign_verification_body(&vs, held_body, 5, err), REQSIGN_OK, "%s",
+                 err->message);
+    cr_assert_eq(reqsign_verification_body(&vs, held_body + 5, sizeof(held_body) - 1 - 5, err),
+                 REQSIGN_OK, "%s", err->message);
+    enum reqsign_status st = reqsign_verification_finish(&vs, err);
+    reqsign_verification_cleanup(&vs);
+    return st;
+}
+
+static void wait_ttl(void)
+{
+    atomic_fetch_add(&clock_now, 5); /* positive_ttl */
+}
+
+static void revoke_then_wait_ttl(void)
+{
+    revoke_key(900, atomic_load(&clock_now));
+    wait_ttl();
+}
+
+static void revoke_then_wait_less(void)
+{
+    revoke_key(900, atomic_load(&clock_now));
+    atomic_fetch_add(&clock_now, 4);
+}
+
+static void revoke_then_invalidate(void)
+{
+    revoke_key(900, atomic_load(&clock_now));
+    reqsign_keycache_invalidate(cache, "k900", 4);
+}
+
+static void store_down_after_ttl(void)
+{
+    atomic_store(&cnt->fail, 1);
+    wait_ttl();
+}
+
+Test(keycache, finish_sees_revocation_during_body_after_ttl)
+{
+    struct held t;
+    struct reqsign_error err;
+    held_setup(&t, 900);
+    /* control: nothing happens during the body: accepted, even after the TTL */
+    cr_assert_eq(held_request(&t, wait_ttl, &err), REQSIGN_OK, "%s", err.message);
+    /* revoked while the body arrives, TTL passed before the end: refused */
+    cr_assert_eq(held_request(&t, revoke_then_wait_ttl, &err), REQSIGN_E_KEY_REVOKED,
+                 "%s: %s", reqsign_errname(err.code), err.message);
+    cr_assert_eq(err.code, REQSIGN_E_KEY_REVOKED);
+    cr_assert_str_eq(err.source, "key");
+    cr_assert_not_null(strstr(err.message, "k900"), "%s", err.message);
+    held_free(&t);
+}
+
+Test(keycache, finish_within_ttl_still_served_from_cache)
+{
+    /* the bound is the cache's: a revocation 4 s before the end of a body,
+     * with a 5 s TTL, is not yet visible (as for any new request) */
+    struct held t;
+    struct reqsign_error err;
+    held_setup(&t, 900);
+    cr_assert_eq(held_request(&t, revoke_then_wait_less, &err), REQSIGN_OK, "%s", err.message);
+    held_free(&t);
+}
+
+Test(keycache, finish_sees_revocation_during_body_after_invalidate)
+{
+    struct held t;
+    struct reqsign_error err;
+    held_setup(&t, 900);
+    cr_assert_eq(held_request(&t, revoke_then_invalidate, &err), REQSIGN_E_KEY_REVOKED,
+                 "%s: %s", reqsign_errname(err.code), err.message);
+    held_free(&t);
+}
+
+Test(keycache, finish_fails_closed_when_store_down_after_ttl)
+{
+    struct held t;
+    struct reqsign_error err;
+    held_setup(&t, 900);
+    cr_assert_eq(held_request(&t, store_down_after_ttl, &err), REQSIGN_E_KEYSTORE_UNAVAILABLE,
+                 "%s: %s", reqsign_errname(err.code), err.message);
+    held_free(&t);
 }

@@ -36,7 +36,7 @@ static const char *const required_errors[] = {
     "alg_mismatch",     "tag_mismatch",        "sig_too_old",         "sig_future",
     "sig_expired",      "key_unknown",         "sig_invalid",         "replay",
     "digest_required",  "digest_malformed",    "digest_no_known_alg", "digest_mismatch",
-    "limit",            "url",
+    "limit",            "url",                 "sig_incomplete",
 };
 
 static const char *jstr(const json_t *o, const char *key)
@@ -119,12 +119,13 @@ static int64_t fixed_clock(void *ctx)
     return *(const int64_t *)ctx;
 }
 
-/* Verify @rcv as @verify says, trusting @pk under @keyid (NULL: any).
+/* Verify @rcv as @verify says, trusting @pk under @keyid (NULL: any), with
+ * the one-shot API or (@two_phase) headers, the body in 7-byte chunks, finish.
  * Returns the last status of `repeat` runs; the last base goes to @base. */
 static enum reqsign_status verify_received(const json_t *rcv, const json_t *verify,
                                            const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
                                            const char *keyid, char *base, size_t *base_len,
-                                           struct reqsign_error *err)
+                                           int two_phase, struct reqsign_error *err)
 {
     struct reqsign_static_key sk;
     struct reqsign_verifier_opts vo;
@@ -166,7 +167,16 @@ static enum reqsign_status verify_received(const json_t *rcv, const json_t *veri
         vs.base_buf = base;
         vs.base_cap = REQSIGN_BASE_MAX;
         reqsign_error_clear(err);
-        st = reqsign_verifier_verify(v, &req, body, body_len, &vs, err);
+        if (!two_phase) {
+            st = reqsign_verifier_verify(v, &req, body, body_len, &vs, err);
+        } else {
+            st = reqsign_verifier_verify_headers(v, &req, &vs, err);
+            for (size_t off = 0; st == REQSIGN_OK && off < body_len; off += 7)
+                st = reqsign_verification_body(&vs, body + off,
+                                               body_len - off < 7 ? body_len - off : 7, err);
+            if (st == REQSIGN_OK)
+                st = reqsign_verification_finish(&vs, err);
+        }
         *base_len = vs.base_len;
         reqsign_verification_cleanup(&vs);
     }
@@ -268,12 +278,15 @@ static void run_positive(const json_t *vec)
     /* The received request verifies, with the same base. */
     uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN];
     public_of(keyrel, pk);
-    size_t vlen = 0;
-    enum reqsign_status st = verify_received(json_object_get(vec, "received"),
-                                             json_object_get(vec, "verify"), pk, keyid, base,
-                                             &vlen, &err);
-    cr_expect_eq(st, REQSIGN_OK, "%s: verifier: %s (%s)", name, reqsign_errname(st), err.message);
-    base_eq("verifier", name, base, vlen, jstr(exp, "base"));
+    for (int two_phase = 0; two_phase < 2; two_phase++) {
+        size_t vlen = 0;
+        enum reqsign_status st = verify_received(json_object_get(vec, "received"),
+                                                 json_object_get(vec, "verify"), pk, keyid, base,
+                                                 &vlen, two_phase, &err);
+        cr_expect_eq(st, REQSIGN_OK, "%s (%s): verifier: %s (%s)", name,
+                     two_phase ? "two-phase" : "one-shot", reqsign_errname(st), err.message);
+        base_eq("verifier", name, base, vlen, jstr(exp, "base"));
+    }
 
     reqsign_signer_free(s);
     free(out);
@@ -293,13 +306,16 @@ static void run_negative(const json_t *vec)
     public_of(jstr(key, "public"), pk);
     char *base = malloc(REQSIGN_BASE_MAX);
     cr_assert(base != NULL);
-    size_t vlen = 0;
-    struct reqsign_error err;
-    enum reqsign_status st = verify_received(json_object_get(vec, "received"),
-                                             json_object_get(vec, "verify"), pk,
-                                             jstr(key, "keyid"), base, &vlen, &err);
-    cr_expect_str_eq(reqsign_errname(st), expect, "%s: got %s (%s), want %s", name,
-                     reqsign_errname(st), err.message, expect);
+    for (int two_phase = 0; two_phase < 2; two_phase++) {
+        size_t vlen = 0;
+        struct reqsign_error err;
+        enum reqsign_status st = verify_received(json_object_get(vec, "received"),
+                                                 json_object_get(vec, "verify"), pk,
+                                                 jstr(key, "keyid"), base, &vlen, two_phase, &err);
+        cr_expect_str_eq(reqsign_errname(st), expect, "%s (%s): got %s (%s), want %s", name,
+                         two_phase ? "two-phase" : "one-shot", reqsign_errname(st), err.message,
+                         expect);
+    }
     free(base);
 }
 
@@ -398,9 +414,22 @@ Test(vectors, rfc9421_b26)
     char *base = malloc(REQSIGN_BASE_MAX);
     size_t blen = 0;
     struct reqsign_error err;
-    enum reqsign_status st = verify_received(rcv, verify, pk, "test-key-ed25519", base, &blen, &err);
-    cr_expect_eq(st, REQSIGN_OK, "B.2.6: %s (%s)", reqsign_errname(st), err.message);
-    base_eq("verifier", "rfc9421-b26", base, blen, want_base);
+    for (int two_phase = 0; two_phase < 2; two_phase++) {
+        enum reqsign_status st =
+            verify_received(rcv, verify, pk, "test-key-ed25519", base, &blen, two_phase, &err);
+        cr_expect_eq(st, REQSIGN_OK, "B.2.6: %s (%s)", reqsign_errname(st), err.message);
+        base_eq("verifier", "rfc9421-b26", base, blen, want_base);
+    }
+    /* B.2.6 does not cover content-digest, but Content-Digest is present and
+     * the request has content: content changed with the same length (so the
+     * covered content-length still matches) is refused, not silently taken */
+    json_object_set_new(rcv, "body", json_string("{\"hello\": \"WORLD\"}"));
+    for (int two_phase = 0; two_phase < 2; two_phase++) {
+        enum reqsign_status st =
+            verify_received(rcv, verify, pk, "test-key-ed25519", base, &blen, two_phase, &err);
+        cr_expect_eq(st, REQSIGN_E_DIGEST_MISMATCH, "B.2.6, content changed (%s): %s (%s)",
+                     two_phase ? "two-phase" : "one-shot", reqsign_errname(st), err.message);
+    }
 
     /* re-sign */
     struct reqsign_key *key = NULL;
@@ -423,4 +452,37 @@ Test(vectors, rfc9421_b26)
     json_decref(verify);
     json_decref(rcv);
     json_decref(root);
+}
+
+/* spec/PROTOCOL.md section 10 lists every code of error.h, with its number,
+ * wire name and HTTP status, and nothing else (codes 49-57 were once missing
+ * from it). */
+Test(vectors, spec_error_table_matches_error_h)
+{
+    char *md = tu_read("spec/PROTOCOL.md", NULL);
+    const char *sec = strstr(md, "\n## 10. Errors");
+    cr_assert_not_null(sec);
+    const char *end = strstr(sec + 1, "\n## ");
+    cr_assert_not_null(end);
+    int seen[REQSIGN_STATUS_LAST];
+    memset(seen, 0, sizeof(seen));
+    for (const char *p = sec; p != NULL && p < end; p = strchr(p + 1, '\n')) {
+        int num = -1, http = 0, n = 0;
+        char wire[64];
+        if (sscanf(p + 1, "| %d | `%63[a-z0-9_]` | %d |%n", &num, wire, &http, &n) != 3 || n == 0)
+            continue;
+        cr_assert(num >= 0 && num < REQSIGN_STATUS_LAST, "spec lists code %d, not in error.h",
+                  num);
+        enum reqsign_status c = (enum reqsign_status)num;
+        cr_expect_str_eq(wire, reqsign_errname(c), "code %d: spec says %s, error.h %s", num, wire,
+                         reqsign_errname(c));
+        cr_expect_eq(http, reqsign_http_status(c), "code %d (%s): spec HTTP %d, error.h %d", num,
+                     wire, http, reqsign_http_status(c));
+        cr_expect_eq(seen[num], 0, "code %d listed twice", num);
+        seen[num]++;
+    }
+    for (int c = 0; c < REQSIGN_STATUS_LAST; c++)
+        cr_expect_eq(seen[c], 1, "code %d (%s) is missing from spec/PROTOCOL.md section 10", c,
+                     reqsign_errname((enum reqsign_status)c));
+    free(md);
 }

@@ -1,6 +1,7 @@
 /* Suite verifier: the checks, their order, replay, time window, two-phase. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <reqsign/signer.h>
 #include <reqsign/verifier.h>
 #include <stdio.h>
@@ -322,6 +323,114 @@ Test(verifier, two_phase_rejects_before_body)
     cr_assert_eq(reqsign_verification_body(&vs, "3456789", 7, NULL), REQSIGN_OK);
     cr_assert_eq(reqsign_verification_finish(&vs, NULL), REQSIGN_OK);
     reqsign_verification_cleanup(&vs);
+    reqsign_verifier_free(v);
+}
+
+/* A key lookup whose answer the test changes between the two phases. */
+struct flip_key {
+    _Atomic int calls;
+    enum reqsign_status status;
+    enum reqsign_key_state state;
+    int replaced; /* answer another public key */
+    const char *scopes;
+};
+
+static enum reqsign_status flip_lookup(void *ctx, const char *keyid, size_t keyid_len,
+                                       struct reqsign_key_info *out, struct reqsign_error *err)
+{
+    struct flip_key *f = ctx;
+    atomic_fetch_add(&f->calls, 1);
+    if (f->status != REQSIGN_OK)
+        return reqsign_error_set(err, f->status, "key", REQSIGN_NO_OFFSET, "flip: %.*s",
+                                 (int)keyid_len, keyid);
+    memcpy(out->public_key, skey.public_key, sizeof(out->public_key));
+    if (f->replaced)
+        out->public_key[0] ^= 1;
+    out->state = f->state;
+    snprintf(out->scopes, sizeof(out->scopes), "%s", f->scopes);
+    return REQSIGN_OK;
+}
+
+/* Phase one with the key active, then @f changed, then the body and finish. */
+static enum reqsign_status finish_after_flip(struct flip_key *f, enum reqsign_status status,
+                                             enum reqsign_key_state state, int replaced,
+                                             struct reqsign_verification *vs,
+                                             struct reqsign_error *err)
+{
+    struct reqsign_verifier_opts o = {.lookup = flip_lookup, .lookup_ctx = f};
+    struct reqsign_verifier *v = make_verifier(&o);
+    struct reqsign_signed s;
+    struct rx r;
+    f->status = REQSIGN_OK;
+    f->state = REQSIGN_KEY_ACTIVE;
+    f->replaced = 0;
+    f->scopes = "read write";
+    atomic_store(&f->calls, 0);
+    sign(&s, "POST", "https://a.example/up", "0123456789");
+    receive(&r, &s, "POST", "a.example", "/up", "0123456789");
+    reqsign_verification_init(vs);
+    reqsign_error_clear(err);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &r.req, vs, err), REQSIGN_OK, "%s",
+                 err->message);
+    cr_assert_str_eq(vs->scopes, "read write");
+    f->status = status;
+    f->state = state;
+    f->replaced = replaced;
+    f->scopes = "read";
+    cr_assert_eq(reqsign_verification_body(vs, "0123456789", 10, err), REQSIGN_OK);
+    enum reqsign_status st = reqsign_verification_finish(vs, err);
+    cr_assert_eq(atomic_load(&f->calls), 2, "phase two must look the key up again");
+    reqsign_verification_cleanup(vs);
+    reqsign_verifier_free(v);
+    return st;
+}
+
+/* Issue 12 item 3: the key is checked again at the end of the content, so a
+ * key revoked while the body was arriving does not get its request through. */
+Test(verifier, finish_rechecks_key_state)
+{
+    struct flip_key f;
+    struct reqsign_verification vs;
+    struct reqsign_error err;
+    memset(&f, 0, sizeof(f));
+
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_ACTIVE, 0, &vs, &err),
+                 REQSIGN_OK, "%s", err.message);
+    cr_assert_str_eq(vs.scopes, "read", "scopes come from the second lookup");
+
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_REVOKED, 0, &vs, &err),
+                 REQSIGN_E_KEY_REVOKED, "%s", err.message);
+    cr_assert_eq(err.code, REQSIGN_E_KEY_REVOKED);
+    cr_assert_str_eq(err.source, "key");
+    cr_assert_not_null(strstr(err.message, skey.keyid), "%s", err.message);
+
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_EXPIRED, 0, &vs, &err),
+                 REQSIGN_E_KEY_EXPIRED, "%s", err.message);
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_ACTIVE, 1, &vs, &err),
+                 REQSIGN_E_KEY_REVOKED, "%s", err.message);
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_E_KEY_UNKNOWN, REQSIGN_KEY_ACTIVE, 0, &vs, &err),
+                 REQSIGN_E_KEY_UNKNOWN, "%s", err.message);
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_E_KEYSTORE_UNAVAILABLE, REQSIGN_KEY_ACTIVE, 0,
+                                   &vs, &err),
+                 REQSIGN_E_KEYSTORE_UNAVAILABLE, "%s", err.message);
+    cr_assert_eq(err.code, REQSIGN_E_KEYSTORE_UNAVAILABLE);
+}
+
+/* The one-shot API has the whole body already: one lookup, not two. */
+Test(verifier, one_shot_looks_key_up_once)
+{
+    struct flip_key f;
+    memset(&f, 0, sizeof(f));
+    f.scopes = "x";
+    struct reqsign_verifier_opts o = {.lookup = flip_lookup, .lookup_ctx = &f};
+    struct reqsign_verifier *v = make_verifier(&o);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    sign(&s, "POST", "https://a.example/up", "0123456789");
+    receive(&r, &s, "POST", "a.example", "/up", "0123456789");
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+    cr_assert_eq(atomic_load(&f.calls), 1);
     reqsign_verifier_free(v);
 }
 

@@ -9,8 +9,13 @@
  *   - a key file in any format reqsign_key_load_file() reads (PEM, DER, JWK,
  *     raw 32-byte seed); the keyid is then the key's RFC 7638 thumbprint
  *     unless one is given;
+ *   - standard input, when the name is "-" (credential JSON or a key, as in a file);
  *   - inline JSON text (a credential object or a private JWK), recognised by
- *     its first non-blank character '{'.
+ *     its first non-blank character '{'. This is for programs that hold the
+ *     credential in memory (or in the REQSIGN_CREDENTIAL environment variable,
+ *     readable only by the same user): never pass a credential taken from a
+ *     command-line argument, which every local user can read (/proc/PID/cmdline,
+ *     ps). The `reqsign` CLI refuses inline JSON in --key for that reason.
  *
  * Secrets: the file buffer, the "private_key" PEM text and the decoded key are
  * wiped on free and on every error path. Residual risk: jansson's lexer copies
@@ -45,9 +50,9 @@ struct reqsign_credential;
 
 /**
  * reqsign_credential_load() - load a credential.
- * @spec:  a path (credential JSON or key file), inline JSON text (first non-blank
- *         character '{'), or NULL for the REQSIGN_CREDENTIAL environment variable
- *         (a path, or inline JSON).
+ * @spec:  a path (credential JSON or key file), "-" for standard input, inline
+ *         JSON text (first non-blank character '{'), or NULL for the
+ *         REQSIGN_CREDENTIAL environment variable (a path, "-", or inline JSON).
  * @keyid_override: NULL, or the keyid to sign with instead of the credential's
  *         (for a key file: instead of the thumbprint).
  * @flags: REQSIGN_KEY_ALLOW_PERMISSIVE accepts a file holding a private key that

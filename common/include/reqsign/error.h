@@ -91,7 +91,10 @@ extern "C" {
     X(E_INVALID_REQUEST, 54, 400, "invalid_request", "invalid request")                           \
     X(E_STORE, 55, 500, "store", "storage failure")                                                \
     X(E_UNSUPPORTED_MEDIA_TYPE, 56, 415, "unsupported_media_type", "unsupported media type")       \
-    X(E_HTTP, 57, 502, "http", "HTTP transfer failed")
+    X(E_HTTP, 57, 502, "http", "HTTP transfer failed")                                          \
+    /* signature fields, continued */                                                              \
+    X(E_SIG_INCOMPLETE, 58, 400, "sig_incomplete",                                                 \
+      "Signature and Signature-Input must both be present")
 
 enum reqsign_status {
 #define REQSIGN_X_ENUM(name, num, http, wire, msg) REQSIGN_##name = num,

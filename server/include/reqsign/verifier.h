@@ -7,7 +7,9 @@
  * signature -> nonce check-and-insert. A server calls it
  * before it reads the body, then streams the body through
  * reqsign_verification_body() and ends with reqsign_verification_finish(),
- * which checks the Content-Digest. reqsign_verifier_verify() does both in one call.
+ * which checks the Content-Digest and asks the key lookup for the key's state
+ * again (a key revoked while the body was arriving is refused).
+ * reqsign_verifier_verify() does both in one call.
  *
  * Thread safety: reqsign_verifier_new() is thread-safe; a verifier is
  * immutable after creation and the verify functions are safe to call
@@ -115,6 +117,10 @@ struct reqsign_verification {
 
     /* internal */
     int state;
+    int digest_check;                 /* DC_* bits: is the content compared to Content-Digest */
+    enum reqsign_status digest_defer; /* an unusable uncovered Content-Digest: fails on content */
+    const struct reqsign_verifier *verifier; /* for the key re-check in phase two */
+    uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN]; /* the key phase one verified with */
     struct reqsign_digest_expect expect;
     struct reqsign_digest body;
 };
@@ -136,24 +142,35 @@ reqsign_verifier_verify_headers(const struct reqsign_verifier *v, const struct r
 
 /**
  * reqsign_verification_body() - phase two: feed content bytes (any chunking).
- * Return: REQSIGN_OK, REQSIGN_E_DIGEST_REQUIRED (content on a request whose
- * signature does not cover content-digest), REQSIGN_E_INVALID_ARG (phase one
- * did not succeed).
+ * Return: REQSIGN_OK, REQSIGN_E_DIGEST_REQUIRED (reqsign profile: content on a
+ * request whose signature does not cover content-digest), the
+ * Content-Digest's parse error (content on a request whose uncovered
+ * Content-Digest cannot be checked), REQSIGN_E_INVALID_ARG (phase one did not
+ * succeed).
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_verification_body(struct reqsign_verification *vs, const void *data, size_t len,
                           struct reqsign_error *err);
 
 /**
- * reqsign_verification_finish() - end of content: check Content-Digest.
- * Return: REQSIGN_OK, REQSIGN_E_DIGEST_MISMATCH, REQSIGN_E_CRYPTO,
- * REQSIGN_E_INVALID_ARG (phase one did not succeed).
+ * reqsign_verification_finish() - end of content: check the content against
+ * Content-Digest when it is covered or the request has content (spec section
+ * 9, step 9), then look the key up again through the verifier's key lookup
+ * (step 10): a key revoked, expired, removed or replaced since phase one is
+ * refused, so the application never acts for a key revoked while the body
+ * was arriving (with a caching lookup, within the cache's TTL). @vs->scopes
+ * is refreshed from that lookup. The verifier that ran phase one must still
+ * be alive. No allocation beyond the key lookup's own.
+ * Return: REQSIGN_OK, REQSIGN_E_DIGEST_MISMATCH, REQSIGN_E_KEY_REVOKED,
+ * REQSIGN_E_KEY_EXPIRED, REQSIGN_E_KEY_UNKNOWN, REQSIGN_E_KEYSTORE_UNAVAILABLE,
+ * REQSIGN_E_CRYPTO, REQSIGN_E_INVALID_ARG (phase one did not succeed).
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_verification_finish(struct reqsign_verification *vs, struct reqsign_error *err);
 
 /**
- * reqsign_verifier_verify() - both phases with the whole body in memory.
+ * reqsign_verifier_verify() - both phases with the whole body in memory. The
+ * key is looked up once (no time passes between the phases).
  * Thread safety: safe concurrently on one @v with distinct @vs.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status

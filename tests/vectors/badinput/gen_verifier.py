@@ -199,6 +199,49 @@ case("cd_unknown_alg_ignored_ok","ok",desc="Unknown members next to a right sha-
      set=[["Content-Digest","sha-1=:AAA:, sha-256=:{DIGEST}:, foo=:AQ:"]], needs_signature=True)
 case("cd_unused_member_unparseable","digest_malformed",CD,desc="An unknown member that is not RFC 8941 base64 at all (one character): the whole field fails.",
      set=[["Content-Digest","sha-256=:{DIGEST}:, foo=:B:"]])
+# ---- a present Content-Digest is checked whenever the request has content,
+# covered or not, in both profiles. ORIG: the digest of the template body; the
+# cases send a different body of the same length (Content-Length still right).
+import base64 as _b64, hashlib as _hl
+ORIG=_b64.b64encode(_hl.sha256(T["body"].encode()).digest()).decode()
+TAMPERED='{"name":"widget","qty":9}'
+assert len(TAMPERED)==len(T["body"])
+R9421='rfc9421'
+case("cd_sf_covered_body_changed_rfc9421","digest_mismatch",CD,mention="digest",
+     desc='rfc9421 profile: "content-digest";sf covered, body changed (same length).',
+     profile=R9421, si=si(lst='("@method" "@authority" "@path" "@query" "content-digest";sf)'),
+     body=TAMPERED, set=[["Content-Digest","sha-256=:"+ORIG+":"]], needs_signature=True)
+case("cd_sf_covered_body_ok_rfc9421","ok",desc='rfc9421 profile: "content-digest";sf covered, body as signed.',
+     profile=R9421, si=si(lst='("@method" "@authority" "@path" "@query" "content-digest";sf)'), needs_signature=True)
+case("cd_uncovered_body_changed_rfc9421","digest_mismatch",CD,mention="digest",
+     desc="rfc9421 profile (RFC 9421 B.2.6 shape): Content-Digest present, not covered; content-length covered; body changed (same length).",
+     profile=R9421, si=si(lst='("@method" "@authority" "@path" "@query" "content-type" "content-length")'),
+     body=TAMPERED, set=[["Content-Digest","sha-256=:"+ORIG+":"]], needs_signature=True)
+case("cd_uncovered_body_ok_rfc9421","ok",desc="rfc9421 profile: Content-Digest present, not covered, body matches.",
+     profile=R9421, si=si(lst='("@method" "@authority" "@path" "@query" "content-type" "content-length")'), needs_signature=True)
+case("cd_uncovered_malformed_with_content_rfc9421","digest_malformed",CD,
+     desc="rfc9421 profile: an uncovered Content-Digest that cannot be parsed, on a request with content: it cannot be checked.",
+     profile=R9421, si=si(lst='("@method" "@authority" "@path" "@query" "content-length")'),
+     set=[["Content-Digest","sha-256=:{DIGEST}"]])
+case("cd_uncovered_no_known_alg_with_content_rfc9421","digest_no_known_alg",CD,
+     desc="rfc9421 profile: an uncovered Content-Digest with md5 only, on a request with content.",
+     profile=R9421, si=si(lst='("@method" "@authority" "@path" "@query" "content-length")'),
+     set=[["Content-Digest","md5=:AAAAAAAAAAAAAAAAAAAAAA==:"]])
+case("cd_uncovered_malformed_no_content_rfc9421_ok","ok",
+     desc="rfc9421 profile: an uncovered, unparseable Content-Digest on a request without content (Content-Length: 0) is not used.",
+     profile=R9421, si=si(lst='("@method" "@authority" "@path" "@query")'), body="",
+     set=[["Content-Digest","sha-256=:{DIGEST}"]], needs_signature=True)
+case("cd_uncovered_body_changed_no_length_rfc9421","digest_mismatch",CD,mention="digest",
+     desc="rfc9421 profile: Content-Digest present, not covered, no Content-Length (the content is not announced, as with HTTP/2 DATA frames) and a changed body arrives.",
+     profile=R9421, si=si(lst='("@method" "@authority" "@path" "@query")'),
+     body=TAMPERED, set=[["Content-Digest","sha-256=:"+ORIG+":"],["Content-Length",None]], needs_signature=True)
+case("cd_uncovered_malformed_body_no_length_rfc9421","digest_malformed",CD,
+     desc="rfc9421 profile: an uncovered, unparseable Content-Digest, no Content-Length, and content bytes arrive: it cannot be checked.",
+     profile=R9421, si=si(lst='("@method" "@authority" "@path" "@query")'),
+     set=[["Content-Digest","sha-256=:{DIGEST}"],["Content-Length",None]], needs_signature=True)
+case("cd_sf_covered_reqsign_profile","digest_required",SI,mention="content-digest",
+     desc='reqsign profile: only "content-digest";sf covered on a request with content: the plain form is required.',
+     si=si(lst='("@method" "@authority" "@path" "@query" "content-digest";sf)'))
 # ---- path tricks: signed for /v1/items
 PT=[("path_double_slash","//v1/items?limit=10"),("path_dot_segment","/v1/./items?limit=10"),
     ("path_encoded_slash","/v1%2Fitems?limit=10"),("path_dotdot","/v1/x/../items?limit=10"),
@@ -245,9 +288,15 @@ case("label_64_ok","ok",desc="A 64-character label.", set=[["Signature-Input","{
      sign={"label":"l"*64}, needs_signature=True)
 case("label_65","limit",SI,desc="A 65-character label.", set=[["Signature-Input","{R:65:l}={SI}"],["Signature","{R:65:l}=:{SIG}:"]])
 # ---- empty / label
-case("si_empty","sig_missing",SI,desc="An empty Signature-Input value.", set=[["Signature-Input",""]])
-case("si_whitespace_only","sig_missing",SI,desc="A Signature-Input of SP and HTAB only.", set=[["Signature-Input"," \t "]])
-case("sig_empty","sig_missing",SG,desc="An empty Signature value.", set=[["Signature",""]])
+# half a signature is sig_incomplete, not sig_missing: stripping or emptying one
+# field must not look like an unsigned request (downgrade to a fallback)
+case("si_empty","sig_incomplete",SI,desc="An empty Signature-Input value, Signature intact.", set=[["Signature-Input",""]])
+case("si_whitespace_only","sig_incomplete",SI,desc="A Signature-Input of SP and HTAB only, Signature intact.", set=[["Signature-Input"," \t "]])
+case("sig_empty","sig_incomplete",SG,desc="An empty Signature value, Signature-Input intact.", set=[["Signature",""]])
+case("si_absent","sig_incomplete",SI,desc="No Signature-Input field, Signature intact.", set=[["Signature-Input",None]])
+case("sig_absent","sig_incomplete",SG,desc="No Signature field, Signature-Input intact.", set=[["Signature",None]])
+case("both_empty","sig_missing",SI,desc="Both fields present and empty: no signature at all.", set=[["Signature-Input",""],["Signature",""]])
+case("both_absent","sig_missing",SG,mention="Signature",desc="Neither field: an unsigned request.", set=[["Signature-Input",None],["Signature",None]])
 case("label_mismatch","sig_label",SG,mention="sig1",desc="Signature-Input sig1, Signature sig2.", set=[["Signature","sig2=:{SIG}:"]])
 case("label_configured_absent","sig_label",SI,mention="proxy",desc="Verifier configured with label 'proxy'; the request has sig1 only.", label="proxy")
 case("label_uppercase","sig_input_malformed",SI,desc="Label starting with an upper-case letter.", set=[["Signature-Input","Sig1={SI}"]])
