@@ -620,6 +620,10 @@ Test(fleet, postgres_outage_and_revocation)
     char k2id[64], k3id[64];
     struct reqsign_signer *k2 = create_key(&f, k2id);
     struct reqsign_signer *k3 = create_key(&f, k3id);
+    /* The key service NOTIFYs each insert and both instances drop that keyid
+     * from their caches when it arrives: let those notifications land before
+     * K2 is cached, or a late one evicts it (seen on a loaded machine). */
+    sleep_ms(500);
     long t_fetch = now_ms();
     for (int i = 0; i < 2; i++) {
         struct resp q = fresh(&f, f.c, i, k2, "/cached");
