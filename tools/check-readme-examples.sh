@@ -61,13 +61,18 @@ for src in $examples; do
     fi
 done
 
-# 3. the units, if systemd-analyze is there (it only reads them; nothing is started)
+# 3. the units, if systemd-analyze is there (it only reads them; nothing is
+# started). verify wants ExecStart's program to exist: point it into the tree.
 if command -v systemd-analyze >/dev/null 2>&1; then
+    mkdir -p "$tmp/units"
     for unit in $(find "$root" -path '*/system/*.service' | sort); do
-        if ! SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --root="$root" \
-                "$unit" >"$tmp/verify.log" 2>&1 || [ -s "$tmp/verify.log" ]; then
+        copy=$tmp/units/$(basename "$unit")
+        sed "s#^ExecStart=/#ExecStart=$root/#" "$unit" >"$copy"
+        if ! systemd-analyze verify --man=no "$copy" >"$tmp/verify.log" 2>&1 || [ -s "$tmp/verify.log" ]; then
             err "systemd-analyze verify $(basename "$unit"):"
             cat "$tmp/verify.log" >&2
+        else
+            echo "  systemd-analyze verify: $(basename "$unit") ok"
         fi
     done
 else
