@@ -535,7 +535,51 @@ static void do_list(struct reqsignd_service *s, struct reqsign_httpd_req *r)
     json_decref(doc);
 }
 
-static void do_get(struct reqsignd_service *s, struct reqsign_httpd_req *r, int revoke)
+/*
+ * The signing key may have been revoked (or have expired) after its request's
+ * headers passed, while the body was still arriving (up to
+ * REQSIGN_HTTPD_REQUEST_SECONDS later). Called immediately before a change:
+ * the key's record is read from the store itself, not the key cache. 0 if the
+ * key is still active, else the request is answered (401 key_revoked,
+ * key_expired or key_unknown, or the store's error) and -1.
+ */
+static int signer_still_active(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                               const struct call *c)
+{
+    struct reqsign_key_record rec;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    size_t kl = strlen(c->vs.keyid);
+    if (kl == 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "no verified key");
+        return -1;
+    }
+    if (reqsign_keystore_get(s->store, c->vs.keyid, kl, &rec, &err) != REQSIGN_OK) {
+        if (err.code == REQSIGN_E_KEY_UNKNOWN) {
+            reqsign_error_clear(&err);
+            reqsign_httpd_fail(r, REQSIGN_E_KEY_UNKNOWN, "the signing key is no longer known");
+        } else {
+            reqsign_httpd_respond_error(r, &err);
+        }
+        return -1;
+    }
+    if (rec.revoked_at != 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_KEY_REVOKED, "the signing key was revoked");
+        return -1;
+    }
+    if (rec.expires_at != 0 && now_s() >= rec.expires_at) {
+        reqsign_httpd_fail(r, REQSIGN_E_KEY_EXPIRED, "the signing key has expired");
+        return -1;
+    }
+    if (!has_scope(rec.scopes, ADMIN_SCOPE)) {
+        reqsign_httpd_fail(r, REQSIGN_E_SCOPE, "key lacks the scope " ADMIN_SCOPE);
+        return -1;
+    }
+    return 0;
+}
+
+static void do_get(struct reqsignd_service *s, struct reqsign_httpd_req *r, const struct call *c,
+                   int revoke)
 {
     char keyid[REQSIGN_KEYID_MAX_LEN + 1];
     struct reqsign_key_record rec;
@@ -546,6 +590,8 @@ static void do_get(struct reqsignd_service *s, struct reqsign_httpd_req *r, int 
         return;
     }
     if (revoke) {
+        if (signer_still_active(s, r, c) != 0)
+            return;
         if (reqsign_keystore_revoke(s->store, keyid, strlen(keyid), now_s(), &err) != REQSIGN_OK) {
             store_error(r, &err);
             return;
@@ -781,6 +827,8 @@ static void do_create(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     }
     reqsign_key_public_raw(key, rec.public_key);
     rec.created_at = now;
+    if (signer_still_active(s, r, c) != 0)
+        goto out;
     if (reqsign_keystore_insert(s->store, &rec, &err) != REQSIGN_OK) {
         if (err.code == REQSIGN_E_CONFLICT) {
             reqsign_error_clear(&err);
@@ -933,7 +981,7 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
     else if (c->route == R_KEYS)
         do_list(s, r);
     else
-        do_get(s, r, strcmp(r->method, "DELETE") == 0);
+        do_get(s, r, c, strcmp(r->method, "DELETE") == 0);
 }
 
 static void on_done(void *ctx, struct reqsign_httpd_req *r)

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -476,6 +480,105 @@ Test(reqsignd, keys_survive_restart)
     free(log);
     json_decref(c);
     reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* Open a TCP connection to @p (127.0.0.1). */
+static int connect_port(const struct tu_proc *p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)p->port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        cr_assert(w > 0, "send failed");
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Read until the server closes or 5 s pass (NUL-terminated, malloc'd). */
+static char *recv_answer(int fd)
+{
+    char *out = calloc(1, 65536);
+    size_t n = 0;
+    cr_assert_not_null(out);
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, 5000) <= 0)
+            break;
+        ssize_t r = recv(fd, out + n, 65535 - n, 0);
+        if (r <= 0 || (n += (size_t)r) >= 65535)
+            break;
+    }
+    return out;
+}
+
+/* Issue 12 item 3: admin key A sends the headers of POST /v1/keys and holds
+ * the body; admin key B revokes A; then A's body arrives. Its headers passed
+ * while A was active, but nothing may be created: 401 key_revoked. */
+Test(reqsignd, revoked_while_body_held)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *a = signer_from_cred(cred);
+    json_t *bc = create_key(&e, a, "{\"label\":\"admin-b\",\"scopes\":[\"keys:admin\"]}");
+    struct reqsign_signer *b = signer_of(bc);
+
+    static const char body[] = "{\"label\":\"held\",\"scopes\":[\"keys:admin\"]}";
+    struct reqsign_signed sig;
+    sign(a, "POST", url_of(&e, "/v1/keys"), body, sizeof(body) - 1, &sig);
+    char head[4096];
+    int hn = snprintf(head, sizeof(head),
+                      "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n"
+                      "Connection: close\r\n\r\n",
+                      e.d.port, sizeof(body) - 1, sig.content_digest, sig.signature_input,
+                      sig.signature);
+    cr_assert(hn > 0 && (size_t)hn < sizeof(head));
+    int fd = connect_port(&e.d);
+    send_all(fd, head, (size_t)hn);
+    usleep(300 * 1000); /* the headers are verified and the body awaited */
+
+    json_t *ac = json_loads(cred, 0, NULL);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/keys/%s", json_string_value(json_object_get(ac, "keyid")));
+    struct resp r = call(b, "DELETE", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "B revokes A: %ld %s", r.status, r.body);
+    resp_free(&r);
+
+    send_all(fd, body, sizeof(body) - 1);
+    char *out = recv_answer(fd);
+    close(fd);
+    cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "held body after revocation: %.400s", out);
+    cr_assert_not_null(strstr(out, "\"key_revoked\""), "%.400s", out);
+    cr_assert_null(strstr(out, "private_key"), "a credential was issued: %.400s", out);
+
+    /* nothing was created: A and B only */
+    r = call(b, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 2, "%s", r.body);
+    cr_assert_null(strstr(r.body, "\"held\""), "%s", r.body);
+    resp_free(&r);
+
+    free(out);
+    json_decref(ac);
+    reqsign_signer_free(b);
+    json_decref(bc);
+    reqsign_signer_free(a);
     free(cred);
     finish(&e);
 }
