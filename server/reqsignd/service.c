@@ -642,6 +642,20 @@ static enum reqsign_status
     return code;
 }
 
+/* 1 if @s (UTF-8: jansson checked it) holds no control character: C0
+ * (U+0000..U+001F), DEL (U+007F) or C1 (U+0080..U+009F, UTF-8 C2 80..C2 9F).
+ * A label is printed by `reqsign keys list`; terminals act on these. */
+static int label_text_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+        if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            return 0;
+    }
+    return 1;
+}
+
 /* Load a BYO public key: a PEM (SPKI) string, a JWK object or a JWK string. */
 static enum reqsign_status load_public(json_t *pk, struct reqsign_key **out,
                                        struct reqsign_error *rerr)
@@ -724,6 +738,12 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
             strlen(json_string_value(label)) != json_string_length(label)) {
             st = set_error(err, REQSIGN_E_INVALID_REQUEST,
                            "label must be a string of at most %d bytes", REQSIGN_LABEL_MAX);
+            goto out;
+        }
+        if (!label_text_ok(json_string_value(label))) {
+            st = set_error(err, REQSIGN_E_INVALID_REQUEST,
+                           "label must not contain control characters (U+0000..U+001F, "
+                           "U+007F..U+009F)");
             goto out;
         }
         snprintf(out->label, sizeof(out->label), "%s", json_string_value(label));

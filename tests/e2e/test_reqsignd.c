@@ -582,3 +582,42 @@ Test(reqsignd, revoked_while_body_held)
     free(cred);
     finish(&e);
 }
+
+/* Issue 12 item 12: labels with control characters are refused (400
+ * invalid_request, a message that says why); other Unicode is kept. */
+Test(reqsignd, label_control_characters_refused)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    static const char *const bad[] = {
+        "{\"label\":\"\\u001b[2J\\u001b[31mred\"}", /* ESC: a terminal escape */
+        "{\"label\":\"bell\\u0007\"}",             /* C0 */
+        "{\"label\":\"tab\\there\"}",              /* C0, the column separator */
+        "{\"label\":\"line\\nbreak\"}",            /* C0 */
+        "{\"label\":\"del\\u007f\"}",              /* DEL */
+        "{\"label\":\"csi\\u009b1m\"}",            /* C1 (CSI), as JSON escape */
+        "{\"label\":\"nel\xc2\x85\"}",             /* C1 (NEL), raw UTF-8 */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct resp r = call(admin, "POST", url_of(&e, "/v1/keys"), bad[i]);
+        cr_assert_eq(r.status, 400, "%s: %ld %s", bad[i], r.status, r.body);
+        cr_assert_str_eq(err_name(&r), "invalid_request", "%s", r.body);
+        cr_assert_not_null(strstr(json_string_value(json_object_get(r.json, "message")),
+                                  "control characters"),
+                           "%s", r.body);
+        resp_free(&r);
+    }
+    /* nothing was stored; a label in other scripts and symbols is fine */
+    struct resp r = call(admin, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1, "%s", r.body);
+    resp_free(&r);
+    json_t *c = create_key(&e, admin, "{\"label\":\"caf\\u00e9 \\u2713 \\u6771\\u4eac \\u00a0x\"}");
+    cr_assert_str_eq(json_string_value(json_object_get(c, "label")),
+                     "caf\xc3\xa9 \xe2\x9c\x93 \xe6\x9d\xb1\xe4\xba\xac \xc2\xa0x");
+    json_decref(c);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
