@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -155,6 +156,22 @@ int reqsign_httpd_no_core_dumps(void)
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         rc = -1;
     return rc;
+}
+
+/* jansson's free for reqsign_httpd_wipe_json(): the whole block, as malloc
+ * sized it, is wiped first. */
+static void wiping_free(void *p)
+{
+    if (p != NULL) {
+        reqsign_memzero(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+/* see httpd.h */
+void reqsign_httpd_wipe_json(void)
+{
+    json_set_alloc_funcs(malloc, wiping_free);
 }
 
 /* One log line per request: method, path, status, keyid. Built in one
@@ -810,6 +827,15 @@ static enum MHD_Result queue(struct reqsign_httpd_conn *c, struct MHD_Connection
     return ret;
 }
 
+/* Body bytes may be a secret sent by mistake (a private key in POST
+ * /v1/keys). They sit in libmicrohttpd's per-connection read buffer, which
+ * lives on while the connection is kept alive; once handed over (marked
+ * consumed) libmicrohttpd does not read them again, so they are wiped there. */
+static void wipe_upload(const char *upload_data, size_t n)
+{
+    reqsign_memzero((void *)(uintptr_t)upload_data, n);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -854,9 +880,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         *upload_data_size = 0;
         if (r->resp.status != 0) { /* answer decided: read and drop the rest, up to a bound */
             c->discarded += n;
+            wipe_upload(upload_data, n);
             return c->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
         }
         phase_body(&h->handlers, h->ctx, h->max_body, r, upload_data, n);
+        wipe_upload(upload_data, n);
         return MHD_YES;
     }
 

@@ -656,6 +656,16 @@ static int label_text_ok(const char *s)
     return 1;
 }
 
+/* 1 if @p (@n bytes, NULs allowed) holds @needle. */
+static int holds(const char *p, size_t n, const char *needle)
+{
+    size_t nl = strlen(needle);
+    for (size_t i = 0; i + nl <= n; i++)
+        if (memcmp(p + i, needle, nl) == 0)
+            return 1;
+    return 0;
+}
+
 /* Load a BYO public key: a PEM (SPKI) string, a JWK object or a JWK string. */
 static enum reqsign_status load_public(json_t *pk, struct reqsign_key **out,
                                        struct reqsign_error *rerr)
@@ -666,6 +676,14 @@ static enum reqsign_status load_public(json_t *pk, struct reqsign_key **out,
     const char *data;
     size_t len;
     *out = NULL;
+    /* A private key sent by mistake is refused before any decoder sees it:
+     * OpenSSL's PKCS#8 decoding leaves a copy of the seed in freed memory. */
+    if (json_is_object(pk) && json_object_get(pk, "d") != NULL)
+        return set_error(rerr, REQSIGN_E_INVALID_REQUEST,
+                         "public_key holds a private key; send only the public key");
+    if (json_is_string(pk) && holds(json_string_value(pk), json_string_length(pk), "PRIVATE KEY"))
+        return set_error(rerr, REQSIGN_E_INVALID_REQUEST,
+                         "public_key holds a private key; send only the public key");
     if (json_is_object(pk)) {
         text = json_dumps(pk, JSON_COMPACT);
         data = text;
@@ -688,6 +706,8 @@ static enum reqsign_status load_public(json_t *pk, struct reqsign_key **out,
         /* the loader's message names the format problem, never key bytes */
         set_error(rerr, REQSIGN_E_INVALID_REQUEST, "public_key: %s",
                   err.message[0] ? err.message : "not an Ed25519 public key");
+        if (text != NULL)
+            reqsign_memzero(text, strlen(text));
         free(text);
         return REQSIGN_E_INVALID_REQUEST;
     }
@@ -966,14 +986,20 @@ static void on_body(void *ctx, struct reqsign_httpd_req *r, const char *data, si
     if (c->route != R_KEYS || strcmp(r->method, "POST") != 0)
         return; /* covered by the digest, not used */
     if (c->len + len > c->cap) {
+        /* not realloc(): the old block may hold a key sent by mistake and is wiped */
         size_t ncap = c->cap ? c->cap : 1024;
         while (ncap < c->len + len)
             ncap *= 2;
-        char *nb = realloc(c->body, ncap);
+        char *nb = malloc(ncap);
         if (nb == NULL) {
             reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
             return;
         }
+        if (c->len > 0)
+            memcpy(nb, c->body, c->len);
+        if (c->body != NULL)
+            reqsign_memzero(c->body, c->cap);
+        free(c->body);
         c->body = nb;
         c->cap = ncap;
     }
@@ -1011,6 +1037,8 @@ static void on_done(void *ctx, struct reqsign_httpd_req *r)
     if (c == NULL)
         return;
     reqsign_verification_cleanup(&c->vs);
+    if (c->body != NULL)
+        reqsign_memzero(c->body, c->cap); /* may hold a key sent by mistake */
     free(c->body);
     free(c);
     r->app = NULL;
