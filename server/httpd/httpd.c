@@ -83,7 +83,6 @@ struct reqsign_httpd_conn {
     size_t n_headers, cap_headers;
     const char *uri_raw; /* libmicrohttpd's request-target, in its read buffer */
     const char *framing; /* why the framing is refused (a 400 that closes), or NULL */
-    size_t n_host, n_cl, n_te;
     enum stage stage;
     int has_body;       /* Content-Length > 0 or Transfer-Encoding present */
     uint64_t discarded; /* body bytes dropped after a response was decided */
@@ -625,12 +624,6 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     if (value != NULL && c->framing == NULL &&
         !header_line_clean(key, key_size, value, value_size))
         c->framing = "a header line holds a NUL byte, a bare LF or a folded line";
-    if (name_is(key, key_size, "Host"))
-        c->n_host++;
-    else if (name_is(key, key_size, "Content-Length"))
-        c->n_cl++;
-    else if (name_is(key, key_size, "Transfer-Encoding"))
-        c->n_te++;
     struct reqsign_header *hd = &c->headers[c->n_headers++];
     hd->name = span_of(key, key_size);
     hd->value = span_of(value != NULL ? value : "", value != NULL ? value_size : 0);
@@ -714,6 +707,40 @@ static void phase_end(const struct reqsign_httpd_handlers *hd, void *ctx,
 
 /* ---- libmicrohttpd: the request view, sending the response ---- */
 
+/* The header part of check_framing(), shared with the in-process driver:
+ * the reason the framing of @r is refused, or NULL. */
+static const char *framing_problem(const struct reqsign_httpd_req *r)
+{
+    size_t n_host = 0, n_cl = 0, n_te = 0;
+    for (size_t i = 0; i < r->view.n_headers; i++) {
+        const struct reqsign_header *hd = &r->view.headers[i];
+        if (name_is(hd->name.ptr, hd->name.len, "Host"))
+            n_host++;
+        else if (name_is(hd->name.ptr, hd->name.len, "Content-Length"))
+            n_cl++;
+        else if (name_is(hd->name.ptr, hd->name.len, "Transfer-Encoding"))
+            n_te++;
+    }
+    if (n_host > 1)
+        return "more than one Host header";
+    if (n_cl > 1)
+        return "more than one Content-Length header";
+    if (n_te > 0 && n_cl > 0)
+        return "both Transfer-Encoding and Content-Length";
+    if (n_te > 1)
+        return "more than one Transfer-Encoding header";
+    if (n_te == 1 && strcasecmp(reqsign_httpd_header(r, "Transfer-Encoding"), "chunked") != 0)
+        return "Transfer-Encoding must be chunked";
+    return NULL;
+}
+
+/* Answer @r 400 for malformed framing (@why); the connection is closed. */
+static void refuse_framing(struct reqsign_httpd_req *r, const char *why)
+{
+    reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "malformed HTTP framing: %s", why);
+    reqsign_httpd_add_header(r, "Connection", "close");
+}
+
 /*
  * RFC 9112 framing that libmicrohttpd 0.9.75 lets through, where a proxy in
  * front of the server could read the request differently (request
@@ -737,18 +764,8 @@ static void check_framing(struct reqsign_httpd_conn *c, const char *method)
             if (*p != ' ')
                 c->framing = "the method holds a NUL byte";
     }
-    if (c->framing != NULL)
-        return;
-    if (c->n_host > 1)
-        c->framing = "more than one Host header";
-    else if (c->n_cl > 1)
-        c->framing = "more than one Content-Length header";
-    else if (c->n_te > 0 && c->n_cl > 0)
-        c->framing = "both Transfer-Encoding and Content-Length";
-    else if (c->n_te > 1)
-        c->framing = "more than one Transfer-Encoding header";
-    else if (c->n_te == 1 && strcasecmp(reqsign_httpd_header(r, "Transfer-Encoding"), "chunked") != 0)
-        c->framing = "Transfer-Encoding must be chunked";
+    if (c->framing == NULL)
+        c->framing = framing_problem(r);
 }
 
 /* Fill the request view once the headers are in. 0 or -1 (out of memory). */
@@ -859,9 +876,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         if (build_view(c, con, method) != 0)
             return MHD_NO;
         if (c->framing != NULL) { /* answered at once; nothing more is read */
-            reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "malformed HTTP framing: %s",
-                               c->framing);
-            reqsign_httpd_add_header(r, "Connection", "close");
+            refuse_framing(r, c->framing);
             return queue(c, con);
         }
         phase_headers(&h->handlers, h->ctx, h->max_body, r);
@@ -1008,7 +1023,11 @@ struct reqsign_httpd_local *reqsign_httpd_local_begin(const struct reqsign_httpd
         p += hd->value.len + 1;
     }
     (void)fill_view(&l->req, l->scheme, l->method, l->target, target_len, l->headers, n_headers);
-    phase_headers(&l->hd, l->ctx, l->max_body, &l->req);
+    const char *why = framing_problem(&l->req);
+    if (why != NULL)
+        refuse_framing(&l->req, why);
+    else
+        phase_headers(&l->hd, l->ctx, l->max_body, &l->req);
     return l;
 }
 
