@@ -268,6 +268,40 @@ static int public_pem(const char *path, char *out, size_t cap)
     return 0;
 }
 
+/*
+ * Write @s to @f with control characters escaped, so that text from the
+ * service (a label) cannot drive the terminal (escape sequences, a cleared
+ * screen, a line that hides the ones before it): C0 bytes, DEL and bytes
+ * that are not UTF-8 as \xHH, the C1 controls U+0080..U+009F (UTF-8 C2 80 ..
+ * C2 9F, which terminals also act on) as \u00HH, and a backslash as \\ so
+ * the output stays unambiguous. The tab is escaped too: it separates columns.
+ */
+static void put_text(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char ch = *p;
+        size_t n = ch < 0x80 ? 1 : (ch & 0xe0) == 0xc0 ? 2 : (ch & 0xf0) == 0xe0 ? 3
+                                  : (ch & 0xf8) == 0xf0 ? 4 : 0;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                n = 0; /* truncated or invalid: also stops at the NUL */
+        if (ch < 0x20 || ch == 0x7f || n == 0 || (ch == 0xc1 || ch == 0xc0)) {
+            fprintf(f, "\\x%02x", ch);
+            p++;
+        } else if (ch == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            fprintf(f, "\\u%04x", p[1]);
+            p += 2;
+        } else if (ch == '\\') {
+            fputs("\\\\", f);
+            p++;
+        } else {
+            fwrite(p, 1, n, f);
+            p += n;
+        }
+    }
+}
+
 static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
                       const char *service)
 {
@@ -353,7 +387,8 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
             goto out;
         }
     }
-    printf("%s\n", json_string_value(kid));
+    put_text(stdout, json_string_value(kid));
+    fputc('\n', stdout);
     rc = EXIT_OKAY;
 out:
     if (fd >= 0) {
@@ -376,40 +411,6 @@ out:
 static const char *str_or(const char *s, const char *dflt)
 {
     return s != NULL ? s : dflt;
-}
-
-/*
- * Write @s to @f with control characters escaped, so that text from the
- * service (a label) cannot drive the terminal (escape sequences, a cleared
- * screen, a line that hides the ones before it): C0 bytes, DEL and bytes
- * that are not UTF-8 as \xHH, the C1 controls U+0080..U+009F (UTF-8 C2 80 ..
- * C2 9F, which terminals also act on) as \u00HH, and a backslash as \\ so
- * the output stays unambiguous. The tab is escaped too: it separates columns.
- */
-static void put_text(FILE *f, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char ch = *p;
-        size_t n = ch < 0x80 ? 1 : (ch & 0xe0) == 0xc0 ? 2 : (ch & 0xf0) == 0xe0 ? 3
-                                  : (ch & 0xf8) == 0xf0 ? 4 : 0;
-        for (size_t i = 1; i < n; i++)
-            if ((p[i] & 0xc0) != 0x80)
-                n = 0; /* truncated or invalid: also stops at the NUL */
-        if (ch < 0x20 || ch == 0x7f || n == 0 || (ch == 0xc1 || ch == 0xc0)) {
-            fprintf(f, "\\x%02x", ch);
-            p++;
-        } else if (ch == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-            fprintf(f, "\\u%04x", p[1]);
-            p += 2;
-        } else if (ch == '\\') {
-            fputs("\\\\", f);
-            p++;
-        } else {
-            fwrite(p, 1, n, f);
-            p += n;
-        }
-    }
 }
 
 /*
