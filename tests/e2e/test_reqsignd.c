@@ -621,3 +621,54 @@ Test(reqsignd, label_control_characters_refused)
     free(cred);
     finish(&e);
 }
+
+/* The same with expiry: admin key C expires while its body is held. */
+Test(reqsignd, expired_while_body_held)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *a = signer_from_cred(cred);
+    time_t exp = time(NULL) + 2;
+    struct tm tm;
+    gmtime_r(&exp, &tm);
+    char ts[32], cbody[256];
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(cbody, sizeof(cbody), "{\"scopes\":[\"keys:admin\"],\"expires_at\":\"%s\"}", ts);
+    json_t *cc = create_key(&e, a, cbody);
+    struct reqsign_signer *c = signer_of(cc);
+
+    static const char body[] = "{\"label\":\"held-exp\",\"scopes\":[\"keys:admin\"]}";
+    struct reqsign_signed sig;
+    sign(c, "POST", url_of(&e, "/v1/keys"), body, sizeof(body) - 1, &sig);
+    char head[4096];
+    int hn = snprintf(head, sizeof(head),
+                      "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n"
+                      "Connection: close\r\n\r\n",
+                      e.d.port, sizeof(body) - 1, sig.content_digest, sig.signature_input,
+                      sig.signature);
+    cr_assert(hn > 0 && (size_t)hn < sizeof(head));
+    int fd = connect_port(&e.d);
+    send_all(fd, head, (size_t)hn);
+    while (time(NULL) <= exp) /* the headers pass while C is active; then it expires */
+        usleep(100 * 1000);
+    send_all(fd, body, sizeof(body) - 1);
+    char *out = recv_answer(fd);
+    close(fd);
+    cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "held body after expiry: %.400s", out);
+    cr_assert_not_null(strstr(out, "\"key_expired\""), "%.400s", out);
+
+    struct resp r = call(a, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_null(strstr(r.body, "\"held-exp\""), "%s", r.body);
+    resp_free(&r);
+
+    free(out);
+    reqsign_signer_free(c);
+    json_decref(cc);
+    reqsign_signer_free(a);
+    free(cred);
+    finish(&e);
+}
