@@ -672,3 +672,58 @@ Test(reqsignd, expired_while_body_held)
     free(cred);
     finish(&e);
 }
+
+/* The revoke path: A's DELETE of key K (with a body, held) after A was revoked. */
+Test(reqsignd, revoked_while_delete_body_held)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *a = signer_from_cred(cred);
+    json_t *bc = create_key(&e, a, "{\"label\":\"admin-b\",\"scopes\":[\"keys:admin\"]}");
+    struct reqsign_signer *b = signer_of(bc);
+    json_t *kc = create_key(&e, a, "{\"label\":\"victim\"}");
+    char kpath[128];
+    snprintf(kpath, sizeof(kpath), "/v1/keys/%s", json_string_value(json_object_get(kc, "keyid")));
+
+    static const char body[] = "{}";
+    struct reqsign_signed sig;
+    sign(a, "DELETE", url_of(&e, kpath), body, sizeof(body) - 1, &sig);
+    char head[4096];
+    int hn = snprintf(head, sizeof(head),
+                      "DELETE %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %zu\r\n"
+                      "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n"
+                      "Connection: close\r\n\r\n",
+                      kpath, e.d.port, sizeof(body) - 1, sig.content_digest, sig.signature_input,
+                      sig.signature);
+    cr_assert(hn > 0 && (size_t)hn < sizeof(head));
+    int fd = connect_port(&e.d);
+    send_all(fd, head, (size_t)hn);
+    usleep(300 * 1000);
+
+    json_t *ac = json_loads(cred, 0, NULL);
+    char apath[128];
+    snprintf(apath, sizeof(apath), "/v1/keys/%s", json_string_value(json_object_get(ac, "keyid")));
+    struct resp r = call(b, "DELETE", url_of(&e, apath), NULL);
+    cr_assert_eq(r.status, 200, "B revokes A: %ld %s", r.status, r.body);
+    resp_free(&r);
+
+    send_all(fd, body, sizeof(body) - 1);
+    char *out = recv_answer(fd);
+    close(fd);
+    cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "held DELETE after revocation: %.400s", out);
+    cr_assert_not_null(strstr(out, "\"key_revoked\""), "%.400s", out);
+    r = call(b, "GET", url_of(&e, kpath), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "active", "%s", r.body);
+    resp_free(&r);
+
+    free(out);
+    json_decref(ac);
+    json_decref(kc);
+    reqsign_signer_free(b);
+    json_decref(bc);
+    reqsign_signer_free(a);
+    free(cred);
+    finish(&e);
+}
