@@ -768,8 +768,49 @@ static void check_framing(struct reqsign_httpd_conn *c, const char *method)
         c->framing = framing_problem(r);
 }
 
+/*
+ * The whole header section, checked against libmicrohttpd 0.9.75's read
+ * buffer: it runs from the method to method + REQUEST_HEADER_SIZE, with every
+ * CR LF replaced by two NULs and each header's colon by one. Walking it from
+ * the end of the HTTP version, every header (in arrival order) must start
+ * exactly where the previous line ended, and the blank line must end the
+ * section. A NUL byte anywhere in a header line - also one right before the
+ * CR LF, which header_line_clean() cannot tell from a line end - a bare LF or
+ * a folded line breaks the chain. 1 if clean. Reads stay inside the section.
+ */
+static int header_section_clean(const struct reqsign_httpd_conn *c, struct MHD_Connection *con,
+                                const char *method, const char *version)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(con, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (ci == NULL || method == NULL || version == NULL)
+        return 0;
+    uintptr_t start = (uintptr_t)method, end = start + ci->header_size;
+    const char *pos = version + strlen(version);
+    if ((uintptr_t)version <= start || (uintptr_t)pos + 2 > end || pos[0] != '\0' ||
+        pos[1] != '\0')
+        return 0;
+    pos += 2;
+    for (size_t i = 0; i < c->n_headers; i++) {
+        const struct reqsign_header *hd = &c->headers[i];
+        const char *p = hd->name.ptr + hd->name.len;
+        if (hd->name.ptr != pos || (uintptr_t)p >= end || *p != '\0')
+            return 0;
+        for (p++; (uintptr_t)p < end && (*p == ' ' || *p == '\t'); p++) {
+        }
+        if (p != hd->value.ptr) /* the value starts after the colon and blanks */
+            return 0;
+        p += hd->value.len;
+        if ((uintptr_t)p + 2 > end || p[0] != '\0' || p[1] != '\0')
+            return 0;
+        pos = p + 2;
+    }
+    return (uintptr_t)pos + 2 == end && pos[0] == '\0' && pos[1] == '\0';
+}
+
 /* Fill the request view once the headers are in. 0 or -1 (out of memory). */
-static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, const char *method)
+static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, const char *method,
+                      const char *version)
 {
     int n = MHD_get_connection_values_n(con, MHD_HEADER_KIND, NULL, NULL);
     c->cap_headers = n > 0 ? (size_t)n : 0;
@@ -782,6 +823,8 @@ static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, 
     c->has_body = fill_view(&c->req, c->h->scheme, method, c->target, c->target_len, c->headers,
                             c->n_headers);
     check_framing(c, method);
+    if (c->framing == NULL && !header_section_clean(c, con, method, version))
+        c->framing = "a header line holds a NUL byte, a bare LF or a folded line";
     return 0;
 }
 
@@ -859,7 +902,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
 {
     struct reqsign_httpd *h = cls;
     struct reqsign_httpd_conn *c = *con_cls;
-    (void)version;
     if (c == NULL) { /* no URI callback ran (should not happen): use the URL we have */
         c = conn_new(h, url != NULL ? url : "");
         if (c == NULL)
@@ -873,7 +915,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         c->counted = 1; /* headers complete: in flight until completed */
         atomic_fetch_add(&h->inflight, 1);
         track_deadline(h, con, REQSIGN_HTTPD_REQUEST_SECONDS);
-        if (build_view(c, con, method) != 0)
+        if (build_view(c, con, method, version) != 0)
             return MHD_NO;
         if (c->framing != NULL) { /* answered at once; nothing more is read */
             refuse_framing(r, c->framing);

@@ -654,13 +654,15 @@ static struct exchange exchange(const struct tu_proc *p, const char *req, size_t
     return x;
 }
 
-/* 400 invalid_request, one response only, and the connection closed. */
-static int refused(const char *name, const char *server, const struct exchange *x)
+/* 400 invalid_request (any 400 body if @any_body), one response only, and
+ * the connection closed. */
+static int refused(const char *name, const char *server, const struct exchange *x, int any_body)
 {
     int responses = 0;
     for (const char *p = strstr(x->out, "HTTP/1."); p != NULL; p = strstr(p + 1, "HTTP/1."))
         responses++;
-    int ok = status_of(x->out) == 400 && strstr(x->out, "\"invalid_request\"") != NULL &&
+    int ok = status_of(x->out) == 400 &&
+             (any_body || strstr(x->out, "\"invalid_request\"") != NULL) &&
              responses == 1 && x->closed && x->ms <= 1000;
     if (!ok)
         cr_log_error("%s [%s]: want one 400 invalid_request and a close; got %d response(s), "
@@ -675,13 +677,17 @@ static int refused(const char *name, const char *server, const struct exchange *
  * request among them): each must get 400 and a close, at once (within 2 s,
  * not at the 10 s header deadline). "%H" is 127.0.0.1:PORT, "%G" the
  * signature lines of GET /v1/keys (no body) with a NUL byte and junk after
- * the Signature-Input value, "%N" the same lines unchanged. */
-#define RCASE(name, req) {name, req, sizeof(req) - 1}
+ * the Signature-Input value, "%T" with a NUL byte only, "%N" the same lines
+ * unchanged. */
+#define RCASE(name, req) {name, req, sizeof(req) - 1, 0}
+/* refused by libmicrohttpd itself: 400 and a close, its own (HTML) body */
+#define RCASE_MHD(name, req) {name, req, sizeof(req) - 1, 1}
 #define SMUGGLE_HEALTH "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 static const struct {
     const char *name;
     const char *req;
     size_t len;
+    int mhd_body;
 } refused_cases[] = {
     RCASE("two_content_lengths_smuggle",
      "GET /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length: 0\r\nContent-Length: 34\r\n\r\n"
@@ -699,6 +705,10 @@ static const struct {
     RCASE("host_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\0evil\r\n\r\n"),
     RCASE("other_header_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-A: a\0b\r\n\r\n"),
     RCASE("signature_input_with_nul", "GET /v1/keys HTTP/1.1\r\nHost: %H\r\n%G\r\n"),
+    RCASE("signature_input_trailing_nul", "GET /v1/keys HTTP/1.1\r\nHost: %H\r\n%T\r\n"),
+    RCASE("last_header_trailing_nul", "GET /healthz HTTP/1.1\r\nHost: %H\0\r\n\r\n"),
+    RCASE_MHD("header_name_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-A\0: b\r\n\r\n"),
+    RCASE_MHD("version_with_nul", "GET /healthz HTTP/1.1\0\r\nHost: %H\r\n\r\n"),
     RCASE("target_with_nul", "GET /healthz\0/x HTTP/1.1\r\nHost: %H\r\n\r\n"),
     /* the start of a TLS 1.2/1.3 ClientHello: record header, handshake header,
      * version, random; no CR or LF, so libmicrohttpd waits for a request line */
@@ -711,7 +721,7 @@ static const struct {
 
 /* The signature lines of GET /v1/keys for @p; if @nul, "\0junk" after the
  * Signature-Input value. Returns the bytes written to @out. */
-static size_t sig_lines_nul(const struct reqsign_signer *s, const struct tu_proc *p, int nul,
+static size_t sig_lines_nul(const struct reqsign_signer *s, const struct tu_proc *p, char nul,
                             char *out, size_t cap)
 {
     char url[512];
@@ -727,9 +737,11 @@ static size_t sig_lines_nul(const struct reqsign_signer *s, const struct tu_proc
     int n = snprintf(out, cap, "Content-Digest: %s\r\nSignature-Input: %s", sg.content_digest,
                      sg.signature_input);
     cr_assert(n > 0 && (size_t)n + 600 < cap);
-    if (nul) {
+    if (nul == 'G') {
         memcpy(out + n, "\0junk", 5);
         n += 5;
+    } else if (nul == 'T') {
+        out[n++] = '\0';
     }
     n += snprintf(out + n, cap - (size_t)n, "\r\nSignature: %s\r\n", sg.signature);
     return (size_t)n;
@@ -743,11 +755,12 @@ static char *expand(const char *req, size_t len, const struct tu_proc *p,
     char *out = malloc(cap);
     cr_assert_not_null(out);
     for (size_t i = 0; i < len; i++) {
-        if (req[i] == '%' && i + 1 < len && strchr("HGN", req[i + 1]) != NULL) {
+        if (req[i] == '%' && i + 1 < len && req[i + 1] != '\0' &&
+            strchr("HGTN", req[i + 1]) != NULL) {
             if (req[i + 1] == 'H')
                 n += (size_t)snprintf(out + n, cap - n, "127.0.0.1:%d", p->port);
             else
-                n += sig_lines_nul(s, p, req[i + 1] == 'G', out + n, cap - n);
+                n += sig_lines_nul(s, p, req[i + 1], out + n, cap - n);
             i++;
             continue;
         }
@@ -780,7 +793,7 @@ Test(badhttp, framing_refused_with_400_and_close)
             size_t rl = refused_cases[i].len; /* NULs included */
             req = expand(rq, rl, servers[k], e.admin_signer, &len);
             x = exchange(servers[k], req, len, 2000);
-            bad += !refused(refused_cases[i].name, names[k], &x);
+            bad += !refused(refused_cases[i].name, names[k], &x, refused_cases[i].mhd_body);
             free(x.out);
             free(req);
             assert_healthy(servers[k], refused_cases[i].name);
