@@ -269,6 +269,40 @@ static int public_pem(const char *path, char *out, size_t cap)
     return 0;
 }
 
+/*
+ * Write @s to @f with control characters escaped, so that text from the
+ * service (a label) cannot drive the terminal (escape sequences, a cleared
+ * screen, a line that hides the ones before it): C0 bytes, DEL and bytes
+ * that are not UTF-8 as \xHH, the C1 controls U+0080..U+009F (UTF-8 C2 80 ..
+ * C2 9F, which terminals also act on) as \u00HH, and a backslash as \\ so
+ * the output stays unambiguous. The tab is escaped too: it separates columns.
+ */
+static void put_text(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char ch = *p;
+        size_t n = ch < 0x80 ? 1 : (ch & 0xe0) == 0xc0 ? 2 : (ch & 0xf0) == 0xe0 ? 3
+                                  : (ch & 0xf8) == 0xf0 ? 4 : 0;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                n = 0; /* truncated or invalid: also stops at the NUL */
+        if (ch < 0x20 || ch == 0x7f || n == 0 || (ch == 0xc1 || ch == 0xc0)) {
+            fprintf(f, "\\x%02x", ch);
+            p++;
+        } else if (ch == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            fprintf(f, "\\u%04x", p[1]);
+            p += 2;
+        } else if (ch == '\\') {
+            fputs("\\\\", f);
+            p++;
+        } else {
+            fwrite(p, 1, n, f);
+            p += n;
+        }
+    }
+}
+
 static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
                       const char *service)
 {
@@ -354,7 +388,8 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
             goto out;
         }
     }
-    printf("%s\n", json_string_value(kid));
+    put_text(stdout, json_string_value(kid));
+    fputc('\n', stdout);
     rc = EXIT_OKAY;
 out:
     if (fd >= 0) {
@@ -379,18 +414,49 @@ static const char *str_or(const char *s, const char *dflt)
     return s != NULL ? s : dflt;
 }
 
-/* keyid, status, scopes, label: one line. */
+/*
+ * Write JSON text from the service to stdout with the same characters
+ * escaped, the JSON way (\u00HH): inside strings that is the same text; raw
+ * control bytes elsewhere are not JSON anyway. Line breaks and tabs
+ * (JSON whitespace) stay.
+ */
+static void put_json(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if ((ch < 0x20 && ch != '\n' && ch != '\t' && ch != '\r') || ch == 0x7f) {
+            printf("\\u%04x", ch);
+        } else if (ch == 0xc2 && i + 1 < len && (unsigned char)p[i + 1] >= 0x80 &&
+                   (unsigned char)p[i + 1] <= 0x9f) {
+            printf("\\u%04x", (unsigned char)p[i + 1]);
+            i++;
+        } else {
+            fputc(ch, stdout);
+        }
+    }
+    if (len == 0 || p[len - 1] != '\n')
+        fputc('\n', stdout);
+}
+
+/* keyid, status, scopes, label: one line, control characters escaped. */
 static void print_record(const json_t *k)
 {
     const json_t *sc = json_object_get(k, "scopes");
     const char *label = json_string_value(json_object_get(k, "label"));
-    printf("%s\t%s\t", str_or(json_string_value(json_object_get(k, "keyid")), "?"),
-           str_or(json_string_value(json_object_get(k, "status")), "?"));
+    put_text(stdout, str_or(json_string_value(json_object_get(k, "keyid")), "?"));
+    fputc('\t', stdout);
+    put_text(stdout, str_or(json_string_value(json_object_get(k, "status")), "?"));
+    fputc('\t', stdout);
     if (json_array_size(sc) == 0)
         fputs("-", stdout);
-    for (size_t i = 0; i < json_array_size(sc); i++)
-        printf("%s%s", i ? "," : "", str_or(json_string_value(json_array_get(sc, i)), "?"));
-    printf("\t%s\n", label != NULL && label[0] != '\0' ? label : "-");
+    for (size_t i = 0; i < json_array_size(sc); i++) {
+        if (i)
+            fputc(',', stdout);
+        put_text(stdout, str_or(json_string_value(json_array_get(sc, i)), "?"));
+    }
+    fputc('\t', stdout);
+    put_text(stdout, label != NULL && label[0] != '\0' ? label : "-");
+    fputc('\n', stdout);
 }
 
 static int cmd_list(const struct keys_opts *o, const struct reqsign_signer *s, const char *service)
@@ -427,9 +493,7 @@ static int cmd_list(const struct keys_opts *o, const struct reqsign_signer *s, c
             goto out;
         }
         if (o->json && !o->all) {
-            fwrite(body, 1, len, stdout);
-            if (len == 0 || body[len - 1] != '\n')
-                fputc('\n', stdout);
+            put_json(body, len);
             free(body);
             break;
         }
@@ -454,14 +518,17 @@ static int cmd_list(const struct keys_opts *o, const struct reqsign_signer *s, c
         json_t *doc = json_pack("{s:O,s:n}", "keys", all, "next");
         char *txt = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
         if (txt != NULL)
-            printf("%s\n", txt);
+            put_json(txt, strlen(txt));
         free(txt);
         json_decref(doc);
     } else if (!o->json) {
         for (size_t i = 0; i < json_array_size(all); i++)
             print_record(json_array_get(all, i));
-        if (!o->all && after != NULL)
-            fprintf(stderr, "reqsign keys: more keys: --after %s (or --all)\n", after);
+        if (!o->all && after != NULL) {
+            fputs("reqsign keys: more keys: --after ", stderr);
+            put_text(stderr, after);
+            fputs(" (or --all)\n", stderr);
+        }
     }
     rc = EXIT_OKAY;
 out:
@@ -508,9 +575,7 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
     if (revoke) {
         printf("revoked %s\n", o->arg);
     } else {
-        fwrite(body, 1, len, stdout);
-        if (len == 0 || body[len - 1] != '\n')
-            fputc('\n', stdout);
+        put_json(body, len);
     }
     rc = EXIT_OKAY;
 out:

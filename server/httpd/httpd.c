@@ -5,8 +5,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -95,6 +97,14 @@ struct tracked {
     int shut;
 };
 
+/* Most bytes of a connection's first request line looked at before
+ * libmicrohttpd reads it (see not_http()). */
+#define SNIFF_BYTES 16
+/* TCP_DEFER_ACCEPT on the listening socket: a connection is handed over once
+ * its first bytes are in (or after about this many seconds), so that
+ * on_connection() can look at them before libmicrohttpd reads them. */
+#define DEFER_ACCEPT_SECONDS 1
+
 enum stage { STAGE_NEW = 0, STAGE_BODY, STAGE_QUEUED };
 
 struct reqsign_httpd_conn {
@@ -104,6 +114,8 @@ struct reqsign_httpd_conn {
     size_t target_len;
     struct reqsign_header *headers;
     size_t n_headers, cap_headers;
+    const char *uri_raw; /* libmicrohttpd's request-target, in its read buffer */
+    const char *framing; /* why the framing is refused (a 400 that closes), or NULL */
     enum stage stage;
     int has_body;       /* Content-Length > 0 or Transfer-Encoding present */
     uint64_t discarded; /* body bytes dropped after a response was decided */
@@ -245,6 +257,22 @@ static void *logger(void *arg)
     pthread_mutex_unlock(&h->log_lock);
     free(out);
     return NULL;
+}
+
+/* jansson's free for reqsign_httpd_wipe_json(): the whole block, as malloc
+ * sized it, is wiped first. */
+static void wiping_free(void *p)
+{
+    if (p != NULL) {
+        reqsign_memzero(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+/* see httpd.h */
+void reqsign_httpd_wipe_json(void)
+{
+    json_set_alloc_funcs(malloc, wiping_free);
 }
 
 /* One log line per request: method, path, status, keyid. Built in one
@@ -486,6 +514,69 @@ static void track_deadline(struct reqsign_httpd *h, struct MHD_Connection *con, 
     pthread_mutex_unlock(&h->wd_lock);
 }
 
+/* A token character (RFC 9110 section 5.6.2), what a method is made of. */
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* 1 if the first bytes waiting on @fd cannot begin an HTTP/1.1 request: after
+ * optional empty lines (RFC 9112 section 2.2) a method, token characters up
+ * to the first SP. A TLS ClientHello (0x16 0x03 ...) sent to the plain port
+ * is not. 0 when they can, or nothing has arrived yet. The bytes are only
+ * peeked at: libmicrohttpd reads them as usual. */
+static int not_http(MHD_socket fd)
+{
+    unsigned char b[SNIFF_BYTES];
+    ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+    ssize_t i = 0;
+    while (i < n && (b[i] == '\r' || b[i] == '\n'))
+        i++;
+    ssize_t start = i;
+    for (; i < n; i++) {
+        if (b[i] == ' ')
+            return i == start; /* an empty method */
+        if (!is_tchar(b[i]))
+            return 1;
+    }
+    return 0;
+}
+
+/* Answer a connection whose first bytes are not HTTP with a 400 and close it
+ * at once (libmicrohttpd would wait for a request line until the deadline).
+ * Called before libmicrohttpd has read from @fd: the bytes waiting are read
+ * and dropped first, so that the close does not turn into a reset that could
+ * discard the answer on the client's side. libmicrohttpd then finds the
+ * socket shut and closes the connection as any closed one. */
+static void refuse_not_http(MHD_socket fd)
+{
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++) {
+    }
+    struct reqsign_error e;
+    reqsign_error_clear(&e);
+    e.code = REQSIGN_E_INVALID_REQUEST;
+    snprintf(e.message, sizeof(e.message), "the bytes received are not an HTTP request");
+    char body[512], msg[1024];
+    size_t bl = 0;
+    if (reqsign_error_json(&e, (int64_t)time(NULL), body, sizeof(body), &bl) != REQSIGN_OK)
+        bl = 0;
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n"
+                     "%.*s",
+                     bl, (int)bl, body);
+    if (n > 0 && (size_t)n < sizeof(msg)) {
+        ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    shutdown(fd, SHUT_RDWR);
+    static const char line[] = "- - 400 - (not HTTP)\n";
+    ssize_t w = write(STDERR_FILENO, line, sizeof(line) - 1);
+    (void)w;
+}
+
 /* MHD_OPTION_NOTIFY_CONNECTION: keep the list of open connections. The
  * CLOSED notification comes before libmicrohttpd closes the socket, and the
  * watchdog only calls shutdown() under the same lock, so it never touches a
@@ -507,6 +598,12 @@ static void on_connection(void *cls, struct MHD_Connection *con, void **socket_c
         }
         t->fd = ci->connect_fd;
         deadline_in(&t->deadline, REQSIGN_HTTPD_HEADER_SECONDS);
+        /* libmicrohttpd has not read from the socket yet, and with
+         * TCP_DEFER_ACCEPT the first bytes are usually there already */
+        if (not_http(t->fd)) {
+            refuse_not_http(t->fd);
+            t->shut = 1;
+        }
         pthread_mutex_lock(&h->wd_lock);
         t->next = h->tracked;
         if (h->tracked != NULL)
@@ -618,7 +715,44 @@ static struct reqsign_httpd_conn *conn_new(struct reqsign_httpd *h, const char *
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)con;
-    return conn_new(cls, uri != NULL ? uri : "");
+    struct reqsign_httpd_conn *c = conn_new(cls, uri != NULL ? uri : "");
+    if (c != NULL && uri != NULL) {
+        c->uri_raw = uri;
+        /* libmicrohttpd 0.9.75 ends the target with strlen(): where it
+         * stops, the SP before the HTTP version was (now a NUL); a NUL byte
+         * inside the target stops it earlier */
+        if (strncmp(uri + c->target_len + 1, "HTTP/", 5) != 0)
+            c->framing = "the request line holds a NUL byte or no HTTP version";
+    }
+    return c;
+}
+
+/*
+ * Header values from libmicrohttpd 0.9.75 are measured with strlen(): a NUL
+ * byte inside a value cuts it short without a trace in value_size (the
+ * verifier saw "Host: a" for "Host: a\0evil"). The header line itself is
+ * still in the connection's read buffer, laid out as
+ *     NAME \0(was ':') [SP/HT...] VALUE \0(was CR) \0(was LF)
+ * so a value that ends anywhere but at a CR LF line end - an embedded NUL, a
+ * bare LF line end (which RFC 9112 section 2.2 lets a recipient refuse), a
+ * line folded into the previous one (obs-fold, section 5.2: 400 allowed) -
+ * is seen here. Only reads inside the header line and its line end.
+ */
+static int header_line_clean(const char *key, size_t key_size, const char *value,
+                             size_t value_size)
+{
+    uintptr_t after_colon = (uintptr_t)key + key_size + 1, v = (uintptr_t)value;
+    if (v < after_colon || v - after_colon > CONN_MEMORY_LIMIT)
+        return 0; /* the name grew (obs-fold appends to it) or moved */
+    for (const char *p = key + key_size + 1; p < value; p++)
+        if (*p != ' ' && *p != '\t')
+            return 0;
+    return key[key_size] == '\0' && value[value_size] == '\0' && value[value_size + 1] == '\0';
+}
+
+static int name_is(const char *key, size_t key_size, const char *name)
+{
+    return strlen(name) == key_size && strncasecmp(key, name, key_size) == 0;
 }
 
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -628,6 +762,9 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     (void)kind;
     if (c->n_headers == c->cap_headers)
         return MHD_NO;
+    if (value != NULL && c->framing == NULL &&
+        !header_line_clean(key, key_size, value, value_size))
+        c->framing = "a header line holds a NUL byte, a bare LF or a folded line";
     struct reqsign_header *hd = &c->headers[c->n_headers++];
     hd->name = span_of(key, key_size);
     hd->value = span_of(value != NULL ? value : "", value != NULL ? value_size : 0);
@@ -711,8 +848,110 @@ static void phase_end(const struct reqsign_httpd_handlers *hd, void *ctx,
 
 /* ---- libmicrohttpd: the request view, sending the response ---- */
 
+/* The header part of check_framing(), shared with the in-process driver:
+ * the reason the framing of @r is refused, or NULL. */
+static const char *framing_problem(const struct reqsign_httpd_req *r)
+{
+    size_t n_host = 0, n_cl = 0, n_te = 0;
+    for (size_t i = 0; i < r->view.n_headers; i++) {
+        const struct reqsign_header *hd = &r->view.headers[i];
+        if (name_is(hd->name.ptr, hd->name.len, "Host"))
+            n_host++;
+        else if (name_is(hd->name.ptr, hd->name.len, "Content-Length"))
+            n_cl++;
+        else if (name_is(hd->name.ptr, hd->name.len, "Transfer-Encoding"))
+            n_te++;
+    }
+    if (n_host > 1)
+        return "more than one Host header";
+    if (n_cl > 1)
+        return "more than one Content-Length header";
+    if (n_te > 0 && n_cl > 0)
+        return "both Transfer-Encoding and Content-Length";
+    if (n_te > 1)
+        return "more than one Transfer-Encoding header";
+    if (n_te == 1 && strcasecmp(reqsign_httpd_header(r, "Transfer-Encoding"), "chunked") != 0)
+        return "Transfer-Encoding must be chunked";
+    return NULL;
+}
+
+/* Answer @r 400 for malformed framing (@why); the connection is closed. */
+static void refuse_framing(struct reqsign_httpd_req *r, const char *why)
+{
+    reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "malformed HTTP framing: %s", why);
+    reqsign_httpd_add_header(r, "Connection", "close");
+}
+
+/*
+ * RFC 9112 framing that libmicrohttpd 0.9.75 lets through, where a proxy in
+ * front of the server could read the request differently (request
+ * smuggling): sets c->framing to the reason, and the request is answered 400
+ * and the connection closed without reading on. Refused: two Host lines
+ * (section 3.2), two Content-Length lines (libmicrohttpd takes the first and
+ * reads the rest as the next request), Transfer-Encoding with Content-Length
+ * (section 6.3), a Transfer-Encoding other than one "chunked" (the final
+ * coding of a request must be chunked; no other coding is supported), and
+ * NUL bytes (see header_line_clean(), on_uri()).
+ */
+static void check_framing(struct reqsign_httpd_conn *c, const char *method)
+{
+    const struct reqsign_httpd_req *r = &c->req;
+    /* the method ends where libmicrohttpd put a NUL for the SP before the target */
+    if (c->framing == NULL && c->uri_raw != NULL) {
+        const char *p = method + strlen(method);
+        if ((uintptr_t)p >= (uintptr_t)c->uri_raw || *p++ != '\0')
+            c->framing = "the method holds a NUL byte";
+        for (; c->framing == NULL && (uintptr_t)p < (uintptr_t)c->uri_raw; p++)
+            if (*p != ' ')
+                c->framing = "the method holds a NUL byte";
+    }
+    if (c->framing == NULL)
+        c->framing = framing_problem(r);
+}
+
+/*
+ * The whole header section, checked against libmicrohttpd 0.9.75's read
+ * buffer: it runs from the method to method + REQUEST_HEADER_SIZE, with every
+ * CR LF replaced by two NULs and each header's colon by one. Walking it from
+ * the end of the HTTP version, every header (in arrival order) must start
+ * exactly where the previous line ended, and the blank line must end the
+ * section. A NUL byte anywhere in a header line - also one right before the
+ * CR LF, which header_line_clean() cannot tell from a line end - a bare LF or
+ * a folded line breaks the chain. 1 if clean. Reads stay inside the section.
+ */
+static int header_section_clean(const struct reqsign_httpd_conn *c, struct MHD_Connection *con,
+                                const char *method, const char *version)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(con, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (ci == NULL || method == NULL || version == NULL)
+        return 0;
+    uintptr_t start = (uintptr_t)method, end = start + ci->header_size;
+    const char *pos = version + strlen(version);
+    if ((uintptr_t)version <= start || (uintptr_t)pos + 2 > end || pos[0] != '\0' ||
+        pos[1] != '\0')
+        return 0;
+    pos += 2;
+    for (size_t i = 0; i < c->n_headers; i++) {
+        const struct reqsign_header *hd = &c->headers[i];
+        const char *p = hd->name.ptr + hd->name.len;
+        if (hd->name.ptr != pos || (uintptr_t)p >= end || *p != '\0')
+            return 0;
+        for (p++; (uintptr_t)p < end && (*p == ' ' || *p == '\t'); p++) {
+        }
+        if (p != hd->value.ptr) /* the value starts after the colon and blanks */
+            return 0;
+        p += hd->value.len;
+        if ((uintptr_t)p + 2 > end || p[0] != '\0' || p[1] != '\0')
+            return 0;
+        pos = p + 2;
+    }
+    return (uintptr_t)pos + 2 == end && pos[0] == '\0' && pos[1] == '\0';
+}
+
 /* Fill the request view once the headers are in. 0 or -1 (out of memory). */
-static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, const char *method)
+static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, const char *method,
+                      const char *version)
 {
     int n = MHD_get_connection_values_n(con, MHD_HEADER_KIND, NULL, NULL);
     c->cap_headers = n > 0 ? (size_t)n : 0;
@@ -724,6 +963,9 @@ static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, 
     }
     c->has_body = fill_view(&c->req, c->h->scheme, method, c->target, c->target_len, c->headers,
                             c->n_headers);
+    check_framing(c, method);
+    if (c->framing == NULL && !header_section_clean(c, con, method, version))
+        c->framing = "a header line holds a NUL byte, a bare LF or a folded line";
     return 0;
 }
 
@@ -786,13 +1028,21 @@ static enum MHD_Result queue(struct reqsign_httpd_conn *c, struct MHD_Connection
     return ret;
 }
 
+/* Body bytes may be a secret sent by mistake (a private key in POST
+ * /v1/keys). They sit in libmicrohttpd's per-connection read buffer, which
+ * lives on while the connection is kept alive; once handed over (marked
+ * consumed) libmicrohttpd does not read them again, so they are wiped there. */
+static void wipe_upload(const char *upload_data, size_t n)
+{
+    reqsign_memzero((void *)(uintptr_t)upload_data, n);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
 {
     struct reqsign_httpd *h = cls;
     struct reqsign_httpd_conn *c = *con_cls;
-    (void)version;
     if (c == NULL) { /* no URI callback ran (should not happen): use the URL we have */
         c = conn_new(h, url != NULL ? url : "");
         if (c == NULL)
@@ -806,8 +1056,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         c->counted = 1; /* headers complete: in flight until completed */
         atomic_fetch_add(&h->inflight, 1);
         track_deadline(h, con, REQSIGN_HTTPD_REQUEST_SECONDS);
-        if (build_view(c, con, method) != 0)
+        if (build_view(c, con, method, version) != 0)
             return MHD_NO;
+        if (c->framing != NULL) { /* answered at once; nothing more is read */
+            refuse_framing(r, c->framing);
+            return queue(c, con);
+        }
         phase_headers(&h->handlers, h->ctx, h->max_body, r);
         /* Answer at once, before reading the body. Without a body, wait for
          * the next call so the connection can stay open (an early response
@@ -824,9 +1078,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         *upload_data_size = 0;
         if (r->resp.status != 0) { /* answer decided: read and drop the rest, up to a bound */
             c->discarded += n;
+            wipe_upload(upload_data, n);
             return c->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
         }
         phase_body(&h->handlers, h->ctx, h->max_body, r, upload_data, n);
+        wipe_upload(upload_data, n);
         return MHD_YES;
     }
 
@@ -950,7 +1206,11 @@ struct reqsign_httpd_local *reqsign_httpd_local_begin(const struct reqsign_httpd
         p += hd->value.len + 1;
     }
     (void)fill_view(&l->req, l->scheme, l->method, l->target, target_len, l->headers, n_headers);
-    phase_headers(&l->hd, l->ctx, l->max_body, &l->req);
+    const char *why = framing_problem(&l->req);
+    if (why != NULL)
+        refuse_framing(&l->req, why);
+    else
+        phase_headers(&l->hd, l->ctx, l->max_body, &l->req);
     return l;
 }
 
@@ -1112,6 +1372,12 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
         return NULL;
     }
     freeaddrinfo(ai);
+    /* connections are handed over once their first bytes are in, so that
+     * on_connection() can look at them before libmicrohttpd reads them */
+    int defer = DEFER_ACCEPT_SECONDS;
+    if (setsockopt(h->listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer)) != 0)
+        fprintf(stderr, "%s: warning: no TCP_DEFER_ACCEPT: non-HTTP bytes may wait for the "
+                        "header deadline\n", name);
     h->workers = calloc(threads, sizeof(*h->workers));
     if (h->workers == NULL) {
         httpd_free(h);

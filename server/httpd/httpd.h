@@ -134,6 +134,15 @@ unsigned reqsign_httpd_default_threads(void);
  */
 int reqsign_httpd_run(struct reqsign_httpd *h);
 
+/**
+ * reqsign_httpd_wipe_json() - make jansson wipe every block it frees
+ * (json_set_alloc_funcs() with a free that zeroes malloc_usable_size()
+ * bytes first), so that parsed JSON that held key material (a private JWK or
+ * PEM sent by mistake, the lexer's buffers) does not stay in freed memory.
+ * Call once at program start, before any jansson call and any thread.
+ */
+void reqsign_httpd_wipe_json(void);
+
 /* ---- responses: call at most once per request (later calls are ignored) ---- */
 
 /** reqsign_httpd_respond() - @body (copied) with Content-Type @ctype and Cache-Control: no-store.

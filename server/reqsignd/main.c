@@ -238,6 +238,7 @@ static int cmd_serve(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    reqsign_httpd_wipe_json(); /* JSON that held a key is wiped when freed (SECURITY.md) */
     /* a generated private key lives in this process's memory for one response */
     if (reqsign_httpd_no_core_dumps() != 0)
         fprintf(stderr, PROG ": warning: cannot disable core dumps\n");

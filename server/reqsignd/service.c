@@ -535,7 +535,51 @@ static void do_list(struct reqsignd_service *s, struct reqsign_httpd_req *r)
     json_decref(doc);
 }
 
-static void do_get(struct reqsignd_service *s, struct reqsign_httpd_req *r, int revoke)
+/*
+ * The signing key may have been revoked (or have expired) after its request's
+ * headers passed, while the body was still arriving (up to
+ * REQSIGN_HTTPD_REQUEST_SECONDS later). Called immediately before a change:
+ * the key's record is read from the store itself, not the key cache. 0 if the
+ * key is still active, else the request is answered (401 key_revoked,
+ * key_expired or key_unknown, or the store's error) and -1.
+ */
+static int signer_still_active(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                               const struct call *c)
+{
+    struct reqsign_key_record rec;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    size_t kl = strlen(c->vs.keyid);
+    if (kl == 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "no verified key");
+        return -1;
+    }
+    if (reqsign_keystore_get(s->store, c->vs.keyid, kl, &rec, &err) != REQSIGN_OK) {
+        if (err.code == REQSIGN_E_KEY_UNKNOWN) {
+            reqsign_error_clear(&err);
+            reqsign_httpd_fail(r, REQSIGN_E_KEY_UNKNOWN, "the signing key is no longer known");
+        } else {
+            reqsign_httpd_respond_error(r, &err);
+        }
+        return -1;
+    }
+    if (rec.revoked_at != 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_KEY_REVOKED, "the signing key was revoked");
+        return -1;
+    }
+    if (rec.expires_at != 0 && now_s() >= rec.expires_at) {
+        reqsign_httpd_fail(r, REQSIGN_E_KEY_EXPIRED, "the signing key has expired");
+        return -1;
+    }
+    if (!has_scope(rec.scopes, ADMIN_SCOPE)) {
+        reqsign_httpd_fail(r, REQSIGN_E_SCOPE, "key lacks the scope " ADMIN_SCOPE);
+        return -1;
+    }
+    return 0;
+}
+
+static void do_get(struct reqsignd_service *s, struct reqsign_httpd_req *r, const struct call *c,
+                   int revoke)
 {
     char keyid[REQSIGN_KEYID_MAX_LEN + 1];
     struct reqsign_key_record rec;
@@ -546,6 +590,8 @@ static void do_get(struct reqsignd_service *s, struct reqsign_httpd_req *r, int 
         return;
     }
     if (revoke) {
+        if (signer_still_active(s, r, c) != 0)
+            return;
         if (reqsign_keystore_revoke(s->store, keyid, strlen(keyid), now_s(), &err) != REQSIGN_OK) {
             store_error(r, &err);
             return;
@@ -596,6 +642,30 @@ static enum reqsign_status
     return code;
 }
 
+/* 1 if @s (UTF-8: jansson checked it) holds no control character: C0
+ * (U+0000..U+001F), DEL (U+007F) or C1 (U+0080..U+009F, UTF-8 C2 80..C2 9F).
+ * A label is printed by `reqsign keys list`; terminals act on these. */
+static int label_text_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+        if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 if @p (@n bytes, NULs allowed) holds @needle. */
+static int holds(const char *p, size_t n, const char *needle)
+{
+    size_t nl = strlen(needle);
+    for (size_t i = 0; i + nl <= n; i++)
+        if (memcmp(p + i, needle, nl) == 0)
+            return 1;
+    return 0;
+}
+
 /* Load a BYO public key: a PEM (SPKI) string, a JWK object or a JWK string. */
 static enum reqsign_status load_public(json_t *pk, struct reqsign_key **out,
                                        struct reqsign_error *rerr)
@@ -606,6 +676,14 @@ static enum reqsign_status load_public(json_t *pk, struct reqsign_key **out,
     const char *data;
     size_t len;
     *out = NULL;
+    /* A private key sent by mistake is refused before any decoder sees it:
+     * OpenSSL's PKCS#8 decoding leaves a copy of the seed in freed memory. */
+    if (json_is_object(pk) && json_object_get(pk, "d") != NULL)
+        return set_error(rerr, REQSIGN_E_INVALID_REQUEST,
+                         "public_key holds a private key; send only the public key");
+    if (json_is_string(pk) && holds(json_string_value(pk), json_string_length(pk), "PRIVATE KEY"))
+        return set_error(rerr, REQSIGN_E_INVALID_REQUEST,
+                         "public_key holds a private key; send only the public key");
     if (json_is_object(pk)) {
         text = json_dumps(pk, JSON_COMPACT);
         data = text;
@@ -628,6 +706,8 @@ static enum reqsign_status load_public(json_t *pk, struct reqsign_key **out,
         /* the loader's message names the format problem, never key bytes */
         set_error(rerr, REQSIGN_E_INVALID_REQUEST, "public_key: %s",
                   err.message[0] ? err.message : "not an Ed25519 public key");
+        if (text != NULL)
+            reqsign_memzero(text, strlen(text));
         free(text);
         return REQSIGN_E_INVALID_REQUEST;
     }
@@ -678,6 +758,12 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
             strlen(json_string_value(label)) != json_string_length(label)) {
             st = set_error(err, REQSIGN_E_INVALID_REQUEST,
                            "label must be a string of at most %d bytes", REQSIGN_LABEL_MAX);
+            goto out;
+        }
+        if (!label_text_ok(json_string_value(label))) {
+            st = set_error(err, REQSIGN_E_INVALID_REQUEST,
+                           "label must not contain control characters (U+0000..U+001F, "
+                           "U+007F..U+009F)");
             goto out;
         }
         snprintf(out->label, sizeof(out->label), "%s", json_string_value(label));
@@ -781,6 +867,8 @@ static void do_create(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     }
     reqsign_key_public_raw(key, rec.public_key);
     rec.created_at = now;
+    if (signer_still_active(s, r, c) != 0)
+        goto out;
     if (reqsign_keystore_insert(s->store, &rec, &err) != REQSIGN_OK) {
         if (err.code == REQSIGN_E_CONFLICT) {
             reqsign_error_clear(&err);
@@ -898,14 +986,20 @@ static void on_body(void *ctx, struct reqsign_httpd_req *r, const char *data, si
     if (c->route != R_KEYS || strcmp(r->method, "POST") != 0)
         return; /* covered by the digest, not used */
     if (c->len + len > c->cap) {
+        /* not realloc(): the old block may hold a key sent by mistake and is wiped */
         size_t ncap = c->cap ? c->cap : 1024;
         while (ncap < c->len + len)
             ncap *= 2;
-        char *nb = realloc(c->body, ncap);
+        char *nb = malloc(ncap);
         if (nb == NULL) {
             reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
             return;
         }
+        if (c->len > 0)
+            memcpy(nb, c->body, c->len);
+        if (c->body != NULL)
+            reqsign_memzero(c->body, c->cap);
+        free(c->body);
         c->body = nb;
         c->cap = ncap;
     }
@@ -933,7 +1027,7 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
     else if (c->route == R_KEYS)
         do_list(s, r);
     else
-        do_get(s, r, strcmp(r->method, "DELETE") == 0);
+        do_get(s, r, c, strcmp(r->method, "DELETE") == 0);
 }
 
 static void on_done(void *ctx, struct reqsign_httpd_req *r)
@@ -943,6 +1037,8 @@ static void on_done(void *ctx, struct reqsign_httpd_req *r)
     if (c == NULL)
         return;
     reqsign_verification_cleanup(&c->vs);
+    if (c->body != NULL)
+        reqsign_memzero(c->body, c->cap); /* may hold a key sent by mistake */
     free(c->body);
     free(c);
     r->app = NULL;

@@ -610,3 +610,195 @@ Test(badhttp, slowloris_is_cut_off)
     assert_healthy(&e.b, "slowloris");
     finish(&e);
 }
+
+/* ---- framing that must be refused: 400 and a closed connection ---- */
+
+struct exchange {
+    char *out;  /* what came back, NUL-terminated (NULs inside are kept as they are) */
+    int closed; /* the server closed the connection (recv returned 0 or an error) */
+    long ms;    /* from the send to the close (or to giving up) */
+};
+
+/* Send @len bytes, do not half-close, read until the server closes or @ms
+ * pass: a server that answers and keeps the connection open is seen. */
+static struct exchange exchange(const struct tu_proc *p, const char *req, size_t len, int ms)
+{
+    struct exchange x = {calloc(1, 65536), 0, 0};
+    cr_assert_not_null(x.out);
+    int fd = connect_to(p);
+    long t0 = mono_ms();
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    size_t n = 0;
+    for (;;) {
+        long left = ms - (mono_ms() - t0);
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        ssize_t r = recv(fd, x.out + n, 65535 - n, 0);
+        if (r <= 0) {
+            x.closed = 1;
+            break;
+        }
+        n += (size_t)r;
+        if (n >= 65535)
+            break;
+    }
+    x.ms = mono_ms() - t0;
+    close(fd);
+    return x;
+}
+
+/* 400 invalid_request (any 400 body if @any_body), one response only, and
+ * the connection closed. */
+static int refused(const char *name, const char *server, const struct exchange *x, int any_body)
+{
+    int responses = 0;
+    for (const char *p = strstr(x->out, "HTTP/1."); p != NULL; p = strstr(p + 1, "HTTP/1."))
+        responses++;
+    int ok = status_of(x->out) == 400 &&
+             (any_body || strstr(x->out, "\"invalid_request\"") != NULL) &&
+             responses == 1 && x->closed && x->ms <= 1000;
+    if (!ok)
+        cr_log_error("%s [%s]: want one 400 invalid_request and a close; got %d response(s), "
+                     "%s after %ld ms: '%.300s'",
+                     name, server, responses, x->closed ? "closed" : "still open", x->ms, x->out);
+    else
+        cr_log_info("%s [%s]: 400, closed after %ld ms", name, server, x->ms);
+    return ok;
+}
+
+/* Requests that libmicrohttpd 0.9.75 accepted and answered (a smuggled second
+ * request among them): each must get 400 and a close, at once (within 2 s,
+ * not at the 10 s header deadline). "%H" is 127.0.0.1:PORT, "%G" the
+ * signature lines of GET /v1/keys (no body) with a NUL byte and junk after
+ * the Signature-Input value, "%T" with a NUL byte only, "%N" the same lines
+ * unchanged. */
+#define RCASE(name, req) {name, req, sizeof(req) - 1, 0}
+/* refused by libmicrohttpd itself: 400 and a close, its own (HTML) body */
+#define RCASE_MHD(name, req) {name, req, sizeof(req) - 1, 1}
+#define SMUGGLE_HEALTH "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+static const struct {
+    const char *name;
+    const char *req;
+    size_t len;
+    int mhd_body;
+} refused_cases[] = {
+    RCASE("two_content_lengths_smuggle",
+     "GET /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length: 0\r\nContent-Length: 34\r\n\r\n"
+     SMUGGLE_HEALTH),
+    RCASE("content_length_and_chunked",
+     "POST /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+     "\r\n0\r\n\r\n"),
+    RCASE("chunked_and_content_length_smuggle",
+     "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\nContent-Length: 39\r\n"
+     "\r\n0\r\n\r\n" SMUGGLE_HEALTH),
+    RCASE("two_transfer_encodings",
+     "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    RCASE("two_hosts", "GET /healthz HTTP/1.1\r\nHost: %H\r\nHost: evil.example\r\n\r\n"),
+    RCASE("host_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\0evil\r\n\r\n"),
+    RCASE("other_header_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-A: a\0b\r\n\r\n"),
+    RCASE("signature_input_with_nul", "GET /v1/keys HTTP/1.1\r\nHost: %H\r\n%G\r\n"),
+    RCASE("signature_input_trailing_nul", "GET /v1/keys HTTP/1.1\r\nHost: %H\r\n%T\r\n"),
+    RCASE("last_header_trailing_nul", "GET /healthz HTTP/1.1\r\nHost: %H\0\r\n\r\n"),
+    RCASE_MHD("header_name_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-A\0: b\r\n\r\n"),
+    RCASE_MHD("version_with_nul", "GET /healthz HTTP/1.1\0\r\nHost: %H\r\n\r\n"),
+    RCASE("target_with_nul", "GET /healthz\0/x HTTP/1.1\r\nHost: %H\r\n\r\n"),
+    /* the start of a TLS 1.2/1.3 ClientHello: record header, handshake header,
+     * version, random; no CR or LF, so libmicrohttpd waits for a request line */
+    RCASE("tls_client_hello", "\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03"
+                              "\x8a\x1f\x33\x5c\x90\x4e\x12\x7b\xe0\x01\x99\x42\x6d\x3c\x21\x58"
+                              "\x77\x6a\x05\xf1\x2b\x9e\x44\xc7\x38\x50\xab\x16\x03\x61\xd2\x0f"
+                              "\x00\x00\x02\x13\x01\x01\x00"),
+    RCASE("not_a_method", "\x01\x02\x03 \xff\xfe"),
+};
+
+/* The signature lines of GET /v1/keys for @p; if @nul, "\0junk" after the
+ * Signature-Input value. Returns the bytes written to @out. */
+static size_t sig_lines_nul(const struct reqsign_signer *s, const struct tu_proc *p, char nul,
+                            char *out, size_t cap)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/keys", p->port);
+    struct reqsign_sign_input in;
+    struct reqsign_signed sg;
+    struct reqsign_error err;
+    memset(&in, 0, sizeof(in));
+    memset(&sg, 0, sizeof(sg));
+    in.method = "GET";
+    in.url = url;
+    cr_assert_eq(reqsign_signer_sign(s, &in, &sg, &err), REQSIGN_OK, "sign: %s", err.message);
+    int n = snprintf(out, cap, "Content-Digest: %s\r\nSignature-Input: %s", sg.content_digest,
+                     sg.signature_input);
+    cr_assert(n > 0 && (size_t)n + 600 < cap);
+    if (nul == 'G') {
+        memcpy(out + n, "\0junk", 5);
+        n += 5;
+    } else if (nul == 'T') {
+        out[n++] = '\0';
+    }
+    n += snprintf(out + n, cap - (size_t)n, "\r\nSignature: %s\r\n", sg.signature);
+    return (size_t)n;
+}
+
+/* Expand %H and %G/%N of @req (@len bytes, NULs allowed) for @p. */
+static char *expand(const char *req, size_t len, const struct tu_proc *p,
+                    const struct reqsign_signer *s, size_t *out_len)
+{
+    size_t cap = len + 8192, n = 0;
+    char *out = malloc(cap);
+    cr_assert_not_null(out);
+    for (size_t i = 0; i < len; i++) {
+        if (req[i] == '%' && i + 1 < len && req[i + 1] != '\0' &&
+            strchr("HGTN", req[i + 1]) != NULL) {
+            if (req[i + 1] == 'H')
+                n += (size_t)snprintf(out + n, cap - n, "127.0.0.1:%d", p->port);
+            else
+                n += sig_lines_nul(s, p, req[i + 1], out + n, cap - n);
+            i++;
+            continue;
+        }
+        out[n++] = req[i];
+    }
+    *out_len = n;
+    return out;
+}
+
+Test(badhttp, framing_refused_with_400_and_close)
+{
+    struct env e;
+    setup_env(&e);
+    const struct tu_proc *servers[] = {&e.d, &e.b};
+    const char *names[] = {"reqsignd", "api-backend"};
+    int bad = 0;
+    for (int k = 0; k < 2; k++) {
+        /* the signed control: without the NUL byte the same request is served */
+        size_t len;
+        static const char control[] = "GET /v1/keys HTTP/1.1\r\nHost: %H\r\n%N\r\n";
+        char *req = expand(control, sizeof(control) - 1, servers[k],
+                           e.admin_signer, &len);
+        struct exchange x = exchange(servers[k], req, len, 1500);
+        if (k == 0)
+            cr_assert_eq(status_of(x.out), 200, "signed control: %.300s", x.out);
+        free(x.out);
+        free(req);
+        for (size_t i = 0; i < sizeof(refused_cases) / sizeof(refused_cases[0]); i++) {
+            const char *rq = refused_cases[i].req;
+            size_t rl = refused_cases[i].len; /* NULs included */
+            req = expand(rq, rl, servers[k], e.admin_signer, &len);
+            x = exchange(servers[k], req, len, 2000);
+            bad += !refused(refused_cases[i].name, names[k], &x, refused_cases[i].mhd_body);
+            free(x.out);
+            free(req);
+            assert_healthy(servers[k], refused_cases[i].name);
+        }
+    }
+    finish(&e);
+    cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
+}

@@ -28,12 +28,14 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <reqsign/credential.h>
 #include <reqsign/curl.h>
 #include <reqsign/digest.h>
 #include <reqsign/key.h>
+#include <reqsign/keystore.h>
 #include <reqsign/nonce.h>
 #include <reqsign/signer.h>
 #include <reqsign/verifier.h>
@@ -1193,5 +1195,95 @@ Test(client, story_backend)
 
     reqsign_signer_free(s);
     reqsign_credential_free(cred);
+    servers_stop(&sv);
+}
+
+/* 1 if @s holds a byte a terminal acts on: C0 other than LF, DEL, or a C1
+ * control in UTF-8 (C2 80..C2 9F). */
+static int has_raw_control(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p < 0x20 && *p != '\n') || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 &&
+                                                       p[1] <= 0x9f))
+            return 1;
+    return 0;
+}
+
+/* Issue 12 item 12: a label with terminal escapes, put into the store
+ * directly (the API refuses it now; an older database may hold one), is
+ * printed escaped by `keys list`, `keys list --json` and `keys get`. */
+Test(client, keys_list_escapes_control_characters)
+{
+    struct servers sv;
+    servers_start(&sv);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(sv.db, 0, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_key *k = NULL;
+    cr_assert_eq(reqsign_key_generate(&k, &err), REQSIGN_OK);
+    struct reqsign_key_record rec;
+    memset(&rec, 0, sizeof(rec));
+    cr_assert_eq(reqsign_key_thumbprint(k, rec.keyid), REQSIGN_OK);
+    reqsign_key_public_raw(k, rec.public_key);
+    reqsign_key_free(k);
+    snprintf(rec.label, sizeof(rec.label), "%s",
+             "\x1b]0;owned\x07\x1b[2J\x1b[31mred\ttab\x7f" "del\xc2\x9b" "1mcsi\\");
+    snprintf(rec.scopes, sizeof(rec.scopes), "orders:read");
+    rec.created_at = (int64_t)time(NULL);
+    cr_assert_eq(reqsign_keystore_insert(ks, &rec, &err), REQSIGN_OK, "%s", err.message);
+    reqsign_keystore_free(ks);
+
+    int st;
+    char *out = run(&st, "$R keys list --service '%s' --key '%s'", sv.d.url, sv.admin);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, rec.keyid), "%s", out);
+    /* the tab separates columns: the only raw ones are the 3 per line */
+    char *line = strstr(out, rec.keyid);
+    char *eol = strchr(line, '\n');
+    cr_assert_not_null(eol);
+    *eol = '\0';
+    int tabs = 0;
+    for (char *p = line; *p; p++)
+        if (*p == '\t') {
+            tabs++;
+            *p = ' ';
+        }
+    cr_assert_eq(tabs, 3, "%s", line);
+    cr_assert(!has_raw_control(line), "raw control characters in: %s", line);
+    cr_assert_not_null(strstr(line, "\\x1b]0;owned\\x07\\x1b[2J\\x1b[31mred\\x09tab\\x7fdel"
+                                    "\\u009b1mcsi\\\\"),
+                       "%s", line);
+    free(out);
+
+    out = run(&st, "$R keys list --json --service '%s' --key '%s'", sv.d.url, sv.admin);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(!has_raw_control(out), "raw control characters in: %s", out);
+    json_t *j = json_loads(out, 0, NULL);
+    cr_assert_not_null(j, "not JSON: %s", out);
+    int found = 0;
+    json_t *keys = json_object_get(j, "keys"), *it;
+    size_t i;
+    json_array_foreach(keys, i, it)
+    {
+        if (strcmp(json_string_value(json_object_get(it, "keyid")), rec.keyid) == 0) {
+            found = 1;
+            cr_assert_str_eq(json_string_value(json_object_get(it, "label")), rec.label,
+                             "the JSON still decodes to the label");
+        }
+    }
+    cr_assert(found, "%s", out);
+    json_decref(j);
+    free(out);
+
+    out = run(&st, "$R keys list --all --json --service '%s' --key '%s'", sv.d.url, sv.admin);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(!has_raw_control(out), "raw control characters in: %s", out);
+    free(out);
+
+    out = run(&st, "$R keys get --service '%s' --key '%s' %s", sv.d.url, sv.admin, rec.keyid);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(!has_raw_control(out), "raw control characters in: %s", out);
+    free(out);
     servers_stop(&sv);
 }

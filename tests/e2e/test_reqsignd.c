@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -482,6 +486,250 @@ Test(reqsignd, keys_survive_restart)
     free(log);
     json_decref(c);
     reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* Open a TCP connection to @p (127.0.0.1). */
+static int connect_port(const struct tu_proc *p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)p->port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        cr_assert(w > 0, "send failed");
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Read until the server closes or 5 s pass (NUL-terminated, malloc'd). */
+static char *recv_answer(int fd)
+{
+    char *out = calloc(1, 65536);
+    size_t n = 0;
+    cr_assert_not_null(out);
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, 5000) <= 0)
+            break;
+        ssize_t r = recv(fd, out + n, 65535 - n, 0);
+        if (r <= 0 || (n += (size_t)r) >= 65535)
+            break;
+    }
+    return out;
+}
+
+/* Issue 12 item 3: admin key A sends the headers of POST /v1/keys and holds
+ * the body; admin key B revokes A; then A's body arrives. Its headers passed
+ * while A was active, but nothing may be created: 401 key_revoked. */
+Test(reqsignd, revoked_while_body_held)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *a = signer_from_cred(cred);
+    json_t *bc = create_key(&e, a, "{\"label\":\"admin-b\",\"scopes\":[\"keys:admin\"]}");
+    struct reqsign_signer *b = signer_of(bc);
+
+    static const char body[] = "{\"label\":\"held\",\"scopes\":[\"keys:admin\"]}";
+    struct reqsign_signed sig;
+    sign(a, "POST", url_of(&e, "/v1/keys"), body, sizeof(body) - 1, &sig);
+    char head[4096];
+    int hn = snprintf(head, sizeof(head),
+                      "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n"
+                      "Connection: close\r\n\r\n",
+                      e.d.port, sizeof(body) - 1, sig.content_digest, sig.signature_input,
+                      sig.signature);
+    cr_assert(hn > 0 && (size_t)hn < sizeof(head));
+    int fd = connect_port(&e.d);
+    send_all(fd, head, (size_t)hn);
+    usleep(300 * 1000); /* the headers are verified and the body awaited */
+
+    json_t *ac = json_loads(cred, 0, NULL);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/keys/%s", json_string_value(json_object_get(ac, "keyid")));
+    struct resp r = call(b, "DELETE", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "B revokes A: %ld %s", r.status, r.body);
+    resp_free(&r);
+
+    send_all(fd, body, sizeof(body) - 1);
+    char *out = recv_answer(fd);
+    close(fd);
+    cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "held body after revocation: %.400s", out);
+    cr_assert_not_null(strstr(out, "\"key_revoked\""), "%.400s", out);
+    cr_assert_null(strstr(out, "private_key"), "a credential was issued: %.400s", out);
+
+    /* nothing was created: A and B only */
+    r = call(b, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 2, "%s", r.body);
+    cr_assert_null(strstr(r.body, "\"held\""), "%s", r.body);
+    resp_free(&r);
+
+    free(out);
+    json_decref(ac);
+    reqsign_signer_free(b);
+    json_decref(bc);
+    reqsign_signer_free(a);
+    free(cred);
+    finish(&e);
+}
+
+/* Issue 12 item 12: labels with control characters are refused (400
+ * invalid_request, a message that says why); other Unicode is kept. */
+Test(reqsignd, label_control_characters_refused)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    static const char *const bad[] = {
+        "{\"label\":\"\\u001b[2J\\u001b[31mred\"}", /* ESC: a terminal escape */
+        "{\"label\":\"bell\\u0007\"}",             /* C0 */
+        "{\"label\":\"tab\\there\"}",              /* C0, the column separator */
+        "{\"label\":\"line\\nbreak\"}",            /* C0 */
+        "{\"label\":\"del\\u007f\"}",              /* DEL */
+        "{\"label\":\"csi\\u009b1m\"}",            /* C1 (CSI), as JSON escape */
+        "{\"label\":\"nel\xc2\x85\"}",             /* C1 (NEL), raw UTF-8 */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct resp r = call(admin, "POST", url_of(&e, "/v1/keys"), bad[i]);
+        cr_assert_eq(r.status, 400, "%s: %ld %s", bad[i], r.status, r.body);
+        cr_assert_str_eq(err_name(&r), "invalid_request", "%s", r.body);
+        cr_assert_not_null(strstr(json_string_value(json_object_get(r.json, "message")),
+                                  "control characters"),
+                           "%s", r.body);
+        resp_free(&r);
+    }
+    /* nothing was stored; a label in other scripts and symbols is fine */
+    struct resp r = call(admin, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1, "%s", r.body);
+    resp_free(&r);
+    json_t *c = create_key(&e, admin, "{\"label\":\"caf\\u00e9 \\u2713 \\u6771\\u4eac \\u00a0x\"}");
+    cr_assert_str_eq(json_string_value(json_object_get(c, "label")),
+                     "caf\xc3\xa9 \xe2\x9c\x93 \xe6\x9d\xb1\xe4\xba\xac \xc2\xa0x");
+    json_decref(c);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* The same with expiry: admin key C expires while its body is held. */
+Test(reqsignd, expired_while_body_held)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *a = signer_from_cred(cred);
+    time_t exp = time(NULL) + 2;
+    struct tm tm;
+    gmtime_r(&exp, &tm);
+    char ts[32], cbody[256];
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(cbody, sizeof(cbody), "{\"scopes\":[\"keys:admin\"],\"expires_at\":\"%s\"}", ts);
+    json_t *cc = create_key(&e, a, cbody);
+    struct reqsign_signer *c = signer_of(cc);
+
+    static const char body[] = "{\"label\":\"held-exp\",\"scopes\":[\"keys:admin\"]}";
+    struct reqsign_signed sig;
+    sign(c, "POST", url_of(&e, "/v1/keys"), body, sizeof(body) - 1, &sig);
+    char head[4096];
+    int hn = snprintf(head, sizeof(head),
+                      "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n"
+                      "Connection: close\r\n\r\n",
+                      e.d.port, sizeof(body) - 1, sig.content_digest, sig.signature_input,
+                      sig.signature);
+    cr_assert(hn > 0 && (size_t)hn < sizeof(head));
+    int fd = connect_port(&e.d);
+    send_all(fd, head, (size_t)hn);
+    while (time(NULL) <= exp) /* the headers pass while C is active; then it expires */
+        usleep(100 * 1000);
+    send_all(fd, body, sizeof(body) - 1);
+    char *out = recv_answer(fd);
+    close(fd);
+    cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "held body after expiry: %.400s", out);
+    cr_assert_not_null(strstr(out, "\"key_expired\""), "%.400s", out);
+
+    struct resp r = call(a, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_null(strstr(r.body, "\"held-exp\""), "%s", r.body);
+    resp_free(&r);
+
+    free(out);
+    reqsign_signer_free(c);
+    json_decref(cc);
+    reqsign_signer_free(a);
+    free(cred);
+    finish(&e);
+}
+
+/* The revoke path: A's DELETE of key K (with a body, held) after A was revoked. */
+Test(reqsignd, revoked_while_delete_body_held)
+{
+    struct env e;
+    setup_env(&e);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *a = signer_from_cred(cred);
+    json_t *bc = create_key(&e, a, "{\"label\":\"admin-b\",\"scopes\":[\"keys:admin\"]}");
+    struct reqsign_signer *b = signer_of(bc);
+    json_t *kc = create_key(&e, a, "{\"label\":\"victim\"}");
+    char kpath[128];
+    snprintf(kpath, sizeof(kpath), "/v1/keys/%s", json_string_value(json_object_get(kc, "keyid")));
+
+    static const char body[] = "{}";
+    struct reqsign_signed sig;
+    sign(a, "DELETE", url_of(&e, kpath), body, sizeof(body) - 1, &sig);
+    char head[4096];
+    int hn = snprintf(head, sizeof(head),
+                      "DELETE %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %zu\r\n"
+                      "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n"
+                      "Connection: close\r\n\r\n",
+                      kpath, e.d.port, sizeof(body) - 1, sig.content_digest, sig.signature_input,
+                      sig.signature);
+    cr_assert(hn > 0 && (size_t)hn < sizeof(head));
+    int fd = connect_port(&e.d);
+    send_all(fd, head, (size_t)hn);
+    usleep(300 * 1000);
+
+    json_t *ac = json_loads(cred, 0, NULL);
+    char apath[128];
+    snprintf(apath, sizeof(apath), "/v1/keys/%s", json_string_value(json_object_get(ac, "keyid")));
+    struct resp r = call(b, "DELETE", url_of(&e, apath), NULL);
+    cr_assert_eq(r.status, 200, "B revokes A: %ld %s", r.status, r.body);
+    resp_free(&r);
+
+    send_all(fd, body, sizeof(body) - 1);
+    char *out = recv_answer(fd);
+    close(fd);
+    cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "held DELETE after revocation: %.400s", out);
+    cr_assert_not_null(strstr(out, "\"key_revoked\""), "%.400s", out);
+    r = call(b, "GET", url_of(&e, kpath), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "active", "%s", r.body);
+    resp_free(&r);
+
+    free(out);
+    json_decref(ac);
+    json_decref(kc);
+    reqsign_signer_free(b);
+    json_decref(bc);
+    reqsign_signer_free(a);
     free(cred);
     finish(&e);
 }

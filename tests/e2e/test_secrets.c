@@ -8,7 +8,10 @@
  *   (b) reqsignd and api-backend run with RLIMIT_CORE 0 (and, when the test
  *       does not run as root, non-dumpable: their /proc/PID files belong to root);
  *   (c) private key files written by the CLI are 0600 and never overwritten;
- *       the loaders refuse 0640 / 0604 private key files unless overridden. */
+ *       the loaders refuse 0640 / 0604 private key files unless overridden;
+ *   (d) a private key sent by mistake as public_key (PEM, JWK object, JWK
+ *       string) is refused and leaves no trace in reqsignd's memory: every
+ *       readable mapping is searched through /proc/PID/mem (as root). */
 #define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 
@@ -545,5 +548,190 @@ Test(secrets, cli_key_files_0600_no_overwrite)
     cr_expect_eq(mode_of(e.admin), 0600, "reqsignd init -o wrote mode %04o",
                  (unsigned)mode_of(e.admin));
     cr_assert_eq(tu_proc_stop(&e.d, SIGTERM, 15000), 0);
+    cleanup(&e);
+}
+
+/* ---- (d) a private key sent by mistake does not stay in reqsignd's memory ---- */
+
+/* Search every readable mapping of process @pid (/proc/PID/maps, /proc/PID/mem;
+ * needs root or ptrace rights) for @ns. Returns the number of needles found;
+ * *@bytes is how much memory was searched. */
+static int search_process(pid_t pid, const struct needles *ns, size_t *bytes, int report)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *maps = fopen(path, "r");
+    cr_assert_not_null(maps, "%s", path);
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+    FILE *mem = fopen(path, "rb");
+    cr_assert_not_null(mem, "%s: cannot open (run the suite as root)", path);
+    int found = 0;
+    *bytes = 0;
+    char line[512];
+    while (fgets(line, sizeof(line), maps) != NULL) {
+        unsigned long lo, hi;
+        char perms[8] = "";
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+            strstr(line, "[vvar]") != NULL || strstr(line, "[vsyscall]") != NULL)
+            continue;
+        size_t n = hi - lo;
+        if (n > ((size_t)1 << 30))
+            continue; /* ASan's shadow and other reservations */
+        char *buf = malloc(n);
+        cr_assert_not_null(buf);
+        size_t got = 0;
+        if (fseeko(mem, (off_t)lo, SEEK_SET) == 0)
+            got = fread(buf, 1, n, mem);
+        clearerr(mem);
+        *bytes += got;
+        for (size_t i = 0; i < ns->n; i++) {
+            const char *at = got >= ns->v[i].n ? memmem(buf, got, ns->v[i].p, ns->v[i].n) : NULL;
+            if (at != NULL)
+                found++;
+            if (at != NULL && report) {
+                cr_log_error("reqsignd memory holds %s at %#lx (%s)", ns->v[i].what,
+                             lo + (unsigned long)(at - buf), strtok(line, "\n"));
+            }
+        }
+        free(buf);
+    }
+    fclose(mem);
+    fclose(maps);
+    return found;
+}
+
+Test(secrets, private_key_sent_by_mistake_is_wiped)
+{
+    /* glibc's MALLOC_PERTURB_ (set by meson) would scribble over some freed
+     * memory: the servers must wipe it themselves */
+    unsetenv("MALLOC_PERTURB_");
+    struct env e;
+    setup_dirs(&e);
+    start_d(&e);
+    size_t alen = 0;
+    char *acred = slurp(e.admin, &alen);
+    json_t *aj = json_loads(acred, 0, NULL);
+    cr_assert_not_null(aj);
+    struct reqsign_signer *admin =
+        signer_of_pem(json_string_value(json_object_get(aj, "private_key")));
+
+    /* two keys the user means to keep: one sent as a PEM, one as a JWK */
+    struct needles ns;
+    memset(&ns, 0, sizeof(ns));
+    char pem[2][512], jwk[1024];
+    for (int k = 0; k < 2; k++) {
+        struct reqsign_key *key = NULL;
+        cr_assert_eq(reqsign_key_generate(&key, NULL), REQSIGN_OK);
+        size_t n;
+        cr_assert_eq(reqsign_key_private_pem(key, pem[k], sizeof(pem[k]), &n), REQSIGN_OK);
+        if (k == 1) {
+            char pub[256];
+            cr_assert_eq(reqsign_key_public_jwk(key, pub, sizeof(pub), &n), REQSIGN_OK);
+            json_t *j = json_loads(pub, 0, NULL);
+            cr_assert_not_null(j);
+            struct needles tmp;
+            memset(&tmp, 0, sizeof(tmp));
+            needles_of(&tmp, "x", pem[k]);
+            /* tmp.v: the seed's base64url is the JWK "d" */
+            const char *d = NULL;
+            for (size_t i = 0; i < tmp.n; i++)
+                if (strstr(tmp.v[i].what, "base64url") != NULL)
+                    d = strndup((const char *)tmp.v[i].p, tmp.v[i].n);
+            cr_assert_not_null(d);
+            json_object_set_new(j, "d", json_string(d));
+            char *s = json_dumps(j, JSON_COMPACT);
+            snprintf(jwk, sizeof(jwk), "%s", s);
+            free(s);
+            free((void *)d);
+            json_decref(j);
+            for (size_t i = 0; i < tmp.n; i++)
+                free(tmp.v[i].p);
+        }
+        needles_of(&ns, k == 0 ? "PEM-sent key" : "JWK-sent key", pem[k]);
+        reqsign_key_free(key);
+    }
+
+    /* each sent by mistake, in each form reqsignd takes */
+    char body[2048];
+    json_t *b = json_pack("{s:s, s:s}", "label", "oops", "public_key", pem[0]);
+    char *bs = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    char *out = call(&e.d, admin, "POST", "/v1/keys", bs);
+    cr_assert_eq(status_of(out), 400, "private PEM: %.300s", out);
+    cr_assert_not_null(strstr(out, "private key"), "%.300s", out);
+    free(out);
+    free(bs);
+    snprintf(body, sizeof(body), "{\"label\":\"oops\",\"public_key\":%s}", jwk);
+    out = call(&e.d, admin, "POST", "/v1/keys", body);
+    cr_assert_eq(status_of(out), 400, "private JWK object: %.300s", out);
+    free(out);
+    b = json_pack("{s:s, s:s}", "label", "oops", "public_key", jwk);
+    bs = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    out = call(&e.d, admin, "POST", "/v1/keys", bs);
+    cr_assert_eq(status_of(out), 400, "private JWK string: %.300s", out);
+    free(out);
+    free(bs);
+    /* once more on a connection kept alive (libmicrohttpd keeps its read
+     * buffer while the connection lives): scanned before it closes */
+    b = json_pack("{s:s, s:s}", "label", "oops", "public_key", pem[0]);
+    bs = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/keys", e.d.port);
+    struct reqsign_sign_input in;
+    struct reqsign_signed sg;
+    memset(&in, 0, sizeof(in));
+    in.method = "POST";
+    in.url = url;
+    in.body = bs;
+    in.body_len = strlen(bs);
+    cr_assert_eq(reqsign_signer_sign(admin, &in, &sg, NULL), REQSIGN_OK);
+    char *req = malloc(strlen(bs) + 4096);
+    int rn = sprintf(req,
+                     "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                     "Content-Type: application/json\r\nContent-Digest: %s\r\n"
+                     "Signature-Input: %s\r\nSignature: %s\r\nContent-Length: %zu\r\n\r\n%s",
+                     e.d.port, sg.content_digest, sg.signature_input, sg.signature, strlen(bs), bs);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)e.d.port);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(send(fd, req, (size_t)rn, MSG_NOSIGNAL), rn);
+    char ans[4096] = "";
+    struct pollfd pfd = {fd, POLLIN, 0};
+    cr_assert_gt(poll(&pfd, 1, 5000), 0);
+    cr_assert_gt(recv(fd, ans, sizeof(ans) - 1, 0), 0);
+    cr_assert_eq(status_of(ans), 400, "kept alive: %.300s", ans);
+    free(req);
+    free(bs);
+    struct timespec ts = {0, 300 * 1000000L};
+    nanosleep(&ts, NULL);
+
+    size_t bytes = 0;
+    int found = search_process(e.d.pid, &ns, &bytes, 1);
+    cr_log_info("searched %zu bytes of reqsignd's memory for %zu forms", bytes, ns.n);
+    cr_assert_gt(bytes, 0);
+    /* the scan works: the admin key reqsignd never saw is absent, but its
+     * public keyid, which reqsignd has used, is there */
+    struct needles pub;
+    memset(&pub, 0, sizeof(pub));
+    const char *kid = json_string_value(json_object_get(aj, "keyid"));
+    add_needle(&pub, "the admin keyid", kid, strlen(kid));
+    size_t pbytes = 0;
+    cr_assert_gt(search_process(e.d.pid, &pub, &pbytes, 0), 0, "the scan does not see memory");
+    close(fd);
+
+    cr_assert_eq(tu_proc_stop(&e.d, SIGTERM, 15000), 0);
+    for (size_t i = 0; i < ns.n; i++)
+        free(ns.v[i].p);
+    free(pub.v[0].p);
+    reqsign_signer_free(admin);
+    json_decref(aj);
+    free(acred);
+    cr_expect_eq(found, 0, "%d private key form(s) left in reqsignd's memory", found);
     cleanup(&e);
 }
