@@ -154,7 +154,7 @@ struct reqsign_nonce_store *reqsign_stores_open_nonces(const char *prog, const c
         return NULL;
     }
     if (reqsign_nonce_store_redis_ping(s, &err) != REQSIGN_OK) {
-        fprintf(stderr, "%s: nonce store %s: %s (unreachable at start-up: exiting)\n", prog,
+        fprintf(stderr, "%s: nonce store %s: %s (refused or unreachable at start-up: exiting)\n", prog,
                 reqsign_stores_describe(spec), err.message[0] ? err.message : "unavailable");
         reqsign_nonce_store_free(s);
         return NULL;

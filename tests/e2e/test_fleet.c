@@ -787,6 +787,24 @@ Test(fleet, startup)
     }
     ru_stop(&redis);
     free(redis.dir);
+
+    /* an evicting Redis (it would forget live nonces): refused, exit 1 naming it */
+    static const char *const lru[] = {"--maxmemory-policy", "allkeys-lru", NULL};
+    cr_assert_eq(ru_start_with(&redis, lru), 0);
+    const char *progs[] = {"API_BACKEND", "REQSIGND"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof(cmd),
+                 "timeout 20 '%s' --key-store '%s' --nonce-store %s --listen 127.0.0.1:0 2>&1",
+                 tu_prog(progs[i]), ks, redis.url);
+        out = tu_run(cmd, &st);
+        fprintf(stderr, "fleet: %s with allkeys-lru: exit %d: %s", progs[i], st, out);
+        cr_assert_eq(st, 1, "%s: exit %d: %s", progs[i], st, out);
+        cr_assert_not_null(strstr(out, "maxmemory-policy is allkeys-lru, must be noeviction"),
+                           "%s: %s", progs[i], out);
+        free(out);
+    }
+    ru_stop(&redis);
+    free(redis.dir);
     tu_pg_destroy(&pg);
     free(ks);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
