@@ -77,7 +77,10 @@ int reqsign_stores_listen(const char *prog, const char *spec, struct reqsign_key
 /** reqsign_stores_unlisten() - stop @l (NULL: nothing). */
 void reqsign_stores_unlisten(struct reqsign_keystore_pg_listener *l);
 
-/** reqsign_stores_describe() - @spec without a password, for log lines (static buffer). */
+/** reqsign_stores_describe() - @spec for log lines (static buffer): a URL's whole
+ * userinfo (user and password, as libcurl's URL API delimits it) becomes ***, a
+ * URL that does not parse and holds an '@' is not shown past its scheme, and a
+ * password= query value becomes ***. */
 const char *reqsign_stores_describe(const char *spec);
 
 #endif

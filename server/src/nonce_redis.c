@@ -68,6 +68,7 @@ void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
 
 #else /* REQSIGN_HAVE_HIREDIS */
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
@@ -725,6 +726,73 @@ static bool rd_parse_uint(const char *p, const char *end, long lo, long hi, int 
     return true;
 }
 
+/* A curl_url_get() part, URL-decoded, or NULL (absent or no memory). */
+static char *rd_part(CURLU *u, CURLUPart what)
+{
+    char *v = NULL;
+    if (curl_url_get(u, what, &v, CURLU_URLDECODE) != CURLUE_OK)
+        return NULL;
+    char *copy = strdup(v);
+    if (what == CURLUPART_PASSWORD)
+        OPENSSL_cleanse(v, strlen(v));
+    curl_free(v);
+    return copy;
+}
+
+/* The redis:// case of rd_parse_url(), on a fresh @u. */
+static const char *rd_parse_curl(struct rd *r, CURLU *u, const char *url)
+{
+    char *v = NULL;
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    if (rc == CURLUE_OUT_OF_MEMORY)
+        return "out of memory";
+    if (rc != CURLUE_OK)
+        return "malformed URL (percent-encode an '@', ':' or '/' in the password)";
+    r->user = rd_part(u, CURLUPART_USER);
+    r->password = rd_part(u, CURLUPART_PASSWORD);
+    if (r->user != NULL && r->user[0] == '\0') {
+        free(r->user);
+        r->user = NULL;
+    }
+    if (r->password == NULL && (r->user != NULL || strchr(url, '@') != NULL))
+        return "user info must be USER:PASSWORD or :PASSWORD";
+    if (curl_url_get(u, CURLUPART_QUERY, &v, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_FRAGMENT, &v, 0) == CURLUE_OK) {
+        curl_free(v);
+        return "no query or fragment allowed";
+    }
+    r->port = 6379;
+    if (curl_url_get(u, CURLUPART_PORT, &v, 0) == CURLUE_OK) {
+        bool ok = rd_parse_uint(v, v + strlen(v), 1, 65535, &r->port);
+        curl_free(v);
+        if (!ok)
+            return "port must be 1..65535";
+    }
+    r->db = 0;
+    if (curl_url_get(u, CURLUPART_PATH, &v, 0) != CURLUE_OK)
+        return "out of memory";
+    bool db_ok = v[0] != '/' || v[1] == '\0' ||
+                 rd_parse_uint(v + 1, v + strlen(v), 0, RD_DB_MAX, &r->db);
+    curl_free(v);
+    if (!db_ok)
+        return "database must be a number 0..65535";
+    if (curl_url_get(u, CURLUPART_HOST, &v, 0) != CURLUE_OK)
+        return "no host";
+    size_t n = strlen(v);
+    const char *h = v;
+    if (n >= 2 && v[0] == '[' && v[n - 1] == ']') { /* [IPv6] */
+        h++;
+        n -= 2;
+    }
+    r->host = n > 0 ? rd_strndup(h, n) : NULL;
+    curl_free(v);
+    if (r->host == NULL)
+        return n > 0 ? "out of memory" : "no host";
+    snprintf(r->where, sizeof(r->where), strchr(r->host, ':') ? "[%.60s]:%d" : "%.60s:%d",
+             r->host, r->port);
+    return NULL;
+}
+
 /* Fill r->host/port/db/user/password or r->path from @url. Returns NULL or
  * what is wrong (never quoting the URL: it may hold a password). */
 static const char *rd_parse_url(struct rd *r, const char *url)
@@ -744,55 +812,14 @@ static const char *rd_parse_url(struct rd *r, const char *url)
     }
     if (strncmp(url, "redis://", 8) != 0)
         return "scheme must be redis:// or unix:";
-    const char *p = url + 8, *end = p + strlen(p);
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    const char *auth_end = slash != NULL ? slash : end;
-    const char *at = NULL;
-    for (const char *q = p; q < auth_end; q++)
-        if (*q == '@')
-            at = q;
-    if (at != NULL) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon == NULL)
-            return "user info must be USER:PASSWORD or :PASSWORD";
-        if (colon > p && (r->user = rd_strndup(p, (size_t)(colon - p))) == NULL)
-            return "out of memory";
-        if ((r->password = rd_strndup(colon + 1, (size_t)(at - colon - 1))) == NULL)
-            return "out of memory";
-        p = at + 1;
-    }
-    const char *host = p, *host_end, *port = NULL;
-    if (*p == '[') {
-        host = p + 1;
-        host_end = memchr(host, ']', (size_t)(auth_end - host));
-        if (host_end == NULL)
-            return "unterminated [IPv6 address]";
-        p = host_end + 1;
-    } else {
-        host_end = p;
-        while (host_end < auth_end && *host_end != ':')
-            host_end++;
-        p = host_end;
-    }
-    if (host_end == host)
-        return "no host";
-    if (p < auth_end) {
-        if (*p != ':')
-            return "junk after the host";
-        port = p + 1;
-    }
-    r->port = 6379;
-    if (port != NULL && !rd_parse_uint(port, auth_end, 1, 65535, &r->port))
-        return "port must be 1..65535";
-    r->db = 0;
-    if (slash != NULL && slash + 1 < end && !rd_parse_uint(slash + 1, end, 0, RD_DB_MAX, &r->db))
-        return "database must be a number 0..65535";
-    r->host = rd_strndup(host, (size_t)(host_end - host));
-    if (r->host == NULL)
+    /* libcurl's URL parser: the userinfo ends where a URL parser says, so the
+     * password is the one reqsign_stores_describe() and others hide */
+    CURLU *u = curl_url();
+    if (u == NULL)
         return "out of memory";
-    snprintf(r->where, sizeof(r->where),
-             *host == ':' || strchr(r->host, ':') ? "[%.60s]:%d" : "%.60s:%d", r->host, r->port);
-    return NULL;
+    const char *bad = rd_parse_curl(r, u, url);
+    curl_url_cleanup(u);
+    return bad;
 }
 
 /* see reqsign/nonce_redis.h */

@@ -737,6 +737,25 @@ Test(fleet, startup)
     cr_assert_not_null(strstr(out, "unreachable at start-up"), "%s", out);
     free(out);
 
+    /* a Redis password holding a raw '@': never half shown. The whole userinfo
+     * is masked in what is logged, as libcurl's URL parser delimits it. */
+    const char *secret_urls[][2] = {
+        {"redis://:hunter2@ret-part@127.0.0.1:1", "redis://*** (malformed URL, not shown)"},
+        {"redis://admin:hunter2-ret-part@127.0.0.1:1", "redis://***@127.0.0.1:1"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(args, sizeof(args), "--key-store '%s' --nonce-store '%s' --listen 127.0.0.1:0",
+                 ks, secret_urls[i][0]);
+        st = run_backend(args, &out);
+        fprintf(stderr, "fleet: a password in the Redis URL: exit %d: %s", st, out);
+        cr_assert_eq(st, 1, "exit %d: %s", st, out);
+        cr_assert_not_null(strstr(out, secret_urls[i][1]), "%s", out);
+        cr_assert_null(strstr(out, "hunter2"), "password in a message: %s", out);
+        cr_assert_null(strstr(out, "ret-part"), "password in a message: %s", out);
+        cr_assert_null(strstr(out, "admin"), "user in a message: %s", out);
+        free(out);
+    }
+
     /* PostgreSQL unreachable at start-up: exit 1, saying so */
     struct ru_server redis;
     cr_assert_eq(ru_start(&redis), 0);

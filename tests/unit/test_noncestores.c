@@ -561,6 +561,8 @@ Test(noncestores, redis_bad_options_and_unreachable)
         "unix:",
         "unix:relative.sock",
         "redis://secretonly@h",
+        "redis://:secretonly@ret-part@h", /* a raw '@' in the password: percent-encode it */
+        "redis://h/0?secretonly=1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct reqsign_nonce_redis_opts o = {.url = bad[i]};
@@ -583,7 +585,8 @@ Test(noncestores, redis_bad_options_and_unreachable)
 
     /* good URLs; nothing listens on TCP port 1: refused, fail-closed, no password shown */
     static const char *const good[] = {"redis://127.0.0.1", "redis://[::1]:1/3",
-                                       "redis://u:pw@h:7000/0", "unix:/tmp/x.sock"};
+                                       "redis://u:pw@h:7000/0", "redis://:p%40ss@h/",
+                                       "unix:/tmp/x.sock"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         o = (struct reqsign_nonce_redis_opts){.url = good[i]};
         struct reqsign_nonce_store *s = reqsign_nonce_store_redis_new(&o, &e);

@@ -105,6 +105,9 @@ extern "C" {
 struct reqsign_nonce_redis_opts {
     /* "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (HOST may be "[v6 address]";
      * PORT defaults to 6379, DB to 0) or "unix:/path/to/redis.sock". Copied.
+     * Parsed with libcurl's URL API: USER and PASSWORD are percent-decoded, and
+     * an '@', ':' or '/' in them must be percent-encoded (a raw '@' in the
+     * password is refused as a malformed URL rather than split somewhere).
      * The password is sent with AUTH and never appears in an error message. */
     const char *url;
     const char *key_prefix;      /* NULL: REQSIGN_NONCE_REDIS_DEFAULT_PREFIX; copied */
