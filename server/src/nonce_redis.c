@@ -91,7 +91,11 @@ void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
  * none), relative expiry in ms (used if the absolute one is not in the future
  * for the server), per_key_max, max_entries, the member.
  * Returns 1 recorded, 0 replay, -1 key at per_key_max, -2 store at
- * max_entries (DBSIZE: every key of the database, reclaimed or not yet). */
+ * max_entries (DBSIZE: every key of the database, reclaimed or not yet).
+ * The checks only read; the first write is the SET, a deny-oom command, so
+ * that a Redis over maxmemory refuses the script (OOM) before it has written
+ * anything (after a first write Redis lets a script go on past maxmemory).
+ * Expired members are dropped last. */
 #define RD_SCRIPT                                                                                  \
     "if redis.replicate_commands then redis.replicate_commands() end "                             \
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "                                     \
@@ -99,13 +103,14 @@ void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "                       \
     "local exp = tonumber(ARGV[1]) "                                                               \
     "if exp <= now then exp = now + tonumber(ARGV[2]) end "                                        \
-    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now)) "          \
-    "if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return -1 end "                     \
+    "local nows = string.format('%.0f', now) "                                                     \
+    "if redis.call('ZCOUNT', KEYS[2], nows, '+inf') >= tonumber(ARGV[3]) then return -1 end "      \
     "if redis.call('DBSIZE') >= tonumber(ARGV[4]) then return -2 end "                             \
     "local ttl = string.format('%.0f', exp - now) "                                                \
     "redis.call('SET', KEYS[1], '1', 'PX', ttl) "                                                  \
     "redis.call('ZADD', KEYS[2], string.format('%.0f', exp), ARGV[5]) "                            \
     "if redis.call('PTTL', KEYS[2]) < exp - now then redis.call('PEXPIRE', KEYS[2], ttl) end "     \
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. nows) "                                \
     "return 1"
 
 struct rd_conn {

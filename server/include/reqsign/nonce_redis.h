@@ -8,12 +8,14 @@
  * it runs:
  *
  *   1. EXISTS <prefix><p>: present is REQSIGN_E_REPLAY;
- *   2. drops the expired members of the keyid's sorted set <prefix>k:<q>
+ *   2. counts the live members of the keyid's sorted set <prefix>k:<q>
  *      (member <p>, score its expiry in ms) and answers
- *      REQSIGN_E_NONCE_KEY_LIMIT (429) if it still has per_key_max members;
+ *      REQSIGN_E_NONCE_KEY_LIMIT (429) if there are per_key_max;
  *   3. answers REQSIGN_E_NONCE_STORE_FULL (503) if DBSIZE >= max_entries;
- *   4. SET <prefix><p> 1 PX ..., ZADD the member, and extends the set's TTL
- *      to its latest member: REQSIGN_OK.
+ *   4. SET <prefix><p> 1 PX ... (the first write: a Redis over maxmemory
+ *      refuses it with OOM before anything is written), ZADD the member,
+ *      extends the set's TTL to its latest member, drops its expired
+ *      members: REQSIGN_OK.
  *
  * <p> is 16 raw bytes, the first half of SHA-256(len(keyid) as 2 bytes
  * big-endian || keyid || nonce); <q> the first half of SHA-256(len(keyid) as
