@@ -5,6 +5,8 @@
  *   --key-store sqlite:PATH | PATH | postgresql://... | postgres://...
  *   --db PATH                      the same as --key-store sqlite:PATH
  *   --nonce-store memory | redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] | unix:/path
+ *                  a Redis URL may end in ?per_key_max=N&max_entries=N&assume_noeviction=1
+ *                  (reqsign/nonce_redis.h); a password's '@', ':' or '/' percent-encoded
  *
  * Start-up policy: a store that cannot be reached when the server starts is
  * a start-up failure (a message naming the store on stderr, exit status 1):

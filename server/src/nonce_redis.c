@@ -744,6 +744,41 @@ static char *rd_part(CURLU *u, CURLUPart what)
     return copy;
 }
 
+/* The URL's query: per_key_max=N, max_entries=N (N >= 1, decimal),
+ * assume_noeviction=0|1; they override the options. */
+static const char *rd_parse_query(struct rd *r, const char *q)
+{
+    while (*q != '\0') {
+        const char *end = strchr(q, '&'), *eq;
+        if (end == NULL)
+            end = q + strlen(q);
+        eq = memchr(q, '=', (size_t)(end - q));
+        if (eq == NULL)
+            return "query parameters are NAME=VALUE";
+        size_t nl = (size_t)(eq - q);
+        unsigned long long val = 0;
+        const char *p = eq + 1;
+        if (p == end || end - p > 18)
+            return "a query parameter's value must be a number";
+        for (; p < end; p++) {
+            if (*p < '0' || *p > '9')
+                return "a query parameter's value must be a number";
+            val = val * 10 + (unsigned long long)(*p - '0');
+        }
+        if (nl == 11 && memcmp(q, "per_key_max", nl) == 0 && val >= 1 && val <= SIZE_MAX)
+            r->per_key_max = (size_t)val;
+        else if (nl == 11 && memcmp(q, "max_entries", nl) == 0 && val >= 1 && val <= SIZE_MAX)
+            r->max_entries = (size_t)val;
+        else if (nl == 17 && memcmp(q, "assume_noeviction", nl) == 0 && val <= 1)
+            r->assume_noeviction = val == 1;
+        else
+            return "query parameters: per_key_max=N, max_entries=N (N >= 1), "
+                   "assume_noeviction=0|1";
+        q = *end == '&' ? end + 1 : end;
+    }
+    return NULL;
+}
+
 /* The redis:// case of rd_parse_url(), on a fresh @u. */
 static const char *rd_parse_curl(struct rd *r, CURLU *u, const char *url)
 {
@@ -761,10 +796,15 @@ static const char *rd_parse_curl(struct rd *r, CURLU *u, const char *url)
     }
     if (r->password == NULL && (r->user != NULL || strchr(url, '@') != NULL))
         return "user info must be USER:PASSWORD or :PASSWORD";
-    if (curl_url_get(u, CURLUPART_QUERY, &v, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_FRAGMENT, &v, 0) == CURLUE_OK) {
+    if (curl_url_get(u, CURLUPART_FRAGMENT, &v, 0) == CURLUE_OK) {
         curl_free(v);
-        return "no query or fragment allowed";
+        return "no fragment allowed";
+    }
+    if (curl_url_get(u, CURLUPART_QUERY, &v, 0) == CURLUE_OK) {
+        const char *bad_q = rd_parse_query(r, v);
+        curl_free(v);
+        if (bad_q != NULL)
+            return bad_q;
     }
     r->port = 6379;
     if (curl_url_get(u, CURLUPART_PORT, &v, 0) == CURLUE_OK) {
@@ -803,8 +843,11 @@ static const char *rd_parse_curl(struct rd *r, CURLU *u, const char *url)
 static const char *rd_parse_url(struct rd *r, const char *url)
 {
     if (strncmp(url, "unix:", 5) == 0) {
-        const char *path = url + 5;
-        size_t n = strlen(path);
+        const char *path = url + 5, *q = strchr(path, '?');
+        size_t n = q != NULL ? (size_t)(q - path) : strlen(path);
+        const char *bad_q = q != NULL ? rd_parse_query(r, q + 1) : NULL;
+        if (bad_q != NULL)
+            return bad_q;
         if (n == 0 || path[0] != '/')
             return "unix: needs an absolute socket path";
         if (n >= 108) /* sizeof(sun_path) */
@@ -812,7 +855,7 @@ static const char *rd_parse_url(struct rd *r, const char *url)
         r->path = rd_strndup(path, n);
         if (r->path == NULL)
             return "out of memory";
-        snprintf(r->where, sizeof(r->where), "%s", path);
+        snprintf(r->where, sizeof(r->where), "%.*s", (int)n, path);
         return NULL;
     }
     if (strncmp(url, "redis://", 8) != 0)

@@ -563,6 +563,10 @@ Test(noncestores, redis_bad_options_and_unreachable)
         "redis://secretonly@h",
         "redis://:secretonly@ret-part@h", /* a raw '@' in the password: percent-encode it */
         "redis://h/0?secretonly=1",
+        "redis://h/0?per_key_max=0",
+        "redis://h/0?max_entries=x",
+        "unix:/tmp/x.sock?assume_noeviction=2",
+        "redis://h/0#frag",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct reqsign_nonce_redis_opts o = {.url = bad[i]};
@@ -1003,6 +1007,17 @@ Test(noncestores, redis_config_disabled_is_refused_unless_assumed)
     int64_t now = (int64_t)time(NULL);
     cr_assert_eq(ci(s, "k", "n", now, now + 300), REQSIGN_OK);
     cr_assert_eq(ci(s, "k", "n", now, now + 300), REQSIGN_E_REPLAY);
+    reqsign_nonce_store_free(s);
+    /* the same from the URL alone, as the servers take it; with the bounds too */
+    char url[300];
+    snprintf(url, sizeof(url), "%s?assume_noeviction=1&per_key_max=2&max_entries=100", srv.url);
+    o = (struct reqsign_nonce_redis_opts){.url = url, .command_timeout_ms = CONTRACT_MS};
+    s = reqsign_nonce_store_redis_new(&o, &e);
+    cr_assert_not_null(s, "%s", e.message);
+    cr_assert_eq(reqsign_nonce_store_redis_ping(s, &e), REQSIGN_OK, "%s", e.message);
+    cr_assert_eq(ci(s, "url", "n1", now, now + 300), REQSIGN_OK);
+    cr_assert_eq(ci(s, "url", "n2", now, now + 300), REQSIGN_OK);
+    cr_assert_eq(ci(s, "url", "n3", now, now + 300), REQSIGN_E_NONCE_KEY_LIMIT);
     reqsign_nonce_store_free(s);
     ru_stop(&srv);
 }

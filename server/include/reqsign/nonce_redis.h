@@ -105,8 +105,11 @@ extern "C" {
 #define REQSIGN_NONCE_REDIS_DEFAULT_BACKOFF_MAX_MS 5000
 
 struct reqsign_nonce_redis_opts {
-    /* "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (HOST may be "[v6 address]";
-     * PORT defaults to 6379, DB to 0) or "unix:/path/to/redis.sock". Copied.
+    /* "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?PARAMS]" (HOST may be "[v6
+     * address]"; PORT defaults to 6379, DB to 0) or "unix:/path/redis.sock[?PARAMS]".
+     * Copied. PARAMS (what servers that take only a URL can set; they
+     * override the fields below): per_key_max=N, max_entries=N,
+     * assume_noeviction=0|1, joined with '&'.
      * Parsed with libcurl's URL API: USER and PASSWORD are percent-decoded, and
      * an '@', ':' or '/' in them must be percent-encoded (a raw '@' in the
      * password is refused as a malformed URL rather than split somewhere).
