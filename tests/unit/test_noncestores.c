@@ -1,14 +1,16 @@
 /* Criterion suite `noncestores`: one contract, run against every nonce store.
  *
- * Each contract case runs once per row of `impls` (memory; redis with PXAT;
- * redis forced to PX), as tests named CASE__ROW. The Redis rows start their
+ * Each contract case runs once per row of `impls` (memory; redis with
+ * absolute expiries; redis forced to relative ones), as tests named CASE__ROW. The Redis rows start their
  * own redis-server on a Unix socket in a temporary directory (redisutil.h)
  * and are skipped when reqsign was built without hiredis or redis-server is
  * not installed. Time: the memory row uses an injected clock; the Redis rows
  * use the real clock and real one-second windows (Redis expires keys itself).
  * Then Redis-only cases: the pipelined batch, fleet key sharing, the key
  * format, failing closed while the server hangs (SIGSTOP) or is gone
- * (SIGKILL) and resuming without a new store, and rough timings.
+ * (SIGKILL) and resuming without a new store, rough timings, the per-key cap
+ * (also exact under threads), the total bound, refusing an evicting Redis or
+ * one whose CONFIG is disabled, and the EVAL fallback after SCRIPT FLUSH.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
