@@ -421,6 +421,30 @@ void reqsign_httpd_respond_json(struct reqsign_httpd_req *r, unsigned status, co
     reqsign_httpd_respond_json_cache(r, status, v, NULL);
 }
 
+/* The detail of a 5xx answer, which its body leaves out (reqsign_error_json()),
+ * as one log line: "NAME: METHOD PATH STATUS CODE: DETAIL". Non-printable
+ * bytes are shown as '?'. */
+static void log_error_detail(const struct reqsign_httpd_req *r, unsigned status,
+                             const struct reqsign_error *e)
+{
+    char line[1024];
+    const char *name = r->conn != NULL ? r->conn->h->name : "httpd";
+    int k = snprintf(line, sizeof(line), "%.40s: %.40s %.*s %u %s: %s%s%s\n", name,
+                     r->method != NULL ? r->method : "-", (int)(r->path.len > 200 ? 200 : r->path.len),
+                     r->path.ptr != NULL ? r->path.ptr : "", status, reqsign_errname(e->code),
+                     e->source[0] ? e->source : "", e->source[0] ? ": " : "",
+                     e->message[0] ? e->message : reqsign_strerror(e->code));
+    if (k <= 0)
+        return;
+    size_t n = (size_t)k < sizeof(line) ? (size_t)k : sizeof(line) - 1;
+    line[n - 1] = '\n';
+    for (size_t i = 0; i + 1 < n; i++)
+        if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] >= 0x7f)
+            line[i] = '?';
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w;
+}
+
 /* see httpd.h */
 void reqsign_httpd_respond_error(struct reqsign_httpd_req *r, const struct reqsign_error *err)
 {
@@ -429,6 +453,8 @@ void reqsign_httpd_respond_error(struct reqsign_httpd_req *r, const struct reqsi
     struct reqsign_error e = *err;
     if (e.code == REQSIGN_OK)
         e.code = REQSIGN_E_INTERNAL;
+    if (reqsign_http_status(e.code) >= 500)
+        log_error_detail(r, (unsigned)reqsign_http_status(e.code), &e);
     if (reqsign_error_json(&e, (int64_t)time(NULL), buf, sizeof(buf), &n) != REQSIGN_OK) {
         e.message[0] = '\0';
         if (reqsign_error_json(&e, (int64_t)time(NULL), buf, sizeof(buf), &n) != REQSIGN_OK)

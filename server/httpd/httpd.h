@@ -168,7 +168,9 @@ void reqsign_httpd_respond_json_cache(struct reqsign_httpd_req *r, unsigned stat
 /**
  * reqsign_httpd_respond_error() - the spec's JSON error body for @err
  * (wire name, message, server_time for clock errors) with the status
- * reqsign_http_status(err->code); 401 carries Accept-Signature.
+ * reqsign_http_status(err->code); 401 carries Accept-Signature. A 5xx body
+ * carries only the generic reqsign_strerror() text; @err's detail (a store's
+ * address, its reply, ...) is logged to stderr instead.
  */
 void reqsign_httpd_respond_error(struct reqsign_httpd_req *r, const struct reqsign_error *err);
 

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
+#include <reqsign/key.h>
 #include <reqsign/keystore_pg.h>
 #include <reqsign/nonce_redis.h>
 
@@ -42,26 +45,53 @@ const char *reqsign_stores_usage(void)
            "       [--nonce-store memory|redis://HOST[:PORT][/DB]|unix:/path]";
 }
 
+/* @spec, a URL, into @buf with its whole userinfo (user and password) as
+ * "***", parsed with libcurl's URL API so that it ends where a URL parser
+ * says (a password with a raw '@' is not half shown). A URL that does not
+ * parse and holds an '@' is not shown past its scheme. */
+static void describe_url(const char *spec, char *buf, size_t cap)
+{
+    CURLU *u = curl_url();
+    char *user = NULL, *pass = NULL, *out = NULL;
+    const unsigned flags = CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS;
+    if (u == NULL || curl_url_set(u, CURLUPART_URL, spec, flags) != CURLUE_OK) {
+        const char *sch = strstr(spec, "://");
+        if (strchr(spec, '@') == NULL)
+            snprintf(buf, cap, "%s", spec);
+        else
+            snprintf(buf, cap, "%.*s://*** (malformed URL, not shown)",
+                     (int)(sch - spec > 32 ? 32 : sch - spec), spec);
+        curl_url_cleanup(u);
+        return;
+    }
+    (void)curl_url_get(u, CURLUPART_USER, &user, 0);
+    (void)curl_url_get(u, CURLUPART_PASSWORD, &pass, 0);
+    if ((user == NULL && pass == NULL) ||
+        (curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+         curl_url_set(u, CURLUPART_USER, "***", 0) == CURLUE_OK &&
+         curl_url_get(u, CURLUPART_URL, &out, flags) == CURLUE_OK))
+        snprintf(buf, cap, "%s", out != NULL ? out : spec);
+    else
+        snprintf(buf, cap, "(URL not shown)");
+    if (pass != NULL)
+        reqsign_memzero(pass, strlen(pass));
+    curl_free(user);
+    curl_free(pass);
+    curl_free(out);
+    curl_url_cleanup(u);
+}
+
 /* see stores.h */
 const char *reqsign_stores_describe(const char *spec)
 {
     static char buf[512];
     if (spec == NULL)
         return "(none)";
-    snprintf(buf, sizeof(buf), "%s", spec);
-    /* scheme://user:PASSWORD@host -> scheme://user:***@host */
-    char *sch = strstr(buf, "://");
-    if (sch != NULL) {
-        char *auth = sch + 3;
-        char *at = strchr(auth, '@');
-        char *slash = strchr(auth, '/');
-        char *colon = strchr(auth, ':');
-        if (at != NULL && (slash == NULL || at < slash) && colon != NULL && colon < at) {
-            char rest[512];
-            snprintf(rest, sizeof(rest), "%s", at);
-            snprintf(colon + 1, sizeof(buf) - (size_t)(colon + 1 - buf), "***%s", rest);
-        }
-    }
+    /* scheme://user:PASSWORD@host -> scheme://(three stars)@host */
+    if (strstr(spec, "://") != NULL)
+        describe_url(spec, buf, sizeof(buf));
+    else
+        snprintf(buf, sizeof(buf), "%s", spec);
     /* ...?password=SECRET&... -> password=*** */
     char *pw = strstr(buf, "password=");
     if (pw != NULL) {
@@ -154,7 +184,7 @@ struct reqsign_nonce_store *reqsign_stores_open_nonces(const char *prog, const c
         return NULL;
     }
     if (reqsign_nonce_store_redis_ping(s, &err) != REQSIGN_OK) {
-        fprintf(stderr, "%s: nonce store %s: %s (unreachable at start-up: exiting)\n", prog,
+        fprintf(stderr, "%s: nonce store %s: %s (refused or unreachable at start-up: exiting)\n", prog,
                 reqsign_stores_describe(spec), err.message[0] ? err.message : "unavailable");
         reqsign_nonce_store_free(s);
         return NULL;

@@ -5,6 +5,8 @@
  *   --key-store sqlite:PATH | PATH | postgresql://... | postgres://...
  *   --db PATH                      the same as --key-store sqlite:PATH
  *   --nonce-store memory | redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] | unix:/path
+ *                  a Redis URL may end in ?per_key_max=N&max_entries=N&assume_noeviction=1
+ *                  (reqsign/nonce_redis.h); a password's '@', ':' or '/' percent-encoded
  *
  * Start-up policy: a store that cannot be reached when the server starts is
  * a start-up failure (a message naming the store on stderr, exit status 1):
@@ -77,7 +79,10 @@ int reqsign_stores_listen(const char *prog, const char *spec, struct reqsign_key
 /** reqsign_stores_unlisten() - stop @l (NULL: nothing). */
 void reqsign_stores_unlisten(struct reqsign_keystore_pg_listener *l);
 
-/** reqsign_stores_describe() - @spec without a password, for log lines (static buffer). */
+/** reqsign_stores_describe() - @spec for log lines (static buffer): a URL's whole
+ * userinfo (user and password, as libcurl's URL API delimits it) becomes ***, a
+ * URL that does not parse and holds an '@' is not shown past its scheme, and a
+ * password= query value becomes ***. */
 const char *reqsign_stores_describe(const char *spec);
 
 #endif

@@ -23,7 +23,9 @@
  * A counter slot is freed when its count drops to zero, so refs in entries are
  * always valid. The store-wide count of present entries is one atomic.
  *
- * Expiry. An entry with until <= now is dead: a check on it accepts and
+ * Expiry. Each entry keeps the first second it is dead: the caller's until
+ * + 1, since a pair is live while now <= until (nonce.h). In what follows,
+ * `until` is that stored value. An entry with until <= now is dead: a check on it accepts and
  * revives it. Dead entries are reclaimed (key counter decremented, slot
  * emptied) GRACE seconds after they die, so that a caller whose clock reading
  * lags another caller's by up to GRACE still sees them (see nonce.h); until
@@ -74,7 +76,7 @@ static const char mem_src[] = "nonce store";
 
 struct mem_entry {
     uint64_t h0, h1; /* SipHash-2-4-128 of the pair */
-    uint32_t until;  /* expiry, unix seconds; 0: empty slot */
+    uint32_t until;  /* first dead second: the caller's until + 1; 0: empty slot */
     uint32_t key;    /* key shard << MEM_KSLOT_BITS | counter slot */
 };
 _Static_assert(sizeof(struct mem_entry) == 24, "entries must stay 24 bytes");
@@ -653,9 +655,11 @@ static enum reqsign_status mem_check_insert(void *impl, const char *keyid, size_
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, mem_src, REQSIGN_NO_OFFSET,
                                  "now %lld out of range", (long long)now);
     uint32_t now32 = (uint32_t)now, hz = now32 > MEM_GRACE ? now32 - MEM_GRACE : 0;
-    uint32_t until32 = until <= now                   ? now32 + 1 /* at least a second */
-                       : until >= (int64_t)UINT32_MAX ? UINT32_MAX
-                                                      : (uint32_t)until;
+    /* Live while now <= until (nonce.h): kept is the first second it is dead,
+     * until + 1. An until <= now is taken as now + 1 (remembered through the
+     * next second at least). */
+    int64_t live_to = until <= now ? now + 1 : until;
+    uint32_t until32 = live_to >= (int64_t)UINT32_MAX - 1 ? UINT32_MAX : (uint32_t)live_to + 1;
 
     buf[0] = (uint8_t)(keyid_len >> 8);
     buf[1] = (uint8_t)keyid_len;

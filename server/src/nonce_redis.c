@@ -14,9 +14,9 @@
  * (the probe) connects; its success clears the backoff, its failure doubles
  * it. An error reply (OOM, READONLY, ...) drops only that connection.
  *
- * Each connection remembers, from its handshake, whether the server has PXAT
- * (INFO server: redis_version >= 6.2) and the server clock's offset from ours
- * (TIME), used to never send a PXAT that is already past for the server.
+ * Each connection runs, in its handshake, the maxmemory-policy check, reads
+ * the server's version (absolute expiries need >= 6.2 for the semantics the
+ * header documents) and loads the check script, whose SHA-1 it keeps.
  */
 #include <reqsign/nonce_redis.h>
 
@@ -68,6 +68,7 @@ void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
 
 #else /* REQSIGN_HAVE_HIREDIS */
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
@@ -82,12 +83,41 @@ void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
 #define RD_KEY_MAX (REQSIGN_NONCE_REDIS_PREFIX_MAX + REQSIGN_NONCE_REDIS_KEY_HASH_LEN)
 #define RD_DB_MAX 65535
 #define RD_CAUSE_LEN 112
+#define RD_KKEY_TAG "k:" /* per-keyid set: <prefix>k:<16 bytes>, two longer than a pair key */
+
+/* One check, atomic in Redis (scripts run alone), with the server's clock.
+ * KEYS[1] the pair's key, KEYS[2] the keyid's sorted set (member: the pair's
+ * 16 hash bytes, score: its expiry in ms). ARGV: absolute expiry in ms (0:
+ * none), relative expiry in ms (used if the absolute one is not in the future
+ * for the server), per_key_max, max_entries, the member.
+ * Returns 1 recorded, 0 replay, -1 key at per_key_max, -2 store at
+ * max_entries (DBSIZE: every key of the database, reclaimed or not yet).
+ * The checks only read; the first write is the SET, a deny-oom command, so
+ * that a Redis over maxmemory refuses the script (OOM) before it has written
+ * anything (after a first write Redis lets a script go on past maxmemory).
+ * Expired members are dropped last. */
+#define RD_SCRIPT                                                                                  \
+    "if redis.replicate_commands then redis.replicate_commands() end "                             \
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "                                     \
+    "local t = redis.call('TIME') "                                                                \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "                       \
+    "local exp = tonumber(ARGV[1]) "                                                               \
+    "if exp <= now then exp = now + tonumber(ARGV[2]) end "                                        \
+    "local nows = string.format('%.0f', now) "                                                     \
+    "if redis.call('ZCOUNT', KEYS[2], nows, '+inf') >= tonumber(ARGV[3]) then return -1 end "      \
+    "if redis.call('DBSIZE') >= tonumber(ARGV[4]) then return -2 end "                             \
+    "local ttl = string.format('%.0f', exp - now) "                                                \
+    "redis.call('SET', KEYS[1], '1', 'PX', ttl) "                                                  \
+    "redis.call('ZADD', KEYS[2], string.format('%.0f', exp), ARGV[5]) "                            \
+    "if redis.call('PTTL', KEYS[2]) < exp - now then redis.call('PEXPIRE', KEYS[2], ttl) end "     \
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. nows) "                                \
+    "return 1"
 
 struct rd_conn {
     redisContext *c;
-    uint64_t gen;      /* the pool generation it was made in */
-    int64_t offset_ms; /* server clock minus ours, at connect */
-    bool pxat;         /* the server has SET ... PXAT and relative_ttl is off */
+    uint64_t gen;  /* the pool generation it was made in */
+    bool pxat;     /* absolute expiries: the server is >= 6.2 and relative_ttl is off */
+    char sha[41];  /* SHA-1 of RD_SCRIPT, as SCRIPT LOAD answered */
 };
 
 struct rd {
@@ -100,8 +130,9 @@ struct rd {
     char where[80]; /* "HOST:PORT" or the socket path, for messages */
     char prefix[REQSIGN_NONCE_REDIS_PREFIX_MAX];
     size_t prefix_len, pool_size;
+    size_t per_key_max, max_entries;
     unsigned connect_ms, command_ms, backoff_min_ms, backoff_max_ms;
-    bool relative_ttl;
+    bool relative_ttl, assume_noeviction;
     EVP_MD *sha256;
 
     pthread_mutex_t mu; /* guards everything below */
@@ -227,7 +258,8 @@ static unsigned rd_parse_version(const char *info)
     return part[0] * 10000 + part[1] * 100 + part[2];
 }
 
-/* Connect and run the handshake (AUTH, SELECT, INFO server, TIME). Returns
+/* Connect and run the handshake (AUTH, SELECT, CONFIG GET, INFO server,
+ * SCRIPT LOAD). Returns
  * the connection or NULL with @cause set. */
 static struct rd_conn *rd_connect(const struct rd *r, unsigned *version, char *cause)
 {
@@ -277,30 +309,48 @@ static struct rd_conn *rd_connect(const struct rd *r, unsigned *version, char *c
         }
         freeReplyObject(rep);
     }
-    /* A server (or proxy) that refuses INFO or TIME gets PX: the safe choice. */
+    /* An evicting Redis would drop live nonces: refuse it (nonce_redis.h). */
+    if (!r->assume_noeviction) {
+        rep = rd_handshake_cmd(r, k->c, "CONFIG GET", cause, "CONFIG GET maxmemory-policy");
+        if (rep == NULL)
+            goto fail;
+        if (rep->type == REDIS_REPLY_ERROR) {
+            snprintf(cause, RD_CAUSE_LEN,
+                     "CONFIG GET maxmemory-policy refused (%.40s): cannot check noeviction",
+                     rep->str);
+            goto fail;
+        }
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[1]->type != REDIS_REPLY_STRING) {
+            snprintf(cause, RD_CAUSE_LEN, "CONFIG GET maxmemory-policy: unexpected reply");
+            goto fail;
+        }
+        if (strcmp(rep->element[1]->str, "noeviction") != 0) {
+            snprintf(cause, RD_CAUSE_LEN,
+                     "maxmemory-policy is %.32s, must be noeviction (evictions forget nonces)",
+                     rep->element[1]->str);
+            goto fail;
+        }
+        freeReplyObject(rep);
+    }
+    /* A server (or proxy) that refuses INFO gets relative expiries: the safe choice. */
     rep = rd_handshake_cmd(r, k->c, "INFO", cause, "INFO server");
     if (rep == NULL)
         goto fail;
     *version = rep->type == REDIS_REPLY_STRING ? rd_parse_version(rep->str) : 0;
     freeReplyObject(rep);
     k->pxat = !r->relative_ttl && *version >= 60200;
-    if (k->pxat) {
-        int64_t t0 = rd_clock_ms(CLOCK_REALTIME);
-        rep = rd_handshake_cmd(r, k->c, "TIME", cause, "TIME");
-        if (rep == NULL)
-            goto fail;
-        int64_t t1 = rd_clock_ms(CLOCK_REALTIME);
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-            rep->element[0]->type == REDIS_REPLY_STRING &&
-            rep->element[1]->type == REDIS_REPLY_STRING) {
-            int64_t server = strtoll(rep->element[0]->str, NULL, 10) * 1000 +
-                             strtoll(rep->element[1]->str, NULL, 10) / 1000;
-            k->offset_ms = server - (t0 + t1) / 2;
-        } else {
-            k->pxat = false;
-        }
-        freeReplyObject(rep);
+    rep = rd_handshake_cmd(r, k->c, "SCRIPT LOAD", cause, "SCRIPT LOAD %s", RD_SCRIPT);
+    if (rep == NULL)
+        goto fail;
+    if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+        snprintf(cause, RD_CAUSE_LEN, "SCRIPT LOAD refused: %.60s",
+                 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        goto fail;
     }
+    memcpy(k->sha, rep->str, 40);
+    k->sha[40] = '\0';
+    freeReplyObject(rep);
     return k;
 fail:
     if (rep != NULL)
@@ -450,26 +500,45 @@ static void rd_release(struct rd *r, struct rd_conn *k, int how, const char *cau
 
 /* ---- the command ---- */
 
-/* <prefix> || first 16 bytes of SHA-256(len(keyid) as 2 bytes BE || keyid || nonce).
- * Unkeyed, so that every verifier of the fleet derives the same key (see the header). */
-static bool rd_key(const struct rd *r, const char *keyid, size_t keyid_len, const char *nonce,
-                   size_t nonce_len, char out[RD_KEY_MAX], size_t *out_len)
+/* What one check sends: the pair's key, the keyid's set and the member. */
+struct rd_keys {
+    char pair[RD_KEY_MAX], kset[RD_KEY_MAX + 2];
+    size_t pair_len, kset_len;
+    const char *member; /* the pair's 16 hash bytes, inside pair */
+};
+
+static bool rd_hash16(const struct rd *r, const uint8_t *p, size_t n, char out[16])
 {
-    uint8_t buf[2 + REQSIGN_KEYID_MAX_LEN + REQSIGN_NONCE_MAX_LEN];
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned md_len = 0;
+    if (EVP_Digest(p, n, md, &md_len, r->sha256, NULL) != 1 ||
+        md_len < REQSIGN_NONCE_REDIS_KEY_HASH_LEN)
+        return false;
+    memcpy(out, md, REQSIGN_NONCE_REDIS_KEY_HASH_LEN);
+    return true;
+}
+
+/* pair: <prefix> || first 16 bytes of SHA-256(len(keyid) as 2 bytes BE || keyid || nonce);
+ * kset: <prefix> || "k:" || first 16 bytes of SHA-256(len(keyid) as 2 bytes BE || keyid).
+ * Unkeyed, so that every verifier of the fleet derives the same keys (see the
+ * header); the two have different lengths, so they never collide. */
+static bool rd_keys(const struct rd *r, const char *keyid, size_t keyid_len, const char *nonce,
+                    size_t nonce_len, struct rd_keys *out)
+{
+    uint8_t buf[2 + REQSIGN_KEYID_MAX_LEN + REQSIGN_NONCE_MAX_LEN];
 
     buf[0] = (uint8_t)(keyid_len >> 8);
     buf[1] = (uint8_t)keyid_len;
     memcpy(buf + 2, keyid, keyid_len);
     memcpy(buf + 2 + keyid_len, nonce, nonce_len);
-    if (EVP_Digest(buf, 2 + keyid_len + nonce_len, md, &md_len, r->sha256, NULL) != 1 ||
-        md_len < REQSIGN_NONCE_REDIS_KEY_HASH_LEN)
-        return false;
-    memcpy(out, r->prefix, r->prefix_len);
-    memcpy(out + r->prefix_len, md, REQSIGN_NONCE_REDIS_KEY_HASH_LEN);
-    *out_len = r->prefix_len + REQSIGN_NONCE_REDIS_KEY_HASH_LEN;
-    return true;
+    memcpy(out->pair, r->prefix, r->prefix_len);
+    memcpy(out->kset, r->prefix, r->prefix_len);
+    memcpy(out->kset + r->prefix_len, RD_KKEY_TAG, 2);
+    out->pair_len = r->prefix_len + REQSIGN_NONCE_REDIS_KEY_HASH_LEN;
+    out->kset_len = r->prefix_len + 2 + REQSIGN_NONCE_REDIS_KEY_HASH_LEN;
+    out->member = out->pair + r->prefix_len;
+    return rd_hash16(r, buf, 2 + keyid_len + nonce_len, out->pair + r->prefix_len) &&
+           rd_hash16(r, buf, 2 + keyid_len, out->kset + r->prefix_len + 2);
 }
 
 static bool rd_now_ok(int64_t now)
@@ -477,29 +546,38 @@ static bool rd_now_ok(int64_t now)
     return now >= 0 && now < (int64_t)UINT32_MAX;
 }
 
-/* Queue the SET for one pair on @k (not sent until a reply is read). */
-static bool rd_append_set(const struct rd_conn *k, const char *key, size_t key_len, int64_t now,
-                          int64_t until)
+/* Queue the check of one pair on @k (not sent until a reply is read):
+ * EVALSHA, or the whole script with EVAL when @eval (after NOSCRIPT). The
+ * pair is live while now <= until, so it expires at the start of second
+ * until + 1: (until + 1) * 1000 ms, absolute on the server's clock unless
+ * relative expiries are in use or that time is already past for the server;
+ * then (until + 1 - now) * 1000 ms from when the script runs. */
+static bool rd_append_check(const struct rd *r, const struct rd_conn *k, const struct rd_keys *ks,
+                            int64_t now, int64_t until, bool eval)
 {
     if (until <= now)
-        until = now + 1; /* kept at least a second, as the in-memory store does */
+        until = now + 1; /* remembered through the next second, as the in-memory store does */
     if (until - now > (int64_t)UINT32_MAX)
         until = now + (int64_t)UINT32_MAX;
-    if (k->pxat) {
-        long long at = (long long)until * 1000;
-        if (at > rd_clock_ms(CLOCK_REALTIME) + k->offset_ms)
-            return redisAppendCommand(k->c, "SET %b 1 NX PXAT %lld", key, key_len, at) == REDIS_OK;
-        /* already past for the server: PXAT would expire the key on arrival */
-    }
-    return redisAppendCommand(k->c, "SET %b 1 NX PX %lld", key, key_len,
-                              (long long)(until - now) * 1000) == REDIS_OK;
+    long long at = k->pxat ? (long long)(until + 1) * 1000 : 0;
+    long long rel = (long long)(until + 1 - now) * 1000;
+    /* hiredis knows no %zu */
+    return redisAppendCommand(k->c, "%s %s 2 %b %b %lld %lld %llu %llu %b",
+                              eval ? "EVAL" : "EVALSHA", eval ? RD_SCRIPT : k->sha, ks->pair,
+                              ks->pair_len, ks->kset, ks->kset_len, at, rel,
+                              (unsigned long long)r->per_key_max,
+                              (unsigned long long)r->max_entries, ks->member,
+                              (size_t)REQSIGN_NONCE_REDIS_KEY_HASH_LEN) == REDIS_OK;
 }
 
-/* Read one SET reply. Returns OK, REPLAY or UNAVAILABLE; sets *how (see
- * rd_release) and @cause on failure. */
-static enum reqsign_status rd_read_set(const struct rd *r, struct rd_conn *k, int *how, char *cause)
+/* Read one check's reply. Returns OK, REPLAY, NONCE_KEY_LIMIT,
+ * NONCE_STORE_FULL or UNAVAILABLE; sets *how (see rd_release) and @cause on
+ * failure, and *noscript (leaving *how alone) if the server lacks the script. */
+static enum reqsign_status rd_read_check(const struct rd *r, struct rd_conn *k, int *how,
+                                         char *cause, bool *noscript)
 {
     void *p = NULL;
+    *noscript = false;
     if (redisGetReply(k->c, &p) != REDIS_OK || p == NULL) {
         rd_io_cause(r, k->c, errno, cause);
         *how = 2;
@@ -507,10 +585,13 @@ static enum reqsign_status rd_read_set(const struct rd *r, struct rd_conn *k, in
     }
     redisReply *rep = p;
     enum reqsign_status st = REQSIGN_E_NONCE_STORE_UNAVAILABLE;
-    if (rd_reply_ok(rep)) {
-        st = REQSIGN_OK;
-    } else if (rep->type == REDIS_REPLY_NIL) {
-        st = REQSIGN_E_REPLAY;
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= -2 && rep->integer <= 1) {
+        static const enum reqsign_status by[] = {REQSIGN_E_NONCE_STORE_FULL,
+                                                 REQSIGN_E_NONCE_KEY_LIMIT, REQSIGN_E_REPLAY,
+                                                 REQSIGN_OK};
+        st = by[rep->integer + 2];
+    } else if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        *noscript = true;
     } else {
         if (rep->type == REDIS_REPLY_ERROR)
             snprintf(cause, RD_CAUSE_LEN, "error reply: %.80s", rep->str);
@@ -523,34 +604,61 @@ static enum reqsign_status rd_read_set(const struct rd *r, struct rd_conn *k, in
     return st;
 }
 
+/* The detail of a refusal by the script. */
+static enum reqsign_status rd_refusal(const struct rd *r, enum reqsign_status st,
+                                      struct reqsign_error *err, const char *item)
+{
+    switch (st) {
+    case REQSIGN_E_REPLAY:
+        return reqsign_error_set(err, st, rd_src, REQSIGN_NO_OFFSET,
+                                 "%snonce already used with this keyid", item);
+    case REQSIGN_E_NONCE_KEY_LIMIT:
+        return reqsign_error_set(err, st, rd_src, REQSIGN_NO_OFFSET,
+                                 "%skeyid holds its maximum of %zu live nonces", item,
+                                 r->per_key_max);
+    default:
+        return reqsign_error_set(err, st, rd_src, REQSIGN_NO_OFFSET,
+                                 "%sstore holds its maximum of %zu keys", item, r->max_entries);
+    }
+}
+
 static enum reqsign_status rd_check_insert(void *impl, const char *keyid, size_t keyid_len,
                                            const char *nonce, size_t nonce_len, int64_t now,
                                            int64_t until, struct reqsign_error *err)
 {
     struct rd *r = impl;
-    char key[RD_KEY_MAX], cause[RD_CAUSE_LEN] = "";
-    size_t key_len;
+    char cause[RD_CAUSE_LEN] = "";
+    struct rd_keys ks;
     struct rd_conn *k;
     struct rd_sigpipe sp;
     int how = 0;
-    enum reqsign_status st;
+    bool noscript = false;
+    enum reqsign_status st = REQSIGN_E_NONCE_STORE_UNAVAILABLE;
 
     /* keyid and nonce lengths: checked by reqsign_nonce_store_check_insert() */
     if (!rd_now_ok(now))
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
                                  "now %lld out of range", (long long)now);
-    if (!rd_key(r, keyid, keyid_len, nonce, nonce_len, key, &key_len))
+    if (!rd_keys(r, keyid, keyid_len, nonce, nonce_len, &ks))
         return reqsign_error_set(err, REQSIGN_E_CRYPTO, rd_src, REQSIGN_NO_OFFSET,
                                  "SHA-256 failed");
     st = rd_acquire(r, &k, err);
     if (st != REQSIGN_OK)
         return st;
     rd_sigpipe_block(&sp);
-    if (rd_append_set(k, key, key_len, now, until)) {
-        st = rd_read_set(r, k, &how, cause);
-    } else {
-        snprintf(cause, sizeof(cause), "out of memory");
-        st = REQSIGN_E_NONCE_STORE_UNAVAILABLE;
+    /* EVALSHA; the whole script only if the server lost it (SCRIPT FLUSH, failover) */
+    for (int eval = 0; eval < 2 && how == 0; eval++) {
+        if (!rd_append_check(r, k, &ks, now, until, eval != 0)) {
+            snprintf(cause, sizeof(cause), "out of memory");
+            how = 1;
+            break;
+        }
+        st = rd_read_check(r, k, &how, cause, &noscript);
+        if (!noscript)
+            break;
+    }
+    if (noscript && how == 0) {
+        snprintf(cause, sizeof(cause), "NOSCRIPT after EVAL");
         how = 1;
     }
     rd_sigpipe_restore(&sp, how == 2);
@@ -559,8 +667,9 @@ static enum reqsign_status rd_check_insert(void *impl, const char *keyid, size_t
     case REQSIGN_OK:
         return REQSIGN_OK;
     case REQSIGN_E_REPLAY:
-        return reqsign_error_set(err, st, rd_src, REQSIGN_NO_OFFSET,
-                                 "nonce already used with this keyid");
+    case REQSIGN_E_NONCE_KEY_LIMIT:
+    case REQSIGN_E_NONCE_STORE_FULL:
+        return rd_refusal(r, st, err, "");
     default:
         return reqsign_error_set(err, st, rd_src, REQSIGN_NO_OFFSET, "redis %s: %s", r->where,
                                  cause);
@@ -622,13 +731,123 @@ static bool rd_parse_uint(const char *p, const char *end, long lo, long hi, int 
     return true;
 }
 
+/* A curl_url_get() part, URL-decoded, or NULL (absent or no memory). */
+static char *rd_part(CURLU *u, CURLUPart what)
+{
+    char *v = NULL;
+    if (curl_url_get(u, what, &v, CURLU_URLDECODE) != CURLUE_OK)
+        return NULL;
+    char *copy = strdup(v);
+    if (what == CURLUPART_PASSWORD)
+        OPENSSL_cleanse(v, strlen(v));
+    curl_free(v);
+    return copy;
+}
+
+/* The URL's query: per_key_max=N, max_entries=N (N >= 1, decimal),
+ * assume_noeviction=0|1; they override the options. */
+static const char *rd_parse_query(struct rd *r, const char *q)
+{
+    while (*q != '\0') {
+        const char *end = strchr(q, '&'), *eq;
+        if (end == NULL)
+            end = q + strlen(q);
+        eq = memchr(q, '=', (size_t)(end - q));
+        if (eq == NULL)
+            return "query parameters are NAME=VALUE";
+        size_t nl = (size_t)(eq - q);
+        unsigned long long val = 0;
+        const char *p = eq + 1;
+        if (p == end || end - p > 18)
+            return "a query parameter's value must be a number";
+        for (; p < end; p++) {
+            if (*p < '0' || *p > '9')
+                return "a query parameter's value must be a number";
+            val = val * 10 + (unsigned long long)(*p - '0');
+        }
+        if (nl == 11 && memcmp(q, "per_key_max", nl) == 0 && val >= 1 && val <= SIZE_MAX)
+            r->per_key_max = (size_t)val;
+        else if (nl == 11 && memcmp(q, "max_entries", nl) == 0 && val >= 1 && val <= SIZE_MAX)
+            r->max_entries = (size_t)val;
+        else if (nl == 17 && memcmp(q, "assume_noeviction", nl) == 0 && val <= 1)
+            r->assume_noeviction = val == 1;
+        else
+            return "query parameters: per_key_max=N, max_entries=N (N >= 1), "
+                   "assume_noeviction=0|1";
+        q = *end == '&' ? end + 1 : end;
+    }
+    return NULL;
+}
+
+/* The redis:// case of rd_parse_url(), on a fresh @u. */
+static const char *rd_parse_curl(struct rd *r, CURLU *u, const char *url)
+{
+    char *v = NULL;
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    if (rc == CURLUE_OUT_OF_MEMORY)
+        return "out of memory";
+    if (rc != CURLUE_OK)
+        return "malformed URL (percent-encode an '@', ':' or '/' in the password)";
+    r->user = rd_part(u, CURLUPART_USER);
+    r->password = rd_part(u, CURLUPART_PASSWORD);
+    if (r->user != NULL && r->user[0] == '\0') {
+        free(r->user);
+        r->user = NULL;
+    }
+    if (r->password == NULL && (r->user != NULL || strchr(url, '@') != NULL))
+        return "user info must be USER:PASSWORD or :PASSWORD";
+    if (curl_url_get(u, CURLUPART_FRAGMENT, &v, 0) == CURLUE_OK) {
+        curl_free(v);
+        return "no fragment allowed";
+    }
+    if (curl_url_get(u, CURLUPART_QUERY, &v, 0) == CURLUE_OK) {
+        const char *bad_q = rd_parse_query(r, v);
+        curl_free(v);
+        if (bad_q != NULL)
+            return bad_q;
+    }
+    r->port = 6379;
+    if (curl_url_get(u, CURLUPART_PORT, &v, 0) == CURLUE_OK) {
+        bool ok = rd_parse_uint(v, v + strlen(v), 1, 65535, &r->port);
+        curl_free(v);
+        if (!ok)
+            return "port must be 1..65535";
+    }
+    r->db = 0;
+    if (curl_url_get(u, CURLUPART_PATH, &v, 0) != CURLUE_OK)
+        return "out of memory";
+    bool db_ok = v[0] != '/' || v[1] == '\0' ||
+                 rd_parse_uint(v + 1, v + strlen(v), 0, RD_DB_MAX, &r->db);
+    curl_free(v);
+    if (!db_ok)
+        return "database must be a number 0..65535";
+    if (curl_url_get(u, CURLUPART_HOST, &v, 0) != CURLUE_OK)
+        return "no host";
+    size_t n = strlen(v);
+    const char *h = v;
+    if (n >= 2 && v[0] == '[' && v[n - 1] == ']') { /* [IPv6] */
+        h++;
+        n -= 2;
+    }
+    r->host = n > 0 ? rd_strndup(h, n) : NULL;
+    curl_free(v);
+    if (r->host == NULL)
+        return n > 0 ? "out of memory" : "no host";
+    snprintf(r->where, sizeof(r->where), strchr(r->host, ':') ? "[%.60s]:%d" : "%.60s:%d",
+             r->host, r->port);
+    return NULL;
+}
+
 /* Fill r->host/port/db/user/password or r->path from @url. Returns NULL or
  * what is wrong (never quoting the URL: it may hold a password). */
 static const char *rd_parse_url(struct rd *r, const char *url)
 {
     if (strncmp(url, "unix:", 5) == 0) {
-        const char *path = url + 5;
-        size_t n = strlen(path);
+        const char *path = url + 5, *q = strchr(path, '?');
+        size_t n = q != NULL ? (size_t)(q - path) : strlen(path);
+        const char *bad_q = q != NULL ? rd_parse_query(r, q + 1) : NULL;
+        if (bad_q != NULL)
+            return bad_q;
         if (n == 0 || path[0] != '/')
             return "unix: needs an absolute socket path";
         if (n >= 108) /* sizeof(sun_path) */
@@ -636,60 +855,19 @@ static const char *rd_parse_url(struct rd *r, const char *url)
         r->path = rd_strndup(path, n);
         if (r->path == NULL)
             return "out of memory";
-        snprintf(r->where, sizeof(r->where), "%s", path);
+        snprintf(r->where, sizeof(r->where), "%.*s", (int)n, path);
         return NULL;
     }
     if (strncmp(url, "redis://", 8) != 0)
         return "scheme must be redis:// or unix:";
-    const char *p = url + 8, *end = p + strlen(p);
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    const char *auth_end = slash != NULL ? slash : end;
-    const char *at = NULL;
-    for (const char *q = p; q < auth_end; q++)
-        if (*q == '@')
-            at = q;
-    if (at != NULL) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon == NULL)
-            return "user info must be USER:PASSWORD or :PASSWORD";
-        if (colon > p && (r->user = rd_strndup(p, (size_t)(colon - p))) == NULL)
-            return "out of memory";
-        if ((r->password = rd_strndup(colon + 1, (size_t)(at - colon - 1))) == NULL)
-            return "out of memory";
-        p = at + 1;
-    }
-    const char *host = p, *host_end, *port = NULL;
-    if (*p == '[') {
-        host = p + 1;
-        host_end = memchr(host, ']', (size_t)(auth_end - host));
-        if (host_end == NULL)
-            return "unterminated [IPv6 address]";
-        p = host_end + 1;
-    } else {
-        host_end = p;
-        while (host_end < auth_end && *host_end != ':')
-            host_end++;
-        p = host_end;
-    }
-    if (host_end == host)
-        return "no host";
-    if (p < auth_end) {
-        if (*p != ':')
-            return "junk after the host";
-        port = p + 1;
-    }
-    r->port = 6379;
-    if (port != NULL && !rd_parse_uint(port, auth_end, 1, 65535, &r->port))
-        return "port must be 1..65535";
-    r->db = 0;
-    if (slash != NULL && slash + 1 < end && !rd_parse_uint(slash + 1, end, 0, RD_DB_MAX, &r->db))
-        return "database must be a number 0..65535";
-    r->host = rd_strndup(host, (size_t)(host_end - host));
-    if (r->host == NULL)
+    /* libcurl's URL parser: the userinfo ends where a URL parser says, so the
+     * password is the one reqsign_stores_describe() and others hide */
+    CURLU *u = curl_url();
+    if (u == NULL)
         return "out of memory";
-    snprintf(r->where, sizeof(r->where),
-             *host == ':' || strchr(r->host, ':') ? "[%.60s]:%d" : "%.60s:%d", r->host, r->port);
-    return NULL;
+    const char *bad = rd_parse_curl(r, u, url);
+    curl_url_cleanup(u);
+    return bad;
 }
 
 /* see reqsign/nonce_redis.h */
@@ -733,6 +911,9 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
     if (r->backoff_max_ms < r->backoff_min_ms)
         r->backoff_max_ms = r->backoff_min_ms;
     r->relative_ttl = o->relative_ttl;
+    r->assume_noeviction = o->assume_noeviction;
+    r->per_key_max = o->per_key_max != 0 ? o->per_key_max : REQSIGN_NONCE_DEFAULT_PER_KEY_MAX;
+    r->max_entries = o->max_entries != 0 ? o->max_entries : REQSIGN_NONCE_DEFAULT_MAX_ENTRIES;
 
     const char *bad = NULL;
     enum reqsign_status code = REQSIGN_E_INVALID_ARG;
@@ -829,30 +1010,50 @@ enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
     }
     if (pending > 0) {
         struct rd_conn *k;
-        if (rd_acquire(r, &k, &conn_err) == REQSIGN_OK) {
+        bool *noscript = calloc(n, sizeof(*noscript));
+        if (noscript == NULL)
+            (void)reqsign_error_set(&conn_err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, rd_src,
+                                    REQSIGN_NO_OFFSET, "out of memory");
+        else if (rd_acquire(r, &k, &conn_err) == REQSIGN_OK) {
             struct rd_sigpipe sp;
-            size_t sent = 0;
             rd_sigpipe_block(&sp);
-            for (size_t i = 0; i < n; i++) {
-                char key[RD_KEY_MAX];
-                size_t key_len;
-                if (results[i] != REQSIGN_E_NONCE_STORE_UNAVAILABLE)
-                    continue;
-                if (!rd_key(r, items[i].keyid.ptr, items[i].keyid.len, items[i].nonce.ptr,
-                            items[i].nonce.len, key, &key_len) ||
-                    !rd_append_set(k, key, key_len, now, items[i].until)) {
-                    snprintf(cause, sizeof(cause), "cannot queue the command");
-                    how = 1;
-                    break;
+            /* EVALSHA for every item; then, in order, EVAL for those the
+             * server answered NOSCRIPT (it lost the script meanwhile) */
+            for (int eval = 0; eval < 2 && how == 0; eval++) {
+                size_t sent = 0;
+                for (size_t i = 0; i < n; i++) {
+                    struct rd_keys ks;
+                    if (results[i] != REQSIGN_E_NONCE_STORE_UNAVAILABLE ||
+                        (eval && !noscript[i]))
+                        continue;
+                    if (!rd_keys(r, items[i].keyid.ptr, items[i].keyid.len, items[i].nonce.ptr,
+                                 items[i].nonce.len, &ks) ||
+                        !rd_append_check(r, k, &ks, now, items[i].until, eval != 0)) {
+                        snprintf(cause, sizeof(cause), "cannot queue the command");
+                        how = 1;
+                        break;
+                    }
+                    sent++;
                 }
-                sent++;
-            }
-            /* the replies come in the order the commands were queued */
-            for (size_t i = 0; i < n && sent > 0 && how != 2; i++) {
-                if (results[i] != REQSIGN_E_NONCE_STORE_UNAVAILABLE)
-                    continue;
-                results[i] = rd_read_set(r, k, &how, cause);
-                sent--;
+                /* the replies come in the order the commands were queued */
+                size_t lost = 0;
+                for (size_t i = 0; i < n && sent > 0 && how != 2; i++) {
+                    bool ns;
+                    if (results[i] != REQSIGN_E_NONCE_STORE_UNAVAILABLE ||
+                        (eval && !noscript[i]))
+                        continue;
+                    results[i] = rd_read_check(r, k, &how, cause, &ns);
+                    noscript[i] = ns;
+                    lost += ns;
+                    sent--;
+                }
+                if (lost == 0)
+                    break;
+                if (eval) {
+                    snprintf(cause, sizeof(cause), "NOSCRIPT after EVAL");
+                    if (how == 0)
+                        how = 1;
+                }
             }
             rd_sigpipe_restore(&sp, how == 2);
             rd_release(r, k, how, cause);
@@ -860,14 +1061,19 @@ enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
                 (void)reqsign_error_set(&conn_err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, rd_src,
                                         REQSIGN_NO_OFFSET, "redis %s: %s", r->where, cause);
         }
+        free(noscript);
     }
     for (size_t i = 0; i < n; i++) {
         switch (results[i]) {
         case REQSIGN_OK:
             continue;
         case REQSIGN_E_REPLAY:
-            return reqsign_error_set(err, results[i], rd_src, REQSIGN_NO_OFFSET,
-                                     "item %zu: nonce already used with this keyid", i);
+        case REQSIGN_E_NONCE_KEY_LIMIT:
+        case REQSIGN_E_NONCE_STORE_FULL: {
+            char item[32];
+            snprintf(item, sizeof(item), "item %zu: ", i);
+            return rd_refusal(r, results[i], err, item);
+        }
         case REQSIGN_E_INVALID_ARG:
             return reqsign_error_set(err, results[i], rd_src, REQSIGN_NO_OFFSET,
                                      "item %zu: keyid or nonce length out of range", i);

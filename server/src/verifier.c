@@ -821,7 +821,12 @@ enum reqsign_status reqsign_error_json(const struct reqsign_error *err, int64_t 
 {
     struct reqsign__buf b = {out, cap > 0 ? cap - 1 : 0, 0, 0};
     enum reqsign_status code = err != NULL ? err->code : REQSIGN_E_INTERNAL;
-    const char *msg = err != NULL && err->message[0] ? err->message : reqsign_strerror(code);
+    /* A local failure (HTTP 5xx: a store down or full, an internal error) is
+     * told the client by its code and generic text only: its detail may name
+     * hosts, ports, socket paths or a store's own reply (spec section 10). */
+    const char *msg = err != NULL && err->message[0] && reqsign_http_status(code) < 500
+                          ? err->message
+                          : reqsign_strerror(code);
     static const char hex[] = "0123456789abcdef";
 
     reqsign__buf_puts(&b, "{\"error\":\"");

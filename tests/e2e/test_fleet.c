@@ -474,6 +474,36 @@ Test(fleet, replay_across_instances)
 
 /* ---- (b) faults: Redis ---- */
 
+/* A 5xx error body (issue 12 item 6): exactly {"error": @code's name,
+ * "message": reqsign_strerror(@code)}, and none of @leaks (addresses, socket
+ * paths, a store's reply), which go to the server's log only. */
+static void assert_generic_body(const struct resp *r, enum reqsign_status code,
+                                const char *const *leaks)
+{
+    cr_assert_not_null(r->body);
+    for (size_t i = 0; leaks[i] != NULL; i++)
+        cr_assert_null(strstr(r->body, leaks[i]), "'%s' sent to the client: %s", leaks[i],
+                       r->body);
+    json_t *j = json_loads(r->body, 0, NULL);
+    cr_assert_not_null(j, "%s", r->body);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), reqsign_errname(code));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "message")), reqsign_strerror(code),
+                     "%s", r->body);
+    json_decref(j);
+}
+
+/* Whether the file @path contains @text. */
+static int log_has(const char *path, const char *text)
+{
+    char cmd[1200];
+    int st;
+    snprintf(cmd, sizeof(cmd), "grep -cF -- '%s' '%s'", text, path);
+    char *out = tu_run(cmd, &st);
+    int yes = st == 0 && out != NULL && atoi(out) > 0;
+    free(out);
+    return yes;
+}
+
 /* While Redis is out (for @ms): every verify on either instance is 503
  * nonce_store_unavailable with Retry-After; none is accepted. */
 static void expect_all_503(struct fleet *f, const struct reqsign_signer *k, long ms,
@@ -491,6 +521,8 @@ static void expect_all_503(struct fleet *f, const struct reqsign_signer *k, long
                      r.status, r.error);
         cr_assert_str_eq(r.error, "nonce_store_unavailable");
         cr_assert(r.retry_after, "503 without Retry-After");
+        const char *leaks[] = {f->redis.sock, f->redis.dir, "redis.sock", "redis", NULL};
+        assert_generic_body(&r, REQSIGN_E_NONCE_STORE_UNAVAILABLE, leaks);
         if (r.ms > worst)
             worst = r.ms;
         free(r.body);
@@ -564,6 +596,26 @@ Test(fleet, redis_outage)
     }
     curl_slist_free_all(h);
     cr_assert(st[0] == 200 && st[1] == 401, "after the restart: %ld then %ld", st[0], st[1]);
+
+    /* full: Redis answers OOM; the client gets the code and the generic text,
+     * the log gets Redis's address and its reply */
+    char out[160];
+    const char *full[] = {"CONFIG", "SET", "maxmemory", "1"};
+    size_t fl[] = {6, 3, 9, 1};
+    cr_assert_eq(ru_command(&f.redis, 4, full, fl, out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "+OK");
+    for (int i = 0; i < 2; i++) {
+        struct resp r = fresh(&f, f.c, i, k, "/full");
+        cr_assert_eq(r.status, 503, "full Redis: %ld %s", r.status, r.error);
+        const char *leaks[] = {f.redis.sock, f.redis.dir, "redis", "OOM", "maxmemory", NULL};
+        assert_generic_body(&r, REQSIGN_E_NONCE_STORE_UNAVAILABLE, leaks);
+        free(r.body);
+        cr_assert(log_has(f.log_b[i], "OOM") && log_has(f.log_b[i], f.redis.sock),
+                  "instance %d did not log the detail (see %s)", i, f.log_b[i]);
+    }
+    full[3] = "0";
+    cr_assert_eq(ru_command(&f.redis, 4, full, fl, out, sizeof(out)), 0);
+    expect_resume(&f, k, "no longer full");
     reqsign_signer_free(k);
     fleet_down(&f);
 }
@@ -639,7 +691,11 @@ Test(fleet, postgres_outage_and_revocation)
         cr_assert_eq(q.status, 503, "uncached key with PostgreSQL down: %ld %s", q.status, q.error);
         cr_assert_str_eq(q.error, "keystore_unavailable");
         cr_assert(q.retry_after, "503 without Retry-After");
+        const char *leaks[] = {f.pg.sock, f.pg.dir, ".s.PGSQL", "5432", "socket", NULL};
+        assert_generic_body(&q, REQSIGN_E_KEYSTORE_UNAVAILABLE, leaks);
         free(q.body);
+        cr_assert(log_has(f.log_b[i], f.pg.sock), "instance %d did not log the detail (see %s)",
+                  i, f.log_b[i]);
     }
     /* the cached key works until its TTL, then 503 too */
     long last_ok[2] = {-1, -1}, first_503[2] = {-1, -1};
@@ -672,6 +728,29 @@ Test(fleet, postgres_outage_and_revocation)
         cr_assert_leq(first_503[i], (TTL + 1) * 1000L, "instance %d: served past TTL", i);
         cr_assert_geq(last_ok[i], (TTL - 1) * 1000L - 200,
                       "instance %d: cached key refused early (%ld ms)", i, last_ok[i]);
+    }
+    /* PostgreSQL still down: an unsigned request naming a random keyid (a forged
+     * signature: the key is looked up before the signature is checked) */
+    for (int i = 0; i < 2; i++) {
+        char url[512], si[400], sig[120];
+        snprintf(url, sizeof(url), "%s/random", f.b[i].url);
+        snprintf(si, sizeof(si),
+                 "Signature-Input: sig1=(\"@method\" \"@authority\" \"@path\" \"@query\")"
+                 ";created=%lld;nonce=\"abcdefghijklmnopqrstuv\";keyid=\"k-random-%d\""
+                 ";alg=\"ed25519\"",
+                 (long long)time(NULL), i);
+        snprintf(sig, sizeof(sig), "Signature: sig1=:%.86s==:",
+                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        struct curl_slist *h = curl_slist_append(NULL, si);
+        h = curl_slist_append(h, sig);
+        struct resp q = http(f.c, "GET", url, h, NULL);
+        curl_slist_free_all(h);
+        fprintf(stderr, "fleet: postgres stopped: a forged request, random keyid: %ld %s\n",
+                q.status, q.body != NULL ? q.body : "");
+        cr_assert_eq(q.status, 503, "%ld %s", q.status, q.error);
+        const char *leaks[] = {f.pg.sock, f.pg.dir, ".s.PGSQL", "5432", "socket", NULL};
+        assert_generic_body(&q, REQSIGN_E_KEYSTORE_UNAVAILABLE, leaks);
+        free(q.body);
     }
     assert_backends_alive(&f);
 
@@ -741,6 +820,25 @@ Test(fleet, startup)
     cr_assert_not_null(strstr(out, "unreachable at start-up"), "%s", out);
     free(out);
 
+    /* a Redis password holding a raw '@': never half shown. The whole userinfo
+     * is masked in what is logged, as libcurl's URL parser delimits it. */
+    const char *secret_urls[][2] = {
+        {"redis://:hunter2@ret-part@127.0.0.1:1", "redis://*** (malformed URL, not shown)"},
+        {"redis://admin:hunter2-ret-part@127.0.0.1:1", "redis://***@127.0.0.1:1"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(args, sizeof(args), "--key-store '%s' --nonce-store '%s' --listen 127.0.0.1:0",
+                 ks, secret_urls[i][0]);
+        st = run_backend(args, &out);
+        fprintf(stderr, "fleet: a password in the Redis URL: exit %d: %s", st, out);
+        cr_assert_eq(st, 1, "exit %d: %s", st, out);
+        cr_assert_not_null(strstr(out, secret_urls[i][1]), "%s", out);
+        cr_assert_null(strstr(out, "hunter2"), "password in a message: %s", out);
+        cr_assert_null(strstr(out, "ret-part"), "password in a message: %s", out);
+        cr_assert_null(strstr(out, "admin"), "user in a message: %s", out);
+        free(out);
+    }
+
     /* PostgreSQL unreachable at start-up: exit 1, saying so */
     struct ru_server redis;
     cr_assert_eq(ru_start(&redis), 0);
@@ -788,6 +886,24 @@ Test(fleet, startup)
         struct tu_proc p;
         cr_assert_eq(tu_proc_start(&p, argv, NULL, 15000), 0, "%s %s", forms[i][0], forms[i][1]);
         cr_assert_eq(tu_proc_stop(&p, SIGTERM, 15000), 0);
+    }
+    ru_stop(&redis);
+    free(redis.dir);
+
+    /* an evicting Redis (it would forget live nonces): refused, exit 1 naming it */
+    static const char *const lru[] = {"--maxmemory-policy", "allkeys-lru", NULL};
+    cr_assert_eq(ru_start_with(&redis, lru), 0);
+    const char *progs[] = {"API_BACKEND", "REQSIGND"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof(cmd),
+                 "timeout 20 '%s' --key-store '%s' --nonce-store %s --listen 127.0.0.1:0 2>&1",
+                 tu_prog(progs[i]), ks, redis.url);
+        out = tu_run(cmd, &st);
+        fprintf(stderr, "fleet: %s with allkeys-lru: exit %d: %s", progs[i], st, out);
+        cr_assert_eq(st, 1, "%s: exit %d: %s", progs[i], st, out);
+        cr_assert_not_null(strstr(out, "maxmemory-policy is allkeys-lru, must be noeviction"),
+                           "%s: %s", progs[i], out);
+        free(out);
     }
     ru_stop(&redis);
     free(redis.dir);

@@ -58,9 +58,14 @@ static int ru_spawn(struct ru_server *s)
             dup2(fd, 2);
             close(fd);
         }
-        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", s->sock,
-               "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", s->dir,
-               "--daemonize", "no", (char *)NULL);
+        const char *argv[32] = {"redis-server", "--port", "0", "--unixsocket", s->sock,
+                                "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+                                "--dir", s->dir, "--daemonize", "no"};
+        size_t n = 15;
+        for (size_t i = 0; s->extra != NULL && s->extra[i] != NULL && n < 31; i++)
+            argv[n++] = s->extra[i];
+        argv[n] = NULL;
+        execvp("redis-server", (char *const *)argv);
         _exit(127);
     }
     s->pid = pid;
@@ -86,7 +91,13 @@ static int ru_spawn(struct ru_server *s)
 
 int ru_start(struct ru_server *s)
 {
+    return ru_start_with(s, NULL);
+}
+
+int ru_start_with(struct ru_server *s, const char *const *extra)
+{
     memset(s, 0, sizeof(*s));
+    s->extra = extra;
     s->dir = tu_tmpdir();
     snprintf(s->sock, sizeof(s->sock), "%s/redis.sock", s->dir);
     snprintf(s->url, sizeof(s->url), "unix:%s", s->sock);

@@ -12,6 +12,7 @@ struct ru_server {
     char *dir;      /* from tu_tmpdir(); holds redis.sock and redis.log */
     char sock[160]; /* DIR/redis.sock */
     char url[170];  /* unix:DIR/redis.sock, for reqsign_nonce_redis_opts.url */
+    const char *const *extra; /* more redis-server arguments (NULL-terminated), or NULL */
 };
 
 /* Whether a redis-server program is on PATH. */
@@ -22,6 +23,10 @@ bool ru_available(void);
  * PR_SET_PDEATHSIG(SIGKILL): it dies with the calling thread, so call this from
  * the test's main thread. Returns 0, or -1 with a message on stderr. */
 int ru_start(struct ru_server *s);
+
+/* The same with more redis-server arguments (@extra: NULL-terminated, kept
+ * by pointer for ru_restart; e.g. {"--maxmemory-policy", "allkeys-lru", NULL}). */
+int ru_start_with(struct ru_server *s, const char *const *extra);
 
 /* Start it again on the same socket (after ru_signal(s, SIGKILL)). */
 int ru_restart(struct ru_server *s);

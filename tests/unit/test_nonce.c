@@ -161,12 +161,13 @@ Test(nonce, same_nonce_under_two_keyids)
 Test(nonce, accepted_again_after_expiry)
 {
     struct reqsign_nonce_store *s = mk(0, 0);
-    cr_assert_eq(ci(s, "k", "n", T0, T0 + 10), REQSIGN_OK);
+    /* live while now <= until: through second T0 + 9, dead at T0 + 10 */
+    cr_assert_eq(ci(s, "k", "n", T0, T0 + 9), REQSIGN_OK);
     cr_assert_eq(ci(s, "k", "n", T0 + 9, T0 + 19), REQSIGN_E_REPLAY);
     cr_assert_eq(reqsign_nonce_store_memory_count(s, T0 + 9), 1);
     cr_assert_eq(reqsign_nonce_store_memory_count(s, T0 + 10), 0);
-    /* until <= now: dead, so accepted and remembered again (until T0 + 20) */
-    cr_assert_eq(ci(s, "k", "n", T0 + 10, T0 + 20), REQSIGN_OK);
+    /* until < now: dead, so accepted and remembered again (through T0 + 19) */
+    cr_assert_eq(ci(s, "k", "n", T0 + 10, T0 + 19), REQSIGN_OK);
     cr_assert_eq(ci(s, "k", "n", T0 + 19, T0 + 29), REQSIGN_E_REPLAY);
     /* long after, once reclaimed */
     cr_assert_eq(ci(s, "k", "n", T0 + 1000, T0 + 1010), REQSIGN_OK);
@@ -178,9 +179,11 @@ Test(nonce, accepted_again_after_expiry)
 Test(nonce, until_not_after_now_is_kept_a_second)
 {
     struct reqsign_nonce_store *s = mk(0, 0);
+    /* until <= now is taken as now + 1: live through the next second */
     cr_assert_eq(ci(s, "k", "n", T0, T0), REQSIGN_OK);
     cr_assert_eq(ci(s, "k", "n", T0, T0), REQSIGN_E_REPLAY);
-    cr_assert_eq(ci(s, "k", "n", T0 + 1, T0 + 1), REQSIGN_OK);
+    cr_assert_eq(ci(s, "k", "n", T0 + 1, T0 + 1), REQSIGN_E_REPLAY);
+    cr_assert_eq(ci(s, "k", "n", T0 + 2, T0 + 2), REQSIGN_OK);
     cr_assert_eq(ci(s, "k", "m", T0, T0 - 5), REQSIGN_OK);
     cr_assert_eq(ci(s, "k", "m", T0, T0 + 100), REQSIGN_E_REPLAY);
     /* beyond 2106: kept until UINT32_MAX */
@@ -194,8 +197,8 @@ Test(nonce, full_store_refuses_and_never_forgets)
     struct reqsign_nonce_store *s = mk(10, 0);
     struct reqsign_error err;
     char b[32];
-    for (unsigned i = 0; i < 10; i++) /* 0..4 die at T0 + 10, 5..9 at T0 + 100 */
-        cr_assert_eq(ci(s, "k", nonce_of(b, 0, i), T0, i < 5 ? T0 + 10 : T0 + 100), REQSIGN_OK);
+    for (unsigned i = 0; i < 10; i++) /* 0..4 live through T0 + 9, 5..9 through T0 + 99 */
+        cr_assert_eq(ci(s, "k", nonce_of(b, 0, i), T0, i < 5 ? T0 + 9 : T0 + 99), REQSIGN_OK);
     cr_assert_eq(ci_err(s, "k", "one more", T0, T0 + 10, &err), REQSIGN_E_NONCE_STORE_FULL);
     cr_assert_eq(reqsign_http_status(err.code), 503);
     cr_assert_str_eq(err.source, "nonce store");
@@ -232,17 +235,17 @@ Test(nonce, per_key_cap)
     struct reqsign_error err;
     char b[32];
     for (unsigned i = 0; i < 3; i++)
-        cr_assert_eq(ci(s, "busy", nonce_of(b, 0, i), T0, T0 + 10), REQSIGN_OK);
+        cr_assert_eq(ci(s, "busy", nonce_of(b, 0, i), T0, T0 + 9), REQSIGN_OK);
     cr_assert_eq(ci_err(s, "busy", "fourth", T0, T0 + 10, &err), REQSIGN_E_NONCE_KEY_LIMIT);
     cr_assert_eq(reqsign_http_status(err.code), 429);
     cr_assert_str_eq(err.source, "nonce store");
     /* a replay at the cap is still a replay */
-    cr_assert_eq(ci(s, "busy", nonce_of(b, 0, 1), T0, T0 + 10), REQSIGN_E_REPLAY);
+    cr_assert_eq(ci(s, "busy", nonce_of(b, 0, 1), T0, T0 + 9), REQSIGN_E_REPLAY);
     /* the other key is not locked out */
     for (unsigned i = 0; i < 3; i++)
-        cr_assert_eq(ci(s, "quiet", nonce_of(b, 0, i), T0, T0 + 10), REQSIGN_OK);
-    cr_assert_eq(ci(s, "quiet", "fourth", T0, T0 + 10), REQSIGN_E_NONCE_KEY_LIMIT);
-    cr_assert_eq(ci(s, "third", "x", T0, T0 + 10), REQSIGN_OK);
+        cr_assert_eq(ci(s, "quiet", nonce_of(b, 0, i), T0, T0 + 9), REQSIGN_OK);
+    cr_assert_eq(ci(s, "quiet", "fourth", T0, T0 + 9), REQSIGN_E_NONCE_KEY_LIMIT);
+    cr_assert_eq(ci(s, "third", "x", T0, T0 + 9), REQSIGN_OK);
     /* once the busy key's entries are reclaimed it has room again */
     for (unsigned i = 0; i < 3; i++)
         cr_assert_eq(ci(s, "busy", nonce_of(b, 1, i), T0 + 11, T0 + 30), REQSIGN_OK);
@@ -253,9 +256,9 @@ Test(nonce, per_key_cap)
 Test(nonce, revived_entry_counts_once)
 {
     struct reqsign_nonce_store *s = mk(0, 1);
-    cr_assert_eq(ci(s, "k", "n1", T0, T0 + 10), REQSIGN_OK);
-    cr_assert_eq(ci(s, "k", "n1", T0 + 10, T0 + 20), REQSIGN_OK); /* dead: revived in place */
-    cr_assert_eq(ci(s, "k", "n2", T0 + 10, T0 + 20), REQSIGN_E_NONCE_KEY_LIMIT);
+    cr_assert_eq(ci(s, "k", "n1", T0, T0 + 9), REQSIGN_OK);
+    cr_assert_eq(ci(s, "k", "n1", T0 + 10, T0 + 19), REQSIGN_OK); /* dead: revived in place */
+    cr_assert_eq(ci(s, "k", "n2", T0 + 10, T0 + 19), REQSIGN_E_NONCE_KEY_LIMIT);
     cr_assert_eq(ci(s, "k", "n2", T0 + 12, T0 + 20), REQSIGN_E_NONCE_KEY_LIMIT);
     cr_assert_eq(ci(s, "k", "n2", T0 + 21, T0 + 30), REQSIGN_OK);
     struct reqsign_nonce_memory_stats st;
@@ -398,7 +401,7 @@ Test(nonce, sweep_reclaims_everything_reclaimable)
     reqsign_nonce_store_memory_stats(s, T0, &empty);
     for (unsigned i = 0; i < 3000; i++) {
         snprintf(k, sizeof(k), "key%u", i); /* one key each: counters are freed too */
-        cr_assert_eq(ci(s, k, nonce_of(n, 0, i), T0, i < 1000 ? T0 + 10 : T0 + 20), REQSIGN_OK);
+        cr_assert_eq(ci(s, k, nonce_of(n, 0, i), T0, i < 1000 ? T0 + 9 : T0 + 19), REQSIGN_OK);
     }
     cr_assert_eq(reqsign_nonce_store_memory_sweep(s, T0 + 5), 0);
     cr_assert_eq(reqsign_nonce_store_memory_sweep(s, T0 + 10), 0); /* dead, not yet reclaimable */
@@ -424,7 +427,7 @@ Test(nonce, sweep_reclaims_everything_reclaimable)
 Test(nonce, random_checks_match_a_model)
 {
     enum { PAIRS = 4000, KEYS = 7, STEPS = 300000 };
-    static int64_t model[PAIRS]; /* until, 0: never seen */
+    static int64_t model[PAIRS]; /* until (live while now <= until), 0: never seen */
     struct reqsign_nonce_store *s = mk(0, 0);
     uint64_t x = 0x9E3779B97F4A7C15u;
     int64_t now = T0;
@@ -439,14 +442,14 @@ Test(nonce, random_checks_match_a_model)
         unsigned p = (unsigned)((x >> 20) % PAIRS);
         int64_t until = now + 1 + (int64_t)((x >> 8) % 30);
         snprintf(k, sizeof(k), "k%u", p % KEYS);
-        enum reqsign_status want = model[p] > now ? REQSIGN_E_REPLAY : REQSIGN_OK;
+        enum reqsign_status want = model[p] >= now ? REQSIGN_E_REPLAY : REQSIGN_OK;
         cr_assert_eq(ci(s, k, nonce_of(n, 9, p), now, until), want, "step %u", step);
         if (want == REQSIGN_OK)
             model[p] = until;
         if (step % 25000 == 0) {
             size_t live = 0;
             for (unsigned i = 0; i < PAIRS; i++)
-                live += model[i] > now;
+                live += model[i] >= now;
             cr_assert_eq(reqsign_nonce_store_memory_count(s, now), live, "step %u", step);
         }
     }

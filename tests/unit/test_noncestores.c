@@ -1,14 +1,16 @@
 /* Criterion suite `noncestores`: one contract, run against every nonce store.
  *
- * Each contract case runs once per row of `impls` (memory; redis with PXAT;
- * redis forced to PX), as tests named CASE__ROW. The Redis rows start their
+ * Each contract case runs once per row of `impls` (memory; redis with
+ * absolute expiries; redis forced to relative ones), as tests named CASE__ROW. The Redis rows start their
  * own redis-server on a Unix socket in a temporary directory (redisutil.h)
  * and are skipped when reqsign was built without hiredis or redis-server is
  * not installed. Time: the memory row uses an injected clock; the Redis rows
  * use the real clock and real one-second windows (Redis expires keys itself).
  * Then Redis-only cases: the pipelined batch, fleet key sharing, the key
  * format, failing closed while the server hangs (SIGSTOP) or is gone
- * (SIGKILL) and resuming without a new store, and rough timings.
+ * (SIGKILL) and resuming without a new store, rough timings, the per-key cap
+ * (also exact under threads), the total bound, refusing an evicting Redis or
+ * one whose CONFIG is disabled, and the EVAL fallback after SCRIPT FLUSH.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -76,18 +78,19 @@ static int64_t fx_now(const struct fx *f)
     return f->impl->real_clock ? (int64_t)time(NULL) : T0 + f->fake;
 }
 
-/* Let a pair inserted at @now until @until expire. @after_ms: real ms right
- * after the insert returned (a PX window starts when Redis ran the SET). */
+/* Let a pair inserted at @now until @until expire: it is live while
+ * now <= until, so dead from second until + 1. @after_ms: real ms right
+ * after the insert returned (a relative expiry starts when Redis ran it). */
 static void fx_wait_expired(struct fx *f, int64_t now, int64_t until, int64_t after_ms)
 {
     if (!f->impl->real_clock) {
-        f->fake = until - T0;
+        f->fake = until + 1 - T0;
         return;
     }
-    int64_t at = until * 1000, px = after_ms + (until - now) * 1000;
+    int64_t at = (until + 1) * 1000, px = after_ms + (until + 1 - now) * 1000;
     int64_t target = (at > px ? at : px) + 50;
     sleep_ms(target - real_ms());
-    while ((int64_t)time(NULL) < until) /* the next check's now is past until */
+    while ((int64_t)time(NULL) <= until) /* the next check's now is past until */
         sleep_ms(10);
 }
 
@@ -265,7 +268,7 @@ CONTRACT(accepted_again_after_expiry)
     cr_assert_eq(ci(f->s, "alice", "lasting-1", now, now + 300), REQSIGN_OK);
     fx_wait_expired(f, now, until, after);
     int64_t later = fx_now(f);
-    cr_assert_geq(later, until);
+    cr_assert_gt(later, until);
     cr_assert_eq(ci(f->s, "alice", "expiring-1", later, later + 300), REQSIGN_OK);
     cr_assert_eq(ci(f->s, "alice", "expiring-1", later, later + 300), REQSIGN_E_REPLAY);
     cr_assert_eq(ci(f->s, "alice", "lasting-1", later, later + 300), REQSIGN_E_REPLAY);
@@ -292,6 +295,40 @@ CONTRACT(invalid_arguments)
     cr_assert_eq(reqsign_nonce_store_check_insert(f->s, "k\0\xff", 3, "n\0\xff-nonce", 10, now,
                                                   now + 300, &e),
                  REQSIGN_E_REPLAY);
+}
+
+/* The window edge (spec section 6), for every store: a pair is live while
+ * now <= until, through the last millisecond of second until. Memory: the
+ * injected clock at until, then until + 1. Redis (which expires keys by its own
+ * clock): real time, a replay whose check reads now = until and runs in the
+ * last milliseconds of second until is refused; from second until + 1 on the
+ * pair is accepted again. */
+CONTRACT(live_through_the_last_ms_of_second_until)
+{
+    if (f->impl->real_clock)
+        while (real_ms() % 1000 > 100) /* early in a second: a relative expiry cannot hide the edge */
+            sleep_ms(5);
+    int64_t now = fx_now(f), until = now + 1;
+    cr_assert_eq(ci(f->s, "edge", "edge-1", now, until), REQSIGN_OK);
+    int64_t after = real_ms();
+    if (!f->impl->real_clock) {
+        f->fake = until - T0;
+        cr_assert_eq(ci(f->s, "edge", "edge-1", until, until + 300), REQSIGN_E_REPLAY);
+    } else {
+        int64_t edge = (until + 1) * 1000; /* the first ms of second until + 1 */
+        sleep_ms(edge - 40 - real_ms());
+        enum reqsign_status st = ci(f->s, "edge", "edge-1", until, until + 300);
+        int64_t done = real_ms();
+        cr_log_info("%s: replay at %lld ms before second until + 1: %s", f->impl->name,
+                    (long long)(edge - done), reqsign_errname(st));
+        cr_assert_lt(done, edge, "the check ended %lld ms late: the machine is too busy",
+                     (long long)(done - edge));
+        cr_assert_eq(st, REQSIGN_E_REPLAY, "replay accepted in the last ms of second until");
+    }
+    fx_wait_expired(f, now, until, after);
+    int64_t later = fx_now(f);
+    cr_assert_gt(later, until);
+    cr_assert_eq(ci(f->s, "edge", "edge-1", later, later + 300), REQSIGN_OK);
 }
 
 #define RACE_THREADS 8
@@ -502,11 +539,12 @@ Test(noncestores, redis_fleet_shares_keys_and_key_format)
     cr_assert_eq(ru_command(&f.srv, 2, argv, lens, out, sizeof(out)), 0);
     cr_assert_eq(out[0], ':', "PTTL: %s", out);
     long long pttl = strtoll(out + 1, NULL, 10);
-    cr_assert(pttl > 298000 && pttl <= 301000, "PTTL %lld", pttl);
+    /* live through second now + 300: expires at (now + 301) * 1000 ms */
+    cr_assert(pttl > 299000 && pttl <= 302000, "PTTL %lld", pttl);
     const char *dbsize[] = {"DBSIZE"};
     size_t dblen[] = {6};
     cr_assert_eq(ru_command(&f.srv, 1, dbsize, dblen, out, sizeof(out)), 0);
-    cr_assert_str_eq(out, ":2");
+    cr_assert_str_eq(out, ":3"); /* two pairs and the keyid's set */
     teardown_redis(&f);
 }
 
@@ -525,6 +563,12 @@ Test(noncestores, redis_bad_options_and_unreachable)
         "unix:",
         "unix:relative.sock",
         "redis://secretonly@h",
+        "redis://:secretonly@ret-part@h", /* a raw '@' in the password: percent-encode it */
+        "redis://h/0?secretonly=1",
+        "redis://h/0?per_key_max=0",
+        "redis://h/0?max_entries=x",
+        "unix:/tmp/x.sock?assume_noeviction=2",
+        "redis://h/0#frag",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct reqsign_nonce_redis_opts o = {.url = bad[i]};
@@ -547,7 +591,8 @@ Test(noncestores, redis_bad_options_and_unreachable)
 
     /* good URLs; nothing listens on TCP port 1: refused, fail-closed, no password shown */
     static const char *const good[] = {"redis://127.0.0.1", "redis://[::1]:1/3",
-                                       "redis://u:pw@h:7000/0", "unix:/tmp/x.sock"};
+                                       "redis://u:pw@h:7000/0", "redis://:p%40ss@h/",
+                                       "unix:/tmp/x.sock"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         o = (struct reqsign_nonce_redis_opts){.url = good[i]};
         struct reqsign_nonce_store *s = reqsign_nonce_store_redis_new(&o, &e);
@@ -732,5 +777,278 @@ Test(noncestores, redis_rough_numbers)
                 1000.0 * (double)single / SINGLE, BATCH, 1000.0 * (double)batched / BATCHES,
                 batched > 0 ? 1000.0 * BATCHES * BATCH / (double)batched : 0.0);
     reqsign_nonce_store_free(one);
+    teardown_redis(&f);
+}
+
+/* ---- Redis: the per-key cap, the total bound, the eviction policy ---- */
+
+static struct reqsign_nonce_store *capped_store(struct fx *f, const char *prefix, size_t per_key,
+                                                size_t max_entries, size_t pool)
+{
+    struct reqsign_error e;
+    struct reqsign_nonce_redis_opts o = {
+        .url = f->srv.url,
+        .key_prefix = prefix,
+        .pool_size = pool,
+        .command_timeout_ms = CONTRACT_MS,
+        .per_key_max = per_key,
+        .max_entries = max_entries,
+    };
+    reqsign_error_clear(&e);
+    struct reqsign_nonce_store *s = reqsign_nonce_store_redis_new(&o, &e);
+    cr_assert_not_null(s, "%s", e.message);
+    return s;
+}
+
+Test(noncestores, redis_per_key_cap_does_not_lock_out_other_keys)
+{
+    struct fx f;
+    struct reqsign_error e;
+    char n[48];
+    redis_setup(&f);
+    struct reqsign_nonce_store *s = capped_store(&f, "cap:", 5, 0, 2);
+    int64_t now = (int64_t)time(NULL);
+    for (unsigned i = 0; i < 5; i++)
+        cr_assert_eq(ci(s, "busy", nonce_of(n, 30, i), now, now + 300), REQSIGN_OK, "%u", i);
+    reqsign_error_clear(&e);
+    cr_assert_eq(reqsign_nonce_store_check_insert(s, "busy", 4, "sixth", 5, now, now + 300, &e),
+                 REQSIGN_E_NONCE_KEY_LIMIT);
+    cr_assert_eq(e.code, REQSIGN_E_NONCE_KEY_LIMIT);
+    cr_assert_eq(reqsign_http_status(e.code), 429);
+    cr_assert_not_null(strstr(e.message, "maximum of 5"), "%s", e.message);
+    /* a replay at the cap is still a replay; another key still gets OK */
+    cr_assert_eq(ci(s, "busy", nonce_of(n, 30, 2), now, now + 300), REQSIGN_E_REPLAY);
+    cr_assert_eq(ci(s, "quiet", "first", now, now + 300), REQSIGN_OK);
+    cr_assert_eq(ci(s, "busy", "sixth", now, now + 300), REQSIGN_E_NONCE_KEY_LIMIT);
+
+    /* the batch: the same semantics, counting the batch's earlier items */
+    static char nonces[8][48];
+    struct reqsign_nonce_item items[8];
+    enum reqsign_status res[8];
+    for (unsigned i = 0; i < 8; i++)
+        items[i] = item(i == 3 ? "other" : "batch-key", nonce_of(nonces[i], 31, i), now + 300);
+    reqsign_error_clear(&e);
+    cr_assert_eq(reqsign_nonce_store_redis_check_insert_batch(s, items, 8, res, now, &e),
+                 REQSIGN_E_NONCE_KEY_LIMIT);
+    cr_assert_not_null(strstr(e.message, "item 6"), "%s", e.message);
+    for (unsigned i = 0; i < 8; i++)
+        cr_assert_eq(res[i], i < 6 ? REQSIGN_OK : REQSIGN_E_NONCE_KEY_LIMIT, "item %u: %s", i,
+                     reqsign_errname(res[i]));
+    reqsign_nonce_store_free(s);
+
+    /* entries that expired no longer count: a key at its cap gets room again */
+    s = capped_store(&f, "cap2:", 2, 0, 1);
+    now = (int64_t)time(NULL);
+    cr_assert_eq(ci(s, "k", "a", now, now + 1), REQSIGN_OK);
+    int64_t after = real_ms();
+    cr_assert_eq(ci(s, "k", "b", now, now + 300), REQSIGN_OK);
+    cr_assert_eq(ci(s, "k", "c", now, now + 300), REQSIGN_E_NONCE_KEY_LIMIT);
+    struct fx rf = {.impl = &impls[1]};
+    fx_wait_expired(&rf, now, now + 1, after);
+    int64_t later = (int64_t)time(NULL);
+    cr_assert_eq(ci(s, "k", "c", later, later + 300), REQSIGN_OK);
+    cr_assert_eq(ci(s, "k", "d", later, later + 300), REQSIGN_E_NONCE_KEY_LIMIT);
+    reqsign_nonce_store_free(s);
+    teardown_redis(&f);
+}
+
+#define CAP_THREADS 8
+#define CAP_EACH 20
+#define CAP_MAX 50
+
+struct cap_race {
+    struct reqsign_nonce_store *s;
+    int64_t now;
+    pthread_barrier_t barrier;
+    atomic_int ok, limit, other, cold_ok;
+    unsigned next;
+};
+
+static void *cap_thread(void *arg)
+{
+    struct cap_race *c = arg;
+    char n[48];
+    unsigned me = __atomic_fetch_add(&c->next, 1, __ATOMIC_SEQ_CST);
+    pthread_barrier_wait(&c->barrier);
+    for (unsigned i = 0; i < CAP_EACH; i++) {
+        enum reqsign_status st = ci(c->s, "hot", nonce_of(n, 40 + me, i), c->now, c->now + 300);
+        if (st == REQSIGN_OK)
+            atomic_fetch_add(&c->ok, 1);
+        else if (st == REQSIGN_E_NONCE_KEY_LIMIT)
+            atomic_fetch_add(&c->limit, 1);
+        else
+            atomic_fetch_add(&c->other, 1);
+    }
+    if (ci(c->s, "cold", nonce_of(n, 60 + me, 0), c->now, c->now + 300) == REQSIGN_OK)
+        atomic_fetch_add(&c->cold_ok, 1);
+    return NULL;
+}
+
+Test(noncestores, redis_per_key_cap_exact_under_threads)
+{
+    struct fx f;
+    static struct cap_race c;
+    pthread_t t[CAP_THREADS];
+    redis_setup(&f);
+    memset(&c, 0, sizeof(c));
+    c.s = capped_store(&f, "race:", CAP_MAX, 0, CAP_THREADS);
+    c.now = (int64_t)time(NULL);
+    cr_assert_eq(pthread_barrier_init(&c.barrier, NULL, CAP_THREADS), 0);
+    for (int i = 0; i < CAP_THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, cap_thread, &c), 0);
+    for (int i = 0; i < CAP_THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&c.barrier);
+    cr_assert_eq(atomic_load(&c.other), 0);
+    cr_assert_eq(atomic_load(&c.ok), CAP_MAX, "%d accepted", atomic_load(&c.ok));
+    cr_assert_eq(atomic_load(&c.limit), CAP_THREADS * CAP_EACH - CAP_MAX);
+    cr_assert_eq(atomic_load(&c.cold_ok), CAP_THREADS);
+    /* and what Redis holds agrees: ZCARD of the hot keyid's set */
+    unsigned char in[2 + 3], md[32];
+    unsigned mdlen;
+    in[0] = 0;
+    in[1] = 3;
+    memcpy(in + 2, "hot", 3);
+    cr_assert_eq(EVP_Digest(in, sizeof(in), md, &mdlen, EVP_sha256(), NULL), 1);
+    char key[32], out[64];
+    memcpy(key, "race:k:", 7);
+    memcpy(key + 7, md, 16);
+    const char *argv[] = {"ZCARD", key};
+    size_t lens[] = {5, 7 + 16};
+    cr_assert_eq(ru_command(&f.srv, 2, argv, lens, out, sizeof(out)), 0);
+    cr_assert_str_eq(out, ":50");
+    reqsign_nonce_store_free(c.s);
+    teardown_redis(&f);
+}
+
+Test(noncestores, redis_total_bound_refuses_as_full)
+{
+    struct fx f;
+    struct reqsign_error e;
+    char n[48];
+    redis_setup(&f);
+    /* DBSIZE <= 10: one keyid's set and nine pairs */
+    struct reqsign_nonce_store *s = capped_store(&f, "full:", 0, 10, 1);
+    int64_t now = (int64_t)time(NULL);
+    for (unsigned i = 0; i < 9; i++)
+        cr_assert_eq(ci(s, "k", nonce_of(n, 50, i), now, now + 300), REQSIGN_OK, "%u", i);
+    reqsign_error_clear(&e);
+    cr_assert_eq(reqsign_nonce_store_check_insert(s, "k", 1, "tenth", 5, now, now + 300, &e),
+                 REQSIGN_E_NONCE_STORE_FULL);
+    cr_assert_eq(reqsign_http_status(e.code), 503);
+    cr_assert_not_null(strstr(e.message, "maximum of 10"), "%s", e.message);
+    /* nothing evicted: the pairs are still replays */
+    for (unsigned i = 0; i < 9; i++)
+        cr_assert_eq(ci(s, "k", nonce_of(n, 50, i), now, now + 300), REQSIGN_E_REPLAY);
+    struct reqsign_nonce_item it = item("other", "x", now + 300);
+    enum reqsign_status res[1];
+    cr_assert_eq(reqsign_nonce_store_redis_check_insert_batch(s, &it, 1, res, now, NULL),
+                 REQSIGN_E_NONCE_STORE_FULL);
+    cr_assert_eq(res[0], REQSIGN_E_NONCE_STORE_FULL);
+    reqsign_nonce_store_free(s);
+    teardown_redis(&f);
+}
+
+/* An evicting Redis would forget live nonces: every connection checks
+ * maxmemory-policy, so the start-up PING fails and no check is accepted. */
+Test(noncestores, redis_evicting_policy_is_refused)
+{
+    struct fx f;
+    struct reqsign_error e;
+    char out[128];
+    redis_setup(&f);
+    const char *set[] = {"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"};
+    size_t setl[] = {6, 3, 16, 11};
+    cr_assert_eq(ru_command(&f.srv, 4, set, setl, out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "+OK");
+    struct reqsign_nonce_store *s = redis_store(&f, NULL, false, 1, CONTRACT_MS, &e);
+    cr_assert_not_null(s, "%s", e.message);
+    reqsign_error_clear(&e);
+    cr_assert_eq(reqsign_nonce_store_redis_ping(s, &e), REQSIGN_E_NONCE_STORE_UNAVAILABLE);
+    cr_log_info("allkeys-lru: %s", e.message);
+    cr_assert_not_null(strstr(e.message, "maxmemory-policy is allkeys-lru, must be noeviction"),
+                       "%s", e.message);
+    int64_t now = (int64_t)time(NULL);
+    sleep_ms(500); /* past the backoff: a real connection attempt, refused again */
+    cr_assert_eq(ci(s, "k", "n-evict", now, now + 300), REQSIGN_E_NONCE_STORE_UNAVAILABLE);
+    /* back to noeviction: the same store resumes by itself */
+    set[3] = "noeviction";
+    setl[3] = 10;
+    cr_assert_eq(ru_command(&f.srv, 4, set, setl, out, sizeof(out)), 0);
+    until_resumed(s, 70, 3000);
+    reqsign_nonce_store_free(s);
+    teardown_redis(&f);
+}
+
+/* CONFIG renamed away (as managed services do): the policy cannot be checked,
+ * so connections are refused, unless the operator vouches for it. */
+Test(noncestores, redis_config_disabled_is_refused_unless_assumed)
+{
+    struct ru_server srv;
+    struct reqsign_error e;
+    static const char *const extra[] = {"--rename-command", "CONFIG", "", NULL};
+    if (!ru_available())
+        cr_skip_test("redis-server not installed");
+    cr_assert_eq(ru_start_with(&srv, extra), 0);
+    struct reqsign_nonce_redis_opts o = {.url = srv.url, .command_timeout_ms = CONTRACT_MS};
+    struct reqsign_nonce_store *s = reqsign_nonce_store_redis_new(&o, &e);
+    if (s == NULL && strstr(e.message, "built without Redis support") != NULL) {
+        ru_stop(&srv);
+        cr_skip_test("built without Redis support");
+    }
+    cr_assert_not_null(s, "%s", e.message);
+    reqsign_error_clear(&e);
+    cr_assert_eq(reqsign_nonce_store_redis_ping(s, &e), REQSIGN_E_NONCE_STORE_UNAVAILABLE);
+    cr_log_info("CONFIG renamed: %s", e.message);
+    cr_assert_not_null(strstr(e.message, "cannot check noeviction"), "%s", e.message);
+    reqsign_nonce_store_free(s);
+    o.assume_noeviction = true;
+    s = reqsign_nonce_store_redis_new(&o, &e);
+    cr_assert_not_null(s, "%s", e.message);
+    cr_assert_eq(reqsign_nonce_store_redis_ping(s, &e), REQSIGN_OK, "%s", e.message);
+    int64_t now = (int64_t)time(NULL);
+    cr_assert_eq(ci(s, "k", "n", now, now + 300), REQSIGN_OK);
+    cr_assert_eq(ci(s, "k", "n", now, now + 300), REQSIGN_E_REPLAY);
+    reqsign_nonce_store_free(s);
+    /* the same from the URL alone, as the servers take it; with the bounds too */
+    char url[300];
+    snprintf(url, sizeof(url), "%s?assume_noeviction=1&per_key_max=2&max_entries=100", srv.url);
+    o = (struct reqsign_nonce_redis_opts){.url = url, .command_timeout_ms = CONTRACT_MS};
+    s = reqsign_nonce_store_redis_new(&o, &e);
+    cr_assert_not_null(s, "%s", e.message);
+    cr_assert_eq(reqsign_nonce_store_redis_ping(s, &e), REQSIGN_OK, "%s", e.message);
+    cr_assert_eq(ci(s, "url", "n1", now, now + 300), REQSIGN_OK);
+    cr_assert_eq(ci(s, "url", "n2", now, now + 300), REQSIGN_OK);
+    cr_assert_eq(ci(s, "url", "n3", now, now + 300), REQSIGN_E_NONCE_KEY_LIMIT);
+    reqsign_nonce_store_free(s);
+    ru_stop(&srv);
+}
+
+/* A server that lost the script (SCRIPT FLUSH, a failover to a fresh
+ * replica) answers EVALSHA with NOSCRIPT: both paths fall back to EVAL. */
+Test(noncestores, redis_script_flushed_falls_back_to_eval)
+{
+    struct fx f;
+    char out[64];
+    redis_setup(&f);
+    const char *flush[] = {"SCRIPT", "FLUSH"};
+    size_t flushl[] = {6, 5};
+    int64_t now = (int64_t)time(NULL);
+    cr_assert_eq(ci(f.s, "k", "before", now, now + 300), REQSIGN_OK);
+    cr_assert_eq(ru_command(&f.srv, 2, flush, flushl, out, sizeof(out)), 0);
+    cr_assert_eq(ci(f.s, "k", "after", now, now + 300), REQSIGN_OK);
+    cr_assert_eq(ci(f.s, "k", "after", now, now + 300), REQSIGN_E_REPLAY);
+    cr_assert_eq(ru_command(&f.srv, 2, flush, flushl, out, sizeof(out)), 0);
+    struct reqsign_nonce_item items[3] = {item("k", "b1", now + 300), item("k", "before", now + 300),
+                                          item("k", "b1", now + 300)};
+    enum reqsign_status res[3];
+    cr_assert_eq(reqsign_nonce_store_redis_check_insert_batch(f.s, items, 3, res, now, NULL),
+                 REQSIGN_E_REPLAY);
+    cr_assert_eq(res[0], REQSIGN_OK);
+    cr_assert_eq(res[1], REQSIGN_E_REPLAY);
+    cr_assert_eq(res[2], REQSIGN_E_REPLAY);
+    struct reqsign_nonce_redis_stats st;
+    reqsign_nonce_store_redis_stats(f.s, &st);
+    cr_assert_eq(st.failures, 0);
     teardown_redis(&f);
 }

@@ -584,8 +584,9 @@ Test(verifier, nonce_expires_with_window_and_store_full_refuses)
     /* a live entry is never forgotten: replaying the first is still a replay */
     receive(&r, &s[0], "GET", "a.example", "/", NULL);
     cr_assert_eq(verify(v, &r, &err), REQSIGN_E_REPLAY, "%s", reqsign_errname(err.code));
-    /* after the window the old entries are gone and a new request fits */
-    g_now += 60 + 2 * 5 + 2;
+    /* after the window the old entries are gone and a new request fits: live
+     * through second until = now + 71, dead at + 72, reclaimed a second later */
+    g_now += 60 + 2 * 5 + 3;
     sign(&s[4], "GET", "https://a.example/", NULL);
     receive(&r, &s[4], "GET", "a.example", "/", NULL);
     cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);

@@ -25,9 +25,11 @@ extern "C" {
 struct reqsign_nonce_store;
 
 struct reqsign_nonce_store_ops {
-    /* Atomically: if (keyid, nonce) is remembered and not yet past its
-     * expiry, return REQSIGN_E_REPLAY; otherwise remember it until @until
-     * (unix seconds) and return REQSIGN_OK. May return REQSIGN_E_NONCE_STORE_FULL,
+    /* Atomically: if (keyid, nonce) is remembered and live, return
+     * REQSIGN_E_REPLAY; otherwise remember it until @until (unix seconds) and
+     * return REQSIGN_OK. The window rule of every store (spec section 6): a
+     * pair is live while now <= until, that is through the whole second
+     * @until, and dead from second until + 1 on. May return REQSIGN_E_NONCE_STORE_FULL,
      * REQSIGN_E_NONCE_KEY_LIMIT, REQSIGN_E_NONCE_STORE_UNAVAILABLE; never OK
      * without having recorded the pair (fail-closed). */
     enum reqsign_status (*check_insert)(void *impl, const char *keyid, size_t keyid_len,
@@ -64,10 +66,10 @@ reqsign_nonce_store_check_insert(struct reqsign_nonce_store *s, const char *keyi
  *
  * Time is the caller's (@now, unix seconds; the store never reads a clock) and
  * kept to the second, up to 2106-02-07 (UINT32_MAX): @now must be in
- * [0, UINT32_MAX) (else REQSIGN_E_INVALID_ARG); an @until <= @now is kept
- * until @now + 1 (remembered for at least a second) and a later one than
- * UINT32_MAX is kept until UINT32_MAX. An entry with until <= now is dead: a
- * check of its pair accepts and remembers it again. A dead entry is reclaimed
+ * [0, UINT32_MAX) (else REQSIGN_E_INVALID_ARG); an @until <= @now is taken as
+ * @now + 1 (remembered through the next second) and a later one than
+ * UINT32_MAX - 1 as UINT32_MAX - 1. An entry is live while now <= until; one
+ * with until < now is dead: a check of its pair accepts and remembers it again. A dead entry is reclaimed
  * one second after it died (not at once), so that a thread that read the
  * clock just before another still finds what the other would already call
  * dead; until then it still counts towards max_entries and per_key_max, which
@@ -99,7 +101,7 @@ REQSIGN_API size_t reqsign_nonce_store_memory_count(struct reqsign_nonce_store *
 
 /* What reqsign_nonce_store_memory_stats() reports. */
 struct reqsign_nonce_memory_stats {
-    size_t live;    /* entries with until > now */
+    size_t live;    /* entries with now <= until */
     size_t present; /* entries held: live, or dead and not yet reclaimed */
     size_t keys;    /* distinct keyid counters held */
     size_t slots;   /* table slots, all shards */

@@ -182,6 +182,9 @@ reqsign_verifier_verify(const struct reqsign_verifier *v, const struct reqsign_r
  * reqsign_error_json() - the JSON error body a server answers with:
  * {"error":"<wire name>","message":"...","server_time":N} (server_time only
  * for clock errors: sig_too_old, sig_future, sig_expired). NUL-terminated.
+ * The message is @err's, except for codes answered with a 5xx status (local
+ * failures: store outages, internal errors), whose body carries only
+ * reqsign_strerror(): their detail is for the server's log, not the client.
  * Return: REQSIGN_OK or REQSIGN_E_BUFFER_TOO_SMALL.
  * Thread safety: thread-safe.
  */
