@@ -141,16 +141,18 @@ static void setup_dirs(struct env *e)
 
 static void start_d(struct env *e)
 {
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:0",
+    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@",
                     "--cache-ttl", "1", NULL};
-    cr_assert_eq(tu_proc_start(&e->d, argv, e->dlog, 10000), 0, "reqsignd did not start");
+    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->dlog, 10000), 0, "reqsignd did not start");
 }
 
 static void start_b(struct env *e)
 {
-    char *argv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:0",
+    char *argv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@",
                     "--cache-ttl", "1", NULL};
-    cr_assert_eq(tu_proc_start(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
+    cr_assert_eq(tu_proc_start_port(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
 }
 
 static void cleanup(struct env *e)

@@ -194,7 +194,8 @@ Test(roundtrip, thousand_requests_and_one_bit_changes)
     struct reqsign_nonce_store *ok_store = reqsign_nonce_store_memory_new(NULL);
     struct reqsign_nonce_store *bad_store = reqsign_nonce_store_memory_new(NULL);
     struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &sk,
-                                       .nonces = ok_store, .clock = now_fn};
+                                       .nonces = ok_store, .clock = now_fn,
+                                       .any_authority = 1};
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, NULL);
     vo.nonces = bad_store;
     struct reqsign_verifier *vbad = reqsign_verifier_new(&vo, NULL);
