@@ -925,7 +925,7 @@ static int split_url(const char *url, struct url_view *u, const char **why)
             break;
         }
     }
-    if (alen == 0) {
+    if (alen == 0 || auth[0] == ':') {
         *why = "URL has no host";
         return -1;
     }
