@@ -63,7 +63,8 @@ static struct reqsign_verifier *verifier_new(struct env *e, struct reqsign_nonce
                                        .clock_ctx = &now_v,
                                        .lookup = reqsign_keycache_lookup,
                                        .lookup_ctx = e->cache,
-                                       .nonces = ns};
+                                       .nonces = ns,
+                                       .public_authority = "api.example.com"};
     reqsign_error_clear(&err);
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);
     if (v == NULL)

@@ -6,7 +6,8 @@
  * N distinct requests (20,000; 3,000 with --quick; bodies 0..4096 bytes) and
  * sends them over one keep-alive connection, closed loop (one request in
  * flight), raw sockets: the signed requests to their path, and the same
- * requests unsigned to /unsigned/<path> (the same echo, no verification).
+ * requests unsigned to /unsigned/<path> (the same echo, no verification; the
+ * backend serves that route only with --bench-unsigned-route, passed here).
  * Rounds alternate signed and unsigned chunks; the raw verify of the same
  * signature bases is timed in this process between them. Time per request is
  * the median over rounds of (wall time of the chunk / requests in it).
@@ -83,8 +84,10 @@ int main(int argc, char **argv)
     bench_keystore_fill(&set, db);
 
     struct tu_proc p;
-    char *const args[] = {(char *)server, "--db", db, "--listen", "127.0.0.1:0", NULL};
-    if (tu_proc_start(&p, args, NULL, 10000) != 0)
+    /* --bench-unsigned-route: the unverified /unsigned/... echo this measures against */
+    char *const args[] = {(char *)server, "--db", db, "--listen", "127.0.0.1:@PORT@",
+                          "--authority", "127.0.0.1:@PORT@", "--bench-unsigned-route", NULL};
+    if (tu_proc_start_port(&p, args, NULL, 10000) != 0)
         bench_die("cannot start %s", server);
     char authority[64];
     snprintf(authority, sizeof(authority), "127.0.0.1:%d", p.port);

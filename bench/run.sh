@@ -62,6 +62,8 @@ log "nonce store"
 log "nonce store: Redis vs memory (skips without redis-server)"
 "$build/bench/bench-redis" "${quick[@]}" >"$out/redis.jsonl"
 log "end to end (api-backend)"
+# bench-e2e starts the backend itself with --authority 127.0.0.1:PORT and
+# --bench-unsigned-route (the unverified /unsigned/... baseline it measures against)
 "$build/bench/bench-e2e" --server "$build/examples/api-backend" "${quick[@]}" >"$out/e2e.jsonl"
 log "end to end on 1, 2, 4 and 16 connections (api-backend)"
 "$build/bench/bench-load" --server "$build/examples/api-backend" "${quick[@]}" >"$out/load.jsonl"

@@ -84,6 +84,7 @@ static enum reqsign_status verify(const struct msg *m, int profile, const char *
     vo.clock = fixed_clock;
     vo.lookup = reqsign_static_key_lookup;
     vo.lookup_ctx = &sk;
+    vo.any_authority = 1; /* @authority from the Host the request carries */
     vo.nonces = reqsign_nonce_store_memory_new(&no);
     FUZZ_CHECK(vo.nonces != NULL, "nonce store");
     reqsign_error_clear(&err);

@@ -129,6 +129,9 @@ static void setup(void)
     o.max_age = REQSIGN_DEFAULT_MAX_AGE;
     o.skew = REQSIGN_DEFAULT_SKEW;
     o.cache_ttl = REQSIGN_KEYCACHE_DEFAULT_TTL;
+    static const char *const authorities[] = {HOST};
+    o.authorities = authorities;
+    o.n_authorities = 1;
     svc = reqsignd_service_new(store, &o, &err);
     FUZZ_CHECK(svc != NULL, "service: %s", err.message);
 }

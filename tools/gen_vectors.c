@@ -707,6 +707,7 @@ static enum reqsign_status run_verifier(const struct rq *r, const json_t *verify
     vo.label = jstr(verify, "label", NULL);
     vo.required_tag = jstr(verify, "required_tag", NULL);
     vo.public_authority = jstr(verify, "public_authority", NULL);
+    vo.any_authority = vo.public_authority == NULL; /* else the vector's Host */
     vo.clock = fixed_clock;
     vo.clock_ctx = &now;
     vo.lookup = reqsign_static_key_lookup;

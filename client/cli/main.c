@@ -130,7 +130,9 @@ static const char USAGE_VERIFY[] =
     "  --max-age N                 oldest created accepted, seconds (default 300)\n"
     "  --skew N                    clock skew allowed, seconds (default 30)\n"
     "  --profile reqsign|rfc9421   verification profile (default reqsign)\n"
-    "  --authority HOST[:PORT]     the public authority clients sign (behind a proxy)\n"
+    "  --authority HOST[:PORT]     the authority the verifier accepts and puts in\n"
+    "                              @authority (behind a proxy: the public one);\n"
+    "                              default: the Host field, else URL's authority\n"
     "  --label L                   the signature label to check\n"
     "  --tag T                     require this tag parameter\n"
     "  --show-base                 print the signature base computed to stderr\n"
@@ -931,7 +933,7 @@ static int split_url(const char *url, struct url_view *u, const char **why)
             break;
         }
     }
-    if (alen == 0) {
+    if (alen == 0 || auth[0] == ':') {
         *why = "URL has no host";
         return -1;
     }
@@ -1253,6 +1255,9 @@ static int cmd_verify(int argc, char **argv)
     vo.skew = have_skew ? (skew == 0 ? -1 : skew) : 0;
     vo.label = label;
     vo.public_authority = authority;
+    /* without --authority, the request's Host (or the URL's authority): this
+     * checks a request as received, it is not a service */
+    vo.any_authority = authority == NULL;
     vo.required_tag = tag;
     vo.clock = fixed_clock;
     vo.clock_ctx = &now;

@@ -138,6 +138,54 @@ int reqsign__url_fast(const char *url, size_t n, struct reqsign__url_parts *u)
 
 /* ---- libcurl's parser ---- */
 
+/* The authority as written in an http(s) @url, checked as the verifier checks
+ * a Host (reqsign_authority_normalize()), before libcurl sees the URL.
+ * libcurl is lenient where the verifier is not: it reads "https:///a/x" and
+ * "https:/a/x" as host "a", and drops an IPv6 zone id ("[fe80::1%25eth0]")
+ * from the host it reports while the verifier would keep it. Refused here
+ * with REQSIGN_E_URL: a scheme not followed by "//", an empty host (also
+ * after userinfo), and every authority the verifier would refuse (spec
+ * sections 3.3 and 5.2.3). Other schemes are left to the scheme check. */
+static enum reqsign_status check_authority(const char *url, struct reqsign_error *err)
+{
+    const char *colon = strchr(url, ':');
+    if (colon == NULL)
+        return REQSIGN_OK; /* no scheme: libcurl refuses it */
+    struct reqsign_span scheme = {url, (size_t)(colon - url)};
+    if (!reqsign__span_ieq(scheme, "http") && !reqsign__span_ieq(scheme, "https"))
+        return REQSIGN_OK;
+    if (colon[1] != '/' || colon[2] != '/')
+        return reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, (size_t)(colon - url) + 1,
+                                 "URL has no authority: expected %.*s://HOST[:PORT]/...",
+                                 (int)scheme.len, scheme.ptr);
+    const char *a = colon + 3;
+    size_t an = strcspn(a, "/?#");
+    for (size_t i = an; i > 0; i--) /* userinfo: what follows the last '@' is the host */
+        if (a[i - 1] == '@') {
+            a += i;
+            an -= i;
+            break;
+        }
+    size_t off = (size_t)(a - url);
+    if (an == 0 || a[0] == ':')
+        return reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, off,
+                                 "URL has an empty authority (no host)");
+    char norm[REQSIGN_AUTHORITY_MAX + 8];
+    size_t nn;
+    struct reqsign_error e2;
+    reqsign_error_clear(&e2);
+    enum reqsign_status st = reqsign_authority_normalize(scheme, (struct reqsign_span){a, an},
+                                                         norm, sizeof(norm), &nn, &e2);
+    if (st == REQSIGN_OK)
+        return REQSIGN_OK;
+    if (st == REQSIGN_E_LIMIT)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_URL, off, "%s", e2.message);
+    return reqsign_error_set(err, REQSIGN_E_URL, SRC_URL,
+                             e2.offset != REQSIGN_NO_OFFSET ? off + e2.offset : off,
+                             "URL authority '%.*s': %s", (int)(an > 64 ? 64 : an), a,
+                             e2.message[0] ? e2.message : reqsign_strerror(st));
+}
+
 /* see url.h */
 enum reqsign_status reqsign__url_curl(const char *url, int path_as_is,
                                       struct reqsign__url_parts *u, struct reqsign_error *err)
@@ -145,8 +193,10 @@ enum reqsign_status reqsign__url_curl(const char *url, int path_as_is,
     CURLU *h;
     CURLUcode rc;
     char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
-    enum reqsign_status st = REQSIGN_OK;
+    enum reqsign_status st = check_authority(url, err);
 
+    if (st != REQSIGN_OK)
+        return st;
     h = curl_url();
     if (h == NULL)
         return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_URL, REQSIGN_NO_OFFSET, NULL);

@@ -24,11 +24,87 @@ static int is_regname_char(unsigned char c)
     }
 }
 
-static int is_ipv6_char(unsigned char c)
+static int is_hex(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-           c == ':' || c == '.' || c == '%' || c == '-' || c == '_' || c == '~' ||
-           (c >= 'g' && c <= 'z') || (c >= 'G' && c <= 'Z'); /* zone ids, IPvFuture */
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3986 IPv4address: four dec-octets (0-255, no leading zero). */
+static int ipv4_valid(const unsigned char *a, size_t n)
+{
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part > 0) {
+            if (i == n || a[i] != '.')
+                return 0;
+            i++;
+        }
+        size_t s = i;
+        unsigned v = 0;
+        while (i < n && a[i] >= '0' && a[i] <= '9' && i - s < 3)
+            v = v * 10 + (unsigned)(a[i++] - '0');
+        if (i == s || v > 255 || (i - s > 1 && a[s] == '0'))
+            return 0;
+    }
+    return i == n;
+}
+
+/* RFC 3986 IPv6address (no zone identifier): eight h16 pieces, the last two
+ * possibly an IPv4address, or fewer with one "::" standing for at least one. */
+static int ipv6_valid(const unsigned char *a, size_t n)
+{
+    size_t i = 0;
+    int groups = 0, dbl = 0;
+    if (n >= 2 && a[0] == ':' && a[1] == ':') {
+        dbl = 1;
+        i = 2;
+        if (i == n)
+            return 1;
+    }
+    for (;;) {
+        size_t s = i;
+        while (i < n && is_hex(a[i]) && i - s < 5)
+            i++;
+        if (i < n && a[i] == '.') { /* the last piece: an IPv4address */
+            if (!ipv4_valid(a + s, n - s))
+                return 0;
+            groups += 2;
+            break;
+        }
+        if (i == s || i - s > 4)
+            return 0;
+        groups++;
+        if (i == n)
+            break;
+        if (a[i] != ':')
+            return 0;
+        if (++i == n)
+            return 0; /* a trailing single ':' */
+        if (a[i] == ':') {
+            if (dbl)
+                return 0;
+            dbl = 1;
+            if (++i == n)
+                break;
+        }
+    }
+    return dbl ? groups <= 7 : groups == 8;
+}
+
+/* RFC 3986 IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ). */
+static int ipvfuture_valid(const unsigned char *a, size_t n)
+{
+    size_t i = 1;
+    if (n < 4 || (a[0] != 'v' && a[0] != 'V'))
+        return 0;
+    while (i < n && is_hex(a[i]))
+        i++;
+    if (i == 1 || i == n || a[i] != '.' || ++i == n)
+        return 0;
+    for (; i < n; i++)
+        if (!(is_regname_char(a[i]) && a[i] != '%') && a[i] != ':')
+            return 0;
+    return 1;
 }
 
 /* see reqsign/request.h */
@@ -47,13 +123,23 @@ enum reqsign_status reqsign_authority_normalize(struct reqsign_span scheme,
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_AUTHORITY, REQSIGN_AUTHORITY_MAX,
                                  "authority longer than %d bytes", REQSIGN_AUTHORITY_MAX);
     if (a[0] == '[') {
-        for (i = 1; i < n && a[i] != ']'; i++)
-            if (!is_ipv6_char(a[i]))
-                return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, i,
-                                         "invalid character in IP literal");
-        if (i == n || i == 1)
-            return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, i,
+        /* RFC 3986 IP-literal: an IPv6address; a zone identifier (RFC 6874)
+         * and IPvFuture are refused (spec/PROTOCOL.md section 5.2.3) */
+        const unsigned char *close = memchr(a, ']', n);
+        if (close == NULL || close == a + 1)
+            return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, 1,
                                      "unterminated or empty IP literal");
+        i = (size_t)(close - a);
+        const unsigned char *pct = memchr(a + 1, '%', i - 1);
+        if (pct != NULL)
+            return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, (size_t)(pct - a),
+                                     "IPv6 zone identifiers are not supported");
+        if (ipvfuture_valid(a + 1, i - 1))
+            return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, 1,
+                                     "IPvFuture literals are not supported");
+        if (!ipv6_valid(a + 1, i - 1))
+            return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, 1,
+                                     "IP literal is not an RFC 3986 IPv6 address");
         host_end = i + 1;
     } else {
         for (i = 0; i < n && a[i] != ':'; i++)

@@ -1,8 +1,15 @@
 /* api-backend: an example API server that accepts only reqsign-signed requests.
  *
  *   api-backend --listen HOST:PORT (--db PATH | --key-store STORE) [--nonce-store STORE]
- *               [--public-authority HOST[:PORT]] [--max-age N] [--skew N] [--cache-ttl N]
- *               [--max-body N]
+ *               (--authority HOST[:PORT] ... | --any-authority) [--max-age N] [--skew N]
+ *               [--cache-ttl N] [--max-body N] [--bench-unsigned-route]
+ *
+ *   --authority HOST[:PORT]: the authority clients sign for this service (its
+ *       public name, behind a proxy too); repeatable when the service has
+ *       several names; --public-authority is the same option. Required: a
+ *       verifier that takes @authority from each request's Host accepts a
+ *       request signed for another service that trusts the same keys.
+ *   --any-authority: do that anyway (logs a warning). Not for production.
  *
  *   --key-store sqlite:PATH | PATH | postgresql://...   (--db PATH: sqlite:PATH)
  *   --nonce-store memory (default) | redis://HOST[:PORT][/DB] | unix:/path/redis.sock
@@ -13,8 +20,11 @@
  *
  *   {"keyid", "scopes": [...], "method", "path", "body_sha256"}
  *
- * or with the spec's JSON error (spec/PROTOCOL.md section 10). /healthz and
- * /unsigned/... are not verified (health checks, benchmarks).
+ * or with the spec's JSON error (spec/PROTOCOL.md section 10). /healthz is
+ * not verified (health checks). With --bench-unsigned-route, and only then,
+ * /unsigned/... is not verified either: it exists for bench/bench_e2e.c to
+ * time the same echo without the signature. DO NOT COPY IT: a route that
+ * skips verification is a hole in a real service.
  *
  * Fleet mode (README.md, "Fleet deployment"): every instance behind the load
  * balancer uses the same --nonce-store redis://... and --key-store
@@ -47,9 +57,15 @@
 #define PROG "api-backend"
 #define DEFAULT_MAX_BODY (1024u * 1024u)
 
+/* What every request needs: the handlers' ctx. */
+struct app {
+    const struct reqsign_verifier *verifier;
+    int bench_unsigned; /* --bench-unsigned-route: serve /unsigned/... unverified */
+};
+
 /* Per-request state. */
 struct call {
-    int verify;                     /* 0 for /unsigned/... */
+    int verify;                     /* 0 for /unsigned/... with --bench-unsigned-route */
     struct reqsign_verification vs; /* the verifier's state between the two phases */
     struct reqsign_digest sha256;   /* our own hash of the body, for the echo */
 };
@@ -99,9 +115,30 @@ static void out_str(struct out *o, const char *p, size_t n)
 
 /* Step 1, headers in, body not read: check the signature. A request that
  * fails here is answered at once; its body is never read. */
+/* BENCHMARK ONLY, DO NOT COPY. Is @r for the benchmark's unverified route:
+ * a raw path "/unsigned/" followed only by letters, digits, '-', '_', '~'
+ * and '/'? No '.' and no '%', so no dot segment (/unsigned/../pay) can route
+ * elsewhere once a server or proxy normalises the path. */
+static int bench_unsigned_path(const struct reqsign_httpd_req *r)
+{
+    static const char prefix[] = "/unsigned/";
+    const char *p = r->path.ptr;
+    size_t n = r->path.len, k = sizeof(prefix) - 1;
+    if (n < k || memcmp(p, prefix, k) != 0)
+        return 0;
+    for (size_t i = k; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '~' || c == '/'))
+            return 0;
+    }
+    return 1;
+}
+
 static void on_headers(void *ctx, struct reqsign_httpd_req *r)
 {
-    const struct reqsign_verifier *verifier = ctx;
+    const struct app *app = ctx;
+    const struct reqsign_verifier *verifier = app->verifier;
     static const char ok[] = "{\"status\":\"ok\"}";
     if (reqsign_httpd_path_is(r, "/healthz")) {
         reqsign_httpd_respond(r, 200, "application/json", ok, sizeof(ok) - 1);
@@ -115,7 +152,7 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
     }
     r->app = c;
     reqsign_verification_init(&c->vs);
-    c->verify = !(r->path.len >= 10 && memcmp(r->path.ptr, "/unsigned/", 10) == 0);
+    c->verify = !(app->bench_unsigned && bench_unsigned_path(r)); /* benchmark only */
     if (!c->verify)
         return;
 
@@ -236,8 +273,11 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: " PROG " --listen HOST:PORT (--db PATH | --key-store STORE)\n"
-            "       [--nonce-store STORE] [--public-authority HOST[:PORT]]\n"
+            "       (--authority HOST[:PORT] ... | --any-authority) [--nonce-store STORE]\n"
             "       [--max-age N] [--skew N] [--cache-ttl N] [--max-body N]\n"
+            "       [--bench-unsigned-route]\n"
+            "  --authority: the host[:port] clients sign for this service (repeatable;\n"
+            "  alias --public-authority)\n"
             "  %s\n",
             reqsign_stores_usage());
     return 2;
@@ -245,12 +285,26 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *listen = NULL, *pub = NULL;
+    const char *listen = NULL;
+    const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_MAX];
+    size_t n_authorities = 0;
+    int any_authority = 0, bench_unsigned = 0;
     struct reqsign_stores_opts so = {0};
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, max_body = DEFAULT_MAX_BODY;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *a = argv[i], *v = argv[i + 1];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--any-authority") == 0) { /* the two flags take no value */
+            any_authority = 1;
+            continue;
+        }
+        if (strcmp(a, "--bench-unsigned-route") == 0) {
+            bench_unsigned = 1;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return usage();
+        const char *v = argv[++i];
         int bad = 0, st = reqsign_stores_option(&so, PROG, a, v);
         if (st < 0)
             return 2;
@@ -258,9 +312,14 @@ int main(int argc, char **argv)
             continue;
         if (strcmp(a, "--listen") == 0)
             listen = v;
-        else if (strcmp(a, "--public-authority") == 0)
-            pub = v;
-        else if (strcmp(a, "--max-age") == 0)
+        else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
+            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_MAX) {
+                fprintf(stderr, PROG ": more than %d --authority options\n",
+                        REQSIGN_VERIFIER_AUTHORITIES_MAX);
+                return 2;
+            }
+            authorities[n_authorities++] = v;
+        } else if (strcmp(a, "--max-age") == 0)
             bad = reqsign_httpd_parse_seconds(v, &max_age) != 0 || max_age < 1;
         else if (strcmp(a, "--skew") == 0)
             bad = reqsign_httpd_parse_seconds(v, &skew) != 0;
@@ -273,8 +332,25 @@ int main(int argc, char **argv)
         if (bad)
             return usage();
     }
-    if (so.key_store == NULL || listen == NULL || argc % 2 == 0)
+    if (so.key_store == NULL || listen == NULL)
         return usage();
+    if (n_authorities == 0 && !any_authority) {
+        fprintf(stderr, PROG ": --authority HOST[:PORT] is required: the authority clients sign "
+                             "for this service (repeatable), or --any-authority to accept "
+                             "whatever Host a request names\n");
+        return 2;
+    }
+    if (n_authorities > 0 && any_authority) {
+        fprintf(stderr, PROG ": --authority and --any-authority exclude each other\n");
+        return 2;
+    }
+    if (any_authority)
+        fprintf(stderr, PROG ": warning: --any-authority: @authority is taken from each "
+                             "request's Host, so a request signed for another service that "
+                             "trusts the same keys is accepted here; use --authority\n");
+    if (bench_unsigned)
+        fprintf(stderr, PROG ": warning: --bench-unsigned-route: /unsigned/... is served "
+                             "without verification (benchmarks only)\n");
     /* no secrets here, but request bodies are customers' data: no core dumps */
     if (reqsign_httpd_no_core_dumps() != 0)
         fprintf(stderr, "api-backend: warning: cannot disable core dumps\n");
@@ -312,13 +388,16 @@ int main(int argc, char **argv)
     fprintf(stderr, PROG ": key store %s, ", reqsign_stores_describe(so.key_store));
     fprintf(stderr, "nonce store %s\n",
             reqsign_stores_describe(so.nonce_store != NULL ? so.nonce_store : "memory"));
-    /* 4. The verifier, reqsign profile. Behind a proxy, public_authority is
-     * the host[:port] clients sign (they do not sign our internal name). */
+    /* 4. The verifier, reqsign profile. The authorities are the host[:port]
+     * clients sign for this service (behind a proxy, not our internal name):
+     * a request signed for another service is refused. */
     struct reqsign_verifier_opts vo = {
         .profile = REQSIGN_PROFILE_REQSIGN,
         .max_age = max_age,
         .skew = skew == 0 ? -1 : skew, /* the verifier reads 0 as default, < 0 as none */
-        .public_authority = pub,
+        .authorities = authorities,
+        .n_authorities = n_authorities,
+        .any_authority = any_authority,
         .lookup = reqsign_keycache_lookup,
         .lookup_ctx = cache,
         .nonces = nonces,
@@ -331,11 +410,12 @@ int main(int argc, char **argv)
     } else {
         static const struct reqsign_httpd_handlers handlers = {on_headers, on_body, on_end,
                                                                on_done};
+        struct app app = {verifier, bench_unsigned};
         struct reqsign_httpd_opts ho = {.listen = listen,
                                         .max_body = (size_t)max_body,
                                         .name = PROG,
                                         .handlers = &handlers,
-                                        .ctx = verifier};
+                                        .ctx = &app};
         struct reqsign_httpd *h = reqsign_httpd_start(&ho);
         if (h != NULL)
             rc = reqsign_httpd_run(h); /* until SIGTERM / SIGINT */

@@ -88,7 +88,10 @@ int main(void)
     struct reqsign_nonce_store *nonces = reqsign_nonce_store_memory_new(NULL);
     struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup,
                                        .lookup_ctx = &server_key,
-                                       .nonces = nonces};
+                                       .nonces = nonces,
+                                       /* who we are: a request signed for another
+                                        * service is refused */
+                                       .public_authority = "api.example.com"};
     struct reqsign_verifier *verifier = nonces ? reqsign_verifier_new(&vo, &err) : NULL;
     if (verifier == NULL) {
         fprintf(stderr, "verifier: %s\n", err.message);

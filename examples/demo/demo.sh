@@ -29,16 +29,27 @@ run() { # print the command, run it, print what came back (never fail the script
     printf '  [exit %d]\n' "$rc"
     return 0
 }
-start() { # start NAME VAR CMD...: wait for its "listening on" line, set VAR to its URL
+start() { # start NAME VAR CMD...: "@PORT@" in CMD is a free loopback port (another is tried
+          # if the server cannot bind it); wait for its "listening on" line, set VAR to its URL
     local name=$1 var=$2; shift 2
-    "$@" >"$work/$name.out" 2>"$work/$name.log" &
-    pids+=($!)
-    for _ in $(seq 100); do
-        if grep -q 'listening on' "$work/$name.out" 2>/dev/null; then
-            printf -v "$var" '%s' "$(sed -n 's/.*listening on //p' "$work/$name.out" | head -n1)"
-            return 0
-        fi
-        sleep 0.1
+    local try port pid a args
+    for try in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 40000))
+        args=()
+        for a in "$@"; do args+=("${a//@PORT@/$port}"); done
+        "${args[@]}" >"$work/$name.out" 2>"$work/$name.log" &
+        pid=$!
+        for _ in $(seq 100); do
+            if grep -q 'listening on' "$work/$name.out" 2>/dev/null; then
+                pids+=("$pid")
+                printf -v "$var" '%s' "$(sed -n 's/.*listening on //p' "$work/$name.out" | head -n1)"
+                return 0
+            fi
+            kill -0 "$pid" 2>/dev/null || break # exited (port taken?): try another port
+            sleep 0.1
+        done
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     done
     echo "$name did not start:" >&2
     cat "$work/$name.log" >&2
@@ -57,8 +68,12 @@ run "$REQSIGND" init --db "$work/keys.db" -o "$work/admin.json"
 ls -l "$work/admin.json" | awk '{print "  " $1 " admin.json (the only private key the service ever writes: for the operator)"}'
 
 bold "2. The provider starts the key service and the API backend on free loopback ports"
-start reqsignd KS "$REQSIGND" --db "$work/keys.db" --listen 127.0.0.1:0
-start api-backend BE "$BACKEND" --db "$work/keys.db" --listen 127.0.0.1:0
+# --authority: the host:port clients sign for each service (its public name);
+# a request signed for another service that trusts the same keys is refused
+start reqsignd KS "$REQSIGND" --db "$work/keys.db" --listen 127.0.0.1:@PORT@ \
+    --authority 127.0.0.1:@PORT@
+start api-backend BE "$BACKEND" --db "$work/keys.db" --listen 127.0.0.1:@PORT@ \
+    --authority 127.0.0.1:@PORT@
 echo "  key service: $KS"
 echo "  API backend: $BE (reads the same database, read-only)"
 

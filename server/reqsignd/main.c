@@ -2,7 +2,13 @@
  *
  *   reqsignd init (--db PATH | --key-store STORE) -o admin.json [--service URL]
  *   reqsignd (--db PATH | --key-store STORE) --listen HOST:PORT [--nonce-store STORE]
- *            [--public-authority H[:P]] [--max-age N] [--skew N] [--cache-ttl N]
+ *            (--authority H[:P] ... | --any-authority) [--max-age N] [--skew N]
+ *            [--cache-ttl N] [--threads N]
+ *
+ *   --authority HOST[:PORT]: the authority clients sign for the service
+ *       (repeatable; alias --public-authority). Required unless
+ *       --any-authority, which takes @authority from each request's Host and
+ *       logs a warning (spec/PROTOCOL.md section 5.2.3).
  *
  *   --key-store sqlite:PATH | PATH | postgresql://...  (--db PATH: sqlite:PATH)
  *   --nonce-store memory | redis://HOST[:PORT][/DB] | unix:/path  (server/httpd/stores.h)
@@ -38,8 +44,11 @@ static int usage(void)
             "usage: " PROG " init (--db PATH | --key-store STORE) -o CREDENTIAL.json"
             " [--service URL]\n"
             "       " PROG " (--db PATH | --key-store STORE) --listen HOST:PORT\n"
-            "                [--nonce-store STORE] [--public-authority HOST[:PORT]]\n"
-            "                [--max-age N] [--skew N] [--cache-ttl N] [--threads N]\n"
+            "                (--authority HOST[:PORT] ... | --any-authority)\n"
+            "                [--nonce-store STORE] [--max-age N] [--skew N] [--cache-ttl N]\n"
+            "                [--threads N]\n"
+            "  --authority: the host[:port] clients sign for this service (repeatable;\n"
+            "  alias --public-authority)\n"
             "  %s\n",
             reqsign_stores_usage());
     return 2;
@@ -149,12 +158,20 @@ static int opt_seconds(const char *name, const char *v, int64_t min, int64_t *ou
 
 static int cmd_serve(int argc, char **argv)
 {
-    const char *listen = NULL, *pub = NULL;
+    const char *listen = NULL;
+    const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_MAX];
+    size_t n_authorities = 0;
+    int any_authority = 0;
     struct reqsign_stores_opts sto = {0};
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, threads = 0;
-    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
+    for (int i = 1; i < argc; i += 2) { /* every option but --any-authority takes a value */
         const char *a = argv[i];
+        if (strcmp(a, "--any-authority") == 0) {
+            any_authority = 1;
+            i--;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             return usage();
@@ -165,9 +182,14 @@ static int cmd_serve(int argc, char **argv)
             continue;
         if (strcmp(a, "--listen") == 0)
             listen = v;
-        else if (strcmp(a, "--public-authority") == 0)
-            pub = v;
-        else if (strcmp(a, "--max-age") == 0) {
+        else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
+            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_MAX) {
+                fprintf(stderr, PROG ": more than %d --authority options\n",
+                        REQSIGN_VERIFIER_AUTHORITIES_MAX);
+                return 2;
+            }
+            authorities[n_authorities++] = v;
+        } else if (strcmp(a, "--max-age") == 0) {
             if (opt_seconds(a, v, 1, &max_age) != 0)
                 return 2;
         } else if (strcmp(a, "--skew") == 0) {
@@ -184,6 +206,20 @@ static int cmd_serve(int argc, char **argv)
     }
     if (sto.key_store == NULL || listen == NULL)
         return usage();
+    if (n_authorities == 0 && !any_authority) {
+        fprintf(stderr, PROG ": --authority HOST[:PORT] is required: the authority clients sign "
+                             "for this service (repeatable), or --any-authority to accept "
+                             "whatever Host a request names\n");
+        return 2;
+    }
+    if (n_authorities > 0 && any_authority) {
+        fprintf(stderr, PROG ": --authority and --any-authority exclude each other\n");
+        return 2;
+    }
+    if (any_authority)
+        fprintf(stderr, PROG ": warning: --any-authority: @authority is taken from each "
+                             "request's Host, so a request signed for another service that "
+                             "trusts the same keys is accepted here; use --authority\n");
 
     struct reqsign_error err;
     reqsign_error_clear(&err);
@@ -204,7 +240,9 @@ static int cmd_serve(int argc, char **argv)
     }
     struct reqsignd_service_opts so;
     memset(&so, 0, sizeof(so));
-    so.public_authority = pub;
+    so.authorities = authorities;
+    so.n_authorities = n_authorities;
+    so.any_authority = any_authority;
     so.max_age = max_age;
     so.skew = skew;
     so.cache_ttl = ttl;

@@ -1063,8 +1063,8 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
         return NULL;
     s->store = store;
     s->max_body = o->max_body ? o->max_body : REQSIGN_HTTPD_DEFAULT_MAX_BODY;
-    if (o->public_authority != NULL)
-        snprintf(s->service_url, sizeof(s->service_url), "http://%s", o->public_authority);
+    if (o->n_authorities == 1)
+        snprintf(s->service_url, sizeof(s->service_url), "http://%s", o->authorities[0]);
     struct reqsign_keycache_opts co;
     memset(&co, 0, sizeof(co));
     co.store = store;
@@ -1078,7 +1078,9 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     vo.profile = REQSIGN_PROFILE_REQSIGN;
     vo.max_age = o->max_age;
     vo.skew = o->skew == 0 ? -1 : o->skew; /* the verifier reads 0 as "default", < 0 as none */
-    vo.public_authority = o->public_authority;
+    vo.authorities = o->authorities;
+    vo.n_authorities = o->n_authorities;
+    vo.any_authority = o->any_authority;
     vo.lookup = reqsign_keycache_lookup;
     vo.lookup_ctx = s->cache;
     vo.nonces = s->nonces;

@@ -30,7 +30,13 @@
 #define REQSIGND_MAX_SCOPES 16
 
 struct reqsignd_service_opts {
-    const char *public_authority; /* --public-authority HOST[:PORT]; NULL: none */
+    /* --authority HOST[:PORT] (repeatable; alias --public-authority): the
+     * authorities the verifier accepts. None requires any_authority
+     * (--any-authority: @authority from each request's Host). With exactly
+     * one, it also makes the "service" URL of credentials (http://AUTHORITY). */
+    const char *const *authorities;
+    size_t n_authorities;
+    int any_authority;
     int64_t max_age;              /* seconds, >= 1 */
     int64_t skew;                 /* seconds, >= 0 (0: no skew allowance) */
     int64_t cache_ttl;            /* seconds, >= 1: key cache, positive and negative */

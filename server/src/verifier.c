@@ -44,7 +44,8 @@ struct reqsign_verifier {
     enum reqsign_profile profile;
     int64_t max_age, skew;
     char *label;
-    char *public_authority;
+    char **authorities; /* the accepted authorities as configured; none: any_authority */
+    size_t n_authorities;
     char *public_scheme;
     char *required_tag;
     char **required;
@@ -74,7 +75,9 @@ void reqsign_verifier_free(struct reqsign_verifier *v)
     if (v == NULL)
         return;
     free(v->label);
-    free(v->public_authority);
+    for (size_t i = 0; i < v->n_authorities; i++)
+        free(v->authorities[i]);
+    free(v->authorities);
     free(v->public_scheme);
     free(v->required_tag);
     for (size_t i = 0; i < v->n_required; i++)
@@ -112,6 +115,30 @@ struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts
                           "max_age must not be negative");
         return NULL;
     }
+    size_t n_auth = (o->public_authority != NULL) + o->n_authorities;
+    if (o->n_authorities > 0 && o->authorities == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+                          "n_authorities is %zu but authorities is NULL", o->n_authorities);
+        return NULL;
+    }
+    if (n_auth == 0 && !o->any_authority) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+                          "no accepted authority: set public_authority or authorities to the "
+                          "host[:port] clients sign for this service, or set any_authority to "
+                          "take @authority from each request's Host (then a request signed "
+                          "for another service that trusts the same keys verifies here too)");
+        return NULL;
+    }
+    if (n_auth > 0 && o->any_authority) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+                          "any_authority and configured authorities exclude each other");
+        return NULL;
+    }
+    if (n_auth > REQSIGN_VERIFIER_AUTHORITIES_MAX) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+                          "more than %d accepted authorities", REQSIGN_VERIFIER_AUTHORITIES_MAX);
+        return NULL;
+    }
     v = calloc(1, sizeof(*v));
     if (v == NULL)
         goto nomem;
@@ -124,19 +151,32 @@ struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts
     v->lookup_ctx = o->lookup_ctx;
     v->nonces = o->nonces;
     if ((o->label && !(v->label = dupstr(o->label))) ||
-        (o->public_authority && !(v->public_authority = dupstr(o->public_authority))) ||
         (o->public_scheme && !(v->public_scheme = dupstr(o->public_scheme))) ||
         (o->required_tag && !(v->required_tag = dupstr(o->required_tag))))
         goto nomem;
-    if (o->public_authority != NULL) {
+    if (n_auth > 0 && (v->authorities = calloc(n_auth, sizeof(char *))) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < n_auth; i++) {
+        const char *a = o->public_authority != NULL
+                            ? (i == 0 ? o->public_authority : o->authorities[i - 1])
+                            : o->authorities[i];
         char tmp[REQSIGN_AUTHORITY_MAX + 8];
         size_t n;
         struct reqsign_span sch = reqsign__span_cstr(o->public_scheme);
-        if (reqsign_authority_normalize(sch, reqsign__span_cstr(o->public_authority), tmp,
-                                        sizeof(tmp), &n, err) != REQSIGN_OK) {
+        if (a == NULL) {
+            reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+                              "authorities[%zu] is NULL", i);
             reqsign_verifier_free(v);
             return NULL;
         }
+        if (reqsign_authority_normalize(sch, reqsign__span_cstr(a), tmp, sizeof(tmp), &n, err) !=
+            REQSIGN_OK) {
+            reqsign_verifier_free(v);
+            return NULL;
+        }
+        if ((v->authorities[i] = dupstr(a)) == NULL)
+            goto nomem;
+        v->n_authorities++;
     }
     if (o->n_required_components > 0) {
         if (o->n_required_components > REQSIGN_MAX_COMPONENTS) {
@@ -342,6 +382,57 @@ static const struct reqsign_key *prepared_key(const struct reqsign_verifier *cv,
 static int64_t now_of(const struct reqsign_verifier *v)
 {
     return v->clock != NULL ? v->clock(v->clock_ctx) : (int64_t)time(NULL);
+}
+
+/* The authority that goes into the base (spec/PROTOCOL.md section 5.2.3):
+ * none configured (any_authority): the request's own; one: that one,
+ * whatever the Host says (a proxy may rewrite Host); several: the one the
+ * request's Host names, or REQSIGN_E_URL listing them. @req->scheme is
+ * already the public scheme if one is configured. */
+static enum reqsign_status pick_authority(const struct reqsign_verifier *v,
+                                          struct reqsign_request *req, const char **picked,
+                                          struct reqsign_error *err)
+{
+    char host[REQSIGN_AUTHORITY_MAX + 8], mine[REQSIGN_AUTHORITY_MAX + 8];
+    size_t hn, mn;
+    enum reqsign_status st;
+
+    *picked = NULL;
+    if (v->n_authorities == 0)
+        return REQSIGN_OK;
+    if (v->n_authorities == 1) {
+        *picked = v->authorities[0];
+        req->authority = reqsign__span_cstr(*picked);
+        return REQSIGN_OK;
+    }
+    st = reqsign_authority_normalize(req->scheme, req->authority, host, sizeof(host), &hn, err);
+    if (st != REQSIGN_OK)
+        return st;
+    for (size_t i = 0; i < v->n_authorities; i++) {
+        if (reqsign_authority_normalize(req->scheme, reqsign__span_cstr(v->authorities[i]), mine,
+                                        sizeof(mine), &mn, NULL) == REQSIGN_OK &&
+            mn == hn && memcmp(mine, host, hn) == 0) {
+            *picked = v->authorities[i];
+            req->authority = reqsign__span_cstr(*picked);
+            return REQSIGN_OK;
+        }
+    }
+    char list[400];
+    struct reqsign__buf b = {list, sizeof(list) - 4, 0, 0};
+    for (size_t i = 0; i < v->n_authorities; i++) {
+        if (i > 0)
+            reqsign__buf_puts(&b, ", ");
+        reqsign__buf_puts(&b, v->authorities[i]);
+    }
+    if (b.overflow) {
+        memcpy(list + b.len, "...", 3);
+        b.len += 3;
+    }
+    list[b.len] = '\0';
+    return reqsign_error_set(err, REQSIGN_E_URL, "@authority", REQSIGN_NO_OFFSET,
+                             "the request's Host '%s' is not an authority this verifier accepts "
+                             "(%s)",
+                             host, list);
 }
 
 static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
@@ -589,10 +680,12 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                  "key '%s' has expired", vs->keyid);
 
     /* 6. signature base, as the client saw the request */
-    if (v->public_authority != NULL)
-        req.authority = reqsign__span_cstr(v->public_authority);
     if (v->public_scheme != NULL)
         req.scheme = reqsign__span_cstr(v->public_scheme);
+    const char *picked = NULL;
+    st = pick_authority(v, &req, &picked, err);
+    if (st != REQSIGN_OK)
+        return st;
     char stackbuf[4096];
     char *base = stackbuf;
     size_t base_len = 0;
@@ -621,7 +714,7 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
             char seen[REQSIGN_AUTHORITY_MAX + 8] = "";
             size_t n;
             int differs = 0;
-            if (v->public_authority != NULL &&
+            if (picked != NULL &&
                 reqsign_authority_normalize(req.scheme, req_in->authority, seen, sizeof(seen),
                                             &n, NULL) == REQSIGN_OK) {
                 char pub[REQSIGN_AUTHORITY_MAX + 8];
@@ -635,7 +728,7 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                        "signature '%s' does not verify with key '%s'; @authority "
                                        "was the configured public authority '%s', not the "
                                        "request's Host '%s'",
-                                       vs->label, vs->keyid, v->public_authority, seen);
+                                       vs->label, vs->keyid, picked, seen);
             else
                 st = reqsign_error_set(err, REQSIGN_E_SIG_INVALID, "Signature", REQSIGN_NO_OFFSET,
                                        "signature '%s' does not verify with key '%s': the "

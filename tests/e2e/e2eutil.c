@@ -173,27 +173,46 @@ void run_init(struct env *e)
 
 void start(struct env *e, const char *ttl)
 {
-    char *argv[] = {
-        (char *)tu_prog("REQSIGND"),       "--db", e->db, "--listen", "127.0.0.1:0", "--cache-ttl",
-        (char *)(ttl != NULL ? ttl : "5"), NULL};
-    cr_assert_eq(tu_proc_start(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
+    char *argv[] = {(char *)tu_prog("REQSIGND"),
+                    "--db",
+                    e->db,
+                    "--listen",
+                    "127.0.0.1:@PORT@",
+                    "--authority",
+                    "127.0.0.1:@PORT@",
+                    "--cache-ttl",
+                    (char *)(ttl != NULL ? ttl : "5"),
+                    NULL};
+    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
 }
 
 void start_backend(struct env *e, const char *pub)
 {
-    char *argv[] = {(char *)tu_prog("API_BACKEND"),
-                    "--db",
-                    e->db,
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--cache-ttl",
-                    "1",
-                    "--max-body",
-                    "100000",
-                    pub != NULL ? "--public-authority" : NULL,
-                    (char *)pub,
-                    NULL};
-    cr_assert_eq(tu_proc_start(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
+    start_backend_extra(e, pub, NULL);
+}
+
+void start_backend_extra(struct env *e, const char *pub, const char *const *extra)
+{
+    char *argv[32] = {(char *)tu_prog("API_BACKEND"),
+                      "--db",
+                      e->db,
+                      "--listen",
+                      "127.0.0.1:@PORT@",
+                      "--cache-ttl",
+                      "1",
+                      "--max-body",
+                      "100000",
+                      /* the public authority behind a proxy, else its own address */
+                      pub != NULL ? "--public-authority" : "--authority",
+                      pub != NULL ? (char *)pub : "127.0.0.1:@PORT@",
+                      NULL};
+    size_t n = 11;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        cr_assert(n + 1 < sizeof(argv) / sizeof(argv[0]), "too many extra arguments");
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
+    cr_assert_eq(tu_proc_start_port(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
 }
 
 void stop(struct env *e)

@@ -47,6 +47,9 @@ struct resp call(const struct reqsign_signer *s, const char *method, const char 
 void run_init(struct env *e);
 void start(struct env *e, const char *ttl);
 void start_backend(struct env *e, const char *pub);
+/* @pub: --public-authority (NULL: --authority 127.0.0.1:PORT, its own);
+ * @extra: more arguments, NULL-terminated (NULL: none) */
+void start_backend_extra(struct env *e, const char *pub, const char *const *extra);
 void stop(struct env *e);
 void finish(struct env *e);
 void setup_env(struct env *e);

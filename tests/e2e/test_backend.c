@@ -84,17 +84,11 @@ Test(backend, accepts_key_from_reqsignd_and_echoes)
     cr_assert_str_eq(json_string_value(json_object_get(r.json, "body_sha256")), hex);
     resp_free(&r);
 
-    /* unsigned: 401 with Accept-Signature; /unsigned/ echoes without checks */
+    /* unsigned: 401 with Accept-Signature (/unsigned/: test unsigned_route_*) */
     r = send_req("GET", burl(&e, "/things"), NULL, 0, NULL, NULL);
     cr_assert_eq(r.status, 401);
     cr_assert_str_eq(err_name(&r), "sig_missing");
     cr_assert_not_null(resp_header(&r, "Accept-Signature"));
-    resp_free(&r);
-    r = send_req("PUT", burl(&e, "/unsigned/bench"), "abc", 3, NULL, NULL);
-    cr_assert_eq(r.status, 200, "%s", r.body);
-    sha256_hex("abc", 3, hex);
-    cr_assert_str_eq(json_string_value(json_object_get(r.json, "body_sha256")), hex);
-    cr_assert(json_is_null(json_object_get(r.json, "keyid")));
     resp_free(&r);
 
     reqsign_signer_free(s);
@@ -428,5 +422,209 @@ Test(backend, malformed_requests_keep_it_up)
     assert_healthy(&e);
     reqsign_signer_free(admin);
     free(cred);
+    finish(&e);
+}
+
+/* Send "@method @target" raw (no client-side path normalisation), unsigned,
+ * with a 3-byte body; return the answer (malloc'd). */
+static char *raw_unsigned(const struct env *e, const char *method, const char *target)
+{
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: 3\r\n"
+                     "Connection: close\r\n\r\nabc",
+                     method, target, e->b.host, e->b.port);
+    return tu_raw(&e->b, req, (size_t)n, 0, 3000);
+}
+
+/* Issue 12 item 11: /unsigned/ skips verification only with
+ * --bench-unsigned-route, and never for a path with dot segments. */
+Test(backend, unsigned_route_only_with_the_flag)
+{
+    struct env e;
+    setup_env(&e);
+    start_backend(&e, NULL); /* no --bench-unsigned-route */
+    static const char *const tricks[] = {"/unsigned/../pay", "/unsigned/./pay",
+                                         "/unsigned/%2e%2e/pay", "/unsigned/x/../../pay",
+                                         "/unsigned/.."};
+
+    struct resp r = send_req("PUT", burl(&e, "/unsigned/bench"), "abc", 3, NULL, NULL);
+    cr_assert_eq(r.status, 401, "%s", r.body);
+    cr_assert_str_eq(err_name(&r), "sig_missing");
+    resp_free(&r);
+    for (size_t i = 0; i < sizeof(tricks) / sizeof(tricks[0]); i++) {
+        char *out = raw_unsigned(&e, "POST", tricks[i]);
+        cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "%s: %s", tricks[i], out);
+        cr_assert_not_null(strstr(out, "\"sig_missing\""), "%s: %s", tricks[i], out);
+        cr_assert_null(strstr(out, "body_sha256"), "%s echoed unverified: %s", tricks[i], out);
+        free(out);
+    }
+    cr_assert_eq(tu_proc_stop(&e.b, SIGTERM, 15000), 0);
+
+    /* with the flag (the benchmark): the echo, unverified, for plain paths only */
+    static const char *const flag[] = {"--bench-unsigned-route", NULL};
+    start_backend_extra(&e, NULL, flag);
+    r = send_req("PUT", burl(&e, "/unsigned/bench"), "abc", 3, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char hex[65];
+    sha256_hex("abc", 3, hex);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "body_sha256")), hex);
+    cr_assert(json_is_null(json_object_get(r.json, "keyid")));
+    resp_free(&r);
+    for (size_t i = 0; i < sizeof(tricks) / sizeof(tricks[0]); i++) {
+        char *out = raw_unsigned(&e, "POST", tricks[i]);
+        cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "%s: %s", tricks[i], out);
+        cr_assert_null(strstr(out, "body_sha256"), "%s echoed unverified: %s", tricks[i], out);
+        free(out);
+    }
+    char *log = slurp(e.blog);
+    cr_assert_not_null(strstr(log, "--bench-unsigned-route"), "no warning in the log: %s", log);
+    free(log);
+    finish(&e);
+}
+
+/* Issue 12 item 1: a request signed for service A, replayed byte for byte
+ * (Host included) to service B that trusts the same keys but has its own
+ * nonce store, is refused by B; A accepts it. */
+Test(backend, replay_to_another_service_refused)
+{
+    struct env a;
+    setup_env(&a);
+    start_backend(&a, NULL); /* --authority 127.0.0.1:PORT_A */
+    struct env b = a;        /* same key database, same reqsignd */
+    memset(&b.b, 0, sizeof(b.b));
+    snprintf(b.blog, sizeof(b.blog), "%s/backend-b.log", a.dir);
+    start_backend(&b, NULL); /* --authority 127.0.0.1:PORT_B */
+    char *cred = slurp(a.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+
+    char host_a[128];
+    snprintf(host_a, sizeof(host_a), "Host: %s:%d", a.b.host, a.b.port);
+    const char *const as_a[] = {host_a, "Content-Type: application/json", NULL};
+    const char *body = "{\"amount\":100}";
+    struct reqsign_signed sig;
+    sign(admin, "POST", burl(&a, "/pay"), body, strlen(body), &sig);
+
+    /* the same bytes, Host: A, delivered to B */
+    struct resp r = send_req("POST", burl(&b, "/pay"), body, strlen(body), &sig, as_a);
+    cr_assert_eq(r.status, 401, "B accepted a request signed for A: %s", r.body);
+    cr_assert_str_eq(err_name(&r), "sig_invalid");
+    resp_free(&r);
+    /* and with B's own Host */
+    r = send_req("POST", burl(&b, "/pay"), body, strlen(body), &sig, as_a + 1);
+    cr_assert_eq(r.status, 401, "%s", r.body);
+    cr_assert_str_eq(err_name(&r), "sig_invalid");
+    resp_free(&r);
+    /* A, the service it was signed for, accepts it */
+    r = send_req("POST", burl(&a, "/pay"), body, strlen(body), &sig, as_a + 1);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+
+    reqsign_signer_free(admin);
+    free(cred);
+    cr_assert_eq(tu_proc_stop(&b.b, SIGTERM, 15000), 0, "api-backend B did not exit 0");
+    finish(&a);
+}
+
+/* Issue 12 item 1: several accepted authorities; @authority is the one the
+ * request's Host names, and a Host outside the list is refused (url). */
+Test(backend, several_authorities)
+{
+    struct env e;
+    setup_env(&e);
+    static const char *const more[] = {"--authority", "api.example.com", "--authority",
+                                       "api.example.net:8443", NULL};
+    start_backend_extra(&e, NULL, more); /* and 127.0.0.1:PORT */
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signed sig;
+    static const char *const h_com[] = {"Host: API.example.com:443", NULL};
+    static const char *const h_net[] = {"Host: api.example.net:8443", NULL};
+    static const char *const h_org[] = {"Host: api.example.org", NULL};
+
+    struct resp r = call(admin, "GET", burl(&e, "/own"), NULL); /* its own address */
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    /* the scheme is http here: :443 is not the default port, so not api.example.com */
+    sign(admin, "GET", "https://api.example.com/x", NULL, 0, &sig);
+    r = send_req("GET", burl(&e, "/x"), NULL, 0, &sig, h_com);
+    cr_assert_eq(r.status, 400, "%s", r.body);
+    cr_assert_str_eq(err_name(&r), "url");
+    resp_free(&r);
+    /* case and the default port are normalised before the comparison */
+    static const char *const h_com80[] = {"Host: API.example.com:80", NULL};
+    sign(admin, "GET", "http://api.example.com/x", NULL, 0, &sig);
+    r = send_req("GET", burl(&e, "/x"), NULL, 0, &sig, h_com80);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    sign(admin, "GET", "http://api.example.net:8443/x", NULL, 0, &sig);
+    r = send_req("GET", burl(&e, "/x"), NULL, 0, &sig, h_net);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    /* signed for a name B does not serve, sent with that Host: refused, naming the list */
+    sign(admin, "GET", "http://api.example.org/x", NULL, 0, &sig);
+    r = send_req("GET", burl(&e, "/x"), NULL, 0, &sig, h_org);
+    cr_assert_eq(r.status, 400, "%s", r.body);
+    cr_assert_str_eq(err_name(&r), "url");
+    const char *msg = json_string_value(json_object_get(r.json, "message"));
+    cr_assert(msg != NULL && strstr(msg, "api.example.net:8443") != NULL, "%s", r.body);
+    resp_free(&r);
+    /* signed for one accepted name, sent with the Host of another: refused */
+    sign(admin, "GET", "http://api.example.com/x", NULL, 0, &sig);
+    r = send_req("GET", burl(&e, "/x"), NULL, 0, &sig, h_net);
+    cr_assert_eq(r.status, 401, "%s", r.body);
+    cr_assert_str_eq(err_name(&r), "sig_invalid");
+    resp_free(&r);
+
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* Issue 12 item 1: no authority, no start (exit 2, naming the option);
+ * --any-authority starts with a warning; both together are refused. */
+Test(backend, startup_needs_an_authority)
+{
+    struct env e;
+    setup_env(&e);
+    const char *progs[] = {tu_prog("API_BACKEND"), tu_prog("REQSIGND")};
+    for (int i = 0; i < 2; i++) {
+        char cmd[2048];
+        int st;
+        /* (timeout: a server that starts after all is a failure, not a hang) */
+        snprintf(cmd, sizeof(cmd), "timeout 20 '%s' --db '%s' --listen 127.0.0.1:0 2>&1",
+                 progs[i], e.db);
+        char *out = tu_run(cmd, &st);
+        cr_assert_eq(st, 2, "%s: exit %d: %s", progs[i], st, out);
+        cr_assert_not_null(strstr(out, "--authority"), "%s", out);
+        cr_assert_not_null(strstr(out, "--any-authority"), "%s", out);
+        free(out);
+        snprintf(cmd, sizeof(cmd),
+                 "timeout 20 '%s' --db '%s' --listen 127.0.0.1:0 --authority a.example "
+                 "--any-authority 2>&1",
+                 progs[i], e.db);
+        out = tu_run(cmd, &st);
+        cr_assert_eq(st, 2, "%s: exit %d: %s", progs[i], st, out);
+        free(out);
+        snprintf(cmd, sizeof(cmd),
+                 "timeout 20 '%s' --db '%s' --listen 127.0.0.1:0 --authority 'bad host' 2>&1",
+                 progs[i],
+                 e.db);
+        out = tu_run(cmd, &st);
+        cr_assert_eq(st, 1, "%s: exit %d: %s", progs[i], st, out);
+        cr_assert_not_null(strstr(out, "host"), "%s", out);
+        free(out);
+
+        char log[600];
+        snprintf(log, sizeof(log), "%s/any-%d.log", e.dir, i);
+        char *argv[] = {(char *)progs[i], "--db", e.db, "--listen", "127.0.0.1:0",
+                        "--any-authority", NULL};
+        struct tu_proc p;
+        cr_assert_eq(tu_proc_start(&p, argv, log, 10000), 0, "%s --any-authority", progs[i]);
+        cr_assert_eq(tu_proc_stop(&p, SIGTERM, 15000), 0);
+        char *l = slurp(log);
+        cr_assert_not_null(strstr(l, "warning: --any-authority"), "%s", l);
+        free(l);
+    }
     finish(&e);
 }

@@ -132,12 +132,14 @@ static void setup_env(struct env *e)
     snprintf(e->dlog, sizeof(e->dlog), "%s/reqsignd.log", e->dir);
     snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->dir);
     run_init(e);
-    char *dargv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:0",
+    char *dargv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@",
                      "--cache-ttl", "1", NULL};
-    cr_assert_eq(tu_proc_start(&e->d, dargv, e->dlog, 10000), 0, "reqsignd did not start");
-    char *bargv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:0",
+    cr_assert_eq(tu_proc_start_port(&e->d, dargv, e->dlog, 10000), 0, "reqsignd did not start");
+    char *bargv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@",
                      "--cache-ttl", "1", NULL};
-    cr_assert_eq(tu_proc_start(&e->b, bargv, e->blog, 10000), 0, "api-backend did not start");
+    cr_assert_eq(tu_proc_start_port(&e->b, bargv, e->blog, 10000), 0, "api-backend did not start");
     e->admin_signer = signer_from_file(e->admin);
 }
 

@@ -271,6 +271,7 @@ static void check_wire(const char *raw, size_t len, const struct reqsign_signed 
     vo.lookup = reqsign_static_key_lookup;
     vo.lookup_ctx = &sk;
     vo.nonces = ns;
+    vo.any_authority = 1; /* the Host the client sent: this checks what went on the wire */
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);
@@ -943,11 +944,13 @@ static void servers_start(struct servers *s)
     char *out = run(&st, "'%s' init --db '%s' -o '%s' 2>&1", tu_prog("REQSIGND"), s->db, s->admin);
     cr_assert_eq(st, 0, "reqsignd init: exit %d: %s", st, out);
     free(out);
-    char *dargv[] = {(char *)tu_prog("REQSIGND"), "--db", s->db, "--listen", "127.0.0.1:0", NULL};
-    cr_assert_eq(tu_proc_start(&s->d, dargv, s->log, 10000), 0, "reqsignd did not start");
+    char *dargv[] = {(char *)tu_prog("REQSIGND"), "--db", s->db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@", NULL};
+    cr_assert_eq(tu_proc_start_port(&s->d, dargv, s->log, 10000), 0, "reqsignd did not start");
     char *bargv[] = {
-        (char *)tu_prog("API_BACKEND"), "--db", s->db, "--listen", "127.0.0.1:0", NULL};
-    cr_assert_eq(tu_proc_start(&s->b, bargv, s->log, 10000), 0, "api-backend did not start");
+        (char *)tu_prog("API_BACKEND"), "--db", s->db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@", NULL};
+    cr_assert_eq(tu_proc_start_port(&s->b, bargv, s->log, 10000), 0, "api-backend did not start");
 }
 
 static void servers_stop(struct servers *s)

@@ -241,8 +241,9 @@ static void fleet_up(struct fleet *f)
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0, "reqsignd init on PostgreSQL failed (see %s)", f->log_d);
     char *argv[] = {(char *)tu_prog("REQSIGND"), "--key-store", f->ks, "--nonce-store",
-                    f->redis.url, "--listen", "127.0.0.1:0", NULL};
-    cr_assert_eq(tu_proc_start(&f->d, argv, f->log_d, 15000), 0, "reqsignd did not start");
+                    f->redis.url, "--listen", "127.0.0.1:@PORT@", "--authority",
+                    "127.0.0.1:@PORT@", NULL};
+    cr_assert_eq(tu_proc_start_port(&f->d, argv, f->log_d, 15000), 0, "reqsignd did not start");
     start_backend(f, 0);
     start_backend(f, 1);
 
@@ -811,7 +812,8 @@ Test(fleet, startup)
     char *out;
     long t0 = now_ms();
     snprintf(args, sizeof(args),
-             "--key-store '%s' --nonce-store unix:%s/no-redis.sock --listen 127.0.0.1:0", ks, dir);
+             "--key-store '%s' --nonce-store unix:%s/no-redis.sock --listen 127.0.0.1:0 "
+             "--authority " AUTHORITY, ks, dir);
     st = run_backend(args, &out);
     fprintf(stderr, "fleet: start-up without Redis: exit %d after %ld ms: %s", st, now_ms() - t0,
             out);
@@ -827,7 +829,8 @@ Test(fleet, startup)
         {"redis://admin:hunter2-ret-part@127.0.0.1:1", "redis://***@127.0.0.1:1"},
     };
     for (size_t i = 0; i < 2; i++) {
-        snprintf(args, sizeof(args), "--key-store '%s' --nonce-store '%s' --listen 127.0.0.1:0",
+        snprintf(args, sizeof(args),
+                 "--key-store '%s' --nonce-store '%s' --listen 127.0.0.1:0 --authority " AUTHORITY,
                  ks, secret_urls[i][0]);
         st = run_backend(args, &out);
         fprintf(stderr, "fleet: a password in the Redis URL: exit %d: %s", st, out);
@@ -845,7 +848,7 @@ Test(fleet, startup)
     t0 = now_ms();
     snprintf(args, sizeof(args),
              "--key-store 'postgresql:///x?host=%s/no-pg&user=postgres' --nonce-store %s "
-             "--listen 127.0.0.1:0",
+             "--listen 127.0.0.1:0 --authority " AUTHORITY,
              dir, redis.url);
     st = run_backend(args, &out);
     fprintf(stderr, "fleet: start-up without PostgreSQL: exit %d after %ld ms: %s", st,
@@ -856,12 +859,14 @@ Test(fleet, startup)
 
     /* bad values: usage errors (2), no password echoed */
     const char *bad[] = {
-        "--key-store mysql://h/x --listen 127.0.0.1:0",
-        "--key-store sqlite: --listen 127.0.0.1:0",
-        "--db a.db --key-store b.db --listen 127.0.0.1:0",
-        "--db a.db --nonce-store bogus --listen 127.0.0.1:0",
-        "--db a.db --nonce-store memory --nonce-store memory --listen 127.0.0.1:0",
-        "--db a.db --nonce-store redis://u:hunter2@127.0.0.1:1/x/y --listen 127.0.0.1:0",
+        "--key-store mysql://h/x --listen 127.0.0.1:0 --authority " AUTHORITY,
+        "--key-store sqlite: --listen 127.0.0.1:0 --authority " AUTHORITY,
+        "--db a.db --key-store b.db --listen 127.0.0.1:0 --authority " AUTHORITY,
+        "--db a.db --nonce-store bogus --listen 127.0.0.1:0 --authority " AUTHORITY,
+        "--db a.db --nonce-store memory --nonce-store memory --listen 127.0.0.1:0 "
+        "--authority " AUTHORITY,
+        "--db a.db --nonce-store redis://u:hunter2@127.0.0.1:1/x/y --listen 127.0.0.1:0 "
+        "--authority " AUTHORITY,
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         st = run_backend(bad[i], &out);
@@ -882,7 +887,7 @@ Test(fleet, startup)
     for (size_t i = 0; i < 3; i++) {
         char *argv[] = {(char *)tu_prog("API_BACKEND"), (char *)forms[i][0], (char *)forms[i][1],
                         "--nonce-store", i == 2 ? redis.url : "memory", "--listen", "127.0.0.1:0",
-                        NULL};
+                        "--authority", AUTHORITY, NULL};
         struct tu_proc p;
         cr_assert_eq(tu_proc_start(&p, argv, NULL, 15000), 0, "%s %s", forms[i][0], forms[i][1]);
         cr_assert_eq(tu_proc_stop(&p, SIGTERM, 15000), 0);
@@ -896,7 +901,8 @@ Test(fleet, startup)
     const char *progs[] = {"API_BACKEND", "REQSIGND"};
     for (size_t i = 0; i < 2; i++) {
         snprintf(cmd, sizeof(cmd),
-                 "timeout 20 '%s' --key-store '%s' --nonce-store %s --listen 127.0.0.1:0 2>&1",
+                 "timeout 20 '%s' --key-store '%s' --nonce-store %s --listen 127.0.0.1:0 "
+                 "--authority " AUTHORITY " 2>&1",
                  tu_prog(progs[i]), ks, redis.url);
         out = tu_run(cmd, &st);
         fprintf(stderr, "fleet: %s with allkeys-lru: exit %d: %s", progs[i], st, out);

@@ -314,6 +314,7 @@ static void vfy_new(struct vfy *vf, struct reqsign_keydir *kd)
     o.lookup = reqsign_keydir_lookup;
     o.lookup_ctx = kd;
     o.nonces = vf->nonces;
+    o.any_authority = 1; /* these tests are about the key directory, not the authority */
     struct reqsign_error err;
     vf->v = reqsign_verifier_new(&o, &err);
     cr_assert_not_null(vf->v, "verifier: %s", err.message);
@@ -494,8 +495,9 @@ static void env_start(struct env *e)
              tu_prog("REQSIGND"), e->db, e->admin, e->log);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0, "reqsignd init failed");
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:0", NULL};
-    cr_assert_eq(tu_proc_start(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
+    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@", NULL};
+    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
     e->running = 1;
     snprintf(e->dir_url, sizeof(e->dir_url), "%s" DIR_PATH, e->d.url);
 

@@ -144,16 +144,18 @@ static void setup_dirs(struct env *e)
 
 static void start_d(struct env *e)
 {
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:0",
+    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@",
                     "--cache-ttl", "1", NULL};
-    cr_assert_eq(tu_proc_start(&e->d, argv, e->dlog, 10000), 0, "reqsignd did not start");
+    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->dlog, 10000), 0, "reqsignd did not start");
 }
 
 static void start_b(struct env *e)
 {
-    char *argv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:0",
+    char *argv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@",
                     "--cache-ttl", "1", NULL};
-    cr_assert_eq(tu_proc_start(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
+    cr_assert_eq(tu_proc_start_port(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
 }
 
 static void cleanup(struct env *e)
@@ -589,8 +591,8 @@ static int search_process(pid_t pid, const struct needles *ns, size_t *bytes, in
             if (at != NULL)
                 found++;
             if (at != NULL && report) {
-                cr_log_error("reqsignd memory holds %s at %#lx (%s)", ns->v[i].what,
-                             lo + (unsigned long)(at - buf), strtok(line, "\n"));
+                cr_log_error("reqsignd memory holds %s at %#lx (%.*s)", ns->v[i].what,
+                             lo + (unsigned long)(at - buf), (int)strcspn(line, "\n"), line);
             }
         }
         free(buf);
@@ -687,8 +689,9 @@ Test(secrets, private_key_sent_by_mistake_is_wiped)
     in.body = bs;
     in.body_len = strlen(bs);
     cr_assert_eq(reqsign_signer_sign(admin, &in, &sg, NULL), REQSIGN_OK);
-    char *req = malloc(strlen(bs) + 4096);
-    int rn = sprintf(req,
+    size_t req_cap = strlen(bs) + 4096;
+    char *req = malloc(req_cap);
+    int rn = snprintf(req, req_cap,
                      "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                      "Content-Type: application/json\r\nContent-Digest: %s\r\n"
                      "Signature-Input: %s\r\nSignature: %s\r\nContent-Length: %zu\r\n\r\n%s",

@@ -238,11 +238,13 @@ Test(story, provider_and_customers_end_to_end)
     cr_assert_eq(sb.st_mode & 0777, 0600);
 
     struct tu_proc ks, be;
-    char *ks_argv[] = {(char *)tu_prog("REQSIGND"), "--db", db, "--listen", "127.0.0.1:0", NULL};
-    cr_assert_eq(tu_proc_start(&ks, ks_argv, log1, 10000), 0);
-    char *be_argv[] = {(char *)tu_prog("API_BACKEND"), "--db", db, "--listen", "127.0.0.1:0",
+    char *ks_argv[] = {(char *)tu_prog("REQSIGND"), "--db", db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@", NULL};
+    cr_assert_eq(tu_proc_start_port(&ks, ks_argv, log1, 10000), 0);
+    char *be_argv[] = {(char *)tu_prog("API_BACKEND"), "--db", db, "--listen", "127.0.0.1:@PORT@",
+                     "--authority", "127.0.0.1:@PORT@",
                        NULL};
-    cr_assert_eq(tu_proc_start(&be, be_argv, log2, 10000), 0);
+    cr_assert_eq(tu_proc_start_port(&be, be_argv, log2, 10000), 0);
 
     json_error_t je;
     json_t *admin_cred = json_load_file(admin, 0, &je);

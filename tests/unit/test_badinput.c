@@ -367,6 +367,7 @@ static void vconf_of(const json_t *c, const json_t *t, const uint8_t pk[32], str
     vc->o.skew = jint(c, "skew", 0);
     vc->o.label = jstr(c, "label");
     vc->o.public_authority = jstr(c, "public_authority");
+    vc->o.any_authority = vc->o.public_authority == NULL; /* else the case's Host */
     vc->o.clock = fixed_clock;
     vc->o.clock_ctx = &vc->now;
     vc->o.lookup = reqsign_static_key_lookup;

@@ -878,3 +878,32 @@ Test(cli, data_from_file_and_stdin)
     free(out);
     rm_rf(dir);
 }
+
+/* Issue 12 item 13: a URL with an empty or missing authority is refused with
+ * `url` by sign, send (the libcurl glue: nothing is resolved or sent) and
+ * verify alike; libcurl alone would take the first path segment as the host. */
+Test(cli, url_without_authority_refused)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    keygen(dir, "k.pem", keyid);
+    static const char *const bad[] = {"https:///adcp/x", "https:/host/p", "http://",
+                                      "http:host/p",     "HTTPS:///x",    "http://user@/x",
+                                      "http://:8080/x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int st;
+        char *out = run(&st, "\"$R\" sign --key '%s/k.pem' '%s' 2>&1", dir, bad[i]);
+        expect_error(out, st, "url");
+        cr_assert_null(strstr(out, "@authority"), "%s: %s", bad[i], out);
+        free(out);
+        out = run(&st, "\"$R\" send --key '%s/k.pem' '%s' 2>&1", dir, bad[i]);
+        cr_assert_eq(st, 1, "send %s: exit %d: %s", bad[i], st, out);
+        cr_assert_not_null(strstr(out, "error: url: "), "send %s: %s", bad[i], out);
+        cr_assert_null(strstr(out, "resolve"), "send %s tried to resolve: %s", bad[i], out);
+        free(out);
+        out = run(&st, "\"$R\" verify --pub '%s/k.pem' '%s'", dir, bad[i]);
+        expect_error(out, st, "url");
+        free(out);
+    }
+    rm_rf(dir);
+}

@@ -566,7 +566,8 @@ static void held_setup(struct held *t, int i)
     struct reqsign_verifier_opts vo = {.lookup = reqsign_keycache_lookup,
                                        .lookup_ctx = cache,
                                        .nonces = t->nonces,
-                                       .clock = test_clock};
+                                       .clock = test_clock,
+                                       .public_authority = "api.example.com"};
     t->v = reqsign_verifier_new(&vo, NULL);
     cr_assert_not_null(t->v);
 }

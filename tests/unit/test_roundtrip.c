@@ -194,7 +194,8 @@ Test(roundtrip, thousand_requests_and_one_bit_changes)
     struct reqsign_nonce_store *ok_store = reqsign_nonce_store_memory_new(NULL);
     struct reqsign_nonce_store *bad_store = reqsign_nonce_store_memory_new(NULL);
     struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &sk,
-                                       .nonces = ok_store, .clock = now_fn};
+                                       .nonces = ok_store, .clock = now_fn,
+                                       .any_authority = 1};
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, NULL);
     vo.nonces = bad_store;
     struct reqsign_verifier *vbad = reqsign_verifier_new(&vo, NULL);
@@ -232,4 +233,120 @@ Test(roundtrip, thousand_requests_and_one_bit_changes)
     reqsign_nonce_store_free(bad_store);
     reqsign_signer_free(signer);
     reqsign_key_free(key);
+}
+
+/* Issue 12 item 14: IP-literals by the RFC 3986 grammar, the same answer on
+ * both sides: the signer (URL http://LITERAL/x) and the verifier (Host:
+ * LITERAL) accept exactly the IPv6 addresses, and refuse with `url` what is
+ * not one, zone identifiers (RFC 6874) and IPvFuture (spec section 5.2.3).
+ * An accepted one verifies end to end. */
+Test(roundtrip, ip_literals_agree_on_both_sides)
+{
+    static const struct {
+        const char *lit;
+        int ok;
+    } table[] = {
+        {"[::1]", 1},
+        {"[::]", 1},
+        {"[2001:db8::1]", 1},
+        {"[2001:DB8::A]", 1},
+        {"[1:2:3:4:5:6:7:8]", 1},
+        {"[1:2:3:4:5:6:7::]", 1},
+        {"[::2:3:4:5:6:7:8]", 1},
+        {"[1::8]", 1},
+        {"[::ffff:192.0.2.1]", 1},
+        {"[64:ff9b::255.255.255.255]", 1},
+        {"[1:2:3:4:5:6:1.2.3.4]", 1},
+        {"[::1]:8080", 1},
+        {"[hello]", 0},
+        {"[::1%]", 0},
+        {"[fe80::1%25eth0]", 0},
+        {"[fe80::1%eth0]", 0},
+        {"[v1.x]", 0},
+        {"[v7.a:b]", 0},
+        {"[]", 0},
+        {"[::1", 0},
+        {"[1:2:3:4:5:6:7:8:9]", 0},
+        {"[1:2:3:4:5:6:7]", 0},
+        {"[1::2::3]", 0},
+        {"[:::]", 0},
+        {"[:1::]", 0},
+        {"[1:]", 0},
+        {"[12345::]", 0},
+        {"[::1.2.3]", 0},
+        {"[::1.2.3.256]", 0},
+        {"[::01.2.3.4]", 0},
+        {"[1.2.3.4]", 0},
+        {"[1:2:3:4:5:6:7:1.2.3.4]", 0},
+        {"[::g]", 0},
+        {"[::1]x", 0},
+    };
+    struct reqsign_key *key = NULL;
+    cr_assert_eq(reqsign_key_generate(&key, NULL), REQSIGN_OK);
+    struct reqsign_signer_opts so = {.key = key, .clock = now_fn};
+    struct reqsign_signer *signer = reqsign_signer_new(&so, NULL);
+    cr_assert_not_null(signer);
+    struct reqsign_static_key sk = {.keyid = reqsign_signer_keyid(signer)};
+    reqsign_key_public_raw(key, sk.public_key);
+    reqsign_key_free(key);
+    struct reqsign_nonce_store *ns = reqsign_nonce_store_memory_new(NULL);
+    struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &sk,
+                                       .nonces = ns, .clock = now_fn, .any_authority = 1};
+    struct reqsign_verifier *v = reqsign_verifier_new(&vo, NULL);
+    cr_assert_not_null(v);
+
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        const char *lit = table[i].lit;
+        char url[128], norm[300];
+        size_t nn;
+        struct reqsign_error err;
+        snprintf(url, sizeof(url), "http://%s/x", lit);
+
+        /* the verifier's side: Host as received */
+        reqsign_error_clear(&err);
+        enum reqsign_status vst = reqsign_authority_normalize(S("http"), S(lit), norm,
+                                                              sizeof(norm), &nn, &err);
+        cr_expect_eq(vst, table[i].ok ? REQSIGN_OK : REQSIGN_E_URL, "verifier, Host %s: %s (%s)",
+                     lit, reqsign_errname(vst), err.message);
+
+        /* the signer's side: the URL */
+        struct reqsign_signed out;
+        char base[1024];
+        memset(&out, 0, sizeof(out));
+        out.base_buf = base;
+        out.base_cap = sizeof(base) - 1;
+        struct reqsign_sign_input in = {.method = "GET", .url = url};
+        reqsign_error_clear(&err);
+        enum reqsign_status sst = reqsign_signer_sign(signer, &in, &out, &err);
+        cr_expect_eq(sst, table[i].ok ? REQSIGN_OK : REQSIGN_E_URL, "signer, %s: %s (%s)", url,
+                     reqsign_errname(sst), err.message);
+        if (!table[i].ok || sst != REQSIGN_OK)
+            continue;
+
+        /* accepted: what was signed verifies with the Host libcurl sends, the
+         * signed @authority (libcurl may rewrite a literal, e.g. its IPv4 tail) */
+        base[out.base_len] = '\0';
+        char host[300];
+        const char *at = strstr(base, "\"@authority\": ");
+        cr_assert_not_null(at, "%s", base);
+        cr_assert_eq(sscanf(at + 14, "%299[^\n]", host), 1);
+        reqsign_error_clear(&err);
+        cr_expect_eq(reqsign_authority_normalize(S("http"), S(host), norm, sizeof(norm), &nn,
+                                                 &err),
+                     REQSIGN_OK, "signed @authority %s: %s", host, err.message);
+        struct reqsign_header h[4] = {{S("Host"), S(host)}};
+        for (size_t k = 0; k < out.n_headers; k++)
+            h[1 + k] = out.headers[k];
+        struct reqsign_request req = {S("GET"), S("http"), S(host), S("/x"), h,
+                                      1 + out.n_headers};
+        struct reqsign_verification vs;
+        reqsign_verification_init(&vs);
+        reqsign_error_clear(&err);
+        enum reqsign_status st = reqsign_verifier_verify(v, &req, NULL, 0, &vs, &err);
+        reqsign_verification_cleanup(&vs);
+        cr_expect_eq(st, REQSIGN_OK, "%s: %s", url, err.message);
+    }
+    reqsign_verifier_free(v);
+    reqsign_nonce_store_free(ns);
+    reqsign_signer_free(signer);
 }

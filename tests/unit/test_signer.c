@@ -1,6 +1,7 @@
 /* Suite signer: what is signed, from URLs as libcurl sends them. */
 #include <criterion/criterion.h>
 #include <reqsign/base64.h>
+#include <reqsign/curl.h>
 #include <reqsign/signer.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -531,4 +532,51 @@ Test(signer, signature_input_is_canonical_sf)
     }
     cr_assert_eq(n, 6 * 4 * 2);
     free(path);
+}
+
+/* Issue 12 item 13 (spec section 3.3): a URL with an empty or missing
+ * authority is refused with `url`, by the signer, its libcurl parser and the
+ * libcurl glue; libcurl alone reads "https:///adcp/x" as host "adcp". */
+Test(signer, url_without_authority_refused)
+{
+    struct reqsign_signer *s = rfc_signer(NULL);
+    static const char *const bad[] = {
+        "https:///path",  "https:///adcp/x", "https:/host/p",     "http:host/p",
+        "http://",        "https://",        "http:///",          "HTTPS:///x",
+        "Http:/h/p",      "https:////h/p",   "http://user@/x",    "http://u:p@/x",
+        "http://:8080/x", "http://?q=1",     "http://#f",         "https://:/x",
+    };
+    CURL *h = curl_easy_init();
+    cr_assert_not_null(h);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct reqsign_signed out;
+        struct reqsign_error err;
+        reqsign_error_clear(&err);
+        struct reqsign_sign_input in = {.method = "GET", .url = bad[i]};
+        cr_expect_eq(reqsign_signer_sign(s, &in, &out, &err), REQSIGN_E_URL, "sign %s: %s",
+                     bad[i], err.message);
+        struct reqsign__url_parts u;
+        reqsign_error_clear(&err);
+        cr_expect_eq(reqsign__url_curl(bad[i], 0, &u, &err), REQSIGN_E_URL, "url_curl %s",
+                     bad[i]);
+        struct reqsign_curl_request r = {.method = "GET", .url = bad[i]};
+        struct curl_slist *hdrs = NULL;
+        reqsign_error_clear(&err);
+        cr_expect_eq(reqsign_curl_prepare(s, h, &r, &hdrs, NULL, &err), REQSIGN_E_URL,
+                     "curl_prepare %s: %s", bad[i], err.message);
+        curl_slist_free_all(hdrs);
+    }
+    /* what is next to them still signs: userinfo, an empty port, upper-case scheme */
+    static const char *const good[] = {"http://u:p@host/x", "https://host:/x", "HTTPS://Host/x",
+                                       "http://[::1]:8080/x"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct reqsign_signed out;
+        struct reqsign_error err;
+        reqsign_error_clear(&err);
+        struct reqsign_sign_input in = {.method = "GET", .url = good[i]};
+        cr_expect_eq(reqsign_signer_sign(s, &in, &out, &err), REQSIGN_OK, "sign %s: %s", good[i],
+                     err.message);
+    }
+    curl_easy_cleanup(h);
+    reqsign_signer_free(s);
 }

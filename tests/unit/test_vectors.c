@@ -150,6 +150,7 @@ static enum reqsign_status verify_received(const json_t *rcv, const json_t *veri
     vo.label = jstr(verify, "label");
     vo.required_tag = jstr(verify, "required_tag");
     vo.public_authority = jstr(verify, "public_authority");
+    vo.any_authority = vo.public_authority == NULL; /* else the vector's Host */
     vo.clock = fixed_clock;
     vo.clock_ctx = &now;
     vo.lookup = reqsign_static_key_lookup;

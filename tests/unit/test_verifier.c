@@ -49,7 +49,8 @@ static struct reqsign_verifier *make_verifier(struct reqsign_verifier_opts *o)
     struct reqsign_verifier_opts d = {.lookup = reqsign_static_key_lookup,
                                       .lookup_ctx = &skey,
                                       .nonces = store,
-                                      .clock = clock_fn};
+                                      .clock = clock_fn,
+                                      .any_authority = 1};
     if (o == NULL)
         o = &d;
     if (o->lookup == NULL) {
@@ -60,6 +61,10 @@ static struct reqsign_verifier *make_verifier(struct reqsign_verifier_opts *o)
         o->nonces = store;
     if (o->clock == NULL)
         o->clock = clock_fn;
+    /* these tests sign for many hosts: @authority from the request's Host
+     * (authority pinning has its own tests below) */
+    if (o->public_authority == NULL && o->n_authorities == 0)
+        o->any_authority = 1;
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_verifier *v = reqsign_verifier_new(o, &err);
@@ -610,4 +615,119 @@ Test(verifier, options_checked)
     reqsign_error_clear(&err);
     cr_assert_null(reqsign_verifier_new(&o, &err));
     cr_assert_eq(err.code, REQSIGN_E_URL);
+}
+
+/* Issue 12 item 1: a verifier must know which authority it serves. */
+Test(verifier, needs_an_authority_or_explicit_opt_out)
+{
+    struct reqsign_error err;
+    struct reqsign_verifier_opts o = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &skey,
+                                      .nonces = store, .clock = clock_fn};
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_verifier_new(&o, &err), "created without an authority");
+    cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG);
+    cr_assert(strstr(err.message, "authorit") != NULL && strstr(err.message, "any_authority"),
+              "%s", err.message);
+
+    /* any_authority together with an authority is a contradiction */
+    o.any_authority = 1;
+    o.public_authority = "api.example.com";
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_verifier_new(&o, &err));
+    cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG);
+
+    /* each accepted authority is checked */
+    static const char *const bad[] = {"a.example", "b.example:99999"};
+    o.any_authority = 0;
+    o.public_authority = NULL;
+    o.authorities = bad;
+    o.n_authorities = 2;
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_verifier_new(&o, &err));
+    cr_assert_eq(err.code, REQSIGN_E_URL, "%s", err.message);
+    o.authorities = NULL;
+    reqsign_error_clear(&err);
+    cr_assert_null(reqsign_verifier_new(&o, &err));
+    cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG);
+
+    /* the explicit opt-out: @authority from the Host, as before */
+    o.n_authorities = 0;
+    o.any_authority = 1;
+    struct reqsign_verifier *v = reqsign_verifier_new(&o, &err);
+    cr_assert_not_null(v, "%s", err.message);
+    struct reqsign_signed s;
+    struct rx r;
+    sign(&s, "GET", "https://anything.example/x", NULL);
+    receive(&r, &s, "GET", "anything.example", "/x", NULL);
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+    reqsign_verifier_free(v);
+}
+
+/* Issue 12 item 1: a request signed for service A, replayed with its Host to
+ * service B that trusts the same key (own nonce store), is refused by B. */
+Test(verifier, replay_to_another_service_refused)
+{
+    struct reqsign_nonce_store *store_b = reqsign_nonce_store_memory_new(NULL);
+    struct reqsign_verifier_opts oa = {.public_authority = "a.example.com"};
+    struct reqsign_verifier_opts ob = {.public_authority = "b.example.com", .nonces = store_b};
+    struct reqsign_verifier *va = make_verifier(&oa), *vb = make_verifier(&ob);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    sign(&s, "POST", "https://a.example.com/pay", "{\"amount\":1}");
+    receive(&r, &s, "POST", "a.example.com", "/pay", "{\"amount\":1}");
+    cr_assert_eq(verify(vb, &r, &err), REQSIGN_E_SIG_INVALID, "%s", err.message);
+    cr_assert_eq(verify(va, &r, &err), REQSIGN_OK, "%s", err.message);
+    reqsign_verifier_free(va);
+    reqsign_verifier_free(vb);
+    reqsign_nonce_store_free(store_b);
+}
+
+/* Issue 12 item 1, spec section 5.2.3: with several accepted authorities the
+ * request's normalised Host picks one; a Host outside the list is `url`;
+ * public_authority and authorities[] together make the list. */
+Test(verifier, several_authorities_chosen_by_host)
+{
+    static const char *const more[] = {"api.example.net:8443", "[2001:DB8::1]"};
+    struct reqsign_verifier_opts o = {.public_authority = "API.example.com:443",
+                                      .authorities = more, .n_authorities = 2};
+    struct reqsign_verifier *v = make_verifier(&o);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_error err;
+    static const struct {
+        const char *url, *host;
+        enum reqsign_status want;
+    } cases[] = {
+        {"https://api.example.com/x", "api.example.com", REQSIGN_OK},
+        {"https://api.example.com/x", "Api.Example.COM:443", REQSIGN_OK},
+        {"https://api.example.net:8443/x", "api.example.net:8443", REQSIGN_OK},
+        {"https://[2001:db8::1]/x", "[2001:db8::1]:443", REQSIGN_OK},
+        /* signed for another accepted name than the Host names */
+        {"https://api.example.com/x", "api.example.net:8443", REQSIGN_E_SIG_INVALID},
+        /* a Host outside the list: refused before the signature, naming the list */
+        {"https://other.example/x", "other.example", REQSIGN_E_URL},
+        {"https://api.example.net/x", "api.example.net", REQSIGN_E_URL},
+        {"https://api.example.com/x", "", REQSIGN_E_URL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sign(&s, "GET", cases[i].url, NULL);
+        receive(&r, &s, "GET", cases[i].host, "/x", NULL);
+        cr_assert_eq(verify(v, &r, &err), cases[i].want, "case %zu (%s, Host %s): %s", i,
+                     cases[i].url, cases[i].host, err.message);
+        if (cases[i].want == REQSIGN_E_URL && cases[i].host[0] != '\0')
+            cr_assert(strstr(err.message, "api.example.net:8443") != NULL, "%s", err.message);
+    }
+    reqsign_verifier_free(v);
+
+    /* one authority: it is @authority whatever the Host says (the proxy case) */
+    struct reqsign_verifier_opts one = {.authorities = more, .n_authorities = 1};
+    v = make_verifier(&one);
+    sign(&s, "GET", "https://api.example.net:8443/x", NULL);
+    receive(&r, &s, "GET", "10.0.0.7:8080", "/x", NULL);
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
+    sign(&s, "GET", "https://10.0.0.7:8080/x", NULL);
+    receive(&r, &s, "GET", "10.0.0.7:8080", "/x", NULL);
+    cr_assert_eq(verify(v, &r, &err), REQSIGN_E_SIG_INVALID, "%s", err.message);
+    reqsign_verifier_free(v);
 }

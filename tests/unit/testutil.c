@@ -208,6 +208,65 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
     return 0;
 }
 
+/* see testutil.h */
+int tu_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = 0;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    socklen_t al = sizeof(a);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+        port = ntohs(a.sin_port);
+    close(fd); /* bound, never listened or connected: no TIME_WAIT */
+    return port;
+}
+
+/* see testutil.h */
+int tu_proc_start_port(struct tu_proc *p, char *const argv[], const char *log_path,
+                       int timeout_ms)
+{
+    size_t n = 0;
+    while (argv[n] != NULL)
+        n++;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int port = tu_free_port();
+        if (port < 0)
+            return -1;
+        char **av = calloc(n + 1, sizeof(char *));
+        if (av == NULL)
+            abort();
+        for (size_t i = 0; i < n; i++) {
+            const char *at = strstr(argv[i], "@PORT@");
+            if (at == NULL) {
+                av[i] = argv[i];
+                continue;
+            }
+            size_t len = strlen(argv[i]) + 8;
+            av[i] = malloc(len);
+            if (av[i] == NULL)
+                abort();
+            snprintf(av[i], len, "%.*s%d%s", (int)(at - argv[i]), argv[i], port, at + 6);
+        }
+        int rc = tu_proc_start(p, av, log_path, timeout_ms);
+        for (size_t i = 0; i < n; i++)
+            if (av[i] != argv[i])
+                free(av[i]);
+        free(av);
+        if (rc == 0)
+            return 0;
+        fprintf(stderr, "tu_proc_start_port: %s did not start on port %d; trying another\n",
+                argv[0], port);
+    }
+    return -1;
+}
+
 int tu_proc_stop(struct tu_proc *p, int sig, int timeout_ms)
 {
     int status = 0;

@@ -36,6 +36,14 @@ struct tu_proc {
  * and wait up to @timeout_ms for the first stdout line "listening on http://HOST:PORT".
  * Returns 0, or -1 (the process is killed) with a message on stderr. */
 int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, int timeout_ms);
+/* tu_proc_start() with every "@PORT@" in argv replaced by a free loopback
+ * port, the same in each (e.g. "--listen", "127.0.0.1:@PORT@", "--authority",
+ * "127.0.0.1:@PORT@": servers must be told their authority before they
+ * listen). Tries a few ports in case another process takes one first. */
+int tu_proc_start_port(struct tu_proc *p, char *const argv[], const char *log_path,
+                       int timeout_ms);
+/* A loopback TCP port that was free a moment ago, or -1. */
+int tu_free_port(void);
 /* Send @sig and wait up to @timeout_ms; then SIGKILL. Returns the exit status
  * (0..255), 128+signal if killed by a signal, or -1 if it had to be SIGKILLed. */
 int tu_proc_stop(struct tu_proc *p, int sig, int timeout_ms);

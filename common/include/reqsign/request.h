@@ -33,11 +33,13 @@ struct reqsign_request {
 /**
  * reqsign_authority_normalize() - RFC 9110 4.2.3 / RFC 9421 2.2.3: host
  * lowercased, the scheme's default port (80 http, 443 https) removed, IPv6
- * literal kept in brackets. Rejects empty hosts, userinfo, bad ports and
- * bytes outside the URI host grammar with REQSIGN_E_URL (err->offset set),
- * and an authority longer than REQSIGN_AUTHORITY_MAX with REQSIGN_E_LIMIT.
- * Writes a NUL-terminated result into @out (REQSIGN_E_BUFFER_TOO_SMALL if
- * @cap is too small).
+ * literal kept in brackets. Rejects empty hosts, userinfo, bad ports, bytes
+ * outside the RFC 3986 reg-name grammar, and an IP-literal that is not an
+ * RFC 3986 IPv6address (IPvFuture and zone identifiers are refused too) with
+ * REQSIGN_E_URL (err->offset set), and an authority longer than
+ * REQSIGN_AUTHORITY_MAX with REQSIGN_E_LIMIT. The signer checks URLs with it
+ * as well. Writes a NUL-terminated result into @out
+ * (REQSIGN_E_BUFFER_TOO_SMALL if @cap is too small).
  * Thread safety: thread-safe.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status

@@ -74,7 +74,15 @@ struct reqsign_verifier_opts {
     int64_t max_age;              /* seconds; 0: REQSIGN_DEFAULT_MAX_AGE */
     int64_t skew;                 /* seconds; 0: REQSIGN_DEFAULT_SKEW; < 0: none */
     const char *label;            /* NULL: the only signature, else "sig1" */
-    const char *public_authority; /* NULL: the request's own; else host[:port] clients sign */
+    /* The authorities (host[:port], as clients sign them) this verifier
+     * accepts: public_authority, then authorities[0..n_authorities-1]. At
+     * least one is required unless any_authority is set (spec/PROTOCOL.md
+     * section 5.2.3): a verifier that takes @authority from each request's
+     * Host accepts a request signed for another service that trusts the
+     * same keys. With one authority, it is @authority whatever the Host
+     * says (behind a proxy); with several, the request's Host (normalised)
+     * must be one of them (else REQSIGN_E_URL naming them). */
+    const char *public_authority; /* NULL: none; the single-value form */
     const char *public_scheme;    /* NULL: the request's own */
     const char *required_tag;     /* NULL: any or none */
     const char *const *required_components; /* extra component names that must be covered */
@@ -84,13 +92,21 @@ struct reqsign_verifier_opts {
     reqsign_key_lookup_fn lookup; /* required */
     void *lookup_ctx;
     struct reqsign_nonce_store *nonces; /* borrowed; required by the reqsign profile */
+    const char *const *authorities; /* more accepted authorities (see public_authority) */
+    size_t n_authorities;           /* at most REQSIGN_VERIFIER_AUTHORITIES_MAX in all */
+    int any_authority; /* 1: no configured authority, @authority is each request's Host
+                          (the explicit opt-out; not with public_authority/authorities) */
 };
+
+#define REQSIGN_VERIFIER_AUTHORITIES_MAX 32
 
 struct reqsign_verifier;
 
 /**
  * reqsign_verifier_new() - check and copy the options.
- * Return: the verifier, or NULL with @err set (E_INVALID_ARG, E_NOMEM).
+ * Return: the verifier, or NULL with @err set (E_INVALID_ARG, among others
+ * when no authority is configured and any_authority is not set; E_URL or
+ * E_LIMIT for a malformed authority; E_NOMEM).
  * Thread safety: thread-safe.
  */
 REQSIGN_API struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts *opts,
@@ -131,7 +147,8 @@ REQSIGN_API void reqsign_verification_cleanup(struct reqsign_verification *vs);
 /**
  * reqsign_verifier_verify_headers() - phase one: everything but the content.
  * @req: the request as received (method, target from the request line, Host
- *       as authority unless the verifier has a public authority, all fields).
+ *       as authority, all fields). @authority in the base is chosen from the
+ *       configured authorities (see struct reqsign_verifier_opts).
  * Return: REQSIGN_OK or the specific REQSIGN_E_* code, with @err's message
  * naming the component, parameter or field at fault.
  * Thread safety: safe concurrently on one @v with distinct @vs.
