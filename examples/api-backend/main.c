@@ -2,7 +2,7 @@
  *
  *   api-backend --listen HOST:PORT (--db PATH | --key-store STORE) [--nonce-store STORE]
  *               (--authority HOST[:PORT] ... | --any-authority) [--max-age N] [--skew N]
- *               [--cache-ttl N] [--max-body N] [--bench-unsigned-route]
+ *               [--cache-ttl N] [--max-body N] [--threads N] [--bench-unsigned-route]
  *
  *   --authority HOST[:PORT]: the authority clients sign for this service (its
  *       public name, behind a proxy too); repeatable when the service has
@@ -274,7 +274,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: " PROG " --listen HOST:PORT (--db PATH | --key-store STORE)\n"
             "       (--authority HOST[:PORT] ... | --any-authority) [--nonce-store STORE]\n"
-            "       [--max-age N] [--skew N] [--cache-ttl N] [--max-body N]\n"
+            "       [--max-age N] [--skew N] [--cache-ttl N] [--max-body N] [--threads N]\n"
             "       [--bench-unsigned-route]\n"
             "  --authority: the host[:port] clients sign for this service (repeatable;\n"
             "  alias --public-authority)\n"
@@ -291,7 +291,7 @@ int main(int argc, char **argv)
     int any_authority = 0, bench_unsigned = 0;
     struct reqsign_stores_opts so = {0};
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
-    int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, max_body = DEFAULT_MAX_BODY;
+    int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, max_body = DEFAULT_MAX_BODY, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--any-authority") == 0) { /* the two flags take no value */
@@ -327,6 +327,8 @@ int main(int argc, char **argv)
             bad = reqsign_httpd_parse_seconds(v, &ttl) != 0 || ttl < 1;
         else if (strcmp(a, "--max-body") == 0)
             bad = reqsign_httpd_parse_seconds(v, &max_body) != 0 || max_body < 1;
+        else if (strcmp(a, "--threads") == 0)
+            bad = reqsign_httpd_parse_seconds(v, &threads) != 0 || threads < 1 || threads > 256;
         else
             bad = 1;
         if (bad)
@@ -413,6 +415,7 @@ int main(int argc, char **argv)
         struct app app = {verifier, bench_unsigned};
         struct reqsign_httpd_opts ho = {.listen = listen,
                                         .max_body = (size_t)max_body,
+                                        .threads = (unsigned)threads, /* 0: one per CPU */
                                         .name = PROG,
                                         .handlers = &handlers,
                                         .ctx = &app};
