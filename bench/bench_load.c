@@ -137,6 +137,19 @@ static int response_done(struct conn *c)
     return (int)strtol(c->rbuf + 9, NULL, 10);
 }
 
+/* Put request @req on idle connection @c (number @i) and write what fits. */
+static void conn_start(int ep, struct conn *c, int i, size_t req, const struct bench_wire *w)
+{
+    c->req = req;
+    c->woff = 0;
+    c->rlen = 0;
+    c->t0 = bench_now_ns();
+    if (!conn_write(c, w)) { /* the rest when the socket is writable */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    }
+}
+
 /* Send requests @idx[0..n) over @nconn connections, one in flight on each;
  * every answer must be @expect. Latencies (ns) go to @lat[0..n). */
 static void load(int port, pid_t server, const struct bench_wire *w, const size_t *idx, size_t n,
@@ -159,17 +172,8 @@ static void load(int port, pid_t server, const struct bench_wire *w, const size_
     double cli0 = self_cpu_s();
     uint64_t t0 = bench_now_ns();
     /* start one request on every connection */
-    for (int i = 0; i < nconn && next < n; i++) {
-        struct conn *c = &cs[i];
-        c->req = next++;
-        c->woff = 0;
-        c->rlen = 0;
-        c->t0 = bench_now_ns();
-        if (!conn_write(c, &w[idx[c->req]])) {
-            struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i};
-            epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-        }
-    }
+    for (int i = 0; i < nconn && next < n; i++, next++)
+        conn_start(ep, &cs[i], i, next, &w[idx[next]]);
     struct epoll_event evs[MAX_CONNS];
     while (done < n) {
         int k = epoll_wait(ep, evs, MAX_CONNS, 10000);
@@ -210,14 +214,8 @@ static void load(int port, pid_t server, const struct bench_wire *w, const size_
             lat[done++] = (double)(bench_now_ns() - c->t0);
             c->req = SIZE_MAX;
             if (next < n) {
-                c->req = next++;
-                c->woff = 0;
-                c->rlen = 0;
-                c->t0 = bench_now_ns();
-                if (!conn_write(c, &w[idx[c->req]])) {
-                    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i};
-                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-                }
+                conn_start(ep, c, i, next, &w[idx[next]]);
+                next++;
             }
         }
     }
