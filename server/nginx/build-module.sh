@@ -13,12 +13,15 @@ src=$1 mod=$2 work=$3 out=$4
 REQSIGN_NGX_INCS=$5
 REQSIGN_NGX_LIBS=$6
 export REQSIGN_NGX_INCS REQSIGN_NGX_LIBS
-want="$mod|$REQSIGN_NGX_INCS|$REQSIGN_NGX_LIBS|$(cksum < "$mod/config")"
+# Debian's nginx is built with threads: the module's phase one for Redis runs
+# in its thread pool
+flags="--with-compat --with-threads"
+want="$flags|$mod|$REQSIGN_NGX_INCS|$REQSIGN_NGX_LIBS|$(cksum < "$mod/config")"
 if [ ! -f "$work/objs/Makefile" ] || [ "$(cat "$work/.reqsign-configured" 2>/dev/null)" != "$want" ]; then
     rm -rf "$work"
     mkdir -p "$work"
     cp -R "$src/." "$work/"
-    if ! (cd "$work" && ./configure --with-compat --add-dynamic-module="$mod" > configure.log 2>&1); then
+    if ! (cd "$work" && ./configure $flags --add-dynamic-module="$mod" > configure.log 2>&1); then
         cat "$work/configure.log" >&2
         exit 1
     fi

@@ -34,6 +34,7 @@
 #include <reqsign/error.h>
 #include <reqsign/keycache.h>
 #include <reqsign/keystore.h>
+#include <reqsign/nonce_redis.h>
 #include <reqsign/request.h>
 #include <reqsign/verifier.h>
 
@@ -53,6 +54,10 @@ typedef struct {
     ngx_str_t key_store;  /* "sqlite:PATH" */
     ngx_str_t nonce_store; /* as configured, for messages */
     ngx_http_reqsign_shm_ctx_t *shm;
+    ngx_str_t redis; /* redis://... or unix:/path: the nonce store of a fleet */
+#if (NGX_THREADS)
+    ngx_thread_pool_t *thread_pool; /* where phase one runs (Redis: network I/O) */
+#endif
     time_t max_age;
     time_t skew;
     time_t cache_ttl;
@@ -74,7 +79,13 @@ typedef struct {
     ngx_array_t *scopes; /* of ngx_str_t: every one is required */
 } ngx_http_reqsign_loc_conf_t;
 
-enum { NGX_HTTP_REQSIGN_NEW = 0, NGX_HTTP_REQSIGN_READING, NGX_HTTP_REQSIGN_DONE };
+enum {
+    NGX_HTTP_REQSIGN_NEW = 0,
+    NGX_HTTP_REQSIGN_VERIFYING,    /* phase one in the thread pool */
+    NGX_HTTP_REQSIGN_HEADERS_DONE, /* phase one over, back on the event loop */
+    NGX_HTTP_REQSIGN_READING,      /* reading the body through the filter */
+    NGX_HTTP_REQSIGN_DONE
+};
 
 typedef struct {
     ngx_uint_t state;
@@ -97,6 +108,8 @@ static void *ngx_http_reqsign_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_reqsign_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 static char *ngx_http_reqsign_key_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_reqsign_nonce_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_reqsign_redis(ngx_conf_t *cf, ngx_http_reqsign_main_conf_t *mcf,
+                                    ngx_str_t *value);
 static char *ngx_http_reqsign_public_authority(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_reqsign_require_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle);
@@ -397,6 +410,80 @@ static void ngx_http_reqsign_body_done(ngx_http_request_t *r)
     ngx_http_core_run_phases(r);
 }
 
+#if (NGX_THREADS)
+
+/* Phase one off the event loop: the nonce store (Redis) and the key store
+ * may wait on the network. */
+typedef struct {
+    const struct reqsign_verifier *verifier;
+    struct reqsign_request req; /* views of the request's own memory */
+    ngx_http_reqsign_ctx_t *ctx;
+} ngx_http_reqsign_job_t;
+
+static void ngx_http_reqsign_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_reqsign_job_t *job = data;
+    ngx_http_reqsign_ctx_t *ctx = job->ctx;
+
+    if (reqsign_verifier_verify_headers(job->verifier, &job->req, &ctx->vs, &ctx->err) !=
+            REQSIGN_OK &&
+        ctx->err.code == REQSIGN_OK) {
+        ctx->err.code = REQSIGN_E_INTERNAL; /* a failure always names its code */
+    }
+}
+
+/* Back on the event loop: go on with the phases (into the access handler). */
+static void ngx_http_reqsign_thread_done(ngx_event_t *ev)
+{
+    ngx_http_request_t *r = ev->data;
+    ngx_connection_t *c = r->connection;
+    ngx_http_reqsign_ctx_t *ctx = ngx_http_reqsign_get_ctx(r);
+
+    ngx_http_set_log_request(c->log, r);
+    r->main->blocked--;
+    r->aio = 0;
+    if (ctx != NULL && ctx->state == NGX_HTTP_REQSIGN_VERIFYING) {
+        ctx->state = NGX_HTTP_REQSIGN_HEADERS_DONE;
+    }
+    r->write_event_handler(r);
+    ngx_http_run_posted_requests(c);
+}
+
+/* Post phase one to the thread pool. NGX_OK: posted; else an error is set. */
+static ngx_int_t ngx_http_reqsign_post(ngx_http_request_t *r, ngx_thread_pool_t *tp,
+                                       const struct reqsign_verifier *v,
+                                       const struct reqsign_request *req,
+                                       ngx_http_reqsign_ctx_t *ctx)
+{
+    ngx_thread_task_t *task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_reqsign_job_t));
+    ngx_http_reqsign_job_t *job;
+
+    if (task == NULL) {
+        reqsign_error_set(&ctx->err, REQSIGN_E_NOMEM, "nginx", REQSIGN_NO_OFFSET,
+                          "out of memory");
+        return NGX_ERROR;
+    }
+    job = task->ctx;
+    job->verifier = v;
+    job->req = *req;
+    job->ctx = ctx;
+    task->handler = ngx_http_reqsign_thread;
+    task->event.data = r;
+    task->event.handler = ngx_http_reqsign_thread_done;
+    ctx->state = NGX_HTTP_REQSIGN_VERIFYING;
+    if (ngx_thread_task_post(tp, task) != NGX_OK) {
+        ctx->state = NGX_HTTP_REQSIGN_NEW;
+        reqsign_error_set(&ctx->err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, "nginx",
+                          REQSIGN_NO_OFFSET, "the thread pool's queue is full");
+        return NGX_ERROR;
+    }
+    r->main->blocked++;
+    r->aio = 1;
+    return NGX_OK;
+}
+
+#endif
+
 static ngx_int_t ngx_http_reqsign_handler(ngx_http_request_t *r)
 {
     ngx_http_reqsign_loc_conf_t *lcf;
@@ -409,8 +496,12 @@ static ngx_int_t ngx_http_reqsign_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_reqsign_get_ctx(r);
     if (ctx != NULL) {
-        if (ctx->state == NGX_HTTP_REQSIGN_READING) {
-            return NGX_DONE; /* still reading the body */
+        if (ctx->state == NGX_HTTP_REQSIGN_READING || ctx->state == NGX_HTTP_REQSIGN_VERIFYING) {
+            return NGX_DONE; /* still verifying in a thread, or reading the body */
+        }
+        if (ctx->state == NGX_HTTP_REQSIGN_HEADERS_DONE) {
+            lcf = ngx_http_get_module_loc_conf(r, ngx_http_reqsign_module);
+            goto headers_done;
         }
         if (ctx->refuse) {
             return ngx_http_reqsign_refuse(r, ctx);
@@ -446,10 +537,26 @@ static ngx_int_t ngx_http_reqsign_handler(ngx_http_request_t *r)
         reqsign_error_set(&ctx->err, REQSIGN_E_BODY_TOO_LARGE, "nginx", REQSIGN_NO_OFFSET,
                           "body of %lld bytes; at most %lu", (long long)r->headers_in.content_length_n,
                           (unsigned long)lcf->max_body);
-    } else if (ngx_http_reqsign_view(r, &req, &ctx->err) == REQSIGN_OK &&
-               reqsign_verifier_verify_headers(scf->verifier, &req, &ctx->vs, &ctx->err) ==
-                   REQSIGN_OK &&
-               lcf->scopes != NULL) {
+    } else if (ngx_http_reqsign_view(r, &req, &ctx->err) == REQSIGN_OK) {
+#if (NGX_THREADS)
+        ngx_http_reqsign_main_conf_t *mcf =
+            ngx_http_get_module_main_conf(r, ngx_http_reqsign_module);
+        if (mcf->thread_pool != NULL) {
+            if (ngx_http_reqsign_post(r, mcf->thread_pool, scf->verifier, &req, ctx) == NGX_OK) {
+                return NGX_DONE;
+            }
+            goto headers_done;
+        }
+#endif
+        if (reqsign_verifier_verify_headers(scf->verifier, &req, &ctx->vs, &ctx->err) !=
+                REQSIGN_OK &&
+            ctx->err.code == REQSIGN_OK) {
+            ctx->err.code = REQSIGN_E_INTERNAL;
+        }
+    }
+
+headers_done:
+    if (ctx->err.code == REQSIGN_OK && lcf->scopes != NULL) {
         ngx_str_t *want = lcf->scopes->elts;
         for (i = 0; i < lcf->scopes->nelts; i++) {
             if (!ngx_http_reqsign_has_scope(ctx->vs.scopes, &want[i])) {
@@ -665,7 +772,7 @@ static char *ngx_http_reqsign_merge_loc_conf(ngx_conf_t *cf, void *parent, void 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"reqsign\" is on but no reqsign_key_store is set");
         return NGX_CONF_ERROR;
     }
-    if (mcf->shm == NULL) {
+    if (mcf->shm == NULL && mcf->redis.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"reqsign\" is on but no reqsign_nonce_store is set");
         return NGX_CONF_ERROR;
@@ -711,6 +818,51 @@ static char *ngx_http_reqsign_key_store(ngx_conf_t *cf, ngx_command_t *cmd, void
     return NGX_CONF_OK;
 }
 
+/* The Redis store's options: one connection per thread of the pool. */
+static void ngx_http_reqsign_redis_opts(ngx_http_reqsign_main_conf_t *mcf,
+                                        struct reqsign_nonce_redis_opts *ro)
+{
+    ngx_memzero(ro, sizeof(*ro));
+    ro->url = (const char *)mcf->redis.data;
+    ro->pool_size = 32;
+}
+
+/* reqsign_nonce_store redis://... | unix:/path; a fleet's window. Checked
+ * with a PING now, so a typo is a configuration error (as reqsignd does at
+ * start-up); afterwards an outage is answered 503 per request. */
+static char *ngx_http_reqsign_redis(ngx_conf_t *cf, ngx_http_reqsign_main_conf_t *mcf,
+                                    ngx_str_t *value)
+{
+#if (NGX_THREADS)
+    struct reqsign_nonce_redis_opts ro;
+    struct reqsign_nonce_store *st;
+    struct reqsign_error err;
+
+    if (cf->args->nelts != 2) {
+        return "takes no parameters after a Redis URL";
+    }
+    mcf->redis = value[1];
+    ngx_http_reqsign_redis_opts(mcf, &ro);
+    reqsign_error_clear(&err);
+    st = reqsign_nonce_store_redis_new(&ro, &err);
+    if (st == NULL || reqsign_nonce_store_redis_ping(st, &err) != REQSIGN_OK) {
+        reqsign_nonce_store_free(st);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "reqsign_nonce_store: Redis: %s", err.message);
+        return NGX_CONF_ERROR;
+    }
+    reqsign_nonce_store_free(st);
+    /* phase one runs in nginx's "default" thread pool (thread_pool default ...) */
+    mcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (mcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    mcf->nonce_store = value[1];
+    return NGX_CONF_OK;
+#else
+    return "needs nginx built with threads (--with-threads)";
+#endif
+}
+
 /* reqsign_nonce_store shared:NAME:SIZE [per_key=N]; */
 static char *ngx_http_reqsign_nonce_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -724,10 +876,17 @@ static char *ngx_http_reqsign_nonce_store(ngx_conf_t *cf, ngx_command_t *cmd, vo
     if (mcf->shm != NULL) {
         return "is duplicate";
     }
+    if (mcf->redis.len) {
+        return "is duplicate";
+    }
+    if ((value[1].len > 8 && ngx_strncmp(value[1].data, "redis://", 8) == 0) ||
+        (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0)) {
+        return ngx_http_reqsign_redis(cf, mcf, value);
+    }
     if (value[1].len <= 7 || ngx_strncmp(value[1].data, "shared:", 7) != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "reqsign_nonce_store \"%V\": only shared:NAME:SIZE is supported by "
-                           "this version of the module",
+                           "reqsign_nonce_store \"%V\": want shared:NAME:SIZE, "
+                           "redis://HOST[:PORT][/DB] or unix:/path",
                            &value[1]);
         return NGX_CONF_ERROR;
     }
@@ -836,7 +995,13 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
                                        .positive_ttl = (int64_t)mcf->cache_ttl,
                                        .negative_ttl = (int64_t)mcf->cache_ttl};
     mcf->cache = reqsign_keycache_new(&co, &err);
-    mcf->nonces = mcf->cache != NULL ? ngx_http_reqsign_shm_store(mcf->shm) : NULL;
+    if (mcf->cache != NULL && mcf->redis.len > 0) {
+        struct reqsign_nonce_redis_opts ro;
+        ngx_http_reqsign_redis_opts(mcf, &ro);
+        mcf->nonces = reqsign_nonce_store_redis_new(&ro, &err); /* connects on demand */
+    } else if (mcf->cache != NULL) {
+        mcf->nonces = ngx_http_reqsign_shm_store(mcf->shm);
+    }
     if (mcf->nonces == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "reqsign: key cache or nonce store: %s",
                       err.message[0] ? err.message : "out of memory");

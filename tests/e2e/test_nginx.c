@@ -35,6 +35,7 @@
 #include <curl/curl.h>
 
 #include "e2eutil.h"
+#include "redisutil.h"
 
 #define NGINX_BIN "/usr/sbin/nginx"
 #define MAX_RECORDS 1024
@@ -294,6 +295,8 @@ static char conf_path[600], err_log[600], acc_log[600];
 /* Extra lines in the http block / the zone. */
 struct ngx_opts {
     const char *zone; /* "SIZE [per_key=N]"; NULL: "1m" */
+    const char *nonce_store; /* instead of the shared zone, e.g. a Redis URL */
+    const char *authority;   /* reqsign_public_authority; NULL: 127.0.0.1:PORT */
     int h2;           /* also a TLS + HTTP/2 server on h2_port (cert made by the test) */
 };
 
@@ -301,9 +304,13 @@ static int h2_port;
 
 static void write_conf(const struct ngx_opts *o)
 {
-    char path[700];
+    char path[700], auth[300];
     FILE *f = fopen(conf_path, "w");
     cr_assert_not_null(f);
+    if (o != NULL && o->authority != NULL)
+        snprintf(auth, sizeof(auth), "%s", o->authority);
+    else
+        snprintf(auth, sizeof(auth), "127.0.0.1:%d", port);
     fprintf(f,
             "load_module %s;\n"
             "worker_processes 2;\n"
@@ -324,12 +331,12 @@ static void write_conf(const struct ngx_opts *o)
             "  client_body_buffer_size 1k;\n"
             "  client_max_body_size 10m;\n"
             "  reqsign_key_store sqlite:%s;\n"
-            "  reqsign_nonce_store shared:reqsign_test:%s;\n"
+            "  reqsign_nonce_store %s%s;\n"
             "  reqsign_cache_ttl 1s;\n"
             "  reqsign_max_body 1m;\n"
             "  server {\n"
             "    listen 127.0.0.1:%d reuseport;\n"
-            "    reqsign_public_authority 127.0.0.1:%d;\n"
+            "    reqsign_public_authority %s;\n"
             "    reqsign on;\n"
             "    proxy_set_header Reqsign-Keyid $reqsign_keyid;\n"
             "    proxy_set_header Reqsign-Scopes $reqsign_scopes;\n"
@@ -341,8 +348,10 @@ static void write_conf(const struct ngx_opts *o)
             "                        proxy_pass http://127.0.0.1:%d; }\n"
             "  }\n",
             tu_prog("NGINX_MODULE"), geteuid() == 0 ? "user root root;\n" : "", dir, err_log, dir,
-            dir, dir, dir, dir, dir, db_path, o != NULL && o->zone != NULL ? o->zone : "1m", port,
-            port, up.port, up.port, up.port, up.port);
+            dir, dir, dir, dir, dir, db_path,
+            o != NULL && o->nonce_store != NULL ? o->nonce_store : "shared:reqsign_test:",
+            o != NULL && o->nonce_store != NULL ? "" : o != NULL && o->zone != NULL ? o->zone : "1m",
+            port, auth, up.port, up.port, up.port, up.port);
     if (o != NULL && o->h2)
         fprintf(f,
                 "  server {\n"
@@ -486,6 +495,52 @@ static void ngx_stop(void)
     ngx_pid = 0;
 }
 
+/* A second nginx (its own prefix directory dir/b): swap_instance() makes it
+ * the one the functions above act on, and back. */
+static struct {
+    pid_t pid;
+    int port, h2_port;
+    char *dir;
+    char conf[600], err[600], acc[600];
+} alt;
+
+static void swap_instance(void)
+{
+    char tmp[600];
+    pid_t p = ngx_pid;
+    ngx_pid = alt.pid;
+    alt.pid = p;
+    int t = port;
+    port = alt.port;
+    alt.port = t;
+    t = h2_port;
+    h2_port = alt.h2_port;
+    alt.h2_port = t;
+    char *d = dir;
+    dir = alt.dir;
+    alt.dir = d;
+    memcpy(tmp, conf_path, sizeof(tmp));
+    memcpy(conf_path, alt.conf, sizeof(tmp));
+    memcpy(alt.conf, tmp, sizeof(tmp));
+    memcpy(tmp, err_log, sizeof(tmp));
+    memcpy(err_log, alt.err, sizeof(tmp));
+    memcpy(alt.err, tmp, sizeof(tmp));
+    memcpy(tmp, acc_log, sizeof(tmp));
+    memcpy(acc_log, alt.acc, sizeof(tmp));
+    memcpy(alt.acc, tmp, sizeof(tmp));
+}
+
+static void alt_init(void)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/b", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    alt.dir = strdup(path);
+    snprintf(alt.conf, sizeof(alt.conf), "%s/nginx.conf", alt.dir);
+    snprintf(alt.err, sizeof(alt.err), "%s/error.log", alt.dir);
+    snprintf(alt.acc, sizeof(alt.acc), "%s/access.log", alt.dir);
+}
+
 static void setup(void)
 {
     dir = tu_tmpdir();
@@ -506,11 +561,21 @@ static void teardown(void)
 {
     char cmd[700];
     int st;
+    size_t crashes = 0, alerts = 0;
+    if (alt.dir != NULL) {
+        swap_instance();
+        ngx_stop();
+        crashes += count_in_file(err_log, "exited on signal");
+        alerts += count_in_file(err_log, "[alert]");
+        swap_instance();
+        free(alt.dir);
+        alt.dir = NULL;
+    }
     ngx_stop();
     up_stop();
     /* no worker died: the master logs "exited on signal N" */
-    size_t crashes = count_in_file(err_log, "exited on signal");
-    size_t alerts = count_in_file(err_log, "[alert]");
+    crashes += count_in_file(err_log, "exited on signal");
+    alerts += count_in_file(err_log, "[alert]");
     if (crashes == 0 && alerts == 0) {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         free(tu_run(cmd, &st));
@@ -979,11 +1044,12 @@ Test(nginx, config_errors)
         " server { listen 127.0.0.1:1; location / { reqsign on; } }",
         "reqsign_key_store sqlite:%s;"
         " server { listen 127.0.0.1:1; reqsign_public_authority a.example; location / { reqsign on; } }",
-        "reqsign_key_store sqlite:%s; reqsign_nonce_store redis://127.0.0.1;",
+        "reqsign_key_store sqlite:%s; reqsign_nonce_store memcached://127.0.0.1;",
+        "reqsign_key_store sqlite:%s; reqsign_nonce_store redis://127.0.0.1:1;",
         "reqsign_key_store sqlite:%s.missing;",
     };
-    static const char *why[] = {"reqsign_public_authority", "reqsign_nonce_store", "shared:NAME:SIZE",
-                                "reqsign_key_store"};
+    static const char *why[] = {"reqsign_public_authority", "reqsign_nonce_store",
+                                "shared:NAME:SIZE", "Redis", "reqsign_key_store"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         f = fopen(conf_path, "w");
         cr_assert_not_null(f);
@@ -1084,4 +1150,72 @@ Test(nginx, http2_over_tls)
     cr_assert(memcmp(up.rec[1].body, b1, big) == 0);
     free(b1);
     free(b2);
+}
+
+/* Two nginx instances sharing one Redis window and the key store: a request
+ * accepted by one is a replay at the other. Redis down: 503 (fail-closed),
+ * nothing upstream; Redis back: service resumes without touching nginx. */
+Test(nginx, two_instances_share_redis)
+{
+    struct ru_server rs;
+    memset(&rs, 0, sizeof(rs));
+    cr_assert(ru_available(), "redis-server is not installed");
+    cr_assert_eq(ru_start(&rs), 0);
+    struct tkey k;
+    make_key(&k, "");
+    struct ngx_opts o = {.nonce_store = rs.url, .authority = "api.test"};
+    ngx_start(&o);
+    alt_init();
+    swap_instance();
+    ngx_start(&o);
+    swap_instance();
+
+    struct reqsign_signed sig;
+    size_t n;
+    char *resp;
+    for (int first = 0; first < 2; first++) {
+        sign(k.signer, "POST", "http://api.test/fleet", "a=1", 3, &sig);
+        char *req = build_req("POST", "/fleet", &sig, "a=1", 3, 0, NULL, &n);
+        if (first == 1)
+            swap_instance();
+        cr_assert_eq(send_raw(req, n, &resp), 200, "%s", resp);
+        free(resp);
+        swap_instance();
+        cr_assert_eq(send_raw(req, n, &resp), 401, "%s", resp);
+        cr_assert_str_eq(resp_error(resp), "replay");
+        free(resp);
+        if (first == 0)
+            swap_instance();
+        free(req);
+    }
+    cr_assert_eq(up_count(), 2);
+
+    ru_signal(&rs, SIGKILL);
+    sign(k.signer, "GET", "http://api.test/down", NULL, 0, &sig);
+    char *req = build_req("GET", "/down", &sig, NULL, 0, 0, NULL, &n);
+    cr_assert_eq(send_raw(req, n, &resp), 503, "%s", resp);
+    cr_assert_str_eq(resp_error(resp), "nonce_store_unavailable");
+    cr_assert_not_null(strstr(resp, "Retry-After: 1"));
+    free(resp);
+    free(req);
+    cr_assert_eq(up_count(), 2);
+
+    cr_assert_eq(ru_restart(&rs), 0);
+    for (int inst = 0; inst < 2; inst++) {
+        int st = 0;
+        for (int i = 0; i < 100 && st != 200; i++) { /* the store's reconnect backoff */
+            sign(k.signer, "GET", "http://api.test/up", NULL, 0, &sig);
+            req = build_req("GET", "/up", &sig, NULL, 0, 0, NULL, &n);
+            st = send_raw(req, n, NULL);
+            free(req);
+            if (st != 200) {
+                cr_assert_eq(st, 503);
+                usleep(100 * 1000);
+            }
+        }
+        cr_assert_eq(st, 200, "instance %d did not resume", inst);
+        swap_instance();
+    }
+    cr_assert_eq(up_count(), 4);
+    ru_stop(&rs);
 }
