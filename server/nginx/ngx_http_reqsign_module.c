@@ -34,6 +34,7 @@
 #include <reqsign/error.h>
 #include <reqsign/keycache.h>
 #include <reqsign/keystore.h>
+#include <reqsign/keystore_pg.h>
 #include <reqsign/nonce_redis.h>
 #include <reqsign/request.h>
 #include <reqsign/verifier.h>
@@ -51,7 +52,8 @@
 #define NGX_HTTP_REQSIGN_DEFAULT_MAX_BODY (1024 * 1024)
 
 typedef struct {
-    ngx_str_t key_store;  /* "sqlite:PATH" */
+    ngx_str_t key_store;  /* "sqlite:PATH" or a PostgreSQL URI */
+    ngx_flag_t key_store_pg;
     ngx_str_t nonce_store; /* as configured, for messages */
     ngx_http_reqsign_shm_ctx_t *shm;
     ngx_str_t redis; /* redis://... or unix:/path: the nonce store of a fleet */
@@ -484,6 +486,13 @@ static ngx_int_t ngx_http_reqsign_post(ngx_http_request_t *r, ngx_thread_pool_t 
 
 #endif
 
+/* 1 if this worker opened its key store. */
+static int ngx_http_reqsign_get_module_main_conf_ks(ngx_http_request_t *r)
+{
+    ngx_http_reqsign_main_conf_t *mcf = ngx_http_get_module_main_conf(r, ngx_http_reqsign_module);
+    return mcf->ks != NULL;
+}
+
 static ngx_int_t ngx_http_reqsign_handler(ngx_http_request_t *r)
 {
     ngx_http_reqsign_loc_conf_t *lcf;
@@ -531,8 +540,11 @@ static ngx_int_t ngx_http_reqsign_handler(ngx_http_request_t *r)
 
     /* Phase one: everything but the content. */
     if (scf->verifier == NULL) {
-        reqsign_error_set(&ctx->err, REQSIGN_E_INTERNAL, "nginx", REQSIGN_NO_OFFSET,
-                          "no verifier in this worker (see earlier errors)");
+        reqsign_error_set(&ctx->err,
+                          ngx_http_reqsign_get_module_main_conf_ks(r) ? REQSIGN_E_INTERNAL
+                                                                      : REQSIGN_E_KEYSTORE_UNAVAILABLE,
+                          "nginx", REQSIGN_NO_OFFSET,
+                          "no verifier in this worker (see the error log at its start)");
     } else if (lcf->max_body > 0 && r->headers_in.content_length_n > (off_t)lcf->max_body) {
         reqsign_error_set(&ctx->err, REQSIGN_E_BODY_TOO_LARGE, "nginx", REQSIGN_NO_OFFSET,
                           "body of %lld bytes; at most %lu", (long long)r->headers_in.content_length_n,
@@ -787,34 +799,62 @@ static char *ngx_http_reqsign_merge_loc_conf(ngx_conf_t *cf, void *parent, void 
     return NGX_CONF_OK;
 }
 
+static int ngx_http_reqsign_is_pg(const ngx_str_t *v)
+{
+    return (v->len > 13 && ngx_strncmp(v->data, "postgresql://", 13) == 0) ||
+           (v->len > 11 && ngx_strncmp(v->data, "postgres://", 11) == 0);
+}
+
+/* Open the key store read-only (configuration time and each worker). */
+static struct reqsign_keystore *ngx_http_reqsign_open_keys(ngx_str_t *spec, int pg,
+                                                           struct reqsign_error *err)
+{
+    if (pg) {
+        return reqsign_keystore_pg_open((const char *)spec->data, REQSIGN_KEYSTORE_READONLY, err);
+    }
+    return reqsign_keystore_sqlite_open((const char *)spec->data + 7, REQSIGN_KEYSTORE_READONLY,
+                                        err);
+}
+
 static char *ngx_http_reqsign_key_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_reqsign_main_conf_t *mcf = conf;
     ngx_str_t *value = cf->args->elts;
     struct reqsign_keystore *ks;
     struct reqsign_error err;
+    int pg = ngx_http_reqsign_is_pg(&value[1]);
 
     if (mcf->key_store.len) {
         return "is duplicate";
     }
-    if (value[1].len <= 7 || ngx_strncmp(value[1].data, "sqlite:", 7) != 0) {
+    if (!pg && (value[1].len <= 7 || ngx_strncmp(value[1].data, "sqlite:", 7) != 0)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "reqsign_key_store \"%V\": only sqlite:PATH is supported by this "
-                           "version of the module",
+                           "reqsign_key_store \"%V\": want sqlite:PATH or postgresql://...",
                            &value[1]);
         return NGX_CONF_ERROR;
     }
-    /* open it once now, so that a wrong path is a configuration error */
+    /* open it once now, so that a wrong path or URI is a configuration error */
     reqsign_error_clear(&err);
-    ks = reqsign_keystore_sqlite_open((const char *)value[1].data + 7, REQSIGN_KEYSTORE_READONLY,
-                                      &err);
+    ks = ngx_http_reqsign_open_keys(&value[1], pg, &err);
     if (ks == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "reqsign_key_store \"%V\": %s", &value[1],
-                           err.message);
+        /* the message never holds a password (keystore_pg.c) */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "reqsign_key_store: %s", err.message);
         return NGX_CONF_ERROR;
     }
     reqsign_keystore_free(ks);
+    if (pg) {
+#if (NGX_THREADS)
+        /* lookups wait on the network: phase one runs in the thread pool */
+        mcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+        if (mcf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+#else
+        return "postgresql:// needs nginx built with threads (--with-threads)";
+#endif
+    }
     mcf->key_store = value[1];
+    mcf->key_store_pg = pg;
     return NGX_CONF_OK;
 }
 
@@ -984,12 +1024,12 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
     reqsign_error_clear(&err);
-    mcf->ks = reqsign_keystore_sqlite_open((const char *)mcf->key_store.data + 7,
-                                           REQSIGN_KEYSTORE_READONLY, &err);
+    mcf->ks = ngx_http_reqsign_open_keys(&mcf->key_store, mcf->key_store_pg, &err);
     if (mcf->ks == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "reqsign: key store \"%V\": %s",
-                      &mcf->key_store, err.message);
-        return NGX_ERROR;
+        /* e.g. PostgreSQL down while this worker starts: stay up and answer
+         * 503 keystore_unavailable (fail-closed) rather than exit */
+        ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "reqsign: key store: %s", err.message);
+        return NGX_OK;
     }
     struct reqsign_keycache_opts co = {.store = mcf->ks,
                                        .positive_ttl = (int64_t)mcf->cache_ttl,

@@ -30,11 +30,13 @@
 
 #include <reqsign/key.h>
 #include <reqsign/keystore.h>
+#include <reqsign/keystore_pg.h>
 #include <reqsign/signer.h>
 
 #include <curl/curl.h>
 
 #include "e2eutil.h"
+#include "pgutil.h"
 #include "redisutil.h"
 
 #define NGINX_BIN "/usr/sbin/nginx"
@@ -239,7 +241,8 @@ struct tkey {
 static char *dir;
 static char db_path[600];
 
-static void make_key(struct tkey *k, const char *scopes)
+/* A new key with @scopes in @ks (NULL: the SQLite store at db_path). */
+static void make_key_in(struct tkey *k, const char *scopes, struct reqsign_keystore *in)
 {
     struct reqsign_error err;
     struct reqsign_key *key = NULL;
@@ -253,10 +256,11 @@ static void make_key(struct tkey *k, const char *scopes)
     snprintf(rec.scopes, sizeof(rec.scopes), "%s", scopes);
     rec.created_at = (int64_t)time(NULL);
     struct reqsign_keystore *ks =
-        reqsign_keystore_sqlite_open(db_path, REQSIGN_KEYSTORE_CREATE, &err);
+        in != NULL ? in : reqsign_keystore_sqlite_open(db_path, REQSIGN_KEYSTORE_CREATE, &err);
     cr_assert_not_null(ks, "key store: %s", err.message);
     cr_assert_eq(reqsign_keystore_insert(ks, &rec, &err), REQSIGN_OK, "%s", err.message);
-    reqsign_keystore_free(ks);
+    if (in == NULL)
+        reqsign_keystore_free(ks);
 
     char pem[1024];
     size_t n = 0;
@@ -274,6 +278,11 @@ static void make_key(struct tkey *k, const char *scopes)
     cr_assert_not_null(k->signer, "%s", err.message);
     reqsign_memzero(pem, sizeof(pem));
     reqsign_key_free(key);
+}
+
+static void make_key(struct tkey *k, const char *scopes)
+{
+    make_key_in(k, scopes, NULL);
 }
 
 static void revoke_key(const struct tkey *k)
@@ -297,6 +306,7 @@ struct ngx_opts {
     const char *zone; /* "SIZE [per_key=N]"; NULL: "1m" */
     const char *nonce_store; /* instead of the shared zone, e.g. a Redis URL */
     const char *authority;   /* reqsign_public_authority; NULL: 127.0.0.1:PORT */
+    const char *key_store;   /* NULL: sqlite:db_path */
     int h2;           /* also a TLS + HTTP/2 server on h2_port (cert made by the test) */
 };
 
@@ -330,7 +340,7 @@ static void write_conf(const struct ngx_opts *o)
             "  scgi_temp_path %s/scgi;\n"
             "  client_body_buffer_size 1k;\n"
             "  client_max_body_size 10m;\n"
-            "  reqsign_key_store sqlite:%s;\n"
+            "  reqsign_key_store \"%s%s\";\n"
             "  reqsign_nonce_store %s%s;\n"
             "  reqsign_cache_ttl 1s;\n"
             "  reqsign_max_body 1m;\n"
@@ -348,7 +358,8 @@ static void write_conf(const struct ngx_opts *o)
             "                        proxy_pass http://127.0.0.1:%d; }\n"
             "  }\n",
             tu_prog("NGINX_MODULE"), geteuid() == 0 ? "user root root;\n" : "", dir, err_log, dir,
-            dir, dir, dir, dir, dir, db_path,
+            dir, dir, dir, dir, dir, o != NULL && o->key_store != NULL ? "" : "sqlite:",
+            o != NULL && o->key_store != NULL ? o->key_store : db_path,
             o != NULL && o->nonce_store != NULL ? o->nonce_store : "shared:reqsign_test:",
             o != NULL && o->nonce_store != NULL ? "" : o != NULL && o->zone != NULL ? o->zone : "1m",
             port, auth, up.port, up.port, up.port, up.port);
@@ -1218,4 +1229,64 @@ Test(nginx, two_instances_share_redis)
     }
     cr_assert_eq(up_count(), 4);
     ru_stop(&rs);
+}
+
+/* reqsign_key_store postgresql://...: lookups in the thread pool; a revoked
+ * key refused within the cache bound; PostgreSQL down: 503
+ * keystore_unavailable for a key not cached, nothing upstream; back: it
+ * resumes without touching nginx. */
+Test(nginx, postgresql_key_store, .timeout = 90)
+{
+    struct tu_pg pg;
+    struct reqsign_error err;
+    memset(&pg, 0, sizeof(pg));
+    cr_assert(tu_pg_enabled(), "built without libpq");
+    cr_assert_eq(tu_pg_start(&pg), 0, "PostgreSQL did not start");
+    char *ci = tu_pg_new_db_on(&pg);
+    cr_assert_not_null(ci);
+    struct reqsign_keystore *ks = reqsign_keystore_pg_open(ci, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct tkey k, k2;
+    make_key_in(&k, "read", ks);
+    make_key_in(&k2, "read", ks);
+    struct ngx_opts o = {.key_store = ci};
+    ngx_start(&o);
+
+    char *resp;
+    cr_assert_eq(signed_send(&k, "POST", "/pg", "a=1", 3, NULL, 0, 0, NULL, &resp), 200, "%s",
+                 resp);
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+    cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
+
+    cr_assert_eq(reqsign_keystore_revoke(ks, k.keyid, strlen(k.keyid), (int64_t)time(NULL), &err),
+                 REQSIGN_OK, "%s", err.message);
+    usleep(2100 * 1000); /* reqsign_cache_ttl 1s, + 1 s */
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(signed_send(&k, "GET", "/pg", NULL, 0, NULL, 0, 0, NULL, &resp), 401, "%s",
+                     resp);
+        cr_assert_str_eq(resp_error(resp), "key_revoked");
+        free(resp);
+    }
+
+    cr_assert_eq(tu_pg_stop(&pg), 0);
+    cr_assert_eq(signed_send(&k2, "GET", "/pg", NULL, 0, NULL, 0, 0, NULL, &resp), 503, "%s",
+                 resp);
+    cr_assert_str_eq(resp_error(resp), "keystore_unavailable");
+    cr_assert_not_null(strstr(resp, "Retry-After: 1"));
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+
+    cr_assert_eq(tu_pg_restart(&pg), 0);
+    int st = 0;
+    for (int i = 0; i < 50 && st != 200; i++) {
+        st = signed_send(&k2, "GET", "/pg", NULL, 0, NULL, 0, 0, NULL, NULL);
+        if (st != 200)
+            usleep(200 * 1000);
+    }
+    cr_assert_eq(st, 200);
+    cr_assert_eq(up_count(), 2);
+    reqsign_keystore_free(ks);
+    free(ci);
+    tu_pg_stop(&pg);
 }
