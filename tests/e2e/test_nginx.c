@@ -352,6 +352,7 @@ static void write_conf(const struct ngx_opts *o)
             "    proxy_set_header Reqsign-Scopes $reqsign_scopes;\n"
             "    proxy_set_header Reqsign-Result $reqsign_result;\n"
             "    location / { proxy_pass http://127.0.0.1:%d; }\n"
+            "    location = /health { reqsign off; return 200 \"alive\\n\"; }\n"
             "    location /admin/ { reqsign_require_scope admin; proxy_pass http://127.0.0.1:%d; }\n"
             "    location /obs/ { reqsign observe; proxy_pass http://127.0.0.1:%d; }\n"
             "    location /stream/ { proxy_request_buffering off; proxy_http_version 1.1;\n"
@@ -1289,4 +1290,78 @@ Test(nginx, postgresql_key_store, .timeout = 90)
     reqsign_keystore_free(ks);
     free(ci);
     tu_pg_stop(&pg);
+}
+
+struct slow {
+    const char *req;
+    size_t len;
+    int status;
+};
+
+static void *slow_one(void *arg)
+{
+    struct slow *sl = arg;
+    sl->status = send_raw(sl->req, sl->len, NULL);
+    return NULL;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* With Redis, the nonce check runs in nginx's thread pool, never on a
+ * worker's event loop: while Redis hangs (SIGSTOP) and signed requests wait
+ * on it, an unsigned location of the same workers still answers at once. */
+Test(nginx, redis_wait_is_off_the_event_loop)
+{
+    enum { N = 16 };
+    struct ru_server rs;
+    memset(&rs, 0, sizeof(rs));
+    cr_assert_eq(ru_start(&rs), 0);
+    struct tkey k;
+    make_key(&k, "");
+    struct ngx_opts o = {.nonce_store = rs.url};
+    ngx_start(&o);
+    cr_assert_eq(signed_send(&k, "GET", "/warm", NULL, 0, NULL, 0, 0, NULL, NULL), 200);
+
+    ru_signal(&rs, SIGSTOP);
+    struct slow sl[N];
+    pthread_t th[N];
+    char *reqs[N];
+    for (int i = 0; i < N; i++) {
+        struct reqsign_signed sig;
+        size_t n;
+        sign(k.signer, "GET", url("/hang"), NULL, 0, &sig);
+        reqs[i] = build_req("GET", "/hang", &sig, NULL, 0, 0, NULL, &n);
+        sl[i] = (struct slow){reqs[i], n, 0};
+    }
+    int64_t t0 = now_ms();
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, slow_one, &sl[i]), 0);
+    usleep(5 * 1000);
+    static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    int64_t worst = 0;
+    for (int i = 0; i < 8; i++) { /* reuseport: both workers */
+        int64_t t = now_ms();
+        cr_assert_eq(send_raw(health, sizeof(health) - 1, NULL), 200);
+        t = now_ms() - t;
+        if (t > worst)
+            worst = t;
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        free(reqs[i]);
+        cr_assert_eq(sl[i].status, 503, "a signed request answered %d while Redis hung",
+                     sl[i].status);
+    }
+    int64_t total = now_ms() - t0;
+    ru_signal(&rs, SIGCONT);
+    /* each signed request waited for the store's command timeout (100 ms):
+     * on the event loop the health checks would have waited behind them */
+    cr_assert_lt(worst, 50, "a health check took %lld ms (signed requests: %lld ms)",
+                 (long long)worst, (long long)total);
+    ru_stop(&rs);
 }
