@@ -353,6 +353,8 @@ static void write_conf(const struct ngx_opts *o)
             "    proxy_set_header Reqsign-Result $reqsign_result;\n"
             "    location / { proxy_pass http://127.0.0.1:%d; }\n"
             "    location = /health { reqsign off; return 200 \"alive\\n\"; }\n"
+            "    location /twice/ { root %s; try_files /nonexistent @fallback; }\n"
+            "    location @fallback { proxy_pass http://127.0.0.1:%d; }\n"
             "    location /admin/ { reqsign_require_scope admin; proxy_pass http://127.0.0.1:%d; }\n"
             "    location /obs/ { reqsign observe; proxy_pass http://127.0.0.1:%d; }\n"
             "    location /stream/ { proxy_request_buffering off; proxy_http_version 1.1;\n"
@@ -363,7 +365,7 @@ static void write_conf(const struct ngx_opts *o)
             o != NULL && o->key_store != NULL ? o->key_store : db_path,
             o != NULL && o->nonce_store != NULL ? o->nonce_store : "shared:reqsign_test:",
             o != NULL && o->nonce_store != NULL ? "" : o != NULL && o->zone != NULL ? o->zone : "1m",
-            port, auth, up.port, up.port, up.port, up.port);
+            port, auth, up.port, dir, up.port, up.port, up.port, up.port);
     if (o != NULL && o->h2)
         fprintf(f,
                 "  server {\n"
@@ -1364,4 +1366,82 @@ Test(nginx, redis_wait_is_off_the_event_loop)
     cr_assert_lt(worst, 50, "a health check took %lld ms (signed requests: %lld ms)",
                  (long long)worst, (long long)total);
     ru_stop(&rs);
+}
+
+/* An internal redirect after the access phase (try_files to a named
+ * location runs the access phase again): the request is not verified twice
+ * (its own nonce would be a replay), its body is not read twice, and the
+ * variables keep their values. */
+Test(nginx, internal_redirect_verifies_once)
+{
+    struct tkey k;
+    make_key(&k, "read");
+    ngx_start(NULL);
+    char *resp;
+    cr_assert_eq(signed_send(&k, "POST", "/twice/x", "a=1", 3, NULL, 0, 0, NULL, &resp), 200,
+                 "%s", resp);
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+    cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
+    cr_assert_str_eq(up.rec[0].body, "a=1");
+    /* and a tampered one is still refused before the redirect */
+    cr_assert_eq(signed_send(&k, "POST", "/twice/x", "a=1", 3, "a=2", 3, 0, NULL, &resp), 401,
+                 "%s", resp);
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+}
+
+/* Malformed and hostile requests through nginx: never a 2xx, never a 5xx
+ * (no store is down), nothing upstream, no worker crash (teardown). */
+Test(nginx, bad_input_never_passes)
+{
+    struct tkey k;
+    make_key(&k, "");
+    ngx_start(NULL);
+    struct reqsign_signed sig;
+    sign(k.signer, "POST", url("/bad"), "a=1", 3, &sig);
+    char big[9000];
+    memset(big, 'A', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    char line[10000];
+    const char *si = sig.signature_input, *sg = sig.signature, *cd = sig.content_digest;
+    struct {
+        const char *name;
+        char head[10200];
+    } cases[16];
+    size_t n = 0;
+#define CASE(nm, ...) (snprintf(cases[n].head, sizeof(cases[n].head), __VA_ARGS__), cases[n++].name = nm)
+    CASE("no signature", "Content-Digest: %s\r\n", cd);
+    CASE("signature only", "Signature: %s\r\n", sg);
+    CASE("garbage input", "Signature-Input: sig1=(((\r\nSignature: %s\r\nContent-Digest: %s\r\n", sg, cd);
+    CASE("garbage signature", "Signature-Input: %s\r\nSignature: sig1=:!!!:\r\nContent-Digest: %s\r\n", si, cd);
+    CASE("short signature", "Signature-Input: %s\r\nSignature: sig1=:AAAA:\r\nContent-Digest: %s\r\n", si, cd);
+    CASE("no digest", "Signature-Input: %s\r\nSignature: %s\r\n", si, sg);
+    CASE("bad digest", "Signature-Input: %s\r\nSignature: %s\r\nContent-Digest: sha-256=:x:\r\n", si, sg);
+    CASE("two digests", "Signature-Input: %s\r\nSignature: %s\r\nContent-Digest: %s\r\nContent-Digest: %s\r\n", si, sg, cd, cd);
+    /* a second line redefining sig1 (the last member wins, RFC 8941) */
+    CASE("redefined input", "Signature-Input: %s\r\nSignature-Input: sig1=(\"@method\");created=1;nonce=\"abcdefgh\";keyid=\"%s\"\r\nSignature: %s\r\nContent-Digest: %s\r\n", si, k.keyid, sg, cd);
+    snprintf(line, sizeof(line), "sig1=(\"@method\");keyid=\"%s\"", big);
+    CASE("huge keyid", "Signature-Input: %.4000s\r\nSignature: %s\r\nContent-Digest: %s\r\n", line, sg, cd);
+    CASE("nul-ish bytes", "Signature-Input: %s\x01\x7f\r\nSignature: %s\r\nContent-Digest: %s\r\n", si, sg, cd);
+    CASE("absolute-form target", "%s", "");
+    for (size_t i = 0; i < n; i++) {
+        size_t cap = strlen(cases[i].head) + 256;
+        char *req = malloc(cap), *resp;
+        int len = snprintf(req, cap,
+                           "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sContent-Length: 3\r\n"
+                           "Connection: close\r\n\r\na=1",
+                           strcmp(cases[i].name, "absolute-form target") == 0
+                               ? "http://127.0.0.1/bad"
+                               : "/bad",
+                           port, cases[i].head);
+        int st = send_raw(req, (size_t)len, &resp);
+        cr_assert(st >= 400 && st < 500, "%s: %d %s", cases[i].name, st, resp);
+        free(resp);
+        free(req);
+    }
+#undef CASE
+    cr_assert_eq(up_count(), 0);
+    /* the valid request still passes afterwards */
+    cr_assert_eq(signed_send(&k, "POST", "/bad", "a=1", 3, NULL, 0, 0, NULL, NULL), 200);
 }
