@@ -487,7 +487,7 @@ static ngx_int_t ngx_http_reqsign_post(ngx_http_request_t *r, ngx_thread_pool_t 
 #endif
 
 /* 1 if this worker opened its key store. */
-static int ngx_http_reqsign_get_module_main_conf_ks(ngx_http_request_t *r)
+static int ngx_http_reqsign_has_key_store(ngx_http_request_t *r)
 {
     ngx_http_reqsign_main_conf_t *mcf = ngx_http_get_module_main_conf(r, ngx_http_reqsign_module);
     return mcf->ks != NULL;
@@ -541,7 +541,7 @@ static ngx_int_t ngx_http_reqsign_handler(ngx_http_request_t *r)
     /* Phase one: everything but the content. */
     if (scf->verifier == NULL) {
         reqsign_error_set(&ctx->err,
-                          ngx_http_reqsign_get_module_main_conf_ks(r) ? REQSIGN_E_INTERNAL
+                          ngx_http_reqsign_has_key_store(r) ? REQSIGN_E_INTERNAL
                                                                       : REQSIGN_E_KEYSTORE_UNAVAILABLE,
                           "nginx", REQSIGN_NO_OFFSET,
                           "no verifier in this worker (see the error log at its start)");

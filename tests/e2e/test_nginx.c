@@ -240,6 +240,7 @@ struct tkey {
 
 static char *dir;
 static char db_path[600];
+static int64_t next_expires_at; /* for the next make_key: 0 never */
 
 /* A new key with @scopes in @ks (NULL: the SQLite store at db_path). */
 static void make_key_in(struct tkey *k, const char *scopes, struct reqsign_keystore *in)
@@ -254,7 +255,9 @@ static void make_key_in(struct tkey *k, const char *scopes, struct reqsign_keyst
     snprintf(rec.keyid, sizeof(rec.keyid), "%s", k->keyid);
     snprintf(rec.label, sizeof(rec.label), "nginx test");
     snprintf(rec.scopes, sizeof(rec.scopes), "%s", scopes);
-    rec.created_at = (int64_t)time(NULL);
+    rec.created_at = (int64_t)time(NULL) - 10;
+    rec.expires_at = next_expires_at;
+    next_expires_at = 0;
     struct reqsign_keystore *ks =
         in != NULL ? in : reqsign_keystore_sqlite_open(db_path, REQSIGN_KEYSTORE_CREATE, &err);
     cr_assert_not_null(ks, "key store: %s", err.message);
@@ -989,6 +992,30 @@ Test(nginx, revoked_key_refused_within_cache_ttl)
         free(resp);
     }
     cr_assert_eq(up_count(), 4);
+
+    /* a key past its expiry: refused at once (checked at every lookup) */
+    struct tkey old;
+    next_expires_at = (int64_t)time(NULL) - 1;
+    make_key(&old, "");
+    cr_assert_eq(signed_send(&old, "GET", "/r", NULL, 0, NULL, 0, 0, NULL, &resp), 401, "%s", resp);
+    cr_assert_str_eq(resp_error(resp), "key_expired");
+    free(resp);
+    cr_assert_eq(up_count(), 4);
+}
+
+/* reqsign_max_body: a larger Content-Length is answered 413 body_too_large
+ * (JSON) before the body is read or the signature looked at. */
+Test(nginx, max_body_refused_before_reading)
+{
+    ngx_start(NULL);
+    static const char req[] = "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n"
+                              "Connection: close\r\n\r\n0123456789";
+    char *resp;
+    cr_assert_eq(send_raw(req, sizeof(req) - 1, &resp), 413, "%s", resp);
+    cr_assert_str_eq(resp_error(resp), "body_too_large");
+    cr_assert_not_null(strstr(resp, "Content-Type: application/json"));
+    free(resp);
+    cr_assert_eq(up_count(), 0);
 }
 
 /* The shared window is bounded: per-key cap (429 nonce_key_limit) and a full
