@@ -33,6 +33,7 @@
 
 #include <reqsign/error.h>
 #include <reqsign/keycache.h>
+#include <reqsign/keydir.h>
 #include <reqsign/keystore.h>
 #include <reqsign/keystore_pg.h>
 #include <reqsign/nonce_redis.h>
@@ -54,6 +55,7 @@
 typedef struct {
     ngx_str_t key_store;  /* "sqlite:PATH" or a PostgreSQL URI */
     ngx_flag_t key_store_pg;
+    ngx_str_t key_directory; /* a JWKS URL instead of a key store */
     ngx_str_t nonce_store; /* as configured, for messages */
     ngx_http_reqsign_shm_ctx_t *shm;
     ngx_str_t redis; /* redis://... or unix:/path: the nonce store of a fleet */
@@ -67,6 +69,7 @@ typedef struct {
     /* per worker process */
     struct reqsign_keystore *ks;
     struct reqsign_keycache *cache;
+    struct reqsign_keydir *keydir;
     struct reqsign_nonce_store *nonces;
 } ngx_http_reqsign_main_conf_t;
 
@@ -110,6 +113,7 @@ static void *ngx_http_reqsign_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_reqsign_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 static char *ngx_http_reqsign_key_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_reqsign_nonce_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_reqsign_key_directory(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_reqsign_redis(ngx_conf_t *cf, ngx_http_reqsign_main_conf_t *mcf,
                                     ngx_str_t *value);
 static char *ngx_http_reqsign_public_authority(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -132,6 +136,8 @@ static ngx_command_t ngx_http_reqsign_commands[] = {
      &ngx_http_reqsign_modes},
     {ngx_string("reqsign_key_store"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
      ngx_http_reqsign_key_store, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
+    {ngx_string("reqsign_key_directory"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_http_reqsign_key_directory, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
     {ngx_string("reqsign_nonce_store"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12,
      ngx_http_reqsign_nonce_store, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
     {ngx_string("reqsign_public_authority"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
@@ -490,7 +496,7 @@ static ngx_int_t ngx_http_reqsign_post(ngx_http_request_t *r, ngx_thread_pool_t 
 static int ngx_http_reqsign_has_key_store(ngx_http_request_t *r)
 {
     ngx_http_reqsign_main_conf_t *mcf = ngx_http_get_module_main_conf(r, ngx_http_reqsign_module);
-    return mcf->ks != NULL;
+    return mcf->ks != NULL || mcf->keydir != NULL;
 }
 
 static ngx_int_t ngx_http_reqsign_handler(ngx_http_request_t *r)
@@ -780,8 +786,10 @@ static char *ngx_http_reqsign_merge_loc_conf(ngx_conf_t *cf, void *parent, void 
      * than run a verifier that accepts any authority or forgets nonces */
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_reqsign_module);
     scf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_reqsign_module);
-    if (mcf->key_store.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"reqsign\" is on but no reqsign_key_store is set");
+    if (mcf->key_store.len == 0 && mcf->key_directory.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"reqsign\" is on but no reqsign_key_store or reqsign_key_directory "
+                           "is set");
         return NGX_CONF_ERROR;
     }
     if (mcf->shm == NULL && mcf->redis.len == 0) {
@@ -824,8 +832,8 @@ static char *ngx_http_reqsign_key_store(ngx_conf_t *cf, ngx_command_t *cmd, void
     struct reqsign_error err;
     int pg = ngx_http_reqsign_is_pg(&value[1]);
 
-    if (mcf->key_store.len) {
-        return "is duplicate";
+    if (mcf->key_store.len || mcf->key_directory.len) {
+        return "is duplicate (or reqsign_key_directory is set)";
     }
     if (!pg && (value[1].len <= 7 || ngx_strncmp(value[1].data, "sqlite:", 7) != 0)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -855,6 +863,42 @@ static char *ngx_http_reqsign_key_store(ngx_conf_t *cf, ngx_command_t *cmd, void
     }
     mcf->key_store = value[1];
     mcf->key_store_pg = pg;
+    return NGX_CONF_OK;
+}
+
+/* reqsign_key_directory URL; a JWKS / HTTP message signatures directory
+ * (another service's published keys). Fetches wait on the network: phase one
+ * runs in the thread pool. */
+static char *ngx_http_reqsign_key_directory(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_reqsign_main_conf_t *mcf = conf;
+    ngx_str_t *value = cf->args->elts;
+    struct reqsign_keydir_opts ko;
+    struct reqsign_keydir *kd;
+    struct reqsign_error err;
+
+    if (mcf->key_store.len || mcf->key_directory.len) {
+        return "is duplicate (or reqsign_key_store is set)";
+    }
+    ngx_memzero(&ko, sizeof(ko));
+    ko.url = (const char *)value[1].data;
+    reqsign_error_clear(&err);
+    kd = reqsign_keydir_new(&ko, &err); /* checks the URL; does not fetch */
+    if (kd == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "reqsign_key_directory \"%V\": %s", &value[1],
+                           err.message);
+        return NGX_CONF_ERROR;
+    }
+    reqsign_keydir_free(kd);
+#if (NGX_THREADS)
+    mcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (mcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#else
+    return "needs nginx built with threads (--with-threads)";
+#endif
+    mcf->key_directory = value[1];
     return NGX_CONF_OK;
 }
 
@@ -1024,6 +1068,18 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
     reqsign_error_clear(&err);
+    if (mcf->key_directory.len > 0) {
+        struct reqsign_keydir_opts ko;
+        ngx_memzero(&ko, sizeof(ko));
+        ko.url = (const char *)mcf->key_directory.data;
+        mcf->keydir = reqsign_keydir_new(&ko, &err);
+        if (mcf->keydir == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "reqsign: key directory: %s",
+                          err.message);
+            return NGX_ERROR;
+        }
+        goto stores;
+    }
     mcf->ks = ngx_http_reqsign_open_keys(&mcf->key_store, mcf->key_store_pg, &err);
     if (mcf->ks == NULL) {
         /* e.g. PostgreSQL down while this worker starts: stay up and answer
@@ -1035,11 +1091,18 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
                                        .positive_ttl = (int64_t)mcf->cache_ttl,
                                        .negative_ttl = (int64_t)mcf->cache_ttl};
     mcf->cache = reqsign_keycache_new(&co, &err);
-    if (mcf->cache != NULL && mcf->redis.len > 0) {
+    if (mcf->cache == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "reqsign: key cache: %s",
+                      err.message[0] ? err.message : "out of memory");
+        return NGX_ERROR;
+    }
+
+stores:
+    if (mcf->redis.len > 0) {
         struct reqsign_nonce_redis_opts ro;
         ngx_http_reqsign_redis_opts(mcf, &ro);
         mcf->nonces = reqsign_nonce_store_redis_new(&ro, &err); /* connects on demand */
-    } else if (mcf->cache != NULL) {
+    } else {
         mcf->nonces = ngx_http_reqsign_shm_store(mcf->shm);
     }
     if (mcf->nonces == NULL) {
@@ -1061,8 +1124,8 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
             .max_age = (int64_t)mcf->max_age,
             .skew = mcf->skew == 0 ? -1 : (int64_t)mcf->skew, /* 0 means none, not the default */
             .public_authority = (const char *)scf->public_authority.data,
-            .lookup = reqsign_keycache_lookup,
-            .lookup_ctx = mcf->cache,
+            .lookup = mcf->keydir != NULL ? reqsign_keydir_lookup : reqsign_keycache_lookup,
+            .lookup_ctx = mcf->keydir != NULL ? (void *)mcf->keydir : (void *)mcf->cache,
             .nonces = mcf->nonces,
         };
         scf->verifier = reqsign_verifier_new(&vo, &err);
@@ -1096,6 +1159,8 @@ static void ngx_http_reqsign_exit_process(ngx_cycle_t *cycle)
     reqsign_nonce_store_free(mcf->nonces);
     reqsign_keycache_free(mcf->cache);
     reqsign_keystore_free(mcf->ks);
+    reqsign_keydir_free(mcf->keydir);
+    mcf->keydir = NULL;
     mcf->nonces = NULL;
     mcf->cache = NULL;
     mcf->ks = NULL;

@@ -310,6 +310,7 @@ struct ngx_opts {
     const char *nonce_store; /* instead of the shared zone, e.g. a Redis URL */
     const char *authority;   /* reqsign_public_authority; NULL: 127.0.0.1:PORT */
     const char *key_store;   /* NULL: sqlite:db_path */
+    const char *key_directory; /* reqsign_key_directory URL instead of a key store */
     int h2;           /* also a TLS + HTTP/2 server on h2_port (cert made by the test) */
 };
 
@@ -343,7 +344,7 @@ static void write_conf(const struct ngx_opts *o)
             "  scgi_temp_path %s/scgi;\n"
             "  client_body_buffer_size 1k;\n"
             "  client_max_body_size 10m;\n"
-            "  reqsign_key_store \"%s%s\";\n"
+            "  %s \"%s%s\";\n"
             "  reqsign_nonce_store %s%s;\n"
             "  reqsign_cache_ttl 1s;\n"
             "  reqsign_max_body 1m;\n"
@@ -364,8 +365,12 @@ static void write_conf(const struct ngx_opts *o)
             "                        proxy_pass http://127.0.0.1:%d; }\n"
             "  }\n",
             tu_prog("NGINX_MODULE"), geteuid() == 0 ? "user root root;\n" : "", dir, err_log, dir,
-            dir, dir, dir, dir, dir, o != NULL && o->key_store != NULL ? "" : "sqlite:",
-            o != NULL && o->key_store != NULL ? o->key_store : db_path,
+            dir, dir, dir, dir, dir,
+            o != NULL && o->key_directory != NULL ? "reqsign_key_directory" : "reqsign_key_store",
+            o != NULL && (o->key_store != NULL || o->key_directory != NULL) ? "" : "sqlite:",
+            o != NULL && o->key_directory != NULL ? o->key_directory
+            : o != NULL && o->key_store != NULL   ? o->key_store
+                                                  : db_path,
             o != NULL && o->nonce_store != NULL ? o->nonce_store : "shared:reqsign_test:",
             o != NULL && o->nonce_store != NULL ? "" : o != NULL && o->zone != NULL ? o->zone : "1m",
             port, auth, up.port, dir, up.port, up.port, up.port, up.port);
@@ -1471,4 +1476,50 @@ Test(nginx, bad_input_never_passes)
     cr_assert_eq(up_count(), 0);
     /* the valid request still passes afterwards */
     cr_assert_eq(signed_send(&k, "POST", "/bad", "a=1", 3, NULL, 0, 0, NULL, NULL), 200);
+}
+
+/* reqsign_key_directory: keys from another service's published directory
+ * (reqsignd's /.well-known/http-message-signatures-directory), fetched in the
+ * thread pool: a key it lists passes (no scopes), one it does not list is
+ * key_unknown. */
+Test(nginx, key_directory)
+{
+    struct tkey k, other;
+    make_key(&k, "read");
+    char rlog[700];
+    snprintf(rlog, sizeof(rlog), "%s/reqsignd.log", dir);
+    struct tu_proc d;
+    memset(&d, 0, sizeof(d));
+    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", db_path, "--listen", "127.0.0.1:0", NULL};
+    cr_assert_eq(tu_proc_start(&d, argv, rlog, 10000), 0, "reqsignd did not start");
+    char dirurl[300];
+    snprintf(dirurl, sizeof(dirurl), "%s/.well-known/http-message-signatures-directory", d.url);
+    struct ngx_opts o = {.key_directory = dirurl};
+    ngx_start(&o);
+
+    char *resp;
+    cr_assert_eq(signed_send(&k, "POST", "/dir", "a=1", 3, NULL, 0, 0, NULL, &resp), 200, "%s",
+                 resp);
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+    cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
+    cr_assert_null(head_header(up.rec[0].head, "Reqsign-Scopes")); /* a directory has none */
+
+    /* a key the directory does not list (made after reqsignd served it is
+     * fine too, but this one is in another store altogether) */
+    struct reqsign_error err;
+    struct reqsign_key *key = NULL;
+    cr_assert_eq(reqsign_key_generate(&key, &err), REQSIGN_OK);
+    struct reqsign_signer_opts so;
+    memset(&so, 0, sizeof(so));
+    so.key = key;
+    other.signer = reqsign_signer_new(&so, &err);
+    cr_assert_not_null(other.signer);
+    reqsign_key_free(key);
+    cr_assert_eq(signed_send(&other, "GET", "/dir", NULL, 0, NULL, 0, 0, NULL, &resp), 401, "%s",
+                 resp);
+    cr_assert_str_eq(resp_error(resp), "key_unknown");
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+    cr_assert_eq(tu_proc_stop(&d, SIGTERM, 15000), 0);
 }
