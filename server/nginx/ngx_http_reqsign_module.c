@@ -70,6 +70,7 @@ typedef struct {
     struct reqsign_keystore *ks;
     struct reqsign_keycache *cache;
     struct reqsign_keydir *keydir;
+    struct reqsign_keystore_pg_listener *listener; /* PostgreSQL: NOTIFY -> cache */
     struct reqsign_nonce_store *nonces;
 } ngx_http_reqsign_main_conf_t;
 
@@ -1096,6 +1097,19 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
                       err.message[0] ? err.message : "out of memory");
         return NGX_ERROR;
     }
+    if (mcf->key_store_pg) {
+        /* a revocation committed by the key service drops the key from this
+         * worker's cache at once (NOTIFY); the TTL stays the bound if a
+         * notification is lost */
+        mcf->listener = reqsign_keystore_pg_listen((const char *)mcf->key_store.data,
+                                                   mcf->cache, &err);
+        if (mcf->listener == NULL) {
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                          "reqsign: key store notifications: %s (revocations take up to "
+                          "reqsign_cache_ttl)",
+                          err.message);
+        }
+    }
 
 stores:
     if (mcf->redis.len > 0) {
@@ -1157,6 +1171,8 @@ static void ngx_http_reqsign_exit_process(ngx_cycle_t *cycle)
         scf->verifier = NULL;
     }
     reqsign_nonce_store_free(mcf->nonces);
+    reqsign_keystore_pg_listener_stop(mcf->listener); /* before the cache it writes to */
+    mcf->listener = NULL;
     reqsign_keycache_free(mcf->cache);
     reqsign_keystore_free(mcf->ks);
     reqsign_keydir_free(mcf->keydir);

@@ -311,6 +311,7 @@ struct ngx_opts {
     const char *authority;   /* reqsign_public_authority; NULL: 127.0.0.1:PORT */
     const char *key_store;   /* NULL: sqlite:db_path */
     const char *key_directory; /* reqsign_key_directory URL instead of a key store */
+    const char *cache_ttl;     /* NULL: 1s */
     int h2;           /* also a TLS + HTTP/2 server on h2_port (cert made by the test) */
 };
 
@@ -346,7 +347,7 @@ static void write_conf(const struct ngx_opts *o)
             "  client_max_body_size 10m;\n"
             "  %s \"%s%s\";\n"
             "  reqsign_nonce_store %s%s;\n"
-            "  reqsign_cache_ttl 1s;\n"
+            "  reqsign_cache_ttl %s;\n"
             "  reqsign_max_body 1m;\n"
             "  server {\n"
             "    listen 127.0.0.1:%d reuseport;\n"
@@ -373,7 +374,7 @@ static void write_conf(const struct ngx_opts *o)
                                                   : db_path,
             o != NULL && o->nonce_store != NULL ? o->nonce_store : "shared:reqsign_test:",
             o != NULL && o->nonce_store != NULL ? "" : o != NULL && o->zone != NULL ? o->zone : "1m",
-            port, auth, up.port, dir, up.port, up.port, up.port, up.port);
+            o != NULL && o->cache_ttl != NULL ? o->cache_ttl : "1s", port, auth, up.port, dir, up.port, up.port, up.port, up.port);
     if (o != NULL && o->h2)
         fprintf(f,
                 "  server {\n"
@@ -1267,7 +1268,8 @@ Test(nginx, two_instances_share_redis)
 }
 
 /* reqsign_key_store postgresql://...: lookups in the thread pool; a revoked
- * key refused within the cache bound; PostgreSQL down: 503
+ * key refused at once through LISTEN/NOTIFY although reqsign_cache_ttl is
+ * 60s; PostgreSQL down: 503
  * keystore_unavailable for a key not cached, nothing upstream; back: it
  * resumes without touching nginx. */
 Test(nginx, postgresql_key_store, .timeout = 90)
@@ -1284,7 +1286,7 @@ Test(nginx, postgresql_key_store, .timeout = 90)
     struct tkey k, k2;
     make_key_in(&k, "read", ks);
     make_key_in(&k2, "read", ks);
-    struct ngx_opts o = {.key_store = ci};
+    struct ngx_opts o = {.key_store = ci, .cache_ttl = "60s"};
     ngx_start(&o);
 
     char *resp;
@@ -1293,11 +1295,14 @@ Test(nginx, postgresql_key_store, .timeout = 90)
     free(resp);
     cr_assert_eq(up_count(), 1);
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
+    for (int i = 0; i < 4; i++) /* cached as active in both workers (reuseport) */
+        cr_assert_eq(signed_send(&k, "GET", "/pg", NULL, 0, NULL, 0, 0, NULL, NULL), 200);
+    cr_assert_eq(up_count(), 5);
 
     cr_assert_eq(reqsign_keystore_revoke(ks, k.keyid, strlen(k.keyid), (int64_t)time(NULL), &err),
                  REQSIGN_OK, "%s", err.message);
-    usleep(2100 * 1000); /* reqsign_cache_ttl 1s, + 1 s */
-    for (int i = 0; i < 3; i++) {
+    usleep(1000 * 1000); /* the notification's way to both workers */
+    for (int i = 0; i < 4; i++) {
         cr_assert_eq(signed_send(&k, "GET", "/pg", NULL, 0, NULL, 0, 0, NULL, &resp), 401, "%s",
                      resp);
         cr_assert_str_eq(resp_error(resp), "key_revoked");
@@ -1310,17 +1315,17 @@ Test(nginx, postgresql_key_store, .timeout = 90)
     cr_assert_str_eq(resp_error(resp), "keystore_unavailable");
     cr_assert_not_null(strstr(resp, "Retry-After: 1"));
     free(resp);
-    cr_assert_eq(up_count(), 1);
+    cr_assert_eq(up_count(), 5);
 
     cr_assert_eq(tu_pg_restart(&pg), 0);
     int st = 0;
-    for (int i = 0; i < 50 && st != 200; i++) {
+    for (int i = 0; i < 75 && st != 200; i++) {
         st = signed_send(&k2, "GET", "/pg", NULL, 0, NULL, 0, 0, NULL, NULL);
         if (st != 200)
             usleep(200 * 1000);
     }
     cr_assert_eq(st, 200);
-    cr_assert_eq(up_count(), 2);
+    cr_assert_eq(up_count(), 6);
     reqsign_keystore_free(ks);
     free(ci);
     tu_pg_stop(&pg);
