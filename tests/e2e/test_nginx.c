@@ -1351,6 +1351,27 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct health {
+    int status;
+    int64_t ms;
+};
+
+static void *health_one(void *arg)
+{
+    static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    struct health *h = arg;
+    int64_t t = now_ms();
+    h->status = send_raw(health, sizeof(health) - 1, NULL);
+    h->ms = now_ms() - t;
+    return NULL;
+}
+
+static int health_cmp(const void *a, const void *b)
+{
+    const struct health *x = a, *y = b;
+    return (x->ms > y->ms) - (x->ms < y->ms);
+}
+
 /* With Redis, the nonce check runs in nginx's thread pool, never on a
  * worker's event loop: while Redis hangs (SIGSTOP) and signed requests wait
  * on it, an unsigned location of the same workers still answers at once. */
@@ -1381,15 +1402,18 @@ Test(nginx, redis_wait_is_off_the_event_loop)
     for (int i = 0; i < N; i++)
         cr_assert_eq(pthread_create(&th[i], NULL, slow_one, &sl[i]), 0);
     usleep(5 * 1000);
-    static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    int64_t worst = 0;
-    for (int i = 0; i < 8; i++) { /* reuseport: both workers */
-        int64_t t = now_ms();
-        cr_assert_eq(send_raw(health, sizeof(health) - 1, NULL), 200);
-        t = now_ms() - t;
-        if (t > worst)
-            worst = t;
+    /* 8 health checks at once (reuseport: both workers), each timed */
+    enum { H = 8 };
+    struct health hc[H];
+    pthread_t hth[H];
+    for (int i = 0; i < H; i++)
+        cr_assert_eq(pthread_create(&hth[i], NULL, health_one, &hc[i]), 0);
+    for (int i = 0; i < H; i++) {
+        pthread_join(hth[i], NULL);
+        cr_assert_eq(hc[i].status, 200);
     }
+    qsort(hc, H, sizeof(hc[0]), health_cmp);
+    int64_t median = hc[H / 2].ms, worst = hc[H - 1].ms;
     for (int i = 0; i < N; i++) {
         pthread_join(th[i], NULL);
         free(reqs[i]);
@@ -1398,10 +1422,11 @@ Test(nginx, redis_wait_is_off_the_event_loop)
     }
     int64_t total = now_ms() - t0;
     ru_signal(&rs, SIGCONT);
-    /* each signed request waited for the store's command timeout (100 ms):
-     * on the event loop the health checks would have waited behind them */
-    cr_assert_lt(worst, 50, "a health check took %lld ms (signed requests: %lld ms)",
-                 (long long)worst, (long long)total);
+    /* a signed request waits for the store's command timeout (100 ms): on
+     * the event loop, the health checks would wait behind it (measured: all
+     * of them 90-100 ms); the median keeps one slow scheduling from failing */
+    cr_assert_lt(median, 50, "health checks took %lld ms (median), %lld ms (worst); signed: %lld ms",
+                 (long long)median, (long long)worst, (long long)total);
     ru_stop(&rs);
 }
 
