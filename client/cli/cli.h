@@ -51,6 +51,8 @@ int reqsign_cli_write_all(int fd, const void *buf, size_t len);
  * by default. Returns 1 if argv[*i] was one of them (consumed, with its value),
  * 0 if not, -1 on a usage error (printed). */
 int reqsign_cli_tls_opt(const char *cmd, const char *usage, int argc, char **argv, int *i);
+/* 1 if -k was given. */
+int reqsign_cli_tls_insecure(void);
 /* Apply them to a transfer (TLS 1.2 or later, always). */
 void reqsign_cli_tls_apply(CURL *h);
 

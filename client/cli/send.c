@@ -58,6 +58,7 @@ static const char reqsign_cli_send_usage[] =
     "  -I, --head                  send HEAD and print the response headers\n"
     "  -o, --output FILE           write the response to FILE instead of stdout\n"
     "  -s, --silent                no messages on stderr (the exit status tells)\n"
+    "  -S, --show-error            with -s, still print the error messages\n"
     "  -w, --write-out FORMAT      print FORMAT after the transfer: %{http_code},\n"
     "                              %{url_effective}, %{num_redirects}, %{time_total},\n"
     "                              %{size_download}, %{content_type}, %{exitcode}, \\n\n"
@@ -66,6 +67,8 @@ static const char reqsign_cli_send_usage[] =
     "  --connect-timeout SECONDS   give up connecting after SECONDS (exit 28)\n"
     "  -L, --location              follow redirects; each hop is signed again for its\n"
     "                              own URL, with a fresh nonce\n"
+    "  --location-trusted          -L to another origin (scheme, host, port) too;\n"
+    "                              without it such a redirect is not followed\n"
     "  --max-redirs N              follow at most N redirects (default 50; exit 47)\n"
     "  --retry N                   retry a timeout or HTTP 408, 429, 500, 502, 503,\n"
     "                              504 up to N times, each signed again (fresh nonce)\n"
@@ -88,7 +91,8 @@ static const char reqsign_cli_send_usage[] =
     "  -h, --help                  show this help\n"
     "\n"
     "A server that answers sig_future or sig_too_old with its server_time gets the\n"
-    "request once more, signed with the clock offset corrected (-v prints it).\n"
+    "request once more, signed with the clock offset corrected (-v prints it), if\n"
+    "the answer came over verified TLS or from a loopback address.\n"
     "\n"
     "Exit status: 0 HTTP status below 400; 1 HTTP status 400 or above (the server's\n"
     "error is printed to stderr) or a local failure; 22 HTTP status 400 or above\n"
@@ -559,6 +563,42 @@ static void write_out(const char *fmt, CURL *h, long status, const char *url, lo
     fflush(stdout);
 }
 
+/* 1 if @a and @b have the same origin: scheme, host and port (RFC 6454). */
+static int same_origin(const char *a, const char *b)
+{
+    CURLU *ua = curl_url(), *ub = curl_url();
+    int same = 0;
+    if (ua != NULL && ub != NULL && curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
+        curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK) {
+        static const CURLUPart parts[3] = {CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
+        same = 1;
+        for (int k = 0; k < 3 && same; k++) {
+            char *pa = NULL, *pb = NULL;
+            if (curl_url_get(ua, parts[k], &pa, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+                curl_url_get(ub, parts[k], &pb, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+                strcasecmp(pa, pb) != 0)
+                same = 0;
+            curl_free(pa);
+            curl_free(pb);
+        }
+    }
+    curl_url_cleanup(ua);
+    curl_url_cleanup(ub);
+    return same;
+}
+
+/* 1 if the answer on @h is authenticated: https with the certificate
+ * verified (no -k), or from a loopback address. */
+static int answer_trusted(CURL *h, const char *url)
+{
+    char *ip = NULL;
+    if (strncasecmp(url, "https://", 8) == 0 && !reqsign_cli_tls_insecure())
+        return 1;
+    if (curl_easy_getinfo(h, CURLINFO_PRIMARY_IP, &ip) != CURLE_OK || ip == NULL)
+        return 0;
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
+}
+
 /* The server's clock from a sig_future / sig_too_old error body
  * ({"error":"sig_future",...,"server_time":T}); 0 if it is not one. */
 static int server_clock(const char *body, size_t len, int64_t *server_time)
@@ -600,7 +640,7 @@ int reqsign_cli_send(int argc, char **argv)
     char *groups[SEND_MAX_GROUPS];
     size_t n_hdrs = 0, n_groups = 0;
     int include = 0, verbose = 0, insecure = 0, only_pos = 0, silent = 0, fail = 0, head = 0;
-    int location = 0;
+    int location = 0, trusted = 0, show_error = 0;
     long max_time_ms = 0, connect_ms = 0, max_redirs = SEND_MAX_REDIRS, retries = 0;
     long retry_delay_ms = 0;
     struct curl_slist *resolve = NULL, *connect_to = NULL;
@@ -627,7 +667,7 @@ int reqsign_cli_send(int argc, char **argv)
             continue;
         }
         /* combined short flags, as curl takes them: -iv is -i -v, -sXPUT is -s -XPUT */
-        if (a[1] != '-' && a[2] != '\0' && strchr("hivsfIkL", a[1]) != NULL) {
+        if (a[1] != '-' && a[2] != '\0' && strchr("hivsSfIkL", a[1]) != NULL) {
             if (n_groups >= SEND_MAX_GROUPS)
                 SEND_USAGE("more than %d combined short option groups", SEND_MAX_GROUPS);
             char *rest = malloc(strlen(a + 2) + 2);
@@ -664,12 +704,16 @@ int reqsign_cli_send(int argc, char **argv)
             verbose = 1;
         } else if (reqsign_cli_is_flag(a, "silent", 's')) {
             silent = 1;
+        } else if (reqsign_cli_is_flag(a, "show-error", 'S')) {
+            show_error = 1;
         } else if (reqsign_cli_is_flag(a, "fail", 'f')) {
             fail = 1;
         } else if (reqsign_cli_is_flag(a, "head", 'I')) {
             head = 1;
         } else if (reqsign_cli_is_flag(a, "location", 'L')) {
             location = 1;
+        } else if (reqsign_cli_is_flag(a, "location-trusted", 0)) {
+            location = trusted = 1;
         } else if (reqsign_cli_is_flag(a, "insecure-key-permissions", 0)) {
             insecure = 1;
         } else {
@@ -766,6 +810,8 @@ int reqsign_cli_send(int argc, char **argv)
     }
     if (url == NULL)
         SEND_USAGE("missing URL");
+    if (show_error)
+        silent = 0; /* -sS: no progress meter (there is none), but the errors */
     if (key != NULL && reqsign_cli_key_arg_ok("send", reqsign_cli_send_usage, key) != 0)
         goto out;
     if (data != NULL && strcmp(data, "@-") == 0 &&
@@ -944,6 +990,18 @@ int reqsign_cli_send(int argc, char **argv)
         char *loc = NULL;
         if (location && is_redirect(o.status) &&
             curl_easy_getinfo(o.h, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc != NULL) {
+            /* as curl keeps credentials to the first host unless --location-trusted:
+             * a server must not be able to make this client sign requests, with
+             * its method and body, for another origin */
+            if (!trusted && !same_origin(cur_url, loc)) {
+                if (!silent)
+                    fprintf(stderr,
+                            "reqsign send: not following the redirect to %s: another origin "
+                            "(--location-trusted signs for it)\n",
+                            loc);
+                send_flush(&o);
+                break;
+            }
             if (redirects >= max_redirs) {
                 cc = CURLE_TOO_MANY_REDIRECTS;
                 snprintf(errbuf, sizeof(errbuf), "maximum (%ld) redirects followed", max_redirs);
@@ -968,8 +1026,19 @@ int reqsign_cli_send(int argc, char **argv)
             continue;
         }
 
-        /* the server says the clock is off: correct it, once */
+        /* the server says the clock is off: correct it, once, when the answer
+         * is authenticated (verified TLS) or came from this machine: a forged
+         * server_time would otherwise get a request signed for a later time,
+         * which whoever forged it could deliver then */
         int64_t server_time;
+        if (!clock_fixed && !o.committed && o.status >= 400 && o.held.len > 0 &&
+            server_clock(o.held.p, o.held.len, &server_time) && !answer_trusted(o.h, cur_url)) {
+            clock_fixed = 1;
+            if (verbose)
+                fprintf(stderr, "* clock: the server's clock differs by %lld s; not corrected: "
+                                "the answer came neither over verified TLS nor from loopback\n",
+                        (long long)(server_time - (int64_t)time(NULL)));
+        }
         if (!clock_fixed && !o.committed && o.status >= 400 && o.held.len > 0 &&
             server_clock(o.held.p, o.held.len, &server_time)) {
             clock_fixed = 1;

@@ -115,6 +115,12 @@ int reqsign_cli_tls_opt(const char *cmd, const char *usage, int argc, char **arg
 }
 
 /* see cli.h */
+int reqsign_cli_tls_insecure(void)
+{
+    return tls_insecure;
+}
+
+/* see cli.h */
 void reqsign_cli_tls_apply(CURL *h)
 {
     /* libcurl verifies the peer and the host name by default; say so anyway */

@@ -1124,6 +1124,12 @@ Test(client, send_max_time_never_answers)
     cr_assert_eq(st, 28, "exit %d: %s", st, out);
     cr_assert_str_eq(out, "");
     free(out);
+    /* -sS: the error message all the same */
+    out = run(&st, "timeout 20 $R send -sS -m 0.5 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1", dir,
+              ntohs(a.sin_port));
+    cr_assert_eq(st, 28, "exit %d: %s", st, out);
+    cr_assert_not_null(strstr(out, "error: http"), "%s", out);
+    free(out);
     /* connection refused: 7, as curl */
     out = run(&st, "$R send --key '%s/k.pem' http://127.0.0.1:1/ 2>&1", dir);
     cr_assert_eq(st, 7, "exit %d: %s", st, out);
@@ -1264,8 +1270,19 @@ Test(client, send_location_resigns_each_hop)
              s.port);
     char *dir = key_dir();
     int st;
+    /* -L alone does not sign for another origin: the 302 is the answer */
     char *out = run(&st, "$R send -L --key '%s/k.pem' --resolve api.example.test:%d:127.0.0.1 "
-                         "-w ' %%{num_redirects} %%{url_effective}' -d 'x=1' "
+                         "-w '%%{http_code}' http://127.0.0.1:%d/first 2>'%s/err'",
+                    dir, s.port, s.port, dir);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    cr_assert_str_eq(out, "moved302");
+    free(out);
+    out = run(&st, "cat '%s/err'", dir);
+    cr_assert_not_null(strstr(out, "--location-trusted"), "%s", out);
+    free(out);
+    s.verified = 0;
+    out = run(&st, "$R send -L --location-trusted --key '%s/k.pem' "
+                   "--resolve api.example.test:%d:127.0.0.1 -w ' %%{num_redirects} %%{url_effective}' -d 'x=1' "
                          "http://127.0.0.1:%d/first 2>&1",
                     dir, s.port, s.port);
     cr_assert_eq(st, 0, "exit %d: %s", st, out);
@@ -1276,8 +1293,25 @@ Test(client, send_location_resigns_each_hop)
     char *log = vsrv_log(&s);
     /* both verified: the second hop's signature names its own authority and path,
      * with a fresh nonce (the store would say replay); a 302 turns POST into GET */
-    cr_assert_str_eq(log, "ok POST /first -\nok GET /second -\n");
+    cr_assert_str_eq(log, "ok GET /first -\nok POST /first -\nok GET /second -\n");
     free(log);
+
+    /* the same origin: -L is enough; 307 keeps the method and the body */
+    snprintf(loc, sizeof(loc),
+             "HTTP/1.1 307 Temporary Redirect\r\nLocation: /third\r\n"
+             "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    s.verified = 0;
+    out = run(&st, "$R send -sL --key '%s/k.pem' -d 'y=2' http://127.0.0.1:%d/first", dir, s.port);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    cr_assert_str_eq(out, "second");
+    free(out);
+    log = vsrv_log(&s);
+    cr_assert_not_null(strstr(log, "ok POST /first -\nok POST /third -\n"), "%s", log);
+    free(log);
+    snprintf(loc, sizeof(loc),
+             "HTTP/1.1 302 Found\r\nLocation: http://api.example.test:%d/second\r\n"
+             "Content-Length: 5\r\nConnection: close\r\n\r\nmoved",
+             s.port);
 
     /* without -L: the 302 itself; --max-redirs 0: 47 */
     s.verified = 0;
@@ -1287,7 +1321,8 @@ Test(client, send_location_resigns_each_hop)
     cr_assert_str_eq(out, "moved302");
     free(out);
     s.verified = 0;
-    out = run(&st, "$R send -L --max-redirs 0 --key '%s/k.pem' http://127.0.0.1:%d/first 2>&1",
+    out = run(&st, "$R send -L --location-trusted --max-redirs 0 --key '%s/k.pem' "
+                   "http://127.0.0.1:%d/first 2>&1",
               dir, s.port);
     cr_assert_eq(st, 47, "exit %d: %s", st, out);
     free(out);
