@@ -1130,6 +1130,32 @@ Test(client, send_max_time_never_answers)
     cr_assert_eq(st, 28, "exit %d: %s", st, out);
     cr_assert_not_null(strstr(out, "error: http"), "%s", out);
     free(out);
+    /* --connect-timeout: a listener whose accept queue is full drops the SYN */
+    int full = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in fa;
+    memset(&fa, 0, sizeof(fa));
+    fa.sin_family = AF_INET;
+    fa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t fl = sizeof(fa);
+    cr_assert_eq(bind(full, (struct sockaddr *)&fa, fl), 0);
+    cr_assert_eq(listen(full, 0), 0);
+    getsockname(full, (struct sockaddr *)&fa, &fl);
+    int fillers[3];
+    for (int k = 0; k < 3; k++) {
+        fillers[k] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        (void)connect(fillers[k], (struct sockaddr *)&fa, fl);
+    }
+    usleep(300 * 1000);
+    t0 = time(NULL);
+    out = run(&st, "timeout 20 $R send --connect-timeout 1 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1",
+              dir, ntohs(fa.sin_port));
+    t1 = time(NULL);
+    cr_assert_eq(st, 28, "exit %d: %s", st, out);
+    cr_assert_leq(t1 - t0, 5, "took %ld s", (long)(t1 - t0));
+    free(out);
+    for (int k = 0; k < 3; k++)
+        close(fillers[k]);
+    close(full);
     /* connection refused: 7, as curl */
     out = run(&st, "$R send --key '%s/k.pem' http://127.0.0.1:1/ 2>&1", dir);
     cr_assert_eq(st, 7, "exit %d: %s", st, out);
