@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <curl/curl.h>
+
 #include <reqsign/credential.h>
 #include <reqsign/error.h>
 #include <reqsign/signer.h>
@@ -43,5 +45,15 @@ int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key);
 int reqsign_cli_is_flag(const char *a, const char *lng, char shrt);
 /* write(2) all of @buf, retrying on EINTR; 0 or -1. */
 int reqsign_cli_write_all(int fd, const void *buf, size_t len);
+/* The TLS options every command that talks HTTP takes, as curl spells them:
+ * --cacert FILE (trust the CA certificates in FILE instead of the system's) and
+ * -k/--insecure (no certificate or host name check). Certificates are verified
+ * by default. Returns 1 if argv[*i] was one of them (consumed, with its value),
+ * 0 if not, -1 on a usage error (printed). */
+int reqsign_cli_tls_opt(const char *cmd, const char *usage, int argc, char **argv, int *i);
+/* 1 if -k was given. */
+int reqsign_cli_tls_insecure(void);
+/* Apply them to a transfer (TLS 1.2 or later, always). */
+void reqsign_cli_tls_apply(CURL *h);
 
 #endif

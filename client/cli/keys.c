@@ -68,6 +68,9 @@ static const char USAGE_KEYS[] =
     "                              is refused (arguments are readable by every user)\n"
     "  --insecure-key-permissions  accept a key file readable by group or others\n"
     "  -v, --verbose               print the signature base and headers to stderr\n"
+    "  --cacert FILE               trust the CA certificates in FILE (https services;\n"
+    "                              certificates are always verified unless -k)\n"
+    "  -k, --insecure              do not verify the service's TLS certificate\n"
     "  -h, --help                  show this help\n"
     "\n"
     "Exit status: 0 success, 1 failure (the server's error is printed to stderr),\n"
@@ -155,6 +158,11 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             o->verbose = 1;
             continue;
         }
+        int tls = reqsign_cli_tls_opt("keys", USAGE_KEYS, argc, argv, &i);
+        if (tls < 0)
+            return EXIT_USAGE;
+        if (tls > 0)
+            continue;
         if (reqsign_cli_is_flag(a, "all", 0) || reqsign_cli_is_flag(a, "json", 0)) {
             if (!allowed(o->sub, a[2] == 'a' ? " all " : " json ")) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unknown option '%s'", o->sub, a);

@@ -1,11 +1,11 @@
 /* reqsign send: a curl-like client that signs each request.
  *
- *   reqsign send [-X METHOD] [-H 'Name: value']... [--data STRING|@FILE] [-i] [-v]
- *                [--key CREDENTIAL] [--insecure-key-permissions] URL
+ *   reqsign send [curl-like options] URL     (see the usage text below)
  *
  * Also the HTTP and credential helpers `reqsign keys` uses (reqsign_cli_*).
  * Exit status: 0 HTTP status < 400, 1 HTTP status >= 400 (the server's error
- * body printed to stderr), a transport or local failure; 2 usage error.
+ * body printed to stderr) or a local failure, 22 with -f; 2 usage error; a
+ * transport failure: curl's code (its CURLcode).
  */
 #include "cli.h"
 
@@ -17,12 +17,17 @@
 
 #include <curl/curl.h>
 
+#include <jansson.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -38,14 +43,43 @@ static const char reqsign_cli_send_usage[] =
     "\n"
     "Send a signed HTTP request and print the response body. The request is signed\n"
     "with the credential (credential JSON from the key service, or a private key file):\n"
-    "@method, @authority, @path, @query and content-digest are covered.\n"
+    "@method, @authority, @path, @query and content-digest are covered. Options are\n"
+    "curl's; short flags combine (-iv, -sL).\n"
     "\n"
     "Options:\n"
     "  -X, --request METHOD        method (default GET, or POST with --data)\n"
-    "  -H, --header 'Name: value'  add a header field (repeatable)\n"
-    "  -d, --data STRING|@FILE     the body; @FILE streams a file (read twice: digest,\n"
-    "                              then upload), @- reads stdin\n"
+    "  -H, --header 'Name: value'  add a header field (repeatable); not Host: the\n"
+    "                              signed authority is the URL's (see --resolve)\n"
+    "  -d, --data STRING|@FILE     the body; @FILE streams a regular file (read twice:\n"
+    "                              digest, then upload); @- (stdin) and a pipe are\n"
+    "                              read into memory first\n"
     "  -i, --include               print the status line and response headers first\n"
+    "                              (all to stdout, whatever the status)\n"
+    "  -I, --head                  send HEAD and print the response headers\n"
+    "  -o, --output FILE           write the response to FILE instead of stdout\n"
+    "  -s, --silent                no messages on stderr (the exit status tells)\n"
+    "  -S, --show-error            with -s, still print the error messages\n"
+    "  -w, --write-out FORMAT      print FORMAT after the transfer: %{http_code},\n"
+    "                              %{url_effective}, %{num_redirects}, %{time_total},\n"
+    "                              %{size_download}, %{content_type}, %{exitcode}, \\n\n"
+    "  -f, --fail                  HTTP 400 or above: print no body, exit 22\n"
+    "  -m, --max-time SECONDS      give up a transfer after SECONDS (exit 28)\n"
+    "  --connect-timeout SECONDS   give up connecting after SECONDS (exit 28)\n"
+    "  -L, --location              follow redirects; each hop is signed again for its\n"
+    "                              own URL, with a fresh nonce\n"
+    "  --location-trusted          -L to another origin (scheme, host, port) too;\n"
+    "                              without it such a redirect is not followed\n"
+    "  --max-redirs N              follow at most N redirects (default 50; exit 47)\n"
+    "  --retry N                   retry a timeout or HTTP 408, 429, 500, 502, 503,\n"
+    "                              504 up to N times, each signed again (fresh nonce)\n"
+    "  --retry-delay SECONDS       wait between retries (default 1 s, doubling, or\n"
+    "                              the server's Retry-After)\n"
+    "  --resolve HOST:PORT:ADDR    connect to ADDR for HOST:PORT (the URL, Host, TLS\n"
+    "                              name and signature keep HOST)\n"
+    "  --connect-to HOST:PORT:TO_HOST:TO_PORT\n"
+    "                              connect to TO_HOST:TO_PORT for HOST:PORT\n"
+    "  --cacert FILE               trust the CA certificates in FILE\n"
+    "  -k, --insecure              do not verify the server's TLS certificate\n"
     "  -v, --verbose               print the signature base and the request and\n"
     "                              response headers to stderr\n"
     "  --key CREDENTIAL            credential JSON or key file, or '-' for stdin\n"
@@ -56,8 +90,15 @@ static const char reqsign_cli_send_usage[] =
     "  --insecure-key-permissions  accept a key file readable by group or others\n"
     "  -h, --help                  show this help\n"
     "\n"
+    "A server that answers sig_future or sig_too_old with its server_time gets the\n"
+    "request once more, signed with the clock offset corrected (-v prints it), if\n"
+    "the answer came over verified TLS or from a loopback address.\n"
+    "\n"
     "Exit status: 0 HTTP status below 400; 1 HTTP status 400 or above (the server's\n"
-    "error is printed to stderr), or a transfer or local failure; 2 usage error.\n";
+    "error is printed to stderr) or a local failure; 22 HTTP status 400 or above\n"
+    "with -f; 2 usage error; a transfer failure exits with curl's code for it\n"
+    "(6 host not resolved, 7 connection failed, 28 timeout, 35 TLS handshake,\n"
+    "47 too many redirects, 60 certificate not trusted, ...).\n";
 
 /* Print "error: <wire name>: <message>" on one line to stderr. */
 void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err)
@@ -253,6 +294,7 @@ int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, membuf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)&b);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    reqsign_cli_tls_apply(h);
     if (verbose) {
         curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
         curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
@@ -299,25 +341,80 @@ void reqsign_cli_print_server_error(const char *cmd, long status, const char *bo
 
 /* ------------------------------------------------------------------ send */
 
+/* Exit codes as curl numbers them (its CURLcode): 22 for -f and HTTP >= 400;
+ * a transport failure exits with its CURLcode (6 resolve, 7 connect,
+ * 28 timeout, 35 TLS handshake, 47 too many redirects, 60 certificate, ...). */
+enum { EXIT_HTTP_FAIL = 22 };
+/* Body bytes of a response (status >= 300) held back: a redirect, a retry or
+ * a clock correction discards them; past this the response is the answer. */
+#define SEND_HOLD_MAX ((size_t)64 * 1024)
+/* Most combined short flag groups (-iv) in one command line. */
+#define SEND_MAX_GROUPS 64
+/* curl's defaults: --max-redirs 50, --retry-delay doubling from 1 s to 10 min. */
+#define SEND_MAX_REDIRS 50
+#define SEND_RETRY_DELAY_MAX_MS 600000L
+
 struct send_out {
     CURL *h;
-    long status;
-    int include;
-    char last; /* last byte of the body */
+    FILE *out;        /* the body, and with -i the head: stdout or -o FILE */
+    int to_file;      /* -o given */
+    int include, fail;
+    long status;      /* of the response being received */
+    int hold;         /* holding its body in @held */
+    int committed;    /* part of its body already written: no retry */
+    int discard;      /* drop its body (-f and >= 400; a redirect's overflow) */
+    struct membuf held;
+    char last;        /* last byte written to stderr */
+    int write_err;
 };
 
-static void send_status(struct send_out *o)
+static int is_redirect(long status)
 {
-    if (o->status == 0)
-        curl_easy_getinfo(o->h, CURLINFO_RESPONSE_CODE, &o->status);
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* A transient answer curl's --retry retries. */
+static int is_retryable(long status)
+{
+    return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
+           status == 504;
+}
+
+static void send_emit(struct send_out *o, const char *data, size_t n)
+{
+    if (n == 0 || o->discard || (o->fail && o->status >= 400))
+        return;
+    FILE *f = o->status >= 400 && !o->include && !o->to_file ? stderr : o->out;
+    if (f == stderr)
+        o->last = data[n - 1];
+    if (fwrite(data, 1, n, f) != n)
+        o->write_err = 1;
+}
+
+static void send_flush(struct send_out *o)
+{
+    if (o->held.len > 0)
+        send_emit(o, o->held.p, o->held.len);
+    o->held.len = 0;
+    o->hold = 0;
 }
 
 static size_t send_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct send_out *o = ud;
     size_t n = size * nmemb;
-    if (o->include)
-        fwrite(data, 1, n, stdout);
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        /* a new response (an interim 1xx, a redirect's next hop) */
+        o->status = 0;
+        o->hold = 0;
+        o->discard = 0;
+        o->held.len = 0;
+    } else if ((n == 2 && data[0] == '\r') || (n == 1 && data[0] == '\n')) {
+        curl_easy_getinfo(o->h, CURLINFO_RESPONSE_CODE, &o->status);
+        o->hold = o->status >= 300;
+    }
+    if (o->include && fwrite(data, 1, n, o->out) != n)
+        o->write_err = 1;
     return n;
 }
 
@@ -325,22 +422,35 @@ static size_t send_write(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct send_out *o = ud;
     size_t n = size * nmemb;
-    send_status(o);
-    if (n > 0)
-        o->last = data[n - 1];
-    return fwrite(data, 1, n, o->status >= 400 ? stderr : stdout);
+    if (o->status == 0) {
+        curl_easy_getinfo(o->h, CURLINFO_RESPONSE_CODE, &o->status);
+        o->hold = o->status >= 300;
+    }
+    if (o->hold) {
+        if (n <= SEND_HOLD_MAX - o->held.len)
+            return membuf_write(data, 1, n, &o->held);
+        if (is_redirect(o->status))
+            o->discard = 1;
+        else
+            o->committed = 1;
+        send_flush(o);
+    }
+    send_emit(o, data, n);
+    return n;
 }
 
-/* Read all of stdin into a malloc'd buffer. */
-static int slurp_stdin(char **out, size_t *out_len)
+/* Read all of @fd into a malloc'd buffer. */
+static int slurp_fd(int fd, char **out, size_t *out_len)
 {
     struct membuf b = {NULL, 0, 0, 0};
     char buf[65536];
     for (;;) {
-        ssize_t r = read(STDIN_FILENO, buf, sizeof(buf));
+        ssize_t r = read(fd, buf, sizeof(buf));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 || (r > 0 && membuf_write(buf, 1, (size_t)r, &b) != (size_t)r)) {
+            if (r >= 0)
+                errno = b.overflow ? EFBIG : ENOMEM;
             free(b.p);
             return -1;
         }
@@ -352,14 +462,13 @@ static int slurp_stdin(char **out, size_t *out_len)
     return 0;
 }
 
-
-
 static int header_name_is(const char *line, size_t name_len, const char *name)
 {
     return strlen(name) == name_len && strncasecmp(line, name, name_len) == 0;
 }
 
-/* A -H argument: "Name: value" (a token name, no CR/LF/NUL/controls but HTAB). */
+/* A -H argument: "Name: value" (a token name, no CR/LF/NUL/controls but HTAB).
+ * -1 malformed, -2 a signature field, -3 Host. */
 static int check_header(const char *h)
 {
     const char *colon = strchr(h, ':');
@@ -380,196 +489,632 @@ static int check_header(const char *h)
     if (header_name_is(h, n, "content-digest") || header_name_is(h, n, "signature-input") ||
         header_name_is(h, n, "signature"))
         return -2;
+    if (header_name_is(h, n, "host"))
+        return -3;
     return 0;
 }
+
+/* "SECONDS" (a decimal fraction allowed) as milliseconds > 0; -1 if not. */
+static long parse_seconds_ms(const char *v)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno != 0 || end == v || *end != '\0' || !(d > 0) || d > 86400.0 * 365)
+        return -1;
+    long ms = (long)(d * 1000.0 + 0.5);
+    return ms > 0 ? ms : 1;
+}
+
+/* A count 0..1000000; -1 if not. */
+static long parse_count(const char *v)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || n < 0 || n > 1000000)
+        return -1;
+    return n;
+}
+
+/* -w FORMAT: curl's %{variable}s (the subset below), %% and \n \r \t. */
+static void write_out(const char *fmt, CURL *h, long status, const char *url, long redirects,
+                      int exitcode)
+{
+    for (const char *p = fmt; *p != '\0'; p++) {
+        if (*p == '\\' && (p[1] == 'n' || p[1] == 'r' || p[1] == 't' || p[1] == '\\')) {
+            p++;
+            putchar(*p == 'n' ? '\n' : *p == 'r' ? '\r' : *p == 't' ? '\t' : '\\');
+        } else if (*p == '%' && p[1] == '%') {
+            p++;
+            putchar('%');
+        } else if (*p == '%' && p[1] == '{' && strchr(p, '}') != NULL) {
+            const char *name = p + 2, *end = strchr(p, '}');
+            size_t n = (size_t)(end - name);
+            double d = 0;
+            char *ct = NULL;
+            curl_off_t size = 0;
+            if (header_name_is(name, n, "http_code") || header_name_is(name, n, "response_code")) {
+                printf("%03ld", status);
+            } else if (header_name_is(name, n, "url_effective") || header_name_is(name, n, "url")) {
+                fputs(url, stdout);
+            } else if (header_name_is(name, n, "num_redirects")) {
+                printf("%ld", redirects);
+            } else if (header_name_is(name, n, "exitcode")) {
+                printf("%d", exitcode);
+            } else if (header_name_is(name, n, "time_total")) {
+                curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &d);
+                printf("%.6f", d);
+            } else if (header_name_is(name, n, "size_download")) {
+                curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &size);
+                printf("%lld", (long long)size);
+            } else if (header_name_is(name, n, "content_type")) {
+                curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+                if (ct != NULL)
+                    fputs(ct, stdout);
+            } else {
+                fprintf(stderr, "reqsign send: -w: unknown variable '%%{%.*s}'\n", (int)n, name);
+            }
+            p = end;
+        } else {
+            putchar(*p);
+        }
+    }
+    fflush(stdout);
+}
+
+/* 1 if @a and @b have the same origin: scheme, host and port (RFC 6454). */
+static int same_origin(const char *a, const char *b)
+{
+    CURLU *ua = curl_url(), *ub = curl_url();
+    int same = 0;
+    if (ua != NULL && ub != NULL && curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
+        curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK) {
+        static const CURLUPart parts[3] = {CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
+        same = 1;
+        for (int k = 0; k < 3 && same; k++) {
+            char *pa = NULL, *pb = NULL;
+            if (curl_url_get(ua, parts[k], &pa, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+                curl_url_get(ub, parts[k], &pb, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+                strcasecmp(pa, pb) != 0)
+                same = 0;
+            curl_free(pa);
+            curl_free(pb);
+        }
+    }
+    curl_url_cleanup(ua);
+    curl_url_cleanup(ub);
+    return same;
+}
+
+/* 1 if the answer on @h is authenticated: https with the certificate
+ * verified (no -k), or from a loopback address. */
+static int answer_trusted(CURL *h, const char *url)
+{
+    char *ip = NULL;
+    if (strncasecmp(url, "https://", 8) == 0 && !reqsign_cli_tls_insecure())
+        return 1;
+    if (curl_easy_getinfo(h, CURLINFO_PRIMARY_IP, &ip) != CURLE_OK || ip == NULL)
+        return 0;
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
+}
+
+/* The server's clock from a sig_future / sig_too_old error body
+ * ({"error":"sig_future",...,"server_time":T}); 0 if it is not one. */
+static int server_clock(const char *body, size_t len, int64_t *server_time)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const char *e = json_string_value(json_object_get(j, "error"));
+    json_t *t = json_object_get(j, "server_time");
+    int ok = e != NULL && (strcmp(e, "sig_future") == 0 || strcmp(e, "sig_too_old") == 0) &&
+             json_is_integer(t) && json_integer_value(t) > 0;
+    if (ok)
+        *server_time = (int64_t)json_integer_value(t);
+    json_decref(j);
+    return ok;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+#define SEND_VALUE(lng, shrt)                                                                      \
+    ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, (lng), (shrt),    \
+                                &m)) != NULL ||                                                    \
+     m)
+#define SEND_USAGE(...)                                                                            \
+    do {                                                                                           \
+        reqsign_cli_usage_error("send", reqsign_cli_send_usage, __VA_ARGS__);                      \
+        rc = EXIT_USAGE;                                                                           \
+        goto out;                                                                                  \
+    } while (0)
 
 int reqsign_cli_send(int argc, char **argv)
 {
     const char *method = NULL, *data = NULL, *key = NULL, *keyid = NULL, *url = NULL;
+    const char *output = NULL, *wfmt = NULL;
     const char *hdrs[SEND_MAX_HEADERS];
-    size_t n_hdrs = 0;
-    int include = 0, verbose = 0, insecure = 0, only_pos = 0;
+    char *groups[SEND_MAX_GROUPS];
+    size_t n_hdrs = 0, n_groups = 0;
+    int include = 0, verbose = 0, insecure = 0, only_pos = 0, silent = 0, fail = 0, head = 0;
+    int location = 0, trusted = 0, show_error = 0;
+    long max_time_ms = 0, connect_ms = 0, max_redirs = SEND_MAX_REDIRS, retries = 0;
+    long retry_delay_ms = 0;
+    struct curl_slist *resolve = NULL, *connect_to = NULL;
 
+    struct reqsign_credential *cred = NULL;
+    struct reqsign_signer *signer = NULL;
+    struct reqsign_curl_upload *upload = NULL;
+    struct curl_slist *headers = NULL;
+    struct send_out o;
+    char *body_mem = NULL, *base = NULL, *cur_url = NULL;
+    size_t body_len = 0;
+    int rc = EXIT_USAGE;
+
+    memset(&o, 0, sizeof(o));
+    o.last = '\n';
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
+        char one[3];
         int m;
         if (only_pos || a[0] != '-' || a[1] == '\0') {
-            if (url != NULL) {
-                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "unexpected argument '%s' (one URL only)", a);
-                return EXIT_USAGE;
-            }
+            if (url != NULL)
+                SEND_USAGE("unexpected argument '%s' (one URL only)", a);
             url = a;
             continue;
+        }
+        /* combined short flags, as curl takes them: -iv is -i -v, -sXPUT is -s -XPUT */
+        if (a[1] != '-' && a[2] != '\0' && strchr("hivsSfIkL", a[1]) != NULL) {
+            if (n_groups >= SEND_MAX_GROUPS)
+                SEND_USAGE("more than %d combined short option groups", SEND_MAX_GROUPS);
+            char *rest = malloc(strlen(a + 2) + 2);
+            if (rest == NULL) {
+                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+                rc = EXIT_FAIL;
+                goto out;
+            }
+            rest[0] = '-';
+            strcpy(rest + 1, a + 2);
+            groups[n_groups++] = rest;
+            one[0] = '-';
+            one[1] = a[1];
+            one[2] = '\0';
+            argv[i] = rest; /* the rest of the group is the next argument */
+            i--;
+            a = one;
+            if (a[1] == 'k') {
+                char *fake[1] = {one};
+                int j = 0;
+                (void)reqsign_cli_tls_opt("send", reqsign_cli_send_usage, 1, fake, &j);
+                continue;
+            }
         }
         if (strcmp(a, "--") == 0) {
             only_pos = 1;
         } else if (reqsign_cli_is_flag(a, "help", 'h')) {
             fputs(reqsign_cli_send_usage, stdout);
-            return EXIT_OKAY;
+            rc = EXIT_OKAY;
+            goto out;
         } else if (reqsign_cli_is_flag(a, "include", 'i')) {
             include = 1;
         } else if (reqsign_cli_is_flag(a, "verbose", 'v')) {
             verbose = 1;
+        } else if (reqsign_cli_is_flag(a, "silent", 's')) {
+            silent = 1;
+        } else if (reqsign_cli_is_flag(a, "show-error", 'S')) {
+            show_error = 1;
+        } else if (reqsign_cli_is_flag(a, "fail", 'f')) {
+            fail = 1;
+        } else if (reqsign_cli_is_flag(a, "head", 'I')) {
+            head = 1;
+        } else if (reqsign_cli_is_flag(a, "location", 'L')) {
+            location = 1;
+        } else if (reqsign_cli_is_flag(a, "location-trusted", 0)) {
+            location = trusted = 1;
         } else if (reqsign_cli_is_flag(a, "insecure-key-permissions", 0)) {
             insecure = 1;
-        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "request", 'X', &m)) != NULL || m) {
-            if (v == NULL)
-                return EXIT_USAGE;
-            method = v;
-        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "header", 'H', &m)) != NULL || m) {
-            if (v == NULL)
-                return EXIT_USAGE;
-            int c = check_header(v);
-            if (c == -2) {
-                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "-H '%s': reqsign adds the signature fields itself", v);
-                return EXIT_USAGE;
-            }
-            if (c != 0) {
-                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "-H '%s': expected 'Name: value'", v);
-                return EXIT_USAGE;
-            }
-            if (n_hdrs >= SEND_MAX_HEADERS) {
-                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "more than %d -H options", SEND_MAX_HEADERS);
-                return EXIT_USAGE;
-            }
-            hdrs[n_hdrs++] = v;
-        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "data", 'd', &m)) != NULL || m) {
-            if (v == NULL)
-                return EXIT_USAGE;
-            if (data != NULL) {
-                reqsign_cli_usage_error("send", reqsign_cli_send_usage, "--data given twice");
-                return EXIT_USAGE;
-            }
-            data = v;
-        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "key", 0, &m)) != NULL || m) {
-            if (v == NULL)
-                return EXIT_USAGE;
-            key = v;
-        } else if ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, "keyid", 0, &m)) != NULL || m) {
-            if (v == NULL)
-                return EXIT_USAGE;
-            keyid = v;
         } else {
-            reqsign_cli_usage_error("send", reqsign_cli_send_usage, "unknown option '%s'", a);
-            return EXIT_USAGE;
+            int tls = reqsign_cli_tls_opt("send", reqsign_cli_send_usage, argc, argv, &i);
+            if (tls < 0)
+                goto out;
+            if (tls > 0)
+                continue;
+            if (SEND_VALUE("request", 'X')) {
+                if (v == NULL)
+                    goto out;
+                method = v;
+            } else if (SEND_VALUE("header", 'H')) {
+                if (v == NULL)
+                    goto out;
+                int c = check_header(v);
+                if (c == -2)
+                    SEND_USAGE("-H '%s': reqsign adds the signature fields itself", v);
+                if (c == -3)
+                    SEND_USAGE("-H '%s': the signature covers the URL's authority, which is the "
+                               "Host sent: put the host in the URL, and to reach it at another "
+                               "address use --resolve HOST:PORT:ADDR or --connect-to", v);
+                if (c != 0)
+                    SEND_USAGE("-H '%s': expected 'Name: value'", v);
+                if (n_hdrs >= SEND_MAX_HEADERS)
+                    SEND_USAGE("more than %d -H options", SEND_MAX_HEADERS);
+                hdrs[n_hdrs++] = v;
+            } else if (SEND_VALUE("data", 'd')) {
+                if (v == NULL)
+                    goto out;
+                if (data != NULL)
+                    SEND_USAGE("--data given twice");
+                data = v;
+            } else if (SEND_VALUE("output", 'o')) {
+                if (v == NULL)
+                    goto out;
+                output = v;
+            } else if (SEND_VALUE("write-out", 'w')) {
+                if (v == NULL)
+                    goto out;
+                wfmt = v;
+            } else if (SEND_VALUE("max-time", 'm')) {
+                if (v == NULL)
+                    goto out;
+                if ((max_time_ms = parse_seconds_ms(v)) < 0)
+                    SEND_USAGE("--max-time '%s': expected seconds greater than 0", v);
+            } else if (SEND_VALUE("connect-timeout", 0)) {
+                if (v == NULL)
+                    goto out;
+                if ((connect_ms = parse_seconds_ms(v)) < 0)
+                    SEND_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
+            } else if (SEND_VALUE("max-redirs", 0)) {
+                if (v == NULL)
+                    goto out;
+                if ((max_redirs = parse_count(v)) < 0)
+                    SEND_USAGE("--max-redirs '%s': expected a count", v);
+            } else if (SEND_VALUE("retry", 0)) {
+                if (v == NULL)
+                    goto out;
+                if ((retries = parse_count(v)) < 0)
+                    SEND_USAGE("--retry '%s': expected a count", v);
+            } else if (SEND_VALUE("retry-delay", 0)) {
+                if (v == NULL)
+                    goto out;
+                if ((retry_delay_ms = parse_seconds_ms(v)) < 0)
+                    SEND_USAGE("--retry-delay '%s': expected seconds greater than 0", v);
+            } else if (SEND_VALUE("resolve", 0) || SEND_VALUE("connect-to", 0)) {
+                if (v == NULL)
+                    goto out;
+                int is_resolve = a[2] == 'r';
+                if (strchr(v, ':') == NULL)
+                    SEND_USAGE("--%s '%s': expected %s", is_resolve ? "resolve" : "connect-to", v,
+                               is_resolve ? "HOST:PORT:ADDR" : "HOST:PORT:TO_HOST:TO_PORT");
+                struct curl_slist **l = is_resolve ? &resolve : &connect_to;
+                struct curl_slist *nl = curl_slist_append(*l, v);
+                if (nl == NULL) {
+                    reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+                    rc = EXIT_FAIL;
+                    goto out;
+                }
+                *l = nl;
+            } else if (SEND_VALUE("key", 0)) {
+                if (v == NULL)
+                    goto out;
+                key = v;
+            } else if (SEND_VALUE("keyid", 0)) {
+                if (v == NULL)
+                    goto out;
+                keyid = v;
+            } else {
+                SEND_USAGE("unknown option '%s'", a);
+            }
         }
     }
-    if (url == NULL) {
-        reqsign_cli_usage_error("send", reqsign_cli_send_usage, "missing URL");
-        return EXIT_USAGE;
-    }
+    if (url == NULL)
+        SEND_USAGE("missing URL");
+    if (show_error)
+        silent = 0; /* -sS: no progress meter (there is none), but the errors */
     if (key != NULL && reqsign_cli_key_arg_ok("send", reqsign_cli_send_usage, key) != 0)
-        return EXIT_USAGE;
+        goto out;
     if (data != NULL && strcmp(data, "@-") == 0 &&
         ((key != NULL && strcmp(key, "-") == 0) ||
          (key == NULL && getenv(REQSIGN_CREDENTIAL_ENV) != NULL &&
-          strcmp(getenv(REQSIGN_CREDENTIAL_ENV), "-") == 0))) {
-        reqsign_cli_usage_error("send", reqsign_cli_send_usage,
-                                "the credential ('-') and --data @- both read stdin");
-        return EXIT_USAGE;
-    }
+          strcmp(getenv(REQSIGN_CREDENTIAL_ENV), "-") == 0)))
+        SEND_USAGE("the credential ('-') and --data @- both read stdin");
+    if (head && data != NULL)
+        SEND_USAGE("-I/--head sends no body: drop --data");
+    if (head && method != NULL && strcmp(method, "HEAD") != 0)
+        SEND_USAGE("-I/--head and -X %s conflict", method);
+    if (head)
+        method = "HEAD";
     if (method == NULL)
         method = data != NULL ? "POST" : "GET";
-    if (data != NULL && strcmp(data, "@") == 0) {
-        reqsign_cli_usage_error("send", reqsign_cli_send_usage, "--data @FILE needs a file name");
-        return EXIT_USAGE;
-    }
-
-    struct reqsign_credential *cred = NULL;
-    struct reqsign_signer *signer = NULL;
-    struct reqsign_curl_upload *upload = NULL;
-    struct reqsign_curl_request r;
-    struct reqsign_signed sig;
-    struct reqsign_error err;
-    struct curl_slist *headers = NULL;
-    struct send_out o = {NULL, 0, include, '\n'};
-    char errbuf[CURL_ERROR_SIZE];
-    char *body_mem = NULL, *base = NULL;
-    size_t body_len = 0;
-    enum reqsign_status st;
-    int rc;
+    if (data != NULL && strcmp(data, "@") == 0)
+        SEND_USAGE("--data @FILE needs a file name");
 
     rc = reqsign_cli_load_signer("send", key, keyid, insecure, &cred, &signer);
     if (rc != EXIT_OKAY)
-        return rc;
+        goto out;
     rc = EXIT_FAIL;
+
+    /* the body: a string, stdin, a pipe or other non-regular file (read once
+     * into memory), or a regular file (streamed, read twice) */
+    const char *body_file = NULL;
+    if (data != NULL && data[0] == '@') {
+        struct stat sb;
+        int fd = strcmp(data, "@-") == 0 ? STDIN_FILENO : open(data + 1, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &sb) != 0) {
+            fprintf(stderr, "reqsign send: error: io: %s: %s\n", data + 1, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto out;
+        }
+        if (fd != STDIN_FILENO && S_ISREG(sb.st_mode)) {
+            body_file = data + 1;
+        } else if (slurp_fd(fd, &body_mem, &body_len) != 0) {
+            fprintf(stderr, "reqsign send: error: io: %s: %s\n",
+                    fd == STDIN_FILENO ? "stdin" : data + 1, strerror(errno));
+            if (fd != STDIN_FILENO)
+                close(fd);
+            goto out;
+        }
+        if (fd != STDIN_FILENO)
+            close(fd);
+        if (body_file == NULL && body_mem == NULL) {
+            body_mem = malloc(1);
+            if (body_mem == NULL) {
+                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+                goto out;
+            }
+        }
+    }
+    if (output != NULL) {
+        o.out = fopen(output, "wbe");
+        if (o.out == NULL) {
+            fprintf(stderr, "reqsign send: error: io: %s: %s\n", output, strerror(errno));
+            goto out;
+        }
+        o.to_file = 1;
+    } else {
+        o.out = stdout;
+    }
+    o.include = include || head;
+    o.fail = fail;
     o.h = curl_easy_init();
-    if (o.h == NULL) {
+    cur_url = strdup(url);
+    if (o.h == NULL || cur_url == NULL) {
         reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
         goto out;
     }
-    for (size_t i = 0; i < n_hdrs; i++) {
-        struct curl_slist *l = curl_slist_append(headers, hdrs[i]);
-        if (l == NULL) {
+    if (verbose) {
+        base = malloc(8192);
+        if (base == NULL) {
             reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
             goto out;
         }
-        headers = l;
     }
 
-    reqsign_error_clear(&err);
-    memset(&r, 0, sizeof(r));
-    memset(&sig, 0, sizeof(sig));
-    r.method = method;
-    r.url = url;
-    if (data != NULL && strcmp(data, "@-") == 0) {
-        if (slurp_stdin(&body_mem, &body_len) != 0) {
-            fprintf(stderr, "reqsign send: error: io: stdin: %s\n", strerror(errno));
-            goto out;
+    /* Each attempt (a redirect's next hop, a retry, the clock-corrected
+     * retry) is signed again: a fresh nonce and created, for its own URL. */
+    int64_t clock_offset = 0;
+    int clock_fixed = 0, with_body = data != NULL;
+    long redirects = 0, delay_ms = retry_delay_ms > 0 ? retry_delay_ms : 1000;
+    char errbuf[CURL_ERROR_SIZE];
+    CURLcode cc = CURLE_OK;
+    for (;;) {
+        struct reqsign_curl_request r;
+        struct reqsign_signed sig;
+        struct reqsign_error err;
+        enum reqsign_status st;
+
+        curl_easy_reset(o.h);
+        curl_slist_free_all(headers);
+        headers = NULL;
+        reqsign_curl_upload_free(upload);
+        upload = NULL;
+        for (size_t k = 0; k < n_hdrs; k++) {
+            struct curl_slist *l = curl_slist_append(headers, hdrs[k]);
+            if (l == NULL) {
+                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+                goto out;
+            }
+            headers = l;
         }
-        r.body = body_mem != NULL ? body_mem : "";
-        r.body_len = body_len;
-    } else if (data != NULL && data[0] == '@') {
-        r.body_file = data + 1;
-    } else if (data != NULL) {
-        r.body = data;
-        r.body_len = strlen(data);
-    }
-    if (verbose) {
-        base = malloc(8192);
+        reqsign_error_clear(&err);
+        memset(&r, 0, sizeof(r));
+        memset(&sig, 0, sizeof(sig));
+        r.method = method;
+        r.url = cur_url;
+        if (with_body && body_file != NULL) {
+            r.body_file = body_file;
+        } else if (with_body && body_mem != NULL) {
+            r.body = body_mem;
+            r.body_len = body_len;
+        } else if (with_body) {
+            r.body = data;
+            r.body_len = strlen(data);
+        }
+        if (clock_offset != 0)
+            r.created = (int64_t)time(NULL) + clock_offset;
         if (base != NULL) {
             sig.base_buf = base;
             sig.base_cap = 8192;
         }
+        r.out = &sig;
+        st = reqsign_curl_prepare(signer, o.h, &r, &headers, &upload, &err);
+        if (st != REQSIGN_OK) {
+            reqsign_cli_error("send", st, &err);
+            goto out;
+        }
+        if (verbose && sig.base_len > 0)
+            print_base(&sig);
+        errbuf[0] = '\0';
+        curl_easy_setopt(o.h, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(o.h, CURLOPT_WRITEFUNCTION, send_write);
+        curl_easy_setopt(o.h, CURLOPT_WRITEDATA, (void *)&o);
+        curl_easy_setopt(o.h, CURLOPT_HEADERFUNCTION, send_header);
+        curl_easy_setopt(o.h, CURLOPT_HEADERDATA, (void *)&o);
+        curl_easy_setopt(o.h, CURLOPT_NOSIGNAL, 1L);
+        reqsign_cli_tls_apply(o.h);
+        if (max_time_ms > 0)
+            curl_easy_setopt(o.h, CURLOPT_TIMEOUT_MS, max_time_ms);
+        if (connect_ms > 0)
+            curl_easy_setopt(o.h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+        if (resolve != NULL)
+            curl_easy_setopt(o.h, CURLOPT_RESOLVE, resolve);
+        if (connect_to != NULL)
+            curl_easy_setopt(o.h, CURLOPT_CONNECT_TO, connect_to);
+        if (verbose) {
+            curl_easy_setopt(o.h, CURLOPT_DEBUGFUNCTION, debug_cb);
+            curl_easy_setopt(o.h, CURLOPT_VERBOSE, 1L);
+        }
+        o.status = 0;
+        o.hold = 0;
+        o.committed = 0;
+        o.discard = 0;
+        o.held.len = 0;
+        cc = curl_easy_perform(o.h);
+        if (cc == CURLE_OPERATION_TIMEDOUT && retries > 0 && !o.committed) {
+            if (!silent)
+                fprintf(stderr, "reqsign send: %s: timed out; retrying in %ld ms (%ld left)\n",
+                        cur_url, delay_ms, retries);
+            retries--;
+            sleep_ms(delay_ms);
+            if (retry_delay_ms == 0 && (delay_ms *= 2) > SEND_RETRY_DELAY_MAX_MS)
+                delay_ms = SEND_RETRY_DELAY_MAX_MS;
+            continue;
+        }
+        if (cc != CURLE_OK)
+            break;
+        curl_easy_getinfo(o.h, CURLINFO_RESPONSE_CODE, &o.status);
+
+        /* -L: the next hop, signed for its own URL */
+        char *loc = NULL;
+        if (location && is_redirect(o.status) &&
+            curl_easy_getinfo(o.h, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc != NULL) {
+            /* as curl keeps credentials to the first host unless --location-trusted:
+             * a server must not be able to make this client sign requests, with
+             * its method and body, for another origin */
+            if (!trusted && !same_origin(cur_url, loc)) {
+                if (!silent)
+                    fprintf(stderr,
+                            "reqsign send: not following the redirect to %s: another origin "
+                            "(--location-trusted signs for it)\n",
+                            loc);
+                send_flush(&o);
+                break;
+            }
+            if (redirects >= max_redirs) {
+                cc = CURLE_TOO_MANY_REDIRECTS;
+                snprintf(errbuf, sizeof(errbuf), "maximum (%ld) redirects followed", max_redirs);
+                break;
+            }
+            char *next = strdup(loc);
+            if (next == NULL) {
+                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+                goto out;
+            }
+            free(cur_url);
+            cur_url = next;
+            redirects++;
+            /* as curl: 303 makes any method but HEAD a GET, 301 and 302 a POST */
+            if ((o.status == 303 && strcmp(method, "HEAD") != 0) ||
+                ((o.status == 301 || o.status == 302) && strcmp(method, "POST") == 0)) {
+                method = "GET";
+                with_body = 0;
+            }
+            if (verbose)
+                fprintf(stderr, "* following the redirect to %s (signed again)\n", cur_url);
+            continue;
+        }
+
+        /* the server says the clock is off: correct it, once, when the answer
+         * is authenticated (verified TLS) or came from this machine: a forged
+         * server_time would otherwise get a request signed for a later time,
+         * which whoever forged it could deliver then */
+        int64_t server_time;
+        if (!clock_fixed && !o.committed && o.status >= 400 && o.held.len > 0 &&
+            server_clock(o.held.p, o.held.len, &server_time) && !answer_trusted(o.h, cur_url)) {
+            clock_fixed = 1;
+            if (verbose)
+                fprintf(stderr, "* clock: the server's clock differs by %lld s; not corrected: "
+                                "the answer came neither over verified TLS nor from loopback\n",
+                        (long long)(server_time - (int64_t)time(NULL)));
+        }
+        if (!clock_fixed && !o.committed && o.status >= 400 && o.held.len > 0 &&
+            server_clock(o.held.p, o.held.len, &server_time)) {
+            clock_fixed = 1;
+            clock_offset = server_time - (int64_t)time(NULL);
+            if (clock_offset == 0)
+                clock_offset = server_time > (int64_t)time(NULL) ? 1 : -1;
+            if (verbose)
+                fprintf(stderr,
+                        "* clock: the server's clock is %lld s %s this machine's; signing "
+                        "again with that offset\n",
+                        (long long)(clock_offset < 0 ? -clock_offset : clock_offset),
+                        clock_offset < 0 ? "behind" : "ahead of");
+            continue;
+        }
+
+        /* --retry: a transient answer */
+        if (retries > 0 && !o.committed && is_retryable(o.status)) {
+            curl_off_t after = 0;
+            long wait = delay_ms;
+            if (curl_easy_getinfo(o.h, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+                wait = after * 1000 < SEND_RETRY_DELAY_MAX_MS ? (long)after * 1000
+                                                              : SEND_RETRY_DELAY_MAX_MS;
+            if (!silent)
+                fprintf(stderr, "reqsign send: HTTP %ld; retrying in %ld ms (%ld left)\n",
+                        o.status, wait, retries);
+            retries--;
+            sleep_ms(wait);
+            if (retry_delay_ms == 0 && (delay_ms *= 2) > SEND_RETRY_DELAY_MAX_MS)
+                delay_ms = SEND_RETRY_DELAY_MAX_MS;
+            continue;
+        }
+        send_flush(&o);
+        break;
     }
-    r.out = &sig;
-    st = reqsign_curl_prepare(signer, o.h, &r, &headers, &upload, &err);
-    if (st != REQSIGN_OK) {
-        reqsign_cli_error("send", st, &err);
-        goto out;
-    }
-    if (verbose && sig.base_len > 0)
-        print_base(&sig);
-    errbuf[0] = '\0';
-    curl_easy_setopt(o.h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(o.h, CURLOPT_WRITEFUNCTION, send_write);
-    curl_easy_setopt(o.h, CURLOPT_WRITEDATA, (void *)&o);
-    curl_easy_setopt(o.h, CURLOPT_HEADERFUNCTION, send_header);
-    curl_easy_setopt(o.h, CURLOPT_HEADERDATA, (void *)&o);
-    curl_easy_setopt(o.h, CURLOPT_NOSIGNAL, 1L);
-    if (verbose) {
-        curl_easy_setopt(o.h, CURLOPT_DEBUGFUNCTION, debug_cb);
-        curl_easy_setopt(o.h, CURLOPT_VERBOSE, 1L);
-    }
-    CURLcode cc = curl_easy_perform(o.h);
+
     if (cc != CURLE_OK) {
-        fprintf(stderr, "reqsign send: error: http: %s: %s\n", url,
-                errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
-        goto out;
+        if (!silent)
+            fprintf(stderr, "reqsign send: error: http: %s: %s\n", cur_url,
+                    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+        /* curl's exit code is its CURLcode; 1 and 2 mean other things here */
+        rc = cc > CURLE_FAILED_INIT ? (int)cc : EXIT_FAIL;
+        o.status = 0;
+    } else if (o.status >= 400) {
+        if (!silent)
+            fprintf(stderr, "%sreqsign send: HTTP %ld\n", o.last != '\n' ? "\n" : "", o.status);
+        rc = fail ? EXIT_HTTP_FAIL : EXIT_FAIL;
+    } else {
+        rc = EXIT_OKAY;
     }
-    send_status(&o);
-    if (o.status >= 400) {
-        fprintf(stderr, "%sreqsign send: HTTP %ld\n", o.last != '\n' ? "\n" : "", o.status);
-        goto out;
+    if (o.out != NULL && fflush(o.out) != 0)
+        o.write_err = 1;
+    if (o.write_err) {
+        if (!silent)
+            fprintf(stderr, "reqsign send: error: io: %s: write failed\n",
+                    output != NULL ? output : "stdout");
+        if (rc == EXIT_OKAY)
+            rc = EXIT_FAIL;
     }
-    rc = EXIT_OKAY;
+    if (wfmt != NULL)
+        write_out(wfmt, o.h, o.status, cur_url, redirects, rc);
 out:
+    if (o.out != NULL && o.out != stdout)
+        fclose(o.out);
+    if (o.held.p != NULL)
+        free(o.held.p);
     curl_easy_cleanup(o.h);
     curl_slist_free_all(headers);
+    curl_slist_free_all(resolve);
+    curl_slist_free_all(connect_to);
     reqsign_curl_upload_free(upload);
     reqsign_signer_free(signer);
     reqsign_credential_free(cred);
     free(body_mem);
     free(base);
+    free(cur_url);
+    for (size_t k = 0; k < n_groups; k++)
+        free(groups[k]);
     return rc;
 }

@@ -1,6 +1,8 @@
 /* reqsign CLI: shared helpers (see cli.h). */
 #include "cli.h"
 
+#include <curl/curl.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,4 +84,49 @@ void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt
     va_end(ap);
     fputc('\n', stderr);
     fputs(usage, stderr);
+}
+
+/* ------------------------------------------------------------------ TLS */
+
+/* Set by --cacert / -k for the one command a process runs. */
+static const char *tls_cacert;
+static int tls_insecure;
+
+/* see cli.h */
+int reqsign_cli_tls_opt(const char *cmd, const char *usage, int argc, char **argv, int *i)
+{
+    const char *v;
+    int m;
+    if (reqsign_cli_is_flag(argv[*i], "insecure", 'k')) {
+        tls_insecure = 1;
+        return 1;
+    }
+    v = reqsign_cli_opt_value(cmd, usage, argc, argv, i, "cacert", 0, &m);
+    if (!m)
+        return 0;
+    if (v == NULL)
+        return -1;
+    if (access(v, R_OK) != 0) {
+        reqsign_cli_usage_error(cmd, usage, "--cacert '%s': %s", v, strerror(errno));
+        return -1;
+    }
+    tls_cacert = v;
+    return 1;
+}
+
+/* see cli.h */
+int reqsign_cli_tls_insecure(void)
+{
+    return tls_insecure;
+}
+
+/* see cli.h */
+void reqsign_cli_tls_apply(CURL *h)
+{
+    /* libcurl verifies the peer and the host name by default; say so anyway */
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls_insecure ? 0L : 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls_insecure ? 0L : 2L);
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (tls_cacert != NULL)
+        curl_easy_setopt(h, CURLOPT_CAINFO, tls_cacert);
 }

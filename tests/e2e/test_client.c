@@ -895,9 +895,10 @@ Test(client, cli_send_against_echo)
     out = run(&st, "$R send --bogus 2>&1");
     cr_assert_eq(st, 2, "%s", out);
     free(out);
+    /* a transport failure exits with curl's code: 7, could not connect */
     out = run(&st, "$R send --insecure-key-permissions --key '%s/k.pem' http://127.0.0.1:1/ 2>&1",
               dir);
-    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_eq(st, 7, "%s", out);
     cr_assert_not_null(strstr(out, "error: http"), "%s", out);
     free(out);
     out = run(&st, "$R help send && $R keys --help");
@@ -911,6 +912,598 @@ Test(client, cli_send_against_echo)
     free(key);
     free(dir);
     echo_stop(&e);
+}
+
+/* ----------------------- reqsign send as curl (issue 16, items 10, 11, 13) */
+
+/* A verifying server: each request is verified as api-backend would (its
+ * authorities, a nonce store shared by all requests, a clock that may be set
+ * off by @clock_offset). A request that fails gets the verifier's 401/400 and
+ * JSON error (with server_time for clock errors); the n-th verified request
+ * gets answers[min(n, n_answers - 1)], a raw response. A log line per
+ * request: "<status> <method> <target> <error or ->". */
+struct vsrv {
+    int fd, port;
+    pthread_t thread;
+    volatile int stop;
+    pthread_mutex_t mu;
+    int64_t clock_offset;
+    char auth[2][64];
+    const char *answers[8];
+    int n_answers, verified;
+    char log[4096];
+    struct reqsign_nonce_store *ns;
+    struct reqsign_verifier *v;
+    uint8_t pk[32];
+};
+
+static int64_t vsrv_clock(void *ctx)
+{
+    const struct vsrv *s = ctx;
+    return (int64_t)time(NULL) + s->clock_offset;
+}
+
+static void *vsrv_main(void *arg)
+{
+    struct vsrv *s = arg;
+    while (!s->stop) {
+        struct pollfd pfd = {s->fd, POLLIN, 0};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char *raw = NULL;
+        size_t len = 0;
+        if (read_request(c, &raw, &len) == 0) {
+            struct wire w;
+            parse_wire(raw, len, &w);
+            struct reqsign_request req;
+            req.method = (struct reqsign_span){w.method, strlen(w.method)};
+            req.scheme = (struct reqsign_span){"http", 4};
+            req.authority = (struct reqsign_span){w.host, strlen(w.host)};
+            req.target = (struct reqsign_span){w.target, strlen(w.target)};
+            req.headers = w.h;
+            req.n_headers = w.n;
+            struct reqsign_verification vs;
+            struct reqsign_error err;
+            reqsign_error_clear(&err);
+            reqsign_verification_init(&vs);
+            enum reqsign_status st = reqsign_verifier_verify(s->v, &req, w.body, w.body_len, &vs,
+                                                             &err);
+            reqsign_verification_cleanup(&vs);
+            char resp[2048];
+            const char *answer = resp;
+            pthread_mutex_lock(&s->mu);
+            if (st != REQSIGN_OK) {
+                char json[512];
+                if (reqsign_error_json(&err, vsrv_clock(s), json, sizeof(json), NULL) != REQSIGN_OK)
+                    snprintf(json, sizeof(json), "{}");
+                snprintf(resp, sizeof(resp),
+                         "HTTP/1.1 %d Error\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                         reqsign_http_status(st), strlen(json), json);
+            } else {
+                answer = s->answers[s->verified < s->n_answers ? s->verified : s->n_answers - 1];
+                s->verified++;
+            }
+            size_t ll = strlen(s->log);
+            snprintf(s->log + ll, sizeof(s->log) - ll, "%s %s %s %s\n",
+                     st != REQSIGN_OK ? "reject" : "ok", w.method, w.target,
+                     st != REQSIGN_OK ? reqsign_errname(st) : "-");
+            pthread_mutex_unlock(&s->mu);
+            write_all(c, answer, strlen(answer));
+            free(raw);
+        }
+        shutdown(c, SHUT_WR);
+        close(c);
+    }
+    return NULL;
+}
+
+/* Answers: a NULL-terminated list. Authorities: 127.0.0.1:PORT and
+ * @other_host:PORT (for the public-name tests). */
+static void vsrv_start(struct vsrv *s, const char *other_host, int64_t clock_offset,
+                       const char *const *answers)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    s->clock_offset = clock_offset;
+    for (s->n_answers = 0; answers[s->n_answers] != NULL; s->n_answers++)
+        s->answers[s->n_answers] = answers[s->n_answers];
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(s->fd, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(a);
+    cr_assert_eq(bind(s->fd, (struct sockaddr *)&a, sl), 0);
+    cr_assert_eq(listen(s->fd, 16), 0);
+    getsockname(s->fd, (struct sockaddr *)&a, &sl);
+    s->port = ntohs(a.sin_port);
+
+    struct reqsign_key *k = NULL;
+    char *path = tu_path(KEY_PEM);
+    cr_assert_eq(reqsign_key_load_file(path, REQSIGN_KEY_ALLOW_PERMISSIVE, &k, NULL), REQSIGN_OK);
+    free(path);
+    reqsign_key_public_raw(k, s->pk);
+    reqsign_key_free(k);
+    static struct reqsign_static_key sk;
+    memset(&sk, 0, sizeof(sk));
+    memcpy(sk.public_key, s->pk, 32);
+    snprintf(s->auth[0], sizeof(s->auth[0]), "127.0.0.1:%d", s->port);
+    snprintf(s->auth[1], sizeof(s->auth[1]), "%s:%d", other_host, s->port);
+    static const char *auths[2];
+    auths[0] = s->auth[0];
+    auths[1] = s->auth[1];
+    s->ns = reqsign_nonce_store_memory_new(NULL);
+    struct reqsign_verifier_opts vo;
+    memset(&vo, 0, sizeof(vo));
+    vo.lookup = reqsign_static_key_lookup;
+    vo.lookup_ctx = &sk;
+    vo.nonces = s->ns;
+    vo.authorities = auths;
+    vo.n_authorities = 2;
+    vo.clock = vsrv_clock;
+    vo.clock_ctx = s;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    s->v = reqsign_verifier_new(&vo, &err);
+    cr_assert_not_null(s->v, "%s", err.message);
+    cr_assert_eq(pthread_create(&s->thread, NULL, vsrv_main, s), 0);
+}
+
+static char *vsrv_log(struct vsrv *s)
+{
+    pthread_mutex_lock(&s->mu);
+    char *l = strdup(s->log);
+    pthread_mutex_unlock(&s->mu);
+    return l;
+}
+
+static void vsrv_stop(struct vsrv *s)
+{
+    s->stop = 1;
+    pthread_join(s->thread, NULL);
+    close(s->fd);
+    reqsign_verifier_free(s->v);
+    reqsign_nonce_store_free(s->ns);
+    pthread_mutex_destroy(&s->mu);
+}
+
+#define OK_BODY(b)                                                                                 \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " #b "\r\n"                    \
+    "Connection: close\r\n\r\n"
+
+/* a 0600 copy of the test key in a fresh directory */
+static char *key_dir(void)
+{
+    char *dir = tu_tmpdir();
+    char *key = tu_path(KEY_PEM);
+    int st;
+    char *out = run(&st, "cp '%s' '%s/k.pem' && chmod 600 '%s/k.pem'", key, dir, dir);
+    cr_assert_eq(st, 0);
+    free(out);
+    free(key);
+    return dir;
+}
+
+static void rm_dir(char *dir)
+{
+    char *out = run(NULL, "rm -rf '%s'", dir);
+    free(out);
+    free(dir);
+}
+
+/* --max-time: a server that accepts and never answers; exit 28 within the bound */
+Test(client, send_max_time_never_answers)
+{
+    char *dir = key_dir();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sl), 0);
+    cr_assert_eq(listen(fd, 4), 0); /* the kernel completes the handshake; nobody reads */
+    getsockname(fd, (struct sockaddr *)&a, &sl);
+    int st;
+    time_t t0 = time(NULL);
+    char *out = run(&st, "timeout 20 $R send --max-time 1.5 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1",
+                    dir, ntohs(a.sin_port));
+    time_t t1 = time(NULL);
+    cr_assert_eq(st, 28, "exit %d: %s", st, out);
+    cr_assert_leq(t1 - t0, 5, "took %ld s", (long)(t1 - t0));
+    cr_assert_not_null(strstr(out, "error: http"), "%s", out);
+    free(out);
+    /* -s: no message, the status still says it */
+    out = run(&st, "timeout 20 $R send -s -m 0.5 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1", dir,
+              ntohs(a.sin_port));
+    cr_assert_eq(st, 28, "exit %d: %s", st, out);
+    cr_assert_str_eq(out, "");
+    free(out);
+    /* -sS: the error message all the same */
+    out = run(&st, "timeout 20 $R send -sS -m 0.5 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1", dir,
+              ntohs(a.sin_port));
+    cr_assert_eq(st, 28, "exit %d: %s", st, out);
+    cr_assert_not_null(strstr(out, "error: http"), "%s", out);
+    free(out);
+    /* --connect-timeout: a listener whose accept queue is full drops the SYN */
+    int full = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in fa;
+    memset(&fa, 0, sizeof(fa));
+    fa.sin_family = AF_INET;
+    fa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t fl = sizeof(fa);
+    cr_assert_eq(bind(full, (struct sockaddr *)&fa, fl), 0);
+    cr_assert_eq(listen(full, 0), 0);
+    getsockname(full, (struct sockaddr *)&fa, &fl);
+    int fillers[3];
+    for (int k = 0; k < 3; k++) {
+        fillers[k] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        (void)connect(fillers[k], (struct sockaddr *)&fa, fl);
+    }
+    usleep(300 * 1000);
+    t0 = time(NULL);
+    out = run(&st, "timeout 20 $R send --connect-timeout 1 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1",
+              dir, ntohs(fa.sin_port));
+    t1 = time(NULL);
+    cr_assert_eq(st, 28, "exit %d: %s", st, out);
+    cr_assert_leq(t1 - t0, 5, "took %ld s", (long)(t1 - t0));
+    free(out);
+    for (int k = 0; k < 3; k++)
+        close(fillers[k]);
+    close(full);
+    /* connection refused: 7, as curl */
+    out = run(&st, "$R send --key '%s/k.pem' http://127.0.0.1:1/ 2>&1", dir);
+    cr_assert_eq(st, 7, "exit %d: %s", st, out);
+    free(out);
+    close(fd);
+    rm_dir(dir);
+}
+
+/* -f, -w, -o, -I, -iv, -i with an error status all on stdout */
+Test(client, send_curl_output_options)
+{
+    static const char *const answers[] = {
+        OK_BODY(5) "hello", NULL};
+    struct vsrv s;
+    vsrv_start(&s, "localhost", 0, answers);
+    char *dir = key_dir();
+    int st;
+    char *out;
+
+    /* -w '%{http_code}' after the body */
+    out = run(&st, "$R send --key '%s/k.pem' -w '|%%{http_code}|%%{num_redirects}\\n' "
+                   "http://127.0.0.1:%d/w",
+              dir, s.port);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "hello|200|0\n");
+    free(out);
+
+    /* -o FILE: the body there, nothing on stdout */
+    out = run(&st, "$R send --key '%s/k.pem' -o '%s/o.txt' http://127.0.0.1:%d/o && cat '%s/o.txt'",
+              dir, dir, s.port, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "hello");
+    free(out);
+
+    /* -I: HEAD, the head printed */
+    out = run(&st, "$R send -I --key '%s/k.pem' http://127.0.0.1:%d/h", dir, s.port);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", out);
+    cr_assert_null(strstr(out, "hello"), "%s", out);
+    free(out);
+
+    /* -iv combined: the head on stdout, the signature base on stderr */
+    out = run(&st, "$R send -iv --key '%s/k.pem' http://127.0.0.1:%d/iv 2>'%s/err'", dir, s.port,
+              dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\r\n\r\nhello"), "%s", out);
+    free(out);
+    out = run(&st, "cat '%s/err'", dir);
+    cr_assert_not_null(strstr(out, "\"@path\": /iv\n"), "%s", out);
+    free(out);
+    /* -sXPUT: a value flag at the end of a group */
+    out = run(&st, "$R send -sXPUT --key '%s/k.pem' http://127.0.0.1:%d/put", dir, s.port);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+
+    /* an error status: -f exits 22 and prints no body; -i puts it all on stdout */
+    out = run(&st, "$R send -f --key '%s/k.pem' -H 'X-A: 1' http://127.0.0.1:%d/a/../b?x 2>/dev/null; "
+                   "echo \" exit=$?\"",
+              dir, s.port);
+    cr_assert_str_eq(out, "hello exit=0\n");
+    free(out);
+    /* other.test is not an authority of the server: a 4xx error */
+    out = run(&st, "$R send -f -w '%%{http_code}' --key '%s/k.pem' --resolve other.test:%d:127.0.0.1 "
+                   "http://other.test:%d/ 2>/dev/null",
+              dir, s.port, s.port);
+    cr_assert_eq(st, 22, "exit %d: %s", st, out);
+    cr_assert(strcmp(out, "401") == 0 || strcmp(out, "400") == 0, "%s", out);
+    free(out);
+    out = run(&st, "$R send -i --key '%s/k.pem' --resolve other.test:%d:127.0.0.1 "
+                   "http://other.test:%d/ 2>/dev/null",
+              dir, s.port, s.port);
+    cr_assert_eq(st, 1, "exit %d: %s", st, out);
+    cr_assert(strncmp(out, "HTTP/1.1 4", 10) == 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\r\n\r\n{\"error\":"), "%s", out);
+    free(out);
+
+    char *log = vsrv_log(&s);
+    cr_assert_not_null(strstr(log, "ok HEAD /h -\n"), "%s", log);
+    cr_assert_not_null(strstr(log, "ok PUT /put -\n"), "%s", log);
+    free(log);
+    rm_dir(dir);
+    vsrv_stop(&s);
+}
+
+/* -H 'Host:' is refused, naming --resolve; --resolve and --connect-to sign
+ * for the public name and connect to 127.0.0.1 */
+Test(client, send_resolve_connect_to_and_host_header)
+{
+    static const char *const answers[] = {OK_BODY(2) "ok", NULL};
+    struct vsrv s;
+    vsrv_start(&s, "api.example.test", 0, answers);
+    char *dir = key_dir();
+    int st;
+    char *out = run(&st, "$R send --key '%s/k.pem' -H 'Host: api.example.test:%d' "
+                         "http://127.0.0.1:%d/ 2>&1",
+                    dir, s.port, s.port);
+    cr_assert_eq(st, 2, "exit %d: %s", st, out);
+    cr_assert_not_null(strstr(out, "--resolve"), "%s", out);
+    free(out);
+
+    out = run(&st, "$R send --key '%s/k.pem' --resolve api.example.test:%d:127.0.0.1 "
+                   "http://api.example.test:%d/r 2>&1",
+              dir, s.port, s.port);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    cr_assert_str_eq(out, "ok");
+    free(out);
+    out = run(&st, "$R send --key '%s/k.pem' --connect-to api.example.test:%d:127.0.0.1:%d "
+                   "http://api.example.test:%d/c 2>&1",
+              dir, s.port, s.port, s.port);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    cr_assert_str_eq(out, "ok");
+    free(out);
+    /* without them the name does not resolve: 6, as curl */
+    out = run(&st, "$R send --key '%s/k.pem' http://api.example.test:%d/ 2>&1", dir, s.port);
+    cr_assert_eq(st, 6, "exit %d: %s", st, out);
+    free(out);
+    char *log = vsrv_log(&s);
+    cr_assert_not_null(strstr(log, "ok GET /r -\nok GET /c -\n"), "%s", log);
+    free(log);
+    rm_dir(dir);
+    vsrv_stop(&s);
+}
+
+/* -L: each hop signed again for its own URL (another host here); --max-redirs */
+Test(client, send_location_resigns_each_hop)
+{
+    char loc[256];
+    struct vsrv s;
+    static const char *answers[3];
+    answers[0] = loc;
+    answers[1] = OK_BODY(6) "second";
+    answers[2] = NULL;
+    vsrv_start(&s, "api.example.test", 0, answers);
+    snprintf(loc, sizeof(loc),
+             "HTTP/1.1 302 Found\r\nLocation: http://api.example.test:%d/second\r\n"
+             "Content-Length: 5\r\nConnection: close\r\n\r\nmoved",
+             s.port);
+    char *dir = key_dir();
+    int st;
+    /* -L alone does not sign for another origin: the 302 is the answer */
+    char *out = run(&st, "$R send -L --key '%s/k.pem' --resolve api.example.test:%d:127.0.0.1 "
+                         "-w '%%{http_code}' http://127.0.0.1:%d/first 2>'%s/err'",
+                    dir, s.port, s.port, dir);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    cr_assert_str_eq(out, "moved302");
+    free(out);
+    out = run(&st, "cat '%s/err'", dir);
+    cr_assert_not_null(strstr(out, "--location-trusted"), "%s", out);
+    free(out);
+    s.verified = 0;
+    out = run(&st, "$R send -L --location-trusted --key '%s/k.pem' "
+                   "--resolve api.example.test:%d:127.0.0.1 -w ' %%{num_redirects} %%{url_effective}' -d 'x=1' "
+                         "http://127.0.0.1:%d/first 2>&1",
+                    dir, s.port, s.port);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    char want[256];
+    snprintf(want, sizeof(want), "second 1 http://api.example.test:%d/second", s.port);
+    cr_assert_str_eq(out, want);
+    free(out);
+    char *log = vsrv_log(&s);
+    /* both verified: the second hop's signature names its own authority and path,
+     * with a fresh nonce (the store would say replay); a 302 turns POST into GET */
+    cr_assert_str_eq(log, "ok GET /first -\nok POST /first -\nok GET /second -\n");
+    free(log);
+
+    /* the same origin: -L is enough; 307 keeps the method and the body */
+    snprintf(loc, sizeof(loc),
+             "HTTP/1.1 307 Temporary Redirect\r\nLocation: /third\r\n"
+             "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    s.verified = 0;
+    out = run(&st, "$R send -sL --key '%s/k.pem' -d 'y=2' http://127.0.0.1:%d/first", dir, s.port);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    cr_assert_str_eq(out, "second");
+    free(out);
+    log = vsrv_log(&s);
+    cr_assert_not_null(strstr(log, "ok POST /first -\nok POST /third -\n"), "%s", log);
+    free(log);
+    snprintf(loc, sizeof(loc),
+             "HTTP/1.1 302 Found\r\nLocation: http://api.example.test:%d/second\r\n"
+             "Content-Length: 5\r\nConnection: close\r\n\r\nmoved",
+             s.port);
+
+    /* without -L: the 302 itself; --max-redirs 0: 47 */
+    s.verified = 0;
+    out = run(&st, "$R send --key '%s/k.pem' -w '%%{http_code}' http://127.0.0.1:%d/first", dir,
+              s.port);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    cr_assert_str_eq(out, "moved302");
+    free(out);
+    s.verified = 0;
+    out = run(&st, "$R send -L --location-trusted --max-redirs 0 --key '%s/k.pem' "
+                   "http://127.0.0.1:%d/first 2>&1",
+              dir, s.port);
+    cr_assert_eq(st, 47, "exit %d: %s", st, out);
+    free(out);
+    rm_dir(dir);
+    vsrv_stop(&s);
+}
+
+/* --retry after a 503: signed again with a fresh nonce, not a replay */
+Test(client, send_retry_fresh_nonce)
+{
+    static const char *const answers[] = {
+        "HTTP/1.1 503 Busy\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy",
+        OK_BODY(4) "done", NULL};
+    struct vsrv s;
+    vsrv_start(&s, "localhost", 0, answers);
+    char *dir = key_dir();
+    int st;
+    char *out = run(&st, "printf 'payload' | $R send --retry 2 --retry-delay 0.1 "
+                         "--key '%s/k.pem' --data @- http://127.0.0.1:%d/job 2>/dev/null",
+                    dir, s.port);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    cr_assert_str_eq(out, "done");
+    free(out);
+    char *log = vsrv_log(&s);
+    cr_assert_str_eq(log, "ok POST /job -\nok POST /job -\n");
+    free(log);
+    /* no --retry: the 503 is the answer */
+    s.verified = 0;
+    out = run(&st, "$R send -f --key '%s/k.pem' http://127.0.0.1:%d/job 2>/dev/null", dir, s.port);
+    cr_assert_eq(st, 22, "exit %d: %s", st, out);
+    free(out);
+    rm_dir(dir);
+    vsrv_stop(&s);
+}
+
+/* --data @FILE where FILE is a pipe (not seekable: read once into memory) */
+Test(client, send_data_from_pipe)
+{
+    struct echo e;
+    cr_assert_eq(echo_start(&e, AF_INET, 0), 0);
+    char *dir = key_dir();
+    int st;
+    char *out = run(&st, "mkfifo '%s/fifo' && (timeout 20 sh -c \"printf 'from a pipe' > '%s/fifo'\" &) && "
+                         "$R send --key '%s/k.pem' --data @'%s/fifo' http://127.0.0.1:%d/p",
+                    dir, dir, dir, dir, e.port);
+    cr_assert_eq(st, 0, "exit %d: %s", st, out);
+    cr_assert_not_null(strstr(out, "\r\n\r\nfrom a pipe"), "%s", out);
+    free(out);
+    pthread_mutex_lock(&e.mu);
+    struct wire w;
+    char *raw = malloc(e.last_len);
+    memcpy(raw, e.last, e.last_len);
+    size_t rl = e.last_len;
+    pthread_mutex_unlock(&e.mu);
+    parse_wire(raw, rl, &w);
+    cr_assert_str_eq(w.method, "POST");
+    cr_assert_eq(w.body_len, 11);
+    free(raw);
+    rm_dir(dir);
+    echo_stop(&e);
+}
+
+/* A server whose clock is an hour behind (or ahead) answers sig_future
+ * (sig_too_old) with server_time: send corrects the offset and retries once */
+Test(client, send_corrects_clock_offset)
+{
+    static const char *const answers[] = {OK_BODY(2) "ok", NULL};
+    char *dir = key_dir();
+    for (int i = 0; i < 2; i++) {
+        struct vsrv s;
+        int64_t off = i == 0 ? -3600 : 3600;
+        vsrv_start(&s, "localhost", off, answers);
+        int st;
+        char *out = run(&st, "$R send -v --key '%s/k.pem' http://127.0.0.1:%d/t 2>'%s/err'", dir,
+                        s.port, dir);
+        cr_assert_eq(st, 0, "exit %d: %s", st, out);
+        cr_assert_str_eq(out, "ok");
+        free(out);
+        char *log = vsrv_log(&s);
+        char want[128];
+        snprintf(want, sizeof(want), "reject GET /t %s\nok GET /t -\n",
+                 i == 0 ? "sig_future" : "sig_too_old");
+        cr_assert_str_eq(log, want);
+        free(log);
+        out = run(&st, "cat '%s/err'", dir);
+        cr_assert_not_null(strstr(out, i == 0 ? "is 3600 s behind" : "is 3600 s ahead of"),
+                           "%s", out);
+        free(out);
+        vsrv_stop(&s);
+    }
+    rm_dir(dir);
+}
+
+/* --cacert / -k against an HTTPS server with a certificate the test makes */
+Test(client, send_and_keys_tls_cacert_insecure)
+{
+    char *dir = key_dir();
+    int st;
+    char *out = run(&st,
+                    "cd '%s' && openssl req -x509 -newkey ed25519 -keyout tls.key -out tls.crt "
+                    "-days 1 -nodes -subj /CN=localhost "
+                    "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>&1",
+                    dir);
+    cr_assert_eq(st, 0, "openssl req: %s", out);
+    free(out);
+    int port = tu_free_port();
+    cr_assert_gt(port, 0);
+    /* the server lives for at most 60 s, whatever happens to this test */
+    out = run(&st,
+              "cd '%s' && (timeout 60 openssl s_server -quiet -www -accept 127.0.0.1:%d "
+              "-cert tls.crt -key tls.key >/dev/null 2>&1 & echo $! > s.pid) && "
+              "for i in $(seq 50); do bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null && exit 0; "
+              "sleep 0.1; done; exit 1",
+              dir, port, port);
+    cr_assert_eq(st, 0, "openssl s_server did not start: %s", out);
+    free(out);
+
+    /* verified by default: a certificate nobody trusts is refused, 60 as curl */
+    out = run(&st, "$R send --key '%s/k.pem' https://localhost:%d/ 2>&1", dir, port);
+    cr_assert_eq(st, 60, "exit %d: %s", st, out);
+    free(out);
+    out = run(&st, "$R send -s --cacert '%s/tls.crt' --key '%s/k.pem' https://localhost:%d/ "
+                   "-w '%%{http_code}' | tail -c 3",
+              dir, dir, port);
+    cr_assert_str_eq(out, "200", "%s", out);
+    free(out);
+    out = run(&st, "$R send -sk --key '%s/k.pem' https://127.0.0.1:%d/ -w '%%{http_code}' "
+                   "| tail -c 3",
+              dir, port);
+    cr_assert_str_eq(out, "200", "%s", out);
+    free(out);
+    out = run(&st, "$R send --cacert '%s/nonexistent' --key '%s/k.pem' https://localhost:%d/ 2>&1",
+              dir, dir, port);
+    cr_assert_eq(st, 2, "exit %d: %s", st, out);
+    free(out);
+
+    /* keys: the same options; the HTML answer is not JSON, but TLS got through */
+    out = run(&st, "$R keys list --service https://localhost:%d --key '%s/k.pem' 2>&1", port, dir);
+    cr_assert_neq(st, 0);
+    cr_assert_not_null(strstr(out, "certificate"), "%s", out);
+    free(out);
+    out = run(&st, "$R keys list --cacert '%s/tls.crt' --service https://localhost:%d "
+                   "--key '%s/k.pem' 2>&1",
+              dir, port, dir);
+    cr_assert_null(strstr(out, "certificate"), "%s", out);
+    cr_assert_null(strstr(out, "error: http"), "%s", out);
+    free(out);
+    out = run(&st, "$R keys list -k --service https://localhost:%d --key '%s/k.pem' 2>&1", port,
+              dir);
+    cr_assert_null(strstr(out, "error: http"), "%s", out);
+    free(out);
+
+    out = run(&st, "kill $(cat '%s/s.pid')", dir);
+    free(out);
+    rm_dir(dir);
 }
 
 /* ---------------------------------------------- the story: real servers */
