@@ -485,6 +485,7 @@ int reqsign_cli_send(int argc, char **argv)
     struct send_out o = {NULL, 0, include, '\n'};
     char errbuf[CURL_ERROR_SIZE];
     char *body_mem = NULL, *base = NULL;
+    char *api_url = NULL; /* a path resolved against the credential's "api" */
     size_t body_len = 0;
     enum reqsign_status st;
     int rc;
@@ -492,6 +493,21 @@ int reqsign_cli_send(int argc, char **argv)
     rc = reqsign_cli_load_signer("send", key, keyid, insecure, &cred, &signer);
     if (rc != EXIT_OKAY)
         return rc;
+    if (url[0] == '/') { /* a path: against the credential's "api" base URL */
+        const char *api = reqsign_credential_api(cred);
+        size_t al = strlen(api);
+        while (al > 0 && api[al - 1] == '/')
+            al--;
+        if (al == 0 || (api_url = malloc(al + strlen(url) + 1)) == NULL) {
+            fprintf(stderr, "reqsign send: %s is a path and the credential has no \"api\" base "
+                            "URL: give a full URL\n", url);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        memcpy(api_url, api, al);
+        strcpy(api_url + al, url);
+        url = api_url;
+    }
     rc = EXIT_FAIL;
     o.h = curl_easy_init();
     if (o.h == NULL) {
@@ -571,5 +587,6 @@ out:
     reqsign_credential_free(cred);
     free(body_mem);
     free(base);
+    free(api_url);
     return rc;
 }

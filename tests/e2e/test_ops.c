@@ -579,13 +579,29 @@ Test(ops, init_records_the_service_and_api_url_is_stamped)
     json_t *aj = json_loads(admin_json, 0, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(aj, "service")), "http://127.0.0.1");
     json_decref(aj);
+    start_backend(&e, NULL);
+    char api[200];
+    snprintf(api, sizeof(api), "%s/", e.b.url); /* a trailing slash is fine */
     char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e.db, "--listen", "127.0.0.1:@PORT@",
-                    "--authority", "127.0.0.1:@PORT@", "--api-url", "https://api.example.com",
-                    NULL};
+                    "--authority", "127.0.0.1:@PORT@", "--api-url", api, NULL};
     cr_assert_eq(tu_proc_start_port(&e.d, argv, e.log, 10000), 0);
     struct reqsign_signer *admin = signer_from_cred(admin_json);
     json_t *cred = create_key(&e, admin, "{\"label\":\"c\",\"scopes\":[\"orders:write\"]}");
-    cr_assert_str_eq(json_string_value(json_object_get(cred, "api")), "https://api.example.com");
+    cr_assert_str_eq(json_string_value(json_object_get(cred, "api")), api);
+    /* the customer's `reqsign send PATH` resolves against "api" */
+    char cpath[600];
+    snprintf(cpath, sizeof(cpath), "%s/customer.json", e.dir);
+    cr_assert_eq(json_dump_file(cred, cpath, 0), 0);
+    chmod(cpath, 0600);
+    out = sh(&st, "'%s' send --key '%s' -X POST --data '{}' /v1/orders 2>&1",
+             tu_prog("REQSIGN_CLI"), cpath);
+    cr_assert_eq(st, 0, "send PATH: %s", out);
+    cr_assert(strstr(out, "\"path\":\"/v1/orders\"") != NULL, "%s", out);
+    free(out);
+    out = sh(&st, "'%s' send --key '%s' /v1/orders 2>&1", tu_prog("REQSIGN_CLI"), e.admin);
+    cr_assert_eq(st, 2, "a path without \"api\": %s", out);
+    cr_assert(strstr(out, "\"api\"") != NULL, "%s", out);
+    free(out);
     json_decref(cred);
     json_t *gen = create_key(&e, admin, "{\"label\":\"d\",\"scopes\":[]}");
     cr_assert_not_null(json_object_get(gen, "api"));
