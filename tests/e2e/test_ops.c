@@ -556,6 +556,23 @@ Test(ops, help_version_and_usage_errors)
     cr_assert_eq(st, 0);
     cr_assert(strstr(out, "usage:") != NULL);
     free(out);
+    /* the CLI and each of its commands hold to the same convention */
+    const char *cmds[] = {"", "keygen", "sign", "verify", "send", "keys",
+                          "keys list", "keys create", "keys get", "keys revoke"};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        out = sh(&st, "'%s' %s --help 2>/dev/null", tu_prog("REQSIGN_CLI"), cmds[i]);
+        cr_assert_eq(st, 0, "reqsign %s --help: exit %d", cmds[i], st);
+        cr_assert(strstr(out, "usage:") != NULL, "reqsign %s --help: %s", cmds[i], out);
+        free(out);
+        out = sh(&st, "'%s' %s --frobnicate 2>&1 >/dev/null", tu_prog("REQSIGN_CLI"), cmds[i]);
+        cr_assert_eq(st, 2, "reqsign %s --frobnicate: exit %d", cmds[i], st);
+        cr_assert(strstr(out, "--frobnicate") != NULL, "reqsign %s: %s", cmds[i], out);
+        free(out);
+    }
+    out = sh(&st, "'%s' --version", tu_prog("REQSIGN_CLI"));
+    cr_assert_eq(st, 0);
+    cr_assert(strncmp(out, "reqsign ", 8) == 0, "%s", out);
+    free(out);
 }
 
 Test(ops, init_records_the_service_and_api_url_is_stamped)
