@@ -121,7 +121,8 @@ static int require_scopes(const struct app *app, struct reqsign_httpd_req *r,
 {
     for (size_t i = 0; i < app->n_rules; i++) {
         const struct scope_rule *ru = &app->rules[i];
-        if (under_prefix(r->path, ru->prefix, ru->prefix_len) && !has_scope(vs->scopes, ru->scope)) {
+        if (under_prefix(r->path, ru->prefix, ru->prefix_len) &&
+            !has_scope(vs->scopes, ru->scope)) {
             reqsign_httpd_fail(r, REQSIGN_E_SCOPE, "this key lacks the scope '%s'", ru->scope);
             return -1;
         }
@@ -349,9 +350,8 @@ static void help(FILE *f)
             "       " PROG " --help | --version\n"
             "  --authority: the host[:port] clients sign for this service (repeatable;\n"
             "  alias --public-authority)\n"
-            "  --require-scope: the key must hold SCOPE (for paths under PREFIX), else 403\n"
-            REQSIGN_HTTPD_OPTIONS_USAGE
-            "  %s\n"
+            "  --require-scope: the key must hold SCOPE (for paths under PREFIX), else "
+            "403\n" REQSIGN_HTTPD_OPTIONS_USAGE "  %s\n"
             "exit status: 0 ok, 1 failure, 2 usage error\n",
             reqsign_stores_usage());
 }
@@ -405,10 +405,10 @@ int main(int argc, char **argv)
             bench_unsigned = 1;
             continue;
         }
-        static const char *const valued[] = {
-            "--listen",    "--authority", "--public-authority", "--max-age",
-            "--skew",      "--cache-ttl", "--max-body",         "--threads",
-            "--db",        "--key-store", "--nonce-store",      "--require-scope"};
+        static const char *const valued[] = {"--listen",    "--authority",   "--public-authority",
+                                             "--max-age",   "--skew",        "--cache-ttl",
+                                             "--max-body",  "--threads",     "--db",
+                                             "--key-store", "--nonce-store", "--require-scope"};
         int known = 0;
         for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
             known |= strcmp(a, valued[k]) == 0;
@@ -431,12 +431,10 @@ int main(int argc, char **argv)
                 ru = (struct scope_rule){v, (size_t)(eq - v), eq + 1};
             if (n_rules == MAX_SCOPE_RULES)
                 return usage_error("too many rules:", a);
-            if ((v[0] == '/' && eq == NULL) || ru.scope[0] == '\0' ||
-                strchr(ru.scope, ' ') != NULL)
+            if ((v[0] == '/' && eq == NULL) || ru.scope[0] == '\0' || strchr(ru.scope, ' ') != NULL)
                 return usage_error("--require-scope wants SCOPE or /PATH-PREFIX=SCOPE, got", v);
             rules[n_rules++] = ru;
-        }
-        else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
+        } else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
             if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_MAX) {
                 fprintf(stderr, PROG ": more than %d --authority options\n",
                         REQSIGN_VERIFIER_AUTHORITIES_MAX);

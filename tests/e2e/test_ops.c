@@ -92,8 +92,17 @@ static void start_tls(struct env *e, const char *const *extra)
     char cert[600], key[600];
     snprintf(cert, sizeof(cert), "%s/tls.crt", e->dir);
     snprintf(key, sizeof(key), "%s/tls.key", e->dir);
-    char *argv[32] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
-                      "--authority", "127.0.0.1:@PORT@", "--tls-cert", cert, "--tls-key", key};
+    char *argv[32] = {(char *)tu_prog("REQSIGND"),
+                      "--db",
+                      e->db,
+                      "--listen",
+                      "127.0.0.1:@PORT@",
+                      "--authority",
+                      "127.0.0.1:@PORT@",
+                      "--tls-cert",
+                      cert,
+                      "--tls-key",
+                      key};
     int n = 11;
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
         argv[n++] = (char *)extra[i];
@@ -228,21 +237,35 @@ Test(ops, plain_http_off_loopback_refused)
     int st;
     const char *progs[2] = {tu_prog("REQSIGND"), tu_prog("API_BACKEND")};
     for (int i = 0; i < 2; i++) {
-        char *out = sh(&st, "'%s' --db '%s' --listen 0.0.0.0:0 --authority a.example 2>&1",
-                       progs[i], e.db);
+        char *out =
+            sh(&st, "'%s' --db '%s' --listen 0.0.0.0:0 --authority a.example 2>&1", progs[i], e.db);
         cr_assert_eq(st, 2, "%s: exit %d: %s", progs[i], st, out);
         cr_assert(strstr(out, "refusing plain HTTP") != NULL && strstr(out, "--insecure-http"),
                   "%s", out);
         free(out);
     }
     /* --insecure-http (a TLS proxy in front): it serves */
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e.db, "--listen", "0.0.0.0:@PORT@",
-                    "--authority", "keys.example", "--insecure-http", "--public-scheme",
-                    "https", NULL};
-    cr_assert_eq(tu_proc_start_port(&e.d, argv, e.log, 10000), 0,
-                 "--insecure-http did not start");
-    char *bargv[] = {(char *)tu_prog("API_BACKEND"), "--db", e.db, "--listen", "0.0.0.0:@PORT@",
-                     "--authority", "api.example", "--insecure-http", NULL};
+    char *argv[] = {(char *)tu_prog("REQSIGND"),
+                    "--db",
+                    e.db,
+                    "--listen",
+                    "0.0.0.0:@PORT@",
+                    "--authority",
+                    "keys.example",
+                    "--insecure-http",
+                    "--public-scheme",
+                    "https",
+                    NULL};
+    cr_assert_eq(tu_proc_start_port(&e.d, argv, e.log, 10000), 0, "--insecure-http did not start");
+    char *bargv[] = {(char *)tu_prog("API_BACKEND"),
+                     "--db",
+                     e.db,
+                     "--listen",
+                     "0.0.0.0:@PORT@",
+                     "--authority",
+                     "api.example",
+                     "--insecure-http",
+                     NULL};
     cr_assert_eq(tu_proc_start_port(&e.b, bargv, e.blog, 10000), 0,
                  "api-backend --insecure-http did not start");
     /* the half of a TLS pair is a usage error too */
@@ -279,8 +302,7 @@ static void assert_no_secrets(const char *log, const char *admin_json)
 }
 
 /* Run a healthz, a create and a GET of the new key; return the new keyid. */
-static char *exercise(struct env *e, struct reqsign_signer *admin, char *path_keyid_out,
-                      size_t cap)
+static char *exercise(struct env *e, struct reqsign_signer *admin, char *path_keyid_out, size_t cap)
 {
     struct resp r = send_req("GET", url_of(e, "/healthz?token=s3cr3t"), NULL, 0, NULL, NULL);
     cr_assert_eq(r.status, 200);
@@ -301,8 +323,15 @@ static void check_log(int json)
 {
     struct env e;
     env_init(&e);
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e.db, "--listen", "127.0.0.1:@PORT@",
-                    "--authority", "127.0.0.1:@PORT@", "--log-format", json ? "json" : "text",
+    char *argv[] = {(char *)tu_prog("REQSIGND"),
+                    "--db",
+                    e.db,
+                    "--listen",
+                    "127.0.0.1:@PORT@",
+                    "--authority",
+                    "127.0.0.1:@PORT@",
+                    "--log-format",
+                    json ? "json" : "text",
                     NULL};
     cr_assert_eq(tu_proc_start_port(&e.d, argv, e.log, 10000), 0);
     char *admin_json = slurp(e.admin);
@@ -350,8 +379,8 @@ static void check_log(int json)
                  f = strtok_r(NULL, " ", &save))
                 kv[n++] = f;
             cr_assert_eq(n, 8, "fields: %d", n);
-            const char *names[8] = {"ts=",     "client=", "method=", "path=",
-                                    "status=", "ms=",     "keyid=",  "target_keyid="};
+            const char *names[8] = {
+                "ts=", "client=", "method=", "path=", "status=", "ms=", "keyid=", "target_keyid="};
             for (int i = 0; i < 8; i++)
                 cr_assert(strncmp(kv[i], names[i], strlen(names[i])) == 0, "field %d: %s", i,
                           kv[i]);
@@ -396,8 +425,14 @@ static void check_log(int json)
     done(&e);
 }
 
-Test(ops, log_text_fields) { check_log(0); }
-Test(ops, log_json_fields) { check_log(1); }
+Test(ops, log_text_fields)
+{
+    check_log(0);
+}
+Test(ops, log_json_fields)
+{
+    check_log(1);
+}
 
 Test(ops, require_scope_per_prefix)
 {
@@ -446,8 +481,9 @@ Test(ops, require_scope_per_prefix)
     resp_free(&r);
 
     int st;
-    char *out = sh(&st, "'%s' --db '%s' --listen 127.0.0.1:0 --authority a --require-scope "
-                        "/v1/orders 2>&1",
+    char *out = sh(&st,
+                   "'%s' --db '%s' --listen 127.0.0.1:0 --authority a --require-scope "
+                   "/v1/orders 2>&1",
                    tu_prog("API_BACKEND"), e.db);
     cr_assert_eq(st, 2, "%s", out);
     free(out);
@@ -534,8 +570,7 @@ Test(ops, help_version_and_usage_errors)
         cr_assert_eq(st, 0);
         cr_assert(strstr(out, "0.") != NULL, "%s", out);
         free(out);
-        out = sh(&st, "'%s' --db x --listen 127.0.0.1:0 --authority a --frobnicate 2>&1",
-                 progs[i]);
+        out = sh(&st, "'%s' --db x --listen 127.0.0.1:0 --authority a --frobnicate 2>&1", progs[i]);
         cr_assert_eq(st, 2, "%s", out);
         cr_assert(strstr(out, "--frobnicate") != NULL, "%s", out);
         cr_assert(strstr(out, "usage:") == NULL, "the whole help for one bad option: %s", out);
@@ -557,8 +592,8 @@ Test(ops, help_version_and_usage_errors)
     cr_assert(strstr(out, "usage:") != NULL);
     free(out);
     /* the CLI and each of its commands hold to the same convention */
-    const char *cmds[] = {"", "keygen", "sign", "verify", "send", "keys",
-                          "keys list", "keys create", "keys get", "keys revoke"};
+    const char *cmds[] = {"",     "keygen",    "sign",        "verify",   "send",
+                          "keys", "keys list", "keys create", "keys get", "keys revoke"};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         out = sh(&st, "'%s' %s --help 2>/dev/null", tu_prog("REQSIGN_CLI"), cmds[i]);
         cr_assert_eq(st, 0, "reqsign %s --help: exit %d", cmds[i], st);
@@ -579,8 +614,8 @@ Test(ops, init_records_the_service_and_api_url_is_stamped)
 {
     char *dir = tu_tmpdir();
     int st;
-    char *out = sh(&st, "'%s' init --db '%s/k.db' -o '%s/a.json' 2>&1", tu_prog("REQSIGND"), dir,
-                   dir);
+    char *out =
+        sh(&st, "'%s' init --db '%s/k.db' -o '%s/a.json' 2>&1", tu_prog("REQSIGND"), dir, dir);
     cr_assert_eq(st, 2, "%s", out);
     cr_assert(strstr(out, "--service") != NULL, "%s", out);
     free(out);
@@ -599,8 +634,16 @@ Test(ops, init_records_the_service_and_api_url_is_stamped)
     start_backend(&e, NULL);
     char api[200];
     snprintf(api, sizeof(api), "%s/", e.b.url); /* a trailing slash is fine */
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e.db, "--listen", "127.0.0.1:@PORT@",
-                    "--authority", "127.0.0.1:@PORT@", "--api-url", api, NULL};
+    char *argv[] = {(char *)tu_prog("REQSIGND"),
+                    "--db",
+                    e.db,
+                    "--listen",
+                    "127.0.0.1:@PORT@",
+                    "--authority",
+                    "127.0.0.1:@PORT@",
+                    "--api-url",
+                    api,
+                    NULL};
     cr_assert_eq(tu_proc_start_port(&e.d, argv, e.log, 10000), 0);
     struct reqsign_signer *admin = signer_from_cred(admin_json);
     json_t *cred = create_key(&e, admin, "{\"label\":\"c\",\"scopes\":[\"orders:write\"]}");
