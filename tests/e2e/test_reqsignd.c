@@ -476,12 +476,12 @@ Test(reqsignd, keys_survive_restart)
     /* the log names requests, never a key (lines reach it within the
      * server's flush interval, 200 ms) */
     char *log = slurp(e.log);
-    for (int i = 0; i < 50 && strstr(log, "GET /v1/keys/") == NULL; i++) {
+    for (int i = 0; i < 50 && strstr(log, "method=GET path=/v1/keys/") == NULL; i++) {
         free(log);
         usleep(50 * 1000);
         log = slurp(e.log);
     }
-    cr_assert_not_null(strstr(log, "GET /v1/keys/"));
+    cr_assert_not_null(strstr(log, "method=GET path=/v1/keys/"));
     cr_assert_null(strstr(log, "PRIVATE"));
     free(log);
     json_decref(c);
