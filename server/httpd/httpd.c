@@ -728,7 +728,7 @@ static int not_http(MHD_socket fd)
  * and dropped first, so that the close does not turn into a reset that could
  * discard the answer on the client's side. libmicrohttpd then finds the
  * socket shut and closes the connection as any closed one. */
-static void refuse_not_http(MHD_socket fd)
+static void refuse_not_http(struct reqsign_httpd *h, MHD_socket fd)
 {
     char sink[4096];
     for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++) {
@@ -751,9 +751,28 @@ static void refuse_not_http(MHD_socket fd)
         (void)w;
     }
     shutdown(fd, SHUT_RDWR);
-    static const char line[] = "- - 400 - (not HTTP)\n";
-    ssize_t w = write(STDERR_FILENO, line, sizeof(line) - 1);
-    (void)w;
+    /* a request log line like the others: no method, no path */
+    char line[512], client[80] = "-", ip[INET6_ADDRSTRLEN];
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    if (getpeername(fd, (struct sockaddr *)&sa, &sl) != 0)
+        sa.ss_family = AF_UNSPEC;
+    if (sa.ss_family == AF_INET &&
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof(ip)) != NULL)
+        snprintf(client, sizeof(client), "%s:%u", ip,
+                 (unsigned)ntohs(((struct sockaddr_in *)&sa)->sin_port));
+    else if (sa.ss_family == AF_INET6 &&
+             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof(ip)) != NULL)
+        snprintf(client, sizeof(client), "[%s]:%u", ip,
+                 (unsigned)ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    struct reqsign_span none = {NULL, 0};
+    size_t ln = reqsign_httpd_format_log(line, sizeof(line), h->log_json,
+                                         (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000,
+                                         client, NULL, none, 400, 0.0, NULL, NULL);
+    log_append(h, line, ln);
 }
 
 /* MHD_OPTION_NOTIFY_CONNECTION: keep the list of open connections. The
@@ -780,7 +799,7 @@ static void on_connection(void *cls, struct MHD_Connection *con, void **socket_c
         /* libmicrohttpd has not read from the socket yet, and with
          * TCP_DEFER_ACCEPT the first bytes are usually there already */
         if (h->tls_cert == NULL && not_http(t->fd)) { /* TLS: a ClientHello is expected */
-            refuse_not_http(t->fd);
+            refuse_not_http(h, t->fd);
             t->shut = 1;
         }
         pthread_mutex_lock(&h->wd_lock);
