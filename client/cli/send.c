@@ -651,6 +651,7 @@ int reqsign_cli_send(int argc, char **argv)
     struct curl_slist *headers = NULL;
     struct send_out o;
     char *body_mem = NULL, *base = NULL, *cur_url = NULL;
+    char *api_url = NULL; /* a path resolved against the credential's "api" */
     size_t body_len = 0;
     int rc = EXIT_USAGE;
 
@@ -670,14 +671,15 @@ int reqsign_cli_send(int argc, char **argv)
         if (a[1] != '-' && a[2] != '\0' && strchr("hivsSfIkL", a[1]) != NULL) {
             if (n_groups >= SEND_MAX_GROUPS)
                 SEND_USAGE("more than %d combined short option groups", SEND_MAX_GROUPS);
-            char *rest = malloc(strlen(a + 2) + 2);
+            size_t rl = strlen(a + 2);
+            char *rest = malloc(rl + 2);
             if (rest == NULL) {
                 reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
                 rc = EXIT_FAIL;
                 goto out;
             }
             rest[0] = '-';
-            strcpy(rest + 1, a + 2);
+            memcpy(rest + 1, a + 2, rl + 1);
             groups[n_groups++] = rest;
             one[0] = '-';
             one[1] = a[1];
@@ -833,6 +835,21 @@ int reqsign_cli_send(int argc, char **argv)
     rc = reqsign_cli_load_signer("send", key, keyid, insecure, &cred, &signer);
     if (rc != EXIT_OKAY)
         goto out;
+    if (url[0] == '/') { /* a path: against the credential's "api" base URL */
+        const char *api = reqsign_credential_api(cred);
+        size_t al = strlen(api), ul = strlen(url);
+        while (al > 0 && api[al - 1] == '/')
+            al--;
+        if (al == 0 || (api_url = malloc(al + ul + 1)) == NULL) {
+            fprintf(stderr, "reqsign send: %s is a path and the credential has no \"api\" base "
+                            "URL: give a full URL\n", url);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        memcpy(api_url, api, al);
+        memcpy(api_url + al, url, ul + 1);
+        url = api_url;
+    }
     rc = EXIT_FAIL;
 
     /* the body: a string, stdin, a pipe or other non-regular file (read once
@@ -1116,5 +1133,6 @@ out:
     free(cur_url);
     for (size_t k = 0; k < n_groups; k++)
         free(groups[k]);
+    free(api_url);
     return rc;
 }

@@ -23,6 +23,7 @@ struct reqsign_credential {
     struct reqsign_key *key; /* secret: wiped by reqsign_key_free() */
     char keyid[REQSIGN_KEYID_MAX_LEN + 1];
     char *service; /* never NULL */
+    char *api;     /* "api": the provider's API base URL; never NULL once loaded */
     char *label;   /* never NULL */
     char **scopes;
     size_t n_scopes;
@@ -81,6 +82,7 @@ void reqsign_credential_free(struct reqsign_credential *c)
         return;
     reqsign_key_free(c->key);
     free(c->service);
+    free(c->api);
     free(c->label);
     for (size_t i = 0; i < c->n_scopes; i++)
         free(c->scopes[i]);
@@ -266,6 +268,8 @@ static enum reqsign_status from_json(struct reqsign_credential *c, json_t *root,
         st = opt_string(root, "label", &c->label, err);
     if (st == REQSIGN_OK)
         st = opt_string(root, "service", &c->service, err);
+    if (st == REQSIGN_OK)
+        st = opt_string(root, "api", &c->api, err);
     return st;
 }
 
@@ -456,7 +460,9 @@ enum reqsign_status reqsign_credential_load(const char *spec, const char *keyid_
         c->service = dup_str("", 0);
     if (st == REQSIGN_OK && c->label == NULL)
         c->label = dup_str("", 0);
-    if (st == REQSIGN_OK && (c->service == NULL || c->label == NULL))
+    if (st == REQSIGN_OK && c->api == NULL)
+        c->api = dup_str("", 0);
+    if (st == REQSIGN_OK && (c->service == NULL || c->label == NULL || c->api == NULL))
         st = reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
     if (st != REQSIGN_OK) {
         reqsign_credential_free(c);
@@ -476,6 +482,12 @@ const char *reqsign_credential_keyid(const struct reqsign_credential *c)
 const char *reqsign_credential_service(const struct reqsign_credential *c)
 {
     return c->service;
+}
+
+/* see reqsign/credential.h */
+const char *reqsign_credential_api(const struct reqsign_credential *c)
+{
+    return c->api;
 }
 
 /* see reqsign/credential.h */

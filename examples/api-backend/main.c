@@ -3,6 +3,10 @@
  *   api-backend --listen HOST:PORT (--db PATH | --key-store STORE) [--nonce-store STORE]
  *               (--authority HOST[:PORT] ... | --any-authority) [--max-age N] [--skew N]
  *               [--cache-ttl N] [--max-body N] [--threads N] [--bench-unsigned-route]
+ *               [--require-scope [/PATH-PREFIX=]SCOPE ...]
+ *               [--tls-cert FILE --tls-key FILE | --insecure-http] [--public-scheme S]
+ *               [--log-format text|json]
+ *   api-backend --help | --version
  *
  *   --authority HOST[:PORT]: the authority clients sign for this service (its
  *       public name, behind a proxy too); repeatable when the service has
@@ -10,6 +14,15 @@
  *       verifier that takes @authority from each request's Host accepts a
  *       request signed for another service that trusts the same keys.
  *   --any-authority: do that anyway (logs a warning). Not for production.
+ *   --require-scope SCOPE: every signed request needs a key with SCOPE;
+ *       --require-scope /v1/orders=orders:write: requests whose path is
+ *       /v1/orders or below it need orders:write (repeatable: every rule that
+ *       matches must hold). Otherwise 403 "scope". This is the authorisation
+ *       step to copy: see require_scopes() below.
+ *   TLS (--tls-cert, --tls-key), --insecure-http, --public-scheme and
+ *       --log-format are the HTTP glue's (server/httpd/httpd.h, api-backend(8)).
+ *
+ * Exit status: 0 stopped by a signal, 1 a failure, 2 a usage error.
  *
  *   --key-store sqlite:PATH | PATH | postgresql://...   (--db PATH: sqlite:PATH)
  *   --nonce-store memory (default) | redis://HOST[:PORT][/DB] | unix:/path/redis.sock
@@ -56,12 +69,66 @@
 
 #define PROG "api-backend"
 #define DEFAULT_MAX_BODY (1024u * 1024u)
+#ifndef REQSIGN_VERSION
+#define REQSIGN_VERSION "0.1.0"
+#endif
+#define MAX_SCOPE_RULES 32
+
+/* --require-scope [PREFIX=]SCOPE: requests under @prefix (all if empty) need @scope. */
+struct scope_rule {
+    const char *prefix; /* "" or "/..." */
+    size_t prefix_len;
+    const char *scope;
+};
 
 /* What every request needs: the handlers' ctx. */
 struct app {
     const struct reqsign_verifier *verifier;
     int bench_unsigned; /* --bench-unsigned-route: serve /unsigned/... unverified */
+    const struct scope_rule *rules;
+    size_t n_rules;
 };
+
+/* 1 if the space-separated @scopes hold @want exactly. */
+static int has_scope(const char *scopes, const char *want)
+{
+    size_t wl = strlen(want);
+    for (const char *p = scopes; *p;) {
+        const char *e = strchr(p, ' ');
+        size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (n == wl && memcmp(p, want, n) == 0)
+            return 1;
+        p += n + (e != NULL);
+    }
+    return 0;
+}
+
+/* 1 if the raw @path is @prefix or below it ("/v1/orders" matches
+ * "/v1/orders", "/v1/orders/7", "/v1/orders?x", not "/v1/ordersX"). */
+static int under_prefix(struct reqsign_span path, const char *prefix, size_t pl)
+{
+    if (pl == 0)
+        return 1;
+    if (path.len < pl || memcmp(path.ptr, prefix, pl) != 0)
+        return 0;
+    return path.len == pl || prefix[pl - 1] == '/' || path.ptr[pl] == '/';
+}
+
+/* Authorisation, after the signature is verified: every --require-scope
+ * rule that covers the path must be among the key's scopes. Copy this. */
+static int require_scopes(const struct app *app, struct reqsign_httpd_req *r,
+                          const struct reqsign_verification *vs)
+{
+    for (size_t i = 0; i < app->n_rules; i++) {
+        const struct scope_rule *ru = &app->rules[i];
+        if (under_prefix(r->path, ru->prefix, ru->prefix_len) &&
+            !has_scope(vs->scopes, ru->scope)) {
+            reqsign_httpd_fail(r, REQSIGN_E_SCOPE, "this key lacks the scope '%s'", ru->scope);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /* Per-request state. */
 struct call {
@@ -165,8 +232,10 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
         return;
     }
     snprintf(r->keyid, sizeof(r->keyid), "%s", c->vs.keyid); /* for the log line */
-    /* Authorisation goes here: c->vs.scopes holds the key's scopes, e.g.
-     * refuse with REQSIGN_E_SCOPE (403) if "payments:write" is missing. */
+    /* Authorisation: c->vs.scopes holds the key's scopes; refuse with
+     * REQSIGN_E_SCOPE (403) when a --require-scope rule is not met, before
+     * any body byte is read. */
+    require_scopes(app, r, &c->vs);
 }
 
 /* Step 2, each body chunk: stream it into the Content-Digest check (and our
@@ -269,17 +338,29 @@ static void on_done(void *ctx, struct reqsign_httpd_req *r)
     free(c);
 }
 
-static int usage(void)
+static void help(FILE *f)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: " PROG " --listen HOST:PORT (--db PATH | --key-store STORE)\n"
             "       (--authority HOST[:PORT] ... | --any-authority) [--nonce-store STORE]\n"
             "       [--max-age N] [--skew N] [--cache-ttl N] [--max-body N] [--threads N]\n"
-            "       [--bench-unsigned-route]\n"
+            "       [--require-scope [/PATH-PREFIX=]SCOPE ...] [--bench-unsigned-route]\n"
+            "       [--tls-cert FILE --tls-key FILE] [--insecure-http]\n"
+            "       [--public-scheme http|https] [--log-format text|json]\n"
+            "       " PROG " --help | --version\n"
             "  --authority: the host[:port] clients sign for this service (repeatable;\n"
             "  alias --public-authority)\n"
-            "  %s\n",
+            "  --require-scope: the key must hold SCOPE (for paths under PREFIX), else "
+            "403\n" REQSIGN_HTTPD_OPTIONS_USAGE "  %s\n"
+            "exit status: 0 ok, 1 failure, 2 usage error\n",
             reqsign_stores_usage());
+}
+
+/* A usage error: what is wrong in one line, a pointer to --help, exit 2. */
+static int usage_error(const char *what, const char *opt)
+{
+    fprintf(stderr, PROG ": %s%s%s%s\n(see '" PROG " --help')\n", what, opt ? " '" : "",
+            opt ? opt : "", opt ? "'" : "");
     return 2;
 }
 
@@ -290,10 +371,32 @@ int main(int argc, char **argv)
     size_t n_authorities = 0;
     int any_authority = 0, bench_unsigned = 0;
     struct reqsign_stores_opts so = {0};
+    struct reqsign_httpd_opts ho = {0};
+    struct scope_rule rules[MAX_SCOPE_RULES];
+    size_t n_rules = 0;
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, max_body = DEFAULT_MAX_BODY, threads = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            help(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf(PROG " " REQSIGN_VERSION "\n");
+            return 0;
+        }
+    }
+    if (argc < 2) {
+        help(stderr);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int hs = reqsign_httpd_option(&ho, PROG, argc, argv, &i); /* TLS, log format, ... */
+        if (hs < 0)
+            return 2;
+        if (hs > 0)
+            continue;
         if (strcmp(a, "--any-authority") == 0) { /* the two flags take no value */
             any_authority = 1;
             continue;
@@ -302,8 +405,17 @@ int main(int argc, char **argv)
             bench_unsigned = 1;
             continue;
         }
+        static const char *const valued[] = {"--listen",    "--authority",   "--public-authority",
+                                             "--max-age",   "--skew",        "--cache-ttl",
+                                             "--max-body",  "--threads",     "--db",
+                                             "--key-store", "--nonce-store", "--require-scope"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
+            known |= strcmp(a, valued[k]) == 0;
+        if (!known)
+            return usage_error("unknown option", a);
         if (i + 1 >= argc)
-            return usage();
+            return usage_error("a value is missing after", a);
         const char *v = argv[++i];
         int bad = 0, st = reqsign_stores_option(&so, PROG, a, v);
         if (st < 0)
@@ -312,7 +424,17 @@ int main(int argc, char **argv)
             continue;
         if (strcmp(a, "--listen") == 0)
             listen = v;
-        else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
+        else if (strcmp(a, "--require-scope") == 0) {
+            const char *eq = v[0] == '/' ? strchr(v, '=') : NULL;
+            struct scope_rule ru = {"", 0, v};
+            if (eq != NULL)
+                ru = (struct scope_rule){v, (size_t)(eq - v), eq + 1};
+            if (n_rules == MAX_SCOPE_RULES)
+                return usage_error("too many rules:", a);
+            if ((v[0] == '/' && eq == NULL) || ru.scope[0] == '\0' || strchr(ru.scope, ' ') != NULL)
+                return usage_error("--require-scope wants SCOPE or /PATH-PREFIX=SCOPE, got", v);
+            rules[n_rules++] = ru;
+        } else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
             if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_MAX) {
                 fprintf(stderr, PROG ": more than %d --authority options\n",
                         REQSIGN_VERIFIER_AUTHORITIES_MAX);
@@ -329,23 +451,25 @@ int main(int argc, char **argv)
             bad = reqsign_httpd_parse_seconds(v, &max_body) != 0 || max_body < 1;
         else if (strcmp(a, "--threads") == 0)
             bad = reqsign_httpd_parse_seconds(v, &threads) != 0 || threads < 1 || threads > 256;
-        else
-            bad = 1;
         if (bad)
-            return usage();
+            return usage_error("bad value for", a);
     }
-    if (so.key_store == NULL || listen == NULL)
-        return usage();
+    if (so.key_store == NULL)
+        return usage_error("--db PATH or --key-store STORE is required", NULL);
+    if (listen == NULL)
+        return usage_error("--listen HOST:PORT is required", NULL);
     if (n_authorities == 0 && !any_authority) {
         fprintf(stderr, PROG ": --authority HOST[:PORT] is required: the authority clients sign "
                              "for this service (repeatable), or --any-authority to accept "
                              "whatever Host a request names\n");
         return 2;
     }
-    if (n_authorities > 0 && any_authority) {
-        fprintf(stderr, PROG ": --authority and --any-authority exclude each other\n");
+    if (n_authorities > 0 && any_authority)
+        return usage_error("--authority and --any-authority exclude each other", NULL);
+    ho.listen = listen;
+    ho.name = PROG;
+    if (reqsign_httpd_check_opts(&ho) != 0) /* TLS files, plain HTTP off loopback */
         return 2;
-    }
     if (any_authority)
         fprintf(stderr, PROG ": warning: --any-authority: @authority is taken from each "
                              "request's Host, so a request signed for another service that "
@@ -363,8 +487,14 @@ int main(int argc, char **argv)
     reqsign_error_clear(&err);
     struct reqsign_keystore *store =
         reqsign_stores_open_keys(PROG, so.key_store, REQSIGN_KEYSTORE_READONLY);
-    if (store == NULL)
-        return 1; /* the message is out; unreachable at start-up is an exit too */
+    if (store == NULL) { /* the message is out; unreachable at start-up is an exit too */
+        char why[1024];
+        if (!reqsign_stores_key_store_is_pg(so.key_store) &&
+            reqsign_stores_sqlite_problem(reqsign_stores_key_store_path(so.key_store), 0, why,
+                                          sizeof(why)) != 0)
+            fprintf(stderr, PROG ": %s\n", why); /* the real cause */
+        return 1;
+    }
     /* 2. A cache in front of it: a revoked key stops working within ttl seconds. */
     struct reqsign_keycache_opts co = {.store = store, .positive_ttl = ttl, .negative_ttl = ttl};
     struct reqsign_keycache *cache = reqsign_keycache_new(&co, &err);
@@ -403,6 +533,7 @@ int main(int argc, char **argv)
         .lookup = reqsign_keycache_lookup,
         .lookup_ctx = cache,
         .nonces = nonces,
+        .public_scheme = ho.scheme, /* --public-scheme behind a proxy; NULL: the request's */
     };
     struct reqsign_verifier *verifier = reqsign_verifier_new(&vo, &err);
 
@@ -412,13 +543,11 @@ int main(int argc, char **argv)
     } else {
         static const struct reqsign_httpd_handlers handlers = {on_headers, on_body, on_end,
                                                                on_done};
-        struct app app = {verifier, bench_unsigned};
-        struct reqsign_httpd_opts ho = {.listen = listen,
-                                        .max_body = (size_t)max_body,
-                                        .threads = (unsigned)threads, /* 0: one per CPU */
-                                        .name = PROG,
-                                        .handlers = &handlers,
-                                        .ctx = &app};
+        struct app app = {verifier, bench_unsigned, rules, n_rules};
+        ho.max_body = (size_t)max_body;
+        ho.threads = (unsigned)threads; /* 0: one per CPU */
+        ho.handlers = &handlers;
+        ho.ctx = &app;
         struct reqsign_httpd *h = reqsign_httpd_start(&ho);
         if (h != NULL)
             rc = reqsign_httpd_run(h); /* until SIGTERM / SIGINT */

@@ -64,7 +64,9 @@ curl_with() { # curl_with HEADERS_FILE BODY URL
 }
 
 bold "1. The provider creates the key service database and the first admin key"
-run "$REQSIGND" init --db "$work/keys.db" -o "$work/admin.json"
+# --service: the URL the key service is reached at (kept in admin.json); the
+# demo's port is picked below, so its commands name the service again
+run "$REQSIGND" init --db "$work/keys.db" -o "$work/admin.json" --service http://127.0.0.1
 ls -l "$work/admin.json" | awk '{print "  " $1 " admin.json (the only private key the service ever writes: for the operator)"}'
 
 bold "2. The provider starts the key service and the API backend on free loopback ports"

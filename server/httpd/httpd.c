@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include <reqsign/key.h>
@@ -47,6 +49,19 @@ struct worker {
 };
 
 #define MAX_WORKERS 256
+
+/* TLS 1.2 and 1.3 only, GnuTLS's default ("NORMAL") ciphers otherwise. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define TLS_CHAIN_MAX 16
+
+/* One loaded certificate chain and key. Each reload makes a new one; the
+ * old ones stay (a handshake may be using them) until the server is freed. */
+struct tls_creds {
+    gnutls_pcert_st pcerts[TLS_CHAIN_MAX];
+    unsigned n;
+    gnutls_privkey_t key;
+    struct tls_creds *older;
+};
 
 struct reqsign_httpd {
     /* Connections are accepted on one thread and each is handed to the worker
@@ -79,8 +94,16 @@ struct reqsign_httpd {
     pthread_t log_thread;
     int log_running, log_stop;
     size_t log_len;
+    int log_json;
     char log_buf[64 * 1024];
+    /* TLS: the files, and the credentials handshakes use (tls_current) */
+    char *tls_cert, *tls_key;
 };
+
+/* The current TLS credentials. GnuTLS's certificate callback has no user
+ * pointer, so this is per process (one server per process). */
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_creds *tls_current;
 
 #define LOG_FLUSH_MS 200
 
@@ -115,6 +138,7 @@ struct reqsign_httpd_conn {
     struct reqsign_header *headers;
     size_t n_headers, cap_headers;
     const char *uri_raw; /* libmicrohttpd's request-target, in its read buffer */
+    struct timespec started; /* request line seen (CLOCK_MONOTONIC), for the log */
     const char *framing; /* why the framing is refused (a 400 that closes), or NULL */
     enum stage stage;
     int has_body;       /* Content-Length > 0 or Transfer-Encoding present */
@@ -275,28 +299,157 @@ void reqsign_httpd_wipe_json(void)
     json_set_alloc_funcs(malloc, wiping_free);
 }
 
-/* One log line per request: method, path, status, keyid. Built in one
- * buffer and queued whole, so lines from threads do not mix.
- * Non-printable bytes are shown as '?'. Never a header, a body or a key. */
-static void log_request(struct reqsign_httpd_conn *c)
+/* Copy at most @max bytes of @p (@n long) into @out, printable ASCII only
+ * (others, space included, become '?'; for JSON '"' and '\\' too, so no
+ * escaping is needed). "-" if empty. Return: bytes written. */
+static size_t log_clean(char *out, const char *p, size_t n, size_t max, int json)
 {
-    char line[512];
-    size_t n = 0;
-    const struct reqsign_httpd_req *r = &c->req;
-    for (const char *p = r->method != NULL ? r->method : "-"; *p && n < 40; p++)
-        line[n++] = (*p > 0x20 && *p < 0x7f) ? *p : '?';
-    line[n++] = ' ';
-    size_t plen = r->path.len > 200 ? 200 : r->path.len;
-    for (size_t i = 0; i < plen; i++) {
-        char ch = r->path.ptr[i];
-        line[n++] = (ch > 0x20 && ch < 0x7f) ? ch : '?';
+    size_t k = 0;
+    if (p == NULL || n == 0) {
+        out[0] = '-';
+        return 1;
     }
-    if (plen == 0)
-        line[n++] = '-';
-    int k = snprintf(line + n, sizeof(line) - n, " %u %.*s\n", r->resp.status, r->keyid[0] ? 64 : 1,
-                     r->keyid[0] ? r->keyid : "-");
-    if (k > 0)
-        n += (size_t)k < sizeof(line) - n ? (size_t)k : sizeof(line) - n - 1;
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        int ok = ch > 0x20 && ch < 0x7f && !(json && (ch == '"' || ch == '\\'));
+        out[k++] = ok ? (char)ch : '?';
+    }
+    return k;
+}
+
+/* see httpd.h */
+size_t reqsign_httpd_format_log(char *buf, size_t cap, int json, int64_t unix_ms,
+                                const char *client, const char *method, struct reqsign_span path,
+                                unsigned status, double ms, const char *keyid,
+                                const char *target_keyid)
+{
+    char ts[40], cl[80], me[48], pa[264], ki[REQSIGN_KEYID_MAX_LEN + 2],
+        tk[REQSIGN_KEYID_MAX_LEN + 2];
+    time_t secs = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t tl = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + tl, sizeof(ts) - tl, ".%03dZ", (int)(unix_ms % 1000));
+    cl[log_clean(cl, client, client != NULL ? strlen(client) : 0, sizeof(cl) - 1, json)] = '\0';
+    me[log_clean(me, method, method != NULL ? strlen(method) : 0, 40, json)] = '\0';
+    pa[log_clean(pa, path.ptr, path.len, 256, json)] = '\0';
+    ki[log_clean(ki, keyid, keyid != NULL ? strlen(keyid) : 0, REQSIGN_KEYID_MAX_LEN, json)] =
+        '\0';
+    tk[log_clean(tk, target_keyid, target_keyid != NULL ? strlen(target_keyid) : 0,
+                 REQSIGN_KEYID_MAX_LEN, json)] = '\0';
+    int n;
+    if (json)
+        n = snprintf(buf, cap,
+                     "{\"ts\":\"%s\",\"client\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                     "\"status\":%u,\"ms\":%.3f,\"keyid\":%s%s%s,\"target_keyid\":%s%s%s}\n",
+                     ts, cl, me, pa, status, ms, ki[0] == '-' && !ki[1] ? "" : "\"",
+                     ki[0] == '-' && !ki[1] ? "null" : ki, ki[0] == '-' && !ki[1] ? "" : "\"",
+                     tk[0] == '-' && !tk[1] ? "" : "\"", tk[0] == '-' && !tk[1] ? "null" : tk,
+                     tk[0] == '-' && !tk[1] ? "" : "\"");
+    else
+        n = snprintf(buf, cap,
+                     "ts=%s client=%s method=%s path=%s status=%u ms=%.3f keyid=%s "
+                     "target_keyid=%s\n",
+                     ts, cl, me, pa, status, ms, ki, tk);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= cap) { /* cut: still one line */
+        n = (int)cap - 1;
+        buf[n - 1] = '\n';
+    }
+    return (size_t)n;
+}
+
+/* see httpd.h */
+int reqsign_httpd_parse_log_format(const char *s, int *json)
+{
+    if (s != NULL && strcmp(s, "text") == 0)
+        *json = 0;
+    else if (s != NULL && strcmp(s, "json") == 0)
+        *json = 1;
+    else
+        return -1;
+    return 0;
+}
+
+/* see httpd.h */
+int reqsign_httpd_option(struct reqsign_httpd_opts *o, const char *prog, int argc, char **argv,
+                         int *i)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--insecure-http") == 0) {
+        o->insecure_http = 1;
+        return 1;
+    }
+    if (strcmp(a, "--tls-cert") != 0 && strcmp(a, "--tls-key") != 0 &&
+        strcmp(a, "--public-scheme") != 0 && strcmp(a, "--log-format") != 0)
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: %s needs a value\n", prog, a);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    if (strcmp(a, "--tls-cert") == 0)
+        o->tls_cert = v;
+    else if (strcmp(a, "--tls-key") == 0)
+        o->tls_key = v;
+    else if (strcmp(a, "--public-scheme") == 0) {
+        if (strcmp(v, "http") != 0 && strcmp(v, "https") != 0) {
+            fprintf(stderr, "%s: --public-scheme wants http or https, got '%s'\n", prog, v);
+            return -1;
+        }
+        o->scheme = v;
+    } else if (reqsign_httpd_parse_log_format(v, &o->log_json) != 0) {
+        fprintf(stderr, "%s: --log-format wants " REQSIGN_HTTPD_LOG_FORMATS ", got '%s'\n", prog,
+                v);
+        return -1;
+    }
+    return 1;
+}
+
+/* The client's address as "IP:PORT" / "[IPV6]:PORT", or "-". */
+static void client_address(struct MHD_Connection *con, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        con != NULL ? MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    snprintf(out, cap, "-");
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    char ip[INET6_ADDRSTRLEN];
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+        if (inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip)) != NULL)
+            snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip)) != NULL)
+            snprintf(out, cap, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+    }
+}
+
+/* One log line per request (reqsign_httpd_format_log()), built in one buffer
+ * and queued whole, so lines from threads do not mix. Never a header, a
+ * query, a body or a key. */
+static void log_request(struct reqsign_httpd_conn *c, struct MHD_Connection *con)
+{
+    char line[1024], client[80];
+    const struct reqsign_httpd_req *r = &c->req;
+    struct timespec now, wall;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    clock_gettime(CLOCK_REALTIME, &wall);
+    double ms = c->started.tv_sec == 0 && c->started.tv_nsec == 0
+                    ? 0.0
+                    : (double)(now.tv_sec - c->started.tv_sec) * 1e3 +
+                          (double)(now.tv_nsec - c->started.tv_nsec) / 1e6;
+    client_address(con, client, sizeof(client));
+    size_t n = reqsign_httpd_format_log(
+        line, sizeof(line), c->h->log_json,
+        (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000, client,
+        r->method != NULL ? r->method : "-", r->path, r->resp.status, ms, r->keyid,
+        r->target_keyid);
     log_append(c->h, line, n);
 }
 
@@ -575,7 +728,7 @@ static int not_http(MHD_socket fd)
  * and dropped first, so that the close does not turn into a reset that could
  * discard the answer on the client's side. libmicrohttpd then finds the
  * socket shut and closes the connection as any closed one. */
-static void refuse_not_http(MHD_socket fd)
+static void refuse_not_http(struct reqsign_httpd *h, MHD_socket fd)
 {
     char sink[4096];
     for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++) {
@@ -598,9 +751,28 @@ static void refuse_not_http(MHD_socket fd)
         (void)w;
     }
     shutdown(fd, SHUT_RDWR);
-    static const char line[] = "- - 400 - (not HTTP)\n";
-    ssize_t w = write(STDERR_FILENO, line, sizeof(line) - 1);
-    (void)w;
+    /* a request log line like the others: no method, no path */
+    char line[512], client[80] = "-", ip[INET6_ADDRSTRLEN];
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    if (getpeername(fd, (struct sockaddr *)&sa, &sl) != 0)
+        sa.ss_family = AF_UNSPEC;
+    if (sa.ss_family == AF_INET &&
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof(ip)) != NULL)
+        snprintf(client, sizeof(client), "%s:%u", ip,
+                 (unsigned)ntohs(((struct sockaddr_in *)&sa)->sin_port));
+    else if (sa.ss_family == AF_INET6 &&
+             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof(ip)) != NULL)
+        snprintf(client, sizeof(client), "[%s]:%u", ip,
+                 (unsigned)ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    struct reqsign_span none = {NULL, 0};
+    size_t ln = reqsign_httpd_format_log(line, sizeof(line), h->log_json,
+                                         (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000,
+                                         client, NULL, none, 400, 0.0, NULL, NULL);
+    log_append(h, line, ln);
 }
 
 /* MHD_OPTION_NOTIFY_CONNECTION: keep the list of open connections. The
@@ -626,8 +798,8 @@ static void on_connection(void *cls, struct MHD_Connection *con, void **socket_c
         deadline_in(&t->deadline, REQSIGN_HTTPD_HEADER_SECONDS);
         /* libmicrohttpd has not read from the socket yet, and with
          * TCP_DEFER_ACCEPT the first bytes are usually there already */
-        if (not_http(t->fd)) {
-            refuse_not_http(t->fd);
+        if (h->tls_cert == NULL && not_http(t->fd)) { /* TLS: a ClientHello is expected */
+            refuse_not_http(h, t->fd);
             t->shut = 1;
         }
         pthread_mutex_lock(&h->wd_lock);
@@ -733,6 +905,7 @@ static struct reqsign_httpd_conn *conn_new(struct reqsign_httpd *h, const char *
     memcpy(c->target, uri, c->target_len + 1);
     c->h = h;
     c->req.conn = c;
+    clock_gettime(CLOCK_MONOTONIC, &c->started);
     return c;
 }
 
@@ -1047,7 +1220,7 @@ static enum MHD_Result queue(struct reqsign_httpd_conn *c, struct MHD_Connection
             return MHD_NO;
     }
     c->stage = STAGE_QUEUED;
-    log_request(c);
+    log_request(c, con);
     enum MHD_Result ret = MHD_queue_response(con, rs->status, resp);
     MHD_destroy_response(resp);
     reqsign_httpd_response_clear(rs); /* the headers; the body went with the response */
@@ -1268,6 +1441,224 @@ unsigned reqsign_httpd_default_threads(void)
     return n < 1 ? 1u : n > MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
 }
 
+/* ---- TLS ---- */
+
+/* The whole of @path, malloc'd, in *@out / *@len; the caller wipes a key's
+ * bytes. Return: 0, or -1 with errno. */
+static int read_file(const char *path, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    for (;;) {
+        if (b == NULL || n > 1024 * 1024) { /* no certificate or key is this large */
+            if (b != NULL) {
+                reqsign_memzero(b, n);
+                free(b);
+            }
+            close(fd);
+            errno = b == NULL ? ENOMEM : EFBIG;
+            return -1;
+        }
+        if (n == cap) {
+            char *nb = malloc(cap * 2); /* not realloc: the old bytes are wiped */
+            if (nb != NULL)
+                memcpy(nb, b, n);
+            reqsign_memzero(b, n);
+            free(b);
+            b = nb;
+            cap *= 2;
+            continue;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            reqsign_memzero(b, n);
+            free(b);
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+static void tls_creds_free(struct tls_creds *c)
+{
+    while (c != NULL) {
+        struct tls_creds *next = c->older;
+        for (unsigned i = 0; i < c->n; i++)
+            gnutls_pcert_deinit(&c->pcerts[i]);
+        if (c->key != NULL)
+            gnutls_privkey_deinit(c->key);
+        free(c);
+        c = next;
+    }
+}
+
+/* Load the chain in @cert_path and the key in @key_path (PEM). The key
+ * file's bytes are wiped once parsed. Return: the credentials, or NULL with
+ * the reason in @why. */
+static struct tls_creds *tls_load(const char *cert_path, const char *key_path, char *why,
+                                  size_t why_cap)
+{
+    char *cert = NULL, *key = NULL;
+    size_t cert_len = 0, key_len = 0;
+    struct tls_creds *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        snprintf(why, why_cap, "out of memory");
+        return NULL;
+    }
+    if (read_file(cert_path, &cert, &cert_len) != 0) {
+        snprintf(why, why_cap, "%s: %s", cert_path, strerror(errno));
+        goto fail;
+    }
+    if (read_file(key_path, &key, &key_len) != 0) {
+        snprintf(why, why_cap, "%s: %s", key_path, strerror(errno));
+        goto fail;
+    }
+    gnutls_datum_t d = {(unsigned char *)cert, (unsigned)cert_len};
+    c->n = TLS_CHAIN_MAX;
+    int rc = gnutls_pcert_list_import_x509_raw(c->pcerts, &c->n, &d, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0 || c->n == 0) {
+        c->n = 0;
+        snprintf(why, why_cap, "%s: not a PEM certificate chain: %s", cert_path,
+                 gnutls_strerror(rc));
+        goto fail;
+    }
+    gnutls_datum_t k = {(unsigned char *)key, (unsigned)key_len};
+    if ((rc = gnutls_privkey_init(&c->key)) < 0 ||
+        (rc = gnutls_privkey_import_x509_raw(c->key, &k, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+        snprintf(why, why_cap, "%s: not an unencrypted PEM private key: %s", key_path,
+                 gnutls_strerror(rc));
+        goto fail;
+    }
+    /* the key must be the certificate's: compare the public keys */
+    gnutls_pubkey_t from_key = NULL;
+    gnutls_datum_t a = {NULL, 0}, b = {NULL, 0};
+    int same = gnutls_pubkey_init(&from_key) == 0 &&
+               gnutls_pubkey_import_privkey(from_key, c->key, 0, 0) == 0 &&
+               gnutls_pubkey_export2(from_key, GNUTLS_X509_FMT_DER, &a) == 0 &&
+               gnutls_pubkey_export2(c->pcerts[0].pubkey, GNUTLS_X509_FMT_DER, &b) == 0 &&
+               a.size == b.size && memcmp(a.data, b.data, a.size) == 0;
+    gnutls_free(a.data);
+    gnutls_free(b.data);
+    if (from_key != NULL)
+        gnutls_pubkey_deinit(from_key);
+    if (!same) {
+        snprintf(why, why_cap, "%s is not the private key of the certificate in %s", key_path,
+                 cert_path);
+        goto fail;
+    }
+    free(cert);
+    reqsign_memzero(key, key_len);
+    free(key);
+    return c;
+fail:
+    free(cert);
+    if (key != NULL) {
+        reqsign_memzero(key, key_len);
+        free(key);
+    }
+    tls_creds_free(c);
+    return NULL;
+}
+
+/* MHD_OPTION_HTTPS_CERT_CALLBACK (gnutls_certificate_retrieve_function2):
+ * the current chain and key. GnuTLS does not free what is returned. */
+static int tls_retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_dn, int nreqs,
+                        const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                        gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                        gnutls_privkey_t *pkey)
+{
+    (void)s;
+    (void)req_ca_dn;
+    (void)nreqs;
+    (void)pk_algos;
+    (void)pk_algos_length;
+    pthread_mutex_lock(&tls_lock);
+    struct tls_creds *c = tls_current;
+    pthread_mutex_unlock(&tls_lock);
+    if (c == NULL)
+        return -1;
+    *pcert = c->pcerts;
+    *pcert_length = c->n;
+    *pkey = c->key;
+    return 0;
+}
+
+/* Read the certificate and key again (SIGHUP). The old credentials stay
+ * allocated for handshakes that hold them. Return: 0, or -1 (logged). */
+static int tls_reload(struct reqsign_httpd *h)
+{
+    char why[512];
+    struct tls_creds *c = tls_load(h->tls_cert, h->tls_key, why, sizeof(why));
+    if (c == NULL) {
+        fprintf(stderr, "%s: SIGHUP: TLS reload failed, keeping the current certificate: %s\n",
+                h->name, why);
+        return -1;
+    }
+    pthread_mutex_lock(&tls_lock);
+    c->older = tls_current;
+    tls_current = c;
+    pthread_mutex_unlock(&tls_lock);
+    fprintf(stderr, "%s: SIGHUP: TLS certificate reloaded from %s\n", h->name, h->tls_cert);
+    return 0;
+}
+
+static int is_loopback_host(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return strcmp(host, "localhost") == 0;
+}
+
+/* see httpd.h */
+int reqsign_httpd_check_opts(const struct reqsign_httpd_opts *o)
+{
+    const char *name = o->name != NULL ? o->name : "httpd";
+    char host[256];
+    uint16_t port;
+    if (reqsign_httpd_parse_listen(o->listen, host, sizeof(host), &port) != 0) {
+        fprintf(stderr, "%s: --listen wants HOST:PORT or [IPV6]:PORT, got '%s'\n", name,
+                o->listen != NULL ? o->listen : "");
+        return -1;
+    }
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+        fprintf(stderr, "%s: --tls-cert and --tls-key go together\n", name);
+        return -1;
+    }
+    const char *files[2] = {o->tls_cert, o->tls_key};
+    for (int i = 0; i < 2; i++)
+        if (files[i] != NULL && access(files[i], R_OK) != 0) {
+            fprintf(stderr, "%s: %s: %s\n", name, files[i], strerror(errno));
+            return -1;
+        }
+    if (o->tls_cert == NULL && !o->insecure_http && !is_loopback_host(host)) {
+        fprintf(stderr,
+                "%s: refusing plain HTTP on %s, which is not a loopback address: give "
+                "--tls-cert FILE --tls-key FILE, or --insecure-http if a TLS-terminating proxy "
+                "is in front (see --public-scheme)\n",
+                name, o->listen);
+        return -1;
+    }
+    return 0;
+}
+
 /* Stop the acceptor and close the listening socket: new connections are
  * refused, open ones go on. */
 static void stop_accepting(struct reqsign_httpd *h)
@@ -1309,6 +1700,14 @@ static void httpd_free(struct reqsign_httpd *h)
     }
     pthread_mutex_destroy(&h->log_lock);
     pthread_cond_destroy(&h->log_cond);
+    if (h->tls_cert != NULL) { /* the workers are stopped: no handshake holds them */
+        pthread_mutex_lock(&tls_lock);
+        tls_creds_free(tls_current);
+        tls_current = NULL;
+        pthread_mutex_unlock(&tls_lock);
+    }
+    free(h->tls_cert);
+    free(h->tls_key);
     while (h->tracked != NULL) { /* normally empty: every connection reported CLOSED */
         struct tracked *t = h->tracked;
         h->tracked = t->next;
@@ -1333,11 +1732,9 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
         fprintf(stderr, "%s: internal error: handlers missing\n", name);
         return NULL;
     }
-    if (reqsign_httpd_parse_listen(o->listen, host, sizeof(host), &port) != 0) {
-        fprintf(stderr, "%s: --listen wants HOST:PORT or [IPV6]:PORT, got '%s'\n", name,
-                o->listen != NULL ? o->listen : "");
+    if (reqsign_httpd_check_opts(o) != 0 ||
+        reqsign_httpd_parse_listen(o->listen, host, sizeof(host), &port) != 0)
         return NULL;
-    }
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
     struct addrinfo hints, *ai = NULL;
@@ -1357,6 +1754,7 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -1369,7 +1767,28 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
     h->ctx = o->ctx;
     h->name = name;
     h->max_body = o->max_body ? o->max_body : REQSIGN_HTTPD_DEFAULT_MAX_BODY;
-    snprintf(h->scheme, sizeof(h->scheme), "%s", o->scheme != NULL ? o->scheme : "http");
+    snprintf(h->scheme, sizeof(h->scheme), "%s",
+             o->scheme != NULL ? o->scheme : o->tls_cert != NULL ? "https" : "http");
+    h->log_json = o->log_json;
+    if (o->tls_cert != NULL) {
+        char why[512];
+        struct tls_creds *c = tls_load(o->tls_cert, o->tls_key, why, sizeof(why));
+        h->tls_cert = strdup(o->tls_cert);
+        h->tls_key = strdup(o->tls_key);
+        if (c == NULL || h->tls_cert == NULL || h->tls_key == NULL) {
+            fprintf(stderr, "%s: TLS: %s\n", name, c == NULL ? why : "out of memory");
+            tls_creds_free(c);
+            free(h->tls_cert);
+            free(h->tls_key);
+            free(h);
+            freeaddrinfo(ai);
+            return NULL;
+        }
+        pthread_mutex_lock(&tls_lock);
+        tls_creds_free(tls_current);
+        tls_current = c;
+        pthread_mutex_unlock(&tls_lock);
+    }
     atomic_init(&h->inflight, 0);
     pthread_mutex_init(&h->wd_lock, NULL);
     pthread_mutex_init(&h->log_lock, NULL);
@@ -1411,6 +1830,17 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+    /* TLS: every worker does the handshake of the connections
+     * MHD_add_connection() hands it, with the certificate tls_retrieve()
+     * gives at that moment (so a reload reaches new connections) */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)(uintptr_t)tls_retrieve},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL}};
+    if (h->tls_cert != NULL)
+        flags |= MHD_USE_TLS;
+    else
+        tls_opts[0].option = MHD_OPTION_END;
     for (unsigned i = 0; i < threads; i++) {
         struct worker *w = &h->workers[i];
         w->h = h;
@@ -1420,7 +1850,8 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
             CONN_LIMIT / threads + 1, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-            on_connection, w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+            on_connection, w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_ARRAY, tls_opts,
+            MHD_OPTION_END);
         if (w->daemon == NULL) {
             fprintf(stderr, "%s: cannot start an HTTP worker\n", name);
             httpd_free(h);
@@ -1447,7 +1878,8 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
         actual = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                    : ((struct sockaddr_in *)&bound)->sin_port);
     int v6 = strchr(host, ':') != NULL;
-    printf("listening on http://%s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "", actual);
+    printf("listening on %s://%s%s%s:%u\n", h->tls_cert != NULL ? "https" : "http", v6 ? "[" : "",
+           host, v6 ? "]" : "", actual);
     fflush(stdout);
     return h;
 }
@@ -1460,7 +1892,16 @@ int reqsign_httpd_run(struct reqsign_httpd *h)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
-    while (sigwait(&set, &sig) != 0) {
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        if (h->tls_cert != NULL)
+            tls_reload(h);
+        else
+            fprintf(stderr, "%s: SIGHUP: nothing to reload (no TLS)\n", h->name);
     }
     fprintf(stderr, "%s: signal %d: stopping\n", h->name, sig);
 

@@ -17,7 +17,10 @@
  *     or as soon as the bytes exceed it);
  *   - JSON responses (Cache-Control: no-store) and JSON error bodies with the
  *     status of spec/PROTOCOL.md section 10, `Accept-Signature` on 401;
- *   - logs one line per request to stderr: method, path, status, keyid;
+ *   - logs one line per request to stderr (buffered, written by a logger
+ *     thread): UTC time, client, method, path, status, duration, keyid,
+ *     target keyid; text or JSON (reqsign_httpd_format_log());
+ *   - optional TLS (GnuTLS via libmicrohttpd), reloaded on SIGHUP;
  *   - on SIGTERM / SIGINT: stops accepting, lets in-flight requests finish
  *     (at most 10 s), stops.
  *
@@ -86,6 +89,7 @@ struct reqsign_httpd_req {
     uint64_t body_received;                /* bytes handed to body() so far */
     void *app;                             /* the server's own per-request state */
     char keyid[REQSIGN_KEYID_MAX_LEN + 1]; /* set by the server for the log line */
+    char target_keyid[REQSIGN_KEYID_MAX_LEN + 1]; /* management calls: the key acted on (log) */
     struct reqsign_httpd_response resp;    /* what the respond functions made */
     struct reqsign_httpd_conn *conn;       /* internal; NULL in-process */
 };
@@ -115,7 +119,66 @@ struct reqsign_httpd_opts {
     const char *name;   /* program name for messages */
     const struct reqsign_httpd_handlers *handlers;
     void *ctx;
+    /* TLS (GnuTLS through libmicrohttpd, TLS 1.2 and 1.3 only): PEM files of
+     * the certificate chain and of its private key, both or neither. The key
+     * file's bytes are wiped once parsed. SIGHUP reads both again; a new
+     * connection then gets the new certificate (a failed reload keeps the
+     * old one and logs why). */
+    const char *tls_cert, *tls_key;
+    /* Plain HTTP on an address other than loopback is refused unless this is
+     * set (a TLS-terminating proxy in front): see reqsign_httpd_check_opts(). */
+    int insecure_http;
+    int log_json; /* request log lines as JSON objects instead of key=value text */
 };
+
+/* Request log formats (--log-format). */
+#define REQSIGN_HTTPD_LOG_FORMATS "text|json"
+
+/**
+ * reqsign_httpd_check_opts() - the checks on @o that are usage errors (exit
+ * 2), made before anything is opened: --tls-cert and --tls-key come together
+ * (and their files are readable), and a non-loopback --listen without TLS
+ * needs @o->insecure_http. Return: 0, or -1 with a message on stderr.
+ */
+int reqsign_httpd_check_opts(const struct reqsign_httpd_opts *o);
+
+/* The serving options every server takes, for usage texts. */
+#define REQSIGN_HTTPD_OPTIONS_USAGE                                                                \
+    "  --tls-cert FILE --tls-key FILE: serve HTTPS (TLS 1.2+; SIGHUP reloads both files)\n"       \
+    "  --insecure-http: allow plain HTTP on a non-loopback address (TLS proxy in front)\n"        \
+    "  --public-scheme http|https: the scheme clients use (behind a TLS-terminating proxy)\n"     \
+    "  --log-format text|json: request log lines on stderr (default text)\n"
+
+/**
+ * reqsign_httpd_option() - take one of the options above (--tls-cert,
+ * --tls-key, --insecure-http, --public-scheme, --log-format) from argv[*@i]
+ * (and its value, argv[*@i + 1]) into @o; *@i is advanced past what was used.
+ * --public-scheme sets @o->scheme.
+ * Return: 1 taken, 0 not one of these, -1 a bad or missing value (message on
+ * stderr: a usage error).
+ */
+int reqsign_httpd_option(struct reqsign_httpd_opts *o, const char *prog, int argc, char **argv,
+                         int *i);
+
+/**
+ * reqsign_httpd_parse_log_format() - "text" (0) or "json" (1) into *@json.
+ * Return: 0, or -1 for anything else.
+ */
+int reqsign_httpd_parse_log_format(const char *s, int *json);
+
+/**
+ * reqsign_httpd_format_log() - one request log line (with its newline) into
+ * @buf: UTC timestamp (RFC 3339, milliseconds), client address, method,
+ * path (without the query), status, duration in milliseconds, signing keyid,
+ * target keyid; "-" for what is missing. Text is `key=value` pairs separated
+ * by single spaces, values without spaces; JSON one object. Bytes outside
+ * printable ASCII (and space) become '?'. Never headers, a query, a body.
+ * Exposed for the unit tests. Return: the length written (< @cap).
+ */
+size_t reqsign_httpd_format_log(char *buf, size_t cap, int json, int64_t unix_ms,
+                                const char *client, const char *method, struct reqsign_span path,
+                                unsigned status, double ms, const char *keyid,
+                                const char *target_keyid);
 
 /**
  * reqsign_httpd_start() - block SIGTERM/SIGINT (so every thread inherits the
@@ -128,8 +191,8 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o);
 unsigned reqsign_httpd_default_threads(void);
 
 /**
- * reqsign_httpd_run() - wait for SIGTERM or SIGINT, stop accepting, wait for
- * in-flight requests (at most REQSIGN_HTTPD_DRAIN_SECONDS), stop and free.
+ * reqsign_httpd_run() - wait for SIGTERM or SIGINT (SIGHUP: reload the TLS
+ * certificate and key, if any), stop accepting, wait for in-flight requests (at most REQSIGN_HTTPD_DRAIN_SECONDS), stop and free.
  * Return: 0.
  */
 int reqsign_httpd_run(struct reqsign_httpd *h);

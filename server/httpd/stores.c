@@ -1,8 +1,12 @@
 /* reqsign-httpd: the store options (see stores.h). */
 #include "stores.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -214,4 +218,63 @@ int reqsign_stores_listen(const char *prog, const char *spec, struct reqsign_key
 void reqsign_stores_unlisten(struct reqsign_keystore_pg_listener *l)
 {
     reqsign_keystore_pg_listener_stop(l);
+}
+
+/* see stores.h */
+int reqsign_stores_sqlite_problem(const char *path, int need_write, char *buf, size_t cap)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT) {
+            snprintf(buf, cap, "%s does not exist: run 'reqsignd init --db %s ...' first", path,
+                     path);
+            return 1;
+        }
+        snprintf(buf, cap, "cannot reach %s: %s (user %u: check the directories' permissions)",
+                 path, strerror(errno), (unsigned)geteuid());
+        return 2;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(buf, cap, "%s is not a regular file", path);
+        return 3;
+    }
+    int fd = open(path, (need_write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(buf, cap,
+                 "cannot open %s for %s: %s (running as user %u; the file is owned by user %u, "
+                 "mode %04o)",
+                 path, need_write ? "reading and writing" : "reading", strerror(errno),
+                 (unsigned)geteuid(), (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+        return 2;
+    }
+    static const char magic[16] = "SQLite format 3"; /* with its NUL */
+    char head[16];
+    ssize_t n = read(fd, head, sizeof(head));
+    close(fd);
+    if (n != (ssize_t)sizeof(head) || memcmp(head, magic, sizeof(head)) != 0) {
+        if (n == 0)
+            snprintf(buf, cap, "%s is empty, not a key database: run 'reqsignd init' on a new "
+                               "path, or restore it from a backup", path);
+        else
+            snprintf(buf, cap, "%s is not a SQLite database (not made by 'reqsignd init'): check "
+                               "the path", path);
+        return 3;
+    }
+    if (need_write) { /* SQLite writes a -wal / journal beside the file */
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash == NULL)
+            snprintf(dir, sizeof(dir), ".");
+        else if (slash == dir)
+            dir[1] = '\0';
+        else
+            *slash = '\0';
+        if (access(dir, W_OK | X_OK) != 0) {
+            snprintf(buf, cap, "cannot write in %s (user %u): SQLite keeps its -wal and -shm "
+                               "files beside the database", dir, (unsigned)geteuid());
+            return 2;
+        }
+    }
+    return 0;
 }

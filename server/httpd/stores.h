@@ -85,4 +85,16 @@ void reqsign_stores_unlisten(struct reqsign_keystore_pg_listener *l);
  * password= query value becomes ***. */
 const char *reqsign_stores_describe(const char *spec);
 
+/**
+ * reqsign_stores_sqlite_problem() - why the SQLite key store at @path cannot
+ * be used by this process, for the message when opening it failed: it does
+ * not exist (then `reqsignd init` is the advice), its directory or the file
+ * cannot be read or written by this user (the uid, owner and mode are named),
+ * or it is not a SQLite database. Writes one sentence into @buf.
+ * @need_write: the caller opens it for writing (reqsignd), else read-only.
+ * Return: 1 missing (run init), 2 permission, 3 not a database, 0 none of
+ * these (the store's own message is the cause).
+ */
+int reqsign_stores_sqlite_problem(const char *path, int need_write, char *buf, size_t cap);
+
 #endif

@@ -1,17 +1,28 @@
-/* reqsignd: the reqsign key service (docs/KEYSERVICE.md).
+/* reqsignd: the reqsign key service (docs/KEYSERVICE.md, reqsignd(8)).
  *
- *   reqsignd init (--db PATH | --key-store STORE) -o admin.json [--service URL]
+ *   reqsignd init (--db PATH | --key-store STORE) -o admin.json --service URL
  *   reqsignd (--db PATH | --key-store STORE) --listen HOST:PORT [--nonce-store STORE]
  *            (--authority H[:P] ... | --any-authority) [--max-age N] [--skew N]
- *            [--cache-ttl N] [--threads N]
+ *            [--cache-ttl N] [--threads N] [--api-url URL]
+ *            [--tls-cert FILE --tls-key FILE | --insecure-http] [--public-scheme S]
+ *            [--log-format text|json]
+ *   reqsignd --help | --version
  *
  *   --authority HOST[:PORT]: the authority clients sign for the service
  *       (repeatable; alias --public-authority). Required unless
  *       --any-authority, which takes @authority from each request's Host and
  *       logs a warning (spec/PROTOCOL.md section 5.2.3).
+ *   --service URL (init): the URL the service will be reached at, written
+ *       into admin.json so that `reqsign keys` finds it.
+ *   --api-url URL: the base URL of the provider's API, written as "api" into
+ *       the credentials issued, so that `reqsign send /v1/...` can take a path.
  *
  *   --key-store sqlite:PATH | PATH | postgresql://...  (--db PATH: sqlite:PATH)
  *   --nonce-store memory | redis://HOST[:PORT][/DB] | unix:/path  (server/httpd/stores.h)
+ *   TLS, --insecure-http, --public-scheme, --log-format: server/httpd/httpd.h
+ *
+ * Exit status: 0 stopped by a signal after serving, 1 a failure (the store,
+ * the port, ...), 2 a usage error (one line names the option).
  *
  * This file holds the command line, `init`, and the libmicrohttpd wiring
  * (signals and shutdown are reqsign_httpd_run()'s); the request handling is
@@ -19,6 +30,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,23 +47,73 @@
 #include "stores.h"
 
 #define PROG "reqsignd"
+#ifndef REQSIGN_VERSION
+#define REQSIGN_VERSION "0.1.0"
+#endif
 
 /* ---- init ---- */
 
-static int usage(void)
+static void help(FILE *f)
 {
-    fprintf(stderr,
-            "usage: " PROG " init (--db PATH | --key-store STORE) -o CREDENTIAL.json"
-            " [--service URL]\n"
+    fprintf(f,
+            "usage: " PROG " init (--db PATH | --key-store STORE) -o CREDENTIAL.json --service URL\n"
             "       " PROG " (--db PATH | --key-store STORE) --listen HOST:PORT\n"
             "                (--authority HOST[:PORT] ... | --any-authority)\n"
             "                [--nonce-store STORE] [--max-age N] [--skew N] [--cache-ttl N]\n"
-            "                [--threads N]\n"
+            "                [--threads N] [--api-url URL] [--tls-cert FILE --tls-key FILE]\n"
+            "                [--insecure-http] [--public-scheme http|https] [--log-format text|json]\n"
+            "       " PROG " --help | --version\n"
+            "  --service URL: (init) the URL this service is reached at, kept in the credential\n"
             "  --authority: the host[:port] clients sign for this service (repeatable;\n"
             "  alias --public-authority)\n"
-            "  %s\n",
+            "  --api-url URL: the API's base URL, put as \"api\" in the credentials issued\n"
+            REQSIGN_HTTPD_OPTIONS_USAGE
+            "  %s\n"
+            "exit status: 0 ok, 1 failure, 2 usage error\n",
             reqsign_stores_usage());
+}
+
+/* A usage error: one line naming what is wrong, a pointer to --help, exit 2. */
+static int usage_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(PROG ": ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n(see '" PROG " --help')\n", stderr);
     return 2;
+}
+
+/* An option that wants a value and has none, or one that is unknown. */
+static int bad_option(int argc, char **argv, int i, int takes_value)
+{
+    if (takes_value && i + 1 >= argc)
+        return usage_error("option %s needs a value", argv[i]);
+    return usage_error("unknown option '%s'", argv[i]);
+}
+
+/* A URL option: http:// or https:// followed by something. */
+static int check_url(const char *opt, const char *v)
+{
+    if ((strncmp(v, "http://", 7) != 0 || v[7] == '\0') &&
+        (strncmp(v, "https://", 8) != 0 || v[8] == '\0'))
+        return usage_error("%s wants an http:// or https:// URL, got '%s'", opt, v);
+    return 0;
+}
+
+/* Why a SQLite key store could not be opened, said as its real cause. */
+static void explain_sqlite(const char *spec, int need_write)
+{
+    char why[1024];
+    if (reqsign_stores_sqlite_problem(reqsign_stores_key_store_path(spec), need_write, why,
+                                      sizeof(why)) != 0)
+        fprintf(stderr, PROG ": %s\n", why);
 }
 
 static int cmd_init(int argc, char **argv)
@@ -59,28 +121,49 @@ static int cmd_init(int argc, char **argv)
     const char *out = NULL, *service = NULL;
     struct reqsign_stores_opts sto = {0};
     for (int i = 2; i < argc; i++) {
-        int st = i + 1 < argc ? reqsign_stores_option(&sto, PROG, argv[i], argv[i + 1]) : 0;
-        if (st < 0 || (st > 0 && sto.nonce_store != NULL))
-            return usage();
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            help(stdout);
+            return 0;
+        }
+        int st = i + 1 < argc ? reqsign_stores_option(&sto, PROG, a, argv[i + 1]) : 0;
+        if (st < 0)
+            return 2;
+        if (st > 0 && sto.nonce_store != NULL)
+            return usage_error("init takes no --nonce-store");
         if (st > 0)
             i++;
-        else if (i + 1 < argc && (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0))
+        else if (i + 1 < argc && (strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0))
             out = argv[++i];
-        else if (i + 1 < argc && strcmp(argv[i], "--service") == 0)
+        else if (i + 1 < argc && strcmp(a, "--service") == 0) {
             service = argv[++i];
-        else
-            return usage();
+            if (check_url(a, service) != 0)
+                return 2;
+        } else
+            return bad_option(argc, argv, i,
+                              strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0 ||
+                                  strcmp(a, "--service") == 0 || strcmp(a, "--db") == 0 ||
+                                  strcmp(a, "--key-store") == 0);
     }
-    if (sto.key_store == NULL || out == NULL)
-        return usage();
+    if (sto.key_store == NULL)
+        return usage_error("init needs --db PATH or --key-store STORE");
+    if (out == NULL)
+        return usage_error("init needs -o CREDENTIAL.json");
+    if (service == NULL)
+        return usage_error("init needs --service URL: the URL this service will be reached at "
+                           "(e.g. https://keys.example.com), written into the admin credential");
     const char *db = reqsign_stores_describe(sto.key_store); /* for messages */
 
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_keystore *ks =
         reqsign_stores_open_keys(PROG, sto.key_store, REQSIGN_KEYSTORE_CREATE);
-    if (ks == NULL)
+    if (ks == NULL) {
+        if (!reqsign_stores_key_store_is_pg(sto.key_store) &&
+            access(reqsign_stores_key_store_path(sto.key_store), F_OK) == 0)
+            explain_sqlite(sto.key_store, 1);
         return 1;
+    }
     struct reqsign_key_record one;
     size_t n = 0;
     if (reqsign_keystore_list(ks, NULL, 1, &one, &n, &err) != REQSIGN_OK) {
@@ -158,23 +241,36 @@ static int opt_seconds(const char *name, const char *v, int64_t min, int64_t *ou
 
 static int cmd_serve(int argc, char **argv)
 {
-    const char *listen = NULL;
+    const char *listen = NULL, *api_url = NULL;
     const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_MAX];
     size_t n_authorities = 0;
     int any_authority = 0;
     struct reqsign_stores_opts sto = {0};
+    struct reqsign_httpd_opts ho;
+    memset(&ho, 0, sizeof(ho));
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, threads = 0;
-    for (int i = 1; i < argc; i += 2) { /* every option but --any-authority takes a value */
+    for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--any-authority") == 0) {
             any_authority = 1;
-            i--;
             continue;
         }
+        int hs = reqsign_httpd_option(&ho, PROG, argc, argv, &i); /* TLS, log format, ... */
+        if (hs < 0)
+            return 2;
+        if (hs > 0)
+            continue;
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (v == NULL)
-            return usage();
+        int known = strcmp(a, "--listen") == 0 || strcmp(a, "--authority") == 0 ||
+                    strcmp(a, "--public-authority") == 0 || strcmp(a, "--max-age") == 0 ||
+                    strcmp(a, "--skew") == 0 || strcmp(a, "--cache-ttl") == 0 ||
+                    strcmp(a, "--threads") == 0 || strcmp(a, "--api-url") == 0 ||
+                    strcmp(a, "--db") == 0 || strcmp(a, "--key-store") == 0 ||
+                    strcmp(a, "--nonce-store") == 0;
+        if (v == NULL || !known)
+            return bad_option(argc, argv, i, known);
+        i++;
         int st = reqsign_stores_option(&sto, PROG, a, v);
         if (st < 0)
             return 2;
@@ -183,12 +279,14 @@ static int cmd_serve(int argc, char **argv)
         if (strcmp(a, "--listen") == 0)
             listen = v;
         else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
-            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_MAX) {
-                fprintf(stderr, PROG ": more than %d --authority options\n",
-                        REQSIGN_VERIFIER_AUTHORITIES_MAX);
-                return 2;
-            }
+            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_MAX)
+                return usage_error("more than %d --authority options",
+                                   REQSIGN_VERIFIER_AUTHORITIES_MAX);
             authorities[n_authorities++] = v;
+        } else if (strcmp(a, "--api-url") == 0) {
+            if (check_url(a, v) != 0)
+                return 2;
+            api_url = v;
         } else if (strcmp(a, "--max-age") == 0) {
             if (opt_seconds(a, v, 1, &max_age) != 0)
                 return 2;
@@ -200,22 +298,25 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (opt_seconds(a, v, 1, &threads) != 0 || threads > 256)
-                return 2;
-        } else
-            return usage();
+                return usage_error("--threads wants 1..256, got '%s'", v);
+        }
     }
-    if (sto.key_store == NULL || listen == NULL)
-        return usage();
+    if (sto.key_store == NULL)
+        return usage_error("--db PATH or --key-store STORE is required");
+    if (listen == NULL)
+        return usage_error("--listen HOST:PORT is required");
     if (n_authorities == 0 && !any_authority) {
         fprintf(stderr, PROG ": --authority HOST[:PORT] is required: the authority clients sign "
                              "for this service (repeatable), or --any-authority to accept "
                              "whatever Host a request names\n");
         return 2;
     }
-    if (n_authorities > 0 && any_authority) {
-        fprintf(stderr, PROG ": --authority and --any-authority exclude each other\n");
+    if (n_authorities > 0 && any_authority)
+        return usage_error("--authority and --any-authority exclude each other");
+    ho.listen = listen;
+    ho.name = PROG;
+    if (reqsign_httpd_check_opts(&ho) != 0) /* TLS files, plain HTTP off loopback */
         return 2;
-    }
     if (any_authority)
         fprintf(stderr, PROG ": warning: --any-authority: @authority is taken from each "
                              "request's Host, so a request signed for another service that "
@@ -229,8 +330,8 @@ static int cmd_serve(int argc, char **argv)
     struct reqsign_keystore *store =
         reqsign_stores_open_keys(PROG, sto.key_store, pg ? REQSIGN_KEYSTORE_CREATE : 0);
     if (store == NULL) {
-        if (!pg)
-            fprintf(stderr, PROG ": run '" PROG " init' first\n");
+        if (!pg) /* the real cause: missing, permissions, or not a database */
+            explain_sqlite(sto.key_store, 1);
         return 1;
     }
     struct reqsign_nonce_store *nonces = reqsign_stores_open_nonces(PROG, sto.nonce_store);
@@ -248,6 +349,10 @@ static int cmd_serve(int argc, char **argv)
     so.cache_ttl = ttl;
     so.max_body = REQSIGN_HTTPD_DEFAULT_MAX_BODY;
     so.nonces = nonces;
+    /* what credentials name: https when serving TLS or told so (--public-scheme) */
+    so.public_scheme = ho.scheme != NULL ? ho.scheme : ho.tls_cert != NULL ? "https" : "http";
+    so.verify_scheme = ho.scheme; /* behind a proxy: the scheme clients used */
+    so.api_url = api_url;
     struct reqsignd_service *s = reqsignd_service_new(store, &so, &err);
     struct reqsign_keystore_pg_listener *listener = NULL;
     int rc = 1;
@@ -255,9 +360,6 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err.message[0] ? err.message : "cannot start");
     } else if (reqsign_stores_listen(PROG, sto.key_store, reqsignd_service_keycache(s),
                                      &listener) == 0) {
-        struct reqsign_httpd_opts ho;
-        memset(&ho, 0, sizeof(ho));
-        ho.listen = listen;
         ho.max_body = so.max_body;
         ho.threads = (unsigned)threads;
         ho.name = PROG;
@@ -282,9 +384,19 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": warning: cannot disable core dumps\n");
     if (argc >= 2 && strcmp(argv[1], "init") == 0)
         return cmd_init(argc, argv);
-    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-        usage();
-        return 0;
+    for (int i = 1; i < argc; i++) { /* anywhere on the line, as with most programs */
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            help(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf(PROG " " REQSIGN_VERSION "\n");
+            return 0;
+        }
+    }
+    if (argc < 2) {
+        help(stderr);
+        return 2;
     }
     return cmd_serve(argc, argv);
 }

@@ -39,6 +39,7 @@ struct reqsignd_service {
     int own_nonces; /* the in-memory store made here (else borrowed from the options) */
     struct reqsign_verifier *verifier;
     char service_url[300]; /* "service" in credentials; empty: from the request's Host */
+    char api_url[300];     /* "api" in credentials (--api-url); empty: none */
     size_t max_body;       /* in-process requests */
 };
 
@@ -205,18 +206,25 @@ static json_t *record_json(const struct reqsign_key_record *k, int64_t now)
 }
 
 /* The credential without its private key. */
-static json_t *credential_json(const struct reqsign_key_record *k, const char *service)
+static json_t *credential_json(const struct reqsign_key_record *k, const char *service,
+                               const char *api)
 {
     char pem[PEM_MAX];
     json_t *jwk;
     if (public_forms(k->public_key, pem, &jwk) != 0)
         return NULL;
     json_decref(jwk);
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "keyid", k->keyid, "alg",
+    json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "keyid", k->keyid, "alg",
                      "ed25519", "public_key", pem, "scopes", scopes_json(k->scopes), "label",
                      k->label, "created_at", time_or_null(k->created_at), "expires_at",
                      time_or_null(k->expires_at), "service",
                      service != NULL && *service ? json_string(service) : json_null());
+    /* "api": the provider's API base URL (--api-url), so `reqsign send PATH` works */
+    if (j != NULL && api != NULL && *api && json_object_set_new(j, "api", json_string(api)) != 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 /* JSON-escape @s into @out at *@n (bounds-checked). 0 or -1. */
@@ -261,9 +269,9 @@ static int put_escaped(char *out, size_t cap, size_t *n, const char *s)
  * jansson and the private_key member is spliced in after "alg".
  */
 static char *secret_credential(const struct reqsign_key *key, const struct reqsign_key_record *k,
-                               const char *service, size_t *out_len)
+                               const char *service, const char *api, size_t *out_len)
 {
-    json_t *pub = credential_json(k, service);
+    json_t *pub = credential_json(k, service, api);
     char *pubs = pub != NULL ? json_dumps(pub, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(pub);
     if (pubs == NULL)
@@ -589,6 +597,7 @@ static void do_get(struct reqsignd_service *s, struct reqsign_httpd_req *r, cons
         reqsign_httpd_fail(r, REQSIGN_E_NOT_FOUND, "no such key");
         return;
     }
+    snprintf(r->target_keyid, sizeof(r->target_keyid), "%s", keyid); /* the request log */
     if (revoke) {
         if (signer_still_active(s, r, c) != 0)
             return;
@@ -865,6 +874,7 @@ static void do_create(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
         reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot compute the keyid");
         goto out;
     }
+    snprintf(r->target_keyid, sizeof(r->target_keyid), "%s", rec.keyid); /* the request log */
     reqsign_key_public_raw(key, rec.public_key);
     rec.created_at = now;
     if (signer_still_active(s, r, c) != 0)
@@ -885,7 +895,7 @@ static void do_create(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     service_url(s, r, svc, sizeof(svc));
     if (generated) {
         size_t n = 0;
-        char *cred = secret_credential(key, &rec, svc, &n);
+        char *cred = secret_credential(key, &rec, svc, s->api_url, &n);
         if (cred == NULL) {
             reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot build the credential");
             goto out;
@@ -895,7 +905,7 @@ static void do_create(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
         snprintf(disp, sizeof(disp), "attachment; filename=\"reqsign-%s.json\"", rec.keyid);
         reqsign_httpd_add_header(r, "Content-Disposition", disp);
     } else {
-        json_t *cred = credential_json(&rec, svc);
+        json_t *cred = credential_json(&rec, svc, s->api_url);
         if (cred == NULL) {
             reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot build the credential");
             goto out;
@@ -1064,7 +1074,10 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     s->store = store;
     s->max_body = o->max_body ? o->max_body : REQSIGN_HTTPD_DEFAULT_MAX_BODY;
     if (o->n_authorities == 1)
-        snprintf(s->service_url, sizeof(s->service_url), "http://%s", o->authorities[0]);
+        snprintf(s->service_url, sizeof(s->service_url), "%s://%s",
+                 o->public_scheme != NULL ? o->public_scheme : "http", o->authorities[0]);
+    if (o->api_url != NULL)
+        snprintf(s->api_url, sizeof(s->api_url), "%s", o->api_url);
     struct reqsign_keycache_opts co;
     memset(&co, 0, sizeof(co));
     co.store = store;
@@ -1081,6 +1094,7 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     vo.authorities = o->authorities;
     vo.n_authorities = o->n_authorities;
     vo.any_authority = o->any_authority;
+    vo.public_scheme = o->verify_scheme;
     vo.lookup = reqsign_keycache_lookup;
     vo.lookup_ctx = s->cache;
     vo.nonces = s->nonces;
@@ -1165,7 +1179,7 @@ int reqsignd_init_admin(struct reqsign_keystore *ks, const char *service, char *
         rc = 2;
         goto done;
     }
-    *cred = secret_credential(key, &rec, service, cred_len);
+    *cred = secret_credential(key, &rec, service, NULL, cred_len);
     if (*cred == NULL) {
         rc = 3;
         goto done;

@@ -42,6 +42,9 @@ struct reqsignd_service_opts {
     int64_t cache_ttl;            /* seconds, >= 1: key cache, positive and negative */
     size_t max_body;              /* in-process requests; 0: REQSIGN_HTTPD_DEFAULT_MAX_BODY */
     struct reqsign_nonce_store *nonces; /* borrowed (--nonce-store); NULL: in-memory, own */
+    const char *public_scheme; /* scheme of the "service" URL of credentials; NULL: "http" */
+    const char *verify_scheme; /* --public-scheme: the verifier's public_scheme; NULL: the request's */
+    const char *api_url;       /* --api-url: "api" of the credentials issued; NULL: none */
 };
 
 struct reqsignd_service;

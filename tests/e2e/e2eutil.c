@@ -62,6 +62,8 @@ const char *err_name(const struct resp *r)
 }
 
 /* Send one request. @sig: the three signature headers (NULL: unsigned). */
+const char *e2e_cainfo;
+
 struct resp send_req(const char *method, const char *url, const char *body, size_t len,
                             const struct reqsign_signed *sig, const char *const *extra)
 {
@@ -94,6 +96,8 @@ struct resp send_req(const char *method, const char *url, const char *body, size
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    if (e2e_cainfo != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, e2e_cainfo);
     CURLcode cc = curl_easy_perform(c);
     cr_assert_eq(cc, CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(cc));
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);

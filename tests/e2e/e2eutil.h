@@ -36,6 +36,8 @@ size_t on_data(char *p, size_t sz, size_t n, void *ud);
 void resp_free(struct resp *r);
 const char *resp_header(const struct resp *r, const char *name);
 const char *err_name(const struct resp *r);
+/* The CA file send_req() trusts for https:// URLs (NULL: the system's). */
+extern const char *e2e_cainfo;
 struct resp send_req(const char *method, const char *url, const char *body, size_t len,
                             const struct reqsign_signed *sig, const char *const *extra);
 struct reqsign_signer *signer_from_cred(const char *cred_json);

@@ -1534,7 +1534,7 @@ static void servers_start(struct servers *s)
     snprintf(s->admin, n, "%s/admin.json", s->dir);
     snprintf(s->log, n, "%s/servers.log", s->dir);
     int st;
-    char *out = run(&st, "'%s' init --db '%s' -o '%s' 2>&1", tu_prog("REQSIGND"), s->db, s->admin);
+    char *out = run(&st, "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>&1", tu_prog("REQSIGND"), s->db, s->admin);
     cr_assert_eq(st, 0, "reqsignd init: exit %d: %s", st, out);
     free(out);
     char *dargv[] = {(char *)tu_prog("REQSIGND"), "--db", s->db, "--listen", "127.0.0.1:@PORT@",

@@ -236,7 +236,7 @@ static void fleet_up(struct fleet *f)
     /* the key service creates the schema and the admin key in PostgreSQL */
     char cmd[2048];
     int st;
-    snprintf(cmd, sizeof(cmd), "'%s' init --key-store '%s' -o '%s' 2>>'%s'", tu_prog("REQSIGND"),
+    snprintf(cmd, sizeof(cmd), "'%s' init --key-store '%s' -o '%s' --service http://127.0.0.1 2>>'%s'", tu_prog("REQSIGND"),
              f->ks, f->admin, f->log_d);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0, "reqsignd init on PostgreSQL failed (see %s)", f->log_d);
@@ -803,7 +803,7 @@ Test(fleet, startup)
     int st;
     /* the schema, written by the key service */
     snprintf(admin, sizeof(admin), "%s/admin.json", dir);
-    snprintf(cmd, sizeof(cmd), "'%s' init --key-store '%s' -o '%s' 2>/dev/null",
+    snprintf(cmd, sizeof(cmd), "'%s' init --key-store '%s' -o '%s' --service http://127.0.0.1 2>/dev/null",
              tu_prog("REQSIGND"), ks, admin);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0);
@@ -877,7 +877,7 @@ Test(fleet, startup)
 
     /* SQLite spellings still work: --db PATH, --key-store sqlite:PATH and PATH */
     snprintf(db, sizeof(db), "%s/keys.db", dir);
-    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s/a2.json' 2>/dev/null",
+    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s/a2.json' --service http://127.0.0.1 2>/dev/null",
              tu_prog("REQSIGND"), db, dir);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0);

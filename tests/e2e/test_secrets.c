@@ -359,7 +359,7 @@ Test(secrets, no_private_key_in_service_files)
     /* the logs were written: the search is not vacuous */
     size_t ll = 0;
     char *log = slurp(e.dlog, &ll);
-    cr_assert(log != NULL && ll > 0 && strstr(log, "POST /v1/keys 201") != NULL,
+    cr_assert(log != NULL && ll > 0 && strstr(log, "method=POST path=/v1/keys status=201") != NULL,
               "reqsignd's log should have one line per request");
     free(log);
     cr_expect_eq(found, 0, "%d private key form(s) found in the service's files", found);

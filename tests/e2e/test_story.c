@@ -228,7 +228,7 @@ Test(story, provider_and_customers_end_to_end)
     snprintf(log2, sizeof(log2), "%s/api-backend.log", svc);
 
     /* bootstrap: the first admin key, written once to the operator's file */
-    snprintf(cmd, sizeof(cmd), "%s init --db %s -o %s 2>&1", tu_prog("REQSIGND"), db, admin);
+    snprintf(cmd, sizeof(cmd), "%s init --db %s -o %s --service http://127.0.0.1 2>&1", tu_prog("REQSIGND"), db, admin);
     int st;
     char *out = tu_run(cmd, &st);
     cr_assert_eq(st, 0, "reqsignd init: %s", out);

@@ -188,6 +188,11 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
     }
     line[n] = '\0';
     char *at = strstr(line, "http://");
+    int tls = 0;
+    if (at == NULL && (at = strstr(line, "https://")) != NULL) { /* --tls-cert */
+        tls = 1;
+        at++; /* so that at + 7 is past "://" as for http */
+    }
     char *colon = at ? strrchr(at + 7, ':') : NULL;
     if (at == NULL || colon == NULL) {
         fprintf(stderr, "tu_proc_start: %s: no 'listening on http://HOST:PORT' line (got '%s')\n",
@@ -202,7 +207,7 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
         hl = sizeof(p->host) - 1;
     memcpy(p->host, at + 7, hl);
     p->host[hl] = '\0';
-    snprintf(p->url, sizeof(p->url), "http://%s:%d", p->host, p->port);
+    snprintf(p->url, sizeof(p->url), "%s://%s:%d", tls ? "https" : "http", p->host, p->port);
     /* servers print one line on stdout; a later write gets EPIPE, which they ignore */
     close(fds[0]);
     return 0;

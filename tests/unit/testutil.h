@@ -27,9 +27,9 @@ char *tu_tmpdir(void);
 
 struct tu_proc {
     pid_t pid;
-    int port;       /* from the "listening on http://HOST:PORT" line */
+    int port;       /* from the "listening on http[s]://HOST:PORT" line */
     char host[64];
-    char url[128];  /* http://HOST:PORT */
+    char url[128];  /* http://HOST:PORT (https:// for a TLS server) */
 };
 
 /* Start argv[0] (a path) with argv, stderr to @log_path (append; NULL: /dev/null),

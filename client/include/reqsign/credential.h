@@ -87,6 +87,13 @@ REQSIGN_API const char *reqsign_credential_keyid(const struct reqsign_credential
 /** reqsign_credential_service() - the key service URL ("service"); "" if absent. Thread-safe. */
 REQSIGN_API const char *reqsign_credential_service(const struct reqsign_credential *c);
 
+/**
+ * reqsign_credential_api() - the provider's API base URL ("api", set by the
+ * key service's --api-url), against which `reqsign send PATH` resolves a
+ * path; "" if absent. Thread-safe.
+ */
+REQSIGN_API const char *reqsign_credential_api(const struct reqsign_credential *c);
+
 /** reqsign_credential_label() - the key's label; "" if absent. Thread-safe. */
 REQSIGN_API const char *reqsign_credential_label(const struct reqsign_credential *c);
 
