@@ -132,8 +132,10 @@ struct reqsign_verification {
     int has_content;
 
     /* internal */
-    int state;
-    int digest_check;                 /* DC_* bits: is the content compared to Content-Digest */
+    int state;          /* VS_* in verifier.c */
+    int digest_optional; /* rfc9421 profile: content without a covered content-digest is allowed */
+    int digest_named;   /* "content-digest" covered in any form (with parameters too) */
+    int digest_parsed;  /* Content-Digest present and parsed into expect: the content is hashed */
     enum reqsign_status digest_defer; /* an unusable uncovered Content-Digest: fails on content */
     const struct reqsign_verifier *verifier; /* for the key re-check in phase two */
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN]; /* the key phase one verified with */
