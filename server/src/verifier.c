@@ -3,7 +3,10 @@
  * and parameters (parameter types, request-target, profile rules, configured
  * components and tag, alg, Content-Digest parsed) -> time window -> key
  * lookup -> base -> signature -> nonce; then, in phase two, the body digest
- * and the key's state again (two-phase only). */
+ * and the key's state again (two-phase only). verify_headers() runs one
+ * static step_* function per step, in that order, over a struct vctx; the
+ * large buffers are in a per-thread scratch block (no allocation per verify,
+ * a bounded stack: reqsign/verifier.h, "Allocation and stack"). */
 #include <reqsign/base.h>
 #include <reqsign/base64.h>
 #include <reqsign/sf.h>
