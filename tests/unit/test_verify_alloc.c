@@ -46,7 +46,7 @@
 
 /* ---- counting ---- */
 
-static _Thread_local int counting;       /* this thread's allocations are counted */
+static _Thread_local volatile int counting;       /* this thread's allocations are counted */
 static _Atomic unsigned long n_alloc;    /* every allocation while counting */
 static _Atomic unsigned long n_ossl;     /* of which OpenSSL's own (CRYPTO_malloc) */
 
@@ -461,6 +461,14 @@ TestSuite(verify_alloc, .init = setup, .fini = teardown, .timeout = 240);
 Test(verify_alloc, ten_thousand_mixed_verifies_allocate_nothing)
 {
     run(0, WARM);
+    /* the counter itself works (interposed or hooked) */
+    n_alloc = 0;
+    counting = 1;
+    void *(*volatile alloc)(size_t) = malloc; /* not the builtin: a real call */
+    void *volatile probe = alloc(24);
+    counting = 0;
+    free(probe);
+    cr_assert_eq(n_alloc, 1, "the allocation counter does not count (%lu)", (unsigned long)n_alloc);
     n_alloc = n_ossl = 0;
     counting = 1;
     run(WARM, N_REQ);
