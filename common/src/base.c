@@ -302,9 +302,16 @@ static pthread_key_t sf_key;
 static pthread_once_t sf_once = PTHREAD_ONCE_INIT;
 static int sf_key_ok;
 
+static void sf_free(void *p) /* at thread exit, on that thread */
+{
+    if (sf_tls == p)
+        sf_tls = NULL;
+    free(p);
+}
+
 static void sf_key_init(void)
 {
-    sf_key_ok = pthread_key_create(&sf_key, free) == 0;
+    sf_key_ok = pthread_key_create(&sf_key, sf_free) == 0;
 }
 
 static struct sf_tables *sf_tables(void)

@@ -265,9 +265,10 @@ static _Thread_local unsigned vctx_next, vctx_registered;
 static pthread_key_t vctx_key;
 static pthread_once_t vctx_once = PTHREAD_ONCE_INIT;
 
-static void vctx_free(void *p)
+static void vctx_free(void *p) /* at thread exit, on that thread */
 {
     struct vctx_slot *s = p;
+    vctx_registered = 0;
     for (size_t i = 0; i < VCTX_SLOTS; i++) {
         EVP_MD_CTX_free(s[i].ctx);
         s[i].ctx = NULL;

@@ -458,8 +458,10 @@ static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static int scratch_key_ok;
 static _Thread_local struct scratch *scratch_tls;
 
-static void scratch_free(void *p)
+static void scratch_free(void *p) /* at thread exit, on that thread */
 {
+    if (scratch_tls == p)
+        scratch_tls = NULL;
     free(p);
 }
 
