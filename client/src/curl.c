@@ -153,26 +153,14 @@ static int entry_is(const char *entry, const char *name)
         }                                                                                          \
     } while (0)
 
-/* see reqsign/curl.h */
-enum reqsign_status reqsign_curl_prepare(const struct reqsign_signer *s, CURL *h,
+/* The arguments, and the caller's header list: no signature field in it yet;
+ * *@has_expect if it sets Expect, *@orig_last its last entry. */
+static enum reqsign_status check_request(const struct reqsign_signer *s, CURL *h,
                                          const struct reqsign_curl_request *r,
-                                         struct curl_slist **headers,
-                                         struct reqsign_curl_upload **upload,
-                                         struct reqsign_error *err)
+                                         struct curl_slist *const *headers,
+                                         struct reqsign_curl_upload **upload, int *has_expect,
+                                         struct curl_slist **orig_last, struct reqsign_error *err)
 {
-    struct reqsign_signed local;
-    struct reqsign_signed *sig;
-    struct reqsign_sign_input in;
-    struct reqsign_curl_upload *u = NULL;
-    struct curl_slist *orig_last = NULL, *list;
-    char digest[REQSIGN_CONTENT_DIGEST_MAX];
-    char line[REQSIGN_SIGNATURE_INPUT_MAX + 32];
-    const char *method;
-    int has_expect = 0, appended = 0;
-    enum reqsign_status st;
-
-    if (upload != NULL)
-        *upload = NULL;
     if (s == NULL || h == NULL || r == NULL || r->url == NULL || headers == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
                                  "signer, handle, request, url and headers are required");
@@ -188,34 +176,28 @@ enum reqsign_status reqsign_curl_prepare(const struct reqsign_signer *s, CURL *h
     if (r->body_file != NULL && (r->flags & REQSIGN_CURL_CALLER_BODY))
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
                                  "body_file is sent by reqsign: drop REQSIGN_CURL_CALLER_BODY");
-    for (list = *headers; list != NULL; list = list->next) {
+    *has_expect = 0;
+    *orig_last = NULL;
+    for (struct curl_slist *list = *headers; list != NULL; list = list->next) {
         if (entry_is(list->data, "Content-Digest") || entry_is(list->data, "Signature-Input") ||
             entry_is(list->data, "Signature"))
             return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
                                      "the header list already has a signature field: '%.40s'",
                                      list->data);
         if (entry_is(list->data, "Expect"))
-            has_expect = 1;
-        orig_last = list;
+            *has_expect = 1;
+        *orig_last = list;
     }
-    int has_body = r->body != NULL || r->body_file != NULL || r->content_digest != NULL;
-    method = r->method != NULL ? r->method : has_body ? "POST" : "GET";
-    int caller_body = r->content_digest != NULL || (r->flags & REQSIGN_CURL_CALLER_BODY);
+    return REQSIGN_OK;
+}
 
-    /* the body file: digest pass */
-    if (r->body_file != NULL) {
-        st = upload_open(r->body_file, reqsign_signer_digest_algs(s), &u, digest, sizeof(digest),
-                         err);
-        if (st != REQSIGN_OK)
-            return st;
-    }
-
-    /* sign */
-    sig = r->out != NULL ? r->out : &local;
-    if (sig == &local) {
-        local.base_buf = NULL;
-        local.base_cap = 0;
-    }
+/* Sign @r as @method into @sig; @digest: the body file's Content-Digest. */
+static enum reqsign_status sign_request(const struct reqsign_signer *s,
+                                        const struct reqsign_curl_request *r, const char *method,
+                                        const char *digest, struct reqsign_signed *sig,
+                                        struct reqsign_error *err)
+{
+    struct reqsign_sign_input in;
     memset(&in, 0, sizeof(in));
     in.method = method;
     in.url = r->url;
@@ -224,11 +206,18 @@ enum reqsign_status reqsign_curl_prepare(const struct reqsign_signer *s, CURL *h
     in.content_digest = r->body_file != NULL ? digest : r->content_digest;
     in.created = r->created;
     in.nonce = r->nonce;
-    st = reqsign_signer_sign(s, &in, sig, err);
-    if (st != REQSIGN_OK)
-        goto fail;
+    return reqsign_signer_sign(s, &in, sig, err);
+}
 
-    /* the transfer */
+/* The transfer's URL, method and body options. */
+static enum reqsign_status set_transfer(const struct reqsign_signer *s, CURL *h,
+                                        const struct reqsign_curl_request *r, const char *method,
+                                        const struct reqsign_curl_upload *u,
+                                        struct reqsign_error *err)
+{
+    enum reqsign_status st = REQSIGN_OK;
+    int caller_body = r->content_digest != NULL || (r->flags & REQSIGN_CURL_CALLER_BODY);
+
     SETOPT(h, CURLOPT_URL, r->url);
     SETOPT(h, CURLOPT_PATH_AS_IS, reqsign_signer_path_as_is(s) ? 1L : 0L);
     if (strcmp(method, "HEAD") == 0) {
@@ -264,8 +253,17 @@ enum reqsign_status reqsign_curl_prepare(const struct reqsign_signer *s, CURL *h
             SETOPT(h, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") == 0 ? NULL : method);
         }
     }
+fail:
+    return st;
+}
 
-    /* the header fields, appended to the caller's list */
+/* The signature's header fields (and an empty Expect unless the caller set
+ * one), appended to the caller's list; *@appended once the list grew. */
+static enum reqsign_status append_fields(const struct reqsign_signed *sig, int has_expect,
+                                         struct curl_slist **headers, int *appended,
+                                         struct reqsign_error *err)
+{
+    char line[REQSIGN_SIGNATURE_INPUT_MAX + 32];
     for (size_t i = 0; i < sig->n_headers + 1; i++) {
         int n;
         if (i < sig->n_headers)
@@ -276,19 +274,58 @@ enum reqsign_status reqsign_curl_prepare(const struct reqsign_signer *s, CURL *h
             n = snprintf(line, sizeof(line), "Expect:");
         else
             break;
-        if (n < 0 || (size_t)n >= sizeof(line)) {
-            st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
-                                   "header field too long");
-            goto fail;
-        }
-        list = curl_slist_append(*headers, line); /* *headers is NULL iff orig_last is */
-        if (list == NULL) {
-            st = reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
-            goto fail;
-        }
+        if (n < 0 || (size_t)n >= sizeof(line))
+            return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
+                                     "header field too long");
+        /* *headers is NULL iff the caller's list was empty */
+        struct curl_slist *list = curl_slist_append(*headers, line);
+        if (list == NULL)
+            return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
         *headers = list;
-        appended = 1;
+        *appended = 1;
     }
+    return REQSIGN_OK;
+}
+
+/* see reqsign/curl.h */
+enum reqsign_status reqsign_curl_prepare(const struct reqsign_signer *s, CURL *h,
+                                         const struct reqsign_curl_request *r,
+                                         struct curl_slist **headers,
+                                         struct reqsign_curl_upload **upload,
+                                         struct reqsign_error *err)
+{
+    struct reqsign_signed local;
+    struct reqsign_signed *sig;
+    struct reqsign_curl_upload *u = NULL;
+    struct curl_slist *orig_last = NULL;
+    char digest[REQSIGN_CONTENT_DIGEST_MAX];
+    int has_expect = 0, appended = 0;
+    enum reqsign_status st;
+
+    if (upload != NULL)
+        *upload = NULL;
+    st = check_request(s, h, r, headers, upload, &has_expect, &orig_last, err);
+    if (st != REQSIGN_OK)
+        return st;
+    int has_body = r->body != NULL || r->body_file != NULL || r->content_digest != NULL;
+    const char *method = r->method != NULL ? r->method : has_body ? "POST" : "GET";
+
+    /* the body file: digest pass */
+    if (r->body_file != NULL) {
+        st = upload_open(r->body_file, reqsign_signer_digest_algs(s), &u, digest, sizeof(digest),
+                         err);
+        if (st != REQSIGN_OK)
+            return st;
+    }
+    sig = r->out != NULL ? r->out : &local;
+    if (sig == &local) {
+        local.base_buf = NULL;
+        local.base_cap = 0;
+    }
+    if ((st = sign_request(s, r, method, digest, sig, err)) != REQSIGN_OK ||
+        (st = set_transfer(s, h, r, method, u, err)) != REQSIGN_OK ||
+        (st = append_fields(sig, has_expect, headers, &appended, err)) != REQSIGN_OK)
+        goto fail;
     SETOPT(h, CURLOPT_HTTPHEADER, *headers);
     if (upload != NULL)
         *upload = u;

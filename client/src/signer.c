@@ -268,28 +268,13 @@ static enum reqsign_status profile_base(const struct reqsign_request *req,
     return REQSIGN_OK;
 }
 
-/* see reqsign/signer.h */
-enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
-                                        const struct reqsign_sign_input *in,
-                                        struct reqsign_signed *out, struct reqsign_error *err)
+/* Content-Digest: the caller's value, checked, or computed from the body. */
+static enum reqsign_status sign_content_digest(const struct reqsign_signer *s,
+                                               const struct reqsign_sign_input *in,
+                                               struct reqsign_signed *out,
+                                               struct reqsign_error *err)
 {
-    struct reqsign__url_parts u;
-    enum reqsign_status st;
     size_t len;
-
-    if (s == NULL || in == NULL || out == NULL || in->method == NULL || in->url == NULL)
-        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
-                                 "signer, input, output, method and url are required");
-    if (!valid_method(in->method))
-        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
-                                 "method must be an HTTP token of at most %d characters",
-                                 REQSIGN_METHOD_MAX);
-    out->base_len = 0;
-    st = reqsign__url_parse(in->url, s->path_as_is, &u, err);
-    if (st != REQSIGN_OK)
-        return st;
-
-    /* Content-Digest */
     if (in->content_digest != NULL) {
         size_t n = strlen(in->content_digest);
         if (n == 0 || n >= sizeof(out->content_digest) || !printable(in->content_digest, n) ||
@@ -297,15 +282,22 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
             return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                      "content_digest must be a Content-Digest field value");
         memcpy(out->content_digest, in->content_digest, n + 1);
-    } else {
-        st = reqsign_content_digest(s->digest_algs, in->body, in->body_len, out->content_digest,
-                                    sizeof(out->content_digest), &len);
-        if (st != REQSIGN_OK)
-            return reqsign_error_set(err, st, SRC_SIGNER, REQSIGN_NO_OFFSET,
-                                     "cannot compute Content-Digest");
+        return REQSIGN_OK;
     }
+    enum reqsign_status st = reqsign_content_digest(s->digest_algs, in->body, in->body_len,
+                                                    out->content_digest,
+                                                    sizeof(out->content_digest), &len);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, SRC_SIGNER, REQSIGN_NO_OFFSET,
+                                 "cannot compute Content-Digest");
+    return REQSIGN_OK;
+}
 
-    /* nonce */
+/* The nonce: the caller's, checked, or 16 random bytes in base64url. */
+static enum reqsign_status sign_nonce(const struct reqsign_sign_input *in,
+                                      struct reqsign_signed *out, struct reqsign_error *err)
+{
+    size_t len;
     if (in->nonce != NULL) {
         size_t n = strlen(in->nonce);
         if (n < REQSIGN_NONCE_MIN_LEN || n > REQSIGN_NONCE_MAX_LEN || !printable(in->nonce, n))
@@ -313,35 +305,46 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
                                      "nonce must be %d..%d printable ASCII characters",
                                      REQSIGN_NONCE_MIN_LEN, REQSIGN_NONCE_MAX_LEN);
         memcpy(out->nonce, in->nonce, n + 1);
-    } else {
-        uint8_t rnd[REQSIGN__NONCE_RAW_LEN];
-        if (reqsign__nonce_bytes(rnd) != 0)
-            return reqsign_error_set(err, REQSIGN_E_RANDOM, SRC_SIGNER, REQSIGN_NO_OFFSET, NULL);
-        st = reqsign_base64url_encode(rnd, sizeof(rnd), out->nonce, sizeof(out->nonce), &len);
-        if (st != REQSIGN_OK)
-            return reqsign_error_set(err, REQSIGN_E_INTERNAL, SRC_SIGNER, REQSIGN_NO_OFFSET,
-                                     "nonce encoding");
+        return REQSIGN_OK;
     }
+    uint8_t rnd[REQSIGN__NONCE_RAW_LEN];
+    if (reqsign__nonce_bytes(rnd) != 0)
+        return reqsign_error_set(err, REQSIGN_E_RANDOM, SRC_SIGNER, REQSIGN_NO_OFFSET, NULL);
+    if (reqsign_base64url_encode(rnd, sizeof(rnd), out->nonce, sizeof(out->nonce), &len) !=
+        REQSIGN_OK)
+        return reqsign_error_set(err, REQSIGN_E_INTERNAL, SRC_SIGNER, REQSIGN_NO_OFFSET,
+                                 "nonce encoding");
+    return REQSIGN_OK;
+}
 
-    /* created */
+/* created: the caller's, else the signer's clock. */
+static enum reqsign_status sign_created(const struct reqsign_signer *s,
+                                        const struct reqsign_sign_input *in,
+                                        struct reqsign_signed *out, struct reqsign_error *err)
+{
     out->created = in->created != 0 ? in->created
                    : s->clock != NULL ? s->clock(s->clock_ctx)
                                       : (int64_t)time(NULL);
     if (out->created < 0)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                  "created must not be negative");
+    return REQSIGN_OK;
+}
 
-    /* Signature-Input: label=("@method" ... "content-digest");created=..., written
-     * directly; it is what reqsign_sf_write_member_value() gives for the same
-     * member (tests/unit/test_signer.c checks both agree) */
+/* Signature-Input: label=("@method" ... "content-digest");created=..., written
+ * directly; it is what reqsign_sf_write_member_value() gives for the same
+ * member (tests/unit/test_signer.c checks both agree). */
+static enum reqsign_status sign_signature_input(const struct reqsign_signer *s,
+                                                struct reqsign_signed *out,
+                                                struct reqsign_error *err)
+{
     if (out->created > SF_INT_MAX || s->expires_in > SF_INT_MAX - out->created)
         return reqsign_error_set(err, REQSIGN_E_SF_SERIALIZE, "Signature-Input",
                                  REQSIGN_NO_OFFSET, "created or expires beyond %lld",
                                  (long long)SF_INT_MAX);
     int64_t expires = out->created + s->expires_in;
-    size_t ln = strlen(s->label);
     struct reqsign__buf sib = {out->signature_input, sizeof(out->signature_input) - 1, 0, 0};
-    reqsign__buf_put(&sib, s->label, ln);
+    reqsign__buf_puts(&sib, s->label);
     reqsign__buf_puts(&sib, "=(\"@method\" \"@authority\" \"@path\" \"@query\" "
                             "\"content-digest\");created=");
     put_sf(&sib, NULL, out->created);
@@ -362,31 +365,43 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
         return reqsign_error_set(err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
                                  "cannot serialise Signature-Input");
     out->signature_input[sib.len] = '\0';
-    size_t pos = sib.len;
+    return REQSIGN_OK;
+}
 
-    /* the request as it will be sent */
+/* The base of the request as it will be sent, signed into @sig; a copy for
+ * the caller's debug buffer if it set one. */
+static enum reqsign_status sign_base(const struct reqsign_signer *s,
+                                     const struct reqsign_sign_input *in,
+                                     const struct reqsign__url_parts *u,
+                                     struct reqsign_signed *out,
+                                     uint8_t sig[REQSIGN_ED25519_SIG_LEN],
+                                     struct reqsign_error *err)
+{
+    size_t ln = strlen(s->label);
     struct reqsign_request req;
     req.method = reqsign__span_cstr(in->method);
-    req.scheme.ptr = u.scheme;
-    req.scheme.len = u.scheme_len;
-    req.authority.ptr = u.authority;
-    req.authority.len = u.authority_len;
-    req.target.ptr = u.target;
-    req.target.len = u.target_len;
+    req.scheme.ptr = u->scheme;
+    req.scheme.len = u->scheme_len;
+    req.authority.ptr = u->authority;
+    req.authority.len = u->authority_len;
+    req.target.ptr = u->target;
+    req.target.len = u->target_len;
     req.headers = NULL;
     req.n_headers = 0;
-    struct reqsign_span si_value = {out->signature_input + ln + 1, pos - ln - 1};
+    struct reqsign_span si_value = {out->signature_input + ln + 1,
+                                    strlen(out->signature_input) - ln - 1};
 
     char stackbuf[4096];
     char *base = stackbuf;
     size_t base_len = 0;
-    st = profile_base(&req, &u, out->content_digest, si_value, base, sizeof(stackbuf), &base_len, err);
+    enum reqsign_status st = profile_base(&req, u, out->content_digest, si_value, base,
+                                          sizeof(stackbuf), &base_len, err);
     if (st == REQSIGN_E_BUFFER_TOO_SMALL) {
         base = malloc(REQSIGN_BASE_MAX);
         if (base == NULL)
             return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER, REQSIGN_NO_OFFSET, NULL);
-        st = profile_base(&req, &u, out->content_digest, si_value, base, REQSIGN_BASE_MAX, &base_len,
-                          err);
+        st = profile_base(&req, u, out->content_digest, si_value, base, REQSIGN_BASE_MAX,
+                          &base_len, err);
         if (st == REQSIGN_E_BUFFER_TOO_SMALL)
             st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                    "signature base longer than %d bytes", REQSIGN_BASE_MAX);
@@ -396,22 +411,26 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
         memcpy(out->base_buf, base, n);
         out->base_len = n;
     }
-
-    uint8_t sig[REQSIGN_ED25519_SIG_LEN];
     if (st == REQSIGN_OK)
         st = reqsign_key_sign(s->key, (const uint8_t *)base, base_len, sig);
     if (base != stackbuf)
         free(base);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st, SRC_SIGNER, REQSIGN_NO_OFFSET, "signing failed");
+    return REQSIGN_OK;
+}
 
-    /* Signature: label=:base64: */
+/* Signature: label=:base64:, and the three header views. */
+static enum reqsign_status sign_signature(const struct reqsign_signer *s,
+                                          const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
+                                          struct reqsign_signed *out, struct reqsign_error *err)
+{
+    size_t ln = strlen(s->label), len;
     memcpy(out->signature, s->label, ln);
     out->signature[ln] = '=';
     out->signature[ln + 1] = ':';
-    st = reqsign_base64_encode(sig, sizeof(sig), out->signature + ln + 2,
-                               sizeof(out->signature) - ln - 3, &len);
-    if (st != REQSIGN_OK)
+    if (reqsign_base64_encode(sig, REQSIGN_ED25519_SIG_LEN, out->signature + ln + 2,
+                              sizeof(out->signature) - ln - 3, &len) != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_INTERNAL, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                  "signature encoding");
     out->signature[ln + 2 + len] = ':';
@@ -425,6 +444,33 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
     out->headers[2].value = reqsign__span_cstr(out->signature);
     out->n_headers = 3;
     return REQSIGN_OK;
+}
+
+/* see reqsign/signer.h */
+enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
+                                        const struct reqsign_sign_input *in,
+                                        struct reqsign_signed *out, struct reqsign_error *err)
+{
+    struct reqsign__url_parts u;
+    uint8_t sig[REQSIGN_ED25519_SIG_LEN];
+    enum reqsign_status st;
+
+    if (s == NULL || in == NULL || out == NULL || in->method == NULL || in->url == NULL)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
+                                 "signer, input, output, method and url are required");
+    if (!valid_method(in->method))
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
+                                 "method must be an HTTP token of at most %d characters",
+                                 REQSIGN_METHOD_MAX);
+    out->base_len = 0;
+    if ((st = reqsign__url_parse(in->url, s->path_as_is, &u, err)) != REQSIGN_OK ||
+        (st = sign_content_digest(s, in, out, err)) != REQSIGN_OK ||
+        (st = sign_nonce(in, out, err)) != REQSIGN_OK ||
+        (st = sign_created(s, in, out, err)) != REQSIGN_OK ||
+        (st = sign_signature_input(s, out, err)) != REQSIGN_OK ||
+        (st = sign_base(s, in, &u, out, sig, err)) != REQSIGN_OK)
+        return st;
+    return sign_signature(s, sig, out, err);
 }
 
 /* see reqsign/signer.h */

@@ -2,6 +2,8 @@
 #include <reqsign/base.h>
 #include <reqsign/base64.h>
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -286,16 +288,57 @@ static enum reqsign_status field_combined(const struct reqsign_request *req, str
     return b->overflow ? REQSIGN_E_LIMIT : REQSIGN_OK;
 }
 
-/* `sf` and `key`: parse and re-serialise strictly. Kept out of line so the
- * common path does not carry these arrays on its stack. */
-__attribute__((noinline)) static enum reqsign_status
-field_structured(struct reqsign_span comp, struct reqsign_span value, const struct comp_params *cp,
-                 struct reqsign__buf *out, struct reqsign_error *err)
-{
+/* The parse tables of a structured field (`sf`, `key`): 31 KiB, too much
+ * for a verify's stack bound (reqsign/verifier.h), so one block per thread,
+ * made by its first use and freed when the thread exits. A base is built
+ * without callbacks, so the block is never in use twice on one thread. */
+struct sf_tables {
     struct reqsign_sf_member members[64];
     struct reqsign_sf_item items[256];
     struct reqsign_sf_param params[256];
-    struct reqsign_sf_parsed p = {members, 64, 0, items, 256, 0, params, 256, 0};
+};
+static _Thread_local struct sf_tables *sf_tls;
+static pthread_key_t sf_key;
+static pthread_once_t sf_once = PTHREAD_ONCE_INIT;
+static int sf_key_ok;
+
+static void sf_free(void *p) /* at thread exit, on that thread */
+{
+    if (sf_tls == p)
+        sf_tls = NULL;
+    free(p);
+}
+
+static void sf_key_init(void)
+{
+    sf_key_ok = pthread_key_create(&sf_key, sf_free) == 0;
+}
+
+static struct sf_tables *sf_tables(void)
+{
+    if (sf_tls != NULL)
+        return sf_tls;
+    pthread_once(&sf_once, sf_key_init);
+    struct sf_tables *t = malloc(sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    if (!sf_key_ok || pthread_setspecific(sf_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    return sf_tls = t;
+}
+
+/* `sf` and `key`: parse and re-serialise strictly. */
+static enum reqsign_status field_structured(struct reqsign_span comp, struct reqsign_span value,
+                                            const struct comp_params *cp,
+                                            struct reqsign__buf *out, struct reqsign_error *err)
+{
+    struct sf_tables *t = sf_tables();
+    if (t == NULL)
+        return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET,
+                                 "no memory for the parse of \"%.*s\"", (int)comp.len, comp.ptr);
+    struct reqsign_sf_parsed p = {t->members, 64, 0, t->items, 256, 0, t->params, 256, 0};
     enum sf_kind kind = cp->key != NULL ? SF_DICT : sf_kind_of(comp);
     enum reqsign_status st;
 

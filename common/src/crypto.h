@@ -112,13 +112,18 @@ enum reqsign__hash_alg {
 int reqsign__sha256(const void *msg, size_t len, uint8_t out[REQSIGN__SHA256_LEN]);
 int reqsign__sha512(const void *msg, size_t len, uint8_t out[REQSIGN__SHA512_LEN]);
 
-/* Streaming: new / update / final / free. final writes the digest (32 or 64
- * bytes) and leaves the context unusable except for free. */
-struct reqsign__hash;
-struct reqsign__hash *reqsign__hash_new(enum reqsign__hash_alg alg);
-int reqsign__hash_update(struct reqsign__hash *h, const void *data, size_t len);
-int reqsign__hash_final(struct reqsign__hash *h, uint8_t *out);
-void reqsign__hash_free(struct reqsign__hash *h);
+/* Streaming, in caller storage (struct reqsign_digest's state[]): @state is
+ * REQSIGN__HASH_STATE_SIZE bytes, 8-aligned. The low-level path (the default)
+ * keeps the whole hash state there and allocates nothing; the EVP path
+ * (-Ddigest_api=evp) makes an EVP_MD_CTX per start and keeps it in *@evp.
+ * start / update / final return 0 / -1; final writes the digest (32 or 64
+ * bytes) and leaves the state unusable except for release. release frees
+ * what start made (nothing on the low-level path) and sets *@evp to NULL. */
+#define REQSIGN__HASH_STATE_SIZE 240
+int reqsign__hash_start(void *state, void **evp, enum reqsign__hash_alg alg);
+int reqsign__hash_update(void *state, void *evp, const void *data, size_t len);
+int reqsign__hash_final(void *state, void *evp, uint8_t *out);
+void reqsign__hash_release(void **evp);
 /* "openssl-lowlevel" or "openssl-evp": how SHA-2 is computed (crypto_openssl.c). */
 const char *reqsign__hash_api(void);
 

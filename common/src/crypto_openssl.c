@@ -5,9 +5,10 @@
  * crypto_backend option. The Ed25519 primitives (keygen, public-from-seed,
  * sign, verify and their handles) are backend-specific:
  * crypto_ed25519_openssl.c or crypto_ed25519_sodium.c, chosen by
- * common/meson.build. struct reqsign__hash is made per use (never shared
- * between threads): OpenSSL's low-level SHA-2 context by default, an
- * EVP_MD_CTX with -Ddigest_api=evp (see "SHA-2" below).
+ * common/meson.build. A streaming hash lives in the caller's storage
+ * (struct reqsign_digest, never shared between threads): OpenSSL's low-level
+ * SHA-2 context inline by default, an EVP_MD_CTX with -Ddigest_api=evp (see
+ * "SHA-2" below).
  *
  * Every failure clears the thread's OpenSSL error queue so that a failed
  * parse or a bad signature leaves nothing behind for the application.
@@ -385,41 +386,36 @@ static int oneshot(enum reqsign__hash_alg alg, const void *msg, size_t len, uint
     return 0;
 }
 
+_Static_assert(sizeof(struct reqsign__hash) <= REQSIGN__HASH_STATE_SIZE,
+               "REQSIGN__HASH_STATE_SIZE too small for the low-level SHA-2 state");
+
 /* see crypto.h */
-struct reqsign__hash *reqsign__hash_new(enum reqsign__hash_alg alg)
+int reqsign__hash_start(void *state, void **evp, enum reqsign__hash_alg alg)
 {
-    struct reqsign__hash *h = malloc(sizeof(*h));
-    if (h == NULL)
-        return NULL;
-    if (ll_init(h, alg) != 0) {
-        free(h);
-        return NULL;
-    }
-    return h;
+    *evp = NULL;
+    return ll_init(state, alg);
 }
 
 /* see crypto.h */
-int reqsign__hash_update(struct reqsign__hash *h, const void *data, size_t len)
+int reqsign__hash_update(void *state, void *evp, const void *data, size_t len)
 {
-    if (h == NULL)
-        return -1;
+    (void)evp;
     if (len == 0)
         return 0;
-    return ll_update(h, data, len);
+    return ll_update(state, data, len);
 }
 
 /* see crypto.h */
-int reqsign__hash_final(struct reqsign__hash *h, uint8_t *out)
+int reqsign__hash_final(void *state, void *evp, uint8_t *out)
 {
-    if (h == NULL)
-        return -1;
-    return ll_final(h, out);
+    (void)evp;
+    return ll_final(state, out);
 }
 
 /* see crypto.h */
-void reqsign__hash_free(struct reqsign__hash *h)
+void reqsign__hash_release(void **evp)
 {
-    free(h);
+    *evp = NULL; /* nothing was allocated */
 }
 
 /* see reqsign/key.h */
@@ -468,32 +464,36 @@ static int oneshot(enum reqsign__hash_alg alg, const void *msg, size_t len, uint
 }
 
 /* see crypto.h */
-struct reqsign__hash *reqsign__hash_new(enum reqsign__hash_alg alg)
+int reqsign__hash_start(void *state, void **evp, enum reqsign__hash_alg alg)
 {
     const EVP_MD *md = hash_md(alg);
     EVP_MD_CTX *ctx;
 
+    (void)state;
+    *evp = NULL;
     if (md == NULL)
-        return NULL;
+        return -1;
     ctx = EVP_MD_CTX_new();
     if (ctx == NULL)
-        return NULL;
+        return -1;
     if (EVP_DigestInit_ex(ctx, md, NULL) != 1) {
         EVP_MD_CTX_free(ctx);
         ERR_clear_error();
-        return NULL;
+        return -1;
     }
-    return (struct reqsign__hash *)ctx;
+    *evp = ctx;
+    return 0;
 }
 
 /* see crypto.h */
-int reqsign__hash_update(struct reqsign__hash *h, const void *data, size_t len)
+int reqsign__hash_update(void *state, void *evp, const void *data, size_t len)
 {
-    if (h == NULL)
+    (void)state;
+    if (evp == NULL)
         return -1;
     if (len == 0)
         return 0;
-    if (EVP_DigestUpdate((EVP_MD_CTX *)h, data, len) != 1) {
+    if (EVP_DigestUpdate((EVP_MD_CTX *)evp, data, len) != 1) {
         ERR_clear_error();
         return -1;
     }
@@ -501,9 +501,10 @@ int reqsign__hash_update(struct reqsign__hash *h, const void *data, size_t len)
 }
 
 /* see crypto.h */
-int reqsign__hash_final(struct reqsign__hash *h, uint8_t *out)
+int reqsign__hash_final(void *state, void *evp, uint8_t *out)
 {
-    if (h == NULL || EVP_DigestFinal_ex((EVP_MD_CTX *)h, out, NULL) != 1) {
+    (void)state;
+    if (evp == NULL || EVP_DigestFinal_ex((EVP_MD_CTX *)evp, out, NULL) != 1) {
         ERR_clear_error();
         return -1;
     }
@@ -511,9 +512,10 @@ int reqsign__hash_final(struct reqsign__hash *h, uint8_t *out)
 }
 
 /* see crypto.h */
-void reqsign__hash_free(struct reqsign__hash *h)
+void reqsign__hash_release(void **evp)
 {
-    EVP_MD_CTX_free((EVP_MD_CTX *)h);
+    EVP_MD_CTX_free((EVP_MD_CTX *)*evp);
+    *evp = NULL;
 }
 
 /* see crypto.h */

@@ -1,7 +1,8 @@
 /* reqsign: RFC 9530 Content-Digest, sha-256 and sha-512.
  *
- * Computing: struct reqsign_digest holds one backend hash context per
- * algorithm (ctx[0] sha-256, ctx[1] sha-512). The field value is written in
+ * Computing: struct reqsign_digest holds one hash state per algorithm,
+ * inline (state[0] / ctx[0] sha-256, state[1] / ctx[1] sha-512; ctx[] only on
+ * the EVP path, see crypto.h). The field value is written in
  * RFC 8941 canonical form, sha-512 first.
  *
  * Checking: the field is an RFC 8941 Dictionary (parsed with the zero-copy
@@ -16,6 +17,9 @@
 #include <string.h>
 
 #include "crypto.h"
+
+_Static_assert(sizeof(((struct reqsign_digest *)0)->state[0]) >= REQSIGN__HASH_STATE_SIZE,
+               "struct reqsign_digest: state[] too small for crypto.h");
 
 #define SRC "Content-Digest"
 #define ALL_ALGS (REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512)
@@ -52,8 +56,7 @@ enum reqsign_status reqsign_digest_init(struct reqsign_digest *d, unsigned algs)
         const struct alg_info *a = &algs_tab[i];
         if (!(algs & a->alg))
             continue;
-        d->ctx[a->slot] = reqsign__hash_new(a->hash);
-        if (d->ctx[a->slot] == NULL) {
+        if (reqsign__hash_start(d->state[a->slot], &d->ctx[a->slot], a->hash) != 0) {
             reqsign_digest_cleanup(d);
             return REQSIGN_E_NOMEM;
         }
@@ -73,7 +76,7 @@ enum reqsign_status reqsign_digest_update(struct reqsign_digest *d, const void *
         const struct alg_info *a = &algs_tab[i];
         if (!(d->algs & a->alg))
             continue;
-        if (reqsign__hash_update(d->ctx[a->slot], data, len) != 0)
+        if (reqsign__hash_update(d->state[a->slot], d->ctx[a->slot], data, len) != 0)
             return REQSIGN_E_CRYPTO;
     }
     d->total += (uint64_t)len;
@@ -85,10 +88,8 @@ void reqsign_digest_cleanup(struct reqsign_digest *d)
 {
     if (d == NULL)
         return;
-    for (size_t i = 0; i < 2; i++) {
-        reqsign__hash_free(d->ctx[i]);
-        d->ctx[i] = NULL;
-    }
+    for (size_t i = 0; i < 2; i++)
+        reqsign__hash_release(&d->ctx[i]);
     d->algs = 0;
 }
 
@@ -98,9 +99,9 @@ static enum reqsign_status finish(struct reqsign_digest *d, uint8_t raw256[REQSI
 {
     enum reqsign_status st = REQSIGN_OK;
 
-    if ((d->algs & REQSIGN_DIGEST_SHA256) && reqsign__hash_final(d->ctx[0], raw256) != 0)
+    if ((d->algs & REQSIGN_DIGEST_SHA256) && reqsign__hash_final(d->state[0], d->ctx[0], raw256) != 0)
         st = REQSIGN_E_CRYPTO;
-    if ((d->algs & REQSIGN_DIGEST_SHA512) && reqsign__hash_final(d->ctx[1], raw512) != 0)
+    if ((d->algs & REQSIGN_DIGEST_SHA512) && reqsign__hash_final(d->state[1], d->ctx[1], raw512) != 0)
         st = REQSIGN_E_CRYPTO;
     reqsign_digest_cleanup(d);
     return st;

@@ -3,12 +3,16 @@
  * and parameters (parameter types, request-target, profile rules, configured
  * components and tag, alg, Content-Digest parsed) -> time window -> key
  * lookup -> base -> signature -> nonce; then, in phase two, the body digest
- * and the key's state again (two-phase only). */
+ * and the key's state again (two-phase only). verify_headers() runs one
+ * static step_* function per step, in that order, over a struct vctx; the
+ * large buffers are in a per-thread scratch block (no allocation per verify,
+ * a bounded stack: reqsign/verifier.h, "Allocation and stack"). */
 #include <reqsign/base.h>
 #include <reqsign/base64.h>
 #include <reqsign/sf.h>
 #include <reqsign/verifier.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,13 +22,8 @@
 
 #include "util.h"
 
+/* vs->state */
 enum { VS_NEW = 0, VS_HEADERS_OK = 1, VS_DONE = 2, VS_FAILED = 3 };
-
-/* vs->digest_check: why the content is compared to Content-Digest */
-enum {
-    DC_COVERED = 1, /* "content-digest" covered, with or without parameters */
-    DC_PRESENT = 2, /* Content-Digest present and parsed into vs->expect; hashing */
-};
 
 /* Prepared public keys (struct reqsign_key: the backend's parsed key, e.g. an
  * EVP_PKEY), so that a verify does not make a key object per request. Keyed
@@ -435,31 +434,109 @@ static enum reqsign_status pick_authority(const struct reqsign_verifier *v,
                              host, list);
 }
 
-static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
-                                          const struct reqsign_request *req_in,
-                                          struct reqsign_verification *vs,
-                                          struct reqsign_error *err)
-{
+/* ---- phase one, one function per step of spec/PROTOCOL.md section 9 ---- */
+
+/* The large buffers of one phase one: the two combined fields, their parse
+ * tables, the combined Content-Digest and the signature base. One block per
+ * thread (scratch_get()), so that a verify neither allocates nor uses much
+ * stack (see "Allocation and stack" in reqsign/verifier.h). */
+struct scratch {
     char si_buf[REQSIGN_SIG_FIELD_MAX], sg_buf[REQSIGN_SIG_FIELD_MAX];
-    struct reqsign__buf sib = {si_buf, sizeof(si_buf), 0, 0};
-    struct reqsign__buf sgb = {sg_buf, sizeof(sg_buf), 0, 0};
     struct reqsign_sf_member si_m[REQSIGN_MAX_SIGNATURES], sg_m[REQSIGN_MAX_SIGNATURES];
     struct reqsign_sf_item si_i[REQSIGN_MAX_SIGNATURES * REQSIGN_MAX_COMPONENTS];
     struct reqsign_sf_param si_p[REQSIGN_MAX_SIGNATURES *
                                  (REQSIGN_MAX_COMPONENTS + REQSIGN_MAX_SIG_PARAMS)];
     struct reqsign_sf_item sg_i[REQSIGN_MAX_SIGNATURES];
     struct reqsign_sf_param sg_p[REQSIGN_MAX_SIGNATURES * 4];
-    struct reqsign_sf_parsed si = {si_m, REQSIGN_MAX_SIGNATURES, 0,
-                                   si_i, sizeof(si_i) / sizeof(si_i[0]), 0,
-                                   si_p, sizeof(si_p) / sizeof(si_p[0]), 0};
-    struct reqsign_sf_parsed sg = {sg_m, REQSIGN_MAX_SIGNATURES, 0, sg_i, REQSIGN_MAX_SIGNATURES,
-                                   0, sg_p, REQSIGN_MAX_SIGNATURES * 4, 0};
-    enum reqsign_status st;
-    struct reqsign_request req = *req_in;
+    char cd[REQSIGN_CONTENT_DIGEST_IN_MAX];
+    char base[REQSIGN_BASE_MAX];
+    int busy; /* in use by a verify on this thread */
+};
 
-    /* 1. parse */
-    size_t n_si = combine(&req, "signature-input", &sib);
-    size_t n_sg = combine(&req, "signature", &sgb);
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+static _Thread_local struct scratch *scratch_tls;
+
+static void scratch_free(void *p) /* at thread exit, on that thread */
+{
+    if (scratch_tls == p)
+        scratch_tls = NULL;
+    free(p);
+}
+
+static void scratch_key_init(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* This thread's scratch block, made by its first verify and freed when the
+ * thread exits; a block of its own (freed by scratch_put()) if the thread's
+ * is in use (a verify from inside a key lookup) or cannot be registered. */
+static struct scratch *scratch_get(void)
+{
+    struct scratch *s = scratch_tls;
+    if (s != NULL && !s->busy) {
+        s->busy = 1;
+        return s;
+    }
+    s = malloc(sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->busy = 1;
+    if (scratch_tls == NULL) {
+        pthread_once(&scratch_once, scratch_key_init);
+        if (scratch_key_ok && pthread_setspecific(scratch_key, s) == 0)
+            scratch_tls = s;
+    }
+    return s;
+}
+
+static void scratch_put(struct scratch *s)
+{
+    s->busy = 0;
+    if (s != scratch_tls)
+        free(s);
+}
+
+/* What the steps share. */
+struct vctx {
+    const struct reqsign_verifier *v;
+    const struct reqsign_request *req_in; /* as received */
+    struct reqsign_request req;           /* scheme and authority as the client saw them */
+    struct reqsign_verification *vs;
+    struct reqsign_error *err;
+    struct scratch *s;
+    struct reqsign_sf_parsed si, sg;  /* Signature-Input, Signature */
+    const struct reqsign_sf_member *m; /* the selected Signature-Input member */
+    uint8_t sig[REQSIGN_ED25519_SIG_LEN + 3];
+    struct sig_params sp;
+    int has_query;
+    int64_t now;
+    struct reqsign_key_info info;
+    const char *picked; /* the configured authority put in the base, if any */
+    size_t base_len;    /* the base is in s->base */
+};
+
+/* 1. Parse: both fields present, combined, within the limit, parsed. */
+static enum reqsign_status step_parse(struct vctx *c)
+{
+    struct scratch *s = c->s;
+    struct reqsign__buf sib = {s->si_buf, sizeof(s->si_buf), 0, 0};
+    struct reqsign__buf sgb = {s->sg_buf, sizeof(s->sg_buf), 0, 0};
+    struct reqsign_sf_parsed si = {s->si_m, REQSIGN_MAX_SIGNATURES, 0,
+                                   s->si_i, sizeof(s->si_i) / sizeof(s->si_i[0]), 0,
+                                   s->si_p, sizeof(s->si_p) / sizeof(s->si_p[0]), 0};
+    struct reqsign_sf_parsed sg = {s->sg_m, REQSIGN_MAX_SIGNATURES, 0, s->sg_i,
+                                   REQSIGN_MAX_SIGNATURES, 0, s->sg_p, REQSIGN_MAX_SIGNATURES * 4,
+                                   0};
+    struct reqsign_error *err = c->err;
+    enum reqsign_status st;
+
+    c->si = si;
+    c->sg = sg;
+    size_t n_si = combine(&c->req, "signature-input", &sib);
+    size_t n_sg = combine(&c->req, "signature", &sgb);
     if (n_si == 0 && n_sg == 0)
         return reqsign_error_set(err, REQSIGN_E_SIG_MISSING, "Signature", REQSIGN_NO_OFFSET,
                                  "request has no Signature-Input and no Signature field");
@@ -479,62 +556,71 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                  REQSIGN_SIG_FIELD_MAX);
     struct reqsign_error perr;
     reqsign_error_clear(&perr);
-    st = reqsign_sf_parse_dict(si_buf, sib.len, &si, &perr);
+    st = reqsign_sf_parse_dict(s->si_buf, sib.len, &c->si, &perr);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT
                                                             : REQSIGN_E_SIG_INPUT_MALFORMED,
                                  "Signature-Input", perr.offset, "Signature-Input: %s", perr.message);
     reqsign_error_clear(&perr);
-    st = reqsign_sf_parse_dict(sg_buf, sgb.len, &sg, &perr);
+    st = reqsign_sf_parse_dict(s->sg_buf, sgb.len, &c->sg, &perr);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT
                                                             : REQSIGN_E_SIG_MALFORMED,
                                  "Signature", perr.offset, "Signature: %s", perr.message);
+    return REQSIGN_OK;
+}
 
-    /* 2. select the signature */
+/* 2. Select the signature; the shape of the selected members. */
+static enum reqsign_status step_select(struct vctx *c)
+{
+    const struct reqsign_verifier *v = c->v;
+    const struct reqsign_sf_parsed *si = &c->si, *sg = &c->sg;
+    struct reqsign_verification *vs = c->vs;
+    struct reqsign_error *err = c->err;
     long idx;
-    if (si.n_members == 0 && sg.n_members == 0)
+
+    if (si->n_members == 0 && sg->n_members == 0)
         return reqsign_error_set(err, REQSIGN_E_SIG_MISSING, "Signature-Input",
                                  REQSIGN_NO_OFFSET,
                                  "the Signature-Input and Signature fields are both empty");
-    if (si.n_members == 0 || sg.n_members == 0)
+    if (si->n_members == 0 || sg->n_members == 0)
         return reqsign_error_set(err, REQSIGN_E_SIG_INCOMPLETE,
-                                 si.n_members == 0 ? "Signature-Input" : "Signature",
+                                 si->n_members == 0 ? "Signature-Input" : "Signature",
                                  REQSIGN_NO_OFFSET, "the %s field is empty but %s is not",
-                                 si.n_members == 0 ? "Signature-Input" : "Signature",
-                                 si.n_members == 0 ? "Signature" : "Signature-Input");
+                                 si->n_members == 0 ? "Signature-Input" : "Signature",
+                                 si->n_members == 0 ? "Signature" : "Signature-Input");
     if (v->label != NULL) {
-        idx = reqsign_sf_dict_find(&si, v->label, strlen(v->label));
+        idx = reqsign_sf_dict_find(si, v->label, strlen(v->label));
         if (idx < 0)
             return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature-Input",
                                      REQSIGN_NO_OFFSET, "no signature labelled '%s'", v->label);
-    } else if (si.n_members == 1) {
+    } else if (si->n_members == 1) {
         idx = 0;
     } else {
-        idx = reqsign_sf_dict_find(&si, "sig1", 4);
+        idx = reqsign_sf_dict_find(si, "sig1", 4);
         if (idx < 0)
             return reqsign_error_set(err, REQSIGN_E_SIG_AMBIGUOUS, "Signature-Input",
                                      REQSIGN_NO_OFFSET,
-                                     "%zu signatures and none labelled 'sig1'", si.n_members);
+                                     "%zu signatures and none labelled 'sig1'", si->n_members);
     }
-    const struct reqsign_sf_member *m = &si.members[idx];
+    const struct reqsign_sf_member *m = &si->members[idx];
+    c->m = m;
     memcpy(vs->label, m->key.ptr, m->key.len);
     vs->label[m->key.len] = '\0';
-    long sidx = reqsign_sf_dict_find(&sg, m->key.ptr, m->key.len);
+    long sidx = reqsign_sf_dict_find(sg, m->key.ptr, m->key.len);
     if (sidx < 0)
         return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature", REQSIGN_NO_OFFSET,
                                  "Signature has no member '%s' to match Signature-Input",
                                  vs->label);
-    const struct reqsign_sf_member *sm = &sg.members[sidx];
-    uint8_t sig[REQSIGN_ED25519_SIG_LEN + 3];
+    const struct reqsign_sf_member *sm = &sg->members[sidx];
     size_t sig_len = 0;
     if (sm->is_inner_list || sm->value.type != REQSIGN_SF_BINARY)
         return reqsign_error_set(err, REQSIGN_E_SIG_MALFORMED, "Signature", REQSIGN_NO_OFFSET,
                                  "signature '%s' is not a Byte Sequence", vs->label);
     /* strict profile: canonical base64 only (padding, zero pad bits), so one
      * signature has exactly one encoding */
-    st = reqsign_base64_decode(sm->value.str.ptr, sm->value.str.len, sig, sizeof(sig), &sig_len,
-                               NULL);
+    enum reqsign_status st = reqsign_base64_decode(sm->value.str.ptr, sm->value.str.len, c->sig,
+                                                   sizeof(c->sig), &sig_len, NULL);
     if (st != REQSIGN_OK || sig_len != REQSIGN_ED25519_SIG_LEN)
         return reqsign_error_set(err, REQSIGN_E_SIG_MALFORMED, "Signature", REQSIGN_NO_OFFSET,
                                  "signature '%s' is not %d bytes in canonical base64", vs->label,
@@ -547,226 +633,302 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
         return reqsign_error_set(err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
                                  "more than %d components or %d parameters",
                                  REQSIGN_MAX_COMPONENTS, REQSIGN_MAX_SIG_PARAMS);
+    return REQSIGN_OK;
+}
 
-    /* 3. required components and parameters */
-    struct sig_params sp;
-    st = read_sig_params(&si, m, &sp, err);
-    if (st != REQSIGN_OK)
-        return st;
-    struct reqsign_span path, query;
-    int has_query = 0;
-    st = reqsign_target_split(req.target, &path, &query, &has_query, err);
-    if (st != REQSIGN_OK)
-        return st;
-    vs->has_content = has_content(&req);
-    vs->digest_covered = covers(&si, m, "content-digest");
-    if (v->profile == REQSIGN_PROFILE_REQSIGN) {
-        static const char *const always[] = {"@method", "@authority", "@path"};
-        for (size_t i = 0; i < 3; i++)
-            if (!covers(&si, m, always[i]))
-                return reqsign_error_set(err, REQSIGN_E_COMPONENT_REQUIRED, "Signature-Input",
-                                         REQSIGN_NO_OFFSET, "\"%s\" must be covered", always[i]);
-        if (has_query && !covers(&si, m, "@query"))
+/* 3.3. The reqsign profile's rules: components, then parameters. */
+static enum reqsign_status profile_rules(struct vctx *c)
+{
+    static const char *const always[] = {"@method", "@authority", "@path"};
+    const struct sig_params *sp = &c->sp;
+    struct reqsign_error *err = c->err;
+
+    for (size_t i = 0; i < 3; i++)
+        if (!covers(&c->si, c->m, always[i]))
             return reqsign_error_set(err, REQSIGN_E_COMPONENT_REQUIRED, "Signature-Input",
-                                     REQSIGN_NO_OFFSET,
-                                     "the request has a query, so \"@query\" must be covered");
-        if (vs->has_content && !vs->digest_covered)
-            return reqsign_error_set(err, REQSIGN_E_DIGEST_REQUIRED, "Signature-Input",
-                                     REQSIGN_NO_OFFSET,
-                                     "the request has content, so \"content-digest\" must be "
-                                     "covered");
-        if (!sp.has_created || sp.nonce == NULL || sp.keyid == NULL)
-            return reqsign_error_set(err, REQSIGN_E_PARAM_MISSING, "Signature-Input",
-                                     REQSIGN_NO_OFFSET, "signature parameter '%s' is required",
-                                     !sp.has_created ? "created"
-                                     : sp.nonce == NULL ? "nonce"
-                                                        : "keyid");
-    }
+                                     REQSIGN_NO_OFFSET, "\"%s\" must be covered", always[i]);
+    if (c->has_query && !covers(&c->si, c->m, "@query"))
+        return reqsign_error_set(err, REQSIGN_E_COMPONENT_REQUIRED, "Signature-Input",
+                                 REQSIGN_NO_OFFSET,
+                                 "the request has a query, so \"@query\" must be covered");
+    if (c->vs->has_content && !c->vs->digest_covered)
+        return reqsign_error_set(err, REQSIGN_E_DIGEST_REQUIRED, "Signature-Input",
+                                 REQSIGN_NO_OFFSET,
+                                 "the request has content, so \"content-digest\" must be "
+                                 "covered");
+    if (!sp->has_created || sp->nonce == NULL || sp->keyid == NULL)
+        return reqsign_error_set(err, REQSIGN_E_PARAM_MISSING, "Signature-Input",
+                                 REQSIGN_NO_OFFSET, "signature parameter '%s' is required",
+                                 !sp->has_created ? "created"
+                                 : sp->nonce == NULL ? "nonce"
+                                                     : "keyid");
+    return REQSIGN_OK;
+}
+
+/* 3.1 - 3.4. Required components and parameters: parameter types, the
+ * request-target, the profile's rules, the configured components and tag. */
+static enum reqsign_status step_required(struct vctx *c)
+{
+    const struct reqsign_verifier *v = c->v;
+    struct reqsign_error *err = c->err;
+    struct reqsign_span path, query;
+    enum reqsign_status st;
+
+    st = read_sig_params(&c->si, c->m, &c->sp, err);
+    if (st != REQSIGN_OK)
+        return st;
+    st = reqsign_target_split(c->req.target, &path, &query, &c->has_query, err);
+    if (st != REQSIGN_OK)
+        return st;
+    c->vs->has_content = has_content(&c->req);
+    c->vs->digest_covered = covers(&c->si, c->m, "content-digest");
+    if (v->profile == REQSIGN_PROFILE_REQSIGN && (st = profile_rules(c)) != REQSIGN_OK)
+        return st;
     for (size_t i = 0; i < v->n_required; i++)
-        if (!covers(&si, m, v->required[i]))
+        if (!covers(&c->si, c->m, v->required[i]))
             return reqsign_error_set(err, REQSIGN_E_COMPONENT_REQUIRED, "Signature-Input",
                                      REQSIGN_NO_OFFSET, "\"%s\" must be covered", v->required[i]);
+    const struct reqsign_sf_bare *tag = c->sp.tag;
     if (v->required_tag != NULL &&
-        (sp.tag == NULL || sp.tag->escaped || !reqsign__span_eq(sp.tag->str, v->required_tag)))
+        (tag == NULL || tag->escaped || !reqsign__span_eq(tag->str, v->required_tag)))
         return reqsign_error_set(err, REQSIGN_E_TAG_MISMATCH, "Signature-Input",
                                  REQSIGN_NO_OFFSET, "tag must be \"%s\"", v->required_tag);
-    if (sp.alg != NULL && !reqsign__span_eq(sp.alg->str, "ed25519"))
-        return reqsign_error_set(err, REQSIGN_E_ALG_MISMATCH, "Signature-Input",
+    return REQSIGN_OK;
+}
+
+/* 3.5. Algorithm agreement: no key is needed to decide it. */
+static enum reqsign_status step_alg(struct vctx *c)
+{
+    const struct reqsign_sf_bare *alg = c->sp.alg;
+    if (alg != NULL && !reqsign__span_eq(alg->str, "ed25519"))
+        return reqsign_error_set(c->err, REQSIGN_E_ALG_MISMATCH, "Signature-Input",
                                  REQSIGN_NO_OFFSET,
                                  "alg \"%.*s\" does not match the key's algorithm ed25519",
-                                 (int)(sp.alg->str.len > 64 ? 64 : sp.alg->str.len),
-                                 sp.alg->str.ptr);
+                                 (int)(alg->str.len > 64 ? 64 : alg->str.len), alg->str.ptr);
+    return REQSIGN_OK;
+}
 
-    /* Content-Digest is parsed with the other fields, checked after the body.
-     * A present one is checked whenever it is covered (in any form) or the
-     * request has content, covered or not: a mismatch is an altered or
-     * corrupted request either way. */
-    {
-        char cd[REQSIGN_CONTENT_DIGEST_IN_MAX];
-        struct reqsign__buf cdb = {cd, sizeof(cd), 0, 0};
-        size_t n_cd = combine(&req, "content-digest", &cdb);
-        int named = covers_as(&si, m, "content-digest", 1);
-        if (n_cd == 0 && vs->digest_covered)
-            return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, "Content-Digest",
-                                     REQSIGN_NO_OFFSET,
-                                     "content-digest is covered but the field is absent");
-        if (n_cd > 0) {
-            /* without coverage or announced content, a bad field only matters
-             * if content bytes arrive after all: reqsign_verification_body() */
-            int now_or_never = named || vs->has_content;
-            struct reqsign_error cerr;
-            reqsign_error_clear(&cerr);
-            if (cdb.overflow)
-                st = reqsign_error_set(now_or_never ? err : &cerr, REQSIGN_E_LIMIT,
-                                       "Content-Digest", REQSIGN_NO_OFFSET,
-                                       "Content-Digest field longer than %d bytes",
-                                       REQSIGN_CONTENT_DIGEST_IN_MAX);
-            else
-                st = reqsign_content_digest_parse(cd, cdb.len, &vs->expect,
-                                                  now_or_never ? err : &cerr);
-            if (st != REQSIGN_OK) {
-                if (now_or_never)
-                    return st;
-                vs->digest_defer = st;
-            } else {
-                vs->digest_check = DC_PRESENT;
-            }
-        }
-        if (named)
-            vs->digest_check |= DC_COVERED;
-    }
+/* 3.6. Content-Digest is parsed with the other fields, checked after the
+ * body (step 9). A present one is checked whenever it is covered (in any
+ * form) or the request has content, covered or not: a mismatch is an altered
+ * or corrupted request either way. */
+static enum reqsign_status step_content_digest(struct vctx *c)
+{
+    struct reqsign_verification *vs = c->vs;
+    struct reqsign__buf cdb = {c->s->cd, sizeof(c->s->cd), 0, 0};
+    size_t n_cd = combine(&c->req, "content-digest", &cdb);
+    int named = covers_as(&c->si, c->m, "content-digest", 1);
+    enum reqsign_status st;
 
-    /* 4. time window */
-    int64_t now = now_of(v);
-    vs->created = sp.has_created ? sp.created : -1;
-    vs->expires = sp.has_expires ? sp.expires : -1;
-    if (sp.has_created) {
-        if (sp.created > now + v->skew)
-            return reqsign_error_set(err, REQSIGN_E_SIG_FUTURE, "Signature-Input",
-                                     REQSIGN_NO_OFFSET,
-                                     "created %lld is %lld s ahead of the server clock (%lld); "
-                                     "allowed skew %lld s",
-                                     (long long)sp.created, (long long)(sp.created - now),
-                                     (long long)now, (long long)v->skew);
-        if (sp.created < now - v->max_age - v->skew)
-            return reqsign_error_set(err, REQSIGN_E_SIG_TOO_OLD, "Signature-Input",
-                                     REQSIGN_NO_OFFSET,
-                                     "created %lld is %lld s old at server time %lld; maximum "
-                                     "age %lld s (+%lld s skew)",
-                                     (long long)sp.created, (long long)(now - sp.created),
-                                     (long long)now, (long long)v->max_age, (long long)v->skew);
-    }
-    if (sp.has_expires && now > sp.expires + v->skew)
-        return reqsign_error_set(err, REQSIGN_E_SIG_EXPIRED, "Signature-Input", REQSIGN_NO_OFFSET,
-                                 "signature expired at %lld; server time %lld",
-                                 (long long)sp.expires, (long long)now);
+    if (n_cd == 0 && vs->digest_covered)
+        return reqsign_error_set(c->err, REQSIGN_E_COMPONENT_ABSENT, "Content-Digest",
+                                 REQSIGN_NO_OFFSET,
+                                 "content-digest is covered but the field is absent");
+    vs->digest_named = named;
+    if (n_cd == 0)
+        return REQSIGN_OK;
+    /* without coverage or announced content, a bad field only matters if
+     * content bytes arrive after all: reqsign_verification_body() */
+    int now_or_never = named || vs->has_content;
+    struct reqsign_error cerr;
+    reqsign_error_clear(&cerr);
+    struct reqsign_error *e = now_or_never ? c->err : &cerr;
+    if (cdb.overflow)
+        st = reqsign_error_set(e, REQSIGN_E_LIMIT, "Content-Digest", REQSIGN_NO_OFFSET,
+                               "Content-Digest field longer than %d bytes",
+                               REQSIGN_CONTENT_DIGEST_IN_MAX);
+    else
+        st = reqsign_content_digest_parse(c->s->cd, cdb.len, &vs->expect, e);
+    if (st == REQSIGN_OK)
+        vs->digest_parsed = 1;
+    else if (now_or_never)
+        return st;
+    else
+        vs->digest_defer = st;
+    return REQSIGN_OK;
+}
 
-    /* 5. key lookup */
-    struct reqsign_key_info info;
-    memset(&info, 0, sizeof(info));
+/* 4. Time window. */
+static enum reqsign_status step_window(struct vctx *c)
+{
+    const struct reqsign_verifier *v = c->v;
+    const struct sig_params *sp = &c->sp;
+    int64_t now = c->now = now_of(v);
+
+    c->vs->created = sp->has_created ? sp->created : -1;
+    c->vs->expires = sp->has_expires ? sp->expires : -1;
+    if (sp->has_created && sp->created > now + v->skew)
+        return reqsign_error_set(c->err, REQSIGN_E_SIG_FUTURE, "Signature-Input",
+                                 REQSIGN_NO_OFFSET,
+                                 "created %lld is %lld s ahead of the server clock (%lld); "
+                                 "allowed skew %lld s",
+                                 (long long)sp->created, (long long)(sp->created - now),
+                                 (long long)now, (long long)v->skew);
+    if (sp->has_created && sp->created < now - v->max_age - v->skew)
+        return reqsign_error_set(c->err, REQSIGN_E_SIG_TOO_OLD, "Signature-Input",
+                                 REQSIGN_NO_OFFSET,
+                                 "created %lld is %lld s old at server time %lld; maximum "
+                                 "age %lld s (+%lld s skew)",
+                                 (long long)sp->created, (long long)(now - sp->created),
+                                 (long long)now, (long long)v->max_age, (long long)v->skew);
+    if (sp->has_expires && now > sp->expires + v->skew)
+        return reqsign_error_set(c->err, REQSIGN_E_SIG_EXPIRED, "Signature-Input",
+                                 REQSIGN_NO_OFFSET, "signature expired at %lld; server time %lld",
+                                 (long long)sp->expires, (long long)now);
+    return REQSIGN_OK;
+}
+
+/* 5. Key lookup by keyid (empty if none), then the key's state. */
+static enum reqsign_status step_key(struct vctx *c)
+{
+    const struct reqsign_verifier *v = c->v;
+    struct reqsign_verification *vs = c->vs;
+    struct reqsign_error *err = c->err;
+
+    memset(&c->info, 0, sizeof(c->info));
     vs->keyid[0] = '\0';
-    if (sp.keyid != NULL && str_copy(sp.keyid, vs->keyid, sizeof(vs->keyid)) != REQSIGN_OK)
+    if (c->sp.keyid != NULL && str_copy(c->sp.keyid, vs->keyid, sizeof(vs->keyid)) != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, "Signature-Input",
                                  REQSIGN_NO_OFFSET, "keyid too long");
-    st = v->lookup(v->lookup_ctx, vs->keyid, strlen(vs->keyid), &info, err);
+    enum reqsign_status st = v->lookup(v->lookup_ctx, vs->keyid, strlen(vs->keyid), &c->info, err);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st, "key", REQSIGN_NO_OFFSET, "%s: key '%s'",
                                  reqsign_strerror(st), vs->keyid);
-    if (info.state == REQSIGN_KEY_REVOKED)
+    if (c->info.state == REQSIGN_KEY_REVOKED)
         return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' has been revoked", vs->keyid);
-    if (info.state == REQSIGN_KEY_EXPIRED)
+    if (c->info.state == REQSIGN_KEY_EXPIRED)
         return reqsign_error_set(err, REQSIGN_E_KEY_EXPIRED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' has expired", vs->keyid);
+    return REQSIGN_OK;
+}
 
-    /* 6. signature base, as the client saw the request */
+/* 6. The signature base, as the client saw the request (public scheme,
+ * chosen authority), into the scratch block; a copy for the caller's debug
+ * buffer if it set one. */
+static enum reqsign_status step_base(struct vctx *c)
+{
+    const struct reqsign_verifier *v = c->v;
+    struct reqsign_verification *vs = c->vs;
+    enum reqsign_status st;
+
     if (v->public_scheme != NULL)
-        req.scheme = reqsign__span_cstr(v->public_scheme);
-    const char *picked = NULL;
-    st = pick_authority(v, &req, &picked, err);
+        c->req.scheme = reqsign__span_cstr(v->public_scheme);
+    st = pick_authority(v, &c->req, &c->picked, c->err);
     if (st != REQSIGN_OK)
         return st;
-    char stackbuf[4096];
-    char *base = stackbuf;
-    size_t base_len = 0;
-    st = reqsign_base_build(&req, &si, m, base, sizeof(stackbuf), &base_len, err);
-    if (st == REQSIGN_E_BUFFER_TOO_SMALL) {
-        base = malloc(REQSIGN_BASE_MAX);
-        if (base == NULL)
-            return reqsign_error_set(err, REQSIGN_E_NOMEM, "verifier", REQSIGN_NO_OFFSET, NULL);
-        st = reqsign_base_build(&req, &si, m, base, REQSIGN_BASE_MAX, &base_len, err);
-        if (st == REQSIGN_E_BUFFER_TOO_SMALL)
-            st = reqsign_error_set(err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
-                                   "signature base longer than %d bytes", REQSIGN_BASE_MAX);
-    }
-    if (st == REQSIGN_OK && vs->base_buf != NULL && vs->base_cap > 0) {
-        vs->base_len = base_len < vs->base_cap ? base_len : vs->base_cap;
-        memcpy(vs->base_buf, base, vs->base_len);
-    }
-
-    /* 7. the signature */
-    if (st == REQSIGN_OK) {
-        const struct reqsign_key *pk = prepared_key(v, info.public_key);
-        st = pk != NULL ? reqsign_key_verify(pk, sig, (const uint8_t *)base, base_len)
-                        : reqsign_ed25519_verify(sig, (const uint8_t *)base, base_len,
-                                                 info.public_key);
-        if (st != REQSIGN_OK) {
-            char seen[REQSIGN_AUTHORITY_MAX + 8] = "";
-            size_t n;
-            int differs = 0;
-            if (picked != NULL &&
-                reqsign_authority_normalize(req.scheme, req_in->authority, seen, sizeof(seen),
-                                            &n, NULL) == REQSIGN_OK) {
-                char pub[REQSIGN_AUTHORITY_MAX + 8];
-                if (reqsign_authority_normalize(req.scheme, req.authority, pub, sizeof(pub), &n,
-                                                NULL) == REQSIGN_OK &&
-                    strcmp(pub, seen) != 0)
-                    differs = 1;
-            }
-            if (differs)
-                st = reqsign_error_set(err, REQSIGN_E_SIG_INVALID, "Signature", REQSIGN_NO_OFFSET,
-                                       "signature '%s' does not verify with key '%s'; @authority "
-                                       "was the configured public authority '%s', not the "
-                                       "request's Host '%s'",
-                                       vs->label, vs->keyid, picked, seen);
-            else
-                st = reqsign_error_set(err, REQSIGN_E_SIG_INVALID, "Signature", REQSIGN_NO_OFFSET,
-                                       "signature '%s' does not verify with key '%s': the "
-                                       "request differs from what was signed or the key is "
-                                       "wrong (@authority was '%.*s'; behind a proxy that "
-                                       "rewrites Host, configure the public authority)",
-                                       vs->label, vs->keyid, (int)req.authority.len,
-                                       req.authority.ptr);
-        }
-    }
-    if (base != stackbuf)
-        free(base);
+    st = reqsign_base_build(&c->req, &c->si, c->m, c->s->base, sizeof(c->s->base), &c->base_len,
+                            c->err);
+    if (st == REQSIGN_E_BUFFER_TOO_SMALL)
+        return reqsign_error_set(c->err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
+                                 "signature base longer than %d bytes", REQSIGN_BASE_MAX);
     if (st != REQSIGN_OK)
         return st;
-
-    /* 8. nonce: only now that the signature is valid */
-    if (sp.nonce != NULL && v->nonces != NULL) {
-        int64_t until = now + v->max_age + 2 * v->skew + 1;
-        st = reqsign_nonce_store_check_insert(v->nonces, vs->keyid, strlen(vs->keyid),
-                                              sp.nonce->str.ptr, sp.nonce->str.len, now, until,
-                                              err);
-        if (st != REQSIGN_OK)
-            return reqsign_error_set(err, st, "nonce", REQSIGN_NO_OFFSET, "%s (key '%s')",
-                                     reqsign_strerror(st), vs->keyid);
-    }
-
-    memcpy(vs->scopes, info.scopes, sizeof(vs->scopes));
-    vs->scopes[sizeof(vs->scopes) - 1] = '\0';
-    vs->verifier = v;
-    memcpy(vs->public_key, info.public_key, sizeof(vs->public_key));
-
-    /* 9. get ready for the body */
-    if (vs->digest_check & DC_PRESENT) {
-        st = reqsign_digest_init(&vs->body, vs->expect.algs);
-        if (st != REQSIGN_OK)
-            return reqsign_error_set(err, st, "Content-Digest", REQSIGN_NO_OFFSET, NULL);
+    if (vs->base_buf != NULL && vs->base_cap > 0) {
+        vs->base_len = c->base_len < vs->base_cap ? c->base_len : vs->base_cap;
+        memcpy(vs->base_buf, c->s->base, vs->base_len);
     }
     return REQSIGN_OK;
+}
+
+/* The sig_invalid message: names the authority the base used, and whether
+ * it was the configured one rather than the request's Host. */
+static enum reqsign_status mismatch(const struct vctx *c)
+{
+    const struct reqsign_verification *vs = c->vs;
+    char seen[REQSIGN_AUTHORITY_MAX + 8] = "";
+    size_t n;
+    int differs = 0;
+
+    if (c->picked != NULL &&
+        reqsign_authority_normalize(c->req.scheme, c->req_in->authority, seen, sizeof(seen), &n,
+                                    NULL) == REQSIGN_OK) {
+        char pub[REQSIGN_AUTHORITY_MAX + 8];
+        if (reqsign_authority_normalize(c->req.scheme, c->req.authority, pub, sizeof(pub), &n,
+                                        NULL) == REQSIGN_OK &&
+            strcmp(pub, seen) != 0)
+            differs = 1;
+    }
+    if (differs)
+        return reqsign_error_set(c->err, REQSIGN_E_SIG_INVALID, "Signature", REQSIGN_NO_OFFSET,
+                                 "signature '%s' does not verify with key '%s'; @authority "
+                                 "was the configured public authority '%s', not the "
+                                 "request's Host '%s'",
+                                 vs->label, vs->keyid, c->picked, seen);
+    return reqsign_error_set(c->err, REQSIGN_E_SIG_INVALID, "Signature", REQSIGN_NO_OFFSET,
+                             "signature '%s' does not verify with key '%s': the "
+                             "request differs from what was signed or the key is "
+                             "wrong (@authority was '%.*s'; behind a proxy that "
+                             "rewrites Host, configure the public authority)",
+                             vs->label, vs->keyid, (int)c->req.authority.len,
+                             c->req.authority.ptr);
+}
+
+/* 7. Ed25519 over the base, with the prepared key if one can be had. */
+static enum reqsign_status step_signature(struct vctx *c)
+{
+    const uint8_t *base = (const uint8_t *)c->s->base;
+    const struct reqsign_key *pk = prepared_key(c->v, c->info.public_key);
+    enum reqsign_status st =
+        pk != NULL ? reqsign_key_verify(pk, c->sig, base, c->base_len)
+                   : reqsign_ed25519_verify(c->sig, base, c->base_len, c->info.public_key);
+    return st == REQSIGN_OK ? REQSIGN_OK : mismatch(c);
+}
+
+/* 8. Nonce check-and-insert: only now that the signature is valid. */
+static enum reqsign_status step_nonce(struct vctx *c)
+{
+    const struct reqsign_verifier *v = c->v;
+    const char *keyid = c->vs->keyid;
+    if (c->sp.nonce == NULL || v->nonces == NULL)
+        return REQSIGN_OK;
+    int64_t until = c->now + v->max_age + 2 * v->skew + 1;
+    enum reqsign_status st = reqsign_nonce_store_check_insert(
+        v->nonces, keyid, strlen(keyid), c->sp.nonce->str.ptr, c->sp.nonce->str.len, c->now,
+        until, c->err);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(c->err, st, "nonce", REQSIGN_NO_OFFSET, "%s (key '%s')",
+                                 reqsign_strerror(st), keyid);
+    return REQSIGN_OK;
+}
+
+/* The results, then 9. (its start): hash the content for a parsed
+ * Content-Digest. */
+static enum reqsign_status step_digest(struct vctx *c)
+{
+    struct reqsign_verification *vs = c->vs;
+    memcpy(vs->scopes, c->info.scopes, sizeof(vs->scopes));
+    vs->scopes[sizeof(vs->scopes) - 1] = '\0';
+    vs->verifier = c->v;
+    memcpy(vs->public_key, c->info.public_key, sizeof(vs->public_key));
+    if (!vs->digest_parsed)
+        return REQSIGN_OK;
+    enum reqsign_status st = reqsign_digest_init(&vs->body, vs->expect.algs);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(c->err, st, "Content-Digest", REQSIGN_NO_OFFSET, NULL);
+    return REQSIGN_OK;
+}
+
+/* Phase one in the spec's order; the first failing step ends it. */
+static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
+                                          const struct reqsign_request *req,
+                                          struct reqsign_verification *vs,
+                                          struct reqsign_error *err)
+{
+    static enum reqsign_status (*const steps[])(struct vctx *) = {
+        step_parse,  step_select, step_required, step_alg,   step_content_digest, step_window,
+        step_key,    step_base,   step_signature, step_nonce, step_digest,
+    };
+    struct vctx c = {.v = v, .req_in = req, .req = *req, .vs = vs, .err = err};
+    enum reqsign_status st = REQSIGN_OK;
+
+    c.s = scratch_get();
+    if (c.s == NULL)
+        return reqsign_error_set(err, REQSIGN_E_NOMEM, "verifier", REQSIGN_NO_OFFSET, NULL);
+    for (size_t i = 0; st == REQSIGN_OK && i < sizeof(steps) / sizeof(steps[0]); i++)
+        st = steps[i](&c);
+    scratch_put(c.s);
+    return st;
 }
 
 /* see reqsign/verifier.h */
@@ -786,15 +948,14 @@ enum reqsign_status reqsign_verifier_verify_headers(const struct reqsign_verifie
     vs->label[0] = vs->keyid[0] = vs->scopes[0] = '\0';
     vs->created = vs->expires = -1;
     vs->digest_covered = vs->has_content = 0;
-    vs->digest_check = 0;
+    vs->digest_named = vs->digest_parsed = 0;
+    vs->digest_optional = v->profile == REQSIGN_PROFILE_RFC9421;
     vs->digest_defer = REQSIGN_OK;
     vs->verifier = NULL;
     memset(&vs->body, 0, sizeof(vs->body));
     memset(&vs->expect, 0, sizeof(vs->expect));
     enum reqsign_status st = verify_headers(v, req, vs, err);
     vs->state = st == REQSIGN_OK ? VS_HEADERS_OK : VS_FAILED;
-    if (st == REQSIGN_OK && v->profile == REQSIGN_PROFILE_RFC9421)
-        vs->state |= 0x10; /* content without a covered digest is allowed */
     return st;
 }
 
@@ -802,12 +963,12 @@ enum reqsign_status reqsign_verifier_verify_headers(const struct reqsign_verifie
 enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, const void *data,
                                               size_t len, struct reqsign_error *err)
 {
-    if (vs == NULL || (vs->state & 0xf) != VS_HEADERS_OK)
+    if (vs == NULL || vs->state != VS_HEADERS_OK)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
                                  "the headers have not been verified");
     if (len == 0)
         return REQSIGN_OK;
-    if (!vs->digest_covered && !(vs->state & 0x10)) {
+    if (!vs->digest_covered && !vs->digest_optional) {
         vs->state = VS_FAILED;
         return reqsign_error_set(err, REQSIGN_E_DIGEST_REQUIRED, "body", REQSIGN_NO_OFFSET,
                                  "the request has content but its signature does not cover "
@@ -820,7 +981,7 @@ enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, c
                                  "cannot be checked (%s)",
                                  reqsign_strerror(vs->digest_defer));
     }
-    if (!(vs->digest_check & DC_PRESENT))
+    if (!vs->digest_parsed)
         return REQSIGN_OK; /* rfc9421 profile: content without any Content-Digest */
     enum reqsign_status st = reqsign_digest_update(&vs->body, data, len);
     if (st != REQSIGN_OK) {
@@ -868,14 +1029,13 @@ static enum reqsign_status recheck_key(struct reqsign_verification *vs,
 static enum reqsign_status finish(struct reqsign_verification *vs, int recheck,
                                   struct reqsign_error *err)
 {
-    if (vs == NULL || (vs->state & 0xf) != VS_HEADERS_OK)
+    if (vs == NULL || vs->state != VS_HEADERS_OK)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
                                  "the headers have not been verified");
     enum reqsign_status st = REQSIGN_OK;
     /* step 9: a present Content-Digest is compared when it is covered or the
      * request has content (announced by the headers or arrived) */
-    if ((vs->digest_check & DC_PRESENT) &&
-        (vs->digest_check & DC_COVERED || vs->has_content || vs->body.total > 0))
+    if (vs->digest_parsed && (vs->digest_named || vs->has_content || vs->body.total > 0))
         st = reqsign_content_digest_check(&vs->body, &vs->expect, err);
     else
         reqsign_digest_cleanup(&vs->body);

@@ -26,18 +26,22 @@ enum reqsign_digest_alg {
 /* Longest Content-Digest field value the checker accepts. */
 #define REQSIGN_CONTENT_DIGEST_IN_MAX 4096
 
-/* Streaming computation of one or both digests. Caller-owned; opaque state
- * inside. reqsign_digest_init() must be followed by reqsign_digest_final()
- * or reqsign_digest_cleanup() to release the hash contexts. */
+/* Streaming computation of one or both digests. Caller-owned; the hash
+ * states are inline (state[]), so init allocates nothing, except with a
+ * -Ddigest_api=evp build, where each algorithm gets an EVP_MD_CTX (ctx[]).
+ * reqsign_digest_init() must be followed by reqsign_digest_final() or
+ * reqsign_digest_cleanup(). Do not copy a started struct reqsign_digest. */
 struct reqsign_digest {
     unsigned algs;   /* bit set of enum reqsign_digest_alg values */
-    void *ctx[2];    /* internal */
+    void *ctx[2];    /* internal: EVP contexts (-Ddigest_api=evp only), else NULL */
     uint64_t total;  /* bytes hashed so far */
+    uint64_t state[2][30]; /* internal: sha-256 and sha-512 state */
 };
 
 /**
  * reqsign_digest_init() - start hashing with the algorithms in @algs
  * (REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512).
+ * Allocates nothing (an EVP_MD_CTX per algorithm with -Ddigest_api=evp).
  * Return: REQSIGN_OK, REQSIGN_E_INVALID_ARG, REQSIGN_E_NOMEM, REQSIGN_E_CRYPTO.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_digest_init(struct reqsign_digest *d,

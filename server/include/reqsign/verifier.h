@@ -16,6 +16,30 @@
  * concurrently on one shared verifier (the key lookup and nonce store must be
  * thread-safe too; the built-in ones are). A struct reqsign_verification is
  * used by one thread at a time.
+ *
+ * Allocation and stack. After a thread's first verify, a verify (phase one,
+ * reqsign_verification_body(), reqsign_verification_finish(),
+ * reqsign_verifier_verify()) allocates nothing of its own: the combined
+ * fields, their parse tables and the signature base (up to REQSIGN_BASE_MAX)
+ * are in one scratch block per thread (about 100 KiB), made by the thread's
+ * first verify and freed when the thread exits; the SHA-2 state is inline in
+ * struct reqsign_verification; prepared keys are cached in the verifier. What
+ * else may allocate is outside the verifier:
+ *  - the key lookup: reqsign_keycache_lookup() allocates nothing on a hit
+ *    (an entry on a miss, positive or negative);
+ *  - the nonce store: the memory store's insert allocates only when its table
+ *    grows or shrinks (amortised; no allocation per entry); Redis allocates
+ *    per command;
+ *  - the OpenSSL Ed25519 backend: OpenSSL 3's EVP_DigestVerify makes
+ *    REQSIGN_VERIFY_OPENSSL_ALLOCS allocations of its own per verify (the
+ *    EVP_MD_CTX is reused per thread and key); libsodium makes none;
+ *  - a -Ddigest_api=evp build: an EVP_MD_CTX per digest algorithm when
+ *    Content-Digest is checked;
+ *  - a verifier whose 256 prepared-key slots are full: the raw-key verify,
+ *    which on the OpenSSL backend makes a key object per verify.
+ * A verify uses at most REQSIGN_VERIFY_STACK_MAX bytes of the calling thread's
+ * stack, the key lookup and nonce store included for the built-in memory
+ * ones (measured by the verify_alloc suite; an ASan build uses more).
  */
 #ifndef REQSIGN_VERIFIER_H
 #define REQSIGN_VERIFIER_H
@@ -31,6 +55,11 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The stack bound of one verify (see "Allocation and stack" above). */
+#define REQSIGN_VERIFY_STACK_MAX 32768
+/* OpenSSL 3's own allocations inside one Ed25519 verify (OpenSSL backend). */
+#define REQSIGN_VERIFY_OPENSSL_ALLOCS 3
 
 enum reqsign_key_state {
     REQSIGN_KEY_ACTIVE = 0,
@@ -132,8 +161,10 @@ struct reqsign_verification {
     int has_content;
 
     /* internal */
-    int state;
-    int digest_check;                 /* DC_* bits: is the content compared to Content-Digest */
+    int state;          /* VS_* in verifier.c */
+    int digest_optional; /* rfc9421 profile: content without a covered content-digest is allowed */
+    int digest_named;   /* "content-digest" covered in any form (with parameters too) */
+    int digest_parsed;  /* Content-Digest present and parsed into expect: the content is hashed */
     enum reqsign_status digest_defer; /* an unusable uncovered Content-Digest: fails on content */
     const struct reqsign_verifier *verifier; /* for the key re-check in phase two */
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN]; /* the key phase one verified with */
