@@ -63,6 +63,7 @@ struct kc_entry {
     uint64_t seq; /* insertion order, cache-wide */
     int64_t fetched_at;
     int64_t expires_at, revoked_at;
+    bool disabled, account_disabled;
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     bool negative;
     uint16_t keyid_len;
@@ -96,6 +97,7 @@ struct reqsign_keycache {
 struct kc_snap {
     bool found, negative;
     int64_t fetched_at, expires_at, revoked_at;
+    bool disabled, account_disabled;
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     char scopes[REQSIGN_SCOPES_MAX];
 };
@@ -288,6 +290,8 @@ static struct kc_entry *kc_entry_new(uint64_t h, const char *keyid, size_t keyid
         memcpy(e->public_key, rec->public_key, sizeof(e->public_key));
         e->expires_at = rec->expires_at;
         e->revoked_at = rec->revoked_at;
+        e->disabled = rec->disabled_at != 0;
+        e->account_disabled = rec->account_disabled_at != 0;
         memcpy(e->data + keyid_len, rec->scopes, scopes_len);
     } else {
         e->negative = true;
@@ -317,6 +321,8 @@ static void kc_snap_of(const struct kc_entry *e, struct kc_snap *s)
     s->fetched_at = e->fetched_at;
     s->expires_at = e->expires_at;
     s->revoked_at = e->revoked_at;
+    s->disabled = e->disabled;
+    s->account_disabled = e->account_disabled;
     memcpy(s->public_key, e->public_key, sizeof(s->public_key));
     memcpy(s->scopes, e->data + e->keyid_len, (size_t)e->scopes_len + 1);
 }
@@ -328,14 +334,19 @@ static enum reqsign_status kc_unknown(struct reqsign_error *err)
 }
 
 static enum reqsign_status kc_answer(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
-                                     int64_t expires_at, int64_t revoked_at, const char *scopes,
-                                     int64_t now, struct reqsign_key_info *out)
+                                     int64_t expires_at, int64_t revoked_at, bool disabled,
+                                     bool account_disabled, const char *scopes, int64_t now,
+                                     struct reqsign_key_info *out)
 {
     memcpy(out->public_key, pk, REQSIGN_ED25519_PUBLIC_LEN);
     if (revoked_at != 0)
         out->state = REQSIGN_KEY_REVOKED;
     else if (expires_at != 0 && now >= expires_at)
         out->state = REQSIGN_KEY_EXPIRED;
+    else if (disabled)
+        out->state = REQSIGN_KEY_DISABLED;
+    else if (account_disabled)
+        out->state = REQSIGN_KEY_ACCOUNT_DISABLED;
     else
         out->state = REQSIGN_KEY_ACTIVE;
     size_t n = strnlen(scopes, sizeof(out->scopes) - 1);
@@ -349,7 +360,8 @@ static enum reqsign_status kc_answer_snap(const struct kc_snap *s, int64_t now,
 {
     if (s->negative)
         return kc_unknown(err);
-    return kc_answer(s->public_key, s->expires_at, s->revoked_at, s->scopes, now, out);
+    return kc_answer(s->public_key, s->expires_at, s->revoked_at, s->disabled,
+                     s->account_disabled, s->scopes, now, out);
 }
 
 /* Look @keyid up in @sh under the read lock; *@gen gets the shard's generation. */
@@ -400,7 +412,8 @@ enum reqsign_status reqsign_keycache_lookup(void *ctx, const char *keyid, size_t
         struct kc_entry *e = kc_entry_new(h, keyid, keyid_len, now, &rec);
         if (e != NULL) /* out of memory: answer without caching */
             kc_store(c, sh, gen, e);
-        return kc_answer(rec.public_key, rec.expires_at, rec.revoked_at, rec.scopes, now, out);
+        return kc_answer(rec.public_key, rec.expires_at, rec.revoked_at, rec.disabled_at != 0,
+                         rec.account_disabled_at != 0, rec.scopes, now, out);
     }
     if (st == REQSIGN_E_KEY_UNKNOWN) {
         if (c->neg_ttl > 0) {

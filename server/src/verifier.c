@@ -344,6 +344,21 @@ static int64_t now_of(const struct reqsign_verifier *v)
     return v->clock != NULL ? v->clock(v->clock_ctx) : (int64_t)time(NULL);
 }
 
+/* A key state other than active, revoked or expired: disabled, its account
+ * disabled, or a state this build does not know (refused as revoked: fail closed). */
+static enum reqsign_status key_state_error(enum reqsign_key_state state, const char *keyid,
+                                           const char *when, struct reqsign_error *err)
+{
+    if (state == REQSIGN_KEY_DISABLED)
+        return reqsign_error_set(err, REQSIGN_E_KEY_DISABLED, "key", REQSIGN_NO_OFFSET,
+                                 "key '%s' is disabled%s", keyid, when);
+    if (state == REQSIGN_KEY_ACCOUNT_DISABLED)
+        return reqsign_error_set(err, REQSIGN_E_ACCOUNT_DISABLED, "key", REQSIGN_NO_OFFSET,
+                                 "the account of key '%s' is disabled%s", keyid, when);
+    return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
+                             "key '%s' has an unknown state %d%s", keyid, (int)state, when);
+}
+
 static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                           const struct reqsign_request *req_in,
                                           struct reqsign_verification *vs,
@@ -587,6 +602,8 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
     if (info.state == REQSIGN_KEY_EXPIRED)
         return reqsign_error_set(err, REQSIGN_E_KEY_EXPIRED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' has expired", vs->keyid);
+    if (info.state != REQSIGN_KEY_ACTIVE)
+        return key_state_error(info.state, vs->keyid, "", err);
 
     /* 6. signature base, as the client saw the request */
     if (v->public_authority != NULL)
@@ -762,6 +779,8 @@ static enum reqsign_status recheck_key(struct reqsign_verification *vs,
         return reqsign_error_set(err, REQSIGN_E_KEY_EXPIRED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' has expired (seen at the end of the content)",
                                  vs->keyid);
+    if (info.state != REQSIGN_KEY_ACTIVE)
+        return key_state_error(info.state, vs->keyid, " (seen at the end of the content)", err);
     if (!reqsign_memeq_ct(info.public_key, vs->public_key, sizeof(vs->public_key)))
         return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' was replaced by another public key while the content "

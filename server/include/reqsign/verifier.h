@@ -36,6 +36,8 @@ enum reqsign_key_state {
     REQSIGN_KEY_ACTIVE = 0,
     REQSIGN_KEY_REVOKED = 1,
     REQSIGN_KEY_EXPIRED = 2,
+    REQSIGN_KEY_DISABLED = 3,         /* reversible: refused with key_disabled */
+    REQSIGN_KEY_ACCOUNT_DISABLED = 4, /* the key's account is disabled: account_disabled */
 };
 
 
