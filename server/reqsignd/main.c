@@ -40,6 +40,7 @@ static int usage(void)
             "       " PROG " (--db PATH | --key-store STORE) --listen HOST:PORT\n"
             "                [--nonce-store STORE] [--public-authority HOST[:PORT]]\n"
             "                [--max-age N] [--skew N] [--cache-ttl N] [--threads N]\n"
+            "                [--enrollment-ttl SECONDS]\n"
             "  %s\n",
             reqsign_stores_usage());
     return 2;
@@ -153,6 +154,7 @@ static int cmd_serve(int argc, char **argv)
     struct reqsign_stores_opts sto = {0};
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, threads = 0;
+    int64_t enroll_ttl = REQSIGND_ENROLLMENT_TTL;
     for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -175,6 +177,9 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
         } else if (strcmp(a, "--cache-ttl") == 0) {
             if (opt_seconds(a, v, 1, &ttl) != 0)
+                return 2;
+        } else if (strcmp(a, "--enrollment-ttl") == 0) {
+            if (opt_seconds(a, v, 1, &enroll_ttl) != 0)
                 return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (opt_seconds(a, v, 1, &threads) != 0 || threads > 256)
@@ -210,6 +215,7 @@ static int cmd_serve(int argc, char **argv)
     so.cache_ttl = ttl;
     so.max_body = REQSIGN_HTTPD_DEFAULT_MAX_BODY;
     so.nonces = nonces;
+    so.enrollment_ttl = enroll_ttl;
     struct reqsignd_service *s = reqsignd_service_new(store, &so, &err);
     struct reqsign_keystore_pg_listener *listener = NULL;
     int rc = 1;

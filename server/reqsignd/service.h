@@ -28,6 +28,7 @@
 
 #define REQSIGND_ADMIN_SCOPE "keys:admin"
 #define REQSIGND_MAX_SCOPES 16
+#define REQSIGND_ENROLLMENT_TTL 86400 /* --enrollment-ttl default */
 
 struct reqsignd_service_opts {
     const char *public_authority; /* --public-authority HOST[:PORT]; NULL: none */
@@ -36,6 +37,7 @@ struct reqsignd_service_opts {
     int64_t cache_ttl;            /* seconds, >= 1: key cache, positive and negative */
     size_t max_body;              /* in-process requests; 0: REQSIGN_HTTPD_DEFAULT_MAX_BODY */
     struct reqsign_nonce_store *nonces; /* borrowed (--nonce-store); NULL: in-memory, own */
+    int64_t enrollment_ttl;             /* seconds; 0: REQSIGND_ENROLLMENT_TTL */
 };
 
 struct reqsignd_service;
@@ -94,6 +96,7 @@ struct reqsignd_create_req {
     char scopes[REQSIGN_SCOPES_MAX]; /* space-separated */
     int64_t expires_at;              /* 0: never */
     struct reqsign_key *public_key;  /* the key to register; NULL: generate one */
+    char account[REQSIGN_ACCOUNT_ID_MAX + 1]; /* "account" (keys:admin); "" none */
     long json_position;              /* on REQSIGN_E_JSON: byte offset of the syntax error */
 };
 

@@ -585,6 +585,10 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                  "signature expired at %lld; server time %lld",
                                  (long long)sp.expires, (long long)now);
 
+    vs->nonce[0] = '\0';
+    if (sp.nonce != NULL && str_copy(sp.nonce, vs->nonce, sizeof(vs->nonce)) != REQSIGN_OK)
+        vs->nonce[0] = '\0'; /* too long: the nonce step refuses it */
+
     /* 5. key lookup */
     struct reqsign_key_info info;
     memset(&info, 0, sizeof(info));

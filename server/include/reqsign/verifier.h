@@ -112,6 +112,7 @@ struct reqsign_verification {
     char label[REQSIGN_SF_MAX_KEY_LEN + 1];
     char keyid[REQSIGN_KEYID_MAX_LEN + 1];
     char scopes[REQSIGN_SCOPES_MAX];
+    char nonce[REQSIGN_NONCE_MAX_LEN + 1]; /* "" if absent (for audit logs) */
     int64_t created;   /* -1 if absent (rfc9421 profile) */
     int64_t expires;   /* -1 if absent */
     int digest_covered;
