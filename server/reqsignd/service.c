@@ -1837,6 +1837,29 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
 
 /* ---- the three phases ---- */
 
+/* The audit action of a request refused before its route ran. */
+static const char *audit_action(const struct reqsign_httpd_req *r, enum route rt)
+{
+    int post = strcmp(r->method, "POST") == 0;
+    switch (rt) {
+    case R_KEYS:
+        return post ? "key.create" : "key.list";
+    case R_KEY:
+        return strcmp(r->method, "DELETE") == 0 ? "key.revoke" : "key.get";
+    case R_KEY_ACTION:
+        return "key.action";
+    case R_ACCOUNTS:
+        return post ? "account.create" : "account.list";
+    case R_ACCOUNT:
+    case R_ACCOUNT_ACTION:
+        return "account.action";
+    case R_AUDIT:
+        return "audit.list";
+    default:
+        return "request";
+    }
+}
+
 static int content_type_ok(const struct reqsign_httpd_req *r)
 {
     const char *ct = reqsign_httpd_header(r, "Content-Type");
@@ -1917,8 +1940,15 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
                      key_from_path(r, kid) == 0 && strcmp(kid, c->vs.keyid) == 0;
     if (!has_scope(c->vs.scopes, ADMIN_SCOPE) && !has_scope(c->vs.scopes, SELF_SCOPE) &&
         !own_delete) {
-        reqsign_httpd_fail(r, REQSIGN_E_SCOPE,
-                           "key lacks the scope " ADMIN_SCOPE " or " SELF_SCOPE);
+        struct actor a;
+        struct reqsign_error gerr;
+        reqsign_error_clear(&gerr);
+        memset(&a, 0, sizeof(a));
+        if (reqsign_keystore_get(s->store, c->vs.keyid, strlen(c->vs.keyid), &a.rec, &gerr) !=
+            REQSIGN_OK)
+            snprintf(a.rec.keyid, sizeof(a.rec.keyid), "%s", c->vs.keyid);
+        refuse(s, r, c, &a, audit_action(r, rt), key_from_path(r, kid) == 0 ? kid : "", NULL,
+               REQSIGN_E_SCOPE, "key lacks the scope " ADMIN_SCOPE " or " SELF_SCOPE);
         return;
     }
     if (strcmp(r->method, "POST") == 0 && !content_type_ok(r)) {

@@ -322,3 +322,427 @@ Test(accounts, expired_token_refused)
     free(cred);
     finish(&e);
 }
+
+/* An account with @body and a generated keys:self key of it (via enrollment). */
+static struct reqsign_signer *account_key(struct env *e, struct reqsign_signer *admin,
+                                          const char *body, char **acct, char **keyid)
+{
+    char *tok = NULL;
+    *acct = make_account(e, admin, body, &tok);
+    struct resp r = enroll_generated(e, tok);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    struct reqsign_signer *s = signer_of(r.json);
+    *keyid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+    free(tok);
+    return s;
+}
+
+/* Wait until @s gets @status (with error @name if not NULL) from @url, at most @secs. */
+static int wait_status(struct reqsign_signer *s, const char *url, long status, const char *name,
+                       int secs)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct resp r = call(s, "GET", url, NULL);
+        int ok = r.status == status && (name == NULL || strcmp(err_name(&r), name) == 0);
+        resp_free(&r);
+        if (ok)
+            return 1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec > secs)
+            return 0;
+        usleep(100 * 1000);
+    }
+}
+
+Test(accounts, self_service_scopes_limit_lifetime)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *a = NULL, *akid = NULL;
+    struct reqsign_signer *sa = account_key(
+        &e, admin,
+        "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\",\"orders:read\"],"
+        "\"key_limit\":3,\"max_key_lifetime_s\":3600}",
+        &a, &akid);
+
+    /* within scope: its account, expiry capped by the account's lifetime */
+    struct resp r = call(sa, "POST", url_of(&e, "/v1/keys"),
+                         "{\"label\":\"w\",\"scopes\":[\"payments:write\"]}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "account"), a);
+    cr_assert_not_null(jstr(r.json, "expires_at"), "max_key_lifetime_s gives an expiry");
+    resp_free(&r);
+    /* orders:read is allowed in the account but not held by the signing key?
+     * The enrolled key holds keys:self + all allowed scopes: it may give it. */
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"refunds:write\"]}");
+    cr_assert_eq(r.status, 403, "not allowed in the account: %ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "scope");
+    resp_free(&r);
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"keys:admin\"]}");
+    cr_assert_eq(r.status, 403, "no escalation to keys:admin: %ld %s", r.status, r.body);
+    resp_free(&r);
+    /* longer than the account's max lifetime */
+    char body[160];
+    time_t far = time(NULL) + 7200;
+    struct tm tm;
+    gmtime_r(&far, &tm);
+    char ts[32];
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(body, sizeof(body), "{\"scopes\":[],\"expires_at\":\"%s\"}", ts);
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "invalid_request");
+    resp_free(&r);
+
+    /* a key without keys:self (payments:write only) cannot create keys */
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"orders:read\"]}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    struct reqsign_signer *plain = signer_of(r.json);
+    resp_free(&r);
+    r = call(plain, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"orders:read\"]}");
+    cr_assert_eq(r.status, 403, "%ld %s", r.status, r.body);
+    resp_free(&r);
+
+    /* key_limit 3: the enrolled key + 2 made above; the next is refused */
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[]}");
+    cr_assert_eq(r.status, 409, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "key_limit");
+    resp_free(&r);
+    char *tok = new_token(&e, admin, a);
+    r = enroll_generated(&e, tok);
+    cr_assert_eq(r.status, 409, "enrollment past the limit: %ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "key_limit");
+    resp_free(&r);
+
+    /* the admin may name the account; a keys:self key may not name another */
+    char *b = NULL, *bkid = NULL;
+    struct reqsign_signer *sb = account_key(&e, admin, "{\"name\":\"B\"}", &b, &bkid);
+    snprintf(body, sizeof(body), "{\"scopes\":[],\"account\":\"%s\"}", b);
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "account"), b);
+    resp_free(&r);
+    snprintf(body, sizeof(body), "{\"scopes\":[],\"account\":\"%s\"}", a);
+    r = call(sb, "POST", url_of(&e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "not_found");
+    resp_free(&r);
+
+    reqsign_signer_free(plain);
+    reqsign_signer_free(sa);
+    reqsign_signer_free(sb);
+    free(tok);
+    free(a);
+    free(akid);
+    free(b);
+    free(bkid);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* Every route x method with account A's key against account B's objects:
+ * 404 not_found, and nothing changes. */
+Test(accounts, isolation_matrix)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *a = NULL, *akid = NULL, *b = NULL, *bkid = NULL;
+    struct reqsign_signer *sa = account_key(&e, admin, "{\"name\":\"A\"}", &a, &akid);
+    struct reqsign_signer *sb = account_key(&e, admin, "{\"name\":\"B\"}", &b, &bkid);
+    char adminkid[64];
+    {
+        json_t *j = json_loads(cred, 0, NULL);
+        snprintf(adminkid, sizeof(adminkid), "%s", jstr(j, "keyid"));
+        json_decref(j);
+    }
+    struct {
+        const char *method, *fmt, *body;
+    } routes[] = {
+        {"GET", "/v1/keys/%s", NULL},
+        {"DELETE", "/v1/keys/%s", "{\"reason\":\"compromised\"}"},
+        {"DELETE", "/v1/keys/%s", NULL},
+        {"POST", "/v1/keys/%s/disable", "{}"},
+        {"POST", "/v1/keys/%s/enable", "{}"},
+        {"POST", "/v1/keys/%s/rotate", "{}"},
+        {"GET", "/v1/accounts/%s", NULL},
+        {"POST", "/v1/accounts/%s/disable", "{}"},
+        {"POST", "/v1/accounts/%s/enable", "{}"},
+        {"POST", "/v1/accounts/%s/enrollments", "{}"},
+    };
+    const char *targets[][2] = {{bkid, b}, {adminkid, "acct_operator"}};
+    for (size_t t = 0; t < 2; t++)
+        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+            char path[256];
+            int acct_route = strstr(routes[i].fmt, "accounts") != NULL;
+            snprintf(path, sizeof(path), routes[i].fmt, acct_route ? targets[t][1] : targets[t][0]);
+            struct resp r = call(sa, routes[i].method, url_of(&e, path), routes[i].body);
+            cr_assert_eq(r.status, 404, "%s %s: %ld %s", routes[i].method, path, r.status,
+                         r.body);
+            cr_assert_str_eq(err_name(&r), "not_found");
+            resp_free(&r);
+        }
+    /* an id that does not exist at all gets the very same answer */
+    struct resp r = call(sa, "GET", url_of(&e, "/v1/keys/nonexistent"), NULL);
+    cr_assert_eq(r.status, 404);
+    resp_free(&r);
+    /* lists show A's own objects only */
+    r = call(sa, "GET", url_of(&e, "/v1/keys?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200);
+    json_t *keys = json_object_get(r.json, "keys");
+    cr_assert_eq(json_array_size(keys), 1);
+    cr_assert_str_eq(jstr(json_array_get(keys, 0), "keyid"), akid);
+    resp_free(&r);
+    char q[160];
+    snprintf(q, sizeof(q), "/v1/keys?account=%s", b);
+    r = call(sa, "GET", url_of(&e, q), NULL);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1, "?account= is ignored");
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(r.json, "keys"), 0), "keyid"), akid);
+    resp_free(&r);
+    r = call(sa, "GET", url_of(&e, "/v1/accounts"), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "accounts")), 1);
+    resp_free(&r);
+    r = call(sa, "POST", url_of(&e, "/v1/accounts"), "{\"name\":\"C\"}");
+    cr_assert_eq(r.status, 403);
+    resp_free(&r);
+
+    /* nothing changed: B's key and account, the admin key */
+    snprintf(q, sizeof(q), "/v1/keys/%s", bkid);
+    r = call(admin, "GET", url_of(&e, q), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(jstr(r.json, "status"), "active");
+    cr_assert(json_is_null(json_object_get(r.json, "replaced_by")));
+    resp_free(&r);
+    r = call(sb, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "B's key still works: %ld %s", r.status, r.body);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1, "no key was added to B");
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/accounts/%s", b);
+    r = call(admin, "GET", url_of(&e, q), NULL);
+    cr_assert_str_eq(jstr(r.json, "status"), "active");
+    resp_free(&r);
+    r = call(admin, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    /* A's audit view: its own events, not B's */
+    r = call(sa, "GET", url_of(&e, "/v1/audit?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    /* (A's own refused attempts name the ids A itself sent: no oracle, all not_found) */
+    json_t *evs = json_object_get(r.json, "events");
+    cr_assert_gt(json_array_size(evs), 0);
+    for (size_t i = 0; i < json_array_size(evs); i++) {
+        json_t *x = json_array_get(evs, i);
+        cr_assert(jstr(x, "actor") == NULL || strcmp(jstr(x, "actor"), bkid) != 0,
+                  "A's audit log shows B's event: %s", r.body);
+        cr_assert(jstr(x, "account") == NULL || strcmp(jstr(x, "account"), b) != 0);
+        if (jstr(x, "target") != NULL && strcmp(jstr(x, "target"), bkid) == 0)
+            cr_assert_str_eq(jstr(x, "outcome"), "not_found");
+    }
+    cr_assert_not_null(strstr(r.body, "not_found"));
+    resp_free(&r);
+
+    reqsign_signer_free(sa);
+    reqsign_signer_free(sb);
+    free(a);
+    free(akid);
+    free(b);
+    free(bkid);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+Test(accounts, disable_enable_rotate_revoke_and_audit)
+{
+    struct env e;
+    setup(&e, NULL);
+    start_backend(&e, NULL); /* --cache-ttl 1 */
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *a = NULL, *akid = NULL;
+    char *tok = NULL;
+    a = make_account(&e, admin, "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\"]}",
+                     &tok);
+    struct resp r = enroll_generated(&e, tok);
+    cr_assert_eq(r.status, 201);
+    struct reqsign_signer *sa = signer_of(r.json);
+    akid = strdup(jstr(r.json, "keyid"));
+    char *priv = strdup(jstr(r.json, "private_key"));
+    resp_free(&r);
+
+    /* a second key of A, used against the api-backend */
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"label\":\"srv\",\"scopes\":[\"payments:write\"]}");
+    cr_assert_eq(r.status, 201);
+    struct reqsign_signer *srv = signer_of(r.json);
+    char *srvkid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+    cr_assert(wait_status(srv, burl(&e, "/r"), 200, NULL, 3));
+
+    /* disable -> 401 key_disabled at the backend within the bound -> enable -> 200 */
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/keys/%s/disable", srvkid);
+    r = call(sa, "POST", url_of(&e, path), "{}");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "disabled");
+    cr_assert_not_null(jstr(r.json, "disabled_at"));
+    resp_free(&r);
+    cr_assert(wait_status(srv, burl(&e, "/r"), 401, "key_disabled", 1 + 2),
+              "disabled key still accepted after the cache TTL + 2 s");
+    snprintf(path, sizeof(path), "/v1/keys/%s/enable", srvkid);
+    r = call(sa, "POST", url_of(&e, path), "{}");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(jstr(r.json, "status"), "active");
+    resp_free(&r);
+    cr_assert(wait_status(srv, burl(&e, "/r"), 200, NULL, 1 + 2));
+
+    /* rotation with a 2 s grace: the successor, both records linked */
+    snprintf(path, sizeof(path), "/v1/keys/%s/rotate", srvkid);
+    r = call(sa, "POST", url_of(&e, path), "{\"grace_s\":2}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "replaces"), srvkid);
+    cr_assert_str_eq(jstr(r.json, "label"), "srv");
+    cr_assert_str_eq(jstr(r.json, "account"), a);
+    cr_assert_not_null(jstr(r.json, "private_key"));
+    struct reqsign_signer *srv2 = signer_of(r.json);
+    char *srv2kid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/keys/%s", srvkid);
+    r = call(sa, "GET", url_of(&e, path), NULL);
+    cr_assert_str_eq(jstr(r.json, "replaced_by"), srv2kid);
+    cr_assert_not_null(jstr(r.json, "expires_at"));
+    resp_free(&r);
+    r = call(srv, "GET", burl(&e, "/r"), NULL);
+    cr_assert_eq(r.status, 200, "the old key works during the grace period");
+    resp_free(&r);
+    cr_assert(wait_status(srv2, burl(&e, "/r"), 200, NULL, 3));
+    cr_assert(wait_status(srv, burl(&e, "/r"), 401, "key_expired", 2 + 2),
+              "the old key is refused after the grace");
+
+    /* revoke by possession: a key with no scope at all revokes itself */
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[]}");
+    cr_assert_eq(r.status, 201);
+    struct reqsign_signer *leaked = signer_of(r.json);
+    char *leakedkid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/keys/%s", srv2kid);
+    r = call(leaked, "DELETE", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 403, "not someone else's key: %ld %s", r.status, r.body);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/keys/%s", leakedkid);
+    r = call(leaked, "DELETE", url_of(&e, path), "{\"reason\":\"compromised\"}");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "revoked");
+    cr_assert_str_eq(jstr(r.json, "revocation_reason"), "compromised");
+    resp_free(&r);
+    r = call(leaked, "GET", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(err_name(&r), "key_revoked");
+    resp_free(&r);
+
+    /* revoke by A's self key with a reason */
+    snprintf(path, sizeof(path), "/v1/keys/%s", srv2kid);
+    r = call(sa, "DELETE", url_of(&e, path), "{\"reason\":\"superseded\"}");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(jstr(r.json, "revocation_reason"), "superseded");
+    resp_free(&r);
+    r = call(sa, "DELETE", url_of(&e, path), "{\"reason\":\"bogus\"}");
+    cr_assert_eq(r.status, 400);
+    resp_free(&r);
+
+    /* a refused enrollment and a refused scope, for the log */
+    r = enroll_generated(&e, "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB");
+    cr_assert_eq(r.status, 401);
+    resp_free(&r);
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"keys:admin\"]}");
+    cr_assert_eq(r.status, 403);
+    resp_free(&r);
+
+    /* the audit log: every action and refusal, no token, no key bytes */
+    r = call(admin, "GET", url_of(&e, "/v1/audit?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    json_t *ev = json_object_get(r.json, "events");
+    static const char *const want[][2] = {
+        {"account.create", "ok"}, {"key.enroll", "ok"},     {"key.create", "ok"},
+        {"key.disable", "ok"},    {"key.enable", "ok"},     {"key.rotate", "ok"},
+        {"key.revoke", "ok"},     {"key.revoke", "scope"},  {"key.enroll", "enrollment_invalid"},
+        {"key.create", "scope"},
+    };
+    for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+        int found = 0;
+        for (size_t i = 0; i < json_array_size(ev); i++) {
+            json_t *x = json_array_get(ev, i);
+            if (strcmp(jstr(x, "action"), want[w][0]) == 0 &&
+                strcmp(jstr(x, "outcome"), want[w][1]) == 0)
+                found = 1;
+        }
+        cr_assert(found, "no audit event %s / %s in %s", want[w][0], want[w][1], r.body);
+    }
+    json_t *x = json_array_get(ev, json_array_size(ev) - 1);
+    for (const char *f = "time actor account action target outcome source nonce"; *f;) {
+        char name[16];
+        size_t l = strcspn(f, " ");
+        snprintf(name, sizeof(name), "%.*s", (int)l, f);
+        cr_assert(json_object_get(x, name) != NULL, "event member %s", name);
+        f += l + (f[l] == ' ');
+    }
+    cr_assert_str_eq(jstr(x, "source"), "127.0.0.1");
+    cr_assert_not_null(jstr(x, "nonce"));
+    cr_assert_null(strstr(r.body, tok), "the audit log holds a token");
+    cr_assert_null(strstr(r.body, "PRIVATE"), "the audit log holds a key");
+    resp_free(&r);
+    /* the self key sees its account's events only, paginated */
+    r = call(sa, "GET", url_of(&e, "/v1/audit?limit=2"), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "events")), 2);
+    cr_assert_not_null(jstr(r.json, "next"));
+    resp_free(&r);
+
+    reqsign_signer_free(leaked);
+    reqsign_signer_free(srv);
+    reqsign_signer_free(srv2);
+    reqsign_signer_free(sa);
+    free(leakedkid);
+    free(srvkid);
+    free(srv2kid);
+    free(priv);
+    free(tok);
+    free(a);
+    free(akid);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* Failed enrollments are rate-limited per source address: past the limit
+ * even a good token is refused (with the same answer), and not used up. */
+Test(accounts, failed_enrollments_rate_limited)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *tok = NULL;
+    char *a = make_account(&e, admin, "{\"name\":\"A\"}", &tok);
+    for (int i = 0; i < 10; i++) {
+        struct resp r = enroll_generated(&e, "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC");
+        cr_assert_eq(r.status, 401);
+        resp_free(&r);
+    }
+    struct resp r = enroll_generated(&e, tok);
+    cr_assert_eq(r.status, 401, "rate-limited: %ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "enrollment_invalid");
+    resp_free(&r);
+    free(tok);
+    free(a);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
