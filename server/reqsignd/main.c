@@ -40,7 +40,7 @@ static int usage(void)
             "       " PROG " (--db PATH | --key-store STORE) --listen HOST:PORT\n"
             "                [--nonce-store STORE] [--public-authority HOST[:PORT]]\n"
             "                [--max-age N] [--skew N] [--cache-ttl N] [--threads N]\n"
-            "                [--enrollment-ttl SECONDS]\n"
+            "                [--enrollment-ttl SECONDS] [--last-used-interval SECONDS]\n"
             "  %s\n",
             reqsign_stores_usage());
     return 2;
@@ -155,6 +155,7 @@ static int cmd_serve(int argc, char **argv)
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, threads = 0;
     int64_t enroll_ttl = REQSIGND_ENROLLMENT_TTL;
+    int64_t last_used = REQSIGN_LAST_USED_DEFAULT_INTERVAL;
     for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -177,6 +178,9 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
         } else if (strcmp(a, "--cache-ttl") == 0) {
             if (opt_seconds(a, v, 1, &ttl) != 0)
+                return 2;
+        } else if (strcmp(a, "--last-used-interval") == 0) {
+            if (opt_seconds(a, v, 0, &last_used) != 0)
                 return 2;
         } else if (strcmp(a, "--enrollment-ttl") == 0) {
             if (opt_seconds(a, v, 1, &enroll_ttl) != 0)
@@ -216,6 +220,11 @@ static int cmd_serve(int argc, char **argv)
     so.max_body = REQSIGN_HTTPD_DEFAULT_MAX_BODY;
     so.nonces = nonces;
     so.enrollment_ttl = enroll_ttl;
+    so.last_used_interval = last_used;
+    char vname[REQSIGN_VERIFIER_NAME_MAX + 1] = PROG "@", host[48] = "";
+    if (gethostname(host, sizeof(host) - 1) == 0)
+        strncat(vname, host, sizeof(vname) - strlen(vname) - 1);
+    so.verifier_name = vname;
     struct reqsignd_service *s = reqsignd_service_new(store, &so, &err);
     struct reqsign_keystore_pg_listener *listener = NULL;
     int rc = 1;

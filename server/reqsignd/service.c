@@ -47,6 +47,7 @@ struct reqsignd_service {
     size_t max_body;       /* in-process requests */
     struct reqsign_verifier_opts vo; /* for proof-of-possession verifiers (enroll) */
     int64_t enrollment_ttl;
+    int accounts; /* the store has accounts (else: keys:admin only, as before issue 13) */
     pthread_mutex_t rl_mu; /* failed enrollments per source address */
     struct {
         char peer[64];
@@ -755,6 +756,8 @@ static void audit(struct reqsignd_service *s, const struct reqsign_httpd_req *r,
 {
     struct reqsign_audit_event ev;
     struct reqsign_error err;
+    if (!s->accounts)
+        return;
     reqsign_error_clear(&err);
     memset(&ev, 0, sizeof(ev));
     ev.time = now_s();
@@ -1054,6 +1057,8 @@ static int account_admits(struct reqsignd_service *s, const struct reqsign_accou
                           int64_t extra, int64_t *expires, struct reqsign_error *err)
 {
     int64_t now = now_s(), n = 0;
+    if (!s->accounts)
+        return 0;
     if (acct->disabled_at != 0) {
         set_error(err, REQSIGN_E_ACCOUNT_DISABLED, "the account is disabled");
         return -1;
@@ -1375,8 +1380,12 @@ static void do_key_list(struct reqsignd_service *s, struct reqsign_httpd_req *r,
     reqsign_error_clear(&err);
     struct reqsign_key_record *page = calloc((size_t)limit + 1, sizeof(*page));
     size_t n = 0;
-    if (page == NULL || reqsign_keystore_list_filter(s->store, &f, after, (size_t)limit + 1, page,
-                                                     &n, &err) != REQSIGN_OK) {
+    enum reqsign_status lst =
+        page == NULL ? REQSIGN_E_NOMEM
+        : !s->accounts && a->admin && f.account[0] == '\0' && f.unused_before == 0
+            ? reqsign_keystore_list(s->store, after, (size_t)limit + 1, page, &n, &err)
+            : reqsign_keystore_list_filter(s->store, &f, after, (size_t)limit + 1, page, &n, &err);
+    if (lst != REQSIGN_OK) {
         free(page);
         if (err.code != REQSIGN_OK)
             reqsign_httpd_respond_error(r, &err);
@@ -1424,8 +1433,12 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
     const char *target = cr.account[0] ? cr.account
                          : a->admin    ? REQSIGN_ACCOUNT_OPERATOR
                                        : a->rec.account;
-    if (!sees(a, target) ||
-        reqsign_keystore_account_get(s->store, target, &acct, &err) != REQSIGN_OK) {
+    memset(&acct, 0, sizeof(acct));
+    if (!s->accounts && a->admin && cr.account[0] == '\0') { /* a store without accounts */
+        snprintf(acct.id, sizeof(acct.id), "%s", REQSIGN_ACCOUNT_OPERATOR);
+        snprintf(acct.allowed_scopes, sizeof(acct.allowed_scopes), "*");
+    } else if (!sees(a, target) ||
+               reqsign_keystore_account_get(s->store, target, &acct, &err) != REQSIGN_OK) {
         if (err.code != REQSIGN_OK && err.code != REQSIGN_E_NOT_FOUND)
             reqsign_httpd_respond_error(r, &err);
         else
@@ -1622,7 +1635,13 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         return;
     }
     json_decref(body);
-    if (reqsign_keystore_update(s->store, &rec, &err) != REQSIGN_OK ||
+    if (!s->accounts && del) { /* a store without the lifecycle columns */
+        if (reqsign_keystore_revoke(s->store, keyid, strlen(keyid), now, &err) != REQSIGN_OK ||
+            reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err) != REQSIGN_OK) {
+            refuse_err(s, r, c, a, act, keyid, &err);
+            return;
+        }
+    } else if (reqsign_keystore_update(s->store, &rec, &err) != REQSIGN_OK ||
         reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err) != REQSIGN_OK) {
         refuse_err(s, r, c, a, act, keyid, &err);
         return;
@@ -2017,6 +2036,7 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
     struct actor a;
     if (load_actor(s, r, c, &a) != 0)
         return;
+    reqsign_keycache_record_use(s->cache, a.rec.keyid, strlen(a.rec.keyid));
     int post = strcmp(r->method, "POST") == 0;
     switch (c->route) {
     case R_KEYS:
@@ -2100,6 +2120,21 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     vo.lookup_ctx = s->cache;
     vo.nonces = s->nonces;
     s->vo = vo;
+    {
+        struct reqsign_account op;
+        struct reqsign_error perr;
+        reqsign_error_clear(&perr);
+        s->accounts = reqsign_keystore_account_get(store, REQSIGN_ACCOUNT_OPERATOR, &op, &perr) ==
+                          REQSIGN_OK ||
+                      perr.code != REQSIGN_E_STORE;
+    }
+    if (s->cache != NULL && o->last_used_interval > 0 &&
+        reqsign_keycache_start_flusher(s->cache, store,
+                                       o->verifier_name != NULL ? o->verifier_name : "reqsignd",
+                                       o->last_used_interval, err) != REQSIGN_OK) {
+        reqsignd_service_free(s);
+        return NULL;
+    }
     s->enrollment_ttl = o->enrollment_ttl > 0 ? o->enrollment_ttl : REQSIGND_ENROLLMENT_TTL;
     pthread_mutex_init(&s->rl_mu, NULL);
     if (s->cache != NULL && s->nonces != NULL)

@@ -38,6 +38,8 @@ struct reqsignd_service_opts {
     size_t max_body;              /* in-process requests; 0: REQSIGN_HTTPD_DEFAULT_MAX_BODY */
     struct reqsign_nonce_store *nonces; /* borrowed (--nonce-store); NULL: in-memory, own */
     int64_t enrollment_ttl;             /* seconds; 0: REQSIGND_ENROLLMENT_TTL */
+    int64_t last_used_interval;         /* seconds; 0: last use not recorded */
+    const char *verifier_name;          /* last_used_by; NULL: "reqsignd" */
 };
 
 struct reqsignd_service;

@@ -746,3 +746,57 @@ Test(accounts, failed_enrollments_rate_limited)
     free(cred);
     finish(&e);
 }
+
+/* Last use: a key used at the api-backend gets last_used_at (and last_used_by)
+ * within the interval + 2 s; ?unused_for= lists the keys not used since. */
+Test(accounts, last_used_and_unused_for)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *argv[] = {(char *)tu_prog("API_BACKEND"), "--db", e.db, "--listen", "127.0.0.1:0",
+                    "--cache-ttl", "1", "--last-used-interval", "1", NULL};
+    cr_assert_eq(tu_proc_start(&e.b, argv, e.blog, 10000), 0, "api-backend did not start");
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    json_t *used = create_key(&e, admin, "{\"label\":\"used\",\"scopes\":[\"x\"]}");
+    json_t *idle = create_key(&e, admin, "{\"label\":\"idle\",\"scopes\":[\"x\"]}");
+    struct reqsign_signer *su = signer_of(used);
+    const char *ukid = jstr(used, "keyid"), *ikid = jstr(idle, "keyid");
+    sleep(2); /* both exist for 2 s, then only one is used */
+    cr_assert(wait_status(su, burl(&e, "/r"), 200, NULL, 3));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/keys/%s", ukid);
+    int seen = 0;
+    while (!seen) {
+        struct resp r = call(admin, "GET", url_of(&e, path), NULL);
+        cr_assert_eq(r.status, 200);
+        if (jstr(r.json, "last_used_at") != NULL) {
+            seen = 1;
+            cr_assert_str_eq(jstr(r.json, "last_used_by"), "api-backend");
+        }
+        resp_free(&r);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (!seen && t1.tv_sec - t0.tv_sec > 1 + 2)
+            break;
+        usleep(200 * 1000);
+    }
+    cr_assert(seen, "last_used_at did not appear within the interval + 2 s");
+
+    struct resp r = call(admin, "GET", url_of(&e, "/v1/keys?unused_for=1&limit=1000"), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_not_null(strstr(r.body, ikid), "the idle key is unused");
+    cr_assert_null(strstr(r.body, ukid), "the used key is not");
+    resp_free(&r);
+    r = call(admin, "GET", url_of(&e, "/v1/keys?unused_for=x"), NULL);
+    cr_assert_eq(r.status, 400);
+    resp_free(&r);
+
+    reqsign_signer_free(su);
+    json_decref(used);
+    json_decref(idle);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}

@@ -1837,3 +1837,113 @@ Test(keystore, keycache_reports_disabled_key_and_account)
     reqsign_keystore_free(ks);
     free(path);
 }
+
+/* Issue 13, last use: recorded in memory by record_use, written by the
+ * background thread within interval + 1 s, at most once per key per interval,
+ * never when only looked up. */
+Test(keystore, keycache_last_use_flushed_in_background)
+{
+    char *path = sqlite_path();
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_key_record r, r2, got;
+    make_record(1, &r);
+    make_record(2, &r2);
+    insert_ok("sqlite", ks, &r);
+    insert_ok("sqlite", ks, &r2);
+    struct reqsign_keycache_opts co = {.store = ks, .positive_ttl = 60};
+    struct reqsign_keycache *c = reqsign_keycache_new(&co, &err);
+    cr_assert_not_null(c);
+    cr_assert_eq(reqsign_keycache_start_flusher(c, ks, "unit-verifier", 2, &err), REQSIGN_OK,
+                 "%s", err.message);
+    struct reqsign_key_info info;
+    cr_assert_eq(reqsign_keycache_lookup(c, r.keyid, strlen(r.keyid), &info, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keycache_lookup(c, r2.keyid, strlen(r2.keyid), &info, &err), REQSIGN_OK);
+    int64_t t0 = (int64_t)time(NULL);
+    /* uses of key 1 for 3.5 s; key 2 only looked up */
+    for (int i = 0; i < 35; i++) {
+        reqsign_keycache_record_use(c, r.keyid, strlen(r.keyid));
+        usleep(100 * 1000);
+    }
+    cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_geq(got.last_used_at, t0, "not written within interval + 1 s");
+    cr_assert_str_eq(got.last_used_by, "unit-verifier");
+    uint64_t writes = 0, errors = 0;
+    reqsign_keycache_use_stats(c, &writes, &errors);
+    cr_assert_leq(writes, 2, "at most once per 2 s interval in 3.5 s: %llu writes",
+                  (unsigned long long)writes);
+    cr_assert_geq(writes, 1);
+    cr_assert_eq(errors, 0);
+    cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.last_used_at, 0, "a lookup alone is no use");
+    reqsign_keycache_free(c);
+    reqsign_keystore_free(ks);
+    free(path);
+}
+
+/* A store that is down never fails a lookup because of the last-use writes. */
+static enum reqsign_status down_touch(void *impl, const char *keyid, int64_t at, const char *by,
+                                      struct reqsign_error *err)
+{
+    (void)impl;
+    (void)keyid;
+    (void)at;
+    (void)by;
+    return reqsign_error_set(err, REQSIGN_E_KEYSTORE_UNAVAILABLE, "test", REQSIGN_NO_OFFSET,
+                             "down");
+}
+
+static enum reqsign_status fake_get(void *impl, const char *keyid, size_t keyid_len,
+                                    struct reqsign_key_record *out, struct reqsign_error *err)
+{
+    (void)impl;
+    make_record(1, out);
+    snprintf(out->keyid, sizeof(out->keyid), "%.*s", (int)keyid_len, keyid);
+    return REQSIGN_OK;
+}
+static enum reqsign_status fake_insert(void *impl, const struct reqsign_key_record *rec,
+                                       struct reqsign_error *err)
+{
+    return REQSIGN_E_STORE;
+}
+static enum reqsign_status fake_list(void *impl, const char *after, size_t limit,
+                                     struct reqsign_key_record *out, size_t *n,
+                                     struct reqsign_error *err)
+{
+    *n = 0;
+    return REQSIGN_OK;
+}
+static enum reqsign_status fake_revoke(void *impl, const char *keyid, size_t keyid_len,
+                                       int64_t now, struct reqsign_error *err)
+{
+    return REQSIGN_E_STORE;
+}
+
+Test(keystore, keycache_last_use_store_down_fails_nothing)
+{
+    static const struct reqsign_keystore_ops ops = {.get = fake_get,
+                                                     .insert = fake_insert,
+                                                     .list = fake_list,
+                                                     .revoke = fake_revoke,
+                                                     .touch = down_touch};
+    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, NULL);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keycache_opts co = {.store = ks};
+    struct reqsign_keycache *c = reqsign_keycache_new(&co, &err);
+    cr_assert_eq(reqsign_keycache_start_flusher(c, ks, "v", 1, &err), REQSIGN_OK);
+    struct reqsign_key_info info;
+    for (int i = 0; i < 25; i++) {
+        cr_assert_eq(reqsign_keycache_lookup(c, "k1", 2, &info, &err), REQSIGN_OK);
+        reqsign_keycache_record_use(c, "k1", 2);
+        usleep(100 * 1000);
+    }
+    uint64_t writes = 0, errors = 0;
+    reqsign_keycache_use_stats(c, &writes, &errors);
+    cr_assert_eq(writes, 0);
+    cr_assert_geq(errors, 1, "the flusher tried");
+    reqsign_keycache_free(c);
+    reqsign_keystore_free(ks);
+}
