@@ -800,3 +800,130 @@ Test(accounts, last_used_and_unused_for)
     free(cred);
     finish(&e);
 }
+
+/* The CLI: accounts create, enroll (key made locally; --generate), keys list
+ * with status and last use, keys rotate / disable / enable, audit. */
+static char *cli(const char *args, int *status)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", tu_prog("REQSIGN_CLI"), args);
+    return tu_run(cmd, status);
+}
+
+Test(accounts, cli_accounts_enroll_rotate_audit)
+{
+    struct env e;
+    setup(&e, NULL);
+    char args[3000], *out;
+    int st;
+    const char *svc = e.d.url;
+    snprintf(args, sizeof(args),
+             "accounts create --name Shop --scope payments:write --key-limit 5 --key '%s' "
+             "--service %s",
+             e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char acct[64] = "", tok[64] = "";
+    cr_assert_eq(sscanf(out, "account %63s\ntoken %63s", acct, tok), 2, "%s", out);
+    free(out);
+
+    /* enroll: the key is made here; only the public key travels */
+    snprintf(args, sizeof(args), "enroll --service %s --token %s --label laptop -o '%s/cust.json'",
+             svc, tok, e.dir);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char kid[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", kid), 1);
+    free(out);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/cust.json", e.dir);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600);
+    char *cred = slurp(path);
+    json_t *cj = json_loads(cred, 0, NULL);
+    cr_assert_not_null(cj, "%s", cred);
+    cr_assert_str_eq(jstr(cj, "keyid"), kid);
+    cr_assert_str_eq(jstr(cj, "account"), acct);
+    cr_assert_not_null(strstr(jstr(cj, "private_key"), "BEGIN PRIVATE KEY"));
+    json_decref(cj);
+    free(cred);
+    /* the same token again fails, exit 1 */
+    snprintf(args, sizeof(args), "enroll --service %s --token %s -o '%s/again.json'", svc, tok,
+             e.dir);
+    out = cli(args, &st);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "enrollment_invalid"), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "%s/again.json", e.dir);
+    cr_assert_neq(access(args, F_OK), 0, "no file left behind");
+
+    /* keys list with the customer's own credential: status and last use */
+    snprintf(args, sizeof(args), "keys list --key '%s' --service %s", path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, kid), "%s", out);
+    cr_assert_not_null(strstr(out, "\tactive\t"), "%s", out);
+    free(out);
+
+    /* rotate, disable, enable */
+    snprintf(args, sizeof(args), "keys rotate %s --grace 60 -o '%s/new.json' --key '%s' --service %s",
+             kid, e.dir, path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char nkid[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", nkid), 1);
+    cr_assert_str_neq(nkid, kid);
+    free(out);
+    snprintf(args, sizeof(args), "keys disable %s --key '%s' --service %s", nkid, path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "disabled"), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "keys list --key '%s' --service %s", path, svc);
+    out = cli(args, &st);
+    cr_assert_not_null(strstr(out, "\tdisabled\t"), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "keys enable %s --key '%s' --service %s", nkid, path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+
+    /* a second token, the service generates the key */
+    snprintf(args, sizeof(args), "accounts enroll-token %s --key '%s' --service %s", acct, e.admin,
+             svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_eq(sscanf(out, "token %63s", tok), 1, "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "enroll --generate --service %s --token %s -o '%s/gen.json'", svc,
+             tok, e.dir);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+
+    /* accounts list / get, audit */
+    snprintf(args, sizeof(args), "accounts list --key '%s' --service %s", e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, acct), "%s", out);
+    cr_assert_not_null(strstr(out, "acct_operator"), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "accounts get %s --key '%s' --service %s", acct, path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\"Shop\""), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "audit --limit 1000 --key '%s' --service %s", e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "key.enroll\tok"), "%s", out);
+    cr_assert_not_null(strstr(out, "key.rotate\tok"), "%s", out);
+    cr_assert_not_null(strstr(out, "key.enroll\tenrollment_invalid"), "%s", out);
+    cr_assert_null(strstr(out, tok), "%s", out);
+    free(out);
+    out = cli("accounts bogus", &st);
+    cr_assert_eq(st, 2);
+    free(out);
+    finish(&e);
+}
