@@ -747,6 +747,19 @@ Test(accounts, failed_enrollments_rate_limited)
     finish(&e);
 }
 
+static int64_t rfc3339(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    cr_assert_not_null(s);
+    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec),
+                 6, "%s", s);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm);
+}
+
 /* Last use: a key used at the api-backend gets last_used_at (and last_used_by)
  * within the interval + 2 s; ?unused_for= lists the keys not used since. */
 Test(accounts, last_used_and_unused_for)
@@ -762,18 +775,20 @@ Test(accounts, last_used_and_unused_for)
     json_t *idle = create_key(&e, admin, "{\"label\":\"idle\",\"scopes\":[\"x\"]}");
     struct reqsign_signer *su = signer_of(used);
     const char *ukid = jstr(used, "keyid"), *ikid = jstr(idle, "keyid");
-    sleep(2); /* both exist for 2 s, then only one is used */
+    sleep(4); /* both exist for 4 s, then only one is used */
     cr_assert(wait_status(su, burl(&e, "/r"), 200, NULL, 3));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char path[128];
     snprintf(path, sizeof(path), "/v1/keys/%s", ukid);
     int seen = 0;
+    int64_t used_at = 0;
     while (!seen) {
         struct resp r = call(admin, "GET", url_of(&e, path), NULL);
         cr_assert_eq(r.status, 200);
         if (jstr(r.json, "last_used_at") != NULL) {
             seen = 1;
+            used_at = rfc3339(jstr(r.json, "last_used_at"));
             cr_assert_str_eq(jstr(r.json, "last_used_by"), "api-backend");
         }
         resp_free(&r);
@@ -784,7 +799,13 @@ Test(accounts, last_used_and_unused_for)
     }
     cr_assert(seen, "last_used_at did not appear within the interval + 2 s");
 
-    struct resp r = call(admin, "GET", url_of(&e, "/v1/keys?unused_for=1&limit=1000"), NULL);
+    /* a cutoff half-way between the idle key's creation and the use: robust to
+     * slow machines (sanitizers), 2 s on either side */
+    int64_t cutoff = (rfc3339(jstr(idle, "created_at")) + used_at) / 2;
+    char q[128];
+    snprintf(q, sizeof(q), "/v1/keys?unused_for=%lld&limit=1000",
+             (long long)((int64_t)time(NULL) - cutoff));
+    struct resp r = call(admin, "GET", url_of(&e, q), NULL);
     cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
     cr_assert_not_null(strstr(r.body, ikid), "the idle key is unused");
     cr_assert_null(strstr(r.body, ukid), "the used key is not");
