@@ -13,7 +13,7 @@ FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)
 
 # The one command table: `./dev.sh help` prints it.
 HELP=(
-    "demo" "build and run the demo: key service + API backend on loopback, a key issued over signed HTTP, a signed POST, replay, tamper, revoke"
+    "demo" "build and run the demo: key service + API backend on loopback, a key issued over signed HTTP, a signed POST, replay, tamper, revoke, then a customer account: enroll, send, rotate, revoke"
     "test" "build (warnings are errors) and run every test suite"
     "test-asan" "the same, built with -Db_sanitize=address,undefined"
     "test-openssl" "the same with the OpenSSL Ed25519 backend (default: libsodium)"

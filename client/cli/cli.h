@@ -13,6 +13,9 @@
 /* Subcommands. */
 int reqsign_cli_send(int argc, char **argv);
 int reqsign_cli_keys(int argc, char **argv);
+int reqsign_cli_accounts(int argc, char **argv); /* accounts.c */
+int reqsign_cli_enroll(int argc, char **argv);
+int reqsign_cli_audit(int argc, char **argv);
 
 /* send.c: credentials, HTTP and error output shared with `reqsign keys`. */
 void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err);

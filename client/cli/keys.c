@@ -42,10 +42,10 @@ enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 
 static const char USAGE_KEYS[] =
-    "usage: reqsign keys <create|list|get|revoke> [options]\n"
+    "usage: reqsign keys <create|list|get|revoke|rotate|disable|enable> [options]\n"
     "\n"
     "Manage keys on a reqsign key service. Requests are signed with an admin\n"
-    "credential (scope keys:admin).\n"
+    "credential (scope keys:admin) or a key of an account (keys:self).\n"
     "\n"
     "  keys create [--label L] [--scope S]... [--expires-at RFC3339]\n"
     "              [--public-key FILE] -o FILE\n"
@@ -55,10 +55,15 @@ static const char USAGE_KEYS[] =
     "      public part is sent), register that key: -o is optional and gets the\n"
     "      record (no private key).\n"
     "  keys list [--limit N] [--after KEYID] [--all] [--json]\n"
-    "      One line per key: keyid, status, scopes (comma-separated), label.\n"
+    "      One line per key: keyid, status, scopes (comma-separated), label,\n"
+    "      last use (or -).\n"
     "      --all follows the pages; --json prints the JSON instead.\n"
     "  keys get KEYID       print the key's record (JSON)\n"
     "  keys revoke KEYID    revoke the key; prints 'revoked KEYID'\n"
+    "  keys rotate KEYID [--grace SECONDS] -o FILE\n"
+    "      Make the key's successor (same label, scopes, account), written to FILE\n"
+    "      (mode 0600); the old key expires after the grace (default 86400).\n"
+    "  keys disable KEYID | keys enable KEYID\n"
     "\n"
     "Common options:\n"
     "  --service URL               the key service (default: the credential's\n"
@@ -82,8 +87,8 @@ struct keys_opts {
     const char *service, *key, *label, *expires_at, *public_key, *out, *after, *arg;
     const char *scopes[KEYS_MAX_SCOPES];
     size_t n_scopes;
-    long limit;
-    int all, json, insecure, verbose;
+    long limit, grace;
+    int all, json, insecure, verbose, has_grace;
 };
 
 
@@ -109,7 +114,15 @@ static int allowed(const char *sub, const char *opt)
         return strstr(" label scope expires-at public-key output ", opt) != NULL;
     if (strcmp(sub, "list") == 0)
         return strstr(" limit after all json ", opt) != NULL;
+    if (strcmp(sub, "rotate") == 0)
+        return strstr(" output grace ", opt) != NULL;
     return 0;
+}
+
+static int takes_keyid(const char *sub)
+{
+    return strcmp(sub, "get") == 0 || strcmp(sub, "revoke") == 0 || strcmp(sub, "rotate") == 0 ||
+           strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0;
 }
 
 static int parse_opts(int argc, char **argv, struct keys_opts *o)
@@ -128,6 +141,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         {"output", 'o', " output "},
         {"limit", 0, " limit "},
         {"after", 0, " after "},
+        {"grace", 0, " grace "},
     };
     int only_pos = 0;
 
@@ -135,7 +149,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         const char *a = argv[i], *v = NULL;
         int m = 0;
         if (only_pos || a[0] != '-' || a[1] == '\0') {
-            if (o->arg != NULL || (strcmp(o->sub, "get") != 0 && strcmp(o->sub, "revoke") != 0)) {
+            if (o->arg != NULL || !takes_keyid(o->sub)) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unexpected argument '%s'", o->sub, a);
                 return EXIT_USAGE;
             }
@@ -222,8 +236,15 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
                 return EXIT_USAGE;
             }
             break;
-        default:
+        case 8:
             o->after = v;
+            break;
+        default:
+            if (parse_long(v, 0, 2592000, &o->grace) != 0) {
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "--grace: '%s' is not 0..2592000", v);
+                return EXIT_USAGE;
+            }
+            o->has_grace = 1;
             break;
         }
     }
@@ -350,8 +371,21 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
             goto out;
         }
     }
-    body = json_dumps(req, JSON_COMPACT);
-    url = service_url(service, "/v1/keys");
+    if (strcmp(o->sub, "rotate") == 0) { /* POST /v1/keys/{keyid}/rotate {"grace_s"} */
+        json_decref(req);
+        req = o->has_grace ? json_pack("{s:I}", "grace_s", (json_int_t)o->grace) : json_object();
+        CURL *esc = curl_easy_init();
+        char *e = esc != NULL ? curl_easy_escape(esc, o->arg, 0) : NULL;
+        char rpath[600];
+        snprintf(rpath, sizeof(rpath), "/v1/keys/%s/rotate", e != NULL ? e : "");
+        curl_free(e);
+        curl_easy_cleanup(esc);
+        body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+        url = service_url(service, rpath);
+    } else {
+        body = json_dumps(req, JSON_COMPACT);
+        url = service_url(service, "/v1/keys");
+    }
     if (body == NULL || url == NULL) {
         reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
         goto out;
@@ -464,6 +498,8 @@ static void print_record(const json_t *k)
     }
     fputc('\t', stdout);
     put_text(stdout, label != NULL && label[0] != '\0' ? label : "-");
+    fputc('\t', stdout); /* last use: "-" never (or not recorded) */
+    put_text(stdout, str_or(json_string_value(json_object_get(k, "last_used_at")), "-"));
     fputc('\n', stdout);
 }
 
@@ -573,8 +609,24 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
         reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
         goto out;
     }
-    if (reqsign_cli_http("keys", s, revoke ? "DELETE" : "GET", url, NULL, 0, o->verbose, &status,
-                         &body, &len) != 0)
+    int action = strcmp(o->sub, "disable") == 0 || strcmp(o->sub, "enable") == 0;
+    if (action) { /* POST /v1/keys/{keyid}/disable|enable */
+        free(url);
+        url = NULL;
+        char *p2 = malloc(plen + 16);
+        if (p2 != NULL) {
+            snprintf(p2, plen + 16, "%s/%s", path, o->sub);
+            url = service_url(service, p2);
+            free(p2);
+        }
+        if (url == NULL) {
+            reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+            goto out;
+        }
+    }
+    if (reqsign_cli_http("keys", s, action ? "POST" : revoke ? "DELETE" : "GET", url,
+                         action ? "{}" : NULL, action ? 2 : 0, o->verbose, &status, &body,
+                         &len) != 0)
         goto out;
     if (status != 200) {
         reqsign_cli_print_server_error("keys", status, body, len);
@@ -582,6 +634,8 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
     }
     if (revoke) {
         printf("revoked %s\n", o->arg);
+    } else if (action) {
+        printf("%sd %s\n", o->sub, o->arg);
     } else {
         put_json(body, len);
     }
@@ -612,8 +666,7 @@ int reqsign_cli_keys(int argc, char **argv)
         fputs(USAGE_KEYS, stdout);
         return EXIT_OKAY;
     }
-    if (strcmp(o.sub, "create") != 0 && strcmp(o.sub, "list") != 0 && strcmp(o.sub, "get") != 0 &&
-        strcmp(o.sub, "revoke") != 0) {
+    if (strcmp(o.sub, "create") != 0 && strcmp(o.sub, "list") != 0 && !takes_keyid(o.sub)) {
         reqsign_cli_usage_error("keys", USAGE_KEYS, "unknown subcommand '%s'", o.sub);
         return EXIT_USAGE;
     }
@@ -622,7 +675,11 @@ int reqsign_cli_keys(int argc, char **argv)
         return EXIT_OKAY;
     if (rc != EXIT_OKAY)
         return rc;
-    if ((strcmp(o.sub, "get") == 0 || strcmp(o.sub, "revoke") == 0) && o.arg == NULL) {
+    if (strcmp(o.sub, "rotate") == 0 && o.out == NULL) {
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "rotate: -o FILE is required (the new credential is returned only once)");
+        return EXIT_USAGE;
+    }
+    if (takes_keyid(o.sub) && o.arg == NULL) {
         reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: missing KEYID", o.sub);
         return EXIT_USAGE;
     }
@@ -643,6 +700,8 @@ int reqsign_cli_keys(int argc, char **argv)
         rc = cmd_create(&o, signer, service);
     } else if (strcmp(o.sub, "list") == 0) {
         rc = cmd_list(&o, signer, service);
+    } else if (strcmp(o.sub, "rotate") == 0) {
+        rc = cmd_create(&o, signer, service);
     } else {
         rc = cmd_one(&o, signer, service, strcmp(o.sub, "revoke") == 0);
     }

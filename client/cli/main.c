@@ -57,7 +57,11 @@ static const char USAGE_MAIN[] = "usage: reqsign <command> [options]\n"
                                  "  verify   check a signed HTTP request\n"
                                  "  send     send a signed HTTP request (curl-like)\n"
                                  "  keys     manage keys on a key service (create, list,\n"
-                                 "           get, revoke)\n"
+                                 "           get, revoke, rotate, disable, enable)\n"
+                                 "  accounts manage accounts (create, list, get, disable,\n"
+                                 "           enable, enroll-token)\n"
+                                 "  enroll   enroll a key with an enrollment token\n"
+                                 "  audit    show the key service's audit log\n"
                                  "  help     show help for a command\n"
                                  "\n"
                                  "Options:\n"
@@ -1398,6 +1402,12 @@ int main(int argc, char **argv)
         return finish(cmd_curl(reqsign_cli_send, argc - 2, argv + 2));
     if (strcmp(cmd, "keys") == 0)
         return finish(cmd_curl(reqsign_cli_keys, argc - 2, argv + 2));
+    if (strcmp(cmd, "accounts") == 0)
+        return finish(cmd_curl(reqsign_cli_accounts, argc - 2, argv + 2));
+    if (strcmp(cmd, "enroll") == 0)
+        return finish(cmd_curl(reqsign_cli_enroll, argc - 2, argv + 2));
+    if (strcmp(cmd, "audit") == 0)
+        return finish(cmd_curl(reqsign_cli_audit, argc - 2, argv + 2));
     if (cmd[0] == '-')
         reqsign_cli_usage_error(NULL, USAGE_MAIN, "unknown option '%s'", cmd);
     else

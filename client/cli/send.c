@@ -282,10 +282,20 @@ int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char
         }
     }
     r.out = &sig;
-    st = reqsign_curl_prepare(s, h, &r, &headers, NULL, &err);
-    if (st != REQSIGN_OK) {
-        reqsign_cli_error(cmd, st, &err);
-        goto out;
+    if (s == NULL) { /* an unsigned request (reqsign enroll --generate) */
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        if (body != NULL) {
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
+        }
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    } else {
+        st = reqsign_curl_prepare(s, h, &r, &headers, NULL, &err);
+        if (st != REQSIGN_OK) {
+            reqsign_cli_error(cmd, st, &err);
+            goto out;
+        }
     }
     if (verbose && sig.base_len > 0)
         print_base(&sig);

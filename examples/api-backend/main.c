@@ -258,6 +258,8 @@ static void on_body(void *ctx, struct reqsign_httpd_req *r, const char *data, si
  * through the cache) must still be active: a key revoked while the body was
  * arriving is refused here. Only now may the application act on the request
  * (spec section 9: never before phase two succeeded). */
+static struct reqsign_keycache *g_cache; /* for the last use */
+
 static void on_end(void *ctx, struct reqsign_httpd_req *r)
 {
     struct call *c = r->app;
@@ -268,6 +270,8 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
         reqsign_httpd_respond_error(r, &err); /* digest_mismatch, key_revoked, ... */
         return;
     }
+    if (c->verify) /* "last used": in memory; a background thread writes it */
+        reqsign_keycache_record_use(g_cache, c->vs.keyid, strlen(c->vs.keyid));
 
     /* The application's work; here, an echo. */
     uint8_t sum[REQSIGN_SHA256_LEN];
@@ -344,6 +348,7 @@ static void help(FILE *f)
             "usage: " PROG " --listen HOST:PORT (--db PATH | --key-store STORE)\n"
             "       (--authority HOST[:PORT] ... | --any-authority) [--nonce-store STORE]\n"
             "       [--max-age N] [--skew N] [--cache-ttl N] [--max-body N] [--threads N]\n"
+            "       [--last-used-interval SECONDS]\n"
             "       [--require-scope [/PATH-PREFIX=]SCOPE ...] [--bench-unsigned-route]\n"
             "       [--tls-cert FILE --tls-key FILE] [--insecure-http]\n"
             "       [--public-scheme http|https] [--log-format text|json]\n"
@@ -376,6 +381,7 @@ int main(int argc, char **argv)
     size_t n_rules = 0;
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, max_body = DEFAULT_MAX_BODY, threads = 0;
+    int64_t last_used = REQSIGN_LAST_USED_DEFAULT_INTERVAL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             help(stdout);
@@ -408,7 +414,8 @@ int main(int argc, char **argv)
         static const char *const valued[] = {"--listen",    "--authority",   "--public-authority",
                                              "--max-age",   "--skew",        "--cache-ttl",
                                              "--max-body",  "--threads",     "--db",
-                                             "--key-store", "--nonce-store", "--require-scope"};
+                                             "--key-store", "--nonce-store", "--require-scope",
+                                             "--last-used-interval"};
         int known = 0;
         for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
             known |= strcmp(a, valued[k]) == 0;
@@ -447,6 +454,8 @@ int main(int argc, char **argv)
             bad = reqsign_httpd_parse_seconds(v, &skew) != 0;
         else if (strcmp(a, "--cache-ttl") == 0)
             bad = reqsign_httpd_parse_seconds(v, &ttl) != 0 || ttl < 1;
+        else if (strcmp(a, "--last-used-interval") == 0)
+            bad = reqsign_httpd_parse_seconds(v, &last_used) != 0;
         else if (strcmp(a, "--max-body") == 0)
             bad = reqsign_httpd_parse_seconds(v, &max_body) != 0 || max_body < 1;
         else if (strcmp(a, "--threads") == 0)
@@ -508,12 +517,27 @@ int main(int argc, char **argv)
         reqsign_keystore_free(store);
         return 1;
     }
+    /* 2c. "Last used": a second, writable handle on the store for the
+     * background writes (the verifying one stays read-only). Without write
+     * access to the store there is no last use, and a warning. */
+    g_cache = cache;
+    struct reqsign_keystore *writer = NULL;
+    if (last_used > 0) {
+        writer = reqsign_stores_open_keys(PROG, so.key_store, 0);
+        struct reqsign_error ferr;
+        reqsign_error_clear(&ferr);
+        if (writer == NULL ||
+            reqsign_keycache_start_flusher(cache, writer, PROG, last_used, &ferr) != REQSIGN_OK)
+            fprintf(stderr, PROG ": warning: last use of keys is not recorded%s%s\n",
+                    ferr.message[0] ? ": " : "", ferr.message);
+    }
     /* 3. A nonce store: a replayed request fails. In memory for one process;
      * Redis for a fleet (shared by every instance; fail-closed: 503 when down). */
     struct reqsign_nonce_store *nonces = reqsign_stores_open_nonces(PROG, so.nonce_store);
     if (nonces == NULL) {
         reqsign_stores_unlisten(listener);
         reqsign_keycache_free(cache);
+        reqsign_keystore_free(writer); /* after the cache: its last pass writes */
         reqsign_keystore_free(store);
         return 1;
     }
@@ -556,6 +580,7 @@ int main(int argc, char **argv)
     reqsign_nonce_store_free(nonces);
     reqsign_stores_unlisten(listener); /* before the cache it writes to */
     reqsign_keycache_free(cache);
+    reqsign_keystore_free(writer); /* after the cache: its last pass writes */
     reqsign_keystore_free(store);
     return rc;
 }

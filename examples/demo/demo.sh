@@ -2,7 +2,9 @@
 # The whole reqsign story on loopback, as a provider and a customer see it:
 # key service and API backend on free ports, an admin key, a customer key
 # downloaded over signed HTTP, a signed POST, its replay, a tampered body, a
-# revocation, and a clean shutdown. Run it with ./dev.sh demo.
+# revocation; then the customer's side: an account, a key enrolled from the
+# customer's machine, a rotation, a key revoking itself, the audit log; and a
+# clean shutdown. Run it with ./dev.sh demo.
 set -euo pipefail
 BUILD=${1:-build}
 REQSIGN=$BUILD/client/reqsign
@@ -116,7 +118,36 @@ t1=$(date +%s.%N)
 awk '{ print "  " $0 }' "$work/after.out"
 awk -v a="$t0" -v b="$t1" 'BEGIN { printf "  refused %.1f s after the revocation\n", b - a }'
 
-bold "8. Both servers stop cleanly on SIGTERM"
+bold "8. The customer's side: the provider opens an account (its keys may carry orders:write)"
+out=$("$REQSIGN" accounts create --service "$KS" --key "$work/admin.json" --name "ACME" \
+    --scope orders:write)
+echo "$out" | sed 's/^token .*/token (shown once; handed to the customer)/; s/^/  /'
+TOKEN=$(sed -n 's/^token //p' <<<"$out")
+
+bold "9. The customer enrolls a key made on its own machine: only the public key travels"
+run "$REQSIGN" enroll --service "$KS" --token "$TOKEN" --label "acme laptop" -o "$work/acme.json"
+ACME=$(sed -n 's/.*"keyid": *"\([^"]*\)".*/\1/p' "$work/acme.json" | head -n1)
+run "$REQSIGN" send --key "$work/acme.json" -X POST -H 'Content-Type: application/json' \
+    --data "$BODY" "$BE/v1/orders?customer=acme"
+echo "  the same token a second time:"
+run "$REQSIGN" enroll --service "$KS" --token "$TOKEN" -o "$work/acme-again.json"
+
+bold "10. The customer rotates its key (the old one works for the grace period) and lists its keys"
+run "$REQSIGN" keys rotate "$ACME" --grace 60 --service "$KS" --key "$work/acme.json" \
+    -o "$work/acme2.json"
+run "$REQSIGN" send --key "$work/acme2.json" -X POST -H 'Content-Type: application/json' \
+    --data "$BODY" "$BE/v1/orders?customer=acme"
+run "$REQSIGN" keys list --service "$KS" --key "$work/acme2.json"
+
+bold "11. The old key revokes itself (revoke by possession: anyone holding a leaked key can)"
+run "$REQSIGN" keys revoke --service "$KS" --key "$work/acme.json" "$ACME"
+run "$REQSIGN" keys get --service "$KS" --key "$work/acme.json" "$ACME"
+
+bold "12. The provider reads the audit log"
+run "$REQSIGN" audit --service "$KS" --key "$work/admin.json" --account \
+    "$(sed -n 's/^account //p' <<<"$out")"
+
+bold "13. Both servers stop cleanly on SIGTERM"
 for p in "${pids[@]}"; do
     kill -TERM "$p"
     set +e

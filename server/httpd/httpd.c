@@ -1162,6 +1162,16 @@ static int build_view(struct reqsign_httpd_conn *c, struct MHD_Connection *con, 
     }
     c->has_body = fill_view(&c->req, c->h->scheme, method, c->target, c->target_len, c->headers,
                             c->n_headers);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    c->req.peer[0] = '\0';
+    if (ci != NULL && ci->client_addr != NULL) {
+        socklen_t sl = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                              : sizeof(struct sockaddr_in);
+        if (getnameinfo(ci->client_addr, sl, c->req.peer, sizeof(c->req.peer), NULL, 0,
+                        NI_NUMERICHOST) != 0)
+            c->req.peer[0] = '\0';
+    }
     check_framing(c, method);
     if (c->framing == NULL && !header_section_clean(c, con, method, version))
         c->framing = "a header line holds a NUL byte, a bare LF or a folded line";

@@ -62,6 +62,7 @@ static void help(FILE *f)
             "                [--nonce-store STORE] [--max-age N] [--skew N] [--cache-ttl N]\n"
             "                [--threads N] [--api-url URL] [--tls-cert FILE --tls-key FILE]\n"
             "                [--insecure-http] [--public-scheme http|https] [--log-format text|json]\n"
+            "                [--enrollment-ttl SECONDS] [--last-used-interval SECONDS]\n"
             "       " PROG " --help | --version\n"
             "  --service URL: (init) the URL this service is reached at, kept in the credential\n"
             "  --authority: the host[:port] clients sign for this service (repeatable;\n"
@@ -250,6 +251,8 @@ static int cmd_serve(int argc, char **argv)
     memset(&ho, 0, sizeof(ho));
     int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
     int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, threads = 0;
+    int64_t enroll_ttl = REQSIGND_ENROLLMENT_TTL;
+    int64_t last_used = REQSIGN_LAST_USED_DEFAULT_INTERVAL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--any-authority") == 0) {
@@ -267,7 +270,8 @@ static int cmd_serve(int argc, char **argv)
                     strcmp(a, "--skew") == 0 || strcmp(a, "--cache-ttl") == 0 ||
                     strcmp(a, "--threads") == 0 || strcmp(a, "--api-url") == 0 ||
                     strcmp(a, "--db") == 0 || strcmp(a, "--key-store") == 0 ||
-                    strcmp(a, "--nonce-store") == 0;
+                    strcmp(a, "--nonce-store") == 0 || strcmp(a, "--last-used-interval") == 0 ||
+                    strcmp(a, "--enrollment-ttl") == 0;
         if (v == NULL || !known)
             return bad_option(argc, argv, i, known);
         i++;
@@ -295,6 +299,12 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
         } else if (strcmp(a, "--cache-ttl") == 0) {
             if (opt_seconds(a, v, 1, &ttl) != 0)
+                return 2;
+        } else if (strcmp(a, "--last-used-interval") == 0) {
+            if (opt_seconds(a, v, 0, &last_used) != 0)
+                return 2;
+        } else if (strcmp(a, "--enrollment-ttl") == 0) {
+            if (opt_seconds(a, v, 1, &enroll_ttl) != 0)
                 return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (opt_seconds(a, v, 1, &threads) != 0 || threads > 256)
@@ -353,6 +363,17 @@ static int cmd_serve(int argc, char **argv)
     so.public_scheme = ho.scheme != NULL ? ho.scheme : ho.tls_cert != NULL ? "https" : "http";
     so.verify_scheme = ho.scheme; /* behind a proxy: the scheme clients used */
     so.api_url = api_url;
+    so.enrollment_ttl = enroll_ttl;
+    so.last_used_interval = last_used;
+    char vname[REQSIGN_VERIFIER_NAME_MAX + 1] = PROG "@", host[48] = "";
+    if (gethostname(host, sizeof(host) - 1) == 0) {
+        size_t vl = strlen(vname), hl = strnlen(host, sizeof(host) - 1);
+        if (hl > sizeof(vname) - 1 - vl)
+            hl = sizeof(vname) - 1 - vl;
+        memcpy(vname + vl, host, hl);
+        vname[vl + hl] = '\0';
+    }
+    so.verifier_name = vname;
     struct reqsignd_service *s = reqsignd_service_new(store, &so, &err);
     struct reqsign_keystore_pg_listener *listener = NULL;
     int rc = 1;

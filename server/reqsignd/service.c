@@ -13,9 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <jansson.h>
+
+#include <reqsign/base64.h>
+#include <reqsign/digest.h>
 
 #include <reqsign/key.h>
 #include <reqsign/keycache.h>
@@ -31,6 +35,7 @@
 #define PEM_MAX 512
 #define JWK_MAX 256
 #define DIRECTORY_PATH "/.well-known/http-message-signatures-directory"
+#define RL_SLOTS 256
 
 struct reqsignd_service {
     struct reqsign_keystore *store; /* borrowed */
@@ -41,9 +46,30 @@ struct reqsignd_service {
     char service_url[300]; /* "service" in credentials; empty: from the request's Host */
     char api_url[300];     /* "api" in credentials (--api-url); empty: none */
     size_t max_body;       /* in-process requests */
+    struct reqsign_verifier_opts vo; /* for proof-of-possession verifiers (enroll) */
+    int64_t enrollment_ttl;
+    int accounts; /* the store has accounts (else: keys:admin only, as before issue 13) */
+    pthread_mutex_t rl_mu; /* failed enrollments per source address */
+    struct {
+        char peer[64];
+        int64_t window;
+        int fails;
+    } rl[RL_SLOTS];
 };
 
-enum route { R_NONE = 0, R_HEALTH, R_DIRECTORY, R_KEYS, R_KEY };
+enum route {
+    R_NONE = 0,
+    R_HEALTH,
+    R_DIRECTORY,
+    R_KEYS,
+    R_KEY,
+    R_KEY_ACTION,
+    R_ACCOUNTS,
+    R_ACCOUNT,
+    R_ACCOUNT_ACTION,
+    R_ENROLL,
+    R_AUDIT
+};
 
 /* Per-request state of a /v1/ request. */
 struct call {
@@ -181,6 +207,8 @@ static int public_forms(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], char pem[P
     return *jwk != NULL ? 0 : -1;
 }
 
+static void add_lifecycle(json_t *o, const struct reqsign_key_record *k, int64_t now);
+
 static const char *key_status(const struct reqsign_key_record *k, int64_t now)
 {
     if (k->revoked_at != 0)
@@ -198,11 +226,14 @@ static json_t *record_json(const struct reqsign_key_record *k, int64_t now)
     json_t *jwk;
     if (public_forms(k->public_key, pem, &jwk) != 0)
         return NULL;
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:s}", "keyid", k->keyid, "alg",
-                     "ed25519", "public_key", pem, "jwk", jwk, "scopes", scopes_json(k->scopes),
-                     "label", k->label, "created_at", time_or_null(k->created_at), "expires_at",
-                     time_or_null(k->expires_at), "revoked_at", time_or_null(k->revoked_at),
-                     "status", key_status(k, now));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:s}", "keyid", k->keyid,
+                          "alg", "ed25519", "public_key", pem, "jwk", jwk, "scopes",
+                          scopes_json(k->scopes), "label", k->label, "created_at",
+                          time_or_null(k->created_at), "expires_at", time_or_null(k->expires_at),
+                          "revoked_at", time_or_null(k->revoked_at), "status", key_status(k, now));
+    if (o != NULL)
+        add_lifecycle(o, k, now);
+    return o;
 }
 
 /* The credential without its private key. */
@@ -214,17 +245,19 @@ static json_t *credential_json(const struct reqsign_key_record *k, const char *s
     if (public_forms(k->public_key, pem, &jwk) != 0)
         return NULL;
     json_decref(jwk);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "keyid", k->keyid, "alg",
-                     "ed25519", "public_key", pem, "scopes", scopes_json(k->scopes), "label",
-                     k->label, "created_at", time_or_null(k->created_at), "expires_at",
-                     time_or_null(k->expires_at), "service",
-                     service != NULL && *service ? json_string(service) : json_null());
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "keyid", k->keyid, "alg",
+                          "ed25519", "public_key", pem, "scopes", scopes_json(k->scopes), "label",
+                          k->label, "created_at", time_or_null(k->created_at), "expires_at",
+                          time_or_null(k->expires_at), "service",
+                          service != NULL && *service ? json_string(service) : json_null());
+    if (o != NULL)
+        add_lifecycle(o, k, now_s());
     /* "api": the provider's API base URL (--api-url), so `reqsign send PATH` works */
-    if (j != NULL && api != NULL && *api && json_object_set_new(j, "api", json_string(api)) != 0) {
-        json_decref(j);
+    if (o != NULL && api != NULL && *api && json_object_set_new(o, "api", json_string(api)) != 0) {
+        json_decref(o);
         return NULL;
     }
-    return j;
+    return o;
 }
 
 /* JSON-escape @s into @out at *@n (bounds-checked). 0 or -1. */
@@ -367,6 +400,9 @@ static int key_from_path(const struct reqsign_httpd_req *r, char keyid[REQSIGN_K
     return pct_decode(r->path.ptr + pl, r->path.len - pl, keyid, REQSIGN_KEYID_MAX_LEN + 1);
 }
 
+static int split_path(const struct reqsign_httpd_req *r, const char *pre, char *id, size_t idcap,
+                      char *action, size_t actcap);
+
 static enum route route_of(const struct reqsign_httpd_req *r)
 {
     char keyid[REQSIGN_KEYID_MAX_LEN + 1];
@@ -378,6 +414,23 @@ static enum route route_of(const struct reqsign_httpd_req *r)
         return R_KEYS;
     if (key_from_path(r, keyid) == 0)
         return R_KEY;
+    if (reqsign_httpd_path_is(r, "/v1/accounts"))
+        return R_ACCOUNTS;
+    if (reqsign_httpd_path_is(r, "/v1/enroll"))
+        return R_ENROLL;
+    if (reqsign_httpd_path_is(r, "/v1/audit"))
+        return R_AUDIT;
+    char id[REQSIGN_KEYID_MAX_LEN + 1], action[16];
+    if (split_path(r, "/v1/keys/", id, sizeof(id), action, sizeof(action)) == 0 &&
+        (!strcmp(action, "disable") || !strcmp(action, "enable") || !strcmp(action, "rotate")))
+        return R_KEY_ACTION;
+    if (split_path(r, "/v1/accounts/", id, sizeof(id), action, sizeof(action)) == 0) {
+        if (action[0] == '\0')
+            return R_ACCOUNT;
+        if (!strcmp(action, "disable") || !strcmp(action, "enable") ||
+            !strcmp(action, "enrollments"))
+            return R_ACCOUNT_ACTION;
+    }
     return R_NONE;
 }
 
@@ -459,166 +512,6 @@ static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r
 out:
     json_decref(keys);
     free(page);
-}
-
-/* GET /v1/keys?limit=N&after=KEYID */
-static void do_list(struct reqsignd_service *s, struct reqsign_httpd_req *r)
-{
-    size_t limit = LIST_DEFAULT;
-    char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
-    const char *q = r->query.ptr, *end = r->query.ptr + r->query.len;
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *pe = amp != NULL ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(pe - q));
-        const char *v = eq != NULL ? eq + 1 : pe;
-        size_t kl = (size_t)((eq != NULL ? eq : pe) - q), vl = (size_t)(pe - v);
-        if (kl == 5 && memcmp(q, "limit", 5) == 0) {
-            char num[8];
-            int64_t lv;
-            if (vl == 0 || vl >= sizeof(num)) {
-                reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "limit must be 1..%d",
-                                   REQSIGN_KEYSTORE_PAGE_MAX);
-                return;
-            }
-            memcpy(num, v, vl);
-            num[vl] = '\0';
-            if (reqsign_httpd_parse_seconds(num, &lv) != 0 || lv < 1 ||
-                lv > REQSIGN_KEYSTORE_PAGE_MAX) {
-                reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "limit must be 1..%d",
-                                   REQSIGN_KEYSTORE_PAGE_MAX);
-                return;
-            }
-            limit = (size_t)lv;
-        } else if (kl == 5 && memcmp(q, "after", 5) == 0) {
-            if (pct_decode(v, vl, after, sizeof(after)) != 0) {
-                reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "after must be a keyid");
-                return;
-            }
-        }
-        q = pe + (pe < end);
-    }
-
-    struct reqsign_error err;
-    reqsign_error_clear(&err);
-    /* one more than asked, to know whether this is the last page */
-    size_t want = limit < REQSIGN_KEYSTORE_PAGE_MAX ? limit + 1 : limit;
-    struct reqsign_key_record *page = calloc(want, sizeof(*page));
-    size_t n = 0;
-    if (page == NULL) {
-        reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
-        return;
-    }
-    if (reqsign_keystore_list(s->store, after, want, page, &n, &err) != REQSIGN_OK) {
-        store_error(r, &err);
-        free(page);
-        return;
-    }
-    int more = n > limit;
-    if (n > limit)
-        n = limit;
-    if (!more && n == REQSIGN_KEYSTORE_PAGE_MAX) { /* a full page of the maximum: probe */
-        struct reqsign_key_record probe;
-        size_t pn = 0;
-        if (reqsign_keystore_list(s->store, page[n - 1].keyid, 1, &probe, &pn, &err) !=
-            REQSIGN_OK) {
-            store_error(r, &err);
-            free(page);
-            return;
-        }
-        more = pn > 0;
-    }
-    json_t *keys = json_array();
-    int64_t now = now_s();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(keys, record_json(&page[i], now));
-    json_t *doc = json_pack("{s:o, s:o}", "keys", keys, "next",
-                            more && n > 0 ? json_string(page[n - 1].keyid) : json_null());
-    free(page);
-    if (doc == NULL) {
-        reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
-        return;
-    }
-    reqsign_httpd_respond_json(r, 200, doc);
-    json_decref(doc);
-}
-
-/*
- * The signing key may have been revoked (or have expired) after its request's
- * headers passed, while the body was still arriving (up to
- * REQSIGN_HTTPD_REQUEST_SECONDS later). Called immediately before a change:
- * the key's record is read from the store itself, not the key cache. 0 if the
- * key is still active, else the request is answered (401 key_revoked,
- * key_expired or key_unknown, or the store's error) and -1.
- */
-static int signer_still_active(struct reqsignd_service *s, struct reqsign_httpd_req *r,
-                               const struct call *c)
-{
-    struct reqsign_key_record rec;
-    struct reqsign_error err;
-    reqsign_error_clear(&err);
-    size_t kl = strlen(c->vs.keyid);
-    if (kl == 0) {
-        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "no verified key");
-        return -1;
-    }
-    if (reqsign_keystore_get(s->store, c->vs.keyid, kl, &rec, &err) != REQSIGN_OK) {
-        if (err.code == REQSIGN_E_KEY_UNKNOWN) {
-            reqsign_error_clear(&err);
-            reqsign_httpd_fail(r, REQSIGN_E_KEY_UNKNOWN, "the signing key is no longer known");
-        } else {
-            reqsign_httpd_respond_error(r, &err);
-        }
-        return -1;
-    }
-    if (rec.revoked_at != 0) {
-        reqsign_httpd_fail(r, REQSIGN_E_KEY_REVOKED, "the signing key was revoked");
-        return -1;
-    }
-    if (rec.expires_at != 0 && now_s() >= rec.expires_at) {
-        reqsign_httpd_fail(r, REQSIGN_E_KEY_EXPIRED, "the signing key has expired");
-        return -1;
-    }
-    if (!has_scope(rec.scopes, ADMIN_SCOPE)) {
-        reqsign_httpd_fail(r, REQSIGN_E_SCOPE, "key lacks the scope " ADMIN_SCOPE);
-        return -1;
-    }
-    return 0;
-}
-
-static void do_get(struct reqsignd_service *s, struct reqsign_httpd_req *r, const struct call *c,
-                   int revoke)
-{
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
-    struct reqsign_key_record rec;
-    struct reqsign_error err;
-    reqsign_error_clear(&err);
-    if (key_from_path(r, keyid) != 0) {
-        reqsign_httpd_fail(r, REQSIGN_E_NOT_FOUND, "no such key");
-        return;
-    }
-    snprintf(r->target_keyid, sizeof(r->target_keyid), "%s", keyid); /* the request log */
-    if (revoke) {
-        if (signer_still_active(s, r, c) != 0)
-            return;
-        if (reqsign_keystore_revoke(s->store, keyid, strlen(keyid), now_s(), &err) != REQSIGN_OK) {
-            store_error(r, &err);
-            return;
-        }
-        /* this process stops accepting the key at once; others within the cache TTL */
-        reqsign_keycache_invalidate(s->cache, keyid, strlen(keyid));
-    }
-    if (reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err) != REQSIGN_OK) {
-        store_error(r, &err);
-        return;
-    }
-    json_t *doc = record_json(&rec, now_s());
-    if (doc == NULL) {
-        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot encode the key");
-        return;
-    }
-    reqsign_httpd_respond_json(r, 200, doc);
-    json_decref(doc);
 }
 
 static int scope_ok(const char *s, size_t n)
@@ -756,7 +649,8 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
     json_object_foreach(doc, name, val)
     {
         if (strcmp(name, "label") != 0 && strcmp(name, "scopes") != 0 &&
-            strcmp(name, "expires_at") != 0 && strcmp(name, "public_key") != 0) {
+            strcmp(name, "expires_at") != 0 && strcmp(name, "public_key") != 0 &&
+            strcmp(name, "account") != 0) {
             st = set_error(err, REQSIGN_E_INVALID_REQUEST, "unknown member \"%.64s\"", name);
             goto out;
         }
@@ -818,6 +712,16 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
             goto out;
         }
     }
+    json_t *acct = json_object_get(doc, "account");
+    if (acct != NULL && !json_is_null(acct)) {
+        if (!json_is_string(acct) || json_string_length(acct) == 0 ||
+            json_string_length(acct) > REQSIGN_ACCOUNT_ID_MAX ||
+            strlen(json_string_value(acct)) != json_string_length(acct)) {
+            st = set_error(err, REQSIGN_E_INVALID_REQUEST, "account must be an account id");
+            goto out;
+        }
+        snprintf(out->account, sizeof(out->account), "%s", json_string_value(acct));
+    }
     json_t *pk = json_object_get(doc, "public_key");
     if (pk != NULL && !json_is_null(pk))
         st = load_public(pk, &out->public_key, err);
@@ -839,12 +743,683 @@ static void service_url(const struct reqsignd_service *s, const struct reqsign_h
              host != NULL ? host : "localhost");
 }
 
+/* ---- accounts and the key lifecycle (issue 13) ---- */
+
+#define SELF_SCOPE "keys:self"
+#define GRACE_DEFAULT 86400
+#define GRACE_MAX (30 * 86400)
+#define ENROLL_FAIL_WINDOW 60
+#define ENROLL_FAIL_MAX 10
+
+/* Who signed the request, as the store says now (not the cache). */
+struct actor {
+    struct reqsign_key_record rec;
+    int admin, self;
+};
+
+static void audit(struct reqsignd_service *s, const struct reqsign_httpd_req *r,
+                  const struct call *c, const struct actor *a, const char *action,
+                  const char *target, const char *target_account, const char *outcome)
+{
+    struct reqsign_audit_event ev;
+    struct reqsign_error err;
+    if (!s->accounts)
+        return;
+    reqsign_error_clear(&err);
+    memset(&ev, 0, sizeof(ev));
+    ev.time = now_s();
+    if (a != NULL) {
+        snprintf(ev.actor, sizeof(ev.actor), "%s", a->rec.keyid);
+        snprintf(ev.account, sizeof(ev.account), "%s", a->rec.account);
+    }
+    snprintf(ev.action, sizeof(ev.action), "%s", action);
+    snprintf(ev.target, sizeof(ev.target), "%s", target != NULL ? target : "");
+    snprintf(ev.target_account, sizeof(ev.target_account), "%s",
+             target_account != NULL ? target_account : "");
+    snprintf(ev.outcome, sizeof(ev.outcome), "%s", outcome);
+    snprintf(ev.source, sizeof(ev.source), "%s", r->peer);
+    if (c != NULL)
+        snprintf(ev.nonce, sizeof(ev.nonce), "%s", c->vs.nonce);
+    if (reqsign_keystore_audit_append(s->store, &ev, &err) != REQSIGN_OK)
+        fprintf(stderr, "reqsignd: audit %s %s: %s\n", action, outcome, err.message);
+}
+
+/* Answer @code and record the refusal. */
+static void refuse(struct reqsignd_service *s, struct reqsign_httpd_req *r, const struct call *c,
+                   const struct actor *a, const char *action, const char *target,
+                   const char *target_account, enum reqsign_status code, const char *msg)
+{
+    reqsign_httpd_fail(r, code, "%s", msg);
+    audit(s, r, c, a, action, target, target_account, reqsign_errname(code));
+}
+
+static void refuse_err(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                       const struct call *c, const struct actor *a, const char *action,
+                       const char *target, const struct reqsign_error *err)
+{
+    if (err->code == REQSIGN_E_KEY_UNKNOWN || err->code == REQSIGN_E_NOT_FOUND) {
+        refuse(s, r, c, a, action, target, NULL, REQSIGN_E_NOT_FOUND, "no such resource");
+        return;
+    }
+    reqsign_httpd_respond_error(r, err);
+    audit(s, r, c, a, action, target, NULL, reqsign_errname(err->code));
+}
+
+/* The signer's record, read from the store: still active, its account not
+ * disabled. 0, or answered and -1. */
+static int load_actor(struct reqsignd_service *s, struct reqsign_httpd_req *r, const struct call *c,
+                      struct actor *a)
+{
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    memset(a, 0, sizeof(*a));
+    size_t kl = strlen(c->vs.keyid);
+    if (kl == 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "no verified key");
+        return -1;
+    }
+    if (reqsign_keystore_get(s->store, c->vs.keyid, kl, &a->rec, &err) != REQSIGN_OK) {
+        if (err.code == REQSIGN_E_KEY_UNKNOWN) {
+            reqsign_error_clear(&err);
+            reqsign_httpd_fail(r, REQSIGN_E_KEY_UNKNOWN, "the signing key is no longer known");
+        } else {
+            reqsign_httpd_respond_error(r, &err);
+        }
+        return -1;
+    }
+    if (a->rec.revoked_at != 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_KEY_REVOKED, "the signing key was revoked");
+        return -1;
+    }
+    if (a->rec.expires_at != 0 && now_s() >= a->rec.expires_at) {
+        reqsign_httpd_fail(r, REQSIGN_E_KEY_EXPIRED, "the signing key has expired");
+        return -1;
+    }
+    if (a->rec.disabled_at != 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_KEY_DISABLED, "the signing key is disabled");
+        return -1;
+    }
+    if (a->rec.account_disabled_at != 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_ACCOUNT_DISABLED, "the signing key's account is disabled");
+        return -1;
+    }
+    a->admin = has_scope(a->rec.scopes, ADMIN_SCOPE);
+    a->self = has_scope(a->rec.scopes, SELF_SCOPE);
+    return 0;
+}
+
+/* May @a see objects of @account? (tenant isolation: else 404) */
+static int sees(const struct actor *a, const char *account)
+{
+    return a->admin || (a->self && strcmp(a->rec.account, account) == 0);
+}
+
+static const char *status_of(const struct reqsign_key_record *k, int64_t now)
+{
+    if (k->revoked_at != 0)
+        return "revoked";
+    if (k->expires_at != 0 && now >= k->expires_at)
+        return "expired";
+    if (k->disabled_at != 0)
+        return "disabled";
+    return "active";
+}
+
+static json_t *str_or_null(const char *v)
+{
+    return v != NULL && v[0] ? json_string(v) : json_null();
+}
+
+/* The lifecycle members of a key record. */
+static void add_lifecycle(json_t *o, const struct reqsign_key_record *k, int64_t now)
+{
+    json_object_set_new(o, "account", json_string(k->account[0] ? k->account
+                                                                : REQSIGN_ACCOUNT_OPERATOR));
+    json_object_set_new(o, "status", json_string(status_of(k, now)));
+    json_object_set_new(o, "disabled_at", time_or_null(k->disabled_at));
+    json_object_set_new(o, "revoked_at", time_or_null(k->revoked_at));
+    json_object_set_new(o, "revocation_reason", str_or_null(k->revoke_reason));
+    json_object_set_new(o, "replaces", str_or_null(k->replaces));
+    json_object_set_new(o, "replaced_by", str_or_null(k->replaced_by));
+    json_object_set_new(o, "last_used_at", time_or_null(k->last_used_at));
+    json_object_set_new(o, "last_used_by", str_or_null(k->last_used_by));
+}
+
+static json_t *account_json(const struct reqsign_account *a)
+{
+    return json_pack("{s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:s}", "id", a->id, "name", a->name,
+                     "allowed_scopes", scopes_json(a->allowed_scopes), "key_limit",
+                     (json_int_t)a->key_limit, "max_key_lifetime_s",
+                     a->max_key_lifetime_s ? json_integer(a->max_key_lifetime_s) : json_null(),
+                     "created_at", time_or_null(a->created_at), "disabled_at",
+                     time_or_null(a->disabled_at), "status", a->disabled_at ? "disabled" : "active");
+}
+
+/* The segments of a path under @pre: "/v1/keys/" -> id and an optional action. 0 or -1. */
+static int split_path(const struct reqsign_httpd_req *r, const char *pre, char *id, size_t idcap,
+                      char *action, size_t actcap)
+{
+    size_t pl = strlen(pre);
+    action[0] = '\0';
+    if (r->path.len <= pl || memcmp(r->path.ptr, pre, pl) != 0)
+        return -1;
+    const char *p = r->path.ptr + pl, *end = r->path.ptr + r->path.len;
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    const char *idend = slash != NULL ? slash : end;
+    if (idend == p || pct_decode(p, (size_t)(idend - p), id, idcap) != 0)
+        return -1;
+    if (slash != NULL) {
+        size_t al = (size_t)(end - slash - 1);
+        if (al == 0 || al >= actcap || memchr(slash + 1, '/', al) != NULL)
+            return -1;
+        memcpy(action, slash + 1, al);
+        action[al] = '\0';
+    }
+    return 0;
+}
+
+/* A JSON object body (empty: {}). NULL answered (400). */
+static json_t *body_object(struct reqsign_httpd_req *r, const struct call *c)
+{
+    json_error_t jerr;
+    if (c->len == 0)
+        return json_object();
+    json_t *doc = json_loadb(c->body, c->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL) {
+        json_t *e = json_pack("{s:s, s:s, s:i}", "error", reqsign_errname(REQSIGN_E_JSON),
+                              "message", jerr.text, "position", (int)jerr.position);
+        reqsign_httpd_respond_json(r, 400, e);
+        json_decref(e);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "the body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+/* Scopes (space-separated) from a JSON array, each [a-z0-9:._-]{1,64}. 0 or -1. */
+static int scopes_from_json(json_t *arr, char *out, size_t cap)
+{
+    size_t used = 0, i;
+    json_t *sc;
+    out[0] = '\0';
+    if (!json_is_array(arr) || json_array_size(arr) > MAX_SCOPES)
+        return -1;
+    json_array_foreach(arr, i, sc)
+    {
+        const char *v = json_string_value(sc);
+        size_t vl = json_string_length(sc);
+        if (v == NULL || !scope_ok(v, vl) || strlen(v) != vl || used + vl + 2 > cap)
+            return -1;
+        if (used > 0)
+            out[used++] = ' ';
+        memcpy(out + used, v, vl);
+        used += vl;
+        out[used] = '\0';
+    }
+    return 0;
+}
+
+/* A fresh id with @prefix and 16 random bytes in base64url (22 characters). */
+static int random_id(const char *prefix, char *out, size_t cap)
+{
+    uint8_t b[16];
+    char enc[32];
+    size_t n = 0;
+    if (reqsign_random_bytes(b, sizeof(b)) != REQSIGN_OK ||
+        reqsign_base64url_encode(b, sizeof(b), enc, sizeof(enc), &n) != REQSIGN_OK)
+        return -1;
+    snprintf(out, cap, "%s%.*s", prefix, (int)n, enc);
+    return 0;
+}
+
+static void token_hash(const char *token, size_t len, uint8_t h[REQSIGN_ENROLLMENT_HASH_LEN])
+{
+    struct reqsign_digest d;
+    memset(h, 0, REQSIGN_ENROLLMENT_HASH_LEN);
+    if (reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256) != REQSIGN_OK)
+        return;
+    if (reqsign_digest_update(&d, token, len) != REQSIGN_OK ||
+        reqsign_digest_final(&d, NULL, 0, NULL, h, NULL) != REQSIGN_OK)
+        memset(h, 0, REQSIGN_ENROLLMENT_HASH_LEN);
+    reqsign_digest_cleanup(&d);
+}
+
+/* A new enrollment token for @account into @tok (shown once); 0 or -1. */
+static int new_enrollment(struct reqsignd_service *s, const char *account, char tok[64],
+                          int64_t *expires, struct reqsign_error *err)
+{
+    uint8_t b[32], h[REQSIGN_ENROLLMENT_HASH_LEN];
+    size_t n = 0;
+    int64_t now = now_s();
+    if (reqsign_random_bytes(b, sizeof(b)) != REQSIGN_OK ||
+        reqsign_base64url_encode(b, sizeof(b), tok, 64, &n) != REQSIGN_OK) {
+        reqsign_memzero(b, sizeof(b));
+        set_error(err, REQSIGN_E_RANDOM, "cannot make a token");
+        return -1;
+    }
+    reqsign_memzero(b, sizeof(b));
+    tok[n] = '\0';
+    token_hash(tok, n, h);
+    *expires = now + s->enrollment_ttl;
+    if (reqsign_keystore_enrollment_insert(s->store, h, account, now, *expires, err) != REQSIGN_OK)
+        return -1;
+    return 0;
+}
+
+/* Per source address: failed enrollments in the current window. */
+static int enroll_limited(struct reqsignd_service *s, const char *peer, int failed)
+{
+    int64_t now = now_s();
+    int over = 0;
+    pthread_mutex_lock(&s->rl_mu);
+    size_t slot = 0, oldest = 0;
+    int found = 0;
+    for (size_t i = 0; i < RL_SLOTS; i++) {
+        if (strcmp(s->rl[i].peer, peer) == 0) {
+            slot = i;
+            found = 1;
+            break;
+        }
+        if (s->rl[i].window < s->rl[oldest].window)
+            oldest = i;
+    }
+    if (!found && failed) {
+        slot = oldest;
+        snprintf(s->rl[slot].peer, sizeof(s->rl[slot].peer), "%s", peer);
+        s->rl[slot].window = now;
+        s->rl[slot].fails = 0;
+        found = 1;
+    }
+    if (found) {
+        if (now - s->rl[slot].window >= ENROLL_FAIL_WINDOW) {
+            s->rl[slot].window = now;
+            s->rl[slot].fails = 0;
+        }
+        if (failed)
+            s->rl[slot].fails++;
+        over = s->rl[slot].fails >= ENROLL_FAIL_MAX;
+    }
+    pthread_mutex_unlock(&s->rl_mu);
+    return over;
+}
+
+/* May a key of @acct carry @scope, created by @a? (no escalation) */
+static int scope_grantable(const struct actor *a, const struct reqsign_account *acct,
+                           const char *scope)
+{
+    if (a != NULL && !a->admin && !has_scope(a->rec.scopes, scope))
+        return 0; /* a key cannot give what it does not hold */
+    if (strcmp(scope, SELF_SCOPE) == 0)
+        return 1;
+    return has_scope(acct->allowed_scopes, "*") || has_scope(acct->allowed_scopes, scope);
+}
+
+/* The account of a new key: enabled, under key_limit (+@extra), its expiry
+ * within max_key_lifetime_s (*@expires set when null). 0, or @err and -1. */
+static int account_admits(struct reqsignd_service *s, const struct reqsign_account *acct,
+                          int64_t extra, int64_t *expires, struct reqsign_error *err)
+{
+    int64_t now = now_s(), n = 0;
+    if (!s->accounts)
+        return 0;
+    if (acct->disabled_at != 0) {
+        set_error(err, REQSIGN_E_ACCOUNT_DISABLED, "the account is disabled");
+        return -1;
+    }
+    if (reqsign_keystore_count_active(s->store, acct->id, now, &n, err) != REQSIGN_OK)
+        return -1;
+    if (n >= acct->key_limit + extra) {
+        set_error(err, REQSIGN_E_KEY_LIMIT, "the account has its maximum of %lld active keys",
+                  (long long)acct->key_limit);
+        return -1;
+    }
+    if (acct->max_key_lifetime_s > 0) {
+        if (*expires == 0)
+            *expires = now + acct->max_key_lifetime_s;
+        else if (*expires > now + acct->max_key_lifetime_s) {
+            set_error(err, REQSIGN_E_INVALID_REQUEST,
+                      "expires_at is beyond the account's max_key_lifetime_s (%lld)",
+                      (long long)acct->max_key_lifetime_s);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Insert @rec and answer 201 with its record (+ private_key when @key was generated). */
+static void answer_new_key(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                           struct reqsign_key *key, int generated,
+                           const struct reqsign_key_record *rec);
+
+/* POST /v1/accounts */
+static void do_account_create(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                              const struct call *c, const struct actor *a)
+{
+    if (!a->admin) {
+        refuse(s, r, c, a, "account.create", "", NULL, REQSIGN_E_SCOPE,
+               "key lacks the scope " ADMIN_SCOPE);
+        return;
+    }
+    json_t *doc = body_object(r, c);
+    if (doc == NULL)
+        return;
+    struct reqsign_account acct;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    memset(&acct, 0, sizeof(acct));
+    json_t *name = json_object_get(doc, "name");
+    json_t *sc = json_object_get(doc, "allowed_scopes");
+    json_t *lim = json_object_get(doc, "key_limit");
+    json_t *life = json_object_get(doc, "max_key_lifetime_s");
+    const char *bad = NULL;
+    if (!json_is_string(name) || json_string_length(name) == 0 ||
+        json_string_length(name) > REQSIGN_ACCOUNT_NAME_MAX ||
+        strlen(json_string_value(name)) != json_string_length(name) ||
+        !label_text_ok(json_string_value(name)))
+        bad = "name must be a string of 1..128 bytes without control characters";
+    else if (sc != NULL && scopes_from_json(sc, acct.allowed_scopes, sizeof(acct.allowed_scopes)))
+        bad = "allowed_scopes must be an array of at most 16 scopes [a-z0-9:._-]{1,64}";
+    else if (lim != NULL && !json_is_null(lim) &&
+             (!json_is_integer(lim) || json_integer_value(lim) < 1 ||
+              json_integer_value(lim) > 1000000))
+        bad = "key_limit must be an integer 1..1000000";
+    else if (life != NULL && !json_is_null(life) &&
+             (!json_is_integer(life) || json_integer_value(life) < 1))
+        bad = "max_key_lifetime_s must be a positive integer or null";
+    if (bad == NULL) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(doc, k, v)
+        {
+            if (strcmp(k, "name") && strcmp(k, "allowed_scopes") && strcmp(k, "key_limit") &&
+                strcmp(k, "max_key_lifetime_s"))
+                bad = "unknown member";
+        }
+    }
+    if (bad != NULL) {
+        json_decref(doc);
+        reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "%s", bad);
+        return;
+    }
+    snprintf(acct.name, sizeof(acct.name), "%s", json_string_value(name));
+    acct.key_limit = json_is_integer(lim) ? json_integer_value(lim) : 10;
+    acct.max_key_lifetime_s = json_is_integer(life) ? json_integer_value(life) : 0;
+    acct.created_at = now_s();
+    json_decref(doc);
+    if (random_id("acct_", acct.id, sizeof(acct.id)) != 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_RANDOM, "cannot make an id");
+        return;
+    }
+    if (reqsign_keystore_account_insert(s->store, &acct, &err) != REQSIGN_OK) {
+        refuse_err(s, r, c, a, "account.create", acct.id, &err);
+        return;
+    }
+    char tok[64];
+    int64_t exp = 0;
+    if (new_enrollment(s, acct.id, tok, &exp, &err) != 0) {
+        reqsign_httpd_respond_error(r, &err);
+        return;
+    }
+    json_t *out = json_pack("{s:o, s:{s:s, s:o}}", "account", account_json(&acct), "enrollment",
+                            "token", tok, "expires_at", time_or_null(exp));
+    reqsign_memzero(tok, sizeof(tok));
+    reqsign_httpd_respond_json(r, 201, out);
+    json_decref(out); /* wiped when freed (reqsign_httpd_wipe_json) */
+    audit(s, r, c, a, "account.create", acct.id, acct.id, "ok");
+}
+
+static void query_param(const struct reqsign_httpd_req *r, const char *name, char *out, size_t cap,
+                        int *present)
+{
+    const char *q = r->query.ptr, *end = r->query.ptr + r->query.len;
+    size_t nl = strlen(name);
+    out[0] = '\0';
+    *present = 0;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *pe = amp != NULL ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(pe - q));
+        const char *v = eq != NULL ? eq + 1 : pe;
+        size_t kl = (size_t)((eq != NULL ? eq : pe) - q);
+        if (kl == nl && memcmp(q, name, nl) == 0) {
+            *present = pct_decode(v, (size_t)(pe - v), out, cap) == 0 ? 1 : -1;
+            return;
+        }
+        q = pe + (pe < end);
+    }
+}
+
+/* ?limit= (default LIST_DEFAULT, 1..1000). -1 answered. */
+static long list_limit(struct reqsign_httpd_req *r)
+{
+    char v[16];
+    int present;
+    int64_t lv = LIST_DEFAULT;
+    query_param(r, "limit", v, sizeof(v), &present);
+    if (present && (present < 0 || reqsign_httpd_parse_seconds(v, &lv) != 0 || lv < 1 ||
+                    lv > REQSIGN_KEYSTORE_PAGE_MAX)) {
+        reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "limit must be 1..%d",
+                           REQSIGN_KEYSTORE_PAGE_MAX);
+        return -1;
+    }
+    return (long)lv;
+}
+
+/* GET /v1/accounts */
+static void do_account_list(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                            const struct actor *a)
+{
+    long limit = list_limit(r);
+    if (limit < 0)
+        return;
+    char after[REQSIGN_ACCOUNT_ID_MAX + 1];
+    int present;
+    query_param(r, "after", after, sizeof(after), &present);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    json_t *arr = json_array();
+    json_t *next = json_null();
+    if (!a->admin) { /* keys:self: its own account only */
+        struct reqsign_account acct;
+        if (after[0] == '\0' &&
+            reqsign_keystore_account_get(s->store, a->rec.account, &acct, &err) == REQSIGN_OK)
+            json_array_append_new(arr, account_json(&acct));
+    } else {
+        struct reqsign_account *page = calloc((size_t)limit + 1, sizeof(*page));
+        size_t n = 0;
+        if (page == NULL ||
+            reqsign_keystore_account_list(s->store, after, (size_t)limit + 1, page, &n, &err) !=
+                REQSIGN_OK) {
+            free(page);
+            json_decref(arr);
+            if (err.code != REQSIGN_OK)
+                reqsign_httpd_respond_error(r, &err);
+            else
+                reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
+            return;
+        }
+        size_t shown = n > (size_t)limit ? (size_t)limit : n;
+        for (size_t i = 0; i < shown; i++)
+            json_array_append_new(arr, account_json(&page[i]));
+        if (n > (size_t)limit && shown > 0)
+            next = json_string(page[shown - 1].id);
+        free(page);
+    }
+    json_t *doc = json_pack("{s:o, s:o}", "accounts", arr, "next", next);
+    reqsign_httpd_respond_json(r, 200, doc);
+    json_decref(doc);
+}
+
+/* /v1/accounts/{id}[/action] */
+static void do_account(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                       const struct call *c, const struct actor *a)
+{
+    char id[REQSIGN_ACCOUNT_ID_MAX + 1], action[16];
+    struct reqsign_account acct;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    if (split_path(r, "/v1/accounts/", id, sizeof(id), action, sizeof(action)) != 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_NOT_FOUND, "no such resource");
+        return;
+    }
+    const char *act = action[0] == '\0'             ? "account.get"
+                      : strcmp(action, "disable") == 0 ? "account.disable"
+                      : strcmp(action, "enable") == 0  ? "account.enable"
+                                                       : "account.enrollment";
+    if (!sees(a, id) ||
+        reqsign_keystore_account_get(s->store, id, &acct, &err) != REQSIGN_OK) {
+        if (err.code != REQSIGN_OK && err.code != REQSIGN_E_NOT_FOUND) {
+            reqsign_httpd_respond_error(r, &err);
+            return;
+        }
+        refuse(s, r, c, a, act, id, NULL, REQSIGN_E_NOT_FOUND, "no such account");
+        return;
+    }
+    if (action[0] == '\0') {
+        json_t *doc = account_json(&acct);
+        reqsign_httpd_respond_json(r, 200, doc);
+        json_decref(doc);
+        return;
+    }
+    if (strcmp(action, "enrollments") == 0) {
+        char tok[64];
+        int64_t exp = 0;
+        if (acct.disabled_at != 0) {
+            refuse(s, r, c, a, act, id, id, REQSIGN_E_ACCOUNT_DISABLED, "the account is disabled");
+            return;
+        }
+        if (new_enrollment(s, acct.id, tok, &exp, &err) != 0) {
+            reqsign_httpd_respond_error(r, &err);
+            return;
+        }
+        json_t *out = json_pack("{s:s, s:o, s:s}", "token", tok, "expires_at", time_or_null(exp),
+                                "account", acct.id);
+        reqsign_memzero(tok, sizeof(tok));
+        reqsign_httpd_respond_json(r, 201, out);
+        json_decref(out);
+        audit(s, r, c, a, act, id, id, "ok");
+        return;
+    }
+    if (!a->admin) {
+        refuse(s, r, c, a, act, id, id, REQSIGN_E_SCOPE, "key lacks the scope " ADMIN_SCOPE);
+        return;
+    }
+    int disable = strcmp(action, "disable") == 0;
+    if (strcmp(acct.id, REQSIGN_ACCOUNT_OPERATOR) == 0 && disable) {
+        refuse(s, r, c, a, act, id, id, REQSIGN_E_INVALID_REQUEST,
+               "the operator's account cannot be disabled");
+        return;
+    }
+    if (reqsign_keystore_account_set_disabled(s->store, id, disable ? now_s() : 0, &err) !=
+            REQSIGN_OK ||
+        reqsign_keystore_account_get(s->store, id, &acct, &err) != REQSIGN_OK) {
+        refuse_err(s, r, c, a, act, id, &err);
+        return;
+    }
+    reqsign_keycache_invalidate(s->cache, NULL, 0); /* every key of the account */
+    json_t *doc = account_json(&acct);
+    reqsign_httpd_respond_json(r, 200, doc);
+    json_decref(doc);
+    audit(s, r, c, a, act, id, id, "ok");
+}
+
+static void answer_new_key(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                           struct reqsign_key *key, int generated,
+                           const struct reqsign_key_record *rec)
+{
+    char svc[300];
+    service_url(s, r, svc, sizeof(svc));
+    /* a negative cache entry for this keyid may exist: drop it */
+    reqsign_keycache_invalidate(s->cache, rec->keyid, strlen(rec->keyid));
+    if (generated) {
+        size_t n = 0;
+        char *cred = secret_credential(key, rec, svc, s->api_url, &n);
+        if (cred == NULL) {
+            reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot build the credential");
+            return;
+        }
+        reqsign_httpd_respond_secret(r, 201, cred, n); /* wiped once sent */
+        char disp[128];
+        snprintf(disp, sizeof(disp), "attachment; filename=\"reqsign-%s.json\"", rec->keyid);
+        reqsign_httpd_add_header(r, "Content-Disposition", disp);
+    } else {
+        json_t *cred = credential_json(rec, svc, s->api_url);
+        if (cred == NULL) {
+            reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot build the credential");
+            return;
+        }
+        reqsign_httpd_respond_json(r, 201, cred);
+        json_decref(cred);
+    }
+}
+
+/* GET /v1/keys?limit&after&account&unused_for */
+static void do_key_list(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                        const struct actor *a)
+{
+    long limit = list_limit(r);
+    if (limit < 0)
+        return;
+    char after[REQSIGN_KEYID_MAX_LEN + 1], account[REQSIGN_ACCOUNT_ID_MAX + 1], unused[24];
+    int p1, p2, p3;
+    query_param(r, "after", after, sizeof(after), &p1);
+    query_param(r, "account", account, sizeof(account), &p2);
+    query_param(r, "unused_for", unused, sizeof(unused), &p3);
+    int64_t uf = 0;
+    if (p1 < 0 || p2 < 0 ||
+        (p3 != 0 && (p3 < 0 || reqsign_httpd_parse_seconds(unused, &uf) != 0 || uf < 0))) {
+        reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST,
+                           "after, account: percent-encoded strings; unused_for: seconds");
+        return;
+    }
+    struct reqsign_key_filter f;
+    memset(&f, 0, sizeof(f));
+    f.account = a->admin ? account : a->rec.account; /* keys:self: its own account only */
+    int64_t now = now_s();
+    f.unused_before = p3 ? now - uf : 0;
+    if (p3 && f.unused_before <= 0)
+        f.unused_before = 1;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_key_record *page = calloc((size_t)limit + 1, sizeof(*page));
+    size_t n = 0;
+    enum reqsign_status lst =
+        page == NULL ? REQSIGN_E_NOMEM
+        : !s->accounts && a->admin && f.account[0] == '\0' && f.unused_before == 0
+            ? reqsign_keystore_list(s->store, after, (size_t)limit + 1, page, &n, &err)
+            : reqsign_keystore_list_filter(s->store, &f, after, (size_t)limit + 1, page, &n, &err);
+    if (lst != REQSIGN_OK) {
+        free(page);
+        if (err.code != REQSIGN_OK)
+            reqsign_httpd_respond_error(r, &err);
+        else
+            reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
+        return;
+    }
+    size_t shown = n > (size_t)limit ? (size_t)limit : n;
+    json_t *keys = json_array();
+    for (size_t i = 0; i < shown; i++)
+        json_array_append_new(keys, record_json(&page[i], now));
+    json_t *doc = json_pack("{s:o, s:o}", "keys", keys, "next",
+                            n > (size_t)limit && shown > 0 ? json_string(page[shown - 1].keyid)
+                                                           : json_null());
+    free(page);
+    reqsign_httpd_respond_json(r, 200, doc);
+    json_decref(doc);
+}
+
 /* POST /v1/keys */
-static void do_create(struct reqsignd_service *s, struct reqsign_httpd_req *r, struct call *c)
+static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                          struct call *c, const struct actor *a)
 {
     struct reqsignd_create_req cr;
     struct reqsign_key *key = NULL;
     struct reqsign_key_record rec;
+    struct reqsign_account acct;
     struct reqsign_error err;
     reqsign_error_clear(&err);
     memset(&rec, 0, sizeof(rec));
@@ -861,10 +1436,46 @@ static void do_create(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
         reqsign_httpd_respond_error(r, &err);
         return;
     }
+    key = cr.public_key;
+    const char *target = cr.account[0] ? cr.account
+                         : a->admin    ? REQSIGN_ACCOUNT_OPERATOR
+                                       : a->rec.account;
+    memset(&acct, 0, sizeof(acct));
+    if (!s->accounts && a->admin && cr.account[0] == '\0') { /* a store without accounts */
+        snprintf(acct.id, sizeof(acct.id), "%s", REQSIGN_ACCOUNT_OPERATOR);
+        snprintf(acct.allowed_scopes, sizeof(acct.allowed_scopes), "*");
+    } else if (!sees(a, target) ||
+               reqsign_keystore_account_get(s->store, target, &acct, &err) != REQSIGN_OK) {
+        if (err.code != REQSIGN_OK && err.code != REQSIGN_E_NOT_FOUND)
+            reqsign_httpd_respond_error(r, &err);
+        else
+            refuse(s, r, c, a, "key.create", target, NULL, REQSIGN_E_NOT_FOUND,
+                   "no such account");
+        goto out;
+    }
+    for (const char *p = cr.scopes; *p;) {
+        char one[REQSIGN_SCOPE_MAX + 1];
+        size_t l = strcspn(p, " ");
+        snprintf(one, sizeof(one), "%.*s", (int)l, p);
+        if (!scope_grantable(a, &acct, one)) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "scope %s is not held by the signing key or not allowed "
+                                       "in the account", one);
+            refuse(s, r, c, a, "key.create", acct.id, acct.id, REQSIGN_E_SCOPE, msg);
+            goto out;
+        }
+        p += l;
+        while (*p == ' ')
+            p++;
+    }
+    rec.expires_at = cr.expires_at;
+    if (account_admits(s, &acct, 0, &rec.expires_at, &err) != 0) {
+        refuse(s, r, c, a, "key.create", acct.id, acct.id, err.code, err.message);
+        goto out;
+    }
     snprintf(rec.label, sizeof(rec.label), "%s", cr.label);
     snprintf(rec.scopes, sizeof(rec.scopes), "%s", cr.scopes);
-    rec.expires_at = cr.expires_at;
-    key = cr.public_key;
+    snprintf(rec.account, sizeof(rec.account), "%s", acct.id);
     int generated = key == NULL;
     if (generated && reqsign_key_generate(&key, &err) != REQSIGN_OK) {
         reqsign_httpd_respond_error(r, &err);
@@ -877,47 +1488,413 @@ static void do_create(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     snprintf(r->target_keyid, sizeof(r->target_keyid), "%s", rec.keyid); /* the request log */
     reqsign_key_public_raw(key, rec.public_key);
     rec.created_at = now;
-    if (signer_still_active(s, r, c) != 0)
-        goto out;
     if (reqsign_keystore_insert(s->store, &rec, &err) != REQSIGN_OK) {
         if (err.code == REQSIGN_E_CONFLICT) {
             reqsign_error_clear(&err);
-            reqsign_httpd_fail(r, REQSIGN_E_CONFLICT, "this public key is already registered");
+            refuse(s, r, c, a, "key.create", rec.keyid, acct.id, REQSIGN_E_CONFLICT,
+                   "this public key is already registered");
         } else {
             reqsign_httpd_respond_error(r, &err);
         }
         goto out;
     }
-    /* a negative cache entry for this keyid may exist: drop it */
-    reqsign_keycache_invalidate(s->cache, rec.keyid, strlen(rec.keyid));
-
-    char svc[300];
-    service_url(s, r, svc, sizeof(svc));
-    if (generated) {
-        size_t n = 0;
-        char *cred = secret_credential(key, &rec, svc, s->api_url, &n);
-        if (cred == NULL) {
-            reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot build the credential");
-            goto out;
-        }
-        reqsign_httpd_respond_secret(r, 201, cred, n); /* wiped once sent */
-        char disp[128];
-        snprintf(disp, sizeof(disp), "attachment; filename=\"reqsign-%s.json\"", rec.keyid);
-        reqsign_httpd_add_header(r, "Content-Disposition", disp);
-    } else {
-        json_t *cred = credential_json(&rec, svc, s->api_url);
-        if (cred == NULL) {
-            reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot build the credential");
-            goto out;
-        }
-        reqsign_httpd_respond_json(r, 201, cred);
-        json_decref(cred);
-    }
+    answer_new_key(s, r, key, generated, &rec);
+    audit(s, r, c, a, "key.create", rec.keyid, acct.id, "ok");
 out:
-    reqsign_key_free(key); /* wipes the private key */
+    reqsign_key_free(key);
+}
+
+/* /v1/keys/{keyid}[/disable|enable|rotate], GET, DELETE, POST */
+static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, struct call *c,
+                   const struct actor *a)
+{
+    char keyid[REQSIGN_KEYID_MAX_LEN + 1], action[16];
+    struct reqsign_key_record rec;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    int del = strcmp(r->method, "DELETE") == 0;
+    if (split_path(r, "/v1/keys/", keyid, sizeof(keyid), action, sizeof(action)) != 0) {
+        reqsign_httpd_fail(r, REQSIGN_E_NOT_FOUND, "no such resource");
+        return;
+    }
+    snprintf(r->target_keyid, sizeof(r->target_keyid), "%s", keyid); /* the request log */
+    const char *act = del                               ? "key.revoke"
+                      : action[0] == '\0'               ? "key.get"
+                      : strcmp(action, "disable") == 0  ? "key.disable"
+                      : strcmp(action, "enable") == 0   ? "key.enable"
+                                                        : "key.rotate";
+    int own = strcmp(keyid, a->rec.keyid) == 0;
+    enum reqsign_status gst = reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err);
+    if (gst != REQSIGN_OK && gst != REQSIGN_E_KEY_UNKNOWN) {
+        reqsign_httpd_respond_error(r, &err);
+        return;
+    }
+    /* revoke by possession: a key may always revoke itself */
+    if (gst != REQSIGN_OK || !(sees(a, rec.account) || (del && own))) {
+        refuse(s, r, c, a, act, keyid, NULL, REQSIGN_E_NOT_FOUND, "no such key");
+        return;
+    }
+    int64_t now = now_s();
+    if (action[0] == '\0' && !del) {
+        json_t *doc = record_json(&rec, now);
+        reqsign_httpd_respond_json(r, 200, doc);
+        json_decref(doc);
+        return;
+    }
+    json_t *body = body_object(r, c);
+    if (body == NULL)
+        return;
+    if (del) {
+        json_t *reason = json_object_get(body, "reason");
+        const char *rs = json_string_value(reason);
+        if (reason != NULL && !json_is_null(reason) &&
+            (rs == NULL || (strcmp(rs, "unspecified") && strcmp(rs, "superseded") &&
+                            strcmp(rs, "compromised")))) {
+            json_decref(body);
+            reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST,
+                               "reason must be unspecified, superseded or compromised");
+            return;
+        }
+        if (rec.revoked_at == 0) {
+            rec.revoked_at = now;
+            snprintf(rec.revoke_reason, sizeof(rec.revoke_reason), "%s",
+                     rs != NULL ? rs : "unspecified");
+        }
+    } else if (strcmp(action, "disable") == 0 || strcmp(action, "enable") == 0) {
+        if (rec.revoked_at != 0) {
+            json_decref(body);
+            refuse(s, r, c, a, act, keyid, rec.account, REQSIGN_E_CONFLICT,
+                   "the key is revoked (final)");
+            return;
+        }
+        rec.disabled_at = strcmp(action, "disable") == 0 ? (rec.disabled_at ? rec.disabled_at : now)
+                                                         : 0;
+    } else if (strcmp(action, "rotate") == 0) {
+        json_t *grace = json_object_get(body, "grace_s");
+        int64_t g = GRACE_DEFAULT;
+        if (grace != NULL && (!json_is_integer(grace) || json_integer_value(grace) < 0 ||
+                              json_integer_value(grace) > GRACE_MAX)) {
+            json_decref(body);
+            reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "grace_s must be 0..%d", GRACE_MAX);
+            return;
+        }
+        if (grace != NULL)
+            g = json_integer_value(grace);
+        if (json_object_get(body, "public_key") != NULL) {
+            json_decref(body);
+            reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST,
+                               "rotate with public_key is not supported yet: enroll the new key "
+                               "or rotate to a generated one");
+            return;
+        }
+        json_decref(body);
+        body = NULL;
+        if (strcmp(status_of(&rec, now), "active") != 0 || rec.replaced_by[0]) {
+            refuse(s, r, c, a, act, keyid, rec.account, REQSIGN_E_CONFLICT,
+                   "only an active key that was not rotated yet can be rotated");
+            return;
+        }
+        struct reqsign_account acct;
+        struct reqsign_key_record nrec;
+        struct reqsign_key *key = NULL;
+        memset(&nrec, 0, sizeof(nrec));
+        if (reqsign_keystore_account_get(s->store, rec.account, &acct, &err) != REQSIGN_OK) {
+            refuse_err(s, r, c, a, act, keyid, &err);
+            return;
+        }
+        if (account_admits(s, &acct, 1, &nrec.expires_at, &err) != 0) {
+            refuse(s, r, c, a, act, keyid, rec.account, err.code, err.message);
+            return;
+        }
+        snprintf(nrec.label, sizeof(nrec.label), "%s", rec.label);
+        snprintf(nrec.scopes, sizeof(nrec.scopes), "%s", rec.scopes);
+        snprintf(nrec.account, sizeof(nrec.account), "%s", rec.account);
+        snprintf(nrec.replaces, sizeof(nrec.replaces), "%s", rec.keyid);
+        nrec.created_at = now;
+        if (reqsign_key_generate(&key, &err) != REQSIGN_OK ||
+            reqsign_key_thumbprint(key, nrec.keyid) != REQSIGN_OK) {
+            reqsign_key_free(key);
+            reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot make the key");
+            return;
+        }
+        reqsign_key_public_raw(key, nrec.public_key);
+        if (reqsign_keystore_insert(s->store, &nrec, &err) != REQSIGN_OK) {
+            reqsign_key_free(key);
+            reqsign_httpd_respond_error(r, &err);
+            return;
+        }
+        snprintf(rec.replaced_by, sizeof(rec.replaced_by), "%s", nrec.keyid);
+        if (rec.expires_at == 0 || rec.expires_at > now + g)
+            rec.expires_at = now + g;
+        if (rec.expires_at <= rec.created_at) /* grace 0 in the creation second */
+            rec.expires_at = rec.created_at + 1;
+        if (reqsign_keystore_update(s->store, &rec, &err) != REQSIGN_OK) {
+            reqsign_key_free(key);
+            reqsign_httpd_respond_error(r, &err);
+            return;
+        }
+        reqsign_keycache_invalidate(s->cache, rec.keyid, strlen(rec.keyid));
+        answer_new_key(s, r, key, 1, &nrec);
+        reqsign_key_free(key);
+        audit(s, r, c, a, act, keyid, rec.account, "ok");
+        return;
+    } else {
+        json_decref(body);
+        reqsign_httpd_fail(r, REQSIGN_E_NOT_FOUND, "no such resource");
+        return;
+    }
+    json_decref(body);
+    if (!s->accounts && del) { /* a store without the lifecycle columns */
+        if (reqsign_keystore_revoke(s->store, keyid, strlen(keyid), now, &err) != REQSIGN_OK ||
+            reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err) != REQSIGN_OK) {
+            refuse_err(s, r, c, a, act, keyid, &err);
+            return;
+        }
+    } else if (reqsign_keystore_update(s->store, &rec, &err) != REQSIGN_OK ||
+        reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err) != REQSIGN_OK) {
+        refuse_err(s, r, c, a, act, keyid, &err);
+        return;
+    }
+    /* this process stops accepting the key at once; others within the cache TTL */
+    reqsign_keycache_invalidate(s->cache, keyid, strlen(keyid));
+    json_t *doc = record_json(&rec, now);
+    reqsign_httpd_respond_json(r, 200, doc);
+    json_decref(doc);
+    audit(s, r, c, a, act, keyid, sees(a, rec.account) ? rec.account : NULL, "ok");
+}
+
+/* GET /v1/audit?account=&after=&limit= */
+static void do_audit(struct reqsignd_service *s, struct reqsign_httpd_req *r,
+                     const struct actor *a)
+{
+    long limit = list_limit(r);
+    if (limit < 0)
+        return;
+    if (!a->admin && !a->self) {
+        reqsign_httpd_fail(r, REQSIGN_E_SCOPE, "key lacks the scope " SELF_SCOPE);
+        return;
+    }
+    char account[REQSIGN_ACCOUNT_ID_MAX + 1], after[24];
+    int p1, p2;
+    int64_t av = 0;
+    query_param(r, "account", account, sizeof(account), &p1);
+    query_param(r, "after", after, sizeof(after), &p2);
+    if (p1 < 0 || (p2 != 0 && (p2 < 0 || reqsign_httpd_parse_seconds(after, &av) != 0))) {
+        reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "after must be a cursor from next");
+        return;
+    }
+    const char *filter = a->admin ? account : a->rec.account;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_audit_event *ev = calloc((size_t)limit + 1, sizeof(*ev));
+    size_t n = 0;
+    if (ev == NULL || reqsign_keystore_audit_list(s->store, filter, av, (size_t)limit + 1, ev, &n,
+                                                  &err) != REQSIGN_OK) {
+        free(ev);
+        if (err.code != REQSIGN_OK)
+            reqsign_httpd_respond_error(r, &err);
+        else
+            reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
+        return;
+    }
+    size_t shown = n > (size_t)limit ? (size_t)limit : n;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < shown; i++)
+        json_array_append_new(
+            arr, json_pack("{s:o, s:o, s:o, s:s, s:o, s:s, s:o, s:o}", "time",
+                           time_or_null(ev[i].time), "actor", str_or_null(ev[i].actor), "account",
+                           str_or_null(ev[i].account), "action", ev[i].action, "target",
+                           str_or_null(ev[i].target), "outcome", ev[i].outcome, "source",
+                           str_or_null(ev[i].source), "nonce", str_or_null(ev[i].nonce)));
+    char nx[24];
+    snprintf(nx, sizeof(nx), "%lld", shown > 0 ? (long long)ev[shown - 1].seq : 0LL);
+    json_t *doc = json_pack("{s:o, s:o}", "events", arr, "next",
+                            n > (size_t)limit ? json_string(nx) : json_null());
+    free(ev);
+    reqsign_httpd_respond_json(r, 200, doc);
+    json_decref(doc);
+}
+
+/* POST /v1/enroll: {"token", "label"?, "public_key"?}. With public_key the
+ * request must be signed by that very key (proof of possession): a verifier
+ * whose only key is that one checks the whole request here. */
+static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, struct call *c)
+{
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_key *key = NULL;
+    struct reqsign_key_record rec;
+    struct reqsign_account acct;
+    memset(&rec, 0, sizeof(rec));
+    json_t *doc = body_object(r, c);
+    if (doc == NULL)
+        return;
+    json_t *tok = json_object_get(doc, "token");
+    json_t *label = json_object_get(doc, "label");
+    json_t *pk = json_object_get(doc, "public_key");
+    const char *ls = json_string_value(label);
+    if (!json_is_string(tok) || json_string_length(tok) > 128 ||
+        (label != NULL && !json_is_null(label) &&
+         (ls == NULL || json_string_length(label) > REQSIGN_LABEL_MAX ||
+          strlen(ls) != json_string_length(label) || !label_text_ok(ls)))) {
+        json_decref(doc);
+        reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST,
+                           "token must be a string; label a string of at most 128 bytes");
+        return;
+    }
+    if (ls != NULL)
+        snprintf(rec.label, sizeof(rec.label), "%s", ls);
+    if (pk != NULL && !json_is_null(pk) && load_public(pk, &key, &err) != REQSIGN_OK) {
+        json_decref(doc);
+        reqsign_httpd_respond_error(r, &err);
+        return;
+    }
+    int generated = key == NULL;
+    if (!generated) {
+        /* proof of possession: the request signed by this very key */
+        struct reqsign_static_key sk;
+        char kid[REQSIGN_KEYID_MAX_LEN + 1];
+        memset(&sk, 0, sizeof(sk));
+        if (reqsign_key_thumbprint(key, kid) != REQSIGN_OK) {
+            json_decref(doc);
+            reqsign_key_free(key);
+            reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot compute the keyid");
+            return;
+        }
+        sk.keyid = kid;
+        reqsign_key_public_raw(key, sk.public_key);
+        sk.scopes = "";
+        struct reqsign_verifier_opts vo = s->vo;
+        vo.lookup = reqsign_static_key_lookup;
+        vo.lookup_ctx = &sk;
+        struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);
+        struct reqsign_verification vs;
+        reqsign_verification_init(&vs);
+        enum reqsign_status vst =
+            v != NULL ? reqsign_verifier_verify(v, &r->view, c->body, c->len, &vs, &err)
+                      : REQSIGN_E_NOMEM;
+        snprintf(c->vs.nonce, sizeof(c->vs.nonce), "%s", vs.nonce);
+        reqsign_verification_cleanup(&vs);
+        reqsign_verifier_free(v);
+        if (vst != REQSIGN_OK) {
+            json_decref(doc);
+            reqsign_key_free(key);
+            if (err.code == REQSIGN_OK)
+                reqsign_httpd_fail(r, vst, "proof of possession failed");
+            else
+                reqsign_httpd_respond_error(r, &err); /* key_unknown: signed by another key */
+            audit(s, r, c, NULL, "key.enroll", kid, NULL, reqsign_errname(vst));
+            return;
+        }
+        snprintf(r->keyid, sizeof(r->keyid), "%s", kid);
+    }
+    /* the token: rate-limited per source, single use, by its SHA-256 */
+    uint8_t h[REQSIGN_ENROLLMENT_HASH_LEN];
+    char acct_id[REQSIGN_ACCOUNT_ID_MAX + 1] = "";
+    int limited = enroll_limited(s, r->peer, 0);
+    token_hash(json_string_value(tok), json_string_length(tok), h);
+    json_decref(doc); /* the token's copy is wiped (reqsign_httpd_wipe_json) */
+    enum reqsign_status est = REQSIGN_E_ENROLLMENT_INVALID;
+    if (!limited)
+        est = reqsign_keystore_enrollment_consume(s->store, h, now_s(), acct_id, &err);
+    reqsign_memzero(h, sizeof(h));
+    if (est == REQSIGN_OK &&
+        (reqsign_keystore_account_get(s->store, acct_id, &acct, &err) != REQSIGN_OK ||
+         acct.disabled_at != 0))
+        est = REQSIGN_E_ENROLLMENT_INVALID;
+    if (est != REQSIGN_OK && est != REQSIGN_E_ENROLLMENT_INVALID) {
+        reqsign_key_free(key);
+        reqsign_httpd_respond_error(r, &err);
+        return;
+    }
+    if (est != REQSIGN_OK) {
+        reqsign_key_free(key);
+        enroll_limited(s, r->peer, 1);
+        refuse(s, r, c, NULL, "key.enroll", "", NULL, REQSIGN_E_ENROLLMENT_INVALID,
+               "enrollment token unknown, used or expired");
+        return;
+    }
+    /* keys:self plus the account's allowed scopes */
+    snprintf(rec.scopes, sizeof(rec.scopes), "%s", SELF_SCOPE);
+    if (!has_scope(acct.allowed_scopes, "*"))
+        for (const char *p = acct.allowed_scopes; *p;) {
+            size_t l = strcspn(p, " ");
+            size_t used = strlen(rec.scopes);
+            if (l > 0 && used + l + 2 <= sizeof(rec.scopes) &&
+                !(l == strlen(SELF_SCOPE) && memcmp(p, SELF_SCOPE, l) == 0))
+                snprintf(rec.scopes + used, sizeof(rec.scopes) - used, " %.*s", (int)l, p);
+            p += l;
+            while (*p == ' ')
+                p++;
+        }
+    snprintf(rec.account, sizeof(rec.account), "%s", acct.id);
+    if (account_admits(s, &acct, 0, &rec.expires_at, &err) != 0) {
+        reqsign_key_free(key);
+        refuse(s, r, c, NULL, "key.enroll", acct.id, acct.id, err.code, err.message);
+        return;
+    }
+    if (generated && reqsign_key_generate(&key, &err) != REQSIGN_OK) {
+        reqsign_httpd_respond_error(r, &err);
+        return;
+    }
+    if (reqsign_key_thumbprint(key, rec.keyid) != REQSIGN_OK) {
+        reqsign_key_free(key);
+        reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot compute the keyid");
+        return;
+    }
+    reqsign_key_public_raw(key, rec.public_key);
+    rec.created_at = now_s();
+    if (reqsign_keystore_insert(s->store, &rec, &err) != REQSIGN_OK) {
+        reqsign_key_free(key);
+        if (err.code == REQSIGN_E_CONFLICT) {
+            reqsign_error_clear(&err);
+            refuse(s, r, c, NULL, "key.enroll", rec.keyid, acct.id, REQSIGN_E_CONFLICT,
+                   "this public key is already registered");
+        } else {
+            reqsign_httpd_respond_error(r, &err);
+        }
+        return;
+    }
+    answer_new_key(s, r, key, generated, &rec);
+    reqsign_key_free(key);
+    struct actor self;
+    memset(&self, 0, sizeof(self));
+    self.rec = rec;
+    audit(s, r, c, &self, "key.enroll", rec.keyid, acct.id, "ok");
 }
 
 /* ---- the three phases ---- */
+
+/* The audit action of a request refused before its route ran. */
+static const char *audit_action(const struct reqsign_httpd_req *r, enum route rt)
+{
+    int post = strcmp(r->method, "POST") == 0;
+    switch (rt) {
+    case R_KEYS:
+        return post ? "key.create" : "key.list";
+    case R_KEY:
+        return strcmp(r->method, "DELETE") == 0 ? "key.revoke" : "key.get";
+    case R_KEY_ACTION:
+        return "key.action";
+    case R_ACCOUNTS:
+        return post ? "account.create" : "account.list";
+    case R_ACCOUNT:
+    case R_ACCOUNT_ACTION:
+        return "account.action";
+    case R_AUDIT:
+        return "audit.list";
+    default:
+        return "request";
+    }
+}
+
+static int content_type_ok(const struct reqsign_httpd_req *r)
+{
+    const char *ct = reqsign_httpd_header(r, "Content-Type");
+    size_t tl = strlen("application/json");
+    return ct != NULL && strncasecmp(ct, "application/json", tl) == 0 &&
+           (ct[tl] == '\0' || ct[tl] == ';' || ct[tl] == ' ');
+}
 
 static void on_headers(void *ctx, struct reqsign_httpd_req *r)
 {
@@ -943,6 +1920,21 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
         if (check_method(r, "GET, DELETE"))
             return;
         break;
+    case R_KEY_ACTION:
+    case R_ACCOUNT_ACTION:
+    case R_ENROLL:
+        if (check_method(r, "POST"))
+            return;
+        break;
+    case R_ACCOUNTS:
+        if (check_method(r, "GET, POST"))
+            return;
+        break;
+    case R_ACCOUNT:
+    case R_AUDIT:
+        if (check_method(r, "GET"))
+            return;
+        break;
     }
 
     struct call *c = calloc(1, sizeof(*c));
@@ -953,6 +1945,12 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
     c->route = rt;
     reqsign_verification_init(&c->vs);
     r->app = c;
+    if (rt == R_ENROLL) { /* unsigned, or signed by the key it registers: checked at the end */
+        if (!content_type_ok(r))
+            reqsign_httpd_fail(r, REQSIGN_E_UNSUPPORTED_MEDIA_TYPE,
+                               "the body must be application/json");
+        return;
+    }
 
     /* phase one: the signature, before any byte of the body is read */
     struct reqsign_error err;
@@ -964,19 +1962,27 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
         reqsign_httpd_respond_error(r, &err);
         return;
     }
-    if (!has_scope(c->vs.scopes, ADMIN_SCOPE)) {
-        reqsign_httpd_fail(r, REQSIGN_E_SCOPE, "key lacks the scope " ADMIN_SCOPE);
+    /* keys:admin and keys:self manage keys; any key may revoke itself */
+    char kid[REQSIGN_KEYID_MAX_LEN + 1];
+    int own_delete = rt == R_KEY && strcmp(r->method, "DELETE") == 0 &&
+                     key_from_path(r, kid) == 0 && strcmp(kid, c->vs.keyid) == 0;
+    if (!has_scope(c->vs.scopes, ADMIN_SCOPE) && !has_scope(c->vs.scopes, SELF_SCOPE) &&
+        !own_delete) {
+        struct actor a;
+        struct reqsign_error gerr;
+        reqsign_error_clear(&gerr);
+        memset(&a, 0, sizeof(a));
+        if (reqsign_keystore_get(s->store, c->vs.keyid, strlen(c->vs.keyid), &a.rec, &gerr) !=
+            REQSIGN_OK)
+            snprintf(a.rec.keyid, sizeof(a.rec.keyid), "%s", c->vs.keyid);
+        refuse(s, r, c, &a, audit_action(r, rt), key_from_path(r, kid) == 0 ? kid : "", NULL,
+               REQSIGN_E_SCOPE, "key lacks the scope " ADMIN_SCOPE " or " SELF_SCOPE);
         return;
     }
-    if (strcmp(r->method, "POST") == 0) {
-        const char *ct = reqsign_httpd_header(r, "Content-Type");
-        size_t tl = strlen("application/json");
-        if (ct == NULL || strncasecmp(ct, "application/json", tl) != 0 ||
-            (ct[tl] != '\0' && ct[tl] != ';' && ct[tl] != ' ')) {
-            reqsign_httpd_fail(r, REQSIGN_E_UNSUPPORTED_MEDIA_TYPE,
-                               "the body must be application/json");
-            return;
-        }
+    if (strcmp(r->method, "POST") == 0 && !content_type_ok(r)) {
+        reqsign_httpd_fail(r, REQSIGN_E_UNSUPPORTED_MEDIA_TYPE,
+                           "the body must be application/json");
+        return;
     }
 }
 
@@ -989,11 +1995,11 @@ static void on_body(void *ctx, struct reqsign_httpd_req *r, const char *data, si
     if (c == NULL)
         return;
     /* phase two, streamed: the digest sees every byte */
-    if (reqsign_verification_body(&c->vs, data, len, &err) != REQSIGN_OK) {
+    if (c->route != R_ENROLL && reqsign_verification_body(&c->vs, data, len, &err) != REQSIGN_OK) {
         reqsign_httpd_respond_error(r, &err);
         return;
     }
-    if (c->route != R_KEYS || strcmp(r->method, "POST") != 0)
+    if (strcmp(r->method, "GET") == 0)
         return; /* covered by the digest, not used */
     if (c->len + len > c->cap) {
         /* not realloc(): the old block may hold a key sent by mistake and is wiped */
@@ -1027,17 +2033,47 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
         reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "no state");
         return;
     }
+    if (c->route == R_ENROLL) {
+        do_enroll(s, r, c);
+        return;
+    }
     /* nothing is acted on before the content digest matched */
     if (reqsign_verification_finish(&c->vs, &err) != REQSIGN_OK) {
         reqsign_httpd_respond_error(r, &err);
         return;
     }
-    if (c->route == R_KEYS && strcmp(r->method, "POST") == 0)
-        do_create(s, r, c);
-    else if (c->route == R_KEYS)
-        do_list(s, r);
-    else
-        do_get(s, r, c, strcmp(r->method, "DELETE") == 0);
+    struct actor a;
+    if (load_actor(s, r, c, &a) != 0)
+        return;
+    reqsign_keycache_record_use(s->cache, a.rec.keyid, strlen(a.rec.keyid));
+    int post = strcmp(r->method, "POST") == 0;
+    switch (c->route) {
+    case R_KEYS:
+        if (post)
+            do_key_create(s, r, c, &a);
+        else
+            do_key_list(s, r, &a);
+        break;
+    case R_KEY:
+    case R_KEY_ACTION:
+        do_key(s, r, c, &a);
+        break;
+    case R_ACCOUNTS:
+        if (post)
+            do_account_create(s, r, c, &a);
+        else
+            do_account_list(s, r, &a);
+        break;
+    case R_ACCOUNT:
+    case R_ACCOUNT_ACTION:
+        do_account(s, r, c, &a);
+        break;
+    case R_AUDIT:
+        do_audit(s, r, &a);
+        break;
+    default:
+        reqsign_httpd_fail(r, REQSIGN_E_NOT_FOUND, "no such resource");
+    }
 }
 
 static void on_done(void *ctx, struct reqsign_httpd_req *r)
@@ -1098,6 +2134,24 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     vo.lookup = reqsign_keycache_lookup;
     vo.lookup_ctx = s->cache;
     vo.nonces = s->nonces;
+    s->vo = vo;
+    {
+        struct reqsign_account op;
+        struct reqsign_error perr;
+        reqsign_error_clear(&perr);
+        s->accounts = reqsign_keystore_account_get(store, REQSIGN_ACCOUNT_OPERATOR, &op, &perr) ==
+                          REQSIGN_OK ||
+                      perr.code != REQSIGN_E_STORE;
+    }
+    if (s->cache != NULL && o->last_used_interval > 0 &&
+        reqsign_keycache_start_flusher(s->cache, store,
+                                       o->verifier_name != NULL ? o->verifier_name : "reqsignd",
+                                       o->last_used_interval, err) != REQSIGN_OK) {
+        reqsignd_service_free(s);
+        return NULL;
+    }
+    s->enrollment_ttl = o->enrollment_ttl > 0 ? o->enrollment_ttl : REQSIGND_ENROLLMENT_TTL;
+    pthread_mutex_init(&s->rl_mu, NULL);
     if (s->cache != NULL && s->nonces != NULL)
         s->verifier = reqsign_verifier_new(&vo, err);
     if (s->verifier == NULL) {

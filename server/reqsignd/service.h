@@ -28,6 +28,7 @@
 
 #define REQSIGND_ADMIN_SCOPE "keys:admin"
 #define REQSIGND_MAX_SCOPES 16
+#define REQSIGND_ENROLLMENT_TTL 86400 /* --enrollment-ttl default */
 
 struct reqsignd_service_opts {
     /* --authority HOST[:PORT] (repeatable; alias --public-authority): the
@@ -45,6 +46,9 @@ struct reqsignd_service_opts {
     const char *public_scheme; /* scheme of the "service" URL of credentials; NULL: "http" */
     const char *verify_scheme; /* --public-scheme: the verifier's public_scheme; NULL: the request's */
     const char *api_url;       /* --api-url: "api" of the credentials issued; NULL: none */
+    int64_t enrollment_ttl;             /* seconds; 0: REQSIGND_ENROLLMENT_TTL */
+    int64_t last_used_interval;         /* seconds; 0: last use not recorded */
+    const char *verifier_name;          /* last_used_by; NULL: "reqsignd" */
 };
 
 struct reqsignd_service;
@@ -103,6 +107,7 @@ struct reqsignd_create_req {
     char scopes[REQSIGN_SCOPES_MAX]; /* space-separated */
     int64_t expires_at;              /* 0: never */
     struct reqsign_key *public_key;  /* the key to register; NULL: generate one */
+    char account[REQSIGN_ACCOUNT_ID_MAX + 1]; /* "account" (keys:admin); "" none */
     long json_position;              /* on REQSIGN_E_JSON: byte offset of the syntax error */
 };
 

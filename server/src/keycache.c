@@ -41,8 +41,10 @@
 #include <reqsign/keycache.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +65,10 @@ struct kc_entry {
     uint64_t seq; /* insertion order, cache-wide */
     int64_t fetched_at;
     int64_t expires_at, revoked_at;
+    bool disabled, account_disabled;
+    /* last use: set by record_use (under the read lock), read and written by
+     * the flusher; carried over when the entry is refreshed */
+    _Atomic int64_t used_at, flushed_at, flush_time;
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     bool negative;
     uint16_t keyid_len;
@@ -90,12 +96,23 @@ struct reqsign_keycache {
     atomic_size_t reserved;
     _Atomic uint64_t seq;
     _Atomic uint64_t hits, misses, store_errors;
+    /* the last-use flusher */
+    bool flusher_on;
+    pthread_t flusher;
+    pthread_mutex_t fl_mu;
+    pthread_cond_t fl_cv;
+    bool fl_stop;
+    struct reqsign_keystore *fl_store;
+    char fl_name[REQSIGN_VERIFIER_NAME_MAX + 1];
+    int64_t fl_interval;
+    _Atomic uint64_t use_writes, use_errors;
 };
 
 /* What a lookup copies out of an entry under the read lock. */
 struct kc_snap {
     bool found, negative;
     int64_t fetched_at, expires_at, revoked_at;
+    bool disabled, account_disabled;
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     char scopes[REQSIGN_SCOPES_MAX];
 };
@@ -251,6 +268,9 @@ static void kc_store(struct reqsign_keycache *c, struct kc_shard *sh, uint64_t g
         if (old != NULL) {
             if (old->fetched_at <= e->fetched_at) { /* the latest fetch wins */
                 e->seq = atomic_fetch_add(&c->seq, 1);
+                atomic_store(&e->used_at, atomic_load(&old->used_at));
+                atomic_store(&e->flushed_at, atomic_load(&old->flushed_at));
+                atomic_store(&e->flush_time, atomic_load(&old->flush_time));
                 kc_unlink(sh, old);
                 kc_link(sh, e);
                 victim = old;
@@ -279,6 +299,9 @@ static struct kc_entry *kc_entry_new(uint64_t h, const char *keyid, size_t keyid
     if (e == NULL)
         return NULL;
     memset(e, 0, sizeof(*e));
+    atomic_init(&e->used_at, 0);
+    atomic_init(&e->flushed_at, 0);
+    atomic_init(&e->flush_time, 0);
     e->hash = h;
     e->fetched_at = now;
     e->keyid_len = (uint16_t)keyid_len;
@@ -288,6 +311,8 @@ static struct kc_entry *kc_entry_new(uint64_t h, const char *keyid, size_t keyid
         memcpy(e->public_key, rec->public_key, sizeof(e->public_key));
         e->expires_at = rec->expires_at;
         e->revoked_at = rec->revoked_at;
+        e->disabled = rec->disabled_at != 0;
+        e->account_disabled = rec->account_disabled_at != 0;
         memcpy(e->data + keyid_len, rec->scopes, scopes_len);
     } else {
         e->negative = true;
@@ -317,6 +342,8 @@ static void kc_snap_of(const struct kc_entry *e, struct kc_snap *s)
     s->fetched_at = e->fetched_at;
     s->expires_at = e->expires_at;
     s->revoked_at = e->revoked_at;
+    s->disabled = e->disabled;
+    s->account_disabled = e->account_disabled;
     memcpy(s->public_key, e->public_key, sizeof(s->public_key));
     memcpy(s->scopes, e->data + e->keyid_len, (size_t)e->scopes_len + 1);
 }
@@ -328,14 +355,19 @@ static enum reqsign_status kc_unknown(struct reqsign_error *err)
 }
 
 static enum reqsign_status kc_answer(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
-                                     int64_t expires_at, int64_t revoked_at, const char *scopes,
-                                     int64_t now, struct reqsign_key_info *out)
+                                     int64_t expires_at, int64_t revoked_at, bool disabled,
+                                     bool account_disabled, const char *scopes, int64_t now,
+                                     struct reqsign_key_info *out)
 {
     memcpy(out->public_key, pk, REQSIGN_ED25519_PUBLIC_LEN);
     if (revoked_at != 0)
         out->state = REQSIGN_KEY_REVOKED;
     else if (expires_at != 0 && now >= expires_at)
         out->state = REQSIGN_KEY_EXPIRED;
+    else if (disabled)
+        out->state = REQSIGN_KEY_DISABLED;
+    else if (account_disabled)
+        out->state = REQSIGN_KEY_ACCOUNT_DISABLED;
     else
         out->state = REQSIGN_KEY_ACTIVE;
     size_t n = strnlen(scopes, sizeof(out->scopes) - 1);
@@ -349,7 +381,8 @@ static enum reqsign_status kc_answer_snap(const struct kc_snap *s, int64_t now,
 {
     if (s->negative)
         return kc_unknown(err);
-    return kc_answer(s->public_key, s->expires_at, s->revoked_at, s->scopes, now, out);
+    return kc_answer(s->public_key, s->expires_at, s->revoked_at, s->disabled,
+                     s->account_disabled, s->scopes, now, out);
 }
 
 /* Look @keyid up in @sh under the read lock; *@gen gets the shard's generation. */
@@ -400,7 +433,8 @@ enum reqsign_status reqsign_keycache_lookup(void *ctx, const char *keyid, size_t
         struct kc_entry *e = kc_entry_new(h, keyid, keyid_len, now, &rec);
         if (e != NULL) /* out of memory: answer without caching */
             kc_store(c, sh, gen, e);
-        return kc_answer(rec.public_key, rec.expires_at, rec.revoked_at, rec.scopes, now, out);
+        return kc_answer(rec.public_key, rec.expires_at, rec.revoked_at, rec.disabled_at != 0,
+                         rec.account_disabled_at != 0, rec.scopes, now, out);
     }
     if (st == REQSIGN_E_KEY_UNKNOWN) {
         if (c->neg_ttl > 0) {
@@ -483,6 +517,15 @@ void reqsign_keycache_free(struct reqsign_keycache *c)
 {
     if (c == NULL)
         return;
+    if (c->flusher_on) {
+        pthread_mutex_lock(&c->fl_mu);
+        c->fl_stop = true;
+        pthread_cond_signal(&c->fl_cv);
+        pthread_mutex_unlock(&c->fl_mu);
+        pthread_join(c->flusher, NULL);
+        pthread_cond_destroy(&c->fl_cv);
+        pthread_mutex_destroy(&c->fl_mu);
+    }
     for (unsigned i = 0; i < KC_NSHARDS; i++) {
         kc_free_list(c->shards[i].oldest);
         free(c->shards[i].buckets);
@@ -554,4 +597,143 @@ struct reqsign_keycache *reqsign_keycache_new(const struct reqsign_keycache_opts
         return NULL;
     }
     return c;
+}
+
+/* ---- last use (issue 13) ---- */
+
+static int64_t kc_now(const struct reqsign_keycache *c)
+{
+    return c->clock != NULL ? c->clock(c->clock_ctx) : (int64_t)time(NULL);
+}
+
+/* see reqsign/keycache.h */
+void reqsign_keycache_record_use(struct reqsign_keycache *c, const char *keyid, size_t keyid_len)
+{
+    if (c == NULL || keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+        return;
+    const int64_t now = kc_now(c);
+    const uint64_t h = kc_hash(c, keyid, keyid_len);
+    struct kc_shard *sh = kc_shard_of(c, h);
+    pthread_rwlock_rdlock(&sh->lock);
+    struct kc_entry *e = kc_find(sh, h, keyid, keyid_len);
+    if (e != NULL && !e->negative && atomic_load(&e->used_at) < now)
+        atomic_store(&e->used_at, now);
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+struct kc_use {
+    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
+    int64_t at;
+};
+
+/* One pass: every entry used since its last write, and not written within the
+ * interval, is written (outside the locks). Store failures are counted and
+ * never reach a request; the use is written again after the next one. */
+static void kc_flush(struct reqsign_keycache *c, bool all)
+{
+    const int64_t now = kc_now(c);
+    size_t n = 0, cap = 0;
+    struct kc_use *uses = NULL;
+    for (unsigned i = 0; i < KC_NSHARDS; i++) {
+        struct kc_shard *sh = &c->shards[i];
+        pthread_rwlock_rdlock(&sh->lock);
+        for (struct kc_entry *e = sh->oldest; e != NULL; e = e->newer) {
+            int64_t used = atomic_load(&e->used_at);
+            int64_t ft = atomic_load(&e->flush_time);
+            if (used == 0 || used <= atomic_load(&e->flushed_at) ||
+                (!all && ft != 0 && now - ft < c->fl_interval))
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                struct kc_use *nu = realloc(uses, ncap * sizeof(*nu));
+                if (nu == NULL)
+                    break;
+                uses = nu;
+                cap = ncap;
+            }
+            memcpy(uses[n].keyid, e->data, e->keyid_len);
+            uses[n].keyid[e->keyid_len] = '\0';
+            uses[n].at = used;
+            n++;
+            atomic_store(&e->flushed_at, used);
+            atomic_store(&e->flush_time, now);
+        }
+        pthread_rwlock_unlock(&sh->lock);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct reqsign_error err;
+        reqsign_error_clear(&err);
+        if (reqsign_keystore_touch(c->fl_store, uses[i].keyid, uses[i].at, c->fl_name, &err) ==
+            REQSIGN_OK)
+            atomic_fetch_add(&c->use_writes, 1);
+        else
+            atomic_fetch_add(&c->use_errors, 1);
+    }
+    free(uses);
+}
+
+static void *kc_flusher(void *arg)
+{
+    struct reqsign_keycache *c = arg;
+    pthread_mutex_lock(&c->fl_mu);
+    while (!c->fl_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1; /* a pass a second; each key at most once per interval */
+        pthread_cond_timedwait(&c->fl_cv, &c->fl_mu, &ts);
+        if (c->fl_stop)
+            break;
+        pthread_mutex_unlock(&c->fl_mu);
+        kc_flush(c, false);
+        pthread_mutex_lock(&c->fl_mu);
+    }
+    pthread_mutex_unlock(&c->fl_mu);
+    kc_flush(c, true); /* what is pending when the verifier stops */
+    return NULL;
+}
+
+/* see reqsign/keycache.h */
+enum reqsign_status reqsign_keycache_start_flusher(struct reqsign_keycache *c,
+                                                   struct reqsign_keystore *writer,
+                                                   const char *name, int64_t interval,
+                                                   struct reqsign_error *err)
+{
+    if (c == NULL || writer == NULL || name == NULL || strlen(name) > REQSIGN_VERIFIER_NAME_MAX ||
+        interval < 1 || c->flusher_on)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,
+                                 "a writable store, a name of at most %d bytes and an interval "
+                                 ">= 1 are required (once)",
+                                 REQSIGN_VERIFIER_NAME_MAX);
+    c->fl_store = writer;
+    snprintf(c->fl_name, sizeof(c->fl_name), "%s", name);
+    c->fl_interval = interval;
+    c->fl_stop = false;
+    if (pthread_mutex_init(&c->fl_mu, NULL) != 0)
+        return reqsign_error_set(err, REQSIGN_E_NOMEM, kc_src, REQSIGN_NO_OFFSET, "mutex");
+    if (pthread_cond_init(&c->fl_cv, NULL) != 0) {
+        pthread_mutex_destroy(&c->fl_mu);
+        return reqsign_error_set(err, REQSIGN_E_NOMEM, kc_src, REQSIGN_NO_OFFSET, "condvar");
+    }
+    /* The thread takes no signal: a server's signal handling (sigwait in
+     * one thread) must not lose SIGTERM to it. It inherits this mask. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&c->flusher, NULL, kc_flusher, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&c->fl_cv);
+        pthread_mutex_destroy(&c->fl_mu);
+        return reqsign_error_set(err, REQSIGN_E_NOMEM, kc_src, REQSIGN_NO_OFFSET,
+                                 "cannot start the last-use thread");
+    }
+    c->flusher_on = true;
+    return REQSIGN_OK;
+}
+
+/* see reqsign/keycache.h */
+void reqsign_keycache_use_stats(struct reqsign_keycache *c, uint64_t *writes, uint64_t *errors)
+{
+    *writes = c != NULL ? atomic_load(&c->use_writes) : 0;
+    *errors = c != NULL ? atomic_load(&c->use_errors) : 0;
 }

@@ -62,19 +62,117 @@ static const char *const sq_migrations[] = {
     " expires_at INTEGER,"
     " revoked_at INTEGER"
     ");",
+    /* 2: accounts (existing keys go to acct_operator, which may hold any
+     * scope: "*"), the key lifecycle columns, enrollment tokens (SHA-256 of
+     * the token only), the append-only audit log. */
+    "CREATE TABLE accounts ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " allowed_scopes TEXT NOT NULL,"
+    " key_limit INTEGER NOT NULL CHECK(key_limit >= 1),"
+    " max_key_lifetime_s INTEGER,"
+    " created_at INTEGER NOT NULL,"
+    " disabled_at INTEGER"
+    ");"
+    "INSERT INTO accounts VALUES ('" REQSIGN_ACCOUNT_OPERATOR "', 'operator', '*', 1000000, NULL,"
+    " CAST(strftime('%s', 'now') AS INTEGER), NULL);"
+    "ALTER TABLE keys ADD COLUMN account TEXT NOT NULL DEFAULT '" REQSIGN_ACCOUNT_OPERATOR "';"
+    "ALTER TABLE keys ADD COLUMN disabled_at INTEGER;"
+    "ALTER TABLE keys ADD COLUMN replaces TEXT;"
+    "ALTER TABLE keys ADD COLUMN replaced_by TEXT;"
+    "ALTER TABLE keys ADD COLUMN revoke_reason TEXT;"
+    "ALTER TABLE keys ADD COLUMN last_used_at INTEGER;"
+    "ALTER TABLE keys ADD COLUMN last_used_by TEXT;"
+    "CREATE INDEX keys_by_account ON keys(account, keyid);"
+    "CREATE TABLE enrollments ("
+    " token_sha256 BLOB PRIMARY KEY CHECK(length(token_sha256) = 32),"
+    " account TEXT NOT NULL REFERENCES accounts(id),"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " used_at INTEGER"
+    ");"
+    "CREATE TABLE audit ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " time INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " account TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " target TEXT NOT NULL,"
+    " target_account TEXT NOT NULL,"
+    " outcome TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " nonce TEXT NOT NULL"
+    ");"
+    "CREATE INDEX audit_by_account ON audit(account, seq);"
+    "CREATE INDEX audit_by_target_account ON audit(target_account, seq);"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 };
 _Static_assert(sizeof(sq_migrations) / sizeof(sq_migrations[0]) == REQSIGN_SQLITE_SCHEMA_VERSION,
                "one migration per schema version");
 
-enum sq_stmt { SQ_GET, SQ_INSERT, SQ_LIST, SQ_REVOKE, SQ_NSTMT };
+enum sq_stmt {
+    SQ_GET,
+    SQ_INSERT,
+    SQ_LIST,
+    SQ_REVOKE,
+    SQ_UPDATE,
+    SQ_LIST_FILTER,
+    SQ_COUNT_ACTIVE,
+    SQ_TOUCH,
+    SQ_ACCT_INSERT,
+    SQ_ACCT_GET,
+    SQ_ACCT_LIST,
+    SQ_ACCT_DISABLE,
+    SQ_ENROLL_INSERT,
+    SQ_ENROLL_CONSUME,
+    SQ_AUDIT_APPEND,
+    SQ_AUDIT_LIST,
+    SQ_NSTMT
+};
 
 #define SQ_COLUMNS "keyid, public_key, label, scopes, created_at, expires_at, revoked_at"
+#define SQ_KCOLUMNS                                                                                \
+    "k.keyid, k.public_key, k.label, k.scopes, k.created_at, k.expires_at, k.revoked_at,"          \
+    " k.account, k.disabled_at, a.disabled_at, k.replaces, k.replaced_by, k.revoke_reason,"        \
+    " k.last_used_at, k.last_used_by"
+#define SQ_FROM " FROM keys k LEFT JOIN accounts a ON a.id = k.account "
+#define SQ_ACOLUMNS "id, name, allowed_scopes, key_limit, max_key_lifetime_s, created_at, disabled_at"
+#define SQ_EVCOLUMNS "seq, time, actor, account, action, target, outcome, source, nonce"
 
 static const char *const sq_sql[SQ_NSTMT] = {
-    [SQ_GET] = "SELECT " SQ_COLUMNS " FROM keys WHERE keyid = ?1",
-    [SQ_INSERT] = "INSERT INTO keys (" SQ_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [SQ_LIST] = "SELECT " SQ_COLUMNS " FROM keys WHERE keyid > ?1 ORDER BY keyid LIMIT ?2",
+    [SQ_GET] = "SELECT " SQ_KCOLUMNS SQ_FROM "WHERE k.keyid = ?1",
+    [SQ_INSERT] = "INSERT INTO keys (" SQ_COLUMNS ", account, disabled_at, replaces, replaced_by)"
+                  " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULLIF(?10, ''), NULLIF(?11, '')"
+                  " WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?8)",
+    [SQ_LIST] = "SELECT " SQ_KCOLUMNS SQ_FROM "WHERE k.keyid > ?1 ORDER BY k.keyid LIMIT ?2",
     [SQ_REVOKE] = "UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE keyid = ?1",
+    [SQ_UPDATE] = "UPDATE keys SET expires_at = ?2, disabled_at = ?3, replaces = NULLIF(?4, ''),"
+                  " replaced_by = NULLIF(?5, ''), revoked_at = COALESCE(revoked_at, ?6),"
+                  " revoke_reason = CASE WHEN revoked_at IS NULL THEN NULLIF(?7, '')"
+                  " ELSE revoke_reason END WHERE keyid = ?1",
+    [SQ_LIST_FILTER] = "SELECT " SQ_KCOLUMNS SQ_FROM
+                       "WHERE k.keyid > ?1 AND (?3 = '' OR k.account = ?3) AND"
+                       " (?4 = 0 OR COALESCE(k.last_used_at, k.created_at) < ?4)"
+                       " ORDER BY k.keyid LIMIT ?2",
+    [SQ_COUNT_ACTIVE] = "SELECT count(*) FROM keys WHERE account = ?1 AND revoked_at IS NULL"
+                        " AND (expires_at IS NULL OR expires_at > ?2)",
+    [SQ_TOUCH] = "UPDATE keys SET last_used_at = ?2, last_used_by = ?3 WHERE keyid = ?1"
+                 " AND (last_used_at IS NULL OR last_used_at < ?2)",
+    [SQ_ACCT_INSERT] = "INSERT INTO accounts (" SQ_ACOLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [SQ_ACCT_GET] = "SELECT " SQ_ACOLUMNS " FROM accounts WHERE id = ?1",
+    [SQ_ACCT_LIST] = "SELECT " SQ_ACOLUMNS " FROM accounts WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [SQ_ACCT_DISABLE] = "UPDATE accounts SET disabled_at = ?2 WHERE id = ?1",
+    [SQ_ENROLL_INSERT] = "INSERT INTO enrollments (token_sha256, account, created_at, expires_at)"
+                         " VALUES (?1, ?2, ?3, ?4)",
+    [SQ_ENROLL_CONSUME] = "UPDATE enrollments SET used_at = ?2 WHERE token_sha256 = ?1 AND"
+                          " used_at IS NULL AND expires_at > ?2 RETURNING account",
+    [SQ_AUDIT_APPEND] = "INSERT INTO audit (time, actor, account, action, target, target_account,"
+                        " outcome, source, nonce) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [SQ_AUDIT_LIST] = "SELECT " SQ_EVCOLUMNS " FROM audit WHERE seq > ?1 AND"
+                      " (?2 = '' OR account = ?2 OR target_account = ?2) ORDER BY seq LIMIT ?3",
 };
 
 struct sq_conn {
@@ -273,6 +371,17 @@ static enum reqsign_status copy_text(sqlite3_stmt *st, int col, char *dst, size_
     return REQSIGN_OK;
 }
 
+/* A nullable text column: NULL reads as "". */
+static enum reqsign_status copy_opt(sqlite3_stmt *st, int col, char *dst, size_t cap,
+                                    const char *what, struct reqsign_error *err)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+        dst[0] = '\0';
+        return REQSIGN_OK;
+    }
+    return copy_text(st, col, dst, cap, false, what, err);
+}
+
 static int64_t column_time(sqlite3_stmt *st, int col)
 {
     if (sqlite3_column_type(st, col) == SQLITE_NULL)
@@ -298,10 +407,29 @@ static enum reqsign_status row_to_record(sqlite3_stmt *st, struct reqsign_key_re
     r->created_at = (int64_t)sqlite3_column_int64(st, 4);
     r->expires_at = column_time(st, 5);
     r->revoked_at = column_time(st, 6);
-    return REQSIGN_OK;
+    if (sqlite3_column_count(st) < 15)
+        return REQSIGN_OK;
+    s = copy_text(st, 7, r->account, sizeof(r->account), true, "account", err);
+    if (s == REQSIGN_OK)
+        s = copy_opt(st, 10, r->replaces, sizeof(r->replaces), "replaces", err);
+    if (s == REQSIGN_OK)
+        s = copy_opt(st, 11, r->replaced_by, sizeof(r->replaced_by), "replaced_by", err);
+    if (s == REQSIGN_OK)
+        s = copy_opt(st, 12, r->revoke_reason, sizeof(r->revoke_reason), "revoke_reason", err);
+    if (s == REQSIGN_OK)
+        s = copy_opt(st, 14, r->last_used_by, sizeof(r->last_used_by), "last_used_by", err);
+    r->disabled_at = column_time(st, 8);
+    r->account_disabled_at = column_time(st, 9);
+    r->last_used_at = column_time(st, 13);
+    return s;
 }
 
 /* ---- operations ---- */
+
+static int bind_time(sqlite3_stmt *st, int i, int64_t t)
+{
+    return t != 0 ? sqlite3_bind_int64(st, i, t) : sqlite3_bind_null(st, i);
+}
 
 static enum reqsign_status sq_get(void *impl, const char *keyid, size_t keyid_len,
                                   struct reqsign_key_record *out, struct reqsign_error *err)
@@ -366,9 +494,21 @@ static enum reqsign_status sq_insert(void *impl, const struct reqsign_key_record
         rc = rec->revoked_at != 0 ? sqlite3_bind_int64(st, 7, rec->revoked_at)
                                   : sqlite3_bind_null(st, 7);
     if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 8, rec->account[0] ? rec->account : REQSIGN_ACCOUNT_OPERATOR,
+                               -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = bind_time(st, 9, rec->disabled_at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 10, rec->replaces, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 11, rec->replaced_by, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         rc = SQLITE_OK;
+        if (sqlite3_changes(c->db) == 0) /* keys.account has no REFERENCES (ALTER TABLE) */
+            ret = reqsign_error_set(err, REQSIGN_E_NOT_FOUND, sq_src, REQSIGN_NO_OFFSET,
+                                    "no such account");
     } else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
         const char *msg = sqlite3_errmsg(c->db);
         if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || strstr(msg, "keys.keyid") != NULL)
@@ -451,6 +591,428 @@ static enum reqsign_status sq_revoke(void *impl, const char *keyid, size_t keyid
     }
     stmt_done(st);
     conn_put(s, c, rc);
+    return ret;
+}
+
+/* ---- accounts and the key lifecycle ---- */
+
+/* Step a write statement whose parameters are bound; rc as conn_put wants it.
+ * *@changes gets sqlite3_changes(). */
+static enum reqsign_status sq_step_write(struct sq_conn *c, sqlite3_stmt *st, int rc,
+                                         const char *what, int *changes, int *rc_out,
+                                         struct reqsign_error *err)
+{
+    enum reqsign_status ret = REQSIGN_OK;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+        if (changes != NULL)
+            *changes = sqlite3_changes(c->db);
+    } else if ((rc & 0xff) == SQLITE_CONSTRAINT &&
+               (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)) {
+        ret = reqsign_error_set(err, REQSIGN_E_CONFLICT, sq_src, REQSIGN_NO_OFFSET,
+                                "%s: already exists", what);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        ret = reqsign_error_set(err, REQSIGN_E_NOT_FOUND, sq_src, REQSIGN_NO_OFFSET,
+                                "%s: no such account", what);
+        rc = SQLITE_OK;
+    } else {
+        ret = sq_fail(c->db, rc, what, err);
+    }
+    stmt_done(st);
+    *rc_out = rc;
+    return ret;
+}
+
+static enum reqsign_status sq_update(void *impl, const struct reqsign_key_record *rec,
+                                     struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("update", err);
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_UPDATE, "update", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_text(st, 1, rec->keyid, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = bind_time(st, 2, rec->expires_at);
+    if (rc == SQLITE_OK)
+        rc = bind_time(st, 3, rec->disabled_at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 4, rec->replaces, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 5, rec->replaced_by, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = bind_time(st, 6, rec->revoked_at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 7, rec->revoke_reason, -1, SQLITE_STATIC);
+    int changes = 0;
+    ret = sq_step_write(c, st, rc, "update", &changes, &rc, err);
+    conn_put(s, c, rc);
+    if (ret == REQSIGN_OK && changes == 0)
+        ret = reqsign_error_set(err, REQSIGN_E_KEY_UNKNOWN, sq_src, REQSIGN_NO_OFFSET,
+                                "no key with this keyid");
+    return ret;
+}
+
+static enum reqsign_status sq_list_filter(void *impl, const struct reqsign_key_filter *f,
+                                          const char *after, size_t limit,
+                                          struct reqsign_key_record *out, size_t *n,
+                                          struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    *n = 0;
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_LIST_FILTER, "list", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, f->account != NULL ? f->account : "", -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 4, f->unused_before);
+    size_t got = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (got == limit)
+            continue;
+        ret = row_to_record(st, &out[got], err);
+        if (ret != REQSIGN_OK)
+            break;
+        got++;
+    }
+    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
+        ret = sq_fail(c->db, rc, "list", err);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        rc = SQLITE_OK;
+    stmt_done(st);
+    conn_put(s, c, rc);
+    if (ret == REQSIGN_OK)
+        *n = got;
+    return ret;
+}
+
+static enum reqsign_status sq_count_active(void *impl, const char *account, int64_t now,
+                                           int64_t *n, struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_COUNT_ACTIVE, "count", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, now);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *n = (int64_t)sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    } else {
+        ret = sq_fail(c->db, rc, "count", err);
+    }
+    stmt_done(st);
+    conn_put(s, c, rc);
+    return ret;
+}
+
+static enum reqsign_status sq_touch(void *impl, const char *keyid, int64_t at, const char *by,
+                                    struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("touch", err);
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_TOUCH, "touch", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, by, -1, SQLITE_STATIC);
+    ret = sq_step_write(c, st, rc, "touch", NULL, &rc, err);
+    conn_put(s, c, rc);
+    return ret;
+}
+
+static enum reqsign_status row_to_account(sqlite3_stmt *st, struct reqsign_account *a,
+                                          struct reqsign_error *err)
+{
+    memset(a, 0, sizeof(*a));
+    enum reqsign_status s = copy_text(st, 0, a->id, sizeof(a->id), true, "account id", err);
+    if (s == REQSIGN_OK)
+        s = copy_text(st, 1, a->name, sizeof(a->name), false, "account name", err);
+    if (s == REQSIGN_OK)
+        s = copy_text(st, 2, a->allowed_scopes, sizeof(a->allowed_scopes), false,
+                      "allowed_scopes", err);
+    a->key_limit = (int64_t)sqlite3_column_int64(st, 3);
+    a->max_key_lifetime_s = column_time(st, 4);
+    a->created_at = (int64_t)sqlite3_column_int64(st, 5);
+    a->disabled_at = column_time(st, 6);
+    return s;
+}
+
+static enum reqsign_status sq_account_insert(void *impl, const struct reqsign_account *a,
+                                             struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("account insert", err);
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_ACCT_INSERT, "account insert", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, a->allowed_scopes, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 4, a->key_limit);
+    if (rc == SQLITE_OK)
+        rc = bind_time(st, 5, a->max_key_lifetime_s);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 6, a->created_at);
+    if (rc == SQLITE_OK)
+        rc = bind_time(st, 7, a->disabled_at);
+    ret = sq_step_write(c, st, rc, "account insert", NULL, &rc, err);
+    conn_put(s, c, rc);
+    return ret;
+}
+
+static enum reqsign_status sq_account_get(void *impl, const char *id, struct reqsign_account *out,
+                                          struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_ACCT_GET, "account get", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        ret = row_to_account(st, out, err);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        ret = reqsign_error_set(err, REQSIGN_E_NOT_FOUND, sq_src, REQSIGN_NO_OFFSET,
+                                "no such account");
+        rc = SQLITE_OK;
+    } else {
+        ret = sq_fail(c->db, rc, "account get", err);
+    }
+    stmt_done(st);
+    conn_put(s, c, rc);
+    return ret;
+}
+
+static enum reqsign_status sq_account_list(void *impl, const char *after, size_t limit,
+                                           struct reqsign_account *out, size_t *n,
+                                           struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_ACCT_LIST, "account list", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    size_t got = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (got == limit)
+            continue;
+        ret = row_to_account(st, &out[got], err);
+        if (ret != REQSIGN_OK)
+            break;
+        got++;
+    }
+    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
+        ret = sq_fail(c->db, rc, "account list", err);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        rc = SQLITE_OK;
+    stmt_done(st);
+    conn_put(s, c, rc);
+    if (ret == REQSIGN_OK)
+        *n = got;
+    return ret;
+}
+
+static enum reqsign_status sq_account_set_disabled(void *impl, const char *id, int64_t at,
+                                                   struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("account update", err);
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_ACCT_DISABLE, "account update", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = bind_time(st, 2, at);
+    int changes = 0;
+    ret = sq_step_write(c, st, rc, "account update", &changes, &rc, err);
+    conn_put(s, c, rc);
+    if (ret == REQSIGN_OK && changes == 0)
+        ret = reqsign_error_set(err, REQSIGN_E_NOT_FOUND, sq_src, REQSIGN_NO_OFFSET,
+                                "no such account");
+    return ret;
+}
+
+static enum reqsign_status sq_enrollment_insert(void *impl,
+                                                const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
+                                                const char *account, int64_t created_at,
+                                                int64_t expires_at, struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("enrollment insert", err);
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret =
+        conn_stmt_get(s, SQ_ENROLL_INSERT, "enrollment insert", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_blob(st, 1, hash, REQSIGN_ENROLLMENT_HASH_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, created_at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 4, expires_at);
+    ret = sq_step_write(c, st, rc, "enrollment insert", NULL, &rc, err);
+    conn_put(s, c, rc);
+    return ret;
+}
+
+static enum reqsign_status sq_enrollment_consume(void *impl,
+                                                 const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
+                                                 int64_t now,
+                                                 char account_out[REQSIGN_ACCOUNT_ID_MAX + 1],
+                                                 struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("enrollment", err);
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_ENROLL_CONSUME, "enrollment", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_blob(st, 1, hash, REQSIGN_ENROLLMENT_HASH_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, now);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        ret = copy_text(st, 0, account_out, REQSIGN_ACCOUNT_ID_MAX + 1, true, "account", err);
+        rc = sqlite3_step(st); /* to SQLITE_DONE: the UPDATE is complete */
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
+        else if (ret == REQSIGN_OK)
+            ret = sq_fail(c->db, rc, "enrollment", err);
+    } else if (rc == SQLITE_DONE) {
+        ret = reqsign_error_set(err, REQSIGN_E_ENROLLMENT_INVALID, sq_src, REQSIGN_NO_OFFSET,
+                                "enrollment token unknown, used or expired");
+        rc = SQLITE_OK;
+    } else {
+        ret = sq_fail(c->db, rc, "enrollment", err);
+    }
+    stmt_done(st);
+    conn_put(s, c, rc);
+    if (ret != REQSIGN_OK)
+        account_out[0] = '\0';
+    return ret;
+}
+
+static enum reqsign_status sq_audit_append(void *impl, const struct reqsign_audit_event *ev,
+                                           struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("audit", err);
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_AUDIT_APPEND, "audit", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_int64(st, 1, ev->time);
+    const char *txt[8] = {ev->actor,  ev->account, ev->action, ev->target,
+                          ev->target_account, ev->outcome, ev->source, ev->nonce};
+    for (int i = 0; i < 8 && rc == SQLITE_OK; i++)
+        rc = sqlite3_bind_text(st, i + 2, txt[i], -1, SQLITE_STATIC);
+    ret = sq_step_write(c, st, rc, "audit", NULL, &rc, err);
+    conn_put(s, c, rc);
+    return ret;
+}
+
+static enum reqsign_status sq_audit_list(void *impl, const char *account, int64_t after,
+                                         size_t limit, struct reqsign_audit_event *out, size_t *n,
+                                         struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    struct sq_conn *c;
+    sqlite3_stmt *st;
+    enum reqsign_status ret = conn_stmt_get(s, SQ_AUDIT_LIST, "audit list", &c, &st, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = sqlite3_bind_int64(st, 1, after);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    size_t got = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (got == limit)
+            continue;
+        struct reqsign_audit_event *e = &out[got];
+        memset(e, 0, sizeof(*e));
+        e->seq = (int64_t)sqlite3_column_int64(st, 0);
+        e->time = (int64_t)sqlite3_column_int64(st, 1);
+        struct {
+            char *dst;
+            size_t cap;
+        } f[7] = {{e->actor, sizeof(e->actor)},   {e->account, sizeof(e->account)},
+                  {e->action, sizeof(e->action)}, {e->target, sizeof(e->target)},
+                  {e->outcome, sizeof(e->outcome)}, {e->source, sizeof(e->source)},
+                  {e->nonce, sizeof(e->nonce)}};
+        for (int i = 0; i < 7 && ret == REQSIGN_OK; i++)
+            ret = copy_text(st, i + 2, f[i].dst, f[i].cap, false, "audit", err);
+        if (ret != REQSIGN_OK)
+            break;
+        got++;
+    }
+    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
+        ret = sq_fail(c->db, rc, "audit list", err);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        rc = SQLITE_OK;
+    stmt_done(st);
+    conn_put(s, c, rc);
+    if (ret == REQSIGN_OK)
+        *n = got;
     return ret;
 }
 
@@ -619,6 +1181,18 @@ struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned
         .list = sq_list,
         .revoke = sq_revoke,
         .free = sq_free,
+        .update = sq_update,
+        .list_filter = sq_list_filter,
+        .count_active = sq_count_active,
+        .touch = sq_touch,
+        .account_insert = sq_account_insert,
+        .account_get = sq_account_get,
+        .account_list = sq_account_list,
+        .account_set_disabled = sq_account_set_disabled,
+        .enrollment_insert = sq_enrollment_insert,
+        .enrollment_consume = sq_enrollment_consume,
+        .audit_append = sq_audit_append,
+        .audit_list = sq_audit_list,
     };
     const bool readonly = (flags & REQSIGN_KEYSTORE_READONLY) != 0;
     const bool create = (flags & REQSIGN_KEYSTORE_CREATE) != 0;

@@ -778,7 +778,23 @@ static enum reqsign_status step_window(struct vctx *c)
     return REQSIGN_OK;
 }
 
-/* 5. Key lookup by keyid (empty if none), then the key's state. */
+/* A key state other than active, revoked or expired: disabled, its account
+ * disabled, or a state this build does not know (refused as revoked: fail closed). */
+static enum reqsign_status key_state_error(enum reqsign_key_state state, const char *keyid,
+                                           const char *when, struct reqsign_error *err)
+{
+    if (state == REQSIGN_KEY_DISABLED)
+        return reqsign_error_set(err, REQSIGN_E_KEY_DISABLED, "key", REQSIGN_NO_OFFSET,
+                                 "key '%s' is disabled%s", keyid, when);
+    if (state == REQSIGN_KEY_ACCOUNT_DISABLED)
+        return reqsign_error_set(err, REQSIGN_E_ACCOUNT_DISABLED, "key", REQSIGN_NO_OFFSET,
+                                 "the account of key '%s' is disabled%s", keyid, when);
+    return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
+                             "key '%s' has an unknown state %d%s", keyid, (int)state, when);
+}
+
+/* 5. Key lookup by keyid (empty if none), then the key's state. The nonce is
+ * kept for the caller's audit log (checked in step 8). */
 static enum reqsign_status step_key(struct vctx *c)
 {
     const struct reqsign_verifier *v = c->v;
@@ -786,6 +802,9 @@ static enum reqsign_status step_key(struct vctx *c)
     struct reqsign_error *err = c->err;
 
     memset(&c->info, 0, sizeof(c->info));
+    vs->nonce[0] = '\0';
+    if (c->sp.nonce != NULL && str_copy(c->sp.nonce, vs->nonce, sizeof(vs->nonce)) != REQSIGN_OK)
+        vs->nonce[0] = '\0'; /* too long: the nonce step refuses it */
     vs->keyid[0] = '\0';
     if (c->sp.keyid != NULL && str_copy(c->sp.keyid, vs->keyid, sizeof(vs->keyid)) != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, "Signature-Input",
@@ -800,6 +819,8 @@ static enum reqsign_status step_key(struct vctx *c)
     if (c->info.state == REQSIGN_KEY_EXPIRED)
         return reqsign_error_set(err, REQSIGN_E_KEY_EXPIRED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' has expired", vs->keyid);
+    if (c->info.state != REQSIGN_KEY_ACTIVE)
+        return key_state_error(c->info.state, vs->keyid, "", err);
     return REQSIGN_OK;
 }
 
@@ -1016,6 +1037,8 @@ static enum reqsign_status recheck_key(struct reqsign_verification *vs,
         return reqsign_error_set(err, REQSIGN_E_KEY_EXPIRED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' has expired (seen at the end of the content)",
                                  vs->keyid);
+    if (info.state != REQSIGN_KEY_ACTIVE)
+        return key_state_error(info.state, vs->keyid, " (seen at the end of the content)", err);
     if (!reqsign_memeq_ct(info.public_key, vs->public_key, sizeof(vs->public_key)))
         return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' was replaced by another public key while the content "

@@ -1834,7 +1834,8 @@ Test(client, keys_list_escapes_control_characters)
     char *out = run(&st, "$R keys list --service '%s' --key '%s'", sv.d.url, sv.admin);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert_not_null(strstr(out, rec.keyid), "%s", out);
-    /* the tab separates columns: the only raw ones are the 3 per line */
+    /* the tab separates columns: the only raw ones are the 4 per line (issue 13 added
+     * the last use column) */
     char *line = strstr(out, rec.keyid);
     char *eol = strchr(line, '\n');
     cr_assert_not_null(eol);
@@ -1845,7 +1846,7 @@ Test(client, keys_list_escapes_control_characters)
             tabs++;
             *p = ' ';
         }
-    cr_assert_eq(tabs, 3, "%s", line);
+    cr_assert_eq(tabs, 4, "%s", line);
     cr_assert(!has_raw_control(line), "raw control characters in: %s", line);
     cr_assert_not_null(strstr(line, "\\x1b]0;owned\\x07\\x1b[2J\\x1b[31mred\\x09tab\\x7fdel"
                                     "\\u009b1mcsi\\\\"),

@@ -10,9 +10,11 @@
 
 #include <reqsign/keystore.h>
 #include <reqsign/keystore_pg.h>
+#include <reqsign/keycache.h>
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -508,6 +510,344 @@ Test(keystore, concurrent_inserts)
     }
 }
 
+/* ---- contract: accounts and the key lifecycle (issue 13) ----
+ * The stores that implement the lifecycle operations. PostgreSQL joins this
+ * list when it implements them (it answers REQSIGN_E_STORE "not supported"
+ * until then, checked below). */
+static const struct backend lc_backends[] = {
+    {"sqlite", sqlite_location, sqlite_open_rw},
+};
+#define FOR_EACH_LC_BACKEND(b)                                                                     \
+    for (const struct backend *b = lc_backends;                                                    \
+         b < lc_backends + sizeof(lc_backends) / sizeof(lc_backends[0]); b++)
+
+static void make_account(const char *id, struct reqsign_account *a)
+{
+    memset(a, 0, sizeof(*a));
+    snprintf(a->id, sizeof(a->id), "%s", id);
+    snprintf(a->name, sizeof(a->name), "name of %s", id);
+    snprintf(a->allowed_scopes, sizeof(a->allowed_scopes), "payments:write orders:read");
+    a->key_limit = 3;
+    a->max_key_lifetime_s = 86400;
+    a->created_at = 1700000000;
+}
+
+Test(keystore, accounts_round_trip_list_disable)
+{
+    FOR_EACH_LC_BACKEND(b)
+    {
+        char *loc = b->new_location();
+        struct reqsign_keystore *ks = open_or_die(b, loc);
+        struct reqsign_error err;
+        reqsign_error_clear(&err);
+        struct reqsign_account a, got, page[4];
+        size_t n = 0;
+        /* the migration made the operator's account */
+        cr_assert_eq(reqsign_keystore_account_get(ks, REQSIGN_ACCOUNT_OPERATOR, &got, &err),
+                     REQSIGN_OK, "[%s] %s", b->name, err.message);
+        cr_assert_str_eq(got.allowed_scopes, "*");
+        cr_assert_eq(got.disabled_at, 0);
+
+        make_account("acct_b", &a);
+        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s",
+                     err.message);
+        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_E_CONFLICT);
+        make_account("acct_a", &a);
+        a.max_key_lifetime_s = 0;
+        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s",
+                     err.message);
+        cr_assert_eq(reqsign_keystore_account_get(ks, "acct_a", &got, &err), REQSIGN_OK);
+        cr_assert_str_eq(got.name, "name of acct_a");
+        cr_assert_str_eq(got.allowed_scopes, "payments:write orders:read");
+        cr_assert_eq(got.key_limit, 3);
+        cr_assert_eq(got.max_key_lifetime_s, 0);
+        cr_assert_eq(got.created_at, 1700000000);
+        cr_assert_eq(reqsign_keystore_account_get(ks, "acct_nope", &got, &err),
+                     REQSIGN_E_NOT_FOUND);
+
+        cr_assert_eq(reqsign_keystore_account_list(ks, NULL, 2, page, &n, &err), REQSIGN_OK);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(page[0].id, "acct_a");
+        cr_assert_str_eq(page[1].id, "acct_b");
+        cr_assert_eq(reqsign_keystore_account_list(ks, "acct_b", 4, page, &n, &err), REQSIGN_OK);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(page[0].id, REQSIGN_ACCOUNT_OPERATOR);
+
+        cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 1700000100, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(reqsign_keystore_account_get(ks, "acct_a", &got, &err), REQSIGN_OK);
+        cr_assert_eq(got.disabled_at, 1700000100);
+        cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 0, &err), REQSIGN_OK);
+        cr_assert_eq(reqsign_keystore_account_get(ks, "acct_a", &got, &err), REQSIGN_OK);
+        cr_assert_eq(got.disabled_at, 0);
+        cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_nope", 5, &err),
+                     REQSIGN_E_NOT_FOUND);
+        reqsign_keystore_free(ks);
+        free(loc);
+    }
+}
+
+Test(keystore, key_lifecycle_fields)
+{
+    FOR_EACH_LC_BACKEND(b)
+    {
+        char *loc = b->new_location();
+        struct reqsign_keystore *ks = open_or_die(b, loc);
+        struct reqsign_error err;
+        reqsign_error_clear(&err);
+        struct reqsign_account a;
+        struct reqsign_key_record r, r2, got;
+        make_account("acct_a", &a);
+        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
+
+        /* a key without an account goes to the operator's */
+        make_record(1, &r);
+        insert_ok(b->name, ks, &r);
+        cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
+        cr_assert_str_eq(got.account, REQSIGN_ACCOUNT_OPERATOR);
+        cr_assert_eq(got.disabled_at, 0);
+        cr_assert_eq(got.last_used_at, 0);
+        cr_assert_str_eq(got.replaces, "");
+
+        make_record(2, &r2);
+        snprintf(r2.account, sizeof(r2.account), "acct_a");
+        snprintf(r2.replaces, sizeof(r2.replaces), "%s", r.keyid);
+        insert_ok(b->name, ks, &r2);
+        cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err),
+                     REQSIGN_OK);
+        cr_assert_str_eq(got.account, "acct_a");
+        cr_assert_str_eq(got.replaces, r.keyid);
+        assert_same(b->name, &r2, &got);
+
+        /* a key of an unknown account is refused */
+        struct reqsign_key_record r3;
+        make_record(3, &r3);
+        snprintf(r3.account, sizeof(r3.account), "acct_nope");
+        cr_assert_eq(reqsign_keystore_insert(ks, &r3, &err), REQSIGN_E_NOT_FOUND, "%s",
+                     err.message);
+
+        /* update: disable, successor, expiry */
+        got.disabled_at = 1700000200;
+        snprintf(got.replaced_by, sizeof(got.replaced_by), "key-00009");
+        got.expires_at = 1800000000;
+        cr_assert_eq(reqsign_keystore_update(ks, &got, &err), REQSIGN_OK, "%s", err.message);
+        cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(got.disabled_at, 1700000200);
+        cr_assert_str_eq(got.replaced_by, "key-00009");
+        cr_assert_eq(got.expires_at, 1800000000);
+        cr_assert_str_eq(got.replaces, r.keyid, "untouched fields stay");
+        /* the account's state shows through */
+        cr_assert_eq(got.account_disabled_at, 0);
+        cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 1700000300, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(got.account_disabled_at, 1700000300);
+
+        /* revocation with a reason is final: neither time nor reason change */
+        got.revoked_at = 1700000400;
+        snprintf(got.revoke_reason, sizeof(got.revoke_reason), "compromised");
+        cr_assert_eq(reqsign_keystore_update(ks, &got, &err), REQSIGN_OK);
+        got.revoked_at = 1700000500;
+        snprintf(got.revoke_reason, sizeof(got.revoke_reason), "superseded");
+        got.disabled_at = 0;
+        cr_assert_eq(reqsign_keystore_update(ks, &got, &err), REQSIGN_OK);
+        cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(got.revoked_at, 1700000400);
+        cr_assert_str_eq(got.revoke_reason, "compromised");
+        cr_assert_eq(got.disabled_at, 0);
+
+        struct reqsign_key_record ghost;
+        make_record(7, &ghost);
+        cr_assert_eq(reqsign_keystore_update(ks, &ghost, &err), REQSIGN_E_KEY_UNKNOWN);
+        reqsign_keystore_free(ks);
+        free(loc);
+    }
+}
+
+Test(keystore, count_touch_and_filtered_lists)
+{
+    FOR_EACH_LC_BACKEND(b)
+    {
+        char *loc = b->new_location();
+        struct reqsign_keystore *ks = open_or_die(b, loc);
+        struct reqsign_error err;
+        reqsign_error_clear(&err);
+        struct reqsign_account a;
+        make_account("acct_a", &a);
+        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
+        /* keys 0..4 in acct_a: 3 revoked, 4 expired; 5..6 in the operator's */
+        for (int i = 0; i < 7; i++) {
+            struct reqsign_key_record r;
+            make_record(i, &r);
+            if (i < 5)
+                snprintf(r.account, sizeof(r.account), "acct_a");
+            if (i == 3)
+                r.revoked_at = 1700000050;
+            if (i == 4)
+                r.expires_at = 1700000100;
+            if (i == 2)
+                r.disabled_at = 1700000010;
+            insert_ok(b->name, ks, &r);
+        }
+        int64_t n = -1;
+        cr_assert_eq(reqsign_keystore_count_active(ks, "acct_a", 1700000099, &n, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(n, 4, "disabled keys count, revoked ones do not");
+        cr_assert_eq(reqsign_keystore_count_active(ks, "acct_a", 1700000100, &n, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(n, 3, "expired keys do not count");
+
+        /* touch: only ever forward */
+        cr_assert_eq(reqsign_keystore_touch(ks, "key-00000", 1700001000, "backend-1", &err),
+                     REQSIGN_OK, "%s", err.message);
+        cr_assert_eq(reqsign_keystore_touch(ks, "key-00000", 1700000900, "backend-2", &err),
+                     REQSIGN_OK);
+        cr_assert_eq(reqsign_keystore_touch(ks, "key-00099", 1700000900, "x", &err), REQSIGN_OK,
+                     "an unknown key is no failure");
+        struct reqsign_key_record got;
+        cr_assert_eq(reqsign_keystore_get(ks, "key-00000", 9, &got, &err), REQSIGN_OK);
+        cr_assert_eq(got.last_used_at, 1700001000);
+        cr_assert_str_eq(got.last_used_by, "backend-1");
+
+        struct reqsign_key_record page[10];
+        size_t cnt = 0;
+        struct reqsign_key_filter f = {.account = "acct_a"};
+        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(cnt, 5);
+        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, "key-00002", 2, page, &cnt, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(cnt, 2);
+        cr_assert_str_eq(page[0].keyid, "key-00003");
+        /* unused since 1700000500: all but key 0 (used at 1700001000) */
+        f.unused_before = 1700000500;
+        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(cnt, 4);
+        cr_assert_str_eq(page[0].keyid, "key-00001");
+        f.account = NULL;
+        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(cnt, 6);
+        /* created after the cutoff and never used: not "unused for that long" */
+        f.unused_before = 1700000002;
+        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(cnt, 1);
+        cr_assert_str_eq(page[0].keyid, "key-00001", "created at 1700000001, never used");
+        reqsign_keystore_free(ks);
+        free(loc);
+    }
+}
+
+Test(keystore, enrollment_tokens_single_use)
+{
+    FOR_EACH_LC_BACKEND(b)
+    {
+        char *loc = b->new_location();
+        struct reqsign_keystore *ks = open_or_die(b, loc);
+        struct reqsign_error err;
+        reqsign_error_clear(&err);
+        struct reqsign_account a;
+        char acct[REQSIGN_ACCOUNT_ID_MAX + 1];
+        uint8_t h1[32], h2[32], h3[32];
+        memset(h1, 1, 32);
+        memset(h2, 2, 32);
+        memset(h3, 3, 32);
+        make_account("acct_a", &a);
+        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
+        cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h1, "acct_a", 100, 200, &err),
+                     REQSIGN_OK, "%s", err.message);
+        cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h2, "acct_a", 100, 150, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h1, "acct_a", 100, 200, &err),
+                     REQSIGN_E_CONFLICT);
+        cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h3, "acct_nope", 100, 200, &err),
+                     REQSIGN_E_NOT_FOUND, "%s", err.message);
+
+        cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h1, 199, acct, &err), REQSIGN_OK,
+                     "%s", err.message);
+        cr_assert_str_eq(acct, "acct_a");
+        cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h1, 199, acct, &err),
+                     REQSIGN_E_ENROLLMENT_INVALID, "used");
+        cr_assert_str_eq(acct, "");
+        cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h2, 150, acct, &err),
+                     REQSIGN_E_ENROLLMENT_INVALID, "expired");
+        cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h3, 1, acct, &err),
+                     REQSIGN_E_ENROLLMENT_INVALID, "unknown");
+        reqsign_keystore_free(ks);
+        free(loc);
+    }
+}
+
+Test(keystore, audit_append_only_and_filtered)
+{
+    FOR_EACH_LC_BACKEND(b)
+    {
+        char *loc = b->new_location();
+        struct reqsign_keystore *ks = open_or_die(b, loc);
+        struct reqsign_error err;
+        reqsign_error_clear(&err);
+        struct reqsign_audit_event ev, out[8];
+        size_t n = 0;
+        static const char *const accts[] = {"acct_a", "acct_b", "acct_operator"};
+        static const char *const targets[] = {"", "", "acct_a"};
+        for (int i = 0; i < 6; i++) {
+            memset(&ev, 0, sizeof(ev));
+            ev.time = 1700000000 + i;
+            snprintf(ev.actor, sizeof(ev.actor), "key-%d", i);
+            snprintf(ev.account, sizeof(ev.account), "%s", accts[i % 3]);
+            snprintf(ev.action, sizeof(ev.action), "key.create");
+            snprintf(ev.target, sizeof(ev.target), "t-%d", i);
+            snprintf(ev.target_account, sizeof(ev.target_account), "%s", targets[i % 3]);
+            snprintf(ev.outcome, sizeof(ev.outcome), i == 1 ? "scope" : "ok");
+            snprintf(ev.source, sizeof(ev.source), "127.0.0.1");
+            snprintf(ev.nonce, sizeof(ev.nonce), "nonce-%d", i);
+            cr_assert_eq(reqsign_keystore_audit_append(ks, &ev, &err), REQSIGN_OK, "%s",
+                         err.message);
+        }
+        cr_assert_eq(reqsign_keystore_audit_list(ks, NULL, 0, 8, out, &n, &err), REQSIGN_OK);
+        cr_assert_eq(n, 6);
+        cr_assert_lt(out[0].seq, out[1].seq);
+        cr_assert_str_eq(out[1].outcome, "scope");
+        cr_assert_str_eq(out[1].nonce, "nonce-1");
+        cr_assert_eq(out[5].time, 1700000005);
+        cr_assert_eq(reqsign_keystore_audit_list(ks, NULL, out[3].seq, 8, out, &n, &err),
+                     REQSIGN_OK);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(out[0].actor, "key-4");
+        /* acct_a sees its own events and those about it */
+        cr_assert_eq(reqsign_keystore_audit_list(ks, "acct_a", 0, 8, out, &n, &err), REQSIGN_OK);
+        cr_assert_eq(n, 4);
+        cr_assert_str_eq(out[1].actor, "key-2");
+        cr_assert_eq(reqsign_keystore_audit_list(ks, "acct_b", 0, 8, out, &n, &err), REQSIGN_OK);
+        cr_assert_eq(n, 2);
+        reqsign_keystore_free(ks);
+        free(loc);
+    }
+}
+
+#ifdef REQSIGN_TEST_PG
+/* Until the PostgreSQL store has them, the lifecycle operations fail cleanly. */
+Test(keystore, pg_lifecycle_not_supported_yet)
+{
+    char *loc = pg_location();
+    struct reqsign_keystore *ks = pg_open_rw(loc, NULL);
+    cr_assert_not_null(ks);
+    struct reqsign_account a;
+    struct reqsign_error err;
+    make_account("acct_a", &a);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_E_STORE);
+    cr_assert_not_null(strstr(err.message, "does not support"));
+    reqsign_keystore_free(ks);
+    free(loc);
+}
+#endif
+
 /* ---- SQLite only ---- */
 
 static char *sqlite_path(void)
@@ -706,6 +1046,93 @@ Test(keystore, sqlite_migrations_idempotent_and_versioned)
     free(path);
 }
 
+/* Issue 13: a database made by the previous schema (version 1, exactly what
+ * the code before accounts created) keeps working: its keys land in
+ * acct_operator, nothing is lost, the new operations work on it. */
+Test(keystore, sqlite_migrates_version_1_database)
+{
+    char *path = sqlite_path();
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    sqlite3 *db = raw_open(path);
+    cr_assert_eq(sqlite3_exec(db,
+                              "PRAGMA journal_mode = WAL;"
+                              "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                              "INSERT INTO schema_version VALUES (1);"
+                              "CREATE TABLE keys ("
+                              " keyid TEXT PRIMARY KEY,"
+                              " public_key BLOB NOT NULL UNIQUE CHECK(length(public_key) = 32),"
+                              " label TEXT NOT NULL,"
+                              " scopes TEXT NOT NULL,"
+                              " created_at INTEGER NOT NULL,"
+                              " expires_at INTEGER,"
+                              " revoked_at INTEGER);"
+                              "INSERT INTO keys VALUES ('old-admin', zeroblob(32), 'admin', "
+                              "'keys:admin', 1700000000, NULL, NULL);"
+                              "INSERT INTO keys VALUES ('old-revoked', randomblob(32), 'x', "
+                              "'payments:write', 1700000001, 1800000000, 1700000500);",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    /* a read-only open (a verifying backend) asks for the migration first */
+    cr_assert_null(reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_READONLY, &err));
+    cr_assert_not_null(strstr(err.message, "older"), "%s", err.message);
+
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(path, 0, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_key_record got;
+    cr_assert_eq(reqsign_keystore_get(ks, "old-admin", 9, &got, &err), REQSIGN_OK, "%s",
+                 err.message);
+    cr_assert_str_eq(got.account, REQSIGN_ACCOUNT_OPERATOR);
+    cr_assert_str_eq(got.scopes, "keys:admin");
+    cr_assert_eq(got.created_at, 1700000000);
+    cr_assert_eq(got.disabled_at, 0);
+    cr_assert_eq(reqsign_keystore_get(ks, "old-revoked", 11, &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.revoked_at, 1700000500);
+    cr_assert_eq(got.expires_at, 1800000000);
+    cr_assert_str_eq(got.account, REQSIGN_ACCOUNT_OPERATOR);
+    struct reqsign_account a;
+    cr_assert_eq(reqsign_keystore_account_get(ks, REQSIGN_ACCOUNT_OPERATOR, &a, &err),
+                 REQSIGN_OK);
+    int64_t n = 0;
+    cr_assert_eq(reqsign_keystore_count_active(ks, REQSIGN_ACCOUNT_OPERATOR, 1700000600, &n, &err),
+                 REQSIGN_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(reqsign_keystore_touch(ks, "old-admin", 1700000700, "t", &err), REQSIGN_OK);
+    reqsign_keystore_free(ks);
+
+    ks = reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_READONLY, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    cr_assert_eq(reqsign_keystore_get(ks, "old-admin", 9, &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.last_used_at, 1700000700);
+    reqsign_keystore_free(ks);
+    db = raw_open(path);
+    cr_assert_eq(raw_int(db, "SELECT version FROM schema_version"), REQSIGN_SQLITE_SCHEMA_VERSION);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM keys"), 2);
+    /* the audit log is append-only, the token column holds a SHA-256 only */
+    cr_assert_eq(sqlite3_exec(db,
+                              "INSERT INTO audit (time, actor, account, action, target, "
+                              "target_account, outcome, source, nonce) VALUES "
+                              "(1, '', '', 'x', '', '', 'ok', '', '')",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    cr_assert_neq(sqlite3_exec(db, "UPDATE audit SET outcome = 'forged'", NULL, NULL, NULL),
+                  SQLITE_OK);
+    cr_assert_neq(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_neq(sqlite3_exec(db,
+                               "INSERT INTO enrollments VALUES (zeroblob(44), "
+                               "'acct_operator', 1, 2, NULL)",
+                               NULL, NULL, NULL),
+                  SQLITE_OK);
+    sqlite3_close(db);
+    free(path);
+}
+
 Test(keystore, sqlite_schema_version_mismatch_refused)
 {
     char *path = sqlite_path();
@@ -729,7 +1156,9 @@ Test(keystore, sqlite_schema_version_mismatch_refused)
 
     /* Older than this build: read-only refuses (it cannot migrate); read-write migrates. */
     db = raw_open(path);
-    cr_assert_eq(sqlite3_exec(db, "UPDATE schema_version SET version = 0; DROP TABLE keys", NULL,
+    cr_assert_eq(sqlite3_exec(db, "UPDATE schema_version SET version = 0; DROP TABLE keys; "
+                                  "DROP TABLE accounts; DROP TABLE enrollments; DROP TABLE audit",
+                              NULL,
                               NULL, NULL),
                  SQLITE_OK);
     sqlite3_close(db);
@@ -737,6 +1166,7 @@ Test(keystore, sqlite_schema_version_mismatch_refused)
     cr_assert_null(reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_READONLY, &err));
     cr_assert_eq(err.code, REQSIGN_E_STORE);
     cr_assert_not_null(strstr(err.message, "older"), "%s", err.message);
+    reqsign_error_clear(&err);
     ks = reqsign_keystore_sqlite_open(path, 0, &err);
     cr_assert_not_null(ks, "%s", err.message);
     reqsign_keystore_free(ks);
@@ -778,7 +1208,8 @@ Test(keystore, sqlite_no_column_can_hold_a_private_key)
     sqlite3 *db = raw_open(path);
     /* Exactly these tables... */
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name "
-                             "NOT IN ('keys', 'schema_version')"),
+                             "NOT IN ('keys', 'schema_version', 'accounts', 'enrollments', "
+                             "'audit', 'sqlite_sequence')"),
                  0);
     /* ...and exactly these columns: a new column has to be added here on purpose. */
     static const struct {
@@ -788,6 +1219,10 @@ Test(keystore, sqlite_no_column_can_hold_a_private_key)
         {"keyid", "TEXT", 0},         {"public_key", "BLOB", 1},    {"label", "TEXT", 1},
         {"scopes", "TEXT", 1},        {"created_at", "INTEGER", 1}, {"expires_at", "INTEGER", 0},
         {"revoked_at", "INTEGER", 0},
+        /* issue 13: accounts and the key lifecycle */
+        {"account", "TEXT", 1},       {"disabled_at", "INTEGER", 0}, {"replaces", "TEXT", 0},
+        {"replaced_by", "TEXT", 0},   {"revoke_reason", "TEXT", 0},
+        {"last_used_at", "INTEGER", 0}, {"last_used_by", "TEXT", 0},
     };
     sqlite3_stmt *st;
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA table_info(keys)", -1, &st, NULL), SQLITE_OK);
@@ -808,8 +1243,8 @@ Test(keystore, sqlite_no_column_can_hold_a_private_key)
     cr_assert_eq(n, sizeof(want) / sizeof(want[0]));
     /* The one BLOB holds exactly 32 bytes: a 64-byte private key cannot go in. */
     cr_assert_neq(sqlite3_exec(db,
-                               "INSERT INTO keys VALUES ('x', zeroblob(64), '', '', 1, NULL, "
-                               "NULL)",
+                               "INSERT INTO keys (keyid, public_key, label, scopes, created_at) "
+                               "VALUES ('x', zeroblob(64), '', '', 1)",
                                NULL, NULL, NULL),
                   SQLITE_OK);
     sqlite3_close(db);
@@ -1355,3 +1790,160 @@ Test(keystore, pg_server_down_at_open_and_listen)
     tu_pg_destroy(&srv);
 }
 #endif
+
+/* Issue 13: the key cache answers the disabled states from the store's record,
+ * and the verifier refuses them (key_disabled / account_disabled). */
+Test(keystore, keycache_reports_disabled_key_and_account)
+{
+    char *path = sqlite_path();
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_account a;
+    make_account("acct_a", &a);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
+    struct reqsign_key_record r;
+    make_record(1, &r);
+    snprintf(r.account, sizeof(r.account), "acct_a");
+    insert_ok("sqlite", ks, &r);
+    struct reqsign_keycache_opts co = {.store = ks};
+    struct reqsign_keycache *c = reqsign_keycache_new(&co, &err);
+    cr_assert_not_null(c);
+    struct reqsign_key_info info;
+    cr_assert_eq(reqsign_keycache_lookup(c, r.keyid, strlen(r.keyid), &info, &err), REQSIGN_OK);
+    cr_assert_eq(info.state, REQSIGN_KEY_ACTIVE);
+
+    r.disabled_at = 1700000100;
+    cr_assert_eq(reqsign_keystore_update(ks, &r, &err), REQSIGN_OK);
+    reqsign_keycache_invalidate(c, r.keyid, strlen(r.keyid));
+    cr_assert_eq(reqsign_keycache_lookup(c, r.keyid, strlen(r.keyid), &info, &err), REQSIGN_OK);
+    cr_assert_eq(info.state, REQSIGN_KEY_DISABLED);
+    cr_assert_eq(reqsign_keycache_lookup(c, r.keyid, strlen(r.keyid), &info, &err), REQSIGN_OK);
+    cr_assert_eq(info.state, REQSIGN_KEY_DISABLED, "from the cached entry too");
+
+    r.disabled_at = 0;
+    cr_assert_eq(reqsign_keystore_update(ks, &r, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 1700000200, &err),
+                 REQSIGN_OK);
+    reqsign_keycache_invalidate(c, r.keyid, strlen(r.keyid));
+    cr_assert_eq(reqsign_keycache_lookup(c, r.keyid, strlen(r.keyid), &info, &err), REQSIGN_OK);
+    cr_assert_eq(info.state, REQSIGN_KEY_ACCOUNT_DISABLED);
+    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 0, &err), REQSIGN_OK);
+    reqsign_keycache_invalidate(c, NULL, 0);
+    cr_assert_eq(reqsign_keycache_lookup(c, r.keyid, strlen(r.keyid), &info, &err), REQSIGN_OK);
+    cr_assert_eq(info.state, REQSIGN_KEY_ACTIVE);
+    reqsign_keycache_free(c);
+    reqsign_keystore_free(ks);
+    free(path);
+}
+
+/* Issue 13, last use: recorded in memory by record_use, written by the
+ * background thread within interval + 1 s, at most once per key per interval,
+ * never when only looked up. */
+Test(keystore, keycache_last_use_flushed_in_background)
+{
+    char *path = sqlite_path();
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_key_record r, r2, got;
+    make_record(1, &r);
+    make_record(2, &r2);
+    insert_ok("sqlite", ks, &r);
+    insert_ok("sqlite", ks, &r2);
+    struct reqsign_keycache_opts co = {.store = ks, .positive_ttl = 60};
+    struct reqsign_keycache *c = reqsign_keycache_new(&co, &err);
+    cr_assert_not_null(c);
+    cr_assert_eq(reqsign_keycache_start_flusher(c, ks, "unit-verifier", 2, &err), REQSIGN_OK,
+                 "%s", err.message);
+    struct reqsign_key_info info;
+    cr_assert_eq(reqsign_keycache_lookup(c, r.keyid, strlen(r.keyid), &info, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keycache_lookup(c, r2.keyid, strlen(r2.keyid), &info, &err), REQSIGN_OK);
+    int64_t t0 = (int64_t)time(NULL);
+    /* uses of key 1 for 3.5 s; key 2 only looked up */
+    for (int i = 0; i < 35; i++) {
+        reqsign_keycache_record_use(c, r.keyid, strlen(r.keyid));
+        usleep(100 * 1000);
+    }
+    cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_geq(got.last_used_at, t0, "not written within interval + 1 s");
+    cr_assert_str_eq(got.last_used_by, "unit-verifier");
+    uint64_t writes = 0, errors = 0;
+    reqsign_keycache_use_stats(c, &writes, &errors);
+    cr_assert_leq(writes, 2, "at most once per 2 s interval in 3.5 s: %llu writes",
+                  (unsigned long long)writes);
+    cr_assert_geq(writes, 1);
+    cr_assert_eq(errors, 0);
+    cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.last_used_at, 0, "a lookup alone is no use");
+    reqsign_keycache_free(c);
+    reqsign_keystore_free(ks);
+    free(path);
+}
+
+/* A store that is down never fails a lookup because of the last-use writes. */
+static enum reqsign_status down_touch(void *impl, const char *keyid, int64_t at, const char *by,
+                                      struct reqsign_error *err)
+{
+    (void)impl;
+    (void)keyid;
+    (void)at;
+    (void)by;
+    return reqsign_error_set(err, REQSIGN_E_KEYSTORE_UNAVAILABLE, "test", REQSIGN_NO_OFFSET,
+                             "down");
+}
+
+static enum reqsign_status fake_get(void *impl, const char *keyid, size_t keyid_len,
+                                    struct reqsign_key_record *out, struct reqsign_error *err)
+{
+    (void)impl;
+    make_record(1, out);
+    snprintf(out->keyid, sizeof(out->keyid), "%.*s", (int)keyid_len, keyid);
+    return REQSIGN_OK;
+}
+static enum reqsign_status fake_insert(void *impl, const struct reqsign_key_record *rec,
+                                       struct reqsign_error *err)
+{
+    return REQSIGN_E_STORE;
+}
+static enum reqsign_status fake_list(void *impl, const char *after, size_t limit,
+                                     struct reqsign_key_record *out, size_t *n,
+                                     struct reqsign_error *err)
+{
+    *n = 0;
+    return REQSIGN_OK;
+}
+static enum reqsign_status fake_revoke(void *impl, const char *keyid, size_t keyid_len,
+                                       int64_t now, struct reqsign_error *err)
+{
+    return REQSIGN_E_STORE;
+}
+
+Test(keystore, keycache_last_use_store_down_fails_nothing)
+{
+    static const struct reqsign_keystore_ops ops = {.get = fake_get,
+                                                     .insert = fake_insert,
+                                                     .list = fake_list,
+                                                     .revoke = fake_revoke,
+                                                     .touch = down_touch};
+    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, NULL);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keycache_opts co = {.store = ks};
+    struct reqsign_keycache *c = reqsign_keycache_new(&co, &err);
+    cr_assert_eq(reqsign_keycache_start_flusher(c, ks, "v", 1, &err), REQSIGN_OK);
+    struct reqsign_key_info info;
+    for (int i = 0; i < 25; i++) {
+        cr_assert_eq(reqsign_keycache_lookup(c, "k1", 2, &info, &err), REQSIGN_OK);
+        reqsign_keycache_record_use(c, "k1", 2);
+        usleep(100 * 1000);
+    }
+    uint64_t writes = 0, errors = 0;
+    reqsign_keycache_use_stats(c, &writes, &errors);
+    cr_assert_eq(writes, 0);
+    cr_assert_geq(errors, 1, "the flusher tried");
+    reqsign_keycache_free(c);
+    reqsign_keystore_free(ks);
+}

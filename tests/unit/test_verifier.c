@@ -421,6 +421,47 @@ Test(verifier, finish_rechecks_key_state)
     cr_assert_eq(err.code, REQSIGN_E_KEYSTORE_UNAVAILABLE);
 }
 
+/* Issue 13: a disabled key and a key of a disabled account are refused in the
+ * key step (phase one) and at finish, with their own codes. */
+Test(verifier, disabled_key_and_account_refused)
+{
+    struct flip_key f;
+    struct reqsign_verification vs;
+    struct reqsign_error err;
+    memset(&f, 0, sizeof(f));
+
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_DISABLED, 0, &vs, &err),
+                 REQSIGN_E_KEY_DISABLED, "%s", err.message);
+    cr_assert_str_eq(reqsign_errname(err.code), "key_disabled");
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_ACCOUNT_DISABLED, 0, &vs, &err),
+                 REQSIGN_E_ACCOUNT_DISABLED, "%s", err.message);
+    cr_assert_str_eq(reqsign_errname(err.code), "account_disabled");
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, (enum reqsign_key_state)99, 0, &vs, &err),
+                 REQSIGN_E_KEY_REVOKED, "an unknown state fails closed: %s", err.message);
+
+    static const enum reqsign_key_state states[] = {REQSIGN_KEY_DISABLED,
+                                                    REQSIGN_KEY_ACCOUNT_DISABLED};
+    static const enum reqsign_status codes[] = {REQSIGN_E_KEY_DISABLED,
+                                                REQSIGN_E_ACCOUNT_DISABLED};
+    for (size_t i = 0; i < 2; i++) {
+        struct reqsign_verifier_opts o = {.lookup = flip_lookup, .lookup_ctx = &f};
+        struct reqsign_verifier *v = make_verifier(&o);
+        struct reqsign_signed s;
+        struct rx r;
+        f.status = REQSIGN_OK;
+        f.state = states[i];
+        f.scopes = "read";
+        sign(&s, "POST", "https://a.example/up", "0123456789");
+        receive(&r, &s, "POST", "a.example", "/up", "0123456789");
+        reqsign_verification_init(&vs);
+        cr_assert_eq(reqsign_verifier_verify_headers(v, &r.req, &vs, &err), codes[i], "%s",
+                     err.message);
+        cr_assert_eq(reqsign_http_status(codes[i]), 401);
+        reqsign_verification_cleanup(&vs);
+        reqsign_verifier_free(v);
+    }
+}
+
 /* The one-shot API has the whole body already: one lookup, not two. */
 Test(verifier, one_shot_looks_key_up_once)
 {

@@ -94,7 +94,12 @@ extern "C" {
     X(E_HTTP, 57, 502, "http", "HTTP transfer failed")                                          \
     /* signature fields, continued */                                                              \
     X(E_SIG_INCOMPLETE, 58, 400, "sig_incomplete",                                                 \
-      "Signature and Signature-Input must both be present")
+      "Signature and Signature-Input must both be present")                                       \
+    /* accounts and self-service keys */                                                           \
+    X(E_KEY_DISABLED, 59, 401, "key_disabled", "key disabled")                                     \
+    X(E_ACCOUNT_DISABLED, 60, 401, "account_disabled", "the key's account is disabled")           \
+    X(E_ENROLLMENT_INVALID, 61, 401, "enrollment_invalid", "enrollment token invalid")            \
+    X(E_KEY_LIMIT, 62, 409, "key_limit", "the account has its maximum of active keys")
 
 enum reqsign_status {
 #define REQSIGN_X_ENUM(name, num, http, wire, msg) REQSIGN_##name = num,

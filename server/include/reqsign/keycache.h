@@ -57,6 +57,27 @@ REQSIGN_API enum reqsign_status reqsign_keycache_lookup(void *ctx, const char *k
 REQSIGN_API void reqsign_keycache_invalidate(struct reqsign_keycache *c, const char *keyid,
                                              size_t keyid_len);
 
+/* ---- last use (issue 13) ----
+ * A server calls reqsign_keycache_record_use() after a request verified
+ * (both phases): the time is kept in the key's cache entry, in memory. A
+ * background thread (reqsign_keycache_start_flusher()) writes it to the key
+ * store (last_used_at, last_used_by = @name) at most once per key per
+ * @interval seconds, never in the verify call and never failing a request:
+ * a store that is down only loses the write until the next use. Stopped
+ * (with a last pass) by reqsign_keycache_free(). */
+#define REQSIGN_LAST_USED_DEFAULT_INTERVAL 60
+
+REQSIGN_API void reqsign_keycache_record_use(struct reqsign_keycache *c, const char *keyid,
+                                             size_t keyid_len);
+/* @writer: a store opened read-write (may be the cache's own store); borrowed,
+ * it must outlive the cache. */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keycache_start_flusher(struct reqsign_keycache *c, struct reqsign_keystore *writer,
+                               const char *name, int64_t interval, struct reqsign_error *err);
+/* Writes done and failed, for tests and metrics. */
+REQSIGN_API void reqsign_keycache_use_stats(struct reqsign_keycache *c, uint64_t *writes,
+                                            uint64_t *errors);
+
 /** Counters for tests and metrics. */
 struct reqsign_keycache_stats {
     uint64_t hits, misses, store_errors;

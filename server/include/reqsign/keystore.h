@@ -24,6 +24,13 @@ extern "C" {
 #define REQSIGN_LABEL_MAX 128         /* bytes of a key label (UTF-8) */
 #define REQSIGN_SCOPE_MAX 64          /* bytes of one scope */
 #define REQSIGN_KEYSTORE_PAGE_MAX 1000 /* records in one list page */
+#define REQSIGN_ACCOUNT_ID_MAX 40      /* "acct_" + 22 base64url, with room */
+#define REQSIGN_ACCOUNT_NAME_MAX 128
+#define REQSIGN_ACCOUNT_OPERATOR "acct_operator"
+#define REQSIGN_REASON_MAX 16
+#define REQSIGN_VERIFIER_NAME_MAX 64
+#define REQSIGN_AUDIT_WORD_MAX 64
+#define REQSIGN_ENROLLMENT_HASH_LEN 32 /* SHA-256 of the token */
 
 struct reqsign_key_record {
     char keyid[REQSIGN_KEYID_MAX_LEN + 1];
@@ -33,6 +40,51 @@ struct reqsign_key_record {
     int64_t created_at;              /* unix seconds */
     int64_t expires_at;              /* unix seconds; 0: never */
     int64_t revoked_at;              /* unix seconds; 0: not revoked */
+    /* Accounts and the key lifecycle (issue 13). A store without accounts
+     * leaves these empty / 0; insert with an empty account means
+     * REQSIGN_ACCOUNT_OPERATOR. */
+    char account[REQSIGN_ACCOUNT_ID_MAX + 1];
+    int64_t disabled_at;         /* unix seconds; 0: not disabled (reversible) */
+    int64_t account_disabled_at; /* read only: the account's disabled_at (get and list) */
+    char replaces[REQSIGN_KEYID_MAX_LEN + 1];    /* the key this one succeeded; "" none */
+    char replaced_by[REQSIGN_KEYID_MAX_LEN + 1]; /* its successor; "" none */
+    char revoke_reason[REQSIGN_REASON_MAX + 1];  /* "" or unspecified|superseded|compromised */
+    int64_t last_used_at;                        /* 0: never seen (read only, see touch) */
+    char last_used_by[REQSIGN_VERIFIER_NAME_MAX + 1];
+};
+
+/* An account (a customer, a tenant). Its id is "acct_" + 22 base64url
+ * characters; REQSIGN_ACCOUNT_OPERATOR holds the operator's keys. */
+struct reqsign_account {
+    char id[REQSIGN_ACCOUNT_ID_MAX + 1];
+    char name[REQSIGN_ACCOUNT_NAME_MAX + 1];
+    char allowed_scopes[REQSIGN_SCOPES_MAX]; /* space-separated */
+    int64_t key_limit;                       /* active keys at once, >= 1 */
+    int64_t max_key_lifetime_s;              /* 0: none */
+    int64_t created_at;
+    int64_t disabled_at; /* 0: enabled */
+};
+
+/* One audit event. Never a token, a key or a signature. */
+struct reqsign_audit_event {
+    int64_t seq;  /* assigned by the store on append, increasing */
+    int64_t time; /* unix seconds */
+    char actor[REQSIGN_KEYID_MAX_LEN + 1];  /* the signing keyid; "" unsigned */
+    char account[REQSIGN_ACCOUNT_ID_MAX + 1]; /* the actor's account; "" none */
+    char action[REQSIGN_AUDIT_WORD_MAX + 1];  /* "key.create", ... */
+    char target[REQSIGN_KEYID_MAX_LEN + 1];   /* keyid or account id; "" none */
+    char target_account[REQSIGN_ACCOUNT_ID_MAX + 1]; /* the target's account, when the actor
+                                                      * may see it; not listed */
+    char outcome[REQSIGN_AUDIT_WORD_MAX + 1]; /* "ok" or the error's wire name */
+    char source[REQSIGN_AUDIT_WORD_MAX + 1];  /* the client address */
+    char nonce[REQSIGN_NONCE_MAX_LEN + 1];    /* the request's nonce; "" none */
+};
+
+/* Which keys reqsign_keystore_list_filter() returns. */
+struct reqsign_key_filter {
+    const char *account;   /* NULL or "": every account */
+    int64_t unused_before; /* 0: no filter; else keys last used before it (or never used and
+                            * created before it) */
 };
 
 struct reqsign_keystore_ops {
@@ -53,6 +105,58 @@ struct reqsign_keystore_ops {
     enum reqsign_status (*revoke)(void *impl, const char *keyid, size_t keyid_len, int64_t now,
                                   struct reqsign_error *err);
     void (*free)(void *impl);
+
+    /* ---- accounts and the key lifecycle: optional (NULL: the store refuses
+     * with REQSIGN_E_STORE "not supported") ---- */
+    /* Write the mutable fields of the key @rec->keyid: expires_at,
+     * disabled_at, replaces, replaced_by; revoked_at and revoke_reason only
+     * if not yet revoked (a revocation is final). REQSIGN_E_KEY_UNKNOWN. */
+    enum reqsign_status (*update)(void *impl, const struct reqsign_key_record *rec,
+                                  struct reqsign_error *err);
+    /* As list, keeping only the keys @f selects. */
+    enum reqsign_status (*list_filter)(void *impl, const struct reqsign_key_filter *f,
+                                       const char *after, size_t limit,
+                                       struct reqsign_key_record *out, size_t *n,
+                                       struct reqsign_error *err);
+    /* Keys of @account neither revoked nor expired at @now (disabled ones count). */
+    enum reqsign_status (*count_active)(void *impl, const char *account, int64_t now,
+                                        int64_t *n, struct reqsign_error *err);
+    /* last_used_at = max(last_used_at, @at), last_used_by = @by. Unknown keys: OK. */
+    enum reqsign_status (*touch)(void *impl, const char *keyid, int64_t at, const char *by,
+                                 struct reqsign_error *err);
+    /* REQSIGN_E_CONFLICT if the id exists. */
+    enum reqsign_status (*account_insert)(void *impl, const struct reqsign_account *a,
+                                          struct reqsign_error *err);
+    /* REQSIGN_E_NOT_FOUND if absent. */
+    enum reqsign_status (*account_get)(void *impl, const char *id, struct reqsign_account *out,
+                                       struct reqsign_error *err);
+    enum reqsign_status (*account_list)(void *impl, const char *after, size_t limit,
+                                        struct reqsign_account *out, size_t *n,
+                                        struct reqsign_error *err);
+    /* disabled_at = @at (0: enable). REQSIGN_E_NOT_FOUND if absent. */
+    enum reqsign_status (*account_set_disabled)(void *impl, const char *id, int64_t at,
+                                                struct reqsign_error *err);
+    /* A token, by its SHA-256 only. */
+    enum reqsign_status (*enrollment_insert)(void *impl,
+                                             const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
+                                             const char *account, int64_t created_at,
+                                             int64_t expires_at, struct reqsign_error *err);
+    /* Mark the token used, atomically, if it exists, is unused and now <
+     * expires_at; @account_out gets its account. REQSIGN_E_ENROLLMENT_INVALID
+     * otherwise (no hint which). */
+    enum reqsign_status (*enrollment_consume)(void *impl,
+                                              const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
+                                              int64_t now,
+                                              char account_out[REQSIGN_ACCOUNT_ID_MAX + 1],
+                                              struct reqsign_error *err);
+    /* Append (@ev->seq ignored). */
+    enum reqsign_status (*audit_append)(void *impl, const struct reqsign_audit_event *ev,
+                                        struct reqsign_error *err);
+    /* Events with seq > @after, oldest first, whose account or target_account
+     * is @account ("": all). */
+    enum reqsign_status (*audit_list)(void *impl, const char *account, int64_t after,
+                                      size_t limit, struct reqsign_audit_event *out, size_t *n,
+                                      struct reqsign_error *err);
 };
 
 struct reqsign_keystore;
@@ -76,6 +180,51 @@ REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_keystore_revoke(struct reqsign_keystore *ks, const char *keyid, size_t keyid_len,
                         int64_t now, struct reqsign_error *err);
 
+/* The lifecycle operations (see struct reqsign_keystore_ops). Every one
+ * fails with REQSIGN_E_STORE when the store does not implement it. */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_update(struct reqsign_keystore *ks, const struct reqsign_key_record *rec,
+                        struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_list_filter(struct reqsign_keystore *ks, const struct reqsign_key_filter *f,
+                             const char *after, size_t limit, struct reqsign_key_record *out,
+                             size_t *n, struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_count_active(struct reqsign_keystore *ks, const char *account, int64_t now,
+                              int64_t *n, struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_touch(struct reqsign_keystore *ks, const char *keyid, int64_t at, const char *by,
+                       struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_account_insert(struct reqsign_keystore *ks, const struct reqsign_account *a,
+                                struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_account_get(struct reqsign_keystore *ks, const char *id,
+                             struct reqsign_account *out, struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_account_list(struct reqsign_keystore *ks, const char *after, size_t limit,
+                              struct reqsign_account *out, size_t *n, struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_account_set_disabled(struct reqsign_keystore *ks, const char *id, int64_t at,
+                                      struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_enrollment_insert(struct reqsign_keystore *ks,
+                                   const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
+                                   const char *account, int64_t created_at, int64_t expires_at,
+                                   struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_enrollment_consume(struct reqsign_keystore *ks,
+                                    const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
+                                    char account_out[REQSIGN_ACCOUNT_ID_MAX + 1],
+                                    struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_audit_append(struct reqsign_keystore *ks, const struct reqsign_audit_event *ev,
+                              struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_audit_list(struct reqsign_keystore *ks, const char *account, int64_t after,
+                            size_t limit, struct reqsign_audit_event *out, size_t *n,
+                            struct reqsign_error *err);
+
 /* ---- SQLite ----
  * WAL mode, busy timeout (REQSIGN_SQLITE_BUSY_MS), a schema_version table and
  * ordered migrations applied at open. A pool of connections (one taken per
@@ -97,7 +246,7 @@ REQSIGN_API struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *pa
                                                                   struct reqsign_error *err);
 
 /** The schema version this build migrates to. */
-#define REQSIGN_SQLITE_SCHEMA_VERSION 1
+#define REQSIGN_SQLITE_SCHEMA_VERSION 2
 
 #ifdef __cplusplus
 }

@@ -65,6 +65,8 @@ enum reqsign_key_state {
     REQSIGN_KEY_ACTIVE = 0,
     REQSIGN_KEY_REVOKED = 1,
     REQSIGN_KEY_EXPIRED = 2,
+    REQSIGN_KEY_DISABLED = 3,         /* reversible: refused with key_disabled */
+    REQSIGN_KEY_ACCOUNT_DISABLED = 4, /* the key's account is disabled: account_disabled */
 };
 
 
@@ -155,6 +157,7 @@ struct reqsign_verification {
     char label[REQSIGN_SF_MAX_KEY_LEN + 1];
     char keyid[REQSIGN_KEYID_MAX_LEN + 1];
     char scopes[REQSIGN_SCOPES_MAX];
+    char nonce[REQSIGN_NONCE_MAX_LEN + 1]; /* "" if absent (for audit logs) */
     int64_t created;   /* -1 if absent (rfc9421 profile) */
     int64_t expires;   /* -1 if absent */
     int digest_covered;

@@ -1,0 +1,951 @@
+/* e2e-accounts: accounts and self-service key lifecycle (issue 13) against a
+ * real reqsignd (and api-backend) over loopback: enrollment with a key of the
+ * client's own and with a generated one, tokens used twice / expired /
+ * unknown / of a disabled account, scope rules, key_limit, max lifetime,
+ * disable / enable, rotation with grace, revoke by possession, the tenant
+ * isolation matrix, and the audit log. */
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <reqsign/base64.h>
+#include <reqsign/key.h>
+#include <reqsign/signer.h>
+
+#include "e2eutil.h"
+#include "testutil.h"
+
+TestSuite(accounts, .timeout = 180);
+
+/* reqsignd with a 1 s key cache and @extra options. */
+static void setup(struct env *e, const char *enroll_ttl)
+{
+    memset(e, 0, sizeof(*e));
+    e->dir = tu_tmpdir();
+    snprintf(e->db, sizeof(e->db), "%s/keys.db", e->dir);
+    snprintf(e->admin, sizeof(e->admin), "%s/admin.json", e->dir);
+    snprintf(e->log, sizeof(e->log), "%s/reqsignd.log", e->dir);
+    snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->dir);
+    run_init(e);
+    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
+                    "--authority", "127.0.0.1:@PORT@", "--cache-ttl", "1", "--enrollment-ttl",
+                    (char *)(enroll_ttl != NULL ? enroll_ttl : "86400"), NULL};
+    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* POST /v1/accounts as @admin; *@token gets the enrollment token (malloc'd). */
+static char *make_account(struct env *e, struct reqsign_signer *admin, const char *body,
+                          char **token)
+{
+    struct resp r = call(admin, "POST", url_of(e, "/v1/accounts"), body);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    json_t *acct = json_object_get(r.json, "account");
+    const char *id = jstr(acct, "id");
+    cr_assert_not_null(id);
+    cr_assert_eq(strlen(id), 27, "acct_ + 22: %s", id);
+    cr_assert_eq(strncmp(id, "acct_", 5), 0);
+    json_t *en = json_object_get(r.json, "enrollment");
+    cr_assert_eq(strlen(jstr(en, "token")), 43, "32 bytes in base64url");
+    cr_assert_not_null(jstr(en, "expires_at"));
+    char *out = strdup(id);
+    *token = strdup(jstr(en, "token"));
+    resp_free(&r);
+    return out;
+}
+
+static char *new_token(struct env *e, struct reqsign_signer *s, const char *acct)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/accounts/%s/enrollments", acct);
+    struct resp r = call(s, "POST", url_of(e, path), "{}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    char *t = strdup(jstr(r.json, "token"));
+    resp_free(&r);
+    return t;
+}
+
+/* Unsigned enrollment: the service generates the key. */
+static struct resp enroll_generated(struct env *e, const char *token)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"token\":\"%s\",\"label\":\"gen\"}", token);
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    return send_req("POST", url_of(e, "/v1/enroll"), body, strlen(body), NULL, ct);
+}
+
+/* A key made here, and its signer. */
+struct own_key {
+    struct reqsign_key *key;
+    struct reqsign_signer *signer;
+    char pub_pem[512];
+    char priv_pem[512];
+};
+
+static void own_key_new(struct own_key *k)
+{
+    struct reqsign_error err;
+    size_t n;
+    memset(k, 0, sizeof(*k));
+    cr_assert_eq(reqsign_key_generate(&k->key, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_public_pem(k->key, k->pub_pem, sizeof(k->pub_pem), &n), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_private_pem(k->key, k->priv_pem, sizeof(k->priv_pem), &n),
+                 REQSIGN_OK);
+    struct reqsign_signer_opts o;
+    memset(&o, 0, sizeof(o));
+    o.key_data = k->priv_pem;
+    o.key_len = strlen(k->priv_pem);
+    k->signer = reqsign_signer_new(&o, &err);
+    cr_assert_not_null(k->signer, "%s", err.message);
+}
+
+static void own_key_free(struct own_key *k)
+{
+    reqsign_signer_free(k->signer);
+    reqsign_key_free(k->key);
+    reqsign_memzero(k->priv_pem, sizeof(k->priv_pem));
+}
+
+/* BYO enrollment signed by @signer, registering @pub_pem. */
+static struct resp enroll_byo(struct env *e, const struct reqsign_signer *signer,
+                              const char *token, const char *pub_pem)
+{
+    json_t *b = json_pack("{s:s, s:s, s:s}", "token", token, "label", "laptop", "public_key",
+                          pub_pem);
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    struct resp r = call(signer, "POST", url_of(e, "/v1/enroll"), body);
+    free(body);
+    return r;
+}
+
+/* 1 if the file at @path holds @needle (@n bytes). */
+static int file_holds(const char *path, const void *needle, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return 0;
+    static char buf[1 << 22];
+    size_t len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(buf + i, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* The 32-byte seed inside a PKCS#8 Ed25519 PEM (the last 32 bytes of its DER). */
+static void seed_of(const char *pem, uint8_t seed[32])
+{
+    char b64[256] = "";
+    const char *p = strstr(pem, "-----\n") + 6;
+    const char *end = strstr(p, "\n-----END");
+    size_t o = 0;
+    for (; p < end && o < sizeof(b64) - 1; p++)
+        if (*p != '\n')
+            b64[o++] = *p;
+    b64[o] = '\0';
+    uint8_t der[128];
+    size_t dl = 0;
+    cr_assert_eq(reqsign_base64_decode(b64, o, der, sizeof(der), &dl, NULL), REQSIGN_OK);
+    cr_assert_geq(dl, 32);
+    memcpy(seed, der + dl - 32, 32);
+}
+
+Test(accounts, enroll_byo_and_generated_tokens_single_use)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *tok = NULL;
+    char *acct = make_account(&e, admin,
+                              "{\"name\":\"Customer A\",\"allowed_scopes\":[\"payments:write\"]}",
+                              &tok);
+
+    /* BYO: the request is signed by the key it registers; nothing private is sent */
+    struct own_key k;
+    own_key_new(&k);
+    struct resp r = enroll_byo(&e, k.signer, tok, k.pub_pem);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_null(json_object_get(r.json, "private_key"));
+    cr_assert_str_eq(jstr(r.json, "account"), acct);
+    cr_assert_str_eq(jstr(r.json, "status"), "active");
+    cr_assert_str_eq(jstr(r.json, "label"), "laptop");
+    json_t *sc = json_object_get(r.json, "scopes");
+    cr_assert_eq(json_array_size(sc), 2);
+    cr_assert_str_eq(json_string_value(json_array_get(sc, 0)), "keys:self");
+    cr_assert_str_eq(json_string_value(json_array_get(sc, 1)), "payments:write");
+    char kid[64];
+    cr_assert_eq(reqsign_key_thumbprint(k.key, kid), REQSIGN_OK);
+    cr_assert_str_eq(jstr(r.json, "keyid"), kid);
+    for (const char *f = "keyid account status scopes label created_at expires_at revoked_at "
+                         "disabled_at replaces replaced_by last_used_at last_used_by";
+         *f;) {
+        char name[32];
+        size_t l = strcspn(f, " ");
+        snprintf(name, sizeof(name), "%.*s", (int)l, f);
+        cr_assert_not_null(json_object_get(r.json, name), "record member %s", name);
+        f += l + (f[l] == ' ');
+    }
+    resp_free(&r);
+
+    /* the enrolled key works, and sees its own account only */
+    r = call(k.signer, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1);
+    resp_free(&r);
+
+    /* the same token again: 401 enrollment_invalid */
+    struct own_key k2;
+    own_key_new(&k2);
+    r = enroll_byo(&e, k2.signer, tok, k2.pub_pem);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "enrollment_invalid");
+    resp_free(&r);
+    /* unknown token: the same answer */
+    r = enroll_generated(&e, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(err_name(&r), "enrollment_invalid");
+    resp_free(&r);
+
+    /* proof of possession: signed by another key than the one registered */
+    char *tok2 = new_token(&e, admin, acct);
+    r = enroll_byo(&e, k2.signer, tok2, k.pub_pem);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    /* unsigned with a public_key: refused too */
+    {
+        json_t *b = json_pack("{s:s, s:s}", "token", tok2, "public_key", k2.pub_pem);
+        char *body = json_dumps(b, JSON_COMPACT);
+        static const char *const ct[] = {"Content-Type: application/json", NULL};
+        r = send_req("POST", url_of(&e, "/v1/enroll"), body, strlen(body), NULL, ct);
+        cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+        resp_free(&r);
+        free(body);
+        json_decref(b);
+    }
+    /* the failed attempts did not use the token up: k2 enrolls with it */
+    r = enroll_byo(&e, k2.signer, tok2, k2.pub_pem);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    resp_free(&r);
+
+    /* generated: unsigned, the credential comes back once; a keys:self key
+     * may ask for a token of its own account */
+    char *tok3 = new_token(&e, k.signer, acct);
+    r = enroll_generated(&e, tok3);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_not_null(strstr(jstr(r.json, "private_key"), "BEGIN PRIVATE KEY"));
+    cr_assert_str_eq(jstr(r.json, "account"), acct);
+    struct reqsign_signer *gen = signer_of(r.json);
+    resp_free(&r);
+    r = call(gen, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 3);
+    resp_free(&r);
+
+    /* a disabled account's token is refused */
+    char *tok4 = new_token(&e, admin, acct);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/accounts/%s/disable", acct);
+    r = call(admin, "POST", url_of(&e, path), "{}");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "disabled");
+    resp_free(&r);
+    r = enroll_generated(&e, tok4);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(err_name(&r), "enrollment_invalid");
+    resp_free(&r);
+    /* and its keys get account_disabled (reqsignd invalidated its own cache) */
+    r = call(k.signer, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "account_disabled");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/accounts/%s/enable", acct);
+    r = call(admin, "POST", url_of(&e, path), "{}");
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    r = call(k.signer, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    resp_free(&r);
+
+    /* nothing private and no token in the database */
+    uint8_t seed[32];
+    seed_of(k.priv_pem, seed);
+    char wal[600];
+    snprintf(wal, sizeof(wal), "%s-wal", e.db);
+    cr_assert(!file_holds(e.db, seed, 32) && !file_holds(wal, seed, 32),
+              "the database holds the BYO private key");
+    cr_assert(!file_holds(e.db, tok, strlen(tok)) && !file_holds(wal, tok, strlen(tok)),
+              "the database holds a token");
+
+    reqsign_signer_free(gen);
+    own_key_free(&k);
+    own_key_free(&k2);
+    free(tok);
+    free(tok2);
+    free(tok3);
+    free(tok4);
+    free(acct);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+Test(accounts, expired_token_refused)
+{
+    struct env e;
+    setup(&e, "1");
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *tok = NULL;
+    char *acct = make_account(&e, admin, "{\"name\":\"B\"}", &tok);
+    sleep(2);
+    struct resp r = enroll_generated(&e, tok);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "enrollment_invalid");
+    resp_free(&r);
+    free(tok);
+    free(acct);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* An account with @body and a generated keys:self key of it (via enrollment). */
+static struct reqsign_signer *account_key(struct env *e, struct reqsign_signer *admin,
+                                          const char *body, char **acct, char **keyid)
+{
+    char *tok = NULL;
+    *acct = make_account(e, admin, body, &tok);
+    struct resp r = enroll_generated(e, tok);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    struct reqsign_signer *s = signer_of(r.json);
+    *keyid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+    free(tok);
+    return s;
+}
+
+/* Wait until @s gets @status (with error @name if not NULL) from @url, at most @secs. */
+static int wait_status(struct reqsign_signer *s, const char *url, long status, const char *name,
+                       int secs)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct resp r = call(s, "GET", url, NULL);
+        int ok = r.status == status && (name == NULL || strcmp(err_name(&r), name) == 0);
+        resp_free(&r);
+        if (ok)
+            return 1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec > secs)
+            return 0;
+        usleep(100 * 1000);
+    }
+}
+
+Test(accounts, self_service_scopes_limit_lifetime)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *a = NULL, *akid = NULL;
+    struct reqsign_signer *sa = account_key(
+        &e, admin,
+        "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\",\"orders:read\"],"
+        "\"key_limit\":3,\"max_key_lifetime_s\":3600}",
+        &a, &akid);
+
+    /* within scope: its account, expiry capped by the account's lifetime */
+    struct resp r = call(sa, "POST", url_of(&e, "/v1/keys"),
+                         "{\"label\":\"w\",\"scopes\":[\"payments:write\"]}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "account"), a);
+    cr_assert_not_null(jstr(r.json, "expires_at"), "max_key_lifetime_s gives an expiry");
+    resp_free(&r);
+    /* orders:read is allowed in the account but not held by the signing key?
+     * The enrolled key holds keys:self + all allowed scopes: it may give it. */
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"refunds:write\"]}");
+    cr_assert_eq(r.status, 403, "not allowed in the account: %ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "scope");
+    resp_free(&r);
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"keys:admin\"]}");
+    cr_assert_eq(r.status, 403, "no escalation to keys:admin: %ld %s", r.status, r.body);
+    resp_free(&r);
+    /* longer than the account's max lifetime */
+    char body[160];
+    time_t far = time(NULL) + 7200;
+    struct tm tm;
+    gmtime_r(&far, &tm);
+    char ts[32];
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(body, sizeof(body), "{\"scopes\":[],\"expires_at\":\"%s\"}", ts);
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "invalid_request");
+    resp_free(&r);
+
+    /* a key without keys:self (payments:write only) cannot create keys */
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"orders:read\"]}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    struct reqsign_signer *plain = signer_of(r.json);
+    resp_free(&r);
+    r = call(plain, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"orders:read\"]}");
+    cr_assert_eq(r.status, 403, "%ld %s", r.status, r.body);
+    resp_free(&r);
+
+    /* key_limit 3: the enrolled key + 2 made above; the next is refused */
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[]}");
+    cr_assert_eq(r.status, 409, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "key_limit");
+    resp_free(&r);
+    char *tok = new_token(&e, admin, a);
+    r = enroll_generated(&e, tok);
+    cr_assert_eq(r.status, 409, "enrollment past the limit: %ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "key_limit");
+    resp_free(&r);
+
+    /* the admin may name the account; a keys:self key may not name another */
+    char *b = NULL, *bkid = NULL;
+    struct reqsign_signer *sb = account_key(&e, admin, "{\"name\":\"B\"}", &b, &bkid);
+    snprintf(body, sizeof(body), "{\"scopes\":[],\"account\":\"%s\"}", b);
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "account"), b);
+    resp_free(&r);
+    snprintf(body, sizeof(body), "{\"scopes\":[],\"account\":\"%s\"}", a);
+    r = call(sb, "POST", url_of(&e, "/v1/keys"), body);
+    cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "not_found");
+    resp_free(&r);
+
+    reqsign_signer_free(plain);
+    reqsign_signer_free(sa);
+    reqsign_signer_free(sb);
+    free(tok);
+    free(a);
+    free(akid);
+    free(b);
+    free(bkid);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* Every route x method with account A's key against account B's objects:
+ * 404 not_found, and nothing changes. */
+Test(accounts, isolation_matrix)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *a = NULL, *akid = NULL, *b = NULL, *bkid = NULL;
+    struct reqsign_signer *sa = account_key(&e, admin, "{\"name\":\"A\"}", &a, &akid);
+    struct reqsign_signer *sb = account_key(&e, admin, "{\"name\":\"B\"}", &b, &bkid);
+    char adminkid[64];
+    {
+        json_t *j = json_loads(cred, 0, NULL);
+        snprintf(adminkid, sizeof(adminkid), "%s", jstr(j, "keyid"));
+        json_decref(j);
+    }
+    struct {
+        const char *method, *fmt, *body;
+    } routes[] = {
+        {"GET", "/v1/keys/%s", NULL},
+        {"DELETE", "/v1/keys/%s", "{\"reason\":\"compromised\"}"},
+        {"DELETE", "/v1/keys/%s", NULL},
+        {"POST", "/v1/keys/%s/disable", "{}"},
+        {"POST", "/v1/keys/%s/enable", "{}"},
+        {"POST", "/v1/keys/%s/rotate", "{}"},
+        {"GET", "/v1/accounts/%s", NULL},
+        {"POST", "/v1/accounts/%s/disable", "{}"},
+        {"POST", "/v1/accounts/%s/enable", "{}"},
+        {"POST", "/v1/accounts/%s/enrollments", "{}"},
+    };
+    const char *targets[][2] = {{bkid, b}, {adminkid, "acct_operator"}};
+    for (size_t t = 0; t < 2; t++)
+        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+            char path[256];
+            int acct_route = strstr(routes[i].fmt, "accounts") != NULL;
+            snprintf(path, sizeof(path), routes[i].fmt, acct_route ? targets[t][1] : targets[t][0]);
+            struct resp r = call(sa, routes[i].method, url_of(&e, path), routes[i].body);
+            cr_assert_eq(r.status, 404, "%s %s: %ld %s", routes[i].method, path, r.status,
+                         r.body);
+            cr_assert_str_eq(err_name(&r), "not_found");
+            resp_free(&r);
+        }
+    /* an id that does not exist at all gets the very same answer */
+    struct resp r = call(sa, "GET", url_of(&e, "/v1/keys/nonexistent"), NULL);
+    cr_assert_eq(r.status, 404);
+    resp_free(&r);
+    /* lists show A's own objects only */
+    r = call(sa, "GET", url_of(&e, "/v1/keys?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200);
+    json_t *keys = json_object_get(r.json, "keys");
+    cr_assert_eq(json_array_size(keys), 1);
+    cr_assert_str_eq(jstr(json_array_get(keys, 0), "keyid"), akid);
+    resp_free(&r);
+    char q[160];
+    snprintf(q, sizeof(q), "/v1/keys?account=%s", b);
+    r = call(sa, "GET", url_of(&e, q), NULL);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1, "?account= is ignored");
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(r.json, "keys"), 0), "keyid"), akid);
+    resp_free(&r);
+    r = call(sa, "GET", url_of(&e, "/v1/accounts"), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "accounts")), 1);
+    resp_free(&r);
+    r = call(sa, "POST", url_of(&e, "/v1/accounts"), "{\"name\":\"C\"}");
+    cr_assert_eq(r.status, 403);
+    resp_free(&r);
+
+    /* nothing changed: B's key and account, the admin key */
+    snprintf(q, sizeof(q), "/v1/keys/%s", bkid);
+    r = call(admin, "GET", url_of(&e, q), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(jstr(r.json, "status"), "active");
+    cr_assert(json_is_null(json_object_get(r.json, "replaced_by")));
+    resp_free(&r);
+    r = call(sb, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "B's key still works: %ld %s", r.status, r.body);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1, "no key was added to B");
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/accounts/%s", b);
+    r = call(admin, "GET", url_of(&e, q), NULL);
+    cr_assert_str_eq(jstr(r.json, "status"), "active");
+    resp_free(&r);
+    r = call(admin, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    /* A's audit view: its own events, not B's */
+    r = call(sa, "GET", url_of(&e, "/v1/audit?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    /* (A's own refused attempts name the ids A itself sent: no oracle, all not_found) */
+    json_t *evs = json_object_get(r.json, "events");
+    cr_assert_gt(json_array_size(evs), 0);
+    for (size_t i = 0; i < json_array_size(evs); i++) {
+        json_t *x = json_array_get(evs, i);
+        cr_assert(jstr(x, "actor") == NULL || strcmp(jstr(x, "actor"), bkid) != 0,
+                  "A's audit log shows B's event: %s", r.body);
+        cr_assert(jstr(x, "account") == NULL || strcmp(jstr(x, "account"), b) != 0);
+        if (jstr(x, "target") != NULL && strcmp(jstr(x, "target"), bkid) == 0)
+            cr_assert_str_eq(jstr(x, "outcome"), "not_found");
+    }
+    cr_assert_not_null(strstr(r.body, "not_found"));
+    resp_free(&r);
+
+    reqsign_signer_free(sa);
+    reqsign_signer_free(sb);
+    free(a);
+    free(akid);
+    free(b);
+    free(bkid);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+Test(accounts, disable_enable_rotate_revoke_and_audit)
+{
+    struct env e;
+    setup(&e, NULL);
+    start_backend(&e, NULL); /* --cache-ttl 1 */
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *a = NULL, *akid = NULL;
+    char *tok = NULL;
+    a = make_account(&e, admin, "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\"]}",
+                     &tok);
+    struct resp r = enroll_generated(&e, tok);
+    cr_assert_eq(r.status, 201);
+    struct reqsign_signer *sa = signer_of(r.json);
+    akid = strdup(jstr(r.json, "keyid"));
+    char *priv = strdup(jstr(r.json, "private_key"));
+    resp_free(&r);
+
+    /* a second key of A, used against the api-backend */
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"label\":\"srv\",\"scopes\":[\"payments:write\"]}");
+    cr_assert_eq(r.status, 201);
+    struct reqsign_signer *srv = signer_of(r.json);
+    char *srvkid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+    cr_assert(wait_status(srv, burl(&e, "/r"), 200, NULL, 3));
+
+    /* disable -> 401 key_disabled at the backend within the bound -> enable -> 200 */
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/keys/%s/disable", srvkid);
+    r = call(sa, "POST", url_of(&e, path), "{}");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "disabled");
+    cr_assert_not_null(jstr(r.json, "disabled_at"));
+    resp_free(&r);
+    cr_assert(wait_status(srv, burl(&e, "/r"), 401, "key_disabled", 1 + 2),
+              "disabled key still accepted after the cache TTL + 2 s");
+    snprintf(path, sizeof(path), "/v1/keys/%s/enable", srvkid);
+    r = call(sa, "POST", url_of(&e, path), "{}");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(jstr(r.json, "status"), "active");
+    resp_free(&r);
+    cr_assert(wait_status(srv, burl(&e, "/r"), 200, NULL, 1 + 2));
+
+    /* rotation with a 2 s grace: the successor, both records linked */
+    snprintf(path, sizeof(path), "/v1/keys/%s/rotate", srvkid);
+    r = call(sa, "POST", url_of(&e, path), "{\"grace_s\":2}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "replaces"), srvkid);
+    cr_assert_str_eq(jstr(r.json, "label"), "srv");
+    cr_assert_str_eq(jstr(r.json, "account"), a);
+    cr_assert_not_null(jstr(r.json, "private_key"));
+    struct reqsign_signer *srv2 = signer_of(r.json);
+    char *srv2kid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/keys/%s", srvkid);
+    r = call(sa, "GET", url_of(&e, path), NULL);
+    cr_assert_str_eq(jstr(r.json, "replaced_by"), srv2kid);
+    cr_assert_not_null(jstr(r.json, "expires_at"));
+    resp_free(&r);
+    r = call(srv, "GET", burl(&e, "/r"), NULL);
+    cr_assert_eq(r.status, 200, "the old key works during the grace period");
+    resp_free(&r);
+    cr_assert(wait_status(srv2, burl(&e, "/r"), 200, NULL, 3));
+    cr_assert(wait_status(srv, burl(&e, "/r"), 401, "key_expired", 2 + 2),
+              "the old key is refused after the grace");
+
+    /* revoke by possession: a key with no scope at all revokes itself */
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[]}");
+    cr_assert_eq(r.status, 201);
+    struct reqsign_signer *leaked = signer_of(r.json);
+    char *leakedkid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/keys/%s", srv2kid);
+    r = call(leaked, "DELETE", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 403, "not someone else's key: %ld %s", r.status, r.body);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/keys/%s", leakedkid);
+    r = call(leaked, "DELETE", url_of(&e, path), "{\"reason\":\"compromised\"}");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "revoked");
+    cr_assert_str_eq(jstr(r.json, "revocation_reason"), "compromised");
+    resp_free(&r);
+    r = call(leaked, "GET", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(err_name(&r), "key_revoked");
+    resp_free(&r);
+
+    /* revoke by A's self key with a reason */
+    snprintf(path, sizeof(path), "/v1/keys/%s", srv2kid);
+    r = call(sa, "DELETE", url_of(&e, path), "{\"reason\":\"superseded\"}");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(jstr(r.json, "revocation_reason"), "superseded");
+    resp_free(&r);
+    r = call(sa, "DELETE", url_of(&e, path), "{\"reason\":\"bogus\"}");
+    cr_assert_eq(r.status, 400);
+    resp_free(&r);
+
+    /* a refused enrollment and a refused scope, for the log */
+    r = enroll_generated(&e, "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB");
+    cr_assert_eq(r.status, 401);
+    resp_free(&r);
+    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"scopes\":[\"keys:admin\"]}");
+    cr_assert_eq(r.status, 403);
+    resp_free(&r);
+
+    /* the audit log: every action and refusal, no token, no key bytes */
+    r = call(admin, "GET", url_of(&e, "/v1/audit?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    json_t *ev = json_object_get(r.json, "events");
+    static const char *const want[][2] = {
+        {"account.create", "ok"}, {"key.enroll", "ok"},     {"key.create", "ok"},
+        {"key.disable", "ok"},    {"key.enable", "ok"},     {"key.rotate", "ok"},
+        {"key.revoke", "ok"},     {"key.revoke", "scope"},  {"key.enroll", "enrollment_invalid"},
+        {"key.create", "scope"},
+    };
+    for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+        int found = 0;
+        for (size_t i = 0; i < json_array_size(ev); i++) {
+            json_t *x = json_array_get(ev, i);
+            if (strcmp(jstr(x, "action"), want[w][0]) == 0 &&
+                strcmp(jstr(x, "outcome"), want[w][1]) == 0)
+                found = 1;
+        }
+        cr_assert(found, "no audit event %s / %s in %s", want[w][0], want[w][1], r.body);
+    }
+    json_t *x = json_array_get(ev, json_array_size(ev) - 1);
+    for (const char *f = "time actor account action target outcome source nonce"; *f;) {
+        char name[16];
+        size_t l = strcspn(f, " ");
+        snprintf(name, sizeof(name), "%.*s", (int)l, f);
+        cr_assert(json_object_get(x, name) != NULL, "event member %s", name);
+        f += l + (f[l] == ' ');
+    }
+    cr_assert_str_eq(jstr(x, "source"), "127.0.0.1");
+    cr_assert_not_null(jstr(x, "nonce"));
+    cr_assert_null(strstr(r.body, tok), "the audit log holds a token");
+    cr_assert_null(strstr(r.body, "PRIVATE"), "the audit log holds a key");
+    resp_free(&r);
+    /* the self key sees its account's events only, paginated */
+    r = call(sa, "GET", url_of(&e, "/v1/audit?limit=2"), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "events")), 2);
+    cr_assert_not_null(jstr(r.json, "next"));
+    resp_free(&r);
+
+    reqsign_signer_free(leaked);
+    reqsign_signer_free(srv);
+    reqsign_signer_free(srv2);
+    reqsign_signer_free(sa);
+    free(leakedkid);
+    free(srvkid);
+    free(srv2kid);
+    free(priv);
+    free(tok);
+    free(a);
+    free(akid);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* Failed enrollments are rate-limited per source address: past the limit
+ * even a good token is refused (with the same answer), and not used up. */
+Test(accounts, failed_enrollments_rate_limited)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *tok = NULL;
+    char *a = make_account(&e, admin, "{\"name\":\"A\"}", &tok);
+    for (int i = 0; i < 10; i++) {
+        struct resp r = enroll_generated(&e, "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC");
+        cr_assert_eq(r.status, 401);
+        resp_free(&r);
+    }
+    struct resp r = enroll_generated(&e, tok);
+    cr_assert_eq(r.status, 401, "rate-limited: %ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "enrollment_invalid");
+    resp_free(&r);
+    free(tok);
+    free(a);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+static int64_t rfc3339(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    cr_assert_not_null(s);
+    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec),
+                 6, "%s", s);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm);
+}
+
+/* Last use: a key used at the api-backend gets last_used_at (and last_used_by)
+ * within the interval + 2 s; ?unused_for= lists the keys not used since. */
+Test(accounts, last_used_and_unused_for)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *argv[] = {(char *)tu_prog("API_BACKEND"), "--db", e.db, "--listen", "127.0.0.1:@PORT@",
+                    "--authority", "127.0.0.1:@PORT@", "--cache-ttl", "1",
+                    "--last-used-interval", "1", NULL};
+    cr_assert_eq(tu_proc_start_port(&e.b, argv, e.blog, 10000), 0, "api-backend did not start");
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    json_t *used = create_key(&e, admin, "{\"label\":\"used\",\"scopes\":[\"x\"]}");
+    json_t *idle = create_key(&e, admin, "{\"label\":\"idle\",\"scopes\":[\"x\"]}");
+    struct reqsign_signer *su = signer_of(used);
+    const char *ukid = jstr(used, "keyid"), *ikid = jstr(idle, "keyid");
+    sleep(4); /* both exist for 4 s, then only one is used */
+    cr_assert(wait_status(su, burl(&e, "/r"), 200, NULL, 3));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/keys/%s", ukid);
+    int seen = 0;
+    int64_t used_at = 0;
+    while (!seen) {
+        struct resp r = call(admin, "GET", url_of(&e, path), NULL);
+        cr_assert_eq(r.status, 200);
+        if (jstr(r.json, "last_used_at") != NULL) {
+            seen = 1;
+            used_at = rfc3339(jstr(r.json, "last_used_at"));
+            cr_assert_str_eq(jstr(r.json, "last_used_by"), "api-backend");
+        }
+        resp_free(&r);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (!seen && t1.tv_sec - t0.tv_sec > 1 + 2)
+            break;
+        usleep(200 * 1000);
+    }
+    cr_assert(seen, "last_used_at did not appear within the interval + 2 s");
+
+    /* a cutoff half-way between the idle key's creation and the use: robust to
+     * slow machines (sanitizers), 2 s on either side */
+    int64_t cutoff = (rfc3339(jstr(idle, "created_at")) + used_at) / 2;
+    char q[128];
+    snprintf(q, sizeof(q), "/v1/keys?unused_for=%lld&limit=1000",
+             (long long)((int64_t)time(NULL) - cutoff));
+    struct resp r = call(admin, "GET", url_of(&e, q), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_not_null(strstr(r.body, ikid), "the idle key is unused");
+    cr_assert_null(strstr(r.body, ukid), "the used key is not");
+    resp_free(&r);
+    r = call(admin, "GET", url_of(&e, "/v1/keys?unused_for=x"), NULL);
+    cr_assert_eq(r.status, 400);
+    resp_free(&r);
+
+    reqsign_signer_free(su);
+    json_decref(used);
+    json_decref(idle);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* The CLI: accounts create, enroll (key made locally; --generate), keys list
+ * with status and last use, keys rotate / disable / enable, audit. */
+static char *cli(const char *args, int *status)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", tu_prog("REQSIGN_CLI"), args);
+    return tu_run(cmd, status);
+}
+
+Test(accounts, cli_accounts_enroll_rotate_audit)
+{
+    struct env e;
+    setup(&e, NULL);
+    char args[3000], *out;
+    int st;
+    const char *svc = e.d.url;
+    snprintf(args, sizeof(args),
+             "accounts create --name Shop --scope payments:write --key-limit 5 --key '%s' "
+             "--service %s",
+             e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char acct[64] = "", tok[64] = "";
+    cr_assert_eq(sscanf(out, "account %63s\ntoken %63s", acct, tok), 2, "%s", out);
+    free(out);
+
+    /* enroll: the key is made here; only the public key travels */
+    snprintf(args, sizeof(args), "enroll --service %s --token %s --label laptop -o '%s/cust.json'",
+             svc, tok, e.dir);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char kid[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", kid), 1);
+    free(out);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/cust.json", e.dir);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600);
+    char *cred = slurp(path);
+    json_t *cj = json_loads(cred, 0, NULL);
+    cr_assert_not_null(cj, "%s", cred);
+    cr_assert_str_eq(jstr(cj, "keyid"), kid);
+    cr_assert_str_eq(jstr(cj, "account"), acct);
+    cr_assert_not_null(strstr(jstr(cj, "private_key"), "BEGIN PRIVATE KEY"));
+    json_decref(cj);
+    free(cred);
+    /* the same token again fails, exit 1 */
+    snprintf(args, sizeof(args), "enroll --service %s --token %s -o '%s/again.json'", svc, tok,
+             e.dir);
+    out = cli(args, &st);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "enrollment_invalid"), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "%s/again.json", e.dir);
+    cr_assert_neq(access(args, F_OK), 0, "no file left behind");
+
+    /* keys list with the customer's own credential: status and last use */
+    snprintf(args, sizeof(args), "keys list --key '%s' --service %s", path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, kid), "%s", out);
+    cr_assert_not_null(strstr(out, "\tactive\t"), "%s", out);
+    free(out);
+
+    /* rotate, disable, enable */
+    snprintf(args, sizeof(args), "keys rotate %s --grace 60 -o '%s/new.json' --key '%s' --service %s",
+             kid, e.dir, path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char nkid[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", nkid), 1);
+    cr_assert_str_neq(nkid, kid);
+    free(out);
+    snprintf(args, sizeof(args), "keys disable %s --key '%s' --service %s", nkid, path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "disabled"), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "keys list --key '%s' --service %s", path, svc);
+    out = cli(args, &st);
+    cr_assert_not_null(strstr(out, "\tdisabled\t"), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "keys enable %s --key '%s' --service %s", nkid, path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+
+    /* a second token, the service generates the key */
+    snprintf(args, sizeof(args), "accounts enroll-token %s --key '%s' --service %s", acct, e.admin,
+             svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_eq(sscanf(out, "token %63s", tok), 1, "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "enroll --generate --service %s --token %s -o '%s/gen.json'", svc,
+             tok, e.dir);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+
+    /* accounts list / get, audit */
+    snprintf(args, sizeof(args), "accounts list --key '%s' --service %s", e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, acct), "%s", out);
+    cr_assert_not_null(strstr(out, "acct_operator"), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "accounts get %s --key '%s' --service %s", acct, path, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\"Shop\""), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "audit --limit 1000 --key '%s' --service %s", e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "key.enroll\tok"), "%s", out);
+    cr_assert_not_null(strstr(out, "key.rotate\tok"), "%s", out);
+    cr_assert_not_null(strstr(out, "key.enroll\tenrollment_invalid"), "%s", out);
+    cr_assert_null(strstr(out, tok), "%s", out);
+    free(out);
+    out = cli("accounts bogus", &st);
+    cr_assert_eq(st, 2);
+    free(out);
+    finish(&e);
+}
