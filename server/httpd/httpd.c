@@ -874,6 +874,34 @@ static void phase_end(const struct reqsign_httpd_handlers *hd, void *ctx,
 
 /* ---- libmicrohttpd: the request view, sending the response ---- */
 
+/* 1 if the field name is a token (RFC 9110 section 5.1): libmicrohttpd
+ * 0.9.75 keeps blanks before the colon ("Content-Length : 5") and at the
+ * start of a line right after the request line ("\tHost: x") in the name,
+ * which RFC 9112 section 5.1 says to answer 400 (a proxy may read them as
+ * the header and frame the request differently). */
+static int field_name_ok(struct reqsign_span name)
+{
+    if (name.len == 0)
+        return 0;
+    for (size_t i = 0; i < name.len; i++)
+        if (!is_tchar((unsigned char)name.ptr[i]))
+            return 0;
+    return 1;
+}
+
+/* 1 if the field value holds no control byte (%x00-1F but HTAB, %x7F;
+ * RFC 9110 section 5.5): a bare CR in particular, which a proxy may take
+ * for a line end. */
+static int field_value_ok(struct reqsign_span value)
+{
+    for (size_t i = 0; i < value.len; i++) {
+        unsigned char ch = (unsigned char)value.ptr[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 /* The header part of check_framing(), shared with the in-process driver:
  * the reason the framing of @r is refused, or NULL. */
 static const char *framing_problem(const struct reqsign_httpd_req *r)
@@ -881,6 +909,11 @@ static const char *framing_problem(const struct reqsign_httpd_req *r)
     size_t n_host = 0, n_cl = 0, n_te = 0;
     for (size_t i = 0; i < r->view.n_headers; i++) {
         const struct reqsign_header *hd = &r->view.headers[i];
+        if (!field_name_ok(hd->name))
+            return "a header name holds a blank or a byte outside a token "
+                   "(whitespace before the colon, a line starting with a blank)";
+        if (!field_value_ok(hd->value))
+            return "a header value holds a control byte (a bare CR, %x00-1F, %x7F)";
         if (name_is(hd->name.ptr, hd->name.len, "Host"))
             n_host++;
         else if (name_is(hd->name.ptr, hd->name.len, "Content-Length"))

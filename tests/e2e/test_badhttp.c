@@ -712,6 +712,27 @@ static const struct {
     RCASE_MHD("header_name_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-A\0: b\r\n\r\n"),
     RCASE_MHD("version_with_nul", "GET /healthz HTTP/1.1\0\r\nHost: %H\r\n\r\n"),
     RCASE("target_with_nul", "GET /healthz\0/x HTTP/1.1\r\nHost: %H\r\n\r\n"),
+    /* whitespace between a field name and the colon (RFC 9112 section 5.1) */
+    RCASE("space_before_colon_content_length_smuggle",
+     "GET /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length : 34\r\n\r\n" SMUGGLE_HEALTH),
+    RCASE("space_before_colon_chunked",
+     "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n"
+     "\r\n0\r\n\r\n"),
+    RCASE("space_before_colon_other", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo : a\r\n\r\n"),
+    RCASE("tab_before_colon", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo\t: a\r\n\r\n"),
+    /* a line starting with a blank right after the request line (no field to fold into) */
+    RCASE("tab_first_line_host", "GET /healthz HTTP/1.1\r\n\tHost: evil\r\nHost: %H\r\n\r\n"),
+    RCASE("space_first_line_content_length",
+     "GET /healthz HTTP/1.1\r\n Content-Length: 34\r\nHost: %H\r\n\r\n" SMUGGLE_HEALTH),
+    RCASE("space_first_line_chunked",
+     "POST /healthz HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: %H\r\nContent-Length: 5\r\n"
+     "\r\n0\r\n\r\n"),
+    /* control bytes in a field value (RFC 9110 section 5.5) */
+    RCASE("bare_cr_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\rHost: evil\r\n\r\n"),
+    RCASE("ctl_0x01_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x01b\r\n\r\n"),
+    RCASE("ctl_0x1b_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x1b" "b\r\n\r\n"),
+    RCASE("del_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x7f" "b\r\n\r\n"),
+    RCASE("ctl_in_host", "GET /healthz HTTP/1.1\r\nHost: %H\x01\r\n\r\n"),
     /* the start of a TLS 1.2/1.3 ClientHello: record header, handshake header,
      * version, random; no CR or LF, so libmicrohttpd waits for a request line */
     RCASE("tls_client_hello", "\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03"
