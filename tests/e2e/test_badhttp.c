@@ -825,3 +825,36 @@ Test(badhttp, framing_refused_with_400_and_close)
     finish(&e);
     cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
 }
+
+/* Review item 14: with one --authority the Host field is still checked: an
+ * invalid uri-host[:port] is 400 `url` on both servers (it was 200). */
+Test(badhttp, invalid_host_is_400_url)
+{
+    struct env e;
+    setup_env(&e);
+    const struct tu_proc *servers[] = {&e.d, &e.b};
+    const char *names[] = {"reqsignd", "api-backend"};
+    static const char *const hosts[] = {"[hello]", "[fe80::1%25eth0]", "user@a", "a:80:80",
+                                        "::1", ""};
+    int bad = 0;
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+            char tmpl[256];
+            int tl = snprintf(tmpl, sizeof(tmpl), "GET /v1/keys HTTP/1.1\r\nHost: %s\r\n%%N\r\n",
+                              hosts[i]);
+            size_t len;
+            char *req = expand(tmpl, (size_t)tl, servers[k], e.admin_signer, &len);
+            struct exchange x = exchange(servers[k], req, len, 1500);
+            if (status_of(x.out) != 400 || strstr(x.out, "\"url\"") == NULL) {
+                cr_log_error("Host '%s' [%s]: want 400 url, got '%.300s'", hosts[i], names[k],
+                             x.out);
+                bad++;
+            }
+            free(x.out);
+            free(req);
+            assert_healthy(servers[k], hosts[i]);
+        }
+    }
+    finish(&e);
+    cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
+}
