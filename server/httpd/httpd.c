@@ -99,7 +99,10 @@ struct tracked {
 
 /* Most bytes of a connection's first request line looked at before
  * libmicrohttpd reads it (see not_http()). */
-#define SNIFF_BYTES 16
+#define SNIFF_BYTES 2048
+/* Most empty lines accepted before the first request line (RFC 9112
+ * section 2.2 asks to ignore "at least one"). */
+#define SNIFF_MAX_EMPTY_LINES 8
 /* TCP_DEFER_ACCEPT on the listening socket: a connection is handed over once
  * its first bytes are in (or after about this many seconds), so that
  * on_connection() can look at them before libmicrohttpd reads them. */
@@ -547,22 +550,49 @@ static int is_tchar(unsigned char ch)
            (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
+/* 1 if the request line in @b[@i..@n) (after the method's SP) is complete
+ * and not "target SP HTTP/...": libmicrohttpd 0.9.75 closes such a line
+ * (`GET /x y HTTP/1.1`) without an answer. 0 if fine or not complete yet. */
+static int bad_request_line(const unsigned char *b, ssize_t i, ssize_t n)
+{
+    ssize_t lf = i;
+    while (lf < n && b[lf] != '\n')
+        lf++;
+    if (lf == n)
+        return 0; /* not all here: libmicrohttpd judges it */
+    ssize_t end = lf > i && b[lf - 1] == '\r' ? lf - 1 : lf, sp = -1;
+    for (ssize_t k = i; k < end; k++) {
+        if (b[k] == ' ') {
+            if (sp >= 0)
+                return 1; /* a second SP: a blank inside the target */
+            sp = k;
+        }
+    }
+    return sp <= i || end - (sp + 1) < 5 || memcmp(b + sp + 1, "HTTP/", 5) != 0;
+}
+
 /* 1 if the first bytes waiting on @fd cannot begin an HTTP/1.1 request: after
- * optional empty lines (RFC 9112 section 2.2) a method, token characters up
- * to the first SP. A TLS ClientHello (0x16 0x03 ...) sent to the plain port
- * is not. 0 when they can, or nothing has arrived yet. The bytes are only
- * peeked at: libmicrohttpd reads them as usual. */
+ * optional empty lines (RFC 9112 section 2.2; more than
+ * SNIFF_MAX_EMPTY_LINES, or a window full of them, are refused) a method,
+ * token characters up to the first SP, and, if the line is all here,
+ * "target SP HTTP/". A TLS ClientHello (0x16 0x03 ...) sent to the plain
+ * port is not. 0 when they can, or nothing has arrived yet. The bytes are
+ * only peeked at: libmicrohttpd reads them as usual. Only the first request
+ * of a connection is looked at. */
 static int not_http(MHD_socket fd)
 {
     unsigned char b[SNIFF_BYTES];
     ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
     ssize_t i = 0;
+    int empty = 0;
     while (i < n && (b[i] == '\r' || b[i] == '\n'))
-        i++;
+        empty += b[i++] == '\n';
+    if (empty > SNIFF_MAX_EMPTY_LINES || (n == (ssize_t)sizeof(b) && i == n))
+        return 1;
     ssize_t start = i;
     for (; i < n; i++) {
         if (b[i] == ' ')
-            return i == start; /* an empty method */
+            return i == start || bad_request_line(b, i + 1, n); /* an empty method */
         if (!is_tchar(b[i]))
             return 1;
     }

@@ -740,6 +740,11 @@ static const struct {
                               "\x77\x6a\x05\xf1\x2b\x9e\x44\xc7\x38\x50\xab\x16\x03\x61\xd2\x0f"
                               "\x00\x00\x02\x13\x01\x01\x00"),
     RCASE("not_a_method", "\x01\x02\x03 \xff\xfe"),
+    /* review N3: a blank inside the target (libmicrohttpd closed without an
+     * answer); more than 8 empty lines before the request line */
+    RCASE("blank_in_target", "GET /x y HTTP/1.1\r\nHost: %H\r\n\r\n"),
+    RCASE("ten_empty_lines_first",
+     "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /healthz HTTP/1.1\r\nHost: %H\r\n\r\n"),
 };
 
 /* The signature lines of GET /v1/keys for @p; if @nul, "\0junk" after the
@@ -821,6 +826,19 @@ Test(badhttp, framing_refused_with_400_and_close)
             free(req);
             assert_healthy(servers[k], refused_cases[i].name);
         }
+        /* review N3: 3000 empty lines, then a TLS ClientHello (it hung: the
+         * sniff window was all CR LF) */
+        size_t blank = 3000 * 2;
+        char *many = malloc(blank + 64);
+        cr_assert_not_null(many);
+        for (size_t j = 0; j < blank; j += 2)
+            memcpy(many + j, "\r\n", 2);
+        memcpy(many + blank, "\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", 11);
+        x = exchange(servers[k], many, blank + 11, 2000);
+        bad += !refused("3000_empty_lines_then_client_hello", names[k], &x, 0);
+        free(x.out);
+        free(many);
+        assert_healthy(servers[k], "3000_empty_lines_then_client_hello");
     }
     finish(&e);
     cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
