@@ -380,9 +380,11 @@ static int oneshot(enum reqsign__hash_alg alg, const void *msg, size_t len, uint
     struct reqsign__hash h;
     if (msg == NULL)
         msg = empty_msg; /* len is 0 */
+    int ret = 0;
     if (ll_init(&h, alg) != 0 || ll_update(&h, msg, len) != 0 || ll_final(&h, out) != 0)
-        return -1;
-    return 0;
+        ret = -1;
+    OPENSSL_cleanse(&h, sizeof(h));
+    return ret;
 }
 
 /* see crypto.h */
@@ -419,6 +421,11 @@ int reqsign__hash_final(struct reqsign__hash *h, uint8_t *out)
 /* see crypto.h */
 void reqsign__hash_free(struct reqsign__hash *h)
 {
+    /* an unfinished context holds the input's last partial block (up to
+     * 127 bytes of a body that may be a private key sent by mistake);
+     * EVP_MD_CTX_free() cleanses, free() does not */
+    if (h != NULL)
+        OPENSSL_cleanse(h, sizeof(*h));
     free(h);
 }
 
