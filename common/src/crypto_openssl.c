@@ -381,9 +381,11 @@ static int oneshot(enum reqsign__hash_alg alg, const void *msg, size_t len, uint
     struct reqsign__hash h;
     if (msg == NULL)
         msg = empty_msg; /* len is 0 */
+    int ret = 0;
     if (ll_init(&h, alg) != 0 || ll_update(&h, msg, len) != 0 || ll_final(&h, out) != 0)
-        return -1;
-    return 0;
+        ret = -1;
+    OPENSSL_cleanse(&h, sizeof(h));
+    return ret;
 }
 
 _Static_assert(sizeof(struct reqsign__hash) <= REQSIGN__HASH_STATE_SIZE,

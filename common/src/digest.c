@@ -12,6 +12,7 @@
  */
 #include <reqsign/base64.h>
 #include <reqsign/digest.h>
+#include <reqsign/key.h> /* reqsign_memzero */
 #include <reqsign/sf.h>
 
 #include <string.h>
@@ -90,6 +91,9 @@ void reqsign_digest_cleanup(struct reqsign_digest *d)
         return;
     for (size_t i = 0; i < 2; i++)
         reqsign__hash_release(&d->ctx[i]);
+    /* an unfinished state holds the input's last partial block (up to 127
+     * bytes of a body that may be a private key sent by mistake) */
+    reqsign_memzero(d->state, sizeof(d->state));
     d->algs = 0;
 }
 

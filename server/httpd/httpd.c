@@ -122,7 +122,10 @@ struct tracked {
 
 /* Most bytes of a connection's first request line looked at before
  * libmicrohttpd reads it (see not_http()). */
-#define SNIFF_BYTES 16
+#define SNIFF_BYTES 2048
+/* Most empty lines accepted before the first request line (RFC 9112
+ * section 2.2 asks to ignore "at least one"). */
+#define SNIFF_MAX_EMPTY_LINES 8
 /* TCP_DEFER_ACCEPT on the listening socket: a connection is handed over once
  * its first bytes are in (or after about this many seconds), so that
  * on_connection() can look at them before libmicrohttpd reads them. */
@@ -700,22 +703,49 @@ static int is_tchar(unsigned char ch)
            (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
+/* 1 if the request line in @b[@i..@n) (after the method's SP) is complete
+ * and not "target SP HTTP/...": libmicrohttpd 0.9.75 closes such a line
+ * (`GET /x y HTTP/1.1`) without an answer. 0 if fine or not complete yet. */
+static int bad_request_line(const unsigned char *b, ssize_t i, ssize_t n)
+{
+    ssize_t lf = i;
+    while (lf < n && b[lf] != '\n')
+        lf++;
+    if (lf == n)
+        return 0; /* not all here: libmicrohttpd judges it */
+    ssize_t end = lf > i && b[lf - 1] == '\r' ? lf - 1 : lf, sp = -1;
+    for (ssize_t k = i; k < end; k++) {
+        if (b[k] == ' ') {
+            if (sp >= 0)
+                return 1; /* a second SP: a blank inside the target */
+            sp = k;
+        }
+    }
+    return sp <= i || end - (sp + 1) < 5 || memcmp(b + sp + 1, "HTTP/", 5) != 0;
+}
+
 /* 1 if the first bytes waiting on @fd cannot begin an HTTP/1.1 request: after
- * optional empty lines (RFC 9112 section 2.2) a method, token characters up
- * to the first SP. A TLS ClientHello (0x16 0x03 ...) sent to the plain port
- * is not. 0 when they can, or nothing has arrived yet. The bytes are only
- * peeked at: libmicrohttpd reads them as usual. */
+ * optional empty lines (RFC 9112 section 2.2; more than
+ * SNIFF_MAX_EMPTY_LINES, or a window full of them, are refused) a method,
+ * token characters up to the first SP, and, if the line is all here,
+ * "target SP HTTP/". A TLS ClientHello (0x16 0x03 ...) sent to the plain
+ * port is not. 0 when they can, or nothing has arrived yet. The bytes are
+ * only peeked at: libmicrohttpd reads them as usual. Only the first request
+ * of a connection is looked at. */
 static int not_http(MHD_socket fd)
 {
     unsigned char b[SNIFF_BYTES];
     ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
     ssize_t i = 0;
+    int empty = 0;
     while (i < n && (b[i] == '\r' || b[i] == '\n'))
-        i++;
+        empty += b[i++] == '\n';
+    if (empty > SNIFF_MAX_EMPTY_LINES || (n == (ssize_t)sizeof(b) && i == n))
+        return 1;
     ssize_t start = i;
     for (; i < n; i++) {
         if (b[i] == ' ')
-            return i == start; /* an empty method */
+            return i == start || bad_request_line(b, i + 1, n); /* an empty method */
         if (!is_tchar(b[i]))
             return 1;
     }
@@ -1047,6 +1077,34 @@ static void phase_end(const struct reqsign_httpd_handlers *hd, void *ctx,
 
 /* ---- libmicrohttpd: the request view, sending the response ---- */
 
+/* 1 if the field name is a token (RFC 9110 section 5.1): libmicrohttpd
+ * 0.9.75 keeps blanks before the colon ("Content-Length : 5") and at the
+ * start of a line right after the request line ("\tHost: x") in the name,
+ * which RFC 9112 section 5.1 says to answer 400 (a proxy may read them as
+ * the header and frame the request differently). */
+static int field_name_ok(struct reqsign_span name)
+{
+    if (name.len == 0)
+        return 0;
+    for (size_t i = 0; i < name.len; i++)
+        if (!is_tchar((unsigned char)name.ptr[i]))
+            return 0;
+    return 1;
+}
+
+/* 1 if the field value holds no control byte (%x00-1F but HTAB, %x7F;
+ * RFC 9110 section 5.5): a bare CR in particular, which a proxy may take
+ * for a line end. */
+static int field_value_ok(struct reqsign_span value)
+{
+    for (size_t i = 0; i < value.len; i++) {
+        unsigned char ch = (unsigned char)value.ptr[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 /* The header part of check_framing(), shared with the in-process driver:
  * the reason the framing of @r is refused, or NULL. */
 static const char *framing_problem(const struct reqsign_httpd_req *r)
@@ -1054,6 +1112,11 @@ static const char *framing_problem(const struct reqsign_httpd_req *r)
     size_t n_host = 0, n_cl = 0, n_te = 0;
     for (size_t i = 0; i < r->view.n_headers; i++) {
         const struct reqsign_header *hd = &r->view.headers[i];
+        if (!field_name_ok(hd->name))
+            return "a header name holds a blank or a byte outside a token "
+                   "(whitespace before the colon, a line starting with a blank)";
+        if (!field_value_ok(hd->value))
+            return "a header value holds a control byte (a bare CR, %x00-1F, %x7F)";
         if (name_is(hd->name.ptr, hd->name.len, "Host"))
             n_host++;
         else if (name_is(hd->name.ptr, hd->name.len, "Content-Length"))

@@ -712,6 +712,27 @@ static const struct {
     RCASE_MHD("header_name_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-A\0: b\r\n\r\n"),
     RCASE_MHD("version_with_nul", "GET /healthz HTTP/1.1\0\r\nHost: %H\r\n\r\n"),
     RCASE("target_with_nul", "GET /healthz\0/x HTTP/1.1\r\nHost: %H\r\n\r\n"),
+    /* whitespace between a field name and the colon (RFC 9112 section 5.1) */
+    RCASE("space_before_colon_content_length_smuggle",
+     "GET /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length : 34\r\n\r\n" SMUGGLE_HEALTH),
+    RCASE("space_before_colon_chunked",
+     "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n"
+     "\r\n0\r\n\r\n"),
+    RCASE("space_before_colon_other", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo : a\r\n\r\n"),
+    RCASE("tab_before_colon", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo\t: a\r\n\r\n"),
+    /* a line starting with a blank right after the request line (no field to fold into) */
+    RCASE("tab_first_line_host", "GET /healthz HTTP/1.1\r\n\tHost: evil\r\nHost: %H\r\n\r\n"),
+    RCASE("space_first_line_content_length",
+     "GET /healthz HTTP/1.1\r\n Content-Length: 34\r\nHost: %H\r\n\r\n" SMUGGLE_HEALTH),
+    RCASE("space_first_line_chunked",
+     "POST /healthz HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: %H\r\nContent-Length: 5\r\n"
+     "\r\n0\r\n\r\n"),
+    /* control bytes in a field value (RFC 9110 section 5.5) */
+    RCASE("bare_cr_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\rHost: evil\r\n\r\n"),
+    RCASE("ctl_0x01_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x01b\r\n\r\n"),
+    RCASE("ctl_0x1b_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x1b" "b\r\n\r\n"),
+    RCASE("del_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x7f" "b\r\n\r\n"),
+    RCASE("ctl_in_host", "GET /healthz HTTP/1.1\r\nHost: %H\x01\r\n\r\n"),
     /* the start of a TLS 1.2/1.3 ClientHello: record header, handshake header,
      * version, random; no CR or LF, so libmicrohttpd waits for a request line */
     RCASE("tls_client_hello", "\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03"
@@ -719,6 +740,11 @@ static const struct {
                               "\x77\x6a\x05\xf1\x2b\x9e\x44\xc7\x38\x50\xab\x16\x03\x61\xd2\x0f"
                               "\x00\x00\x02\x13\x01\x01\x00"),
     RCASE("not_a_method", "\x01\x02\x03 \xff\xfe"),
+    /* review N3: a blank inside the target (libmicrohttpd closed without an
+     * answer); more than 8 empty lines before the request line */
+    RCASE("blank_in_target", "GET /x y HTTP/1.1\r\nHost: %H\r\n\r\n"),
+    RCASE("ten_empty_lines_first",
+     "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /healthz HTTP/1.1\r\nHost: %H\r\n\r\n"),
 };
 
 /* The signature lines of GET /v1/keys for @p; if @nul, "\0junk" after the
@@ -799,6 +825,52 @@ Test(badhttp, framing_refused_with_400_and_close)
             free(x.out);
             free(req);
             assert_healthy(servers[k], refused_cases[i].name);
+        }
+        /* review N3: 3000 empty lines, then a TLS ClientHello (it hung: the
+         * sniff window was all CR LF) */
+        size_t blank = 3000 * 2;
+        char *many = malloc(blank + 64);
+        cr_assert_not_null(many);
+        for (size_t j = 0; j < blank; j += 2)
+            memcpy(many + j, "\r\n", 2);
+        memcpy(many + blank, "\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", 11);
+        x = exchange(servers[k], many, blank + 11, 2000);
+        bad += !refused("3000_empty_lines_then_client_hello", names[k], &x, 0);
+        free(x.out);
+        free(many);
+        assert_healthy(servers[k], "3000_empty_lines_then_client_hello");
+    }
+    finish(&e);
+    cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
+}
+
+/* Review item 14: with one --authority the Host field is still checked: an
+ * invalid uri-host[:port] is 400 `url` on both servers (it was 200). */
+Test(badhttp, invalid_host_is_400_url)
+{
+    struct env e;
+    setup_env(&e);
+    const struct tu_proc *servers[] = {&e.d, &e.b};
+    const char *names[] = {"reqsignd", "api-backend"};
+    static const char *const hosts[] = {"[hello]", "[fe80::1%25eth0]", "user@a", "a:80:80",
+                                        "::1", ""};
+    int bad = 0;
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+            char tmpl[256];
+            int tl = snprintf(tmpl, sizeof(tmpl), "GET /v1/keys HTTP/1.1\r\nHost: %s\r\n%%N\r\n",
+                              hosts[i]);
+            size_t len;
+            char *req = expand(tmpl, (size_t)tl, servers[k], e.admin_signer, &len);
+            struct exchange x = exchange(servers[k], req, len, 1500);
+            if (status_of(x.out) != 400 || strstr(x.out, "\"url\"") == NULL) {
+                cr_log_error("Host '%s' [%s]: want 400 url, got '%.300s'", hosts[i], names[k],
+                             x.out);
+                bad++;
+            }
+            free(x.out);
+            free(req);
+            assert_healthy(servers[k], hosts[i]);
         }
     }
     finish(&e);

@@ -674,6 +674,41 @@ Test(secrets, private_key_sent_by_mistake_is_wiped)
     cr_assert_eq(status_of(out), 400, "private JWK string: %.300s", out);
     free(out);
     free(bs);
+    /* review item 7: signed, then the body tampered with (the PEM kept):
+     * 401 digest_mismatch, and the body is wiped on that path too */
+    {
+        json_t *tb = json_pack("{s:s, s:s}", "label", "oops", "public_key", pem[0]);
+        char *tbs = json_dumps(tb, JSON_COMPACT);
+        json_decref(tb);
+        char turl[256];
+        snprintf(turl, sizeof(turl), "http://127.0.0.1:%d/v1/keys", e.d.port);
+        struct reqsign_sign_input tin;
+        struct reqsign_signed tsg;
+        memset(&tin, 0, sizeof(tin));
+        tin.method = "POST";
+        tin.url = turl;
+        tin.body = tbs;
+        tin.body_len = strlen(tbs);
+        cr_assert_eq(reqsign_signer_sign(admin, &tin, &tsg, NULL), REQSIGN_OK);
+        char *lab = strstr(tbs, "oops");
+        cr_assert_not_null(lab);
+        lab[3] = 'z'; /* "oopz": same length, another digest */
+        size_t tcap = strlen(tbs) + 4096;
+        char *treq = malloc(tcap);
+        int tn = snprintf(treq, tcap,
+                          "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                          "Content-Type: application/json\r\nContent-Digest: %s\r\n"
+                          "Signature-Input: %s\r\nSignature: %s\r\nContent-Length: %zu\r\n"
+                          "Connection: close\r\n\r\n%s",
+                          e.d.port, tsg.content_digest, tsg.signature_input, tsg.signature,
+                          strlen(tbs), tbs);
+        out = tu_raw(&e.d, treq, (size_t)tn, 0, 5000);
+        cr_assert_eq(status_of(out), 401, "tampered body: %.300s", out);
+        cr_assert_not_null(strstr(out, "digest_mismatch"), "%.300s", out);
+        free(out);
+        free(treq);
+        free(tbs);
+    }
     /* once more on a connection kept alive (libmicrohttpd keeps its read
      * buffer while the connection lives): scanned before it closes */
     b = json_pack("{s:s, s:s}", "label", "oops", "public_key", pem[0]);
