@@ -473,6 +473,69 @@ Test(cli, key_refuses_inline_credential_and_reads_stdin)
     rm_rf(dir);
 }
 
+/* Review 12 item 9: key material in --key other than credential JSON (an
+ * inline PEM, a JSON array, anything with a line break, a raw hex seed) is
+ * refused too (exit 2), and no error ever echoes the argument: before, it was
+ * taken as a path and "cannot open -----BEGIN PRIVATE KEY-----..." printed. */
+Test(cli, key_refuses_inline_key_material_without_echo)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    keygen(dir, "k.pem", keyid);
+    char *pem = run(&st, "cat '%s/k.pem'", dir);
+    cr_assert_eq(st, 0);
+    /* the base64 body of the PEM: the secret that must never be printed */
+    char *b = strstr(pem, "-----\n");
+    cr_assert_not_null(b);
+    char secret[17];
+    snprintf(secret, sizeof(secret), "%.16s", b + 6);
+    static const char *const forms[] = {
+        "\"$(cat '%s/k.pem')\"",
+        "\"$(tr -d '\\n' < '%s/k.pem')\"",
+        "\"[$(cat '%s/k.pem' | sed -n 2p)]\"",
+        "\"$(cat '%s/k.pem' | sed -n 2p)\n\"",
+        "\"x$(printf '\\nMC4CAQAw')%.0s\"",
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60%.0s"};
+    static const char *const cmds[] = {
+        "\"$R\" sign --key %s --created 1618884473 --nonce abcdefghijklmnop "
+        "https://example.com/",
+        "\"$R\" send --key %s http://127.0.0.1:9/",
+        "\"$R\" keys list --service http://127.0.0.1:9 --key %s"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char arg[600];
+        snprintf(arg, sizeof(arg), forms[i], dir);
+        for (size_t k = 0; k < 3; k++) {
+            char cmd[1400];
+            snprintf(cmd, sizeof(cmd), cmds[k], arg);
+            int cst;
+            char *out = run(&cst, "%s 2>&1", cmd);
+            cr_assert_eq(cst, 2, "%s: exit %d, output %s", cmd, cst, out);
+            cr_assert_not_null(strstr(out, "refused"), "%s: %s", cmd, out);
+            cr_assert_not_null(strstr(out, "/proc"), "%s: %s", cmd, out);
+            cr_assert_null(strstr(out, secret), "%s echoes the key: %s", cmd, out);
+            cr_assert_null(strstr(out, "MC4CAQAw"), "%s echoes the key: %s", cmd, out);
+            cr_assert_null(strstr(out, "9d61b19deffd5a60"), "%s echoes the key: %s", cmd, out);
+            free(out);
+        }
+    }
+    /* a key in REQSIGN_CREDENTIAL that is not JSON is not echoed either */
+    char *out = run(&st,
+                    "REQSIGN_CREDENTIAL=\"$(cat '%s/k.pem')\" \"$R\" send http://127.0.0.1:9/ 2>&1",
+                    dir);
+    cr_assert_neq(st, 0, "%s", out);
+    cr_assert_null(strstr(out, secret), "echoes the key: %s", out);
+    cr_assert_null(strstr(out, "BEGIN"), "echoes the key: %s", out);
+    free(out);
+    /* a plain missing path is still named in the error */
+    out = run(&st, "\"$R\" sign --key '%s/missing.pem' https://example.com/ 2>&1", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "missing.pem"), "%s", out);
+    free(out);
+    free(pem);
+    rm_rf(dir);
+}
+
 /* --------------------------------------------------------------- verify */
 
 Test(cli, roundtrip_json_headers_file)
