@@ -632,6 +632,87 @@ Test(cli, roundtrip_header_lines)
     rm_rf(dir);
 }
 
+/* Review 12 N6 / issue 16 item 12: verify --pub takes what sign --key takes
+ * (the key service's credential JSON) and the key service's key record
+ * ("public_key" PEM, "jwk"); before, "key_format: JWK has no \"kty\"". */
+Test(cli, verify_pub_accepts_credential_and_key_record)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    char *out = run(&st, "\"$R\" keygen -o '%s/k.pem'", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_eq(sscanf(last_line(out), "keyid: %63s", keyid), 1, "%s", out);
+    char *pb = strstr(out, "-----BEGIN PUBLIC KEY-----");
+    char *pe = strstr(out, "-----END PUBLIC KEY-----\n");
+    cr_assert(pb != NULL && pe != NULL, "%s", out);
+    pe[strlen("-----END PUBLIC KEY-----\n")] = '\0';
+    char *priv = run(&st, "cat '%s/k.pem'", dir);
+    cr_assert_eq(st, 0);
+    char path[512];
+    /* the credential the service returns at creation */
+    json_t *cred = json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s}", "keyid", keyid, "alg", "ed25519",
+                             "private_key", priv, "public_key", pb, "scopes", "orders:read",
+                             "label", "x");
+    cr_assert_not_null(cred);
+    snprintf(path, sizeof(path), "%s/cred.json", dir);
+    cr_assert_eq(json_dump_file(cred, path, 0), 0);
+    cr_assert_eq(chmod(path, 0600), 0);
+    json_decref(cred);
+    /* a key record (GET /v1/keys/KEYID), with the PEM or only the JWK */
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:[s], s:s}", "keyid", keyid, "alg", "ed25519",
+                            "public_key", pb, "scopes", "orders:read", "status", "active");
+    snprintf(path, sizeof(path), "%s/rec.json", dir);
+    cr_assert_eq(json_dump_file(rec, path, 0), 0);
+    json_decref(rec);
+    free(priv);
+    /* sign with the credential, verify with each form */
+    out = run(&st,
+              "\"$R\" sign --key '%s/cred.json' https://example.com/hello > '%s/h.txt'", dir,
+              dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    static const char *const pubs[] = {"k.pem", "cred.json", "rec.json"};
+    for (size_t i = 0; i < 3; i++) {
+        out = run(&st,
+                  "\"$R\" verify --pub '%s/%s' -H \"$(sed -n 1p '%s/h.txt')\" "
+                  "-H \"$(sed -n 2p '%s/h.txt')\" -H \"$(sed -n 3p '%s/h.txt')\" "
+                  "https://example.com/hello 2>&1",
+                  dir, pubs[i], dir, dir, dir);
+        cr_assert_eq(st, 0, "--pub %s: %s", pubs[i], out);
+        cr_assert_str_eq(out, "ok\n", "--pub %s", pubs[i]);
+        free(out);
+    }
+    /* a record with only "jwk" (the public JWK of the test vector key) */
+    json_t *jwk = tu_json("spec/vectors/keys/test-key-ed25519.jwk");
+    cr_assert_not_null(jwk);
+    json_object_del(jwk, "d");
+    rec = json_pack("{s:s, s:O}", "keyid", "test-key-ed25519", "jwk", jwk);
+    snprintf(path, sizeof(path), "%s/rec2.json", dir);
+    cr_assert_eq(json_dump_file(rec, path, 0), 0);
+    json_decref(rec);
+    json_decref(jwk);
+    char *jwkfile = tu_read("spec/vectors/keys/test-key-ed25519.jwk", NULL);
+    write_file(dir, "t.jwk", jwkfile, strlen(jwkfile));
+    free(jwkfile);
+    out = run(&st,
+              "chmod 600 '%s/t.jwk' && \"$R\" sign --key '%s/t.jwk' https://example.com/hello > "
+              "'%s/h2.txt' && \"$R\" verify --pub '%s/rec2.json' -H \"$(sed -n 1p '%s/h2.txt')\" "
+              "-H \"$(sed -n 2p '%s/h2.txt')\" -H \"$(sed -n 3p '%s/h2.txt')\" "
+              "https://example.com/hello 2>&1",
+              dir, dir, dir, dir, dir, dir, dir);
+    cr_assert_eq(st, 0, "--pub rec2.json: %s", out);
+    cr_assert_str_eq(out, "ok\n");
+    free(out);
+    /* JSON that is neither: still a key_format error */
+    write_file(dir, "other.json", "{\"a\":1}", 7);
+    out = run(&st, "\"$R\" verify --pub '%s/other.json' https://example.com/hello", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "key_format"), "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
 /* Sign once (created CREATED, --json) into DIR/h.json. */
 static void sign_fixed(const char *dir, const char *extra, const char *body, const char *url)
 {
