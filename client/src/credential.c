@@ -280,9 +280,15 @@ static enum reqsign_status load_text(struct reqsign_credential *c, const char *t
 
     if (root == NULL) {
         size_t pos = je.position >= 0 ? (size_t)je.position : REQSIGN_NO_OFFSET;
-        return reqsign_error_set(
+        /* jansson's "... near 'TEXT'" quotes the input: it may be the private key */
+        char *near = strstr(je.text, " near ");
+        if (near != NULL)
+            *near = '\0';
+        st = reqsign_error_set(
             err, REQSIGN_E_JSON, SRC, pos, "%s: malformed JSON: %s at line %d column %d (byte %d)",
             path != NULL ? path : "inline credential", je.text, je.line, je.column, je.position);
+        reqsign_memzero(&je, sizeof(je));
+        return st;
     }
     st = from_json(c, root, text, len, path, mode, keyid_override, flags, err);
     json_string_wipe(json_object_get(root, "private_key"));

@@ -527,6 +527,17 @@ Test(cli, key_refuses_inline_key_material_without_echo)
     cr_assert_null(strstr(out, secret), "echoes the key: %s", out);
     cr_assert_null(strstr(out, "BEGIN"), "echoes the key: %s", out);
     free(out);
+    /* nor any of a malformed credential: jansson's "invalid token near 'MC'"
+     * quotes the input, here the start of the private key */
+    out = run(&st,
+              "REQSIGN_CREDENTIAL=\"{\\\"private_key\\\": $(sed -n 2p '%s/k.pem')}\" "
+              "\"$R\" send http://127.0.0.1:9/ 2>&1",
+              dir);
+    cr_assert_neq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "json"), "%s", out);
+    cr_assert_null(strstr(out, "near"), "quotes the input: %s", out);
+    cr_assert_null(strstr(out, "MC"), "echoes the key: %s", out);
+    free(out);
     /* a plain missing path is still named in the error */
     out = run(&st, "\"$R\" sign --key '%s/missing.pem' https://example.com/ 2>&1", dir);
     cr_assert_eq(st, 1, "%s", out);
