@@ -677,6 +677,7 @@ Test(cli, verify_pub_accepts_credential_and_key_record)
     cr_assert_eq(json_dump_file(rec, path, 0), 0);
     json_decref(rec);
     free(priv);
+    free(out); /* pb pointed into it */
     /* sign with the credential, verify with each form */
     out = run(&st,
               "\"$R\" sign --key '%s/cred.json' https://example.com/hello > '%s/h.txt'", dir,
