@@ -39,10 +39,12 @@ void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* --key @key (a path, or "-" for stdin) is acceptable: 0; inline credential
- * JSON (first non-blank character '{') puts a private key on the command line,
- * where every local user can read it (/proc/PID/cmdline, ps): a usage error
- * that says why is printed and -1 returned. */
+/* --key @key (a path, or "-" for stdin) is acceptable: 0; key material
+ * (inline credential JSON, first non-blank character '{' or '['; PEM armour
+ * "-----BEGIN"; a line break or other control character; a 64-hex or 43/44
+ * base64 string that is not an existing file) puts a private key on the
+ * command line, where every local user can read it (/proc/PID/cmdline, ps): a
+ * usage error that says why, without echoing @key, is printed and -1 returned. */
 int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key);
 /* 1 if @a is the flag --@lng or -@shrt. */
 int reqsign_cli_is_flag(const char *a, const char *lng, char shrt);

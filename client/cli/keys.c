@@ -298,12 +298,35 @@ static int public_pem(const char *path, char *out, size_t cap)
     return 0;
 }
 
+/* The length (2 or 3) of the UTF-8 bidi control or line/paragraph separator
+ * at @p, else 0: U+061C, U+200E/F, U+2028/9, U+202A..E, U+2066..9 reorder or
+ * break what a terminal shows (a label that hides its real text). */
+static size_t bidi_len(const unsigned char *p)
+{
+    if (p[0] == 0xd8 && p[1] == 0x9c)
+        return 2;
+    if (p[0] == 0xe2 && p[1] == 0x80 &&
+        (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae)))
+        return 3;
+    if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+        return 3;
+    return 0;
+}
+
+/* The code point of the 2- or 3-byte UTF-8 sequence at @p (@n bytes). */
+static unsigned utf8_cp(const unsigned char *p, size_t n)
+{
+    return n == 2 ? ((p[0] & 0x1fu) << 6) | (p[1] & 0x3fu)
+                  : ((p[0] & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
+}
+
 /*
  * Write @s to @f with control characters escaped, so that text from the
  * service (a label) cannot drive the terminal (escape sequences, a cleared
  * screen, a line that hides the ones before it): C0 bytes, DEL and bytes
  * that are not UTF-8 as \xHH, the C1 controls U+0080..U+009F (UTF-8 C2 80 ..
- * C2 9F, which terminals also act on) as \u00HH, and a backslash as \\ so
+ * C2 9F, which terminals also act on) as \u00HH, bidi controls and
+ * line/paragraph separators (bidi_len()) as \uHHHH, and a backslash as \\ so
  * the output stays unambiguous. The tab is escaped too: it separates columns.
  */
 static void put_text(FILE *f, const char *s)
@@ -322,6 +345,9 @@ static void put_text(FILE *f, const char *s)
         } else if (ch == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
             fprintf(f, "\\u%04x", p[1]);
             p += 2;
+        } else if (bidi_len(p) != 0) {
+            fprintf(f, "\\u%04x", utf8_cp(p, n));
+            p += n;
         } else if (ch == '\\') {
             fputs("\\\\", f);
             p++;
@@ -472,6 +498,10 @@ static void put_json(const char *p, size_t len)
                    (unsigned char)p[i + 1] <= 0x9f) {
             printf("\\u%04x", (unsigned char)p[i + 1]);
             i++;
+        } else if (i + 2 < len && bidi_len((const unsigned char *)p + i) != 0) {
+            size_t bn = bidi_len((const unsigned char *)p + i);
+            printf("\\u%04x", utf8_cp((const unsigned char *)p + i, bn));
+            i += bn - 1;
         } else {
             fputc(ch, stdout);
         }

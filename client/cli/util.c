@@ -38,16 +38,36 @@ const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, 
 /* see cli.h */
 int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key)
 {
-    const char *p = key;
+    const char *p = key, *what = NULL;
+    size_t n = 0, hex = 0, b64 = 0;
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
         p++;
-    if (*p != '{')
+    for (const char *q = key; *q != '\0'; q++, n++) {
+        unsigned char ch = (unsigned char)*q;
+        if (ch < 0x20 || ch == 0x7f)
+            what = "an argument with a line break or control character";
+        if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))
+            hex++;
+        if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+            ch == '+' || ch == '-' || ch == '_' || ch == '=')
+            b64++;
+    }
+    if (*p == '{' || *p == '[')
+        what = "inline credential JSON";
+    else if (strstr(key, "-----BEGIN") != NULL)
+        what = "inline PEM key";
+    else if (what == NULL && access(key, F_OK) != 0 &&
+             ((n == 64 && hex == n) || ((n == 43 || n == 44) && b64 == n)))
+        what = "an inline raw key (hex or base64)";
+    if (what == NULL)
         return 0;
+    /* never echo the argument: it is (or may be) the private key */
     reqsign_cli_usage_error(cmd, usage,
-                            "--key: inline credential JSON refused: command-line arguments are "
+                            "--key: %s refused: command-line arguments are "
                             "readable by every user of this machine (ps, /proc/PID/cmdline), so "
                             "the private key would leak. Give a file path, '-' to read the "
-                            "credential from standard input, or set REQSIGN_CREDENTIAL");
+                            "credential from standard input, or set REQSIGN_CREDENTIAL",
+                            what);
     return -1;
 }
 

@@ -284,9 +284,15 @@ static enum reqsign_status load_text(struct reqsign_credential *c, const char *t
 
     if (root == NULL) {
         size_t pos = je.position >= 0 ? (size_t)je.position : REQSIGN_NO_OFFSET;
-        return reqsign_error_set(
+        /* jansson's "... near 'TEXT'" quotes the input: it may be the private key */
+        char *near = strstr(je.text, " near ");
+        if (near != NULL)
+            *near = '\0';
+        st = reqsign_error_set(
             err, REQSIGN_E_JSON, SRC, pos, "%s: malformed JSON: %s at line %d column %d (byte %d)",
             path != NULL ? path : "inline credential", je.text, je.line, je.column, je.position);
+        reqsign_memzero(&je, sizeof(je));
+        return st;
     }
     st = from_json(c, root, text, len, path, mode, keyid_override, flags, err);
     json_string_wipe(json_object_get(root, "private_key"));
@@ -341,10 +347,30 @@ static enum reqsign_status bare_key_keyid(struct reqsign_credential *c, const ch
                                   : thumbprint_keyid(c, err);
 }
 
+/* @path as error messages may show it: itself when it looks like a path,
+ * otherwise (control characters, PEM armour, JSON, very long) a fixed phrase,
+ * so that key material given where a path belongs is never echoed. */
+static const char *path_shown(const char *path)
+{
+    const char *p = path;
+    size_t n = 0;
+    if (strstr(path, "-----BEGIN") != NULL)
+        return "the credential argument";
+    while (is_blank(*p))
+        p++;
+    if (*p == '{' || *p == '[')
+        return "the credential argument";
+    for (p = path; *p != '\0'; p++, n++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || n > 1024)
+            return "the credential argument";
+    return path;
+}
+
 static enum reqsign_status load_path(struct reqsign_credential *c, const char *path,
                                      const char *keyid_override, unsigned flags,
                                      struct reqsign_error *err)
 {
+    const char *shown = path_shown(path);
     struct stat sb;
     char *buf = NULL; /* secret: the file */
     size_t n = 0, i = 0;
@@ -356,18 +382,18 @@ static enum reqsign_status load_path(struct reqsign_credential *c, const char *p
     } while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return reqsign_error_set(err, REQSIGN_E_IO, SRC, REQSIGN_NO_OFFSET, "cannot open %s: %s",
-                                 path, strerror(errno));
+                                 shown, strerror(errno));
     if (fstat(fd, &sb) != 0) {
         st = reqsign_error_set(err, REQSIGN_E_IO, SRC, REQSIGN_NO_OFFSET, "cannot stat %s: %s",
-                               path, strerror(errno));
+                               shown, strerror(errno));
         goto out;
     }
     if (!S_ISREG(sb.st_mode)) {
         st = reqsign_error_set(err, REQSIGN_E_IO, SRC, REQSIGN_NO_OFFSET,
-                               "%s is not a regular file", path);
+                               "%s is not a regular file", shown);
         goto out;
     }
-    st = read_all(fd, path, &buf, &n, err);
+    st = read_all(fd, shown, &buf, &n, err);
     if (st != REQSIGN_OK)
         goto out;
     while (i < n && is_blank(buf[i]))

@@ -138,6 +138,64 @@ int reqsign__url_fast(const char *url, size_t n, struct reqsign__url_parts *u)
 
 /* ---- libcurl's parser ---- */
 
+/* A host (@a, @an bytes of authority, port included) that libcurl would
+ * rewrite before sending it, so that the Host on the wire (and the signed
+ * @authority) would differ from the URL as written, which is what a verifier
+ * given the same URL compares with: REQSIGN_E_URL. Refused: any '%' (libcurl
+ * decodes "ho%73t" to "host"), and a host made only of digits, hex letters,
+ * 'x' and dots that starts with a digit but is not a dotted-quad of decimal
+ * octets without leading zeros (libcurl reads "127.1", "0x7f.0.0.1",
+ * "0177.0.0.1" and "2130706433" as 127.0.0.1). IPv6 literals ("[...]") are
+ * checked by reqsign_authority_normalize(). */
+static enum reqsign_status check_host_as_written(const char *a, size_t an, size_t off,
+                                                 struct reqsign_error *err)
+{
+    size_t hn = an;
+    if (a[0] == '[')
+        return REQSIGN_OK;
+    const char *pc = memchr(a, '%', an);
+    if (pc != NULL)
+        return reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, off + (size_t)(pc - a),
+                                 "URL host is percent-encoded: write it decoded (libcurl would "
+                                 "send the decoded host, which the verifier would not match)");
+    const char *pcol = memchr(a, ':', an);
+    if (pcol != NULL)
+        hn = (size_t)(pcol - a);
+    if (hn == 0 || a[0] < '0' || a[0] > '9')
+        return REQSIGN_OK;
+    for (size_t i = 0; i < hn; i++) {
+        char c = a[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+              c == 'x' || c == 'X' || c == '.'))
+            return REQSIGN_OK; /* a name, not a number libcurl would read */
+    }
+    /* dotted-quad decimal: 4 octets of 1-3 digits, no leading zero, <= 255 */
+    size_t i = 0;
+    int parts = 0, ok = 1;
+    while (ok && parts < 4) {
+        size_t s0 = i;
+        unsigned v = 0;
+        while (i < hn && a[i] >= '0' && a[i] <= '9' && i - s0 < 4)
+            v = v * 10 + (unsigned)(a[i++] - '0');
+        size_t len = i - s0;
+        if (len == 0 || len > 3 || v > 255 || (len > 1 && a[s0] == '0'))
+            ok = 0;
+        parts++;
+        if (parts < 4) {
+            if (i < hn && a[i] == '.')
+                i++;
+            else
+                ok = 0;
+        }
+    }
+    if (ok && i == hn)
+        return REQSIGN_OK;
+    return reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, off,
+                             "URL host '%.*s' is a numeric form libcurl rewrites: write an IPv4 "
+                             "address as four decimal octets (a.b.c.d, no leading zeros)",
+                             (int)(hn > 64 ? 64 : hn), a);
+}
+
 /* The authority as written in an http(s) @url, checked as the verifier checks
  * a Host (reqsign_authority_normalize()), before libcurl sees the URL.
  * libcurl is lenient where the verifier is not: it reads "https:///a/x" and
@@ -160,6 +218,7 @@ static enum reqsign_status check_authority(const char *url, struct reqsign_error
                                  (int)scheme.len, scheme.ptr);
     const char *a = colon + 3;
     size_t an = strcspn(a, "/?#");
+    enum reqsign_status st;
     for (size_t i = an; i > 0; i--) /* userinfo: what follows the last '@' is the host */
         if (a[i - 1] == '@') {
             a += i;
@@ -170,11 +229,14 @@ static enum reqsign_status check_authority(const char *url, struct reqsign_error
     if (an == 0 || a[0] == ':')
         return reqsign_error_set(err, REQSIGN_E_URL, SRC_URL, off,
                                  "URL has an empty authority (no host)");
+    st = check_host_as_written(a, an, off, err);
+    if (st != REQSIGN_OK)
+        return st;
     char norm[REQSIGN_AUTHORITY_MAX + 8];
     size_t nn;
     struct reqsign_error e2;
     reqsign_error_clear(&e2);
-    enum reqsign_status st = reqsign_authority_normalize(scheme, (struct reqsign_span){a, an},
+    st = reqsign_authority_normalize(scheme, (struct reqsign_span){a, an},
                                                          norm, sizeof(norm), &nn, &e2);
     if (st == REQSIGN_OK)
         return REQSIGN_OK;

@@ -218,6 +218,47 @@ static const char *key_status(const struct reqsign_key_record *k, int64_t now)
     return "active";
 }
 
+/* @label as a JSON string. A label stored before labels were checked (a
+ * legacy row) may not be UTF-8, which jansson refuses (the whole answer then
+ * failed as "out of memory"): each byte that does not start a well-formed
+ * sequence becomes U+FFFD. NULL only when out of memory. */
+static json_t *label_json(const char *label)
+{
+    json_t *j = json_string(label);
+    if (j != NULL)
+        return j;
+    size_t n = strlen(label);
+    char *buf = malloc(3 * n + 1), *o = buf;
+    if (buf == NULL)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)label; *p;) {
+        unsigned char c = *p;
+        size_t k = c < 0x80 ? 1 : (c >= 0xc2 && c <= 0xdf) ? 2 : (c & 0xf0) == 0xe0 ? 3
+                                  : (c >= 0xf0 && c <= 0xf4) ? 4 : 0;
+        for (size_t i = 1; i < k; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                k = 0;
+        /* overlong 3-byte, surrogates, overlong 4-byte and > U+10FFFF */
+        if (k == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)))
+            k = 0;
+        if (k == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)))
+            k = 0;
+        if (k == 0) {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p++;
+        } else {
+            memcpy(o, p, k);
+            o += k;
+            p += k;
+        }
+    }
+    *o = '\0';
+    j = json_string(buf);
+    free(buf);
+    return j;
+}
+
 /* A record: keyid, alg, public_key, jwk, scopes, label, created_at,
  * expires_at, revoked_at, status. */
 static json_t *record_json(const struct reqsign_key_record *k, int64_t now)
@@ -226,9 +267,9 @@ static json_t *record_json(const struct reqsign_key_record *k, int64_t now)
     json_t *jwk;
     if (public_forms(k->public_key, pem, &jwk) != 0)
         return NULL;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:s}", "keyid", k->keyid,
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "keyid", k->keyid,
                           "alg", "ed25519", "public_key", pem, "jwk", jwk, "scopes",
-                          scopes_json(k->scopes), "label", k->label, "created_at",
+                          scopes_json(k->scopes), "label", label_json(k->label), "created_at",
                           time_or_null(k->created_at), "expires_at", time_or_null(k->expires_at),
                           "revoked_at", time_or_null(k->revoked_at), "status", key_status(k, now));
     if (o != NULL)
@@ -245,9 +286,9 @@ static json_t *credential_json(const struct reqsign_key_record *k, const char *s
     if (public_forms(k->public_key, pem, &jwk) != 0)
         return NULL;
     json_decref(jwk);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "keyid", k->keyid, "alg",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "keyid", k->keyid, "alg",
                           "ed25519", "public_key", pem, "scopes", scopes_json(k->scopes), "label",
-                          k->label, "created_at", time_or_null(k->created_at), "expires_at",
+                          label_json(k->label), "created_at", time_or_null(k->created_at), "expires_at",
                           time_or_null(k->expires_at), "service",
                           service != NULL && *service ? json_string(service) : json_null());
     if (o != NULL)
@@ -554,6 +595,16 @@ static int label_text_ok(const char *s)
             return 0;
         if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
             return 0;
+        /* bidi controls and line/paragraph separators reorder or break what
+         * a terminal shows: U+061C (D8 9C), U+200E/F (E2 80 8E/8F), U+2028/9
+         * (E2 80 A8/A9), U+202A..E (E2 80 AA..AE), U+2066..9 (E2 81 A6..A9) */
+        if (p[0] == 0xd8 && p[1] == 0x9c)
+            return 0;
+        if (p[0] == 0xe2 && p[1] == 0x80 &&
+            (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae)))
+            return 0;
+        if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+            return 0;
     }
     return 1;
 }
@@ -666,7 +717,9 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
         if (!label_text_ok(json_string_value(label))) {
             st = set_error(err, REQSIGN_E_INVALID_REQUEST,
                            "label must not contain control characters (U+0000..U+001F, "
-                           "U+007F..U+009F)");
+                           "U+007F..U+009F), bidi controls (U+061C, U+200E, U+200F, "
+                           "U+202A..U+202E, U+2066..U+2069) or line/paragraph separators "
+                           "(U+2028, U+2029)");
             goto out;
         }
         snprintf(out->label, sizeof(out->label), "%s", json_string_value(label));

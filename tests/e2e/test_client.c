@@ -1885,3 +1885,63 @@ Test(client, keys_list_escapes_control_characters)
     free(out);
     servers_stop(&sv);
 }
+
+/* Review 12 item 12: a label stored before labels were checked (a legacy row)
+ * with bidi controls / line separators is printed escaped (\u202e, not a raw
+ * right-to-left override that reverses the rest of the line), in the table
+ * and in --json; a label that is not UTF-8 is listed (the invalid bytes as
+ * U+FFFD) instead of failing the whole answer as "nomem: out of memory". */
+Test(client, keys_list_escapes_bidi_and_non_utf8_labels)
+{
+    struct servers sv;
+    servers_start(&sv);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(sv.db, 0, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    static const char *const labels[] = {
+        "admin\xe2\x80\xae" "exe.txt \xe2\x80\xa8ls \xe2\x80\xa9ps \xe2\x81\xa6lri \xe2\x80\x8flrm",
+        "bad\xff\xfe utf8 \xc3"};
+    char keyids[2][300];
+    for (size_t i = 0; i < 2; i++) {
+        struct reqsign_key *k = NULL;
+        cr_assert_eq(reqsign_key_generate(&k, &err), REQSIGN_OK);
+        struct reqsign_key_record rec;
+        memset(&rec, 0, sizeof(rec));
+        cr_assert_eq(reqsign_key_thumbprint(k, rec.keyid), REQSIGN_OK);
+        reqsign_key_public_raw(k, rec.public_key);
+        reqsign_key_free(k);
+        snprintf(rec.label, sizeof(rec.label), "%s", labels[i]);
+        snprintf(rec.scopes, sizeof(rec.scopes), "orders:read");
+        rec.created_at = (int64_t)time(NULL);
+        cr_assert_eq(reqsign_keystore_insert(ks, &rec, &err), REQSIGN_OK, "%s", err.message);
+        snprintf(keyids[i], sizeof(keyids[i]), "%s", rec.keyid);
+    }
+    reqsign_keystore_free(ks);
+
+    static const char *const raw[] = {"\xe2\x80\xae", "\xe2\x80\xa8", "\xe2\x80\xa9",
+                                      "\xe2\x81\xa6", "\xe2\x80\x8f", "\xff", "\xfe"};
+    int st;
+    for (int json = 0; json < 2; json++) {
+        char *out = run(&st, "$R keys list %s --service '%s' --key '%s' 2>&1",
+                        json ? "--json" : "", sv.d.url, sv.admin);
+        cr_assert_eq(st, 0, "%s", out);
+        cr_assert_null(strstr(out, "nomem"), "%s", out);
+        cr_assert_not_null(strstr(out, keyids[0]), "%s", out);
+        cr_assert_not_null(strstr(out, keyids[1]), "%s", out);
+        for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++)
+            cr_assert_null(strstr(out, raw[i]), "raw byte(s) %zu in: %s", i, out);
+        cr_assert_not_null(strstr(out, "admin\\u202eexe.txt \\u2028ls \\u2029ps \\u2066lri "
+                                       "\\u200flrm"),
+                           "%s", out);
+        cr_assert_not_null(strstr(out, "bad\xef\xbf\xbd\xef\xbf\xbd utf8 \xef\xbf\xbd"), "%s",
+                           out);
+        if (json) {
+            json_t *j = json_loads(out, 0, NULL);
+            cr_assert_not_null(j, "not JSON: %s", out);
+            json_decref(j);
+        }
+        free(out);
+    }
+    servers_stop(&sv);
+}

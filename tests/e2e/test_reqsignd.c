@@ -605,6 +605,15 @@ Test(reqsignd, label_control_characters_refused)
         "{\"label\":\"del\\u007f\"}",              /* DEL */
         "{\"label\":\"csi\\u009b1m\"}",            /* C1 (CSI), as JSON escape */
         "{\"label\":\"nel\xc2\x85\"}",             /* C1 (NEL), raw UTF-8 */
+        /* review 12: bidi controls and line/paragraph separators */
+        "{\"label\":\"admin\\u202egpj.exe\"}",       /* RLO, JSON escape */
+        "{\"label\":\"rlo\xe2\x80\xae\"}",            /* RLO, raw UTF-8 */
+        "{\"label\":\"ls\\u2028x\"}",                /* LINE SEPARATOR */
+        "{\"label\":\"ps\\u2029x\"}",                /* PARAGRAPH SEPARATOR */
+        "{\"label\":\"lrm\\u200e\"}", "{\"label\":\"rlm\\u200f\"}",
+        "{\"label\":\"lre\\u202a\"}", "{\"label\":\"pdf\\u202c\"}",
+        "{\"label\":\"lri\\u2066\"}", "{\"label\":\"pdi\\u2069\"}",
+        "{\"label\":\"alm\\u061c\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct resp r = call(admin, "POST", url_of(&e, "/v1/keys"), bad[i]);

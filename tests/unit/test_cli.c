@@ -473,6 +473,80 @@ Test(cli, key_refuses_inline_credential_and_reads_stdin)
     rm_rf(dir);
 }
 
+/* Review 12 item 9: key material in --key other than credential JSON (an
+ * inline PEM, a JSON array, anything with a line break, a raw hex seed) is
+ * refused too (exit 2), and no error ever echoes the argument: before, it was
+ * taken as a path and "cannot open -----BEGIN PRIVATE KEY-----..." printed. */
+Test(cli, key_refuses_inline_key_material_without_echo)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    keygen(dir, "k.pem", keyid);
+    char *pem = run(&st, "cat '%s/k.pem'", dir);
+    cr_assert_eq(st, 0);
+    /* the base64 body of the PEM: the secret that must never be printed */
+    char *b = strstr(pem, "-----\n");
+    cr_assert_not_null(b);
+    char secret[17];
+    snprintf(secret, sizeof(secret), "%.16s", b + 6);
+    static const char *const forms[] = {
+        "\"$(cat '%s/k.pem')\"",
+        "\"$(tr -d '\\n' < '%s/k.pem')\"",
+        "\"[$(cat '%s/k.pem' | sed -n 2p)]\"",
+        "\"$(cat '%s/k.pem' | sed -n 2p)\n\"",
+        "\"x$(printf '\\nMC4CAQAw')%.0s\"",
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60%.0s"};
+    static const char *const cmds[] = {
+        "\"$R\" sign --key %s --created 1618884473 --nonce abcdefghijklmnop "
+        "https://example.com/",
+        "\"$R\" send --key %s http://127.0.0.1:9/",
+        "\"$R\" keys list --service http://127.0.0.1:9 --key %s"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char arg[600];
+        snprintf(arg, sizeof(arg), forms[i], dir);
+        for (size_t k = 0; k < 3; k++) {
+            char cmd[1400];
+            snprintf(cmd, sizeof(cmd), cmds[k], arg);
+            int cst;
+            char *out = run(&cst, "%s 2>&1", cmd);
+            cr_assert_eq(cst, 2, "%s: exit %d, output %s", cmd, cst, out);
+            cr_assert_not_null(strstr(out, "refused"), "%s: %s", cmd, out);
+            cr_assert_not_null(strstr(out, "/proc"), "%s: %s", cmd, out);
+            cr_assert_null(strstr(out, secret), "%s echoes the key: %s", cmd, out);
+            cr_assert_null(strstr(out, "MC4CAQAw"), "%s echoes the key: %s", cmd, out);
+            cr_assert_null(strstr(out, "9d61b19deffd5a60"), "%s echoes the key: %s", cmd, out);
+            free(out);
+        }
+    }
+    /* a key in REQSIGN_CREDENTIAL that is not JSON is not echoed either */
+    char *out = run(&st,
+                    "REQSIGN_CREDENTIAL=\"$(cat '%s/k.pem')\" \"$R\" send http://127.0.0.1:9/ 2>&1",
+                    dir);
+    cr_assert_neq(st, 0, "%s", out);
+    cr_assert_null(strstr(out, secret), "echoes the key: %s", out);
+    cr_assert_null(strstr(out, "BEGIN"), "echoes the key: %s", out);
+    free(out);
+    /* nor any of a malformed credential: jansson's "invalid token near 'MC'"
+     * quotes the input, here the start of the private key */
+    out = run(&st,
+              "REQSIGN_CREDENTIAL=\"{\\\"private_key\\\": $(sed -n 2p '%s/k.pem')}\" "
+              "\"$R\" send http://127.0.0.1:9/ 2>&1",
+              dir);
+    cr_assert_neq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "json"), "%s", out);
+    cr_assert_null(strstr(out, "near"), "quotes the input: %s", out);
+    cr_assert_null(strstr(out, "MC"), "echoes the key: %s", out);
+    free(out);
+    /* a plain missing path is still named in the error */
+    out = run(&st, "\"$R\" sign --key '%s/missing.pem' https://example.com/ 2>&1", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "missing.pem"), "%s", out);
+    free(out);
+    free(pem);
+    rm_rf(dir);
+}
+
 /* --------------------------------------------------------------- verify */
 
 Test(cli, roundtrip_json_headers_file)
@@ -565,6 +639,88 @@ Test(cli, roundtrip_header_lines)
     out = run(&st, "\"$R\" verify --pub '%s/k.pem' https://example.com/hello", dir);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert_eq(strncmp(last_line(out), "error: sig_missing: ", 20), 0, "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
+/* Review 12 N6 / issue 16 item 12: verify --pub takes what sign --key takes
+ * (the key service's credential JSON) and the key service's key record
+ * ("public_key" PEM, "jwk"); before, "key_format: JWK has no \"kty\"". */
+Test(cli, verify_pub_accepts_credential_and_key_record)
+{
+    char *dir = tu_tmpdir();
+    char keyid[64];
+    int st;
+    char *out = run(&st, "\"$R\" keygen -o '%s/k.pem'", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_eq(sscanf(last_line(out), "keyid: %63s", keyid), 1, "%s", out);
+    char *pb = strstr(out, "-----BEGIN PUBLIC KEY-----");
+    char *pe = strstr(out, "-----END PUBLIC KEY-----\n");
+    cr_assert(pb != NULL && pe != NULL, "%s", out);
+    pe[strlen("-----END PUBLIC KEY-----\n")] = '\0';
+    char *priv = run(&st, "cat '%s/k.pem'", dir);
+    cr_assert_eq(st, 0);
+    char path[512];
+    /* the credential the service returns at creation */
+    json_t *cred = json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s}", "keyid", keyid, "alg", "ed25519",
+                             "private_key", priv, "public_key", pb, "scopes", "orders:read",
+                             "label", "x");
+    cr_assert_not_null(cred);
+    snprintf(path, sizeof(path), "%s/cred.json", dir);
+    cr_assert_eq(json_dump_file(cred, path, 0), 0);
+    cr_assert_eq(chmod(path, 0600), 0);
+    json_decref(cred);
+    /* a key record (GET /v1/keys/KEYID), with the PEM or only the JWK */
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:[s], s:s}", "keyid", keyid, "alg", "ed25519",
+                            "public_key", pb, "scopes", "orders:read", "status", "active");
+    snprintf(path, sizeof(path), "%s/rec.json", dir);
+    cr_assert_eq(json_dump_file(rec, path, 0), 0);
+    json_decref(rec);
+    free(priv);
+    free(out); /* pb pointed into it */
+    /* sign with the credential, verify with each form */
+    out = run(&st,
+              "\"$R\" sign --key '%s/cred.json' https://example.com/hello > '%s/h.txt'", dir,
+              dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    static const char *const pubs[] = {"k.pem", "cred.json", "rec.json"};
+    for (size_t i = 0; i < 3; i++) {
+        out = run(&st,
+                  "\"$R\" verify --pub '%s/%s' -H \"$(sed -n 1p '%s/h.txt')\" "
+                  "-H \"$(sed -n 2p '%s/h.txt')\" -H \"$(sed -n 3p '%s/h.txt')\" "
+                  "https://example.com/hello 2>&1",
+                  dir, pubs[i], dir, dir, dir);
+        cr_assert_eq(st, 0, "--pub %s: %s", pubs[i], out);
+        cr_assert_str_eq(out, "ok\n", "--pub %s", pubs[i]);
+        free(out);
+    }
+    /* a record with only "jwk" (the public JWK of the test vector key) */
+    json_t *jwk = tu_json("spec/vectors/keys/test-key-ed25519.jwk");
+    cr_assert_not_null(jwk);
+    json_object_del(jwk, "d");
+    rec = json_pack("{s:s, s:O}", "keyid", "test-key-ed25519", "jwk", jwk);
+    snprintf(path, sizeof(path), "%s/rec2.json", dir);
+    cr_assert_eq(json_dump_file(rec, path, 0), 0);
+    json_decref(rec);
+    json_decref(jwk);
+    char *jwkfile = tu_read("spec/vectors/keys/test-key-ed25519.jwk", NULL);
+    write_file(dir, "t.jwk", jwkfile, strlen(jwkfile));
+    free(jwkfile);
+    out = run(&st,
+              "chmod 600 '%s/t.jwk' && \"$R\" sign --key '%s/t.jwk' https://example.com/hello > "
+              "'%s/h2.txt' && \"$R\" verify --pub '%s/rec2.json' -H \"$(sed -n 1p '%s/h2.txt')\" "
+              "-H \"$(sed -n 2p '%s/h2.txt')\" -H \"$(sed -n 3p '%s/h2.txt')\" "
+              "https://example.com/hello 2>&1",
+              dir, dir, dir, dir, dir, dir, dir);
+    cr_assert_eq(st, 0, "--pub rec2.json: %s", out);
+    cr_assert_str_eq(out, "ok\n");
+    free(out);
+    /* JSON that is neither: still a key_format error */
+    write_file(dir, "other.json", "{\"a\":1}", 7);
+    out = run(&st, "\"$R\" verify --pub '%s/other.json' https://example.com/hello", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "key_format"), "%s", out);
     free(out);
     rm_rf(dir);
 }

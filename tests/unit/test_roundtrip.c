@@ -350,3 +350,87 @@ Test(roundtrip, ip_literals_agree_on_both_sides)
     reqsign_nonce_store_free(ns);
     reqsign_signer_free(signer);
 }
+
+/* Review 12 N4: hosts libcurl rewrites before sending ("ho%73t" -> "host",
+ * "127.1" and "0x7f.0.0.1" -> "127.0.0.1") made the signer sign another
+ * @authority than a verifier given the same URL uses (sig_invalid). The
+ * signer refuses them (url); every host it accepts is signed as written, and
+ * verifies with the Host as written. */
+Test(roundtrip, rewritten_hosts_refused_by_signer)
+{
+    static const struct {
+        const char *host;
+        int ok;
+    } table[] = {
+        {"host", 1},
+        {"127.0.0.1", 1},
+        {"10.20.30.40:8080", 1},
+        {"0.0.0.0", 1},
+        {"255.255.255.255", 1},
+        {"1a.example", 1},
+        {"ho%73t", 0},
+        {"%68ost", 0},
+        {"a.b%2ec", 0},
+        {"127.1", 0},
+        {"127.0.1", 0},
+        {"0x7f.0.0.1", 0},
+        {"0X7F.0.0.1", 0},
+        {"0177.0.0.1", 0},
+        {"127.000.0.1", 0},
+        {"127.0.0.01", 0},
+        {"2130706433", 0},
+        {"0x7f000001", 0},
+        {"0x7f000001:80", 0},
+        {"256.0.0.1", 0},
+    };
+    struct reqsign_key *key = NULL;
+    cr_assert_eq(reqsign_key_generate(&key, NULL), REQSIGN_OK);
+    struct reqsign_signer_opts so = {.key = key, .clock = now_fn};
+    struct reqsign_signer *signer = reqsign_signer_new(&so, NULL);
+    cr_assert_not_null(signer);
+    struct reqsign_static_key sk = {.keyid = reqsign_signer_keyid(signer)};
+    reqsign_key_public_raw(key, sk.public_key);
+    reqsign_key_free(key);
+    struct reqsign_nonce_store *ns = reqsign_nonce_store_memory_new(NULL);
+    struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &sk,
+                                       .nonces = ns, .clock = now_fn, .any_authority = 1};
+    struct reqsign_verifier *v = reqsign_verifier_new(&vo, NULL);
+    cr_assert_not_null(v);
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        const char *host = table[i].host;
+        char url[128];
+        struct reqsign_error err;
+        snprintf(url, sizeof(url), "http://%s/x", host);
+        struct reqsign_signed out;
+        char base[1024];
+        memset(&out, 0, sizeof(out));
+        out.base_buf = base;
+        out.base_cap = sizeof(base) - 1;
+        struct reqsign_sign_input in = {.method = "GET", .url = url};
+        reqsign_error_clear(&err);
+        enum reqsign_status sst = reqsign_signer_sign(signer, &in, &out, &err);
+        cr_expect_eq(sst, table[i].ok ? REQSIGN_OK : REQSIGN_E_URL, "signer, %s: %s (%s)", url,
+                     reqsign_errname(sst), err.message);
+        if (!table[i].ok || sst != REQSIGN_OK)
+            continue;
+        /* signed as written; verifies with the Host as written */
+        base[out.base_len] = '\0';
+        char want[200];
+        snprintf(want, sizeof(want), "\"@authority\": %s\n", host);
+        cr_expect_not_null(strstr(base, want), "%s: %s", url, base);
+        struct reqsign_header h[4] = {{S("Host"), S(host)}};
+        for (size_t k = 0; k < out.n_headers; k++)
+            h[1 + k] = out.headers[k];
+        struct reqsign_request req = {S("GET"), S("http"), S(host), S("/x"), h,
+                                      1 + out.n_headers};
+        struct reqsign_verification vs;
+        reqsign_verification_init(&vs);
+        reqsign_error_clear(&err);
+        enum reqsign_status st = reqsign_verifier_verify(v, &req, NULL, 0, &vs, &err);
+        reqsign_verification_cleanup(&vs);
+        cr_expect_eq(st, REQSIGN_OK, "%s: %s", url, err.message);
+    }
+    reqsign_verifier_free(v);
+    reqsign_nonce_store_free(ns);
+    reqsign_signer_free(signer);
+}
