@@ -147,6 +147,42 @@ int reqsign__url_fast(const char *url, size_t n, struct reqsign__url_parts *u)
  * octets without leading zeros (libcurl reads "127.1", "0x7f.0.0.1",
  * "0177.0.0.1" and "2130706433" as 127.0.0.1). IPv6 literals ("[...]") are
  * checked by reqsign_authority_normalize(). */
+/* Does @a[0..n) read as an IPv4 address in libcurl's (inet_aton's) sense:
+ * 1 to 4 dot-separated parts, each a number as strtoul(base 0) takes it
+ * whole (0x hex, 0 octal, decimal)? Such a host is rewritten by libcurl. */
+static int ipv4_number_form(const char *a, size_t n)
+{
+    size_t i = 0;
+    int parts = 0;
+    while (i <= n) {
+        size_t s0 = i;
+        while (i < n && a[i] != '.')
+            i++;
+        size_t len = i - s0;
+        const char *p = a + s0;
+        int ok;
+        if (len == 0) {
+            ok = 0;
+        } else if (len >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+            ok = len > 2;
+            for (size_t k = 2; ok && k < len; k++)
+                ok = (p[k] >= '0' && p[k] <= '9') || (p[k] >= 'a' && p[k] <= 'f') ||
+                     (p[k] >= 'A' && p[k] <= 'F');
+        } else {
+            char hi = p[0] == '0' ? '7' : '9';
+            ok = 1;
+            for (size_t k = 0; ok && k < len; k++)
+                ok = p[k] >= '0' && p[k] <= hi;
+        }
+        if (!ok || ++parts > 4)
+            return 0;
+        if (i == n)
+            return 1;
+        i++; /* the dot */
+    }
+    return 0;
+}
+
 static enum reqsign_status check_host_as_written(const char *a, size_t an, size_t off,
                                                  struct reqsign_error *err)
 {
@@ -163,12 +199,8 @@ static enum reqsign_status check_host_as_written(const char *a, size_t an, size_
         hn = (size_t)(pcol - a);
     if (hn == 0 || a[0] < '0' || a[0] > '9')
         return REQSIGN_OK;
-    for (size_t i = 0; i < hn; i++) {
-        char c = a[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-              c == 'x' || c == 'X' || c == '.'))
-            return REQSIGN_OK; /* a name, not a number libcurl would read */
-    }
+    if (!ipv4_number_form(a, hn))
+        return REQSIGN_OK; /* a name such as 1e100.net, not a number libcurl would read */
     /* dotted-quad decimal: 4 octets of 1-3 digits, no leading zero, <= 255 */
     size_t i = 0;
     int parts = 0, ok = 1;
