@@ -467,22 +467,12 @@ int main(int argc, char **argv)
         return usage_error("--db PATH or --key-store STORE is required", NULL);
     if (listen == NULL)
         return usage_error("--listen HOST:PORT is required", NULL);
-    if (n_authorities == 0 && !any_authority) {
-        fprintf(stderr, PROG ": --authority HOST[:PORT] is required: the authority clients sign "
-                             "for this service (repeatable), or --any-authority to accept "
-                             "whatever Host a request names\n");
+    if (reqsign_httpd_check_authority(PROG, n_authorities, any_authority) != 0)
         return 2;
-    }
-    if (n_authorities > 0 && any_authority)
-        return usage_error("--authority and --any-authority exclude each other", NULL);
     ho.listen = listen;
     ho.name = PROG;
     if (reqsign_httpd_check_opts(&ho) != 0) /* TLS files, plain HTTP off loopback */
         return 2;
-    if (any_authority)
-        fprintf(stderr, PROG ": warning: --any-authority: @authority is taken from each "
-                             "request's Host, so a request signed for another service that "
-                             "trusts the same keys is accepted here; use --authority\n");
     if (bench_unsigned)
         fprintf(stderr, PROG ": warning: --bench-unsigned-route: /unsigned/... is served "
                              "without verification (benchmarks only)\n");

@@ -1701,6 +1701,30 @@ static int is_loopback_host(const char *host)
 }
 
 /* see httpd.h */
+int reqsign_httpd_check_authority(const char *prog, size_t n_authorities, int any_authority)
+{
+    if (n_authorities == 0 && !any_authority) {
+        fprintf(stderr, "%s: --authority HOST[:PORT] is required: the authority clients sign "
+                        "for this service (repeatable), or --any-authority to accept "
+                        "whatever Host a request names\n",
+                prog);
+        return -1;
+    }
+    if (n_authorities > 0 && any_authority) {
+        fprintf(stderr, "%s: --authority and --any-authority exclude each other\n(see '%s "
+                        "--help')\n",
+                prog, prog);
+        return -1;
+    }
+    if (any_authority)
+        fprintf(stderr, "%s: warning: --any-authority: @authority is taken from each request's "
+                        "Host, so a request signed for another service that trusts the same "
+                        "keys is accepted here; use --authority\n",
+                prog);
+    return 0;
+}
+
+/* see httpd.h */
 int reqsign_httpd_check_opts(const struct reqsign_httpd_opts *o)
 {
     const char *name = o->name != NULL ? o->name : "httpd";

@@ -143,6 +143,14 @@ struct reqsign_httpd_opts {
  */
 int reqsign_httpd_check_opts(const struct reqsign_httpd_opts *o);
 
+/**
+ * reqsign_httpd_check_authority() - the --authority / --any-authority usage
+ * rules of both servers: one or the other is required and they exclude each
+ * other (usage errors, messages on stderr naming @prog); with
+ * --any-authority, the start-up warning. Return: 0, or -1 (exit 2).
+ */
+int reqsign_httpd_check_authority(const char *prog, size_t n_authorities, int any_authority);
+
 /* The serving options every server takes, for usage texts. */
 #define REQSIGN_HTTPD_OPTIONS_USAGE                                                                \
     "  --tls-cert FILE --tls-key FILE: serve HTTPS (TLS 1.2+; SIGHUP reloads both files)\n"       \
