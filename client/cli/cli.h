@@ -46,6 +46,11 @@ void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt
  * command line, where every local user can read it (/proc/PID/cmdline, ps): a
  * usage error that says why, without echoing @key, is printed and -1 returned. */
 int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key);
+/* 1 if @a has the shape of a key thumbprint (43 base64url characters, the
+ * form of every keyid the key service assigns). One in 64 begins with '-', so
+ * a command that takes a KEYID operand asks this before reading @a as an
+ * option; no option of ours has that shape. */
+int reqsign_cli_is_thumbprint(const char *a);
 /* 1 if @a is the flag --@lng or -@shrt. */
 int reqsign_cli_is_flag(const char *a, const char *lng, char shrt);
 /* write(2) all of @buf, retrying on EINTR; 0 or -1. */

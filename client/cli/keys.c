@@ -148,7 +148,10 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         int m = 0;
-        if (only_pos || a[0] != '-' || a[1] == '\0') {
+        /* A keyid may begin with '-' (1 in 64 thumbprints): its shape, not its
+         * first character, makes it the operand. */
+        if (only_pos || a[0] != '-' || a[1] == '\0' ||
+            (o->arg == NULL && takes_keyid(o->sub) && reqsign_cli_is_thumbprint(a))) {
             if (o->arg != NULL || !takes_keyid(o->sub)) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unexpected argument '%s'", o->sub, a);
                 return EXIT_USAGE;

@@ -36,6 +36,19 @@ const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, 
 }
 
 /* see cli.h */
+int reqsign_cli_is_thumbprint(const char *a)
+{
+    size_t n = 0;
+    for (; a[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)a[n];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_'))
+            return 0;
+    }
+    return n == 43;
+}
+
+/* see cli.h */
 int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key)
 {
     const char *p = key, *what = NULL;

@@ -161,6 +161,40 @@ Test(cli, usage_errors_exit_2)
     }
 }
 
+/* A keyid is a thumbprint: 43 base64url characters, one in 64 beginning with
+ * '-'. Such a keyid is the KEYID operand, not an option (this failed CI once as
+ * "rotate: unknown option '-bZJ...'"), also when it begins like -o or -v; a
+ * shorter dash word is still an unknown option. The service is a closed port,
+ * so a parsed command fails with 1 (could not connect), a usage error with 2. */
+Test(cli, keys_keyid_beginning_with_dash)
+{
+    static const char *const subs[] = {"get", "revoke", "disable", "enable", "rotate"};
+    static const char *const kids[] = {"-bZJaOQs2LXJ9W-23LggRmN4nNYULc1LH1SxxxsBlcM",
+                                       "-oZJaOQs2LXJ9W-23LggRmN4nNYULc1LH1SxxxsBlcM",
+                                       "-vZJaOQs2LXJ9W-23LggRmN4nNYULc1LH1SxxxsBlcM"};
+    int st;
+    char *dir = tu_tmpdir(), kid[64];
+    keygen(dir, "k.json", kid);
+    char *out;
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        for (size_t j = 0; j < sizeof(kids) / sizeof(kids[0]); j++) {
+            const char *extra = strcmp(subs[i], "rotate") == 0 ? "-o" : "";
+            const char *file = strcmp(subs[i], "rotate") == 0 ? "/new.json" : "";
+            out = run(&st,
+                      "\"$R\" keys %s %s %s %s%s --key '%s/k.json' --service http://127.0.0.1:1 2>&1",
+                      subs[i], kids[j], extra, *file ? dir : "", file, dir);
+            cr_assert_eq(st, 1, "keys %s %s: exit %d: %s", subs[i], kids[j], st, out);
+            cr_assert_null(strstr(out, "unknown option"), "%s", out);
+            free(out);
+        }
+    }
+    out = run(&st, "\"$R\" keys get -bZJ --key '%s/k.json' --service http://127.0.0.1:1 2>&1", dir);
+    cr_assert_eq(st, 2, "%s", out);
+    cr_assert_not_null(strstr(out, "unknown option '-bZJ'"), "%s", out);
+    free(out);
+    free(dir);
+}
+
 /* --------------------------------------------------------------- keygen */
 
 Test(cli, keygen_file_is_0600_and_never_overwritten)
