@@ -444,6 +444,17 @@ async function enroll() {
   });
 }
 
+// #enroll=TOKEN: the token stays in memory only, not in the address bar, the
+// history or a bookmark. 1 if the page now shows the enrollment.
+function takeEnrollToken() {
+  const m = location.hash.match(/^#enroll=([A-Za-z0-9_-]{1,128})$/);
+  if (!m) return 0;
+  enrollToken = m[1];
+  history.replaceState(null, '', location.pathname);
+  screen('enroll');
+  return 1;
+}
+
 // ---- start ----
 
 function wire() {
@@ -472,14 +483,11 @@ async function start() {
     showError('This page needs a secure context (HTTPS) for WebCrypto: open it over https://.');
     return;
   }
-  const m = location.hash.match(/^#enroll=([A-Za-z0-9_-]{1,128})$/);
-  if (m) {
-    enrollToken = m[1];
-    // the token stays in memory only: not in the address bar, the history or a bookmark
-    history.replaceState(null, '', location.pathname);
-    screen('enroll');
-    return;
-  }
+  // a link pasted into a tab already on the console changes only the fragment
+  window.addEventListener('hashchange', () => {
+    if (takeEnrollToken()) showError(null);
+  });
+  if (takeEnrollToken()) return;
   let saved = null;
   try {
     saved = await recall();
@@ -492,6 +500,7 @@ async function start() {
         await signIn(saved, false);
       } catch (e) {
         screen('signin');
+        if (e instanceof ApiError && e.status === 401) await forget(); // revoked, expired, unknown
         throw e;
       }
     });
