@@ -276,7 +276,9 @@ function keyRow(k) {
 async function createKey(ev) {
   ev.preventDefault();
   await action(async () => {
-    const body = { label: $('create-label').value.trim(), scopes: scopesOf($('create-scopes').value) };
+    const body = { scopes: scopesOf($('create-scopes').value) };
+    const label = $('create-label').value.trim();
+    if (label) body.label = label;
     if ($('create-expires').value) body.expires_at = `${$('create-expires').value}T00:00:00Z`;
     let name, text;
     if ($('create-server').checked) {
