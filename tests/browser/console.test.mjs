@@ -305,6 +305,16 @@ try {
   const adm = await user('admin');
   await signIn(adm.page, adminFile);
   await row(adm.page, admin.keyid).waitFor();
+  // keyboard: Tab reaches the controls, each with a visible focus ring
+  for (let i = 0; i < 4; i++) {
+    await adm.page.keyboard.press('Tab');
+    const f = await adm.page.evaluate(() => {
+      const e = document.activeElement;
+      const cs = getComputedStyle(e);
+      return { tag: e.tagName, outline: cs.outlineStyle, width: parseFloat(cs.outlineWidth) };
+    });
+    check(f.tag !== 'BODY' && f.outline !== 'none' && f.width >= 2, `focus not visible: ${JSON.stringify(f)}`);
+  }
   await adm.page.locator('.tabs button[data-view="accounts"]').click();
   await tid(adm.page, 'accounts-table').waitFor();
   await tid(adm.page, 'account-name').fill('ACME Corp');
@@ -322,6 +332,7 @@ try {
   const cus = await user('customer');
   await cus.page.goto(link);
   await tid(cus.page, 'enroll-generate').waitFor();
+  check(await tid(cus.page, 'signout').isHidden(), 'sign out is shown before signing in');
   check(await cus.page.getByText('only copy').first().isVisible(), 'the page does not say the file is the only copy');
   check(!cus.page.url().includes('enroll='), 'the token stays in the address bar');
   await shot(cus.page, 'enroll');
