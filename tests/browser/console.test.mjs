@@ -386,6 +386,16 @@ try {
   await sendUntil(succ.file, (r) => r.out.includes('key_revoked'), 'api-backend still accepts the revoked key');
   console.log('ok   disable (key_disabled at api-backend), enable (200), revoke with confirmation');
 
+  // ---- a key the service generates (the user asks for it): downloaded once
+  step = 'server-generated';
+  await cus.page.locator('#create-label').fill('service made');
+  await cus.page.locator('#create-server').check();
+  const made = await saveDownload(cus.page, () => tid(cus.page, 'create-key').click());
+  await row(cus.page, made.cred.keyid).waitFor();
+  check(keyIdOf(made.cred.private_key) === made.cred.keyid, 'service-generated credential');
+  await sendUntil(made.file, (r) => r.out.endsWith('\n200'), 'the service-generated key fails');
+  console.log('ok   a service-generated key, saved once, signs (200)');
+
   // ---- the audit view shows each action
   step = 'audit';
   await cus.page.locator('.tabs button[data-view="audit"]').click();
@@ -450,6 +460,7 @@ try {
   await signinShows(/does not match|altered/, 'another key\'s public key');
   await tid(bad.page, 'signin-file').setInputFiles(succ.file);
   await signinShows(/revoked/i, 'a revoked key');
+  console.log(`     revoked key: "${await tid(bad.page, 'error').innerText()}"`);
   await bad.page.goto(link);
   await tid(bad.page, 'enroll-generate').click();
   await tid(bad.page, 'error').filter({ hasText: /already used/ }).waitFor();
@@ -457,7 +468,7 @@ try {
   await bad.done();
   const list = JSON.parse(cli(['keys', 'list', '--key', adminFile, '--all', '--json']).out);
   const acmeKeys = (list.keys || list).filter((k) => k.account === rec.account);
-  check(acmeKeys.length === 3, `the used link registered a key (${acmeKeys.length} keys in the account)`);
+  check(acmeKeys.length === 4, `the used link registered a key (${acmeKeys.length} keys in the account)`);
   console.log('ok   wrong, corrupted, mismatched, revoked credential and a used link: a message, no change');
 
   // ---- clock: the page's clock 10 minutes ahead
@@ -492,10 +503,8 @@ try {
 
   // ---- no private key bytes anywhere the service writes
   step = 'scan';
-  await stopServer(backend, 'api-backend');
-  await stopServer(reqsignd, 'reqsignd');
   const needles = [];
-  for (const f of [enrolled, second, succ]) {
+  for (const f of [enrolled, second, succ, made]) {
     const der = crypto.createPrivateKey(f.cred.private_key).export({ format: 'der', type: 'pkcs8' });
     const seed = der.subarray(der.length - 32);
     const pemBody = f.cred.private_key.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
@@ -511,15 +520,21 @@ try {
       else files.push(p);
     }
   };
-  walk(svcDir);
-  check(files.some((f) => f.endsWith('keys.db')), 'no database found');
-  for (const f of files) {
-    const bytes = fs.readFileSync(f);
-    for (const { what, n } of needles) check(!bytes.includes(n), `private key bytes of ${what} in ${f}`);
-  }
-  // the browser-generated keys stay only in the browser's files; the
-  // server-generated successor's seed must not be stored either
-  console.log(`ok   no private key bytes in ${files.map((f) => path.basename(f)).join(', ')}`);
+  const scan = () => {
+    files.length = 0;
+    walk(svcDir);
+    check(files.some((f) => f.endsWith('keys.db')), 'no database found');
+    for (const f of files) {
+      const bytes = fs.readFileSync(f);
+      for (const { what, n } of needles) check(!bytes.includes(n), `private key bytes of ${what} in ${f}`);
+    }
+    return files.map((f) => path.basename(f)).join(', ');
+  };
+  // while the servers run (the WAL is there), then after they stopped
+  const running = scan();
+  await stopServer(backend, 'api-backend');
+  await stopServer(reqsignd, 'reqsignd');
+  console.log(`ok   no private key bytes in ${running}; after the stop in ${scan()}`);
   console.log(`screenshots: ${shots.length} in ${OUT}`);
 } catch (e) {
   console.error(`FAIL: ${e.message}`);
