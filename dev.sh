@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 PACKAGES=(meson ninja-build pkg-config gcc libc6-dev openssl libssl-dev libcurl4-openssl-dev
           libjansson-dev libcriterion-dev libmicrohttpd-dev libsqlite3-dev curl libsodium-dev
           libhiredis-dev redis-server libpq-dev postgresql python3 python3-cryptography
-          go-md2man systemd nginx nginx-dev)
+          go-md2man systemd nginx nginx-dev chromium)
 FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)
 
 # The one command table: `./dev.sh help` prints it.
@@ -39,12 +39,32 @@ deps() {
     for p in "${PACKAGES[@]}" "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
-    [ ${#missing[@]} -eq 0 ] && return 0
+    # e2e-console: Node.js and npm run playwright-core (tests/browser/); Debian's
+    # packages unless a node (e.g. NodeSource's, which has npm inside) is there
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
+    if [ ${#missing[@]} -eq 0 ]; then
+        browser_deps
+        return 0
+    fi
     local sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     log "installing Debian packages: ${missing[*]}"
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    browser_deps
+}
+
+# playwright-core for e2e-console, exactly as tests/browser/package-lock.json
+# says (npm ci; it downloads no browser: the test drives Debian's chromium).
+# Again only when the lock changed since the last install.
+browser_deps() {
+    local b=tests/browser
+    if [ ! -f "$b/node_modules/.package-lock.json" ] ||
+        [ "$b/package-lock.json" -nt "$b/node_modules/.package-lock.json" ]; then
+        log "npm ci in $b (playwright-core)"
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$b" --no-audit --no-fund --loglevel=error
+    fi
 }
 
 # setup DIR [meson options...]: configure once, reconfigure if options changed

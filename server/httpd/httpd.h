@@ -231,6 +231,10 @@ void reqsign_httpd_respond(struct reqsign_httpd_req *r, unsigned status, const c
 void reqsign_httpd_respond_secret(struct reqsign_httpd_req *r, unsigned status, char *body,
                                   size_t len);
 
+/** reqsign_httpd_respond_cache() - the same with Cache-Control @cache_control (static files). */
+void reqsign_httpd_respond_cache(struct reqsign_httpd_req *r, unsigned status, const char *ctype,
+                                 const char *body, size_t len, const char *cache_control);
+
 /** reqsign_httpd_respond_json() - serialize @v (not consumed) with Cache-Control: no-store. */
 void reqsign_httpd_respond_json(struct reqsign_httpd_req *r, unsigned status, const json_t *v);
 /** reqsign_httpd_respond_json_cache() - the same with Cache-Control @cache_control. */

@@ -27,6 +27,7 @@
 #include <reqsign/nonce.h>
 #include <reqsign/verifier.h>
 
+#include "console.h"
 #include "util.h"
 
 #define ADMIN_SCOPE REQSIGND_ADMIN_SCOPE
@@ -1952,6 +1953,8 @@ static int content_type_ok(const struct reqsign_httpd_req *r)
 static void on_headers(void *ctx, struct reqsign_httpd_req *r)
 {
     struct reqsignd_service *s = ctx;
+    if (reqsignd_console_handle(r)) /* the web console's static files (console.c) */
+        return;
     enum route rt = route_of(r);
     switch (rt) {
     case R_NONE:
