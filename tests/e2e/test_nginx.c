@@ -555,6 +555,7 @@ static void swap_instance(void)
     memcpy(alt.acc, tmp, sizeof(tmp));
 }
 
+#ifdef REQSIGN_TEST_REDIS /* only two_instances_share_redis runs two nginx */
 static void alt_init(void)
 {
     char path[700];
@@ -565,6 +566,7 @@ static void alt_init(void)
     snprintf(alt.err, sizeof(alt.err), "%s/error.log", alt.dir);
     snprintf(alt.acc, sizeof(alt.acc), "%s/access.log", alt.dir);
 }
+#endif
 
 static void setup(void)
 {

@@ -39,8 +39,7 @@ struct reqsign_key_info {
 
 /* Find the key named @keyid. Return REQSIGN_OK with @out filled,
  * REQSIGN_E_KEY_UNKNOWN, or REQSIGN_E_KEYSTORE_UNAVAILABLE. Must be thread-safe. */
-typedef enum reqsign_status (*reqsign_key_lookup_fn)(void *ctx, const char *keyid,
-                                                     size_t keyid_len,
+typedef enum reqsign_status (*reqsign_key_lookup_fn)(void *ctx, const char *keyid, size_t keyid_len,
                                                      struct reqsign_key_info *out,
                                                      struct reqsign_error *err);
 
