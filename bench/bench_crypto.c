@@ -24,6 +24,7 @@
 #include <reqsign/base64.h>
 #include <reqsign/digest.h>
 #include <reqsign/keycache.h>
+#include <reqsign/keystore_sqlite.h>
 #include <reqsign/nonce.h>
 #include <reqsign/sf.h>
 #include <reqsign/verifier.h>

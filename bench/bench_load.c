@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 #include <reqsign/keycache.h>
-#include <reqsign/keystore.h>
+#include <reqsign/keystore_sqlite.h>
 #include <reqsign/nonce.h>
 #include <reqsign/verifier.h>
 

@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include <reqsign/key.h>
-#include <reqsign/keystore.h>
+#include <reqsign/keystore_sqlite.h>
 #include <reqsign/request.h>
 #include <reqsign/signer.h>
 

@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #include <reqsign/keycache.h>
-#include <reqsign/keystore.h>
+#include <reqsign/keystore_sqlite.h>
 #include <reqsign/signer.h>
 #include <reqsign/verifier.h>
 

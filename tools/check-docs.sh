@@ -43,7 +43,9 @@ for flag in $(flags_of dist/bash-completion/reqsign); do
 done
 
 # 3. reqsign(3) and the headers
-declared=$(cat common/include/reqsign/*.h client/include/reqsign/*.h server/include/reqsign/*.h |
+# (every public header: common/, client/, the verifier core server/include/ and
+# the store libraries' server/*/include/, server/stores/*/include/)
+declared=$(cat $(git ls-files -- '*/include/reqsign/*.h') |
     tr '\n' ' ' | grep -oE 'REQSIGN_API[^;(]*\breqsign_[a-z0-9_]+[[:space:]]*\(' |
     grep -oE 'reqsign_[a-z0-9_]+[[:space:]]*\($' | tr -d '( ' | sort -u)
 listed=$(grep -oE '\breqsign_[a-z0-9_]+(\*\*)?\(\)' docs/man/reqsign.3.md | tr -d '*()' | sort -u)

@@ -1,4 +1,9 @@
-/* reqsign-httpd: the store options (see stores.h). */
+/* reqsign-httpd: the store options (see stores.h).
+ *
+ * The stores are libraries of their own; this file links the ones the build
+ * made: SQLite always, PostgreSQL with REQSIGN_STORES_PG (reqsign-keystore-pg)
+ * and Redis with REQSIGN_STORES_REDIS (reqsign-nonce-redis). A URL naming a
+ * store that is not built fails to open, with a message saying so. */
 #include "stores.h"
 
 #include <errno.h>
@@ -11,8 +16,13 @@
 #include <curl/curl.h>
 
 #include <reqsign/key.h>
+#include <reqsign/keystore_sqlite.h>
+#ifdef REQSIGN_STORES_PG
 #include <reqsign/keystore_pg.h>
+#endif
+#ifdef REQSIGN_STORES_REDIS
 #include <reqsign/nonce_redis.h>
+#endif
 
 #define SQLITE_PREFIX "sqlite:"
 
@@ -154,11 +164,17 @@ struct reqsign_keystore *reqsign_stores_open_keys(const char *prog, const char *
 {
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    struct reqsign_keystore *ks;
-    if (reqsign_stores_key_store_is_pg(spec))
+    struct reqsign_keystore *ks = NULL;
+    if (reqsign_stores_key_store_is_pg(spec)) {
+#ifdef REQSIGN_STORES_PG
         ks = reqsign_keystore_pg_open(spec, flags, &err);
-    else
+#else
+        (void)reqsign_error_set(&err, REQSIGN_E_INVALID_ARG, "key store", REQSIGN_NO_OFFSET,
+                                "built without PostgreSQL support");
+#endif
+    } else {
         ks = reqsign_keystore_sqlite_open(reqsign_stores_key_store_path(spec), flags, &err);
+    }
     if (ks == NULL)
         fprintf(stderr, "%s: key store %s: %s%s\n", prog, reqsign_stores_describe(spec),
                 err.message[0] ? err.message : "cannot open",
@@ -176,6 +192,11 @@ struct reqsign_nonce_store *reqsign_stores_open_nonces(const char *prog, const c
             fprintf(stderr, "%s: nonce store: out of memory\n", prog);
         return s;
     }
+#ifndef REQSIGN_STORES_REDIS
+    fprintf(stderr, "%s: nonce store %s: built without Redis support\n", prog,
+            reqsign_stores_describe(spec));
+    return NULL;
+#else
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_nonce_redis_opts ro;
@@ -194,6 +215,7 @@ struct reqsign_nonce_store *reqsign_stores_open_nonces(const char *prog, const c
         return NULL;
     }
     return s;
+#endif
 }
 
 /* see stores.h */
@@ -203,6 +225,12 @@ int reqsign_stores_listen(const char *prog, const char *spec, struct reqsign_key
     *out = NULL;
     if (!reqsign_stores_key_store_is_pg(spec))
         return 0;
+#ifndef REQSIGN_STORES_PG
+    (void)cache;
+    fprintf(stderr, "%s: key store %s: built without PostgreSQL support\n", prog,
+            reqsign_stores_describe(spec));
+    return -1;
+#else
     struct reqsign_error err;
     reqsign_error_clear(&err);
     *out = reqsign_keystore_pg_listen(spec, cache, &err);
@@ -212,12 +240,17 @@ int reqsign_stores_listen(const char *prog, const char *spec, struct reqsign_key
         return -1;
     }
     return 0;
+#endif
 }
 
 /* see stores.h */
 void reqsign_stores_unlisten(struct reqsign_keystore_pg_listener *l)
 {
+#ifdef REQSIGN_STORES_PG
     reqsign_keystore_pg_listener_stop(l);
+#else
+    (void)l; /* never made: reqsign_stores_listen() makes none without PostgreSQL */
+#endif
 }
 
 /* see stores.h */

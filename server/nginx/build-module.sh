@@ -3,7 +3,10 @@
 # /usr/share/nginx/src) with --with-compat, so that the distribution's own
 # nginx binary loads it with load_module. Called by meson (server/nginx/meson.build):
 #
-#   build-module.sh NGINX_SRC MODULE_DIR WORK_DIR OUTPUT INCS LIBS
+#   build-module.sh NGINX_SRC MODULE_DIR WORK_DIR OUTPUT INCS LIBS [DEFS]
+#
+# DEFS: -DREQSIGN_NGX_PG=1 / -DREQSIGN_NGX_REDIS=1 for the fleet stores built
+# (and linked in LIBS); config appends them to CFLAGS.
 #
 # WORK_DIR holds a copy of the nginx sources, configured once (again only when
 # the module's config, INCS or LIBS change); each build then runs
@@ -12,11 +15,12 @@ set -eu
 src=$1 mod=$2 work=$3 out=$4
 REQSIGN_NGX_INCS=$5
 REQSIGN_NGX_LIBS=$6
-export REQSIGN_NGX_INCS REQSIGN_NGX_LIBS
+REQSIGN_NGX_DEFS=${7:-}
+export REQSIGN_NGX_INCS REQSIGN_NGX_LIBS REQSIGN_NGX_DEFS
 # Debian's nginx is built with threads: the module's phase one for Redis runs
 # in its thread pool
 flags="--with-compat --with-threads"
-want="$flags|$mod|$REQSIGN_NGX_INCS|$REQSIGN_NGX_LIBS|$(cksum < "$mod/config")"
+want="$flags|$mod|$REQSIGN_NGX_INCS|$REQSIGN_NGX_LIBS|$REQSIGN_NGX_DEFS|$(cksum < "$mod/config")"
 if [ ! -f "$work/objs/Makefile" ] || [ "$(cat "$work/.reqsign-configured" 2>/dev/null)" != "$want" ]; then
     rm -rf "$work"
     mkdir -p "$work"

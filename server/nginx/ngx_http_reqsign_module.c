@@ -34,9 +34,16 @@
 #include <reqsign/error.h>
 #include <reqsign/keycache.h>
 #include <reqsign/keydir.h>
-#include <reqsign/keystore.h>
+#include <reqsign/keystore_sqlite.h>
+/* The fleet stores are libraries of their own, linked only where they were
+ * built (meson option fleet): REQSIGN_NGX_PG / REQSIGN_NGX_REDIS, set by
+ * build-module.sh / config. Without one, its URLs are configuration errors. */
+#ifdef REQSIGN_NGX_PG
 #include <reqsign/keystore_pg.h>
+#endif
+#ifdef REQSIGN_NGX_REDIS
 #include <reqsign/nonce_redis.h>
+#endif
 #include <reqsign/request.h>
 #include <reqsign/verifier.h>
 
@@ -819,7 +826,14 @@ static struct reqsign_keystore *ngx_http_reqsign_open_keys(ngx_str_t *spec, int 
                                                            struct reqsign_error *err)
 {
     if (pg) {
+#ifdef REQSIGN_NGX_PG
         return reqsign_keystore_pg_open((const char *)spec->data, REQSIGN_KEYSTORE_READONLY, err);
+#else
+        (void)reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "key store", REQSIGN_NO_OFFSET,
+                                "this module was built without the PostgreSQL key store "
+                                "(reqsign-keystore-pg)");
+        return NULL;
+#endif
     }
     return reqsign_keystore_sqlite_open((const char *)spec->data + 7, REQSIGN_KEYSTORE_READONLY,
                                         err);
@@ -903,6 +917,7 @@ static char *ngx_http_reqsign_key_directory(ngx_conf_t *cf, ngx_command_t *cmd, 
     return NGX_CONF_OK;
 }
 
+#ifdef REQSIGN_NGX_REDIS
 /* The Redis store's options: one connection per thread of the pool. */
 static void ngx_http_reqsign_redis_opts(ngx_http_reqsign_main_conf_t *mcf,
                                         struct reqsign_nonce_redis_opts *ro)
@@ -911,6 +926,7 @@ static void ngx_http_reqsign_redis_opts(ngx_http_reqsign_main_conf_t *mcf,
     ro->url = (const char *)mcf->redis.data;
     ro->pool_size = 32;
 }
+#endif
 
 /* reqsign_nonce_store redis://... | unix:/path; a fleet's window. Checked
  * with a PING now, so a typo is a configuration error (as reqsignd does at
@@ -918,7 +934,9 @@ static void ngx_http_reqsign_redis_opts(ngx_http_reqsign_main_conf_t *mcf,
 static char *ngx_http_reqsign_redis(ngx_conf_t *cf, ngx_http_reqsign_main_conf_t *mcf,
                                     ngx_str_t *value)
 {
-#if (NGX_THREADS)
+#ifndef REQSIGN_NGX_REDIS
+    return "Redis: this module was built without the Redis nonce store (reqsign-nonce-redis)";
+#elif (NGX_THREADS)
     struct reqsign_nonce_redis_opts ro;
     struct reqsign_nonce_store *st;
     struct reqsign_error err;
@@ -1097,6 +1115,7 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
                       err.message[0] ? err.message : "out of memory");
         return NGX_ERROR;
     }
+#ifdef REQSIGN_NGX_PG
     if (mcf->key_store_pg) {
         /* a revocation committed by the key service drops the key from this
          * worker's cache at once (NOTIFY); the TTL stays the bound if a
@@ -1110,13 +1129,17 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
                           err.message);
         }
     }
+#endif
 
 stores:
+#ifdef REQSIGN_NGX_REDIS
     if (mcf->redis.len > 0) {
         struct reqsign_nonce_redis_opts ro;
         ngx_http_reqsign_redis_opts(mcf, &ro);
         mcf->nonces = reqsign_nonce_store_redis_new(&ro, &err); /* connects on demand */
-    } else {
+    } else
+#endif
+    {
         mcf->nonces = ngx_http_reqsign_shm_store(mcf->shm);
     }
     if (mcf->nonces == NULL) {
@@ -1171,7 +1194,9 @@ static void ngx_http_reqsign_exit_process(ngx_cycle_t *cycle)
         scf->verifier = NULL;
     }
     reqsign_nonce_store_free(mcf->nonces);
+#ifdef REQSIGN_NGX_PG
     reqsign_keystore_pg_listener_stop(mcf->listener); /* before the cache it writes to */
+#endif
     mcf->listener = NULL;
     reqsign_keycache_free(mcf->cache);
     reqsign_keystore_free(mcf->ks);

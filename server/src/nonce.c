@@ -3,8 +3,6 @@
 
 #include <stdlib.h>
 
-#include "nonce_internal.h"
-
 struct reqsign_nonce_store {
     struct reqsign_nonce_store_ops ops;
     void *impl;
@@ -59,10 +57,11 @@ enum reqsign_status reqsign_nonce_store_check_insert(struct reqsign_nonce_store 
     return s->ops.check_insert(s->impl, keyid, keyid_len, nonce, nonce_len, now, until, err);
 }
 
-/* see nonce_internal.h */
-void *reqsign__nonce_store_impl(const struct reqsign_nonce_store *s, reqsign__nonce_check_fn check)
+/* see reqsign/nonce.h */
+void *reqsign_nonce_store_impl(const struct reqsign_nonce_store *s,
+                               reqsign_nonce_check_insert_fn check_insert)
 {
-    if (s == NULL || s->ops.check_insert != check)
+    if (s == NULL || s->ops.check_insert != check_insert)
         return NULL;
     return s->impl;
 }

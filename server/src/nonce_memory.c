@@ -42,10 +42,9 @@
  * Locks: sweep_mu -> shard -> key shard, never the other way; a shard visited
  * for housekeeping is only try-locked, after the caller's shard is released.
  */
+#include <reqsign/key.h>
 #include <reqsign/nonce.h>
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -53,7 +52,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "nonce_internal.h"
 #include "siphash.h"
 
 #define MEM_SHARD_BITS 6
@@ -717,8 +715,8 @@ static void mem_free(void *impl)
         free(m->kshards[i].index);
     }
     pthread_mutex_destroy(&m->sweep_mu);
-    OPENSSL_cleanse(m->pair_key, sizeof(m->pair_key));
-    OPENSSL_cleanse(m->keyid_key, sizeof(m->keyid_key));
+    reqsign_memzero(m->pair_key, sizeof(m->pair_key));
+    reqsign_memzero(m->keyid_key, sizeof(m->keyid_key));
     free(m);
 }
 
@@ -747,8 +745,8 @@ reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts)
     atomic_init(&m->total, 0);
     atomic_init(&m->min_until, UINT32_MAX);
     atomic_init(&m->sweep_seq, 0u);
-    bool ok = RAND_bytes(m->pair_key, sizeof(m->pair_key)) == 1 &&
-              RAND_bytes(m->keyid_key, sizeof(m->keyid_key)) == 1;
+    bool ok = reqsign_random_bytes(m->pair_key, sizeof(m->pair_key)) == REQSIGN_OK &&
+              reqsign_random_bytes(m->keyid_key, sizeof(m->keyid_key)) == REQSIGN_OK;
     for (uint32_t i = 0; i < MEM_NSHARDS; i++) {
         struct mem_shard *sh = &m->shards[i];
         pthread_mutex_init(&sh->mu, NULL);
@@ -776,7 +774,7 @@ reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts)
 /* The in-memory store behind @s, or NULL. */
 static struct mem *mem_of(struct reqsign_nonce_store *s)
 {
-    return reqsign__nonce_store_impl(s, mem_check_insert);
+    return reqsign_nonce_store_impl(s, mem_check_insert);
 }
 
 static uint32_t mem_clamp_now(int64_t now)

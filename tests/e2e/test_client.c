@@ -35,7 +35,7 @@
 #include <reqsign/curl.h>
 #include <reqsign/digest.h>
 #include <reqsign/key.h>
-#include <reqsign/keystore.h>
+#include <reqsign/keystore_sqlite.h>
 #include <reqsign/nonce.h>
 #include <reqsign/signer.h>
 #include <reqsign/verifier.h>

@@ -29,8 +29,10 @@
 #include <unistd.h>
 
 #include <reqsign/key.h>
-#include <reqsign/keystore.h>
+#include <reqsign/keystore_sqlite.h>
+#ifdef REQSIGN_TEST_PG
 #include <reqsign/keystore_pg.h>
+#endif
 #include <reqsign/signer.h>
 
 #include <curl/curl.h>
@@ -553,6 +555,7 @@ static void swap_instance(void)
     memcpy(alt.acc, tmp, sizeof(tmp));
 }
 
+#ifdef REQSIGN_TEST_REDIS /* only two_instances_share_redis runs two nginx */
 static void alt_init(void)
 {
     char path[700];
@@ -563,6 +566,7 @@ static void alt_init(void)
     snprintf(alt.err, sizeof(alt.err), "%s/error.log", alt.dir);
     snprintf(alt.acc, sizeof(alt.acc), "%s/access.log", alt.dir);
 }
+#endif
 
 static void setup(void)
 {
@@ -1205,6 +1209,7 @@ Test(nginx, http2_over_tls)
     free(b2);
 }
 
+#ifdef REQSIGN_TEST_REDIS
 /* Two nginx instances sharing one Redis window and the key store: a request
  * accepted by one is a replay at the other. Redis down: 503 (fail-closed),
  * nothing upstream; Redis back: service resumes without touching nginx. */
@@ -1272,7 +1277,9 @@ Test(nginx, two_instances_share_redis)
     cr_assert_eq(up_count(), 4);
     ru_stop(&rs);
 }
+#endif /* REQSIGN_TEST_REDIS */
 
+#ifdef REQSIGN_TEST_PG
 /* reqsign_key_store postgresql://...: lookups in the thread pool; a revoked
  * key refused at once through LISTEN/NOTIFY although reqsign_cache_ttl is
  * 60s; PostgreSQL down: 503
@@ -1336,7 +1343,9 @@ Test(nginx, postgresql_key_store, .timeout = 90)
     free(ci);
     tu_pg_stop(&pg);
 }
+#endif /* REQSIGN_TEST_PG */
 
+#ifdef REQSIGN_TEST_REDIS
 struct slow {
     const char *req;
     size_t len;
@@ -1435,6 +1444,7 @@ Test(nginx, redis_wait_is_off_the_event_loop)
                  (long long)median, (long long)worst, (long long)total);
     ru_stop(&rs);
 }
+#endif /* REQSIGN_TEST_REDIS */
 
 /* An internal redirect after the access phase (try_files to a named
  * location runs the access phase again): the request is not verified twice

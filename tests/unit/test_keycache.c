@@ -12,7 +12,9 @@
 #include <criterion/criterion.h>
 
 #include <reqsign/keycache.h>
+#include <reqsign/keystore_sqlite.h>
 #include <reqsign/signer.h>
+#include <reqsign/verifier.h>
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -8,9 +8,11 @@
  */
 #include <criterion/criterion.h>
 
-#include <reqsign/keystore.h>
-#include <reqsign/keystore_pg.h>
 #include <reqsign/keycache.h>
+#include <reqsign/keystore_sqlite.h>
+#ifdef REQSIGN_TEST_PG
+#include <reqsign/keystore_pg.h>
+#endif
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -856,9 +858,9 @@ static char *sqlite_path(void)
 }
 
 /* Direct SQLite access for the checks below. The test links only against the
- * reqsign libraries (tests/meson.build gives it server_dep, which does not
- * export sqlite3), so the few functions needed are taken from the libsqlite3
- * the server library already loaded. */
+ * reqsign libraries (tests/meson.build gives it keystore_sqlite_dep, which
+ * does not export sqlite3), so the few functions needed are taken from the
+ * libsqlite3 the SQLite store library already loaded. */
 #define RAW_FUNCS(X)                                                                               \
     X(int, sqlite3_open_v2, (const char *, sqlite3 **, int, const char *))                         \
     X(int, sqlite3_busy_timeout, (sqlite3 *, int))                                                 \

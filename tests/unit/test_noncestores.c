@@ -3,7 +3,8 @@
  * Each contract case runs once per row of `impls` (memory; redis with
  * absolute expiries; redis forced to relative ones), as tests named CASE__ROW. The Redis rows start their
  * own redis-server on a Unix socket in a temporary directory (redisutil.h)
- * and are skipped when reqsign was built without hiredis or redis-server is
+ * and are skipped when reqsign was built without the Redis nonce store
+ * (reqsign-nonce-redis, meson option fleet: REQSIGN_TEST_REDIS) or redis-server is
  * not installed. Time: the memory row uses an injected clock; the Redis rows
  * use the real clock and real one-second windows (Redis expires keys itself).
  * Then Redis-only cases: the pipelined batch, fleet key sharing, the key
@@ -17,7 +18,9 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <reqsign/nonce.h>
+#ifdef REQSIGN_TEST_REDIS
 #include <reqsign/nonce_redis.h>
+#endif
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,12 +36,14 @@
 
 /* ---- clocks ---- */
 
+#ifdef REQSIGN_TEST_REDIS /* the Redis-only cases time themselves */
 static int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+#endif
 
 static int64_t real_ms(void)
 {
@@ -110,6 +115,7 @@ static void teardown_memory(struct fx *f)
 #define CONTRACT_MS 3000
 #define FAST_MS 100
 
+#ifdef REQSIGN_TEST_REDIS
 static struct reqsign_nonce_store *redis_store(struct fx *f, const char *prefix, bool px,
                                                size_t pool, unsigned command_ms,
                                                struct reqsign_error *e)
@@ -153,6 +159,14 @@ static bool make_redis_mode(struct fx *f, bool px)
     cr_assert_eq(st.pxat, !px && st.server_version >= 60200, "version %u", st.server_version);
     return true;
 }
+#else
+static bool make_redis_mode(struct fx *f, bool px)
+{
+    (void)px;
+    snprintf(f->skip, sizeof(f->skip), "built without the Redis nonce store (meson option fleet)");
+    return false;
+}
+#endif
 
 static bool make_redis(struct fx *f)
 {
@@ -423,7 +437,8 @@ CONTRACT(two_threads_distinct_all_ok_then_all_replays)
     bulk_run(f->s, now, REQSIGN_E_REPLAY);
 }
 
-/* ---- Redis only ---- */
+/* ---- Redis only (the library reqsign-nonce-redis) ---- */
+#ifdef REQSIGN_TEST_REDIS
 
 static void redis_setup(struct fx *f)
 {
@@ -1052,3 +1067,4 @@ Test(noncestores, redis_script_flushed_falls_back_to_eval)
     cr_assert_eq(st.failures, 0);
     teardown_redis(&f);
 }
+#endif /* REQSIGN_TEST_REDIS */

@@ -17,8 +17,8 @@
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
+#include <reqsign/keylookup.h>
 #include <reqsign/keystore.h>
-#include <reqsign/verifier.h>
 
 #ifdef __cplusplus
 extern "C" {

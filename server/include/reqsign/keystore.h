@@ -3,7 +3,9 @@
  * A key store holds what the key service knows about each key: the Ed25519
  * public key, a label, scopes, and the times it was created, expires and was
  * revoked. It never holds a private key. Implementations plug in through
- * struct reqsign_keystore_ops; SQLite is built in (keystore_sqlite.c).
+ * struct reqsign_keystore_ops; the stores of reqsign are libraries of their
+ * own: SQLite (reqsign/keystore_sqlite.h, pkg-config reqsign-keystore-sqlite)
+ * and PostgreSQL (reqsign/keystore_pg.h, reqsign-keystore-pg).
  *
  * Thread safety: every function taking a struct reqsign_keystore * is safe
  * to call concurrently on one shared store (implementations serialise
@@ -225,28 +227,10 @@ reqsign_keystore_audit_list(struct reqsign_keystore *ks, const char *account, in
                             size_t limit, struct reqsign_audit_event *out, size_t *n,
                             struct reqsign_error *err);
 
-/* ---- SQLite ----
- * WAL mode, busy timeout (REQSIGN_SQLITE_BUSY_MS), a schema_version table and
- * ordered migrations applied at open. A pool of connections (one taken per
- * call, opened on demand, each with its prepared statements), so readers never
- * block each other and short-lived threads leak nothing. The file is created
- * with mode 0600 by reqsign, never by SQLite. */
-#define REQSIGN_SQLITE_BUSY_MS 5000
+/* Flags of a store's open function (reqsign_keystore_sqlite_open(),
+ * reqsign_keystore_pg_open()). */
 #define REQSIGN_KEYSTORE_READONLY 0x1u /* open read-only (a verifying backend) */
 #define REQSIGN_KEYSTORE_CREATE 0x2u   /* create the file and schema if missing */
-
-/**
- * reqsign_keystore_sqlite_open() - open (and migrate, unless read-only) the
- * database at @path.
- * Return: the store, or NULL with @err set (REQSIGN_E_STORE, REQSIGN_E_IO,
- * REQSIGN_E_NOMEM; a read-only open of a missing or unmigrated file fails).
- * Thread safety: thread-safe.
- */
-REQSIGN_API struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned flags,
-                                                                  struct reqsign_error *err);
-
-/** The schema version this build migrates to. */
-#define REQSIGN_SQLITE_SCHEMA_VERSION 2
 
 #ifdef __cplusplus
 }

@@ -54,6 +54,23 @@ reqsign_nonce_store_check_insert(struct reqsign_nonce_store *s, const char *keyi
                                  size_t keyid_len, const char *nonce, size_t nonce_len,
                                  int64_t now, int64_t until, struct reqsign_error *err);
 
+/* The type of ops->check_insert. */
+typedef enum reqsign_status (*reqsign_nonce_check_insert_fn)(void *impl, const char *keyid,
+                                                             size_t keyid_len, const char *nonce,
+                                                             size_t nonce_len, int64_t now,
+                                                             int64_t until,
+                                                             struct reqsign_error *err);
+
+/**
+ * reqsign_nonce_store_impl() - the impl of @s if @s was made with
+ * @check_insert as its ops->check_insert, else NULL: how a store's own
+ * functions (reqsign_nonce_store_memory_count(), the Redis store's ping, ...)
+ * tell their stores from others. For store implementations, in this library
+ * or another.
+ */
+REQSIGN_API void *reqsign_nonce_store_impl(const struct reqsign_nonce_store *s,
+                                           reqsign_nonce_check_insert_fn check_insert);
+
 /* ---- the in-memory store ----
  * Exact: a pair is identified by a 128-bit keyed hash (SipHash-2-4-128 with a
  * random per-store key) of (keyid, nonce); two distinct pairs can only be

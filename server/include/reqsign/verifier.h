@@ -48,6 +48,7 @@
 #include <reqsign/digest.h>
 #include <reqsign/error.h>
 #include <reqsign/key.h>
+#include <reqsign/keylookup.h>
 #include <reqsign/nonce.h>
 #include <reqsign/request.h>
 #include <reqsign/sf.h>
@@ -60,31 +61,6 @@ extern "C" {
 #define REQSIGN_VERIFY_STACK_MAX 32768
 /* OpenSSL 3's own allocations inside one Ed25519 verify (OpenSSL backend). */
 #define REQSIGN_VERIFY_OPENSSL_ALLOCS 3
-
-enum reqsign_key_state {
-    REQSIGN_KEY_ACTIVE = 0,
-    REQSIGN_KEY_REVOKED = 1,
-    REQSIGN_KEY_EXPIRED = 2,
-    REQSIGN_KEY_DISABLED = 3,         /* reversible: refused with key_disabled */
-    REQSIGN_KEY_ACCOUNT_DISABLED = 4, /* the key's account is disabled: account_disabled */
-};
-
-
-/* What a key lookup returns. */
-struct reqsign_key_info {
-    uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
-    enum reqsign_key_state state;
-    char scopes[REQSIGN_SCOPES_MAX]; /* space-separated, NUL-terminated; may be empty */
-};
-
-/* Find the key named @keyid. Return REQSIGN_OK with @out filled,
- * REQSIGN_E_KEY_UNKNOWN, or REQSIGN_E_KEYSTORE_UNAVAILABLE. Must be thread-safe. */
-typedef enum reqsign_status (*reqsign_key_lookup_fn)(void *ctx, const char *keyid,
-                                                     size_t keyid_len,
-                                                     struct reqsign_key_info *out,
-                                                     struct reqsign_error *err);
-
-typedef int64_t (*reqsign_verifier_clock_fn)(void *ctx); /* unix seconds */
 
 enum reqsign_profile {
     /* reqsign profile: @method @authority @path covered; @query when the

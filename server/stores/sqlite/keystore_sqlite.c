@@ -32,7 +32,7 @@
  * Writes on a store opened REQSIGN_KEYSTORE_READONLY are refused with
  * REQSIGN_E_STORE before SQLite is asked.
  */
-#include <reqsign/keystore.h>
+#include <reqsign/keystore_sqlite.h>
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,8 +1,7 @@
 /* reqsign: the PostgreSQL key store and its LISTEN/NOTIFY cache invalidation.
  *
- * Built only with libpq (REQSIGN_HAVE_LIBPQ, set by server/meson.build when
- * libpq_dep is found); otherwise the public functions fail with
- * REQSIGN_E_INVALID_ARG "built without PostgreSQL support".
+ * The library reqsign-keystore-pg (server/stores/pg/meson.build), built only
+ * where libpq is found (meson option fleet); otherwise it is not built at all.
  *
  * Schema. Mirrors the SQLite store: `schema_version(version integer)` holds
  * one row, the number of migrations applied; pg_migrations[i] takes the schema
@@ -55,8 +54,6 @@
 #include <string.h>
 
 static const char pg_src[] = "key store";
-
-#ifdef REQSIGN_HAVE_LIBPQ
 
 #include <libpq-fe.h>
 
@@ -1071,43 +1068,3 @@ void reqsign_keystore_pg_listener_stop(struct reqsign_keystore_pg_listener *l)
     pthread_join(l->thread, NULL);
     listener_free(l);
 }
-
-#else /* !REQSIGN_HAVE_LIBPQ */
-
-static void no_support(struct reqsign_error *err)
-{
-    reqsign_error_set(err, REQSIGN_E_INVALID_ARG, pg_src, REQSIGN_NO_OFFSET,
-                      "built without PostgreSQL support");
-}
-
-/* see reqsign/keystore_pg.h */
-struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned flags,
-                                                  struct reqsign_error *err)
-{
-    no_support(err);
-    return NULL;
-}
-
-/* see reqsign/keystore_pg.h */
-struct reqsign_keystore_pg_listener *reqsign_keystore_pg_listen(const char *conninfo,
-                                                                struct reqsign_keycache *cache,
-                                                                struct reqsign_error *err)
-{
-    no_support(err);
-    return NULL;
-}
-
-/* see reqsign/keystore_pg.h */
-void reqsign_keystore_pg_listener_stats(struct reqsign_keystore_pg_listener *l,
-                                        struct reqsign_keystore_pg_listener_stats *out)
-{
-    if (out != NULL)
-        memset(out, 0, sizeof(*out));
-}
-
-/* see reqsign/keystore_pg.h */
-void reqsign_keystore_pg_listener_stop(struct reqsign_keystore_pg_listener *l)
-{
-}
-
-#endif

@@ -23,50 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nonce_internal.h"
 
 static const char rd_src[] = "nonce store";
-
-#if !defined(REQSIGN_HAVE_HIREDIS)
-
-/* see reqsign/nonce_redis.h */
-struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_nonce_redis_opts *o,
-                                                          struct reqsign_error *err)
-{
-    (void)o;
-    (void)reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
-                            "built without Redis support");
-    return NULL;
-}
-
-/* see reqsign/nonce_redis.h */
-enum reqsign_status reqsign_nonce_store_redis_ping(struct reqsign_nonce_store *s,
-                                                   struct reqsign_error *err)
-{
-    return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
-                             "built without Redis support");
-}
-
-/* see reqsign/nonce_redis.h */
-enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
-    struct reqsign_nonce_store *s, const struct reqsign_nonce_item *items, size_t n,
-    enum reqsign_status *results, int64_t now, struct reqsign_error *err)
-{
-    for (size_t i = 0; results != NULL && i < n; i++)
-        results[i] = REQSIGN_E_INVALID_ARG;
-    return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
-                             "built without Redis support");
-}
-
-/* see reqsign/nonce_redis.h */
-void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
-                                     struct reqsign_nonce_redis_stats *out)
-{
-    if (out != NULL)
-        memset(out, 0, sizeof(*out));
-}
-
-#else /* REQSIGN_HAVE_HIREDIS */
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -937,7 +895,7 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
 
 static struct rd *rd_of(struct reqsign_nonce_store *s)
 {
-    return reqsign__nonce_store_impl(s, rd_check_insert);
+    return reqsign_nonce_store_impl(s, rd_check_insert);
 }
 
 /* see reqsign/nonce_redis.h */
@@ -1109,5 +1067,3 @@ void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
     out->pxat = r->last_pxat;
     pthread_mutex_unlock(&r->mu);
 }
-
-#endif /* REQSIGN_HAVE_HIREDIS */

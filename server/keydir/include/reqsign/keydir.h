@@ -69,7 +69,7 @@
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
-#include <reqsign/verifier.h>
+#include <reqsign/keylookup.h>
 
 #ifdef __cplusplus
 extern "C" {

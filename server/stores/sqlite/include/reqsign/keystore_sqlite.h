@@ -1,0 +1,39 @@
+/* reqsign: the SQLite key store (library reqsign-keystore-sqlite).
+ *
+ * A struct reqsign_keystore (reqsign/keystore.h) over a SQLite database file.
+ */
+#ifndef REQSIGN_KEYSTORE_SQLITE_H
+#define REQSIGN_KEYSTORE_SQLITE_H
+
+#include <reqsign/defs.h>
+#include <reqsign/error.h>
+#include <reqsign/keystore.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* WAL mode, busy timeout (REQSIGN_SQLITE_BUSY_MS), a schema_version table and
+ * ordered migrations applied at open. A pool of connections (one taken per
+ * call, opened on demand, each with its prepared statements), so readers never
+ * block each other and short-lived threads leak nothing. The file is created
+ * with mode 0600 by reqsign, never by SQLite. */
+#define REQSIGN_SQLITE_BUSY_MS 5000
+
+/**
+ * reqsign_keystore_sqlite_open() - open (and migrate, unless read-only) the
+ * database at @path.
+ * Return: the store, or NULL with @err set (REQSIGN_E_STORE, REQSIGN_E_IO,
+ * REQSIGN_E_NOMEM; a read-only open of a missing or unmigrated file fails).
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned flags,
+                                                                  struct reqsign_error *err);
+
+/** The schema version this build migrates to. */
+#define REQSIGN_SQLITE_SCHEMA_VERSION 2
+
+#ifdef __cplusplus
+}
+#endif
+#endif
