@@ -50,6 +50,10 @@ struct reqsignd_service {
     int64_t enrollment_ttl;
     int accounts; /* the store has accounts (else: keys:admin only, as before issue 13) */
     pthread_mutex_t rl_mu; /* failed enrollments per source address */
+    /* Held from the last-admin check of a revoke or disable of a keys:admin
+     * key to its write, so two such changes in this process cannot each see
+     * the other key as the one that remains. */
+    pthread_mutex_t admin_mu;
     struct {
         char peer[64];
         int64_t window;
@@ -1557,6 +1561,49 @@ out:
     reqsign_key_free(key);
 }
 
+/* 1 if @k is a keys:admin key that works now: neither revoked, expired nor
+ * disabled, its account enabled. */
+static int active_admin(const struct reqsign_key_record *k, int64_t now)
+{
+    return has_scope(k->scopes, ADMIN_SCOPE) && strcmp(status_of(k, now), "active") == 0 &&
+           k->account_disabled_at == 0;
+}
+
+/* Is there an active keys:admin key other than @keyid? *@found 1 or 0.
+ * keys:admin keys live in acct_operator only (a store without accounts: all
+ * keys are listed). */
+static enum reqsign_status other_admin(struct reqsignd_service *s, const char *keyid,
+                                       int64_t now, int *found, struct reqsign_error *err)
+{
+    struct reqsign_key_record *page = calloc(REQSIGN_KEYSTORE_PAGE_MAX, sizeof(*page));
+    char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
+    struct reqsign_key_filter f;
+    memset(&f, 0, sizeof(f));
+    f.account = REQSIGN_ACCOUNT_OPERATOR;
+    *found = 0;
+    if (page == NULL)
+        return set_error(err, REQSIGN_E_NOMEM, "out of memory");
+    for (;;) {
+        size_t n = 0;
+        enum reqsign_status st =
+            s->accounts ? reqsign_keystore_list_filter(s->store, &f, after,
+                                                       REQSIGN_KEYSTORE_PAGE_MAX, page, &n, err)
+                        : reqsign_keystore_list(s->store, after, REQSIGN_KEYSTORE_PAGE_MAX, page,
+                                                &n, err);
+        if (st != REQSIGN_OK) {
+            free(page);
+            return st;
+        }
+        for (size_t i = 0; i < n && !*found; i++)
+            *found = strcmp(page[i].keyid, keyid) != 0 && active_admin(&page[i], now);
+        if (*found || n < REQSIGN_KEYSTORE_PAGE_MAX)
+            break;
+        snprintf(after, sizeof(after), "%s", page[n - 1].keyid);
+    }
+    free(page);
+    return REQSIGN_OK;
+}
+
 /* /v1/keys/{keyid}[/disable|enable|rotate], GET, DELETE, POST */
 static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, struct call *c,
                    const struct actor *a)
@@ -1697,13 +1744,40 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         return;
     }
     json_decref(body);
-    if (!s->accounts && del) { /* a store without the lifecycle columns */
-        if (reqsign_keystore_revoke(s->store, keyid, strlen(keyid), now, &err) != REQSIGN_OK ||
-            reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err) != REQSIGN_OK) {
-            refuse_err(s, r, c, a, act, keyid, &err);
+    /* The last active keys:admin key is neither revoked (not even by
+     * possession) nor disabled: nothing online could recover the service.
+     * `reqsignd admin add` is the offline way back. */
+    struct reqsign_key_record cur;
+    int guard = 0;
+    if ((del || strcmp(action, "disable") == 0) &&
+        reqsign_keystore_get(s->store, keyid, strlen(keyid), &cur, &err) == REQSIGN_OK &&
+        active_admin(&cur, now)) {
+        int others = 0;
+        guard = 1;
+        pthread_mutex_lock(&s->admin_mu);
+        if (other_admin(s, keyid, now, &others, &err) != REQSIGN_OK) {
+            pthread_mutex_unlock(&s->admin_mu);
+            reqsign_httpd_respond_error(r, &err);
             return;
         }
-    } else if (reqsign_keystore_update(s->store, &rec, &err) != REQSIGN_OK ||
+        if (!others) {
+            pthread_mutex_unlock(&s->admin_mu);
+            refuse(s, r, c, a, act, keyid, rec.account, REQSIGN_E_LAST_ADMIN,
+                   "this is the last active keys:admin key: create another admin key first "
+                   "(POST /v1/keys with scopes [\"keys:admin\"]); offline recovery is "
+                   "'reqsignd admin add'");
+            return;
+        }
+    }
+    reqsign_error_clear(&err);
+    enum reqsign_status wst = REQSIGN_OK;
+    if (!s->accounts && del) /* a store without the lifecycle columns */
+        wst = reqsign_keystore_revoke(s->store, keyid, strlen(keyid), now, &err);
+    else
+        wst = reqsign_keystore_update(s->store, &rec, &err);
+    if (guard)
+        pthread_mutex_unlock(&s->admin_mu);
+    if (wst != REQSIGN_OK ||
         reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err) != REQSIGN_OK) {
         refuse_err(s, r, c, a, act, keyid, &err);
         return;
@@ -2205,6 +2279,7 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     }
     s->enrollment_ttl = o->enrollment_ttl > 0 ? o->enrollment_ttl : REQSIGND_ENROLLMENT_TTL;
     pthread_mutex_init(&s->rl_mu, NULL);
+    pthread_mutex_init(&s->admin_mu, NULL);
     if (s->cache != NULL && s->nonces != NULL)
         s->verifier = reqsign_verifier_new(&vo, err);
     if (s->verifier == NULL) {
