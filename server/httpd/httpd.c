@@ -551,6 +551,13 @@ void reqsign_httpd_respond(struct reqsign_httpd_req *r, unsigned status, const c
 }
 
 /* see httpd.h */
+void reqsign_httpd_respond_cache(struct reqsign_httpd_req *r, unsigned status, const char *ctype,
+                                 const char *body, size_t len, const char *cache_control)
+{
+    respond_cc(r, status, ctype, body, len, cache_control);
+}
+
+/* see httpd.h */
 void reqsign_httpd_respond_secret(struct reqsign_httpd_req *r, unsigned status, char *body,
                                   size_t len)
 {
