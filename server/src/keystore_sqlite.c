@@ -12,7 +12,11 @@
  * Files. The database runs in WAL mode, so readers never block the writer nor
  * each other. A store opened with REQSIGN_KEYSTORE_CREATE creates a missing
  * file itself with open(O_CREAT | O_EXCL, 0600) before SQLite sees it; SQLite
- * gives the -wal and -shm files the database file's mode. Nothing private is
+ * gives the -wal and -shm files the database file's mode. They are kept when
+ * the last connection closes (SQLITE_FCNTL_PERSIST_WAL), so that a
+ * READONLY store of a user who cannot write the directory opens even when no
+ * writer runs: SQLite then reads the WAL through a read-only -shm
+ * (sqlite.org/wal.html, "read-only databases"), and sees every commit. Nothing private is
  * ever stored: the keys table has no column for it.
  *
  * Connections. A small mutex-protected pool: a call takes an idle connection
@@ -265,6 +269,12 @@ static enum reqsign_status conn_open(const char *path, bool readonly, bool lazy,
     if (rc == SQLITE_OK) {
         sqlite3_extended_result_codes(c->db, 1);
         sqlite3_busy_timeout(c->db, REQSIGN_SQLITE_BUSY_MS);
+        /* Keep the -wal and -shm files when the last connection closes: a
+         * verifier that may only read the database (another user, a 0644 or
+         * 0640 file in a directory it cannot write) can open a WAL database
+         * only if both exist (sqlite.org/wal.html, "read-only databases"). */
+        int persist = 1;
+        (void)sqlite3_file_control(c->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
         rc = sqlite3_exec(c->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
