@@ -548,7 +548,8 @@ static int accept_q(const char *accept, const char *type)
             sp = 0;
         if (sp > spec) {
             int q = 1000;
-            for (const char *x = semi; x != NULL && x < e; x = memchr(x + 1, ';', (size_t)(e - x - 1))) {
+            for (const char *x = semi; x != NULL && x < e;
+                 x = memchr(x + 1, ';', (size_t)(e - x - 1))) {
                 const char *v = x + 1;
                 while (*v == ' ' || *v == '\t')
                     v++;

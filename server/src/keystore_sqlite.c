@@ -155,7 +155,8 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_GET] = "SELECT " SQ_KCOLUMNS SQ_FROM "WHERE k.keyid = ?1",
     [SQ_INSERT] = "INSERT INTO keys (" SQ_COLUMNS ", account, disabled_at, replaces, replaced_by,"
                   " publish)"
-                  " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULLIF(?10, ''), NULLIF(?11, ''), ?12"
+                  " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULLIF(?10, ''), NULLIF(?11, ''),"
+                  " ?12"
                   " WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?8)",
     [SQ_LIST] = "SELECT " SQ_KCOLUMNS SQ_FROM "WHERE k.keyid > ?1 ORDER BY k.keyid LIMIT ?2",
     [SQ_REVOKE] = "UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE keyid = ?1",

@@ -721,7 +721,8 @@ Test(backend, read_only_user_verifies)
         struct reqsign_signer *s2 = signer_of(k2);
         cr_assert_eq(wait_for(s2, &e, 200, 3000), 200, "a new key");
         char path[200];
-        snprintf(path, sizeof(path), "/v1/keys/%s", json_string_value(json_object_get(k1, "keyid")));
+        snprintf(path, sizeof(path), "/v1/keys/%s",
+                 json_string_value(json_object_get(k1, "keyid")));
         struct resp r = call(admin, "DELETE", url_of(&e, path), NULL);
         cr_assert_eq(r.status, 200);
         resp_free(&r);
