@@ -3,7 +3,7 @@
  *   api-backend --listen HOST:PORT (--db PATH | --key-store STORE) [--nonce-store STORE]
  *               (--authority HOST[:PORT] ... | --any-authority) [--max-age N] [--skew N]
  *               [--cache-ttl N] [--max-body N] [--threads N] [--bench-unsigned-route]
- *               [--require-scope [/PATH-PREFIX=]SCOPE ...]
+ *               [--require-scope [/PATH-PREFIX=]SCOPE ...] [--read-only]
  *               [--tls-cert FILE --tls-key FILE | --insecure-http] [--public-scheme S]
  *               [--log-format text|json]
  *   api-backend --help | --version
@@ -19,6 +19,9 @@
  *       /v1/orders or below it need orders:write (repeatable: every rule that
  *       matches must hold). Otherwise 403 "scope". This is the authorisation
  *       step to copy: see require_scopes() below.
+ *   --read-only: never write to the key store: the last use of keys is not
+ *       recorded (one log line says so). Without it, a SQLite store this
+ *       user cannot write is read all the same, with the same log line.
  *   TLS (--tls-cert, --tls-key), --insecure-http, --public-scheme and
  *       --log-format are the HTTP glue's (server/httpd/httpd.h, api-backend(8)).
  *
@@ -29,7 +32,11 @@
  *
  * It reads the key service's key store read-only (SQLite file, or the
  * PostgreSQL database a fleet shares) and answers every request with an echo
- * of who signed it and what was signed:
+ * of who signed it and what was signed. Least privilege: it may run as a user
+ * that can only read the SQLite database and its -wal and -shm files (which
+ * reqsignd keeps), in a directory it cannot write; it then sees every change
+ * reqsignd commits, and only the last use of keys (the one thing it writes)
+ * is not recorded (examples/api-backend/README.md):
  *
  *   {"keyid", "scopes": [...], "method", "path", "body_sha256"}
  *
@@ -52,9 +59,11 @@
  * (server/httpd/) is ours; any server that can call a function when the
  * headers are in and again for each body chunk can do the same.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -178,6 +187,28 @@ static void out_str(struct out *o, const char *p, size_t n)
         }
     }
     out_put(o, "\"", 1);
+}
+
+/* 1 if this process may write the SQLite database @path and the -wal and
+ * -shm files beside it (those that exist; a missing one needs the directory). */
+static int sqlite_writable(const char *path)
+{
+    static const char *const ext[3] = {"", "-wal", "-shm"};
+    char p[4200];
+    if (path == NULL)
+        return 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s%s", path, ext[i]);
+        if (access(p, W_OK) == 0)
+            continue;
+        if (errno != ENOENT || i == 0)
+            return 0;
+        char *slash = strrchr(p, '/');
+        if (slash == NULL ? access(".", W_OK | X_OK) != 0
+                          : (*slash = '\0', access(slash == p ? "/" : p, W_OK | X_OK) != 0))
+            return 0;
+    }
+    return 1;
 }
 
 /* Step 1, headers in, body not read: check the signature. A request that
@@ -350,13 +381,16 @@ static void help(FILE *f)
             "       [--max-age N] [--skew N] [--cache-ttl N] [--max-body N] [--threads N]\n"
             "       [--last-used-interval SECONDS]\n"
             "       [--require-scope [/PATH-PREFIX=]SCOPE ...] [--bench-unsigned-route]\n"
+            "       [--read-only]\n"
             "       [--tls-cert FILE --tls-key FILE] [--insecure-http]\n"
             "       [--public-scheme http|https] [--log-format text|json]\n"
             "       " PROG " --help | --version\n"
             "  --authority: the host[:port] clients sign for this service (repeatable;\n"
             "  alias --public-authority)\n"
             "  --require-scope: the key must hold SCOPE (for paths under PREFIX), else "
-            "403\n" REQSIGN_HTTPD_OPTIONS_USAGE "  %s\n"
+            "403\n"
+            "  --read-only: never write the key store (the last use of keys is not recorded)\n"
+            REQSIGN_HTTPD_OPTIONS_USAGE "  %s\n"
             "exit status: 0 ok, 1 failure, 2 usage error\n",
             reqsign_stores_usage());
 }
@@ -374,7 +408,7 @@ int main(int argc, char **argv)
     const char *listen = NULL;
     const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_MAX];
     size_t n_authorities = 0;
-    int any_authority = 0, bench_unsigned = 0;
+    int any_authority = 0, bench_unsigned = 0, read_only = 0;
     struct reqsign_stores_opts so = {0};
     struct reqsign_httpd_opts ho = {0};
     struct scope_rule rules[MAX_SCOPE_RULES];
@@ -409,6 +443,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--bench-unsigned-route") == 0) {
             bench_unsigned = 1;
+            continue;
+        }
+        if (strcmp(a, "--read-only") == 0) {
+            read_only = 1;
             continue;
         }
         static const char *const valued[] = {"--listen",    "--authority",   "--public-authority",
@@ -508,11 +546,19 @@ int main(int argc, char **argv)
         return 1;
     }
     /* 2c. "Last used": a second, writable handle on the store for the
-     * background writes (the verifying one stays read-only). Without write
-     * access to the store there is no last use, and a warning. */
+     * background writes (the verifying one stays read-only). With
+     * --read-only, or a SQLite store this user cannot write (least
+     * privilege: README.md), there is no last use, and one line says so. */
     g_cache = cache;
     struct reqsign_keystore *writer = NULL;
-    if (last_used > 0) {
+    const char *ro_why = read_only ? "--read-only" : NULL;
+    if (ro_why == NULL && last_used > 0 && !reqsign_stores_key_store_is_pg(so.key_store) &&
+        !sqlite_writable(reqsign_stores_key_store_path(so.key_store)))
+        ro_why = "this user cannot write the database or its -wal / -shm files";
+    if (ro_why != NULL && last_used > 0)
+        fprintf(stderr, PROG ": the key store is used read-only (%s): the last use of keys is not "
+                             "recorded\n", ro_why);
+    else if (last_used > 0) {
         writer = reqsign_stores_open_keys(PROG, so.key_store, 0);
         struct reqsign_error ferr;
         reqsign_error_clear(&ferr);

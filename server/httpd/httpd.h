@@ -240,6 +240,9 @@ void reqsign_httpd_respond_json(struct reqsign_httpd_req *r, unsigned status, co
 /** reqsign_httpd_respond_json_cache() - the same with Cache-Control @cache_control. */
 void reqsign_httpd_respond_json_cache(struct reqsign_httpd_req *r, unsigned status, const json_t *v,
                                       const char *cache_control);
+/** reqsign_httpd_respond_cache() - reqsign_httpd_respond() with Cache-Control @cache_control. */
+void reqsign_httpd_respond_cache(struct reqsign_httpd_req *r, unsigned status, const char *ctype,
+                                 const char *body, size_t len, const char *cache_control);
 
 /**
  * reqsign_httpd_respond_error() - the spec's JSON error body for @err

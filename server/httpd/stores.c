@@ -293,16 +293,35 @@ int reqsign_stores_sqlite_problem(const char *path, int need_write, char *buf, s
                                "the path", path);
         return 3;
     }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (!need_write && access(dir, W_OK | X_OK) != 0) {
+        /* a reader that cannot create the -wal and -shm files needs both to
+         * exist and be readable (reqsignd keeps them) */
+        static const char *const ext[2] = {"-wal", "-shm"};
+        for (int i = 0; i < 2; i++) {
+            char side[4200];
+            snprintf(side, sizeof(side), "%s%s", path, ext[i]);
+            if (access(side, R_OK) != 0) {
+                snprintf(buf, cap,
+                         "cannot open the WAL database %s read-only: %s %s and user %u cannot "
+                         "create it in %s (start reqsignd on the database once: it keeps its "
+                         "-wal and -shm files; then give them the database file's group and "
+                         "mode)",
+                         path, side, errno == ENOENT ? "does not exist" : "is not readable",
+                         (unsigned)geteuid(), dir);
+                return 2;
+            }
+        }
+    }
     if (need_write) { /* SQLite writes a -wal / journal beside the file */
-        char dir[4096];
-        snprintf(dir, sizeof(dir), "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash == NULL)
-            snprintf(dir, sizeof(dir), ".");
-        else if (slash == dir)
-            dir[1] = '\0';
-        else
-            *slash = '\0';
         if (access(dir, W_OK | X_OK) != 0) {
             snprintf(buf, cap, "cannot write in %s (user %u): SQLite keeps its -wal and -shm "
                                "files beside the database", dir, (unsigned)geteuid());

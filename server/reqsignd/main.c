@@ -1,6 +1,7 @@
 /* reqsignd: the reqsign key service (docs/KEYSERVICE.md, reqsignd(8)).
  *
  *   reqsignd init (--db PATH | --key-store STORE) -o admin.json --service URL
+ *   reqsignd admin add (--db PATH | --key-store STORE) -o FILE [--service URL]
  *   reqsignd (--db PATH | --key-store STORE) --listen HOST:PORT [--nonce-store STORE]
  *            (--authority H[:P] ... | --any-authority) [--max-age N] [--skew N]
  *            [--cache-ttl N] [--threads N] [--api-url URL]
@@ -14,6 +15,10 @@
  *       logs a warning (spec/PROTOCOL.md section 5.2.3).
  *   --service URL (init): the URL the service will be reached at, written
  *       into admin.json so that `reqsign keys` finds it.
+ *   admin add: offline recovery (the last admin key revoked, expired or
+ *       lost): a new keys:admin key written straight into the store, which
+ *       needs write access to it; recorded in the audit log as "admin.add"
+ *       from source "offline".
  *   --api-url URL: the base URL of the provider's API, written as "api" into
  *       the credentials issued, so that `reqsign send /v1/...` can take a path.
  *
@@ -35,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <reqsign/key.h>
@@ -57,6 +63,8 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: " PROG " init (--db PATH | --key-store STORE) -o CREDENTIAL.json --service URL\n"
+            "       " PROG " admin add (--db PATH | --key-store STORE) -o CREDENTIAL.json\n"
+            "                [--service URL]\n"
             "       " PROG " (--db PATH | --key-store STORE) --listen HOST:PORT\n"
             "                (--authority HOST[:PORT] ... | --any-authority)\n"
             "                [--nonce-store STORE] [--max-age N] [--skew N] [--cache-ttl N]\n"
@@ -65,6 +73,8 @@ static void help(FILE *f)
             "                [--enrollment-ttl SECONDS] [--last-used-interval SECONDS]\n"
             "       " PROG " --help | --version\n"
             "  --service URL: (init) the URL this service is reached at, kept in the credential\n"
+            "  admin add: offline recovery: a new keys:admin key written into the store\n"
+            "  (needs write access to it; recorded in the audit log)\n"
             "  --authority: the host[:port] clients sign for this service (repeatable;\n"
             "  alias --public-authority)\n"
             "  --api-url URL: the API's base URL, put as \"api\" in the credentials issued\n"
@@ -117,11 +127,51 @@ static void explain_sqlite(const char *spec, int need_write)
         fprintf(stderr, PROG ": %s\n", why);
 }
 
-static int cmd_init(int argc, char **argv)
+/* Write @cred (@len bytes) to the new file @fd (@out); 0 or -1 (said). */
+static int write_all(int fd, const char *out, const char *cred, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, cred + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (off != len || fsync(fd) != 0) {
+        fprintf(stderr, PROG ": %s: write failed\n", out);
+        return -1;
+    }
+    return 0;
+}
+
+/* The offline "admin.add" event of `reqsignd admin add` (stores with an
+ * audit log). */
+static void audit_offline(struct reqsign_keystore *ks, const char *keyid)
+{
+    struct reqsign_audit_event ev;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    memset(&ev, 0, sizeof(ev));
+    ev.time = (int64_t)time(NULL);
+    snprintf(ev.action, sizeof(ev.action), "admin.add");
+    snprintf(ev.target, sizeof(ev.target), "%s", keyid);
+    snprintf(ev.target_account, sizeof(ev.target_account), "%s", REQSIGN_ACCOUNT_OPERATOR);
+    snprintf(ev.outcome, sizeof(ev.outcome), "ok");
+    snprintf(ev.source, sizeof(ev.source), "offline (uid %u)", (unsigned)geteuid());
+    if (reqsign_keystore_audit_append(ks, &ev, &err) != REQSIGN_OK)
+        fprintf(stderr, PROG ": warning: not recorded in the audit log: %s\n", err.message);
+}
+
+/* `init` (@recovery 0) and `admin add` (@recovery 1): a new keys:admin key
+ * in the store, its credential written to -o (0600, O_EXCL). */
+static int cmd_admin_key(int argc, char **argv, int first, int recovery)
 {
     const char *out = NULL, *service = NULL;
+    const char *cmd = recovery ? "admin add" : "init";
     struct reqsign_stores_opts sto = {0};
-    for (int i = 2; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             help(stdout);
@@ -131,7 +181,7 @@ static int cmd_init(int argc, char **argv)
         if (st < 0)
             return 2;
         if (st > 0 && sto.nonce_store != NULL)
-            return usage_error("init takes no --nonce-store");
+            return usage_error("%s takes no --nonce-store", cmd);
         if (st > 0)
             i++;
         else if (i + 1 < argc && (strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0))
@@ -147,21 +197,29 @@ static int cmd_init(int argc, char **argv)
                                   strcmp(a, "--key-store") == 0);
     }
     if (sto.key_store == NULL)
-        return usage_error("init needs --db PATH or --key-store STORE");
+        return usage_error("%s needs --db PATH or --key-store STORE", cmd);
     if (out == NULL)
-        return usage_error("init needs -o CREDENTIAL.json");
-    if (service == NULL)
+        return usage_error("%s needs -o CREDENTIAL.json", cmd);
+    if (service == NULL && !recovery)
         return usage_error("init needs --service URL: the URL this service will be reached at "
                            "(e.g. https://keys.example.com), written into the admin credential");
     const char *db = reqsign_stores_describe(sto.key_store); /* for messages */
+    int pg = reqsign_stores_key_store_is_pg(sto.key_store);
 
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    struct reqsign_keystore *ks =
-        reqsign_stores_open_keys(PROG, sto.key_store, REQSIGN_KEYSTORE_CREATE);
+    if (recovery && !pg) { /* an existing database, which this user must be able to write */
+        char why[1024];
+        if (reqsign_stores_sqlite_problem(reqsign_stores_key_store_path(sto.key_store), 1, why,
+                                          sizeof(why)) != 0) {
+            fprintf(stderr, PROG ": %s\n", why);
+            return 1;
+        }
+    }
+    struct reqsign_keystore *ks = reqsign_stores_open_keys(
+        PROG, sto.key_store, recovery && !pg ? 0 : REQSIGN_KEYSTORE_CREATE);
     if (ks == NULL) {
-        if (!reqsign_stores_key_store_is_pg(sto.key_store) &&
-            access(reqsign_stores_key_store_path(sto.key_store), F_OK) == 0)
+        if (!pg && access(reqsign_stores_key_store_path(sto.key_store), F_OK) == 0)
             explain_sqlite(sto.key_store, 1);
         return 1;
     }
@@ -172,8 +230,16 @@ static int cmd_init(int argc, char **argv)
         reqsign_keystore_free(ks);
         return 1;
     }
-    if (n > 0) {
-        fprintf(stderr, PROG ": %s already holds keys; refusing to initialise it again\n", db);
+    if (n > 0 && !recovery) {
+        fprintf(stderr,
+                PROG ": %s already holds keys; refusing to initialise it again (a new admin key "
+                     "for it: '" PROG " admin add')\n",
+                db);
+        reqsign_keystore_free(ks);
+        return 1;
+    }
+    if (n == 0 && recovery) {
+        fprintf(stderr, PROG ": %s holds no keys: run '" PROG " init' first\n", db);
         reqsign_keystore_free(ks);
         return 1;
     }
@@ -202,20 +268,20 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, PROG ": cannot build the credential\n");
         goto done;
     }
-    size_t off = 0;
-    while (off < cred_len) {
-        ssize_t w = write(fd, cred + off, cred_len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    if (off != cred_len || fsync(fd) != 0) {
-        fprintf(stderr, PROG ": %s: write failed\n", out);
+    if (write_all(fd, out, cred, cred_len) != 0) {
+        /* the key is in the store but its credential is lost: revoke it */
+        reqsign_error_clear(&err);
+        if (reqsign_keystore_revoke(ks, keyid, strlen(keyid), (int64_t)time(NULL), &err) !=
+            REQSIGN_OK)
+            fprintf(stderr, PROG ": and cannot revoke the key %s: %s\n", keyid, err.message);
         goto done;
     }
+    if (recovery)
+        audit_offline(ks, keyid);
     fprintf(stderr, PROG ": created admin key %s; credential written to %s\n", keyid, out);
+    if (recovery && service == NULL)
+        fprintf(stderr, PROG ": the credential names no service: give 'reqsign keys' --service "
+                        "URL, or run again with --service URL\n");
     rc = 0;
 done:
     if (cred != NULL) {
@@ -394,7 +460,16 @@ int main(int argc, char **argv)
     if (reqsign_httpd_no_core_dumps() != 0)
         fprintf(stderr, PROG ": warning: cannot disable core dumps\n");
     if (argc >= 2 && strcmp(argv[1], "init") == 0)
-        return cmd_init(argc, argv);
+        return cmd_admin_key(argc, argv, 2, 0);
+    if (argc >= 2 && strcmp(argv[1], "admin") == 0) {
+        if (argc >= 3 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
+            help(stdout);
+            return 0;
+        }
+        if (argc < 3 || strcmp(argv[2], "add") != 0)
+            return usage_error("'admin' wants a subcommand: admin add");
+        return cmd_admin_key(argc, argv, 3, 1);
+    }
     for (int i = 1; i < argc; i++) { /* anywhere on the line, as with most programs */
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             help(stdout);

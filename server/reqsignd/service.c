@@ -36,6 +36,8 @@
 #define PEM_MAX 512
 #define JWK_MAX 256
 #define DIRECTORY_PATH "/.well-known/http-message-signatures-directory"
+#define DIRECTORY_MAX_AGE 60 /* seconds: at most this, and at most the key cache TTL */
+#define DIRECTORY_TYPE "application/http-message-signatures-directory+json"
 #define RL_SLOTS 256
 
 struct reqsignd_service {
@@ -49,8 +51,13 @@ struct reqsignd_service {
     size_t max_body;       /* in-process requests */
     struct reqsign_verifier_opts vo; /* for proof-of-possession verifiers (enroll) */
     int64_t enrollment_ttl;
+    int64_t dir_max_age; /* the directory's max-age: at most the revocation bound */
     int accounts; /* the store has accounts (else: keys:admin only, as before issue 13) */
     pthread_mutex_t rl_mu; /* failed enrollments per source address */
+    /* Held from the last-admin check of a revoke or disable of a keys:admin
+     * key to its write, so two such changes in this process cannot each see
+     * the other key as the one that remains. */
+    pthread_mutex_t admin_mu;
     struct {
         char peer[64];
         int64_t window;
@@ -513,7 +520,77 @@ static void do_health(struct reqsign_httpd_req *r)
     reqsign_httpd_respond(r, 200, "application/json", ok, sizeof(ok) - 1);
 }
 
-/* The public directory: JWKS of keys neither revoked nor expired. */
+static const char *status_of(const struct reqsign_key_record *k, int64_t now);
+
+/* The q of @type (e.g. "application/json") in the Accept header @accept:
+ * an exact media range, else TYPE/ANY, else ANY/ANY (the wildcards); -1 if none
+ * matches. Parameters other than q are ignored. */
+static int accept_q(const char *accept, const char *type)
+{
+    int best = -1, spec = -1; /* q in thousandths; specificity of the match */
+    size_t tl = strlen(type), sl = (size_t)(strchr(type, '/') - type);
+    for (const char *p = accept; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *semi = memchr(p, ';', (size_t)(e - p));
+        const char *re = semi != NULL ? semi : e;
+        while (re > p && (re[-1] == ' ' || re[-1] == '\t'))
+            re--;
+        size_t rl = (size_t)(re - p);
+        int sp = -1;
+        if (rl == tl && strncasecmp(p, type, tl) == 0)
+            sp = 2;
+        else if (rl == sl + 2 && strncasecmp(p, type, sl) == 0 && memcmp(p + sl, "/*", 2) == 0)
+            sp = 1;
+        else if (rl == 3 && memcmp(p, "*/*", 3) == 0)
+            sp = 0;
+        if (sp > spec) {
+            int q = 1000;
+            for (const char *x = semi; x != NULL && x < e;
+                 x = memchr(x + 1, ';', (size_t)(e - x - 1))) {
+                const char *v = x + 1;
+                while (*v == ' ' || *v == '\t')
+                    v++;
+                if ((v[0] == 'q' || v[0] == 'Q') && v[1] == '=') {
+                    double d = strtod(v + 2, NULL);
+                    q = d <= 0 ? 0 : d >= 1 ? 1000 : (int)(d * 1000 + 0.5);
+                }
+            }
+            spec = sp;
+            best = q;
+        }
+        p = e;
+    }
+    return best;
+}
+
+/* The media type of the directory for @accept (NULL: none given): the IETF
+ * directory type, unless the client asks for a plain JWKS
+ * (application/jwk-set+json or application/json) at least as much. */
+static const char *directory_type(const char *accept)
+{
+    static const char *const types[] = {DIRECTORY_TYPE, "application/jwk-set+json",
+                                        "application/json"};
+    if (accept == NULL || *accept == '\0')
+        return types[0];
+    int best = 0, bq = accept_q(accept, types[0]);
+    for (int i = 1; i < 3; i++) {
+        int q = accept_q(accept, types[i]);
+        if (q > bq && q > 0) {
+            best = i;
+            bq = q;
+        }
+    }
+    return types[best];
+}
+
+/* The public directory (spec/PROTOCOL.md, the IETF HTTP message signatures
+ * directory): a JWKS of the keys that work now (neither revoked, expired nor
+ * disabled, their account enabled) and are published (the key's "publish" or
+ * its account's "publish_keys"); a keys:admin key never, whatever its flag. */
 static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r)
 {
     struct reqsign_error err;
@@ -534,13 +611,16 @@ static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r
             goto out;
         }
         for (size_t i = 0; i < n; i++) {
+            const struct reqsign_key_record *k = &page[i];
             char pem[PEM_MAX];
             json_t *jwk;
-            if (strcmp(key_status(&page[i], now), "active") != 0 ||
-                public_forms(page[i].public_key, pem, &jwk) != 0)
+            if (strcmp(status_of(k, now), "active") != 0 || k->account_disabled_at != 0 ||
+                has_scope(k->scopes, ADMIN_SCOPE) || !(k->publish || k->account_publish_keys) ||
+                public_forms(k->public_key, pem, &jwk) != 0)
                 continue;
-            json_object_set_new(jwk, "kid", json_string(page[i].keyid));
-            json_object_set_new(jwk, "alg", json_string("ed25519"));
+            /* RFC 8037: kty OKP, crv Ed25519, alg EdDSA */
+            json_object_set_new(jwk, "kid", json_string(k->keyid));
+            json_object_set_new(jwk, "alg", json_string("EdDSA"));
             json_object_set_new(jwk, "use", json_string("sig"));
             json_array_append_new(keys, jwk);
         }
@@ -549,8 +629,18 @@ static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r
         snprintf(after, sizeof(after), "%s", page[n - 1].keyid);
     }
     json_t *doc = json_pack("{s:O}", "keys", keys);
-    reqsign_httpd_respond_json_cache(r, 200, doc, "max-age=60");
+    char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
+    if (text == NULL) {
+        reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
+        goto out;
+    }
+    char cc[32];
+    snprintf(cc, sizeof(cc), "max-age=%lld", (long long)s->dir_max_age);
+    reqsign_httpd_respond_cache(r, 200, directory_type(reqsign_httpd_header(r, "Accept")), text,
+                                strlen(text), cc);
+    reqsign_httpd_add_header(r, "Vary", "Accept");
+    free(text);
 out:
     json_decref(keys);
     free(page);
@@ -702,7 +792,7 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
     {
         if (strcmp(name, "label") != 0 && strcmp(name, "scopes") != 0 &&
             strcmp(name, "expires_at") != 0 && strcmp(name, "public_key") != 0 &&
-            strcmp(name, "account") != 0) {
+            strcmp(name, "account") != 0 && strcmp(name, "publish") != 0) {
             st = set_error(err, REQSIGN_E_INVALID_REQUEST, "unknown member \"%.64s\"", name);
             goto out;
         }
@@ -775,6 +865,14 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
             goto out;
         }
         snprintf(out->account, sizeof(out->account), "%s", json_string_value(acct));
+    }
+    json_t *pub = json_object_get(doc, "publish");
+    if (pub != NULL && !json_is_null(pub)) {
+        if (!json_is_boolean(pub)) {
+            st = set_error(err, REQSIGN_E_INVALID_REQUEST, "publish must be true or false");
+            goto out;
+        }
+        out->publish = json_is_true(pub);
     }
     json_t *pk = json_object_get(doc, "public_key");
     if (pk != NULL && !json_is_null(pk))
@@ -937,16 +1035,18 @@ static void add_lifecycle(json_t *o, const struct reqsign_key_record *k, int64_t
     json_object_set_new(o, "replaced_by", str_or_null(k->replaced_by));
     json_object_set_new(o, "last_used_at", time_or_null(k->last_used_at));
     json_object_set_new(o, "last_used_by", str_or_null(k->last_used_by));
+    json_object_set_new(o, "publish", json_boolean(k->publish));
 }
 
 static json_t *account_json(const struct reqsign_account *a)
 {
-    return json_pack("{s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:s}", "id", a->id, "name", a->name,
-                     "allowed_scopes", scopes_json(a->allowed_scopes), "key_limit",
+    return json_pack("{s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:s, s:b}", "id", a->id, "name",
+                     a->name, "allowed_scopes", scopes_json(a->allowed_scopes), "key_limit",
                      (json_int_t)a->key_limit, "max_key_lifetime_s",
                      a->max_key_lifetime_s ? json_integer(a->max_key_lifetime_s) : json_null(),
                      "created_at", time_or_null(a->created_at), "disabled_at",
-                     time_or_null(a->disabled_at), "status", a->disabled_at ? "disabled" : "active");
+                     time_or_null(a->disabled_at), "status", a->disabled_at ? "disabled" : "active",
+                     "publish_keys", a->publish_keys != 0);
 }
 
 /* The segments of a path under @pre: "/v1/keys/" -> id and an optional action. 0 or -1. */
@@ -1169,6 +1269,7 @@ static void do_account_create(struct reqsignd_service *s, struct reqsign_httpd_r
     json_t *sc = json_object_get(doc, "allowed_scopes");
     json_t *lim = json_object_get(doc, "key_limit");
     json_t *life = json_object_get(doc, "max_key_lifetime_s");
+    json_t *pubk = json_object_get(doc, "publish_keys");
     const char *bad = NULL;
     if (!json_is_string(name) || json_string_length(name) == 0 ||
         json_string_length(name) > REQSIGN_ACCOUNT_NAME_MAX ||
@@ -1184,13 +1285,15 @@ static void do_account_create(struct reqsignd_service *s, struct reqsign_httpd_r
     else if (life != NULL && !json_is_null(life) &&
              (!json_is_integer(life) || json_integer_value(life) < 1))
         bad = "max_key_lifetime_s must be a positive integer or null";
+    else if (pubk != NULL && !json_is_null(pubk) && !json_is_boolean(pubk))
+        bad = "publish_keys must be true or false";
     if (bad == NULL) {
         const char *k;
         json_t *v;
         json_object_foreach(doc, k, v)
         {
             if (strcmp(k, "name") && strcmp(k, "allowed_scopes") && strcmp(k, "key_limit") &&
-                strcmp(k, "max_key_lifetime_s"))
+                strcmp(k, "max_key_lifetime_s") && strcmp(k, "publish_keys"))
                 bad = "unknown member";
         }
     }
@@ -1202,6 +1305,7 @@ static void do_account_create(struct reqsignd_service *s, struct reqsign_httpd_r
     snprintf(acct.name, sizeof(acct.name), "%s", json_string_value(name));
     acct.key_limit = json_is_integer(lim) ? json_integer_value(lim) : 10;
     acct.max_key_lifetime_s = json_is_integer(life) ? json_integer_value(life) : 0;
+    acct.publish_keys = json_is_true(pubk);
     acct.created_at = now_s();
     json_decref(doc);
     if (random_id("acct_", acct.id, sizeof(acct.id)) != 0) {
@@ -1530,6 +1634,7 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
     snprintf(rec.label, sizeof(rec.label), "%s", cr.label);
     snprintf(rec.scopes, sizeof(rec.scopes), "%s", cr.scopes);
     snprintf(rec.account, sizeof(rec.account), "%s", acct.id);
+    rec.publish = cr.publish;
     int generated = key == NULL;
     if (generated && reqsign_key_generate(&key, &err) != REQSIGN_OK) {
         reqsign_httpd_respond_error(r, &err);
@@ -1556,6 +1661,49 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
     audit(s, r, c, a, "key.create", rec.keyid, acct.id, "ok");
 out:
     reqsign_key_free(key);
+}
+
+/* 1 if @k is a keys:admin key that works now: neither revoked, expired nor
+ * disabled, its account enabled. */
+static int active_admin(const struct reqsign_key_record *k, int64_t now)
+{
+    return has_scope(k->scopes, ADMIN_SCOPE) && strcmp(status_of(k, now), "active") == 0 &&
+           k->account_disabled_at == 0;
+}
+
+/* Is there an active keys:admin key other than @keyid? *@found 1 or 0.
+ * keys:admin keys live in acct_operator only (a store without accounts: all
+ * keys are listed). */
+static enum reqsign_status other_admin(struct reqsignd_service *s, const char *keyid,
+                                       int64_t now, int *found, struct reqsign_error *err)
+{
+    struct reqsign_key_record *page = calloc(REQSIGN_KEYSTORE_PAGE_MAX, sizeof(*page));
+    char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
+    struct reqsign_key_filter f;
+    memset(&f, 0, sizeof(f));
+    f.account = REQSIGN_ACCOUNT_OPERATOR;
+    *found = 0;
+    if (page == NULL)
+        return set_error(err, REQSIGN_E_NOMEM, "out of memory");
+    for (;;) {
+        size_t n = 0;
+        enum reqsign_status st =
+            s->accounts ? reqsign_keystore_list_filter(s->store, &f, after,
+                                                       REQSIGN_KEYSTORE_PAGE_MAX, page, &n, err)
+                        : reqsign_keystore_list(s->store, after, REQSIGN_KEYSTORE_PAGE_MAX, page,
+                                                &n, err);
+        if (st != REQSIGN_OK) {
+            free(page);
+            return st;
+        }
+        for (size_t i = 0; i < n && !*found; i++)
+            *found = strcmp(page[i].keyid, keyid) != 0 && active_admin(&page[i], now);
+        if (*found || n < REQSIGN_KEYSTORE_PAGE_MAX)
+            break;
+        snprintf(after, sizeof(after), "%s", page[n - 1].keyid);
+    }
+    free(page);
+    return REQSIGN_OK;
 }
 
 /* /v1/keys/{keyid}[/disable|enable|rotate], GET, DELETE, POST */
@@ -1664,6 +1812,7 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         snprintf(nrec.scopes, sizeof(nrec.scopes), "%s", rec.scopes);
         snprintf(nrec.account, sizeof(nrec.account), "%s", rec.account);
         snprintf(nrec.replaces, sizeof(nrec.replaces), "%s", rec.keyid);
+        nrec.publish = rec.publish;
         nrec.created_at = now;
         if (reqsign_key_generate(&key, &err) != REQSIGN_OK ||
             reqsign_key_thumbprint(key, nrec.keyid) != REQSIGN_OK) {
@@ -1698,13 +1847,40 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         return;
     }
     json_decref(body);
-    if (!s->accounts && del) { /* a store without the lifecycle columns */
-        if (reqsign_keystore_revoke(s->store, keyid, strlen(keyid), now, &err) != REQSIGN_OK ||
-            reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err) != REQSIGN_OK) {
-            refuse_err(s, r, c, a, act, keyid, &err);
+    /* The last active keys:admin key is neither revoked (not even by
+     * possession) nor disabled: nothing online could recover the service.
+     * `reqsignd admin add` is the offline way back. */
+    struct reqsign_key_record cur;
+    int guard = 0;
+    if ((del || strcmp(action, "disable") == 0) &&
+        reqsign_keystore_get(s->store, keyid, strlen(keyid), &cur, &err) == REQSIGN_OK &&
+        active_admin(&cur, now)) {
+        int others = 0;
+        guard = 1;
+        pthread_mutex_lock(&s->admin_mu);
+        if (other_admin(s, keyid, now, &others, &err) != REQSIGN_OK) {
+            pthread_mutex_unlock(&s->admin_mu);
+            reqsign_httpd_respond_error(r, &err);
             return;
         }
-    } else if (reqsign_keystore_update(s->store, &rec, &err) != REQSIGN_OK ||
+        if (!others) {
+            pthread_mutex_unlock(&s->admin_mu);
+            refuse(s, r, c, a, act, keyid, rec.account, REQSIGN_E_LAST_ADMIN,
+                   "this is the last active keys:admin key: create another admin key first "
+                   "(POST /v1/keys with scopes [\"keys:admin\"]); offline recovery is "
+                   "'reqsignd admin add'");
+            return;
+        }
+    }
+    reqsign_error_clear(&err);
+    enum reqsign_status wst = REQSIGN_OK;
+    if (!s->accounts && del) /* a store without the lifecycle columns */
+        wst = reqsign_keystore_revoke(s->store, keyid, strlen(keyid), now, &err);
+    else
+        wst = reqsign_keystore_update(s->store, &rec, &err);
+    if (guard)
+        pthread_mutex_unlock(&s->admin_mu);
+    if (wst != REQSIGN_OK ||
         reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err) != REQSIGN_OK) {
         refuse_err(s, r, c, a, act, keyid, &err);
         return;
@@ -1786,7 +1962,14 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     json_t *tok = json_object_get(doc, "token");
     json_t *label = json_object_get(doc, "label");
     json_t *pk = json_object_get(doc, "public_key");
+    json_t *pub = json_object_get(doc, "publish");
     const char *ls = json_string_value(label);
+    if (pub != NULL && !json_is_null(pub) && !json_is_boolean(pub)) {
+        json_decref(doc);
+        reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "publish must be true or false");
+        return;
+    }
+    rec.publish = json_is_true(pub);
     if (!json_is_string(tok) || json_string_length(tok) > 128 ||
         (label != NULL && !json_is_null(label) &&
          (ls == NULL || json_string_length(label) > REQSIGN_LABEL_MAX ||
@@ -2207,7 +2390,13 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
         return NULL;
     }
     s->enrollment_ttl = o->enrollment_ttl > 0 ? o->enrollment_ttl : REQSIGND_ENROLLMENT_TTL;
+    /* a consumer caching the directory longer than the key cache would keep
+     * a revoked key past the bound every verifier here holds to */
+    s->dir_max_age = o->cache_ttl > 0 ? o->cache_ttl : REQSIGN_KEYCACHE_DEFAULT_TTL;
+    if (s->dir_max_age > DIRECTORY_MAX_AGE)
+        s->dir_max_age = DIRECTORY_MAX_AGE;
     pthread_mutex_init(&s->rl_mu, NULL);
+    pthread_mutex_init(&s->admin_mu, NULL);
     if (s->cache != NULL && s->nonces != NULL)
         s->verifier = reqsign_verifier_new(&vo, err);
     if (s->verifier == NULL) {

@@ -108,6 +108,7 @@ struct reqsignd_create_req {
     int64_t expires_at;              /* 0: never */
     struct reqsign_key *public_key;  /* the key to register; NULL: generate one */
     char account[REQSIGN_ACCOUNT_ID_MAX + 1]; /* "account" (keys:admin); "" none */
+    int publish;                     /* "publish": list it in the public directory */
     long json_position;              /* on REQSIGN_E_JSON: byte offset of the syntax error */
 };
 

@@ -17,6 +17,7 @@
 
 #include <reqsign/base64.h>
 #include <reqsign/key.h>
+#include <reqsign/keystore.h>
 #include <reqsign/signer.h>
 
 #include "e2eutil.h"
@@ -947,5 +948,225 @@ Test(accounts, cli_accounts_enroll_rotate_audit)
     out = cli("accounts bogus", &st);
     cr_assert_eq(st, 2);
     free(out);
+    finish(&e);
+}
+
+/* `reqsignd admin add --db DB -o OUT`: exit status, output in *@out. */
+static int admin_add(const struct env *e, const char *out, char **msg)
+{
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof(cmd), "'%s' admin add --db '%s' -o '%s' --service http://127.0.0.1 2>&1",
+             tu_prog("REQSIGND"), e->db, out);
+    *msg = tu_run(cmd, &st);
+    return st;
+}
+
+/* The credential at @path works as an admin: GET /v1/keys answers 200. */
+static void works_as_admin(struct env *e, const char *path)
+{
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "credential mode %o", (unsigned)(sb.st_mode & 0777));
+    char *json = slurp(path);
+    json_t *j = json_loads(json, 0, NULL);
+    cr_assert_not_null(j);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "scopes"), 0)),
+                     "keys:admin");
+    cr_assert_str_eq(jstr(j, "account"), "acct_operator");
+    json_decref(j);
+    struct reqsign_signer *s = signer_from_cred(json);
+    struct resp r;
+    for (int i = 0; i < 60; i++) { /* a negative cache entry lives 1 s */
+        r = call(s, "GET", url_of(e, "/v1/keys"), NULL);
+        if (r.status == 200)
+            break;
+        resp_free(&r);
+        usleep(100 * 1000);
+    }
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    reqsign_signer_free(s);
+    free(json);
+}
+
+/* The last active keys:admin key is neither revoked (not even by
+ * possession) nor disabled: 409 last_admin. A second admin key lifts it. */
+Test(accounts, last_admin_key_is_kept)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *admin_json = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(admin_json);
+    json_t *aj = json_loads(admin_json, 0, NULL);
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/keys/%s", jstr(aj, "keyid"));
+    char dpath[220];
+    snprintf(dpath, sizeof(dpath), "%s/disable", path);
+
+    struct resp r = call(admin, "DELETE", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 409, "revoke of the last admin key: %ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "last_admin");
+    cr_assert_not_null(strstr(jstr(r.json, "message"), "admin add"), "%s", r.body);
+    resp_free(&r);
+    r = call(admin, "POST", url_of(&e, dpath), "{}");
+    cr_assert_eq(r.status, 409, "disable of the last admin key: %ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "last_admin");
+    resp_free(&r);
+    r = call(admin, "GET", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "the admin key still works: %ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "active");
+    resp_free(&r);
+    /* rotation keeps an admin key (the successor) */
+    json_t *cred = create_key(&e, admin, "{\"label\":\"admin2\",\"scopes\":[\"keys:admin\"]}");
+    struct reqsign_signer *admin2 = signer_of(cred);
+    char path2[200];
+    snprintf(path2, sizeof(path2), "/v1/keys/%s", jstr(cred, "keyid"));
+    /* with a second one, the first goes (here by possession) */
+    r = call(admin, "DELETE", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "revoked");
+    resp_free(&r);
+    /* and the second is now the last one, whoever asks */
+    r = call(admin2, "DELETE", url_of(&e, path2), NULL);
+    cr_assert_eq(r.status, 409, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "last_admin");
+    resp_free(&r);
+    r = call(admin2, "GET", url_of(&e, "/v1/audit?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_not_null(strstr(r.body, "\"last_admin\""), "the refusal is audited: %s", r.body);
+    resp_free(&r);
+    /* rotating the last admin key leaves its successor: allowed */
+    snprintf(dpath, sizeof(dpath), "%s/rotate", path2);
+    r = call(admin2, "POST", url_of(&e, dpath), "{\"grace_s\":0}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    struct reqsign_signer *admin3 = signer_of(r.json);
+    resp_free(&r);
+    r = call(admin3, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    reqsign_signer_free(admin3);
+    reqsign_signer_free(admin2);
+    json_decref(cred);
+    json_decref(aj);
+    reqsign_signer_free(admin);
+    free(admin_json);
+    finish(&e);
+}
+
+/* Offline recovery: `reqsignd admin add` after the last admin key expired,
+ * and after it was revoked in the database directly. */
+Test(accounts, admin_add_recovers_the_service)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *admin_json = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(admin_json);
+    json_t *aj = json_loads(admin_json, 0, NULL);
+    char path[200], out[600], *msg;
+
+    /* 1. the only admin key expires: a second one expiring in 2 s replaces it */
+    char body[200];
+    time_t soon = time(NULL) + 3;
+    struct tm tm;
+    gmtime_r(&soon, &tm);
+    strftime(body, sizeof(body),
+             "{\"label\":\"short\",\"scopes\":[\"keys:admin\"],\"expires_at\":"
+             "\"%Y-%m-%dT%H:%M:%SZ\"}",
+             &tm);
+    json_t *cred = create_key(&e, admin, body);
+    struct reqsign_signer *shortlived = signer_of(cred);
+    snprintf(path, sizeof(path), "/v1/keys/%s", jstr(aj, "keyid"));
+    struct resp r = call(shortlived, "DELETE", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    sleep(4);
+    r = call(shortlived, "GET", url_of(&e, "/v1/keys"), NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "key_expired");
+    resp_free(&r);
+    /* no admin key works now; the operator adds one offline */
+    snprintf(out, sizeof(out), "%s/recovered.json", e.dir);
+    int st = admin_add(&e, out, &msg);
+    cr_assert_eq(st, 0, "admin add: %s", msg);
+    cr_assert_not_null(strstr(msg, "created admin key"), "%s", msg);
+    free(msg);
+    works_as_admin(&e, out);
+    /* never over an existing file */
+    st = admin_add(&e, out, &msg);
+    cr_assert_eq(st, 1, "%s", msg);
+    cr_assert_not_null(strstr(msg, "refusing to overwrite"), "%s", msg);
+    free(msg);
+
+    /* 2. that key revoked in the database itself (reqsignd keeps running) */
+    char *rj = slurp(out);
+    json_t *rec = json_loads(rj, 0, NULL);
+    struct reqsign_error err;
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(e.db, 0, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    const char *rk = jstr(rec, "keyid");
+    cr_assert_eq(reqsign_keystore_revoke(ks, rk, strlen(rk), (int64_t)time(NULL), &err),
+                 REQSIGN_OK, "%s", err.message);
+    reqsign_keystore_free(ks);
+    struct reqsign_signer *rs = signer_from_cred(rj);
+    for (int i = 0; i < 40; i++) { /* the key cache: 1 s */
+        r = call(rs, "GET", url_of(&e, "/v1/keys"), NULL);
+        if (r.status == 401)
+            break;
+        resp_free(&r);
+        usleep(100 * 1000);
+    }
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    snprintf(out, sizeof(out), "%s/recovered2.json", e.dir);
+    st = admin_add(&e, out, &msg);
+    cr_assert_eq(st, 0, "admin add: %s", msg);
+    free(msg);
+    works_as_admin(&e, out);
+
+    /* recorded in the audit log as offline actions */
+    char *j2 = slurp(out);
+    struct reqsign_signer *a2 = signer_from_cred(j2);
+    r = call(a2, "GET", url_of(&e, "/v1/audit?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200);
+    json_t *ev = json_object_get(r.json, "events");
+    int offline = 0;
+    for (size_t i = 0; i < json_array_size(ev); i++) {
+        json_t *x = json_array_get(ev, i);
+        if (strcmp(jstr(x, "action"), "admin.add") == 0) {
+            cr_assert_str_eq(jstr(x, "outcome"), "ok");
+            cr_assert_not_null(strstr(jstr(x, "source"), "offline"), "%s", r.body);
+            cr_assert(json_is_null(json_object_get(x, "actor")), "%s", r.body);
+            offline++;
+        }
+    }
+    cr_assert_eq(offline, 2, "two admin.add events: %s", r.body);
+    resp_free(&r);
+
+    /* a database that does not exist, or without write access */
+    char none[600];
+    snprintf(none, sizeof(none), "%s/none.db", e.dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "'%s' admin add --db '%s' -o '%s/x.json' 2>&1",
+             tu_prog("REQSIGND"), none, e.dir);
+    msg = tu_run(cmd, &st);
+    cr_assert_eq(st, 1, "%s", msg);
+    cr_assert_not_null(strstr(msg, "does not exist"), "%s", msg);
+    free(msg);
+    snprintf(cmd, sizeof(cmd), "'%s' admin frob 2>&1", tu_prog("REQSIGND"));
+    msg = tu_run(cmd, &st);
+    cr_assert_eq(st, 2, "%s", msg);
+    free(msg);
+
+    reqsign_signer_free(a2);
+    free(j2);
+    reqsign_signer_free(rs);
+    json_decref(rec);
+    free(rj);
+    reqsign_signer_free(shortlived);
+    json_decref(cred);
+    json_decref(aj);
+    reqsign_signer_free(admin);
+    free(admin_json);
     finish(&e);
 }

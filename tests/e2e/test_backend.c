@@ -632,3 +632,159 @@ Test(backend, startup_needs_an_authority)
     }
     finish(&e);
 }
+
+/* Copy api-backend and the two libraries it loads ($ORIGIN/../server,
+ * $ORIGIN/../common) under @dir/bin, readable by everyone: the build tree may
+ * be out of reach of another user (a home directory). Returns the binary. */
+static char *reachable_backend(const char *dir)
+{
+    const char *prog = tu_prog("API_BACKEND");
+    char cmd[4096], *out;
+    int st;
+    snprintf(cmd, sizeof(cmd),
+             "set -e; b=$(dirname '%s'); mkdir -p '%s/bin/examples' '%s/bin/server' "
+             "'%s/bin/common'; cp -L '%s' '%s/bin/examples/api-backend'; "
+             "cp -L \"$b\"/../server/libreqsign-server.so.0 '%s/bin/server/'; "
+             "cp -L \"$b\"/../common/libreqsign-common.so.0 '%s/bin/common/'; "
+             "chmod -R a+rX '%s/bin'",
+             prog, dir, dir, dir, prog, dir, dir, dir, dir);
+    out = tu_run(cmd, &st);
+    cr_assert_eq(st, 0, "copying api-backend: %s", out);
+    free(out);
+    size_t n = strlen(dir) + 32;
+    char *path = malloc(n);
+    cr_assert_not_null(path);
+    snprintf(path, n, "%s/bin/examples/api-backend", dir);
+    return path;
+}
+
+/* api-backend as @uid (-1: this user) on e->db, with @extra options. */
+static void start_backend_as(struct env *e, const char *prog, long uid, const char *extra)
+{
+    char *argv[16] = {(char *)prog,  "--db",        e->db,        "--listen", "127.0.0.1:@PORT@",
+                      "--authority", "127.0.0.1:@PORT@", "--cache-ttl", "1",
+                      "--last-used-interval", "1", (char *)extra, NULL};
+    tu_proc_run_as(uid, uid);
+    int rc = tu_proc_start_port(&e->b, argv, e->blog, 10000);
+    tu_proc_run_as(-1, -1);
+    char *log = slurp(e->blog);
+    cr_assert_eq(rc, 0, "api-backend as uid %ld did not start: %s", uid, log);
+    free(log);
+}
+
+static long wait_for(const struct reqsign_signer *s, const struct env *e, long want, int ms)
+{
+    long got = 0;
+    for (int i = 0; i <= ms / 100; i++) {
+        struct resp r = call(s, "GET", burl(e, "/v1/ro"), NULL);
+        got = r.status;
+        resp_free(&r);
+        if (got == want)
+            break;
+        usleep(100 * 1000);
+    }
+    return got;
+}
+
+/* Least privilege (issue 16): api-backend as a user that can only read the
+ * database, its -wal and -shm (root's, mode 0644, in a directory it cannot
+ * write), verifies, sees keys reqsignd adds and revokes, keeps working when
+ * reqsignd is stopped, and says once that the last use is not recorded.
+ * Without root: the same user on files mode 0444 in a directory mode 0555. */
+Test(backend, read_only_user_verifies)
+{
+    struct env e;
+    setup_env(&e); /* reqsignd runs (as this user) */
+    int root = geteuid() == 0;
+    long uid = root ? 65534 : -1; /* nobody */
+    char cmd[2048], *out;
+    int st;
+    snprintf(cmd, sizeof(cmd), "chmod 0755 '%s'", e.dir);
+    free(tu_run(cmd, &st));
+    char *prog = root ? reachable_backend(e.dir) : strdup(tu_prog("API_BACKEND"));
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    json_t *k1 = create_key(&e, admin, "{\"label\":\"ro1\",\"scopes\":[\"x\"]}");
+    struct reqsign_signer *s1 = signer_of(k1);
+    char wal[600], shm[600];
+    snprintf(wal, sizeof(wal), "%s-wal", e.db);
+    snprintf(shm, sizeof(shm), "%s-shm", e.db);
+
+    if (root) {
+        snprintf(cmd, sizeof(cmd), "chmod 0644 '%s' '%s' '%s'", e.db, wal, shm);
+        free(tu_run(cmd, &st));
+        cr_assert_eq(st, 0);
+        start_backend_as(&e, prog, uid, NULL);
+        cr_assert_eq(wait_for(s1, &e, 200, 3000), 200);
+        /* a key reqsignd makes now, and a revocation, reach the backend */
+        json_t *k2 = create_key(&e, admin, "{\"label\":\"ro2\",\"scopes\":[\"x\"]}");
+        struct reqsign_signer *s2 = signer_of(k2);
+        cr_assert_eq(wait_for(s2, &e, 200, 3000), 200, "a new key");
+        char path[200];
+        snprintf(path, sizeof(path), "/v1/keys/%s",
+                 json_string_value(json_object_get(k1, "keyid")));
+        struct resp r = call(admin, "DELETE", url_of(&e, path), NULL);
+        cr_assert_eq(r.status, 200);
+        resp_free(&r);
+        cr_assert_eq(wait_for(s1, &e, 401, 3000), 401, "a revoked key");
+        cr_assert_eq(tu_proc_stop(&e.b, SIGTERM, 15000), 0);
+        e.b.pid = 0;
+        json_decref(k1);
+        reqsign_signer_free(s1);
+        k1 = k2;
+        s1 = s2;
+    }
+    /* reqsignd stopped: the -wal and -shm files stay, and a reader needs no more */
+    cr_assert_eq(tu_proc_stop(&e.d, SIGTERM, 15000), 0);
+    struct stat sb;
+    cr_assert_eq(stat(wal, &sb), 0, "%s was removed", wal);
+    cr_assert_eq(stat(shm, &sb), 0, "%s was removed", shm);
+    if (!root) {
+        snprintf(cmd, sizeof(cmd), "chmod 0444 '%s' '%s' '%s' && chmod 0555 '%s'", e.db, wal, shm,
+                 e.dir);
+        free(tu_run(cmd, &st));
+        cr_assert_eq(st, 0);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        start_backend_as(&e, prog, uid, pass == 0 ? NULL : "--read-only");
+        cr_assert_eq(wait_for(s1, &e, 200, 3000), 200, "pass %d", pass);
+        usleep(1500 * 1000); /* a last-use flush would run by now */
+        cr_assert_eq(tu_proc_stop(&e.b, SIGTERM, 15000), 0, "api-backend exit status");
+        e.b.pid = 0;
+        out = slurp(e.blog);
+        cr_assert_not_null(strstr(out, pass == 0 ? "used read-only (this user cannot write"
+                                                 : "used read-only (--read-only)"),
+                           "%s", out);
+        free(out);
+        snprintf(cmd, sizeof(cmd), ": > '%s'", e.blog);
+        free(tu_run(cmd, &st));
+    }
+    /* nothing was written: the files are as they were */
+    cr_assert_eq(stat(e.db, &sb), 0);
+    cr_assert_eq(sb.st_uid, geteuid());
+    cr_assert_eq(sb.st_mode & 0777, root ? 0644 : 0444);
+    if (root) { /* without the -wal / -shm files the reader cannot open it, and says why */
+        snprintf(cmd, sizeof(cmd), "rm -f '%s' '%s'", wal, shm);
+        free(tu_run(cmd, &st));
+        char *argv[] = {prog, "--db", e.db, "--listen", "127.0.0.1:@PORT@", "--authority", "a",
+                        NULL};
+        tu_proc_run_as(uid, uid);
+        int rc = tu_proc_start_port(&e.b, argv, e.blog, 5000);
+        tu_proc_run_as(-1, -1);
+        e.b.pid = 0;
+        out = slurp(e.blog);
+        cr_assert_eq(rc, -1, "%s", out);
+        cr_assert_not_null(strstr(out, "-wal does not exist"), "%s", out);
+        free(out);
+    }
+    snprintf(cmd, sizeof(cmd), "chmod 0755 '%s'", e.dir);
+    free(tu_run(cmd, &st));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e.dir);
+    free(tu_run(cmd, &st));
+    free(e.dir);
+    json_decref(k1);
+    reqsign_signer_free(s1);
+    reqsign_signer_free(admin);
+    free(cred);
+    free(prog);
+}

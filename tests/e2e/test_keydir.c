@@ -68,6 +68,7 @@ struct fake {
     int no_length;           /* 1: no Content-Length, body ends at close */
     /* counters (under mu) */
     int requests, conditional, n304;
+    char accept[256]; /* the last request's Accept */
 };
 
 static void send_all(int fd, const char *p, size_t n)
@@ -97,9 +98,11 @@ static void fake_serve_one(struct fake *f, int fd)
             break;
     }
     req[n] = '\0';
-    char inm[128] = "";
+    char inm[128] = "", accept[256] = "";
     for (char *p = req; (p = strstr(p, "\r\n")) != NULL;) {
         p += 2;
+        if (strncasecmp(p, "Accept:", 7) == 0)
+            snprintf(accept, sizeof(accept), "%.*s", (int)strcspn(p + 7, "\r\n"), p + 7);
         if (strncasecmp(p, "If-None-Match:", 14) == 0) {
             const char *v = p + 14;
             while (*v == ' ')
@@ -111,6 +114,7 @@ static void fake_serve_one(struct fake *f, int fd)
 
     pthread_mutex_lock(&f->mu);
     f->requests++;
+    snprintf(f->accept, sizeof(f->accept), "%s", accept);
     if (inm[0] != '\0')
         f->conditional++;
     if (f->mode == FAKE_DROP) {
@@ -462,7 +466,8 @@ static json_t *call(const struct env *e, const char *method, const char *path, c
 static struct reqsign_signer *create_key(const struct env *e, char *keyid)
 {
     long st = 0;
-    json_t *j = call(e, "POST", "/v1/keys", "{\"label\":\"kd\",\"scopes\":[\"pay:write\"]}", &st);
+    json_t *j = call(e, "POST", "/v1/keys",
+                     "{\"label\":\"kd\",\"scopes\":[\"pay:write\"],\"publish\":true}", &st);
     cr_assert_eq(st, 201, "POST /v1/keys: %ld", st);
     const char *pem = json_string_value(json_object_get(j, "private_key"));
     cr_assert_not_null(pem);
@@ -546,15 +551,17 @@ Test(keydir, reqsignd_keys_verify)
     vfy_new(&vf, kd);
     cr_assert_eq(sign_verify(&vf, s1), REQSIGN_OK);
     cr_assert_eq(sign_verify(&vf, s2), REQSIGN_OK);
-    cr_assert_eq(sign_verify(&vf, e.admin_signer), REQSIGN_OK);
+    /* the admin key is never published */
+    cr_assert_eq(sign_verify(&vf, e.admin_signer), REQSIGN_E_KEY_UNKNOWN);
 
     struct reqsign_keydir_stats st = kd_stats(kd);
     cr_assert_eq(st.fetches, 1);
     cr_assert_eq(st.updates, 1);
-    cr_assert_eq(st.keys, 3); /* admin + two */
+    cr_assert_eq(st.keys, 2); /* the two published ones */
     cr_assert_eq(st.skipped, 0);
-    cr_assert_eq(st.lifetime, 60, "reqsignd says max-age=60, got %lld", (long long)st.lifetime);
-    cr_assert_eq(st.hits, 3);
+    /* reqsignd says max-age=5 (its key cache TTL), raised to min_refresh */
+    cr_assert_eq(st.lifetime, 10, "lifetime %lld", (long long)st.lifetime);
+    cr_assert_eq(st.hits, 2);
 
     /* A key that does not exist: unknown, and no fetch (snapshot younger than min_refresh). */
     struct tkey other;
@@ -595,11 +602,12 @@ Test(keydir, reqsignd_revoke)
     cr_assert_eq(sign_verify(&vf, s1), REQSIGN_E_KEY_UNKNOWN);
     cr_assert_eq(sign_verify(&vf, s2), REQSIGN_OK);
 
-    /* Without a forced refresh: once the lifetime (max-age=60) has run out. */
+    /* Without a forced refresh: once the lifetime (max-age=5, at least
+     * min_refresh = 10) has run out. */
     revoke_key(&e, k2);
-    set_now(1800000000 + 59);
+    set_now(1800000000 + 9);
     cr_assert_eq(sign_verify(&vf, s2), REQSIGN_OK);
-    set_now(1800000000 + 60);
+    set_now(1800000000 + 10);
     cr_assert_eq(sign_verify(&vf, s2), REQSIGN_E_KEY_UNKNOWN);
     cr_assert_eq(kd_stats(kd).fetches, 3);
 
@@ -619,7 +627,7 @@ Test(keydir, reqsignd_new_key_refetch)
     struct reqsign_keydir *kd = kd_new(e.dir_url, 10, 300, 0, 0);
     struct vfy vf;
     vfy_new(&vf, kd);
-    cr_assert_eq(sign_verify(&vf, e.admin_signer), REQSIGN_OK);
+    cr_assert_eq(sign_verify(&vf, e.admin_signer), REQSIGN_E_KEY_UNKNOWN); /* never published */
 
     char k1[REQSIGN_KEYID_BUF];
     struct reqsign_signer *s1 = create_key(&e, k1);
@@ -694,6 +702,10 @@ Test(keydir, etag_304)
     struct reqsign_keydir *kd = kd_new(f.url, 10, 300, 0, 0);
     lookup_is(kd, a.kid, REQSIGN_OK);
     cr_assert_eq(kd_stats(kd).lifetime, 30);
+    /* it asks for the IETF directory type first, a plain JWKS after it */
+    cr_assert_not_null(strstr(f.accept, " application/http-message-signatures-directory+json,"),
+                       "Accept:%s", f.accept);
+    cr_assert_not_null(strstr(f.accept, "application/json"), "Accept:%s", f.accept);
     set_now(t0 + 29);
     lookup_is(kd, a.kid, REQSIGN_OK);
     cr_assert_eq(fake_requests(&f), 1);

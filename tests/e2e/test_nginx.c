@@ -256,6 +256,7 @@ static void make_key_in(struct tkey *k, const char *scopes, struct reqsign_keyst
     reqsign_key_public_raw(key, rec.public_key);
     snprintf(rec.keyid, sizeof(rec.keyid), "%s", k->keyid);
     snprintf(rec.label, sizeof(rec.label), "nginx test");
+    rec.publish = 1; /* listed in reqsignd's public directory (key_directory) */
     snprintf(rec.scopes, sizeof(rec.scopes), "%s", scopes);
     rec.created_at = (int64_t)time(NULL) - 10;
     rec.expires_at = next_expires_at;

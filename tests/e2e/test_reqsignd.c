@@ -86,11 +86,9 @@ Test(reqsignd, public_routes_and_http_errors)
     r = send_req("GET", url_of(&e, "/.well-known/http-message-signatures-directory"), NULL, 0, NULL,
                  NULL);
     cr_assert_eq(r.status, 200);
-    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1);
-    json_t *k = json_array_get(json_object_get(r.json, "keys"), 0);
-    cr_assert_str_eq(json_string_value(json_object_get(k, "kty")), "OKP");
-    cr_assert_str_eq(json_string_value(json_object_get(k, "use")), "sig");
-    cr_assert_str_eq(resp_header(&r, "Cache-Control"), "max-age=60");
+    /* the admin key is never published (directory_publishes_only_marked_keys) */
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 0, "%s", r.body);
+    cr_assert_str_eq(resp_header(&r, "Cache-Control"), "max-age=5");
     resp_free(&r);
 
     /* unsigned management request: 401 sig_missing with Accept-Signature */
@@ -192,10 +190,10 @@ Test(reqsignd, create_get_list_revoke)
     cr_assert_str_eq(err_name(&r), "key_revoked");
     resp_free(&r);
 
-    /* the directory no longer lists it */
+    /* the directory does not list it */
     r = send_req("GET", url_of(&e, "/.well-known/http-message-signatures-directory"), NULL, 0, NULL,
                  NULL);
-    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 1);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 0);
     resp_free(&r);
 
     reqsign_signer_free(nk);
@@ -739,6 +737,135 @@ Test(reqsignd, revoked_while_delete_body_held)
     reqsign_signer_free(b);
     json_decref(bc);
     reqsign_signer_free(a);
+    free(cred);
+    finish(&e);
+}
+
+/* GET the directory with @accept (NULL: no Accept header). */
+static struct resp get_directory(const struct env *e, const char *accept)
+{
+    char line[200];
+    const char *extra[2] = {NULL, NULL};
+    if (accept != NULL) {
+        snprintf(line, sizeof(line), "Accept: %s", accept);
+        extra[0] = line;
+    }
+    struct resp r = send_req("GET", url_of(e, "/.well-known/http-message-signatures-directory"),
+                             NULL, 0, NULL, extra);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    return r;
+}
+
+/* 1 if the directory @r lists @kid. */
+static int lists(const struct resp *r, const char *kid)
+{
+    json_t *keys = json_object_get(r->json, "keys");
+    for (size_t i = 0; i < json_array_size(keys); i++)
+        if (strcmp(json_string_value(json_object_get(json_array_get(keys, i), "kid")), kid) == 0)
+            return 1;
+    return 0;
+}
+
+/* The public directory (issue 16): only keys marked "publish" or of an
+ * account with "publish_keys", never a keys:admin key, never a disabled or
+ * revoked one; RFC 8037 JWKs; the IETF media type by default, a plain JWKS
+ * when asked; max-age capped at the key cache TTL. */
+Test(reqsignd, directory_publishes_only_marked_keys)
+{
+    struct env e;
+    memset(&e, 0, sizeof(e));
+    e.dir = tu_tmpdir();
+    snprintf(e.db, sizeof(e.db), "%s/keys.db", e.dir);
+    snprintf(e.admin, sizeof(e.admin), "%s/admin.json", e.dir);
+    snprintf(e.log, sizeof(e.log), "%s/reqsignd.log", e.dir);
+    run_init(&e);
+    start(&e, "2");
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    json_t *aj = json_loads(cred, 0, NULL);
+    const char *admin_kid = json_string_value(json_object_get(aj, "keyid"));
+
+    json_t *plain = create_key(&e, admin, "{\"label\":\"p\",\"scopes\":[\"a:b\"]}");
+    json_t *pub = create_key(&e, admin, "{\"label\":\"q\",\"scopes\":[\"a:b\"],\"publish\":true}");
+    cr_assert(json_is_true(json_object_get(pub, "publish")));
+    cr_assert(json_is_false(json_object_get(plain, "publish")));
+    json_t *adm2 = create_key(&e, admin, "{\"scopes\":[\"keys:admin\"],\"publish\":true}");
+    const char *plain_kid = json_string_value(json_object_get(plain, "keyid"));
+    const char *pub_kid = json_string_value(json_object_get(pub, "keyid"));
+    const char *adm2_kid = json_string_value(json_object_get(adm2, "keyid"));
+    /* an account whose every key is published */
+    struct resp r = call(admin, "POST", url_of(&e, "/v1/accounts"),
+                         "{\"name\":\"pubco\",\"allowed_scopes\":[\"a:b\"],\"publish_keys\":true}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert(json_is_true(json_object_get(json_object_get(r.json, "account"), "publish_keys")));
+    char body[200];
+    snprintf(body, sizeof(body), "{\"account\":\"%s\",\"scopes\":[\"a:b\"]}",
+             json_string_value(json_object_get(json_object_get(r.json, "account"), "id")));
+    resp_free(&r);
+    json_t *acct_key = create_key(&e, admin, body);
+    const char *acct_kid = json_string_value(json_object_get(acct_key, "keyid"));
+    r = call(admin, "POST", url_of(&e, "/v1/keys"), "{\"publish\":\"yes\"}");
+    cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+    resp_free(&r);
+
+    r = get_directory(&e, NULL);
+    cr_assert_str_eq(resp_header(&r, "Content-Type"),
+                     "application/http-message-signatures-directory+json");
+    cr_assert_str_eq(resp_header(&r, "Cache-Control"), "max-age=2", "the key cache TTL");
+    cr_assert_not_null(resp_header(&r, "Vary"));
+    cr_assert(lists(&r, pub_kid) && lists(&r, acct_kid), "%s", r.body);
+    cr_assert(!lists(&r, plain_kid), "a key not marked is listed: %s", r.body);
+    cr_assert(!lists(&r, admin_kid) && !lists(&r, adm2_kid), "an admin key is listed: %s",
+              r.body);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 2, "%s", r.body);
+    json_t *k = json_array_get(json_object_get(r.json, "keys"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(k, "kty")), "OKP");
+    cr_assert_str_eq(json_string_value(json_object_get(k, "crv")), "Ed25519");
+    cr_assert_str_eq(json_string_value(json_object_get(k, "alg")), "EdDSA");
+    cr_assert_str_eq(json_string_value(json_object_get(k, "use")), "sig");
+    cr_assert_not_null(json_string_value(json_object_get(k, "x")));
+    resp_free(&r);
+
+    /* content negotiation: a plain JWKS when the client asks for one */
+    static const char *const ask[][2] = {
+        {"application/json", "application/json"},
+        {"application/jwk-set+json", "application/jwk-set+json"},
+        {"application/json;q=0.5, application/http-message-signatures-directory+json",
+         "application/http-message-signatures-directory+json"},
+        {"*/*", "application/http-message-signatures-directory+json"},
+        {"application/*;q=0.9, application/json", "application/json"},
+        {"text/html", "application/http-message-signatures-directory+json"},
+    };
+    for (size_t i = 0; i < sizeof(ask) / sizeof(ask[0]); i++) {
+        r = get_directory(&e, ask[i][0]);
+        cr_assert_str_eq(resp_header(&r, "Content-Type"), ask[i][1], "Accept: %s", ask[i][0]);
+        cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 2, "%s", r.body);
+        resp_free(&r);
+    }
+
+    /* disabled, then revoked: gone from the directory */
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/keys/%s/disable", pub_kid);
+    r = call(admin, "POST", url_of(&e, path), "{}");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    r = get_directory(&e, NULL);
+    cr_assert(!lists(&r, pub_kid) && lists(&r, acct_kid), "%s", r.body);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/keys/%s", acct_kid);
+    r = call(admin, "DELETE", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    r = get_directory(&e, "application/json");
+    cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 0, "%s", r.body);
+    resp_free(&r);
+
+    json_decref(acct_key);
+    json_decref(adm2);
+    json_decref(pub);
+    json_decref(plain);
+    json_decref(aj);
+    reqsign_signer_free(admin);
     free(cred);
     finish(&e);
 }

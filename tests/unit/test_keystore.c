@@ -111,6 +111,7 @@ static void assert_same(const char *bn, const struct reqsign_key_record *a,
     cr_assert_eq(a->created_at, b->created_at, "[%s]", bn);
     cr_assert_eq(a->expires_at, b->expires_at, "[%s]", bn);
     cr_assert_eq(a->revoked_at, b->revoked_at, "[%s]", bn);
+    cr_assert_eq(a->publish, b->publish, "[%s] publish of %s", bn, a->keyid);
 }
 
 static void insert_ok(const char *bn, struct reqsign_keystore *ks,
@@ -154,6 +155,7 @@ Test(keystore, round_trip_every_field)
         r.created_at = 1700000000;
         r.expires_at = INT64_C(1800000000);
         r.revoked_at = INT64_C(1750000000);
+        r.publish = 1;
         insert_ok(b->name, ks, &r);
 
         reqsign_error_clear(&err);
@@ -1094,6 +1096,8 @@ Test(keystore, sqlite_migrates_version_1_database)
     cr_assert_str_eq(got.scopes, "keys:admin");
     cr_assert_eq(got.created_at, 1700000000);
     cr_assert_eq(got.disabled_at, 0);
+    cr_assert_eq(got.publish, 0, "an existing key is not published");
+    cr_assert_eq(got.account_publish_keys, 0);
     cr_assert_eq(reqsign_keystore_get(ks, "old-revoked", 11, &got, &err), REQSIGN_OK);
     cr_assert_eq(got.revoked_at, 1700000500);
     cr_assert_eq(got.expires_at, 1800000000);
@@ -1225,6 +1229,8 @@ Test(keystore, sqlite_no_column_can_hold_a_private_key)
         {"account", "TEXT", 1},       {"disabled_at", "INTEGER", 0}, {"replaces", "TEXT", 0},
         {"replaced_by", "TEXT", 0},   {"revoke_reason", "TEXT", 0},
         {"last_used_at", "INTEGER", 0}, {"last_used_by", "TEXT", 0},
+        /* issue 16: the public directory */
+        {"publish", "INTEGER", 1},
     };
     sqlite3_stmt *st;
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA table_info(keys)", -1, &st, NULL), SQLITE_OK);
@@ -1948,4 +1954,62 @@ Test(keystore, keycache_last_use_store_down_fails_nothing)
     cr_assert_geq(errors, 1, "the flusher tried");
     reqsign_keycache_free(c);
     reqsign_keystore_free(ks);
+}
+
+/* Schema version 3 (issue 16): a version-2 database gains keys.publish and
+ * accounts.publish_keys, off for what it holds; both round-trip. */
+Test(keystore, sqlite_migrates_v2_publish)
+{
+    char *path = sqlite_path();
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_key_record r, got;
+    make_record(1, &r);
+    insert_ok("sqlite", ks, &r);
+    reqsign_keystore_free(ks);
+    /* back to what version 2 made */
+    sqlite3 *db = raw_open(path);
+    cr_assert_eq(sqlite3_exec(db,
+                              "ALTER TABLE keys DROP COLUMN publish;"
+                              "ALTER TABLE accounts DROP COLUMN publish_keys;"
+                              "UPDATE schema_version SET version = 2",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    cr_assert_null(reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_READONLY, &err));
+    ks = reqsign_keystore_sqlite_open(path, 0, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.publish, 0);
+    struct reqsign_key_record p;
+    make_record(2, &p);
+    p.publish = 1;
+    insert_ok("sqlite", ks, &p);
+    cr_assert_eq(reqsign_keystore_get(ks, p.keyid, strlen(p.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.publish, 1);
+    struct reqsign_account a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "acct_pub");
+    snprintf(a.name, sizeof(a.name), "pub");
+    a.key_limit = 5;
+    a.created_at = 1;
+    a.publish_keys = 1;
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s", err.message);
+    struct reqsign_account ga;
+    cr_assert_eq(reqsign_keystore_account_get(ks, "acct_pub", &ga, &err), REQSIGN_OK);
+    cr_assert_eq(ga.publish_keys, 1);
+    struct reqsign_key_record k3;
+    make_record(3, &k3);
+    snprintf(k3.account, sizeof(k3.account), "acct_pub");
+    insert_ok("sqlite", ks, &k3);
+    cr_assert_eq(reqsign_keystore_get(ks, k3.keyid, strlen(k3.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.publish, 0);
+    cr_assert_eq(got.account_publish_keys, 1);
+    reqsign_keystore_free(ks);
+    db = raw_open(path);
+    cr_assert_eq(raw_int(db, "SELECT version FROM schema_version"), 3);
+    sqlite3_close(db);
+    free(path);
 }

@@ -129,6 +129,7 @@ char *tu_tmpdir(void)
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -136,6 +137,15 @@ char *tu_tmpdir(void)
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
+
+static long run_uid = -1, run_gid = -1;
+
+/* see testutil.h */
+void tu_proc_run_as(long uid, long gid)
+{
+    run_uid = uid;
+    run_gid = gid;
+}
 
 static long now_ms(void)
 {
@@ -166,6 +176,9 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
             dup2(log, 2);
         close(fds[0]);
         close(fds[1]);
+        if (run_uid >= 0 && (setgroups(0, NULL) != 0 || setgid((gid_t)run_gid) != 0 ||
+                             setuid((uid_t)run_uid) != 0))
+            _exit(126);
         execv(argv[0], argv);
         _exit(127);
     }

@@ -42,6 +42,10 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
  * listen). Tries a few ports in case another process takes one first. */
 int tu_proc_start_port(struct tu_proc *p, char *const argv[], const char *log_path,
                        int timeout_ms);
+/* The next tu_proc_start*() calls run their program as @uid / @gid with no
+ * supplementary groups (the test must be root); -1, -1: as this process. The
+ * log file is opened before the identity changes. */
+void tu_proc_run_as(long uid, long gid);
 /* A loopback TCP port that was free a moment ago, or -1. */
 int tu_free_port(void);
 /* Send @sig and wait up to @timeout_ms; then SIGKILL. Returns the exit status

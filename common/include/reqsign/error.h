@@ -99,7 +99,9 @@ extern "C" {
     X(E_KEY_DISABLED, 59, 401, "key_disabled", "key disabled")                                     \
     X(E_ACCOUNT_DISABLED, 60, 401, "account_disabled", "the key's account is disabled")           \
     X(E_ENROLLMENT_INVALID, 61, 401, "enrollment_invalid", "enrollment token invalid")            \
-    X(E_KEY_LIMIT, 62, 409, "key_limit", "the account has its maximum of active keys")
+    X(E_KEY_LIMIT, 62, 409, "key_limit", "the account has its maximum of active keys")            \
+    X(E_LAST_ADMIN, 63, 409, "last_admin",                                                         \
+      "the last active keys:admin key cannot be revoked or disabled")
 
 enum reqsign_status {
 #define REQSIGN_X_ENUM(name, num, http, wire, msg) REQSIGN_##name = num,

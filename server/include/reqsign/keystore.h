@@ -53,6 +53,10 @@ struct reqsign_key_record {
     char revoke_reason[REQSIGN_REASON_MAX + 1];  /* "" or unspecified|superseded|compromised */
     int64_t last_used_at;                        /* 0: never seen (read only, see touch) */
     char last_used_by[REQSIGN_VERIFIER_NAME_MAX + 1];
+    /* The public directory (issue 16): listed there if @publish or its
+     * account's publish_keys (never a keys:admin key; the service decides). */
+    int publish;              /* 0 or 1, set at insert */
+    int account_publish_keys; /* read only: the account's publish_keys (get and list) */
 };
 
 /* An account (a customer, a tenant). Its id is "acct_" + 22 base64url
@@ -65,6 +69,7 @@ struct reqsign_account {
     int64_t max_key_lifetime_s;              /* 0: none */
     int64_t created_at;
     int64_t disabled_at; /* 0: enabled */
+    int publish_keys;    /* 1: every key of the account is in the public directory */
 };
 
 /* One audit event. Never a token, a key or a signature. */

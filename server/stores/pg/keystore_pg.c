@@ -81,6 +81,7 @@ static const char pg_src[] = "key store";
 /* Type OIDs (fixed in pg_type.dat since forever). */
 #define PG_OID_BYTEA 17
 #define PG_OID_INT8 20
+#define PG_OID_BOOL 16
 #define PG_OID_TEXT 25
 
 /* Migration i takes the schema from version i to i + 1. Append only. */
@@ -97,18 +98,21 @@ static const char *const pg_migrations[] = {
     " CONSTRAINT keys_pkey PRIMARY KEY (keyid),"
     " CONSTRAINT keys_public_key_key UNIQUE (public_key)"
     ")",
+    /* 2: the public directory lists a key only when it says so (issue 16). */
+    "ALTER TABLE keys ADD COLUMN publish boolean NOT NULL DEFAULT false",
 };
 _Static_assert(sizeof(pg_migrations) / sizeof(pg_migrations[0]) == REQSIGN_PG_SCHEMA_VERSION,
                "one migration per schema version");
 
 enum pg_stmt { PG_GET, PG_INSERT, PG_LIST, PG_REVOKE, PG_NSTMT };
 
-#define PG_COLUMNS "keyid, public_key, label, scopes, created_at, expires_at, revoked_at"
+#define PG_COLUMNS                                                                                 \
+    "keyid, public_key, label, scopes, created_at, expires_at, revoked_at, publish"
 
 static const struct {
     const char *name, *sql;
     int nparams;
-    Oid types[7];
+    Oid types[8];
 } pg_stmts[PG_NSTMT] = {
     [PG_GET] = {"reqsign_get",
                 "SELECT " PG_COLUMNS " FROM keys WHERE keyid = $1",
@@ -116,11 +120,11 @@ static const struct {
                 {PG_OID_TEXT}},
     [PG_INSERT] = {"reqsign_insert",
                    "WITH ins AS (INSERT INTO keys (" PG_COLUMNS ")"
-                   " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING keyid)"
+                   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING keyid)"
                    " SELECT pg_notify('" REQSIGN_PG_CHANNEL "', keyid) FROM ins",
-                   7,
+                   8,
                    {PG_OID_TEXT, PG_OID_BYTEA, PG_OID_TEXT, PG_OID_TEXT, PG_OID_INT8, PG_OID_INT8,
-                    PG_OID_INT8}},
+                    PG_OID_INT8, PG_OID_BOOL}},
     [PG_LIST] = {"reqsign_list",
                  "SELECT " PG_COLUMNS " FROM keys WHERE keyid > $1 ORDER BY keyid LIMIT $2",
                  2,
@@ -397,7 +401,7 @@ static enum reqsign_status conn_run(struct pg_conn *c, enum pg_stmt which, const
                                     const int *lens, const char *what, PGresult **out,
                                     struct reqsign_error *err)
 {
-    static const int fmts[7] = {1, 1, 1, 1, 1, 1, 1};
+    static const int fmts[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     *out = NULL;
     PGresult *res =
         PQexecPrepared(c->pg, pg_stmts[which].name, pg_stmts[which].nparams, vals, lens, fmts, 1);
@@ -488,7 +492,7 @@ static enum reqsign_status row_to_record(const PGresult *res, int row, struct re
                                          struct reqsign_error *err)
 {
     memset(r, 0, sizeof(*r));
-    if (PQnfields(res) != 7)
+    if (PQnfields(res) != 8)
         return corrupt("column count", err);
     enum reqsign_status s = copy_text(res, row, 0, r->keyid, sizeof(r->keyid), true, "keyid", err);
     if (s == REQSIGN_OK)
@@ -506,6 +510,9 @@ static enum reqsign_status row_to_record(const PGresult *res, int row, struct re
     if (PQgetisnull(res, row, 1) || PQgetlength(res, row, 1) != REQSIGN_ED25519_PUBLIC_LEN)
         return corrupt("public_key", err);
     memcpy(r->public_key, PQgetvalue(res, row, 1), REQSIGN_ED25519_PUBLIC_LEN);
+    if (PQgetisnull(res, row, 7) || PQgetlength(res, row, 7) != 1)
+        return corrupt("publish", err);
+    r->publish = PQgetvalue(res, row, 7)[0] != 0;
     return REQSIGN_OK;
 }
 
@@ -584,20 +591,23 @@ static enum reqsign_status pg_insert(void *impl, const struct reqsign_key_record
     put_int8(expires, rec->expires_at);
     put_int8(revoked, rec->revoked_at);
     /* The wrapper checked that the strings are NUL-terminated in their arrays. */
-    const char *vals[7] = {rec->keyid,
+    const char publish = rec->publish != 0;
+    const char *vals[8] = {rec->keyid,
                            (const char *)rec->public_key,
                            rec->label,
                            rec->scopes,
                            created,
                            rec->expires_at != 0 ? expires : NULL,
-                           rec->revoked_at != 0 ? revoked : NULL};
-    const int lens[7] = {(int)strlen(rec->keyid),
+                           rec->revoked_at != 0 ? revoked : NULL,
+                           &publish};
+    const int lens[8] = {(int)strlen(rec->keyid),
                          REQSIGN_ED25519_PUBLIC_LEN,
                          (int)strlen(rec->label),
                          (int)strlen(rec->scopes),
                          8,
                          8,
-                         8};
+                         8,
+                         1};
     PGresult *res = NULL;
     enum reqsign_status st = pg_call(s, PG_INSERT, false, vals, lens, "insert", &res, err);
     if (st != REQSIGN_OK)

@@ -12,7 +12,11 @@
  * Files. The database runs in WAL mode, so readers never block the writer nor
  * each other. A store opened with REQSIGN_KEYSTORE_CREATE creates a missing
  * file itself with open(O_CREAT | O_EXCL, 0600) before SQLite sees it; SQLite
- * gives the -wal and -shm files the database file's mode. Nothing private is
+ * gives the -wal and -shm files the database file's mode. They are kept when
+ * the last connection closes (SQLITE_FCNTL_PERSIST_WAL), so that a
+ * READONLY store of a user who cannot write the directory opens even when no
+ * writer runs: SQLite then reads the WAL through a read-only -shm
+ * (sqlite.org/wal.html, "read-only databases"), and sees every commit. Nothing private is
  * ever stored: the keys table has no column for it.
  *
  * Connections. A small mutex-protected pool: a call takes an idle connection
@@ -109,6 +113,10 @@ static const char *const sq_migrations[] = {
     " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    /* 3: the public directory lists a key only when it or its account says
+     * so (issue 16): off for every existing key and account. */
+    "ALTER TABLE keys ADD COLUMN publish INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE accounts ADD COLUMN publish_keys INTEGER NOT NULL DEFAULT 0;",
 };
 _Static_assert(sizeof(sq_migrations) / sizeof(sq_migrations[0]) == REQSIGN_SQLITE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -137,15 +145,18 @@ enum sq_stmt {
 #define SQ_KCOLUMNS                                                                                \
     "k.keyid, k.public_key, k.label, k.scopes, k.created_at, k.expires_at, k.revoked_at,"          \
     " k.account, k.disabled_at, a.disabled_at, k.replaces, k.replaced_by, k.revoke_reason,"        \
-    " k.last_used_at, k.last_used_by"
+    " k.last_used_at, k.last_used_by, k.publish, a.publish_keys"
 #define SQ_FROM " FROM keys k LEFT JOIN accounts a ON a.id = k.account "
-#define SQ_ACOLUMNS "id, name, allowed_scopes, key_limit, max_key_lifetime_s, created_at, disabled_at"
+#define SQ_ACOLUMNS                                                                                \
+    "id, name, allowed_scopes, key_limit, max_key_lifetime_s, created_at, disabled_at, publish_keys"
 #define SQ_EVCOLUMNS "seq, time, actor, account, action, target, outcome, source, nonce"
 
 static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_GET] = "SELECT " SQ_KCOLUMNS SQ_FROM "WHERE k.keyid = ?1",
-    [SQ_INSERT] = "INSERT INTO keys (" SQ_COLUMNS ", account, disabled_at, replaces, replaced_by)"
-                  " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULLIF(?10, ''), NULLIF(?11, '')"
+    [SQ_INSERT] = "INSERT INTO keys (" SQ_COLUMNS ", account, disabled_at, replaces, replaced_by,"
+                  " publish)"
+                  " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULLIF(?10, ''), NULLIF(?11, ''),"
+                  " ?12"
                   " WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?8)",
     [SQ_LIST] = "SELECT " SQ_KCOLUMNS SQ_FROM "WHERE k.keyid > ?1 ORDER BY k.keyid LIMIT ?2",
     [SQ_REVOKE] = "UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE keyid = ?1",
@@ -161,7 +172,8 @@ static const char *const sq_sql[SQ_NSTMT] = {
                         " AND (expires_at IS NULL OR expires_at > ?2)",
     [SQ_TOUCH] = "UPDATE keys SET last_used_at = ?2, last_used_by = ?3 WHERE keyid = ?1"
                  " AND (last_used_at IS NULL OR last_used_at < ?2)",
-    [SQ_ACCT_INSERT] = "INSERT INTO accounts (" SQ_ACOLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [SQ_ACCT_INSERT] = "INSERT INTO accounts (" SQ_ACOLUMNS
+                       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [SQ_ACCT_GET] = "SELECT " SQ_ACOLUMNS " FROM accounts WHERE id = ?1",
     [SQ_ACCT_LIST] = "SELECT " SQ_ACOLUMNS " FROM accounts WHERE id > ?1 ORDER BY id LIMIT ?2",
     [SQ_ACCT_DISABLE] = "UPDATE accounts SET disabled_at = ?2 WHERE id = ?1",
@@ -258,6 +270,12 @@ static enum reqsign_status conn_open(const char *path, bool readonly, bool lazy,
     if (rc == SQLITE_OK) {
         sqlite3_extended_result_codes(c->db, 1);
         sqlite3_busy_timeout(c->db, REQSIGN_SQLITE_BUSY_MS);
+        /* Keep the -wal and -shm files when the last connection closes: a
+         * verifier that may only read the database (another user, a 0644 or
+         * 0640 file in a directory it cannot write) can open a WAL database
+         * only if both exist (sqlite.org/wal.html, "read-only databases"). */
+        int persist = 1;
+        (void)sqlite3_file_control(c->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
         rc = sqlite3_exec(c->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
@@ -407,7 +425,7 @@ static enum reqsign_status row_to_record(sqlite3_stmt *st, struct reqsign_key_re
     r->created_at = (int64_t)sqlite3_column_int64(st, 4);
     r->expires_at = column_time(st, 5);
     r->revoked_at = column_time(st, 6);
-    if (sqlite3_column_count(st) < 15)
+    if (sqlite3_column_count(st) < 17)
         return REQSIGN_OK;
     s = copy_text(st, 7, r->account, sizeof(r->account), true, "account", err);
     if (s == REQSIGN_OK)
@@ -421,6 +439,8 @@ static enum reqsign_status row_to_record(sqlite3_stmt *st, struct reqsign_key_re
     r->disabled_at = column_time(st, 8);
     r->account_disabled_at = column_time(st, 9);
     r->last_used_at = column_time(st, 13);
+    r->publish = sqlite3_column_int(st, 15) != 0;
+    r->account_publish_keys = sqlite3_column_int(st, 16) != 0;
     return s;
 }
 
@@ -502,6 +522,8 @@ static enum reqsign_status sq_insert(void *impl, const struct reqsign_key_record
         rc = sqlite3_bind_text(st, 10, rec->replaces, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(st, 11, rec->replaced_by, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 12, rec->publish != 0);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
@@ -761,6 +783,7 @@ static enum reqsign_status row_to_account(sqlite3_stmt *st, struct reqsign_accou
     a->max_key_lifetime_s = column_time(st, 4);
     a->created_at = (int64_t)sqlite3_column_int64(st, 5);
     a->disabled_at = column_time(st, 6);
+    a->publish_keys = sqlite3_column_int(st, 7) != 0;
     return s;
 }
 
@@ -788,6 +811,8 @@ static enum reqsign_status sq_account_insert(void *impl, const struct reqsign_ac
         rc = sqlite3_bind_int64(st, 6, a->created_at);
     if (rc == SQLITE_OK)
         rc = bind_time(st, 7, a->disabled_at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 8, a->publish_keys != 0);
     ret = sq_step_write(c, st, rc, "account insert", NULL, &rc, err);
     conn_put(s, c, rc);
     return ret;

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 /** The schema version this build migrates to (same history as SQLite's). */
-#define REQSIGN_PG_SCHEMA_VERSION 1
+#define REQSIGN_PG_SCHEMA_VERSION 2
 /** Seconds; used when @conninfo sets no connect_timeout. */
 #define REQSIGN_PG_CONNECT_TIMEOUT 2
 /** Milliseconds; statement_timeout set on every connection. */

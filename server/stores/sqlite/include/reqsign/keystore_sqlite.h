@@ -31,7 +31,7 @@ REQSIGN_API struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *pa
                                                                   struct reqsign_error *err);
 
 /** The schema version this build migrates to. */
-#define REQSIGN_SQLITE_SCHEMA_VERSION 2
+#define REQSIGN_SQLITE_SCHEMA_VERSION 3
 
 #ifdef __cplusplus
 }
