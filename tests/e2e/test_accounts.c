@@ -18,6 +18,7 @@
 #include <reqsign/base64.h>
 #include <reqsign/key.h>
 #include <reqsign/keystore.h>
+#include <reqsign/keystore_sqlite.h>
 #include <reqsign/signer.h>
 
 #include "e2eutil.h"

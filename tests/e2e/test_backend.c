@@ -642,12 +642,13 @@ static char *reachable_backend(const char *dir)
     char cmd[4096], *out;
     int st;
     snprintf(cmd, sizeof(cmd),
-             "set -e; b=$(dirname '%s'); mkdir -p '%s/bin/examples' '%s/bin/server' "
-             "'%s/bin/common'; cp -L '%s' '%s/bin/examples/api-backend'; "
-             "cp -L \"$b\"/../server/libreqsign-server.so.0 '%s/bin/server/'; "
-             "cp -L \"$b\"/../common/libreqsign-common.so.0 '%s/bin/common/'; "
+             "set -e; b=$(dirname '%s'); mkdir -p '%s/bin/examples'; "
+             "cp -L '%s' '%s/bin/examples/api-backend'; "
+             /* every reqsign library at its place relative to the binary's rpath */
+             "(cd \"$b\"/.. && find server common -name 'libreqsign-*.so.0' "
+             "-exec cp -L --parents {} '%s/bin/' ';'); "
              "chmod -R a+rX '%s/bin'",
-             prog, dir, dir, dir, prog, dir, dir, dir, dir);
+             prog, dir, prog, dir, dir, dir);
     out = tu_run(cmd, &st);
     cr_assert_eq(st, 0, "copying api-backend: %s", out);
     free(out);
