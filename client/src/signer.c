@@ -63,13 +63,7 @@ static int valid_method(const char *m)
     size_t n = strlen(m);
     if (n == 0 || n > REQSIGN_METHOD_MAX)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)m[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
-            return 0;
-    }
-    return 1;
+    return reqsign__is_token(m, n);
 }
 
 /* see reqsign/signer.h */

@@ -33,11 +33,10 @@ static enum sf_kind sf_kind_of(struct reqsign_span name)
     return SF_NONE;
 }
 
+/* A tchar that is not an uppercase letter: what a lowercased field name is made of. */
 static int is_tchar_lower(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return reqsign__is_tchar(c) && !(c >= 'A' && c <= 'Z');
 }
 
 /* Two component identifiers are equal if names match and parameter sets match
