@@ -112,12 +112,9 @@ struct resp send_req(const char *method, const char *url, const char *body, size
     return r;
 }
 
-struct reqsign_signer *signer_from_cred(const char *cred_json)
+struct reqsign_signer *signer_from_pem(const char *pem)
 {
-    json_t *j = json_loads(cred_json, 0, NULL);
-    cr_assert_not_null(j, "credential is not JSON");
-    const char *pem = json_string_value(json_object_get(j, "private_key"));
-    cr_assert_not_null(pem, "credential without private_key");
+    cr_assert_not_null(pem, "no private key");
     struct reqsign_signer_opts o;
     memset(&o, 0, sizeof(o));
     o.key_data = pem;
@@ -125,8 +122,26 @@ struct reqsign_signer *signer_from_cred(const char *cred_json)
     struct reqsign_error err;
     struct reqsign_signer *s = reqsign_signer_new(&o, &err);
     cr_assert_not_null(s, "signer: %s", err.message);
+    return s;
+}
+
+struct reqsign_signer *signer_from_cred(const char *cred_json)
+{
+    json_t *j = json_loads(cred_json, 0, NULL);
+    cr_assert_not_null(j, "credential is not JSON");
+    const char *pem = json_string_value(json_object_get(j, "private_key"));
+    cr_assert_not_null(pem, "credential without private_key");
+    struct reqsign_signer *s = signer_from_pem(pem);
     json_decref(j);
     return s;
+}
+
+struct reqsign_signer *load_admin(struct env *e)
+{
+    char *cred = slurp(e->admin);
+    e->admin_signer = signer_from_cred(cred);
+    free(cred);
+    return e->admin_signer;
 }
 
 char *slurp(const char *path)
@@ -230,16 +245,23 @@ void stop(struct env *e)
 /* Stop the servers (asserting exit 0), remove the temporary directory. */
 void finish(struct env *e)
 {
+    stop(e);
+    remove_env(e);
+}
+
+void remove_env(struct env *e)
+{
     char cmd[600];
     int st;
-    stop(e);
+    reqsign_signer_free(e->admin_signer);
+    e->admin_signer = NULL;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
     free(tu_run(cmd, &st));
     free(e->dir);
     e->dir = NULL;
 }
 
-void setup_env(struct env *e)
+void init_env(struct env *e)
 {
     memset(e, 0, sizeof(*e));
     e->dir = tu_tmpdir();
@@ -248,6 +270,11 @@ void setup_env(struct env *e)
     snprintf(e->log, sizeof(e->log), "%s/reqsignd.log", e->dir);
     snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->dir);
     run_init(e);
+}
+
+void setup_env(struct env *e)
+{
+    init_env(e);
     start(e, NULL);
 }
 
