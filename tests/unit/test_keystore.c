@@ -122,6 +122,13 @@ static void insert_ok(const char *bn, struct reqsign_keystore *ks,
 
 #define FOR_EACH_BACKEND(b) for (const struct backend *b = backends; b < backends + N_BACKENDS; b++)
 
+/* Test @name: c_@name on a fresh store of each backend of @set (@n of them). */
+#define STORE_TEST(name, set, n)                                                                   \
+    Test(keystore, name)                                                                           \
+    {                                                                                              \
+        on_each_store(set, n, c_##name);                                                           \
+    }
+
 /* Run the contract check @fn on a fresh, empty store of each backend of @set. */
 static void on_each_store(const struct backend *set, size_t n,
                           void (*fn)(const struct backend *b, struct reqsign_keystore *ks))
@@ -185,10 +192,7 @@ static void c_round_trip_every_field(const struct backend *b, struct reqsign_key
     assert_same(b->name, &r, &got);
 }
 
-Test(keystore, round_trip_every_field)
-{
-    on_each_store(backends, N_BACKENDS, c_round_trip_every_field);
-}
+STORE_TEST(round_trip_every_field, backends, N_BACKENDS)
 
 static void c_conflict_names_keyid_or_public_key(const struct backend *b,
                                                  struct reqsign_keystore *ks)
@@ -228,10 +232,7 @@ static void c_conflict_names_keyid_or_public_key(const struct backend *b,
     cr_assert_str_eq(got[0].label, r.label);
 }
 
-Test(keystore, conflict_names_keyid_or_public_key)
-{
-    on_each_store(backends, N_BACKENDS, c_conflict_names_keyid_or_public_key);
-}
+STORE_TEST(conflict_names_keyid_or_public_key, backends, N_BACKENDS)
 
 static void c_list_pagination(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -289,10 +290,7 @@ static void c_list_pagination(const struct backend *b, struct reqsign_keystore *
     cr_assert_eq(reqsign_keystore_list(ks, NULL, 10, NULL, &n, NULL), REQSIGN_E_INVALID_ARG);
 }
 
-Test(keystore, list_pagination)
-{
-    on_each_store(backends, N_BACKENDS, c_list_pagination);
-}
+STORE_TEST(list_pagination, backends, N_BACKENDS)
 
 static void c_list_limit_clamped_to_page_max(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -310,10 +308,7 @@ static void c_list_limit_clamped_to_page_max(const struct backend *b, struct req
     cr_assert_eq(n, 5);
 }
 
-Test(keystore, list_limit_clamped_to_page_max)
-{
-    on_each_store(backends, N_BACKENDS, c_list_limit_clamped_to_page_max);
-}
+STORE_TEST(list_limit_clamped_to_page_max, backends, N_BACKENDS)
 
 static void c_revoke_keeps_first_time(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -345,10 +340,7 @@ static void c_revoke_keeps_first_time(const struct backend *b, struct reqsign_ke
     cr_assert_eq(reqsign_keystore_revoke(ks, "key-00007", 9, 0, NULL), REQSIGN_E_INVALID_ARG);
 }
 
-Test(keystore, revoke_keeps_first_time)
-{
-    on_each_store(backends, N_BACKENDS, c_revoke_keeps_first_time);
-}
+STORE_TEST(revoke_keeps_first_time, backends, N_BACKENDS)
 
 static void c_unknown_and_bad_keyids(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -387,10 +379,7 @@ static void c_unknown_and_bad_keyids(const struct backend *b, struct reqsign_key
     cr_assert_eq(reqsign_keystore_get(ks, "key-00001", 9, NULL, NULL), REQSIGN_E_INVALID_ARG);
 }
 
-Test(keystore, unknown_and_bad_keyids)
-{
-    on_each_store(backends, N_BACKENDS, c_unknown_and_bad_keyids);
-}
+STORE_TEST(unknown_and_bad_keyids, backends, N_BACKENDS)
 
 static void c_insert_validates_records(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -422,10 +411,7 @@ static void c_insert_validates_records(const struct backend *b, struct reqsign_k
     cr_assert_eq(n, 0, "[%s] an invalid record got in", b->name);
 }
 
-Test(keystore, insert_validates_records)
-{
-    on_each_store(backends, N_BACKENDS, c_insert_validates_records);
-}
+STORE_TEST(insert_validates_records, backends, N_BACKENDS)
 
 Test(keystore, reopen_persists)
 {
@@ -504,10 +490,7 @@ static void c_concurrent_inserts(const struct backend *b, struct reqsign_keystor
     }
 }
 
-Test(keystore, concurrent_inserts)
-{
-    on_each_store(backends, N_BACKENDS, c_concurrent_inserts);
-}
+STORE_TEST(concurrent_inserts, backends, N_BACKENDS)
 
 /* ---- contract: accounts and the key lifecycle (issue 13) ----
  * The stores that implement the lifecycle operations. PostgreSQL joins this
@@ -573,10 +556,7 @@ static void c_accounts_round_trip_list_disable(const struct backend *b, struct r
                  REQSIGN_E_NOT_FOUND);
 }
 
-Test(keystore, accounts_round_trip_list_disable)
-{
-    on_each_store(lc_backends, N_LC_BACKENDS, c_accounts_round_trip_list_disable);
-}
+STORE_TEST(accounts_round_trip_list_disable, lc_backends, N_LC_BACKENDS)
 
 static void c_key_lifecycle_fields(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -645,10 +625,7 @@ static void c_key_lifecycle_fields(const struct backend *b, struct reqsign_keyst
     cr_assert_eq(reqsign_keystore_update(ks, &ghost, &err), REQSIGN_E_KEY_UNKNOWN);
 }
 
-Test(keystore, key_lifecycle_fields)
-{
-    on_each_store(lc_backends, N_LC_BACKENDS, c_key_lifecycle_fields);
-}
+STORE_TEST(key_lifecycle_fields, lc_backends, N_LC_BACKENDS)
 
 static void c_count_touch_and_filtered_lists(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -713,10 +690,7 @@ static void c_count_touch_and_filtered_lists(const struct backend *b, struct req
     cr_assert_str_eq(page[0].keyid, "key-00001", "created at 1700000001, never used");
 }
 
-Test(keystore, count_touch_and_filtered_lists)
-{
-    on_each_store(lc_backends, N_LC_BACKENDS, c_count_touch_and_filtered_lists);
-}
+STORE_TEST(count_touch_and_filtered_lists, lc_backends, N_LC_BACKENDS)
 
 static void c_enrollment_tokens_single_use(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -750,10 +724,7 @@ static void c_enrollment_tokens_single_use(const struct backend *b, struct reqsi
                  REQSIGN_E_ENROLLMENT_INVALID, "unknown");
 }
 
-Test(keystore, enrollment_tokens_single_use)
-{
-    on_each_store(lc_backends, N_LC_BACKENDS, c_enrollment_tokens_single_use);
-}
+STORE_TEST(enrollment_tokens_single_use, lc_backends, N_LC_BACKENDS)
 
 static void c_audit_append_only_and_filtered(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -793,10 +764,7 @@ static void c_audit_append_only_and_filtered(const struct backend *b, struct req
     cr_assert_eq(n, 2);
 }
 
-Test(keystore, audit_append_only_and_filtered)
-{
-    on_each_store(lc_backends, N_LC_BACKENDS, c_audit_append_only_and_filtered);
-}
+STORE_TEST(audit_append_only_and_filtered, lc_backends, N_LC_BACKENDS)
 
 #ifdef REQSIGN_TEST_PG
 /* Until the PostgreSQL store has them, the lifecycle operations fail cleanly. */
@@ -1505,10 +1473,7 @@ static void c_pg_non_ascii_keyids_and_cursors(const struct backend *b, struct re
     cr_assert_eq(n, 0, "[%s] %zu", b->name, n);
 }
 
-Test(keystore, pg_non_ascii_keyids_and_cursors)
-{
-    on_each_store(backends, N_BACKENDS, c_pg_non_ascii_keyids_and_cursors);
-}
+STORE_TEST(pg_non_ascii_keyids_and_cursors, backends, N_BACKENDS)
 
 /* A revocation or insert reaches a long-TTL cache through NOTIFY within ~1 s. */
 Test(keystore, pg_notify_invalidates_keycache)
