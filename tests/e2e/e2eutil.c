@@ -180,14 +180,19 @@ struct resp call(const struct reqsign_signer *s, const char *method, const char 
     return send_req(method, url, body, len, &sig, body != NULL ? json_ct : NULL);
 }
 
-void run_init(struct env *e)
+void reqsignd_init(const char *db, const char *admin, const char *log)
 {
     char cmd[2048];
     int st;
     snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>>'%s'",
-             tu_prog("REQSIGND"), e->db, e->admin, e->log);
+             tu_prog("REQSIGND"), db, admin, log);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0, "reqsignd init failed");
+}
+
+void run_init(struct env *e)
+{
+    reqsignd_init(e->db, e->admin, e->log);
 }
 
 void start(struct env *e, const char *ttl)

@@ -52,6 +52,8 @@ void sign(const struct reqsign_signer *s, const char *method, const char *url,
                  const char *body, size_t len, struct reqsign_signed *out);
 struct resp call(const struct reqsign_signer *s, const char *method, const char *url,
                         const char *body);
+/* reqsignd init: the key database @db, the admin credential @admin, stderr to @log. */
+void reqsignd_init(const char *db, const char *admin, const char *log);
 void run_init(struct env *e);
 void start(struct env *e, const char *ttl);
 void start_backend(struct env *e, const char *pub);

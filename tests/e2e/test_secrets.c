@@ -122,12 +122,7 @@ static void setup_dirs(struct senv *e)
     snprintf(e->admin, sizeof(e->admin), "%s/admin.json", e->creds);
     snprintf(e->dlog, sizeof(e->dlog), "%s/reqsignd.log", e->svc);
     snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->svc);
-    char cmd[2048];
-    int st;
-    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>>'%s'",
-             tu_prog("REQSIGND"), e->db, e->admin, e->dlog);
-    free(tu_run(cmd, &st));
-    cr_assert_eq(st, 0, "reqsignd init failed");
+    reqsignd_init(e->db, e->admin, e->dlog);
 }
 
 static void start_d(struct senv *e)
