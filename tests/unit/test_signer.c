@@ -602,14 +602,14 @@ static void gen_printable(char *out, size_t max)
     out[len] = '\0';
 }
 
-/* The signer writes the signature base with reqsign_base_build(), from the
- * Signature-Input member it sends, as the verifier does from the one it
- * receives. Over generated requests (methods, schemes, authorities with and
- * without ports, IP literals, paths, queries, caller and computed digests,
- * labels, keyids, nonces, created, expires, tags) the base the signer signed
- * must be, byte for byte, the one reqsign_base_build() gives for the request
- * as the server sees it: the target as it stands in the URL, Host, and the
- * Signature-Input and Content-Digest fields sent. */
+/* The signer writes the profile's signature base itself (a fast path, see
+ * profile_base() in client/src/signer.c); the verifier builds it with
+ * reqsign_base_build(). Over generated requests (methods, schemes,
+ * authorities with and without ports, IP literals, paths, queries, caller and
+ * computed digests, labels, keyids, nonces, created, expires, tags) the base
+ * the signer signed must be, byte for byte, the one reqsign_base_build() gives
+ * for the request as the server sees it: the target as it stands in the URL,
+ * Host, and the Signature-Input and Content-Digest fields sent. */
 Test(signer, signer_base_equals_base_build)
 {
     static const char *const methods[] = {"GET",    "POST",     "PUT",
