@@ -10,7 +10,7 @@
  * library's wire name and message are printed), 2 usage error.
  */
 #include "cli.h"
-#include "util.h"
+#include "token.h"
 
 #include <reqsign/base.h>
 #include <reqsign/digest.h>

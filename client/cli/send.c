@@ -8,7 +8,7 @@
  * transport failure: curl's code (its CURLcode).
  */
 #include "cli.h"
-#include "util.h"
+#include "token.h"
 
 #include <reqsign/credential.h>
 #include <reqsign/curl.h>

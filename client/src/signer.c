@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "nonce_source.h"
+#include "token.h"
 #include "url.h"
 #include "util.h"
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sf_internal.h"
+#include "token.h"
 #include "util.h"
 
 static const char SRC[] = "Signature-Input";

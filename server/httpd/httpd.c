@@ -1,7 +1,7 @@
 /* reqsign-httpd: see httpd.h. */
 #define _GNU_SOURCE /* accept4, pipe2 */
 #include "httpd.h"
-#include "util.h"
+#include "token.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
