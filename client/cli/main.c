@@ -10,6 +10,7 @@
  * library's wire name and message are printed), 2 usage error.
  */
 #include "cli.h"
+#include <reqsign/token.h>
 
 #include <reqsign/base.h>
 #include <reqsign/digest.h>
@@ -314,23 +315,6 @@ static int slurp_fd(int fd, char **out, size_t *out_len)
     return 0;
 }
 
-static int is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static int is_token(const char *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
 /* A field value: no CR, LF, NUL or other controls but HTAB. */
 static int is_field_value(const char *s, size_t n)
 {
@@ -485,7 +469,7 @@ static int header_add(struct header_list *l, struct reqsign_span name, struct re
 static int parse_header_arg(const char *arg, struct reqsign_span *name, struct reqsign_span *value)
 {
     const char *colon = strchr(arg, ':');
-    if (colon == NULL || !is_token(arg, (size_t)(colon - arg)))
+    if (colon == NULL || !reqsign_is_token(arg, (size_t)(colon - arg)))
         return -1;
     name->ptr = arg;
     name->len = (size_t)(colon - arg);
@@ -520,7 +504,7 @@ static int headers_from_json(const json_t *obj, struct header_list *l, const cha
     json_object_foreach((json_t *)obj, key, v)
     {
         struct reqsign_span name = {key, strlen(key)};
-        if (!is_token(name.ptr, name.len)) {
+        if (!reqsign_is_token(name.ptr, name.len)) {
             print_error_msg(stdout, REQSIGN_E_INVALID_ARG, "--headers: bad field name '%s'", key);
             return -1;
         }
@@ -764,7 +748,7 @@ static int cmd_sign(int argc, char **argv)
             keyid = val;
             break;
         case S_METHOD:
-            if (!is_token(val, strlen(val))) {
+            if (!reqsign_is_token(val, strlen(val))) {
                 reqsign_cli_usage_error("sign", USAGE_SIGN, "bad method '%s'", val);
                 return EXIT_USAGE;
             }
@@ -1084,7 +1068,7 @@ static int cmd_verify(int argc, char **argv)
             keyid = val;
             break;
         case V_METHOD:
-            if (!is_token(val, strlen(val))) {
+            if (!reqsign_is_token(val, strlen(val))) {
                 reqsign_cli_usage_error("verify", USAGE_VERIFY, "bad method '%s'", val);
                 return EXIT_USAGE;
             }

@@ -8,6 +8,7 @@
  * transport failure: curl's code (its CURLcode).
  */
 #include "cli.h"
+#include <reqsign/token.h>
 
 #include <reqsign/credential.h>
 #include <reqsign/curl.h>
@@ -484,12 +485,8 @@ static int check_header(const char *h)
     const char *colon = strchr(h, ':');
     if (colon == NULL || colon == h)
         return -1;
-    for (const char *p = h; p < colon; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", c) != NULL))
-            return -1;
-    }
+    if (!reqsign_is_token(h, (size_t)(colon - h)))
+        return -1;
     for (const char *p = colon + 1; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
         if ((c < 0x20 && c != '\t') || c == 0x7f)

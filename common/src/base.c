@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sf_internal.h"
+#include <reqsign/token.h>
 #include "util.h"
 
 static const char SRC[] = "Signature-Input";
 
 /* Fields whose structured type is known, for the `sf` parameter (RFC 9421 2.1.1). */
-enum sf_kind { SF_NONE = 0, SF_DICT, SF_LIST, SF_ITEM };
 static const struct {
     const char *name;
     enum sf_kind kind;
@@ -33,11 +34,10 @@ static enum sf_kind sf_kind_of(struct reqsign_span name)
     return SF_NONE;
 }
 
+/* A tchar that is not an uppercase letter: what a lowercased field name is made of. */
 static int is_tchar_lower(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return reqsign_is_tchar(c) && !(c >= 'A' && c <= 'Z');
 }
 
 /* Two component identifiers are equal if names match and parameter sets match
@@ -346,12 +346,7 @@ static enum reqsign_status field_structured(struct reqsign_span comp, struct req
         return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
                                  "\"%.*s\";sf: the field is not a known structured field",
                                  (int)comp.len, comp.ptr);
-    if (kind == SF_DICT)
-        st = reqsign_sf_parse_dict(value.ptr, value.len, &p, NULL);
-    else if (kind == SF_LIST)
-        st = reqsign_sf_parse_list(value.ptr, value.len, &p, NULL);
-    else
-        st = reqsign_sf_parse_item(value.ptr, value.len, &p, NULL);
+    st = reqsign__sf_parse(kind, value.ptr, value.len, &p, NULL);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_COMPONENT_INVALID, SRC, REQSIGN_NO_OFFSET,
                                  "field \"%.*s\" is not a valid structured field", (int)comp.len,

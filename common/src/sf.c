@@ -8,6 +8,7 @@
 #include <reqsign/sf.h>
 
 #include "b64_internal.h"
+#include "sf_internal.h"
 
 #define SF_SOURCE "structured field"
 #define SF_INT_MAX 999999999999999LL /* 15 digits; also the largest decimal x 1000 */
@@ -481,15 +482,14 @@ static enum reqsign_status parse_dict(struct sf_parser *p)
     return REQSIGN_OK;
 }
 
-enum sf_kind { SF_DICT, SF_LIST, SF_ITEM };
-
-static enum reqsign_status sf_parse(enum sf_kind kind, const char *in, size_t len,
-                                    struct reqsign_sf_parsed *out, struct reqsign_error *err)
+/* see sf_internal.h */
+enum reqsign_status reqsign__sf_parse(enum sf_kind kind, const char *in, size_t len,
+                                      struct reqsign_sf_parsed *out, struct reqsign_error *err)
 {
     struct sf_parser p;
     enum reqsign_status st;
 
-    if (out == NULL || (in == NULL && len > 0))
+    if (out == NULL || (in == NULL && len > 0) || kind == SF_NONE)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SF_SOURCE, REQSIGN_NO_OFFSET, NULL);
     out->n_members = out->n_items = out->n_params = 0;
     if ((out->members == NULL && out->members_cap > 0) ||
@@ -529,21 +529,21 @@ static enum reqsign_status sf_parse(enum sf_kind kind, const char *in, size_t le
 enum reqsign_status reqsign_sf_parse_dict(const char *in, size_t len, struct reqsign_sf_parsed *out,
                                           struct reqsign_error *err)
 {
-    return sf_parse(SF_DICT, in, len, out, err);
+    return reqsign__sf_parse(SF_DICT, in, len, out, err);
 }
 
 /* see reqsign/sf.h */
 enum reqsign_status reqsign_sf_parse_list(const char *in, size_t len, struct reqsign_sf_parsed *out,
                                           struct reqsign_error *err)
 {
-    return sf_parse(SF_LIST, in, len, out, err);
+    return reqsign__sf_parse(SF_LIST, in, len, out, err);
 }
 
 /* see reqsign/sf.h */
 enum reqsign_status reqsign_sf_parse_item(const char *in, size_t len, struct reqsign_sf_parsed *out,
                                           struct reqsign_error *err)
 {
-    return sf_parse(SF_ITEM, in, len, out, err);
+    return reqsign__sf_parse(SF_ITEM, in, len, out, err);
 }
 
 /* see reqsign/sf.h */

@@ -1,6 +1,7 @@
 /* reqsign-httpd: see httpd.h. */
 #define _GNU_SOURCE /* accept4, pipe2 */
 #include "httpd.h"
+#include <reqsign/token.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -703,13 +704,6 @@ static void track_deadline(struct reqsign_httpd *h, struct MHD_Connection *con, 
     pthread_mutex_unlock(&h->wd_lock);
 }
 
-/* A token character (RFC 9110 section 5.6.2), what a method is made of. */
-static int is_tchar(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
 /* 1 if the request line in @b[@i..@n) (after the method's SP) is complete
  * and not "target SP HTTP/...": libmicrohttpd 0.9.75 closes such a line
  * (`GET /x y HTTP/1.1`) without an answer. 0 if fine or not complete yet. */
@@ -753,7 +747,7 @@ static int not_http(MHD_socket fd)
     for (; i < n; i++) {
         if (b[i] == ' ')
             return i == start || bad_request_line(b, i + 1, n); /* an empty method */
-        if (!is_tchar(b[i]))
+        if (!reqsign_is_tchar(b[i])) /* a method is a token */
             return 1;
     }
     return 0;
@@ -1091,12 +1085,7 @@ static void phase_end(const struct reqsign_httpd_handlers *hd, void *ctx,
  * the header and frame the request differently). */
 static int field_name_ok(struct reqsign_span name)
 {
-    if (name.len == 0)
-        return 0;
-    for (size_t i = 0; i < name.len; i++)
-        if (!is_tchar((unsigned char)name.ptr[i]))
-            return 0;
-    return 1;
+    return reqsign_is_token(name.ptr, name.len);
 }
 
 /* 1 if the field value holds no control byte (%x00-1F but HTAB, %x7F;

@@ -112,12 +112,9 @@ struct resp send_req(const char *method, const char *url, const char *body, size
     return r;
 }
 
-struct reqsign_signer *signer_from_cred(const char *cred_json)
+struct reqsign_signer *signer_from_pem(const char *pem)
 {
-    json_t *j = json_loads(cred_json, 0, NULL);
-    cr_assert_not_null(j, "credential is not JSON");
-    const char *pem = json_string_value(json_object_get(j, "private_key"));
-    cr_assert_not_null(pem, "credential without private_key");
+    cr_assert_not_null(pem, "no private key");
     struct reqsign_signer_opts o;
     memset(&o, 0, sizeof(o));
     o.key_data = pem;
@@ -125,8 +122,26 @@ struct reqsign_signer *signer_from_cred(const char *cred_json)
     struct reqsign_error err;
     struct reqsign_signer *s = reqsign_signer_new(&o, &err);
     cr_assert_not_null(s, "signer: %s", err.message);
+    return s;
+}
+
+struct reqsign_signer *signer_from_cred(const char *cred_json)
+{
+    json_t *j = json_loads(cred_json, 0, NULL);
+    cr_assert_not_null(j, "credential is not JSON");
+    const char *pem = json_string_value(json_object_get(j, "private_key"));
+    cr_assert_not_null(pem, "credential without private_key");
+    struct reqsign_signer *s = signer_from_pem(pem);
     json_decref(j);
     return s;
+}
+
+struct reqsign_signer *load_admin(struct env *e)
+{
+    char *cred = slurp(e->admin);
+    e->admin_signer = signer_from_cred(cred);
+    free(cred);
+    return e->admin_signer;
 }
 
 char *slurp(const char *path)
@@ -165,14 +180,19 @@ struct resp call(const struct reqsign_signer *s, const char *method, const char 
     return send_req(method, url, body, len, &sig, body != NULL ? json_ct : NULL);
 }
 
-void run_init(struct env *e)
+void reqsignd_init(const char *db, const char *admin, const char *log)
 {
     char cmd[2048];
     int st;
     snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>>'%s'",
-             tu_prog("REQSIGND"), e->db, e->admin, e->log);
+             tu_prog("REQSIGND"), db, admin, log);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0, "reqsignd init failed");
+}
+
+void run_init(struct env *e)
+{
+    reqsignd_init(e->db, e->admin, e->log);
 }
 
 void start(struct env *e, const char *ttl)
@@ -230,16 +250,23 @@ void stop(struct env *e)
 /* Stop the servers (asserting exit 0), remove the temporary directory. */
 void finish(struct env *e)
 {
+    stop(e);
+    remove_env(e);
+}
+
+void remove_env(struct env *e)
+{
     char cmd[600];
     int st;
-    stop(e);
+    reqsign_signer_free(e->admin_signer);
+    e->admin_signer = NULL;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
     free(tu_run(cmd, &st));
     free(e->dir);
     e->dir = NULL;
 }
 
-void setup_env(struct env *e)
+void init_env(struct env *e)
 {
     memset(e, 0, sizeof(*e));
     e->dir = tu_tmpdir();
@@ -248,6 +275,11 @@ void setup_env(struct env *e)
     snprintf(e->log, sizeof(e->log), "%s/reqsignd.log", e->dir);
     snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->dir);
     run_init(e);
+}
+
+void setup_env(struct env *e)
+{
+    init_env(e);
     start(e, NULL);
 }
 

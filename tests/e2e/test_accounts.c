@@ -29,13 +29,7 @@ TestSuite(accounts, .timeout = 180);
 /* reqsignd with a 1 s key cache and @extra options. */
 static void setup(struct env *e, const char *enroll_ttl)
 {
-    memset(e, 0, sizeof(*e));
-    e->dir = tu_tmpdir();
-    snprintf(e->db, sizeof(e->db), "%s/keys.db", e->dir);
-    snprintf(e->admin, sizeof(e->admin), "%s/admin.json", e->dir);
-    snprintf(e->log, sizeof(e->log), "%s/reqsignd.log", e->dir);
-    snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->dir);
-    run_init(e);
+    init_env(e);
     char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
                     "--authority", "127.0.0.1:@PORT@", "--cache-ttl", "1", "--enrollment-ttl",
                     (char *)(enroll_ttl != NULL ? enroll_ttl : "86400"), NULL};

@@ -24,14 +24,8 @@
 
 #include <reqsign/signer.h>
 
+#include "e2eutil.h"
 #include "testutil.h"
-
-struct env {
-    char *dir;
-    char db[512], admin[512], dlog[512], blog[512];
-    struct tu_proc d, b;
-    struct reqsign_signer *admin_signer;
-};
 
 static long mono_ms(void)
 {
@@ -88,75 +82,31 @@ static char *raw(const struct tu_proc *p, const char *req, size_t len, int close
     return out;
 }
 
-static void run_init(struct env *e)
+/* reqsignd and api-backend (1 s key caches) on a fresh key database, and the admin signer. */
+static void bh_setup(struct env *e)
 {
-    char cmd[2048];
-    int st;
-    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>>'%s'",
-             tu_prog("REQSIGND"), e->db, e->admin, e->dlog);
-    free(tu_run(cmd, &st));
-    cr_assert_eq(st, 0, "reqsignd init failed");
-}
-
-static struct reqsign_signer *signer_from_file(const char *path)
-{
-    size_t n = 0;
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    char *buf = calloc(1, 65536);
-    n = fread(buf, 1, 65535, f);
-    fclose(f);
-    buf[n] = '\0';
-    json_t *j = json_loads(buf, 0, NULL);
-    cr_assert_not_null(j);
-    const char *pem = json_string_value(json_object_get(j, "private_key"));
-    cr_assert_not_null(pem);
-    struct reqsign_signer_opts o;
-    memset(&o, 0, sizeof(o));
-    o.key_data = pem;
-    o.key_len = strlen(pem);
-    struct reqsign_error err;
-    struct reqsign_signer *s = reqsign_signer_new(&o, &err);
-    cr_assert_not_null(s, "signer: %s", err.message);
-    json_decref(j);
-    free(buf);
-    return s;
-}
-
-static void setup_env(struct env *e)
-{
-    memset(e, 0, sizeof(*e));
-    e->dir = tu_tmpdir();
-    snprintf(e->db, sizeof(e->db), "%s/keys.db", e->dir);
-    snprintf(e->admin, sizeof(e->admin), "%s/admin.json", e->dir);
-    snprintf(e->dlog, sizeof(e->dlog), "%s/reqsignd.log", e->dir);
-    snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->dir);
-    run_init(e);
-    char *dargv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
-                     "--authority", "127.0.0.1:@PORT@",
-                     "--cache-ttl", "1", NULL};
-    cr_assert_eq(tu_proc_start_port(&e->d, dargv, e->dlog, 10000), 0, "reqsignd did not start");
+    init_env(e);
+    start(e, "1");
     char *bargv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
                      "--authority", "127.0.0.1:@PORT@",
                      "--cache-ttl", "1", NULL};
     cr_assert_eq(tu_proc_start_port(&e->b, bargv, e->blog, 10000), 0, "api-backend did not start");
-    e->admin_signer = signer_from_file(e->admin);
+    load_admin(e);
 }
 
-static void finish(struct env *e)
+/* Stop both (expecting exit 0); the directory is kept, with its logs, when one did not. */
+static void bh_finish(struct env *e)
 {
     int sd = tu_proc_stop(&e->d, SIGTERM, 15000);
     int sb = tu_proc_stop(&e->b, SIGTERM, 15000);
-    reqsign_signer_free(e->admin_signer);
-    cr_expect_eq(sd, 0, "reqsignd did not exit 0 on SIGTERM (%d); log %s", sd, e->dlog);
+    cr_expect_eq(sd, 0, "reqsignd did not exit 0 on SIGTERM (%d); log %s", sd, e->log);
     cr_expect_eq(sb, 0, "api-backend did not exit 0 on SIGTERM (%d); log %s", sb, e->blog);
     if (sd == 0 && sb == 0) {
-        char cmd[600];
-        int st;
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-        free(tu_run(cmd, &st));
+        remove_env(e);
+    } else {
+        reqsign_signer_free(e->admin_signer);
+        free(e->dir);
     }
-    free(e->dir);
 }
 
 /* /healthz answers 200 on @p. */
@@ -372,9 +322,9 @@ static int run_table(const struct env *e, const struct rcase *cases, size_t n)
 Test(badhttp, framing_and_request_line)
 {
     struct env e;
-    setup_env(&e);
+    bh_setup(&e);
     int bad = run_table(&e, framing, sizeof(framing) / sizeof(framing[0]));
-    finish(&e);
+    bh_finish(&e);
     cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
 }
 
@@ -382,7 +332,7 @@ Test(badhttp, framing_and_request_line)
 Test(badhttp, huge_header_sections)
 {
     struct env e;
-    setup_env(&e);
+    bh_setup(&e);
     const struct tu_proc *servers[] = {&e.d, &e.b};
     int bad = 0;
     for (int k = 0; k < 2; k++) {
@@ -413,7 +363,7 @@ Test(badhttp, huge_header_sections)
         free(req);
         free(req2);
     }
-    finish(&e);
+    bh_finish(&e);
     cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
 }
 
@@ -451,7 +401,7 @@ static int expect_error(const char *name, const char *out, int status, const cha
 Test(badhttp, bodies_keys_and_paths)
 {
     struct env e;
-    setup_env(&e);
+    bh_setup(&e);
     int bad = 0;
     char *out;
 
@@ -553,7 +503,7 @@ Test(badhttp, bodies_keys_and_paths)
     assert_healthy(&e.d, "revoked");
     assert_healthy(&e.b, "revoked");
 
-    finish(&e);
+    bh_finish(&e);
     cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
 }
 
@@ -563,7 +513,7 @@ Test(badhttp, bodies_keys_and_paths)
 Test(badhttp, slowloris_is_cut_off)
 {
     struct env e;
-    setup_env(&e);
+    bh_setup(&e);
     static const char req[] = "GET /v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     int fds[2] = {connect_to(&e.d), connect_to(&e.b)};
@@ -610,7 +560,7 @@ Test(badhttp, slowloris_is_cut_off)
               closed_at[1]);
     assert_healthy(&e.d, "slowloris");
     assert_healthy(&e.b, "slowloris");
-    finish(&e);
+    bh_finish(&e);
 }
 
 /* ---- framing that must be refused: 400 and a closed connection ---- */
@@ -801,7 +751,7 @@ static char *expand(const char *req, size_t len, const struct tu_proc *p,
 Test(badhttp, framing_refused_with_400_and_close)
 {
     struct env e;
-    setup_env(&e);
+    bh_setup(&e);
     const struct tu_proc *servers[] = {&e.d, &e.b};
     const char *names[] = {"reqsignd", "api-backend"};
     int bad = 0;
@@ -840,7 +790,7 @@ Test(badhttp, framing_refused_with_400_and_close)
         free(many);
         assert_healthy(servers[k], "3000_empty_lines_then_client_hello");
     }
-    finish(&e);
+    bh_finish(&e);
     cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
 }
 
@@ -849,7 +799,7 @@ Test(badhttp, framing_refused_with_400_and_close)
 Test(badhttp, invalid_host_is_400_url)
 {
     struct env e;
-    setup_env(&e);
+    bh_setup(&e);
     const struct tu_proc *servers[] = {&e.d, &e.b};
     const char *names[] = {"reqsignd", "api-backend"};
     static const char *const hosts[] = {"[hello]", "[fe80::1%25eth0]", "user@a", "a:80:80",
@@ -873,6 +823,6 @@ Test(badhttp, invalid_host_is_400_url)
             assert_healthy(servers[k], hosts[i]);
         }
     }
-    finish(&e);
+    bh_finish(&e);
     cr_expect_eq(bad, 0, "%d case(s) answered wrongly (see the log)", bad);
 }

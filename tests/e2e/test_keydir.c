@@ -29,6 +29,7 @@
 #include <reqsign/signer.h>
 #include <reqsign/verifier.h>
 
+#include "e2eutil.h"
 #include "testutil.h"
 
 #define DIR_PATH "/.well-known/http-message-signatures-directory"
@@ -374,105 +375,14 @@ static struct reqsign_signer *signer_of_key(const struct tkey *k)
     return s;
 }
 
-/* ---- reqsignd helpers (the shape of test_reqsignd.c) ---- */
-
-struct env {
-    char *dir;
-    char db[512], admin[512], log[512], dir_url[256];
-    struct tu_proc d;
-    int running;
-    struct reqsign_signer *admin_signer;
-};
-
-struct sbuf {
-    char *b;
-    size_t n;
-};
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-    struct sbuf *buf = ud;
-    char *nb = realloc(buf->b, buf->n + sz * n + 1);
-    cr_assert_not_null(nb);
-    memcpy(nb + buf->n, p, sz * n);
-    buf->n += sz * n;
-    nb[buf->n] = '\0';
-    buf->b = nb;
-    return sz * n;
-}
-
-static struct reqsign_signer *signer_from_pem(const char *pem)
-{
-    struct reqsign_signer_opts o;
-    memset(&o, 0, sizeof(o));
-    o.key_data = pem;
-    o.key_len = strlen(pem);
-    struct reqsign_error err;
-    struct reqsign_signer *s = reqsign_signer_new(&o, &err);
-    cr_assert_not_null(s, "signer: %s", err.message);
-    return s;
-}
-
-/* A signed request to reqsignd; returns the JSON body (new reference) and *status. */
-static json_t *call(const struct env *e, const char *method, const char *path, const char *body,
-                    long *status)
-{
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s", e->d.url, path);
-    struct reqsign_sign_input in;
-    memset(&in, 0, sizeof(in));
-    in.method = method;
-    in.url = url;
-    in.body = body;
-    in.body_len = body != NULL ? strlen(body) : 0;
-    struct reqsign_signed sg;
-    memset(&sg, 0, sizeof(sg));
-    struct reqsign_error err;
-    cr_assert_eq(reqsign_signer_sign(e->admin_signer, &in, &sg, &err), REQSIGN_OK, "%s",
-                 err.message);
-    CURL *c = curl_easy_init();
-    cr_assert_not_null(c);
-    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
-    char line[2048];
-    for (size_t i = 0; i < sg.n_headers; i++) {
-        snprintf(line, sizeof(line), "%.*s: %.*s", (int)sg.headers[i].name.len,
-                 sg.headers[i].name.ptr, (int)sg.headers[i].value.len, sg.headers[i].value.ptr);
-        h = curl_slist_append(h, line);
-    }
-    if (body != NULL)
-        h = curl_slist_append(h, "Content-Type: application/json");
-    struct sbuf bb = {NULL, 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    CURLcode cc = curl_easy_perform(c);
-    cr_assert_eq(cc, CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(cc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    json_t *j = bb.b != NULL ? json_loads(bb.b, 0, NULL) : NULL;
-    free(bb.b);
-    return j;
-}
+/* ---- reqsignd helpers (e2eutil.c) ---- */
 
 /* Create a key in reqsignd; returns its signer, *keyid (REQSIGN_KEYID_BUF). */
-static struct reqsign_signer *create_key(const struct env *e, char *keyid)
+static struct reqsign_signer *kd_create_key(const struct env *e, char *keyid)
 {
-    long st = 0;
-    json_t *j = call(e, "POST", "/v1/keys",
-                     "{\"label\":\"kd\",\"scopes\":[\"pay:write\"],\"publish\":true}", &st);
-    cr_assert_eq(st, 201, "POST /v1/keys: %ld", st);
-    const char *pem = json_string_value(json_object_get(j, "private_key"));
-    cr_assert_not_null(pem);
+    json_t *j = create_key(e, e->admin_signer, "{\"label\":\"kd\",\"scopes\":[\"pay:write\"],\"publish\":true}");
     snprintf(keyid, REQSIGN_KEYID_BUF, "%s", json_string_value(json_object_get(j, "keyid")));
-    struct reqsign_signer *s = signer_from_pem(pem);
+    struct reqsign_signer *s = signer_of(j);
     json_decref(j);
     return s;
 }
@@ -481,59 +391,28 @@ static void revoke_key(const struct env *e, const char *keyid)
 {
     char path[256];
     snprintf(path, sizeof(path), "/v1/keys/%s", keyid);
-    long st = 0;
-    json_t *j = call(e, "DELETE", path, NULL, &st);
-    cr_assert_eq(st, 200, "DELETE %s: %ld", path, st);
-    json_decref(j);
+    struct resp r = call(e->admin_signer, "DELETE", url_of(e, path), NULL);
+    cr_assert_eq(r.status, 200, "DELETE %s: %ld", path, r.status);
+    resp_free(&r);
 }
 
+/* reqsignd on a fresh key database, and its admin signer. */
 static void env_start(struct env *e)
 {
-    memset(e, 0, sizeof(*e));
-    e->dir = tu_tmpdir();
-    snprintf(e->db, sizeof(e->db), "%s/keys.db", e->dir);
-    snprintf(e->admin, sizeof(e->admin), "%s/admin.json", e->dir);
-    snprintf(e->log, sizeof(e->log), "%s/reqsignd.log", e->dir);
-    char cmd[2048];
-    int st;
-    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>>'%s'",
-             tu_prog("REQSIGND"), e->db, e->admin, e->log);
-    free(tu_run(cmd, &st));
-    cr_assert_eq(st, 0, "reqsignd init failed");
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
-                     "--authority", "127.0.0.1:@PORT@", NULL};
-    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
-    e->running = 1;
-    snprintf(e->dir_url, sizeof(e->dir_url), "%s" DIR_PATH, e->d.url);
-
-    FILE *f = fopen(e->admin, "rb");
-    cr_assert_not_null(f);
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    json_t *j = json_loads(buf, 0, NULL);
-    cr_assert_not_null(j);
-    e->admin_signer = signer_from_pem(json_string_value(json_object_get(j, "private_key")));
-    json_decref(j);
+    setup_env(e);
+    load_admin(e);
 }
 
 static void env_stop_daemon(struct env *e)
 {
-    if (e->running)
+    if (e->d.pid > 0)
         cr_assert_eq(tu_proc_stop(&e->d, SIGTERM, 15000), 0, "reqsignd did not exit 0");
-    e->running = 0;
 }
 
 static void env_finish(struct env *e)
 {
     env_stop_daemon(e);
-    reqsign_signer_free(e->admin_signer);
-    char cmd[600];
-    int st;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-    free(tu_run(cmd, &st));
-    free(e->dir);
+    remove_env(e);
 }
 
 /* ---- against reqsignd ---- */
@@ -544,9 +423,9 @@ Test(keydir, reqsignd_keys_verify)
     struct env e;
     env_start(&e);
     char k1[REQSIGN_KEYID_BUF], k2[REQSIGN_KEYID_BUF];
-    struct reqsign_signer *s1 = create_key(&e, k1), *s2 = create_key(&e, k2);
+    struct reqsign_signer *s1 = kd_create_key(&e, k1), *s2 = kd_create_key(&e, k2);
 
-    struct reqsign_keydir *kd = kd_new(e.dir_url, 10, 300, 0, 0);
+    struct reqsign_keydir *kd = kd_new(url_of(&e, DIR_PATH), 10, 300, 0, 0);
     struct vfy vf;
     vfy_new(&vf, kd);
     cr_assert_eq(sign_verify(&vf, s1), REQSIGN_OK);
@@ -585,8 +464,8 @@ Test(keydir, reqsignd_revoke)
     struct env e;
     env_start(&e);
     char k1[REQSIGN_KEYID_BUF], k2[REQSIGN_KEYID_BUF];
-    struct reqsign_signer *s1 = create_key(&e, k1), *s2 = create_key(&e, k2);
-    struct reqsign_keydir *kd = kd_new(e.dir_url, 10, 300, 0, 0);
+    struct reqsign_signer *s1 = kd_create_key(&e, k1), *s2 = kd_create_key(&e, k2);
+    struct reqsign_keydir *kd = kd_new(url_of(&e, DIR_PATH), 10, 300, 0, 0);
     struct vfy vf;
     vfy_new(&vf, kd);
     cr_assert_eq(sign_verify(&vf, s1), REQSIGN_OK);
@@ -624,13 +503,13 @@ Test(keydir, reqsignd_new_key_refetch)
     set_now(t0);
     struct env e;
     env_start(&e);
-    struct reqsign_keydir *kd = kd_new(e.dir_url, 10, 300, 0, 0);
+    struct reqsign_keydir *kd = kd_new(url_of(&e, DIR_PATH), 10, 300, 0, 0);
     struct vfy vf;
     vfy_new(&vf, kd);
     cr_assert_eq(sign_verify(&vf, e.admin_signer), REQSIGN_E_KEY_UNKNOWN); /* never published */
 
     char k1[REQSIGN_KEYID_BUF];
-    struct reqsign_signer *s1 = create_key(&e, k1);
+    struct reqsign_signer *s1 = kd_create_key(&e, k1);
     /* Unknown keyid, snapshot younger than min_refresh: no fetch. */
     set_now(t0 + 9);
     cr_assert_eq(sign_verify(&vf, s1), REQSIGN_E_KEY_UNKNOWN);
@@ -653,8 +532,8 @@ Test(keydir, reqsignd_down_then_503)
     struct env e;
     env_start(&e);
     char k1[REQSIGN_KEYID_BUF];
-    struct reqsign_signer *s1 = create_key(&e, k1);
-    struct reqsign_keydir *kd = kd_new(e.dir_url, 10, 300, 0, 0);
+    struct reqsign_signer *s1 = kd_create_key(&e, k1);
+    struct reqsign_keydir *kd = kd_new(url_of(&e, DIR_PATH), 10, 300, 0, 0);
     struct vfy vf;
     vfy_new(&vf, kd);
     cr_assert_eq(sign_verify(&vf, s1), REQSIGN_OK);

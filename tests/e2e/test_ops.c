@@ -55,24 +55,7 @@ static void stop_all(struct env *e)
 static void done(struct env *e)
 {
     stop_all(e);
-    int st;
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-    free(tu_run(cmd, &st));
-    free(e->dir);
-    e->dir = NULL;
-}
-
-/* A fresh env without a running reqsignd (setup_env() starts one). */
-static void env_init(struct env *e)
-{
-    memset(e, 0, sizeof(*e));
-    e->dir = tu_tmpdir();
-    snprintf(e->db, sizeof(e->db), "%s/keys.db", e->dir);
-    snprintf(e->admin, sizeof(e->admin), "%s/admin.json", e->dir);
-    snprintf(e->log, sizeof(e->log), "%s/reqsignd.log", e->dir);
-    snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->dir);
-    run_init(e);
+    remove_env(e);
 }
 
 /* A self-signed P-256 certificate for 127.0.0.1 in DIR/NAME.crt / NAME.key. */
@@ -124,7 +107,7 @@ static char *served_serial(int port, const char *cafile)
 Test(ops, tls_serves_https_and_names_https)
 {
     struct env e;
-    env_init(&e);
+    init_env(&e);
     make_cert(e.dir, "tls");
     start_tls(&e, NULL);
     cr_assert(strncmp(e.d.url, "https://", 8) == 0, "listening line: %s", e.d.url);
@@ -161,7 +144,7 @@ Test(ops, tls_serves_https_and_names_https)
 Test(ops, tls_1_1_refused_1_2_accepted)
 {
     struct env e;
-    env_init(&e);
+    init_env(&e);
     make_cert(e.dir, "tls");
     start_tls(&e, NULL);
     int st;
@@ -183,7 +166,7 @@ Test(ops, tls_1_1_refused_1_2_accepted)
 Test(ops, tls_sighup_reloads_the_certificate)
 {
     struct env e;
-    env_init(&e);
+    init_env(&e);
     make_cert(e.dir, "tls");
     make_cert(e.dir, "new");
     start_tls(&e, NULL);
@@ -233,7 +216,7 @@ Test(ops, tls_sighup_reloads_the_certificate)
 Test(ops, plain_http_off_loopback_refused)
 {
     struct env e;
-    env_init(&e);
+    init_env(&e);
     int st;
     const char *progs[2] = {tu_prog("REQSIGND"), tu_prog("API_BACKEND")};
     for (int i = 0; i < 2; i++) {
@@ -322,7 +305,7 @@ static char *exercise(struct env *e, struct reqsign_signer *admin, char *path_ke
 static void check_log(int json)
 {
     struct env e;
-    env_init(&e);
+    init_env(&e);
     char *argv[] = {(char *)tu_prog("REQSIGND"),
                     "--db",
                     e.db,
@@ -439,7 +422,7 @@ Test(ops, log_json_fields)
 Test(ops, require_scope_per_prefix)
 {
     struct env e;
-    env_init(&e);
+    init_env(&e);
     start(&e, NULL);
     const char *extra[] = {"--require-scope", "/v1/orders=orders:write", NULL};
     start_backend_extra(&e, NULL, extra);
@@ -502,7 +485,7 @@ Test(ops, require_scope_per_prefix)
 Test(ops, store_problem_is_named)
 {
     struct env e;
-    env_init(&e);
+    init_env(&e);
     int st;
     const char *progs[2] = {tu_prog("REQSIGND"), tu_prog("API_BACKEND")};
     for (int i = 0; i < 2; i++) {
@@ -628,7 +611,7 @@ Test(ops, init_records_the_service_and_api_url_is_stamped)
     free(dir);
 
     struct env e;
-    env_init(&e);
+    init_env(&e);
     char *admin_json = slurp(e.admin);
     json_t *aj = json_loads(admin_json, 0, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(aj, "service")), "http://127.0.0.1");

@@ -34,9 +34,10 @@
 #include <reqsign/key.h>
 #include <reqsign/signer.h>
 
+#include "e2eutil.h"
 #include "testutil.h"
 
-struct env {
+struct senv {
     char *dir;            /* temporary root */
     char svc[512];        /* the service's directory: db, logs */
     char creds[512];      /* where the operator keeps credentials (not searched) */
@@ -44,15 +45,14 @@ struct env {
     struct tu_proc d, b;
 };
 
-
 static int status_of(const char *out)
 {
     return strncmp(out, "HTTP/1.", 7) == 0 && strlen(out) >= 12 ? atoi(out + 9) : 0;
 }
 
 /* Sign and send over a raw socket; returns the whole response. */
-static char *call(const struct tu_proc *p, const struct reqsign_signer *s, const char *method,
-                  const char *path, const char *body)
+static char *raw_call(const struct tu_proc *p, const struct reqsign_signer *s, const char *method,
+                      const char *path, const char *body)
 {
     char url[512];
     size_t len = body != NULL ? strlen(body) : 0;
@@ -87,19 +87,7 @@ static const char *body_of(const char *resp)
     return b + 4;
 }
 
-static struct reqsign_signer *signer_of_pem(const char *pem)
-{
-    struct reqsign_signer_opts o;
-    memset(&o, 0, sizeof(o));
-    o.key_data = pem;
-    o.key_len = strlen(pem);
-    struct reqsign_error err;
-    struct reqsign_signer *s = reqsign_signer_new(&o, &err);
-    cr_assert_not_null(s, "signer: %s", err.message);
-    return s;
-}
-
-static char *slurp(const char *path, size_t *len)
+static char *slurp_len(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
@@ -122,7 +110,7 @@ static char *slurp(const char *path, size_t *len)
     return b;
 }
 
-static void setup_dirs(struct env *e)
+static void setup_dirs(struct senv *e)
 {
     memset(e, 0, sizeof(*e));
     e->dir = tu_tmpdir();
@@ -134,15 +122,10 @@ static void setup_dirs(struct env *e)
     snprintf(e->admin, sizeof(e->admin), "%s/admin.json", e->creds);
     snprintf(e->dlog, sizeof(e->dlog), "%s/reqsignd.log", e->svc);
     snprintf(e->blog, sizeof(e->blog), "%s/backend.log", e->svc);
-    char cmd[2048];
-    int st;
-    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>>'%s'",
-             tu_prog("REQSIGND"), e->db, e->admin, e->dlog);
-    free(tu_run(cmd, &st));
-    cr_assert_eq(st, 0, "reqsignd init failed");
+    reqsignd_init(e->db, e->admin, e->dlog);
 }
 
-static void start_d(struct env *e)
+static void start_d(struct senv *e)
 {
     char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
                      "--authority", "127.0.0.1:@PORT@",
@@ -150,7 +133,7 @@ static void start_d(struct env *e)
     cr_assert_eq(tu_proc_start_port(&e->d, argv, e->dlog, 10000), 0, "reqsignd did not start");
 }
 
-static void start_b(struct env *e)
+static void start_b(struct senv *e)
 {
     char *argv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
                      "--authority", "127.0.0.1:@PORT@",
@@ -158,7 +141,7 @@ static void start_b(struct env *e)
     cr_assert_eq(tu_proc_start_port(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
 }
 
-static void cleanup(struct env *e)
+static void cleanup(struct senv *e)
 {
     char cmd[700];
     int st;
@@ -241,7 +224,7 @@ static void needles_of(struct needles *ns, const char *label, const char *pem)
 static int search_file(const char *path, const struct needles *ns)
 {
     size_t len = 0;
-    char *data = slurp(path, &len);
+    char *data = slurp_len(path, &len);
     if (data == NULL)
         return 0;
     int found = 0;
@@ -284,19 +267,19 @@ static int search_tree(const char *dir, const struct needles *ns, int *files)
 
 Test(secrets, no_private_key_in_service_files)
 {
-    struct env e;
+    struct senv e;
     setup_dirs(&e);
     start_d(&e);
     start_b(&e);
     size_t alen = 0;
-    char *admin_json = slurp(e.admin, &alen);
+    char *admin_json = slurp_len(e.admin, &alen);
     cr_assert_not_null(admin_json);
     json_t *aj = json_loads(admin_json, 0, NULL);
     cr_assert_not_null(aj);
     struct needles *ns = calloc(1, sizeof(*ns));
     const char *apem = json_string_value(json_object_get(aj, "private_key"));
     needles_of(ns, "admin", apem);
-    struct reqsign_signer *admin = signer_of_pem(apem);
+    struct reqsign_signer *admin = signer_from_pem(apem);
     static const char armour[] = "-----BEGIN PRIVATE KEY-----";
     add_needle(ns, "PEM armour", armour, sizeof(armour) - 1);
     static const char dkey[] = "\"private_key\"";
@@ -308,7 +291,7 @@ Test(secrets, no_private_key_in_service_files)
     for (int i = 0; i < 5; i++) {
         char body[128];
         snprintf(body, sizeof(body), "{\"label\":\"user %d\",\"scopes\":[\"read\"]}", i);
-        char *r = call(&e.d, admin, "POST", "/v1/keys", body);
+        char *r = raw_call(&e.d, admin, "POST", "/v1/keys", body);
         cr_assert_eq(status_of(r), 201, "create %d: %.300s", i, r);
         json_t *cj = json_loads(body_of(r), 0, NULL);
         cr_assert_not_null(cj);
@@ -317,34 +300,34 @@ Test(secrets, no_private_key_in_service_files)
         char label[32];
         snprintf(label, sizeof(label), "key %d", i);
         needles_of(ns, label, pem);
-        users[i] = signer_of_pem(pem);
+        users[i] = signer_from_pem(pem);
         snprintf(keyids[i], sizeof(keyids[i]), "%s",
                  json_string_value(json_object_get(cj, "keyid")));
         json_decref(cj);
         free(r);
-        r = call(&e.b, users[i], "POST", "/v1/orders", "{\"qty\":1}");
+        r = raw_call(&e.b, users[i], "POST", "/v1/orders", "{\"qty\":1}");
         cr_assert_eq(status_of(r), 200, "use %d: %.300s", i, r);
         free(r);
     }
     /* revoke one; it is refused afterwards */
     char path[128];
     snprintf(path, sizeof(path), "/v1/keys/%s", keyids[2]);
-    char *r = call(&e.d, admin, "DELETE", path, NULL);
+    char *r = raw_call(&e.d, admin, "DELETE", path, NULL);
     cr_assert_eq(status_of(r), 200, "revoke: %.300s", r);
     free(r);
     struct timespec ts = {1, 500 * 1000000L};
     nanosleep(&ts, NULL);
-    r = call(&e.b, users[2], "GET", "/v1/orders", NULL);
+    r = raw_call(&e.b, users[2], "GET", "/v1/orders", NULL);
     cr_assert_eq(status_of(r), 401, "revoked key: %.300s", r);
     free(r);
     /* restart reqsignd; the keys are still there */
     cr_assert_eq(tu_proc_stop(&e.d, SIGTERM, 15000), 0, "reqsignd did not exit 0");
     start_d(&e);
-    r = call(&e.d, admin, "GET", "/v1/keys", NULL);
+    r = raw_call(&e.d, admin, "GET", "/v1/keys", NULL);
     cr_assert_eq(status_of(r), 200, "list after restart: %.300s", r);
     cr_assert_not_null(strstr(r, keyids[4]));
     free(r);
-    r = call(&e.b, users[4], "GET", "/v1/orders", NULL);
+    r = raw_call(&e.b, users[4], "GET", "/v1/orders", NULL);
     cr_assert_eq(status_of(r), 200, "use after restart: %.300s", r);
     free(r);
 
@@ -358,7 +341,7 @@ Test(secrets, no_private_key_in_service_files)
     cr_assert_geq(files, 3, "expected at least the db and two logs");
     /* the logs were written: the search is not vacuous */
     size_t ll = 0;
-    char *log = slurp(e.dlog, &ll);
+    char *log = slurp_len(e.dlog, &ll);
     cr_assert(log != NULL && ll > 0 && strstr(log, "method=POST path=/v1/keys status=201") != NULL,
               "reqsignd's log should have one line per request");
     free(log);
@@ -383,7 +366,7 @@ static void check_no_core(const struct tu_proc *p, const char *name)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/limits", (int)p->pid);
     size_t len = 0;
-    char *l = slurp(path, &len);
+    char *l = slurp_len(path, &len);
     cr_assert_not_null(l, "%s", path);
     const char *line = strstr(l, "Max core file size");
     cr_assert_not_null(line, "%s: no core limit line", path);
@@ -406,7 +389,7 @@ static void check_no_core(const struct tu_proc *p, const char *name)
 
 Test(secrets, servers_do_not_dump_core)
 {
-    struct env e;
+    struct senv e;
     setup_dirs(&e);
     start_d(&e);
     start_b(&e);
@@ -416,7 +399,7 @@ Test(secrets, servers_do_not_dump_core)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/limits", (int)e.b.pid);
     size_t len = 0;
-    char *l = slurp(path, &len);
+    char *l = slurp_len(path, &len);
     const char *line = l != NULL ? strstr(l, "Max core file size") : NULL;
     if (line != NULL)
         cr_log_info("api-backend: %.*s", (int)strcspn(line, "\n"), line);
@@ -499,7 +482,7 @@ static void check_loader_modes(const char *path, int is_cred)
 
 Test(secrets, cli_key_files_0600_no_overwrite)
 {
-    struct env e;
+    struct senv e;
     setup_dirs(&e);
     umask(022); /* a permissive umask must not widen the files */
     char cmd[2048], kf[700], cf[700];
@@ -510,9 +493,9 @@ Test(secrets, cli_key_files_0600_no_overwrite)
     cr_assert_eq(run_status(cmd), 0, "keygen -o failed");
     cr_expect_eq(mode_of(kf), 0600, "keygen -o wrote mode %04o", (unsigned)mode_of(kf));
     size_t l1 = 0, l2 = 0;
-    char *before = slurp(kf, &l1);
+    char *before = slurp_len(kf, &l1);
     cr_expect_neq(run_status(cmd), 0, "keygen -o overwrote an existing file");
-    char *after = slurp(kf, &l2);
+    char *after = slurp_len(kf, &l2);
     cr_expect(l1 == l2 && memcmp(before, after, l1) == 0, "keygen -o changed an existing file");
     free(before);
     free(after);
@@ -524,7 +507,7 @@ Test(secrets, cli_key_files_0600_no_overwrite)
     fclose(f);
     snprintf(cmd, sizeof(cmd), "'%s' keygen -o '%s' >/dev/null 2>&1", tu_cli(), other);
     cr_expect_neq(run_status(cmd), 0, "keygen -o overwrote another file");
-    before = slurp(other, &l1);
+    before = slurp_len(other, &l1);
     cr_expect_str_eq(before, "precious\n");
     free(before);
     check_loader_modes(kf, 0);
@@ -538,9 +521,9 @@ Test(secrets, cli_key_files_0600_no_overwrite)
              tu_cli(), cf, e.admin, e.d.url);
     cr_assert_eq(run_status(cmd), 0, "keys create -o failed");
     cr_expect_eq(mode_of(cf), 0600, "keys create -o wrote mode %04o", (unsigned)mode_of(cf));
-    before = slurp(cf, &l1);
+    before = slurp_len(cf, &l1);
     cr_expect_neq(run_status(cmd), 0, "keys create -o overwrote an existing file");
-    after = slurp(cf, &l2);
+    after = slurp_len(cf, &l2);
     cr_expect(l1 == l2 && memcmp(before, after, l1) == 0,
               "keys create -o changed an existing file");
     free(before);
@@ -607,15 +590,15 @@ Test(secrets, private_key_sent_by_mistake_is_wiped)
     /* glibc's MALLOC_PERTURB_ (set by meson) would scribble over some freed
      * memory: the servers must wipe it themselves */
     unsetenv("MALLOC_PERTURB_");
-    struct env e;
+    struct senv e;
     setup_dirs(&e);
     start_d(&e);
     size_t alen = 0;
-    char *acred = slurp(e.admin, &alen);
+    char *acred = slurp_len(e.admin, &alen);
     json_t *aj = json_loads(acred, 0, NULL);
     cr_assert_not_null(aj);
     struct reqsign_signer *admin =
-        signer_of_pem(json_string_value(json_object_get(aj, "private_key")));
+        signer_from_pem(json_string_value(json_object_get(aj, "private_key")));
 
     /* two keys the user means to keep: one sent as a PEM, one as a JWK */
     struct needles ns;
@@ -658,19 +641,19 @@ Test(secrets, private_key_sent_by_mistake_is_wiped)
     json_t *b = json_pack("{s:s, s:s}", "label", "oops", "public_key", pem[0]);
     char *bs = json_dumps(b, JSON_COMPACT);
     json_decref(b);
-    char *out = call(&e.d, admin, "POST", "/v1/keys", bs);
+    char *out = raw_call(&e.d, admin, "POST", "/v1/keys", bs);
     cr_assert_eq(status_of(out), 400, "private PEM: %.300s", out);
     cr_assert_not_null(strstr(out, "private key"), "%.300s", out);
     free(out);
     free(bs);
     snprintf(body, sizeof(body), "{\"label\":\"oops\",\"public_key\":%s}", jwk);
-    out = call(&e.d, admin, "POST", "/v1/keys", body);
+    out = raw_call(&e.d, admin, "POST", "/v1/keys", body);
     cr_assert_eq(status_of(out), 400, "private JWK object: %.300s", out);
     free(out);
     b = json_pack("{s:s, s:s}", "label", "oops", "public_key", jwk);
     bs = json_dumps(b, JSON_COMPACT);
     json_decref(b);
-    out = call(&e.d, admin, "POST", "/v1/keys", bs);
+    out = raw_call(&e.d, admin, "POST", "/v1/keys", bs);
     cr_assert_eq(status_of(out), 400, "private JWK string: %.300s", out);
     free(out);
     free(bs);

@@ -125,283 +125,271 @@ static void insert_ok(const char *bn, struct reqsign_keystore *ks,
 
 #define FOR_EACH_BACKEND(b) for (const struct backend *b = backends; b < backends + N_BACKENDS; b++)
 
+/* Test @name: c_@name on a fresh store of each backend of @set (@n of them). */
+#define STORE_TEST(name, set, n)                                                                   \
+    Test(keystore, name)                                                                           \
+    {                                                                                              \
+        on_each_store(set, n, c_##name);                                                           \
+    }
+
+/* Run the contract check @fn on a fresh, empty store of each backend of @set. */
+static void on_each_store(const struct backend *set, size_t n,
+                          void (*fn)(const struct backend *b, struct reqsign_keystore *ks))
+{
+    for (const struct backend *b = set; b < set + n; b++) {
+        char *loc = b->new_location();
+        struct reqsign_keystore *ks = open_or_die(b, loc);
+        fn(b, ks);
+        reqsign_keystore_free(ks);
+        free(loc);
+    }
+}
+
 /* ---- contract ---- */
 
-Test(keystore, round_trip_every_field)
+static void c_round_trip_every_field(const struct backend *b, struct reqsign_keystore *ks)
 {
-    FOR_EACH_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_key_record r, got;
-        struct reqsign_error err;
+    struct reqsign_key_record r, got;
+    struct reqsign_error err;
 
-        /* Every field at its largest. */
-        memset(&r, 0, sizeof(r));
-        memset(r.keyid, 'k', REQSIGN_KEYID_MAX_LEN);
-        r.keyid[0] = '~';
-        for (int j = 0; j < REQSIGN_ED25519_PUBLIC_LEN; j++)
-            r.public_key[j] = (uint8_t)(0xff - j);
-        r.public_key[5] = 0; /* a NUL inside the blob */
-        memset(r.label, 'L', REQSIGN_LABEL_MAX);
-        memcpy(r.label, "caf\xc3\xa9 ", 6); /* UTF-8 */
-        size_t off = 0;
-        while (off + REQSIGN_SCOPE_MAX + 1 < sizeof(r.scopes) - 1) {
-            memset(r.scopes + off, 's', REQSIGN_SCOPE_MAX);
-            off += REQSIGN_SCOPE_MAX;
-            r.scopes[off++] = ' ';
-        }
-        r.scopes[off - 1] = '\0';
-        r.created_at = 1700000000;
-        r.expires_at = INT64_C(1800000000);
-        r.revoked_at = INT64_C(1750000000);
-        r.publish = 1;
-        insert_ok(b->name, ks, &r);
-
-        reqsign_error_clear(&err);
-        cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK,
-                     "[%s] %s", b->name, err.message);
-        assert_same(b->name, &r, &got);
-
-        /* Zero times round-trip as zero (never / not revoked). */
-        make_record(1, &r);
-        insert_ok(b->name, ks, &r);
-        cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
-        assert_same(b->name, &r, &got);
-        cr_assert_eq(got.expires_at, 0);
-        cr_assert_eq(got.revoked_at, 0);
-
-        /* Empty label and scopes are allowed. */
-        make_record(2, &r);
-        r.label[0] = '\0';
-        r.scopes[0] = '\0';
-        insert_ok(b->name, ks, &r);
-        cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
-        assert_same(b->name, &r, &got);
-
-        reqsign_keystore_free(ks);
-        free(loc);
+    /* Every field at its largest. */
+    memset(&r, 0, sizeof(r));
+    memset(r.keyid, 'k', REQSIGN_KEYID_MAX_LEN);
+    r.keyid[0] = '~';
+    for (int j = 0; j < REQSIGN_ED25519_PUBLIC_LEN; j++)
+        r.public_key[j] = (uint8_t)(0xff - j);
+    r.public_key[5] = 0; /* a NUL inside the blob */
+    memset(r.label, 'L', REQSIGN_LABEL_MAX);
+    memcpy(r.label, "caf\xc3\xa9 ", 6); /* UTF-8 */
+    size_t off = 0;
+    while (off + REQSIGN_SCOPE_MAX + 1 < sizeof(r.scopes) - 1) {
+        memset(r.scopes + off, 's', REQSIGN_SCOPE_MAX);
+        off += REQSIGN_SCOPE_MAX;
+        r.scopes[off++] = ' ';
     }
+    r.scopes[off - 1] = '\0';
+    r.created_at = 1700000000;
+    r.expires_at = INT64_C(1800000000);
+    r.revoked_at = INT64_C(1750000000);
+    r.publish = 1;
+    insert_ok(b->name, ks, &r);
+
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK,
+                 "[%s] %s", b->name, err.message);
+    assert_same(b->name, &r, &got);
+
+    /* Zero times round-trip as zero (never / not revoked). */
+    make_record(1, &r);
+    insert_ok(b->name, ks, &r);
+    cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
+    assert_same(b->name, &r, &got);
+    cr_assert_eq(got.expires_at, 0);
+    cr_assert_eq(got.revoked_at, 0);
+
+    /* Empty label and scopes are allowed. */
+    make_record(2, &r);
+    r.label[0] = '\0';
+    r.scopes[0] = '\0';
+    insert_ok(b->name, ks, &r);
+    cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
+    assert_same(b->name, &r, &got);
 }
 
-Test(keystore, conflict_names_keyid_or_public_key)
+STORE_TEST(round_trip_every_field, backends, N_BACKENDS)
+
+static void c_conflict_names_keyid_or_public_key(const struct backend *b,
+                                                 struct reqsign_keystore *ks)
 {
-    FOR_EACH_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_key_record r, dup;
-        struct reqsign_error err;
+    struct reqsign_key_record r, dup;
+    struct reqsign_error err;
 
-        make_record(1, &r);
-        insert_ok(b->name, ks, &r);
+    make_record(1, &r);
+    insert_ok(b->name, ks, &r);
 
-        /* Same keyid, another public key. */
-        make_record(2, &dup);
-        memcpy(dup.keyid, r.keyid, sizeof(dup.keyid));
-        reqsign_error_clear(&err);
-        cr_assert_eq(reqsign_keystore_insert(ks, &dup, &err), REQSIGN_E_CONFLICT, "[%s]", b->name);
-        cr_assert_not_null(strstr(err.message, "keyid"), "[%s] %s", b->name, err.message);
-        cr_assert_null(strstr(err.message, "public key"), "[%s] %s", b->name, err.message);
+    /* Same keyid, another public key. */
+    make_record(2, &dup);
+    memcpy(dup.keyid, r.keyid, sizeof(dup.keyid));
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_insert(ks, &dup, &err), REQSIGN_E_CONFLICT, "[%s]", b->name);
+    cr_assert_not_null(strstr(err.message, "keyid"), "[%s] %s", b->name, err.message);
+    cr_assert_null(strstr(err.message, "public key"), "[%s] %s", b->name, err.message);
 
-        /* Same public key, another keyid. */
-        make_record(3, &dup);
-        memcpy(dup.public_key, r.public_key, sizeof(dup.public_key));
-        reqsign_error_clear(&err);
-        cr_assert_eq(reqsign_keystore_insert(ks, &dup, &err), REQSIGN_E_CONFLICT, "[%s]", b->name);
-        cr_assert_not_null(strstr(err.message, "public key"), "[%s] %s", b->name, err.message);
-        cr_assert_null(strstr(err.message, "keyid"), "[%s] %s", b->name, err.message);
+    /* Same public key, another keyid. */
+    make_record(3, &dup);
+    memcpy(dup.public_key, r.public_key, sizeof(dup.public_key));
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_insert(ks, &dup, &err), REQSIGN_E_CONFLICT, "[%s]", b->name);
+    cr_assert_not_null(strstr(err.message, "public key"), "[%s] %s", b->name, err.message);
+    cr_assert_null(strstr(err.message, "keyid"), "[%s] %s", b->name, err.message);
 
-        /* Revoked keys still conflict. */
-        cr_assert_eq(reqsign_keystore_revoke(ks, r.keyid, strlen(r.keyid), 5, NULL), REQSIGN_OK);
-        reqsign_error_clear(&err);
-        cr_assert_eq(reqsign_keystore_insert(ks, &dup, &err), REQSIGN_E_CONFLICT);
+    /* Revoked keys still conflict. */
+    cr_assert_eq(reqsign_keystore_revoke(ks, r.keyid, strlen(r.keyid), 5, NULL), REQSIGN_OK);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_insert(ks, &dup, &err), REQSIGN_E_CONFLICT);
 
-        /* The original is untouched and nothing else got in. */
-        struct reqsign_key_record got[4];
-        size_t n = 99;
-        cr_assert_eq(reqsign_keystore_list(ks, NULL, 4, got, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 1, "[%s] %zu rows", b->name, n);
-        cr_assert_str_eq(got[0].label, r.label);
-
-        reqsign_keystore_free(ks);
-        free(loc);
-    }
+    /* The original is untouched and nothing else got in. */
+    struct reqsign_key_record got[4];
+    size_t n = 99;
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, 4, got, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 1, "[%s] %zu rows", b->name, n);
+    cr_assert_str_eq(got[0].label, r.label);
 }
 
-Test(keystore, list_pagination)
+STORE_TEST(conflict_names_keyid_or_public_key, backends, N_BACKENDS)
+
+static void c_list_pagination(const struct backend *b, struct reqsign_keystore *ks)
 {
     static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_MAX];
-    FOR_EACH_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_key_record r;
-        struct reqsign_error err;
-        size_t n;
+    struct reqsign_key_record r;
+    struct reqsign_error err;
+    size_t n;
 
-        /* Insert in a scrambled order; list must come back sorted. */
-        for (int i = 0; i < 250; i++) {
-            make_record((i * 97) % 250, &r);
-            insert_ok(b->name, ks, &r);
-        }
-        const size_t want[] = {100, 100, 50, 0};
-        char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
-        int next = 0;
-        for (size_t p = 0; p < sizeof(want) / sizeof(want[0]); p++) {
-            reqsign_error_clear(&err);
-            cr_assert_eq(reqsign_keystore_list(ks, p == 0 ? NULL : after, 100, page, &n, &err),
-                         REQSIGN_OK, "[%s] %s", b->name, err.message);
-            cr_assert_eq(n, want[p], "[%s] page %zu: %zu keys", b->name, p, n);
-            for (size_t i = 0; i < n; i++) {
-                make_record(next++, &r);
-                assert_same(b->name, &r, &page[i]);
-            }
-            if (n > 0)
-                memcpy(after, page[n - 1].keyid, sizeof(after));
-        }
-        cr_assert_eq(next, 250);
-
-        /* After a cursor that is not a keyid: strictly greater. */
-        cr_assert_eq(reqsign_keystore_list(ks, "key-00041x", 3, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 3);
-        cr_assert_str_eq(page[0].keyid, "key-00042");
-        cr_assert_str_eq(page[2].keyid, "key-00044");
-        /* After the exact keyid. */
-        cr_assert_eq(reqsign_keystore_list(ks, "key-00042", 1, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 1);
-        cr_assert_str_eq(page[0].keyid, "key-00043");
-        /* "" is the first page. */
-        cr_assert_eq(reqsign_keystore_list(ks, "", 1, page, &n, NULL), REQSIGN_OK);
-        cr_assert_str_eq(page[0].keyid, "key-00000");
-        /* Past the end. */
-        cr_assert_eq(reqsign_keystore_list(ks, "zzz", 10, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 0);
-
-        /* Limits: 0 gives nothing; above the page maximum is clamped to it. */
-        n = 7;
-        cr_assert_eq(reqsign_keystore_list(ks, NULL, 0, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 0);
-        cr_assert_eq(reqsign_keystore_list(ks, NULL, 1000000, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 250);
-        /* Bad arguments. */
-        cr_assert_eq(reqsign_keystore_list(ks, NULL, 10, page, NULL, NULL), REQSIGN_E_INVALID_ARG);
-        cr_assert_eq(reqsign_keystore_list(ks, NULL, 10, NULL, &n, NULL), REQSIGN_E_INVALID_ARG);
-
-        reqsign_keystore_free(ks);
-        free(loc);
+    /* Insert in a scrambled order; list must come back sorted. */
+    for (int i = 0; i < 250; i++) {
+        make_record((i * 97) % 250, &r);
+        insert_ok(b->name, ks, &r);
     }
+    const size_t want[] = {100, 100, 50, 0};
+    char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
+    int next = 0;
+    for (size_t p = 0; p < sizeof(want) / sizeof(want[0]); p++) {
+        reqsign_error_clear(&err);
+        cr_assert_eq(reqsign_keystore_list(ks, p == 0 ? NULL : after, 100, page, &n, &err),
+                     REQSIGN_OK, "[%s] %s", b->name, err.message);
+        cr_assert_eq(n, want[p], "[%s] page %zu: %zu keys", b->name, p, n);
+        for (size_t i = 0; i < n; i++) {
+            make_record(next++, &r);
+            assert_same(b->name, &r, &page[i]);
+        }
+        if (n > 0)
+            memcpy(after, page[n - 1].keyid, sizeof(after));
+    }
+    cr_assert_eq(next, 250);
+
+    /* After a cursor that is not a keyid: strictly greater. */
+    cr_assert_eq(reqsign_keystore_list(ks, "key-00041x", 3, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(page[0].keyid, "key-00042");
+    cr_assert_str_eq(page[2].keyid, "key-00044");
+    /* After the exact keyid. */
+    cr_assert_eq(reqsign_keystore_list(ks, "key-00042", 1, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(page[0].keyid, "key-00043");
+    /* "" is the first page. */
+    cr_assert_eq(reqsign_keystore_list(ks, "", 1, page, &n, NULL), REQSIGN_OK);
+    cr_assert_str_eq(page[0].keyid, "key-00000");
+    /* Past the end. */
+    cr_assert_eq(reqsign_keystore_list(ks, "zzz", 10, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 0);
+
+    /* Limits: 0 gives nothing; above the page maximum is clamped to it. */
+    n = 7;
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, 0, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, 1000000, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 250);
+    /* Bad arguments. */
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, 10, page, NULL, NULL), REQSIGN_E_INVALID_ARG);
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, 10, NULL, &n, NULL), REQSIGN_E_INVALID_ARG);
 }
 
-Test(keystore, list_limit_clamped_to_page_max)
+STORE_TEST(list_pagination, backends, N_BACKENDS)
+
+static void c_list_limit_clamped_to_page_max(const struct backend *b, struct reqsign_keystore *ks)
 {
     static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_MAX + 10];
-    FOR_EACH_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_key_record r;
-        for (int i = 0; i < REQSIGN_KEYSTORE_PAGE_MAX + 5; i++) {
-            make_record(i, &r);
-            insert_ok(b->name, ks, &r);
-        }
-        size_t n = 0;
-        cr_assert_eq(
-            reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_MAX + 10, page, &n, NULL),
-            REQSIGN_OK);
-        cr_assert_eq(n, REQSIGN_KEYSTORE_PAGE_MAX, "[%s] %zu", b->name, n);
-        cr_assert_eq(reqsign_keystore_list(ks, page[n - 1].keyid, 100, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 5);
-        reqsign_keystore_free(ks);
-        free(loc);
+    struct reqsign_key_record r;
+    for (int i = 0; i < REQSIGN_KEYSTORE_PAGE_MAX + 5; i++) {
+        make_record(i, &r);
+        insert_ok(b->name, ks, &r);
     }
+    size_t n = 0;
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_MAX + 10, page, &n, NULL),
+                 REQSIGN_OK);
+    cr_assert_eq(n, REQSIGN_KEYSTORE_PAGE_MAX, "[%s] %zu", b->name, n);
+    cr_assert_eq(reqsign_keystore_list(ks, page[n - 1].keyid, 100, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 5);
 }
 
-Test(keystore, revoke_keeps_first_time)
-{
-    FOR_EACH_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_key_record r, got;
-        struct reqsign_error err;
+STORE_TEST(list_limit_clamped_to_page_max, backends, N_BACKENDS)
 
-        make_record(7, &r);
-        insert_ok(b->name, ks, &r);
-        make_record(8, &r);
-        insert_ok(b->name, ks, &r);
-        cr_assert_eq(reqsign_keystore_revoke(ks, "key-00007", 9, 1000, NULL), REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-00007", 9, &got, NULL), REQSIGN_OK);
-        cr_assert_eq(got.revoked_at, 1000);
-        /* Second revoke succeeds and keeps the first time. */
-        cr_assert_eq(reqsign_keystore_revoke(ks, "key-00007", 9, 2000, NULL), REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-00007", 9, &got, NULL), REQSIGN_OK);
-        cr_assert_eq(got.revoked_at, 1000, "[%s] %lld", b->name, (long long)got.revoked_at);
-        /* Others untouched. */
-        cr_assert_eq(reqsign_keystore_get(ks, "key-00008", 9, &got, NULL), REQSIGN_OK);
-        cr_assert_eq(got.revoked_at, 0);
-        /* Unknown key. */
-        reqsign_error_clear(&err);
-        cr_assert_eq(reqsign_keystore_revoke(ks, "key-00009", 9, 1000, &err),
-                     REQSIGN_E_KEY_UNKNOWN);
-        /* The keyid is pointer + length: a longer buffer does not matter. */
-        cr_assert_eq(reqsign_keystore_revoke(ks, "key-00008xyz", 9, 1500, NULL), REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-00008", 9, &got, NULL), REQSIGN_OK);
-        cr_assert_eq(got.revoked_at, 1500);
-        /* 0 means "not revoked", so it is not a revocation time. */
-        cr_assert_eq(reqsign_keystore_revoke(ks, "key-00007", 9, 0, NULL), REQSIGN_E_INVALID_ARG);
-        reqsign_keystore_free(ks);
-        free(loc);
-    }
+static void c_revoke_keeps_first_time(const struct backend *b, struct reqsign_keystore *ks)
+{
+    struct reqsign_key_record r, got;
+    struct reqsign_error err;
+
+    make_record(7, &r);
+    insert_ok(b->name, ks, &r);
+    make_record(8, &r);
+    insert_ok(b->name, ks, &r);
+    cr_assert_eq(reqsign_keystore_revoke(ks, "key-00007", 9, 1000, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00007", 9, &got, NULL), REQSIGN_OK);
+    cr_assert_eq(got.revoked_at, 1000);
+    /* Second revoke succeeds and keeps the first time. */
+    cr_assert_eq(reqsign_keystore_revoke(ks, "key-00007", 9, 2000, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00007", 9, &got, NULL), REQSIGN_OK);
+    cr_assert_eq(got.revoked_at, 1000, "[%s] %lld", b->name, (long long)got.revoked_at);
+    /* Others untouched. */
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00008", 9, &got, NULL), REQSIGN_OK);
+    cr_assert_eq(got.revoked_at, 0);
+    /* Unknown key. */
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_revoke(ks, "key-00009", 9, 1000, &err), REQSIGN_E_KEY_UNKNOWN);
+    /* The keyid is pointer + length: a longer buffer does not matter. */
+    cr_assert_eq(reqsign_keystore_revoke(ks, "key-00008xyz", 9, 1500, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00008", 9, &got, NULL), REQSIGN_OK);
+    cr_assert_eq(got.revoked_at, 1500);
+    /* 0 means "not revoked", so it is not a revocation time. */
+    cr_assert_eq(reqsign_keystore_revoke(ks, "key-00007", 9, 0, NULL), REQSIGN_E_INVALID_ARG);
 }
 
-Test(keystore, unknown_and_bad_keyids)
-{
-    FOR_EACH_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_key_record r, got;
-        struct reqsign_error err;
-        make_record(1, &r);
-        insert_ok(b->name, ks, &r);
+STORE_TEST(revoke_keeps_first_time, backends, N_BACKENDS)
 
-        memset(&got, 0xa5, sizeof(got));
-        reqsign_error_clear(&err);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-00002", 9, &got, &err), REQSIGN_E_KEY_UNKNOWN);
-        cr_assert_eq(err.code, REQSIGN_E_KEY_UNKNOWN);
-        cr_assert_eq(got.keyid[0], '\0', "output cleared on failure");
-        cr_assert_eq(got.created_at, 0);
+static void c_unknown_and_bad_keyids(const struct backend *b, struct reqsign_keystore *ks)
+{
+    struct reqsign_key_record r, got;
+    struct reqsign_error err;
+    make_record(1, &r);
+    insert_ok(b->name, ks, &r);
+
+    memset(&got, 0xa5, sizeof(got));
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00002", 9, &got, &err), REQSIGN_E_KEY_UNKNOWN);
+    cr_assert_eq(err.code, REQSIGN_E_KEY_UNKNOWN);
+    cr_assert_eq(got.keyid[0], '\0', "output cleared on failure");
+    cr_assert_eq(got.created_at, 0);
+    char longid[REQSIGN_KEYID_MAX_LEN + 2];
+    memset(longid, 'a', sizeof(longid));
+    const struct {
+        const char *keyid;
+        size_t len;
+        enum reqsign_status want;
+    } gets[] = {
         /* A prefix or an extension of a keyid is another keyid. */
-        cr_assert_eq(reqsign_keystore_get(ks, "key-0000", 8, &got, NULL), REQSIGN_E_KEY_UNKNOWN);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-000011", 10, &got, NULL), REQSIGN_E_KEY_UNKNOWN);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-00001\0", 10, &got, NULL),
-                     REQSIGN_E_KEY_UNKNOWN);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-000011", 9, &got, NULL), REQSIGN_OK);
+        {"key-0000", 8, REQSIGN_E_KEY_UNKNOWN},
+        {"key-000011", 10, REQSIGN_E_KEY_UNKNOWN},
+        {"key-00001\0", 10, REQSIGN_E_KEY_UNKNOWN},
+        {"key-000011", 9, REQSIGN_OK}, /* pointer + length */
         /* Lengths. */
-        char longid[REQSIGN_KEYID_MAX_LEN + 2];
-        memset(longid, 'a', sizeof(longid));
-        cr_assert_eq(reqsign_keystore_get(ks, longid, sizeof(longid), &got, NULL),
-                     REQSIGN_E_INVALID_ARG);
-        cr_assert_eq(reqsign_keystore_get(ks, longid, REQSIGN_KEYID_MAX_LEN, &got, NULL),
-                     REQSIGN_E_KEY_UNKNOWN);
-        cr_assert_eq(reqsign_keystore_get(ks, "", 0, &got, NULL), REQSIGN_E_INVALID_ARG);
-        cr_assert_eq(reqsign_keystore_get(ks, NULL, 3, &got, NULL), REQSIGN_E_INVALID_ARG);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-00001", 9, NULL, NULL), REQSIGN_E_INVALID_ARG);
-        reqsign_keystore_free(ks);
-        free(loc);
-    }
+        {longid, sizeof(longid), REQSIGN_E_INVALID_ARG},
+        {longid, REQSIGN_KEYID_MAX_LEN, REQSIGN_E_KEY_UNKNOWN},
+        {"", 0, REQSIGN_E_INVALID_ARG},
+        {NULL, 3, REQSIGN_E_INVALID_ARG},
+    };
+    for (size_t i = 0; i < sizeof(gets) / sizeof(gets[0]); i++)
+        cr_assert_eq(reqsign_keystore_get(ks, gets[i].keyid, gets[i].len, &got, NULL),
+                     gets[i].want, "[%s] get case %zu", b->name, i);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00001", 9, NULL, NULL), REQSIGN_E_INVALID_ARG);
 }
 
-Test(keystore, insert_validates_records)
+STORE_TEST(unknown_and_bad_keyids, backends, N_BACKENDS)
+
+static void c_insert_validates_records(const struct backend *b, struct reqsign_keystore *ks)
 {
-    FOR_EACH_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_key_record r;
-        struct reqsign_error err;
-        int i = 0;
+    struct reqsign_key_record r;
+    struct reqsign_error err;
+    int i = 0;
 #define BAD(mutation)                                                                              \
     do {                                                                                           \
         make_record(++i, &r);                                                                      \
@@ -410,25 +398,24 @@ Test(keystore, insert_validates_records)
         cr_assert_eq(reqsign_keystore_insert(ks, &r, &err), REQSIGN_E_INVALID_ARG,                 \
                      "[%s] %s accepted", b->name, #mutation);                                      \
     } while (0)
-        BAD(r.keyid[0] = '\0');
-        BAD(memset(r.keyid, 'a', sizeof(r.keyid))); /* no NUL: 257 characters */
-        BAD(r.keyid[3] = '\n');
-        BAD(r.keyid[3] = (char)0xc3);
-        BAD(memset(r.label, 'a', sizeof(r.label)));   /* 129 bytes */
-        BAD(memset(r.scopes, 'a', sizeof(r.scopes))); /* no NUL */
-        BAD(memset(r.scopes, 'a', REQSIGN_SCOPE_MAX + 1); r.scopes[REQSIGN_SCOPE_MAX + 1] = '\0');
-        BAD(r.scopes[2] = '\t');
-        BAD(r.created_at = -1);
+    BAD(r.keyid[0] = '\0');
+    BAD(memset(r.keyid, 'a', sizeof(r.keyid))); /* no NUL: 257 characters */
+    BAD(r.keyid[3] = '\n');
+    BAD(r.keyid[3] = (char)0xc3);
+    BAD(memset(r.label, 'a', sizeof(r.label)));   /* 129 bytes */
+    BAD(memset(r.scopes, 'a', sizeof(r.scopes))); /* no NUL */
+    BAD(memset(r.scopes, 'a', REQSIGN_SCOPE_MAX + 1); r.scopes[REQSIGN_SCOPE_MAX + 1] = '\0');
+    BAD(r.scopes[2] = '\t');
+    BAD(r.created_at = -1);
 #undef BAD
-        cr_assert_eq(reqsign_keystore_insert(ks, NULL, NULL), REQSIGN_E_INVALID_ARG);
-        size_t n = 1;
-        struct reqsign_key_record page[4];
-        cr_assert_eq(reqsign_keystore_list(ks, NULL, 4, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 0, "[%s] an invalid record got in", b->name);
-        reqsign_keystore_free(ks);
-        free(loc);
-    }
+    cr_assert_eq(reqsign_keystore_insert(ks, NULL, NULL), REQSIGN_E_INVALID_ARG);
+    size_t n = 1;
+    struct reqsign_key_record page[4];
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, 4, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 0, "[%s] an invalid record got in", b->name);
 }
+
+STORE_TEST(insert_validates_records, backends, N_BACKENDS)
 
 Test(keystore, reopen_persists)
 {
@@ -483,36 +470,31 @@ static void *ins_thread(void *p)
     return NULL;
 }
 
-Test(keystore, concurrent_inserts)
+static void c_concurrent_inserts(const struct backend *b, struct reqsign_keystore *ks)
 {
     static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_MAX];
-    FOR_EACH_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        pthread_t t[INS_THREADS];
-        struct ins_arg args[INS_THREADS];
-        for (int i = 0; i < INS_THREADS; i++) {
-            args[i] = (struct ins_arg){b, ks, i * INS_PER_THREAD, 0};
-            cr_assert_eq(pthread_create(&t[i], NULL, ins_thread, &args[i]), 0);
-        }
-        for (int i = 0; i < INS_THREADS; i++) {
-            pthread_join(t[i], NULL);
-            cr_assert_eq(args[i].failures, 0, "[%s] thread %d", b->name, i);
-        }
-        size_t n = 0;
-        cr_assert_eq(reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_MAX, page, &n, NULL),
-                     REQSIGN_OK);
-        cr_assert_eq(n, INS_THREADS * INS_PER_THREAD, "[%s] %zu keys", b->name, n);
-        for (int i = 0; i < INS_THREADS * INS_PER_THREAD; i++) {
-            struct reqsign_key_record r;
-            make_record(i, &r);
-            assert_same(b->name, &r, &page[i]);
-        }
-        reqsign_keystore_free(ks);
-        free(loc);
+    pthread_t t[INS_THREADS];
+    struct ins_arg args[INS_THREADS];
+    for (int i = 0; i < INS_THREADS; i++) {
+        args[i] = (struct ins_arg){b, ks, i * INS_PER_THREAD, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, ins_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < INS_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(args[i].failures, 0, "[%s] thread %d", b->name, i);
+    }
+    size_t n = 0;
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_MAX, page, &n, NULL),
+                 REQSIGN_OK);
+    cr_assert_eq(n, INS_THREADS * INS_PER_THREAD, "[%s] %zu keys", b->name, n);
+    for (int i = 0; i < INS_THREADS * INS_PER_THREAD; i++) {
+        struct reqsign_key_record r;
+        make_record(i, &r);
+        assert_same(b->name, &r, &page[i]);
     }
 }
+
+STORE_TEST(concurrent_inserts, backends, N_BACKENDS)
 
 /* ---- contract: accounts and the key lifecycle (issue 13) ----
  * The stores that implement the lifecycle operations. PostgreSQL joins this
@@ -521,9 +503,7 @@ Test(keystore, concurrent_inserts)
 static const struct backend lc_backends[] = {
     {"sqlite", sqlite_location, sqlite_open_rw},
 };
-#define FOR_EACH_LC_BACKEND(b)                                                                     \
-    for (const struct backend *b = lc_backends;                                                    \
-         b < lc_backends + sizeof(lc_backends) / sizeof(lc_backends[0]); b++)
+#define N_LC_BACKENDS (sizeof(lc_backends) / sizeof(lc_backends[0]))
 
 static void make_account(const char *id, struct reqsign_account *a)
 {
@@ -536,303 +516,259 @@ static void make_account(const char *id, struct reqsign_account *a)
     a->created_at = 1700000000;
 }
 
-Test(keystore, accounts_round_trip_list_disable)
+static void c_accounts_round_trip_list_disable(const struct backend *b, struct reqsign_keystore *ks)
 {
-    FOR_EACH_LC_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_error err;
-        reqsign_error_clear(&err);
-        struct reqsign_account a, got, page[4];
-        size_t n = 0;
-        /* the migration made the operator's account */
-        cr_assert_eq(reqsign_keystore_account_get(ks, REQSIGN_ACCOUNT_OPERATOR, &got, &err),
-                     REQSIGN_OK, "[%s] %s", b->name, err.message);
-        cr_assert_str_eq(got.allowed_scopes, "*");
-        cr_assert_eq(got.disabled_at, 0);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_account a, got, page[4];
+    size_t n = 0;
+    /* the migration made the operator's account */
+    cr_assert_eq(reqsign_keystore_account_get(ks, REQSIGN_ACCOUNT_OPERATOR, &got, &err), REQSIGN_OK,
+                 "[%s] %s", b->name, err.message);
+    cr_assert_str_eq(got.allowed_scopes, "*");
+    cr_assert_eq(got.disabled_at, 0);
 
-        make_account("acct_b", &a);
-        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s",
-                     err.message);
-        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_E_CONFLICT);
-        make_account("acct_a", &a);
-        a.max_key_lifetime_s = 0;
-        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s",
-                     err.message);
-        cr_assert_eq(reqsign_keystore_account_get(ks, "acct_a", &got, &err), REQSIGN_OK);
-        cr_assert_str_eq(got.name, "name of acct_a");
-        cr_assert_str_eq(got.allowed_scopes, "payments:write orders:read");
-        cr_assert_eq(got.key_limit, 3);
-        cr_assert_eq(got.max_key_lifetime_s, 0);
-        cr_assert_eq(got.created_at, 1700000000);
-        cr_assert_eq(reqsign_keystore_account_get(ks, "acct_nope", &got, &err),
-                     REQSIGN_E_NOT_FOUND);
+    make_account("acct_b", &a);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s", err.message);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_E_CONFLICT);
+    make_account("acct_a", &a);
+    a.max_key_lifetime_s = 0;
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s", err.message);
+    cr_assert_eq(reqsign_keystore_account_get(ks, "acct_a", &got, &err), REQSIGN_OK);
+    cr_assert_str_eq(got.name, "name of acct_a");
+    cr_assert_str_eq(got.allowed_scopes, "payments:write orders:read");
+    cr_assert_eq(got.key_limit, 3);
+    cr_assert_eq(got.max_key_lifetime_s, 0);
+    cr_assert_eq(got.created_at, 1700000000);
+    cr_assert_eq(reqsign_keystore_account_get(ks, "acct_nope", &got, &err), REQSIGN_E_NOT_FOUND);
 
-        cr_assert_eq(reqsign_keystore_account_list(ks, NULL, 2, page, &n, &err), REQSIGN_OK);
-        cr_assert_eq(n, 2);
-        cr_assert_str_eq(page[0].id, "acct_a");
-        cr_assert_str_eq(page[1].id, "acct_b");
-        cr_assert_eq(reqsign_keystore_account_list(ks, "acct_b", 4, page, &n, &err), REQSIGN_OK);
-        cr_assert_eq(n, 1);
-        cr_assert_str_eq(page[0].id, REQSIGN_ACCOUNT_OPERATOR);
+    cr_assert_eq(reqsign_keystore_account_list(ks, NULL, 2, page, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(page[0].id, "acct_a");
+    cr_assert_str_eq(page[1].id, "acct_b");
+    cr_assert_eq(reqsign_keystore_account_list(ks, "acct_b", 4, page, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(page[0].id, REQSIGN_ACCOUNT_OPERATOR);
 
-        cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 1700000100, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_account_get(ks, "acct_a", &got, &err), REQSIGN_OK);
-        cr_assert_eq(got.disabled_at, 1700000100);
-        cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 0, &err), REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_account_get(ks, "acct_a", &got, &err), REQSIGN_OK);
-        cr_assert_eq(got.disabled_at, 0);
-        cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_nope", 5, &err),
-                     REQSIGN_E_NOT_FOUND);
-        reqsign_keystore_free(ks);
-        free(loc);
-    }
+    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 1700000100, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_account_get(ks, "acct_a", &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.disabled_at, 1700000100);
+    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 0, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_account_get(ks, "acct_a", &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.disabled_at, 0);
+    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_nope", 5, &err),
+                 REQSIGN_E_NOT_FOUND);
 }
 
-Test(keystore, key_lifecycle_fields)
-{
-    FOR_EACH_LC_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_error err;
-        reqsign_error_clear(&err);
-        struct reqsign_account a;
-        struct reqsign_key_record r, r2, got;
-        make_account("acct_a", &a);
-        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
+STORE_TEST(accounts_round_trip_list_disable, lc_backends, N_LC_BACKENDS)
 
-        /* a key without an account goes to the operator's */
-        make_record(1, &r);
+static void c_key_lifecycle_fields(const struct backend *b, struct reqsign_keystore *ks)
+{
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_account a;
+    struct reqsign_key_record r, r2, got;
+    make_account("acct_a", &a);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
+
+    /* a key without an account goes to the operator's */
+    make_record(1, &r);
+    insert_ok(b->name, ks, &r);
+    cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_str_eq(got.account, REQSIGN_ACCOUNT_OPERATOR);
+    cr_assert_eq(got.disabled_at, 0);
+    cr_assert_eq(got.last_used_at, 0);
+    cr_assert_str_eq(got.replaces, "");
+
+    make_record(2, &r2);
+    snprintf(r2.account, sizeof(r2.account), "acct_a");
+    snprintf(r2.replaces, sizeof(r2.replaces), "%s", r.keyid);
+    insert_ok(b->name, ks, &r2);
+    cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_str_eq(got.account, "acct_a");
+    cr_assert_str_eq(got.replaces, r.keyid);
+    assert_same(b->name, &r2, &got);
+
+    /* a key of an unknown account is refused */
+    struct reqsign_key_record r3;
+    make_record(3, &r3);
+    snprintf(r3.account, sizeof(r3.account), "acct_nope");
+    cr_assert_eq(reqsign_keystore_insert(ks, &r3, &err), REQSIGN_E_NOT_FOUND, "%s", err.message);
+
+    /* update: disable, successor, expiry */
+    got.disabled_at = 1700000200;
+    snprintf(got.replaced_by, sizeof(got.replaced_by), "key-00009");
+    got.expires_at = 1800000000;
+    cr_assert_eq(reqsign_keystore_update(ks, &got, &err), REQSIGN_OK, "%s", err.message);
+    cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.disabled_at, 1700000200);
+    cr_assert_str_eq(got.replaced_by, "key-00009");
+    cr_assert_eq(got.expires_at, 1800000000);
+    cr_assert_str_eq(got.replaces, r.keyid, "untouched fields stay");
+    /* the account's state shows through */
+    cr_assert_eq(got.account_disabled_at, 0);
+    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 1700000300, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.account_disabled_at, 1700000300);
+
+    /* revocation with a reason is final: neither time nor reason change */
+    got.revoked_at = 1700000400;
+    snprintf(got.revoke_reason, sizeof(got.revoke_reason), "compromised");
+    cr_assert_eq(reqsign_keystore_update(ks, &got, &err), REQSIGN_OK);
+    got.revoked_at = 1700000500;
+    snprintf(got.revoke_reason, sizeof(got.revoke_reason), "superseded");
+    got.disabled_at = 0;
+    cr_assert_eq(reqsign_keystore_update(ks, &got, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.revoked_at, 1700000400);
+    cr_assert_str_eq(got.revoke_reason, "compromised");
+    cr_assert_eq(got.disabled_at, 0);
+
+    struct reqsign_key_record ghost;
+    make_record(7, &ghost);
+    cr_assert_eq(reqsign_keystore_update(ks, &ghost, &err), REQSIGN_E_KEY_UNKNOWN);
+}
+
+STORE_TEST(key_lifecycle_fields, lc_backends, N_LC_BACKENDS)
+
+static void c_count_touch_and_filtered_lists(const struct backend *b, struct reqsign_keystore *ks)
+{
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_account a;
+    make_account("acct_a", &a);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
+    /* keys 0..4 in acct_a: 3 revoked, 4 expired; 5..6 in the operator's */
+    for (int i = 0; i < 7; i++) {
+        struct reqsign_key_record r;
+        make_record(i, &r);
+        if (i < 5)
+            snprintf(r.account, sizeof(r.account), "acct_a");
+        if (i == 3)
+            r.revoked_at = 1700000050;
+        if (i == 4)
+            r.expires_at = 1700000100;
+        if (i == 2)
+            r.disabled_at = 1700000010;
         insert_ok(b->name, ks, &r);
-        cr_assert_eq(reqsign_keystore_get(ks, r.keyid, strlen(r.keyid), &got, &err), REQSIGN_OK);
-        cr_assert_str_eq(got.account, REQSIGN_ACCOUNT_OPERATOR);
-        cr_assert_eq(got.disabled_at, 0);
-        cr_assert_eq(got.last_used_at, 0);
-        cr_assert_str_eq(got.replaces, "");
-
-        make_record(2, &r2);
-        snprintf(r2.account, sizeof(r2.account), "acct_a");
-        snprintf(r2.replaces, sizeof(r2.replaces), "%s", r.keyid);
-        insert_ok(b->name, ks, &r2);
-        cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err),
-                     REQSIGN_OK);
-        cr_assert_str_eq(got.account, "acct_a");
-        cr_assert_str_eq(got.replaces, r.keyid);
-        assert_same(b->name, &r2, &got);
-
-        /* a key of an unknown account is refused */
-        struct reqsign_key_record r3;
-        make_record(3, &r3);
-        snprintf(r3.account, sizeof(r3.account), "acct_nope");
-        cr_assert_eq(reqsign_keystore_insert(ks, &r3, &err), REQSIGN_E_NOT_FOUND, "%s",
-                     err.message);
-
-        /* update: disable, successor, expiry */
-        got.disabled_at = 1700000200;
-        snprintf(got.replaced_by, sizeof(got.replaced_by), "key-00009");
-        got.expires_at = 1800000000;
-        cr_assert_eq(reqsign_keystore_update(ks, &got, &err), REQSIGN_OK, "%s", err.message);
-        cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(got.disabled_at, 1700000200);
-        cr_assert_str_eq(got.replaced_by, "key-00009");
-        cr_assert_eq(got.expires_at, 1800000000);
-        cr_assert_str_eq(got.replaces, r.keyid, "untouched fields stay");
-        /* the account's state shows through */
-        cr_assert_eq(got.account_disabled_at, 0);
-        cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 1700000300, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(got.account_disabled_at, 1700000300);
-
-        /* revocation with a reason is final: neither time nor reason change */
-        got.revoked_at = 1700000400;
-        snprintf(got.revoke_reason, sizeof(got.revoke_reason), "compromised");
-        cr_assert_eq(reqsign_keystore_update(ks, &got, &err), REQSIGN_OK);
-        got.revoked_at = 1700000500;
-        snprintf(got.revoke_reason, sizeof(got.revoke_reason), "superseded");
-        got.disabled_at = 0;
-        cr_assert_eq(reqsign_keystore_update(ks, &got, &err), REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_get(ks, r2.keyid, strlen(r2.keyid), &got, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(got.revoked_at, 1700000400);
-        cr_assert_str_eq(got.revoke_reason, "compromised");
-        cr_assert_eq(got.disabled_at, 0);
-
-        struct reqsign_key_record ghost;
-        make_record(7, &ghost);
-        cr_assert_eq(reqsign_keystore_update(ks, &ghost, &err), REQSIGN_E_KEY_UNKNOWN);
-        reqsign_keystore_free(ks);
-        free(loc);
     }
+    int64_t n = -1;
+    cr_assert_eq(reqsign_keystore_count_active(ks, "acct_a", 1700000099, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, 4, "disabled keys count, revoked ones do not");
+    cr_assert_eq(reqsign_keystore_count_active(ks, "acct_a", 1700000100, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, 3, "expired keys do not count");
+
+    /* touch: only ever forward */
+    cr_assert_eq(reqsign_keystore_touch(ks, "key-00000", 1700001000, "backend-1", &err), REQSIGN_OK,
+                 "%s", err.message);
+    cr_assert_eq(reqsign_keystore_touch(ks, "key-00000", 1700000900, "backend-2", &err),
+                 REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_touch(ks, "key-00099", 1700000900, "x", &err), REQSIGN_OK,
+                 "an unknown key is no failure");
+    struct reqsign_key_record got;
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00000", 9, &got, &err), REQSIGN_OK);
+    cr_assert_eq(got.last_used_at, 1700001000);
+    cr_assert_str_eq(got.last_used_by, "backend-1");
+
+    struct reqsign_key_record page[10];
+    size_t cnt = 0;
+    struct reqsign_key_filter f = {.account = "acct_a"};
+    cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err), REQSIGN_OK);
+    cr_assert_eq(cnt, 5);
+    cr_assert_eq(reqsign_keystore_list_filter(ks, &f, "key-00002", 2, page, &cnt, &err),
+                 REQSIGN_OK);
+    cr_assert_eq(cnt, 2);
+    cr_assert_str_eq(page[0].keyid, "key-00003");
+    /* unused since 1700000500: all but key 0 (used at 1700001000) */
+    f.unused_before = 1700000500;
+    cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err), REQSIGN_OK);
+    cr_assert_eq(cnt, 4);
+    cr_assert_str_eq(page[0].keyid, "key-00001");
+    f.account = NULL;
+    cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err), REQSIGN_OK);
+    cr_assert_eq(cnt, 6);
+    /* created after the cutoff and never used: not "unused for that long" */
+    f.unused_before = 1700000002;
+    cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err), REQSIGN_OK);
+    cr_assert_eq(cnt, 1);
+    cr_assert_str_eq(page[0].keyid, "key-00001", "created at 1700000001, never used");
 }
 
-Test(keystore, count_touch_and_filtered_lists)
+STORE_TEST(count_touch_and_filtered_lists, lc_backends, N_LC_BACKENDS)
+
+static void c_enrollment_tokens_single_use(const struct backend *b, struct reqsign_keystore *ks)
 {
-    FOR_EACH_LC_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_error err;
-        reqsign_error_clear(&err);
-        struct reqsign_account a;
-        make_account("acct_a", &a);
-        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
-        /* keys 0..4 in acct_a: 3 revoked, 4 expired; 5..6 in the operator's */
-        for (int i = 0; i < 7; i++) {
-            struct reqsign_key_record r;
-            make_record(i, &r);
-            if (i < 5)
-                snprintf(r.account, sizeof(r.account), "acct_a");
-            if (i == 3)
-                r.revoked_at = 1700000050;
-            if (i == 4)
-                r.expires_at = 1700000100;
-            if (i == 2)
-                r.disabled_at = 1700000010;
-            insert_ok(b->name, ks, &r);
-        }
-        int64_t n = -1;
-        cr_assert_eq(reqsign_keystore_count_active(ks, "acct_a", 1700000099, &n, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(n, 4, "disabled keys count, revoked ones do not");
-        cr_assert_eq(reqsign_keystore_count_active(ks, "acct_a", 1700000100, &n, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(n, 3, "expired keys do not count");
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_account a;
+    char acct[REQSIGN_ACCOUNT_ID_MAX + 1];
+    uint8_t h1[32], h2[32], h3[32];
+    memset(h1, 1, 32);
+    memset(h2, 2, 32);
+    memset(h3, 3, 32);
+    make_account("acct_a", &a);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h1, "acct_a", 100, 200, &err), REQSIGN_OK,
+                 "%s", err.message);
+    cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h2, "acct_a", 100, 150, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h1, "acct_a", 100, 200, &err),
+                 REQSIGN_E_CONFLICT);
+    cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h3, "acct_nope", 100, 200, &err),
+                 REQSIGN_E_NOT_FOUND, "%s", err.message);
 
-        /* touch: only ever forward */
-        cr_assert_eq(reqsign_keystore_touch(ks, "key-00000", 1700001000, "backend-1", &err),
-                     REQSIGN_OK, "%s", err.message);
-        cr_assert_eq(reqsign_keystore_touch(ks, "key-00000", 1700000900, "backend-2", &err),
-                     REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_touch(ks, "key-00099", 1700000900, "x", &err), REQSIGN_OK,
-                     "an unknown key is no failure");
-        struct reqsign_key_record got;
-        cr_assert_eq(reqsign_keystore_get(ks, "key-00000", 9, &got, &err), REQSIGN_OK);
-        cr_assert_eq(got.last_used_at, 1700001000);
-        cr_assert_str_eq(got.last_used_by, "backend-1");
-
-        struct reqsign_key_record page[10];
-        size_t cnt = 0;
-        struct reqsign_key_filter f = {.account = "acct_a"};
-        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(cnt, 5);
-        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, "key-00002", 2, page, &cnt, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(cnt, 2);
-        cr_assert_str_eq(page[0].keyid, "key-00003");
-        /* unused since 1700000500: all but key 0 (used at 1700001000) */
-        f.unused_before = 1700000500;
-        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(cnt, 4);
-        cr_assert_str_eq(page[0].keyid, "key-00001");
-        f.account = NULL;
-        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(cnt, 6);
-        /* created after the cutoff and never used: not "unused for that long" */
-        f.unused_before = 1700000002;
-        cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 10, page, &cnt, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(cnt, 1);
-        cr_assert_str_eq(page[0].keyid, "key-00001", "created at 1700000001, never used");
-        reqsign_keystore_free(ks);
-        free(loc);
-    }
+    cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h1, 199, acct, &err), REQSIGN_OK, "%s",
+                 err.message);
+    cr_assert_str_eq(acct, "acct_a");
+    cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h1, 199, acct, &err),
+                 REQSIGN_E_ENROLLMENT_INVALID, "used");
+    cr_assert_str_eq(acct, "");
+    cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h2, 150, acct, &err),
+                 REQSIGN_E_ENROLLMENT_INVALID, "expired");
+    cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h3, 1, acct, &err),
+                 REQSIGN_E_ENROLLMENT_INVALID, "unknown");
 }
 
-Test(keystore, enrollment_tokens_single_use)
+STORE_TEST(enrollment_tokens_single_use, lc_backends, N_LC_BACKENDS)
+
+static void c_audit_append_only_and_filtered(const struct backend *b, struct reqsign_keystore *ks)
 {
-    FOR_EACH_LC_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_error err;
-        reqsign_error_clear(&err);
-        struct reqsign_account a;
-        char acct[REQSIGN_ACCOUNT_ID_MAX + 1];
-        uint8_t h1[32], h2[32], h3[32];
-        memset(h1, 1, 32);
-        memset(h2, 2, 32);
-        memset(h3, 3, 32);
-        make_account("acct_a", &a);
-        cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h1, "acct_a", 100, 200, &err),
-                     REQSIGN_OK, "%s", err.message);
-        cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h2, "acct_a", 100, 150, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h1, "acct_a", 100, 200, &err),
-                     REQSIGN_E_CONFLICT);
-        cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h3, "acct_nope", 100, 200, &err),
-                     REQSIGN_E_NOT_FOUND, "%s", err.message);
-
-        cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h1, 199, acct, &err), REQSIGN_OK,
-                     "%s", err.message);
-        cr_assert_str_eq(acct, "acct_a");
-        cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h1, 199, acct, &err),
-                     REQSIGN_E_ENROLLMENT_INVALID, "used");
-        cr_assert_str_eq(acct, "");
-        cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h2, 150, acct, &err),
-                     REQSIGN_E_ENROLLMENT_INVALID, "expired");
-        cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h3, 1, acct, &err),
-                     REQSIGN_E_ENROLLMENT_INVALID, "unknown");
-        reqsign_keystore_free(ks);
-        free(loc);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_audit_event ev, out[8];
+    size_t n = 0;
+    static const char *const accts[] = {"acct_a", "acct_b", "acct_operator"};
+    static const char *const targets[] = {"", "", "acct_a"};
+    for (int i = 0; i < 6; i++) {
+        memset(&ev, 0, sizeof(ev));
+        ev.time = 1700000000 + i;
+        snprintf(ev.actor, sizeof(ev.actor), "key-%d", i);
+        snprintf(ev.account, sizeof(ev.account), "%s", accts[i % 3]);
+        snprintf(ev.action, sizeof(ev.action), "key.create");
+        snprintf(ev.target, sizeof(ev.target), "t-%d", i);
+        snprintf(ev.target_account, sizeof(ev.target_account), "%s", targets[i % 3]);
+        snprintf(ev.outcome, sizeof(ev.outcome), i == 1 ? "scope" : "ok");
+        snprintf(ev.source, sizeof(ev.source), "127.0.0.1");
+        snprintf(ev.nonce, sizeof(ev.nonce), "nonce-%d", i);
+        cr_assert_eq(reqsign_keystore_audit_append(ks, &ev, &err), REQSIGN_OK, "%s", err.message);
     }
+    cr_assert_eq(reqsign_keystore_audit_list(ks, NULL, 0, 8, out, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, 6);
+    cr_assert_lt(out[0].seq, out[1].seq);
+    cr_assert_str_eq(out[1].outcome, "scope");
+    cr_assert_str_eq(out[1].nonce, "nonce-1");
+    cr_assert_eq(out[5].time, 1700000005);
+    cr_assert_eq(reqsign_keystore_audit_list(ks, NULL, out[3].seq, 8, out, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(out[0].actor, "key-4");
+    /* acct_a sees its own events and those about it */
+    cr_assert_eq(reqsign_keystore_audit_list(ks, "acct_a", 0, 8, out, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, 4);
+    cr_assert_str_eq(out[1].actor, "key-2");
+    cr_assert_eq(reqsign_keystore_audit_list(ks, "acct_b", 0, 8, out, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, 2);
 }
 
-Test(keystore, audit_append_only_and_filtered)
-{
-    FOR_EACH_LC_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_error err;
-        reqsign_error_clear(&err);
-        struct reqsign_audit_event ev, out[8];
-        size_t n = 0;
-        static const char *const accts[] = {"acct_a", "acct_b", "acct_operator"};
-        static const char *const targets[] = {"", "", "acct_a"};
-        for (int i = 0; i < 6; i++) {
-            memset(&ev, 0, sizeof(ev));
-            ev.time = 1700000000 + i;
-            snprintf(ev.actor, sizeof(ev.actor), "key-%d", i);
-            snprintf(ev.account, sizeof(ev.account), "%s", accts[i % 3]);
-            snprintf(ev.action, sizeof(ev.action), "key.create");
-            snprintf(ev.target, sizeof(ev.target), "t-%d", i);
-            snprintf(ev.target_account, sizeof(ev.target_account), "%s", targets[i % 3]);
-            snprintf(ev.outcome, sizeof(ev.outcome), i == 1 ? "scope" : "ok");
-            snprintf(ev.source, sizeof(ev.source), "127.0.0.1");
-            snprintf(ev.nonce, sizeof(ev.nonce), "nonce-%d", i);
-            cr_assert_eq(reqsign_keystore_audit_append(ks, &ev, &err), REQSIGN_OK, "%s",
-                         err.message);
-        }
-        cr_assert_eq(reqsign_keystore_audit_list(ks, NULL, 0, 8, out, &n, &err), REQSIGN_OK);
-        cr_assert_eq(n, 6);
-        cr_assert_lt(out[0].seq, out[1].seq);
-        cr_assert_str_eq(out[1].outcome, "scope");
-        cr_assert_str_eq(out[1].nonce, "nonce-1");
-        cr_assert_eq(out[5].time, 1700000005);
-        cr_assert_eq(reqsign_keystore_audit_list(ks, NULL, out[3].seq, 8, out, &n, &err),
-                     REQSIGN_OK);
-        cr_assert_eq(n, 2);
-        cr_assert_str_eq(out[0].actor, "key-4");
-        /* acct_a sees its own events and those about it */
-        cr_assert_eq(reqsign_keystore_audit_list(ks, "acct_a", 0, 8, out, &n, &err), REQSIGN_OK);
-        cr_assert_eq(n, 4);
-        cr_assert_str_eq(out[1].actor, "key-2");
-        cr_assert_eq(reqsign_keystore_audit_list(ks, "acct_b", 0, 8, out, &n, &err), REQSIGN_OK);
-        cr_assert_eq(n, 2);
-        reqsign_keystore_free(ks);
-        free(loc);
-    }
-}
+STORE_TEST(audit_append_only_and_filtered, lc_backends, N_LC_BACKENDS)
 
 #ifdef REQSIGN_TEST_PG
 /* Until the PostgreSQL store has them, the lifecycle operations fail cleanly. */
@@ -1514,43 +1450,38 @@ Test(keystore, pg_two_processes_migrating_at_once)
 }
 
 /* Keyids and cursors no stored keyid can match: same answers as SQLite. */
-Test(keystore, pg_non_ascii_keyids_and_cursors)
+static void c_pg_non_ascii_keyids_and_cursors(const struct backend *b, struct reqsign_keystore *ks)
 {
-    FOR_EACH_BACKEND(b)
-    {
-        char *loc = b->new_location();
-        struct reqsign_keystore *ks = open_or_die(b, loc);
-        struct reqsign_key_record r, got;
-        struct reqsign_error err;
-        for (int i = 40; i < 45; i++) {
-            make_record(i, &r);
-            insert_ok(b->name, ks, &r);
-        }
-        reqsign_error_clear(&err);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-00041\xff", 10, &got, &err),
-                     REQSIGN_E_KEY_UNKNOWN, "[%s] %s", b->name, err.message);
-        cr_assert_eq(reqsign_keystore_get(ks, "key-0004\xc3\xa9", 10, &got, NULL),
-                     REQSIGN_E_KEY_UNKNOWN, "[%s]", b->name);
-        cr_assert_eq(reqsign_keystore_revoke(ks, "key-00041\x01", 10, 5, NULL),
-                     REQSIGN_E_KEY_UNKNOWN, "[%s]", b->name);
-        struct reqsign_key_record page[8];
-        size_t n = 0;
-        reqsign_error_clear(&err);
-        cr_assert_eq(reqsign_keystore_list(ks, "key-00041\xff", 8, page, &n, &err), REQSIGN_OK,
-                     "[%s] %s", b->name, err.message);
-        cr_assert_eq(n, 3, "[%s] %zu", b->name, n);
-        cr_assert_str_eq(page[0].keyid, "key-00042");
-        cr_assert_eq(reqsign_keystore_list(ks, "key-0004\xff", 8, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 0, "[%s] %zu", b->name, n);
-        cr_assert_eq(reqsign_keystore_list(ks, "key-00041\x01", 8, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 3, "[%s] %zu", b->name, n);
-        cr_assert_str_eq(page[0].keyid, "key-00042");
-        cr_assert_eq(reqsign_keystore_list(ks, "\xc3\xa9", 8, page, &n, NULL), REQSIGN_OK);
-        cr_assert_eq(n, 0, "[%s] %zu", b->name, n);
-        reqsign_keystore_free(ks);
-        free(loc);
+    struct reqsign_key_record r, got;
+    struct reqsign_error err;
+    for (int i = 40; i < 45; i++) {
+        make_record(i, &r);
+        insert_ok(b->name, ks, &r);
     }
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-00041\xff", 10, &got, &err), REQSIGN_E_KEY_UNKNOWN,
+                 "[%s] %s", b->name, err.message);
+    cr_assert_eq(reqsign_keystore_get(ks, "key-0004\xc3\xa9", 10, &got, NULL),
+                 REQSIGN_E_KEY_UNKNOWN, "[%s]", b->name);
+    cr_assert_eq(reqsign_keystore_revoke(ks, "key-00041\x01", 10, 5, NULL), REQSIGN_E_KEY_UNKNOWN,
+                 "[%s]", b->name);
+    struct reqsign_key_record page[8];
+    size_t n = 0;
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_list(ks, "key-00041\xff", 8, page, &n, &err), REQSIGN_OK,
+                 "[%s] %s", b->name, err.message);
+    cr_assert_eq(n, 3, "[%s] %zu", b->name, n);
+    cr_assert_str_eq(page[0].keyid, "key-00042");
+    cr_assert_eq(reqsign_keystore_list(ks, "key-0004\xff", 8, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 0, "[%s] %zu", b->name, n);
+    cr_assert_eq(reqsign_keystore_list(ks, "key-00041\x01", 8, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 3, "[%s] %zu", b->name, n);
+    cr_assert_str_eq(page[0].keyid, "key-00042");
+    cr_assert_eq(reqsign_keystore_list(ks, "\xc3\xa9", 8, page, &n, NULL), REQSIGN_OK);
+    cr_assert_eq(n, 0, "[%s] %zu", b->name, n);
 }
+
+STORE_TEST(pg_non_ascii_keyids_and_cursors, backends, N_BACKENDS)
 
 /* A revocation or insert reaches a long-TTL cache through NOTIFY within ~1 s. */
 Test(keystore, pg_notify_invalidates_keycache)

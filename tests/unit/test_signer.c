@@ -1,5 +1,6 @@
 /* Suite signer: what is signed, from URLs as libcurl sends them. */
 #include <criterion/criterion.h>
+#include <reqsign/base.h>
 #include <reqsign/base64.h>
 #include <reqsign/curl.h>
 #include <reqsign/signer.h>
@@ -579,4 +580,190 @@ Test(signer, url_without_authority_refused)
     }
     curl_easy_cleanup(h);
     reqsign_signer_free(s);
+}
+
+/* Generated requests for signer_base_equals_base_build (rnd(): the fixed-seed xorshift above). */
+/* Append @len characters drawn from @set to @p (NUL-terminated); returns the end. */
+static char *gen_chars(char *p, const char *set, size_t len)
+{
+    size_t n = strlen(set);
+    for (size_t i = 0; i < len; i++)
+        *p++ = set[rnd((uint32_t)n)];
+    *p = '\0';
+    return p;
+}
+
+/* A printable ASCII string of 1..@max characters with no leading or trailing SP. */
+static void gen_printable(char *out, size_t max)
+{
+    size_t len = 1 + rnd((uint32_t)max);
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char)(i == 0 || i == len - 1 ? 0x21 + rnd(0x5e) : 0x20 + rnd(0x5f));
+    out[len] = '\0';
+}
+
+/* The signer writes the profile's signature base itself (a fast path, see
+ * profile_base() in client/src/signer.c); the verifier builds it with
+ * reqsign_base_build(). Over generated requests (methods, schemes,
+ * authorities with and without ports, IP literals, paths, queries, caller and
+ * computed digests, labels, keyids, nonces, created, expires, tags) the base
+ * the signer signed must be, byte for byte, the one reqsign_base_build() gives
+ * for the request as the server sees it: the target as it stands in the URL,
+ * Host, and the Signature-Input and Content-Digest fields sent. */
+Test(signer, signer_base_equals_base_build)
+{
+    static const char *const methods[] = {"GET",    "POST",     "PUT",
+                                          "DELETE", "PATCH",    "OPTIONS",
+                                          "HEAD",   "M-SEARCH", "x!#$%&'*+-.^_`|~9"};
+    static const char *const hosts[] = {"127.0.0.1", "[::1]", "[2001:db8::7]", "10.0.0.255"};
+    static const char *const pct[] = {"%20", "%2F", "%C3%A9", "%25", "%3f", "%7E"};
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static const char pchar[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                "-._~!$&'()*+,;=:@";
+    static const char qchar[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                "-._~!$&'()*+,;=:@/?";
+    enum { NSIGNERS = 16, NCASES = 3000 };
+    struct reqsign_signer *signers[NSIGNERS];
+    struct reqsign_error err;
+    uint8_t seed[32];
+
+    for (int i = 0; i < NSIGNERS; i++) {
+        char label[16], keyid[64], tag[64];
+        for (size_t k = 0; k < sizeof(seed); k++)
+            seed[k] = (uint8_t)rnd(256);
+        gen_chars(gen_chars(label, "abcdefghijklmnopqrstuvwxyz*", 1),
+                  "abcdefghijklmnopqrstuvwxyz0123456789_-.*", rnd(12));
+        gen_printable(keyid, 60);
+        gen_printable(tag, 60);
+        struct reqsign_signer_opts o = {.key_data = seed,
+                                        .key_len = sizeof(seed),
+                                        .key_flags = REQSIGN_KEY_RAW_PRIVATE,
+                                        .keyid = rnd(4) != 0 ? keyid : NULL,
+                                        .label = rnd(2) != 0 ? label : NULL,
+                                        .tag = rnd(3) == 0 ? tag : NULL,
+                                        .expires_in = rnd(2) != 0 ? (int64_t)rnd(100000) : 0,
+                                        .digest_algs = 1u + rnd(3)};
+        reqsign_error_clear(&err);
+        signers[i] = reqsign_signer_new(&o, &err);
+        cr_assert_not_null(signers[i], "signer %d: %s", i, err.message);
+    }
+    for (int c = 0; c < NCASES; c++) {
+        const struct reqsign_signer *s = signers[rnd(NSIGNERS)];
+        int https = rnd(2) != 0;
+        char authority[128], target[1024], url[1300], digest[128], nonce[80], body[64];
+        char *p = authority;
+
+        /* authority: a reg-name in mixed case or an IP literal, with or without a port */
+        if (rnd(5) == 0) {
+            p += snprintf(p, 40, "%s", hosts[rnd(4)]);
+        } else {
+            int labels = 1 + (int)rnd(3);
+            for (int l = 0; l < labels; l++) { /* a letter first: not a numeric IPv4 form */
+                p = gen_chars(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", 1);
+                p = gen_chars(p, alnum, rnd(10));
+                if (rnd(4) == 0)
+                    p = gen_chars(p, "-", 1);
+                p = gen_chars(p, alnum, 1);
+                if (l + 1 < labels)
+                    p = gen_chars(p, ".", 1);
+            }
+        }
+        switch (rnd(4)) {
+        case 0:
+            snprintf(p, 16, ":%u", 1 + rnd(65535));
+            break;
+        case 1:
+            snprintf(p, 16, ":%s", https ? "443" : "80");
+            break;
+        default:
+            break;
+        }
+        /* path: segments of pchar and percent-encodings (no dot segments), or none */
+        p = target;
+        int segs = (int)rnd(5);
+        for (int k = 0; k < segs; k++) {
+            p = gen_chars(p, "/", 1);
+            p = gen_chars(p, pchar, rnd(8));
+            if (rnd(3) == 0)
+                p += snprintf(p, 8, "%s", pct[rnd(6)]);
+            if (rnd(3) == 0)
+                p = gen_chars(p, pchar, 1 + rnd(4));
+            const char *seg = strrchr(target, '/');
+            if (strcmp(seg, "/.") == 0 || strcmp(seg, "/..") == 0)
+                p = gen_chars(p, alnum, 1); /* not a dot segment */
+        }
+        if (segs == 0 && rnd(2) == 0)
+            p = gen_chars(p, "/", 1);
+        /* query: none, empty, or name=value pairs */
+        switch (rnd(3)) {
+        case 0:
+            break;
+        case 1:
+            p = gen_chars(p, "?", 1);
+            break;
+        default:
+            p = gen_chars(p, "?", 1);
+            for (int k = (int)rnd(4); k >= 0; k--) {
+                p = gen_chars(p, qchar, rnd(10));
+                p = gen_chars(p, "=", 1);
+                p = gen_chars(p, qchar, rnd(10));
+                if (rnd(3) == 0)
+                    p += snprintf(p, 8, "%s", pct[rnd(6)]);
+                if (k > 0)
+                    p = gen_chars(p, "&", 1);
+            }
+        }
+        snprintf(url, sizeof(url), "%s://%s%s", https ? "https" : "http", authority, target);
+
+        gen_printable(digest, 100);
+        gen_printable(nonce, 64);
+        if (strlen(nonce) < REQSIGN_NONCE_MIN_LEN)
+            snprintf(nonce, sizeof(nonce), "nonce-%u", rnd(1000000));
+        gen_chars(body, pchar, rnd(60));
+        struct reqsign_sign_input in = {.method = methods[rnd(9)],
+                                        .url = url,
+                                        .body = body,
+                                        .body_len = strlen(body),
+                                        .content_digest = rnd(2) != 0 ? digest : NULL,
+                                        .created = rnd(2) != 0 ? (int64_t)rnd(2000000000) : 0,
+                                        .nonce = rnd(4) != 0 ? nonce : NULL};
+        struct reqsign_signed out;
+        char signed_base[4096], built[4096];
+        memset(&out, 0, sizeof(out));
+        out.base_buf = signed_base;
+        out.base_cap = sizeof(signed_base);
+        reqsign_error_clear(&err);
+        cr_assert_eq(reqsign_signer_sign(s, &in, &out, &err), REQSIGN_OK, "case %d %s %s: %s", c,
+                     in.method, url, err.message);
+
+        /* the request as the server receives it */
+        struct reqsign_sf_member members[2];
+        struct reqsign_sf_item items[8];
+        struct reqsign_sf_param params[16];
+        struct reqsign_sf_parsed si = {members, 2, 0, items, 8, 0, params, 16, 0};
+        cr_assert_eq(
+            reqsign_sf_parse_dict(out.signature_input, strlen(out.signature_input), &si, NULL),
+            REQSIGN_OK, "case %d: %s", c, out.signature_input);
+        cr_assert_eq(si.n_members, 1);
+        struct reqsign_header h[1] = {
+            {{"Content-Digest", 14}, {out.content_digest, strlen(out.content_digest)}}};
+        char sent_target[1100]; /* "http://h" and "http://h?q" are sent with the path "/" */
+        snprintf(sent_target, sizeof(sent_target), "%s%s", target[0] == '/' ? "" : "/", target);
+        struct reqsign_request req = {{in.method, strlen(in.method)},
+                                      {https ? "https" : "http", https ? 5u : 4u},
+                                      {authority, strlen(authority)},
+                                      {sent_target, strlen(sent_target)},
+                                      h,
+                                      1};
+        size_t built_len = 0;
+        reqsign_error_clear(&err);
+        cr_assert_eq(
+            reqsign_base_build(&req, &si, &si.members[0], built, sizeof(built), &built_len, &err),
+            REQSIGN_OK, "case %d %s: %s", c, url, err.message);
+        cr_assert(out.base_len == built_len && memcmp(signed_base, built, built_len) == 0,
+                  "case %d %s %s: the signer signed\n%.*s\nreqsign_base_build gives\n%.*s", c,
+                  in.method, url, (int)out.base_len, signed_base, (int)built_len, built);
+    }
+    for (int i = 0; i < NSIGNERS; i++)
+        reqsign_signer_free(signers[i]);
 }
