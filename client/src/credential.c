@@ -449,6 +449,7 @@ enum reqsign_status reqsign_credential_load(const char *spec, const char *keyid_
                                             unsigned flags, struct reqsign_credential **out,
                                             struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_credential *c;
     enum reqsign_status st;
     const char *p;
@@ -545,6 +546,7 @@ struct reqsign_signer *reqsign_credential_signer(const struct reqsign_credential
                                                  const struct reqsign_signer_opts *overrides,
                                                  struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_signer_opts o;
 
     if (c == NULL) {

@@ -294,6 +294,7 @@ enum reqsign_status reqsign_curl_prepare(const struct reqsign_signer *s, CURL *h
                                          struct reqsign_curl_upload **upload,
                                          struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_signed local;
     struct reqsign_signed *sig;
     struct reqsign_curl_upload *u = NULL;

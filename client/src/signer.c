@@ -76,6 +76,7 @@ static int valid_method(const char *m)
 struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_signer *s;
     enum reqsign_status st;
     int sources;
@@ -451,6 +452,7 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
                                         const struct reqsign_sign_input *in,
                                         struct reqsign_signed *out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign__url_parts u;
     uint8_t sig[REQSIGN_ED25519_SIG_LEN];
     enum reqsign_status st;
@@ -478,6 +480,7 @@ enum reqsign_status reqsign_content_digest_file(const char *path, unsigned algs,
                                                 size_t cap, size_t *out_len,
                                                 struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_digest d;
     enum reqsign_status st;
     char buf[65536];

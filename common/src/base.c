@@ -553,11 +553,12 @@ static enum reqsign_status derived_value(const struct reqsign_request *req, stru
                              "unknown derived component \"%.*s\"", (int)comp.len, comp.ptr);
 }
 
-/* see reqsign/base.h */
-enum reqsign_status reqsign_base_build(const struct reqsign_request *req,
-                                       const struct reqsign_sf_parsed *si,
-                                       const struct reqsign_sf_member *m, char *out, size_t cap,
-                                       size_t *out_len, struct reqsign_error *err)
+/* The builder. REQSIGN_E_BUFFER_TOO_SMALL is returned without a detail in
+ * @err; reqsign_base_build() adds it. */
+static enum reqsign_status build(const struct reqsign_request *req,
+                                 const struct reqsign_sf_parsed *si,
+                                 const struct reqsign_sf_member *m, char *out, size_t cap,
+                                 size_t *out_len, struct reqsign_error *err)
 {
     struct reqsign__buf b = {out, cap, 0, 0};
     enum reqsign_status st;
@@ -651,4 +652,18 @@ enum reqsign_status reqsign_base_build(const struct reqsign_request *req,
                                  "signature parameters cannot be serialised");
     *out_len = pos;
     return REQSIGN_OK;
+}
+
+/* see reqsign/base.h */
+enum reqsign_status reqsign_base_build(const struct reqsign_request *req,
+                                       const struct reqsign_sf_parsed *si,
+                                       const struct reqsign_sf_member *m, char *out, size_t cap,
+                                       size_t *out_len, struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = build(req, si, m, out, cap, out_len, err);
+    if (st == REQSIGN_E_BUFFER_TOO_SMALL)
+        return reqsign_error_set(err, st, SRC, REQSIGN_NO_OFFSET,
+                                 "signature base longer than the %zu-byte buffer", cap);
+    return st;
 }

@@ -205,6 +205,7 @@ enum reqsign_status reqsign_content_digest_parse(const char *value, size_t len,
                                                  struct reqsign_digest_expect *out,
                                                  struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_sf_member members[CD_MAX_MEMBERS];
     struct reqsign_sf_item items[CD_MAX_ITEMS];
     struct reqsign_sf_param params[CD_MAX_PARAMS];
@@ -286,6 +287,7 @@ enum reqsign_status reqsign_content_digest_check(struct reqsign_digest *d,
                                                  const struct reqsign_digest_expect *exp,
                                                  struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     uint8_t raw256[REQSIGN_SHA256_LEN], raw512[REQSIGN_SHA512_LEN];
     enum reqsign_status st;
     int ok256 = 1, ok512 = 1;

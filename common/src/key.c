@@ -112,6 +112,7 @@ static enum reqsign_status key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED
 enum reqsign_status reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
                                             struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (out == NULL || pk == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET, NULL);
     *out = NULL;
@@ -122,6 +123,7 @@ enum reqsign_status reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUB
 enum reqsign_status reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED_LEN],
                                           struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (out == NULL || seed == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET, NULL);
     *out = NULL;
@@ -131,6 +133,7 @@ enum reqsign_status reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEE
 /* see reqsign/key.h */
 enum reqsign_status reqsign_key_generate(struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN]; /* public */
     struct reqsign__ed25519_priv *priv;
 
@@ -387,6 +390,7 @@ static enum reqsign_status key_from_decoded(const struct reqsign__decoded_key *d
 enum reqsign_status reqsign_key_load_mem(const void *data, size_t len, unsigned flags,
                                          struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign__decoded_key dk; /* secret */
     enum reqsign_status st;
 
@@ -482,6 +486,7 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
 enum reqsign_status reqsign_key_load_file(const char *path, unsigned flags,
                                           struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign__decoded_key dk; /* secret */
     uint8_t *buf = NULL;            /* secret: the file */
     size_t len = 0;

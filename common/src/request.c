@@ -113,6 +113,7 @@ enum reqsign_status reqsign_authority_normalize(struct reqsign_span scheme,
                                                 size_t cap, size_t *out_len,
                                                 struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     const unsigned char *a = (const unsigned char *)authority.ptr;
     size_t n = authority.len, host_end, i;
 
@@ -230,6 +231,7 @@ enum reqsign_status reqsign_target_split(struct reqsign_span target, struct reqs
                                          struct reqsign_span *query, int *has_query,
                                          struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const char qmark[] = "?";
     static const char slash[] = "/";
     const unsigned char *t = (const unsigned char *)target.ptr;

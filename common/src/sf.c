@@ -529,6 +529,7 @@ static enum reqsign_status sf_parse(enum sf_kind kind, const char *in, size_t le
 enum reqsign_status reqsign_sf_parse_dict(const char *in, size_t len, struct reqsign_sf_parsed *out,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return sf_parse(SF_DICT, in, len, out, err);
 }
 
@@ -536,6 +537,7 @@ enum reqsign_status reqsign_sf_parse_dict(const char *in, size_t len, struct req
 enum reqsign_status reqsign_sf_parse_list(const char *in, size_t len, struct reqsign_sf_parsed *out,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return sf_parse(SF_LIST, in, len, out, err);
 }
 
@@ -543,6 +545,7 @@ enum reqsign_status reqsign_sf_parse_list(const char *in, size_t len, struct req
 enum reqsign_status reqsign_sf_parse_item(const char *in, size_t len, struct reqsign_sf_parsed *out,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return sf_parse(SF_ITEM, in, len, out, err);
 }
 

@@ -403,6 +403,7 @@ static void kc_peek(struct kc_shard *sh, uint64_t h, const char *keyid, size_t l
 enum reqsign_status reqsign_keycache_lookup(void *ctx, const char *keyid, size_t keyid_len,
                                             struct reqsign_key_info *out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_keycache *c = ctx;
     if (out != NULL)
         memset(out, 0, sizeof(*out));
@@ -539,6 +540,7 @@ void reqsign_keycache_free(struct reqsign_keycache *c)
 struct reqsign_keycache *reqsign_keycache_new(const struct reqsign_keycache_opts *o,
                                               struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (o == NULL || o->store == NULL) {
         reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,
                           "a key store is required");
@@ -698,6 +700,7 @@ enum reqsign_status reqsign_keycache_start_flusher(struct reqsign_keycache *c,
                                                    const char *name, int64_t interval,
                                                    struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (c == NULL || writer == NULL || name == NULL || strlen(name) > REQSIGN_VERIFIER_NAME_MAX ||
         interval < 1 || c->flusher_on)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,

@@ -565,6 +565,7 @@ static enum reqsign_status kd_miss(struct reqsign_keydir *kd, struct reqsign_err
 enum reqsign_status reqsign_keydir_lookup(void *ctx, const char *keyid, size_t keyid_len,
                                           struct reqsign_key_info *out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_keydir *kd = ctx;
     if (out != NULL)
         memset(out, 0, sizeof(*out));
@@ -619,6 +620,7 @@ enum reqsign_status reqsign_keydir_lookup(void *ctx, const char *keyid, size_t k
 /* see reqsign/keydir.h */
 enum reqsign_status reqsign_keydir_refresh(struct reqsign_keydir *kd, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (kd == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kd_src, REQSIGN_NO_OFFSET,
                                  "keydir is required");
@@ -706,6 +708,7 @@ static bool kd_url_ok(const char *url)
 struct reqsign_keydir *reqsign_keydir_new(const struct reqsign_keydir_opts *o,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (o == NULL || o->url == NULL || !kd_url_ok(o->url))
         return kd_fail(NULL, err, REQSIGN_E_INVALID_ARG,
                        "an http:// or https:// directory URL is required");

@@ -108,6 +108,7 @@ enum reqsign_status reqsign_keystore_get(struct reqsign_keystore *ks, const char
                                          size_t keyid_len, struct reqsign_key_record *out,
                                          struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (out != NULL)
         memset(out, 0, sizeof(*out));
     if (ks == NULL || out == NULL)
@@ -124,6 +125,7 @@ enum reqsign_status reqsign_keystore_insert(struct reqsign_keystore *ks,
                                             const struct reqsign_key_record *rec,
                                             struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (ks == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
                                  "no key store");
@@ -138,6 +140,7 @@ enum reqsign_status reqsign_keystore_list(struct reqsign_keystore *ks, const cha
                                           size_t limit, struct reqsign_key_record *out, size_t *n,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (n != NULL)
         *n = 0;
     if (ks == NULL || n == NULL || (out == NULL && limit != 0))
@@ -158,6 +161,7 @@ enum reqsign_status reqsign_keystore_revoke(struct reqsign_keystore *ks, const c
                                             size_t keyid_len, int64_t now,
                                             struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (ks == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
                                  "no key store");
@@ -197,6 +201,7 @@ enum reqsign_status reqsign_keystore_update(struct reqsign_keystore *ks,
                                             const struct reqsign_key_record *rec,
                                             struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     KS_NEED(ks, update, "updating keys");
     enum reqsign_status st = check_record(rec, err);
     if (st != REQSIGN_OK)
@@ -216,6 +221,7 @@ enum reqsign_status reqsign_keystore_list_filter(struct reqsign_keystore *ks,
                                                  struct reqsign_key_record *out, size_t *n,
                                                  struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (n != NULL)
         *n = 0;
     KS_NEED(ks, list_filter, "filtered key lists");
@@ -237,6 +243,7 @@ enum reqsign_status reqsign_keystore_count_active(struct reqsign_keystore *ks, c
                                                   int64_t now, int64_t *n,
                                                   struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     KS_NEED(ks, count_active, "counting keys");
     if (account == NULL || n == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
@@ -249,6 +256,7 @@ enum reqsign_status reqsign_keystore_count_active(struct reqsign_keystore *ks, c
 enum reqsign_status reqsign_keystore_touch(struct reqsign_keystore *ks, const char *keyid,
                                            int64_t at, const char *by, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     KS_NEED(ks, touch, "recording key use");
     enum reqsign_status st = check_keyid(keyid, keyid != NULL ? strlen(keyid) : 0, err);
     if (st != REQSIGN_OK)
@@ -265,6 +273,7 @@ enum reqsign_status reqsign_keystore_account_insert(struct reqsign_keystore *ks,
                                                     const struct reqsign_account *a,
                                                     struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     KS_NEED(ks, account_insert, "accounts");
     if (a == NULL || !str_fits(a->id, sizeof(a->id)) || a->id[0] == '\0' ||
         !str_fits(a->name, sizeof(a->name)) ||
@@ -280,6 +289,7 @@ enum reqsign_status reqsign_keystore_account_get(struct reqsign_keystore *ks, co
                                                  struct reqsign_account *out,
                                                  struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (out != NULL)
         memset(out, 0, sizeof(*out));
     KS_NEED(ks, account_get, "accounts");
@@ -297,6 +307,7 @@ enum reqsign_status reqsign_keystore_account_list(struct reqsign_keystore *ks, c
                                                   size_t limit, struct reqsign_account *out,
                                                   size_t *n, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (n != NULL)
         *n = 0;
     KS_NEED(ks, account_list, "accounts");
@@ -315,6 +326,7 @@ enum reqsign_status reqsign_keystore_account_set_disabled(struct reqsign_keystor
                                                           const char *id, int64_t at,
                                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     KS_NEED(ks, account_set_disabled, "accounts");
     if (id == NULL || at < 0)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
@@ -327,6 +339,7 @@ enum reqsign_status reqsign_keystore_enrollment_insert(
     struct reqsign_keystore *ks, const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
     const char *account, int64_t created_at, int64_t expires_at, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     KS_NEED(ks, enrollment_insert, "enrollment tokens");
     if (hash == NULL || account == NULL || expires_at <= created_at)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
@@ -341,6 +354,7 @@ reqsign_keystore_enrollment_consume(struct reqsign_keystore *ks,
                                     char account_out[REQSIGN_ACCOUNT_ID_MAX + 1],
                                     struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (account_out != NULL)
         account_out[0] = '\0';
     KS_NEED(ks, enrollment_consume, "enrollment tokens");
@@ -355,6 +369,7 @@ enum reqsign_status reqsign_keystore_audit_append(struct reqsign_keystore *ks,
                                                   const struct reqsign_audit_event *ev,
                                                   struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     KS_NEED(ks, audit_append, "the audit log");
     if (ev == NULL || !str_fits(ev->actor, sizeof(ev->actor)) ||
         !str_fits(ev->account, sizeof(ev->account)) || !str_fits(ev->action, sizeof(ev->action)) ||
@@ -372,6 +387,7 @@ enum reqsign_status reqsign_keystore_audit_list(struct reqsign_keystore *ks, con
                                                 struct reqsign_audit_event *out, size_t *n,
                                                 struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (n != NULL)
         *n = 0;
     KS_NEED(ks, audit_list, "the audit log");

@@ -821,6 +821,7 @@ static enum reqsign_status check_conninfo(const char *conninfo, struct reqsign_e
 struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned flags,
                                                   struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const struct reqsign_keystore_ops ops = {
         .get = pg_get,
         .insert = pg_insert,
@@ -1000,6 +1001,7 @@ struct reqsign_keystore_pg_listener *reqsign_keystore_pg_listen(const char *conn
                                                                 struct reqsign_keycache *cache,
                                                                 struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (cache == NULL) {
         reqsign_error_set(err, REQSIGN_E_INVALID_ARG, pg_src, REQSIGN_NO_OFFSET,
                           "a key cache is required");
@@ -1084,6 +1086,7 @@ static void no_support(struct reqsign_error *err)
 struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned flags,
                                                   struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     no_support(err);
     return NULL;
 }
@@ -1093,6 +1096,7 @@ struct reqsign_keystore_pg_listener *reqsign_keystore_pg_listen(const char *conn
                                                                 struct reqsign_keycache *cache,
                                                                 struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     no_support(err);
     return NULL;
 }

@@ -1175,6 +1175,7 @@ static enum reqsign_status ensure_file(const char *path, bool create, struct req
 struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned flags,
                                                       struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const struct reqsign_keystore_ops ops = {
         .get = sq_get,
         .insert = sq_insert,

@@ -41,6 +41,7 @@ enum reqsign_status reqsign_nonce_store_check_insert(struct reqsign_nonce_store 
                                                      int64_t now, int64_t until,
                                                      struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const char src[] = "nonce store";
 
     if (s == NULL)

@@ -33,6 +33,7 @@ static const char rd_src[] = "nonce store";
 struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_nonce_redis_opts *o,
                                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     (void)o;
     (void)reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
                             "built without Redis support");
@@ -43,6 +44,7 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
 enum reqsign_status reqsign_nonce_store_redis_ping(struct reqsign_nonce_store *s,
                                                    struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
                              "built without Redis support");
 }
@@ -52,6 +54,7 @@ enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
     struct reqsign_nonce_store *s, const struct reqsign_nonce_item *items, size_t n,
     enum reqsign_status *results, int64_t now, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     for (size_t i = 0; results != NULL && i < n; i++)
         results[i] = REQSIGN_E_INVALID_ARG;
     return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
@@ -874,6 +877,7 @@ static const char *rd_parse_url(struct rd *r, const char *url)
 struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_nonce_redis_opts *o,
                                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (o == NULL || o->url == NULL) {
         (void)reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
                                 "no Redis URL");
@@ -944,6 +948,7 @@ static struct rd *rd_of(struct reqsign_nonce_store *s)
 enum reqsign_status reqsign_nonce_store_redis_ping(struct reqsign_nonce_store *s,
                                                    struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct rd *r = rd_of(s);
     struct rd_conn *k;
     struct rd_sigpipe sp;
@@ -981,6 +986,7 @@ enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
     struct reqsign_nonce_store *s, const struct reqsign_nonce_item *items, size_t n,
     enum reqsign_status *results, int64_t now, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct rd *r = rd_of(s);
     struct reqsign_error conn_err;
     char cause[RD_CAUSE_LEN] = "";

@@ -92,6 +92,7 @@ void reqsign_verifier_free(struct reqsign_verifier *v)
 struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts *o,
                                               struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const char SRC[] = "verifier";
     struct reqsign_verifier *v;
 
@@ -846,13 +847,20 @@ static enum reqsign_status step_base(struct vctx *c)
     st = pick_authority(v, &c->req, &c->picked, c->err);
     if (st != REQSIGN_OK)
         return st;
+    /* A base that does not fit the scratch block is a limit of this
+     * verifier (E_LIMIT), not the caller's buffer: the builder's detail goes
+     * to a local error first, so that it can be replaced. */
+    struct reqsign_error berr;
     st = reqsign_base_build(&c->req, &c->si, c->m, c->s->base, sizeof(c->s->base), &c->base_len,
-                            c->err);
+                            &berr);
     if (st == REQSIGN_E_BUFFER_TOO_SMALL)
         return reqsign_error_set(c->err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
                                  "signature base longer than %d bytes", REQSIGN_BASE_MAX);
-    if (st != REQSIGN_OK)
+    if (st != REQSIGN_OK) {
+        if (c->err != NULL)
+            *c->err = berr;
         return st;
+    }
     if (vs->base_buf != NULL && vs->base_cap > 0) {
         vs->base_len = c->base_len < vs->base_cap ? c->base_len : vs->base_cap;
         memcpy(vs->base_buf, c->s->base, vs->base_len);
@@ -966,6 +974,7 @@ enum reqsign_status reqsign_verifier_verify_headers(const struct reqsign_verifie
                                                     struct reqsign_verification *vs,
                                                     struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (v == NULL || req == NULL || vs == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
                                  "verifier, request and state are required");
@@ -992,6 +1001,7 @@ enum reqsign_status reqsign_verifier_verify_headers(const struct reqsign_verifie
 enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, const void *data,
                                               size_t len, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (vs == NULL || vs->state != VS_HEADERS_OK)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
                                  "the headers have not been verified");
@@ -1080,6 +1090,7 @@ static enum reqsign_status finish(struct reqsign_verification *vs, int recheck,
 enum reqsign_status reqsign_verification_finish(struct reqsign_verification *vs,
                                                 struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return finish(vs, 1, err);
 }
 
@@ -1089,6 +1100,7 @@ enum reqsign_status reqsign_verifier_verify(const struct reqsign_verifier *v,
                                             size_t body_len, struct reqsign_verification *vs,
                                             struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     enum reqsign_status st = reqsign_verifier_verify_headers(v, req, vs, err);
     if (st == REQSIGN_OK)
         st = reqsign_verification_body(vs, body, body_len, err);
@@ -1148,6 +1160,7 @@ enum reqsign_status reqsign_static_key_lookup(void *ctx, const char *keyid, size
                                               struct reqsign_key_info *out,
                                               struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     const struct reqsign_static_key *k = ctx;
     if (k->keyid != NULL && (strlen(k->keyid) != keyid_len ||
                              memcmp(k->keyid, keyid, keyid_len) != 0))

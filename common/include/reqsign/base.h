@@ -39,7 +39,9 @@ extern "C" {
  * Return: REQSIGN_OK, REQSIGN_E_COMPONENT_DUPLICATE, REQSIGN_E_COMPONENT_UNKNOWN,
  * REQSIGN_E_COMPONENT_ABSENT, REQSIGN_E_COMPONENT_INVALID,
  * REQSIGN_E_SIG_INPUT_MALFORMED (member is not an inner list of strings),
- * REQSIGN_E_URL, REQSIGN_E_LIMIT, REQSIGN_E_BUFFER_TOO_SMALL.
+ * REQSIGN_E_URL, REQSIGN_E_LIMIT, REQSIGN_E_BUFFER_TOO_SMALL (@cap too small;
+ * @err says so like any other failure).
+ * @err: reset on entry; on failure, code, offset and message; may be NULL.
  * Thread safety: thread-safe. Allocates: nothing.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
