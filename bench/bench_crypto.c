@@ -116,16 +116,16 @@ static uint64_t run_raw_verify(struct env *e, struct bench_raw *raw, size_t a, s
 
 
 struct parsed {
-    struct reqsign_sf_member m[REQSIGN_MAX_SIGNATURES];
-    struct reqsign_sf_item i[REQSIGN_MAX_SIGNATURES * REQSIGN_MAX_COMPONENTS];
-    struct reqsign_sf_param p[REQSIGN_MAX_SIGNATURES *
-                              (REQSIGN_MAX_COMPONENTS + REQSIGN_MAX_SIG_PARAMS)];
+    struct reqsign_sf_member m[REQSIGN_SIGNATURES_IN_MAX];
+    struct reqsign_sf_item i[REQSIGN_SIGNATURES_IN_MAX * REQSIGN_COMPONENTS_IN_MAX];
+    struct reqsign_sf_param p[REQSIGN_SIGNATURES_IN_MAX *
+                              (REQSIGN_COMPONENTS_IN_MAX + REQSIGN_SIG_PARAMS_IN_MAX)];
     struct reqsign_sf_parsed sf;
 };
 
 static void parsed_init(struct parsed *p)
 {
-    struct reqsign_sf_parsed sf = {p->m, REQSIGN_MAX_SIGNATURES, 0,
+    struct reqsign_sf_parsed sf = {p->m, REQSIGN_SIGNATURES_IN_MAX, 0,
                                    p->i, sizeof(p->i) / sizeof(p->i[0]), 0,
                                    p->p, sizeof(p->p) / sizeof(p->p[0]), 0};
     p->sf = sf;
@@ -149,7 +149,7 @@ static uint64_t run_stage(struct env *e, enum stage s, struct parsed *si, struct
                           struct reqsign_nonce_store *ns, struct reqsign_key **prepared)
 {
     struct reqsign_error err;
-    char *base = malloc(REQSIGN_BASE_MAX);
+    char *base = malloc(REQSIGN_BASE_BUF);
     volatile size_t sink = 0;
     if (base == NULL)
         bench_die("out of memory");
@@ -168,7 +168,7 @@ static uint64_t run_stage(struct env *e, enum stage s, struct parsed *si, struct
             if (st == REQSIGN_OK && s == ST_PARSE_BASE) {
                 size_t n = 0;
                 st = reqsign_base_build(&r->req, &si->sf, &si->sf.members[0], base,
-                                        REQSIGN_BASE_MAX, &n, &err);
+                                        REQSIGN_BASE_BUF, &n, &err);
                 sink += n;
             }
             break;
@@ -368,7 +368,7 @@ static void bench_sign(struct env *e)
      * fresh = 1: the signer as an application calls it, with a fresh random
      *    nonce (bases of the same length, different nonce characters).
      * They run as separate passes, so neither warms the other's inputs. */
-    char last_same[REQSIGN_SIGNATURE_FIELD_MAX];
+    char last_same[REQSIGN_SIGNATURE_OUT_BUF];
     last_same[0] = '\0';
     for (size_t r = 0; r <= e->rounds; r++) { /* round 0: warm-up */
         double rate[2][2]; /* [fresh][0: signer, 1: raw] */
@@ -427,7 +427,7 @@ static void bench_sign(struct env *e)
      * raw signature over the base does not hash the body), timed alone */
     double dg[8];
     for (size_t r = 0; r < 3; r++) {
-        char cd[REQSIGN_CONTENT_DIGEST_MAX];
+        char cd[REQSIGN_CONTENT_DIGEST_OUT_BUF];
         size_t len = 0;
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < e->set.n; i++) {

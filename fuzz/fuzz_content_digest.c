@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                reqsign_errname(st));
 
     /* our own serialisation of the same content must parse back to its digests */
-    char own[REQSIGN_CONTENT_DIGEST_MAX];
+    char own[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t own_len = 0;
     st = reqsign_content_digest(exp.algs, in, size, own, sizeof(own), &own_len);
     FUZZ_CHECK(st == REQSIGN_OK, "content_digest");

@@ -12,13 +12,13 @@
 static void check_key(const struct reqsign_key *k)
 {
     uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], pk2[REQSIGN_ED25519_PUBLIC_LEN];
-    char tp[REQSIGN_KEYID_BUF], buf[1024];
+    char tp[REQSIGN_THUMBPRINT_BUF], buf[1024];
     size_t n = 0;
     struct reqsign_key *k2 = NULL;
 
     reqsign_key_public_raw(k, pk);
     FUZZ_CHECK(reqsign_key_thumbprint(k, tp) == REQSIGN_OK, "thumbprint");
-    FUZZ_CHECK(strlen(tp) == REQSIGN_KEYID_THUMBPRINT_LEN, "thumbprint length");
+    FUZZ_CHECK(strlen(tp) == REQSIGN_THUMBPRINT_LEN, "thumbprint length");
 
     FUZZ_CHECK(reqsign_key_public_pem(k, buf, sizeof(buf), &n) == REQSIGN_OK, "public_pem");
     FUZZ_CHECK(reqsign_key_load_mem(buf, n, 0, &k2, NULL) == REQSIGN_OK, "public PEM reload");
@@ -64,7 +64,7 @@ static void load(const char *in, size_t size, unsigned flags)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > REQSIGN_KEY_FILE_MAX + 16)
+    if (size > REQSIGN_KEY_FILE_IN_MAX + 16)
         return 0;
     char *in = malloc(size ? size : 1); /* exact size: ASan sees over-reads */
     FUZZ_CHECK(in != NULL, "malloc");

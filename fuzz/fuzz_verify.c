@@ -77,9 +77,9 @@ static size_t combine(const struct reqsign_request *req, const char *name, char 
 }
 
 struct sfbuf {
-    struct reqsign_sf_member m[REQSIGN_MAX_SIGNATURES * 2];
-    struct reqsign_sf_item it[REQSIGN_MAX_COMPONENTS * REQSIGN_MAX_SIGNATURES * 2];
-    struct reqsign_sf_param pa[REQSIGN_MAX_SIG_PARAMS * REQSIGN_MAX_COMPONENTS * 2];
+    struct reqsign_sf_member m[REQSIGN_SIGNATURES_IN_MAX * 2];
+    struct reqsign_sf_item it[REQSIGN_COMPONENTS_IN_MAX * REQSIGN_SIGNATURES_IN_MAX * 2];
+    struct reqsign_sf_param pa[REQSIGN_SIG_PARAMS_IN_MAX * REQSIGN_COMPONENTS_IN_MAX * 2];
     struct reqsign_sf_parsed p;
 };
 
@@ -97,9 +97,9 @@ static void sfbuf_init(struct sfbuf *b)
 /* Independent check of an accepted request. */
 static void check_accepted(const struct reqsign_request *req, const struct reqsign_verification *vs)
 {
-    static char si_txt[REQSIGN_SIG_FIELD_MAX * 2], sig_txt[REQSIGN_SIG_FIELD_MAX * 2];
+    static char si_txt[REQSIGN_SIG_FIELD_IN_MAX * 2], sig_txt[REQSIGN_SIG_FIELD_IN_MAX * 2];
     static struct sfbuf si, sg;
-    static char base[REQSIGN_BASE_MAX];
+    static char base[REQSIGN_BASE_BUF];
     size_t label_len = strlen(vs->label);
 
     FUZZ_CHECK(vs->base_len > 0, "OK without a signature base");
@@ -140,7 +140,7 @@ static void check_accepted(const struct reqsign_request *req, const struct reqsi
 static void check_accepted_digest(const struct reqsign_request *req, const char *body,
                                   size_t body_len)
 {
-    static char cd[REQSIGN_SIG_FIELD_MAX * 2];
+    static char cd[REQSIGN_SIG_FIELD_IN_MAX * 2];
     if (body_len == 0)
         return;
     size_t n = combine(req, "content-digest", cd, sizeof(cd));
@@ -200,7 +200,7 @@ static size_t split(const char *in, size_t size, struct reqsign_request *req,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char base[REQSIGN_BASE_MAX];
+    static char base[REQSIGN_BASE_BUF];
     if (size > 64 * 1024)
         return 0;
     char *in = malloc(size ? size : 1); /* exact size: ASan sees over-reads */

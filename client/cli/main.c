@@ -604,7 +604,7 @@ static int cmd_keygen(int argc, char **argv)
     enum reqsign_status st;
     char priv[2048]; /* secret: wiped before return */
     char pub[1024];  /* public */
-    char keyid[REQSIGN_KEYID_BUF];
+    char keyid[REQSIGN_THUMBPRINT_BUF];
     size_t priv_len = 0, pub_len = 0;
     int rc = EXIT_FAIL;
 
@@ -845,7 +845,7 @@ static int cmd_sign(int argc, char **argv)
     struct reqsign_sign_input in;
     struct reqsign_signed out;
     struct reqsign_signer *signer = NULL;
-    char digest[REQSIGN_CONTENT_DIGEST_MAX];
+    char digest[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     char *base = NULL;
     enum reqsign_status st;
     int rc = EXIT_FAIL;
@@ -890,13 +890,13 @@ static int cmd_sign(int argc, char **argv)
         in.body_len = strlen(data);
     }
     if (show_base) {
-        base = malloc(REQSIGN_BASE_MAX);
+        base = malloc(REQSIGN_BASE_BUF);
         if (base == NULL) {
             print_error(stderr, REQSIGN_E_NOMEM, NULL);
             goto out;
         }
         out.base_buf = base;
-        out.base_cap = REQSIGN_BASE_MAX;
+        out.base_cap = REQSIGN_BASE_BUF;
     }
     st = reqsign_signer_sign(signer, &in, &out, &err);
     if (show_base && out.base_len > 0) {
@@ -1357,13 +1357,13 @@ have_pub:
     }
 
     if (show_base) {
-        base = malloc(REQSIGN_BASE_MAX);
+        base = malloc(REQSIGN_BASE_BUF);
         if (base == NULL) {
             print_error(stdout, REQSIGN_E_NOMEM, NULL);
             goto out;
         }
         vs.base_buf = base;
-        vs.base_cap = REQSIGN_BASE_MAX;
+        vs.base_cap = REQSIGN_BASE_BUF;
     }
     st = reqsign_verifier_verify_headers(verifier, &req, &vs, &err);
     if (show_base && vs.base_len > 0) {

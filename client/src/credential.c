@@ -21,7 +21,7 @@ static const char SRC[] = "credential";
 
 struct reqsign_credential {
     struct reqsign_key *key; /* secret: wiped by reqsign_key_free() */
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
     char *service; /* never NULL */
     char *api;     /* "api": the provider's API base URL; never NULL once loaded */
     char *label;   /* never NULL */
@@ -50,7 +50,7 @@ static int is_b64url(char c)
 
 static int looks_like_thumbprint(const char *s, size_t n)
 {
-    if (n != REQSIGN_KEYID_THUMBPRINT_LEN)
+    if (n != REQSIGN_THUMBPRINT_LEN)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!is_b64url(s[i]))
@@ -95,10 +95,10 @@ static enum reqsign_status set_keyid(struct reqsign_credential *c, const char *k
                                      enum reqsign_status code, const char *what,
                                      struct reqsign_error *err)
 {
-    if (n == 0 || n > REQSIGN_KEYID_MAX_LEN || !printable(keyid, n))
+    if (n == 0 || n > REQSIGN_KEYID_IN_MAX || !printable(keyid, n))
         return reqsign_error_set(err, code, SRC, REQSIGN_NO_OFFSET,
                                  "%s must be 1..%d printable ASCII characters", what,
-                                 REQSIGN_KEYID_MAX_LEN);
+                                 REQSIGN_KEYID_IN_MAX);
     memcpy(c->keyid, keyid, n);
     c->keyid[n] = '\0';
     return REQSIGN_OK;
@@ -106,7 +106,7 @@ static enum reqsign_status set_keyid(struct reqsign_credential *c, const char *k
 
 static enum reqsign_status thumbprint_keyid(struct reqsign_credential *c, struct reqsign_error *err)
 {
-    char tp[REQSIGN_KEYID_BUF];
+    char tp[REQSIGN_THUMBPRINT_BUF];
     if (reqsign_key_thumbprint(c->key, tp) != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_CRYPTO, SRC, REQSIGN_NO_OFFSET,
                                  "cannot compute the key thumbprint");
@@ -212,7 +212,7 @@ static enum reqsign_status from_json(struct reqsign_credential *c, json_t *root,
     if (st != REQSIGN_OK)
         return st;
 
-    char tp[REQSIGN_KEYID_BUF];
+    char tp[REQSIGN_THUMBPRINT_BUF];
     if (reqsign_key_thumbprint(c->key, tp) != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_CRYPTO, SRC, REQSIGN_NO_OFFSET,
                                  "cannot compute the key thumbprint");
@@ -301,13 +301,13 @@ static enum reqsign_status load_text(struct reqsign_credential *c, const char *t
     return st;
 }
 
-/* Read all of @fd (at most REQSIGN_CREDENTIAL_MAX bytes) into a malloc'd
- * buffer of REQSIGN_CREDENTIAL_MAX + 1 bytes (a secret: the caller wipes
+/* Read all of @fd (at most REQSIGN_CREDENTIAL_IN_MAX bytes) into a malloc'd
+ * buffer of REQSIGN_CREDENTIAL_IN_MAX + 1 bytes (a secret: the caller wipes
  * and frees it). @name is for messages. */
 static enum reqsign_status read_all(int fd, const char *name, char **out, size_t *out_len,
                                     struct reqsign_error *err)
 {
-    const size_t cap = (size_t)REQSIGN_CREDENTIAL_MAX + 1;
+    const size_t cap = (size_t)REQSIGN_CREDENTIAL_IN_MAX + 1;
     size_t n = 0;
     char *buf = malloc(cap);
     if (buf == NULL)
@@ -327,11 +327,11 @@ static enum reqsign_status read_all(int fd, const char *name, char **out, size_t
             break;
         n += (size_t)r;
     }
-    if (n > REQSIGN_CREDENTIAL_MAX) {
+    if (n > REQSIGN_CREDENTIAL_IN_MAX) {
         reqsign_memzero(buf, cap);
         free(buf);
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
-                                 "%s is more than %d bytes", name, REQSIGN_CREDENTIAL_MAX);
+                                 "%s is more than %d bytes", name, REQSIGN_CREDENTIAL_IN_MAX);
     }
     *out = buf;
     *out_len = n;
@@ -409,7 +409,7 @@ static enum reqsign_status load_path(struct reqsign_credential *c, const char *p
     }
 out:
     if (buf != NULL) {
-        reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_MAX + 1);
+        reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_IN_MAX + 1);
         free(buf);
     }
     close(fd);
@@ -439,7 +439,7 @@ static enum reqsign_status load_stdin(struct reqsign_credential *c, const char *
                                             REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE,
                                         &c->key, err)) == REQSIGN_OK)
         st = bare_key_keyid(c, keyid_override, err);
-    reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_MAX + 1);
+    reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_IN_MAX + 1);
     free(buf);
     return st;
 }
@@ -474,10 +474,10 @@ enum reqsign_status reqsign_credential_load(const char *spec, const char *keyid_
         st = load_stdin(c, keyid_override, flags, err);
     } else if (*p == '{') {
         size_t n = strlen(spec);
-        if (n > REQSIGN_CREDENTIAL_MAX)
+        if (n > REQSIGN_CREDENTIAL_IN_MAX)
             st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
                                    "inline credential is more than %d bytes",
-                                   REQSIGN_CREDENTIAL_MAX);
+                                   REQSIGN_CREDENTIAL_IN_MAX);
         else
             st = load_text(c, spec, n, NULL, 0, keyid_override, flags, err);
     } else {

@@ -263,7 +263,7 @@ static enum reqsign_status append_fields(const struct reqsign_signed *sig, int h
                                          struct curl_slist **headers, int *appended,
                                          struct reqsign_error *err)
 {
-    char line[REQSIGN_SIGNATURE_INPUT_MAX + 32];
+    char line[REQSIGN_SIGNATURE_INPUT_OUT_BUF + 32];
     for (size_t i = 0; i < sig->n_headers + 1; i++) {
         int n;
         if (i < sig->n_headers)
@@ -299,7 +299,7 @@ enum reqsign_status reqsign_curl_prepare(const struct reqsign_signer *s, CURL *h
     struct reqsign_signed *sig;
     struct reqsign_curl_upload *u = NULL;
     struct curl_slist *orig_last = NULL;
-    char digest[REQSIGN_CONTENT_DIGEST_MAX];
+    char digest[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     int has_expect = 0, appended = 0;
     enum reqsign_status st;
 

@@ -22,9 +22,9 @@ static const char SRC_SIGNER[] = "signer";
 
 struct reqsign_signer {
     struct reqsign_key *key;
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
-    char label[REQSIGN_SF_MAX_KEY_LEN + 1];
-    char tag[REQSIGN_KEYID_MAX_LEN + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
+    char label[REQSIGN_SF_KEY_IN_MAX + 1];
+    char tag[REQSIGN_TAG_IN_MAX + 1];
     int has_tag;
     int64_t expires_in;
     unsigned digest_algs;
@@ -45,7 +45,7 @@ static int printable(const char *s, size_t n)
 static int valid_label(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > REQSIGN_SF_MAX_KEY_LEN)
+    if (n == 0 || n > REQSIGN_SF_KEY_IN_MAX)
         return 0;
     if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '*'))
         return 0;
@@ -61,7 +61,7 @@ static int valid_label(const char *s)
 static int valid_method(const char *m)
 {
     size_t n = strlen(m);
-    if (n == 0 || n > REQSIGN_METHOD_MAX)
+    if (n == 0 || n > REQSIGN_METHOD_IN_MAX)
         return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)m[i];
@@ -116,15 +116,15 @@ struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts
 
     if (opts->keyid != NULL) {
         size_t n = strlen(opts->keyid);
-        if (n == 0 || n > REQSIGN_KEYID_MAX_LEN || !printable(opts->keyid, n)) {
+        if (n == 0 || n > REQSIGN_KEYID_IN_MAX || !printable(opts->keyid, n)) {
             reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                               "keyid must be 1..%d printable ASCII characters",
-                              REQSIGN_KEYID_MAX_LEN);
+                              REQSIGN_KEYID_IN_MAX);
             goto fail;
         }
         memcpy(s->keyid, opts->keyid, n + 1);
     } else {
-        char tp[REQSIGN_KEYID_BUF];
+        char tp[REQSIGN_THUMBPRINT_BUF];
         if (reqsign_key_thumbprint(s->key, tp) != REQSIGN_OK) {
             reqsign_error_set(err, REQSIGN_E_CRYPTO, SRC_SIGNER, REQSIGN_NO_OFFSET,
                               "cannot compute the key thumbprint");
@@ -141,10 +141,10 @@ struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts
     memcpy(s->label, label, strlen(label) + 1);
     if (opts->tag != NULL) {
         size_t n = strlen(opts->tag);
-        if (n > REQSIGN_KEYID_MAX_LEN || !printable(opts->tag, n)) {
+        if (n > REQSIGN_TAG_IN_MAX || !printable(opts->tag, n)) {
             reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                               "tag must be at most %d printable ASCII characters",
-                              REQSIGN_KEYID_MAX_LEN);
+                              REQSIGN_TAG_IN_MAX);
             goto fail;
         }
         memcpy(s->tag, opts->tag, n + 1);
@@ -235,7 +235,7 @@ static enum reqsign_status profile_base(const struct reqsign_request *req,
                                         struct reqsign_span params, char *out, size_t cap,
                                         size_t *out_len, struct reqsign_error *err)
 {
-    char auth[REQSIGN_AUTHORITY_MAX + 8];
+    char auth[REQSIGN_AUTHORITY_OUT_BUF];
     size_t alen;
     enum reqsign_status st;
 
@@ -301,10 +301,10 @@ static enum reqsign_status sign_nonce(const struct reqsign_sign_input *in,
     size_t len;
     if (in->nonce != NULL) {
         size_t n = strlen(in->nonce);
-        if (n < REQSIGN_NONCE_MIN_LEN || n > REQSIGN_NONCE_MAX_LEN || !printable(in->nonce, n))
+        if (n < REQSIGN_NONCE_IN_MIN || n > REQSIGN_NONCE_IN_MAX || !printable(in->nonce, n))
             return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                      "nonce must be %d..%d printable ASCII characters",
-                                     REQSIGN_NONCE_MIN_LEN, REQSIGN_NONCE_MAX_LEN);
+                                     REQSIGN_NONCE_IN_MIN, REQSIGN_NONCE_IN_MAX);
         memcpy(out->nonce, in->nonce, n + 1);
         return REQSIGN_OK;
     }
@@ -398,14 +398,14 @@ static enum reqsign_status sign_base(const struct reqsign_signer *s,
     enum reqsign_status st = profile_base(&req, u, out->content_digest, si_value, base,
                                           sizeof(stackbuf), &base_len, err);
     if (st == REQSIGN_E_BUFFER_TOO_SMALL) {
-        base = malloc(REQSIGN_BASE_MAX);
+        base = malloc(REQSIGN_BASE_BUF);
         if (base == NULL)
             return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER, REQSIGN_NO_OFFSET, NULL);
-        st = profile_base(&req, u, out->content_digest, si_value, base, REQSIGN_BASE_MAX,
+        st = profile_base(&req, u, out->content_digest, si_value, base, REQSIGN_BASE_BUF,
                           &base_len, err);
         if (st == REQSIGN_E_BUFFER_TOO_SMALL)
             st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_SIGNER, REQSIGN_NO_OFFSET,
-                                   "signature base longer than %d bytes", REQSIGN_BASE_MAX);
+                                   "signature base longer than %d bytes", REQSIGN_BASE_BUF);
     }
     if (st == REQSIGN_OK && out->base_buf != NULL && out->base_cap > 0) {
         size_t n = base_len < out->base_cap ? base_len : out->base_cap;
@@ -463,7 +463,7 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
     if (!valid_method(in->method))
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                  "method must be an HTTP token of at most %d characters",
-                                 REQSIGN_METHOD_MAX);
+                                 REQSIGN_METHOD_IN_MAX);
     out->base_len = 0;
     if ((st = reqsign__url_parse(in->url, s->path_as_is, &u, err)) != REQSIGN_OK ||
         (st = sign_content_digest(s, in, out, err)) != REQSIGN_OK ||

@@ -345,10 +345,10 @@ static enum reqsign_status decode_any(const uint8_t *data, size_t len, unsigned 
     memset(out, 0, sizeof(*out));
     if (len == 0)
         return reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET, "empty key");
-    if (len > REQSIGN_KEY_FILE_MAX)
+    if (len > REQSIGN_KEY_FILE_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
                                  "key is %zu bytes, more than the %d-byte limit", len,
-                                 REQSIGN_KEY_FILE_MAX);
+                                 REQSIGN_KEY_FILE_IN_MAX);
     if (len == REQSIGN_ED25519_PUBLIC_LEN) {
         if (flags & REQSIGN_KEY_RAW_PRIVATE) {
             memcpy(out->seed, data, REQSIGN_ED25519_SEED_LEN);
@@ -431,7 +431,7 @@ static const char *errno_text(int e)
     }
 }
 
-/* Read the whole regular file @fd into a fresh buffer of REQSIGN_KEY_FILE_MAX + 1
+/* Read the whole regular file @fd into a fresh buffer of REQSIGN_KEY_FILE_IN_MAX + 1
  * bytes (the caller wipes and frees it). */
 static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, size_t *len_out,
                                    mode_t *mode_out, struct reqsign_error *err)
@@ -439,7 +439,7 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
     struct stat st;
     uint8_t *buf;
     size_t n = 0;
-    const size_t cap = (size_t)REQSIGN_KEY_FILE_MAX + 1;
+    const size_t cap = (size_t)REQSIGN_KEY_FILE_IN_MAX + 1;
 
     if (fstat(fd, &st) != 0)
         return reqsign_error_set(err, REQSIGN_E_IO, SRC, REQSIGN_NO_OFFSET, "cannot stat %s: %s",
@@ -447,10 +447,10 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
     if (!S_ISREG(st.st_mode))
         return reqsign_error_set(err, REQSIGN_E_IO, SRC, REQSIGN_NO_OFFSET,
                                  "%s is not a regular file", path);
-    if (st.st_size > (off_t)REQSIGN_KEY_FILE_MAX)
+    if (st.st_size > (off_t)REQSIGN_KEY_FILE_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
                                  "key file %s is %lld bytes, more than the %d-byte limit", path,
-                                 (long long)st.st_size, REQSIGN_KEY_FILE_MAX);
+                                 (long long)st.st_size, REQSIGN_KEY_FILE_IN_MAX);
     buf = malloc(cap);
     if (buf == NULL)
         return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
@@ -469,12 +469,12 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
             break;
         n += (size_t)r;
     }
-    if (n > REQSIGN_KEY_FILE_MAX) { /* grew after fstat */
+    if (n > REQSIGN_KEY_FILE_IN_MAX) { /* grew after fstat */
         reqsign__wipe(buf, cap);
         free(buf);
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
                                  "key file %s is more than the %d-byte limit", path,
-                                 REQSIGN_KEY_FILE_MAX);
+                                 REQSIGN_KEY_FILE_IN_MAX);
     }
     *buf_out = buf;
     *len_out = n;
@@ -519,7 +519,7 @@ enum reqsign_status reqsign_key_load_file(const char *path, unsigned flags,
     if (st == REQSIGN_OK)
         st = key_from_decoded(&dk, flags, out, err);
     reqsign__wipe(&dk, sizeof(dk));
-    reqsign__wipe(buf, (size_t)REQSIGN_KEY_FILE_MAX + 1);
+    reqsign__wipe(buf, (size_t)REQSIGN_KEY_FILE_IN_MAX + 1);
     free(buf);
     return st;
 }
@@ -528,7 +528,7 @@ enum reqsign_status reqsign_key_load_file(const char *path, unsigned flags,
 
 /* see reqsign/key.h */
 enum reqsign_status reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
-                                           char out[REQSIGN_KEYID_BUF])
+                                           char out[REQSIGN_THUMBPRINT_BUF])
 {
     /* RFC 7638 3.2: required members only, lexicographic order, no whitespace. */
     static const char head[] = "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"";
@@ -549,15 +549,15 @@ enum reqsign_status reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBL
     json[pos++] = '}';
     if (reqsign__sha256(json, pos, hash) != 0)
         return REQSIGN_E_CRYPTO;
-    st = reqsign_base64url_encode(hash, sizeof(hash), out, REQSIGN_KEYID_BUF, &n);
-    if (st != REQSIGN_OK || n != REQSIGN_KEYID_THUMBPRINT_LEN)
+    st = reqsign_base64url_encode(hash, sizeof(hash), out, REQSIGN_THUMBPRINT_BUF, &n);
+    if (st != REQSIGN_OK || n != REQSIGN_THUMBPRINT_LEN)
         return REQSIGN_E_INTERNAL;
     return REQSIGN_OK;
 }
 
 /* see reqsign/key.h */
 enum reqsign_status reqsign_key_thumbprint(const struct reqsign_key *key,
-                                           char out[REQSIGN_KEYID_BUF])
+                                           char out[REQSIGN_THUMBPRINT_BUF])
 {
     if (key == NULL)
         return REQSIGN_E_INVALID_ARG;

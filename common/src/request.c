@@ -120,9 +120,9 @@ enum reqsign_status reqsign_authority_normalize(struct reqsign_span scheme,
     *out_len = 0;
     if (n == 0)
         return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, 0, "empty authority (Host)");
-    if (n > REQSIGN_AUTHORITY_MAX)
-        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_AUTHORITY, REQSIGN_AUTHORITY_MAX,
-                                 "authority longer than %d bytes", REQSIGN_AUTHORITY_MAX);
+    if (n > REQSIGN_AUTHORITY_IN_MAX)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_AUTHORITY, REQSIGN_AUTHORITY_IN_MAX,
+                                 "authority longer than %d bytes", REQSIGN_AUTHORITY_IN_MAX);
     if (a[0] == '[') {
         /* RFC 3986 IP-literal: an IPv6address; a zone identifier (RFC 6874)
          * and IPvFuture are refused (spec/PROTOCOL.md section 5.2.3) */
@@ -240,9 +240,9 @@ enum reqsign_status reqsign_target_split(struct reqsign_span target, struct reqs
     if (n == 0 || t[0] != '/')
         return reqsign_error_set(err, REQSIGN_E_URL, SRC_TARGET, 0,
                                  "request-target is not in origin-form (must start with '/')");
-    if (n > REQSIGN_TARGET_MAX)
-        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_TARGET, REQSIGN_TARGET_MAX,
-                                 "request-target longer than %d bytes", REQSIGN_TARGET_MAX);
+    if (n > REQSIGN_TARGET_IN_MAX)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_TARGET, REQSIGN_TARGET_IN_MAX,
+                                 "request-target longer than %d bytes", REQSIGN_TARGET_IN_MAX);
     size_t bad = first_bad_target_byte(t, n);
     if (bad < n)
         return reqsign_error_set(err, REQSIGN_E_URL, SRC_TARGET, bad,

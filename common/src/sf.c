@@ -169,8 +169,8 @@ static enum reqsign_status parse_key(struct sf_parser *p, struct reqsign_span *k
     p->pos++;
     while (p->pos < p->len && IS(p->s[p->pos], C_KEY))
         p->pos++;
-    if (p->pos - start > REQSIGN_SF_MAX_KEY_LEN)
-        return plimit(p, start + REQSIGN_SF_MAX_KEY_LEN, "key longer than 64 characters");
+    if (p->pos - start > REQSIGN_SF_KEY_IN_MAX)
+        return plimit(p, start + REQSIGN_SF_KEY_IN_MAX, "key longer than 64 characters");
     key->ptr = p->s + start;
     key->len = p->pos - start;
     return REQSIGN_OK;

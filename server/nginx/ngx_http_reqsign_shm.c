@@ -232,13 +232,13 @@ static enum reqsign_status ngx_http_reqsign_shm_check_insert(void *impl, const c
                                                              struct reqsign_error *err)
 {
     ngx_http_reqsign_shm_ctx_t *ctx = impl;
-    uint8_t buf[2 + REQSIGN_KEYID_MAX_LEN + REQSIGN_NONCE_MAX_LEN];
+    uint8_t buf[2 + REQSIGN_KEYID_IN_MAX + REQSIGN_NONCE_IN_MAX];
     uint64_t h[2], kh[2];
     enum reqsign_status st;
 
     /* nonce.c checked the lengths; the keyid's length first keeps the
      * encoding of (keyid, nonce) one-to-one */
-    if (keyid_len > REQSIGN_KEYID_MAX_LEN || nonce_len > REQSIGN_NONCE_MAX_LEN || now < 0) {
+    if (keyid_len > REQSIGN_KEYID_IN_MAX || nonce_len > REQSIGN_NONCE_IN_MAX || now < 0) {
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "nonce store", REQSIGN_NO_OFFSET,
                                  "keyid, nonce or time out of range");
     }

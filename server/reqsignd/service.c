@@ -431,14 +431,14 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 }
 
 /* The keyid of /v1/keys/{keyid}, decoded. 0 or -1 (not this route). */
-static int key_from_path(const struct reqsign_httpd_req *r, char keyid[REQSIGN_KEYID_MAX_LEN + 1])
+static int key_from_path(const struct reqsign_httpd_req *r, char keyid[REQSIGN_KEYID_IN_MAX + 1])
 {
     static const char pre[] = "/v1/keys/";
     size_t pl = sizeof(pre) - 1;
     if (r->path.len <= pl || memcmp(r->path.ptr, pre, pl) != 0 ||
         memchr(r->path.ptr + pl, '/', r->path.len - pl) != NULL)
         return -1;
-    return pct_decode(r->path.ptr + pl, r->path.len - pl, keyid, REQSIGN_KEYID_MAX_LEN + 1);
+    return pct_decode(r->path.ptr + pl, r->path.len - pl, keyid, REQSIGN_KEYID_IN_MAX + 1);
 }
 
 static int split_path(const struct reqsign_httpd_req *r, const char *pre, char *id, size_t idcap,
@@ -446,7 +446,7 @@ static int split_path(const struct reqsign_httpd_req *r, const char *pre, char *
 
 static enum route route_of(const struct reqsign_httpd_req *r)
 {
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
     if (reqsign_httpd_path_is(r, "/healthz"))
         return R_HEALTH;
     if (reqsign_httpd_path_is(r, DIRECTORY_PATH))
@@ -461,7 +461,7 @@ static enum route route_of(const struct reqsign_httpd_req *r)
         return R_ENROLL;
     if (reqsign_httpd_path_is(r, "/v1/audit"))
         return R_AUDIT;
-    char id[REQSIGN_KEYID_MAX_LEN + 1], action[16];
+    char id[REQSIGN_KEYID_IN_MAX + 1], action[16];
     if (split_path(r, "/v1/keys/", id, sizeof(id), action, sizeof(action)) == 0 &&
         (!strcmp(action, "disable") || !strcmp(action, "enable") || !strcmp(action, "rotate")))
         return R_KEY_ACTION;
@@ -517,9 +517,9 @@ static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r
 {
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    struct reqsign_key_record *page = calloc(REQSIGN_KEYSTORE_PAGE_MAX, sizeof(*page));
+    struct reqsign_key_record *page = calloc(REQSIGN_KEYSTORE_PAGE_IN_MAX, sizeof(*page));
     json_t *keys = json_array();
-    char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
+    char after[REQSIGN_KEYID_IN_MAX + 1] = "";
     int64_t now = now_s();
     if (page == NULL || keys == NULL) {
         reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
@@ -527,7 +527,7 @@ static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r
     }
     for (;;) {
         size_t n = 0;
-        if (reqsign_keystore_list(s->store, after, REQSIGN_KEYSTORE_PAGE_MAX, page, &n, &err) !=
+        if (reqsign_keystore_list(s->store, after, REQSIGN_KEYSTORE_PAGE_IN_MAX, page, &n, &err) !=
             REQSIGN_OK) {
             store_error(r, &err);
             goto out;
@@ -543,7 +543,7 @@ static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r
             json_object_set_new(jwk, "use", json_string("sig"));
             json_array_append_new(keys, jwk);
         }
-        if (n < REQSIGN_KEYSTORE_PAGE_MAX)
+        if (n < REQSIGN_KEYSTORE_PAGE_IN_MAX)
             break;
         snprintf(after, sizeof(after), "%s", page[n - 1].keyid);
     }
@@ -557,7 +557,7 @@ out:
 
 static int scope_ok(const char *s, size_t n)
 {
-    if (n < 1 || n > REQSIGN_SCOPE_MAX)
+    if (n < 1 || n > REQSIGN_SCOPE_IN_MAX)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -708,10 +708,10 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
     }
     json_t *label = json_object_get(doc, "label");
     if (label != NULL && !json_is_null(label)) {
-        if (!json_is_string(label) || json_string_length(label) > REQSIGN_LABEL_MAX ||
+        if (!json_is_string(label) || json_string_length(label) > REQSIGN_KEY_LABEL_IN_MAX ||
             strlen(json_string_value(label)) != json_string_length(label)) {
             st = set_error(err, REQSIGN_E_INVALID_REQUEST,
-                           "label must be a string of at most %d bytes", REQSIGN_LABEL_MAX);
+                           "label must be a string of at most %d bytes", REQSIGN_KEY_LABEL_IN_MAX);
             goto out;
         }
         if (!label_text_ok(json_string_value(label))) {
@@ -768,7 +768,7 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
     json_t *acct = json_object_get(doc, "account");
     if (acct != NULL && !json_is_null(acct)) {
         if (!json_is_string(acct) || json_string_length(acct) == 0 ||
-            json_string_length(acct) > REQSIGN_ACCOUNT_ID_MAX ||
+            json_string_length(acct) > REQSIGN_ACCOUNT_ID_IN_MAX ||
             strlen(json_string_value(acct)) != json_string_length(acct)) {
             st = set_error(err, REQSIGN_E_INVALID_REQUEST, "account must be an account id");
             goto out;
@@ -1170,7 +1170,7 @@ static void do_account_create(struct reqsignd_service *s, struct reqsign_httpd_r
     json_t *life = json_object_get(doc, "max_key_lifetime_s");
     const char *bad = NULL;
     if (!json_is_string(name) || json_string_length(name) == 0 ||
-        json_string_length(name) > REQSIGN_ACCOUNT_NAME_MAX ||
+        json_string_length(name) > REQSIGN_ACCOUNT_NAME_IN_MAX ||
         strlen(json_string_value(name)) != json_string_length(name) ||
         !label_text_ok(json_string_value(name)))
         bad = "name must be a string of 1..128 bytes without control characters";
@@ -1254,9 +1254,9 @@ static long list_limit(struct reqsign_httpd_req *r)
     int64_t lv = LIST_DEFAULT;
     query_param(r, "limit", v, sizeof(v), &present);
     if (present && (present < 0 || reqsign_httpd_parse_seconds(v, &lv) != 0 || lv < 1 ||
-                    lv > REQSIGN_KEYSTORE_PAGE_MAX)) {
+                    lv > REQSIGN_KEYSTORE_PAGE_IN_MAX)) {
         reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "limit must be 1..%d",
-                           REQSIGN_KEYSTORE_PAGE_MAX);
+                           REQSIGN_KEYSTORE_PAGE_IN_MAX);
         return -1;
     }
     return (long)lv;
@@ -1269,7 +1269,7 @@ static void do_account_list(struct reqsignd_service *s, struct reqsign_httpd_req
     long limit = list_limit(r);
     if (limit < 0)
         return;
-    char after[REQSIGN_ACCOUNT_ID_MAX + 1];
+    char after[REQSIGN_ACCOUNT_ID_IN_MAX + 1];
     int present;
     query_param(r, "after", after, sizeof(after), &present);
     struct reqsign_error err;
@@ -1311,7 +1311,7 @@ static void do_account_list(struct reqsignd_service *s, struct reqsign_httpd_req
 static void do_account(struct reqsignd_service *s, struct reqsign_httpd_req *r,
                        const struct call *c, const struct actor *a)
 {
-    char id[REQSIGN_ACCOUNT_ID_MAX + 1], action[16];
+    char id[REQSIGN_ACCOUNT_ID_IN_MAX + 1], action[16];
     struct reqsign_account acct;
     struct reqsign_error err;
     reqsign_error_clear(&err);
@@ -1417,7 +1417,7 @@ static void do_key_list(struct reqsignd_service *s, struct reqsign_httpd_req *r,
     long limit = list_limit(r);
     if (limit < 0)
         return;
-    char after[REQSIGN_KEYID_MAX_LEN + 1], account[REQSIGN_ACCOUNT_ID_MAX + 1], unused[24];
+    char after[REQSIGN_KEYID_IN_MAX + 1], account[REQSIGN_ACCOUNT_ID_IN_MAX + 1], unused[24];
     int p1, p2, p3;
     query_param(r, "after", after, sizeof(after), &p1);
     query_param(r, "account", account, sizeof(account), &p2);
@@ -1507,7 +1507,7 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
         goto out;
     }
     for (const char *p = cr.scopes; *p;) {
-        char one[REQSIGN_SCOPE_MAX + 1];
+        char one[REQSIGN_SCOPE_IN_MAX + 1];
         size_t l = strcspn(p, " ");
         snprintf(one, sizeof(one), "%.*s", (int)l, p);
         if (!scope_grantable(a, &acct, one)) {
@@ -1561,7 +1561,7 @@ out:
 static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, struct call *c,
                    const struct actor *a)
 {
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1], action[16];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1], action[16];
     struct reqsign_key_record rec;
     struct reqsign_error err;
     reqsign_error_clear(&err);
@@ -1727,7 +1727,7 @@ static void do_audit(struct reqsignd_service *s, struct reqsign_httpd_req *r,
         reqsign_httpd_fail(r, REQSIGN_E_SCOPE, "key lacks the scope " SELF_SCOPE);
         return;
     }
-    char account[REQSIGN_ACCOUNT_ID_MAX + 1], after[24];
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1], after[24];
     int p1, p2;
     int64_t av = 0;
     query_param(r, "account", account, sizeof(account), &p1);
@@ -1788,7 +1788,7 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     const char *ls = json_string_value(label);
     if (!json_is_string(tok) || json_string_length(tok) > 128 ||
         (label != NULL && !json_is_null(label) &&
-         (ls == NULL || json_string_length(label) > REQSIGN_LABEL_MAX ||
+         (ls == NULL || json_string_length(label) > REQSIGN_KEY_LABEL_IN_MAX ||
           strlen(ls) != json_string_length(label) || !label_text_ok(ls)))) {
         json_decref(doc);
         reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST,
@@ -1806,7 +1806,7 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     if (!generated) {
         /* proof of possession: the request signed by this very key */
         struct reqsign_static_key sk;
-        char kid[REQSIGN_KEYID_MAX_LEN + 1];
+        char kid[REQSIGN_KEYID_IN_MAX + 1];
         memset(&sk, 0, sizeof(sk));
         if (reqsign_key_thumbprint(key, kid) != REQSIGN_OK) {
             json_decref(doc);
@@ -1843,7 +1843,7 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     }
     /* the token: rate-limited per source, single use, by its SHA-256 */
     uint8_t h[REQSIGN_ENROLLMENT_HASH_LEN];
-    char acct_id[REQSIGN_ACCOUNT_ID_MAX + 1] = "";
+    char acct_id[REQSIGN_ACCOUNT_ID_IN_MAX + 1] = "";
     int limited = enroll_limited(s, r->peer, 0);
     token_hash(json_string_value(tok), json_string_length(tok), h);
     json_decref(doc); /* the token's copy is wiped (reqsign_httpd_wipe_json) */
@@ -2016,7 +2016,7 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
         return;
     }
     /* keys:admin and keys:self manage keys; any key may revoke itself */
-    char kid[REQSIGN_KEYID_MAX_LEN + 1];
+    char kid[REQSIGN_KEYID_IN_MAX + 1];
     int own_delete = rt == R_KEY && strcmp(r->method, "DELETE") == 0 &&
                      key_from_path(r, kid) == 0 && strcmp(kid, c->vs.keyid) == 0;
     if (!has_scope(c->vs.scopes, ADMIN_SCOPE) && !has_scope(c->vs.scopes, SELF_SCOPE) &&
@@ -2262,7 +2262,7 @@ int reqsignd_handle(struct reqsignd_service *s, const struct reqsignd_request *r
 
 /* see service.h */
 int reqsignd_init_admin(struct reqsign_keystore *ks, const char *service, char **cred,
-                        size_t *cred_len, char keyid[REQSIGN_KEYID_MAX_LEN + 1],
+                        size_t *cred_len, char keyid[REQSIGN_KEYID_IN_MAX + 1],
                         struct reqsign_key **key_out, struct reqsign_error *err)
 {
     struct reqsign_key *key = NULL;
@@ -2291,7 +2291,7 @@ int reqsignd_init_admin(struct reqsign_keystore *ks, const char *service, char *
         rc = 3;
         goto done;
     }
-    snprintf(keyid, REQSIGN_KEYID_MAX_LEN + 1, "%s", rec.keyid);
+    snprintf(keyid, REQSIGN_KEYID_IN_MAX + 1, "%s", rec.keyid);
     if (key_out != NULL) {
         *key_out = key;
         key = NULL;

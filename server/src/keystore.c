@@ -2,10 +2,10 @@
  *
  * Every call goes through here, so the argument checks that all backends rely
  * on live here once: keyid lengths, the list limit (clamped to
- * REQSIGN_KEYSTORE_PAGE_MAX), and the validation of a record before insert
- * (keyid 1..REQSIGN_KEYID_MAX_LEN printable ASCII, label NUL-terminated within
- * REQSIGN_LABEL_MAX bytes, scopes NUL-terminated within REQSIGN_SCOPES_MAX
- * bytes, each scope token 1..REQSIGN_SCOPE_MAX printable bytes). Outputs are
+ * REQSIGN_KEYSTORE_PAGE_IN_MAX), and the validation of a record before insert
+ * (keyid 1..REQSIGN_KEYID_IN_MAX printable ASCII, label NUL-terminated within
+ * REQSIGN_KEY_LABEL_IN_MAX bytes, scopes NUL-terminated within REQSIGN_SCOPE_LIST_BUF
+ * bytes, each scope token 1..REQSIGN_SCOPE_IN_MAX printable bytes). Outputs are
  * reset on entry.
  */
 #include <reqsign/keystore.h>
@@ -51,10 +51,10 @@ static int keyid_char_ok(unsigned char c)
 
 static enum reqsign_status check_keyid(const char *keyid, size_t len, struct reqsign_error *err)
 {
-    if (keyid == NULL || len == 0 || len > REQSIGN_KEYID_MAX_LEN)
+    if (keyid == NULL || len == 0 || len > REQSIGN_KEYID_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
                                  "keyid length %zu not in 1..%d", keyid == NULL ? 0 : len,
-                                 REQSIGN_KEYID_MAX_LEN);
+                                 REQSIGN_KEYID_IN_MAX);
     return REQSIGN_OK;
 }
 
@@ -67,7 +67,7 @@ static enum reqsign_status check_record(const struct reqsign_key_record *rec,
     const char *end = memchr(rec->keyid, '\0', sizeof(rec->keyid));
     if (end == NULL || end == rec->keyid)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
-                                 "keyid must be 1..%d characters", REQSIGN_KEYID_MAX_LEN);
+                                 "keyid must be 1..%d characters", REQSIGN_KEYID_IN_MAX);
     for (const char *p = rec->keyid; p < end; p++)
         if (!keyid_char_ok((unsigned char)*p))
             return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, (size_t)(p - rec->keyid),
@@ -75,14 +75,14 @@ static enum reqsign_status check_record(const struct reqsign_key_record *rec,
                                      (unsigned)(unsigned char)*p);
     if (memchr(rec->account, '\0', sizeof(rec->account)) == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
-                                 "account longer than %d bytes", REQSIGN_ACCOUNT_ID_MAX);
+                                 "account longer than %d bytes", REQSIGN_ACCOUNT_ID_IN_MAX);
     if (memchr(rec->label, '\0', sizeof(rec->label)) == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
-                                 "label longer than %d bytes", REQSIGN_LABEL_MAX);
+                                 "label longer than %d bytes", REQSIGN_KEY_LABEL_IN_MAX);
     const char *send = memchr(rec->scopes, '\0', sizeof(rec->scopes));
     if (send == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
-                                 "scopes longer than %d bytes", REQSIGN_SCOPES_MAX - 1);
+                                 "scopes longer than %d bytes", REQSIGN_SCOPE_LIST_BUF - 1);
     size_t tok = 0;
     for (const char *p = rec->scopes; p < send; p++) {
         unsigned char c = (unsigned char)*p;
@@ -93,9 +93,9 @@ static enum reqsign_status check_record(const struct reqsign_key_record *rec,
         if (c < 0x21 || c > 0x7e)
             return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, (size_t)(p - rec->scopes),
                                      "scope byte 0x%02x is not printable ASCII", (unsigned)c);
-        if (++tok > REQSIGN_SCOPE_MAX)
+        if (++tok > REQSIGN_SCOPE_IN_MAX)
             return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, (size_t)(p - rec->scopes),
-                                     "a scope is longer than %d bytes", REQSIGN_SCOPE_MAX);
+                                     "a scope is longer than %d bytes", REQSIGN_SCOPE_IN_MAX);
     }
     if (rec->created_at < 0 || rec->expires_at < 0 || rec->revoked_at < 0)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
@@ -146,11 +146,11 @@ enum reqsign_status reqsign_keystore_list(struct reqsign_keystore *ks, const cha
     if (ks == NULL || n == NULL || (out == NULL && limit != 0))
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
                                  "store, output and count are required");
-    if (after != NULL && strnlen(after, REQSIGN_KEYID_MAX_LEN + 1) > REQSIGN_KEYID_MAX_LEN)
+    if (after != NULL && strnlen(after, REQSIGN_KEYID_IN_MAX + 1) > REQSIGN_KEYID_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
-                                 "list cursor longer than %d characters", REQSIGN_KEYID_MAX_LEN);
-    if (limit > REQSIGN_KEYSTORE_PAGE_MAX)
-        limit = REQSIGN_KEYSTORE_PAGE_MAX;
+                                 "list cursor longer than %d characters", REQSIGN_KEYID_IN_MAX);
+    if (limit > REQSIGN_KEYSTORE_PAGE_IN_MAX)
+        limit = REQSIGN_KEYSTORE_PAGE_IN_MAX;
     if (limit == 0)
         return REQSIGN_OK;
     return ks->ops.list(ks->impl, after == NULL ? "" : after, limit, out, n, err);
@@ -228,11 +228,11 @@ enum reqsign_status reqsign_keystore_list_filter(struct reqsign_keystore *ks,
     if (n == NULL || f == NULL || (out == NULL && limit != 0))
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
                                  "filter, output and count are required");
-    if (after != NULL && strnlen(after, REQSIGN_KEYID_MAX_LEN + 1) > REQSIGN_KEYID_MAX_LEN)
+    if (after != NULL && strnlen(after, REQSIGN_KEYID_IN_MAX + 1) > REQSIGN_KEYID_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
-                                 "list cursor longer than %d characters", REQSIGN_KEYID_MAX_LEN);
-    if (limit > REQSIGN_KEYSTORE_PAGE_MAX)
-        limit = REQSIGN_KEYSTORE_PAGE_MAX;
+                                 "list cursor longer than %d characters", REQSIGN_KEYID_IN_MAX);
+    if (limit > REQSIGN_KEYSTORE_PAGE_IN_MAX)
+        limit = REQSIGN_KEYSTORE_PAGE_IN_MAX;
     if (limit == 0)
         return REQSIGN_OK;
     return ks->ops.list_filter(ks->impl, f, after == NULL ? "" : after, limit, out, n, err);
@@ -261,10 +261,10 @@ enum reqsign_status reqsign_keystore_touch(struct reqsign_keystore *ks, const ch
     enum reqsign_status st = check_keyid(keyid, keyid != NULL ? strlen(keyid) : 0, err);
     if (st != REQSIGN_OK)
         return st;
-    if (by == NULL || strlen(by) > REQSIGN_VERIFIER_NAME_MAX || at <= 0)
+    if (by == NULL || strlen(by) > REQSIGN_VERIFIER_NAME_IN_MAX || at <= 0)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
                                  "a positive time and a verifier name of at most %d bytes",
-                                 REQSIGN_VERIFIER_NAME_MAX);
+                                 REQSIGN_VERIFIER_NAME_IN_MAX);
     return ks->ops.touch(ks->impl, keyid, at, by, err);
 }
 
@@ -296,7 +296,7 @@ enum reqsign_status reqsign_keystore_account_get(struct reqsign_keystore *ks, co
     if (id == NULL || out == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
                                  "id and output are required");
-    if (id[0] == '\0' || strlen(id) > REQSIGN_ACCOUNT_ID_MAX)
+    if (id[0] == '\0' || strlen(id) > REQSIGN_ACCOUNT_ID_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_NOT_FOUND, ks_src, REQSIGN_NO_OFFSET,
                                  "no such account");
     return ks->ops.account_get(ks->impl, id, out, err);
@@ -314,8 +314,8 @@ enum reqsign_status reqsign_keystore_account_list(struct reqsign_keystore *ks, c
     if (n == NULL || (out == NULL && limit != 0))
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
                                  "output and count are required");
-    if (limit > REQSIGN_KEYSTORE_PAGE_MAX)
-        limit = REQSIGN_KEYSTORE_PAGE_MAX;
+    if (limit > REQSIGN_KEYSTORE_PAGE_IN_MAX)
+        limit = REQSIGN_KEYSTORE_PAGE_IN_MAX;
     if (limit == 0)
         return REQSIGN_OK;
     return ks->ops.account_list(ks->impl, after == NULL ? "" : after, limit, out, n, err);
@@ -351,7 +351,7 @@ enum reqsign_status reqsign_keystore_enrollment_insert(
 enum reqsign_status
 reqsign_keystore_enrollment_consume(struct reqsign_keystore *ks,
                                     const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
-                                    char account_out[REQSIGN_ACCOUNT_ID_MAX + 1],
+                                    char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1],
                                     struct reqsign_error *err)
 {
     reqsign_error_clear(err);
@@ -394,8 +394,8 @@ enum reqsign_status reqsign_keystore_audit_list(struct reqsign_keystore *ks, con
     if (n == NULL || (out == NULL && limit != 0))
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
                                  "output and count are required");
-    if (limit > REQSIGN_KEYSTORE_PAGE_MAX)
-        limit = REQSIGN_KEYSTORE_PAGE_MAX;
+    if (limit > REQSIGN_KEYSTORE_PAGE_IN_MAX)
+        limit = REQSIGN_KEYSTORE_PAGE_IN_MAX;
     if (limit == 0)
         return REQSIGN_OK;
     return ks->ops.audit_list(ks->impl, account == NULL ? "" : account, after, limit, out, n,

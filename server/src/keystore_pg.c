@@ -620,7 +620,7 @@ static enum reqsign_status pg_list(void *impl, const char *after, size_t limit,
     *n = 0;
     /* A cursor byte >= 0x80 cannot be sent as text on its own; every keyid is
      * printable ASCII, so "prefix before it" + 0x7f orders the same way. */
-    char cursor[REQSIGN_KEYID_MAX_LEN + 2];
+    char cursor[REQSIGN_KEYID_IN_MAX + 2];
     size_t clen = 0;
     while (after[clen] != '\0' && (unsigned char)after[clen] < 0x80 && clen < sizeof(cursor) - 2) {
         cursor[clen] = after[clen];

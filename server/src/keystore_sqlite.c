@@ -908,7 +908,7 @@ static enum reqsign_status sq_enrollment_insert(void *impl,
 static enum reqsign_status sq_enrollment_consume(void *impl,
                                                  const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
                                                  int64_t now,
-                                                 char account_out[REQSIGN_ACCOUNT_ID_MAX + 1],
+                                                 char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1],
                                                  struct reqsign_error *err)
 {
     struct sq_store *s = impl;
@@ -925,7 +925,7 @@ static enum reqsign_status sq_enrollment_consume(void *impl,
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        ret = copy_text(st, 0, account_out, REQSIGN_ACCOUNT_ID_MAX + 1, true, "account", err);
+        ret = copy_text(st, 0, account_out, REQSIGN_ACCOUNT_ID_IN_MAX + 1, true, "account", err);
         rc = sqlite3_step(st); /* to SQLITE_DONE: the UPDATE is complete */
         if (rc == SQLITE_DONE)
             rc = SQLITE_OK;

@@ -49,14 +49,14 @@ enum reqsign_status reqsign_nonce_store_check_insert(struct reqsign_nonce_store 
                                  "no nonce store");
     /* Implementations rely on these bounds (the in-memory store hashes into a
      * fixed buffer): every call goes through here. */
-    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, src, REQSIGN_NO_OFFSET,
                                  "keyid length %zu not in 1..%d", keyid == NULL ? 0 : keyid_len,
-                                 REQSIGN_KEYID_MAX_LEN);
-    if (nonce == NULL || nonce_len == 0 || nonce_len > REQSIGN_NONCE_MAX_LEN)
+                                 REQSIGN_KEYID_IN_MAX);
+    if (nonce == NULL || nonce_len == 0 || nonce_len > REQSIGN_NONCE_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, src, REQSIGN_NO_OFFSET,
                                  "nonce length %zu not in 1..%d", nonce == NULL ? 0 : nonce_len,
-                                 REQSIGN_NONCE_MAX_LEN);
+                                 REQSIGN_NONCE_IN_MAX);
     return s->ops.check_insert(s->impl, keyid, keyid_len, nonce, nonce_len, now, until, err);
 }
 

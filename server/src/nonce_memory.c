@@ -647,7 +647,7 @@ static enum reqsign_status mem_check_insert(void *impl, const char *keyid, size_
 {
     struct mem *m = impl;
     /* 1..REQSIGN_*_MAX_LEN, checked by reqsign_nonce_store_check_insert() */
-    uint8_t buf[2 + REQSIGN_KEYID_MAX_LEN + REQSIGN_NONCE_MAX_LEN];
+    uint8_t buf[2 + REQSIGN_KEYID_IN_MAX + REQSIGN_NONCE_IN_MAX];
     uint64_t h[2], kh[2];
     enum reqsign_status st;
 

@@ -83,7 +83,7 @@ void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
 #include <sys/time.h>
 #include <time.h>
 
-#define RD_KEY_MAX (REQSIGN_NONCE_REDIS_PREFIX_MAX + REQSIGN_NONCE_REDIS_KEY_HASH_LEN)
+#define RD_KEY_MAX (REQSIGN_NONCE_REDIS_PREFIX_IN_MAX + REQSIGN_NONCE_REDIS_KEY_HASH_LEN)
 #define RD_DB_MAX 65535
 #define RD_CAUSE_LEN 112
 #define RD_KKEY_TAG "k:" /* per-keyid set: <prefix>k:<16 bytes>, two longer than a pair key */
@@ -131,7 +131,7 @@ struct rd {
     char *password; /* AUTH password, or NULL; wiped on free */
     int port, db;
     char where[80]; /* "HOST:PORT" or the socket path, for messages */
-    char prefix[REQSIGN_NONCE_REDIS_PREFIX_MAX];
+    char prefix[REQSIGN_NONCE_REDIS_PREFIX_IN_MAX];
     size_t prefix_len, pool_size;
     size_t per_key_max, max_entries;
     unsigned connect_ms, command_ms, backoff_min_ms, backoff_max_ms;
@@ -528,7 +528,7 @@ static bool rd_hash16(const struct rd *r, const uint8_t *p, size_t n, char out[1
 static bool rd_keys(const struct rd *r, const char *keyid, size_t keyid_len, const char *nonce,
                     size_t nonce_len, struct rd_keys *out)
 {
-    uint8_t buf[2 + REQSIGN_KEYID_MAX_LEN + REQSIGN_NONCE_MAX_LEN];
+    uint8_t buf[2 + REQSIGN_KEYID_IN_MAX + REQSIGN_NONCE_IN_MAX];
 
     buf[0] = (uint8_t)(keyid_len >> 8);
     buf[1] = (uint8_t)keyid_len;
@@ -885,9 +885,9 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
     }
     const char *prefix = o->key_prefix != NULL ? o->key_prefix : REQSIGN_NONCE_REDIS_DEFAULT_PREFIX;
     size_t prefix_len = strlen(prefix);
-    if (prefix_len > REQSIGN_NONCE_REDIS_PREFIX_MAX) {
+    if (prefix_len > REQSIGN_NONCE_REDIS_PREFIX_IN_MAX) {
         (void)reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
-                                "key prefix longer than %d bytes", REQSIGN_NONCE_REDIS_PREFIX_MAX);
+                                "key prefix longer than %d bytes", REQSIGN_NONCE_REDIS_PREFIX_IN_MAX);
         return NULL;
     }
     struct rd *r = calloc(1, sizeof(*r));
@@ -1009,8 +1009,8 @@ enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
     for (size_t i = 0; i < n; i++) {
         const struct reqsign_nonce_item *it = &items[i];
         bool ok = it->keyid.ptr != NULL && it->keyid.len >= 1 &&
-                  it->keyid.len <= REQSIGN_KEYID_MAX_LEN && it->nonce.ptr != NULL &&
-                  it->nonce.len >= 1 && it->nonce.len <= REQSIGN_NONCE_MAX_LEN;
+                  it->keyid.len <= REQSIGN_KEYID_IN_MAX && it->nonce.ptr != NULL &&
+                  it->nonce.len >= 1 && it->nonce.len <= REQSIGN_NONCE_IN_MAX;
         results[i] = ok ? REQSIGN_E_NONCE_STORE_UNAVAILABLE : REQSIGN_E_INVALID_ARG;
         pending += ok;
     }

@@ -134,9 +134,9 @@ struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts
                           "any_authority and configured authorities exclude each other");
         return NULL;
     }
-    if (n_auth > REQSIGN_VERIFIER_AUTHORITIES_MAX) {
+    if (n_auth > REQSIGN_VERIFIER_AUTHORITIES_IN_MAX) {
         reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                          "more than %d accepted authorities", REQSIGN_VERIFIER_AUTHORITIES_MAX);
+                          "more than %d accepted authorities", REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
         return NULL;
     }
     v = calloc(1, sizeof(*v));
@@ -160,7 +160,7 @@ struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts
         const char *a = o->public_authority != NULL
                             ? (i == 0 ? o->public_authority : o->authorities[i - 1])
                             : o->authorities[i];
-        char tmp[REQSIGN_AUTHORITY_MAX + 8];
+        char tmp[REQSIGN_AUTHORITY_OUT_BUF];
         size_t n;
         struct reqsign_span sch = reqsign__span_cstr(o->public_scheme);
         if (a == NULL) {
@@ -179,7 +179,7 @@ struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts
         v->n_authorities++;
     }
     if (o->n_required_components > 0) {
-        if (o->n_required_components > REQSIGN_MAX_COMPONENTS) {
+        if (o->n_required_components > REQSIGN_COMPONENTS_IN_MAX) {
             reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
                               "too many required components");
             reqsign_verifier_free(v);
@@ -292,18 +292,18 @@ static enum reqsign_status read_sig_params(const struct reqsign_sf_parsed *p,
             want_int = 1;
         } else if (reqsign__span_eq(pa->key, "nonce")) {
             slot = &sp->nonce;
-            minlen = REQSIGN_NONCE_MIN_LEN;
-            maxlen = REQSIGN_NONCE_MAX_LEN;
+            minlen = REQSIGN_NONCE_IN_MIN;
+            maxlen = REQSIGN_NONCE_IN_MAX;
         } else if (reqsign__span_eq(pa->key, "keyid")) {
             slot = &sp->keyid;
             minlen = 1;
-            maxlen = REQSIGN_KEYID_MAX_LEN;
+            maxlen = REQSIGN_KEYID_IN_MAX;
         } else if (reqsign__span_eq(pa->key, "alg")) {
             slot = &sp->alg;
             maxlen = 64;
         } else if (reqsign__span_eq(pa->key, "tag")) {
             slot = &sp->tag;
-            maxlen = REQSIGN_TAG_MAX_LEN;
+            maxlen = REQSIGN_TAG_IN_MAX;
         } else {
             continue; /* unknown parameters are kept in the base and ignored */
         }
@@ -390,14 +390,14 @@ static int64_t now_of(const struct reqsign_verifier *v)
  * an unbracketed IPv6 address. */
 static enum reqsign_status check_host(const struct reqsign_request *req, struct reqsign_error *err)
 {
-    char host[REQSIGN_AUTHORITY_MAX + 8];
+    char host[REQSIGN_AUTHORITY_OUT_BUF];
     size_t hn;
     enum reqsign_status st =
         reqsign_authority_normalize(req->scheme, req->authority, host, sizeof(host), &hn, err);
     if (st == REQSIGN_E_LIMIT)
         return reqsign_error_set(err, REQSIGN_E_URL, "@authority", REQSIGN_NO_OFFSET,
                                  "the request's Host is longer than %d bytes",
-                                 REQSIGN_AUTHORITY_MAX);
+                                 REQSIGN_AUTHORITY_IN_MAX);
     return st;
 }
 
@@ -410,7 +410,7 @@ static enum reqsign_status pick_authority(const struct reqsign_verifier *v,
                                           struct reqsign_request *req, const char **picked,
                                           struct reqsign_error *err)
 {
-    char host[REQSIGN_AUTHORITY_MAX + 8], mine[REQSIGN_AUTHORITY_MAX + 8];
+    char host[REQSIGN_AUTHORITY_OUT_BUF], mine[REQSIGN_AUTHORITY_OUT_BUF];
     size_t hn, mn;
     enum reqsign_status st;
 
@@ -450,15 +450,15 @@ static enum reqsign_status pick_authority(const struct reqsign_verifier *v,
  * thread (scratch_get()), so that a verify neither allocates nor uses much
  * stack (see "Allocation and stack" in reqsign/verifier.h). */
 struct scratch {
-    char si_buf[REQSIGN_SIG_FIELD_MAX], sg_buf[REQSIGN_SIG_FIELD_MAX];
-    struct reqsign_sf_member si_m[REQSIGN_MAX_SIGNATURES], sg_m[REQSIGN_MAX_SIGNATURES];
-    struct reqsign_sf_item si_i[REQSIGN_MAX_SIGNATURES * REQSIGN_MAX_COMPONENTS];
-    struct reqsign_sf_param si_p[REQSIGN_MAX_SIGNATURES *
-                                 (REQSIGN_MAX_COMPONENTS + REQSIGN_MAX_SIG_PARAMS)];
-    struct reqsign_sf_item sg_i[REQSIGN_MAX_SIGNATURES];
-    struct reqsign_sf_param sg_p[REQSIGN_MAX_SIGNATURES * 4];
+    char si_buf[REQSIGN_SIG_FIELD_IN_MAX], sg_buf[REQSIGN_SIG_FIELD_IN_MAX];
+    struct reqsign_sf_member si_m[REQSIGN_SIGNATURES_IN_MAX], sg_m[REQSIGN_SIGNATURES_IN_MAX];
+    struct reqsign_sf_item si_i[REQSIGN_SIGNATURES_IN_MAX * REQSIGN_COMPONENTS_IN_MAX];
+    struct reqsign_sf_param si_p[REQSIGN_SIGNATURES_IN_MAX *
+                                 (REQSIGN_COMPONENTS_IN_MAX + REQSIGN_SIG_PARAMS_IN_MAX)];
+    struct reqsign_sf_item sg_i[REQSIGN_SIGNATURES_IN_MAX];
+    struct reqsign_sf_param sg_p[REQSIGN_SIGNATURES_IN_MAX * 4];
     char cd[REQSIGN_CONTENT_DIGEST_IN_MAX];
-    char base[REQSIGN_BASE_MAX];
+    char base[REQSIGN_BASE_BUF];
     int busy; /* in use by a verify on this thread */
 };
 
@@ -533,11 +533,11 @@ static enum reqsign_status step_parse(struct vctx *c)
     struct scratch *s = c->s;
     struct reqsign__buf sib = {s->si_buf, sizeof(s->si_buf), 0, 0};
     struct reqsign__buf sgb = {s->sg_buf, sizeof(s->sg_buf), 0, 0};
-    struct reqsign_sf_parsed si = {s->si_m, REQSIGN_MAX_SIGNATURES, 0,
+    struct reqsign_sf_parsed si = {s->si_m, REQSIGN_SIGNATURES_IN_MAX, 0,
                                    s->si_i, sizeof(s->si_i) / sizeof(s->si_i[0]), 0,
                                    s->si_p, sizeof(s->si_p) / sizeof(s->si_p[0]), 0};
-    struct reqsign_sf_parsed sg = {s->sg_m, REQSIGN_MAX_SIGNATURES, 0, s->sg_i,
-                                   REQSIGN_MAX_SIGNATURES, 0, s->sg_p, REQSIGN_MAX_SIGNATURES * 4,
+    struct reqsign_sf_parsed sg = {s->sg_m, REQSIGN_SIGNATURES_IN_MAX, 0, s->sg_i,
+                                   REQSIGN_SIGNATURES_IN_MAX, 0, s->sg_p, REQSIGN_SIGNATURES_IN_MAX * 4,
                                    0};
     struct reqsign_error *err = c->err;
     enum reqsign_status st;
@@ -562,7 +562,7 @@ static enum reqsign_status step_parse(struct vctx *c)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, sib.overflow ? "Signature-Input" : "Signature",
                                  REQSIGN_NO_OFFSET, "%s field longer than %d bytes",
                                  sib.overflow ? "Signature-Input" : "Signature",
-                                 REQSIGN_SIG_FIELD_MAX);
+                                 REQSIGN_SIG_FIELD_IN_MAX);
     struct reqsign_error perr;
     reqsign_error_clear(&perr);
     st = reqsign_sf_parse_dict(s->si_buf, sib.len, &c->si, &perr);
@@ -638,10 +638,10 @@ static enum reqsign_status step_select(struct vctx *c)
         return reqsign_error_set(err, REQSIGN_E_SIG_INPUT_MALFORMED, "Signature-Input",
                                  REQSIGN_NO_OFFSET,
                                  "signature '%s' is not an inner list of components", vs->label);
-    if (m->items_len > REQSIGN_MAX_COMPONENTS || m->params_len > REQSIGN_MAX_SIG_PARAMS)
+    if (m->items_len > REQSIGN_COMPONENTS_IN_MAX || m->params_len > REQSIGN_SIG_PARAMS_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
                                  "more than %d components or %d parameters",
-                                 REQSIGN_MAX_COMPONENTS, REQSIGN_MAX_SIG_PARAMS);
+                                 REQSIGN_COMPONENTS_IN_MAX, REQSIGN_SIG_PARAMS_IN_MAX);
     return REQSIGN_OK;
 }
 
@@ -855,7 +855,7 @@ static enum reqsign_status step_base(struct vctx *c)
                             &berr);
     if (st == REQSIGN_E_BUFFER_TOO_SMALL)
         return reqsign_error_set(c->err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
-                                 "signature base longer than %d bytes", REQSIGN_BASE_MAX);
+                                 "signature base longer than %d bytes", REQSIGN_BASE_BUF);
     if (st != REQSIGN_OK) {
         if (c->err != NULL)
             *c->err = berr;
@@ -873,14 +873,14 @@ static enum reqsign_status step_base(struct vctx *c)
 static enum reqsign_status mismatch(const struct vctx *c)
 {
     const struct reqsign_verification *vs = c->vs;
-    char seen[REQSIGN_AUTHORITY_MAX + 8] = "";
+    char seen[REQSIGN_AUTHORITY_OUT_BUF] = "";
     size_t n;
     int differs = 0;
 
     if (c->picked != NULL &&
         reqsign_authority_normalize(c->req.scheme, c->req_in->authority, seen, sizeof(seen), &n,
                                     NULL) == REQSIGN_OK) {
-        char pub[REQSIGN_AUTHORITY_MAX + 8];
+        char pub[REQSIGN_AUTHORITY_OUT_BUF];
         if (reqsign_authority_normalize(c->req.scheme, c->req.authority, pub, sizeof(pub), &n,
                                         NULL) == REQSIGN_OK &&
             strcmp(pub, seen) != 0)

@@ -30,7 +30,7 @@ static void sha256_hex(const char *data, size_t len, char out[65])
 {
     struct reqsign_digest d;
     uint8_t sum[32];
-    char cd[REQSIGN_CONTENT_DIGEST_MAX];
+    char cd[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256), REQSIGN_OK);
     cr_assert_eq(reqsign_digest_update(&d, data, len), REQSIGN_OK);
     size_t cdl;

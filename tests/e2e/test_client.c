@@ -635,7 +635,7 @@ Test(client, read_callback_with_precomputed_digest)
     cr_assert_eq(echo_start(&e, AF_INET, 0), 0);
     struct reqsign_signer *s = test_signer(0);
     static const char body[] = "{\"streamed\": \"by the caller, in pieces\"}";
-    char digest[REQSIGN_CONTENT_DIGEST_MAX], base[BASE_CAP], url[128];
+    char digest[REQSIGN_CONTENT_DIGEST_OUT_BUF], base[BASE_CAP], url[128];
     size_t dl;
     struct reqsign_digest d;
     cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256), REQSIGN_OK);

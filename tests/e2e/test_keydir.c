@@ -228,7 +228,7 @@ static int fake_requests(struct fake *f)
 
 struct tkey {
     struct reqsign_key *key;
-    char kid[REQSIGN_KEYID_BUF];
+    char kid[REQSIGN_THUMBPRINT_BUF];
     char x[64];
 };
 
@@ -458,7 +458,7 @@ static json_t *call(const struct env *e, const char *method, const char *path, c
     return j;
 }
 
-/* Create a key in reqsignd; returns its signer, *keyid (REQSIGN_KEYID_BUF). */
+/* Create a key in reqsignd; returns its signer, *keyid (REQSIGN_THUMBPRINT_BUF). */
 static struct reqsign_signer *create_key(const struct env *e, char *keyid)
 {
     long st = 0;
@@ -466,7 +466,7 @@ static struct reqsign_signer *create_key(const struct env *e, char *keyid)
     cr_assert_eq(st, 201, "POST /v1/keys: %ld", st);
     const char *pem = json_string_value(json_object_get(j, "private_key"));
     cr_assert_not_null(pem);
-    snprintf(keyid, REQSIGN_KEYID_BUF, "%s", json_string_value(json_object_get(j, "keyid")));
+    snprintf(keyid, REQSIGN_THUMBPRINT_BUF, "%s", json_string_value(json_object_get(j, "keyid")));
     struct reqsign_signer *s = signer_from_pem(pem);
     json_decref(j);
     return s;
@@ -538,7 +538,7 @@ Test(keydir, reqsignd_keys_verify)
     set_now(1800000000);
     struct env e;
     env_start(&e);
-    char k1[REQSIGN_KEYID_BUF], k2[REQSIGN_KEYID_BUF];
+    char k1[REQSIGN_THUMBPRINT_BUF], k2[REQSIGN_THUMBPRINT_BUF];
     struct reqsign_signer *s1 = create_key(&e, k1), *s2 = create_key(&e, k2);
 
     struct reqsign_keydir *kd = kd_new(e.dir_url, 10, 300, 0, 0);
@@ -577,7 +577,7 @@ Test(keydir, reqsignd_revoke)
     set_now(1800000000);
     struct env e;
     env_start(&e);
-    char k1[REQSIGN_KEYID_BUF], k2[REQSIGN_KEYID_BUF];
+    char k1[REQSIGN_THUMBPRINT_BUF], k2[REQSIGN_THUMBPRINT_BUF];
     struct reqsign_signer *s1 = create_key(&e, k1), *s2 = create_key(&e, k2);
     struct reqsign_keydir *kd = kd_new(e.dir_url, 10, 300, 0, 0);
     struct vfy vf;
@@ -621,7 +621,7 @@ Test(keydir, reqsignd_new_key_refetch)
     vfy_new(&vf, kd);
     cr_assert_eq(sign_verify(&vf, e.admin_signer), REQSIGN_OK);
 
-    char k1[REQSIGN_KEYID_BUF];
+    char k1[REQSIGN_THUMBPRINT_BUF];
     struct reqsign_signer *s1 = create_key(&e, k1);
     /* Unknown keyid, snapshot younger than min_refresh: no fetch. */
     set_now(t0 + 9);
@@ -644,7 +644,7 @@ Test(keydir, reqsignd_down_then_503)
     set_now(t0);
     struct env e;
     env_start(&e);
-    char k1[REQSIGN_KEYID_BUF];
+    char k1[REQSIGN_THUMBPRINT_BUF];
     struct reqsign_signer *s1 = create_key(&e, k1);
     struct reqsign_keydir *kd = kd_new(e.dir_url, 10, 300, 0, 0);
     struct vfy vf;
@@ -1149,7 +1149,7 @@ Test(keydir, new_rejects_bad_options)
         cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG);
     }
     cr_assert_null(reqsign_keydir_new(NULL, NULL));
-    char longurl[REQSIGN_KEYDIR_URL_MAX + 16];
+    char longurl[REQSIGN_KEYDIR_URL_IN_MAX + 16];
     memset(longurl, 'a', sizeof(longurl) - 1);
     memcpy(longurl, "http://", 7);
     longurl[sizeof(longurl) - 1] = '\0';

@@ -234,7 +234,7 @@ static size_t up_count(void)
 
 struct tkey {
     struct reqsign_signer *signer;
-    char keyid[REQSIGN_KEYID_BUF];
+    char keyid[REQSIGN_THUMBPRINT_BUF];
     char pem_path[600];
 };
 

@@ -409,10 +409,10 @@ static void signing_pass(const json_t *c, const json_t *t, struct ctx *cx,
     cr_assert_not_null(v, "%s", err->message);
     struct reqsign_verification vs;
     reqsign_verification_init(&vs);
-    char *base = malloc(REQSIGN_BASE_MAX);
+    char *base = malloc(REQSIGN_BASE_BUF);
     cr_assert_not_null(base);
     vs.base_buf = base;
-    vs.base_cap = REQSIGN_BASE_MAX;
+    vs.base_cap = REQSIGN_BASE_BUF;
     enum reqsign_status st = reqsign_verifier_verify_headers(v, &b.req, &vs, err);
     if (st == REQSIGN_E_SIG_INVALID && vs.base_len > 0) {
         cr_assert_eq(reqsign_key_sign(key, (const uint8_t *)base, vs.base_len, cx->raw),

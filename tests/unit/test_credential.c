@@ -24,7 +24,7 @@
 /* thumbprint-shaped, but not the test key's (poqk...r0U) */
 #define OTHER_TP "AAAkLGiymh_W0uP6PZFw-dvez3QJT5SolqXBCW38r0U"
 
-static char tp[REQSIGN_KEYID_BUF];
+static char tp[REQSIGN_THUMBPRINT_BUF];
 
 static void thumbprint_of_vector(void)
 {

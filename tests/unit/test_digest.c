@@ -25,7 +25,7 @@ static const char hello_lf[] = "{\"hello\": \"world\"}\n";
 
 static void expect_value(unsigned algs, const void *body, size_t len, const char *want)
 {
-    char out[REQSIGN_CONTENT_DIGEST_MAX];
+    char out[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n = 0;
 
     cr_assert_eq(reqsign_content_digest(algs, body, len, out, sizeof(out), &n), REQSIGN_OK);
@@ -65,12 +65,12 @@ Test(digest, empty_body)
 
 Test(digest, max_fits)
 {
-    char out[REQSIGN_CONTENT_DIGEST_MAX];
+    char out[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n = 0;
     cr_assert_eq(reqsign_content_digest(REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, hello, 18,
                                         out, sizeof(out), &n),
                  REQSIGN_OK);
-    cr_assert_lt(n, REQSIGN_CONTENT_DIGEST_MAX);
+    cr_assert_lt(n, REQSIGN_CONTENT_DIGEST_OUT_BUF);
 }
 
 Test(digest, streaming_random_chunks_equals_one_shot)
@@ -78,7 +78,7 @@ Test(digest, streaming_random_chunks_equals_one_shot)
     const size_t len = 200003;
     uint8_t *body = malloc(len);
     unsigned seed = 12345;
-    char one[REQSIGN_CONTENT_DIGEST_MAX], str[REQSIGN_CONTENT_DIGEST_MAX];
+    char one[REQSIGN_CONTENT_DIGEST_OUT_BUF], str[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     uint8_t r256a[32], r512a[64], r256b[32], r512b[64];
     size_t n1, n2;
 
@@ -119,7 +119,7 @@ Test(digest, streaming_random_chunks_equals_one_shot)
 Test(digest, init_final_arguments)
 {
     struct reqsign_digest d;
-    char out[REQSIGN_CONTENT_DIGEST_MAX];
+    char out[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n = 0;
 
     cr_assert_eq(reqsign_digest_init(&d, 0), REQSIGN_E_INVALID_ARG);
@@ -160,7 +160,7 @@ static enum reqsign_status parse(const char *v, struct reqsign_digest_expect *e,
 static void raw_of(unsigned alg, const void *body, size_t len, uint8_t *out)
 {
     struct reqsign_digest d;
-    char text[REQSIGN_CONTENT_DIGEST_MAX];
+    char text[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n;
     cr_assert_eq(reqsign_digest_init(&d, alg), REQSIGN_OK);
     cr_assert_eq(reqsign_digest_update(&d, body, len), REQSIGN_OK);

@@ -165,7 +165,7 @@ static enum reqsign_status r_base64(struct reqsign_error *err)
 
 static enum reqsign_status r_digest(struct reqsign_error *err)
 {
-    char cd[REQSIGN_CONTENT_DIGEST_MAX];
+    char cd[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n;
     struct reqsign_digest_expect exp;
     struct reqsign_digest d;
@@ -184,14 +184,14 @@ static enum reqsign_status r_digest(struct reqsign_error *err)
 
 static enum reqsign_status r_digest_file(struct reqsign_error *err)
 {
-    char cd[REQSIGN_CONTENT_DIGEST_MAX];
+    char cd[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n;
     return reqsign_content_digest_file(body_path, REQSIGN_DIGEST_SHA256, cd, sizeof(cd), &n, err);
 }
 
 static enum reqsign_status r_request(struct reqsign_error *err)
 {
-    char out[REQSIGN_AUTHORITY_MAX + 1];
+    char out[REQSIGN_AUTHORITY_IN_MAX + 1];
     size_t n;
     struct reqsign_span path, query;
     int has_query;

@@ -31,7 +31,7 @@ static void assert_rfc_public(const struct reqsign_key *k)
     size_t n;
     uint8_t *x = tu_unhex(rfc_x_hex, &n);
     uint8_t pk[32];
-    char tp[REQSIGN_KEYID_BUF];
+    char tp[REQSIGN_THUMBPRINT_BUF];
 
     reqsign_key_public_raw(k, pk);
     cr_assert_arr_eq(pk, x, 32);
@@ -188,11 +188,11 @@ Test(key, thumbprint_rfc_key)
 {
     size_t n;
     uint8_t *x = tu_unhex(rfc_x_hex, &n);
-    char tp[REQSIGN_KEYID_BUF];
+    char tp[REQSIGN_THUMBPRINT_BUF];
 
     cr_assert_eq(reqsign_thumbprint_raw(x, tp), REQSIGN_OK);
     cr_assert_str_eq(tp, rfc_thumbprint);
-    cr_assert_eq(strlen(tp), REQSIGN_KEYID_THUMBPRINT_LEN);
+    cr_assert_eq(strlen(tp), REQSIGN_THUMBPRINT_LEN);
     free(x);
 }
 
@@ -250,7 +250,7 @@ Test(key, generate_export_reload_round_trip)
     size_t np, nu, nj;
     uint8_t pk1[32], pk2[32], sig[64], sig2[64];
     static const uint8_t msg[] = "round trip";
-    char tp1[REQSIGN_KEYID_BUF], tp2[REQSIGN_KEYID_BUF];
+    char tp1[REQSIGN_THUMBPRINT_BUF], tp2[REQSIGN_THUMBPRINT_BUF];
 
     cr_assert_eq(reqsign_key_generate(&k, NULL), REQSIGN_OK);
     cr_assert(reqsign_key_has_private(k));
@@ -470,7 +470,7 @@ Test(key, truncated_garbage_oversized_files)
     free(p);
     /* Oversized: a valid PEM padded with comment text beyond the limit. */
     {
-        size_t big_len = REQSIGN_KEY_FILE_MAX + 1;
+        size_t big_len = REQSIGN_KEY_FILE_IN_MAX + 1;
         char *big = malloc(big_len);
         memset(big, '#', big_len);
         big[big_len - 1] = '\n';

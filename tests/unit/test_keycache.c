@@ -308,7 +308,7 @@ Test(keycache, negative_entries_cached_for_negative_ttl)
     cr_assert_eq(atomic_load(&cnt->gets), 2);
 
     /* Keyids that cannot exist never reach the store. */
-    char longid[REQSIGN_KEYID_MAX_LEN + 1];
+    char longid[REQSIGN_KEYID_IN_MAX + 1];
     memset(longid, 'x', sizeof(longid));
     cr_assert_eq(reqsign_keycache_lookup(cache, longid, sizeof(longid), &info, NULL),
                  REQSIGN_E_KEY_UNKNOWN);

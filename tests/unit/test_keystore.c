@@ -135,17 +135,17 @@ Test(keystore, round_trip_every_field)
 
         /* Every field at its largest. */
         memset(&r, 0, sizeof(r));
-        memset(r.keyid, 'k', REQSIGN_KEYID_MAX_LEN);
+        memset(r.keyid, 'k', REQSIGN_KEYID_IN_MAX);
         r.keyid[0] = '~';
         for (int j = 0; j < REQSIGN_ED25519_PUBLIC_LEN; j++)
             r.public_key[j] = (uint8_t)(0xff - j);
         r.public_key[5] = 0; /* a NUL inside the blob */
-        memset(r.label, 'L', REQSIGN_LABEL_MAX);
+        memset(r.label, 'L', REQSIGN_KEY_LABEL_IN_MAX);
         memcpy(r.label, "caf\xc3\xa9 ", 6); /* UTF-8 */
         size_t off = 0;
-        while (off + REQSIGN_SCOPE_MAX + 1 < sizeof(r.scopes) - 1) {
-            memset(r.scopes + off, 's', REQSIGN_SCOPE_MAX);
-            off += REQSIGN_SCOPE_MAX;
+        while (off + REQSIGN_SCOPE_IN_MAX + 1 < sizeof(r.scopes) - 1) {
+            memset(r.scopes + off, 's', REQSIGN_SCOPE_IN_MAX);
+            off += REQSIGN_SCOPE_IN_MAX;
             r.scopes[off++] = ' ';
         }
         r.scopes[off - 1] = '\0';
@@ -227,7 +227,7 @@ Test(keystore, conflict_names_keyid_or_public_key)
 
 Test(keystore, list_pagination)
 {
-    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_MAX];
+    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_IN_MAX];
     FOR_EACH_BACKEND(b)
     {
         char *loc = b->new_location();
@@ -242,7 +242,7 @@ Test(keystore, list_pagination)
             insert_ok(b->name, ks, &r);
         }
         const size_t want[] = {100, 100, 50, 0};
-        char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
+        char after[REQSIGN_KEYID_IN_MAX + 1] = "";
         int next = 0;
         for (size_t p = 0; p < sizeof(want) / sizeof(want[0]); p++) {
             reqsign_error_clear(&err);
@@ -291,21 +291,21 @@ Test(keystore, list_pagination)
 
 Test(keystore, list_limit_clamped_to_page_max)
 {
-    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_MAX + 10];
+    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_IN_MAX + 10];
     FOR_EACH_BACKEND(b)
     {
         char *loc = b->new_location();
         struct reqsign_keystore *ks = open_or_die(b, loc);
         struct reqsign_key_record r;
-        for (int i = 0; i < REQSIGN_KEYSTORE_PAGE_MAX + 5; i++) {
+        for (int i = 0; i < REQSIGN_KEYSTORE_PAGE_IN_MAX + 5; i++) {
             make_record(i, &r);
             insert_ok(b->name, ks, &r);
         }
         size_t n = 0;
         cr_assert_eq(
-            reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_MAX + 10, page, &n, NULL),
+            reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_IN_MAX + 10, page, &n, NULL),
             REQSIGN_OK);
-        cr_assert_eq(n, REQSIGN_KEYSTORE_PAGE_MAX, "[%s] %zu", b->name, n);
+        cr_assert_eq(n, REQSIGN_KEYSTORE_PAGE_IN_MAX, "[%s] %zu", b->name, n);
         cr_assert_eq(reqsign_keystore_list(ks, page[n - 1].keyid, 100, page, &n, NULL), REQSIGN_OK);
         cr_assert_eq(n, 5);
         reqsign_keystore_free(ks);
@@ -375,11 +375,11 @@ Test(keystore, unknown_and_bad_keyids)
                      REQSIGN_E_KEY_UNKNOWN);
         cr_assert_eq(reqsign_keystore_get(ks, "key-000011", 9, &got, NULL), REQSIGN_OK);
         /* Lengths. */
-        char longid[REQSIGN_KEYID_MAX_LEN + 2];
+        char longid[REQSIGN_KEYID_IN_MAX + 2];
         memset(longid, 'a', sizeof(longid));
         cr_assert_eq(reqsign_keystore_get(ks, longid, sizeof(longid), &got, NULL),
                      REQSIGN_E_INVALID_ARG);
-        cr_assert_eq(reqsign_keystore_get(ks, longid, REQSIGN_KEYID_MAX_LEN, &got, NULL),
+        cr_assert_eq(reqsign_keystore_get(ks, longid, REQSIGN_KEYID_IN_MAX, &got, NULL),
                      REQSIGN_E_KEY_UNKNOWN);
         cr_assert_eq(reqsign_keystore_get(ks, "", 0, &got, NULL), REQSIGN_E_INVALID_ARG);
         cr_assert_eq(reqsign_keystore_get(ks, NULL, 3, &got, NULL), REQSIGN_E_INVALID_ARG);
@@ -412,7 +412,7 @@ Test(keystore, insert_validates_records)
         BAD(r.keyid[3] = (char)0xc3);
         BAD(memset(r.label, 'a', sizeof(r.label)));   /* 129 bytes */
         BAD(memset(r.scopes, 'a', sizeof(r.scopes))); /* no NUL */
-        BAD(memset(r.scopes, 'a', REQSIGN_SCOPE_MAX + 1); r.scopes[REQSIGN_SCOPE_MAX + 1] = '\0');
+        BAD(memset(r.scopes, 'a', REQSIGN_SCOPE_IN_MAX + 1); r.scopes[REQSIGN_SCOPE_IN_MAX + 1] = '\0');
         BAD(r.scopes[2] = '\t');
         BAD(r.created_at = -1);
 #undef BAD
@@ -481,7 +481,7 @@ static void *ins_thread(void *p)
 
 Test(keystore, concurrent_inserts)
 {
-    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_MAX];
+    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_IN_MAX];
     FOR_EACH_BACKEND(b)
     {
         char *loc = b->new_location();
@@ -497,7 +497,7 @@ Test(keystore, concurrent_inserts)
             cr_assert_eq(args[i].failures, 0, "[%s] thread %d", b->name, i);
         }
         size_t n = 0;
-        cr_assert_eq(reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_MAX, page, &n, NULL),
+        cr_assert_eq(reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_IN_MAX, page, &n, NULL),
                      REQSIGN_OK);
         cr_assert_eq(n, INS_THREADS * INS_PER_THREAD, "[%s] %zu keys", b->name, n);
         for (int i = 0; i < INS_THREADS * INS_PER_THREAD; i++) {
@@ -752,7 +752,7 @@ Test(keystore, enrollment_tokens_single_use)
         struct reqsign_error err;
         reqsign_error_clear(&err);
         struct reqsign_account a;
-        char acct[REQSIGN_ACCOUNT_ID_MAX + 1];
+        char acct[REQSIGN_ACCOUNT_ID_IN_MAX + 1];
         uint8_t h1[32], h2[32], h3[32];
         memset(h1, 1, 32);
         memset(h2, 2, 32);

@@ -469,20 +469,20 @@ Test(nonce, invalid_arguments)
      reqsign_nonce_store_check_insert(store, k, kl, nn, nl, now, (now) + 10, &err))
     cr_assert_eq(CI(NULL, "k", 1, "n", 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(CI(s, "k", 0, "n", 1, T0), REQSIGN_E_INVALID_ARG);
-    cr_assert_eq(CI(s, big, REQSIGN_KEYID_MAX_LEN + 1, "n", 1, T0), REQSIGN_E_INVALID_ARG);
+    cr_assert_eq(CI(s, big, REQSIGN_KEYID_IN_MAX + 1, "n", 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_str_eq(err.source, "nonce store");
     cr_assert_not_null(strstr(err.message, "keyid"), "%s", err.message);
     cr_assert_eq(CI(s, NULL, 1, "n", 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(CI(s, "k", 1, "n", 0, T0), REQSIGN_E_INVALID_ARG);
-    cr_assert_eq(CI(s, "k", 1, big, REQSIGN_NONCE_MAX_LEN + 1, T0), REQSIGN_E_INVALID_ARG);
+    cr_assert_eq(CI(s, "k", 1, big, REQSIGN_NONCE_IN_MAX + 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_not_null(strstr(err.message, "nonce"), "%s", err.message);
     cr_assert_eq(CI(s, "k", 1, NULL, 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(CI(s, "k", 1, "n", 1, -1), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(CI(s, "k", 1, "n", 1, (int64_t)UINT32_MAX), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(reqsign_nonce_store_memory_count(s, T0), 0);
     /* the largest allowed */
-    cr_assert_eq(CI(s, big, REQSIGN_KEYID_MAX_LEN, big, REQSIGN_NONCE_MAX_LEN, T0), REQSIGN_OK);
-    cr_assert_eq(CI(s, big, REQSIGN_KEYID_MAX_LEN, big, REQSIGN_NONCE_MAX_LEN, T0),
+    cr_assert_eq(CI(s, big, REQSIGN_KEYID_IN_MAX, big, REQSIGN_NONCE_IN_MAX, T0), REQSIGN_OK);
+    cr_assert_eq(CI(s, big, REQSIGN_KEYID_IN_MAX, big, REQSIGN_NONCE_IN_MAX, T0),
                  REQSIGN_E_REPLAY);
     cr_assert_eq(CI(s, "k", 1, "n", 1, 0), REQSIGN_OK);
 #undef CI

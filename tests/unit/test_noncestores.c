@@ -277,7 +277,7 @@ CONTRACT(accepted_again_after_expiry)
 CONTRACT(invalid_arguments)
 {
     int64_t now = fx_now(f);
-    char big[REQSIGN_NONCE_MAX_LEN + 2];
+    char big[REQSIGN_NONCE_IN_MAX + 2];
     memset(big, 'n', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     cr_assert_eq(ci(f->s, "", "nonce-0001", now, now + 300), REQSIGN_E_INVALID_ARG);
@@ -583,7 +583,7 @@ Test(noncestores, redis_bad_options_and_unreachable)
     struct reqsign_nonce_redis_opts o = {.key_prefix = "x"};
     cr_assert_null(reqsign_nonce_store_redis_new(&o, NULL));
     cr_assert_null(reqsign_nonce_store_redis_new(NULL, NULL));
-    char longp[REQSIGN_NONCE_REDIS_PREFIX_MAX + 2];
+    char longp[REQSIGN_NONCE_REDIS_PREFIX_IN_MAX + 2];
     memset(longp, 'p', sizeof(longp) - 1);
     longp[sizeof(longp) - 1] = '\0';
     o = (struct reqsign_nonce_redis_opts){.url = "redis://h", .key_prefix = longp};

@@ -130,7 +130,7 @@ static enum reqsign_status verify(const struct reqsign_verifier *v, const struct
                                   struct reqsign_error *err)
 {
     struct gen g = *g0;
-    char digest[REQSIGN_CONTENT_DIGEST_MAX], si[2048], sig[200], len[24];
+    char digest[REQSIGN_CONTENT_DIGEST_OUT_BUF], si[2048], sig[200], len[24];
     snprintf(digest, sizeof(digest), "%s", sr->s.content_digest);
     snprintf(si, sizeof(si), "%s", sr->si);
     snprintf(sig, sizeof(sig), "%s", sr->sig);

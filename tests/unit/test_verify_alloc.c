@@ -242,7 +242,7 @@ struct rq {
     const char *body;
     size_t body_len;
     struct reqsign_signed s;
-    char si[REQSIGN_SIGNATURE_INPUT_MAX + 64], sig[REQSIGN_SIGNATURE_FIELD_MAX];
+    char si[REQSIGN_SIGNATURE_INPUT_OUT_BUF + 64], sig[REQSIGN_SIGNATURE_OUT_BUF];
     struct reqsign_header h[7];
     size_t n_h;
     struct reqsign_request req;

@@ -33,6 +33,7 @@
 #define REQSIGN_CREDENTIAL_H
 
 #include <reqsign/defs.h>
+#include <reqsign/limits.h>
 #include <reqsign/error.h>
 #include <reqsign/key.h>
 #include <reqsign/signer.h>
@@ -43,8 +44,6 @@ extern "C" {
 
 /* The environment variable read when no credential is named. */
 #define REQSIGN_CREDENTIAL_ENV "REQSIGN_CREDENTIAL"
-/* Largest credential JSON accepted, file or inline. */
-#define REQSIGN_CREDENTIAL_MAX 65536
 
 struct reqsign_credential;
 

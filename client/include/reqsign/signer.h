@@ -87,17 +87,14 @@ struct reqsign_sign_input {
     const char *nonce;  /* NULL: 16 random bytes, base64url */
 };
 
-#define REQSIGN_SIGNATURE_INPUT_MAX 1024
-#define REQSIGN_SIGNATURE_FIELD_MAX 160
-
 /* The result: three header fields to add, NUL-terminated values. */
 struct reqsign_signed {
-    char content_digest[REQSIGN_CONTENT_DIGEST_MAX];
-    char signature_input[REQSIGN_SIGNATURE_INPUT_MAX];
-    char signature[REQSIGN_SIGNATURE_FIELD_MAX];
+    char content_digest[REQSIGN_CONTENT_DIGEST_OUT_BUF];
+    char signature_input[REQSIGN_SIGNATURE_INPUT_OUT_BUF];
+    char signature[REQSIGN_SIGNATURE_OUT_BUF];
     struct reqsign_header headers[3]; /* views of the three fields above */
     size_t n_headers;                 /* 3 */
-    char nonce[REQSIGN_SIGNATURE_INPUT_MAX / 4]; /* the nonce used */
+    char nonce[REQSIGN_NONCE_IN_MAX + 1];             /* the nonce used */
     int64_t created;
     /* Debug: if base_buf is set by the caller (base_cap bytes), the
      * signature base is copied there and base_len set. */
@@ -117,7 +114,7 @@ reqsign_signer_sign(const struct reqsign_signer *s, const struct reqsign_sign_in
 
 /**
  * reqsign_content_digest_file() - stream a file through the digest and write
- * its Content-Digest value (cap >= REQSIGN_CONTENT_DIGEST_MAX).
+ * its Content-Digest value (cap >= REQSIGN_CONTENT_DIGEST_OUT_BUF).
  * Thread safety: thread-safe.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status

@@ -16,6 +16,7 @@
 #define REQSIGN_BASE_H
 
 #include <reqsign/defs.h>
+#include <reqsign/limits.h>
 #include <reqsign/error.h>
 #include <reqsign/request.h>
 #include <reqsign/sf.h>
@@ -23,14 +24,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Limits (documented in spec/PROTOCOL.md). */
-#define REQSIGN_MAX_COMPONENTS 32      /* covered components in one signature */
-#define REQSIGN_MAX_SIG_PARAMS 16      /* parameters of one signature */
-#define REQSIGN_BASE_MAX 32768         /* bytes of one signature base */
-#define REQSIGN_FIELD_MAX 8192         /* bytes of one (combined) covered field value */
-#define REQSIGN_SIG_FIELD_MAX 8192     /* bytes of Signature-Input or Signature */
-#define REQSIGN_MAX_SIGNATURES 8       /* labels in Signature-Input / Signature */
 
 /**
  * reqsign_base_build() - write the signature base for member @m of the

@@ -7,6 +7,7 @@
 #define REQSIGN_DIGEST_H
 
 #include <reqsign/defs.h>
+#include <reqsign/limits.h>
 #include <reqsign/error.h>
 
 #ifdef __cplusplus
@@ -20,11 +21,6 @@ enum reqsign_digest_alg {
 
 #define REQSIGN_SHA256_LEN 32
 #define REQSIGN_SHA512_LEN 64
-/* Longest Content-Digest field value this library writes
- * ("sha-512=:...:, sha-256=:...:", 154 bytes) plus NUL. */
-#define REQSIGN_CONTENT_DIGEST_MAX 160
-/* Longest Content-Digest field value the checker accepts. */
-#define REQSIGN_CONTENT_DIGEST_IN_MAX 4096
 
 /* Streaming computation of one or both digests. Caller-owned; the hash
  * states are inline (state[]), so init allocates nothing, except with a
@@ -51,7 +47,7 @@ reqsign_digest_update(struct reqsign_digest *d, const void *data, size_t len);
 /**
  * reqsign_digest_final() - write the Content-Digest field value, e.g.
  * `sha-256=:...:` (sha-512 first when both, as `sha-512=:...:, sha-256=:...:`)
- * NUL-terminated into @out (cap >= REQSIGN_CONTENT_DIGEST_MAX suffices).
+ * NUL-terminated into @out (cap >= REQSIGN_CONTENT_DIGEST_OUT_BUF suffices).
  * Optional @sha256/@sha512 receive the raw digests (may be NULL). @out_len may
  * be NULL. With @out NULL and @cap 0 only the raw digests are produced. Releases @d.
  */

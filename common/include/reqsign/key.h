@@ -20,6 +20,7 @@
 #define REQSIGN_KEY_H
 
 #include <reqsign/defs.h>
+#include <reqsign/limits.h>
 #include <reqsign/error.h>
 
 #ifdef __cplusplus
@@ -29,11 +30,10 @@ extern "C" {
 #define REQSIGN_ED25519_PUBLIC_LEN 32
 #define REQSIGN_ED25519_SEED_LEN 32
 #define REQSIGN_ED25519_SIG_LEN 64
-/* base64url(SHA-256) without padding, plus NUL */
-#define REQSIGN_KEYID_THUMBPRINT_LEN 43
-#define REQSIGN_KEYID_BUF 44
-/* Largest key file or key blob the loaders read. */
-#define REQSIGN_KEY_FILE_MAX 16384
+/* An RFC 7638 thumbprint: base64url(SHA-256) without padding (43 characters);
+ * the buffer reqsign_key_thumbprint() writes it to, NUL included. */
+#define REQSIGN_THUMBPRINT_LEN 43
+#define REQSIGN_THUMBPRINT_BUF (REQSIGN_THUMBPRINT_LEN + 1)
 
 REQSIGN_API size_t reqsign_ed25519_sig_len(void);
 REQSIGN_API size_t reqsign_ed25519_public_len(void);
@@ -98,10 +98,10 @@ REQSIGN_API void reqsign_key_public_raw(const struct reqsign_key *key,
  * base64url(SHA-256('{"crv":"Ed25519","kty":"OKP","x":"<x>"}')), NUL-terminated.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_key_thumbprint(const struct reqsign_key *key, char out[REQSIGN_KEYID_BUF]);
+reqsign_key_thumbprint(const struct reqsign_key *key, char out[REQSIGN_THUMBPRINT_BUF]);
 /** reqsign_thumbprint_raw() - the same from 32 raw public key bytes. */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], char out[REQSIGN_KEYID_BUF]);
+reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], char out[REQSIGN_THUMBPRINT_BUF]);
 
 /**
  * reqsign_key_public_pem() / reqsign_key_private_pem() / reqsign_key_public_jwk()

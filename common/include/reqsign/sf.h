@@ -14,6 +14,7 @@
 #define REQSIGN_SF_H
 
 #include <reqsign/defs.h>
+#include <reqsign/limits.h>
 #include <reqsign/error.h>
 
 #ifdef __cplusplus
@@ -80,9 +81,6 @@ struct reqsign_sf_parsed {
     struct reqsign_sf_param *params;
     size_t params_cap, n_params;
 };
-
-/* Limits the parser enforces beyond the caller's capacities (RFC 8941 minimums). */
-#define REQSIGN_SF_MAX_KEY_LEN 64
 
 /**
  * reqsign_sf_parse_dict() / _list() / _item() - parse a whole field value.

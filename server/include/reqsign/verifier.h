@@ -20,7 +20,7 @@
  * Allocation and stack. After a thread's first verify, a verify (phase one,
  * reqsign_verification_body(), reqsign_verification_finish(),
  * reqsign_verifier_verify()) allocates nothing of its own: the combined
- * fields, their parse tables and the signature base (up to REQSIGN_BASE_MAX)
+ * fields, their parse tables and the signature base (up to REQSIGN_BASE_BUF)
  * are in one scratch block per thread (about 100 KiB), made by the thread's
  * first verify and freed when the thread exits; the SHA-2 state is inline in
  * struct reqsign_verification; prepared keys are cached in the verifier. What
@@ -45,6 +45,7 @@
 #define REQSIGN_VERIFIER_H
 
 #include <reqsign/defs.h>
+#include <reqsign/limits.h>
 #include <reqsign/digest.h>
 #include <reqsign/error.h>
 #include <reqsign/key.h>
@@ -74,7 +75,7 @@ enum reqsign_key_state {
 struct reqsign_key_info {
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     enum reqsign_key_state state;
-    char scopes[REQSIGN_SCOPES_MAX]; /* space-separated, NUL-terminated; may be empty */
+    char scopes[REQSIGN_SCOPE_LIST_BUF]; /* space-separated, NUL-terminated; may be empty */
 };
 
 /* Find the key named @keyid. Return REQSIGN_OK with @out filled,
@@ -124,12 +125,10 @@ struct reqsign_verifier_opts {
     void *lookup_ctx;
     struct reqsign_nonce_store *nonces; /* borrowed; required by the reqsign profile */
     const char *const *authorities; /* more accepted authorities (see public_authority) */
-    size_t n_authorities;           /* at most REQSIGN_VERIFIER_AUTHORITIES_MAX in all */
+    size_t n_authorities;           /* at most REQSIGN_VERIFIER_AUTHORITIES_IN_MAX in all */
     int any_authority; /* 1: no configured authority, @authority is each request's Host
                           (the explicit opt-out; not with public_authority/authorities) */
 };
-
-#define REQSIGN_VERIFIER_AUTHORITIES_MAX 32
 
 struct reqsign_verifier;
 
@@ -154,10 +153,10 @@ struct reqsign_verification {
     size_t base_cap, base_len;
 
     /* Results, valid after reqsign_verifier_verify_headers() returned OK. */
-    char label[REQSIGN_SF_MAX_KEY_LEN + 1];
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
-    char scopes[REQSIGN_SCOPES_MAX];
-    char nonce[REQSIGN_NONCE_MAX_LEN + 1]; /* "" if absent (for audit logs) */
+    char label[REQSIGN_SF_KEY_IN_MAX + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
+    char scopes[REQSIGN_SCOPE_LIST_BUF];
+    char nonce[REQSIGN_NONCE_IN_MAX + 1]; /* "" if absent (for audit logs) */
     int64_t created;   /* -1 if absent (rfc9421 profile) */
     int64_t expires;   /* -1 if absent */
     int digest_covered;
