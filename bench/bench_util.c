@@ -168,7 +168,7 @@ void bench_keys_init(struct bench_set *s, int64_t created)
         for (size_t j = 0; j < sizeof(k->seed); j++)
             k->seed[j] = (uint8_t)rnd();
         reqsign_error_clear(&err);
-        if (reqsign_key_from_seed(k->seed, &k->key, &err) != REQSIGN_OK)
+        if ((k->key = reqsign_key_from_seed(k->seed, &err)) == NULL)
             bench_die("key: %s", err.message);
         reqsign_key_public_raw(k->key, k->pk);
         if (reqsign_key_thumbprint(k->key, k->keyid) != REQSIGN_OK)

@@ -85,7 +85,7 @@ static enum reqsign_status verify(const struct msg *m, int profile, const char *
     vo.lookup = reqsign_static_key_lookup;
     vo.lookup_ctx = &sk;
     vo.any_authority = 1; /* @authority from the Host the request carries */
-    vo.nonces = reqsign_nonce_store_memory_new(&no);
+    vo.nonces = reqsign_nonce_store_memory_new(&no, NULL);
     FUZZ_CHECK(vo.nonces != NULL, "nonce store");
     reqsign_error_clear(&err);
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);

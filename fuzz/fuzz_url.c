@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     struct reqsign_span path, query;
-    int has_query = -1;
+    bool has_query = false;
     enum reqsign_status st = reqsign_target_split(span(in, size), &path, &query, &has_query, NULL);
     FUZZ_CHECK(st == REQSIGN_OK || st == REQSIGN_E_URL || st == REQSIGN_E_LIMIT, "split: %s",
                reqsign_errname(st));

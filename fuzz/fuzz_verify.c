@@ -112,9 +112,10 @@ static void check_accepted(const struct reqsign_request *req, const struct reqsi
                "OK but Signature-Input does not parse");
     FUZZ_CHECK(reqsign_sf_parse_dict(sig_txt, sig_len, &sg.p, NULL) == REQSIGN_OK,
                "OK but Signature does not parse");
-    long mi = reqsign_sf_dict_find(&si.p, vs->label, label_len);
-    long ms = reqsign_sf_dict_find(&sg.p, vs->label, label_len);
-    FUZZ_CHECK(mi >= 0 && ms >= 0, "OK but label %s missing", vs->label);
+    size_t mi = 0, ms = 0;
+    FUZZ_CHECK(reqsign_sf_dict_find(&si.p, vs->label, label_len, &mi) &&
+                   reqsign_sf_dict_find(&sg.p, vs->label, label_len, &ms),
+               "OK but label %s missing", vs->label);
 
     size_t blen = 0;
     enum reqsign_status st =
@@ -150,8 +151,8 @@ static void check_accepted_digest(const struct reqsign_request *req, const char 
     FUZZ_CHECK(n != SIZE_MAX && reqsign_content_digest_parse(cd, n, &exp, NULL) == REQSIGN_OK,
                "OK with content and a Content-Digest that cannot be checked");
     struct reqsign_digest d;
-    FUZZ_CHECK(reqsign_digest_init(&d, exp.algs) == REQSIGN_OK, "digest init");
-    FUZZ_CHECK(reqsign_digest_update(&d, body, body_len) == REQSIGN_OK, "digest update");
+    FUZZ_CHECK(reqsign_digest_init(&d, exp.algs, NULL) == REQSIGN_OK, "digest init");
+    FUZZ_CHECK(reqsign_digest_update(&d, body, body_len, NULL) == REQSIGN_OK, "digest update");
     FUZZ_CHECK(reqsign_content_digest_check(&d, &exp, NULL) == REQSIGN_OK,
                "VERIFIER ACCEPTED CONTENT THAT DOES NOT MATCH ITS CONTENT-DIGEST");
 }
@@ -229,7 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vo.lookup = reqsign_static_key_lookup;
         vo.lookup_ctx = &sk;
         vo.any_authority = 1; /* @authority from the fuzzed Host: its parser is fuzzed too */
-        vo.nonces = reqsign_nonce_store_memory_new(&no);
+        vo.nonces = reqsign_nonce_store_memory_new(&no, NULL);
         FUZZ_CHECK(vo.nonces != NULL, "nonce store");
         reqsign_error_clear(&err);
         struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);

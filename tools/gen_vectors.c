@@ -110,7 +110,7 @@ static struct reqsign_key *load_key(const char *rel)
     struct reqsign_error err;
     char *p = dir_path(rel);
     reqsign_error_clear(&err);
-    if (reqsign_key_load_file(p, REQSIGN_KEY_ALLOW_PERMISSIVE, &k, &err) != REQSIGN_OK)
+    if ((k = reqsign_key_load_file(p, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) == NULL)
         die("%s: %s", p, err.message);
     free(p);
     return k;
@@ -472,7 +472,7 @@ static char *hand_sign(const char *name, const struct rq *r, const char *si,
         if (reqsign_base_build(&req, &p, &mem[i], base, REQSIGN_BASE_BUF, &blen, &err) !=
             REQSIGN_OK)
             die("%s: resign: no signature base: %s", name, err.message);
-        if (reqsign_key_sign(key, (const uint8_t *)base, blen, sig) != REQSIGN_OK ||
+        if (reqsign_key_sign(key, (const uint8_t *)base, blen, sig, NULL) != REQSIGN_OK ||
             reqsign_base64_encode(sig, sizeof(sig), b64, sizeof(b64), &n) != REQSIGN_OK)
             die("%s: resign: signing failed", name);
         pos += (size_t)snprintf(out + pos, 4096 - pos, "%s%.*s=:%.*s:", i ? ", " : "",
@@ -712,7 +712,7 @@ static enum reqsign_status run_verifier(const struct rq *r, const json_t *verify
     vo.clock_ctx = &now;
     vo.lookup = reqsign_static_key_lookup;
     vo.lookup_ctx = &sk;
-    vo.nonces = reqsign_nonce_store_memory_new(NULL);
+    vo.nonces = reqsign_nonce_store_memory_new(NULL, NULL);
     reqsign_error_clear(&err);
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);
     if (v == NULL)

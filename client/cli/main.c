@@ -193,8 +193,7 @@ static enum reqsign_status load_pub_json(const char *path, unsigned char pub[32]
 
     /* a credential with its private key: the loader wipes what it read */
     reqsign_error_clear(&e2);
-    if (reqsign_credential_load(path, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &cred, &e2) ==
-        REQSIGN_OK) {
+    if ((cred = reqsign_credential_load(path, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &e2)) != NULL) {
         reqsign_key_public_raw(reqsign_credential_key(cred), pub);
         reqsign_credential_free(cred);
         return REQSIGN_OK;
@@ -209,12 +208,12 @@ static enum reqsign_status load_pub_json(const char *path, unsigned char pub[32]
     }
     json_t *pem = json_object_get(root, "public_key"), *jwk = json_object_get(root, "jwk");
     if (json_is_string(pem)) {
-        st = reqsign_key_load_mem(json_string_value(pem), json_string_length(pem), 0, &k, err);
+        st = ((k = reqsign_key_load_mem(json_string_value(pem), json_string_length(pem), 0, err)) != NULL ? REQSIGN_OK : err->code);
     } else if (json_is_object(jwk)) {
         char *txt = json_dumps(jwk, JSON_COMPACT);
         st = txt == NULL ? reqsign_error_set(err, REQSIGN_E_NOMEM, "verify", REQSIGN_NO_OFFSET,
                                              NULL)
-                         : reqsign_key_load_mem(txt, strlen(txt), 0, &k, err);
+                         : ((k = reqsign_key_load_mem(txt, strlen(txt), 0, err)) != NULL ? REQSIGN_OK : err->code);
         free(txt);
     } else if (json_object_get(root, "private_key") != NULL) {
         /* a credential that did not load: say why */
@@ -609,7 +608,7 @@ static int cmd_keygen(int argc, char **argv)
     int rc = EXIT_FAIL;
 
     reqsign_error_clear(&err);
-    st = reqsign_key_generate(&key, &err);
+    st = ((key = reqsign_key_generate(&err)) != NULL ? REQSIGN_OK : err.code);
     if (st != REQSIGN_OK) {
         print_error(stderr, st, &err);
         return EXIT_FAIL;
@@ -694,7 +693,7 @@ static enum reqsign_status digest_fd(int fd, unsigned algs, char *out, size_t ca
     struct reqsign_digest d;
     char buf[65536];
     size_t len;
-    enum reqsign_status st = reqsign_digest_init(&d, algs);
+    enum reqsign_status st = reqsign_digest_init(&d, algs, NULL);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
     for (;;) {
@@ -706,13 +705,13 @@ static enum reqsign_status digest_fd(int fd, unsigned algs, char *out, size_t ca
         }
         if (r == 0)
             break;
-        st = reqsign_digest_update(&d, buf, (size_t)r);
+        st = reqsign_digest_update(&d, buf, (size_t)r, NULL);
         if (st != REQSIGN_OK) {
             reqsign_digest_cleanup(&d);
             return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
         }
     }
-    return reqsign_digest_final(&d, out, cap, &len, NULL, NULL);
+    return reqsign_digest_final(&d, out, cap, &len, NULL, NULL, NULL);
 }
 
 static int cmd_sign(int argc, char **argv)
@@ -858,8 +857,8 @@ static int cmd_sign(int argc, char **argv)
     so.digest_algs = algs;
     /* --key: a key file (any format) or the key service's credential JSON */
     struct reqsign_credential *cred = NULL;
-    st = reqsign_credential_load(key_file, keyid,
-                                 insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0u, &cred, &err);
+    st = ((cred = reqsign_credential_load(key_file, keyid,
+                                 insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0u, &err)) != NULL ? REQSIGN_OK : err.code);
     if (st == REQSIGN_OK)
         signer = reqsign_credential_signer(cred, &so, &err);
     reqsign_credential_free(cred);
@@ -1207,14 +1206,14 @@ static int cmd_verify(int argc, char **argv)
     memset(&u, 0, sizeof(u));
 
     /* the key: only its public part */
-    st = reqsign_key_load_file(pub_file, 0, &key, &err);
+    st = ((key = reqsign_key_load_file(pub_file, 0, &err)) != NULL ? REQSIGN_OK : err.code);
     if (st == REQSIGN_E_KEY_PERMISSIONS) {
         fprintf(stderr,
                 "reqsign verify: warning: %s holds a private key readable by group or "
                 "others; using its public part\n",
                 pub_file);
         reqsign_error_clear(&err);
-        st = reqsign_key_load_file(pub_file, REQSIGN_KEY_ALLOW_PERMISSIVE, &key, &err);
+        st = ((key = reqsign_key_load_file(pub_file, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) != NULL ? REQSIGN_OK : err.code);
     }
     memset(&sk, 0, sizeof(sk));
     sk.keyid = keyid;
@@ -1328,7 +1327,7 @@ have_pub:
     req.n_headers = all.n;
 
     /* the verifier */
-    store = reqsign_nonce_store_memory_new(NULL);
+    store = reqsign_nonce_store_memory_new(NULL, NULL);
     if (store == NULL) {
         print_error(stdout, REQSIGN_E_NOMEM, NULL);
         goto out;
@@ -1418,12 +1417,12 @@ out:
 
 static int cmd_curl(int (*fn)(int, char **), int argc, char **argv)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (reqsign_global_init() != REQSIGN_OK) { /* libcurl and the crypto backend */
         fprintf(stderr, "reqsign: cannot initialise libcurl\n");
         return EXIT_FAIL;
     }
     int rc = fn(argc, argv);
-    curl_global_cleanup();
+    reqsign_global_cleanup();
     return rc;
 }
 

@@ -83,7 +83,7 @@ static enum reqsign_status upload_open(const char *path, unsigned algs,
                                "%s: not a regular file", path);
         goto fail;
     }
-    st = reqsign_digest_init(&d, algs);
+    st = reqsign_digest_init(&d, algs, NULL);
     if (st != REQSIGN_OK) {
         st = reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
         goto fail;
@@ -99,7 +99,7 @@ static enum reqsign_status upload_open(const char *path, unsigned algs,
             }
             break;
         }
-        st = reqsign_digest_update(&d, buf, n);
+        st = reqsign_digest_update(&d, buf, n, NULL);
         if (st != REQSIGN_OK) {
             reqsign_digest_cleanup(&d);
             st = reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
@@ -107,7 +107,7 @@ static enum reqsign_status upload_open(const char *path, unsigned algs,
         }
     }
     u->size = (int64_t)d.total;
-    st = reqsign_digest_final(&d, digest, digest_cap, &len, NULL, NULL);
+    st = reqsign_digest_final(&d, digest, digest_cap, &len, NULL, NULL, NULL);
     if (st != REQSIGN_OK) {
         st = reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
         goto fail;

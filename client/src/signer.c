@@ -76,6 +76,9 @@ static int valid_method(const char *m)
 struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts,
                                           struct reqsign_error *err)
 {
+    struct reqsign_error local; /* the key loaders' codes are read from err->code */
+    if (err == NULL)
+        err = &local;
     reqsign_error_clear(err);
     struct reqsign_signer *s;
     enum reqsign_status st;
@@ -99,11 +102,11 @@ struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts
     }
     unsigned flags = opts->key_flags | REQSIGN_KEY_REQUIRE_PRIVATE;
     if (opts->key_file != NULL) {
-        st = reqsign_key_load_file(opts->key_file, flags, &s->key, err);
+        st = ((s->key = reqsign_key_load_file(opts->key_file, flags, err)) != NULL ? REQSIGN_OK : err->code);
     } else if (opts->key_data != NULL) {
-        st = reqsign_key_load_mem(opts->key_data, opts->key_len, flags, &s->key, err);
+        st = ((s->key = reqsign_key_load_mem(opts->key_data, opts->key_len, flags, err)) != NULL ? REQSIGN_OK : err->code);
     } else {
-        s->key = reqsign_key_dup(opts->key);
+        s->key = reqsign_key_dup(opts->key, NULL);
         st = s->key == NULL ? reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER,
                                                 REQSIGN_NO_OFFSET, NULL)
                             : REQSIGN_OK;
@@ -188,7 +191,7 @@ const char *reqsign_signer_keyid(const struct reqsign_signer *s)
 }
 
 /* see reqsign/signer.h */
-int reqsign_signer_path_as_is(const struct reqsign_signer *s)
+bool reqsign_signer_path_as_is(const struct reqsign_signer *s)
 {
     return s->path_as_is;
 }
@@ -287,7 +290,7 @@ static enum reqsign_status sign_content_digest(const struct reqsign_signer *s,
     }
     enum reqsign_status st = reqsign_content_digest(s->digest_algs, in->body, in->body_len,
                                                     out->content_digest,
-                                                    sizeof(out->content_digest), &len);
+                                                    sizeof(out->content_digest), &len, NULL);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                  "cannot compute Content-Digest");
@@ -413,7 +416,7 @@ static enum reqsign_status sign_base(const struct reqsign_signer *s,
         out->base_len = n;
     }
     if (st == REQSIGN_OK)
-        st = reqsign_key_sign(s->key, (const uint8_t *)base, base_len, sig);
+        st = reqsign_key_sign(s->key, (const uint8_t *)base, base_len, sig, NULL);
     if (base != stackbuf)
         free(base);
     if (st != REQSIGN_OK)
@@ -475,44 +478,3 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
     return sign_signature(s, sig, out, err);
 }
 
-/* see reqsign/signer.h */
-enum reqsign_status reqsign_content_digest_file(const char *path, unsigned algs, char *out,
-                                                size_t cap, size_t *out_len,
-                                                struct reqsign_error *err)
-{
-    reqsign_error_clear(err);
-    struct reqsign_digest d;
-    enum reqsign_status st;
-    char buf[65536];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return reqsign_error_set(err, REQSIGN_E_IO, "body", REQSIGN_NO_OFFSET, "%s: %s", path,
-                                 strerror(errno));
-    st = reqsign_digest_init(&d, algs != 0 ? algs : REQSIGN_DIGEST_SHA256);
-    if (st != REQSIGN_OK) {
-        close(fd);
-        return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
-    }
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof(buf));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            st = reqsign_error_set(err, REQSIGN_E_IO, "body", REQSIGN_NO_OFFSET, "%s: %s", path,
-                                   strerror(errno));
-            break;
-        }
-        if (r == 0)
-            break;
-        st = reqsign_digest_update(&d, buf, (size_t)r);
-        if (st != REQSIGN_OK)
-            break;
-    }
-    close(fd);
-    if (st != REQSIGN_OK) {
-        reqsign_digest_cleanup(&d);
-        return st;
-    }
-    return reqsign_digest_final(&d, out, cap, out_len, NULL, NULL);
-}

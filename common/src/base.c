@@ -358,8 +358,8 @@ static enum reqsign_status field_structured(struct reqsign_span comp, struct req
                                  comp.ptr);
     size_t pos = out->len;
     if (cp->key != NULL) {
-        long idx = reqsign_sf_dict_find(&p, cp->key->str.ptr, cp->key->str.len);
-        if (idx < 0)
+        size_t idx;
+        if (!reqsign_sf_dict_find(&p, cp->key->str.ptr, cp->key->str.len, &idx))
             return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
                                      "dictionary field \"%.*s\" has no member '%.*s'",
                                      (int)comp.len, comp.ptr, (int)cp->key->str.len,

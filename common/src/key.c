@@ -50,28 +50,6 @@ size_t reqsign_ed25519_public_len(void)
     return REQSIGN_ED25519_PUBLIC_LEN;
 }
 
-/* ---- utilities ---- */
-
-/* see reqsign/key.h */
-void reqsign_memzero(void *p, size_t len)
-{
-    reqsign__wipe(p, len);
-}
-
-/* see reqsign/key.h */
-int reqsign_memeq_ct(const void *a, const void *b, size_t len)
-{
-    return reqsign__memeq_ct(a, b, len);
-}
-
-/* see reqsign/key.h */
-enum reqsign_status reqsign_random_bytes(uint8_t *out, size_t len)
-{
-    if (out == NULL && len > 0)
-        return REQSIGN_E_INVALID_ARG;
-    return reqsign__random(out, len) == 0 ? REQSIGN_OK : REQSIGN_E_RANDOM;
-}
-
 /* ---- construction ---- */
 
 /* A key from @pk and @priv (ownership of @priv passes; freed on failure). */
@@ -108,8 +86,8 @@ static enum reqsign_status key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED
     return key_new(pk, priv, out, err);
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
+/* reqsign_key_from_public(), returning a status and the key in *@out. */
+static enum reqsign_status key_from_public_st(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
                                             struct reqsign_key **out, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
@@ -119,8 +97,8 @@ enum reqsign_status reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUB
     return key_new(pk, NULL, out, err);
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED_LEN],
+/* reqsign_key_from_seed(), returning a status and the key in *@out. */
+static enum reqsign_status key_from_seed_st(const uint8_t seed[REQSIGN_ED25519_SEED_LEN],
                                           struct reqsign_key **out, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
@@ -130,8 +108,8 @@ enum reqsign_status reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEE
     return key_from_seed(seed, out, err);
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_generate(struct reqsign_key **out, struct reqsign_error *err)
+/* reqsign_key_generate(), returning a status and the key in *@out. */
+static enum reqsign_status key_generate_st(struct reqsign_key **out, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN]; /* public */
@@ -159,28 +137,33 @@ void reqsign_key_free(struct reqsign_key *key)
 }
 
 /* see reqsign/key.h */
-struct reqsign_key *reqsign_key_dup(const struct reqsign_key *key)
+struct reqsign_key *reqsign_key_dup(const struct reqsign_key *key, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_key *copy = NULL;
     uint8_t seed[REQSIGN_ED25519_SEED_LEN]; /* secret */
 
-    if (key == NULL)
+    if (key == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET, "no key");
         return NULL;
+    }
     if (key->priv == NULL) {
-        if (key_new(key->pk, NULL, &copy, NULL) != REQSIGN_OK)
+        if (key_new(key->pk, NULL, &copy, err) != REQSIGN_OK)
             return NULL;
         return copy;
     }
-    if (reqsign__ed25519_priv_seed(key->priv, seed) != 0)
+    if (reqsign__ed25519_priv_seed(key->priv, seed) != 0) {
+        reqsign_error_set(err, REQSIGN_E_CRYPTO, SRC, REQSIGN_NO_OFFSET, "cannot copy the key");
         return NULL;
-    if (key_from_seed(seed, &copy, NULL) != REQSIGN_OK)
+    }
+    if (key_from_seed(seed, &copy, err) != REQSIGN_OK)
         copy = NULL;
     reqsign__wipe(seed, sizeof(seed));
     return copy;
 }
 
 /* see reqsign/key.h */
-int reqsign_key_has_private(const struct reqsign_key *key)
+bool reqsign_key_has_private(const struct reqsign_key *key)
 {
     return key != NULL && key->priv != NULL;
 }
@@ -386,8 +369,8 @@ static enum reqsign_status key_from_decoded(const struct reqsign__decoded_key *d
     return key_from_seed(dk->seed, out, err);
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_load_mem(const void *data, size_t len, unsigned flags,
+/* reqsign_key_load_mem(), returning a status and the key in *@out. */
+static enum reqsign_status key_load_mem_st(const void *data, size_t len, unsigned flags,
                                          struct reqsign_key **out, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
@@ -482,8 +465,8 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
     return REQSIGN_OK;
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_load_file(const char *path, unsigned flags,
+/* reqsign_key_load_file(), returning a status and the key in *@out. */
+static enum reqsign_status key_load_file_st(const char *path, unsigned flags,
                                           struct reqsign_key **out, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
@@ -640,8 +623,7 @@ enum reqsign_status reqsign_key_public_jwk(const struct reqsign_key *key, char *
 
 /* ---- sign and verify ---- */
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_sign(const struct reqsign_key *key, const uint8_t *msg, size_t len,
+static enum reqsign_status key_sign_impl(const struct reqsign_key *key, const uint8_t *msg, size_t len,
                                      uint8_t sig[REQSIGN_ED25519_SIG_LEN])
 {
     if (key == NULL || sig == NULL || (msg == NULL && len > 0))
@@ -653,8 +635,7 @@ enum reqsign_status reqsign_key_sign(const struct reqsign_key *key, const uint8_
     return REQSIGN_OK;
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_verify(const struct reqsign_key *key,
+static enum reqsign_status key_verify_impl(const struct reqsign_key *key,
                                        const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
                                        const uint8_t *msg, size_t len)
 {
@@ -672,4 +653,71 @@ enum reqsign_status reqsign_ed25519_verify(const uint8_t sig[REQSIGN_ED25519_SIG
     if (pk == NULL || sig == NULL || (msg == NULL && len > 0))
         return REQSIGN_E_INVALID_ARG;
     return reqsign__ed25519_verify(pk, sig, msg, len) == 0 ? REQSIGN_OK : REQSIGN_E_SIG_INVALID;
+}
+
+/* see reqsign/key.h */
+enum reqsign_status reqsign_key_sign(const struct reqsign_key *key, const uint8_t *msg, size_t len,
+                 uint8_t sig[REQSIGN_ED25519_SIG_LEN], struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = key_sign_impl(key, msg, len, sig);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, SRC, REQSIGN_NO_OFFSET, NULL);
+    return st;
+}
+
+/* see reqsign/key.h */
+enum reqsign_status reqsign_key_verify(const struct reqsign_key *key, const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
+                   const uint8_t *msg, size_t len, struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = key_verify_impl(key, sig, msg, len);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, SRC, REQSIGN_NO_OFFSET, NULL);
+    return st;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_from_public_st(pk, &k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED_LEN], struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_from_seed_st(seed, &k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_generate(struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_generate_st(&k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_load_mem(const void *data, size_t len, unsigned flags, struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_load_mem_st(data, len, flags, &k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_load_file(const char *path, unsigned flags, struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_load_file_st(path, flags, &k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
 }

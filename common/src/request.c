@@ -228,7 +228,7 @@ static size_t first_bad_target_byte(const unsigned char *t, size_t n)
 
 /* see reqsign/request.h */
 enum reqsign_status reqsign_target_split(struct reqsign_span target, struct reqsign_span *path,
-                                         struct reqsign_span *query, int *has_query,
+                                         struct reqsign_span *query, bool *has_query,
                                          struct reqsign_error *err)
 {
     reqsign_error_clear(err);
@@ -260,12 +260,12 @@ enum reqsign_status reqsign_target_split(struct reqsign_span target, struct reqs
         query->ptr = qmark;
         query->len = 1;
         if (has_query != NULL)
-            *has_query = 0;
+            *has_query = false;
     } else {
         query->ptr = target.ptr + q;
         query->len = n - q;
         if (has_query != NULL)
-            *has_query = 1; /* even an empty query: "/p?" */
+            *has_query = true; /* even an empty query: "/p?" */
     }
     return REQSIGN_OK;
 }

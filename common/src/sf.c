@@ -550,14 +550,18 @@ enum reqsign_status reqsign_sf_parse_item(const char *in, size_t len, struct req
 }
 
 /* see reqsign/sf.h */
-long reqsign_sf_dict_find(const struct reqsign_sf_parsed *p, const char *key, size_t key_len)
+bool reqsign_sf_dict_find(const struct reqsign_sf_parsed *p, const char *key, size_t key_len,
+                          size_t *idx)
 {
     if (p == NULL || (key == NULL && key_len > 0))
-        return -1;
+        return false;
     for (size_t i = 0; i < p->n_members; i++)
-        if (span_eq(&p->members[i].key, key, key_len))
-            return (long)i;
-    return -1;
+        if (span_eq(&p->members[i].key, key, key_len)) {
+            if (idx != NULL)
+                *idx = i;
+            return true;
+        }
+    return false;
 }
 
 /* see reqsign/sf.h */

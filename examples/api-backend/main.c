@@ -212,7 +212,7 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
         return;
     }
     struct call *c = calloc(1, sizeof(*c));
-    if (c == NULL || reqsign_digest_init(&c->sha256, REQSIGN_DIGEST_SHA256) != REQSIGN_OK) {
+    if (c == NULL || reqsign_digest_init(&c->sha256, REQSIGN_DIGEST_SHA256, NULL) != REQSIGN_OK) {
         free(c);
         reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
         return;
@@ -250,7 +250,7 @@ static void on_body(void *ctx, struct reqsign_httpd_req *r, const char *data, si
         reqsign_httpd_respond_error(r, &err);
         return;
     }
-    if (reqsign_digest_update(&c->sha256, data, len) != REQSIGN_OK)
+    if (reqsign_digest_update(&c->sha256, data, len, NULL) != REQSIGN_OK)
         reqsign_httpd_fail(r, REQSIGN_E_CRYPTO, "hash failure");
 }
 
@@ -277,7 +277,7 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
     uint8_t sum[REQSIGN_SHA256_LEN];
     char cd[REQSIGN_CONTENT_DIGEST_OUT_BUF], hex[2 * REQSIGN_SHA256_LEN + 1];
     size_t cd_len;
-    if (reqsign_digest_final(&c->sha256, cd, sizeof(cd), &cd_len, sum, NULL) != REQSIGN_OK) {
+    if (reqsign_digest_final(&c->sha256, cd, sizeof(cd), &cd_len, sum, NULL, NULL) != REQSIGN_OK) {
         reqsign_httpd_fail(r, REQSIGN_E_CRYPTO, "hash failure");
         return;
     }

@@ -197,7 +197,7 @@ static int public_forms(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], char pem[P
     char jbuf[JWK_MAX];
     size_t n;
     *jwk = NULL;
-    if (reqsign_key_from_public(pk, &key, NULL) != REQSIGN_OK)
+    if ((key = reqsign_key_from_public(pk, NULL)) == NULL)
         return -1;
     int ok = reqsign_key_public_pem(key, pem, PEM_MAX, &n) == REQSIGN_OK &&
              reqsign_key_public_jwk(key, jbuf, sizeof(jbuf), &n) == REQSIGN_OK;
@@ -655,7 +655,7 @@ static enum reqsign_status load_public(json_t *pk, struct reqsign_key **out,
         return set_error(rerr, REQSIGN_E_INVALID_REQUEST,
                          "public_key must be a PEM string or a JWK object");
     }
-    if (data == NULL || reqsign_key_load_mem(data, len, 0, out, &err) != REQSIGN_OK) {
+    if (data == NULL || (*out = reqsign_key_load_mem(data, len, 0, &err)) == NULL) {
         /* the loader's message names the format problem, never key bytes */
         set_error(rerr, REQSIGN_E_INVALID_REQUEST, "public_key: %s",
                   err.message[0] ? err.message : "not an Ed25519 public key");
@@ -1022,7 +1022,7 @@ static int random_id(const char *prefix, char *out, size_t cap)
     uint8_t b[16];
     char enc[32];
     size_t n = 0;
-    if (reqsign_random_bytes(b, sizeof(b)) != REQSIGN_OK ||
+    if (reqsign_random_bytes(b, sizeof(b), NULL) != REQSIGN_OK ||
         reqsign_base64url_encode(b, sizeof(b), enc, sizeof(enc), &n) != REQSIGN_OK)
         return -1;
     snprintf(out, cap, "%s%.*s", prefix, (int)n, enc);
@@ -1033,10 +1033,10 @@ static void token_hash(const char *token, size_t len, uint8_t h[REQSIGN_ENROLLME
 {
     struct reqsign_digest d;
     memset(h, 0, REQSIGN_ENROLLMENT_HASH_LEN);
-    if (reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256) != REQSIGN_OK)
+    if (reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256, NULL) != REQSIGN_OK)
         return;
-    if (reqsign_digest_update(&d, token, len) != REQSIGN_OK ||
-        reqsign_digest_final(&d, NULL, 0, NULL, h, NULL) != REQSIGN_OK)
+    if (reqsign_digest_update(&d, token, len, NULL) != REQSIGN_OK ||
+        reqsign_digest_final(&d, NULL, 0, NULL, h, NULL, NULL) != REQSIGN_OK)
         memset(h, 0, REQSIGN_ENROLLMENT_HASH_LEN);
     reqsign_digest_cleanup(&d);
 }
@@ -1048,7 +1048,7 @@ static int new_enrollment(struct reqsignd_service *s, const char *account, char 
     uint8_t b[32], h[REQSIGN_ENROLLMENT_HASH_LEN];
     size_t n = 0;
     int64_t now = now_s();
-    if (reqsign_random_bytes(b, sizeof(b)) != REQSIGN_OK ||
+    if (reqsign_random_bytes(b, sizeof(b), NULL) != REQSIGN_OK ||
         reqsign_base64url_encode(b, sizeof(b), tok, 64, &n) != REQSIGN_OK) {
         reqsign_memzero(b, sizeof(b));
         set_error(err, REQSIGN_E_RANDOM, "cannot make a token");
@@ -1530,7 +1530,7 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
     snprintf(rec.scopes, sizeof(rec.scopes), "%s", cr.scopes);
     snprintf(rec.account, sizeof(rec.account), "%s", acct.id);
     int generated = key == NULL;
-    if (generated && reqsign_key_generate(&key, &err) != REQSIGN_OK) {
+    if (generated && (key = reqsign_key_generate(&err)) == NULL) {
         reqsign_httpd_respond_error(r, &err);
         goto out;
     }
@@ -1664,7 +1664,7 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         snprintf(nrec.account, sizeof(nrec.account), "%s", rec.account);
         snprintf(nrec.replaces, sizeof(nrec.replaces), "%s", rec.keyid);
         nrec.created_at = now;
-        if (reqsign_key_generate(&key, &err) != REQSIGN_OK ||
+        if ((key = reqsign_key_generate(&err)) == NULL ||
             reqsign_key_thumbprint(key, nrec.keyid) != REQSIGN_OK) {
             reqsign_key_free(key);
             reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot make the key");
@@ -1886,7 +1886,7 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
         refuse(s, r, c, NULL, "key.enroll", acct.id, acct.id, err.code, err.message);
         return;
     }
-    if (generated && reqsign_key_generate(&key, &err) != REQSIGN_OK) {
+    if (generated && (key = reqsign_key_generate(&err)) == NULL) {
         reqsign_httpd_respond_error(r, &err);
         return;
     }
@@ -2174,7 +2174,7 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     co.negative_ttl = o->cache_ttl;
     s->cache = reqsign_keycache_new(&co, err);
     s->own_nonces = o->nonces == NULL;
-    s->nonces = o->nonces != NULL ? o->nonces : reqsign_nonce_store_memory_new(NULL);
+    s->nonces = o->nonces != NULL ? o->nonces : reqsign_nonce_store_memory_new(NULL, NULL);
     struct reqsign_verifier_opts vo;
     memset(&vo, 0, sizeof(vo));
     vo.profile = REQSIGN_PROFILE_REQSIGN;
@@ -2273,7 +2273,7 @@ int reqsignd_init_admin(struct reqsign_keystore *ks, const char *service, char *
     *cred_len = 0;
     if (key_out != NULL)
         *key_out = NULL;
-    if (reqsign_key_generate(&key, err) != REQSIGN_OK ||
+    if ((key = reqsign_key_generate(err)) == NULL ||
         reqsign_key_thumbprint(key, rec.keyid) != REQSIGN_OK) {
         rc = 1;
         goto done;

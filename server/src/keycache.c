@@ -571,7 +571,7 @@ struct reqsign_keycache *reqsign_keycache_new(const struct reqsign_keycache_opts
     atomic_init(&c->hits, 0);
     atomic_init(&c->misses, 0);
     atomic_init(&c->store_errors, 0);
-    if (reqsign_random_bytes(c->sipkey, sizeof(c->sipkey)) != REQSIGN_OK) {
+    if (reqsign_random_bytes(c->sipkey, sizeof(c->sipkey), NULL) != REQSIGN_OK) {
         free(c);
         reqsign_error_set(err, REQSIGN_E_RANDOM, kc_src, REQSIGN_NO_OFFSET,
                           "cannot seed the cache's hash key");

@@ -16,6 +16,7 @@
  * no lock but fetch_mu is held during a transfer.
  */
 #include <reqsign/keydir.h>
+#include <reqsign/util.h>
 
 #include <reqsign/base64.h>
 #include <reqsign/key.h>
@@ -662,14 +663,6 @@ void reqsign_keydir_stats(struct reqsign_keydir *kd, struct reqsign_keydir_stats
 
 /* ---- life cycle ---- */
 
-static pthread_once_t kd_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode kd_curl_init_rc = CURLE_FAILED_INIT;
-
-static void kd_curl_init(void)
-{
-    kd_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 /* see reqsign/keydir.h */
 void reqsign_keydir_free(struct reqsign_keydir *kd)
 {
@@ -719,7 +712,9 @@ struct reqsign_keydir *reqsign_keydir_new(const struct reqsign_keydir_opts *o,
     int64_t max = o->max_refresh != 0 ? o->max_refresh : REQSIGN_KEYDIR_DEFAULT_MAX_REFRESH;
     if (min > max)
         return kd_fail(NULL, err, REQSIGN_E_INVALID_ARG, "min_refresh must not exceed max_refresh");
-    if (pthread_once(&kd_curl_once, kd_curl_init) != 0 || kd_curl_init_rc != CURLE_OK)
+    /* libcurl's global setup, through the one documented place (reqsign/util.h);
+     * idempotent, and a no-op when the program already called it. */
+    if (reqsign_global_init() != REQSIGN_OK)
         return kd_fail(NULL, err, REQSIGN_E_HTTP, "libcurl initialisation failed");
 
     struct reqsign_keydir *kd = calloc(1, sizeof(*kd));

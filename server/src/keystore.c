@@ -21,14 +21,21 @@ struct reqsign_keystore {
 static const char ks_src[] = "key store";
 
 /* see reqsign/keystore.h */
-struct reqsign_keystore *reqsign_keystore_new(const struct reqsign_keystore_ops *ops, void *impl)
+struct reqsign_keystore *reqsign_keystore_new(const struct reqsign_keystore_ops *ops, void *impl,
+                                              struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (ops == NULL || ops->get == NULL || ops->insert == NULL || ops->list == NULL ||
-        ops->revoke == NULL)
+        ops->revoke == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "key store", REQSIGN_NO_OFFSET,
+                          "ops get, insert, list and revoke are required");
         return NULL;
+    }
     struct reqsign_keystore *ks = malloc(sizeof(*ks));
-    if (ks == NULL)
+    if (ks == NULL) {
+        reqsign_error_set(err, REQSIGN_E_NOMEM, "key store", REQSIGN_NO_OFFSET, NULL);
         return NULL;
+    }
     ks->ops = *ops;
     ks->impl = impl;
     return ks;

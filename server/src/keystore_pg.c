@@ -890,7 +890,7 @@ struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned
     }
     conn_put(s, c);
 
-    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s);
+    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s, NULL);
     if (ks == NULL) {
         pg_free(s);
         reqsign_error_set(err, REQSIGN_E_NOMEM, pg_src, REQSIGN_NO_OFFSET, NULL);

@@ -1244,7 +1244,7 @@ struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned
     }
     conn_put(s, c, SQLITE_OK);
 
-    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s);
+    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s, NULL);
     if (ks == NULL) {
         sq_free(s);
         reqsign_error_set(err, REQSIGN_E_NOMEM, sq_src, REQSIGN_NO_OFFSET, NULL);

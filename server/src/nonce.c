@@ -12,13 +12,19 @@ struct reqsign_nonce_store {
 
 /* see reqsign/nonce.h */
 struct reqsign_nonce_store *reqsign_nonce_store_new(const struct reqsign_nonce_store_ops *ops,
-                                                    void *impl)
+                                                    void *impl, struct reqsign_error *err)
 {
-    if (ops == NULL || ops->check_insert == NULL)
+    reqsign_error_clear(err);
+    if (ops == NULL || ops->check_insert == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "nonce store", REQSIGN_NO_OFFSET,
+                          "ops and ops->check_insert are required");
         return NULL;
+    }
     struct reqsign_nonce_store *s = malloc(sizeof(*s));
-    if (s == NULL)
+    if (s == NULL) {
+        reqsign_error_set(err, REQSIGN_E_NOMEM, "nonce store", REQSIGN_NO_OFFSET, NULL);
         return NULL;
+    }
     s->ops = *ops;
     s->impl = impl;
     return s;

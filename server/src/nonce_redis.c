@@ -929,7 +929,7 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
         bad = "out of memory", code = REQSIGN_E_NOMEM;
     else if ((r->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
         bad = "SHA-256 unavailable", code = REQSIGN_E_CRYPTO;
-    struct reqsign_nonce_store *s = bad == NULL ? reqsign_nonce_store_new(&rd_ops, r) : NULL;
+    struct reqsign_nonce_store *s = bad == NULL ? reqsign_nonce_store_new(&rd_ops, r, NULL) : NULL;
     if (s == NULL) {
         if (bad == NULL)
             bad = "out of memory", code = REQSIGN_E_NOMEM;

@@ -362,7 +362,7 @@ static const struct reqsign_key *prepared_key(const struct reqsign_verifier *cv,
             if (!atomic_compare_exchange_strong(&s->state, &st, VK_BUSY))
                 return NULL; /* another thread took the slot meanwhile */
             struct reqsign_key *k = NULL;
-            if (reqsign_key_from_public(pk, &k, NULL) != REQSIGN_OK) {
+            if ((k = reqsign_key_from_public(pk, NULL)) == NULL) {
                 atomic_store_explicit(&s->state, VK_EMPTY, memory_order_release);
                 return NULL;
             }
@@ -520,7 +520,7 @@ struct vctx {
     const struct reqsign_sf_member *m; /* the selected Signature-Input member */
     uint8_t sig[REQSIGN_ED25519_SIG_LEN + 3];
     struct sig_params sp;
-    int has_query;
+    bool has_query;
     int64_t now;
     struct reqsign_key_info info;
     const char *picked; /* the configured authority put in the base, if any */
@@ -586,7 +586,7 @@ static enum reqsign_status step_select(struct vctx *c)
     const struct reqsign_sf_parsed *si = &c->si, *sg = &c->sg;
     struct reqsign_verification *vs = c->vs;
     struct reqsign_error *err = c->err;
-    long idx;
+    size_t idx;
 
     if (si->n_members == 0 && sg->n_members == 0)
         return reqsign_error_set(err, REQSIGN_E_SIG_MISSING, "Signature-Input",
@@ -599,15 +599,13 @@ static enum reqsign_status step_select(struct vctx *c)
                                  si->n_members == 0 ? "Signature-Input" : "Signature",
                                  si->n_members == 0 ? "Signature" : "Signature-Input");
     if (v->label != NULL) {
-        idx = reqsign_sf_dict_find(si, v->label, strlen(v->label));
-        if (idx < 0)
+        if (!reqsign_sf_dict_find(si, v->label, strlen(v->label), &idx))
             return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature-Input",
                                      REQSIGN_NO_OFFSET, "no signature labelled '%s'", v->label);
     } else if (si->n_members == 1) {
         idx = 0;
     } else {
-        idx = reqsign_sf_dict_find(si, "sig1", 4);
-        if (idx < 0)
+        if (!reqsign_sf_dict_find(si, "sig1", 4, &idx))
             return reqsign_error_set(err, REQSIGN_E_SIG_AMBIGUOUS, "Signature-Input",
                                      REQSIGN_NO_OFFSET,
                                      "%zu signatures and none labelled 'sig1'", si->n_members);
@@ -616,8 +614,8 @@ static enum reqsign_status step_select(struct vctx *c)
     c->m = m;
     memcpy(vs->label, m->key.ptr, m->key.len);
     vs->label[m->key.len] = '\0';
-    long sidx = reqsign_sf_dict_find(sg, m->key.ptr, m->key.len);
-    if (sidx < 0)
+    size_t sidx;
+    if (!reqsign_sf_dict_find(sg, m->key.ptr, m->key.len, &sidx))
         return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature", REQSIGN_NO_OFFSET,
                                  "Signature has no member '%s' to match Signature-Input",
                                  vs->label);
@@ -907,7 +905,7 @@ static enum reqsign_status step_signature(struct vctx *c)
     const uint8_t *base = (const uint8_t *)c->s->base;
     const struct reqsign_key *pk = prepared_key(c->v, c->info.public_key);
     enum reqsign_status st =
-        pk != NULL ? reqsign_key_verify(pk, c->sig, base, c->base_len)
+        pk != NULL ? reqsign_key_verify(pk, c->sig, base, c->base_len, NULL)
                    : reqsign_ed25519_verify(c->sig, base, c->base_len, c->info.public_key);
     return st == REQSIGN_OK ? REQSIGN_OK : mismatch(c);
 }
@@ -940,7 +938,7 @@ static enum reqsign_status step_digest(struct vctx *c)
     memcpy(vs->public_key, c->info.public_key, sizeof(vs->public_key));
     if (!vs->digest_parsed)
         return REQSIGN_OK;
-    enum reqsign_status st = reqsign_digest_init(&vs->body, vs->expect.algs);
+    enum reqsign_status st = reqsign_digest_init(&vs->body, vs->expect.algs, NULL);
     if (st != REQSIGN_OK)
         return reqsign_error_set(c->err, st, "Content-Digest", REQSIGN_NO_OFFSET, NULL);
     return REQSIGN_OK;
@@ -1022,7 +1020,7 @@ enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, c
     }
     if (!vs->digest_parsed)
         return REQSIGN_OK; /* rfc9421 profile: content without any Content-Digest */
-    enum reqsign_status st = reqsign_digest_update(&vs->body, data, len);
+    enum reqsign_status st = reqsign_digest_update(&vs->body, data, len, NULL);
     if (st != REQSIGN_OK) {
         vs->state = VS_FAILED;
         return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
@@ -1057,7 +1055,7 @@ static enum reqsign_status recheck_key(struct reqsign_verification *vs,
                                  vs->keyid);
     if (info.state != REQSIGN_KEY_ACTIVE)
         return key_state_error(info.state, vs->keyid, " (seen at the end of the content)", err);
-    if (!reqsign_memeq_ct(info.public_key, vs->public_key, sizeof(vs->public_key)))
+    if (reqsign_memcmp_ct(info.public_key, vs->public_key, sizeof(vs->public_key)) != 0)
         return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' was replaced by another public key while the content "
                                  "was arriving",
@@ -1111,49 +1109,6 @@ enum reqsign_status reqsign_verifier_verify(const struct reqsign_verifier *v,
     return st;
 }
 
-/* see reqsign/verifier.h */
-enum reqsign_status reqsign_error_json(const struct reqsign_error *err, int64_t server_time,
-                                       char *out, size_t cap, size_t *out_len)
-{
-    struct reqsign__buf b = {out, cap > 0 ? cap - 1 : 0, 0, 0};
-    enum reqsign_status code = err != NULL ? err->code : REQSIGN_E_INTERNAL;
-    /* A local failure (HTTP 5xx: a store down or full, an internal error) is
-     * told the client by its code and generic text only: its detail may name
-     * hosts, ports, socket paths or a store's own reply (spec section 10). */
-    const char *msg = err != NULL && err->message[0] && reqsign_http_status(code) < 500
-                          ? err->message
-                          : reqsign_strerror(code);
-    static const char hex[] = "0123456789abcdef";
-
-    reqsign__buf_puts(&b, "{\"error\":\"");
-    reqsign__buf_puts(&b, reqsign_errname(code));
-    reqsign__buf_puts(&b, "\",\"message\":\"");
-    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            reqsign__buf_putc(&b, '\\');
-            reqsign__buf_putc(&b, (char)*p);
-        } else if (*p < 0x20 || *p >= 0x7f) {
-            char e[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
-            reqsign__buf_put(&b, e, 6);
-        } else {
-            reqsign__buf_putc(&b, (char)*p);
-        }
-    }
-    reqsign__buf_putc(&b, '"');
-    if (code == REQSIGN_E_SIG_TOO_OLD || code == REQSIGN_E_SIG_FUTURE ||
-        code == REQSIGN_E_SIG_EXPIRED) {
-        char t[48];
-        int n = snprintf(t, sizeof(t), ",\"server_time\":%lld", (long long)server_time);
-        reqsign__buf_put(&b, t, (size_t)n);
-    }
-    reqsign__buf_putc(&b, '}');
-    if (b.overflow || cap == 0)
-        return REQSIGN_E_BUFFER_TOO_SMALL;
-    out[b.len] = '\0';
-    if (out_len != NULL)
-        *out_len = b.len;
-    return REQSIGN_OK;
-}
 
 /* see reqsign/verifier.h */
 enum reqsign_status reqsign_static_key_lookup(void *ctx, const char *keyid, size_t keyid_len,

@@ -84,14 +84,15 @@ static const struct reqsign_keystore_ops ks_ops = {
 
 static void setup(void)
 {
-    cr_assert_eq(reqsign_key_generate(&key, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_global_init(), REQSIGN_OK);
+    cr_assert_not_null(key = reqsign_key_generate(NULL));
     struct reqsign_signer_opts so = {.key = key};
     signer = reqsign_signer_new(&so, NULL);
     cr_assert_not_null(signer);
     memset(&skey, 0, sizeof(skey));
     reqsign_key_public_raw(key, skey.public_key);
     skey.keyid = reqsign_signer_keyid(signer);
-    nonces = reqsign_nonce_store_memory_new(NULL);
+    nonces = reqsign_nonce_store_memory_new(NULL, NULL);
     cr_assert_not_null(nonces);
     struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup,
                                        .lookup_ctx = &skey,
@@ -99,7 +100,7 @@ static void setup(void)
                                        .public_authority = AUTHORITY};
     verifier = reqsign_verifier_new(&vo, NULL);
     cr_assert_not_null(verifier);
-    store = reqsign_keystore_new(&ks_ops, NULL);
+    store = reqsign_keystore_new(&ks_ops, NULL, NULL);
     cr_assert_not_null(store);
     struct reqsign_keycache_opts co = {.store = store};
     cache = reqsign_keycache_new(&co, NULL);
@@ -170,13 +171,13 @@ static enum reqsign_status r_digest(struct reqsign_error *err)
     struct reqsign_digest_expect exp;
     struct reqsign_digest d;
     enum reqsign_status st =
-        reqsign_content_digest(REQSIGN_DIGEST_SHA256, "abc", 3, cd, sizeof(cd), &n);
+        reqsign_content_digest(REQSIGN_DIGEST_SHA256, "abc", 3, cd, sizeof(cd), &n, NULL);
     if (st == REQSIGN_OK)
         st = reqsign_content_digest_parse(cd, n, &exp, err);
     if (st == REQSIGN_OK)
-        st = reqsign_digest_init(&d, exp.algs);
+        st = reqsign_digest_init(&d, exp.algs, NULL);
     if (st == REQSIGN_OK)
-        st = reqsign_digest_update(&d, "abc", 3);
+        st = reqsign_digest_update(&d, "abc", 3, NULL);
     if (st == REQSIGN_OK)
         st = reqsign_content_digest_check(&d, &exp, err);
     return st;
@@ -194,7 +195,7 @@ static enum reqsign_status r_request(struct reqsign_error *err)
     char out[REQSIGN_AUTHORITY_IN_MAX + 1];
     size_t n;
     struct reqsign_span path, query;
-    int has_query;
+    bool has_query;
     enum reqsign_status st = reqsign_authority_normalize(SPAN("https"), SPAN("Example.COM:443"),
                                                          out, sizeof(out), &n, err);
     if (st == REQSIGN_OK)
@@ -210,30 +211,39 @@ static enum reqsign_status r_key(struct reqsign_error *err)
     uint8_t sig[REQSIGN_ED25519_SIG_LEN];
     char pem[512];
     size_t n;
-    enum reqsign_status st = reqsign_key_generate(&k, err);
+    enum reqsign_status st = ((k = reqsign_key_generate(err)) != NULL ? REQSIGN_OK : err->code);
     reqsign_key_free(k);
     k = NULL;
     if (st == REQSIGN_OK)
-        st = reqsign_key_from_seed(seed, &k, err);
+        st = reqsign_random_bytes(seed, sizeof(seed), err);
     if (st == REQSIGN_OK)
-        st = reqsign_key_sign(k, (const uint8_t *)"m", 1, sig);
+        st = ((k = reqsign_key_from_seed(seed, err)) != NULL ? REQSIGN_OK : err->code);
+    if (st == REQSIGN_OK) {
+        struct reqsign_key *d = reqsign_key_dup(k, err);
+        st = d != NULL ? REQSIGN_OK : err->code;
+        reqsign_key_free(d);
+    }
     if (st == REQSIGN_OK)
-        st = reqsign_key_verify(k, sig, (const uint8_t *)"m", 1);
+        st = reqsign_key_sign(k, (const uint8_t *)"m", 1, sig, NULL);
+    if (st == REQSIGN_OK)
+        st = reqsign_key_verify(k, sig, (const uint8_t *)"m", 1, NULL);
     if (st == REQSIGN_OK)
         st = reqsign_key_public_pem(k, pem, sizeof(pem), &n);
     reqsign_key_public_raw(k, pk);
     reqsign_key_free(k);
     k = NULL;
     if (st == REQSIGN_OK)
-        st = reqsign_key_load_mem(pem, n, 0, &k, err);
+        st = ((k = reqsign_key_load_mem(pem, n, 0, err)) != NULL ? REQSIGN_OK : err->code);
     reqsign_key_free(k);
     k = NULL;
     if (st == REQSIGN_OK)
-        st = reqsign_key_from_public(pk, &k, err);
+        st = ((k = reqsign_key_from_public(pk, err)) != NULL ? REQSIGN_OK : err->code);
     reqsign_key_free(k);
     k = NULL;
     if (st == REQSIGN_OK)
-        st = reqsign_key_load_file(key_path, REQSIGN_KEY_REQUIRE_PRIVATE, &k, err);
+        st = ((k = reqsign_key_load_file(key_path, REQSIGN_KEY_REQUIRE_PRIVATE, err)) != NULL
+                  ? REQSIGN_OK
+                  : err->code);
     reqsign_key_free(k);
     return st;
 }
@@ -272,7 +282,8 @@ static enum reqsign_status r_credential(struct reqsign_error *err)
 {
     struct reqsign_credential *c = NULL;
     struct reqsign_signer *s = NULL;
-    enum reqsign_status st = reqsign_credential_load(key_path, NULL, 0, &c, err);
+    enum reqsign_status st =
+        ((c = reqsign_credential_load(key_path, NULL, 0, err)) != NULL ? REQSIGN_OK : err->code);
     if (st == REQSIGN_OK)
         st = (s = reqsign_credential_signer(c, NULL, err)) != NULL ? REQSIGN_OK : err->code;
     reqsign_signer_free(s);
@@ -363,14 +374,14 @@ static enum reqsign_status r_stores(struct reqsign_error *err)
     struct reqsign_keycache_opts co = {.store = store};
     char nonce[32];
     snprintf(nonce, sizeof(nonce), "n-%ld-%d", (long)time(NULL), rand());
-    ks = reqsign_keystore_new(&ks_ops, NULL);
-    enum reqsign_status st = ks != NULL ? REQSIGN_OK : REQSIGN_E_NOMEM;
+    ks = reqsign_keystore_new(&ks_ops, NULL, err);
+    enum reqsign_status st = ks != NULL ? REQSIGN_OK : err->code;
     reqsign_keystore_free(ks);
     if (st == REQSIGN_OK)
         st = (kc = reqsign_keycache_new(&co, err)) != NULL ? REQSIGN_OK : err->code;
     reqsign_keycache_free(kc);
     if (st == REQSIGN_OK)
-        st = (ns = reqsign_nonce_store_memory_new(NULL)) != NULL ? REQSIGN_OK : REQSIGN_E_NOMEM;
+        st = (ns = reqsign_nonce_store_memory_new(NULL, err)) != NULL ? REQSIGN_OK : err->code;
     reqsign_nonce_store_free(ns);
     if (st == REQSIGN_OK)
         st = reqsign_nonce_store_check_insert(nonces, "k", 1, nonce, strlen(nonce), 100, 200, err);

@@ -1928,7 +1928,7 @@ Test(keystore, keycache_last_use_store_down_fails_nothing)
                                                      .list = fake_list,
                                                      .revoke = fake_revoke,
                                                      .touch = down_touch};
-    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, NULL);
+    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, NULL, NULL);
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_keycache_opts co = {.store = ks};

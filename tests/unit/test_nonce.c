@@ -101,7 +101,7 @@ Test(nonce, siphash_reference_vectors)
 static struct reqsign_nonce_store *mk(size_t max_entries, size_t per_key_max)
 {
     struct reqsign_nonce_memory_opts o = {.max_entries = max_entries, .per_key_max = per_key_max};
-    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o);
+    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o, NULL);
     cr_assert_not_null(s);
     return s;
 }
@@ -521,9 +521,9 @@ Test(nonce, custom_store_dispatch)
     struct reqsign_nonce_store_ops ops = {.check_insert = fake_check, .free = fake_free};
     struct reqsign_nonce_memory_stats st;
     struct reqsign_error err;
-    cr_assert_null(reqsign_nonce_store_new(NULL, &f));
-    cr_assert_null(reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){0}, &f));
-    struct reqsign_nonce_store *s = reqsign_nonce_store_new(&ops, &f);
+    cr_assert_null(reqsign_nonce_store_new(NULL, &f, NULL));
+    cr_assert_null(reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){0}, &f, NULL));
+    struct reqsign_nonce_store *s = reqsign_nonce_store_new(&ops, &f, NULL);
     cr_assert_not_null(s);
     ops.check_insert = NULL; /* copied */
     cr_assert_eq(ci(s, "k", "n", T0, T0 + 1), REQSIGN_OK);
@@ -538,7 +538,7 @@ Test(nonce, custom_store_dispatch)
     reqsign_nonce_store_free(s);
     cr_assert_eq(f.freed, 1);
     /* no free op: impl stays the caller's */
-    s = reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){.check_insert = fake_check}, &f);
+    s = reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){.check_insert = fake_check}, &f, NULL);
     reqsign_nonce_store_free(s);
     cr_assert_eq(f.freed, 1);
 }

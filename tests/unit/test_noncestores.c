@@ -96,7 +96,7 @@ static void fx_wait_expired(struct fx *f, int64_t now, int64_t until, int64_t af
 
 static bool make_memory(struct fx *f)
 {
-    f->s = reqsign_nonce_store_memory_new(NULL);
+    f->s = reqsign_nonce_store_memory_new(NULL, NULL);
     return f->s != NULL;
 }
 
@@ -496,7 +496,7 @@ Test(noncestores, redis_batch_equals_single_path)
     /* empty batch; not a Redis store */
     cr_assert_eq(reqsign_nonce_store_redis_check_insert_batch(a, NULL, 0, res, now, NULL),
                  REQSIGN_OK);
-    struct reqsign_nonce_store *m = reqsign_nonce_store_memory_new(NULL);
+    struct reqsign_nonce_store *m = reqsign_nonce_store_memory_new(NULL, NULL);
     cr_assert_eq(reqsign_nonce_store_redis_check_insert_batch(m, items, 2, res, now, NULL),
                  REQSIGN_E_INVALID_ARG);
     cr_assert_eq(res[1], REQSIGN_E_INVALID_ARG);

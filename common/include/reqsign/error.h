@@ -173,6 +173,20 @@ REQSIGN_API enum reqsign_status reqsign_error_set(struct reqsign_error *err,
 #endif
     ;
 
+/**
+ * reqsign_error_json() - the JSON error body a server answers with:
+ * {"error":"<wire name>","message":"...","server_time":N} (server_time only
+ * for clock errors: sig_too_old, sig_future, sig_expired). NUL-terminated.
+ * The message is @err's, except for codes answered with a 5xx status (local
+ * failures: store outages, internal errors), whose body carries only
+ * reqsign_strerror(): their detail is for the server's log, not the client.
+ * Return: REQSIGN_OK or REQSIGN_E_BUFFER_TOO_SMALL.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_error_json(const struct reqsign_error *err, int64_t server_time, char *out, size_t cap,
+                   size_t *out_len);
+
 #ifdef __cplusplus
 }
 #endif

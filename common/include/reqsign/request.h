@@ -46,7 +46,7 @@ reqsign_authority_normalize(struct reqsign_span scheme, struct reqsign_span auth
  * reqsign_target_split() - split an origin-form request-target into the
  * @path value ("/" for an empty path) and the @query value (with its "?",
  * "?" when there is none). No decoding, no dot-segment removal. *@has_query
- * (may be NULL) is 1 when the target contains a '?', even with an empty query.
+ * (may be NULL) is true when the target contains a '?', even with an empty query.
  * Return: REQSIGN_OK, REQSIGN_E_URL for a target that is not origin-form
  * (does not start with "/") or holds bytes outside %x21-7E, REQSIGN_E_LIMIT
  * for one longer than REQSIGN_TARGET_IN_MAX.
@@ -54,7 +54,7 @@ reqsign_authority_normalize(struct reqsign_span scheme, struct reqsign_span auth
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_target_split(struct reqsign_span target, struct reqsign_span *path,
-                     struct reqsign_span *query, int *has_query, struct reqsign_error *err);
+                     struct reqsign_span *query, bool *has_query, struct reqsign_error *err);
 
 /**
  * reqsign_request_header_count() - number of field lines named @name

@@ -61,8 +61,9 @@
  * REQSIGN_E_KEYSTORE_UNAVAILABLE (HTTP 503).
  *
  * Thread safety: reqsign_keydir_new() is thread-safe; lookup, refresh and
- * stats are thread-safe on one shared keydir. libcurl is initialised
- * (curl_global_init) once, on the first reqsign_keydir_new().
+ * stats are thread-safe on one shared keydir. Call reqsign_global_init()
+ * (reqsign/util.h) at program start, before threads: it sets libcurl up.
+ * reqsign_keydir_new() calls it as well (idempotent) and fails with its error.
  */
 #ifndef REQSIGN_KEYDIR_H
 #define REQSIGN_KEYDIR_H
@@ -100,8 +101,8 @@ struct reqsign_keydir;
  * @o:   options; the URL is copied.
  * @err: on failure, the reason; may be NULL.
  * Return: the keydir, or NULL with @err set (E_INVALID_ARG: no or non-http(s)
- * URL, negative values, min_refresh > max_refresh; E_NOMEM; E_HTTP: libcurl
- * could not be initialised).
+ * URL, negative values, min_refresh > max_refresh; E_NOMEM; E_HTTP or
+ * E_CRYPTO: reqsign_global_init() failed).
  * Thread safety: thread-safe.
  */
 REQSIGN_API struct reqsign_keydir *reqsign_keydir_new(const struct reqsign_keydir_opts *o,

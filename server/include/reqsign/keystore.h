@@ -153,9 +153,16 @@ struct reqsign_keystore_ops {
 
 struct reqsign_keystore;
 
-/** reqsign_keystore_new() - wrap an implementation (@ops copied, @impl owned). */
-REQSIGN_API struct reqsign_keystore *reqsign_keystore_new(const struct reqsign_keystore_ops *ops,
-                                                          void *impl);
+/**
+ * reqsign_keystore_new() - wrap an implementation. @ops is copied; @impl is
+ * owned by the store from success on (released with ops->free by
+ * reqsign_keystore_free()). On failure @impl stays the caller's.
+ * Return: the store, or NULL with @err set (E_INVALID_ARG: a required op is
+ * missing; E_NOMEM).
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_keystore *
+reqsign_keystore_new(const struct reqsign_keystore_ops *ops, void *impl, struct reqsign_error *err);
 /** reqsign_keystore_free() - release; NULL is a no-op. */
 REQSIGN_API void reqsign_keystore_free(struct reqsign_keystore *ks);
 

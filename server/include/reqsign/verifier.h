@@ -126,7 +126,7 @@ struct reqsign_verifier_opts {
     struct reqsign_nonce_store *nonces; /* borrowed; required by the reqsign profile */
     const char *const *authorities; /* more accepted authorities (see public_authority) */
     size_t n_authorities;           /* at most REQSIGN_VERIFIER_AUTHORITIES_IN_MAX in all */
-    int any_authority; /* 1: no configured authority, @authority is each request's Host
+    bool any_authority; /* true: no configured authority, @authority is each request's Host
                           (the explicit opt-out; not with public_authority/authorities) */
 };
 
@@ -159,8 +159,8 @@ struct reqsign_verification {
     char nonce[REQSIGN_NONCE_IN_MAX + 1]; /* "" if absent (for audit logs) */
     int64_t created;   /* -1 if absent (rfc9421 profile) */
     int64_t expires;   /* -1 if absent */
-    int digest_covered;
-    int has_content;
+    bool digest_covered;
+    bool has_content;
 
     /* internal */
     int state;          /* VS_* in verifier.c */
@@ -227,20 +227,6 @@ REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_verifier_verify(const struct reqsign_verifier *v, const struct reqsign_request *req,
                         const void *body, size_t body_len, struct reqsign_verification *vs,
                         struct reqsign_error *err);
-
-/**
- * reqsign_error_json() - the JSON error body a server answers with:
- * {"error":"<wire name>","message":"...","server_time":N} (server_time only
- * for clock errors: sig_too_old, sig_future, sig_expired). NUL-terminated.
- * The message is @err's, except for codes answered with a 5xx status (local
- * failures: store outages, internal errors), whose body carries only
- * reqsign_strerror(): their detail is for the server's log, not the client.
- * Return: REQSIGN_OK or REQSIGN_E_BUFFER_TOO_SMALL.
- * Thread safety: thread-safe.
- */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_error_json(const struct reqsign_error *err, int64_t server_time, char *out, size_t cap,
-                   size_t *out_len);
 
 /**
  * reqsign_static_key_lookup() - a lookup for one fixed public key: pass a
