@@ -118,14 +118,14 @@ static uint64_t run_raw_verify(struct env *e, struct bench_raw *raw, size_t a, s
 struct parsed {
     struct reqsign_sf_member m[REQSIGN_SIGNATURES_IN_MAX];
     struct reqsign_sf_item i[REQSIGN_SIGNATURES_IN_MAX * REQSIGN_COMPONENTS_IN_MAX];
-    struct reqsign_sf_param p[REQSIGN_SIGNATURES_IN_MAX *
-                              (REQSIGN_COMPONENTS_IN_MAX + REQSIGN_SIG_PARAMS_IN_MAX)];
+    struct reqsign_sf_param
+        p[REQSIGN_SIGNATURES_IN_MAX * (REQSIGN_COMPONENTS_IN_MAX + REQSIGN_SIG_PARAMS_IN_MAX)];
     struct reqsign_sf_parsed sf;
 };
 
 static void parsed_init(struct parsed *p)
 {
-    struct reqsign_sf_parsed sf = {p->m, REQSIGN_SIGNATURES_IN_MAX, 0,
+    struct reqsign_sf_parsed sf = {p->m, REQSIGN_SIGNATURES_IN_MAX,      0,
                                    p->i, sizeof(p->i) / sizeof(p->i[0]), 0,
                                    p->p, sizeof(p->p) / sizeof(p->p[0]), 0};
     p->sf = sf;
@@ -432,8 +432,8 @@ static void bench_sign(struct env *e)
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < e->set.n; i++) {
             const struct bench_req *q = &e->set.reqs[i];
-            if (reqsign_content_digest(REQSIGN_DIGEST_SHA256, q->body, q->body_len, cd,
-                                       sizeof(cd), &len, NULL) != REQSIGN_OK)
+            if (reqsign_content_digest(REQSIGN_DIGEST_SHA256, q->body, q->body_len, cd, sizeof(cd),
+                                       &len, NULL) != REQSIGN_OK)
                 bench_die("content digest");
         }
         dg[r] = (double)(bench_now_ns() - t0) / (double)e->set.n;

@@ -47,7 +47,8 @@ static void load(const char *in, size_t size, unsigned flags)
     struct reqsign_key *k = NULL;
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    enum reqsign_status st = ((k = reqsign_key_load_mem(in, size, flags, &err)) != NULL ? REQSIGN_OK : err.code);
+    enum reqsign_status st =
+        ((k = reqsign_key_load_mem(in, size, flags, &err)) != NULL ? REQSIGN_OK : err.code);
     FUZZ_CHECK(st == REQSIGN_OK || st == REQSIGN_E_KEY_FORMAT || st == REQSIGN_E_KEY_TYPE ||
                    st == REQSIGN_E_KEY_NOT_PRIVATE || st == REQSIGN_E_LIMIT ||
                    st == REQSIGN_E_BASE64 || st == REQSIGN_E_JSON || st == REQSIGN_E_CRYPTO ||
@@ -92,7 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct reqsign_error err;
     reqsign_error_clear(&err);
     enum reqsign_status st =
-        ((c = reqsign_credential_load(spec, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) != NULL ? REQSIGN_OK : err.code);
+        ((c = reqsign_credential_load(spec, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) != NULL
+             ? REQSIGN_OK
+             : err.code);
     FUZZ_CHECK(st != REQSIGN_E_IO && st != REQSIGN_E_INVALID_ARG && st != REQSIGN_E_INTERNAL,
                "credential_load: %s (%s)", reqsign_errname(st), err.message);
     if (st == REQSIGN_OK) {

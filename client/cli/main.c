@@ -208,12 +208,16 @@ static enum reqsign_status load_pub_json(const char *path, unsigned char pub[32]
     }
     json_t *pem = json_object_get(root, "public_key"), *jwk = json_object_get(root, "jwk");
     if (json_is_string(pem)) {
-        st = ((k = reqsign_key_load_mem(json_string_value(pem), json_string_length(pem), 0, err)) != NULL ? REQSIGN_OK : err->code);
+        st = ((k = reqsign_key_load_mem(json_string_value(pem), json_string_length(pem), 0, err)) !=
+                      NULL
+                  ? REQSIGN_OK
+                  : err->code);
     } else if (json_is_object(jwk)) {
         char *txt = json_dumps(jwk, JSON_COMPACT);
-        st = txt == NULL ? reqsign_error_set(err, REQSIGN_E_NOMEM, "verify", REQSIGN_NO_OFFSET,
-                                             NULL)
-                         : ((k = reqsign_key_load_mem(txt, strlen(txt), 0, err)) != NULL ? REQSIGN_OK : err->code);
+        st = txt == NULL
+                 ? reqsign_error_set(err, REQSIGN_E_NOMEM, "verify", REQSIGN_NO_OFFSET, NULL)
+                 : ((k = reqsign_key_load_mem(txt, strlen(txt), 0, err)) != NULL ? REQSIGN_OK
+                                                                                 : err->code);
         free(txt);
     } else if (json_object_get(root, "private_key") != NULL) {
         /* a credential that did not load: say why */
@@ -857,8 +861,10 @@ static int cmd_sign(int argc, char **argv)
     so.digest_algs = algs;
     /* --key: a key file (any format) or the key service's credential JSON */
     struct reqsign_credential *cred = NULL;
-    st = ((cred = reqsign_credential_load(key_file, keyid,
-                                 insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0u, &err)) != NULL ? REQSIGN_OK : err.code);
+    st = ((cred = reqsign_credential_load(
+               key_file, keyid, insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0u, &err)) != NULL
+              ? REQSIGN_OK
+              : err.code);
     if (st == REQSIGN_OK)
         signer = reqsign_credential_signer(cred, &so, &err);
     reqsign_credential_free(cred);
@@ -1213,7 +1219,9 @@ static int cmd_verify(int argc, char **argv)
                 "others; using its public part\n",
                 pub_file);
         reqsign_error_clear(&err);
-        st = ((key = reqsign_key_load_file(pub_file, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) != NULL ? REQSIGN_OK : err.code);
+        st = ((key = reqsign_key_load_file(pub_file, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) != NULL
+                  ? REQSIGN_OK
+                  : err.code);
     }
     memset(&sk, 0, sizeof(sk));
     sk.keyid = keyid;

@@ -178,9 +178,13 @@ static enum reqsign_status from_json(struct reqsign_credential *c, json_t *root,
     if (json_object_get(root, "kty") != NULL) {
         /* a JWK, not a credential */
         if (path != NULL)
-            st = ((c->key = reqsign_key_load_file(path, flags | REQSIGN_KEY_REQUIRE_PRIVATE, err)) != NULL ? REQSIGN_OK : err->code);
+            st = ((c->key = reqsign_key_load_file(path, flags | REQSIGN_KEY_REQUIRE_PRIVATE,
+                                                  err)) != NULL
+                      ? REQSIGN_OK
+                      : err->code);
         else
-            st = ((c->key = reqsign_key_load_mem(text, text_len, kflags, err)) != NULL ? REQSIGN_OK : err->code);
+            st = ((c->key = reqsign_key_load_mem(text, text_len, kflags, err)) != NULL ? REQSIGN_OK
+                                                                                       : err->code);
         if (st != REQSIGN_OK)
             return st;
         if (keyid_override != NULL)
@@ -208,7 +212,9 @@ static enum reqsign_status from_json(struct reqsign_credential *c, json_t *root,
                                  "not be accessible by group or others; fix with `chmod 600 %s`",
                                  (unsigned)(mode & 07777), path, path);
     st = ((c->key = reqsign_key_load_mem(json_string_value(priv), json_string_length(priv), kflags,
-                              err)) != NULL ? REQSIGN_OK : err->code);
+                                         err)) != NULL
+              ? REQSIGN_OK
+              : err->code);
     if (st != REQSIGN_OK)
         return st;
 
@@ -251,7 +257,10 @@ static enum reqsign_status from_json(struct reqsign_credential *c, json_t *root,
         if (!json_is_string(pub))
             return reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
                                      "credential \"public_key\" must be a PEM string");
-        st = ((pk = reqsign_key_load_mem(json_string_value(pub), json_string_length(pub), 0, err)) != NULL ? REQSIGN_OK : err->code);
+        st = ((pk = reqsign_key_load_mem(json_string_value(pub), json_string_length(pub), 0,
+                                         err)) != NULL
+                  ? REQSIGN_OK
+                  : err->code);
         if (st != REQSIGN_OK)
             return st;
         reqsign_key_public_raw(pk, a);
@@ -402,8 +411,11 @@ static enum reqsign_status load_path(struct reqsign_credential *c, const char *p
         st = load_text(c, buf, n, path, sb.st_mode, keyid_override, flags, err);
     } else {
         /* a key file: the key loader applies the permission check */
-        st = ((c->key = reqsign_key_load_file(
-            path, flags | REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE, err)) != NULL ? REQSIGN_OK : err->code);
+        st =
+            ((c->key = reqsign_key_load_file(
+                  path, flags | REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE, err)) != NULL
+                 ? REQSIGN_OK
+                 : err->code);
         if (st == REQSIGN_OK)
             st = bare_key_keyid(c, keyid_override, err);
     }
@@ -434,9 +446,13 @@ static enum reqsign_status load_stdin(struct reqsign_credential *c, const char *
                                "standard input is empty: no credential");
     else if (buf[i] == '{')
         st = load_text(c, buf, n, NULL, 0, keyid_override, flags, err);
-    else if ((st = ((c->key = reqsign_key_load_mem(buf, n,
-                                        (flags & ~(unsigned)REQSIGN_KEY_ALLOW_PERMISSIVE) |
-                                            REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE, err)) != NULL ? REQSIGN_OK : err->code)) == REQSIGN_OK)
+    else if ((st = ((c->key = reqsign_key_load_mem(
+                         buf, n,
+                         (flags & ~(unsigned)REQSIGN_KEY_ALLOW_PERMISSIVE) |
+                             REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE,
+                         err)) != NULL
+                        ? REQSIGN_OK
+                        : err->code)) == REQSIGN_OK)
         st = bare_key_keyid(c, keyid_override, err);
     reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_IN_MAX + 1);
     free(buf);
@@ -445,8 +461,8 @@ static enum reqsign_status load_stdin(struct reqsign_credential *c, const char *
 
 /* reqsign_credential_load(), returning a status and the credential in *@out. */
 static enum reqsign_status credential_load_st(const char *spec, const char *keyid_override,
-                                            unsigned flags, struct reqsign_credential **out,
-                                            struct reqsign_error *err)
+                                              unsigned flags, struct reqsign_credential **out,
+                                              struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     struct reqsign_credential *c;

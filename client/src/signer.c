@@ -102,9 +102,12 @@ struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts
     }
     unsigned flags = opts->key_flags | REQSIGN_KEY_REQUIRE_PRIVATE;
     if (opts->key_file != NULL) {
-        st = ((s->key = reqsign_key_load_file(opts->key_file, flags, err)) != NULL ? REQSIGN_OK : err->code);
+        st = ((s->key = reqsign_key_load_file(opts->key_file, flags, err)) != NULL ? REQSIGN_OK
+                                                                                   : err->code);
     } else if (opts->key_data != NULL) {
-        st = ((s->key = reqsign_key_load_mem(opts->key_data, opts->key_len, flags, err)) != NULL ? REQSIGN_OK : err->code);
+        st = ((s->key = reqsign_key_load_mem(opts->key_data, opts->key_len, flags, err)) != NULL
+                  ? REQSIGN_OK
+                  : err->code);
     } else {
         s->key = reqsign_key_dup(opts->key, NULL);
         st = s->key == NULL ? reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER,
@@ -288,9 +291,9 @@ static enum reqsign_status sign_content_digest(const struct reqsign_signer *s,
         memcpy(out->content_digest, in->content_digest, n + 1);
         return REQSIGN_OK;
     }
-    enum reqsign_status st = reqsign_content_digest(s->digest_algs, in->body, in->body_len,
-                                                    out->content_digest,
-                                                    sizeof(out->content_digest), &len, NULL);
+    enum reqsign_status st =
+        reqsign_content_digest(s->digest_algs, in->body, in->body_len, out->content_digest,
+                               sizeof(out->content_digest), &len, NULL);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                  "cannot compute Content-Digest");
@@ -404,8 +407,8 @@ static enum reqsign_status sign_base(const struct reqsign_signer *s,
         base = malloc(REQSIGN_BASE_BUF);
         if (base == NULL)
             return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER, REQSIGN_NO_OFFSET, NULL);
-        st = profile_base(&req, u, out->content_digest, si_value, base, REQSIGN_BASE_BUF,
-                          &base_len, err);
+        st = profile_base(&req, u, out->content_digest, si_value, base, REQSIGN_BASE_BUF, &base_len,
+                          err);
         if (st == REQSIGN_E_BUFFER_TOO_SMALL)
             st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                    "signature base longer than %d bytes", REQSIGN_BASE_BUF);
@@ -477,4 +480,3 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
         return st;
     return sign_signature(s, sig, out, err);
 }
-

@@ -12,8 +12,8 @@
  */
 #include <reqsign/base64.h>
 #include <reqsign/digest.h>
-#include <reqsign/util.h> /* reqsign_memzero */
 #include <reqsign/sf.h>
+#include <reqsign/util.h> /* reqsign_memzero */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,7 +68,8 @@ static enum reqsign_status digest_init_impl(struct reqsign_digest *d, unsigned a
     return REQSIGN_OK;
 }
 
-static enum reqsign_status digest_update_impl(struct reqsign_digest *d, const void *data, size_t len)
+static enum reqsign_status digest_update_impl(struct reqsign_digest *d, const void *data,
+                                              size_t len)
 {
     if (d == NULL || d->algs == 0 || (data == NULL && len > 0))
         return REQSIGN_E_INVALID_ARG;
@@ -128,8 +129,8 @@ static size_t value_len(unsigned algs)
 }
 
 static enum reqsign_status digest_final_impl(struct reqsign_digest *d, char *out, size_t cap,
-                                         size_t *out_len, uint8_t sha256[REQSIGN_SHA256_LEN],
-                                         uint8_t sha512[REQSIGN_SHA512_LEN])
+                                             size_t *out_len, uint8_t sha256[REQSIGN_SHA256_LEN],
+                                             uint8_t sha512[REQSIGN_SHA512_LEN])
 {
     uint8_t raw256[REQSIGN_SHA256_LEN], raw512[REQSIGN_SHA512_LEN];
     unsigned algs;
@@ -182,8 +183,8 @@ static enum reqsign_status digest_final_impl(struct reqsign_digest *d, char *out
     return REQSIGN_OK;
 }
 
-static enum reqsign_status content_digest_impl(unsigned algs, const void *body, size_t len, char *out,
-                                           size_t cap, size_t *out_len)
+static enum reqsign_status content_digest_impl(unsigned algs, const void *body, size_t len,
+                                               char *out, size_t cap, size_t *out_len)
 {
     struct reqsign_digest d;
     enum reqsign_status st;
@@ -358,7 +359,8 @@ enum reqsign_status reqsign_content_digest_file(const char *path, unsigned algs,
 }
 
 /* see reqsign/digest.h */
-enum reqsign_status reqsign_digest_init(struct reqsign_digest *d, unsigned algs, struct reqsign_error *err)
+enum reqsign_status reqsign_digest_init(struct reqsign_digest *d, unsigned algs,
+                                        struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     enum reqsign_status st = digest_init_impl(d, algs);
@@ -368,7 +370,8 @@ enum reqsign_status reqsign_digest_init(struct reqsign_digest *d, unsigned algs,
 }
 
 /* see reqsign/digest.h */
-enum reqsign_status reqsign_digest_update(struct reqsign_digest *d, const void *data, size_t len, struct reqsign_error *err)
+enum reqsign_status reqsign_digest_update(struct reqsign_digest *d, const void *data, size_t len,
+                                          struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     enum reqsign_status st = digest_update_impl(d, data, len);
@@ -378,8 +381,10 @@ enum reqsign_status reqsign_digest_update(struct reqsign_digest *d, const void *
 }
 
 /* see reqsign/digest.h */
-enum reqsign_status reqsign_digest_final(struct reqsign_digest *d, char *out, size_t cap, size_t *out_len,
-                     uint8_t sha256[REQSIGN_SHA256_LEN], uint8_t sha512[REQSIGN_SHA512_LEN], struct reqsign_error *err)
+enum reqsign_status reqsign_digest_final(struct reqsign_digest *d, char *out, size_t cap,
+                                         size_t *out_len, uint8_t sha256[REQSIGN_SHA256_LEN],
+                                         uint8_t sha512[REQSIGN_SHA512_LEN],
+                                         struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     enum reqsign_status st = digest_final_impl(d, out, cap, out_len, sha256, sha512);
@@ -389,8 +394,8 @@ enum reqsign_status reqsign_digest_final(struct reqsign_digest *d, char *out, si
 }
 
 /* see reqsign/digest.h */
-enum reqsign_status reqsign_content_digest(unsigned algs, const void *body, size_t len, char *out, size_t cap,
-                       size_t *out_len, struct reqsign_error *err)
+enum reqsign_status reqsign_content_digest(unsigned algs, const void *body, size_t len, char *out,
+                                           size_t cap, size_t *out_len, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     enum reqsign_status st = content_digest_impl(algs, body, len, out, cap, out_len);

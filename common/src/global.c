@@ -16,7 +16,7 @@ extern void curl_global_cleanup(void) __attribute__((weak));
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static enum reqsign_status global_status = REQSIGN_E_INTERNAL; /* written once, in global_once */
-static int curl_inited;                                          /* likewise */
+static int curl_inited;                                        /* likewise */
 
 static void global_setup(void)
 {

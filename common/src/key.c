@@ -88,7 +88,7 @@ static enum reqsign_status key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED
 
 /* reqsign_key_from_public(), returning a status and the key in *@out. */
 static enum reqsign_status key_from_public_st(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
-                                            struct reqsign_key **out, struct reqsign_error *err)
+                                              struct reqsign_key **out, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     if (out == NULL || pk == NULL)
@@ -99,7 +99,7 @@ static enum reqsign_status key_from_public_st(const uint8_t pk[REQSIGN_ED25519_P
 
 /* reqsign_key_from_seed(), returning a status and the key in *@out. */
 static enum reqsign_status key_from_seed_st(const uint8_t seed[REQSIGN_ED25519_SEED_LEN],
-                                          struct reqsign_key **out, struct reqsign_error *err)
+                                            struct reqsign_key **out, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     if (out == NULL || seed == NULL)
@@ -371,7 +371,7 @@ static enum reqsign_status key_from_decoded(const struct reqsign__decoded_key *d
 
 /* reqsign_key_load_mem(), returning a status and the key in *@out. */
 static enum reqsign_status key_load_mem_st(const void *data, size_t len, unsigned flags,
-                                         struct reqsign_key **out, struct reqsign_error *err)
+                                           struct reqsign_key **out, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     struct reqsign__decoded_key dk; /* secret */
@@ -467,7 +467,7 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
 
 /* reqsign_key_load_file(), returning a status and the key in *@out. */
 static enum reqsign_status key_load_file_st(const char *path, unsigned flags,
-                                          struct reqsign_key **out, struct reqsign_error *err)
+                                            struct reqsign_key **out, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     struct reqsign__decoded_key dk; /* secret */
@@ -623,8 +623,8 @@ enum reqsign_status reqsign_key_public_jwk(const struct reqsign_key *key, char *
 
 /* ---- sign and verify ---- */
 
-static enum reqsign_status key_sign_impl(const struct reqsign_key *key, const uint8_t *msg, size_t len,
-                                     uint8_t sig[REQSIGN_ED25519_SIG_LEN])
+static enum reqsign_status key_sign_impl(const struct reqsign_key *key, const uint8_t *msg,
+                                         size_t len, uint8_t sig[REQSIGN_ED25519_SIG_LEN])
 {
     if (key == NULL || sig == NULL || (msg == NULL && len > 0))
         return REQSIGN_E_INVALID_ARG;
@@ -636,8 +636,8 @@ static enum reqsign_status key_sign_impl(const struct reqsign_key *key, const ui
 }
 
 static enum reqsign_status key_verify_impl(const struct reqsign_key *key,
-                                       const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
-                                       const uint8_t *msg, size_t len)
+                                           const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
+                                           const uint8_t *msg, size_t len)
 {
     if (key == NULL || sig == NULL || (msg == NULL && len > 0))
         return REQSIGN_E_INVALID_ARG;
@@ -657,7 +657,8 @@ enum reqsign_status reqsign_ed25519_verify(const uint8_t sig[REQSIGN_ED25519_SIG
 
 /* see reqsign/key.h */
 enum reqsign_status reqsign_key_sign(const struct reqsign_key *key, const uint8_t *msg, size_t len,
-                 uint8_t sig[REQSIGN_ED25519_SIG_LEN], struct reqsign_error *err)
+                                     uint8_t sig[REQSIGN_ED25519_SIG_LEN],
+                                     struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     enum reqsign_status st = key_sign_impl(key, msg, len, sig);
@@ -667,8 +668,9 @@ enum reqsign_status reqsign_key_sign(const struct reqsign_key *key, const uint8_
 }
 
 /* see reqsign/key.h */
-enum reqsign_status reqsign_key_verify(const struct reqsign_key *key, const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
-                   const uint8_t *msg, size_t len, struct reqsign_error *err)
+enum reqsign_status reqsign_key_verify(const struct reqsign_key *key,
+                                       const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
+                                       const uint8_t *msg, size_t len, struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     enum reqsign_status st = key_verify_impl(key, sig, msg, len);
@@ -678,7 +680,8 @@ enum reqsign_status reqsign_key_verify(const struct reqsign_key *key, const uint
 }
 
 /* see reqsign/key.h */
-struct reqsign_key *reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], struct reqsign_error *err)
+struct reqsign_key *reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
+                                            struct reqsign_error *err)
 {
     struct reqsign_key *k = NULL;
     if (key_from_public_st(pk, &k, err) != REQSIGN_OK)
@@ -687,7 +690,8 @@ struct reqsign_key *reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUB
 }
 
 /* see reqsign/key.h */
-struct reqsign_key *reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED_LEN], struct reqsign_error *err)
+struct reqsign_key *reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED_LEN],
+                                          struct reqsign_error *err)
 {
     struct reqsign_key *k = NULL;
     if (key_from_seed_st(seed, &k, err) != REQSIGN_OK)
@@ -705,7 +709,8 @@ struct reqsign_key *reqsign_key_generate(struct reqsign_error *err)
 }
 
 /* see reqsign/key.h */
-struct reqsign_key *reqsign_key_load_mem(const void *data, size_t len, unsigned flags, struct reqsign_error *err)
+struct reqsign_key *reqsign_key_load_mem(const void *data, size_t len, unsigned flags,
+                                         struct reqsign_error *err)
 {
     struct reqsign_key *k = NULL;
     if (key_load_mem_st(data, len, flags, &k, err) != REQSIGN_OK)
@@ -714,7 +719,8 @@ struct reqsign_key *reqsign_key_load_mem(const void *data, size_t len, unsigned 
 }
 
 /* see reqsign/key.h */
-struct reqsign_key *reqsign_key_load_file(const char *path, unsigned flags, struct reqsign_error *err)
+struct reqsign_key *reqsign_key_load_file(const char *path, unsigned flags,
+                                          struct reqsign_error *err)
 {
     struct reqsign_key *k = NULL;
     if (key_load_file_st(path, flags, &k, err) != REQSIGN_OK)

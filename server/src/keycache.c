@@ -701,8 +701,8 @@ enum reqsign_status reqsign_keycache_start_flusher(struct reqsign_keycache *c,
                                                    struct reqsign_error *err)
 {
     reqsign_error_clear(err);
-    if (c == NULL || writer == NULL || name == NULL || strlen(name) > REQSIGN_VERIFIER_NAME_IN_MAX ||
-        interval < 1 || c->flusher_on)
+    if (c == NULL || writer == NULL || name == NULL ||
+        strlen(name) > REQSIGN_VERIFIER_NAME_IN_MAX || interval < 1 || c->flusher_on)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,
                                  "a writable store, a name of at most %d bytes and an interval "
                                  ">= 1 are required (once)",

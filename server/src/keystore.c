@@ -355,11 +355,9 @@ enum reqsign_status reqsign_keystore_enrollment_insert(
 }
 
 /* see reqsign/keystore.h */
-enum reqsign_status
-reqsign_keystore_enrollment_consume(struct reqsign_keystore *ks,
-                                    const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
-                                    char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1],
-                                    struct reqsign_error *err)
+enum reqsign_status reqsign_keystore_enrollment_consume(
+    struct reqsign_keystore *ks, const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
+    char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1], struct reqsign_error *err)
 {
     reqsign_error_clear(err);
     if (account_out != NULL)

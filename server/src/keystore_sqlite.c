@@ -905,11 +905,9 @@ static enum reqsign_status sq_enrollment_insert(void *impl,
     return ret;
 }
 
-static enum reqsign_status sq_enrollment_consume(void *impl,
-                                                 const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
-                                                 int64_t now,
-                                                 char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1],
-                                                 struct reqsign_error *err)
+static enum reqsign_status
+sq_enrollment_consume(void *impl, const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
+                      char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1], struct reqsign_error *err)
 {
     struct sq_store *s = impl;
     if (s->readonly)

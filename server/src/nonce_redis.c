@@ -887,7 +887,8 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
     size_t prefix_len = strlen(prefix);
     if (prefix_len > REQSIGN_NONCE_REDIS_PREFIX_IN_MAX) {
         (void)reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
-                                "key prefix longer than %d bytes", REQSIGN_NONCE_REDIS_PREFIX_IN_MAX);
+                                "key prefix longer than %d bytes",
+                                REQSIGN_NONCE_REDIS_PREFIX_IN_MAX);
         return NULL;
     }
     struct rd *r = calloc(1, sizeof(*r));

@@ -453,8 +453,8 @@ struct scratch {
     char si_buf[REQSIGN_SIG_FIELD_IN_MAX], sg_buf[REQSIGN_SIG_FIELD_IN_MAX];
     struct reqsign_sf_member si_m[REQSIGN_SIGNATURES_IN_MAX], sg_m[REQSIGN_SIGNATURES_IN_MAX];
     struct reqsign_sf_item si_i[REQSIGN_SIGNATURES_IN_MAX * REQSIGN_COMPONENTS_IN_MAX];
-    struct reqsign_sf_param si_p[REQSIGN_SIGNATURES_IN_MAX *
-                                 (REQSIGN_COMPONENTS_IN_MAX + REQSIGN_SIG_PARAMS_IN_MAX)];
+    struct reqsign_sf_param
+        si_p[REQSIGN_SIGNATURES_IN_MAX * (REQSIGN_COMPONENTS_IN_MAX + REQSIGN_SIG_PARAMS_IN_MAX)];
     struct reqsign_sf_item sg_i[REQSIGN_SIGNATURES_IN_MAX];
     struct reqsign_sf_param sg_p[REQSIGN_SIGNATURES_IN_MAX * 4];
     char cd[REQSIGN_CONTENT_DIGEST_IN_MAX];
@@ -533,12 +533,18 @@ static enum reqsign_status step_parse(struct vctx *c)
     struct scratch *s = c->s;
     struct reqsign__buf sib = {s->si_buf, sizeof(s->si_buf), 0, 0};
     struct reqsign__buf sgb = {s->sg_buf, sizeof(s->sg_buf), 0, 0};
-    struct reqsign_sf_parsed si = {s->si_m, REQSIGN_SIGNATURES_IN_MAX, 0,
-                                   s->si_i, sizeof(s->si_i) / sizeof(s->si_i[0]), 0,
-                                   s->si_p, sizeof(s->si_p) / sizeof(s->si_p[0]), 0};
-    struct reqsign_sf_parsed sg = {s->sg_m, REQSIGN_SIGNATURES_IN_MAX, 0, s->sg_i,
-                                   REQSIGN_SIGNATURES_IN_MAX, 0, s->sg_p, REQSIGN_SIGNATURES_IN_MAX * 4,
+    struct reqsign_sf_parsed si = {s->si_m,
+                                   REQSIGN_SIGNATURES_IN_MAX,
+                                   0,
+                                   s->si_i,
+                                   sizeof(s->si_i) / sizeof(s->si_i[0]),
+                                   0,
+                                   s->si_p,
+                                   sizeof(s->si_p) / sizeof(s->si_p[0]),
                                    0};
+    struct reqsign_sf_parsed sg = {s->sg_m, REQSIGN_SIGNATURES_IN_MAX,     0,
+                                   s->sg_i, REQSIGN_SIGNATURES_IN_MAX,     0,
+                                   s->sg_p, REQSIGN_SIGNATURES_IN_MAX * 4, 0};
     struct reqsign_error *err = c->err;
     enum reqsign_status st;
 
@@ -559,10 +565,10 @@ static enum reqsign_status step_parse(struct vctx *c)
                                  n_si == 0 ? "Signature" : "Signature-Input",
                                  n_si == 0 ? "Signature-Input" : "Signature");
     if (sib.overflow || sgb.overflow)
-        return reqsign_error_set(err, REQSIGN_E_LIMIT, sib.overflow ? "Signature-Input" : "Signature",
-                                 REQSIGN_NO_OFFSET, "%s field longer than %d bytes",
-                                 sib.overflow ? "Signature-Input" : "Signature",
-                                 REQSIGN_SIG_FIELD_IN_MAX);
+        return reqsign_error_set(
+            err, REQSIGN_E_LIMIT, sib.overflow ? "Signature-Input" : "Signature", REQSIGN_NO_OFFSET,
+            "%s field longer than %d bytes", sib.overflow ? "Signature-Input" : "Signature",
+            REQSIGN_SIG_FIELD_IN_MAX);
     struct reqsign_error perr;
     reqsign_error_clear(&perr);
     st = reqsign_sf_parse_dict(s->si_buf, sib.len, &c->si, &perr);
@@ -1108,7 +1114,6 @@ enum reqsign_status reqsign_verifier_verify(const struct reqsign_verifier *v,
         reqsign_digest_cleanup(&vs->body);
     return st;
 }
-
 
 /* see reqsign/verifier.h */
 enum reqsign_status reqsign_static_key_lookup(void *ctx, const char *keyid, size_t keyid_len,

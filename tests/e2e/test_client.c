@@ -641,7 +641,8 @@ Test(client, read_callback_with_precomputed_digest)
     cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256, NULL), REQSIGN_OK);
     cr_assert_eq(reqsign_digest_update(&d, body, 10, NULL), REQSIGN_OK);
     cr_assert_eq(reqsign_digest_update(&d, body + 10, sizeof(body) - 11, NULL), REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_final(&d, digest, sizeof(digest), &dl, NULL, NULL, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_final(&d, digest, sizeof(digest), &dl, NULL, NULL, NULL),
+                 REQSIGN_OK);
 
     static const char *const methods[] = {"PATCH", "POST", "PUT"};
     for (size_t i = 0; i < 3; i++) {
@@ -1639,12 +1640,10 @@ Test(client, story_keys)
     struct reqsign_credential *cred = NULL, *admin = NULL;
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    cr_assert_not_null(cred = reqsign_credential_load(cpath, NULL, 0, &err), "%s",
-                 err.message);
+    cr_assert_not_null(cred = reqsign_credential_load(cpath, NULL, 0, &err), "%s", err.message);
     cr_assert_str_eq(reqsign_credential_keyid(cred), keyid);
     cr_assert_eq(reqsign_credential_scope_count(cred), 2);
-    cr_assert_not_null(admin = reqsign_credential_load(sv.admin, NULL, 0, &err), "%s",
-                 err.message);
+    cr_assert_not_null(admin = reqsign_credential_load(sv.admin, NULL, 0, &err), "%s", err.message);
     cr_log_info("admin.json service: '%s'; client credential service: '%s'",
                 reqsign_credential_service(admin), reqsign_credential_service(cred));
     /* --service defaults to the credential's "service" */
@@ -1763,8 +1762,7 @@ Test(client, story_backend)
     struct reqsign_credential *cred = NULL;
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    cr_assert_not_null(cred = reqsign_credential_load(cpath, NULL, 0, &err), "%s",
-                 err.message);
+    cr_assert_not_null(cred = reqsign_credential_load(cpath, NULL, 0, &err), "%s", err.message);
     struct reqsign_signer *s = reqsign_credential_signer(cred, NULL, &err);
     cr_assert_not_null(s, "%s", err.message);
     char url[256], ename[64];

@@ -454,25 +454,28 @@ static void check_loader_modes(const char *path, int is_cred)
         reqsign_error_clear(&err);
         if (is_cred) {
             struct reqsign_credential *c = NULL;
-            cr_expect_eq(((c = reqsign_credential_load(path, NULL, 0, &err)) != NULL ? REQSIGN_OK : err.code),
+            cr_expect_eq(((c = reqsign_credential_load(path, NULL, 0, &err)) != NULL ? REQSIGN_OK
+                                                                                     : err.code),
                          REQSIGN_E_KEY_PERMISSIONS, "%s at %04o: %s", path, (unsigned)modes[i],
                          err.message);
             reqsign_credential_free(c);
             c = NULL;
             reqsign_error_clear(&err);
-            cr_expect_not_null(c = reqsign_credential_load(path, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE,
-                                                 &err), "%s at %04o with the override: %s", path,
-                         (unsigned)modes[i], err.message);
+            cr_expect_not_null(
+                c = reqsign_credential_load(path, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &err),
+                "%s at %04o with the override: %s", path, (unsigned)modes[i], err.message);
             reqsign_credential_free(c);
         } else {
             struct reqsign_key *k = NULL;
-            cr_expect_eq(((k = reqsign_key_load_file(path, 0, &err)) != NULL ? REQSIGN_OK : err.code), REQSIGN_E_KEY_PERMISSIONS,
-                         "%s at %04o: %s", path, (unsigned)modes[i], err.message);
+            cr_expect_eq(
+                ((k = reqsign_key_load_file(path, 0, &err)) != NULL ? REQSIGN_OK : err.code),
+                REQSIGN_E_KEY_PERMISSIONS, "%s at %04o: %s", path, (unsigned)modes[i], err.message);
             reqsign_key_free(k);
             k = NULL;
             reqsign_error_clear(&err);
-            cr_expect_not_null(k = reqsign_key_load_file(path, REQSIGN_KEY_ALLOW_PERMISSIVE, &err), "%s at %04o with the override: %s", path,
-                         (unsigned)modes[i], err.message);
+            cr_expect_not_null(k = reqsign_key_load_file(path, REQSIGN_KEY_ALLOW_PERMISSIVE, &err),
+                               "%s at %04o with the override: %s", path, (unsigned)modes[i],
+                               err.message);
             reqsign_key_free(k);
         }
         snprintf(cmd, sizeof(cmd), "'%s' sign --key '%s' http://example.com/ 2>&1", tu_cli(),

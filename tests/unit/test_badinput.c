@@ -587,8 +587,8 @@ static struct reqsign_key *load_key(uint8_t pk[32])
     struct reqsign_key *k = NULL;
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    cr_assert_not_null(k = reqsign_key_load_file(p, REQSIGN_KEY_ALLOW_PERMISSIVE, &err),
-                 "%s: %s", p, err.message);
+    cr_assert_not_null(k = reqsign_key_load_file(p, REQSIGN_KEY_ALLOW_PERMISSIVE, &err), "%s: %s",
+                       p, err.message);
     reqsign_key_public_raw(k, pk);
     free(p);
     return k;

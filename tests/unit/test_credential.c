@@ -79,7 +79,8 @@ static struct reqsign_error load_fail(const char *spec, const char *keyid, unsig
     struct reqsign_credential *c = (struct reqsign_credential *)1;
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    enum reqsign_status st = ((c = reqsign_credential_load(spec, keyid, flags, &err)) != NULL ? REQSIGN_OK : err.code);
+    enum reqsign_status st =
+        ((c = reqsign_credential_load(spec, keyid, flags, &err)) != NULL ? REQSIGN_OK : err.code);
     cr_assert_eq(st, code, "expected %s, got %s (%s)", reqsign_errname(code), reqsign_errname(st),
                  err.message);
     cr_assert_eq(err.code, code);
@@ -92,7 +93,8 @@ static struct reqsign_credential *load_ok(const char *spec, const char *keyid, u
     struct reqsign_credential *c = NULL;
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    enum reqsign_status st = ((c = reqsign_credential_load(spec, keyid, flags, &err)) != NULL ? REQSIGN_OK : err.code);
+    enum reqsign_status st =
+        ((c = reqsign_credential_load(spec, keyid, flags, &err)) != NULL ? REQSIGN_OK : err.code);
     cr_assert_eq(st, REQSIGN_OK, "%s: %s", reqsign_errname(st), err.message);
     cr_assert_not_null(c);
     return c;
@@ -128,7 +130,8 @@ static void check_signer(const struct reqsign_credential *c, const char *keyid)
     cr_assert_eq(reqsign_base64_decode(b64, strlen(b64) - 1, sig, sizeof(sig), &sl, NULL),
                  REQSIGN_OK);
     cr_assert_eq(sl, 64);
-    cr_assert_eq(reqsign_key_verify(pub, sig, (const uint8_t *)base, out.base_len, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_verify(pub, sig, (const uint8_t *)base, out.base_len, NULL),
+                 REQSIGN_OK);
     reqsign_key_free(pub);
     reqsign_signer_free(s);
 }

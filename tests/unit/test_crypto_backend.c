@@ -111,9 +111,11 @@ Test(crypto_backend, rfc8032_sign_and_verify)
         /* Verify: raw primitive, private key object, public-only key object. */
         cr_assert_eq(reqsign_ed25519_verify(d.sig, d.msg, d.msg_len, d.pk), REQSIGN_OK, "%s",
                      v->name);
-        cr_assert_eq(reqsign_key_verify(key, d.sig, d.msg, d.msg_len, NULL), REQSIGN_OK, "%s", v->name);
+        cr_assert_eq(reqsign_key_verify(key, d.sig, d.msg, d.msg_len, NULL), REQSIGN_OK, "%s",
+                     v->name);
         cr_assert_not_null(pub = reqsign_key_from_public(d.pk, NULL));
-        cr_assert_eq(reqsign_key_verify(pub, d.sig, d.msg, d.msg_len, NULL), REQSIGN_OK, "%s", v->name);
+        cr_assert_eq(reqsign_key_verify(pub, d.sig, d.msg, d.msg_len, NULL), REQSIGN_OK, "%s",
+                     v->name);
 
         /* Any flipped bit in R, in S or in the message fails. */
         memcpy(sig, d.sig, sizeof(sig));
@@ -124,7 +126,8 @@ Test(crypto_backend, rfc8032_sign_and_verify)
         cr_assert_eq(reqsign_key_verify(pub, sig, d.msg, d.msg_len, NULL), REQSIGN_E_SIG_INVALID);
         if (d.msg_len > 0) {
             d.msg[0] ^= 0x01;
-            cr_assert_eq(reqsign_key_verify(pub, d.sig, d.msg, d.msg_len, NULL), REQSIGN_E_SIG_INVALID);
+            cr_assert_eq(reqsign_key_verify(pub, d.sig, d.msg, d.msg_len, NULL),
+                         REQSIGN_E_SIG_INVALID);
         }
 
         reqsign_key_free(copy);

@@ -106,7 +106,8 @@ Test(digest, streaming_random_chunks_equals_one_shot)
             off += c;
         }
         cr_assert_eq(d.total, len);
-        cr_assert_eq(reqsign_digest_final(&d, str, sizeof(str), &n2, r256b, r512b, NULL), REQSIGN_OK);
+        cr_assert_eq(reqsign_digest_final(&d, str, sizeof(str), &n2, r256b, r512b, NULL),
+                     REQSIGN_OK);
         cr_assert_str_eq(str, one, "round %d", round);
         cr_assert_arr_eq(r256a, r256b, 32);
         cr_assert_arr_eq(r512a, r512b, 64);
@@ -131,7 +132,8 @@ Test(digest, init_final_arguments)
 
     /* Too small: the needed length is reported, the context is released. */
     cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256, NULL), REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_final(&d, out, 10, &n, NULL, NULL, NULL), REQSIGN_E_BUFFER_TOO_SMALL);
+    cr_assert_eq(reqsign_digest_final(&d, out, 10, &n, NULL, NULL, NULL),
+                 REQSIGN_E_BUFFER_TOO_SMALL);
     cr_assert_eq(n, strlen("sha-256=:" EMPTY_256 ":"));
     cr_assert_null(d.ctx[0]);
     /* Cleanup without final. */

@@ -135,7 +135,7 @@ Test(key, rfc_key_every_private_format)
         size_t len;
         char *data = tu_read(files[i].file, &len);
         cr_assert_not_null(k = reqsign_key_load_mem(data, len, files[i].flags, NULL), "%s",
-                     files[i].file);
+                           files[i].file);
         cr_assert(reqsign_key_has_private(k));
         assert_rfc_public(k);
         reqsign_key_free(k);
@@ -239,7 +239,8 @@ Test(key, export_buffer_too_small_and_not_private)
     cr_assert_eq(reqsign_key_public_jwk(k, buf, 10, &n), REQSIGN_E_BUFFER_TOO_SMALL);
     cr_assert_eq(reqsign_key_private_pem(k, buf, sizeof(buf), &n), REQSIGN_E_KEY_NOT_PRIVATE);
     uint8_t sig[64];
-    cr_assert_eq(reqsign_key_sign(k, (const uint8_t *)"x", 1, sig, NULL), REQSIGN_E_KEY_NOT_PRIVATE);
+    cr_assert_eq(reqsign_key_sign(k, (const uint8_t *)"x", 1, sig, NULL),
+                 REQSIGN_E_KEY_NOT_PRIVATE);
     reqsign_key_free(k);
 }
 
@@ -336,7 +337,8 @@ Test(key, sign_rfc9421_b26)
 
     cr_assert_eq(reqsign_key_sign(k, (const uint8_t *)base, strlen(base), sig, NULL), REQSIGN_OK);
     cr_assert_arr_eq(sig, want, 64, "signature of the B.2.6 base differs from the RFC's");
-    cr_assert_eq(reqsign_key_verify(kp, want, (const uint8_t *)base, strlen(base), NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_verify(kp, want, (const uint8_t *)base, strlen(base), NULL),
+                 REQSIGN_OK);
     reqsign_key_public_raw(kp, pk);
     cr_assert_eq(reqsign_ed25519_verify(want, (const uint8_t *)base, strlen(base), pk), REQSIGN_OK);
     /* One changed byte of the base fails. */

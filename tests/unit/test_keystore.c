@@ -412,7 +412,8 @@ Test(keystore, insert_validates_records)
         BAD(r.keyid[3] = (char)0xc3);
         BAD(memset(r.label, 'a', sizeof(r.label)));   /* 129 bytes */
         BAD(memset(r.scopes, 'a', sizeof(r.scopes))); /* no NUL */
-        BAD(memset(r.scopes, 'a', REQSIGN_SCOPE_IN_MAX + 1); r.scopes[REQSIGN_SCOPE_IN_MAX + 1] = '\0');
+        BAD(memset(r.scopes, 'a', REQSIGN_SCOPE_IN_MAX + 1);
+            r.scopes[REQSIGN_SCOPE_IN_MAX + 1] = '\0');
         BAD(r.scopes[2] = '\t');
         BAD(r.created_at = -1);
 #undef BAD

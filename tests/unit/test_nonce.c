@@ -482,8 +482,7 @@ Test(nonce, invalid_arguments)
     cr_assert_eq(reqsign_nonce_store_memory_count(s, T0), 0);
     /* the largest allowed */
     cr_assert_eq(CI(s, big, REQSIGN_KEYID_IN_MAX, big, REQSIGN_NONCE_IN_MAX, T0), REQSIGN_OK);
-    cr_assert_eq(CI(s, big, REQSIGN_KEYID_IN_MAX, big, REQSIGN_NONCE_IN_MAX, T0),
-                 REQSIGN_E_REPLAY);
+    cr_assert_eq(CI(s, big, REQSIGN_KEYID_IN_MAX, big, REQSIGN_NONCE_IN_MAX, T0), REQSIGN_E_REPLAY);
     cr_assert_eq(CI(s, "k", 1, "n", 1, 0), REQSIGN_OK);
 #undef CI
     /* a NULL err is fine */
@@ -538,7 +537,8 @@ Test(nonce, custom_store_dispatch)
     reqsign_nonce_store_free(s);
     cr_assert_eq(f.freed, 1);
     /* no free op: impl stays the caller's */
-    s = reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){.check_insert = fake_check}, &f, NULL);
+    s = reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){.check_insert = fake_check}, &f,
+                                NULL);
     reqsign_nonce_store_free(s);
     cr_assert_eq(f.freed, 1);
 }

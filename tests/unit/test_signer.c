@@ -323,7 +323,9 @@ Test(signer, streamed_file_digest_equals_memory)
     char a[REQSIGN_CONTENT_DIGEST_OUT_BUF], b[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t la, lb;
     cr_assert_eq(reqsign_content_digest_file(file, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, a, sizeof(a), &la, NULL), REQSIGN_OK);
-    cr_assert_eq(reqsign_content_digest(REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, buf, n, b, sizeof(b), &lb, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_content_digest(REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, buf, n, b,
+                                        sizeof(b), &lb, NULL),
+                 REQSIGN_OK);
     cr_assert_str_eq(a, b);
     struct reqsign_error err;
     reqsign_error_clear(&err);

@@ -203,8 +203,8 @@ static void public_of(const char *rel, uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN])
     struct reqsign_error err;
     char *p = vec_path(rel);
     reqsign_error_clear(&err);
-    cr_assert_not_null(k = reqsign_key_load_file(p, REQSIGN_KEY_ALLOW_PERMISSIVE, &err),
-                 "%s: %s", p, err.message);
+    cr_assert_not_null(k = reqsign_key_load_file(p, REQSIGN_KEY_ALLOW_PERMISSIVE, &err), "%s: %s",
+                       p, err.message);
     reqsign_key_public_raw(k, pk);
     reqsign_key_free(k);
     free(p);

@@ -33,9 +33,9 @@
 #define REQSIGN_CREDENTIAL_H
 
 #include <reqsign/defs.h>
-#include <reqsign/limits.h>
 #include <reqsign/error.h>
 #include <reqsign/key.h>
+#include <reqsign/limits.h>
 #include <reqsign/signer.h>
 
 #ifdef __cplusplus

@@ -94,7 +94,7 @@ struct reqsign_signed {
     char signature[REQSIGN_SIGNATURE_OUT_BUF];
     struct reqsign_header headers[3]; /* views of the three fields above */
     size_t n_headers;                 /* 3 */
-    char nonce[REQSIGN_NONCE_IN_MAX + 1];             /* the nonce used */
+    char nonce[REQSIGN_NONCE_IN_MAX + 1]; /* the nonce used */
     int64_t created;
     /* Debug: if base_buf is set by the caller (base_cap bytes), the
      * signature base is copied there and base_len set. */

@@ -16,8 +16,8 @@
 #define REQSIGN_BASE_H
 
 #include <reqsign/defs.h>
-#include <reqsign/limits.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 #include <reqsign/request.h>
 #include <reqsign/sf.h>
 

@@ -7,8 +7,8 @@
 #define REQSIGN_DIGEST_H
 
 #include <reqsign/defs.h>
-#include <reqsign/limits.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,12 +40,12 @@ struct reqsign_digest {
  * Allocates nothing (an EVP_MD_CTX per algorithm with -Ddigest_api=evp).
  * Return: REQSIGN_OK, REQSIGN_E_INVALID_ARG, REQSIGN_E_NOMEM, REQSIGN_E_CRYPTO.
  */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_digest_init(struct reqsign_digest *d,
-                                                                      unsigned algs,
-                                                                      struct reqsign_error *err);
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_digest_update(struct reqsign_digest *d, const void *data, size_t len,
-                      struct reqsign_error *err);
+reqsign_digest_init(struct reqsign_digest *d, unsigned algs, struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_digest_update(struct reqsign_digest *d,
+                                                                        const void *data,
+                                                                        size_t len,
+                                                                        struct reqsign_error *err);
 /**
  * reqsign_digest_final() - write the Content-Digest field value, e.g.
  * `sha-256=:...:` (sha-512 first when both, as `sha-512=:...:, sha-256=:...:`)
@@ -101,8 +101,8 @@ reqsign_content_digest_check(struct reqsign_digest *d, const struct reqsign_dige
  * Thread safety: thread-safe.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_content_digest_file(const char *path, unsigned algs, char *out, size_t cap,
-                            size_t *out_len, struct reqsign_error *err);
+reqsign_content_digest_file(const char *path, unsigned algs, char *out, size_t cap, size_t *out_len,
+                            struct reqsign_error *err);
 
 #ifdef __cplusplus
 }

@@ -20,9 +20,9 @@
 #define REQSIGN_KEY_H
 
 #include <reqsign/defs.h>
+#include <reqsign/error.h>
 #include <reqsign/limits.h>
 #include <reqsign/util.h>
-#include <reqsign/error.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -105,7 +105,8 @@ REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_key_thumbprint(const struct reqsign_key *key, char out[REQSIGN_THUMBPRINT_BUF]);
 /** reqsign_thumbprint_raw() - the same from 32 raw public key bytes. */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], char out[REQSIGN_THUMBPRINT_BUF]);
+reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
+                       char out[REQSIGN_THUMBPRINT_BUF]);
 
 /**
  * reqsign_key_public_pem() / reqsign_key_private_pem() / reqsign_key_public_jwk()

@@ -7,8 +7,8 @@
 #define REQSIGN_REQUEST_H
 
 #include <reqsign/defs.h>
-#include <reqsign/limits.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -14,8 +14,8 @@
 #define REQSIGN_SF_H
 
 #include <reqsign/defs.h>
-#include <reqsign/limits.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -69,8 +69,8 @@
 #define REQSIGN_KEYDIR_H
 
 #include <reqsign/defs.h>
-#include <reqsign/limits.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 #include <reqsign/verifier.h>
 
 #ifdef __cplusplus

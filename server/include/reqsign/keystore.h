@@ -40,7 +40,8 @@ struct reqsign_key_record {
     int64_t account_disabled_at; /* read only: the account's disabled_at (get and list) */
     char replaces[REQSIGN_KEYID_IN_MAX + 1];    /* the key this one succeeded; "" none */
     char replaced_by[REQSIGN_KEYID_IN_MAX + 1]; /* its successor; "" none */
-    char revoke_reason[REQSIGN_REVOKE_REASON_IN_MAX + 1];  /* "" or unspecified|superseded|compromised */
+    char revoke_reason[REQSIGN_REVOKE_REASON_IN_MAX +
+                       1];                       /* "" or unspecified|superseded|compromised */
     int64_t last_used_at;                        /* 0: never seen (read only, see touch) */
     char last_used_by[REQSIGN_VERIFIER_NAME_IN_MAX + 1];
 };
@@ -61,15 +62,15 @@ struct reqsign_account {
 struct reqsign_audit_event {
     int64_t seq;  /* assigned by the store on append, increasing */
     int64_t time; /* unix seconds */
-    char actor[REQSIGN_KEYID_IN_MAX + 1];  /* the signing keyid; "" unsigned */
-    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1]; /* the actor's account; "" none */
-    char action[REQSIGN_AUDIT_WORD_IN_MAX + 1];  /* "key.create", ... */
-    char target[REQSIGN_KEYID_IN_MAX + 1];   /* keyid or account id; "" none */
+    char actor[REQSIGN_KEYID_IN_MAX + 1];               /* the signing keyid; "" unsigned */
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1];        /* the actor's account; "" none */
+    char action[REQSIGN_AUDIT_WORD_IN_MAX + 1];         /* "key.create", ... */
+    char target[REQSIGN_KEYID_IN_MAX + 1];              /* keyid or account id; "" none */
     char target_account[REQSIGN_ACCOUNT_ID_IN_MAX + 1]; /* the target's account, when the actor
-                                                      * may see it; not listed */
-    char outcome[REQSIGN_AUDIT_WORD_IN_MAX + 1]; /* "ok" or the error's wire name */
-    char source[REQSIGN_AUDIT_WORD_IN_MAX + 1];  /* the client address */
-    char nonce[REQSIGN_NONCE_IN_MAX + 1];    /* the request's nonce; "" none */
+                                                         * may see it; not listed */
+    char outcome[REQSIGN_AUDIT_WORD_IN_MAX + 1];        /* "ok" or the error's wire name */
+    char source[REQSIGN_AUDIT_WORD_IN_MAX + 1];         /* the client address */
+    char nonce[REQSIGN_NONCE_IN_MAX + 1];               /* the request's nonce; "" none */
 };
 
 /* Which keys reqsign_keystore_list_filter() returns. */
@@ -211,11 +212,9 @@ reqsign_keystore_enrollment_insert(struct reqsign_keystore *ks,
                                    const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
                                    const char *account, int64_t created_at, int64_t expires_at,
                                    struct reqsign_error *err);
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_keystore_enrollment_consume(struct reqsign_keystore *ks,
-                                    const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
-                                    char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1],
-                                    struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_keystore_enrollment_consume(
+    struct reqsign_keystore *ks, const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
+    char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1], struct reqsign_error *err);
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_keystore_audit_append(struct reqsign_keystore *ks, const struct reqsign_audit_event *ev,
                               struct reqsign_error *err);

@@ -88,8 +88,8 @@
 #include <stdbool.h>
 
 #include <reqsign/defs.h>
-#include <reqsign/limits.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 #include <reqsign/nonce.h>
 
 #ifdef __cplusplus

@@ -45,10 +45,10 @@
 #define REQSIGN_VERIFIER_H
 
 #include <reqsign/defs.h>
-#include <reqsign/limits.h>
 #include <reqsign/digest.h>
 #include <reqsign/error.h>
 #include <reqsign/key.h>
+#include <reqsign/limits.h>
 #include <reqsign/nonce.h>
 #include <reqsign/request.h>
 #include <reqsign/sf.h>
