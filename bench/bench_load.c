@@ -269,7 +269,7 @@ static double verifier_rate(const struct bench_set *set, struct reqsign_keycache
                             const char *authority, const size_t *idx, size_t n, int threads)
 {
     struct reqsign_nonce_memory_opts no = {.max_entries = 2 * n + 1024, .per_key_max = 2 * n};
-    struct reqsign_nonce_store *ns = reqsign_nonce_store_memory_new(&no);
+    struct reqsign_nonce_store *ns = reqsign_nonce_store_memory_new(&no, NULL);
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_verifier_opts vo = {.profile = REQSIGN_PROFILE_REQSIGN,

@@ -58,7 +58,7 @@ static void bytes_per_entry(size_t n)
 {
     size_t rss0 = bench_rss_bytes();
     struct reqsign_nonce_memory_opts o = {.max_entries = n + n / 4, .per_key_max = n};
-    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o);
+    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o, NULL);
     if (s == NULL)
         bench_die("nonce store");
     uint64_t t0 = bench_now_ns();
@@ -110,7 +110,7 @@ static void *work(void *arg)
 static double ops_rate(const char *nonces, size_t n, int threads)
 {
     struct reqsign_nonce_memory_opts o = {.max_entries = n + n / 4, .per_key_max = n};
-    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o);
+    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o, NULL);
     struct worker w[2];
     pthread_t t[2];
     if (s == NULL)
@@ -162,7 +162,7 @@ int main(int argc, char **argv)
     /* full: no eviction, refusals only */
     const size_t cap = 100000, offered = 150000;
     struct reqsign_nonce_memory_opts o = {.max_entries = cap, .per_key_max = cap};
-    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o);
+    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o, NULL);
     size_t accepted = 0, refused = 0, other = 0, lost = 0;
     for (uint64_t i = 0; i < offered; i++) {
         enum reqsign_status st = put(s, i);

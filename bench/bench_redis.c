@@ -213,7 +213,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i += 97)
         not_replay += check(rs, &p, i, now) != REQSIGN_E_REPLAY;
 
-    struct reqsign_nonce_store *ms = reqsign_nonce_store_memory_new(NULL);
+    struct reqsign_nonce_store *ms = reqsign_nonce_store_memory_new(NULL, NULL);
     if (ms == NULL)
         bench_die("memory store");
     t0 = bench_now_ns();

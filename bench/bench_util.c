@@ -168,7 +168,7 @@ void bench_keys_init(struct bench_set *s, int64_t created)
         for (size_t j = 0; j < sizeof(k->seed); j++)
             k->seed[j] = (uint8_t)rnd();
         reqsign_error_clear(&err);
-        if (reqsign_key_from_seed(k->seed, &k->key, &err) != REQSIGN_OK)
+        if ((k->key = reqsign_key_from_seed(k->seed, &err)) == NULL)
             bench_die("key: %s", err.message);
         reqsign_key_public_raw(k->key, k->pk);
         if (reqsign_key_thumbprint(k->key, k->keyid) != REQSIGN_OK)
@@ -279,11 +279,11 @@ void bench_reqs_make_kind(struct bench_set *s, size_t n, const char *authority,
                      (unsigned long long)(x >> 40), i * 7919);
         }
         snprintf(r->url, sizeof(r->url), "http://%s%s", authority, r->target);
-        r->base = malloc(REQSIGN_BASE_MAX);
+        r->base = malloc(REQSIGN_BASE_BUF);
         if (r->base == NULL)
             bench_die("out of memory");
         r->sd.base_buf = r->base;
-        r->sd.base_cap = REQSIGN_BASE_MAX;
+        r->sd.base_cap = REQSIGN_BASE_BUF;
         struct reqsign_sign_input in = {.method = r->method, .url = r->url, .body = r->body,
                                         .body_len = r->body_len, .created = s->created};
         reqsign_error_clear(&err);

@@ -47,7 +47,7 @@ const char *bench_arg(int argc, char **argv, const char *name);
 struct bench_key {
     uint8_t seed[REQSIGN_ED25519_SEED_LEN]; /* not a real secret: deterministic test key */
     uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN];
-    char keyid[REQSIGN_KEYID_BUF];
+    char keyid[REQSIGN_THUMBPRINT_BUF];
     struct reqsign_key *key;
     struct reqsign_signer *signer;
 };

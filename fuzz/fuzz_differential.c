@@ -85,7 +85,7 @@ static enum reqsign_status verify(const struct msg *m, int profile, const char *
     vo.lookup = reqsign_static_key_lookup;
     vo.lookup_ctx = &sk;
     vo.any_authority = 1; /* @authority from the Host the request carries */
-    vo.nonces = reqsign_nonce_store_memory_new(&no);
+    vo.nonces = reqsign_nonce_store_memory_new(&no, NULL);
     FUZZ_CHECK(vo.nonces != NULL, "nonce store");
     reqsign_error_clear(&err);
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);
@@ -210,7 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     verify(&m, 1, NULL);
 
     /* change one byte of one covered part */
-    static char cd[REQSIGN_CONTENT_DIGEST_MAX], si[REQSIGN_SIGNATURE_INPUT_MAX];
+    static char cd[REQSIGN_CONTENT_DIGEST_OUT_BUF], si[REQSIGN_SIGNATURE_INPUT_OUT_BUF];
     const char *what = NULL;
     size_t k = which >> 3;
     switch (which % 6) {
@@ -273,7 +273,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *close = memchr(si, ')', len);
         FUZZ_CHECK(close != NULL, "Signature-Input without an inner list");
         /* positions of parameter value bytes: after '=' up to ';' */
-        size_t cand[REQSIGN_SIGNATURE_INPUT_MAX], nc = 0;
+        size_t cand[REQSIGN_SIGNATURE_INPUT_OUT_BUF], nc = 0;
         int in_val = 0;
         for (size_t j = (size_t)(close - si) + 1; j < len; j++) {
             if (si[j] == ';') {

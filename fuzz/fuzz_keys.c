@@ -12,23 +12,23 @@
 static void check_key(const struct reqsign_key *k)
 {
     uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], pk2[REQSIGN_ED25519_PUBLIC_LEN];
-    char tp[REQSIGN_KEYID_BUF], buf[1024];
+    char tp[REQSIGN_THUMBPRINT_BUF], buf[1024];
     size_t n = 0;
     struct reqsign_key *k2 = NULL;
 
     reqsign_key_public_raw(k, pk);
     FUZZ_CHECK(reqsign_key_thumbprint(k, tp) == REQSIGN_OK, "thumbprint");
-    FUZZ_CHECK(strlen(tp) == REQSIGN_KEYID_THUMBPRINT_LEN, "thumbprint length");
+    FUZZ_CHECK(strlen(tp) == REQSIGN_THUMBPRINT_LEN, "thumbprint length");
 
     FUZZ_CHECK(reqsign_key_public_pem(k, buf, sizeof(buf), &n) == REQSIGN_OK, "public_pem");
-    FUZZ_CHECK(reqsign_key_load_mem(buf, n, 0, &k2, NULL) == REQSIGN_OK, "public PEM reload");
+    FUZZ_CHECK((k2 = reqsign_key_load_mem(buf, n, 0, NULL)) != NULL, "public PEM reload");
     reqsign_key_public_raw(k2, pk2);
     FUZZ_CHECK(memcmp(pk, pk2, sizeof(pk)) == 0, "public PEM round trip");
     reqsign_key_free(k2);
     k2 = NULL;
 
     FUZZ_CHECK(reqsign_key_public_jwk(k, buf, sizeof(buf), &n) == REQSIGN_OK, "public_jwk");
-    FUZZ_CHECK(reqsign_key_load_mem(buf, n, 0, &k2, NULL) == REQSIGN_OK, "JWK reload");
+    FUZZ_CHECK((k2 = reqsign_key_load_mem(buf, n, 0, NULL)) != NULL, "JWK reload");
     reqsign_key_public_raw(k2, pk2);
     FUZZ_CHECK(memcmp(pk, pk2, sizeof(pk)) == 0, "JWK round trip");
     reqsign_key_free(k2);
@@ -36,7 +36,7 @@ static void check_key(const struct reqsign_key *k)
     if (reqsign_key_has_private(k)) {
         static const uint8_t msg[] = "reqsign fuzz";
         uint8_t sig[REQSIGN_ED25519_SIG_LEN];
-        FUZZ_CHECK(reqsign_key_sign(k, msg, sizeof(msg), sig) == REQSIGN_OK, "sign");
+        FUZZ_CHECK(reqsign_key_sign(k, msg, sizeof(msg), sig, NULL) == REQSIGN_OK, "sign");
         FUZZ_CHECK(reqsign_ed25519_verify(sig, msg, sizeof(msg), pk) == REQSIGN_OK,
                    "loaded private key does not match its public half");
     }
@@ -47,7 +47,8 @@ static void load(const char *in, size_t size, unsigned flags)
     struct reqsign_key *k = NULL;
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    enum reqsign_status st = reqsign_key_load_mem(in, size, flags, &k, &err);
+    enum reqsign_status st =
+        ((k = reqsign_key_load_mem(in, size, flags, &err)) != NULL ? REQSIGN_OK : err.code);
     FUZZ_CHECK(st == REQSIGN_OK || st == REQSIGN_E_KEY_FORMAT || st == REQSIGN_E_KEY_TYPE ||
                    st == REQSIGN_E_KEY_NOT_PRIVATE || st == REQSIGN_E_LIMIT ||
                    st == REQSIGN_E_BASE64 || st == REQSIGN_E_JSON || st == REQSIGN_E_CRYPTO ||
@@ -64,7 +65,7 @@ static void load(const char *in, size_t size, unsigned flags)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > REQSIGN_KEY_FILE_MAX + 16)
+    if (size > REQSIGN_KEY_FILE_IN_MAX + 16)
         return 0;
     char *in = malloc(size ? size : 1); /* exact size: ASan sees over-reads */
     FUZZ_CHECK(in != NULL, "malloc");
@@ -92,7 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct reqsign_error err;
     reqsign_error_clear(&err);
     enum reqsign_status st =
-        reqsign_credential_load(spec, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &c, &err);
+        ((c = reqsign_credential_load(spec, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) != NULL
+             ? REQSIGN_OK
+             : err.code);
     FUZZ_CHECK(st != REQSIGN_E_IO && st != REQSIGN_E_INVALID_ARG && st != REQSIGN_E_INTERNAL,
                "credential_load: %s (%s)", reqsign_errname(st), err.message);
     if (st == REQSIGN_OK) {

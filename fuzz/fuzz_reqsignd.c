@@ -54,7 +54,7 @@ static char db[128];
 static struct reqsign_keystore *store;
 static struct reqsignd_service *svc;
 static struct reqsign_signer *signer;
-static char admin_keyid[REQSIGN_KEYID_MAX_LEN + 1];
+static char admin_keyid[REQSIGN_KEYID_IN_MAX + 1];
 static unsigned long runs;
 static int admin_revoked; /* the last input revoked the harness's key: start afresh */
 /* FUZZ_REQSIGND_STATS=1: print how many answers of each status (unsigned / signed)

@@ -91,7 +91,7 @@ static void sign_url(const char *url)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 2 * REQSIGN_TARGET_MAX)
+    if (size > 2 * REQSIGN_TARGET_IN_MAX)
         return 0;
     char *in = malloc(size ? size : 1); /* exact size: ASan sees over-reads */
     FUZZ_CHECK(in != NULL, "malloc");
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     static const char *const schemes[] = {"https", "http", ""};
     for (size_t i = 0; i < 3; i++) {
-        char out[REQSIGN_AUTHORITY_MAX + 1];
+        char out[REQSIGN_AUTHORITY_IN_MAX + 1];
         size_t n = 0;
         struct reqsign_error err;
         reqsign_error_clear(&err);
@@ -112,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (st == REQSIGN_OK) {
             FUZZ_CHECK(n < sizeof(out) && out[n] == '\0' && strlen(out) == n, "authority NUL");
             /* normalisation is idempotent */
-            char out2[REQSIGN_AUTHORITY_MAX + 1];
+            char out2[REQSIGN_AUTHORITY_IN_MAX + 1];
             size_t n2 = 0;
             st = reqsign_authority_normalize(span(schemes[i], strlen(schemes[i])), span(out, n),
                                              out2, sizeof(out2), &n2, NULL);
@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     struct reqsign_span path, query;
-    int has_query = -1;
+    bool has_query = false;
     enum reqsign_status st = reqsign_target_split(span(in, size), &path, &query, &has_query, NULL);
     FUZZ_CHECK(st == REQSIGN_OK || st == REQSIGN_E_URL || st == REQSIGN_E_LIMIT, "split: %s",
                reqsign_errname(st));

@@ -77,9 +77,9 @@ static size_t combine(const struct reqsign_request *req, const char *name, char 
 }
 
 struct sfbuf {
-    struct reqsign_sf_member m[REQSIGN_MAX_SIGNATURES * 2];
-    struct reqsign_sf_item it[REQSIGN_MAX_COMPONENTS * REQSIGN_MAX_SIGNATURES * 2];
-    struct reqsign_sf_param pa[REQSIGN_MAX_SIG_PARAMS * REQSIGN_MAX_COMPONENTS * 2];
+    struct reqsign_sf_member m[REQSIGN_SIGNATURES_IN_MAX * 2];
+    struct reqsign_sf_item it[REQSIGN_COMPONENTS_IN_MAX * REQSIGN_SIGNATURES_IN_MAX * 2];
+    struct reqsign_sf_param pa[REQSIGN_SIG_PARAMS_IN_MAX * REQSIGN_COMPONENTS_IN_MAX * 2];
     struct reqsign_sf_parsed p;
 };
 
@@ -97,9 +97,9 @@ static void sfbuf_init(struct sfbuf *b)
 /* Independent check of an accepted request. */
 static void check_accepted(const struct reqsign_request *req, const struct reqsign_verification *vs)
 {
-    static char si_txt[REQSIGN_SIG_FIELD_MAX * 2], sig_txt[REQSIGN_SIG_FIELD_MAX * 2];
+    static char si_txt[REQSIGN_SIG_FIELD_IN_MAX * 2], sig_txt[REQSIGN_SIG_FIELD_IN_MAX * 2];
     static struct sfbuf si, sg;
-    static char base[REQSIGN_BASE_MAX];
+    static char base[REQSIGN_BASE_BUF];
     size_t label_len = strlen(vs->label);
 
     FUZZ_CHECK(vs->base_len > 0, "OK without a signature base");
@@ -112,9 +112,10 @@ static void check_accepted(const struct reqsign_request *req, const struct reqsi
                "OK but Signature-Input does not parse");
     FUZZ_CHECK(reqsign_sf_parse_dict(sig_txt, sig_len, &sg.p, NULL) == REQSIGN_OK,
                "OK but Signature does not parse");
-    long mi = reqsign_sf_dict_find(&si.p, vs->label, label_len);
-    long ms = reqsign_sf_dict_find(&sg.p, vs->label, label_len);
-    FUZZ_CHECK(mi >= 0 && ms >= 0, "OK but label %s missing", vs->label);
+    size_t mi = 0, ms = 0;
+    FUZZ_CHECK(reqsign_sf_dict_find(&si.p, vs->label, label_len, &mi) &&
+                   reqsign_sf_dict_find(&sg.p, vs->label, label_len, &ms),
+               "OK but label %s missing", vs->label);
 
     size_t blen = 0;
     enum reqsign_status st =
@@ -140,7 +141,7 @@ static void check_accepted(const struct reqsign_request *req, const struct reqsi
 static void check_accepted_digest(const struct reqsign_request *req, const char *body,
                                   size_t body_len)
 {
-    static char cd[REQSIGN_SIG_FIELD_MAX * 2];
+    static char cd[REQSIGN_SIG_FIELD_IN_MAX * 2];
     if (body_len == 0)
         return;
     size_t n = combine(req, "content-digest", cd, sizeof(cd));
@@ -150,8 +151,8 @@ static void check_accepted_digest(const struct reqsign_request *req, const char 
     FUZZ_CHECK(n != SIZE_MAX && reqsign_content_digest_parse(cd, n, &exp, NULL) == REQSIGN_OK,
                "OK with content and a Content-Digest that cannot be checked");
     struct reqsign_digest d;
-    FUZZ_CHECK(reqsign_digest_init(&d, exp.algs) == REQSIGN_OK, "digest init");
-    FUZZ_CHECK(reqsign_digest_update(&d, body, body_len) == REQSIGN_OK, "digest update");
+    FUZZ_CHECK(reqsign_digest_init(&d, exp.algs, NULL) == REQSIGN_OK, "digest init");
+    FUZZ_CHECK(reqsign_digest_update(&d, body, body_len, NULL) == REQSIGN_OK, "digest update");
     FUZZ_CHECK(reqsign_content_digest_check(&d, &exp, NULL) == REQSIGN_OK,
                "VERIFIER ACCEPTED CONTENT THAT DOES NOT MATCH ITS CONTENT-DIGEST");
 }
@@ -200,7 +201,7 @@ static size_t split(const char *in, size_t size, struct reqsign_request *req,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char base[REQSIGN_BASE_MAX];
+    static char base[REQSIGN_BASE_BUF];
     if (size > 64 * 1024)
         return 0;
     char *in = malloc(size ? size : 1); /* exact size: ASan sees over-reads */
@@ -229,7 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vo.lookup = reqsign_static_key_lookup;
         vo.lookup_ctx = &sk;
         vo.any_authority = 1; /* @authority from the fuzzed Host: its parser is fuzzed too */
-        vo.nonces = reqsign_nonce_store_memory_new(&no);
+        vo.nonces = reqsign_nonce_store_memory_new(&no, NULL);
         FUZZ_CHECK(vo.nonces != NULL, "nonce store");
         reqsign_error_clear(&err);
         struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);

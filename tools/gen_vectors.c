@@ -110,7 +110,7 @@ static struct reqsign_key *load_key(const char *rel)
     struct reqsign_error err;
     char *p = dir_path(rel);
     reqsign_error_clear(&err);
-    if (reqsign_key_load_file(p, REQSIGN_KEY_ALLOW_PERMISSIVE, &k, &err) != REQSIGN_OK)
+    if ((k = reqsign_key_load_file(p, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) == NULL)
         die("%s: %s", p, err.message);
     free(p);
     return k;
@@ -380,7 +380,7 @@ static unsigned digest_algs(const char *d)
 struct signed_req {
     struct reqsign_signed out;
     char *base;
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
 };
 
 /* Sign @sign (merged) with the library signer; fill @r with the received request. */
@@ -419,9 +419,9 @@ static void sign_case(const char *name, const json_t *sign, const char *keyid,
     if (in.method == NULL || in.url == NULL || in.created <= 0 || in.nonce == NULL)
         die("%s: sign needs method, url, created and nonce", name);
     memset(&sr->out, 0, sizeof(sr->out));
-    sr->base = malloc(REQSIGN_BASE_MAX);
+    sr->base = malloc(REQSIGN_BASE_BUF);
     sr->out.base_buf = sr->base;
-    sr->out.base_cap = REQSIGN_BASE_MAX;
+    sr->out.base_cap = REQSIGN_BASE_BUF;
     reqsign_error_clear(&err);
     if (reqsign_signer_sign(s, &in, &sr->out, &err) != REQSIGN_OK)
         die("%s: sign: %s", name, err.message);
@@ -447,14 +447,14 @@ static void sign_case(const char *name, const json_t *sign, const char *keyid,
 static char *hand_sign(const char *name, const struct rq *r, const char *si,
                        const struct reqsign_key *key)
 {
-    struct reqsign_sf_member mem[REQSIGN_MAX_SIGNATURES];
+    struct reqsign_sf_member mem[REQSIGN_SIGNATURES_IN_MAX];
     struct reqsign_sf_item items[256];
     struct reqsign_sf_param params[256];
-    struct reqsign_sf_parsed p = {mem, REQSIGN_MAX_SIGNATURES, 0, items, 256, 0, params, 256, 0};
+    struct reqsign_sf_parsed p = {mem, REQSIGN_SIGNATURES_IN_MAX, 0, items, 256, 0, params, 256, 0};
     struct reqsign_error err;
     struct reqsign_header hv[MAX_HEADERS];
     struct reqsign_request req;
-    char *base = malloc(REQSIGN_BASE_MAX);
+    char *base = malloc(REQSIGN_BASE_BUF);
     char *out = malloc(4096);
     size_t pos = 0;
 
@@ -469,10 +469,10 @@ static char *hand_sign(const char *name, const struct rq *r, const char *si,
         uint8_t sig[REQSIGN_ED25519_SIG_LEN];
         char b64[128];
         reqsign_error_clear(&err);
-        if (reqsign_base_build(&req, &p, &mem[i], base, REQSIGN_BASE_MAX, &blen, &err) !=
+        if (reqsign_base_build(&req, &p, &mem[i], base, REQSIGN_BASE_BUF, &blen, &err) !=
             REQSIGN_OK)
             die("%s: resign: no signature base: %s", name, err.message);
-        if (reqsign_key_sign(key, (const uint8_t *)base, blen, sig) != REQSIGN_OK ||
+        if (reqsign_key_sign(key, (const uint8_t *)base, blen, sig, NULL) != REQSIGN_OK ||
             reqsign_base64_encode(sig, sizeof(sig), b64, sizeof(b64), &n) != REQSIGN_OK)
             die("%s: resign: signing failed", name);
         pos += (size_t)snprintf(out + pos, 4096 - pos, "%s%.*s=:%.*s:", i ? ", " : "",
@@ -712,7 +712,7 @@ static enum reqsign_status run_verifier(const struct rq *r, const json_t *verify
     vo.clock_ctx = &now;
     vo.lookup = reqsign_static_key_lookup;
     vo.lookup_ctx = &sk;
-    vo.nonces = reqsign_nonce_store_memory_new(NULL);
+    vo.nonces = reqsign_nonce_store_memory_new(NULL, NULL);
     reqsign_error_clear(&err);
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);
     if (v == NULL)
@@ -723,7 +723,7 @@ static enum reqsign_status run_verifier(const struct rq *r, const json_t *verify
         struct reqsign_verification vs;
         reqsign_verification_init(&vs);
         vs.base_buf = base;
-        vs.base_cap = REQSIGN_BASE_MAX;
+        vs.base_cap = REQSIGN_BASE_BUF;
         reqsign_error_clear(&err);
         st = reqsign_verifier_verify(v, &req, r->body, r->body_len, &vs, &err);
         *base_len = vs.base_len;
@@ -844,7 +844,7 @@ static json_t *gen_positive(const json_t *c, const json_t *defaults)
 
     uint8_t pk[32];
     char msg[256];
-    char *vbase = malloc(REQSIGN_BASE_MAX);
+    char *vbase = malloc(REQSIGN_BASE_BUF);
     size_t vlen = 0;
     reqsign_key_public_raw(g_test_key, pk);
     enum reqsign_status st = run_verifier(&r, verify, pk, sr.keyid, vbase, &vlen, msg, sizeof(msg));
@@ -899,7 +899,7 @@ static json_t *gen_negative(const json_t *c, const json_t *defaults)
     reqsign_key_public_raw(pk_key, pk);
     reqsign_key_free(pk_key);
     char msg[256];
-    char *vbase = malloc(REQSIGN_BASE_MAX);
+    char *vbase = malloc(REQSIGN_BASE_BUF);
     size_t vlen = 0;
     enum reqsign_status st =
         run_verifier(&r, verify, pk, jstr(key, "keyid", NULL), vbase, &vlen, msg, sizeof(msg));

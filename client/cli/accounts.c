@@ -483,7 +483,7 @@ int reqsign_cli_enroll(int argc, char **argv)
     if (!o.generate) {
         struct reqsign_signer_opts so;
         memset(&so, 0, sizeof(so));
-        if (reqsign_key_generate(&key, &err) != REQSIGN_OK ||
+        if ((key = reqsign_key_generate(&err)) == NULL ||
             reqsign_key_public_pem(key, pub, sizeof(pub), &n) != REQSIGN_OK ||
             reqsign_key_private_pem(key, priv, sizeof(priv), &n) != REQSIGN_OK) {
             reqsign_cli_error(o.cmd, err.code != REQSIGN_OK ? err.code : REQSIGN_E_CRYPTO, &err);

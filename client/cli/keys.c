@@ -287,7 +287,8 @@ static int public_pem(const char *path, char *out, size_t cap)
     enum reqsign_status st;
 
     reqsign_error_clear(&err);
-    st = reqsign_key_load_file(path, REQSIGN_KEY_ALLOW_PERMISSIVE, &k, &err);
+    st = ((k = reqsign_key_load_file(path, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) != NULL ? REQSIGN_OK
+                                                                                        : err.code);
     if (st != REQSIGN_OK) {
         reqsign_cli_error("keys", st, &err);
         return -1;

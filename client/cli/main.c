@@ -194,8 +194,7 @@ static enum reqsign_status load_pub_json(const char *path, unsigned char pub[32]
 
     /* a credential with its private key: the loader wipes what it read */
     reqsign_error_clear(&e2);
-    if (reqsign_credential_load(path, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &cred, &e2) ==
-        REQSIGN_OK) {
+    if ((cred = reqsign_credential_load(path, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &e2)) != NULL) {
         reqsign_key_public_raw(reqsign_credential_key(cred), pub);
         reqsign_credential_free(cred);
         return REQSIGN_OK;
@@ -210,12 +209,16 @@ static enum reqsign_status load_pub_json(const char *path, unsigned char pub[32]
     }
     json_t *pem = json_object_get(root, "public_key"), *jwk = json_object_get(root, "jwk");
     if (json_is_string(pem)) {
-        st = reqsign_key_load_mem(json_string_value(pem), json_string_length(pem), 0, &k, err);
+        st = ((k = reqsign_key_load_mem(json_string_value(pem), json_string_length(pem), 0, err)) !=
+                      NULL
+                  ? REQSIGN_OK
+                  : err->code);
     } else if (json_is_object(jwk)) {
         char *txt = json_dumps(jwk, JSON_COMPACT);
-        st = txt == NULL ? reqsign_error_set(err, REQSIGN_E_NOMEM, "verify", REQSIGN_NO_OFFSET,
-                                             NULL)
-                         : reqsign_key_load_mem(txt, strlen(txt), 0, &k, err);
+        st = txt == NULL
+                 ? reqsign_error_set(err, REQSIGN_E_NOMEM, "verify", REQSIGN_NO_OFFSET, NULL)
+                 : ((k = reqsign_key_load_mem(txt, strlen(txt), 0, err)) != NULL ? REQSIGN_OK
+                                                                                 : err->code);
         free(txt);
     } else if (json_object_get(root, "private_key") != NULL) {
         /* a credential that did not load: say why */
@@ -588,12 +591,12 @@ static int cmd_keygen(int argc, char **argv)
     enum reqsign_status st;
     char priv[2048]; /* secret: wiped before return */
     char pub[1024];  /* public */
-    char keyid[REQSIGN_KEYID_BUF];
+    char keyid[REQSIGN_THUMBPRINT_BUF];
     size_t priv_len = 0, pub_len = 0;
     int rc = EXIT_FAIL;
 
     reqsign_error_clear(&err);
-    st = reqsign_key_generate(&key, &err);
+    st = ((key = reqsign_key_generate(&err)) != NULL ? REQSIGN_OK : err.code);
     if (st != REQSIGN_OK) {
         print_error(stderr, st, &err);
         return EXIT_FAIL;
@@ -678,7 +681,7 @@ static enum reqsign_status digest_fd(int fd, unsigned algs, char *out, size_t ca
     struct reqsign_digest d;
     char buf[65536];
     size_t len;
-    enum reqsign_status st = reqsign_digest_init(&d, algs);
+    enum reqsign_status st = reqsign_digest_init(&d, algs, NULL);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
     for (;;) {
@@ -690,13 +693,13 @@ static enum reqsign_status digest_fd(int fd, unsigned algs, char *out, size_t ca
         }
         if (r == 0)
             break;
-        st = reqsign_digest_update(&d, buf, (size_t)r);
+        st = reqsign_digest_update(&d, buf, (size_t)r, NULL);
         if (st != REQSIGN_OK) {
             reqsign_digest_cleanup(&d);
             return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
         }
     }
-    return reqsign_digest_final(&d, out, cap, &len, NULL, NULL);
+    return reqsign_digest_final(&d, out, cap, &len, NULL, NULL, NULL);
 }
 
 static int cmd_sign(int argc, char **argv)
@@ -829,7 +832,7 @@ static int cmd_sign(int argc, char **argv)
     struct reqsign_sign_input in;
     struct reqsign_signed out;
     struct reqsign_signer *signer = NULL;
-    char digest[REQSIGN_CONTENT_DIGEST_MAX];
+    char digest[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     char *base = NULL;
     enum reqsign_status st;
     int rc = EXIT_FAIL;
@@ -842,8 +845,10 @@ static int cmd_sign(int argc, char **argv)
     so.digest_algs = algs;
     /* --key: a key file (any format) or the key service's credential JSON */
     struct reqsign_credential *cred = NULL;
-    st = reqsign_credential_load(key_file, keyid,
-                                 insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0u, &cred, &err);
+    st = ((cred = reqsign_credential_load(
+               key_file, keyid, insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0u, &err)) != NULL
+              ? REQSIGN_OK
+              : err.code);
     if (st == REQSIGN_OK)
         signer = reqsign_credential_signer(cred, &so, &err);
     reqsign_credential_free(cred);
@@ -874,13 +879,13 @@ static int cmd_sign(int argc, char **argv)
         in.body_len = strlen(data);
     }
     if (show_base) {
-        base = malloc(REQSIGN_BASE_MAX);
+        base = malloc(REQSIGN_BASE_BUF);
         if (base == NULL) {
             print_error(stderr, REQSIGN_E_NOMEM, NULL);
             goto out;
         }
         out.base_buf = base;
-        out.base_cap = REQSIGN_BASE_MAX;
+        out.base_cap = REQSIGN_BASE_BUF;
     }
     st = reqsign_signer_sign(signer, &in, &out, &err);
     if (show_base && out.base_len > 0) {
@@ -1191,14 +1196,16 @@ static int cmd_verify(int argc, char **argv)
     memset(&u, 0, sizeof(u));
 
     /* the key: only its public part */
-    st = reqsign_key_load_file(pub_file, 0, &key, &err);
+    st = ((key = reqsign_key_load_file(pub_file, 0, &err)) != NULL ? REQSIGN_OK : err.code);
     if (st == REQSIGN_E_KEY_PERMISSIONS) {
         fprintf(stderr,
                 "reqsign verify: warning: %s holds a private key readable by group or "
                 "others; using its public part\n",
                 pub_file);
         reqsign_error_clear(&err);
-        st = reqsign_key_load_file(pub_file, REQSIGN_KEY_ALLOW_PERMISSIVE, &key, &err);
+        st = ((key = reqsign_key_load_file(pub_file, REQSIGN_KEY_ALLOW_PERMISSIVE, &err)) != NULL
+                  ? REQSIGN_OK
+                  : err.code);
     }
     memset(&sk, 0, sizeof(sk));
     sk.keyid = keyid;
@@ -1312,7 +1319,7 @@ have_pub:
     req.n_headers = all.n;
 
     /* the verifier */
-    store = reqsign_nonce_store_memory_new(NULL);
+    store = reqsign_nonce_store_memory_new(NULL, NULL);
     if (store == NULL) {
         print_error(stdout, REQSIGN_E_NOMEM, NULL);
         goto out;
@@ -1341,13 +1348,13 @@ have_pub:
     }
 
     if (show_base) {
-        base = malloc(REQSIGN_BASE_MAX);
+        base = malloc(REQSIGN_BASE_BUF);
         if (base == NULL) {
             print_error(stdout, REQSIGN_E_NOMEM, NULL);
             goto out;
         }
         vs.base_buf = base;
-        vs.base_cap = REQSIGN_BASE_MAX;
+        vs.base_cap = REQSIGN_BASE_BUF;
     }
     st = reqsign_verifier_verify_headers(verifier, &req, &vs, &err);
     if (show_base && vs.base_len > 0) {
@@ -1402,12 +1409,12 @@ out:
 
 static int cmd_curl(int (*fn)(int, char **), int argc, char **argv)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (reqsign_global_init() != REQSIGN_OK) { /* libcurl and the crypto backend */
         fprintf(stderr, "reqsign: cannot initialise libcurl\n");
         return EXIT_FAIL;
     }
     int rc = fn(argc, argv);
-    curl_global_cleanup();
+    reqsign_global_cleanup();
     return rc;
 }
 

@@ -131,8 +131,10 @@ int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid,
         return EXIT_USAGE;
     }
     reqsign_error_clear(&err);
-    st = reqsign_credential_load(key, keyid, insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0, cred,
-                                 &err);
+    st = ((*cred = reqsign_credential_load(key, keyid, insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0,
+                                           &err)) != NULL
+              ? REQSIGN_OK
+              : err.code);
     if (st != REQSIGN_OK) {
         reqsign_cli_error(cmd, st, &err);
         return EXIT_FAIL;

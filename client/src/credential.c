@@ -21,7 +21,7 @@ static const char SRC[] = "credential";
 
 struct reqsign_credential {
     struct reqsign_key *key; /* secret: wiped by reqsign_key_free() */
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
     char *service; /* never NULL */
     char *api;     /* "api": the provider's API base URL; never NULL once loaded */
     char *label;   /* never NULL */
@@ -50,7 +50,7 @@ static int is_b64url(char c)
 
 static int looks_like_thumbprint(const char *s, size_t n)
 {
-    if (n != REQSIGN_KEYID_THUMBPRINT_LEN)
+    if (n != REQSIGN_THUMBPRINT_LEN)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!is_b64url(s[i]))
@@ -95,10 +95,10 @@ static enum reqsign_status set_keyid(struct reqsign_credential *c, const char *k
                                      enum reqsign_status code, const char *what,
                                      struct reqsign_error *err)
 {
-    if (n == 0 || n > REQSIGN_KEYID_MAX_LEN || !printable(keyid, n))
+    if (n == 0 || n > REQSIGN_KEYID_IN_MAX || !printable(keyid, n))
         return reqsign_error_set(err, code, SRC, REQSIGN_NO_OFFSET,
                                  "%s must be 1..%d printable ASCII characters", what,
-                                 REQSIGN_KEYID_MAX_LEN);
+                                 REQSIGN_KEYID_IN_MAX);
     memcpy(c->keyid, keyid, n);
     c->keyid[n] = '\0';
     return REQSIGN_OK;
@@ -106,7 +106,7 @@ static enum reqsign_status set_keyid(struct reqsign_credential *c, const char *k
 
 static enum reqsign_status thumbprint_keyid(struct reqsign_credential *c, struct reqsign_error *err)
 {
-    char tp[REQSIGN_KEYID_BUF];
+    char tp[REQSIGN_THUMBPRINT_BUF];
     if (reqsign_key_thumbprint(c->key, tp) != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_CRYPTO, SRC, REQSIGN_NO_OFFSET,
                                  "cannot compute the key thumbprint");
@@ -178,9 +178,13 @@ static enum reqsign_status from_json(struct reqsign_credential *c, json_t *root,
     if (json_object_get(root, "kty") != NULL) {
         /* a JWK, not a credential */
         if (path != NULL)
-            st = reqsign_key_load_file(path, flags | REQSIGN_KEY_REQUIRE_PRIVATE, &c->key, err);
+            st = ((c->key = reqsign_key_load_file(path, flags | REQSIGN_KEY_REQUIRE_PRIVATE,
+                                                  err)) != NULL
+                      ? REQSIGN_OK
+                      : err->code);
         else
-            st = reqsign_key_load_mem(text, text_len, kflags, &c->key, err);
+            st = ((c->key = reqsign_key_load_mem(text, text_len, kflags, err)) != NULL ? REQSIGN_OK
+                                                                                       : err->code);
         if (st != REQSIGN_OK)
             return st;
         if (keyid_override != NULL)
@@ -207,12 +211,14 @@ static enum reqsign_status from_json(struct reqsign_credential *c, json_t *root,
                                  "permissions %04o for private key file %s are too open: it must "
                                  "not be accessible by group or others; fix with `chmod 600 %s`",
                                  (unsigned)(mode & 07777), path, path);
-    st = reqsign_key_load_mem(json_string_value(priv), json_string_length(priv), kflags, &c->key,
-                              err);
+    st = ((c->key = reqsign_key_load_mem(json_string_value(priv), json_string_length(priv), kflags,
+                                         err)) != NULL
+              ? REQSIGN_OK
+              : err->code);
     if (st != REQSIGN_OK)
         return st;
 
-    char tp[REQSIGN_KEYID_BUF];
+    char tp[REQSIGN_THUMBPRINT_BUF];
     if (reqsign_key_thumbprint(c->key, tp) != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_CRYPTO, SRC, REQSIGN_NO_OFFSET,
                                  "cannot compute the key thumbprint");
@@ -251,7 +257,10 @@ static enum reqsign_status from_json(struct reqsign_credential *c, json_t *root,
         if (!json_is_string(pub))
             return reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET,
                                      "credential \"public_key\" must be a PEM string");
-        st = reqsign_key_load_mem(json_string_value(pub), json_string_length(pub), 0, &pk, err);
+        st = ((pk = reqsign_key_load_mem(json_string_value(pub), json_string_length(pub), 0,
+                                         err)) != NULL
+                  ? REQSIGN_OK
+                  : err->code);
         if (st != REQSIGN_OK)
             return st;
         reqsign_key_public_raw(pk, a);
@@ -301,13 +310,13 @@ static enum reqsign_status load_text(struct reqsign_credential *c, const char *t
     return st;
 }
 
-/* Read all of @fd (at most REQSIGN_CREDENTIAL_MAX bytes) into a malloc'd
- * buffer of REQSIGN_CREDENTIAL_MAX + 1 bytes (a secret: the caller wipes
+/* Read all of @fd (at most REQSIGN_CREDENTIAL_IN_MAX bytes) into a malloc'd
+ * buffer of REQSIGN_CREDENTIAL_IN_MAX + 1 bytes (a secret: the caller wipes
  * and frees it). @name is for messages. */
 static enum reqsign_status read_all(int fd, const char *name, char **out, size_t *out_len,
                                     struct reqsign_error *err)
 {
-    const size_t cap = (size_t)REQSIGN_CREDENTIAL_MAX + 1;
+    const size_t cap = (size_t)REQSIGN_CREDENTIAL_IN_MAX + 1;
     size_t n = 0;
     char *buf = malloc(cap);
     if (buf == NULL)
@@ -327,11 +336,11 @@ static enum reqsign_status read_all(int fd, const char *name, char **out, size_t
             break;
         n += (size_t)r;
     }
-    if (n > REQSIGN_CREDENTIAL_MAX) {
+    if (n > REQSIGN_CREDENTIAL_IN_MAX) {
         reqsign_memzero(buf, cap);
         free(buf);
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
-                                 "%s is more than %d bytes", name, REQSIGN_CREDENTIAL_MAX);
+                                 "%s is more than %d bytes", name, REQSIGN_CREDENTIAL_IN_MAX);
     }
     *out = buf;
     *out_len = n;
@@ -402,14 +411,17 @@ static enum reqsign_status load_path(struct reqsign_credential *c, const char *p
         st = load_text(c, buf, n, path, sb.st_mode, keyid_override, flags, err);
     } else {
         /* a key file: the key loader applies the permission check */
-        st = reqsign_key_load_file(
-            path, flags | REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE, &c->key, err);
+        st =
+            ((c->key = reqsign_key_load_file(
+                  path, flags | REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE, err)) != NULL
+                 ? REQSIGN_OK
+                 : err->code);
         if (st == REQSIGN_OK)
             st = bare_key_keyid(c, keyid_override, err);
     }
 out:
     if (buf != NULL) {
-        reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_MAX + 1);
+        reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_IN_MAX + 1);
         free(buf);
     }
     close(fd);
@@ -434,21 +446,25 @@ static enum reqsign_status load_stdin(struct reqsign_credential *c, const char *
                                "standard input is empty: no credential");
     else if (buf[i] == '{')
         st = load_text(c, buf, n, NULL, 0, keyid_override, flags, err);
-    else if ((st = reqsign_key_load_mem(buf, n,
-                                        (flags & ~(unsigned)REQSIGN_KEY_ALLOW_PERMISSIVE) |
-                                            REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE,
-                                        &c->key, err)) == REQSIGN_OK)
+    else if ((st = ((c->key = reqsign_key_load_mem(
+                         buf, n,
+                         (flags & ~(unsigned)REQSIGN_KEY_ALLOW_PERMISSIVE) |
+                             REQSIGN_KEY_REQUIRE_PRIVATE | REQSIGN_KEY_RAW_PRIVATE,
+                         err)) != NULL
+                        ? REQSIGN_OK
+                        : err->code)) == REQSIGN_OK)
         st = bare_key_keyid(c, keyid_override, err);
-    reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_MAX + 1);
+    reqsign_memzero(buf, (size_t)REQSIGN_CREDENTIAL_IN_MAX + 1);
     free(buf);
     return st;
 }
 
-/* see reqsign/credential.h */
-enum reqsign_status reqsign_credential_load(const char *spec, const char *keyid_override,
-                                            unsigned flags, struct reqsign_credential **out,
-                                            struct reqsign_error *err)
+/* reqsign_credential_load(), returning a status and the credential in *@out. */
+static enum reqsign_status credential_load_st(const char *spec, const char *keyid_override,
+                                              unsigned flags, struct reqsign_credential **out,
+                                              struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_credential *c;
     enum reqsign_status st;
     const char *p;
@@ -473,10 +489,10 @@ enum reqsign_status reqsign_credential_load(const char *spec, const char *keyid_
         st = load_stdin(c, keyid_override, flags, err);
     } else if (*p == '{') {
         size_t n = strlen(spec);
-        if (n > REQSIGN_CREDENTIAL_MAX)
+        if (n > REQSIGN_CREDENTIAL_IN_MAX)
             st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
                                    "inline credential is more than %d bytes",
-                                   REQSIGN_CREDENTIAL_MAX);
+                                   REQSIGN_CREDENTIAL_IN_MAX);
         else
             st = load_text(c, spec, n, NULL, 0, keyid_override, flags, err);
     } else {
@@ -545,6 +561,7 @@ struct reqsign_signer *reqsign_credential_signer(const struct reqsign_credential
                                                  const struct reqsign_signer_opts *overrides,
                                                  struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_signer_opts o;
 
     if (c == NULL) {
@@ -566,4 +583,17 @@ struct reqsign_signer *reqsign_credential_signer(const struct reqsign_credential
     o.key = c->key;
     o.keyid = c->keyid;
     return reqsign_signer_new(&o, err);
+}
+
+/* see reqsign/credential.h */
+struct reqsign_credential *reqsign_credential_load(const char *spec, const char *keyid_override,
+                                                   unsigned flags, struct reqsign_error *err)
+{
+    struct reqsign_credential *c = NULL;
+    struct reqsign_error local; /* the loaders' codes are read from err->code */
+    if (err == NULL)
+        err = &local;
+    if (credential_load_st(spec, keyid_override, flags, &c, err) != REQSIGN_OK)
+        return NULL;
+    return c;
 }

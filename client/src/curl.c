@@ -83,7 +83,7 @@ static enum reqsign_status upload_open(const char *path, unsigned algs,
                                "%s: not a regular file", path);
         goto fail;
     }
-    st = reqsign_digest_init(&d, algs);
+    st = reqsign_digest_init(&d, algs, NULL);
     if (st != REQSIGN_OK) {
         st = reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
         goto fail;
@@ -99,7 +99,7 @@ static enum reqsign_status upload_open(const char *path, unsigned algs,
             }
             break;
         }
-        st = reqsign_digest_update(&d, buf, n);
+        st = reqsign_digest_update(&d, buf, n, NULL);
         if (st != REQSIGN_OK) {
             reqsign_digest_cleanup(&d);
             st = reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
@@ -107,7 +107,7 @@ static enum reqsign_status upload_open(const char *path, unsigned algs,
         }
     }
     u->size = (int64_t)d.total;
-    st = reqsign_digest_final(&d, digest, digest_cap, &len, NULL, NULL);
+    st = reqsign_digest_final(&d, digest, digest_cap, &len, NULL, NULL, NULL);
     if (st != REQSIGN_OK) {
         st = reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
         goto fail;
@@ -263,7 +263,7 @@ static enum reqsign_status append_fields(const struct reqsign_signed *sig, int h
                                          struct curl_slist **headers, int *appended,
                                          struct reqsign_error *err)
 {
-    char line[REQSIGN_SIGNATURE_INPUT_MAX + 32];
+    char line[REQSIGN_SIGNATURE_INPUT_OUT_BUF + 32];
     for (size_t i = 0; i < sig->n_headers + 1; i++) {
         int n;
         if (i < sig->n_headers)
@@ -294,11 +294,12 @@ enum reqsign_status reqsign_curl_prepare(const struct reqsign_signer *s, CURL *h
                                          struct reqsign_curl_upload **upload,
                                          struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_signed local;
     struct reqsign_signed *sig;
     struct reqsign_curl_upload *u = NULL;
     struct curl_slist *orig_last = NULL;
-    char digest[REQSIGN_CONTENT_DIGEST_MAX];
+    char digest[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     int has_expect = 0, appended = 0;
     enum reqsign_status st;
 

@@ -36,13 +36,13 @@ int reqsign__nonce_bytes(uint8_t out[REQSIGN__NONCE_RAW_LEN])
 {
     if (pthread_once(&atfork_once, register_atfork) != 0 || !atfork_ok) {
         /* no fork protection for a buffer: one CSPRNG call per nonce */
-        return reqsign_random_bytes(out, REQSIGN__NONCE_RAW_LEN) == REQSIGN_OK ? 0 : -1;
+        return reqsign_random_bytes(out, REQSIGN__NONCE_RAW_LEN, NULL) == REQSIGN_OK ? 0 : -1;
     }
     unsigned gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
     if (tl.generation != gen || tl.avail < REQSIGN__NONCE_RAW_LEN) {
         tl.avail = 0;
         tl.generation = 0;
-        if (reqsign_random_bytes(tl.buf, sizeof(tl.buf)) != REQSIGN_OK) {
+        if (reqsign_random_bytes(tl.buf, sizeof(tl.buf), NULL) != REQSIGN_OK) {
             reqsign_memzero(tl.buf, sizeof(tl.buf));
             return -1;
         }

@@ -23,9 +23,9 @@ static const char SRC_SIGNER[] = "signer";
 
 struct reqsign_signer {
     struct reqsign_key *key;
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
-    char label[REQSIGN_SF_MAX_KEY_LEN + 1];
-    char tag[REQSIGN_KEYID_MAX_LEN + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
+    char label[REQSIGN_SF_KEY_IN_MAX + 1];
+    char tag[REQSIGN_TAG_IN_MAX + 1];
     int has_tag;
     int64_t expires_in;
     unsigned digest_algs;
@@ -46,7 +46,7 @@ static int printable(const char *s, size_t n)
 static int valid_label(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > REQSIGN_SF_MAX_KEY_LEN)
+    if (n == 0 || n > REQSIGN_SF_KEY_IN_MAX)
         return 0;
     if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '*'))
         return 0;
@@ -62,7 +62,7 @@ static int valid_label(const char *s)
 static int valid_method(const char *m)
 {
     size_t n = strlen(m);
-    if (n == 0 || n > REQSIGN_METHOD_MAX)
+    if (n == 0 || n > REQSIGN_METHOD_IN_MAX)
         return 0;
     return reqsign_is_token(m, n);
 }
@@ -71,6 +71,10 @@ static int valid_method(const char *m)
 struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts,
                                           struct reqsign_error *err)
 {
+    struct reqsign_error local; /* the key loaders' codes are read from err->code */
+    if (err == NULL)
+        err = &local;
+    reqsign_error_clear(err);
     struct reqsign_signer *s;
     enum reqsign_status st;
     int sources;
@@ -93,11 +97,14 @@ struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts
     }
     unsigned flags = opts->key_flags | REQSIGN_KEY_REQUIRE_PRIVATE;
     if (opts->key_file != NULL) {
-        st = reqsign_key_load_file(opts->key_file, flags, &s->key, err);
+        st = ((s->key = reqsign_key_load_file(opts->key_file, flags, err)) != NULL ? REQSIGN_OK
+                                                                                   : err->code);
     } else if (opts->key_data != NULL) {
-        st = reqsign_key_load_mem(opts->key_data, opts->key_len, flags, &s->key, err);
+        st = ((s->key = reqsign_key_load_mem(opts->key_data, opts->key_len, flags, err)) != NULL
+                  ? REQSIGN_OK
+                  : err->code);
     } else {
-        s->key = reqsign_key_dup(opts->key);
+        s->key = reqsign_key_dup(opts->key, NULL);
         st = s->key == NULL ? reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER,
                                                 REQSIGN_NO_OFFSET, NULL)
                             : REQSIGN_OK;
@@ -110,15 +117,15 @@ struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts
 
     if (opts->keyid != NULL) {
         size_t n = strlen(opts->keyid);
-        if (n == 0 || n > REQSIGN_KEYID_MAX_LEN || !printable(opts->keyid, n)) {
+        if (n == 0 || n > REQSIGN_KEYID_IN_MAX || !printable(opts->keyid, n)) {
             reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                               "keyid must be 1..%d printable ASCII characters",
-                              REQSIGN_KEYID_MAX_LEN);
+                              REQSIGN_KEYID_IN_MAX);
             goto fail;
         }
         memcpy(s->keyid, opts->keyid, n + 1);
     } else {
-        char tp[REQSIGN_KEYID_BUF];
+        char tp[REQSIGN_THUMBPRINT_BUF];
         if (reqsign_key_thumbprint(s->key, tp) != REQSIGN_OK) {
             reqsign_error_set(err, REQSIGN_E_CRYPTO, SRC_SIGNER, REQSIGN_NO_OFFSET,
                               "cannot compute the key thumbprint");
@@ -135,10 +142,10 @@ struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts
     memcpy(s->label, label, strlen(label) + 1);
     if (opts->tag != NULL) {
         size_t n = strlen(opts->tag);
-        if (n > REQSIGN_KEYID_MAX_LEN || !printable(opts->tag, n)) {
+        if (n > REQSIGN_TAG_IN_MAX || !printable(opts->tag, n)) {
             reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                               "tag must be at most %d printable ASCII characters",
-                              REQSIGN_KEYID_MAX_LEN);
+                              REQSIGN_TAG_IN_MAX);
             goto fail;
         }
         memcpy(s->tag, opts->tag, n + 1);
@@ -182,7 +189,7 @@ const char *reqsign_signer_keyid(const struct reqsign_signer *s)
 }
 
 /* see reqsign/signer.h */
-int reqsign_signer_path_as_is(const struct reqsign_signer *s)
+bool reqsign_signer_path_as_is(const struct reqsign_signer *s)
 {
     return s->path_as_is;
 }
@@ -236,7 +243,7 @@ static enum reqsign_status profile_base(const struct reqsign_request *req,
                                         struct reqsign_span params, char *out, size_t cap,
                                         size_t *out_len, struct reqsign_error *err)
 {
-    char auth[REQSIGN_AUTHORITY_MAX + 8];
+    char auth[REQSIGN_AUTHORITY_OUT_BUF];
     size_t alen;
     enum reqsign_status st;
 
@@ -286,9 +293,9 @@ static enum reqsign_status sign_content_digest(const struct reqsign_signer *s,
         memcpy(out->content_digest, in->content_digest, n + 1);
         return REQSIGN_OK;
     }
-    enum reqsign_status st = reqsign_content_digest(s->digest_algs, in->body, in->body_len,
-                                                    out->content_digest,
-                                                    sizeof(out->content_digest), &len);
+    enum reqsign_status st =
+        reqsign_content_digest(s->digest_algs, in->body, in->body_len, out->content_digest,
+                               sizeof(out->content_digest), &len, NULL);
     if (st != REQSIGN_OK)
         return reqsign_error_set(err, st, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                  "cannot compute Content-Digest");
@@ -302,10 +309,10 @@ static enum reqsign_status sign_nonce(const struct reqsign_sign_input *in,
     size_t len;
     if (in->nonce != NULL) {
         size_t n = strlen(in->nonce);
-        if (n < REQSIGN_NONCE_MIN_LEN || n > REQSIGN_NONCE_MAX_LEN || !printable(in->nonce, n))
+        if (n < REQSIGN_NONCE_IN_MIN || n > REQSIGN_NONCE_IN_MAX || !printable(in->nonce, n))
             return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                      "nonce must be %d..%d printable ASCII characters",
-                                     REQSIGN_NONCE_MIN_LEN, REQSIGN_NONCE_MAX_LEN);
+                                     REQSIGN_NONCE_IN_MIN, REQSIGN_NONCE_IN_MAX);
         memcpy(out->nonce, in->nonce, n + 1);
         return REQSIGN_OK;
     }
@@ -399,14 +406,14 @@ static enum reqsign_status sign_base(const struct reqsign_signer *s,
     enum reqsign_status st = profile_base(&req, u, out->content_digest, si_value, base,
                                           sizeof(stackbuf), &base_len, err);
     if (st == REQSIGN_E_BUFFER_TOO_SMALL) {
-        base = malloc(REQSIGN_BASE_MAX);
+        base = malloc(REQSIGN_BASE_BUF);
         if (base == NULL)
             return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER, REQSIGN_NO_OFFSET, NULL);
-        st = profile_base(&req, u, out->content_digest, si_value, base, REQSIGN_BASE_MAX,
-                          &base_len, err);
+        st = profile_base(&req, u, out->content_digest, si_value, base, REQSIGN_BASE_BUF, &base_len,
+                          err);
         if (st == REQSIGN_E_BUFFER_TOO_SMALL)
             st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_SIGNER, REQSIGN_NO_OFFSET,
-                                   "signature base longer than %d bytes", REQSIGN_BASE_MAX);
+                                   "signature base longer than %d bytes", REQSIGN_BASE_BUF);
     }
     if (st == REQSIGN_OK && out->base_buf != NULL && out->base_cap > 0) {
         size_t n = base_len < out->base_cap ? base_len : out->base_cap;
@@ -414,7 +421,7 @@ static enum reqsign_status sign_base(const struct reqsign_signer *s,
         out->base_len = n;
     }
     if (st == REQSIGN_OK)
-        st = reqsign_key_sign(s->key, (const uint8_t *)base, base_len, sig);
+        st = reqsign_key_sign(s->key, (const uint8_t *)base, base_len, sig, NULL);
     if (base != stackbuf)
         free(base);
     if (st != REQSIGN_OK)
@@ -453,6 +460,7 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
                                         const struct reqsign_sign_input *in,
                                         struct reqsign_signed *out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign__url_parts u;
     uint8_t sig[REQSIGN_ED25519_SIG_LEN];
     enum reqsign_status st;
@@ -463,7 +471,7 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
     if (!valid_method(in->method))
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                  "method must be an HTTP token of at most %d characters",
-                                 REQSIGN_METHOD_MAX);
+                                 REQSIGN_METHOD_IN_MAX);
     out->base_len = 0;
     if ((st = reqsign__url_parse(in->url, s->path_as_is, &u, err)) != REQSIGN_OK ||
         (st = sign_content_digest(s, in, out, err)) != REQSIGN_OK ||
@@ -473,45 +481,4 @@ enum reqsign_status reqsign_signer_sign(const struct reqsign_signer *s,
         (st = sign_base(s, in, &u, out, sig, err)) != REQSIGN_OK)
         return st;
     return sign_signature(s, sig, out, err);
-}
-
-/* see reqsign/signer.h */
-enum reqsign_status reqsign_content_digest_file(const char *path, unsigned algs, char *out,
-                                                size_t cap, size_t *out_len,
-                                                struct reqsign_error *err)
-{
-    struct reqsign_digest d;
-    enum reqsign_status st;
-    char buf[65536];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return reqsign_error_set(err, REQSIGN_E_IO, "body", REQSIGN_NO_OFFSET, "%s: %s", path,
-                                 strerror(errno));
-    st = reqsign_digest_init(&d, algs != 0 ? algs : REQSIGN_DIGEST_SHA256);
-    if (st != REQSIGN_OK) {
-        close(fd);
-        return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
-    }
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof(buf));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            st = reqsign_error_set(err, REQSIGN_E_IO, "body", REQSIGN_NO_OFFSET, "%s: %s", path,
-                                   strerror(errno));
-            break;
-        }
-        if (r == 0)
-            break;
-        st = reqsign_digest_update(&d, buf, (size_t)r);
-        if (st != REQSIGN_OK)
-            break;
-    }
-    close(fd);
-    if (st != REQSIGN_OK) {
-        reqsign_digest_cleanup(&d);
-        return st;
-    }
-    return reqsign_digest_final(&d, out, cap, out_len, NULL, NULL);
 }

@@ -87,7 +87,7 @@ int reqsign__url_fast(const char *url, size_t n, struct reqsign__url_parts *u)
     if (p == end || *p != '/')
         return 0; /* userinfo, a sixth port digit, no path, ... */
     size_t alen = (size_t)(p - host);
-    if (alen > REQSIGN_AUTHORITY_MAX)
+    if (alen > REQSIGN_AUTHORITY_IN_MAX)
         return 0;
 
     /* path [? query] */
@@ -120,7 +120,7 @@ int reqsign__url_fast(const char *url, size_t n, struct reqsign__url_parts *u)
         }
     }
     size_t tlen = (size_t)(end - target);
-    if (tlen > REQSIGN_TARGET_MAX)
+    if (tlen > REQSIGN_TARGET_IN_MAX)
         return 0;
 
     memcpy(u->scheme, url, sl);
@@ -264,7 +264,7 @@ static enum reqsign_status check_authority(const char *url, struct reqsign_error
     st = check_host_as_written(a, an, off, err);
     if (st != REQSIGN_OK)
         return st;
-    char norm[REQSIGN_AUTHORITY_MAX + 8];
+    char norm[REQSIGN_AUTHORITY_OUT_BUF];
     size_t nn;
     struct reqsign_error e2;
     reqsign_error_clear(&e2);
@@ -333,7 +333,7 @@ enum reqsign_status reqsign__url_curl(const char *url, int path_as_is,
                       port ? port : "");
     if (an < 0 || (size_t)an >= sizeof(u->authority)) {
         st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_URL, REQSIGN_NO_OFFSET,
-                               "host longer than %d bytes", REQSIGN_AUTHORITY_MAX);
+                               "host longer than %d bytes", REQSIGN_AUTHORITY_IN_MAX);
         goto out;
     }
     u->authority_len = (size_t)an;
@@ -342,7 +342,7 @@ enum reqsign_status reqsign__url_curl(const char *url, int path_as_is,
                       query ? "?" : "", query ? query : "");
     if (tn < 0 || (size_t)tn >= sizeof(u->target)) {
         st = reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_URL, REQSIGN_NO_OFFSET,
-                               "path and query longer than %d bytes", REQSIGN_TARGET_MAX);
+                               "path and query longer than %d bytes", REQSIGN_TARGET_IN_MAX);
         goto out;
     }
     u->target_len = (size_t)tn;

@@ -21,8 +21,8 @@
 
 struct reqsign__url_parts {
     char scheme[8];                             /* "http" or "https" */
-    char authority[REQSIGN_AUTHORITY_MAX + 8];  /* host[:port] as libcurl has it */
-    char target[REQSIGN_TARGET_MAX + 1];        /* path[?query], origin-form */
+    char authority[REQSIGN_AUTHORITY_OUT_BUF];  /* host[:port] as libcurl has it */
+    char target[REQSIGN_TARGET_IN_MAX + 1];     /* path[?query], origin-form */
     size_t scheme_len, authority_len, target_len;
     size_t path_len; /* target[0..path_len) is the path; a query follows if < target_len */
 };

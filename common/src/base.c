@@ -353,8 +353,8 @@ static enum reqsign_status field_structured(struct reqsign_span comp, struct req
                                  comp.ptr);
     size_t pos = out->len;
     if (cp->key != NULL) {
-        long idx = reqsign_sf_dict_find(&p, cp->key->str.ptr, cp->key->str.len);
-        if (idx < 0)
+        size_t idx;
+        if (!reqsign_sf_dict_find(&p, cp->key->str.ptr, cp->key->str.len, &idx))
             return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
                                      "dictionary field \"%.*s\" has no member '%.*s'",
                                      (int)comp.len, comp.ptr, (int)cp->key->str.len,
@@ -409,7 +409,7 @@ static enum reqsign_status field_value(const struct reqsign_request *req, struct
                                        const struct comp_params *cp, struct reqsign__buf *out,
                                        struct reqsign_error *err)
 {
-    char tmp[REQSIGN_FIELD_MAX];
+    char tmp[REQSIGN_COVERED_FIELD_IN_MAX];
     struct reqsign__buf tb = {tmp, sizeof(tmp), 0, 0};
     size_t count;
 
@@ -428,7 +428,7 @@ static enum reqsign_status field_value(const struct reqsign_request *req, struct
     if (field_combined(req, comp, &tb, &count) != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
                                  "field \"%.*s\" is longer than %d bytes", (int)comp.len, comp.ptr,
-                                 REQSIGN_FIELD_MAX);
+                                 REQSIGN_COVERED_FIELD_IN_MAX);
     if (count == 0)
         return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
                                  "covered field \"%.*s\" is not in the request", (int)comp.len,
@@ -472,16 +472,16 @@ static enum reqsign_status derived_value(const struct reqsign_request *req, stru
         if (req->method.len == 0)
             return reqsign_error_set(err, REQSIGN_E_COMPONENT_ABSENT, SRC, REQSIGN_NO_OFFSET,
                                      "request has no method");
-        if (req->method.len > REQSIGN_METHOD_MAX)
+        if (req->method.len > REQSIGN_METHOD_IN_MAX)
             return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
-                                     "@method longer than %d bytes", REQSIGN_METHOD_MAX);
+                                     "@method longer than %d bytes", REQSIGN_METHOD_IN_MAX);
         st = check_value(req->method, 0, comp, err);
         if (st == REQSIGN_OK)
             reqsign__buf_put(out, req->method.ptr, req->method.len);
         return st;
     }
     if (reqsign__span_eq(comp, "@authority") || reqsign__span_eq(comp, "@target-uri")) {
-        char auth[REQSIGN_AUTHORITY_MAX + 8];
+        char auth[REQSIGN_AUTHORITY_OUT_BUF];
         size_t alen;
         st = reqsign_authority_normalize(req->scheme, req->authority, auth, sizeof(auth), &alen,
                                          err);
@@ -548,11 +548,12 @@ static enum reqsign_status derived_value(const struct reqsign_request *req, stru
                              "unknown derived component \"%.*s\"", (int)comp.len, comp.ptr);
 }
 
-/* see reqsign/base.h */
-enum reqsign_status reqsign_base_build(const struct reqsign_request *req,
-                                       const struct reqsign_sf_parsed *si,
-                                       const struct reqsign_sf_member *m, char *out, size_t cap,
-                                       size_t *out_len, struct reqsign_error *err)
+/* The builder. REQSIGN_E_BUFFER_TOO_SMALL is returned without a detail in
+ * @err; reqsign_base_build() adds it. */
+static enum reqsign_status build(const struct reqsign_request *req,
+                                 const struct reqsign_sf_parsed *si,
+                                 const struct reqsign_sf_member *m, char *out, size_t cap,
+                                 size_t *out_len, struct reqsign_error *err)
 {
     struct reqsign__buf b = {out, cap, 0, 0};
     enum reqsign_status st;
@@ -562,12 +563,12 @@ enum reqsign_status reqsign_base_build(const struct reqsign_request *req,
         return reqsign_error_set(err, REQSIGN_E_SIG_INPUT_MALFORMED, SRC, REQSIGN_NO_OFFSET,
                                  "signature '%.*s' is not an inner list of components",
                                  (int)m->key.len, m->key.ptr);
-    if (m->items_len > REQSIGN_MAX_COMPONENTS)
+    if (m->items_len > REQSIGN_COMPONENTS_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
-                                 "more than %d covered components", REQSIGN_MAX_COMPONENTS);
-    if (m->params_len > REQSIGN_MAX_SIG_PARAMS)
+                                 "more than %d covered components", REQSIGN_COMPONENTS_IN_MAX);
+    if (m->params_len > REQSIGN_SIG_PARAMS_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
-                                 "more than %d signature parameters", REQSIGN_MAX_SIG_PARAMS);
+                                 "more than %d signature parameters", REQSIGN_SIG_PARAMS_IN_MAX);
 
     const struct reqsign_sf_item *items = si->items + m->items_off;
     for (uint32_t i = 0; i < m->items_len; i++) {
@@ -646,4 +647,18 @@ enum reqsign_status reqsign_base_build(const struct reqsign_request *req,
                                  "signature parameters cannot be serialised");
     *out_len = pos;
     return REQSIGN_OK;
+}
+
+/* see reqsign/base.h */
+enum reqsign_status reqsign_base_build(const struct reqsign_request *req,
+                                       const struct reqsign_sf_parsed *si,
+                                       const struct reqsign_sf_member *m, char *out, size_t cap,
+                                       size_t *out_len, struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = build(req, si, m, out, cap, out_len, err);
+    if (st == REQSIGN_E_BUFFER_TOO_SMALL)
+        return reqsign_error_set(err, st, SRC, REQSIGN_NO_OFFSET,
+                                 "signature base longer than the %zu-byte buffer", cap);
+    return st;
 }

@@ -230,6 +230,7 @@ enum reqsign_status reqsign_base64url_encode(const uint8_t *in, size_t len, char
 enum reqsign_status reqsign_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap,
                                           size_t *out_len, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return decode_public(in, len, REQSIGN__B64_PAD_REQUIRED, out, cap, out_len, err);
 }
 
@@ -237,5 +238,6 @@ enum reqsign_status reqsign_base64_decode(const char *in, size_t len, uint8_t *o
 enum reqsign_status reqsign_base64url_decode(const char *in, size_t len, uint8_t *out, size_t cap,
                                              size_t *out_len, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return decode_public(in, len, REQSIGN__B64_URL, out, cap, out_len, err);
 }

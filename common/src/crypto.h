@@ -39,6 +39,9 @@ int reqsign__random(uint8_t *out, size_t len);
 
 /* ---- Ed25519 ---- */
 
+/* Initialise the backend (reqsign_global_init()). 0 / -1. Thread-safe, idempotent. */
+int reqsign__ed25519_init(void);
+
 /* A private key (backend handle: an EVP_PKEY, or libsodium's seed || pk). */
 struct reqsign__ed25519_priv;
 /* A parsed public key, cached for repeated verification. */

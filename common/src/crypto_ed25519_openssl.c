@@ -372,3 +372,8 @@ int reqsign__ed25519_verify(const uint8_t pk[REQSIGN__ED25519_PK_LEN],
     EVP_PKEY_free(k);
     return rc;
 }
+
+int reqsign__ed25519_init(void)
+{
+    return OPENSSL_init_crypto(0, NULL) == 1 ? 0 : -1;
+}

@@ -75,6 +75,11 @@ static int ready(void)
     return sodium_ready;
 }
 
+int reqsign__ed25519_init(void)
+{
+    return ready() ? 0 : -1;
+}
+
 /* see reqsign/key.h */
 const char *reqsign_crypto_backend(void)
 {

@@ -12,10 +12,13 @@
  */
 #include <reqsign/base64.h>
 #include <reqsign/digest.h>
-#include <reqsign/key.h> /* reqsign_memzero */
 #include <reqsign/sf.h>
+#include <reqsign/util.h> /* reqsign_memzero */
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto.h"
 
@@ -45,8 +48,7 @@ static const struct alg_info algs_tab[2] = {
     {REQSIGN_DIGEST_SHA256, REQSIGN__SHA256, "sha-256", 7, REQSIGN_SHA256_LEN, 0},
 };
 
-/* see reqsign/digest.h */
-enum reqsign_status reqsign_digest_init(struct reqsign_digest *d, unsigned algs)
+static enum reqsign_status digest_init_impl(struct reqsign_digest *d, unsigned algs)
 {
     if (d == NULL)
         return REQSIGN_E_INVALID_ARG;
@@ -66,8 +68,8 @@ enum reqsign_status reqsign_digest_init(struct reqsign_digest *d, unsigned algs)
     return REQSIGN_OK;
 }
 
-/* see reqsign/digest.h */
-enum reqsign_status reqsign_digest_update(struct reqsign_digest *d, const void *data, size_t len)
+static enum reqsign_status digest_update_impl(struct reqsign_digest *d, const void *data,
+                                              size_t len)
 {
     if (d == NULL || d->algs == 0 || (data == NULL && len > 0))
         return REQSIGN_E_INVALID_ARG;
@@ -126,10 +128,9 @@ static size_t value_len(unsigned algs)
     return n;
 }
 
-/* see reqsign/digest.h */
-enum reqsign_status reqsign_digest_final(struct reqsign_digest *d, char *out, size_t cap,
-                                         size_t *out_len, uint8_t sha256[REQSIGN_SHA256_LEN],
-                                         uint8_t sha512[REQSIGN_SHA512_LEN])
+static enum reqsign_status digest_final_impl(struct reqsign_digest *d, char *out, size_t cap,
+                                             size_t *out_len, uint8_t sha256[REQSIGN_SHA256_LEN],
+                                             uint8_t sha512[REQSIGN_SHA512_LEN])
 {
     uint8_t raw256[REQSIGN_SHA256_LEN], raw512[REQSIGN_SHA512_LEN];
     unsigned algs;
@@ -182,22 +183,21 @@ enum reqsign_status reqsign_digest_final(struct reqsign_digest *d, char *out, si
     return REQSIGN_OK;
 }
 
-/* see reqsign/digest.h */
-enum reqsign_status reqsign_content_digest(unsigned algs, const void *body, size_t len, char *out,
-                                           size_t cap, size_t *out_len)
+static enum reqsign_status content_digest_impl(unsigned algs, const void *body, size_t len,
+                                               char *out, size_t cap, size_t *out_len)
 {
     struct reqsign_digest d;
     enum reqsign_status st;
 
-    st = reqsign_digest_init(&d, algs);
+    st = reqsign_digest_init(&d, algs, NULL);
     if (st != REQSIGN_OK)
         return st;
-    st = reqsign_digest_update(&d, body, len);
+    st = reqsign_digest_update(&d, body, len, NULL);
     if (st != REQSIGN_OK) {
         reqsign_digest_cleanup(&d);
         return st;
     }
-    return reqsign_digest_final(&d, out, cap, out_len, NULL, NULL);
+    return reqsign_digest_final(&d, out, cap, out_len, NULL, NULL, NULL);
 }
 
 /* see reqsign/digest.h */
@@ -205,6 +205,7 @@ enum reqsign_status reqsign_content_digest_parse(const char *value, size_t len,
                                                  struct reqsign_digest_expect *out,
                                                  struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_sf_member members[CD_MAX_MEMBERS];
     struct reqsign_sf_item items[CD_MAX_ITEMS];
     struct reqsign_sf_param params[CD_MAX_PARAMS];
@@ -243,9 +244,9 @@ enum reqsign_status reqsign_content_digest_parse(const char *value, size_t len,
         uint8_t *dst = a->slot == 0 ? out->sha256 : out->sha512;
         uint8_t buf[REQSIGN_SHA512_LEN + 3];
         size_t n = 0, off;
-        long idx = reqsign_sf_dict_find(&p, a->key, a->key_len);
+        size_t idx;
 
-        if (idx < 0)
+        if (!reqsign_sf_dict_find(&p, a->key, a->key_len, &idx))
             continue;
         m = &p.members[idx];
         off = (size_t)(m->key.ptr - value);
@@ -286,6 +287,7 @@ enum reqsign_status reqsign_content_digest_check(struct reqsign_digest *d,
                                                  const struct reqsign_digest_expect *exp,
                                                  struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     uint8_t raw256[REQSIGN_SHA256_LEN], raw512[REQSIGN_SHA512_LEN];
     enum reqsign_status st;
     int ok256 = 1, ok512 = 1;
@@ -312,4 +314,92 @@ enum reqsign_status reqsign_content_digest_check(struct reqsign_digest *d,
                                  : !ok512         ? "sha-512"
                                                   : "sha-256");
     return REQSIGN_OK;
+}
+
+/* see reqsign/digest.h */
+enum reqsign_status reqsign_content_digest_file(const char *path, unsigned algs, char *out,
+                                                size_t cap, size_t *out_len,
+                                                struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    struct reqsign_digest d;
+    enum reqsign_status st;
+    char buf[65536];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return reqsign_error_set(err, REQSIGN_E_IO, "body", REQSIGN_NO_OFFSET, "%s: %s", path,
+                                 strerror(errno));
+    st = reqsign_digest_init(&d, algs != 0 ? algs : REQSIGN_DIGEST_SHA256, NULL);
+    if (st != REQSIGN_OK) {
+        close(fd);
+        return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            st = reqsign_error_set(err, REQSIGN_E_IO, "body", REQSIGN_NO_OFFSET, "%s: %s", path,
+                                   strerror(errno));
+            break;
+        }
+        if (r == 0)
+            break;
+        st = reqsign_digest_update(&d, buf, (size_t)r, NULL);
+        if (st != REQSIGN_OK)
+            break;
+    }
+    close(fd);
+    if (st != REQSIGN_OK) {
+        reqsign_digest_cleanup(&d);
+        return st;
+    }
+    return reqsign_digest_final(&d, out, cap, out_len, NULL, NULL, err);
+}
+
+/* see reqsign/digest.h */
+enum reqsign_status reqsign_digest_init(struct reqsign_digest *d, unsigned algs,
+                                        struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = digest_init_impl(d, algs);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, "digest", REQSIGN_NO_OFFSET, NULL);
+    return st;
+}
+
+/* see reqsign/digest.h */
+enum reqsign_status reqsign_digest_update(struct reqsign_digest *d, const void *data, size_t len,
+                                          struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = digest_update_impl(d, data, len);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, "digest", REQSIGN_NO_OFFSET, NULL);
+    return st;
+}
+
+/* see reqsign/digest.h */
+enum reqsign_status reqsign_digest_final(struct reqsign_digest *d, char *out, size_t cap,
+                                         size_t *out_len, uint8_t sha256[REQSIGN_SHA256_LEN],
+                                         uint8_t sha512[REQSIGN_SHA512_LEN],
+                                         struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = digest_final_impl(d, out, cap, out_len, sha256, sha512);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, "digest", REQSIGN_NO_OFFSET, NULL);
+    return st;
+}
+
+/* see reqsign/digest.h */
+enum reqsign_status reqsign_content_digest(unsigned algs, const void *body, size_t len, char *out,
+                                           size_t cap, size_t *out_len, struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = content_digest_impl(algs, body, len, out, cap, out_len);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, "digest", REQSIGN_NO_OFFSET, NULL);
+    return st;
 }

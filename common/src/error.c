@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util.h"
+
 /* see reqsign/error.h */
 const char *reqsign_errname(enum reqsign_status code)
 {
@@ -78,4 +80,48 @@ enum reqsign_status reqsign_error_set(struct reqsign_error *err, enum reqsign_st
         va_end(ap);
     }
     return code;
+}
+
+/* see reqsign/error.h */
+enum reqsign_status reqsign_error_json(const struct reqsign_error *err, int64_t server_time,
+                                       char *out, size_t cap, size_t *out_len)
+{
+    struct reqsign__buf b = {out, cap > 0 ? cap - 1 : 0, 0, 0};
+    enum reqsign_status code = err != NULL ? err->code : REQSIGN_E_INTERNAL;
+    /* A local failure (HTTP 5xx: a store down or full, an internal error) is
+     * told the client by its code and generic text only: its detail may name
+     * hosts, ports, socket paths or a store's own reply (spec section 10). */
+    const char *msg = err != NULL && err->message[0] && reqsign_http_status(code) < 500
+                          ? err->message
+                          : reqsign_strerror(code);
+    static const char hex[] = "0123456789abcdef";
+
+    reqsign__buf_puts(&b, "{\"error\":\"");
+    reqsign__buf_puts(&b, reqsign_errname(code));
+    reqsign__buf_puts(&b, "\",\"message\":\"");
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            reqsign__buf_putc(&b, '\\');
+            reqsign__buf_putc(&b, (char)*p);
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            char e[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+            reqsign__buf_put(&b, e, 6);
+        } else {
+            reqsign__buf_putc(&b, (char)*p);
+        }
+    }
+    reqsign__buf_putc(&b, '"');
+    if (code == REQSIGN_E_SIG_TOO_OLD || code == REQSIGN_E_SIG_FUTURE ||
+        code == REQSIGN_E_SIG_EXPIRED) {
+        char t[48];
+        int n = snprintf(t, sizeof(t), ",\"server_time\":%lld", (long long)server_time);
+        reqsign__buf_put(&b, t, (size_t)n);
+    }
+    reqsign__buf_putc(&b, '}');
+    if (b.overflow || cap == 0)
+        return REQSIGN_E_BUFFER_TOO_SMALL;
+    out[b.len] = '\0';
+    if (out_len != NULL)
+        *out_len = b.len;
+    return REQSIGN_OK;
 }

@@ -50,28 +50,6 @@ size_t reqsign_ed25519_public_len(void)
     return REQSIGN_ED25519_PUBLIC_LEN;
 }
 
-/* ---- utilities ---- */
-
-/* see reqsign/key.h */
-void reqsign_memzero(void *p, size_t len)
-{
-    reqsign__wipe(p, len);
-}
-
-/* see reqsign/key.h */
-int reqsign_memeq_ct(const void *a, const void *b, size_t len)
-{
-    return reqsign__memeq_ct(a, b, len);
-}
-
-/* see reqsign/key.h */
-enum reqsign_status reqsign_random_bytes(uint8_t *out, size_t len)
-{
-    if (out == NULL && len > 0)
-        return REQSIGN_E_INVALID_ARG;
-    return reqsign__random(out, len) == 0 ? REQSIGN_OK : REQSIGN_E_RANDOM;
-}
-
 /* ---- construction ---- */
 
 /* A key from @pk and @priv (ownership of @priv passes; freed on failure). */
@@ -108,29 +86,32 @@ static enum reqsign_status key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED
     return key_new(pk, priv, out, err);
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
-                                            struct reqsign_key **out, struct reqsign_error *err)
+/* reqsign_key_from_public(), returning a status and the key in *@out. */
+static enum reqsign_status key_from_public_st(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
+                                              struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (out == NULL || pk == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET, NULL);
     *out = NULL;
     return key_new(pk, NULL, out, err);
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED_LEN],
-                                          struct reqsign_key **out, struct reqsign_error *err)
+/* reqsign_key_from_seed(), returning a status and the key in *@out. */
+static enum reqsign_status key_from_seed_st(const uint8_t seed[REQSIGN_ED25519_SEED_LEN],
+                                            struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (out == NULL || seed == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET, NULL);
     *out = NULL;
     return key_from_seed(seed, out, err);
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_generate(struct reqsign_key **out, struct reqsign_error *err)
+/* reqsign_key_generate(), returning a status and the key in *@out. */
+static enum reqsign_status key_generate_st(struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN]; /* public */
     struct reqsign__ed25519_priv *priv;
 
@@ -156,28 +137,33 @@ void reqsign_key_free(struct reqsign_key *key)
 }
 
 /* see reqsign/key.h */
-struct reqsign_key *reqsign_key_dup(const struct reqsign_key *key)
+struct reqsign_key *reqsign_key_dup(const struct reqsign_key *key, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_key *copy = NULL;
     uint8_t seed[REQSIGN_ED25519_SEED_LEN]; /* secret */
 
-    if (key == NULL)
+    if (key == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET, "no key");
         return NULL;
+    }
     if (key->priv == NULL) {
-        if (key_new(key->pk, NULL, &copy, NULL) != REQSIGN_OK)
+        if (key_new(key->pk, NULL, &copy, err) != REQSIGN_OK)
             return NULL;
         return copy;
     }
-    if (reqsign__ed25519_priv_seed(key->priv, seed) != 0)
+    if (reqsign__ed25519_priv_seed(key->priv, seed) != 0) {
+        reqsign_error_set(err, REQSIGN_E_CRYPTO, SRC, REQSIGN_NO_OFFSET, "cannot copy the key");
         return NULL;
-    if (key_from_seed(seed, &copy, NULL) != REQSIGN_OK)
+    }
+    if (key_from_seed(seed, &copy, err) != REQSIGN_OK)
         copy = NULL;
     reqsign__wipe(seed, sizeof(seed));
     return copy;
 }
 
 /* see reqsign/key.h */
-int reqsign_key_has_private(const struct reqsign_key *key)
+bool reqsign_key_has_private(const struct reqsign_key *key)
 {
     return key != NULL && key->priv != NULL;
 }
@@ -342,10 +328,10 @@ static enum reqsign_status decode_any(const uint8_t *data, size_t len, unsigned 
     memset(out, 0, sizeof(*out));
     if (len == 0)
         return reqsign_error_set(err, REQSIGN_E_KEY_FORMAT, SRC, REQSIGN_NO_OFFSET, "empty key");
-    if (len > REQSIGN_KEY_FILE_MAX)
+    if (len > REQSIGN_KEY_FILE_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
                                  "key is %zu bytes, more than the %d-byte limit", len,
-                                 REQSIGN_KEY_FILE_MAX);
+                                 REQSIGN_KEY_FILE_IN_MAX);
     if (len == REQSIGN_ED25519_PUBLIC_LEN) {
         if (flags & REQSIGN_KEY_RAW_PRIVATE) {
             memcpy(out->seed, data, REQSIGN_ED25519_SEED_LEN);
@@ -383,10 +369,11 @@ static enum reqsign_status key_from_decoded(const struct reqsign__decoded_key *d
     return key_from_seed(dk->seed, out, err);
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_load_mem(const void *data, size_t len, unsigned flags,
-                                         struct reqsign_key **out, struct reqsign_error *err)
+/* reqsign_key_load_mem(), returning a status and the key in *@out. */
+static enum reqsign_status key_load_mem_st(const void *data, size_t len, unsigned flags,
+                                           struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign__decoded_key dk; /* secret */
     enum reqsign_status st;
 
@@ -427,7 +414,7 @@ static const char *errno_text(int e)
     }
 }
 
-/* Read the whole regular file @fd into a fresh buffer of REQSIGN_KEY_FILE_MAX + 1
+/* Read the whole regular file @fd into a fresh buffer of REQSIGN_KEY_FILE_IN_MAX + 1
  * bytes (the caller wipes and frees it). */
 static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, size_t *len_out,
                                    mode_t *mode_out, struct reqsign_error *err)
@@ -435,7 +422,7 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
     struct stat st;
     uint8_t *buf;
     size_t n = 0;
-    const size_t cap = (size_t)REQSIGN_KEY_FILE_MAX + 1;
+    const size_t cap = (size_t)REQSIGN_KEY_FILE_IN_MAX + 1;
 
     if (fstat(fd, &st) != 0)
         return reqsign_error_set(err, REQSIGN_E_IO, SRC, REQSIGN_NO_OFFSET, "cannot stat %s: %s",
@@ -443,10 +430,10 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
     if (!S_ISREG(st.st_mode))
         return reqsign_error_set(err, REQSIGN_E_IO, SRC, REQSIGN_NO_OFFSET,
                                  "%s is not a regular file", path);
-    if (st.st_size > (off_t)REQSIGN_KEY_FILE_MAX)
+    if (st.st_size > (off_t)REQSIGN_KEY_FILE_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
                                  "key file %s is %lld bytes, more than the %d-byte limit", path,
-                                 (long long)st.st_size, REQSIGN_KEY_FILE_MAX);
+                                 (long long)st.st_size, REQSIGN_KEY_FILE_IN_MAX);
     buf = malloc(cap);
     if (buf == NULL)
         return reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
@@ -465,12 +452,12 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
             break;
         n += (size_t)r;
     }
-    if (n > REQSIGN_KEY_FILE_MAX) { /* grew after fstat */
+    if (n > REQSIGN_KEY_FILE_IN_MAX) { /* grew after fstat */
         reqsign__wipe(buf, cap);
         free(buf);
         return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC, REQSIGN_NO_OFFSET,
                                  "key file %s is more than the %d-byte limit", path,
-                                 REQSIGN_KEY_FILE_MAX);
+                                 REQSIGN_KEY_FILE_IN_MAX);
     }
     *buf_out = buf;
     *len_out = n;
@@ -478,10 +465,11 @@ static enum reqsign_status read_fd(int fd, const char *path, uint8_t **buf_out, 
     return REQSIGN_OK;
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_load_file(const char *path, unsigned flags,
-                                          struct reqsign_key **out, struct reqsign_error *err)
+/* reqsign_key_load_file(), returning a status and the key in *@out. */
+static enum reqsign_status key_load_file_st(const char *path, unsigned flags,
+                                            struct reqsign_key **out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign__decoded_key dk; /* secret */
     uint8_t *buf = NULL;            /* secret: the file */
     size_t len = 0;
@@ -514,7 +502,7 @@ enum reqsign_status reqsign_key_load_file(const char *path, unsigned flags,
     if (st == REQSIGN_OK)
         st = key_from_decoded(&dk, flags, out, err);
     reqsign__wipe(&dk, sizeof(dk));
-    reqsign__wipe(buf, (size_t)REQSIGN_KEY_FILE_MAX + 1);
+    reqsign__wipe(buf, (size_t)REQSIGN_KEY_FILE_IN_MAX + 1);
     free(buf);
     return st;
 }
@@ -523,7 +511,7 @@ enum reqsign_status reqsign_key_load_file(const char *path, unsigned flags,
 
 /* see reqsign/key.h */
 enum reqsign_status reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
-                                           char out[REQSIGN_KEYID_BUF])
+                                           char out[REQSIGN_THUMBPRINT_BUF])
 {
     /* RFC 7638 3.2: required members only, lexicographic order, no whitespace. */
     static const char head[] = "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"";
@@ -544,15 +532,15 @@ enum reqsign_status reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBL
     json[pos++] = '}';
     if (reqsign__sha256(json, pos, hash) != 0)
         return REQSIGN_E_CRYPTO;
-    st = reqsign_base64url_encode(hash, sizeof(hash), out, REQSIGN_KEYID_BUF, &n);
-    if (st != REQSIGN_OK || n != REQSIGN_KEYID_THUMBPRINT_LEN)
+    st = reqsign_base64url_encode(hash, sizeof(hash), out, REQSIGN_THUMBPRINT_BUF, &n);
+    if (st != REQSIGN_OK || n != REQSIGN_THUMBPRINT_LEN)
         return REQSIGN_E_INTERNAL;
     return REQSIGN_OK;
 }
 
 /* see reqsign/key.h */
 enum reqsign_status reqsign_key_thumbprint(const struct reqsign_key *key,
-                                           char out[REQSIGN_KEYID_BUF])
+                                           char out[REQSIGN_THUMBPRINT_BUF])
 {
     if (key == NULL)
         return REQSIGN_E_INVALID_ARG;
@@ -635,9 +623,8 @@ enum reqsign_status reqsign_key_public_jwk(const struct reqsign_key *key, char *
 
 /* ---- sign and verify ---- */
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_sign(const struct reqsign_key *key, const uint8_t *msg, size_t len,
-                                     uint8_t sig[REQSIGN_ED25519_SIG_LEN])
+static enum reqsign_status key_sign_impl(const struct reqsign_key *key, const uint8_t *msg,
+                                         size_t len, uint8_t sig[REQSIGN_ED25519_SIG_LEN])
 {
     if (key == NULL || sig == NULL || (msg == NULL && len > 0))
         return REQSIGN_E_INVALID_ARG;
@@ -648,10 +635,9 @@ enum reqsign_status reqsign_key_sign(const struct reqsign_key *key, const uint8_
     return REQSIGN_OK;
 }
 
-/* see reqsign/key.h */
-enum reqsign_status reqsign_key_verify(const struct reqsign_key *key,
-                                       const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
-                                       const uint8_t *msg, size_t len)
+static enum reqsign_status key_verify_impl(const struct reqsign_key *key,
+                                           const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
+                                           const uint8_t *msg, size_t len)
 {
     if (key == NULL || sig == NULL || (msg == NULL && len > 0))
         return REQSIGN_E_INVALID_ARG;
@@ -667,4 +653,77 @@ enum reqsign_status reqsign_ed25519_verify(const uint8_t sig[REQSIGN_ED25519_SIG
     if (pk == NULL || sig == NULL || (msg == NULL && len > 0))
         return REQSIGN_E_INVALID_ARG;
     return reqsign__ed25519_verify(pk, sig, msg, len) == 0 ? REQSIGN_OK : REQSIGN_E_SIG_INVALID;
+}
+
+/* see reqsign/key.h */
+enum reqsign_status reqsign_key_sign(const struct reqsign_key *key, const uint8_t *msg, size_t len,
+                                     uint8_t sig[REQSIGN_ED25519_SIG_LEN],
+                                     struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = key_sign_impl(key, msg, len, sig);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, SRC, REQSIGN_NO_OFFSET, NULL);
+    return st;
+}
+
+/* see reqsign/key.h */
+enum reqsign_status reqsign_key_verify(const struct reqsign_key *key,
+                                       const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
+                                       const uint8_t *msg, size_t len, struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    enum reqsign_status st = key_verify_impl(key, sig, msg, len);
+    if (st != REQSIGN_OK)
+        return reqsign_error_set(err, st, SRC, REQSIGN_NO_OFFSET, NULL);
+    return st;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
+                                            struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_from_public_st(pk, &k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED_LEN],
+                                          struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_from_seed_st(seed, &k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_generate(struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_generate_st(&k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_load_mem(const void *data, size_t len, unsigned flags,
+                                         struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_load_mem_st(data, len, flags, &k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
+}
+
+/* see reqsign/key.h */
+struct reqsign_key *reqsign_key_load_file(const char *path, unsigned flags,
+                                          struct reqsign_error *err)
+{
+    struct reqsign_key *k = NULL;
+    if (key_load_file_st(path, flags, &k, err) != REQSIGN_OK)
+        return NULL;
+    return k;
 }

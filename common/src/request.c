@@ -113,15 +113,16 @@ enum reqsign_status reqsign_authority_normalize(struct reqsign_span scheme,
                                                 size_t cap, size_t *out_len,
                                                 struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     const unsigned char *a = (const unsigned char *)authority.ptr;
     size_t n = authority.len, host_end, i;
 
     *out_len = 0;
     if (n == 0)
         return reqsign_error_set(err, REQSIGN_E_URL, SRC_AUTHORITY, 0, "empty authority (Host)");
-    if (n > REQSIGN_AUTHORITY_MAX)
-        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_AUTHORITY, REQSIGN_AUTHORITY_MAX,
-                                 "authority longer than %d bytes", REQSIGN_AUTHORITY_MAX);
+    if (n > REQSIGN_AUTHORITY_IN_MAX)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_AUTHORITY, REQSIGN_AUTHORITY_IN_MAX,
+                                 "authority longer than %d bytes", REQSIGN_AUTHORITY_IN_MAX);
     if (a[0] == '[') {
         /* RFC 3986 IP-literal: an IPv6address; a zone identifier (RFC 6874)
          * and IPvFuture are refused (spec/PROTOCOL.md section 5.2.3) */
@@ -227,9 +228,10 @@ static size_t first_bad_target_byte(const unsigned char *t, size_t n)
 
 /* see reqsign/request.h */
 enum reqsign_status reqsign_target_split(struct reqsign_span target, struct reqsign_span *path,
-                                         struct reqsign_span *query, int *has_query,
+                                         struct reqsign_span *query, bool *has_query,
                                          struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const char qmark[] = "?";
     static const char slash[] = "/";
     const unsigned char *t = (const unsigned char *)target.ptr;
@@ -238,9 +240,9 @@ enum reqsign_status reqsign_target_split(struct reqsign_span target, struct reqs
     if (n == 0 || t[0] != '/')
         return reqsign_error_set(err, REQSIGN_E_URL, SRC_TARGET, 0,
                                  "request-target is not in origin-form (must start with '/')");
-    if (n > REQSIGN_TARGET_MAX)
-        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_TARGET, REQSIGN_TARGET_MAX,
-                                 "request-target longer than %d bytes", REQSIGN_TARGET_MAX);
+    if (n > REQSIGN_TARGET_IN_MAX)
+        return reqsign_error_set(err, REQSIGN_E_LIMIT, SRC_TARGET, REQSIGN_TARGET_IN_MAX,
+                                 "request-target longer than %d bytes", REQSIGN_TARGET_IN_MAX);
     size_t bad = first_bad_target_byte(t, n);
     if (bad < n)
         return reqsign_error_set(err, REQSIGN_E_URL, SRC_TARGET, bad,
@@ -258,12 +260,12 @@ enum reqsign_status reqsign_target_split(struct reqsign_span target, struct reqs
         query->ptr = qmark;
         query->len = 1;
         if (has_query != NULL)
-            *has_query = 0;
+            *has_query = false;
     } else {
         query->ptr = target.ptr + q;
         query->len = n - q;
         if (has_query != NULL)
-            *has_query = 1; /* even an empty query: "/p?" */
+            *has_query = true; /* even an empty query: "/p?" */
     }
     return REQSIGN_OK;
 }

@@ -170,8 +170,8 @@ static enum reqsign_status parse_key(struct sf_parser *p, struct reqsign_span *k
     p->pos++;
     while (p->pos < p->len && IS(p->s[p->pos], C_KEY))
         p->pos++;
-    if (p->pos - start > REQSIGN_SF_MAX_KEY_LEN)
-        return plimit(p, start + REQSIGN_SF_MAX_KEY_LEN, "key longer than 64 characters");
+    if (p->pos - start > REQSIGN_SF_KEY_IN_MAX)
+        return plimit(p, start + REQSIGN_SF_KEY_IN_MAX, "key longer than 64 characters");
     key->ptr = p->s + start;
     key->len = p->pos - start;
     return REQSIGN_OK;
@@ -529,6 +529,7 @@ enum reqsign_status reqsign__sf_parse(enum sf_kind kind, const char *in, size_t 
 enum reqsign_status reqsign_sf_parse_dict(const char *in, size_t len, struct reqsign_sf_parsed *out,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return reqsign__sf_parse(SF_DICT, in, len, out, err);
 }
 
@@ -536,6 +537,7 @@ enum reqsign_status reqsign_sf_parse_dict(const char *in, size_t len, struct req
 enum reqsign_status reqsign_sf_parse_list(const char *in, size_t len, struct reqsign_sf_parsed *out,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return reqsign__sf_parse(SF_LIST, in, len, out, err);
 }
 
@@ -543,18 +545,23 @@ enum reqsign_status reqsign_sf_parse_list(const char *in, size_t len, struct req
 enum reqsign_status reqsign_sf_parse_item(const char *in, size_t len, struct reqsign_sf_parsed *out,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return reqsign__sf_parse(SF_ITEM, in, len, out, err);
 }
 
 /* see reqsign/sf.h */
-long reqsign_sf_dict_find(const struct reqsign_sf_parsed *p, const char *key, size_t key_len)
+bool reqsign_sf_dict_find(const struct reqsign_sf_parsed *p, const char *key, size_t key_len,
+                          size_t *idx)
 {
     if (p == NULL || (key == NULL && key_len > 0))
-        return -1;
+        return false;
     for (size_t i = 0; i < p->n_members; i++)
-        if (span_eq(&p->members[i].key, key, key_len))
-            return (long)i;
-    return -1;
+        if (span_eq(&p->members[i].key, key, key_len)) {
+            if (idx != NULL)
+                *idx = i;
+            return true;
+        }
+    return false;
 }
 
 /* see reqsign/sf.h */

@@ -1,6 +1,6 @@
 /* reqsign: small internal helpers shared by the sources (static inline). */
-#ifndef REQSIGN_UTIL_H
-#define REQSIGN_UTIL_H
+#ifndef REQSIGN__INTERNAL_UTIL_H
+#define REQSIGN__INTERNAL_UTIL_H
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>

@@ -243,7 +243,7 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
         return;
     }
     struct call *c = calloc(1, sizeof(*c));
-    if (c == NULL || reqsign_digest_init(&c->sha256, REQSIGN_DIGEST_SHA256) != REQSIGN_OK) {
+    if (c == NULL || reqsign_digest_init(&c->sha256, REQSIGN_DIGEST_SHA256, NULL) != REQSIGN_OK) {
         free(c);
         reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
         return;
@@ -281,7 +281,7 @@ static void on_body(void *ctx, struct reqsign_httpd_req *r, const char *data, si
         reqsign_httpd_respond_error(r, &err);
         return;
     }
-    if (reqsign_digest_update(&c->sha256, data, len) != REQSIGN_OK)
+    if (reqsign_digest_update(&c->sha256, data, len, NULL) != REQSIGN_OK)
         reqsign_httpd_fail(r, REQSIGN_E_CRYPTO, "hash failure");
 }
 
@@ -306,9 +306,9 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
 
     /* The application's work; here, an echo. */
     uint8_t sum[REQSIGN_SHA256_LEN];
-    char cd[REQSIGN_CONTENT_DIGEST_MAX], hex[2 * REQSIGN_SHA256_LEN + 1];
+    char cd[REQSIGN_CONTENT_DIGEST_OUT_BUF], hex[2 * REQSIGN_SHA256_LEN + 1];
     size_t cd_len;
-    if (reqsign_digest_final(&c->sha256, cd, sizeof(cd), &cd_len, sum, NULL) != REQSIGN_OK) {
+    if (reqsign_digest_final(&c->sha256, cd, sizeof(cd), &cd_len, sum, NULL, NULL) != REQSIGN_OK) {
         reqsign_httpd_fail(r, REQSIGN_E_CRYPTO, "hash failure");
         return;
     }
@@ -406,7 +406,7 @@ static int usage_error(const char *what, const char *opt)
 int main(int argc, char **argv)
 {
     const char *listen = NULL;
-    const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_MAX];
+    const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_IN_MAX];
     size_t n_authorities = 0;
     int any_authority = 0, bench_unsigned = 0, read_only = 0;
     struct reqsign_stores_opts so = {0};
@@ -480,9 +480,9 @@ int main(int argc, char **argv)
                 return usage_error("--require-scope wants SCOPE or /PATH-PREFIX=SCOPE, got", v);
             rules[n_rules++] = ru;
         } else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
-            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_MAX) {
+            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_IN_MAX) {
                 fprintf(stderr, PROG ": more than %d --authority options\n",
-                        REQSIGN_VERIFIER_AUTHORITIES_MAX);
+                        REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
                 return 2;
             }
             authorities[n_authorities++] = v;

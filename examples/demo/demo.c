@@ -68,7 +68,7 @@ int main(void)
 
     reqsign_error_clear(&err);
     printf("1. keygen: a fresh Ed25519 key; the server stores only the public half\n");
-    if (reqsign_key_generate(&key, &err) != REQSIGN_OK ||
+    if ((key = reqsign_key_generate(&err)) == NULL ||
         reqsign_key_public_pem(key, pem, sizeof(pem), &n) != REQSIGN_OK) {
         fprintf(stderr, "keygen failed: %s\n", err.message);
         return 1;
@@ -85,7 +85,7 @@ int main(void)
     printf("%s   keyid (RFC 7638 thumbprint): %s\n", pem, reqsign_signer_keyid(signer));
     server_key.keyid = reqsign_signer_keyid(signer);
 
-    struct reqsign_nonce_store *nonces = reqsign_nonce_store_memory_new(NULL);
+    struct reqsign_nonce_store *nonces = reqsign_nonce_store_memory_new(NULL, NULL);
     struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup,
                                        .lookup_ctx = &server_key,
                                        .nonces = nonces,

@@ -329,8 +329,8 @@ size_t reqsign_httpd_format_log(char *buf, size_t cap, int json, int64_t unix_ms
                                 unsigned status, double ms, const char *keyid,
                                 const char *target_keyid)
 {
-    char ts[40], cl[80], me[48], pa[264], ki[REQSIGN_KEYID_MAX_LEN + 2],
-        tk[REQSIGN_KEYID_MAX_LEN + 2];
+    char ts[40], cl[80], me[48], pa[264], ki[REQSIGN_KEYID_IN_MAX + 2],
+        tk[REQSIGN_KEYID_IN_MAX + 2];
     time_t secs = (time_t)(unix_ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
@@ -339,10 +339,9 @@ size_t reqsign_httpd_format_log(char *buf, size_t cap, int json, int64_t unix_ms
     cl[log_clean(cl, client, client != NULL ? strlen(client) : 0, sizeof(cl) - 1, json)] = '\0';
     me[log_clean(me, method, method != NULL ? strlen(method) : 0, 40, json)] = '\0';
     pa[log_clean(pa, path.ptr, path.len, 256, json)] = '\0';
-    ki[log_clean(ki, keyid, keyid != NULL ? strlen(keyid) : 0, REQSIGN_KEYID_MAX_LEN, json)] =
-        '\0';
+    ki[log_clean(ki, keyid, keyid != NULL ? strlen(keyid) : 0, REQSIGN_KEYID_IN_MAX, json)] = '\0';
     tk[log_clean(tk, target_keyid, target_keyid != NULL ? strlen(target_keyid) : 0,
-                 REQSIGN_KEYID_MAX_LEN, json)] = '\0';
+                 REQSIGN_KEYID_IN_MAX, json)] = '\0';
     int n;
     if (json)
         n = snprintf(buf, cap,

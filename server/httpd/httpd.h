@@ -88,8 +88,8 @@ struct reqsign_httpd_req {
     uint64_t content_length;
     uint64_t body_received;                /* bytes handed to body() so far */
     void *app;                             /* the server's own per-request state */
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1]; /* set by the server for the log line */
-    char target_keyid[REQSIGN_KEYID_MAX_LEN + 1]; /* management calls: the key acted on (log) */
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];  /* set by the server for the log line */
+    char target_keyid[REQSIGN_KEYID_IN_MAX + 1]; /* management calls: the key acted on (log) */
     char peer[64];                         /* the client's address; "" in-process */
     struct reqsign_httpd_response resp;    /* what the respond functions made */
     struct reqsign_httpd_conn *conn;       /* internal; NULL in-process */

@@ -187,7 +187,7 @@ struct reqsign_keystore *reqsign_stores_open_keys(const char *prog, const char *
 struct reqsign_nonce_store *reqsign_stores_open_nonces(const char *prog, const char *spec)
 {
     if (spec == NULL || strcmp(spec, "memory") == 0) {
-        struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(NULL);
+        struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(NULL, NULL);
         if (s == NULL)
             fprintf(stderr, "%s: nonce store: out of memory\n", prog);
         return s;

@@ -16,6 +16,7 @@
  * no lock but fetch_mu is held during a transfer.
  */
 #include <reqsign/keydir.h>
+#include <reqsign/util.h>
 
 #include <reqsign/base64.h>
 #include <reqsign/key.h>
@@ -37,7 +38,7 @@ struct kd_key {
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     uint16_t kid_len;
     uint32_t ord; /* position in the document: the first of equal keyids wins */
-    char kid[REQSIGN_KEYID_MAX_LEN];
+    char kid[REQSIGN_KEYID_IN_MAX];
 };
 
 struct kd_snap {
@@ -53,7 +54,7 @@ struct reqsign_keydir {
 
     pthread_mutex_t fetch_mu; /* curl, etag, attempted, last_attempt */
     CURL *curl;
-    char etag[REQSIGN_KEYDIR_ETAG_MAX + 1];
+    char etag[REQSIGN_KEYDIR_ETAG_IN_MAX + 1];
     bool attempted;
     int64_t last_attempt;
 
@@ -169,14 +170,14 @@ static bool kd_entry(const json_t *e, struct kd_key *k)
         return false;
 
     const json_t *x = json_object_get(e, "x");
-    if (!json_is_string(x) || json_string_length(x) != REQSIGN_KEYID_THUMBPRINT_LEN)
+    if (!json_is_string(x) || json_string_length(x) != REQSIGN_THUMBPRINT_LEN)
         return false; /* 32 bytes are 43 base64url characters */
     size_t n = 0;
     if (reqsign_base64url_decode(json_string_value(x), json_string_length(x), k->public_key,
                                  sizeof(k->public_key), &n, NULL) != REQSIGN_OK ||
         n != sizeof(k->public_key))
         return false;
-    char canon[REQSIGN_KEYID_BUF];
+    char canon[REQSIGN_THUMBPRINT_BUF];
     size_t cl = 0;
     if (reqsign_base64url_encode(k->public_key, sizeof(k->public_key), canon, sizeof(canon), &cl) !=
             REQSIGN_OK ||
@@ -185,7 +186,7 @@ static bool kd_entry(const json_t *e, struct kd_key *k)
 
     const json_t *kid = json_object_get(e, "kid");
     if (kid == NULL) {
-        char tp[REQSIGN_KEYID_BUF];
+        char tp[REQSIGN_THUMBPRINT_BUF];
         if (reqsign_thumbprint_raw(k->public_key, tp) != REQSIGN_OK)
             return false;
         k->kid_len = (uint16_t)strnlen(tp, sizeof(tp) - 1);
@@ -193,7 +194,7 @@ static bool kd_entry(const json_t *e, struct kd_key *k)
         return true;
     }
     if (!json_is_string(kid) || json_string_length(kid) == 0 ||
-        json_string_length(kid) > REQSIGN_KEYID_MAX_LEN)
+        json_string_length(kid) > REQSIGN_KEYID_IN_MAX)
         return false;
     k->kid_len = (uint16_t)json_string_length(kid);
     memcpy(k->kid, json_string_value(kid), k->kid_len);
@@ -204,9 +205,9 @@ static enum reqsign_status kd_parse(const struct reqsign_keydir *kd, const char 
                                     struct kd_snap **out, struct reqsign_error *err)
 {
     *out = NULL;
-    if (!kd_depth_ok(body, len, REQSIGN_KEYDIR_MAX_DEPTH))
+    if (!kd_depth_ok(body, len, REQSIGN_KEYDIR_DEPTH_IN_MAX))
         return reqsign_error_set(err, REQSIGN_E_LIMIT, kd_src, REQSIGN_NO_OFFSET,
-                                 "directory nested deeper than %d", REQSIGN_KEYDIR_MAX_DEPTH);
+                                 "directory nested deeper than %d", REQSIGN_KEYDIR_DEPTH_IN_MAX);
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
@@ -268,7 +269,7 @@ struct kd_xfer {
     char *buf;
     size_t len, cap, max;
     bool too_large;
-    char etag[REQSIGN_KEYDIR_ETAG_MAX + 1];
+    char etag[REQSIGN_KEYDIR_ETAG_IN_MAX + 1];
     bool etag_too_long;
     int64_t max_age; /* -1: none seen */
     bool no_cache;
@@ -371,7 +372,7 @@ static size_t kd_on_header(char *p, size_t sz, size_t nm, void *ud)
     while (vl > 0 && kd_tchar_space(v[vl - 1]))
         vl--;
     if (nl == 4 && strncasecmp(p, "etag", 4) == 0) {
-        bool ok = vl > 0 && vl <= REQSIGN_KEYDIR_ETAG_MAX;
+        bool ok = vl > 0 && vl <= REQSIGN_KEYDIR_ETAG_IN_MAX;
         for (size_t i = 0; ok && i < vl; i++)
             ok = v[i] >= 0x20 && v[i] <= 0x7e;
         x->etag_too_long = !ok;
@@ -568,13 +569,14 @@ static enum reqsign_status kd_miss(struct reqsign_keydir *kd, struct reqsign_err
 enum reqsign_status reqsign_keydir_lookup(void *ctx, const char *keyid, size_t keyid_len,
                                           struct reqsign_key_info *out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_keydir *kd = ctx;
     if (out != NULL)
         memset(out, 0, sizeof(*out));
     if (kd == NULL || out == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kd_src, REQSIGN_NO_OFFSET,
                                  "keydir and output are required");
-    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_IN_MAX)
         return kd_miss(kd, err); /* no directory entry can have it */
 
     const int64_t now = kd_now(kd);
@@ -622,6 +624,7 @@ enum reqsign_status reqsign_keydir_lookup(void *ctx, const char *keyid, size_t k
 /* see reqsign/keydir.h */
 enum reqsign_status reqsign_keydir_refresh(struct reqsign_keydir *kd, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (kd == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kd_src, REQSIGN_NO_OFFSET,
                                  "keydir is required");
@@ -663,14 +666,6 @@ void reqsign_keydir_stats(struct reqsign_keydir *kd, struct reqsign_keydir_stats
 
 /* ---- life cycle ---- */
 
-static pthread_once_t kd_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode kd_curl_init_rc = CURLE_FAILED_INIT;
-
-static void kd_curl_init(void)
-{
-    kd_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 /* see reqsign/keydir.h */
 void reqsign_keydir_free(struct reqsign_keydir *kd)
 {
@@ -695,8 +690,8 @@ static struct reqsign_keydir *kd_fail(struct reqsign_keydir *kd, struct reqsign_
 
 static bool kd_url_ok(const char *url)
 {
-    size_t n = strnlen(url, REQSIGN_KEYDIR_URL_MAX + 1);
-    if (n > REQSIGN_KEYDIR_URL_MAX)
+    size_t n = strnlen(url, REQSIGN_KEYDIR_URL_IN_MAX + 1);
+    if (n > REQSIGN_KEYDIR_URL_IN_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
@@ -709,6 +704,7 @@ static bool kd_url_ok(const char *url)
 struct reqsign_keydir *reqsign_keydir_new(const struct reqsign_keydir_opts *o,
                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (o == NULL || o->url == NULL || !kd_url_ok(o->url))
         return kd_fail(NULL, err, REQSIGN_E_INVALID_ARG,
                        "an http:// or https:// directory URL is required");
@@ -719,7 +715,9 @@ struct reqsign_keydir *reqsign_keydir_new(const struct reqsign_keydir_opts *o,
     int64_t max = o->max_refresh != 0 ? o->max_refresh : REQSIGN_KEYDIR_DEFAULT_MAX_REFRESH;
     if (min > max)
         return kd_fail(NULL, err, REQSIGN_E_INVALID_ARG, "min_refresh must not exceed max_refresh");
-    if (pthread_once(&kd_curl_once, kd_curl_init) != 0 || kd_curl_init_rc != CURLE_OK)
+    /* libcurl's global setup, through the one documented place (reqsign/util.h);
+     * idempotent, and a no-op when the program already called it. */
+    if (reqsign_global_init() != REQSIGN_OK)
         return kd_fail(NULL, err, REQSIGN_E_HTTP, "libcurl initialisation failed");
 
     struct reqsign_keydir *kd = calloc(1, sizeof(*kd));

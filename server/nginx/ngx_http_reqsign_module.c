@@ -1033,7 +1033,7 @@ static char *ngx_http_reqsign_public_authority(ngx_conf_t *cf, ngx_command_t *cm
     ngx_str_t *value = cf->args->elts;
     struct reqsign_span sch = {"https", 5}, auth;
     struct reqsign_error err;
-    char out[REQSIGN_AUTHORITY_MAX + 1];
+    char out[REQSIGN_AUTHORITY_IN_MAX + 1];
     size_t n;
 
     auth.ptr = (const char *)value[1].data;

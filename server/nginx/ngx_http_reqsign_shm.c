@@ -232,13 +232,13 @@ static enum reqsign_status ngx_http_reqsign_shm_check_insert(void *impl, const c
                                                              struct reqsign_error *err)
 {
     ngx_http_reqsign_shm_ctx_t *ctx = impl;
-    uint8_t buf[2 + REQSIGN_KEYID_MAX_LEN + REQSIGN_NONCE_MAX_LEN];
+    uint8_t buf[2 + REQSIGN_KEYID_IN_MAX + REQSIGN_NONCE_IN_MAX];
     uint64_t h[2], kh[2];
     enum reqsign_status st;
 
     /* nonce.c checked the lengths; the keyid's length first keeps the
      * encoding of (keyid, nonce) one-to-one */
-    if (keyid_len > REQSIGN_KEYID_MAX_LEN || nonce_len > REQSIGN_NONCE_MAX_LEN || now < 0) {
+    if (keyid_len > REQSIGN_KEYID_IN_MAX || nonce_len > REQSIGN_NONCE_IN_MAX || now < 0) {
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "nonce store", REQSIGN_NO_OFFSET,
                                  "keyid, nonce or time out of range");
     }
@@ -284,8 +284,8 @@ static ngx_int_t ngx_http_reqsign_shm_init_zone(ngx_shm_zone_t *shm_zone, void *
     ngx_rbtree_init(&sh->keys, &sh->keys_sentinel, ngx_rbtree_insert_value);
     ngx_queue_init(&sh->queue);
     sh->count = 0;
-    if (reqsign_random_bytes(sh->pair_key, sizeof(sh->pair_key)) != REQSIGN_OK ||
-        reqsign_random_bytes(sh->keyid_key, sizeof(sh->keyid_key)) != REQSIGN_OK) {
+    if (reqsign_random_bytes(sh->pair_key, sizeof(sh->pair_key), NULL) != REQSIGN_OK ||
+        reqsign_random_bytes(sh->keyid_key, sizeof(sh->keyid_key), NULL) != REQSIGN_OK) {
         ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                       "reqsign: no random bytes for the nonce zone's hash keys");
         return NGX_ERROR;
@@ -326,5 +326,5 @@ ngx_http_reqsign_shm_ctx_t *ngx_http_reqsign_shm_add(ngx_conf_t *cf, ngx_str_t *
 struct reqsign_nonce_store *ngx_http_reqsign_shm_store(ngx_http_reqsign_shm_ctx_t *ctx)
 {
     static const struct reqsign_nonce_store_ops ops = {ngx_http_reqsign_shm_check_insert, NULL};
-    return reqsign_nonce_store_new(&ops, ctx);
+    return reqsign_nonce_store_new(&ops, ctx, NULL);
 }

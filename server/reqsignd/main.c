@@ -253,7 +253,7 @@ static int cmd_admin_key(int argc, char **argv, int first, int recovery)
     int rc = 1;
     char *cred = NULL;
     size_t cred_len = 0;
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1] = "";
+    char keyid[REQSIGN_KEYID_IN_MAX + 1] = "";
     int st = fchmod(fd, 0600) != 0 ? 1 : reqsignd_init_admin(ks, service, &cred, &cred_len, keyid,
                                                              NULL, &err);
     if (st == 1) {
@@ -309,7 +309,7 @@ static int opt_seconds(const char *name, const char *v, int64_t min, int64_t *ou
 static int cmd_serve(int argc, char **argv)
 {
     const char *listen = NULL, *api_url = NULL;
-    const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_MAX];
+    const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_IN_MAX];
     size_t n_authorities = 0;
     int any_authority = 0;
     struct reqsign_stores_opts sto = {0};
@@ -349,9 +349,9 @@ static int cmd_serve(int argc, char **argv)
         if (strcmp(a, "--listen") == 0)
             listen = v;
         else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
-            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_MAX)
+            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_IN_MAX)
                 return usage_error("more than %d --authority options",
-                                   REQSIGN_VERIFIER_AUTHORITIES_MAX);
+                                   REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
             authorities[n_authorities++] = v;
         } else if (strcmp(a, "--api-url") == 0) {
             if (check_url(a, v) != 0)
@@ -421,7 +421,7 @@ static int cmd_serve(int argc, char **argv)
     so.api_url = api_url;
     so.enrollment_ttl = enroll_ttl;
     so.last_used_interval = last_used;
-    char vname[REQSIGN_VERIFIER_NAME_MAX + 1] = PROG "@", host[48] = "";
+    char vname[REQSIGN_VERIFIER_NAME_IN_MAX + 1] = PROG "@", host[48] = "";
     if (gethostname(host, sizeof(host) - 1) == 0) {
         size_t vl = strlen(vname), hl = strnlen(host, sizeof(host) - 1);
         if (hl > sizeof(vname) - 1 - vl)

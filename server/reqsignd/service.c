@@ -205,7 +205,7 @@ static int public_forms(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], char pem[P
     char jbuf[JWK_MAX];
     size_t n;
     *jwk = NULL;
-    if (reqsign_key_from_public(pk, &key, NULL) != REQSIGN_OK)
+    if ((key = reqsign_key_from_public(pk, NULL)) == NULL)
         return -1;
     int ok = reqsign_key_public_pem(key, pem, PEM_MAX, &n) == REQSIGN_OK &&
              reqsign_key_public_jwk(key, jbuf, sizeof(jbuf), &n) == REQSIGN_OK;
@@ -439,14 +439,14 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 }
 
 /* The keyid of /v1/keys/{keyid}, decoded. 0 or -1 (not this route). */
-static int key_from_path(const struct reqsign_httpd_req *r, char keyid[REQSIGN_KEYID_MAX_LEN + 1])
+static int key_from_path(const struct reqsign_httpd_req *r, char keyid[REQSIGN_KEYID_IN_MAX + 1])
 {
     static const char pre[] = "/v1/keys/";
     size_t pl = sizeof(pre) - 1;
     if (r->path.len <= pl || memcmp(r->path.ptr, pre, pl) != 0 ||
         memchr(r->path.ptr + pl, '/', r->path.len - pl) != NULL)
         return -1;
-    return pct_decode(r->path.ptr + pl, r->path.len - pl, keyid, REQSIGN_KEYID_MAX_LEN + 1);
+    return pct_decode(r->path.ptr + pl, r->path.len - pl, keyid, REQSIGN_KEYID_IN_MAX + 1);
 }
 
 static int split_path(const struct reqsign_httpd_req *r, const char *pre, char *id, size_t idcap,
@@ -454,7 +454,7 @@ static int split_path(const struct reqsign_httpd_req *r, const char *pre, char *
 
 static enum route route_of(const struct reqsign_httpd_req *r)
 {
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
     if (reqsign_httpd_path_is(r, "/healthz"))
         return R_HEALTH;
     if (reqsign_httpd_path_is(r, DIRECTORY_PATH))
@@ -469,7 +469,7 @@ static enum route route_of(const struct reqsign_httpd_req *r)
         return R_ENROLL;
     if (reqsign_httpd_path_is(r, "/v1/audit"))
         return R_AUDIT;
-    char id[REQSIGN_KEYID_MAX_LEN + 1], action[16];
+    char id[REQSIGN_KEYID_IN_MAX + 1], action[16];
     if (split_path(r, "/v1/keys/", id, sizeof(id), action, sizeof(action)) == 0 &&
         (!strcmp(action, "disable") || !strcmp(action, "enable") || !strcmp(action, "rotate")))
         return R_KEY_ACTION;
@@ -595,9 +595,9 @@ static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r
 {
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    struct reqsign_key_record *page = calloc(REQSIGN_KEYSTORE_PAGE_MAX, sizeof(*page));
+    struct reqsign_key_record *page = calloc(REQSIGN_KEYSTORE_PAGE_IN_MAX, sizeof(*page));
     json_t *keys = json_array();
-    char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
+    char after[REQSIGN_KEYID_IN_MAX + 1] = "";
     int64_t now = now_s();
     if (page == NULL || keys == NULL) {
         reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
@@ -605,7 +605,7 @@ static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r
     }
     for (;;) {
         size_t n = 0;
-        if (reqsign_keystore_list(s->store, after, REQSIGN_KEYSTORE_PAGE_MAX, page, &n, &err) !=
+        if (reqsign_keystore_list(s->store, after, REQSIGN_KEYSTORE_PAGE_IN_MAX, page, &n, &err) !=
             REQSIGN_OK) {
             store_error(r, &err);
             goto out;
@@ -624,7 +624,7 @@ static void do_directory(struct reqsignd_service *s, struct reqsign_httpd_req *r
             json_object_set_new(jwk, "use", json_string("sig"));
             json_array_append_new(keys, jwk);
         }
-        if (n < REQSIGN_KEYSTORE_PAGE_MAX)
+        if (n < REQSIGN_KEYSTORE_PAGE_IN_MAX)
             break;
         snprintf(after, sizeof(after), "%s", page[n - 1].keyid);
     }
@@ -648,7 +648,7 @@ out:
 
 static int scope_ok(const char *s, size_t n)
 {
-    if (n < 1 || n > REQSIGN_SCOPE_MAX)
+    if (n < 1 || n > REQSIGN_SCOPE_IN_MAX)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -746,7 +746,7 @@ static enum reqsign_status load_public(json_t *pk, struct reqsign_key **out,
         return set_error(rerr, REQSIGN_E_INVALID_REQUEST,
                          "public_key must be a PEM string or a JWK object");
     }
-    if (data == NULL || reqsign_key_load_mem(data, len, 0, out, &err) != REQSIGN_OK) {
+    if (data == NULL || (*out = reqsign_key_load_mem(data, len, 0, &err)) == NULL) {
         /* the loader's message names the format problem, never key bytes */
         set_error(rerr, REQSIGN_E_INVALID_REQUEST, "public_key: %s",
                   err.message[0] ? err.message : "not an Ed25519 public key");
@@ -799,10 +799,10 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
     }
     json_t *label = json_object_get(doc, "label");
     if (label != NULL && !json_is_null(label)) {
-        if (!json_is_string(label) || json_string_length(label) > REQSIGN_LABEL_MAX ||
+        if (!json_is_string(label) || json_string_length(label) > REQSIGN_KEY_LABEL_IN_MAX ||
             strlen(json_string_value(label)) != json_string_length(label)) {
             st = set_error(err, REQSIGN_E_INVALID_REQUEST,
-                           "label must be a string of at most %d bytes", REQSIGN_LABEL_MAX);
+                           "label must be a string of at most %d bytes", REQSIGN_KEY_LABEL_IN_MAX);
             goto out;
         }
         if (!label_text_ok(json_string_value(label))) {
@@ -859,7 +859,7 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
     json_t *acct = json_object_get(doc, "account");
     if (acct != NULL && !json_is_null(acct)) {
         if (!json_is_string(acct) || json_string_length(acct) == 0 ||
-            json_string_length(acct) > REQSIGN_ACCOUNT_ID_MAX ||
+            json_string_length(acct) > REQSIGN_ACCOUNT_ID_IN_MAX ||
             strlen(json_string_value(acct)) != json_string_length(acct)) {
             st = set_error(err, REQSIGN_E_INVALID_REQUEST, "account must be an account id");
             goto out;
@@ -1123,7 +1123,7 @@ static int random_id(const char *prefix, char *out, size_t cap)
     uint8_t b[16];
     char enc[32];
     size_t n = 0;
-    if (reqsign_random_bytes(b, sizeof(b)) != REQSIGN_OK ||
+    if (reqsign_random_bytes(b, sizeof(b), NULL) != REQSIGN_OK ||
         reqsign_base64url_encode(b, sizeof(b), enc, sizeof(enc), &n) != REQSIGN_OK)
         return -1;
     snprintf(out, cap, "%s%.*s", prefix, (int)n, enc);
@@ -1134,10 +1134,10 @@ static void token_hash(const char *token, size_t len, uint8_t h[REQSIGN_ENROLLME
 {
     struct reqsign_digest d;
     memset(h, 0, REQSIGN_ENROLLMENT_HASH_LEN);
-    if (reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256) != REQSIGN_OK)
+    if (reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256, NULL) != REQSIGN_OK)
         return;
-    if (reqsign_digest_update(&d, token, len) != REQSIGN_OK ||
-        reqsign_digest_final(&d, NULL, 0, NULL, h, NULL) != REQSIGN_OK)
+    if (reqsign_digest_update(&d, token, len, NULL) != REQSIGN_OK ||
+        reqsign_digest_final(&d, NULL, 0, NULL, h, NULL, NULL) != REQSIGN_OK)
         memset(h, 0, REQSIGN_ENROLLMENT_HASH_LEN);
     reqsign_digest_cleanup(&d);
 }
@@ -1149,7 +1149,7 @@ static int new_enrollment(struct reqsignd_service *s, const char *account, char 
     uint8_t b[32], h[REQSIGN_ENROLLMENT_HASH_LEN];
     size_t n = 0;
     int64_t now = now_s();
-    if (reqsign_random_bytes(b, sizeof(b)) != REQSIGN_OK ||
+    if (reqsign_random_bytes(b, sizeof(b), NULL) != REQSIGN_OK ||
         reqsign_base64url_encode(b, sizeof(b), tok, 64, &n) != REQSIGN_OK) {
         reqsign_memzero(b, sizeof(b));
         set_error(err, REQSIGN_E_RANDOM, "cannot make a token");
@@ -1272,7 +1272,7 @@ static void do_account_create(struct reqsignd_service *s, struct reqsign_httpd_r
     json_t *pubk = json_object_get(doc, "publish_keys");
     const char *bad = NULL;
     if (!json_is_string(name) || json_string_length(name) == 0 ||
-        json_string_length(name) > REQSIGN_ACCOUNT_NAME_MAX ||
+        json_string_length(name) > REQSIGN_ACCOUNT_NAME_IN_MAX ||
         strlen(json_string_value(name)) != json_string_length(name) ||
         !label_text_ok(json_string_value(name)))
         bad = "name must be a string of 1..128 bytes without control characters";
@@ -1359,9 +1359,9 @@ static long list_limit(struct reqsign_httpd_req *r)
     int64_t lv = LIST_DEFAULT;
     query_param(r, "limit", v, sizeof(v), &present);
     if (present && (present < 0 || reqsign_httpd_parse_seconds(v, &lv) != 0 || lv < 1 ||
-                    lv > REQSIGN_KEYSTORE_PAGE_MAX)) {
+                    lv > REQSIGN_KEYSTORE_PAGE_IN_MAX)) {
         reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST, "limit must be 1..%d",
-                           REQSIGN_KEYSTORE_PAGE_MAX);
+                           REQSIGN_KEYSTORE_PAGE_IN_MAX);
         return -1;
     }
     return (long)lv;
@@ -1374,7 +1374,7 @@ static void do_account_list(struct reqsignd_service *s, struct reqsign_httpd_req
     long limit = list_limit(r);
     if (limit < 0)
         return;
-    char after[REQSIGN_ACCOUNT_ID_MAX + 1];
+    char after[REQSIGN_ACCOUNT_ID_IN_MAX + 1];
     int present;
     query_param(r, "after", after, sizeof(after), &present);
     struct reqsign_error err;
@@ -1416,7 +1416,7 @@ static void do_account_list(struct reqsignd_service *s, struct reqsign_httpd_req
 static void do_account(struct reqsignd_service *s, struct reqsign_httpd_req *r,
                        const struct call *c, const struct actor *a)
 {
-    char id[REQSIGN_ACCOUNT_ID_MAX + 1], action[16];
+    char id[REQSIGN_ACCOUNT_ID_IN_MAX + 1], action[16];
     struct reqsign_account acct;
     struct reqsign_error err;
     reqsign_error_clear(&err);
@@ -1522,7 +1522,7 @@ static void do_key_list(struct reqsignd_service *s, struct reqsign_httpd_req *r,
     long limit = list_limit(r);
     if (limit < 0)
         return;
-    char after[REQSIGN_KEYID_MAX_LEN + 1], account[REQSIGN_ACCOUNT_ID_MAX + 1], unused[24];
+    char after[REQSIGN_KEYID_IN_MAX + 1], account[REQSIGN_ACCOUNT_ID_IN_MAX + 1], unused[24];
     int p1, p2, p3;
     query_param(r, "after", after, sizeof(after), &p1);
     query_param(r, "account", account, sizeof(account), &p2);
@@ -1612,7 +1612,7 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
         goto out;
     }
     for (const char *p = cr.scopes; *p;) {
-        char one[REQSIGN_SCOPE_MAX + 1];
+        char one[REQSIGN_SCOPE_IN_MAX + 1];
         size_t l = strcspn(p, " ");
         snprintf(one, sizeof(one), "%.*s", (int)l, p);
         if (!scope_grantable(a, &acct, one)) {
@@ -1636,7 +1636,7 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
     snprintf(rec.account, sizeof(rec.account), "%s", acct.id);
     rec.publish = cr.publish;
     int generated = key == NULL;
-    if (generated && reqsign_key_generate(&key, &err) != REQSIGN_OK) {
+    if (generated && (key = reqsign_key_generate(&err)) == NULL) {
         reqsign_httpd_respond_error(r, &err);
         goto out;
     }
@@ -1677,8 +1677,8 @@ static int active_admin(const struct reqsign_key_record *k, int64_t now)
 static enum reqsign_status other_admin(struct reqsignd_service *s, const char *keyid,
                                        int64_t now, int *found, struct reqsign_error *err)
 {
-    struct reqsign_key_record *page = calloc(REQSIGN_KEYSTORE_PAGE_MAX, sizeof(*page));
-    char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
+    struct reqsign_key_record *page = calloc(REQSIGN_KEYSTORE_PAGE_IN_MAX, sizeof(*page));
+    char after[REQSIGN_KEYID_IN_MAX + 1] = "";
     struct reqsign_key_filter f;
     memset(&f, 0, sizeof(f));
     f.account = REQSIGN_ACCOUNT_OPERATOR;
@@ -1689,8 +1689,8 @@ static enum reqsign_status other_admin(struct reqsignd_service *s, const char *k
         size_t n = 0;
         enum reqsign_status st =
             s->accounts ? reqsign_keystore_list_filter(s->store, &f, after,
-                                                       REQSIGN_KEYSTORE_PAGE_MAX, page, &n, err)
-                        : reqsign_keystore_list(s->store, after, REQSIGN_KEYSTORE_PAGE_MAX, page,
+                                                       REQSIGN_KEYSTORE_PAGE_IN_MAX, page, &n, err)
+                        : reqsign_keystore_list(s->store, after, REQSIGN_KEYSTORE_PAGE_IN_MAX, page,
                                                 &n, err);
         if (st != REQSIGN_OK) {
             free(page);
@@ -1698,7 +1698,7 @@ static enum reqsign_status other_admin(struct reqsignd_service *s, const char *k
         }
         for (size_t i = 0; i < n && !*found; i++)
             *found = strcmp(page[i].keyid, keyid) != 0 && active_admin(&page[i], now);
-        if (*found || n < REQSIGN_KEYSTORE_PAGE_MAX)
+        if (*found || n < REQSIGN_KEYSTORE_PAGE_IN_MAX)
             break;
         snprintf(after, sizeof(after), "%s", page[n - 1].keyid);
     }
@@ -1710,7 +1710,7 @@ static enum reqsign_status other_admin(struct reqsignd_service *s, const char *k
 static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, struct call *c,
                    const struct actor *a)
 {
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1], action[16];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1], action[16];
     struct reqsign_key_record rec;
     struct reqsign_error err;
     reqsign_error_clear(&err);
@@ -1814,7 +1814,7 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         snprintf(nrec.replaces, sizeof(nrec.replaces), "%s", rec.keyid);
         nrec.publish = rec.publish;
         nrec.created_at = now;
-        if (reqsign_key_generate(&key, &err) != REQSIGN_OK ||
+        if ((key = reqsign_key_generate(&err)) == NULL ||
             reqsign_key_thumbprint(key, nrec.keyid) != REQSIGN_OK) {
             reqsign_key_free(key);
             reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot make the key");
@@ -1904,7 +1904,7 @@ static void do_audit(struct reqsignd_service *s, struct reqsign_httpd_req *r,
         reqsign_httpd_fail(r, REQSIGN_E_SCOPE, "key lacks the scope " SELF_SCOPE);
         return;
     }
-    char account[REQSIGN_ACCOUNT_ID_MAX + 1], after[24];
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1], after[24];
     int p1, p2;
     int64_t av = 0;
     query_param(r, "account", account, sizeof(account), &p1);
@@ -1972,7 +1972,7 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     rec.publish = json_is_true(pub);
     if (!json_is_string(tok) || json_string_length(tok) > 128 ||
         (label != NULL && !json_is_null(label) &&
-         (ls == NULL || json_string_length(label) > REQSIGN_LABEL_MAX ||
+         (ls == NULL || json_string_length(label) > REQSIGN_KEY_LABEL_IN_MAX ||
           strlen(ls) != json_string_length(label) || !label_text_ok(ls)))) {
         json_decref(doc);
         reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST,
@@ -1990,7 +1990,7 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     if (!generated) {
         /* proof of possession: the request signed by this very key */
         struct reqsign_static_key sk;
-        char kid[REQSIGN_KEYID_MAX_LEN + 1];
+        char kid[REQSIGN_KEYID_IN_MAX + 1];
         memset(&sk, 0, sizeof(sk));
         if (reqsign_key_thumbprint(key, kid) != REQSIGN_OK) {
             json_decref(doc);
@@ -2027,7 +2027,7 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     }
     /* the token: rate-limited per source, single use, by its SHA-256 */
     uint8_t h[REQSIGN_ENROLLMENT_HASH_LEN];
-    char acct_id[REQSIGN_ACCOUNT_ID_MAX + 1] = "";
+    char acct_id[REQSIGN_ACCOUNT_ID_IN_MAX + 1] = "";
     int limited = enroll_limited(s, r->peer, 0);
     token_hash(json_string_value(tok), json_string_length(tok), h);
     json_decref(doc); /* the token's copy is wiped (reqsign_httpd_wipe_json) */
@@ -2070,7 +2070,7 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
         refuse(s, r, c, NULL, "key.enroll", acct.id, acct.id, err.code, err.message);
         return;
     }
-    if (generated && reqsign_key_generate(&key, &err) != REQSIGN_OK) {
+    if (generated && (key = reqsign_key_generate(&err)) == NULL) {
         reqsign_httpd_respond_error(r, &err);
         return;
     }
@@ -2202,7 +2202,7 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
         return;
     }
     /* keys:admin and keys:self manage keys; any key may revoke itself */
-    char kid[REQSIGN_KEYID_MAX_LEN + 1];
+    char kid[REQSIGN_KEYID_IN_MAX + 1];
     int own_delete = rt == R_KEY && strcmp(r->method, "DELETE") == 0 &&
                      key_from_path(r, kid) == 0 && strcmp(kid, c->vs.keyid) == 0;
     if (!has_scope(c->vs.scopes, ADMIN_SCOPE) && !has_scope(c->vs.scopes, SELF_SCOPE) &&
@@ -2360,7 +2360,7 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     co.negative_ttl = o->cache_ttl;
     s->cache = reqsign_keycache_new(&co, err);
     s->own_nonces = o->nonces == NULL;
-    s->nonces = o->nonces != NULL ? o->nonces : reqsign_nonce_store_memory_new(NULL);
+    s->nonces = o->nonces != NULL ? o->nonces : reqsign_nonce_store_memory_new(NULL, NULL);
     struct reqsign_verifier_opts vo;
     memset(&vo, 0, sizeof(vo));
     vo.profile = REQSIGN_PROFILE_REQSIGN;
@@ -2454,7 +2454,7 @@ int reqsignd_handle(struct reqsignd_service *s, const struct reqsignd_request *r
 
 /* see service.h */
 int reqsignd_init_admin(struct reqsign_keystore *ks, const char *service, char **cred,
-                        size_t *cred_len, char keyid[REQSIGN_KEYID_MAX_LEN + 1],
+                        size_t *cred_len, char keyid[REQSIGN_KEYID_IN_MAX + 1],
                         struct reqsign_key **key_out, struct reqsign_error *err)
 {
     struct reqsign_key *key = NULL;
@@ -2465,7 +2465,7 @@ int reqsignd_init_admin(struct reqsign_keystore *ks, const char *service, char *
     *cred_len = 0;
     if (key_out != NULL)
         *key_out = NULL;
-    if (reqsign_key_generate(&key, err) != REQSIGN_OK ||
+    if ((key = reqsign_key_generate(err)) == NULL ||
         reqsign_key_thumbprint(key, rec.keyid) != REQSIGN_OK) {
         rc = 1;
         goto done;
@@ -2483,7 +2483,7 @@ int reqsignd_init_admin(struct reqsign_keystore *ks, const char *service, char *
         rc = 3;
         goto done;
     }
-    snprintf(keyid, REQSIGN_KEYID_MAX_LEN + 1, "%s", rec.keyid);
+    snprintf(keyid, REQSIGN_KEYID_IN_MAX + 1, "%s", rec.keyid);
     if (key_out != NULL) {
         *key_out = key;
         key = NULL;

@@ -103,11 +103,11 @@ struct reqsign_httpd_local *reqsignd_begin(struct reqsignd_service *s,
 
 /* The validated body of POST /v1/keys. */
 struct reqsignd_create_req {
-    char label[REQSIGN_LABEL_MAX + 1];
-    char scopes[REQSIGN_SCOPES_MAX]; /* space-separated */
+    char label[REQSIGN_KEY_LABEL_IN_MAX + 1];
+    char scopes[REQSIGN_SCOPE_LIST_BUF]; /* space-separated */
     int64_t expires_at;              /* 0: never */
     struct reqsign_key *public_key;  /* the key to register; NULL: generate one */
-    char account[REQSIGN_ACCOUNT_ID_MAX + 1]; /* "account" (keys:admin); "" none */
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1]; /* "account" (keys:admin); "" none */
     int publish;                     /* "publish": list it in the public directory */
     long json_position;              /* on REQSIGN_E_JSON: byte offset of the syntax error */
 };
@@ -135,7 +135,7 @@ enum reqsign_status reqsignd_parse_create(const char *body, size_t len, int64_t 
  * 3 the credential could not be built.
  */
 int reqsignd_init_admin(struct reqsign_keystore *ks, const char *service, char **cred,
-                        size_t *cred_len, char keyid[REQSIGN_KEYID_MAX_LEN + 1],
+                        size_t *cred_len, char keyid[REQSIGN_KEYID_IN_MAX + 1],
                         struct reqsign_key **key, struct reqsign_error *err);
 
 #endif

@@ -103,7 +103,7 @@ struct reqsign_keycache {
     pthread_cond_t fl_cv;
     bool fl_stop;
     struct reqsign_keystore *fl_store;
-    char fl_name[REQSIGN_VERIFIER_NAME_MAX + 1];
+    char fl_name[REQSIGN_VERIFIER_NAME_IN_MAX + 1];
     int64_t fl_interval;
     _Atomic uint64_t use_writes, use_errors;
 };
@@ -114,7 +114,7 @@ struct kc_snap {
     int64_t fetched_at, expires_at, revoked_at;
     bool disabled, account_disabled;
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
-    char scopes[REQSIGN_SCOPES_MAX];
+    char scopes[REQSIGN_SCOPE_LIST_BUF];
 };
 
 /* ---- shards ---- */
@@ -403,13 +403,14 @@ static void kc_peek(struct kc_shard *sh, uint64_t h, const char *keyid, size_t l
 enum reqsign_status reqsign_keycache_lookup(void *ctx, const char *keyid, size_t keyid_len,
                                             struct reqsign_key_info *out, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct reqsign_keycache *c = ctx;
     if (out != NULL)
         memset(out, 0, sizeof(*out));
     if (c == NULL || out == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,
                                  "cache and output are required");
-    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_IN_MAX)
         return kc_unknown(err); /* no such key can exist in a store */
 
     const int64_t now = c->clock != NULL ? c->clock(c->clock_ctx) : (int64_t)time(NULL);
@@ -476,7 +477,7 @@ void reqsign_keycache_invalidate(struct reqsign_keycache *c, const char *keyid, 
         }
         return;
     }
-    if (keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+    if (keyid_len == 0 || keyid_len > REQSIGN_KEYID_IN_MAX)
         return;
     const uint64_t h = kc_hash(c, keyid, keyid_len);
     struct kc_shard *sh = kc_shard_of(c, h);
@@ -539,6 +540,7 @@ void reqsign_keycache_free(struct reqsign_keycache *c)
 struct reqsign_keycache *reqsign_keycache_new(const struct reqsign_keycache_opts *o,
                                               struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (o == NULL || o->store == NULL) {
         reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,
                           "a key store is required");
@@ -569,7 +571,7 @@ struct reqsign_keycache *reqsign_keycache_new(const struct reqsign_keycache_opts
     atomic_init(&c->hits, 0);
     atomic_init(&c->misses, 0);
     atomic_init(&c->store_errors, 0);
-    if (reqsign_random_bytes(c->sipkey, sizeof(c->sipkey)) != REQSIGN_OK) {
+    if (reqsign_random_bytes(c->sipkey, sizeof(c->sipkey), NULL) != REQSIGN_OK) {
         free(c);
         reqsign_error_set(err, REQSIGN_E_RANDOM, kc_src, REQSIGN_NO_OFFSET,
                           "cannot seed the cache's hash key");
@@ -609,7 +611,7 @@ static int64_t kc_now(const struct reqsign_keycache *c)
 /* see reqsign/keycache.h */
 void reqsign_keycache_record_use(struct reqsign_keycache *c, const char *keyid, size_t keyid_len)
 {
-    if (c == NULL || keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+    if (c == NULL || keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_IN_MAX)
         return;
     const int64_t now = kc_now(c);
     const uint64_t h = kc_hash(c, keyid, keyid_len);
@@ -622,7 +624,7 @@ void reqsign_keycache_record_use(struct reqsign_keycache *c, const char *keyid, 
 }
 
 struct kc_use {
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
     int64_t at;
 };
 
@@ -698,12 +700,13 @@ enum reqsign_status reqsign_keycache_start_flusher(struct reqsign_keycache *c,
                                                    const char *name, int64_t interval,
                                                    struct reqsign_error *err)
 {
-    if (c == NULL || writer == NULL || name == NULL || strlen(name) > REQSIGN_VERIFIER_NAME_MAX ||
-        interval < 1 || c->flusher_on)
+    reqsign_error_clear(err);
+    if (c == NULL || writer == NULL || name == NULL ||
+        strlen(name) > REQSIGN_VERIFIER_NAME_IN_MAX || interval < 1 || c->flusher_on)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, kc_src, REQSIGN_NO_OFFSET,
                                  "a writable store, a name of at most %d bytes and an interval "
                                  ">= 1 are required (once)",
-                                 REQSIGN_VERIFIER_NAME_MAX);
+                                 REQSIGN_VERIFIER_NAME_IN_MAX);
     c->fl_store = writer;
     snprintf(c->fl_name, sizeof(c->fl_name), "%s", name);
     c->fl_interval = interval;

@@ -10,13 +10,19 @@ struct reqsign_nonce_store {
 
 /* see reqsign/nonce.h */
 struct reqsign_nonce_store *reqsign_nonce_store_new(const struct reqsign_nonce_store_ops *ops,
-                                                    void *impl)
+                                                    void *impl, struct reqsign_error *err)
 {
-    if (ops == NULL || ops->check_insert == NULL)
+    reqsign_error_clear(err);
+    if (ops == NULL || ops->check_insert == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "nonce store", REQSIGN_NO_OFFSET,
+                          "ops and ops->check_insert are required");
         return NULL;
+    }
     struct reqsign_nonce_store *s = malloc(sizeof(*s));
-    if (s == NULL)
+    if (s == NULL) {
+        reqsign_error_set(err, REQSIGN_E_NOMEM, "nonce store", REQSIGN_NO_OFFSET, NULL);
         return NULL;
+    }
     s->ops = *ops;
     s->impl = impl;
     return s;
@@ -39,6 +45,7 @@ enum reqsign_status reqsign_nonce_store_check_insert(struct reqsign_nonce_store 
                                                      int64_t now, int64_t until,
                                                      struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const char src[] = "nonce store";
 
     if (s == NULL)
@@ -46,14 +53,14 @@ enum reqsign_status reqsign_nonce_store_check_insert(struct reqsign_nonce_store 
                                  "no nonce store");
     /* Implementations rely on these bounds (the in-memory store hashes into a
      * fixed buffer): every call goes through here. */
-    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_MAX_LEN)
+    if (keyid == NULL || keyid_len == 0 || keyid_len > REQSIGN_KEYID_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, src, REQSIGN_NO_OFFSET,
                                  "keyid length %zu not in 1..%d", keyid == NULL ? 0 : keyid_len,
-                                 REQSIGN_KEYID_MAX_LEN);
-    if (nonce == NULL || nonce_len == 0 || nonce_len > REQSIGN_NONCE_MAX_LEN)
+                                 REQSIGN_KEYID_IN_MAX);
+    if (nonce == NULL || nonce_len == 0 || nonce_len > REQSIGN_NONCE_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, src, REQSIGN_NO_OFFSET,
                                  "nonce length %zu not in 1..%d", nonce == NULL ? 0 : nonce_len,
-                                 REQSIGN_NONCE_MAX_LEN);
+                                 REQSIGN_NONCE_IN_MAX);
     return s->ops.check_insert(s->impl, keyid, keyid_len, nonce, nonce_len, now, until, err);
 }
 

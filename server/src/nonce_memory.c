@@ -645,7 +645,7 @@ static enum reqsign_status mem_check_insert(void *impl, const char *keyid, size_
 {
     struct mem *m = impl;
     /* 1..REQSIGN_*_MAX_LEN, checked by reqsign_nonce_store_check_insert() */
-    uint8_t buf[2 + REQSIGN_KEYID_MAX_LEN + REQSIGN_NONCE_MAX_LEN];
+    uint8_t buf[2 + REQSIGN_KEYID_IN_MAX + REQSIGN_NONCE_IN_MAX];
     uint64_t h[2], kh[2];
     enum reqsign_status st;
 
@@ -727,13 +727,17 @@ static const struct reqsign_nonce_store_ops mem_ops = {
 
 /* see reqsign/nonce.h */
 struct reqsign_nonce_store *
-reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts)
+reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts,
+                               struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     /* mutexes are default-initialised: pthread_mutex_init cannot fail on the
      * platforms we build for, and mem_free destroys all of them */
     struct mem *m = aligned_alloc(_Alignof(struct mem), sizeof(struct mem));
-    if (m == NULL)
+    if (m == NULL) {
+        reqsign_error_set(err, REQSIGN_E_NOMEM, "nonce store", REQSIGN_NO_OFFSET, NULL);
         return NULL;
+    }
     memset(m, 0, sizeof(*m));
     m->max_entries = opts != NULL && opts->max_entries != 0 ? opts->max_entries
                                                             : REQSIGN_NONCE_DEFAULT_MAX_ENTRIES;
@@ -745,8 +749,9 @@ reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts)
     atomic_init(&m->total, 0);
     atomic_init(&m->min_until, UINT32_MAX);
     atomic_init(&m->sweep_seq, 0u);
-    bool ok = reqsign_random_bytes(m->pair_key, sizeof(m->pair_key)) == REQSIGN_OK &&
-              reqsign_random_bytes(m->keyid_key, sizeof(m->keyid_key)) == REQSIGN_OK;
+    bool keyed = reqsign_random_bytes(m->pair_key, sizeof(m->pair_key), NULL) == REQSIGN_OK &&
+                 reqsign_random_bytes(m->keyid_key, sizeof(m->keyid_key), NULL) == REQSIGN_OK;
+    bool ok = keyed;
     for (uint32_t i = 0; i < MEM_NSHARDS; i++) {
         struct mem_shard *sh = &m->shards[i];
         pthread_mutex_init(&sh->mu, NULL);
@@ -765,9 +770,13 @@ reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts)
         ks->free_head = MEM_NONE;
         ok = ok && ks->index != NULL;
     }
-    struct reqsign_nonce_store *s = ok ? reqsign_nonce_store_new(&mem_ops, m) : NULL;
-    if (s == NULL)
-        mem_free(m);
+    struct reqsign_nonce_store *s = ok ? reqsign_nonce_store_new(&mem_ops, m, err) : NULL;
+    if (s == NULL) {
+        if (!ok)
+            reqsign_error_set(err, keyed ? REQSIGN_E_NOMEM : REQSIGN_E_RANDOM, "nonce store",
+                              REQSIGN_NO_OFFSET, NULL);
+        mem_free(m); /* the wrapper leaves @impl to its caller on failure */
+    }
     return s;
 }
 

@@ -92,6 +92,7 @@ void reqsign_verifier_free(struct reqsign_verifier *v)
 struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts *o,
                                               struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const char SRC[] = "verifier";
     struct reqsign_verifier *v;
 
@@ -133,9 +134,9 @@ struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts
                           "any_authority and configured authorities exclude each other");
         return NULL;
     }
-    if (n_auth > REQSIGN_VERIFIER_AUTHORITIES_MAX) {
+    if (n_auth > REQSIGN_VERIFIER_AUTHORITIES_IN_MAX) {
         reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                          "more than %d accepted authorities", REQSIGN_VERIFIER_AUTHORITIES_MAX);
+                          "more than %d accepted authorities", REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
         return NULL;
     }
     v = calloc(1, sizeof(*v));
@@ -159,7 +160,7 @@ struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts
         const char *a = o->public_authority != NULL
                             ? (i == 0 ? o->public_authority : o->authorities[i - 1])
                             : o->authorities[i];
-        char tmp[REQSIGN_AUTHORITY_MAX + 8];
+        char tmp[REQSIGN_AUTHORITY_OUT_BUF];
         size_t n;
         struct reqsign_span sch = reqsign__span_cstr(o->public_scheme);
         if (a == NULL) {
@@ -178,7 +179,7 @@ struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts
         v->n_authorities++;
     }
     if (o->n_required_components > 0) {
-        if (o->n_required_components > REQSIGN_MAX_COMPONENTS) {
+        if (o->n_required_components > REQSIGN_COMPONENTS_IN_MAX) {
             reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
                               "too many required components");
             reqsign_verifier_free(v);
@@ -291,18 +292,18 @@ static enum reqsign_status read_sig_params(const struct reqsign_sf_parsed *p,
             want_int = 1;
         } else if (reqsign__span_eq(pa->key, "nonce")) {
             slot = &sp->nonce;
-            minlen = REQSIGN_NONCE_MIN_LEN;
-            maxlen = REQSIGN_NONCE_MAX_LEN;
+            minlen = REQSIGN_NONCE_IN_MIN;
+            maxlen = REQSIGN_NONCE_IN_MAX;
         } else if (reqsign__span_eq(pa->key, "keyid")) {
             slot = &sp->keyid;
             minlen = 1;
-            maxlen = REQSIGN_KEYID_MAX_LEN;
+            maxlen = REQSIGN_KEYID_IN_MAX;
         } else if (reqsign__span_eq(pa->key, "alg")) {
             slot = &sp->alg;
             maxlen = 64;
         } else if (reqsign__span_eq(pa->key, "tag")) {
             slot = &sp->tag;
-            maxlen = REQSIGN_TAG_MAX_LEN;
+            maxlen = REQSIGN_TAG_IN_MAX;
         } else {
             continue; /* unknown parameters are kept in the base and ignored */
         }
@@ -361,7 +362,7 @@ static const struct reqsign_key *prepared_key(const struct reqsign_verifier *cv,
             if (!atomic_compare_exchange_strong(&s->state, &st, VK_BUSY))
                 return NULL; /* another thread took the slot meanwhile */
             struct reqsign_key *k = NULL;
-            if (reqsign_key_from_public(pk, &k, NULL) != REQSIGN_OK) {
+            if ((k = reqsign_key_from_public(pk, NULL)) == NULL) {
                 atomic_store_explicit(&s->state, VK_EMPTY, memory_order_release);
                 return NULL;
             }
@@ -389,14 +390,14 @@ static int64_t now_of(const struct reqsign_verifier *v)
  * an unbracketed IPv6 address. */
 static enum reqsign_status check_host(const struct reqsign_request *req, struct reqsign_error *err)
 {
-    char host[REQSIGN_AUTHORITY_MAX + 8];
+    char host[REQSIGN_AUTHORITY_OUT_BUF];
     size_t hn;
     enum reqsign_status st =
         reqsign_authority_normalize(req->scheme, req->authority, host, sizeof(host), &hn, err);
     if (st == REQSIGN_E_LIMIT)
         return reqsign_error_set(err, REQSIGN_E_URL, "@authority", REQSIGN_NO_OFFSET,
                                  "the request's Host is longer than %d bytes",
-                                 REQSIGN_AUTHORITY_MAX);
+                                 REQSIGN_AUTHORITY_IN_MAX);
     return st;
 }
 
@@ -409,7 +410,7 @@ static enum reqsign_status pick_authority(const struct reqsign_verifier *v,
                                           struct reqsign_request *req, const char **picked,
                                           struct reqsign_error *err)
 {
-    char host[REQSIGN_AUTHORITY_MAX + 8], mine[REQSIGN_AUTHORITY_MAX + 8];
+    char host[REQSIGN_AUTHORITY_OUT_BUF], mine[REQSIGN_AUTHORITY_OUT_BUF];
     size_t hn, mn;
     enum reqsign_status st;
 
@@ -449,15 +450,15 @@ static enum reqsign_status pick_authority(const struct reqsign_verifier *v,
  * thread (scratch_get()), so that a verify neither allocates nor uses much
  * stack (see "Allocation and stack" in reqsign/verifier.h). */
 struct scratch {
-    char si_buf[REQSIGN_SIG_FIELD_MAX], sg_buf[REQSIGN_SIG_FIELD_MAX];
-    struct reqsign_sf_member si_m[REQSIGN_MAX_SIGNATURES], sg_m[REQSIGN_MAX_SIGNATURES];
-    struct reqsign_sf_item si_i[REQSIGN_MAX_SIGNATURES * REQSIGN_MAX_COMPONENTS];
-    struct reqsign_sf_param si_p[REQSIGN_MAX_SIGNATURES *
-                                 (REQSIGN_MAX_COMPONENTS + REQSIGN_MAX_SIG_PARAMS)];
-    struct reqsign_sf_item sg_i[REQSIGN_MAX_SIGNATURES];
-    struct reqsign_sf_param sg_p[REQSIGN_MAX_SIGNATURES * 4];
+    char si_buf[REQSIGN_SIG_FIELD_IN_MAX], sg_buf[REQSIGN_SIG_FIELD_IN_MAX];
+    struct reqsign_sf_member si_m[REQSIGN_SIGNATURES_IN_MAX], sg_m[REQSIGN_SIGNATURES_IN_MAX];
+    struct reqsign_sf_item si_i[REQSIGN_SIGNATURES_IN_MAX * REQSIGN_COMPONENTS_IN_MAX];
+    struct reqsign_sf_param
+        si_p[REQSIGN_SIGNATURES_IN_MAX * (REQSIGN_COMPONENTS_IN_MAX + REQSIGN_SIG_PARAMS_IN_MAX)];
+    struct reqsign_sf_item sg_i[REQSIGN_SIGNATURES_IN_MAX];
+    struct reqsign_sf_param sg_p[REQSIGN_SIGNATURES_IN_MAX * 4];
     char cd[REQSIGN_CONTENT_DIGEST_IN_MAX];
-    char base[REQSIGN_BASE_MAX];
+    char base[REQSIGN_BASE_BUF];
     int busy; /* in use by a verify on this thread */
 };
 
@@ -519,7 +520,7 @@ struct vctx {
     const struct reqsign_sf_member *m; /* the selected Signature-Input member */
     uint8_t sig[REQSIGN_ED25519_SIG_LEN + 3];
     struct sig_params sp;
-    int has_query;
+    bool has_query;
     int64_t now;
     struct reqsign_key_info info;
     const char *picked; /* the configured authority put in the base, if any */
@@ -532,12 +533,18 @@ static enum reqsign_status step_parse(struct vctx *c)
     struct scratch *s = c->s;
     struct reqsign__buf sib = {s->si_buf, sizeof(s->si_buf), 0, 0};
     struct reqsign__buf sgb = {s->sg_buf, sizeof(s->sg_buf), 0, 0};
-    struct reqsign_sf_parsed si = {s->si_m, REQSIGN_MAX_SIGNATURES, 0,
-                                   s->si_i, sizeof(s->si_i) / sizeof(s->si_i[0]), 0,
-                                   s->si_p, sizeof(s->si_p) / sizeof(s->si_p[0]), 0};
-    struct reqsign_sf_parsed sg = {s->sg_m, REQSIGN_MAX_SIGNATURES, 0, s->sg_i,
-                                   REQSIGN_MAX_SIGNATURES, 0, s->sg_p, REQSIGN_MAX_SIGNATURES * 4,
+    struct reqsign_sf_parsed si = {s->si_m,
+                                   REQSIGN_SIGNATURES_IN_MAX,
+                                   0,
+                                   s->si_i,
+                                   sizeof(s->si_i) / sizeof(s->si_i[0]),
+                                   0,
+                                   s->si_p,
+                                   sizeof(s->si_p) / sizeof(s->si_p[0]),
                                    0};
+    struct reqsign_sf_parsed sg = {s->sg_m, REQSIGN_SIGNATURES_IN_MAX,     0,
+                                   s->sg_i, REQSIGN_SIGNATURES_IN_MAX,     0,
+                                   s->sg_p, REQSIGN_SIGNATURES_IN_MAX * 4, 0};
     struct reqsign_error *err = c->err;
     enum reqsign_status st;
 
@@ -558,10 +565,10 @@ static enum reqsign_status step_parse(struct vctx *c)
                                  n_si == 0 ? "Signature" : "Signature-Input",
                                  n_si == 0 ? "Signature-Input" : "Signature");
     if (sib.overflow || sgb.overflow)
-        return reqsign_error_set(err, REQSIGN_E_LIMIT, sib.overflow ? "Signature-Input" : "Signature",
-                                 REQSIGN_NO_OFFSET, "%s field longer than %d bytes",
-                                 sib.overflow ? "Signature-Input" : "Signature",
-                                 REQSIGN_SIG_FIELD_MAX);
+        return reqsign_error_set(
+            err, REQSIGN_E_LIMIT, sib.overflow ? "Signature-Input" : "Signature", REQSIGN_NO_OFFSET,
+            "%s field longer than %d bytes", sib.overflow ? "Signature-Input" : "Signature",
+            REQSIGN_SIG_FIELD_IN_MAX);
     struct reqsign_error perr;
     reqsign_error_clear(&perr);
     st = reqsign_sf_parse_dict(s->si_buf, sib.len, &c->si, &perr);
@@ -585,7 +592,7 @@ static enum reqsign_status step_select(struct vctx *c)
     const struct reqsign_sf_parsed *si = &c->si, *sg = &c->sg;
     struct reqsign_verification *vs = c->vs;
     struct reqsign_error *err = c->err;
-    long idx;
+    size_t idx;
 
     if (si->n_members == 0 && sg->n_members == 0)
         return reqsign_error_set(err, REQSIGN_E_SIG_MISSING, "Signature-Input",
@@ -598,15 +605,13 @@ static enum reqsign_status step_select(struct vctx *c)
                                  si->n_members == 0 ? "Signature-Input" : "Signature",
                                  si->n_members == 0 ? "Signature" : "Signature-Input");
     if (v->label != NULL) {
-        idx = reqsign_sf_dict_find(si, v->label, strlen(v->label));
-        if (idx < 0)
+        if (!reqsign_sf_dict_find(si, v->label, strlen(v->label), &idx))
             return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature-Input",
                                      REQSIGN_NO_OFFSET, "no signature labelled '%s'", v->label);
     } else if (si->n_members == 1) {
         idx = 0;
     } else {
-        idx = reqsign_sf_dict_find(si, "sig1", 4);
-        if (idx < 0)
+        if (!reqsign_sf_dict_find(si, "sig1", 4, &idx))
             return reqsign_error_set(err, REQSIGN_E_SIG_AMBIGUOUS, "Signature-Input",
                                      REQSIGN_NO_OFFSET,
                                      "%zu signatures and none labelled 'sig1'", si->n_members);
@@ -615,8 +620,8 @@ static enum reqsign_status step_select(struct vctx *c)
     c->m = m;
     memcpy(vs->label, m->key.ptr, m->key.len);
     vs->label[m->key.len] = '\0';
-    long sidx = reqsign_sf_dict_find(sg, m->key.ptr, m->key.len);
-    if (sidx < 0)
+    size_t sidx;
+    if (!reqsign_sf_dict_find(sg, m->key.ptr, m->key.len, &sidx))
         return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature", REQSIGN_NO_OFFSET,
                                  "Signature has no member '%s' to match Signature-Input",
                                  vs->label);
@@ -637,10 +642,10 @@ static enum reqsign_status step_select(struct vctx *c)
         return reqsign_error_set(err, REQSIGN_E_SIG_INPUT_MALFORMED, "Signature-Input",
                                  REQSIGN_NO_OFFSET,
                                  "signature '%s' is not an inner list of components", vs->label);
-    if (m->items_len > REQSIGN_MAX_COMPONENTS || m->params_len > REQSIGN_MAX_SIG_PARAMS)
+    if (m->items_len > REQSIGN_COMPONENTS_IN_MAX || m->params_len > REQSIGN_SIG_PARAMS_IN_MAX)
         return reqsign_error_set(err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
                                  "more than %d components or %d parameters",
-                                 REQSIGN_MAX_COMPONENTS, REQSIGN_MAX_SIG_PARAMS);
+                                 REQSIGN_COMPONENTS_IN_MAX, REQSIGN_SIG_PARAMS_IN_MAX);
     return REQSIGN_OK;
 }
 
@@ -846,13 +851,20 @@ static enum reqsign_status step_base(struct vctx *c)
     st = pick_authority(v, &c->req, &c->picked, c->err);
     if (st != REQSIGN_OK)
         return st;
+    /* A base that does not fit the scratch block is a limit of this
+     * verifier (E_LIMIT), not the caller's buffer: the builder's detail goes
+     * to a local error first, so that it can be replaced. */
+    struct reqsign_error berr;
     st = reqsign_base_build(&c->req, &c->si, c->m, c->s->base, sizeof(c->s->base), &c->base_len,
-                            c->err);
+                            &berr);
     if (st == REQSIGN_E_BUFFER_TOO_SMALL)
         return reqsign_error_set(c->err, REQSIGN_E_LIMIT, "Signature-Input", REQSIGN_NO_OFFSET,
-                                 "signature base longer than %d bytes", REQSIGN_BASE_MAX);
-    if (st != REQSIGN_OK)
+                                 "signature base longer than %d bytes", REQSIGN_BASE_BUF);
+    if (st != REQSIGN_OK) {
+        if (c->err != NULL)
+            *c->err = berr;
         return st;
+    }
     if (vs->base_buf != NULL && vs->base_cap > 0) {
         vs->base_len = c->base_len < vs->base_cap ? c->base_len : vs->base_cap;
         memcpy(vs->base_buf, c->s->base, vs->base_len);
@@ -865,14 +877,14 @@ static enum reqsign_status step_base(struct vctx *c)
 static enum reqsign_status mismatch(const struct vctx *c)
 {
     const struct reqsign_verification *vs = c->vs;
-    char seen[REQSIGN_AUTHORITY_MAX + 8] = "";
+    char seen[REQSIGN_AUTHORITY_OUT_BUF] = "";
     size_t n;
     int differs = 0;
 
     if (c->picked != NULL &&
         reqsign_authority_normalize(c->req.scheme, c->req_in->authority, seen, sizeof(seen), &n,
                                     NULL) == REQSIGN_OK) {
-        char pub[REQSIGN_AUTHORITY_MAX + 8];
+        char pub[REQSIGN_AUTHORITY_OUT_BUF];
         if (reqsign_authority_normalize(c->req.scheme, c->req.authority, pub, sizeof(pub), &n,
                                         NULL) == REQSIGN_OK &&
             strcmp(pub, seen) != 0)
@@ -899,7 +911,7 @@ static enum reqsign_status step_signature(struct vctx *c)
     const uint8_t *base = (const uint8_t *)c->s->base;
     const struct reqsign_key *pk = prepared_key(c->v, c->info.public_key);
     enum reqsign_status st =
-        pk != NULL ? reqsign_key_verify(pk, c->sig, base, c->base_len)
+        pk != NULL ? reqsign_key_verify(pk, c->sig, base, c->base_len, NULL)
                    : reqsign_ed25519_verify(c->sig, base, c->base_len, c->info.public_key);
     return st == REQSIGN_OK ? REQSIGN_OK : mismatch(c);
 }
@@ -932,7 +944,7 @@ static enum reqsign_status step_digest(struct vctx *c)
     memcpy(vs->public_key, c->info.public_key, sizeof(vs->public_key));
     if (!vs->digest_parsed)
         return REQSIGN_OK;
-    enum reqsign_status st = reqsign_digest_init(&vs->body, vs->expect.algs);
+    enum reqsign_status st = reqsign_digest_init(&vs->body, vs->expect.algs, NULL);
     if (st != REQSIGN_OK)
         return reqsign_error_set(c->err, st, "Content-Digest", REQSIGN_NO_OFFSET, NULL);
     return REQSIGN_OK;
@@ -966,6 +978,7 @@ enum reqsign_status reqsign_verifier_verify_headers(const struct reqsign_verifie
                                                     struct reqsign_verification *vs,
                                                     struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (v == NULL || req == NULL || vs == NULL)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
                                  "verifier, request and state are required");
@@ -992,6 +1005,7 @@ enum reqsign_status reqsign_verifier_verify_headers(const struct reqsign_verifie
 enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, const void *data,
                                               size_t len, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (vs == NULL || vs->state != VS_HEADERS_OK)
         return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, "verifier", REQSIGN_NO_OFFSET,
                                  "the headers have not been verified");
@@ -1012,7 +1026,7 @@ enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, c
     }
     if (!vs->digest_parsed)
         return REQSIGN_OK; /* rfc9421 profile: content without any Content-Digest */
-    enum reqsign_status st = reqsign_digest_update(&vs->body, data, len);
+    enum reqsign_status st = reqsign_digest_update(&vs->body, data, len, NULL);
     if (st != REQSIGN_OK) {
         vs->state = VS_FAILED;
         return reqsign_error_set(err, st, "body", REQSIGN_NO_OFFSET, NULL);
@@ -1047,7 +1061,7 @@ static enum reqsign_status recheck_key(struct reqsign_verification *vs,
                                  vs->keyid);
     if (info.state != REQSIGN_KEY_ACTIVE)
         return key_state_error(info.state, vs->keyid, " (seen at the end of the content)", err);
-    if (!reqsign_memeq_ct(info.public_key, vs->public_key, sizeof(vs->public_key)))
+    if (reqsign_memcmp_ct(info.public_key, vs->public_key, sizeof(vs->public_key)) != 0)
         return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' was replaced by another public key while the content "
                                  "was arriving",
@@ -1080,6 +1094,7 @@ static enum reqsign_status finish(struct reqsign_verification *vs, int recheck,
 enum reqsign_status reqsign_verification_finish(struct reqsign_verification *vs,
                                                 struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     return finish(vs, 1, err);
 }
 
@@ -1089,6 +1104,7 @@ enum reqsign_status reqsign_verifier_verify(const struct reqsign_verifier *v,
                                             size_t body_len, struct reqsign_verification *vs,
                                             struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     enum reqsign_status st = reqsign_verifier_verify_headers(v, req, vs, err);
     if (st == REQSIGN_OK)
         st = reqsign_verification_body(vs, body, body_len, err);
@@ -1100,54 +1116,11 @@ enum reqsign_status reqsign_verifier_verify(const struct reqsign_verifier *v,
 }
 
 /* see reqsign/verifier.h */
-enum reqsign_status reqsign_error_json(const struct reqsign_error *err, int64_t server_time,
-                                       char *out, size_t cap, size_t *out_len)
-{
-    struct reqsign__buf b = {out, cap > 0 ? cap - 1 : 0, 0, 0};
-    enum reqsign_status code = err != NULL ? err->code : REQSIGN_E_INTERNAL;
-    /* A local failure (HTTP 5xx: a store down or full, an internal error) is
-     * told the client by its code and generic text only: its detail may name
-     * hosts, ports, socket paths or a store's own reply (spec section 10). */
-    const char *msg = err != NULL && err->message[0] && reqsign_http_status(code) < 500
-                          ? err->message
-                          : reqsign_strerror(code);
-    static const char hex[] = "0123456789abcdef";
-
-    reqsign__buf_puts(&b, "{\"error\":\"");
-    reqsign__buf_puts(&b, reqsign_errname(code));
-    reqsign__buf_puts(&b, "\",\"message\":\"");
-    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            reqsign__buf_putc(&b, '\\');
-            reqsign__buf_putc(&b, (char)*p);
-        } else if (*p < 0x20 || *p >= 0x7f) {
-            char e[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
-            reqsign__buf_put(&b, e, 6);
-        } else {
-            reqsign__buf_putc(&b, (char)*p);
-        }
-    }
-    reqsign__buf_putc(&b, '"');
-    if (code == REQSIGN_E_SIG_TOO_OLD || code == REQSIGN_E_SIG_FUTURE ||
-        code == REQSIGN_E_SIG_EXPIRED) {
-        char t[48];
-        int n = snprintf(t, sizeof(t), ",\"server_time\":%lld", (long long)server_time);
-        reqsign__buf_put(&b, t, (size_t)n);
-    }
-    reqsign__buf_putc(&b, '}');
-    if (b.overflow || cap == 0)
-        return REQSIGN_E_BUFFER_TOO_SMALL;
-    out[b.len] = '\0';
-    if (out_len != NULL)
-        *out_len = b.len;
-    return REQSIGN_OK;
-}
-
-/* see reqsign/verifier.h */
 enum reqsign_status reqsign_static_key_lookup(void *ctx, const char *keyid, size_t keyid_len,
                                               struct reqsign_key_info *out,
                                               struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     const struct reqsign_static_key *k = ctx;
     if (k->keyid != NULL && (strlen(k->keyid) != keyid_len ||
                              memcmp(k->keyid, keyid, keyid_len) != 0))

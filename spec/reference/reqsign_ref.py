@@ -50,7 +50,7 @@ class Bytes(bytes):
     text = ""
 
 
-KEY_MAX = 64  # REQSIGN_SF_MAX_KEY_LEN (§11)
+KEY_MAX = 64  # REQSIGN_SF_KEY_IN_MAX (§11)
 TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 

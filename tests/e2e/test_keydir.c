@@ -233,13 +233,13 @@ static int fake_requests(struct fake *f)
 
 struct tkey {
     struct reqsign_key *key;
-    char kid[REQSIGN_KEYID_BUF];
+    char kid[REQSIGN_THUMBPRINT_BUF];
     char x[64];
 };
 
 static void tkey_new(struct tkey *k)
 {
-    cr_assert_eq(reqsign_key_generate(&k->key, NULL), REQSIGN_OK);
+    cr_assert_not_null(k->key = reqsign_key_generate(NULL));
     cr_assert_eq(reqsign_key_thumbprint(k->key, k->kid), REQSIGN_OK);
     uint8_t pk[32];
     reqsign_key_public_raw(k->key, pk);
@@ -312,7 +312,7 @@ struct vfy {
 
 static void vfy_new(struct vfy *vf, struct reqsign_keydir *kd)
 {
-    vf->nonces = reqsign_nonce_store_memory_new(NULL);
+    vf->nonces = reqsign_nonce_store_memory_new(NULL, NULL);
     cr_assert_not_null(vf->nonces);
     struct reqsign_verifier_opts o;
     memset(&o, 0, sizeof(o));
@@ -377,11 +377,11 @@ static struct reqsign_signer *signer_of_key(const struct tkey *k)
 
 /* ---- reqsignd helpers (e2eutil.c) ---- */
 
-/* Create a key in reqsignd; returns its signer, *keyid (REQSIGN_KEYID_BUF). */
+/* Create a key in reqsignd; returns its signer, *keyid (REQSIGN_THUMBPRINT_BUF). */
 static struct reqsign_signer *kd_create_key(const struct env *e, char *keyid)
 {
     json_t *j = create_key(e, e->admin_signer, "{\"label\":\"kd\",\"scopes\":[\"pay:write\"],\"publish\":true}");
-    snprintf(keyid, REQSIGN_KEYID_BUF, "%s", json_string_value(json_object_get(j, "keyid")));
+    snprintf(keyid, REQSIGN_THUMBPRINT_BUF, "%s", json_string_value(json_object_get(j, "keyid")));
     struct reqsign_signer *s = signer_of(j);
     json_decref(j);
     return s;
@@ -422,7 +422,7 @@ Test(keydir, reqsignd_keys_verify)
     set_now(1800000000);
     struct env e;
     env_start(&e);
-    char k1[REQSIGN_KEYID_BUF], k2[REQSIGN_KEYID_BUF];
+    char k1[REQSIGN_THUMBPRINT_BUF], k2[REQSIGN_THUMBPRINT_BUF];
     struct reqsign_signer *s1 = kd_create_key(&e, k1), *s2 = kd_create_key(&e, k2);
 
     struct reqsign_keydir *kd = kd_new(url_of(&e, DIR_PATH), 10, 300, 0, 0);
@@ -463,7 +463,7 @@ Test(keydir, reqsignd_revoke)
     set_now(1800000000);
     struct env e;
     env_start(&e);
-    char k1[REQSIGN_KEYID_BUF], k2[REQSIGN_KEYID_BUF];
+    char k1[REQSIGN_THUMBPRINT_BUF], k2[REQSIGN_THUMBPRINT_BUF];
     struct reqsign_signer *s1 = kd_create_key(&e, k1), *s2 = kd_create_key(&e, k2);
     struct reqsign_keydir *kd = kd_new(url_of(&e, DIR_PATH), 10, 300, 0, 0);
     struct vfy vf;
@@ -508,7 +508,7 @@ Test(keydir, reqsignd_new_key_refetch)
     vfy_new(&vf, kd);
     cr_assert_eq(sign_verify(&vf, e.admin_signer), REQSIGN_E_KEY_UNKNOWN); /* never published */
 
-    char k1[REQSIGN_KEYID_BUF];
+    char k1[REQSIGN_THUMBPRINT_BUF];
     struct reqsign_signer *s1 = kd_create_key(&e, k1);
     /* Unknown keyid, snapshot younger than min_refresh: no fetch. */
     set_now(t0 + 9);
@@ -531,7 +531,7 @@ Test(keydir, reqsignd_down_then_503)
     set_now(t0);
     struct env e;
     env_start(&e);
-    char k1[REQSIGN_KEYID_BUF];
+    char k1[REQSIGN_THUMBPRINT_BUF];
     struct reqsign_signer *s1 = kd_create_key(&e, k1);
     struct reqsign_keydir *kd = kd_new(url_of(&e, DIR_PATH), 10, 300, 0, 0);
     struct vfy vf;
@@ -1040,7 +1040,7 @@ Test(keydir, new_rejects_bad_options)
         cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG);
     }
     cr_assert_null(reqsign_keydir_new(NULL, NULL));
-    char longurl[REQSIGN_KEYDIR_URL_MAX + 16];
+    char longurl[REQSIGN_KEYDIR_URL_IN_MAX + 16];
     memset(longurl, 'a', sizeof(longurl) - 1);
     memcpy(longurl, "http://", 7);
     longurl[sizeof(longurl) - 1] = '\0';

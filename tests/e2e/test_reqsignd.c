@@ -292,9 +292,9 @@ Test(reqsignd, bring_your_own_key)
     struct reqsign_signer *admin = signer_from_cred(cred);
 
     struct reqsign_key *k1 = NULL, *k2 = NULL;
-    cr_assert_eq(reqsign_key_generate(&k1, NULL), REQSIGN_OK);
-    cr_assert_eq(reqsign_key_generate(&k2, NULL), REQSIGN_OK);
-    char pem[512], jwk[512], kid1[REQSIGN_KEYID_BUF], kid2[REQSIGN_KEYID_BUF];
+    cr_assert_not_null(k1 = reqsign_key_generate(NULL));
+    cr_assert_not_null(k2 = reqsign_key_generate(NULL));
+    char pem[512], jwk[512], kid1[REQSIGN_THUMBPRINT_BUF], kid2[REQSIGN_THUMBPRINT_BUF];
     size_t n;
     cr_assert_eq(reqsign_key_public_pem(k1, pem, sizeof(pem), &n), REQSIGN_OK);
     cr_assert_eq(reqsign_key_public_jwk(k2, jwk, sizeof(jwk), &n), REQSIGN_OK);

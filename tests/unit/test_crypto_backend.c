@@ -94,26 +94,28 @@ Test(crypto_backend, rfc8032_sign_and_verify)
         struct reqsign_key *key = NULL, *pub = NULL, *copy = NULL;
         uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], sig[REQSIGN_ED25519_SIG_LEN];
 
-        cr_assert_eq(reqsign_key_from_seed(d.seed, &key, NULL), REQSIGN_OK, "%s", v->name);
+        cr_assert_not_null(key = reqsign_key_from_seed(d.seed, NULL), "%s", v->name);
         reqsign_key_public_raw(key, pk);
         cr_assert_arr_eq(pk, d.pk, sizeof(pk), "%s: public key from seed", v->name);
 
-        cr_assert_eq(reqsign_key_sign(key, d.msg, d.msg_len, sig), REQSIGN_OK, "%s", v->name);
+        cr_assert_eq(reqsign_key_sign(key, d.msg, d.msg_len, sig, NULL), REQSIGN_OK, "%s", v->name);
         cr_assert_arr_eq(sig, d.sig, sizeof(sig), "%s: signature differs from RFC 8032", v->name);
 
         /* A copy (goes through the seed of the backend handle) signs the same. */
-        copy = reqsign_key_dup(key);
+        copy = reqsign_key_dup(key, NULL);
         cr_assert_not_null(copy);
         memset(sig, 0, sizeof(sig));
-        cr_assert_eq(reqsign_key_sign(copy, d.msg, d.msg_len, sig), REQSIGN_OK);
+        cr_assert_eq(reqsign_key_sign(copy, d.msg, d.msg_len, sig, NULL), REQSIGN_OK);
         cr_assert_arr_eq(sig, d.sig, sizeof(sig), "%s: copy signs differently", v->name);
 
         /* Verify: raw primitive, private key object, public-only key object. */
         cr_assert_eq(reqsign_ed25519_verify(d.sig, d.msg, d.msg_len, d.pk), REQSIGN_OK, "%s",
                      v->name);
-        cr_assert_eq(reqsign_key_verify(key, d.sig, d.msg, d.msg_len), REQSIGN_OK, "%s", v->name);
-        cr_assert_eq(reqsign_key_from_public(d.pk, &pub, NULL), REQSIGN_OK);
-        cr_assert_eq(reqsign_key_verify(pub, d.sig, d.msg, d.msg_len), REQSIGN_OK, "%s", v->name);
+        cr_assert_eq(reqsign_key_verify(key, d.sig, d.msg, d.msg_len, NULL), REQSIGN_OK, "%s",
+                     v->name);
+        cr_assert_not_null(pub = reqsign_key_from_public(d.pk, NULL));
+        cr_assert_eq(reqsign_key_verify(pub, d.sig, d.msg, d.msg_len, NULL), REQSIGN_OK, "%s",
+                     v->name);
 
         /* Any flipped bit in R, in S or in the message fails. */
         memcpy(sig, d.sig, sizeof(sig));
@@ -121,10 +123,11 @@ Test(crypto_backend, rfc8032_sign_and_verify)
         cr_assert_eq(reqsign_ed25519_verify(sig, d.msg, d.msg_len, d.pk), REQSIGN_E_SIG_INVALID);
         sig[0] ^= 0x01;
         sig[40] ^= 0x80;
-        cr_assert_eq(reqsign_key_verify(pub, sig, d.msg, d.msg_len), REQSIGN_E_SIG_INVALID);
+        cr_assert_eq(reqsign_key_verify(pub, sig, d.msg, d.msg_len, NULL), REQSIGN_E_SIG_INVALID);
         if (d.msg_len > 0) {
             d.msg[0] ^= 0x01;
-            cr_assert_eq(reqsign_key_verify(pub, d.sig, d.msg, d.msg_len), REQSIGN_E_SIG_INVALID);
+            cr_assert_eq(reqsign_key_verify(pub, d.sig, d.msg, d.msg_len, NULL),
+                         REQSIGN_E_SIG_INVALID);
         }
 
         reqsign_key_free(copy);
@@ -142,11 +145,11 @@ Test(crypto_backend, empty_message_null_pointer)
     uint8_t sig[REQSIGN_ED25519_SIG_LEN];
 
     cr_assert_eq(d.msg_len, 0);
-    cr_assert_eq(reqsign_key_from_seed(d.seed, &key, NULL), REQSIGN_OK);
-    cr_assert_eq(reqsign_key_sign(key, NULL, 0, sig), REQSIGN_OK);
+    cr_assert_not_null(key = reqsign_key_from_seed(d.seed, NULL));
+    cr_assert_eq(reqsign_key_sign(key, NULL, 0, sig, NULL), REQSIGN_OK);
     cr_assert_arr_eq(sig, d.sig, sizeof(sig));
     cr_assert_eq(reqsign_ed25519_verify(d.sig, NULL, 0, d.pk), REQSIGN_OK);
-    cr_assert_eq(reqsign_key_verify(key, d.sig, NULL, 0), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_verify(key, d.sig, NULL, 0, NULL), REQSIGN_OK);
     reqsign_key_free(key);
     decoded_free(&d);
 }
@@ -158,10 +161,10 @@ Test(crypto_backend, generated_key_roundtrip)
     uint8_t sig[REQSIGN_ED25519_SIG_LEN];
     static const uint8_t msg[] = "reqsign backend";
 
-    cr_assert_eq(reqsign_key_generate(&key, NULL), REQSIGN_OK);
-    cr_assert_eq(reqsign_key_sign(key, msg, sizeof(msg), sig), REQSIGN_OK);
-    cr_assert_eq(reqsign_key_verify(key, sig, msg, sizeof(msg)), REQSIGN_OK);
-    cr_assert_eq(reqsign_key_verify(key, sig, msg, sizeof(msg) - 1), REQSIGN_E_SIG_INVALID);
+    cr_assert_not_null(key = reqsign_key_generate(NULL));
+    cr_assert_eq(reqsign_key_sign(key, msg, sizeof(msg), sig, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_verify(key, sig, msg, sizeof(msg), NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_verify(key, sig, msg, sizeof(msg) - 1, NULL), REQSIGN_E_SIG_INVALID);
     reqsign_key_free(key);
 }
 
@@ -271,8 +274,8 @@ Test(crypto_backend, speccheck_edge_cases_agree)
         cr_assert_eq(pk_len, 32);
         cr_assert_eq(sig_len, 64);
         raw = reqsign_ed25519_verify(sig, msg, msg_len, pk) == REQSIGN_OK;
-        cr_assert_eq(reqsign_key_from_public(pk, &key, NULL), REQSIGN_OK, "case %zu", i);
-        obj = reqsign_key_verify(key, sig, msg, msg_len) == REQSIGN_OK;
+        cr_assert_not_null(key = reqsign_key_from_public(pk, NULL), "case %zu", i);
+        obj = reqsign_key_verify(key, sig, msg, msg_len, NULL) == REQSIGN_OK;
         cr_expect_eq(raw, c->accepted, "speccheck case %zu: %s", i,
                      raw ? "accepted, must be rejected" : "rejected, must be accepted");
         cr_expect_eq(obj, raw, "speccheck case %zu: raw and key-object verification disagree", i);
@@ -341,8 +344,8 @@ static void *sign_thread(void *arg)
     struct decoded d = decode(v);
     struct reqsign_key *key = NULL;
     uint8_t sig[REQSIGN_ED25519_SIG_LEN];
-    int ok = reqsign_key_from_seed(d.seed, &key, NULL) == REQSIGN_OK &&
-             reqsign_key_sign(key, d.msg, d.msg_len, sig) == REQSIGN_OK &&
+    int ok = (key = reqsign_key_from_seed(d.seed, NULL)) != NULL &&
+             reqsign_key_sign(key, d.msg, d.msg_len, sig, NULL) == REQSIGN_OK &&
              memcmp(sig, d.sig, sizeof(sig)) == 0 &&
              reqsign_ed25519_verify(d.sig, d.msg, d.msg_len, d.pk) == REQSIGN_OK;
 

@@ -25,10 +25,10 @@ static const char hello_lf[] = "{\"hello\": \"world\"}\n";
 
 static void expect_value(unsigned algs, const void *body, size_t len, const char *want)
 {
-    char out[REQSIGN_CONTENT_DIGEST_MAX];
+    char out[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n = 0;
 
-    cr_assert_eq(reqsign_content_digest(algs, body, len, out, sizeof(out), &n), REQSIGN_OK);
+    cr_assert_eq(reqsign_content_digest(algs, body, len, out, sizeof(out), &n, NULL), REQSIGN_OK);
     cr_assert_str_eq(out, want);
     cr_assert_eq(n, strlen(want));
 }
@@ -65,12 +65,12 @@ Test(digest, empty_body)
 
 Test(digest, max_fits)
 {
-    char out[REQSIGN_CONTENT_DIGEST_MAX];
+    char out[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n = 0;
     cr_assert_eq(reqsign_content_digest(REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, hello, 18,
-                                        out, sizeof(out), &n),
+                                        out, sizeof(out), &n, NULL),
                  REQSIGN_OK);
-    cr_assert_lt(n, REQSIGN_CONTENT_DIGEST_MAX);
+    cr_assert_lt(n, REQSIGN_CONTENT_DIGEST_OUT_BUF);
 }
 
 Test(digest, streaming_random_chunks_equals_one_shot)
@@ -78,7 +78,7 @@ Test(digest, streaming_random_chunks_equals_one_shot)
     const size_t len = 200003;
     uint8_t *body = malloc(len);
     unsigned seed = 12345;
-    char one[REQSIGN_CONTENT_DIGEST_MAX], str[REQSIGN_CONTENT_DIGEST_MAX];
+    char one[REQSIGN_CONTENT_DIGEST_OUT_BUF], str[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     uint8_t r256a[32], r512a[64], r256b[32], r512b[64];
     size_t n1, n2;
 
@@ -87,14 +87,14 @@ Test(digest, streaming_random_chunks_equals_one_shot)
         body[i] = (uint8_t)(seed >> 16);
     }
     struct reqsign_digest d;
-    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512),
+    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, NULL),
                  REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_update(&d, body, len), REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_final(&d, one, sizeof(one), &n1, r256a, r512a), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_update(&d, body, len, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_final(&d, one, sizeof(one), &n1, r256a, r512a, NULL), REQSIGN_OK);
 
     for (int round = 0; round < 20; round++) {
         size_t off = 0;
-        cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512),
+        cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, NULL),
                      REQSIGN_OK);
         while (off < len) {
             seed = seed * 1103515245u + 12345u;
@@ -102,11 +102,12 @@ Test(digest, streaming_random_chunks_equals_one_shot)
             size_t c = (seed >> 8) % ((round % 3 == 0) ? 17 : 8192);
             if (c > len - off)
                 c = len - off;
-            cr_assert_eq(reqsign_digest_update(&d, body + off, c), REQSIGN_OK);
+            cr_assert_eq(reqsign_digest_update(&d, body + off, c, NULL), REQSIGN_OK);
             off += c;
         }
         cr_assert_eq(d.total, len);
-        cr_assert_eq(reqsign_digest_final(&d, str, sizeof(str), &n2, r256b, r512b), REQSIGN_OK);
+        cr_assert_eq(reqsign_digest_final(&d, str, sizeof(str), &n2, r256b, r512b, NULL),
+                     REQSIGN_OK);
         cr_assert_str_eq(str, one, "round %d", round);
         cr_assert_arr_eq(r256a, r256b, 32);
         cr_assert_arr_eq(r512a, r512b, 64);
@@ -119,25 +120,26 @@ Test(digest, streaming_random_chunks_equals_one_shot)
 Test(digest, init_final_arguments)
 {
     struct reqsign_digest d;
-    char out[REQSIGN_CONTENT_DIGEST_MAX];
+    char out[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n = 0;
 
-    cr_assert_eq(reqsign_digest_init(&d, 0), REQSIGN_E_INVALID_ARG);
-    cr_assert_eq(reqsign_digest_init(&d, 4), REQSIGN_E_INVALID_ARG);
+    cr_assert_eq(reqsign_digest_init(&d, 0, NULL), REQSIGN_E_INVALID_ARG);
+    cr_assert_eq(reqsign_digest_init(&d, 4, NULL), REQSIGN_E_INVALID_ARG);
     reqsign_digest_cleanup(&d);
     memset(&d, 0, sizeof(d));
     reqsign_digest_cleanup(&d);
     reqsign_digest_cleanup(NULL);
 
     /* Too small: the needed length is reported, the context is released. */
-    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256), REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_final(&d, out, 10, &n, NULL, NULL), REQSIGN_E_BUFFER_TOO_SMALL);
+    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_final(&d, out, 10, &n, NULL, NULL, NULL),
+                 REQSIGN_E_BUFFER_TOO_SMALL);
     cr_assert_eq(n, strlen("sha-256=:" EMPTY_256 ":"));
     cr_assert_null(d.ctx[0]);
     /* Cleanup without final. */
-    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512),
+    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, NULL),
                  REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_update(&d, "abc", 3), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_update(&d, "abc", 3, NULL), REQSIGN_OK);
     reqsign_digest_cleanup(&d);
     reqsign_digest_cleanup(&d);
 }
@@ -160,13 +162,13 @@ static enum reqsign_status parse(const char *v, struct reqsign_digest_expect *e,
 static void raw_of(unsigned alg, const void *body, size_t len, uint8_t *out)
 {
     struct reqsign_digest d;
-    char text[REQSIGN_CONTENT_DIGEST_MAX];
+    char text[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t n;
-    cr_assert_eq(reqsign_digest_init(&d, alg), REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_update(&d, body, len), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_init(&d, alg, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_update(&d, body, len, NULL), REQSIGN_OK);
     cr_assert_eq(reqsign_digest_final(&d, text, sizeof(text), &n,
                                       alg == REQSIGN_DIGEST_SHA256 ? out : NULL,
-                                      alg == REQSIGN_DIGEST_SHA512 ? out : NULL),
+                                      alg == REQSIGN_DIGEST_SHA512 ? out : NULL, NULL),
                  REQSIGN_OK);
 }
 
@@ -316,8 +318,8 @@ static enum reqsign_status check(const char *field, const void *body, size_t len
     struct reqsign_digest d;
 
     cr_assert_eq(parse(field, &e, err), REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_init(&d, e.algs), REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_update(&d, body, len), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_init(&d, e.algs, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_update(&d, body, len, NULL), REQSIGN_OK);
     reqsign_error_clear(err);
     return reqsign_content_digest_check(&d, &e, err);
 }
@@ -361,15 +363,15 @@ Test(digest, check_context_must_cover_expected)
     struct reqsign_error err;
 
     cr_assert_eq(parse("sha-512=:" HELLO_512 ":", &e, &err), REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256, NULL), REQSIGN_OK);
     reqsign_error_clear(&err);
     cr_assert_eq(reqsign_content_digest_check(&d, &e, &err), REQSIGN_E_INVALID_ARG);
     cr_assert_null(d.ctx[0]); /* released */
 
     /* A context with more algorithms than expected is fine. */
-    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512),
+    cr_assert_eq(reqsign_digest_init(&d, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, NULL),
                  REQSIGN_OK);
-    cr_assert_eq(reqsign_digest_update(&d, hello, 18), REQSIGN_OK);
+    cr_assert_eq(reqsign_digest_update(&d, hello, 18, NULL), REQSIGN_OK);
     reqsign_error_clear(&err);
     cr_assert_eq(reqsign_content_digest_check(&d, &e, &err), REQSIGN_OK);
 }

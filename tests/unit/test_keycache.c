@@ -122,7 +122,7 @@ static void open_store(void)
     cr_assert_not_null(cnt);
     cnt->inner = reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_CREATE, &err);
     cr_assert_not_null(cnt->inner, "%s", err.message);
-    store = reqsign_keystore_new(&counting_ops, cnt);
+    store = reqsign_keystore_new(&counting_ops, cnt, NULL);
     cr_assert_not_null(store);
     atomic_store(&clock_now, 1000);
 }
@@ -310,7 +310,7 @@ Test(keycache, negative_entries_cached_for_negative_ttl)
     cr_assert_eq(atomic_load(&cnt->gets), 2);
 
     /* Keyids that cannot exist never reach the store. */
-    char longid[REQSIGN_KEYID_MAX_LEN + 1];
+    char longid[REQSIGN_KEYID_IN_MAX + 1];
     memset(longid, 'x', sizeof(longid));
     cr_assert_eq(reqsign_keycache_lookup(cache, longid, sizeof(longid), &info, NULL),
                  REQSIGN_E_KEY_UNKNOWN);
@@ -555,7 +555,7 @@ static const char held_body[] = "{\"amount\":42}";
 static void held_setup(struct held *t, int i)
 {
     memset(t, 0, sizeof(*t));
-    cr_assert_eq(reqsign_key_generate(&t->key, NULL), REQSIGN_OK);
+    cr_assert_not_null(t->key = reqsign_key_generate(NULL));
     struct reqsign_key_record r;
     make_record(i, &r);
     reqsign_key_public_raw(t->key, r.public_key);
@@ -563,7 +563,7 @@ static void held_setup(struct held *t, int i)
     struct reqsign_signer_opts so = {.key = t->key, .keyid = r.keyid, .clock = test_clock};
     t->signer = reqsign_signer_new(&so, NULL);
     cr_assert_not_null(t->signer);
-    t->nonces = reqsign_nonce_store_memory_new(NULL);
+    t->nonces = reqsign_nonce_store_memory_new(NULL, NULL);
     cr_assert_not_null(t->nonces);
     struct reqsign_verifier_opts vo = {.lookup = reqsign_keycache_lookup,
                                        .lookup_ctx = cache,

@@ -154,17 +154,17 @@ static void c_round_trip_every_field(const struct backend *b, struct reqsign_key
 
     /* Every field at its largest. */
     memset(&r, 0, sizeof(r));
-    memset(r.keyid, 'k', REQSIGN_KEYID_MAX_LEN);
+    memset(r.keyid, 'k', REQSIGN_KEYID_IN_MAX);
     r.keyid[0] = '~';
     for (int j = 0; j < REQSIGN_ED25519_PUBLIC_LEN; j++)
         r.public_key[j] = (uint8_t)(0xff - j);
     r.public_key[5] = 0; /* a NUL inside the blob */
-    memset(r.label, 'L', REQSIGN_LABEL_MAX);
+    memset(r.label, 'L', REQSIGN_KEY_LABEL_IN_MAX);
     memcpy(r.label, "caf\xc3\xa9 ", 6); /* UTF-8 */
     size_t off = 0;
-    while (off + REQSIGN_SCOPE_MAX + 1 < sizeof(r.scopes) - 1) {
-        memset(r.scopes + off, 's', REQSIGN_SCOPE_MAX);
-        off += REQSIGN_SCOPE_MAX;
+    while (off + REQSIGN_SCOPE_IN_MAX + 1 < sizeof(r.scopes) - 1) {
+        memset(r.scopes + off, 's', REQSIGN_SCOPE_IN_MAX);
+        off += REQSIGN_SCOPE_IN_MAX;
         r.scopes[off++] = ' ';
     }
     r.scopes[off - 1] = '\0';
@@ -240,7 +240,7 @@ STORE_TEST(conflict_names_keyid_or_public_key, backends, N_BACKENDS)
 
 static void c_list_pagination(const struct backend *b, struct reqsign_keystore *ks)
 {
-    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_MAX];
+    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_IN_MAX];
     struct reqsign_key_record r;
     struct reqsign_error err;
     size_t n;
@@ -251,7 +251,7 @@ static void c_list_pagination(const struct backend *b, struct reqsign_keystore *
         insert_ok(b->name, ks, &r);
     }
     const size_t want[] = {100, 100, 50, 0};
-    char after[REQSIGN_KEYID_MAX_LEN + 1] = "";
+    char after[REQSIGN_KEYID_IN_MAX + 1] = "";
     int next = 0;
     for (size_t p = 0; p < sizeof(want) / sizeof(want[0]); p++) {
         reqsign_error_clear(&err);
@@ -298,16 +298,16 @@ STORE_TEST(list_pagination, backends, N_BACKENDS)
 
 static void c_list_limit_clamped_to_page_max(const struct backend *b, struct reqsign_keystore *ks)
 {
-    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_MAX + 10];
+    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_IN_MAX + 10];
     struct reqsign_key_record r;
-    for (int i = 0; i < REQSIGN_KEYSTORE_PAGE_MAX + 5; i++) {
+    for (int i = 0; i < REQSIGN_KEYSTORE_PAGE_IN_MAX + 5; i++) {
         make_record(i, &r);
         insert_ok(b->name, ks, &r);
     }
     size_t n = 0;
-    cr_assert_eq(reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_MAX + 10, page, &n, NULL),
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_IN_MAX + 10, page, &n, NULL),
                  REQSIGN_OK);
-    cr_assert_eq(n, REQSIGN_KEYSTORE_PAGE_MAX, "[%s] %zu", b->name, n);
+    cr_assert_eq(n, REQSIGN_KEYSTORE_PAGE_IN_MAX, "[%s] %zu", b->name, n);
     cr_assert_eq(reqsign_keystore_list(ks, page[n - 1].keyid, 100, page, &n, NULL), REQSIGN_OK);
     cr_assert_eq(n, 5);
 }
@@ -359,7 +359,7 @@ static void c_unknown_and_bad_keyids(const struct backend *b, struct reqsign_key
     cr_assert_eq(err.code, REQSIGN_E_KEY_UNKNOWN);
     cr_assert_eq(got.keyid[0], '\0', "output cleared on failure");
     cr_assert_eq(got.created_at, 0);
-    char longid[REQSIGN_KEYID_MAX_LEN + 2];
+    char longid[REQSIGN_KEYID_IN_MAX + 2];
     memset(longid, 'a', sizeof(longid));
     const struct {
         const char *keyid;
@@ -373,7 +373,7 @@ static void c_unknown_and_bad_keyids(const struct backend *b, struct reqsign_key
         {"key-000011", 9, REQSIGN_OK}, /* pointer + length */
         /* Lengths. */
         {longid, sizeof(longid), REQSIGN_E_INVALID_ARG},
-        {longid, REQSIGN_KEYID_MAX_LEN, REQSIGN_E_KEY_UNKNOWN},
+        {longid, REQSIGN_KEYID_IN_MAX, REQSIGN_E_KEY_UNKNOWN},
         {"", 0, REQSIGN_E_INVALID_ARG},
         {NULL, 3, REQSIGN_E_INVALID_ARG},
     };
@@ -404,7 +404,7 @@ static void c_insert_validates_records(const struct backend *b, struct reqsign_k
     BAD(r.keyid[3] = (char)0xc3);
     BAD(memset(r.label, 'a', sizeof(r.label)));   /* 129 bytes */
     BAD(memset(r.scopes, 'a', sizeof(r.scopes))); /* no NUL */
-    BAD(memset(r.scopes, 'a', REQSIGN_SCOPE_MAX + 1); r.scopes[REQSIGN_SCOPE_MAX + 1] = '\0');
+    BAD(memset(r.scopes, 'a', REQSIGN_SCOPE_IN_MAX + 1); r.scopes[REQSIGN_SCOPE_IN_MAX + 1] = '\0');
     BAD(r.scopes[2] = '\t');
     BAD(r.created_at = -1);
 #undef BAD
@@ -472,7 +472,7 @@ static void *ins_thread(void *p)
 
 static void c_concurrent_inserts(const struct backend *b, struct reqsign_keystore *ks)
 {
-    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_MAX];
+    static struct reqsign_key_record page[REQSIGN_KEYSTORE_PAGE_IN_MAX];
     pthread_t t[INS_THREADS];
     struct ins_arg args[INS_THREADS];
     for (int i = 0; i < INS_THREADS; i++) {
@@ -484,7 +484,7 @@ static void c_concurrent_inserts(const struct backend *b, struct reqsign_keystor
         cr_assert_eq(args[i].failures, 0, "[%s] thread %d", b->name, i);
     }
     size_t n = 0;
-    cr_assert_eq(reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_MAX, page, &n, NULL),
+    cr_assert_eq(reqsign_keystore_list(ks, NULL, REQSIGN_KEYSTORE_PAGE_IN_MAX, page, &n, NULL),
                  REQSIGN_OK);
     cr_assert_eq(n, INS_THREADS * INS_PER_THREAD, "[%s] %zu keys", b->name, n);
     for (int i = 0; i < INS_THREADS * INS_PER_THREAD; i++) {
@@ -701,7 +701,7 @@ static void c_enrollment_tokens_single_use(const struct backend *b, struct reqsi
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_account a;
-    char acct[REQSIGN_ACCOUNT_ID_MAX + 1];
+    char acct[REQSIGN_ACCOUNT_ID_IN_MAX + 1];
     uint8_t h1[32], h2[32], h3[32];
     memset(h1, 1, 32);
     memset(h2, 2, 32);
@@ -1867,7 +1867,7 @@ Test(keystore, keycache_last_use_store_down_fails_nothing)
                                                      .list = fake_list,
                                                      .revoke = fake_revoke,
                                                      .touch = down_touch};
-    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, NULL);
+    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, NULL, NULL);
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_keycache_opts co = {.store = ks};

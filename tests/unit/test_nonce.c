@@ -101,7 +101,7 @@ Test(nonce, siphash_reference_vectors)
 static struct reqsign_nonce_store *mk(size_t max_entries, size_t per_key_max)
 {
     struct reqsign_nonce_memory_opts o = {.max_entries = max_entries, .per_key_max = per_key_max};
-    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o);
+    struct reqsign_nonce_store *s = reqsign_nonce_store_memory_new(&o, NULL);
     cr_assert_not_null(s);
     return s;
 }
@@ -469,21 +469,20 @@ Test(nonce, invalid_arguments)
      reqsign_nonce_store_check_insert(store, k, kl, nn, nl, now, (now) + 10, &err))
     cr_assert_eq(CI(NULL, "k", 1, "n", 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(CI(s, "k", 0, "n", 1, T0), REQSIGN_E_INVALID_ARG);
-    cr_assert_eq(CI(s, big, REQSIGN_KEYID_MAX_LEN + 1, "n", 1, T0), REQSIGN_E_INVALID_ARG);
+    cr_assert_eq(CI(s, big, REQSIGN_KEYID_IN_MAX + 1, "n", 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_str_eq(err.source, "nonce store");
     cr_assert_not_null(strstr(err.message, "keyid"), "%s", err.message);
     cr_assert_eq(CI(s, NULL, 1, "n", 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(CI(s, "k", 1, "n", 0, T0), REQSIGN_E_INVALID_ARG);
-    cr_assert_eq(CI(s, "k", 1, big, REQSIGN_NONCE_MAX_LEN + 1, T0), REQSIGN_E_INVALID_ARG);
+    cr_assert_eq(CI(s, "k", 1, big, REQSIGN_NONCE_IN_MAX + 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_not_null(strstr(err.message, "nonce"), "%s", err.message);
     cr_assert_eq(CI(s, "k", 1, NULL, 1, T0), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(CI(s, "k", 1, "n", 1, -1), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(CI(s, "k", 1, "n", 1, (int64_t)UINT32_MAX), REQSIGN_E_INVALID_ARG);
     cr_assert_eq(reqsign_nonce_store_memory_count(s, T0), 0);
     /* the largest allowed */
-    cr_assert_eq(CI(s, big, REQSIGN_KEYID_MAX_LEN, big, REQSIGN_NONCE_MAX_LEN, T0), REQSIGN_OK);
-    cr_assert_eq(CI(s, big, REQSIGN_KEYID_MAX_LEN, big, REQSIGN_NONCE_MAX_LEN, T0),
-                 REQSIGN_E_REPLAY);
+    cr_assert_eq(CI(s, big, REQSIGN_KEYID_IN_MAX, big, REQSIGN_NONCE_IN_MAX, T0), REQSIGN_OK);
+    cr_assert_eq(CI(s, big, REQSIGN_KEYID_IN_MAX, big, REQSIGN_NONCE_IN_MAX, T0), REQSIGN_E_REPLAY);
     cr_assert_eq(CI(s, "k", 1, "n", 1, 0), REQSIGN_OK);
 #undef CI
     /* a NULL err is fine */
@@ -521,9 +520,9 @@ Test(nonce, custom_store_dispatch)
     struct reqsign_nonce_store_ops ops = {.check_insert = fake_check, .free = fake_free};
     struct reqsign_nonce_memory_stats st;
     struct reqsign_error err;
-    cr_assert_null(reqsign_nonce_store_new(NULL, &f));
-    cr_assert_null(reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){0}, &f));
-    struct reqsign_nonce_store *s = reqsign_nonce_store_new(&ops, &f);
+    cr_assert_null(reqsign_nonce_store_new(NULL, &f, NULL));
+    cr_assert_null(reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){0}, &f, NULL));
+    struct reqsign_nonce_store *s = reqsign_nonce_store_new(&ops, &f, NULL);
     cr_assert_not_null(s);
     ops.check_insert = NULL; /* copied */
     cr_assert_eq(ci(s, "k", "n", T0, T0 + 1), REQSIGN_OK);
@@ -538,7 +537,8 @@ Test(nonce, custom_store_dispatch)
     reqsign_nonce_store_free(s);
     cr_assert_eq(f.freed, 1);
     /* no free op: impl stays the caller's */
-    s = reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){.check_insert = fake_check}, &f);
+    s = reqsign_nonce_store_new(&(struct reqsign_nonce_store_ops){.check_insert = fake_check}, &f,
+                                NULL);
     reqsign_nonce_store_free(s);
     cr_assert_eq(f.freed, 1);
 }

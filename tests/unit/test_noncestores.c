@@ -101,7 +101,7 @@ static void fx_wait_expired(struct fx *f, int64_t now, int64_t until, int64_t af
 
 static bool make_memory(struct fx *f)
 {
-    f->s = reqsign_nonce_store_memory_new(NULL);
+    f->s = reqsign_nonce_store_memory_new(NULL, NULL);
     return f->s != NULL;
 }
 
@@ -291,7 +291,7 @@ CONTRACT(accepted_again_after_expiry)
 CONTRACT(invalid_arguments)
 {
     int64_t now = fx_now(f);
-    char big[REQSIGN_NONCE_MAX_LEN + 2];
+    char big[REQSIGN_NONCE_IN_MAX + 2];
     memset(big, 'n', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     cr_assert_eq(ci(f->s, "", "nonce-0001", now, now + 300), REQSIGN_E_INVALID_ARG);
@@ -511,7 +511,7 @@ Test(noncestores, redis_batch_equals_single_path)
     /* empty batch; not a Redis store */
     cr_assert_eq(reqsign_nonce_store_redis_check_insert_batch(a, NULL, 0, res, now, NULL),
                  REQSIGN_OK);
-    struct reqsign_nonce_store *m = reqsign_nonce_store_memory_new(NULL);
+    struct reqsign_nonce_store *m = reqsign_nonce_store_memory_new(NULL, NULL);
     cr_assert_eq(reqsign_nonce_store_redis_check_insert_batch(m, items, 2, res, now, NULL),
                  REQSIGN_E_INVALID_ARG);
     cr_assert_eq(res[1], REQSIGN_E_INVALID_ARG);
@@ -598,7 +598,7 @@ Test(noncestores, redis_bad_options_and_unreachable)
     struct reqsign_nonce_redis_opts o = {.key_prefix = "x"};
     cr_assert_null(reqsign_nonce_store_redis_new(&o, NULL));
     cr_assert_null(reqsign_nonce_store_redis_new(NULL, NULL));
-    char longp[REQSIGN_NONCE_REDIS_PREFIX_MAX + 2];
+    char longp[REQSIGN_NONCE_REDIS_PREFIX_IN_MAX + 2];
     memset(longp, 'p', sizeof(longp) - 1);
     longp[sizeof(longp) - 1] = '\0';
     o = (struct reqsign_nonce_redis_opts){.url = "redis://h", .key_prefix = longp};

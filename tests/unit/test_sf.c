@@ -770,19 +770,19 @@ Test(sf, dict_find_and_duplicates)
 {
     struct reqsign_sf_parsed p;
     char out[256];
-    size_t pos = 0;
+    size_t pos = 0, idx = 0;
     const char *in = "a=1,b=2, c;x=1;y=2;x=3, a=(\"z\");q, d=?0";
 
     sf_storage(&p, 8, 8, 8);
     cr_assert_eq(reqsign_sf_parse_dict(in, strlen(in), &p, NULL), REQSIGN_OK);
     cr_assert_eq(p.n_members, 4);
-    cr_assert_eq(reqsign_sf_dict_find(&p, "a", 1), 0);
-    cr_assert_eq(reqsign_sf_dict_find(&p, "b", 1), 1);
-    cr_assert_eq(reqsign_sf_dict_find(&p, "c", 1), 2);
-    cr_assert_eq(reqsign_sf_dict_find(&p, "d", 1), 3);
-    cr_assert_eq(reqsign_sf_dict_find(&p, "e", 1), -1);
-    cr_assert_eq(reqsign_sf_dict_find(&p, "", 0), -1);
-    cr_assert_eq(reqsign_sf_dict_find(&p, "ab", 2), -1);
+    cr_assert(reqsign_sf_dict_find(&p, "a", 1, &idx) && idx == 0);
+    cr_assert(reqsign_sf_dict_find(&p, "b", 1, &idx) && idx == 1);
+    cr_assert(reqsign_sf_dict_find(&p, "c", 1, &idx) && idx == 2);
+    cr_assert(reqsign_sf_dict_find(&p, "d", 1, &idx) && idx == 3);
+    cr_assert(!reqsign_sf_dict_find(&p, "e", 1, &idx));
+    cr_assert(!reqsign_sf_dict_find(&p, "", 0, &idx));
+    cr_assert(!reqsign_sf_dict_find(&p, "ab", 2, &idx));
     cr_assert(p.members[0].is_inner_list);
     cr_assert_eq(p.members[2].value.type, REQSIGN_SF_BOOLEAN);
     cr_assert_eq(p.members[2].value.num, 1);
@@ -797,6 +797,7 @@ Test(sf, many_duplicate_keys)
     static char in[200000];
     struct reqsign_sf_parsed p;
     size_t n = 0;
+    size_t idx = 0;
     const size_t nkeys[] = {5, 9, 100, 1024, 1500};
 
     for (size_t r = 0; r < sizeof(nkeys) / sizeof(nkeys[0]); r++) {
@@ -811,7 +812,7 @@ Test(sf, many_duplicate_keys)
         for (size_t i = 0; i < k; i++) {
             char key[16];
             int kl = snprintf(key, sizeof(key), "k%zu", i);
-            cr_assert_eq(reqsign_sf_dict_find(&p, key, (size_t)kl), (long)i);
+            cr_assert(reqsign_sf_dict_find(&p, key, (size_t)kl, &idx) && idx == i);
             cr_assert_eq(p.members[i].value.num, 1);
         }
         /* params too */

@@ -321,10 +321,12 @@ Test(signer, streamed_file_digest_equals_memory)
         buf[i] = (char)(i * 31 + 7);
     fwrite(buf, 1, n, f);
     fclose(f);
-    char a[REQSIGN_CONTENT_DIGEST_MAX], b[REQSIGN_CONTENT_DIGEST_MAX];
+    char a[REQSIGN_CONTENT_DIGEST_OUT_BUF], b[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t la, lb;
     cr_assert_eq(reqsign_content_digest_file(file, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, a, sizeof(a), &la, NULL), REQSIGN_OK);
-    cr_assert_eq(reqsign_content_digest(REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, buf, n, b, sizeof(b), &lb), REQSIGN_OK);
+    cr_assert_eq(reqsign_content_digest(REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, buf, n, b,
+                                        sizeof(b), &lb, NULL),
+                 REQSIGN_OK);
     cr_assert_str_eq(a, b);
     struct reqsign_error err;
     reqsign_error_clear(&err);
@@ -717,7 +719,7 @@ Test(signer, signer_base_equals_base_build)
 
         gen_printable(digest, 100);
         gen_printable(nonce, 64);
-        if (strlen(nonce) < REQSIGN_NONCE_MIN_LEN)
+        if (strlen(nonce) < REQSIGN_NONCE_IN_MIN)
             snprintf(nonce, sizeof(nonce), "nonce-%u", rnd(1000000));
         gen_chars(body, pchar, rnd(60));
         struct reqsign_sign_input in = {.method = methods[rnd(9)],

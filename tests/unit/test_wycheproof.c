@@ -25,7 +25,7 @@ static int verify_one(const struct reqsign_key *key, const uint8_t pk[32], const
     if (sig_len != REQSIGN_ED25519_SIG_LEN)
         return 0;
     raw = reqsign_ed25519_verify(sig, msg, msg_len, pk) == REQSIGN_OK;
-    obj = key != NULL && reqsign_key_verify(key, sig, msg, msg_len) == REQSIGN_OK;
+    obj = key != NULL && reqsign_key_verify(key, sig, msg, msg_len, NULL) == REQSIGN_OK;
     cr_expect_eq(raw, obj, "tcId %ld: raw and key-object verification disagree", tc);
     return raw;
 }
@@ -52,7 +52,7 @@ Test(wycheproof, ed25519_verify_all)
         cr_assert_str_eq(json_string_value(json_object_get(pkj, "curve")), "edwards25519");
         pk = tu_unhex(json_string_value(json_object_get(pkj, "pk")), &pk_len);
         cr_assert_eq(pk_len, 32, "group %zu: public key is %zu bytes", gi, pk_len);
-        cr_assert_eq(reqsign_key_from_public(pk, &key, NULL), REQSIGN_OK);
+        cr_assert_not_null(key = reqsign_key_from_public(pk, NULL));
 
         json_array_foreach(json_object_get(g, "tests"), ti, t)
         {

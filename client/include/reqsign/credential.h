@@ -35,6 +35,7 @@
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
 #include <reqsign/key.h>
+#include <reqsign/limits.h>
 #include <reqsign/signer.h>
 
 #ifdef __cplusplus
@@ -43,8 +44,6 @@ extern "C" {
 
 /* The environment variable read when no credential is named. */
 #define REQSIGN_CREDENTIAL_ENV "REQSIGN_CREDENTIAL"
-/* Largest credential JSON accepted, file or inline. */
-#define REQSIGN_CREDENTIAL_MAX 65536
 
 struct reqsign_credential;
 
@@ -58,7 +57,6 @@ struct reqsign_credential;
  * @flags: REQSIGN_KEY_ALLOW_PERMISSIVE accepts a file holding a private key that
  *         group or others can read (refused by default, with the `chmod 600` hint);
  *         other REQSIGN_KEY_* loader flags are passed to the key loader.
- * @out:   on REQSIGN_OK, the credential (free with reqsign_credential_free()).
  * @err:   on failure, code and message (for malformed JSON, err->offset is the
  *         byte position and the message names line, column and position); may be NULL.
  *
@@ -67,16 +65,17 @@ struct reqsign_credential;
  * present, must be the private key's public half; "alg", when present, must be
  * "ed25519".
  *
- * Return: REQSIGN_OK; REQSIGN_E_INVALID_ARG (no credential named); REQSIGN_E_IO;
+ * Return: the credential (free with reqsign_credential_free()), or NULL with
+ * @err set: REQSIGN_E_INVALID_ARG (no credential named); REQSIGN_E_IO;
  * REQSIGN_E_LIMIT; REQSIGN_E_JSON (malformed JSON); REQSIGN_E_KEY_FORMAT (missing or
  * mistyped member, keyid/thumbprint or public key mismatch, bad key);
  * REQSIGN_E_KEY_TYPE (wrong alg or key type); REQSIGN_E_KEY_NOT_PRIVATE;
  * REQSIGN_E_KEY_PERMISSIONS; REQSIGN_E_NOMEM.
  * Thread safety: thread-safe.
  */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_credential *
 reqsign_credential_load(const char *spec, const char *keyid_override, unsigned flags,
-                        struct reqsign_credential **out, struct reqsign_error *err);
+                        struct reqsign_error *err);
 
 /** reqsign_credential_free() - wipe the private key and release; NULL is a no-op. */
 REQSIGN_API void reqsign_credential_free(struct reqsign_credential *c);

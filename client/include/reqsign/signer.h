@@ -44,7 +44,7 @@ struct reqsign_signer_opts {
     const char *tag;         /* NULL: no tag parameter */
     int64_t expires_in;      /* > 0: add expires = created + expires_in */
     unsigned digest_algs;    /* 0: REQSIGN_DIGEST_SHA256 */
-    int path_as_is;          /* 1: keep dot segments, like CURLOPT_PATH_AS_IS */
+    bool path_as_is;         /* true: keep dot segments, like CURLOPT_PATH_AS_IS */
     reqsign_clock_fn clock;  /* NULL: time(NULL) */
     void *clock_ctx;
 };
@@ -65,9 +65,9 @@ REQSIGN_API void reqsign_signer_free(struct reqsign_signer *s);
 /** reqsign_signer_keyid() - the keyid this signer puts in signatures (NUL-terminated). */
 REQSIGN_API const char *reqsign_signer_keyid(const struct reqsign_signer *s);
 
-/** reqsign_signer_path_as_is() - 1 if the signer keeps dot segments (opts.path_as_is):
+/** reqsign_signer_path_as_is() - true if the signer keeps dot segments (opts.path_as_is):
  * a transfer must then set CURLOPT_PATH_AS_IS so libcurl sends the path signed. Thread-safe. */
-REQSIGN_API int reqsign_signer_path_as_is(const struct reqsign_signer *s);
+REQSIGN_API bool reqsign_signer_path_as_is(const struct reqsign_signer *s);
 
 /** reqsign_signer_digest_algs() - the REQSIGN_DIGEST_* set the signer uses for
  * Content-Digest (never 0). Thread-safe. */
@@ -87,17 +87,14 @@ struct reqsign_sign_input {
     const char *nonce;  /* NULL: 16 random bytes, base64url */
 };
 
-#define REQSIGN_SIGNATURE_INPUT_MAX 1024
-#define REQSIGN_SIGNATURE_FIELD_MAX 160
-
 /* The result: three header fields to add, NUL-terminated values. */
 struct reqsign_signed {
-    char content_digest[REQSIGN_CONTENT_DIGEST_MAX];
-    char signature_input[REQSIGN_SIGNATURE_INPUT_MAX];
-    char signature[REQSIGN_SIGNATURE_FIELD_MAX];
+    char content_digest[REQSIGN_CONTENT_DIGEST_OUT_BUF];
+    char signature_input[REQSIGN_SIGNATURE_INPUT_OUT_BUF];
+    char signature[REQSIGN_SIGNATURE_OUT_BUF];
     struct reqsign_header headers[3]; /* views of the three fields above */
     size_t n_headers;                 /* 3 */
-    char nonce[REQSIGN_SIGNATURE_INPUT_MAX / 4]; /* the nonce used */
+    char nonce[REQSIGN_NONCE_IN_MAX + 1]; /* the nonce used */
     int64_t created;
     /* Debug: if base_buf is set by the caller (base_cap bytes), the
      * signature base is copied there and base_len set. */
@@ -114,15 +111,6 @@ struct reqsign_signed {
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_signer_sign(const struct reqsign_signer *s, const struct reqsign_sign_input *in,
                     struct reqsign_signed *out, struct reqsign_error *err);
-
-/**
- * reqsign_content_digest_file() - stream a file through the digest and write
- * its Content-Digest value (cap >= REQSIGN_CONTENT_DIGEST_MAX).
- * Thread safety: thread-safe.
- */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_content_digest_file(const char *path, unsigned algs, char *out, size_t cap,
-                            size_t *out_len, struct reqsign_error *err);
 
 #ifdef __cplusplus
 }

@@ -17,20 +17,13 @@
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 #include <reqsign/request.h>
 #include <reqsign/sf.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Limits (documented in spec/PROTOCOL.md). */
-#define REQSIGN_MAX_COMPONENTS 32      /* covered components in one signature */
-#define REQSIGN_MAX_SIG_PARAMS 16      /* parameters of one signature */
-#define REQSIGN_BASE_MAX 32768         /* bytes of one signature base */
-#define REQSIGN_FIELD_MAX 8192         /* bytes of one (combined) covered field value */
-#define REQSIGN_SIG_FIELD_MAX 8192     /* bytes of Signature-Input or Signature */
-#define REQSIGN_MAX_SIGNATURES 8       /* labels in Signature-Input / Signature */
 
 /**
  * reqsign_base_build() - write the signature base for member @m of the
@@ -39,7 +32,9 @@ extern "C" {
  * Return: REQSIGN_OK, REQSIGN_E_COMPONENT_DUPLICATE, REQSIGN_E_COMPONENT_UNKNOWN,
  * REQSIGN_E_COMPONENT_ABSENT, REQSIGN_E_COMPONENT_INVALID,
  * REQSIGN_E_SIG_INPUT_MALFORMED (member is not an inner list of strings),
- * REQSIGN_E_URL, REQSIGN_E_LIMIT, REQSIGN_E_BUFFER_TOO_SMALL.
+ * REQSIGN_E_URL, REQSIGN_E_LIMIT, REQSIGN_E_BUFFER_TOO_SMALL (@cap too small;
+ * @err says so like any other failure).
+ * @err: reset on entry; on failure, code, offset and message; may be NULL.
  * Thread safety: thread-safe. Allocates: nothing.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status

@@ -4,6 +4,7 @@
 #ifndef REQSIGN_DEFS_H
 #define REQSIGN_DEFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

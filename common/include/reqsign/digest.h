@@ -8,6 +8,7 @@
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -20,11 +21,6 @@ enum reqsign_digest_alg {
 
 #define REQSIGN_SHA256_LEN 32
 #define REQSIGN_SHA512_LEN 64
-/* Longest Content-Digest field value this library writes
- * ("sha-512=:...:, sha-256=:...:", 154 bytes) plus NUL. */
-#define REQSIGN_CONTENT_DIGEST_MAX 160
-/* Longest Content-Digest field value the checker accepts. */
-#define REQSIGN_CONTENT_DIGEST_IN_MAX 4096
 
 /* Streaming computation of one or both digests. Caller-owned; the hash
  * states are inline (state[]), so init allocates nothing, except with a
@@ -44,20 +40,23 @@ struct reqsign_digest {
  * Allocates nothing (an EVP_MD_CTX per algorithm with -Ddigest_api=evp).
  * Return: REQSIGN_OK, REQSIGN_E_INVALID_ARG, REQSIGN_E_NOMEM, REQSIGN_E_CRYPTO.
  */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_digest_init(struct reqsign_digest *d,
-                                                                      unsigned algs);
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_digest_update(struct reqsign_digest *d, const void *data, size_t len);
+reqsign_digest_init(struct reqsign_digest *d, unsigned algs, struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_digest_update(struct reqsign_digest *d,
+                                                                        const void *data,
+                                                                        size_t len,
+                                                                        struct reqsign_error *err);
 /**
  * reqsign_digest_final() - write the Content-Digest field value, e.g.
  * `sha-256=:...:` (sha-512 first when both, as `sha-512=:...:, sha-256=:...:`)
- * NUL-terminated into @out (cap >= REQSIGN_CONTENT_DIGEST_MAX suffices).
+ * NUL-terminated into @out (cap >= REQSIGN_CONTENT_DIGEST_OUT_BUF suffices).
  * Optional @sha256/@sha512 receive the raw digests (may be NULL). @out_len may
  * be NULL. With @out NULL and @cap 0 only the raw digests are produced. Releases @d.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_digest_final(struct reqsign_digest *d, char *out, size_t cap, size_t *out_len,
-                     uint8_t sha256[REQSIGN_SHA256_LEN], uint8_t sha512[REQSIGN_SHA512_LEN]);
+                     uint8_t sha256[REQSIGN_SHA256_LEN], uint8_t sha512[REQSIGN_SHA512_LEN],
+                     struct reqsign_error *err);
 /* Release @d without a result. Safe on a zeroed or finalised @d. */
 REQSIGN_API void reqsign_digest_cleanup(struct reqsign_digest *d);
 
@@ -66,7 +65,7 @@ REQSIGN_API void reqsign_digest_cleanup(struct reqsign_digest *d);
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_content_digest(unsigned algs, const void *body, size_t len, char *out, size_t cap,
-                       size_t *out_len);
+                       size_t *out_len, struct reqsign_error *err);
 
 /* A parsed Content-Digest field: the known algorithms it carries. */
 struct reqsign_digest_expect {
@@ -95,6 +94,15 @@ reqsign_content_digest_parse(const char *value, size_t len, struct reqsign_diges
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_content_digest_check(struct reqsign_digest *d, const struct reqsign_digest_expect *exp,
                              struct reqsign_error *err);
+
+/**
+ * reqsign_content_digest_file() - stream a file through the digest and write
+ * its Content-Digest value (cap >= REQSIGN_CONTENT_DIGEST_OUT_BUF).
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_content_digest_file(const char *path, unsigned algs, char *out, size_t cap, size_t *out_len,
+                            struct reqsign_error *err);
 
 #ifdef __cplusplus
 }

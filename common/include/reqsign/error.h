@@ -110,9 +110,16 @@ enum reqsign_status {
         REQSIGN_STATUS_LAST /* never use! */
 };
 
-/* Detail of one failure. Caller-owned, fixed size, nothing allocated. Filled
- * only on failure; the first error wins (a later error does not overwrite a
- * set one). Never holds a key, a seed or a whole signature. */
+/* Detail of one failure. Caller-owned, fixed size, nothing allocated.
+ *
+ * Every public function that takes a `struct reqsign_error *` (NULL is always
+ * accepted) resets it on entry, as reqsign_error_clear() does, and fills it
+ * only on failure: after a call, err->code is REQSIGN_OK on success and the
+ * returned code on failure, and the message is about that call. An
+ * uninitialised or reused struct therefore never carries garbage or an
+ * earlier call's message. Within one call the first error wins (a later
+ * reqsign_error_set() does not overwrite it). Never holds a key, a seed or a
+ * whole signature. */
 struct reqsign_error {
     enum reqsign_status code;
     size_t offset;     /* byte offset into the parsed value; SIZE_MAX if not a parse error */
@@ -153,7 +160,9 @@ REQSIGN_API void reqsign_error_clear(struct reqsign_error *err);
 
 /**
  * reqsign_error_set() - record a failure in @err (if not NULL and not already
- * set) and return @code, so callers can write `return reqsign_error_set(...)`.
+ * set since it was last reset) and return @code, so callers can write
+ * `return reqsign_error_set(...)`. For implementations of the callbacks
+ * (key lookups, stores), which get an @err their caller has reset.
  * @source: may be NULL. @offset: REQSIGN_NO_OFFSET if not a parse error.
  * @fmt: printf-style message, truncated to fit; NULL uses reqsign_strerror().
  * Thread safety: safe on distinct @err.
@@ -165,6 +174,20 @@ REQSIGN_API enum reqsign_status reqsign_error_set(struct reqsign_error *err,
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+
+/**
+ * reqsign_error_json() - the JSON error body a server answers with:
+ * {"error":"<wire name>","message":"...","server_time":N} (server_time only
+ * for clock errors: sig_too_old, sig_future, sig_expired). NUL-terminated.
+ * The message is @err's, except for codes answered with a 5xx status (local
+ * failures: store outages, internal errors), whose body carries only
+ * reqsign_strerror(): their detail is for the server's log, not the client.
+ * Return: REQSIGN_OK or REQSIGN_E_BUFFER_TOO_SMALL.
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_error_json(const struct reqsign_error *err, int64_t server_time, char *out, size_t cap,
+                   size_t *out_len);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,8 @@
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
+#include <reqsign/util.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,11 +31,10 @@ extern "C" {
 #define REQSIGN_ED25519_PUBLIC_LEN 32
 #define REQSIGN_ED25519_SEED_LEN 32
 #define REQSIGN_ED25519_SIG_LEN 64
-/* base64url(SHA-256) without padding, plus NUL */
-#define REQSIGN_KEYID_THUMBPRINT_LEN 43
-#define REQSIGN_KEYID_BUF 44
-/* Largest key file or key blob the loaders read. */
-#define REQSIGN_KEY_FILE_MAX 16384
+/* An RFC 7638 thumbprint: base64url(SHA-256) without padding (43 characters);
+ * the buffer reqsign_key_thumbprint() writes it to, NUL included. */
+#define REQSIGN_THUMBPRINT_LEN 43
+#define REQSIGN_THUMBPRINT_BUF (REQSIGN_THUMBPRINT_LEN + 1)
 
 REQSIGN_API size_t reqsign_ed25519_sig_len(void);
 REQSIGN_API size_t reqsign_ed25519_public_len(void);
@@ -49,45 +50,48 @@ struct reqsign_key;
  * reqsign_key_load_file() - load a key from @path, any accepted format.
  * A file holding a private key that group or others can read is refused
  * with REQSIGN_E_KEY_PERMISSIONS unless REQSIGN_KEY_ALLOW_PERMISSIVE.
- * Return: REQSIGN_OK (*@out set, free with reqsign_key_free()), REQSIGN_E_IO,
- * REQSIGN_E_KEY_FORMAT, REQSIGN_E_KEY_TYPE, REQSIGN_E_KEY_PERMISSIONS,
+ * Return: the key (free with reqsign_key_free()), or NULL with @err set:
+ * REQSIGN_E_IO, REQSIGN_E_KEY_FORMAT, REQSIGN_E_KEY_TYPE, REQSIGN_E_KEY_PERMISSIONS,
  * REQSIGN_E_KEY_NOT_PRIVATE, REQSIGN_E_LIMIT, REQSIGN_E_NOMEM.
  * Thread safety: thread-safe.
  */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_key_load_file(const char *path, unsigned flags, struct reqsign_key **out,
-                      struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_key *
+reqsign_key_load_file(const char *path, unsigned flags, struct reqsign_error *err);
 
 /**
  * reqsign_key_load_mem() - the same from memory (@data, @len); the buffer is
  * not modified (the caller wipes it if it holds a secret).
  * Thread safety: thread-safe.
  */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_key_load_mem(const void *data, size_t len, unsigned flags, struct reqsign_key **out,
-                     struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_key *
+reqsign_key_load_mem(const void *data, size_t len, unsigned flags, struct reqsign_error *err);
 
-/** reqsign_key_from_public() - a public-only key from 32 raw bytes. Thread-safe. */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], struct reqsign_key **out,
-                        struct reqsign_error *err);
+/** reqsign_key_from_public() - a public-only key from 32 raw bytes; NULL with
+ * @err set on failure (as every constructor). Thread-safe. */
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_key *
+reqsign_key_from_public(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], struct reqsign_error *err);
 
 /** reqsign_key_from_seed() - a private key from a 32-byte seed. Thread-safe. */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED_LEN], struct reqsign_key **out,
-                      struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_key *
+reqsign_key_from_seed(const uint8_t seed[REQSIGN_ED25519_SEED_LEN], struct reqsign_error *err);
 
 /** reqsign_key_generate() - a fresh private key from the OS CSPRNG. Thread-safe. */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_key_generate(struct reqsign_key **out, struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_key *reqsign_key_generate(struct reqsign_error *err);
 
 /** reqsign_key_free() - wipe and release; NULL is a no-op. */
 REQSIGN_API void reqsign_key_free(struct reqsign_key *key);
 
-/** reqsign_key_dup() - an independent copy (NULL on allocation failure). Thread-safe. */
-REQSIGN_API struct reqsign_key *reqsign_key_dup(const struct reqsign_key *key);
+/**
+ * reqsign_key_dup() - an independent copy of @key.
+ * Return: the copy (free with reqsign_key_free()), or NULL with @err set
+ * (E_INVALID_ARG, E_NOMEM, E_CRYPTO).
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_key *reqsign_key_dup(const struct reqsign_key *key,
+                                                                  struct reqsign_error *err);
 
-REQSIGN_API int reqsign_key_has_private(const struct reqsign_key *key);
+/** reqsign_key_has_private() - true if @key holds a private key. Thread-safe. */
+REQSIGN_API bool reqsign_key_has_private(const struct reqsign_key *key);
 
 /** reqsign_key_public_raw() - copy the 32-byte public key. */
 REQSIGN_API void reqsign_key_public_raw(const struct reqsign_key *key,
@@ -98,10 +102,11 @@ REQSIGN_API void reqsign_key_public_raw(const struct reqsign_key *key,
  * base64url(SHA-256('{"crv":"Ed25519","kty":"OKP","x":"<x>"}')), NUL-terminated.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_key_thumbprint(const struct reqsign_key *key, char out[REQSIGN_KEYID_BUF]);
+reqsign_key_thumbprint(const struct reqsign_key *key, char out[REQSIGN_THUMBPRINT_BUF]);
 /** reqsign_thumbprint_raw() - the same from 32 raw public key bytes. */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN], char out[REQSIGN_KEYID_BUF]);
+reqsign_thumbprint_raw(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
+                       char out[REQSIGN_THUMBPRINT_BUF]);
 
 /**
  * reqsign_key_public_pem() / reqsign_key_private_pem() / reqsign_key_public_jwk()
@@ -122,7 +127,7 @@ reqsign_key_public_jwk(const struct reqsign_key *key, char *out, size_t cap, siz
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_key_sign(const struct reqsign_key *key, const uint8_t *msg, size_t len,
-                 uint8_t sig[REQSIGN_ED25519_SIG_LEN]);
+                 uint8_t sig[REQSIGN_ED25519_SIG_LEN], struct reqsign_error *err);
 
 /**
  * reqsign_key_verify() - verify @sig over @msg with @key's public key.
@@ -130,7 +135,7 @@ reqsign_key_sign(const struct reqsign_key *key, const uint8_t *msg, size_t len,
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_key_verify(const struct reqsign_key *key, const uint8_t sig[REQSIGN_ED25519_SIG_LEN],
-                   const uint8_t *msg, size_t len);
+                   const uint8_t *msg, size_t len, struct reqsign_error *err);
 
 /**
  * reqsign_ed25519_verify() - the raw primitive: verify with a 32-byte public key.
@@ -139,18 +144,6 @@ reqsign_key_verify(const struct reqsign_key *key, const uint8_t sig[REQSIGN_ED25
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_ed25519_verify(const uint8_t sig[REQSIGN_ED25519_SIG_LEN], const uint8_t *msg, size_t len,
                        const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN]);
-
-/**
- * reqsign_random_bytes() - @len bytes from the OS CSPRNG.
- * Return: REQSIGN_OK or REQSIGN_E_RANDOM. Thread-safe.
- */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_random_bytes(uint8_t *out, size_t len);
-
-/** reqsign_memzero() - wipe @len bytes at @p (not optimised away). */
-REQSIGN_API void reqsign_memzero(void *p, size_t len);
-
-/** reqsign_memeq_ct() - constant-time equality: 1 if equal, 0 if not. */
-REQSIGN_API int reqsign_memeq_ct(const void *a, const void *b, size_t len);
 
 /**
  * reqsign_crypto_backend() - the Ed25519 backend this library was built with

@@ -8,6 +8,7 @@
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,11 +26,6 @@ struct reqsign_request {
     size_t n_headers;
 };
 
-/* Longest normalised authority, request-target and method handled. */
-#define REQSIGN_AUTHORITY_MAX 262
-#define REQSIGN_TARGET_MAX 8192
-#define REQSIGN_METHOD_MAX 32
-
 /**
  * reqsign_authority_normalize() - RFC 9110 4.2.3 / RFC 9421 2.2.3: host
  * lowercased, the scheme's default port (80 http, 443 https) removed, IPv6
@@ -37,7 +33,7 @@ struct reqsign_request {
  * outside the RFC 3986 reg-name grammar, and an IP-literal that is not an
  * RFC 3986 IPv6address (IPvFuture and zone identifiers are refused too) with
  * REQSIGN_E_URL (err->offset set), and an authority longer than
- * REQSIGN_AUTHORITY_MAX with REQSIGN_E_LIMIT. The signer checks URLs with it
+ * REQSIGN_AUTHORITY_IN_MAX with REQSIGN_E_LIMIT. The signer checks URLs with it
  * as well. Writes a NUL-terminated result into @out
  * (REQSIGN_E_BUFFER_TOO_SMALL if @cap is too small).
  * Thread safety: thread-safe.
@@ -50,15 +46,15 @@ reqsign_authority_normalize(struct reqsign_span scheme, struct reqsign_span auth
  * reqsign_target_split() - split an origin-form request-target into the
  * @path value ("/" for an empty path) and the @query value (with its "?",
  * "?" when there is none). No decoding, no dot-segment removal. *@has_query
- * (may be NULL) is 1 when the target contains a '?', even with an empty query.
+ * (may be NULL) is true when the target contains a '?', even with an empty query.
  * Return: REQSIGN_OK, REQSIGN_E_URL for a target that is not origin-form
  * (does not start with "/") or holds bytes outside %x21-7E, REQSIGN_E_LIMIT
- * for one longer than REQSIGN_TARGET_MAX.
+ * for one longer than REQSIGN_TARGET_IN_MAX.
  * Thread safety: thread-safe.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_target_split(struct reqsign_span target, struct reqsign_span *path,
-                     struct reqsign_span *query, int *has_query, struct reqsign_error *err);
+                     struct reqsign_span *query, bool *has_query, struct reqsign_error *err);
 
 /**
  * reqsign_request_header_count() - number of field lines named @name

@@ -15,6 +15,7 @@
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -81,9 +82,6 @@ struct reqsign_sf_parsed {
     size_t params_cap, n_params;
 };
 
-/* Limits the parser enforces beyond the caller's capacities (RFC 8941 minimums). */
-#define REQSIGN_SF_MAX_KEY_LEN 64
-
 /**
  * reqsign_sf_parse_dict() / _list() / _item() - parse a whole field value.
  * @in, @len: the field value (all lines combined with ", "); need not be NUL-terminated.
@@ -105,11 +103,13 @@ reqsign_sf_parse_item(const char *in, size_t len, struct reqsign_sf_parsed *out,
                       struct reqsign_error *err);
 
 /**
- * reqsign_sf_dict_find() - index of the member with key @key in a parsed
- * dictionary, or -1.
+ * reqsign_sf_dict_find() - find the member with key @key in a parsed dictionary.
+ * Return: true with *@idx its index into p->members, false (*@idx untouched)
+ * if there is none.
+ * Thread safety: thread-safe. Allocates: nothing.
  */
-REQSIGN_API long reqsign_sf_dict_find(const struct reqsign_sf_parsed *p, const char *key,
-                                      size_t key_len);
+REQSIGN_API bool reqsign_sf_dict_find(const struct reqsign_sf_parsed *p, const char *key,
+                                      size_t key_len, size_t *idx);
 
 /**
  * reqsign_sf_string_value() - the content of a STRING with escapes undone.

@@ -34,7 +34,7 @@ enum reqsign_key_state {
 struct reqsign_key_info {
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     enum reqsign_key_state state;
-    char scopes[REQSIGN_SCOPES_MAX]; /* space-separated, NUL-terminated; may be empty */
+    char scopes[REQSIGN_SCOPE_LIST_BUF]; /* space-separated, NUL-terminated; may be empty */
 };
 
 /* Find the key named @keyid. Return REQSIGN_OK with @out filled,

@@ -23,36 +23,29 @@
 extern "C" {
 #endif
 
-#define REQSIGN_LABEL_MAX 128         /* bytes of a key label (UTF-8) */
-#define REQSIGN_SCOPE_MAX 64          /* bytes of one scope */
-#define REQSIGN_KEYSTORE_PAGE_MAX 1000 /* records in one list page */
-#define REQSIGN_ACCOUNT_ID_MAX 40      /* "acct_" + 22 base64url, with room */
-#define REQSIGN_ACCOUNT_NAME_MAX 128
 #define REQSIGN_ACCOUNT_OPERATOR "acct_operator"
-#define REQSIGN_REASON_MAX 16
-#define REQSIGN_VERIFIER_NAME_MAX 64
-#define REQSIGN_AUDIT_WORD_MAX 64
 #define REQSIGN_ENROLLMENT_HASH_LEN 32 /* SHA-256 of the token */
 
 struct reqsign_key_record {
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
-    char label[REQSIGN_LABEL_MAX + 1];
-    char scopes[REQSIGN_SCOPES_MAX]; /* space-separated scope tokens */
+    char label[REQSIGN_KEY_LABEL_IN_MAX + 1];
+    char scopes[REQSIGN_SCOPE_LIST_BUF]; /* space-separated scope tokens */
     int64_t created_at;              /* unix seconds */
     int64_t expires_at;              /* unix seconds; 0: never */
     int64_t revoked_at;              /* unix seconds; 0: not revoked */
     /* Accounts and the key lifecycle (issue 13). A store without accounts
      * leaves these empty / 0; insert with an empty account means
      * REQSIGN_ACCOUNT_OPERATOR. */
-    char account[REQSIGN_ACCOUNT_ID_MAX + 1];
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1];
     int64_t disabled_at;         /* unix seconds; 0: not disabled (reversible) */
     int64_t account_disabled_at; /* read only: the account's disabled_at (get and list) */
-    char replaces[REQSIGN_KEYID_MAX_LEN + 1];    /* the key this one succeeded; "" none */
-    char replaced_by[REQSIGN_KEYID_MAX_LEN + 1]; /* its successor; "" none */
-    char revoke_reason[REQSIGN_REASON_MAX + 1];  /* "" or unspecified|superseded|compromised */
+    char replaces[REQSIGN_KEYID_IN_MAX + 1];    /* the key this one succeeded; "" none */
+    char replaced_by[REQSIGN_KEYID_IN_MAX + 1]; /* its successor; "" none */
+    char revoke_reason[REQSIGN_REVOKE_REASON_IN_MAX +
+                       1];                       /* "" or unspecified|superseded|compromised */
     int64_t last_used_at;                        /* 0: never seen (read only, see touch) */
-    char last_used_by[REQSIGN_VERIFIER_NAME_MAX + 1];
+    char last_used_by[REQSIGN_VERIFIER_NAME_IN_MAX + 1];
     /* The public directory (issue 16): listed there if @publish or its
      * account's publish_keys (never a keys:admin key; the service decides). */
     int publish;              /* 0 or 1, set at insert */
@@ -62,9 +55,9 @@ struct reqsign_key_record {
 /* An account (a customer, a tenant). Its id is "acct_" + 22 base64url
  * characters; REQSIGN_ACCOUNT_OPERATOR holds the operator's keys. */
 struct reqsign_account {
-    char id[REQSIGN_ACCOUNT_ID_MAX + 1];
-    char name[REQSIGN_ACCOUNT_NAME_MAX + 1];
-    char allowed_scopes[REQSIGN_SCOPES_MAX]; /* space-separated */
+    char id[REQSIGN_ACCOUNT_ID_IN_MAX + 1];
+    char name[REQSIGN_ACCOUNT_NAME_IN_MAX + 1];
+    char allowed_scopes[REQSIGN_SCOPE_LIST_BUF]; /* space-separated */
     int64_t key_limit;                       /* active keys at once, >= 1 */
     int64_t max_key_lifetime_s;              /* 0: none */
     int64_t created_at;
@@ -76,15 +69,15 @@ struct reqsign_account {
 struct reqsign_audit_event {
     int64_t seq;  /* assigned by the store on append, increasing */
     int64_t time; /* unix seconds */
-    char actor[REQSIGN_KEYID_MAX_LEN + 1];  /* the signing keyid; "" unsigned */
-    char account[REQSIGN_ACCOUNT_ID_MAX + 1]; /* the actor's account; "" none */
-    char action[REQSIGN_AUDIT_WORD_MAX + 1];  /* "key.create", ... */
-    char target[REQSIGN_KEYID_MAX_LEN + 1];   /* keyid or account id; "" none */
-    char target_account[REQSIGN_ACCOUNT_ID_MAX + 1]; /* the target's account, when the actor
-                                                      * may see it; not listed */
-    char outcome[REQSIGN_AUDIT_WORD_MAX + 1]; /* "ok" or the error's wire name */
-    char source[REQSIGN_AUDIT_WORD_MAX + 1];  /* the client address */
-    char nonce[REQSIGN_NONCE_MAX_LEN + 1];    /* the request's nonce; "" none */
+    char actor[REQSIGN_KEYID_IN_MAX + 1];               /* the signing keyid; "" unsigned */
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1];        /* the actor's account; "" none */
+    char action[REQSIGN_AUDIT_WORD_IN_MAX + 1];         /* "key.create", ... */
+    char target[REQSIGN_KEYID_IN_MAX + 1];              /* keyid or account id; "" none */
+    char target_account[REQSIGN_ACCOUNT_ID_IN_MAX + 1]; /* the target's account, when the actor
+                                                         * may see it; not listed */
+    char outcome[REQSIGN_AUDIT_WORD_IN_MAX + 1];        /* "ok" or the error's wire name */
+    char source[REQSIGN_AUDIT_WORD_IN_MAX + 1];         /* the client address */
+    char nonce[REQSIGN_NONCE_IN_MAX + 1];               /* the request's nonce; "" none */
 };
 
 /* Which keys reqsign_keystore_list_filter() returns. */
@@ -103,7 +96,7 @@ struct reqsign_keystore_ops {
     enum reqsign_status (*insert)(void *impl, const struct reqsign_key_record *rec,
                                   struct reqsign_error *err);
     /* Keys ordered by keyid, strictly after @after (NULL or "" for the first
-     * page), at most @limit (<= REQSIGN_KEYSTORE_PAGE_MAX) into @out; *@n set. */
+     * page), at most @limit (<= REQSIGN_KEYSTORE_PAGE_IN_MAX) into @out; *@n set. */
     enum reqsign_status (*list)(void *impl, const char *after, size_t limit,
                                 struct reqsign_key_record *out, size_t *n,
                                 struct reqsign_error *err);
@@ -154,7 +147,7 @@ struct reqsign_keystore_ops {
     enum reqsign_status (*enrollment_consume)(void *impl,
                                               const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
                                               int64_t now,
-                                              char account_out[REQSIGN_ACCOUNT_ID_MAX + 1],
+                                              char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1],
                                               struct reqsign_error *err);
     /* Append (@ev->seq ignored). */
     enum reqsign_status (*audit_append)(void *impl, const struct reqsign_audit_event *ev,
@@ -168,9 +161,16 @@ struct reqsign_keystore_ops {
 
 struct reqsign_keystore;
 
-/** reqsign_keystore_new() - wrap an implementation (@ops copied, @impl owned). */
-REQSIGN_API struct reqsign_keystore *reqsign_keystore_new(const struct reqsign_keystore_ops *ops,
-                                                          void *impl);
+/**
+ * reqsign_keystore_new() - wrap an implementation. @ops is copied; @impl is
+ * owned by the store from success on (released with ops->free by
+ * reqsign_keystore_free()). On failure @impl stays the caller's.
+ * Return: the store, or NULL with @err set (E_INVALID_ARG: a required op is
+ * missing; E_NOMEM).
+ * Thread safety: thread-safe.
+ */
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_keystore *
+reqsign_keystore_new(const struct reqsign_keystore_ops *ops, void *impl, struct reqsign_error *err);
 /** reqsign_keystore_free() - release; NULL is a no-op. */
 REQSIGN_API void reqsign_keystore_free(struct reqsign_keystore *ks);
 
@@ -219,11 +219,9 @@ reqsign_keystore_enrollment_insert(struct reqsign_keystore *ks,
                                    const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
                                    const char *account, int64_t created_at, int64_t expires_at,
                                    struct reqsign_error *err);
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_keystore_enrollment_consume(struct reqsign_keystore *ks,
-                                    const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
-                                    char account_out[REQSIGN_ACCOUNT_ID_MAX + 1],
-                                    struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_keystore_enrollment_consume(
+    struct reqsign_keystore *ks, const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
+    char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1], struct reqsign_error *err);
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_keystore_audit_append(struct reqsign_keystore *ks, const struct reqsign_audit_event *ev,
                               struct reqsign_error *err);

@@ -40,10 +40,15 @@ struct reqsign_nonce_store_ops {
 
 /**
  * reqsign_nonce_store_new() - wrap a custom implementation. @ops is copied;
- * @impl is owned by the store and released with ops->free.
+ * @impl is owned by the store from success on (released with ops->free by
+ * reqsign_nonce_store_free()). On failure @impl stays the caller's.
+ * Return: the store, or NULL with @err set (E_INVALID_ARG: no check_insert;
+ * E_NOMEM).
+ * Thread safety: thread-safe.
  */
-REQSIGN_API struct reqsign_nonce_store *
-reqsign_nonce_store_new(const struct reqsign_nonce_store_ops *ops, void *impl);
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_nonce_store *
+reqsign_nonce_store_new(const struct reqsign_nonce_store_ops *ops, void *impl,
+                        struct reqsign_error *err);
 
 /** reqsign_nonce_store_free() - release; NULL is a no-op. */
 REQSIGN_API void reqsign_nonce_store_free(struct reqsign_nonce_store *s);
@@ -106,11 +111,12 @@ struct reqsign_nonce_memory_opts {
 
 /**
  * reqsign_nonce_store_memory_new() - the built-in store. @opts may be NULL.
- * Return: the store, or NULL on allocation failure.
+ * Return: the store, or NULL with @err set (E_NOMEM, E_RANDOM).
  * Thread safety: thread-safe.
  */
-REQSIGN_API struct reqsign_nonce_store *
-reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts);
+REQSIGN_API REQSIGN_NODISCARD struct reqsign_nonce_store *
+reqsign_nonce_store_memory_new(const struct reqsign_nonce_memory_opts *opts,
+                               struct reqsign_error *err);
 
 /** reqsign_nonce_store_memory_count() - live entries (for tests and metrics);
  * 0 for a store that is not the in-memory one. Thread-safe. */

@@ -20,7 +20,7 @@
  * Allocation and stack. After a thread's first verify, a verify (phase one,
  * reqsign_verification_body(), reqsign_verification_finish(),
  * reqsign_verifier_verify()) allocates nothing of its own: the combined
- * fields, their parse tables and the signature base (up to REQSIGN_BASE_MAX)
+ * fields, their parse tables and the signature base (up to REQSIGN_BASE_BUF)
  * are in one scratch block per thread (about 100 KiB), made by the thread's
  * first verify and freed when the thread exits; the SHA-2 state is inline in
  * struct reqsign_verification; prepared keys are cached in the verifier. What
@@ -49,6 +49,7 @@
 #include <reqsign/error.h>
 #include <reqsign/key.h>
 #include <reqsign/keylookup.h>
+#include <reqsign/limits.h>
 #include <reqsign/nonce.h>
 #include <reqsign/request.h>
 #include <reqsign/sf.h>
@@ -100,12 +101,10 @@ struct reqsign_verifier_opts {
     void *lookup_ctx;
     struct reqsign_nonce_store *nonces; /* borrowed; required by the reqsign profile */
     const char *const *authorities; /* more accepted authorities (see public_authority) */
-    size_t n_authorities;           /* at most REQSIGN_VERIFIER_AUTHORITIES_MAX in all */
-    int any_authority; /* 1: no configured authority, @authority is each request's Host
+    size_t n_authorities;           /* at most REQSIGN_VERIFIER_AUTHORITIES_IN_MAX in all */
+    bool any_authority; /* true: no configured authority, @authority is each request's Host
                           (the explicit opt-out; not with public_authority/authorities) */
 };
-
-#define REQSIGN_VERIFIER_AUTHORITIES_MAX 32
 
 struct reqsign_verifier;
 
@@ -130,14 +129,14 @@ struct reqsign_verification {
     size_t base_cap, base_len;
 
     /* Results, valid after reqsign_verifier_verify_headers() returned OK. */
-    char label[REQSIGN_SF_MAX_KEY_LEN + 1];
-    char keyid[REQSIGN_KEYID_MAX_LEN + 1];
-    char scopes[REQSIGN_SCOPES_MAX];
-    char nonce[REQSIGN_NONCE_MAX_LEN + 1]; /* "" if absent (for audit logs) */
+    char label[REQSIGN_SF_KEY_IN_MAX + 1];
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];
+    char scopes[REQSIGN_SCOPE_LIST_BUF];
+    char nonce[REQSIGN_NONCE_IN_MAX + 1]; /* "" if absent (for audit logs) */
     int64_t created;   /* -1 if absent (rfc9421 profile) */
     int64_t expires;   /* -1 if absent */
-    int digest_covered;
-    int has_content;
+    bool digest_covered;
+    bool has_content;
 
     /* internal */
     int state;          /* VS_* in verifier.c */
@@ -204,20 +203,6 @@ REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_verifier_verify(const struct reqsign_verifier *v, const struct reqsign_request *req,
                         const void *body, size_t body_len, struct reqsign_verification *vs,
                         struct reqsign_error *err);
-
-/**
- * reqsign_error_json() - the JSON error body a server answers with:
- * {"error":"<wire name>","message":"...","server_time":N} (server_time only
- * for clock errors: sig_too_old, sig_future, sig_expired). NUL-terminated.
- * The message is @err's, except for codes answered with a 5xx status (local
- * failures: store outages, internal errors), whose body carries only
- * reqsign_strerror(): their detail is for the server's log, not the client.
- * Return: REQSIGN_OK or REQSIGN_E_BUFFER_TOO_SMALL.
- * Thread safety: thread-safe.
- */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_error_json(const struct reqsign_error *err, int64_t server_time, char *out, size_t cap,
-                   size_t *out_len);
 
 /**
  * reqsign_static_key_lookup() - a lookup for one fixed public key: pass a

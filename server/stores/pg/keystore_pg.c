@@ -627,7 +627,7 @@ static enum reqsign_status pg_list(void *impl, const char *after, size_t limit,
     *n = 0;
     /* A cursor byte >= 0x80 cannot be sent as text on its own; every keyid is
      * printable ASCII, so "prefix before it" + 0x7f orders the same way. */
-    char cursor[REQSIGN_KEYID_MAX_LEN + 2];
+    char cursor[REQSIGN_KEYID_IN_MAX + 2];
     size_t clen = 0;
     while (after[clen] != '\0' && (unsigned char)after[clen] < 0x80 && clen < sizeof(cursor) - 2) {
         cursor[clen] = after[clen];
@@ -828,6 +828,7 @@ static enum reqsign_status check_conninfo(const char *conninfo, struct reqsign_e
 struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned flags,
                                                   struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const struct reqsign_keystore_ops ops = {
         .get = pg_get,
         .insert = pg_insert,
@@ -896,7 +897,7 @@ struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned
     }
     conn_put(s, c);
 
-    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s);
+    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s, NULL);
     if (ks == NULL) {
         pg_free(s);
         reqsign_error_set(err, REQSIGN_E_NOMEM, pg_src, REQSIGN_NO_OFFSET, NULL);
@@ -1007,6 +1008,7 @@ struct reqsign_keystore_pg_listener *reqsign_keystore_pg_listen(const char *conn
                                                                 struct reqsign_keycache *cache,
                                                                 struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (cache == NULL) {
         reqsign_error_set(err, REQSIGN_E_INVALID_ARG, pg_src, REQSIGN_NO_OFFSET,
                           "a key cache is required");

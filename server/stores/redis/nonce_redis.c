@@ -38,7 +38,7 @@ static const char rd_src[] = "nonce store";
 #include <sys/time.h>
 #include <time.h>
 
-#define RD_KEY_MAX (REQSIGN_NONCE_REDIS_PREFIX_MAX + REQSIGN_NONCE_REDIS_KEY_HASH_LEN)
+#define RD_KEY_MAX (REQSIGN_NONCE_REDIS_PREFIX_IN_MAX + REQSIGN_NONCE_REDIS_KEY_HASH_LEN)
 #define RD_DB_MAX 65535
 #define RD_CAUSE_LEN 112
 #define RD_KKEY_TAG "k:" /* per-keyid set: <prefix>k:<16 bytes>, two longer than a pair key */
@@ -86,7 +86,7 @@ struct rd {
     char *password; /* AUTH password, or NULL; wiped on free */
     int port, db;
     char where[80]; /* "HOST:PORT" or the socket path, for messages */
-    char prefix[REQSIGN_NONCE_REDIS_PREFIX_MAX];
+    char prefix[REQSIGN_NONCE_REDIS_PREFIX_IN_MAX];
     size_t prefix_len, pool_size;
     size_t per_key_max, max_entries;
     unsigned connect_ms, command_ms, backoff_min_ms, backoff_max_ms;
@@ -483,7 +483,7 @@ static bool rd_hash16(const struct rd *r, const uint8_t *p, size_t n, char out[1
 static bool rd_keys(const struct rd *r, const char *keyid, size_t keyid_len, const char *nonce,
                     size_t nonce_len, struct rd_keys *out)
 {
-    uint8_t buf[2 + REQSIGN_KEYID_MAX_LEN + REQSIGN_NONCE_MAX_LEN];
+    uint8_t buf[2 + REQSIGN_KEYID_IN_MAX + REQSIGN_NONCE_IN_MAX];
 
     buf[0] = (uint8_t)(keyid_len >> 8);
     buf[1] = (uint8_t)keyid_len;
@@ -832,6 +832,7 @@ static const char *rd_parse_url(struct rd *r, const char *url)
 struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_nonce_redis_opts *o,
                                                           struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     if (o == NULL || o->url == NULL) {
         (void)reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
                                 "no Redis URL");
@@ -839,9 +840,10 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
     }
     const char *prefix = o->key_prefix != NULL ? o->key_prefix : REQSIGN_NONCE_REDIS_DEFAULT_PREFIX;
     size_t prefix_len = strlen(prefix);
-    if (prefix_len > REQSIGN_NONCE_REDIS_PREFIX_MAX) {
+    if (prefix_len > REQSIGN_NONCE_REDIS_PREFIX_IN_MAX) {
         (void)reqsign_error_set(err, REQSIGN_E_INVALID_ARG, rd_src, REQSIGN_NO_OFFSET,
-                                "key prefix longer than %d bytes", REQSIGN_NONCE_REDIS_PREFIX_MAX);
+                                "key prefix longer than %d bytes",
+                                REQSIGN_NONCE_REDIS_PREFIX_IN_MAX);
         return NULL;
     }
     struct rd *r = calloc(1, sizeof(*r));
@@ -883,7 +885,7 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
         bad = "out of memory", code = REQSIGN_E_NOMEM;
     else if ((r->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
         bad = "SHA-256 unavailable", code = REQSIGN_E_CRYPTO;
-    struct reqsign_nonce_store *s = bad == NULL ? reqsign_nonce_store_new(&rd_ops, r) : NULL;
+    struct reqsign_nonce_store *s = bad == NULL ? reqsign_nonce_store_new(&rd_ops, r, NULL) : NULL;
     if (s == NULL) {
         if (bad == NULL)
             bad = "out of memory", code = REQSIGN_E_NOMEM;
@@ -902,6 +904,7 @@ static struct rd *rd_of(struct reqsign_nonce_store *s)
 enum reqsign_status reqsign_nonce_store_redis_ping(struct reqsign_nonce_store *s,
                                                    struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct rd *r = rd_of(s);
     struct rd_conn *k;
     struct rd_sigpipe sp;
@@ -939,6 +942,7 @@ enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
     struct reqsign_nonce_store *s, const struct reqsign_nonce_item *items, size_t n,
     enum reqsign_status *results, int64_t now, struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     struct rd *r = rd_of(s);
     struct reqsign_error conn_err;
     char cause[RD_CAUSE_LEN] = "";
@@ -961,8 +965,8 @@ enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
     for (size_t i = 0; i < n; i++) {
         const struct reqsign_nonce_item *it = &items[i];
         bool ok = it->keyid.ptr != NULL && it->keyid.len >= 1 &&
-                  it->keyid.len <= REQSIGN_KEYID_MAX_LEN && it->nonce.ptr != NULL &&
-                  it->nonce.len >= 1 && it->nonce.len <= REQSIGN_NONCE_MAX_LEN;
+                  it->keyid.len <= REQSIGN_KEYID_IN_MAX && it->nonce.ptr != NULL &&
+                  it->nonce.len >= 1 && it->nonce.len <= REQSIGN_NONCE_IN_MAX;
         results[i] = ok ? REQSIGN_E_NONCE_STORE_UNAVAILABLE : REQSIGN_E_INVALID_ARG;
         pending += ok;
     }

@@ -930,11 +930,9 @@ static enum reqsign_status sq_enrollment_insert(void *impl,
     return ret;
 }
 
-static enum reqsign_status sq_enrollment_consume(void *impl,
-                                                 const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
-                                                 int64_t now,
-                                                 char account_out[REQSIGN_ACCOUNT_ID_MAX + 1],
-                                                 struct reqsign_error *err)
+static enum reqsign_status
+sq_enrollment_consume(void *impl, const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
+                      char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1], struct reqsign_error *err)
 {
     struct sq_store *s = impl;
     if (s->readonly)
@@ -950,7 +948,7 @@ static enum reqsign_status sq_enrollment_consume(void *impl,
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        ret = copy_text(st, 0, account_out, REQSIGN_ACCOUNT_ID_MAX + 1, true, "account", err);
+        ret = copy_text(st, 0, account_out, REQSIGN_ACCOUNT_ID_IN_MAX + 1, true, "account", err);
         rc = sqlite3_step(st); /* to SQLITE_DONE: the UPDATE is complete */
         if (rc == SQLITE_DONE)
             rc = SQLITE_OK;
@@ -1200,6 +1198,7 @@ static enum reqsign_status ensure_file(const char *path, bool create, struct req
 struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned flags,
                                                       struct reqsign_error *err)
 {
+    reqsign_error_clear(err);
     static const struct reqsign_keystore_ops ops = {
         .get = sq_get,
         .insert = sq_insert,
@@ -1268,7 +1267,7 @@ struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned
     }
     conn_put(s, c, SQLITE_OK);
 
-    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s);
+    struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s, NULL);
     if (ks == NULL) {
         sq_free(s);
         reqsign_error_set(err, REQSIGN_E_NOMEM, sq_src, REQSIGN_NO_OFFSET, NULL);

@@ -17,12 +17,12 @@
  * "crv":"Ed25519" and an "x" that is the canonical base64url of exactly 32
  * bytes; "alg", if present, must be "ed25519" or "EdDSA"; "use", if present,
  * "sig"; an entry carrying a private part ("d") is refused. "kid", if present,
- * must be a string of 1..REQSIGN_KEYID_MAX_LEN bytes; when "kid" is absent
+ * must be a string of 1..REQSIGN_KEYID_IN_MAX bytes; when "kid" is absent
  * the key's RFC 7638 thumbprint (reqsign_thumbprint_raw(), what reqsign uses
  * as keyid) is its keyid. Any other entry is skipped (and counted); if two
  * entries name the same keyid, the first one wins. The document itself must
  * be a JSON object whose "keys" is an array of at most max_keys entries, at
- * most max_body bytes, nested at most REQSIGN_KEYDIR_MAX_DEPTH deep, without
+ * most max_body bytes, nested at most REQSIGN_KEYDIR_DEPTH_IN_MAX deep, without
  * duplicate object members; otherwise it is refused as a whole, the previous
  * snapshot is kept and the error counted (stats.parse_errors).
  *
@@ -61,8 +61,9 @@
  * REQSIGN_E_KEYSTORE_UNAVAILABLE (HTTP 503).
  *
  * Thread safety: reqsign_keydir_new() is thread-safe; lookup, refresh and
- * stats are thread-safe on one shared keydir. libcurl is initialised
- * (curl_global_init) once, on the first reqsign_keydir_new().
+ * stats are thread-safe on one shared keydir. Call reqsign_global_init()
+ * (reqsign/util.h) at program start, before threads: it sets libcurl up.
+ * reqsign_keydir_new() calls it as well (idempotent) and fails with its error.
  */
 #ifndef REQSIGN_KEYDIR_H
 #define REQSIGN_KEYDIR_H
@@ -70,6 +71,7 @@
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
 #include <reqsign/keylookup.h>
+#include <reqsign/limits.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -80,9 +82,6 @@ extern "C" {
 #define REQSIGN_KEYDIR_DEFAULT_TIMEOUT_MS 2000     /* whole transfer */
 #define REQSIGN_KEYDIR_DEFAULT_MAX_BODY (1u << 20) /* 1 MiB */
 #define REQSIGN_KEYDIR_DEFAULT_MAX_KEYS 10000
-#define REQSIGN_KEYDIR_MAX_DEPTH 16 /* JSON nesting; a JWKS needs 3 */
-#define REQSIGN_KEYDIR_URL_MAX 2048 /* bytes of the directory URL */
-#define REQSIGN_KEYDIR_ETAG_MAX 256 /* longer ETags are not remembered */
 
 struct reqsign_keydir_opts {
     const char *url;     /* http:// or https:// directory URL, NUL-terminated; required */
@@ -102,8 +101,8 @@ struct reqsign_keydir;
  * @o:   options; the URL is copied.
  * @err: on failure, the reason; may be NULL.
  * Return: the keydir, or NULL with @err set (E_INVALID_ARG: no or non-http(s)
- * URL, negative values, min_refresh > max_refresh; E_NOMEM; E_HTTP: libcurl
- * could not be initialised).
+ * URL, negative values, min_refresh > max_refresh; E_NOMEM; E_HTTP or
+ * E_CRYPTO: reqsign_global_init() failed).
  * Thread safety: thread-safe.
  */
 REQSIGN_API struct reqsign_keydir *reqsign_keydir_new(const struct reqsign_keydir_opts *o,

@@ -89,6 +89,7 @@
 
 #include <reqsign/defs.h>
 #include <reqsign/error.h>
+#include <reqsign/limits.h>
 #include <reqsign/nonce.h>
 
 #ifdef __cplusplus
@@ -96,7 +97,6 @@ extern "C" {
 #endif
 
 #define REQSIGN_NONCE_REDIS_DEFAULT_PREFIX "reqsign:n:"
-#define REQSIGN_NONCE_REDIS_PREFIX_MAX 64   /* bytes of key_prefix, at most */
 #define REQSIGN_NONCE_REDIS_KEY_HASH_LEN 16 /* raw bytes after the prefix */
 #define REQSIGN_NONCE_REDIS_DEFAULT_POOL 8
 #define REQSIGN_NONCE_REDIS_DEFAULT_CONNECT_TIMEOUT_MS 200
@@ -153,8 +153,8 @@ reqsign_nonce_store_redis_ping(struct reqsign_nonce_store *s, struct reqsign_err
 
 /* One pair of a batch: spans borrowed for the call only. */
 struct reqsign_nonce_item {
-    struct reqsign_span keyid; /* 1..REQSIGN_KEYID_MAX_LEN bytes */
-    struct reqsign_span nonce; /* 1..REQSIGN_NONCE_MAX_LEN bytes */
+    struct reqsign_span keyid; /* 1..REQSIGN_KEYID_IN_MAX bytes */
+    struct reqsign_span nonce; /* 1..REQSIGN_NONCE_IN_MAX bytes */
     int64_t until;             /* unix seconds, as for check_insert */
 };
 
