@@ -5,19 +5,32 @@
 #include <stddef.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include <reqsign/credential.h>
 #include <reqsign/error.h>
 #include <reqsign/signer.h>
 
-/* Subcommands. */
-int reqsign_cli_send(int argc, char **argv);
-int reqsign_cli_keys(int argc, char **argv);
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <reqsign/request.h>
+
+/* Exit status of every subcommand. */
+enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Subcommands: one per file (main.c only dispatches). */
+int reqsign_cli_keygen(int argc, char **argv);   /* keygen.c */
+int reqsign_cli_sign(int argc, char **argv);     /* sign.c */
+int reqsign_cli_verify(int argc, char **argv);   /* verify.c */
+int reqsign_cli_send(int argc, char **argv);     /* send.c */
+int reqsign_cli_keys(int argc, char **argv);     /* keys.c */
 int reqsign_cli_accounts(int argc, char **argv); /* accounts.c */
 int reqsign_cli_enroll(int argc, char **argv);
 int reqsign_cli_audit(int argc, char **argv);
 
-/* send.c: credentials, HTTP and error output shared with `reqsign keys`. */
+/* service.c: credentials, HTTP and error output shared with `reqsign keys`. */
 void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err);
 int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid, int insecure,
                             struct reqsign_credential **cred, struct reqsign_signer **signer);
@@ -26,13 +39,111 @@ int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char
                      char **resp, size_t *resp_len);
 void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len);
 
+/* Their help texts (reqsign help CMD). */
+extern const char reqsign_cli_keygen_usage[];
+extern const char reqsign_cli_sign_usage[];
+extern const char reqsign_cli_verify_usage[];
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CLI_PRINTF(f, a)
+#endif
+
+/* service.c: shared by send, keys, accounts, enroll and audit */
+extern const char reqsign_cli_send_usage[];
+/* A response buffer that may hold a secret (a credential): grown by copy,
+ * the old block wiped, never realloc'd in place. */
+struct reqsign_cli_membuf {
+    char *p;
+    size_t len, cap;
+    int overflow;
+};
+size_t reqsign_cli_membuf_write(char *data, size_t size, size_t nmemb, void *ud);
+/* CURLOPT_DEBUGFUNCTION for -v: "* ", "> ", "< " lines on stderr. */
+int reqsign_cli_debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ud);
+/* "* signature base:" and the base, on stderr. */
+void reqsign_cli_print_base(const struct reqsign_signed *sig);
+/* The options of accounts, enroll and audit. */
+#define REQSIGN_CLI_MAX_SCOPES 16
+struct reqsign_cli_svc {
+    const char *cmd, *usage, *sub, *arg;
+    const char *service, *key, *name, *token, *label, *out, *account, *after;
+    const char *scopes[REQSIGN_CLI_MAX_SCOPES];
+    size_t n_scopes;
+    long key_limit, max_life, limit;
+    int json, insecure, verbose, generate;
+};
+/* Parse argv[@first..]: 0, -1 (--help printed), or EXIT_USAGE. */
+int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_svc *o);
+/* @service without trailing slashes, plus @path; malloc'd. */
+char *reqsign_cli_service_url(const char *service, const char *path);
+/* Text from the service, control characters escaped ("-" for NULL). */
+void reqsign_cli_svc_put_text(FILE *f, const char *s);
+/* One request; *@doc the parsed answer (2xx only). EXIT_OKAY or EXIT_FAIL. */
+int reqsign_cli_svc_api(const struct reqsign_cli_svc *o, const struct reqsign_signer *s,
+                        const char *service, const char *method, const char *path, const char *body,
+                        json_t **doc, char **raw, size_t *raw_len);
+/* @doc indented, on stdout. */
+void reqsign_cli_print_json(const json_t *doc);
+/* The credential (--key, $REQSIGN_CREDENTIAL) and the service URL. */
+int reqsign_cli_svc_load(const struct reqsign_cli_svc *o, struct reqsign_credential **cred,
+                         struct reqsign_signer **signer, const char **service);
+/* @s URL-escaped, malloc'd. */
+char *reqsign_cli_escape(const char *s);
+
 /* util.c */
+/* Print "error: <wire name>: <message>" on one line to @f. */
+void reqsign_cli_print_error(FILE *f, enum reqsign_status st, const struct reqsign_error *err);
+/* The same for an error that did not come from the library. */
+void reqsign_cli_print_error_msg(FILE *f, enum reqsign_status st, const char *fmt, ...)
+    CLI_PRINTF(3, 4);
+/* Strict integer: decimal, whole string, within [min, max]. 0 on success. */
+int reqsign_cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* read(2), retrying on EINTR. */
+ssize_t reqsign_cli_read(int fd, void *buf, size_t cap);
+/* Read all of @fd into a malloc'd buffer (NUL-terminated). 0 on success. */
+int reqsign_cli_slurp_fd(int fd, char **out, size_t *out_len);
+/* 1 if @s (@n bytes) is an HTTP token (a method, a field name). */
+int reqsign_cli_is_token(const char *s, size_t n);
+/* 1 if @s is a field value: no CR, LF, NUL or other controls but HTAB. */
+int reqsign_cli_is_field_value(const char *s, size_t n);
+/* @s without leading and trailing blanks. */
+struct reqsign_span reqsign_cli_span_trim(struct reqsign_span s);
+/* A -H 'Name: value' argument (spans point into @arg). 0 on success. */
+int reqsign_cli_parse_header(const char *arg, struct reqsign_span *name,
+                             struct reqsign_span *value);
+
+/* The option parser. */
+enum opt_arg { CLI_FLAG = 0, CLI_VALUE = 1 };
+
+struct reqsign_cli_optdef {
+    const char *lng; /* without "--" */
+    char shrt;       /* 0: none */
+    enum opt_arg arg;
+    int id;
+};
+
+struct reqsign_cli_optp {
+    int argc;
+    char **argv;
+    int i;
+    int only_positional;
+    const char *cmd;
+    const char *usage;
+};
+
+enum { CLI_END = 0, CLI_OPT = 1, CLI_POS = 2, CLI_ERR = -1 };
+/* The next option (CLI_OPT, *id and *val set), positional argument (CLI_POS,
+ * *val set), end (CLI_END) or a usage error already printed (CLI_ERR). */
+int reqsign_cli_next_opt(struct reqsign_cli_optp *p, const struct reqsign_cli_optdef *defs, int *id,
+                         const char **val);
 /* The value of option @lng / -@shrt at argv[*i]: "--name=value", "--name value",
  * "-X value", "-Xvalue". NULL and *matched = 0 if argv[*i] is another option;
  * NULL and *matched = 1 on a missing value (a usage error for `reqsign @cmd`
  * is printed, followed by @usage). */
-const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, char **argv,
-                                  int *i, const char *lng, char shrt, int *matched);
+const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, char **argv, int *i,
+                                  const char *lng, char shrt, int *matched);
 /* "reqsign @cmd: <message>" then @usage, on stderr (a usage error: exit 2). */
 void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 #if defined(__GNUC__)

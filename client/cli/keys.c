@@ -24,8 +24,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include <errno.h>
 #include "cli.h"
+#include <errno.h>
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -36,10 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
-
 #define KEYS_MAX_SCOPES 16
-
 
 static const char USAGE_KEYS[] =
     "usage: reqsign keys <create|list|get|revoke|rotate|disable|enable> [options]\n"
@@ -81,7 +78,6 @@ static const char USAGE_KEYS[] =
     "Exit status: 0 success, 1 failure (the server's error is printed to stderr),\n"
     "2 usage error.\n";
 
-
 struct keys_opts {
     const char *sub;
     const char *service, *key, *label, *expires_at, *public_key, *out, *after, *arg;
@@ -90,8 +86,6 @@ struct keys_opts {
     long limit, grace;
     int all, json, insecure, verbose, has_grace;
 };
-
-
 
 static int parse_long(const char *s, long min, long max, long *out)
 {
@@ -153,7 +147,8 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         if (only_pos || a[0] != '-' || a[1] == '\0' ||
             (o->arg == NULL && takes_keyid(o->sub) && reqsign_cli_is_thumbprint(a))) {
             if (o->arg != NULL || !takes_keyid(o->sub)) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unexpected argument '%s'", o->sub, a);
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unexpected argument '%s'", o->sub,
+                                        a);
                 return EXIT_USAGE;
             }
             o->arg = a;
@@ -193,7 +188,8 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         }
         size_t k;
         for (k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
-            v = reqsign_cli_opt_value("keys", USAGE_KEYS, argc, argv, &i, vals[k].lng, vals[k].shrt, &m);
+            v = reqsign_cli_opt_value("keys", USAGE_KEYS, argc, argv, &i, vals[k].lng, vals[k].shrt,
+                                      &m);
             if (m)
                 break;
         }
@@ -215,7 +211,8 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             break;
         case 3:
             if (o->n_scopes >= KEYS_MAX_SCOPES) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "at most %d --scope options", KEYS_MAX_SCOPES);
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "at most %d --scope options",
+                                        KEYS_MAX_SCOPES);
                 return EXIT_USAGE;
             }
             o->scopes[o->n_scopes++] = v;
@@ -235,7 +232,8 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             break;
         case 7:
             if (parse_long(v, 1, 1000, &o->limit) != 0) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "--limit: '%s' is not a number in 1..1000", v);
+                reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                        "--limit: '%s' is not a number in 1..1000", v);
                 return EXIT_USAGE;
             }
             break;
@@ -275,7 +273,6 @@ static void wipe_free(char *p, size_t len)
         free(p);
     }
 }
-
 
 /* The public key of @path as SPKI PEM (any format; a private key file gives
  * its public half, which is all that is sent). */
@@ -337,8 +334,11 @@ static void put_text(FILE *f, const char *s)
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         unsigned char ch = *p;
-        size_t n = ch < 0x80 ? 1 : (ch & 0xe0) == 0xc0 ? 2 : (ch & 0xf0) == 0xe0 ? 3
-                                  : (ch & 0xf8) == 0xf0 ? 4 : 0;
+        size_t n = ch < 0x80             ? 1
+                   : (ch & 0xe0) == 0xc0 ? 2
+                   : (ch & 0xf0) == 0xe0 ? 3
+                   : (ch & 0xf8) == 0xf0 ? 4
+                                         : 0;
         for (size_t i = 1; i < n; i++)
             if ((p[i] & 0xc0) != 0x80)
                 n = 0; /* truncated or invalid: also stops at the NUL */
@@ -372,7 +372,9 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
     char pem[1024];
 
     if (o->out == NULL && o->public_key == NULL) {
-        reqsign_cli_usage_error("keys", USAGE_KEYS, "create: -o FILE is required (the credential is returned only once)");
+        reqsign_cli_usage_error(
+            "keys", USAGE_KEYS,
+            "create: -o FILE is required (the credential is returned only once)");
         return EXIT_USAGE;
     }
     req = json_object();
@@ -444,8 +446,9 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         goto out;
     }
     if (fd >= 0) {
-        int bad = reqsign_cli_write_all(fd, out, out_len) != 0 ||
-                  (out_len > 0 && out[out_len - 1] != '\n' && reqsign_cli_write_all(fd, "\n", 1) != 0);
+        int bad =
+            reqsign_cli_write_all(fd, out, out_len) != 0 ||
+            (out_len > 0 && out[out_len - 1] != '\n' && reqsign_cli_write_all(fd, "\n", 1) != 0);
         if (!bad && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
             bad = 1;
         int e = errno;
@@ -657,8 +660,11 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
             goto out;
         }
     }
-    if (reqsign_cli_http("keys", s, action ? "POST" : revoke ? "DELETE" : "GET", url,
-                         action ? "{}" : NULL, action ? 2 : 0, o->verbose, &status, &body,
+    if (reqsign_cli_http("keys", s,
+                         action   ? "POST"
+                         : revoke ? "DELETE"
+                                  : "GET",
+                         url, action ? "{}" : NULL, action ? 2 : 0, o->verbose, &status, &body,
                          &len) != 0)
         goto out;
     if (status != 200) {
@@ -709,7 +715,9 @@ int reqsign_cli_keys(int argc, char **argv)
     if (rc != EXIT_OKAY)
         return rc;
     if (strcmp(o.sub, "rotate") == 0 && o.out == NULL) {
-        reqsign_cli_usage_error("keys", USAGE_KEYS, "rotate: -o FILE is required (the new credential is returned only once)");
+        reqsign_cli_usage_error(
+            "keys", USAGE_KEYS,
+            "rotate: -o FILE is required (the new credential is returned only once)");
         return EXIT_USAGE;
     }
     if (takes_keyid(o.sub) && o.arg == NULL) {
@@ -717,7 +725,9 @@ int reqsign_cli_keys(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (strcmp(o.sub, "create") == 0 && o.out == NULL && o.public_key == NULL) {
-        reqsign_cli_usage_error("keys", USAGE_KEYS, "create: -o FILE is required (the credential is returned only once)");
+        reqsign_cli_usage_error(
+            "keys", USAGE_KEYS,
+            "create: -o FILE is required (the credential is returned only once)");
         return EXIT_USAGE;
     }
     if (o.key != NULL && reqsign_cli_key_arg_ok("keys", USAGE_KEYS, o.key) != 0)
@@ -727,7 +737,8 @@ int reqsign_cli_keys(int argc, char **argv)
         return rc;
     const char *service = o.service != NULL ? o.service : reqsign_credential_service(cred);
     if (service[0] == '\0') {
-        reqsign_cli_usage_error("keys", USAGE_KEYS, "no --service given and the credential has no \"service\"");
+        reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                "no --service given and the credential has no \"service\"");
         rc = EXIT_USAGE;
     } else if (strcmp(o.sub, "create") == 0) {
         rc = cmd_create(&o, signer, service);

@@ -30,15 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
-
 /* Most -H field lines accepted. */
 #define SEND_MAX_HEADERS 256
 /* Largest body read from stdin (--data @-) or a response kept in memory. */
 #define SEND_MEM_MAX ((size_t)1 << 30)
 
-
-static const char reqsign_cli_send_usage[] =
+const char reqsign_cli_send_usage[] =
     "usage: reqsign send [options] URL\n"
     "\n"
     "Send a signed HTTP request and print the response body. The request is signed\n"
@@ -100,255 +97,6 @@ static const char reqsign_cli_send_usage[] =
     "(6 host not resolved, 7 connection failed, 28 timeout, 35 TLS handshake,\n"
     "47 too many redirects, 60 certificate not trusted, ...).\n";
 
-/* Print "error: <wire name>: <message>" on one line to stderr. */
-void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err)
-{
-    const char *msg = reqsign_strerror(st);
-    if (err != NULL && err->code == st && err->message[0] != '\0')
-        msg = err->message;
-    fprintf(stderr, "reqsign %s: error: %s: ", cmd, reqsign_errname(st));
-    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++)
-        fputc(*p < 0x20 || *p == 0x7f ? '?' : (int)*p, stderr);
-    fputc('\n', stderr);
-}
-
-
-/* Load the credential named by @key (NULL: $REQSIGN_CREDENTIAL) and make a
- * signer. Returns EXIT_OKAY, EXIT_FAIL (message printed) or EXIT_USAGE. */
-int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid, int insecure,
-                            struct reqsign_credential **cred, struct reqsign_signer **signer)
-{
-    struct reqsign_error err;
-    enum reqsign_status st;
-    const char *env = getenv(REQSIGN_CREDENTIAL_ENV);
-
-    *cred = NULL;
-    *signer = NULL;
-    if (key == NULL && (env == NULL || env[0] == '\0')) {
-        fprintf(stderr, "reqsign %s: no credential: give --key or set %s\n", cmd,
-                REQSIGN_CREDENTIAL_ENV);
-        return EXIT_USAGE;
-    }
-    reqsign_error_clear(&err);
-    st = reqsign_credential_load(key, keyid, insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0, cred,
-                                 &err);
-    if (st != REQSIGN_OK) {
-        reqsign_cli_error(cmd, st, &err);
-        return EXIT_FAIL;
-    }
-    *signer = reqsign_credential_signer(*cred, NULL, &err);
-    if (*signer == NULL) {
-        reqsign_cli_error(cmd, err.code != REQSIGN_OK ? err.code : REQSIGN_E_INTERNAL, &err);
-        reqsign_credential_free(*cred);
-        *cred = NULL;
-        return EXIT_FAIL;
-    }
-    return EXIT_OKAY;
-}
-
-/* ------------------------------------------------------------ transfers */
-
-/* A response buffer that may hold a secret (a credential): grown by copy,
- * the old block wiped, never realloc'd in place. */
-struct membuf {
-    char *p;
-    size_t len, cap;
-    int overflow;
-};
-
-static size_t membuf_write(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct membuf *b = ud;
-    size_t n = size * nmemb;
-    if (n > SEND_MEM_MAX - b->len) {
-        b->overflow = 1;
-        return 0;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = malloc(cap);
-        if (np == NULL)
-            return 0;
-        if (b->p != NULL) {
-            memcpy(np, b->p, b->len);
-            reqsign_memzero(b->p, b->cap);
-            free(b->p);
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
-}
-
-static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
-{
-    const char *prefix;
-    (void)h;
-    (void)ud;
-    switch (type) {
-    case CURLINFO_TEXT:
-        prefix = "* ";
-        break;
-    case CURLINFO_HEADER_OUT:
-        prefix = "> ";
-        break;
-    case CURLINFO_HEADER_IN:
-        prefix = "< ";
-        break;
-    default:
-        return 0;
-    }
-    /* one prefix per line */
-    size_t start = 0;
-    for (size_t i = 0; i < size; i++) {
-        if (data[i] == '\n' || i + 1 == size) {
-            size_t end = i + 1;
-            size_t len = end - start;
-            while (len > 0 && (data[start + len - 1] == '\n' || data[start + len - 1] == '\r'))
-                len--;
-            if (len > 0 || type == CURLINFO_HEADER_OUT) {
-                fputs(prefix, stderr);
-                fwrite(data + start, 1, len, stderr);
-                fputc('\n', stderr);
-            }
-            start = end;
-        }
-    }
-    return 0;
-}
-
-static void print_base(const struct reqsign_signed *sig)
-{
-    fputs("* signature base:\n", stderr);
-    fwrite(sig->base_buf, 1, sig->base_len, stderr);
-    fputc('\n', stderr);
-}
-
-/* One signed request with an optional JSON body; the response body in *@resp
- * (malloc'd, NUL-terminated; the caller wipes and frees it). Returns 0, or
- * EXIT_FAIL with the message printed. */
-int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
-                     const char *url, const char *body, size_t body_len, int verbose, long *status,
-                     char **resp, size_t *resp_len)
-{
-    struct reqsign_curl_request r;
-    struct reqsign_signed sig;
-    struct reqsign_error err;
-    struct curl_slist *headers = NULL;
-    struct membuf b = {NULL, 0, 0, 0};
-    char errbuf[CURL_ERROR_SIZE];
-    char *base = NULL;
-    enum reqsign_status st;
-    int rc = EXIT_FAIL;
-    CURL *h;
-
-    *status = 0;
-    *resp = NULL;
-    *resp_len = 0;
-    h = curl_easy_init();
-    if (h == NULL) {
-        reqsign_cli_error(cmd, REQSIGN_E_NOMEM, NULL);
-        return EXIT_FAIL;
-    }
-    reqsign_error_clear(&err);
-    memset(&r, 0, sizeof(r));
-    memset(&sig, 0, sizeof(sig));
-    r.method = method;
-    r.url = url;
-    if (body != NULL) {
-        r.body = body;
-        r.body_len = body_len;
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        if (headers == NULL) {
-            reqsign_cli_error(cmd, REQSIGN_E_NOMEM, NULL);
-            goto out;
-        }
-    }
-    headers = curl_slist_append(headers, "Accept: application/json");
-    if (headers == NULL) {
-        reqsign_cli_error(cmd, REQSIGN_E_NOMEM, NULL);
-        goto out;
-    }
-    if (verbose) {
-        base = malloc(8192);
-        if (base != NULL) {
-            sig.base_buf = base;
-            sig.base_cap = 8192;
-        }
-    }
-    r.out = &sig;
-    if (s == NULL) { /* an unsigned request (reqsign enroll --generate) */
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        if (body != NULL) {
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
-        }
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    } else {
-        st = reqsign_curl_prepare(s, h, &r, &headers, NULL, &err);
-        if (st != REQSIGN_OK) {
-            reqsign_cli_error(cmd, st, &err);
-            goto out;
-        }
-    }
-    if (verbose && sig.base_len > 0)
-        print_base(&sig);
-    errbuf[0] = '\0';
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, membuf_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)&b);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    reqsign_cli_tls_apply(h);
-    if (verbose) {
-        curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
-        curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
-    }
-    CURLcode cc = curl_easy_perform(h);
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "reqsign %s: error: http: %s: %s\n", cmd, url,
-                errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
-        goto out;
-    }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-    if (b.p == NULL) {
-        b.p = malloc(1);
-        if (b.p == NULL) {
-            reqsign_cli_error(cmd, REQSIGN_E_NOMEM, NULL);
-            goto out;
-        }
-        b.p[0] = '\0';
-        b.cap = 1;
-    }
-    *resp = b.p;
-    *resp_len = b.len;
-    b.p = NULL;
-    rc = EXIT_OKAY;
-out:
-    if (b.p != NULL) {
-        reqsign_memzero(b.p, b.cap);
-        free(b.p);
-    }
-    free(base);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(h);
-    return rc;
-}
-
-/* The server's error body (JSON) to stderr. */
-void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len)
-{
-    fprintf(stderr, "reqsign %s: HTTP %ld\n", cmd, status);
-    fwrite(body, 1, len, stderr);
-    if (len > 0 && body[len - 1] != '\n')
-        fputc('\n', stderr);
-}
-
 /* ------------------------------------------------------------------ send */
 
 /* Exit codes as curl numbers them (its CURLcode): 22 for -f and HTTP >= 400;
@@ -366,15 +114,15 @@ enum { EXIT_HTTP_FAIL = 22 };
 
 struct send_out {
     CURL *h;
-    FILE *out;        /* the body, and with -i the head: stdout or -o FILE */
-    int to_file;      /* -o given */
+    FILE *out;   /* the body, and with -i the head: stdout or -o FILE */
+    int to_file; /* -o given */
     int include, fail;
-    long status;      /* of the response being received */
-    int hold;         /* holding its body in @held */
-    int committed;    /* part of its body already written: no retry */
-    int discard;      /* drop its body (-f and >= 400; a redirect's overflow) */
-    struct membuf held;
-    char last;        /* last byte written to stderr */
+    long status;   /* of the response being received */
+    int hold;      /* holding its body in @held */
+    int committed; /* part of its body already written: no retry */
+    int discard;   /* drop its body (-f and >= 400; a redirect's overflow) */
+    struct reqsign_cli_membuf held;
+    char last; /* last byte written to stderr */
     int write_err;
 };
 
@@ -438,7 +186,7 @@ static size_t send_write(char *data, size_t size, size_t nmemb, void *ud)
     }
     if (o->hold) {
         if (n <= SEND_HOLD_MAX - o->held.len)
-            return membuf_write(data, 1, n, &o->held);
+            return reqsign_cli_membuf_write(data, 1, n, &o->held);
         if (is_redirect(o->status))
             o->discard = 1;
         else
@@ -452,13 +200,13 @@ static size_t send_write(char *data, size_t size, size_t nmemb, void *ud)
 /* Read all of @fd into a malloc'd buffer. */
 static int slurp_fd(int fd, char **out, size_t *out_len)
 {
-    struct membuf b = {NULL, 0, 0, 0};
+    struct reqsign_cli_membuf b = {NULL, 0, 0, 0};
     char buf[65536];
     for (;;) {
         ssize_t r = read(fd, buf, sizeof(buf));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0 || (r > 0 && membuf_write(buf, 1, (size_t)r, &b) != (size_t)r)) {
+        if (r < 0 || (r > 0 && reqsign_cli_membuf_write(buf, 1, (size_t)r, &b) != (size_t)r)) {
             if (r >= 0)
                 errno = b.overflow ? EFBIG : ENOMEM;
             free(b.p);
@@ -632,7 +380,7 @@ static void sleep_ms(long ms)
 }
 
 #define SEND_VALUE(lng, shrt)                                                                      \
-    ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, (lng), (shrt),    \
+    ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, (lng), (shrt),     \
                                 &m)) != NULL ||                                                    \
      m)
 #define SEND_USAGE(...)                                                                            \
@@ -747,7 +495,8 @@ int reqsign_cli_send(int argc, char **argv)
                 if (c == -3)
                     SEND_USAGE("-H '%s': the signature covers the URL's authority, which is the "
                                "Host sent: put the host in the URL, and to reach it at another "
-                               "address use --resolve HOST:PORT:ADDR or --connect-to", v);
+                               "address use --resolve HOST:PORT:ADDR or --connect-to",
+                               v);
                 if (c != 0)
                     SEND_USAGE("-H '%s': expected 'Name: value'", v);
                 if (n_hdrs >= SEND_MAX_HEADERS)
@@ -851,8 +600,10 @@ int reqsign_cli_send(int argc, char **argv)
         while (al > 0 && api[al - 1] == '/')
             al--;
         if (al == 0 || (api_url = malloc(al + ul + 1)) == NULL) {
-            fprintf(stderr, "reqsign send: %s is a path and the credential has no \"api\" base "
-                            "URL: give a full URL\n", url);
+            fprintf(stderr,
+                    "reqsign send: %s is a path and the credential has no \"api\" base "
+                    "URL: give a full URL\n",
+                    url);
             rc = EXIT_USAGE;
             goto out;
         }
@@ -972,7 +723,7 @@ int reqsign_cli_send(int argc, char **argv)
             goto out;
         }
         if (verbose && sig.base_len > 0)
-            print_base(&sig);
+            reqsign_cli_print_base(&sig);
         errbuf[0] = '\0';
         curl_easy_setopt(o.h, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(o.h, CURLOPT_WRITEFUNCTION, send_write);
@@ -990,7 +741,7 @@ int reqsign_cli_send(int argc, char **argv)
         if (connect_to != NULL)
             curl_easy_setopt(o.h, CURLOPT_CONNECT_TO, connect_to);
         if (verbose) {
-            curl_easy_setopt(o.h, CURLOPT_DEBUGFUNCTION, debug_cb);
+            curl_easy_setopt(o.h, CURLOPT_DEBUGFUNCTION, reqsign_cli_debug_cb);
             curl_easy_setopt(o.h, CURLOPT_VERBOSE, 1L);
         }
         o.status = 0;
@@ -1062,8 +813,9 @@ int reqsign_cli_send(int argc, char **argv)
             server_clock(o.held.p, o.held.len, &server_time) && !answer_trusted(o.h, cur_url)) {
             clock_fixed = 1;
             if (verbose)
-                fprintf(stderr, "* clock: the server's clock differs by %lld s; not corrected: "
-                                "the answer came neither over verified TLS nor from loopback\n",
+                fprintf(stderr,
+                        "* clock: the server's clock differs by %lld s; not corrected: "
+                        "the answer came neither over verified TLS nor from loopback\n",
                         (long long)(server_time - (int64_t)time(NULL)));
         }
         if (!clock_fixed && !o.committed && o.status >= 400 && o.held.len > 0 &&
@@ -1089,8 +841,8 @@ int reqsign_cli_send(int argc, char **argv)
                 wait = after * 1000 < SEND_RETRY_DELAY_MAX_MS ? (long)after * 1000
                                                               : SEND_RETRY_DELAY_MAX_MS;
             if (!silent)
-                fprintf(stderr, "reqsign send: HTTP %ld; retrying in %ld ms (%ld left)\n",
-                        o.status, wait, retries);
+                fprintf(stderr, "reqsign send: HTTP %ld; retrying in %ld ms (%ld left)\n", o.status,
+                        wait, retries);
             retries--;
             sleep_ms(wait);
             if (retry_delay_ms == 0 && (delay_ms *= 2) > SEND_RETRY_DELAY_MAX_MS)

@@ -1,0 +1,702 @@
+/* reqsign verify: check a signed HTTP request. */
+#include "cli.h"
+
+#include <reqsign/base.h>
+#include <reqsign/credential.h>
+#include <reqsign/error.h>
+#include <reqsign/key.h>
+#include <reqsign/nonce.h>
+#include <reqsign/request.h>
+#include <reqsign/verifier.h>
+
+#include <jansson.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Most -H / --headers field lines accepted. */
+#define CLI_MAX_HEADERS 256
+
+const char reqsign_cli_verify_usage[] =
+    "usage: reqsign verify --pub FILE [options] URL\n"
+    "\n"
+    "Verify a signed request built from URL (scheme, authority, and the path and\n"
+    "query exactly as written), the header fields and the body. Prints 'ok' and\n"
+    "exits 0 when the signature is valid; otherwise the last line printed is\n"
+    "'error: <name>: <message>' and the exit status is 1.\n"
+    "\n"
+    "Options:\n"
+    "  --pub FILE                  the signer's key, any format (a private key file\n"
+    "                              is fine: only its public part is used), a\n"
+    "                              credential JSON or a key record JSON\n"
+    "  --keyid ID                  accept only this keyid (default: any keyid maps\n"
+    "                              to --pub)\n"
+    "  -X, --request METHOD        method (default GET, or POST with --data)\n"
+    "  -H, --header 'Name: value'  a received header field (repeatable)\n"
+    "  --headers FILE|-            header fields as a JSON object: name -> string,\n"
+    "                              or name -> array of strings (as 'sign --json'\n"
+    "                              prints)\n"
+    "  -d, --data STRING|@FILE     the body received; @- reads stdin; adds\n"
+    "                              Content-Length if absent\n"
+    "  --now N                     the verifier's clock, unix seconds (default: now)\n"
+    "  --max-age N                 oldest created accepted, seconds (default 300)\n"
+    "  --skew N                    clock skew allowed, seconds (default 30)\n"
+    "  --profile reqsign|rfc9421   verification profile (default reqsign)\n"
+    "  --authority HOST[:PORT]     the authority the verifier accepts and puts in\n"
+    "                              @authority (behind a proxy: the public one);\n"
+    "                              default: the Host field, else URL's authority\n"
+    "  --label L                   the signature label to check\n"
+    "  --tag T                     require this tag parameter\n"
+    "  --show-base                 print the signature base computed to stderr\n"
+    "  -v, --verbose               print 'keyid: ...  created: ...' after 'ok'\n"
+    "  -h, --help                  show this help\n";
+
+/* Wipe the string value of @key in object @o, if any (a private key). */
+static void wipe_member(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (json_is_string(v))
+        reqsign_memzero((char *)json_string_value(v), json_string_length(v));
+}
+
+/*
+ * verify --pub @path that is JSON but not a JWK (issue 16 item 12, review 12
+ * N6): the key service's credential (what sign --key takes) or a key record
+ * (GET /v1/keys/KEYID: "public_key" PEM, "jwk"). The public key goes to
+ * @pub. REQSIGN_E_KEY_FORMAT (with @err untouched) if @path is not such a
+ * document, so the caller reports its first error.
+ */
+static enum reqsign_status load_pub_json(const char *path, unsigned char pub[32],
+                                         struct reqsign_error *err)
+{
+    struct reqsign_credential *cred = NULL;
+    struct reqsign_key *k = NULL;
+    struct reqsign_error e2;
+    enum reqsign_status st;
+    json_error_t je;
+
+    /* a credential with its private key: the loader wipes what it read */
+    reqsign_error_clear(&e2);
+    if (reqsign_credential_load(path, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &cred, &e2) ==
+        REQSIGN_OK) {
+        reqsign_key_public_raw(reqsign_credential_key(cred), pub);
+        reqsign_credential_free(cred);
+        return REQSIGN_OK;
+    }
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(root) || json_object_get(root, "kty") != NULL) {
+        if (root != NULL) {
+            wipe_member(root, "d");
+            json_decref(root);
+        }
+        return REQSIGN_E_KEY_FORMAT;
+    }
+    json_t *pem = json_object_get(root, "public_key"), *jwk = json_object_get(root, "jwk");
+    if (json_is_string(pem)) {
+        st = reqsign_key_load_mem(json_string_value(pem), json_string_length(pem), 0, &k, err);
+    } else if (json_is_object(jwk)) {
+        char *txt = json_dumps(jwk, JSON_COMPACT);
+        st = txt == NULL
+                 ? reqsign_error_set(err, REQSIGN_E_NOMEM, "verify", REQSIGN_NO_OFFSET, NULL)
+                 : reqsign_key_load_mem(txt, strlen(txt), 0, &k, err);
+        free(txt);
+    } else if (json_object_get(root, "private_key") != NULL) {
+        /* a credential that did not load: say why */
+        *err = e2;
+        st = e2.code != REQSIGN_OK ? e2.code : REQSIGN_E_KEY_FORMAT;
+    } else {
+        st = REQSIGN_E_KEY_FORMAT;
+    }
+    wipe_member(root, "private_key");
+    wipe_member(root, "d");
+    json_decref(root);
+    if (st == REQSIGN_OK) {
+        reqsign_key_public_raw(k, pub);
+        reqsign_key_free(k);
+    }
+    return st;
+}
+
+static int span_ieq(struct reqsign_span s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (s.len != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char a = (unsigned char)s.ptr[i], b = (unsigned char)lit[i];
+        if (a >= 'A' && a <= 'Z')
+            a = (unsigned char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (unsigned char)(b - 'A' + 'a');
+        if (a != b)
+            return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------ header fields */
+
+struct header_list {
+    struct reqsign_header h[CLI_MAX_HEADERS];
+    size_t n;
+};
+
+static int header_add(struct header_list *l, struct reqsign_span name, struct reqsign_span value)
+{
+    if (l->n >= CLI_MAX_HEADERS)
+        return -1;
+    l->h[l->n].name = name;
+    l->h[l->n].value = value;
+    l->n++;
+    return 0;
+}
+
+static const struct reqsign_header *header_find_last(const struct header_list *l, const char *name)
+{
+    for (size_t i = l->n; i > 0; i--)
+        if (span_ieq(l->h[i - 1].name, name))
+            return &l->h[i - 1];
+    return NULL;
+}
+
+/* The --headers JSON object: adds its fields to @l. On failure prints the
+ * error to stdout and returns -1. */
+static int headers_from_json(const json_t *obj, struct header_list *l, const char *src)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(obj)) {
+        reqsign_cli_print_error_msg(stdout, REQSIGN_E_INVALID_ARG,
+                                    "--headers %s: expected a JSON object of field name -> value",
+                                    src);
+        return -1;
+    }
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        struct reqsign_span name = {key, strlen(key)};
+        if (!reqsign_cli_is_token(name.ptr, name.len)) {
+            reqsign_cli_print_error_msg(stdout, REQSIGN_E_INVALID_ARG,
+                                        "--headers: bad field name '%s'", key);
+            return -1;
+        }
+        size_t n = json_is_array(v) ? json_array_size(v) : 1;
+        if (!json_is_array(v) && !json_is_string(v)) {
+            reqsign_cli_print_error_msg(
+                stdout, REQSIGN_E_INVALID_ARG,
+                "--headers: the value of '%s' must be a string or an array of "
+                "strings",
+                key);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const json_t *s = json_is_array(v) ? json_array_get(v, i) : v;
+            if (!json_is_string(s)) {
+                reqsign_cli_print_error_msg(
+                    stdout, REQSIGN_E_INVALID_ARG,
+                    "--headers: the value of '%s' must be a string or an array "
+                    "of strings",
+                    key);
+                return -1;
+            }
+            struct reqsign_span value = {json_string_value(s), json_string_length(s)};
+            if (!reqsign_cli_is_field_value(value.ptr, value.len)) {
+                reqsign_cli_print_error_msg(stdout, REQSIGN_E_INVALID_ARG,
+                                            "--headers: the value of '%s' holds control characters",
+                                            key);
+                return -1;
+            }
+            if (header_add(l, name, value) != 0) {
+                reqsign_cli_print_error_msg(stdout, REQSIGN_E_LIMIT, "more than %d header fields",
+                                            CLI_MAX_HEADERS);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+enum {
+    V_HELP = 1,
+    V_PUB,
+    V_KEYID,
+    V_METHOD,
+    V_HEADER,
+    V_HEADERS,
+    V_DATA,
+    V_NOW,
+    V_MAX_AGE,
+    V_SKEW,
+    V_PROFILE,
+    V_AUTHORITY,
+    V_LABEL,
+    V_TAG,
+    V_SHOW_BASE,
+    V_VERBOSE,
+};
+
+/* The received request, from a URL written by hand: scheme "://" authority,
+ * then everything up to '#' is the origin-form target, unnormalised. */
+struct url_view {
+    struct reqsign_span scheme;
+    struct reqsign_span authority;
+    char *target; /* malloc'd */
+    size_t target_len;
+};
+
+static int split_url(const char *url, struct url_view *u, const char **why)
+{
+    const char *sep = strstr(url, "://");
+    memset(u, 0, sizeof(*u));
+    if (sep == NULL || sep == url) {
+        *why = "expected scheme://authority[/path][?query]";
+        return -1;
+    }
+    for (const char *c = url; c < sep; c++) {
+        int alpha = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+        if (!alpha &&
+            (c == url || !((*c >= '0' && *c <= '9') || *c == '+' || *c == '-' || *c == '.'))) {
+            *why = "bad scheme";
+            return -1;
+        }
+    }
+    u->scheme.ptr = url;
+    u->scheme.len = (size_t)(sep - url);
+    const char *auth = sep + 3;
+    size_t alen = strcspn(auth, "/?#");
+    /* userinfo is not sent in Host */
+    for (size_t i = alen; i > 0; i--) {
+        if (auth[i - 1] == '@') {
+            alen -= i;
+            auth += i;
+            break;
+        }
+    }
+    if (alen == 0 || auth[0] == ':') {
+        *why = "URL has no host";
+        return -1;
+    }
+    u->authority.ptr = auth;
+    u->authority.len = alen;
+    const char *rest = auth + alen;
+    size_t rlen = strcspn(rest, "#");
+    int slash = rlen == 0 || rest[0] != '/';
+    u->target = malloc(rlen + 2);
+    if (u->target == NULL) {
+        *why = "out of memory";
+        return -1;
+    }
+    if (slash)
+        u->target[0] = '/';
+    memcpy(u->target + slash, rest, rlen);
+    u->target_len = rlen + (size_t)slash;
+    u->target[u->target_len] = '\0';
+    return 0;
+}
+
+static int64_t fixed_clock(void *ctx)
+{
+    return *(const int64_t *)ctx;
+}
+
+int reqsign_cli_verify(int argc, char **argv)
+{
+    static const struct reqsign_cli_optdef defs[] = {
+        {"pub", 0, CLI_VALUE, V_PUB},
+        {"keyid", 0, CLI_VALUE, V_KEYID},
+        {"request", 'X', CLI_VALUE, V_METHOD},
+        {"header", 'H', CLI_VALUE, V_HEADER},
+        {"headers", 0, CLI_VALUE, V_HEADERS},
+        {"data", 'd', CLI_VALUE, V_DATA},
+        {"now", 0, CLI_VALUE, V_NOW},
+        {"max-age", 0, CLI_VALUE, V_MAX_AGE},
+        {"skew", 0, CLI_VALUE, V_SKEW},
+        {"profile", 0, CLI_VALUE, V_PROFILE},
+        {"authority", 0, CLI_VALUE, V_AUTHORITY},
+        {"label", 0, CLI_VALUE, V_LABEL},
+        {"tag", 0, CLI_VALUE, V_TAG},
+        {"show-base", 0, CLI_FLAG, V_SHOW_BASE},
+        {"verbose", 'v', CLI_FLAG, V_VERBOSE},
+        {"help", 'h', CLI_FLAG, V_HELP},
+        {NULL, 0, CLI_FLAG, 0},
+    };
+    struct reqsign_cli_optp p = {argc, argv, 0, 0, "verify", reqsign_cli_verify_usage};
+    const char *pub_file = NULL, *keyid = NULL, *method = NULL, *headers_file = NULL;
+    const char *data = NULL, *authority = NULL, *label = NULL, *tag = NULL, *url = NULL, *val;
+    int64_t now = 0, max_age = 0, skew = 0;
+    int have_now = 0, have_skew = 0, show_base = 0, verbose = 0;
+    enum reqsign_profile profile = REQSIGN_PROFILE_REQSIGN;
+    static struct header_list cli_headers; /* -H, in order */
+    static struct header_list all;         /* --headers, then -H */
+    int id = 0, r;
+
+    while ((r = reqsign_cli_next_opt(&p, defs, &id, &val)) != CLI_END) {
+        if (r == CLI_ERR)
+            return EXIT_USAGE;
+        if (r == CLI_POS) {
+            if (url != NULL) {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
+                                        "unexpected argument '%s' (one URL only)", val);
+                return EXIT_USAGE;
+            }
+            url = val;
+            continue;
+        }
+        switch (id) {
+        case V_HELP:
+            fputs(reqsign_cli_verify_usage, stdout);
+            return EXIT_OKAY;
+        case V_PUB:
+            pub_file = val;
+            break;
+        case V_KEYID:
+            keyid = val;
+            break;
+        case V_METHOD:
+            if (!reqsign_cli_is_token(val, strlen(val))) {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "bad method '%s'", val);
+                return EXIT_USAGE;
+            }
+            method = val;
+            break;
+        case V_HEADER: {
+            struct reqsign_span n, v;
+            if (reqsign_cli_parse_header(val, &n, &v) != 0) {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
+                                        "bad header '%s' (expected 'Name: value')", val);
+                return EXIT_USAGE;
+            }
+            if (header_add(&cli_headers, n, v) != 0) {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "too many -H options");
+                return EXIT_USAGE;
+            }
+            break;
+        }
+        case V_HEADERS:
+            if (headers_file != NULL) {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
+                                        "--headers given twice");
+                return EXIT_USAGE;
+            }
+            headers_file = val;
+            break;
+        case V_DATA:
+            if (data != NULL) {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "--data given twice");
+                return EXIT_USAGE;
+            }
+            data = val;
+            break;
+        case V_NOW:
+            if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 4, &now) != 0) {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
+                                        "--now: bad number '%s'", val);
+                return EXIT_USAGE;
+            }
+            have_now = 1;
+            break;
+        case V_MAX_AGE:
+            if (reqsign_cli_parse_i64(val, 1, INT64_MAX / 8, &max_age) != 0) {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
+                                        "--max-age: bad number '%s'", val);
+                return EXIT_USAGE;
+            }
+            break;
+        case V_SKEW:
+            if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 8, &skew) != 0) {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
+                                        "--skew: bad number '%s'", val);
+                return EXIT_USAGE;
+            }
+            have_skew = 1;
+            break;
+        case V_PROFILE:
+            if (strcmp(val, "reqsign") == 0) {
+                profile = REQSIGN_PROFILE_REQSIGN;
+            } else if (strcmp(val, "rfc9421") == 0) {
+                profile = REQSIGN_PROFILE_RFC9421;
+            } else {
+                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
+                                        "--profile: '%s' is not one of reqsign, rfc9421", val);
+                return EXIT_USAGE;
+            }
+            break;
+        case V_AUTHORITY:
+            authority = val;
+            break;
+        case V_LABEL:
+            label = val;
+            break;
+        case V_TAG:
+            tag = val;
+            break;
+        case V_SHOW_BASE:
+            show_base = 1;
+            break;
+        case V_VERBOSE:
+            verbose = 1;
+            break;
+        default:
+            break;
+        }
+    }
+    if (pub_file == NULL) {
+        reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "--pub is required");
+        return EXIT_USAGE;
+    }
+    if (url == NULL) {
+        reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "missing URL");
+        return EXIT_USAGE;
+    }
+    if (headers_file != NULL && strcmp(headers_file, "-") == 0 && data != NULL &&
+        strcmp(data, "@-") == 0) {
+        reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
+                                "--headers - and --data @- both read stdin");
+        return EXIT_USAGE;
+    }
+    if (method == NULL)
+        method = data != NULL ? "POST" : "GET";
+
+    struct reqsign_error err;
+    struct reqsign_static_key sk;
+    struct reqsign_key *key = NULL;
+    struct reqsign_nonce_store *store = NULL;
+    struct reqsign_verifier *verifier = NULL;
+    struct reqsign_verification vs;
+    struct reqsign_verifier_opts vo;
+    struct reqsign_request req;
+    struct url_view u;
+    json_t *hjson = NULL;
+    char *base = NULL, *body_mem = NULL;
+    const char *body = NULL;
+    size_t body_len = 0;
+    int body_fd = -1, stream = 0;
+    char clen[32];
+    enum reqsign_status st;
+    int rc = EXIT_FAIL;
+    const char *why = NULL;
+
+    reqsign_error_clear(&err);
+    reqsign_verification_init(&vs);
+    memset(&u, 0, sizeof(u));
+
+    /* the key: only its public part */
+    st = reqsign_key_load_file(pub_file, 0, &key, &err);
+    if (st == REQSIGN_E_KEY_PERMISSIONS) {
+        fprintf(stderr,
+                "reqsign verify: warning: %s holds a private key readable by group or "
+                "others; using its public part\n",
+                pub_file);
+        reqsign_error_clear(&err);
+        st = reqsign_key_load_file(pub_file, REQSIGN_KEY_ALLOW_PERMISSIVE, &key, &err);
+    }
+    memset(&sk, 0, sizeof(sk));
+    sk.keyid = keyid;
+    if (st == REQSIGN_E_KEY_FORMAT) {
+        /* JSON that is no JWK: a credential or a key record */
+        struct reqsign_error e2;
+        reqsign_error_clear(&e2);
+        enum reqsign_status st2 = load_pub_json(pub_file, sk.public_key, &e2);
+        if (st2 == REQSIGN_OK) {
+            st = REQSIGN_OK;
+            goto have_pub;
+        }
+        if (e2.message[0] != '\0') {
+            st = st2;
+            err = e2;
+        }
+    }
+    if (st != REQSIGN_OK) {
+        reqsign_cli_print_error(stdout, st, &err);
+        goto out;
+    }
+    reqsign_key_public_raw(key, sk.public_key);
+    reqsign_key_free(key);
+    key = NULL;
+have_pub:
+
+    /* the request */
+    if (split_url(url, &u, &why) != 0) {
+        reqsign_cli_print_error_msg(stdout, REQSIGN_E_URL, "%s: %s", url, why);
+        goto out;
+    }
+    if (headers_file != NULL) {
+        json_error_t je;
+        if (strcmp(headers_file, "-") == 0)
+            hjson = json_loadf(stdin, JSON_REJECT_DUPLICATES, &je);
+        else
+            hjson = json_load_file(headers_file, JSON_REJECT_DUPLICATES, &je);
+        if (hjson == NULL) {
+            char where[64];
+            snprintf(where, sizeof(where), "line %d column %d", je.line, je.column);
+            struct reqsign_error e2;
+            reqsign_error_clear(&e2);
+            (void)reqsign_error_set(&e2, REQSIGN_E_INVALID_ARG, NULL, REQSIGN_NO_OFFSET,
+                                    "--headers %s: %s (%s)", headers_file, je.text, where);
+            reqsign_cli_print_error(stdout, REQSIGN_E_INVALID_ARG, &e2);
+            goto out;
+        }
+        if (headers_from_json(hjson, &all, headers_file) != 0)
+            goto out;
+    }
+    for (size_t i = 0; i < cli_headers.n; i++) {
+        if (header_add(&all, cli_headers.h[i].name, cli_headers.h[i].value) != 0) {
+            reqsign_cli_print_error_msg(stdout, REQSIGN_E_LIMIT, "more than %d header fields",
+                                        CLI_MAX_HEADERS);
+            goto out;
+        }
+    }
+
+    memset(&req, 0, sizeof(req));
+    req.method.ptr = method;
+    req.method.len = strlen(method);
+    req.scheme = u.scheme;
+    req.target.ptr = u.target;
+    req.target.len = u.target_len;
+    const struct reqsign_header *host = header_find_last(&all, "host");
+    if (host != NULL) {
+        req.authority = reqsign_cli_span_trim(host->value);
+    } else {
+        req.authority = u.authority;
+        if (header_add(&all, (struct reqsign_span){"Host", 4}, u.authority) != 0) {
+            reqsign_cli_print_error_msg(stdout, REQSIGN_E_LIMIT, "more than %d header fields",
+                                        CLI_MAX_HEADERS);
+            goto out;
+        }
+    }
+
+    /* the body */
+    if (data != NULL && data[0] == '@') {
+        struct stat sb;
+        if (strcmp(data, "@-") == 0) {
+            body_fd = STDIN_FILENO;
+        } else {
+            body_fd = open(data + 1, O_RDONLY | O_CLOEXEC);
+            if (body_fd < 0) {
+                reqsign_cli_print_error_msg(stdout, REQSIGN_E_IO, "%s: %s", data + 1,
+                                            strerror(errno));
+                goto out;
+            }
+        }
+        if (fstat(body_fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= 0) {
+            off_t pos = lseek(body_fd, 0, SEEK_CUR);
+            body_len = (size_t)(sb.st_size - (pos > 0 ? pos : 0));
+            stream = 1;
+        } else if (reqsign_cli_slurp_fd(body_fd, &body_mem, &body_len) != 0) {
+            reqsign_cli_print_error_msg(stdout, REQSIGN_E_IO, "%s: %s", data + 1, strerror(errno));
+            goto out;
+        } else {
+            body = body_mem;
+        }
+    } else if (data != NULL) {
+        body = data;
+        body_len = strlen(data);
+    }
+    if (body_len > 0 && header_find_last(&all, "content-length") == NULL &&
+        header_find_last(&all, "transfer-encoding") == NULL) {
+        int n = snprintf(clen, sizeof(clen), "%zu", body_len);
+        if (n < 0 || header_add(&all, (struct reqsign_span){"Content-Length", 14},
+                                (struct reqsign_span){clen, (size_t)n}) != 0) {
+            reqsign_cli_print_error_msg(stdout, REQSIGN_E_LIMIT, "more than %d header fields",
+                                        CLI_MAX_HEADERS);
+            goto out;
+        }
+    }
+    req.headers = all.h;
+    req.n_headers = all.n;
+
+    /* the verifier */
+    store = reqsign_nonce_store_memory_new(NULL);
+    if (store == NULL) {
+        reqsign_cli_print_error(stdout, REQSIGN_E_NOMEM, NULL);
+        goto out;
+    }
+    if (!have_now)
+        now = (int64_t)time(NULL);
+    memset(&vo, 0, sizeof(vo));
+    vo.profile = profile;
+    vo.max_age = max_age;
+    vo.skew = have_skew ? (skew == 0 ? -1 : skew) : 0;
+    vo.label = label;
+    vo.public_authority = authority;
+    /* without --authority, the request's Host (or the URL's authority): this
+     * checks a request as received, it is not a service */
+    vo.any_authority = authority == NULL;
+    vo.required_tag = tag;
+    vo.clock = fixed_clock;
+    vo.clock_ctx = &now;
+    vo.lookup = reqsign_static_key_lookup;
+    vo.lookup_ctx = &sk;
+    vo.nonces = store;
+    verifier = reqsign_verifier_new(&vo, &err);
+    if (verifier == NULL) {
+        reqsign_cli_print_error(stdout, err.code != REQSIGN_OK ? err.code : REQSIGN_E_INTERNAL,
+                                &err);
+        goto out;
+    }
+
+    if (show_base) {
+        base = malloc(REQSIGN_BASE_MAX);
+        if (base == NULL) {
+            reqsign_cli_print_error(stdout, REQSIGN_E_NOMEM, NULL);
+            goto out;
+        }
+        vs.base_buf = base;
+        vs.base_cap = REQSIGN_BASE_MAX;
+    }
+    st = reqsign_verifier_verify_headers(verifier, &req, &vs, &err);
+    if (show_base && vs.base_len > 0) {
+        fwrite(base, 1, vs.base_len, stderr);
+        fputc('\n', stderr);
+    }
+    if (st == REQSIGN_OK && stream) {
+        char buf[65536];
+        for (;;) {
+            ssize_t n = reqsign_cli_read(body_fd, buf, sizeof(buf));
+            if (n < 0) {
+                reqsign_cli_print_error_msg(stdout, REQSIGN_E_IO, "%s: %s", data + 1,
+                                            strerror(errno));
+                goto out;
+            }
+            if (n == 0)
+                break;
+            st = reqsign_verification_body(&vs, buf, (size_t)n, &err);
+            if (st != REQSIGN_OK)
+                break;
+        }
+    } else if (st == REQSIGN_OK) {
+        st = reqsign_verification_body(&vs, body, body_len, &err);
+    }
+    if (st == REQSIGN_OK)
+        st = reqsign_verification_finish(&vs, &err);
+    if (st != REQSIGN_OK) {
+        reqsign_cli_print_error(stdout, st, &err);
+        goto out;
+    }
+    printf("ok\n");
+    if (verbose)
+        printf("keyid: %s  created: %lld\n", vs.keyid, (long long)vs.created);
+    rc = EXIT_OKAY;
+out:
+    reqsign_verification_cleanup(&vs);
+    reqsign_verifier_free(verifier);
+    reqsign_nonce_store_free(store);
+    reqsign_key_free(key);
+    if (body_fd > STDIN_FILENO)
+        close(body_fd);
+    free(body_mem);
+    free(base);
+    free(u.target);
+    json_decref(hjson);
+    reqsign_memzero(&sk, sizeof(sk));
+    return rc;
+}
