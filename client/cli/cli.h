@@ -17,6 +17,14 @@
 
 #include <reqsign/request.h>
 
+/* What CLI_OPTS_CREDENTIAL (and --keyid) set. */
+struct reqsign_cli_cred {
+    const char *key;     /* --key */
+    const char *keyid;   /* --keyid */
+    const char *profile; /* --profile */
+    int insecure;        /* --insecure-key-permissions */
+};
+
 /* Exit status of every subcommand. */
 enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -32,8 +40,11 @@ int reqsign_cli_audit(int argc, char **argv);
 
 /* service.c: credentials, HTTP and error output shared with `reqsign keys`. */
 void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err);
-int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid, int insecure,
-                            struct reqsign_credential **cred, struct reqsign_signer **signer);
+/* Load the credential @c names (reqsign_cli_credential_spec) and make a
+ * signer (@so may be NULL). EXIT_OKAY, EXIT_FAIL or EXIT_USAGE (printed). */
+int reqsign_cli_load_signer(const char *cmd, const struct reqsign_cli_cred *c,
+                            const struct reqsign_signer_opts *so, struct reqsign_credential **cred,
+                            struct reqsign_signer **signer);
 int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
                      const char *url, const char *body, size_t body_len, int verbose, long *status,
                      char **resp, size_t *resp_len);
@@ -68,11 +79,12 @@ void reqsign_cli_print_base(const struct reqsign_signed *sig);
 #define REQSIGN_CLI_MAX_SCOPES 16
 struct reqsign_cli_svc {
     const char *cmd, *usage, *sub, *arg;
-    const char *service, *key, *name, *token, *label, *out, *account, *after;
+    const char *service, *name, *token, *label, *out, *account, *after, *to_profile;
+    struct reqsign_cli_cred cred;
     const char *scopes[REQSIGN_CLI_MAX_SCOPES];
     size_t n_scopes;
     long key_limit, max_life, limit;
-    int json, insecure, verbose, generate;
+    int json, verbose, generate;
 };
 /* Parse argv[@first..]: 0, -1 (--help printed), or EXIT_USAGE. */
 int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_svc *o);
@@ -124,13 +136,21 @@ struct reqsign_cli_optdef {
     int id;
 };
 
+/* One parser for every subcommand: --name VALUE, --name=VALUE, -X VALUE,
+ * -XVALUE; "--" ends the options; "-" alone is an operand. Initialise with
+ * the fields up to usage; the rest are optional (0). */
 struct reqsign_cli_optp {
     int argc;
     char **argv;
-    int i;
+    int i; /* the next argument */
     int only_positional;
-    const char *cmd;
-    const char *usage;
+    const char *cmd;   /* "sign", "keys", ...: in messages */
+    const char *usage; /* printed after a usage error */
+    int combine;       /* short flags combine, as curl takes them: -iv, -sXPUT */
+    /* an argument beginning with '-' that is an operand nevertheless (a KEYID
+     * shaped like a thumbprint: reqsign_cli_is_thumbprint) */
+    int (*operand)(const char *a);
+    const char *group; /* internal: the rest of a group of short flags */
 };
 
 enum { CLI_END = 0, CLI_OPT = 1, CLI_POS = 2, CLI_ERR = -1 };
@@ -138,18 +158,15 @@ enum { CLI_END = 0, CLI_OPT = 1, CLI_POS = 2, CLI_ERR = -1 };
  * *val set), end (CLI_END) or a usage error already printed (CLI_ERR). */
 int reqsign_cli_next_opt(struct reqsign_cli_optp *p, const struct reqsign_cli_optdef *defs, int *id,
                          const char **val);
-/* The value of option @lng / -@shrt at argv[*i]: "--name=value", "--name value",
- * "-X value", "-Xvalue". NULL and *matched = 0 if argv[*i] is another option;
- * NULL and *matched = 1 on a missing value (a usage error for `reqsign @cmd`
- * is printed, followed by @usage). */
-const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, char **argv, int *i,
-                                  const char *lng, char shrt, int *matched);
-/* "reqsign @cmd: <message>" then @usage, on stderr (a usage error: exit 2). */
+/* "reqsign @cmd: <message>" then "see 'reqsign @cmd --help'", on stderr (a
+ * usage error: exit 2). @usage is not printed: --help shows it. */
 void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* "see 'reqsign @cmd --help'" on stderr. */
+void reqsign_cli_usage_hint(const char *cmd);
 /* --key @key (a path, or "-" for stdin) is acceptable: 0; key material
  * (inline credential JSON, first non-blank character '{' or '['; PEM armour
  * "-----BEGIN"; a line break or other control character; a 64-hex or 43/44
@@ -162,16 +179,96 @@ int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key);
  * a command that takes a KEYID operand asks this before reading @a as an
  * option; no option of ours has that shape. */
 int reqsign_cli_is_thumbprint(const char *a);
-/* 1 if @a is the flag --@lng or -@shrt. */
-int reqsign_cli_is_flag(const char *a, const char *lng, char shrt);
 /* write(2) all of @buf, retrying on EINTR; 0 or -1. */
 int reqsign_cli_write_all(int fd, const void *buf, size_t len);
-/* The TLS options every command that talks HTTP takes, as curl spells them:
- * --cacert FILE (trust the CA certificates in FILE instead of the system's) and
- * -k/--insecure (no certificate or host name check). Certificates are verified
- * by default. Returns 1 if argv[*i] was one of them (consumed, with its value),
- * 0 if not, -1 on a usage error (printed). */
-int reqsign_cli_tls_opt(const char *cmd, const char *usage, int argc, char **argv, int *i);
+/* Options several subcommands share: their ids (above every subcommand's
+ * own) and their rows in the option tables. */
+enum {
+    CLI_O_CACERT = 1000,  /* --cacert FILE: trust the CA certificates in FILE */
+    CLI_O_INSECURE,       /* -k/--insecure: no certificate or host name check */
+    CLI_O_KEY,            /* --key FILE|-: the credential */
+    CLI_O_KEYID,          /* --keyid ID */
+    CLI_O_PROFILE,        /* --profile NAME: credentials/NAME.json */
+    CLI_O_INSECURE_PERMS, /* --insecure-key-permissions */
+};
+/* TLS, as curl spells it; certificates are verified by default. */
+#define CLI_OPTS_TLS                                                                               \
+    {"cacert", 0, CLI_VALUE, CLI_O_CACERT},                                                        \
+    {                                                                                              \
+        "insecure", 'k', CLI_FLAG, CLI_O_INSECURE                                                  \
+    }
+/* The credential a signing command uses (reqsign_cli_load_signer). */
+#define CLI_OPTS_CREDENTIAL                                                                        \
+    {"key", 0, CLI_VALUE, CLI_O_KEY}, {"profile", 0, CLI_VALUE, CLI_O_PROFILE},                    \
+    {                                                                                              \
+        "insecure-key-permissions", 0, CLI_FLAG, CLI_O_INSECURE_PERMS                              \
+    }
+/* Handle a shared option @id (value @val) parsed by @p: 1 done, 0 not one
+ * of them (or @c NULL for a credential option), -1 a usage error (printed). */
+int reqsign_cli_common_opt(const struct reqsign_cli_optp *p, int id, const char *val,
+                           struct reqsign_cli_cred *c);
+/* The request options sign and verify share: -X, -H, -d, --label, --tag,
+ * --show-base and -h. */
+enum {
+    CLI_O_METHOD = 1100,
+    CLI_O_HEADER,
+    CLI_O_DATA,
+    CLI_O_LABEL,
+    CLI_O_TAG,
+    CLI_O_SHOW_BASE,
+    CLI_O_HELP
+};
+#define CLI_OPTS_REQUEST                                                                           \
+    {"request", 'X', CLI_VALUE, CLI_O_METHOD}, {"header", 'H', CLI_VALUE, CLI_O_HEADER},           \
+        {"data", 'd', CLI_VALUE, CLI_O_DATA}, {"label", 0, CLI_VALUE, CLI_O_LABEL},                \
+        {"tag", 0, CLI_VALUE, CLI_O_TAG}, {"show-base", 0, CLI_FLAG, CLI_O_SHOW_BASE},             \
+    {                                                                                              \
+        "help", 'h', CLI_FLAG, CLI_O_HELP                                                          \
+    }
+struct reqsign_cli_reqopts {
+    const char *method, *data, *label, *tag;
+    int show_base;
+};
+/* Handle a request option: 1 done (for -H: *@name, *@value set when not
+ * NULL), 2 --help (printed), 0 not one, -1 a usage error (printed). */
+int reqsign_cli_request_opt(const struct reqsign_cli_optp *p, int id, const char *val,
+                            struct reqsign_cli_reqopts *r, struct reqsign_span *name,
+                            struct reqsign_span *value);
+/* A duration: N seconds, or +N / N with a unit s, m, h, d ("+30d"), within
+ * [min, max] seconds. 0 on success. */
+int reqsign_cli_parse_duration(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* 0 if @name can name a profile (credentials/NAME.json), else -1. */
+int reqsign_cli_profile_name_ok(const char *name);
+
+/* Credential profiles, as the AWS CLI keeps them: CONFIG/credentials/NAME.json,
+ * CONFIG being $XDG_CONFIG_HOME/reqsign, else ~/.config/reqsign. */
+#define REQSIGN_CLI_PROFILE_ENV "REQSIGN_PROFILE"
+#define REQSIGN_CLI_PATH_MAX 4096
+/* CONFIG into @out; -1 if neither XDG_CONFIG_HOME nor HOME is absolute. */
+int reqsign_cli_config_dir(char *out, size_t cap);
+/* CONFIG/credentials/@name.json into @out; -1 as above or too long. */
+int reqsign_cli_profile_path(const char *name, char *out, size_t cap);
+/* The credential every signing command uses, in this order: --key, then
+ * $REQSIGN_CREDENTIAL (*@spec NULL: the loader reads it), then --profile or
+ * $REQSIGN_PROFILE, then the profile "default" if it exists (*@spec = @path).
+ * EXIT_OKAY, or EXIT_USAGE / EXIT_FAIL with a message that names the path
+ * looked at. */
+int reqsign_cli_credential_spec(const char *cmd, const struct reqsign_cli_cred *c, char *path,
+                                size_t cap, const char **spec);
+
+/* The one writer of secret files (a private key, a credential): created
+ * with O_EXCL and mode 0600, so an existing file is never overwritten (and
+ * with @make_dirs, its missing directories with mode 0700). The file is
+ * created first, before the secret exists: nothing is generated that cannot
+ * be stored. Returns the fd, or -1 with "reqsign CMD: error: io: ..." printed. */
+int reqsign_cli_secret_create(const char *cmd, const char *path, int make_dirs);
+/* Write @data (plus a final newline if missing), fsync and close @fd. On
+ * failure the file is removed, the error printed and -1 returned. */
+int reqsign_cli_secret_finish(const char *cmd, const char *path, int fd, const char *data,
+                              size_t len);
+/* Close @fd (if >= 0) and remove @path: the secret never arrived. */
+void reqsign_cli_secret_abort(const char *path, int fd);
 /* 1 if -k was given. */
 int reqsign_cli_tls_insecure(void);
 /* Apply them to a transfer (TLS 1.2 or later, always). */

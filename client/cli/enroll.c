@@ -24,13 +24,16 @@
 #include "cli.h"
 
 static const char USAGE_ENROLL[] =
-    "usage: reqsign enroll --service URL --token TOKEN [--label L] [--generate] -o FILE\n"
+    "usage: reqsign enroll --service URL --token TOKEN [--label L] [--generate]\n"
+    "                      (-o FILE | --profile NAME)\n"
     "\n"
     "Enroll a key in the account of an enrollment token. By default the key pair is\n"
     "generated here and only its public key is sent (the request is signed by it);\n"
     "the credential with the private key is written to FILE (mode 0600, never\n"
     "overwritten) and the keyid printed. --generate lets the service make the key\n"
-    "and return it once instead.\n"
+    "and return it once instead. --profile NAME (or --to-profile NAME) writes it to\n"
+    "the profile instead: $XDG_CONFIG_HOME/reqsign/credentials/NAME.json (default\n"
+    "~/.config/reqsign/...; directories created with mode 0700).\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 int reqsign_cli_enroll(int argc, char **argv)
@@ -44,9 +47,24 @@ int reqsign_cli_enroll(int argc, char **argv)
         return EXIT_OKAY;
     if (rc != 0)
         return rc;
-    if (o.service == NULL || o.token == NULL || o.out == NULL || o.arg != NULL) {
-        reqsign_cli_usage_error(o.cmd, o.usage, "--service, --token and -o FILE are required");
+    /* enroll signs with no existing credential: --profile NAME names where
+     * the new one goes (as --to-profile does) */
+    const char *profile = o.to_profile != NULL ? o.to_profile : o.cred.profile;
+    char ppath[REQSIGN_CLI_PATH_MAX];
+    if (o.service == NULL || o.token == NULL || (o.out == NULL) == (profile == NULL) ||
+        o.arg != NULL) {
+        reqsign_cli_usage_error(o.cmd, o.usage,
+                                "--service, --token and one of -o FILE, --profile NAME are "
+                                "required");
         return EXIT_USAGE;
+    }
+    if (o.out == NULL) {
+        if (reqsign_cli_profile_path(profile, ppath, sizeof(ppath)) != 0) {
+            fprintf(stderr, "reqsign enroll: --profile: neither XDG_CONFIG_HOME nor HOME is an "
+                            "absolute path\n");
+            return EXIT_USAGE;
+        }
+        o.out = ppath;
     }
     struct reqsign_key *key = NULL;
     struct reqsign_signer *signer = NULL;
@@ -59,13 +77,9 @@ int reqsign_cli_enroll(int argc, char **argv)
     size_t raw_len = 0;
     rc = EXIT_FAIL;
     /* the file first: never enroll a key we cannot store */
-    int fd = open(o.out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        fprintf(stderr, "reqsign enroll: error: io: %s: %s%s\n", o.out, strerror(e),
-                e == EEXIST ? " (refusing to overwrite)" : "");
+    int fd = reqsign_cli_secret_create(o.cmd, o.out, o.out == ppath);
+    if (fd < 0)
         return EXIT_FAIL;
-    }
     priv[0] = '\0';
     req = json_pack("{s:s, s:s}", "token", o.token, "label", o.label != NULL ? o.label : "");
     if (req == NULL)
@@ -126,19 +140,15 @@ int reqsign_cli_enroll(int argc, char **argv)
         w = cred;
         wl = m;
     }
-    if (reqsign_cli_write_all(fd, w, wl) != 0 ||
-        (wl > 0 && w[wl - 1] != '\n' && reqsign_cli_write_all(fd, "\n", 1) != 0) ||
-        fsync(fd) != 0) {
-        fprintf(stderr, "reqsign enroll: error: io: %s: %s\n", o.out, strerror(errno));
+    int wr = reqsign_cli_secret_finish(o.cmd, o.out, fd, w, wl);
+    fd = -1;
+    if (wr != 0)
         goto out;
-    }
     reqsign_cli_svc_put_text(stdout, kid);
     fputc('\n', stdout);
     rc = EXIT_OKAY;
 out:
-    close(fd);
-    if (rc != EXIT_OKAY)
-        unlink(o.out);
+    reqsign_cli_secret_abort(o.out, fd);
     if (cred != NULL) {
         reqsign_memzero(cred, raw_len + 2 * sizeof(priv) + 64);
         free(cred);

@@ -37,7 +37,8 @@ int reqsign_cli_keygen(int argc, char **argv)
         {"help", 'h', CLI_FLAG, K_HELP},
         {NULL, 0, CLI_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, 0, 0, "keygen", reqsign_cli_keygen_usage};
+    struct reqsign_cli_optp p = {argc, argv, 0,   0, "keygen", reqsign_cli_keygen_usage,
+                                 0,    NULL, NULL};
     const char *out_file = NULL, *val;
     int id = 0, r;
 
@@ -96,29 +97,9 @@ int reqsign_cli_keygen(int argc, char **argv)
     }
 
     if (out_file != NULL) {
-        int fd = open(out_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            int e = errno;
-            reqsign_cli_print_error_msg(stderr, REQSIGN_E_IO,
-                                        e == EEXIST ? "%s: %s (refusing to overwrite)" : "%s: %s",
-                                        out_file, strerror(e));
+        int fd = reqsign_cli_secret_create("keygen", out_file, 0);
+        if (fd < 0 || reqsign_cli_secret_finish("keygen", out_file, fd, priv, priv_len) != 0)
             goto out;
-        }
-        int bad =
-            reqsign_cli_write_all(fd, priv, priv_len) != 0 ||
-            (priv_len > 0 && priv[priv_len - 1] != '\n' && reqsign_cli_write_all(fd, "\n", 1) != 0);
-        if (!bad && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-            bad = 1;
-        int e = errno;
-        if (close(fd) != 0 && !bad) {
-            bad = 1;
-            e = errno;
-        }
-        if (bad) {
-            (void)unlink(out_file);
-            reqsign_cli_print_error_msg(stderr, REQSIGN_E_IO, "%s: %s", out_file, strerror(e));
-            goto out;
-        }
     } else {
         /* straight to the fd, so no copy of the secret stays in stdio buffers */
         if (fflush(stdout) != 0 || reqsign_cli_write_all(STDOUT_FILENO, priv, priv_len) != 0 ||

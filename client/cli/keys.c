@@ -44,8 +44,8 @@ static const char USAGE_KEYS[] =
     "Manage keys on a reqsign key service. Requests are signed with an admin\n"
     "credential (scope keys:admin) or a key of an account (keys:self).\n"
     "\n"
-    "  keys create [--label L] [--scope S]... [--expires-at RFC3339]\n"
-    "              [--public-key FILE] -o FILE\n"
+    "  keys create [--label L] [--scope S]... [--expires-at RFC3339|+30d]\n"
+    "              [--public-key FILE] (-o FILE | --to-profile NAME)\n"
     "      Create a key. The service generates the key pair and returns the\n"
     "      credential once: it is written to FILE (mode 0600, never overwritten)\n"
     "      and the keyid printed. With --public-key (PEM, DER, JWK or raw; only the\n"
@@ -57,7 +57,7 @@ static const char USAGE_KEYS[] =
     "      --all follows the pages; --json prints the JSON instead.\n"
     "  keys get KEYID       print the key's record (JSON)\n"
     "  keys revoke KEYID    revoke the key; prints 'revoked KEYID'\n"
-    "  keys rotate KEYID [--grace SECONDS] -o FILE\n"
+    "  keys rotate KEYID [--grace SECONDS] (-o FILE | --to-profile NAME)\n"
     "      Make the key's successor (same label, scopes, account), written to FILE\n"
     "      (mode 0600); the old key expires after the grace (default 86400).\n"
     "  keys disable KEYID | keys enable KEYID\n"
@@ -68,6 +68,11 @@ static const char USAGE_KEYS[] =
     "  --key CREDENTIAL            admin credential JSON or key file, or '-' for\n"
     "                              stdin (default: $REQSIGN_CREDENTIAL); inline JSON\n"
     "                              is refused (arguments are readable by every user)\n"
+    "  --profile NAME              the credential of profile NAME (default:\n"
+    "                              $REQSIGN_PROFILE, else \"default\" if it exists):\n"
+    "                              $XDG_CONFIG_HOME/reqsign/credentials/NAME.json\n"
+    "  --to-profile NAME           create, rotate: write the new credential to\n"
+    "                              profile NAME (mode 0600, never overwritten)\n"
     "  --insecure-key-permissions  accept a key file readable by group or others\n"
     "  -v, --verbose               print the signature base and headers to stderr\n"
     "  --cacert FILE               trust the CA certificates in FILE (https services;\n"
@@ -80,11 +85,12 @@ static const char USAGE_KEYS[] =
 
 struct keys_opts {
     const char *sub;
-    const char *service, *key, *label, *expires_at, *public_key, *out, *after, *arg;
+    const char *service, *label, *expires_at, *public_key, *out, *after, *arg, *to_profile;
+    struct reqsign_cli_cred cred;
     const char *scopes[KEYS_MAX_SCOPES];
     size_t n_scopes;
     long limit, grace;
-    int all, json, insecure, verbose, has_grace;
+    int all, json, verbose, has_grace, out_is_profile;
 };
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -101,18 +107,6 @@ static int parse_long(const char *s, long min, long max, long *out)
     return 0;
 }
 
-/* Which options each subcommand takes. */
-static int allowed(const char *sub, const char *opt)
-{
-    if (strcmp(sub, "create") == 0)
-        return strstr(" label scope expires-at public-key output ", opt) != NULL;
-    if (strcmp(sub, "list") == 0)
-        return strstr(" limit after all json ", opt) != NULL;
-    if (strcmp(sub, "rotate") == 0)
-        return strstr(" output grace ", opt) != NULL;
-    return 0;
-}
-
 static int takes_keyid(const char *sub)
 {
     return strcmp(sub, "get") == 0 || strcmp(sub, "revoke") == 0 || strcmp(sub, "rotate") == 0 ||
@@ -121,95 +115,109 @@ static int takes_keyid(const char *sub)
 
 static int parse_opts(int argc, char **argv, struct keys_opts *o)
 {
-    static const struct {
-        const char *lng;
-        char shrt;
-        const char *tag; /* " name " for allowed() */
-    } vals[] = {
-        {"service", 0, NULL},
-        {"key", 0, NULL},
-        {"label", 0, " label "},
-        {"scope", 0, " scope "},
-        {"expires-at", 0, " expires-at "},
-        {"public-key", 0, " public-key "},
-        {"output", 'o', " output "},
-        {"limit", 0, " limit "},
-        {"after", 0, " after "},
-        {"grace", 0, " grace "},
+    enum {
+        K_HELP = 1,
+        K_VERBOSE,
+        K_ALL,
+        K_JSON,
+        K_SERVICE,
+        K_LABEL,
+        K_SCOPE,
+        K_EXPIRES_AT,
+        K_PUBLIC_KEY,
+        K_OUTPUT,
+        K_LIMIT,
+        K_AFTER,
+        K_GRACE,
+        K_TO_PROFILE,
+        K_N
     };
-    int only_pos = 0;
+    static const struct reqsign_cli_optdef defs[] = {
+        {"help", 'h', CLI_FLAG, K_HELP},
+        {"verbose", 'v', CLI_FLAG, K_VERBOSE},
+        {"all", 0, CLI_FLAG, K_ALL},
+        {"json", 0, CLI_FLAG, K_JSON},
+        {"service", 0, CLI_VALUE, K_SERVICE},
+        {"label", 0, CLI_VALUE, K_LABEL},
+        {"scope", 0, CLI_VALUE, K_SCOPE},
+        {"expires-at", 0, CLI_VALUE, K_EXPIRES_AT},
+        {"public-key", 0, CLI_VALUE, K_PUBLIC_KEY},
+        {"output", 'o', CLI_VALUE, K_OUTPUT},
+        {"limit", 0, CLI_VALUE, K_LIMIT},
+        {"after", 0, CLI_VALUE, K_AFTER},
+        {"grace", 0, CLI_VALUE, K_GRACE},
+        {"to-profile", 0, CLI_VALUE, K_TO_PROFILE},
+        CLI_OPTS_TLS,
+        CLI_OPTS_CREDENTIAL,
+        {NULL, 0, CLI_FLAG, 0},
+    };
+    /* the subcommands an option is for; the others take every subcommand */
+    static const char *const only[K_N] = {
+        [K_ALL] = " list ",
+        [K_JSON] = " list ",
+        [K_LABEL] = " create ",
+        [K_SCOPE] = " create ",
+        [K_EXPIRES_AT] = " create ",
+        [K_PUBLIC_KEY] = " create ",
+        [K_OUTPUT] = " create rotate ",
+        [K_TO_PROFILE] = " create rotate ",
+        [K_LIMIT] = " list ",
+        [K_AFTER] = " list ",
+        [K_GRACE] = " rotate ",
+    };
+    /* A keyid may begin with '-' (1 in 64 thumbprints): its shape, not its
+     * first character, makes it the operand. */
+    struct reqsign_cli_optp p = {
+        argc,   argv,       1, 0,
+        "keys", USAGE_KEYS, 0, takes_keyid(o->sub) ? reqsign_cli_is_thumbprint : NULL,
+        NULL};
+    const char *v;
+    int id = 0, r, at = p.i;
+    char sub[32];
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int m = 0;
-        /* A keyid may begin with '-' (1 in 64 thumbprints): its shape, not its
-         * first character, makes it the operand. */
-        if (only_pos || a[0] != '-' || a[1] == '\0' ||
-            (o->arg == NULL && takes_keyid(o->sub) && reqsign_cli_is_thumbprint(a))) {
+    snprintf(sub, sizeof(sub), " %s ", o->sub);
+    for (; (r = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END; at = p.i) {
+        if (r == CLI_ERR)
+            return EXIT_USAGE;
+        if (r == CLI_POS) {
             if (o->arg != NULL || !takes_keyid(o->sub)) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unexpected argument '%s'", o->sub,
-                                        a);
+                                        v);
                 return EXIT_USAGE;
             }
-            o->arg = a;
+            o->arg = v;
             continue;
         }
-        if (strcmp(a, "--") == 0) {
-            only_pos = 1;
-            continue;
+        if (id < K_N && only[id] != NULL && strstr(only[id], sub) == NULL) {
+            reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unknown option '%s'", o->sub,
+                                    argv[at]);
+            return EXIT_USAGE;
         }
-        if (reqsign_cli_is_flag(a, "help", 'h')) {
+        int c = reqsign_cli_common_opt(&p, id, v, &o->cred);
+        if (c < 0)
+            return EXIT_USAGE;
+        if (c > 0)
+            continue;
+        switch (id) {
+        case K_HELP:
             fputs(USAGE_KEYS, stdout);
             return -1;
-        }
-        if (reqsign_cli_is_flag(a, "insecure-key-permissions", 0)) {
-            o->insecure = 1;
-            continue;
-        }
-        if (reqsign_cli_is_flag(a, "verbose", 'v')) {
+        case K_VERBOSE:
             o->verbose = 1;
-            continue;
-        }
-        int tls = reqsign_cli_tls_opt("keys", USAGE_KEYS, argc, argv, &i);
-        if (tls < 0)
-            return EXIT_USAGE;
-        if (tls > 0)
-            continue;
-        if (reqsign_cli_is_flag(a, "all", 0) || reqsign_cli_is_flag(a, "json", 0)) {
-            if (!allowed(o->sub, a[2] == 'a' ? " all " : " json ")) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unknown option '%s'", o->sub, a);
-                return EXIT_USAGE;
-            }
-            if (a[2] == 'a')
-                o->all = 1;
-            else
-                o->json = 1;
-            continue;
-        }
-        size_t k;
-        for (k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
-            v = reqsign_cli_opt_value("keys", USAGE_KEYS, argc, argv, &i, vals[k].lng, vals[k].shrt,
-                                      &m);
-            if (m)
-                break;
-        }
-        if (!m || (vals[k].tag != NULL && !allowed(o->sub, vals[k].tag))) {
-            reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unknown option '%s'", o->sub, a);
-            return EXIT_USAGE;
-        }
-        if (v == NULL)
-            return EXIT_USAGE;
-        switch (k) {
-        case 0:
+            break;
+        case K_ALL:
+            o->all = 1;
+            break;
+        case K_JSON:
+            o->json = 1;
+            break;
+        case K_SERVICE:
             o->service = v;
             break;
-        case 1:
-            o->key = v;
-            break;
-        case 2:
+        case K_LABEL:
             o->label = v;
             break;
-        case 3:
+        case K_SCOPE:
             if (o->n_scopes >= KEYS_MAX_SCOPES) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "at most %d --scope options",
                                         KEYS_MAX_SCOPES);
@@ -217,53 +225,49 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             }
             o->scopes[o->n_scopes++] = v;
             break;
-        case 4:
+        case K_EXPIRES_AT:
             o->expires_at = v;
             break;
-        case 5:
+        case K_PUBLIC_KEY:
             o->public_key = v;
             break;
-        case 6:
+        case K_OUTPUT:
             if (*v == '\0') {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "-o needs a file name");
                 return EXIT_USAGE;
             }
             o->out = v;
             break;
-        case 7:
+        case K_TO_PROFILE:
+            if (reqsign_cli_profile_name_ok(v) != 0) {
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "--to-profile: bad profile name '%s'",
+                                        v);
+                return EXIT_USAGE;
+            }
+            o->to_profile = v;
+            break;
+        case K_LIMIT:
             if (parse_long(v, 1, 1000, &o->limit) != 0) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS,
                                         "--limit: '%s' is not a number in 1..1000", v);
                 return EXIT_USAGE;
             }
             break;
-        case 8:
+        case K_AFTER:
             o->after = v;
             break;
-        default:
+        case K_GRACE:
             if (parse_long(v, 0, 2592000, &o->grace) != 0) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "--grace: '%s' is not 0..2592000", v);
                 return EXIT_USAGE;
             }
             o->has_grace = 1;
             break;
+        default:
+            break;
         }
     }
     return EXIT_OKAY;
-}
-
-/* The service base URL without trailing slashes, plus @path (escaped parts
- * already); malloc'd. */
-static char *service_url(const char *service, const char *path)
-{
-    size_t n = strlen(service);
-    while (n > 0 && service[n - 1] == '/')
-        n--;
-    size_t len = n + strlen(path) + 1;
-    char *u = malloc(len);
-    if (u != NULL)
-        snprintf(u, len, "%.*s%s", (int)n, service, path);
-    return u;
 }
 
 static void wipe_free(char *p, size_t len)
@@ -412,10 +416,10 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         curl_free(e);
         curl_easy_cleanup(esc);
         body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
-        url = service_url(service, rpath);
+        url = reqsign_cli_service_url(service, rpath);
     } else {
         body = json_dumps(req, JSON_COMPACT);
-        url = service_url(service, "/v1/keys");
+        url = reqsign_cli_service_url(service, "/v1/keys");
     }
     if (body == NULL || url == NULL) {
         reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
@@ -423,13 +427,9 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
     }
     /* the file first: never create a key we cannot store */
     if (o->out != NULL) {
-        fd = open(o->out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            int e = errno;
-            fprintf(stderr, "reqsign keys: error: io: %s: %s%s\n", o->out, strerror(e),
-                    e == EEXIST ? " (refusing to overwrite)" : "");
+        fd = reqsign_cli_secret_create("keys", o->out, o->out_is_profile);
+        if (fd < 0)
             goto out;
-        }
     }
     if (reqsign_cli_http("keys", s, "POST", url, body, strlen(body), o->verbose, &status, &out,
                          &out_len) != 0)
@@ -446,30 +446,16 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         goto out;
     }
     if (fd >= 0) {
-        int bad =
-            reqsign_cli_write_all(fd, out, out_len) != 0 ||
-            (out_len > 0 && out[out_len - 1] != '\n' && reqsign_cli_write_all(fd, "\n", 1) != 0);
-        if (!bad && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-            bad = 1;
-        int e = errno;
-        if (close(fd) != 0 && !bad) {
-            bad = 1;
-            e = errno;
-        }
+        int wr = reqsign_cli_secret_finish("keys", o->out, fd, out, out_len);
         fd = -1;
-        if (bad) {
-            fprintf(stderr, "reqsign keys: error: io: %s: %s\n", o->out, strerror(e));
+        if (wr != 0)
             goto out;
-        }
     }
     put_text(stdout, json_string_value(kid));
     fputc('\n', stdout);
     rc = EXIT_OKAY;
 out:
-    if (fd >= 0) {
-        close(fd);
-        (void)unlink(o->out);
-    }
+    reqsign_cli_secret_abort(o->out, fd);
     if (resp != NULL) {
         json_t *pk = json_object_get(resp, "private_key");
         if (json_is_string(pk))
@@ -556,7 +542,7 @@ static int cmd_list(const struct keys_opts *o, const struct reqsign_signer *s, c
         snprintf(path, sizeof(path), "/v1/keys?limit=%ld%s%s", o->limit > 0 ? o->limit : 100,
                  e != NULL ? "&after=" : "", e != NULL ? e : "");
         curl_free(e);
-        char *url = service_url(service, path), *body = NULL;
+        char *url = reqsign_cli_service_url(service, path), *body = NULL;
         size_t len = 0;
         long status = 0;
         if (url == NULL) {
@@ -639,7 +625,7 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
     path = e != NULL ? malloc(plen) : NULL;
     if (path != NULL) {
         snprintf(path, plen, "/v1/keys/%s", e);
-        url = service_url(service, path);
+        url = reqsign_cli_service_url(service, path);
     }
     if (url == NULL) {
         reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
@@ -652,7 +638,7 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
         char *p2 = malloc(plen + 16);
         if (p2 != NULL) {
             snprintf(p2, plen + 16, "%s/%s", path, o->sub);
-            url = service_url(service, p2);
+            url = reqsign_cli_service_url(service, p2);
             free(p2);
         }
         if (url == NULL) {
@@ -714,6 +700,20 @@ int reqsign_cli_keys(int argc, char **argv)
         return EXIT_OKAY;
     if (rc != EXIT_OKAY)
         return rc;
+    char ppath[REQSIGN_CLI_PATH_MAX];
+    if (o.to_profile != NULL && o.out != NULL) {
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: -o and --to-profile both given", o.sub);
+        return EXIT_USAGE;
+    }
+    if (o.to_profile != NULL) {
+        if (reqsign_cli_profile_path(o.to_profile, ppath, sizeof(ppath)) != 0) {
+            fprintf(stderr, "reqsign keys: --to-profile: neither XDG_CONFIG_HOME nor HOME is an "
+                            "absolute path\n");
+            return EXIT_USAGE;
+        }
+        o.out = ppath;
+        o.out_is_profile = 1;
+    }
     if (strcmp(o.sub, "rotate") == 0 && o.out == NULL) {
         reqsign_cli_usage_error(
             "keys", USAGE_KEYS,
@@ -730,9 +730,7 @@ int reqsign_cli_keys(int argc, char **argv)
             "create: -o FILE is required (the credential is returned only once)");
         return EXIT_USAGE;
     }
-    if (o.key != NULL && reqsign_cli_key_arg_ok("keys", USAGE_KEYS, o.key) != 0)
-        return EXIT_USAGE;
-    rc = reqsign_cli_load_signer("keys", o.key, NULL, o.insecure, &cred, &signer);
+    rc = reqsign_cli_load_signer("keys", &o.cred, NULL, &cred, &signer);
     if (rc != EXIT_OKAY)
         return rc;
     const char *service = o.service != NULL ? o.service : reqsign_credential_service(cred);

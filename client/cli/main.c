@@ -79,7 +79,7 @@ static int finish(int rc)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(USAGE_MAIN, stderr);
+        reqsign_cli_usage_error(NULL, USAGE_MAIN, "missing command");
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];

@@ -106,8 +106,6 @@ enum { EXIT_HTTP_FAIL = 22 };
 /* Body bytes of a response (status >= 300) held back: a redirect, a retry or
  * a clock correction discards them; past this the response is the answer. */
 #define SEND_HOLD_MAX ((size_t)64 * 1024)
-/* Most combined short flag groups (-iv) in one command line. */
-#define SEND_MAX_GROUPS 64
 /* curl's defaults: --max-redirs 50, --retry-delay doubling from 1 s to 10 min. */
 #define SEND_MAX_REDIRS 50
 #define SEND_RETRY_DELAY_MAX_MS 600000L
@@ -195,29 +193,6 @@ static size_t send_write(char *data, size_t size, size_t nmemb, void *ud)
     }
     send_emit(o, data, n);
     return n;
-}
-
-/* Read all of @fd into a malloc'd buffer. */
-static int slurp_fd(int fd, char **out, size_t *out_len)
-{
-    struct reqsign_cli_membuf b = {NULL, 0, 0, 0};
-    char buf[65536];
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof(buf));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 || (r > 0 && reqsign_cli_membuf_write(buf, 1, (size_t)r, &b) != (size_t)r)) {
-            if (r >= 0)
-                errno = b.overflow ? EFBIG : ENOMEM;
-            free(b.p);
-            return -1;
-        }
-        if (r == 0)
-            break;
-    }
-    *out = b.p;
-    *out_len = b.len;
-    return 0;
 }
 
 static int header_name_is(const char *line, size_t name_len, const char *name)
@@ -379,10 +354,6 @@ static void sleep_ms(long ms)
         ;
 }
 
-#define SEND_VALUE(lng, shrt)                                                                      \
-    ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, (lng), (shrt),     \
-                                &m)) != NULL ||                                                    \
-     m)
 #define SEND_USAGE(...)                                                                            \
     do {                                                                                           \
         reqsign_cli_usage_error("send", reqsign_cli_send_usage, __VA_ARGS__);                      \
@@ -392,12 +363,11 @@ static void sleep_ms(long ms)
 
 int reqsign_cli_send(int argc, char **argv)
 {
-    const char *method = NULL, *data = NULL, *key = NULL, *keyid = NULL, *url = NULL;
+    const char *method = NULL, *data = NULL, *url = NULL;
     const char *output = NULL, *wfmt = NULL;
     const char *hdrs[SEND_MAX_HEADERS];
-    char *groups[SEND_MAX_GROUPS];
-    size_t n_hdrs = 0, n_groups = 0;
-    int include = 0, verbose = 0, insecure = 0, only_pos = 0, silent = 0, fail = 0, head = 0;
+    size_t n_hdrs = 0;
+    int include = 0, verbose = 0, silent = 0, fail = 0, head = 0;
     int location = 0, trusted = 0, show_error = 0;
     long max_time_ms = 0, connect_ms = 0, max_redirs = SEND_MAX_REDIRS, retries = 0;
     long retry_delay_ms = 0;
@@ -413,168 +383,183 @@ int reqsign_cli_send(int argc, char **argv)
     size_t body_len = 0;
     int rc = EXIT_USAGE;
 
+    enum {
+        O_HELP = 1,
+        O_INCLUDE,
+        O_VERBOSE,
+        O_SILENT,
+        O_SHOW_ERROR,
+        O_FAIL,
+        O_HEAD,
+        O_LOCATION,
+        O_TRUSTED,
+        O_METHOD,
+        O_HEADER,
+        O_DATA,
+        O_OUTPUT,
+        O_WRITE_OUT,
+        O_MAX_TIME,
+        O_CONNECT,
+        O_MAX_REDIRS,
+        O_RETRY,
+        O_RETRY_DELAY,
+        O_RESOLVE,
+        O_CONNECT_TO
+    };
+    static const struct reqsign_cli_optdef defs[] = {
+        {"help", 'h', CLI_FLAG, O_HELP},
+        {"include", 'i', CLI_FLAG, O_INCLUDE},
+        {"verbose", 'v', CLI_FLAG, O_VERBOSE},
+        {"silent", 's', CLI_FLAG, O_SILENT},
+        {"show-error", 'S', CLI_FLAG, O_SHOW_ERROR},
+        {"fail", 'f', CLI_FLAG, O_FAIL},
+        {"head", 'I', CLI_FLAG, O_HEAD},
+        {"location", 'L', CLI_FLAG, O_LOCATION},
+        {"location-trusted", 0, CLI_FLAG, O_TRUSTED},
+        {"request", 'X', CLI_VALUE, O_METHOD},
+        {"header", 'H', CLI_VALUE, O_HEADER},
+        {"data", 'd', CLI_VALUE, O_DATA},
+        {"output", 'o', CLI_VALUE, O_OUTPUT},
+        {"write-out", 'w', CLI_VALUE, O_WRITE_OUT},
+        {"max-time", 'm', CLI_VALUE, O_MAX_TIME},
+        {"connect-timeout", 0, CLI_VALUE, O_CONNECT},
+        {"max-redirs", 0, CLI_VALUE, O_MAX_REDIRS},
+        {"retry", 0, CLI_VALUE, O_RETRY},
+        {"retry-delay", 0, CLI_VALUE, O_RETRY_DELAY},
+        {"resolve", 0, CLI_VALUE, O_RESOLVE},
+        {"connect-to", 0, CLI_VALUE, O_CONNECT_TO},
+        {"keyid", 0, CLI_VALUE, CLI_O_KEYID},
+        CLI_OPTS_TLS,
+        CLI_OPTS_CREDENTIAL,
+        {NULL, 0, CLI_FLAG, 0},
+    };
+    /* curl's habits: combined short flags (-iv, -sXPUT) */
+    struct reqsign_cli_optp p = {argc, argv, 0, 0, "send", reqsign_cli_send_usage, 1, NULL, NULL};
+    struct reqsign_cli_cred cr;
+    const char *v;
+    int id = 0, pr;
+
+    memset(&cr, 0, sizeof(cr));
     memset(&o, 0, sizeof(o));
     o.last = '\n';
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v;
-        char one[3];
-        int m;
-        if (only_pos || a[0] != '-' || a[1] == '\0') {
+    while ((pr = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END) {
+        if (pr == CLI_ERR)
+            goto out;
+        if (pr == CLI_POS) {
             if (url != NULL)
-                SEND_USAGE("unexpected argument '%s' (one URL only)", a);
-            url = a;
+                SEND_USAGE("unexpected argument '%s' (one URL only)", v);
+            url = v;
             continue;
         }
-        /* combined short flags, as curl takes them: -iv is -i -v, -sXPUT is -s -XPUT */
-        if (a[1] != '-' && a[2] != '\0' && strchr("hivsSfIkL", a[1]) != NULL) {
-            if (n_groups >= SEND_MAX_GROUPS)
-                SEND_USAGE("more than %d combined short option groups", SEND_MAX_GROUPS);
-            size_t rl = strlen(a + 2);
-            char *rest = malloc(rl + 2);
-            if (rest == NULL) {
+        int c = reqsign_cli_common_opt(&p, id, v, &cr);
+        if (c < 0)
+            goto out;
+        if (c > 0)
+            continue;
+        switch (id) {
+        case O_HELP:
+            fputs(reqsign_cli_send_usage, stdout);
+            rc = EXIT_OKAY;
+            goto out;
+        case O_INCLUDE:
+            include = 1;
+            break;
+        case O_VERBOSE:
+            verbose = 1;
+            break;
+        case O_SILENT:
+            silent = 1;
+            break;
+        case O_SHOW_ERROR:
+            show_error = 1;
+            break;
+        case O_FAIL:
+            fail = 1;
+            break;
+        case O_HEAD:
+            head = 1;
+            break;
+        case O_LOCATION:
+            location = 1;
+            break;
+        case O_TRUSTED:
+            location = trusted = 1;
+            break;
+        case O_METHOD:
+            method = v;
+            break;
+        case O_HEADER: {
+            int ch = check_header(v);
+            if (ch == -2)
+                SEND_USAGE("-H '%s': reqsign adds the signature fields itself", v);
+            if (ch == -3)
+                SEND_USAGE("-H '%s': the signature covers the URL's authority, which is the "
+                           "Host sent: put the host in the URL, and to reach it at another "
+                           "address use --resolve HOST:PORT:ADDR or --connect-to",
+                           v);
+            if (ch != 0)
+                SEND_USAGE("-H '%s': expected 'Name: value'", v);
+            if (n_hdrs >= SEND_MAX_HEADERS)
+                SEND_USAGE("more than %d -H options", SEND_MAX_HEADERS);
+            hdrs[n_hdrs++] = v;
+            break;
+        }
+        case O_DATA:
+            if (data != NULL)
+                SEND_USAGE("--data given twice");
+            data = v;
+            break;
+        case O_OUTPUT:
+            output = v;
+            break;
+        case O_WRITE_OUT:
+            wfmt = v;
+            break;
+        case O_MAX_TIME:
+            if ((max_time_ms = parse_seconds_ms(v)) < 0)
+                SEND_USAGE("--max-time '%s': expected seconds greater than 0", v);
+            break;
+        case O_CONNECT:
+            if ((connect_ms = parse_seconds_ms(v)) < 0)
+                SEND_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
+            break;
+        case O_MAX_REDIRS:
+            if ((max_redirs = parse_count(v)) < 0)
+                SEND_USAGE("--max-redirs '%s': expected a count", v);
+            break;
+        case O_RETRY:
+            if ((retries = parse_count(v)) < 0)
+                SEND_USAGE("--retry '%s': expected a count", v);
+            break;
+        case O_RETRY_DELAY:
+            if ((retry_delay_ms = parse_seconds_ms(v)) < 0)
+                SEND_USAGE("--retry-delay '%s': expected seconds greater than 0", v);
+            break;
+        case O_RESOLVE:
+        case O_CONNECT_TO: {
+            int is_resolve = id == O_RESOLVE;
+            if (strchr(v, ':') == NULL)
+                SEND_USAGE("--%s '%s': expected %s", is_resolve ? "resolve" : "connect-to", v,
+                           is_resolve ? "HOST:PORT:ADDR" : "HOST:PORT:TO_HOST:TO_PORT");
+            struct curl_slist **l = is_resolve ? &resolve : &connect_to;
+            struct curl_slist *nl = curl_slist_append(*l, v);
+            if (nl == NULL) {
                 reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
                 rc = EXIT_FAIL;
                 goto out;
             }
-            rest[0] = '-';
-            memcpy(rest + 1, a + 2, rl + 1);
-            groups[n_groups++] = rest;
-            one[0] = '-';
-            one[1] = a[1];
-            one[2] = '\0';
-            argv[i] = rest; /* the rest of the group is the next argument */
-            i--;
-            a = one;
-            if (a[1] == 'k') {
-                char *fake[1] = {one};
-                int j = 0;
-                (void)reqsign_cli_tls_opt("send", reqsign_cli_send_usage, 1, fake, &j);
-                continue;
-            }
+            *l = nl;
+            break;
         }
-        if (strcmp(a, "--") == 0) {
-            only_pos = 1;
-        } else if (reqsign_cli_is_flag(a, "help", 'h')) {
-            fputs(reqsign_cli_send_usage, stdout);
-            rc = EXIT_OKAY;
-            goto out;
-        } else if (reqsign_cli_is_flag(a, "include", 'i')) {
-            include = 1;
-        } else if (reqsign_cli_is_flag(a, "verbose", 'v')) {
-            verbose = 1;
-        } else if (reqsign_cli_is_flag(a, "silent", 's')) {
-            silent = 1;
-        } else if (reqsign_cli_is_flag(a, "show-error", 'S')) {
-            show_error = 1;
-        } else if (reqsign_cli_is_flag(a, "fail", 'f')) {
-            fail = 1;
-        } else if (reqsign_cli_is_flag(a, "head", 'I')) {
-            head = 1;
-        } else if (reqsign_cli_is_flag(a, "location", 'L')) {
-            location = 1;
-        } else if (reqsign_cli_is_flag(a, "location-trusted", 0)) {
-            location = trusted = 1;
-        } else if (reqsign_cli_is_flag(a, "insecure-key-permissions", 0)) {
-            insecure = 1;
-        } else {
-            int tls = reqsign_cli_tls_opt("send", reqsign_cli_send_usage, argc, argv, &i);
-            if (tls < 0)
-                goto out;
-            if (tls > 0)
-                continue;
-            if (SEND_VALUE("request", 'X')) {
-                if (v == NULL)
-                    goto out;
-                method = v;
-            } else if (SEND_VALUE("header", 'H')) {
-                if (v == NULL)
-                    goto out;
-                int c = check_header(v);
-                if (c == -2)
-                    SEND_USAGE("-H '%s': reqsign adds the signature fields itself", v);
-                if (c == -3)
-                    SEND_USAGE("-H '%s': the signature covers the URL's authority, which is the "
-                               "Host sent: put the host in the URL, and to reach it at another "
-                               "address use --resolve HOST:PORT:ADDR or --connect-to",
-                               v);
-                if (c != 0)
-                    SEND_USAGE("-H '%s': expected 'Name: value'", v);
-                if (n_hdrs >= SEND_MAX_HEADERS)
-                    SEND_USAGE("more than %d -H options", SEND_MAX_HEADERS);
-                hdrs[n_hdrs++] = v;
-            } else if (SEND_VALUE("data", 'd')) {
-                if (v == NULL)
-                    goto out;
-                if (data != NULL)
-                    SEND_USAGE("--data given twice");
-                data = v;
-            } else if (SEND_VALUE("output", 'o')) {
-                if (v == NULL)
-                    goto out;
-                output = v;
-            } else if (SEND_VALUE("write-out", 'w')) {
-                if (v == NULL)
-                    goto out;
-                wfmt = v;
-            } else if (SEND_VALUE("max-time", 'm')) {
-                if (v == NULL)
-                    goto out;
-                if ((max_time_ms = parse_seconds_ms(v)) < 0)
-                    SEND_USAGE("--max-time '%s': expected seconds greater than 0", v);
-            } else if (SEND_VALUE("connect-timeout", 0)) {
-                if (v == NULL)
-                    goto out;
-                if ((connect_ms = parse_seconds_ms(v)) < 0)
-                    SEND_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
-            } else if (SEND_VALUE("max-redirs", 0)) {
-                if (v == NULL)
-                    goto out;
-                if ((max_redirs = parse_count(v)) < 0)
-                    SEND_USAGE("--max-redirs '%s': expected a count", v);
-            } else if (SEND_VALUE("retry", 0)) {
-                if (v == NULL)
-                    goto out;
-                if ((retries = parse_count(v)) < 0)
-                    SEND_USAGE("--retry '%s': expected a count", v);
-            } else if (SEND_VALUE("retry-delay", 0)) {
-                if (v == NULL)
-                    goto out;
-                if ((retry_delay_ms = parse_seconds_ms(v)) < 0)
-                    SEND_USAGE("--retry-delay '%s': expected seconds greater than 0", v);
-            } else if (SEND_VALUE("resolve", 0) || SEND_VALUE("connect-to", 0)) {
-                if (v == NULL)
-                    goto out;
-                int is_resolve = a[2] == 'r';
-                if (strchr(v, ':') == NULL)
-                    SEND_USAGE("--%s '%s': expected %s", is_resolve ? "resolve" : "connect-to", v,
-                               is_resolve ? "HOST:PORT:ADDR" : "HOST:PORT:TO_HOST:TO_PORT");
-                struct curl_slist **l = is_resolve ? &resolve : &connect_to;
-                struct curl_slist *nl = curl_slist_append(*l, v);
-                if (nl == NULL) {
-                    reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-                    rc = EXIT_FAIL;
-                    goto out;
-                }
-                *l = nl;
-            } else if (SEND_VALUE("key", 0)) {
-                if (v == NULL)
-                    goto out;
-                key = v;
-            } else if (SEND_VALUE("keyid", 0)) {
-                if (v == NULL)
-                    goto out;
-                keyid = v;
-            } else {
-                SEND_USAGE("unknown option '%s'", a);
-            }
+        default:
+            break;
         }
     }
+    const char *key = cr.key;
     if (url == NULL)
         SEND_USAGE("missing URL");
     if (show_error)
         silent = 0; /* -sS: no progress meter (there is none), but the errors */
-    if (key != NULL && reqsign_cli_key_arg_ok("send", reqsign_cli_send_usage, key) != 0)
-        goto out;
     if (data != NULL && strcmp(data, "@-") == 0 &&
         ((key != NULL && strcmp(key, "-") == 0) ||
          (key == NULL && getenv(REQSIGN_CREDENTIAL_ENV) != NULL &&
@@ -591,7 +576,7 @@ int reqsign_cli_send(int argc, char **argv)
     if (data != NULL && strcmp(data, "@") == 0)
         SEND_USAGE("--data @FILE needs a file name");
 
-    rc = reqsign_cli_load_signer("send", key, keyid, insecure, &cred, &signer);
+    rc = reqsign_cli_load_signer("send", &cr, NULL, &cred, &signer);
     if (rc != EXIT_OKAY)
         goto out;
     if (url[0] == '/') { /* a path: against the credential's "api" base URL */
@@ -627,7 +612,7 @@ int reqsign_cli_send(int argc, char **argv)
         }
         if (fd != STDIN_FILENO && S_ISREG(sb.st_mode)) {
             body_file = data + 1;
-        } else if (slurp_fd(fd, &body_mem, &body_len) != 0) {
+        } else if (reqsign_cli_slurp_fd(fd, &body_mem, &body_len) != 0) {
             fprintf(stderr, "reqsign send: error: io: %s: %s\n",
                     fd == STDIN_FILENO ? "stdin" : data + 1, strerror(errno));
             if (fd != STDIN_FILENO)
@@ -893,8 +878,6 @@ out:
     free(body_mem);
     free(base);
     free(cur_url);
-    for (size_t k = 0; k < n_groups; k++)
-        free(groups[k]);
     free(api_url);
     return rc;
 }

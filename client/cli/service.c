@@ -32,30 +32,29 @@ void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct req
     fputc('\n', stderr);
 }
 
-/* Load the credential named by @key (NULL: $REQSIGN_CREDENTIAL) and make a
- * signer. Returns EXIT_OKAY, EXIT_FAIL (message printed) or EXIT_USAGE. */
-int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid, int insecure,
-                            struct reqsign_credential **cred, struct reqsign_signer **signer)
+/* see cli.h */
+int reqsign_cli_load_signer(const char *cmd, const struct reqsign_cli_cred *c,
+                            const struct reqsign_signer_opts *so, struct reqsign_credential **cred,
+                            struct reqsign_signer **signer)
 {
     struct reqsign_error err;
     enum reqsign_status st;
-    const char *env = getenv(REQSIGN_CREDENTIAL_ENV);
+    char path[REQSIGN_CLI_PATH_MAX];
+    const char *spec = NULL;
 
     *cred = NULL;
     *signer = NULL;
-    if (key == NULL && (env == NULL || env[0] == '\0')) {
-        fprintf(stderr, "reqsign %s: no credential: give --key or set %s\n", cmd,
-                REQSIGN_CREDENTIAL_ENV);
-        return EXIT_USAGE;
-    }
+    int r = reqsign_cli_credential_spec(cmd, c, path, sizeof(path), &spec);
+    if (r != EXIT_OKAY)
+        return r;
     reqsign_error_clear(&err);
-    st = reqsign_credential_load(key, keyid, insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0, cred,
-                                 &err);
+    st = reqsign_credential_load(spec, c->keyid, c->insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0,
+                                 cred, &err);
     if (st != REQSIGN_OK) {
         reqsign_cli_error(cmd, st, &err);
         return EXIT_FAIL;
     }
-    *signer = reqsign_credential_signer(*cred, NULL, &err);
+    *signer = reqsign_credential_signer(*cred, so, &err);
     if (*signer == NULL) {
         reqsign_cli_error(cmd, err.code != REQSIGN_OK ? err.code : REQSIGN_E_INTERNAL, &err);
         reqsign_credential_free(*cred);
@@ -275,88 +274,127 @@ static int parse_num(const char *s, long *out)
     return 0;
 }
 
-/* 0, -1 (--help printed), or EXIT_USAGE. */
+/* see cli.h */
 int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_svc *o)
 {
-    static const char *const vals[] = {
-        "service", "key",   "name",   "scope",   "key-limit", "max-key-lifetime",
-        "token",   "label", "output", "account", "after",     "limit"};
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || a[1] == '\0') {
+    enum {
+        A_HELP = 1,
+        A_JSON,
+        A_GENERATE,
+        A_VERBOSE,
+        A_SERVICE,
+        A_NAME,
+        A_SCOPE,
+        A_KEY_LIMIT,
+        A_MAX_LIFE,
+        A_TOKEN,
+        A_LABEL,
+        A_OUTPUT,
+        A_ACCOUNT,
+        A_AFTER,
+        A_LIMIT,
+        A_TO_PROFILE
+    };
+    static const struct reqsign_cli_optdef defs[] = {
+        {"help", 'h', CLI_FLAG, A_HELP},
+        {"json", 0, CLI_FLAG, A_JSON},
+        {"generate", 0, CLI_FLAG, A_GENERATE},
+        {"verbose", 'v', CLI_FLAG, A_VERBOSE},
+        {"service", 0, CLI_VALUE, A_SERVICE},
+        {"name", 0, CLI_VALUE, A_NAME},
+        {"scope", 0, CLI_VALUE, A_SCOPE},
+        {"key-limit", 0, CLI_VALUE, A_KEY_LIMIT},
+        {"max-key-lifetime", 0, CLI_VALUE, A_MAX_LIFE},
+        {"token", 0, CLI_VALUE, A_TOKEN},
+        {"label", 0, CLI_VALUE, A_LABEL},
+        {"output", 'o', CLI_VALUE, A_OUTPUT},
+        {"account", 0, CLI_VALUE, A_ACCOUNT},
+        {"after", 0, CLI_VALUE, A_AFTER},
+        {"limit", 0, CLI_VALUE, A_LIMIT},
+        {"to-profile", 0, CLI_VALUE, A_TO_PROFILE},
+        CLI_OPTS_TLS,
+        CLI_OPTS_CREDENTIAL,
+        {NULL, 0, CLI_FLAG, 0},
+    };
+    struct reqsign_cli_optp p = {argc, argv, first, 0, o->cmd, o->usage, 0, NULL, NULL};
+    const char *v;
+    int id = 0, r;
+    while ((r = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END) {
+        if (r == CLI_ERR)
+            return EXIT_USAGE;
+        if (r == CLI_POS) {
             if (o->arg != NULL) {
-                reqsign_cli_usage_error(o->cmd, o->usage, "unexpected argument '%s'", a);
+                reqsign_cli_usage_error(o->cmd, o->usage, "unexpected argument '%s'", v);
                 return EXIT_USAGE;
             }
-            o->arg = a;
+            o->arg = v;
             continue;
         }
-        if (reqsign_cli_is_flag(a, "help", 'h')) {
+        int c = reqsign_cli_common_opt(&p, id, v, &o->cred);
+        if (c < 0)
+            return EXIT_USAGE;
+        if (c > 0)
+            continue;
+        int bad = 0;
+        switch (id) {
+        case A_HELP:
             fputs(o->usage, stdout);
             return -1;
-        }
-        if (reqsign_cli_is_flag(a, "json", 0)) {
+        case A_JSON:
             o->json = 1;
-            continue;
-        }
-        if (reqsign_cli_is_flag(a, "generate", 0)) {
+            break;
+        case A_GENERATE:
             o->generate = 1;
-            continue;
-        }
-        if (reqsign_cli_is_flag(a, "insecure-key-permissions", 0)) {
-            o->insecure = 1;
-            continue;
-        }
-        if (reqsign_cli_is_flag(a, "verbose", 'v')) {
+            break;
+        case A_VERBOSE:
             o->verbose = 1;
-            continue;
-        }
-        int m = 0;
-        const char *v = NULL;
-        size_t k;
-        for (k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
-            v = reqsign_cli_opt_value(o->cmd, o->usage, argc, argv, &i, vals[k],
-                                      strcmp(vals[k], "output") == 0 ? 'o' : 0, &m);
-            if (m)
-                break;
-        }
-        if (!m) {
-            reqsign_cli_usage_error(o->cmd, o->usage, "unknown option '%s'", a);
-            return EXIT_USAGE;
-        }
-        if (v == NULL)
-            return EXIT_USAGE;
-        const char *name = vals[k];
-        int bad = 0;
-        if (!strcmp(name, "service"))
+            break;
+        case A_SERVICE:
             o->service = v;
-        else if (!strcmp(name, "key"))
-            o->key = v;
-        else if (!strcmp(name, "name"))
+            break;
+        case A_NAME:
             o->name = v;
-        else if (!strcmp(name, "scope")) {
+            break;
+        case A_SCOPE:
             if (o->n_scopes >= REQSIGN_CLI_MAX_SCOPES)
                 bad = 1;
             else
                 o->scopes[o->n_scopes++] = v;
-        } else if (!strcmp(name, "key-limit"))
+            break;
+        case A_KEY_LIMIT:
             bad = parse_num(v, &o->key_limit);
-        else if (!strcmp(name, "max-key-lifetime"))
+            break;
+        case A_MAX_LIFE:
             bad = parse_num(v, &o->max_life);
-        else if (!strcmp(name, "token"))
+            break;
+        case A_TOKEN:
             o->token = v;
-        else if (!strcmp(name, "label"))
+            break;
+        case A_LABEL:
             o->label = v;
-        else if (!strcmp(name, "output"))
+            break;
+        case A_OUTPUT:
             o->out = v;
-        else if (!strcmp(name, "account"))
+            break;
+        case A_ACCOUNT:
             o->account = v;
-        else if (!strcmp(name, "after"))
+            break;
+        case A_AFTER:
             o->after = v;
-        else
+            break;
+        case A_TO_PROFILE:
+            bad = reqsign_cli_profile_name_ok(v) != 0;
+            o->to_profile = v;
+            break;
+        default:
             bad = parse_num(v, &o->limit) || o->limit > 1000;
+            break;
+        }
         if (bad) {
-            reqsign_cli_usage_error(o->cmd, o->usage, "--%s: bad value '%s'", name, v);
+            const struct reqsign_cli_optdef *d = defs;
+            while (d->id != id)
+                d++;
+            reqsign_cli_usage_error(o->cmd, o->usage, "--%s: bad value '%s'", d->lng, v);
             return EXIT_USAGE;
         }
     }
@@ -435,13 +473,10 @@ void reqsign_cli_print_json(const json_t *doc)
     free(t);
 }
 
-
 int reqsign_cli_svc_load(const struct reqsign_cli_svc *o, struct reqsign_credential **cred,
                          struct reqsign_signer **signer, const char **service)
 {
-    if (o->key != NULL && reqsign_cli_key_arg_ok(o->cmd, o->usage, o->key) != 0)
-        return EXIT_USAGE;
-    int rc = reqsign_cli_load_signer(o->cmd, o->key, NULL, o->insecure, cred, signer);
+    int rc = reqsign_cli_load_signer(o->cmd, &o->cred, NULL, cred, signer);
     if (rc != EXIT_OKAY)
         return rc;
     *service = o->service != NULL ? o->service : reqsign_credential_service(*cred);

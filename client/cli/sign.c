@@ -47,23 +47,7 @@ const char reqsign_cli_sign_usage[] =
 
 /* ------------------------------------------------------------------ sign */
 
-enum {
-    S_HELP = 1,
-    S_KEY,
-    S_KEYID,
-    S_METHOD,
-    S_HEADER,
-    S_DATA,
-    S_CREATED,
-    S_NONCE,
-    S_JSON,
-    S_LABEL,
-    S_TAG,
-    S_EXPIRES_IN,
-    S_SHA512,
-    S_INSECURE,
-    S_SHOW_BASE,
-};
+enum { S_CREATED = 1, S_NONCE, S_JSON, S_EXPIRES_IN, S_SHA512 };
 
 /* Content-Digest of stdin, streamed. */
 static enum reqsign_status digest_fd(int fd, unsigned algs, char *out, size_t cap,
@@ -96,30 +80,26 @@ static enum reqsign_status digest_fd(int fd, unsigned algs, char *out, size_t ca
 int reqsign_cli_sign(int argc, char **argv)
 {
     static const struct reqsign_cli_optdef defs[] = {
-        {"key", 0, CLI_VALUE, S_KEY},
-        {"keyid", 0, CLI_VALUE, S_KEYID},
-        {"request", 'X', CLI_VALUE, S_METHOD},
-        {"header", 'H', CLI_VALUE, S_HEADER},
-        {"data", 'd', CLI_VALUE, S_DATA},
+        CLI_OPTS_REQUEST,
+        CLI_OPTS_CREDENTIAL,
+        {"keyid", 0, CLI_VALUE, CLI_O_KEYID},
         {"created", 0, CLI_VALUE, S_CREATED},
         {"nonce", 0, CLI_VALUE, S_NONCE},
         {"json", 0, CLI_FLAG, S_JSON},
-        {"label", 0, CLI_VALUE, S_LABEL},
-        {"tag", 0, CLI_VALUE, S_TAG},
         {"expires-in", 0, CLI_VALUE, S_EXPIRES_IN},
         {"sha512", 0, CLI_FLAG, S_SHA512},
-        {"insecure-key-permissions", 0, CLI_FLAG, S_INSECURE},
-        {"show-base", 0, CLI_FLAG, S_SHOW_BASE},
-        {"help", 'h', CLI_FLAG, S_HELP},
         {NULL, 0, CLI_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, 0, 0, "sign", reqsign_cli_sign_usage};
-    const char *key_file = NULL, *keyid = NULL, *method = NULL, *data = NULL, *nonce = NULL;
-    const char *label = NULL, *tag = NULL, *url = NULL, *val;
+    struct reqsign_cli_optp p = {argc, argv, 0, 0, "sign", reqsign_cli_sign_usage, 0, NULL, NULL};
+    struct reqsign_cli_reqopts ro;
+    struct reqsign_cli_cred cr;
+    const char *nonce = NULL, *url = NULL, *val;
     int64_t created = 0, expires_in = 0;
-    int json = 0, sha512 = 0, insecure = 0, show_base = 0;
+    int json = 0, sha512 = 0;
     int id = 0, r;
 
+    memset(&ro, 0, sizeof(ro));
+    memset(&cr, 0, sizeof(cr));
     while ((r = reqsign_cli_next_opt(&p, defs, &id, &val)) != CLI_END) {
         if (r == CLI_ERR)
             return EXIT_USAGE;
@@ -132,39 +112,16 @@ int reqsign_cli_sign(int argc, char **argv)
             url = val;
             continue;
         }
+        int c = reqsign_cli_request_opt(&p, id, val, &ro, NULL, NULL);
+        if (c == 0)
+            c = reqsign_cli_common_opt(&p, id, val, &cr);
+        if (c < 0)
+            return EXIT_USAGE;
+        if (c == 2)
+            return EXIT_OKAY; /* --help */
+        if (c > 0)
+            continue; /* -H is accepted; the reqsign profile does not cover other fields */
         switch (id) {
-        case S_HELP:
-            fputs(reqsign_cli_sign_usage, stdout);
-            return EXIT_OKAY;
-        case S_KEY:
-            key_file = val;
-            break;
-        case S_KEYID:
-            keyid = val;
-            break;
-        case S_METHOD:
-            if (!reqsign_cli_is_token(val, strlen(val))) {
-                reqsign_cli_usage_error("sign", reqsign_cli_sign_usage, "bad method '%s'", val);
-                return EXIT_USAGE;
-            }
-            method = val;
-            break;
-        case S_HEADER: {
-            struct reqsign_span n, v;
-            if (reqsign_cli_parse_header(val, &n, &v) != 0) {
-                reqsign_cli_usage_error("sign", reqsign_cli_sign_usage,
-                                        "bad header '%s' (expected 'Name: value')", val);
-                return EXIT_USAGE;
-            }
-            break; /* accepted; the reqsign profile does not cover other fields */
-        }
-        case S_DATA:
-            if (data != NULL) {
-                reqsign_cli_usage_error("sign", reqsign_cli_sign_usage, "--data given twice");
-                return EXIT_USAGE;
-            }
-            data = val;
-            break;
         case S_CREATED:
             if (reqsign_cli_parse_i64(val, 1, INT64_MAX / 2, &created) != 0) {
                 reqsign_cli_usage_error("sign", reqsign_cli_sign_usage,
@@ -178,39 +135,26 @@ int reqsign_cli_sign(int argc, char **argv)
         case S_JSON:
             json = 1;
             break;
-        case S_LABEL:
-            label = val;
-            break;
-        case S_TAG:
-            tag = val;
-            break;
         case S_EXPIRES_IN:
-            if (reqsign_cli_parse_i64(val, 1, INT64_MAX / 4, &expires_in) != 0) {
+            if (reqsign_cli_parse_duration(val, 1, INT64_MAX / 4, &expires_in) != 0) {
                 reqsign_cli_usage_error("sign", reqsign_cli_sign_usage,
-                                        "--expires-in: bad number '%s'", val);
+                                        "--expires-in: bad duration '%s' (seconds, or +30d, "
+                                        "+12h, +90m, +3600s)",
+                                        val);
                 return EXIT_USAGE;
             }
             break;
         case S_SHA512:
             sha512 = 1;
             break;
-        case S_INSECURE:
-            insecure = 1;
-            break;
-        case S_SHOW_BASE:
-            show_base = 1;
-            break;
         default:
             break;
         }
     }
-    if (key_file == NULL) {
-        reqsign_cli_usage_error("sign", reqsign_cli_sign_usage, "--key is required");
-        return EXIT_USAGE;
-    }
-    if (reqsign_cli_key_arg_ok("sign", reqsign_cli_sign_usage, key_file) != 0)
-        return EXIT_USAGE;
-    if (strcmp(key_file, "-") == 0 && data != NULL && strcmp(data, "@-") == 0) {
+    const char *method = ro.method, *data = ro.data, *key_file = cr.key;
+    const char *label = ro.label, *tag = ro.tag;
+    int show_base = ro.show_base;
+    if (key_file != NULL && strcmp(key_file, "-") == 0 && data != NULL && strcmp(data, "@-") == 0) {
         reqsign_cli_usage_error("sign", reqsign_cli_sign_usage,
                                 "--key - and --data @- both read stdin");
         return EXIT_USAGE;
@@ -239,18 +183,13 @@ int reqsign_cli_sign(int argc, char **argv)
     so.tag = tag;
     so.expires_in = expires_in;
     so.digest_algs = algs;
-    /* --key: a key file (any format) or the key service's credential JSON */
+    /* --key, $REQSIGN_CREDENTIAL or a profile: a key file (any format) or
+     * the key service's credential JSON */
     struct reqsign_credential *cred = NULL;
-    st = reqsign_credential_load(key_file, keyid, insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0u,
-                                 &cred, &err);
-    if (st == REQSIGN_OK)
-        signer = reqsign_credential_signer(cred, &so, &err);
+    int lr = reqsign_cli_load_signer("sign", &cr, &so, &cred, &signer);
     reqsign_credential_free(cred);
-    if (signer == NULL) {
-        reqsign_cli_print_error(stderr, err.code != REQSIGN_OK ? err.code : REQSIGN_E_INTERNAL,
-                                &err);
-        return EXIT_FAIL;
-    }
+    if (lr != EXIT_OKAY)
+        return lr;
 
     memset(&in, 0, sizeof(in));
     memset(&out, 0, sizeof(out));

@@ -4,11 +4,13 @@
 #include <curl/curl.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Largest body read into memory (stdin or a non-regular file for verify). */
@@ -161,16 +163,50 @@ int reqsign_cli_parse_header(const char *arg, struct reqsign_span *name, struct 
     return 0;
 }
 
-/* The next option (CLI_OPT, *id and *val set), positional argument (CLI_POS,
- * *val set), end (CLI_END) or a usage error already printed (CLI_ERR). */
+/* The option of @defs named @name (@nlen bytes, long) or @shrt. */
+static const struct reqsign_cli_optdef *find_opt(const struct reqsign_cli_optdef *defs,
+                                                 const char *name, size_t nlen, char shrt)
+{
+    for (const struct reqsign_cli_optdef *o = defs; o->lng != NULL || o->shrt != 0; o++) {
+        if (name != NULL && o->lng != NULL && strlen(o->lng) == nlen &&
+            strncmp(o->lng, name, nlen) == 0)
+            return o;
+        if (name == NULL && o->shrt != 0 && o->shrt == shrt)
+            return o;
+    }
+    return NULL;
+}
+
+/* see cli.h */
 int reqsign_cli_next_opt(struct reqsign_cli_optp *p, const struct reqsign_cli_optdef *defs, int *id,
                          const char **val)
 {
+    const struct reqsign_cli_optdef *d;
+    const char *attached = NULL;
+    char shown[3] = {'-', 0, 0};
+
+    *val = NULL;
+    if (p->group != NULL && *p->group != '\0') {
+        /* the rest of a group of short options: -iv is -i -v, -sXPUT is -s -X PUT */
+        shown[1] = *p->group++;
+        d = find_opt(defs, NULL, 0, shown[1]);
+        if (d == NULL) {
+            reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", shown);
+            return CLI_ERR;
+        }
+        if (d->arg == CLI_VALUE && *p->group != '\0')
+            attached = p->group;
+        if (d->arg == CLI_VALUE || *p->group == '\0')
+            p->group = NULL;
+        *id = d->id;
+        goto value;
+    }
+    p->group = NULL;
     if (p->i >= p->argc)
         return CLI_END;
     char *a = p->argv[p->i++];
-    *val = NULL;
-    if (p->only_positional || a[0] != '-' || a[1] == '\0') {
+    if (p->only_positional || a[0] != '-' || a[1] == '\0' ||
+        (p->operand != NULL && p->operand(a))) {
         *val = a;
         return CLI_POS;
     }
@@ -178,18 +214,10 @@ int reqsign_cli_next_opt(struct reqsign_cli_optp *p, const struct reqsign_cli_op
         p->only_positional = 1;
         return reqsign_cli_next_opt(p, defs, id, val);
     }
-    const struct reqsign_cli_optdef *d = NULL;
-    const char *attached = NULL;
     if (a[1] == '-') {
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
-        size_t nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
-        for (const struct reqsign_cli_optdef *o = defs; o->lng != NULL || o->shrt != 0; o++) {
-            if (o->lng != NULL && strlen(o->lng) == nlen && strncmp(o->lng, name, nlen) == 0) {
-                d = o;
-                break;
-            }
-        }
+        d = find_opt(defs, name, eq != NULL ? (size_t)(eq - name) : strlen(name), 0);
         if (d == NULL) {
             reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", a);
             return CLI_ERR;
@@ -202,62 +230,38 @@ int reqsign_cli_next_opt(struct reqsign_cli_optp *p, const struct reqsign_cli_op
             attached = eq + 1;
         }
     } else {
-        for (const struct reqsign_cli_optdef *o = defs; o->lng != NULL || o->shrt != 0; o++) {
-            if (o->shrt != 0 && o->shrt == a[1]) {
-                d = o;
-                break;
-            }
-        }
+        shown[1] = a[1];
+        d = find_opt(defs, NULL, 0, a[1]);
         if (d == NULL) {
-            reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", a);
+            reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'",
+                                    p->combine ? shown : a);
             return CLI_ERR;
         }
         if (a[2] != '\0') {
-            if (d->arg == CLI_FLAG) {
+            if (d->arg == CLI_VALUE) {
+                attached = a + 2;
+            } else if (p->combine) {
+                p->group = a + 2;
+            } else {
                 reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", a);
                 return CLI_ERR;
             }
-            attached = a + 2;
         }
     }
     *id = d->id;
+value:
     if (d->arg == CLI_VALUE) {
         if (attached != NULL) {
             *val = attached;
         } else if (p->i < p->argc) {
             *val = p->argv[p->i++];
         } else {
-            reqsign_cli_usage_error(p->cmd, p->usage, "option '%s' needs an argument", a);
+            reqsign_cli_usage_error(p->cmd, p->usage, "option '%s' needs an argument",
+                                    shown[1] != 0 ? shown : p->argv[p->i - 1]);
             return CLI_ERR;
         }
     }
     return CLI_OPT;
-}
-
-/* see cli.h */
-const char *reqsign_cli_opt_value(const char *cmd, const char *usage, int argc, char **argv, int *i,
-                                  const char *lng, char shrt, int *matched)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(lng);
-    *matched = 0;
-    if (a[0] == '-' && a[1] == '-' && strncmp(a + 2, lng, n) == 0 &&
-        (a[2 + n] == '\0' || a[2 + n] == '=')) {
-        *matched = 1;
-        if (a[2 + n] == '=')
-            return a + 3 + n;
-    } else if (shrt != 0 && a[0] == '-' && a[1] == shrt) {
-        *matched = 1;
-        if (a[2] != '\0')
-            return a + 2;
-    } else {
-        return NULL;
-    }
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "reqsign %s: option '%s' needs an argument\n%s", cmd, a, usage);
-        return NULL;
-    }
-    return argv[++*i];
 }
 
 /* see cli.h */
@@ -310,13 +314,6 @@ int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key)
 }
 
 /* see cli.h */
-int reqsign_cli_is_flag(const char *a, const char *lng, char shrt)
-{
-    return (a[0] == '-' && a[1] == '-' && strcmp(a + 2, lng) == 0) ||
-           (shrt != 0 && a[0] == '-' && a[1] == shrt && a[2] == '\0');
-}
-
-/* see cli.h */
 int reqsign_cli_write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
@@ -336,12 +333,19 @@ int reqsign_cli_write_all(int fd, const void *buf, size_t len)
 void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 {
     va_list ap;
+    (void)usage; /* one line and a pointer to the help, not the whole help */
     fprintf(stderr, "reqsign%s%s: ", cmd != NULL ? " " : "", cmd != NULL ? cmd : "");
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    fputs(usage, stderr);
+    reqsign_cli_usage_hint(cmd);
+}
+
+/* see cli.h */
+void reqsign_cli_usage_hint(const char *cmd)
+{
+    fprintf(stderr, "see 'reqsign%s%s --help'\n", cmd != NULL ? " " : "", cmd != NULL ? cmd : "");
 }
 
 /* ------------------------------------------------------------------ TLS */
@@ -351,25 +355,144 @@ static const char *tls_cacert;
 static int tls_insecure;
 
 /* see cli.h */
-int reqsign_cli_tls_opt(const char *cmd, const char *usage, int argc, char **argv, int *i)
+int reqsign_cli_request_opt(const struct reqsign_cli_optp *p, int id, const char *val,
+                            struct reqsign_cli_reqopts *r, struct reqsign_span *name,
+                            struct reqsign_span *value)
 {
-    const char *v;
-    int m;
-    if (reqsign_cli_is_flag(argv[*i], "insecure", 'k')) {
+    struct reqsign_span n, v;
+    switch (id) {
+    case CLI_O_HELP:
+        fputs(p->usage, stdout);
+        return 2;
+    case CLI_O_METHOD:
+        if (!reqsign_cli_is_token(val, strlen(val))) {
+            reqsign_cli_usage_error(p->cmd, p->usage, "bad method '%s'", val);
+            return -1;
+        }
+        r->method = val;
+        return 1;
+    case CLI_O_HEADER:
+        if (reqsign_cli_parse_header(val, &n, &v) != 0) {
+            reqsign_cli_usage_error(p->cmd, p->usage, "bad header '%s' (expected 'Name: value')",
+                                    val);
+            return -1;
+        }
+        if (name != NULL)
+            *name = n;
+        if (value != NULL)
+            *value = v;
+        return 1;
+    case CLI_O_DATA:
+        if (r->data != NULL) {
+            reqsign_cli_usage_error(p->cmd, p->usage, "--data given twice");
+            return -1;
+        }
+        r->data = val;
+        return 1;
+    case CLI_O_LABEL:
+        r->label = val;
+        return 1;
+    case CLI_O_TAG:
+        r->tag = val;
+        return 1;
+    case CLI_O_SHOW_BASE:
+        r->show_base = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* see cli.h */
+int reqsign_cli_parse_duration(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char num[32];
+    int64_t unit = 1, v;
+    size_t n;
+    if (s == NULL)
+        return -1;
+    if (*s == '+')
+        s++;
+    n = strlen(s);
+    if (n == 0 || n >= sizeof(num))
+        return -1;
+    switch (s[n - 1]) {
+    case 's':
+        n--;
+        break;
+    case 'm':
+        unit = 60;
+        n--;
+        break;
+    case 'h':
+        unit = 3600;
+        n--;
+        break;
+    case 'd':
+        unit = 86400;
+        n--;
+        break;
+    default:
+        break;
+    }
+    memcpy(num, s, n);
+    num[n] = '\0';
+    if (n == 0 || num[0] == '-' || reqsign_cli_parse_i64(num, 0, INT64_MAX / 86400, &v) != 0)
+        return -1;
+    v *= unit;
+    if (v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* see cli.h */
+int reqsign_cli_common_opt(const struct reqsign_cli_optp *p, int id, const char *val,
+                           struct reqsign_cli_cred *c)
+{
+    switch (id) {
+    case CLI_O_INSECURE:
         tls_insecure = 1;
         return 1;
-    }
-    v = reqsign_cli_opt_value(cmd, usage, argc, argv, i, "cacert", 0, &m);
-    if (!m)
+    case CLI_O_CACERT:
+        if (access(val, R_OK) != 0) {
+            reqsign_cli_usage_error(p->cmd, p->usage, "--cacert '%s': %s", val, strerror(errno));
+            return -1;
+        }
+        tls_cacert = val;
+        return 1;
+    case CLI_O_KEY:
+        if (c == NULL)
+            return 0;
+        if (reqsign_cli_key_arg_ok(p->cmd, p->usage, val) != 0)
+            return -1;
+        c->key = val;
+        return 1;
+    case CLI_O_KEYID:
+        if (c == NULL)
+            return 0;
+        c->keyid = val;
+        return 1;
+    case CLI_O_PROFILE:
+        if (c == NULL)
+            return 0;
+        if (reqsign_cli_profile_name_ok(val) != 0) {
+            reqsign_cli_usage_error(p->cmd, p->usage,
+                                    "--profile '%s': a profile name is letters, digits, '.', "
+                                    "'_' and '-', not beginning with '.' or '-'",
+                                    val);
+            return -1;
+        }
+        c->profile = val;
+        return 1;
+    case CLI_O_INSECURE_PERMS:
+        if (c == NULL)
+            return 0;
+        c->insecure = 1;
+        return 1;
+    default:
         return 0;
-    if (v == NULL)
-        return -1;
-    if (access(v, R_OK) != 0) {
-        reqsign_cli_usage_error(cmd, usage, "--cacert '%s': %s", v, strerror(errno));
-        return -1;
     }
-    tls_cacert = v;
-    return 1;
 }
 
 /* see cli.h */
@@ -387,4 +510,166 @@ void reqsign_cli_tls_apply(CURL *h)
     curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (tls_cacert != NULL)
         curl_easy_setopt(h, CURLOPT_CAINFO, tls_cacert);
+}
+
+/* ---------------------------------------------------------- credentials */
+
+/* see cli.h */
+int reqsign_cli_profile_name_ok(const char *name)
+{
+    size_t n = 0;
+    if (name[0] == '\0' || name[0] == '.' || name[0] == '-')
+        return -1;
+    for (; name[n] != '\0'; n++) {
+        unsigned char ch = (unsigned char)name[n];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return -1;
+    }
+    return n <= 128 ? 0 : -1;
+}
+
+/* see cli.h */
+int reqsign_cli_config_dir(char *out, size_t cap)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    int n;
+    /* the XDG base directory spec: a relative XDG_CONFIG_HOME is ignored */
+    if (xdg != NULL && xdg[0] == '/')
+        n = snprintf(out, cap, "%s/reqsign", xdg);
+    else if (home != NULL && home[0] == '/')
+        n = snprintf(out, cap, "%s/.config/reqsign", home);
+    else
+        return -1;
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* see cli.h */
+int reqsign_cli_profile_path(const char *name, char *out, size_t cap)
+{
+    char dir[REQSIGN_CLI_PATH_MAX];
+    if (reqsign_cli_config_dir(dir, sizeof(dir)) != 0)
+        return -1;
+    int n = snprintf(out, cap, "%s/credentials/%s.json", dir, name);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* see cli.h */
+int reqsign_cli_credential_spec(const char *cmd, const struct reqsign_cli_cred *c, char *path,
+                                size_t cap, const char **spec)
+{
+    const char *env = getenv(REQSIGN_CREDENTIAL_ENV);
+    const char *profile = c->profile;
+
+    *spec = NULL;
+    if (c->key != NULL) {
+        *spec = c->key;
+        return EXIT_OKAY;
+    }
+    if (env != NULL && env[0] != '\0')
+        return EXIT_OKAY; /* reqsign_credential_load(NULL) reads it */
+    if (profile == NULL) {
+        profile = getenv(REQSIGN_CLI_PROFILE_ENV);
+        if (profile != NULL && profile[0] == '\0')
+            profile = NULL;
+        if (profile != NULL && reqsign_cli_profile_name_ok(profile) != 0) {
+            fprintf(stderr, "reqsign %s: %s='%s' is not a profile name\n", cmd,
+                    REQSIGN_CLI_PROFILE_ENV, profile);
+            return EXIT_USAGE;
+        }
+    }
+    if (reqsign_cli_profile_path(profile != NULL ? profile : "default", path, cap) != 0) {
+        if (profile != NULL) {
+            fprintf(stderr,
+                    "reqsign %s: profile '%s': neither XDG_CONFIG_HOME nor HOME is an absolute "
+                    "path, so there is no credentials directory\n",
+                    cmd, profile);
+            return EXIT_USAGE;
+        }
+        fprintf(stderr,
+                "reqsign %s: no credential: give --key FILE, set %s, or use --profile NAME "
+                "(HOME is not set, so there is no default profile)\n",
+                cmd, REQSIGN_CREDENTIAL_ENV);
+        reqsign_cli_usage_hint(cmd);
+        return EXIT_USAGE;
+    }
+    if (access(path, F_OK) != 0) {
+        int e = errno;
+        if (profile != NULL) {
+            fprintf(stderr, "reqsign %s: profile '%s': %s: %s\n", cmd, profile, path, strerror(e));
+            return EXIT_FAIL;
+        }
+        fprintf(stderr,
+                "reqsign %s: no credential: give --key FILE, set %s, or use --profile NAME "
+                "(no default profile: %s: %s)\n",
+                cmd, REQSIGN_CREDENTIAL_ENV, path, strerror(e));
+        reqsign_cli_usage_hint(cmd);
+        return EXIT_USAGE;
+    }
+    *spec = path;
+    return EXIT_OKAY;
+}
+
+/* mkdir -p @path's parent directories (mode 0700 for those created). */
+static int mkdir_parents(const char *path)
+{
+    char buf[REQSIGN_CLI_PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof(buf))
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
+/* see cli.h */
+int reqsign_cli_secret_create(const char *cmd, const char *path, int make_dirs)
+{
+    if (make_dirs && mkdir_parents(path) != 0) {
+        fprintf(stderr, "reqsign %s: error: io: %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        fprintf(stderr, "reqsign %s: error: io: %s: %s%s\n", cmd, path, strerror(e),
+                e == EEXIST ? " (refusing to overwrite)" : "");
+    }
+    return fd;
+}
+
+/* see cli.h */
+int reqsign_cli_secret_finish(const char *cmd, const char *path, int fd, const char *data,
+                              size_t len)
+{
+    int bad = reqsign_cli_write_all(fd, data, len) != 0 ||
+              (len > 0 && data[len - 1] != '\n' && reqsign_cli_write_all(fd, "\n", 1) != 0);
+    if (!bad && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        bad = 1;
+    int e = errno;
+    if (close(fd) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad)
+        return 0;
+    (void)unlink(path);
+    fprintf(stderr, "reqsign %s: error: io: %s: %s\n", cmd, path, strerror(e));
+    return -1;
+}
+
+/* see cli.h */
+void reqsign_cli_secret_abort(const char *path, int fd)
+{
+    if (fd >= 0) {
+        close(fd);
+        (void)unlink(path);
+    }
 }

@@ -225,24 +225,7 @@ static int headers_from_json(const json_t *obj, struct header_list *l, const cha
 
 /* ---------------------------------------------------------------- verify */
 
-enum {
-    V_HELP = 1,
-    V_PUB,
-    V_KEYID,
-    V_METHOD,
-    V_HEADER,
-    V_HEADERS,
-    V_DATA,
-    V_NOW,
-    V_MAX_AGE,
-    V_SKEW,
-    V_PROFILE,
-    V_AUTHORITY,
-    V_LABEL,
-    V_TAG,
-    V_SHOW_BASE,
-    V_VERBOSE,
-};
+enum { V_PUB = 1, V_KEYID, V_HEADERS, V_NOW, V_MAX_AGE, V_SKEW, V_PROFILE, V_AUTHORITY, V_VERBOSE };
 
 /* The received request, from a URL written by hand: scheme "://" authority,
  * then everything up to '#' is the origin-form target, unnormalised. */
@@ -311,25 +294,21 @@ static int64_t fixed_clock(void *ctx)
 int reqsign_cli_verify(int argc, char **argv)
 {
     static const struct reqsign_cli_optdef defs[] = {
+        CLI_OPTS_REQUEST,
         {"pub", 0, CLI_VALUE, V_PUB},
         {"keyid", 0, CLI_VALUE, V_KEYID},
-        {"request", 'X', CLI_VALUE, V_METHOD},
-        {"header", 'H', CLI_VALUE, V_HEADER},
         {"headers", 0, CLI_VALUE, V_HEADERS},
-        {"data", 'd', CLI_VALUE, V_DATA},
         {"now", 0, CLI_VALUE, V_NOW},
         {"max-age", 0, CLI_VALUE, V_MAX_AGE},
         {"skew", 0, CLI_VALUE, V_SKEW},
         {"profile", 0, CLI_VALUE, V_PROFILE},
         {"authority", 0, CLI_VALUE, V_AUTHORITY},
-        {"label", 0, CLI_VALUE, V_LABEL},
-        {"tag", 0, CLI_VALUE, V_TAG},
-        {"show-base", 0, CLI_FLAG, V_SHOW_BASE},
         {"verbose", 'v', CLI_FLAG, V_VERBOSE},
-        {"help", 'h', CLI_FLAG, V_HELP},
         {NULL, 0, CLI_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, 0, 0, "verify", reqsign_cli_verify_usage};
+    struct reqsign_cli_optp p = {argc, argv, 0,   0, "verify", reqsign_cli_verify_usage,
+                                 0,    NULL, NULL};
+    struct reqsign_cli_reqopts ro;
     const char *pub_file = NULL, *keyid = NULL, *method = NULL, *headers_file = NULL;
     const char *data = NULL, *authority = NULL, *label = NULL, *tag = NULL, *url = NULL, *val;
     int64_t now = 0, max_age = 0, skew = 0;
@@ -339,6 +318,7 @@ int reqsign_cli_verify(int argc, char **argv)
     static struct header_list all;         /* --headers, then -H */
     int id = 0, r;
 
+    memset(&ro, 0, sizeof(ro));
     while ((r = reqsign_cli_next_opt(&p, defs, &id, &val)) != CLI_END) {
         if (r == CLI_ERR)
             return EXIT_USAGE;
@@ -351,36 +331,26 @@ int reqsign_cli_verify(int argc, char **argv)
             url = val;
             continue;
         }
+        struct reqsign_span hn, hv;
+        hn.len = 0;
+        int c = reqsign_cli_request_opt(&p, id, val, &ro, &hn, &hv);
+        if (c < 0)
+            return EXIT_USAGE;
+        if (c == 2)
+            return EXIT_OKAY; /* --help */
+        if (c == 1 && id == CLI_O_HEADER && header_add(&cli_headers, hn, hv) != 0) {
+            reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "too many -H options");
+            return EXIT_USAGE;
+        }
+        if (c == 1)
+            continue;
         switch (id) {
-        case V_HELP:
-            fputs(reqsign_cli_verify_usage, stdout);
-            return EXIT_OKAY;
         case V_PUB:
             pub_file = val;
             break;
         case V_KEYID:
             keyid = val;
             break;
-        case V_METHOD:
-            if (!reqsign_cli_is_token(val, strlen(val))) {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "bad method '%s'", val);
-                return EXIT_USAGE;
-            }
-            method = val;
-            break;
-        case V_HEADER: {
-            struct reqsign_span n, v;
-            if (reqsign_cli_parse_header(val, &n, &v) != 0) {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
-                                        "bad header '%s' (expected 'Name: value')", val);
-                return EXIT_USAGE;
-            }
-            if (header_add(&cli_headers, n, v) != 0) {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "too many -H options");
-                return EXIT_USAGE;
-            }
-            break;
-        }
         case V_HEADERS:
             if (headers_file != NULL) {
                 reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
@@ -388,13 +358,6 @@ int reqsign_cli_verify(int argc, char **argv)
                 return EXIT_USAGE;
             }
             headers_file = val;
-            break;
-        case V_DATA:
-            if (data != NULL) {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "--data given twice");
-                return EXIT_USAGE;
-            }
-            data = val;
             break;
         case V_NOW:
             if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 4, &now) != 0) {
@@ -433,15 +396,6 @@ int reqsign_cli_verify(int argc, char **argv)
         case V_AUTHORITY:
             authority = val;
             break;
-        case V_LABEL:
-            label = val;
-            break;
-        case V_TAG:
-            tag = val;
-            break;
-        case V_SHOW_BASE:
-            show_base = 1;
-            break;
         case V_VERBOSE:
             verbose = 1;
             break;
@@ -449,6 +403,11 @@ int reqsign_cli_verify(int argc, char **argv)
             break;
         }
     }
+    method = ro.method;
+    data = ro.data;
+    label = ro.label;
+    tag = ro.tag;
+    show_base = ro.show_base;
     if (pub_file == NULL) {
         reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "--pub is required");
         return EXIT_USAGE;

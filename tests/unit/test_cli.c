@@ -149,14 +149,19 @@ Test(cli, usage_errors_exit_2)
     };
     int st;
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-        char *out = run(&st, "cd /tmp && \"$R\" %s 2>/dev/null </dev/null", cmds[i]);
+        char *out = run(&st, "cd /tmp && HOME=/nonexistent XDG_CONFIG_HOME= \"$R\" %s 2>/dev/null </dev/null", cmds[i]);
         cr_assert_eq(st, 2, "reqsign %s: exit %d", cmds[i], st);
         cr_assert_str_eq(out, "", "reqsign %s: stdout not empty: %s", cmds[i], out);
         free(out);
-        /* the message and the usage go to stderr */
-        out = run(&st, "cd /tmp && \"$R\" %s 2>&1 >/dev/null </dev/null", cmds[i]);
-        cr_assert_not_null(strstr(out, "usage: reqsign"), "reqsign %s: %s", cmds[i], out);
-        cr_assert_not_null(strstr(out, "reqsign"), "%s", out);
+        /* one line for the message and a pointer to the help go to stderr,
+         * not the whole help (issue 16 item 15) */
+        out = run(&st, "cd /tmp && HOME=/nonexistent XDG_CONFIG_HOME= \"$R\" %s 2>&1 >/dev/null </dev/null", cmds[i]);
+        cr_assert_not_null(strstr(out, "see 'reqsign"), "reqsign %s: %s", cmds[i], out);
+        cr_assert_null(strstr(out, "usage: reqsign"), "reqsign %s: the whole help: %s", cmds[i], out);
+        cr_assert_null(strstr(out, "Options:"), "reqsign %s: the whole help: %s", cmds[i], out);
+        const char *nl = strchr(out, '\n');
+        cr_assert(nl != NULL && strncmp(nl + 1, "see 'reqsign", 12) == 0,
+                  "reqsign %s: not one line then the hint: %s", cmds[i], out);
         free(out);
     }
 }
