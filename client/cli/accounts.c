@@ -50,11 +50,11 @@ static const char USAGE_ACCOUNTS[] =
 
 static void print_account(const json_t *a)
 {
-    reqsign_cli_svc_put_text(stdout, json_string_value(json_object_get(a, "id")));
+    reqsign_cli_put_text(stdout, json_string_value(json_object_get(a, "id")));
     fputc('\t', stdout);
-    reqsign_cli_svc_put_text(stdout, json_string_value(json_object_get(a, "status")));
+    reqsign_cli_put_text(stdout, json_string_value(json_object_get(a, "status")));
     fputc('\t', stdout);
-    reqsign_cli_svc_put_text(stdout, json_string_value(json_object_get(a, "name")));
+    reqsign_cli_put_text(stdout, json_string_value(json_object_get(a, "name")));
     fputc('\n', stdout);
 }
 
@@ -121,12 +121,12 @@ int reqsign_cli_accounts(int argc, char **argv)
         } else if (rc == EXIT_OKAY) {
             json_t *en = json_object_get(doc, "enrollment");
             printf("account ");
-            reqsign_cli_svc_put_text(
+            reqsign_cli_put_text(
                 stdout, json_string_value(json_object_get(json_object_get(doc, "account"), "id")));
             printf("\ntoken ");
-            reqsign_cli_svc_put_text(stdout, json_string_value(json_object_get(en, "token")));
+            reqsign_cli_put_text(stdout, json_string_value(json_object_get(en, "token")));
             printf("\nexpires ");
-            reqsign_cli_svc_put_text(stdout, json_string_value(json_object_get(en, "expires_at")));
+            reqsign_cli_put_text(stdout, json_string_value(json_object_get(en, "expires_at")));
             fputc('\n', stdout);
         }
     } else if (rc == EXIT_OKAY && si == 1) {
@@ -151,9 +151,9 @@ int reqsign_cli_accounts(int argc, char **argv)
             reqsign_cli_print_json(doc);
         else if (rc == EXIT_OKAY && si == 5) {
             printf("token ");
-            reqsign_cli_svc_put_text(stdout, json_string_value(json_object_get(doc, "token")));
+            reqsign_cli_put_text(stdout, json_string_value(json_object_get(doc, "token")));
             printf("\nexpires ");
-            reqsign_cli_svc_put_text(stdout, json_string_value(json_object_get(doc, "expires_at")));
+            reqsign_cli_put_text(stdout, json_string_value(json_object_get(doc, "expires_at")));
             fputc('\n', stdout);
         } else if (rc == EXIT_OKAY)
             print_account(doc);

@@ -59,7 +59,7 @@ int reqsign_cli_audit(int argc, char **argv)
             for (size_t k = 0; k < 6; k++) {
                 if (k)
                     fputc('\t', stdout);
-                reqsign_cli_svc_put_text(
+                reqsign_cli_put_text(
                     stdout, json_string_value(json_object_get(json_array_get(ev, i), f[k])));
             }
             fputc('\n', stdout);
@@ -67,7 +67,7 @@ int reqsign_cli_audit(int argc, char **argv)
         const char *next = json_string_value(json_object_get(doc, "next"));
         if (next != NULL) {
             fputs("reqsign audit: more events: --after ", stderr);
-            reqsign_cli_svc_put_text(stderr, next);
+            reqsign_cli_put_text(stderr, next);
             fputc('\n', stderr);
         }
     }

@@ -90,8 +90,6 @@ struct reqsign_cli_svc {
 int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_svc *o);
 /* @service without trailing slashes, plus @path; malloc'd. */
 char *reqsign_cli_service_url(const char *service, const char *path);
-/* Text from the service, control characters escaped ("-" for NULL). */
-void reqsign_cli_svc_put_text(FILE *f, const char *s);
 /* One request; *@doc the parsed answer (2xx only). EXIT_OKAY or EXIT_FAIL. */
 int reqsign_cli_svc_api(const struct reqsign_cli_svc *o, const struct reqsign_signer *s,
                         const char *service, const char *method, const char *path, const char *body,
@@ -165,6 +163,14 @@ void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* Text from a key service (a label, a name; "-" for NULL) with control
+ * characters escaped: C0, DEL and non-UTF-8 bytes as \xHH, C1 controls as
+ * \u00HH, bidi controls and line separators as \uHHHH, '\\' as '\\\\'. */
+void reqsign_cli_put_text(FILE *f, const char *s);
+/* The length (2 or 3) of the UTF-8 bidi control or line separator at @p, else 0. */
+size_t reqsign_cli_bidi_len(const unsigned char *p);
+/* The code point of the 2- or 3-byte UTF-8 sequence at @p. */
+unsigned reqsign_cli_utf8_cp(const unsigned char *p, size_t n);
 /* "see 'reqsign @cmd --help'" on stderr. */
 void reqsign_cli_usage_hint(const char *cmd);
 /* --key @key (a path, or "-" for stdin) is acceptable: 0; key material

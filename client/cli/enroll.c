@@ -144,7 +144,7 @@ int reqsign_cli_enroll(int argc, char **argv)
     fd = -1;
     if (wr != 0)
         goto out;
-    reqsign_cli_svc_put_text(stdout, kid);
+    reqsign_cli_put_text(stdout, kid);
     fputc('\n', stdout);
     rc = EXIT_OKAY;
 out:

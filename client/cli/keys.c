@@ -302,69 +302,6 @@ static int public_pem(const char *path, char *out, size_t cap)
     return 0;
 }
 
-/* The length (2 or 3) of the UTF-8 bidi control or line/paragraph separator
- * at @p, else 0: U+061C, U+200E/F, U+2028/9, U+202A..E, U+2066..9 reorder or
- * break what a terminal shows (a label that hides its real text). */
-static size_t bidi_len(const unsigned char *p)
-{
-    if (p[0] == 0xd8 && p[1] == 0x9c)
-        return 2;
-    if (p[0] == 0xe2 && p[1] == 0x80 &&
-        (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae)))
-        return 3;
-    if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
-        return 3;
-    return 0;
-}
-
-/* The code point of the 2- or 3-byte UTF-8 sequence at @p (@n bytes). */
-static unsigned utf8_cp(const unsigned char *p, size_t n)
-{
-    return n == 2 ? ((p[0] & 0x1fu) << 6) | (p[1] & 0x3fu)
-                  : ((p[0] & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
-}
-
-/*
- * Write @s to @f with control characters escaped, so that text from the
- * service (a label) cannot drive the terminal (escape sequences, a cleared
- * screen, a line that hides the ones before it): C0 bytes, DEL and bytes
- * that are not UTF-8 as \xHH, the C1 controls U+0080..U+009F (UTF-8 C2 80 ..
- * C2 9F, which terminals also act on) as \u00HH, bidi controls and
- * line/paragraph separators (bidi_len()) as \uHHHH, and a backslash as \\ so
- * the output stays unambiguous. The tab is escaped too: it separates columns.
- */
-static void put_text(FILE *f, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char ch = *p;
-        size_t n = ch < 0x80             ? 1
-                   : (ch & 0xe0) == 0xc0 ? 2
-                   : (ch & 0xf0) == 0xe0 ? 3
-                   : (ch & 0xf8) == 0xf0 ? 4
-                                         : 0;
-        for (size_t i = 1; i < n; i++)
-            if ((p[i] & 0xc0) != 0x80)
-                n = 0; /* truncated or invalid: also stops at the NUL */
-        if (ch < 0x20 || ch == 0x7f || n == 0 || (ch == 0xc1 || ch == 0xc0)) {
-            fprintf(f, "\\x%02x", ch);
-            p++;
-        } else if (ch == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-            fprintf(f, "\\u%04x", p[1]);
-            p += 2;
-        } else if (bidi_len(p) != 0) {
-            fprintf(f, "\\u%04x", utf8_cp(p, n));
-            p += n;
-        } else if (ch == '\\') {
-            fputs("\\\\", f);
-            p++;
-        } else {
-            fwrite(p, 1, n, f);
-            p += n;
-        }
-    }
-}
-
 static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
                       const char *service)
 {
@@ -451,7 +388,7 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         if (wr != 0)
             goto out;
     }
-    put_text(stdout, json_string_value(kid));
+    reqsign_cli_put_text(stdout, json_string_value(kid));
     fputc('\n', stdout);
     rc = EXIT_OKAY;
 out:
@@ -490,9 +427,9 @@ static void put_json(const char *p, size_t len)
                    (unsigned char)p[i + 1] <= 0x9f) {
             printf("\\u%04x", (unsigned char)p[i + 1]);
             i++;
-        } else if (i + 2 < len && bidi_len((const unsigned char *)p + i) != 0) {
-            size_t bn = bidi_len((const unsigned char *)p + i);
-            printf("\\u%04x", utf8_cp((const unsigned char *)p + i, bn));
+        } else if (i + 2 < len && reqsign_cli_bidi_len((const unsigned char *)p + i) != 0) {
+            size_t bn = reqsign_cli_bidi_len((const unsigned char *)p + i);
+            printf("\\u%04x", reqsign_cli_utf8_cp((const unsigned char *)p + i, bn));
             i += bn - 1;
         } else {
             fputc(ch, stdout);
@@ -507,21 +444,21 @@ static void print_record(const json_t *k)
 {
     const json_t *sc = json_object_get(k, "scopes");
     const char *label = json_string_value(json_object_get(k, "label"));
-    put_text(stdout, str_or(json_string_value(json_object_get(k, "keyid")), "?"));
+    reqsign_cli_put_text(stdout, str_or(json_string_value(json_object_get(k, "keyid")), "?"));
     fputc('\t', stdout);
-    put_text(stdout, str_or(json_string_value(json_object_get(k, "status")), "?"));
+    reqsign_cli_put_text(stdout, str_or(json_string_value(json_object_get(k, "status")), "?"));
     fputc('\t', stdout);
     if (json_array_size(sc) == 0)
         fputs("-", stdout);
     for (size_t i = 0; i < json_array_size(sc); i++) {
         if (i)
             fputc(',', stdout);
-        put_text(stdout, str_or(json_string_value(json_array_get(sc, i)), "?"));
+        reqsign_cli_put_text(stdout, str_or(json_string_value(json_array_get(sc, i)), "?"));
     }
     fputc('\t', stdout);
-    put_text(stdout, label != NULL && label[0] != '\0' ? label : "-");
+    reqsign_cli_put_text(stdout, label != NULL && label[0] != '\0' ? label : "-");
     fputc('\t', stdout); /* last use: "-" never (or not recorded) */
-    put_text(stdout, str_or(json_string_value(json_object_get(k, "last_used_at")), "-"));
+    reqsign_cli_put_text(stdout, str_or(json_string_value(json_object_get(k, "last_used_at")), "-"));
     fputc('\n', stdout);
 }
 
@@ -592,7 +529,7 @@ static int cmd_list(const struct keys_opts *o, const struct reqsign_signer *s, c
             print_record(json_array_get(all, i));
         if (!o->all && after != NULL) {
             fputs("reqsign keys: more keys: --after ", stderr);
-            put_text(stderr, after);
+            reqsign_cli_put_text(stderr, after);
             fputs(" (or --all)\n", stderr);
         }
     }

@@ -413,16 +413,6 @@ char *reqsign_cli_service_url(const char *service, const char *path)
     return u;
 }
 
-/* Text from the service, control characters escaped. */
-void reqsign_cli_svc_put_text(FILE *f, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)(s != NULL ? s : "-"); *p; p++) {
-        if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
-        else
-            fputc(*p, f);
-    }
-}
 
 /* One request; *@doc the parsed answer (2xx only). EXIT_OKAY or EXIT_FAIL. */
 int reqsign_cli_svc_api(const struct reqsign_cli_svc *o, const struct reqsign_signer *s,

@@ -673,3 +673,69 @@ void reqsign_cli_secret_abort(const char *path, int fd)
         (void)unlink(path);
     }
 }
+
+/* ----------------------------------------------------- text from a service */
+
+/* The length (2 or 3) of the UTF-8 bidi control or line/paragraph separator
+ * at @p, else 0: U+061C, U+200E/F, U+2028/9, U+202A..E, U+2066..9 reorder or
+ * break what a terminal shows (a label that hides its real text). */
+size_t reqsign_cli_bidi_len(const unsigned char *p)
+{
+    if (p[0] == 0xd8 && p[1] == 0x9c)
+        return 2;
+    if (p[0] == 0xe2 && p[1] == 0x80 &&
+        (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae)))
+        return 3;
+    if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+        return 3;
+    return 0;
+}
+
+/* The code point of the 2- or 3-byte UTF-8 sequence at @p (@n bytes). */
+unsigned reqsign_cli_utf8_cp(const unsigned char *p, size_t n)
+{
+    return n == 2 ? ((p[0] & 0x1fu) << 6) | (p[1] & 0x3fu)
+                  : ((p[0] & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
+}
+
+/*
+ * Write @s to @f with control characters escaped, so that text from the
+ * service (a label) cannot drive the terminal (escape sequences, a cleared
+ * screen, a line that hides the ones before it): C0 bytes, DEL and bytes
+ * that are not UTF-8 as \xHH, the C1 controls U+0080..U+009F (UTF-8 C2 80 ..
+ * C2 9F, which terminals also act on) as \u00HH, bidi controls and
+ * line/paragraph separators (reqsign_cli_bidi_len()) as \uHHHH, and a backslash as \\ so
+ * the output stays unambiguous. The tab is escaped too: it separates columns.
+ */
+void reqsign_cli_put_text(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s != NULL ? s : "-");
+    while (*p) {
+        unsigned char ch = *p;
+        size_t n = ch < 0x80             ? 1
+                   : (ch & 0xe0) == 0xc0 ? 2
+                   : (ch & 0xf0) == 0xe0 ? 3
+                   : (ch & 0xf8) == 0xf0 ? 4
+                                         : 0;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                n = 0; /* truncated or invalid: also stops at the NUL */
+        if (ch < 0x20 || ch == 0x7f || n == 0 || (ch == 0xc1 || ch == 0xc0)) {
+            fprintf(f, "\\x%02x", ch);
+            p++;
+        } else if (ch == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            fprintf(f, "\\u%04x", p[1]);
+            p += 2;
+        } else if (reqsign_cli_bidi_len(p) != 0) {
+            fprintf(f, "\\u%04x", reqsign_cli_utf8_cp(p, n));
+            p += n;
+        } else if (ch == '\\') {
+            fputs("\\\\", f);
+            p++;
+        } else {
+            fwrite(p, 1, n, f);
+            p += n;
+        }
+    }
+}
+

@@ -1945,3 +1945,82 @@ Test(client, keys_list_escapes_bidi_and_non_utf8_labels)
     }
     servers_stop(&sv);
 }
+
+/* Profiles (issue 16 item 12): keys create --to-profile writes
+ * $XDG_CONFIG_HOME/reqsign/credentials/NAME.json (0600, directories 0700,
+ * never overwritten); keys and send sign with --profile, REQSIGN_PROFILE or
+ * the profile "default", with the path named when it is missing. */
+Test(client, keys_and_send_with_profiles)
+{
+    struct servers sv;
+    servers_start(&sv);
+    int st;
+    char *out, env[1024], path[700];
+    snprintf(env, sizeof(env), "env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE XDG_CONFIG_HOME='%s/xdg'",
+             sv.dir);
+
+    out = run(&st,
+              "%s $R keys create --service '%s' --key '%s' --scope orders:read --to-profile alice "
+              "2>&1",
+              env, sv.d.url, sv.admin);
+    cr_assert_eq(st, 0, "%s", out);
+    char kid[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", kid), 1);
+    free(out);
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/xdg/reqsign/credentials/alice.json", sv.dir);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof(path), "%s/xdg/reqsign/credentials", sv.dir);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0700);
+    /* never overwritten */
+    out = run(&st, "%s $R keys create --service '%s' --key '%s' --to-profile alice 2>&1", env,
+              sv.d.url, sv.admin);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "refusing to overwrite"), "%s", out);
+    free(out);
+    out = run(&st, "%s $R keys create --service '%s' --key '%s' --to-profile alice -o x.json 2>&1",
+              env, sv.d.url, sv.admin);
+    cr_assert_eq(st, 2, "%s", out);
+    free(out);
+
+    /* the admin credential as profile "admin", then as "default" */
+    out = run(&st, "cp '%s' '%s/xdg/reqsign/credentials/admin.json' && chmod 600 "
+                   "'%s/xdg/reqsign/credentials/admin.json'",
+              sv.admin, sv.dir, sv.dir);
+    cr_assert_eq(st, 0);
+    free(out);
+    out = run(&st, "%s $R keys list --service '%s' --profile admin 2>&1", env, sv.d.url);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, kid), "%s", out);
+    free(out);
+    out = run(&st, "%s REQSIGN_PROFILE=admin $R keys get --service '%s' %s 2>&1", env, sv.d.url,
+              kid);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = run(&st, "%s $R keys list --service '%s' 2>&1", env, sv.d.url);
+    cr_assert_eq(st, 2, "no default profile yet: %s", out);
+    cr_assert_not_null(strstr(out, "credentials/default.json"), "%s", out);
+    free(out);
+    out = run(&st, "cp -p '%s/xdg/reqsign/credentials/admin.json' "
+                   "'%s/xdg/reqsign/credentials/default.json'",
+              sv.dir, sv.dir);
+    free(out);
+    out = run(&st, "%s $R keys list --service '%s' 2>&1", env, sv.d.url);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, kid), "%s", out);
+    free(out);
+
+    /* send with alice's profile: the key service knows the key (its answer
+     * is about the scope, not the signature) */
+    out = run(&st, "%s $R send --profile alice '%s/v1/keys' 2>&1 >/dev/null", env, sv.d.url);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "\"scope\""), "%s", out);
+    free(out);
+    out = run(&st, "%s $R send --profile nosuch '%s/v1/keys' 2>&1", env, sv.d.url);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "xdg/reqsign/credentials/nosuch.json"), "%s", out);
+    free(out);
+    servers_stop(&sv);
+}

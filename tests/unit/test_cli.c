@@ -1102,3 +1102,117 @@ Test(cli, url_without_authority_refused)
     }
     rm_rf(dir);
 }
+
+/* ------------------------------------------------------------ profiles */
+
+/* The keyid "sign" puts in Signature-Input with environment/options @pre
+ * and @args; NULL if it failed (*@st its exit status, *@err its stderr). */
+static char *signed_keyid(const char *dir, const char *pre, const char *args, int *st, char **err)
+{
+    char *out = run(st,
+                    "cd '%s' && env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE %s \"$R\" sign %s "
+                    "https://example.com/ 2>'%s/stderr'",
+                    dir, pre, args, dir);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/stderr", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    static char ebuf[4096];
+    size_t n = fread(ebuf, 1, sizeof(ebuf) - 1, f);
+    ebuf[n] = '\0';
+    fclose(f);
+    *err = ebuf;
+    const char *k = strstr(out, ";keyid=\"");
+    char *kid = NULL;
+    if (k != NULL) {
+        kid = strndup(k + 8, 43);
+    }
+    free(out);
+    return kid;
+}
+
+/* Credentials as the AWS CLI keeps them (issue 16 item 12): every signing
+ * command resolves --key > REQSIGN_CREDENTIAL > --profile / REQSIGN_PROFILE >
+ * the profile "default", under $XDG_CONFIG_HOME/reqsign/credentials/NAME.json
+ * (else ~/.config/reqsign/...); errors name the path looked at. */
+Test(cli, credential_profiles_resolution_order)
+{
+    char *dir = tu_tmpdir(), kdef[64], kwork[64], kenv[64], kkey[64], khome[64];
+    char pre[1024], args[2200], *err, *kid;
+    int st;
+    char *out = run(&st, "mkdir -p '%s/xdg/reqsign/credentials' '%s/home/.config/reqsign/credentials'",
+                    dir, dir);
+    cr_assert_eq(st, 0);
+    free(out);
+    keygen(dir, "xdg/reqsign/credentials/default.json", kdef);
+    keygen(dir, "xdg/reqsign/credentials/work.json", kwork);
+    keygen(dir, "env.pem", kenv);
+    keygen(dir, "key.pem", kkey);
+    keygen(dir, "home/.config/reqsign/credentials/default.json", khome);
+
+    /* nothing named: the default profile */
+    snprintf(pre, sizeof(pre), "HOME='%s/home' XDG_CONFIG_HOME='%s/xdg'", dir, dir);
+    kid = signed_keyid(dir, pre, "", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kdef);
+    free(kid);
+    /* --profile and REQSIGN_PROFILE */
+    kid = signed_keyid(dir, pre, "--profile work", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kwork);
+    free(kid);
+    snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=work", pre);
+    kid = signed_keyid(dir, args, "", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kwork);
+    free(kid);
+    /* REQSIGN_CREDENTIAL beats the profiles; --key beats everything */
+    snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=work REQSIGN_CREDENTIAL='%s/env.pem'", pre,
+             dir);
+    kid = signed_keyid(dir, args, "--profile work", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kenv);
+    free(kid);
+    kid = signed_keyid(dir, args, "--profile work --key key.pem", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kkey);
+    free(kid);
+    /* without XDG_CONFIG_HOME: ~/.config/reqsign */
+    snprintf(args, sizeof(args), "HOME='%s/home' XDG_CONFIG_HOME=", dir);
+    kid = signed_keyid(dir, args, "", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, khome);
+    free(kid);
+
+    /* a profile that does not exist: exit 1, the path looked at named */
+    kid = signed_keyid(dir, pre, "--profile nosuch", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 1, "%s", err);
+    char want[600];
+    snprintf(want, sizeof(want), "%s/xdg/reqsign/credentials/nosuch.json", dir);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=nosuch", pre);
+    kid = signed_keyid(dir, args, "", &st, &err);
+    cr_assert_eq(st, 1, "%s", err);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    /* a name that is no name: a usage error */
+    kid = signed_keyid(dir, pre, "--profile ../work", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 2, "%s", err);
+    /* no credential at all: a usage error naming the default looked for */
+    snprintf(args, sizeof(args), "HOME='%s/nohome' XDG_CONFIG_HOME=", dir);
+    kid = signed_keyid(dir, args, "", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 2, "%s", err);
+    snprintf(want, sizeof(want), "%s/nohome/.config/reqsign/credentials/default.json", dir);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    cr_assert_not_null(strstr(err, "--profile"), "%s", err);
+    /* permissions are checked as for --key: a profile readable by others is refused */
+    snprintf(args, sizeof(args), "%s/xdg/reqsign/credentials/work.json", dir);
+    cr_assert_eq(chmod(args, 0644), 0);
+    kid = signed_keyid(dir, pre, "--profile work", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 1, "%s", err);
+    cr_assert_not_null(strstr(err, "key_permissions"), "%s", err);
+    rm_rf(dir);
+}
