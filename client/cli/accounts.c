@@ -45,7 +45,9 @@ static const char USAGE_ACCOUNTS[] =
     "  accounts enroll-token ID      a fresh enrollment token for the account\n"
     "\n"
     "Common options: --service URL, --key CREDENTIAL (default $REQSIGN_CREDENTIAL),\n"
-    "--insecure-key-permissions, --json, -v/--verbose, -h/--help.\n"
+    "--profile NAME (default $REQSIGN_PROFILE, else \"default\" if it exists),\n"
+    "--insecure-key-permissions, --cacert FILE, -k/--insecure, --json,\n"
+    "-v/--verbose, -h/--help.\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 static void print_account(const json_t *a)

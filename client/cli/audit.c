@@ -22,7 +22,8 @@ static const char USAGE_AUDIT[] =
     "\n"
     "The key service's audit log (keys:admin: all, or --account; keys:self: its own\n"
     "account): one line per event: time, action, outcome, actor, target, source.\n"
-    "Common options: --service URL, --key CREDENTIAL, --insecure-key-permissions, -v.\n"
+    "Common options: --service URL, --key CREDENTIAL, --profile NAME,\n"
+    "--insecure-key-permissions, --cacert FILE, -k/--insecure, -v.\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 int reqsign_cli_audit(int argc, char **argv)

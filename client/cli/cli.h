@@ -32,6 +32,7 @@ enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 int reqsign_cli_keygen(int argc, char **argv);   /* keygen.c */
 int reqsign_cli_sign(int argc, char **argv);     /* sign.c */
 int reqsign_cli_verify(int argc, char **argv);   /* verify.c */
+int reqsign_cli_key(int argc, char **argv);      /* key.c */
 int reqsign_cli_send(int argc, char **argv);     /* send.c */
 int reqsign_cli_keys(int argc, char **argv);     /* keys.c */
 int reqsign_cli_accounts(int argc, char **argv); /* accounts.c */
@@ -54,6 +55,15 @@ void reqsign_cli_print_server_error(const char *cmd, long status, const char *bo
 extern const char reqsign_cli_keygen_usage[];
 extern const char reqsign_cli_sign_usage[];
 extern const char reqsign_cli_verify_usage[];
+extern const char reqsign_cli_key_usage[];
+
+/* key.c: the public key in @path: a key file of any format (of a private key
+ * readable by others, its public half, with a warning), a credential JSON or
+ * a key record (GET /v1/keys/KEYID). REQSIGN_OK or the error (in @err). */
+enum reqsign_status reqsign_cli_load_public(const char *cmd, const char *path,
+                                            unsigned char pub[32], struct reqsign_error *err);
+/* Print the public key PEM, "keyid: ..." and "jwk: ..." of @path. */
+int reqsign_cli_key_show(const char *cmd, const char *path);
 
 #if defined(__GNUC__)
 #define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))

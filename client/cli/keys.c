@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KEYS_MAX_SCOPES 16
@@ -87,6 +88,7 @@ struct keys_opts {
     const char *sub;
     const char *service, *label, *expires_at, *public_key, *out, *after, *arg, *to_profile;
     struct reqsign_cli_cred cred;
+    char expires_buf[32]; /* --expires-at +30d, as RFC 3339 */
     const char *scopes[KEYS_MAX_SCOPES];
     size_t n_scopes;
     long limit, grace;
@@ -226,6 +228,28 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             o->scopes[o->n_scopes++] = v;
             break;
         case K_EXPIRES_AT:
+            if (v[0] == '+') {
+                /* relative, as "+30d": an RFC 3339 time from now */
+                int64_t secs;
+                time_t t;
+                struct tm tm;
+                if (reqsign_cli_parse_duration(v, 1, (int64_t)100 * 366 * 86400, &secs) != 0) {
+                    reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                            "--expires-at '%s': expected an RFC 3339 time or "
+                                            "+N with a unit s, m, h or d (+30d, +12h)",
+                                            v);
+                    return EXIT_USAGE;
+                }
+                t = time(NULL) + (time_t)secs;
+                if (gmtime_r(&t, &tm) == NULL ||
+                    strftime(o->expires_buf, sizeof(o->expires_buf), "%Y-%m-%dT%H:%M:%SZ", &tm) ==
+                        0) {
+                    reqsign_cli_usage_error("keys", USAGE_KEYS, "--expires-at '%s': out of range",
+                                            v);
+                    return EXIT_USAGE;
+                }
+                v = o->expires_buf;
+            }
             o->expires_at = v;
             break;
         case K_PUBLIC_KEY:
@@ -458,7 +482,8 @@ static void print_record(const json_t *k)
     fputc('\t', stdout);
     reqsign_cli_put_text(stdout, label != NULL && label[0] != '\0' ? label : "-");
     fputc('\t', stdout); /* last use: "-" never (or not recorded) */
-    reqsign_cli_put_text(stdout, str_or(json_string_value(json_object_get(k, "last_used_at")), "-"));
+    reqsign_cli_put_text(stdout,
+                         str_or(json_string_value(json_object_get(k, "last_used_at")), "-"));
     fputc('\n', stdout);
 }
 

@@ -4,6 +4,7 @@
  *   reqsign keygen [-o FILE]                       keygen.c
  *   reqsign sign --key FILE [options] URL          sign.c
  *   reqsign verify --pub FILE [options] URL        verify.c
+ *   reqsign key show FILE                          key.c
  *   reqsign send [options] URL                     send.c
  *   reqsign keys create|list|get|revoke|...        keys.c
  *   reqsign accounts create|list|get|...           accounts.c
@@ -33,7 +34,8 @@
 static const char USAGE_MAIN[] = "usage: reqsign <command> [options]\n"
                                  "\n"
                                  "Commands:\n"
-                                 "  keygen   generate an Ed25519 key pair\n"
+                                 "  keygen   generate an Ed25519 key pair (FILE and FILE.pub)\n"
+                                 "  key      show the public key, keyid and JWK of a key\n"
                                  "  sign     print the header fields that sign an HTTP request\n"
                                  "  verify   check a signed HTTP request\n"
                                  "  send     send a signed HTTP request (curl-like)\n"
@@ -105,6 +107,8 @@ int main(int argc, char **argv)
             fputs(reqsign_cli_sign_usage, stdout);
         else if (strcmp(topic, "verify") == 0)
             fputs(reqsign_cli_verify_usage, stdout);
+        else if (strcmp(topic, "key") == 0)
+            fputs(reqsign_cli_key_usage, stdout);
         else if (strcmp(topic, "send") == 0 || strcmp(topic, "keys") == 0)
             return finish(cmd_curl(topic[0] == 's' ? reqsign_cli_send : reqsign_cli_keys, 1,
                                    (char *[]){"--help", NULL}));
@@ -120,6 +124,8 @@ int main(int argc, char **argv)
         return finish(reqsign_cli_sign(argc - 2, argv + 2));
     if (strcmp(cmd, "verify") == 0)
         return finish(reqsign_cli_verify(argc - 2, argv + 2));
+    if (strcmp(cmd, "key") == 0)
+        return finish(reqsign_cli_key(argc - 2, argv + 2));
     if (strcmp(cmd, "send") == 0)
         return finish(cmd_curl(reqsign_cli_send, argc - 2, argv + 2));
     if (strcmp(cmd, "keys") == 0)

@@ -83,6 +83,8 @@ const char reqsign_cli_send_usage[] =
     "                              (default: $REQSIGN_CREDENTIAL: a path, '-' or\n"
     "                              inline JSON); inline JSON in --key is refused\n"
     "                              because arguments are readable by every user\n"
+    "  --profile NAME              profile NAME's credential (default:\n"
+    "                              $REQSIGN_PROFILE, else \"default\"; see reqsign(1))\n"
     "  --keyid ID                  keyid to sign with (default: the credential's)\n"
     "  --insecure-key-permissions  accept a key file readable by group or others\n"
     "  -h, --help                  show this help\n"

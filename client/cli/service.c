@@ -413,7 +413,6 @@ char *reqsign_cli_service_url(const char *service, const char *path)
     return u;
 }
 
-
 /* One request; *@doc the parsed answer (2xx only). EXIT_OKAY or EXIT_FAIL. */
 int reqsign_cli_svc_api(const struct reqsign_cli_svc *o, const struct reqsign_signer *s,
                         const char *service, const char *method, const char *path, const char *body,

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 const char reqsign_cli_sign_usage[] =
-    "usage: reqsign sign --key FILE [options] URL\n"
+    "usage: reqsign sign [--key FILE | --profile NAME] [options] URL\n"
     "\n"
     "Sign a request and print the header fields to add, one 'Name: value' per line:\n"
     "Content-Digest, Signature-Input, Signature.\n"
@@ -29,6 +29,11 @@ const char reqsign_cli_sign_usage[] =
     "  --key FILE                  private key (PEM, DER, JWK or raw seed) or the key\n"
     "                              service's credential JSON file; '-' reads it from\n"
     "                              stdin (inline JSON is refused: arguments are public)\n"
+    "  --profile NAME              the credential of profile NAME:\n"
+    "                              $XDG_CONFIG_HOME/reqsign/credentials/NAME.json\n"
+    "                              (default ~/.config/reqsign/...). Without --key:\n"
+    "                              $REQSIGN_CREDENTIAL, else --profile or\n"
+    "                              $REQSIGN_PROFILE, else the profile \"default\"\n"
     "  --keyid ID                  keyid to put in the signature (default: the key's\n"
     "                              RFC 7638 thumbprint)\n"
     "  -X, --request METHOD        method (default GET, or POST with --data)\n"
@@ -38,7 +43,8 @@ const char reqsign_cli_sign_usage[] =
     "  --nonce STR                 nonce (default: 16 random bytes, base64url)\n"
     "  --label L                   signature label (default sig1)\n"
     "  --tag T                     add a tag parameter\n"
-    "  --expires-in N              add expires = created + N\n"
+    "  --expires-in N|+DURATION    add expires = created + N seconds, or +30d, +12h,\n"
+    "                              +90m, +3600s\n"
     "  --sha512                    Content-Digest with sha-512 instead of sha-256\n"
     "  --json                      print one JSON object {field name: value}\n"
     "  --show-base                 print the signature base to stderr\n"

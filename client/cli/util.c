@@ -738,4 +738,3 @@ void reqsign_cli_put_text(FILE *f, const char *s)
         }
     }
 }
-

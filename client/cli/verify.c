@@ -58,72 +58,6 @@ const char reqsign_cli_verify_usage[] =
     "  -v, --verbose               print 'keyid: ...  created: ...' after 'ok'\n"
     "  -h, --help                  show this help\n";
 
-/* Wipe the string value of @key in object @o, if any (a private key). */
-static void wipe_member(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    if (json_is_string(v))
-        reqsign_memzero((char *)json_string_value(v), json_string_length(v));
-}
-
-/*
- * verify --pub @path that is JSON but not a JWK (issue 16 item 12, review 12
- * N6): the key service's credential (what sign --key takes) or a key record
- * (GET /v1/keys/KEYID: "public_key" PEM, "jwk"). The public key goes to
- * @pub. REQSIGN_E_KEY_FORMAT (with @err untouched) if @path is not such a
- * document, so the caller reports its first error.
- */
-static enum reqsign_status load_pub_json(const char *path, unsigned char pub[32],
-                                         struct reqsign_error *err)
-{
-    struct reqsign_credential *cred = NULL;
-    struct reqsign_key *k = NULL;
-    struct reqsign_error e2;
-    enum reqsign_status st;
-    json_error_t je;
-
-    /* a credential with its private key: the loader wipes what it read */
-    reqsign_error_clear(&e2);
-    if (reqsign_credential_load(path, NULL, REQSIGN_KEY_ALLOW_PERMISSIVE, &cred, &e2) ==
-        REQSIGN_OK) {
-        reqsign_key_public_raw(reqsign_credential_key(cred), pub);
-        reqsign_credential_free(cred);
-        return REQSIGN_OK;
-    }
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!json_is_object(root) || json_object_get(root, "kty") != NULL) {
-        if (root != NULL) {
-            wipe_member(root, "d");
-            json_decref(root);
-        }
-        return REQSIGN_E_KEY_FORMAT;
-    }
-    json_t *pem = json_object_get(root, "public_key"), *jwk = json_object_get(root, "jwk");
-    if (json_is_string(pem)) {
-        st = reqsign_key_load_mem(json_string_value(pem), json_string_length(pem), 0, &k, err);
-    } else if (json_is_object(jwk)) {
-        char *txt = json_dumps(jwk, JSON_COMPACT);
-        st = txt == NULL
-                 ? reqsign_error_set(err, REQSIGN_E_NOMEM, "verify", REQSIGN_NO_OFFSET, NULL)
-                 : reqsign_key_load_mem(txt, strlen(txt), 0, &k, err);
-        free(txt);
-    } else if (json_object_get(root, "private_key") != NULL) {
-        /* a credential that did not load: say why */
-        *err = e2;
-        st = e2.code != REQSIGN_OK ? e2.code : REQSIGN_E_KEY_FORMAT;
-    } else {
-        st = REQSIGN_E_KEY_FORMAT;
-    }
-    wipe_member(root, "private_key");
-    wipe_member(root, "d");
-    json_decref(root);
-    if (st == REQSIGN_OK) {
-        reqsign_key_public_raw(k, pub);
-        reqsign_key_free(k);
-    }
-    return st;
-}
-
 static int span_ieq(struct reqsign_span s, const char *lit)
 {
     size_t n = strlen(lit);
@@ -427,7 +361,6 @@ int reqsign_cli_verify(int argc, char **argv)
 
     struct reqsign_error err;
     struct reqsign_static_key sk;
-    struct reqsign_key *key = NULL;
     struct reqsign_nonce_store *store = NULL;
     struct reqsign_verifier *verifier = NULL;
     struct reqsign_verification vs;
@@ -449,39 +382,13 @@ int reqsign_cli_verify(int argc, char **argv)
     memset(&u, 0, sizeof(u));
 
     /* the key: only its public part */
-    st = reqsign_key_load_file(pub_file, 0, &key, &err);
-    if (st == REQSIGN_E_KEY_PERMISSIONS) {
-        fprintf(stderr,
-                "reqsign verify: warning: %s holds a private key readable by group or "
-                "others; using its public part\n",
-                pub_file);
-        reqsign_error_clear(&err);
-        st = reqsign_key_load_file(pub_file, REQSIGN_KEY_ALLOW_PERMISSIVE, &key, &err);
-    }
     memset(&sk, 0, sizeof(sk));
     sk.keyid = keyid;
-    if (st == REQSIGN_E_KEY_FORMAT) {
-        /* JSON that is no JWK: a credential or a key record */
-        struct reqsign_error e2;
-        reqsign_error_clear(&e2);
-        enum reqsign_status st2 = load_pub_json(pub_file, sk.public_key, &e2);
-        if (st2 == REQSIGN_OK) {
-            st = REQSIGN_OK;
-            goto have_pub;
-        }
-        if (e2.message[0] != '\0') {
-            st = st2;
-            err = e2;
-        }
-    }
+    st = reqsign_cli_load_public("verify", pub_file, sk.public_key, &err);
     if (st != REQSIGN_OK) {
         reqsign_cli_print_error(stdout, st, &err);
         goto out;
     }
-    reqsign_key_public_raw(key, sk.public_key);
-    reqsign_key_free(key);
-    key = NULL;
-have_pub:
 
     /* the request */
     if (split_url(url, &u, &why) != 0) {
@@ -649,7 +556,6 @@ out:
     reqsign_verification_cleanup(&vs);
     reqsign_verifier_free(verifier);
     reqsign_nonce_store_free(store);
-    reqsign_key_free(key);
     if (body_fd > STDIN_FILENO)
         close(body_fd);
     free(body_mem);

@@ -2022,5 +2022,35 @@ Test(client, keys_and_send_with_profiles)
     cr_assert_eq(st, 1, "%s", out);
     cr_assert_not_null(strstr(out, "xdg/reqsign/credentials/nosuch.json"), "%s", out);
     free(out);
+
+    /* a relative expiry (issue 16 item 14): --expires-at +30d */
+    time_t t0 = time(NULL);
+    out = run(&st, "%s $R keys create --service '%s' --expires-at +30d --to-profile bob 2>&1", env,
+              sv.d.url);
+    cr_assert_eq(st, 0, "%s", out);
+    char bkid[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", bkid), 1);
+    free(out);
+    out = run(&st, "%s $R keys get --service '%s' %s", env, sv.d.url, bkid);
+    cr_assert_eq(st, 0, "%s", out);
+    json_t *bj = json_loads(out, 0, NULL);
+    const char *exp = json_string_value(json_object_get(bj, "expires_at"));
+    cr_assert_not_null(exp, "%s", out);
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    cr_assert_eq(sscanf(exp, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec),
+                 6, "%s", exp);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    long long got = (long long)timegm(&tm), want = (long long)t0 + 30LL * 86400;
+    cr_assert(got >= want - 5 && got <= want + 120, "expires_at %s: %lld, want about %lld", exp,
+              got, want);
+    json_decref(bj);
+    free(out);
+    out = run(&st, "%s $R keys create --service '%s' --expires-at +30y --to-profile c 2>&1", env,
+              sv.d.url);
+    cr_assert_eq(st, 2, "%s", out);
+    free(out);
     servers_stop(&sv);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -1214,5 +1215,103 @@ Test(cli, credential_profiles_resolution_order)
     cr_assert_null(kid);
     cr_assert_eq(st, 1, "%s", err);
     cr_assert_not_null(strstr(err, "key_permissions"), "%s", err);
+    rm_rf(dir);
+}
+
+/* ------------------------------------------------ keygen as ssh-keygen */
+
+/* keygen -o FILE writes FILE.pub (the public PEM, mode 0644) beside the key;
+ * an existing FILE.pub is never overwritten (and then no FILE is left);
+ * key show / keygen -y print the public key, keyid and JWK of a private key,
+ * its .pub and a credential alike (issue 16 item 14). */
+Test(cli, keygen_pub_file_and_key_show)
+{
+    char *dir = tu_tmpdir(), keyid[64], path[600];
+    struct stat sb;
+    int st;
+    char *out = run(&st, "umask 077 && \"$R\" keygen -o '%s/k.pem'", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_eq(sscanf(last_line(out), "keyid: %63s", keyid), 1, "%s", out);
+    snprintf(path, sizeof(path), "%s/k.pem.pub", dir);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0644, "mode %o", (unsigned)(sb.st_mode & 0777));
+    char *pub = run(&st, "cat '%s'", path);
+    cr_assert_not_null(strstr(out, pub), "the .pub is the PEM printed: %s / %s", pub, out);
+    cr_assert_null(strstr(pub, "PRIVATE"), "%s", pub);
+    free(pub);
+    free(out);
+
+    /* an existing FILE.pub: refused, and no private key left behind */
+    write_file(dir, "j.pem.pub", "x\n", 2);
+    out = run(&st, "\"$R\" keygen -o '%s/j.pem' 2>&1", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "refusing to overwrite"), "%s", out);
+    free(out);
+    snprintf(path, sizeof(path), "%s/j.pem", dir);
+    cr_assert_neq(access(path, F_OK), 0, "no key without its .pub");
+
+    /* key show: the same keyid and JWK from the key, its .pub and keygen -y */
+    static const char *const forms[] = {"key show '%s/k.pem'", "key show '%s/k.pem.pub'",
+                                        "keygen -y '%s/k.pem'"};
+    char *first = NULL;
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), forms[i], dir);
+        out = run(&st, "\"$R\" %s", cmd);
+        cr_assert_eq(st, 0, "%s: %s", cmd, out);
+        cr_assert_not_null(strstr(out, "-----BEGIN PUBLIC KEY-----\n"), "%s", out);
+        char want[128];
+        snprintf(want, sizeof(want), "\nkeyid: %s\njwk: {", keyid);
+        cr_assert_not_null(strstr(out, want), "%s: %s", cmd, out);
+        cr_assert_not_null(strstr(out, "\"crv\":\"Ed25519\""), "%s", out);
+        cr_assert_null(strstr(out, "\"d\""), "no private part: %s", out);
+        cr_assert_null(strstr(out, "PRIVATE"), "%s", out);
+        if (first == NULL)
+            first = out;
+        else {
+            cr_assert_str_eq(out, first);
+            free(out);
+        }
+    }
+    free(first);
+    out = run(&st, "\"$R\" key show 2>&1; echo $?");
+    cr_assert_not_null(strstr(out, "\n2\n"), "%s", out);
+    free(out);
+    out = run(&st, "\"$R\" key show '%s/nothing' 2>&1", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
+/* Relative expiries (+30d, +12h, +90m, +3600s) wherever an expiry is taken:
+ * sign --expires-in. */
+Test(cli, sign_expires_in_relative)
+{
+    char *dir = tu_tmpdir(), keyid[64];
+    int st;
+    keygen(dir, "k.pem", keyid);
+    static const struct {
+        const char *arg;
+        long long secs;
+    } cases[] = {{"+3600s", 3600}, {"+90m", 5400}, {"+12h", 43200}, {"+30d", 2592000},
+                 {"120", 120},     {"+5", 5}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = run(&st,
+                        "\"$R\" sign --key '%s/k.pem' --created 1700000000 --expires-in %s "
+                        "https://example.com/",
+                        dir, cases[i].arg);
+        cr_assert_eq(st, 0, "%s: %s", cases[i].arg, out);
+        char want[64];
+        snprintf(want, sizeof(want), ";expires=%lld", 1700000000LL + cases[i].secs);
+        cr_assert_not_null(strstr(out, want), "%s: %s", cases[i].arg, out);
+        free(out);
+    }
+    static const char *const bad[] = {"+", "+d", "+-5m", "+5y", "5.5h", "+0s"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *out = run(&st, "\"$R\" sign --key '%s/k.pem' --expires-in '%s' https://example.com/ 2>&1",
+                        dir, bad[i]);
+        cr_assert_eq(st, 2, "%s: %s", bad[i], out);
+        free(out);
+    }
     rm_rf(dir);
 }
