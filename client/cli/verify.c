@@ -220,6 +220,29 @@ static int split_url(const char *url, struct url_view *u, const char **why)
     return 0;
 }
 
+/* The signature does not verify with --pub, or names another key: say which
+ * key the file given holds, beside the signature's keyid (issue 16 item 15). */
+static void name_pub(const char *pub_file, const unsigned char pub[32], const char *sig_keyid)
+{
+    struct reqsign_key *k = NULL;
+    char tp[REQSIGN_KEYID_BUF];
+    if (reqsign_key_from_public(pub, &k, NULL) != REQSIGN_OK ||
+        reqsign_key_thumbprint(k, tp) != REQSIGN_OK) {
+        reqsign_key_free(k);
+        return;
+    }
+    reqsign_key_free(k);
+    printf("reqsign verify: --pub %s holds the key %s", pub_file, tp);
+    if (sig_keyid[0] != '\0') {
+        fputs("; the signature names keyid '", stdout);
+        reqsign_cli_put_text(stdout, sig_keyid);
+        fputc('\'', stdout);
+        if (strcmp(sig_keyid, tp) != 0)
+            fputs(" (another key?)", stdout);
+    }
+    fputc('\n', stdout);
+}
+
 static int64_t fixed_clock(void *ctx)
 {
     return *(const int64_t *)ctx;
@@ -545,6 +568,8 @@ int reqsign_cli_verify(int argc, char **argv)
     if (st == REQSIGN_OK)
         st = reqsign_verification_finish(&vs, &err);
     if (st != REQSIGN_OK) {
+        if (st == REQSIGN_E_SIG_INVALID || st == REQSIGN_E_KEY_UNKNOWN)
+            name_pub(pub_file, sk.public_key, vs.keyid);
         reqsign_cli_print_error(stdout, st, &err);
         goto out;
     }

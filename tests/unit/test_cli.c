@@ -1315,3 +1315,26 @@ Test(cli, sign_expires_in_relative)
     }
     rm_rf(dir);
 }
+
+/* verify with the wrong --pub names the file given and the key it holds,
+ * beside the signature's keyid; the error stays the last line (issue 16
+ * item 15). */
+Test(cli, verify_wrong_pub_names_the_file)
+{
+    char *dir = tu_tmpdir(), ka[64], kb[64];
+    int st;
+    keygen(dir, "a.pem", ka);
+    keygen(dir, "b.pem", kb);
+    char *out = run(&st,
+                    "cd '%s' && \"$R\" sign --key a.pem --json https://example.com/x > h.json && "
+                    "\"$R\" verify --pub b.pem --headers h.json https://example.com/x",
+                    dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_eq(strncmp(last_line(out), "error: sig_invalid: ", 20), 0, "%s", out);
+    char want[256];
+    snprintf(want, sizeof(want), "--pub b.pem holds the key %s; the signature names keyid '%s'",
+             kb, ka);
+    cr_assert_not_null(strstr(out, want), "%s", out);
+    free(out);
+    rm_rf(dir);
+}
