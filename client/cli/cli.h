@@ -120,6 +120,8 @@ void reqsign_cli_print_error_msg(FILE *f, enum reqsign_status st, const char *fm
     CLI_PRINTF(3, 4);
 /* Strict integer: decimal, whole string, within [min, max]. 0 on success. */
 int reqsign_cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* A count: decimal digits only, within [min, max]. 0 on success. */
+int reqsign_cli_parse_count(const char *s, long min, long max, long *out);
 /* read(2), retrying on EINTR. */
 ssize_t reqsign_cli_read(int fd, void *buf, size_t cap);
 /* Read all of @fd into a malloc'd buffer (NUL-terminated). 0 on success. */

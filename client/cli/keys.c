@@ -95,20 +95,6 @@ struct keys_opts {
     int all, json, verbose, has_grace, out_is_profile;
 };
 
-static int parse_long(const char *s, long min, long max, long *out)
-{
-    char *end = NULL;
-    long v;
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int takes_keyid(const char *sub)
 {
     return strcmp(sub, "get") == 0 || strcmp(sub, "revoke") == 0 || strcmp(sub, "rotate") == 0 ||
@@ -271,7 +257,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             o->to_profile = v;
             break;
         case K_LIMIT:
-            if (parse_long(v, 1, 1000, &o->limit) != 0) {
+            if (reqsign_cli_parse_count(v, 1, 1000, &o->limit) != 0) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS,
                                         "--limit: '%s' is not a number in 1..1000", v);
                 return EXIT_USAGE;
@@ -281,7 +267,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             o->after = v;
             break;
         case K_GRACE:
-            if (parse_long(v, 0, 2592000, &o->grace) != 0) {
+            if (reqsign_cli_parse_count(v, 0, 2592000, &o->grace) != 0) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "--grace: '%s' is not 0..2592000", v);
                 return EXIT_USAGE;
             }

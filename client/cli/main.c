@@ -69,6 +69,23 @@ static int cmd_curl(int (*fn)(int, char **), int argc, char **argv)
     return rc;
 }
 
+/* The subcommands that talk HTTP (libcurl initialised around them). */
+static int (*curl_cmd(const char *name))(int, char **)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"send", reqsign_cli_send},
+                {"keys", reqsign_cli_keys},
+                {"accounts", reqsign_cli_accounts},
+                {"enroll", reqsign_cli_enroll},
+                {"audit", reqsign_cli_audit}};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(name, cmds[i].name) == 0)
+            return cmds[i].fn;
+    return NULL;
+}
+
 static int finish(int rc)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -109,9 +126,8 @@ int main(int argc, char **argv)
             fputs(reqsign_cli_verify_usage, stdout);
         else if (strcmp(topic, "key") == 0)
             fputs(reqsign_cli_key_usage, stdout);
-        else if (strcmp(topic, "send") == 0 || strcmp(topic, "keys") == 0)
-            return finish(cmd_curl(topic[0] == 's' ? reqsign_cli_send : reqsign_cli_keys, 1,
-                                   (char *[]){"--help", NULL}));
+        else if (curl_cmd(topic) != NULL)
+            return finish(cmd_curl(curl_cmd(topic), 1, (char *[]){"--help", NULL}));
         else {
             reqsign_cli_usage_error(NULL, USAGE_MAIN, "help: unknown command '%s'", topic);
             return EXIT_USAGE;
@@ -126,16 +142,8 @@ int main(int argc, char **argv)
         return finish(reqsign_cli_verify(argc - 2, argv + 2));
     if (strcmp(cmd, "key") == 0)
         return finish(reqsign_cli_key(argc - 2, argv + 2));
-    if (strcmp(cmd, "send") == 0)
-        return finish(cmd_curl(reqsign_cli_send, argc - 2, argv + 2));
-    if (strcmp(cmd, "keys") == 0)
-        return finish(cmd_curl(reqsign_cli_keys, argc - 2, argv + 2));
-    if (strcmp(cmd, "accounts") == 0)
-        return finish(cmd_curl(reqsign_cli_accounts, argc - 2, argv + 2));
-    if (strcmp(cmd, "enroll") == 0)
-        return finish(cmd_curl(reqsign_cli_enroll, argc - 2, argv + 2));
-    if (strcmp(cmd, "audit") == 0)
-        return finish(cmd_curl(reqsign_cli_audit, argc - 2, argv + 2));
+    if (curl_cmd(cmd) != NULL)
+        return finish(cmd_curl(curl_cmd(cmd), argc - 2, argv + 2));
     if (cmd[0] == '-')
         reqsign_cli_usage_error(NULL, USAGE_MAIN, "unknown option '%s'", cmd);
     else

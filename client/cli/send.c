@@ -241,17 +241,6 @@ static long parse_seconds_ms(const char *v)
     return ms > 0 ? ms : 1;
 }
 
-/* A count 0..1000000; -1 if not. */
-static long parse_count(const char *v)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno != 0 || end == v || *end != '\0' || n < 0 || n > 1000000)
-        return -1;
-    return n;
-}
-
 /* -w FORMAT: curl's %{variable}s (the subset below), %% and \n \r \t. */
 static void write_out(const char *fmt, CURL *h, long status, const char *url, long redirects,
                       int exitcode)
@@ -526,11 +515,11 @@ int reqsign_cli_send(int argc, char **argv)
                 SEND_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
             break;
         case O_MAX_REDIRS:
-            if ((max_redirs = parse_count(v)) < 0)
+            if (reqsign_cli_parse_count(v, 0, 1000000, &max_redirs) != 0)
                 SEND_USAGE("--max-redirs '%s': expected a count", v);
             break;
         case O_RETRY:
-            if ((retries = parse_count(v)) < 0)
+            if (reqsign_cli_parse_count(v, 0, 1000000, &retries) != 0)
                 SEND_USAGE("--retry '%s': expected a count", v);
             break;
         case O_RETRY_DELAY:

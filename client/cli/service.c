@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,19 +262,6 @@ void reqsign_cli_print_server_error(const char *cmd, long status, const char *bo
 
 /* ------------------------------------------------- accounts, enroll, audit */
 
-static int parse_num(const char *s, long *out)
-{
-    char *end = NULL;
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 1)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* see cli.h */
 int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_svc *o)
 {
@@ -362,10 +350,10 @@ int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_s
                 o->scopes[o->n_scopes++] = v;
             break;
         case A_KEY_LIMIT:
-            bad = parse_num(v, &o->key_limit);
+            bad = reqsign_cli_parse_count(v, 1, LONG_MAX, &o->key_limit);
             break;
         case A_MAX_LIFE:
-            bad = parse_num(v, &o->max_life);
+            bad = reqsign_cli_parse_count(v, 1, LONG_MAX, &o->max_life);
             break;
         case A_TOKEN:
             o->token = v;
@@ -387,7 +375,7 @@ int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_s
             o->to_profile = v;
             break;
         default:
-            bad = parse_num(v, &o->limit) || o->limit > 1000;
+            bad = reqsign_cli_parse_count(v, 1, 1000, &o->limit);
             break;
         }
         if (bad) {

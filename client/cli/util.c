@@ -404,6 +404,16 @@ int reqsign_cli_request_opt(const struct reqsign_cli_optp *p, int id, const char
 }
 
 /* see cli.h */
+int reqsign_cli_parse_count(const char *s, long min, long max, long *out)
+{
+    int64_t v;
+    if (s == NULL || *s < '0' || *s > '9' || reqsign_cli_parse_i64(s, min, max, &v) != 0)
+        return -1;
+    *out = (long)v;
+    return 0;
+}
+
+/* see cli.h */
 int reqsign_cli_parse_duration(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char num[32];

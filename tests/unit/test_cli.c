@@ -95,7 +95,9 @@ Test(cli, help_and_version)
 {
     static const char *const cmds[] = {
         "--help",      "-h",          "help",          "help sign",     "help verify",
-        "help keygen", "sign --help", "verify --help", "keygen --help", "verify -h"};
+        "help keygen", "sign --help", "verify --help", "keygen --help", "verify -h",
+        "help key",    "key --help",  "help accounts", "help enroll",   "help audit",
+        "enroll -h",   "audit --help"};
     int st;
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         char *out = run(&st, "\"$R\" %s 2>/dev/null", cmds[i]);
