@@ -267,9 +267,11 @@ int reqsign_cli_profile_name_ok(const char *name);
 int reqsign_cli_config_dir(char *out, size_t cap);
 /* CONFIG/credentials/@name.json into @out; -1 as above or too long. */
 int reqsign_cli_profile_path(const char *name, char *out, size_t cap);
-/* The credential every signing command uses, in this order: --key, then
- * $REQSIGN_CREDENTIAL (*@spec NULL: the loader reads it), then --profile or
- * $REQSIGN_PROFILE, then the profile "default" if it exists (*@spec = @path).
+/* The credential every signing command uses, in this order (the AWS CLI's:
+ * the command line, then the environment, then the default): --key or
+ * --profile (both: a usage error), then $REQSIGN_CREDENTIAL (*@spec NULL:
+ * the loader reads it), then $REQSIGN_PROFILE, then the profile "default" if
+ * it exists (*@spec = @path for a profile).
  * EXIT_OKAY, or EXIT_USAGE / EXIT_FAIL with a message that names the path
  * looked at. */
 int reqsign_cli_credential_spec(const char *cmd, const struct reqsign_cli_cred *c, char *path,

@@ -553,7 +553,7 @@ int reqsign_cli_send(int argc, char **argv)
         silent = 0; /* -sS: no progress meter (there is none), but the errors */
     if (data != NULL && strcmp(data, "@-") == 0 &&
         ((key != NULL && strcmp(key, "-") == 0) ||
-         (key == NULL && getenv(REQSIGN_CREDENTIAL_ENV) != NULL &&
+         (key == NULL && cr.profile == NULL && getenv(REQSIGN_CREDENTIAL_ENV) != NULL &&
           strcmp(getenv(REQSIGN_CREDENTIAL_ENV), "-") == 0)))
         SEND_USAGE("the credential ('-') and --data @- both read stdin");
     if (head && data != NULL)

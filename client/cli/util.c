@@ -572,11 +572,18 @@ int reqsign_cli_credential_spec(const char *cmd, const struct reqsign_cli_cred *
     const char *profile = c->profile;
 
     *spec = NULL;
+    if (c->key != NULL && c->profile != NULL) {
+        fprintf(stderr, "reqsign %s: --key and --profile both name a credential: give one\n",
+                cmd);
+        reqsign_cli_usage_hint(cmd);
+        return EXIT_USAGE;
+    }
     if (c->key != NULL) {
         *spec = c->key;
         return EXIT_OKAY;
     }
-    if (env != NULL && env[0] != '\0')
+    /* as the AWS CLI: what the command line says beats the environment */
+    if (profile == NULL && env != NULL && env[0] != '\0')
         return EXIT_OKAY; /* reqsign_credential_load(NULL) reads it */
     if (profile == NULL) {
         profile = getenv(REQSIGN_CLI_PROFILE_ENV);

@@ -1135,7 +1135,7 @@ static char *signed_keyid(const char *dir, const char *pre, const char *args, in
 }
 
 /* Credentials as the AWS CLI keeps them (issue 16 item 12): every signing
- * command resolves --key > REQSIGN_CREDENTIAL > --profile / REQSIGN_PROFILE >
+ * command resolves --key | --profile > REQSIGN_CREDENTIAL > REQSIGN_PROFILE >
  * the profile "default", under $XDG_CONFIG_HOME/reqsign/credentials/NAME.json
  * (else ~/.config/reqsign/...); errors name the path looked at. */
 Test(cli, credential_profiles_resolution_order)
@@ -1169,17 +1169,25 @@ Test(cli, credential_profiles_resolution_order)
     cr_assert_eq(st, 0, "%s", err);
     cr_assert_str_eq(kid, kwork);
     free(kid);
-    /* REQSIGN_CREDENTIAL beats the profiles; --key beats everything */
+    /* REQSIGN_CREDENTIAL beats REQSIGN_PROFILE and the default; the command
+     * line (--key, --profile) beats the environment, as with the AWS CLI */
     snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=work REQSIGN_CREDENTIAL='%s/env.pem'", pre,
              dir);
-    kid = signed_keyid(dir, args, "--profile work", &st, &err);
+    kid = signed_keyid(dir, args, "", &st, &err);
     cr_assert_eq(st, 0, "%s", err);
     cr_assert_str_eq(kid, kenv);
     free(kid);
-    kid = signed_keyid(dir, args, "--profile work --key key.pem", &st, &err);
+    kid = signed_keyid(dir, args, "--profile work", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kwork);
+    free(kid);
+    kid = signed_keyid(dir, args, "--key key.pem", &st, &err);
     cr_assert_eq(st, 0, "%s", err);
     cr_assert_str_eq(kid, kkey);
     free(kid);
+    kid = signed_keyid(dir, args, "--profile work --key key.pem", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 2, "--key and --profile: %s", err);
     /* without XDG_CONFIG_HOME: ~/.config/reqsign */
     snprintf(args, sizeof(args), "HOME='%s/home' XDG_CONFIG_HOME=", dir);
     kid = signed_keyid(dir, args, "", &st, &err);
