@@ -1,29 +1,28 @@
-/* reqsign CLI: helpers shared by the subcommands (main.c, send.c, keys.c). */
+/* reqsign CLI: what the subcommands share. One subcommand per file (main.c
+ * only dispatches); util.c holds the option parser, error output, I/O, the
+ * credential profiles and the secret-file writer; service.c what the
+ * commands that talk to a key service share; key.c the public-key loader. */
 #ifndef REQSIGN_CLI_H
 #define REQSIGN_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
 #include <reqsign/credential.h>
 #include <reqsign/error.h>
+#include <reqsign/request.h>
 #include <reqsign/signer.h>
 
-#include <stdint.h>
-#include <stdio.h>
-#include <sys/types.h>
-
-#include <reqsign/request.h>
-
-/* What CLI_OPTS_CREDENTIAL (and --keyid) set. */
-struct reqsign_cli_cred {
-    const char *key;     /* --key */
-    const char *keyid;   /* --keyid */
-    const char *profile; /* --profile */
-    int insecure;        /* --insecure-key-permissions */
-};
+#if defined(__GNUC__)
+#define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CLI_PRINTF(f, a)
+#endif
 
 /* Exit status of every subcommand. */
 enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -36,113 +35,25 @@ int reqsign_cli_key(int argc, char **argv);      /* key.c */
 int reqsign_cli_send(int argc, char **argv);     /* send.c */
 int reqsign_cli_keys(int argc, char **argv);     /* keys.c */
 int reqsign_cli_accounts(int argc, char **argv); /* accounts.c */
-int reqsign_cli_enroll(int argc, char **argv);
-int reqsign_cli_audit(int argc, char **argv);
-
-/* service.c: credentials, HTTP and error output shared with `reqsign keys`. */
-void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err);
-/* Load the credential @c names (reqsign_cli_credential_spec) and make a
- * signer (@so may be NULL). EXIT_OKAY, EXIT_FAIL or EXIT_USAGE (printed). */
-int reqsign_cli_load_signer(const char *cmd, const struct reqsign_cli_cred *c,
-                            const struct reqsign_signer_opts *so, struct reqsign_credential **cred,
-                            struct reqsign_signer **signer);
-int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
-                     const char *url, const char *body, size_t body_len, int verbose, long *status,
-                     char **resp, size_t *resp_len);
-void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len);
+int reqsign_cli_enroll(int argc, char **argv);   /* enroll.c */
+int reqsign_cli_audit(int argc, char **argv);    /* audit.c */
 
 /* Their help texts (reqsign help CMD). */
 extern const char reqsign_cli_keygen_usage[];
 extern const char reqsign_cli_sign_usage[];
 extern const char reqsign_cli_verify_usage[];
 extern const char reqsign_cli_key_usage[];
-
-/* key.c: the public key in @path: a key file of any format (of a private key
- * readable by others, its public half, with a warning), a credential JSON or
- * a key record (GET /v1/keys/KEYID). REQSIGN_OK or the error (in @err). */
-enum reqsign_status reqsign_cli_load_public(const char *cmd, const char *path,
-                                            unsigned char pub[32], struct reqsign_error *err);
-/* Print the public key PEM, "keyid: ..." and "jwk: ..." of @path. */
-int reqsign_cli_key_show(const char *cmd, const char *path);
-
-#if defined(__GNUC__)
-#define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define CLI_PRINTF(f, a)
-#endif
-
-/* service.c: shared by send, keys, accounts, enroll and audit */
 extern const char reqsign_cli_send_usage[];
-/* A response buffer that may hold a secret (a credential): grown by copy,
- * the old block wiped, never realloc'd in place. */
-struct reqsign_cli_membuf {
-    char *p;
-    size_t len, cap;
-    int overflow;
-};
-size_t reqsign_cli_membuf_write(char *data, size_t size, size_t nmemb, void *ud);
-/* CURLOPT_DEBUGFUNCTION for -v: "* ", "> ", "< " lines on stderr. */
-int reqsign_cli_debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ud);
-/* "* signature base:" and the base, on stderr. */
-void reqsign_cli_print_base(const struct reqsign_signed *sig);
-/* The options of accounts, enroll and audit. */
-#define REQSIGN_CLI_MAX_SCOPES 16
-struct reqsign_cli_svc {
-    const char *cmd, *usage, *sub, *arg;
-    const char *service, *name, *token, *label, *out, *account, *after, *to_profile;
-    struct reqsign_cli_cred cred;
-    const char *scopes[REQSIGN_CLI_MAX_SCOPES];
-    size_t n_scopes;
-    long key_limit, max_life, limit;
-    int json, verbose, generate;
-};
-/* Parse argv[@first..]: 0, -1 (--help printed), or EXIT_USAGE. */
-int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_svc *o);
-/* @service without trailing slashes, plus @path; malloc'd. */
-char *reqsign_cli_service_url(const char *service, const char *path);
-/* One request; *@doc the parsed answer (2xx only). EXIT_OKAY or EXIT_FAIL. */
-int reqsign_cli_svc_api(const struct reqsign_cli_svc *o, const struct reqsign_signer *s,
-                        const char *service, const char *method, const char *path, const char *body,
-                        json_t **doc, char **raw, size_t *raw_len);
-/* @doc indented, on stdout. */
-void reqsign_cli_print_json(const json_t *doc);
-/* The credential (--key, $REQSIGN_CREDENTIAL) and the service URL. */
-int reqsign_cli_svc_load(const struct reqsign_cli_svc *o, struct reqsign_credential **cred,
-                         struct reqsign_signer **signer, const char **service);
-/* @s URL-escaped, malloc'd. */
-char *reqsign_cli_escape(const char *s);
 
-/* util.c */
-/* Print "error: <wire name>: <message>" on one line to @f. */
-void reqsign_cli_print_error(FILE *f, enum reqsign_status st, const struct reqsign_error *err);
-/* The same for an error that did not come from the library. */
-void reqsign_cli_print_error_msg(FILE *f, enum reqsign_status st, const char *fmt, ...)
-    CLI_PRINTF(3, 4);
-/* Strict integer: decimal, whole string, within [min, max]. 0 on success. */
-int reqsign_cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
-/* A count: decimal digits only, within [min, max]. 0 on success. */
-int reqsign_cli_parse_count(const char *s, long min, long max, long *out);
-/* read(2), retrying on EINTR. */
-ssize_t reqsign_cli_read(int fd, void *buf, size_t cap);
-/* Read all of @fd into a malloc'd buffer (NUL-terminated). 0 on success. */
-int reqsign_cli_slurp_fd(int fd, char **out, size_t *out_len);
-/* 1 if @s (@n bytes) is an HTTP token (a method, a field name). */
-int reqsign_cli_is_token(const char *s, size_t n);
-/* 1 if @s is a field value: no CR, LF, NUL or other controls but HTAB. */
-int reqsign_cli_is_field_value(const char *s, size_t n);
-/* @s without leading and trailing blanks. */
-struct reqsign_span reqsign_cli_span_trim(struct reqsign_span s);
-/* A -H 'Name: value' argument (spans point into @arg). 0 on success. */
-int reqsign_cli_parse_header(const char *arg, struct reqsign_span *name,
-                             struct reqsign_span *value);
+/* ------------------------------------------------------ options (util.c) */
 
 /* The option parser. */
-enum opt_arg { CLI_FLAG = 0, CLI_VALUE = 1 };
+enum reqsign_cli_arg { CLI_FLAG = 0, CLI_VALUE = 1 };
 
 struct reqsign_cli_optdef {
     const char *lng; /* without "--" */
     char shrt;       /* 0: none */
-    enum opt_arg arg;
+    enum reqsign_cli_arg arg;
     int id;
 };
 
@@ -171,34 +82,18 @@ int reqsign_cli_next_opt(struct reqsign_cli_optp *p, const struct reqsign_cli_op
 /* "reqsign @cmd: <message>" then "see 'reqsign @cmd --help'", on stderr (a
  * usage error: exit 2). @usage is not printed: --help shows it. */
 void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-/* Text from a key service (a label, a name; "-" for NULL) with control
- * characters escaped: C0, DEL and non-UTF-8 bytes as \xHH, C1 controls as
- * \u00HH, bidi controls and line separators as \uHHHH, '\\' as '\\\\'. */
-void reqsign_cli_put_text(FILE *f, const char *s);
-/* The length (2 or 3) of the UTF-8 bidi control or line separator at @p, else 0. */
-size_t reqsign_cli_bidi_len(const unsigned char *p);
-/* The code point of the 2- or 3-byte UTF-8 sequence at @p. */
-unsigned reqsign_cli_utf8_cp(const unsigned char *p, size_t n);
+    CLI_PRINTF(3, 4);
 /* "see 'reqsign @cmd --help'" on stderr. */
 void reqsign_cli_usage_hint(const char *cmd);
-/* --key @key (a path, or "-" for stdin) is acceptable: 0; key material
- * (inline credential JSON, first non-blank character '{' or '['; PEM armour
- * "-----BEGIN"; a line break or other control character; a 64-hex or 43/44
- * base64 string that is not an existing file) puts a private key on the
- * command line, where every local user can read it (/proc/PID/cmdline, ps): a
- * usage error that says why, without echoing @key, is printed and -1 returned. */
-int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key);
-/* 1 if @a has the shape of a key thumbprint (43 base64url characters, the
- * form of every keyid the key service assigns). One in 64 begins with '-', so
- * a command that takes a KEYID operand asks this before reading @a as an
- * option; no option of ours has that shape. */
-int reqsign_cli_is_thumbprint(const char *a);
-/* write(2) all of @buf, retrying on EINTR; 0 or -1. */
-int reqsign_cli_write_all(int fd, const void *buf, size_t len);
+
+/* What CLI_OPTS_CREDENTIAL (and --keyid) set. */
+struct reqsign_cli_cred {
+    const char *key;     /* --key */
+    const char *keyid;   /* --keyid */
+    const char *profile; /* --profile */
+    int insecure;        /* --insecure-key-permissions */
+};
+
 /* Options several subcommands share: their ids (above every subcommand's
  * own) and their rows in the option tables. */
 enum {
@@ -252,10 +147,49 @@ struct reqsign_cli_reqopts {
 int reqsign_cli_request_opt(const struct reqsign_cli_optp *p, int id, const char *val,
                             struct reqsign_cli_reqopts *r, struct reqsign_span *name,
                             struct reqsign_span *value);
+
 /* A duration: N seconds, or +N / N with a unit s, m, h, d ("+30d"), within
  * [min, max] seconds. 0 on success. */
 int reqsign_cli_parse_duration(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* util.c */
+/* Print "error: <wire name>: <message>" on one line to @f. */
+void reqsign_cli_print_error(FILE *f, enum reqsign_status st, const struct reqsign_error *err);
+/* The same for an error that did not come from the library. */
+void reqsign_cli_print_error_msg(FILE *f, enum reqsign_status st, const char *fmt, ...)
+    CLI_PRINTF(3, 4);
+/* Strict integer: decimal, whole string, within [min, max]. 0 on success. */
+int reqsign_cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* A count: decimal digits only, within [min, max]. 0 on success. */
+int reqsign_cli_parse_count(const char *s, long min, long max, long *out);
+/* read(2), retrying on EINTR. */
+ssize_t reqsign_cli_read(int fd, void *buf, size_t cap);
+/* Read all of @fd into a malloc'd buffer (NUL-terminated). 0 on success. */
+int reqsign_cli_slurp_fd(int fd, char **out, size_t *out_len);
+/* 1 if @s (@n bytes) is an HTTP token (a method, a field name). */
+int reqsign_cli_is_token(const char *s, size_t n);
+/* 1 if @s is a field value: no CR, LF, NUL or other controls but HTAB. */
+int reqsign_cli_is_field_value(const char *s, size_t n);
+/* @s without leading and trailing blanks. */
+struct reqsign_span reqsign_cli_span_trim(struct reqsign_span s);
+/* A -H 'Name: value' argument (spans point into @arg). 0 on success. */
+int reqsign_cli_parse_header(const char *arg, struct reqsign_span *name,
+                             struct reqsign_span *value);
+
+/* ------------------------------------ credentials and secrets (util.c) */
+
+/* --key @key (a path, or "-" for stdin) is acceptable: 0; key material
+ * (inline credential JSON, first non-blank character '{' or '['; PEM armour
+ * "-----BEGIN"; a line break or other control character; a 64-hex or 43/44
+ * base64 string that is not an existing file) puts a private key on the
+ * command line, where every local user can read it (/proc/PID/cmdline, ps): a
+ * usage error that says why, without echoing @key, is printed and -1 returned. */
+int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key);
+/* 1 if @a has the shape of a key thumbprint (43 base64url characters, the
+ * form of every keyid the key service assigns). One in 64 begins with '-', so
+ * a command that takes a KEYID operand asks this before reading @a as an
+ * option; no option of ours has that shape. */
+int reqsign_cli_is_thumbprint(const char *a);
 /* 0 if @name can name a profile (credentials/NAME.json), else -1. */
 int reqsign_cli_profile_name_ok(const char *name);
 
@@ -289,9 +223,88 @@ int reqsign_cli_secret_finish(const char *cmd, const char *path, int fd, const c
                               size_t len);
 /* Close @fd (if >= 0) and remove @path: the secret never arrived. */
 void reqsign_cli_secret_abort(const char *path, int fd);
+
+/* ------------------------------------------------ text and I/O (util.c) */
+
+/* Text from a key service (a label, a name; "-" for NULL) with control
+ * characters escaped: C0, DEL and non-UTF-8 bytes as \xHH, C1 controls as
+ * \u00HH, bidi controls and line separators as \uHHHH, '\\' as '\\\\'. */
+void reqsign_cli_put_text(FILE *f, const char *s);
+/* The length (2 or 3) of the UTF-8 bidi control or line separator at @p, else 0. */
+size_t reqsign_cli_bidi_len(const unsigned char *p);
+/* The code point of the 2- or 3-byte UTF-8 sequence at @p. */
+unsigned reqsign_cli_utf8_cp(const unsigned char *p, size_t n);
+/* write(2) all of @buf, retrying on EINTR; 0 or -1. */
+int reqsign_cli_write_all(int fd, const void *buf, size_t len);
+
+/* ----------------------------------------------------------- TLS (util.c) */
+
 /* 1 if -k was given. */
 int reqsign_cli_tls_insecure(void);
 /* Apply them to a transfer (TLS 1.2 or later, always). */
 void reqsign_cli_tls_apply(CURL *h);
+
+/* ------------------------------------------------- key service (service.c) */
+
+/* service.c: credentials, HTTP and error output shared with `reqsign keys`. */
+void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err);
+/* Load the credential @c names (reqsign_cli_credential_spec) and make a
+ * signer (@so may be NULL). EXIT_OKAY, EXIT_FAIL or EXIT_USAGE (printed). */
+int reqsign_cli_load_signer(const char *cmd, const struct reqsign_cli_cred *c,
+                            const struct reqsign_signer_opts *so, struct reqsign_credential **cred,
+                            struct reqsign_signer **signer);
+int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
+                     const char *url, const char *body, size_t body_len, int verbose, long *status,
+                     char **resp, size_t *resp_len);
+void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len);
+
+/* A response buffer that may hold a secret (a credential): grown by copy,
+ * the old block wiped, never realloc'd in place. */
+struct reqsign_cli_membuf {
+    char *p;
+    size_t len, cap;
+    int overflow;
+};
+size_t reqsign_cli_membuf_write(char *data, size_t size, size_t nmemb, void *ud);
+/* CURLOPT_DEBUGFUNCTION for -v: "* ", "> ", "< " lines on stderr. */
+int reqsign_cli_debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ud);
+/* "* signature base:" and the base, on stderr. */
+void reqsign_cli_print_base(const struct reqsign_signed *sig);
+/* The options of accounts, enroll and audit. */
+#define REQSIGN_CLI_MAX_SCOPES 16
+struct reqsign_cli_svc {
+    const char *cmd, *usage, *sub, *arg;
+    const char *service, *name, *token, *label, *out, *account, *after, *to_profile;
+    struct reqsign_cli_cred cred;
+    const char *scopes[REQSIGN_CLI_MAX_SCOPES];
+    size_t n_scopes;
+    long key_limit, max_life, limit;
+    int json, verbose, generate;
+};
+/* Parse argv[@first..]: 0, -1 (--help printed), or EXIT_USAGE. */
+int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_svc *o);
+/* @service without trailing slashes, plus @path; malloc'd. */
+char *reqsign_cli_service_url(const char *service, const char *path);
+/* One request; *@doc the parsed answer (2xx only). EXIT_OKAY or EXIT_FAIL. */
+int reqsign_cli_svc_api(const struct reqsign_cli_svc *o, const struct reqsign_signer *s,
+                        const char *service, const char *method, const char *path, const char *body,
+                        json_t **doc, char **raw, size_t *raw_len);
+/* @doc indented, on stdout. */
+void reqsign_cli_print_json(const json_t *doc);
+/* The credential (reqsign_cli_load_signer) and the service URL. */
+int reqsign_cli_svc_load(const struct reqsign_cli_svc *o, struct reqsign_credential **cred,
+                         struct reqsign_signer **signer, const char **service);
+/* @s URL-escaped, malloc'd. */
+char *reqsign_cli_escape(const char *s);
+
+/* ------------------------------------------------------------ key.c */
+
+/* The public key in @path: a key file of any format (of a private key
+ * readable by others, its public half, with a warning), a credential JSON or
+ * a key record (GET /v1/keys/KEYID). REQSIGN_OK or the error (in @err). */
+enum reqsign_status reqsign_cli_load_public(const char *cmd, const char *path,
+                                            unsigned char pub[32], struct reqsign_error *err);
+/* Print the public key PEM, "keyid: ..." and "jwk: ..." of @path. */
+int reqsign_cli_key_show(const char *cmd, const char *path);
 
 #endif
