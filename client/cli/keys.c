@@ -227,9 +227,8 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
                     return EXIT_USAGE;
                 }
                 t = time(NULL) + (time_t)secs;
-                if (gmtime_r(&t, &tm) == NULL ||
-                    strftime(o->expires_buf, sizeof(o->expires_buf), "%Y-%m-%dT%H:%M:%SZ", &tm) ==
-                        0) {
+                if (gmtime_r(&t, &tm) == NULL || strftime(o->expires_buf, sizeof(o->expires_buf),
+                                                          "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
                     reqsign_cli_usage_error("keys", USAGE_KEYS, "--expires-at '%s': out of range",
                                             v);
                     return EXIT_USAGE;
@@ -651,6 +650,13 @@ int reqsign_cli_keys(int argc, char **argv)
     char ppath[REQSIGN_CLI_PATH_MAX];
     if (o.to_profile != NULL && o.out != NULL) {
         reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: -o and --to-profile both given", o.sub);
+        return EXIT_USAGE;
+    }
+    if (o.to_profile != NULL && o.public_key != NULL) {
+        /* the answer is the record, with no private key: no credential to sign with */
+        reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                "create: --to-profile needs a key the service generates; with "
+                                "--public-key use -o FILE for the record");
         return EXIT_USAGE;
     }
     if (o.to_profile != NULL) {

@@ -1984,6 +1984,11 @@ Test(client, keys_and_send_with_profiles)
               env, sv.d.url, sv.admin);
     cr_assert_eq(st, 2, "%s", out);
     free(out);
+    out = run(&st,
+              "%s $R keys create --service '%s' --key '%s' --public-key '%s' --to-profile pk 2>&1",
+              env, sv.d.url, sv.admin, sv.admin);
+    cr_assert_eq(st, 2, "a record is no credential: %s", out);
+    free(out);
 
     /* the admin credential as profile "admin", then as "default" */
     out = run(&st, "cp '%s' '%s/xdg/reqsign/credentials/admin.json' && chmod 600 "
