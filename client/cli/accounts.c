@@ -63,32 +63,26 @@ static void print_account(const json_t *a)
 int reqsign_cli_accounts(int argc, char **argv)
 {
     struct reqsign_cli_svc o;
-    memset(&o, 0, sizeof(o));
-    o.cmd = "accounts";
-    o.usage = USAGE_ACCOUNTS;
     if (argc < 1) {
-        reqsign_cli_usage_error(o.cmd, o.usage, "missing subcommand");
+        reqsign_cli_usage_error("accounts", USAGE_ACCOUNTS, "missing subcommand");
         return EXIT_USAGE;
     }
-    o.sub = argv[0];
-    if (!strcmp(o.sub, "-h") || !strcmp(o.sub, "--help")) {
-        fputs(o.usage, stdout);
+    if (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help")) {
+        fputs(USAGE_ACCOUNTS, stdout);
         return EXIT_OKAY;
     }
     static const char *const subs[] = {"create",  "list",   "get",
                                        "disable", "enable", "enroll-token"};
     size_t si;
-    for (si = 0; si < 6 && strcmp(o.sub, subs[si]) != 0; si++)
+    for (si = 0; si < 6 && strcmp(argv[0], subs[si]) != 0; si++)
         ;
     if (si == 6) {
-        reqsign_cli_usage_error(o.cmd, o.usage, "unknown subcommand '%s'", o.sub);
+        reqsign_cli_usage_error("accounts", USAGE_ACCOUNTS, "unknown subcommand '%s'", argv[0]);
         return EXIT_USAGE;
     }
-    int rc = reqsign_cli_svc_parse(argc, argv, 1, &o);
-    if (rc == -1)
-        return EXIT_OKAY;
+    int rc = reqsign_cli_svc_parse("accounts", USAGE_ACCOUNTS, argc, argv, 1, &o);
     if (rc != 0)
-        return rc;
+        return rc < 0 ? EXIT_OKAY : rc;
     if (si >= 2 && o.arg == NULL) {
         reqsign_cli_usage_error(o.cmd, o.usage, "%s: missing account ID", o.sub);
         return EXIT_USAGE;

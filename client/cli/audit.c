@@ -29,14 +29,9 @@ static const char USAGE_AUDIT[] =
 int reqsign_cli_audit(int argc, char **argv)
 {
     struct reqsign_cli_svc o;
-    memset(&o, 0, sizeof(o));
-    o.cmd = "audit";
-    o.usage = USAGE_AUDIT;
-    int rc = reqsign_cli_svc_parse(argc, argv, 0, &o);
-    if (rc == -1)
-        return EXIT_OKAY;
+    int rc = reqsign_cli_svc_parse("audit", USAGE_AUDIT, argc, argv, 0, &o);
     if (rc != 0)
-        return rc;
+        return rc < 0 ? EXIT_OKAY : rc;
     struct reqsign_credential *cred = NULL;
     struct reqsign_signer *signer = NULL;
     const char *service = NULL;

@@ -281,8 +281,10 @@ struct reqsign_cli_svc {
     long key_limit, max_life, limit;
     int json, verbose, generate;
 };
-/* Parse argv[@first..]: 0, -1 (--help printed), or EXIT_USAGE. */
-int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_svc *o);
+/* Fill @o (cmd, usage; sub = argv[0] when @first is 1) from argv[@first..]:
+ * 0, -1 (--help printed), or EXIT_USAGE (printed). */
+int reqsign_cli_svc_parse(const char *cmd, const char *usage, int argc, char **argv, int first,
+                          struct reqsign_cli_svc *o);
 /* @service without trailing slashes, plus @path; malloc'd. */
 char *reqsign_cli_service_url(const char *service, const char *path);
 /* One request; *@doc the parsed answer (2xx only). EXIT_OKAY or EXIT_FAIL. */

@@ -39,14 +39,9 @@ static const char USAGE_ENROLL[] =
 int reqsign_cli_enroll(int argc, char **argv)
 {
     struct reqsign_cli_svc o;
-    memset(&o, 0, sizeof(o));
-    o.cmd = "enroll";
-    o.usage = USAGE_ENROLL;
-    int rc = reqsign_cli_svc_parse(argc, argv, 0, &o);
-    if (rc == -1)
-        return EXIT_OKAY;
+    int rc = reqsign_cli_svc_parse("enroll", USAGE_ENROLL, argc, argv, 0, &o);
     if (rc != 0)
-        return rc;
+        return rc < 0 ? EXIT_OKAY : rc;
     /* enroll signs with no existing credential: --profile NAME names where
      * the new one goes (as --to-profile does) */
     const char *profile = o.to_profile != NULL ? o.to_profile : o.cred.profile;

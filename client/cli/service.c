@@ -263,7 +263,8 @@ void reqsign_cli_print_server_error(const char *cmd, long status, const char *bo
 /* ------------------------------------------------- accounts, enroll, audit */
 
 /* see cli.h */
-int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_svc *o)
+int reqsign_cli_svc_parse(const char *cmd, const char *usage, int argc, char **argv, int first,
+                          struct reqsign_cli_svc *o)
 {
     enum {
         A_HELP = 1,
@@ -304,9 +305,13 @@ int reqsign_cli_svc_parse(int argc, char **argv, int first, struct reqsign_cli_s
         CLI_OPTS_CREDENTIAL,
         {NULL, 0, CLI_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, first, 0, o->cmd, o->usage, 0, NULL, NULL};
+    struct reqsign_cli_optp p = {argc, argv, first, 0, cmd, usage, 0, NULL, NULL};
     const char *v;
     int id = 0, r;
+    memset(o, 0, sizeof(*o));
+    o->cmd = cmd;
+    o->usage = usage;
+    o->sub = first > 0 ? argv[0] : NULL;
     while ((r = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END) {
         if (r == CLI_ERR)
             return EXIT_USAGE;

@@ -573,8 +573,7 @@ int reqsign_cli_credential_spec(const char *cmd, const struct reqsign_cli_cred *
 
     *spec = NULL;
     if (c->key != NULL && c->profile != NULL) {
-        fprintf(stderr, "reqsign %s: --key and --profile both name a credential: give one\n",
-                cmd);
+        fprintf(stderr, "reqsign %s: --key and --profile both name a credential: give one\n", cmd);
         reqsign_cli_usage_hint(cmd);
         return EXIT_USAGE;
     }
