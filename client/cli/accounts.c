@@ -36,7 +36,7 @@
 static const char USAGE_ACCOUNTS[] =
     "usage: reqsign accounts <create|list|get|disable|enable|enroll-token> [options]\n"
     "\n"
-    "  accounts create --name N [--scope S]... [--key-limit N] [--max-key-lifetime SECONDS]\n"
+    "  accounts create --name N [--scope S]... [--key-limit N] [--max-key-lifetime SECONDS|+90d]\n"
     "      Create an account (keys:admin); prints its id and a first enrollment token\n"
     "      (shown once).\n"
     "  accounts list                 one line per account: id, status, name\n"

@@ -58,7 +58,7 @@ static const char USAGE_KEYS[] =
     "      --all follows the pages; --json prints the JSON instead.\n"
     "  keys get KEYID       print the key's record (JSON)\n"
     "  keys revoke KEYID    revoke the key; prints 'revoked KEYID'\n"
-    "  keys rotate KEYID [--grace SECONDS] (-o FILE | --to-profile NAME)\n"
+    "  keys rotate KEYID [--grace SECONDS|+12h] (-o FILE | --to-profile NAME)\n"
     "      Make the key's successor (same label, scopes, account), written to FILE\n"
     "      (mode 0600); the old key expires after the grace (default 86400).\n"
     "  keys disable KEYID | keys enable KEYID\n"
@@ -265,13 +265,18 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         case K_AFTER:
             o->after = v;
             break;
-        case K_GRACE:
-            if (reqsign_cli_parse_count(v, 0, 2592000, &o->grace) != 0) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "--grace: '%s' is not 0..2592000", v);
+        case K_GRACE: {
+            int64_t g;
+            if (reqsign_cli_parse_duration(v, 0, 2592000, &g) != 0) {
+                reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                        "--grace: '%s' is not 0..2592000 seconds (or +30d, +12h)",
+                                        v);
                 return EXIT_USAGE;
             }
+            o->grace = (long)g;
             o->has_grace = 1;
             break;
+        }
         default:
             break;
         }

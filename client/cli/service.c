@@ -357,9 +357,11 @@ int reqsign_cli_svc_parse(const char *cmd, const char *usage, int argc, char **a
         case A_KEY_LIMIT:
             bad = reqsign_cli_parse_count(v, 1, LONG_MAX, &o->key_limit);
             break;
-        case A_MAX_LIFE:
-            bad = reqsign_cli_parse_count(v, 1, LONG_MAX, &o->max_life);
-            break;
+        case A_MAX_LIFE: {
+            int64_t secs;
+            bad = reqsign_cli_parse_duration(v, 1, LONG_MAX, &secs) != 0;
+            o->max_life = (long)secs;
+        } break;
         case A_TOKEN:
             o->token = v;
             break;

@@ -961,7 +961,7 @@ Test(accounts, cli_enroll_into_profile)
     int st;
     const char *svc = e.d.url;
     snprintf(args, sizeof(args), "accounts create --name P --scope payments:write --key '%s' "
-                                 "--service %s",
+                                 "--max-key-lifetime +30d --service %s",
              e.admin, svc);
     out = cli(args, &st);
     cr_assert_eq(st, 0, "%s", out);
@@ -989,6 +989,12 @@ Test(accounts, cli_enroll_into_profile)
              xdg, tu_prog("REQSIGN_CLI"), svc, tok);
     out = tu_run(cmd, &st);
     cr_assert_eq(st, 2, "%s", out);
+    free(out);
+    /* --max-key-lifetime +30d is a relative duration (issue 16 item 14) */
+    snprintf(args, sizeof(args), "accounts get %s --key '%s' --service %s", acct, e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "2592000"), "%s", out);
     free(out);
     /* the profile signs keys list */
     snprintf(cmd, sizeof(cmd), "%s REQSIGN_PROFILE=shop '%s' keys list --service %s 2>&1", xdg,
