@@ -248,7 +248,25 @@ static int64_t fixed_clock(void *ctx)
     return *(const int64_t *)ctx;
 }
 
-int reqsign_cli_verify(int argc, char **argv)
+/* What verify's options say. */
+struct verify_args {
+    struct reqsign_cli_reqopts ro; /* -X, -H (into cli_headers), -d, --label, --tag, ... */
+    const char *pub_file, *keyid, *headers_file, *authority, *url;
+    int64_t now, max_age, skew;
+    int have_now, have_skew, verbose;
+    enum reqsign_profile profile;
+};
+
+#define VERIFY_USAGE(...)                                                                          \
+    do {                                                                                           \
+        reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, __VA_ARGS__);                  \
+        return EXIT_USAGE;                                                                         \
+    } while (0)
+
+/* Parse verify's arguments into @a, the -H fields into @cli_headers:
+ * EXIT_OKAY, EXIT_USAGE (printed) or -1 (--help printed). */
+static int verify_parse(int argc, char **argv, struct verify_args *a,
+                        struct header_list *cli_headers)
 {
     static const struct reqsign_cli_optdef defs[] = {
         CLI_OPTS_REQUEST,
@@ -265,122 +283,102 @@ int reqsign_cli_verify(int argc, char **argv)
     };
     struct reqsign_cli_optp p = {argc, argv, 0,   0, "verify", reqsign_cli_verify_usage,
                                  0,    NULL, NULL};
-    struct reqsign_cli_reqopts ro;
-    const char *pub_file = NULL, *keyid = NULL, *method = NULL, *headers_file = NULL;
-    const char *data = NULL, *authority = NULL, *label = NULL, *tag = NULL, *url = NULL, *val;
-    int64_t now = 0, max_age = 0, skew = 0;
-    int have_now = 0, have_skew = 0, show_base = 0, verbose = 0;
-    enum reqsign_profile profile = REQSIGN_PROFILE_REQSIGN;
-    static struct header_list cli_headers; /* -H, in order */
-    static struct header_list all;         /* --headers, then -H */
+    const char *val;
     int id = 0, r;
 
-    memset(&ro, 0, sizeof(ro));
+    memset(a, 0, sizeof(*a));
+    a->profile = REQSIGN_PROFILE_REQSIGN;
     while ((r = reqsign_cli_next_opt(&p, defs, &id, &val)) != CLI_END) {
         if (r == CLI_ERR)
             return EXIT_USAGE;
         if (r == CLI_POS) {
-            if (url != NULL) {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
-                                        "unexpected argument '%s' (one URL only)", val);
-                return EXIT_USAGE;
-            }
-            url = val;
+            if (a->url != NULL)
+                VERIFY_USAGE("unexpected argument '%s' (one URL only)", val);
+            a->url = val;
             continue;
         }
         struct reqsign_span hn, hv;
         hn.len = 0;
-        int c = reqsign_cli_request_opt(&p, id, val, &ro, &hn, &hv);
+        int c = reqsign_cli_request_opt(&p, id, val, &a->ro, &hn, &hv);
         if (c < 0)
             return EXIT_USAGE;
         if (c == 2)
-            return EXIT_OKAY; /* --help */
-        if (c == 1 && id == CLI_O_HEADER && header_add(&cli_headers, hn, hv) != 0) {
-            reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "too many -H options");
-            return EXIT_USAGE;
-        }
+            return -1; /* --help */
+        if (c == 1 && id == CLI_O_HEADER && header_add(cli_headers, hn, hv) != 0)
+            VERIFY_USAGE("too many -H options");
         if (c == 1)
             continue;
         switch (id) {
         case V_PUB:
-            pub_file = val;
+            a->pub_file = val;
             break;
         case V_KEYID:
-            keyid = val;
+            a->keyid = val;
             break;
         case V_HEADERS:
-            if (headers_file != NULL) {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
-                                        "--headers given twice");
-                return EXIT_USAGE;
-            }
-            headers_file = val;
+            if (a->headers_file != NULL)
+                VERIFY_USAGE("--headers given twice");
+            a->headers_file = val;
             break;
         case V_NOW:
-            if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 4, &now) != 0) {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
-                                        "--now: bad number '%s'", val);
-                return EXIT_USAGE;
-            }
-            have_now = 1;
+            if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 4, &a->now) != 0)
+                VERIFY_USAGE("--now: bad number '%s'", val);
+            a->have_now = 1;
             break;
         case V_MAX_AGE:
-            if (reqsign_cli_parse_i64(val, 1, INT64_MAX / 8, &max_age) != 0) {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
-                                        "--max-age: bad number '%s'", val);
-                return EXIT_USAGE;
-            }
+            if (reqsign_cli_parse_i64(val, 1, INT64_MAX / 8, &a->max_age) != 0)
+                VERIFY_USAGE("--max-age: bad number '%s'", val);
             break;
         case V_SKEW:
-            if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 8, &skew) != 0) {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
-                                        "--skew: bad number '%s'", val);
-                return EXIT_USAGE;
-            }
-            have_skew = 1;
+            if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 8, &a->skew) != 0)
+                VERIFY_USAGE("--skew: bad number '%s'", val);
+            a->have_skew = 1;
             break;
         case V_PROFILE:
-            if (strcmp(val, "reqsign") == 0) {
-                profile = REQSIGN_PROFILE_REQSIGN;
-            } else if (strcmp(val, "rfc9421") == 0) {
-                profile = REQSIGN_PROFILE_RFC9421;
-            } else {
-                reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
-                                        "--profile: '%s' is not one of reqsign, rfc9421", val);
-                return EXIT_USAGE;
-            }
+            if (strcmp(val, "reqsign") == 0)
+                a->profile = REQSIGN_PROFILE_REQSIGN;
+            else if (strcmp(val, "rfc9421") == 0)
+                a->profile = REQSIGN_PROFILE_RFC9421;
+            else
+                VERIFY_USAGE("--profile: '%s' is not one of reqsign, rfc9421", val);
             break;
         case V_AUTHORITY:
-            authority = val;
+            a->authority = val;
             break;
         case V_VERBOSE:
-            verbose = 1;
+            a->verbose = 1;
             break;
         default:
             break;
         }
     }
-    method = ro.method;
-    data = ro.data;
-    label = ro.label;
-    tag = ro.tag;
-    show_base = ro.show_base;
-    if (pub_file == NULL) {
-        reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "--pub is required");
-        return EXIT_USAGE;
-    }
-    if (url == NULL) {
-        reqsign_cli_usage_error("verify", reqsign_cli_verify_usage, "missing URL");
-        return EXIT_USAGE;
-    }
-    if (headers_file != NULL && strcmp(headers_file, "-") == 0 && data != NULL &&
-        strcmp(data, "@-") == 0) {
-        reqsign_cli_usage_error("verify", reqsign_cli_verify_usage,
-                                "--headers - and --data @- both read stdin");
-        return EXIT_USAGE;
-    }
-    if (method == NULL)
-        method = data != NULL ? "POST" : "GET";
+    if (a->pub_file == NULL)
+        VERIFY_USAGE("--pub is required");
+    if (a->url == NULL)
+        VERIFY_USAGE("missing URL");
+    if (a->headers_file != NULL && strcmp(a->headers_file, "-") == 0 && a->ro.data != NULL &&
+        strcmp(a->ro.data, "@-") == 0)
+        VERIFY_USAGE("--headers - and --data @- both read stdin");
+    if (a->ro.method == NULL)
+        a->ro.method = a->ro.data != NULL ? "POST" : "GET";
+    return EXIT_OKAY;
+}
+
+int reqsign_cli_verify(int argc, char **argv)
+{
+    static struct header_list cli_headers; /* -H, in order */
+    static struct header_list all;         /* --headers, then -H */
+    struct verify_args a;
+    int pr = verify_parse(argc, argv, &a, &cli_headers);
+    if (pr != EXIT_OKAY)
+        return pr < 0 ? EXIT_OKAY : pr;
+    const char *pub_file = a.pub_file, *keyid = a.keyid, *headers_file = a.headers_file;
+    const char *authority = a.authority, *url = a.url, *method = a.ro.method, *data = a.ro.data;
+    const char *label = a.ro.label, *tag = a.ro.tag;
+    int64_t now = a.now, max_age = a.max_age, skew = a.skew;
+    int have_now = a.have_now, have_skew = a.have_skew, show_base = a.ro.show_base;
+    int verbose = a.verbose;
+    enum reqsign_profile profile = a.profile;
 
     struct reqsign_error err;
     struct reqsign_static_key sk;
