@@ -352,28 +352,27 @@ static void sleep_ms(long ms)
         goto out;                                                                                  \
     } while (0)
 
-int reqsign_cli_send(int argc, char **argv)
+/* What send's options say. */
+struct send_args {
+    const char *method, *data, *url, *output, *wfmt;
+    const char *hdrs[SEND_MAX_HEADERS]; /* -H, checked */
+    size_t n_hdrs;
+    int include, verbose, silent, fail, head, location, trusted, show_error;
+    long max_time_ms, connect_ms, max_redirs, retries, retry_delay_ms;
+    struct curl_slist *resolve, *connect_to; /* the caller frees them */
+    struct reqsign_cli_cred cr;
+};
+
+#define PARSE_USAGE(...)                                                                           \
+    do {                                                                                           \
+        reqsign_cli_usage_error("send", reqsign_cli_send_usage, __VA_ARGS__);                      \
+        return EXIT_USAGE;                                                                         \
+    } while (0)
+
+/* Parse send's arguments into @a: EXIT_OKAY, EXIT_USAGE or EXIT_FAIL
+ * (printed), or -1 (--help printed). */
+static int send_parse(int argc, char **argv, struct send_args *a)
 {
-    const char *method = NULL, *data = NULL, *url = NULL;
-    const char *output = NULL, *wfmt = NULL;
-    const char *hdrs[SEND_MAX_HEADERS];
-    size_t n_hdrs = 0;
-    int include = 0, verbose = 0, silent = 0, fail = 0, head = 0;
-    int location = 0, trusted = 0, show_error = 0;
-    long max_time_ms = 0, connect_ms = 0, max_redirs = SEND_MAX_REDIRS, retries = 0;
-    long retry_delay_ms = 0;
-    struct curl_slist *resolve = NULL, *connect_to = NULL;
-
-    struct reqsign_credential *cred = NULL;
-    struct reqsign_signer *signer = NULL;
-    struct reqsign_curl_upload *upload = NULL;
-    struct curl_slist *headers = NULL;
-    struct send_out o;
-    char *body_mem = NULL, *base = NULL, *cur_url = NULL;
-    char *api_url = NULL; /* a path resolved against the credential's "api" */
-    size_t body_len = 0;
-    int rc = EXIT_USAGE;
-
     enum {
         O_HELP = 1,
         O_INCLUDE,
@@ -426,118 +425,114 @@ int reqsign_cli_send(int argc, char **argv)
     };
     /* curl's habits: combined short flags (-iv, -sXPUT) */
     struct reqsign_cli_optp p = {argc, argv, 0, 0, "send", reqsign_cli_send_usage, 1, NULL, NULL};
-    struct reqsign_cli_cred cr;
     const char *v;
     int id = 0, pr;
 
-    memset(&cr, 0, sizeof(cr));
-    memset(&o, 0, sizeof(o));
-    o.last = '\n';
+    memset(a, 0, sizeof(*a));
+    a->max_redirs = SEND_MAX_REDIRS;
     while ((pr = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END) {
         if (pr == CLI_ERR)
-            goto out;
+            return EXIT_USAGE;
         if (pr == CLI_POS) {
-            if (url != NULL)
-                SEND_USAGE("unexpected argument '%s' (one URL only)", v);
-            url = v;
+            if (a->url != NULL)
+                PARSE_USAGE("unexpected argument '%s' (one URL only)", v);
+            a->url = v;
             continue;
         }
-        int c = reqsign_cli_common_opt(&p, id, v, &cr);
+        int c = reqsign_cli_common_opt(&p, id, v, &a->cr);
         if (c < 0)
-            goto out;
+            return EXIT_USAGE;
         if (c > 0)
             continue;
         switch (id) {
         case O_HELP:
             fputs(reqsign_cli_send_usage, stdout);
-            rc = EXIT_OKAY;
-            goto out;
+            return -1;
         case O_INCLUDE:
-            include = 1;
+            a->include = 1;
             break;
         case O_VERBOSE:
-            verbose = 1;
+            a->verbose = 1;
             break;
         case O_SILENT:
-            silent = 1;
+            a->silent = 1;
             break;
         case O_SHOW_ERROR:
-            show_error = 1;
+            a->show_error = 1;
             break;
         case O_FAIL:
-            fail = 1;
+            a->fail = 1;
             break;
         case O_HEAD:
-            head = 1;
+            a->head = 1;
             break;
         case O_LOCATION:
-            location = 1;
+            a->location = 1;
             break;
         case O_TRUSTED:
-            location = trusted = 1;
+            a->location = a->trusted = 1;
             break;
         case O_METHOD:
-            method = v;
+            a->method = v;
             break;
         case O_HEADER: {
             int ch = check_header(v);
             if (ch == -2)
-                SEND_USAGE("-H '%s': reqsign adds the signature fields itself", v);
+                PARSE_USAGE("-H '%s': reqsign adds the signature fields itself", v);
             if (ch == -3)
-                SEND_USAGE("-H '%s': the signature covers the URL's authority, which is the "
-                           "Host sent: put the host in the URL, and to reach it at another "
-                           "address use --resolve HOST:PORT:ADDR or --connect-to",
-                           v);
+                PARSE_USAGE("-H '%s': the signature covers the URL's authority, which is the "
+                            "Host sent: put the host in the URL, and to reach it at another "
+                            "address use --resolve HOST:PORT:ADDR or --connect-to",
+                            v);
             if (ch != 0)
-                SEND_USAGE("-H '%s': expected 'Name: value'", v);
-            if (n_hdrs >= SEND_MAX_HEADERS)
-                SEND_USAGE("more than %d -H options", SEND_MAX_HEADERS);
-            hdrs[n_hdrs++] = v;
+                PARSE_USAGE("-H '%s': expected 'Name: value'", v);
+            if (a->n_hdrs >= SEND_MAX_HEADERS)
+                PARSE_USAGE("more than %d -H options", SEND_MAX_HEADERS);
+            a->hdrs[a->n_hdrs++] = v;
             break;
         }
         case O_DATA:
-            if (data != NULL)
-                SEND_USAGE("--data given twice");
-            data = v;
+            if (a->data != NULL)
+                PARSE_USAGE("--data given twice");
+            a->data = v;
             break;
         case O_OUTPUT:
-            output = v;
+            a->output = v;
             break;
         case O_WRITE_OUT:
-            wfmt = v;
+            a->wfmt = v;
             break;
         case O_MAX_TIME:
-            if ((max_time_ms = parse_seconds_ms(v)) < 0)
-                SEND_USAGE("--max-time '%s': expected seconds greater than 0", v);
+            if ((a->max_time_ms = parse_seconds_ms(v)) < 0)
+                PARSE_USAGE("--max-time '%s': expected seconds greater than 0", v);
             break;
         case O_CONNECT:
-            if ((connect_ms = parse_seconds_ms(v)) < 0)
-                SEND_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
+            if ((a->connect_ms = parse_seconds_ms(v)) < 0)
+                PARSE_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
             break;
         case O_MAX_REDIRS:
-            if (reqsign_cli_parse_count(v, 0, 1000000, &max_redirs) != 0)
-                SEND_USAGE("--max-redirs '%s': expected a count", v);
+            if (reqsign_cli_parse_count(v, 0, 1000000, &a->max_redirs) != 0)
+                PARSE_USAGE("--max-redirs '%s': expected a count", v);
             break;
         case O_RETRY:
-            if (reqsign_cli_parse_count(v, 0, 1000000, &retries) != 0)
-                SEND_USAGE("--retry '%s': expected a count", v);
+            if (reqsign_cli_parse_count(v, 0, 1000000, &a->retries) != 0)
+                PARSE_USAGE("--retry '%s': expected a count", v);
             break;
         case O_RETRY_DELAY:
-            if ((retry_delay_ms = parse_seconds_ms(v)) < 0)
-                SEND_USAGE("--retry-delay '%s': expected seconds greater than 0", v);
+            if ((a->retry_delay_ms = parse_seconds_ms(v)) < 0)
+                PARSE_USAGE("--retry-delay '%s': expected seconds greater than 0", v);
             break;
         case O_RESOLVE:
         case O_CONNECT_TO: {
             int is_resolve = id == O_RESOLVE;
             if (strchr(v, ':') == NULL)
-                SEND_USAGE("--%s '%s': expected %s", is_resolve ? "resolve" : "connect-to", v,
-                           is_resolve ? "HOST:PORT:ADDR" : "HOST:PORT:TO_HOST:TO_PORT");
-            struct curl_slist **l = is_resolve ? &resolve : &connect_to;
+                PARSE_USAGE("--%s '%s': expected %s", is_resolve ? "resolve" : "connect-to", v,
+                            is_resolve ? "HOST:PORT:ADDR" : "HOST:PORT:TO_HOST:TO_PORT");
+            struct curl_slist **l = is_resolve ? &a->resolve : &a->connect_to;
             struct curl_slist *nl = curl_slist_append(*l, v);
             if (nl == NULL) {
                 reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-                rc = EXIT_FAIL;
-                goto out;
+                return EXIT_FAIL;
             }
             *l = nl;
             break;
@@ -546,28 +541,79 @@ int reqsign_cli_send(int argc, char **argv)
             break;
         }
     }
-    const char *key = cr.key;
-    if (url == NULL)
-        SEND_USAGE("missing URL");
-    if (show_error)
-        silent = 0; /* -sS: no progress meter (there is none), but the errors */
-    if (data != NULL && strcmp(data, "@-") == 0 &&
+    const char *key = a->cr.key;
+    if (a->url == NULL)
+        PARSE_USAGE("missing URL");
+    if (a->show_error)
+        a->silent = 0; /* -sS: no progress meter (there is none), but the errors */
+    if (a->data != NULL && strcmp(a->data, "@-") == 0 &&
         ((key != NULL && strcmp(key, "-") == 0) ||
-         (key == NULL && cr.profile == NULL && getenv(REQSIGN_CREDENTIAL_ENV) != NULL &&
+         (key == NULL && a->cr.profile == NULL && getenv(REQSIGN_CREDENTIAL_ENV) != NULL &&
           strcmp(getenv(REQSIGN_CREDENTIAL_ENV), "-") == 0)))
-        SEND_USAGE("the credential ('-') and --data @- both read stdin");
-    if (head && data != NULL)
-        SEND_USAGE("-I/--head sends no body: drop --data");
-    if (head && method != NULL && strcmp(method, "HEAD") != 0)
-        SEND_USAGE("-I/--head and -X %s conflict", method);
-    if (head)
-        method = "HEAD";
-    if (method == NULL)
-        method = data != NULL ? "POST" : "GET";
-    if (data != NULL && strcmp(data, "@") == 0)
-        SEND_USAGE("--data @FILE needs a file name");
+        PARSE_USAGE("the credential ('-') and --data @- both read stdin");
+    if (a->head && a->data != NULL)
+        PARSE_USAGE("-I/--head sends no body: drop --data");
+    if (a->head && a->method != NULL && strcmp(a->method, "HEAD") != 0)
+        PARSE_USAGE("-I/--head and -X %s conflict", a->method);
+    if (a->head)
+        a->method = "HEAD";
+    if (a->method == NULL)
+        a->method = a->data != NULL ? "POST" : "GET";
+    if (a->data != NULL && strcmp(a->data, "@") == 0)
+        PARSE_USAGE("--data @FILE needs a file name");
+    return EXIT_OKAY;
+}
 
-    rc = reqsign_cli_load_signer("send", &cr, NULL, &cred, &signer);
+int reqsign_cli_send(int argc, char **argv)
+{
+    const char *method = NULL, *data = NULL, *url = NULL;
+    const char *output = NULL, *wfmt = NULL;
+    int include = 0, verbose = 0, silent = 0, fail = 0, head = 0;
+    int location = 0, trusted = 0;
+    long max_time_ms = 0, connect_ms = 0, max_redirs = SEND_MAX_REDIRS, retries = 0;
+    long retry_delay_ms = 0;
+    struct curl_slist *resolve = NULL, *connect_to = NULL;
+
+    struct reqsign_credential *cred = NULL;
+    struct reqsign_signer *signer = NULL;
+    struct reqsign_curl_upload *upload = NULL;
+    struct curl_slist *headers = NULL;
+    struct send_out o;
+    char *body_mem = NULL, *base = NULL, *cur_url = NULL;
+    char *api_url = NULL; /* a path resolved against the credential's "api" */
+    size_t body_len = 0;
+    int rc = EXIT_USAGE;
+
+    struct send_args a;
+    rc = send_parse(argc, argv, &a);
+    if (rc != EXIT_OKAY) {
+        curl_slist_free_all(a.resolve);
+        curl_slist_free_all(a.connect_to);
+        return rc < 0 ? EXIT_OKAY : rc;
+    }
+    memset(&o, 0, sizeof(o));
+    o.last = '\n';
+    method = a.method;
+    data = a.data;
+    url = a.url;
+    output = a.output;
+    wfmt = a.wfmt;
+    include = a.include;
+    verbose = a.verbose;
+    silent = a.silent;
+    fail = a.fail;
+    location = a.location;
+    trusted = a.trusted;
+    max_time_ms = a.max_time_ms;
+    connect_ms = a.connect_ms;
+    max_redirs = a.max_redirs;
+    retries = a.retries;
+    retry_delay_ms = a.retry_delay_ms;
+    resolve = a.resolve;
+    connect_to = a.connect_to;
+    head = a.head;
+
+    rc = reqsign_cli_load_signer("send", &a.cr, NULL, &cred, &signer);
     if (rc != EXIT_OKAY)
         goto out;
     if (url[0] == '/') { /* a path: against the credential's "api" base URL */
@@ -664,8 +710,8 @@ int reqsign_cli_send(int argc, char **argv)
         headers = NULL;
         reqsign_curl_upload_free(upload);
         upload = NULL;
-        for (size_t k = 0; k < n_hdrs; k++) {
-            struct curl_slist *l = curl_slist_append(headers, hdrs[k]);
+        for (size_t k = 0; k < a.n_hdrs; k++) {
+            struct curl_slist *l = curl_slist_append(headers, a.hdrs[k]);
             if (l == NULL) {
                 reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
                 goto out;

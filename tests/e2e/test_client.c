@@ -842,6 +842,7 @@ Test(client, cli_send_against_echo)
               e.port);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert(strncmp(out, "GET /b?q=1 HTTP/1.1\r\n", 21) == 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\r\nX-Test: 1\r\n"), "the -H field is sent: %s", out);
     free(out);
 
     /* -v prints the signature base to stderr; the wire matches it */
