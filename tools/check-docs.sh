@@ -19,7 +19,7 @@ flags_of() {
 
 # 1. page -> the sources of its program
 declare -A sources=(
-    [docs/man/reqsign.1.md]="client/cli/*.c"
+    [docs/man/reqsign.1.md]="client/cli/*.c client/cli/*.h"
     [docs/man/reqsignd.8.md]="server/reqsignd/*.c server/httpd/*.c"
     [docs/man/api-backend.8.md]="examples/api-backend/main.c server/httpd/*.c"
 )

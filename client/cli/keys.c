@@ -24,8 +24,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include <errno.h>
 #include "cli.h"
+#include <errno.h>
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -34,12 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
-
 #define KEYS_MAX_SCOPES 16
-
 
 static const char USAGE_KEYS[] =
     "usage: reqsign keys <create|list|get|revoke|rotate|disable|enable> [options]\n"
@@ -47,8 +45,8 @@ static const char USAGE_KEYS[] =
     "Manage keys on a reqsign key service. Requests are signed with an admin\n"
     "credential (scope keys:admin) or a key of an account (keys:self).\n"
     "\n"
-    "  keys create [--label L] [--scope S]... [--expires-at RFC3339]\n"
-    "              [--public-key FILE] -o FILE\n"
+    "  keys create [--label L] [--scope S]... [--expires-at RFC3339|+30d]\n"
+    "              [--public-key FILE] (-o FILE | --to-profile NAME)\n"
     "      Create a key. The service generates the key pair and returns the\n"
     "      credential once: it is written to FILE (mode 0600, never overwritten)\n"
     "      and the keyid printed. With --public-key (PEM, DER, JWK or raw; only the\n"
@@ -60,7 +58,7 @@ static const char USAGE_KEYS[] =
     "      --all follows the pages; --json prints the JSON instead.\n"
     "  keys get KEYID       print the key's record (JSON)\n"
     "  keys revoke KEYID    revoke the key; prints 'revoked KEYID'\n"
-    "  keys rotate KEYID [--grace SECONDS] -o FILE\n"
+    "  keys rotate KEYID [--grace SECONDS|+12h] (-o FILE | --to-profile NAME)\n"
     "      Make the key's successor (same label, scopes, account), written to FILE\n"
     "      (mode 0600); the old key expires after the grace (default 86400).\n"
     "  keys disable KEYID | keys enable KEYID\n"
@@ -71,6 +69,11 @@ static const char USAGE_KEYS[] =
     "  --key CREDENTIAL            admin credential JSON or key file, or '-' for\n"
     "                              stdin (default: $REQSIGN_CREDENTIAL); inline JSON\n"
     "                              is refused (arguments are readable by every user)\n"
+    "  --profile NAME              the credential of profile NAME (default:\n"
+    "                              $REQSIGN_PROFILE, else \"default\" if it exists):\n"
+    "                              $XDG_CONFIG_HOME/reqsign/credentials/NAME.json\n"
+    "  --to-profile NAME           create, rotate: write the new credential to\n"
+    "                              profile NAME (mode 0600, never overwritten)\n"
     "  --insecure-key-permissions  accept a key file readable by group or others\n"
     "  -v, --verbose               print the signature base and headers to stderr\n"
     "  --cacert FILE               trust the CA certificates in FILE (https services;\n"
@@ -81,43 +84,16 @@ static const char USAGE_KEYS[] =
     "Exit status: 0 success, 1 failure (the server's error is printed to stderr),\n"
     "2 usage error.\n";
 
-
 struct keys_opts {
     const char *sub;
-    const char *service, *key, *label, *expires_at, *public_key, *out, *after, *arg;
+    const char *service, *label, *expires_at, *public_key, *out, *after, *arg, *to_profile;
+    struct reqsign_cli_cred cred;
+    char expires_buf[32]; /* --expires-at +30d, as RFC 3339 */
     const char *scopes[KEYS_MAX_SCOPES];
     size_t n_scopes;
     long limit, grace;
-    int all, json, insecure, verbose, has_grace;
+    int all, json, verbose, has_grace, out_is_profile;
 };
-
-
-
-static int parse_long(const char *s, long min, long max, long *out)
-{
-    char *end = NULL;
-    long v;
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Which options each subcommand takes. */
-static int allowed(const char *sub, const char *opt)
-{
-    if (strcmp(sub, "create") == 0)
-        return strstr(" label scope expires-at public-key output ", opt) != NULL;
-    if (strcmp(sub, "list") == 0)
-        return strstr(" limit after all json ", opt) != NULL;
-    if (strcmp(sub, "rotate") == 0)
-        return strstr(" output grace ", opt) != NULL;
-    return 0;
-}
 
 static int takes_keyid(const char *sub)
 {
@@ -127,145 +103,185 @@ static int takes_keyid(const char *sub)
 
 static int parse_opts(int argc, char **argv, struct keys_opts *o)
 {
-    static const struct {
-        const char *lng;
-        char shrt;
-        const char *tag; /* " name " for allowed() */
-    } vals[] = {
-        {"service", 0, NULL},
-        {"key", 0, NULL},
-        {"label", 0, " label "},
-        {"scope", 0, " scope "},
-        {"expires-at", 0, " expires-at "},
-        {"public-key", 0, " public-key "},
-        {"output", 'o', " output "},
-        {"limit", 0, " limit "},
-        {"after", 0, " after "},
-        {"grace", 0, " grace "},
+    enum {
+        K_HELP = 1,
+        K_VERBOSE,
+        K_ALL,
+        K_JSON,
+        K_SERVICE,
+        K_LABEL,
+        K_SCOPE,
+        K_EXPIRES_AT,
+        K_PUBLIC_KEY,
+        K_OUTPUT,
+        K_LIMIT,
+        K_AFTER,
+        K_GRACE,
+        K_TO_PROFILE,
+        K_N
     };
-    int only_pos = 0;
+    static const struct reqsign_cli_optdef defs[] = {
+        {"help", 'h', CLI_FLAG, K_HELP},
+        {"verbose", 'v', CLI_FLAG, K_VERBOSE},
+        {"all", 0, CLI_FLAG, K_ALL},
+        {"json", 0, CLI_FLAG, K_JSON},
+        {"service", 0, CLI_VALUE, K_SERVICE},
+        {"label", 0, CLI_VALUE, K_LABEL},
+        {"scope", 0, CLI_VALUE, K_SCOPE},
+        {"expires-at", 0, CLI_VALUE, K_EXPIRES_AT},
+        {"public-key", 0, CLI_VALUE, K_PUBLIC_KEY},
+        {"output", 'o', CLI_VALUE, K_OUTPUT},
+        {"limit", 0, CLI_VALUE, K_LIMIT},
+        {"after", 0, CLI_VALUE, K_AFTER},
+        {"grace", 0, CLI_VALUE, K_GRACE},
+        {"to-profile", 0, CLI_VALUE, K_TO_PROFILE},
+        CLI_OPTS_TLS,
+        CLI_OPTS_CREDENTIAL,
+        {NULL, 0, CLI_FLAG, 0},
+    };
+    /* the subcommands an option is for; the others take every subcommand */
+    static const char *const only[K_N] = {
+        [K_ALL] = " list ",
+        [K_JSON] = " list ",
+        [K_LABEL] = " create ",
+        [K_SCOPE] = " create ",
+        [K_EXPIRES_AT] = " create ",
+        [K_PUBLIC_KEY] = " create ",
+        [K_OUTPUT] = " create rotate ",
+        [K_TO_PROFILE] = " create rotate ",
+        [K_LIMIT] = " list ",
+        [K_AFTER] = " list ",
+        [K_GRACE] = " rotate ",
+    };
+    /* A keyid may begin with '-' (1 in 64 thumbprints): its shape, not its
+     * first character, makes it the operand. */
+    struct reqsign_cli_optp p = {
+        argc,   argv,       1, 0,
+        "keys", USAGE_KEYS, 0, takes_keyid(o->sub) ? reqsign_cli_is_thumbprint : NULL,
+        NULL};
+    const char *v;
+    int id = 0, r, at = p.i;
+    char sub[32];
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int m = 0;
-        /* A keyid may begin with '-' (1 in 64 thumbprints): its shape, not its
-         * first character, makes it the operand. */
-        if (only_pos || a[0] != '-' || a[1] == '\0' ||
-            (o->arg == NULL && takes_keyid(o->sub) && reqsign_cli_is_thumbprint(a))) {
+    snprintf(sub, sizeof(sub), " %s ", o->sub);
+    for (; (r = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END; at = p.i) {
+        if (r == CLI_ERR)
+            return EXIT_USAGE;
+        if (r == CLI_POS) {
             if (o->arg != NULL || !takes_keyid(o->sub)) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unexpected argument '%s'", o->sub, a);
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unexpected argument '%s'", o->sub,
+                                        v);
                 return EXIT_USAGE;
             }
-            o->arg = a;
+            o->arg = v;
             continue;
         }
-        if (strcmp(a, "--") == 0) {
-            only_pos = 1;
-            continue;
+        if (id < K_N && only[id] != NULL && strstr(only[id], sub) == NULL) {
+            reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unknown option '%s'", o->sub,
+                                    argv[at]);
+            return EXIT_USAGE;
         }
-        if (reqsign_cli_is_flag(a, "help", 'h')) {
+        int c = reqsign_cli_common_opt(&p, id, v, &o->cred);
+        if (c < 0)
+            return EXIT_USAGE;
+        if (c > 0)
+            continue;
+        switch (id) {
+        case K_HELP:
             fputs(USAGE_KEYS, stdout);
             return -1;
-        }
-        if (reqsign_cli_is_flag(a, "insecure-key-permissions", 0)) {
-            o->insecure = 1;
-            continue;
-        }
-        if (reqsign_cli_is_flag(a, "verbose", 'v')) {
+        case K_VERBOSE:
             o->verbose = 1;
-            continue;
-        }
-        int tls = reqsign_cli_tls_opt("keys", USAGE_KEYS, argc, argv, &i);
-        if (tls < 0)
-            return EXIT_USAGE;
-        if (tls > 0)
-            continue;
-        if (reqsign_cli_is_flag(a, "all", 0) || reqsign_cli_is_flag(a, "json", 0)) {
-            if (!allowed(o->sub, a[2] == 'a' ? " all " : " json ")) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unknown option '%s'", o->sub, a);
-                return EXIT_USAGE;
-            }
-            if (a[2] == 'a')
-                o->all = 1;
-            else
-                o->json = 1;
-            continue;
-        }
-        size_t k;
-        for (k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
-            v = reqsign_cli_opt_value("keys", USAGE_KEYS, argc, argv, &i, vals[k].lng, vals[k].shrt, &m);
-            if (m)
-                break;
-        }
-        if (!m || (vals[k].tag != NULL && !allowed(o->sub, vals[k].tag))) {
-            reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unknown option '%s'", o->sub, a);
-            return EXIT_USAGE;
-        }
-        if (v == NULL)
-            return EXIT_USAGE;
-        switch (k) {
-        case 0:
+            break;
+        case K_ALL:
+            o->all = 1;
+            break;
+        case K_JSON:
+            o->json = 1;
+            break;
+        case K_SERVICE:
             o->service = v;
             break;
-        case 1:
-            o->key = v;
-            break;
-        case 2:
+        case K_LABEL:
             o->label = v;
             break;
-        case 3:
+        case K_SCOPE:
             if (o->n_scopes >= KEYS_MAX_SCOPES) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "at most %d --scope options", KEYS_MAX_SCOPES);
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "at most %d --scope options",
+                                        KEYS_MAX_SCOPES);
                 return EXIT_USAGE;
             }
             o->scopes[o->n_scopes++] = v;
             break;
-        case 4:
+        case K_EXPIRES_AT:
+            if (v[0] == '+') {
+                /* relative, as "+30d": an RFC 3339 time from now */
+                int64_t secs;
+                time_t t;
+                struct tm tm;
+                if (reqsign_cli_parse_duration(v, 1, (int64_t)100 * 366 * 86400, &secs) != 0) {
+                    reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                            "--expires-at '%s': expected an RFC 3339 time or "
+                                            "+N with a unit s, m, h or d (+30d, +12h)",
+                                            v);
+                    return EXIT_USAGE;
+                }
+                t = time(NULL) + (time_t)secs;
+                if (gmtime_r(&t, &tm) == NULL || strftime(o->expires_buf, sizeof(o->expires_buf),
+                                                          "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+                    reqsign_cli_usage_error("keys", USAGE_KEYS, "--expires-at '%s': out of range",
+                                            v);
+                    return EXIT_USAGE;
+                }
+                v = o->expires_buf;
+            }
             o->expires_at = v;
             break;
-        case 5:
+        case K_PUBLIC_KEY:
             o->public_key = v;
             break;
-        case 6:
+        case K_OUTPUT:
             if (*v == '\0') {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "-o needs a file name");
                 return EXIT_USAGE;
             }
             o->out = v;
             break;
-        case 7:
-            if (parse_long(v, 1, 1000, &o->limit) != 0) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "--limit: '%s' is not a number in 1..1000", v);
+        case K_TO_PROFILE:
+            if (reqsign_cli_profile_name_ok(v) != 0) {
+                reqsign_cli_usage_error("keys", USAGE_KEYS, "--to-profile: bad profile name '%s'",
+                                        v);
+                return EXIT_USAGE;
+            }
+            o->to_profile = v;
+            break;
+        case K_LIMIT:
+            if (reqsign_cli_parse_count(v, 1, 1000, &o->limit) != 0) {
+                reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                        "--limit: '%s' is not a number in 1..1000", v);
                 return EXIT_USAGE;
             }
             break;
-        case 8:
+        case K_AFTER:
             o->after = v;
             break;
-        default:
-            if (parse_long(v, 0, 2592000, &o->grace) != 0) {
-                reqsign_cli_usage_error("keys", USAGE_KEYS, "--grace: '%s' is not 0..2592000", v);
+        case K_GRACE: {
+            int64_t g;
+            if (reqsign_cli_parse_duration(v, 0, 2592000, &g) != 0) {
+                reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                        "--grace: '%s' is not 0..2592000 seconds (or +30d, +12h)",
+                                        v);
                 return EXIT_USAGE;
             }
+            o->grace = (long)g;
             o->has_grace = 1;
+            break;
+        }
+        default:
             break;
         }
     }
     return EXIT_OKAY;
-}
-
-/* The service base URL without trailing slashes, plus @path (escaped parts
- * already); malloc'd. */
-static char *service_url(const char *service, const char *path)
-{
-    size_t n = strlen(service);
-    while (n > 0 && service[n - 1] == '/')
-        n--;
-    size_t len = n + strlen(path) + 1;
-    char *u = malloc(len);
-    if (u != NULL)
-        snprintf(u, len, "%.*s%s", (int)n, service, path);
-    return u;
 }
 
 static void wipe_free(char *p, size_t len)
@@ -275,7 +291,6 @@ static void wipe_free(char *p, size_t len)
         free(p);
     }
 }
-
 
 /* The public key of @path as SPKI PEM (any format; a private key file gives
  * its public half, which is all that is sent). */
@@ -302,66 +317,6 @@ static int public_pem(const char *path, char *out, size_t cap)
     return 0;
 }
 
-/* The length (2 or 3) of the UTF-8 bidi control or line/paragraph separator
- * at @p, else 0: U+061C, U+200E/F, U+2028/9, U+202A..E, U+2066..9 reorder or
- * break what a terminal shows (a label that hides its real text). */
-static size_t bidi_len(const unsigned char *p)
-{
-    if (p[0] == 0xd8 && p[1] == 0x9c)
-        return 2;
-    if (p[0] == 0xe2 && p[1] == 0x80 &&
-        (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae)))
-        return 3;
-    if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
-        return 3;
-    return 0;
-}
-
-/* The code point of the 2- or 3-byte UTF-8 sequence at @p (@n bytes). */
-static unsigned utf8_cp(const unsigned char *p, size_t n)
-{
-    return n == 2 ? ((p[0] & 0x1fu) << 6) | (p[1] & 0x3fu)
-                  : ((p[0] & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
-}
-
-/*
- * Write @s to @f with control characters escaped, so that text from the
- * service (a label) cannot drive the terminal (escape sequences, a cleared
- * screen, a line that hides the ones before it): C0 bytes, DEL and bytes
- * that are not UTF-8 as \xHH, the C1 controls U+0080..U+009F (UTF-8 C2 80 ..
- * C2 9F, which terminals also act on) as \u00HH, bidi controls and
- * line/paragraph separators (bidi_len()) as \uHHHH, and a backslash as \\ so
- * the output stays unambiguous. The tab is escaped too: it separates columns.
- */
-static void put_text(FILE *f, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char ch = *p;
-        size_t n = ch < 0x80 ? 1 : (ch & 0xe0) == 0xc0 ? 2 : (ch & 0xf0) == 0xe0 ? 3
-                                  : (ch & 0xf8) == 0xf0 ? 4 : 0;
-        for (size_t i = 1; i < n; i++)
-            if ((p[i] & 0xc0) != 0x80)
-                n = 0; /* truncated or invalid: also stops at the NUL */
-        if (ch < 0x20 || ch == 0x7f || n == 0 || (ch == 0xc1 || ch == 0xc0)) {
-            fprintf(f, "\\x%02x", ch);
-            p++;
-        } else if (ch == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-            fprintf(f, "\\u%04x", p[1]);
-            p += 2;
-        } else if (bidi_len(p) != 0) {
-            fprintf(f, "\\u%04x", utf8_cp(p, n));
-            p += n;
-        } else if (ch == '\\') {
-            fputs("\\\\", f);
-            p++;
-        } else {
-            fwrite(p, 1, n, f);
-            p += n;
-        }
-    }
-}
-
 static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
                       const char *service)
 {
@@ -373,7 +328,9 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
     char pem[1024];
 
     if (o->out == NULL && o->public_key == NULL) {
-        reqsign_cli_usage_error("keys", USAGE_KEYS, "create: -o FILE is required (the credential is returned only once)");
+        reqsign_cli_usage_error(
+            "keys", USAGE_KEYS,
+            "create: -o FILE is required (the credential is returned only once)");
         return EXIT_USAGE;
     }
     req = json_object();
@@ -411,10 +368,10 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         curl_free(e);
         curl_easy_cleanup(esc);
         body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
-        url = service_url(service, rpath);
+        url = reqsign_cli_service_url(service, rpath);
     } else {
         body = json_dumps(req, JSON_COMPACT);
-        url = service_url(service, "/v1/keys");
+        url = reqsign_cli_service_url(service, "/v1/keys");
     }
     if (body == NULL || url == NULL) {
         reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
@@ -422,13 +379,9 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
     }
     /* the file first: never create a key we cannot store */
     if (o->out != NULL) {
-        fd = open(o->out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            int e = errno;
-            fprintf(stderr, "reqsign keys: error: io: %s: %s%s\n", o->out, strerror(e),
-                    e == EEXIST ? " (refusing to overwrite)" : "");
+        fd = reqsign_cli_secret_create("keys", o->out, o->out_is_profile);
+        if (fd < 0)
             goto out;
-        }
     }
     if (reqsign_cli_http("keys", s, "POST", url, body, strlen(body), o->verbose, &status, &out,
                          &out_len) != 0)
@@ -445,29 +398,16 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         goto out;
     }
     if (fd >= 0) {
-        int bad = reqsign_cli_write_all(fd, out, out_len) != 0 ||
-                  (out_len > 0 && out[out_len - 1] != '\n' && reqsign_cli_write_all(fd, "\n", 1) != 0);
-        if (!bad && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-            bad = 1;
-        int e = errno;
-        if (close(fd) != 0 && !bad) {
-            bad = 1;
-            e = errno;
-        }
+        int wr = reqsign_cli_secret_finish("keys", o->out, fd, out, out_len);
         fd = -1;
-        if (bad) {
-            fprintf(stderr, "reqsign keys: error: io: %s: %s\n", o->out, strerror(e));
+        if (wr != 0)
             goto out;
-        }
     }
-    put_text(stdout, json_string_value(kid));
+    reqsign_cli_put_text(stdout, json_string_value(kid));
     fputc('\n', stdout);
     rc = EXIT_OKAY;
 out:
-    if (fd >= 0) {
-        close(fd);
-        (void)unlink(o->out);
-    }
+    reqsign_cli_secret_abort(o->out, fd);
     if (resp != NULL) {
         json_t *pk = json_object_get(resp, "private_key");
         if (json_is_string(pk))
@@ -502,9 +442,9 @@ static void put_json(const char *p, size_t len)
                    (unsigned char)p[i + 1] <= 0x9f) {
             printf("\\u%04x", (unsigned char)p[i + 1]);
             i++;
-        } else if (i + 2 < len && bidi_len((const unsigned char *)p + i) != 0) {
-            size_t bn = bidi_len((const unsigned char *)p + i);
-            printf("\\u%04x", utf8_cp((const unsigned char *)p + i, bn));
+        } else if (i + 2 < len && reqsign_cli_bidi_len((const unsigned char *)p + i) != 0) {
+            size_t bn = reqsign_cli_bidi_len((const unsigned char *)p + i);
+            printf("\\u%04x", reqsign_cli_utf8_cp((const unsigned char *)p + i, bn));
             i += bn - 1;
         } else {
             fputc(ch, stdout);
@@ -519,21 +459,22 @@ static void print_record(const json_t *k)
 {
     const json_t *sc = json_object_get(k, "scopes");
     const char *label = json_string_value(json_object_get(k, "label"));
-    put_text(stdout, str_or(json_string_value(json_object_get(k, "keyid")), "?"));
+    reqsign_cli_put_text(stdout, str_or(json_string_value(json_object_get(k, "keyid")), "?"));
     fputc('\t', stdout);
-    put_text(stdout, str_or(json_string_value(json_object_get(k, "status")), "?"));
+    reqsign_cli_put_text(stdout, str_or(json_string_value(json_object_get(k, "status")), "?"));
     fputc('\t', stdout);
     if (json_array_size(sc) == 0)
         fputs("-", stdout);
     for (size_t i = 0; i < json_array_size(sc); i++) {
         if (i)
             fputc(',', stdout);
-        put_text(stdout, str_or(json_string_value(json_array_get(sc, i)), "?"));
+        reqsign_cli_put_text(stdout, str_or(json_string_value(json_array_get(sc, i)), "?"));
     }
     fputc('\t', stdout);
-    put_text(stdout, label != NULL && label[0] != '\0' ? label : "-");
+    reqsign_cli_put_text(stdout, label != NULL && label[0] != '\0' ? label : "-");
     fputc('\t', stdout); /* last use: "-" never (or not recorded) */
-    put_text(stdout, str_or(json_string_value(json_object_get(k, "last_used_at")), "-"));
+    reqsign_cli_put_text(stdout,
+                         str_or(json_string_value(json_object_get(k, "last_used_at")), "-"));
     fputc('\n', stdout);
 }
 
@@ -554,7 +495,7 @@ static int cmd_list(const struct keys_opts *o, const struct reqsign_signer *s, c
         snprintf(path, sizeof(path), "/v1/keys?limit=%ld%s%s", o->limit > 0 ? o->limit : 100,
                  e != NULL ? "&after=" : "", e != NULL ? e : "");
         curl_free(e);
-        char *url = service_url(service, path), *body = NULL;
+        char *url = reqsign_cli_service_url(service, path), *body = NULL;
         size_t len = 0;
         long status = 0;
         if (url == NULL) {
@@ -604,7 +545,7 @@ static int cmd_list(const struct keys_opts *o, const struct reqsign_signer *s, c
             print_record(json_array_get(all, i));
         if (!o->all && after != NULL) {
             fputs("reqsign keys: more keys: --after ", stderr);
-            put_text(stderr, after);
+            reqsign_cli_put_text(stderr, after);
             fputs(" (or --all)\n", stderr);
         }
     }
@@ -637,7 +578,7 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
     path = e != NULL ? malloc(plen) : NULL;
     if (path != NULL) {
         snprintf(path, plen, "/v1/keys/%s", e);
-        url = service_url(service, path);
+        url = reqsign_cli_service_url(service, path);
     }
     if (url == NULL) {
         reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
@@ -650,7 +591,7 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
         char *p2 = malloc(plen + 16);
         if (p2 != NULL) {
             snprintf(p2, plen + 16, "%s/%s", path, o->sub);
-            url = service_url(service, p2);
+            url = reqsign_cli_service_url(service, p2);
             free(p2);
         }
         if (url == NULL) {
@@ -658,8 +599,11 @@ static int cmd_one(const struct keys_opts *o, const struct reqsign_signer *s, co
             goto out;
         }
     }
-    if (reqsign_cli_http("keys", s, action ? "POST" : revoke ? "DELETE" : "GET", url,
-                         action ? "{}" : NULL, action ? 2 : 0, o->verbose, &status, &body,
+    if (reqsign_cli_http("keys", s,
+                         action   ? "POST"
+                         : revoke ? "DELETE"
+                                  : "GET",
+                         url, action ? "{}" : NULL, action ? 2 : 0, o->verbose, &status, &body,
                          &len) != 0)
         goto out;
     if (status != 200) {
@@ -709,8 +653,31 @@ int reqsign_cli_keys(int argc, char **argv)
         return EXIT_OKAY;
     if (rc != EXIT_OKAY)
         return rc;
+    char ppath[REQSIGN_CLI_PATH_MAX];
+    if (o.to_profile != NULL && o.out != NULL) {
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: -o and --to-profile both given", o.sub);
+        return EXIT_USAGE;
+    }
+    if (o.to_profile != NULL && o.public_key != NULL) {
+        /* the answer is the record, with no private key: no credential to sign with */
+        reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                "create: --to-profile needs a key the service generates; with "
+                                "--public-key use -o FILE for the record");
+        return EXIT_USAGE;
+    }
+    if (o.to_profile != NULL) {
+        if (reqsign_cli_profile_path(o.to_profile, ppath, sizeof(ppath)) != 0) {
+            fprintf(stderr, "reqsign keys: --to-profile: neither XDG_CONFIG_HOME nor HOME is an "
+                            "absolute path\n");
+            return EXIT_USAGE;
+        }
+        o.out = ppath;
+        o.out_is_profile = 1;
+    }
     if (strcmp(o.sub, "rotate") == 0 && o.out == NULL) {
-        reqsign_cli_usage_error("keys", USAGE_KEYS, "rotate: -o FILE is required (the new credential is returned only once)");
+        reqsign_cli_usage_error(
+            "keys", USAGE_KEYS,
+            "rotate: -o FILE is required (the new credential is returned only once)");
         return EXIT_USAGE;
     }
     if (takes_keyid(o.sub) && o.arg == NULL) {
@@ -718,17 +685,18 @@ int reqsign_cli_keys(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (strcmp(o.sub, "create") == 0 && o.out == NULL && o.public_key == NULL) {
-        reqsign_cli_usage_error("keys", USAGE_KEYS, "create: -o FILE is required (the credential is returned only once)");
+        reqsign_cli_usage_error(
+            "keys", USAGE_KEYS,
+            "create: -o FILE is required (the credential is returned only once)");
         return EXIT_USAGE;
     }
-    if (o.key != NULL && reqsign_cli_key_arg_ok("keys", USAGE_KEYS, o.key) != 0)
-        return EXIT_USAGE;
-    rc = reqsign_cli_load_signer("keys", o.key, NULL, o.insecure, &cred, &signer);
+    rc = reqsign_cli_load_signer("keys", &o.cred, NULL, &cred, &signer);
     if (rc != EXIT_OKAY)
         return rc;
     const char *service = o.service != NULL ? o.service : reqsign_credential_service(cred);
     if (service[0] == '\0') {
-        reqsign_cli_usage_error("keys", USAGE_KEYS, "no --service given and the credential has no \"service\"");
+        reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                "no --service given and the credential has no \"service\"");
         rc = EXIT_USAGE;
     } else if (strcmp(o.sub, "create") == 0) {
         rc = cmd_create(&o, signer, service);

@@ -7,8 +7,9 @@
  * body printed to stderr) or a local failure, 22 with -f; 2 usage error; a
  * transport failure: curl's code (its CURLcode).
  */
-#include "cli.h"
 #include <reqsign/token.h>
+
+#include "cli.h"
 
 #include <reqsign/credential.h>
 #include <reqsign/curl.h>
@@ -31,15 +32,12 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EXIT_OKAY = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
-
 /* Most -H field lines accepted. */
 #define SEND_MAX_HEADERS 256
 /* Largest body read from stdin (--data @-) or a response kept in memory. */
 #define SEND_MEM_MAX ((size_t)1 << 30)
 
-
-static const char reqsign_cli_send_usage[] =
+const char reqsign_cli_send_usage[] =
     "usage: reqsign send [options] URL\n"
     "\n"
     "Send a signed HTTP request and print the response body. The request is signed\n"
@@ -87,6 +85,8 @@ static const char reqsign_cli_send_usage[] =
     "                              (default: $REQSIGN_CREDENTIAL: a path, '-' or\n"
     "                              inline JSON); inline JSON in --key is refused\n"
     "                              because arguments are readable by every user\n"
+    "  --profile NAME              profile NAME's credential (default:\n"
+    "                              $REQSIGN_PROFILE, else \"default\"; see reqsign(1))\n"
     "  --keyid ID                  keyid to sign with (default: the credential's)\n"
     "  --insecure-key-permissions  accept a key file readable by group or others\n"
     "  -h, --help                  show this help\n"
@@ -101,257 +101,6 @@ static const char reqsign_cli_send_usage[] =
     "(6 host not resolved, 7 connection failed, 28 timeout, 35 TLS handshake,\n"
     "47 too many redirects, 60 certificate not trusted, ...).\n";
 
-/* Print "error: <wire name>: <message>" on one line to stderr. */
-void reqsign_cli_error(const char *cmd, enum reqsign_status st, const struct reqsign_error *err)
-{
-    const char *msg = reqsign_strerror(st);
-    if (err != NULL && err->code == st && err->message[0] != '\0')
-        msg = err->message;
-    fprintf(stderr, "reqsign %s: error: %s: ", cmd, reqsign_errname(st));
-    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++)
-        fputc(*p < 0x20 || *p == 0x7f ? '?' : (int)*p, stderr);
-    fputc('\n', stderr);
-}
-
-
-/* Load the credential named by @key (NULL: $REQSIGN_CREDENTIAL) and make a
- * signer. Returns EXIT_OKAY, EXIT_FAIL (message printed) or EXIT_USAGE. */
-int reqsign_cli_load_signer(const char *cmd, const char *key, const char *keyid, int insecure,
-                            struct reqsign_credential **cred, struct reqsign_signer **signer)
-{
-    struct reqsign_error err;
-    enum reqsign_status st;
-    const char *env = getenv(REQSIGN_CREDENTIAL_ENV);
-
-    *cred = NULL;
-    *signer = NULL;
-    if (key == NULL && (env == NULL || env[0] == '\0')) {
-        fprintf(stderr, "reqsign %s: no credential: give --key or set %s\n", cmd,
-                REQSIGN_CREDENTIAL_ENV);
-        return EXIT_USAGE;
-    }
-    reqsign_error_clear(&err);
-    st = ((*cred = reqsign_credential_load(key, keyid, insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0,
-                                           &err)) != NULL
-              ? REQSIGN_OK
-              : err.code);
-    if (st != REQSIGN_OK) {
-        reqsign_cli_error(cmd, st, &err);
-        return EXIT_FAIL;
-    }
-    *signer = reqsign_credential_signer(*cred, NULL, &err);
-    if (*signer == NULL) {
-        reqsign_cli_error(cmd, err.code != REQSIGN_OK ? err.code : REQSIGN_E_INTERNAL, &err);
-        reqsign_credential_free(*cred);
-        *cred = NULL;
-        return EXIT_FAIL;
-    }
-    return EXIT_OKAY;
-}
-
-/* ------------------------------------------------------------ transfers */
-
-/* A response buffer that may hold a secret (a credential): grown by copy,
- * the old block wiped, never realloc'd in place. */
-struct membuf {
-    char *p;
-    size_t len, cap;
-    int overflow;
-};
-
-static size_t membuf_write(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct membuf *b = ud;
-    size_t n = size * nmemb;
-    if (n > SEND_MEM_MAX - b->len) {
-        b->overflow = 1;
-        return 0;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = malloc(cap);
-        if (np == NULL)
-            return 0;
-        if (b->p != NULL) {
-            memcpy(np, b->p, b->len);
-            reqsign_memzero(b->p, b->cap);
-            free(b->p);
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
-}
-
-static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
-{
-    const char *prefix;
-    (void)h;
-    (void)ud;
-    switch (type) {
-    case CURLINFO_TEXT:
-        prefix = "* ";
-        break;
-    case CURLINFO_HEADER_OUT:
-        prefix = "> ";
-        break;
-    case CURLINFO_HEADER_IN:
-        prefix = "< ";
-        break;
-    default:
-        return 0;
-    }
-    /* one prefix per line */
-    size_t start = 0;
-    for (size_t i = 0; i < size; i++) {
-        if (data[i] == '\n' || i + 1 == size) {
-            size_t end = i + 1;
-            size_t len = end - start;
-            while (len > 0 && (data[start + len - 1] == '\n' || data[start + len - 1] == '\r'))
-                len--;
-            if (len > 0 || type == CURLINFO_HEADER_OUT) {
-                fputs(prefix, stderr);
-                fwrite(data + start, 1, len, stderr);
-                fputc('\n', stderr);
-            }
-            start = end;
-        }
-    }
-    return 0;
-}
-
-static void print_base(const struct reqsign_signed *sig)
-{
-    fputs("* signature base:\n", stderr);
-    fwrite(sig->base_buf, 1, sig->base_len, stderr);
-    fputc('\n', stderr);
-}
-
-/* One signed request with an optional JSON body; the response body in *@resp
- * (malloc'd, NUL-terminated; the caller wipes and frees it). Returns 0, or
- * EXIT_FAIL with the message printed. */
-int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
-                     const char *url, const char *body, size_t body_len, int verbose, long *status,
-                     char **resp, size_t *resp_len)
-{
-    struct reqsign_curl_request r;
-    struct reqsign_signed sig;
-    struct reqsign_error err;
-    struct curl_slist *headers = NULL;
-    struct membuf b = {NULL, 0, 0, 0};
-    char errbuf[CURL_ERROR_SIZE];
-    char *base = NULL;
-    enum reqsign_status st;
-    int rc = EXIT_FAIL;
-    CURL *h;
-
-    *status = 0;
-    *resp = NULL;
-    *resp_len = 0;
-    h = curl_easy_init();
-    if (h == NULL) {
-        reqsign_cli_error(cmd, REQSIGN_E_NOMEM, NULL);
-        return EXIT_FAIL;
-    }
-    reqsign_error_clear(&err);
-    memset(&r, 0, sizeof(r));
-    memset(&sig, 0, sizeof(sig));
-    r.method = method;
-    r.url = url;
-    if (body != NULL) {
-        r.body = body;
-        r.body_len = body_len;
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        if (headers == NULL) {
-            reqsign_cli_error(cmd, REQSIGN_E_NOMEM, NULL);
-            goto out;
-        }
-    }
-    headers = curl_slist_append(headers, "Accept: application/json");
-    if (headers == NULL) {
-        reqsign_cli_error(cmd, REQSIGN_E_NOMEM, NULL);
-        goto out;
-    }
-    if (verbose) {
-        base = malloc(8192);
-        if (base != NULL) {
-            sig.base_buf = base;
-            sig.base_cap = 8192;
-        }
-    }
-    r.out = &sig;
-    if (s == NULL) { /* an unsigned request (reqsign enroll --generate) */
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        if (body != NULL) {
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
-        }
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    } else {
-        st = reqsign_curl_prepare(s, h, &r, &headers, NULL, &err);
-        if (st != REQSIGN_OK) {
-            reqsign_cli_error(cmd, st, &err);
-            goto out;
-        }
-    }
-    if (verbose && sig.base_len > 0)
-        print_base(&sig);
-    errbuf[0] = '\0';
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, membuf_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)&b);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    reqsign_cli_tls_apply(h);
-    if (verbose) {
-        curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
-        curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
-    }
-    CURLcode cc = curl_easy_perform(h);
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "reqsign %s: error: http: %s: %s\n", cmd, url,
-                errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
-        goto out;
-    }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-    if (b.p == NULL) {
-        b.p = malloc(1);
-        if (b.p == NULL) {
-            reqsign_cli_error(cmd, REQSIGN_E_NOMEM, NULL);
-            goto out;
-        }
-        b.p[0] = '\0';
-        b.cap = 1;
-    }
-    *resp = b.p;
-    *resp_len = b.len;
-    b.p = NULL;
-    rc = EXIT_OKAY;
-out:
-    if (b.p != NULL) {
-        reqsign_memzero(b.p, b.cap);
-        free(b.p);
-    }
-    free(base);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(h);
-    return rc;
-}
-
-/* The server's error body (JSON) to stderr. */
-void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len)
-{
-    fprintf(stderr, "reqsign %s: HTTP %ld\n", cmd, status);
-    fwrite(body, 1, len, stderr);
-    if (len > 0 && body[len - 1] != '\n')
-        fputc('\n', stderr);
-}
-
 /* ------------------------------------------------------------------ send */
 
 /* Exit codes as curl numbers them (its CURLcode): 22 for -f and HTTP >= 400;
@@ -361,23 +110,21 @@ enum { EXIT_HTTP_FAIL = 22 };
 /* Body bytes of a response (status >= 300) held back: a redirect, a retry or
  * a clock correction discards them; past this the response is the answer. */
 #define SEND_HOLD_MAX ((size_t)64 * 1024)
-/* Most combined short flag groups (-iv) in one command line. */
-#define SEND_MAX_GROUPS 64
 /* curl's defaults: --max-redirs 50, --retry-delay doubling from 1 s to 10 min. */
 #define SEND_MAX_REDIRS 50
 #define SEND_RETRY_DELAY_MAX_MS 600000L
 
 struct send_out {
     CURL *h;
-    FILE *out;        /* the body, and with -i the head: stdout or -o FILE */
-    int to_file;      /* -o given */
+    FILE *out;   /* the body, and with -i the head: stdout or -o FILE */
+    int to_file; /* -o given */
     int include, fail;
-    long status;      /* of the response being received */
-    int hold;         /* holding its body in @held */
-    int committed;    /* part of its body already written: no retry */
-    int discard;      /* drop its body (-f and >= 400; a redirect's overflow) */
-    struct membuf held;
-    char last;        /* last byte written to stderr */
+    long status;   /* of the response being received */
+    int hold;      /* holding its body in @held */
+    int committed; /* part of its body already written: no retry */
+    int discard;   /* drop its body (-f and >= 400; a redirect's overflow) */
+    struct reqsign_cli_membuf held;
+    char last; /* last byte written to stderr */
     int write_err;
 };
 
@@ -441,7 +188,7 @@ static size_t send_write(char *data, size_t size, size_t nmemb, void *ud)
     }
     if (o->hold) {
         if (n <= SEND_HOLD_MAX - o->held.len)
-            return membuf_write(data, 1, n, &o->held);
+            return reqsign_cli_membuf_write(data, 1, n, &o->held);
         if (is_redirect(o->status))
             o->discard = 1;
         else
@@ -450,29 +197,6 @@ static size_t send_write(char *data, size_t size, size_t nmemb, void *ud)
     }
     send_emit(o, data, n);
     return n;
-}
-
-/* Read all of @fd into a malloc'd buffer. */
-static int slurp_fd(int fd, char **out, size_t *out_len)
-{
-    struct membuf b = {NULL, 0, 0, 0};
-    char buf[65536];
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof(buf));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 || (r > 0 && membuf_write(buf, 1, (size_t)r, &b) != (size_t)r)) {
-            if (r >= 0)
-                errno = b.overflow ? EFBIG : ENOMEM;
-            free(b.p);
-            return -1;
-        }
-        if (r == 0)
-            break;
-    }
-    *out = b.p;
-    *out_len = b.len;
-    return 0;
 }
 
 static int header_name_is(const char *line, size_t name_len, const char *name)
@@ -485,9 +209,7 @@ static int header_name_is(const char *line, size_t name_len, const char *name)
 static int check_header(const char *h)
 {
     const char *colon = strchr(h, ':');
-    if (colon == NULL || colon == h)
-        return -1;
-    if (!reqsign_is_token(h, (size_t)(colon - h)))
+    if (colon == NULL || !reqsign_is_token(h, (size_t)(colon - h)))
         return -1;
     for (const char *p = colon + 1; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
@@ -513,17 +235,6 @@ static long parse_seconds_ms(const char *v)
         return -1;
     long ms = (long)(d * 1000.0 + 0.5);
     return ms > 0 ? ms : 1;
-}
-
-/* A count 0..1000000; -1 if not. */
-static long parse_count(const char *v)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno != 0 || end == v || *end != '\0' || n < 0 || n > 1000000)
-        return -1;
-    return n;
 }
 
 /* -w FORMAT: curl's %{variable}s (the subset below), %% and \n \r \t. */
@@ -630,10 +341,6 @@ static void sleep_ms(long ms)
         ;
 }
 
-#define SEND_VALUE(lng, shrt)                                                                      \
-    ((v = reqsign_cli_opt_value("send", reqsign_cli_send_usage, argc, argv, &i, (lng), (shrt),    \
-                                &m)) != NULL ||                                                    \
-     m)
 #define SEND_USAGE(...)                                                                            \
     do {                                                                                           \
         reqsign_cli_usage_error("send", reqsign_cli_send_usage, __VA_ARGS__);                      \
@@ -641,15 +348,224 @@ static void sleep_ms(long ms)
         goto out;                                                                                  \
     } while (0)
 
+/* What send's options say. */
+struct send_args {
+    const char *method, *data, *url, *output, *wfmt;
+    const char *hdrs[SEND_MAX_HEADERS]; /* -H, checked */
+    size_t n_hdrs;
+    int include, verbose, silent, fail, head, location, trusted, show_error;
+    long max_time_ms, connect_ms, max_redirs, retries, retry_delay_ms;
+    struct curl_slist *resolve, *connect_to; /* the caller frees them */
+    struct reqsign_cli_cred cr;
+};
+
+#define PARSE_USAGE(...)                                                                           \
+    do {                                                                                           \
+        reqsign_cli_usage_error("send", reqsign_cli_send_usage, __VA_ARGS__);                      \
+        return EXIT_USAGE;                                                                         \
+    } while (0)
+
+/* Parse send's arguments into @a: EXIT_OKAY, EXIT_USAGE or EXIT_FAIL
+ * (printed), or -1 (--help printed). */
+static int send_parse(int argc, char **argv, struct send_args *a)
+{
+    enum {
+        O_HELP = 1,
+        O_INCLUDE,
+        O_VERBOSE,
+        O_SILENT,
+        O_SHOW_ERROR,
+        O_FAIL,
+        O_HEAD,
+        O_LOCATION,
+        O_TRUSTED,
+        O_METHOD,
+        O_HEADER,
+        O_DATA,
+        O_OUTPUT,
+        O_WRITE_OUT,
+        O_MAX_TIME,
+        O_CONNECT,
+        O_MAX_REDIRS,
+        O_RETRY,
+        O_RETRY_DELAY,
+        O_RESOLVE,
+        O_CONNECT_TO
+    };
+    static const struct reqsign_cli_optdef defs[] = {
+        {"help", 'h', CLI_FLAG, O_HELP},
+        {"include", 'i', CLI_FLAG, O_INCLUDE},
+        {"verbose", 'v', CLI_FLAG, O_VERBOSE},
+        {"silent", 's', CLI_FLAG, O_SILENT},
+        {"show-error", 'S', CLI_FLAG, O_SHOW_ERROR},
+        {"fail", 'f', CLI_FLAG, O_FAIL},
+        {"head", 'I', CLI_FLAG, O_HEAD},
+        {"location", 'L', CLI_FLAG, O_LOCATION},
+        {"location-trusted", 0, CLI_FLAG, O_TRUSTED},
+        {"request", 'X', CLI_VALUE, O_METHOD},
+        {"header", 'H', CLI_VALUE, O_HEADER},
+        {"data", 'd', CLI_VALUE, O_DATA},
+        {"output", 'o', CLI_VALUE, O_OUTPUT},
+        {"write-out", 'w', CLI_VALUE, O_WRITE_OUT},
+        {"max-time", 'm', CLI_VALUE, O_MAX_TIME},
+        {"connect-timeout", 0, CLI_VALUE, O_CONNECT},
+        {"max-redirs", 0, CLI_VALUE, O_MAX_REDIRS},
+        {"retry", 0, CLI_VALUE, O_RETRY},
+        {"retry-delay", 0, CLI_VALUE, O_RETRY_DELAY},
+        {"resolve", 0, CLI_VALUE, O_RESOLVE},
+        {"connect-to", 0, CLI_VALUE, O_CONNECT_TO},
+        {"keyid", 0, CLI_VALUE, CLI_O_KEYID},
+        CLI_OPTS_TLS,
+        CLI_OPTS_CREDENTIAL,
+        {NULL, 0, CLI_FLAG, 0},
+    };
+    /* curl's habits: combined short flags (-iv, -sXPUT) */
+    struct reqsign_cli_optp p = {argc, argv, 0, 0, "send", reqsign_cli_send_usage, 1, NULL, NULL};
+    const char *v;
+    int id = 0, pr;
+
+    memset(a, 0, sizeof(*a));
+    a->max_redirs = SEND_MAX_REDIRS;
+    while ((pr = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END) {
+        if (pr == CLI_ERR)
+            return EXIT_USAGE;
+        if (pr == CLI_POS) {
+            if (a->url != NULL)
+                PARSE_USAGE("unexpected argument '%s' (one URL only)", v);
+            a->url = v;
+            continue;
+        }
+        int c = reqsign_cli_common_opt(&p, id, v, &a->cr);
+        if (c < 0)
+            return EXIT_USAGE;
+        if (c > 0)
+            continue;
+        switch (id) {
+        case O_HELP:
+            fputs(reqsign_cli_send_usage, stdout);
+            return -1;
+        case O_INCLUDE:
+            a->include = 1;
+            break;
+        case O_VERBOSE:
+            a->verbose = 1;
+            break;
+        case O_SILENT:
+            a->silent = 1;
+            break;
+        case O_SHOW_ERROR:
+            a->show_error = 1;
+            break;
+        case O_FAIL:
+            a->fail = 1;
+            break;
+        case O_HEAD:
+            a->head = 1;
+            break;
+        case O_LOCATION:
+            a->location = 1;
+            break;
+        case O_TRUSTED:
+            a->location = a->trusted = 1;
+            break;
+        case O_METHOD:
+            a->method = v;
+            break;
+        case O_HEADER: {
+            int ch = check_header(v);
+            if (ch == -2)
+                PARSE_USAGE("-H '%s': reqsign adds the signature fields itself", v);
+            if (ch == -3)
+                PARSE_USAGE("-H '%s': the signature covers the URL's authority, which is the "
+                            "Host sent: put the host in the URL, and to reach it at another "
+                            "address use --resolve HOST:PORT:ADDR or --connect-to",
+                            v);
+            if (ch != 0)
+                PARSE_USAGE("-H '%s': expected 'Name: value'", v);
+            if (a->n_hdrs >= SEND_MAX_HEADERS)
+                PARSE_USAGE("more than %d -H options", SEND_MAX_HEADERS);
+            a->hdrs[a->n_hdrs++] = v;
+            break;
+        }
+        case O_DATA:
+            if (a->data != NULL)
+                PARSE_USAGE("--data given twice");
+            a->data = v;
+            break;
+        case O_OUTPUT:
+            a->output = v;
+            break;
+        case O_WRITE_OUT:
+            a->wfmt = v;
+            break;
+        case O_MAX_TIME:
+            if ((a->max_time_ms = parse_seconds_ms(v)) < 0)
+                PARSE_USAGE("--max-time '%s': expected seconds greater than 0", v);
+            break;
+        case O_CONNECT:
+            if ((a->connect_ms = parse_seconds_ms(v)) < 0)
+                PARSE_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
+            break;
+        case O_MAX_REDIRS:
+            if (reqsign_cli_parse_count(v, 0, 1000000, &a->max_redirs) != 0)
+                PARSE_USAGE("--max-redirs '%s': expected a count", v);
+            break;
+        case O_RETRY:
+            if (reqsign_cli_parse_count(v, 0, 1000000, &a->retries) != 0)
+                PARSE_USAGE("--retry '%s': expected a count", v);
+            break;
+        case O_RETRY_DELAY:
+            if ((a->retry_delay_ms = parse_seconds_ms(v)) < 0)
+                PARSE_USAGE("--retry-delay '%s': expected seconds greater than 0", v);
+            break;
+        case O_RESOLVE:
+        case O_CONNECT_TO: {
+            int is_resolve = id == O_RESOLVE;
+            if (strchr(v, ':') == NULL)
+                PARSE_USAGE("--%s '%s': expected %s", is_resolve ? "resolve" : "connect-to", v,
+                            is_resolve ? "HOST:PORT:ADDR" : "HOST:PORT:TO_HOST:TO_PORT");
+            struct curl_slist **l = is_resolve ? &a->resolve : &a->connect_to;
+            struct curl_slist *nl = curl_slist_append(*l, v);
+            if (nl == NULL) {
+                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+                return EXIT_FAIL;
+            }
+            *l = nl;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    const char *key = a->cr.key;
+    if (a->url == NULL)
+        PARSE_USAGE("missing URL");
+    if (a->show_error)
+        a->silent = 0; /* -sS: no progress meter (there is none), but the errors */
+    if (a->data != NULL && strcmp(a->data, "@-") == 0 &&
+        ((key != NULL && strcmp(key, "-") == 0) ||
+         (key == NULL && a->cr.profile == NULL && getenv(REQSIGN_CREDENTIAL_ENV) != NULL &&
+          strcmp(getenv(REQSIGN_CREDENTIAL_ENV), "-") == 0)))
+        PARSE_USAGE("the credential ('-') and --data @- both read stdin");
+    if (a->head && a->data != NULL)
+        PARSE_USAGE("-I/--head sends no body: drop --data");
+    if (a->head && a->method != NULL && strcmp(a->method, "HEAD") != 0)
+        PARSE_USAGE("-I/--head and -X %s conflict", a->method);
+    if (a->head)
+        a->method = "HEAD";
+    if (a->method == NULL)
+        a->method = a->data != NULL ? "POST" : "GET";
+    if (a->data != NULL && strcmp(a->data, "@") == 0)
+        PARSE_USAGE("--data @FILE needs a file name");
+    return EXIT_OKAY;
+}
+
 int reqsign_cli_send(int argc, char **argv)
 {
-    const char *method = NULL, *data = NULL, *key = NULL, *keyid = NULL, *url = NULL;
+    const char *method = NULL, *data = NULL, *url = NULL;
     const char *output = NULL, *wfmt = NULL;
-    const char *hdrs[SEND_MAX_HEADERS];
-    char *groups[SEND_MAX_GROUPS];
-    size_t n_hdrs = 0, n_groups = 0;
-    int include = 0, verbose = 0, insecure = 0, only_pos = 0, silent = 0, fail = 0, head = 0;
-    int location = 0, trusted = 0, show_error = 0;
+    int include = 0, verbose = 0, silent = 0, fail = 0, head = 0;
+    int location = 0, trusted = 0;
     long max_time_ms = 0, connect_ms = 0, max_redirs = SEND_MAX_REDIRS, retries = 0;
     long retry_delay_ms = 0;
     struct curl_slist *resolve = NULL, *connect_to = NULL;
@@ -664,184 +580,36 @@ int reqsign_cli_send(int argc, char **argv)
     size_t body_len = 0;
     int rc = EXIT_USAGE;
 
+    struct send_args a;
+    rc = send_parse(argc, argv, &a);
+    if (rc != EXIT_OKAY) {
+        curl_slist_free_all(a.resolve);
+        curl_slist_free_all(a.connect_to);
+        return rc < 0 ? EXIT_OKAY : rc;
+    }
     memset(&o, 0, sizeof(o));
     o.last = '\n';
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v;
-        char one[3];
-        int m;
-        if (only_pos || a[0] != '-' || a[1] == '\0') {
-            if (url != NULL)
-                SEND_USAGE("unexpected argument '%s' (one URL only)", a);
-            url = a;
-            continue;
-        }
-        /* combined short flags, as curl takes them: -iv is -i -v, -sXPUT is -s -XPUT */
-        if (a[1] != '-' && a[2] != '\0' && strchr("hivsSfIkL", a[1]) != NULL) {
-            if (n_groups >= SEND_MAX_GROUPS)
-                SEND_USAGE("more than %d combined short option groups", SEND_MAX_GROUPS);
-            size_t rl = strlen(a + 2);
-            char *rest = malloc(rl + 2);
-            if (rest == NULL) {
-                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-                rc = EXIT_FAIL;
-                goto out;
-            }
-            rest[0] = '-';
-            memcpy(rest + 1, a + 2, rl + 1);
-            groups[n_groups++] = rest;
-            one[0] = '-';
-            one[1] = a[1];
-            one[2] = '\0';
-            argv[i] = rest; /* the rest of the group is the next argument */
-            i--;
-            a = one;
-            if (a[1] == 'k') {
-                char *fake[1] = {one};
-                int j = 0;
-                (void)reqsign_cli_tls_opt("send", reqsign_cli_send_usage, 1, fake, &j);
-                continue;
-            }
-        }
-        if (strcmp(a, "--") == 0) {
-            only_pos = 1;
-        } else if (reqsign_cli_is_flag(a, "help", 'h')) {
-            fputs(reqsign_cli_send_usage, stdout);
-            rc = EXIT_OKAY;
-            goto out;
-        } else if (reqsign_cli_is_flag(a, "include", 'i')) {
-            include = 1;
-        } else if (reqsign_cli_is_flag(a, "verbose", 'v')) {
-            verbose = 1;
-        } else if (reqsign_cli_is_flag(a, "silent", 's')) {
-            silent = 1;
-        } else if (reqsign_cli_is_flag(a, "show-error", 'S')) {
-            show_error = 1;
-        } else if (reqsign_cli_is_flag(a, "fail", 'f')) {
-            fail = 1;
-        } else if (reqsign_cli_is_flag(a, "head", 'I')) {
-            head = 1;
-        } else if (reqsign_cli_is_flag(a, "location", 'L')) {
-            location = 1;
-        } else if (reqsign_cli_is_flag(a, "location-trusted", 0)) {
-            location = trusted = 1;
-        } else if (reqsign_cli_is_flag(a, "insecure-key-permissions", 0)) {
-            insecure = 1;
-        } else {
-            int tls = reqsign_cli_tls_opt("send", reqsign_cli_send_usage, argc, argv, &i);
-            if (tls < 0)
-                goto out;
-            if (tls > 0)
-                continue;
-            if (SEND_VALUE("request", 'X')) {
-                if (v == NULL)
-                    goto out;
-                method = v;
-            } else if (SEND_VALUE("header", 'H')) {
-                if (v == NULL)
-                    goto out;
-                int c = check_header(v);
-                if (c == -2)
-                    SEND_USAGE("-H '%s': reqsign adds the signature fields itself", v);
-                if (c == -3)
-                    SEND_USAGE("-H '%s': the signature covers the URL's authority, which is the "
-                               "Host sent: put the host in the URL, and to reach it at another "
-                               "address use --resolve HOST:PORT:ADDR or --connect-to", v);
-                if (c != 0)
-                    SEND_USAGE("-H '%s': expected 'Name: value'", v);
-                if (n_hdrs >= SEND_MAX_HEADERS)
-                    SEND_USAGE("more than %d -H options", SEND_MAX_HEADERS);
-                hdrs[n_hdrs++] = v;
-            } else if (SEND_VALUE("data", 'd')) {
-                if (v == NULL)
-                    goto out;
-                if (data != NULL)
-                    SEND_USAGE("--data given twice");
-                data = v;
-            } else if (SEND_VALUE("output", 'o')) {
-                if (v == NULL)
-                    goto out;
-                output = v;
-            } else if (SEND_VALUE("write-out", 'w')) {
-                if (v == NULL)
-                    goto out;
-                wfmt = v;
-            } else if (SEND_VALUE("max-time", 'm')) {
-                if (v == NULL)
-                    goto out;
-                if ((max_time_ms = parse_seconds_ms(v)) < 0)
-                    SEND_USAGE("--max-time '%s': expected seconds greater than 0", v);
-            } else if (SEND_VALUE("connect-timeout", 0)) {
-                if (v == NULL)
-                    goto out;
-                if ((connect_ms = parse_seconds_ms(v)) < 0)
-                    SEND_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
-            } else if (SEND_VALUE("max-redirs", 0)) {
-                if (v == NULL)
-                    goto out;
-                if ((max_redirs = parse_count(v)) < 0)
-                    SEND_USAGE("--max-redirs '%s': expected a count", v);
-            } else if (SEND_VALUE("retry", 0)) {
-                if (v == NULL)
-                    goto out;
-                if ((retries = parse_count(v)) < 0)
-                    SEND_USAGE("--retry '%s': expected a count", v);
-            } else if (SEND_VALUE("retry-delay", 0)) {
-                if (v == NULL)
-                    goto out;
-                if ((retry_delay_ms = parse_seconds_ms(v)) < 0)
-                    SEND_USAGE("--retry-delay '%s': expected seconds greater than 0", v);
-            } else if (SEND_VALUE("resolve", 0) || SEND_VALUE("connect-to", 0)) {
-                if (v == NULL)
-                    goto out;
-                int is_resolve = a[2] == 'r';
-                if (strchr(v, ':') == NULL)
-                    SEND_USAGE("--%s '%s': expected %s", is_resolve ? "resolve" : "connect-to", v,
-                               is_resolve ? "HOST:PORT:ADDR" : "HOST:PORT:TO_HOST:TO_PORT");
-                struct curl_slist **l = is_resolve ? &resolve : &connect_to;
-                struct curl_slist *nl = curl_slist_append(*l, v);
-                if (nl == NULL) {
-                    reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-                    rc = EXIT_FAIL;
-                    goto out;
-                }
-                *l = nl;
-            } else if (SEND_VALUE("key", 0)) {
-                if (v == NULL)
-                    goto out;
-                key = v;
-            } else if (SEND_VALUE("keyid", 0)) {
-                if (v == NULL)
-                    goto out;
-                keyid = v;
-            } else {
-                SEND_USAGE("unknown option '%s'", a);
-            }
-        }
-    }
-    if (url == NULL)
-        SEND_USAGE("missing URL");
-    if (show_error)
-        silent = 0; /* -sS: no progress meter (there is none), but the errors */
-    if (key != NULL && reqsign_cli_key_arg_ok("send", reqsign_cli_send_usage, key) != 0)
-        goto out;
-    if (data != NULL && strcmp(data, "@-") == 0 &&
-        ((key != NULL && strcmp(key, "-") == 0) ||
-         (key == NULL && getenv(REQSIGN_CREDENTIAL_ENV) != NULL &&
-          strcmp(getenv(REQSIGN_CREDENTIAL_ENV), "-") == 0)))
-        SEND_USAGE("the credential ('-') and --data @- both read stdin");
-    if (head && data != NULL)
-        SEND_USAGE("-I/--head sends no body: drop --data");
-    if (head && method != NULL && strcmp(method, "HEAD") != 0)
-        SEND_USAGE("-I/--head and -X %s conflict", method);
-    if (head)
-        method = "HEAD";
-    if (method == NULL)
-        method = data != NULL ? "POST" : "GET";
-    if (data != NULL && strcmp(data, "@") == 0)
-        SEND_USAGE("--data @FILE needs a file name");
+    method = a.method;
+    data = a.data;
+    url = a.url;
+    output = a.output;
+    wfmt = a.wfmt;
+    include = a.include;
+    verbose = a.verbose;
+    silent = a.silent;
+    fail = a.fail;
+    location = a.location;
+    trusted = a.trusted;
+    max_time_ms = a.max_time_ms;
+    connect_ms = a.connect_ms;
+    max_redirs = a.max_redirs;
+    retries = a.retries;
+    retry_delay_ms = a.retry_delay_ms;
+    resolve = a.resolve;
+    connect_to = a.connect_to;
+    head = a.head;
 
-    rc = reqsign_cli_load_signer("send", key, keyid, insecure, &cred, &signer);
+    rc = reqsign_cli_load_signer("send", &a.cr, NULL, &cred, &signer);
     if (rc != EXIT_OKAY)
         goto out;
     if (url[0] == '/') { /* a path: against the credential's "api" base URL */
@@ -850,8 +618,10 @@ int reqsign_cli_send(int argc, char **argv)
         while (al > 0 && api[al - 1] == '/')
             al--;
         if (al == 0 || (api_url = malloc(al + ul + 1)) == NULL) {
-            fprintf(stderr, "reqsign send: %s is a path and the credential has no \"api\" base "
-                            "URL: give a full URL\n", url);
+            fprintf(stderr,
+                    "reqsign send: %s is a path and the credential has no \"api\" base "
+                    "URL: give a full URL\n",
+                    url);
             rc = EXIT_USAGE;
             goto out;
         }
@@ -875,7 +645,7 @@ int reqsign_cli_send(int argc, char **argv)
         }
         if (fd != STDIN_FILENO && S_ISREG(sb.st_mode)) {
             body_file = data + 1;
-        } else if (slurp_fd(fd, &body_mem, &body_len) != 0) {
+        } else if (reqsign_cli_slurp_fd(fd, &body_mem, &body_len) != 0) {
             fprintf(stderr, "reqsign send: error: io: %s: %s\n",
                     fd == STDIN_FILENO ? "stdin" : data + 1, strerror(errno));
             if (fd != STDIN_FILENO)
@@ -936,8 +706,8 @@ int reqsign_cli_send(int argc, char **argv)
         headers = NULL;
         reqsign_curl_upload_free(upload);
         upload = NULL;
-        for (size_t k = 0; k < n_hdrs; k++) {
-            struct curl_slist *l = curl_slist_append(headers, hdrs[k]);
+        for (size_t k = 0; k < a.n_hdrs; k++) {
+            struct curl_slist *l = curl_slist_append(headers, a.hdrs[k]);
             if (l == NULL) {
                 reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
                 goto out;
@@ -971,7 +741,7 @@ int reqsign_cli_send(int argc, char **argv)
             goto out;
         }
         if (verbose && sig.base_len > 0)
-            print_base(&sig);
+            reqsign_cli_print_base(&sig);
         errbuf[0] = '\0';
         curl_easy_setopt(o.h, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(o.h, CURLOPT_WRITEFUNCTION, send_write);
@@ -989,7 +759,7 @@ int reqsign_cli_send(int argc, char **argv)
         if (connect_to != NULL)
             curl_easy_setopt(o.h, CURLOPT_CONNECT_TO, connect_to);
         if (verbose) {
-            curl_easy_setopt(o.h, CURLOPT_DEBUGFUNCTION, debug_cb);
+            curl_easy_setopt(o.h, CURLOPT_DEBUGFUNCTION, reqsign_cli_debug_cb);
             curl_easy_setopt(o.h, CURLOPT_VERBOSE, 1L);
         }
         o.status = 0;
@@ -1061,8 +831,9 @@ int reqsign_cli_send(int argc, char **argv)
             server_clock(o.held.p, o.held.len, &server_time) && !answer_trusted(o.h, cur_url)) {
             clock_fixed = 1;
             if (verbose)
-                fprintf(stderr, "* clock: the server's clock differs by %lld s; not corrected: "
-                                "the answer came neither over verified TLS nor from loopback\n",
+                fprintf(stderr,
+                        "* clock: the server's clock differs by %lld s; not corrected: "
+                        "the answer came neither over verified TLS nor from loopback\n",
                         (long long)(server_time - (int64_t)time(NULL)));
         }
         if (!clock_fixed && !o.committed && o.status >= 400 && o.held.len > 0 &&
@@ -1088,8 +859,8 @@ int reqsign_cli_send(int argc, char **argv)
                 wait = after * 1000 < SEND_RETRY_DELAY_MAX_MS ? (long)after * 1000
                                                               : SEND_RETRY_DELAY_MAX_MS;
             if (!silent)
-                fprintf(stderr, "reqsign send: HTTP %ld; retrying in %ld ms (%ld left)\n",
-                        o.status, wait, retries);
+                fprintf(stderr, "reqsign send: HTTP %ld; retrying in %ld ms (%ld left)\n", o.status,
+                        wait, retries);
             retries--;
             sleep_ms(wait);
             if (retry_delay_ms == 0 && (delay_ms *= 2) > SEND_RETRY_DELAY_MAX_MS)
@@ -1140,8 +911,6 @@ out:
     free(body_mem);
     free(base);
     free(cur_url);
-    for (size_t k = 0; k < n_groups; k++)
-        free(groups[k]);
     free(api_url);
     return rc;
 }

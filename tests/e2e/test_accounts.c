@@ -1165,3 +1165,59 @@ Test(accounts, admin_add_recovers_the_service)
     free(admin_json);
     finish(&e);
 }
+
+/* enroll --profile NAME (issue 16 item 12): the credential goes to
+ * $XDG_CONFIG_HOME/reqsign/credentials/NAME.json, mode 0600, never
+ * overwritten; audit and keys then sign with it through REQSIGN_PROFILE. */
+Test(accounts, cli_enroll_into_profile)
+{
+    struct env e;
+    setup(&e, NULL);
+    char args[3000], *out;
+    int st;
+    const char *svc = e.d.url;
+    snprintf(args, sizeof(args), "accounts create --name P --scope payments:write --key '%s' "
+                                 "--max-key-lifetime +30d --service %s",
+             e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char acct[64] = "", tok[64] = "";
+    cr_assert_eq(sscanf(out, "account %63s\ntoken %63s", acct, tok), 2, "%s", out);
+    free(out);
+    char xdg[700];
+    snprintf(xdg, sizeof(xdg), "env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE XDG_CONFIG_HOME='%s/x'",
+             e.dir);
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "%s '%s' enroll --service %s --token %s --profile shop 2>&1", xdg,
+             tu_prog("REQSIGN_CLI"), svc, tok);
+    out = tu_run(cmd, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char kid[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", kid), 1);
+    free(out);
+    char path[800];
+    snprintf(path, sizeof(path), "%s/x/reqsign/credentials/shop.json", e.dir);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600);
+    /* -o and --profile together, or neither: usage */
+    snprintf(cmd, sizeof(cmd), "%s '%s' enroll --service %s --token %s --profile shop -o y 2>&1",
+             xdg, tu_prog("REQSIGN_CLI"), svc, tok);
+    out = tu_run(cmd, &st);
+    cr_assert_eq(st, 2, "%s", out);
+    free(out);
+    /* --max-key-lifetime +30d is a relative duration (issue 16 item 14) */
+    snprintf(args, sizeof(args), "accounts get %s --key '%s' --service %s", acct, e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, "2592000"), "%s", out);
+    free(out);
+    /* the profile signs keys list */
+    snprintf(cmd, sizeof(cmd), "%s REQSIGN_PROFILE=shop '%s' keys list --service %s 2>&1", xdg,
+             tu_prog("REQSIGN_CLI"), svc);
+    out = tu_run(cmd, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, kid), "%s", out);
+    free(out);
+    finish(&e);
+}

@@ -843,6 +843,7 @@ Test(client, cli_send_against_echo)
               e.port);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert(strncmp(out, "GET /b?q=1 HTTP/1.1\r\n", 21) == 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\r\nX-Test: 1\r\n"), "the -H field is sent: %s", out);
     free(out);
 
     /* -v prints the signature base to stderr; the wire matches it */
@@ -1941,5 +1942,119 @@ Test(client, keys_list_escapes_bidi_and_non_utf8_labels)
         }
         free(out);
     }
+    servers_stop(&sv);
+}
+
+/* Profiles (issue 16 item 12): keys create --to-profile writes
+ * $XDG_CONFIG_HOME/reqsign/credentials/NAME.json (0600, directories 0700,
+ * never overwritten); keys and send sign with --profile, REQSIGN_PROFILE or
+ * the profile "default", with the path named when it is missing. */
+Test(client, keys_and_send_with_profiles)
+{
+    struct servers sv;
+    servers_start(&sv);
+    int st;
+    char *out, env[1024], path[700];
+    snprintf(env, sizeof(env), "env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE XDG_CONFIG_HOME='%s/xdg'",
+             sv.dir);
+
+    out = run(&st,
+              "%s $R keys create --service '%s' --key '%s' --scope orders:read --to-profile alice "
+              "2>&1",
+              env, sv.d.url, sv.admin);
+    cr_assert_eq(st, 0, "%s", out);
+    char kid[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", kid), 1);
+    free(out);
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/xdg/reqsign/credentials/alice.json", sv.dir);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof(path), "%s/xdg/reqsign/credentials", sv.dir);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0700);
+    /* never overwritten */
+    out = run(&st, "%s $R keys create --service '%s' --key '%s' --to-profile alice 2>&1", env,
+              sv.d.url, sv.admin);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "refusing to overwrite"), "%s", out);
+    free(out);
+    out = run(&st, "%s $R keys create --service '%s' --key '%s' --to-profile alice -o x.json 2>&1",
+              env, sv.d.url, sv.admin);
+    cr_assert_eq(st, 2, "%s", out);
+    free(out);
+    out = run(&st,
+              "%s $R keys create --service '%s' --key '%s' --public-key '%s' --to-profile pk 2>&1",
+              env, sv.d.url, sv.admin, sv.admin);
+    cr_assert_eq(st, 2, "a record is no credential: %s", out);
+    free(out);
+
+    /* the admin credential as profile "admin", then as "default" */
+    out = run(&st, "cp '%s' '%s/xdg/reqsign/credentials/admin.json' && chmod 600 "
+                   "'%s/xdg/reqsign/credentials/admin.json'",
+              sv.admin, sv.dir, sv.dir);
+    cr_assert_eq(st, 0);
+    free(out);
+    out = run(&st, "%s $R keys list --service '%s' --profile admin 2>&1", env, sv.d.url);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, kid), "%s", out);
+    free(out);
+    out = run(&st, "%s REQSIGN_PROFILE=admin $R keys get --service '%s' %s 2>&1", env, sv.d.url,
+              kid);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = run(&st, "%s $R keys list --service '%s' 2>&1", env, sv.d.url);
+    cr_assert_eq(st, 2, "no default profile yet: %s", out);
+    cr_assert_not_null(strstr(out, "credentials/default.json"), "%s", out);
+    free(out);
+    out = run(&st, "cp -p '%s/xdg/reqsign/credentials/admin.json' "
+                   "'%s/xdg/reqsign/credentials/default.json'",
+              sv.dir, sv.dir);
+    free(out);
+    out = run(&st, "%s $R keys list --service '%s' 2>&1", env, sv.d.url);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_not_null(strstr(out, kid), "%s", out);
+    free(out);
+
+    /* send with alice's profile: the key service knows the key (its answer
+     * is about the scope, not the signature) */
+    out = run(&st, "%s $R send --profile alice '%s/v1/keys' 2>&1 >/dev/null", env, sv.d.url);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "\"scope\""), "%s", out);
+    free(out);
+    out = run(&st, "%s $R send --profile nosuch '%s/v1/keys' 2>&1", env, sv.d.url);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "xdg/reqsign/credentials/nosuch.json"), "%s", out);
+    free(out);
+
+    /* a relative expiry (issue 16 item 14): --expires-at +30d */
+    time_t t0 = time(NULL);
+    out = run(&st, "%s $R keys create --service '%s' --expires-at +30d --to-profile bob 2>&1", env,
+              sv.d.url);
+    cr_assert_eq(st, 0, "%s", out);
+    char bkid[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", bkid), 1);
+    free(out);
+    out = run(&st, "%s $R keys get --service '%s' %s", env, sv.d.url, bkid);
+    cr_assert_eq(st, 0, "%s", out);
+    json_t *bj = json_loads(out, 0, NULL);
+    const char *exp = json_string_value(json_object_get(bj, "expires_at"));
+    cr_assert_not_null(exp, "%s", out);
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    cr_assert_eq(sscanf(exp, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec),
+                 6, "%s", exp);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    long long got = (long long)timegm(&tm), want = (long long)t0 + 30LL * 86400;
+    cr_assert(got >= want - 5 && got <= want + 120, "expires_at %s: %lld, want about %lld", exp,
+              got, want);
+    json_decref(bj);
+    free(out);
+    out = run(&st, "%s $R keys create --service '%s' --expires-at +30y --to-profile c 2>&1", env,
+              sv.d.url);
+    cr_assert_eq(st, 2, "%s", out);
+    free(out);
     servers_stop(&sv);
 }

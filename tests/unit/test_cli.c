@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -94,7 +95,9 @@ Test(cli, help_and_version)
 {
     static const char *const cmds[] = {
         "--help",      "-h",          "help",          "help sign",     "help verify",
-        "help keygen", "sign --help", "verify --help", "keygen --help", "verify -h"};
+        "help keygen", "sign --help", "verify --help", "keygen --help", "verify -h",
+        "help key",    "key --help",  "help accounts", "help enroll",   "help audit",
+        "enroll -h",   "audit --help"};
     int st;
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         char *out = run(&st, "\"$R\" %s 2>/dev/null", cmds[i]);
@@ -149,14 +152,19 @@ Test(cli, usage_errors_exit_2)
     };
     int st;
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-        char *out = run(&st, "cd /tmp && \"$R\" %s 2>/dev/null </dev/null", cmds[i]);
+        char *out = run(&st, "cd /tmp && HOME=/nonexistent XDG_CONFIG_HOME= \"$R\" %s 2>/dev/null </dev/null", cmds[i]);
         cr_assert_eq(st, 2, "reqsign %s: exit %d", cmds[i], st);
         cr_assert_str_eq(out, "", "reqsign %s: stdout not empty: %s", cmds[i], out);
         free(out);
-        /* the message and the usage go to stderr */
-        out = run(&st, "cd /tmp && \"$R\" %s 2>&1 >/dev/null </dev/null", cmds[i]);
-        cr_assert_not_null(strstr(out, "usage: reqsign"), "reqsign %s: %s", cmds[i], out);
-        cr_assert_not_null(strstr(out, "reqsign"), "%s", out);
+        /* one line for the message and a pointer to the help go to stderr,
+         * not the whole help (issue 16 item 15) */
+        out = run(&st, "cd /tmp && HOME=/nonexistent XDG_CONFIG_HOME= \"$R\" %s 2>&1 >/dev/null </dev/null", cmds[i]);
+        cr_assert_not_null(strstr(out, "see 'reqsign"), "reqsign %s: %s", cmds[i], out);
+        cr_assert_null(strstr(out, "usage: reqsign"), "reqsign %s: the whole help: %s", cmds[i], out);
+        cr_assert_null(strstr(out, "Options:"), "reqsign %s: the whole help: %s", cmds[i], out);
+        const char *nl = strchr(out, '\n');
+        cr_assert(nl != NULL && strncmp(nl + 1, "see 'reqsign", 12) == 0,
+                  "reqsign %s: not one line then the hint: %s", cmds[i], out);
         free(out);
     }
 }
@@ -1095,5 +1103,248 @@ Test(cli, url_without_authority_refused)
         expect_error(out, st, "url");
         free(out);
     }
+    rm_rf(dir);
+}
+
+/* ------------------------------------------------------------ profiles */
+
+/* The keyid "sign" puts in Signature-Input with environment/options @pre
+ * and @args; NULL if it failed (*@st its exit status, *@err its stderr). */
+static char *signed_keyid(const char *dir, const char *pre, const char *args, int *st, char **err)
+{
+    char *out = run(st,
+                    "cd '%s' && env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE %s \"$R\" sign %s "
+                    "https://example.com/ 2>'%s/stderr'",
+                    dir, pre, args, dir);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/stderr", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    static char ebuf[4096];
+    size_t n = fread(ebuf, 1, sizeof(ebuf) - 1, f);
+    ebuf[n] = '\0';
+    fclose(f);
+    *err = ebuf;
+    const char *k = strstr(out, ";keyid=\"");
+    char *kid = NULL;
+    if (k != NULL) {
+        kid = strndup(k + 8, 43);
+    }
+    free(out);
+    return kid;
+}
+
+/* Credentials as the AWS CLI keeps them (issue 16 item 12): every signing
+ * command resolves --key | --profile > REQSIGN_CREDENTIAL > REQSIGN_PROFILE >
+ * the profile "default", under $XDG_CONFIG_HOME/reqsign/credentials/NAME.json
+ * (else ~/.config/reqsign/...); errors name the path looked at. */
+Test(cli, credential_profiles_resolution_order)
+{
+    char *dir = tu_tmpdir(), kdef[64], kwork[64], kenv[64], kkey[64], khome[64];
+    char pre[1024], args[2200], *err, *kid;
+    int st;
+    char *out = run(&st, "mkdir -p '%s/xdg/reqsign/credentials' '%s/home/.config/reqsign/credentials'",
+                    dir, dir);
+    cr_assert_eq(st, 0);
+    free(out);
+    keygen(dir, "xdg/reqsign/credentials/default.json", kdef);
+    keygen(dir, "xdg/reqsign/credentials/work.json", kwork);
+    keygen(dir, "env.pem", kenv);
+    keygen(dir, "key.pem", kkey);
+    keygen(dir, "home/.config/reqsign/credentials/default.json", khome);
+
+    /* nothing named: the default profile */
+    snprintf(pre, sizeof(pre), "HOME='%s/home' XDG_CONFIG_HOME='%s/xdg'", dir, dir);
+    kid = signed_keyid(dir, pre, "", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kdef);
+    free(kid);
+    /* --profile and REQSIGN_PROFILE */
+    kid = signed_keyid(dir, pre, "--profile work", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kwork);
+    free(kid);
+    snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=work", pre);
+    kid = signed_keyid(dir, args, "", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kwork);
+    free(kid);
+    /* REQSIGN_CREDENTIAL beats REQSIGN_PROFILE and the default; the command
+     * line (--key, --profile) beats the environment, as with the AWS CLI */
+    snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=work REQSIGN_CREDENTIAL='%s/env.pem'", pre,
+             dir);
+    kid = signed_keyid(dir, args, "", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kenv);
+    free(kid);
+    kid = signed_keyid(dir, args, "--profile work", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kwork);
+    free(kid);
+    kid = signed_keyid(dir, args, "--key key.pem", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, kkey);
+    free(kid);
+    kid = signed_keyid(dir, args, "--profile work --key key.pem", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 2, "--key and --profile: %s", err);
+    /* without XDG_CONFIG_HOME: ~/.config/reqsign */
+    snprintf(args, sizeof(args), "HOME='%s/home' XDG_CONFIG_HOME=", dir);
+    kid = signed_keyid(dir, args, "", &st, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    cr_assert_str_eq(kid, khome);
+    free(kid);
+
+    /* a profile that does not exist: exit 1, the path looked at named */
+    kid = signed_keyid(dir, pre, "--profile nosuch", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 1, "%s", err);
+    char want[600];
+    snprintf(want, sizeof(want), "%s/xdg/reqsign/credentials/nosuch.json", dir);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=nosuch", pre);
+    kid = signed_keyid(dir, args, "", &st, &err);
+    cr_assert_eq(st, 1, "%s", err);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    /* a name that is no name: a usage error */
+    kid = signed_keyid(dir, pre, "--profile ../work", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 2, "%s", err);
+    /* no credential at all: a usage error naming the default looked for */
+    snprintf(args, sizeof(args), "HOME='%s/nohome' XDG_CONFIG_HOME=", dir);
+    kid = signed_keyid(dir, args, "", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 2, "%s", err);
+    snprintf(want, sizeof(want), "%s/nohome/.config/reqsign/credentials/default.json", dir);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    cr_assert_not_null(strstr(err, "--profile"), "%s", err);
+    /* permissions are checked as for --key: a profile readable by others is refused */
+    snprintf(args, sizeof(args), "%s/xdg/reqsign/credentials/work.json", dir);
+    cr_assert_eq(chmod(args, 0644), 0);
+    kid = signed_keyid(dir, pre, "--profile work", &st, &err);
+    cr_assert_null(kid);
+    cr_assert_eq(st, 1, "%s", err);
+    cr_assert_not_null(strstr(err, "key_permissions"), "%s", err);
+    rm_rf(dir);
+}
+
+/* ------------------------------------------------ keygen as ssh-keygen */
+
+/* keygen -o FILE writes FILE.pub (the public PEM, mode 0644) beside the key;
+ * an existing FILE.pub is never overwritten (and then no FILE is left);
+ * key show / keygen -y print the public key, keyid and JWK of a private key,
+ * its .pub and a credential alike (issue 16 item 14). */
+Test(cli, keygen_pub_file_and_key_show)
+{
+    char *dir = tu_tmpdir(), keyid[64], path[600];
+    struct stat sb;
+    int st;
+    char *out = run(&st, "umask 077 && \"$R\" keygen -o '%s/k.pem'", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_eq(sscanf(last_line(out), "keyid: %63s", keyid), 1, "%s", out);
+    snprintf(path, sizeof(path), "%s/k.pem.pub", dir);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0644, "mode %o", (unsigned)(sb.st_mode & 0777));
+    char *pub = run(&st, "cat '%s'", path);
+    cr_assert_not_null(strstr(out, pub), "the .pub is the PEM printed: %s / %s", pub, out);
+    cr_assert_null(strstr(pub, "PRIVATE"), "%s", pub);
+    free(pub);
+    free(out);
+
+    /* an existing FILE.pub: refused, and no private key left behind */
+    write_file(dir, "j.pem.pub", "x\n", 2);
+    out = run(&st, "\"$R\" keygen -o '%s/j.pem' 2>&1", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "refusing to overwrite"), "%s", out);
+    free(out);
+    snprintf(path, sizeof(path), "%s/j.pem", dir);
+    cr_assert_neq(access(path, F_OK), 0, "no key without its .pub");
+
+    /* key show: the same keyid and JWK from the key, its .pub and keygen -y */
+    static const char *const forms[] = {"key show '%s/k.pem'", "key show '%s/k.pem.pub'",
+                                        "keygen -y '%s/k.pem'"};
+    char *first = NULL;
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), forms[i], dir);
+        out = run(&st, "\"$R\" %s", cmd);
+        cr_assert_eq(st, 0, "%s: %s", cmd, out);
+        cr_assert_not_null(strstr(out, "-----BEGIN PUBLIC KEY-----\n"), "%s", out);
+        char want[128];
+        snprintf(want, sizeof(want), "\nkeyid: %s\njwk: {", keyid);
+        cr_assert_not_null(strstr(out, want), "%s: %s", cmd, out);
+        cr_assert_not_null(strstr(out, "\"crv\":\"Ed25519\""), "%s", out);
+        cr_assert_null(strstr(out, "\"d\""), "no private part: %s", out);
+        cr_assert_null(strstr(out, "PRIVATE"), "%s", out);
+        if (first == NULL)
+            first = out;
+        else {
+            cr_assert_str_eq(out, first);
+            free(out);
+        }
+    }
+    free(first);
+    out = run(&st, "\"$R\" key show 2>&1; echo $?");
+    cr_assert_not_null(strstr(out, "\n2\n"), "%s", out);
+    free(out);
+    out = run(&st, "\"$R\" key show '%s/nothing' 2>&1", dir);
+    cr_assert_eq(st, 1, "%s", out);
+    free(out);
+    rm_rf(dir);
+}
+
+/* Relative expiries (+30d, +12h, +90m, +3600s) wherever an expiry is taken:
+ * sign --expires-in. */
+Test(cli, sign_expires_in_relative)
+{
+    char *dir = tu_tmpdir(), keyid[64];
+    int st;
+    keygen(dir, "k.pem", keyid);
+    static const struct {
+        const char *arg;
+        long long secs;
+    } cases[] = {{"+3600s", 3600}, {"+90m", 5400}, {"+12h", 43200}, {"+30d", 2592000},
+                 {"120", 120},     {"+5", 5}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = run(&st,
+                        "\"$R\" sign --key '%s/k.pem' --created 1700000000 --expires-in %s "
+                        "https://example.com/",
+                        dir, cases[i].arg);
+        cr_assert_eq(st, 0, "%s: %s", cases[i].arg, out);
+        char want[64];
+        snprintf(want, sizeof(want), ";expires=%lld", 1700000000LL + cases[i].secs);
+        cr_assert_not_null(strstr(out, want), "%s: %s", cases[i].arg, out);
+        free(out);
+    }
+    static const char *const bad[] = {"+", "+d", "+-5m", "+5y", "5.5h", "+0s"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *out = run(&st, "\"$R\" sign --key '%s/k.pem' --expires-in '%s' https://example.com/ 2>&1",
+                        dir, bad[i]);
+        cr_assert_eq(st, 2, "%s: %s", bad[i], out);
+        free(out);
+    }
+    rm_rf(dir);
+}
+
+/* verify with the wrong --pub names the file given and the key it holds,
+ * beside the signature's keyid; the error stays the last line (issue 16
+ * item 15). */
+Test(cli, verify_wrong_pub_names_the_file)
+{
+    char *dir = tu_tmpdir(), ka[64], kb[64];
+    int st;
+    keygen(dir, "a.pem", ka);
+    keygen(dir, "b.pem", kb);
+    char *out = run(&st,
+                    "cd '%s' && \"$R\" sign --key a.pem --json https://example.com/x > h.json && "
+                    "\"$R\" verify --pub b.pem --headers h.json https://example.com/x",
+                    dir);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_eq(strncmp(last_line(out), "error: sig_invalid: ", 20), 0, "%s", out);
+    char want[256];
+    snprintf(want, sizeof(want), "--pub b.pem holds the key %s; the signature names keyid '%s'",
+             kb, ka);
+    cr_assert_not_null(strstr(out, want), "%s", out);
+    free(out);
     rm_rf(dir);
 }

@@ -1,0 +1,167 @@
+/* reqsign enroll: enroll a key with an enrollment token (docs/KEYSERVICE.md).
+ *
+ * enroll generates the key here by default, registers only its public key
+ * (the request is signed by that key: proof of possession) and writes the
+ * credential (mode 0600, never overwriting) with the private key added; with
+ * --generate the service makes the key and returns it once (unsigned request).
+ */
+#include <reqsign/credential.h>
+#include <reqsign/error.h>
+#include <reqsign/key.h>
+#include <reqsign/signer.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char USAGE_ENROLL[] =
+    "usage: reqsign enroll --service URL --token TOKEN [--label L] [--generate]\n"
+    "                      (-o FILE | --profile NAME)\n"
+    "\n"
+    "Enroll a key in the account of an enrollment token. By default the key pair is\n"
+    "generated here and only its public key is sent (the request is signed by it);\n"
+    "the credential with the private key is written to FILE (mode 0600, never\n"
+    "overwritten) and the keyid printed. --generate lets the service make the key\n"
+    "and return it once instead. --profile NAME (or --to-profile NAME) writes it to\n"
+    "the profile instead: $XDG_CONFIG_HOME/reqsign/credentials/NAME.json (default\n"
+    "~/.config/reqsign/...; directories created with mode 0700).\n"
+    "Exit status: 0 success, 1 failure, 2 usage error.\n";
+
+int reqsign_cli_enroll(int argc, char **argv)
+{
+    struct reqsign_cli_svc o;
+    int rc = reqsign_cli_svc_parse("enroll", USAGE_ENROLL, argc, argv, 0, &o);
+    if (rc != 0)
+        return rc < 0 ? EXIT_OKAY : rc;
+    /* enroll signs with no existing credential: --profile NAME names where
+     * the new one goes (as --to-profile does) */
+    const char *profile = o.to_profile != NULL ? o.to_profile : o.cred.profile;
+    char ppath[REQSIGN_CLI_PATH_MAX];
+    if (o.service == NULL || o.token == NULL || (o.out == NULL) == (profile == NULL) ||
+        o.arg != NULL) {
+        reqsign_cli_usage_error(o.cmd, o.usage,
+                                "--service, --token and one of -o FILE, --profile NAME are "
+                                "required");
+        return EXIT_USAGE;
+    }
+    if (o.out == NULL) {
+        if (reqsign_cli_profile_path(profile, ppath, sizeof(ppath)) != 0) {
+            fprintf(stderr, "reqsign enroll: --profile: neither XDG_CONFIG_HOME nor HOME is an "
+                            "absolute path\n");
+            return EXIT_USAGE;
+        }
+        o.out = ppath;
+    }
+    struct reqsign_key *key = NULL;
+    struct reqsign_signer *signer = NULL;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    char pub[512], priv[512];
+    size_t n = 0;
+    json_t *req = NULL, *doc = NULL;
+    char *body = NULL, *raw = NULL, *cred = NULL;
+    size_t raw_len = 0;
+    rc = EXIT_FAIL;
+    /* the file first: never enroll a key we cannot store */
+    int fd = reqsign_cli_secret_create(o.cmd, o.out, o.out == ppath);
+    if (fd < 0)
+        return EXIT_FAIL;
+    priv[0] = '\0';
+    req = json_pack("{s:s, s:s}", "token", o.token, "label", o.label != NULL ? o.label : "");
+    if (req == NULL)
+        goto out;
+    if (!o.generate) {
+        struct reqsign_signer_opts so;
+        memset(&so, 0, sizeof(so));
+        if ((key = reqsign_key_generate(&err)) == NULL ||
+            reqsign_key_public_pem(key, pub, sizeof(pub), &n) != REQSIGN_OK ||
+            reqsign_key_private_pem(key, priv, sizeof(priv), &n) != REQSIGN_OK) {
+            reqsign_cli_error(o.cmd, err.code != REQSIGN_OK ? err.code : REQSIGN_E_CRYPTO, &err);
+            goto out;
+        }
+        so.key_data = priv;
+        so.key_len = strlen(priv);
+        signer = reqsign_signer_new(&so, &err);
+        if (signer == NULL) {
+            reqsign_cli_error(o.cmd, err.code, &err);
+            goto out;
+        }
+        json_object_set_new(req, "public_key", json_string(pub));
+    }
+    body = json_dumps(req, JSON_COMPACT);
+    if (body == NULL || reqsign_cli_svc_api(&o, signer, o.service, "POST", "/v1/enroll", body, &doc,
+                                            &raw, &raw_len) != EXIT_OKAY)
+        goto out;
+    const char *kid = json_string_value(json_object_get(doc, "keyid"));
+    if (kid == NULL) {
+        fprintf(stderr, "reqsign enroll: error: json: the service's answer has no \"keyid\"\n");
+        goto out;
+    }
+    const char *w = raw;
+    size_t wl = raw_len;
+    if (!o.generate) {
+        /* the service's record plus our private key, spliced in as text so the
+         * private PEM is never in a jansson string (wiped below) */
+        const char *brace = raw_len > 0 ? memchr(raw, '{', raw_len) : NULL;
+        size_t cap = raw_len + 2 * sizeof(priv) + 64, m = 0;
+        cred = brace != NULL ? malloc(cap) : NULL;
+        if (cred == NULL)
+            goto out;
+        m = (size_t)snprintf(cred, cap, "{\n  \"private_key\": \"");
+        for (const char *p = priv; *p && m + 4 < cap; p++) {
+            if (*p == '\n') {
+                cred[m++] = '\\';
+                cred[m++] = 'n';
+            } else {
+                cred[m++] = *p;
+            }
+        }
+        size_t rest = raw_len - (size_t)(brace + 1 - raw);
+        if (m + 3 + rest >= cap)
+            goto out;
+        cred[m++] = '"';
+        cred[m++] = ',';
+        memcpy(cred + m, brace + 1, rest);
+        m += rest;
+        w = cred;
+        wl = m;
+    }
+    int wr = reqsign_cli_secret_finish(o.cmd, o.out, fd, w, wl);
+    fd = -1;
+    if (wr != 0)
+        goto out;
+    reqsign_cli_put_text(stdout, kid);
+    fputc('\n', stdout);
+    rc = EXIT_OKAY;
+out:
+    reqsign_cli_secret_abort(o.out, fd);
+    if (cred != NULL) {
+        reqsign_memzero(cred, raw_len + 2 * sizeof(priv) + 64);
+        free(cred);
+    }
+    if (raw != NULL) {
+        reqsign_memzero(raw, raw_len);
+        free(raw);
+    }
+    if (doc != NULL) {
+        json_t *pk = json_object_get(doc, "private_key");
+        if (json_is_string(pk))
+            reqsign_memzero((char *)(uintptr_t)json_string_value(pk), json_string_length(pk));
+        json_decref(doc);
+    }
+    reqsign_memzero(priv, sizeof(priv));
+    free(body);
+    json_decref(req);
+    reqsign_signer_free(signer);
+    reqsign_key_free(key);
+    return rc;
+}
