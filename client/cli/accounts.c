@@ -3,7 +3,7 @@
  *
  *   reqsign accounts create --name N [--scope S]... [--key-limit N] [--max-key-lifetime S]
  *   reqsign accounts list|get ID|disable ID|enable ID|enroll-token ID
- *   reqsign enroll --service URL --token T [--generate] [--label L] -o FILE
+ *   reqsign enroll --service URL --token FILE|- [--generate] [--label L] -o FILE
  *   reqsign audit [--account ID] [--after CURSOR] [--limit N]
  *
  * Common: --key CREDENTIAL (default $REQSIGN_CREDENTIAL), --service URL

@@ -24,9 +24,12 @@
 #include "cli.h"
 
 static const char USAGE_ENROLL[] =
-    "usage: reqsign enroll --service URL --token TOKEN [--label L] [--generate]\n"
+    "usage: reqsign enroll --service URL [--token FILE|-] [--label L] [--generate]\n"
     "                      (-o FILE | --profile NAME)\n"
     "\n"
+    "The enrollment token is read from FILE, from stdin with '--token -', or from\n"
+    "$REQSIGN_ENROLL_TOKEN; never from the command line, where every local user\n"
+    "can read it (a token given there is refused).\n"
     "Enroll a key in the account of an enrollment token. By default the key pair is\n"
     "generated here and only its public key is sent (the request is signed by it);\n"
     "the credential with the private key is written to FILE (mode 0600, never\n"
@@ -35,6 +38,90 @@ static const char USAGE_ENROLL[] =
     "the profile instead: $XDG_CONFIG_HOME/reqsign/credentials/NAME.json (default\n"
     "~/.config/reqsign/...; directories created with mode 0700).\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
+
+#define ENROLL_TOKEN_ENV "REQSIGN_ENROLL_TOKEN"
+#define ENROLL_TOKEN_MAX 256
+
+/* 1 if @s has the look of a token itself (base64url characters only, at least
+ * 16 of them) rather than of a path. */
+static int looks_like_token(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return n >= 16;
+}
+
+/* The enrollment token from @spec (a file, "-" for stdin) or, with @spec NULL,
+ * from $REQSIGN_ENROLL_TOKEN, into @tok (surrounding blanks trimmed). Returns
+ * EXIT_OKAY, or EXIT_USAGE / EXIT_FAIL with a message printed (never the token). */
+static int read_token(const char *cmd, const char *usage, const char *spec,
+                      char tok[ENROLL_TOKEN_MAX + 1])
+{
+    char *buf = NULL;
+    size_t len = 0;
+    tok[0] = '\0';
+    if (spec == NULL) {
+        const char *env = getenv(ENROLL_TOKEN_ENV);
+        if (env == NULL || env[0] == '\0') {
+            reqsign_cli_usage_error(cmd, usage,
+                                    "no enrollment token: give --token FILE, --token - (stdin) "
+                                    "or set " ENROLL_TOKEN_ENV);
+            return EXIT_USAGE;
+        }
+        len = strlen(env);
+        buf = malloc(len + 1);
+        if (buf == NULL)
+            return EXIT_FAIL;
+        memcpy(buf, env, len + 1);
+    } else {
+        int fd = strcmp(spec, "-") == 0 ? STDIN_FILENO : open(spec, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT && looks_like_token(spec)) {
+                /* never echoed: it is a secret */
+                reqsign_cli_usage_error(cmd, usage,
+                                        "--token takes a file or '-', not the token itself: a "
+                                        "command line is readable by every local user (ps); "
+                                        "pipe it in (--token -) or set " ENROLL_TOKEN_ENV);
+                return EXIT_USAGE;
+            }
+            fprintf(stderr, "reqsign %s: error: io: --token '%s': %s\n", cmd, spec,
+                    strerror(errno));
+            return EXIT_FAIL;
+        }
+        int r = reqsign_cli_slurp_fd(fd, &buf, &len);
+        int e = errno;
+        if (fd != STDIN_FILENO)
+            close(fd);
+        if (r != 0) {
+            fprintf(stderr, "reqsign %s: error: io: --token %s: %s\n", cmd,
+                    strcmp(spec, "-") == 0 ? "(stdin)" : spec, strerror(e));
+            return EXIT_FAIL;
+        }
+    }
+    size_t a = 0, b = len;
+    while (a < b && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\n' || buf[a] == '\r'))
+        a++;
+    while (b > a && (buf[b - 1] == ' ' || buf[b - 1] == '\t' || buf[b - 1] == '\n' ||
+                     buf[b - 1] == '\r'))
+        b--;
+    int rc = EXIT_OKAY;
+    if (b == a || b - a > ENROLL_TOKEN_MAX || memchr(buf + a, '\n', b - a) != NULL) {
+        fprintf(stderr, "reqsign %s: error: enrollment_invalid: the token read is %s\n", cmd,
+                b == a ? "empty" : "not one line of at most 256 characters");
+        rc = EXIT_FAIL;
+    } else {
+        memcpy(tok, buf + a, b - a);
+        tok[b - a] = '\0';
+    }
+    reqsign_memzero(buf, len);
+    free(buf);
+    return rc;
+}
 
 int reqsign_cli_enroll(int argc, char **argv)
 {
@@ -46,13 +133,15 @@ int reqsign_cli_enroll(int argc, char **argv)
      * the new one goes (as --to-profile does) */
     const char *profile = o.to_profile != NULL ? o.to_profile : o.cred.profile;
     char ppath[REQSIGN_CLI_PATH_MAX];
-    if (o.service == NULL || o.token == NULL || (o.out == NULL) == (profile == NULL) ||
-        o.arg != NULL) {
+    if (o.service == NULL || (o.out == NULL) == (profile == NULL) || o.arg != NULL) {
         reqsign_cli_usage_error(o.cmd, o.usage,
-                                "--service, --token and one of -o FILE, --profile NAME are "
-                                "required");
+                                "--service and one of -o FILE, --profile NAME are required");
         return EXIT_USAGE;
     }
+    char token[ENROLL_TOKEN_MAX + 1];
+    rc = read_token(o.cmd, o.usage, o.token, token);
+    if (rc != EXIT_OKAY)
+        return rc;
     if (o.out == NULL) {
         if (reqsign_cli_profile_path(profile, ppath, sizeof(ppath)) != 0) {
             fprintf(stderr, "reqsign enroll: --profile: neither XDG_CONFIG_HOME nor HOME is an "
@@ -73,10 +162,12 @@ int reqsign_cli_enroll(int argc, char **argv)
     rc = EXIT_FAIL;
     /* the file first: never enroll a key we cannot store */
     int fd = reqsign_cli_secret_create(o.cmd, o.out, o.out == ppath);
-    if (fd < 0)
+    if (fd < 0) {
+        reqsign_memzero(token, sizeof(token));
         return EXIT_FAIL;
+    }
     priv[0] = '\0';
-    req = json_pack("{s:s, s:s}", "token", o.token, "label", o.label != NULL ? o.label : "");
+    req = json_pack("{s:s, s:s}", "token", token, "label", o.label != NULL ? o.label : "");
     if (req == NULL)
         goto out;
     if (!o.generate) {
@@ -159,7 +250,15 @@ out:
         json_decref(doc);
     }
     reqsign_memzero(priv, sizeof(priv));
+    reqsign_memzero(token, sizeof(token));
+    if (body != NULL)
+        reqsign_memzero(body, strlen(body));
     free(body);
+    if (req != NULL) {
+        json_t *t = json_object_get(req, "token");
+        if (json_is_string(t))
+            reqsign_memzero((char *)(uintptr_t)json_string_value(t), json_string_length(t));
+    }
     json_decref(req);
     reqsign_signer_free(signer);
     reqsign_key_free(key);

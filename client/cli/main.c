@@ -8,7 +8,7 @@
  *   reqsign send [options] URL                     send.c
  *   reqsign keys create|list|get|revoke|...        keys.c
  *   reqsign accounts create|list|get|...           accounts.c
- *   reqsign enroll --service URL --token T -o F    enroll.c
+ *   reqsign enroll --service URL --token FILE -o F enroll.c
  *   reqsign audit [--account ID]                   audit.c
  *
  * Shared: util.c (options, errors, I/O), service.c (credentials, signed

@@ -125,12 +125,13 @@ echo "$out" | sed 's/^token .*/token (shown once; handed to the customer)/; s/^/
 TOKEN=$(sed -n 's/^token //p' <<<"$out")
 
 bold "9. The customer enrolls a key made on its own machine: only the public key travels"
-run "$REQSIGN" enroll --service "$KS" --token "$TOKEN" --label "acme laptop" -o "$work/acme.json"
+# the token on stdin, never on a command line (every local user can read those)
+run "$REQSIGN" enroll --service "$KS" --token - --label "acme laptop" -o "$work/acme.json" <<<"$TOKEN"
 ACME=$(sed -n 's/.*"keyid": *"\([^"]*\)".*/\1/p' "$work/acme.json" | head -n1)
 run "$REQSIGN" send --key "$work/acme.json" -X POST -H 'Content-Type: application/json' \
     --data "$BODY" "$BE/v1/orders?customer=acme"
 echo "  the same token a second time:"
-run "$REQSIGN" enroll --service "$KS" --token "$TOKEN" -o "$work/acme-again.json"
+run "$REQSIGN" enroll --service "$KS" --token - -o "$work/acme-again.json" <<<"$TOKEN"
 
 bold "10. The customer rotates its key (the old one works for the grace period) and lists its keys"
 run "$REQSIGN" keys rotate "$ACME" --grace 60 --service "$KS" --key "$work/acme.json" \

@@ -845,9 +845,29 @@ Test(accounts, cli_accounts_enroll_rotate_audit)
     cr_assert_eq(sscanf(out, "account %63s\ntoken %63s", acct, tok), 2, "%s", out);
     free(out);
 
-    /* enroll: the key is made here; only the public key travels */
+    /* the token is never taken from the command line (ps shows it): refused,
+     * exit 2, and not echoed */
     snprintf(args, sizeof(args), "enroll --service %s --token %s --label laptop -o '%s/cust.json'",
              svc, tok, e.dir);
+    out = cli(args, &st);
+    cr_assert_eq(st, 2, "%s", out);
+    cr_assert_null(strstr(out, tok), "the token is echoed: %s", out);
+    cr_assert_not_null(strstr(out, "--token -"), "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "%s/cust.json", e.dir);
+    cr_assert_neq(access(args, F_OK), 0, "no file left behind");
+    char tokfile[600];
+    snprintf(tokfile, sizeof(tokfile), "%s/token.txt", e.dir);
+    FILE *tf = fopen(tokfile, "w");
+    cr_assert_not_null(tf);
+    fprintf(tf, "%s\n", tok);
+    fclose(tf);
+
+    /* enroll: the key is made here; only the public key travels; the token
+     * comes on stdin */
+    snprintf(args, sizeof(args),
+             "enroll --service %s --token - --label laptop -o '%s/cust.json' < '%s'", svc, e.dir,
+             tokfile);
     out = cli(args, &st);
     cr_assert_eq(st, 0, "%s", out);
     char kid[64] = "";
@@ -866,9 +886,9 @@ Test(accounts, cli_accounts_enroll_rotate_audit)
     cr_assert_not_null(strstr(jstr(cj, "private_key"), "BEGIN PRIVATE KEY"));
     json_decref(cj);
     free(cred);
-    /* the same token again fails, exit 1 */
-    snprintf(args, sizeof(args), "enroll --service %s --token %s -o '%s/again.json'", svc, tok,
-             e.dir);
+    /* the same token again (from the file) fails, exit 1 */
+    snprintf(args, sizeof(args), "enroll --service %s --token '%s' -o '%s/again.json'", svc,
+             tokfile, e.dir);
     out = cli(args, &st);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert_not_null(strstr(out, "enrollment_invalid"), "%s", out);
@@ -914,9 +934,12 @@ Test(accounts, cli_accounts_enroll_rotate_audit)
     cr_assert_eq(st, 0, "%s", out);
     cr_assert_eq(sscanf(out, "token %63s", tok), 1, "%s", out);
     free(out);
-    snprintf(args, sizeof(args), "enroll --generate --service %s --token %s -o '%s/gen.json'", svc,
-             tok, e.dir);
-    out = cli(args, &st);
+    /* ... from the environment */
+    char envcmd[4096];
+    snprintf(envcmd, sizeof(envcmd),
+             "REQSIGN_ENROLL_TOKEN='%s' '%s' enroll --generate --service %s -o '%s/gen.json' 2>&1",
+             tok, tu_prog("REQSIGN_CLI"), svc, e.dir);
+    out = tu_run(envcmd, &st);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
 
@@ -1188,8 +1211,8 @@ Test(accounts, cli_enroll_into_profile)
     snprintf(xdg, sizeof(xdg), "env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE XDG_CONFIG_HOME='%s/x'",
              e.dir);
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "%s '%s' enroll --service %s --token %s --profile shop 2>&1", xdg,
-             tu_prog("REQSIGN_CLI"), svc, tok);
+    snprintf(cmd, sizeof(cmd), "%s REQSIGN_ENROLL_TOKEN=%s '%s' enroll --service %s --profile shop 2>&1",
+             xdg, tok, tu_prog("REQSIGN_CLI"), svc);
     out = tu_run(cmd, &st);
     cr_assert_eq(st, 0, "%s", out);
     char kid[64] = "";
@@ -1201,8 +1224,8 @@ Test(accounts, cli_enroll_into_profile)
     cr_assert_eq(stat(path, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600);
     /* -o and --profile together, or neither: usage */
-    snprintf(cmd, sizeof(cmd), "%s '%s' enroll --service %s --token %s --profile shop -o y 2>&1",
-             xdg, tu_prog("REQSIGN_CLI"), svc, tok);
+    snprintf(cmd, sizeof(cmd), "%s '%s' enroll --service %s --token - --profile shop -o y 2>&1",
+             xdg, tu_prog("REQSIGN_CLI"), svc);
     out = tu_run(cmd, &st);
     cr_assert_eq(st, 2, "%s", out);
     free(out);
