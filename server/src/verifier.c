@@ -806,6 +806,32 @@ static enum reqsign_status key_state_error(enum reqsign_key_state state, const c
                              "key '%s' has an unknown state %d%s", keyid, (int)state, when);
 }
 
+/* The key lookup of the key step (and of the re-check at the end of the
+ * content). An unknown key is named in the message, so that whoever sent the
+ * request sees which keyid the service does not know (the lookup's own text
+ * cannot: it answers for the store); any other failure keeps the lookup's
+ * error as it is (a store's detail is for the log, and the caller decides
+ * what a client sees). */
+static enum reqsign_status lookup_key(const struct reqsign_verifier *v, const char *keyid,
+                                      struct reqsign_key_info *info, const char *when,
+                                      struct reqsign_error *err)
+{
+    struct reqsign_error le;
+    reqsign_error_clear(&le);
+    enum reqsign_status st = v->lookup(v->lookup_ctx, keyid, strlen(keyid), info, &le);
+    if (st == REQSIGN_OK)
+        return REQSIGN_OK;
+    if (st == REQSIGN_E_KEY_UNKNOWN)
+        return reqsign_error_set(err, st, "key", REQSIGN_NO_OFFSET, "no key with keyid '%.120s'%s",
+                                 keyid, when);
+    if (le.code == st && err != NULL) {
+        *err = le;
+        return st;
+    }
+    return reqsign_error_set(err, st, "key", REQSIGN_NO_OFFSET, "%s: key '%.120s'%s",
+                             reqsign_strerror(st), keyid, when);
+}
+
 /* 5. Key lookup by keyid (empty if none), then the key's state. The nonce is
  * kept for the caller's audit log (checked in step 8). */
 static enum reqsign_status step_key(struct vctx *c)
@@ -822,10 +848,9 @@ static enum reqsign_status step_key(struct vctx *c)
     if (c->sp.keyid != NULL && str_copy(c->sp.keyid, vs->keyid, sizeof(vs->keyid)) != REQSIGN_OK)
         return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, "Signature-Input",
                                  REQSIGN_NO_OFFSET, "keyid too long");
-    enum reqsign_status st = v->lookup(v->lookup_ctx, vs->keyid, strlen(vs->keyid), &c->info, err);
+    enum reqsign_status st = lookup_key(v, vs->keyid, &c->info, "", err);
     if (st != REQSIGN_OK)
-        return reqsign_error_set(err, st, "key", REQSIGN_NO_OFFSET, "%s: key '%s'",
-                                 reqsign_strerror(st), vs->keyid);
+        return st;
     if (c->info.state == REQSIGN_KEY_REVOKED)
         return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' has been revoked", vs->keyid);
@@ -1045,12 +1070,10 @@ static enum reqsign_status recheck_key(struct reqsign_verification *vs,
     info.state = REQSIGN_KEY_REVOKED; /* a lookup that fills nothing fails closed */
     info.scopes[0] = '\0';
     memset(info.public_key, 0, sizeof(info.public_key));
-    size_t n = strlen(vs->keyid);
-    enum reqsign_status st = v->lookup(v->lookup_ctx, vs->keyid, n, &info, err);
+    enum reqsign_status st =
+        lookup_key(v, vs->keyid, &info, " (looked up again at the end of the content)", err);
     if (st != REQSIGN_OK)
-        return reqsign_error_set(err, st, "key", REQSIGN_NO_OFFSET,
-                                 "%s: key '%s' (looked up again at the end of the content)",
-                                 reqsign_strerror(st), vs->keyid);
+        return st;
     if (info.state == REQSIGN_KEY_REVOKED)
         return reqsign_error_set(err, REQSIGN_E_KEY_REVOKED, "key", REQSIGN_NO_OFFSET,
                                  "key '%s' has been revoked (seen at the end of the content)",

@@ -356,6 +356,49 @@ static enum reqsign_status flip_lookup(void *ctx, const char *keyid, size_t keyi
     return REQSIGN_OK;
 }
 
+/* A lookup that answers as a key store does: its message cannot name the keyid. */
+static enum reqsign_status store_unknown(void *ctx, const char *keyid, size_t keyid_len,
+                                         struct reqsign_key_info *out, struct reqsign_error *err)
+{
+    (void)keyid;
+    (void)keyid_len;
+    (void)out;
+    enum reqsign_status st = *(const enum reqsign_status *)ctx;
+    return reqsign_error_set(err, st, "key store", REQSIGN_NO_OFFSET,
+                             st == REQSIGN_E_KEY_UNKNOWN ? "no key with this keyid"
+                                                         : "database is locked");
+}
+
+/* Issue 16 item 15: key_unknown names the keyid the signature gave (the
+ * sender's first question); a store failure keeps the store's own text (for
+ * the log; the HTTP layer decides what a client sees). */
+Test(verifier, key_unknown_names_the_keyid)
+{
+    enum reqsign_status answer = REQSIGN_E_KEY_UNKNOWN;
+    struct reqsign_verifier_opts o = {.lookup = store_unknown, .lookup_ctx = &answer};
+    struct reqsign_verifier *v = make_verifier(&o);
+    struct reqsign_signed s;
+    struct rx r;
+    struct reqsign_verification vs;
+    struct reqsign_error err;
+    sign(&s, "GET", "https://a.example/x", NULL);
+    receive(&r, &s, "GET", "a.example", "/x", NULL);
+    reqsign_verification_init(&vs);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &r.req, &vs, &err), REQSIGN_E_KEY_UNKNOWN);
+    cr_assert_neq(vs.keyid[0], '\0');
+    cr_assert_not_null(strstr(err.message, vs.keyid), "%s", err.message);
+    reqsign_verification_cleanup(&vs);
+
+    answer = REQSIGN_E_KEYSTORE_UNAVAILABLE;
+    reqsign_verification_init(&vs);
+    receive(&r, &s, "GET", "a.example", "/x", NULL);
+    cr_assert_eq(reqsign_verifier_verify_headers(v, &r.req, &vs, &err),
+                 REQSIGN_E_KEYSTORE_UNAVAILABLE);
+    cr_assert_str_eq(err.message, "database is locked");
+    reqsign_verification_cleanup(&vs);
+    reqsign_verifier_free(v);
+}
+
 /* Phase one with the key active, then @f changed, then the body and finish. */
 static enum reqsign_status finish_after_flip(struct flip_key *f, enum reqsign_status status,
                                              enum reqsign_key_state state, int replaced,
