@@ -25,11 +25,8 @@
 
 static const char USAGE_ENROLL[] =
     "usage: reqsign enroll --service URL [--token FILE|-] [--label L] [--generate]\n"
-    "                      (-o FILE | --profile NAME)\n"
+    "                      (-o FILE | --profile NAME) [--cacert FILE] [-k]\n"
     "\n"
-    "The enrollment token is read from FILE, from stdin with '--token -', or from\n"
-    "$REQSIGN_ENROLL_TOKEN; never from the command line, where every local user\n"
-    "can read it (a token given there is refused).\n"
     "Enroll a key in the account of an enrollment token. By default the key pair is\n"
     "generated here and only its public key is sent (the request is signed by it);\n"
     "the credential with the private key is written to FILE (mode 0600, never\n"
@@ -37,6 +34,11 @@ static const char USAGE_ENROLL[] =
     "and return it once instead. --profile NAME (or --to-profile NAME) writes it to\n"
     "the profile instead: $XDG_CONFIG_HOME/reqsign/credentials/NAME.json (default\n"
     "~/.config/reqsign/...; directories created with mode 0700).\n"
+    "The enrollment token is read from FILE, from stdin with '--token -', or from\n"
+    "$REQSIGN_ENROLL_TOKEN; never from the command line, where every local user\n"
+    "can read it (a token given there is refused).\n"
+    "  --cacert FILE   trust the CA certificates in FILE (an https service)\n"
+    "  -k, --insecure  do not verify the service's TLS certificate\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 #define ENROLL_TOKEN_ENV "REQSIGN_ENROLL_TOKEN"
