@@ -19,9 +19,9 @@
  *   fastcgi_request_buffering off, ...) gets the already verified, buffered
  *   body: the guarantee holds whatever those directives say.
  *
- * Variables $reqsign_keyid and $reqsign_scopes are set only when the whole
- * verification (body and scopes included) succeeded; $reqsign_result is "ok"
- * or the error's wire name.
+ * Variables $reqsign_keyid, $reqsign_scopes and $reqsign_account are set
+ * only when the whole verification (body and scopes included) succeeded;
+ * $reqsign_result is "ok" or the error's wire name.
  *
  * The verifier, key store and key cache are per worker process (made in
  * init_process); the nonce window is shared by all workers
@@ -653,7 +653,12 @@ static ngx_int_t ngx_http_reqsign_body_filter(ngx_http_request_t *r, ngx_chain_t
 
 /* ---- variables ---- */
 
-enum { NGX_HTTP_REQSIGN_VAR_KEYID, NGX_HTTP_REQSIGN_VAR_SCOPES, NGX_HTTP_REQSIGN_VAR_RESULT };
+enum {
+    NGX_HTTP_REQSIGN_VAR_KEYID,
+    NGX_HTTP_REQSIGN_VAR_SCOPES,
+    NGX_HTTP_REQSIGN_VAR_ACCOUNT,
+    NGX_HTTP_REQSIGN_VAR_RESULT
+};
 
 static ngx_int_t ngx_http_reqsign_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
                                            uintptr_t data)
@@ -668,6 +673,9 @@ static ngx_int_t ngx_http_reqsign_variable(ngx_http_request_t *r, ngx_http_varia
             break;
         case NGX_HTTP_REQSIGN_VAR_SCOPES:
             s = ctx->ok ? ctx->vs.scopes : NULL;
+            break;
+        case NGX_HTTP_REQSIGN_VAR_ACCOUNT:
+            s = ctx->ok ? ctx->vs.account : NULL;
             break;
         default:
             if (ctx->err.code != REQSIGN_OK || ctx->state == NGX_HTTP_REQSIGN_DONE) {
@@ -691,6 +699,8 @@ static ngx_http_variable_t ngx_http_reqsign_vars[] = {
     {ngx_string("reqsign_keyid"), NULL, ngx_http_reqsign_variable, NGX_HTTP_REQSIGN_VAR_KEYID,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("reqsign_scopes"), NULL, ngx_http_reqsign_variable, NGX_HTTP_REQSIGN_VAR_SCOPES,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("reqsign_account"), NULL, ngx_http_reqsign_variable, NGX_HTTP_REQSIGN_VAR_ACCOUNT,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("reqsign_result"), NULL, ngx_http_reqsign_variable, NGX_HTTP_REQSIGN_VAR_RESULT,
      NGX_HTTP_VAR_NOCACHEABLE, 0},

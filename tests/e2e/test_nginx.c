@@ -243,6 +243,7 @@ struct tkey {
 static char *dir;
 static char db_path[600];
 static int64_t next_expires_at; /* for the next make_key: 0 never */
+static const char *next_account; /* for the next make_key: NULL the operator's */
 
 /* A new key with @scopes in @ks (NULL: the SQLite store at db_path). */
 static void make_key_in(struct tkey *k, const char *scopes, struct reqsign_keystore *in)
@@ -261,6 +262,8 @@ static void make_key_in(struct tkey *k, const char *scopes, struct reqsign_keyst
     rec.created_at = (int64_t)time(NULL) - 10;
     rec.expires_at = next_expires_at;
     next_expires_at = 0;
+    snprintf(rec.account, sizeof(rec.account), "%s", next_account != NULL ? next_account : "");
+    next_account = NULL;
     struct reqsign_keystore *ks =
         in != NULL ? in : reqsign_keystore_sqlite_open(db_path, REQSIGN_KEYSTORE_CREATE, &err);
     cr_assert_not_null(ks, "key store: %s", err.message);
@@ -339,7 +342,7 @@ static void write_conf(const struct ngx_opts *o)
             "error_log %s info;\n"
             "events { worker_connections 512; }\n"
             "http {\n"
-            "  log_format rs '$pid $status $reqsign_result $reqsign_keyid';\n"
+            "  log_format rs '$pid $status $reqsign_result $reqsign_keyid acct=$reqsign_account';\n"
             "  access_log %s/access.log rs;\n"
             "  client_body_temp_path %s/body;\n"
             "  proxy_temp_path %s/proxy;\n"
@@ -359,6 +362,7 @@ static void write_conf(const struct ngx_opts *o)
             "    proxy_set_header Reqsign-Keyid $reqsign_keyid;\n"
             "    proxy_set_header Reqsign-Scopes $reqsign_scopes;\n"
             "    proxy_set_header Reqsign-Result $reqsign_result;\n"
+            "    proxy_set_header Reqsign-Account $reqsign_account;\n"
             "    location / { proxy_pass http://127.0.0.1:%d; }\n"
             "    location = /health { reqsign off; return 200 \"alive\\n\"; }\n"
             "    location /twice/ { root %s; try_files /nonexistent @fallback; }\n"
@@ -766,6 +770,7 @@ Test(nginx, valid_requests_reach_upstream_with_module_keyid)
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Result"), "ok");
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Scopes"), "read write");
+    cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Account"), REQSIGN_ACCOUNT_OPERATOR);
 
     /* libcurl, with a forged Reqsign-Keyid */
     struct reqsign_signed sig;
@@ -787,6 +792,49 @@ Test(nginx, valid_requests_reach_upstream_with_module_keyid)
     cr_assert_str_eq(resp_header(&r, "Content-Type"), "application/json");
     resp_free(&r);
     cr_assert_eq(up_count(), 2);
+}
+
+/* $reqsign_account (issue 13): a customer account's key -> the upstream and
+ * the access log get its account id; a forged Reqsign-Account is replaced;
+ * a failed request (observe mode) has none. */
+Test(nginx, account_reaches_upstream)
+{
+    static const char acct[] = "acct_nginxTestCustomer00001";
+    struct reqsign_error err;
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(db_path, 0, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_account a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "%s", acct);
+    snprintf(a.name, sizeof(a.name), "a customer");
+    a.key_limit = 10;
+    a.created_at = (int64_t)time(NULL) - 10;
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s", err.message);
+    reqsign_keystore_free(ks);
+    struct tkey k;
+    next_account = acct;
+    make_key(&k, "read");
+    ngx_start(NULL);
+
+    char *resp;
+    cr_assert_eq(signed_send(&k, "POST", "/acct", "a=1", 3, NULL, 0, 0,
+                             "Reqsign-Account: acct_forged", &resp),
+                 200, "%s", resp);
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+    cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Account"), acct);
+    cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
+    char needle[100];
+    snprintf(needle, sizeof(needle), "200 ok %s acct=%s", k.keyid, acct);
+    cr_assert_eq(wait_count(acc_log, needle, 1), 1, "access log: no \"%s\"", needle);
+
+    /* observe mode, a tampered body: passes, but with no account */
+    cr_assert_eq(signed_send(&k, "POST", "/obs/acct", "a=1", 3, "a=2", 3, 0,
+                             "Reqsign-Account: acct_forged", NULL),
+                 200);
+    cr_assert_eq(up_count(), 2);
+    cr_assert_str_eq(head_header(up.rec[1].head, "Reqsign-Result"), "digest_mismatch");
+    cr_assert_null(head_header(up.rec[1].head, "Reqsign-Account"));
 }
 
 struct race {
@@ -1552,6 +1600,7 @@ Test(nginx, key_directory)
     cr_assert_eq(up_count(), 1);
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
     cr_assert_null(head_header(up.rec[0].head, "Reqsign-Scopes")); /* a directory has none */
+    cr_assert_null(head_header(up.rec[0].head, "Reqsign-Account")); /* nor accounts */
 
     /* a key the directory does not list (made after reqsignd served it is
      * fine too, but this one is in another store altogether) */
