@@ -1083,6 +1083,45 @@ Test(nginx, max_body_refused_before_reading)
     cr_assert_eq(up_count(), 0);
 }
 
+/* A chunked body that grows past reqsign_max_body gets the same answer as a
+ * Content-Length over it: 413 body_too_large in the spec's JSON, not nginx's
+ * HTML page, and nothing upstream. */
+Test(nginx, max_body_chunked_same_json_413)
+{
+    struct tkey k;
+    make_key(&k, "");
+    ngx_start(NULL);
+    const size_t len = 1100 * 1024; /* reqsign_max_body 1m */
+    char *body = big_body(len, 3), *resp;
+    int st = signed_send(&k, "POST", "/bigchunked", body, len, NULL, 0, 16 * 1024, NULL, &resp);
+    cr_assert_eq(st, 413, "%s", resp != NULL ? resp : "(no answer)");
+    cr_assert_str_eq(resp_error(resp), "body_too_large", "%s", resp);
+    cr_assert_not_null(strstr(resp, "Content-Type: application/json"), "%s", resp);
+    cr_assert_not_null(strstr(resp, "Cache-Control: no-store"), "%s", resp);
+    cr_assert_null(strstr(resp, "<html>"), "%s", resp);
+    const char *jb = strstr(resp, "\r\n\r\n");
+    cr_assert_not_null(jb);
+    char clen[64];
+    snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", strlen(jb + 4));
+    cr_assert_not_null(strstr(resp, clen), "the length is the JSON's: %s", resp);
+    free(resp);
+
+    /* the same body with a Content-Length: the same status, code and type */
+    st = signed_send(&k, "POST", "/bigcl", body, len, NULL, 0, 0, NULL, &resp);
+    cr_assert_eq(st, 413, "%s", resp != NULL ? resp : "(no answer)");
+    cr_assert_str_eq(resp_error(resp), "body_too_large", "%s", resp);
+    cr_assert_not_null(strstr(resp, "Content-Type: application/json"), "%s", resp);
+    free(resp);
+    cr_assert_eq(up_count(), 0);
+
+    /* a chunked body under the limit still passes */
+    cr_assert_eq(signed_send(&k, "POST", "/smallchunked", body, 4000, NULL, 0, 1000, NULL, NULL),
+                 200);
+    cr_assert_eq(up_count(), 1);
+    cr_assert_eq(up.rec[0].body_len, 4000);
+    free(body);
+}
+
 /* The shared window is bounded: per-key cap (429 nonce_key_limit) and a full
  * zone (503 nonce_store_full, Retry-After), never evicting: the first nonce
  * is still refused as a replay when the zone is full. */
