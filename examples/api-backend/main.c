@@ -38,7 +38,7 @@
  * reqsignd commits, and only the last use of keys (the one thing it writes)
  * is not recorded (examples/api-backend/README.md):
  *
- *   {"keyid", "scopes": [...], "method", "path", "body_sha256"}
+ *   {"keyid", "scopes": [...], "account", "method", "path", "body_sha256"}
  *
  * or with the spec's JSON error (spec/PROTOCOL.md section 10). /healthz is
  * not verified (health checks). With --bench-unsigned-route, and only then,
@@ -319,10 +319,10 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
     }
     hex[sizeof(hex) - 1] = '\0';
     /* The echo, written straight into one buffer (no JSON tree per request):
-     * {"keyid":...,"scopes":[...],"method":...,"path":...,"body_sha256":...} */
+     * {"keyid":...,"scopes":[...],"account":...,"method":...,"path":...,"body_sha256":...} */
     char small[4096];
-    size_t need = 128 + 6 * (strlen(c->vs.keyid) + strlen(c->vs.scopes) + strlen(r->method) +
-                             r->path.len + sizeof(hex));
+    size_t need = 160 + 6 * (strlen(c->vs.keyid) + strlen(c->vs.scopes) + strlen(c->vs.account) +
+                             strlen(r->method) + r->path.len + sizeof(hex));
     char *out = need <= sizeof(small) ? small : malloc(need);
     if (out == NULL) {
         reqsign_httpd_fail(r, REQSIGN_E_NOMEM, "out of memory");
@@ -346,7 +346,12 @@ static void on_end(void *ctx, struct reqsign_httpd_req *r)
         }
         p += n + (e != NULL);
     }
-    out_lit(&o, "],\"method\":");
+    out_lit(&o, "],\"account\":");
+    if (c->verify && c->vs.account[0] != '\0')
+        out_str(&o, c->vs.account, strlen(c->vs.account));
+    else
+        out_lit(&o, "null");
+    out_lit(&o, ",\"method\":");
     out_str(&o, r->method, strlen(r->method));
     out_lit(&o, ",\"path\":");
     out_str(&o, r->path.ptr, r->path.len);

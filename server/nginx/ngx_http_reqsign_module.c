@@ -19,9 +19,9 @@
  *   fastcgi_request_buffering off, ...) gets the already verified, buffered
  *   body: the guarantee holds whatever those directives say.
  *
- * Variables $reqsign_keyid and $reqsign_scopes are set only when the whole
- * verification (body and scopes included) succeeded; $reqsign_result is "ok"
- * or the error's wire name.
+ * Variables $reqsign_keyid, $reqsign_scopes and $reqsign_account are set
+ * only when the whole verification (body and scopes included) succeeded;
+ * $reqsign_result is "ok" or the error's wire name.
  *
  * The verifier, key store and key cache are per worker process (made in
  * init_process); the nonce window is shared by all workers
@@ -105,6 +105,8 @@ typedef struct {
     unsigned observe : 1;
     unsigned ok : 1;     /* everything verified: the variables carry the identity */
     unsigned refuse : 1; /* answer with err once the body is in */
+    unsigned json413 : 1; /* nginx's own 413 for this request becomes the JSON error */
+    ngx_buf_t *json_body; /* that JSON, sent in place of nginx's page */
     off_t received;
     size_t max_body;
     struct reqsign_verification vs;
@@ -130,6 +132,8 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle);
 static void ngx_http_reqsign_exit_process(ngx_cycle_t *cycle);
 
 static ngx_http_request_body_filter_pt ngx_http_next_request_body_filter;
+static ngx_http_output_header_filter_pt ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt ngx_http_next_body_filter;
 
 static ngx_conf_enum_t ngx_http_reqsign_modes[] = {
     {ngx_string("off"), NGX_HTTP_REQSIGN_OFF},
@@ -250,17 +254,18 @@ static ngx_int_t ngx_http_reqsign_add_header(ngx_http_request_t *r, const char *
     return NGX_OK;
 }
 
-/* Answer with the spec's JSON error for ctx->err (status from
- * reqsign_http_status, Accept-Signature on 401, Retry-After on 429/503).
- * 5xx answers carry the generic message; the detail is in the error log. */
-static ngx_int_t ngx_http_reqsign_send_error(ngx_http_request_t *r, ngx_http_reqsign_ctx_t *ctx)
+/* The spec's JSON error for ctx->err in the response's head (status from
+ * reqsign_http_status, Content-Type, Content-Length, Cache-Control,
+ * Accept-Signature on 401, Retry-After on 429/503), and its body in *@body
+ * (last_buf set). 5xx answers carry the generic message; the detail is in
+ * the error log. */
+static ngx_int_t ngx_http_reqsign_error_head(ngx_http_request_t *r, ngx_http_reqsign_ctx_t *ctx,
+                                             ngx_buf_t **body)
 {
     struct reqsign_error e = ctx->err;
     char json[1024];
     size_t n = 0;
     ngx_buf_t *b;
-    ngx_chain_t out;
-    ngx_int_t rc;
     int status;
 
     if (e.code == REQSIGN_OK) {
@@ -276,18 +281,22 @@ static ngx_int_t ngx_http_reqsign_send_error(ngx_http_request_t *r, ngx_http_req
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-
-    /* as nginx does for its own early errors: no 100-continue, and the body
-     * (never read into a buffer) is discarded, or the connection closed */
-    r->expect_tested = 1;
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
+    b = ngx_create_temp_buf(r->pool, n);
+    if (b == NULL) {
+        return NGX_ERROR;
     }
+    b->last = ngx_cpymem(b->last, json, n);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    *body = b;
 
     r->headers_out.status = status;
+    r->headers_out.status_line.len = 0;
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+    ngx_http_clear_content_length(r);
     r->headers_out.content_length_n = (off_t)n;
     if (ngx_http_reqsign_add_header(r, "Cache-Control", "no-store") != NGX_OK ||
         (status == 401 &&
@@ -297,18 +306,30 @@ static ngx_int_t ngx_http_reqsign_send_error(ngx_http_request_t *r, ngx_http_req
          ngx_http_reqsign_add_header(r, "Retry-After", "1") != NGX_OK)) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+    return NGX_OK;
+}
 
+/* Answer with the spec's JSON error for ctx->err (ngx_http_reqsign_error_head). */
+static ngx_int_t ngx_http_reqsign_send_error(ngx_http_request_t *r, ngx_http_reqsign_ctx_t *ctx)
+{
+    ngx_buf_t *b = NULL;
+    ngx_chain_t out;
+    ngx_int_t rc;
+
+    /* as nginx does for its own early errors: no 100-continue, and the body
+     * (never read into a buffer) is discarded, or the connection closed */
+    r->expect_tested = 1;
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+    rc = ngx_http_reqsign_error_head(r, ctx, &b);
+    if (rc != NGX_OK) {
+        return rc;
+    }
     rc = ngx_http_send_header(r);
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         return rc;
     }
-    b = ngx_create_temp_buf(r->pool, n);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-    b->last = ngx_cpymem(b->last, json, n);
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
     out.buf = b;
     out.next = NULL;
     return ngx_http_output_filter(r, &out);
@@ -639,6 +660,10 @@ static ngx_int_t ngx_http_reqsign_body_filter(ngx_http_request_t *r, ngx_chain_t
                               "body over %lu bytes", (unsigned long)ctx->max_body);
             if (!ctx->observe) {
                 ngx_http_reqsign_log(r, ctx);
+                /* nginx finalizes the request with its 413 (and closes the
+                 * connection after it, as for its own limit); the output
+                 * filters below turn its HTML page into the JSON error */
+                ctx->json413 = 1;
                 return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
             }
             break;
@@ -651,9 +676,67 @@ static ngx_int_t ngx_http_reqsign_body_filter(ngx_http_request_t *r, ngx_chain_t
     return ngx_http_next_request_body_filter(r, in);
 }
 
+/* ---- nginx's 413 page for a body cut off by reqsign_max_body ---- */
+
+/* The response nginx makes for the 413 the request body filter returned:
+ * its head becomes the JSON error's (the same as for a Content-Length over
+ * the limit). Other responses pass untouched. */
+static ngx_int_t ngx_http_reqsign_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_reqsign_ctx_t *ctx;
+    ngx_int_t rc;
+
+    if (r != r->main || r->headers_out.status != NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return ngx_http_next_header_filter(r);
+    }
+    ctx = ngx_http_get_module_ctx(r, ngx_http_reqsign_module);
+    if (ctx == NULL || !ctx->json413) {
+        return ngx_http_next_header_filter(r);
+    }
+    ctx->json413 = 0;
+    rc = ngx_http_reqsign_error_head(r, ctx, &ctx->json_body);
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+    return ngx_http_next_header_filter(r);
+}
+
+/* ... and its body the JSON: nginx's page is consumed and dropped, the JSON
+ * goes out with the page's last buffer. */
+static ngx_int_t ngx_http_reqsign_output_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_http_reqsign_ctx_t *ctx = ngx_http_get_module_ctx(r, ngx_http_reqsign_module);
+    ngx_chain_t *cl, out;
+    int last = 0;
+
+    if (ctx == NULL || ctx->json_body == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+    for (cl = in; cl != NULL; cl = cl->next) {
+        ngx_buf_t *b = cl->buf;
+        last |= b->last_buf || b->last_in_chain;
+        b->pos = b->last;
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
+    }
+    if (!last) {
+        return NGX_OK;
+    }
+    out.buf = ctx->json_body;
+    out.next = NULL;
+    ctx->json_body = NULL;
+    return ngx_http_next_body_filter(r, &out);
+}
+
 /* ---- variables ---- */
 
-enum { NGX_HTTP_REQSIGN_VAR_KEYID, NGX_HTTP_REQSIGN_VAR_SCOPES, NGX_HTTP_REQSIGN_VAR_RESULT };
+enum {
+    NGX_HTTP_REQSIGN_VAR_KEYID,
+    NGX_HTTP_REQSIGN_VAR_SCOPES,
+    NGX_HTTP_REQSIGN_VAR_ACCOUNT,
+    NGX_HTTP_REQSIGN_VAR_RESULT
+};
 
 static ngx_int_t ngx_http_reqsign_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
                                            uintptr_t data)
@@ -668,6 +751,9 @@ static ngx_int_t ngx_http_reqsign_variable(ngx_http_request_t *r, ngx_http_varia
             break;
         case NGX_HTTP_REQSIGN_VAR_SCOPES:
             s = ctx->ok ? ctx->vs.scopes : NULL;
+            break;
+        case NGX_HTTP_REQSIGN_VAR_ACCOUNT:
+            s = ctx->ok ? ctx->vs.account : NULL;
             break;
         default:
             if (ctx->err.code != REQSIGN_OK || ctx->state == NGX_HTTP_REQSIGN_DONE) {
@@ -691,6 +777,8 @@ static ngx_http_variable_t ngx_http_reqsign_vars[] = {
     {ngx_string("reqsign_keyid"), NULL, ngx_http_reqsign_variable, NGX_HTTP_REQSIGN_VAR_KEYID,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("reqsign_scopes"), NULL, ngx_http_reqsign_variable, NGX_HTTP_REQSIGN_VAR_SCOPES,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("reqsign_account"), NULL, ngx_http_reqsign_variable, NGX_HTTP_REQSIGN_VAR_ACCOUNT,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("reqsign_result"), NULL, ngx_http_reqsign_variable, NGX_HTTP_REQSIGN_VAR_RESULT,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
@@ -723,6 +811,10 @@ static ngx_int_t ngx_http_reqsign_postconfiguration(ngx_conf_t *cf)
     *h = ngx_http_reqsign_handler;
     ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
     ngx_http_top_request_body_filter = ngx_http_reqsign_body_filter;
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_reqsign_header_filter;
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_reqsign_output_body_filter;
     return NGX_OK;
 }
 

@@ -73,7 +73,8 @@ struct kc_entry {
     bool negative;
     uint16_t keyid_len;
     uint16_t scopes_len;
-    char data[]; /* keyid (keyid_len bytes), then scopes and a NUL */
+    uint8_t account_len;
+    char data[]; /* keyid (keyid_len bytes), then scopes and a NUL, then account and a NUL */
 };
 
 struct kc_shard {
@@ -108,6 +109,8 @@ struct reqsign_keycache {
     _Atomic uint64_t use_writes, use_errors;
 };
 
+_Static_assert(REQSIGN_ACCOUNT_ID_IN_MAX <= UINT8_MAX, "kc_entry.account_len is a uint8_t");
+
 /* What a lookup copies out of an entry under the read lock. */
 struct kc_snap {
     bool found, negative;
@@ -115,6 +118,7 @@ struct kc_snap {
     bool disabled, account_disabled;
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     char scopes[REQSIGN_SCOPE_LIST_BUF];
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1];
 };
 
 /* ---- shards ---- */
@@ -295,7 +299,8 @@ static struct kc_entry *kc_entry_new(uint64_t h, const char *keyid, size_t keyid
                                      const struct reqsign_key_record *rec)
 {
     size_t scopes_len = rec != NULL ? strnlen(rec->scopes, sizeof(rec->scopes) - 1) : 0;
-    struct kc_entry *e = malloc(sizeof(*e) + keyid_len + scopes_len + 1);
+    size_t account_len = rec != NULL ? strnlen(rec->account, sizeof(rec->account) - 1) : 0;
+    struct kc_entry *e = malloc(sizeof(*e) + keyid_len + scopes_len + 1 + account_len + 1);
     if (e == NULL)
         return NULL;
     memset(e, 0, sizeof(*e));
@@ -306,6 +311,7 @@ static struct kc_entry *kc_entry_new(uint64_t h, const char *keyid, size_t keyid
     e->fetched_at = now;
     e->keyid_len = (uint16_t)keyid_len;
     e->scopes_len = (uint16_t)scopes_len;
+    e->account_len = (uint8_t)account_len;
     memcpy(e->data, keyid, keyid_len);
     if (rec != NULL) {
         memcpy(e->public_key, rec->public_key, sizeof(e->public_key));
@@ -314,10 +320,12 @@ static struct kc_entry *kc_entry_new(uint64_t h, const char *keyid, size_t keyid
         e->disabled = rec->disabled_at != 0;
         e->account_disabled = rec->account_disabled_at != 0;
         memcpy(e->data + keyid_len, rec->scopes, scopes_len);
+        memcpy(e->data + keyid_len + scopes_len + 1, rec->account, account_len);
     } else {
         e->negative = true;
     }
     e->data[keyid_len + scopes_len] = '\0';
+    e->data[keyid_len + scopes_len + 1 + account_len] = '\0';
     return e;
 }
 
@@ -346,6 +354,7 @@ static void kc_snap_of(const struct kc_entry *e, struct kc_snap *s)
     s->account_disabled = e->account_disabled;
     memcpy(s->public_key, e->public_key, sizeof(s->public_key));
     memcpy(s->scopes, e->data + e->keyid_len, (size_t)e->scopes_len + 1);
+    memcpy(s->account, e->data + e->keyid_len + e->scopes_len + 1, (size_t)e->account_len + 1);
 }
 
 static enum reqsign_status kc_unknown(struct reqsign_error *err)
@@ -356,8 +365,8 @@ static enum reqsign_status kc_unknown(struct reqsign_error *err)
 
 static enum reqsign_status kc_answer(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN],
                                      int64_t expires_at, int64_t revoked_at, bool disabled,
-                                     bool account_disabled, const char *scopes, int64_t now,
-                                     struct reqsign_key_info *out)
+                                     bool account_disabled, const char *scopes, const char *account,
+                                     int64_t now, struct reqsign_key_info *out)
 {
     memcpy(out->public_key, pk, REQSIGN_ED25519_PUBLIC_LEN);
     if (revoked_at != 0)
@@ -373,6 +382,9 @@ static enum reqsign_status kc_answer(const uint8_t pk[REQSIGN_ED25519_PUBLIC_LEN
     size_t n = strnlen(scopes, sizeof(out->scopes) - 1);
     memcpy(out->scopes, scopes, n);
     out->scopes[n] = '\0';
+    n = strnlen(account, sizeof(out->account) - 1);
+    memcpy(out->account, account, n);
+    out->account[n] = '\0';
     return REQSIGN_OK;
 }
 
@@ -381,8 +393,8 @@ static enum reqsign_status kc_answer_snap(const struct kc_snap *s, int64_t now,
 {
     if (s->negative)
         return kc_unknown(err);
-    return kc_answer(s->public_key, s->expires_at, s->revoked_at, s->disabled,
-                     s->account_disabled, s->scopes, now, out);
+    return kc_answer(s->public_key, s->expires_at, s->revoked_at, s->disabled, s->account_disabled,
+                     s->scopes, s->account, now, out);
 }
 
 /* Look @keyid up in @sh under the read lock; *@gen gets the shard's generation. */
@@ -435,7 +447,7 @@ enum reqsign_status reqsign_keycache_lookup(void *ctx, const char *keyid, size_t
         if (e != NULL) /* out of memory: answer without caching */
             kc_store(c, sh, gen, e);
         return kc_answer(rec.public_key, rec.expires_at, rec.revoked_at, rec.disabled_at != 0,
-                         rec.account_disabled_at != 0, rec.scopes, now, out);
+                         rec.account_disabled_at != 0, rec.scopes, rec.account, now, out);
     }
     if (st == REQSIGN_E_KEY_UNKNOWN) {
         if (c->neg_ttl > 0) {

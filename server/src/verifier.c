@@ -965,6 +965,8 @@ static enum reqsign_status step_digest(struct vctx *c)
     struct reqsign_verification *vs = c->vs;
     memcpy(vs->scopes, c->info.scopes, sizeof(vs->scopes));
     vs->scopes[sizeof(vs->scopes) - 1] = '\0';
+    memcpy(vs->account, c->info.account, sizeof(vs->account));
+    vs->account[sizeof(vs->account) - 1] = '\0';
     vs->verifier = c->v;
     memcpy(vs->public_key, c->info.public_key, sizeof(vs->public_key));
     if (!vs->digest_parsed)
@@ -1012,7 +1014,7 @@ enum reqsign_status reqsign_verifier_verify_headers(const struct reqsign_verifie
                                  "verification state already used; call "
                                  "reqsign_verification_init()");
     vs->base_len = 0;
-    vs->label[0] = vs->keyid[0] = vs->scopes[0] = '\0';
+    vs->label[0] = vs->keyid[0] = vs->scopes[0] = vs->account[0] = '\0';
     vs->created = vs->expires = -1;
     vs->digest_covered = vs->has_content = 0;
     vs->digest_named = vs->digest_parsed = 0;
@@ -1069,6 +1071,7 @@ static enum reqsign_status recheck_key(struct reqsign_verification *vs,
     struct reqsign_key_info info;
     info.state = REQSIGN_KEY_REVOKED; /* a lookup that fills nothing fails closed */
     info.scopes[0] = '\0';
+    info.account[0] = '\0';
     memset(info.public_key, 0, sizeof(info.public_key));
     enum reqsign_status st =
         lookup_key(v, vs->keyid, &info, " (looked up again at the end of the content)", err);
@@ -1091,6 +1094,8 @@ static enum reqsign_status recheck_key(struct reqsign_verification *vs,
                                  vs->keyid);
     memcpy(vs->scopes, info.scopes, sizeof(vs->scopes));
     vs->scopes[sizeof(vs->scopes) - 1] = '\0';
+    memcpy(vs->account, info.account, sizeof(vs->account));
+    vs->account[sizeof(vs->account) - 1] = '\0';
     return REQSIGN_OK;
 }
 
@@ -1153,5 +1158,6 @@ enum reqsign_status reqsign_static_key_lookup(void *ctx, const char *keyid, size
     memcpy(out->public_key, k->public_key, sizeof(out->public_key));
     out->state = REQSIGN_KEY_ACTIVE;
     snprintf(out->scopes, sizeof(out->scopes), "%s", k->scopes != NULL ? k->scopes : "");
+    out->account[0] = '\0';
     return REQSIGN_OK;
 }

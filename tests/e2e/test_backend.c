@@ -75,6 +75,10 @@ Test(backend, accepts_key_from_reqsignd_and_echoes)
     json_t *sc = json_object_get(r.json, "scopes");
     cr_assert_eq(json_array_size(sc), 2);
     cr_assert_str_eq(json_string_value(json_array_get(sc, 0)), "payments:write");
+    /* the key's account (issue 13): the admin made it in the operator's */
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "account")),
+                     json_string_value(json_object_get(c, "account")));
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "account")), "acct_operator");
     resp_free(&r);
 
     /* GET without a body; empty-body hash */

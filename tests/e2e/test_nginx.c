@@ -37,6 +37,7 @@
 
 #include <curl/curl.h>
 
+#include "badinput_table.h"
 #include "e2eutil.h"
 #include "pgutil.h"
 #include "redisutil.h"
@@ -243,6 +244,7 @@ struct tkey {
 static char *dir;
 static char db_path[600];
 static int64_t next_expires_at; /* for the next make_key: 0 never */
+static const char *next_account; /* for the next make_key: NULL the operator's */
 
 /* A new key with @scopes in @ks (NULL: the SQLite store at db_path). */
 static void make_key_in(struct tkey *k, const char *scopes, struct reqsign_keystore *in)
@@ -261,6 +263,8 @@ static void make_key_in(struct tkey *k, const char *scopes, struct reqsign_keyst
     rec.created_at = (int64_t)time(NULL) - 10;
     rec.expires_at = next_expires_at;
     next_expires_at = 0;
+    snprintf(rec.account, sizeof(rec.account), "%s", next_account != NULL ? next_account : "");
+    next_account = NULL;
     struct reqsign_keystore *ks =
         in != NULL ? in : reqsign_keystore_sqlite_open(db_path, REQSIGN_KEYSTORE_CREATE, &err);
     cr_assert_not_null(ks, "key store: %s", err.message);
@@ -339,7 +343,7 @@ static void write_conf(const struct ngx_opts *o)
             "error_log %s info;\n"
             "events { worker_connections 512; }\n"
             "http {\n"
-            "  log_format rs '$pid $status $reqsign_result $reqsign_keyid';\n"
+            "  log_format rs '$pid $status $reqsign_result $reqsign_keyid acct=$reqsign_account';\n"
             "  access_log %s/access.log rs;\n"
             "  client_body_temp_path %s/body;\n"
             "  proxy_temp_path %s/proxy;\n"
@@ -348,6 +352,7 @@ static void write_conf(const struct ngx_opts *o)
             "  scgi_temp_path %s/scgi;\n"
             "  client_body_buffer_size 1k;\n"
             "  client_max_body_size 10m;\n"
+            "  large_client_header_buffers 4 32k;\n"
             "  %s \"%s%s\";\n"
             "  reqsign_nonce_store %s%s;\n"
             "  reqsign_cache_ttl %s;\n"
@@ -359,6 +364,7 @@ static void write_conf(const struct ngx_opts *o)
             "    proxy_set_header Reqsign-Keyid $reqsign_keyid;\n"
             "    proxy_set_header Reqsign-Scopes $reqsign_scopes;\n"
             "    proxy_set_header Reqsign-Result $reqsign_result;\n"
+            "    proxy_set_header Reqsign-Account $reqsign_account;\n"
             "    location / { proxy_pass http://127.0.0.1:%d; }\n"
             "    location = /health { reqsign off; return 200 \"alive\\n\"; }\n"
             "    location /twice/ { root %s; try_files /nonexistent @fallback; }\n"
@@ -766,6 +772,7 @@ Test(nginx, valid_requests_reach_upstream_with_module_keyid)
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Result"), "ok");
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Scopes"), "read write");
+    cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Account"), REQSIGN_ACCOUNT_OPERATOR);
 
     /* libcurl, with a forged Reqsign-Keyid */
     struct reqsign_signed sig;
@@ -787,6 +794,49 @@ Test(nginx, valid_requests_reach_upstream_with_module_keyid)
     cr_assert_str_eq(resp_header(&r, "Content-Type"), "application/json");
     resp_free(&r);
     cr_assert_eq(up_count(), 2);
+}
+
+/* $reqsign_account (issue 13): a customer account's key -> the upstream and
+ * the access log get its account id; a forged Reqsign-Account is replaced;
+ * a failed request (observe mode) has none. */
+Test(nginx, account_reaches_upstream)
+{
+    static const char acct[] = "acct_nginxTestCustomer00001";
+    struct reqsign_error err;
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(db_path, 0, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_account a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "%s", acct);
+    snprintf(a.name, sizeof(a.name), "a customer");
+    a.key_limit = 10;
+    a.created_at = (int64_t)time(NULL) - 10;
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s", err.message);
+    reqsign_keystore_free(ks);
+    struct tkey k;
+    next_account = acct;
+    make_key(&k, "read");
+    ngx_start(NULL);
+
+    char *resp;
+    cr_assert_eq(signed_send(&k, "POST", "/acct", "a=1", 3, NULL, 0, 0,
+                             "Reqsign-Account: acct_forged", &resp),
+                 200, "%s", resp);
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+    cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Account"), acct);
+    cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
+    char needle[100];
+    snprintf(needle, sizeof(needle), "200 ok %s acct=%s", k.keyid, acct);
+    cr_assert_eq(wait_count(acc_log, needle, 1), 1, "access log: no \"%s\"", needle);
+
+    /* observe mode, a tampered body: passes, but with no account */
+    cr_assert_eq(signed_send(&k, "POST", "/obs/acct", "a=1", 3, "a=2", 3, 0,
+                             "Reqsign-Account: acct_forged", NULL),
+                 200);
+    cr_assert_eq(up_count(), 2);
+    cr_assert_str_eq(head_header(up.rec[1].head, "Reqsign-Result"), "digest_mismatch");
+    cr_assert_null(head_header(up.rec[1].head, "Reqsign-Account"));
 }
 
 struct race {
@@ -1033,6 +1083,45 @@ Test(nginx, max_body_refused_before_reading)
     cr_assert_not_null(strstr(resp, "Content-Type: application/json"));
     free(resp);
     cr_assert_eq(up_count(), 0);
+}
+
+/* A chunked body that grows past reqsign_max_body gets the same answer as a
+ * Content-Length over it: 413 body_too_large in the spec's JSON, not nginx's
+ * HTML page, and nothing upstream. */
+Test(nginx, max_body_chunked_same_json_413)
+{
+    struct tkey k;
+    make_key(&k, "");
+    ngx_start(NULL);
+    const size_t len = 1100 * 1024; /* reqsign_max_body 1m */
+    char *body = big_body(len, 3), *resp;
+    int st = signed_send(&k, "POST", "/bigchunked", body, len, NULL, 0, 16 * 1024, NULL, &resp);
+    cr_assert_eq(st, 413, "%s", resp != NULL ? resp : "(no answer)");
+    cr_assert_str_eq(resp_error(resp), "body_too_large", "%s", resp);
+    cr_assert_not_null(strstr(resp, "Content-Type: application/json"), "%s", resp);
+    cr_assert_not_null(strstr(resp, "Cache-Control: no-store"), "%s", resp);
+    cr_assert_null(strstr(resp, "<html>"), "%s", resp);
+    const char *jb = strstr(resp, "\r\n\r\n");
+    cr_assert_not_null(jb);
+    char clen[64];
+    snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", strlen(jb + 4));
+    cr_assert_not_null(strstr(resp, clen), "the length is the JSON's: %s", resp);
+    free(resp);
+
+    /* the same body with a Content-Length: the same status, code and type */
+    st = signed_send(&k, "POST", "/bigcl", body, len, NULL, 0, 0, NULL, &resp);
+    cr_assert_eq(st, 413, "%s", resp != NULL ? resp : "(no answer)");
+    cr_assert_str_eq(resp_error(resp), "body_too_large", "%s", resp);
+    cr_assert_not_null(strstr(resp, "Content-Type: application/json"), "%s", resp);
+    free(resp);
+    cr_assert_eq(up_count(), 0);
+
+    /* a chunked body under the limit still passes */
+    cr_assert_eq(signed_send(&k, "POST", "/smallchunked", body, 4000, NULL, 0, 1000, NULL, NULL),
+                 200);
+    cr_assert_eq(up_count(), 1);
+    cr_assert_eq(up.rec[0].body_len, 4000);
+    free(body);
 }
 
 /* The shared window is bounded: per-key cap (429 nonce_key_limit) and a full
@@ -1525,6 +1614,223 @@ Test(nginx, bad_input_never_passes)
     cr_assert_eq(signed_send(&k, "POST", "/bad", "a=1", 3, NULL, 0, 0, NULL, NULL), 200);
 }
 
+/* ---- the verifier's bad-input table through nginx ---- */
+
+/* A case nginx cannot reproduce: it configures the verifier (the module's
+ * options come from nginx.conf) or signs for another scheme or authority. */
+static int bi_skipped(const json_t *c)
+{
+    static const char *const own[] = {"now",     "max_age", "skew",     "label", "public_authority",
+                                      "profile", "scheme",  "authority"};
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (json_object_get(c, own[i]) != NULL)
+            return 1;
+    const json_t *sg = json_object_get(c, "sign");
+    return sg != NULL &&
+           (json_object_get(sg, "authority") != NULL || json_object_get(sg, "scheme") != NULL);
+}
+
+/* Rewrite a string of the table for the real clock and a fresh nonce:
+ * created=N / expires=N move by @shift (same number of digits), the
+ * template's nonce becomes @nonce (same length). */
+static json_t *bi_rewrite_str(const char *in, size_t len, long long shift, const char *nonce)
+{
+    static const char tn[] = "badinput-nonce-0001";
+    char *out = malloc(len * 2 + 64);
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        if (len - i >= sizeof(tn) - 1 && memcmp(in + i, tn, sizeof(tn) - 1) == 0) {
+            memcpy(out + n, nonce, sizeof(tn) - 1);
+            n += sizeof(tn) - 1;
+            i += sizeof(tn) - 1;
+            continue;
+        }
+        if (len - i > 8 &&
+            (memcmp(in + i, "created=", 8) == 0 || memcmp(in + i, "expires=", 8) == 0)) {
+            size_t d = i + 8, e = d;
+            while (e < len && e - d < 18 && in[e] >= '0' && in[e] <= '9')
+                e++;
+            memcpy(out + n, in + i, 8);
+            n += 8;
+            long long v = e > d ? strtoll(in + d, NULL, 10) : 0;
+            if (v > 1600000000LL && v < 1800000000LL) { /* a unix time of the table's era */
+                n += (size_t)snprintf(out + n, 24, "%0*lld", (int)(e - d), v + shift);
+                i = e;
+            } else {
+                i += 8;
+            }
+            continue;
+        }
+        out[n++] = in[i++];
+    }
+    json_t *j = json_stringn_nocheck(out, n);
+    free(out);
+    return j;
+}
+
+static json_t *bi_rewrite(const json_t *j, long long shift, const char *nonce)
+{
+    if (json_is_string(j))
+        return bi_rewrite_str(json_string_value(j), json_string_length(j), shift, nonce);
+    if (json_is_array(j)) {
+        json_t *a = json_array();
+        size_t i;
+        const json_t *v;
+        json_array_foreach(j, i, v) json_array_append_new(a, bi_rewrite(v, shift, nonce));
+        return a;
+    }
+    if (json_is_object(j)) {
+        json_t *o = json_object();
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+            json_object_set_new(o, k, bi_rewrite(v, shift, nonce));
+        return o;
+    }
+    return json_deep_copy(j);
+}
+
+/* The raw HTTP/1.1 request of a built case (Connection: close added). */
+static char *bi_http(const struct bi_built *b, const struct bi_bstr *body, size_t *len)
+{
+    size_t cap = body->n + 4096;
+    for (size_t i = 0; i < b->n; i++)
+        cap += b->names[i].n + b->values[i].n + 4;
+    char *r = malloc(cap + b->method.n + b->target.n);
+    size_t n = 0;
+    memcpy(r + n, b->method.p, b->method.n), n += b->method.n;
+    r[n++] = ' ';
+    memcpy(r + n, b->target.p, b->target.n), n += b->target.n;
+    n += (size_t)snprintf(r + n, 16, " HTTP/1.1\r\n");
+    for (size_t i = 0; i < b->n; i++) {
+        memcpy(r + n, b->names[i].p, b->names[i].n), n += b->names[i].n;
+        r[n++] = ':';
+        r[n++] = ' ';
+        memcpy(r + n, b->values[i].p, b->values[i].n), n += b->values[i].n;
+        r[n++] = '\r';
+        r[n++] = '\n';
+    }
+    n += (size_t)snprintf(r + n, 32, "Connection: close\r\n\r\n");
+    if (body->n > 0)
+        memcpy(r + n, body->p, body->n), n += body->n;
+    *len = n;
+    return r;
+}
+
+/* The documented differences from api-backend (docs/NGINX.md, "Bad input"):
+ * requests nginx's own parser refuses with its 400 page before any module
+ * runs (bytes nginx does not take in a method or target, obs-fold) ... */
+static const char *const bi_nginx_own[] = {
+    "target_control_byte", "target_nul_byte",     "target_space",
+    "method_non_ascii",    "method_control_byte", "covered_field_obs_fold",
+    "si_obs_fold",         "sig_obs_fold",        NULL};
+/* ... and cases signed under a keyid the key store does not hold (the
+ * table's verifier takes any keyid): 401 key_unknown. */
+static const char *const bi_other_keyid[] = {"keyid_256_chars_ok", "keyid_escape_256_received_ok",
+                                             NULL};
+
+/* Every case of tests/vectors/badinput/verifier.json that nginx can carry
+ * (its own clock and authority, a fresh nonce each) gets the status and
+ * wire code the verifier gives it (api-backend answers the same); "ok"
+ * cases reach the upstream, no failing case does; no 5xx, no closed
+ * connection without an answer, no worker crash (teardown). */
+Test(nginx, badinput_table_through_nginx, .timeout = 120)
+{
+    uint8_t pk[32];
+    struct reqsign_key *key = bi_load_key(pk);
+    struct reqsign_error err;
+    struct reqsign_key_record rec;
+    memset(&rec, 0, sizeof(rec));
+    snprintf(rec.keyid, sizeof(rec.keyid), "test-key-ed25519");
+    memcpy(rec.public_key, pk, sizeof(pk));
+    snprintf(rec.label, sizeof(rec.label), "badinput");
+    rec.created_at = (int64_t)time(NULL) - 10;
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(db_path, 0, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    cr_assert_eq(reqsign_keystore_insert(ks, &rec, &err), REQSIGN_OK, "%s", err.message);
+    reqsign_keystore_free(ks);
+    ngx_start(NULL);
+
+    json_t *root = bi_load_table();
+    const json_t *t0 = json_object_get(root, "template");
+    const json_t *cases = json_object_get(root, "cases");
+    long long shift = (long long)time(NULL) - json_integer_value(json_object_get(t0, "now"));
+    char auth[64];
+    snprintf(auth, sizeof(auth), "127.0.0.1:%d", port);
+    size_t i, ran = 0, own = 0;
+    const json_t *c0;
+    int bad = 0;
+    json_array_foreach(cases, i, c0)
+    {
+        const char *name = json_string_value(json_object_get(c0, "name"));
+        const char *expect = json_string_value(json_object_get(c0, "expect"));
+        if (bi_skipped(c0))
+            continue;
+        char nonce[48];
+        snprintf(nonce, sizeof(nonce), "badinput-nonce-%04zu", i);
+        json_t *t = bi_rewrite(t0, shift, nonce), *c = bi_rewrite(c0, shift, nonce);
+        json_object_set_new(t, "authority", json_string(auth));
+        json_object_set_new(t, "now", json_integer((json_int_t)time(NULL)));
+        json_object_set_new(t, "scheme", json_string("http"));
+        json_t *host = json_array_get(json_object_get(t, "headers"), 0);
+        cr_assert_str_eq(json_string_value(json_array_get(host, 0)), "Host");
+        json_array_set_new(host, 1, json_string(auth));
+
+        struct bi_built b;
+        struct bi_bstr body = {0};
+        struct bi_vconf vc;
+        struct reqsign_error serr;
+        bi_prepare(c, t, key, pk, &b, &body, &vc, &serr);
+        size_t len;
+        char *req = bi_http(&b, &body, &len), *resp;
+        size_t up_before = up_count();
+        int st = send_raw(req, len, &resp);
+        const char *got = resp_error(resp);
+        int nginx_own = 0;
+        for (const char *const *o = bi_nginx_own; *o != NULL; o++)
+            nginx_own |= strcmp(*o, name) == 0;
+        for (const char *const *o = bi_other_keyid; *o != NULL; o++)
+            if (strcmp(*o, name) == 0)
+                expect = "key_unknown";
+        int ok;
+        if (st < 0 || st >= 500) {
+            ok = 0; /* a worker crash shows as a closed connection */
+        } else if (nginx_own) {
+            ok = st == 400 && got[0] == '\0' && up_count() == up_before;
+            own++;
+        } else if (strcmp(expect, "ok") == 0) {
+            ok = st == 200 && up_count() == up_before + 1;
+        } else {
+            enum reqsign_status code = REQSIGN_OK;
+            for (int k = 0; k < REQSIGN_STATUS_LAST; k++)
+                if (strcmp(reqsign_errname((enum reqsign_status)k), expect) == 0)
+                    code = (enum reqsign_status)k;
+            ok = st == reqsign_http_status(code) && strcmp(got, expect) == 0 &&
+                 up_count() == up_before;
+        }
+        if (!ok) {
+            cr_log_error("%s: want %s, got %d %s (upstream %zu -> %zu): %.300s", name, expect, st,
+                         got, up_before, up_count(), resp != NULL ? resp : "");
+            bad++;
+        }
+        ran++;
+        free(resp);
+        free(req);
+        free(body.p);
+        bi_built_free(&b);
+        json_decref(c);
+        json_decref(t);
+    }
+    cr_log_info("badinput through nginx: %zu cases run, %zu answered by nginx itself", ran, own);
+    cr_assert_geq(ran, 100, "only %zu cases of the table ran", ran);
+    cr_expect_eq(bad, 0, "%d case(s) answered differently through nginx (see the log)", bad);
+    json_decref(root);
+    reqsign_key_free(key);
+    /* nginx is still up */
+    static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert_eq(send_raw(health, sizeof(health) - 1, NULL), 200);
+}
+
 /* reqsign_key_directory: keys from another service's published directory
  * (reqsignd's /.well-known/http-message-signatures-directory), fetched in the
  * thread pool: a key it lists passes (no scopes), one it does not list is
@@ -1552,6 +1858,7 @@ Test(nginx, key_directory)
     cr_assert_eq(up_count(), 1);
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
     cr_assert_null(head_header(up.rec[0].head, "Reqsign-Scopes")); /* a directory has none */
+    cr_assert_null(head_header(up.rec[0].head, "Reqsign-Account")); /* nor accounts */
 
     /* a key the directory does not list (made after reqsignd served it is
      * fine too, but this one is in another store altogether) */

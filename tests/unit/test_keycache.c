@@ -233,6 +233,39 @@ Test(keycache, hit_does_not_touch_store)
     cr_assert_eq(s.entries, 1);
 }
 
+/* The key's account (issue 13) comes out of the lookup, on a miss and on a
+ * hit: the verifier reports it ($reqsign_account in nginx). */
+Test(keycache, account_reported)
+{
+    struct reqsign_account a;
+    struct reqsign_error err;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "acct_customerCustomer0001");
+    snprintf(a.name, sizeof(a.name), "customer");
+    a.key_limit = 10;
+    a.created_at = 900;
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_account_insert(cnt->inner, &a, &err), REQSIGN_OK, "%s",
+                 err.message);
+    struct reqsign_key_record r;
+    make_record(2, &r);
+    snprintf(r.account, sizeof(r.account), "%s", a.id);
+    cr_assert_eq(reqsign_keystore_insert(store, &r, &err), REQSIGN_OK, "%s", err.message);
+    add_key(1, 0); /* no account given: the operator's */
+
+    struct reqsign_key_info info;
+    for (int i = 0; i < 2; i++) { /* a miss, then a hit */
+        memset(&info, 'x', sizeof(info));
+        cr_assert_eq(look(2, &info), REQSIGN_OK);
+        cr_assert_str_eq(info.account, a.id);
+        cr_assert_str_eq(info.scopes, r.scopes);
+        memset(&info, 'x', sizeof(info));
+        cr_assert_eq(look(1, &info), REQSIGN_OK);
+        cr_assert_str_eq(info.account, REQSIGN_ACCOUNT_OPERATOR);
+    }
+    cr_assert_eq(atomic_load(&cnt->gets), 2);
+}
+
 Test(keycache, positive_ttl_expiry_refetches)
 {
     add_key(1, 0);

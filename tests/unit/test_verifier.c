@@ -155,6 +155,7 @@ Test(verifier, results_reported)
     cr_assert_eq(reqsign_verifier_verify(v, &r.req, "", 0, &vs, NULL), REQSIGN_OK);
     cr_assert_str_eq(vs.keyid, reqsign_signer_keyid(signer));
     cr_assert_str_eq(vs.scopes, "read write");
+    cr_assert_str_eq(vs.account, ""); /* a static key has no account */
     cr_assert_str_eq(vs.label, "sig1");
     cr_assert_eq(vs.created, g_now);
     base[vs.base_len] = '\0';
@@ -338,6 +339,7 @@ struct flip_key {
     enum reqsign_key_state state;
     int replaced; /* answer another public key */
     const char *scopes;
+    const char *account;
 };
 
 static enum reqsign_status flip_lookup(void *ctx, const char *keyid, size_t keyid_len,
@@ -353,6 +355,7 @@ static enum reqsign_status flip_lookup(void *ctx, const char *keyid, size_t keyi
         out->public_key[0] ^= 1;
     out->state = f->state;
     snprintf(out->scopes, sizeof(out->scopes), "%s", f->scopes);
+    snprintf(out->account, sizeof(out->account), "%s", f->account != NULL ? f->account : "");
     return REQSIGN_OK;
 }
 
@@ -413,6 +416,7 @@ static enum reqsign_status finish_after_flip(struct flip_key *f, enum reqsign_st
     f->state = REQSIGN_KEY_ACTIVE;
     f->replaced = 0;
     f->scopes = "read write";
+    f->account = "acct_first";
     atomic_store(&f->calls, 0);
     sign(&s, "POST", "https://a.example/up", "0123456789");
     receive(&r, &s, "POST", "a.example", "/up", "0123456789");
@@ -421,10 +425,12 @@ static enum reqsign_status finish_after_flip(struct flip_key *f, enum reqsign_st
     cr_assert_eq(reqsign_verifier_verify_headers(v, &r.req, vs, err), REQSIGN_OK, "%s",
                  err->message);
     cr_assert_str_eq(vs->scopes, "read write");
+    cr_assert_str_eq(vs->account, "acct_first", "the account comes from the key lookup");
     f->status = status;
     f->state = state;
     f->replaced = replaced;
     f->scopes = "read";
+    f->account = "acct_second";
     cr_assert_eq(reqsign_verification_body(vs, "0123456789", 10, err), REQSIGN_OK);
     enum reqsign_status st = reqsign_verification_finish(vs, err);
     cr_assert_eq(atomic_load(&f->calls), 2, "phase two must look the key up again");
@@ -445,6 +451,7 @@ Test(verifier, finish_rechecks_key_state)
     cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_ACTIVE, 0, &vs, &err),
                  REQSIGN_OK, "%s", err.message);
     cr_assert_str_eq(vs.scopes, "read", "scopes come from the second lookup");
+    cr_assert_str_eq(vs.account, "acct_second", "and so does the account");
 
     cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_REVOKED, 0, &vs, &err),
                  REQSIGN_E_KEY_REVOKED, "%s", err.message);

@@ -35,6 +35,9 @@ struct reqsign_key_info {
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     enum reqsign_key_state state;
     char scopes[REQSIGN_SCOPE_LIST_BUF]; /* space-separated, NUL-terminated; may be empty */
+    /* The key's account id (issue 13), NUL-terminated; "" when the lookup
+     * knows no accounts (a key directory, a static key). */
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1];
 };
 
 /* Find the key named @keyid. Return REQSIGN_OK with @out filled,

@@ -132,6 +132,7 @@ struct reqsign_verification {
     char label[REQSIGN_SF_KEY_IN_MAX + 1];
     char keyid[REQSIGN_KEYID_IN_MAX + 1];
     char scopes[REQSIGN_SCOPE_LIST_BUF];
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1]; /* the key's account; "" if the lookup has none */
     char nonce[REQSIGN_NONCE_IN_MAX + 1]; /* "" if absent (for audit logs) */
     int64_t created;   /* -1 if absent (rfc9421 profile) */
     int64_t expires;   /* -1 if absent */
@@ -185,7 +186,7 @@ reqsign_verification_body(struct reqsign_verification *vs, const void *data, siz
  * (step 10): a key revoked, expired, removed or replaced since phase one is
  * refused, so the application never acts for a key revoked while the body
  * was arriving (with a caching lookup, within the cache's TTL). @vs->scopes
- * is refreshed from that lookup. The verifier that ran phase one must still
+ * and @vs->account are refreshed from that lookup. The verifier that ran phase one must still
  * be alive. No allocation beyond the key lookup's own.
  * Return: REQSIGN_OK, REQSIGN_E_DIGEST_MISMATCH, REQSIGN_E_KEY_REVOKED,
  * REQSIGN_E_KEY_EXPIRED, REQSIGN_E_KEY_UNKNOWN, REQSIGN_E_KEYSTORE_UNAVAILABLE,
