@@ -370,8 +370,19 @@ try {
 
   // ---- disable (api-backend refuses within the bound), enable, revoke
   step = 'disable';
-  await row(cus.page, succ.cred.keyid).locator('[data-testid="disable"]').click();
+  // by keyboard: after the table is redrawn the focus stays in that key's row
+  await row(cus.page, succ.cred.keyid).locator('[data-testid="disable"]').focus();
+  await cus.page.keyboard.press('Enter');
   await cus.page.locator(`[data-testid="key-row"][data-keyid="${succ.cred.keyid}"][data-status="disabled"]`).waitFor();
+  {
+    const f = await cus.page.evaluate(() => {
+      const a = document.activeElement;
+      const tr = a && a.closest('[data-testid="key-row"]');
+      return { tag: a ? a.tagName : null, keyid: tr ? tr.dataset.keyid : null, testid: a ? a.dataset.testid : null };
+    });
+    check(f.tag === 'BUTTON' && f.keyid === succ.cred.keyid,
+      `after Disable by keyboard the focus is not on a button of that key's row: ${JSON.stringify(f)}`);
+  }
   await sendUntil(succ.file, (r) => r.out.includes('key_disabled'), 'api-backend still accepts the disabled key');
   step = 'enable';
   await row(cus.page, succ.cred.keyid).locator('[data-testid="enable"]').click();

@@ -234,12 +234,35 @@ function statusBadge(status) {
   return el('span', { class: `badge ${status}`, text: status });
 }
 
+// What has the focus inside @table: its row's data-keyid and the button's
+// data-testid (or its text); null if the focus is elsewhere.
+function focusIn(table) {
+  const a = document.activeElement;
+  if (!a || a === table || !table.contains(a)) return null;
+  const tr = a.closest('tr[data-keyid]');
+  return { keyid: tr ? tr.dataset.keyid : null, testid: a.dataset.testid || null, text: a.textContent };
+}
+
+// After a redraw: the same action's button of the same key, else that row's
+// first action (first button), else the table itself.
+function refocus(table, f) {
+  if (!f) return;
+  const tr = f.keyid ? [...table.querySelectorAll('tr[data-keyid]')].find((r) => r.dataset.keyid === f.keyid) : null;
+  const buttons = tr ? [...tr.querySelectorAll('button')] : [];
+  const target = buttons.find((b) => (f.testid ? b.dataset.testid === f.testid : !b.dataset.testid && b.textContent === f.text)) ||
+    (tr && tr.querySelector('.row-actions button')) || buttons[0] || table;
+  target.focus();
+}
+
 async function loadKeys() {
   const keys = await pages('/v1/keys', 'keys');
-  const tb = $('keys-table').tBodies[0];
+  const table = $('keys-table');
+  const tb = table.tBodies[0];
+  const f = focusIn(table);
   tb.replaceChildren(...keys.map(keyRow));
   if (keys.length === 0)
     tb.append(el('tr', {}, el('td', { colspan: 9, class: 'muted', text: 'No keys yet.' })));
+  refocus(table, f);
 }
 
 function keyRow(k) {
