@@ -415,6 +415,15 @@ try {
     .evaluateAll((rows) => rows.map((r) => r.dataset.action));
   for (const a of ['key.enroll', 'key.create', 'key.rotate', 'key.disable', 'key.enable', 'key.revoke'])
     check(actions.includes(a), `no ${a} in the audit view (${actions.join(' ')})`);
+  {
+    const t = await tid(cus.page, 'audit-row').first().locator('td').first().innerText();
+    check(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(t.trim()), `audit time without seconds: "${t}"`);
+    // a shortened keyid shows the whole value by keyboard, not only in a hover title
+    const id = cus.page.locator(`[data-testid="audit-row"][data-target="${succ.cred.keyid}"] button.id`).first();
+    await id.focus();
+    await cus.page.keyboard.press('Enter');
+    check((await id.innerText()).trim() === succ.cred.keyid, `the full target is not shown: ${await id.innerText()}`);
+  }
   await shot(cus.page, 'audit');
   check(await cus.page.locator('#nav-accounts').isHidden(), 'a keys:self key sees the accounts view');
   await cus.done();

@@ -83,8 +83,12 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
-function when(t) {
-  return t ? t.replace('T', ' ').replace(/:\d\dZ$/, ' UTC') : '—';
+// RFC 3339 UTC as "YYYY-MM-DD HH:MM UTC", or with @seconds "…HH:MM:SS UTC".
+function when(t, seconds) {
+  if (!t) return '—';
+  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d)?(?:\.\d+)?Z$/.exec(t);
+  if (!m) return t;
+  return `${m[1]} ${m[2]}${seconds ? m[3] || ':00' : ''} UTC`;
 }
 
 function cell(label, ...kids) {
@@ -93,6 +97,20 @@ function cell(label, ...kids) {
 
 function short(id) {
   return id ? id.slice(0, 10) + '…' : '—';
+}
+
+// A shortened ID that shows the whole value when pressed (keyboard, touch),
+// not only in a hover title.
+function idToggle(id, what) {
+  const b = el('button', {
+    type: 'button', class: 'id', title: `${what}: ${id}`, 'aria-expanded': 'false', text: short(id),
+  });
+  b.addEventListener('click', () => {
+    const open = b.getAttribute('aria-expanded') !== 'true';
+    b.setAttribute('aria-expanded', open ? 'true' : 'false');
+    b.textContent = open ? id : short(id);
+  });
+  return b;
 }
 
 async function copy(text, what) {
@@ -292,7 +310,7 @@ function keyRow(k) {
     cell('Created', when(k.created_at)),
     cell('Expires', expires),
     cell('Last used', k.last_used_at ? `${when(k.last_used_at)}${k.last_used_by ? ' · ' + k.last_used_by : ''}` : 'never'),
-    cell('Replaced by', k.replaced_by ? el('code', { title: k.replaced_by, text: short(k.replaced_by) }) : '—'),
+    cell('Replaced by', k.replaced_by ? idToggle(k.replaced_by, 'Replaced by') : '—'),
     cell('Actions', el('div', { class: 'row-actions' }, ...acts)));
 }
 
@@ -383,11 +401,11 @@ async function loadAudit() {
   const tb = $('audit-table').tBodies[0];
   tb.replaceChildren(...events.map((e) =>
     el('tr', { 'data-testid': 'audit-row', 'data-action': e.action, 'data-outcome': e.outcome, 'data-target': e.target || '' },
-      cell('Time', when(e.time)),
+      el('td', { 'data-label': 'Time', class: 'nowrap' }, when(e.time, true)),
       cell('Action', e.action),
-      cell('Target', e.target ? el('code', { title: e.target, text: short(e.target) }) : '—'),
+      cell('Target', e.target ? idToggle(e.target, 'Target') : '—'),
       cell('Outcome', el('span', { class: `badge ${e.outcome === 'ok' ? 'active' : 'revoked'}`, text: e.outcome })),
-      cell('Actor', e.actor ? el('code', { title: e.actor, text: short(e.actor) }) : 'enrollment'),
+      cell('Actor', e.actor ? idToggle(e.actor, 'Actor') : 'enrollment'),
       cell('Source', e.source || '—'))));
   if (events.length === 0)
     tb.append(el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'No events yet.' })));
