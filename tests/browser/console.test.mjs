@@ -365,6 +365,18 @@ try {
   check(succ.cred.replaces === second.cred.keyid, 'the successor does not name what it replaces');
   await row(cus.page, second.cred.keyid).locator('text=(grace)').waitFor();
   check((await row(cus.page, second.cred.keyid).innerText()).includes(succ.cred.keyid.slice(0, 10)), 'replaced by not shown');
+  {
+    // newest first: the successor right above the key it replaces; dates on one line at 1440 px
+    const order = await cus.page.locator('[data-testid="key-row"]').evaluateAll((rs) => rs.map((r) => r.dataset.keyid));
+    check(order.join() === [succ.cred.keyid, second.cred.keyid, c1.keyid].join(), `keys not newest first: ${order.join(' ')}`);
+    const lines = await row(cus.page, second.cred.keyid).locator('td[data-label="Created"], td[data-label="Expires"]')
+      .evaluateAll((tds) => tds.map((td) => {
+        const r = document.createRange();
+        r.selectNodeContents(td);
+        return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size;
+      }));
+    check(lines.length === 2 && lines.every((n) => n === 1), `a date wraps at 1440 px: ${lines.join(' ')} lines`);
+  }
   await shot(cus.page, 'keys');
   console.log('ok   create a key in the browser, rotate it (successor saved, grace shown)');
 

@@ -274,6 +274,8 @@ function refocus(table, f) {
 
 async function loadKeys() {
   const keys = await pages('/v1/keys', 'keys');
+  // newest first: a rotated key's successor sits right above it
+  keys.sort((a, b) => (b.created_at || '').localeCompare(a.created_at || '') || a.keyid.localeCompare(b.keyid));
   const table = $('keys-table');
   const tb = table.tBodies[0];
   const f = focusIn(table);
@@ -307,9 +309,10 @@ function keyRow(k) {
     cell('Scopes', (k.scopes || []).join(' ') || '—'),
     cell('Status', statusBadge(k.status),
       k.revoked_at ? el('span', { class: 'muted small', text: ` ${when(k.revoked_at)}` }) : null),
-    cell('Created', when(k.created_at)),
-    cell('Expires', expires),
-    cell('Last used', k.last_used_at ? `${when(k.last_used_at)}${k.last_used_by ? ' · ' + k.last_used_by : ''}` : 'never'),
+    el('td', { 'data-label': 'Created', class: 'nowrap' }, when(k.created_at)),
+    el('td', { 'data-label': 'Expires', class: 'nowrap' }, expires),
+    cell('Last used', k.last_used_at ? el('span', { class: 'nowrap', text: when(k.last_used_at) }) : 'never',
+      k.last_used_at && k.last_used_by ? ` · ${k.last_used_by}` : null),
     cell('Replaced by', k.replaced_by ? idToggle(k.replaced_by, 'Replaced by') : '—'),
     cell('Actions', el('div', { class: 'row-actions' }, ...acts)));
 }
