@@ -495,7 +495,8 @@ try {
   console.log(`     revoked key: "${await tid(bad.page, 'error').innerText()}"`);
   await bad.page.goto(link);
   await tid(bad.page, 'enroll-generate').click();
-  await tid(bad.page, 'error').filter({ hasText: /already used/ }).waitFor();
+  await tid(bad.page, 'error').filter({ hasText: /already used.*new link/ }).waitFor();
+  check(await tid(bad.page, 'enroll-generate').isHidden(), 'used link: "Generate my key" is still offered');
   check(await bad.page.locator('#enroll').isVisible() && await bad.page.locator('#app').isHidden(), 'used link: screen changed');
   await bad.done();
   const list = JSON.parse(cli(['keys', 'list', '--key', adminFile, '--all', '--json']).out);

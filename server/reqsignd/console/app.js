@@ -479,7 +479,18 @@ async function enroll() {
     const body = { token: enrollToken, public_key: g.publicPem };
     const label = $('enroll-label').value.trim();
     if (label) body.label = label;
-    const rec = await api.call(signer, 'POST', '/v1/enroll', body);
+    let rec;
+    try {
+      rec = await api.call(signer, 'POST', '/v1/enroll', body);
+    } catch (e) {
+      // used, expired or unknown: pressing again cannot work, so the button
+      // stops being the page's call to action
+      if (e instanceof ApiError && e.code === 'enrollment_invalid') {
+        enrollToken = null;
+        $('enroll-generate').hidden = true;
+      }
+      throw e;
+    }
     if (rec.keyid !== g.keyid) throw new Error('The service registered another key than the one generated here.');
     enrollToken = null;
     const name = `reqsign-${rec.keyid}.json`;
@@ -496,6 +507,7 @@ function takeEnrollToken() {
   const m = location.hash.match(/^#enroll=([A-Za-z0-9_-]{1,128})$/);
   if (!m) return 0;
   enrollToken = m[1];
+  $('enroll-generate').hidden = false;
   history.replaceState(null, '', location.pathname);
   screen('enroll');
   return 1;
