@@ -367,8 +367,17 @@ try {
   check((await row(cus.page, second.cred.keyid).innerText()).includes(succ.cred.keyid.slice(0, 10)), 'replaced by not shown');
   {
     // newest first: the successor right above the key it replaces; dates on one line at 1440 px
+    // (created_at is to the second: keys made in one second may come in any order, a successor not)
     const order = await cus.page.locator('[data-testid="key-row"]').evaluateAll((rs) => rs.map((r) => r.dataset.keyid));
-    check(order.join() === [succ.cred.keyid, second.cred.keyid, c1.keyid].join(), `keys not newest first: ${order.join(' ')}`);
+    check(order.length === 3 && order.indexOf(succ.cred.keyid) + 1 === order.indexOf(second.cred.keyid),
+      `the successor is not right above the key it replaces: ${order.join(' ')}`);
+    const created = Object.fromEntries(order.map((id) =>
+      [id, JSON.parse(cli(['keys', 'get', '--key', adminFile, id]).out).created_at]));
+    check(Object.values(created).every((t) => /^\d{4}-.*Z$/.test(t)), `created_at: ${Object.values(created).join(' ')}`);
+    const c1At = order.indexOf(c1.keyid);
+    const chainAt = order.indexOf(succ.cred.keyid);
+    check(created[c1.keyid] === created[succ.cred.keyid] || (c1At < chainAt) === (created[c1.keyid] > created[succ.cred.keyid]),
+      `keys not newest first: ${order.map((id) => `${id.slice(0, 6)} ${created[id]}`).join(', ')}`);
     const lines = await row(cus.page, second.cred.keyid).locator('td[data-label="Created"], td[data-label="Expires"]')
       .evaluateAll((tds) => tds.map((td) => {
         const r = document.createRange();

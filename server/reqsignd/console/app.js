@@ -272,10 +272,25 @@ function refocus(table, f) {
   target.focus();
 }
 
+// Newest first (created_at is to the second, so ties go by keyid), each
+// rotated key right below its successor: chains of rotations are ordered by
+// their newest key and listed successor first.
+function newestFirst(keys) {
+  const byId = new Map(keys.map((k) => [k.keyid, k]));
+  const cmp = (a, b) => (b.created_at || '').localeCompare(a.created_at || '') || a.keyid.localeCompare(b.keyid);
+  const out = [];
+  const seen = new Set();
+  for (const head of keys.filter((k) => !(k.replaced_by && byId.has(k.replaced_by))).sort(cmp))
+    for (let k = head; k && !seen.has(k.keyid); k = k.replaces ? byId.get(k.replaces) : null) {
+      seen.add(k.keyid);
+      out.push(k);
+    }
+  for (const k of keys.sort(cmp)) if (!seen.has(k.keyid)) out.push(k); // a cycle: never made by the service
+  return out;
+}
+
 async function loadKeys() {
-  const keys = await pages('/v1/keys', 'keys');
-  // newest first: a rotated key's successor sits right above it
-  keys.sort((a, b) => (b.created_at || '').localeCompare(a.created_at || '') || a.keyid.localeCompare(b.keyid));
+  const keys = newestFirst(await pages('/v1/keys', 'keys'));
   const table = $('keys-table');
   const tb = table.tBodies[0];
   const f = focusIn(table);
