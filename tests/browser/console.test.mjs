@@ -365,13 +365,45 @@ try {
   check(succ.cred.replaces === second.cred.keyid, 'the successor does not name what it replaces');
   await row(cus.page, second.cred.keyid).locator('text=(grace)').waitFor();
   check((await row(cus.page, second.cred.keyid).innerText()).includes(succ.cred.keyid.slice(0, 10)), 'replaced by not shown');
+  {
+    // newest first: the successor right above the key it replaces; dates on one line at 1440 px
+    // (created_at is to the second: keys made in one second may come in any order, a successor not)
+    const order = await cus.page.locator('[data-testid="key-row"]').evaluateAll((rs) => rs.map((r) => r.dataset.keyid));
+    check(order.length === 3 && order.indexOf(succ.cred.keyid) + 1 === order.indexOf(second.cred.keyid),
+      `the successor is not right above the key it replaces: ${order.join(' ')}`);
+    const created = Object.fromEntries(order.map((id) =>
+      [id, JSON.parse(cli(['keys', 'get', '--key', adminFile, id]).out).created_at]));
+    check(Object.values(created).every((t) => /^\d{4}-.*Z$/.test(t)), `created_at: ${Object.values(created).join(' ')}`);
+    const c1At = order.indexOf(c1.keyid);
+    const chainAt = order.indexOf(succ.cred.keyid);
+    check(created[c1.keyid] === created[succ.cred.keyid] || (c1At < chainAt) === (created[c1.keyid] > created[succ.cred.keyid]),
+      `keys not newest first: ${order.map((id) => `${id.slice(0, 6)} ${created[id]}`).join(', ')}`);
+    const lines = await row(cus.page, second.cred.keyid).locator('td[data-label="Created"], td[data-label="Expires"]')
+      .evaluateAll((tds) => tds.map((td) => {
+        const r = document.createRange();
+        r.selectNodeContents(td);
+        return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size;
+      }));
+    check(lines.length === 2 && lines.every((n) => n === 1), `a date wraps at 1440 px: ${lines.join(' ')} lines`);
+  }
   await shot(cus.page, 'keys');
   console.log('ok   create a key in the browser, rotate it (successor saved, grace shown)');
 
   // ---- disable (api-backend refuses within the bound), enable, revoke
   step = 'disable';
-  await row(cus.page, succ.cred.keyid).locator('[data-testid="disable"]').click();
+  // by keyboard: after the table is redrawn the focus stays in that key's row
+  await row(cus.page, succ.cred.keyid).locator('[data-testid="disable"]').focus();
+  await cus.page.keyboard.press('Enter');
   await cus.page.locator(`[data-testid="key-row"][data-keyid="${succ.cred.keyid}"][data-status="disabled"]`).waitFor();
+  {
+    const f = await cus.page.evaluate(() => {
+      const a = document.activeElement;
+      const tr = a && a.closest('[data-testid="key-row"]');
+      return { tag: a ? a.tagName : null, keyid: tr ? tr.dataset.keyid : null, testid: a ? a.dataset.testid : null };
+    });
+    check(f.tag === 'BUTTON' && f.keyid === succ.cred.keyid,
+      `after Disable by keyboard the focus is not on a button of that key's row: ${JSON.stringify(f)}`);
+  }
   await sendUntil(succ.file, (r) => r.out.includes('key_disabled'), 'api-backend still accepts the disabled key');
   step = 'enable';
   await row(cus.page, succ.cred.keyid).locator('[data-testid="enable"]').click();
@@ -404,6 +436,15 @@ try {
     .evaluateAll((rows) => rows.map((r) => r.dataset.action));
   for (const a of ['key.enroll', 'key.create', 'key.rotate', 'key.disable', 'key.enable', 'key.revoke'])
     check(actions.includes(a), `no ${a} in the audit view (${actions.join(' ')})`);
+  {
+    const t = await tid(cus.page, 'audit-row').first().locator('td').first().innerText();
+    check(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(t.trim()), `audit time without seconds: "${t}"`);
+    // a shortened keyid shows the whole value by keyboard, not only in a hover title
+    const id = cus.page.locator(`[data-testid="audit-row"][data-target="${succ.cred.keyid}"] button.id`).first();
+    await id.focus();
+    await cus.page.keyboard.press('Enter');
+    check((await id.innerText()).trim() === succ.cred.keyid, `the full target is not shown: ${await id.innerText()}`);
+  }
   await shot(cus.page, 'audit');
   check(await cus.page.locator('#nav-accounts').isHidden(), 'a keys:self key sees the accounts view');
   await cus.done();
@@ -463,7 +504,8 @@ try {
   console.log(`     revoked key: "${await tid(bad.page, 'error').innerText()}"`);
   await bad.page.goto(link);
   await tid(bad.page, 'enroll-generate').click();
-  await tid(bad.page, 'error').filter({ hasText: /already used/ }).waitFor();
+  await tid(bad.page, 'error').filter({ hasText: /already used.*new link/ }).waitFor();
+  check(await tid(bad.page, 'enroll-generate').isHidden(), 'used link: "Generate my key" is still offered');
   check(await bad.page.locator('#enroll').isVisible() && await bad.page.locator('#app').isHidden(), 'used link: screen changed');
   await bad.done();
   const list = JSON.parse(cli(['keys', 'list', '--key', adminFile, '--all', '--json']).out);

@@ -23,7 +23,7 @@ const WORDS = {
   key_expired: 'This key has expired.',
   key_unknown: 'The service does not know this key.',
   account_disabled: 'This account is disabled.',
-  enrollment_invalid: 'This enrollment link was already used, has expired, or is not valid. Ask for a new one.',
+  enrollment_invalid: 'This enrollment link was already used, has expired, or is not valid. Ask whoever sent it for a new link.',
   scope: 'This key is not allowed to do that.',
   key_limit: 'The account has reached its limit of keys.',
   conflict: 'That cannot be done in the key\'s current state.',

@@ -83,8 +83,12 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
-function when(t) {
-  return t ? t.replace('T', ' ').replace(/:\d\dZ$/, ' UTC') : '—';
+// RFC 3339 UTC as "YYYY-MM-DD HH:MM UTC", or with @seconds "…HH:MM:SS UTC".
+function when(t, seconds) {
+  if (!t) return '—';
+  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d)?(?:\.\d+)?Z$/.exec(t);
+  if (!m) return t;
+  return `${m[1]} ${m[2]}${seconds ? m[3] || ':00' : ''} UTC`;
 }
 
 function cell(label, ...kids) {
@@ -93,6 +97,20 @@ function cell(label, ...kids) {
 
 function short(id) {
   return id ? id.slice(0, 10) + '…' : '—';
+}
+
+// A shortened ID that shows the whole value when pressed (keyboard, touch),
+// not only in a hover title.
+function idToggle(id, what) {
+  const b = el('button', {
+    type: 'button', class: 'id', title: `${what}: ${id}`, 'aria-expanded': 'false', text: short(id),
+  });
+  b.addEventListener('click', () => {
+    const open = b.getAttribute('aria-expanded') !== 'true';
+    b.setAttribute('aria-expanded', open ? 'true' : 'false');
+    b.textContent = open ? id : short(id);
+  });
+  return b;
 }
 
 async function copy(text, what) {
@@ -234,12 +252,52 @@ function statusBadge(status) {
   return el('span', { class: `badge ${status}`, text: status });
 }
 
+// What has the focus inside @table: its row's data-keyid and the button's
+// data-testid (or its text); null if the focus is elsewhere.
+function focusIn(table) {
+  const a = document.activeElement;
+  if (!a || a === table || !table.contains(a)) return null;
+  const tr = a.closest('tr[data-keyid]');
+  return { keyid: tr ? tr.dataset.keyid : null, testid: a.dataset.testid || null, text: a.textContent };
+}
+
+// After a redraw: the same action's button of the same key, else that row's
+// first action (first button), else the table itself.
+function refocus(table, f) {
+  if (!f) return;
+  const tr = f.keyid ? [...table.querySelectorAll('tr[data-keyid]')].find((r) => r.dataset.keyid === f.keyid) : null;
+  const buttons = tr ? [...tr.querySelectorAll('button')] : [];
+  const target = buttons.find((b) => (f.testid ? b.dataset.testid === f.testid : !b.dataset.testid && b.textContent === f.text)) ||
+    (tr && tr.querySelector('.row-actions button')) || buttons[0] || table;
+  target.focus();
+}
+
+// Newest first (created_at is to the second, so ties go by keyid), each
+// rotated key right below its successor: chains of rotations are ordered by
+// their newest key and listed successor first.
+function newestFirst(keys) {
+  const byId = new Map(keys.map((k) => [k.keyid, k]));
+  const cmp = (a, b) => (b.created_at || '').localeCompare(a.created_at || '') || a.keyid.localeCompare(b.keyid);
+  const out = [];
+  const seen = new Set();
+  for (const head of keys.filter((k) => !(k.replaced_by && byId.has(k.replaced_by))).sort(cmp))
+    for (let k = head; k && !seen.has(k.keyid); k = k.replaces ? byId.get(k.replaces) : null) {
+      seen.add(k.keyid);
+      out.push(k);
+    }
+  for (const k of keys.sort(cmp)) if (!seen.has(k.keyid)) out.push(k); // a cycle: never made by the service
+  return out;
+}
+
 async function loadKeys() {
-  const keys = await pages('/v1/keys', 'keys');
-  const tb = $('keys-table').tBodies[0];
+  const keys = newestFirst(await pages('/v1/keys', 'keys'));
+  const table = $('keys-table');
+  const tb = table.tBodies[0];
+  const f = focusIn(table);
   tb.replaceChildren(...keys.map(keyRow));
   if (keys.length === 0)
     tb.append(el('tr', {}, el('td', { colspan: 9, class: 'muted', text: 'No keys yet.' })));
+  refocus(table, f);
 }
 
 function keyRow(k) {
@@ -266,10 +324,11 @@ function keyRow(k) {
     cell('Scopes', (k.scopes || []).join(' ') || '—'),
     cell('Status', statusBadge(k.status),
       k.revoked_at ? el('span', { class: 'muted small', text: ` ${when(k.revoked_at)}` }) : null),
-    cell('Created', when(k.created_at)),
-    cell('Expires', expires),
-    cell('Last used', k.last_used_at ? `${when(k.last_used_at)}${k.last_used_by ? ' · ' + k.last_used_by : ''}` : 'never'),
-    cell('Replaced by', k.replaced_by ? el('code', { title: k.replaced_by, text: short(k.replaced_by) }) : '—'),
+    el('td', { 'data-label': 'Created', class: 'nowrap' }, when(k.created_at)),
+    el('td', { 'data-label': 'Expires', class: 'nowrap' }, expires),
+    cell('Last used', k.last_used_at ? el('span', { class: 'nowrap', text: when(k.last_used_at) }) : 'never',
+      k.last_used_at && k.last_used_by ? ` · ${k.last_used_by}` : null),
+    cell('Replaced by', k.replaced_by ? idToggle(k.replaced_by, 'Replaced by') : '—'),
     cell('Actions', el('div', { class: 'row-actions' }, ...acts)));
 }
 
@@ -360,11 +419,11 @@ async function loadAudit() {
   const tb = $('audit-table').tBodies[0];
   tb.replaceChildren(...events.map((e) =>
     el('tr', { 'data-testid': 'audit-row', 'data-action': e.action, 'data-outcome': e.outcome, 'data-target': e.target || '' },
-      cell('Time', when(e.time)),
+      el('td', { 'data-label': 'Time', class: 'nowrap' }, when(e.time, true)),
       cell('Action', e.action),
-      cell('Target', e.target ? el('code', { title: e.target, text: short(e.target) }) : '—'),
+      cell('Target', e.target ? idToggle(e.target, 'Target') : '—'),
       cell('Outcome', el('span', { class: `badge ${e.outcome === 'ok' ? 'active' : 'revoked'}`, text: e.outcome })),
-      cell('Actor', e.actor ? el('code', { title: e.actor, text: short(e.actor) }) : 'enrollment'),
+      cell('Actor', e.actor ? idToggle(e.actor, 'Actor') : 'enrollment'),
       cell('Source', e.source || '—'))));
   if (events.length === 0)
     tb.append(el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'No events yet.' })));
@@ -435,7 +494,18 @@ async function enroll() {
     const body = { token: enrollToken, public_key: g.publicPem };
     const label = $('enroll-label').value.trim();
     if (label) body.label = label;
-    const rec = await api.call(signer, 'POST', '/v1/enroll', body);
+    let rec;
+    try {
+      rec = await api.call(signer, 'POST', '/v1/enroll', body);
+    } catch (e) {
+      // used, expired or unknown: pressing again cannot work, so the button
+      // stops being the page's call to action
+      if (e instanceof ApiError && e.code === 'enrollment_invalid') {
+        enrollToken = null;
+        $('enroll-generate').hidden = true;
+      }
+      throw e;
+    }
     if (rec.keyid !== g.keyid) throw new Error('The service registered another key than the one generated here.');
     enrollToken = null;
     const name = `reqsign-${rec.keyid}.json`;
@@ -452,6 +522,7 @@ function takeEnrollToken() {
   const m = location.hash.match(/^#enroll=([A-Za-z0-9_-]{1,128})$/);
   if (!m) return 0;
   enrollToken = m[1];
+  $('enroll-generate').hidden = false;
   history.replaceState(null, '', location.pathname);
   screen('enroll');
   return 1;
