@@ -323,13 +323,31 @@ static void check_log(int json)
     const char *admin_keyid = json_string_value(json_object_get(aj, "keyid"));
     char target[128];
     char *issued = exercise(&e, admin, target, sizeof(target));
+    /* an enrollment with a service-generated key: unsigned (no keyid), the
+     * new key is its target */
+    struct resp r = call(admin, "POST", url_of(&e, "/v1/accounts"), "{\"name\":\"logged\"}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    char body[256], enrolled[128];
+    snprintf(body, sizeof(body), "{\"token\":\"%s\"}",
+             json_string_value(
+                 json_object_get(json_object_get(r.json, "enrollment"), "token")));
+    resp_free(&r);
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    r = send_req("POST", url_of(&e, "/v1/enroll"), body, strlen(body), NULL, ct);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    snprintf(enrolled, sizeof(enrolled), "%s",
+             json_string_value(json_object_get(r.json, "keyid")));
+    char *enrolled_cred = strdup(r.body);
+    resp_free(&r);
     stop_all(&e);
     char *log = slurp(e.log);
     assert_no_secrets(log, admin_json);
     assert_no_secrets(log, issued); /* the issued credential's private key either */
+    assert_no_secrets(log, enrolled_cred);
+    free(enrolled_cred);
     cr_assert(strstr(log, "s3cr3t") == NULL, "the query is logged");
 
-    int seen_health = 0, seen_get = 0, seen_create = 0;
+    int seen_health = 0, seen_get = 0, seen_create = 0, seen_enroll = 0;
     char *lines_save = NULL;
     for (char *line = strtok_r(log, "\n", &lines_save); line != NULL;
          line = strtok_r(NULL, "\n", &lines_save)) {
@@ -393,6 +411,12 @@ static void check_log(int json)
             cr_assert_eq(status, 201);
             cr_assert(keyid != NULL && strcmp(keyid, admin_keyid) == 0);
             cr_assert(tk != NULL && strcmp(tk, target) == 0, "create target %s", tk);
+        } else if (strcmp(path, "/v1/enroll") == 0) {
+            seen_enroll = 1;
+            cr_assert_eq(status, 201);
+            cr_assert_null(keyid, "a generated key's enrollment is not signed: %s", keyid);
+            cr_assert(tk != NULL && strcmp(tk, enrolled) == 0, "enroll target %s, want %s", tk,
+                      enrolled);
         } else if (strncmp(path, "/v1/keys/", 9) == 0) {
             seen_get = 1;
             cr_assert_eq(status, 200);
@@ -401,7 +425,7 @@ static void check_log(int json)
         }
         json_decref(o);
     }
-    cr_assert(seen_health && seen_create && seen_get, "lines missing");
+    cr_assert(seen_health && seen_create && seen_get && seen_enroll, "lines missing");
     free(log);
     free(issued);
     json_decref(aj);
