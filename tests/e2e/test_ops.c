@@ -141,6 +141,50 @@ Test(ops, tls_serves_https_and_names_https)
     done(&e);
 }
 
+/* A failed TLS handshake (plain HTTP to the TLS port): libmicrohttpd's and
+ * GnuTLS's message goes through the program's log, "reqsignd: http: ..." in
+ * text and a JSON object under --log-format json; never a bare line such as
+ * "Error: received handshake message out of context." */
+Test(ops, tls_handshake_error_in_the_log_format)
+{
+    for (int json = 0; json < 2; json++) {
+        struct env e;
+        init_env(&e);
+        make_cert(e.dir, "tls");
+        const char *extra[] = {"--log-format", json ? "json" : "text", NULL};
+        start_tls(&e, extra);
+        int st;
+        free(sh(&st, "curl -s -m 5 'http://127.0.0.1:%d/healthz'", e.d.port));
+        usleep(300 * 1000);
+        stop_all(&e);
+        char *log = slurp(e.log);
+        int seen = 0;
+        char *save = NULL;
+        for (char *line = strtok_r(log, "\n", &save); line != NULL;
+             line = strtok_r(NULL, "\n", &save)) {
+            if (json && line[0] == '{') {
+                json_t *o = json_loads(line, 0, NULL);
+                cr_assert_not_null(o, "not JSON: %s", line);
+                const char *err = json_string_value(json_object_get(o, "error"));
+                if (err != NULL) {
+                    seen = 1;
+                    cr_assert_str_eq(json_string_value(json_object_get(o, "program")), "reqsignd");
+                    cr_assert_not_null(json_object_get(o, "ts"), "%s", line);
+                }
+                json_decref(o);
+                continue;
+            }
+            cr_assert(strncmp(line, "reqsignd: ", 10) == 0 || (!json && strncmp(line, "ts=", 3) == 0),
+                      "a line not in the log's format: %s", line);
+            if (!json && strncmp(line, "reqsignd: http: ", 16) == 0)
+                seen = 1;
+        }
+        cr_assert(seen, "the handshake failure is not logged (%s)", json ? "json" : "text");
+        free(log);
+        done(&e);
+    }
+}
+
 Test(ops, tls_1_1_refused_1_2_accepted)
 {
     struct env e;
