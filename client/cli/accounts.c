@@ -2,6 +2,7 @@
  * service (docs/KEYSERVICE.md, issue 13).
  *
  *   reqsign accounts create --name N [--scope S]... [--key-limit N] [--max-key-lifetime S]
+ *                           [--publish-keys]
  *   reqsign accounts list|get ID|disable ID|enable ID|enroll-token ID
  *   reqsign enroll --service URL --token FILE|- [--generate] [--label L] -o FILE
  *   reqsign audit [--account ID] [--after CURSOR] [--limit N]
@@ -37,8 +38,10 @@ static const char USAGE_ACCOUNTS[] =
     "usage: reqsign accounts <create|list|get|disable|enable|enroll-token> [options]\n"
     "\n"
     "  accounts create --name N [--scope S]... [--key-limit N] [--max-key-lifetime SECONDS|+90d]\n"
+    "                  [--publish-keys]\n"
     "      Create an account (keys:admin); prints its id and a first enrollment token\n"
-    "      (shown once).\n"
+    "      (shown once). --publish-keys lists every key of the account in the\n"
+    "      service's public directory (default: only keys created with --publish).\n"
     "  accounts list                 one line per account: id, status, name\n"
     "  accounts get ID               the account (JSON)\n"
     "  accounts disable ID | enable ID\n"
@@ -87,6 +90,10 @@ int reqsign_cli_accounts(int argc, char **argv)
         reqsign_cli_usage_error(o.cmd, o.usage, "%s: missing account ID", o.sub);
         return EXIT_USAGE;
     }
+    if (si != 0 && o.publish_keys) {
+        reqsign_cli_usage_error(o.cmd, o.usage, "%s: unknown option '--publish-keys'", o.sub);
+        return EXIT_USAGE;
+    }
     if (si == 0 && o.name == NULL) {
         reqsign_cli_usage_error(o.cmd, o.usage, "create: --name is required");
         return EXIT_USAGE;
@@ -106,6 +113,8 @@ int reqsign_cli_accounts(int argc, char **argv)
             json_object_set_new(req, "key_limit", json_integer(o.key_limit));
         if (req != NULL && o.max_life > 0)
             json_object_set_new(req, "max_key_lifetime_s", json_integer(o.max_life));
+        if (req != NULL && o.publish_keys)
+            json_object_set_new(req, "publish_keys", json_true());
         char *body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
         json_decref(req);
         rc = body == NULL ? EXIT_FAIL

@@ -277,7 +277,7 @@ struct reqsign_cli_svc {
     const char *scopes[REQSIGN_CLI_MAX_SCOPES];
     size_t n_scopes;
     long key_limit, max_life, limit;
-    int json, verbose, generate;
+    int json, verbose, generate, publish_keys;
 };
 /* Fill @o (cmd, usage; sub = argv[0] when @first is 1) from argv[@first..]:
  * 0, -1 (--help printed), or EXIT_USAGE (printed). */

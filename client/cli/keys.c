@@ -1,6 +1,7 @@
 /* reqsign keys: manage keys on a key service (docs/KEYSERVICE.md).
  *
- *   reqsign keys create [--label L] [--scope S]... [--expires-at T] [--public-key FILE] [-o FILE]
+ *   reqsign keys create [--label L] [--scope S]... [--expires-at T] [--publish]
+ *                       [--public-key FILE] [-o FILE]
  *   reqsign keys list [--limit N] [--after KEYID] [--all] [--json]
  *   reqsign keys get KEYID
  *   reqsign keys revoke KEYID
@@ -46,12 +47,14 @@ static const char USAGE_KEYS[] =
     "credential (scope keys:admin) or a key of an account (keys:self).\n"
     "\n"
     "  keys create [--label L] [--scope S]... [--expires-at RFC3339|+30d]\n"
-    "              [--public-key FILE] (-o FILE | --to-profile NAME)\n"
+    "              [--publish] [--public-key FILE] (-o FILE | --to-profile NAME)\n"
     "      Create a key. The service generates the key pair and returns the\n"
     "      credential once: it is written to FILE (mode 0600, never overwritten)\n"
     "      and the keyid printed. With --public-key (PEM, DER, JWK or raw; only the\n"
     "      public part is sent), register that key: -o is optional and gets the\n"
-    "      record (no private key).\n"
+    "      record (no private key). --publish lists the key in the service's\n"
+    "      public directory (/.well-known/http-message-signatures-directory;\n"
+    "      default: not listed, unless its account publishes its keys).\n"
     "  keys list [--limit N] [--after KEYID] [--all] [--json]\n"
     "      One line per key: keyid, status, scopes (comma-separated), label,\n"
     "      last use (or -).\n"
@@ -92,7 +95,7 @@ struct keys_opts {
     const char *scopes[KEYS_MAX_SCOPES];
     size_t n_scopes;
     long limit, grace;
-    int all, json, verbose, has_grace, out_is_profile;
+    int all, json, verbose, has_grace, out_is_profile, publish;
 };
 
 static int takes_keyid(const char *sub)
@@ -118,6 +121,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         K_AFTER,
         K_GRACE,
         K_TO_PROFILE,
+        K_PUBLISH,
         K_N
     };
     static const struct reqsign_cli_optdef defs[] = {
@@ -135,6 +139,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         {"after", 0, CLI_VALUE, K_AFTER},
         {"grace", 0, CLI_VALUE, K_GRACE},
         {"to-profile", 0, CLI_VALUE, K_TO_PROFILE},
+        {"publish", 0, CLI_FLAG, K_PUBLISH},
         CLI_OPTS_TLS,
         CLI_OPTS_CREDENTIAL,
         {NULL, 0, CLI_FLAG, 0},
@@ -147,6 +152,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         [K_SCOPE] = " create ",
         [K_EXPIRES_AT] = " create ",
         [K_PUBLIC_KEY] = " create ",
+        [K_PUBLISH] = " create ",
         [K_OUTPUT] = " create rotate ",
         [K_TO_PROFILE] = " create rotate ",
         [K_LIMIT] = " list ",
@@ -195,6 +201,9 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
             break;
         case K_ALL:
             o->all = 1;
+            break;
+        case K_PUBLISH:
+            o->publish = 1;
             break;
         case K_JSON:
             o->json = 1;
@@ -346,7 +355,8 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         }
     if (json_object_set_new(req, "label", o->label ? json_string(o->label) : json_string("")) ||
         json_object_set_new(req, "expires_at",
-                            o->expires_at ? json_string(o->expires_at) : json_null())) {
+                            o->expires_at ? json_string(o->expires_at) : json_null()) ||
+        (o->publish && json_object_set_new(req, "publish", json_true()) != 0)) {
         reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
         goto out;
     }

@@ -283,7 +283,8 @@ int reqsign_cli_svc_parse(const char *cmd, const char *usage, int argc, char **a
         A_ACCOUNT,
         A_AFTER,
         A_LIMIT,
-        A_TO_PROFILE
+        A_TO_PROFILE,
+        A_PUBLISH_KEYS
     };
     static const struct reqsign_cli_optdef defs[] = {
         {"help", 'h', CLI_FLAG, A_HELP},
@@ -302,6 +303,7 @@ int reqsign_cli_svc_parse(const char *cmd, const char *usage, int argc, char **a
         {"after", 0, CLI_VALUE, A_AFTER},
         {"limit", 0, CLI_VALUE, A_LIMIT},
         {"to-profile", 0, CLI_VALUE, A_TO_PROFILE},
+        {"publish-keys", 0, CLI_FLAG, A_PUBLISH_KEYS},
         CLI_OPTS_TLS,
         CLI_OPTS_CREDENTIAL,
         {NULL, 0, CLI_FLAG, 0},
@@ -339,6 +341,9 @@ int reqsign_cli_svc_parse(const char *cmd, const char *usage, int argc, char **a
             break;
         case A_GENERATE:
             o->generate = 1;
+            break;
+        case A_PUBLISH_KEYS:
+            o->publish_keys = 1;
             break;
         case A_VERBOSE:
             o->verbose = 1;

@@ -506,8 +506,10 @@ int main(int argc, char **argv)
         if (bad)
             return usage_error("bad value for", a);
     }
+    if (reqsign_stores_from_env(&so, PROG, 1) != 0)
+        return 2;
     if (so.key_store == NULL)
-        return usage_error("--db PATH or --key-store STORE is required", NULL);
+        return usage_error("--db PATH, --key-store STORE or REQSIGN_KEY_STORE is required", NULL);
     if (listen == NULL)
         return usage_error("--listen HOST:PORT is required", NULL);
     if (reqsign_httpd_check_authority(PROG, n_authorities, any_authority) != 0)

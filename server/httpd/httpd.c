@@ -805,6 +805,47 @@ static void refuse_not_http(struct reqsign_httpd *h, MHD_socket fd)
     log_append(h, line, ln);
 }
 
+/* MHD_OPTION_EXTERNAL_LOGGER: libmicrohttpd's (and GnuTLS's, through it)
+ * error messages, e.g. "Error: received handshake message out of context."
+ * for a failed TLS handshake, go to the program's log like its other lines:
+ * "NAME: http: MESSAGE" in text, one JSON object {"ts", "program", "error"}
+ * under --log-format json, so that a log shipper never meets a bare line.
+ * One line whatever the message holds: bytes outside printable ASCII become
+ * '?' (and '"' and '\\' are escaped in JSON). */
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    struct reqsign_httpd *h = cls;
+    char msg[512], clean[1100], line[1400];
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = m < 0 ? 0 : (size_t)m >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)m;
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
+        n--;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 2 < sizeof(clean); i++) {
+        unsigned char ch = (unsigned char)msg[i];
+        if (h->log_json && (ch == '"' || ch == '\\'))
+            clean[k++] = '\\';
+        clean[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    clean[k] = '\0';
+    int len;
+    if (h->log_json) {
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        char ts[40];
+        struct tm tm;
+        gmtime_r(&wall.tv_sec, &tm);
+        size_t tl = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(ts + tl, sizeof(ts) - tl, ".%03dZ", (int)(wall.tv_nsec / 1000000));
+        len = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"program\":\"%s\",\"error\":\"%s\"}\n",
+                       ts, h->name, clean);
+    } else {
+        len = snprintf(line, sizeof(line), "%s: http: %s\n", h->name, clean);
+    }
+    if (len > 0)
+        log_append(h, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
+}
+
 /* MHD_OPTION_NOTIFY_CONNECTION: keep the list of open connections. The
  * CLOSED notification comes before libmicrohttpd closes the socket, and the
  * watchdog only calls shutdown() under the same lock, so it never touches a
@@ -1937,13 +1978,14 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
         struct worker *w = &h->workers[i];
         w->h = h;
         atomic_init(&w->conns, 0);
+        /* the logger first: libmicrohttpd takes it for what follows */
         w->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_access, h, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
-            CONN_LIMIT / threads + 1, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-            on_connection, w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_ARRAY, tls_opts,
-            MHD_OPTION_END);
+            flags, 0, NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, h,
+            MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT / threads + 1,
+            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+            MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
         if (w->daemon == NULL) {
             fprintf(stderr, "%s: cannot start an HTTP worker\n", name);
             httpd_free(h);

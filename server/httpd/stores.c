@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -118,43 +119,127 @@ const char *reqsign_stores_describe(const char *spec)
     return buf;
 }
 
+/* Whether @spec, a store URL, carries a password: a URL password
+ * (scheme://:PW@ or scheme://USER:PW@, as libcurl's URL parser delimits it,
+ * or, for a URL it cannot parse, a ':' before the last '@' of what follows
+ * "://"), or a libpq "password=" keyword (in a URL's query or a conninfo
+ * string). Nothing of the password is kept or shown. */
+static int has_password(const char *spec)
+{
+    for (const char *p = spec; (p = strstr(p, "password=")) != NULL; p++)
+        if (p == spec || p[-1] == '?' || p[-1] == '&' || p[-1] == ' ' || p[-1] == '\t')
+            return 1;
+    const char *sch = strstr(spec, "://");
+    if (sch == NULL)
+        return 0;
+    int found = 0;
+    CURLU *u = curl_url();
+    const unsigned flags = CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, spec, flags) == CURLUE_OK) {
+        char *pass = NULL;
+        if (curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK && pass != NULL) {
+            found = 1;
+            reqsign_memzero(pass, strlen(pass));
+        }
+        curl_free(pass);
+    } else {
+        const char *at = strrchr(sch + 3, '@');
+        found = at != NULL && memchr(sch + 3, ':', (size_t)(at - (sch + 3))) != NULL;
+    }
+    curl_url_cleanup(u);
+    return found;
+}
+
+/* the environment variable that names a store when its option is absent */
+#define ENV_KEY_STORE "REQSIGN_KEY_STORE"
+#define ENV_NONCE_STORE "REQSIGN_NONCE_STORE"
+
+/* A store URL with a password on the command line: every local user reads
+ * it (ps, /proc/PID/cmdline) for the daemon's life. Refused; the message
+ * names where the password goes instead and never echoes it. */
+static int refuse_password(const char *prog, const char *name, const char *value)
+{
+    if (!has_password(value))
+        return 0;
+    int nonce = strcmp(name, "--nonce-store") == 0;
+    int pg = !nonce && reqsign_stores_key_store_is_pg(value);
+    fprintf(stderr,
+            "%s: %s: a password on the command line is readable by every local user (ps): "
+            "put the URL in the environment variable %s instead (e.g. in the systemd unit's "
+            "EnvironmentFile, mode 0600)%s\n",
+            prog, name, nonce ? ENV_NONCE_STORE : ENV_KEY_STORE,
+            pg ? ", or the password in a PGPASSFILE or ~/.pgpass file, which libpq reads itself"
+               : "");
+    return -1;
+}
+
+/* Set the key store (@db: from --db) or the nonce store from @value, which
+ * @name gave (an option or an environment variable). 1 taken, -1 bad. */
+static int set_key_store(struct reqsign_stores_opts *o, const char *prog, const char *name,
+                         const char *value, int db)
+{
+    if (o->key_store != NULL) {
+        fprintf(stderr, "%s: the key store is given twice (--db PATH is --key-store sqlite:PATH)\n",
+                prog);
+        return -1;
+    }
+    const char *path = db ? value : reqsign_stores_key_store_path(value);
+    if (path != NULL && (path[0] == '\0' || strstr(path, "://") != NULL)) {
+        fprintf(stderr, "%s: %s: want sqlite:PATH, a path or postgresql://..., got '%s'\n", prog,
+                name, reqsign_stores_describe(value));
+        return -1;
+    }
+    o->key_store = value;
+    o->key_store_from_db = db;
+    return 1;
+}
+
+static int set_nonce_store(struct reqsign_stores_opts *o, const char *prog, const char *name,
+                           const char *value)
+{
+    if (o->nonce_store != NULL) {
+        fprintf(stderr, "%s: --nonce-store is given twice\n", prog);
+        return -1;
+    }
+    if (strcmp(value, "memory") != 0 && !nonce_is_redis(value)) {
+        fprintf(stderr,
+                "%s: %s: want memory, redis://HOST[:PORT][/DB] or unix:/path, got '%s'\n", prog,
+                name, reqsign_stores_describe(value));
+        return -1;
+    }
+    o->nonce_store = value;
+    return 1;
+}
+
 /* see stores.h */
 int reqsign_stores_option(struct reqsign_stores_opts *o, const char *prog, const char *name,
                           const char *value)
 {
     int db = strcmp(name, "--db") == 0;
     if (db || strcmp(name, "--key-store") == 0) {
-        if (o->key_store != NULL) {
-            fprintf(stderr, "%s: the key store is given twice (--db PATH is --key-store sqlite:PATH)\n",
-                    prog);
+        if (!db && refuse_password(prog, name, value) != 0)
             return -1;
-        }
-        const char *path = db ? value : reqsign_stores_key_store_path(value);
-        if (path != NULL && (path[0] == '\0' || strstr(path, "://") != NULL)) {
-            fprintf(stderr,
-                    "%s: %s: want sqlite:PATH, a path or postgresql://..., got '%s'\n", prog,
-                    name, reqsign_stores_describe(value));
-            return -1;
-        }
-        o->key_store = value;
-        o->key_store_from_db = db;
-        return 1;
+        return set_key_store(o, prog, name, value, db);
     }
     if (strcmp(name, "--nonce-store") == 0) {
-        if (o->nonce_store != NULL) {
-            fprintf(stderr, "%s: --nonce-store is given twice\n", prog);
+        if (refuse_password(prog, name, value) != 0)
             return -1;
-        }
-        if (strcmp(value, "memory") != 0 && !nonce_is_redis(value)) {
-            fprintf(stderr,
-                    "%s: --nonce-store: want memory, redis://HOST[:PORT][/DB] or unix:/path, "
-                    "got '%s'\n",
-                    prog, reqsign_stores_describe(value));
-            return -1;
-        }
-        o->nonce_store = value;
-        return 1;
+        return set_nonce_store(o, prog, name, value);
     }
+    return 0;
+}
+
+/* see stores.h */
+int reqsign_stores_from_env(struct reqsign_stores_opts *o, const char *prog, int nonces)
+{
+    const char *ks = getenv(ENV_KEY_STORE);
+    if (o->key_store == NULL && ks != NULL && ks[0] != '\0' &&
+        set_key_store(o, prog, ENV_KEY_STORE, ks, 0) < 0)
+        return -1;
+    const char *ns = nonces ? getenv(ENV_NONCE_STORE) : NULL;
+    if (o->nonce_store == NULL && ns != NULL && ns[0] != '\0' &&
+        set_nonce_store(o, prog, ENV_NONCE_STORE, ns) < 0)
+        return -1;
     return 0;
 }
 

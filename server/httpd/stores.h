@@ -4,7 +4,11 @@
  *
  *   --key-store sqlite:PATH | PATH | postgresql://... | postgres://...
  *   --db PATH                      the same as --key-store sqlite:PATH
- *   --nonce-store memory | redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] | unix:/path
+ *   --nonce-store memory | redis://[USER@]HOST[:PORT][/DB] | unix:/path
+ *   REQSIGN_KEY_STORE, REQSIGN_NONCE_STORE: the same values, from the
+ *                  environment, when the option is absent; the only place for a
+ *                  URL with a password (redis://[[USER]:PASSWORD@]HOST...), which
+ *                  the options refuse (see reqsign_stores_option())
  *                  a Redis URL may end in ?per_key_max=N&max_entries=N&assume_noeviction=1
  *                  (reqsign/nonce_redis.h); a password's '@', ':' or '/' percent-encoded
  *
@@ -36,11 +40,25 @@ struct reqsign_stores_opts {
  * reqsign_stores_option() - take a command-line option if it is one of the
  * store options: @name is "--key-store", "--db" or "--nonce-store" and
  * @value its argument. @prog names the program in messages.
+ * A URL that carries a password (redis://[USER]:PW@..., postgresql://USER:PW@...,
+ * a password= keyword) is refused: the command line is readable by every
+ * local user; the message names REQSIGN_KEY_STORE / REQSIGN_NONCE_STORE
+ * (and PGPASSFILE / ~/.pgpass) and does not echo the password.
  * Return: 1 taken; 0 not a store option; -1 a bad or repeated value (a
  * message is on stderr; the caller exits with status 2).
  */
 int reqsign_stores_option(struct reqsign_stores_opts *o, const char *prog, const char *name,
                           const char *value);
+
+/**
+ * reqsign_stores_from_env() - after the command line: a store whose option
+ * was absent is taken from the environment, REQSIGN_KEY_STORE and (with
+ * @nonces) REQSIGN_NONCE_STORE, the same values as the options. A URL with a
+ * password goes there (e.g. a systemd EnvironmentFile, mode 0600), never on
+ * the command line: reqsign_stores_option() refuses one.
+ * Return: 0, or -1 with a message on stderr (the caller exits with status 2).
+ */
+int reqsign_stores_from_env(struct reqsign_stores_opts *o, const char *prog, int nonces);
 
 /** reqsign_stores_usage() - the usage text of the options (one line). */
 const char *reqsign_stores_usage(void);

@@ -196,8 +196,10 @@ static int cmd_admin_key(int argc, char **argv, int first, int recovery)
                                   strcmp(a, "--service") == 0 || strcmp(a, "--db") == 0 ||
                                   strcmp(a, "--key-store") == 0);
     }
+    if (reqsign_stores_from_env(&sto, PROG, 0) != 0)
+        return 2;
     if (sto.key_store == NULL)
-        return usage_error("%s needs --db PATH or --key-store STORE", cmd);
+        return usage_error("%s needs --db PATH, --key-store STORE or REQSIGN_KEY_STORE", cmd);
     if (out == NULL)
         return usage_error("%s needs -o CREDENTIAL.json", cmd);
     if (service == NULL && !recovery)
@@ -377,8 +379,10 @@ static int cmd_serve(int argc, char **argv)
                 return usage_error("--threads wants 1..256, got '%s'", v);
         }
     }
+    if (reqsign_stores_from_env(&sto, PROG, 1) != 0)
+        return 2;
     if (sto.key_store == NULL)
-        return usage_error("--db PATH or --key-store STORE is required");
+        return usage_error("--db PATH, --key-store STORE or REQSIGN_KEY_STORE is required");
     if (listen == NULL)
         return usage_error("--listen HOST:PORT is required");
     if (reqsign_httpd_check_authority(PROG, n_authorities, any_authority) != 0)

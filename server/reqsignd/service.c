@@ -2079,6 +2079,7 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
         reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot compute the keyid");
         return;
     }
+    snprintf(r->target_keyid, sizeof(r->target_keyid), "%s", rec.keyid); /* the request log */
     reqsign_key_public_raw(key, rec.public_key);
     rec.created_at = now_s();
     if (reqsign_keystore_insert(s->store, &rec, &err) != REQSIGN_OK) {

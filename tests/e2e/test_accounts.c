@@ -1244,3 +1244,71 @@ Test(accounts, cli_enroll_into_profile)
     free(out);
     finish(&e);
 }
+
+/* 1 if the public directory lists @kid. */
+static int directory_lists(struct env *e, const char *kid)
+{
+    struct resp r = send_req("GET", url_of(e, "/.well-known/http-message-signatures-directory"),
+                             NULL, 0, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    json_t *keys = json_object_get(r.json, "keys");
+    int found = 0;
+    for (size_t i = 0; i < json_array_size(keys); i++) {
+        const char *k = json_string_value(json_object_get(json_array_get(keys, i), "kid"));
+        found |= k != NULL && strcmp(k, kid) == 0;
+    }
+    resp_free(&r);
+    return found;
+}
+
+/* The CLI sets the public-directory flags (issue 16, item 6): `keys create
+ * --publish` ("publish": true) and `accounts create --publish-keys`
+ * ("publish_keys": true); without them a key is not listed. */
+Test(accounts, cli_publish_flags)
+{
+    struct env e;
+    setup(&e, NULL);
+    char args[3000], *out;
+    int st;
+    const char *svc = e.d.url;
+    char kid[2][64] = {"", ""};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof(args), "keys create %s-o '%s/k%d.json' --key '%s' --service %s",
+                 i ? "--publish " : "", e.dir, i, e.admin, svc);
+        out = cli(args, &st);
+        cr_assert_eq(st, 0, "%s", out);
+        cr_assert_eq(sscanf(out, "%63s", kid[i]), 1, "%s", out);
+        free(out);
+    }
+    cr_assert_not(directory_lists(&e, kid[0]), "a key created without --publish is listed");
+    cr_assert(directory_lists(&e, kid[1]), "a key created with --publish is not listed");
+
+    /* an account with --publish-keys: its enrolled key is listed; without: not */
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof(args), "accounts create --name Acct%d %s--key '%s' --service %s", i,
+                 i ? "--publish-keys " : "", e.admin, svc);
+        out = cli(args, &st);
+        cr_assert_eq(st, 0, "%s", out);
+        char acct[64] = "", tok[64] = "";
+        cr_assert_eq(sscanf(out, "account %63s\ntoken %63s", acct, tok), 2, "%s", out);
+        free(out);
+        struct resp r = enroll_generated(&e, tok);
+        cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+        char ekid[64];
+        snprintf(ekid, sizeof(ekid), "%s", jstr(r.json, "keyid"));
+        resp_free(&r);
+        cr_assert_eq(directory_lists(&e, ekid), i, "account %s --publish-keys: key %s listed: %d",
+                     i ? "with" : "without", ekid, !i);
+    }
+    /* the flags belong to create only */
+    snprintf(args, sizeof(args), "keys list --publish --key '%s' --service %s", e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 2, "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "accounts list --publish-keys --key '%s' --service %s", e.admin,
+             svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 2, "%s", out);
+    free(out);
+    finish(&e);
+}

@@ -141,6 +141,50 @@ Test(ops, tls_serves_https_and_names_https)
     done(&e);
 }
 
+/* A failed TLS handshake (plain HTTP to the TLS port): libmicrohttpd's and
+ * GnuTLS's message goes through the program's log, "reqsignd: http: ..." in
+ * text and a JSON object under --log-format json; never a bare line such as
+ * "Error: received handshake message out of context." */
+Test(ops, tls_handshake_error_in_the_log_format)
+{
+    for (int json = 0; json < 2; json++) {
+        struct env e;
+        init_env(&e);
+        make_cert(e.dir, "tls");
+        const char *extra[] = {"--log-format", json ? "json" : "text", NULL};
+        start_tls(&e, extra);
+        int st;
+        free(sh(&st, "curl -s -m 5 'http://127.0.0.1:%d/healthz'", e.d.port));
+        usleep(300 * 1000);
+        stop_all(&e);
+        char *log = slurp(e.log);
+        int seen = 0;
+        char *save = NULL;
+        for (char *line = strtok_r(log, "\n", &save); line != NULL;
+             line = strtok_r(NULL, "\n", &save)) {
+            if (json && line[0] == '{') {
+                json_t *o = json_loads(line, 0, NULL);
+                cr_assert_not_null(o, "not JSON: %s", line);
+                const char *err = json_string_value(json_object_get(o, "error"));
+                if (err != NULL) {
+                    seen = 1;
+                    cr_assert_str_eq(json_string_value(json_object_get(o, "program")), "reqsignd");
+                    cr_assert_not_null(json_object_get(o, "ts"), "%s", line);
+                }
+                json_decref(o);
+                continue;
+            }
+            cr_assert(strncmp(line, "reqsignd: ", 10) == 0 || (!json && strncmp(line, "ts=", 3) == 0),
+                      "a line not in the log's format: %s", line);
+            if (!json && strncmp(line, "reqsignd: http: ", 16) == 0)
+                seen = 1;
+        }
+        cr_assert(seen, "the handshake failure is not logged (%s)", json ? "json" : "text");
+        free(log);
+        done(&e);
+    }
+}
+
 Test(ops, tls_1_1_refused_1_2_accepted)
 {
     struct env e;
@@ -323,13 +367,31 @@ static void check_log(int json)
     const char *admin_keyid = json_string_value(json_object_get(aj, "keyid"));
     char target[128];
     char *issued = exercise(&e, admin, target, sizeof(target));
+    /* an enrollment with a service-generated key: unsigned (no keyid), the
+     * new key is its target */
+    struct resp r = call(admin, "POST", url_of(&e, "/v1/accounts"), "{\"name\":\"logged\"}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    char body[256], enrolled[128];
+    snprintf(body, sizeof(body), "{\"token\":\"%s\"}",
+             json_string_value(
+                 json_object_get(json_object_get(r.json, "enrollment"), "token")));
+    resp_free(&r);
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    r = send_req("POST", url_of(&e, "/v1/enroll"), body, strlen(body), NULL, ct);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    snprintf(enrolled, sizeof(enrolled), "%s",
+             json_string_value(json_object_get(r.json, "keyid")));
+    char *enrolled_cred = strdup(r.body);
+    resp_free(&r);
     stop_all(&e);
     char *log = slurp(e.log);
     assert_no_secrets(log, admin_json);
     assert_no_secrets(log, issued); /* the issued credential's private key either */
+    assert_no_secrets(log, enrolled_cred);
+    free(enrolled_cred);
     cr_assert(strstr(log, "s3cr3t") == NULL, "the query is logged");
 
-    int seen_health = 0, seen_get = 0, seen_create = 0;
+    int seen_health = 0, seen_get = 0, seen_create = 0, seen_enroll = 0;
     char *lines_save = NULL;
     for (char *line = strtok_r(log, "\n", &lines_save); line != NULL;
          line = strtok_r(NULL, "\n", &lines_save)) {
@@ -393,6 +455,12 @@ static void check_log(int json)
             cr_assert_eq(status, 201);
             cr_assert(keyid != NULL && strcmp(keyid, admin_keyid) == 0);
             cr_assert(tk != NULL && strcmp(tk, target) == 0, "create target %s", tk);
+        } else if (strcmp(path, "/v1/enroll") == 0) {
+            seen_enroll = 1;
+            cr_assert_eq(status, 201);
+            cr_assert_null(keyid, "a generated key's enrollment is not signed: %s", keyid);
+            cr_assert(tk != NULL && strcmp(tk, enrolled) == 0, "enroll target %s, want %s", tk,
+                      enrolled);
         } else if (strncmp(path, "/v1/keys/", 9) == 0) {
             seen_get = 1;
             cr_assert_eq(status, 200);
@@ -401,7 +469,7 @@ static void check_log(int json)
         }
         json_decref(o);
     }
-    cr_assert(seen_health && seen_create && seen_get, "lines missing");
+    cr_assert(seen_health && seen_create && seen_get && seen_enroll, "lines missing");
     free(log);
     free(issued);
     json_decref(aj);
