@@ -118,10 +118,9 @@ int main(void)
 {
     struct reqsign_error err;
     struct reqsign_static_key key = {0};
-    struct reqsign_nonce_store *nonces = reqsign_nonce_store_memory_new(NULL);
+    struct reqsign_nonce_store *nonces = reqsign_nonce_store_memory_new(NULL, &err);
     struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &key,
                                        .nonces = nonces, .public_authority = "api.example"};
-    reqsign_error_clear(&err);
     struct reqsign_verifier *v = nonces != NULL ? reqsign_verifier_new(&vo, &err) : NULL;
     if (v == NULL)
         return 1;
