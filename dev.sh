@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 PACKAGES=(meson ninja-build pkg-config gcc libc6-dev openssl libssl-dev libcurl4-openssl-dev
           libjansson-dev libcriterion-dev libmicrohttpd-dev libsqlite3-dev curl libsodium-dev
           libhiredis-dev redis-server libpq-dev postgresql python3 python3-cryptography
-          go-md2man systemd nginx nginx-dev make chromium) # make: the nginx module, api-backend out of tree
+          go-md2man systemd nginx nginx-dev make chromium clang-format) # make: the nginx module, api-backend out of tree
 FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)
 
 # The one command table: `./dev.sh help` prints it.

@@ -115,7 +115,6 @@ static uint64_t run_raw_verify(struct env *e, struct bench_raw *raw, size_t a, s
 
 /* ---- stages, each over every request ---- */
 
-
 struct parsed {
     struct reqsign_sf_member m[REQSIGN_SIGNATURES_IN_MAX];
     struct reqsign_sf_item i[REQSIGN_SIGNATURES_IN_MAX * REQSIGN_COMPONENTS_IN_MAX];
@@ -142,9 +141,13 @@ enum stage {
     ST_DIGEST,
     ST_N
 };
-static const char *const stage_names[ST_N] = {
-    "parse", "parse_and_base", "key_lookup", "signature_library_raw_pk",
-    "signature_prepared_key", "nonce_insert", "digest"};
+static const char *const stage_names[ST_N] = {"parse",
+                                              "parse_and_base",
+                                              "key_lookup",
+                                              "signature_library_raw_pk",
+                                              "signature_prepared_key",
+                                              "nonce_insert",
+                                              "digest"};
 
 static uint64_t run_stage(struct env *e, enum stage s, struct parsed *si, struct parsed *sg,
                           struct reqsign_nonce_store *ns, struct reqsign_key **prepared)
@@ -337,11 +340,11 @@ static void bench_verify(struct env *e)
     json_object_set_new(stages, "pipeline_total", json_real(1e9 / best_p));
     json_object_set_new(stages, "other", json_real(1e9 / best_p - sum));
 
-    json_t *o = json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:I, s:I, s:o, s:f}", "name",
-                          "verify_pipeline", "backend", backend, "per_sec", p, "baseline",
-                          "raw_verify", "baseline_per_sec", b, "ratio", ratio, "requests",
-                          (json_int_t)e->set.n, "rounds", (json_int_t)R, "stages_ns", stages,
-                          "sha256_4k_MBps", sha256_mbps(e));
+    json_t *o =
+        json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:I, s:I, s:o, s:f}", "name", "verify_pipeline",
+                  "backend", backend, "per_sec", p, "baseline", "raw_verify", "baseline_per_sec", b,
+                  "ratio", ratio, "requests", (json_int_t)e->set.n, "rounds", (json_int_t)R,
+                  "stages_ns", stages, "sha256_4k_MBps", sha256_mbps(e));
     if (ossl != NULL) {
         double ob = bench_median(ossl_rate, R);
         json_object_set_new(o, "openssl_raw_verify_per_sec", json_real(ob));
@@ -372,7 +375,7 @@ static void bench_sign(struct env *e)
     char last_same[REQSIGN_SIGNATURE_OUT_BUF];
     last_same[0] = '\0';
     for (size_t r = 0; r <= e->rounds; r++) { /* round 0: warm-up */
-        double rate[2][2]; /* [fresh][0: signer, 1: raw] */
+        double rate[2][2];                    /* [fresh][0: signer, 1: raw] */
         for (int fr = 0; fr < 2; fr++) {
             uint64_t t[2] = {0, 0};
             for (size_t a = 0, c = 0; a < e->set.n; a += CHUNK, c++) {
@@ -383,13 +386,15 @@ static void bench_sign(struct env *e)
                     for (size_t i = a; i < b; i++) {
                         const struct bench_req *q = &e->set.reqs[i];
                         if (side == 0) {
-                            struct reqsign_sign_input in = {
-                                .method = q->method, .url = q->url_p, .body = q->body,
-                                .body_len = q->body_len, .created = e->set.created,
-                                .nonce = fr ? NULL : q->nonce_p};
+                            struct reqsign_sign_input in = {.method = q->method,
+                                                            .url = q->url_p,
+                                                            .body = q->body,
+                                                            .body_len = q->body_len,
+                                                            .created = e->set.created,
+                                                            .nonce = fr ? NULL : q->nonce_p};
                             out->base_buf = NULL; /* no debug copy of the base */
-                            if (reqsign_signer_sign(e->set.keys[q->key].signer, &in, out,
-                                                    &err) != REQSIGN_OK)
+                            if (reqsign_signer_sign(e->set.keys[q->key].signer, &in, out, &err) !=
+                                REQSIGN_OK)
                                 bench_die("sign: %s", err.message);
                         } else if (bench_raw_sign(raw, e->set.raw[i].key, e->set.raw[i].base,
                                                   e->set.raw[i].base_len, sig) != 0) {
@@ -410,9 +415,10 @@ static void bench_sign(struct env *e)
         base[r - 1] = rate[0][1];
         fresh[r - 1] = rate[1][0];
         fbase[r - 1] = rate[1][1];
-        fprintf(stderr, "  sign round %zu/%zu: pipeline %.0f/s raw %.0f/s; fresh nonces %.0f/s "
-                "raw %.0f/s\n", r, e->rounds, pipe[r - 1], base[r - 1], fresh[r - 1],
-                fbase[r - 1]);
+        fprintf(stderr,
+                "  sign round %zu/%zu: pipeline %.0f/s raw %.0f/s; fresh nonces %.0f/s "
+                "raw %.0f/s\n",
+                r, e->rounds, pipe[r - 1], base[r - 1], fresh[r - 1], fbase[r - 1]);
     }
     /* the last signature must equal the pre-signed one: same inputs */
     if (strcmp(last_same, e->set.reqs[e->set.n - 1].sd.signature) != 0)
@@ -443,14 +449,13 @@ static void bench_sign(struct env *e)
     double raw_ns = 1e9 / b, extra_ns = raw_ns / ratio - raw_ns, digest_ns = bench_median(dg, 3);
     bench_emit(json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:I, s:I, s:{s:f, s:f, s:f, s:f}, "
                          "s:f, s:f, s:f}",
-                         "name", "sign", "backend", backend, "per_sec", p, "baseline",
-                         "raw_sign", "baseline_per_sec", b, "ratio", ratio, "requests",
-                         (json_int_t)e->set.n, "rounds", (json_int_t)e->rounds, "stages_ns",
-                         "raw_sign", raw_ns, "extra", extra_ns, "body_digest", digest_ns,
-                         "other", extra_ns - digest_ns, "fresh_nonce_per_sec",
-                         bench_median(fresh, e->rounds), "fresh_nonce_baseline_per_sec",
-                         bench_median(fbase, e->rounds), "ratio_fresh_nonce",
-                         bench_median(rf, e->rounds)));
+                         "name", "sign", "backend", backend, "per_sec", p, "baseline", "raw_sign",
+                         "baseline_per_sec", b, "ratio", ratio, "requests", (json_int_t)e->set.n,
+                         "rounds", (json_int_t)e->rounds, "stages_ns", "raw_sign", raw_ns, "extra",
+                         extra_ns, "body_digest", digest_ns, "other", extra_ns - digest_ns,
+                         "fresh_nonce_per_sec", bench_median(fresh, e->rounds),
+                         "fresh_nonce_baseline_per_sec", bench_median(fbase, e->rounds),
+                         "ratio_fresh_nonce", bench_median(rf, e->rounds)));
     bench_raw_free(raw);
 }
 
@@ -486,10 +491,10 @@ static void bench_lookup(struct env *e)
         get[r] = (double)(bench_now_ns() - t0) / (double)nm;
     }
     double h = bench_median(hit, e->rounds), m = bench_median(miss, e->rounds);
-    bench_emit(json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:f, s:f, s:f, s:I}", "name",
-                         "key_lookup", "backend", bench_backend(), "per_sec", 1e9 / h, "baseline",
-                         "sqlite_miss", "baseline_per_sec", 1e9 / m, "ratio", m / h, "hit_ns", h,
-                         "miss_ns", m, "store_get_ns", bench_median(get, e->rounds), "keys",
+    bench_emit(json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:f, s:f, s:f, s:I}", "name", "key_lookup",
+                         "backend", bench_backend(), "per_sec", 1e9 / h, "baseline", "sqlite_miss",
+                         "baseline_per_sec", 1e9 / m, "ratio", m / h, "hit_ns", h, "miss_ns", m,
+                         "store_get_ns", bench_median(get, e->rounds), "keys",
                          (json_int_t)BENCH_NKEYS));
 }
 
@@ -525,15 +530,13 @@ static void dump_requests(const struct bench_set *s, const char *path)
             if (json_array_append_new(hdr, json_pack("[o, o]", json_span(r->hdr[j].name),
                                                      json_span(r->hdr[j].value))) != 0)
                 bench_die("cannot encode request %zu", i);
-        json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:I}",
-                              "method", json_span(r->req.method), "scheme",
-                              json_span(r->req.scheme), "authority", json_span(r->req.authority),
-                              "target", json_span(r->req.target), "headers", hdr, "body_b64",
-                              json_b64(r->body, r->body_len), "base",
-                              json_stringn(r->base, r->base_len), "sig_b64",
-                              json_b64(r->sig, sizeof(r->sig)), "pk_b64",
-                              json_b64(k->pk, sizeof(k->pk)), "keyid", k->keyid, "created",
-                              (json_int_t)s->created);
+        json_t *o = json_pack(
+            "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:I}", "method",
+            json_span(r->req.method), "scheme", json_span(r->req.scheme), "authority",
+            json_span(r->req.authority), "target", json_span(r->req.target), "headers", hdr,
+            "body_b64", json_b64(r->body, r->body_len), "base", json_stringn(r->base, r->base_len),
+            "sig_b64", json_b64(r->sig, sizeof(r->sig)), "pk_b64", json_b64(k->pk, sizeof(k->pk)),
+            "keyid", k->keyid, "created", (json_int_t)s->created);
         if (o == NULL || json_dumpf(o, f, JSON_COMPACT) != 0 || fputc('\n', f) == EOF)
             bench_die("cannot write request %zu to %s", i, path);
         json_decref(o);
@@ -574,8 +577,10 @@ int main(int argc, char **argv)
     e.store = reqsign_keystore_sqlite_open(db, REQSIGN_KEYSTORE_READONLY, &err);
     if (e.store == NULL)
         bench_die("keystore: %s", err.message);
-    struct reqsign_keycache_opts co = {.store = e.store, .positive_ttl = 1000000,
-                                       .negative_ttl = 1000000, .clock = clock_fn,
+    struct reqsign_keycache_opts co = {.store = e.store,
+                                       .positive_ttl = 1000000,
+                                       .negative_ttl = 1000000,
+                                       .clock = clock_fn,
                                        .clock_ctx = &now_v};
     e.cache = reqsign_keycache_new(&co, &err);
     if (e.cache == NULL)

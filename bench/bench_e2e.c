@@ -85,14 +85,21 @@ int main(int argc, char **argv)
 
     struct tu_proc p;
     /* --bench-unsigned-route: the unverified /unsigned/... echo this measures against */
-    char *const args[] = {(char *)server, "--db", db, "--listen", "127.0.0.1:@PORT@",
-                          "--authority", "127.0.0.1:@PORT@", "--bench-unsigned-route", NULL};
+    char *const args[] = {(char *)server,
+                          "--db",
+                          db,
+                          "--listen",
+                          "127.0.0.1:@PORT@",
+                          "--authority",
+                          "127.0.0.1:@PORT@",
+                          "--bench-unsigned-route",
+                          NULL};
     if (tu_proc_start_port(&p, args, NULL, 10000) != 0)
         bench_die("cannot start %s", server);
     char authority[64];
     snprintf(authority, sizeof(authority), "127.0.0.1:%d", p.port);
-    fprintf(stderr, "bench-e2e (%s backend): %s on %s, pre-signing %zu requests\n",
-            bench_backend(), server, authority, n);
+    fprintf(stderr, "bench-e2e (%s backend): %s on %s, pre-signing %zu requests\n", bench_backend(),
+            server, authority, n);
     bench_reqs_make(&set, n, authority);
     struct bench_wire *sw = calloc(n, sizeof(*sw)), *uw = calloc(n, sizeof(*uw));
     double *lat_s = calloc(n, sizeof(double)), *lat_u = calloc(n, sizeof(double));
@@ -134,7 +141,8 @@ int main(int argc, char **argv)
                 bench_die("raw verify");
         }
         tr[r] = (double)(bench_now_ns() - t0) / (double)chunk;
-        fprintf(stderr, "  e2e round %zu/%zu: signed %.1f us, unsigned %.1f us, raw verify %.1f us\n",
+        fprintf(stderr,
+                "  e2e round %zu/%zu: signed %.1f us, unsigned %.1f us, raw verify %.1f us\n",
                 r + 1, R, ts[r] / 1e3, tu[r] / 1e3, tr[r] / 1e3);
     }
     close(fd);
@@ -158,11 +166,10 @@ int main(int argc, char **argv)
                          "name", "e2e_signed", "backend", bench_backend(), "per_sec", 1e9 / s,
                          "baseline", "e2e_unsigned", "baseline_per_sec", 1e9 / u, "ratio", u / s,
                          "signed_us", s / 1e3, "unsigned_us", u / 1e3, "raw_verify_us", v / 1e3,
-                         "target_ratio", target, "p50_signed_us", s50 / 1e3,
-                         "p99_signed_us", s99 / 1e3, "p50_unsigned_us", u50 / 1e3,
-                         "p99_unsigned_us", u99 / 1e3, "extra_us", (s - u - v) / 1e3,
-                         "requests", (json_int_t)m, "rounds", (json_int_t)R, "connections",
-                         (json_int_t)1, "server_exit", rc));
+                         "target_ratio", target, "p50_signed_us", s50 / 1e3, "p99_signed_us",
+                         s99 / 1e3, "p50_unsigned_us", u50 / 1e3, "p99_unsigned_us", u99 / 1e3,
+                         "extra_us", (s - u - v) / 1e3, "requests", (json_int_t)m, "rounds",
+                         (json_int_t)R, "connections", (json_int_t)1, "server_exit", rc));
     for (size_t i = 0; i < n; i++) {
         free(sw[i].buf);
         free(uw[i].buf);

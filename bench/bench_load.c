@@ -333,9 +333,8 @@ int main(int argc, char **argv)
     const char *prog = keyservice ? reqsignd : server;
     const char *what = keyservice ? "reqsignd" : "api-backend";
     int conns[8];
-    size_t nc = parse_conns(bench_arg(argc, argv, "--conns") ? bench_arg(argc, argv, "--conns")
-                                                              : "1,2,4,16",
-                            conns);
+    size_t nc = parse_conns(
+        bench_arg(argc, argv, "--conns") ? bench_arg(argc, argv, "--conns") : "1,2,4,16", conns);
     size_t R = quick ? 2 : 5, N = quick ? 600 : 4000;
     if (bench_arg(argc, argv, "--rounds"))
         R = strtoul(bench_arg(argc, argv, "--rounds"), NULL, 10);
@@ -353,8 +352,14 @@ int main(int argc, char **argv)
     bench_keystore_fill_scopes(&set, db, keyservice ? "keys:admin" : "orders:read orders:write");
 
     struct tu_proc p;
-    char *const args[] = {(char *)prog, "--db", db, "--listen", "127.0.0.1:0", "--any-authority",
-                          keyservice ? NULL : "--bench-unsigned-route", NULL};
+    char *const args[] = {(char *)prog,
+                          "--db",
+                          db,
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--any-authority",
+                          keyservice ? NULL : "--bench-unsigned-route",
+                          NULL};
     if (tu_proc_start(&p, args, NULL, 10000) != 0)
         bench_die("cannot start %s", prog);
     char authority[64];
@@ -378,12 +383,12 @@ int main(int argc, char **argv)
 
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    struct reqsign_keystore *store = reqsign_keystore_sqlite_open(db, REQSIGN_KEYSTORE_READONLY,
-                                                                  &err);
+    struct reqsign_keystore *store =
+        reqsign_keystore_sqlite_open(db, REQSIGN_KEYSTORE_READONLY, &err);
     if (store == NULL)
         bench_die("keystore: %s", err.message);
-    struct reqsign_keycache_opts co = {.store = store, .positive_ttl = 1000000,
-                                       .negative_ttl = 1000000};
+    struct reqsign_keycache_opts co = {
+        .store = store, .positive_ttl = 1000000, .negative_ttl = 1000000};
     struct reqsign_keycache *cache = reqsign_keycache_new(&co, &err);
     if (cache == NULL)
         bench_die("keycache: %s", err.message);
@@ -402,7 +407,8 @@ int main(int argc, char **argv)
             const size_t *b = idx + block * N;
             for (int pass = 0; pass < 2; pass++) {
                 int sign = (pass == 0) == (r % 2 == 0);
-                load(p.port, p.pid, sign ? sw : uw, b, N, conns[c], 200, lat, sign ? &sr[r] : &ur[r]);
+                load(p.port, p.pid, sign ? sw : uw, b, N, conns[c], 200, lat,
+                     sign ? &sr[r] : &ur[r]);
             }
             /* a few of the block's signed requests again: each must be a replay */
             struct run rep;
@@ -412,31 +418,30 @@ int main(int argc, char **argv)
             v1[r] = verifier_rate(&set, cache, authority, b, N, 1);
             ratio[r] = sr[r].per_sec / v2[r];
             json_array_append_new(spread, json_real(sr[r].per_sec));
-            fprintf(stderr,
-                    "  %d conn round %zu/%zu: signed %.0f/s (p50 %.0f us, p99 %.0f us, server "
-                    "%.1f us CPU/req), unsigned %.0f/s, verifier 1 thread %.0f/s, 2 threads %.0f/s\n",
-                    conns[c], r + 1, R, sr[r].per_sec, sr[r].p50_us, sr[r].p99_us,
-                    sr[r].server_cpu_us, ur[r].per_sec, v1[r], v2[r]);
+            fprintf(
+                stderr,
+                "  %d conn round %zu/%zu: signed %.0f/s (p50 %.0f us, p99 %.0f us, server "
+                "%.1f us CPU/req), unsigned %.0f/s, verifier 1 thread %.0f/s, 2 threads %.0f/s\n",
+                conns[c], r + 1, R, sr[r].per_sec, sr[r].p50_us, sr[r].p99_us, sr[r].server_cpu_us,
+                ur[r].per_sec, v1[r], v2[r]);
         }
         double v1m = bench_median(v1, R), v2m = bench_median(v2, R);
         bench_emit(json_pack(
             "{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:f, "
             "s:f, s:f, s:f, s:o, s:I, s:I}",
-            "name", "e2e_connections", "server", what, "backend", bench_backend(),
-            "connections", (json_int_t)conns[c], "per_sec",
-            median_of(sr, R, offsetof(struct run, per_sec)), "p50_us",
-            median_of(sr, R, offsetof(struct run, p50_us)), "p99_us",
+            "name", "e2e_connections", "server", what, "backend", bench_backend(), "connections",
+            (json_int_t)conns[c], "per_sec", median_of(sr, R, offsetof(struct run, per_sec)),
+            "p50_us", median_of(sr, R, offsetof(struct run, p50_us)), "p99_us",
             median_of(sr, R, offsetof(struct run, p99_us)), "server_cpu_us",
             median_of(sr, R, offsetof(struct run, server_cpu_us)), "client_cpu_us",
             median_of(sr, R, offsetof(struct run, client_cpu_us)), "unsigned_per_sec",
             median_of(ur, R, offsetof(struct run, per_sec)), "unsigned_p50_us",
             median_of(ur, R, offsetof(struct run, p50_us)), "unsigned_p99_us",
             median_of(ur, R, offsetof(struct run, p99_us)), "unsigned_server_cpu_us",
-            median_of(ur, R, offsetof(struct run, server_cpu_us)), "verifier_1_thread_per_sec",
-            v1m, "baseline", "verifier_2_threads", "baseline_per_sec", v2m,
-            "verifier_cpu_us", 1e6 / v1m, "ratio", bench_median(ratio, R), "ratio_min",
-            bench_min(ratio, R), "signed_per_sec_rounds", spread, "requests", (json_int_t)N,
-            "rounds", (json_int_t)R));
+            median_of(ur, R, offsetof(struct run, server_cpu_us)), "verifier_1_thread_per_sec", v1m,
+            "baseline", "verifier_2_threads", "baseline_per_sec", v2m, "verifier_cpu_us", 1e6 / v1m,
+            "ratio", bench_median(ratio, R), "ratio_min", bench_min(ratio, R),
+            "signed_per_sec_rounds", spread, "requests", (json_int_t)N, "rounds", (json_int_t)R));
     }
 
     int rc = tu_proc_stop(&p, SIGTERM, 5000);

@@ -77,14 +77,13 @@ static void bytes_per_entry(size_t n)
     double rss_pe = (double)(rss1 - rss0) / (double)st.live;
     double stats_pe = (double)st.bytes / (double)st.live;
     bench_emit(json_pack("{s:s, s:f, s:I, s:f, s:f, s:I, s:I, s:b, s:f}", "name",
-                         "nonce_store_bytes_per_entry", "value", rss_pe > stats_pe ? rss_pe
-                                                                                   : stats_pe,
-                         "entries", (json_int_t)st.live, "rss_bytes_per_entry", rss_pe,
-                         "stats_bytes_per_entry", stats_pe, "slots", (json_int_t)st.slots,
-                         "keyids", (json_int_t)NKEYIDS, "exact", not_replay == 0,
-                         "fill_per_sec", (double)n / secs));
-    fprintf(stderr, "  %zu entries: %.1f B/entry (RSS), %.1f B/entry (stats), %zu not replays\n",
-            n, rss_pe, stats_pe, not_replay);
+                         "nonce_store_bytes_per_entry", "value",
+                         rss_pe > stats_pe ? rss_pe : stats_pe, "entries", (json_int_t)st.live,
+                         "rss_bytes_per_entry", rss_pe, "stats_bytes_per_entry", stats_pe, "slots",
+                         (json_int_t)st.slots, "keyids", (json_int_t)NKEYIDS, "exact",
+                         not_replay == 0, "fill_per_sec", (double)n / secs));
+    fprintf(stderr, "  %zu entries: %.1f B/entry (RSS), %.1f B/entry (stats), %zu not replays\n", n,
+            rss_pe, stats_pe, not_replay);
     reqsign_nonce_store_free(s);
 }
 
@@ -175,14 +174,13 @@ int main(int argc, char **argv)
             lost++;
     reqsign_nonce_store_free(s);
 
-    bench_emit(json_pack("{s:s, s:f, s:f, s:f, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:f, s:I, s:I}}",
-                         "name", "nonce_store_ops", "per_sec", bench_median(one, R),
-                         "per_sec_2_threads", bench_median(two, R), "scaling_2_threads",
-                         bench_median(two, R) / bench_median(one, R), "operations",
-                         (json_int_t)n, "rounds", (json_int_t)R, "full", "max_entries",
-                         (json_int_t)cap, "offered", (json_int_t)offered, "accepted",
-                         (json_int_t)accepted, "refused", (json_int_t)refused, "refusal_rate",
-                         (double)refused / (double)(offered - cap), "other_errors",
-                         (json_int_t)other, "evicted", (json_int_t)lost));
+    bench_emit(json_pack(
+        "{s:s, s:f, s:f, s:f, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:f, s:I, s:I}}", "name",
+        "nonce_store_ops", "per_sec", bench_median(one, R), "per_sec_2_threads",
+        bench_median(two, R), "scaling_2_threads", bench_median(two, R) / bench_median(one, R),
+        "operations", (json_int_t)n, "rounds", (json_int_t)R, "full", "max_entries",
+        (json_int_t)cap, "offered", (json_int_t)offered, "accepted", (json_int_t)accepted,
+        "refused", (json_int_t)refused, "refusal_rate", (double)refused / (double)(offered - cap),
+        "other_errors", (json_int_t)other, "evicted", (json_int_t)lost));
     return 0;
 }

@@ -52,8 +52,8 @@ static void nonce_of(uint64_t i, char *out)
 static void skip(const char *why)
 {
     fprintf(stderr, "bench-redis: skipped: %s\n", why);
-    bench_emit(json_pack("{s:s, s:b, s:s}", "name", "nonce_store_redis", "skipped", 1, "reason",
-                         why));
+    bench_emit(
+        json_pack("{s:s, s:b, s:s}", "name", "nonce_store_redis", "skipped", 1, "reason", why));
     exit(0);
 }
 
@@ -133,8 +133,9 @@ static double threaded_rate(struct reqsign_nonce_store *s, const struct pairs *p
     int64_t now = wall_now();
     uint64_t t0 = bench_now_ns();
     for (int i = 0; i < threads; i++) {
-        w[i] = (struct worker){s, p, p->n * (size_t)i / (size_t)threads,
-                               p->n * (size_t)(i + 1) / (size_t)threads, 0, now};
+        w[i] = (struct worker){
+            s, p,  p->n * (size_t)i / (size_t)threads, p->n * (size_t)(i + 1) / (size_t)threads,
+            0, now};
         if (pthread_create(&t[i], NULL, work, &w[i]) != 0)
             bench_die("pthread_create");
     }
@@ -259,13 +260,13 @@ int main(int argc, char **argv)
             "Redis %.0f/s (1 thread), %.0f/s (%d threads), %.0f/s (pipelined, %d per round "
             "trip)\n",
             redis_mean_us, p50, p99, mem_mean_us, rate1, rate4, THREADS, rate_pipe, BATCH);
-    bench_emit(json_pack(
-        "{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:I, s:f, s:b}", "name",
-        "nonce_store_redis", "transport", "unix socket", "operations", (json_int_t)n,
-        "redis_us", redis_mean_us, "p50_us", p50, "p99_us", p99, "memory_us", mem_mean_us,
-        "per_sec", rate1, "per_sec_threads", rate4, "threads", (json_int_t)THREADS,
-        "per_sec_pipelined", rate_pipe, "batch", (json_int_t)BATCH, "ratio_vs_memory",
-        redis_mean_us / mem_mean_us, "exact", not_replay == 0));
+    bench_emit(json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:I, s:f, s:b}",
+                         "name", "nonce_store_redis", "transport", "unix socket", "operations",
+                         (json_int_t)n, "redis_us", redis_mean_us, "p50_us", p50, "p99_us", p99,
+                         "memory_us", mem_mean_us, "per_sec", rate1, "per_sec_threads", rate4,
+                         "threads", (json_int_t)THREADS, "per_sec_pipelined", rate_pipe, "batch",
+                         (json_int_t)BATCH, "ratio_vs_memory", redis_mean_us / mem_mean_us, "exact",
+                         not_replay == 0));
 
     reqsign_nonce_store_free(rs);
     kill(pid, SIGTERM);

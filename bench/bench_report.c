@@ -127,12 +127,14 @@ static void results_table(FILE *f, json_t *results)
     json_t *o;
     fprintf(f, "| Measurement | Backend | Figure | Baseline | Baseline figure | Ratio | Target "
                "| Status |\n|---|---|---|---|---|---|---|---|\n");
-    json_array_foreach(results, i, o) {
+    json_array_foreach(results, i, o)
+    {
         const char *name = str(o, "name"), *be = str(o, "backend");
         if (strcmp(name, "verify_pipeline") == 0) {
             double r = num(o, "ratio");
-            fprintf(f, "| verify_pipeline (%.0f requests, median of %.0f rounds) | %s | %.0f/s "
-                       "| raw_verify | %.0f/s | %.3f | >= 0.90 | %s |\n",
+            fprintf(f,
+                    "| verify_pipeline (%.0f requests, median of %.0f rounds) | %s | %.0f/s "
+                    "| raw_verify | %.0f/s | %.3f | >= 0.90 | %s |\n",
                     num(o, "requests"), num(o, "rounds"), be, num(o, "per_sec"),
                     num(o, "baseline_per_sec"), r, verdict(r >= 0.90));
             if (r < 0.90) {
@@ -151,8 +153,9 @@ static void results_table(FILE *f, json_t *results)
             }
             if (json_object_get(o, "openssl_raw_verify_per_sec") != NULL) {
                 double q = num(o, "ratio_vs_openssl_raw");
-                fprintf(f, "| verify_pipeline vs OpenSSL | %s | %.0f/s | openssl raw_verify "
-                           "| %.0f/s | %.3f | >= 1.6 | %s |\n",
+                fprintf(f,
+                        "| verify_pipeline vs OpenSSL | %s | %.0f/s | openssl raw_verify "
+                        "| %.0f/s | %.3f | >= 1.6 | %s |\n",
                         be, num(o, "per_sec"), num(o, "openssl_raw_verify_per_sec"), q,
                         verdict(q >= 1.6));
                 if (q < 1.6)
@@ -162,21 +165,22 @@ static void results_table(FILE *f, json_t *results)
                              "Ed25519 verify than %s's (e.g. a vectorised or batch verifier), "
                              "not pipeline work.",
                              be, q, (1.6 - q) / 1.6 * 100, be,
-                             num(o, "baseline_per_sec") / num(o, "openssl_raw_verify_per_sec"),
-                             be);
+                             num(o, "baseline_per_sec") / num(o, "openssl_raw_verify_per_sec"), be);
             }
         } else if (strcmp(name, "sign") == 0) {
             double r = num(o, "ratio");
-            fprintf(f, "| sign (%.0f requests, median of %.0f rounds) | %s | %.0f/s | raw_sign | "
-                       "%.0f/s | %.3f | >= 0.90 | %s |\n",
+            fprintf(f,
+                    "| sign (%.0f requests, median of %.0f rounds) | %s | %.0f/s | raw_sign | "
+                    "%.0f/s | %.3f | >= 0.90 | %s |\n",
                     num(o, "requests"), num(o, "rounds"), be, num(o, "per_sec"),
                     num(o, "baseline_per_sec"), r, verdict(r >= 0.90));
             /* Not the issue's measure (that one signs exactly the raw side's bases):
              * shown so the cost of a fresh nonce is in the open. */
             double rf = num(o, "ratio_fresh_nonce");
-            fprintf(f, "| sign with a fresh random nonce per request (as applications call it; "
-                       "bases differ from the raw side's in the nonce) | %s | %.0f/s | raw_sign | "
-                       "%.0f/s | %.3f | (info) | - |\n",
+            fprintf(f,
+                    "| sign with a fresh random nonce per request (as applications call it; "
+                    "bases differ from the raw side's in the nonce) | %s | %.0f/s | raw_sign | "
+                    "%.0f/s | %.3f | (info) | - |\n",
                     be, num(o, "fresh_nonce_per_sec"), num(o, "fresh_nonce_baseline_per_sec"), rf);
             if (r < 0.90) {
                 json_t *st = json_object_get(o, "stages_ns");
@@ -195,8 +199,9 @@ static void results_table(FILE *f, json_t *results)
             double v = num(o, "value"), n = num(o, "entries");
             int target = n >= 9.9e6;
             int exact = json_is_true(json_object_get(o, "exact"));
-            fprintf(f, "| nonce_store_bytes_per_entry at %.0f entries (exact: %s) | - | %.1f B "
-                       "(RSS %.1f, stats %.1f) | - | - | - | %s | %s |\n",
+            fprintf(f,
+                    "| nonce_store_bytes_per_entry at %.0f entries (exact: %s) | - | %.1f B "
+                    "(RSS %.1f, stats %.1f) | - | - | - | %s | %s |\n",
                     n, exact ? "yes" : "NO", v, num(o, "rss_bytes_per_entry"),
                     num(o, "stats_bytes_per_entry"), target ? "<= 48 B, exact" : "(info)",
                     target ? verdict(v <= 48 && exact) : "-");
@@ -204,20 +209,23 @@ static void results_table(FILE *f, json_t *results)
                 add_miss("nonce store at %.0f entries: %.1f B per live entry (%.1f%% over 48)%s. "
                          "The table holds %.0f slots of 24 B for %.0f entries (load %.2f); "
                          "closing it: a smaller slot or a higher load factor before growing.",
-                         n, v, (v - 48) / 48 * 100, exact ? "" : ", and not exact",
-                         num(o, "slots"), n, n / num(o, "slots"));
+                         n, v, (v - 48) / 48 * 100, exact ? "" : ", and not exact", num(o, "slots"),
+                         n, n / num(o, "slots"));
         } else if (strcmp(name, "nonce_store_ops") == 0) {
             double r = num(o, "per_sec");
             json_t *full = json_object_get(o, "full");
-            fprintf(f, "| nonce_store_ops, 1 thread (%.0f check-and-inserts, median of %.0f) | - "
-                       "| %.0f/s | - | - | - | >= 2,000,000/s | %s |\n",
+            fprintf(f,
+                    "| nonce_store_ops, 1 thread (%.0f check-and-inserts, median of %.0f) | - "
+                    "| %.0f/s | - | - | - | >= 2,000,000/s | %s |\n",
                     num(o, "operations"), num(o, "rounds"), r, verdict(r >= 2e6));
-            fprintf(f, "| nonce_store_ops, 2 threads | - | %.0f/s | 1 thread | %.0f/s | %.3f | "
-                       "(info) | - |\n",
+            fprintf(f,
+                    "| nonce_store_ops, 2 threads | - | %.0f/s | 1 thread | %.0f/s | %.3f | "
+                    "(info) | - |\n",
                     num(o, "per_sec_2_threads"), r, num(o, "scaling_2_threads"));
-            fprintf(f, "| nonce store full (%.0f max, %.0f offered) | - | %.0f accepted, %.0f "
-                       "refused, refusal rate of the excess %.3f | - | - | - | refuse, never "
-                       "evict | %s |\n",
+            fprintf(f,
+                    "| nonce store full (%.0f max, %.0f offered) | - | %.0f accepted, %.0f "
+                    "refused, refusal rate of the excess %.3f | - | - | - | refuse, never "
+                    "evict | %s |\n",
                     num(full, "max_entries"), num(full, "offered"), num(full, "accepted"),
                     num(full, "refused"), num(full, "refusal_rate"),
                     verdict(num(full, "evicted") == 0 && num(full, "refusal_rate") == 1.0));
@@ -235,32 +243,37 @@ static void results_table(FILE *f, json_t *results)
                         str(o, "reason"));
                 continue;
             }
-            fprintf(f, "| nonce_store_redis: latency per verify (%s, %.0f checks, exact: %s) | - "
-                       "| %.1f us (p50 %.1f, p99 %.1f) | memory store | %.3f us | %.0f | (info) "
-                       "| - |\n",
+            fprintf(f,
+                    "| nonce_store_redis: latency per verify (%s, %.0f checks, exact: %s) | - "
+                    "| %.1f us (p50 %.1f, p99 %.1f) | memory store | %.3f us | %.0f | (info) "
+                    "| - |\n",
                     str(o, "transport"), num(o, "operations"),
                     json_is_true(json_object_get(o, "exact")) ? "yes" : "NO", num(o, "redis_us"),
                     num(o, "p50_us"), num(o, "p99_us"), num(o, "memory_us"),
                     num(o, "ratio_vs_memory"));
-            fprintf(f, "| nonce_store_redis: throughput, 1 thread / %.0f threads | - | %.0f/s / "
-                       "%.0f/s | - | - | - | (info) | - |\n",
+            fprintf(f,
+                    "| nonce_store_redis: throughput, 1 thread / %.0f threads | - | %.0f/s / "
+                    "%.0f/s | - | - | - | (info) | - |\n",
                     num(o, "threads"), num(o, "per_sec"), num(o, "per_sec_threads"));
-            fprintf(f, "| nonce_store_redis: pipelined, %.0f per round trip | - | %.0f/s | 1 "
-                       "round trip each | %.0f/s | %.2f | (info) | - |\n",
+            fprintf(f,
+                    "| nonce_store_redis: pipelined, %.0f per round trip | - | %.0f/s | 1 "
+                    "round trip each | %.0f/s | %.2f | (info) | - |\n",
                     num(o, "batch"), num(o, "per_sec_pipelined"), num(o, "per_sec"),
                     num(o, "per_sec_pipelined") / num(o, "per_sec"));
         } else if (strcmp(name, "e2e_signed") == 0) {
             double t = num(o, "target_ratio");
-            fprintf(f, "| e2e_signed (%.0f requests, 1 keep-alive connection, median of %.0f "
-                       "rounds) | %s | %.0f/s (%.1f us/request; p50 %.1f us, p99 %.1f us) | "
-                       "e2e_unsigned | %.0f/s (%.1f us; p50 %.1f us, p99 %.1f us) | %.3f | - | "
-                       "- |\n",
+            fprintf(f,
+                    "| e2e_signed (%.0f requests, 1 keep-alive connection, median of %.0f "
+                    "rounds) | %s | %.0f/s (%.1f us/request; p50 %.1f us, p99 %.1f us) | "
+                    "e2e_unsigned | %.0f/s (%.1f us; p50 %.1f us, p99 %.1f us) | %.3f | - | "
+                    "- |\n",
                     num(o, "requests"), num(o, "rounds"), be, num(o, "per_sec"),
                     num(o, "signed_us"), num(o, "p50_signed_us"), num(o, "p99_signed_us"),
                     num(o, "baseline_per_sec"), num(o, "unsigned_us"), num(o, "p50_unsigned_us"),
                     num(o, "p99_unsigned_us"), num(o, "ratio"));
-            fprintf(f, "| e2e: signed / (unsigned + raw verify %.1f us) | %s | %.1f us | "
-                       "unsigned + raw verify | %.1f us | %.3f | <= 1.25 | %s |\n",
+            fprintf(f,
+                    "| e2e: signed / (unsigned + raw verify %.1f us) | %s | %.1f us | "
+                    "unsigned + raw verify | %.1f us | %.3f | <= 1.25 | %s |\n",
                     num(o, "raw_verify_us"), be, num(o, "signed_us"),
                     num(o, "unsigned_us") + num(o, "raw_verify_us"), t, verdict(t <= 1.25));
             if (t > 1.25)
@@ -271,9 +284,10 @@ static void results_table(FILE *f, json_t *results)
                          "a loaded 2-vCPU VM the client and server also compete for the CPUs.",
                          t, (t - 1.25) / 1.25 * 100, num(o, "extra_us"));
         } else if (strcmp(name, "key_lookup") == 0) {
-            fprintf(f, "| key_lookup: cache hit (%.0f keys) | %s | %.0f/s (%.0f ns) | "
-                       "miss (SQLite) | %.0f/s (%.0f ns; store get alone %.0f ns) | %.1f | (info) "
-                       "| - |\n",
+            fprintf(f,
+                    "| key_lookup: cache hit (%.0f keys) | %s | %.0f/s (%.0f ns) | "
+                    "miss (SQLite) | %.0f/s (%.0f ns; store get alone %.0f ns) | %.1f | (info) "
+                    "| - |\n",
                     num(o, "keys"), be, num(o, "per_sec"), num(o, "hit_ns"),
                     num(o, "baseline_per_sec"), num(o, "miss_ns"), num(o, "store_get_ns"),
                     num(o, "ratio"));
@@ -287,10 +301,12 @@ static void connections_table(FILE *f, json_t *results)
 {
     size_t i;
     json_t *o;
-    fprintf(f, "| server | connections | signed/s | p50 / p99 us | server CPU us/req | load generator CPU "
-               "us/req | unsigned/s (p50 / p99 us) | verifier in-process 1 thread / 2 threads "
-               "/s | signed / verifier 2 threads | signed/s per round |\n"
-               "|---|---|---|---|---|---|---|---|---|---|\n");
+    fprintf(
+        f,
+        "| server | connections | signed/s | p50 / p99 us | server CPU us/req | load generator CPU "
+        "us/req | unsigned/s (p50 / p99 us) | verifier in-process 1 thread / 2 threads "
+        "/s | signed / verifier 2 threads | signed/s per round |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n");
     json_array_foreach(results, i, o)
     {
         if (strcmp(str(o, "name"), "e2e_connections") != 0)
@@ -309,8 +325,9 @@ static void connections_table(FILE *f, json_t *results)
         double c = num(o, "connections"), ratio = num(o, "ratio");
         double cpu = num(o, "server_cpu_us"), vcpu = num(o, "verifier_cpu_us");
         double p50 = num(o, "p50_us"), p99 = num(o, "p99_us");
-        fprintf(f, "| %s | %.0f | %.0f | %.0f / %.0f | %.1f | %.1f | %.0f (%.0f / %.0f) | %.0f / "
-                   "%.0f | %.3f | %s |\n",
+        fprintf(f,
+                "| %s | %.0f | %.0f | %.0f / %.0f | %.1f | %.1f | %.0f (%.0f / %.0f) | %.0f / "
+                "%.0f | %.3f | %s |\n",
                 str(o, "server"), c, num(o, "per_sec"), p50, p99, cpu, num(o, "client_cpu_us"),
                 num(o, "unsigned_per_sec"), num(o, "unsigned_p50_us"), num(o, "unsigned_p99_us"),
                 num(o, "verifier_1_thread_per_sec"), num(o, "baseline_per_sec"), ratio, rounds);
@@ -344,8 +361,7 @@ static void sign_table(FILE *f, json_t *results)
     json_array_foreach(results, i, o) if (strcmp(str(o, "name"), "sign") == 0)
         fprintf(f, " %s |", str(o, "backend"));
     fprintf(f, "\n|---|");
-    json_array_foreach(results, i, o) if (strcmp(str(o, "name"), "sign") == 0)
-        fprintf(f, "---|");
+    json_array_foreach(results, i, o) if (strcmp(str(o, "name"), "sign") == 0) fprintf(f, "---|");
     fprintf(f, "\n");
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
         fprintf(f, "| %s |", what[k]);
@@ -359,9 +375,9 @@ static void stages_table(FILE *f, json_t *results)
 {
     size_t i;
     json_t *o;
-    static const char *const keys[] = {"parse", "base", "key_lookup", "signature",
-                                       "signature_prepared_key", "nonce_insert", "digest",
-                                       "raw_verify", "other", "pipeline_total"};
+    static const char *const keys[] = {
+        "parse",        "base",   "key_lookup", "signature", "signature_prepared_key",
+        "nonce_insert", "digest", "raw_verify", "other",     "pipeline_total"};
     static const char *const what[] = {
         "parse Signature-Input and Signature (sf dictionaries)",
         "build the signature base",
@@ -430,16 +446,18 @@ int main(int argc, char **argv)
     FILE *f = fopen(out_md, "w");
     if (f == NULL)
         die("cannot write the Markdown file");
-    fprintf(f, "# reqsign benchmarks\n\n"
-               "Generated by `%s` on %s; this file and `bench/results.json` are rewritten by "
-               "every run (do not edit by hand). Every figure below was produced by `bench/` "
-               "in that run.\n\n",
+    fprintf(f,
+            "# reqsign benchmarks\n\n"
+            "Generated by `%s` on %s; this file and `bench/results.json` are rewritten by "
+            "every run (do not edit by hand). Every figure below was produced by `bench/` "
+            "in that run.\n\n",
             str(m, "command"), str(m, "date"));
-    fprintf(f, "## Machine\n\n| | |\n|---|---|\n| CPU | %s |\n| Cores (online) | %.0f |\n"
-               "| SHA-NI | %s |\n| Kernel | %s |\n| OpenSSL | %s |\n| libsodium | %s |\n\n",
-            str(m, "cpu"), num(m, "cores"), json_is_true(json_object_get(m, "sha_ni")) ? "yes"
-                                                                                        : "no",
-            str(m, "kernel"), str(m, "openssl"), str(m, "libsodium"));
+    fprintf(f,
+            "## Machine\n\n| | |\n|---|---|\n| CPU | %s |\n| Cores (online) | %.0f |\n"
+            "| SHA-NI | %s |\n| Kernel | %s |\n| OpenSSL | %s |\n| libsodium | %s |\n\n",
+            str(m, "cpu"), num(m, "cores"),
+            json_is_true(json_object_get(m, "sha_ni")) ? "yes" : "no", str(m, "kernel"),
+            str(m, "openssl"), str(m, "libsodium"));
     fprintf(f, "## Results\n\n");
     results_table(f, results);
     fprintf(f, "\n## End to end on several connections\n\n"

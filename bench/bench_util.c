@@ -6,12 +6,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -173,8 +173,8 @@ void bench_keys_init(struct bench_set *s, int64_t created)
         reqsign_key_public_raw(k->key, k->pk);
         if (reqsign_key_thumbprint(k->key, k->keyid) != REQSIGN_OK)
             bench_die("thumbprint");
-        struct reqsign_signer_opts so = {.key = k->key, .clock = fixed_clock,
-                                         .clock_ctx = &s->created};
+        struct reqsign_signer_opts so = {
+            .key = k->key, .clock = fixed_clock, .clock_ctx = &s->created};
         k->signer = reqsign_signer_new(&so, &err);
         if (k->signer == NULL)
             bench_die("signer: %s", err.message);
@@ -237,8 +237,8 @@ static void compact(struct bench_set *s)
         r->base = b;
         r->sd.base_buf = NULL;
         memcpy(pr, r->sig, sizeof(r->sig));
-        s->raw[i] = (struct bench_raw_req){(const uint8_t *)b, r->base_len, (const uint8_t *)pr,
-                                           r->key};
+        s->raw[i] =
+            (struct bench_raw_req){(const uint8_t *)b, r->base_len, (const uint8_t *)pr, r->key};
         pr += sizeof(r->sig);
     }
 }
@@ -284,8 +284,11 @@ void bench_reqs_make_kind(struct bench_set *s, size_t n, const char *authority,
             bench_die("out of memory");
         r->sd.base_buf = r->base;
         r->sd.base_cap = REQSIGN_BASE_BUF;
-        struct reqsign_sign_input in = {.method = r->method, .url = r->url, .body = r->body,
-                                        .body_len = r->body_len, .created = s->created};
+        struct reqsign_sign_input in = {.method = r->method,
+                                        .url = r->url,
+                                        .body = r->body,
+                                        .body_len = r->body_len,
+                                        .created = s->created};
         reqsign_error_clear(&err);
         if (reqsign_signer_sign(s->keys[r->key].signer, &in, &r->sd, &err) != REQSIGN_OK)
             bench_die("sign: %s", err.message);
@@ -496,7 +499,6 @@ int bench_connect(int port)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd;
 }
-
 
 struct bench_wire bench_wire_get(const char *path, const char *authority)
 {

@@ -67,8 +67,8 @@ struct bench_req {
     char *base;                 /* the signature base the signer signed */
     size_t base_len;
     uint8_t sig[REQSIGN_ED25519_SIG_LEN];
-    const char *url_p;          /* in the request's block: url, nonce and */
-    const char *nonce_p;        /* the three signature fields' values */
+    const char *url_p;   /* in the request's block: url, nonce and */
+    const char *nonce_p; /* the three signature fields' values */
     const char *cd_p, *si_p, *sg_p;
 };
 

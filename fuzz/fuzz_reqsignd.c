@@ -140,8 +140,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(dir, sizeof(dir), "%s", access("/dev/shm", W_OK) == 0 ? "/dev/shm/fuzz_reqsignd.XXXXXX"
-                                                                   : "/tmp/fuzz_reqsignd.XXXXXX");
+    snprintf(dir, sizeof(dir), "%s",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm/fuzz_reqsignd.XXXXXX"
+                                           : "/tmp/fuzz_reqsignd.XXXXXX");
     FUZZ_CHECK(mkdtemp(dir) != NULL, "mkdtemp %s", dir);
     snprintf(db, sizeof(db), "%s/keys.db", dir);
     stats = getenv("FUZZ_REQSIGND_STATS") != NULL;
@@ -230,14 +231,13 @@ static void check(const char *method, const char *path, size_t path_len, int is_
     if (r->status == 200 || r->status == 201)
         FUZZ_CHECK(is_signed || (path_len >= 8 && memcmp(path, "/healthz", 8) == 0) ||
                        (path_len >= 12 && memcmp(path, "/.well-known", 12) == 0),
-                   "unsigned request answered %u: %s %.*s", r->status, method, (int)path_len,
-                   path);
+                   "unsigned request answered %u: %s %.*s", r->status, method, (int)path_len, path);
     json_decref(doc);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const methods[] = {"GET", "POST", "DELETE", "HEAD",
+    static const char *const methods[] = {"GET", "POST",  "DELETE",  "HEAD",
                                           "PUT", "PATCH", "OPTIONS", "get"};
     if (size < 3)
         return 0;

@@ -575,8 +575,8 @@ static void apply_op(const char *name, const json_t *op, struct rq *r)
         char *at = i < 0 || from[0] == 0 ? NULL : strstr(r->h[i].value, from);
         if (at == NULL)
             die("%s: replace_in_header: '%s' not in %s", name, from, hn);
-        char *v = xasprintf("%.*s%s%s", (int)(at - r->h[i].value), r->h[i].value, to,
-                            at + strlen(from));
+        char *v =
+            xasprintf("%.*s%s%s", (int)(at - r->h[i].value), r->h[i].value, to, at + strlen(from));
         free(r->h[i].value);
         r->h[i].value = v;
     } else if (strcmp(o, "remove_header") == 0) {
@@ -701,7 +701,8 @@ static enum reqsign_status run_verifier(const struct rq *r, const json_t *verify
     sk.keyid = keyid;
     memcpy(sk.public_key, pk, 32);
     memset(&vo, 0, sizeof(vo));
-    vo.profile = strcmp(profile, "rfc9421") == 0 ? REQSIGN_PROFILE_RFC9421 : REQSIGN_PROFILE_REQSIGN;
+    vo.profile =
+        strcmp(profile, "rfc9421") == 0 ? REQSIGN_PROFILE_RFC9421 : REQSIGN_PROFILE_REQSIGN;
     vo.max_age = jint(verify, "max_age", 0);
     vo.skew = jint(verify, "skew", 0);
     vo.label = jstr(verify, "label", NULL);
@@ -754,9 +755,9 @@ static json_t *received_json(const struct rq *r)
 /* The "sign" object, keys in a fixed order. */
 static json_t *sign_json(const json_t *s)
 {
-    static const char *const keys[] = {"method", "url",    "body",       "body_base64",
-                                       "body_repeat", "created", "nonce", "digest",
-                                       "tag",    "expires_in", "label"};
+    static const char *const keys[] = {"method",      "url",        "body",  "body_base64",
+                                       "body_repeat", "created",    "nonce", "digest",
+                                       "tag",         "expires_in", "label"};
     json_t *o = json_object();
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         json_t *v = json_object_get(s, keys[i]);
@@ -767,7 +768,8 @@ static json_t *sign_json(const json_t *s)
         json_object_set_new(o, "digest", json_string("sha-256"));
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)s, k, v) {
+    json_object_foreach((json_t *)s, k, v)
+    {
         if (json_object_get(o, k) == NULL)
             die("sign: unknown key '%s'", k);
     }
@@ -776,8 +778,8 @@ static json_t *sign_json(const json_t *s)
 
 static json_t *verify_json(const json_t *s)
 {
-    static const char *const keys[] = {"now",          "profile",          "max_age", "skew", "label",
-                                       "required_tag", "public_authority", "repeat"};
+    static const char *const keys[] = {"now",   "profile",      "max_age",          "skew",
+                                       "label", "required_tag", "public_authority", "repeat"};
     json_t *o = json_object();
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         json_t *v = json_object_get(s, keys[i]);
@@ -786,7 +788,8 @@ static json_t *verify_json(const json_t *s)
     }
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)s, k, v) {
+    json_object_foreach((json_t *)s, k, v)
+    {
         if (json_object_get(o, k) == NULL)
             die("verify: unknown key '%s'", k);
     }
@@ -918,8 +921,8 @@ static json_t *gen_negative(const json_t *c, const json_t *defaults)
     json_object_set_new(o, "verify", verify_json(verify));
     json_t *k = json_object();
     json_object_set_new(k, "public", json_string(pub));
-    json_object_set_new(k, "keyid", jstr(key, "keyid", NULL) ? json_string(jstr(key, "keyid", NULL))
-                                                             : json_null());
+    json_object_set_new(
+        k, "keyid", jstr(key, "keyid", NULL) ? json_string(jstr(key, "keyid", NULL)) : json_null());
     json_object_set_new(o, "key", k);
     json_object_set_new(o, "expect_error", json_string(expect));
     free(vbase);

@@ -108,8 +108,8 @@ static int read_token(const char *cmd, const char *usage, const char *spec,
     size_t a = 0, b = len;
     while (a < b && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\n' || buf[a] == '\r'))
         a++;
-    while (b > a && (buf[b - 1] == ' ' || buf[b - 1] == '\t' || buf[b - 1] == '\n' ||
-                     buf[b - 1] == '\r'))
+    while (b > a &&
+           (buf[b - 1] == ' ' || buf[b - 1] == '\t' || buf[b - 1] == '\n' || buf[b - 1] == '\r'))
         b--;
     int rc = EXIT_OKAY;
     if (b == a || b - a > ENROLL_TOKEN_MAX || memchr(buf + a, '\n', b - a) != NULL) {

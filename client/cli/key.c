@@ -72,7 +72,7 @@ static enum reqsign_status load_pub_json(const char *path, unsigned char pub[32]
         st = txt == NULL
                  ? reqsign_error_set(err, REQSIGN_E_NOMEM, "verify", REQSIGN_NO_OFFSET, NULL)
                  : ((k = reqsign_key_load_mem(txt, strlen(txt), 0, err)) != NULL ? REQSIGN_OK
-                                                                                  : err->code);
+                                                                                 : err->code);
         free(txt);
     } else if (json_object_get(root, "private_key") != NULL) {
         /* a credential that did not load: say why */

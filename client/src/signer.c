@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "nonce_source.h"
-#include <reqsign/token.h>
 #include "url.h"
 #include "util.h"
+#include <reqsign/token.h>
 
 static const char SRC_SIGNER[] = "signer";
 
@@ -80,8 +80,7 @@ struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts
     int sources;
 
     if (opts == NULL) {
-        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET,
-                          "no options");
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC_SIGNER, REQSIGN_NO_OFFSET, "no options");
         return NULL;
     }
     sources = (opts->key_file != NULL) + (opts->key_data != NULL) + (opts->key != NULL);
@@ -105,9 +104,9 @@ struct reqsign_signer *reqsign_signer_new(const struct reqsign_signer_opts *opts
                   : err->code);
     } else {
         s->key = reqsign_key_dup(opts->key, NULL);
-        st = s->key == NULL ? reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER,
-                                                REQSIGN_NO_OFFSET, NULL)
-                            : REQSIGN_OK;
+        st = s->key == NULL
+                 ? reqsign_error_set(err, REQSIGN_E_NOMEM, SRC_SIGNER, REQSIGN_NO_OFFSET, NULL)
+                 : REQSIGN_OK;
         if (st == REQSIGN_OK && !reqsign_key_has_private(s->key))
             st = reqsign_error_set(err, REQSIGN_E_KEY_NOT_PRIVATE, SRC_SIGNER, REQSIGN_NO_OFFSET,
                                    "the signer needs a private key");
@@ -331,7 +330,7 @@ static enum reqsign_status sign_created(const struct reqsign_signer *s,
                                         const struct reqsign_sign_input *in,
                                         struct reqsign_signed *out, struct reqsign_error *err)
 {
-    out->created = in->created != 0 ? in->created
+    out->created = in->created != 0   ? in->created
                    : s->clock != NULL ? s->clock(s->clock_ctx)
                                       : (int64_t)time(NULL);
     if (out->created < 0)
@@ -348,9 +347,8 @@ static enum reqsign_status sign_signature_input(const struct reqsign_signer *s,
                                                 struct reqsign_error *err)
 {
     if (out->created > SF_INT_MAX || s->expires_in > SF_INT_MAX - out->created)
-        return reqsign_error_set(err, REQSIGN_E_SF_SERIALIZE, "Signature-Input",
-                                 REQSIGN_NO_OFFSET, "created or expires beyond %lld",
-                                 (long long)SF_INT_MAX);
+        return reqsign_error_set(err, REQSIGN_E_SF_SERIALIZE, "Signature-Input", REQSIGN_NO_OFFSET,
+                                 "created or expires beyond %lld", (long long)SF_INT_MAX);
     int64_t expires = out->created + s->expires_in;
     struct reqsign__buf sib = {out->signature_input, sizeof(out->signature_input) - 1, 0, 0};
     reqsign__buf_puts(&sib, s->label);
@@ -381,8 +379,7 @@ static enum reqsign_status sign_signature_input(const struct reqsign_signer *s,
  * the caller's debug buffer if it set one. */
 static enum reqsign_status sign_base(const struct reqsign_signer *s,
                                      const struct reqsign_sign_input *in,
-                                     const struct reqsign__url_parts *u,
-                                     struct reqsign_signed *out,
+                                     const struct reqsign__url_parts *u, struct reqsign_signed *out,
                                      uint8_t sig[REQSIGN_ED25519_SIG_LEN],
                                      struct reqsign_error *err)
 {

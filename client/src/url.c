@@ -268,8 +268,8 @@ static enum reqsign_status check_authority(const char *url, struct reqsign_error
     size_t nn;
     struct reqsign_error e2;
     reqsign_error_clear(&e2);
-    st = reqsign_authority_normalize(scheme, (struct reqsign_span){a, an},
-                                                         norm, sizeof(norm), &nn, &e2);
+    st = reqsign_authority_normalize(scheme, (struct reqsign_span){a, an}, norm, sizeof(norm), &nn,
+                                     &e2);
     if (st == REQSIGN_OK)
         return REQSIGN_OK;
     if (st == REQSIGN_E_LIMIT)
@@ -281,8 +281,8 @@ static enum reqsign_status check_authority(const char *url, struct reqsign_error
 }
 
 /* see url.h */
-enum reqsign_status reqsign__url_curl(const char *url, int path_as_is,
-                                      struct reqsign__url_parts *u, struct reqsign_error *err)
+enum reqsign_status reqsign__url_curl(const char *url, int path_as_is, struct reqsign__url_parts *u,
+                                      struct reqsign_error *err)
 {
     CURLU *h;
     CURLUcode rc;

@@ -20,9 +20,9 @@
 #include <reqsign/request.h>
 
 struct reqsign__url_parts {
-    char scheme[8];                             /* "http" or "https" */
-    char authority[REQSIGN_AUTHORITY_OUT_BUF];  /* host[:port] as libcurl has it */
-    char target[REQSIGN_TARGET_IN_MAX + 1];     /* path[?query], origin-form */
+    char scheme[8];                            /* "http" or "https" */
+    char authority[REQSIGN_AUTHORITY_OUT_BUF]; /* host[:port] as libcurl has it */
+    char target[REQSIGN_TARGET_IN_MAX + 1];    /* path[?query], origin-form */
     size_t scheme_len, authority_len, target_len;
     size_t path_len; /* target[0..path_len) is the path; a query follows if < target_len */
 };
@@ -34,8 +34,8 @@ struct reqsign__url_parts {
 int reqsign__url_fast(const char *url, size_t n, struct reqsign__url_parts *u);
 
 /* libcurl's parse of @url (CURLU_PATH_AS_IS if @path_as_is). */
-enum reqsign_status reqsign__url_curl(const char *url, int path_as_is,
-                                      struct reqsign__url_parts *u, struct reqsign_error *err);
+enum reqsign_status reqsign__url_curl(const char *url, int path_as_is, struct reqsign__url_parts *u,
+                                      struct reqsign_error *err);
 
 /* The fast parser, else: check the bytes of @url, then libcurl's parser. */
 enum reqsign_status reqsign__url_parse(const char *url, int path_as_is,

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "sf_internal.h"
-#include <reqsign/token.h>
 #include "util.h"
+#include <reqsign/token.h>
 
 static const char SRC[] = "Signature-Input";
 
@@ -17,12 +17,10 @@ static const struct {
     const char *name;
     enum sf_kind kind;
 } known_sf[] = {
-    {"accept-ch", SF_LIST},           {"accept-signature", SF_DICT},
-    {"cache-status", SF_LIST},        {"cdn-cache-control", SF_DICT},
-    {"client-cert", SF_ITEM},         {"client-cert-chain", SF_LIST},
-    {"content-digest", SF_DICT},      {"priority", SF_DICT},
-    {"proxy-status", SF_LIST},        {"repr-digest", SF_DICT},
-    {"signature", SF_DICT},           {"signature-input", SF_DICT},
+    {"accept-ch", SF_LIST},           {"accept-signature", SF_DICT}, {"cache-status", SF_LIST},
+    {"cdn-cache-control", SF_DICT},   {"client-cert", SF_ITEM},      {"client-cert-chain", SF_LIST},
+    {"content-digest", SF_DICT},      {"priority", SF_DICT},         {"proxy-status", SF_LIST},
+    {"repr-digest", SF_DICT},         {"signature", SF_DICT},        {"signature-input", SF_DICT},
     {"want-content-digest", SF_DICT}, {"want-repr-digest", SF_DICT},
 };
 
@@ -46,8 +44,7 @@ static int bare_eq(const struct reqsign_sf_bare *a, const struct reqsign_sf_bare
 {
     if (a->type != b->type || a->num != b->num)
         return 0;
-    if (a->type == REQSIGN_SF_STRING || a->type == REQSIGN_SF_TOKEN ||
-        a->type == REQSIGN_SF_BINARY)
+    if (a->type == REQSIGN_SF_STRING || a->type == REQSIGN_SF_TOKEN || a->type == REQSIGN_SF_BINARY)
         return a->str.len == b->str.len &&
                (a->str.len == 0 || memcmp(a->str.ptr, b->str.ptr, a->str.len) == 0);
     return 1;
@@ -61,7 +58,8 @@ static int params_eq(const struct reqsign_sf_param *a, size_t na, const struct r
     for (size_t i = 0; i < na; i++) {
         size_t j;
         for (j = 0; j < nb; j++)
-            if (a[i].key.len == b[j].key.len && memcmp(a[i].key.ptr, b[j].key.ptr, a[i].key.len) == 0)
+            if (a[i].key.len == b[j].key.len &&
+                memcmp(a[i].key.ptr, b[j].key.ptr, a[i].key.len) == 0)
                 break;
         if (j == nb || !bare_eq(&a[i].value, &b[j].value))
             return 0;
@@ -133,7 +131,6 @@ static enum reqsign_status check_value(struct reqsign_span v, int allow_tab,
 
 /* ---- @query-param (RFC 9421 2.2.8) ---- */
 
-
 /* Percent-encode one byte with the application/x-www-form-urlencoded set
  * (space as %20, RFC 9421 2.2.8). */
 static void form_put_byte(struct reqsign__buf *b, unsigned char c)
@@ -167,7 +164,8 @@ static void form_reencode(struct reqsign_span in, struct reqsign__buf *b)
         unsigned char c = (unsigned char)in.ptr[i];
         if (c == '+') {
             c = ' ';
-        } else if (c == '%' && i + 2 < in.len && reqsign__hexval((unsigned char)in.ptr[i + 1]) >= 0 &&
+        } else if (c == '%' && i + 2 < in.len &&
+                   reqsign__hexval((unsigned char)in.ptr[i + 1]) >= 0 &&
                    reqsign__hexval((unsigned char)in.ptr[i + 2]) >= 0) {
             c = (unsigned char)(reqsign__hexval((unsigned char)in.ptr[i + 1]) * 16 +
                                 reqsign__hexval((unsigned char)in.ptr[i + 2]));
@@ -221,8 +219,9 @@ static void form_reencode(struct reqsign_span in, struct reqsign__buf *b)
         form_put_replacement(b);
 }
 
-static enum reqsign_status query_param(struct reqsign_span query, const struct reqsign_sf_bare *name,
-                                       struct reqsign__buf *out, struct reqsign_error *err)
+static enum reqsign_status query_param(struct reqsign_span query,
+                                       const struct reqsign_sf_bare *name, struct reqsign__buf *out,
+                                       struct reqsign_error *err)
 {
     char nbuf[1024];
     size_t found = 0;
@@ -272,8 +271,9 @@ static enum reqsign_status query_param(struct reqsign_span query, const struct r
 /* ---- HTTP fields (RFC 9421 2.1) ---- */
 
 /* Combine all lines of the field: each trimmed, joined with ", ". */
-static enum reqsign_status field_combined(const struct reqsign_request *req, struct reqsign_span name,
-                                          struct reqsign__buf *b, size_t *count)
+static enum reqsign_status field_combined(const struct reqsign_request *req,
+                                          struct reqsign_span name, struct reqsign__buf *b,
+                                          size_t *count)
 {
     *count = 0;
     for (size_t i = 0; i < req->n_headers; i++) {
@@ -331,8 +331,8 @@ static struct sf_tables *sf_tables(void)
 
 /* `sf` and `key`: parse and re-serialise strictly. */
 static enum reqsign_status field_structured(struct reqsign_span comp, struct reqsign_span value,
-                                            const struct comp_params *cp,
-                                            struct reqsign__buf *out, struct reqsign_error *err)
+                                            const struct comp_params *cp, struct reqsign__buf *out,
+                                            struct reqsign_error *err)
 {
     struct sf_tables *t = sf_tables();
     if (t == NULL)
@@ -449,9 +449,9 @@ static enum reqsign_status field_value(const struct reqsign_request *req, struct
 
 /* ---- derived components (RFC 9421 2.2) ---- */
 
-static enum reqsign_status derived_value(const struct reqsign_request *req, struct reqsign_span comp,
-                                         const struct comp_params *cp, struct reqsign__buf *out,
-                                         struct reqsign_error *err)
+static enum reqsign_status derived_value(const struct reqsign_request *req,
+                                         struct reqsign_span comp, const struct comp_params *cp,
+                                         struct reqsign__buf *out, struct reqsign_error *err)
 {
     struct reqsign_span path, query;
     enum reqsign_status st;
@@ -593,9 +593,9 @@ static enum reqsign_status build(const struct reqsign_request *req,
                 memcmp(items[j].value.str.ptr, comp.ptr, comp.len) == 0 &&
                 params_eq(si->params + items[j].params_off, items[j].params_len, ip,
                           it->params_len))
-                return reqsign_error_set(err, REQSIGN_E_COMPONENT_DUPLICATE, SRC,
-                                         REQSIGN_NO_OFFSET, "component \"%.*s\" is covered twice",
-                                         (int)comp.len, comp.ptr);
+                return reqsign_error_set(err, REQSIGN_E_COMPONENT_DUPLICATE, SRC, REQSIGN_NO_OFFSET,
+                                         "component \"%.*s\" is covered twice", (int)comp.len,
+                                         comp.ptr);
         }
         st = read_params(ip, it->params_len, &cp, comp, err);
         if (st != REQSIGN_OK)

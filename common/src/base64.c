@@ -115,7 +115,8 @@ enum reqsign_status reqsign__b64_decode(const char *in, size_t len, unsigned fla
 
     /* Data characters (four at a time while all four are; INV has the top
      * bits set, no data value does), then only `=`. */
-    while (len - n >= 4 && ((tab[s[n]] | tab[s[n + 1]] | tab[s[n + 2]] | tab[s[n + 3]]) & 0xc0) == 0)
+    while (len - n >= 4 &&
+           ((tab[s[n]] | tab[s[n + 1]] | tab[s[n + 2]] | tab[s[n + 3]]) & 0xc0) == 0)
         n += 4;
     while (n < len && tab[s[n]] != INV)
         n++;

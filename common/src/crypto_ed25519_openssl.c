@@ -51,7 +51,6 @@ const char *reqsign_crypto_backend(void)
 
 /* ---- Ed25519 ---- */
 
-
 /* see crypto.h */
 struct reqsign__ed25519_priv *
 reqsign__ed25519_priv_new(const uint8_t seed[REQSIGN__ED25519_SEED_LEN],

@@ -25,8 +25,8 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
-#include <openssl/pem.h>
 #include <openssl/opensslv.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -69,7 +69,6 @@ int reqsign__random(uint8_t *out, size_t len)
 }
 
 /* ---- helpers for the key containers ---- */
-
 
 /* ---- key containers ---- */
 
@@ -369,8 +368,8 @@ static int ll_update(struct reqsign__hash *h, const void *data, size_t len)
 
 static int ll_final(struct reqsign__hash *h, uint8_t *out)
 {
-    int ok = h->alg == REQSIGN__SHA256 ? SHA256_Final(out, &h->u.s256)
-                                       : SHA512_Final(out, &h->u.s512);
+    int ok =
+        h->alg == REQSIGN__SHA256 ? SHA256_Final(out, &h->u.s256) : SHA512_Final(out, &h->u.s512);
     return ok == 1 ? 0 : -1;
 }
 

@@ -105,9 +105,11 @@ static enum reqsign_status finish(struct reqsign_digest *d, uint8_t raw256[REQSI
 {
     enum reqsign_status st = REQSIGN_OK;
 
-    if ((d->algs & REQSIGN_DIGEST_SHA256) && reqsign__hash_final(d->state[0], d->ctx[0], raw256) != 0)
+    if ((d->algs & REQSIGN_DIGEST_SHA256) &&
+        reqsign__hash_final(d->state[0], d->ctx[0], raw256) != 0)
         st = REQSIGN_E_CRYPTO;
-    if ((d->algs & REQSIGN_DIGEST_SHA512) && reqsign__hash_final(d->state[1], d->ctx[1], raw512) != 0)
+    if ((d->algs & REQSIGN_DIGEST_SHA512) &&
+        reqsign__hash_final(d->state[1], d->ctx[1], raw512) != 0)
         st = REQSIGN_E_CRYPTO;
     reqsign_digest_cleanup(d);
     return st;
@@ -259,13 +261,12 @@ enum reqsign_status reqsign_content_digest_parse(const char *value, size_t len,
         if (m->value.wire && m->value.str.ptr != NULL && m->value.str.ptr > value)
             off = (size_t)(m->value.str.ptr - value) - 1; /* the opening ':' */
         /* strict profile: canonical base64 only, like the Signature value */
-        st = reqsign_base64_decode(m->value.str.ptr, m->value.str.len, buf, sizeof(buf), &n,
-                                   NULL);
+        st = reqsign_base64_decode(m->value.str.ptr, m->value.str.len, buf, sizeof(buf), &n, NULL);
         if (st != REQSIGN_OK && st != REQSIGN_E_BUFFER_TOO_SMALL) {
             memset(out, 0, sizeof(*out));
             return reqsign_error_set(err, REQSIGN_E_DIGEST_MALFORMED, SRC, off,
-                                     "Content-Digest %s is not canonical base64 (offset %zu)", a->key,
-                                     off);
+                                     "Content-Digest %s is not canonical base64 (offset %zu)",
+                                     a->key, off);
         }
         if (st == REQSIGN_E_BUFFER_TOO_SMALL || n != a->len) {
             memset(out, 0, sizeof(*out));

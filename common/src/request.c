@@ -15,9 +15,22 @@ static int is_regname_char(unsigned char c)
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return 1;
     switch (c) {
-    case '-': case '.': case '_': case '~': case '%':
-    case '!': case '$': case '&': case '\'': case '(': case ')':
-    case '*': case '+': case ',': case ';': case '=':
+    case '-':
+    case '.':
+    case '_':
+    case '~':
+    case '%':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
         return 1;
     default:
         return 0;
@@ -213,9 +226,9 @@ static size_t first_bad_target_byte(const unsigned char *t, size_t n)
         uint64_t x;
         memcpy(&x, t + i, 8);
         uint64_t h = x ^ (ONES * '#');
-        if ((((x - ONES * 0x21) & ~x & HIGHS)             /* a byte < 0x21 */
-             | (((x + ONES * (127 - 0x7e)) | x) & HIGHS)  /* a byte > 0x7e */
-             | ((h - ONES) & ~h & HIGHS)) != 0)           /* a '#' */
+        if ((((x - ONES * 0x21) & ~x & HIGHS)            /* a byte < 0x21 */
+             | (((x + ONES * (127 - 0x7e)) | x) & HIGHS) /* a byte > 0x7e */
+             | ((h - ONES) & ~h & HIGHS)) != 0)          /* a '#' */
             break;
     }
     for (; i < n; i++)

@@ -394,8 +394,8 @@ static void help(FILE *f)
             "  alias --public-authority)\n"
             "  --require-scope: the key must hold SCOPE (for paths under PREFIX), else "
             "403\n"
-            "  --read-only: never write the key store (the last use of keys is not recorded)\n"
-            REQSIGN_HTTPD_OPTIONS_USAGE "  %s\n"
+            "  --read-only: never write the key store (the last use of keys is not "
+            "recorded)\n" REQSIGN_HTTPD_OPTIONS_USAGE "  %s\n"
             "exit status: 0 ok, 1 failure, 2 usage error\n",
             reqsign_stores_usage());
 }
@@ -454,11 +454,10 @@ int main(int argc, char **argv)
             read_only = 1;
             continue;
         }
-        static const char *const valued[] = {"--listen",    "--authority",   "--public-authority",
-                                             "--max-age",   "--skew",        "--cache-ttl",
-                                             "--max-body",  "--threads",     "--db",
-                                             "--key-store", "--nonce-store", "--require-scope",
-                                             "--last-used-interval"};
+        static const char *const valued[] = {
+            "--listen",      "--authority",     "--public-authority",  "--max-age", "--skew",
+            "--cache-ttl",   "--max-body",      "--threads",           "--db",      "--key-store",
+            "--nonce-store", "--require-scope", "--last-used-interval"};
         int known = 0;
         for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
             known |= strcmp(a, valued[k]) == 0;
@@ -563,8 +562,10 @@ int main(int argc, char **argv)
         !sqlite_writable(reqsign_stores_key_store_path(so.key_store)))
         ro_why = "this user cannot write the database or its -wal / -shm files";
     if (ro_why != NULL && last_used > 0)
-        fprintf(stderr, PROG ": the key store is used read-only (%s): the last use of keys is not "
-                             "recorded\n", ro_why);
+        fprintf(stderr,
+                PROG ": the key store is used read-only (%s): the last use of keys is not "
+                     "recorded\n",
+                ro_why);
     else if (last_used > 0) {
         writer = reqsign_stores_open_keys(PROG, so.key_store, 0);
         struct reqsign_error ferr;

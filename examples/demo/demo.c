@@ -22,8 +22,9 @@ static void show(const char *step, enum reqsign_status st, const struct reqsign_
 }
 
 /* The request as the server receives it. */
-static enum reqsign_status receive(const struct reqsign_verifier *v, const struct reqsign_signed *sig,
-                                   const char *body, struct reqsign_error *err)
+static enum reqsign_status receive(const struct reqsign_verifier *v,
+                                   const struct reqsign_signed *sig, const char *body,
+                                   struct reqsign_error *err)
 {
     char len[32];
     snprintf(len, sizeof(len), "%zu", strlen(body));
@@ -135,8 +136,7 @@ int main(void)
     show("tamper", st3, &err);
 
     rc = (st2 == REQSIGN_E_REPLAY && st3 == REQSIGN_E_DIGEST_MISMATCH) ? 0 : 1;
-    printf("\n%s\n", rc == 0 ? "demo: all steps behaved as expected"
-                             : "demo: UNEXPECTED RESULT");
+    printf("\n%s\n", rc == 0 ? "demo: all steps behaved as expected" : "demo: UNEXPECTED RESULT");
 out:
     reqsign_verifier_free(verifier);
     reqsign_nonce_store_free(nonces);

@@ -141,9 +141,9 @@ struct reqsign_httpd_conn {
     size_t target_len;
     struct reqsign_header *headers;
     size_t n_headers, cap_headers;
-    const char *uri_raw; /* libmicrohttpd's request-target, in its read buffer */
+    const char *uri_raw;     /* libmicrohttpd's request-target, in its read buffer */
     struct timespec started; /* request line seen (CLOCK_MONOTONIC), for the log */
-    const char *framing; /* why the framing is refused (a 400 that closes), or NULL */
+    const char *framing;     /* why the framing is refused (a 400 that closes), or NULL */
     enum stage stage;
     int has_body;       /* Content-Length > 0 or Transfer-Encoding present */
     uint64_t discarded; /* body bytes dropped after a response was decided */
@@ -448,11 +448,10 @@ static void log_request(struct reqsign_httpd_conn *c, struct MHD_Connection *con
                     : (double)(now.tv_sec - c->started.tv_sec) * 1e3 +
                           (double)(now.tv_nsec - c->started.tv_nsec) / 1e6;
     client_address(con, client, sizeof(client));
-    size_t n = reqsign_httpd_format_log(
-        line, sizeof(line), c->h->log_json,
-        (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000, client,
-        r->method != NULL ? r->method : "-", r->path, r->resp.status, ms, r->keyid,
-        r->target_keyid);
+    size_t n = reqsign_httpd_format_log(line, sizeof(line), c->h->log_json,
+                                        (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000,
+                                        client, r->method != NULL ? r->method : "-", r->path,
+                                        r->resp.status, ms, r->keyid, r->target_keyid);
     log_append(c->h, line, n);
 }
 
@@ -592,11 +591,12 @@ static void log_error_detail(const struct reqsign_httpd_req *r, unsigned status,
 {
     char line[1024];
     const char *name = r->conn != NULL ? r->conn->h->name : "httpd";
-    int k = snprintf(line, sizeof(line), "%.40s: %.40s %.*s %u %s: %s%s%s\n", name,
-                     r->method != NULL ? r->method : "-", (int)(r->path.len > 200 ? 200 : r->path.len),
-                     r->path.ptr != NULL ? r->path.ptr : "", status, reqsign_errname(e->code),
-                     e->source[0] ? e->source : "", e->source[0] ? ": " : "",
-                     e->message[0] ? e->message : reqsign_strerror(e->code));
+    int k =
+        snprintf(line, sizeof(line), "%.40s: %.40s %.*s %u %s: %s%s%s\n", name,
+                 r->method != NULL ? r->method : "-", (int)(r->path.len > 200 ? 200 : r->path.len),
+                 r->path.ptr != NULL ? r->path.ptr : "", status, reqsign_errname(e->code),
+                 e->source[0] ? e->source : "", e->source[0] ? ": " : "",
+                 e->message[0] ? e->message : reqsign_strerror(e->code));
     if (k <= 0)
         return;
     size_t n = (size_t)k < sizeof(line) ? (size_t)k : sizeof(line) - 1;
@@ -746,7 +746,7 @@ static int not_http(MHD_socket fd)
     for (; i < n; i++) {
         if (b[i] == ' ')
             return i == start || bad_request_line(b, i + 1, n); /* an empty method */
-        if (!reqsign_is_tchar(b[i])) /* a method is a token */
+        if (!reqsign_is_tchar(b[i]))                            /* a method is a token */
             return 1;
     }
     return 0;
@@ -1008,8 +1008,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
  * line folded into the previous one (obs-fold, section 5.2: 400 allowed) -
  * is seen here. Only reads inside the header line and its line end.
  */
-static int header_line_clean(const char *key, size_t key_size, const char *value,
-                             size_t value_size)
+static int header_line_clean(const char *key, size_t key_size, const char *value, size_t value_size)
 {
     uintptr_t after_colon = (uintptr_t)key + key_size + 1, v = (uintptr_t)value;
     if (v < after_colon || v - after_colon > CONN_MEMORY_LIMIT)
@@ -1032,8 +1031,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     (void)kind;
     if (c->n_headers == c->cap_headers)
         return MHD_NO;
-    if (value != NULL && c->framing == NULL &&
-        !header_line_clean(key, key_size, value, value_size))
+    if (value != NULL && c->framing == NULL && !header_line_clean(key, key_size, value, value_size))
         c->framing = "a header line holds a NUL byte, a bare LF or a folded line";
     struct reqsign_header *hd = &c->headers[c->n_headers++];
     hd->name = span_of(key, key_size);
@@ -1226,8 +1224,7 @@ static int header_section_clean(const struct reqsign_httpd_conn *c, struct MHD_C
         return 0;
     uintptr_t start = (uintptr_t)method, end = start + ci->header_size;
     const char *pos = version + strlen(version);
-    if ((uintptr_t)version <= start || (uintptr_t)pos + 2 > end || pos[0] != '\0' ||
-        pos[1] != '\0')
+    if ((uintptr_t)version <= start || (uintptr_t)pos + 2 > end || pos[0] != '\0' || pos[1] != '\0')
         return 0;
     pos += 2;
     for (size_t i = 0; i < c->n_headers; i++) {
@@ -1687,8 +1684,7 @@ fail:
  * the current chain and key. GnuTLS does not free what is returned. */
 static int tls_retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_dn, int nreqs,
                         const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
-                        gnutls_pcert_st **pcert, unsigned int *pcert_length,
-                        gnutls_privkey_t *pkey)
+                        gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey)
 {
     (void)s;
     (void)req_ca_dn;
@@ -1740,22 +1736,25 @@ static int is_loopback_host(const char *host)
 int reqsign_httpd_check_authority(const char *prog, size_t n_authorities, int any_authority)
 {
     if (n_authorities == 0 && !any_authority) {
-        fprintf(stderr, "%s: --authority HOST[:PORT] is required: the authority clients sign "
-                        "for this service (repeatable), or --any-authority to accept "
-                        "whatever Host a request names\n",
+        fprintf(stderr,
+                "%s: --authority HOST[:PORT] is required: the authority clients sign "
+                "for this service (repeatable), or --any-authority to accept "
+                "whatever Host a request names\n",
                 prog);
         return -1;
     }
     if (n_authorities > 0 && any_authority) {
-        fprintf(stderr, "%s: --authority and --any-authority exclude each other\n(see '%s "
-                        "--help')\n",
+        fprintf(stderr,
+                "%s: --authority and --any-authority exclude each other\n(see '%s "
+                "--help')\n",
                 prog, prog);
         return -1;
     }
     if (any_authority)
-        fprintf(stderr, "%s: warning: --any-authority: @authority is taken from each request's "
-                        "Host, so a request signed for another service that trusts the same "
-                        "keys is accepted here; use --authority\n",
+        fprintf(stderr,
+                "%s: warning: --any-authority: @authority is taken from each request's "
+                "Host, so a request signed for another service that trusts the same "
+                "keys is accepted here; use --authority\n",
                 prog);
     return 0;
 }
@@ -1901,7 +1900,9 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
     h->name = name;
     h->max_body = o->max_body ? o->max_body : REQSIGN_HTTPD_DEFAULT_MAX_BODY;
     snprintf(h->scheme, sizeof(h->scheme), "%s",
-             o->scheme != NULL ? o->scheme : o->tls_cert != NULL ? "https" : "http");
+             o->scheme != NULL     ? o->scheme
+             : o->tls_cert != NULL ? "https"
+                                   : "http");
     h->log_json = o->log_json;
     if (o->tls_cert != NULL) {
         char why[512];
@@ -1954,8 +1955,10 @@ struct reqsign_httpd *reqsign_httpd_start(const struct reqsign_httpd_opts *o)
      * on_connection() can look at them before libmicrohttpd reads them */
     int defer = DEFER_ACCEPT_SECONDS;
     if (setsockopt(h->listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer)) != 0)
-        fprintf(stderr, "%s: warning: no TCP_DEFER_ACCEPT: non-HTTP bytes may wait for the "
-                        "header deadline\n", name);
+        fprintf(stderr,
+                "%s: warning: no TCP_DEFER_ACCEPT: non-HTTP bytes may wait for the "
+                "header deadline\n",
+                name);
     h->workers = calloc(threads, sizeof(*h->workers));
     if (h->workers == NULL) {
         httpd_free(h);

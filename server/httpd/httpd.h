@@ -41,7 +41,7 @@
 
 #define REQSIGN_HTTPD_DEFAULT_MAX_BODY (64u * 1024u)
 #define REQSIGN_HTTPD_DEFAULT_TIMEOUT 10 /* seconds of inactivity before a connection is closed */
-#define REQSIGN_HTTPD_DRAIN_SECONDS 10 /* longest wait for in-flight requests at shutdown */
+#define REQSIGN_HTTPD_DRAIN_SECONDS 10   /* longest wait for in-flight requests at shutdown */
 /* Slow clients: the request line and headers must be complete this long after
  * a connection opens (or its previous request ended), and the whole request
  * this long after its headers; otherwise the connection is shut down. */
@@ -86,13 +86,13 @@ struct reqsign_httpd_req {
     struct reqsign_span query;   /* raw query without the '?'; empty if none */
     int has_content_length;
     uint64_t content_length;
-    uint64_t body_received;                /* bytes handed to body() so far */
-    void *app;                             /* the server's own per-request state */
-    char keyid[REQSIGN_KEYID_IN_MAX + 1];  /* set by the server for the log line */
+    uint64_t body_received;                      /* bytes handed to body() so far */
+    void *app;                                   /* the server's own per-request state */
+    char keyid[REQSIGN_KEYID_IN_MAX + 1];        /* set by the server for the log line */
     char target_keyid[REQSIGN_KEYID_IN_MAX + 1]; /* management calls: the key acted on (log) */
-    char peer[64];                         /* the client's address; "" in-process */
-    struct reqsign_httpd_response resp;    /* what the respond functions made */
-    struct reqsign_httpd_conn *conn;       /* internal; NULL in-process */
+    char peer[64];                               /* the client's address; "" in-process */
+    struct reqsign_httpd_response resp;          /* what the respond functions made */
+    struct reqsign_httpd_conn *conn;             /* internal; NULL in-process */
 };
 
 struct reqsign_httpd_handlers {
@@ -153,9 +153,9 @@ int reqsign_httpd_check_authority(const char *prog, size_t n_authorities, int an
 
 /* The serving options every server takes, for usage texts. */
 #define REQSIGN_HTTPD_OPTIONS_USAGE                                                                \
-    "  --tls-cert FILE --tls-key FILE: serve HTTPS (TLS 1.2+; SIGHUP reloads both files)\n"       \
-    "  --insecure-http: allow plain HTTP on a non-loopback address (TLS proxy in front)\n"        \
-    "  --public-scheme http|https: the scheme clients use (behind a TLS-terminating proxy)\n"     \
+    "  --tls-cert FILE --tls-key FILE: serve HTTPS (TLS 1.2+; SIGHUP reloads both files)\n"        \
+    "  --insecure-http: allow plain HTTP on a non-loopback address (TLS proxy in front)\n"         \
+    "  --public-scheme http|https: the scheme clients use (behind a TLS-terminating proxy)\n"      \
     "  --log-format text|json: request log lines on stderr (default text)\n"
 
 /**
@@ -201,8 +201,8 @@ unsigned reqsign_httpd_default_threads(void);
 
 /**
  * reqsign_httpd_run() - wait for SIGTERM or SIGINT (SIGHUP: reload the TLS
- * certificate and key, if any), stop accepting, wait for in-flight requests (at most REQSIGN_HTTPD_DRAIN_SECONDS), stop and free.
- * Return: 0.
+ * certificate and key, if any), stop accepting, wait for in-flight requests (at most
+ * REQSIGN_HTTPD_DRAIN_SECONDS), stop and free. Return: 0.
  */
 int reqsign_httpd_run(struct reqsign_httpd *h);
 

@@ -202,9 +202,8 @@ static int set_nonce_store(struct reqsign_stores_opts *o, const char *prog, cons
         return -1;
     }
     if (strcmp(value, "memory") != 0 && !nonce_is_redis(value)) {
-        fprintf(stderr,
-                "%s: %s: want memory, redis://HOST[:PORT][/DB] or unix:/path, got '%s'\n", prog,
-                name, reqsign_stores_describe(value));
+        fprintf(stderr, "%s: %s: want memory, redis://HOST[:PORT][/DB] or unix:/path, got '%s'\n",
+                prog, name, reqsign_stores_describe(value));
         return -1;
     }
     o->nonce_store = value;
@@ -294,8 +293,8 @@ struct reqsign_nonce_store *reqsign_stores_open_nonces(const char *prog, const c
         return NULL;
     }
     if (reqsign_nonce_store_redis_ping(s, &err) != REQSIGN_OK) {
-        fprintf(stderr, "%s: nonce store %s: %s (refused or unreachable at start-up: exiting)\n", prog,
-                reqsign_stores_describe(spec), err.message[0] ? err.message : "unavailable");
+        fprintf(stderr, "%s: nonce store %s: %s (refused or unreachable at start-up: exiting)\n",
+                prog, reqsign_stores_describe(spec), err.message[0] ? err.message : "unavailable");
         reqsign_nonce_store_free(s);
         return NULL;
     }
@@ -371,11 +370,15 @@ int reqsign_stores_sqlite_problem(const char *path, int need_write, char *buf, s
     close(fd);
     if (n != (ssize_t)sizeof(head) || memcmp(head, magic, sizeof(head)) != 0) {
         if (n == 0)
-            snprintf(buf, cap, "%s is empty, not a key database: run 'reqsignd init' on a new "
-                               "path, or restore it from a backup", path);
+            snprintf(buf, cap,
+                     "%s is empty, not a key database: run 'reqsignd init' on a new "
+                     "path, or restore it from a backup",
+                     path);
         else
-            snprintf(buf, cap, "%s is not a SQLite database (not made by 'reqsignd init'): check "
-                               "the path", path);
+            snprintf(buf, cap,
+                     "%s is not a SQLite database (not made by 'reqsignd init'): check "
+                     "the path",
+                     path);
         return 3;
     }
     char dir[4096];
@@ -408,8 +411,10 @@ int reqsign_stores_sqlite_problem(const char *path, int need_write, char *buf, s
     }
     if (need_write) { /* SQLite writes a -wal / journal beside the file */
         if (access(dir, W_OK | X_OK) != 0) {
-            snprintf(buf, cap, "cannot write in %s (user %u): SQLite keeps its -wal and -shm "
-                               "files beside the database", dir, (unsigned)geteuid());
+            snprintf(buf, cap,
+                     "cannot write in %s (user %u): SQLite keeps its -wal and -shm "
+                     "files beside the database",
+                     dir, (unsigned)geteuid());
             return 2;
         }
     }

@@ -406,9 +406,9 @@ static enum reqsign_status kd_setup(struct reqsign_keydir *kd, struct kd_xfer *x
     CURL *c = kd->curl;
     curl_easy_reset(c); /* keeps the connection cache */
     /* the IETF directory type first; a plain JWKS is the same document */
-    struct curl_slist *h = curl_slist_append(
-        NULL, "Accept: application/http-message-signatures-directory+json, "
-              "application/jwk-set+json;q=0.9, application/json;q=0.8");
+    struct curl_slist *h =
+        curl_slist_append(NULL, "Accept: application/http-message-signatures-directory+json, "
+                                "application/jwk-set+json;q=0.9, application/json;q=0.8");
     if (h == NULL)
         return REQSIGN_E_NOMEM;
     *hdrs = h;

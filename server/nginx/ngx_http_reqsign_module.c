@@ -60,10 +60,10 @@
 #define NGX_HTTP_REQSIGN_DEFAULT_MAX_BODY (1024 * 1024)
 
 typedef struct {
-    ngx_str_t key_store;  /* "sqlite:PATH" or a PostgreSQL URI */
+    ngx_str_t key_store; /* "sqlite:PATH" or a PostgreSQL URI */
     ngx_flag_t key_store_pg;
     ngx_str_t key_directory; /* a JWKS URL instead of a key store */
-    ngx_str_t nonce_store; /* as configured, for messages */
+    ngx_str_t nonce_store;   /* as configured, for messages */
     ngx_http_reqsign_shm_ctx_t *shm;
     ngx_str_t redis; /* redis://... or unix:/path: the nonce store of a fleet */
 #if (NGX_THREADS)
@@ -103,8 +103,8 @@ enum {
 typedef struct {
     ngx_uint_t state;
     unsigned observe : 1;
-    unsigned ok : 1;     /* everything verified: the variables carry the identity */
-    unsigned refuse : 1; /* answer with err once the body is in */
+    unsigned ok : 1;      /* everything verified: the variables carry the identity */
+    unsigned refuse : 1;  /* answer with err once the body is in */
     unsigned json413 : 1; /* nginx's own 413 for this request becomes the JSON error */
     ngx_buf_t *json_body; /* that JSON, sent in place of nginx's page */
     off_t received;
@@ -143,7 +143,8 @@ static ngx_conf_enum_t ngx_http_reqsign_modes[] = {
 };
 
 static ngx_command_t ngx_http_reqsign_commands[] = {
-    {ngx_string("reqsign"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+    {ngx_string("reqsign"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_enum_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_reqsign_loc_conf_t, mode),
      &ngx_http_reqsign_modes},
     {ngx_string("reqsign_key_store"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
@@ -152,9 +153,9 @@ static ngx_command_t ngx_http_reqsign_commands[] = {
      ngx_http_reqsign_key_directory, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
     {ngx_string("reqsign_nonce_store"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12,
      ngx_http_reqsign_nonce_store, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
-    {ngx_string("reqsign_public_authority"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
-     ngx_http_reqsign_public_authority, NGX_HTTP_SRV_CONF_OFFSET,
-     offsetof(ngx_http_reqsign_srv_conf_t, public_authority), NULL},
+    {ngx_string("reqsign_public_authority"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1, ngx_http_reqsign_public_authority,
+     NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_http_reqsign_srv_conf_t, public_authority), NULL},
     {ngx_string("reqsign_max_age"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_sec_slot,
      NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_reqsign_main_conf_t, max_age), NULL},
     {ngx_string("reqsign_skew"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_sec_slot,
@@ -172,25 +173,24 @@ static ngx_command_t ngx_http_reqsign_commands[] = {
 };
 
 static ngx_http_module_t ngx_http_reqsign_module_ctx = {
-    ngx_http_reqsign_preconfiguration,  ngx_http_reqsign_postconfiguration,
-    ngx_http_reqsign_create_main_conf,  ngx_http_reqsign_init_main_conf,
-    ngx_http_reqsign_create_srv_conf,   ngx_http_reqsign_merge_srv_conf,
-    ngx_http_reqsign_create_loc_conf,   ngx_http_reqsign_merge_loc_conf,
+    ngx_http_reqsign_preconfiguration, ngx_http_reqsign_postconfiguration,
+    ngx_http_reqsign_create_main_conf, ngx_http_reqsign_init_main_conf,
+    ngx_http_reqsign_create_srv_conf,  ngx_http_reqsign_merge_srv_conf,
+    ngx_http_reqsign_create_loc_conf,  ngx_http_reqsign_merge_loc_conf,
 };
 
-ngx_module_t ngx_http_reqsign_module = {
-    NGX_MODULE_V1,
-    &ngx_http_reqsign_module_ctx,
-    ngx_http_reqsign_commands,
-    NGX_HTTP_MODULE,
-    NULL,                           /* init master */
-    NULL,                           /* init module */
-    ngx_http_reqsign_init_process,  /* init process */
-    NULL,                           /* init thread */
-    NULL,                           /* exit thread */
-    ngx_http_reqsign_exit_process,  /* exit process */
-    NULL,                           /* exit master */
-    NGX_MODULE_V1_PADDING};
+ngx_module_t ngx_http_reqsign_module = {NGX_MODULE_V1,
+                                        &ngx_http_reqsign_module_ctx,
+                                        ngx_http_reqsign_commands,
+                                        NGX_HTTP_MODULE,
+                                        NULL,                          /* init master */
+                                        NULL,                          /* init module */
+                                        ngx_http_reqsign_init_process, /* init process */
+                                        NULL,                          /* init thread */
+                                        NULL,                          /* exit thread */
+                                        ngx_http_reqsign_exit_process, /* exit process */
+                                        NULL,                          /* exit master */
+                                        NGX_MODULE_V1_PADDING};
 
 /* ---- per-request state ---- */
 
@@ -234,9 +234,8 @@ static void ngx_http_reqsign_log(ngx_http_request_t *r, ngx_http_reqsign_ctx_t *
         msg[i] = c < 0x20 || c == 0x7f ? '?' : c;
     }
     msg[i] = '\0';
-    ngx_log_error(level, r->connection->log, 0,
-                  "reqsign: %s: %s: %s", ctx->observe ? "observed" : "refused",
-                  reqsign_errname(ctx->err.code), msg);
+    ngx_log_error(level, r->connection->log, 0, "reqsign: %s: %s: %s",
+                  ctx->observe ? "observed" : "refused", reqsign_errname(ctx->err.code), msg);
 }
 
 static ngx_int_t ngx_http_reqsign_add_header(ngx_http_request_t *r, const char *name,
@@ -378,8 +377,7 @@ static enum reqsign_status ngx_http_reqsign_view(ngx_http_request_t *r, struct r
     }
     hdrs = ngx_palloc(r->pool, (n ? n : 1) * sizeof(*hdrs));
     if (hdrs == NULL) {
-        return reqsign_error_set(err, REQSIGN_E_NOMEM, "nginx", REQSIGN_NO_OFFSET,
-                                 "out of memory");
+        return reqsign_error_set(err, REQSIGN_E_NOMEM, "nginx", REQSIGN_NO_OFFSET, "out of memory");
     }
     n = 0;
     for (part = &r->headers_in.headers.part; part != NULL; part = part->next) {
@@ -496,8 +494,7 @@ static ngx_int_t ngx_http_reqsign_post(ngx_http_request_t *r, ngx_thread_pool_t 
     ngx_http_reqsign_job_t *job;
 
     if (task == NULL) {
-        reqsign_error_set(&ctx->err, REQSIGN_E_NOMEM, "nginx", REQSIGN_NO_OFFSET,
-                          "out of memory");
+        reqsign_error_set(&ctx->err, REQSIGN_E_NOMEM, "nginx", REQSIGN_NO_OFFSET, "out of memory");
         return NGX_ERROR;
     }
     job = task->ctx;
@@ -510,8 +507,8 @@ static ngx_int_t ngx_http_reqsign_post(ngx_http_request_t *r, ngx_thread_pool_t 
     ctx->state = NGX_HTTP_REQSIGN_VERIFYING;
     if (ngx_thread_task_post(tp, task) != NGX_OK) {
         ctx->state = NGX_HTTP_REQSIGN_NEW;
-        reqsign_error_set(&ctx->err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, "nginx",
-                          REQSIGN_NO_OFFSET, "the thread pool's queue is full");
+        reqsign_error_set(&ctx->err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, "nginx", REQSIGN_NO_OFFSET,
+                          "the thread pool's queue is full");
         return NGX_ERROR;
     }
     r->main->blocked++;
@@ -577,13 +574,13 @@ static ngx_int_t ngx_http_reqsign_handler(ngx_http_request_t *r)
     if (scf->verifier == NULL) {
         reqsign_error_set(&ctx->err,
                           ngx_http_reqsign_has_key_store(r) ? REQSIGN_E_INTERNAL
-                                                                      : REQSIGN_E_KEYSTORE_UNAVAILABLE,
+                                                            : REQSIGN_E_KEYSTORE_UNAVAILABLE,
                           "nginx", REQSIGN_NO_OFFSET,
                           "no verifier in this worker (see the error log at its start)");
     } else if (lcf->max_body > 0 && r->headers_in.content_length_n > (off_t)lcf->max_body) {
         reqsign_error_set(&ctx->err, REQSIGN_E_BODY_TOO_LARGE, "nginx", REQSIGN_NO_OFFSET,
-                          "body of %lld bytes; at most %lu", (long long)r->headers_in.content_length_n,
-                          (unsigned long)lcf->max_body);
+                          "body of %lld bytes; at most %lu",
+                          (long long)r->headers_in.content_length_n, (unsigned long)lcf->max_body);
     } else if (ngx_http_reqsign_view(r, &req, &ctx->err) == REQSIGN_OK) {
 #if (NGX_THREADS)
         ngx_http_reqsign_main_conf_t *mcf =
@@ -1098,8 +1095,9 @@ static char *ngx_http_reqsign_nonce_store(ngx_conf_t *cf, ngx_command_t *cmd, vo
         return "has an invalid SIZE";
     }
     if (size < (ssize_t)(8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "reqsign_nonce_store \"%V\" is too small (at least %uz)",
-                           &value[1], 8 * ngx_pagesize);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "reqsign_nonce_store \"%V\" is too small (at least %uz)", &value[1],
+                           8 * ngx_pagesize);
         return NGX_CONF_ERROR;
     }
     if (cf->args->nelts == 3) {
@@ -1185,8 +1183,7 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
         ko.url = (const char *)mcf->key_directory.data;
         mcf->keydir = reqsign_keydir_new(&ko, &err);
         if (mcf->keydir == NULL) {
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "reqsign: key directory: %s",
-                          err.message);
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "reqsign: key directory: %s", err.message);
             return NGX_ERROR;
         }
         goto stores;
@@ -1212,8 +1209,8 @@ static ngx_int_t ngx_http_reqsign_init_process(ngx_cycle_t *cycle)
         /* a revocation committed by the key service drops the key from this
          * worker's cache at once (NOTIFY); the TTL stays the bound if a
          * notification is lost */
-        mcf->listener = reqsign_keystore_pg_listen((const char *)mcf->key_store.data,
-                                                   mcf->cache, &err);
+        mcf->listener =
+            reqsign_keystore_pg_listen((const char *)mcf->key_store.data, mcf->cache, &err);
         if (mcf->listener == NULL) {
             ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
                           "reqsign: key store notifications: %s (revocations take up to "

@@ -61,27 +61,27 @@
 
 static void help(FILE *f)
 {
-    fprintf(f,
-            "usage: " PROG " init (--db PATH | --key-store STORE) -o CREDENTIAL.json --service URL\n"
-            "       " PROG " admin add (--db PATH | --key-store STORE) -o CREDENTIAL.json\n"
-            "                [--service URL]\n"
-            "       " PROG " (--db PATH | --key-store STORE) --listen HOST:PORT\n"
-            "                (--authority HOST[:PORT] ... | --any-authority)\n"
-            "                [--nonce-store STORE] [--max-age N] [--skew N] [--cache-ttl N]\n"
-            "                [--threads N] [--api-url URL] [--tls-cert FILE --tls-key FILE]\n"
-            "                [--insecure-http] [--public-scheme http|https] [--log-format text|json]\n"
-            "                [--enrollment-ttl SECONDS] [--last-used-interval SECONDS]\n"
-            "       " PROG " --help | --version\n"
-            "  --service URL: (init) the URL this service is reached at, kept in the credential\n"
-            "  admin add: offline recovery: a new keys:admin key written into the store\n"
-            "  (needs write access to it; recorded in the audit log)\n"
-            "  --authority: the host[:port] clients sign for this service (repeatable;\n"
-            "  alias --public-authority)\n"
-            "  --api-url URL: the API's base URL, put as \"api\" in the credentials issued\n"
-            REQSIGN_HTTPD_OPTIONS_USAGE
-            "  %s\n"
-            "exit status: 0 ok, 1 failure, 2 usage error\n",
-            reqsign_stores_usage());
+    fprintf(
+        f,
+        "usage: " PROG " init (--db PATH | --key-store STORE) -o CREDENTIAL.json --service URL\n"
+        "       " PROG " admin add (--db PATH | --key-store STORE) -o CREDENTIAL.json\n"
+        "                [--service URL]\n"
+        "       " PROG " (--db PATH | --key-store STORE) --listen HOST:PORT\n"
+        "                (--authority HOST[:PORT] ... | --any-authority)\n"
+        "                [--nonce-store STORE] [--max-age N] [--skew N] [--cache-ttl N]\n"
+        "                [--threads N] [--api-url URL] [--tls-cert FILE --tls-key FILE]\n"
+        "                [--insecure-http] [--public-scheme http|https] [--log-format text|json]\n"
+        "                [--enrollment-ttl SECONDS] [--last-used-interval SECONDS]\n"
+        "       " PROG " --help | --version\n"
+        "  --service URL: (init) the URL this service is reached at, kept in the credential\n"
+        "  admin add: offline recovery: a new keys:admin key written into the store\n"
+        "  (needs write access to it; recorded in the audit log)\n"
+        "  --authority: the host[:port] clients sign for this service (repeatable;\n"
+        "  alias --public-authority)\n"
+        "  --api-url URL: the API's base URL, put as \"api\" in the credentials "
+        "issued\n" REQSIGN_HTTPD_OPTIONS_USAGE "  %s\n"
+        "exit status: 0 ok, 1 failure, 2 usage error\n",
+        reqsign_stores_usage());
 }
 
 /* A usage error: one line naming what is wrong, a pointer to --help, exit 2. */
@@ -256,8 +256,9 @@ static int cmd_admin_key(int argc, char **argv, int first, int recovery)
     char *cred = NULL;
     size_t cred_len = 0;
     char keyid[REQSIGN_KEYID_IN_MAX + 1] = "";
-    int st = fchmod(fd, 0600) != 0 ? 1 : reqsignd_init_admin(ks, service, &cred, &cred_len, keyid,
-                                                             NULL, &err);
+    int st = fchmod(fd, 0600) != 0
+                 ? 1
+                 : reqsignd_init_admin(ks, service, &cred, &cred_len, keyid, NULL, &err);
     if (st == 1) {
         fprintf(stderr, PROG ": cannot create the key\n");
         goto done;
@@ -283,7 +284,7 @@ static int cmd_admin_key(int argc, char **argv, int first, int recovery)
     fprintf(stderr, PROG ": created admin key %s; credential written to %s\n", keyid, out);
     if (recovery && service == NULL)
         fprintf(stderr, PROG ": the credential names no service: give 'reqsign keys' --service "
-                        "URL, or run again with --service URL\n");
+                             "URL, or run again with --service URL\n");
     rc = 0;
 done:
     if (cred != NULL) {

@@ -8,12 +8,12 @@
  */
 #include "service.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <pthread.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -46,13 +46,13 @@ struct reqsignd_service {
     struct reqsign_nonce_store *nonces;
     int own_nonces; /* the in-memory store made here (else borrowed from the options) */
     struct reqsign_verifier *verifier;
-    char service_url[300]; /* "service" in credentials; empty: from the request's Host */
-    char api_url[300];     /* "api" in credentials (--api-url); empty: none */
-    size_t max_body;       /* in-process requests */
+    char service_url[300];           /* "service" in credentials; empty: from the request's Host */
+    char api_url[300];               /* "api" in credentials (--api-url); empty: none */
+    size_t max_body;                 /* in-process requests */
     struct reqsign_verifier_opts vo; /* for proof-of-possession verifiers (enroll) */
     int64_t enrollment_ttl;
-    int64_t dir_max_age; /* the directory's max-age: at most the revocation bound */
-    int accounts; /* the store has accounts (else: keys:admin only, as before issue 13) */
+    int64_t dir_max_age;   /* the directory's max-age: at most the revocation bound */
+    int accounts;          /* the store has accounts (else: keys:admin only, as before issue 13) */
     pthread_mutex_t rl_mu; /* failed enrollments per source address */
     /* Held from the last-admin check of a revoke or disable of a keys:admin
      * key to its write, so two such changes in this process cannot each see
@@ -241,8 +241,11 @@ static json_t *label_json(const char *label)
         return NULL;
     for (const unsigned char *p = (const unsigned char *)label; *p;) {
         unsigned char c = *p;
-        size_t k = c < 0x80 ? 1 : (c >= 0xc2 && c <= 0xdf) ? 2 : (c & 0xf0) == 0xe0 ? 3
-                                  : (c >= 0xf0 && c <= 0xf4) ? 4 : 0;
+        size_t k = c < 0x80                   ? 1
+                   : (c >= 0xc2 && c <= 0xdf) ? 2
+                   : (c & 0xf0) == 0xe0       ? 3
+                   : (c >= 0xf0 && c <= 0xf4) ? 4
+                                              : 0;
         for (size_t i = 1; i < k; i++)
             if ((p[i] & 0xc0) != 0x80)
                 k = 0;
@@ -296,8 +299,8 @@ static json_t *credential_json(const struct reqsign_key_record *k, const char *s
     json_decref(jwk);
     json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "keyid", k->keyid, "alg",
                           "ed25519", "public_key", pem, "scopes", scopes_json(k->scopes), "label",
-                          label_json(k->label), "created_at", time_or_null(k->created_at), "expires_at",
-                          time_or_null(k->expires_at), "service",
+                          label_json(k->label), "created_at", time_or_null(k->created_at),
+                          "expires_at", time_or_null(k->expires_at), "service",
                           service != NULL && *service ? json_string(service) : json_null());
     if (o != NULL)
         add_lifecycle(o, k, now_s());
@@ -410,7 +413,6 @@ static int has_scope(const char *scopes, const char *want)
     }
     return 0;
 }
-
 
 /* Percent-decode @s (@n bytes) into @out (NUL-terminated). 0 or -1. */
 static int pct_decode(const char *s, size_t n, char *out, size_t cap)
@@ -1025,8 +1027,8 @@ static json_t *str_or_null(const char *v)
 /* The lifecycle members of a key record. */
 static void add_lifecycle(json_t *o, const struct reqsign_key_record *k, int64_t now)
 {
-    json_object_set_new(o, "account", json_string(k->account[0] ? k->account
-                                                                : REQSIGN_ACCOUNT_OPERATOR));
+    json_object_set_new(o, "account",
+                        json_string(k->account[0] ? k->account : REQSIGN_ACCOUNT_OPERATOR));
     json_object_set_new(o, "status", json_string(status_of(k, now)));
     json_object_set_new(o, "disabled_at", time_or_null(k->disabled_at));
     json_object_set_new(o, "revoked_at", time_or_null(k->revoked_at));
@@ -1040,8 +1042,8 @@ static void add_lifecycle(json_t *o, const struct reqsign_key_record *k, int64_t
 
 static json_t *account_json(const struct reqsign_account *a)
 {
-    return json_pack("{s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:s, s:b}", "id", a->id, "name",
-                     a->name, "allowed_scopes", scopes_json(a->allowed_scopes), "key_limit",
+    return json_pack("{s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:s, s:b}", "id", a->id, "name", a->name,
+                     "allowed_scopes", scopes_json(a->allowed_scopes), "key_limit",
                      (json_int_t)a->key_limit, "max_key_lifetime_s",
                      a->max_key_lifetime_s ? json_integer(a->max_key_lifetime_s) : json_null(),
                      "created_at", time_or_null(a->created_at), "disabled_at",
@@ -1389,9 +1391,8 @@ static void do_account_list(struct reqsignd_service *s, struct reqsign_httpd_req
     } else {
         struct reqsign_account *page = calloc((size_t)limit + 1, sizeof(*page));
         size_t n = 0;
-        if (page == NULL ||
-            reqsign_keystore_account_list(s->store, after, (size_t)limit + 1, page, &n, &err) !=
-                REQSIGN_OK) {
+        if (page == NULL || reqsign_keystore_account_list(s->store, after, (size_t)limit + 1, page,
+                                                          &n, &err) != REQSIGN_OK) {
             free(page);
             json_decref(arr);
             if (err.code != REQSIGN_OK)
@@ -1424,12 +1425,11 @@ static void do_account(struct reqsignd_service *s, struct reqsign_httpd_req *r,
         reqsign_httpd_fail(r, REQSIGN_E_NOT_FOUND, "no such resource");
         return;
     }
-    const char *act = action[0] == '\0'             ? "account.get"
+    const char *act = action[0] == '\0'                ? "account.get"
                       : strcmp(action, "disable") == 0 ? "account.disable"
                       : strcmp(action, "enable") == 0  ? "account.enable"
                                                        : "account.enrollment";
-    if (!sees(a, id) ||
-        reqsign_keystore_account_get(s->store, id, &acct, &err) != REQSIGN_OK) {
+    if (!sees(a, id) || reqsign_keystore_account_get(s->store, id, &acct, &err) != REQSIGN_OK) {
         if (err.code != REQSIGN_OK && err.code != REQSIGN_E_NOT_FOUND) {
             reqsign_httpd_respond_error(r, &err);
             return;
@@ -1571,8 +1571,8 @@ static void do_key_list(struct reqsignd_service *s, struct reqsign_httpd_req *r,
 }
 
 /* POST /v1/keys */
-static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *r,
-                          struct call *c, const struct actor *a)
+static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *r, struct call *c,
+                          const struct actor *a)
 {
     struct reqsignd_create_req cr;
     struct reqsign_key *key = NULL;
@@ -1607,8 +1607,7 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
         if (err.code != REQSIGN_OK && err.code != REQSIGN_E_NOT_FOUND)
             reqsign_httpd_respond_error(r, &err);
         else
-            refuse(s, r, c, a, "key.create", target, NULL, REQSIGN_E_NOT_FOUND,
-                   "no such account");
+            refuse(s, r, c, a, "key.create", target, NULL, REQSIGN_E_NOT_FOUND, "no such account");
         goto out;
     }
     for (const char *p = cr.scopes; *p;) {
@@ -1617,8 +1616,10 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
         snprintf(one, sizeof(one), "%.*s", (int)l, p);
         if (!scope_grantable(a, &acct, one)) {
             char msg[160];
-            snprintf(msg, sizeof(msg), "scope %s is not held by the signing key or not allowed "
-                                       "in the account", one);
+            snprintf(msg, sizeof(msg),
+                     "scope %s is not held by the signing key or not allowed "
+                     "in the account",
+                     one);
             refuse(s, r, c, a, "key.create", acct.id, acct.id, REQSIGN_E_SCOPE, msg);
             goto out;
         }
@@ -1674,8 +1675,8 @@ static int active_admin(const struct reqsign_key_record *k, int64_t now)
 /* Is there an active keys:admin key other than @keyid? *@found 1 or 0.
  * keys:admin keys live in acct_operator only (a store without accounts: all
  * keys are listed). */
-static enum reqsign_status other_admin(struct reqsignd_service *s, const char *keyid,
-                                       int64_t now, int *found, struct reqsign_error *err)
+static enum reqsign_status other_admin(struct reqsignd_service *s, const char *keyid, int64_t now,
+                                       int *found, struct reqsign_error *err)
 {
     struct reqsign_key_record *page = calloc(REQSIGN_KEYSTORE_PAGE_IN_MAX, sizeof(*page));
     char after[REQSIGN_KEYID_IN_MAX + 1] = "";
@@ -1720,11 +1721,11 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         return;
     }
     snprintf(r->target_keyid, sizeof(r->target_keyid), "%s", keyid); /* the request log */
-    const char *act = del                               ? "key.revoke"
-                      : action[0] == '\0'               ? "key.get"
-                      : strcmp(action, "disable") == 0  ? "key.disable"
-                      : strcmp(action, "enable") == 0   ? "key.enable"
-                                                        : "key.rotate";
+    const char *act = del                              ? "key.revoke"
+                      : action[0] == '\0'              ? "key.get"
+                      : strcmp(action, "disable") == 0 ? "key.disable"
+                      : strcmp(action, "enable") == 0  ? "key.enable"
+                                                       : "key.rotate";
     int own = strcmp(keyid, a->rec.keyid) == 0;
     enum reqsign_status gst = reqsign_keystore_get(s->store, keyid, strlen(keyid), &rec, &err);
     if (gst != REQSIGN_OK && gst != REQSIGN_E_KEY_UNKNOWN) {
@@ -1769,8 +1770,8 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
                    "the key is revoked (final)");
             return;
         }
-        rec.disabled_at = strcmp(action, "disable") == 0 ? (rec.disabled_at ? rec.disabled_at : now)
-                                                         : 0;
+        rec.disabled_at =
+            strcmp(action, "disable") == 0 ? (rec.disabled_at ? rec.disabled_at : now) : 0;
     } else if (strcmp(action, "rotate") == 0) {
         json_t *grace = json_object_get(body, "grace_s");
         int64_t g = GRACE_DEFAULT;
@@ -1894,8 +1895,7 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
 }
 
 /* GET /v1/audit?account=&after=&limit= */
-static void do_audit(struct reqsignd_service *s, struct reqsign_httpd_req *r,
-                     const struct actor *a)
+static void do_audit(struct reqsignd_service *s, struct reqsign_httpd_req *r, const struct actor *a)
 {
     long limit = list_limit(r);
     if (limit < 0)

@@ -38,17 +38,18 @@ struct reqsignd_service_opts {
     const char *const *authorities;
     size_t n_authorities;
     int any_authority;
-    int64_t max_age;              /* seconds, >= 1 */
-    int64_t skew;                 /* seconds, >= 0 (0: no skew allowance) */
-    int64_t cache_ttl;            /* seconds, >= 1: key cache, positive and negative */
-    size_t max_body;              /* in-process requests; 0: REQSIGN_HTTPD_DEFAULT_MAX_BODY */
+    int64_t max_age;                    /* seconds, >= 1 */
+    int64_t skew;                       /* seconds, >= 0 (0: no skew allowance) */
+    int64_t cache_ttl;                  /* seconds, >= 1: key cache, positive and negative */
+    size_t max_body;                    /* in-process requests; 0: REQSIGN_HTTPD_DEFAULT_MAX_BODY */
     struct reqsign_nonce_store *nonces; /* borrowed (--nonce-store); NULL: in-memory, own */
     const char *public_scheme; /* scheme of the "service" URL of credentials; NULL: "http" */
-    const char *verify_scheme; /* --public-scheme: the verifier's public_scheme; NULL: the request's */
-    const char *api_url;       /* --api-url: "api" of the credentials issued; NULL: none */
-    int64_t enrollment_ttl;             /* seconds; 0: REQSIGND_ENROLLMENT_TTL */
-    int64_t last_used_interval;         /* seconds; 0: last use not recorded */
-    const char *verifier_name;          /* last_used_by; NULL: "reqsignd" */
+    const char
+        *verify_scheme;     /* --public-scheme: the verifier's public_scheme; NULL: the request's */
+    const char *api_url;    /* --api-url: "api" of the credentials issued; NULL: none */
+    int64_t enrollment_ttl; /* seconds; 0: REQSIGND_ENROLLMENT_TTL */
+    int64_t last_used_interval; /* seconds; 0: last use not recorded */
+    const char *verifier_name;  /* last_used_by; NULL: "reqsignd" */
 };
 
 struct reqsignd_service;
@@ -104,12 +105,12 @@ struct reqsign_httpd_local *reqsignd_begin(struct reqsignd_service *s,
 /* The validated body of POST /v1/keys. */
 struct reqsignd_create_req {
     char label[REQSIGN_KEY_LABEL_IN_MAX + 1];
-    char scopes[REQSIGN_SCOPE_LIST_BUF]; /* space-separated */
-    int64_t expires_at;              /* 0: never */
-    struct reqsign_key *public_key;  /* the key to register; NULL: generate one */
+    char scopes[REQSIGN_SCOPE_LIST_BUF];         /* space-separated */
+    int64_t expires_at;                          /* 0: never */
+    struct reqsign_key *public_key;              /* the key to register; NULL: generate one */
     char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1]; /* "account" (keys:admin); "" none */
-    int publish;                     /* "publish": list it in the public directory */
-    long json_position;              /* on REQSIGN_E_JSON: byte offset of the syntax error */
+    int publish;                                 /* "publish": list it in the public directory */
+    long json_position; /* on REQSIGN_E_JSON: byte offset of the syntax error */
 };
 
 /**

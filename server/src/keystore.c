@@ -403,6 +403,5 @@ enum reqsign_status reqsign_keystore_audit_list(struct reqsign_keystore *ks, con
         limit = REQSIGN_KEYSTORE_PAGE_IN_MAX;
     if (limit == 0)
         return REQSIGN_OK;
-    return ks->ops.audit_list(ks->impl, account == NULL ? "" : account, after, limit, out, n,
-                              err);
+    return ks->ops.audit_list(ks->impl, account == NULL ? "" : account, after, limit, out, n, err);
 }

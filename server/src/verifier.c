@@ -276,8 +276,8 @@ struct sig_params {
 };
 
 static enum reqsign_status read_sig_params(const struct reqsign_sf_parsed *p,
-                                           const struct reqsign_sf_member *m,
-                                           struct sig_params *sp, struct reqsign_error *err)
+                                           const struct reqsign_sf_member *m, struct sig_params *sp,
+                                           struct reqsign_error *err)
 {
     static const char SRC[] = "Signature-Input";
     memset(sp, 0, sizeof(*sp));
@@ -310,8 +310,8 @@ static enum reqsign_status read_sig_params(const struct reqsign_sf_parsed *p,
         if (want_int) {
             if (b->type != REQSIGN_SF_INTEGER || b->num < 0)
                 return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, SRC, REQSIGN_NO_OFFSET,
-                                         "'%.*s' must be a non-negative Integer",
-                                         (int)pa->key.len, pa->key.ptr);
+                                         "'%.*s' must be a non-negative Integer", (int)pa->key.len,
+                                         pa->key.ptr);
             if (pa->key.ptr[0] == 'c') {
                 sp->has_created = 1;
                 sp->created = b->num;
@@ -332,8 +332,8 @@ static enum reqsign_status read_sig_params(const struct reqsign_sf_parsed *p,
     }
     if (sp->has_created && sp->has_expires && sp->expires < sp->created)
         return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, SRC, REQSIGN_NO_OFFSET,
-                                 "expires (%lld) is before created (%lld)",
-                                 (long long)sp->expires, (long long)sp->created);
+                                 "expires (%lld) is before created (%lld)", (long long)sp->expires,
+                                 (long long)sp->created);
     return REQSIGN_OK;
 }
 
@@ -516,7 +516,7 @@ struct vctx {
     struct reqsign_verification *vs;
     struct reqsign_error *err;
     struct scratch *s;
-    struct reqsign_sf_parsed si, sg;  /* Signature-Input, Signature */
+    struct reqsign_sf_parsed si, sg;   /* Signature-Input, Signature */
     const struct reqsign_sf_member *m; /* the selected Signature-Input member */
     uint8_t sig[REQSIGN_ED25519_SIG_LEN + 3];
     struct sig_params sp;
@@ -573,14 +573,14 @@ static enum reqsign_status step_parse(struct vctx *c)
     reqsign_error_clear(&perr);
     st = reqsign_sf_parse_dict(s->si_buf, sib.len, &c->si, &perr);
     if (st != REQSIGN_OK)
-        return reqsign_error_set(err, st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT
-                                                            : REQSIGN_E_SIG_INPUT_MALFORMED,
-                                 "Signature-Input", perr.offset, "Signature-Input: %s", perr.message);
+        return reqsign_error_set(
+            err, st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT : REQSIGN_E_SIG_INPUT_MALFORMED,
+            "Signature-Input", perr.offset, "Signature-Input: %s", perr.message);
     reqsign_error_clear(&perr);
     st = reqsign_sf_parse_dict(s->sg_buf, sgb.len, &c->sg, &perr);
     if (st != REQSIGN_OK)
-        return reqsign_error_set(err, st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT
-                                                            : REQSIGN_E_SIG_MALFORMED,
+        return reqsign_error_set(err,
+                                 st == REQSIGN_E_LIMIT ? REQSIGN_E_LIMIT : REQSIGN_E_SIG_MALFORMED,
                                  "Signature", perr.offset, "Signature: %s", perr.message);
     return REQSIGN_OK;
 }
@@ -595,8 +595,7 @@ static enum reqsign_status step_select(struct vctx *c)
     size_t idx;
 
     if (si->n_members == 0 && sg->n_members == 0)
-        return reqsign_error_set(err, REQSIGN_E_SIG_MISSING, "Signature-Input",
-                                 REQSIGN_NO_OFFSET,
+        return reqsign_error_set(err, REQSIGN_E_SIG_MISSING, "Signature-Input", REQSIGN_NO_OFFSET,
                                  "the Signature-Input and Signature fields are both empty");
     if (si->n_members == 0 || sg->n_members == 0)
         return reqsign_error_set(err, REQSIGN_E_SIG_INCOMPLETE,
@@ -606,15 +605,15 @@ static enum reqsign_status step_select(struct vctx *c)
                                  si->n_members == 0 ? "Signature" : "Signature-Input");
     if (v->label != NULL) {
         if (!reqsign_sf_dict_find(si, v->label, strlen(v->label), &idx))
-            return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature-Input",
-                                     REQSIGN_NO_OFFSET, "no signature labelled '%s'", v->label);
+            return reqsign_error_set(err, REQSIGN_E_SIG_LABEL, "Signature-Input", REQSIGN_NO_OFFSET,
+                                     "no signature labelled '%s'", v->label);
     } else if (si->n_members == 1) {
         idx = 0;
     } else {
         if (!reqsign_sf_dict_find(si, "sig1", 4, &idx))
             return reqsign_error_set(err, REQSIGN_E_SIG_AMBIGUOUS, "Signature-Input",
-                                     REQSIGN_NO_OFFSET,
-                                     "%zu signatures and none labelled 'sig1'", si->n_members);
+                                     REQSIGN_NO_OFFSET, "%zu signatures and none labelled 'sig1'",
+                                     si->n_members);
     }
     const struct reqsign_sf_member *m = &si->members[idx];
     c->m = m;
@@ -670,9 +669,9 @@ static enum reqsign_status profile_rules(struct vctx *c)
                                  "the request has content, so \"content-digest\" must be "
                                  "covered");
     if (!sp->has_created || sp->nonce == NULL || sp->keyid == NULL)
-        return reqsign_error_set(err, REQSIGN_E_PARAM_MISSING, "Signature-Input",
-                                 REQSIGN_NO_OFFSET, "signature parameter '%s' is required",
-                                 !sp->has_created ? "created"
+        return reqsign_error_set(err, REQSIGN_E_PARAM_MISSING, "Signature-Input", REQSIGN_NO_OFFSET,
+                                 "signature parameter '%s' is required",
+                                 !sp->has_created    ? "created"
                                  : sp->nonce == NULL ? "nonce"
                                                      : "keyid");
     return REQSIGN_OK;
@@ -704,8 +703,8 @@ static enum reqsign_status step_required(struct vctx *c)
     const struct reqsign_sf_bare *tag = c->sp.tag;
     if (v->required_tag != NULL &&
         (tag == NULL || tag->escaped || !reqsign__span_eq(tag->str, v->required_tag)))
-        return reqsign_error_set(err, REQSIGN_E_TAG_MISMATCH, "Signature-Input",
-                                 REQSIGN_NO_OFFSET, "tag must be \"%s\"", v->required_tag);
+        return reqsign_error_set(err, REQSIGN_E_TAG_MISMATCH, "Signature-Input", REQSIGN_NO_OFFSET,
+                                 "tag must be \"%s\"", v->required_tag);
     return REQSIGN_OK;
 }
 
@@ -771,8 +770,7 @@ static enum reqsign_status step_window(struct vctx *c)
     c->vs->created = sp->has_created ? sp->created : -1;
     c->vs->expires = sp->has_expires ? sp->expires : -1;
     if (sp->has_created && sp->created > now + v->skew)
-        return reqsign_error_set(c->err, REQSIGN_E_SIG_FUTURE, "Signature-Input",
-                                 REQSIGN_NO_OFFSET,
+        return reqsign_error_set(c->err, REQSIGN_E_SIG_FUTURE, "Signature-Input", REQSIGN_NO_OFFSET,
                                  "created %lld is %lld s ahead of the server clock (%lld); "
                                  "allowed skew %lld s",
                                  (long long)sp->created, (long long)(sp->created - now),
@@ -846,8 +844,8 @@ static enum reqsign_status step_key(struct vctx *c)
         vs->nonce[0] = '\0'; /* too long: the nonce step refuses it */
     vs->keyid[0] = '\0';
     if (c->sp.keyid != NULL && str_copy(c->sp.keyid, vs->keyid, sizeof(vs->keyid)) != REQSIGN_OK)
-        return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, "Signature-Input",
-                                 REQSIGN_NO_OFFSET, "keyid too long");
+        return reqsign_error_set(err, REQSIGN_E_PARAM_INVALID, "Signature-Input", REQSIGN_NO_OFFSET,
+                                 "keyid too long");
     enum reqsign_status st = lookup_key(v, vs->keyid, &c->info, "", err);
     if (st != REQSIGN_OK)
         return st;
@@ -906,9 +904,8 @@ static enum reqsign_status mismatch(const struct vctx *c)
     size_t n;
     int differs = 0;
 
-    if (c->picked != NULL &&
-        reqsign_authority_normalize(c->req.scheme, c->req_in->authority, seen, sizeof(seen), &n,
-                                    NULL) == REQSIGN_OK) {
+    if (c->picked != NULL && reqsign_authority_normalize(c->req.scheme, c->req_in->authority, seen,
+                                                         sizeof(seen), &n, NULL) == REQSIGN_OK) {
         char pub[REQSIGN_AUTHORITY_OUT_BUF];
         if (reqsign_authority_normalize(c->req.scheme, c->req.authority, pub, sizeof(pub), &n,
                                         NULL) == REQSIGN_OK &&
@@ -926,8 +923,7 @@ static enum reqsign_status mismatch(const struct vctx *c)
                              "request differs from what was signed or the key is "
                              "wrong (@authority was '%.*s'; behind a proxy that "
                              "rewrites Host, configure the public authority)",
-                             vs->label, vs->keyid, (int)c->req.authority.len,
-                             c->req.authority.ptr);
+                             vs->label, vs->keyid, (int)c->req.authority.len, c->req.authority.ptr);
 }
 
 /* 7. Ed25519 over the base, with the prepared key if one can be had. */
@@ -949,9 +945,9 @@ static enum reqsign_status step_nonce(struct vctx *c)
     if (c->sp.nonce == NULL || v->nonces == NULL)
         return REQSIGN_OK;
     int64_t until = c->now + v->max_age + 2 * v->skew + 1;
-    enum reqsign_status st = reqsign_nonce_store_check_insert(
-        v->nonces, keyid, strlen(keyid), c->sp.nonce->str.ptr, c->sp.nonce->str.len, c->now,
-        until, c->err);
+    enum reqsign_status st =
+        reqsign_nonce_store_check_insert(v->nonces, keyid, strlen(keyid), c->sp.nonce->str.ptr,
+                                         c->sp.nonce->str.len, c->now, until, c->err);
     if (st != REQSIGN_OK)
         return reqsign_error_set(c->err, st, "nonce", REQSIGN_NO_OFFSET, "%s (key '%s')",
                                  reqsign_strerror(st), keyid);
@@ -984,8 +980,8 @@ static enum reqsign_status verify_headers(const struct reqsign_verifier *v,
                                           struct reqsign_error *err)
 {
     static enum reqsign_status (*const steps[])(struct vctx *) = {
-        step_parse,  step_select, step_required, step_alg,   step_content_digest, step_window,
-        step_key,    step_base,   step_signature, step_nonce, step_digest,
+        step_parse, step_select, step_required,  step_alg,   step_content_digest, step_window,
+        step_key,   step_base,   step_signature, step_nonce, step_digest,
     };
     struct vctx c = {.v = v, .req_in = req, .req = *req, .vs = vs, .err = err};
     enum reqsign_status st = REQSIGN_OK;
@@ -1064,8 +1060,7 @@ enum reqsign_status reqsign_verification_body(struct reqsign_verification *vs, c
 /* Step 10: the key's state again, through the lookup (its cache, if any),
  * now that the content is in: a key revoked, expired, removed or replaced
  * while the body was arriving is refused. Nothing allocated here. */
-static enum reqsign_status recheck_key(struct reqsign_verification *vs,
-                                       struct reqsign_error *err)
+static enum reqsign_status recheck_key(struct reqsign_verification *vs, struct reqsign_error *err)
 {
     const struct reqsign_verifier *v = vs->verifier;
     struct reqsign_key_info info;
@@ -1150,8 +1145,8 @@ enum reqsign_status reqsign_static_key_lookup(void *ctx, const char *keyid, size
 {
     reqsign_error_clear(err);
     const struct reqsign_static_key *k = ctx;
-    if (k->keyid != NULL && (strlen(k->keyid) != keyid_len ||
-                             memcmp(k->keyid, keyid, keyid_len) != 0))
+    if (k->keyid != NULL &&
+        (strlen(k->keyid) != keyid_len || memcmp(k->keyid, keyid, keyid_len) != 0))
         return reqsign_error_set(err, REQSIGN_E_KEY_UNKNOWN, "key", REQSIGN_NO_OFFSET,
                                  "unknown key '%.*s'", (int)(keyid_len > 80 ? 80 : keyid_len),
                                  keyid);

@@ -65,7 +65,7 @@ const char *err_name(const struct resp *r)
 const char *e2e_cainfo;
 
 struct resp send_req(const char *method, const char *url, const char *body, size_t len,
-                            const struct reqsign_signed *sig, const char *const *extra)
+                     const struct reqsign_signed *sig, const char *const *extra)
 {
     struct resp r;
     memset(&r, 0, sizeof(r));
@@ -155,8 +155,8 @@ char *slurp(const char *path)
     return b;
 }
 
-void sign(const struct reqsign_signer *s, const char *method, const char *url,
-                 const char *body, size_t len, struct reqsign_signed *out)
+void sign(const struct reqsign_signer *s, const char *method, const char *url, const char *body,
+          size_t len, struct reqsign_signed *out)
 {
     struct reqsign_sign_input in;
     struct reqsign_error err;
@@ -171,7 +171,7 @@ void sign(const struct reqsign_signer *s, const char *method, const char *url,
 
 /* Sign and send. */
 struct resp call(const struct reqsign_signer *s, const char *method, const char *url,
-                        const char *body)
+                 const char *body)
 {
     struct reqsign_signed sig;
     size_t len = body != NULL ? strlen(body) : 0;
@@ -217,19 +217,11 @@ void start_backend(struct env *e, const char *pub)
 
 void start_backend_extra(struct env *e, const char *pub, const char *const *extra)
 {
-    char *argv[32] = {(char *)tu_prog("API_BACKEND"),
-                      "--db",
-                      e->db,
-                      "--listen",
-                      "127.0.0.1:@PORT@",
-                      "--cache-ttl",
-                      "1",
-                      "--max-body",
-                      "100000",
+    char *argv[32] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
+                      "--cache-ttl", "1", "--max-body", "100000",
                       /* the public authority behind a proxy, else its own address */
                       pub != NULL ? "--public-authority" : "--authority",
-                      pub != NULL ? (char *)pub : "127.0.0.1:@PORT@",
-                      NULL};
+                      pub != NULL ? (char *)pub : "127.0.0.1:@PORT@", NULL};
     size_t n = 11;
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
         cr_assert(n + 1 < sizeof(argv) / sizeof(argv[0]), "too many extra arguments");

@@ -14,8 +14,8 @@
 struct env {
     char *dir;
     char db[512], admin[512], log[512], blog[512];
-    struct tu_proc d; /* reqsignd */
-    struct tu_proc b; /* api-backend */
+    struct tu_proc d;                    /* reqsignd */
+    struct tu_proc b;                    /* api-backend */
     struct reqsign_signer *admin_signer; /* load_admin(); freed by finish() / remove_env() */
 };
 
@@ -40,7 +40,7 @@ const char *err_name(const struct resp *r);
 /* The CA file send_req() trusts for https:// URLs (NULL: the system's). */
 extern const char *e2e_cainfo;
 struct resp send_req(const char *method, const char *url, const char *body, size_t len,
-                            const struct reqsign_signed *sig, const char *const *extra);
+                     const struct reqsign_signed *sig, const char *const *extra);
 /* A signer for the PEM private key @pem (asserts). */
 struct reqsign_signer *signer_from_pem(const char *pem);
 /* A signer for the credential JSON @cred_json (its "private_key"). */
@@ -48,10 +48,10 @@ struct reqsign_signer *signer_from_cred(const char *cred_json);
 /* e->admin_signer from the admin credential reqsignd init wrote; returns it. */
 struct reqsign_signer *load_admin(struct env *e);
 char *slurp(const char *path);
-void sign(const struct reqsign_signer *s, const char *method, const char *url,
-                 const char *body, size_t len, struct reqsign_signed *out);
+void sign(const struct reqsign_signer *s, const char *method, const char *url, const char *body,
+          size_t len, struct reqsign_signed *out);
 struct resp call(const struct reqsign_signer *s, const char *method, const char *url,
-                        const char *body);
+                 const char *body);
 /* reqsignd init: the key database @db, the admin credential @admin, stderr to @log. */
 void reqsignd_init(const char *db, const char *admin, const char *log);
 void run_init(struct env *e);

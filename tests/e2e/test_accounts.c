@@ -30,9 +30,18 @@ TestSuite(accounts, .timeout = 180);
 static void setup(struct env *e, const char *enroll_ttl)
 {
     init_env(e);
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
-                    "--authority", "127.0.0.1:@PORT@", "--cache-ttl", "1", "--enrollment-ttl",
-                    (char *)(enroll_ttl != NULL ? enroll_ttl : "86400"), NULL};
+    char *argv[] = {(char *)tu_prog("REQSIGND"),
+                    "--db",
+                    e->db,
+                    "--listen",
+                    "127.0.0.1:@PORT@",
+                    "--authority",
+                    "127.0.0.1:@PORT@",
+                    "--cache-ttl",
+                    "1",
+                    "--enrollment-ttl",
+                    (char *)(enroll_ttl != NULL ? enroll_ttl : "86400"),
+                    NULL};
     cr_assert_eq(tu_proc_start_port(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
 }
 
@@ -96,8 +105,7 @@ static void own_key_new(struct own_key *k)
     memset(k, 0, sizeof(*k));
     cr_assert_not_null(k->key = reqsign_key_generate(&err));
     cr_assert_eq(reqsign_key_public_pem(k->key, k->pub_pem, sizeof(k->pub_pem), &n), REQSIGN_OK);
-    cr_assert_eq(reqsign_key_private_pem(k->key, k->priv_pem, sizeof(k->priv_pem), &n),
-                 REQSIGN_OK);
+    cr_assert_eq(reqsign_key_private_pem(k->key, k->priv_pem, sizeof(k->priv_pem), &n), REQSIGN_OK);
     struct reqsign_signer_opts o;
     memset(&o, 0, sizeof(o));
     o.key_data = k->priv_pem;
@@ -114,11 +122,11 @@ static void own_key_free(struct own_key *k)
 }
 
 /* BYO enrollment signed by @signer, registering @pub_pem. */
-static struct resp enroll_byo(struct env *e, const struct reqsign_signer *signer,
-                              const char *token, const char *pub_pem)
+static struct resp enroll_byo(struct env *e, const struct reqsign_signer *signer, const char *token,
+                              const char *pub_pem)
 {
-    json_t *b = json_pack("{s:s, s:s, s:s}", "token", token, "label", "laptop", "public_key",
-                          pub_pem);
+    json_t *b =
+        json_pack("{s:s, s:s, s:s}", "token", token, "label", "laptop", "public_key", pub_pem);
     char *body = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     struct resp r = call(signer, "POST", url_of(e, "/v1/enroll"), body);
@@ -166,9 +174,8 @@ Test(accounts, enroll_byo_and_generated_tokens_single_use)
     char *cred = slurp(e.admin);
     struct reqsign_signer *admin = signer_from_cred(cred);
     char *tok = NULL;
-    char *acct = make_account(&e, admin,
-                              "{\"name\":\"Customer A\",\"allowed_scopes\":[\"payments:write\"]}",
-                              &tok);
+    char *acct = make_account(
+        &e, admin, "{\"name\":\"Customer A\",\"allowed_scopes\":[\"payments:write\"]}", &tok);
 
     /* BYO: the request is signed by the key it registers; nothing private is sent */
     struct own_key k;
@@ -360,11 +367,11 @@ Test(accounts, self_service_scopes_limit_lifetime)
     char *cred = slurp(e.admin);
     struct reqsign_signer *admin = signer_from_cred(cred);
     char *a = NULL, *akid = NULL;
-    struct reqsign_signer *sa = account_key(
-        &e, admin,
-        "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\",\"orders:read\"],"
-        "\"key_limit\":3,\"max_key_lifetime_s\":3600}",
-        &a, &akid);
+    struct reqsign_signer *sa =
+        account_key(&e, admin,
+                    "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\",\"orders:read\"],"
+                    "\"key_limit\":3,\"max_key_lifetime_s\":3600}",
+                    &a, &akid);
 
     /* within scope: its account, expiry capped by the account's lifetime */
     struct resp r = call(sa, "POST", url_of(&e, "/v1/keys"),
@@ -480,8 +487,7 @@ Test(accounts, isolation_matrix)
             int acct_route = strstr(routes[i].fmt, "accounts") != NULL;
             snprintf(path, sizeof(path), routes[i].fmt, acct_route ? targets[t][1] : targets[t][0]);
             struct resp r = call(sa, routes[i].method, url_of(&e, path), routes[i].body);
-            cr_assert_eq(r.status, 404, "%s %s: %ld %s", routes[i].method, path, r.status,
-                         r.body);
+            cr_assert_eq(r.status, 404, "%s %s: %ld %s", routes[i].method, path, r.status, r.body);
             cr_assert_str_eq(err_name(&r), "not_found");
             resp_free(&r);
         }
@@ -565,8 +571,7 @@ Test(accounts, disable_enable_rotate_revoke_and_audit)
     struct reqsign_signer *admin = signer_from_cred(cred);
     char *a = NULL, *akid = NULL;
     char *tok = NULL;
-    a = make_account(&e, admin, "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\"]}",
-                     &tok);
+    a = make_account(&e, admin, "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\"]}", &tok);
     struct resp r = enroll_generated(&e, tok);
     cr_assert_eq(r.status, 201);
     struct reqsign_signer *sa = signer_of(r.json);
@@ -575,7 +580,8 @@ Test(accounts, disable_enable_rotate_revoke_and_audit)
     resp_free(&r);
 
     /* a second key of A, used against the api-backend */
-    r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"label\":\"srv\",\"scopes\":[\"payments:write\"]}");
+    r = call(sa, "POST", url_of(&e, "/v1/keys"),
+             "{\"label\":\"srv\",\"scopes\":[\"payments:write\"]}");
     cr_assert_eq(r.status, 201);
     struct reqsign_signer *srv = signer_of(r.json);
     char *srvkid = strdup(jstr(r.json, "keyid"));
@@ -666,9 +672,9 @@ Test(accounts, disable_enable_rotate_revoke_and_audit)
     cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
     json_t *ev = json_object_get(r.json, "events");
     static const char *const want[][2] = {
-        {"account.create", "ok"}, {"key.enroll", "ok"},     {"key.create", "ok"},
-        {"key.disable", "ok"},    {"key.enable", "ok"},     {"key.rotate", "ok"},
-        {"key.revoke", "ok"},     {"key.revoke", "scope"},  {"key.enroll", "enrollment_invalid"},
+        {"account.create", "ok"}, {"key.enroll", "ok"},    {"key.create", "ok"},
+        {"key.disable", "ok"},    {"key.enable", "ok"},    {"key.rotate", "ok"},
+        {"key.revoke", "ok"},     {"key.revoke", "scope"}, {"key.enroll", "enrollment_invalid"},
         {"key.create", "scope"},
     };
     for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
@@ -748,8 +754,8 @@ static int64_t rfc3339(const char *s)
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
     cr_assert_not_null(s);
-    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec),
+    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                        &tm.tm_min, &tm.tm_sec),
                  6, "%s", s);
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
@@ -762,9 +768,18 @@ Test(accounts, last_used_and_unused_for)
 {
     struct env e;
     setup(&e, NULL);
-    char *argv[] = {(char *)tu_prog("API_BACKEND"), "--db", e.db, "--listen", "127.0.0.1:@PORT@",
-                    "--authority", "127.0.0.1:@PORT@", "--cache-ttl", "1",
-                    "--last-used-interval", "1", NULL};
+    char *argv[] = {(char *)tu_prog("API_BACKEND"),
+                    "--db",
+                    e.db,
+                    "--listen",
+                    "127.0.0.1:@PORT@",
+                    "--authority",
+                    "127.0.0.1:@PORT@",
+                    "--cache-ttl",
+                    "1",
+                    "--last-used-interval",
+                    "1",
+                    NULL};
     cr_assert_eq(tu_proc_start_port(&e.b, argv, e.blog, 10000), 0, "api-backend did not start");
     char *cred = slurp(e.admin);
     struct reqsign_signer *admin = signer_from_cred(cred);
@@ -905,8 +920,9 @@ Test(accounts, cli_accounts_enroll_rotate_audit)
     free(out);
 
     /* rotate, disable, enable */
-    snprintf(args, sizeof(args), "keys rotate %s --grace 60 -o '%s/new.json' --key '%s' --service %s",
-             kid, e.dir, path, svc);
+    snprintf(args, sizeof(args),
+             "keys rotate %s --grace 60 -o '%s/new.json' --key '%s' --service %s", kid, e.dir, path,
+             svc);
     out = cli(args, &st);
     cr_assert_eq(st, 0, "%s", out);
     char nkid[64] = "";
@@ -1123,8 +1139,8 @@ Test(accounts, admin_add_recovers_the_service)
     struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(e.db, 0, &err);
     cr_assert_not_null(ks, "%s", err.message);
     const char *rk = jstr(rec, "keyid");
-    cr_assert_eq(reqsign_keystore_revoke(ks, rk, strlen(rk), (int64_t)time(NULL), &err),
-                 REQSIGN_OK, "%s", err.message);
+    cr_assert_eq(reqsign_keystore_revoke(ks, rk, strlen(rk), (int64_t)time(NULL), &err), REQSIGN_OK,
+                 "%s", err.message);
     reqsign_keystore_free(ks);
     struct reqsign_signer *rs = signer_from_cred(rj);
     for (int i = 0; i < 40; i++) { /* the key cache: 1 s */
@@ -1165,8 +1181,8 @@ Test(accounts, admin_add_recovers_the_service)
     char none[600];
     snprintf(none, sizeof(none), "%s/none.db", e.dir);
     char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "'%s' admin add --db '%s' -o '%s/x.json' 2>&1",
-             tu_prog("REQSIGND"), none, e.dir);
+    snprintf(cmd, sizeof(cmd), "'%s' admin add --db '%s' -o '%s/x.json' 2>&1", tu_prog("REQSIGND"),
+             none, e.dir);
     msg = tu_run(cmd, &st);
     cr_assert_eq(st, 1, "%s", msg);
     cr_assert_not_null(strstr(msg, "does not exist"), "%s", msg);
@@ -1199,8 +1215,9 @@ Test(accounts, cli_enroll_into_profile)
     char args[3000], *out;
     int st;
     const char *svc = e.d.url;
-    snprintf(args, sizeof(args), "accounts create --name P --scope payments:write --key '%s' "
-                                 "--max-key-lifetime +30d --service %s",
+    snprintf(args, sizeof(args),
+             "accounts create --name P --scope payments:write --key '%s' "
+             "--max-key-lifetime +30d --service %s",
              e.admin, svc);
     out = cli(args, &st);
     cr_assert_eq(st, 0, "%s", out);
@@ -1208,11 +1225,12 @@ Test(accounts, cli_enroll_into_profile)
     cr_assert_eq(sscanf(out, "account %63s\ntoken %63s", acct, tok), 2, "%s", out);
     free(out);
     char xdg[700];
-    snprintf(xdg, sizeof(xdg), "env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE XDG_CONFIG_HOME='%s/x'",
-             e.dir);
+    snprintf(xdg, sizeof(xdg),
+             "env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE XDG_CONFIG_HOME='%s/x'", e.dir);
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "%s REQSIGN_ENROLL_TOKEN=%s '%s' enroll --service %s --profile shop 2>&1",
-             xdg, tok, tu_prog("REQSIGN_CLI"), svc);
+    snprintf(cmd, sizeof(cmd),
+             "%s REQSIGN_ENROLL_TOKEN=%s '%s' enroll --service %s --profile shop 2>&1", xdg, tok,
+             tu_prog("REQSIGN_CLI"), svc);
     out = tu_run(cmd, &st);
     cr_assert_eq(st, 0, "%s", out);
     char kid[64] = "";

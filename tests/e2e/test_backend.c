@@ -39,7 +39,6 @@ static void sha256_hex(const char *data, size_t len, char out[65])
         snprintf(out + 2 * i, 3, "%02x", sum[i]);
 }
 
-
 static void assert_healthy(const struct env *e)
 {
     struct resp r = send_req("GET", burl(e, "/healthz"), NULL, 0, NULL, NULL);
@@ -600,8 +599,8 @@ Test(backend, startup_needs_an_authority)
         char cmd[2048];
         int st;
         /* (timeout: a server that starts after all is a failure, not a hang) */
-        snprintf(cmd, sizeof(cmd), "timeout 20 '%s' --db '%s' --listen 127.0.0.1:0 2>&1",
-                 progs[i], e.db);
+        snprintf(cmd, sizeof(cmd), "timeout 20 '%s' --db '%s' --listen 127.0.0.1:0 2>&1", progs[i],
+                 e.db);
         char *out = tu_run(cmd, &st);
         cr_assert_eq(st, 2, "%s: exit %d: %s", progs[i], st, out);
         cr_assert_not_null(strstr(out, "--authority"), "%s", out);
@@ -616,8 +615,7 @@ Test(backend, startup_needs_an_authority)
         free(out);
         snprintf(cmd, sizeof(cmd),
                  "timeout 20 '%s' --db '%s' --listen 127.0.0.1:0 --authority 'bad host' 2>&1",
-                 progs[i],
-                 e.db);
+                 progs[i], e.db);
         out = tu_run(cmd, &st);
         cr_assert_eq(st, 1, "%s: exit %d: %s", progs[i], st, out);
         cr_assert_not_null(strstr(out, "host"), "%s", out);
@@ -625,7 +623,7 @@ Test(backend, startup_needs_an_authority)
 
         char log[600];
         snprintf(log, sizeof(log), "%s/any-%d.log", e.dir, i);
-        char *argv[] = {(char *)progs[i], "--db", e.db, "--listen", "127.0.0.1:0",
+        char *argv[] = {(char *)progs[i],  "--db", e.db, "--listen", "127.0.0.1:0",
                         "--any-authority", NULL};
         struct tu_proc p;
         cr_assert_eq(tu_proc_start(&p, argv, log, 10000), 0, "%s --any-authority", progs[i]);
@@ -666,9 +664,19 @@ static char *reachable_backend(const char *dir)
 /* api-backend as @uid (-1: this user) on e->db, with @extra options. */
 static void start_backend_as(struct env *e, const char *prog, long uid, const char *extra)
 {
-    char *argv[16] = {(char *)prog,  "--db",        e->db,        "--listen", "127.0.0.1:@PORT@",
-                      "--authority", "127.0.0.1:@PORT@", "--cache-ttl", "1",
-                      "--last-used-interval", "1", (char *)extra, NULL};
+    char *argv[16] = {(char *)prog,
+                      "--db",
+                      e->db,
+                      "--listen",
+                      "127.0.0.1:@PORT@",
+                      "--authority",
+                      "127.0.0.1:@PORT@",
+                      "--cache-ttl",
+                      "1",
+                      "--last-used-interval",
+                      "1",
+                      (char *)extra,
+                      NULL};
     tu_proc_run_as(uid, uid);
     int rc = tu_proc_start_port(&e->b, argv, e->blog, 10000);
     tu_proc_run_as(-1, -1);
@@ -771,8 +779,8 @@ Test(backend, read_only_user_verifies)
     if (root) { /* without the -wal / -shm files the reader cannot open it, and says why */
         snprintf(cmd, sizeof(cmd), "rm -f '%s' '%s'", wal, shm);
         free(tu_run(cmd, &st));
-        char *argv[] = {prog, "--db", e.db, "--listen", "127.0.0.1:@PORT@", "--authority", "a",
-                        NULL};
+        char *argv[] = {prog,          "--db", e.db, "--listen", "127.0.0.1:@PORT@",
+                        "--authority", "a",    NULL};
         tu_proc_run_as(uid, uid);
         int rc = tu_proc_start_port(&e.b, argv, e.blog, 5000);
         tu_proc_run_as(-1, -1);

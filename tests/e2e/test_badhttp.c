@@ -87,9 +87,16 @@ static void bh_setup(struct env *e)
 {
     init_env(e);
     start(e, "1");
-    char *bargv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
-                     "--authority", "127.0.0.1:@PORT@",
-                     "--cache-ttl", "1", NULL};
+    char *bargv[] = {(char *)tu_prog("API_BACKEND"),
+                     "--db",
+                     e->db,
+                     "--listen",
+                     "127.0.0.1:@PORT@",
+                     "--authority",
+                     "127.0.0.1:@PORT@",
+                     "--cache-ttl",
+                     "1",
+                     NULL};
     cr_assert_eq(tu_proc_start_port(&e->b, bargv, e->blog, 10000), 0, "api-backend did not start");
     load_admin(e);
 }
@@ -149,7 +156,10 @@ static int judge(const char *name, const char *server, const char *out, enum exp
         ok = 0; /* an HTTP/0.9-style answer: bytes without a status line */
     if (!ok)
         cr_log_error("%s [%s]: expected %s, got '%.200s'", name, server,
-                     exp == EXP_4XX ? "a 4xx" : exp == EXP_505_OR_4XX ? "a 4xx or 505" : "a 4xx or a close", out);
+                     exp == EXP_4XX          ? "a 4xx"
+                     : exp == EXP_505_OR_4XX ? "a 4xx or 505"
+                                             : "a 4xx or a close",
+                     out);
     else
         cr_log_info("%s [%s]: %s", name, server, st ? "4xx" : "closed");
     return ok;
@@ -235,16 +245,15 @@ static const struct rcase framing[] = {
     {"two_different_content_lengths",
      "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x", 0,
      0, EXP_4XX_OR_CLOSE},
-    {"content_length_list",
-     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 2, 3\r\n\r\n{}x", 0, 0,
-     EXP_4XX_OR_CLOSE},
+    {"content_length_list", "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 2, 3\r\n\r\n{}x",
+     0, 0, EXP_4XX_OR_CLOSE},
     {"content_length_negative", "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: -1\r\n\r\n",
      0, 0, EXP_4XX_OR_CLOSE},
     {"content_length_not_a_number",
      "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 1x\r\n\r\n{", 0, 0, EXP_4XX_OR_CLOSE},
     {"content_length_overflow",
-     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 99999999999999999999999\r\n\r\n", 0,
-     0, EXP_4XX_OR_CLOSE},
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 99999999999999999999999\r\n\r\n", 0, 0,
+     EXP_4XX_OR_CLOSE},
     {"smuggle_cl_te",
      "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n"
      "\r\n0\r\n\r\n" SMUGGLED,
@@ -267,7 +276,8 @@ static const struct rcase framing[] = {
     {"te_gzip_only", "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: gzip\r\n\r\nabc", 0,
      1, EXP_4XX_OR_CLOSE},
     {"chunk_size_not_hex",
-     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+     "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: "
+     "chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
      0, 0, EXP_4XX_OR_CLOSE},
     {"chunk_size_overflow",
      "POST /v1/keys HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -286,8 +296,7 @@ static const struct rcase framing[] = {
     {"two_host_headers", "GET /v1/keys HTTP/1.1\r\nHost: %H\r\nHost: evil.example\r\n\r\n", 0, 0,
      EXP_4XX_OR_CLOSE},
     {"http09_request_line", "GET /v1/keys\r\n\r\n", 0, 1, EXP_4XX_OR_CLOSE},
-    {"http_version_2_on_h1", "GET /v1/keys HTTP/2.0\r\nHost: %H\r\n\r\n", 0, 0,
-     EXP_505_OR_4XX},
+    {"http_version_2_on_h1", "GET /v1/keys HTTP/2.0\r\nHost: %H\r\n\r\n", 0, 0, EXP_505_OR_4XX},
     {"garbage_request_line", "\x01\x02\x03 \xff\xfe\r\n\r\n", 0, 0, EXP_4XX_OR_CLOSE},
     {"target_with_space", "GET /v1/ keys HTTP/1.1\r\nHost: %H\r\n\r\n", 0, 0, EXP_4XX_OR_CLOSE},
     {"target_non_ascii", "GET /v1/k\xc3\xa9ys HTTP/1.1\r\nHost: %H\r\n\r\n", 0, 0,
@@ -442,7 +451,7 @@ Test(badhttp, bodies_keys_and_paths)
     /* path tricks, signed for /v1/keys: 401 sig_invalid on reqsignd (the
      * signature covers @path exactly as received), never the key list */
     static const char *const tricks[] = {"//v1/keys", "/v1/./keys", "/v1/keys%2F..",
-                                         "/v1/keys/", "/v1//keys", "/v1/%6beys"};
+                                         "/v1/keys/", "/v1//keys",  "/v1/%6beys"};
     for (size_t i = 0; i < sizeof(tricks) / sizeof(tricks[0]); i++) {
         out = signed_raw(&e, &e.d, e.admin_signer, "GET", "/v1/keys", tricks[i], "", 0);
         char nm[64];
@@ -614,8 +623,8 @@ static int refused(const char *name, const char *server, const struct exchange *
     for (const char *p = strstr(x->out, "HTTP/1."); p != NULL; p = strstr(p + 1, "HTTP/1."))
         responses++;
     int ok = status_of(x->out) == 400 &&
-             (any_body || strstr(x->out, "\"invalid_request\"") != NULL) &&
-             responses == 1 && x->closed && x->ms <= 1000;
+             (any_body || strstr(x->out, "\"invalid_request\"") != NULL) && responses == 1 &&
+             x->closed && x->ms <= 1000;
     if (!ok)
         cr_log_error("%s [%s]: want one 400 invalid_request and a close; got %d response(s), "
                      "%s after %ld ms: '%.300s'",
@@ -631,9 +640,15 @@ static int refused(const char *name, const char *server, const struct exchange *
  * signature lines of GET /v1/keys (no body) with a NUL byte and junk after
  * the Signature-Input value, "%T" with a NUL byte only, "%N" the same lines
  * unchanged. */
-#define RCASE(name, req) {name, req, sizeof(req) - 1, 0}
+#define RCASE(name, req)                                                                           \
+    {                                                                                              \
+        name, req, sizeof(req) - 1, 0                                                              \
+    }
 /* refused by libmicrohttpd itself: 400 and a close, its own (HTML) body */
-#define RCASE_MHD(name, req) {name, req, sizeof(req) - 1, 1}
+#define RCASE_MHD(name, req)                                                                       \
+    {                                                                                              \
+        name, req, sizeof(req) - 1, 1                                                              \
+    }
 #define SMUGGLE_HEALTH "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 static const struct {
     const char *name;
@@ -641,18 +656,19 @@ static const struct {
     size_t len;
     int mhd_body;
 } refused_cases[] = {
-    RCASE("two_content_lengths_smuggle",
-     "GET /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length: 0\r\nContent-Length: 34\r\n\r\n"
-     SMUGGLE_HEALTH),
-    RCASE("content_length_and_chunked",
-     "POST /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
-     "\r\n0\r\n\r\n"),
-    RCASE("chunked_and_content_length_smuggle",
-     "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\nContent-Length: 39\r\n"
-     "\r\n0\r\n\r\n" SMUGGLE_HEALTH),
+    RCASE("two_content_lengths_smuggle", "GET /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length: "
+                                         "0\r\nContent-Length: 34\r\n\r\n" SMUGGLE_HEALTH),
+    RCASE(
+        "content_length_and_chunked",
+        "POST /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+        "\r\n0\r\n\r\n"),
+    RCASE(
+        "chunked_and_content_length_smuggle",
+        "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\nContent-Length: 39\r\n"
+        "\r\n0\r\n\r\n" SMUGGLE_HEALTH),
     RCASE("two_transfer_encodings",
-     "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\n"
-     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+          "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding: chunked\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     RCASE("two_hosts", "GET /healthz HTTP/1.1\r\nHost: %H\r\nHost: evil.example\r\n\r\n"),
     RCASE("host_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\0evil\r\n\r\n"),
     RCASE("other_header_with_nul", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-A: a\0b\r\n\r\n"),
@@ -664,24 +680,28 @@ static const struct {
     RCASE("target_with_nul", "GET /healthz\0/x HTTP/1.1\r\nHost: %H\r\n\r\n"),
     /* whitespace between a field name and the colon (RFC 9112 section 5.1) */
     RCASE("space_before_colon_content_length_smuggle",
-     "GET /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length : 34\r\n\r\n" SMUGGLE_HEALTH),
-    RCASE("space_before_colon_chunked",
-     "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n"
-     "\r\n0\r\n\r\n"),
+          "GET /healthz HTTP/1.1\r\nHost: %H\r\nContent-Length : 34\r\n\r\n" SMUGGLE_HEALTH),
+    RCASE(
+        "space_before_colon_chunked",
+        "POST /healthz HTTP/1.1\r\nHost: %H\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n"
+        "\r\n0\r\n\r\n"),
     RCASE("space_before_colon_other", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo : a\r\n\r\n"),
     RCASE("tab_before_colon", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo\t: a\r\n\r\n"),
     /* a line starting with a blank right after the request line (no field to fold into) */
     RCASE("tab_first_line_host", "GET /healthz HTTP/1.1\r\n\tHost: evil\r\nHost: %H\r\n\r\n"),
     RCASE("space_first_line_content_length",
-     "GET /healthz HTTP/1.1\r\n Content-Length: 34\r\nHost: %H\r\n\r\n" SMUGGLE_HEALTH),
-    RCASE("space_first_line_chunked",
-     "POST /healthz HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: %H\r\nContent-Length: 5\r\n"
-     "\r\n0\r\n\r\n"),
+          "GET /healthz HTTP/1.1\r\n Content-Length: 34\r\nHost: %H\r\n\r\n" SMUGGLE_HEALTH),
+    RCASE(
+        "space_first_line_chunked",
+        "POST /healthz HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: %H\r\nContent-Length: 5\r\n"
+        "\r\n0\r\n\r\n"),
     /* control bytes in a field value (RFC 9110 section 5.5) */
     RCASE("bare_cr_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\rHost: evil\r\n\r\n"),
     RCASE("ctl_0x01_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x01b\r\n\r\n"),
-    RCASE("ctl_0x1b_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x1b" "b\r\n\r\n"),
-    RCASE("del_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x7f" "b\r\n\r\n"),
+    RCASE("ctl_0x1b_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x1b"
+                               "b\r\n\r\n"),
+    RCASE("del_in_value", "GET /healthz HTTP/1.1\r\nHost: %H\r\nX-Foo: a\x7f"
+                          "b\r\n\r\n"),
     RCASE("ctl_in_host", "GET /healthz HTTP/1.1\r\nHost: %H\x01\r\n\r\n"),
     /* the start of a TLS 1.2/1.3 ClientHello: record header, handshake header,
      * version, random; no CR or LF, so libmicrohttpd waits for a request line */
@@ -694,7 +714,7 @@ static const struct {
      * answer); more than 8 empty lines before the request line */
     RCASE("blank_in_target", "GET /x y HTTP/1.1\r\nHost: %H\r\n\r\n"),
     RCASE("ten_empty_lines_first",
-     "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /healthz HTTP/1.1\r\nHost: %H\r\n\r\n"),
+          "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /healthz HTTP/1.1\r\nHost: %H\r\n\r\n"),
 };
 
 /* The signature lines of GET /v1/keys for @p; if @nul, "\0junk" after the
@@ -759,8 +779,7 @@ Test(badhttp, framing_refused_with_400_and_close)
         /* the signed control: without the NUL byte the same request is served */
         size_t len;
         static const char control[] = "GET /v1/keys HTTP/1.1\r\nHost: %H\r\n%N\r\n";
-        char *req = expand(control, sizeof(control) - 1, servers[k],
-                           e.admin_signer, &len);
+        char *req = expand(control, sizeof(control) - 1, servers[k], e.admin_signer, &len);
         struct exchange x = exchange(servers[k], req, len, 1500);
         if (k == 0)
             cr_assert_eq(status_of(x.out), 200, "signed control: %.300s", x.out);
@@ -802,8 +821,8 @@ Test(badhttp, invalid_host_is_400_url)
     bh_setup(&e);
     const struct tu_proc *servers[] = {&e.d, &e.b};
     const char *names[] = {"reqsignd", "api-backend"};
-    static const char *const hosts[] = {"[hello]", "[fe80::1%25eth0]", "user@a", "a:80:80",
-                                        "::1", ""};
+    static const char *const hosts[] = {"[hello]", "[fe80::1%25eth0]", "user@a", "a:80:80", "::1",
+                                        ""};
     int bad = 0;
     for (int k = 0; k < 2; k++) {
         for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {

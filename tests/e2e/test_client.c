@@ -971,8 +971,8 @@ static void *vsrv_main(void *arg)
             struct reqsign_error err;
             reqsign_error_clear(&err);
             reqsign_verification_init(&vs);
-            enum reqsign_status st = reqsign_verifier_verify(s->v, &req, w.body, w.body_len, &vs,
-                                                             &err);
+            enum reqsign_status st =
+                reqsign_verifier_verify(s->v, &req, w.body, w.body_len, &vs, &err);
             reqsign_verification_cleanup(&vs);
             char resp[2048];
             const char *answer = resp;
@@ -1113,8 +1113,9 @@ Test(client, send_max_time_never_answers)
     getsockname(fd, (struct sockaddr *)&a, &sl);
     int st;
     time_t t0 = time(NULL);
-    char *out = run(&st, "timeout 20 $R send --max-time 1.5 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1",
-                    dir, ntohs(a.sin_port));
+    char *out =
+        run(&st, "timeout 20 $R send --max-time 1.5 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1",
+            dir, ntohs(a.sin_port));
     time_t t1 = time(NULL);
     cr_assert_eq(st, 28, "exit %d: %s", st, out);
     cr_assert_leq(t1 - t0, 5, "took %ld s", (long)(t1 - t0));
@@ -1149,7 +1150,8 @@ Test(client, send_max_time_never_answers)
     }
     usleep(300 * 1000);
     t0 = time(NULL);
-    out = run(&st, "timeout 20 $R send --connect-timeout 1 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1",
+    out = run(&st,
+              "timeout 20 $R send --connect-timeout 1 --key '%s/k.pem' http://127.0.0.1:%d/ 2>&1",
               dir, ntohs(fa.sin_port));
     t1 = time(NULL);
     cr_assert_eq(st, 28, "exit %d: %s", st, out);
@@ -1169,8 +1171,7 @@ Test(client, send_max_time_never_answers)
 /* -f, -w, -o, -I, -iv, -i with an error status all on stdout */
 Test(client, send_curl_output_options)
 {
-    static const char *const answers[] = {
-        OK_BODY(5) "hello", NULL};
+    static const char *const answers[] = {OK_BODY(5) "hello", NULL};
     struct vsrv s;
     vsrv_start(&s, "localhost", 0, answers);
     char *dir = key_dir();
@@ -1178,8 +1179,9 @@ Test(client, send_curl_output_options)
     char *out;
 
     /* -w '%{http_code}' after the body */
-    out = run(&st, "$R send --key '%s/k.pem' -w '|%%{http_code}|%%{num_redirects}\\n' "
-                   "http://127.0.0.1:%d/w",
+    out = run(&st,
+              "$R send --key '%s/k.pem' -w '|%%{http_code}|%%{num_redirects}\\n' "
+              "http://127.0.0.1:%d/w",
               dir, s.port);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert_str_eq(out, "hello|200|0\n");
@@ -1215,20 +1217,23 @@ Test(client, send_curl_output_options)
     free(out);
 
     /* an error status: -f exits 22 and prints no body; -i puts it all on stdout */
-    out = run(&st, "$R send -f --key '%s/k.pem' -H 'X-A: 1' http://127.0.0.1:%d/a/../b?x 2>/dev/null; "
-                   "echo \" exit=$?\"",
+    out = run(&st,
+              "$R send -f --key '%s/k.pem' -H 'X-A: 1' http://127.0.0.1:%d/a/../b?x 2>/dev/null; "
+              "echo \" exit=$?\"",
               dir, s.port);
     cr_assert_str_eq(out, "hello exit=0\n");
     free(out);
     /* other.test is not an authority of the server: a 4xx error */
-    out = run(&st, "$R send -f -w '%%{http_code}' --key '%s/k.pem' --resolve other.test:%d:127.0.0.1 "
-                   "http://other.test:%d/ 2>/dev/null",
+    out = run(&st,
+              "$R send -f -w '%%{http_code}' --key '%s/k.pem' --resolve other.test:%d:127.0.0.1 "
+              "http://other.test:%d/ 2>/dev/null",
               dir, s.port, s.port);
     cr_assert_eq(st, 22, "exit %d: %s", st, out);
     cr_assert(strcmp(out, "401") == 0 || strcmp(out, "400") == 0, "%s", out);
     free(out);
-    out = run(&st, "$R send -i --key '%s/k.pem' --resolve other.test:%d:127.0.0.1 "
-                   "http://other.test:%d/ 2>/dev/null",
+    out = run(&st,
+              "$R send -i --key '%s/k.pem' --resolve other.test:%d:127.0.0.1 "
+              "http://other.test:%d/ 2>/dev/null",
               dir, s.port, s.port);
     cr_assert_eq(st, 1, "exit %d: %s", st, out);
     cr_assert(strncmp(out, "HTTP/1.1 4", 10) == 0, "%s", out);
@@ -1252,21 +1257,24 @@ Test(client, send_resolve_connect_to_and_host_header)
     vsrv_start(&s, "api.example.test", 0, answers);
     char *dir = key_dir();
     int st;
-    char *out = run(&st, "$R send --key '%s/k.pem' -H 'Host: api.example.test:%d' "
-                         "http://127.0.0.1:%d/ 2>&1",
+    char *out = run(&st,
+                    "$R send --key '%s/k.pem' -H 'Host: api.example.test:%d' "
+                    "http://127.0.0.1:%d/ 2>&1",
                     dir, s.port, s.port);
     cr_assert_eq(st, 2, "exit %d: %s", st, out);
     cr_assert_not_null(strstr(out, "--resolve"), "%s", out);
     free(out);
 
-    out = run(&st, "$R send --key '%s/k.pem' --resolve api.example.test:%d:127.0.0.1 "
-                   "http://api.example.test:%d/r 2>&1",
+    out = run(&st,
+              "$R send --key '%s/k.pem' --resolve api.example.test:%d:127.0.0.1 "
+              "http://api.example.test:%d/r 2>&1",
               dir, s.port, s.port);
     cr_assert_eq(st, 0, "exit %d: %s", st, out);
     cr_assert_str_eq(out, "ok");
     free(out);
-    out = run(&st, "$R send --key '%s/k.pem' --connect-to api.example.test:%d:127.0.0.1:%d "
-                   "http://api.example.test:%d/c 2>&1",
+    out = run(&st,
+              "$R send --key '%s/k.pem' --connect-to api.example.test:%d:127.0.0.1:%d "
+              "http://api.example.test:%d/c 2>&1",
               dir, s.port, s.port, s.port);
     cr_assert_eq(st, 0, "exit %d: %s", st, out);
     cr_assert_str_eq(out, "ok");
@@ -1299,8 +1307,9 @@ Test(client, send_location_resigns_each_hop)
     char *dir = key_dir();
     int st;
     /* -L alone does not sign for another origin: the 302 is the answer */
-    char *out = run(&st, "$R send -L --key '%s/k.pem' --resolve api.example.test:%d:127.0.0.1 "
-                         "-w '%%{http_code}' http://127.0.0.1:%d/first 2>'%s/err'",
+    char *out = run(&st,
+                    "$R send -L --key '%s/k.pem' --resolve api.example.test:%d:127.0.0.1 "
+                    "-w '%%{http_code}' http://127.0.0.1:%d/first 2>'%s/err'",
                     dir, s.port, s.port, dir);
     cr_assert_eq(st, 0, "exit %d: %s", st, out);
     cr_assert_str_eq(out, "moved302");
@@ -1309,10 +1318,12 @@ Test(client, send_location_resigns_each_hop)
     cr_assert_not_null(strstr(out, "--location-trusted"), "%s", out);
     free(out);
     s.verified = 0;
-    out = run(&st, "$R send -L --location-trusted --key '%s/k.pem' "
-                   "--resolve api.example.test:%d:127.0.0.1 -w ' %%{num_redirects} %%{url_effective}' -d 'x=1' "
-                         "http://127.0.0.1:%d/first 2>&1",
-                    dir, s.port, s.port);
+    out = run(&st,
+              "$R send -L --location-trusted --key '%s/k.pem' "
+              "--resolve api.example.test:%d:127.0.0.1 -w ' %%{num_redirects} %%{url_effective}' "
+              "-d 'x=1' "
+              "http://127.0.0.1:%d/first 2>&1",
+              dir, s.port, s.port);
     cr_assert_eq(st, 0, "exit %d: %s", st, out);
     char want[256];
     snprintf(want, sizeof(want), "second 1 http://api.example.test:%d/second", s.port);
@@ -1349,8 +1360,9 @@ Test(client, send_location_resigns_each_hop)
     cr_assert_str_eq(out, "moved302");
     free(out);
     s.verified = 0;
-    out = run(&st, "$R send -L --location-trusted --max-redirs 0 --key '%s/k.pem' "
-                   "http://127.0.0.1:%d/first 2>&1",
+    out = run(&st,
+              "$R send -L --location-trusted --max-redirs 0 --key '%s/k.pem' "
+              "http://127.0.0.1:%d/first 2>&1",
               dir, s.port);
     cr_assert_eq(st, 47, "exit %d: %s", st, out);
     free(out);
@@ -1368,8 +1380,9 @@ Test(client, send_retry_fresh_nonce)
     vsrv_start(&s, "localhost", 0, answers);
     char *dir = key_dir();
     int st;
-    char *out = run(&st, "printf 'payload' | $R send --retry 2 --retry-delay 0.1 "
-                         "--key '%s/k.pem' --data @- http://127.0.0.1:%d/job 2>/dev/null",
+    char *out = run(&st,
+                    "printf 'payload' | $R send --retry 2 --retry-delay 0.1 "
+                    "--key '%s/k.pem' --data @- http://127.0.0.1:%d/job 2>/dev/null",
                     dir, s.port);
     cr_assert_eq(st, 0, "exit %d: %s", st, out);
     cr_assert_str_eq(out, "done");
@@ -1393,9 +1406,11 @@ Test(client, send_data_from_pipe)
     cr_assert_eq(echo_start(&e, AF_INET, 0), 0);
     char *dir = key_dir();
     int st;
-    char *out = run(&st, "mkfifo '%s/fifo' && (timeout 20 sh -c \"printf 'from a pipe' > '%s/fifo'\" &) && "
-                         "$R send --key '%s/k.pem' --data @'%s/fifo' http://127.0.0.1:%d/p",
-                    dir, dir, dir, dir, e.port);
+    char *out =
+        run(&st,
+            "mkfifo '%s/fifo' && (timeout 20 sh -c \"printf 'from a pipe' > '%s/fifo'\" &) && "
+            "$R send --key '%s/k.pem' --data @'%s/fifo' http://127.0.0.1:%d/p",
+            dir, dir, dir, dir, e.port);
     cr_assert_eq(st, 0, "exit %d: %s", st, out);
     cr_assert_not_null(strstr(out, "\r\n\r\nfrom a pipe"), "%s", out);
     free(out);
@@ -1436,8 +1451,8 @@ Test(client, send_corrects_clock_offset)
         cr_assert_str_eq(log, want);
         free(log);
         out = run(&st, "cat '%s/err'", dir);
-        cr_assert_not_null(strstr(out, i == 0 ? "is 3600 s behind" : "is 3600 s ahead of"),
-                           "%s", out);
+        cr_assert_not_null(strstr(out, i == 0 ? "is 3600 s behind" : "is 3600 s ahead of"), "%s",
+                           out);
         free(out);
         vsrv_stop(&s);
     }
@@ -1459,12 +1474,13 @@ Test(client, send_and_keys_tls_cacert_insecure)
     int port = tu_free_port();
     cr_assert_gt(port, 0);
     /* the server lives for at most 60 s, whatever happens to this test */
-    out = run(&st,
-              "cd '%s' && (timeout 60 openssl s_server -quiet -www -accept 127.0.0.1:%d "
-              "-cert tls.crt -key tls.key >/dev/null 2>&1 & echo $! > s.pid) && "
-              "for i in $(seq 50); do bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null && exit 0; "
-              "sleep 0.1; done; exit 1",
-              dir, port, port);
+    out =
+        run(&st,
+            "cd '%s' && (timeout 60 openssl s_server -quiet -www -accept 127.0.0.1:%d "
+            "-cert tls.crt -key tls.key >/dev/null 2>&1 & echo $! > s.pid) && "
+            "for i in $(seq 50); do bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null && exit 0; "
+            "sleep 0.1; done; exit 1",
+            dir, port, port);
     cr_assert_eq(st, 0, "openssl s_server did not start: %s", out);
     free(out);
 
@@ -1472,13 +1488,15 @@ Test(client, send_and_keys_tls_cacert_insecure)
     out = run(&st, "$R send --key '%s/k.pem' https://localhost:%d/ 2>&1", dir, port);
     cr_assert_eq(st, 60, "exit %d: %s", st, out);
     free(out);
-    out = run(&st, "$R send -s --cacert '%s/tls.crt' --key '%s/k.pem' https://localhost:%d/ "
-                   "-w '%%{http_code}' | tail -c 3",
+    out = run(&st,
+              "$R send -s --cacert '%s/tls.crt' --key '%s/k.pem' https://localhost:%d/ "
+              "-w '%%{http_code}' | tail -c 3",
               dir, dir, port);
     cr_assert_str_eq(out, "200", "%s", out);
     free(out);
-    out = run(&st, "$R send -sk --key '%s/k.pem' https://127.0.0.1:%d/ -w '%%{http_code}' "
-                   "| tail -c 3",
+    out = run(&st,
+              "$R send -sk --key '%s/k.pem' https://127.0.0.1:%d/ -w '%%{http_code}' "
+              "| tail -c 3",
               dir, port);
     cr_assert_str_eq(out, "200", "%s", out);
     free(out);
@@ -1492,14 +1510,15 @@ Test(client, send_and_keys_tls_cacert_insecure)
     cr_assert_neq(st, 0);
     cr_assert_not_null(strstr(out, "certificate"), "%s", out);
     free(out);
-    out = run(&st, "$R keys list --cacert '%s/tls.crt' --service https://localhost:%d "
-                   "--key '%s/k.pem' 2>&1",
+    out = run(&st,
+              "$R keys list --cacert '%s/tls.crt' --service https://localhost:%d "
+              "--key '%s/k.pem' 2>&1",
               dir, port, dir);
     cr_assert_null(strstr(out, "certificate"), "%s", out);
     cr_assert_null(strstr(out, "error: http"), "%s", out);
     free(out);
-    out = run(&st, "$R keys list -k --service https://localhost:%d --key '%s/k.pem' 2>&1", port,
-              dir);
+    out =
+        run(&st, "$R keys list -k --service https://localhost:%d --key '%s/k.pem' 2>&1", port, dir);
     cr_assert_null(strstr(out, "error: http"), "%s", out);
     free(out);
 
@@ -1536,15 +1555,22 @@ static void servers_start(struct servers *s)
     snprintf(s->admin, n, "%s/admin.json", s->dir);
     snprintf(s->log, n, "%s/servers.log", s->dir);
     int st;
-    char *out = run(&st, "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>&1", tu_prog("REQSIGND"), s->db, s->admin);
+    char *out = run(&st, "'%s' init --db '%s' -o '%s' --service http://127.0.0.1 2>&1",
+                    tu_prog("REQSIGND"), s->db, s->admin);
     cr_assert_eq(st, 0, "reqsignd init: exit %d: %s", st, out);
     free(out);
-    char *dargv[] = {(char *)tu_prog("REQSIGND"), "--db", s->db, "--listen", "127.0.0.1:@PORT@",
-                     "--authority", "127.0.0.1:@PORT@", NULL};
+    char *dargv[] = {
+        (char *)tu_prog("REQSIGND"), "--db", s->db, "--listen", "127.0.0.1:@PORT@", "--authority",
+        "127.0.0.1:@PORT@",          NULL};
     cr_assert_eq(tu_proc_start_port(&s->d, dargv, s->log, 10000), 0, "reqsignd did not start");
-    char *bargv[] = {
-        (char *)tu_prog("API_BACKEND"), "--db", s->db, "--listen", "127.0.0.1:@PORT@",
-                     "--authority", "127.0.0.1:@PORT@", NULL};
+    char *bargv[] = {(char *)tu_prog("API_BACKEND"),
+                     "--db",
+                     s->db,
+                     "--listen",
+                     "127.0.0.1:@PORT@",
+                     "--authority",
+                     "127.0.0.1:@PORT@",
+                     NULL};
     cr_assert_eq(tu_proc_start_port(&s->b, bargv, s->log, 10000), 0, "api-backend did not start");
 }
 
@@ -1798,8 +1824,8 @@ Test(client, story_backend)
 static int has_raw_control(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if ((*p < 0x20 && *p != '\n') || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 &&
-                                                       p[1] <= 0x9f))
+        if ((*p < 0x20 && *p != '\n') || *p == 0x7f ||
+            (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
             return 1;
     return 0;
 }
@@ -1823,7 +1849,9 @@ Test(client, keys_list_escapes_control_characters)
     reqsign_key_public_raw(k, rec.public_key);
     reqsign_key_free(k);
     snprintf(rec.label, sizeof(rec.label), "%s",
-             "\x1b]0;owned\x07\x1b[2J\x1b[31mred\ttab\x7f" "del\xc2\x9b" "1mcsi\\");
+             "\x1b]0;owned\x07\x1b[2J\x1b[31mred\ttab\x7f"
+             "del\xc2\x9b"
+             "1mcsi\\");
     snprintf(rec.scopes, sizeof(rec.scopes), "orders:read");
     rec.created_at = (int64_t)time(NULL);
     cr_assert_eq(reqsign_keystore_insert(ks, &rec, &err), REQSIGN_OK, "%s", err.message);
@@ -1899,7 +1927,8 @@ Test(client, keys_list_escapes_bidi_and_non_utf8_labels)
     struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(sv.db, 0, &err);
     cr_assert_not_null(ks, "%s", err.message);
     static const char *const labels[] = {
-        "admin\xe2\x80\xae" "exe.txt \xe2\x80\xa8ls \xe2\x80\xa9ps \xe2\x81\xa6lri \xe2\x80\x8flrm",
+        "admin\xe2\x80\xae"
+        "exe.txt \xe2\x80\xa8ls \xe2\x80\xa9ps \xe2\x81\xa6lri \xe2\x80\x8flrm",
         "bad\xff\xfe utf8 \xc3"};
     char keyids[2][300];
     for (size_t i = 0; i < 2; i++) {
@@ -1919,11 +1948,12 @@ Test(client, keys_list_escapes_bidi_and_non_utf8_labels)
     reqsign_keystore_free(ks);
 
     static const char *const raw[] = {"\xe2\x80\xae", "\xe2\x80\xa8", "\xe2\x80\xa9",
-                                      "\xe2\x81\xa6", "\xe2\x80\x8f", "\xff", "\xfe"};
+                                      "\xe2\x81\xa6", "\xe2\x80\x8f", "\xff",
+                                      "\xfe"};
     int st;
     for (int json = 0; json < 2; json++) {
-        char *out = run(&st, "$R keys list %s --service '%s' --key '%s' 2>&1",
-                        json ? "--json" : "", sv.d.url, sv.admin);
+        char *out = run(&st, "$R keys list %s --service '%s' --key '%s' 2>&1", json ? "--json" : "",
+                        sv.d.url, sv.admin);
         cr_assert_eq(st, 0, "%s", out);
         cr_assert_null(strstr(out, "nomem"), "%s", out);
         cr_assert_not_null(strstr(out, keyids[0]), "%s", out);
@@ -1933,8 +1963,7 @@ Test(client, keys_list_escapes_bidi_and_non_utf8_labels)
         cr_assert_not_null(strstr(out, "admin\\u202eexe.txt \\u2028ls \\u2029ps \\u2066lri "
                                        "\\u200flrm"),
                            "%s", out);
-        cr_assert_not_null(strstr(out, "bad\xef\xbf\xbd\xef\xbf\xbd utf8 \xef\xbf\xbd"), "%s",
-                           out);
+        cr_assert_not_null(strstr(out, "bad\xef\xbf\xbd\xef\xbf\xbd utf8 \xef\xbf\xbd"), "%s", out);
         if (json) {
             json_t *j = json_loads(out, 0, NULL);
             cr_assert_not_null(j, "not JSON: %s", out);
@@ -1955,8 +1984,8 @@ Test(client, keys_and_send_with_profiles)
     servers_start(&sv);
     int st;
     char *out, env[1024], path[700];
-    snprintf(env, sizeof(env), "env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE XDG_CONFIG_HOME='%s/xdg'",
-             sv.dir);
+    snprintf(env, sizeof(env),
+             "env -u REQSIGN_CREDENTIAL -u REQSIGN_PROFILE XDG_CONFIG_HOME='%s/xdg'", sv.dir);
 
     out = run(&st,
               "%s $R keys create --service '%s' --key '%s' --scope orders:read --to-profile alice "
@@ -1990,8 +2019,9 @@ Test(client, keys_and_send_with_profiles)
     free(out);
 
     /* the admin credential as profile "admin", then as "default" */
-    out = run(&st, "cp '%s' '%s/xdg/reqsign/credentials/admin.json' && chmod 600 "
-                   "'%s/xdg/reqsign/credentials/admin.json'",
+    out = run(&st,
+              "cp '%s' '%s/xdg/reqsign/credentials/admin.json' && chmod 600 "
+              "'%s/xdg/reqsign/credentials/admin.json'",
               sv.admin, sv.dir, sv.dir);
     cr_assert_eq(st, 0);
     free(out);
@@ -1999,16 +2029,17 @@ Test(client, keys_and_send_with_profiles)
     cr_assert_eq(st, 0, "%s", out);
     cr_assert_not_null(strstr(out, kid), "%s", out);
     free(out);
-    out = run(&st, "%s REQSIGN_PROFILE=admin $R keys get --service '%s' %s 2>&1", env, sv.d.url,
-              kid);
+    out =
+        run(&st, "%s REQSIGN_PROFILE=admin $R keys get --service '%s' %s 2>&1", env, sv.d.url, kid);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
     out = run(&st, "%s $R keys list --service '%s' 2>&1", env, sv.d.url);
     cr_assert_eq(st, 2, "no default profile yet: %s", out);
     cr_assert_not_null(strstr(out, "credentials/default.json"), "%s", out);
     free(out);
-    out = run(&st, "cp -p '%s/xdg/reqsign/credentials/admin.json' "
-                   "'%s/xdg/reqsign/credentials/default.json'",
+    out = run(&st,
+              "cp -p '%s/xdg/reqsign/credentials/admin.json' "
+              "'%s/xdg/reqsign/credentials/default.json'",
               sv.dir, sv.dir);
     free(out);
     out = run(&st, "%s $R keys list --service '%s' 2>&1", env, sv.d.url);
@@ -2042,8 +2073,8 @@ Test(client, keys_and_send_with_profiles)
     cr_assert_not_null(exp, "%s", out);
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
-    cr_assert_eq(sscanf(exp, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec),
+    cr_assert_eq(sscanf(exp, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                        &tm.tm_min, &tm.tm_sec),
                  6, "%s", exp);
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;

@@ -44,9 +44,9 @@
 #include "testutil.h"
 
 #define N_REQ 1000
-#define COPIES 3                   /* per instance */
-#define N_THREADS (2 * COPIES)     /* thread t sends to instance t % 2 */
-#define TTL 5                      /* --cache-ttl of the backends, seconds */
+#define COPIES 3                     /* per instance */
+#define N_THREADS (2 * COPIES)       /* thread t sends to instance t % 2 */
+#define TTL 5                        /* --cache-ttl of the backends, seconds */
 #define AUTHORITY "api.example.test" /* what clients sign; both backends accept it */
 
 /* ---- small helpers ---- */
@@ -159,8 +159,7 @@ static struct curl_slist *sign_headers(const struct reqsign_signer *s, const cha
     char line[4096];
     for (size_t i = 0; i < out.n_headers; i++) {
         snprintf(line, sizeof(line), "%.*s: %.*s", (int)out.headers[i].name.len,
-                 out.headers[i].name.ptr, (int)out.headers[i].value.len,
-                 out.headers[i].value.ptr);
+                 out.headers[i].name.ptr, (int)out.headers[i].value.len, out.headers[i].value.ptr);
         h = curl_slist_append(h, line);
     }
     if (body != NULL)
@@ -188,11 +187,11 @@ struct fleet {
     char *dir;
     char admin[512], log_d[512], log_b[2][512];
     struct tu_pg pg;
-    char *ks;                 /* the key store's conninfo (postgresql:///...) */
+    char *ks; /* the key store's conninfo (postgresql:///...) */
     struct ru_server redis;
     struct tu_proc d, b[2];
     struct reqsign_signer *admin_signer;
-    CURL *c;                  /* the main thread's connection */
+    CURL *c; /* the main thread's connection */
 };
 
 static void start_backend(struct fleet *f, int i)
@@ -236,13 +235,21 @@ static void fleet_up(struct fleet *f)
     /* the key service creates the schema and the admin key in PostgreSQL */
     char cmd[2048];
     int st;
-    snprintf(cmd, sizeof(cmd), "'%s' init --key-store '%s' -o '%s' --service http://127.0.0.1 2>>'%s'", tu_prog("REQSIGND"),
-             f->ks, f->admin, f->log_d);
+    snprintf(cmd, sizeof(cmd),
+             "'%s' init --key-store '%s' -o '%s' --service http://127.0.0.1 2>>'%s'",
+             tu_prog("REQSIGND"), f->ks, f->admin, f->log_d);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0, "reqsignd init on PostgreSQL failed (see %s)", f->log_d);
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--key-store", f->ks, "--nonce-store",
-                    f->redis.url, "--listen", "127.0.0.1:@PORT@", "--authority",
-                    "127.0.0.1:@PORT@", NULL};
+    char *argv[] = {(char *)tu_prog("REQSIGND"),
+                    "--key-store",
+                    f->ks,
+                    "--nonce-store",
+                    f->redis.url,
+                    "--listen",
+                    "127.0.0.1:@PORT@",
+                    "--authority",
+                    "127.0.0.1:@PORT@",
+                    NULL};
     cr_assert_eq(tu_proc_start_port(&f->d, argv, f->log_d, 15000), 0, "reqsignd did not start");
     start_backend(f, 0);
     start_backend(f, 1);
@@ -310,8 +317,7 @@ static struct resp admin_call(struct fleet *f, const char *method, const char *p
     char line[4096];
     for (size_t i = 0; i < out.n_headers; i++) {
         snprintf(line, sizeof(line), "%.*s: %.*s", (int)out.headers[i].name.len,
-                 out.headers[i].name.ptr, (int)out.headers[i].value.len,
-                 out.headers[i].value.ptr);
+                 out.headers[i].name.ptr, (int)out.headers[i].value.len, out.headers[i].value.ptr);
         h = curl_slist_append(h, line);
     }
     if (body != NULL)
@@ -361,7 +367,7 @@ struct shared {
     struct fleet *f;
     struct signed_req *reqs;
     pthread_barrier_t barrier;
-    long (*status)[N_THREADS];      /* [request][thread] */
+    long (*status)[N_THREADS]; /* [request][thread] */
     char (*error)[N_THREADS][64];
 };
 
@@ -483,13 +489,12 @@ static void assert_generic_body(const struct resp *r, enum reqsign_status code,
 {
     cr_assert_not_null(r->body);
     for (size_t i = 0; leaks[i] != NULL; i++)
-        cr_assert_null(strstr(r->body, leaks[i]), "'%s' sent to the client: %s", leaks[i],
-                       r->body);
+        cr_assert_null(strstr(r->body, leaks[i]), "'%s' sent to the client: %s", leaks[i], r->body);
     json_t *j = json_loads(r->body, 0, NULL);
     cr_assert_not_null(j, "%s", r->body);
     cr_assert_str_eq(json_string_value(json_object_get(j, "error")), reqsign_errname(code));
-    cr_assert_str_eq(json_string_value(json_object_get(j, "message")), reqsign_strerror(code),
-                     "%s", r->body);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "message")), reqsign_strerror(code), "%s",
+                     r->body);
     json_decref(j);
 }
 
@@ -529,8 +534,9 @@ static void expect_all_503(struct fleet *f, const struct reqsign_signer *k, long
         free(r.body);
         n++;
     }
-    fprintf(stderr, "fleet: redis %s: %zu verifies during the outage, all 503 "
-                    "nonce_store_unavailable with Retry-After, slowest answer %ld ms\n",
+    fprintf(stderr,
+            "fleet: redis %s: %zu verifies during the outage, all 503 "
+            "nonce_store_unavailable with Retry-After, slowest answer %ld ms\n",
             what, n, worst);
     cr_assert_gt(n, 4);
 }
@@ -547,8 +553,8 @@ static void expect_resume(struct fleet *f, const struct reqsign_signer *k, const
             snprintf(path, sizeof(path), "/back/%u", seq++);
             struct resp r = fresh(f, f->c, i, k, path);
             status = r.status;
-            cr_assert(r.status == 200 || (r.status == 503 &&
-                                          strcmp(r.error, "nonce_store_unavailable") == 0),
+            cr_assert(r.status == 200 ||
+                          (r.status == 503 && strcmp(r.error, "nonce_store_unavailable") == 0),
                       "%s: %ld %s while resuming", what, r.status, r.error);
             free(r.body);
             if (status == 200)
@@ -695,8 +701,8 @@ Test(fleet, postgres_outage_and_revocation)
         const char *leaks[] = {f.pg.sock, f.pg.dir, ".s.PGSQL", "5432", "socket", NULL};
         assert_generic_body(&q, REQSIGN_E_KEYSTORE_UNAVAILABLE, leaks);
         free(q.body);
-        cr_assert(log_has(f.log_b[i], f.pg.sock), "instance %d did not log the detail (see %s)",
-                  i, f.log_b[i]);
+        cr_assert(log_has(f.log_b[i], f.pg.sock), "instance %d did not log the detail (see %s)", i,
+                  f.log_b[i]);
     }
     /* the cached key works until its TTL, then 503 too */
     long last_ok[2] = {-1, -1}, first_503[2] = {-1, -1};
@@ -741,7 +747,8 @@ Test(fleet, postgres_outage_and_revocation)
                  ";alg=\"ed25519\"",
                  (long long)time(NULL), i);
         snprintf(sig, sizeof(sig), "Signature: sig1=:%.86s==:",
-                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                 "AAAAA");
         struct curl_slist *h = curl_slist_append(NULL, si);
         h = curl_slist_append(h, sig);
         struct resp q = http(f.c, "GET", url, h, NULL);
@@ -803,7 +810,8 @@ Test(fleet, startup)
     int st;
     /* the schema, written by the key service */
     snprintf(admin, sizeof(admin), "%s/admin.json", dir);
-    snprintf(cmd, sizeof(cmd), "'%s' init --key-store '%s' -o '%s' --service http://127.0.0.1 2>/dev/null",
+    snprintf(cmd, sizeof(cmd),
+             "'%s' init --key-store '%s' -o '%s' --service http://127.0.0.1 2>/dev/null",
              tu_prog("REQSIGND"), ks, admin);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0);
@@ -813,7 +821,8 @@ Test(fleet, startup)
     long t0 = now_ms();
     snprintf(args, sizeof(args),
              "--key-store '%s' --nonce-store unix:%s/no-redis.sock --listen 127.0.0.1:0 "
-             "--authority " AUTHORITY, ks, dir);
+             "--authority " AUTHORITY,
+             ks, dir);
     st = run_backend(args, &out);
     fprintf(stderr, "fleet: start-up without Redis: exit %d after %ld ms: %s", st, now_ms() - t0,
             out);
@@ -831,8 +840,8 @@ Test(fleet, startup)
         {"redis://admin:hunter2-ret-part@127.0.0.1:1", "redis://***@127.0.0.1:1"},
     };
     for (size_t i = 0; i < 2; i++) {
-        snprintf(args, sizeof(args),
-                 "--key-store '%s' --listen 127.0.0.1:0 --authority " AUTHORITY, ks);
+        snprintf(args, sizeof(args), "--key-store '%s' --listen 127.0.0.1:0 --authority " AUTHORITY,
+                 ks);
         cr_assert_eq(setenv("REQSIGN_NONCE_STORE", secret_urls[i][0], 1), 0);
         st = run_backend(args, &out);
         unsetenv("REQSIGN_NONCE_STORE");
@@ -919,7 +928,8 @@ Test(fleet, startup)
 
     /* SQLite spellings still work: --db PATH, --key-store sqlite:PATH and PATH */
     snprintf(db, sizeof(db), "%s/keys.db", dir);
-    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s/a2.json' --service http://127.0.0.1 2>/dev/null",
+    snprintf(cmd, sizeof(cmd),
+             "'%s' init --db '%s' -o '%s/a2.json' --service http://127.0.0.1 2>/dev/null",
              tu_prog("REQSIGND"), db, dir);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0);
@@ -927,9 +937,16 @@ Test(fleet, startup)
     snprintf(sq, sizeof(sq), "sqlite:%s", db);
     const char *forms[][2] = {{"--db", db}, {"--key-store", sq}, {"--key-store", db}};
     for (size_t i = 0; i < 3; i++) {
-        char *argv[] = {(char *)tu_prog("API_BACKEND"), (char *)forms[i][0], (char *)forms[i][1],
-                        "--nonce-store", i == 2 ? redis.url : "memory", "--listen", "127.0.0.1:0",
-                        "--authority", AUTHORITY, NULL};
+        char *argv[] = {(char *)tu_prog("API_BACKEND"),
+                        (char *)forms[i][0],
+                        (char *)forms[i][1],
+                        "--nonce-store",
+                        i == 2 ? redis.url : "memory",
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--authority",
+                        AUTHORITY,
+                        NULL};
         struct tu_proc p;
         cr_assert_eq(tu_proc_start(&p, argv, NULL, 15000), 0, "%s %s", forms[i][0], forms[i][1]);
         cr_assert_eq(tu_proc_stop(&p, SIGTERM, 15000), 0);
@@ -938,8 +955,8 @@ Test(fleet, startup)
     /* the stores from the environment when the options are absent: the
      * same server starts with REQSIGN_KEY_STORE and REQSIGN_NONCE_STORE */
     for (size_t j = 0; j < 2; j++) {
-        char *argv[] = {(char *)tu_prog(progs2[j]), "--listen", "127.0.0.1:0", "--authority",
-                        AUTHORITY, NULL};
+        char *argv[] = {
+            (char *)tu_prog(progs2[j]), "--listen", "127.0.0.1:0", "--authority", AUTHORITY, NULL};
         cr_assert_eq(setenv("REQSIGN_KEY_STORE", ks, 1), 0);
         cr_assert_eq(setenv("REQSIGN_NONCE_STORE", redis.url, 1), 0);
         struct tu_proc p;

@@ -380,7 +380,8 @@ static struct reqsign_signer *signer_of_key(const struct tkey *k)
 /* Create a key in reqsignd; returns its signer, *keyid (REQSIGN_THUMBPRINT_BUF). */
 static struct reqsign_signer *kd_create_key(const struct env *e, char *keyid)
 {
-    json_t *j = create_key(e, e->admin_signer, "{\"label\":\"kd\",\"scopes\":[\"pay:write\"],\"publish\":true}");
+    json_t *j = create_key(e, e->admin_signer,
+                           "{\"label\":\"kd\",\"scopes\":[\"pay:write\"],\"publish\":true}");
     snprintf(keyid, REQSIGN_THUMBPRINT_BUF, "%s", json_string_value(json_object_get(j, "keyid")));
     struct reqsign_signer *s = signer_of(j);
     json_decref(j);

@@ -243,7 +243,7 @@ struct tkey {
 
 static char *dir;
 static char db_path[600];
-static int64_t next_expires_at; /* for the next make_key: 0 never */
+static int64_t next_expires_at;  /* for the next make_key: 0 never */
 static const char *next_account; /* for the next make_key: NULL the operator's */
 
 /* A new key with @scopes in @ks (NULL: the SQLite store at db_path). */
@@ -313,13 +313,13 @@ static char conf_path[600], err_log[600], acc_log[600];
 
 /* Extra lines in the http block / the zone. */
 struct ngx_opts {
-    const char *zone; /* "SIZE [per_key=N]"; NULL: "1m" */
-    const char *nonce_store; /* instead of the shared zone, e.g. a Redis URL */
-    const char *authority;   /* reqsign_public_authority; NULL: 127.0.0.1:PORT */
-    const char *key_store;   /* NULL: sqlite:db_path */
+    const char *zone;          /* "SIZE [per_key=N]"; NULL: "1m" */
+    const char *nonce_store;   /* instead of the shared zone, e.g. a Redis URL */
+    const char *authority;     /* reqsign_public_authority; NULL: 127.0.0.1:PORT */
+    const char *key_store;     /* NULL: sqlite:db_path */
     const char *key_directory; /* reqsign_key_directory URL instead of a key store */
     const char *cache_ttl;     /* NULL: 1s */
-    int h2;           /* also a TLS + HTTP/2 server on h2_port (cert made by the test) */
+    int h2;                    /* also a TLS + HTTP/2 server on h2_port (cert made by the test) */
 };
 
 static int h2_port;
@@ -333,57 +333,61 @@ static void write_conf(const struct ngx_opts *o)
         snprintf(auth, sizeof(auth), "%s", o->authority);
     else
         snprintf(auth, sizeof(auth), "127.0.0.1:%d", port);
-    fprintf(f,
-            "load_module %s;\n"
-            "worker_processes 2;\n"
-            "daemon off;\n"
-            "master_process on;\n"
-            "%s"
-            "pid %s/nginx.pid;\n"
-            "error_log %s info;\n"
-            "events { worker_connections 512; }\n"
-            "http {\n"
-            "  log_format rs '$pid $status $reqsign_result $reqsign_keyid acct=$reqsign_account';\n"
-            "  access_log %s/access.log rs;\n"
-            "  client_body_temp_path %s/body;\n"
-            "  proxy_temp_path %s/proxy;\n"
-            "  fastcgi_temp_path %s/fastcgi;\n"
-            "  uwsgi_temp_path %s/uwsgi;\n"
-            "  scgi_temp_path %s/scgi;\n"
-            "  client_body_buffer_size 1k;\n"
-            "  client_max_body_size 10m;\n"
-            "  large_client_header_buffers 4 32k;\n"
-            "  %s \"%s%s\";\n"
-            "  reqsign_nonce_store %s%s;\n"
-            "  reqsign_cache_ttl %s;\n"
-            "  reqsign_max_body 1m;\n"
-            "  server {\n"
-            "    listen 127.0.0.1:%d reuseport;\n"
-            "    reqsign_public_authority %s;\n"
-            "    reqsign on;\n"
-            "    proxy_set_header Reqsign-Keyid $reqsign_keyid;\n"
-            "    proxy_set_header Reqsign-Scopes $reqsign_scopes;\n"
-            "    proxy_set_header Reqsign-Result $reqsign_result;\n"
-            "    proxy_set_header Reqsign-Account $reqsign_account;\n"
-            "    location / { proxy_pass http://127.0.0.1:%d; }\n"
-            "    location = /health { reqsign off; return 200 \"alive\\n\"; }\n"
-            "    location /twice/ { root %s; try_files /nonexistent @fallback; }\n"
-            "    location @fallback { proxy_pass http://127.0.0.1:%d; }\n"
-            "    location /admin/ { reqsign_require_scope admin; proxy_pass http://127.0.0.1:%d; }\n"
-            "    location /obs/ { reqsign observe; proxy_pass http://127.0.0.1:%d; }\n"
-            "    location /stream/ { proxy_request_buffering off; proxy_http_version 1.1;\n"
-            "                        proxy_pass http://127.0.0.1:%d; }\n"
-            "  }\n",
-            tu_prog("NGINX_MODULE"), geteuid() == 0 ? "user root root;\n" : "", dir, err_log, dir,
-            dir, dir, dir, dir, dir,
-            o != NULL && o->key_directory != NULL ? "reqsign_key_directory" : "reqsign_key_store",
-            o != NULL && (o->key_store != NULL || o->key_directory != NULL) ? "" : "sqlite:",
-            o != NULL && o->key_directory != NULL ? o->key_directory
-            : o != NULL && o->key_store != NULL   ? o->key_store
-                                                  : db_path,
-            o != NULL && o->nonce_store != NULL ? o->nonce_store : "shared:reqsign_test:",
-            o != NULL && o->nonce_store != NULL ? "" : o != NULL && o->zone != NULL ? o->zone : "1m",
-            o != NULL && o->cache_ttl != NULL ? o->cache_ttl : "1s", port, auth, up.port, dir, up.port, up.port, up.port, up.port);
+    fprintf(
+        f,
+        "load_module %s;\n"
+        "worker_processes 2;\n"
+        "daemon off;\n"
+        "master_process on;\n"
+        "%s"
+        "pid %s/nginx.pid;\n"
+        "error_log %s info;\n"
+        "events { worker_connections 512; }\n"
+        "http {\n"
+        "  log_format rs '$pid $status $reqsign_result $reqsign_keyid acct=$reqsign_account';\n"
+        "  access_log %s/access.log rs;\n"
+        "  client_body_temp_path %s/body;\n"
+        "  proxy_temp_path %s/proxy;\n"
+        "  fastcgi_temp_path %s/fastcgi;\n"
+        "  uwsgi_temp_path %s/uwsgi;\n"
+        "  scgi_temp_path %s/scgi;\n"
+        "  client_body_buffer_size 1k;\n"
+        "  client_max_body_size 10m;\n"
+        "  large_client_header_buffers 4 32k;\n"
+        "  %s \"%s%s\";\n"
+        "  reqsign_nonce_store %s%s;\n"
+        "  reqsign_cache_ttl %s;\n"
+        "  reqsign_max_body 1m;\n"
+        "  server {\n"
+        "    listen 127.0.0.1:%d reuseport;\n"
+        "    reqsign_public_authority %s;\n"
+        "    reqsign on;\n"
+        "    proxy_set_header Reqsign-Keyid $reqsign_keyid;\n"
+        "    proxy_set_header Reqsign-Scopes $reqsign_scopes;\n"
+        "    proxy_set_header Reqsign-Result $reqsign_result;\n"
+        "    proxy_set_header Reqsign-Account $reqsign_account;\n"
+        "    location / { proxy_pass http://127.0.0.1:%d; }\n"
+        "    location = /health { reqsign off; return 200 \"alive\\n\"; }\n"
+        "    location /twice/ { root %s; try_files /nonexistent @fallback; }\n"
+        "    location @fallback { proxy_pass http://127.0.0.1:%d; }\n"
+        "    location /admin/ { reqsign_require_scope admin; proxy_pass http://127.0.0.1:%d; }\n"
+        "    location /obs/ { reqsign observe; proxy_pass http://127.0.0.1:%d; }\n"
+        "    location /stream/ { proxy_request_buffering off; proxy_http_version 1.1;\n"
+        "                        proxy_pass http://127.0.0.1:%d; }\n"
+        "  }\n",
+        tu_prog("NGINX_MODULE"), geteuid() == 0 ? "user root root;\n" : "", dir, err_log, dir, dir,
+        dir, dir, dir, dir,
+        o != NULL && o->key_directory != NULL ? "reqsign_key_directory" : "reqsign_key_store",
+        o != NULL && (o->key_store != NULL || o->key_directory != NULL) ? "" : "sqlite:",
+        o != NULL && o->key_directory != NULL ? o->key_directory
+        : o != NULL && o->key_store != NULL   ? o->key_store
+                                              : db_path,
+        o != NULL && o->nonce_store != NULL ? o->nonce_store : "shared:reqsign_test:",
+        o != NULL && o->nonce_store != NULL ? ""
+        : o != NULL && o->zone != NULL      ? o->zone
+                                            : "1m",
+        o != NULL && o->cache_ttl != NULL ? o->cache_ttl : "1s", port, auth, up.port, dir, up.port,
+        up.port, up.port, up.port);
     if (o != NULL && o->h2)
         fprintf(f,
                 "  server {\n"
@@ -405,7 +409,8 @@ static void write_conf(const struct ngx_opts *o)
 static int connect_port(int p)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)p),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd < 0)
         return -1;
@@ -637,8 +642,8 @@ static char *build_req(const char *method, const char *path, const struct reqsig
 {
     size_t cap = 8192 + len * 2, n = 0;
     char *b = malloc(cap);
-    n += (size_t)snprintf(b + n, cap - n, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", method,
-                          path, port);
+    n += (size_t)snprintf(b + n, cap - n, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", method, path,
+                          port);
     for (size_t i = 0; sig != NULL && i < sig->n_headers; i++)
         n += (size_t)snprintf(b + n, cap - n, "%.*s: %.*s\r\n", (int)sig->headers[i].name.len,
                               sig->headers[i].name.ptr, (int)sig->headers[i].value.len,
@@ -646,7 +651,8 @@ static char *build_req(const char *method, const char *path, const struct reqsig
     if (extra != NULL)
         n += (size_t)snprintf(b + n, cap - n, "%s\r\n", extra);
     if (body != NULL && chunk > 0) {
-        n += (size_t)snprintf(b + n, cap - n, "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        n += (size_t)snprintf(b + n, cap - n,
+                              "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
         for (size_t off = 0; off < len; off += chunk) {
             size_t c = len - off < chunk ? len - off : chunk;
             n += (size_t)snprintf(b + n, cap - n, "%zx\r\n", c);
@@ -724,9 +730,9 @@ static const char *resp_error(const char *resp)
 }
 
 /* Sign (@sbody, the body signed) and send @body (NULL: the signed one). */
-static int signed_send(const struct tkey *k, const char *method, const char *path, const char *sbody,
-                       size_t slen, const char *body, size_t len, size_t chunk, const char *extra,
-                       char **resp)
+static int signed_send(const struct tkey *k, const char *method, const char *path,
+                       const char *sbody, size_t slen, const char *body, size_t len, size_t chunk,
+                       const char *extra, char **resp)
 {
     struct reqsign_signed sig;
     size_t n;
@@ -942,28 +948,27 @@ Test(nginx, tampered_bodies_never_reach_upstream)
     } cases[] = {{"/mem", 0}, {"/chunked", 5}, {"/stream/x", 0}, {"/stream/c", 4000}};
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         /* small body, tampered */
-        cr_assert_eq(signed_send(&k, "POST", cases[c].path, good, 8, bad, 8, cases[c].chunk, NULL,
-                                 &resp),
-                     401, "%s: %s", cases[c].path, resp);
+        cr_assert_eq(
+            signed_send(&k, "POST", cases[c].path, good, 8, bad, 8, cases[c].chunk, NULL, &resp),
+            401, "%s: %s", cases[c].path, resp);
         cr_assert_str_eq(resp_error(resp), "digest_mismatch", "%s", resp);
         cr_assert_not_null(strstr(resp, "Accept-Signature:"));
         free(resp);
         /* spooled body, tampered */
-        cr_assert_eq(signed_send(&k, "POST", cases[c].path, b1, big, b2, big, cases[c].chunk,
-                                 NULL, &resp),
-                     401, "%s: %s", cases[c].path, resp);
+        cr_assert_eq(
+            signed_send(&k, "POST", cases[c].path, b1, big, b2, big, cases[c].chunk, NULL, &resp),
+            401, "%s: %s", cases[c].path, resp);
         cr_assert_str_eq(resp_error(resp), "digest_mismatch");
         free(resp);
-        cr_assert_eq(up_count(), 2 * c, "%s: a tampered body reached the upstream",
-                     cases[c].path);
+        cr_assert_eq(up_count(), 2 * c, "%s: a tampered body reached the upstream", cases[c].path);
         /* the same, untampered: through */
-        cr_assert_eq(signed_send(&k, "POST", cases[c].path, good, 8, NULL, 0, cases[c].chunk, NULL,
-                                 &resp),
-                     200, "%s: %s", cases[c].path, resp);
+        cr_assert_eq(
+            signed_send(&k, "POST", cases[c].path, good, 8, NULL, 0, cases[c].chunk, NULL, &resp),
+            200, "%s: %s", cases[c].path, resp);
         free(resp);
-        cr_assert_eq(signed_send(&k, "POST", cases[c].path, b1, big, NULL, 0, cases[c].chunk, NULL,
-                                 &resp),
-                     200, "%s: %s", cases[c].path, resp);
+        cr_assert_eq(
+            signed_send(&k, "POST", cases[c].path, b1, big, NULL, 0, cases[c].chunk, NULL, &resp),
+            200, "%s: %s", cases[c].path, resp);
         free(resp);
         cr_assert_eq(up_count(), 2 * c + 2);
     }
@@ -1190,7 +1195,8 @@ Test(nginx, config_errors)
         "reqsign_key_store sqlite:%s; reqsign_nonce_store shared:z:1m;"
         " server { listen 127.0.0.1:1; location / { reqsign on; } }",
         "reqsign_key_store sqlite:%s;"
-        " server { listen 127.0.0.1:1; reqsign_public_authority a.example; location / { reqsign on; } }",
+        " server { listen 127.0.0.1:1; reqsign_public_authority a.example; location / { reqsign "
+        "on; } }",
         "reqsign_key_store sqlite:%s; reqsign_nonce_store memcached://127.0.0.1;",
         "reqsign_key_store sqlite:%s; reqsign_nonce_store redis://127.0.0.1:1;",
         "reqsign_key_store sqlite:%s.missing;",
@@ -1413,8 +1419,7 @@ Test(nginx, postgresql_key_store, .timeout = 90)
     }
 
     cr_assert_eq(tu_pg_stop(&pg), 0);
-    cr_assert_eq(signed_send(&k2, "GET", "/pg", NULL, 0, NULL, 0, 0, NULL, &resp), 503, "%s",
-                 resp);
+    cr_assert_eq(signed_send(&k2, "GET", "/pg", NULL, 0, NULL, 0, 0, NULL, &resp), 503, "%s", resp);
     cr_assert_str_eq(resp_error(resp), "keystore_unavailable");
     cr_assert_not_null(strstr(resp, "Retry-After: 1"));
     free(resp);
@@ -1530,7 +1535,8 @@ Test(nginx, redis_wait_is_off_the_event_loop)
     /* a signed request waits for the store's command timeout (100 ms): on
      * the event loop, the health checks would wait behind it (measured: all
      * of them 90-100 ms); the median keeps one slow scheduling from failing */
-    cr_assert_lt(median, 50, "health checks took %lld ms (median), %lld ms (worst); signed: %lld ms",
+    cr_assert_lt(median, 50,
+                 "health checks took %lld ms (median), %lld ms (worst); signed: %lld ms",
                  (long long)median, (long long)worst, (long long)total);
     ru_stop(&rs);
 }
@@ -1546,15 +1552,15 @@ Test(nginx, internal_redirect_verifies_once)
     make_key(&k, "read");
     ngx_start(NULL);
     char *resp;
-    cr_assert_eq(signed_send(&k, "POST", "/twice/x", "a=1", 3, NULL, 0, 0, NULL, &resp), 200,
-                 "%s", resp);
+    cr_assert_eq(signed_send(&k, "POST", "/twice/x", "a=1", 3, NULL, 0, 0, NULL, &resp), 200, "%s",
+                 resp);
     free(resp);
     cr_assert_eq(up_count(), 1);
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
     cr_assert_str_eq(up.rec[0].body, "a=1");
     /* and a tampered one is still refused before the redirect */
-    cr_assert_eq(signed_send(&k, "POST", "/twice/x", "a=1", 3, "a=2", 3, 0, NULL, &resp), 401,
-                 "%s", resp);
+    cr_assert_eq(signed_send(&k, "POST", "/twice/x", "a=1", 3, "a=2", 3, 0, NULL, &resp), 401, "%s",
+                 resp);
     free(resp);
     cr_assert_eq(up_count(), 1);
 }
@@ -1578,31 +1584,43 @@ Test(nginx, bad_input_never_passes)
         char head[10200];
     } cases[16];
     size_t n = 0;
-#define CASE(nm, ...) (snprintf(cases[n].head, sizeof(cases[n].head), __VA_ARGS__), cases[n++].name = nm)
+#define CASE(nm, ...)                                                                              \
+    (snprintf(cases[n].head, sizeof(cases[n].head), __VA_ARGS__), cases[n++].name = nm)
     CASE("no signature", "Content-Digest: %s\r\n", cd);
     CASE("signature only", "Signature: %s\r\n", sg);
-    CASE("garbage input", "Signature-Input: sig1=(((\r\nSignature: %s\r\nContent-Digest: %s\r\n", sg, cd);
-    CASE("garbage signature", "Signature-Input: %s\r\nSignature: sig1=:!!!:\r\nContent-Digest: %s\r\n", si, cd);
-    CASE("short signature", "Signature-Input: %s\r\nSignature: sig1=:AAAA:\r\nContent-Digest: %s\r\n", si, cd);
+    CASE("garbage input", "Signature-Input: sig1=(((\r\nSignature: %s\r\nContent-Digest: %s\r\n",
+         sg, cd);
+    CASE("garbage signature",
+         "Signature-Input: %s\r\nSignature: sig1=:!!!:\r\nContent-Digest: %s\r\n", si, cd);
+    CASE("short signature",
+         "Signature-Input: %s\r\nSignature: sig1=:AAAA:\r\nContent-Digest: %s\r\n", si, cd);
     CASE("no digest", "Signature-Input: %s\r\nSignature: %s\r\n", si, sg);
-    CASE("bad digest", "Signature-Input: %s\r\nSignature: %s\r\nContent-Digest: sha-256=:x:\r\n", si, sg);
-    CASE("two digests", "Signature-Input: %s\r\nSignature: %s\r\nContent-Digest: %s\r\nContent-Digest: %s\r\n", si, sg, cd, cd);
+    CASE("bad digest", "Signature-Input: %s\r\nSignature: %s\r\nContent-Digest: sha-256=:x:\r\n",
+         si, sg);
+    CASE("two digests",
+         "Signature-Input: %s\r\nSignature: %s\r\nContent-Digest: %s\r\nContent-Digest: %s\r\n", si,
+         sg, cd, cd);
     /* a second line redefining sig1 (the last member wins, RFC 8941) */
-    CASE("redefined input", "Signature-Input: %s\r\nSignature-Input: sig1=(\"@method\");created=1;nonce=\"abcdefgh\";keyid=\"%s\"\r\nSignature: %s\r\nContent-Digest: %s\r\n", si, k.keyid, sg, cd);
+    CASE("redefined input",
+         "Signature-Input: %s\r\nSignature-Input: "
+         "sig1=(\"@method\");created=1;nonce=\"abcdefgh\";keyid=\"%s\"\r\nSignature: "
+         "%s\r\nContent-Digest: %s\r\n",
+         si, k.keyid, sg, cd);
     snprintf(line, sizeof(line), "sig1=(\"@method\");keyid=\"%s\"", big);
-    CASE("huge keyid", "Signature-Input: %.4000s\r\nSignature: %s\r\nContent-Digest: %s\r\n", line, sg, cd);
-    CASE("nul-ish bytes", "Signature-Input: %s\x01\x7f\r\nSignature: %s\r\nContent-Digest: %s\r\n", si, sg, cd);
+    CASE("huge keyid", "Signature-Input: %.4000s\r\nSignature: %s\r\nContent-Digest: %s\r\n", line,
+         sg, cd);
+    CASE("nul-ish bytes", "Signature-Input: %s\x01\x7f\r\nSignature: %s\r\nContent-Digest: %s\r\n",
+         si, sg, cd);
     CASE("absolute-form target", "%s", "");
     for (size_t i = 0; i < n; i++) {
         size_t cap = strlen(cases[i].head) + 256;
         char *req = malloc(cap), *resp;
-        int len = snprintf(req, cap,
-                           "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sContent-Length: 3\r\n"
-                           "Connection: close\r\n\r\na=1",
-                           strcmp(cases[i].name, "absolute-form target") == 0
-                               ? "http://127.0.0.1/bad"
-                               : "/bad",
-                           port, cases[i].head);
+        int len = snprintf(
+            req, cap,
+            "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sContent-Length: 3\r\n"
+            "Connection: close\r\n\r\na=1",
+            strcmp(cases[i].name, "absolute-form target") == 0 ? "http://127.0.0.1/bad" : "/bad",
+            port, cases[i].head);
         int st = send_raw(req, (size_t)len, &resp);
         cr_assert(st >= 400 && st < 500, "%s: %d %s", cases[i].name, st, resp);
         free(resp);
@@ -1843,8 +1861,9 @@ Test(nginx, key_directory)
     snprintf(rlog, sizeof(rlog), "%s/reqsignd.log", dir);
     struct tu_proc d;
     memset(&d, 0, sizeof(d));
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", db_path, "--listen", "127.0.0.1:@PORT@",
-                    "--authority", "127.0.0.1:@PORT@", NULL};
+    char *argv[] = {
+        (char *)tu_prog("REQSIGND"), "--db", db_path, "--listen", "127.0.0.1:@PORT@", "--authority",
+        "127.0.0.1:@PORT@",          NULL};
     cr_assert_eq(tu_proc_start_port(&d, argv, rlog, 10000), 0, "reqsignd did not start");
     char dirurl[300];
     snprintf(dirurl, sizeof(dirurl), "%s/.well-known/http-message-signatures-directory", d.url);
@@ -1857,7 +1876,7 @@ Test(nginx, key_directory)
     free(resp);
     cr_assert_eq(up_count(), 1);
     cr_assert_str_eq(head_header(up.rec[0].head, "Reqsign-Keyid"), k.keyid);
-    cr_assert_null(head_header(up.rec[0].head, "Reqsign-Scopes")); /* a directory has none */
+    cr_assert_null(head_header(up.rec[0].head, "Reqsign-Scopes"));  /* a directory has none */
     cr_assert_null(head_header(up.rec[0].head, "Reqsign-Account")); /* nor accounts */
 
     /* a key the directory does not list (made after reqsignd served it is

@@ -174,7 +174,8 @@ Test(ops, tls_handshake_error_in_the_log_format)
                 json_decref(o);
                 continue;
             }
-            cr_assert(strncmp(line, "reqsignd: ", 10) == 0 || (!json && strncmp(line, "ts=", 3) == 0),
+            cr_assert(strncmp(line, "reqsignd: ", 10) == 0 ||
+                          (!json && strncmp(line, "ts=", 3) == 0),
                       "a line not in the log's format: %s", line);
             if (!json && strncmp(line, "reqsignd: http: ", 16) == 0)
                 seen = 1;
@@ -373,14 +374,12 @@ static void check_log(int json)
     cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
     char body[256], enrolled[128];
     snprintf(body, sizeof(body), "{\"token\":\"%s\"}",
-             json_string_value(
-                 json_object_get(json_object_get(r.json, "enrollment"), "token")));
+             json_string_value(json_object_get(json_object_get(r.json, "enrollment"), "token")));
     resp_free(&r);
     static const char *const ct[] = {"Content-Type: application/json", NULL};
     r = send_req("POST", url_of(&e, "/v1/enroll"), body, strlen(body), NULL, ct);
     cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
-    snprintf(enrolled, sizeof(enrolled), "%s",
-             json_string_value(json_object_get(r.json, "keyid")));
+    snprintf(enrolled, sizeof(enrolled), "%s", json_string_value(json_object_get(r.json, "keyid")));
     char *enrolled_cred = strdup(r.body);
     resp_free(&r);
     stop_all(&e);

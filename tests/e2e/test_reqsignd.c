@@ -2,16 +2,16 @@
  * requests signed by the client signer (docs/KEYSERVICE.md). */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -55,13 +55,15 @@ Test(reqsignd, init_mode_and_no_overwrite)
     /* refuses to overwrite the credential, and refuses a database with keys */
     char cmd[2048];
     int status;
-    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s/other.db' -o '%s' --service http://127.0.0.1 2>/dev/null",
+    snprintf(cmd, sizeof(cmd),
+             "'%s' init --db '%s/other.db' -o '%s' --service http://127.0.0.1 2>/dev/null",
              tu_prog("REQSIGND"), e.dir, e.admin);
     free(tu_run(cmd, &status));
     cr_assert_neq(status, 0);
     char *after = slurp(e.admin);
     cr_assert_str_eq(before, after, "admin.json was modified");
-    snprintf(cmd, sizeof(cmd), "'%s' init --db '%s' -o '%s/second.json' --service http://127.0.0.1 2>/dev/null",
+    snprintf(cmd, sizeof(cmd),
+             "'%s' init --db '%s' -o '%s/second.json' --service http://127.0.0.1 2>/dev/null",
              tu_prog("REQSIGND"), e.db, e.dir);
     free(tu_run(cmd, &status));
     cr_assert_neq(status, 0);
@@ -597,29 +599,32 @@ Test(reqsignd, label_control_characters_refused)
     struct reqsign_signer *admin = signer_from_cred(cred);
     static const char *const bad[] = {
         "{\"label\":\"\\u001b[2J\\u001b[31mred\"}", /* ESC: a terminal escape */
-        "{\"label\":\"bell\\u0007\"}",             /* C0 */
-        "{\"label\":\"tab\\there\"}",              /* C0, the column separator */
-        "{\"label\":\"line\\nbreak\"}",            /* C0 */
-        "{\"label\":\"del\\u007f\"}",              /* DEL */
-        "{\"label\":\"csi\\u009b1m\"}",            /* C1 (CSI), as JSON escape */
-        "{\"label\":\"nel\xc2\x85\"}",             /* C1 (NEL), raw UTF-8 */
+        "{\"label\":\"bell\\u0007\"}",              /* C0 */
+        "{\"label\":\"tab\\there\"}",               /* C0, the column separator */
+        "{\"label\":\"line\\nbreak\"}",             /* C0 */
+        "{\"label\":\"del\\u007f\"}",               /* DEL */
+        "{\"label\":\"csi\\u009b1m\"}",             /* C1 (CSI), as JSON escape */
+        "{\"label\":\"nel\xc2\x85\"}",              /* C1 (NEL), raw UTF-8 */
         /* review 12: bidi controls and line/paragraph separators */
-        "{\"label\":\"admin\\u202egpj.exe\"}",       /* RLO, JSON escape */
-        "{\"label\":\"rlo\xe2\x80\xae\"}",            /* RLO, raw UTF-8 */
-        "{\"label\":\"ls\\u2028x\"}",                /* LINE SEPARATOR */
-        "{\"label\":\"ps\\u2029x\"}",                /* PARAGRAPH SEPARATOR */
-        "{\"label\":\"lrm\\u200e\"}", "{\"label\":\"rlm\\u200f\"}",
-        "{\"label\":\"lre\\u202a\"}", "{\"label\":\"pdf\\u202c\"}",
-        "{\"label\":\"lri\\u2066\"}", "{\"label\":\"pdi\\u2069\"}",
+        "{\"label\":\"admin\\u202egpj.exe\"}", /* RLO, JSON escape */
+        "{\"label\":\"rlo\xe2\x80\xae\"}",     /* RLO, raw UTF-8 */
+        "{\"label\":\"ls\\u2028x\"}",          /* LINE SEPARATOR */
+        "{\"label\":\"ps\\u2029x\"}",          /* PARAGRAPH SEPARATOR */
+        "{\"label\":\"lrm\\u200e\"}",
+        "{\"label\":\"rlm\\u200f\"}",
+        "{\"label\":\"lre\\u202a\"}",
+        "{\"label\":\"pdf\\u202c\"}",
+        "{\"label\":\"lri\\u2066\"}",
+        "{\"label\":\"pdi\\u2069\"}",
         "{\"label\":\"alm\\u061c\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct resp r = call(admin, "POST", url_of(&e, "/v1/keys"), bad[i]);
         cr_assert_eq(r.status, 400, "%s: %ld %s", bad[i], r.status, r.body);
         cr_assert_str_eq(err_name(&r), "invalid_request", "%s", r.body);
-        cr_assert_not_null(strstr(json_string_value(json_object_get(r.json, "message")),
-                                  "control characters"),
-                           "%s", r.body);
+        cr_assert_not_null(
+            strstr(json_string_value(json_object_get(r.json, "message")), "control characters"),
+            "%s", r.body);
         resp_free(&r);
     }
     /* nothing was stored; a label in other scripts and symbols is fine */
@@ -815,8 +820,7 @@ Test(reqsignd, directory_publishes_only_marked_keys)
     cr_assert_not_null(resp_header(&r, "Vary"));
     cr_assert(lists(&r, pub_kid) && lists(&r, acct_kid), "%s", r.body);
     cr_assert(!lists(&r, plain_kid), "a key not marked is listed: %s", r.body);
-    cr_assert(!lists(&r, admin_kid) && !lists(&r, adm2_kid), "an admin key is listed: %s",
-              r.body);
+    cr_assert(!lists(&r, admin_kid) && !lists(&r, adm2_kid), "an admin key is listed: %s", r.body);
     cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 2, "%s", r.body);
     json_t *k = json_array_get(json_object_get(r.json, "keys"), 0);
     cr_assert_str_eq(json_string_value(json_object_get(k, "kty")), "OKP");

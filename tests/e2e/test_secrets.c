@@ -38,9 +38,9 @@
 #include "testutil.h"
 
 struct senv {
-    char *dir;            /* temporary root */
-    char svc[512];        /* the service's directory: db, logs */
-    char creds[512];      /* where the operator keeps credentials (not searched) */
+    char *dir;       /* temporary root */
+    char svc[512];   /* the service's directory: db, logs */
+    char creds[512]; /* where the operator keeps credentials (not searched) */
     char db[600], admin[600], dlog[600], blog[600];
     struct tu_proc d, b;
 };
@@ -127,17 +127,31 @@ static void setup_dirs(struct senv *e)
 
 static void start_d(struct senv *e)
 {
-    char *argv[] = {(char *)tu_prog("REQSIGND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
-                     "--authority", "127.0.0.1:@PORT@",
-                    "--cache-ttl", "1", NULL};
+    char *argv[] = {(char *)tu_prog("REQSIGND"),
+                    "--db",
+                    e->db,
+                    "--listen",
+                    "127.0.0.1:@PORT@",
+                    "--authority",
+                    "127.0.0.1:@PORT@",
+                    "--cache-ttl",
+                    "1",
+                    NULL};
     cr_assert_eq(tu_proc_start_port(&e->d, argv, e->dlog, 10000), 0, "reqsignd did not start");
 }
 
 static void start_b(struct senv *e)
 {
-    char *argv[] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
-                     "--authority", "127.0.0.1:@PORT@",
-                    "--cache-ttl", "1", NULL};
+    char *argv[] = {(char *)tu_prog("API_BACKEND"),
+                    "--db",
+                    e->db,
+                    "--listen",
+                    "127.0.0.1:@PORT@",
+                    "--authority",
+                    "127.0.0.1:@PORT@",
+                    "--cache-ttl",
+                    "1",
+                    NULL};
     cr_assert_eq(tu_proc_start_port(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
 }
 
@@ -381,8 +395,8 @@ static void check_no_core(const struct tu_proc *p, const char *name)
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
     if (geteuid() != 0)
-        cr_expect_eq(st.st_uid, 0, "%s: /proc/PID/environ is owned by uid %d: still dumpable",
-                     name, (int)st.st_uid);
+        cr_expect_eq(st.st_uid, 0, "%s: /proc/PID/environ is owned by uid %d: still dumpable", name,
+                     (int)st.st_uid);
     else
         cr_log_info("%s: running as root, the non-dumpable flag is not observable", name);
 }
@@ -461,8 +475,7 @@ static void check_loader_modes(const char *path, int is_cred)
                                err.message);
             reqsign_key_free(k);
         }
-        snprintf(cmd, sizeof(cmd), "'%s' sign --key '%s' http://example.com/ 2>&1", tu_cli(),
-                 path);
+        snprintf(cmd, sizeof(cmd), "'%s' sign --key '%s' http://example.com/ 2>&1", tu_cli(), path);
         cr_expect_neq(run_status(cmd), 0, "reqsign sign accepted %s at %04o", path,
                       (unsigned)modes[i]);
         snprintf(cmd, sizeof(cmd),
@@ -710,11 +723,12 @@ Test(secrets, private_key_sent_by_mistake_is_wiped)
     cr_assert_eq(reqsign_signer_sign(admin, &in, &sg, NULL), REQSIGN_OK);
     size_t req_cap = strlen(bs) + 4096;
     char *req = malloc(req_cap);
-    int rn = snprintf(req, req_cap,
-                     "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                     "Content-Type: application/json\r\nContent-Digest: %s\r\n"
-                     "Signature-Input: %s\r\nSignature: %s\r\nContent-Length: %zu\r\n\r\n%s",
-                     e.d.port, sg.content_digest, sg.signature_input, sg.signature, strlen(bs), bs);
+    int rn =
+        snprintf(req, req_cap,
+                 "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                 "Content-Type: application/json\r\nContent-Digest: %s\r\n"
+                 "Signature-Input: %s\r\nSignature: %s\r\nContent-Length: %zu\r\n\r\n%s",
+                 e.d.port, sg.content_digest, sg.signature_input, sg.signature, strlen(bs), bs);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));

@@ -77,8 +77,8 @@ static void sign_and_send(CURL *h, const struct reqsign_signer *signer, const ch
     struct reqsign_error err;
     reqsign_error_clear(&err);
     memset(&s, 0, sizeof(s));
-    struct reqsign_sign_input in = {.method = method, .url = url, .body = body,
-                                    .body_len = body ? strlen(body) : 0};
+    struct reqsign_sign_input in = {
+        .method = method, .url = url, .body = body, .body_len = body ? strlen(body) : 0};
     cr_assert_eq(reqsign_signer_sign(signer, &in, &s, &err), REQSIGN_OK, "%s", err.message);
     send_signed(h, method, url, body, &s, r);
 }
@@ -187,7 +187,8 @@ static void *worker_main(void *arg)
         if (!w->replay_pass) {
             snprintf(w->bodies[i], 64, "{\"thread\":%d,\"n\":%d}", w->id, i);
             snprintf(w->urls[i], 160, "%s/v1/orders/%d?n=%d", w->base_url, w->id, i);
-            struct reqsign_sign_input in = {.method = "POST", .url = w->urls[i],
+            struct reqsign_sign_input in = {.method = "POST",
+                                            .url = w->urls[i],
                                             .body = w->bodies[i],
                                             .body_len = strlen(w->bodies[i])};
             memset(&w->sent[i], 0, sizeof(w->sent[i]));
@@ -228,7 +229,8 @@ Test(story, provider_and_customers_end_to_end)
     snprintf(log2, sizeof(log2), "%s/api-backend.log", svc);
 
     /* bootstrap: the first admin key, written once to the operator's file */
-    snprintf(cmd, sizeof(cmd), "%s init --db %s -o %s --service http://127.0.0.1 2>&1", tu_prog("REQSIGND"), db, admin);
+    snprintf(cmd, sizeof(cmd), "%s init --db %s -o %s --service http://127.0.0.1 2>&1",
+             tu_prog("REQSIGND"), db, admin);
     int st;
     char *out = tu_run(cmd, &st);
     cr_assert_eq(st, 0, "reqsignd init: %s", out);
@@ -238,11 +240,17 @@ Test(story, provider_and_customers_end_to_end)
     cr_assert_eq(sb.st_mode & 0777, 0600);
 
     struct tu_proc ks, be;
-    char *ks_argv[] = {(char *)tu_prog("REQSIGND"), "--db", db, "--listen", "127.0.0.1:@PORT@",
-                     "--authority", "127.0.0.1:@PORT@", NULL};
+    char *ks_argv[] = {
+        (char *)tu_prog("REQSIGND"), "--db", db, "--listen", "127.0.0.1:@PORT@", "--authority",
+        "127.0.0.1:@PORT@",          NULL};
     cr_assert_eq(tu_proc_start_port(&ks, ks_argv, log1, 10000), 0);
-    char *be_argv[] = {(char *)tu_prog("API_BACKEND"), "--db", db, "--listen", "127.0.0.1:@PORT@",
-                     "--authority", "127.0.0.1:@PORT@",
+    char *be_argv[] = {(char *)tu_prog("API_BACKEND"),
+                       "--db",
+                       db,
+                       "--listen",
+                       "127.0.0.1:@PORT@",
+                       "--authority",
+                       "127.0.0.1:@PORT@",
                        NULL};
     cr_assert_eq(tu_proc_start_port(&be, be_argv, log2, 10000), 0);
 
@@ -259,7 +267,8 @@ Test(story, provider_and_customers_end_to_end)
     for (int i = 0; i < 3; i++) {
         struct resp r;
         char body[128];
-        snprintf(body, sizeof(body), "{\"label\":\"customer %d\",\"scopes\":[\"orders:write\"]}", i);
+        snprintf(body, sizeof(body), "{\"label\":\"customer %d\",\"scopes\":[\"orders:write\"]}",
+                 i);
         sign_and_send(h, admin_signer, "POST", url, body, &r);
         cr_assert_eq(r.status, 201, "create key: %ld %s", r.status, r.body);
         creds[i] = json_loads(r.body, 0, &je);
@@ -278,7 +287,7 @@ Test(story, provider_and_customers_end_to_end)
         for (int i = 0; i < THREADS; i++) {
             if (pass == 0)
                 w[i] = (struct worker){customer, be.url, i, sent[i], bodies[i], urls[i],
-                                       0, 0, 0, 0, "", 0};
+                                       0,        0,      0, 0,       "",        0};
             else {
                 w[i].replay_pass = 1;
                 w[i].other = 0;

@@ -58,9 +58,10 @@ static int ru_spawn(struct ru_server *s)
             dup2(fd, 2);
             close(fd);
         }
-        const char *argv[32] = {"redis-server", "--port", "0", "--unixsocket", s->sock,
-                                "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
-                                "--dir", s->dir, "--daemonize", "no"};
+        const char *argv[32] = {
+            "redis-server", "--port",      "0", "--unixsocket", s->sock, "--unixsocketperm",
+            "700",          "--save",      "",  "--appendonly", "no",    "--dir",
+            s->dir,         "--daemonize", "no"};
         size_t n = 15;
         for (size_t i = 0; s->extra != NULL && s->extra[i] != NULL && n < 31; i++)
             argv[n++] = s->extra[i];

@@ -8,10 +8,10 @@
 #include <sys/types.h>
 
 struct ru_server {
-    pid_t pid;      /* 0 when not running */
-    char *dir;      /* from tu_tmpdir(); holds redis.sock and redis.log */
-    char sock[160]; /* DIR/redis.sock */
-    char url[170];  /* unix:DIR/redis.sock, for reqsign_nonce_redis_opts.url */
+    pid_t pid;                /* 0 when not running */
+    char *dir;                /* from tu_tmpdir(); holds redis.sock and redis.log */
+    char sock[160];           /* DIR/redis.sock */
+    char url[170];            /* unix:DIR/redis.sock, for reqsign_nonce_redis_opts.url */
     const char *const *extra; /* more redis-server arguments (NULL-terminated), or NULL */
 };
 

@@ -22,11 +22,11 @@
 #include <reqsign/nonce.h>
 #include <reqsign/verifier.h>
 
-#include <strings.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "badinput_table.h"
 #include "testutil.h"
@@ -157,7 +157,8 @@ Test(badinput, verifier_table)
     size_t i;
     const json_t *c;
     int failures = 0;
-    json_array_foreach(cases, i, c) {
+    json_array_foreach(cases, i, c)
+    {
         failures += run_case(c, t, key, pk);
     }
     cr_log_info("badinput: %zu cases, %d failures", json_array_size(cases), failures);
@@ -175,7 +176,8 @@ Test(badinput, table_is_well_formed)
     cr_assert_geq(json_array_size(cases), 60);
     size_t i, j;
     const json_t *c;
-    json_array_foreach(cases, i, c) {
+    json_array_foreach(cases, i, c)
+    {
         const char *n = jstr(c, "name");
         cr_assert_not_null(n, "case %zu has no name", i);
         cr_assert_not_null(jstr(c, "expect"), "%s: no expect", n);

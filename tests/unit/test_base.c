@@ -66,8 +66,8 @@ Test(base, rfc9421_components_vectors)
                      "%s: parse Signature-Input: %s", name, err.message);
         char out[4096];
         size_t n = 0;
-        enum reqsign_status st = reqsign_base_build(&b.req, &p, &p.members[0], out, sizeof(out),
-                                                    &n, &err);
+        enum reqsign_status st =
+            reqsign_base_build(&b.req, &p, &p.members[0], out, sizeof(out), &n, &err);
         if (want_err != NULL) {
             cr_expect_neq(st, REQSIGN_OK, "%s: expected %s, got ok", name, want_err);
             cr_expect_str_eq(reqsign_errname(st), want_err, "%s: expected %s, got %s (%s)", name,
@@ -99,8 +99,8 @@ Test(base, rfc9421_b26)
         h[n].value = sp(json_string_value(val));
         n++;
     }
-    struct reqsign_request req = {sp("POST"), sp("https"), sp("example.com"),
-                                  sp("/foo?param=Value&Pet=dog"), h, n};
+    struct reqsign_request req = {
+        sp("POST"), sp("https"), sp("example.com"), sp("/foo?param=Value&Pet=dog"), h, n};
     const char *si_all = json_string_value(json_object_get(hs, "Signature-Input"));
     struct reqsign_sf_member m[2];
     struct reqsign_sf_item it[16];
@@ -122,9 +122,12 @@ Test(base, rfc9421_b26)
 /* A buffer one byte too small never overflows and says so. */
 Test(base, buffer_too_small_every_size)
 {
-    struct reqsign_header h[] = {{sp("Content-Digest"), sp("sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:")}};
-    struct reqsign_request req = {sp("POST"), sp("https"), sp("Example.com:443"), sp("/a?b=c"), h, 1};
-    const char *si = "sig1=(\"@method\" \"@authority\" \"@path\" \"@query\" \"content-digest\");created=1;nonce=\"abcdefgh\";keyid=\"k\"";
+    struct reqsign_header h[] = {
+        {sp("Content-Digest"), sp("sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:")}};
+    struct reqsign_request req = {sp("POST"),   sp("https"), sp("Example.com:443"),
+                                  sp("/a?b=c"), h,           1};
+    const char *si = "sig1=(\"@method\" \"@authority\" \"@path\" \"@query\" "
+                     "\"content-digest\");created=1;nonce=\"abcdefgh\";keyid=\"k\"";
     struct reqsign_sf_member m[2];
     struct reqsign_sf_item it[16];
     struct reqsign_sf_param pa[16];
@@ -132,7 +135,8 @@ Test(base, buffer_too_small_every_size)
     cr_assert_eq(reqsign_sf_parse_dict(si, strlen(si), &p, NULL), REQSIGN_OK);
     char full[1024];
     size_t full_len = 0;
-    cr_assert_eq(reqsign_base_build(&req, &p, &m[0], full, sizeof(full), &full_len, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_base_build(&req, &p, &m[0], full, sizeof(full), &full_len, NULL),
+                 REQSIGN_OK);
     for (size_t cap = 0; cap < full_len; cap++) {
         char *buf = malloc(cap + 1);
         size_t n = 0;

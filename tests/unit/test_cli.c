@@ -152,15 +152,21 @@ Test(cli, usage_errors_exit_2)
     };
     int st;
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-        char *out = run(&st, "cd /tmp && HOME=/nonexistent XDG_CONFIG_HOME= \"$R\" %s 2>/dev/null </dev/null", cmds[i]);
+        char *out = run(
+            &st, "cd /tmp && HOME=/nonexistent XDG_CONFIG_HOME= \"$R\" %s 2>/dev/null </dev/null",
+            cmds[i]);
         cr_assert_eq(st, 2, "reqsign %s: exit %d", cmds[i], st);
         cr_assert_str_eq(out, "", "reqsign %s: stdout not empty: %s", cmds[i], out);
         free(out);
         /* one line for the message and a pointer to the help go to stderr,
          * not the whole help (issue 16 item 15) */
-        out = run(&st, "cd /tmp && HOME=/nonexistent XDG_CONFIG_HOME= \"$R\" %s 2>&1 >/dev/null </dev/null", cmds[i]);
+        out = run(
+            &st,
+            "cd /tmp && HOME=/nonexistent XDG_CONFIG_HOME= \"$R\" %s 2>&1 >/dev/null </dev/null",
+            cmds[i]);
         cr_assert_not_null(strstr(out, "see 'reqsign"), "reqsign %s: %s", cmds[i], out);
-        cr_assert_null(strstr(out, "usage: reqsign"), "reqsign %s: the whole help: %s", cmds[i], out);
+        cr_assert_null(strstr(out, "usage: reqsign"), "reqsign %s: the whole help: %s", cmds[i],
+                       out);
         cr_assert_null(strstr(out, "Options:"), "reqsign %s: the whole help: %s", cmds[i], out);
         const char *nl = strchr(out, '\n');
         cr_assert(nl != NULL && strncmp(nl + 1, "see 'reqsign", 12) == 0,
@@ -188,9 +194,10 @@ Test(cli, keys_keyid_beginning_with_dash)
         for (size_t j = 0; j < sizeof(kids) / sizeof(kids[0]); j++) {
             const char *extra = strcmp(subs[i], "rotate") == 0 ? "-o" : "";
             const char *file = strcmp(subs[i], "rotate") == 0 ? "/new.json" : "";
-            out = run(&st,
-                      "\"$R\" keys %s %s %s %s%s --key '%s/k.json' --service http://127.0.0.1:1 2>&1",
-                      subs[i], kids[j], extra, *file ? dir : "", file, dir);
+            out =
+                run(&st,
+                    "\"$R\" keys %s %s %s %s%s --key '%s/k.json' --service http://127.0.0.1:1 2>&1",
+                    subs[i], kids[j], extra, *file ? dir : "", file, dir);
             cr_assert_eq(st, 1, "keys %s %s: exit %d: %s", subs[i], kids[j], st, out);
             cr_assert_null(strstr(out, "unknown option"), "%s", out);
             free(out);
@@ -446,8 +453,7 @@ Test(cli, key_refuses_inline_credential_and_reads_stdin)
     char *jwk = tu_read("spec/vectors/keys/test-key-ed25519.jwk", NULL);
     write_file(dir, "k.jwk", jwk, strlen(jwk));
     free(jwk);
-    static const char *const inline_forms[] = {"\"$(cat '%s/k.jwk')\"",
-                                               "\" $(cat '%s/k.jwk')\""};
+    static const char *const inline_forms[] = {"\"$(cat '%s/k.jwk')\"", "\" $(cat '%s/k.jwk')\""};
     for (size_t i = 0; i < 2; i++) {
         char arg[600];
         snprintf(arg, sizeof(arg), inline_forms[i], dir);
@@ -494,11 +500,15 @@ Test(cli, key_refuses_inline_credential_and_reads_stdin)
     /* a PEM key on stdin too */
     char keyid[64];
     keygen(dir, "k.pem", keyid);
-    a = run(&st, "\"$R\" sign --key '%s/k.pem' --created 1618884473 --nonce abcdefghijklmnop "
-                 "https://example.com/", dir);
+    a = run(&st,
+            "\"$R\" sign --key '%s/k.pem' --created 1618884473 --nonce abcdefghijklmnop "
+            "https://example.com/",
+            dir);
     cr_assert_eq(st, 0, "%s", a);
-    b = run(&st, "\"$R\" sign --key - --created 1618884473 --nonce abcdefghijklmnop "
-                 "https://example.com/ < '%s/k.pem'", dir);
+    b = run(&st,
+            "\"$R\" sign --key - --created 1618884473 --nonce abcdefghijklmnop "
+            "https://example.com/ < '%s/k.pem'",
+            dir);
     cr_assert_eq(st, 0, "%s", b);
     cr_assert_str_eq(a, b);
     free(a);
@@ -562,9 +572,8 @@ Test(cli, key_refuses_inline_key_material_without_echo)
         }
     }
     /* a key in REQSIGN_CREDENTIAL that is not JSON is not echoed either */
-    char *out = run(&st,
-                    "REQSIGN_CREDENTIAL=\"$(cat '%s/k.pem')\" \"$R\" send http://127.0.0.1:9/ 2>&1",
-                    dir);
+    char *out = run(
+        &st, "REQSIGN_CREDENTIAL=\"$(cat '%s/k.pem')\" \"$R\" send http://127.0.0.1:9/ 2>&1", dir);
     cr_assert_neq(st, 0, "%s", out);
     cr_assert_null(strstr(out, secret), "echoes the key: %s", out);
     cr_assert_null(strstr(out, "BEGIN"), "echoes the key: %s", out);
@@ -704,9 +713,9 @@ Test(cli, verify_pub_accepts_credential_and_key_record)
     cr_assert_eq(st, 0);
     char path[512];
     /* the credential the service returns at creation */
-    json_t *cred = json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s}", "keyid", keyid, "alg", "ed25519",
-                             "private_key", priv, "public_key", pb, "scopes", "orders:read",
-                             "label", "x");
+    json_t *cred =
+        json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s}", "keyid", keyid, "alg", "ed25519",
+                  "private_key", priv, "public_key", pb, "scopes", "orders:read", "label", "x");
     cr_assert_not_null(cred);
     snprintf(path, sizeof(path), "%s/cred.json", dir);
     cr_assert_eq(json_dump_file(cred, path, 0), 0);
@@ -721,8 +730,7 @@ Test(cli, verify_pub_accepts_credential_and_key_record)
     free(priv);
     free(out); /* pb pointed into it */
     /* sign with the credential, verify with each form */
-    out = run(&st,
-              "\"$R\" sign --key '%s/cred.json' https://example.com/hello > '%s/h.txt'", dir,
+    out = run(&st, "\"$R\" sign --key '%s/cred.json' https://example.com/hello > '%s/h.txt'", dir,
               dir);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
@@ -1143,8 +1151,9 @@ Test(cli, credential_profiles_resolution_order)
     char *dir = tu_tmpdir(), kdef[64], kwork[64], kenv[64], kkey[64], khome[64];
     char pre[1024], args[2200], *err, *kid;
     int st;
-    char *out = run(&st, "mkdir -p '%s/xdg/reqsign/credentials' '%s/home/.config/reqsign/credentials'",
-                    dir, dir);
+    char *out =
+        run(&st, "mkdir -p '%s/xdg/reqsign/credentials' '%s/home/.config/reqsign/credentials'", dir,
+            dir);
     cr_assert_eq(st, 0);
     free(out);
     keygen(dir, "xdg/reqsign/credentials/default.json", kdef);
@@ -1303,8 +1312,8 @@ Test(cli, sign_expires_in_relative)
     static const struct {
         const char *arg;
         long long secs;
-    } cases[] = {{"+3600s", 3600}, {"+90m", 5400}, {"+12h", 43200}, {"+30d", 2592000},
-                 {"120", 120},     {"+5", 5}};
+    } cases[] = {{"+3600s", 3600},  {"+90m", 5400}, {"+12h", 43200},
+                 {"+30d", 2592000}, {"120", 120},   {"+5", 5}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *out = run(&st,
                         "\"$R\" sign --key '%s/k.pem' --created 1700000000 --expires-in %s "
@@ -1318,8 +1327,9 @@ Test(cli, sign_expires_in_relative)
     }
     static const char *const bad[] = {"+", "+d", "+-5m", "+5y", "5.5h", "+0s"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char *out = run(&st, "\"$R\" sign --key '%s/k.pem' --expires-in '%s' https://example.com/ 2>&1",
-                        dir, bad[i]);
+        char *out =
+            run(&st, "\"$R\" sign --key '%s/k.pem' --expires-in '%s' https://example.com/ 2>&1",
+                dir, bad[i]);
         cr_assert_eq(st, 2, "%s: %s", bad[i], out);
         free(out);
     }
@@ -1342,8 +1352,8 @@ Test(cli, verify_wrong_pub_names_the_file)
     cr_assert_eq(st, 1, "%s", out);
     cr_assert_eq(strncmp(last_line(out), "error: sig_invalid: ", 20), 0, "%s", out);
     char want[256];
-    snprintf(want, sizeof(want), "--pub b.pem holds the key %s; the signature names keyid '%s'",
-             kb, ka);
+    snprintf(want, sizeof(want), "--pub b.pem holds the key %s; the signature names keyid '%s'", kb,
+             ka);
     cr_assert_not_null(strstr(out, want), "%s", out);
     free(out);
     rm_rf(dir);

@@ -2,12 +2,12 @@
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
-#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <reqsign/base64.h>
 #include <reqsign/credential.h>

@@ -615,8 +615,7 @@ static void held_sign(struct held *t)
                                     .body_len = sizeof(held_body) - 1};
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    cr_assert_eq(reqsign_signer_sign(t->signer, &in, &t->sig, &err), REQSIGN_OK, "%s",
-                 err.message);
+    cr_assert_eq(reqsign_signer_sign(t->signer, &in, &t->sig, &err), REQSIGN_OK, "%s", err.message);
     snprintf(t->len, sizeof(t->len), "%zu", sizeof(held_body) - 1);
     size_t n = 0;
     t->h[n++] = (struct reqsign_header){{"Host", 4}, {"api.example.com", 15}};
@@ -624,7 +623,7 @@ static void held_sign(struct held *t)
     for (size_t k = 0; k < t->sig.n_headers; k++)
         t->h[n++] = t->sig.headers[k];
     t->req = (struct reqsign_request){{"POST", 4}, {"https", 5}, {"api.example.com", 15},
-                                      {"/pay", 4}, t->h, n};
+                                      {"/pay", 4}, t->h,         n};
 }
 
 static void held_free(struct held *t)
@@ -647,8 +646,7 @@ static enum reqsign_status held_request(struct held *t, void (*between)(void),
     cr_assert_eq(reqsign_verifier_verify_headers(t->v, &t->req, &vs, err), REQSIGN_OK, "%s",
                  err->message);
     between();
-    cr_assert_eq(reqsign_verification_body(&vs, held_body, 5, err), REQSIGN_OK, "%s",
-                 err->message);
+    cr_assert_eq(reqsign_verification_body(&vs, held_body, 5, err), REQSIGN_OK, "%s", err->message);
     cr_assert_eq(reqsign_verification_body(&vs, held_body + 5, sizeof(held_body) - 1 - 5, err),
                  REQSIGN_OK, "%s", err->message);
     enum reqsign_status st = reqsign_verification_finish(&vs, err);
@@ -693,8 +691,8 @@ Test(keycache, finish_sees_revocation_during_body_after_ttl)
     /* control: nothing happens during the body: accepted, even after the TTL */
     cr_assert_eq(held_request(&t, wait_ttl, &err), REQSIGN_OK, "%s", err.message);
     /* revoked while the body arrives, TTL passed before the end: refused */
-    cr_assert_eq(held_request(&t, revoke_then_wait_ttl, &err), REQSIGN_E_KEY_REVOKED,
-                 "%s: %s", reqsign_errname(err.code), err.message);
+    cr_assert_eq(held_request(&t, revoke_then_wait_ttl, &err), REQSIGN_E_KEY_REVOKED, "%s: %s",
+                 reqsign_errname(err.code), err.message);
     cr_assert_eq(err.code, REQSIGN_E_KEY_REVOKED);
     cr_assert_str_eq(err.source, "key");
     cr_assert_not_null(strstr(err.message, "k900"), "%s", err.message);
@@ -717,8 +715,8 @@ Test(keycache, finish_sees_revocation_during_body_after_invalidate)
     struct held t;
     struct reqsign_error err;
     held_setup(&t, 900);
-    cr_assert_eq(held_request(&t, revoke_then_invalidate, &err), REQSIGN_E_KEY_REVOKED,
-                 "%s: %s", reqsign_errname(err.code), err.message);
+    cr_assert_eq(held_request(&t, revoke_then_invalidate, &err), REQSIGN_E_KEY_REVOKED, "%s: %s",
+                 reqsign_errname(err.code), err.message);
     held_free(&t);
 }
 

@@ -378,8 +378,8 @@ static void c_unknown_and_bad_keyids(const struct backend *b, struct reqsign_key
         {NULL, 3, REQSIGN_E_INVALID_ARG},
     };
     for (size_t i = 0; i < sizeof(gets) / sizeof(gets[0]); i++)
-        cr_assert_eq(reqsign_keystore_get(ks, gets[i].keyid, gets[i].len, &got, NULL),
-                     gets[i].want, "[%s] get case %zu", b->name, i);
+        cr_assert_eq(reqsign_keystore_get(ks, gets[i].keyid, gets[i].len, &got, NULL), gets[i].want,
+                     "[%s] get case %zu", b->name, i);
     cr_assert_eq(reqsign_keystore_get(ks, "key-00001", 9, NULL, NULL), REQSIGN_E_INVALID_ARG);
 }
 
@@ -1039,8 +1039,7 @@ Test(keystore, sqlite_migrates_version_1_database)
     cr_assert_eq(got.expires_at, 1800000000);
     cr_assert_str_eq(got.account, REQSIGN_ACCOUNT_OPERATOR);
     struct reqsign_account a;
-    cr_assert_eq(reqsign_keystore_account_get(ks, REQSIGN_ACCOUNT_OPERATOR, &a, &err),
-                 REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_account_get(ks, REQSIGN_ACCOUNT_OPERATOR, &a, &err), REQSIGN_OK);
     int64_t n = 0;
     cr_assert_eq(reqsign_keystore_count_active(ks, REQSIGN_ACCOUNT_OPERATOR, 1700000600, &n, &err),
                  REQSIGN_OK);
@@ -1098,10 +1097,10 @@ Test(keystore, sqlite_schema_version_mismatch_refused)
 
     /* Older than this build: read-only refuses (it cannot migrate); read-write migrates. */
     db = raw_open(path);
-    cr_assert_eq(sqlite3_exec(db, "UPDATE schema_version SET version = 0; DROP TABLE keys; "
-                                  "DROP TABLE accounts; DROP TABLE enrollments; DROP TABLE audit",
-                              NULL,
-                              NULL, NULL),
+    cr_assert_eq(sqlite3_exec(db,
+                              "UPDATE schema_version SET version = 0; DROP TABLE keys; "
+                              "DROP TABLE accounts; DROP TABLE enrollments; DROP TABLE audit",
+                              NULL, NULL, NULL),
                  SQLITE_OK);
     sqlite3_close(db);
     reqsign_error_clear(&err);
@@ -1158,13 +1157,21 @@ Test(keystore, sqlite_no_column_can_hold_a_private_key)
         const char *name, *type;
         int notnull;
     } want[] = {
-        {"keyid", "TEXT", 0},         {"public_key", "BLOB", 1},    {"label", "TEXT", 1},
-        {"scopes", "TEXT", 1},        {"created_at", "INTEGER", 1}, {"expires_at", "INTEGER", 0},
+        {"keyid", "TEXT", 0},
+        {"public_key", "BLOB", 1},
+        {"label", "TEXT", 1},
+        {"scopes", "TEXT", 1},
+        {"created_at", "INTEGER", 1},
+        {"expires_at", "INTEGER", 0},
         {"revoked_at", "INTEGER", 0},
         /* issue 13: accounts and the key lifecycle */
-        {"account", "TEXT", 1},       {"disabled_at", "INTEGER", 0}, {"replaces", "TEXT", 0},
-        {"replaced_by", "TEXT", 0},   {"revoke_reason", "TEXT", 0},
-        {"last_used_at", "INTEGER", 0}, {"last_used_by", "TEXT", 0},
+        {"account", "TEXT", 1},
+        {"disabled_at", "INTEGER", 0},
+        {"replaces", "TEXT", 0},
+        {"replaced_by", "TEXT", 0},
+        {"revoke_reason", "TEXT", 0},
+        {"last_used_at", "INTEGER", 0},
+        {"last_used_by", "TEXT", 0},
         /* issue 16: the public directory */
         {"publish", "INTEGER", 1},
     };
@@ -1763,8 +1770,7 @@ Test(keystore, keycache_reports_disabled_key_and_account)
 
     r.disabled_at = 0;
     cr_assert_eq(reqsign_keystore_update(ks, &r, &err), REQSIGN_OK);
-    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 1700000200, &err),
-                 REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 1700000200, &err), REQSIGN_OK);
     reqsign_keycache_invalidate(c, r.keyid, strlen(r.keyid));
     cr_assert_eq(reqsign_keycache_lookup(c, r.keyid, strlen(r.keyid), &info, &err), REQSIGN_OK);
     cr_assert_eq(info.state, REQSIGN_KEY_ACCOUNT_DISABLED);
@@ -1795,8 +1801,8 @@ Test(keystore, keycache_last_use_flushed_in_background)
     struct reqsign_keycache_opts co = {.store = ks, .positive_ttl = 60};
     struct reqsign_keycache *c = reqsign_keycache_new(&co, &err);
     cr_assert_not_null(c);
-    cr_assert_eq(reqsign_keycache_start_flusher(c, ks, "unit-verifier", 2, &err), REQSIGN_OK,
-                 "%s", err.message);
+    cr_assert_eq(reqsign_keycache_start_flusher(c, ks, "unit-verifier", 2, &err), REQSIGN_OK, "%s",
+                 err.message);
     struct reqsign_key_info info;
     cr_assert_eq(reqsign_keycache_lookup(c, r.keyid, strlen(r.keyid), &info, &err), REQSIGN_OK);
     cr_assert_eq(reqsign_keycache_lookup(c, r2.keyid, strlen(r2.keyid), &info, &err), REQSIGN_OK);
@@ -1854,8 +1860,8 @@ static enum reqsign_status fake_list(void *impl, const char *after, size_t limit
     *n = 0;
     return REQSIGN_OK;
 }
-static enum reqsign_status fake_revoke(void *impl, const char *keyid, size_t keyid_len,
-                                       int64_t now, struct reqsign_error *err)
+static enum reqsign_status fake_revoke(void *impl, const char *keyid, size_t keyid_len, int64_t now,
+                                       struct reqsign_error *err)
 {
     return REQSIGN_E_STORE;
 }
@@ -1863,10 +1869,10 @@ static enum reqsign_status fake_revoke(void *impl, const char *keyid, size_t key
 Test(keystore, keycache_last_use_store_down_fails_nothing)
 {
     static const struct reqsign_keystore_ops ops = {.get = fake_get,
-                                                     .insert = fake_insert,
-                                                     .list = fake_list,
-                                                     .revoke = fake_revoke,
-                                                     .touch = down_touch};
+                                                    .insert = fake_insert,
+                                                    .list = fake_list,
+                                                    .revoke = fake_revoke,
+                                                    .touch = down_touch};
     struct reqsign_keystore *ks = reqsign_keystore_new(&ops, NULL, NULL);
     struct reqsign_error err;
     reqsign_error_clear(&err);

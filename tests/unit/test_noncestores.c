@@ -1,12 +1,11 @@
 /* Criterion suite `noncestores`: one contract, run against every nonce store.
  *
  * Each contract case runs once per row of `impls` (memory; redis with
- * absolute expiries; redis forced to relative ones), as tests named CASE__ROW. The Redis rows start their
- * own redis-server on a Unix socket in a temporary directory (redisutil.h)
- * and are skipped when reqsign was built without the Redis nonce store
- * (reqsign-nonce-redis, meson option fleet: REQSIGN_TEST_REDIS) or redis-server is
- * not installed. Time: the memory row uses an injected clock; the Redis rows
- * use the real clock and real one-second windows (Redis expires keys itself).
+ * absolute expiries; redis forced to relative ones), as tests named CASE__ROW. The Redis rows start
+ * their own redis-server on a Unix socket in a temporary directory (redisutil.h) and are skipped
+ * when reqsign was built without the Redis nonce store (reqsign-nonce-redis, meson option fleet:
+ * REQSIGN_TEST_REDIS) or redis-server is not installed. Time: the memory row uses an injected
+ * clock; the Redis rows use the real clock and real one-second windows (Redis expires keys itself).
  * Then Redis-only cases: the pipelined batch, fleet key sharing, the key
  * format, failing closed while the server hangs (SIGSTOP) or is gone
  * (SIGKILL) and resuming without a new store, rough timings, the per-key cap
@@ -320,7 +319,8 @@ CONTRACT(invalid_arguments)
 CONTRACT(live_through_the_last_ms_of_second_until)
 {
     if (f->impl->real_clock)
-        while (real_ms() % 1000 > 100) /* early in a second: a relative expiry cannot hide the edge */
+        while (real_ms() % 1000 >
+               100) /* early in a second: a relative expiry cannot hide the edge */
             sleep_ms(5);
     int64_t now = fx_now(f), until = now + 1;
     cr_assert_eq(ci(f->s, "edge", "edge-1", now, until), REQSIGN_OK);
@@ -1054,8 +1054,8 @@ Test(noncestores, redis_script_flushed_falls_back_to_eval)
     cr_assert_eq(ci(f.s, "k", "after", now, now + 300), REQSIGN_OK);
     cr_assert_eq(ci(f.s, "k", "after", now, now + 300), REQSIGN_E_REPLAY);
     cr_assert_eq(ru_command(&f.srv, 2, flush, flushl, out, sizeof(out)), 0);
-    struct reqsign_nonce_item items[3] = {item("k", "b1", now + 300), item("k", "before", now + 300),
-                                          item("k", "b1", now + 300)};
+    struct reqsign_nonce_item items[3] = {
+        item("k", "b1", now + 300), item("k", "before", now + 300), item("k", "b1", now + 300)};
     enum reqsign_status res[3];
     cr_assert_eq(reqsign_nonce_store_redis_check_insert_batch(f.s, items, 3, res, now, NULL),
                  REQSIGN_E_REPLAY);

@@ -26,8 +26,7 @@ static int64_t now_fn(void *ctx)
     return 1700000000;
 }
 
-static struct reqsign_span S(const char *s)
-{
+static struct reqsign_span S(const char *s) {
     struct reqsign_span r = {s, strlen(s)};
     return r;
 }
@@ -46,8 +45,10 @@ struct gen {
 
 static void gen_request(struct gen *g)
 {
-    static const char *methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CUSTOM-M"};
-    static const char *segs[] = {"a", "b%20c", "%2F", "x.y", "~u", "caf%C3%A9", "1", "Z", "-_", "%41"};
+    static const char *methods[] = {"GET",   "POST", "PUT",     "DELETE",
+                                    "PATCH", "HEAD", "OPTIONS", "CUSTOM-M"};
+    static const char *segs[] = {"a",         "b%20c", "%2F", "x.y", "~u",
+                                 "caf%C3%A9", "1",     "Z",   "-_",  "%41"};
     static const char *qs[] = {"a=1", "b=%20", "c=x+y", "d", "e=", "f=%26", "G=H", "q=a%3Db"};
     snprintf(g->method, sizeof(g->method), "%s", methods[rnd() % 8]);
     snprintf(g->host, sizeof(g->host), "%s%u.example", (rnd() & 1) ? "Api" : "svc", rnd() % 100);
@@ -64,7 +65,8 @@ static void gen_request(struct gen *g)
         n += (size_t)snprintf(g->target + n, sizeof(g->target) - n, "/");
     int nq = (int)(rnd() % 4);
     for (int i = 0; i < nq; i++)
-        n += (size_t)snprintf(g->target + n, sizeof(g->target) - n, "%c%s", i ? '&' : '?', qs[rnd() % 8]);
+        n += (size_t)snprintf(g->target + n, sizeof(g->target) - n, "%c%s", i ? '&' : '?',
+                              qs[rnd() % 8]);
     snprintf(g->url, sizeof(g->url), "https://%s%s", g->authority, g->target);
     g->body_len = (rnd() % 4 == 0) ? 0 : rnd() % 65537;
     g->body = malloc(g->body_len + 1);
@@ -89,8 +91,8 @@ static void sign_req(const struct reqsign_signer *signer, const struct reqsign_k
     struct reqsign_error err;
     reqsign_error_clear(&err);
     memset(out, 0, sizeof(*out));
-    struct reqsign_sign_input in = {.method = g->method, .url = g->url, .body = g->body,
-                                    .body_len = g->body_len};
+    struct reqsign_sign_input in = {
+        .method = g->method, .url = g->url, .body = g->body, .body_len = g->body_len};
     cr_assert_eq(reqsign_signer_sign(signer, &in, &out->s, &err), REQSIGN_OK, "%s: %s", g->url,
                  err.message);
     snprintf(out->si, sizeof(out->si), "%s", out->s.signature_input);
@@ -109,7 +111,8 @@ static void sign_req(const struct reqsign_signer *signer, const struct reqsign_k
     struct reqsign_sf_parsed sp = {m, 2, 0, it, 16, 0, pa, 32, 0};
     cr_assert_eq(reqsign_sf_parse_dict(out->si, strlen(out->si), &sp, NULL), REQSIGN_OK);
     struct reqsign_header h[] = {{S("Content-Digest"), S(out->s.content_digest)},
-                                 {S("X-Rep"), S(g->rep1)}, {S("x-rep"), S(g->rep2)}};
+                                 {S("X-Rep"), S(g->rep1)},
+                                 {S("x-rep"), S(g->rep2)}};
     struct reqsign_request req = {S(g->method), S("https"), S(g->authority), S(g->target), h, 3};
     char base[4096];
     size_t blen;
@@ -123,7 +126,18 @@ static void sign_req(const struct reqsign_signer *signer, const struct reqsign_k
     snprintf(out->sig, sizeof(out->sig), "sig1=:%s:", b64);
 }
 
-enum part { P_NONE, P_METHOD, P_AUTHORITY, P_TARGET, P_BODY, P_DIGEST, P_REP, P_SI, P_SIG, P_COUNT };
+enum part {
+    P_NONE,
+    P_METHOD,
+    P_AUTHORITY,
+    P_TARGET,
+    P_BODY,
+    P_DIGEST,
+    P_REP,
+    P_SI,
+    P_SIG,
+    P_COUNT
+};
 
 static enum reqsign_status verify(const struct reqsign_verifier *v, const struct gen *g0,
                                   const struct signed_req *sr, enum part part,
@@ -138,20 +152,45 @@ static enum reqsign_status verify(const struct reqsign_verifier *v, const struct
     char *victim = NULL;
     size_t vlen = 0, from = 0;
     switch (part) {
-    case P_METHOD: victim = g.method; vlen = strlen(g.method); break;
-    case P_AUTHORITY: victim = g.authority; vlen = strlen(g.authority); break;
-    case P_TARGET: victim = g.target; vlen = strlen(g.target); break;
-    case P_DIGEST: victim = digest; vlen = strlen(digest); from = 9; break;
-    case P_REP: victim = g.rep1; vlen = strlen(g.rep1); break;
-    case P_SI: victim = si; vlen = strlen(si); from = 5; break;
-    case P_SIG: victim = sig; vlen = strlen(sig) - 1; from = 6; break;
+    case P_METHOD:
+        victim = g.method;
+        vlen = strlen(g.method);
+        break;
+    case P_AUTHORITY:
+        victim = g.authority;
+        vlen = strlen(g.authority);
+        break;
+    case P_TARGET:
+        victim = g.target;
+        vlen = strlen(g.target);
+        break;
+    case P_DIGEST:
+        victim = digest;
+        vlen = strlen(digest);
+        from = 9;
+        break;
+    case P_REP:
+        victim = g.rep1;
+        vlen = strlen(g.rep1);
+        break;
+    case P_SI:
+        victim = si;
+        vlen = strlen(si);
+        from = 5;
+        break;
+    case P_SIG:
+        victim = sig;
+        vlen = strlen(sig) - 1;
+        from = 6;
+        break;
     case P_BODY:
         body = malloc(g.body_len + 1);
         memcpy(body, g.body, g.body_len);
         body[rnd() % g.body_len] ^= (uint8_t)(1u << (rnd() % 8));
         g.body = body;
         break;
-    default: break;
+    default:
+        break;
     }
     if (victim != NULL) {
         size_t at = from + rnd() % (vlen - from);
@@ -193,8 +232,10 @@ Test(roundtrip, thousand_requests_and_one_bit_changes)
     reqsign_key_public_raw(key, sk.public_key);
     struct reqsign_nonce_store *ok_store = reqsign_nonce_store_memory_new(NULL, NULL);
     struct reqsign_nonce_store *bad_store = reqsign_nonce_store_memory_new(NULL, NULL);
-    struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &sk,
-                                       .nonces = ok_store, .clock = now_fn,
+    struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup,
+                                       .lookup_ctx = &sk,
+                                       .nonces = ok_store,
+                                       .clock = now_fn,
                                        .any_authority = 1};
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, NULL);
     vo.nonces = bad_store;
@@ -290,8 +331,11 @@ Test(roundtrip, ip_literals_agree_on_both_sides)
     reqsign_key_public_raw(key, sk.public_key);
     reqsign_key_free(key);
     struct reqsign_nonce_store *ns = reqsign_nonce_store_memory_new(NULL, NULL);
-    struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &sk,
-                                       .nonces = ns, .clock = now_fn, .any_authority = 1};
+    struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup,
+                                       .lookup_ctx = &sk,
+                                       .nonces = ns,
+                                       .clock = now_fn,
+                                       .any_authority = 1};
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, NULL);
     cr_assert_not_null(v);
 
@@ -304,8 +348,8 @@ Test(roundtrip, ip_literals_agree_on_both_sides)
 
         /* the verifier's side: Host as received */
         reqsign_error_clear(&err);
-        enum reqsign_status vst = reqsign_authority_normalize(S("http"), S(lit), norm,
-                                                              sizeof(norm), &nn, &err);
+        enum reqsign_status vst =
+            reqsign_authority_normalize(S("http"), S(lit), norm, sizeof(norm), &nn, &err);
         cr_expect_eq(vst, table[i].ok ? REQSIGN_OK : REQSIGN_E_URL, "verifier, Host %s: %s (%s)",
                      lit, reqsign_errname(vst), err.message);
 
@@ -331,14 +375,12 @@ Test(roundtrip, ip_literals_agree_on_both_sides)
         cr_assert_not_null(at, "%s", base);
         cr_assert_eq(sscanf(at + 14, "%299[^\n]", host), 1);
         reqsign_error_clear(&err);
-        cr_expect_eq(reqsign_authority_normalize(S("http"), S(host), norm, sizeof(norm), &nn,
-                                                 &err),
+        cr_expect_eq(reqsign_authority_normalize(S("http"), S(host), norm, sizeof(norm), &nn, &err),
                      REQSIGN_OK, "signed @authority %s: %s", host, err.message);
         struct reqsign_header h[4] = {{S("Host"), S(host)}};
         for (size_t k = 0; k < out.n_headers; k++)
             h[1 + k] = out.headers[k];
-        struct reqsign_request req = {S("GET"), S("http"), S(host), S("/x"), h,
-                                      1 + out.n_headers};
+        struct reqsign_request req = {S("GET"), S("http"), S(host), S("/x"), h, 1 + out.n_headers};
         struct reqsign_verification vs;
         reqsign_verification_init(&vs);
         reqsign_error_clear(&err);
@@ -399,8 +441,11 @@ Test(roundtrip, rewritten_hosts_refused_by_signer)
     reqsign_key_public_raw(key, sk.public_key);
     reqsign_key_free(key);
     struct reqsign_nonce_store *ns = reqsign_nonce_store_memory_new(NULL, NULL);
-    struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &sk,
-                                       .nonces = ns, .clock = now_fn, .any_authority = 1};
+    struct reqsign_verifier_opts vo = {.lookup = reqsign_static_key_lookup,
+                                       .lookup_ctx = &sk,
+                                       .nonces = ns,
+                                       .clock = now_fn,
+                                       .any_authority = 1};
     struct reqsign_verifier *v = reqsign_verifier_new(&vo, NULL);
     cr_assert_not_null(v);
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
@@ -428,8 +473,7 @@ Test(roundtrip, rewritten_hosts_refused_by_signer)
         struct reqsign_header h[4] = {{S("Host"), S(host)}};
         for (size_t k = 0; k < out.n_headers; k++)
             h[1 + k] = out.headers[k];
-        struct reqsign_request req = {S("GET"), S("http"), S(host), S("/x"), h,
-                                      1 + out.n_headers};
+        struct reqsign_request req = {S("GET"), S("http"), S(host), S("/x"), h, 1 + out.n_headers};
         struct reqsign_verification vs;
         reqsign_verification_init(&vs);
         reqsign_error_clear(&err);

@@ -1,10 +1,10 @@
 /* Suite signer: what is signed, from URLs as libcurl sends them. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <reqsign/base.h>
 #include <reqsign/base64.h>
 #include <reqsign/curl.h>
 #include <reqsign/signer.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +18,8 @@ static struct reqsign_signer *rfc_signer(const char *keyid)
     struct reqsign_error err;
     reqsign_error_clear(&err);
     char *path = tu_path("spec/vectors/keys/test-key-ed25519.pem");
-    struct reqsign_signer_opts o = {.key_file = path, .keyid = keyid,
-                                    .key_flags = REQSIGN_KEY_ALLOW_PERMISSIVE};
+    struct reqsign_signer_opts o = {
+        .key_file = path, .keyid = keyid, .key_flags = REQSIGN_KEY_ALLOW_PERMISSIVE};
     struct reqsign_signer *s = reqsign_signer_new(&o, &err);
     cr_assert_not_null(s, "%s", err.message);
     free(path);
@@ -34,9 +34,12 @@ static void sign_base(const struct reqsign_signer *s, const char *method, const 
     memset(out, 0, sizeof(*out));
     out->base_buf = base;
     out->base_cap = cap - 1;
-    struct reqsign_sign_input in = {.method = method, .url = url, .body = body,
+    struct reqsign_sign_input in = {.method = method,
+                                    .url = url,
+                                    .body = body,
                                     .body_len = body ? strlen(body) : 0,
-                                    .created = 1618884473, .nonce = "abcdefghijklmnop"};
+                                    .created = 1618884473,
+                                    .nonce = "abcdefghijklmnop"};
     cr_assert_eq(reqsign_signer_sign(s, &in, out, &err), REQSIGN_OK, "%s: %s", url, err.message);
     base[out->base_len] = '\0';
 }
@@ -108,8 +111,8 @@ Test(signer, path_as_is_keeps_dot_segments)
 {
     struct reqsign_error err;
     char *path = tu_path("spec/vectors/keys/test-key-ed25519.pem");
-    struct reqsign_signer_opts o = {.key_file = path, .path_as_is = 1,
-                                    .key_flags = REQSIGN_KEY_ALLOW_PERMISSIVE};
+    struct reqsign_signer_opts o = {
+        .key_file = path, .path_as_is = 1, .key_flags = REQSIGN_KEY_ALLOW_PERMISSIVE};
     struct reqsign_signer *s = reqsign_signer_new(&o, &err);
     free(path);
     cr_assert_not_null(s);
@@ -123,16 +126,23 @@ Test(signer, path_as_is_keeps_dot_segments)
 Test(signer, bad_urls_and_inputs_rejected)
 {
     struct reqsign_signer *s = rfc_signer(NULL);
-    static const char *bad[] = {"ftp://example.com/", "https://exa mple.com/", "https://example.com/a b",
-                                "https://example.com/\x01", "https://example.com/caf\xc3\xa9",
-                                "not a url", "", "https://", "https://example.com:99999/"};
+    static const char *bad[] = {"ftp://example.com/",
+                                "https://exa mple.com/",
+                                "https://example.com/a b",
+                                "https://example.com/\x01",
+                                "https://example.com/caf\xc3\xa9",
+                                "not a url",
+                                "",
+                                "https://",
+                                "https://example.com:99999/"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct reqsign_signed out;
         struct reqsign_error err;
         reqsign_error_clear(&err);
         struct reqsign_sign_input in = {.method = "GET", .url = bad[i]};
         enum reqsign_status st = reqsign_signer_sign(s, &in, &out, &err);
-        cr_expect(st == REQSIGN_E_URL || st == REQSIGN_E_LIMIT, "%s: %s", bad[i], reqsign_errname(st));
+        cr_expect(st == REQSIGN_E_URL || st == REQSIGN_E_LIMIT, "%s: %s", bad[i],
+                  reqsign_errname(st));
         cr_expect(err.message[0] != '\0');
     }
     struct reqsign_signed out;
@@ -156,7 +166,8 @@ Test(signer, random_nonces_are_fresh_and_well_formed)
         cr_assert_eq(strlen(out.nonce), 22);
         uint8_t raw[32];
         size_t n;
-        cr_assert_eq(reqsign_base64url_decode(out.nonce, 22, raw, sizeof(raw), &n, NULL), REQSIGN_OK);
+        cr_assert_eq(reqsign_base64url_decode(out.nonce, 22, raw, sizeof(raw), &n, NULL),
+                     REQSIGN_OK);
         cr_assert_eq(n, 16);
         for (int j = 0; j < i; j++)
             cr_assert_str_neq(seen[j], out.nonce);
@@ -268,8 +279,12 @@ Test(signer, clock_injected_and_options)
     int64_t t = 1234567890;
     struct reqsign_error err;
     char *path = tu_path("spec/vectors/keys/test-key-ed25519.pem");
-    struct reqsign_signer_opts o = {.key_file = path, .clock = fixed_clock, .clock_ctx = &t,
-                                    .label = "mysig", .tag = "app-1", .expires_in = 60,
+    struct reqsign_signer_opts o = {.key_file = path,
+                                    .clock = fixed_clock,
+                                    .clock_ctx = &t,
+                                    .label = "mysig",
+                                    .tag = "app-1",
+                                    .expires_in = 60,
                                     .digest_algs = REQSIGN_DIGEST_SHA512,
                                     .key_flags = REQSIGN_KEY_ALLOW_PERMISSIVE};
     struct reqsign_signer *s = reqsign_signer_new(&o, &err);
@@ -281,10 +296,11 @@ Test(signer, clock_injected_and_options)
     cr_assert_eq(out.created, t);
     cr_assert(strncmp(out.signature_input, "mysig=(", 7) == 0);
     cr_assert(strstr(out.signature_input, ";created=1234567890;") != NULL);
-    cr_assert(strstr(out.signature_input, ";expires=1234567950;tag=\"app-1\"") != NULL, "%s", out.signature_input);
+    cr_assert(strstr(out.signature_input, ";expires=1234567950;tag=\"app-1\"") != NULL, "%s",
+              out.signature_input);
     cr_assert(strncmp(out.signature, "mysig=:", 7) == 0);
-    cr_assert_str_eq(out.content_digest,
-                     "sha-512=:z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==:");
+    cr_assert_str_eq(out.content_digest, "sha-512=:z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/"
+                                         "SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==:");
     reqsign_signer_free(s);
 
     o.label = "Bad";
@@ -323,14 +339,17 @@ Test(signer, streamed_file_digest_equals_memory)
     fclose(f);
     char a[REQSIGN_CONTENT_DIGEST_OUT_BUF], b[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     size_t la, lb;
-    cr_assert_eq(reqsign_content_digest_file(file, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, a, sizeof(a), &la, NULL), REQSIGN_OK);
+    cr_assert_eq(reqsign_content_digest_file(file, REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, a,
+                                             sizeof(a), &la, NULL),
+                 REQSIGN_OK);
     cr_assert_eq(reqsign_content_digest(REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512, buf, n, b,
                                         sizeof(b), &lb, NULL),
                  REQSIGN_OK);
     cr_assert_str_eq(a, b);
     struct reqsign_error err;
     reqsign_error_clear(&err);
-    cr_assert_eq(reqsign_content_digest_file("/nonexistent/x", 0, a, sizeof(a), &la, &err), REQSIGN_E_IO);
+    cr_assert_eq(reqsign_content_digest_file("/nonexistent/x", 0, a, sizeof(a), &la, &err),
+                 REQSIGN_E_IO);
     remove(file);
     remove(dir);
     free(buf);
@@ -356,30 +375,52 @@ static uint32_t rnd(uint32_t n)
 
 static void gen_url(char *u, size_t cap)
 {
-    static const char *const schemes[] = {"http://", "https://", "https://", "http://",
-                                          "HTTP://", "Https://", "ftp://", "http:/", "http:", ""};
+    static const char *const schemes[] = {"http://",  "https://", "https://", "http://", "HTTP://",
+                                          "Https://", "ftp://",   "http:/",   "http:",   ""};
     static const char *const users[] = {"", "", "", "", "", "", "u@", "u:p@", "@"};
-    static const char *const hosts[] = {
-        "example.com", "a.b.c", "api-v2.example.org", "x", "localhost", "EXAMPLE.com",
-        "Example.COM", "127.0.0.1", "127.1", "0x7f.1", "1.2.3", "10", "1a.example", "a1",
-        "[::1]", "[2001:db8::1]", "a..b", "a.", ".a", "-a", "a-", "a_b", "xn--bcher-kva.example",
-        "%41.com", "a%2eb", "", "a.b-c.d9"};
-    static const char *const ports[] = {"", "", "", "", ":", ":80", ":443", ":8080", ":0",
-                                        ":00", ":080", ":65535", ":65536", ":99999", ":123456",
-                                        ":1x", ":-1", ":1"};
+    static const char *const hosts[] = {"example.com",
+                                        "a.b.c",
+                                        "api-v2.example.org",
+                                        "x",
+                                        "localhost",
+                                        "EXAMPLE.com",
+                                        "Example.COM",
+                                        "127.0.0.1",
+                                        "127.1",
+                                        "0x7f.1",
+                                        "1.2.3",
+                                        "10",
+                                        "1a.example",
+                                        "a1",
+                                        "[::1]",
+                                        "[2001:db8::1]",
+                                        "a..b",
+                                        "a.",
+                                        ".a",
+                                        "-a",
+                                        "a-",
+                                        "a_b",
+                                        "xn--bcher-kva.example",
+                                        "%41.com",
+                                        "a%2eb",
+                                        "",
+                                        "a.b-c.d9"};
+    static const char *const ports[] = {"",       "",       "",        "",    ":",    ":80",
+                                        ":443",   ":8080",  ":0",      ":00", ":080", ":65535",
+                                        ":65536", ":99999", ":123456", ":1x", ":-1",  ":1"};
     static const char *const bits[] = {
-        "a", "b", "Z", "0", "9", "-", ".", "..", "_", "~", "%41", "%2e", "%2E", "%2F", "%7e",
-        "%", "%4", "%zz", "!", "$", "&", "'", "(", ")", "*", "+", ",", ";", "=", ":", "@", "/",
-        "//", "/", "/", "/", "\\", "{", "}", "|", "^", "`", "\"", "<", ">", "[", "]", "?", "#",
-        "v1", "items", "x=1", "a=b&c=d"};
+        "a",   "b",   "Z",   "0",   "9", "-",  ".",     "..",  "_",      "~",  "%41",
+        "%2e", "%2E", "%2F", "%7e", "%", "%4", "%zz",   "!",   "$",      "&",  "'",
+        "(",   ")",   "*",   "+",   ",", ";",  "=",     ":",   "@",      "/",  "//",
+        "/",   "/",   "/",   "\\",  "{", "}",  "|",     "^",   "`",      "\"", "<",
+        ">",   "[",   "]",   "?",   "#", "v1", "items", "x=1", "a=b&c=d"};
     static const char *const plain_bits[] = {
-        "a", "b", "Z", "0", "9", "-", "_", "~", "%41", "%7e", "%2F", "!", "$", "&", "'", "(",
-        ")", "*", "+", ",", ";", "=", ":", "@", "/", "/", "/", ".", "v1", "items", "x=1",
-        "a=b&c=d", "?"};
-    static const char *const plain_hosts[] = {"example.com", "a.b.c", "api-v2.example.org", "x",
-                                              "localhost", "a1", "a.b-c.d9"};
-    static const char *const plain_ports[] = {"", "", "", ":80", ":443", ":8080", ":1",
-                                              ":65535"};
+        "a", "b", "Z", "0", "9", "-", "_",  "~",     "%41", "%7e",     "%2F",
+        "!", "$", "&", "'", "(", ")", "*",  "+",     ",",   ";",       "=",
+        ":", "@", "/", "/", "/", ".", "v1", "items", "x=1", "a=b&c=d", "?"};
+    static const char *const plain_hosts[] = {
+        "example.com", "a.b.c", "api-v2.example.org", "x", "localhost", "a1", "a.b-c.d9"};
+    static const char *const plain_ports[] = {"", "", "", ":80", ":443", ":8080", ":1", ":65535"};
     int plain = rnd(2) == 0; /* half of them plain, with a rare odd piece */
     size_t n = 0;
 #define ADD(s)                                                                                     \
@@ -468,13 +509,32 @@ Test(signer, fast_url_parser_agrees_with_libcurl)
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
         expect_same_as_curl(plain[i]);
     /* and these do not (libcurl would change them, or might) */
-    static const char *const left[] = {
-        "https://EXAMPLE.com/", "https://127.1/", "https://[::1]/", "https://u@h/",
-        "https://h/a/../b", "https://h/a/./b", "https://h/.well-known/x", "https://h/%2e%2e/x",
-        "https://h", "https://h?q", "https://h/p?", "https://h/p#f", "https://h:/p",
-        "https://h:080/p", "https://h:0/", "https://h:65536/", "https://h/a\\b",
-        "https://h/{x}", "HTTPS://h/", "https://a..b/", "https://a./", "https://h/a b",
-        "https://h/\xc3\xa9", "https://h/a\tb", "https://h/?q=\x7f", "https://h\x01/"};
+    static const char *const left[] = {"https://EXAMPLE.com/",
+                                       "https://127.1/",
+                                       "https://[::1]/",
+                                       "https://u@h/",
+                                       "https://h/a/../b",
+                                       "https://h/a/./b",
+                                       "https://h/.well-known/x",
+                                       "https://h/%2e%2e/x",
+                                       "https://h",
+                                       "https://h?q",
+                                       "https://h/p?",
+                                       "https://h/p#f",
+                                       "https://h:/p",
+                                       "https://h:080/p",
+                                       "https://h:0/",
+                                       "https://h:65536/",
+                                       "https://h/a\\b",
+                                       "https://h/{x}",
+                                       "HTTPS://h/",
+                                       "https://a..b/",
+                                       "https://a./",
+                                       "https://h/a b",
+                                       "https://h/\xc3\xa9",
+                                       "https://h/a\tb",
+                                       "https://h/?q=\x7f",
+                                       "https://h\x01/"};
     struct reqsign__url_parts *g = malloc(sizeof(*g));
     cr_assert_not_null(g);
     for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
@@ -487,8 +547,8 @@ Test(signer, fast_url_parser_agrees_with_libcurl)
  * tags with quotes and backslashes, expires, labels. */
 Test(signer, signature_input_is_canonical_sf)
 {
-    static const char *const keyids[] = {"k", "a\"b", "back\\slash", "\"\\\"", "x y z",
-                                         "!#$%&'()*+,-./:;<=>?@[]^_`{|}~"};
+    static const char *const keyids[] = {"k",      "a\"b",  "back\\slash",
+                                         "\"\\\"", "x y z", "!#$%&'()*+,-./:;<=>?@[]^_`{|}~"};
     static const char *const tags[] = {NULL, "t", "q\"uote", "b\\s"};
     char *path = tu_path("spec/vectors/keys/test-key-ed25519.pem");
     size_t n = 0;
@@ -497,15 +557,18 @@ Test(signer, signature_input_is_canonical_sf)
             for (int64_t exp = 0; exp <= 300; exp += 300) {
                 struct reqsign_error err;
                 reqsign_error_clear(&err);
-                struct reqsign_signer_opts o = {.key_file = path, .keyid = keyids[k],
-                                                .tag = tags[t], .expires_in = exp,
+                struct reqsign_signer_opts o = {.key_file = path,
+                                                .keyid = keyids[k],
+                                                .tag = tags[t],
+                                                .expires_in = exp,
                                                 .label = t % 2 ? "my-sig.1" : NULL,
                                                 .key_flags = REQSIGN_KEY_ALLOW_PERMISSIVE};
                 struct reqsign_signer *s = reqsign_signer_new(&o, &err);
                 cr_assert_not_null(s, "%s", err.message);
                 struct reqsign_signed out;
                 memset(&out, 0, sizeof(out));
-                struct reqsign_sign_input in = {.method = "GET", .url = "https://h/",
+                struct reqsign_sign_input in = {.method = "GET",
+                                                .url = "https://h/",
                                                 .created = 1700000000 + (int64_t)n,
                                                 .nonce = t == 3 ? "n\"o\\nce-0123" : NULL};
                 cr_assert_eq(reqsign_signer_sign(s, &in, &out, &err), REQSIGN_OK, "%s",
@@ -515,15 +578,15 @@ Test(signer, signature_input_is_canonical_sf)
                 struct reqsign_sf_param pa[16];
                 struct reqsign_sf_parsed p = {m, 2, 0, it, 8, 0, pa, 16, 0};
                 const char *si = out.signature_input;
-                cr_assert_eq(reqsign_sf_parse_dict(si, strlen(si), &p, &err), REQSIGN_OK,
-                             "%s: %s", si, err.message);
+                cr_assert_eq(reqsign_sf_parse_dict(si, strlen(si), &p, &err), REQSIGN_OK, "%s: %s",
+                             si, err.message);
                 cr_assert_eq(p.n_members, 1);
                 char again[1024];
                 size_t pos = m[0].key.len + 1;
                 memcpy(again, si, pos);
-                cr_assert_eq(reqsign_sf_write_member_value(&p, &m[0], again, sizeof(again) - 1,
-                                                           &pos),
-                             REQSIGN_OK);
+                cr_assert_eq(
+                    reqsign_sf_write_member_value(&p, &m[0], again, sizeof(again) - 1, &pos),
+                    REQSIGN_OK);
                 again[pos] = '\0';
                 cr_assert_str_eq(again, si);
                 /* the base's @signature-params line is the same text */
@@ -544,10 +607,10 @@ Test(signer, url_without_authority_refused)
 {
     struct reqsign_signer *s = rfc_signer(NULL);
     static const char *const bad[] = {
-        "https:///path",  "https:///adcp/x", "https:/host/p",     "http:host/p",
-        "http://",        "https://",        "http:///",          "HTTPS:///x",
-        "Http:/h/p",      "https:////h/p",   "http://user@/x",    "http://u:p@/x",
-        "http://:8080/x", "http://?q=1",     "http://#f",         "https://:/x",
+        "https:///path",  "https:///adcp/x", "https:/host/p",  "http:host/p",
+        "http://",        "https://",        "http:///",       "HTTPS:///x",
+        "Http:/h/p",      "https:////h/p",   "http://user@/x", "http://u:p@/x",
+        "http://:8080/x", "http://?q=1",     "http://#f",      "https://:/x",
     };
     CURL *h = curl_easy_init();
     cr_assert_not_null(h);
@@ -556,12 +619,11 @@ Test(signer, url_without_authority_refused)
         struct reqsign_error err;
         reqsign_error_clear(&err);
         struct reqsign_sign_input in = {.method = "GET", .url = bad[i]};
-        cr_expect_eq(reqsign_signer_sign(s, &in, &out, &err), REQSIGN_E_URL, "sign %s: %s",
-                     bad[i], err.message);
+        cr_expect_eq(reqsign_signer_sign(s, &in, &out, &err), REQSIGN_E_URL, "sign %s: %s", bad[i],
+                     err.message);
         struct reqsign__url_parts u;
         reqsign_error_clear(&err);
-        cr_expect_eq(reqsign__url_curl(bad[i], 0, &u, &err), REQSIGN_E_URL, "url_curl %s",
-                     bad[i]);
+        cr_expect_eq(reqsign__url_curl(bad[i], 0, &u, &err), REQSIGN_E_URL, "url_curl %s", bad[i]);
         struct reqsign_curl_request r = {.method = "GET", .url = bad[i]};
         struct curl_slist *hdrs = NULL;
         reqsign_error_clear(&err);

@@ -30,13 +30,33 @@
  * key_expired, keystore_unavailable, nonce_store_full, nonce_key_limit,
  * nonce_store_unavailable, scope) are tested in test_verifier.c. */
 static const char *const required_errors[] = {
-    "sig_missing",      "sig_input_malformed", "sig_malformed",       "sig_label",
-    "sig_ambiguous",    "component_duplicate", "component_unknown",   "component_absent",
-    "component_invalid", "component_required", "param_missing",       "param_invalid",
-    "alg_mismatch",     "tag_mismatch",        "sig_too_old",         "sig_future",
-    "sig_expired",      "key_unknown",         "sig_invalid",         "replay",
-    "digest_required",  "digest_malformed",    "digest_no_known_alg", "digest_mismatch",
-    "limit",            "url",                 "sig_incomplete",
+    "sig_missing",
+    "sig_input_malformed",
+    "sig_malformed",
+    "sig_label",
+    "sig_ambiguous",
+    "component_duplicate",
+    "component_unknown",
+    "component_absent",
+    "component_invalid",
+    "component_required",
+    "param_missing",
+    "param_invalid",
+    "alg_mismatch",
+    "tag_mismatch",
+    "sig_too_old",
+    "sig_future",
+    "sig_expired",
+    "key_unknown",
+    "sig_invalid",
+    "replay",
+    "digest_required",
+    "digest_malformed",
+    "digest_no_known_alg",
+    "digest_mismatch",
+    "limit",
+    "url",
+    "sig_incomplete",
 };
 
 static const char *jstr(const json_t *o, const char *key)
@@ -102,7 +122,8 @@ static void request_of(const json_t *rcv, struct reqsign_request *req, struct re
     size_t i;
     const json_t *h;
     cr_assert(json_is_array(hs) && json_array_size(hs) <= VEC_MAX_HEADERS);
-    json_array_foreach(hs, i, h) {
+    json_array_foreach(hs, i, h)
+    {
         hv[i].name = jspan(json_array_get(h, 0));
         hv[i].value = jspan(json_array_get(h, 1));
     }
@@ -138,13 +159,15 @@ static enum reqsign_status verify_received(const json_t *rcv, const json_t *veri
     uint8_t *body = body_of(rcv, &body_len);
 
     cr_assert(now > 0, "verify.now missing");
-    cr_assert(profile != NULL && (strcmp(profile, "reqsign") == 0 || strcmp(profile, "rfc9421") == 0),
+    cr_assert(profile != NULL &&
+                  (strcmp(profile, "reqsign") == 0 || strcmp(profile, "rfc9421") == 0),
               "verify.profile must be reqsign or rfc9421");
     memset(&sk, 0, sizeof(sk));
     sk.keyid = keyid;
     memcpy(sk.public_key, pk, REQSIGN_ED25519_PUBLIC_LEN);
     memset(&vo, 0, sizeof(vo));
-    vo.profile = strcmp(profile, "rfc9421") == 0 ? REQSIGN_PROFILE_RFC9421 : REQSIGN_PROFILE_REQSIGN;
+    vo.profile =
+        strcmp(profile, "rfc9421") == 0 ? REQSIGN_PROFILE_RFC9421 : REQSIGN_PROFILE_REQSIGN;
     vo.max_age = jint(verify, "max_age", 0);
     vo.skew = jint(verify, "skew", 0);
     vo.label = jstr(verify, "label");
@@ -214,8 +237,8 @@ static void base_eq(const char *what, const char *name, const char *got, size_t 
                     const char *want)
 {
     cr_expect(got_len == strlen(want) && memcmp(got, want, got_len) == 0,
-              "%s: %s base differs:\n--- got ---\n%.*s\n--- want ---\n%s", name, what,
-              (int)got_len, got, want);
+              "%s: %s base differs:\n--- got ---\n%.*s\n--- want ---\n%s", name, what, (int)got_len,
+              got, want);
 }
 
 /* One positive vector: sign, compare, verify. */
@@ -281,9 +304,9 @@ static void run_positive(const json_t *vec)
     public_of(keyrel, pk);
     for (int two_phase = 0; two_phase < 2; two_phase++) {
         size_t vlen = 0;
-        enum reqsign_status st = verify_received(json_object_get(vec, "received"),
-                                                 json_object_get(vec, "verify"), pk, keyid, base,
-                                                 &vlen, two_phase, &err);
+        enum reqsign_status st =
+            verify_received(json_object_get(vec, "received"), json_object_get(vec, "verify"), pk,
+                            keyid, base, &vlen, two_phase, &err);
         cr_expect_eq(st, REQSIGN_OK, "%s (%s): verifier: %s (%s)", name,
                      two_phase ? "two-phase" : "one-shot", reqsign_errname(st), err.message);
         base_eq("verifier", name, base, vlen, jstr(exp, "base"));
@@ -310,9 +333,9 @@ static void run_negative(const json_t *vec)
     for (int two_phase = 0; two_phase < 2; two_phase++) {
         size_t vlen = 0;
         struct reqsign_error err;
-        enum reqsign_status st = verify_received(json_object_get(vec, "received"),
-                                                 json_object_get(vec, "verify"), pk,
-                                                 jstr(key, "keyid"), base, &vlen, two_phase, &err);
+        enum reqsign_status st =
+            verify_received(json_object_get(vec, "received"), json_object_get(vec, "verify"), pk,
+                            jstr(key, "keyid"), base, &vlen, two_phase, &err);
         cr_expect_str_eq(reqsign_errname(st), expect, "%s (%s): got %s (%s), want %s", name,
                          two_phase ? "two-phase" : "one-shot", reqsign_errname(st), err.message,
                          expect);
@@ -327,7 +350,8 @@ Test(vectors, positive)
     size_t i, ran = 0;
     const json_t *v;
     cr_assert(json_is_array(vecs));
-    json_array_foreach(vecs, i, v) {
+    json_array_foreach(vecs, i, v)
+    {
         run_positive(v);
         ran++;
     }
@@ -342,7 +366,8 @@ Test(vectors, negative)
     size_t i, ran = 0;
     const json_t *v;
     cr_assert(json_is_array(vecs));
-    json_array_foreach(vecs, i, v) {
+    json_array_foreach(vecs, i, v)
+    {
         run_negative(v);
         ran++;
     }
@@ -358,7 +383,8 @@ Test(vectors, negative_covers_every_verifier_error)
         size_t i;
         const json_t *v;
         int found = 0;
-        json_array_foreach(vecs, i, v) {
+        json_array_foreach(vecs, i, v)
+        {
             const char *e = jstr(v, "expect_error");
             if (e != NULL && strcmp(e, required_errors[k]) == 0)
                 found = 1;
@@ -472,8 +498,7 @@ Test(vectors, spec_error_table_matches_error_h)
         char wire[64];
         if (sscanf(p + 1, "| %d | `%63[a-z0-9_]` | %d |%n", &num, wire, &http, &n) != 3 || n == 0)
             continue;
-        cr_assert(num >= 0 && num < REQSIGN_STATUS_LAST, "spec lists code %d, not in error.h",
-                  num);
+        cr_assert(num >= 0 && num < REQSIGN_STATUS_LAST, "spec lists code %d, not in error.h", num);
         enum reqsign_status c = (enum reqsign_status)num;
         cr_expect_str_eq(wire, reqsign_errname(c), "code %d: spec says %s, error.h %s", num, wire,
                          reqsign_errname(c));

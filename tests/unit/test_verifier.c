@@ -1,9 +1,9 @@
 /* Suite verifier: the checks, their order, replay, time window, two-phase. */
 #include <criterion/criterion.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <reqsign/signer.h>
 #include <reqsign/verifier.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,14 +80,14 @@ struct rx {
     const char *body;
 };
 
-static struct reqsign_span S(const char *s)
-{
+static struct reqsign_span S(const char *s) {
     struct reqsign_span r = {s, strlen(s)};
     return r;
 }
 
-static void receive(struct rx *r, const struct reqsign_signed *sig, const char *method,
-                    const char *authority, const char *target, const char *body)
+static void
+receive(struct rx *r, const struct reqsign_signed *sig, const char *method, const char *authority,
+        const char *target, const char *body)
 {
     size_t n = 0;
     memset(r, 0, sizeof(*r));
@@ -119,8 +119,8 @@ static void sign(struct reqsign_signed *out, const char *method, const char *url
     struct reqsign_error err;
     reqsign_error_clear(&err);
     memset(out, 0, sizeof(*out));
-    struct reqsign_sign_input in = {.method = method, .url = url, .body = body,
-                                    .body_len = body ? strlen(body) : 0};
+    struct reqsign_sign_input in = {
+        .method = method, .url = url, .body = body, .body_len = body ? strlen(body) : 0};
     cr_assert_eq(reqsign_signer_sign(signer, &in, out, &err), REQSIGN_OK, "%s", err.message);
 }
 
@@ -185,7 +185,8 @@ Test(verifier, time_window_edges)
     cr_assert_eq(verify(v, &r, &err), REQSIGN_E_SIG_TOO_OLD);
     char json[512];
     cr_assert_eq(reqsign_error_json(&err, g_now, json, sizeof(json), NULL), REQSIGN_OK);
-    cr_assert(strstr(json, "\"error\":\"sig_too_old\"") && strstr(json, "\"server_time\":"), "%s", json);
+    cr_assert(strstr(json, "\"error\":\"sig_too_old\"") && strstr(json, "\"server_time\":"), "%s",
+              json);
 
     /* created skew seconds in the future: accepted; skew + 1: rejected */
     g_now = t0 + 30;
@@ -205,13 +206,13 @@ Test(verifier, expires_checked)
 {
     struct reqsign_key *k = NULL;
     cr_assert_not_null(k = reqsign_key_generate(NULL));
-    struct reqsign_signer_opts so = {.key = k, .clock = clock_fn, .expires_in = 10,
-                                     .keyid = "kexp"};
+    struct reqsign_signer_opts so = {
+        .key = k, .clock = clock_fn, .expires_in = 10, .keyid = "kexp"};
     struct reqsign_signer *s2 = reqsign_signer_new(&so, NULL);
     struct reqsign_static_key sk = {.keyid = "kexp"};
     reqsign_key_public_raw(k, sk.public_key);
-    struct reqsign_verifier_opts o = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &sk,
-                                      .skew = -1};
+    struct reqsign_verifier_opts o = {
+        .lookup = reqsign_static_key_lookup, .lookup_ctx = &sk, .skew = -1};
     struct reqsign_verifier *v = make_verifier(&o);
     struct reqsign_signed s;
     struct reqsign_sign_input in = {.method = "GET", .url = "https://a.example/"};
@@ -266,9 +267,11 @@ Test(verifier, profile_requirements)
     struct reqsign_header h[] = {
         {S("Host"), S("a.example")},
         {S("Content-Length"), S("2")},
-        {S("Signature-Input"),
-         S("sig1=(\"@method\" \"@authority\" \"@path\");created=1700000000;nonce=\"abcdefgh12\";keyid=\"k\"")},
-        {S("Signature"), S("sig1=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==:")},
+        {S("Signature-Input"), S("sig1=(\"@method\" \"@authority\" "
+                                 "\"@path\");created=1700000000;nonce=\"abcdefgh12\";keyid=\"k\"")},
+        {S("Signature"), S("sig1=:"
+                           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                           "AAAAAAAAAAAAAAA==:")},
     };
     struct reqsign_request req = {S("POST"), S("https"), S("a.example"), S("/"), h, 4};
     struct reqsign_verification vs;
@@ -297,7 +300,9 @@ Test(verifier, profile_requirements)
     reqsign_verification_cleanup(&vs);
 
     /* alg confusion */
-    h[2].value = S("sig1=(\"@method\" \"@authority\" \"@path\");created=1700000000;nonce=\"abcdefgh12\";keyid=\"k\";alg=\"hmac-sha256\"");
+    h[2].value =
+        S("sig1=(\"@method\" \"@authority\" "
+          "\"@path\");created=1700000000;nonce=\"abcdefgh12\";keyid=\"k\";alg=\"hmac-sha256\"");
     reqsign_verification_init(&vs);
     reqsign_error_clear(&err);
     cr_assert_eq(reqsign_verifier_verify_headers(v, &req, &vs, &err), REQSIGN_E_ALG_MISMATCH);
@@ -448,8 +453,8 @@ Test(verifier, finish_rechecks_key_state)
     struct reqsign_error err;
     memset(&f, 0, sizeof(f));
 
-    cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_ACTIVE, 0, &vs, &err),
-                 REQSIGN_OK, "%s", err.message);
+    cr_assert_eq(finish_after_flip(&f, REQSIGN_OK, REQSIGN_KEY_ACTIVE, 0, &vs, &err), REQSIGN_OK,
+                 "%s", err.message);
     cr_assert_str_eq(vs.scopes, "read", "scopes come from the second lookup");
     cr_assert_str_eq(vs.account, "acct_second", "and so does the account");
 
@@ -465,9 +470,9 @@ Test(verifier, finish_rechecks_key_state)
                  REQSIGN_E_KEY_REVOKED, "%s", err.message);
     cr_assert_eq(finish_after_flip(&f, REQSIGN_E_KEY_UNKNOWN, REQSIGN_KEY_ACTIVE, 0, &vs, &err),
                  REQSIGN_E_KEY_UNKNOWN, "%s", err.message);
-    cr_assert_eq(finish_after_flip(&f, REQSIGN_E_KEYSTORE_UNAVAILABLE, REQSIGN_KEY_ACTIVE, 0,
-                                   &vs, &err),
-                 REQSIGN_E_KEYSTORE_UNAVAILABLE, "%s", err.message);
+    cr_assert_eq(
+        finish_after_flip(&f, REQSIGN_E_KEYSTORE_UNAVAILABLE, REQSIGN_KEY_ACTIVE, 0, &vs, &err),
+        REQSIGN_E_KEYSTORE_UNAVAILABLE, "%s", err.message);
     cr_assert_eq(err.code, REQSIGN_E_KEYSTORE_UNAVAILABLE);
 }
 
@@ -491,8 +496,7 @@ Test(verifier, disabled_key_and_account_refused)
 
     static const enum reqsign_key_state states[] = {REQSIGN_KEY_DISABLED,
                                                     REQSIGN_KEY_ACCOUNT_DISABLED};
-    static const enum reqsign_status codes[] = {REQSIGN_E_KEY_DISABLED,
-                                                REQSIGN_E_ACCOUNT_DISABLED};
+    static const enum reqsign_status codes[] = {REQSIGN_E_KEY_DISABLED, REQSIGN_E_ACCOUNT_DISABLED};
     for (size_t i = 0; i < 2; i++) {
         struct reqsign_verifier_opts o = {.lookup = flip_lookup, .lookup_ctx = &f};
         struct reqsign_verifier *v = make_verifier(&o);
@@ -545,7 +549,8 @@ Test(verifier, public_authority_behind_proxy)
     sign(&s, "GET", "https://backend.internal:8080/x", NULL);
     receive(&r, &s, "GET", "backend.internal:8080", "/x", NULL);
     cr_assert_eq(verify(v, &r, &err), REQSIGN_E_SIG_INVALID);
-    cr_assert(strstr(err.message, "public authority") && strstr(err.message, "backend.internal:8080"),
+    cr_assert(strstr(err.message, "public authority") &&
+                  strstr(err.message, "backend.internal:8080"),
               "%s", err.message);
     reqsign_verifier_free(v);
 
@@ -587,7 +592,8 @@ Test(verifier, several_signatures_selection)
     receive(&r, &s, "GET", "a.example", "/", NULL);
     /* a proxy adds its own signature next to sig1: sig1 is used */
     size_t n = r.req.n_headers;
-    r.h[n++] = (struct reqsign_header){S("Signature-Input"), S("proxy_sig=(\"@method\");created=1;keyid=\"proxy\"")};
+    r.h[n++] = (struct reqsign_header){S("Signature-Input"),
+                                       S("proxy_sig=(\"@method\");created=1;keyid=\"proxy\"")};
     r.h[n++] = (struct reqsign_header){S("Signature"), S("proxy_sig=:AAAA:")};
     r.req.n_headers = n;
     cr_assert_eq(verify(v, &r, &err), REQSIGN_OK, "%s", err.message);
@@ -712,13 +718,15 @@ Test(verifier, options_checked)
 Test(verifier, needs_an_authority_or_explicit_opt_out)
 {
     struct reqsign_error err;
-    struct reqsign_verifier_opts o = {.lookup = reqsign_static_key_lookup, .lookup_ctx = &skey,
-                                      .nonces = store, .clock = clock_fn};
+    struct reqsign_verifier_opts o = {.lookup = reqsign_static_key_lookup,
+                                      .lookup_ctx = &skey,
+                                      .nonces = store,
+                                      .clock = clock_fn};
     reqsign_error_clear(&err);
     cr_assert_null(reqsign_verifier_new(&o, &err), "created without an authority");
     cr_assert_eq(err.code, REQSIGN_E_INVALID_ARG);
-    cr_assert(strstr(err.message, "authorit") != NULL && strstr(err.message, "any_authority"),
-              "%s", err.message);
+    cr_assert(strstr(err.message, "authorit") != NULL && strstr(err.message, "any_authority"), "%s",
+              err.message);
 
     /* any_authority together with an authority is a contradiction */
     o.any_authority = 1;
@@ -780,8 +788,8 @@ Test(verifier, replay_to_another_service_refused)
 Test(verifier, several_authorities_chosen_by_host)
 {
     static const char *const more[] = {"api.example.net:8443", "[2001:DB8::1]"};
-    struct reqsign_verifier_opts o = {.public_authority = "API.example.com:443",
-                                      .authorities = more, .n_authorities = 2};
+    struct reqsign_verifier_opts o = {
+        .public_authority = "API.example.com:443", .authorities = more, .n_authorities = 2};
     struct reqsign_verifier *v = make_verifier(&o);
     struct reqsign_signed s;
     struct rx r;
@@ -840,7 +848,7 @@ Test(verifier, single_authority_host_still_validated)
     struct reqsign_error err;
     static const char *const bad[] = {
         "[hello]", "[fe80::1%25eth0]", "[fe80::1%eth0]", "user@a", "a:80:80", "::1", "",
-        "a b", "a:port", "a:99999",
+        "a b",     "a:port",           "a:99999",
     };
     sign(&s, "GET", "https://api.example.com/x", NULL);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

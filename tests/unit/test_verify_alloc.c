@@ -3,8 +3,8 @@
  *
  * - allocations: 10,000 verifies of mixed requests (GET / POST with sha-256
  *   and sha-512 Content-Digest, a signature base over 4 KiB, four keys through
- *   a key cache, two structured fields covered with ;sf and ;key=, and failures: replay, tampered signature, too old, unknown
- *   key, digest mismatch, no signature) allocate nothing. Every malloc,
+ *   a key cache, two structured fields covered with ;sf and ;key=, and failures: replay, tampered
+ * signature, too old, unknown key, digest mismatch, no signature) allocate nothing. Every malloc,
  *   calloc and realloc of the process is counted while the loop runs on this
  *   thread: by interposing them (a plain build) or through the sanitizer's
  *   allocation hooks (an ASan build, whose allocator cannot be interposed).
@@ -46,9 +46,9 @@
 
 /* ---- counting ---- */
 
-static _Thread_local volatile int counting;       /* this thread's allocations are counted */
-static _Atomic unsigned long n_alloc;    /* every allocation while counting */
-static _Atomic unsigned long n_ossl;     /* of which OpenSSL's own (CRYPTO_malloc) */
+static _Thread_local volatile int counting; /* this thread's allocations are counted */
+static _Atomic unsigned long n_alloc;       /* every allocation while counting */
+static _Atomic unsigned long n_ossl;        /* of which OpenSSL's own (CRYPTO_malloc) */
 
 static void count(void)
 {
@@ -180,7 +180,8 @@ static enum reqsign_status ks_get(void *impl, const char *keyid, size_t keyid_le
 {
     (void)impl;
     for (size_t i = 0; i < NKEYS; i++)
-        if (strlen(records[i].keyid) == keyid_len && memcmp(records[i].keyid, keyid, keyid_len) == 0) {
+        if (strlen(records[i].keyid) == keyid_len &&
+            memcmp(records[i].keyid, keyid, keyid_len) == 0) {
             *out = records[i];
             return REQSIGN_OK;
         }
@@ -232,8 +233,20 @@ static int64_t clock_fn(void *ctx)
 
 /* ---- the requests ---- */
 
-enum kind { K_GET, K_POST256, K_POST512, K_BIGBASE, K_REPLAY, K_TAMPERED, K_OLD, K_UNKNOWN_KEY,
-            K_BAD_DIGEST, K_UNSIGNED, K_SF, K_COUNT };
+enum kind {
+    K_GET,
+    K_POST256,
+    K_POST512,
+    K_BIGBASE,
+    K_REPLAY,
+    K_TAMPERED,
+    K_OLD,
+    K_UNKNOWN_KEY,
+    K_BAD_DIGEST,
+    K_UNSIGNED,
+    K_SF,
+    K_COUNT
+};
 
 struct rq {
     enum kind kind;
@@ -259,15 +272,15 @@ static struct reqsign_nonce_store *nstore;
 static struct reqsign_verifier *verifier;
 static const char BODY[] = "{\"hello\":\"world\",\"n\":12345}";
 
-static struct reqsign_span S(const char *s)
-{
+static struct reqsign_span S(const char *s) {
     struct reqsign_span r = {s, strlen(s)};
     return r;
 }
 
 /* Cover two structured fields too ("cache-status";sf, "priority";key="u"): the
  * base builder's parse of a structured field is on the verify's path. */
-static void sf_resign(struct rq *r, const struct reqsign_key *key)
+static void
+sf_resign(struct rq *r, const struct reqsign_key *key)
 {
     const char *p = strchr(r->s.signature_input, '(');
     cr_assert_not_null(p);
@@ -279,8 +292,8 @@ static void sf_resign(struct rq *r, const struct reqsign_key *key)
     struct reqsign_sf_parsed sp = {m, 2, 0, it, 40, 0, pa, 60, 0};
     cr_assert_eq(reqsign_sf_parse_dict(r->si, strlen(r->si), &sp, NULL), REQSIGN_OK);
     r->h[r->n_h] = r->s.headers[0]; /* Content-Digest (of no content) */
-    struct reqsign_request req = {S(r->method), S("https"), S("api.example"), S(r->target), r->h,
-                                  r->n_h + 1};
+    struct reqsign_request req = {S(r->method), S("https"), S("api.example"),
+                                  S(r->target), r->h,       r->n_h + 1};
     char base[4096];
     size_t blen;
     struct reqsign_error err;
@@ -350,8 +363,12 @@ static void make_request(struct rq *r, size_t i)
     char url[6100], nonce[64];
     snprintf(url, sizeof(url), "https://api.example%s", r->target);
     snprintf(nonce, sizeof(nonce), "nonce-%010zu-abcdef", r->kind == K_REPLAY ? i - 1 : i);
-    struct reqsign_sign_input in = {.method = r->method, .url = url, .body = r->body,
-                                    .body_len = r->body_len, .created = created, .nonce = nonce};
+    struct reqsign_sign_input in = {.method = r->method,
+                                    .url = url,
+                                    .body = r->body,
+                                    .body_len = r->body_len,
+                                    .created = created,
+                                    .nonce = nonce};
     struct reqsign_error err;
     reqsign_error_clear(&err);
     cr_assert_eq(reqsign_signer_sign(sg, &in, &r->s, &err), REQSIGN_OK, "%zu: %s", i, err.message);
@@ -362,7 +379,8 @@ static void make_request(struct rq *r, size_t i)
     r->h[r->n_h++] = (struct reqsign_header){S("Host"), S("api.example")};
     r->h[r->n_h++] = (struct reqsign_header){S("Content-Length"), S(r->body ? "27" : "0")};
     if (r->kind == K_SF) {
-        r->h[r->n_h++] = (struct reqsign_header){S("Cache-Status"), S("ExampleCache; hit,  CDN;fwd=uri-miss")};
+        r->h[r->n_h++] =
+            (struct reqsign_header){S("Cache-Status"), S("ExampleCache; hit,  CDN;fwd=uri-miss")};
         r->h[r->n_h++] = (struct reqsign_header){S("Priority"), S("u=1,  i")};
         sf_resign(r, keys[i % NKEYS]);
     }
@@ -371,8 +389,8 @@ static void make_request(struct rq *r, size_t i)
             if (r->s.headers[k].value.len > 0)
                 r->h[r->n_h++] = r->s.headers[k];
     }
-    r->req = (struct reqsign_request){S(r->method), S("https"), S("api.example"), S(r->target),
-                                      r->h, r->n_h};
+    r->req = (struct reqsign_request){S(r->method), S("https"), S("api.example"),
+                                      S(r->target), r->h,       r->n_h};
 }
 
 static void setup(void)
@@ -383,10 +401,12 @@ static void setup(void)
         char keyid[16];
         snprintf(keyid, sizeof(keyid), "k%zu", i);
         cr_assert_not_null(k = reqsign_key_generate(NULL));
-        struct reqsign_signer_opts so = {
-            .key = k, .keyid = keyid, .clock = clock_fn,
-            .digest_algs = i < 2 ? REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512
-                                 : REQSIGN_DIGEST_SHA256};
+        struct reqsign_signer_opts so = {.key = k,
+                                         .keyid = keyid,
+                                         .clock = clock_fn,
+                                         .digest_algs =
+                                             i < 2 ? REQSIGN_DIGEST_SHA256 | REQSIGN_DIGEST_SHA512
+                                                   : REQSIGN_DIGEST_SHA256};
         signers[i] = reqsign_signer_new(&so, NULL);
         cr_assert_not_null(signers[i]);
         if (i < NKEYS) {
@@ -407,8 +427,10 @@ static void setup(void)
                                                         .free = fixed_free};
     nstore = reqsign_nonce_store_new(&nops, calloc(1, sizeof(struct fixed_nonces)), NULL);
     cr_assert_not_null(nstore);
-    struct reqsign_verifier_opts vo = {.lookup = reqsign_keycache_lookup, .lookup_ctx = kcache,
-                                       .nonces = nstore, .clock = clock_fn,
+    struct reqsign_verifier_opts vo = {.lookup = reqsign_keycache_lookup,
+                                       .lookup_ctx = kcache,
+                                       .nonces = nstore,
+                                       .clock = clock_fn,
                                        .public_authority = "api.example"};
     struct reqsign_error err;
     reqsign_error_clear(&err);
@@ -447,7 +469,7 @@ static void run(size_t from, size_t to)
         reqsign_verification_cleanup(&vs);
         if (st != r->want)
             cr_assert_fail("request %zu (kind %d): %s, want %s: %s", i, (int)r->kind,
-                     reqsign_errname(st), reqsign_errname(r->want), err.message);
+                           reqsign_errname(st), reqsign_errname(r->want), err.message);
     }
 }
 

@@ -126,15 +126,15 @@ char *tu_tmpdir(void)
 }
 
 /* ---- processes ---- */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <grp.h>
-#include <sys/prctl.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -176,8 +176,8 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
             dup2(log, 2);
         close(fds[0]);
         close(fds[1]);
-        if (run_uid >= 0 && (setgroups(0, NULL) != 0 || setgid((gid_t)run_gid) != 0 ||
-                             setuid((uid_t)run_uid) != 0))
+        if (run_uid >= 0 &&
+            (setgroups(0, NULL) != 0 || setgid((gid_t)run_gid) != 0 || setuid((uid_t)run_uid) != 0))
             _exit(126);
         execv(argv[0], argv);
         _exit(127);
@@ -247,8 +247,7 @@ int tu_free_port(void)
 }
 
 /* see testutil.h */
-int tu_proc_start_port(struct tu_proc *p, char *const argv[], const char *log_path,
-                       int timeout_ms)
+int tu_proc_start_port(struct tu_proc *p, char *const argv[], const char *log_path, int timeout_ms)
 {
     size_t n = 0;
     while (argv[n] != NULL)

@@ -27,9 +27,9 @@ char *tu_tmpdir(void);
 
 struct tu_proc {
     pid_t pid;
-    int port;       /* from the "listening on http[s]://HOST:PORT" line */
+    int port; /* from the "listening on http[s]://HOST:PORT" line */
     char host[64];
-    char url[128];  /* http://HOST:PORT (https:// for a TLS server) */
+    char url[128]; /* http://HOST:PORT (https:// for a TLS server) */
 };
 
 /* Start argv[0] (a path) with argv, stderr to @log_path (append; NULL: /dev/null),
@@ -40,8 +40,7 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
  * port, the same in each (e.g. "--listen", "127.0.0.1:@PORT@", "--authority",
  * "127.0.0.1:@PORT@": servers must be told their authority before they
  * listen). Tries a few ports in case another process takes one first. */
-int tu_proc_start_port(struct tu_proc *p, char *const argv[], const char *log_path,
-                       int timeout_ms);
+int tu_proc_start_port(struct tu_proc *p, char *const argv[], const char *log_path, int timeout_ms);
 /* The next tu_proc_start*() calls run their program as @uid / @gid with no
  * supplementary groups (the test must be root); -1, -1: as this process. The
  * log file is opened before the identity changes. */

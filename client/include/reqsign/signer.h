@@ -33,19 +33,19 @@ typedef int64_t (*reqsign_clock_fn)(void *ctx); /* unix seconds */
 
 struct reqsign_signer_opts {
     /* The private key: exactly one of these three. */
-    const char *key_file;          /* PEM, DER, JWK or raw seed file */
-    const void *key_data;          /* same formats in memory */
+    const char *key_file; /* PEM, DER, JWK or raw seed file */
+    const void *key_data; /* same formats in memory */
     size_t key_len;
     const struct reqsign_key *key; /* copied; the caller keeps its own */
     unsigned key_flags;            /* REQSIGN_KEY_* loader flags */
 
-    const char *keyid;       /* NULL: the key's RFC 7638 thumbprint */
-    const char *label;       /* NULL: "sig1" */
-    const char *tag;         /* NULL: no tag parameter */
-    int64_t expires_in;      /* > 0: add expires = created + expires_in */
-    unsigned digest_algs;    /* 0: REQSIGN_DIGEST_SHA256 */
-    bool path_as_is;         /* true: keep dot segments, like CURLOPT_PATH_AS_IS */
-    reqsign_clock_fn clock;  /* NULL: time(NULL) */
+    const char *keyid;      /* NULL: the key's RFC 7638 thumbprint */
+    const char *label;      /* NULL: "sig1" */
+    const char *tag;        /* NULL: no tag parameter */
+    int64_t expires_in;     /* > 0: add expires = created + expires_in */
+    unsigned digest_algs;   /* 0: REQSIGN_DIGEST_SHA256 */
+    bool path_as_is;        /* true: keep dot segments, like CURLOPT_PATH_AS_IS */
+    reqsign_clock_fn clock; /* NULL: time(NULL) */
     void *clock_ctx;
 };
 
@@ -83,8 +83,8 @@ struct reqsign_sign_input {
     /* ... or a Content-Digest value the caller computed while streaming
      * (reqsign_digest_* or reqsign_content_digest_file()); overrides body. */
     const char *content_digest;
-    int64_t created;    /* 0: the signer's clock */
-    const char *nonce;  /* NULL: 16 random bytes, base64url */
+    int64_t created;   /* 0: the signer's clock */
+    const char *nonce; /* NULL: 16 random bytes, base64url */
 };
 
 /* The result: three header fields to add, NUL-terminated values. */
@@ -92,8 +92,8 @@ struct reqsign_signed {
     char content_digest[REQSIGN_CONTENT_DIGEST_OUT_BUF];
     char signature_input[REQSIGN_SIGNATURE_INPUT_OUT_BUF];
     char signature[REQSIGN_SIGNATURE_OUT_BUF];
-    struct reqsign_header headers[3]; /* views of the three fields above */
-    size_t n_headers;                 /* 3 */
+    struct reqsign_header headers[3];     /* views of the three fields above */
+    size_t n_headers;                     /* 3 */
     char nonce[REQSIGN_NONCE_IN_MAX + 1]; /* the nonce used */
     int64_t created;
     /* Debug: if base_buf is set by the caller (base_cap bytes), the

@@ -20,7 +20,7 @@ extern "C" {
 /* Encoded length (padded base64) of @n bytes, without NUL. */
 #define REQSIGN_BASE64_LEN(n) ((((size_t)(n) + 2) / 3) * 4)
 /* Encoded length (unpadded base64url) of @n bytes, without NUL. */
-#define REQSIGN_BASE64URL_LEN(n) (((size_t)(n) * 4 + 2) / 3)
+#define REQSIGN_BASE64URL_LEN(n) (((size_t)(n)*4 + 2) / 3)
 /* Upper bound of decoded bytes for @n encoded characters. */
 #define REQSIGN_BASE64_DECODED_MAX(n) (((size_t)(n) / 4) * 3 + 3)
 
@@ -41,9 +41,10 @@ reqsign_base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap, s
  * Return: REQSIGN_OK, REQSIGN_E_BASE64 (err->offset set), REQSIGN_E_BUFFER_TOO_SMALL
  * (*@out_len = bytes needed). Nothing is written to @out on failure.
  */
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len,
-                      struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_base64_decode(const char *in, size_t len,
+                                                                        uint8_t *out, size_t cap,
+                                                                        size_t *out_len,
+                                                                        struct reqsign_error *err);
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_base64url_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len,
                          struct reqsign_error *err);

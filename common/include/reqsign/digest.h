@@ -28,9 +28,9 @@ enum reqsign_digest_alg {
  * reqsign_digest_init() must be followed by reqsign_digest_final() or
  * reqsign_digest_cleanup(). Do not copy a started struct reqsign_digest. */
 struct reqsign_digest {
-    unsigned algs;   /* bit set of enum reqsign_digest_alg values */
-    void *ctx[2];    /* internal: EVP contexts (-Ddigest_api=evp only), else NULL */
-    uint64_t total;  /* bytes hashed so far */
+    unsigned algs;         /* bit set of enum reqsign_digest_alg values */
+    void *ctx[2];          /* internal: EVP contexts (-Ddigest_api=evp only), else NULL */
+    uint64_t total;        /* bytes hashed so far */
     uint64_t state[2][30]; /* internal: sha-256 and sha-512 state */
 };
 

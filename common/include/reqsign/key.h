@@ -40,9 +40,9 @@ REQSIGN_API size_t reqsign_ed25519_sig_len(void);
 REQSIGN_API size_t reqsign_ed25519_public_len(void);
 
 /* Loader flags */
-#define REQSIGN_KEY_RAW_PRIVATE 0x1u /* raw 32 bytes are a private seed, not a public key */
+#define REQSIGN_KEY_RAW_PRIVATE 0x1u      /* raw 32 bytes are a private seed, not a public key */
 #define REQSIGN_KEY_ALLOW_PERMISSIVE 0x2u /* accept a private key file readable by group/others */
-#define REQSIGN_KEY_REQUIRE_PRIVATE 0x4u /* fail with E_KEY_NOT_PRIVATE on a public key */
+#define REQSIGN_KEY_REQUIRE_PRIVATE 0x4u  /* fail with E_KEY_NOT_PRIVATE on a public key */
 
 struct reqsign_key;
 

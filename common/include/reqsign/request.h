@@ -60,8 +60,8 @@ reqsign_target_split(struct reqsign_span target, struct reqsign_span *path,
  * reqsign_request_header_count() - number of field lines named @name
  * (case-insensitive) in @req.
  */
-REQSIGN_API size_t reqsign_request_header_count(const struct reqsign_request *req,
-                                                const char *name, size_t name_len);
+REQSIGN_API size_t reqsign_request_header_count(const struct reqsign_request *req, const char *name,
+                                                size_t name_len);
 
 #ifdef __cplusplus
 }

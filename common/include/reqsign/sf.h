@@ -125,8 +125,7 @@ reqsign_sf_string_value(const struct reqsign_sf_bare *b, char *out, size_t cap, 
  * REQSIGN_E_BASE64.
  */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_sf_binary_value(const struct reqsign_sf_bare *b, uint8_t *out, size_t cap,
-                        size_t *out_len);
+reqsign_sf_binary_value(const struct reqsign_sf_bare *b, uint8_t *out, size_t cap, size_t *out_len);
 
 /* ---- serialization (RFC 8941 4.1, strict/canonical form) ----
  * Each writer appends to out[*pos ..] without exceeding @cap and advances

@@ -29,10 +29,10 @@ extern "C" {
 #define REQSIGN_KEYCACHE_DEFAULT_MAX 100000
 
 struct reqsign_keycache_opts {
-    struct reqsign_keystore *store; /* borrowed; required */
-    int64_t positive_ttl;           /* seconds; 0: default */
-    int64_t negative_ttl;           /* seconds; 0: default; < 0: no negative caching */
-    size_t max_entries;             /* 0: default; beyond it, the oldest entries go */
+    struct reqsign_keystore *store;  /* borrowed; required */
+    int64_t positive_ttl;            /* seconds; 0: default */
+    int64_t negative_ttl;            /* seconds; 0: default; < 0: no negative caching */
+    size_t max_entries;              /* 0: default; beyond it, the oldest entries go */
     reqsign_verifier_clock_fn clock; /* NULL: time(NULL) */
     void *clock_ctx;
 };

@@ -31,9 +31,9 @@ struct reqsign_key_record {
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN];
     char label[REQSIGN_KEY_LABEL_IN_MAX + 1];
     char scopes[REQSIGN_SCOPE_LIST_BUF]; /* space-separated scope tokens */
-    int64_t created_at;              /* unix seconds */
-    int64_t expires_at;              /* unix seconds; 0: never */
-    int64_t revoked_at;              /* unix seconds; 0: not revoked */
+    int64_t created_at;                  /* unix seconds */
+    int64_t expires_at;                  /* unix seconds; 0: never */
+    int64_t revoked_at;                  /* unix seconds; 0: not revoked */
     /* Accounts and the key lifecycle (issue 13). A store without accounts
      * leaves these empty / 0; insert with an empty account means
      * REQSIGN_ACCOUNT_OPERATOR. */
@@ -43,8 +43,8 @@ struct reqsign_key_record {
     char replaces[REQSIGN_KEYID_IN_MAX + 1];    /* the key this one succeeded; "" none */
     char replaced_by[REQSIGN_KEYID_IN_MAX + 1]; /* its successor; "" none */
     char revoke_reason[REQSIGN_REVOKE_REASON_IN_MAX +
-                       1];                       /* "" or unspecified|superseded|compromised */
-    int64_t last_used_at;                        /* 0: never seen (read only, see touch) */
+                       1]; /* "" or unspecified|superseded|compromised */
+    int64_t last_used_at;  /* 0: never seen (read only, see touch) */
     char last_used_by[REQSIGN_VERIFIER_NAME_IN_MAX + 1];
     /* The public directory (issue 16): listed there if @publish or its
      * account's publish_keys (never a keys:admin key; the service decides). */
@@ -58,8 +58,8 @@ struct reqsign_account {
     char id[REQSIGN_ACCOUNT_ID_IN_MAX + 1];
     char name[REQSIGN_ACCOUNT_NAME_IN_MAX + 1];
     char allowed_scopes[REQSIGN_SCOPE_LIST_BUF]; /* space-separated */
-    int64_t key_limit;                       /* active keys at once, >= 1 */
-    int64_t max_key_lifetime_s;              /* 0: none */
+    int64_t key_limit;                           /* active keys at once, >= 1 */
+    int64_t max_key_lifetime_s;                  /* 0: none */
     int64_t created_at;
     int64_t disabled_at; /* 0: enabled */
     int publish_keys;    /* 1: every key of the account is in the public directory */
@@ -67,12 +67,12 @@ struct reqsign_account {
 
 /* One audit event. Never a token, a key or a signature. */
 struct reqsign_audit_event {
-    int64_t seq;  /* assigned by the store on append, increasing */
-    int64_t time; /* unix seconds */
-    char actor[REQSIGN_KEYID_IN_MAX + 1];               /* the signing keyid; "" unsigned */
-    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1];        /* the actor's account; "" none */
-    char action[REQSIGN_AUDIT_WORD_IN_MAX + 1];         /* "key.create", ... */
-    char target[REQSIGN_KEYID_IN_MAX + 1];              /* keyid or account id; "" none */
+    int64_t seq;                                 /* assigned by the store on append, increasing */
+    int64_t time;                                /* unix seconds */
+    char actor[REQSIGN_KEYID_IN_MAX + 1];        /* the signing keyid; "" unsigned */
+    char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1]; /* the actor's account; "" none */
+    char action[REQSIGN_AUDIT_WORD_IN_MAX + 1];  /* "key.create", ... */
+    char target[REQSIGN_KEYID_IN_MAX + 1];       /* keyid or account id; "" none */
     char target_account[REQSIGN_ACCOUNT_ID_IN_MAX + 1]; /* the target's account, when the actor
                                                          * may see it; not listed */
     char outcome[REQSIGN_AUDIT_WORD_IN_MAX + 1];        /* "ok" or the error's wire name */
@@ -119,8 +119,8 @@ struct reqsign_keystore_ops {
                                        struct reqsign_key_record *out, size_t *n,
                                        struct reqsign_error *err);
     /* Keys of @account neither revoked nor expired at @now (disabled ones count). */
-    enum reqsign_status (*count_active)(void *impl, const char *account, int64_t now,
-                                        int64_t *n, struct reqsign_error *err);
+    enum reqsign_status (*count_active)(void *impl, const char *account, int64_t now, int64_t *n,
+                                        struct reqsign_error *err);
     /* last_used_at = max(last_used_at, @at), last_used_by = @by. Unknown keys: OK. */
     enum reqsign_status (*touch)(void *impl, const char *keyid, int64_t at, const char *by,
                                  struct reqsign_error *err);
@@ -154,8 +154,8 @@ struct reqsign_keystore_ops {
                                         struct reqsign_error *err);
     /* Events with seq > @after, oldest first, whose account or target_account
      * is @account ("": all). */
-    enum reqsign_status (*audit_list)(void *impl, const char *account, int64_t after,
-                                      size_t limit, struct reqsign_audit_event *out, size_t *n,
+    enum reqsign_status (*audit_list)(void *impl, const char *account, int64_t after, size_t limit,
+                                      struct reqsign_audit_event *out, size_t *n,
                                       struct reqsign_error *err);
 };
 
@@ -214,11 +214,9 @@ reqsign_keystore_account_list(struct reqsign_keystore *ks, const char *after, si
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_keystore_account_set_disabled(struct reqsign_keystore *ks, const char *id, int64_t at,
                                       struct reqsign_error *err);
-REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_keystore_enrollment_insert(struct reqsign_keystore *ks,
-                                   const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
-                                   const char *account, int64_t created_at, int64_t expires_at,
-                                   struct reqsign_error *err);
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_keystore_enrollment_insert(
+    struct reqsign_keystore *ks, const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
+    const char *account, int64_t created_at, int64_t expires_at, struct reqsign_error *err);
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status reqsign_keystore_enrollment_consume(
     struct reqsign_keystore *ks, const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
     char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1], struct reqsign_error *err);

@@ -55,9 +55,9 @@ REQSIGN_API void reqsign_nonce_store_free(struct reqsign_nonce_store *s);
 
 /** reqsign_nonce_store_check_insert() - see ops->check_insert. Thread-safe. */
 REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
-reqsign_nonce_store_check_insert(struct reqsign_nonce_store *s, const char *keyid,
-                                 size_t keyid_len, const char *nonce, size_t nonce_len,
-                                 int64_t now, int64_t until, struct reqsign_error *err);
+reqsign_nonce_store_check_insert(struct reqsign_nonce_store *s, const char *keyid, size_t keyid_len,
+                                 const char *nonce, size_t nonce_len, int64_t now, int64_t until,
+                                 struct reqsign_error *err);
 
 /* The type of ops->check_insert. */
 typedef enum reqsign_status (*reqsign_nonce_check_insert_fn)(void *impl, const char *keyid,
@@ -91,11 +91,10 @@ REQSIGN_API void *reqsign_nonce_store_impl(const struct reqsign_nonce_store *s,
  * [0, UINT32_MAX) (else REQSIGN_E_INVALID_ARG); an @until <= @now is taken as
  * @now + 1 (remembered through the next second) and a later one than
  * UINT32_MAX - 1 as UINT32_MAX - 1. An entry is live while now <= until; one
- * with until < now is dead: a check of its pair accepts and remembers it again. A dead entry is reclaimed
- * one second after it died (not at once), so that a thread that read the
- * clock just before another still finds what the other would already call
- * dead; until then it still counts towards max_entries and per_key_max, which
- * can only refuse early, never accept a replay.
+ * with until < now is dead: a check of its pair accepts and remembers it again. A dead entry is
+ * reclaimed one second after it died (not at once), so that a thread that read the clock just
+ * before another still finds what the other would already call dead; until then it still counts
+ * towards max_entries and per_key_max, which can only refuse early, never accept a replay.
  *
  * Per-key counts are kept per 64-bit keyed hash of the keyid: two keyids with
  * the same hash share one count, which again can only refuse early.

@@ -79,9 +79,9 @@ enum reqsign_profile {
 
 struct reqsign_verifier_opts {
     enum reqsign_profile profile;
-    int64_t max_age;              /* seconds; 0: REQSIGN_DEFAULT_MAX_AGE */
-    int64_t skew;                 /* seconds; 0: REQSIGN_DEFAULT_SKEW; < 0: none */
-    const char *label;            /* NULL: the only signature, else "sig1" */
+    int64_t max_age;   /* seconds; 0: REQSIGN_DEFAULT_MAX_AGE */
+    int64_t skew;      /* seconds; 0: REQSIGN_DEFAULT_SKEW; < 0: none */
+    const char *label; /* NULL: the only signature, else "sig1" */
     /* The authorities (host[:port], as clients sign them) this verifier
      * accepts: public_authority, then authorities[0..n_authorities-1]. At
      * least one is required unless any_authority is set (spec/PROTOCOL.md
@@ -90,9 +90,9 @@ struct reqsign_verifier_opts {
      * same keys. With one authority, it is @authority whatever the Host
      * says (behind a proxy); with several, the request's Host (normalised)
      * must be one of them (else REQSIGN_E_URL naming them). */
-    const char *public_authority; /* NULL: none; the single-value form */
-    const char *public_scheme;    /* NULL: the request's own */
-    const char *required_tag;     /* NULL: any or none */
+    const char *public_authority;           /* NULL: none; the single-value form */
+    const char *public_scheme;              /* NULL: the request's own */
+    const char *required_tag;               /* NULL: any or none */
     const char *const *required_components; /* extra component names that must be covered */
     size_t n_required_components;
     reqsign_verifier_clock_fn clock; /* NULL: time(NULL) */
@@ -100,8 +100,8 @@ struct reqsign_verifier_opts {
     reqsign_key_lookup_fn lookup; /* required */
     void *lookup_ctx;
     struct reqsign_nonce_store *nonces; /* borrowed; required by the reqsign profile */
-    const char *const *authorities; /* more accepted authorities (see public_authority) */
-    size_t n_authorities;           /* at most REQSIGN_VERIFIER_AUTHORITIES_IN_MAX in all */
+    const char *const *authorities;     /* more accepted authorities (see public_authority) */
+    size_t n_authorities;               /* at most REQSIGN_VERIFIER_AUTHORITIES_IN_MAX in all */
     bool any_authority; /* true: no configured authority, @authority is each request's Host
                           (the explicit opt-out; not with public_authority/authorities) */
 };
@@ -133,19 +133,19 @@ struct reqsign_verification {
     char keyid[REQSIGN_KEYID_IN_MAX + 1];
     char scopes[REQSIGN_SCOPE_LIST_BUF];
     char account[REQSIGN_ACCOUNT_ID_IN_MAX + 1]; /* the key's account; "" if the lookup has none */
-    char nonce[REQSIGN_NONCE_IN_MAX + 1]; /* "" if absent (for audit logs) */
-    int64_t created;   /* -1 if absent (rfc9421 profile) */
-    int64_t expires;   /* -1 if absent */
+    char nonce[REQSIGN_NONCE_IN_MAX + 1];        /* "" if absent (for audit logs) */
+    int64_t created;                             /* -1 if absent (rfc9421 profile) */
+    int64_t expires;                             /* -1 if absent */
     bool digest_covered;
     bool has_content;
 
     /* internal */
-    int state;          /* VS_* in verifier.c */
+    int state;           /* VS_* in verifier.c */
     int digest_optional; /* rfc9421 profile: content without a covered content-digest is allowed */
-    int digest_named;   /* "content-digest" covered in any form (with parameters too) */
-    int digest_parsed;  /* Content-Digest present and parsed into expect: the content is hashed */
+    int digest_named;    /* "content-digest" covered in any form (with parameters too) */
+    int digest_parsed;   /* Content-Digest present and parsed into expect: the content is hashed */
     enum reqsign_status digest_defer; /* an unusable uncovered Content-Digest: fails on content */
-    const struct reqsign_verifier *verifier; /* for the key re-check in phase two */
+    const struct reqsign_verifier *verifier;        /* for the key re-check in phase two */
     uint8_t public_key[REQSIGN_ED25519_PUBLIC_LEN]; /* the key phase one verified with */
     struct reqsign_digest_expect expect;
     struct reqsign_digest body;

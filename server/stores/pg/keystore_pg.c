@@ -106,8 +106,7 @@ _Static_assert(sizeof(pg_migrations) / sizeof(pg_migrations[0]) == REQSIGN_PG_SC
 
 enum pg_stmt { PG_GET, PG_INSERT, PG_LIST, PG_REVOKE, PG_NSTMT };
 
-#define PG_COLUMNS                                                                                 \
-    "keyid, public_key, label, scopes, created_at, expires_at, revoked_at, publish"
+#define PG_COLUMNS "keyid, public_key, label, scopes, created_at, expires_at, revoked_at, publish"
 
 static const struct {
     const char *name, *sql;

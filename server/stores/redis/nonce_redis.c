@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static const char rd_src[] = "nonce store";
 
 #include <curl/curl.h>
@@ -73,9 +72,9 @@ static const char rd_src[] = "nonce store";
 
 struct rd_conn {
     redisContext *c;
-    uint64_t gen;  /* the pool generation it was made in */
-    bool pxat;     /* absolute expiries: the server is >= 6.2 and relative_ttl is off */
-    char sha[41];  /* SHA-1 of RD_SCRIPT, as SCRIPT LOAD answered */
+    uint64_t gen; /* the pool generation it was made in */
+    bool pxat;    /* absolute expiries: the server is >= 6.2 and relative_ttl is off */
+    char sha[41]; /* SHA-1 of RD_SCRIPT, as SCRIPT LOAD answered */
 };
 
 struct rd {
@@ -520,12 +519,11 @@ static bool rd_append_check(const struct rd *r, const struct rd_conn *k, const s
     long long at = k->pxat ? (long long)(until + 1) * 1000 : 0;
     long long rel = (long long)(until + 1 - now) * 1000;
     /* hiredis knows no %zu */
-    return redisAppendCommand(k->c, "%s %s 2 %b %b %lld %lld %llu %llu %b",
-                              eval ? "EVAL" : "EVALSHA", eval ? RD_SCRIPT : k->sha, ks->pair,
-                              ks->pair_len, ks->kset, ks->kset_len, at, rel,
-                              (unsigned long long)r->per_key_max,
-                              (unsigned long long)r->max_entries, ks->member,
-                              (size_t)REQSIGN_NONCE_REDIS_KEY_HASH_LEN) == REDIS_OK;
+    return redisAppendCommand(
+               k->c, "%s %s 2 %b %b %lld %lld %llu %llu %b", eval ? "EVAL" : "EVALSHA",
+               eval ? RD_SCRIPT : k->sha, ks->pair, ks->pair_len, ks->kset, ks->kset_len, at, rel,
+               (unsigned long long)r->per_key_max, (unsigned long long)r->max_entries, ks->member,
+               (size_t)REQSIGN_NONCE_REDIS_KEY_HASH_LEN) == REDIS_OK;
 }
 
 /* Read one check's reply. Returns OK, REPLAY, NONCE_KEY_LIMIT,
@@ -544,9 +542,8 @@ static enum reqsign_status rd_read_check(const struct rd *r, struct rd_conn *k, 
     redisReply *rep = p;
     enum reqsign_status st = REQSIGN_E_NONCE_STORE_UNAVAILABLE;
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= -2 && rep->integer <= 1) {
-        static const enum reqsign_status by[] = {REQSIGN_E_NONCE_STORE_FULL,
-                                                 REQSIGN_E_NONCE_KEY_LIMIT, REQSIGN_E_REPLAY,
-                                                 REQSIGN_OK};
+        static const enum reqsign_status by[] = {
+            REQSIGN_E_NONCE_STORE_FULL, REQSIGN_E_NONCE_KEY_LIMIT, REQSIGN_E_REPLAY, REQSIGN_OK};
         st = by[rep->integer + 2];
     } else if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
         *noscript = true;
@@ -774,8 +771,8 @@ static const char *rd_parse_curl(struct rd *r, CURLU *u, const char *url)
     r->db = 0;
     if (curl_url_get(u, CURLUPART_PATH, &v, 0) != CURLUE_OK)
         return "out of memory";
-    bool db_ok = v[0] != '/' || v[1] == '\0' ||
-                 rd_parse_uint(v + 1, v + strlen(v), 0, RD_DB_MAX, &r->db);
+    bool db_ok =
+        v[0] != '/' || v[1] == '\0' || rd_parse_uint(v + 1, v + strlen(v), 0, RD_DB_MAX, &r->db);
     curl_free(v);
     if (!db_ok)
         return "database must be a number 0..65535";
@@ -791,8 +788,8 @@ static const char *rd_parse_curl(struct rd *r, CURLU *u, const char *url)
     curl_free(v);
     if (r->host == NULL)
         return n > 0 ? "out of memory" : "no host";
-    snprintf(r->where, sizeof(r->where), strchr(r->host, ':') ? "[%.60s]:%d" : "%.60s:%d",
-             r->host, r->port);
+    snprintf(r->where, sizeof(r->where), strchr(r->host, ':') ? "[%.60s]:%d" : "%.60s:%d", r->host,
+             r->port);
     return NULL;
 }
 
@@ -985,8 +982,7 @@ enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
                 size_t sent = 0;
                 for (size_t i = 0; i < n; i++) {
                     struct rd_keys ks;
-                    if (results[i] != REQSIGN_E_NONCE_STORE_UNAVAILABLE ||
-                        (eval && !noscript[i]))
+                    if (results[i] != REQSIGN_E_NONCE_STORE_UNAVAILABLE || (eval && !noscript[i]))
                         continue;
                     if (!rd_keys(r, items[i].keyid.ptr, items[i].keyid.len, items[i].nonce.ptr,
                                  items[i].nonce.len, &ks) ||
@@ -1001,8 +997,7 @@ enum reqsign_status reqsign_nonce_store_redis_check_insert_batch(
                 size_t lost = 0;
                 for (size_t i = 0; i < n && sent > 0 && how != 2; i++) {
                     bool ns;
-                    if (results[i] != REQSIGN_E_NONCE_STORE_UNAVAILABLE ||
-                        (eval && !noscript[i]))
+                    if (results[i] != REQSIGN_E_NONCE_STORE_UNAVAILABLE || (eval && !noscript[i]))
                         continue;
                     results[i] = rd_read_check(r, k, &how, cause, &ns);
                     noscript[i] = ns;

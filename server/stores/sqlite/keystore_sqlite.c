@@ -148,7 +148,8 @@ enum sq_stmt {
     " k.last_used_at, k.last_used_by, k.publish, a.publish_keys"
 #define SQ_FROM " FROM keys k LEFT JOIN accounts a ON a.id = k.account "
 #define SQ_ACOLUMNS                                                                                \
-    "id, name, allowed_scopes, key_limit, max_key_lifetime_s, created_at, disabled_at, publish_keys"
+    "id, name, allowed_scopes, key_limit, max_key_lifetime_s, created_at, disabled_at, "           \
+    "publish_keys"
 #define SQ_EVCOLUMNS "seq, time, actor, account, action, target, outcome, source, nonce"
 
 static const char *const sq_sql[SQ_NSTMT] = {
@@ -164,16 +165,16 @@ static const char *const sq_sql[SQ_NSTMT] = {
                   " replaced_by = NULLIF(?5, ''), revoked_at = COALESCE(revoked_at, ?6),"
                   " revoke_reason = CASE WHEN revoked_at IS NULL THEN NULLIF(?7, '')"
                   " ELSE revoke_reason END WHERE keyid = ?1",
-    [SQ_LIST_FILTER] = "SELECT " SQ_KCOLUMNS SQ_FROM
-                       "WHERE k.keyid > ?1 AND (?3 = '' OR k.account = ?3) AND"
-                       " (?4 = 0 OR COALESCE(k.last_used_at, k.created_at) < ?4)"
-                       " ORDER BY k.keyid LIMIT ?2",
+    [SQ_LIST_FILTER] =
+        "SELECT " SQ_KCOLUMNS SQ_FROM "WHERE k.keyid > ?1 AND (?3 = '' OR k.account = ?3) AND"
+        " (?4 = 0 OR COALESCE(k.last_used_at, k.created_at) < ?4)"
+        " ORDER BY k.keyid LIMIT ?2",
     [SQ_COUNT_ACTIVE] = "SELECT count(*) FROM keys WHERE account = ?1 AND revoked_at IS NULL"
                         " AND (expires_at IS NULL OR expires_at > ?2)",
     [SQ_TOUCH] = "UPDATE keys SET last_used_at = ?2, last_used_by = ?3 WHERE keyid = ?1"
                  " AND (last_used_at IS NULL OR last_used_at < ?2)",
-    [SQ_ACCT_INSERT] = "INSERT INTO accounts (" SQ_ACOLUMNS
-                       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [SQ_ACCT_INSERT] =
+        "INSERT INTO accounts (" SQ_ACOLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [SQ_ACCT_GET] = "SELECT " SQ_ACOLUMNS " FROM accounts WHERE id = ?1",
     [SQ_ACCT_LIST] = "SELECT " SQ_ACOLUMNS " FROM accounts WHERE id > ?1 ORDER BY id LIMIT ?2",
     [SQ_ACCT_DISABLE] = "UPDATE accounts SET disabled_at = ?2 WHERE id = ?1",
@@ -514,8 +515,8 @@ static enum reqsign_status sq_insert(void *impl, const struct reqsign_key_record
         rc = rec->revoked_at != 0 ? sqlite3_bind_int64(st, 7, rec->revoked_at)
                                   : sqlite3_bind_null(st, 7);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 8, rec->account[0] ? rec->account : REQSIGN_ACCOUNT_OPERATOR,
-                               -1, SQLITE_STATIC);
+        rc = sqlite3_bind_text(st, 8, rec->account[0] ? rec->account : REQSIGN_ACCOUNT_OPERATOR, -1,
+                               SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = bind_time(st, 9, rec->disabled_at);
     if (rc == SQLITE_OK)
@@ -723,8 +724,8 @@ static enum reqsign_status sq_list_filter(void *impl, const struct reqsign_key_f
     return ret;
 }
 
-static enum reqsign_status sq_count_active(void *impl, const char *account, int64_t now,
-                                           int64_t *n, struct reqsign_error *err)
+static enum reqsign_status sq_count_active(void *impl, const char *account, int64_t now, int64_t *n,
+                                           struct reqsign_error *err)
 {
     struct sq_store *s = impl;
     struct sq_conn *c;
@@ -777,8 +778,8 @@ static enum reqsign_status row_to_account(sqlite3_stmt *st, struct reqsign_accou
     if (s == REQSIGN_OK)
         s = copy_text(st, 1, a->name, sizeof(a->name), false, "account name", err);
     if (s == REQSIGN_OK)
-        s = copy_text(st, 2, a->allowed_scopes, sizeof(a->allowed_scopes), false,
-                      "allowed_scopes", err);
+        s = copy_text(st, 2, a->allowed_scopes, sizeof(a->allowed_scopes), false, "allowed_scopes",
+                      err);
     a->key_limit = (int64_t)sqlite3_column_int64(st, 3);
     a->max_key_lifetime_s = column_time(st, 4);
     a->created_at = (int64_t)sqlite3_column_int64(st, 5);
@@ -914,8 +915,7 @@ static enum reqsign_status sq_enrollment_insert(void *impl,
         return refuse_readonly("enrollment insert", err);
     struct sq_conn *c;
     sqlite3_stmt *st;
-    enum reqsign_status ret =
-        conn_stmt_get(s, SQ_ENROLL_INSERT, "enrollment insert", &c, &st, err);
+    enum reqsign_status ret = conn_stmt_get(s, SQ_ENROLL_INSERT, "enrollment insert", &c, &st, err);
     if (ret != REQSIGN_OK)
         return ret;
     int rc = sqlite3_bind_blob(st, 1, hash, REQSIGN_ENROLLMENT_HASH_LEN, SQLITE_STATIC);
@@ -980,7 +980,7 @@ static enum reqsign_status sq_audit_append(void *impl, const struct reqsign_audi
     if (ret != REQSIGN_OK)
         return ret;
     int rc = sqlite3_bind_int64(st, 1, ev->time);
-    const char *txt[8] = {ev->actor,  ev->account, ev->action, ev->target,
+    const char *txt[8] = {ev->actor,          ev->account, ev->action, ev->target,
                           ev->target_account, ev->outcome, ev->source, ev->nonce};
     for (int i = 0; i < 8 && rc == SQLITE_OK; i++)
         rc = sqlite3_bind_text(st, i + 2, txt[i], -1, SQLITE_STATIC);
@@ -1018,8 +1018,8 @@ static enum reqsign_status sq_audit_list(void *impl, const char *account, int64_
         struct {
             char *dst;
             size_t cap;
-        } f[7] = {{e->actor, sizeof(e->actor)},   {e->account, sizeof(e->account)},
-                  {e->action, sizeof(e->action)}, {e->target, sizeof(e->target)},
+        } f[7] = {{e->actor, sizeof(e->actor)},     {e->account, sizeof(e->account)},
+                  {e->action, sizeof(e->action)},   {e->target, sizeof(e->target)},
                   {e->outcome, sizeof(e->outcome)}, {e->source, sizeof(e->source)},
                   {e->nonce, sizeof(e->nonce)}};
         for (int i = 0; i < 7 && ret == REQSIGN_OK; i++)

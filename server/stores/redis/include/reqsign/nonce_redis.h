@@ -122,8 +122,8 @@ struct reqsign_nonce_redis_opts {
     unsigned backoff_min_ms;     /* first reconnect delay after a failure; 0: 50 */
     unsigned backoff_max_ms;     /* the delay doubles up to this; 0: 5000 */
     bool relative_ttl;           /* true: always relative expiries, even on servers >= 6.2 */
-    size_t per_key_max; /* live pairs per keyid at most; 0: REQSIGN_NONCE_DEFAULT_PER_KEY_MAX */
-    size_t max_entries; /* keys in the database at most; 0: REQSIGN_NONCE_DEFAULT_MAX_ENTRIES */
+    size_t per_key_max;     /* live pairs per keyid at most; 0: REQSIGN_NONCE_DEFAULT_PER_KEY_MAX */
+    size_t max_entries;     /* keys in the database at most; 0: REQSIGN_NONCE_DEFAULT_MAX_ENTRIES */
     bool assume_noeviction; /* true: skip the maxmemory-policy check (CONFIG disabled) */
 };
 
