@@ -115,8 +115,8 @@ static const char *const sq_migrations[] = {
     " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
     /* 3: the public directory lists a key only when it or its account says
      * so (issue 16): off for every existing key and account. */
-    "ALTER TABLE keys ADD COLUMN publish INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE accounts ADD COLUMN publish_keys INTEGER NOT NULL DEFAULT 0;",
+    ("ALTER TABLE keys ADD COLUMN publish INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE accounts ADD COLUMN publish_keys INTEGER NOT NULL DEFAULT 0;"),
 };
 _Static_assert(sizeof(sq_migrations) / sizeof(sq_migrations[0]) == REQSIGN_SQLITE_SCHEMA_VERSION,
                "one migration per schema version");
