@@ -183,6 +183,8 @@ int reqsign_cli_parse_header(const char *arg, struct reqsign_span *name,
  * command line, where every local user can read it (/proc/PID/cmdline, ps): a
  * usage error that says why, without echoing @key, is printed and -1 returned. */
 int reqsign_cli_key_arg_ok(const char *cmd, const char *usage, const char *key);
+/* The length of @a if it is all base64url characters (A-Z a-z 0-9 - _), else 0. */
+size_t reqsign_cli_base64url_len(const char *a);
 /* 1 if @a has the shape of a key thumbprint (43 base64url characters, the
  * form of every keyid the key service assigns). One in 64 begins with '-', so
  * a command that takes a KEYID operand asks this before reading @a as an

@@ -48,14 +48,7 @@ static const char USAGE_ENROLL[] =
  * 16 of them) rather than of a path. */
 static int looks_like_token(const char *s)
 {
-    size_t n = 0;
-    for (; s[n] != '\0'; n++) {
-        unsigned char c = (unsigned char)s[n];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return 0;
-    }
-    return n >= 16;
+    return reqsign_cli_base64url_len(s) >= 16;
 }
 
 /* The enrollment token from @spec (a file, "-" for stdin) or, with @spec NULL,

@@ -250,7 +250,7 @@ value:
 }
 
 /* see cli.h */
-int reqsign_cli_is_thumbprint(const char *a)
+size_t reqsign_cli_base64url_len(const char *a)
 {
     size_t n = 0;
     for (; a[n] != '\0'; n++) {
@@ -259,7 +259,13 @@ int reqsign_cli_is_thumbprint(const char *a)
               c == '-' || c == '_'))
             return 0;
     }
-    return n == 43;
+    return n;
+}
+
+/* see cli.h */
+int reqsign_cli_is_thumbprint(const char *a)
+{
+    return reqsign_cli_base64url_len(a) == 43;
 }
 
 /* see cli.h */
