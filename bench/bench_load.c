@@ -20,11 +20,15 @@
  *     bodies (two-phase, key cache over the same SQLite store, a memory nonce
  *     store), on 1 thread and on 2 threads.
  * Which of signed and unsigned goes first alternates by round. Each run
- * reports requests/s, p50 and p99 latency, the server's CPU per request (utime
- * + stime from /proc/PID/stat) and the load generator's own CPU per request
- * (getrusage). The result is the median over rounds; the per-round signed
- * rates are kept (the spread). Output: one JSON line per connection count.
+ * reports requests/s, p50 and p99 latency, the server's CPU per request (the
+ * sum over its threads of /proc/PID/task/TID/schedstat, in nanoseconds), how
+ * many of its threads were busy (on a CPU for at least a tenth of the run:
+ * two connections on one worker leave one busy) and the load generator's own
+ * CPU per request (getrusage). The result is the median over rounds; the
+ * per-round signed rates and busy threads are kept (the spread). Output: one
+ * JSON line per connection count.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -65,27 +69,70 @@ struct conn {
 
 struct run {
     double per_sec, p50_us, p99_us, server_cpu_us, client_cpu_us;
+    double server_cores; /* the server's CPU over the run's wall time, in cores */
+    int busy_threads;    /* server threads on a CPU >= 10% of the run */
+    double top_thread;   /* the busiest server thread's share of one core */
 };
 
-static uint64_t proc_cpu_ticks(pid_t pid)
+/* CPU time of every thread of @pid, from /proc/PID/task/TID/schedstat (its
+ * first field: nanoseconds on a CPU; finer than utime + stime, whose ticks
+ * are 10 ms). Up to MAX_THREADS threads, in @tid/@ns; returns how many. */
+#define MAX_THREADS 64
+static size_t proc_thread_cpu(pid_t pid, long tid[MAX_THREADS], uint64_t ns[MAX_THREADS])
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
         bench_die("%s: %s", path, strerror(errno));
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* fields after the ")" that ends the command name: state is field 3,
-     * utime field 14, stime field 15 */
-    char *p = strrchr(buf, ')');
-    if (p == NULL)
-        bench_die("%s: unexpected format", path);
-    unsigned long long ut = 0, st = 0;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        bench_die("%s: unexpected format", path);
-    return ut + st;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < MAX_THREADS) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char sp[384];
+        snprintf(sp, sizeof(sp), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(sp, "r");
+        if (f == NULL)
+            continue; /* the thread ended */
+        unsigned long long v = 0;
+        if (fscanf(f, "%llu", &v) == 1) {
+            tid[n] = strtol(e->d_name, NULL, 10);
+            ns[n++] = v;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+struct cpu_snap {
+    size_t n;
+    long tid[MAX_THREADS];
+    uint64_t ns[MAX_THREADS];
+};
+
+/* Between @a and @b: the server's CPU (ns) in *@total, the threads that were
+ * on a CPU for at least a tenth of @wall_ns in *@busy, and the busiest
+ * thread's share of one core in *@top. */
+static void cpu_between(const struct cpu_snap *a, const struct cpu_snap *b, uint64_t wall_ns,
+                        uint64_t *total, int *busy, double *top)
+{
+    *total = 0;
+    *busy = 0;
+    *top = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        uint64_t before = 0;
+        for (size_t j = 0; j < a->n; j++)
+            if (a->tid[j] == b->tid[i])
+                before = a->ns[j];
+        uint64_t d = b->ns[i] - before;
+        *total += d;
+        if (d * 10 >= wall_ns)
+            (*busy)++;
+        if ((double)d / (double)wall_ns > *top)
+            *top = (double)d / (double)wall_ns;
+    }
 }
 
 static double self_cpu_s(void)
@@ -168,7 +215,8 @@ static void load(int port, pid_t server, const struct bench_wire *w, const size_
             bench_die("epoll_ctl: %s", strerror(errno));
     }
     size_t next = 0, done = 0;
-    uint64_t srv0 = proc_cpu_ticks(server);
+    struct cpu_snap s0, s1;
+    s0.n = proc_thread_cpu(server, s0.tid, s0.ns);
     double cli0 = self_cpu_s();
     uint64_t t0 = bench_now_ns();
     /* start one request on every connection */
@@ -219,16 +267,19 @@ static void load(int port, pid_t server, const struct bench_wire *w, const size_
             }
         }
     }
-    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    uint64_t wall = bench_now_ns() - t0;
+    double secs = (double)wall / 1e9;
     double cli = self_cpu_s() - cli0;
-    uint64_t srv = proc_cpu_ticks(server) - srv0;
+    s1.n = proc_thread_cpu(server, s1.tid, s1.ns);
+    uint64_t srv;
+    cpu_between(&s0, &s1, wall, &srv, &out->busy_threads, &out->top_thread);
     for (int i = 0; i < nconn; i++)
         close(cs[i].fd);
     close(ep);
     free(cs);
-    double tick = (double)sysconf(_SC_CLK_TCK);
     out->per_sec = (double)n / secs;
-    out->server_cpu_us = (double)srv / tick * 1e6 / (double)n;
+    out->server_cpu_us = (double)srv / 1e3 / (double)n;
+    out->server_cores = (double)srv / (double)wall;
     out->client_cpu_us = cli * 1e6 / (double)n;
     out->p50_us = bench_percentile(lat, n, 50) / 1e3;
     out->p99_us = bench_percentile(lat, n, 99) / 1e3;
@@ -335,7 +386,7 @@ int main(int argc, char **argv)
     int conns[8];
     size_t nc = parse_conns(
         bench_arg(argc, argv, "--conns") ? bench_arg(argc, argv, "--conns") : "1,2,4,16", conns);
-    size_t R = quick ? 2 : 5, N = quick ? 600 : 4000;
+    size_t R = quick ? 2 : 10, N = quick ? 600 : 4000;
     if (bench_arg(argc, argv, "--rounds"))
         R = strtoul(bench_arg(argc, argv, "--rounds"), NULL, 10);
     if (bench_arg(argc, argv, "--requests"))
@@ -402,7 +453,7 @@ int main(int argc, char **argv)
     for (size_t c = 0; c < nc; c++) {
         struct run sr[MAX_ROUNDS], ur[MAX_ROUNDS];
         double v1[MAX_ROUNDS], v2[MAX_ROUNDS], ratio[MAX_ROUNDS];
-        json_t *spread = json_array();
+        json_t *spread = json_array(), *busy = json_array(), *cores = json_array();
         for (size_t r = 0; r < R; r++, block++) {
             const size_t *b = idx + block * N;
             for (int pass = 0; pass < 2; pass++) {
@@ -418,15 +469,18 @@ int main(int argc, char **argv)
             v1[r] = verifier_rate(&set, cache, authority, b, N, 1);
             ratio[r] = sr[r].per_sec / v2[r];
             json_array_append_new(spread, json_real(sr[r].per_sec));
-            fprintf(
-                stderr,
-                "  %d conn round %zu/%zu: signed %.0f/s (p50 %.0f us, p99 %.0f us, server "
-                "%.1f us CPU/req), unsigned %.0f/s, verifier 1 thread %.0f/s, 2 threads %.0f/s\n",
-                conns[c], r + 1, R, sr[r].per_sec, sr[r].p50_us, sr[r].p99_us, sr[r].server_cpu_us,
-                ur[r].per_sec, v1[r], v2[r]);
+            json_array_append_new(busy, json_integer(sr[r].busy_threads));
+            json_array_append_new(cores, json_real(sr[r].server_cores));
+            fprintf(stderr,
+                    "  %d conn round %zu/%zu: signed %.0f/s (p50 %.0f us, p99 %.0f us, server "
+                    "%.1f us CPU/req, %.2f cores, %d threads busy), unsigned %.0f/s, verifier 1 "
+                    "thread %.0f/s, 2 threads %.0f/s\n",
+                    conns[c], r + 1, R, sr[r].per_sec, sr[r].p50_us, sr[r].p99_us,
+                    sr[r].server_cpu_us, sr[r].server_cores, sr[r].busy_threads, ur[r].per_sec,
+                    v1[r], v2[r]);
         }
         double v1m = bench_median(v1, R), v2m = bench_median(v2, R);
-        bench_emit(json_pack(
+        json_t *row = json_pack(
             "{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:f, "
             "s:f, s:f, s:f, s:o, s:I, s:I}",
             "name", "e2e_connections", "server", what, "backend", bench_backend(), "connections",
@@ -441,7 +495,18 @@ int main(int argc, char **argv)
             median_of(ur, R, offsetof(struct run, server_cpu_us)), "verifier_1_thread_per_sec", v1m,
             "baseline", "verifier_2_threads", "baseline_per_sec", v2m, "verifier_cpu_us", 1e6 / v1m,
             "ratio", bench_median(ratio, R), "ratio_min", bench_min(ratio, R),
-            "signed_per_sec_rounds", spread, "requests", (json_int_t)N, "rounds", (json_int_t)R));
+            "signed_per_sec_rounds", spread, "requests", (json_int_t)N, "rounds", (json_int_t)R);
+        if (row == NULL)
+            bench_die("json_pack");
+        /* how the server used the cores: per round, the threads that were
+         * busy (>= 10% of the run) and the server's CPU in cores */
+        json_object_set_new(row, "busy_threads_rounds", busy);
+        json_object_set_new(row, "server_cores_rounds", cores);
+        json_object_set_new(row, "server_cores",
+                            json_real(median_of(sr, R, offsetof(struct run, server_cores))));
+        json_object_set_new(row, "top_thread_share",
+                            json_real(median_of(sr, R, offsetof(struct run, top_thread))));
+        bench_emit(row);
     }
 
     int rc = tu_proc_stop(&p, SIGTERM, 5000);

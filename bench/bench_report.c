@@ -100,7 +100,7 @@ static const char *str(json_t *o, const char *k)
 }
 
 struct miss {
-    char text[1536];
+    char text[2048];
 };
 static struct miss misses[16];
 static int n_miss;
@@ -108,6 +108,21 @@ static int n_miss;
 static const char *verdict(int ok)
 {
     return ok ? "met" : "**missed**";
+}
+
+/* The bench-load row of @server at @conns connections; an empty object if
+ * there is none (num() of it is 0). */
+static json_t *load_row(json_t *results, const char *server, double conns)
+{
+    static json_t *none;
+    size_t i;
+    json_t *o;
+    json_array_foreach(results, i, o) if (strcmp(str(o, "name"), "e2e_connections") == 0 &&
+                                          strcmp(str(o, "server"), server) == 0 &&
+                                          num(o, "connections") == conns) return o;
+    if (none == NULL)
+        none = json_object();
+    return none;
 }
 
 static void add_miss(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -273,16 +288,27 @@ static void results_table(FILE *f, json_t *results)
                     num(o, "p99_unsigned_us"), num(o, "ratio"));
             fprintf(f,
                     "| e2e: signed / (unsigned + raw verify %.1f us) | %s | %.1f us | "
-                    "unsigned + raw verify | %.1f us | %.3f | <= 1.25 | %s |\n",
+                    "unsigned + raw verify | %.1f us | %.3f | <= 1.15 | %s |\n",
                     num(o, "raw_verify_us"), be, num(o, "signed_us"),
-                    num(o, "unsigned_us") + num(o, "raw_verify_us"), t, verdict(t <= 1.25));
-            if (t > 1.25)
+                    num(o, "unsigned_us") + num(o, "raw_verify_us"), t, verdict(t <= 1.15));
+            if (t > 1.15) {
+                json_t *one = load_row(results, "api-backend", 1);
+                double scpu = num(one, "server_cpu_us"), ucpu = num(one, "unsigned_server_cpu_us");
+                double vcpu = num(one, "verifier_cpu_us");
                 add_miss("end to end: a signed request takes %.3f x (unsigned + one raw "
-                         "verify), %.1f%% over 1.25: %.1f us more than the unsigned request "
-                         "plus the raw verify. The extra is the pipeline's overhead (see the "
-                         "stage table) plus sending and parsing three more header fields; on "
-                         "a loaded 2-vCPU VM the client and server also compete for the CPUs.",
-                         t, (t - 1.25) / 1.25 * 100, num(o, "extra_us"));
+                         "verify), %.1f%% over 1.15: %.1f us more than the unsigned request "
+                         "plus the raw verify. Why, from bench-load at 1 connection in the "
+                         "same run: the server spends %.1f us more CPU on a signed request "
+                         "than on an unsigned one, against %.1f us for the whole verifier "
+                         "in-process: the verify costs %.1f us more inside the server than in "
+                         "the hot loop (likely the caches and branch predictors that the "
+                         "network stack takes over between requests; not measured apart). "
+                         "The rest of the gap is time in which neither side computes: the "
+                         "client sleeps while the server verifies, and on this VM a wake-up "
+                         "goes through the hypervisor.",
+                         t, (t - 1.15) / 1.15 * 100, num(o, "extra_us"), scpu - ucpu, vcpu,
+                         scpu - ucpu - vcpu);
+            }
         } else if (strcmp(name, "key_lookup") == 0) {
             fprintf(f,
                     "| key_lookup: cache hit (%.0f keys) | %s | %.0f/s (%.0f ns) | "
@@ -333,17 +359,81 @@ static void connections_table(FILE *f, json_t *results)
                 num(o, "verifier_1_thread_per_sec"), num(o, "baseline_per_sec"), ratio, rounds);
         if (strcmp(str(o, "server"), "api-backend") != 0)
             continue; /* the targets are the api-backend's; reqsignd's rows are information */
+        /* what the CPUs allow: the server and the load generator share the
+         * machine's cores, so no run can exceed cores / (server + load
+         * generator CPU per request) */
+        double cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
+        double ceiling = cores / ((cpu + num(o, "client_cpu_us")) / 1e6);
+        double base = num(o, "baseline_per_sec"), unsigned_cpu = num(o, "unsigned_server_cpu_us");
         if ((c == 4 || c == 16) && ratio < 0.75)
             add_miss("%.0f connections: signed throughput is %.3f x the in-process verifier's "
-                     "2-thread rate (target >= 0.75), %.0f%% short.",
-                     c, ratio, (0.75 - ratio) / 0.75 * 100);
+                     "2-thread rate (target >= 0.75), %.0f%% short. Why: the server (%.1f us) "
+                     "and the load generator (%.1f us) spend %.1f us of CPU per request between "
+                     "them on %.0f cores, a ceiling of %.0f/s = %.3f x the verifier's 2-thread "
+                     "rate in this run, before any wait; the server reached %.2f cores. Of the "
+                     "server's %.1f us, an unsigned request (the same HTTP, no verify) costs "
+                     "%.1f us in the same run: that is the floor of HTTP and loopback TCP on "
+                     "this VM, where system calls and wake-ups go through the hypervisor "
+                     "(`bench/profile.sh` shows where the server's samples fall).",
+                     c, ratio, (0.75 - ratio) / 0.75 * 100, cpu, num(o, "client_cpu_us"),
+                     cpu + num(o, "client_cpu_us"), cores, ceiling, ceiling / base,
+                     num(o, "server_cores"), cpu, unsigned_cpu);
         if (c == 4 && cpu > vcpu + 15)
             add_miss("server CPU per signed request at 4 connections is %.1f us against %.1f us "
-                     "for the in-process verify (target: at most 15 us more; %.1f us more).",
-                     cpu, vcpu, cpu - vcpu);
+                     "for the in-process verify (target: at most 15 us more; %.1f us more). "
+                     "Why: the same server answering the unsigned route (no verify, the same "
+                     "HTTP parsing, echo and log) spends %.1f us per request in this run, more "
+                     "than the 15 us the target leaves for everything but the verify; the "
+                     "verify itself costs the server %.1f us (signed minus unsigned), %.1f us "
+                     "more than in the in-process loop, whose caches stay warm.",
+                     cpu, vcpu, cpu - vcpu, unsigned_cpu, cpu - unsigned_cpu,
+                     cpu - unsigned_cpu - vcpu);
         if (c == 16 && p99 > 3 * p50)
             add_miss("16 connections: p99 %.0f us is %.1f x p50 %.0f us (target <= 3 x).", p99,
                      p99 / p50, p50);
+        if (c == 2) {
+            size_t k2;
+            json_t *b;
+            int lone = 0;
+            json_array_foreach(json_object_get(o, "busy_threads_rounds"), k2,
+                               b) if (json_integer_value(b) < 2) lone++;
+            if (lone > 0)
+                add_miss("2 connections: in %d of %.0f rounds fewer than 2 server threads were "
+                         "busy (target: none).",
+                         lone, num(o, "rounds"));
+        }
+    }
+}
+
+/* How the server used the cores in the signed runs of bench-load. */
+static void cores_table(FILE *f, json_t *results)
+{
+    size_t i;
+    json_t *o;
+    fprintf(f, "| server | connections | server CPU, cores (median) | busiest thread, share of a "
+               "core | server threads busy per round | CPU ceiling: cores / (server + load "
+               "generator CPU per request) | ceiling / verifier 2 threads |\n"
+               "|---|---|---|---|---|---|---|\n");
+    json_array_foreach(results, i, o)
+    {
+        if (strcmp(str(o, "name"), "e2e_connections") != 0)
+            continue;
+        char busy[256] = "";
+        size_t used = 0, k;
+        json_t *v;
+        json_array_foreach(json_object_get(o, "busy_threads_rounds"), k, v)
+        {
+            int w = snprintf(busy + used, sizeof(busy) - used, "%s%lld", k ? ", " : "",
+                             (long long)json_integer_value(v));
+            if (w < 0 || (size_t)w >= sizeof(busy) - used)
+                break;
+            used += (size_t)w;
+        }
+        double cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
+        double ceiling = cores / ((num(o, "server_cpu_us") + num(o, "client_cpu_us")) / 1e6);
+        fprintf(f, "| %s | %.0f | %.2f | %.2f | %s | %.0f/s | %.3f |\n", str(o, "server"),
+                num(o, "connections"), num(o, "server_cores"), num(o, "top_thread_share"), busy,
+                ceiling, ceiling / num(o, "baseline_per_sec"));
     }
 }
 
@@ -469,6 +559,10 @@ int main(int argc, char **argv)
                "(a store read behind the verify) and the unsigned ones `GET /healthz`; its "
                "rows are information, the targets are the api-backend's.\n\n");
     connections_table(f, results);
+    fprintf(f, "\nHow the server used the cores in the signed runs (threads busy: on a CPU for at "
+               "least a tenth of the run; two connections that share one worker leave one "
+               "busy):\n\n");
+    cores_table(f, results);
     fprintf(f, "\n## Verify pipeline, stage by stage\n\n"
                "Each stage timed alone over the same requests (so the sum is not exactly the "
                "pipeline); `other` is what the pipeline spends beyond them: copying results, "
@@ -510,6 +604,12 @@ int main(int argc, char **argv)
             "in flight, alternating chunks of signed requests and the same requests to "
             "`/unsigned/...` (served unverified only with `--bench-unsigned-route`, which "
             "bench-e2e passes); the raw verify of the same bases is timed between them.\n"
+            "- `bench-load` reads the server's CPU from `/proc/PID/task/*/schedstat` "
+            "(nanoseconds, every thread) and its own from getrusage; a thread is busy when it "
+            "was on a CPU for at least a tenth of the run. `bench/profile.sh BUILD_DIR "
+            "[api-backend|reqsignd] [CONNECTIONS] [SECONDS]` samples the server with perf under "
+            "the same load and prints where its CPU goes (not part of this file: perf's "
+            "attribution on a VM is rough, so its shares are a diagnosis, not figures).\n"
             "- The machine is shared: other processes may be running. Compare ratios (measured "
             "interleaved, same run) rather than absolute rates.\n"
             "- Against other RFC 9421 implementations (JavaScript libraries, dev-time, needs "
