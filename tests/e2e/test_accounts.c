@@ -1596,6 +1596,30 @@ Test(accounts, disabled_key_revokes_itself_and_nothing_else)
     cr_assert_str_eq(err_name(&r), "key_revoked");
     resp_free(&r);
 
+    /* a disabled key that has expired stays refused, also for its own DELETE */
+    {
+        char body[160], ts[32], epath[200], edis[240];
+        time_t soon = time(NULL) + 3;
+        struct tm tm;
+        gmtime_r(&soon, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(body, sizeof(body), "{\"scopes\":[],\"expires_at\":\"%s\"}", ts);
+        json_t *ek = create_key(&e, admin, body);
+        struct reqsign_signer *es = signer_of(ek);
+        snprintf(epath, sizeof(epath), "/v1/keys/%s", jstr(ek, "keyid"));
+        snprintf(edis, sizeof(edis), "%s/disable", epath);
+        r = call(admin, "POST", url_of(&e, edis), "{}");
+        cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+        resp_free(&r);
+        sleep(4);
+        r = call(es, "DELETE", url_of(&e, epath), NULL);
+        cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+        cr_assert_str_eq(err_name(&r), "key_expired");
+        resp_free(&r);
+        reqsign_signer_free(es);
+        json_decref(ek);
+    }
+
     /* a key of a disabled account revokes itself too; its other requests stay 401 */
     char *b = NULL, *bkid = NULL;
     struct reqsign_signer *sb = account_key(&e, admin, "{\"name\":\"B\"}", &b, &bkid);
