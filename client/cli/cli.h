@@ -256,6 +256,13 @@ int reqsign_cli_load_signer(const char *cmd, const struct reqsign_cli_cred *c,
 int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char *method,
                      const char *url, const char *body, size_t body_len, int verbose, long *status,
                      char **resp, size_t *resp_len);
+/* The same with a second signature by @pop (its own label, e.g. "pop": the
+ * proof of possession of a rotation to a key of one's own) over the same
+ * components and Content-Digest; @pop NULL: reqsign_cli_http(). */
+int reqsign_cli_http_pop(const char *cmd, const struct reqsign_signer *s,
+                         const struct reqsign_signer *pop, const char *method, const char *url,
+                         const char *body, size_t body_len, int verbose, long *status, char **resp,
+                         size_t *resp_len);
 void reqsign_cli_print_server_error(const char *cmd, long status, const char *body, size_t len);
 
 /* A response buffer that may hold a secret (a credential): grown by copy,

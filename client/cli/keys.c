@@ -5,6 +5,8 @@
  *   reqsign keys list [--limit N] [--after KEYID] [--all] [--json]
  *   reqsign keys get KEYID
  *   reqsign keys revoke KEYID
+ *   reqsign keys rotate KEYID [--grace S] (-o FILE | --to-profile NAME | --new-key FILE [-o FILE])
+ *   reqsign keys disable KEYID | reqsign keys enable KEYID
  *
  * Every request is signed with the admin credential (--key, default
  * $REQSIGN_CREDENTIAL); --service defaults to the credential's "service".
@@ -64,6 +66,11 @@ static const char USAGE_KEYS[] =
     "  keys rotate KEYID [--grace SECONDS|+12h] (-o FILE | --to-profile NAME)\n"
     "      Make the key's successor (same label, scopes, account), written to FILE\n"
     "      (mode 0600); the old key expires after the grace (default 86400).\n"
+    "  keys rotate KEYID [--grace SECONDS|+12h] --new-key FILE [-o FILE] [--json]\n"
+    "      Rotate to a key of your own (reqsign keygen -o FILE, or a credential):\n"
+    "      only its public key is sent, and the request carries a second\n"
+    "      signature, \"pop\", made by it (proof of possession). Prints the new\n"
+    "      keyid (--json: the new record); -o writes the record (no private key).\n"
     "  keys disable KEYID | keys enable KEYID\n"
     "\n"
     "Common options:\n"
@@ -90,6 +97,7 @@ static const char USAGE_KEYS[] =
 struct keys_opts {
     const char *sub;
     const char *service, *label, *expires_at, *public_key, *out, *after, *arg, *to_profile;
+    const char *new_key; /* rotate: the successor's private key (a file, or '-') */
     struct reqsign_cli_cred cred;
     char expires_buf[32]; /* --expires-at +30d, as RFC 3339 */
     const char *scopes[KEYS_MAX_SCOPES];
@@ -122,6 +130,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         K_GRACE,
         K_TO_PROFILE,
         K_PUBLISH,
+        K_NEW_KEY,
         K_N
     };
     static const struct reqsign_cli_optdef defs[] = {
@@ -140,6 +149,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         {"grace", 0, CLI_VALUE, K_GRACE},
         {"to-profile", 0, CLI_VALUE, K_TO_PROFILE},
         {"publish", 0, CLI_FLAG, K_PUBLISH},
+        {"new-key", 0, CLI_VALUE, K_NEW_KEY},
         CLI_OPTS_TLS,
         CLI_OPTS_CREDENTIAL,
         {NULL, 0, CLI_FLAG, 0},
@@ -147,7 +157,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
     /* the subcommands an option is for; the others take every subcommand */
     static const char *const only[K_N] = {
         [K_ALL] = " list ",
-        [K_JSON] = " list ",
+        [K_JSON] = " list rotate ",
         [K_LABEL] = " create ",
         [K_SCOPE] = " create ",
         [K_EXPIRES_AT] = " create ",
@@ -158,6 +168,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         [K_LIMIT] = " list ",
         [K_AFTER] = " list ",
         [K_GRACE] = " rotate ",
+        [K_NEW_KEY] = " rotate ",
     };
     /* A keyid may begin with '-' (1 in 64 thumbprints): its shape, not its
      * first character, makes it the operand. */
@@ -249,6 +260,12 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         case K_PUBLIC_KEY:
             o->public_key = v;
             break;
+        case K_NEW_KEY:
+            /* a path or '-', never the key itself (ps shows arguments) */
+            if (reqsign_cli_key_arg_ok("keys", USAGE_KEYS, v) != 0)
+                return EXIT_USAGE;
+            o->new_key = v;
+            break;
         case K_OUTPUT:
             if (*v == '\0') {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "-o needs a file name");
@@ -326,6 +343,43 @@ static int public_pem(const char *path, char *out, size_t cap)
     return 0;
 }
 
+static void put_json(const char *p, size_t len);
+
+/* rotate --new-key: the successor's key (a key file or a credential) as a
+ * signer of the proof-of-possession signature "pop" (keyid: its thumbprint),
+ * and its public key PEM. 0, or -1 with the error printed. */
+static int load_new_key(const struct keys_opts *o, struct reqsign_signer **pop, char *pem,
+                        size_t cap)
+{
+    struct reqsign_error err;
+    struct reqsign_credential *nc;
+    struct reqsign_signer_opts so;
+    size_t len;
+
+    reqsign_error_clear(&err);
+    *pop = NULL;
+    nc = reqsign_credential_load(o->new_key, NULL,
+                                 o->cred.insecure ? REQSIGN_KEY_ALLOW_PERMISSIVE : 0, &err);
+    if (nc == NULL) {
+        reqsign_cli_error("keys", err.code != REQSIGN_OK ? err.code : REQSIGN_E_INTERNAL, &err);
+        return -1;
+    }
+    memset(&so, 0, sizeof(so));
+    so.key = reqsign_credential_key(nc);
+    so.label = "pop";
+    *pop = reqsign_signer_new(&so, &err);
+    enum reqsign_status st = *pop != NULL ? reqsign_key_public_pem(so.key, pem, cap, &len)
+                                          : (err.code != REQSIGN_OK ? err.code : REQSIGN_E_NOMEM);
+    reqsign_credential_free(nc);
+    if (st != REQSIGN_OK) {
+        reqsign_cli_error("keys", st, &err);
+        reqsign_signer_free(*pop);
+        *pop = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
                       const char *service)
 {
@@ -335,8 +389,9 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
     long status = 0;
     int fd = -1, rc = EXIT_FAIL;
     char pem[1024];
+    struct reqsign_signer *pop = NULL;
 
-    if (o->out == NULL && o->public_key == NULL) {
+    if (o->out == NULL && o->public_key == NULL && o->new_key == NULL) {
         reqsign_cli_usage_error(
             "keys", USAGE_KEYS,
             "create: -o FILE is required (the credential is returned only once)");
@@ -371,6 +426,14 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
     if (strcmp(o->sub, "rotate") == 0) { /* POST /v1/keys/{keyid}/rotate {"grace_s"} */
         json_decref(req);
         req = o->has_grace ? json_pack("{s:I}", "grace_s", (json_int_t)o->grace) : json_object();
+        if (o->new_key != NULL) {
+            if (load_new_key(o, &pop, pem, sizeof(pem)) != 0)
+                goto out;
+            if (req == NULL || json_object_set_new(req, "public_key", json_string(pem)) != 0) {
+                reqsign_cli_error("keys", REQSIGN_E_NOMEM, NULL);
+                goto out;
+            }
+        }
         CURL *esc = curl_easy_init();
         char *e = esc != NULL ? curl_easy_escape(esc, o->arg, 0) : NULL;
         char rpath[600];
@@ -393,8 +456,8 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         if (fd < 0)
             goto out;
     }
-    if (reqsign_cli_http("keys", s, "POST", url, body, strlen(body), o->verbose, &status, &out,
-                         &out_len) != 0)
+    if (reqsign_cli_http_pop("keys", s, pop, "POST", url, body, strlen(body), o->verbose, &status,
+                             &out, &out_len) != 0)
         goto out;
     if (status < 200 || status >= 300) {
         reqsign_cli_print_server_error("keys", status, out, out_len);
@@ -413,10 +476,15 @@ static int cmd_create(const struct keys_opts *o, const struct reqsign_signer *s,
         if (wr != 0)
             goto out;
     }
-    reqsign_cli_put_text(stdout, json_string_value(kid));
-    fputc('\n', stdout);
+    if (o->json) { /* rotate --new-key: the record (no private key in it) */
+        put_json(out, out_len);
+    } else {
+        reqsign_cli_put_text(stdout, json_string_value(kid));
+        fputc('\n', stdout);
+    }
     rc = EXIT_OKAY;
 out:
+    reqsign_signer_free(pop);
     reqsign_cli_secret_abort(o->out, fd);
     if (resp != NULL) {
         json_t *pk = json_object_get(resp, "private_key");
@@ -684,7 +752,25 @@ int reqsign_cli_keys(int argc, char **argv)
         o.out = ppath;
         o.out_is_profile = 1;
     }
-    if (strcmp(o.sub, "rotate") == 0 && o.out == NULL) {
+    if (o.new_key != NULL && o.to_profile != NULL) {
+        /* the answer is the record, with no private key: no credential to sign with */
+        reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                "rotate: --to-profile needs a key the service generates; with "
+                                "--new-key the key is yours already (-o FILE gets the record)");
+        return EXIT_USAGE;
+    }
+    if (o.new_key != NULL && strcmp(o.new_key, "-") == 0 && o.cred.key != NULL &&
+        strcmp(o.cred.key, "-") == 0) {
+        reqsign_cli_usage_error("keys", USAGE_KEYS, "rotate: --key and --new-key both read '-'");
+        return EXIT_USAGE;
+    }
+    if (strcmp(o.sub, "rotate") == 0 && o.json && o.new_key == NULL) {
+        reqsign_cli_usage_error("keys", USAGE_KEYS,
+                                "rotate: --json is for --new-key (a generated key's answer holds "
+                                "its private key: -o FILE)");
+        return EXIT_USAGE;
+    }
+    if (strcmp(o.sub, "rotate") == 0 && o.out == NULL && o.new_key == NULL) {
         reqsign_cli_usage_error(
             "keys", USAGE_KEYS,
             "rotate: -o FILE is required (the new credential is returned only once)");

@@ -148,6 +148,16 @@ int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char
                      const char *url, const char *body, size_t body_len, int verbose, long *status,
                      char **resp, size_t *resp_len)
 {
+    return reqsign_cli_http_pop(cmd, s, NULL, method, url, body, body_len, verbose, status, resp,
+                                resp_len);
+}
+
+/* see cli.h */
+int reqsign_cli_http_pop(const char *cmd, const struct reqsign_signer *s,
+                         const struct reqsign_signer *pop, const char *method, const char *url,
+                         const char *body, size_t body_len, int verbose, long *status, char **resp,
+                         size_t *resp_len)
+{
     struct reqsign_curl_request r;
     struct reqsign_signed sig;
     struct reqsign_error err;
@@ -208,6 +218,40 @@ int reqsign_cli_http(const char *cmd, const struct reqsign_signer *s, const char
             reqsign_cli_error(cmd, st, &err);
             goto out;
         }
+    }
+    if (s != NULL && pop != NULL) {
+        /* the second signature, over the same request and Content-Digest: its
+         * own Signature-Input and Signature field lines, which the receiver
+         * combines with the first ones (RFC 9110 5.3) */
+        struct reqsign_sign_input in;
+        struct reqsign_signed ps;
+        memset(&in, 0, sizeof(in));
+        memset(&ps, 0, sizeof(ps));
+        in.method = method;
+        in.url = url;
+        in.content_digest = sig.content_digest[0] != '\0' ? sig.content_digest : NULL;
+        in.body = body;
+        in.body_len = body_len;
+        st = reqsign_signer_sign(pop, &in, &ps, &err);
+        if (st != REQSIGN_OK) {
+            reqsign_cli_error(cmd, st, &err);
+            goto out;
+        }
+        char line[sizeof("Signature-Input: ") + sizeof(ps.signature_input)];
+        struct curl_slist *l1, *l2 = NULL;
+        snprintf(line, sizeof(line), "Signature-Input: %s", ps.signature_input);
+        l1 = curl_slist_append(headers, line);
+        if (l1 != NULL) {
+            headers = l1;
+            snprintf(line, sizeof(line), "Signature: %s", ps.signature);
+            l2 = curl_slist_append(headers, line);
+        }
+        if (l2 == NULL) {
+            reqsign_cli_error(cmd, REQSIGN_E_NOMEM, NULL);
+            goto out;
+        }
+        headers = l2;
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     }
     if (verbose && sig.base_len > 0)
         reqsign_cli_print_base(&sig);

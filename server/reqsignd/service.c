@@ -46,6 +46,11 @@ struct reqsignd_service {
     struct reqsign_nonce_store *nonces;
     int own_nonces; /* the in-memory store made here (else borrowed from the options) */
     struct reqsign_verifier *verifier;
+    /* The same, but a disabled key (or a key of a disabled account) passes:
+     * used only to re-verify, in full, a DELETE of the signing key's own
+     * keyid that the verifier refused with key_disabled / account_disabled
+     * (revoke by possession). Revoked and expired keys stay refused. */
+    struct reqsign_verifier *self_revoke;
     char service_url[300];           /* "service" in credentials; empty: from the request's Host */
     char api_url[300];               /* "api" in credentials (--api-url); empty: none */
     size_t max_body;                 /* in-process requests */
@@ -83,6 +88,9 @@ enum route {
 struct call {
     enum route route;
     struct reqsign_verification vs;
+    /* DELETE of the signing key's own keyid (revoke by possession): allowed
+     * to a disabled key, or a key of a disabled account, too (and nothing else) */
+    int own_delete;
     char *body; /* the JSON body (public data only), at most the body limit */
     size_t len, cap;
 };
@@ -960,7 +968,8 @@ static void refuse_err(struct reqsignd_service *s, struct reqsign_httpd_req *r,
 }
 
 /* The signer's record, read from the store: still active, its account not
- * disabled. 0, or answered and -1. */
+ * disabled (both may be for a key revoking itself: @c->own_delete). 0, or
+ * answered and -1. */
 static int load_actor(struct reqsignd_service *s, struct reqsign_httpd_req *r, const struct call *c,
                       struct actor *a)
 {
@@ -989,11 +998,11 @@ static int load_actor(struct reqsignd_service *s, struct reqsign_httpd_req *r, c
         reqsign_httpd_fail(r, REQSIGN_E_KEY_EXPIRED, "the signing key has expired");
         return -1;
     }
-    if (a->rec.disabled_at != 0) {
+    if (a->rec.disabled_at != 0 && !c->own_delete) {
         reqsign_httpd_fail(r, REQSIGN_E_KEY_DISABLED, "the signing key is disabled");
         return -1;
     }
-    if (a->rec.account_disabled_at != 0) {
+    if (a->rec.account_disabled_at != 0 && !c->own_delete) {
         reqsign_httpd_fail(r, REQSIGN_E_ACCOUNT_DISABLED, "the signing key's account is disabled");
         return -1;
     }
@@ -1707,6 +1716,52 @@ static enum reqsign_status other_admin(struct reqsignd_service *s, const char *k
     return REQSIGN_OK;
 }
 
+/*
+ * Proof of possession of @key (a public key sent in the body): the request,
+ * as received and with its whole body, verified by a verifier whose only key
+ * is @key under its RFC 7638 thumbprint, selecting the signature @label (NULL:
+ * the only one, else "sig1"; "pop": the second signature of a rotation to a
+ * key of the client's own). Every check of a request signature applies:
+ * covered components, window, nonce, Content-Digest. @kid gets the
+ * thumbprint ("" if none), @nonce (NULL: not wanted) that signature's nonce.
+ * REQSIGN_OK, or the verification's code with @err set (key_unknown: the
+ * signature names another keyid; sig_invalid: another key signed it).
+ */
+static enum reqsign_status verify_possession(struct reqsignd_service *s,
+                                             struct reqsign_httpd_req *r, const struct call *c,
+                                             const struct reqsign_key *key, const char *label,
+                                             char kid[REQSIGN_KEYID_IN_MAX + 1],
+                                             char nonce[REQSIGN_NONCE_IN_MAX + 1],
+                                             struct reqsign_error *err)
+{
+    struct reqsign_static_key sk;
+    reqsign_error_clear(err);
+    memset(&sk, 0, sizeof(sk));
+    kid[0] = '\0';
+    if (reqsign_key_thumbprint(key, kid) != REQSIGN_OK) {
+        kid[0] = '\0';
+        return set_error(err, REQSIGN_E_INTERNAL, "cannot compute the keyid");
+    }
+    sk.keyid = kid;
+    reqsign_key_public_raw(key, sk.public_key);
+    sk.scopes = "";
+    struct reqsign_verifier_opts vo = s->vo;
+    vo.lookup = reqsign_static_key_lookup;
+    vo.lookup_ctx = &sk;
+    vo.label = label;
+    struct reqsign_verifier *v = reqsign_verifier_new(&vo, err);
+    struct reqsign_verification vs;
+    reqsign_verification_init(&vs);
+    enum reqsign_status vst = v != NULL
+                                  ? reqsign_verifier_verify(v, &r->view, c->body, c->len, &vs, err)
+                                  : (err->code != REQSIGN_OK ? err->code : REQSIGN_E_NOMEM);
+    if (nonce != NULL)
+        snprintf(nonce, REQSIGN_NONCE_IN_MAX + 1, "%s", vs.nonce);
+    reqsign_verification_cleanup(&vs);
+    reqsign_verifier_free(v);
+    return vst;
+}
+
 /* /v1/keys/{keyid}[/disable|enable|rotate], GET, DELETE, POST */
 static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, struct call *c,
                    const struct actor *a)
@@ -1783,29 +1838,52 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         }
         if (grace != NULL)
             g = json_integer_value(grace);
-        if (json_object_get(body, "public_key") != NULL) {
+        /* a key of the client's own (BYO): its public key here, its proof of
+         * possession the request's second signature, "pop" */
+        struct reqsign_key *key = NULL;
+        json_t *pk = json_object_get(body, "public_key");
+        if (pk != NULL && !json_is_null(pk) && load_public(pk, &key, &err) != REQSIGN_OK) {
             json_decref(body);
-            reqsign_httpd_fail(r, REQSIGN_E_INVALID_REQUEST,
-                               "rotate with public_key is not supported yet: enroll the new key "
-                               "or rotate to a generated one");
+            reqsign_httpd_respond_error(r, &err);
             return;
         }
+        int generated = key == NULL;
         json_decref(body);
         body = NULL;
         if (strcmp(status_of(&rec, now), "active") != 0 || rec.replaced_by[0]) {
+            reqsign_key_free(key);
             refuse(s, r, c, a, act, keyid, rec.account, REQSIGN_E_CONFLICT,
                    "only an active key that was not rotated yet can be rotated");
             return;
         }
         struct reqsign_account acct;
         struct reqsign_key_record nrec;
-        struct reqsign_key *key = NULL;
         memset(&nrec, 0, sizeof(nrec));
+        if (!generated) {
+            char kid[REQSIGN_KEYID_IN_MAX + 1];
+            enum reqsign_status vst = verify_possession(s, r, c, key, "pop", kid, NULL, &err);
+            if (vst == REQSIGN_E_SIG_LABEL) /* no signature "pop" (or half of one) */
+                set_error(&err, REQSIGN_E_SIG_MISSING,
+                          "rotating to a public_key needs the proof of possession: a second "
+                          "signature labelled \"pop\", made by the new key (keyid %s) over "
+                          "the same components as the first",
+                          kid);
+            else if (vst != REQSIGN_OK && err.code == REQSIGN_OK)
+                set_error(&err, vst, "proof of possession failed");
+            if (vst != REQSIGN_OK) {
+                reqsign_key_free(key);
+                reqsign_httpd_respond_error(r, &err);
+                audit(s, r, c, a, act, keyid, rec.account, reqsign_errname(err.code));
+                return;
+            }
+        }
         if (reqsign_keystore_account_get(s->store, rec.account, &acct, &err) != REQSIGN_OK) {
+            reqsign_key_free(key);
             refuse_err(s, r, c, a, act, keyid, &err);
             return;
         }
         if (account_admits(s, &acct, 1, &nrec.expires_at, &err) != 0) {
+            reqsign_key_free(key);
             refuse(s, r, c, a, act, keyid, rec.account, err.code, err.message);
             return;
         }
@@ -1815,7 +1893,7 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         snprintf(nrec.replaces, sizeof(nrec.replaces), "%s", rec.keyid);
         nrec.publish = rec.publish;
         nrec.created_at = now;
-        if ((key = reqsign_key_generate(&err)) == NULL ||
+        if ((generated && (key = reqsign_key_generate(&err)) == NULL) ||
             reqsign_key_thumbprint(key, nrec.keyid) != REQSIGN_OK) {
             reqsign_key_free(key);
             reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot make the key");
@@ -1824,7 +1902,13 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
         reqsign_key_public_raw(key, nrec.public_key);
         if (reqsign_keystore_insert(s->store, &nrec, &err) != REQSIGN_OK) {
             reqsign_key_free(key);
-            reqsign_httpd_respond_error(r, &err);
+            if (err.code == REQSIGN_E_CONFLICT) {
+                reqsign_error_clear(&err);
+                refuse(s, r, c, a, act, keyid, rec.account, REQSIGN_E_CONFLICT,
+                       "this public key is already registered");
+            } else {
+                reqsign_httpd_respond_error(r, &err);
+            }
             return;
         }
         snprintf(rec.replaced_by, sizeof(rec.replaced_by), "%s", nrec.keyid);
@@ -1838,7 +1922,7 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
             return;
         }
         reqsign_keycache_invalidate(s->cache, rec.keyid, strlen(rec.keyid));
-        answer_new_key(s, r, key, 1, &nrec);
+        answer_new_key(s, r, key, generated, &nrec);
         reqsign_key_free(key);
         audit(s, r, c, a, act, keyid, rec.account, "ok");
         return;
@@ -1989,30 +2073,8 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     int generated = key == NULL;
     if (!generated) {
         /* proof of possession: the request signed by this very key */
-        struct reqsign_static_key sk;
         char kid[REQSIGN_KEYID_IN_MAX + 1];
-        memset(&sk, 0, sizeof(sk));
-        if (reqsign_key_thumbprint(key, kid) != REQSIGN_OK) {
-            json_decref(doc);
-            reqsign_key_free(key);
-            reqsign_httpd_fail(r, REQSIGN_E_INTERNAL, "cannot compute the keyid");
-            return;
-        }
-        sk.keyid = kid;
-        reqsign_key_public_raw(key, sk.public_key);
-        sk.scopes = "";
-        struct reqsign_verifier_opts vo = s->vo;
-        vo.lookup = reqsign_static_key_lookup;
-        vo.lookup_ctx = &sk;
-        struct reqsign_verifier *v = reqsign_verifier_new(&vo, &err);
-        struct reqsign_verification vs;
-        reqsign_verification_init(&vs);
-        enum reqsign_status vst =
-            v != NULL ? reqsign_verifier_verify(v, &r->view, c->body, c->len, &vs, &err)
-                      : REQSIGN_E_NOMEM;
-        snprintf(c->vs.nonce, sizeof(c->vs.nonce), "%s", vs.nonce);
-        reqsign_verification_cleanup(&vs);
-        reqsign_verifier_free(v);
+        enum reqsign_status vst = verify_possession(s, r, c, key, NULL, kid, c->vs.nonce, &err);
         if (vst != REQSIGN_OK) {
             json_decref(doc);
             reqsign_key_free(key);
@@ -2198,14 +2260,30 @@ static void on_headers(void *ctx, struct reqsign_httpd_req *r)
     enum reqsign_status st = reqsign_verifier_verify_headers(s->verifier, &r->view, &c->vs, &err);
     if (c->vs.keyid[0])
         snprintf(r->keyid, sizeof(r->keyid), "%s", c->vs.keyid);
+    /* keys:admin and keys:self manage keys; any key may revoke itself */
+    char kid[REQSIGN_KEYID_IN_MAX + 1];
+    int own_delete = rt == R_KEY && strcmp(r->method, "DELETE") == 0 &&
+                     key_from_path(r, kid) == 0 && c->vs.keyid[0] != '\0' &&
+                     strcmp(kid, c->vs.keyid) == 0;
+    c->own_delete = own_delete;
+    /* Revoke by possession holds for a disabled key too (and a key of a
+     * disabled account), for that one request only. The verifier refuses the
+     * key's state at its key step, before the signature, the nonce and the
+     * digest are checked: the request is verified again, from the start, by
+     * a verifier that takes such a key for active (revoked and expired keys
+     * stay refused); the nonce was not used by the first verification, which
+     * stopped before its nonce step. (A key disabled in the store that this
+     * process's cache still holds as active passes the first verification,
+     * and load_actor() lets it revoke itself too.) */
+    if ((st == REQSIGN_E_KEY_DISABLED || st == REQSIGN_E_ACCOUNT_DISABLED) && own_delete) {
+        reqsign_verification_cleanup(&c->vs);
+        reqsign_verification_init(&c->vs);
+        st = reqsign_verifier_verify_headers(s->self_revoke, &r->view, &c->vs, &err);
+    }
     if (st != REQSIGN_OK) {
         reqsign_httpd_respond_error(r, &err);
         return;
     }
-    /* keys:admin and keys:self manage keys; any key may revoke itself */
-    char kid[REQSIGN_KEYID_IN_MAX + 1];
-    int own_delete = rt == R_KEY && strcmp(r->method, "DELETE") == 0 &&
-                     key_from_path(r, kid) == 0 && strcmp(kid, c->vs.keyid) == 0;
     if (!has_scope(c->vs.scopes, ADMIN_SCOPE) && !has_scope(c->vs.scopes, SELF_SCOPE) &&
         !own_delete) {
         struct actor a;
@@ -2332,6 +2410,19 @@ static void on_done(void *ctx, struct reqsign_httpd_req *r)
 
 /* ---- the service ---- */
 
+/* The key cache's lookup, with a disabled key (or a key of a disabled
+ * account) answered as active: the lookup of s->self_revoke only. A revoked or
+ * expired key keeps its state (the cache reports those first). Thread-safe. */
+static enum reqsign_status lookup_revocable(void *ctx, const char *keyid, size_t keyid_len,
+                                            struct reqsign_key_info *out, struct reqsign_error *err)
+{
+    enum reqsign_status st = reqsign_keycache_lookup(ctx, keyid, keyid_len, out, err);
+    if (st == REQSIGN_OK &&
+        (out->state == REQSIGN_KEY_DISABLED || out->state == REQSIGN_KEY_ACCOUNT_DISABLED))
+        out->state = REQSIGN_KEY_ACTIVE;
+    return st;
+}
+
 /* see service.h */
 const struct reqsign_httpd_handlers *reqsignd_service_handlers(void)
 {
@@ -2400,7 +2491,12 @@ struct reqsignd_service *reqsignd_service_new(struct reqsign_keystore *store,
     pthread_mutex_init(&s->admin_mu, NULL);
     if (s->cache != NULL && s->nonces != NULL)
         s->verifier = reqsign_verifier_new(&vo, err);
-    if (s->verifier == NULL) {
+    if (s->verifier != NULL) {
+        struct reqsign_verifier_opts ro = vo;
+        ro.lookup = lookup_revocable;
+        s->self_revoke = reqsign_verifier_new(&ro, err);
+    }
+    if (s->verifier == NULL || s->self_revoke == NULL) {
         reqsignd_service_free(s);
         return NULL;
     }
@@ -2413,6 +2509,7 @@ void reqsignd_service_free(struct reqsignd_service *s)
     if (s == NULL)
         return;
     reqsign_verifier_free(s->verifier);
+    reqsign_verifier_free(s->self_revoke);
     if (s->own_nonces)
         reqsign_nonce_store_free(s->nonces);
     reqsign_keycache_free(s->cache);

@@ -1330,3 +1330,447 @@ Test(accounts, cli_publish_flags)
     free(out);
     finish(&e);
 }
+
+/* ---- rotation to a key of the client's own (BYO) with a proof of possession ---- */
+
+/* A signer of @k's key labelled @label, with @keyid (NULL: the thumbprint). */
+static struct reqsign_signer *label_signer(const struct own_key *k, const char *label,
+                                           const char *keyid)
+{
+    struct reqsign_signer_opts o;
+    struct reqsign_error err;
+    memset(&o, 0, sizeof(o));
+    o.key = k->key;
+    o.label = label;
+    o.keyid = keyid;
+    struct reqsign_signer *s = reqsign_signer_new(&o, &err);
+    cr_assert_not_null(s, "%s", err.message);
+    return s;
+}
+
+/* @body signed by @auth (sig1), plus a second signature by @pop (NULL: none)
+ * over @pop_body (NULL: @body): its own Signature-Input and Signature lines. */
+static struct resp call_pop(const struct reqsign_signer *auth, const struct reqsign_signer *pop,
+                            const char *method, const char *url, const char *body,
+                            const char *pop_body)
+{
+    struct reqsign_signed sig, ps;
+    static char si[2048], sg[512];
+    const char *extra[4] = {"Content-Type: application/json", NULL, NULL, NULL};
+    sign(auth, method, url, body, strlen(body), &sig);
+    if (pop != NULL) {
+        const char *pb = pop_body != NULL ? pop_body : body;
+        sign(pop, method, url, pb, strlen(pb), &ps);
+        snprintf(si, sizeof(si), "Signature-Input: %s", ps.signature_input);
+        snprintf(sg, sizeof(sg), "Signature: %s", ps.signature);
+        extra[1] = si;
+        extra[2] = sg;
+    }
+    return send_req(method, url, body, strlen(body), &sig, extra);
+}
+
+/* The rotate body {"grace_s", "public_key"} (malloc'd). */
+static char *rotate_body(int grace, const char *pub_pem)
+{
+    json_t *b = json_pack("{s:i, s:s}", "grace_s", grace, "public_key", pub_pem);
+    char *s = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    return s;
+}
+
+Test(accounts, rotate_to_own_key_with_proof_of_possession)
+{
+    struct env e;
+    setup(&e, NULL);
+    start_backend(&e, NULL); /* --cache-ttl 1 */
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *a = NULL, *akid = NULL;
+    struct reqsign_signer *sa = account_key(
+        &e, admin, "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\"],\"key_limit\":2}", &a,
+        &akid);
+    struct resp r = call(sa, "POST", url_of(&e, "/v1/keys"),
+                         "{\"label\":\"srv\",\"scopes\":[\"payments:write\"]}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    char *srvkid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+
+    struct own_key k, other;
+    own_key_new(&k);
+    own_key_new(&other);
+    char kid[64], okid[64];
+    cr_assert_eq(reqsign_key_thumbprint(k.key, kid), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_thumbprint(other.key, okid), REQSIGN_OK);
+    struct reqsign_signer *pop = label_signer(&k, "pop", NULL);
+    struct reqsign_signer *pop_other = label_signer(&other, "pop", NULL);
+    struct reqsign_signer *pop_forged = label_signer(&other, "pop", kid); /* k's keyid */
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/keys/%s/rotate", srvkid);
+    char *url = strdup(url_of(&e, path)); /* url_of's buffers are reused */
+    char *body = rotate_body(30, k.pub_pem);
+    char *body2 = rotate_body(31, k.pub_pem);
+
+    /* no proof of possession: 401 sig_missing, nothing rotated */
+    r = call_pop(sa, NULL, "POST", url, body, NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "sig_missing");
+    cr_assert_not_null(strstr(jstr(r.json, "message"), "pop"), "%s", r.body);
+    resp_free(&r);
+    /* pop made by another key: its keyid is not the new key's (key_unknown),
+     * or it claims the new key's keyid (sig_invalid) */
+    r = call_pop(sa, pop_other, "POST", url, body, NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "key_unknown");
+    resp_free(&r);
+    r = call_pop(sa, pop_forged, "POST", url, body, NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "sig_invalid");
+    resp_free(&r);
+    /* pop by the new key, but over another body (grace 31): it does not bind this one */
+    r = call_pop(sa, pop, "POST", url, body, body2);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "sig_invalid");
+    resp_free(&r);
+    /* a proof of possession does not authorise: the new key alone (as sig1) is unknown */
+    r = call_pop(k.signer, NULL, "POST", url, body, NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "key_unknown");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/keys/%s", srvkid);
+    r = call(admin, "GET", url_of(&e, path), NULL);
+    cr_assert(json_is_null(json_object_get(r.json, "replaced_by")), "%s", r.body);
+    cr_assert(json_is_null(json_object_get(r.json, "expires_at")), "%s", r.body);
+    resp_free(&r);
+
+    /* both signatures: 201, the successor is the client's key (keyid = its
+     * thumbprint), nothing private in the answer; past key_limit 2 by one */
+    int64_t t0 = (int64_t)time(NULL);
+    r = call_pop(sa, pop, "POST", url, body, NULL);
+    int64_t t1 = (int64_t)time(NULL);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "keyid"), kid);
+    cr_assert_null(json_object_get(r.json, "private_key"), "%s", r.body);
+    cr_assert_null(strstr(r.body, "PRIVATE"), "%s", r.body);
+    cr_assert_str_eq(jstr(r.json, "replaces"), srvkid);
+    cr_assert_str_eq(jstr(r.json, "label"), "srv");
+    cr_assert_str_eq(jstr(r.json, "account"), a);
+    cr_assert_str_eq(jstr(r.json, "status"), "active");
+    cr_assert_eq(json_array_size(json_object_get(r.json, "scopes")), 1);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r.json, "scopes"), 0)),
+                     "payments:write");
+    resp_free(&r);
+    r = call(admin, "GET", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(jstr(r.json, "replaced_by"), kid);
+    int64_t exp = rfc3339(jstr(r.json, "expires_at"));
+    cr_assert(exp >= t0 + 30 && exp <= t1 + 30, "old key expires at now + grace: %s", r.body);
+    resp_free(&r);
+    /* the new key works against the api-backend */
+    cr_assert(wait_status(k.signer, burl(&e, "/r"), 200, NULL, 3),
+              "the rotated-to key is refused by the api-backend");
+    /* key_limit applies as for a generated rotation: 3 active keys of 2 (+1) */
+    struct own_key k3;
+    own_key_new(&k3);
+    struct reqsign_signer *pop3 = label_signer(&k3, "pop", NULL);
+    char *body3 = rotate_body(30, k3.pub_pem);
+    snprintf(path, sizeof(path), "/v1/keys/%s/rotate", akid);
+    r = call_pop(sa, pop3, "POST", url_of(&e, path), body3, NULL);
+    cr_assert_eq(r.status, 409, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "key_limit");
+    resp_free(&r);
+    /* the refusals and the rotation are audited */
+    r = call(admin, "GET", url_of(&e, "/v1/audit?limit=1000"), NULL);
+    cr_assert_not_null(strstr(r.body, "\"sig_missing\""), "%s", r.body);
+    cr_assert_null(strstr(r.body, "PRIVATE"), "%s", r.body);
+    resp_free(&r);
+
+    free(url);
+    free(body3);
+    reqsign_signer_free(pop3);
+    own_key_free(&k3);
+    free(body);
+    free(body2);
+    reqsign_signer_free(pop);
+    reqsign_signer_free(pop_other);
+    reqsign_signer_free(pop_forged);
+    own_key_free(&k);
+    own_key_free(&other);
+    free(srvkid);
+    free(a);
+    free(akid);
+    reqsign_signer_free(sa);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* ---- revoke by possession: a disabled key, and a key of a disabled account ---- */
+
+Test(accounts, disabled_key_revokes_itself_and_nothing_else)
+{
+    struct env e;
+    setup(&e, NULL);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    char *a = NULL, *akid = NULL;
+    struct reqsign_signer *sa = account_key(&e, admin, "{\"name\":\"A\"}", &a, &akid);
+    struct resp r = call(sa, "POST", url_of(&e, "/v1/keys"), "{\"label\":\"o\",\"scopes\":[]}");
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    char *okid = strdup(jstr(r.json, "keyid"));
+    resp_free(&r);
+    char own[200], other[200], dis[240];
+    snprintf(own, sizeof(own), "/v1/keys/%s", akid);
+    snprintf(other, sizeof(other), "/v1/keys/%s", okid);
+    snprintf(dis, sizeof(dis), "%s/disable", own);
+    r = call(admin, "POST", url_of(&e, dis), "{}");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "disabled");
+    resp_free(&r);
+
+    /* the disabled key (keys:self) may do nothing but revoke itself */
+    char en[240];
+    snprintf(en, sizeof(en), "%s/enable", own);
+    struct {
+        const char *method, *path, *body;
+    } refused[] = {
+        {"GET", own, NULL}, {"DELETE", other, NULL}, {"POST", "/v1/keys", "{\"scopes\":[]}"},
+        {"POST", en, "{}"}, {"POST", dis, "{}"},     {"GET", "/v1/keys", NULL},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        r = call(sa, refused[i].method, url_of(&e, refused[i].path), refused[i].body);
+        cr_assert_eq(r.status, 401, "%s %s: %ld %s", refused[i].method, refused[i].path, r.status,
+                     r.body);
+        cr_assert_str_eq(err_name(&r), "key_disabled", "%s %s: %s", refused[i].method,
+                         refused[i].path, r.body);
+        resp_free(&r);
+    }
+    /* its keyid with another key's signature, or a body that is not the one
+     * signed: still refused (the whole request is verified) */
+    struct own_key x;
+    own_key_new(&x);
+    struct reqsign_signer *forged = label_signer(&x, "sig1", akid);
+    r = call(forged, "DELETE", url_of(&e, own), NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "sig_invalid");
+    resp_free(&r);
+    {
+        struct reqsign_signed sig;
+        const char *signed_body = "{\"reason\":\"superseded\"}";
+        const char *sent = "{\"reason\":\"compromised\"}";
+        static const char *const ct[] = {"Content-Type: application/json", NULL};
+        sign(sa, "DELETE", url_of(&e, own), signed_body, strlen(signed_body), &sig);
+        r = send_req("DELETE", url_of(&e, own), sent, strlen(sent), &sig, ct);
+        cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+        cr_assert_str_eq(err_name(&r), "digest_mismatch");
+        resp_free(&r);
+    }
+    r = call(admin, "GET", url_of(&e, own), NULL);
+    cr_assert_str_eq(jstr(r.json, "status"), "disabled", "%s", r.body);
+    resp_free(&r);
+
+    /* DELETE of its own keyid: 200, revoked for good */
+    {
+        struct reqsign_signed sig;
+        const char *b = "{\"reason\":\"compromised\"}";
+        static const char *const ct[] = {"Content-Type: application/json", NULL};
+        sign(sa, "DELETE", url_of(&e, own), b, strlen(b), &sig);
+        r = send_req("DELETE", url_of(&e, own), b, strlen(b), &sig, ct);
+        cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+        cr_assert_str_eq(jstr(r.json, "status"), "revoked");
+        cr_assert_str_eq(jstr(r.json, "revocation_reason"), "compromised");
+        resp_free(&r);
+        /* the very same request again: the key is revoked now */
+        r = send_req("DELETE", url_of(&e, own), b, strlen(b), &sig, ct);
+        cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+        cr_assert_str_eq(err_name(&r), "key_revoked");
+        resp_free(&r);
+    }
+    r = call(admin, "GET", url_of(&e, own), NULL);
+    cr_assert_str_eq(jstr(r.json, "status"), "revoked", "%s", r.body);
+    resp_free(&r);
+    r = call(admin, "GET", url_of(&e, other), NULL);
+    cr_assert_str_eq(jstr(r.json, "status"), "active", "the other key is untouched: %s", r.body);
+    resp_free(&r);
+    r = call(sa, "DELETE", url_of(&e, own), NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "key_revoked");
+    resp_free(&r);
+
+    /* a disabled key that has expired stays refused, also for its own DELETE */
+    {
+        char body[160], ts[32], epath[200], edis[240];
+        time_t soon = time(NULL) + 3;
+        struct tm tm;
+        gmtime_r(&soon, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(body, sizeof(body), "{\"scopes\":[],\"expires_at\":\"%s\"}", ts);
+        json_t *ek = create_key(&e, admin, body);
+        struct reqsign_signer *es = signer_of(ek);
+        snprintf(epath, sizeof(epath), "/v1/keys/%s", jstr(ek, "keyid"));
+        snprintf(edis, sizeof(edis), "%s/disable", epath);
+        r = call(admin, "POST", url_of(&e, edis), "{}");
+        cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+        resp_free(&r);
+        sleep(4);
+        r = call(es, "DELETE", url_of(&e, epath), NULL);
+        cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+        cr_assert_str_eq(err_name(&r), "key_expired");
+        resp_free(&r);
+        reqsign_signer_free(es);
+        json_decref(ek);
+    }
+
+    /* a key of a disabled account revokes itself too; its other requests stay 401 */
+    char *b = NULL, *bkid = NULL;
+    struct reqsign_signer *sb = account_key(&e, admin, "{\"name\":\"B\"}", &b, &bkid);
+    char acct_dis[200], bown[200];
+    snprintf(acct_dis, sizeof(acct_dis), "/v1/accounts/%s/disable", b);
+    snprintf(bown, sizeof(bown), "/v1/keys/%s", bkid);
+    r = call(admin, "POST", url_of(&e, acct_dis), "{}");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    r = call(sb, "GET", url_of(&e, bown), NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "account_disabled");
+    resp_free(&r);
+    r = call(sb, "DELETE", url_of(&e, bown), NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "revoked");
+    resp_free(&r);
+
+    /* audited as key.revoke, the key itself the actor */
+    r = call(admin, "GET", url_of(&e, "/v1/audit?limit=1000"), NULL);
+    cr_assert_eq(r.status, 200);
+    json_t *ev = json_object_get(r.json, "events");
+    int seen_a = 0, seen_b = 0;
+    for (size_t i = 0; i < json_array_size(ev); i++) {
+        json_t *x2 = json_array_get(ev, i);
+        if (strcmp(jstr(x2, "action"), "key.revoke") != 0 || strcmp(jstr(x2, "outcome"), "ok"))
+            continue;
+        const char *actor = jstr(x2, "actor"), *target = jstr(x2, "target");
+        if (actor != NULL && target != NULL && strcmp(actor, akid) == 0 &&
+            strcmp(target, akid) == 0)
+            seen_a = 1;
+        if (actor != NULL && target != NULL && strcmp(actor, bkid) == 0 &&
+            strcmp(target, bkid) == 0)
+            seen_b = 1;
+    }
+    cr_assert(seen_a && seen_b, "no key.revoke event by the keys themselves: %s", r.body);
+    resp_free(&r);
+
+    reqsign_signer_free(forged);
+    own_key_free(&x);
+    reqsign_signer_free(sb);
+    free(b);
+    free(bkid);
+    free(okid);
+    reqsign_signer_free(sa);
+    free(a);
+    free(akid);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
+
+/* reqsign keys rotate KEYID --new-key FILE: the key made by `reqsign keygen`,
+ * only its public key sent, the request signed twice (sig1 and pop). */
+Test(accounts, cli_rotate_to_new_key)
+{
+    struct env e;
+    setup(&e, NULL);
+    start_backend(&e, NULL);
+    char *cred = slurp(e.admin);
+    struct reqsign_signer *admin = signer_from_cred(cred);
+    json_t *old = create_key(&e, admin, "{\"label\":\"svc\",\"scopes\":[\"x\"]}");
+    const char *oldkid = jstr(old, "keyid");
+    char args[3000], *out;
+    int st;
+    const char *svc = e.d.url;
+
+    snprintf(args, sizeof(args), "keygen -o '%s/new.pem'", e.dir);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char nkid[64] = "";
+    const char *kl = strstr(out, "keyid: ");
+    cr_assert_not_null(kl, "%s", out);
+    cr_assert_eq(sscanf(kl, "keyid: %63s", nkid), 1);
+    free(out);
+
+    /* usage errors: exit 2 */
+    snprintf(args, sizeof(args),
+             "keys rotate %s --new-key '%s/new.pem' --to-profile p --key '%s' --service %s", oldkid,
+             e.dir, e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 2, "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "keys create --new-key '%s/new.pem' --key '%s' --service %s",
+             e.dir, e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 2, "%s", out);
+    free(out);
+    snprintf(args, sizeof(args), "keys rotate %s --json -o '%s/x.json' --key '%s' --service %s",
+             oldkid, e.dir, e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 2, "--json without --new-key: %s", out);
+    free(out);
+    /* the public half cannot sign the proof: exit 1, nothing rotated */
+    snprintf(args, sizeof(args),
+             "keys rotate %s --new-key '%s/new.pem.pub' --key '%s' --service %s", oldkid, e.dir,
+             e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 1, "%s", out);
+    free(out);
+
+    snprintf(args, sizeof(args),
+             "keys rotate %s --grace 60 --new-key '%s/new.pem' -o '%s/rec.json' --key '%s' "
+             "--service %s",
+             oldkid, e.dir, e.dir, e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    char got[64] = "";
+    cr_assert_eq(sscanf(out, "%63s", got), 1, "%s", out);
+    cr_assert_str_eq(got, nkid, "the successor is the key made here: %s", out);
+    free(out);
+    snprintf(args, sizeof(args), "%s/rec.json", e.dir);
+    char *rec = slurp(args);
+    cr_assert_null(strstr(rec, "private_key"), "%s", rec);
+    json_t *rj = json_loads(rec, 0, NULL);
+    cr_assert_str_eq(jstr(rj, "replaces"), oldkid);
+    json_decref(rj);
+    free(rec);
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/keys/%s", oldkid);
+    struct resp r = call(admin, "GET", url_of(&e, path), NULL);
+    cr_assert_str_eq(jstr(r.json, "replaced_by"), nkid, "%s", r.body);
+    resp_free(&r);
+    /* the new key signs for the api-backend: reqsign send with the key file */
+    snprintf(args, sizeof(args), "send --key '%s/new.pem' %s", e.dir, burl(&e, "/r"));
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+
+    /* --json: the record on stdout; a second rotation of the same key is a conflict */
+    snprintf(args, sizeof(args), "keygen -o '%s/new2.pem'", e.dir);
+    free(cli(args, &st));
+    cr_assert_eq(st, 0);
+    snprintf(args, sizeof(args),
+             "keys rotate %s --new-key '%s/new2.pem' --json --key '%s' --service %s", nkid, e.dir,
+             e.admin, svc);
+    out = cli(args, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    json_t *j = json_loads(out, 0, NULL);
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_str_eq(jstr(j, "replaces"), nkid);
+    cr_assert_null(json_object_get(j, "private_key"));
+    json_decref(j);
+    free(out);
+    out = cli(args, &st);
+    cr_assert_eq(st, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "conflict"), "%s", out);
+    free(out);
+
+    json_decref(old);
+    reqsign_signer_free(admin);
+    free(cred);
+    finish(&e);
+}
