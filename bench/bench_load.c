@@ -766,6 +766,14 @@ static int nginx_main(int argc, char **argv, const char *module, int quick)
     json_object_set_new(row, "per_sec_1_worker_rounds", per_round(r1, R));
     json_object_set_new(row, "per_sec_2_workers_rounds", per_round(r2, R));
     json_object_set_new(row, "busy_processes_2_workers_rounds", busy);
+    /* how evenly reuseport spread the connections: the busier process's
+     * share of one core against nginx's total, per round */
+    json_t *top = json_array();
+    for (size_t r = 0; r < R; r++)
+        json_array_append_new(
+            top,
+            json_real(sc[1][r].server_cores > 0 ? sc[1][r].top_thread / sc[1][r].server_cores : 0));
+    json_object_set_new(row, "busiest_process_share_2_workers_rounds", top);
     bench_emit(row);
 
     snprintf(rmcmd, sizeof(rmcmd), "rm -rf '%s'", dir);

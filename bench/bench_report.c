@@ -343,7 +343,7 @@ static void results_table(FILE *f, json_t *results)
                          "%.1f us more than the unsigned request (%.1f us) plus the raw verify "
                          "(%.1f us). nginx's CPU per request in the same run: %.1f us signed, "
                          "%.1f us unsigned, so the module costs nginx %.1f us of CPU against "
-                         "%.1f us for the raw verify (%.1f us beyond it); the other %.1f us of "
+                         "%.1f us for the raw verify (%+.1f us); the other %.1f us of "
                          "the gap is wall time that nginx's CPU does not account for (the "
                          "client's and nginx's wake-ups, other tenants of this machine).",
                          t, (t - 1.15) / 1.15 * 100, num(o, "target_ratio_min"),
@@ -384,10 +384,11 @@ static void results_table(FILE *f, json_t *results)
                 double ceiling = cores / (per / 1e6), one = num(o, "per_sec_1_worker");
                 char busy[256] = "";
                 used = 0;
-                json_array_foreach(json_object_get(o, "busy_processes_2_workers_rounds"), k, v)
+                json_array_foreach(json_object_get(o, "busiest_process_share_2_workers_rounds"), k,
+                                   v)
                 {
-                    int n = snprintf(busy + used, sizeof(busy) - used, "%s%lld", k ? ", " : "",
-                                     (long long)json_integer_value(v));
+                    int n = snprintf(busy + used, sizeof(busy) - used, "%s%.2f", k ? ", " : "",
+                                     json_number_value(v));
                     if (n < 0 || (size_t)n >= sizeof(busy) - used)
                         break;
                     used += (size_t)n;
@@ -396,9 +397,9 @@ static void results_table(FILE *f, json_t *results)
                          "short of 1.7 (rounds %.3f..%.3f). From the same run: with 2 workers "
                          "nginx used %.2f cores (1 worker: %.2f), %.1f us of CPU per request, "
                          "and the load generator %.1f us, on %.0f cores shared by both: a CPU "
-                         "ceiling of %.0f/s = %.3f x the 1-worker rate. %s Processes of nginx "
-                         "busy (>= 10%% of a core) per round with 2 workers: %s (2 means both "
-                         "workers had connections; reuseport spreads them by hash).",
+                         "ceiling of %.0f/s = %.3f x the 1-worker rate. %s The busiest nginx "
+                         "process's share of nginx's CPU per round with 2 workers: %s (0.50: "
+                         "an even spread; reuseport spreads connections by hash).",
                          sc, (1.7 - sc) / 1.7 * 100, num(o, "scaling_min"), num(o, "scaling_max"),
                          num(o, "server_cores_2_workers"), num(o, "server_cores_1_worker"),
                          num(o, "server_cpu_us_2_workers"), num(o, "client_cpu_us_2_workers"),
@@ -410,7 +411,7 @@ static void results_table(FILE *f, json_t *results)
                              : "The ceiling is above 1.7 x, so CPU work alone does not explain it; "
                                "likely nginx did not get the cores (other tenants of this "
                                "machine) or the connections were spread unevenly over the "
-                               "workers (not measured apart).",
+                               "workers (the shares below).",
                          busy);
             }
         } else if (strcmp(name, "key_lookup") == 0) {
