@@ -392,44 +392,49 @@ static int send_parse(int argc, char **argv, struct send_args *a)
         O_RESOLVE,
         O_CONNECT_TO
     };
-    static const struct reqsign_cli_optdef defs[] = {
-        {"help", 'h', CLI_FLAG, O_HELP},
-        {"include", 'i', CLI_FLAG, O_INCLUDE},
-        {"verbose", 'v', CLI_FLAG, O_VERBOSE},
-        {"silent", 's', CLI_FLAG, O_SILENT},
-        {"show-error", 'S', CLI_FLAG, O_SHOW_ERROR},
-        {"fail", 'f', CLI_FLAG, O_FAIL},
-        {"head", 'I', CLI_FLAG, O_HEAD},
-        {"location", 'L', CLI_FLAG, O_LOCATION},
-        {"location-trusted", 0, CLI_FLAG, O_TRUSTED},
-        {"request", 'X', CLI_VALUE, O_METHOD},
-        {"header", 'H', CLI_VALUE, O_HEADER},
-        {"data", 'd', CLI_VALUE, O_DATA},
-        {"output", 'o', CLI_VALUE, O_OUTPUT},
-        {"write-out", 'w', CLI_VALUE, O_WRITE_OUT},
-        {"max-time", 'm', CLI_VALUE, O_MAX_TIME},
-        {"connect-timeout", 0, CLI_VALUE, O_CONNECT},
-        {"max-redirs", 0, CLI_VALUE, O_MAX_REDIRS},
-        {"retry", 0, CLI_VALUE, O_RETRY},
-        {"retry-delay", 0, CLI_VALUE, O_RETRY_DELAY},
-        {"resolve", 0, CLI_VALUE, O_RESOLVE},
-        {"connect-to", 0, CLI_VALUE, O_CONNECT_TO},
-        {"keyid", 0, CLI_VALUE, CLI_O_KEYID},
+    static const struct reqsign_opt_def defs[] = {
+        {"help", 'h', REQSIGN_OPT_FLAG, O_HELP},
+        {"include", 'i', REQSIGN_OPT_FLAG, O_INCLUDE},
+        {"verbose", 'v', REQSIGN_OPT_FLAG, O_VERBOSE},
+        {"silent", 's', REQSIGN_OPT_FLAG, O_SILENT},
+        {"show-error", 'S', REQSIGN_OPT_FLAG, O_SHOW_ERROR},
+        {"fail", 'f', REQSIGN_OPT_FLAG, O_FAIL},
+        {"head", 'I', REQSIGN_OPT_FLAG, O_HEAD},
+        {"location", 'L', REQSIGN_OPT_FLAG, O_LOCATION},
+        {"location-trusted", 0, REQSIGN_OPT_FLAG, O_TRUSTED},
+        {"request", 'X', REQSIGN_OPT_VALUE, O_METHOD},
+        {"header", 'H', REQSIGN_OPT_VALUE, O_HEADER},
+        {"data", 'd', REQSIGN_OPT_VALUE, O_DATA},
+        {"output", 'o', REQSIGN_OPT_VALUE, O_OUTPUT},
+        {"write-out", 'w', REQSIGN_OPT_VALUE, O_WRITE_OUT},
+        {"max-time", 'm', REQSIGN_OPT_VALUE, O_MAX_TIME},
+        {"connect-timeout", 0, REQSIGN_OPT_VALUE, O_CONNECT},
+        {"max-redirs", 0, REQSIGN_OPT_VALUE, O_MAX_REDIRS},
+        {"retry", 0, REQSIGN_OPT_VALUE, O_RETRY},
+        {"retry-delay", 0, REQSIGN_OPT_VALUE, O_RETRY_DELAY},
+        {"resolve", 0, REQSIGN_OPT_VALUE, O_RESOLVE},
+        {"connect-to", 0, REQSIGN_OPT_VALUE, O_CONNECT_TO},
+        {"keyid", 0, REQSIGN_OPT_VALUE, CLI_O_KEYID},
         CLI_OPTS_TLS,
         CLI_OPTS_CREDENTIAL,
-        {NULL, 0, CLI_FLAG, 0},
+        {NULL, 0, REQSIGN_OPT_FLAG, 0},
     };
     /* curl's habits: combined short flags (-iv, -sXPUT) */
-    struct reqsign_cli_optp p = {argc, argv, 0, 0, "send", reqsign_cli_send_usage, 1, NULL, NULL};
+    struct reqsign_opt_parser p = {.prog = REQSIGN_CLI_PROG,
+                                   .cmd = "send",
+                                   .usage = reqsign_cli_send_usage,
+                                   .argc = argc,
+                                   .argv = argv,
+                                   .combine = true};
     const char *v;
     int id = 0, pr;
 
     memset(a, 0, sizeof(*a));
     a->max_redirs = SEND_MAX_REDIRS;
-    while ((pr = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END) {
-        if (pr == CLI_ERR)
+    while ((pr = reqsign_opt_next(&p, defs, &id, &v)) != REQSIGN_OPT_END) {
+        if (pr == REQSIGN_OPT_ERROR)
             return EXIT_USAGE;
-        if (pr == CLI_POS) {
+        if (pr == REQSIGN_OPT_OPERAND) {
             if (a->url != NULL)
                 PARSE_USAGE("unexpected argument '%s' (one URL only)", v);
             a->url = v;

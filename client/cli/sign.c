@@ -85,18 +85,22 @@ static enum reqsign_status digest_fd(int fd, unsigned algs, char *out, size_t ca
 
 int reqsign_cli_sign(int argc, char **argv)
 {
-    static const struct reqsign_cli_optdef defs[] = {
+    static const struct reqsign_opt_def defs[] = {
         CLI_OPTS_REQUEST,
         CLI_OPTS_CREDENTIAL,
-        {"keyid", 0, CLI_VALUE, CLI_O_KEYID},
-        {"created", 0, CLI_VALUE, S_CREATED},
-        {"nonce", 0, CLI_VALUE, S_NONCE},
-        {"json", 0, CLI_FLAG, S_JSON},
-        {"expires-in", 0, CLI_VALUE, S_EXPIRES_IN},
-        {"sha512", 0, CLI_FLAG, S_SHA512},
-        {NULL, 0, CLI_FLAG, 0},
+        {"keyid", 0, REQSIGN_OPT_VALUE, CLI_O_KEYID},
+        {"created", 0, REQSIGN_OPT_VALUE, S_CREATED},
+        {"nonce", 0, REQSIGN_OPT_VALUE, S_NONCE},
+        {"json", 0, REQSIGN_OPT_FLAG, S_JSON},
+        {"expires-in", 0, REQSIGN_OPT_VALUE, S_EXPIRES_IN},
+        {"sha512", 0, REQSIGN_OPT_FLAG, S_SHA512},
+        {NULL, 0, REQSIGN_OPT_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, 0, 0, "sign", reqsign_cli_sign_usage, 0, NULL, NULL};
+    struct reqsign_opt_parser p = {.prog = REQSIGN_CLI_PROG,
+                                   .cmd = "sign",
+                                   .usage = reqsign_cli_sign_usage,
+                                   .argc = argc,
+                                   .argv = argv};
     struct reqsign_cli_reqopts ro;
     struct reqsign_cli_cred cr;
     const char *nonce = NULL, *url = NULL, *val;
@@ -106,10 +110,10 @@ int reqsign_cli_sign(int argc, char **argv)
 
     memset(&ro, 0, sizeof(ro));
     memset(&cr, 0, sizeof(cr));
-    while ((r = reqsign_cli_next_opt(&p, defs, &id, &val)) != CLI_END) {
-        if (r == CLI_ERR)
+    while ((r = reqsign_opt_next(&p, defs, &id, &val)) != REQSIGN_OPT_END) {
+        if (r == REQSIGN_OPT_ERROR)
             return EXIT_USAGE;
-        if (r == CLI_POS) {
+        if (r == REQSIGN_OPT_OPERAND) {
             if (url != NULL) {
                 reqsign_cli_usage_error("sign", reqsign_cli_sign_usage,
                                         "unexpected argument '%s' (one URL only)", val);

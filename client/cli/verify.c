@@ -269,30 +269,33 @@ struct verify_args {
 static int verify_parse(int argc, char **argv, struct verify_args *a,
                         struct header_list *cli_headers)
 {
-    static const struct reqsign_cli_optdef defs[] = {
+    static const struct reqsign_opt_def defs[] = {
         CLI_OPTS_REQUEST,
-        {"pub", 0, CLI_VALUE, V_PUB},
-        {"keyid", 0, CLI_VALUE, V_KEYID},
-        {"headers", 0, CLI_VALUE, V_HEADERS},
-        {"now", 0, CLI_VALUE, V_NOW},
-        {"max-age", 0, CLI_VALUE, V_MAX_AGE},
-        {"skew", 0, CLI_VALUE, V_SKEW},
-        {"profile", 0, CLI_VALUE, V_PROFILE},
-        {"authority", 0, CLI_VALUE, V_AUTHORITY},
-        {"verbose", 'v', CLI_FLAG, V_VERBOSE},
-        {NULL, 0, CLI_FLAG, 0},
+        {"pub", 0, REQSIGN_OPT_VALUE, V_PUB},
+        {"keyid", 0, REQSIGN_OPT_VALUE, V_KEYID},
+        {"headers", 0, REQSIGN_OPT_VALUE, V_HEADERS},
+        {"now", 0, REQSIGN_OPT_VALUE, V_NOW},
+        {"max-age", 0, REQSIGN_OPT_VALUE, V_MAX_AGE},
+        {"skew", 0, REQSIGN_OPT_VALUE, V_SKEW},
+        {"profile", 0, REQSIGN_OPT_VALUE, V_PROFILE},
+        {"authority", 0, REQSIGN_OPT_VALUE, V_AUTHORITY},
+        {"verbose", 'v', REQSIGN_OPT_FLAG, V_VERBOSE},
+        {NULL, 0, REQSIGN_OPT_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, 0,   0, "verify", reqsign_cli_verify_usage,
-                                 0,    NULL, NULL};
+    struct reqsign_opt_parser p = {.prog = REQSIGN_CLI_PROG,
+                                   .cmd = "verify",
+                                   .usage = reqsign_cli_verify_usage,
+                                   .argc = argc,
+                                   .argv = argv};
     const char *val;
     int id = 0, r;
 
     memset(a, 0, sizeof(*a));
     a->profile = REQSIGN_PROFILE_REQSIGN;
-    while ((r = reqsign_cli_next_opt(&p, defs, &id, &val)) != CLI_END) {
-        if (r == CLI_ERR)
+    while ((r = reqsign_opt_next(&p, defs, &id, &val)) != REQSIGN_OPT_END) {
+        if (r == REQSIGN_OPT_ERROR)
             return EXIT_USAGE;
-        if (r == CLI_POS) {
+        if (r == REQSIGN_OPT_OPERAND) {
             if (a->url != NULL)
                 VERIFY_USAGE("unexpected argument '%s' (one URL only)", val);
             a->url = val;
