@@ -5,8 +5,8 @@
 #include <string.h>
 
 /* The option of @defs named @name (@nlen bytes, long) or @shrt. */
-static const struct reqsign_opt_def *find_opt(const struct reqsign_opt_def *defs,
-                                              const char *name, size_t nlen, char shrt)
+static const struct reqsign_opt_def *find_opt(const struct reqsign_opt_def *defs, const char *name,
+                                              size_t nlen, char shrt)
 {
     for (const struct reqsign_opt_def *o = defs; o->lng != NULL || o->shrt != 0; o++) {
         if (name != NULL && o->lng != NULL && strlen(o->lng) == nlen &&
@@ -46,8 +46,7 @@ int reqsign_opt_next(struct reqsign_opt_parser *p, const struct reqsign_opt_def 
     if (p->i >= p->argc)
         return REQSIGN_OPT_END;
     char *a = p->argv[p->i++];
-    if (p->only_operands || a[0] != '-' || a[1] == '\0' ||
-        (p->operand != NULL && p->operand(a))) {
+    if (p->only_operands || a[0] != '-' || a[1] == '\0' || (p->operand != NULL && p->operand(a))) {
         *val = a;
         return REQSIGN_OPT_OPERAND;
     }
@@ -74,8 +73,7 @@ int reqsign_opt_next(struct reqsign_opt_parser *p, const struct reqsign_opt_def 
         shown[1] = a[1];
         d = find_opt(defs, NULL, 0, a[1]);
         if (d == NULL) {
-            reqsign_opt_usage_error(p->prog, p->cmd, "unknown option '%s'",
-                                    p->combine ? shown : a);
+            reqsign_opt_usage_error(p->prog, p->cmd, "unknown option '%s'", p->combine ? shown : a);
             return REQSIGN_OPT_ERROR;
         }
         if (a[2] != '\0') {
