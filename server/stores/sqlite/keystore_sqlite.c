@@ -411,9 +411,9 @@ static int64_t column_time(sqlite3_stmt *st, int col)
     return (int64_t)sqlite3_column_int64(st, col);
 }
 
-static enum reqsign_status row_to_record(sqlite3_stmt *st, struct reqsign_key_record *r,
-                                         struct reqsign_error *err)
+static enum reqsign_status row_to_record(sqlite3_stmt *st, void *dst, struct reqsign_error *err)
 {
+    struct reqsign_key_record *r = dst;
     memset(r, 0, sizeof(*r));
     enum reqsign_status s = copy_text(st, 0, r->keyid, sizeof(r->keyid), true, "keyid", err);
     if (s == REQSIGN_OK)
@@ -446,6 +446,43 @@ static enum reqsign_status row_to_record(sqlite3_stmt *st, struct reqsign_key_re
     r->publish = sqlite3_column_int(st, 15) != 0;
     r->account_publish_keys = sqlite3_column_int(st, 16) != 0;
     return s;
+}
+
+/* Fills the row at @dst (a struct of the list's type) from @st's current row. */
+typedef enum reqsign_status (*sq_row_fn)(sqlite3_stmt *st, void *dst, struct reqsign_error *err);
+
+/* The loop of every list: step @st (parameters bound; @rc the result of
+ * binding them) and read at most @limit rows with @row into @out, an array of
+ * elements of @size bytes; a row beyond @limit (the statements say LIMIT, so
+ * never) is stepped over, never written. Then reset @st and give @c back.
+ * *@n gets the rows read, on success only. @what names the operation in
+ * errors. */
+static enum reqsign_status sq_rows(struct sq_store *s, struct sq_conn *c, sqlite3_stmt *st, int rc,
+                                   const char *what, sq_row_fn row, void *out, size_t size,
+                                   size_t limit, size_t *n, struct reqsign_error *err)
+{
+    enum reqsign_status ret = REQSIGN_OK;
+    size_t got = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (got == limit)
+            continue;
+        ret = row(st, (char *)out + got * size, err);
+        if (ret != REQSIGN_OK)
+            break;
+        got++;
+    }
+    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
+        ret = sq_fail(c->db, rc, what, err);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        rc = SQLITE_OK; /* a row that did not parse leaves the connection healthy */
+    stmt_done(st);
+    conn_put(s, c, rc);
+    if (ret == REQSIGN_OK)
+        *n = got;
+    return ret;
 }
 
 /* ---- operations ---- */
@@ -568,27 +605,7 @@ static enum reqsign_status sq_list(void *impl, const char *after, size_t limit,
     int rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-    size_t got = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        if (got == limit) /* cannot happen with LIMIT; never write past @out */
-            continue;
-        ret = row_to_record(st, &out[got], err);
-        if (ret != REQSIGN_OK)
-            break;
-        got++;
-    }
-    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
-        ret = sq_fail(c->db, rc, "list", err);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        rc = SQLITE_OK;
-    stmt_done(st);
-    conn_put(s, c, rc);
-    if (ret == REQSIGN_OK)
-        *n = got;
-    return ret;
+    return sq_rows(s, c, st, rc, "list", row_to_record, out, sizeof(*out), limit, n, err);
 }
 
 static enum reqsign_status sq_revoke(void *impl, const char *keyid, size_t keyid_len, int64_t now,
@@ -704,27 +721,7 @@ static enum reqsign_status sq_list_filter(void *impl, const struct reqsign_key_f
         rc = sqlite3_bind_text(st, 3, f->account != NULL ? f->account : "", -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 4, f->unused_before);
-    size_t got = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        if (got == limit)
-            continue;
-        ret = row_to_record(st, &out[got], err);
-        if (ret != REQSIGN_OK)
-            break;
-        got++;
-    }
-    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
-        ret = sq_fail(c->db, rc, "list", err);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        rc = SQLITE_OK;
-    stmt_done(st);
-    conn_put(s, c, rc);
-    if (ret == REQSIGN_OK)
-        *n = got;
-    return ret;
+    return sq_rows(s, c, st, rc, "list", row_to_record, out, sizeof(*out), limit, n, err);
 }
 
 static enum reqsign_status sq_count_active(void *impl, const char *account, int64_t now, int64_t *n,
@@ -773,9 +770,9 @@ static enum reqsign_status sq_touch(void *impl, const char *keyid, int64_t at, c
     return ret;
 }
 
-static enum reqsign_status row_to_account(sqlite3_stmt *st, struct reqsign_account *a,
-                                          struct reqsign_error *err)
+static enum reqsign_status row_to_account(sqlite3_stmt *st, void *dst, struct reqsign_error *err)
 {
+    struct reqsign_account *a = dst;
     memset(a, 0, sizeof(*a));
     enum reqsign_status s = copy_text(st, 0, a->id, sizeof(a->id), true, "account id", err);
     if (s == REQSIGN_OK)
@@ -862,27 +859,7 @@ static enum reqsign_status sq_account_list(void *impl, const char *after, size_t
     int rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-    size_t got = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        if (got == limit)
-            continue;
-        ret = row_to_account(st, &out[got], err);
-        if (ret != REQSIGN_OK)
-            break;
-        got++;
-    }
-    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
-        ret = sq_fail(c->db, rc, "account list", err);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        rc = SQLITE_OK;
-    stmt_done(st);
-    conn_put(s, c, rc);
-    if (ret == REQSIGN_OK)
-        *n = got;
-    return ret;
+    return sq_rows(s, c, st, rc, "account list", row_to_account, out, sizeof(*out), limit, n, err);
 }
 
 static enum reqsign_status sq_account_set_disabled(void *impl, const char *id, int64_t at,
@@ -992,6 +969,25 @@ static enum reqsign_status sq_audit_append(void *impl, const struct reqsign_audi
     return ret;
 }
 
+static enum reqsign_status row_to_audit(sqlite3_stmt *st, void *dst, struct reqsign_error *err)
+{
+    struct reqsign_audit_event *e = dst;
+    memset(e, 0, sizeof(*e));
+    e->seq = (int64_t)sqlite3_column_int64(st, 0);
+    e->time = (int64_t)sqlite3_column_int64(st, 1);
+    struct {
+        char *dst;
+        size_t cap;
+    } f[7] = {{e->actor, sizeof(e->actor)},     {e->account, sizeof(e->account)},
+              {e->action, sizeof(e->action)},   {e->target, sizeof(e->target)},
+              {e->outcome, sizeof(e->outcome)}, {e->source, sizeof(e->source)},
+              {e->nonce, sizeof(e->nonce)}};
+    enum reqsign_status ret = REQSIGN_OK;
+    for (int i = 0; i < 7 && ret == REQSIGN_OK; i++)
+        ret = copy_text(st, i + 2, f[i].dst, f[i].cap, false, "audit", err);
+    return ret;
+}
+
 static enum reqsign_status sq_audit_list(void *impl, const char *account, int64_t after,
                                          size_t limit, struct reqsign_audit_event *out, size_t *n,
                                          struct reqsign_error *err)
@@ -1007,39 +1003,7 @@ static enum reqsign_status sq_audit_list(void *impl, const char *account, int64_
         rc = sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
-    size_t got = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        if (got == limit)
-            continue;
-        struct reqsign_audit_event *e = &out[got];
-        memset(e, 0, sizeof(*e));
-        e->seq = (int64_t)sqlite3_column_int64(st, 0);
-        e->time = (int64_t)sqlite3_column_int64(st, 1);
-        struct {
-            char *dst;
-            size_t cap;
-        } f[7] = {{e->actor, sizeof(e->actor)},     {e->account, sizeof(e->account)},
-                  {e->action, sizeof(e->action)},   {e->target, sizeof(e->target)},
-                  {e->outcome, sizeof(e->outcome)}, {e->source, sizeof(e->source)},
-                  {e->nonce, sizeof(e->nonce)}};
-        for (int i = 0; i < 7 && ret == REQSIGN_OK; i++)
-            ret = copy_text(st, i + 2, f[i].dst, f[i].cap, false, "audit", err);
-        if (ret != REQSIGN_OK)
-            break;
-        got++;
-    }
-    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
-        ret = sq_fail(c->db, rc, "audit list", err);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        rc = SQLITE_OK;
-    stmt_done(st);
-    conn_put(s, c, rc);
-    if (ret == REQSIGN_OK)
-        *n = got;
-    return ret;
+    return sq_rows(s, c, st, rc, "audit list", row_to_audit, out, sizeof(*out), limit, n, err);
 }
 
 static void sq_free(void *impl)
