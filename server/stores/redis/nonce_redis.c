@@ -359,13 +359,21 @@ static enum reqsign_status rd_fast_fail_unlock(struct rd *r, struct reqsign_erro
                              "redis %s: %s; reconnecting", r->where, cause);
 }
 
-/* The pool's open callback: make a connection for rd_acquire, whose @arg
- * says whether it is the probe after a backoff. */
+/* What rd_acquire tells the pool's open callback: whether this caller is
+ * the probe after a backoff; the callback says it ran (it ends the probe). */
+struct rd_take {
+    bool probe, tried;
+};
+
+/* The pool's open callback: make a connection for rd_acquire (@arg, a
+ * struct rd_take). */
 static enum reqsign_status rd_pool_open(void *ctx, void *arg, struct reqsign_pool_link **out,
                                         struct reqsign_error *err)
 {
     struct rd *r = ctx;
-    const bool probe = *(const bool *)arg;
+    struct rd_take *take = arg;
+    const bool probe = take->probe;
+    take->tried = true;
     *out = NULL;
     pthread_mutex_lock(&r->mu);
     if (!probe && r->fails > 0) /* a backoff began while this caller waited for a slot */
@@ -408,20 +416,20 @@ static const struct reqsign_pool_ops rd_pool_ops = {.open = rd_pool_open, .close
  * during a backoff. */
 static enum reqsign_status rd_acquire(struct rd *r, struct rd_conn **out, struct reqsign_error *err)
 {
-    bool probe = false;
+    struct rd_take take = {.probe = false, .tried = false};
     *out = NULL;
     pthread_mutex_lock(&r->mu);
     if (r->fails > 0) {
         if (r->probing || r->retry_at - rd_clock_ms(CLOCK_MONOTONIC) > 0)
             return rd_fast_fail_unlock(r, err);
         r->probing = true;
-        probe = true;
+        take.probe = true;
     }
     pthread_mutex_unlock(&r->mu);
     struct reqsign_pool_link *l;
-    enum reqsign_status st = reqsign_pool_get(r->pool, probe, &probe, &l, NULL, err);
+    enum reqsign_status st = reqsign_pool_get(r->pool, take.probe, &take, &l, NULL, err);
     if (st != REQSIGN_OK) {
-        if (probe) { /* no slot came for the probe: let the next caller probe */
+        if (take.probe && !take.tried) { /* no slot came for the probe: the next caller probes */
             pthread_mutex_lock(&r->mu);
             r->probing = false;
             pthread_mutex_unlock(&r->mu);
