@@ -3,7 +3,7 @@
  * dead and broken connections dropped, generations, connections made outside
  * the lock, and many threads at once. The connections are small structs that
  * count their opens and closes: the pool is generic, nothing here stands in
- * for a server. */
+ * for a server. Last, the SQLite store on it (real files, real SQLite). */
 #include <criterion/criterion.h>
 
 #include <pthread.h>
@@ -15,7 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <reqsign/keystore_sqlite.h>
+#include <sqlite3.h>
+
 #include "pool.h"
+#include "testutil.h"
 
 struct tconn {
     struct reqsign_pool_link link;
@@ -470,4 +474,82 @@ Test(pool, concurrent_use_from_threads)
                  atomic_load(&t.opened), atomic_load(&t.closed), open);
     reqsign_pool_free(p);
     cr_assert_eq(t.closed, t.opened, "every connection closed once");
+}
+
+/* ---- a store on the pool: SQLite's 64 ---- */
+
+struct sq_writer {
+    struct reqsign_keystore *ks;
+    int i;
+    enum reqsign_status st;
+    int64_t took_ms;
+    char msg[256];
+};
+
+static void *sq_write(void *arg)
+{
+    struct sq_writer *w = arg;
+    struct reqsign_key_record r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.keyid, sizeof(r.keyid), "key-%05d", w->i);
+    for (int j = 0; j < REQSIGN_ED25519_PUBLIC_LEN; j++)
+        r.public_key[j] = (uint8_t)(w->i * 131 + j * 7);
+    r.public_key[30] = (uint8_t)(w->i & 0xff);
+    r.public_key[31] = (uint8_t)(w->i >> 8);
+    r.created_at = 1700000000;
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    int64_t t0 = mono_ms();
+    w->st = reqsign_keystore_insert(w->ks, &r, &err);
+    w->took_ms = mono_ms() - t0;
+    snprintf(w->msg, sizeof(w->msg), "%s", err.message);
+    return NULL;
+}
+
+/* The SQLite store used to open a connection for every call running at once,
+ * without limit. Now 64 writers stuck behind another process's write lock
+ * (each in its REQSIGN_SQLITE_BUSY_MS busy wait) hold all 64 connections, and
+ * one more call waits REQSIGN_SQLITE_POOL_WAIT_MS and is told the limit. */
+Test(pool, sqlite_store_stops_at_its_limit, .timeout = 60)
+{
+    char *dir = tu_tmpdir();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/keys.db", dir);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(path, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+    enum { N = REQSIGN_SQLITE_POOL_MAX + 1 };
+    static struct sq_writer w[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (struct sq_writer){.ks = ks, .i = i + 1};
+        cr_assert_eq(pthread_create(&th[i], NULL, sq_write, &w[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+
+    int limited = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(w[i].st, REQSIGN_E_KEYSTORE_UNAVAILABLE, "writer %d: %s", i, w[i].msg);
+        if (strstr(w[i].msg, "all 64 connections busy") == NULL)
+            continue;
+        limited++;
+        cr_assert_str_eq(w[i].msg, "SQLite: all 64 connections busy for 2000 ms");
+        cr_assert_geq(w[i].took_ms, REQSIGN_SQLITE_POOL_WAIT_MS);
+        cr_assert_lt(w[i].took_ms, REQSIGN_SQLITE_BUSY_MS, "it waited for the pool, not the lock");
+    }
+    cr_assert_eq(limited, 1, "%d of %d calls met the pool's limit", limited, N);
+    /* and with the lock gone, the store works on its pooled connections */
+    struct sq_writer after = {.ks = ks, .i = 1000};
+    sq_write(&after);
+    cr_assert_eq(after.st, REQSIGN_OK, "%s", after.msg);
+    reqsign_keystore_free(ks);
+    free(dir);
 }
