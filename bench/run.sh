@@ -73,7 +73,16 @@ log "end to end on 1, 2, 4 and 16 connections (api-backend)"
 "$build/bench/bench-load" --server "$build/examples/api-backend" "${quick[@]}" >"$out/load.jsonl"
 log "end to end on 1, 2, 4 and 16 connections (reqsignd)"
 "$build/bench/bench-load" --reqsignd "$build/server/reqsignd" "${quick[@]}" >>"$out/load.jsonl"
-files+=("$out/nonce.jsonl" "$out/redis.jsonl" "$out/e2e.jsonl" "$out/load.jsonl")
+log "nginx + ngx_http_reqsign_module, 1 and 2 workers (skips without the module)"
+# bench-load starts Debian's nginx itself (generated configuration, loopback
+# ports it picks, the upstream a second server block answering return 200)
+mod="$build/server/nginx/ngx_http_reqsign_module.so"
+if [ -f "$mod" ]; then
+    "$build/bench/bench-load" --nginx "$(realpath "$mod")" "${quick[@]}" >"$out/nginx.jsonl"
+else # built without the module (nginx-dev missing, or -Dnginx=disabled): a skip record
+    echo '{"name": "nginx_signed", "skipped": true, "reason": "the nginx module was not built (nginx-dev missing, or -Dnginx=disabled)"}' >"$out/nginx.jsonl"
+fi
+files+=("$out/nonce.jsonl" "$out/redis.jsonl" "$out/e2e.jsonl" "$out/load.jsonl" "$out/nginx.jsonl")
 
 "$build/bench/bench-report" --json bench/results.json --md BENCHMARKS.md --command "$cmd" "${files[@]}"
 log "wrote BENCHMARKS.md and bench/results.json"

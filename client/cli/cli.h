@@ -1,7 +1,8 @@
 /* reqsign CLI: what the subcommands share. One subcommand per file (main.c
- * only dispatches); util.c holds the option parser, error output, I/O, the
+ * only dispatches); util.c holds the shared options, error output, I/O, the
  * credential profiles and the secret-file writer; service.c what the
- * commands that talk to a key service share; key.c the public-key loader. */
+ * commands that talk to a key service share; key.c the public-key loader.
+ * The option parser is common/opt/opt.h's, shared with the servers. */
 #ifndef REQSIGN_CLI_H
 #define REQSIGN_CLI_H
 
@@ -17,6 +18,8 @@
 #include <reqsign/error.h>
 #include <reqsign/request.h>
 #include <reqsign/signer.h>
+
+#include "opt.h"
 
 #if defined(__GNUC__)
 #define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -47,38 +50,10 @@ extern const char reqsign_cli_send_usage[];
 
 /* ------------------------------------------------------ options (util.c) */
 
-/* The option parser. */
-enum reqsign_cli_arg { CLI_FLAG = 0, CLI_VALUE = 1 };
+/* The option parser is common/opt/opt.h's (shared with reqsignd and
+ * api-backend); REQSIGN_CLI_PROG names this program in its messages. */
+#define REQSIGN_CLI_PROG "reqsign"
 
-struct reqsign_cli_optdef {
-    const char *lng; /* without "--" */
-    char shrt;       /* 0: none */
-    enum reqsign_cli_arg arg;
-    int id;
-};
-
-/* One parser for every subcommand: --name VALUE, --name=VALUE, -X VALUE,
- * -XVALUE; "--" ends the options; "-" alone is an operand. Initialise with
- * the fields up to usage; the rest are optional (0). */
-struct reqsign_cli_optp {
-    int argc;
-    char **argv;
-    int i; /* the next argument */
-    int only_positional;
-    const char *cmd;   /* "sign", "keys", ...: in messages */
-    const char *usage; /* printed after a usage error */
-    int combine;       /* short flags combine, as curl takes them: -iv, -sXPUT */
-    /* an argument beginning with '-' that is an operand nevertheless (a KEYID
-     * shaped like a thumbprint: reqsign_cli_is_thumbprint) */
-    int (*operand)(const char *a);
-    const char *group; /* internal: the rest of a group of short flags */
-};
-
-enum { CLI_END = 0, CLI_OPT = 1, CLI_POS = 2, CLI_ERR = -1 };
-/* The next option (CLI_OPT, *id and *val set), positional argument (CLI_POS,
- * *val set), end (CLI_END) or a usage error already printed (CLI_ERR). */
-int reqsign_cli_next_opt(struct reqsign_cli_optp *p, const struct reqsign_cli_optdef *defs, int *id,
-                         const char **val);
 /* "reqsign @cmd: <message>" then "see 'reqsign @cmd --help'", on stderr (a
  * usage error: exit 2). @usage is not printed: --help shows it. */
 void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
@@ -106,19 +81,19 @@ enum {
 };
 /* TLS, as curl spells it; certificates are verified by default. */
 #define CLI_OPTS_TLS                                                                               \
-    {"cacert", 0, CLI_VALUE, CLI_O_CACERT},                                                        \
+    {"cacert", 0, REQSIGN_OPT_VALUE, CLI_O_CACERT},                                                \
     {                                                                                              \
-        "insecure", 'k', CLI_FLAG, CLI_O_INSECURE                                                  \
+        "insecure", 'k', REQSIGN_OPT_FLAG, CLI_O_INSECURE                                          \
     }
 /* The credential a signing command uses (reqsign_cli_load_signer). */
 #define CLI_OPTS_CREDENTIAL                                                                        \
-    {"key", 0, CLI_VALUE, CLI_O_KEY}, {"profile", 0, CLI_VALUE, CLI_O_PROFILE},                    \
+    {"key", 0, REQSIGN_OPT_VALUE, CLI_O_KEY}, {"profile", 0, REQSIGN_OPT_VALUE, CLI_O_PROFILE},    \
     {                                                                                              \
-        "insecure-key-permissions", 0, CLI_FLAG, CLI_O_INSECURE_PERMS                              \
+        "insecure-key-permissions", 0, REQSIGN_OPT_FLAG, CLI_O_INSECURE_PERMS                      \
     }
 /* Handle a shared option @id (value @val) parsed by @p: 1 done, 0 not one
  * of them (or @c NULL for a credential option), -1 a usage error (printed). */
-int reqsign_cli_common_opt(const struct reqsign_cli_optp *p, int id, const char *val,
+int reqsign_cli_common_opt(const struct reqsign_opt_parser *p, int id, const char *val,
                            struct reqsign_cli_cred *c);
 /* The request options sign and verify share: -X, -H, -d, --label, --tag,
  * --show-base and -h. */
@@ -132,11 +107,13 @@ enum {
     CLI_O_HELP
 };
 #define CLI_OPTS_REQUEST                                                                           \
-    {"request", 'X', CLI_VALUE, CLI_O_METHOD}, {"header", 'H', CLI_VALUE, CLI_O_HEADER},           \
-        {"data", 'd', CLI_VALUE, CLI_O_DATA}, {"label", 0, CLI_VALUE, CLI_O_LABEL},                \
-        {"tag", 0, CLI_VALUE, CLI_O_TAG}, {"show-base", 0, CLI_FLAG, CLI_O_SHOW_BASE},             \
+    {"request", 'X', REQSIGN_OPT_VALUE, CLI_O_METHOD},                                             \
+        {"header", 'H', REQSIGN_OPT_VALUE, CLI_O_HEADER},                                          \
+        {"data", 'd', REQSIGN_OPT_VALUE, CLI_O_DATA},                                              \
+        {"label", 0, REQSIGN_OPT_VALUE, CLI_O_LABEL}, {"tag", 0, REQSIGN_OPT_VALUE, CLI_O_TAG},    \
+        {"show-base", 0, REQSIGN_OPT_FLAG, CLI_O_SHOW_BASE},                                       \
     {                                                                                              \
-        "help", 'h', CLI_FLAG, CLI_O_HELP                                                          \
+        "help", 'h', REQSIGN_OPT_FLAG, CLI_O_HELP                                                  \
     }
 struct reqsign_cli_reqopts {
     const char *method, *data, *label, *tag;
@@ -144,7 +121,7 @@ struct reqsign_cli_reqopts {
 };
 /* Handle a request option: 1 done (for -H: *@name, *@value set when not
  * NULL), 2 --help (printed), 0 not one, -1 a usage error (printed). */
-int reqsign_cli_request_opt(const struct reqsign_cli_optp *p, int id, const char *val,
+int reqsign_cli_request_opt(const struct reqsign_opt_parser *p, int id, const char *val,
                             struct reqsign_cli_reqopts *r, struct reqsign_span *name,
                             struct reqsign_span *value);
 

@@ -161,11 +161,16 @@ int reqsign_cli_key_show(const char *cmd, const char *path)
 int reqsign_cli_key(int argc, char **argv)
 {
     enum { Y_HELP = 1 };
-    static const struct reqsign_cli_optdef defs[] = {
-        {"help", 'h', CLI_FLAG, Y_HELP},
-        {NULL, 0, CLI_FLAG, 0},
+    static const struct reqsign_opt_def defs[] = {
+        {"help", 'h', REQSIGN_OPT_FLAG, Y_HELP},
+        {NULL, 0, REQSIGN_OPT_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, 1, 0, "key", reqsign_cli_key_usage, 0, NULL, NULL};
+    struct reqsign_opt_parser p = {.prog = REQSIGN_CLI_PROG,
+                                   .cmd = "key",
+                                   .usage = reqsign_cli_key_usage,
+                                   .argc = argc,
+                                   .argv = argv,
+                                   .i = 1};
     const char *file = NULL, *val;
     int id = 0, r;
 
@@ -181,10 +186,10 @@ int reqsign_cli_key(int argc, char **argv)
         reqsign_cli_usage_error("key", reqsign_cli_key_usage, "unknown subcommand '%s'", argv[0]);
         return EXIT_USAGE;
     }
-    while ((r = reqsign_cli_next_opt(&p, defs, &id, &val)) != CLI_END) {
-        if (r == CLI_ERR)
+    while ((r = reqsign_opt_next(&p, defs, &id, &val)) != REQSIGN_OPT_END) {
+        if (r == REQSIGN_OPT_ERROR)
             return EXIT_USAGE;
-        if (r == CLI_OPT) { /* --help */
+        if (r == REQSIGN_OPT_OPTION) { /* --help */
             fputs(reqsign_cli_key_usage, stdout);
             return EXIT_OKAY;
         }

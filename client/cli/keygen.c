@@ -37,21 +37,24 @@ enum { K_HELP = 1, K_OUT, K_SHOW };
 
 int reqsign_cli_keygen(int argc, char **argv)
 {
-    static const struct reqsign_cli_optdef defs[] = {
-        {"output", 'o', CLI_VALUE, K_OUT},
-        {"show", 'y', CLI_VALUE, K_SHOW},
-        {"help", 'h', CLI_FLAG, K_HELP},
-        {NULL, 0, CLI_FLAG, 0},
+    static const struct reqsign_opt_def defs[] = {
+        {"output", 'o', REQSIGN_OPT_VALUE, K_OUT},
+        {"show", 'y', REQSIGN_OPT_VALUE, K_SHOW},
+        {"help", 'h', REQSIGN_OPT_FLAG, K_HELP},
+        {NULL, 0, REQSIGN_OPT_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, 0,   0, "keygen", reqsign_cli_keygen_usage,
-                                 0,    NULL, NULL};
+    struct reqsign_opt_parser p = {.prog = REQSIGN_CLI_PROG,
+                                   .cmd = "keygen",
+                                   .usage = reqsign_cli_keygen_usage,
+                                   .argc = argc,
+                                   .argv = argv};
     const char *out_file = NULL, *show = NULL, *val;
     int id = 0, r;
 
-    while ((r = reqsign_cli_next_opt(&p, defs, &id, &val)) != CLI_END) {
-        if (r == CLI_ERR)
+    while ((r = reqsign_opt_next(&p, defs, &id, &val)) != REQSIGN_OPT_END) {
+        if (r == REQSIGN_OPT_ERROR)
             return EXIT_USAGE;
-        if (r == CLI_POS) {
+        if (r == REQSIGN_OPT_OPERAND) {
             reqsign_cli_usage_error("keygen", reqsign_cli_keygen_usage, "unexpected argument '%s'",
                                     val);
             return EXIT_USAGE;

@@ -133,26 +133,26 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
         K_NEW_KEY,
         K_N
     };
-    static const struct reqsign_cli_optdef defs[] = {
-        {"help", 'h', CLI_FLAG, K_HELP},
-        {"verbose", 'v', CLI_FLAG, K_VERBOSE},
-        {"all", 0, CLI_FLAG, K_ALL},
-        {"json", 0, CLI_FLAG, K_JSON},
-        {"service", 0, CLI_VALUE, K_SERVICE},
-        {"label", 0, CLI_VALUE, K_LABEL},
-        {"scope", 0, CLI_VALUE, K_SCOPE},
-        {"expires-at", 0, CLI_VALUE, K_EXPIRES_AT},
-        {"public-key", 0, CLI_VALUE, K_PUBLIC_KEY},
-        {"output", 'o', CLI_VALUE, K_OUTPUT},
-        {"limit", 0, CLI_VALUE, K_LIMIT},
-        {"after", 0, CLI_VALUE, K_AFTER},
-        {"grace", 0, CLI_VALUE, K_GRACE},
-        {"to-profile", 0, CLI_VALUE, K_TO_PROFILE},
-        {"publish", 0, CLI_FLAG, K_PUBLISH},
-        {"new-key", 0, CLI_VALUE, K_NEW_KEY},
+    static const struct reqsign_opt_def defs[] = {
+        {"help", 'h', REQSIGN_OPT_FLAG, K_HELP},
+        {"verbose", 'v', REQSIGN_OPT_FLAG, K_VERBOSE},
+        {"all", 0, REQSIGN_OPT_FLAG, K_ALL},
+        {"json", 0, REQSIGN_OPT_FLAG, K_JSON},
+        {"service", 0, REQSIGN_OPT_VALUE, K_SERVICE},
+        {"label", 0, REQSIGN_OPT_VALUE, K_LABEL},
+        {"scope", 0, REQSIGN_OPT_VALUE, K_SCOPE},
+        {"expires-at", 0, REQSIGN_OPT_VALUE, K_EXPIRES_AT},
+        {"public-key", 0, REQSIGN_OPT_VALUE, K_PUBLIC_KEY},
+        {"output", 'o', REQSIGN_OPT_VALUE, K_OUTPUT},
+        {"limit", 0, REQSIGN_OPT_VALUE, K_LIMIT},
+        {"after", 0, REQSIGN_OPT_VALUE, K_AFTER},
+        {"grace", 0, REQSIGN_OPT_VALUE, K_GRACE},
+        {"to-profile", 0, REQSIGN_OPT_VALUE, K_TO_PROFILE},
+        {"publish", 0, REQSIGN_OPT_FLAG, K_PUBLISH},
+        {"new-key", 0, REQSIGN_OPT_VALUE, K_NEW_KEY},
         CLI_OPTS_TLS,
         CLI_OPTS_CREDENTIAL,
-        {NULL, 0, CLI_FLAG, 0},
+        {NULL, 0, REQSIGN_OPT_FLAG, 0},
     };
     /* the subcommands an option is for; the others take every subcommand */
     static const char *const only[K_N] = {
@@ -172,19 +172,23 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
     };
     /* A keyid may begin with '-' (1 in 64 thumbprints): its shape, not its
      * first character, makes it the operand. */
-    struct reqsign_cli_optp p = {
-        argc,   argv,       1, 0,
-        "keys", USAGE_KEYS, 0, takes_keyid(o->sub) ? reqsign_cli_is_thumbprint : NULL,
-        NULL};
+    struct reqsign_opt_parser p = {.prog = REQSIGN_CLI_PROG,
+                                   .cmd = "keys",
+                                   .usage = USAGE_KEYS,
+                                   .argc = argc,
+                                   .argv = argv,
+                                   .i = 1,
+                                   .operand =
+                                       takes_keyid(o->sub) ? reqsign_cli_is_thumbprint : NULL};
     const char *v;
     int id = 0, r, at = p.i;
     char sub[32];
 
     snprintf(sub, sizeof(sub), " %s ", o->sub);
-    for (; (r = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END; at = p.i) {
-        if (r == CLI_ERR)
+    for (; (r = reqsign_opt_next(&p, defs, &id, &v)) != REQSIGN_OPT_END; at = p.i) {
+        if (r == REQSIGN_OPT_ERROR)
             return EXIT_USAGE;
-        if (r == CLI_POS) {
+        if (r == REQSIGN_OPT_OPERAND) {
             if (o->arg != NULL || !takes_keyid(o->sub)) {
                 reqsign_cli_usage_error("keys", USAGE_KEYS, "%s: unexpected argument '%s'", o->sub,
                                         v);

@@ -365,178 +365,175 @@ struct send_args {
         return EXIT_USAGE;                                                                         \
     } while (0)
 
-/* Parse send's arguments into @a: EXIT_OKAY, EXIT_USAGE or EXIT_FAIL
- * (printed), or -1 (--help printed). */
-static int send_parse(int argc, char **argv, struct send_args *a)
+/* send's options. */
+enum {
+    O_HELP = 1,
+    O_INCLUDE,
+    O_VERBOSE,
+    O_SILENT,
+    O_SHOW_ERROR,
+    O_FAIL,
+    O_HEAD,
+    O_LOCATION,
+    O_TRUSTED,
+    O_METHOD,
+    O_HEADER,
+    O_DATA,
+    O_OUTPUT,
+    O_WRITE_OUT,
+    O_MAX_TIME,
+    O_CONNECT,
+    O_MAX_REDIRS,
+    O_RETRY,
+    O_RETRY_DELAY,
+    O_RESOLVE,
+    O_CONNECT_TO
+};
+static const struct reqsign_opt_def send_opts[] = {
+    {"help", 'h', REQSIGN_OPT_FLAG, O_HELP},
+    {"include", 'i', REQSIGN_OPT_FLAG, O_INCLUDE},
+    {"verbose", 'v', REQSIGN_OPT_FLAG, O_VERBOSE},
+    {"silent", 's', REQSIGN_OPT_FLAG, O_SILENT},
+    {"show-error", 'S', REQSIGN_OPT_FLAG, O_SHOW_ERROR},
+    {"fail", 'f', REQSIGN_OPT_FLAG, O_FAIL},
+    {"head", 'I', REQSIGN_OPT_FLAG, O_HEAD},
+    {"location", 'L', REQSIGN_OPT_FLAG, O_LOCATION},
+    {"location-trusted", 0, REQSIGN_OPT_FLAG, O_TRUSTED},
+    {"request", 'X', REQSIGN_OPT_VALUE, O_METHOD},
+    {"header", 'H', REQSIGN_OPT_VALUE, O_HEADER},
+    {"data", 'd', REQSIGN_OPT_VALUE, O_DATA},
+    {"output", 'o', REQSIGN_OPT_VALUE, O_OUTPUT},
+    {"write-out", 'w', REQSIGN_OPT_VALUE, O_WRITE_OUT},
+    {"max-time", 'm', REQSIGN_OPT_VALUE, O_MAX_TIME},
+    {"connect-timeout", 0, REQSIGN_OPT_VALUE, O_CONNECT},
+    {"max-redirs", 0, REQSIGN_OPT_VALUE, O_MAX_REDIRS},
+    {"retry", 0, REQSIGN_OPT_VALUE, O_RETRY},
+    {"retry-delay", 0, REQSIGN_OPT_VALUE, O_RETRY_DELAY},
+    {"resolve", 0, REQSIGN_OPT_VALUE, O_RESOLVE},
+    {"connect-to", 0, REQSIGN_OPT_VALUE, O_CONNECT_TO},
+    {"keyid", 0, REQSIGN_OPT_VALUE, CLI_O_KEYID},
+    CLI_OPTS_TLS,
+    CLI_OPTS_CREDENTIAL,
+    {NULL, 0, REQSIGN_OPT_FLAG, 0},
+};
+/* -H @v: a field line other than the signature's and Host. EXIT_OKAY or
+ * EXIT_USAGE (printed). */
+static int send_add_header(struct send_args *a, const char *v)
 {
-    enum {
-        O_HELP = 1,
-        O_INCLUDE,
-        O_VERBOSE,
-        O_SILENT,
-        O_SHOW_ERROR,
-        O_FAIL,
-        O_HEAD,
-        O_LOCATION,
-        O_TRUSTED,
-        O_METHOD,
-        O_HEADER,
-        O_DATA,
-        O_OUTPUT,
-        O_WRITE_OUT,
-        O_MAX_TIME,
-        O_CONNECT,
-        O_MAX_REDIRS,
-        O_RETRY,
-        O_RETRY_DELAY,
-        O_RESOLVE,
-        O_CONNECT_TO
-    };
-    static const struct reqsign_cli_optdef defs[] = {
-        {"help", 'h', CLI_FLAG, O_HELP},
-        {"include", 'i', CLI_FLAG, O_INCLUDE},
-        {"verbose", 'v', CLI_FLAG, O_VERBOSE},
-        {"silent", 's', CLI_FLAG, O_SILENT},
-        {"show-error", 'S', CLI_FLAG, O_SHOW_ERROR},
-        {"fail", 'f', CLI_FLAG, O_FAIL},
-        {"head", 'I', CLI_FLAG, O_HEAD},
-        {"location", 'L', CLI_FLAG, O_LOCATION},
-        {"location-trusted", 0, CLI_FLAG, O_TRUSTED},
-        {"request", 'X', CLI_VALUE, O_METHOD},
-        {"header", 'H', CLI_VALUE, O_HEADER},
-        {"data", 'd', CLI_VALUE, O_DATA},
-        {"output", 'o', CLI_VALUE, O_OUTPUT},
-        {"write-out", 'w', CLI_VALUE, O_WRITE_OUT},
-        {"max-time", 'm', CLI_VALUE, O_MAX_TIME},
-        {"connect-timeout", 0, CLI_VALUE, O_CONNECT},
-        {"max-redirs", 0, CLI_VALUE, O_MAX_REDIRS},
-        {"retry", 0, CLI_VALUE, O_RETRY},
-        {"retry-delay", 0, CLI_VALUE, O_RETRY_DELAY},
-        {"resolve", 0, CLI_VALUE, O_RESOLVE},
-        {"connect-to", 0, CLI_VALUE, O_CONNECT_TO},
-        {"keyid", 0, CLI_VALUE, CLI_O_KEYID},
-        CLI_OPTS_TLS,
-        CLI_OPTS_CREDENTIAL,
-        {NULL, 0, CLI_FLAG, 0},
-    };
-    /* curl's habits: combined short flags (-iv, -sXPUT) */
-    struct reqsign_cli_optp p = {argc, argv, 0, 0, "send", reqsign_cli_send_usage, 1, NULL, NULL};
-    const char *v;
-    int id = 0, pr;
+    int ch = check_header(v);
+    if (ch == -2)
+        PARSE_USAGE("-H '%s': reqsign adds the signature fields itself", v);
+    if (ch == -3)
+        PARSE_USAGE("-H '%s': the signature covers the URL's authority, which is the "
+                    "Host sent: put the host in the URL, and to reach it at another "
+                    "address use --resolve HOST:PORT:ADDR or --connect-to",
+                    v);
+    if (ch != 0)
+        PARSE_USAGE("-H '%s': expected 'Name: value'", v);
+    if (a->n_hdrs >= SEND_MAX_HEADERS)
+        PARSE_USAGE("more than %d -H options", SEND_MAX_HEADERS);
+    a->hdrs[a->n_hdrs++] = v;
+    return EXIT_OKAY;
+}
 
-    memset(a, 0, sizeof(*a));
-    a->max_redirs = SEND_MAX_REDIRS;
-    while ((pr = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END) {
-        if (pr == CLI_ERR)
-            return EXIT_USAGE;
-        if (pr == CLI_POS) {
-            if (a->url != NULL)
-                PARSE_USAGE("unexpected argument '%s' (one URL only)", v);
-            a->url = v;
-            continue;
-        }
-        int c = reqsign_cli_common_opt(&p, id, v, &a->cr);
-        if (c < 0)
-            return EXIT_USAGE;
-        if (c > 0)
-            continue;
-        switch (id) {
-        case O_HELP:
-            fputs(reqsign_cli_send_usage, stdout);
-            return -1;
-        case O_INCLUDE:
-            a->include = 1;
-            break;
-        case O_VERBOSE:
-            a->verbose = 1;
-            break;
-        case O_SILENT:
-            a->silent = 1;
-            break;
-        case O_SHOW_ERROR:
-            a->show_error = 1;
-            break;
-        case O_FAIL:
-            a->fail = 1;
-            break;
-        case O_HEAD:
-            a->head = 1;
-            break;
-        case O_LOCATION:
-            a->location = 1;
-            break;
-        case O_TRUSTED:
-            a->location = a->trusted = 1;
-            break;
-        case O_METHOD:
-            a->method = v;
-            break;
-        case O_HEADER: {
-            int ch = check_header(v);
-            if (ch == -2)
-                PARSE_USAGE("-H '%s': reqsign adds the signature fields itself", v);
-            if (ch == -3)
-                PARSE_USAGE("-H '%s': the signature covers the URL's authority, which is the "
-                            "Host sent: put the host in the URL, and to reach it at another "
-                            "address use --resolve HOST:PORT:ADDR or --connect-to",
-                            v);
-            if (ch != 0)
-                PARSE_USAGE("-H '%s': expected 'Name: value'", v);
-            if (a->n_hdrs >= SEND_MAX_HEADERS)
-                PARSE_USAGE("more than %d -H options", SEND_MAX_HEADERS);
-            a->hdrs[a->n_hdrs++] = v;
-            break;
-        }
-        case O_DATA:
-            if (a->data != NULL)
-                PARSE_USAGE("--data given twice");
-            a->data = v;
-            break;
-        case O_OUTPUT:
-            a->output = v;
-            break;
-        case O_WRITE_OUT:
-            a->wfmt = v;
-            break;
-        case O_MAX_TIME:
-            if ((a->max_time_ms = parse_seconds_ms(v)) < 0)
-                PARSE_USAGE("--max-time '%s': expected seconds greater than 0", v);
-            break;
-        case O_CONNECT:
-            if ((a->connect_ms = parse_seconds_ms(v)) < 0)
-                PARSE_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
-            break;
-        case O_MAX_REDIRS:
-            if (reqsign_cli_parse_count(v, 0, 1000000, &a->max_redirs) != 0)
-                PARSE_USAGE("--max-redirs '%s': expected a count", v);
-            break;
-        case O_RETRY:
-            if (reqsign_cli_parse_count(v, 0, 1000000, &a->retries) != 0)
-                PARSE_USAGE("--retry '%s': expected a count", v);
-            break;
-        case O_RETRY_DELAY:
-            if ((a->retry_delay_ms = parse_seconds_ms(v)) < 0)
-                PARSE_USAGE("--retry-delay '%s': expected seconds greater than 0", v);
-            break;
-        case O_RESOLVE:
-        case O_CONNECT_TO: {
-            int is_resolve = id == O_RESOLVE;
-            if (strchr(v, ':') == NULL)
-                PARSE_USAGE("--%s '%s': expected %s", is_resolve ? "resolve" : "connect-to", v,
-                            is_resolve ? "HOST:PORT:ADDR" : "HOST:PORT:TO_HOST:TO_PORT");
-            struct curl_slist **l = is_resolve ? &a->resolve : &a->connect_to;
-            struct curl_slist *nl = curl_slist_append(*l, v);
-            if (nl == NULL) {
-                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-                return EXIT_FAIL;
-            }
-            *l = nl;
-            break;
-        }
-        default:
-            break;
-        }
+/* --resolve (@is_resolve) or --connect-to @v. EXIT_OKAY, EXIT_USAGE or
+ * EXIT_FAIL (printed). */
+static int send_add_route(struct send_args *a, int is_resolve, const char *v)
+{
+    if (strchr(v, ':') == NULL)
+        PARSE_USAGE("--%s '%s': expected %s", is_resolve ? "resolve" : "connect-to", v,
+                    is_resolve ? "HOST:PORT:ADDR" : "HOST:PORT:TO_HOST:TO_PORT");
+    struct curl_slist **l = is_resolve ? &a->resolve : &a->connect_to;
+    struct curl_slist *nl = curl_slist_append(*l, v);
+    if (nl == NULL) {
+        reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+        return EXIT_FAIL;
     }
+    *l = nl;
+    return EXIT_OKAY;
+}
+
+/* send's own option @id (value @v) into @a: EXIT_OKAY, EXIT_USAGE or
+ * EXIT_FAIL (printed), or -1 (--help printed). */
+static int send_option(struct send_args *a, int id, const char *v)
+{
+    switch (id) {
+    case O_HELP:
+        fputs(reqsign_cli_send_usage, stdout);
+        return -1;
+    case O_INCLUDE:
+        a->include = 1;
+        break;
+    case O_VERBOSE:
+        a->verbose = 1;
+        break;
+    case O_SILENT:
+        a->silent = 1;
+        break;
+    case O_SHOW_ERROR:
+        a->show_error = 1;
+        break;
+    case O_FAIL:
+        a->fail = 1;
+        break;
+    case O_HEAD:
+        a->head = 1;
+        break;
+    case O_LOCATION:
+        a->location = 1;
+        break;
+    case O_TRUSTED:
+        a->location = a->trusted = 1;
+        break;
+    case O_METHOD:
+        a->method = v;
+        break;
+    case O_HEADER:
+        return send_add_header(a, v);
+    case O_DATA:
+        if (a->data != NULL)
+            PARSE_USAGE("--data given twice");
+        a->data = v;
+        break;
+    case O_OUTPUT:
+        a->output = v;
+        break;
+    case O_WRITE_OUT:
+        a->wfmt = v;
+        break;
+    case O_MAX_TIME:
+        if ((a->max_time_ms = parse_seconds_ms(v)) < 0)
+            PARSE_USAGE("--max-time '%s': expected seconds greater than 0", v);
+        break;
+    case O_CONNECT:
+        if ((a->connect_ms = parse_seconds_ms(v)) < 0)
+            PARSE_USAGE("--connect-timeout '%s': expected seconds greater than 0", v);
+        break;
+    case O_MAX_REDIRS:
+        if (reqsign_cli_parse_count(v, 0, 1000000, &a->max_redirs) != 0)
+            PARSE_USAGE("--max-redirs '%s': expected a count", v);
+        break;
+    case O_RETRY:
+        if (reqsign_cli_parse_count(v, 0, 1000000, &a->retries) != 0)
+            PARSE_USAGE("--retry '%s': expected a count", v);
+        break;
+    case O_RETRY_DELAY:
+        if ((a->retry_delay_ms = parse_seconds_ms(v)) < 0)
+            PARSE_USAGE("--retry-delay '%s': expected seconds greater than 0", v);
+        break;
+    case O_RESOLVE:
+    case O_CONNECT_TO:
+        return send_add_route(a, id == O_RESOLVE, v);
+    default:
+        break;
+    }
+    return EXIT_OKAY;
+}
+
+/* What the options say together: a URL, and no two that conflict; the
+ * method. EXIT_OKAY or EXIT_USAGE (printed). */
+static int send_check(struct send_args *a)
+{
     const char *key = a->cr.key;
     if (a->url == NULL)
         PARSE_USAGE("missing URL");
@@ -560,357 +557,479 @@ static int send_parse(int argc, char **argv, struct send_args *a)
     return EXIT_OKAY;
 }
 
-int reqsign_cli_send(int argc, char **argv)
+/* Parse send's arguments into @a: EXIT_OKAY, EXIT_USAGE or EXIT_FAIL
+ * (printed), or -1 (--help printed). */
+static int send_parse(int argc, char **argv, struct send_args *a)
 {
-    const char *method = NULL, *data = NULL, *url = NULL;
-    const char *output = NULL, *wfmt = NULL;
-    int include = 0, verbose = 0, silent = 0, fail = 0, head = 0;
-    int location = 0, trusted = 0;
-    long max_time_ms = 0, connect_ms = 0, max_redirs = SEND_MAX_REDIRS, retries = 0;
-    long retry_delay_ms = 0;
-    struct curl_slist *resolve = NULL, *connect_to = NULL;
+    /* curl's habits: combined short flags (-iv, -sXPUT) */
+    struct reqsign_opt_parser p = {.prog = REQSIGN_CLI_PROG,
+                                   .cmd = "send",
+                                   .usage = reqsign_cli_send_usage,
+                                   .argc = argc,
+                                   .argv = argv,
+                                   .combine = true};
+    const char *v;
+    int id = 0, pr;
 
-    struct reqsign_credential *cred = NULL;
-    struct reqsign_signer *signer = NULL;
-    struct reqsign_curl_upload *upload = NULL;
-    struct curl_slist *headers = NULL;
+    memset(a, 0, sizeof(*a));
+    a->max_redirs = SEND_MAX_REDIRS;
+    while ((pr = reqsign_opt_next(&p, send_opts, &id, &v)) != REQSIGN_OPT_END) {
+        if (pr == REQSIGN_OPT_ERROR)
+            return EXIT_USAGE;
+        if (pr == REQSIGN_OPT_OPERAND) {
+            if (a->url != NULL)
+                PARSE_USAGE("unexpected argument '%s' (one URL only)", v);
+            a->url = v;
+            continue;
+        }
+        int c = reqsign_cli_common_opt(&p, id, v, &a->cr);
+        if (c < 0)
+            return EXIT_USAGE;
+        if (c > 0)
+            continue;
+        c = send_option(a, id, v);
+        if (c != EXIT_OKAY)
+            return c;
+    }
+    return send_check(a);
+}
+
+/* One run of `reqsign send`: its arguments, credential and body, and the
+ * transfer across its attempts (a redirect's next hop, a retry, the
+ * clock-corrected retry), each signed again. */
+struct send_run {
+    struct send_args a; /* a.retries counts down */
+    struct reqsign_credential *cred;
+    struct reqsign_signer *signer;
+    const char *url;       /* the URL given, or a path resolved against the credential's "api" */
+    char *api_url;         /* that resolution (malloc'd) */
+    const char *body_file; /* --data @FILE of a regular file: streamed, read twice */
+    char *body_mem;        /* --data @- or a non-regular file: read once into memory */
+    size_t body_len;
     struct send_out o;
-    char *body_mem = NULL, *base = NULL, *cur_url = NULL;
-    char *api_url = NULL; /* a path resolved against the credential's "api" */
-    size_t body_len = 0;
-    int rc = EXIT_USAGE;
+    char *base;    /* -v: each attempt's signature base */
+    char *cur_url; /* this attempt's URL */
+    const char *method;
+    int with_body;
+    struct curl_slist *headers;
+    struct reqsign_curl_upload *upload;
+    int64_t clock_offset; /* the server's clock minus ours, once corrected */
+    int clock_fixed;      /* the clock answer was seen (corrected or not) */
+    long redirects, delay_ms;
+    char errbuf[CURL_ERROR_SIZE];
+    CURLcode cc;
+};
 
-    struct send_args a;
-    rc = send_parse(argc, argv, &a);
-    if (rc != EXIT_OKAY) {
-        curl_slist_free_all(a.resolve);
-        curl_slist_free_all(a.connect_to);
-        return rc < 0 ? EXIT_OKAY : rc;
+#define SEND_BASE_CAP 8192
+
+/* A path URL ("/v1/...") against the credential's "api" base URL:
+ * EXIT_OKAY, or EXIT_USAGE (printed). */
+static int send_resolve_url(struct send_run *r)
+{
+    r->url = r->a.url;
+    if (r->url[0] != '/')
+        return EXIT_OKAY;
+    const char *api = reqsign_credential_api(r->cred);
+    size_t al = strlen(api), ul = strlen(r->url);
+    while (al > 0 && api[al - 1] == '/')
+        al--;
+    if (al == 0 || (r->api_url = malloc(al + ul + 1)) == NULL) {
+        fprintf(stderr,
+                "reqsign send: %s is a path and the credential has no \"api\" base "
+                "URL: give a full URL\n",
+                r->url);
+        return EXIT_USAGE;
     }
-    memset(&o, 0, sizeof(o));
-    o.last = '\n';
-    method = a.method;
-    data = a.data;
-    url = a.url;
-    output = a.output;
-    wfmt = a.wfmt;
-    include = a.include;
-    verbose = a.verbose;
-    silent = a.silent;
-    fail = a.fail;
-    location = a.location;
-    trusted = a.trusted;
-    max_time_ms = a.max_time_ms;
-    connect_ms = a.connect_ms;
-    max_redirs = a.max_redirs;
-    retries = a.retries;
-    retry_delay_ms = a.retry_delay_ms;
-    resolve = a.resolve;
-    connect_to = a.connect_to;
-    head = a.head;
+    memcpy(r->api_url, api, al);
+    memcpy(r->api_url + al, r->url, ul + 1);
+    r->url = r->api_url;
+    return EXIT_OKAY;
+}
 
-    rc = reqsign_cli_load_signer("send", &a.cr, NULL, &cred, &signer);
-    if (rc != EXIT_OKAY)
-        goto out;
-    if (url[0] == '/') { /* a path: against the credential's "api" base URL */
-        const char *api = reqsign_credential_api(cred);
-        size_t al = strlen(api), ul = strlen(url);
-        while (al > 0 && api[al - 1] == '/')
-            al--;
-        if (al == 0 || (api_url = malloc(al + ul + 1)) == NULL) {
-            fprintf(stderr,
-                    "reqsign send: %s is a path and the credential has no \"api\" base "
-                    "URL: give a full URL\n",
-                    url);
-            rc = EXIT_USAGE;
-            goto out;
-        }
-        memcpy(api_url, api, al);
-        memcpy(api_url + al, url, ul + 1);
-        url = api_url;
+/* The body of --data @...: a regular file is streamed (read twice); stdin, a
+ * pipe or another non-regular file is read once into memory. A string
+ * --data is used as it is. 0, or -1 (printed). */
+static int send_read_body(struct send_run *r)
+{
+    const char *data = r->a.data;
+    if (data == NULL || data[0] != '@')
+        return 0;
+    struct stat sb;
+    int fd = strcmp(data, "@-") == 0 ? STDIN_FILENO : open(data + 1, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        fprintf(stderr, "reqsign send: error: io: %s: %s\n", data + 1, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
     }
-    rc = EXIT_FAIL;
-
-    /* the body: a string, stdin, a pipe or other non-regular file (read once
-     * into memory), or a regular file (streamed, read twice) */
-    const char *body_file = NULL;
-    if (data != NULL && data[0] == '@') {
-        struct stat sb;
-        int fd = strcmp(data, "@-") == 0 ? STDIN_FILENO : open(data + 1, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &sb) != 0) {
-            fprintf(stderr, "reqsign send: error: io: %s: %s\n", data + 1, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            goto out;
-        }
-        if (fd != STDIN_FILENO && S_ISREG(sb.st_mode)) {
-            body_file = data + 1;
-        } else if (reqsign_cli_slurp_fd(fd, &body_mem, &body_len) != 0) {
-            fprintf(stderr, "reqsign send: error: io: %s: %s\n",
-                    fd == STDIN_FILENO ? "stdin" : data + 1, strerror(errno));
-            if (fd != STDIN_FILENO)
-                close(fd);
-            goto out;
-        }
+    if (fd != STDIN_FILENO && S_ISREG(sb.st_mode)) {
+        r->body_file = data + 1;
+    } else if (reqsign_cli_slurp_fd(fd, &r->body_mem, &r->body_len) != 0) {
+        fprintf(stderr, "reqsign send: error: io: %s: %s\n",
+                fd == STDIN_FILENO ? "stdin" : data + 1, strerror(errno));
         if (fd != STDIN_FILENO)
             close(fd);
-        if (body_file == NULL && body_mem == NULL) {
-            body_mem = malloc(1);
-            if (body_mem == NULL) {
-                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-                goto out;
-            }
-        }
+        return -1;
     }
-    if (output != NULL) {
-        o.out = fopen(output, "wbe");
-        if (o.out == NULL) {
-            fprintf(stderr, "reqsign send: error: io: %s: %s\n", output, strerror(errno));
-            goto out;
-        }
-        o.to_file = 1;
-    } else {
-        o.out = stdout;
-    }
-    o.include = include || head;
-    o.fail = fail;
-    o.h = curl_easy_init();
-    cur_url = strdup(url);
-    if (o.h == NULL || cur_url == NULL) {
-        reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-        goto out;
-    }
-    if (verbose) {
-        base = malloc(8192);
-        if (base == NULL) {
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (r->body_file == NULL && r->body_mem == NULL) {
+        r->body_mem = malloc(1);
+        if (r->body_mem == NULL) {
             reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-            goto out;
+            return -1;
         }
     }
+    return 0;
+}
 
-    /* Each attempt (a redirect's next hop, a retry, the clock-corrected
-     * retry) is signed again: a fresh nonce and created, for its own URL. */
-    int64_t clock_offset = 0;
-    int clock_fixed = 0, with_body = data != NULL;
-    long redirects = 0, delay_ms = retry_delay_ms > 0 ? retry_delay_ms : 1000;
-    char errbuf[CURL_ERROR_SIZE];
-    CURLcode cc = CURLE_OK;
+/* Where the response goes (-o FILE or stdout), the transfer handle, the
+ * first attempt's URL and, with -v, the buffer of the signature base. 0, or
+ * -1 (printed). */
+static int send_open(struct send_run *r)
+{
+    if (r->a.output != NULL) {
+        r->o.out = fopen(r->a.output, "wbe");
+        if (r->o.out == NULL) {
+            fprintf(stderr, "reqsign send: error: io: %s: %s\n", r->a.output, strerror(errno));
+            return -1;
+        }
+        r->o.to_file = 1;
+    } else {
+        r->o.out = stdout;
+    }
+    r->o.include = r->a.include || r->a.head;
+    r->o.fail = r->a.fail;
+    r->o.h = curl_easy_init();
+    r->cur_url = strdup(r->url);
+    if (r->o.h == NULL || r->cur_url == NULL) {
+        reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+        return -1;
+    }
+    if (r->a.verbose) {
+        r->base = malloc(SEND_BASE_CAP);
+        if (r->base == NULL) {
+            reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+            return -1;
+        }
+    }
+    r->method = r->a.method;
+    r->with_body = r->a.data != NULL;
+    r->delay_ms = r->a.retry_delay_ms > 0 ? r->a.retry_delay_ms : 1000;
+    return 0;
+}
+
+/* This attempt's request signed (a fresh nonce and created, for its own
+ * URL) and set on the handle with the -H fields. 0, or -1 (printed). */
+static int send_sign(struct send_run *r)
+{
+    struct reqsign_curl_request req;
+    struct reqsign_signed sig;
+    struct reqsign_error err;
+
+    curl_easy_reset(r->o.h);
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    reqsign_curl_upload_free(r->upload);
+    r->upload = NULL;
+    for (size_t k = 0; k < r->a.n_hdrs; k++) {
+        struct curl_slist *l = curl_slist_append(r->headers, r->a.hdrs[k]);
+        if (l == NULL) {
+            reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+            return -1;
+        }
+        r->headers = l;
+    }
+    reqsign_error_clear(&err);
+    memset(&req, 0, sizeof(req));
+    memset(&sig, 0, sizeof(sig));
+    req.method = r->method;
+    req.url = r->cur_url;
+    if (r->with_body && r->body_file != NULL) {
+        req.body_file = r->body_file;
+    } else if (r->with_body && r->body_mem != NULL) {
+        req.body = r->body_mem;
+        req.body_len = r->body_len;
+    } else if (r->with_body) {
+        req.body = r->a.data;
+        req.body_len = strlen(r->a.data);
+    }
+    if (r->clock_offset != 0)
+        req.created = (int64_t)time(NULL) + r->clock_offset;
+    if (r->base != NULL) {
+        sig.base_buf = r->base;
+        sig.base_cap = SEND_BASE_CAP;
+    }
+    req.out = &sig;
+    enum reqsign_status st =
+        reqsign_curl_prepare(r->signer, r->o.h, &req, &r->headers, &r->upload, &err);
+    if (st != REQSIGN_OK) {
+        reqsign_cli_error("send", st, &err);
+        return -1;
+    }
+    if (r->a.verbose && sig.base_len > 0)
+        reqsign_cli_print_base(&sig);
+    return 0;
+}
+
+/* The transfer options of an attempt, then the attempt itself: r->cc and,
+ * if it completed, r->o.status. */
+static void send_perform(struct send_run *r)
+{
+    CURL *h = r->o.h;
+    r->errbuf[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, send_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)&r->o);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, send_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, (void *)&r->o);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    reqsign_cli_tls_apply(h);
+    if (r->a.max_time_ms > 0)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->a.max_time_ms);
+    if (r->a.connect_ms > 0)
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, r->a.connect_ms);
+    if (r->a.resolve != NULL)
+        curl_easy_setopt(h, CURLOPT_RESOLVE, r->a.resolve);
+    if (r->a.connect_to != NULL)
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, r->a.connect_to);
+    if (r->a.verbose) {
+        curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, reqsign_cli_debug_cb);
+        curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    }
+    r->o.status = 0;
+    r->o.hold = 0;
+    r->o.committed = 0;
+    r->o.discard = 0;
+    r->o.held.len = 0;
+    r->cc = curl_easy_perform(h);
+    if (r->cc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->o.status);
+}
+
+/* Wait @wait_ms before a retry (one of --retry N used); without
+ * --retry-delay the next wait doubles, up to curl's maximum. */
+static void send_back_off(struct send_run *r, long wait_ms)
+{
+    r->a.retries--;
+    sleep_ms(wait_ms);
+    if (r->a.retry_delay_ms == 0 && (r->delay_ms *= 2) > SEND_RETRY_DELAY_MAX_MS)
+        r->delay_ms = SEND_RETRY_DELAY_MAX_MS;
+}
+
+/* --retry: the attempt timed out before any of the body was written. 1 to
+ * try again (after the wait). */
+static int send_retry_timeout(struct send_run *r)
+{
+    if (r->cc != CURLE_OPERATION_TIMEDOUT || r->a.retries <= 0 || r->o.committed)
+        return 0;
+    if (!r->a.silent)
+        fprintf(stderr, "reqsign send: %s: timed out; retrying in %ld ms (%ld left)\n", r->cur_url,
+                r->delay_ms, r->a.retries);
+    send_back_off(r, r->delay_ms);
+    return 1;
+}
+
+/* What to do after an attempt. */
+enum send_next {
+    SEND_NOT_MINE, /* the step does not apply: ask the next one */
+    SEND_AGAIN,    /* another attempt */
+    SEND_DONE,     /* the answer is in: report it */
+    SEND_ABORT,    /* a local failure (printed) */
+};
+
+/* -L: a redirect's next hop, signed for its own URL; another origin only
+ * with --location-trusted. */
+static enum send_next send_follow_redirect(struct send_run *r)
+{
+    char *loc = NULL;
+    if (!r->a.location || !is_redirect(r->o.status) ||
+        curl_easy_getinfo(r->o.h, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || loc == NULL)
+        return SEND_NOT_MINE;
+    /* as curl keeps credentials to the first host unless --location-trusted:
+     * a server must not be able to make this client sign requests, with
+     * its method and body, for another origin */
+    if (!r->a.trusted && !same_origin(r->cur_url, loc)) {
+        if (!r->a.silent)
+            fprintf(stderr,
+                    "reqsign send: not following the redirect to %s: another origin "
+                    "(--location-trusted signs for it)\n",
+                    loc);
+        send_flush(&r->o);
+        return SEND_DONE;
+    }
+    if (r->redirects >= r->a.max_redirs) {
+        r->cc = CURLE_TOO_MANY_REDIRECTS;
+        snprintf(r->errbuf, sizeof(r->errbuf), "maximum (%ld) redirects followed", r->a.max_redirs);
+        return SEND_DONE;
+    }
+    char *next = strdup(loc);
+    if (next == NULL) {
+        reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
+        return SEND_ABORT;
+    }
+    free(r->cur_url);
+    r->cur_url = next;
+    r->redirects++;
+    /* as curl: 303 makes any method but HEAD a GET, 301 and 302 a POST */
+    if ((r->o.status == 303 && strcmp(r->method, "HEAD") != 0) ||
+        ((r->o.status == 301 || r->o.status == 302) && strcmp(r->method, "POST") == 0)) {
+        r->method = "GET";
+        r->with_body = 0;
+    }
+    if (r->a.verbose)
+        fprintf(stderr, "* following the redirect to %s (signed again)\n", r->cur_url);
+    return SEND_AGAIN;
+}
+
+/* The server says the clock is off: correct it, once, when the answer is
+ * authenticated (verified TLS) or came from this machine: a forged
+ * server_time would otherwise get a request signed for a later time, which
+ * whoever forged it could deliver then. */
+static enum send_next send_correct_clock(struct send_run *r)
+{
+    int64_t server_time;
+    if (r->clock_fixed || r->o.committed || r->o.status < 400 || r->o.held.len == 0 ||
+        !server_clock(r->o.held.p, r->o.held.len, &server_time))
+        return SEND_NOT_MINE;
+    r->clock_fixed = 1;
+    if (!answer_trusted(r->o.h, r->cur_url)) {
+        if (r->a.verbose)
+            fprintf(stderr,
+                    "* clock: the server's clock differs by %lld s; not corrected: "
+                    "the answer came neither over verified TLS nor from loopback\n",
+                    (long long)(server_time - (int64_t)time(NULL)));
+        return SEND_NOT_MINE;
+    }
+    r->clock_offset = server_time - (int64_t)time(NULL);
+    if (r->clock_offset == 0)
+        r->clock_offset = server_time > (int64_t)time(NULL) ? 1 : -1;
+    if (r->a.verbose)
+        fprintf(stderr,
+                "* clock: the server's clock is %lld s %s this machine's; signing "
+                "again with that offset\n",
+                (long long)(r->clock_offset < 0 ? -r->clock_offset : r->clock_offset),
+                r->clock_offset < 0 ? "behind" : "ahead of");
+    return SEND_AGAIN;
+}
+
+/* --retry: a transient answer (408, 429, 5xx), after the server's
+ * Retry-After or our own delay. */
+static enum send_next send_retry_status(struct send_run *r)
+{
+    if (r->a.retries <= 0 || r->o.committed || !is_retryable(r->o.status))
+        return SEND_NOT_MINE;
+    curl_off_t after = 0;
+    long wait = r->delay_ms;
+    if (curl_easy_getinfo(r->o.h, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+        wait =
+            after * 1000 < SEND_RETRY_DELAY_MAX_MS ? (long)after * 1000 : SEND_RETRY_DELAY_MAX_MS;
+    if (!r->a.silent)
+        fprintf(stderr, "reqsign send: HTTP %ld; retrying in %ld ms (%ld left)\n", r->o.status,
+                wait, r->a.retries);
+    send_back_off(r, wait);
+    return SEND_AGAIN;
+}
+
+/* Attempts until there is an answer (r->cc, r->o.status): 0, or -1 for a
+ * local failure (printed). */
+static int send_attempts(struct send_run *r)
+{
     for (;;) {
-        struct reqsign_curl_request r;
-        struct reqsign_signed sig;
-        struct reqsign_error err;
-        enum reqsign_status st;
-
-        curl_easy_reset(o.h);
-        curl_slist_free_all(headers);
-        headers = NULL;
-        reqsign_curl_upload_free(upload);
-        upload = NULL;
-        for (size_t k = 0; k < a.n_hdrs; k++) {
-            struct curl_slist *l = curl_slist_append(headers, a.hdrs[k]);
-            if (l == NULL) {
-                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-                goto out;
-            }
-            headers = l;
-        }
-        reqsign_error_clear(&err);
-        memset(&r, 0, sizeof(r));
-        memset(&sig, 0, sizeof(sig));
-        r.method = method;
-        r.url = cur_url;
-        if (with_body && body_file != NULL) {
-            r.body_file = body_file;
-        } else if (with_body && body_mem != NULL) {
-            r.body = body_mem;
-            r.body_len = body_len;
-        } else if (with_body) {
-            r.body = data;
-            r.body_len = strlen(data);
-        }
-        if (clock_offset != 0)
-            r.created = (int64_t)time(NULL) + clock_offset;
-        if (base != NULL) {
-            sig.base_buf = base;
-            sig.base_cap = 8192;
-        }
-        r.out = &sig;
-        st = reqsign_curl_prepare(signer, o.h, &r, &headers, &upload, &err);
-        if (st != REQSIGN_OK) {
-            reqsign_cli_error("send", st, &err);
-            goto out;
-        }
-        if (verbose && sig.base_len > 0)
-            reqsign_cli_print_base(&sig);
-        errbuf[0] = '\0';
-        curl_easy_setopt(o.h, CURLOPT_ERRORBUFFER, errbuf);
-        curl_easy_setopt(o.h, CURLOPT_WRITEFUNCTION, send_write);
-        curl_easy_setopt(o.h, CURLOPT_WRITEDATA, (void *)&o);
-        curl_easy_setopt(o.h, CURLOPT_HEADERFUNCTION, send_header);
-        curl_easy_setopt(o.h, CURLOPT_HEADERDATA, (void *)&o);
-        curl_easy_setopt(o.h, CURLOPT_NOSIGNAL, 1L);
-        reqsign_cli_tls_apply(o.h);
-        if (max_time_ms > 0)
-            curl_easy_setopt(o.h, CURLOPT_TIMEOUT_MS, max_time_ms);
-        if (connect_ms > 0)
-            curl_easy_setopt(o.h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-        if (resolve != NULL)
-            curl_easy_setopt(o.h, CURLOPT_RESOLVE, resolve);
-        if (connect_to != NULL)
-            curl_easy_setopt(o.h, CURLOPT_CONNECT_TO, connect_to);
-        if (verbose) {
-            curl_easy_setopt(o.h, CURLOPT_DEBUGFUNCTION, reqsign_cli_debug_cb);
-            curl_easy_setopt(o.h, CURLOPT_VERBOSE, 1L);
-        }
-        o.status = 0;
-        o.hold = 0;
-        o.committed = 0;
-        o.discard = 0;
-        o.held.len = 0;
-        cc = curl_easy_perform(o.h);
-        if (cc == CURLE_OPERATION_TIMEDOUT && retries > 0 && !o.committed) {
-            if (!silent)
-                fprintf(stderr, "reqsign send: %s: timed out; retrying in %ld ms (%ld left)\n",
-                        cur_url, delay_ms, retries);
-            retries--;
-            sleep_ms(delay_ms);
-            if (retry_delay_ms == 0 && (delay_ms *= 2) > SEND_RETRY_DELAY_MAX_MS)
-                delay_ms = SEND_RETRY_DELAY_MAX_MS;
+        if (send_sign(r) != 0)
+            return -1;
+        send_perform(r);
+        if (send_retry_timeout(r))
             continue;
+        if (r->cc != CURLE_OK)
+            return 0;
+        enum send_next next = send_follow_redirect(r);
+        if (next == SEND_NOT_MINE)
+            next = send_correct_clock(r);
+        if (next == SEND_NOT_MINE)
+            next = send_retry_status(r);
+        if (next == SEND_NOT_MINE) {
+            send_flush(&r->o);
+            next = SEND_DONE;
         }
-        if (cc != CURLE_OK)
-            break;
-        curl_easy_getinfo(o.h, CURLINFO_RESPONSE_CODE, &o.status);
-
-        /* -L: the next hop, signed for its own URL */
-        char *loc = NULL;
-        if (location && is_redirect(o.status) &&
-            curl_easy_getinfo(o.h, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc != NULL) {
-            /* as curl keeps credentials to the first host unless --location-trusted:
-             * a server must not be able to make this client sign requests, with
-             * its method and body, for another origin */
-            if (!trusted && !same_origin(cur_url, loc)) {
-                if (!silent)
-                    fprintf(stderr,
-                            "reqsign send: not following the redirect to %s: another origin "
-                            "(--location-trusted signs for it)\n",
-                            loc);
-                send_flush(&o);
-                break;
-            }
-            if (redirects >= max_redirs) {
-                cc = CURLE_TOO_MANY_REDIRECTS;
-                snprintf(errbuf, sizeof(errbuf), "maximum (%ld) redirects followed", max_redirs);
-                break;
-            }
-            char *next = strdup(loc);
-            if (next == NULL) {
-                reqsign_cli_error("send", REQSIGN_E_NOMEM, NULL);
-                goto out;
-            }
-            free(cur_url);
-            cur_url = next;
-            redirects++;
-            /* as curl: 303 makes any method but HEAD a GET, 301 and 302 a POST */
-            if ((o.status == 303 && strcmp(method, "HEAD") != 0) ||
-                ((o.status == 301 || o.status == 302) && strcmp(method, "POST") == 0)) {
-                method = "GET";
-                with_body = 0;
-            }
-            if (verbose)
-                fprintf(stderr, "* following the redirect to %s (signed again)\n", cur_url);
-            continue;
-        }
-
-        /* the server says the clock is off: correct it, once, when the answer
-         * is authenticated (verified TLS) or came from this machine: a forged
-         * server_time would otherwise get a request signed for a later time,
-         * which whoever forged it could deliver then */
-        int64_t server_time;
-        if (!clock_fixed && !o.committed && o.status >= 400 && o.held.len > 0 &&
-            server_clock(o.held.p, o.held.len, &server_time) && !answer_trusted(o.h, cur_url)) {
-            clock_fixed = 1;
-            if (verbose)
-                fprintf(stderr,
-                        "* clock: the server's clock differs by %lld s; not corrected: "
-                        "the answer came neither over verified TLS nor from loopback\n",
-                        (long long)(server_time - (int64_t)time(NULL)));
-        }
-        if (!clock_fixed && !o.committed && o.status >= 400 && o.held.len > 0 &&
-            server_clock(o.held.p, o.held.len, &server_time)) {
-            clock_fixed = 1;
-            clock_offset = server_time - (int64_t)time(NULL);
-            if (clock_offset == 0)
-                clock_offset = server_time > (int64_t)time(NULL) ? 1 : -1;
-            if (verbose)
-                fprintf(stderr,
-                        "* clock: the server's clock is %lld s %s this machine's; signing "
-                        "again with that offset\n",
-                        (long long)(clock_offset < 0 ? -clock_offset : clock_offset),
-                        clock_offset < 0 ? "behind" : "ahead of");
-            continue;
-        }
-
-        /* --retry: a transient answer */
-        if (retries > 0 && !o.committed && is_retryable(o.status)) {
-            curl_off_t after = 0;
-            long wait = delay_ms;
-            if (curl_easy_getinfo(o.h, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
-                wait = after * 1000 < SEND_RETRY_DELAY_MAX_MS ? (long)after * 1000
-                                                              : SEND_RETRY_DELAY_MAX_MS;
-            if (!silent)
-                fprintf(stderr, "reqsign send: HTTP %ld; retrying in %ld ms (%ld left)\n", o.status,
-                        wait, retries);
-            retries--;
-            sleep_ms(wait);
-            if (retry_delay_ms == 0 && (delay_ms *= 2) > SEND_RETRY_DELAY_MAX_MS)
-                delay_ms = SEND_RETRY_DELAY_MAX_MS;
-            continue;
-        }
-        send_flush(&o);
-        break;
+        if (next != SEND_AGAIN)
+            return next == SEND_DONE ? 0 : -1;
     }
+}
 
-    if (cc != CURLE_OK) {
-        if (!silent)
-            fprintf(stderr, "reqsign send: error: http: %s: %s\n", cur_url,
-                    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+/* The exit status of the answer, with its message (unless -s), and -w's
+ * output. */
+static int send_report(struct send_run *r)
+{
+    int rc;
+    if (r->cc != CURLE_OK) {
+        if (!r->a.silent)
+            fprintf(stderr, "reqsign send: error: http: %s: %s\n", r->cur_url,
+                    r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(r->cc));
         /* curl's exit code is its CURLcode; 1 and 2 mean other things here */
-        rc = cc > CURLE_FAILED_INIT ? (int)cc : EXIT_FAIL;
-        o.status = 0;
-    } else if (o.status >= 400) {
-        if (!silent)
-            fprintf(stderr, "%sreqsign send: HTTP %ld\n", o.last != '\n' ? "\n" : "", o.status);
-        rc = fail ? EXIT_HTTP_FAIL : EXIT_FAIL;
+        rc = r->cc > CURLE_FAILED_INIT ? (int)r->cc : EXIT_FAIL;
+        r->o.status = 0;
+    } else if (r->o.status >= 400) {
+        if (!r->a.silent)
+            fprintf(stderr, "%sreqsign send: HTTP %ld\n", r->o.last != '\n' ? "\n" : "",
+                    r->o.status);
+        rc = r->a.fail ? EXIT_HTTP_FAIL : EXIT_FAIL;
     } else {
         rc = EXIT_OKAY;
     }
-    if (o.out != NULL && fflush(o.out) != 0)
-        o.write_err = 1;
-    if (o.write_err) {
-        if (!silent)
+    if (r->o.out != NULL && fflush(r->o.out) != 0)
+        r->o.write_err = 1;
+    if (r->o.write_err) {
+        if (!r->a.silent)
             fprintf(stderr, "reqsign send: error: io: %s: write failed\n",
-                    output != NULL ? output : "stdout");
+                    r->a.output != NULL ? r->a.output : "stdout");
         if (rc == EXIT_OKAY)
             rc = EXIT_FAIL;
     }
-    if (wfmt != NULL)
-        write_out(wfmt, o.h, o.status, cur_url, redirects, rc);
-out:
-    if (o.out != NULL && o.out != stdout)
-        fclose(o.out);
-    if (o.held.p != NULL)
-        free(o.held.p);
-    curl_easy_cleanup(o.h);
-    curl_slist_free_all(headers);
-    curl_slist_free_all(resolve);
-    curl_slist_free_all(connect_to);
-    reqsign_curl_upload_free(upload);
-    reqsign_signer_free(signer);
-    reqsign_credential_free(cred);
-    free(body_mem);
-    free(base);
-    free(cur_url);
-    free(api_url);
+    if (r->a.wfmt != NULL)
+        write_out(r->a.wfmt, r->o.h, r->o.status, r->cur_url, r->redirects, rc);
+    return rc;
+}
+
+static void send_cleanup(struct send_run *r)
+{
+    if (r->o.out != NULL && r->o.out != stdout)
+        fclose(r->o.out);
+    if (r->o.held.p != NULL)
+        free(r->o.held.p);
+    curl_easy_cleanup(r->o.h);
+    curl_slist_free_all(r->headers);
+    curl_slist_free_all(r->a.resolve);
+    curl_slist_free_all(r->a.connect_to);
+    reqsign_curl_upload_free(r->upload);
+    reqsign_signer_free(r->signer);
+    reqsign_credential_free(r->cred);
+    free(r->body_mem);
+    free(r->base);
+    free(r->cur_url);
+    free(r->api_url);
+}
+
+int reqsign_cli_send(int argc, char **argv)
+{
+    struct send_run r;
+    memset(&r, 0, sizeof(r));
+    r.o.last = '\n';
+    int rc = send_parse(argc, argv, &r.a);
+    if (rc != EXIT_OKAY) {
+        curl_slist_free_all(r.a.resolve);
+        curl_slist_free_all(r.a.connect_to);
+        return rc < 0 ? EXIT_OKAY : rc;
+    }
+    rc = reqsign_cli_load_signer("send", &r.a.cr, NULL, &r.cred, &r.signer);
+    if (rc == EXIT_OKAY)
+        rc = send_resolve_url(&r);
+    if (rc == EXIT_OKAY) {
+        if (send_read_body(&r) != 0 || send_open(&r) != 0 || send_attempts(&r) != 0)
+            rc = EXIT_FAIL;
+        else
+            rc = send_report(&r);
+    }
+    send_cleanup(&r);
     return rc;
 }

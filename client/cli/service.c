@@ -330,39 +330,44 @@ int reqsign_cli_svc_parse(const char *cmd, const char *usage, int argc, char **a
         A_TO_PROFILE,
         A_PUBLISH_KEYS
     };
-    static const struct reqsign_cli_optdef defs[] = {
-        {"help", 'h', CLI_FLAG, A_HELP},
-        {"json", 0, CLI_FLAG, A_JSON},
-        {"generate", 0, CLI_FLAG, A_GENERATE},
-        {"verbose", 'v', CLI_FLAG, A_VERBOSE},
-        {"service", 0, CLI_VALUE, A_SERVICE},
-        {"name", 0, CLI_VALUE, A_NAME},
-        {"scope", 0, CLI_VALUE, A_SCOPE},
-        {"key-limit", 0, CLI_VALUE, A_KEY_LIMIT},
-        {"max-key-lifetime", 0, CLI_VALUE, A_MAX_LIFE},
-        {"token", 0, CLI_VALUE, A_TOKEN},
-        {"label", 0, CLI_VALUE, A_LABEL},
-        {"output", 'o', CLI_VALUE, A_OUTPUT},
-        {"account", 0, CLI_VALUE, A_ACCOUNT},
-        {"after", 0, CLI_VALUE, A_AFTER},
-        {"limit", 0, CLI_VALUE, A_LIMIT},
-        {"to-profile", 0, CLI_VALUE, A_TO_PROFILE},
-        {"publish-keys", 0, CLI_FLAG, A_PUBLISH_KEYS},
+    static const struct reqsign_opt_def defs[] = {
+        {"help", 'h', REQSIGN_OPT_FLAG, A_HELP},
+        {"json", 0, REQSIGN_OPT_FLAG, A_JSON},
+        {"generate", 0, REQSIGN_OPT_FLAG, A_GENERATE},
+        {"verbose", 'v', REQSIGN_OPT_FLAG, A_VERBOSE},
+        {"service", 0, REQSIGN_OPT_VALUE, A_SERVICE},
+        {"name", 0, REQSIGN_OPT_VALUE, A_NAME},
+        {"scope", 0, REQSIGN_OPT_VALUE, A_SCOPE},
+        {"key-limit", 0, REQSIGN_OPT_VALUE, A_KEY_LIMIT},
+        {"max-key-lifetime", 0, REQSIGN_OPT_VALUE, A_MAX_LIFE},
+        {"token", 0, REQSIGN_OPT_VALUE, A_TOKEN},
+        {"label", 0, REQSIGN_OPT_VALUE, A_LABEL},
+        {"output", 'o', REQSIGN_OPT_VALUE, A_OUTPUT},
+        {"account", 0, REQSIGN_OPT_VALUE, A_ACCOUNT},
+        {"after", 0, REQSIGN_OPT_VALUE, A_AFTER},
+        {"limit", 0, REQSIGN_OPT_VALUE, A_LIMIT},
+        {"to-profile", 0, REQSIGN_OPT_VALUE, A_TO_PROFILE},
+        {"publish-keys", 0, REQSIGN_OPT_FLAG, A_PUBLISH_KEYS},
         CLI_OPTS_TLS,
         CLI_OPTS_CREDENTIAL,
-        {NULL, 0, CLI_FLAG, 0},
+        {NULL, 0, REQSIGN_OPT_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, first, 0, cmd, usage, 0, NULL, NULL};
+    struct reqsign_opt_parser p = {.prog = REQSIGN_CLI_PROG,
+                                   .cmd = cmd,
+                                   .usage = usage,
+                                   .argc = argc,
+                                   .argv = argv,
+                                   .i = first};
     const char *v;
     int id = 0, r;
     memset(o, 0, sizeof(*o));
     o->cmd = cmd;
     o->usage = usage;
     o->sub = first > 0 ? argv[0] : NULL;
-    while ((r = reqsign_cli_next_opt(&p, defs, &id, &v)) != CLI_END) {
-        if (r == CLI_ERR)
+    while ((r = reqsign_opt_next(&p, defs, &id, &v)) != REQSIGN_OPT_END) {
+        if (r == REQSIGN_OPT_ERROR)
             return EXIT_USAGE;
-        if (r == CLI_POS) {
+        if (r == REQSIGN_OPT_OPERAND) {
             if (o->arg != NULL) {
                 reqsign_cli_usage_error(o->cmd, o->usage, "unexpected argument '%s'", v);
                 return EXIT_USAGE;
@@ -436,7 +441,7 @@ int reqsign_cli_svc_parse(const char *cmd, const char *usage, int argc, char **a
             break;
         }
         if (bad) {
-            const struct reqsign_cli_optdef *d = defs;
+            const struct reqsign_opt_def *d = defs;
             while (d->id != id)
                 d++;
             reqsign_cli_usage_error(o->cmd, o->usage, "--%s: bad value '%s'", d->lng, v);

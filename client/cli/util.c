@@ -148,107 +148,6 @@ int reqsign_cli_parse_header(const char *arg, struct reqsign_span *name, struct 
     return 0;
 }
 
-/* The option of @defs named @name (@nlen bytes, long) or @shrt. */
-static const struct reqsign_cli_optdef *find_opt(const struct reqsign_cli_optdef *defs,
-                                                 const char *name, size_t nlen, char shrt)
-{
-    for (const struct reqsign_cli_optdef *o = defs; o->lng != NULL || o->shrt != 0; o++) {
-        if (name != NULL && o->lng != NULL && strlen(o->lng) == nlen &&
-            strncmp(o->lng, name, nlen) == 0)
-            return o;
-        if (name == NULL && o->shrt != 0 && o->shrt == shrt)
-            return o;
-    }
-    return NULL;
-}
-
-/* see cli.h */
-int reqsign_cli_next_opt(struct reqsign_cli_optp *p, const struct reqsign_cli_optdef *defs, int *id,
-                         const char **val)
-{
-    const struct reqsign_cli_optdef *d;
-    const char *attached = NULL;
-    char shown[3] = {'-', 0, 0};
-
-    *val = NULL;
-    if (p->group != NULL && *p->group != '\0') {
-        /* the rest of a group of short options: -iv is -i -v, -sXPUT is -s -X PUT */
-        shown[1] = *p->group++;
-        d = find_opt(defs, NULL, 0, shown[1]);
-        if (d == NULL) {
-            reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", shown);
-            return CLI_ERR;
-        }
-        if (d->arg == CLI_VALUE && *p->group != '\0')
-            attached = p->group;
-        if (d->arg == CLI_VALUE || *p->group == '\0')
-            p->group = NULL;
-        *id = d->id;
-        goto value;
-    }
-    p->group = NULL;
-    if (p->i >= p->argc)
-        return CLI_END;
-    char *a = p->argv[p->i++];
-    if (p->only_positional || a[0] != '-' || a[1] == '\0' ||
-        (p->operand != NULL && p->operand(a))) {
-        *val = a;
-        return CLI_POS;
-    }
-    if (strcmp(a, "--") == 0) {
-        p->only_positional = 1;
-        return reqsign_cli_next_opt(p, defs, id, val);
-    }
-    if (a[1] == '-') {
-        const char *name = a + 2;
-        const char *eq = strchr(name, '=');
-        d = find_opt(defs, name, eq != NULL ? (size_t)(eq - name) : strlen(name), 0);
-        if (d == NULL) {
-            reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", a);
-            return CLI_ERR;
-        }
-        if (eq != NULL) {
-            if (d->arg == CLI_FLAG) {
-                reqsign_cli_usage_error(p->cmd, p->usage, "option '%s' takes no argument", a);
-                return CLI_ERR;
-            }
-            attached = eq + 1;
-        }
-    } else {
-        shown[1] = a[1];
-        d = find_opt(defs, NULL, 0, a[1]);
-        if (d == NULL) {
-            reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'",
-                                    p->combine ? shown : a);
-            return CLI_ERR;
-        }
-        if (a[2] != '\0') {
-            if (d->arg == CLI_VALUE) {
-                attached = a + 2;
-            } else if (p->combine) {
-                p->group = a + 2;
-            } else {
-                reqsign_cli_usage_error(p->cmd, p->usage, "unknown option '%s'", a);
-                return CLI_ERR;
-            }
-        }
-    }
-    *id = d->id;
-value:
-    if (d->arg == CLI_VALUE) {
-        if (attached != NULL) {
-            *val = attached;
-        } else if (p->i < p->argc) {
-            *val = p->argv[p->i++];
-        } else {
-            reqsign_cli_usage_error(p->cmd, p->usage, "option '%s' needs an argument",
-                                    shown[1] != 0 ? shown : p->argv[p->i - 1]);
-            return CLI_ERR;
-        }
-    }
-    return CLI_OPT;
-}
-
 /* see cli.h */
 size_t reqsign_cli_base64url_len(const char *a)
 {
@@ -325,18 +224,15 @@ void reqsign_cli_usage_error(const char *cmd, const char *usage, const char *fmt
 {
     va_list ap;
     (void)usage; /* one line and a pointer to the help, not the whole help */
-    fprintf(stderr, "reqsign%s%s: ", cmd != NULL ? " " : "", cmd != NULL ? cmd : "");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    reqsign_opt_usage_verror(REQSIGN_CLI_PROG, cmd, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    reqsign_cli_usage_hint(cmd);
 }
 
 /* see cli.h */
 void reqsign_cli_usage_hint(const char *cmd)
 {
-    fprintf(stderr, "see 'reqsign%s%s --help'\n", cmd != NULL ? " " : "", cmd != NULL ? cmd : "");
+    reqsign_opt_usage_hint(REQSIGN_CLI_PROG, cmd);
 }
 
 /* ------------------------------------------------------------------ TLS */
@@ -346,7 +242,7 @@ static const char *tls_cacert;
 static int tls_insecure;
 
 /* see cli.h */
-int reqsign_cli_request_opt(const struct reqsign_cli_optp *p, int id, const char *val,
+int reqsign_cli_request_opt(const struct reqsign_opt_parser *p, int id, const char *val,
                             struct reqsign_cli_reqopts *r, struct reqsign_span *name,
                             struct reqsign_span *value)
 {
@@ -448,7 +344,7 @@ int reqsign_cli_parse_duration(const char *s, int64_t min, int64_t max, int64_t 
 }
 
 /* see cli.h */
-int reqsign_cli_common_opt(const struct reqsign_cli_optp *p, int id, const char *val,
+int reqsign_cli_common_opt(const struct reqsign_opt_parser *p, int id, const char *val,
                            struct reqsign_cli_cred *c)
 {
     switch (id) {

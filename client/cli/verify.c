@@ -264,35 +264,88 @@ struct verify_args {
         return EXIT_USAGE;                                                                         \
     } while (0)
 
+/* verify's own option @id (value @val) into @a: EXIT_OKAY or EXIT_USAGE
+ * (printed). */
+static int verify_option(struct verify_args *a, int id, const char *val)
+{
+    switch (id) {
+    case V_PUB:
+        a->pub_file = val;
+        break;
+    case V_KEYID:
+        a->keyid = val;
+        break;
+    case V_HEADERS:
+        if (a->headers_file != NULL)
+            VERIFY_USAGE("--headers given twice");
+        a->headers_file = val;
+        break;
+    case V_NOW:
+        if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 4, &a->now) != 0)
+            VERIFY_USAGE("--now: bad number '%s'", val);
+        a->have_now = 1;
+        break;
+    case V_MAX_AGE:
+        if (reqsign_cli_parse_i64(val, 1, INT64_MAX / 8, &a->max_age) != 0)
+            VERIFY_USAGE("--max-age: bad number '%s'", val);
+        break;
+    case V_SKEW:
+        if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 8, &a->skew) != 0)
+            VERIFY_USAGE("--skew: bad number '%s'", val);
+        a->have_skew = 1;
+        break;
+    case V_PROFILE:
+        if (strcmp(val, "reqsign") == 0)
+            a->profile = REQSIGN_PROFILE_REQSIGN;
+        else if (strcmp(val, "rfc9421") == 0)
+            a->profile = REQSIGN_PROFILE_RFC9421;
+        else
+            VERIFY_USAGE("--profile: '%s' is not one of reqsign, rfc9421", val);
+        break;
+    case V_AUTHORITY:
+        a->authority = val;
+        break;
+    case V_VERBOSE:
+        a->verbose = 1;
+        break;
+    default:
+        break;
+    }
+    return EXIT_OKAY;
+}
+
 /* Parse verify's arguments into @a, the -H fields into @cli_headers:
  * EXIT_OKAY, EXIT_USAGE (printed) or -1 (--help printed). */
 static int verify_parse(int argc, char **argv, struct verify_args *a,
                         struct header_list *cli_headers)
 {
-    static const struct reqsign_cli_optdef defs[] = {
+    static const struct reqsign_opt_def defs[] = {
         CLI_OPTS_REQUEST,
-        {"pub", 0, CLI_VALUE, V_PUB},
-        {"keyid", 0, CLI_VALUE, V_KEYID},
-        {"headers", 0, CLI_VALUE, V_HEADERS},
-        {"now", 0, CLI_VALUE, V_NOW},
-        {"max-age", 0, CLI_VALUE, V_MAX_AGE},
-        {"skew", 0, CLI_VALUE, V_SKEW},
-        {"profile", 0, CLI_VALUE, V_PROFILE},
-        {"authority", 0, CLI_VALUE, V_AUTHORITY},
-        {"verbose", 'v', CLI_FLAG, V_VERBOSE},
-        {NULL, 0, CLI_FLAG, 0},
+        {"pub", 0, REQSIGN_OPT_VALUE, V_PUB},
+        {"keyid", 0, REQSIGN_OPT_VALUE, V_KEYID},
+        {"headers", 0, REQSIGN_OPT_VALUE, V_HEADERS},
+        {"now", 0, REQSIGN_OPT_VALUE, V_NOW},
+        {"max-age", 0, REQSIGN_OPT_VALUE, V_MAX_AGE},
+        {"skew", 0, REQSIGN_OPT_VALUE, V_SKEW},
+        {"profile", 0, REQSIGN_OPT_VALUE, V_PROFILE},
+        {"authority", 0, REQSIGN_OPT_VALUE, V_AUTHORITY},
+        {"verbose", 'v', REQSIGN_OPT_FLAG, V_VERBOSE},
+        {NULL, 0, REQSIGN_OPT_FLAG, 0},
     };
-    struct reqsign_cli_optp p = {argc, argv, 0,   0, "verify", reqsign_cli_verify_usage,
-                                 0,    NULL, NULL};
+    struct reqsign_opt_parser p = {.prog = REQSIGN_CLI_PROG,
+                                   .cmd = "verify",
+                                   .usage = reqsign_cli_verify_usage,
+                                   .argc = argc,
+                                   .argv = argv};
     const char *val;
     int id = 0, r;
 
     memset(a, 0, sizeof(*a));
     a->profile = REQSIGN_PROFILE_REQSIGN;
-    while ((r = reqsign_cli_next_opt(&p, defs, &id, &val)) != CLI_END) {
-        if (r == CLI_ERR)
+    while ((r = reqsign_opt_next(&p, defs, &id, &val)) != REQSIGN_OPT_END) {
+        if (r == REQSIGN_OPT_ERROR)
             return EXIT_USAGE;
-        if (r == CLI_POS) {
+        if (r == REQSIGN_OPT_OPERAND) {
             if (a->url != NULL)
                 VERIFY_USAGE("unexpected argument '%s' (one URL only)", val);
             a->url = val;
@@ -309,49 +362,8 @@ static int verify_parse(int argc, char **argv, struct verify_args *a,
             VERIFY_USAGE("too many -H options");
         if (c == 1)
             continue;
-        switch (id) {
-        case V_PUB:
-            a->pub_file = val;
-            break;
-        case V_KEYID:
-            a->keyid = val;
-            break;
-        case V_HEADERS:
-            if (a->headers_file != NULL)
-                VERIFY_USAGE("--headers given twice");
-            a->headers_file = val;
-            break;
-        case V_NOW:
-            if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 4, &a->now) != 0)
-                VERIFY_USAGE("--now: bad number '%s'", val);
-            a->have_now = 1;
-            break;
-        case V_MAX_AGE:
-            if (reqsign_cli_parse_i64(val, 1, INT64_MAX / 8, &a->max_age) != 0)
-                VERIFY_USAGE("--max-age: bad number '%s'", val);
-            break;
-        case V_SKEW:
-            if (reqsign_cli_parse_i64(val, 0, INT64_MAX / 8, &a->skew) != 0)
-                VERIFY_USAGE("--skew: bad number '%s'", val);
-            a->have_skew = 1;
-            break;
-        case V_PROFILE:
-            if (strcmp(val, "reqsign") == 0)
-                a->profile = REQSIGN_PROFILE_REQSIGN;
-            else if (strcmp(val, "rfc9421") == 0)
-                a->profile = REQSIGN_PROFILE_RFC9421;
-            else
-                VERIFY_USAGE("--profile: '%s' is not one of reqsign, rfc9421", val);
-            break;
-        case V_AUTHORITY:
-            a->authority = val;
-            break;
-        case V_VERBOSE:
-            a->verbose = 1;
-            break;
-        default:
-            break;
-        }
+        if (verify_option(a, id, val) != EXIT_OKAY)
+            return EXIT_USAGE;
     }
     if (a->pub_file == NULL)
         VERIFY_USAGE("--pub is required");
@@ -365,227 +377,275 @@ static int verify_parse(int argc, char **argv, struct verify_args *a,
     return EXIT_OKAY;
 }
 
+/* One run of `reqsign verify`: the request rebuilt from the command line,
+ * the public key, and a verifier that checks it as a service would. */
+struct verify_run {
+    struct verify_args a;
+    struct header_list *cli_headers; /* -H, in order */
+    struct header_list *all;         /* --headers, then -H, then Host and Content-Length */
+    struct reqsign_static_key sk;    /* --pub (its public part) and --keyid */
+    struct url_view u;
+    json_t *hjson;
+    struct reqsign_request req;
+    const char *body; /* in memory (a string, or @- / a pipe read), or NULL */
+    char *body_mem;
+    size_t body_len;
+    int body_fd, stream; /* --data @FILE of a regular file: read while verifying */
+    char clen[32];
+    int64_t now;
+    struct reqsign_nonce_store *store;
+    struct reqsign_verifier *verifier;
+    struct reqsign_verification vs;
+    char *base;
+    struct reqsign_error err;
+};
+
+/* The key --pub names: only its public part. 0, or -1 (printed). */
+static int verify_load_key(struct verify_run *r)
+{
+    r->sk.keyid = r->a.keyid;
+    enum reqsign_status st =
+        reqsign_cli_load_public("verify", r->a.pub_file, r->sk.public_key, &r->err);
+    if (st != REQSIGN_OK) {
+        reqsign_cli_print_error(stdout, st, &r->err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The header fields of --headers FILE (a JSON object or array) into r->all.
+ * 0, or -1 (printed). */
+static int verify_read_headers(struct verify_run *r)
+{
+    const char *file = r->a.headers_file;
+    json_error_t je;
+    if (strcmp(file, "-") == 0)
+        r->hjson = json_loadf(stdin, JSON_REJECT_DUPLICATES, &je);
+    else
+        r->hjson = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+    if (r->hjson == NULL) {
+        char where[64];
+        snprintf(where, sizeof(where), "line %d column %d", je.line, je.column);
+        struct reqsign_error e2;
+        reqsign_error_clear(&e2);
+        (void)reqsign_error_set(&e2, REQSIGN_E_INVALID_ARG, NULL, REQSIGN_NO_OFFSET,
+                                "--headers %s: %s (%s)", file, je.text, where);
+        reqsign_cli_print_error(stdout, REQSIGN_E_INVALID_ARG, &e2);
+        return -1;
+    }
+    return headers_from_json(r->hjson, r->all, file) != 0 ? -1 : 0;
+}
+
+/* Add a header field to r->all. 0, or -1 (too many: printed). */
+static int verify_add_header(struct verify_run *r, struct reqsign_span name,
+                             struct reqsign_span value)
+{
+    if (header_add(r->all, name, value) != 0) {
+        reqsign_cli_print_error_msg(stdout, REQSIGN_E_LIMIT, "more than %d header fields",
+                                    CLI_MAX_HEADERS);
+        return -1;
+    }
+    return 0;
+}
+
+/* The request line and header fields: method, the URL's scheme and target,
+ * --headers then -H, and the authority of the last Host field (added from
+ * the URL if there is none). 0, or -1 (printed). */
+static int verify_build_request(struct verify_run *r)
+{
+    const char *why = NULL;
+    if (split_url(r->a.url, &r->u, &why) != 0) {
+        reqsign_cli_print_error_msg(stdout, REQSIGN_E_URL, "%s: %s", r->a.url, why);
+        return -1;
+    }
+    if (r->a.headers_file != NULL && verify_read_headers(r) != 0)
+        return -1;
+    for (size_t i = 0; i < r->cli_headers->n; i++)
+        if (verify_add_header(r, r->cli_headers->h[i].name, r->cli_headers->h[i].value) != 0)
+            return -1;
+    r->req.method.ptr = r->a.ro.method;
+    r->req.method.len = strlen(r->a.ro.method);
+    r->req.scheme = r->u.scheme;
+    r->req.target.ptr = r->u.target;
+    r->req.target.len = r->u.target_len;
+    const struct reqsign_header *host = header_find_last(r->all, "host");
+    if (host != NULL) {
+        r->req.authority = reqsign_cli_span_trim(host->value);
+    } else {
+        r->req.authority = r->u.authority;
+        if (verify_add_header(r, (struct reqsign_span){"Host", 4}, r->u.authority) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The body: --data STRING, or @FILE / @-: a regular file is read while
+ * verifying (its length known now), anything else into memory first. A body
+ * without Content-Length or Transfer-Encoding gets a Content-Length field.
+ * 0, or -1 (printed). */
+static int verify_open_body(struct verify_run *r)
+{
+    const char *data = r->a.ro.data;
+    if (data != NULL && data[0] == '@') {
+        struct stat sb;
+        if (strcmp(data, "@-") == 0) {
+            r->body_fd = STDIN_FILENO;
+        } else {
+            r->body_fd = open(data + 1, O_RDONLY | O_CLOEXEC);
+            if (r->body_fd < 0) {
+                reqsign_cli_print_error_msg(stdout, REQSIGN_E_IO, "%s: %s", data + 1,
+                                            strerror(errno));
+                return -1;
+            }
+        }
+        if (fstat(r->body_fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= 0) {
+            off_t pos = lseek(r->body_fd, 0, SEEK_CUR);
+            r->body_len = (size_t)(sb.st_size - (pos > 0 ? pos : 0));
+            r->stream = 1;
+        } else if (reqsign_cli_slurp_fd(r->body_fd, &r->body_mem, &r->body_len) != 0) {
+            reqsign_cli_print_error_msg(stdout, REQSIGN_E_IO, "%s: %s", data + 1, strerror(errno));
+            return -1;
+        } else {
+            r->body = r->body_mem;
+        }
+    } else if (data != NULL) {
+        r->body = data;
+        r->body_len = strlen(data);
+    }
+    if (r->body_len > 0 && header_find_last(r->all, "content-length") == NULL &&
+        header_find_last(r->all, "transfer-encoding") == NULL) {
+        int n = snprintf(r->clen, sizeof(r->clen), "%zu", r->body_len);
+        if (n < 0 || verify_add_header(r, (struct reqsign_span){"Content-Length", 14},
+                                       (struct reqsign_span){r->clen, (size_t)n}) != 0)
+            return -1;
+    }
+    r->req.headers = r->all->h;
+    r->req.n_headers = r->all->n;
+    return 0;
+}
+
+/* A verifier with the options of the command line, the key of --pub, an
+ * in-memory nonce store and the clock of --now. 0, or -1 (printed). */
+static int verify_new_verifier(struct verify_run *r)
+{
+    struct reqsign_verifier_opts vo;
+    r->store = reqsign_nonce_store_memory_new(NULL, NULL);
+    if (r->store == NULL) {
+        reqsign_cli_print_error(stdout, REQSIGN_E_NOMEM, NULL);
+        return -1;
+    }
+    r->now = r->a.have_now ? r->a.now : (int64_t)time(NULL);
+    memset(&vo, 0, sizeof(vo));
+    vo.profile = r->a.profile;
+    vo.max_age = r->a.max_age;
+    vo.skew = r->a.have_skew ? (r->a.skew == 0 ? -1 : r->a.skew) : 0;
+    vo.label = r->a.ro.label;
+    vo.public_authority = r->a.authority;
+    /* without --authority, the request's Host (or the URL's authority): this
+     * checks a request as received, it is not a service */
+    vo.any_authority = r->a.authority == NULL;
+    vo.required_tag = r->a.ro.tag;
+    vo.clock = fixed_clock;
+    vo.clock_ctx = &r->now;
+    vo.lookup = reqsign_static_key_lookup;
+    vo.lookup_ctx = &r->sk;
+    vo.nonces = r->store;
+    r->verifier = reqsign_verifier_new(&vo, &r->err);
+    if (r->verifier == NULL) {
+        reqsign_cli_print_error(
+            stdout, r->err.code != REQSIGN_OK ? r->err.code : REQSIGN_E_INTERNAL, &r->err);
+        return -1;
+    }
+    if (r->a.ro.show_base) {
+        r->base = malloc(REQSIGN_BASE_BUF);
+        if (r->base == NULL) {
+            reqsign_cli_print_error(stdout, REQSIGN_E_NOMEM, NULL);
+            return -1;
+        }
+        r->vs.base_buf = r->base;
+        r->vs.base_cap = REQSIGN_BASE_BUF;
+    }
+    return 0;
+}
+
+/* The body of a regular file through the verification, in chunks, the
+ * status into *@st. 0, or -1 for a read error (printed). */
+static int verify_stream_body(struct verify_run *r, enum reqsign_status *st)
+{
+    char buf[65536];
+    for (;;) {
+        ssize_t n = reqsign_cli_read(r->body_fd, buf, sizeof(buf));
+        if (n < 0) {
+            reqsign_cli_print_error_msg(stdout, REQSIGN_E_IO, "%s: %s", r->a.ro.data + 1,
+                                        strerror(errno));
+            return -1;
+        }
+        if (n == 0)
+            return 0;
+        *st = reqsign_verification_body(&r->vs, buf, (size_t)n, &r->err);
+        if (*st != REQSIGN_OK)
+            return 0;
+    }
+}
+
+/* The verification: header fields (--show-base prints the base), body,
+ * finish; "ok" or the error on stdout. EXIT_OKAY or EXIT_FAIL. */
+static int verify_check(struct verify_run *r)
+{
+    enum reqsign_status st = reqsign_verifier_verify_headers(r->verifier, &r->req, &r->vs, &r->err);
+    if (r->a.ro.show_base && r->vs.base_len > 0) {
+        fwrite(r->base, 1, r->vs.base_len, stderr);
+        fputc('\n', stderr);
+    }
+    if (st == REQSIGN_OK && r->stream) {
+        if (verify_stream_body(r, &st) != 0)
+            return EXIT_FAIL;
+    } else if (st == REQSIGN_OK) {
+        st = reqsign_verification_body(&r->vs, r->body, r->body_len, &r->err);
+    }
+    if (st == REQSIGN_OK)
+        st = reqsign_verification_finish(&r->vs, &r->err);
+    if (st != REQSIGN_OK) {
+        if (st == REQSIGN_E_SIG_INVALID || st == REQSIGN_E_KEY_UNKNOWN)
+            name_pub(r->a.pub_file, r->sk.public_key, r->vs.keyid);
+        reqsign_cli_print_error(stdout, st, &r->err);
+        return EXIT_FAIL;
+    }
+    printf("ok\n");
+    if (r->a.verbose)
+        printf("keyid: %s  created: %lld\n", r->vs.keyid, (long long)r->vs.created);
+    return EXIT_OKAY;
+}
+
 int reqsign_cli_verify(int argc, char **argv)
 {
     static struct header_list cli_headers; /* -H, in order */
     static struct header_list all;         /* --headers, then -H */
-    struct verify_args a;
-    int pr = verify_parse(argc, argv, &a, &cli_headers);
-    if (pr != EXIT_OKAY)
-        return pr < 0 ? EXIT_OKAY : pr;
-    const char *pub_file = a.pub_file, *keyid = a.keyid, *headers_file = a.headers_file;
-    const char *authority = a.authority, *url = a.url, *method = a.ro.method, *data = a.ro.data;
-    const char *label = a.ro.label, *tag = a.ro.tag;
-    int64_t now = a.now, max_age = a.max_age, skew = a.skew;
-    int have_now = a.have_now, have_skew = a.have_skew, show_base = a.ro.show_base;
-    int verbose = a.verbose;
-    enum reqsign_profile profile = a.profile;
+    struct verify_run r;
+    memset(&r, 0, sizeof(r));
+    int rc = verify_parse(argc, argv, &r.a, &cli_headers);
+    if (rc != EXIT_OKAY)
+        return rc < 0 ? EXIT_OKAY : rc;
+    r.cli_headers = &cli_headers;
+    r.all = &all;
+    r.body_fd = -1;
+    reqsign_error_clear(&r.err);
+    reqsign_verification_init(&r.vs);
 
-    struct reqsign_error err;
-    struct reqsign_static_key sk;
-    struct reqsign_nonce_store *store = NULL;
-    struct reqsign_verifier *verifier = NULL;
-    struct reqsign_verification vs;
-    struct reqsign_verifier_opts vo;
-    struct reqsign_request req;
-    struct url_view u;
-    json_t *hjson = NULL;
-    char *base = NULL, *body_mem = NULL;
-    const char *body = NULL;
-    size_t body_len = 0;
-    int body_fd = -1, stream = 0;
-    char clen[32];
-    enum reqsign_status st;
-    int rc = EXIT_FAIL;
-    const char *why = NULL;
+    rc = EXIT_FAIL;
+    if (verify_load_key(&r) == 0 && verify_build_request(&r) == 0 && verify_open_body(&r) == 0 &&
+        verify_new_verifier(&r) == 0)
+        rc = verify_check(&r);
 
-    reqsign_error_clear(&err);
-    reqsign_verification_init(&vs);
-    memset(&u, 0, sizeof(u));
-
-    /* the key: only its public part */
-    memset(&sk, 0, sizeof(sk));
-    sk.keyid = keyid;
-    st = reqsign_cli_load_public("verify", pub_file, sk.public_key, &err);
-    if (st != REQSIGN_OK) {
-        reqsign_cli_print_error(stdout, st, &err);
-        goto out;
-    }
-
-    /* the request */
-    if (split_url(url, &u, &why) != 0) {
-        reqsign_cli_print_error_msg(stdout, REQSIGN_E_URL, "%s: %s", url, why);
-        goto out;
-    }
-    if (headers_file != NULL) {
-        json_error_t je;
-        if (strcmp(headers_file, "-") == 0)
-            hjson = json_loadf(stdin, JSON_REJECT_DUPLICATES, &je);
-        else
-            hjson = json_load_file(headers_file, JSON_REJECT_DUPLICATES, &je);
-        if (hjson == NULL) {
-            char where[64];
-            snprintf(where, sizeof(where), "line %d column %d", je.line, je.column);
-            struct reqsign_error e2;
-            reqsign_error_clear(&e2);
-            (void)reqsign_error_set(&e2, REQSIGN_E_INVALID_ARG, NULL, REQSIGN_NO_OFFSET,
-                                    "--headers %s: %s (%s)", headers_file, je.text, where);
-            reqsign_cli_print_error(stdout, REQSIGN_E_INVALID_ARG, &e2);
-            goto out;
-        }
-        if (headers_from_json(hjson, &all, headers_file) != 0)
-            goto out;
-    }
-    for (size_t i = 0; i < cli_headers.n; i++) {
-        if (header_add(&all, cli_headers.h[i].name, cli_headers.h[i].value) != 0) {
-            reqsign_cli_print_error_msg(stdout, REQSIGN_E_LIMIT, "more than %d header fields",
-                                        CLI_MAX_HEADERS);
-            goto out;
-        }
-    }
-
-    memset(&req, 0, sizeof(req));
-    req.method.ptr = method;
-    req.method.len = strlen(method);
-    req.scheme = u.scheme;
-    req.target.ptr = u.target;
-    req.target.len = u.target_len;
-    const struct reqsign_header *host = header_find_last(&all, "host");
-    if (host != NULL) {
-        req.authority = reqsign_cli_span_trim(host->value);
-    } else {
-        req.authority = u.authority;
-        if (header_add(&all, (struct reqsign_span){"Host", 4}, u.authority) != 0) {
-            reqsign_cli_print_error_msg(stdout, REQSIGN_E_LIMIT, "more than %d header fields",
-                                        CLI_MAX_HEADERS);
-            goto out;
-        }
-    }
-
-    /* the body */
-    if (data != NULL && data[0] == '@') {
-        struct stat sb;
-        if (strcmp(data, "@-") == 0) {
-            body_fd = STDIN_FILENO;
-        } else {
-            body_fd = open(data + 1, O_RDONLY | O_CLOEXEC);
-            if (body_fd < 0) {
-                reqsign_cli_print_error_msg(stdout, REQSIGN_E_IO, "%s: %s", data + 1,
-                                            strerror(errno));
-                goto out;
-            }
-        }
-        if (fstat(body_fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= 0) {
-            off_t pos = lseek(body_fd, 0, SEEK_CUR);
-            body_len = (size_t)(sb.st_size - (pos > 0 ? pos : 0));
-            stream = 1;
-        } else if (reqsign_cli_slurp_fd(body_fd, &body_mem, &body_len) != 0) {
-            reqsign_cli_print_error_msg(stdout, REQSIGN_E_IO, "%s: %s", data + 1, strerror(errno));
-            goto out;
-        } else {
-            body = body_mem;
-        }
-    } else if (data != NULL) {
-        body = data;
-        body_len = strlen(data);
-    }
-    if (body_len > 0 && header_find_last(&all, "content-length") == NULL &&
-        header_find_last(&all, "transfer-encoding") == NULL) {
-        int n = snprintf(clen, sizeof(clen), "%zu", body_len);
-        if (n < 0 || header_add(&all, (struct reqsign_span){"Content-Length", 14},
-                                (struct reqsign_span){clen, (size_t)n}) != 0) {
-            reqsign_cli_print_error_msg(stdout, REQSIGN_E_LIMIT, "more than %d header fields",
-                                        CLI_MAX_HEADERS);
-            goto out;
-        }
-    }
-    req.headers = all.h;
-    req.n_headers = all.n;
-
-    /* the verifier */
-    store = reqsign_nonce_store_memory_new(NULL, NULL);
-    if (store == NULL) {
-        reqsign_cli_print_error(stdout, REQSIGN_E_NOMEM, NULL);
-        goto out;
-    }
-    if (!have_now)
-        now = (int64_t)time(NULL);
-    memset(&vo, 0, sizeof(vo));
-    vo.profile = profile;
-    vo.max_age = max_age;
-    vo.skew = have_skew ? (skew == 0 ? -1 : skew) : 0;
-    vo.label = label;
-    vo.public_authority = authority;
-    /* without --authority, the request's Host (or the URL's authority): this
-     * checks a request as received, it is not a service */
-    vo.any_authority = authority == NULL;
-    vo.required_tag = tag;
-    vo.clock = fixed_clock;
-    vo.clock_ctx = &now;
-    vo.lookup = reqsign_static_key_lookup;
-    vo.lookup_ctx = &sk;
-    vo.nonces = store;
-    verifier = reqsign_verifier_new(&vo, &err);
-    if (verifier == NULL) {
-        reqsign_cli_print_error(stdout, err.code != REQSIGN_OK ? err.code : REQSIGN_E_INTERNAL,
-                                &err);
-        goto out;
-    }
-
-    if (show_base) {
-        base = malloc(REQSIGN_BASE_BUF);
-        if (base == NULL) {
-            reqsign_cli_print_error(stdout, REQSIGN_E_NOMEM, NULL);
-            goto out;
-        }
-        vs.base_buf = base;
-        vs.base_cap = REQSIGN_BASE_BUF;
-    }
-    st = reqsign_verifier_verify_headers(verifier, &req, &vs, &err);
-    if (show_base && vs.base_len > 0) {
-        fwrite(base, 1, vs.base_len, stderr);
-        fputc('\n', stderr);
-    }
-    if (st == REQSIGN_OK && stream) {
-        char buf[65536];
-        for (;;) {
-            ssize_t n = reqsign_cli_read(body_fd, buf, sizeof(buf));
-            if (n < 0) {
-                reqsign_cli_print_error_msg(stdout, REQSIGN_E_IO, "%s: %s", data + 1,
-                                            strerror(errno));
-                goto out;
-            }
-            if (n == 0)
-                break;
-            st = reqsign_verification_body(&vs, buf, (size_t)n, &err);
-            if (st != REQSIGN_OK)
-                break;
-        }
-    } else if (st == REQSIGN_OK) {
-        st = reqsign_verification_body(&vs, body, body_len, &err);
-    }
-    if (st == REQSIGN_OK)
-        st = reqsign_verification_finish(&vs, &err);
-    if (st != REQSIGN_OK) {
-        if (st == REQSIGN_E_SIG_INVALID || st == REQSIGN_E_KEY_UNKNOWN)
-            name_pub(pub_file, sk.public_key, vs.keyid);
-        reqsign_cli_print_error(stdout, st, &err);
-        goto out;
-    }
-    printf("ok\n");
-    if (verbose)
-        printf("keyid: %s  created: %lld\n", vs.keyid, (long long)vs.created);
-    rc = EXIT_OKAY;
-out:
-    reqsign_verification_cleanup(&vs);
-    reqsign_verifier_free(verifier);
-    reqsign_nonce_store_free(store);
-    if (body_fd > STDIN_FILENO)
-        close(body_fd);
-    free(body_mem);
-    free(base);
-    free(u.target);
-    json_decref(hjson);
-    reqsign_memzero(&sk, sizeof(sk));
+    reqsign_verification_cleanup(&r.vs);
+    reqsign_verifier_free(r.verifier);
+    reqsign_nonce_store_free(r.store);
+    if (r.body_fd > STDIN_FILENO)
+        close(r.body_fd);
+    free(r.body_mem);
+    free(r.base);
+    free(r.u.target);
+    json_decref(r.hjson);
+    reqsign_memzero(&r.sk, sizeof(r.sk));
     return rc;
 }

@@ -403,121 +403,184 @@ static void help(FILE *f)
 /* A usage error: what is wrong in one line, a pointer to --help, exit 2. */
 static int usage_error(const char *what, const char *opt)
 {
-    fprintf(stderr, PROG ": %s%s%s%s\n(see '" PROG " --help')\n", what, opt ? " '" : "",
-            opt ? opt : "", opt ? "'" : "");
+    reqsign_opt_usage_error(PROG, NULL, "%s%s%s%s", what, opt ? " '" : "", opt ? opt : "",
+                            opt ? "'" : "");
     return 2;
+}
+
+/* What the command line says. */
+struct config {
+    const char *listen;
+    const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_IN_MAX];
+    size_t n_authorities;
+    int any_authority, bench_unsigned, read_only;
+    struct reqsign_stores_opts so; /* --key-store, --db, --nonce-store */
+    struct reqsign_httpd_opts ho;  /* TLS, log format, ... */
+    struct scope_rule rules[MAX_SCOPE_RULES];
+    size_t n_rules;
+    int64_t max_age, skew, ttl, max_body, threads, last_used;
+};
+
+/* The options: ours, then the HTTP glue's and the stores' (server/httpd/). */
+enum {
+    O_LISTEN = 1,
+    O_AUTHORITY,
+    O_ANY_AUTHORITY,
+    O_BENCH_UNSIGNED,
+    O_READ_ONLY,
+    O_REQUIRE_SCOPE,
+    O_MAX_AGE,
+    O_SKEW,
+    O_CACHE_TTL,
+    O_LAST_USED,
+    O_MAX_BODY,
+    O_THREADS,
+};
+static const struct reqsign_opt_def options[] = {
+    {"listen", 0, REQSIGN_OPT_VALUE, O_LISTEN},
+    {"authority", 0, REQSIGN_OPT_VALUE, O_AUTHORITY},
+    {"public-authority", 0, REQSIGN_OPT_VALUE, O_AUTHORITY},
+    {"any-authority", 0, REQSIGN_OPT_FLAG, O_ANY_AUTHORITY},
+    {"bench-unsigned-route", 0, REQSIGN_OPT_FLAG, O_BENCH_UNSIGNED},
+    {"read-only", 0, REQSIGN_OPT_FLAG, O_READ_ONLY},
+    {"require-scope", 0, REQSIGN_OPT_VALUE, O_REQUIRE_SCOPE},
+    {"max-age", 0, REQSIGN_OPT_VALUE, O_MAX_AGE},
+    {"skew", 0, REQSIGN_OPT_VALUE, O_SKEW},
+    {"cache-ttl", 0, REQSIGN_OPT_VALUE, O_CACHE_TTL},
+    {"last-used-interval", 0, REQSIGN_OPT_VALUE, O_LAST_USED},
+    {"max-body", 0, REQSIGN_OPT_VALUE, O_MAX_BODY},
+    {"threads", 0, REQSIGN_OPT_VALUE, O_THREADS},
+    REQSIGN_HTTPD_OPTS,
+    REQSIGN_STORES_OPTS,
+    {0},
+};
+
+/* --require-scope @v: SCOPE or /PATH-PREFIX=SCOPE. 0 or 2 (said). */
+static int add_scope_rule(struct config *c, const char *v)
+{
+    const char *eq = v[0] == '/' ? strchr(v, '=') : NULL;
+    struct scope_rule ru = {"", 0, v};
+    if (eq != NULL)
+        ru = (struct scope_rule){v, (size_t)(eq - v), eq + 1};
+    if (c->n_rules == MAX_SCOPE_RULES)
+        return usage_error("too many rules:", "--require-scope");
+    if ((v[0] == '/' && eq == NULL) || ru.scope[0] == '\0' || strchr(ru.scope, ' ') != NULL)
+        return usage_error("--require-scope wants SCOPE or /PATH-PREFIX=SCOPE, got", v);
+    c->rules[c->n_rules++] = ru;
+    return 0;
+}
+
+/* A number of seconds (or bytes, or threads) >= @min (and <= @max if > 0)
+ * for option @name into *@out: 0, or 2 (said). */
+static int number(const char *name, const char *v, int64_t min, int64_t max, int64_t *out)
+{
+    if (reqsign_httpd_parse_seconds(v, out) != 0 || *out < min || (max > 0 && *out > max))
+        return usage_error("bad value for", name);
+    return 0;
+}
+
+/* One of our own options, @id with value @v, into @c: 0, or 2 (said). */
+static int take_option(struct config *c, int id, const char *v)
+{
+    switch (id) {
+    case O_LISTEN:
+        c->listen = v;
+        return 0;
+    case O_AUTHORITY:
+        if (c->n_authorities == REQSIGN_VERIFIER_AUTHORITIES_IN_MAX) {
+            fprintf(stderr, PROG ": more than %d --authority options\n",
+                    REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
+            return 2;
+        }
+        c->authorities[c->n_authorities++] = v;
+        return 0;
+    case O_ANY_AUTHORITY:
+        c->any_authority = 1;
+        return 0;
+    case O_BENCH_UNSIGNED:
+        c->bench_unsigned = 1;
+        return 0;
+    case O_READ_ONLY:
+        c->read_only = 1;
+        return 0;
+    case O_REQUIRE_SCOPE:
+        return add_scope_rule(c, v);
+    case O_MAX_AGE:
+        return number("--max-age", v, 1, 0, &c->max_age);
+    case O_SKEW:
+        return number("--skew", v, 0, 0, &c->skew);
+    case O_CACHE_TTL:
+        return number("--cache-ttl", v, 1, 0, &c->ttl);
+    case O_LAST_USED:
+        return number("--last-used-interval", v, 0, 0, &c->last_used);
+    case O_MAX_BODY:
+        return number("--max-body", v, 1, 0, &c->max_body);
+    case O_THREADS:
+        return number("--threads", v, 1, 256, &c->threads);
+    default:
+        return 0;
+    }
+}
+
+/* The command line into @c, then the environment and the checks made before
+ * anything is opened: 0, or 2 (a usage error, said). */
+static int parse_options(int argc, char **argv, struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->max_age = REQSIGN_DEFAULT_MAX_AGE;
+    c->skew = REQSIGN_DEFAULT_SKEW;
+    c->ttl = REQSIGN_KEYCACHE_DEFAULT_TTL;
+    c->max_body = DEFAULT_MAX_BODY;
+    c->last_used = REQSIGN_LAST_USED_DEFAULT_INTERVAL;
+    struct reqsign_opt_parser p = {.prog = PROG, .argc = argc, .argv = argv, .i = 1};
+    const char *v;
+    int id = 0, r;
+    while ((r = reqsign_opt_next(&p, options, &id, &v)) != REQSIGN_OPT_END) {
+        if (r == REQSIGN_OPT_ERROR)
+            return 2;
+        if (r == REQSIGN_OPT_OPERAND)
+            return usage_error("unexpected argument", v);
+        int st = reqsign_httpd_option(&c->ho, PROG, id, v);
+        if (st == 0)
+            st = reqsign_stores_option(&c->so, PROG, id, v);
+        if (st < 0)
+            return 2;
+        if (st == 0 && take_option(c, id, v) != 0)
+            return 2;
+    }
+    if (reqsign_stores_from_env(&c->so, PROG, 1) != 0)
+        return 2;
+    if (c->so.key_store == NULL)
+        return usage_error("--db PATH, --key-store STORE or REQSIGN_KEY_STORE is required", NULL);
+    if (c->listen == NULL)
+        return usage_error("--listen HOST:PORT is required", NULL);
+    if (reqsign_httpd_check_authority(PROG, c->n_authorities, c->any_authority) != 0)
+        return 2;
+    c->ho.listen = c->listen;
+    c->ho.name = PROG;
+    if (reqsign_httpd_check_opts(&c->ho) != 0) /* TLS files, plain HTTP off loopback */
+        return 2;
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *listen = NULL;
-    const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_IN_MAX];
-    size_t n_authorities = 0;
-    int any_authority = 0, bench_unsigned = 0, read_only = 0;
-    struct reqsign_stores_opts so = {0};
-    struct reqsign_httpd_opts ho = {0};
-    struct scope_rule rules[MAX_SCOPE_RULES];
-    size_t n_rules = 0;
-    int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
-    int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, max_body = DEFAULT_MAX_BODY, threads = 0;
-    int64_t last_used = REQSIGN_LAST_USED_DEFAULT_INTERVAL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            help(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf(PROG " " REQSIGN_VERSION "\n");
-            return 0;
-        }
+    switch (reqsign_opt_help_or_version(argc, argv, 1)) { /* anywhere on the line */
+    case REQSIGN_OPT_HELP:
+        help(stdout);
+        return 0;
+    case REQSIGN_OPT_VERSION:
+        printf(PROG " " REQSIGN_VERSION "\n");
+        return 0;
     }
     if (argc < 2) {
         help(stderr);
         return 2;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int hs = reqsign_httpd_option(&ho, PROG, argc, argv, &i); /* TLS, log format, ... */
-        if (hs < 0)
-            return 2;
-        if (hs > 0)
-            continue;
-        if (strcmp(a, "--any-authority") == 0) { /* the two flags take no value */
-            any_authority = 1;
-            continue;
-        }
-        if (strcmp(a, "--bench-unsigned-route") == 0) {
-            bench_unsigned = 1;
-            continue;
-        }
-        if (strcmp(a, "--read-only") == 0) {
-            read_only = 1;
-            continue;
-        }
-        static const char *const valued[] = {
-            "--listen",      "--authority",     "--public-authority",  "--max-age", "--skew",
-            "--cache-ttl",   "--max-body",      "--threads",           "--db",      "--key-store",
-            "--nonce-store", "--require-scope", "--last-used-interval"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
-            known |= strcmp(a, valued[k]) == 0;
-        if (!known)
-            return usage_error("unknown option", a);
-        if (i + 1 >= argc)
-            return usage_error("a value is missing after", a);
-        const char *v = argv[++i];
-        int bad = 0, st = reqsign_stores_option(&so, PROG, a, v);
-        if (st < 0)
-            return 2;
-        if (st > 0)
-            continue;
-        if (strcmp(a, "--listen") == 0)
-            listen = v;
-        else if (strcmp(a, "--require-scope") == 0) {
-            const char *eq = v[0] == '/' ? strchr(v, '=') : NULL;
-            struct scope_rule ru = {"", 0, v};
-            if (eq != NULL)
-                ru = (struct scope_rule){v, (size_t)(eq - v), eq + 1};
-            if (n_rules == MAX_SCOPE_RULES)
-                return usage_error("too many rules:", a);
-            if ((v[0] == '/' && eq == NULL) || ru.scope[0] == '\0' || strchr(ru.scope, ' ') != NULL)
-                return usage_error("--require-scope wants SCOPE or /PATH-PREFIX=SCOPE, got", v);
-            rules[n_rules++] = ru;
-        } else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
-            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_IN_MAX) {
-                fprintf(stderr, PROG ": more than %d --authority options\n",
-                        REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
-                return 2;
-            }
-            authorities[n_authorities++] = v;
-        } else if (strcmp(a, "--max-age") == 0)
-            bad = reqsign_httpd_parse_seconds(v, &max_age) != 0 || max_age < 1;
-        else if (strcmp(a, "--skew") == 0)
-            bad = reqsign_httpd_parse_seconds(v, &skew) != 0;
-        else if (strcmp(a, "--cache-ttl") == 0)
-            bad = reqsign_httpd_parse_seconds(v, &ttl) != 0 || ttl < 1;
-        else if (strcmp(a, "--last-used-interval") == 0)
-            bad = reqsign_httpd_parse_seconds(v, &last_used) != 0;
-        else if (strcmp(a, "--max-body") == 0)
-            bad = reqsign_httpd_parse_seconds(v, &max_body) != 0 || max_body < 1;
-        else if (strcmp(a, "--threads") == 0)
-            bad = reqsign_httpd_parse_seconds(v, &threads) != 0 || threads < 1 || threads > 256;
-        if (bad)
-            return usage_error("bad value for", a);
-    }
-    if (reqsign_stores_from_env(&so, PROG, 1) != 0)
+    struct config c;
+    if (parse_options(argc, argv, &c) != 0)
         return 2;
-    if (so.key_store == NULL)
-        return usage_error("--db PATH, --key-store STORE or REQSIGN_KEY_STORE is required", NULL);
-    if (listen == NULL)
-        return usage_error("--listen HOST:PORT is required", NULL);
-    if (reqsign_httpd_check_authority(PROG, n_authorities, any_authority) != 0)
-        return 2;
-    ho.listen = listen;
-    ho.name = PROG;
-    if (reqsign_httpd_check_opts(&ho) != 0) /* TLS files, plain HTTP off loopback */
-        return 2;
-    if (bench_unsigned)
+    if (c.bench_unsigned)
         fprintf(stderr, PROG ": warning: --bench-unsigned-route: /unsigned/... is served "
                              "without verification (benchmarks only)\n");
     /* no secrets here, but request bodies are customers' data: no core dumps */
@@ -529,24 +592,25 @@ int main(int argc, char **argv)
     struct reqsign_error err;
     reqsign_error_clear(&err);
     struct reqsign_keystore *store =
-        reqsign_stores_open_keys(PROG, so.key_store, REQSIGN_KEYSTORE_READONLY);
+        reqsign_stores_open_keys(PROG, c.so.key_store, REQSIGN_KEYSTORE_READONLY);
     if (store == NULL) { /* the message is out; unreachable at start-up is an exit too */
         char why[1024];
-        if (!reqsign_stores_key_store_is_pg(so.key_store) &&
-            reqsign_stores_sqlite_problem(reqsign_stores_key_store_path(so.key_store), 0, why,
+        if (!reqsign_stores_key_store_is_pg(c.so.key_store) &&
+            reqsign_stores_sqlite_problem(reqsign_stores_key_store_path(c.so.key_store), 0, why,
                                           sizeof(why)) != 0)
             fprintf(stderr, PROG ": %s\n", why); /* the real cause */
         return 1;
     }
     /* 2. A cache in front of it: a revoked key stops working within ttl seconds. */
-    struct reqsign_keycache_opts co = {.store = store, .positive_ttl = ttl, .negative_ttl = ttl};
+    struct reqsign_keycache_opts co = {
+        .store = store, .positive_ttl = c.ttl, .negative_ttl = c.ttl};
     struct reqsign_keycache *cache = reqsign_keycache_new(&co, &err);
     /* 2b. PostgreSQL: drop a key from the cache as soon as its change commits
      * (NOTIFY), in every instance; the TTL stays the bound if one is lost. */
     struct reqsign_keystore_pg_listener *listener = NULL;
     if (cache == NULL)
         fprintf(stderr, PROG ": key cache: %s\n", err.message[0] ? err.message : "out of memory");
-    if (cache == NULL || reqsign_stores_listen(PROG, so.key_store, cache, &listener) != 0) {
+    if (cache == NULL || reqsign_stores_listen(PROG, c.so.key_store, cache, &listener) != 0) {
         reqsign_keycache_free(cache);
         reqsign_keystore_free(store);
         return 1;
@@ -557,27 +621,27 @@ int main(int argc, char **argv)
      * privilege: README.md), there is no last use, and one line says so. */
     g_cache = cache;
     struct reqsign_keystore *writer = NULL;
-    const char *ro_why = read_only ? "--read-only" : NULL;
-    if (ro_why == NULL && last_used > 0 && !reqsign_stores_key_store_is_pg(so.key_store) &&
-        !sqlite_writable(reqsign_stores_key_store_path(so.key_store)))
+    const char *ro_why = c.read_only ? "--read-only" : NULL;
+    if (ro_why == NULL && c.last_used > 0 && !reqsign_stores_key_store_is_pg(c.so.key_store) &&
+        !sqlite_writable(reqsign_stores_key_store_path(c.so.key_store)))
         ro_why = "this user cannot write the database or its -wal / -shm files";
-    if (ro_why != NULL && last_used > 0)
+    if (ro_why != NULL && c.last_used > 0)
         fprintf(stderr,
                 PROG ": the key store is used read-only (%s): the last use of keys is not "
                      "recorded\n",
                 ro_why);
-    else if (last_used > 0) {
-        writer = reqsign_stores_open_keys(PROG, so.key_store, 0);
+    else if (c.last_used > 0) {
+        writer = reqsign_stores_open_keys(PROG, c.so.key_store, 0);
         struct reqsign_error ferr;
         reqsign_error_clear(&ferr);
         if (writer == NULL ||
-            reqsign_keycache_start_flusher(cache, writer, PROG, last_used, &ferr) != REQSIGN_OK)
+            reqsign_keycache_start_flusher(cache, writer, PROG, c.last_used, &ferr) != REQSIGN_OK)
             fprintf(stderr, PROG ": warning: last use of keys is not recorded%s%s\n",
                     ferr.message[0] ? ": " : "", ferr.message);
     }
     /* 3. A nonce store: a replayed request fails. In memory for one process;
      * Redis for a fleet (shared by every instance; fail-closed: 503 when down). */
-    struct reqsign_nonce_store *nonces = reqsign_stores_open_nonces(PROG, so.nonce_store);
+    struct reqsign_nonce_store *nonces = reqsign_stores_open_nonces(PROG, c.so.nonce_store);
     if (nonces == NULL) {
         reqsign_stores_unlisten(listener);
         reqsign_keycache_free(cache);
@@ -585,23 +649,23 @@ int main(int argc, char **argv)
         reqsign_keystore_free(store);
         return 1;
     }
-    fprintf(stderr, PROG ": key store %s, ", reqsign_stores_describe(so.key_store));
+    fprintf(stderr, PROG ": key store %s, ", reqsign_stores_describe(c.so.key_store));
     fprintf(stderr, "nonce store %s\n",
-            reqsign_stores_describe(so.nonce_store != NULL ? so.nonce_store : "memory"));
+            reqsign_stores_describe(c.so.nonce_store != NULL ? c.so.nonce_store : "memory"));
     /* 4. The verifier, reqsign profile. The authorities are the host[:port]
      * clients sign for this service (behind a proxy, not our internal name):
      * a request signed for another service is refused. */
     struct reqsign_verifier_opts vo = {
         .profile = REQSIGN_PROFILE_REQSIGN,
-        .max_age = max_age,
-        .skew = skew == 0 ? -1 : skew, /* the verifier reads 0 as default, < 0 as none */
-        .authorities = authorities,
-        .n_authorities = n_authorities,
-        .any_authority = any_authority,
+        .max_age = c.max_age,
+        .skew = c.skew == 0 ? -1 : c.skew, /* the verifier reads 0 as default, < 0 as none */
+        .authorities = c.authorities,
+        .n_authorities = c.n_authorities,
+        .any_authority = c.any_authority,
         .lookup = reqsign_keycache_lookup,
         .lookup_ctx = cache,
         .nonces = nonces,
-        .public_scheme = ho.scheme, /* --public-scheme behind a proxy; NULL: the request's */
+        .public_scheme = c.ho.scheme, /* --public-scheme behind a proxy; NULL: the request's */
     };
     struct reqsign_verifier *verifier = reqsign_verifier_new(&vo, &err);
 
@@ -611,12 +675,12 @@ int main(int argc, char **argv)
     } else {
         static const struct reqsign_httpd_handlers handlers = {on_headers, on_body, on_end,
                                                                on_done};
-        struct app app = {verifier, bench_unsigned, rules, n_rules};
-        ho.max_body = (size_t)max_body;
-        ho.threads = (unsigned)threads; /* 0: one per CPU */
-        ho.handlers = &handlers;
-        ho.ctx = &app;
-        struct reqsign_httpd *h = reqsign_httpd_start(&ho);
+        struct app app = {verifier, c.bench_unsigned, c.rules, c.n_rules};
+        c.ho.max_body = (size_t)c.max_body;
+        c.ho.threads = (unsigned)c.threads; /* 0: one per CPU */
+        c.ho.handlers = &handlers;
+        c.ho.ctx = &app;
+        struct reqsign_httpd *h = reqsign_httpd_start(&c.ho);
         if (h != NULL)
             rc = reqsign_httpd_run(h); /* until SIGTERM / SIGINT */
     }

@@ -378,38 +378,35 @@ int reqsign_httpd_parse_log_format(const char *s, int *json)
 }
 
 /* see httpd.h */
-int reqsign_httpd_option(struct reqsign_httpd_opts *o, const char *prog, int argc, char **argv,
-                         int *i)
+int reqsign_httpd_option(struct reqsign_httpd_opts *o, const char *prog, int id, const char *val)
 {
-    const char *a = argv[*i];
-    if (strcmp(a, "--insecure-http") == 0) {
+    switch (id) {
+    case REQSIGN_HTTPD_O_INSECURE_HTTP:
         o->insecure_http = 1;
         return 1;
-    }
-    if (strcmp(a, "--tls-cert") != 0 && strcmp(a, "--tls-key") != 0 &&
-        strcmp(a, "--public-scheme") != 0 && strcmp(a, "--log-format") != 0)
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s: %s needs a value\n", prog, a);
-        return -1;
-    }
-    const char *v = argv[++*i];
-    if (strcmp(a, "--tls-cert") == 0)
-        o->tls_cert = v;
-    else if (strcmp(a, "--tls-key") == 0)
-        o->tls_key = v;
-    else if (strcmp(a, "--public-scheme") == 0) {
-        if (strcmp(v, "http") != 0 && strcmp(v, "https") != 0) {
-            fprintf(stderr, "%s: --public-scheme wants http or https, got '%s'\n", prog, v);
+    case REQSIGN_HTTPD_O_TLS_CERT:
+        o->tls_cert = val;
+        return 1;
+    case REQSIGN_HTTPD_O_TLS_KEY:
+        o->tls_key = val;
+        return 1;
+    case REQSIGN_HTTPD_O_PUBLIC_SCHEME:
+        if (strcmp(val, "http") != 0 && strcmp(val, "https") != 0) {
+            fprintf(stderr, "%s: --public-scheme wants http or https, got '%s'\n", prog, val);
             return -1;
         }
-        o->scheme = v;
-    } else if (reqsign_httpd_parse_log_format(v, &o->log_json) != 0) {
-        fprintf(stderr, "%s: --log-format wants " REQSIGN_HTTPD_LOG_FORMATS ", got '%s'\n", prog,
-                v);
-        return -1;
+        o->scheme = val;
+        return 1;
+    case REQSIGN_HTTPD_O_LOG_FORMAT:
+        if (reqsign_httpd_parse_log_format(val, &o->log_json) != 0) {
+            fprintf(stderr, "%s: --log-format wants " REQSIGN_HTTPD_LOG_FORMATS ", got '%s'\n",
+                    prog, val);
+            return -1;
+        }
+        return 1;
+    default:
+        return 0;
     }
-    return 1;
 }
 
 /* The client's address as "IP:PORT" / "[IPV6]:PORT", or "-". */

@@ -39,6 +39,8 @@
 #include <reqsign/limits.h>
 #include <reqsign/request.h>
 
+#include "opt.h"
+
 #define REQSIGN_HTTPD_DEFAULT_MAX_BODY (64u * 1024u)
 #define REQSIGN_HTTPD_DEFAULT_TIMEOUT 10 /* seconds of inactivity before a connection is closed */
 #define REQSIGN_HTTPD_DRAIN_SECONDS 10   /* longest wait for in-flight requests at shutdown */
@@ -158,16 +160,32 @@ int reqsign_httpd_check_authority(const char *prog, size_t n_authorities, int an
     "  --public-scheme http|https: the scheme clients use (behind a TLS-terminating proxy)\n"      \
     "  --log-format text|json: request log lines on stderr (default text)\n"
 
+/* The serving options above, as rows of a server's option table
+ * (common/opt/opt.h), and their ids (above every server's own). */
+enum {
+    REQSIGN_HTTPD_O_TLS_CERT = 2000,
+    REQSIGN_HTTPD_O_TLS_KEY,
+    REQSIGN_HTTPD_O_INSECURE_HTTP,
+    REQSIGN_HTTPD_O_PUBLIC_SCHEME,
+    REQSIGN_HTTPD_O_LOG_FORMAT,
+};
+#define REQSIGN_HTTPD_OPTS                                                                         \
+    {"tls-cert", 0, REQSIGN_OPT_VALUE, REQSIGN_HTTPD_O_TLS_CERT},                                  \
+        {"tls-key", 0, REQSIGN_OPT_VALUE, REQSIGN_HTTPD_O_TLS_KEY},                                \
+        {"insecure-http", 0, REQSIGN_OPT_FLAG, REQSIGN_HTTPD_O_INSECURE_HTTP},                     \
+        {"public-scheme", 0, REQSIGN_OPT_VALUE, REQSIGN_HTTPD_O_PUBLIC_SCHEME},                    \
+    {                                                                                              \
+        "log-format", 0, REQSIGN_OPT_VALUE, REQSIGN_HTTPD_O_LOG_FORMAT                             \
+    }
+
 /**
- * reqsign_httpd_option() - take one of the options above (--tls-cert,
- * --tls-key, --insecure-http, --public-scheme, --log-format) from argv[*@i]
- * (and its value, argv[*@i + 1]) into @o; *@i is advanced past what was used.
- * --public-scheme sets @o->scheme.
- * Return: 1 taken, 0 not one of these, -1 a bad or missing value (message on
- * stderr: a usage error).
+ * reqsign_httpd_option() - take option @id (one of REQSIGN_HTTPD_OPTS, with
+ * its value @val as reqsign_opt_next() found it) into @o. --public-scheme
+ * sets @o->scheme. @prog names the program in messages.
+ * Return: 1 taken, 0 not one of these, -1 a bad value (message on stderr: a
+ * usage error).
  */
-int reqsign_httpd_option(struct reqsign_httpd_opts *o, const char *prog, int argc, char **argv,
-                         int *i);
+int reqsign_httpd_option(struct reqsign_httpd_opts *o, const char *prog, int id, const char *val);
 
 /**
  * reqsign_httpd_parse_log_format() - "text" (0) or "json" (1) into *@json.

@@ -211,21 +211,23 @@ static int set_nonce_store(struct reqsign_stores_opts *o, const char *prog, cons
 }
 
 /* see stores.h */
-int reqsign_stores_option(struct reqsign_stores_opts *o, const char *prog, const char *name,
+int reqsign_stores_option(struct reqsign_stores_opts *o, const char *prog, int id,
                           const char *value)
 {
-    int db = strcmp(name, "--db") == 0;
-    if (db || strcmp(name, "--key-store") == 0) {
-        if (!db && refuse_password(prog, name, value) != 0)
+    switch (id) {
+    case REQSIGN_STORES_O_DB:
+        return set_key_store(o, prog, "--db", value, 1);
+    case REQSIGN_STORES_O_KEY_STORE:
+        if (refuse_password(prog, "--key-store", value) != 0)
             return -1;
-        return set_key_store(o, prog, name, value, db);
-    }
-    if (strcmp(name, "--nonce-store") == 0) {
-        if (refuse_password(prog, name, value) != 0)
+        return set_key_store(o, prog, "--key-store", value, 0);
+    case REQSIGN_STORES_O_NONCE_STORE:
+        if (refuse_password(prog, "--nonce-store", value) != 0)
             return -1;
-        return set_nonce_store(o, prog, name, value);
+        return set_nonce_store(o, prog, "--nonce-store", value);
+    default:
+        return 0;
     }
-    return 0;
 }
 
 /* see stores.h */

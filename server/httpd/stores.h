@@ -28,6 +28,8 @@
 #include <reqsign/keystore.h>
 #include <reqsign/nonce.h>
 
+#include "opt.h"
+
 struct reqsign_keystore_pg_listener;
 
 struct reqsign_stores_opts {
@@ -36,10 +38,24 @@ struct reqsign_stores_opts {
     const char *nonce_store; /* as given to --nonce-store; NULL: "memory" */
 };
 
+/* The store options, as rows of a server's option table (common/opt/opt.h),
+ * and their ids (above every server's own). */
+enum {
+    REQSIGN_STORES_O_KEY_STORE = 2100,
+    REQSIGN_STORES_O_DB,
+    REQSIGN_STORES_O_NONCE_STORE,
+};
+#define REQSIGN_STORES_OPTS                                                                        \
+    {"key-store", 0, REQSIGN_OPT_VALUE, REQSIGN_STORES_O_KEY_STORE},                               \
+        {"db", 0, REQSIGN_OPT_VALUE, REQSIGN_STORES_O_DB},                                         \
+    {                                                                                              \
+        "nonce-store", 0, REQSIGN_OPT_VALUE, REQSIGN_STORES_O_NONCE_STORE                          \
+    }
+
 /**
  * reqsign_stores_option() - take a command-line option if it is one of the
- * store options: @name is "--key-store", "--db" or "--nonce-store" and
- * @value its argument. @prog names the program in messages.
+ * store options: @id is one of REQSIGN_STORES_OPTS (--key-store, --db,
+ * --nonce-store) and @value its argument. @prog names the program in messages.
  * A URL that carries a password (redis://[USER]:PW@..., postgresql://USER:PW@...,
  * a password= keyword) is refused: the command line is readable by every
  * local user; the message names REQSIGN_KEY_STORE / REQSIGN_NONCE_STORE
@@ -47,7 +63,7 @@ struct reqsign_stores_opts {
  * Return: 1 taken; 0 not a store option; -1 a bad or repeated value (a
  * message is on stderr; the caller exits with status 2).
  */
-int reqsign_stores_option(struct reqsign_stores_opts *o, const char *prog, const char *name,
+int reqsign_stores_option(struct reqsign_stores_opts *o, const char *prog, int id,
                           const char *value);
 
 /**

@@ -1017,9 +1017,19 @@ static void ngx_http_reqsign_redis_opts(ngx_http_reqsign_main_conf_t *mcf,
 }
 #endif
 
-/* reqsign_nonce_store redis://... | unix:/path; a fleet's window. Checked
- * with a PING now, so a typo is a configuration error (as reqsignd does at
- * start-up); afterwards an outage is answered 503 per request. */
+/* reqsign_nonce_store redis://... | unix:/path; a fleet's window. A URL that
+ * does not parse is a configuration error. The server is PINGed now, but a
+ * Redis that does not answer is only a warning: its availability is a
+ * run-time condition, not configuration, and refusing the configuration for
+ * it would make a reload during an outage keep the old configuration (an
+ * unrelated change, a renewed certificate, silently not applied) and a
+ * start during one take the whole edge down, unsigned locations too. The
+ * workers then start with the store unavailable: every request that needs
+ * it is answered 503 nonce_store_unavailable (fail-closed, never an accept)
+ * until Redis answers again, without a reload (the store reconnects).
+ * Only `nginx -t` still fails on an unreachable Redis: it is the check run
+ * before deploying, and says so. A reload (nginx -s reload, SIGHUP) and a
+ * start do not run it. */
 static char *ngx_http_reqsign_redis(ngx_conf_t *cf, ngx_http_reqsign_main_conf_t *mcf,
                                     ngx_str_t *value)
 {
@@ -1037,10 +1047,22 @@ static char *ngx_http_reqsign_redis(ngx_conf_t *cf, ngx_http_reqsign_main_conf_t
     ngx_http_reqsign_redis_opts(mcf, &ro);
     reqsign_error_clear(&err);
     st = reqsign_nonce_store_redis_new(&ro, &err);
-    if (st == NULL || reqsign_nonce_store_redis_ping(st, &err) != REQSIGN_OK) {
-        reqsign_nonce_store_free(st);
+    if (st == NULL) { /* a malformed URL or option */
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "reqsign_nonce_store: Redis: %s", err.message);
         return NGX_CONF_ERROR;
+    }
+    if (reqsign_nonce_store_redis_ping(st, &err) != REQSIGN_OK) {
+        if (ngx_test_config) {
+            /* nginx -t: the check an operator runs before deploying names
+             * the outage (and fails, as it always did) */
+            reqsign_nonce_store_free(st);
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "reqsign_nonce_store: Redis: %s", err.message);
+            return NGX_CONF_ERROR;
+        }
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "reqsign_nonce_store: Redis: %s; starting anyway: signed requests "
+                           "are answered 503 nonce_store_unavailable until it answers",
+                           err.message);
     }
     reqsign_nonce_store_free(st);
     /* phase one runs in nginx's "default" thread pool (thread_pool default ...) */

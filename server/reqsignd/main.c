@@ -94,19 +94,9 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
+    reqsign_opt_usage_verror(PROG, NULL, fmt, ap);
     va_end(ap);
-    fputs("\n(see '" PROG " --help')\n", stderr);
     return 2;
-}
-
-/* An option that wants a value and has none, or one that is unknown. */
-static int bad_option(int argc, char **argv, int i, int takes_value)
-{
-    if (takes_value && i + 1 >= argc)
-        return usage_error("option %s needs a value", argv[i]);
-    return usage_error("unknown option '%s'", argv[i]);
 }
 
 /* A URL option: http:// or https:// followed by something. */
@@ -166,36 +156,62 @@ static void audit_offline(struct reqsign_keystore *ks, const char *keyid)
 
 /* `init` (@recovery 0) and `admin add` (@recovery 1): a new keys:admin key
  * in the store, its credential written to -o (0600, O_EXCL). */
+/* The options of `init` and `admin add`. */
+enum { O_HELP = 1, O_OUT, O_SERVICE };
+static const struct reqsign_opt_def admin_opts[] = {
+    {"help", 'h', REQSIGN_OPT_FLAG, O_HELP},
+    {"out", 'o', REQSIGN_OPT_VALUE, O_OUT},
+    {"service", 0, REQSIGN_OPT_VALUE, O_SERVICE},
+    REQSIGN_STORES_OPTS,
+    {0},
+};
+
+/* `init` and `admin add` (@cmd): the command line from argv[@first..] into
+ * @sto, *@out and *@service. 0, 1 (--help printed), or 2 (a usage error,
+ * printed). */
+static int admin_parse(int argc, char **argv, int first, const char *cmd,
+                       struct reqsign_stores_opts *sto, const char **out, const char **service)
+{
+    struct reqsign_opt_parser p = {.prog = PROG, .argc = argc, .argv = argv, .i = first};
+    const char *v;
+    int id = 0, r;
+    while ((r = reqsign_opt_next(&p, admin_opts, &id, &v)) != REQSIGN_OPT_END) {
+        if (r == REQSIGN_OPT_ERROR)
+            return 2;
+        if (r == REQSIGN_OPT_OPERAND)
+            return usage_error("unexpected argument '%s'", v);
+        if (id == REQSIGN_STORES_O_NONCE_STORE)
+            return usage_error("%s takes no --nonce-store", cmd);
+        int st = reqsign_stores_option(sto, PROG, id, v);
+        if (st < 0)
+            return 2;
+        if (st > 0)
+            continue;
+        switch (id) {
+        case O_HELP:
+            help(stdout);
+            return 1;
+        case O_OUT:
+            *out = v;
+            break;
+        case O_SERVICE:
+            if (check_url("--service", v) != 0)
+                return 2;
+            *service = v;
+            break;
+        }
+    }
+    return 0;
+}
+
 static int cmd_admin_key(int argc, char **argv, int first, int recovery)
 {
     const char *out = NULL, *service = NULL;
     const char *cmd = recovery ? "admin add" : "init";
     struct reqsign_stores_opts sto = {0};
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            help(stdout);
-            return 0;
-        }
-        int st = i + 1 < argc ? reqsign_stores_option(&sto, PROG, a, argv[i + 1]) : 0;
-        if (st < 0)
-            return 2;
-        if (st > 0 && sto.nonce_store != NULL)
-            return usage_error("%s takes no --nonce-store", cmd);
-        if (st > 0)
-            i++;
-        else if (i + 1 < argc && (strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0))
-            out = argv[++i];
-        else if (i + 1 < argc && strcmp(a, "--service") == 0) {
-            service = argv[++i];
-            if (check_url(a, service) != 0)
-                return 2;
-        } else
-            return bad_option(argc, argv, i,
-                              strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0 ||
-                                  strcmp(a, "--service") == 0 || strcmp(a, "--db") == 0 ||
-                                  strcmp(a, "--key-store") == 0);
-    }
+    int pr = admin_parse(argc, argv, first, cmd, &sto, &out, &service);
+    if (pr != 0)
+        return pr == 1 ? 0 : 2;
     if (reqsign_stores_from_env(&sto, PROG, 0) != 0)
         return 2;
     if (sto.key_store == NULL)
@@ -309,123 +325,166 @@ static int opt_seconds(const char *name, const char *v, int64_t min, int64_t *ou
     return 0;
 }
 
-static int cmd_serve(int argc, char **argv)
-{
-    const char *listen = NULL, *api_url = NULL;
+/* What the serving command line says. */
+struct serve_opts {
+    const char *listen, *api_url;
     const char *authorities[REQSIGN_VERIFIER_AUTHORITIES_IN_MAX];
-    size_t n_authorities = 0;
-    int any_authority = 0;
-    struct reqsign_stores_opts sto = {0};
+    size_t n_authorities;
+    int any_authority;
+    struct reqsign_stores_opts sto;
     struct reqsign_httpd_opts ho;
-    memset(&ho, 0, sizeof(ho));
-    int64_t max_age = REQSIGN_DEFAULT_MAX_AGE, skew = REQSIGN_DEFAULT_SKEW;
-    int64_t ttl = REQSIGN_KEYCACHE_DEFAULT_TTL, threads = 0;
-    int64_t enroll_ttl = REQSIGND_ENROLLMENT_TTL;
-    int64_t last_used = REQSIGN_LAST_USED_DEFAULT_INTERVAL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--any-authority") == 0) {
-            any_authority = 1;
-            continue;
-        }
-        int hs = reqsign_httpd_option(&ho, PROG, argc, argv, &i); /* TLS, log format, ... */
-        if (hs < 0)
+    int64_t max_age, skew, ttl, threads, enroll_ttl, last_used;
+};
+
+/* The options of the serving command line. */
+enum {
+    O_LISTEN = 1,
+    O_AUTHORITY,
+    O_ANY_AUTHORITY,
+    O_API_URL,
+    O_MAX_AGE,
+    O_SKEW,
+    O_CACHE_TTL,
+    O_LAST_USED,
+    O_ENROLL_TTL,
+    O_THREADS,
+};
+static const struct reqsign_opt_def serve_opts[] = {
+    {"listen", 0, REQSIGN_OPT_VALUE, O_LISTEN},
+    {"authority", 0, REQSIGN_OPT_VALUE, O_AUTHORITY},
+    {"public-authority", 0, REQSIGN_OPT_VALUE, O_AUTHORITY},
+    {"any-authority", 0, REQSIGN_OPT_FLAG, O_ANY_AUTHORITY},
+    {"api-url", 0, REQSIGN_OPT_VALUE, O_API_URL},
+    {"max-age", 0, REQSIGN_OPT_VALUE, O_MAX_AGE},
+    {"skew", 0, REQSIGN_OPT_VALUE, O_SKEW},
+    {"cache-ttl", 0, REQSIGN_OPT_VALUE, O_CACHE_TTL},
+    {"last-used-interval", 0, REQSIGN_OPT_VALUE, O_LAST_USED},
+    {"enrollment-ttl", 0, REQSIGN_OPT_VALUE, O_ENROLL_TTL},
+    {"threads", 0, REQSIGN_OPT_VALUE, O_THREADS},
+    REQSIGN_HTTPD_OPTS,
+    REQSIGN_STORES_OPTS,
+    {0},
+};
+
+/* One of serve_opts' own options, @id with value @v, into @o: 0 or 2 (a
+ * usage error, printed). */
+static int serve_option(struct serve_opts *o, int id, const char *v)
+{
+    switch (id) {
+    case O_LISTEN:
+        o->listen = v;
+        return 0;
+    case O_AUTHORITY:
+        if (o->n_authorities == REQSIGN_VERIFIER_AUTHORITIES_IN_MAX)
+            return usage_error("more than %d --authority options",
+                               REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
+        o->authorities[o->n_authorities++] = v;
+        return 0;
+    case O_ANY_AUTHORITY:
+        o->any_authority = 1;
+        return 0;
+    case O_API_URL:
+        o->api_url = v;
+        return check_url("--api-url", v) != 0 ? 2 : 0;
+    case O_MAX_AGE:
+        return opt_seconds("--max-age", v, 1, &o->max_age) != 0 ? 2 : 0;
+    case O_SKEW:
+        return opt_seconds("--skew", v, 0, &o->skew) != 0 ? 2 : 0;
+    case O_CACHE_TTL:
+        return opt_seconds("--cache-ttl", v, 1, &o->ttl) != 0 ? 2 : 0;
+    case O_LAST_USED:
+        return opt_seconds("--last-used-interval", v, 0, &o->last_used) != 0 ? 2 : 0;
+    case O_ENROLL_TTL:
+        return opt_seconds("--enrollment-ttl", v, 1, &o->enroll_ttl) != 0 ? 2 : 0;
+    case O_THREADS:
+        if (opt_seconds("--threads", v, 1, &o->threads) != 0 || o->threads > 256)
+            return usage_error("--threads wants 1..256, got '%s'", v);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* The serving command line into @o, then the environment and the checks
+ * made before anything is opened: 0, or 2 (a usage error, printed). */
+static int serve_parse(int argc, char **argv, struct serve_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->max_age = REQSIGN_DEFAULT_MAX_AGE;
+    o->skew = REQSIGN_DEFAULT_SKEW;
+    o->ttl = REQSIGN_KEYCACHE_DEFAULT_TTL;
+    o->enroll_ttl = REQSIGND_ENROLLMENT_TTL;
+    o->last_used = REQSIGN_LAST_USED_DEFAULT_INTERVAL;
+    struct reqsign_opt_parser p = {.prog = PROG, .argc = argc, .argv = argv, .i = 1};
+    const char *v;
+    int id = 0, r;
+    while ((r = reqsign_opt_next(&p, serve_opts, &id, &v)) != REQSIGN_OPT_END) {
+        if (r == REQSIGN_OPT_ERROR)
             return 2;
-        if (hs > 0)
-            continue;
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int known = strcmp(a, "--listen") == 0 || strcmp(a, "--authority") == 0 ||
-                    strcmp(a, "--public-authority") == 0 || strcmp(a, "--max-age") == 0 ||
-                    strcmp(a, "--skew") == 0 || strcmp(a, "--cache-ttl") == 0 ||
-                    strcmp(a, "--threads") == 0 || strcmp(a, "--api-url") == 0 ||
-                    strcmp(a, "--db") == 0 || strcmp(a, "--key-store") == 0 ||
-                    strcmp(a, "--nonce-store") == 0 || strcmp(a, "--last-used-interval") == 0 ||
-                    strcmp(a, "--enrollment-ttl") == 0;
-        if (v == NULL || !known)
-            return bad_option(argc, argv, i, known);
-        i++;
-        int st = reqsign_stores_option(&sto, PROG, a, v);
+        if (r == REQSIGN_OPT_OPERAND)
+            return usage_error("unexpected argument '%s'", v);
+        int st = reqsign_httpd_option(&o->ho, PROG, id, v); /* TLS, log format, ... */
+        if (st == 0)
+            st = reqsign_stores_option(&o->sto, PROG, id, v);
         if (st < 0)
             return 2;
-        if (st > 0)
-            continue;
-        if (strcmp(a, "--listen") == 0)
-            listen = v;
-        else if (strcmp(a, "--authority") == 0 || strcmp(a, "--public-authority") == 0) {
-            if (n_authorities == REQSIGN_VERIFIER_AUTHORITIES_IN_MAX)
-                return usage_error("more than %d --authority options",
-                                   REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
-            authorities[n_authorities++] = v;
-        } else if (strcmp(a, "--api-url") == 0) {
-            if (check_url(a, v) != 0)
-                return 2;
-            api_url = v;
-        } else if (strcmp(a, "--max-age") == 0) {
-            if (opt_seconds(a, v, 1, &max_age) != 0)
-                return 2;
-        } else if (strcmp(a, "--skew") == 0) {
-            if (opt_seconds(a, v, 0, &skew) != 0)
-                return 2;
-        } else if (strcmp(a, "--cache-ttl") == 0) {
-            if (opt_seconds(a, v, 1, &ttl) != 0)
-                return 2;
-        } else if (strcmp(a, "--last-used-interval") == 0) {
-            if (opt_seconds(a, v, 0, &last_used) != 0)
-                return 2;
-        } else if (strcmp(a, "--enrollment-ttl") == 0) {
-            if (opt_seconds(a, v, 1, &enroll_ttl) != 0)
-                return 2;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (opt_seconds(a, v, 1, &threads) != 0 || threads > 256)
-                return usage_error("--threads wants 1..256, got '%s'", v);
-        }
+        if (st == 0 && serve_option(o, id, v) != 0)
+            return 2;
     }
-    if (reqsign_stores_from_env(&sto, PROG, 1) != 0)
+    if (reqsign_stores_from_env(&o->sto, PROG, 1) != 0)
         return 2;
-    if (sto.key_store == NULL)
+    if (o->sto.key_store == NULL)
         return usage_error("--db PATH, --key-store STORE or REQSIGN_KEY_STORE is required");
-    if (listen == NULL)
+    if (o->listen == NULL)
         return usage_error("--listen HOST:PORT is required");
-    if (reqsign_httpd_check_authority(PROG, n_authorities, any_authority) != 0)
+    if (reqsign_httpd_check_authority(PROG, o->n_authorities, o->any_authority) != 0)
         return 2;
-    ho.listen = listen;
-    ho.name = PROG;
-    if (reqsign_httpd_check_opts(&ho) != 0) /* TLS files, plain HTTP off loopback */
+    o->ho.listen = o->listen;
+    o->ho.name = PROG;
+    if (reqsign_httpd_check_opts(&o->ho) != 0) /* TLS files, plain HTTP off loopback */
+        return 2;
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct serve_opts o;
+    if (serve_parse(argc, argv, &o) != 0)
         return 2;
 
     struct reqsign_error err;
     reqsign_error_clear(&err);
     /* reqsignd writes: PostgreSQL is migrated if needed (under an advisory
      * lock); a SQLite file must come from `init`. */
-    int pg = reqsign_stores_key_store_is_pg(sto.key_store);
+    int pg = reqsign_stores_key_store_is_pg(o.sto.key_store);
     struct reqsign_keystore *store =
-        reqsign_stores_open_keys(PROG, sto.key_store, pg ? REQSIGN_KEYSTORE_CREATE : 0);
+        reqsign_stores_open_keys(PROG, o.sto.key_store, pg ? REQSIGN_KEYSTORE_CREATE : 0);
     if (store == NULL) {
         if (!pg) /* the real cause: missing, permissions, or not a database */
-            explain_sqlite(sto.key_store, 1);
+            explain_sqlite(o.sto.key_store, 1);
         return 1;
     }
-    struct reqsign_nonce_store *nonces = reqsign_stores_open_nonces(PROG, sto.nonce_store);
+    struct reqsign_nonce_store *nonces = reqsign_stores_open_nonces(PROG, o.sto.nonce_store);
     if (nonces == NULL) {
         reqsign_keystore_free(store);
         return 1;
     }
     struct reqsignd_service_opts so;
     memset(&so, 0, sizeof(so));
-    so.authorities = authorities;
-    so.n_authorities = n_authorities;
-    so.any_authority = any_authority;
-    so.max_age = max_age;
-    so.skew = skew;
-    so.cache_ttl = ttl;
+    so.authorities = o.authorities;
+    so.n_authorities = o.n_authorities;
+    so.any_authority = o.any_authority;
+    so.max_age = o.max_age;
+    so.skew = o.skew;
+    so.cache_ttl = o.ttl;
     so.max_body = REQSIGN_HTTPD_DEFAULT_MAX_BODY;
     so.nonces = nonces;
     /* what credentials name: https when serving TLS or told so (--public-scheme) */
-    so.public_scheme = ho.scheme != NULL ? ho.scheme : ho.tls_cert != NULL ? "https" : "http";
-    so.verify_scheme = ho.scheme; /* behind a proxy: the scheme clients used */
-    so.api_url = api_url;
-    so.enrollment_ttl = enroll_ttl;
-    so.last_used_interval = last_used;
+    so.public_scheme = o.ho.scheme != NULL ? o.ho.scheme : o.ho.tls_cert != NULL ? "https" : "http";
+    so.verify_scheme = o.ho.scheme; /* behind a proxy: the scheme clients used */
+    so.api_url = o.api_url;
+    so.enrollment_ttl = o.enroll_ttl;
+    so.last_used_interval = o.last_used;
     char vname[REQSIGN_VERIFIER_NAME_IN_MAX + 1] = PROG "@", host[48] = "";
     if (gethostname(host, sizeof(host) - 1) == 0) {
         size_t vl = strlen(vname), hl = strnlen(host, sizeof(host) - 1);
@@ -440,14 +499,14 @@ static int cmd_serve(int argc, char **argv)
     int rc = 1;
     if (s == NULL) {
         fprintf(stderr, PROG ": %s\n", err.message[0] ? err.message : "cannot start");
-    } else if (reqsign_stores_listen(PROG, sto.key_store, reqsignd_service_keycache(s),
+    } else if (reqsign_stores_listen(PROG, o.sto.key_store, reqsignd_service_keycache(s),
                                      &listener) == 0) {
-        ho.max_body = so.max_body;
-        ho.threads = (unsigned)threads;
-        ho.name = PROG;
-        ho.handlers = reqsignd_service_handlers();
-        ho.ctx = s;
-        struct reqsign_httpd *h = reqsign_httpd_start(&ho);
+        o.ho.max_body = so.max_body;
+        o.ho.threads = (unsigned)o.threads;
+        o.ho.name = PROG;
+        o.ho.handlers = reqsignd_service_handlers();
+        o.ho.ctx = s;
+        struct reqsign_httpd *h = reqsign_httpd_start(&o.ho);
         if (h != NULL)
             rc = reqsign_httpd_run(h);
     }
@@ -475,15 +534,13 @@ int main(int argc, char **argv)
             return usage_error("'admin' wants a subcommand: admin add");
         return cmd_admin_key(argc, argv, 3, 1);
     }
-    for (int i = 1; i < argc; i++) { /* anywhere on the line, as with most programs */
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            help(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf(PROG " " REQSIGN_VERSION "\n");
-            return 0;
-        }
+    switch (reqsign_opt_help_or_version(argc, argv, 1)) { /* anywhere on the line */
+    case REQSIGN_OPT_HELP:
+        help(stdout);
+        return 0;
+    case REQSIGN_OPT_VERSION:
+        printf(PROG " " REQSIGN_VERSION "\n");
+        return 0;
     }
     if (argc < 2) {
         help(stderr);

@@ -88,60 +88,113 @@ void reqsign_verifier_free(struct reqsign_verifier *v)
     free(v);
 }
 
+static const char VERIFIER_SRC[] = "verifier";
+
+/* The options reqsign_verifier_new() refuses: no lookup, an unknown
+ * profile, the reqsign profile without a nonce store, a negative max_age,
+ * and the accepted authorities (@n_auth of them) neither set nor
+ * any_authority, or both, or too many. */
+static enum reqsign_status check_opts(const struct reqsign_verifier_opts *o, size_t n_auth,
+                                      struct reqsign_error *err)
+{
+    const char *why = NULL;
+    if (o->lookup == NULL)
+        why = "a key lookup is required";
+    else if (o->profile != REQSIGN_PROFILE_REQSIGN && o->profile != REQSIGN_PROFILE_RFC9421)
+        why = "unknown profile";
+    else if (o->profile == REQSIGN_PROFILE_REQSIGN && o->nonces == NULL)
+        why = "the reqsign profile needs a nonce store";
+    else if (o->max_age < 0)
+        why = "max_age must not be negative";
+    else if (o->n_authorities > 0 && o->authorities == NULL)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, VERIFIER_SRC, REQSIGN_NO_OFFSET,
+                                 "n_authorities is %zu but authorities is NULL", o->n_authorities);
+    else if (n_auth == 0 && !o->any_authority)
+        why = "no accepted authority: set public_authority or authorities to the "
+              "host[:port] clients sign for this service, or set any_authority to "
+              "take @authority from each request's Host (then a request signed "
+              "for another service that trusts the same keys verifies here too)";
+    else if (n_auth > 0 && o->any_authority)
+        why = "any_authority and configured authorities exclude each other";
+    else if (n_auth > REQSIGN_VERIFIER_AUTHORITIES_IN_MAX)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, VERIFIER_SRC, REQSIGN_NO_OFFSET,
+                                 "more than %d accepted authorities",
+                                 REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
+    if (why != NULL)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, VERIFIER_SRC, REQSIGN_NO_OFFSET, "%s",
+                                 why);
+    return REQSIGN_OK;
+}
+
+/* The accepted authorities (public_authority first, then authorities[]),
+ * each checked by normalising it, copied into @v. */
+static enum reqsign_status copy_authorities(struct reqsign_verifier *v,
+                                            const struct reqsign_verifier_opts *o, size_t n_auth,
+                                            struct reqsign_error *err)
+{
+    if (n_auth > 0 && (v->authorities = calloc(n_auth, sizeof(char *))) == NULL)
+        return REQSIGN_E_NOMEM;
+    for (size_t i = 0; i < n_auth; i++) {
+        const char *a = o->public_authority != NULL
+                            ? (i == 0 ? o->public_authority : o->authorities[i - 1])
+                            : o->authorities[i];
+        char tmp[REQSIGN_AUTHORITY_OUT_BUF];
+        size_t n;
+        struct reqsign_span sch = reqsign__span_cstr(o->public_scheme);
+        if (a == NULL)
+            return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, VERIFIER_SRC, REQSIGN_NO_OFFSET,
+                                     "authorities[%zu] is NULL", i);
+        enum reqsign_status st =
+            reqsign_authority_normalize(sch, reqsign__span_cstr(a), tmp, sizeof(tmp), &n, err);
+        if (st != REQSIGN_OK)
+            return st;
+        if ((v->authorities[i] = dupstr(a)) == NULL)
+            return REQSIGN_E_NOMEM;
+        v->n_authorities++;
+    }
+    return REQSIGN_OK;
+}
+
+/* The components every signature must cover, copied into @v. */
+static enum reqsign_status copy_required(struct reqsign_verifier *v,
+                                         const struct reqsign_verifier_opts *o,
+                                         struct reqsign_error *err)
+{
+    if (o->n_required_components == 0)
+        return REQSIGN_OK;
+    if (o->n_required_components > REQSIGN_COMPONENTS_IN_MAX)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, VERIFIER_SRC, REQSIGN_NO_OFFSET,
+                                 "too many required components");
+    v->required = calloc(o->n_required_components, sizeof(char *));
+    if (v->required == NULL)
+        return REQSIGN_E_NOMEM;
+    for (size_t i = 0; i < o->n_required_components; i++) {
+        v->required[i] = dupstr(o->required_components[i]);
+        if (v->required[i] == NULL)
+            return REQSIGN_E_NOMEM;
+        v->n_required++;
+    }
+    return REQSIGN_OK;
+}
+
 /* see reqsign/verifier.h */
 struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts *o,
                                               struct reqsign_error *err)
 {
     reqsign_error_clear(err);
-    static const char SRC[] = "verifier";
-    struct reqsign_verifier *v;
-
-    if (o == NULL || o->lookup == NULL) {
-        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
+    if (o == NULL) {
+        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, VERIFIER_SRC, REQSIGN_NO_OFFSET,
                           "a key lookup is required");
         return NULL;
     }
-    if (o->profile != REQSIGN_PROFILE_REQSIGN && o->profile != REQSIGN_PROFILE_RFC9421) {
-        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET, "unknown profile");
-        return NULL;
-    }
-    if (o->profile == REQSIGN_PROFILE_REQSIGN && o->nonces == NULL) {
-        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                          "the reqsign profile needs a nonce store");
-        return NULL;
-    }
-    if (o->max_age < 0) {
-        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                          "max_age must not be negative");
-        return NULL;
-    }
     size_t n_auth = (o->public_authority != NULL) + o->n_authorities;
-    if (o->n_authorities > 0 && o->authorities == NULL) {
-        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                          "n_authorities is %zu but authorities is NULL", o->n_authorities);
+    if (check_opts(o, n_auth, err) != REQSIGN_OK)
+        return NULL;
+    struct reqsign_verifier *v = calloc(1, sizeof(*v));
+    if (v == NULL) {
+        reqsign_error_set(err, REQSIGN_E_NOMEM, VERIFIER_SRC, REQSIGN_NO_OFFSET, NULL);
         return NULL;
     }
-    if (n_auth == 0 && !o->any_authority) {
-        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                          "no accepted authority: set public_authority or authorities to the "
-                          "host[:port] clients sign for this service, or set any_authority to "
-                          "take @authority from each request's Host (then a request signed "
-                          "for another service that trusts the same keys verifies here too)");
-        return NULL;
-    }
-    if (n_auth > 0 && o->any_authority) {
-        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                          "any_authority and configured authorities exclude each other");
-        return NULL;
-    }
-    if (n_auth > REQSIGN_VERIFIER_AUTHORITIES_IN_MAX) {
-        reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                          "more than %d accepted authorities", REQSIGN_VERIFIER_AUTHORITIES_IN_MAX);
-        return NULL;
-    }
-    v = calloc(1, sizeof(*v));
-    if (v == NULL)
-        goto nomem;
     v->profile = o->profile;
     v->max_age = o->max_age != 0 ? o->max_age : REQSIGN_DEFAULT_MAX_AGE;
     v->skew = o->skew == 0 ? REQSIGN_DEFAULT_SKEW : o->skew < 0 ? 0 : o->skew;
@@ -150,55 +203,20 @@ struct reqsign_verifier *reqsign_verifier_new(const struct reqsign_verifier_opts
     v->lookup = o->lookup;
     v->lookup_ctx = o->lookup_ctx;
     v->nonces = o->nonces;
+    enum reqsign_status st = REQSIGN_OK;
     if ((o->label && !(v->label = dupstr(o->label))) ||
         (o->public_scheme && !(v->public_scheme = dupstr(o->public_scheme))) ||
         (o->required_tag && !(v->required_tag = dupstr(o->required_tag))))
-        goto nomem;
-    if (n_auth > 0 && (v->authorities = calloc(n_auth, sizeof(char *))) == NULL)
-        goto nomem;
-    for (size_t i = 0; i < n_auth; i++) {
-        const char *a = o->public_authority != NULL
-                            ? (i == 0 ? o->public_authority : o->authorities[i - 1])
-                            : o->authorities[i];
-        char tmp[REQSIGN_AUTHORITY_OUT_BUF];
-        size_t n;
-        struct reqsign_span sch = reqsign__span_cstr(o->public_scheme);
-        if (a == NULL) {
-            reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                              "authorities[%zu] is NULL", i);
-            reqsign_verifier_free(v);
-            return NULL;
-        }
-        if (reqsign_authority_normalize(sch, reqsign__span_cstr(a), tmp, sizeof(tmp), &n, err) !=
-            REQSIGN_OK) {
-            reqsign_verifier_free(v);
-            return NULL;
-        }
-        if ((v->authorities[i] = dupstr(a)) == NULL)
-            goto nomem;
-        v->n_authorities++;
-    }
-    if (o->n_required_components > 0) {
-        if (o->n_required_components > REQSIGN_COMPONENTS_IN_MAX) {
-            reqsign_error_set(err, REQSIGN_E_INVALID_ARG, SRC, REQSIGN_NO_OFFSET,
-                              "too many required components");
-            reqsign_verifier_free(v);
-            return NULL;
-        }
-        v->required = calloc(o->n_required_components, sizeof(char *));
-        if (v->required == NULL)
-            goto nomem;
-        for (size_t i = 0; i < o->n_required_components; i++) {
-            v->required[i] = dupstr(o->required_components[i]);
-            if (v->required[i] == NULL)
-                goto nomem;
-            v->n_required++;
-        }
-    }
-    return v;
-nomem:
+        st = REQSIGN_E_NOMEM;
+    if (st == REQSIGN_OK)
+        st = copy_authorities(v, o, n_auth, err);
+    if (st == REQSIGN_OK)
+        st = copy_required(v, o, err);
+    if (st == REQSIGN_OK)
+        return v;
     reqsign_verifier_free(v);
-    reqsign_error_set(err, REQSIGN_E_NOMEM, SRC, REQSIGN_NO_OFFSET, NULL);
+    if (st == REQSIGN_E_NOMEM) /* the others are set where they happen */
+        reqsign_error_set(err, REQSIGN_E_NOMEM, VERIFIER_SRC, REQSIGN_NO_OFFSET, NULL);
     return NULL;
 }
 

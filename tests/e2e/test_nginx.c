@@ -305,6 +305,20 @@ static void revoke_key(const struct tkey *k)
     reqsign_keystore_free(ks);
 }
 
+/* Disable (@on) or enable again the key @k in the SQLite key store. */
+static void set_key_disabled(const struct tkey *k, int on)
+{
+    struct reqsign_error err;
+    struct reqsign_key_record rec;
+    struct reqsign_keystore *ks = reqsign_keystore_sqlite_open(db_path, 0, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    cr_assert_eq(reqsign_keystore_get(ks, k->keyid, strlen(k->keyid), &rec, &err), REQSIGN_OK, "%s",
+                 err.message);
+    rec.disabled_at = on ? (int64_t)time(NULL) : 0;
+    cr_assert_eq(reqsign_keystore_update(ks, &rec, &err), REQSIGN_OK, "%s", err.message);
+    reqsign_keystore_free(ks);
+}
+
 /* ---- nginx ---- */
 
 static pid_t ngx_pid;
@@ -320,6 +334,7 @@ struct ngx_opts {
     const char *key_directory; /* reqsign_key_directory URL instead of a key store */
     const char *cache_ttl;     /* NULL: 1s */
     int h2;                    /* also a TLS + HTTP/2 server on h2_port (cert made by the test) */
+    const char *extra;         /* more lines in the first server block */
 };
 
 static int h2_port;
@@ -374,6 +389,7 @@ static void write_conf(const struct ngx_opts *o)
         "    location /obs/ { reqsign observe; proxy_pass http://127.0.0.1:%d; }\n"
         "    location /stream/ { proxy_request_buffering off; proxy_http_version 1.1;\n"
         "                        proxy_pass http://127.0.0.1:%d; }\n"
+        "%s"
         "  }\n",
         tu_prog("NGINX_MODULE"), geteuid() == 0 ? "user root root;\n" : "", dir, err_log, dir, dir,
         dir, dir, dir, dir,
@@ -387,7 +403,7 @@ static void write_conf(const struct ngx_opts *o)
         : o != NULL && o->zone != NULL      ? o->zone
                                             : "1m",
         o != NULL && o->cache_ttl != NULL ? o->cache_ttl : "1s", port, auth, up.port, dir, up.port,
-        up.port, up.port, up.port);
+        up.port, up.port, up.port, o != NULL && o->extra != NULL ? o->extra : "");
     if (o != NULL && o->h2)
         fprintf(f,
                 "  server {\n"
@@ -1073,6 +1089,40 @@ Test(nginx, revoked_key_refused_within_cache_ttl)
     cr_assert_eq(up_count(), 4);
 }
 
+/* A disabled key is refused (401 key_disabled) within the cache bound
+ * (reqsign_cache_ttl 1s) in both workers, and accepted again within it once
+ * enabled (disabling is reversible, unlike a revocation). */
+Test(nginx, disabled_key_refused_within_cache_ttl)
+{
+    struct tkey k;
+    make_key(&k, "");
+    ngx_start(NULL);
+    for (int i = 0; i < 4; i++) /* cached as active in both workers */
+        cr_assert_eq(signed_send(&k, "GET", "/d", NULL, 0, NULL, 0, 0, NULL, NULL), 200);
+    set_key_disabled(&k, 1);
+    usleep(2100 * 1000); /* ttl + 1 s */
+    char *resp;
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(signed_send(&k, "GET", "/d", NULL, 0, NULL, 0, 0, NULL, &resp), 401, "%s",
+                     resp);
+        cr_assert_str_eq(resp_error(resp), "key_disabled");
+        cr_assert_not_null(strstr(resp, "Accept-Signature:"));
+        free(resp);
+    }
+    cr_assert_eq(up_count(), 4);
+    cr_assert_eq(wait_count(acc_log, " 401 key_disabled ", 4), 4);
+
+    set_key_disabled(&k, 0);
+    usleep(2100 * 1000); /* the cached refusal ends within the same bound */
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(signed_send(&k, "GET", "/d", NULL, 0, NULL, 0, 0, NULL, &resp), 200, "%s",
+                     resp);
+        free(resp);
+    }
+    cr_assert_eq(up_count(), 8);
+    cr_assert_str_eq(head_header(up.rec[7].head, "Reqsign-Keyid"), k.keyid);
+}
+
 /* reqsign_max_body: a larger Content-Length is answered 413 body_too_large
  * (JSON) before the body is read or the signature looked at. */
 Test(nginx, max_body_refused_before_reading)
@@ -1371,6 +1421,96 @@ Test(nginx, two_instances_share_redis)
         swap_instance();
     }
     cr_assert_eq(up_count(), 4);
+    ru_stop(&rs);
+}
+#endif /* REQSIGN_TEST_REDIS */
+
+#ifdef REQSIGN_TEST_REDIS
+/* `nginx -s reload` while Redis is down applies the new configuration (a
+ * Redis outage is not a configuration error: docs/NGINX.md) and the new
+ * workers start with the store unavailable: 503 nonce_store_unavailable,
+ * never an unverified 200, nothing upstream, no worker dies. Redis back
+ * (AOF, as the docs require for a window that survives a restart): service
+ * resumes without touching nginx, and a request accepted before the outage
+ * is still a replay. */
+Test(nginx, reload_while_redis_down)
+{
+    static const char *const aof[] = {"--appendonly", "yes", "--appendfsync", "always", NULL};
+    struct ru_server rs;
+    memset(&rs, 0, sizeof(rs));
+    cr_assert(ru_available(), "redis-server is not installed");
+    cr_assert_eq(ru_start_with(&rs, aof), 0);
+    struct tkey k;
+    make_key(&k, "");
+    struct ngx_opts o = {.nonce_store = rs.url};
+    ngx_start(&o);
+
+    struct reqsign_signed sig;
+    size_t n;
+    char *resp;
+    sign(k.signer, "POST", url("/before"), "a=1", 3, &sig);
+    char *first = build_req("POST", "/before", &sig, "a=1", 3, 0, NULL, &n);
+    size_t first_len = n;
+    cr_assert_eq(send_raw(first, first_len, &resp), 200, "%s", resp);
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+    static const char marker[] = "GET /reloaded HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert_eq(send_raw(marker, sizeof(marker) - 1, NULL), 401); /* signed location for now */
+
+    ru_signal(&rs, SIGKILL);
+    /* the new configuration: one more location, to see that it was applied */
+    o.extra = "    location = /reloaded { reqsign off; return 200 \"new configuration\\n\"; }\n";
+    write_conf(&o);
+    size_t before = count_in_file(err_log, "start worker process");
+    char cmd[2000];
+    int st;
+    snprintf(cmd, sizeof(cmd), "'%s' -p '%s' -c '%s' -s reload 2>&1", NGINX_BIN, dir, conf_path);
+    char *out = tu_run(cmd, &st);
+    cr_assert_eq(st, 0, "nginx -s reload with Redis down: %s", out);
+    cr_assert_not_null(strstr(out, "starting anyway"), "%s", out);
+    free(out);
+    wait_log("start worker process", before + 2);
+    wait_log("gracefully shutting down", 2);
+    cr_assert_eq(send_raw(marker, sizeof(marker) - 1, &resp), 200, "%s", resp);
+    cr_assert_not_null(strstr(resp, "new configuration"));
+    free(resp);
+
+    for (int i = 0; i < 4; i++) { /* reuseport: both new workers */
+        sign(k.signer, "GET", url("/down"), NULL, 0, &sig);
+        char *req = build_req("GET", "/down", &sig, NULL, 0, 0, NULL, &n);
+        cr_assert_eq(send_raw(req, n, &resp), 503, "%s", resp);
+        cr_assert_str_eq(resp_error(resp), "nonce_store_unavailable");
+        cr_assert_not_null(strstr(resp, "Retry-After: 1"));
+        free(resp);
+        free(req);
+    }
+    cr_assert_eq(send_raw(first, first_len, &resp), 503, "%s", resp); /* the replay too */
+    free(resp);
+    cr_assert_eq(up_count(), 1);
+    cr_assert_eq(kill(ngx_pid, 0), 0, "the master exited");
+    cr_assert_eq(count_in_file(err_log, "exited on signal"), 0);
+
+    cr_assert_eq(ru_restart(&rs), 0);
+    st = 0;
+    for (int i = 0; i < 100 && st != 200; i++) { /* the store's reconnect backoff */
+        sign(k.signer, "GET", url("/up"), NULL, 0, &sig);
+        char *req = build_req("GET", "/up", &sig, NULL, 0, 0, NULL, &n);
+        st = send_raw(req, n, NULL);
+        free(req);
+        if (st != 200) {
+            cr_assert_eq(st, 503);
+            usleep(100 * 1000);
+        }
+    }
+    cr_assert_eq(st, 200, "no service after Redis came back");
+    cr_assert_eq(up_count(), 2);
+    for (int i = 0; i < 2; i++) { /* accepted before the outage: a replay in every worker */
+        cr_assert_eq(send_raw(first, first_len, &resp), 401, "%s", resp);
+        cr_assert_str_eq(resp_error(resp), "replay");
+        free(resp);
+    }
+    cr_assert_eq(up_count(), 2);
+    free(first);
     ru_stop(&rs);
 }
 #endif /* REQSIGN_TEST_REDIS */

@@ -13,10 +13,13 @@
  * open checks the version and refuses a schema it does not match. keyid is
  * `COLLATE "C"`, so list order is byte order whatever the database locale.
  *
- * Connections. A mutex-protected pool of at most PG_POOL_MAX connections
- * (PG_POOL_IDLE_MAX kept idle): a call takes an idle connection or makes one,
- * uses it alone, and gives it back. A call that finds the pool full waits up
- * to PG_POOL_WAIT_MS. Each connection gets connect_timeout
+ * Connections. The stores' one pool (server/stores/pool/pool.h) of at most
+ * REQSIGN_PG_POOL_MAX (16) connections, REQSIGN_PG_POOL_IDLE_MAX (8) kept
+ * idle: a call takes an idle connection or makes one (outside the pool's
+ * lock), uses it alone, and gives it back. A call that finds all 16 in use
+ * waits up to REQSIGN_PG_POOL_WAIT_MS (2000 ms, on the monotonic clock) and
+ * then fails with REQSIGN_E_KEYSTORE_UNAVAILABLE naming the limit. Each
+ * connection gets connect_timeout
  * REQSIGN_PG_CONNECT_TIMEOUT (unless the conninfo sets one), client_encoding
  * UTF8, statement_timeout REQSIGN_PG_STATEMENT_TIMEOUT_MS, read-only
  * transactions for a READONLY store, and its four statements prepared once
@@ -68,9 +71,8 @@ static const char pg_src[] = "key store";
 #include <time.h>
 #include <unistd.h>
 
-#define PG_POOL_MAX 16
-#define PG_POOL_IDLE_MAX 8
-#define PG_POOL_WAIT_MS 2000
+#include "pool.h"
+
 #define PG_STR(x) #x
 #define PG_XSTR(x) PG_STR(x)
 
@@ -298,18 +300,14 @@ static const struct {
 #undef I
 
 struct pg_conn {
+    struct reqsign_pool_link link;
     PGconn *pg;
-    struct pg_conn *next;
 };
 
 struct pg_store {
     char *conninfo;
     bool readonly;
-    pthread_mutex_t mu; /* guards idle, n_idle, n_open */
-    pthread_cond_t cv;  /* signalled when a connection is given back or closed */
-    struct pg_conn *idle;
-    size_t n_idle;
-    size_t n_open; /* connections in use, idle, or being made */
+    struct reqsign_pool *pool;
 };
 
 /* ---- connecting ---- */
@@ -466,73 +464,42 @@ static bool conn_alive(struct pg_conn *c)
     return r == 0;
 }
 
-static void deadline_in(struct timespec *ts, long ms)
+/* The pool's callbacks. */
+static enum reqsign_status pool_open(void *ctx, void *arg, struct reqsign_pool_link **out,
+                                     struct reqsign_error *err)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
+    (void)arg;
+    struct pg_store *s = ctx;
+    struct pg_conn *c = NULL;
+    enum reqsign_status st = conn_open(s->conninfo, s->readonly, &c, err);
+    *out = c != NULL ? &c->link : NULL;
+    return st;
 }
 
-/* Take a connection: an idle one (*@reused = true) or a new one. */
+static bool pool_alive(void *ctx, struct reqsign_pool_link *l)
+{
+    (void)ctx;
+    return conn_alive(REQSIGN_POOL_OF(l, struct pg_conn, link));
+}
+
+static void pool_close(void *ctx, struct reqsign_pool_link *l)
+{
+    (void)ctx;
+    conn_close(REQSIGN_POOL_OF(l, struct pg_conn, link));
+}
+
+static const struct reqsign_pool_ops pg_pool_ops = {
+    .open = pool_open, .alive = pool_alive, .close = pool_close};
+
+/* Take a connection: an idle one (*@reused = true) or a new one; @fresh: a new one. */
 static enum reqsign_status conn_get(struct pg_store *s, bool fresh, struct pg_conn **out,
                                     bool *reused, struct reqsign_error *err)
 {
+    struct reqsign_pool_link *l;
     *out = NULL;
-    *reused = false;
-    struct timespec deadline;
-    deadline_in(&deadline, PG_POOL_WAIT_MS);
-    struct pg_conn *c = NULL;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        if (!fresh && s->idle != NULL) {
-            c = s->idle;
-            s->idle = c->next;
-            s->n_idle--;
-            break;
-        }
-        if (s->n_open < PG_POOL_MAX) {
-            s->n_open++; /* reserve a slot for a new connection */
-            break;
-        }
-        if (fresh && s->idle != NULL) { /* make room: drop an idle one */
-            struct pg_conn *old = s->idle;
-            s->idle = old->next;
-            s->n_idle--;
-            pthread_mutex_unlock(&s->mu);
-            conn_close(old);
-            pthread_mutex_lock(&s->mu);
-            s->n_open--;
-            continue;
-        }
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT) {
-            pthread_mutex_unlock(&s->mu);
-            return reqsign_error_set(err, REQSIGN_E_KEYSTORE_UNAVAILABLE, pg_src, REQSIGN_NO_OFFSET,
-                                     "all %d PostgreSQL connections busy for %d ms", PG_POOL_MAX,
-                                     PG_POOL_WAIT_MS);
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-
-    if (c != NULL) {
-        c->next = NULL;
-        if (conn_alive(c)) {
-            *out = c;
-            *reused = true;
-            return REQSIGN_OK;
-        }
-        conn_close(c); /* its slot is reused for the new connection */
-    }
-    enum reqsign_status st = conn_open(s->conninfo, s->readonly, out, err);
-    if (st != REQSIGN_OK) {
-        pthread_mutex_lock(&s->mu);
-        s->n_open--;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-    }
+    enum reqsign_status st = reqsign_pool_get(s->pool, fresh, NULL, &l, reused, err);
+    if (st == REQSIGN_OK)
+        *out = REQSIGN_POOL_OF(l, struct pg_conn, link);
     return st;
 }
 
@@ -542,18 +509,7 @@ static void conn_put(struct pg_store *s, struct pg_conn *c)
     if (c == NULL)
         return;
     bool keep = PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
-    pthread_mutex_lock(&s->mu);
-    if (keep && s->n_idle < PG_POOL_IDLE_MAX) {
-        c->next = s->idle;
-        s->idle = c;
-        s->n_idle++;
-        c = NULL;
-    } else {
-        s->n_open--;
-    }
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    conn_close(c);
+    reqsign_pool_put(s->pool, &c->link, keep ? REQSIGN_POOL_KEEP : REQSIGN_POOL_DROP);
 }
 
 /* Run prepared statement @which with binary parameters and results. */
@@ -1274,14 +1230,7 @@ static void pg_free(void *impl)
     struct pg_store *s = impl;
     if (s == NULL)
         return;
-    struct pg_conn *c = s->idle;
-    while (c != NULL) {
-        struct pg_conn *next = c->next;
-        conn_close(c);
-        c = next;
-    }
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
+    reqsign_pool_free(s->pool);
     wipe_free(s->conninfo);
     free(s);
 }
@@ -1454,17 +1403,17 @@ struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned
         return NULL;
     }
     s->readonly = readonly;
-    if (pthread_mutex_init(&s->mu, NULL) != 0) {
-        wipe_free(s->conninfo);
-        free(s);
-        reqsign_error_set(err, REQSIGN_E_NOMEM, pg_src, REQSIGN_NO_OFFSET, "mutex");
-        return NULL;
-    }
-    if (pthread_cond_init(&s->cv, NULL) != 0) {
-        pthread_mutex_destroy(&s->mu);
-        wipe_free(s->conninfo);
-        free(s);
-        reqsign_error_set(err, REQSIGN_E_NOMEM, pg_src, REQSIGN_NO_OFFSET, "condition variable");
+    const struct reqsign_pool_config pc = {
+        .max_open = REQSIGN_PG_POOL_MAX,
+        .max_idle = REQSIGN_PG_POOL_IDLE_MAX,
+        .wait_ms = REQSIGN_PG_POOL_WAIT_MS,
+        .busy = REQSIGN_E_KEYSTORE_UNAVAILABLE,
+        .src = pg_src,
+        .name = "PostgreSQL",
+    };
+    s->pool = reqsign_pool_new(&pc, &pg_pool_ops, s, err);
+    if (s->pool == NULL) {
+        pg_free(s);
         return NULL;
     }
 
@@ -1481,15 +1430,13 @@ struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned
         st = create ? migrate(pg, err) : check_schema(pg, err);
     PQfinish(pg);
     struct pg_conn *c = NULL;
-    if (st == REQSIGN_OK) {
-        s->n_open = 1;
+    if (st == REQSIGN_OK)
         st = conn_open(s->conninfo, readonly, &c, err);
-    }
     if (st != REQSIGN_OK) {
         pg_free(s);
         return NULL;
     }
-    conn_put(s, c);
+    reqsign_pool_add(s->pool, &c->link);
 
     struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s, NULL);
     if (ks == NULL) {

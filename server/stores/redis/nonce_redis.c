@@ -1,18 +1,20 @@
 /* reqsign: the Redis nonce store (see reqsign/nonce_redis.h for the contract).
  *
- * Pool. A mutex guards a stack of idle connections and the count of open ones
- * (idle, in use, or being made). A caller pops an idle connection, or makes
- * one if fewer than pool_size are open, or waits on a condition variable (at
- * most connect + command timeout) for one to come back. Connecting happens
- * outside the lock.
+ * Pool. The stores' one pool (server/stores/pool/pool.h): at most pool_size
+ * connections open (default REQSIGN_NONCE_REDIS_DEFAULT_POOL, 8), all of them
+ * may stay idle. A caller takes an idle connection, or makes one (outside
+ * the pool's lock) if fewer than pool_size are open, or waits (at most
+ * connect + command timeout, on the monotonic clock) for one to come back,
+ * then fails with REQSIGN_E_NONCE_STORE_UNAVAILABLE naming the limit.
  *
- * Failure. An I/O failure (timeout, refused, closed) on any connection bumps
- * the pool's generation, frees every idle connection (they most likely point
- * at the same dead server) and starts a backoff: no connection attempt before
- * retry_at. Connections of an older generation are freed when given back.
- * During the backoff callers fail at once; after it, one caller at a time
- * (the probe) connects; its success clears the backoff, its failure doubles
- * it. An error reply (OOM, READONLY, ...) drops only that connection.
+ * Failure. An I/O failure (timeout, refused, closed) on any connection starts
+ * a new pool generation, which closes every idle connection (they most likely
+ * point at the same dead server) and every older one when it is given back,
+ * and starts a backoff: no connection attempt before retry_at. During the
+ * backoff callers fail at once; after it, one caller at a time (the probe)
+ * connects; its success clears the backoff, its failure doubles it. An error
+ * reply (OOM, READONLY, ...) drops only that connection. r->mu guards the
+ * backoff and the counters; it is taken before the pool's lock, never after.
  *
  * Each connection runs, in its handshake, the maxmemory-policy check, reads
  * the server's version (absolute expiries need >= 6.2 for the semantics the
@@ -36,6 +38,8 @@ static const char rd_src[] = "nonce store";
 #include <stdio.h>
 #include <sys/time.h>
 #include <time.h>
+
+#include "pool.h"
 
 #define RD_KEY_MAX (REQSIGN_NONCE_REDIS_PREFIX_IN_MAX + REQSIGN_NONCE_REDIS_KEY_HASH_LEN)
 #define RD_DB_MAX 65535
@@ -71,8 +75,8 @@ static const char rd_src[] = "nonce store";
     "return 1"
 
 struct rd_conn {
+    struct reqsign_pool_link link; /* the pool's; holds the generation it was made in */
     redisContext *c;
-    uint64_t gen; /* the pool generation it was made in */
     bool pxat;    /* absolute expiries: the server is >= 6.2 and relative_ttl is off */
     char sha[41]; /* SHA-1 of RD_SCRIPT, as SCRIPT LOAD answered */
 };
@@ -92,11 +96,9 @@ struct rd {
     bool relative_ttl, assume_noeviction;
     EVP_MD *sha256;
 
-    pthread_mutex_t mu; /* guards everything below */
-    pthread_cond_t cv;  /* a connection came back or the pool failed */
-    struct rd_conn **idle;
-    size_t nidle, open;
-    uint64_t gen;
+    struct reqsign_pool *pool;
+
+    pthread_mutex_t mu;       /* guards everything below; taken before the pool's lock */
     unsigned fails;           /* failures in a row; 0: not in backoff */
     int64_t retry_at;         /* monotonic ms; no connection attempt before */
     bool probing;             /* a caller is reconnecting after a backoff */
@@ -326,8 +328,8 @@ static void rd_conn_free(struct rd_conn *k)
     free(k);
 }
 
-/* A failure: start or lengthen the backoff, retire every connection open now.
- * Called with r->mu held. */
+/* A failure: start or lengthen the backoff. The caller retires the pool's
+ * generation (every connection open now). Called with r->mu held. */
 static void rd_fail_locked(struct rd *r, const char *cause)
 {
     r->n_failures++;
@@ -337,19 +339,47 @@ static void rd_fail_locked(struct rd *r, const char *cause)
     if (delay > r->backoff_max_ms)
         delay = r->backoff_max_ms;
     r->retry_at = rd_clock_ms(CLOCK_MONOTONIC) + (int64_t)delay;
-    r->gen++;
-    for (size_t i = 0; i < r->nidle; i++)
-        rd_conn_free(r->idle[i]);
-    r->open -= r->nidle;
-    r->nidle = 0;
     snprintf(r->cause, sizeof(r->cause), "%s", cause);
-    pthread_cond_broadcast(&r->cv);
 }
 
-/* Make a connection for a caller that already counted it in r->open. */
-static enum reqsign_status rd_open(struct rd *r, uint64_t gen, bool probe, struct rd_conn **out,
-                                   struct reqsign_error *err)
+/* During a backoff (r->fails > 0), the failure a caller that is not the probe
+ * gets at once. Called with r->mu held; unlocks it. */
+static enum reqsign_status rd_fast_fail_unlock(struct rd *r, struct reqsign_error *err)
 {
+    int64_t left = r->retry_at - rd_clock_ms(CLOCK_MONOTONIC);
+    char cause[RD_CAUSE_LEN];
+    memcpy(cause, r->cause, sizeof(cause));
+    r->n_fast++;
+    pthread_mutex_unlock(&r->mu);
+    if (left > 0)
+        return reqsign_error_set(err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, rd_src, REQSIGN_NO_OFFSET,
+                                 "redis %s: %s; next reconnect in %lld ms", r->where, cause,
+                                 (long long)left);
+    return reqsign_error_set(err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, rd_src, REQSIGN_NO_OFFSET,
+                             "redis %s: %s; reconnecting", r->where, cause);
+}
+
+/* What rd_acquire tells the pool's open callback: whether this caller is
+ * the probe after a backoff; the callback says it ran (it ends the probe). */
+struct rd_take {
+    bool probe, tried;
+};
+
+/* The pool's open callback: make a connection for rd_acquire (@arg, a
+ * struct rd_take). */
+static enum reqsign_status rd_pool_open(void *ctx, void *arg, struct reqsign_pool_link **out,
+                                        struct reqsign_error *err)
+{
+    struct rd *r = ctx;
+    struct rd_take *take = arg;
+    const bool probe = take->probe;
+    take->tried = true;
+    *out = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (!probe && r->fails > 0) /* a backoff began while this caller waited for a slot */
+        return rd_fast_fail_unlock(r, err);
+    pthread_mutex_unlock(&r->mu);
+
     char cause[RD_CAUSE_LEN];
     unsigned version = 0;
     struct rd_conn *k = rd_connect(r, &version, cause);
@@ -358,101 +388,89 @@ static enum reqsign_status rd_open(struct rd *r, uint64_t gen, bool probe, struc
     if (probe)
         r->probing = false;
     if (k == NULL) {
-        r->open--;
         rd_fail_locked(r, cause);
+        reqsign_pool_retire(r->pool);
         pthread_mutex_unlock(&r->mu);
         return reqsign_error_set(err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, rd_src, REQSIGN_NO_OFFSET,
                                  "redis %s: %s", r->where, cause);
     }
-    k->gen = gen;
     r->n_connects++;
     r->version = version;
     r->last_pxat = k->pxat;
     if (probe)
         r->fails = 0;
     pthread_mutex_unlock(&r->mu);
-    *out = k;
+    *out = &k->link;
     return REQSIGN_OK;
 }
+
+static void rd_pool_close(void *ctx, struct reqsign_pool_link *l)
+{
+    (void)ctx;
+    rd_conn_free(REQSIGN_POOL_OF(l, struct rd_conn, link));
+}
+
+static const struct reqsign_pool_ops rd_pool_ops = {.open = rd_pool_open, .close = rd_pool_close};
 
 /* Take a connection: an idle one, a new one, or wait for one. Fails at once
  * during a backoff. */
 static enum reqsign_status rd_acquire(struct rd *r, struct rd_conn **out, struct reqsign_error *err)
 {
-    int64_t wait_until = rd_clock_ms(CLOCK_MONOTONIC) + r->connect_ms + r->command_ms;
-
+    struct rd_take take = {.probe = false, .tried = false};
+    *out = NULL;
     pthread_mutex_lock(&r->mu);
-    for (;;) {
-        if (r->fails > 0) {
-            int64_t left = r->retry_at - rd_clock_ms(CLOCK_MONOTONIC);
-            if (left > 0 || r->probing) {
-                char cause[RD_CAUSE_LEN];
-                memcpy(cause, r->cause, sizeof(cause));
-                r->n_fast++;
-                pthread_mutex_unlock(&r->mu);
-                if (left > 0)
-                    return reqsign_error_set(err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, rd_src,
-                                             REQSIGN_NO_OFFSET,
-                                             "redis %s: %s; next reconnect in %lld ms", r->where,
-                                             cause, (long long)left);
-                return reqsign_error_set(err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, rd_src,
-                                         REQSIGN_NO_OFFSET, "redis %s: %s; reconnecting", r->where,
-                                         cause);
-            }
-            r->probing = true;
-            r->open++;
-            uint64_t gen = r->gen;
-            pthread_mutex_unlock(&r->mu);
-            return rd_open(r, gen, true, out, err);
-        }
-        if (r->nidle > 0) {
-            *out = r->idle[--r->nidle];
-            pthread_mutex_unlock(&r->mu);
-            return REQSIGN_OK;
-        }
-        if (r->open < r->pool_size) {
-            r->open++;
-            uint64_t gen = r->gen;
-            pthread_mutex_unlock(&r->mu);
-            return rd_open(r, gen, false, out, err);
-        }
-        int64_t left = wait_until - rd_clock_ms(CLOCK_MONOTONIC);
-        if (left <= 0) {
-            pthread_mutex_unlock(&r->mu);
-            return reqsign_error_set(err, REQSIGN_E_NONCE_STORE_UNAVAILABLE, rd_src,
-                                     REQSIGN_NO_OFFSET, "redis %s: all %zu connections busy",
-                                     r->where, r->pool_size);
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(left / 1000);
-        ts.tv_nsec += (long)(left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        (void)pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    if (r->fails > 0) {
+        if (r->probing || r->retry_at - rd_clock_ms(CLOCK_MONOTONIC) > 0)
+            return rd_fast_fail_unlock(r, err);
+        r->probing = true;
+        take.probe = true;
     }
+    pthread_mutex_unlock(&r->mu);
+    struct reqsign_pool_link *l;
+    enum reqsign_status st = reqsign_pool_get(r->pool, take.probe, &take, &l, NULL, err);
+    if (st != REQSIGN_OK) {
+        if (take.probe && !take.tried) { /* no slot came for the probe: the next caller probes */
+            pthread_mutex_lock(&r->mu);
+            r->probing = false;
+            pthread_mutex_unlock(&r->mu);
+        }
+        return st;
+    }
+    *out = REQSIGN_POOL_OF(l, struct rd_conn, link);
+    return REQSIGN_OK;
 }
 
 /* Give @k back. @how: 0 healthy, 1 drop it (error reply), 2 I/O failure with
  * @cause (drop everything and back off). */
 static void rd_release(struct rd *r, struct rd_conn *k, int how, const char *cause)
 {
-    pthread_mutex_lock(&r->mu);
-    if (how == 0 && k->gen == r->gen && r->nidle < r->pool_size) {
-        r->idle[r->nidle++] = k;
-        k = NULL;
-    } else {
-        r->open--;
+    if (how != 2) {
+        reqsign_pool_put(r->pool, &k->link, how == 0 ? REQSIGN_POOL_KEEP : REQSIGN_POOL_DROP);
+        return;
     }
-    if (how == 2 && k != NULL && k->gen != r->gen)
-        r->n_failures++; /* the outage that retired it was already counted */
-    else if (how == 2)
+    pthread_mutex_lock(&r->mu);
+    if (reqsign_pool_put(r->pool, &k->link, REQSIGN_POOL_FAILED))
         rd_fail_locked(r, cause);
-    pthread_cond_signal(&r->cv);
+    else
+        r->n_failures++; /* the outage that retired it was already counted */
     pthread_mutex_unlock(&r->mu);
-    rd_conn_free(k);
+}
+
+/* The pool of @r, whose configuration is read: at most pool_size connections,
+ * all of them may stay idle, a caller waits up to connect + command timeout. */
+static struct reqsign_pool *rd_pool_new(struct rd *r)
+{
+    char name[sizeof(r->where) + 8];
+    snprintf(name, sizeof(name), "redis %s", r->where);
+    const struct reqsign_pool_config pc = {
+        .max_open = r->pool_size,
+        .max_idle = r->pool_size,
+        .wait_ms = r->connect_ms + r->command_ms,
+        .busy = REQSIGN_E_NONCE_STORE_UNAVAILABLE,
+        .src = rd_src,
+        .name = name,
+    };
+    return reqsign_pool_new(&pc, &rd_pool_ops, r, NULL);
 }
 
 /* ---- the command ---- */
@@ -638,10 +656,7 @@ static void rd_free(void *impl)
     struct rd *r = impl;
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->nidle; i++)
-        rd_conn_free(r->idle[i]);
-    free(r->idle);
-    pthread_cond_destroy(&r->cv);
+    reqsign_pool_free(r->pool);
     pthread_mutex_destroy(&r->mu);
     if (r->password != NULL) {
         OPENSSL_cleanse(r->password, strlen(r->password));
@@ -849,11 +864,6 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
         return NULL;
     }
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
     memcpy(r->prefix, prefix, prefix_len);
     r->prefix_len = prefix_len;
     r->pool_size = o->pool_size != 0 ? o->pool_size : REQSIGN_NONCE_REDIS_DEFAULT_POOL;
@@ -878,7 +888,7 @@ struct reqsign_nonce_store *reqsign_nonce_store_redis_new(const struct reqsign_n
         bad = "pool size above 1024";
     else if ((bad = rd_parse_url(r, o->url)) != NULL)
         code = strcmp(bad, "out of memory") == 0 ? REQSIGN_E_NOMEM : REQSIGN_E_INVALID_ARG;
-    else if ((r->idle = calloc(r->pool_size, sizeof(*r->idle))) == NULL)
+    else if ((r->pool = rd_pool_new(r)) == NULL)
         bad = "out of memory", code = REQSIGN_E_NOMEM;
     else if ((r->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
         bad = "SHA-256 unavailable", code = REQSIGN_E_CRYPTO;
@@ -1057,7 +1067,7 @@ void reqsign_nonce_store_redis_stats(struct reqsign_nonce_store *s,
     out->connects = r->n_connects;
     out->failures = r->n_failures;
     out->fast_fails = r->n_fast;
-    out->open = r->open;
+    reqsign_pool_counts(r->pool, &out->open, NULL);
     if (r->fails > 0) {
         int64_t left = r->retry_at - rd_clock_ms(CLOCK_MONOTONIC);
         out->backoff_ms = left > 0 ? (unsigned)left : 0;

@@ -19,14 +19,17 @@
  * (sqlite.org/wal.html, "read-only databases"), and sees every commit. Nothing private is
  * ever stored: the keys table has no column for it.
  *
- * Connections. A small mutex-protected pool: a call takes an idle connection
- * (or opens a new one, SQLITE_OPEN_NOMUTEX, with the busy timeout
- * REQSIGN_SQLITE_BUSY_MS and foreign_keys on), uses it alone, and gives it
- * back. So there are as many connections as calls ever ran at once (idle ones
- * beyond SQ_POOL_IDLE_MAX are closed), concurrent readers never wait for each
- * other, and threads that come and go leak nothing. Prepared statements are
- * cached per connection. A connection that failed with an I/O or corruption
- * error is closed rather than reused.
+ * Connections. The stores' one pool (server/stores/pool/pool.h): a call
+ * takes an idle connection (or opens a new one, SQLITE_OPEN_NOMUTEX, with the
+ * busy timeout REQSIGN_SQLITE_BUSY_MS and foreign_keys on), uses it alone, and
+ * gives it back. At most REQSIGN_SQLITE_POOL_MAX (64) connections are open and
+ * REQSIGN_SQLITE_POOL_IDLE_MAX (32) kept idle; a call that finds all 64 in use
+ * waits up to REQSIGN_SQLITE_POOL_WAIT_MS (2000 ms, monotonic clock) for one,
+ * then fails with REQSIGN_E_KEYSTORE_UNAVAILABLE naming the limit. So
+ * concurrent readers never wait for each other below the limit, and threads
+ * that come and go leak nothing. Prepared statements are cached per
+ * connection. A connection that failed with an I/O or corruption error is
+ * closed rather than reused (a local file has no other liveness to check).
  *
  * Errors. SQLITE_BUSY / SQLITE_LOCKED (after the busy timeout) and a file
  * that cannot be opened when a connection is opened lazily map to
@@ -40,7 +43,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -48,7 +50,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SQ_POOL_IDLE_MAX 32
+#include "pool.h"
+
 #define SQ_STR(x) #x
 #define SQ_XSTR(x) SQ_STR(x)
 
@@ -189,17 +192,15 @@ static const char *const sq_sql[SQ_NSTMT] = {
 };
 
 struct sq_conn {
+    struct reqsign_pool_link link;
     sqlite3 *db;
     sqlite3_stmt *st[SQ_NSTMT];
-    struct sq_conn *next;
 };
 
 struct sq_store {
     char *path;
     bool readonly;
-    pthread_mutex_t mu; /* guards idle, n_idle */
-    struct sq_conn *idle;
-    size_t n_idle;
+    struct reqsign_pool *pool;
 };
 
 /* ---- errors ---- */
@@ -291,40 +292,42 @@ static enum reqsign_status conn_open(const char *path, bool readonly, bool lazy,
     return REQSIGN_OK;
 }
 
+/* The pool's callbacks: a connection opened for a call is opened lazily. */
+static enum reqsign_status pool_open(void *ctx, void *arg, struct reqsign_pool_link **out,
+                                     struct reqsign_error *err)
+{
+    (void)arg;
+    struct sq_store *s = ctx;
+    struct sq_conn *c = NULL;
+    enum reqsign_status st = conn_open(s->path, s->readonly, true, &c, err);
+    *out = c != NULL ? &c->link : NULL;
+    return st;
+}
+
+static void pool_close(void *ctx, struct reqsign_pool_link *l)
+{
+    (void)ctx;
+    conn_close(REQSIGN_POOL_OF(l, struct sq_conn, link));
+}
+
+static const struct reqsign_pool_ops sq_pool_ops = {.open = pool_open, .close = pool_close};
+
 static enum reqsign_status conn_get(struct sq_store *s, struct sq_conn **out,
                                     struct reqsign_error *err)
 {
-    pthread_mutex_lock(&s->mu);
-    struct sq_conn *c = s->idle;
-    if (c != NULL) {
-        s->idle = c->next;
-        s->n_idle--;
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (c != NULL) {
-        c->next = NULL;
-        *out = c;
-        return REQSIGN_OK;
-    }
-    return conn_open(s->path, s->readonly, true, out, err);
+    struct reqsign_pool_link *l;
+    *out = NULL;
+    enum reqsign_status st = reqsign_pool_get(s->pool, false, NULL, &l, NULL, err);
+    if (st == REQSIGN_OK)
+        *out = REQSIGN_POOL_OF(l, struct sq_conn, link);
+    return st;
 }
 
 /* Give @c back after a call that ended with SQLite code @rc. */
 static void conn_put(struct sq_store *s, struct sq_conn *c, int rc)
 {
-    if (c == NULL)
-        return;
-    if (!sq_broken(rc)) {
-        pthread_mutex_lock(&s->mu);
-        if (s->n_idle < SQ_POOL_IDLE_MAX) {
-            c->next = s->idle;
-            s->idle = c;
-            s->n_idle++;
-            c = NULL;
-        }
-        pthread_mutex_unlock(&s->mu);
-    }
-    conn_close(c);
+    if (c != NULL)
+        reqsign_pool_put(s->pool, &c->link, sq_broken(rc) ? REQSIGN_POOL_DROP : REQSIGN_POOL_KEEP);
 }
 
 static int conn_stmt(struct sq_conn *c, enum sq_stmt which, sqlite3_stmt **out)
@@ -408,9 +411,9 @@ static int64_t column_time(sqlite3_stmt *st, int col)
     return (int64_t)sqlite3_column_int64(st, col);
 }
 
-static enum reqsign_status row_to_record(sqlite3_stmt *st, struct reqsign_key_record *r,
-                                         struct reqsign_error *err)
+static enum reqsign_status row_to_record(sqlite3_stmt *st, void *dst, struct reqsign_error *err)
 {
+    struct reqsign_key_record *r = dst;
     memset(r, 0, sizeof(*r));
     enum reqsign_status s = copy_text(st, 0, r->keyid, sizeof(r->keyid), true, "keyid", err);
     if (s == REQSIGN_OK)
@@ -443,6 +446,43 @@ static enum reqsign_status row_to_record(sqlite3_stmt *st, struct reqsign_key_re
     r->publish = sqlite3_column_int(st, 15) != 0;
     r->account_publish_keys = sqlite3_column_int(st, 16) != 0;
     return s;
+}
+
+/* Fills the row at @dst (a struct of the list's type) from @st's current row. */
+typedef enum reqsign_status (*sq_row_fn)(sqlite3_stmt *st, void *dst, struct reqsign_error *err);
+
+/* The loop of every list: step @st (parameters bound; @rc the result of
+ * binding them) and read at most @limit rows with @row into @out, an array of
+ * elements of @size bytes; a row beyond @limit (the statements say LIMIT, so
+ * never) is stepped over, never written. Then reset @st and give @c back.
+ * *@n gets the rows read, on success only. @what names the operation in
+ * errors. */
+static enum reqsign_status sq_rows(struct sq_store *s, struct sq_conn *c, sqlite3_stmt *st, int rc,
+                                   const char *what, sq_row_fn row, void *out, size_t size,
+                                   size_t limit, size_t *n, struct reqsign_error *err)
+{
+    enum reqsign_status ret = REQSIGN_OK;
+    size_t got = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (got == limit)
+            continue;
+        ret = row(st, (char *)out + got * size, err);
+        if (ret != REQSIGN_OK)
+            break;
+        got++;
+    }
+    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
+        ret = sq_fail(c->db, rc, what, err);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        rc = SQLITE_OK; /* a row that did not parse leaves the connection healthy */
+    stmt_done(st);
+    conn_put(s, c, rc);
+    if (ret == REQSIGN_OK)
+        *n = got;
+    return ret;
 }
 
 /* ---- operations ---- */
@@ -565,27 +605,7 @@ static enum reqsign_status sq_list(void *impl, const char *after, size_t limit,
     int rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-    size_t got = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        if (got == limit) /* cannot happen with LIMIT; never write past @out */
-            continue;
-        ret = row_to_record(st, &out[got], err);
-        if (ret != REQSIGN_OK)
-            break;
-        got++;
-    }
-    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
-        ret = sq_fail(c->db, rc, "list", err);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        rc = SQLITE_OK;
-    stmt_done(st);
-    conn_put(s, c, rc);
-    if (ret == REQSIGN_OK)
-        *n = got;
-    return ret;
+    return sq_rows(s, c, st, rc, "list", row_to_record, out, sizeof(*out), limit, n, err);
 }
 
 static enum reqsign_status sq_revoke(void *impl, const char *keyid, size_t keyid_len, int64_t now,
@@ -701,27 +721,7 @@ static enum reqsign_status sq_list_filter(void *impl, const struct reqsign_key_f
         rc = sqlite3_bind_text(st, 3, f->account != NULL ? f->account : "", -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 4, f->unused_before);
-    size_t got = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        if (got == limit)
-            continue;
-        ret = row_to_record(st, &out[got], err);
-        if (ret != REQSIGN_OK)
-            break;
-        got++;
-    }
-    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
-        ret = sq_fail(c->db, rc, "list", err);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        rc = SQLITE_OK;
-    stmt_done(st);
-    conn_put(s, c, rc);
-    if (ret == REQSIGN_OK)
-        *n = got;
-    return ret;
+    return sq_rows(s, c, st, rc, "list", row_to_record, out, sizeof(*out), limit, n, err);
 }
 
 static enum reqsign_status sq_count_active(void *impl, const char *account, int64_t now, int64_t *n,
@@ -770,9 +770,9 @@ static enum reqsign_status sq_touch(void *impl, const char *keyid, int64_t at, c
     return ret;
 }
 
-static enum reqsign_status row_to_account(sqlite3_stmt *st, struct reqsign_account *a,
-                                          struct reqsign_error *err)
+static enum reqsign_status row_to_account(sqlite3_stmt *st, void *dst, struct reqsign_error *err)
 {
+    struct reqsign_account *a = dst;
     memset(a, 0, sizeof(*a));
     enum reqsign_status s = copy_text(st, 0, a->id, sizeof(a->id), true, "account id", err);
     if (s == REQSIGN_OK)
@@ -859,27 +859,7 @@ static enum reqsign_status sq_account_list(void *impl, const char *after, size_t
     int rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-    size_t got = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        if (got == limit)
-            continue;
-        ret = row_to_account(st, &out[got], err);
-        if (ret != REQSIGN_OK)
-            break;
-        got++;
-    }
-    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
-        ret = sq_fail(c->db, rc, "account list", err);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        rc = SQLITE_OK;
-    stmt_done(st);
-    conn_put(s, c, rc);
-    if (ret == REQSIGN_OK)
-        *n = got;
-    return ret;
+    return sq_rows(s, c, st, rc, "account list", row_to_account, out, sizeof(*out), limit, n, err);
 }
 
 static enum reqsign_status sq_account_set_disabled(void *impl, const char *id, int64_t at,
@@ -989,6 +969,25 @@ static enum reqsign_status sq_audit_append(void *impl, const struct reqsign_audi
     return ret;
 }
 
+static enum reqsign_status row_to_audit(sqlite3_stmt *st, void *dst, struct reqsign_error *err)
+{
+    struct reqsign_audit_event *e = dst;
+    memset(e, 0, sizeof(*e));
+    e->seq = (int64_t)sqlite3_column_int64(st, 0);
+    e->time = (int64_t)sqlite3_column_int64(st, 1);
+    struct {
+        char *dst;
+        size_t cap;
+    } f[7] = {{e->actor, sizeof(e->actor)},     {e->account, sizeof(e->account)},
+              {e->action, sizeof(e->action)},   {e->target, sizeof(e->target)},
+              {e->outcome, sizeof(e->outcome)}, {e->source, sizeof(e->source)},
+              {e->nonce, sizeof(e->nonce)}};
+    enum reqsign_status ret = REQSIGN_OK;
+    for (int i = 0; i < 7 && ret == REQSIGN_OK; i++)
+        ret = copy_text(st, i + 2, f[i].dst, f[i].cap, false, "audit", err);
+    return ret;
+}
+
 static enum reqsign_status sq_audit_list(void *impl, const char *account, int64_t after,
                                          size_t limit, struct reqsign_audit_event *out, size_t *n,
                                          struct reqsign_error *err)
@@ -1004,39 +1003,7 @@ static enum reqsign_status sq_audit_list(void *impl, const char *account, int64_
         rc = sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
-    size_t got = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        if (got == limit)
-            continue;
-        struct reqsign_audit_event *e = &out[got];
-        memset(e, 0, sizeof(*e));
-        e->seq = (int64_t)sqlite3_column_int64(st, 0);
-        e->time = (int64_t)sqlite3_column_int64(st, 1);
-        struct {
-            char *dst;
-            size_t cap;
-        } f[7] = {{e->actor, sizeof(e->actor)},     {e->account, sizeof(e->account)},
-                  {e->action, sizeof(e->action)},   {e->target, sizeof(e->target)},
-                  {e->outcome, sizeof(e->outcome)}, {e->source, sizeof(e->source)},
-                  {e->nonce, sizeof(e->nonce)}};
-        for (int i = 0; i < 7 && ret == REQSIGN_OK; i++)
-            ret = copy_text(st, i + 2, f[i].dst, f[i].cap, false, "audit", err);
-        if (ret != REQSIGN_OK)
-            break;
-        got++;
-    }
-    if (ret == REQSIGN_OK && rc != SQLITE_DONE)
-        ret = sq_fail(c->db, rc, "audit list", err);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        rc = SQLITE_OK;
-    stmt_done(st);
-    conn_put(s, c, rc);
-    if (ret == REQSIGN_OK)
-        *n = got;
-    return ret;
+    return sq_rows(s, c, st, rc, "audit list", row_to_audit, out, sizeof(*out), limit, n, err);
 }
 
 static void sq_free(void *impl)
@@ -1044,13 +1011,7 @@ static void sq_free(void *impl)
     struct sq_store *s = impl;
     if (s == NULL)
         return;
-    struct sq_conn *c = s->idle;
-    while (c != NULL) {
-        struct sq_conn *next = c->next;
-        conn_close(c);
-        c = next;
-    }
-    pthread_mutex_destroy(&s->mu);
+    reqsign_pool_free(s->pool);
     free(s->path);
     free(s);
 }
@@ -1247,10 +1208,17 @@ struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned
         return NULL;
     }
     s->readonly = readonly;
-    if (pthread_mutex_init(&s->mu, NULL) != 0) {
-        free(s->path);
-        free(s);
-        reqsign_error_set(err, REQSIGN_E_NOMEM, sq_src, REQSIGN_NO_OFFSET, "mutex");
+    const struct reqsign_pool_config pc = {
+        .max_open = REQSIGN_SQLITE_POOL_MAX,
+        .max_idle = REQSIGN_SQLITE_POOL_IDLE_MAX,
+        .wait_ms = REQSIGN_SQLITE_POOL_WAIT_MS,
+        .busy = REQSIGN_E_KEYSTORE_UNAVAILABLE,
+        .src = sq_src,
+        .name = "SQLite",
+    };
+    s->pool = reqsign_pool_new(&pc, &sq_pool_ops, s, err);
+    if (s->pool == NULL) {
+        sq_free(s);
         return NULL;
     }
 
@@ -1265,7 +1233,7 @@ struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned
         sq_free(s);
         return NULL;
     }
-    conn_put(s, c, SQLITE_OK);
+    reqsign_pool_add(s->pool, &c->link);
 
     struct reqsign_keystore *ks = reqsign_keystore_new(&ops, s, NULL);
     if (ks == NULL) {

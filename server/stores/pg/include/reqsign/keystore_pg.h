@@ -36,6 +36,17 @@ extern "C" {
 #define REQSIGN_PG_STATEMENT_TIMEOUT_MS 2000
 /** The NOTIFY channel; the payload is the keyid. */
 #define REQSIGN_PG_CHANNEL "reqsign_keys"
+/* The connection pool (the same pool as every store's): at most
+ * REQSIGN_PG_POOL_MAX connections open per store (count them against the
+ * server's max_connections for every process of a fleet), at most
+ * REQSIGN_PG_POOL_IDLE_MAX kept idle; a call that finds all of them in use
+ * waits up to REQSIGN_PG_POOL_WAIT_MS (monotonic clock) for one, then fails
+ * with REQSIGN_E_KEYSTORE_UNAVAILABLE ("all 16 connections busy"). An idle
+ * connection the server closed is replaced when taken. Fixed at build time;
+ * the LISTEN thread's connection is not counted. */
+#define REQSIGN_PG_POOL_MAX 16
+#define REQSIGN_PG_POOL_IDLE_MAX 8
+#define REQSIGN_PG_POOL_WAIT_MS 2000
 
 /**
  * reqsign_keystore_pg_open() - connect to a PostgreSQL key store.

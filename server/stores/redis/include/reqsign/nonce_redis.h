@@ -115,8 +115,13 @@ struct reqsign_nonce_redis_opts {
      * password is refused as a malformed URL rather than split somewhere).
      * The password is sent with AUTH and never appears in an error message. */
     const char *url;
-    const char *key_prefix;      /* NULL: REQSIGN_NONCE_REDIS_DEFAULT_PREFIX; copied */
-    size_t pool_size;            /* connections at most; 0: 8 */
+    const char *key_prefix; /* NULL: REQSIGN_NONCE_REDIS_DEFAULT_PREFIX; copied */
+    /* Connections at most (the stores' one pool: all of them may stay idle;
+     * a check that finds all in use waits up to connect_timeout_ms +
+     * command_timeout_ms on the monotonic clock, then fails with
+     * REQSIGN_E_NONCE_STORE_UNAVAILABLE, "all N connections busy"; an I/O
+     * failure closes every connection made before it); 0: 8; at most 1024. */
+    size_t pool_size;
     unsigned connect_timeout_ms; /* per connection attempt; 0: 200 */
     unsigned command_timeout_ms; /* per read or write of a reply; 0: 100 */
     unsigned backoff_min_ms;     /* first reconnect delay after a failure; 0: 50 */

@@ -20,6 +20,16 @@ extern "C" {
  * with mode 0600 by reqsign, never by SQLite. */
 #define REQSIGN_SQLITE_BUSY_MS 5000
 
+/* The connection pool (the same pool as every store's): at most
+ * REQSIGN_SQLITE_POOL_MAX connections open per store, at most
+ * REQSIGN_SQLITE_POOL_IDLE_MAX of them kept idle; a call that finds all of
+ * them in use waits up to REQSIGN_SQLITE_POOL_WAIT_MS (monotonic clock) for
+ * one, then fails with REQSIGN_E_KEYSTORE_UNAVAILABLE ("all 64 connections
+ * busy"). Fixed at build time. */
+#define REQSIGN_SQLITE_POOL_MAX 64
+#define REQSIGN_SQLITE_POOL_IDLE_MAX 32
+#define REQSIGN_SQLITE_POOL_WAIT_MS 2000
+
 /**
  * reqsign_keystore_sqlite_open() - open (and migrate, unless read-only) the
  * database at @path.
