@@ -763,6 +763,114 @@ static void c_audit_append_only_and_filtered(const struct backend *b, struct req
 
 STORE_TEST(audit_append_only_and_filtered, backends, N_BACKENDS)
 
+/* The key limit holds under concurrency: threads racing to insert into one
+ * account with key_limit 3 (each a batch of limited inserts, started
+ * together) end with exactly 3 keys; every other insert gets KEY_LIMIT. */
+#define LIM_THREADS 8
+#define LIM_PER_THREAD 3
+#define LIM_MAX 3
+
+struct lim_arg {
+    struct reqsign_keystore *ks;
+    pthread_barrier_t *start;
+    int base, ok, limited, other;
+};
+
+static void *lim_thread(void *p)
+{
+    struct lim_arg *a = p;
+    pthread_barrier_wait(a->start);
+    for (int i = 0; i < LIM_PER_THREAD; i++) {
+        struct reqsign_key_record r;
+        struct reqsign_error err;
+        make_record(a->base + i, &r);
+        snprintf(r.account, sizeof(r.account), "acct_lim");
+        reqsign_error_clear(&err);
+        enum reqsign_status st =
+            reqsign_keystore_insert_limited(a->ks, &r, 1700000100, LIM_MAX, &err);
+        if (st == REQSIGN_OK)
+            a->ok++;
+        else if (st == REQSIGN_E_KEY_LIMIT)
+            a->limited++;
+        else {
+            fprintf(stderr, "insert_limited %s: %s\n", r.keyid, err.message);
+            a->other++;
+        }
+    }
+    return NULL;
+}
+
+static void c_insert_limited_atomic(const struct backend *b, struct reqsign_keystore *ks)
+{
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_account acct;
+    make_account("acct_lim", &acct);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &acct, &err), REQSIGN_OK, "%s", err.message);
+    /* revoked and expired keys do not count; a disabled one does */
+    struct reqsign_key_record r;
+    make_record(900, &r);
+    snprintf(r.account, sizeof(r.account), "acct_lim");
+    r.revoked_at = 1700000050;
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, 1, &err), REQSIGN_OK,
+                 "[%s] %s", b->name, err.message);
+    make_record(901, &r);
+    snprintf(r.account, sizeof(r.account), "acct_lim");
+    r.expires_at = 1700000100; /* expired at now */
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, 1, &err), REQSIGN_OK,
+                 "[%s] %s", b->name, err.message);
+    make_record(902, &r);
+    snprintf(r.account, sizeof(r.account), "acct_none");
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, 5, &err), REQSIGN_E_NOT_FOUND,
+                 "[%s] %s", b->name, err.message);
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, 0, &err),
+                 REQSIGN_E_INVALID_ARG);
+
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, LIM_THREADS);
+    pthread_t t[LIM_THREADS];
+    struct lim_arg args[LIM_THREADS];
+    for (int i = 0; i < LIM_THREADS; i++) {
+        args[i] = (struct lim_arg){ks, &start, 1000 + i * LIM_PER_THREAD, 0, 0, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, lim_thread, &args[i]), 0);
+    }
+    int ok = 0, limited = 0, other = 0;
+    for (int i = 0; i < LIM_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ok += args[i].ok;
+        limited += args[i].limited;
+        other += args[i].other;
+    }
+    pthread_barrier_destroy(&start);
+    cr_assert_eq(other, 0, "[%s] %d inserts failed otherwise", b->name, other);
+    cr_assert_eq(ok, LIM_MAX, "[%s] %d limited inserts succeeded, the limit is %d", b->name, ok,
+                 LIM_MAX);
+    cr_assert_eq(limited, LIM_THREADS * LIM_PER_THREAD - LIM_MAX);
+    int64_t n = 0;
+    cr_assert_eq(reqsign_keystore_count_active(ks, "acct_lim", 1700000100, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, LIM_MAX, "[%s] %lld active keys", b->name, (long long)n);
+    /* a disabled key still counts */
+    struct reqsign_key_record page[16];
+    size_t got = 0;
+    struct reqsign_key_filter f = {.account = "acct_lim"};
+    cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 16, page, &got, &err), REQSIGN_OK);
+    for (size_t k = 0; k < got; k++)
+        if (page[k].revoked_at == 0 && page[k].expires_at == 0) {
+            page[k].disabled_at = 1700000090;
+            cr_assert_eq(reqsign_keystore_update(ks, &page[k], &err), REQSIGN_OK);
+            break;
+        }
+    make_record(903, &r);
+    snprintf(r.account, sizeof(r.account), "acct_lim");
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, LIM_MAX, &err),
+                 REQSIGN_E_KEY_LIMIT, "[%s]", b->name);
+    /* one over the limit, as a rotation may go during its grace period */
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, LIM_MAX + 1, &err), REQSIGN_OK,
+                 "[%s] %s", b->name, err.message);
+}
+
+STORE_TEST(insert_limited_atomic, backends, N_BACKENDS)
+
 /* ---- SQLite only ---- */
 
 static char *sqlite_path(void)

@@ -180,6 +180,7 @@ enum pg_stmt {
     PG_ENROLL_CONSUME,
     PG_AUDIT_APPEND,
     PG_AUDIT_LIST,
+    PG_ACCT_LOCK,
     PG_NSTMT
 };
 
@@ -295,6 +296,12 @@ static const struct {
                        " target_account = $2) ORDER BY seq LIMIT $3",
                        3,
                        {I, T, I}},
+    /* insert_limited: the account row locked until the transaction ends, so
+     * concurrent limited inserts into one account take turns */
+    [PG_ACCT_LOCK] = {"reqsign_account_lock",
+                      "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+                      1,
+                      {T}},
 };
 #undef T
 #undef I
@@ -793,30 +800,39 @@ static enum reqsign_status refuse_readonly(const char *what, struct reqsign_erro
                              "%s refused: the key store is open read-only", what);
 }
 
-static enum reqsign_status pg_insert(void *impl, const struct reqsign_key_record *rec,
-                                     struct reqsign_error *err)
+static enum reqsign_status no_account(struct reqsign_error *err)
 {
-    struct pg_store *s = impl;
-    if (s->readonly)
-        return refuse_readonly("insert", err);
+    return reqsign_error_set(err, REQSIGN_E_NOT_FOUND, pg_src, REQSIGN_NO_OFFSET,
+                             "no such account");
+}
+
+/* The values of PG_INSERT for @rec: @a holds them and the times. */
+struct pg_insert_args {
     char created[8], expires[8], revoked[8], disabled[8];
-    put_int8(created, rec->created_at);
-    put_int8(expires, rec->expires_at);
-    put_int8(revoked, rec->revoked_at);
-    put_int8(disabled, rec->disabled_at);
+    char publish;
+    const char *vals[12];
+    int lens[12];
+};
+
+static void insert_args(const struct reqsign_key_record *rec, struct pg_insert_args *a)
+{
+    put_int8(a->created, rec->created_at);
+    put_int8(a->expires, rec->expires_at);
+    put_int8(a->revoked, rec->revoked_at);
+    put_int8(a->disabled, rec->disabled_at);
+    a->publish = rec->publish != 0;
     /* The wrapper checked that the strings are NUL-terminated in their arrays. */
-    const char publish = rec->publish != 0;
     const char *account = rec->account[0] != '\0' ? rec->account : REQSIGN_ACCOUNT_OPERATOR;
     const char *vals[12] = {rec->keyid,
                             (const char *)rec->public_key,
                             rec->label,
                             rec->scopes,
-                            created,
-                            rec->expires_at != 0 ? expires : NULL,
-                            rec->revoked_at != 0 ? revoked : NULL,
-                            &publish,
+                            a->created,
+                            rec->expires_at != 0 ? a->expires : NULL,
+                            rec->revoked_at != 0 ? a->revoked : NULL,
+                            &a->publish,
                             account,
-                            rec->disabled_at != 0 ? disabled : NULL,
+                            rec->disabled_at != 0 ? a->disabled : NULL,
                             rec->replaces[0] != '\0' ? rec->replaces : NULL,
                             rec->replaced_by[0] != '\0' ? rec->replaced_by : NULL};
     const int lens[12] = {(int)strlen(rec->keyid),
@@ -831,8 +847,91 @@ static enum reqsign_status pg_insert(void *impl, const struct reqsign_key_record
                           8,
                           (int)strlen(rec->replaces),
                           (int)strlen(rec->replaced_by)};
+    memcpy(a->vals, vals, sizeof(vals));
+    memcpy(a->lens, lens, sizeof(lens));
+}
+
+/* Run a statement without parameters on @c (BEGIN, COMMIT, ROLLBACK). */
+static enum reqsign_status conn_command(struct pg_conn *c, const char *sql, const char *what,
+                                        struct reqsign_error *err)
+{
+    PGresult *res = PQexec(c->pg, sql);
+    enum reqsign_status st = REQSIGN_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        st = res_fail(c->pg, res, what, err);
+    PQclear(res);
+    return st;
+}
+
+/* One transaction: lock the account row, count its active keys, insert. The
+ * row lock makes a second limited insert into the same account wait for the
+ * first to commit, and its count (a new statement, so a new snapshot under
+ * READ COMMITTED) then sees the first one's key. */
+static enum reqsign_status pg_insert_limited(void *impl, const struct reqsign_key_record *rec,
+                                             int64_t now, int64_t max_active,
+                                             struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("insert", err);
+    struct pg_insert_args a;
+    insert_args(rec, &a);
+    struct pg_conn *c;
+    bool reused;
+    enum reqsign_status st = conn_get(s, false, &c, &reused, err);
+    if (st != REQSIGN_OK)
+        return st;
     PGresult *res = NULL;
-    enum reqsign_status st = pg_call(s, PG_INSERT, false, vals, lens, "insert", &res, err);
+    st = conn_command(c, "BEGIN", "insert", err);
+    if (st == REQSIGN_OK) {
+        const char *vals[1] = {a.vals[8]};
+        const int lens[1] = {a.lens[8]};
+        st = conn_run(c, PG_ACCT_LOCK, vals, lens, "insert", &res, err);
+        if (st == REQSIGN_OK && PQntuples(res) == 0)
+            st = no_account(err);
+        PQclear(res);
+        res = NULL;
+    }
+    if (st == REQSIGN_OK) {
+        char t[8];
+        put_int8(t, now);
+        const char *vals[2] = {a.vals[8], t};
+        const int lens[2] = {a.lens[8], 8};
+        int64_t n = 0;
+        st = conn_run(c, PG_COUNT_ACTIVE, vals, lens, "count", &res, err);
+        if (st == REQSIGN_OK)
+            st = PQntuples(res) == 1 ? column_time(res, 0, 0, false, &n, "count", err)
+                                     : corrupt("count", err);
+        PQclear(res);
+        res = NULL;
+        if (st == REQSIGN_OK && n >= max_active)
+            st = reqsign_error_set(err, REQSIGN_E_KEY_LIMIT, pg_src, REQSIGN_NO_OFFSET,
+                                   "the account has %lld of at most %lld active keys", (long long)n,
+                                   (long long)max_active);
+    }
+    if (st == REQSIGN_OK) {
+        st = conn_run(c, PG_INSERT, a.vals, a.lens, "insert", &res, err);
+        PQclear(res);
+    }
+    if (st == REQSIGN_OK)
+        st = conn_command(c, "COMMIT", "insert", err);
+    if (st != REQSIGN_OK && PQstatus(c->pg) == CONNECTION_OK &&
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        (void)conn_command(c, "ROLLBACK", "insert", NULL);
+    conn_put(s, c);
+    return st;
+}
+
+static enum reqsign_status pg_insert(void *impl, const struct reqsign_key_record *rec,
+                                     struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("insert", err);
+    struct pg_insert_args a;
+    insert_args(rec, &a);
+    PGresult *res = NULL;
+    enum reqsign_status st = pg_call(s, PG_INSERT, false, a.vals, a.lens, "insert", &res, err);
     if (st != REQSIGN_OK)
         return st;
     if (PQntuples(res) != 1)
@@ -953,12 +1052,6 @@ static enum reqsign_status pg_revoke(void *impl, const char *keyid, size_t keyid
 }
 
 /* ---- accounts and the key lifecycle ---- */
-
-static enum reqsign_status no_account(struct reqsign_error *err)
-{
-    return reqsign_error_set(err, REQSIGN_E_NOT_FOUND, pg_src, REQSIGN_NO_OFFSET,
-                             "no such account");
-}
 
 /* A text value for a statement: NULL for a NULL pointer, else the string. */
 static int text_len(const char *v)
@@ -1378,6 +1471,7 @@ struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned
         .enrollment_consume = pg_enrollment_consume,
         .audit_append = pg_audit_append,
         .audit_list = pg_audit_list,
+        .insert_limited = pg_insert_limited,
     };
     const bool readonly = (flags & REQSIGN_KEYSTORE_READONLY) != 0;
     const bool create = (flags & REQSIGN_KEYSTORE_CREATE) != 0;
