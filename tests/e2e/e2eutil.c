@@ -1,15 +1,19 @@
 /* see e2eutil.h */
+#define _GNU_SOURCE /* memmem */
 #include "e2eutil.h"
 
 #include <criterion/criterion.h>
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
+#include <reqsign/base64.h>
 #include <reqsign/signer.h>
 
 size_t on_data(char *p, size_t sz, size_t n, void *ud)
@@ -146,13 +150,60 @@ struct reqsign_signer *load_admin(struct env *e)
 
 char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    char *b = calloc(1, 65536);
-    size_t n = fread(b, 1, 65535, f);
-    b[n] = '\0';
-    fclose(f);
+    char *b = tu_slurp(path, NULL);
+    cr_assert_not_null(b, "cannot read %s", path);
     return b;
+}
+
+bool file_holds(const char *path, const void *needle, size_t n)
+{
+    size_t len = 0;
+    char *b = tu_slurp(path, &len);
+    bool found = b != NULL && memmem(b, len, needle, n) != NULL;
+    free(b);
+    return found;
+}
+
+int walk_files(const char *dir, int (*fn)(const char *path, const struct stat *st, void *ud),
+               void *ud, int stop_at)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    struct dirent *de;
+    int sum = 0;
+    while ((stop_at == 0 || sum < stop_at) && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char p[1024];
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(p, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            sum += walk_files(p, fn, ud, stop_at == 0 ? 0 : stop_at - sum);
+        else if (S_ISREG(st.st_mode))
+            sum += fn(p, &st, ud);
+    }
+    closedir(d);
+    return sum;
+}
+
+void pem_seed(const char *pem, uint8_t seed[32], char *b64, size_t cap)
+{
+    const char *b = strstr(pem, "-----\n");
+    const char *e = strstr(pem, "\n-----END");
+    cr_assert(b != NULL && e != NULL && e > b, "not a PEM: %s", pem);
+    size_t n = 0;
+    for (const char *p = b + 6; p < e && n + 1 < cap; p++)
+        if (*p != '\n')
+            b64[n++] = *p;
+    b64[n] = '\0';
+    uint8_t der[128];
+    size_t dl = 0;
+    cr_assert_eq(reqsign_base64_decode(b64, n, der, sizeof(der), &dl, NULL), REQSIGN_OK);
+    cr_assert_eq(dl, 48, "not a PKCS#8 Ed25519 key: %zu bytes of DER", dl);
+    memcpy(seed, der + 16, 32);
 }
 
 void sign(const struct reqsign_signer *s, const char *method, const char *url, const char *body,
@@ -195,19 +246,67 @@ void run_init(struct env *e)
     reqsignd_init(e->db, e->admin, e->log);
 }
 
+/* The last '/'-separated part of @path. */
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s != NULL ? s + 1 : path;
+}
+
+int srv_try_start(struct tu_proc *p, const struct srv_opts *o)
+{
+    enum { MAX_ARGS = 48 };
+    char *argv[MAX_ARGS];
+    size_t n = 0;
+    argv[n++] = (char *)o->prog;
+    if (o->db != NULL) {
+        argv[n++] = "--db";
+        argv[n++] = (char *)o->db;
+    }
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:@PORT@";
+    argv[n++] = o->public_authority != NULL ? "--public-authority" : "--authority";
+    argv[n++] = (char *)(o->public_authority != NULL ? o->public_authority
+                         : o->authority != NULL      ? o->authority
+                                                     : "127.0.0.1:@PORT@");
+    if (o->ttl != NULL) {
+        argv[n++] = "--cache-ttl";
+        argv[n++] = (char *)o->ttl;
+    }
+    for (size_t i = 0; o->extra != NULL && o->extra[i] != NULL; i++) {
+        cr_assert(n + 1 < MAX_ARGS, "%s: too many arguments", o->prog);
+        argv[n++] = (char *)o->extra[i];
+    }
+    argv[n] = NULL;
+    return tu_proc_start_port(p, argv, o->log, o->timeout_ms > 0 ? o->timeout_ms : 10000);
+}
+
+void srv_start(struct tu_proc *p, const struct srv_opts *o)
+{
+    cr_assert_eq(srv_try_start(p, o), 0, "%s did not start (log: %s)", base_name(o->prog),
+                 o->log != NULL ? o->log : "none");
+}
+
+void start_reqsignd(struct env *e, const char *ttl, const char *const *extra)
+{
+    srv_start(
+        &e->d,
+        &(struct srv_opts){
+            .prog = tu_prog("REQSIGND"), .db = e->db, .log = e->log, .ttl = ttl, .extra = extra});
+}
+
+void start_api_backend(struct env *e, const char *ttl, const char *const *extra)
+{
+    srv_start(&e->b, &(struct srv_opts){.prog = tu_prog("API_BACKEND"),
+                                        .db = e->db,
+                                        .log = e->blog,
+                                        .ttl = ttl,
+                                        .extra = extra});
+}
+
 void start(struct env *e, const char *ttl)
 {
-    char *argv[] = {(char *)tu_prog("REQSIGND"),
-                    "--db",
-                    e->db,
-                    "--listen",
-                    "127.0.0.1:@PORT@",
-                    "--authority",
-                    "127.0.0.1:@PORT@",
-                    "--cache-ttl",
-                    (char *)(ttl != NULL ? ttl : "5"),
-                    NULL};
-    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
+    start_reqsignd(e, ttl != NULL ? ttl : "5", NULL);
 }
 
 void start_backend(struct env *e, const char *pub)
@@ -217,18 +316,20 @@ void start_backend(struct env *e, const char *pub)
 
 void start_backend_extra(struct env *e, const char *pub, const char *const *extra)
 {
-    char *argv[32] = {(char *)tu_prog("API_BACKEND"), "--db", e->db, "--listen", "127.0.0.1:@PORT@",
-                      "--cache-ttl", "1", "--max-body", "100000",
-                      /* the public authority behind a proxy, else its own address */
-                      pub != NULL ? "--public-authority" : "--authority",
-                      pub != NULL ? (char *)pub : "127.0.0.1:@PORT@", NULL};
-    size_t n = 11;
+    const char *args[32] = {"--max-body", "100000"};
+    size_t n = 2;
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
-        cr_assert(n + 1 < sizeof(argv) / sizeof(argv[0]), "too many extra arguments");
-        argv[n++] = (char *)extra[i];
+        cr_assert(n + 1 < sizeof(args) / sizeof(args[0]), "too many extra arguments");
+        args[n++] = extra[i];
     }
-    argv[n] = NULL;
-    cr_assert_eq(tu_proc_start_port(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
+    args[n] = NULL;
+    /* the public authority behind a proxy, else its own address */
+    srv_start(&e->b, &(struct srv_opts){.prog = tu_prog("API_BACKEND"),
+                                        .db = e->db,
+                                        .log = e->blog,
+                                        .ttl = "1",
+                                        .public_authority = pub,
+                                        .extra = args});
 }
 
 void stop(struct env *e)
@@ -273,6 +374,30 @@ void setup_env(struct env *e)
 {
     init_env(e);
     start(e, NULL);
+}
+
+int connect_to(const struct tu_proc *p)
+{
+    int fd = tu_connect_port(p->port);
+    cr_assert(fd >= 0, "cannot connect to 127.0.0.1:%d", p->port);
+    return fd;
+}
+
+void send_all(int fd, const char *buf, size_t n)
+{
+    cr_assert_eq(tu_send(fd, buf, n), n, "send failed");
+}
+
+void sig_lines(const struct reqsign_signer *s, const struct tu_proc *p, const char *method,
+               const char *path, const char *body, size_t len, char *out, size_t cap)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", p->port, path);
+    struct reqsign_signed sg;
+    sign(s, method, url, body, len, &sg);
+    int n = snprintf(out, cap, "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n",
+                     sg.content_digest, sg.signature_input, sg.signature);
+    cr_assert(n > 0 && (size_t)n < cap, "signature lines longer than %zu bytes", cap);
 }
 
 char *url_at(const struct tu_proc *p, const char *path)

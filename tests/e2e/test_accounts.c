@@ -26,23 +26,13 @@
 
 TestSuite(accounts, .timeout = 180);
 
-/* reqsignd with a 1 s key cache and @extra options. */
+/* reqsignd with a 1 s key cache and --enrollment-ttl @enroll_ttl (NULL: 86400). */
 static void setup(struct env *e, const char *enroll_ttl)
 {
     init_env(e);
-    char *argv[] = {(char *)tu_prog("REQSIGND"),
-                    "--db",
-                    e->db,
-                    "--listen",
-                    "127.0.0.1:@PORT@",
-                    "--authority",
-                    "127.0.0.1:@PORT@",
-                    "--cache-ttl",
-                    "1",
-                    "--enrollment-ttl",
-                    (char *)(enroll_ttl != NULL ? enroll_ttl : "86400"),
-                    NULL};
-    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
+    start_reqsignd(
+        e, "1",
+        (const char *const[]){"--enrollment-ttl", enroll_ttl != NULL ? enroll_ttl : "86400", NULL});
 }
 
 static const char *jstr(json_t *o, const char *k)
@@ -134,45 +124,11 @@ static struct resp enroll_byo(struct env *e, const struct reqsign_signer *signer
     return r;
 }
 
-/* 1 if the file at @path holds @needle (@n bytes). */
-static int file_holds(const char *path, const void *needle, size_t n)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return 0;
-    static char buf[1 << 22];
-    size_t len = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    for (size_t i = 0; i + n <= len; i++)
-        if (memcmp(buf + i, needle, n) == 0)
-            return 1;
-    return 0;
-}
-
-/* The 32-byte seed inside a PKCS#8 Ed25519 PEM (the last 32 bytes of its DER). */
-static void seed_of(const char *pem, uint8_t seed[32])
-{
-    char b64[256] = "";
-    const char *p = strstr(pem, "-----\n") + 6;
-    const char *end = strstr(p, "\n-----END");
-    size_t o = 0;
-    for (; p < end && o < sizeof(b64) - 1; p++)
-        if (*p != '\n')
-            b64[o++] = *p;
-    b64[o] = '\0';
-    uint8_t der[128];
-    size_t dl = 0;
-    cr_assert_eq(reqsign_base64_decode(b64, o, der, sizeof(der), &dl, NULL), REQSIGN_OK);
-    cr_assert_geq(dl, 32);
-    memcpy(seed, der + dl - 32, 32);
-}
-
 Test(accounts, enroll_byo_and_generated_tokens_single_use)
 {
     struct env e;
     setup(&e, NULL);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     char *tok = NULL;
     char *acct = make_account(
         &e, admin, "{\"name\":\"Customer A\",\"allowed_scopes\":[\"payments:write\"]}", &tok);
@@ -285,7 +241,8 @@ Test(accounts, enroll_byo_and_generated_tokens_single_use)
 
     /* nothing private and no token in the database */
     uint8_t seed[32];
-    seed_of(k.priv_pem, seed);
+    char b64[256];
+    pem_seed(k.priv_pem, seed, b64, sizeof(b64));
     char wal[600];
     snprintf(wal, sizeof(wal), "%s-wal", e.db);
     cr_assert(!file_holds(e.db, seed, 32) && !file_holds(wal, seed, 32),
@@ -301,8 +258,6 @@ Test(accounts, enroll_byo_and_generated_tokens_single_use)
     free(tok3);
     free(tok4);
     free(acct);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -310,8 +265,7 @@ Test(accounts, expired_token_refused)
 {
     struct env e;
     setup(&e, "1");
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     char *tok = NULL;
     char *acct = make_account(&e, admin, "{\"name\":\"B\"}", &tok);
     sleep(2);
@@ -321,8 +275,6 @@ Test(accounts, expired_token_refused)
     resp_free(&r);
     free(tok);
     free(acct);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -364,8 +316,7 @@ Test(accounts, self_service_scopes_limit_lifetime)
 {
     struct env e;
     setup(&e, NULL);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     char *a = NULL, *akid = NULL;
     struct reqsign_signer *sa =
         account_key(&e, admin,
@@ -444,8 +395,6 @@ Test(accounts, self_service_scopes_limit_lifetime)
     free(akid);
     free(b);
     free(bkid);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -567,8 +516,7 @@ Test(accounts, disable_enable_rotate_revoke_and_audit)
     struct env e;
     setup(&e, NULL);
     start_backend(&e, NULL); /* --cache-ttl 1 */
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     char *a = NULL, *akid = NULL;
     char *tok = NULL;
     a = make_account(&e, admin, "{\"name\":\"A\",\"allowed_scopes\":[\"payments:write\"]}", &tok);
@@ -718,8 +666,6 @@ Test(accounts, disable_enable_rotate_revoke_and_audit)
     free(tok);
     free(a);
     free(akid);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -729,8 +675,7 @@ Test(accounts, failed_enrollments_rate_limited)
 {
     struct env e;
     setup(&e, NULL);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     char *tok = NULL;
     char *a = make_account(&e, admin, "{\"name\":\"A\"}", &tok);
     for (int i = 0; i < 10; i++) {
@@ -744,8 +689,6 @@ Test(accounts, failed_enrollments_rate_limited)
     resp_free(&r);
     free(tok);
     free(a);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -768,21 +711,8 @@ Test(accounts, last_used_and_unused_for)
 {
     struct env e;
     setup(&e, NULL);
-    char *argv[] = {(char *)tu_prog("API_BACKEND"),
-                    "--db",
-                    e.db,
-                    "--listen",
-                    "127.0.0.1:@PORT@",
-                    "--authority",
-                    "127.0.0.1:@PORT@",
-                    "--cache-ttl",
-                    "1",
-                    "--last-used-interval",
-                    "1",
-                    NULL};
-    cr_assert_eq(tu_proc_start_port(&e.b, argv, e.blog, 10000), 0, "api-backend did not start");
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    start_api_backend(&e, "1", (const char *const[]){"--last-used-interval", "1", NULL});
+    struct reqsign_signer *admin = load_admin(&e);
     json_t *used = create_key(&e, admin, "{\"label\":\"used\",\"scopes\":[\"x\"]}");
     json_t *idle = create_key(&e, admin, "{\"label\":\"idle\",\"scopes\":[\"x\"]}");
     struct reqsign_signer *su = signer_of(used);
@@ -829,8 +759,6 @@ Test(accounts, last_used_and_unused_for)
     reqsign_signer_free(su);
     json_decref(used);
     json_decref(idle);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 

@@ -55,8 +55,7 @@ Test(backend, accepts_key_from_reqsignd_and_echoes)
     struct env e;
     setup_env(&e);
     start_backend(&e, NULL);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     json_t *c =
         create_key(&e, admin, "{\"label\":\"api\",\"scopes\":[\"payments:write\",\"a.b\"]}");
     struct reqsign_signer *s = signer_of(c);
@@ -96,8 +95,6 @@ Test(backend, accepts_key_from_reqsignd_and_echoes)
 
     reqsign_signer_free(s);
     json_decref(c);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -106,8 +103,7 @@ Test(backend, tamper_and_replay)
     struct env e;
     setup_env(&e);
     start_backend(&e, NULL);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
 
     struct reqsign_signed sig;
     sign(admin, "POST", burl(&e, "/pay"), "amount=10", 9, &sig);
@@ -146,8 +142,6 @@ Test(backend, tamper_and_replay)
     reqsign_signer_free(stranger);
     reqsign_key_free(k);
 
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -156,8 +150,7 @@ Test(backend, revoked_key_refused_within_ttl)
     struct env e;
     setup_env(&e);
     start_backend(&e, NULL); /* --cache-ttl 1 */
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     json_t *c = create_key(&e, admin, "{\"scopes\":[\"x\"]}");
     struct reqsign_signer *s = signer_of(c);
     struct resp r = call(s, "GET", burl(&e, "/r"), NULL);
@@ -187,8 +180,6 @@ Test(backend, revoked_key_refused_within_ttl)
     cr_assert(refused, "revoked key still accepted after TTL + 2 s");
     reqsign_signer_free(s);
     json_decref(c);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -271,8 +262,7 @@ Test(backend, revoked_while_body_held)
     struct env e;
     setup_env(&e);
     start_backend(&e, NULL); /* --cache-ttl 1 */
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     json_t *c = create_key(&e, admin, "{\"scopes\":[\"pay\"]}");
     struct reqsign_signer *s = signer_of(c);
 
@@ -290,8 +280,6 @@ Test(backend, revoked_while_body_held)
 
     reqsign_signer_free(s);
     json_decref(c);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -300,8 +288,7 @@ Test(backend, public_authority_behind_proxy)
     struct env e;
     setup_env(&e);
     start_backend(&e, "api.example.com");
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     static const char *const host[] = {"Host: internal:8080", NULL};
 
     /* the client signs the public name; the proxy forwards with its own Host */
@@ -318,8 +305,6 @@ Test(backend, public_authority_behind_proxy)
     cr_assert_eq(r.status, 401);
     cr_assert_str_eq(err_name(&r), "sig_invalid");
     resp_free(&r);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -328,8 +313,7 @@ Test(backend, malformed_requests_keep_it_up)
     struct env e;
     setup_env(&e);
     start_backend(&e, NULL);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     char req[4096];
     struct reqsign_signed sig;
 
@@ -423,8 +407,6 @@ Test(backend, malformed_requests_keep_it_up)
     close(fd);
 
     assert_healthy(&e);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -538,8 +520,7 @@ Test(backend, several_authorities)
     static const char *const more[] = {"--authority", "api.example.com", "--authority",
                                        "api.example.net:8443", NULL};
     start_backend_extra(&e, NULL, more); /* and 127.0.0.1:PORT */
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     struct reqsign_signed sig;
     static const char *const h_com[] = {"Host: API.example.com:443", NULL};
     static const char *const h_net[] = {"Host: api.example.net:8443", NULL};
@@ -583,8 +564,6 @@ Test(backend, several_authorities)
     cr_assert_str_eq(err_name(&r), "sig_invalid");
     resp_free(&r);
 
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -664,21 +643,11 @@ static char *reachable_backend(const char *dir)
 /* api-backend as @uid (-1: this user) on e->db, with @extra options. */
 static void start_backend_as(struct env *e, const char *prog, long uid, const char *extra)
 {
-    char *argv[16] = {(char *)prog,
-                      "--db",
-                      e->db,
-                      "--listen",
-                      "127.0.0.1:@PORT@",
-                      "--authority",
-                      "127.0.0.1:@PORT@",
-                      "--cache-ttl",
-                      "1",
-                      "--last-used-interval",
-                      "1",
-                      (char *)extra,
-                      NULL};
+    const char *more[] = {"--last-used-interval", "1", extra, NULL};
     tu_proc_run_as(uid, uid);
-    int rc = tu_proc_start_port(&e->b, argv, e->blog, 10000);
+    int rc = srv_try_start(
+        &e->b,
+        &(struct srv_opts){.prog = prog, .db = e->db, .log = e->blog, .ttl = "1", .extra = more});
     tu_proc_run_as(-1, -1);
     char *log = slurp(e->blog);
     cr_assert_eq(rc, 0, "api-backend as uid %ld did not start: %s", uid, log);

@@ -27,39 +27,13 @@
 #include "e2eutil.h"
 #include "testutil.h"
 
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static int connect_to(const struct tu_proc *p)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)p->port);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
-
 /* Send @len bytes (stop early if the server closes), optionally half-close,
  * then read until the server closes or @ms pass without data. Returns the
  * bytes received (malloc'd, NUL-terminated, at most 64 KiB kept). */
 static char *raw(const struct tu_proc *p, const char *req, size_t len, int close_write, int ms)
 {
     int fd = connect_to(p);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    tu_send(fd, req, len);
     if (close_write)
         shutdown(fd, SHUT_WR);
     char *out = calloc(1, 65536);
@@ -87,17 +61,7 @@ static void bh_setup(struct env *e)
 {
     init_env(e);
     start(e, "1");
-    char *bargv[] = {(char *)tu_prog("API_BACKEND"),
-                     "--db",
-                     e->db,
-                     "--listen",
-                     "127.0.0.1:@PORT@",
-                     "--authority",
-                     "127.0.0.1:@PORT@",
-                     "--cache-ttl",
-                     "1",
-                     NULL};
-    cr_assert_eq(tu_proc_start_port(&e->b, bargv, e->blog, 10000), 0, "api-backend did not start");
+    start_api_backend(e, "1", NULL);
     load_admin(e);
 }
 
@@ -163,26 +127,6 @@ static int judge(const char *name, const char *server, const char *out, enum exp
     else
         cr_log_info("%s [%s]: %s", name, server, st ? "4xx" : "closed");
     return ok;
-}
-
-/* The three signature header lines for @method @path on @p (Host 127.0.0.1:PORT). */
-static void sig_lines(const struct reqsign_signer *s, const struct tu_proc *p, const char *method,
-                      const char *path, const char *body, size_t len, char *out, size_t cap)
-{
-    char url[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", p->port, path);
-    struct reqsign_sign_input in;
-    struct reqsign_signed sg;
-    struct reqsign_error err;
-    memset(&in, 0, sizeof(in));
-    memset(&sg, 0, sizeof(sg));
-    in.method = method;
-    in.url = url;
-    in.body = body;
-    in.body_len = len;
-    cr_assert_eq(reqsign_signer_sign(s, &in, &sg, &err), REQSIGN_OK, "sign: %s", err.message);
-    snprintf(out, cap, "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n",
-             sg.content_digest, sg.signature_input, sg.signature);
 }
 
 struct rcase {
@@ -316,9 +260,9 @@ static int run_table(const struct env *e, const struct rcase *cases, size_t n)
         for (int k = 0; k < 2; k++) {
             size_t len;
             char *req = make_req(&cases[i], servers[k], e->admin_signer, &len);
-            long t0 = mono_ms();
+            long t0 = tu_now_ms();
             char *out = raw(servers[k], req, len, cases[i].close_write, 1500);
-            cr_log_info("%s [%s]: %ld ms", cases[i].name, names[k], mono_ms() - t0);
+            cr_log_info("%s [%s]: %ld ms", cases[i].name, names[k], tu_now_ms() - t0);
             bad += !judge(cases[i].name, names[k], out, cases[i].exp);
             free(out);
             free(req);
@@ -527,9 +471,9 @@ Test(badhttp, slowloris_is_cut_off)
                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     int fds[2] = {connect_to(&e.d), connect_to(&e.b)};
     long closed_at[2] = {-1, -1};
-    long t0 = mono_ms();
+    long t0 = tu_now_ms();
     size_t sent = 0;
-    while ((closed_at[0] < 0 || closed_at[1] < 0) && mono_ms() - t0 < 20000) {
+    while ((closed_at[0] < 0 || closed_at[1] < 0) && tu_now_ms() - t0 < 20000) {
         for (int k = 0; k < 2; k++) {
             if (closed_at[k] >= 0)
                 continue;
@@ -538,13 +482,13 @@ Test(badhttp, slowloris_is_cut_off)
                 char buf[512];
                 ssize_t r = recv(fds[k], buf, sizeof(buf), 0);
                 if (r <= 0 || pfd.revents & (POLLHUP | POLLERR))
-                    closed_at[k] = mono_ms() - t0;
+                    closed_at[k] = tu_now_ms() - t0;
                 else if (r > 0) /* an answer (408/400); then it must close */
                     cr_log_info("slowloris: server %d answered %.12s", k, buf);
                 continue;
             }
             if (send(fds[k], req + (sent % (sizeof(req) - 1)), 1, MSG_NOSIGNAL) != 1)
-                closed_at[k] = mono_ms() - t0;
+                closed_at[k] = tu_now_ms() - t0;
         }
         sent++;
         /* health stays fine meanwhile */
@@ -587,7 +531,7 @@ static struct exchange exchange(const struct tu_proc *p, const char *req, size_t
     struct exchange x = {calloc(1, 65536), 0, 0};
     cr_assert_not_null(x.out);
     int fd = connect_to(p);
-    long t0 = mono_ms();
+    long t0 = tu_now_ms();
     size_t off = 0;
     while (off < len) {
         ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
@@ -597,7 +541,7 @@ static struct exchange exchange(const struct tu_proc *p, const char *req, size_t
     }
     size_t n = 0;
     for (;;) {
-        long left = ms - (mono_ms() - t0);
+        long left = ms - (tu_now_ms() - t0);
         struct pollfd pfd = {fd, POLLIN, 0};
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
             break;
@@ -610,7 +554,7 @@ static struct exchange exchange(const struct tu_proc *p, const char *req, size_t
         if (n >= 65535)
             break;
     }
-    x.ms = mono_ms() - t0;
+    x.ms = tu_now_ms() - t0;
     close(fd);
     return x;
 }
@@ -724,14 +668,8 @@ static size_t sig_lines_nul(const struct reqsign_signer *s, const struct tu_proc
 {
     char url[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/keys", p->port);
-    struct reqsign_sign_input in;
     struct reqsign_signed sg;
-    struct reqsign_error err;
-    memset(&in, 0, sizeof(in));
-    memset(&sg, 0, sizeof(sg));
-    in.method = "GET";
-    in.url = url;
-    cr_assert_eq(reqsign_signer_sign(s, &in, &sg, &err), REQSIGN_OK, "sign: %s", err.message);
+    sign(s, "GET", url, NULL, 0, &sg);
     int n = snprintf(out, cap, "Content-Digest: %s\r\nSignature-Input: %s", sg.content_digest,
                      sg.signature_input);
     cr_assert(n > 0 && (size_t)n + 600 < cap);

@@ -40,6 +40,7 @@
 #include <reqsign/signer.h>
 #include <reqsign/verifier.h>
 
+#include "e2eutil.h"
 #include "testutil.h"
 
 #define KEY_PEM "tests/vectors/keys/rfc9421-ed25519.pem"
@@ -305,21 +306,6 @@ static void check_wire(const char *raw, size_t len, const struct reqsign_signed 
 
 /* ------------------------------------------------------------- helpers */
 
-struct buf {
-    char *p;
-    size_t len;
-};
-
-static size_t buf_write(char *d, size_t size, size_t n, void *ud)
-{
-    struct buf *b = ud;
-    b->p = realloc(b->p, b->len + size * n + 1);
-    memcpy(b->p + b->len, d, size * n);
-    b->len += size * n;
-    b->p[b->len] = '\0';
-    return size * n;
-}
-
 static struct reqsign_signer *test_signer(int path_as_is)
 {
     struct reqsign_signer_opts o;
@@ -348,7 +334,7 @@ static void roundtrip(const struct reqsign_signer *s, struct reqsign_curl_reques
     struct reqsign_curl_upload *up = NULL;
     struct reqsign_signed sig;
     struct reqsign_error err;
-    struct buf b = {NULL, 0};
+    struct sbuf b = {NULL, 0};
     char base[BASE_CAP];
 
     memset(&sig, 0, sizeof(sig));
@@ -358,7 +344,7 @@ static void roundtrip(const struct reqsign_signer *s, struct reqsign_curl_reques
     reqsign_error_clear(&err);
     enum reqsign_status st = reqsign_curl_prepare(s, h, r, &hdrs, &up, &err);
     cr_assert_eq(st, REQSIGN_OK, "%s: %s: %s", r->url, reqsign_errname(st), err.message);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
     if (connect_to != NULL)
@@ -368,8 +354,8 @@ static void roundtrip(const struct reqsign_signer *s, struct reqsign_curl_reques
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     cr_assert_eq(code, 200);
-    cr_assert_not_null(b.p, "%s: empty echo", r->url);
-    check_wire(b.p, b.len, &sig, w);
+    cr_assert_not_null(b.b, "%s: empty echo", r->url);
+    check_wire(b.b, b.n, &sig, w);
     /* the caller's own field was kept, and Expect was suppressed */
     int saw_test = 0;
     for (size_t i = 0; i < w->n; i++) {
@@ -382,7 +368,7 @@ static void roundtrip(const struct reqsign_signer *s, struct reqsign_curl_reques
     reqsign_curl_upload_free(up);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
-    free(b.p);
+    free(b.b);
     w->body = NULL;
     w->n = 0;
 }
@@ -555,7 +541,7 @@ Test(client, multi_three_requests)
     struct curl_slist *hdrs[3] = {NULL, NULL, NULL};
     struct reqsign_signed sig[3];
     char base[3][BASE_CAP], url[3][128];
-    struct buf b[3];
+    struct sbuf b[3];
     CURLM *m = curl_multi_init();
 
     for (int i = 0; i < 3; i++) {
@@ -563,8 +549,8 @@ Test(client, multi_three_requests)
         h[i] = curl_easy_init();
         memset(&r, 0, sizeof(r));
         memset(&sig[i], 0, sizeof(sig[i]));
-        b[i].p = NULL;
-        b[i].len = 0;
+        b[i].b = NULL;
+        b[i].n = 0;
         sig[i].base_buf = base[i];
         sig[i].base_cap = sizeof(base[i]);
         snprintf(url[i], sizeof(url[i]), "http://127.0.0.1:%d%s", e.port, paths[i]);
@@ -576,7 +562,7 @@ Test(client, multi_three_requests)
         }
         r.out = &sig[i];
         cr_assert_eq(reqsign_curl_prepare(s, h[i], &r, &hdrs[i], NULL, NULL), REQSIGN_OK);
-        curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(h[i], CURLOPT_WRITEDATA, &b[i]);
         curl_multi_add_handle(m, h[i]);
     }
@@ -595,13 +581,13 @@ Test(client, multi_three_requests)
     cr_assert_eq(done, 3);
     for (int i = 0; i < 3; i++) {
         struct wire w;
-        cr_assert_not_null(b[i].p);
-        check_wire(b[i].p, b[i].len, &sig[i], &w);
+        cr_assert_not_null(b[i].b);
+        check_wire(b[i].b, b[i].n, &sig[i], &w);
         cr_assert_str_eq(w.method, methods[i]);
         curl_multi_remove_handle(m, h[i]);
         curl_easy_cleanup(h[i]);
         curl_slist_free_all(hdrs[i]);
-        free(b[i].p);
+        free(b[i].b);
     }
     curl_multi_cleanup(m);
     cr_assert_eq(e.count, 3);
@@ -649,7 +635,7 @@ Test(client, read_callback_with_precomputed_digest)
         CURL *h = curl_easy_init();
         struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
         struct src src = {body, sizeof(body) - 1, 0};
-        struct buf b = {NULL, 0};
+        struct sbuf b = {NULL, 0};
         struct reqsign_signed sig;
         struct reqsign_curl_request r;
         memset(&sig, 0, sizeof(sig));
@@ -673,13 +659,13 @@ Test(client, read_callback_with_precomputed_digest)
         r.content_digest = digest;
         r.out = &sig;
         cr_assert_eq(reqsign_curl_prepare(s, h, &r, &hdrs, NULL, NULL), REQSIGN_OK);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
         cr_assert_eq(curl_easy_perform(h), CURLE_OK);
         struct wire w;
-        check_wire(b.p, b.len, &sig, &w);
+        check_wire(b.b, b.n, &sig, &w);
         cr_assert_str_eq(w.method, methods[i]);
-        free(b.p);
+        free(b.b);
         curl_slist_free_all(hdrs);
         curl_easy_cleanup(h);
     }
@@ -1559,19 +1545,9 @@ static void servers_start(struct servers *s)
                     tu_prog("REQSIGND"), s->db, s->admin);
     cr_assert_eq(st, 0, "reqsignd init: exit %d: %s", st, out);
     free(out);
-    char *dargv[] = {
-        (char *)tu_prog("REQSIGND"), "--db", s->db, "--listen", "127.0.0.1:@PORT@", "--authority",
-        "127.0.0.1:@PORT@",          NULL};
-    cr_assert_eq(tu_proc_start_port(&s->d, dargv, s->log, 10000), 0, "reqsignd did not start");
-    char *bargv[] = {(char *)tu_prog("API_BACKEND"),
-                     "--db",
-                     s->db,
-                     "--listen",
-                     "127.0.0.1:@PORT@",
-                     "--authority",
-                     "127.0.0.1:@PORT@",
-                     NULL};
-    cr_assert_eq(tu_proc_start_port(&s->b, bargv, s->log, 10000), 0, "api-backend did not start");
+    srv_start(&s->d, &(struct srv_opts){.prog = tu_prog("REQSIGND"), .db = s->db, .log = s->log});
+    srv_start(&s->b,
+              &(struct srv_opts){.prog = tu_prog("API_BACKEND"), .db = s->db, .log = s->log});
 }
 
 static void servers_stop(struct servers *s)
@@ -1595,7 +1571,7 @@ static void send_twice(const struct reqsign_signer *s, const char *method, const
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     struct reqsign_curl_request r;
     struct reqsign_error err;
-    struct buf bodies[2] = {{NULL, 0}, {NULL, 0}};
+    struct sbuf bodies[2] = {{NULL, 0}, {NULL, 0}};
     memset(&r, 0, sizeof(r));
     r.method = method;
     r.url = url;
@@ -1604,25 +1580,25 @@ static void send_twice(const struct reqsign_signer *s, const char *method, const
     reqsign_error_clear(&err);
     cr_assert_eq(reqsign_curl_prepare(s, h, &r, &hdrs, NULL, &err), REQSIGN_OK, "%s", err.message);
     for (int i = 0; i < 2; i++) {
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &bodies[i]);
         cr_assert_eq(curl_easy_perform(h), CURLE_OK);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &codes[i]);
     }
-    json_t *ej = bodies[1].p != NULL ? json_loads(bodies[1].p, 0, NULL) : NULL;
+    json_t *ej = bodies[1].b != NULL ? json_loads(bodies[1].b, 0, NULL) : NULL;
     const char *name = json_string_value(json_object_get(ej, "error"));
     snprintf(err_name, 64, "%s", name != NULL ? name : "");
     cr_log_info("%s %s twice: %ld then %ld %s", method, url, codes[0], codes[1],
-                bodies[1].p != NULL ? bodies[1].p : "");
+                bodies[1].b != NULL ? bodies[1].b : "");
     json_decref(ej);
-    free(bodies[0].p);
-    free(bodies[1].p);
+    free(bodies[0].b);
+    free(bodies[1].b);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
 }
 
 /* keys create -o FILE; returns the keyid (static buffer). */
-static const char *create_key(const struct servers *sv, const char *name, const char *scopes)
+static const char *issue_key(const struct servers *sv, const char *name, const char *scopes)
 {
     static char keyid[64];
     int st;
@@ -1648,7 +1624,7 @@ Test(client, story_keys)
 
     /* keys create: the credential file is 0600 and never overwritten */
     snprintf(keyid, sizeof(keyid), "%s",
-             create_key(&sv, "client", "--scope orders:write --scope orders:read"));
+             issue_key(&sv, "client", "--scope orders:write --scope orders:read"));
     char cpath[512];
     snprintf(cpath, sizeof(cpath), "%s/client.json", sv.dir);
     struct stat sb;
@@ -1766,7 +1742,7 @@ Test(client, story_backend)
     int st;
     char *out;
     char keyid[64], cpath[512];
-    snprintf(keyid, sizeof(keyid), "%s", create_key(&sv, "orders", "--scope orders:write"));
+    snprintf(keyid, sizeof(keyid), "%s", issue_key(&sv, "orders", "--scope orders:write"));
     snprintf(cpath, sizeof(cpath), "%s/orders.json", sv.dir);
 
     /* send POST to the backend: 200 and the echo */

@@ -39,6 +39,7 @@
 
 #include <reqsign/signer.h>
 
+#include "e2eutil.h"
 #include "pgutil.h"
 #include "redisutil.h"
 #include "testutil.h"
@@ -51,39 +52,7 @@
 
 /* ---- small helpers ---- */
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-struct sbuf {
-    char *b;
-    size_t n;
-};
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-    struct sbuf *buf = ud;
-    char *nb = realloc(buf->b, buf->n + sz * n + 1);
-    if (nb == NULL)
-        return 0;
-    memcpy(nb + buf->n, p, sz * n);
-    buf->n += sz * n;
-    nb[buf->n] = '\0';
-    buf->b = nb;
-    return sz * n;
-}
-
-struct resp {
+struct answer {
     long status;
     char error[64];  /* "error" of a JSON error body, else "" */
     int retry_after; /* a Retry-After header was present */
@@ -93,10 +62,10 @@ struct resp {
 };
 
 /* One request on @c (a reused handle: keep-alive). @hdrs: header lines. */
-static struct resp http(CURL *c, const char *method, const char *url, struct curl_slist *hdrs,
-                        const char *body)
+static struct answer http(CURL *c, const char *method, const char *url, struct curl_slist *hdrs,
+                          const char *body)
 {
-    struct resp r;
+    struct answer r;
     memset(&r, 0, sizeof(r));
     struct sbuf bb = {NULL, 0}, hb = {NULL, 0};
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -115,9 +84,9 @@ static struct resp http(CURL *c, const char *method, const char *url, struct cur
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    long t0 = now_ms();
+    long t0 = tu_now_ms();
     CURLcode cc = curl_easy_perform(c);
-    r.ms = now_ms() - t0;
+    r.ms = tu_now_ms() - t0;
     r.curl_ok = cc == CURLE_OK;
     if (r.curl_ok)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
@@ -167,20 +136,6 @@ static struct curl_slist *sign_headers(const struct reqsign_signer *s, const cha
     return h;
 }
 
-static struct reqsign_signer *signer_of(json_t *cred)
-{
-    const char *pem = json_string_value(json_object_get(cred, "private_key"));
-    cr_assert_not_null(pem, "credential without private_key");
-    struct reqsign_signer_opts o;
-    memset(&o, 0, sizeof(o));
-    o.key_data = pem;
-    o.key_len = strlen(pem);
-    struct reqsign_error err;
-    struct reqsign_signer *s = reqsign_signer_new(&o, &err);
-    cr_assert_not_null(s, "signer: %s", err.message);
-    return s;
-}
-
 /* ---- the fleet ---- */
 
 struct fleet {
@@ -194,22 +149,16 @@ struct fleet {
     CURL *c; /* the main thread's connection */
 };
 
-static void start_backend(struct fleet *f, int i)
+static void start_fleet_backend(struct fleet *f, int i)
 {
-    char *argv[] = {(char *)tu_prog("API_BACKEND"),
-                    "--key-store",
-                    f->ks,
-                    "--nonce-store",
-                    f->redis.url,
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--public-authority",
-                    AUTHORITY,
-                    "--cache-ttl",
-                    (char *)(TTL == 5 ? "5" : "?"),
-                    NULL};
-    cr_assert_eq(tu_proc_start(&f->b[i], argv, f->log_b[i], 15000), 0,
-                 "api-backend %d did not start (see %s)", i, f->log_b[i]);
+    const char *stores[] = {"--key-store", f->ks, "--nonce-store", f->redis.url, NULL};
+    cr_assert_eq(srv_try_start(&f->b[i], &(struct srv_opts){.prog = tu_prog("API_BACKEND"),
+                                                            .log = f->log_b[i],
+                                                            .ttl = TTL == 5 ? "5" : "?",
+                                                            .public_authority = AUTHORITY,
+                                                            .extra = stores,
+                                                            .timeout_ms = 15000}),
+                 0, "api-backend %d did not start (see %s)", i, f->log_b[i]);
 }
 
 static void need_stores(void)
@@ -240,19 +189,13 @@ static void fleet_up(struct fleet *f)
              tu_prog("REQSIGND"), f->ks, f->admin, f->log_d);
     free(tu_run(cmd, &st));
     cr_assert_eq(st, 0, "reqsignd init on PostgreSQL failed (see %s)", f->log_d);
-    char *argv[] = {(char *)tu_prog("REQSIGND"),
-                    "--key-store",
-                    f->ks,
-                    "--nonce-store",
-                    f->redis.url,
-                    "--listen",
-                    "127.0.0.1:@PORT@",
-                    "--authority",
-                    "127.0.0.1:@PORT@",
-                    NULL};
-    cr_assert_eq(tu_proc_start_port(&f->d, argv, f->log_d, 15000), 0, "reqsignd did not start");
-    start_backend(f, 0);
-    start_backend(f, 1);
+    const char *stores[] = {"--key-store", f->ks, "--nonce-store", f->redis.url, NULL};
+    srv_start(&f->d, &(struct srv_opts){.prog = tu_prog("REQSIGND"),
+                                        .log = f->log_d,
+                                        .extra = stores,
+                                        .timeout_ms = 15000});
+    start_fleet_backend(f, 0);
+    start_fleet_backend(f, 1);
 
     json_t *cred = json_load_file(f->admin, 0, NULL);
     cr_assert_not_null(cred);
@@ -296,8 +239,8 @@ static void fleet_down(struct fleet *f)
 }
 
 /* A request signed by the admin to reqsignd. */
-static struct resp admin_call(struct fleet *f, const char *method, const char *path,
-                              const char *body)
+static struct answer admin_call(struct fleet *f, const char *method, const char *path,
+                                const char *body)
 {
     char signed_url[512], url[512];
     snprintf(signed_url, sizeof(signed_url), "%s%s", f->d.url, path);
@@ -322,15 +265,16 @@ static struct resp admin_call(struct fleet *f, const char *method, const char *p
     }
     if (body != NULL)
         h = curl_slist_append(h, "Content-Type: application/json");
-    struct resp r = http(f->c, method, url, h, body);
+    struct answer r = http(f->c, method, url, h, body);
     curl_slist_free_all(h);
     return r;
 }
 
 /* POST /v1/keys: a new key's signer; its keyid in @keyid. */
-static struct reqsign_signer *create_key(struct fleet *f, char keyid[64])
+static struct reqsign_signer *issue_key(struct fleet *f, char keyid[64])
 {
-    struct resp r = admin_call(f, "POST", "/v1/keys", "{\"label\":\"fleet\",\"scopes\":[\"api\"]}");
+    struct answer r =
+        admin_call(f, "POST", "/v1/keys", "{\"label\":\"fleet\",\"scopes\":[\"api\"]}");
     cr_assert_eq(r.status, 201, "POST /v1/keys: %ld %s", r.status, r.body ? r.body : "");
     json_t *cred = json_loads(r.body, 0, NULL);
     cr_assert_not_null(cred);
@@ -342,13 +286,13 @@ static struct reqsign_signer *create_key(struct fleet *f, char keyid[64])
 }
 
 /* A fresh signed request (new nonce) with @s to backend @i. */
-static struct resp fresh(struct fleet *f, CURL *c, int i, const struct reqsign_signer *s,
-                         const char *path)
+static struct answer fresh(struct fleet *f, CURL *c, int i, const struct reqsign_signer *s,
+                           const char *path)
 {
     struct curl_slist *h = sign_headers(s, "GET", path, NULL);
     char url[512];
     snprintf(url, sizeof(url), "%s%s", f->b[i].url, path);
-    struct resp r = http(c, "GET", url, h, NULL);
+    struct answer r = http(c, "GET", url, h, NULL);
     curl_slist_free_all(h);
     cr_assert(r.curl_ok, "backend %d did not answer %s", i, path);
     return r;
@@ -387,7 +331,7 @@ static void *worker_main(void *arg)
         snprintf(url, sizeof(url), "%s%s", sh->f->b[inst].url, sh->reqs[i].path);
         /* every copy of request i leaves at (about) the same moment */
         pthread_barrier_wait(&sh->barrier);
-        struct resp r = http(c, sh->reqs[i].method, url, sh->reqs[i].hdrs, sh->reqs[i].body);
+        struct answer r = http(c, sh->reqs[i].method, url, sh->reqs[i].hdrs, sh->reqs[i].body);
         sh->status[i][w->t] = r.curl_ok ? r.status : -1;
         snprintf(sh->error[i][w->t], sizeof(sh->error[i][w->t]), "%s", r.error);
         free(r.body);
@@ -401,7 +345,7 @@ Test(fleet, replay_across_instances)
     struct fleet f;
     fleet_up(&f);
     char kid[64];
-    struct reqsign_signer *k = create_key(&f, kid);
+    struct reqsign_signer *k = issue_key(&f, kid);
 
     struct shared sh;
     memset(&sh, 0, sizeof(sh));
@@ -410,7 +354,7 @@ Test(fleet, replay_across_instances)
     sh.status = calloc(N_REQ, sizeof(*sh.status));
     sh.error = calloc(N_REQ, sizeof(*sh.error));
     cr_assert(sh.reqs != NULL && sh.status != NULL && sh.error != NULL);
-    long t_sign = now_ms();
+    long t_sign = tu_now_ms();
     for (size_t i = 0; i < N_REQ; i++) {
         struct signed_req *q = &sh.reqs[i];
         snprintf(q->path, sizeof(q->path), "/orders/%zu?copy=all", i);
@@ -421,11 +365,11 @@ Test(fleet, replay_across_instances)
         }
         q->hdrs = sign_headers(k, q->method, q->path, q->body);
     }
-    t_sign = now_ms() - t_sign;
+    t_sign = tu_now_ms() - t_sign;
     cr_assert_eq(pthread_barrier_init(&sh.barrier, NULL, N_THREADS), 0);
     pthread_t th[N_THREADS];
     struct worker w[N_THREADS];
-    long t0 = now_ms();
+    long t0 = tu_now_ms();
     for (int t = 0; t < N_THREADS; t++) {
         w[t].sh = &sh;
         w[t].t = t;
@@ -433,7 +377,7 @@ Test(fleet, replay_across_instances)
     }
     for (int t = 0; t < N_THREADS; t++)
         pthread_join(th[t], NULL);
-    long elapsed = now_ms() - t0;
+    long elapsed = tu_now_ms() - t0;
     pthread_barrier_destroy(&sh.barrier);
 
     size_t accepted = 0, replays = 0, other = 0, by_inst[2] = {0, 0}, bad_requests = 0;
@@ -484,7 +428,7 @@ Test(fleet, replay_across_instances)
 /* A 5xx error body (issue 12 item 6): exactly {"error": @code's name,
  * "message": reqsign_strerror(@code)}, and none of @leaks (addresses, socket
  * paths, a store's reply), which go to the server's log only. */
-static void assert_generic_body(const struct resp *r, enum reqsign_status code,
+static void assert_generic_body(const struct answer *r, enum reqsign_status code,
                                 const char *const *leaks)
 {
     cr_assert_not_null(r->body);
@@ -515,14 +459,14 @@ static int log_has(const char *path, const char *text)
 static void expect_all_503(struct fleet *f, const struct reqsign_signer *k, long ms,
                            const char *what)
 {
-    long end = now_ms() + ms, worst = 0;
+    long end = tu_now_ms() + ms, worst = 0;
     size_t n = 0;
     static unsigned seq;
-    while (now_ms() < end) {
+    while (tu_now_ms() < end) {
         char path[64];
         snprintf(path, sizeof(path), "/out/%u", seq++);
         int i = (int)(n % 2);
-        struct resp r = fresh(f, f->c, i, k, path);
+        struct answer r = fresh(f, f->c, i, k, path);
         cr_assert_eq(r.status, 503, "%s: instance %d answered %ld %s during the outage", what, i,
                      r.status, r.error);
         cr_assert_str_eq(r.error, "nonce_store_unavailable");
@@ -546,12 +490,12 @@ static void expect_resume(struct fleet *f, const struct reqsign_signer *k, const
 {
     static unsigned seq;
     for (int i = 0; i < 2; i++) {
-        long t0 = now_ms();
+        long t0 = tu_now_ms();
         long status = 0;
-        while (now_ms() - t0 < 15000) {
+        while (tu_now_ms() - t0 < 15000) {
             char path[64];
             snprintf(path, sizeof(path), "/back/%u", seq++);
-            struct resp r = fresh(f, f->c, i, k, path);
+            struct answer r = fresh(f, f->c, i, k, path);
             status = r.status;
             cr_assert(r.status == 200 ||
                           (r.status == 503 && strcmp(r.error, "nonce_store_unavailable") == 0),
@@ -559,11 +503,11 @@ static void expect_resume(struct fleet *f, const struct reqsign_signer *k, const
             free(r.body);
             if (status == 200)
                 break;
-            sleep_ms(20);
+            tu_sleep_ms(20);
         }
         cr_assert_eq(status, 200, "%s: instance %d did not resume within 15 s", what, i);
         fprintf(stderr, "fleet: redis %s: instance %c accepts again %ld ms after Redis is back\n",
-                what, "ab"[i], now_ms() - t0);
+                what, "ab"[i], tu_now_ms() - t0);
     }
 }
 
@@ -572,9 +516,9 @@ Test(fleet, redis_outage)
     struct fleet f;
     fleet_up(&f);
     char kid[64];
-    struct reqsign_signer *k = create_key(&f, kid);
+    struct reqsign_signer *k = issue_key(&f, kid);
     for (int i = 0; i < 2; i++) {
-        struct resp r = fresh(&f, f.c, i, k, "/warm");
+        struct answer r = fresh(&f, f.c, i, k, "/warm");
         cr_assert_eq(r.status, 200, "%ld %s", r.status, r.error);
         free(r.body);
     }
@@ -597,7 +541,7 @@ Test(fleet, redis_outage)
     for (int i = 0; i < 2; i++) {
         char url[512];
         snprintf(url, sizeof(url), "%s/after", f.b[i].url);
-        struct resp r = http(f.c, "GET", url, h, NULL);
+        struct answer r = http(f.c, "GET", url, h, NULL);
         st[i] = r.status;
         free(r.body);
     }
@@ -612,7 +556,7 @@ Test(fleet, redis_outage)
     cr_assert_eq(ru_command(&f.redis, 4, full, fl, out, sizeof(out)), 0);
     cr_assert_str_eq(out, "+OK");
     for (int i = 0; i < 2; i++) {
-        struct resp r = fresh(&f, f.c, i, k, "/full");
+        struct answer r = fresh(&f, f.c, i, k, "/full");
         cr_assert_eq(r.status, 503, "full Redis: %ld %s", r.status, r.error);
         const char *leaks[] = {f.redis.sock, f.redis.dir, "redis", "OOM", "maxmemory", NULL};
         assert_generic_body(&r, REQSIGN_E_NONCE_STORE_UNAVAILABLE, leaks);
@@ -637,34 +581,34 @@ Test(fleet, postgres_outage_and_revocation)
     /* revocation: both instances have the key cached (fetched just now, so the
      * TTL alone would take ~TTL s); the NOTIFY must be much faster */
     char rid[64];
-    struct reqsign_signer *rk = create_key(&f, rid);
+    struct reqsign_signer *rk = issue_key(&f, rid);
     for (int i = 0; i < 2; i++) {
-        struct resp r = fresh(&f, f.c, i, rk, "/before-revoke");
+        struct answer r = fresh(&f, f.c, i, rk, "/before-revoke");
         cr_assert_eq(r.status, 200, "%ld %s", r.status, r.error);
         free(r.body);
     }
     char path[128];
     snprintf(path, sizeof(path), "/v1/keys/%s", rid);
-    struct resp r = admin_call(&f, "DELETE", path, NULL);
-    long t_rev = now_ms();
+    struct answer r = admin_call(&f, "DELETE", path, NULL);
+    long t_rev = tu_now_ms();
     cr_assert(r.status == 200 || r.status == 204, "DELETE: %ld %s", r.status, r.body);
     free(r.body);
     long lat[2] = {-1, -1};
     unsigned seq = 0;
-    while ((lat[0] < 0 || lat[1] < 0) && now_ms() - t_rev < (TTL + 3) * 1000L) {
+    while ((lat[0] < 0 || lat[1] < 0) && tu_now_ms() - t_rev < (TTL + 3) * 1000L) {
         for (int i = 0; i < 2; i++) {
             if (lat[i] >= 0)
                 continue;
             char p[64];
             snprintf(p, sizeof(p), "/after-revoke/%u", seq++);
-            struct resp q = fresh(&f, f.c, i, rk, p);
+            struct answer q = fresh(&f, f.c, i, rk, p);
             if (q.status == 401 && strcmp(q.error, "key_revoked") == 0)
-                lat[i] = now_ms() - t_rev;
+                lat[i] = tu_now_ms() - t_rev;
             else
                 cr_assert_eq(q.status, 200, "%ld %s", q.status, q.error);
             free(q.body);
         }
-        sleep_ms(5);
+        tu_sleep_ms(5);
     }
     fprintf(stderr,
             "fleet: revocation seen by instance a after %ld ms, b after %ld ms "
@@ -677,24 +621,24 @@ Test(fleet, postgres_outage_and_revocation)
 
     /* PostgreSQL stops: K2 is cached (first used just before), K3 never seen */
     char k2id[64], k3id[64];
-    struct reqsign_signer *k2 = create_key(&f, k2id);
-    struct reqsign_signer *k3 = create_key(&f, k3id);
+    struct reqsign_signer *k2 = issue_key(&f, k2id);
+    struct reqsign_signer *k3 = issue_key(&f, k3id);
     /* The key service NOTIFYs each insert and both instances drop that keyid
      * from their caches when it arrives: let those notifications land before
      * K2 is cached, or a late one evicts it (seen on a loaded machine). */
-    sleep_ms(500);
-    long t_fetch = now_ms();
+    tu_sleep_ms(500);
+    long t_fetch = tu_now_ms();
     for (int i = 0; i < 2; i++) {
-        struct resp q = fresh(&f, f.c, i, k2, "/cached");
+        struct answer q = fresh(&f, f.c, i, k2, "/cached");
         cr_assert_eq(q.status, 200, "%ld %s", q.status, q.error);
         free(q.body);
     }
-    long t_stop = now_ms();
+    long t_stop = tu_now_ms();
     cr_assert_eq(tu_pg_stop(&f.pg), 0, "PostgreSQL did not stop cleanly");
-    long stop_ms = now_ms() - t_stop;
+    long stop_ms = tu_now_ms() - t_stop;
 
     for (int i = 0; i < 2; i++) {
-        struct resp q = fresh(&f, f.c, i, k3, "/never-seen");
+        struct answer q = fresh(&f, f.c, i, k3, "/never-seen");
         cr_assert_eq(q.status, 503, "uncached key with PostgreSQL down: %ld %s", q.status, q.error);
         cr_assert_str_eq(q.error, "keystore_unavailable");
         cr_assert(q.retry_after, "503 without Retry-After");
@@ -706,23 +650,23 @@ Test(fleet, postgres_outage_and_revocation)
     }
     /* the cached key works until its TTL, then 503 too */
     long last_ok[2] = {-1, -1}, first_503[2] = {-1, -1};
-    while ((first_503[0] < 0 || first_503[1] < 0) && now_ms() - t_fetch < (TTL + 4) * 1000L) {
+    while ((first_503[0] < 0 || first_503[1] < 0) && tu_now_ms() - t_fetch < (TTL + 4) * 1000L) {
         for (int i = 0; i < 2; i++) {
             if (first_503[i] >= 0)
                 continue;
             char p[64];
             snprintf(p, sizeof(p), "/cached/%u", seq++);
-            struct resp q = fresh(&f, f.c, i, k2, p);
+            struct answer q = fresh(&f, f.c, i, k2, p);
             if (q.status == 200) {
-                last_ok[i] = now_ms() - t_fetch;
+                last_ok[i] = tu_now_ms() - t_fetch;
             } else {
                 cr_assert_eq(q.status, 503, "%ld %s", q.status, q.error);
                 cr_assert_str_eq(q.error, "keystore_unavailable");
-                first_503[i] = now_ms() - t_fetch;
+                first_503[i] = tu_now_ms() - t_fetch;
             }
             free(q.body);
         }
-        sleep_ms(50);
+        tu_sleep_ms(50);
     }
     fprintf(stderr,
             "fleet: postgres stopped (%ld ms to stop): uncached key 503 keystore_unavailable at "
@@ -751,7 +695,7 @@ Test(fleet, postgres_outage_and_revocation)
                  "AAAAA");
         struct curl_slist *h = curl_slist_append(NULL, si);
         h = curl_slist_append(h, sig);
-        struct resp q = http(f.c, "GET", url, h, NULL);
+        struct answer q = http(f.c, "GET", url, h, NULL);
         curl_slist_free_all(h);
         fprintf(stderr, "fleet: postgres stopped: a forged request, random keyid: %ld %s\n",
                 q.status, q.body != NULL ? q.body : "");
@@ -763,24 +707,24 @@ Test(fleet, postgres_outage_and_revocation)
     assert_backends_alive(&f);
 
     /* back: the never-seen key works without restarting anything */
-    long t_up = now_ms();
+    long t_up = tu_now_ms();
     cr_assert_eq(tu_pg_restart(&f.pg), 0);
     for (int i = 0; i < 2; i++) {
         long st = 0;
-        while (now_ms() - t_up < 15000) {
+        while (tu_now_ms() - t_up < 15000) {
             char p[64];
             snprintf(p, sizeof(p), "/pg-back/%u", seq++);
-            struct resp q = fresh(&f, f.c, i, k3, p);
+            struct answer q = fresh(&f, f.c, i, k3, p);
             st = q.status;
             free(q.body);
             if (st == 200)
                 break;
-            sleep_ms(50);
+            tu_sleep_ms(50);
         }
         cr_assert_eq(st, 200, "instance %d did not resume after PostgreSQL restarted", i);
     }
     fprintf(stderr, "fleet: postgres restarted: both instances accept again %ld ms later\n",
-            now_ms() - t_up);
+            tu_now_ms() - t_up);
     reqsign_signer_free(k2);
     reqsign_signer_free(k3);
     fleet_down(&f);
@@ -818,13 +762,13 @@ Test(fleet, startup)
 
     /* Redis unreachable at start-up: exit 1, saying so */
     char *out;
-    long t0 = now_ms();
+    long t0 = tu_now_ms();
     snprintf(args, sizeof(args),
              "--key-store '%s' --nonce-store unix:%s/no-redis.sock --listen 127.0.0.1:0 "
              "--authority " AUTHORITY,
              ks, dir);
     st = run_backend(args, &out);
-    fprintf(stderr, "fleet: start-up without Redis: exit %d after %ld ms: %s", st, now_ms() - t0,
+    fprintf(stderr, "fleet: start-up without Redis: exit %d after %ld ms: %s", st, tu_now_ms() - t0,
             out);
     cr_assert_eq(st, 1, "exit %d: %s", st, out);
     cr_assert_not_null(strstr(out, "nonce store"), "%s", out);
@@ -896,14 +840,14 @@ Test(fleet, startup)
     /* PostgreSQL unreachable at start-up: exit 1, saying so */
     struct ru_server redis;
     cr_assert_eq(ru_start(&redis), 0);
-    t0 = now_ms();
+    t0 = tu_now_ms();
     snprintf(args, sizeof(args),
              "--key-store 'postgresql:///x?host=%s/no-pg&user=postgres' --nonce-store %s "
              "--listen 127.0.0.1:0 --authority " AUTHORITY,
              dir, redis.url);
     st = run_backend(args, &out);
     fprintf(stderr, "fleet: start-up without PostgreSQL: exit %d after %ld ms: %s", st,
-            now_ms() - t0, out);
+            tu_now_ms() - t0, out);
     cr_assert_eq(st, 1, "exit %d: %s", st, out);
     cr_assert_not_null(strstr(out, "key store"), "%s", out);
     free(out);

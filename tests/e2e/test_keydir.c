@@ -72,17 +72,6 @@ struct fake {
     char accept[256]; /* the last request's Accept */
 };
 
-static void send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
 static void fake_serve_one(struct fake *f, int fd)
 {
     struct timeval tv = {2, 0};
@@ -145,7 +134,7 @@ static void fake_serve_one(struct fake *f, int fd)
     if (blen > 0)
         memcpy(out + h, f->body, blen);
     pthread_mutex_unlock(&f->mu);
-    send_all(fd, out, (size_t)h + blen);
+    tu_send(fd, out, (size_t)h + blen);
     free(out);
 }
 

@@ -422,21 +422,6 @@ static void write_conf(const struct ngx_opts *o)
     mkdir(path, 0700);
 }
 
-static int connect_port(int p)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)p),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static size_t count_in_file(const char *path, const char *needle)
 {
     char *s = NULL;
@@ -511,7 +496,7 @@ static void ngx_start(const struct ngx_opts *o)
     }
     wait_log("start worker process", 2);
     for (int i = 0; i < 100; i++) {
-        int fd = connect_port(port);
+        int fd = tu_connect_port(port);
         if (fd >= 0) {
             close(fd);
             return;
@@ -697,7 +682,7 @@ static int half_close; /* shut the write side after sending (the client sends no
 
 static int send_raw(const char *req, size_t len, char **resp)
 {
-    int fd = connect_port(port);
+    int fd = tu_connect_port(port);
     if (resp != NULL)
         *resp = NULL;
     if (fd < 0)
@@ -1594,13 +1579,6 @@ static void *slow_one(void *arg)
     return NULL;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct health {
     int status;
     int64_t ms;
@@ -1610,9 +1588,9 @@ static void *health_one(void *arg)
 {
     static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     struct health *h = arg;
-    int64_t t = now_ms();
+    int64_t t = tu_now_ms();
     h->status = send_raw(health, sizeof(health) - 1, NULL);
-    h->ms = now_ms() - t;
+    h->ms = tu_now_ms() - t;
     return NULL;
 }
 
@@ -1648,7 +1626,7 @@ Test(nginx, redis_wait_is_off_the_event_loop)
         reqs[i] = build_req("GET", "/hang", &sig, NULL, 0, 0, NULL, &n);
         sl[i] = (struct slow){reqs[i], n, 0};
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = tu_now_ms();
     for (int i = 0; i < N; i++)
         cr_assert_eq(pthread_create(&th[i], NULL, slow_one, &sl[i]), 0);
     usleep(5 * 1000);
@@ -1670,7 +1648,7 @@ Test(nginx, redis_wait_is_off_the_event_loop)
         cr_assert_eq(sl[i].status, 503, "a signed request answered %d while Redis hung",
                      sl[i].status);
     }
-    int64_t total = now_ms() - t0;
+    int64_t total = tu_now_ms() - t0;
     ru_signal(&rs, SIGCONT);
     /* a signed request waits for the store's command timeout (100 ms): on
      * the event loop, the health checks would wait behind it (measured: all
@@ -2001,10 +1979,7 @@ Test(nginx, key_directory)
     snprintf(rlog, sizeof(rlog), "%s/reqsignd.log", dir);
     struct tu_proc d;
     memset(&d, 0, sizeof(d));
-    char *argv[] = {
-        (char *)tu_prog("REQSIGND"), "--db", db_path, "--listen", "127.0.0.1:@PORT@", "--authority",
-        "127.0.0.1:@PORT@",          NULL};
-    cr_assert_eq(tu_proc_start_port(&d, argv, rlog, 10000), 0, "reqsignd did not start");
+    srv_start(&d, &(struct srv_opts){.prog = tu_prog("REQSIGND"), .db = db_path, .log = rlog});
     char dirurl[300];
     snprintf(dirurl, sizeof(dirurl), "%s/.well-known/http-message-signatures-directory", d.url);
     struct ngx_opts o = {.key_directory = dirurl};

@@ -75,22 +75,12 @@ static void start_tls(struct env *e, const char *const *extra)
     char cert[600], key[600];
     snprintf(cert, sizeof(cert), "%s/tls.crt", e->dir);
     snprintf(key, sizeof(key), "%s/tls.key", e->dir);
-    char *argv[32] = {(char *)tu_prog("REQSIGND"),
-                      "--db",
-                      e->db,
-                      "--listen",
-                      "127.0.0.1:@PORT@",
-                      "--authority",
-                      "127.0.0.1:@PORT@",
-                      "--tls-cert",
-                      cert,
-                      "--tls-key",
-                      key};
-    int n = 11;
+    const char *args[32] = {"--tls-cert", cert, "--tls-key", key};
+    size_t n = 4;
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
-        argv[n++] = (char *)extra[i];
-    argv[n] = NULL;
-    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->log, 10000), 0, "reqsignd did not start");
+        args[n++] = extra[i];
+    args[n] = NULL;
+    start_reqsignd(e, NULL, args);
 }
 
 /* The serial number of the certificate the server at @port presents. */
@@ -351,17 +341,7 @@ static void check_log(int json)
 {
     struct env e;
     init_env(&e);
-    char *argv[] = {(char *)tu_prog("REQSIGND"),
-                    "--db",
-                    e.db,
-                    "--listen",
-                    "127.0.0.1:@PORT@",
-                    "--authority",
-                    "127.0.0.1:@PORT@",
-                    "--log-format",
-                    json ? "json" : "text",
-                    NULL};
-    cr_assert_eq(tu_proc_start_port(&e.d, argv, e.log, 10000), 0);
+    start_reqsignd(&e, NULL, (const char *const[]){"--log-format", json ? "json" : "text", NULL});
     char *admin_json = slurp(e.admin);
     struct reqsign_signer *admin = signer_from_cred(admin_json);
     json_t *aj = json_loads(admin_json, 0, NULL);
@@ -686,17 +666,7 @@ Test(ops, init_records_the_service_and_api_url_is_stamped)
     start_backend(&e, NULL);
     char api[200];
     snprintf(api, sizeof(api), "%s/", e.b.url); /* a trailing slash is fine */
-    char *argv[] = {(char *)tu_prog("REQSIGND"),
-                    "--db",
-                    e.db,
-                    "--listen",
-                    "127.0.0.1:@PORT@",
-                    "--authority",
-                    "127.0.0.1:@PORT@",
-                    "--api-url",
-                    api,
-                    NULL};
-    cr_assert_eq(tu_proc_start_port(&e.d, argv, e.log, 10000), 0);
+    start_reqsignd(&e, NULL, (const char *const[]){"--api-url", api, NULL});
     struct reqsign_signer *admin = signer_from_cred(admin_json);
     json_t *cred = create_key(&e, admin, "{\"label\":\"c\",\"scopes\":[\"orders:write\"]}");
     cr_assert_str_eq(json_string_value(json_object_get(cred, "api")), api);

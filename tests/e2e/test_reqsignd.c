@@ -125,8 +125,7 @@ Test(reqsignd, create_get_list_revoke)
 {
     struct env e;
     setup_env(&e);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
 
     struct resp r = call(admin, "POST", url_of(&e, "/v1/keys"),
                          "{\"label\":\"billing\",\"scopes\":[\"payments:write\",\"keys:admin\"]}");
@@ -200,8 +199,6 @@ Test(reqsignd, create_get_list_revoke)
 
     reqsign_signer_free(nk);
     json_decref(newcred);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -209,8 +206,7 @@ Test(reqsignd, scope_and_input_errors)
 {
     struct env e;
     setup_env(&e);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
 
     json_t *c = create_key(&e, admin, "{\"label\":\"pay\",\"scopes\":[\"payments:write\"]}");
     struct reqsign_signer *pay = signer_of(c);
@@ -281,8 +277,6 @@ Test(reqsignd, scope_and_input_errors)
 
     reqsign_signer_free(pay);
     json_decref(c);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -290,8 +284,7 @@ Test(reqsignd, bring_your_own_key)
 {
     struct env e;
     setup_env(&e);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
 
     struct reqsign_key *k1 = NULL, *k2 = NULL;
     cr_assert_not_null(k1 = reqsign_key_generate(NULL));
@@ -355,8 +348,6 @@ Test(reqsignd, bring_your_own_key)
     json_decref(b3);
     reqsign_key_free(k1);
     reqsign_key_free(k2);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -364,8 +355,7 @@ Test(reqsignd, pagination_120_keys)
 {
     struct env e;
     setup_env(&e);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     for (int i = 0; i < 120; i++) {
         char b[64];
         snprintf(b, sizeof(b), "{\"label\":\"k%d\",\"scopes\":[\"x\"]}", i);
@@ -417,8 +407,6 @@ Test(reqsignd, pagination_120_keys)
     cr_assert_eq(json_array_size(json_object_get(r.json, "keys")), 121);
     cr_assert(json_is_null(json_object_get(r.json, "next")));
     resp_free(&r);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -426,8 +414,7 @@ Test(reqsignd, expired_key)
 {
     struct env e;
     setup_env(&e);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     time_t exp = time(NULL) + 3;
     struct tm tm;
     gmtime_r(&exp, &tm);
@@ -453,8 +440,6 @@ Test(reqsignd, expired_key)
     resp_free(&r);
     reqsign_signer_free(s);
     json_decref(c);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -462,8 +447,7 @@ Test(reqsignd, keys_survive_restart)
 {
     struct env e;
     setup_env(&e);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     json_t *c = create_key(&e, admin, "{\"label\":\"persist\"}");
     stop(&e);
     start(&e, NULL);
@@ -485,33 +469,7 @@ Test(reqsignd, keys_survive_restart)
     cr_assert_null(strstr(log, "PRIVATE"));
     free(log);
     json_decref(c);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
-}
-
-/* Open a TCP connection to @p (127.0.0.1). */
-static int connect_port(const struct tu_proc *p)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)p->port);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
-
-static void send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        cr_assert(w > 0, "send failed");
-        p += w;
-        n -= (size_t)w;
-    }
 }
 
 /* Read until the server closes or 5 s pass (NUL-terminated, malloc'd). */
@@ -555,7 +513,7 @@ Test(reqsignd, revoked_while_body_held)
                       e.d.port, sizeof(body) - 1, sig.content_digest, sig.signature_input,
                       sig.signature);
     cr_assert(hn > 0 && (size_t)hn < sizeof(head));
-    int fd = connect_port(&e.d);
+    int fd = connect_to(&e.d);
     send_all(fd, head, (size_t)hn);
     usleep(300 * 1000); /* the headers are verified and the body awaited */
 
@@ -595,8 +553,7 @@ Test(reqsignd, label_control_characters_refused)
 {
     struct env e;
     setup_env(&e);
-    char *cred = slurp(e.admin);
-    struct reqsign_signer *admin = signer_from_cred(cred);
+    struct reqsign_signer *admin = load_admin(&e);
     static const char *const bad[] = {
         "{\"label\":\"\\u001b[2J\\u001b[31mred\"}", /* ESC: a terminal escape */
         "{\"label\":\"bell\\u0007\"}",              /* C0 */
@@ -635,8 +592,6 @@ Test(reqsignd, label_control_characters_refused)
     cr_assert_str_eq(json_string_value(json_object_get(c, "label")),
                      "caf\xc3\xa9 \xe2\x9c\x93 \xe6\x9d\xb1\xe4\xba\xac \xc2\xa0x");
     json_decref(c);
-    reqsign_signer_free(admin);
-    free(cred);
     finish(&e);
 }
 
@@ -668,7 +623,7 @@ Test(reqsignd, expired_while_body_held)
                       e.d.port, sizeof(body) - 1, sig.content_digest, sig.signature_input,
                       sig.signature);
     cr_assert(hn > 0 && (size_t)hn < sizeof(head));
-    int fd = connect_port(&e.d);
+    int fd = connect_to(&e.d);
     send_all(fd, head, (size_t)hn);
     while (time(NULL) <= exp) /* the headers pass while C is active; then it expires */
         usleep(100 * 1000);
@@ -715,7 +670,7 @@ Test(reqsignd, revoked_while_delete_body_held)
                       kpath, e.d.port, sizeof(body) - 1, sig.content_digest, sig.signature_input,
                       sig.signature);
     cr_assert(hn > 0 && (size_t)hn < sizeof(head));
-    int fd = connect_port(&e.d);
+    int fd = connect_to(&e.d);
     send_all(fd, head, (size_t)hn);
     usleep(300 * 1000);
 

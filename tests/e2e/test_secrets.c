@@ -54,27 +54,15 @@ static int status_of(const char *out)
 static char *raw_call(const struct tu_proc *p, const struct reqsign_signer *s, const char *method,
                       const char *path, const char *body)
 {
-    char url[512];
     size_t len = body != NULL ? strlen(body) : 0;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", p->port, path);
-    struct reqsign_sign_input in;
-    struct reqsign_signed sg;
-    struct reqsign_error err;
-    memset(&in, 0, sizeof(in));
-    memset(&sg, 0, sizeof(sg));
-    in.method = method;
-    in.url = url;
-    in.body = body;
-    in.body_len = len;
-    cr_assert_eq(reqsign_signer_sign(s, &in, &sg, &err), REQSIGN_OK, "sign: %s", err.message);
+    char sig[2048];
+    sig_lines(s, p, method, path, body, len, sig, sizeof(sig));
     size_t cap = len + 4096;
     char *req = malloc(cap);
     int n = snprintf(req, cap,
                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                     "Content-Digest: %s\r\nSignature-Input: %s\r\nSignature: %s\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     method, path, p->port, sg.content_digest, sg.signature_input, sg.signature,
-                     len, body != NULL ? body : "");
+                     "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     method, path, p->port, sig, len, body != NULL ? body : "");
     char *out = tu_raw(p, req, (size_t)n, 0, 5000);
     free(req);
     return out;
@@ -85,29 +73,6 @@ static const char *body_of(const char *resp)
     const char *b = strstr(resp, "\r\n\r\n");
     cr_assert_not_null(b, "no body in '%.100s'", resp);
     return b + 4;
-}
-
-static char *slurp_len(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) {
-            cap *= 2;
-            b = realloc(b, cap);
-        }
-        size_t r = fread(b + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    b[n] = '\0';
-    *len = n;
-    return b;
 }
 
 static void setup_dirs(struct senv *e)
@@ -127,32 +92,14 @@ static void setup_dirs(struct senv *e)
 
 static void start_d(struct senv *e)
 {
-    char *argv[] = {(char *)tu_prog("REQSIGND"),
-                    "--db",
-                    e->db,
-                    "--listen",
-                    "127.0.0.1:@PORT@",
-                    "--authority",
-                    "127.0.0.1:@PORT@",
-                    "--cache-ttl",
-                    "1",
-                    NULL};
-    cr_assert_eq(tu_proc_start_port(&e->d, argv, e->dlog, 10000), 0, "reqsignd did not start");
+    srv_start(&e->d, &(struct srv_opts){
+                         .prog = tu_prog("REQSIGND"), .db = e->db, .log = e->dlog, .ttl = "1"});
 }
 
 static void start_b(struct senv *e)
 {
-    char *argv[] = {(char *)tu_prog("API_BACKEND"),
-                    "--db",
-                    e->db,
-                    "--listen",
-                    "127.0.0.1:@PORT@",
-                    "--authority",
-                    "127.0.0.1:@PORT@",
-                    "--cache-ttl",
-                    "1",
-                    NULL};
-    cr_assert_eq(tu_proc_start_port(&e->b, argv, e->blog, 10000), 0, "api-backend did not start");
+    srv_start(&e->b, &(struct srv_opts){
+                         .prog = tu_prog("API_BACKEND"), .db = e->db, .log = e->blog, .ttl = "1"});
 }
 
 static void cleanup(struct senv *e)
@@ -238,7 +185,7 @@ static void needles_of(struct needles *ns, const char *label, const char *pem)
 static int search_file(const char *path, const struct needles *ns)
 {
     size_t len = 0;
-    char *data = slurp_len(path, &len);
+    char *data = tu_slurp(path, &len);
     if (data == NULL)
         return 0;
     int found = 0;
@@ -252,31 +199,25 @@ static int search_file(const char *path, const struct needles *ns)
     return found;
 }
 
+struct search {
+    const struct needles *ns;
+    int *files;
+};
+
+static int search_one(const char *path, const struct stat *st, void *ud)
+{
+    struct search *s = ud;
+    (*s->files)++;
+    cr_log_info("searched %s (%lld bytes)", path, (long long)st->st_size);
+    return search_file(path, s->ns);
+}
+
 /* Every regular file under @dir, recursively. *@files counts them. */
 static int search_tree(const char *dir, const struct needles *ns, int *files)
 {
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d, "%s", dir);
-    struct dirent *de;
-    int found = 0;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            found += search_tree(p, ns, files);
-        } else if (S_ISREG(st.st_mode)) {
-            (*files)++;
-            cr_log_info("searched %s (%lld bytes)", p, (long long)st.st_size);
-            found += search_file(p, ns);
-        }
-    }
-    closedir(d);
-    return found;
+    cr_assert_eq(access(dir, R_OK | X_OK), 0, "%s", dir);
+    struct search s = {ns, files};
+    return walk_files(dir, search_one, &s, 0);
 }
 
 Test(secrets, no_private_key_in_service_files)
@@ -286,7 +227,7 @@ Test(secrets, no_private_key_in_service_files)
     start_d(&e);
     start_b(&e);
     size_t alen = 0;
-    char *admin_json = slurp_len(e.admin, &alen);
+    char *admin_json = tu_slurp(e.admin, &alen);
     cr_assert_not_null(admin_json);
     json_t *aj = json_loads(admin_json, 0, NULL);
     cr_assert_not_null(aj);
@@ -355,7 +296,7 @@ Test(secrets, no_private_key_in_service_files)
     cr_assert_geq(files, 3, "expected at least the db and two logs");
     /* the logs were written: the search is not vacuous */
     size_t ll = 0;
-    char *log = slurp_len(e.dlog, &ll);
+    char *log = tu_slurp(e.dlog, &ll);
     cr_assert(log != NULL && ll > 0 && strstr(log, "method=POST path=/v1/keys status=201") != NULL,
               "reqsignd's log should have one line per request");
     free(log);
@@ -380,7 +321,7 @@ static void check_no_core(const struct tu_proc *p, const char *name)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/limits", (int)p->pid);
     size_t len = 0;
-    char *l = slurp_len(path, &len);
+    char *l = tu_slurp(path, &len);
     cr_assert_not_null(l, "%s", path);
     const char *line = strstr(l, "Max core file size");
     cr_assert_not_null(line, "%s: no core limit line", path);
@@ -413,7 +354,7 @@ Test(secrets, servers_do_not_dump_core)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/limits", (int)e.b.pid);
     size_t len = 0;
-    char *l = slurp_len(path, &len);
+    char *l = tu_slurp(path, &len);
     const char *line = l != NULL ? strstr(l, "Max core file size") : NULL;
     if (line != NULL)
         cr_log_info("api-backend: %.*s", (int)strcspn(line, "\n"), line);
@@ -507,9 +448,9 @@ Test(secrets, cli_key_files_0600_no_overwrite)
     cr_assert_eq(run_status(cmd), 0, "keygen -o failed");
     cr_expect_eq(mode_of(kf), 0600, "keygen -o wrote mode %04o", (unsigned)mode_of(kf));
     size_t l1 = 0, l2 = 0;
-    char *before = slurp_len(kf, &l1);
+    char *before = tu_slurp(kf, &l1);
     cr_expect_neq(run_status(cmd), 0, "keygen -o overwrote an existing file");
-    char *after = slurp_len(kf, &l2);
+    char *after = tu_slurp(kf, &l2);
     cr_expect(l1 == l2 && memcmp(before, after, l1) == 0, "keygen -o changed an existing file");
     free(before);
     free(after);
@@ -521,7 +462,7 @@ Test(secrets, cli_key_files_0600_no_overwrite)
     fclose(f);
     snprintf(cmd, sizeof(cmd), "'%s' keygen -o '%s' >/dev/null 2>&1", tu_cli(), other);
     cr_expect_neq(run_status(cmd), 0, "keygen -o overwrote another file");
-    before = slurp_len(other, &l1);
+    before = tu_slurp(other, &l1);
     cr_expect_str_eq(before, "precious\n");
     free(before);
     check_loader_modes(kf, 0);
@@ -535,9 +476,9 @@ Test(secrets, cli_key_files_0600_no_overwrite)
              tu_cli(), cf, e.admin, e.d.url);
     cr_assert_eq(run_status(cmd), 0, "keys create -o failed");
     cr_expect_eq(mode_of(cf), 0600, "keys create -o wrote mode %04o", (unsigned)mode_of(cf));
-    before = slurp_len(cf, &l1);
+    before = tu_slurp(cf, &l1);
     cr_expect_neq(run_status(cmd), 0, "keys create -o overwrote an existing file");
-    after = slurp_len(cf, &l2);
+    after = tu_slurp(cf, &l2);
     cr_expect(l1 == l2 && memcmp(before, after, l1) == 0,
               "keys create -o changed an existing file");
     free(before);
@@ -608,7 +549,7 @@ Test(secrets, private_key_sent_by_mistake_is_wiped)
     setup_dirs(&e);
     start_d(&e);
     size_t alen = 0;
-    char *acred = slurp_len(e.admin, &alen);
+    char *acred = tu_slurp(e.admin, &alen);
     json_t *aj = json_loads(acred, 0, NULL);
     cr_assert_not_null(aj);
     struct reqsign_signer *admin =

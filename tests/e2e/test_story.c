@@ -16,26 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "e2eutil.h"
 #include "testutil.h"
-
-struct resp {
-    long status;
-    char *body;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-    struct resp *r = ud;
-    char *nb = realloc(r->body, r->len + sz * n + 1);
-    if (nb == NULL)
-        return 0;
-    r->body = nb;
-    memcpy(r->body + r->len, p, sz * n);
-    r->len += sz * n;
-    r->body[r->len] = '\0';
-    return sz * n;
-}
 
 /* Send @method @url with @body and the given signed fields over @h. */
 static void send_signed(CURL *h, const char *method, const char *url, const char *body,
@@ -61,10 +43,13 @@ static void send_signed(CURL *h, const char *method, const char *url, const char
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    struct sbuf bb = {NULL, 0};
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &bb);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
     CURLcode rc = curl_easy_perform(h);
+    r->body = bb.b;
+    r->len = bb.n;
     cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(rc));
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(hl);
@@ -97,68 +82,28 @@ static struct reqsign_signer *signer_from_credential(json_t *cred)
     return s;
 }
 
-/* The 32-byte seed inside a PKCS#8 Ed25519 PEM: the last 32 bytes of the DER. */
-static void pem_seed(const char *pem, uint8_t seed[32], char *b64body, size_t cap)
-{
-    const char *b = strstr(pem, "-----\n");
-    const char *e = strstr(pem, "\n-----END");
-    cr_assert(b && e && e > b);
-    b += 6;
-    size_t n = 0;
-    for (const char *p = b; p < e && n + 1 < cap; p++)
-        if (*p != '\n')
-            b64body[n++] = *p;
-    b64body[n] = '\0';
-    uint8_t der[64];
-    size_t dl = 0;
-    cr_assert_eq(reqsign_base64_decode(b64body, n, der, sizeof(der), &dl, NULL), REQSIGN_OK);
-    cr_assert_eq(dl, 48);
-    memcpy(seed, der + 16, 32);
-}
-
-static int file_contains(const char *path, const void *needle, size_t nlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)sz + 1);
-    size_t got = fread(buf, 1, (size_t)sz, f);
-    fclose(f);
-    int found = 0;
-    for (size_t i = 0; i + nlen <= got && !found; i++)
-        found = memcmp(buf + i, needle, nlen) == 0;
-    free(buf);
-    return found;
-}
-
 /* Every regular file under @dir (recursively) is checked for @needle. */
+struct needle {
+    const void *p;
+    size_t n;
+    char *where; /* the file it was found in */
+    size_t wcap;
+};
+
+static int holds_needle(const char *path, const struct stat *st, void *ud)
+{
+    (void)st;
+    struct needle *nd = ud;
+    if (!file_holds(path, nd->p, nd->n))
+        return 0;
+    snprintf(nd->where, nd->wcap, "%s", path);
+    return 1;
+}
+
 static int tree_contains(const char *dir, const void *needle, size_t nlen, char *where, size_t wcap)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return 0;
-    struct dirent *de;
-    int found = 0;
-    while (!found && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode))
-            found = tree_contains(p, needle, nlen, where, wcap);
-        else if (S_ISREG(st.st_mode) && file_contains(p, needle, nlen)) {
-            found = 1;
-            snprintf(where, wcap, "%s", p);
-        }
-    }
-    closedir(d);
-    return found;
+    struct needle nd = {needle, nlen, where, wcap};
+    return walk_files(dir, holds_needle, &nd, 1);
 }
 
 /* ---- the load: 8 threads x 500 requests ---- */
@@ -240,19 +185,8 @@ Test(story, provider_and_customers_end_to_end)
     cr_assert_eq(sb.st_mode & 0777, 0600);
 
     struct tu_proc ks, be;
-    char *ks_argv[] = {
-        (char *)tu_prog("REQSIGND"), "--db", db, "--listen", "127.0.0.1:@PORT@", "--authority",
-        "127.0.0.1:@PORT@",          NULL};
-    cr_assert_eq(tu_proc_start_port(&ks, ks_argv, log1, 10000), 0);
-    char *be_argv[] = {(char *)tu_prog("API_BACKEND"),
-                       "--db",
-                       db,
-                       "--listen",
-                       "127.0.0.1:@PORT@",
-                       "--authority",
-                       "127.0.0.1:@PORT@",
-                       NULL};
-    cr_assert_eq(tu_proc_start_port(&be, be_argv, log2, 10000), 0);
+    srv_start(&ks, &(struct srv_opts){.prog = tu_prog("REQSIGND"), .db = db, .log = log1});
+    srv_start(&be, &(struct srv_opts){.prog = tu_prog("API_BACKEND"), .db = db, .log = log2});
 
     json_error_t je;
     json_t *admin_cred = json_load_file(admin, 0, &je);

@@ -42,20 +42,6 @@ int tu_pg_enabled(void)
     return 1;
 }
 
-static long pgu_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void pgu_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static const char *pgu_bindir(void)
 {
     const char *d = getenv("REQSIGN_PG_BINDIR");
@@ -138,7 +124,7 @@ static int pgu_run(char *const argv[], uid_t uid, gid_t gid, const char *dir, co
         execv(argv[0], argv);
         _exit(127);
     }
-    long end = pgu_now_ms() + timeout_ms;
+    long end = tu_now_ms() + timeout_ms;
     int status = 0;
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -146,13 +132,13 @@ static int pgu_run(char *const argv[], uid_t uid, gid_t gid, const char *dir, co
             break;
         if (r < 0 && errno != EINTR)
             return -1;
-        if (pgu_now_ms() > end) {
+        if (tu_now_ms() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             fprintf(stderr, "pgutil: %s timed out\n", argv[0]);
             return -1;
         }
-        pgu_sleep_ms(10);
+        tu_sleep_ms(10);
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "pgutil: %s failed (status 0x%x); see %s\n", argv[0], (unsigned)status,
@@ -269,7 +255,7 @@ static int pgu_launch(struct tu_pg *pg)
         _exit(127);
     }
     pg->pid = pid;
-    long end = pgu_now_ms() + PGU_READY_MS;
+    long end = tu_now_ms() + PGU_READY_MS;
     for (;;) {
         if (PQping(pg->conninfo) == PQPING_OK)
             return 0;
@@ -280,12 +266,12 @@ static int pgu_launch(struct tu_pg *pg)
                     log);
             return -1;
         }
-        if (pgu_now_ms() > end) {
+        if (tu_now_ms() > end) {
             fprintf(stderr, "pgutil: postgres not ready after %d ms; see %s\n", PGU_READY_MS, log);
             tu_pg_stop(pg);
             return -1;
         }
-        pgu_sleep_ms(20);
+        tu_sleep_ms(20);
     }
 }
 
@@ -320,7 +306,7 @@ int tu_pg_suite_begin(void)
 {
     uid_t uid;
     gid_t gid;
-    long t0 = pgu_now_ms();
+    long t0 = tu_now_ms();
     if (pgu_identity(&uid, &gid) != 0 ||
         pgu_mkdir(pgu_suite.template_dir, sizeof(pgu_suite.template_dir), uid, gid) != 0 ||
         pgu_initdb(pgu_suite.template_dir, uid, gid) != 0) {
@@ -337,7 +323,7 @@ int tu_pg_suite_begin(void)
     setenv("REQSIGN_TEST_PG_SOCKDIR", pgu_suite.shared.sock, 1);
     if (getenv("REQSIGN_TEST_PG_VERBOSE") != NULL)
         fprintf(stderr, "pgutil: template and shared server ready in %ld ms (%s)\n",
-                pgu_now_ms() - t0, pgu_suite.shared.sock);
+                tu_now_ms() - t0, pgu_suite.shared.sock);
     return 0;
 }
 
@@ -438,19 +424,19 @@ int tu_pg_stop(struct tu_pg *pg)
     if (pg->pid <= 0)
         return 0;
     kill(pg->pid, SIGINT);
-    long end = pgu_now_ms() + PGU_STOP_MS;
+    long end = tu_now_ms() + PGU_STOP_MS;
     int status, rc = 0;
     for (;;) {
         pid_t r = waitpid(pg->pid, &status, WNOHANG);
         if (r == pg->pid || (r < 0 && errno != EINTR))
             break;
-        if (pgu_now_ms() > end) {
+        if (tu_now_ms() > end) {
             kill(pg->pid, SIGKILL);
             waitpid(pg->pid, &status, 0);
             rc = -1;
             break;
         }
-        pgu_sleep_ms(10);
+        tu_sleep_ms(10);
     }
     pg->pid = 0;
     return rc;

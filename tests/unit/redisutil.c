@@ -17,19 +17,6 @@
 
 #include "testutil.h"
 
-static long ru_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void ru_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 bool ru_available(void)
 {
     int status = 0;
@@ -70,8 +57,8 @@ static int ru_spawn(struct ru_server *s)
         _exit(127);
     }
     s->pid = pid;
-    long deadline = ru_ms() + 5000;
-    while (ru_ms() < deadline) {
+    long deadline = tu_now_ms() + 5000;
+    while (tu_now_ms() < deadline) {
         char out[64];
         const char *argv[] = {"PING"};
         size_t lens[] = {4};
@@ -83,7 +70,7 @@ static int ru_spawn(struct ru_server *s)
             fprintf(stderr, "redisutil: redis-server exited (see %s)\n", log);
             return -1;
         }
-        ru_sleep_ms(5);
+        tu_sleep_ms(5);
     }
     fprintf(stderr, "redisutil: redis-server did not answer PING within 5 s\n");
     ru_signal(s, SIGKILL);
@@ -129,15 +116,15 @@ void ru_stop(struct ru_server *s)
     if (s->pid > 0) {
         kill(s->pid, SIGCONT);
         kill(s->pid, SIGTERM);
-        long deadline = ru_ms() + 2000;
+        long deadline = tu_now_ms() + 2000;
         int status;
         while (waitpid(s->pid, &status, WNOHANG) != s->pid) {
-            if (ru_ms() > deadline) {
+            if (tu_now_ms() > deadline) {
                 kill(s->pid, SIGKILL);
                 waitpid(s->pid, &status, 0);
                 break;
             }
-            ru_sleep_ms(5);
+            tu_sleep_ms(5);
         }
         s->pid = 0;
     }

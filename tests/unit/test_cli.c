@@ -89,6 +89,97 @@ static void b26_headers(const char *dir, const char *name, const char *date)
     json_decref(v);
 }
 
+/* Exit 1 and the last line "error: @name: ...", for the case @what. */
+static void expect_error_in(const char *what, const char *out, int st, const char *name)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "error: %s: ", name);
+    cr_assert_eq(st, 1, "%s: expected %s, exit %d: %s", what, name, st, out);
+    cr_assert_eq(strncmp(last_line(out), prefix, strlen(prefix)), 0, "%s: expected %s: %s", what,
+                 name, out);
+    cr_assert_eq(out[strlen(out) - 1], '\n', "%s: no newline at the end: %s", what, out);
+}
+
+static void expect_error(const char *out, int st, const char *name)
+{
+    expect_error_in("", out, st, name);
+}
+
+/* ------------------------------------------------------------- tables */
+
+/* One run of the CLI and what it must give: a row of a table run_rows() runs;
+ * every message names the row. */
+struct cli_row {
+    const char *what;   /* the case, for failure messages */
+    const char *cmd;    /* a shell command: "$R" is the CLI, placeholders as run_rows() is given */
+    int exit;           /* the exit status (ANY_EXIT: not checked) */
+    const char *out;    /* the whole stdout (NULL: not checked) */
+    const char *error;  /* the last line is "error: NAME: ..." and the exit 1 (NULL: not checked) */
+    const char *starts; /* stdout begins with this (NULL: not checked) */
+    const char *has[4]; /* stdout holds each (placeholders too; NULL ends) */
+    const char *lacks[4]; /* stdout holds none of these */
+    const char *last;     /* the last line of stdout holds this (NULL: not checked) */
+};
+#define ANY_EXIT (-1)
+
+/* @tmpl with each placeholder of @subs (name, value pairs, NULL-terminated) replaced. */
+static void expand(char *dst, size_t cap, const char *tmpl, const char *const *subs)
+{
+    size_t n = 0;
+    for (const char *p = tmpl; *p != '\0';) {
+        const char *src = p;
+        size_t len = 1, skip = 1;
+        for (size_t i = 0; subs[i] != NULL; i += 2)
+            if (strncmp(p, subs[i], strlen(subs[i])) == 0) {
+                src = subs[i + 1];
+                len = strlen(src);
+                skip = strlen(subs[i]);
+                break;
+            }
+        cr_assert(n + len < cap, "too long: %s", tmpl);
+        memcpy(dst + n, src, len);
+        n += len;
+        p += skip;
+    }
+    dst[n] = '\0';
+}
+
+static void run_rows(const struct cli_row *rows, size_t n, const char *const *subs)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct cli_row *r = &rows[i];
+        char cmd[8192], frag[1024];
+        expand(cmd, sizeof(cmd), r->cmd, subs);
+        int st;
+        char *out = run(&st, "%s", cmd);
+        if (r->error != NULL)
+            expect_error_in(r->what, out, st, r->error);
+        else if (r->exit != ANY_EXIT)
+            cr_assert_eq(st, r->exit, "%s: exit %d, expected %d: %s", r->what, st, r->exit, out);
+        if (r->out != NULL)
+            cr_assert_str_eq(out, r->out, "%s: stdout", r->what);
+        if (r->starts != NULL)
+            cr_assert_eq(strncmp(out, r->starts, strlen(r->starts)), 0,
+                         "%s: does not begin '%s': %s", r->what, r->starts, out);
+        for (size_t k = 0; k < 4 && r->has[k] != NULL; k++) {
+            expand(frag, sizeof(frag), r->has[k], subs);
+            cr_assert_not_null(strstr(out, frag), "%s: no '%s' in: %s", r->what, frag, out);
+        }
+        for (size_t k = 0; k < 4 && r->lacks[k] != NULL; k++) {
+            expand(frag, sizeof(frag), r->lacks[k], subs);
+            cr_assert_null(strstr(out, frag), "%s: '%s' in: %s", r->what, frag, out);
+        }
+        if (r->last != NULL)
+            cr_assert_not_null(strstr(last_line(out), r->last), "%s: no '%s' on the last line: %s",
+                               r->what, r->last, out);
+        free(out);
+    }
+}
+
+/* run_rows() over the array @rows; the rest: placeholder, value, ... */
+#define RUN_ROWS(rows, ...)                                                                        \
+    run_rows(rows, sizeof(rows) / sizeof(rows[0]), (const char *const[]){__VA_ARGS__, NULL})
+
 /* ---------------------------------------------------------------- help */
 
 Test(cli, help_and_version)
@@ -407,39 +498,33 @@ Test(cli, sign_refuses_private_key_readable_by_others)
 {
     char *dir = tu_tmpdir();
     char keyid[64];
-    int st;
     keygen(dir, "k.pem", keyid);
-    char *out = run(&st,
-                    "chmod 644 '%s/k.pem' && \"$R\" sign --key '%s/k.pem' https://example.com/ "
-                    "2>&1",
-                    dir, dir);
-    cr_assert_eq(st, 1, "%s", out);
-    cr_assert_not_null(strstr(out, "key_permissions"), "%s", out);
-    cr_assert_not_null(strstr(out, "permissions"), "%s", out);
-    cr_assert_null(strstr(out, "Signature"), "%s", out);
-    free(out);
-    /* nothing on stdout */
-    out = run(&st, "\"$R\" sign --key '%s/k.pem' https://example.com/ 2>/dev/null", dir);
-    cr_assert_eq(st, 1);
-    cr_assert_str_eq(out, "");
-    free(out);
-    out = run(&st, "\"$R\" sign --insecure-key-permissions --key '%s/k.pem' https://example.com/",
-              dir);
-    cr_assert_eq(st, 0, "%s", out);
-    cr_assert_not_null(strstr(out, "Signature: sig1=:"), "%s", out);
-    free(out);
-    /* a public key cannot sign; a missing file is an I/O error */
-    out = run(&st,
-              "\"$R\" keygen -o '%s/k2.pem' > '%s/pub.pem' && \"$R\" sign --key '%s/pub.pem' "
-              "https://example.com/ 2>&1",
-              dir, dir, dir);
-    cr_assert_eq(st, 1, "%s", out);
-    cr_assert_not_null(strstr(out, "error: "), "%s", out);
-    free(out);
-    out = run(&st, "\"$R\" sign --key '%s/missing.pem' https://example.com/ 2>&1", dir);
-    cr_assert_eq(st, 1, "%s", out);
-    cr_assert_not_null(strstr(out, "error: io:"), "%s", out);
-    free(out);
+    static const struct cli_row rows[] = {
+        {.what = "mode 0644",
+         .cmd = "chmod 644 '@D@/k.pem' && \"$R\" sign --key '@D@/k.pem' https://example.com/ 2>&1",
+         .exit = 1,
+         .has = {"key_permissions", "permissions"},
+         .lacks = {"Signature"}},
+        /* nothing on stdout */
+        {.what = "mode 0644, stdout",
+         .cmd = "\"$R\" sign --key '@D@/k.pem' https://example.com/ 2>/dev/null",
+         .exit = 1,
+         .out = ""},
+        {.what = "--insecure-key-permissions",
+         .cmd = "\"$R\" sign --insecure-key-permissions --key '@D@/k.pem' https://example.com/",
+         .has = {"Signature: sig1=:"}},
+        /* a public key cannot sign; a missing file is an I/O error */
+        {.what = "a public key",
+         .cmd = "\"$R\" keygen -o '@D@/k2.pem' > '@D@/pub.pem' && \"$R\" sign --key '@D@/pub.pem' "
+                "https://example.com/ 2>&1",
+         .exit = 1,
+         .has = {"error: "}},
+        {.what = "a missing file",
+         .cmd = "\"$R\" sign --key '@D@/missing.pem' https://example.com/ 2>&1",
+         .exit = 1,
+         .has = {"error: io:"}},
+    };
+    RUN_ROWS(rows, "@D@", dir);
     rm_rf(dir);
 }
 
@@ -600,97 +685,78 @@ Test(cli, key_refuses_inline_key_material_without_echo)
 
 /* --------------------------------------------------------------- verify */
 
+#define ITEMS_URL "'https://api.example.com:8443/v1/items?b=2&a=1'"
+#define ITEMS_VERIFY(opts, url)                                                                    \
+    "\"$R\" verify " opts " --headers '@D@/h.json' --data 'hello world' " url
+
 Test(cli, roundtrip_json_headers_file)
 {
     char *dir = tu_tmpdir();
     char keyid[64];
     int st;
     keygen(dir, "k.pem", keyid);
-    char *out = run(&st,
-                    "\"$R\" sign --key '%s/k.pem' --json --data 'hello world' "
-                    "'https://api.example.com:8443/v1/items?b=2&a=1' > '%s/h.json'",
-                    dir, dir);
+    char *out = run(
+        &st, "\"$R\" sign --key '%s/k.pem' --json --data 'hello world' " ITEMS_URL " > '%s/h.json'",
+        dir, dir);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
-    out = run(&st,
-              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data 'hello world' "
-              "'https://api.example.com:8443/v1/items?b=2&a=1'",
-              dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    cr_assert_str_eq(out, "ok\n");
-    free(out);
-    /* -v adds keyid and created; --headers - reads stdin */
-    out = run(&st,
-              "\"$R\" verify -v --pub '%s/k.pem' --headers - --data 'hello world' "
-              "'https://api.example.com:8443/v1/items?b=2&a=1' < '%s/h.json'",
-              dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    cr_assert_eq(strncmp(out, "ok\nkeyid: ", 10), 0, "%s", out);
-    cr_assert_not_null(strstr(out, keyid), "%s", out);
-    free(out);
-    /* --keyid: only that keyid maps to --pub */
-    out = run(&st,
-              "\"$R\" verify --keyid %s --pub '%s/k.pem' --headers '%s/h.json' --data "
-              "'hello world' 'https://api.example.com:8443/v1/items?b=2&a=1'",
-              keyid, dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
-    out = run(&st,
-              "\"$R\" verify --keyid other-key --pub '%s/k.pem' --headers '%s/h.json' --data "
-              "'hello world' 'https://api.example.com:8443/v1/items?b=2&a=1'",
-              dir, dir);
-    cr_assert_eq(st, 1, "%s", out);
-    cr_assert_eq(strncmp(last_line(out), "error: key_unknown: ", 20), 0, "%s", out);
-    free(out);
-    /* Host from -H overrides the URL's authority */
-    out = run(&st,
-              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data 'hello world' "
-              "-H 'Host: api.example.com:8443' 'https://10.0.0.1/v1/items?b=2&a=1'",
-              dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
-    /* --authority: the public authority behind a proxy */
-    out = run(&st,
-              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data 'hello world' "
-              "--authority api.example.com:8443 'http://backend:8080/v1/items?b=2&a=1'",
-              dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
+    static const struct cli_row rows[] = {
+        {.what = "--headers FILE",
+         .cmd = ITEMS_VERIFY("--pub '@D@/k.pem'", ITEMS_URL),
+         .out = "ok\n"},
+        /* -v adds keyid and created; --headers - reads stdin */
+        {.what = "-v, --headers -",
+         .cmd = "\"$R\" verify -v --pub '@D@/k.pem' --headers - --data 'hello world' " ITEMS_URL
+                " < '@D@/h.json'",
+         .starts = "ok\nkeyid: ",
+         .has = {"@K@"}},
+        /* --keyid: only that keyid maps to --pub */
+        {.what = "--keyid KEYID", .cmd = ITEMS_VERIFY("--keyid @K@ --pub '@D@/k.pem'", ITEMS_URL)},
+        {.what = "--keyid other",
+         .cmd = ITEMS_VERIFY("--keyid other-key --pub '@D@/k.pem'", ITEMS_URL),
+         .error = "key_unknown"},
+        /* Host from -H overrides the URL's authority */
+        {.what = "-H Host",
+         .cmd =
+             ITEMS_VERIFY("--pub '@D@/k.pem'",
+                          "-H 'Host: api.example.com:8443' 'https://10.0.0.1/v1/items?b=2&a=1'")},
+        /* --authority: the public authority behind a proxy */
+        {.what = "--authority",
+         .cmd = ITEMS_VERIFY("--pub '@D@/k.pem'", "--authority api.example.com:8443 "
+                                                  "'http://backend:8080/v1/items?b=2&a=1'")},
+    };
+    RUN_ROWS(rows, "@D@", dir, "@K@", keyid);
     rm_rf(dir);
 }
+
+/* The three lines "sign" wrote to @D@/FILE, as -H options. */
+#define H_LINES(file)                                                                              \
+    "-H \"$(sed -n 1p '@D@/" file "')\" -H \"$(sed -n 2p '@D@/" file "')\" "                       \
+    "-H \"$(sed -n 3p '@D@/" file "')\""
 
 Test(cli, roundtrip_header_lines)
 {
     char *dir = tu_tmpdir();
     char keyid[64];
-    int st;
     keygen(dir, "k.pem", keyid);
-    char *out = run(&st,
-                    "\"$R\" sign --key '%s/k.pem' -H 'Accept: text/plain' "
-                    "https://example.com/hello > '%s/h.txt' && "
-                    "\"$R\" verify --pub '%s/k.pem' -H \"$(sed -n 1p '%s/h.txt')\" "
-                    "-H \"$(sed -n 2p '%s/h.txt')\" -H \"$(sed -n 3p '%s/h.txt')\" "
-                    "-H 'Accept: text/plain' https://example.com/hello",
-                    dir, dir, dir, dir, dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    cr_assert_str_eq(out, "ok\n");
-    free(out);
-    /* POST with --data, -X given explicitly on one side only */
-    out = run(&st,
-              "\"$R\" sign --key '%s/k.pem' -X POST --data '{\"a\":1}' "
-              "https://example.com/items > '%s/p.txt' && "
-              "\"$R\" verify --pub '%s/k.pem' -H \"$(sed -n 1p '%s/p.txt')\" "
-              "-H \"$(sed -n 2p '%s/p.txt')\" -H \"$(sed -n 3p '%s/p.txt')\" "
-              "--data '{\"a\":1}' https://example.com/items",
-              dir, dir, dir, dir, dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    cr_assert_str_eq(out, "ok\n");
-    free(out);
-    /* unsigned: sig_missing */
-    out = run(&st, "\"$R\" verify --pub '%s/k.pem' https://example.com/hello", dir);
-    cr_assert_eq(st, 1, "%s", out);
-    cr_assert_eq(strncmp(last_line(out), "error: sig_missing: ", 20), 0, "%s", out);
-    free(out);
+    static const struct cli_row rows[] = {
+        {.what = "GET with a header",
+         .cmd = "\"$R\" sign --key '@D@/k.pem' -H 'Accept: text/plain' https://example.com/hello > "
+                "'@D@/h.txt' && \"$R\" verify --pub '@D@/k.pem' " H_LINES(
+                    "h.txt") " -H 'Accept: text/plain' https://example.com/hello",
+         .out = "ok\n"},
+        /* POST with --data, -X given explicitly on one side only */
+        {.what = "POST, -X on one side",
+         .cmd =
+             "\"$R\" sign --key '@D@/k.pem' -X POST --data '{\"a\":1}' https://example.com/items > "
+             "'@D@/p.txt' && \"$R\" verify --pub '@D@/k.pem' " H_LINES(
+                 "p.txt") " --data '{\"a\":1}' https://example.com/items",
+         .out = "ok\n"},
+        {.what = "unsigned",
+         .cmd = "\"$R\" verify --pub '@D@/k.pem' https://example.com/hello",
+         .error = "sig_missing"},
+    };
+    RUN_ROWS(rows, "@D@", dir);
     rm_rf(dir);
 }
 
@@ -787,113 +853,82 @@ static void sign_fixed(const char *dir, const char *extra, const char *body, con
     free(out);
 }
 
-/* verify against DIR/h.json; returns stdout, exit status in *st. */
-static char *verify_fixed(int *st, const char *dir, const char *pub, const char *extra,
-                          const char *body, const char *url)
-{
-    return run(st,
-               "\"$R\" verify --pub '%s/%s' --headers '%s/h.json' %s --data '%s' '%s' "
-               "2>/dev/null",
-               dir, pub, dir, extra, body, url);
-}
+/* A command verifying against @D@/h.json (see sign_fixed()) with --pub @D@/PUB. */
+#define VERIFY_FIXED(pub, extra, body, url)                                                        \
+    "\"$R\" verify --pub '@D@/" pub "' --headers '@D@/h.json' " extra " --data '" body "' '" url   \
+    "' 2>/dev/null"
 
-static void expect_error(const char *out, int st, const char *name)
-{
-    char prefix[64];
-    snprintf(prefix, sizeof(prefix), "error: %s: ", name);
-    cr_assert_eq(st, 1, "expected %s, exit %d: %s", name, st, out);
-    cr_assert_eq(strncmp(last_line(out), prefix, strlen(prefix)), 0, "expected %s: %s", name, out);
-    cr_assert_eq(out[strlen(out) - 1], '\n');
-}
+#define TRANSFER "https://bank.example/transfer?to=alice"
 
 Test(cli, verify_failures)
 {
     char *dir = tu_tmpdir();
     char keyid[64], other[64];
-    int st;
-    char *out;
     keygen(dir, "k.pem", keyid);
     keygen(dir, "other.pem", other);
-    sign_fixed(dir, "", "amount=10", "https://bank.example/transfer?to=alice");
-
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
-                       "https://bank.example/transfer?to=alice");
-    cr_assert_eq(st, 0, "%s", out);
-    cr_assert_str_eq(out, "ok\n");
-    free(out);
-
-    /* tampered body */
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=99",
-                       "https://bank.example/transfer?to=alice");
-    expect_error(out, st, "digest_mismatch");
-    free(out);
-    /* tampered path, query, host, method */
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
-                       "https://bank.example/transfeR?to=alice");
-    expect_error(out, st, "sig_invalid");
-    free(out);
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
-                       "https://bank.example/transfer?to=mallory");
-    expect_error(out, st, "sig_invalid");
-    free(out);
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
-                       "https://evil.example/transfer?to=alice");
-    expect_error(out, st, "sig_invalid");
-    free(out);
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010 -X PUT", "amount=10",
-                       "https://bank.example/transfer?to=alice");
-    expect_error(out, st, "sig_invalid");
-    free(out);
-    /* the target is not normalised: a dot segment is a different path */
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
-                       "https://bank.example/x/../transfer?to=alice");
-    expect_error(out, st, "sig_invalid");
-    free(out);
-    /* ... but a fragment is not part of the target, and the default port is */
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000010", "amount=10",
-                       "https://bank.example:443/transfer?to=alice#frag");
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
-    /* wrong key */
-    out = verify_fixed(&st, dir, "other.pem", "--now 1700000010", "amount=10",
-                       "https://bank.example/transfer?to=alice");
-    expect_error(out, st, "sig_invalid");
-    free(out);
-    /* time window */
-    out = verify_fixed(&st, dir, "k.pem", "--now 1800000000", "amount=10",
-                       "https://bank.example/transfer?to=alice");
-    expect_error(out, st, "sig_too_old");
-    free(out);
-    out = verify_fixed(&st, dir, "k.pem", "--now 1699990000", "amount=10",
-                       "https://bank.example/transfer?to=alice");
-    expect_error(out, st, "sig_future");
-    free(out);
-    /* --max-age: 100 s old is fine by default, too old with --max-age 60 (+30 s skew) */
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000100", "amount=10",
-                       "https://bank.example/transfer?to=alice");
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000100 --max-age 60", "amount=10",
-                       "https://bank.example/transfer?to=alice");
-    expect_error(out, st, "sig_too_old");
-    free(out);
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000100 --max-age 60 --skew 50", "amount=10",
-                       "https://bank.example/transfer?to=alice");
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000400 --max-age 600", "amount=10",
-                       "https://bank.example/transfer?to=alice");
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
-    /* --show-base prints the base on failure too, on stderr */
-    out = run(&st,
-              "\"$R\" verify --pub '%s/other.pem' --headers '%s/h.json' --now 1700000010 "
-              "--data amount=10 --show-base 'https://bank.example/transfer?to=alice' 2>&1 "
-              ">/dev/null",
-              dir, dir);
-    cr_assert_not_null(strstr(out, "\"@path\": /transfer\n\"@query\": ?to=alice\n"), "%s", out);
-    cr_assert_null(strstr(out, "error:"), "%s", out);
-    free(out);
+    sign_fixed(dir, "", "amount=10", TRANSFER);
+    static const struct cli_row rows[] = {
+        {.what = "as signed",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000010", "amount=10", TRANSFER),
+         .out = "ok\n"},
+        {.what = "tampered body",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000010", "amount=99", TRANSFER),
+         .error = "digest_mismatch"},
+        /* tampered path, query, host, method */
+        {.what = "tampered path",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000010", "amount=10",
+                             "https://bank.example/transfeR?to=alice"),
+         .error = "sig_invalid"},
+        {.what = "tampered query",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000010", "amount=10",
+                             "https://bank.example/transfer?to=mallory"),
+         .error = "sig_invalid"},
+        {.what = "tampered host",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000010", "amount=10",
+                             "https://evil.example/transfer?to=alice"),
+         .error = "sig_invalid"},
+        {.what = "tampered method",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000010 -X PUT", "amount=10", TRANSFER),
+         .error = "sig_invalid"},
+        /* the target is not normalised: a dot segment is a different path */
+        {.what = "dot segment",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000010", "amount=10",
+                             "https://bank.example/x/../transfer?to=alice"),
+         .error = "sig_invalid"},
+        /* ... but a fragment is not part of the target, and the default port is */
+        {.what = "fragment and default port",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000010", "amount=10",
+                             "https://bank.example:443/transfer?to=alice#frag")},
+        {.what = "wrong key",
+         .cmd = VERIFY_FIXED("other.pem", "--now 1700000010", "amount=10", TRANSFER),
+         .error = "sig_invalid"},
+        /* time window */
+        {.what = "too old",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1800000000", "amount=10", TRANSFER),
+         .error = "sig_too_old"},
+        {.what = "future",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1699990000", "amount=10", TRANSFER),
+         .error = "sig_future"},
+        /* --max-age: 100 s old is fine by default, too old with --max-age 60 (+30 s skew) */
+        {.what = "100 s old",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000100", "amount=10", TRANSFER)},
+        {.what = "--max-age 60",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000100 --max-age 60", "amount=10", TRANSFER),
+         .error = "sig_too_old"},
+        {.what = "--max-age 60 --skew 50",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000100 --max-age 60 --skew 50", "amount=10",
+                             TRANSFER)},
+        {.what = "--max-age 600",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000400 --max-age 600", "amount=10", TRANSFER)},
+        /* --show-base prints the base on failure too, on stderr */
+        {.what = "--show-base on failure",
+         .cmd = "\"$R\" verify --pub '@D@/other.pem' --headers '@D@/h.json' --now 1700000010 "
+                "--data amount=10 --show-base '" TRANSFER "' 2>&1 >/dev/null",
+         .exit = ANY_EXIT,
+         .has = {"\"@path\": /transfer\n\"@query\": ?to=alice\n"},
+         .lacks = {"error:"}},
+    };
+    RUN_ROWS(rows, "@D@", dir);
     rm_rf(dir);
 }
 
@@ -901,46 +936,45 @@ Test(cli, verify_expires_and_bad_input)
 {
     char *dir = tu_tmpdir();
     char keyid[64];
-    int st;
-    char *out;
     keygen(dir, "k.pem", keyid);
     sign_fixed(dir, "--expires-in 10", "x", "https://example.com/");
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000005", "x", "https://example.com/");
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
-    out = verify_fixed(&st, dir, "k.pem", "--now 1700000060", "x", "https://example.com/");
-    expect_error(out, st, "sig_expired");
-    free(out);
-    /* malformed --headers file, missing --pub file, URL without scheme: exit 1 */
-    write_file(dir, "bad.json", "[1, 2]", strlen("[1, 2]"));
-    out = run(&st, "\"$R\" verify --pub '%s/k.pem' --headers '%s/bad.json' https://example.com/",
-              dir, dir);
-    expect_error(out, st, "invalid_arg");
-    free(out);
-    write_file(dir, "bad2.json", "{\"A\": 1}", strlen("{\"A\": 1}"));
-    out = run(&st, "\"$R\" verify --pub '%s/k.pem' --headers '%s/bad2.json' https://example.com/",
-              dir, dir);
-    expect_error(out, st, "invalid_arg");
-    free(out);
-    write_file(dir, "bad3.json", "{not json", strlen("{not json"));
-    out = run(&st, "\"$R\" verify --pub '%s/k.pem' --headers '%s/bad3.json' https://example.com/",
-              dir, dir);
-    expect_error(out, st, "invalid_arg");
-    free(out);
-    out = run(&st, "\"$R\" verify --pub '%s/nope.pem' https://example.com/", dir);
-    expect_error(out, st, "io");
-    free(out);
-    out = run(&st, "\"$R\" verify --pub '%s/k.pem' example.com/path", dir);
-    expect_error(out, st, "url");
-    free(out);
-    /* a header given as an array of strings is several field lines */
-    static const char arr[] = "{\"Signature\": [\"a=:AA==:\", \"b=:AA==:\"]}";
-    write_file(dir, "arr.json", arr, strlen(arr));
-    out = run(&st, "\"$R\" verify --pub '%s/k.pem' --headers '%s/arr.json' https://example.com/",
-              dir, dir);
-    cr_assert_eq(st, 1, "%s", out);
-    cr_assert_not_null(strstr(last_line(out), "error: "), "%s", out);
-    free(out);
+    static const struct {
+        const char *name, *text;
+    } files[] = {{"bad.json", "[1, 2]"},
+                 {"bad2.json", "{\"A\": 1}"},
+                 {"bad3.json", "{not json"},
+                 /* a header given as an array of strings is several field lines */
+                 {"arr.json", "{\"Signature\": [\"a=:AA==:\", \"b=:AA==:\"]}"}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        write_file(dir, files[i].name, files[i].text, strlen(files[i].text));
+    static const struct cli_row rows[] = {
+        {.what = "before expires",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000005", "x", "https://example.com/")},
+        {.what = "after expires",
+         .cmd = VERIFY_FIXED("k.pem", "--now 1700000060", "x", "https://example.com/"),
+         .error = "sig_expired"},
+        /* malformed --headers file, missing --pub file, URL without scheme: exit 1 */
+        {.what = "--headers not an object",
+         .cmd = "\"$R\" verify --pub '@D@/k.pem' --headers '@D@/bad.json' https://example.com/",
+         .error = "invalid_arg"},
+        {.what = "--headers with a number",
+         .cmd = "\"$R\" verify --pub '@D@/k.pem' --headers '@D@/bad2.json' https://example.com/",
+         .error = "invalid_arg"},
+        {.what = "--headers not JSON",
+         .cmd = "\"$R\" verify --pub '@D@/k.pem' --headers '@D@/bad3.json' https://example.com/",
+         .error = "invalid_arg"},
+        {.what = "missing --pub",
+         .cmd = "\"$R\" verify --pub '@D@/nope.pem' https://example.com/",
+         .error = "io"},
+        {.what = "URL without scheme",
+         .cmd = "\"$R\" verify --pub '@D@/k.pem' example.com/path",
+         .error = "url"},
+        {.what = "--headers with an array",
+         .cmd = "\"$R\" verify --pub '@D@/k.pem' --headers '@D@/arr.json' https://example.com/",
+         .exit = 1,
+         .last = "error: "},
+    };
+    RUN_ROWS(rows, "@D@", dir);
     rm_rf(dir);
 }
 
@@ -950,56 +984,44 @@ Test(cli, rfc9421_b26)
 {
     char *dir = tu_tmpdir();
     char *pub = tu_path("tests/vectors/keys/rfc9421-ed25519.pub.pem");
+    char *priv = tu_path("tests/vectors/keys/rfc9421-ed25519.pem");
     int st;
-    char *out;
     b26_headers(dir, "b26.json", NULL);
     b26_headers(dir, "b26-date.json", "Tue, 20 Apr 2021 02:07:56 GMT");
-
-    out = run(&st,
-              "\"$R\" verify --profile rfc9421 --now 1618884473 --pub '%s' --headers "
-              "'%s/b26.json' --data " B26_BODY " " B26_URL,
-              pub, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    cr_assert_str_eq(out, "ok\n");
-    free(out);
+#define B26_VERIFY(pub, headers, rest)                                                             \
+    "\"$R\" verify --profile rfc9421 --now 1618884473 --pub '" pub "' --headers '@D@/" headers     \
+    "' --data " B26_BODY " " rest
+    static const struct cli_row rows[] = {
+        {.what = "B.2.6", .cmd = B26_VERIFY("@P@", "b26.json", B26_URL), .out = "ok\n"},
+        /* the private key file works as --pub too (only its public part is used) */
+        {.what = "private key as --pub",
+         .cmd = B26_VERIFY("@V@", "b26.json", B26_URL " 2>/dev/null")},
+        {.what = "a tampered Date",
+         .cmd = B26_VERIFY("@P@", "b26-date.json", B26_URL),
+         .error = "sig_invalid"},
+        /* the default reqsign profile refuses it: not replay-safe */
+        {.what = "the reqsign profile",
+         .cmd =
+             "\"$R\" verify --now 1618884473 --pub '@P@' --headers '@D@/b26.json' --data " B26_BODY
+             " " B26_URL,
+         .error = "component_required"},
+    };
+    RUN_ROWS(rows, "@D@", dir, "@P@", pub, "@V@", priv);
 
     /* the base the verifier computed is the RFC's */
-    out = run(&st,
-              "\"$R\" verify --profile rfc9421 --now 1618884473 --pub '%s' --headers "
-              "'%s/b26.json' --data " B26_BODY " --show-base " B26_URL " 2>&1 >/dev/null",
-              pub, dir);
+    char cmd[2048];
+    expand(cmd, sizeof(cmd),
+           B26_VERIFY("@P@", "b26.json", "--show-base " B26_URL " 2>&1 >/dev/null"),
+           (const char *const[]){"@D@", dir, "@P@", pub, NULL});
+#undef B26_VERIFY
+    char *out = run(&st, "%s", cmd);
     json_t *v = tu_json("spec/vectors/rfc9421-b26.json");
     char expect[2048];
     snprintf(expect, sizeof(expect), "%s\n", json_string_value(json_object_get(v, "base")));
     cr_assert_str_eq(out, expect);
     json_decref(v);
     free(out);
-
-    /* the private key file works as --pub too (only its public part is used) */
-    char *priv = tu_path("tests/vectors/keys/rfc9421-ed25519.pem");
-    out = run(&st,
-              "\"$R\" verify --profile rfc9421 --now 1618884473 --pub '%s' --headers "
-              "'%s/b26.json' --data " B26_BODY " " B26_URL " 2>/dev/null",
-              priv, dir);
-    cr_assert_eq(st, 0, "%s", out);
     free(priv);
-    free(out);
-
-    /* a tampered Date */
-    out = run(&st,
-              "\"$R\" verify --profile rfc9421 --now 1618884473 --pub '%s' --headers "
-              "'%s/b26-date.json' --data " B26_BODY " " B26_URL,
-              pub, dir);
-    expect_error(out, st, "sig_invalid");
-    free(out);
-
-    /* the default reqsign profile refuses it: not replay-safe */
-    out = run(&st,
-              "\"$R\" verify --now 1618884473 --pub '%s' --headers '%s/b26.json' --data " B26_BODY
-              " " B26_URL,
-              pub, dir);
-    expect_error(out, st, "component_required");
-    free(out);
     free(pub);
     rm_rf(dir);
 }
@@ -1033,55 +1055,34 @@ Test(cli, data_from_file_and_stdin)
               dir, dir, dir);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
-    /* POST is the default method with --data, on both sides */
-    out = run(&st,
-              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' -X GET --data "
-              "@'%s/big.bin' https://upload.example/blob",
-              dir, dir, dir);
-    expect_error(out, st, "sig_invalid");
-    free(out);
-    /* from the file */
-    out = run(&st,
-              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data @'%s/big.bin' "
-              "https://upload.example/blob",
-              dir, dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    cr_assert_str_eq(out, "ok\n");
-    free(out);
-    /* from stdin, and through a pipe */
-    out = run(&st,
-              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data @- "
-              "https://upload.example/blob < '%s/big.bin'",
-              dir, dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
-    out = run(&st,
-              "cat '%s/big.bin' | \"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' "
-              "--data @- https://upload.example/blob",
-              dir, dir, dir);
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
-    /* one bit changed */
-    out = run(&st,
-              "\"$R\" verify --pub '%s/k.pem' --headers '%s/h.json' --data @'%s/big2.bin' "
-              "https://upload.example/blob",
-              dir, dir, dir);
-    expect_error(out, st, "digest_mismatch");
-    free(out);
-    /* signing from stdin gives the same Content-Digest as from the file */
-    out = run(&st,
-              "a=$(\"$R\" sign --key '%s/k.pem' --data @- https://upload.example/blob < "
-              "'%s/big.bin' | head -1); b=$(\"$R\" sign --key '%s/k.pem' --data @'%s/big.bin' "
-              "https://upload.example/blob | head -1); test \"$a\" = \"$b\" && echo same",
-              dir, dir, dir, dir);
-    cr_assert_str_eq(out, "same\n");
-    free(out);
-    /* a missing body file */
-    out = run(&st, "\"$R\" sign --key '%s/k.pem' --data @'%s/none' https://upload.example/ 2>&1",
-              dir, dir);
-    cr_assert_eq(st, 1, "%s", out);
-    cr_assert_not_null(strstr(out, "error: io:"), "%s", out);
-    free(out);
+#define BLOB_VERIFY(opts, data)                                                                    \
+    "\"$R\" verify --pub '@D@/k.pem' --headers '@D@/h.json' " opts "--data " data                  \
+    " https://upload.example/blob"
+    static const struct cli_row rows[] = {
+        /* POST is the default method with --data, on both sides */
+        {.what = "-X GET", .cmd = BLOB_VERIFY("-X GET ", "@'@D@/big.bin'"), .error = "sig_invalid"},
+        {.what = "from the file", .cmd = BLOB_VERIFY("", "@'@D@/big.bin'"), .out = "ok\n"},
+        /* from stdin, and through a pipe */
+        {.what = "from stdin", .cmd = BLOB_VERIFY("", "@-") " < '@D@/big.bin'"},
+        {.what = "through a pipe", .cmd = "cat '@D@/big.bin' | " BLOB_VERIFY("", "@-")},
+        {.what = "one bit changed",
+         .cmd = BLOB_VERIFY("", "@'@D@/big2.bin'"),
+         .error = "digest_mismatch"},
+        /* signing from stdin gives the same Content-Digest as from the file */
+        {.what = "sign from stdin",
+         .cmd = "a=$(\"$R\" sign --key '@D@/k.pem' --data @- https://upload.example/blob < "
+                "'@D@/big.bin' | head -1); b=$(\"$R\" sign --key '@D@/k.pem' --data @'@D@/big.bin' "
+                "https://upload.example/blob | head -1); test \"$a\" = \"$b\" && echo same",
+         .exit = ANY_EXIT,
+         .out = "same\n"},
+        /* a missing body file */
+        {.what = "missing body file",
+         .cmd = "\"$R\" sign --key '@D@/k.pem' --data @'@D@/none' https://upload.example/ 2>&1",
+         .exit = 1,
+         .has = {"error: io:"}},
+    };
+#undef BLOB_VERIFY
+    RUN_ROWS(rows, "@D@", dir);
     rm_rf(dir);
 }
 
@@ -1162,74 +1163,77 @@ Test(cli, credential_profiles_resolution_order)
     keygen(dir, "key.pem", kkey);
     keygen(dir, "home/.config/reqsign/credentials/default.json", khome);
 
-    /* nothing named: the default profile */
-    snprintf(pre, sizeof(pre), "HOME='%s/home' XDG_CONFIG_HOME='%s/xdg'", dir, dir);
-    kid = signed_keyid(dir, pre, "", &st, &err);
-    cr_assert_eq(st, 0, "%s", err);
-    cr_assert_str_eq(kid, kdef);
-    free(kid);
-    /* --profile and REQSIGN_PROFILE */
-    kid = signed_keyid(dir, pre, "--profile work", &st, &err);
-    cr_assert_eq(st, 0, "%s", err);
-    cr_assert_str_eq(kid, kwork);
-    free(kid);
-    snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=work", pre);
-    kid = signed_keyid(dir, args, "", &st, &err);
-    cr_assert_eq(st, 0, "%s", err);
-    cr_assert_str_eq(kid, kwork);
-    free(kid);
-    /* REQSIGN_CREDENTIAL beats REQSIGN_PROFILE and the default; the command
-     * line (--key, --profile) beats the environment, as with the AWS CLI */
-    snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=work REQSIGN_CREDENTIAL='%s/env.pem'", pre,
-             dir);
-    kid = signed_keyid(dir, args, "", &st, &err);
-    cr_assert_eq(st, 0, "%s", err);
-    cr_assert_str_eq(kid, kenv);
-    free(kid);
-    kid = signed_keyid(dir, args, "--profile work", &st, &err);
-    cr_assert_eq(st, 0, "%s", err);
-    cr_assert_str_eq(kid, kwork);
-    free(kid);
-    kid = signed_keyid(dir, args, "--key key.pem", &st, &err);
-    cr_assert_eq(st, 0, "%s", err);
-    cr_assert_str_eq(kid, kkey);
-    free(kid);
-    kid = signed_keyid(dir, args, "--profile work --key key.pem", &st, &err);
-    cr_assert_null(kid);
-    cr_assert_eq(st, 2, "--key and --profile: %s", err);
-    /* without XDG_CONFIG_HOME: ~/.config/reqsign */
-    snprintf(args, sizeof(args), "HOME='%s/home' XDG_CONFIG_HOME=", dir);
-    kid = signed_keyid(dir, args, "", &st, &err);
-    cr_assert_eq(st, 0, "%s", err);
-    cr_assert_str_eq(kid, khome);
-    free(kid);
-
-    /* a profile that does not exist: exit 1, the path looked at named */
-    kid = signed_keyid(dir, pre, "--profile nosuch", &st, &err);
-    cr_assert_null(kid);
-    cr_assert_eq(st, 1, "%s", err);
-    char want[600];
-    snprintf(want, sizeof(want), "%s/xdg/reqsign/credentials/nosuch.json", dir);
-    cr_assert_not_null(strstr(err, want), "%s", err);
-    snprintf(args, sizeof(args), "%s REQSIGN_PROFILE=nosuch", pre);
-    kid = signed_keyid(dir, args, "", &st, &err);
-    cr_assert_eq(st, 1, "%s", err);
-    cr_assert_not_null(strstr(err, want), "%s", err);
-    /* a name that is no name: a usage error */
-    kid = signed_keyid(dir, pre, "--profile ../work", &st, &err);
-    cr_assert_null(kid);
-    cr_assert_eq(st, 2, "%s", err);
-    /* no credential at all: a usage error naming the default looked for */
-    snprintf(args, sizeof(args), "HOME='%s/nohome' XDG_CONFIG_HOME=", dir);
-    kid = signed_keyid(dir, args, "", &st, &err);
-    cr_assert_null(kid);
-    cr_assert_eq(st, 2, "%s", err);
-    snprintf(want, sizeof(want), "%s/nohome/.config/reqsign/credentials/default.json", dir);
-    cr_assert_not_null(strstr(err, want), "%s", err);
-    cr_assert_not_null(strstr(err, "--profile"), "%s", err);
+    /* @X@: the keyid of key X; @D@: the directory */
+#define PRE "HOME='@D@/home' XDG_CONFIG_HOME='@D@/xdg'"
+#define ENV_CRED PRE " REQSIGN_PROFILE=work REQSIGN_CREDENTIAL='@D@/env.pem'"
+    static const struct {
+        const char *what, *env, *args;
+        int exit;
+        const char *kid;    /* the keyid signed with (NULL: none, the command failed) */
+        const char *err[2]; /* stderr holds each (NULL ends) */
+    } rows[] = {
+        /* nothing named: the default profile */
+        {"nothing named", PRE, "", 0, "@DEF@", {NULL}},
+        /* --profile and REQSIGN_PROFILE */
+        {"--profile", PRE, "--profile work", 0, "@WORK@", {NULL}},
+        {"REQSIGN_PROFILE", PRE " REQSIGN_PROFILE=work", "", 0, "@WORK@", {NULL}},
+        /* REQSIGN_CREDENTIAL beats REQSIGN_PROFILE and the default; the command
+         * line (--key, --profile) beats the environment, as with the AWS CLI */
+        {"REQSIGN_CREDENTIAL", ENV_CRED, "", 0, "@ENV@", {NULL}},
+        {"--profile over the environment", ENV_CRED, "--profile work", 0, "@WORK@", {NULL}},
+        {"--key over the environment", ENV_CRED, "--key key.pem", 0, "@KEY@", {NULL}},
+        {"--key and --profile", ENV_CRED, "--profile work --key key.pem", 2, NULL, {NULL}},
+        /* without XDG_CONFIG_HOME: ~/.config/reqsign */
+        {"no XDG_CONFIG_HOME", "HOME='@D@/home' XDG_CONFIG_HOME=", "", 0, "@HOME@", {NULL}},
+        /* a profile that does not exist: exit 1, the path looked at named */
+        {"--profile nosuch",
+         PRE,
+         "--profile nosuch",
+         1,
+         NULL,
+         {"@D@/xdg/reqsign/credentials/nosuch.json"}},
+        {"REQSIGN_PROFILE=nosuch",
+         PRE " REQSIGN_PROFILE=nosuch",
+         "",
+         1,
+         NULL,
+         {"@D@/xdg/reqsign/credentials/nosuch.json"}},
+        /* a name that is no name: a usage error */
+        {"--profile ../work", PRE, "--profile ../work", 2, NULL, {NULL}},
+        /* no credential at all: a usage error naming the default looked for */
+        {"no credential",
+         "HOME='@D@/nohome' XDG_CONFIG_HOME=",
+         "",
+         2,
+         NULL,
+         {"@D@/nohome/.config/reqsign/credentials/default.json", "--profile"}},
+    };
+    const char *const subs[] = {"@D@", dir,     "@DEF@", kdef,     "@WORK@", kwork, "@ENV@",
+                                kenv,  "@KEY@", kkey,    "@HOME@", khome,    NULL};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char want[600];
+        expand(pre, sizeof(pre), rows[i].env, subs);
+        kid = signed_keyid(dir, pre, rows[i].args, &st, &err);
+        cr_assert_eq(st, rows[i].exit, "%s: exit %d, expected %d: %s", rows[i].what, st,
+                     rows[i].exit, err);
+        if (rows[i].kid != NULL) {
+            expand(want, sizeof(want), rows[i].kid, subs);
+            cr_assert_not_null(kid, "%s: no keyid signed with", rows[i].what);
+            cr_assert_str_eq(kid, want, "%s", rows[i].what);
+        } else
+            cr_assert_null(kid, "%s: signed with %s", rows[i].what, kid);
+        free(kid);
+        for (size_t k = 0; k < 2 && rows[i].err[k] != NULL; k++) {
+            expand(want, sizeof(want), rows[i].err[k], subs);
+            cr_assert_not_null(strstr(err, want), "%s: no '%s' in: %s", rows[i].what, want, err);
+        }
+    }
     /* permissions are checked as for --key: a profile readable by others is refused */
     snprintf(args, sizeof(args), "%s/xdg/reqsign/credentials/work.json", dir);
     cr_assert_eq(chmod(args, 0644), 0);
+    expand(pre, sizeof(pre), PRE, subs);
+#undef PRE
+#undef ENV_CRED
     kid = signed_keyid(dir, pre, "--profile work", &st, &err);
     cr_assert_null(kid);
     cr_assert_eq(st, 1, "%s", err);

@@ -35,28 +35,11 @@
 
 /* ---- clocks ---- */
 
-#ifdef REQSIGN_TEST_REDIS /* the Redis-only cases time themselves */
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-#endif
-
 static int64_t real_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* ---- the implementations ---- */
@@ -93,9 +76,9 @@ static void fx_wait_expired(struct fx *f, int64_t now, int64_t until, int64_t af
     }
     int64_t at = (until + 1) * 1000, px = after_ms + (until + 1 - now) * 1000;
     int64_t target = (at > px ? at : px) + 50;
-    sleep_ms(target - real_ms());
+    tu_sleep_ms(target - real_ms());
     while ((int64_t)time(NULL) <= until) /* the next check's now is past until */
-        sleep_ms(10);
+        tu_sleep_ms(10);
 }
 
 static bool make_memory(struct fx *f)
@@ -321,7 +304,7 @@ CONTRACT(live_through_the_last_ms_of_second_until)
     if (f->impl->real_clock)
         while (real_ms() % 1000 >
                100) /* early in a second: a relative expiry cannot hide the edge */
-            sleep_ms(5);
+            tu_sleep_ms(5);
     int64_t now = fx_now(f), until = now + 1;
     cr_assert_eq(ci(f->s, "edge", "edge-1", now, until), REQSIGN_OK);
     int64_t after = real_ms();
@@ -330,7 +313,7 @@ CONTRACT(live_through_the_last_ms_of_second_until)
         cr_assert_eq(ci(f->s, "edge", "edge-1", until, until + 300), REQSIGN_E_REPLAY);
     } else {
         int64_t edge = (until + 1) * 1000; /* the first ms of second until + 1 */
-        sleep_ms(edge - 40 - real_ms());
+        tu_sleep_ms(edge - 40 - real_ms());
         enum reqsign_status st = ci(f->s, "edge", "edge-1", until, until + 300);
         int64_t done = real_ms();
         cr_log_info("%s: replay at %lld ms before second until + 1: %s", f->impl->name,
@@ -626,10 +609,10 @@ Test(noncestores, redis_bad_options_and_unreachable)
     cr_assert_null(strstr(e.message, "s3cr3t"), "%s", e.message);
     /* within the backoff: at once, and says so */
     reqsign_error_clear(&e);
-    int64_t t0 = mono_ms();
+    int64_t t0 = tu_now_ms();
     cr_assert_eq(reqsign_nonce_store_check_insert(s, "k", 1, "nonce-0001", 10, now, now + 60, &e),
                  REQSIGN_E_NONCE_STORE_UNAVAILABLE);
-    cr_assert_lt(mono_ms() - t0, 5);
+    cr_assert_lt(tu_now_ms() - t0, 5);
     cr_assert_not_null(strstr(e.message, "next reconnect"), "%s", e.message);
     enum reqsign_status res[1];
     struct reqsign_nonce_item it = item("k", "nonce-0001", now + 60);
@@ -652,18 +635,18 @@ static unsigned none_accepted_for(struct reqsign_nonce_store *s, unsigned tag, i
 {
     char n[48];
     unsigned calls = 0;
-    int64_t end = mono_ms() + ms;
+    int64_t end = tu_now_ms() + ms;
     *slowest = 0;
-    while (mono_ms() < end) {
-        int64_t now = (int64_t)time(NULL), t0 = mono_ms();
+    while (tu_now_ms() < end) {
+        int64_t now = (int64_t)time(NULL), t0 = tu_now_ms();
         enum reqsign_status st = ci(s, "down", nonce_of(n, tag, calls), now, now + 60);
-        int64_t dt = mono_ms() - t0;
+        int64_t dt = tu_now_ms() - t0;
         cr_assert_eq(st, REQSIGN_E_NONCE_STORE_UNAVAILABLE, "call %u: %s", calls,
                      reqsign_errname(st));
         if (dt > *slowest)
             *slowest = dt;
         calls++;
-        sleep_ms(5);
+        tu_sleep_ms(5);
     }
     return calls;
 }
@@ -672,15 +655,15 @@ static unsigned none_accepted_for(struct reqsign_nonce_store *s, unsigned tag, i
 static int64_t until_resumed(struct reqsign_nonce_store *s, unsigned tag, int64_t limit_ms)
 {
     char n[48];
-    int64_t t0 = mono_ms();
+    int64_t t0 = tu_now_ms();
     for (unsigned i = 0;; i++) {
         int64_t now = (int64_t)time(NULL);
         enum reqsign_status st = ci(s, "back", nonce_of(n, tag, i), now, now + 60);
         if (st == REQSIGN_OK)
-            return mono_ms() - t0;
+            return tu_now_ms() - t0;
         cr_assert_eq(st, REQSIGN_E_NONCE_STORE_UNAVAILABLE);
-        cr_assert_lt(mono_ms() - t0, limit_ms, "not resumed after %lld ms", (long long)limit_ms);
-        sleep_ms(10);
+        cr_assert_lt(tu_now_ms() - t0, limit_ms, "not resumed after %lld ms", (long long)limit_ms);
+        tu_sleep_ms(10);
     }
 }
 
@@ -696,10 +679,10 @@ Test(noncestores, redis_hang_fails_closed_then_resumes)
 
     ru_signal(&f.srv, SIGSTOP); /* a hang: connections stay open, nothing answers */
     reqsign_error_clear(&e);
-    int64_t t0 = mono_ms();
+    int64_t t0 = tu_now_ms();
     cr_assert_eq(reqsign_nonce_store_check_insert(s, "k", 1, "during-stop", 11, now, now + 300, &e),
                  REQSIGN_E_NONCE_STORE_UNAVAILABLE);
-    int64_t first = mono_ms() - t0;
+    int64_t first = tu_now_ms() - t0;
     cr_log_info("SIGSTOP: first call UNAVAILABLE after %lld ms: %s", (long long)first, e.message);
     cr_assert_lt(first, 2 * FAST_MS + 100, "took %lld ms", (long long)first);
     cr_assert_not_null(strstr(e.message, "timed out"), "%s", e.message);
@@ -735,10 +718,10 @@ Test(noncestores, redis_death_fails_closed_then_resumes)
 
     ru_signal(&f.srv, SIGKILL); /* gone: the socket file stays, connects are refused */
     reqsign_error_clear(&e);
-    int64_t t0 = mono_ms();
+    int64_t t0 = tu_now_ms();
     cr_assert_eq(reqsign_nonce_store_check_insert(s, "k", 1, "during-kill", 11, now, now + 300, &e),
                  REQSIGN_E_NONCE_STORE_UNAVAILABLE);
-    int64_t first = mono_ms() - t0;
+    int64_t first = tu_now_ms() - t0;
     cr_log_info("SIGKILL: first call UNAVAILABLE after %lld ms: %s", (long long)first, e.message);
     cr_assert_lt(first, 100);
     int64_t slowest;
@@ -772,21 +755,21 @@ Test(noncestores, redis_rough_numbers)
     int64_t now = (int64_t)time(NULL);
     enum { SINGLE = 5000, BATCHES = 200, BATCH = 64 };
     cr_assert_eq(reqsign_nonce_store_redis_ping(one, &e), REQSIGN_OK);
-    int64_t t0 = mono_ms();
+    int64_t t0 = tu_now_ms();
     for (unsigned i = 0; i < SINGLE; i++)
         cr_assert_eq(ci(one, "perf", nonce_of(n, 20, i), now, now + 300), REQSIGN_OK);
-    int64_t single = mono_ms() - t0;
+    int64_t single = tu_now_ms() - t0;
     static char nonces[BATCH][48];
     struct reqsign_nonce_item items[BATCH];
     enum reqsign_status res[BATCH];
-    t0 = mono_ms();
+    t0 = tu_now_ms();
     for (unsigned b = 0; b < BATCHES; b++) {
         for (unsigned i = 0; i < BATCH; i++)
             items[i] = item("perf", nonce_of(nonces[i], 21 + b, i), now + 300);
         cr_assert_eq(reqsign_nonce_store_redis_check_insert_batch(one, items, BATCH, res, now, &e),
                      REQSIGN_OK, "%s", e.message);
     }
-    int64_t batched = mono_ms() - t0;
+    int64_t batched = tu_now_ms() - t0;
     cr_log_info("rough numbers (unix socket, one connection): check_insert %.1f us/op; "
                 "batch of %d: %.1f us/batch, %.0f pairs/s",
                 1000.0 * (double)single / SINGLE, BATCH, 1000.0 * (double)batched / BATCHES,
@@ -984,7 +967,7 @@ Test(noncestores, redis_evicting_policy_is_refused)
     cr_assert_not_null(strstr(e.message, "maxmemory-policy is allkeys-lru, must be noeviction"),
                        "%s", e.message);
     int64_t now = (int64_t)time(NULL);
-    sleep_ms(500); /* past the backoff: a real connection attempt, refused again */
+    tu_sleep_ms(500); /* past the backoff: a real connection attempt, refused again */
     cr_assert_eq(ci(s, "k", "n-evict", now, now + 300), REQSIGN_E_NONCE_STORE_UNAVAILABLE);
     /* back to noeviction: the same store resumes by itself */
     set[3] = "noeviction";

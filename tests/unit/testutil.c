@@ -18,14 +18,11 @@ char *tu_path(const char *rel)
     return p;
 }
 
-char *tu_read(const char *rel, size_t *len)
+char *tu_slurp(const char *path, size_t *len)
 {
-    char *path = tu_path(rel);
     FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "tu_read: cannot open %s\n", path);
-        abort();
-    }
+    if (f == NULL)
+        return NULL;
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     for (;;) {
@@ -33,16 +30,29 @@ char *tu_read(const char *rel, size_t *len)
             cap *= 2;
             buf = realloc(buf, cap);
         }
+        if (buf == NULL)
+            abort();
         size_t r = fread(buf + n, 1, cap - n - 1, f);
         if (r == 0)
             break;
         n += r;
     }
     fclose(f);
-    free(path);
     buf[n] = '\0';
     if (len != NULL)
         *len = n;
+    return buf;
+}
+
+char *tu_read(const char *rel, size_t *len)
+{
+    char *path = tu_path(rel);
+    char *buf = tu_slurp(path, len);
+    if (buf == NULL) {
+        fprintf(stderr, "tu_read: cannot open %s\n", path);
+        abort();
+    }
+    free(path);
     return buf;
 }
 
@@ -147,11 +157,20 @@ void tu_proc_run_as(long uid, long gid)
     run_gid = gid;
 }
 
-static long now_ms(void)
+long tu_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+void tu_sleep_ms(long ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, int timeout_ms)
@@ -186,10 +205,10 @@ int tu_proc_start(struct tu_proc *p, char *const argv[], const char *log_path, i
     p->pid = pid;
     char line[256];
     size_t n = 0;
-    long deadline = now_ms() + timeout_ms;
+    long deadline = tu_now_ms() + timeout_ms;
     while (n < sizeof(line) - 1) {
         struct pollfd pfd = {fds[0], POLLIN, 0};
-        long left = deadline - now_ms();
+        long left = deadline - tu_now_ms();
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
             break;
         ssize_t r = read(fds[0], line + n, 1);
@@ -290,12 +309,12 @@ int tu_proc_stop(struct tu_proc *p, int sig, int timeout_ms)
     if (p->pid <= 0)
         return -1;
     kill(p->pid, sig);
-    long deadline = now_ms() + timeout_ms;
+    long deadline = tu_now_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(p->pid, &status, WNOHANG);
         if (r == p->pid)
             break;
-        if (now_ms() > deadline) {
+        if (tu_now_ms() > deadline) {
             kill(p->pid, SIGKILL);
             waitpid(p->pid, &status, 0);
             p->pid = 0;
@@ -317,25 +336,42 @@ const char *tu_prog(const char *env)
 }
 
 /* see testutil.h */
-char *tu_raw(const struct tu_proc *p, const char *req, size_t len, int close_write, int ms)
+int tu_connect_port(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
-        abort();
+        return -1;
     struct sockaddr_in a;
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)p->port);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-        abort();
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+size_t tu_send(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
     size_t off = 0;
-    while (off < len) {
-        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+    while (off < n) {
+        ssize_t w = send(fd, p + off, n - off, MSG_NOSIGNAL);
         if (w <= 0)
             break;
         off += (size_t)w;
     }
+    return off;
+}
+
+char *tu_raw(const struct tu_proc *p, const char *req, size_t len, int close_write, int ms)
+{
+    int fd = tu_connect_port(p->port);
+    if (fd < 0)
+        abort();
+    tu_send(fd, req, len);
     if (close_write)
         shutdown(fd, SHUT_WR);
     char *out = calloc(1, 65536);

@@ -11,6 +11,9 @@
 char *tu_path(const char *rel);
 /* Whole file @rel (under the source root); NUL-terminated; *len without NUL. Aborts on error. */
 char *tu_read(const char *rel, size_t *len);
+/* Whole file at @path (malloc'd, NUL-terminated; *@len without the NUL, if
+ * @len), or NULL if it cannot be opened. */
+char *tu_slurp(const char *path, size_t *len);
 /* Parse the JSON file @rel (under the source root). Aborts on error. */
 json_t *tu_json(const char *rel);
 /* Hex decode; returns malloc'd bytes; *len set. Aborts on bad hex. */
@@ -21,6 +24,10 @@ const char *tu_cli(void);
 char *tu_run(const char *cmd, int *status);
 /* A fresh temporary directory (malloc'd path). */
 char *tu_tmpdir(void);
+/* Milliseconds on the monotonic clock. */
+long tu_now_ms(void);
+/* Sleep @ms milliseconds (the whole time, signals or not; <= 0: none). */
+void tu_sleep_ms(long ms);
 
 /* ---- processes for end-to-end tests ---- */
 #include <sys/types.h>
@@ -52,6 +59,11 @@ int tu_free_port(void);
 int tu_proc_stop(struct tu_proc *p, int sig, int timeout_ms);
 /* Path of a built program from the environment variable @env (set by meson). */
 const char *tu_prog(const char *env);
+/* A TCP connection to 127.0.0.1:@port, or -1. */
+int tu_connect_port(int port);
+/* Send the @n bytes at @buf on @fd, stopping early if a send fails (the peer
+ * closed); returns the bytes sent. */
+size_t tu_send(int fd, const void *buf, size_t n);
 /* Send @req raw on a fresh TCP connection to 127.0.0.1:@p->port (shutting the
  * write side if @close_write); read until close or @ms ms; return what came
  * back (malloc'd, NUL-terminated). Aborts if it cannot connect. */
