@@ -1255,6 +1255,27 @@ static int account_admits(struct reqsignd_service *s, const struct reqsign_accou
     return 0;
 }
 
+/* Insert the new key @rec of @acct. With accounts, the key limit is checked
+ * again by the store atomically with the insert (account_admits() checked
+ * it before the key was made, but two requests may pass that check at
+ * once): @extra as for account_admits(). */
+static enum reqsign_status insert_key(struct reqsignd_service *s,
+                                      const struct reqsign_account *acct,
+                                      const struct reqsign_key_record *rec, int64_t extra,
+                                      struct reqsign_error *err)
+{
+    if (!s->accounts)
+        return reqsign_keystore_insert(s->store, rec, err);
+    enum reqsign_status st =
+        reqsign_keystore_insert_limited(s->store, rec, now_s(), acct->key_limit + extra, err);
+    if (st == REQSIGN_E_KEY_LIMIT) {
+        reqsign_error_clear(err);
+        set_error(err, REQSIGN_E_KEY_LIMIT, "the account has its maximum of %lld active keys",
+                  (long long)acct->key_limit);
+    }
+    return st;
+}
+
 /* Insert @rec and answer 201 with its record (+ private_key when @key was generated). */
 static void answer_new_key(struct reqsignd_service *s, struct reqsign_httpd_req *r,
                            struct reqsign_key *key, int generated,
@@ -1657,11 +1678,13 @@ static void do_key_create(struct reqsignd_service *s, struct reqsign_httpd_req *
     snprintf(r->target_keyid, sizeof(r->target_keyid), "%s", rec.keyid); /* the request log */
     reqsign_key_public_raw(key, rec.public_key);
     rec.created_at = now;
-    if (reqsign_keystore_insert(s->store, &rec, &err) != REQSIGN_OK) {
+    if (insert_key(s, &acct, &rec, 0, &err) != REQSIGN_OK) {
         if (err.code == REQSIGN_E_CONFLICT) {
             reqsign_error_clear(&err);
             refuse(s, r, c, a, "key.create", rec.keyid, acct.id, REQSIGN_E_CONFLICT,
                    "this public key is already registered");
+        } else if (err.code == REQSIGN_E_KEY_LIMIT) {
+            refuse(s, r, c, a, "key.create", acct.id, acct.id, err.code, err.message);
         } else {
             reqsign_httpd_respond_error(r, &err);
         }
@@ -1900,12 +1923,14 @@ static void do_key(struct reqsignd_service *s, struct reqsign_httpd_req *r, stru
             return;
         }
         reqsign_key_public_raw(key, nrec.public_key);
-        if (reqsign_keystore_insert(s->store, &nrec, &err) != REQSIGN_OK) {
+        if (insert_key(s, &acct, &nrec, 1, &err) != REQSIGN_OK) {
             reqsign_key_free(key);
             if (err.code == REQSIGN_E_CONFLICT) {
                 reqsign_error_clear(&err);
                 refuse(s, r, c, a, act, keyid, rec.account, REQSIGN_E_CONFLICT,
                        "this public key is already registered");
+            } else if (err.code == REQSIGN_E_KEY_LIMIT) {
+                refuse(s, r, c, a, act, keyid, rec.account, err.code, err.message);
             } else {
                 reqsign_httpd_respond_error(r, &err);
             }
@@ -2144,12 +2169,14 @@ static void do_enroll(struct reqsignd_service *s, struct reqsign_httpd_req *r, s
     snprintf(r->target_keyid, sizeof(r->target_keyid), "%s", rec.keyid); /* the request log */
     reqsign_key_public_raw(key, rec.public_key);
     rec.created_at = now_s();
-    if (reqsign_keystore_insert(s->store, &rec, &err) != REQSIGN_OK) {
+    if (insert_key(s, &acct, &rec, 0, &err) != REQSIGN_OK) {
         reqsign_key_free(key);
         if (err.code == REQSIGN_E_CONFLICT) {
             reqsign_error_clear(&err);
             refuse(s, r, c, NULL, "key.enroll", rec.keyid, acct.id, REQSIGN_E_CONFLICT,
                    "this public key is already registered");
+        } else if (err.code == REQSIGN_E_KEY_LIMIT) {
+            refuse(s, r, c, NULL, "key.enroll", acct.id, acct.id, err.code, err.message);
         } else {
             reqsign_httpd_respond_error(r, &err);
         }

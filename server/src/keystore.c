@@ -246,6 +246,23 @@ enum reqsign_status reqsign_keystore_list_filter(struct reqsign_keystore *ks,
 }
 
 /* see reqsign/keystore.h */
+enum reqsign_status reqsign_keystore_insert_limited(struct reqsign_keystore *ks,
+                                                    const struct reqsign_key_record *rec,
+                                                    int64_t now, int64_t max_active,
+                                                    struct reqsign_error *err)
+{
+    reqsign_error_clear(err);
+    KS_NEED(ks, insert_limited, "a limited insert");
+    if (max_active < 1)
+        return reqsign_error_set(err, REQSIGN_E_INVALID_ARG, ks_src, REQSIGN_NO_OFFSET,
+                                 "max_active must be at least 1");
+    enum reqsign_status st = check_record(rec, err);
+    if (st != REQSIGN_OK)
+        return st;
+    return ks->ops.insert_limited(ks->impl, rec, now, max_active, err);
+}
+
+/* see reqsign/keystore.h */
 enum reqsign_status reqsign_keystore_count_active(struct reqsign_keystore *ks, const char *account,
                                                   int64_t now, int64_t *n,
                                                   struct reqsign_error *err)

@@ -239,8 +239,18 @@ static void fleet_down(struct fleet *f)
 }
 
 /* A request signed by the admin to reqsignd. */
+static struct answer key_call(struct fleet *f, const struct reqsign_signer *signer,
+                              const char *method, const char *path, const char *body);
+
 static struct answer admin_call(struct fleet *f, const char *method, const char *path,
                                 const char *body)
+{
+    return key_call(f, f->admin_signer, method, path, body);
+}
+
+/* @method @path on the key service, signed by @signer. */
+static struct answer key_call(struct fleet *f, const struct reqsign_signer *signer,
+                              const char *method, const char *path, const char *body)
 {
     char signed_url[512], url[512];
     snprintf(signed_url, sizeof(signed_url), "%s%s", f->d.url, path);
@@ -254,8 +264,7 @@ static struct answer admin_call(struct fleet *f, const char *method, const char 
     in.url = signed_url;
     in.body = body;
     in.body_len = body != NULL ? strlen(body) : 0;
-    cr_assert_eq(reqsign_signer_sign(f->admin_signer, &in, &out, &err), REQSIGN_OK, "%s",
-                 err.message);
+    cr_assert_eq(reqsign_signer_sign(signer, &in, &out, &err), REQSIGN_OK, "%s", err.message);
     struct curl_slist *h = curl_slist_append(NULL, "Expect:");
     char line[4096];
     for (size_t i = 0; i < out.n_headers; i++) {
@@ -740,6 +749,175 @@ static int run_backend(const char *args, char **out)
     int st;
     *out = tu_run(cmd, &st);
     return st;
+}
+
+/* ---- (d) accounts and the key lifecycle over PostgreSQL ---- */
+
+/* The value of @k in the JSON object @body (malloc'd), or NULL. */
+static char *json_field(const char *body, const char *k)
+{
+    json_t *j = json_loads(body != NULL ? body : "", 0, NULL);
+    const char *v = json_string_value(json_object_get(j, k));
+    char *out = v != NULL ? strdup(v) : NULL;
+    json_decref(j);
+    return out;
+}
+
+/* Backend @i answers @want (and @name when not NULL) within @secs. */
+static long wait_backend(struct fleet *f, int i, const struct reqsign_signer *s, long want,
+                         const char *name, int secs)
+{
+    long t0 = tu_now_ms();
+    for (unsigned n = 0;; n++) {
+        char p[64];
+        snprintf(p, sizeof(p), "/wait/%u", n);
+        struct answer q = fresh(f, f->c, i, s, p);
+        int ok = q.status == want && (name == NULL || strcmp(q.error, name) == 0);
+        free(q.body);
+        if (ok)
+            return tu_now_ms() - t0;
+        if (tu_now_ms() - t0 > secs * 1000L)
+            return -1;
+        tu_sleep_ms(20);
+    }
+}
+
+/* The account routes with a PostgreSQL key store: the same contract as over
+ * SQLite (e2e-accounts), and a disable reaching the backends at once over
+ * NOTIFY rather than after their cache TTL. */
+Test(fleet, accounts_over_postgresql)
+{
+    struct fleet f;
+    fleet_up(&f);
+
+    struct answer r =
+        admin_call(&f, "POST", "/v1/accounts",
+                   "{\"name\":\"pg customer\",\"allowed_scopes\":[\"api\"],\"key_limit\":2}");
+    cr_assert_eq(r.status, 201, "POST /v1/accounts: %ld %s", r.status, r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    char *acct = strdup(json_string_value(json_object_get(json_object_get(j, "account"), "id")));
+    char *token =
+        strdup(json_string_value(json_object_get(json_object_get(j, "enrollment"), "token")));
+    json_decref(j);
+    free(r.body);
+
+    /* enrollment with a key made here: the request signed by that key */
+    struct reqsign_error err;
+    struct reqsign_key *k = reqsign_key_generate(&err);
+    cr_assert_not_null(k);
+    char pub[512], priv[512];
+    size_t n;
+    cr_assert_eq(reqsign_key_public_pem(k, pub, sizeof(pub), &n), REQSIGN_OK);
+    cr_assert_eq(reqsign_key_private_pem(k, priv, sizeof(priv), &n), REQSIGN_OK);
+    struct reqsign_signer_opts so;
+    memset(&so, 0, sizeof(so));
+    so.key_data = priv;
+    so.key_len = strlen(priv);
+    struct reqsign_signer *own = reqsign_signer_new(&so, &err);
+    cr_assert_not_null(own, "%s", err.message);
+    reqsign_memzero(priv, sizeof(priv));
+    json_t *b = json_pack("{s:s, s:s, s:s}", "token", token, "label", "byo", "public_key", pub);
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    r = key_call(&f, own, "POST", "/v1/enroll", body);
+    cr_assert_eq(r.status, 201, "enroll: %ld %s", r.status, r.body);
+    char *ownkid = json_field(r.body, "keyid");
+    char *acct_of = json_field(r.body, "account");
+    char *priv_field = json_field(r.body, "private_key");
+    cr_assert_str_eq(acct_of, acct);
+    cr_assert_null(priv_field, "no private key for a registered public key");
+    free(r.body);
+    /* the token is single use */
+    r = key_call(&f, own, "POST", "/v1/enroll", body);
+    cr_assert_eq(r.status, 401, "token reused: %ld %s", r.status, r.body);
+    free(r.body);
+    free(body);
+
+    /* keys:self creates a key in its account; the limit (2) then holds */
+    r = key_call(&f, own, "POST", "/v1/keys", "{\"label\":\"srv\",\"scopes\":[\"api\"]}");
+    cr_assert_eq(r.status, 201, "POST /v1/keys: %ld %s", r.status, r.body);
+    json_t *cred = json_loads(r.body, 0, NULL);
+    struct reqsign_signer *srv = signer_of(cred);
+    json_decref(cred);
+    char *srvkid = json_field(r.body, "keyid");
+    free(r.body);
+    r = key_call(&f, own, "POST", "/v1/keys", "{\"label\":\"third\",\"scopes\":[\"api\"]}");
+    cr_assert_eq(r.status, 409, "over the key limit: %ld %s", r.status, r.body);
+    cr_assert_str_eq(r.error, "key_limit");
+    free(r.body);
+
+    /* disable: both backends refuse it at once (NOTIFY), enable: back */
+    cr_assert_geq(wait_backend(&f, 0, srv, 200, NULL, 3), 0);
+    cr_assert_geq(wait_backend(&f, 1, srv, 200, NULL, 3), 0);
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/keys/%s/disable", srvkid);
+    r = key_call(&f, own, "POST", path, "{}");
+    cr_assert_eq(r.status, 200, "disable: %ld %s", r.status, r.body);
+    free(r.body);
+    for (int i = 0; i < 2; i++) {
+        long ms = wait_backend(&f, i, srv, 401, "key_disabled", TTL + 2);
+        cr_assert_geq(ms, 0, "backend %d still accepts the disabled key", i);
+        cr_assert_lt(ms, TTL * 1000L, "backend %d: %ld ms, not under the cache TTL", i, ms);
+        fprintf(stderr, "fleet: disable seen by backend %d after %ld ms\n", i, ms);
+    }
+    snprintf(path, sizeof(path), "/v1/keys/%s/enable", srvkid);
+    r = key_call(&f, own, "POST", path, "{}");
+    cr_assert_eq(r.status, 200, "enable: %ld %s", r.status, r.body);
+    free(r.body);
+    for (int i = 0; i < 2; i++)
+        cr_assert_geq(wait_backend(&f, i, srv, 200, NULL, TTL + 2), 0);
+
+    /* rotate (one over the limit during the grace), then revoke by possession */
+    snprintf(path, sizeof(path), "/v1/keys/%s/rotate", srvkid);
+    r = key_call(&f, own, "POST", path, "{\"grace_s\":60}");
+    cr_assert_eq(r.status, 201, "rotate: %ld %s", r.status, r.body);
+    char *replaces = json_field(r.body, "replaces");
+    cr_assert_str_eq(replaces, srvkid);
+    free(r.body);
+    snprintf(path, sizeof(path), "/v1/keys/%s", srvkid);
+    r = key_call(&f, srv, "DELETE", path, "{\"reason\":\"compromised\"}");
+    cr_assert_eq(r.status, 200, "revoke by possession: %ld %s", r.status, r.body);
+    free(r.body);
+    for (int i = 0; i < 2; i++)
+        cr_assert_geq(wait_backend(&f, i, srv, 401, "key_revoked", TTL + 2), 0);
+
+    /* the account disabled: its keys stop at the backends; the audit holds it all */
+    snprintf(path, sizeof(path), "/v1/accounts/%s/disable", acct);
+    r = admin_call(&f, "POST", path, "{}");
+    cr_assert_eq(r.status, 200, "account disable: %ld %s", r.status, r.body);
+    free(r.body);
+    r = key_call(&f, own, "GET", "/v1/keys", NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(r.error, "account_disabled");
+    free(r.body);
+    r = admin_call(&f, "GET", "/v1/accounts", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_not_null(strstr(r.body, acct));
+    cr_assert_not_null(strstr(r.body, "acct_operator"));
+    free(r.body);
+    snprintf(path, sizeof(path), "/v1/audit?account=%s", acct);
+    r = admin_call(&f, "GET", path, NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    static const char *const actions[] = {"account.create", "key.enroll",     "key.create",
+                                          "key.disable",    "key.enable",     "key.rotate",
+                                          "key.revoke",     "account.disable"};
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+        cr_assert_not_null(strstr(r.body, actions[i]), "no %s in the audit: %s", actions[i],
+                           r.body);
+    cr_assert_not_null(strstr(r.body, "\"key_limit\""), "the refusal is audited: %s", r.body);
+    cr_assert_null(strstr(r.body, token), "the token is never in the audit");
+    free(r.body);
+
+    free(replaces);
+    free(srvkid);
+    free(ownkid);
+    free(acct_of);
+    reqsign_signer_free(srv);
+    reqsign_signer_free(own);
+    reqsign_key_free(k);
+    free(token);
+    free(acct);
+    fleet_down(&f);
 }
 
 Test(fleet, startup)

@@ -496,14 +496,7 @@ static void c_concurrent_inserts(const struct backend *b, struct reqsign_keystor
 
 STORE_TEST(concurrent_inserts, backends, N_BACKENDS)
 
-/* ---- contract: accounts and the key lifecycle (issue 13) ----
- * The stores that implement the lifecycle operations. PostgreSQL joins this
- * list when it implements them (it answers REQSIGN_E_STORE "not supported"
- * until then, checked below). */
-static const struct backend lc_backends[] = {
-    {"sqlite", sqlite_location, sqlite_open_rw},
-};
-#define N_LC_BACKENDS (sizeof(lc_backends) / sizeof(lc_backends[0]))
+/* ---- accounts and the key lifecycle: every store implements them ---- */
 
 static void make_account(const char *id, struct reqsign_account *a)
 {
@@ -560,7 +553,7 @@ static void c_accounts_round_trip_list_disable(const struct backend *b, struct r
                  REQSIGN_E_NOT_FOUND);
 }
 
-STORE_TEST(accounts_round_trip_list_disable, lc_backends, N_LC_BACKENDS)
+STORE_TEST(accounts_round_trip_list_disable, backends, N_BACKENDS)
 
 static void c_key_lifecycle_fields(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -629,7 +622,7 @@ static void c_key_lifecycle_fields(const struct backend *b, struct reqsign_keyst
     cr_assert_eq(reqsign_keystore_update(ks, &ghost, &err), REQSIGN_E_KEY_UNKNOWN);
 }
 
-STORE_TEST(key_lifecycle_fields, lc_backends, N_LC_BACKENDS)
+STORE_TEST(key_lifecycle_fields, backends, N_BACKENDS)
 
 static void c_count_touch_and_filtered_lists(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -694,7 +687,7 @@ static void c_count_touch_and_filtered_lists(const struct backend *b, struct req
     cr_assert_str_eq(page[0].keyid, "key-00001", "created at 1700000001, never used");
 }
 
-STORE_TEST(count_touch_and_filtered_lists, lc_backends, N_LC_BACKENDS)
+STORE_TEST(count_touch_and_filtered_lists, backends, N_BACKENDS)
 
 static void c_enrollment_tokens_single_use(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -728,7 +721,7 @@ static void c_enrollment_tokens_single_use(const struct backend *b, struct reqsi
                  REQSIGN_E_ENROLLMENT_INVALID, "unknown");
 }
 
-STORE_TEST(enrollment_tokens_single_use, lc_backends, N_LC_BACKENDS)
+STORE_TEST(enrollment_tokens_single_use, backends, N_BACKENDS)
 
 static void c_audit_append_only_and_filtered(const struct backend *b, struct reqsign_keystore *ks)
 {
@@ -768,25 +761,122 @@ static void c_audit_append_only_and_filtered(const struct backend *b, struct req
     cr_assert_eq(n, 2);
 }
 
-STORE_TEST(audit_append_only_and_filtered, lc_backends, N_LC_BACKENDS)
+STORE_TEST(audit_append_only_and_filtered, backends, N_BACKENDS)
 
-#ifdef REQSIGN_TEST_PG
-/* Until the PostgreSQL store has them, the lifecycle operations fail cleanly. */
-Test(keystore, pg_lifecycle_not_supported_yet)
+/* The key limit holds under concurrency: threads racing to insert into one
+ * account with key_limit 3 (each a batch of limited inserts, started
+ * together) end with exactly 3 keys; every other insert gets KEY_LIMIT. */
+#define LIM_THREADS 8
+#define LIM_PER_THREAD 3
+#define LIM_MAX 3
+
+struct lim_arg {
+    struct reqsign_keystore *ks;
+    pthread_barrier_t *start;
+    int base, ok, limited, other;
+};
+
+static void *lim_thread(void *p)
 {
-    char *loc = pg_location();
-    struct reqsign_keystore *ks = pg_open_rw(loc, NULL);
-    cr_assert_not_null(ks);
-    struct reqsign_account a;
-    struct reqsign_error err;
-    make_account("acct_a", &a);
-    reqsign_error_clear(&err);
-    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_E_STORE);
-    cr_assert_not_null(strstr(err.message, "does not support"));
-    reqsign_keystore_free(ks);
-    free(loc);
+    struct lim_arg *a = p;
+    /* each thread holds a connection at once, so the pool has one per thread
+     * when the race starts (a store opening its connections one by one would
+     * otherwise serialise the racers) */
+    struct reqsign_key_record warm;
+    pthread_barrier_wait(a->start);
+    if (reqsign_keystore_get(a->ks, "key-00900", 9, &warm, NULL) != REQSIGN_OK)
+        a->other++; /* key-00900 exists (inserted revoked before the race) */
+    pthread_barrier_wait(a->start);
+    for (int i = 0; i < LIM_PER_THREAD; i++) {
+        struct reqsign_key_record r;
+        struct reqsign_error err;
+        make_record(a->base + i, &r);
+        snprintf(r.account, sizeof(r.account), "acct_lim");
+        reqsign_error_clear(&err);
+        enum reqsign_status st =
+            reqsign_keystore_insert_limited(a->ks, &r, 1700000100, LIM_MAX, &err);
+        if (st == REQSIGN_OK)
+            a->ok++;
+        else if (st == REQSIGN_E_KEY_LIMIT)
+            a->limited++;
+        else {
+            fprintf(stderr, "insert_limited %s: %s\n", r.keyid, err.message);
+            a->other++;
+        }
+    }
+    return NULL;
 }
-#endif
+
+static void c_insert_limited_atomic(const struct backend *b, struct reqsign_keystore *ks)
+{
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_account acct;
+    make_account("acct_lim", &acct);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &acct, &err), REQSIGN_OK, "%s", err.message);
+    /* revoked and expired keys do not count; a disabled one does */
+    struct reqsign_key_record r;
+    make_record(900, &r);
+    snprintf(r.account, sizeof(r.account), "acct_lim");
+    r.revoked_at = 1700000050;
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, 1, &err), REQSIGN_OK,
+                 "[%s] %s", b->name, err.message);
+    make_record(901, &r);
+    snprintf(r.account, sizeof(r.account), "acct_lim");
+    r.expires_at = 1700000100; /* expired at now */
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, 1, &err), REQSIGN_OK,
+                 "[%s] %s", b->name, err.message);
+    make_record(902, &r);
+    snprintf(r.account, sizeof(r.account), "acct_none");
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, 5, &err), REQSIGN_E_NOT_FOUND,
+                 "[%s] %s", b->name, err.message);
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, 0, &err),
+                 REQSIGN_E_INVALID_ARG);
+
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, LIM_THREADS);
+    pthread_t t[LIM_THREADS];
+    struct lim_arg args[LIM_THREADS];
+    for (int i = 0; i < LIM_THREADS; i++) {
+        args[i] = (struct lim_arg){ks, &start, 1000 + i * LIM_PER_THREAD, 0, 0, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, lim_thread, &args[i]), 0);
+    }
+    int ok = 0, limited = 0, other = 0;
+    for (int i = 0; i < LIM_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ok += args[i].ok;
+        limited += args[i].limited;
+        other += args[i].other;
+    }
+    pthread_barrier_destroy(&start);
+    cr_assert_eq(other, 0, "[%s] %d inserts failed otherwise", b->name, other);
+    cr_assert_eq(ok, LIM_MAX, "[%s] %d limited inserts succeeded, the limit is %d", b->name, ok,
+                 LIM_MAX);
+    cr_assert_eq(limited, LIM_THREADS * LIM_PER_THREAD - LIM_MAX);
+    int64_t n = 0;
+    cr_assert_eq(reqsign_keystore_count_active(ks, "acct_lim", 1700000100, &n, &err), REQSIGN_OK);
+    cr_assert_eq(n, LIM_MAX, "[%s] %lld active keys", b->name, (long long)n);
+    /* a disabled key still counts */
+    struct reqsign_key_record page[16];
+    size_t got = 0;
+    struct reqsign_key_filter f = {.account = "acct_lim"};
+    cr_assert_eq(reqsign_keystore_list_filter(ks, &f, NULL, 16, page, &got, &err), REQSIGN_OK);
+    for (size_t k = 0; k < got; k++)
+        if (page[k].revoked_at == 0 && page[k].expires_at == 0) {
+            page[k].disabled_at = 1700000090;
+            cr_assert_eq(reqsign_keystore_update(ks, &page[k], &err), REQSIGN_OK);
+            break;
+        }
+    make_record(903, &r);
+    snprintf(r.account, sizeof(r.account), "acct_lim");
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, LIM_MAX, &err),
+                 REQSIGN_E_KEY_LIMIT, "[%s]", b->name);
+    /* one over the limit, as a rotation may go during its grace period */
+    cr_assert_eq(reqsign_keystore_insert_limited(ks, &r, 1700000100, LIM_MAX + 1, &err), REQSIGN_OK,
+                 "[%s] %s", b->name, err.message);
+}
+
+STORE_TEST(insert_limited_atomic, backends, N_BACKENDS)
 
 /* ---- SQLite only ---- */
 
@@ -1392,7 +1482,9 @@ Test(keystore, pg_open_flags_and_schema_checks)
     reqsign_error_clear(&err);
     cr_assert_null(reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_READONLY, &err));
     cr_assert_not_null(strstr(err.message, "newer"), "%s", err.message);
-    v = tu_pg_query(loc, "UPDATE schema_version SET version = 0; DROP TABLE keys");
+    v = tu_pg_query(
+        loc, "UPDATE schema_version SET version = 0; DROP TABLE keys, enrollments, audit, accounts;"
+             " DROP FUNCTION reqsign_audit_append_only()");
     cr_assert_not_null(v);
     free(v);
     reqsign_error_clear(&err);
@@ -1545,6 +1637,161 @@ Test(keystore, pg_notify_invalidates_keycache)
     }
     reqsign_keystore_pg_listener_stats(l, &ls);
     cr_assert_geq(ls.notifications, 3);
+
+    reqsign_keystore_pg_listener_stop(l);
+    reqsign_keycache_free(cache);
+    reqsign_keystore_free(writer);
+    reqsign_keystore_free(ks);
+    free(loc);
+}
+
+/* A database made by the previous schema (version 2: keys with publish)
+ * migrates to accounts: its keys go to acct_operator and keep working; the
+ * audit log refuses changes. */
+Test(keystore, pg_migrates_version_2_database)
+{
+    char *loc = pg_location();
+    char *v = tu_pg_query(
+        loc, "CREATE TABLE schema_version (version integer NOT NULL);"
+             "INSERT INTO schema_version VALUES (2);"
+             "CREATE TABLE keys (keyid text COLLATE \"C\" NOT NULL,"
+             " public_key bytea NOT NULL CHECK (length(public_key) = 32), label text NOT NULL,"
+             " scopes text NOT NULL, created_at bigint NOT NULL, expires_at bigint,"
+             " revoked_at bigint, CONSTRAINT keys_pkey PRIMARY KEY (keyid),"
+             " CONSTRAINT keys_public_key_key UNIQUE (public_key));"
+             "ALTER TABLE keys ADD COLUMN publish boolean NOT NULL DEFAULT false;"
+             "INSERT INTO keys VALUES ('old-key', decode(repeat('ab', 32), 'hex'), 'old',"
+             " 'keys:admin', 1700000000, NULL, NULL, true);"
+             "INSERT INTO keys VALUES ('old-revoked', decode(repeat('cd', 32), 'hex'), 'gone',"
+             " 'orders:read', 1700000001, 1800000000, 1700000100, false)");
+    cr_assert_not_null(v);
+    free(v);
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    /* a plain open refuses the old schema; CREATE migrates it */
+    cr_assert_null(reqsign_keystore_pg_open(loc, 0, &err));
+    struct reqsign_keystore *ks = reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    cr_assert_eq(pg_query_int(loc, "SELECT version FROM schema_version"),
+                 REQSIGN_PG_SCHEMA_VERSION);
+    struct reqsign_key_record r;
+    cr_assert_eq(reqsign_keystore_get(ks, "old-key", 7, &r, &err), REQSIGN_OK, "%s", err.message);
+    cr_assert_str_eq(r.account, REQSIGN_ACCOUNT_OPERATOR);
+    cr_assert_str_eq(r.scopes, "keys:admin");
+    cr_assert_eq(r.publish, 1);
+    cr_assert_eq(r.disabled_at, 0);
+    cr_assert_eq(r.last_used_at, 0);
+    cr_assert_eq(reqsign_keystore_get(ks, "old-revoked", 11, &r, &err), REQSIGN_OK);
+    cr_assert_eq(r.revoked_at, 1700000100);
+    cr_assert_eq(r.expires_at, 1800000000);
+    struct reqsign_account a;
+    cr_assert_eq(reqsign_keystore_account_get(ks, REQSIGN_ACCOUNT_OPERATOR, &a, &err), REQSIGN_OK,
+                 "%s", err.message);
+    cr_assert_str_eq(a.allowed_scopes, "*");
+    int64_t n = 0;
+    cr_assert_eq(reqsign_keystore_count_active(ks, REQSIGN_ACCOUNT_OPERATOR, 1750000000, &n, &err),
+                 REQSIGN_OK);
+    cr_assert_eq(n, 1);
+    /* a new key in a new account, as reqsignd makes them after the upgrade */
+    make_account("acct_new", &a);
+    cr_assert_eq(reqsign_keystore_account_insert(ks, &a, &err), REQSIGN_OK, "%s", err.message);
+    make_record(7, &r);
+    snprintf(r.account, sizeof(r.account), "acct_new");
+    insert_ok("postgresql", ks, &r);
+    /* a key for no account is refused */
+    make_record(8, &r);
+    snprintf(r.account, sizeof(r.account), "acct_none");
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_insert(ks, &r, &err), REQSIGN_E_NOT_FOUND, "%s", err.message);
+    /* the audit log is append-only, for the store's own role too */
+    struct reqsign_audit_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.time = 1700000000;
+    snprintf(ev.action, sizeof(ev.action), "key.create");
+    snprintf(ev.outcome, sizeof(ev.outcome), "ok");
+    cr_assert_eq(reqsign_keystore_audit_append(ks, &ev, &err), REQSIGN_OK, "%s", err.message);
+    v = tu_pg_query(loc, "UPDATE audit SET outcome = 'forged'");
+    cr_assert_null(v, "an UPDATE of the audit log went through");
+    v = tu_pg_query(loc, "DELETE FROM audit");
+    cr_assert_null(v, "a DELETE from the audit log went through");
+    v = tu_pg_query(loc, "TRUNCATE audit");
+    cr_assert_null(v, "a TRUNCATE of the audit log went through");
+    cr_assert_eq(pg_query_int(loc, "SELECT count(*) FROM audit"), 1);
+    reqsign_keystore_free(ks);
+    free(loc);
+}
+
+/* A disable, an enable and an account's disable reach a verifier's key
+ * cache at once over NOTIFY, as a revocation does. */
+Test(keystore, pg_notify_on_disable_and_account_disable)
+{
+    char *loc = pg_location();
+    struct reqsign_error err;
+    reqsign_error_clear(&err);
+    struct reqsign_keystore *ks = reqsign_keystore_pg_open(loc, REQSIGN_KEYSTORE_CREATE, &err);
+    cr_assert_not_null(ks, "%s", err.message);
+    struct reqsign_keystore *writer = reqsign_keystore_pg_open(loc, 0, &err);
+    cr_assert_not_null(writer, "%s", err.message);
+    struct reqsign_keycache_opts o = {.store = ks, .positive_ttl = 3600, .negative_ttl = 3600};
+    struct reqsign_keycache *cache = reqsign_keycache_new(&o, &err);
+    cr_assert_not_null(cache, "%s", err.message);
+    struct reqsign_keystore_pg_listener *l = reqsign_keystore_pg_listen(loc, cache, &err);
+    cr_assert_not_null(l, "%s", err.message);
+    wait_listening(l, 1, 5000);
+
+    struct reqsign_account a;
+    make_account("acct_n", &a);
+    cr_assert_eq(reqsign_keystore_account_insert(writer, &a, &err), REQSIGN_OK, "%s", err.message);
+    struct reqsign_key_record r;
+    make_record(1, &r);
+    snprintf(r.account, sizeof(r.account), "acct_n");
+    insert_ok("postgresql", writer, &r);
+    struct reqsign_key_info info;
+    long t0 = pg_now_ms();
+    while (reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL) != REQSIGN_OK) {
+        cr_assert_lt(pg_now_ms() - t0, 1000, "new key not seen within 1 s");
+        pg_sleep_ms(5);
+    }
+    cr_assert_eq(info.state, REQSIGN_KEY_ACTIVE);
+
+    /* the key disabled: the cached entry goes */
+    cr_assert_eq(reqsign_keystore_get(writer, "key-00001", 9, &r, &err), REQSIGN_OK);
+    r.disabled_at = 1700000500;
+    cr_assert_eq(reqsign_keystore_update(writer, &r, &err), REQSIGN_OK, "%s", err.message);
+    t0 = pg_now_ms();
+    for (;;) {
+        cr_assert_eq(reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL), REQSIGN_OK);
+        if (info.state == REQSIGN_KEY_DISABLED)
+            break;
+        cr_assert_lt(pg_now_ms() - t0, 1000, "disable not seen within 1 s");
+        pg_sleep_ms(5);
+    }
+    cr_log_info("disable seen by the cache after %ld ms", pg_now_ms() - t0);
+    r.disabled_at = 0;
+    cr_assert_eq(reqsign_keystore_update(writer, &r, &err), REQSIGN_OK, "%s", err.message);
+    t0 = pg_now_ms();
+    for (;;) {
+        cr_assert_eq(reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL), REQSIGN_OK);
+        if (info.state == REQSIGN_KEY_ACTIVE)
+            break;
+        cr_assert_lt(pg_now_ms() - t0, 1000, "enable not seen within 1 s");
+        pg_sleep_ms(5);
+    }
+    /* the account disabled: every key of it */
+    cr_assert_eq(reqsign_keystore_account_set_disabled(writer, "acct_n", 1700000600, &err),
+                 REQSIGN_OK, "%s", err.message);
+    t0 = pg_now_ms();
+    for (;;) {
+        cr_assert_eq(reqsign_keycache_lookup(cache, "key-00001", 9, &info, NULL), REQSIGN_OK);
+        if (info.state == REQSIGN_KEY_ACCOUNT_DISABLED)
+            break;
+        cr_assert_lt(pg_now_ms() - t0, 1000, "account disable not seen within 1 s");
+        pg_sleep_ms(5);
+    }
+    cr_log_info("account disable seen by the cache after %ld ms", pg_now_ms() - t0);
+    reqsign_error_clear(&err);
+    cr_assert_eq(reqsign_keystore_account_set_disabled(writer, "acct_none", 1, &err),
+                 REQSIGN_E_NOT_FOUND, "%s", err.message);
 
     reqsign_keystore_pg_listener_stop(l);
     reqsign_keycache_free(cache);

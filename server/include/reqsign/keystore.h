@@ -157,6 +157,14 @@ struct reqsign_keystore_ops {
     enum reqsign_status (*audit_list)(void *impl, const char *account, int64_t after, size_t limit,
                                       struct reqsign_audit_event *out, size_t *n,
                                       struct reqsign_error *err);
+    /* As insert, atomically with a check that @rec's account has fewer than
+     * @max_active keys neither revoked nor expired at @now (disabled ones
+     * count): REQSIGN_E_KEY_LIMIT otherwise, and nothing is inserted. Two
+     * concurrent calls never both pass the check for the last free place.
+     * REQSIGN_E_NOT_FOUND if the account does not exist. */
+    enum reqsign_status (*insert_limited)(void *impl, const struct reqsign_key_record *rec,
+                                          int64_t now, int64_t max_active,
+                                          struct reqsign_error *err);
 };
 
 struct reqsign_keystore;
@@ -227,6 +235,13 @@ REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
 reqsign_keystore_audit_list(struct reqsign_keystore *ks, const char *account, int64_t after,
                             size_t limit, struct reqsign_audit_event *out, size_t *n,
                             struct reqsign_error *err);
+/* Insert @rec only while its account has fewer than @max_active (>= 1) keys
+ * neither revoked nor expired at @now, in one atomic step with the insert
+ * (see insert_limited above): the way to enforce an account's key_limit
+ * when several requests or several key services create keys at once. */
+REQSIGN_API REQSIGN_NODISCARD enum reqsign_status
+reqsign_keystore_insert_limited(struct reqsign_keystore *ks, const struct reqsign_key_record *rec,
+                                int64_t now, int64_t max_active, struct reqsign_error *err);
 
 /* Flags of a store's open function (reqsign_keystore_sqlite_open(),
  * reqsign_keystore_pg_open()). */

@@ -102,41 +102,209 @@ static const char *const pg_migrations[] = {
     ")",
     /* 2: the public directory lists a key only when it says so (issue 16). */
     "ALTER TABLE keys ADD COLUMN publish boolean NOT NULL DEFAULT false",
+    /* 3: accounts (existing keys go to acct_operator, which may hold any
+     * scope: "*"), the key lifecycle columns, enrollment tokens (SHA-256 of
+     * the token only), the append-only audit log. As the SQLite store's
+     * migrations 2 and 3. */
+    "CREATE TABLE accounts ("
+    " id text COLLATE \"C\" NOT NULL,"
+    " name text NOT NULL,"
+    " allowed_scopes text NOT NULL,"
+    " key_limit bigint NOT NULL CHECK (key_limit >= 1),"
+    " max_key_lifetime_s bigint,"
+    " created_at bigint NOT NULL,"
+    " disabled_at bigint,"
+    " publish_keys boolean NOT NULL DEFAULT false,"
+    " CONSTRAINT accounts_pkey PRIMARY KEY (id)"
+    ");"
+    "INSERT INTO accounts (id, name, allowed_scopes, key_limit, created_at)"
+    " VALUES ('" REQSIGN_ACCOUNT_OPERATOR "', 'operator', '*', 1000000,"
+    " CAST(extract(epoch FROM now()) AS bigint));"
+    "ALTER TABLE keys"
+    " ADD COLUMN account text COLLATE \"C\" NOT NULL DEFAULT '" REQSIGN_ACCOUNT_OPERATOR "'"
+    " CONSTRAINT keys_account_fkey REFERENCES accounts (id),"
+    " ADD COLUMN disabled_at bigint,"
+    " ADD COLUMN replaces text,"
+    " ADD COLUMN replaced_by text,"
+    " ADD COLUMN revoke_reason text,"
+    " ADD COLUMN last_used_at bigint,"
+    " ADD COLUMN last_used_by text;"
+    "CREATE INDEX keys_by_account ON keys (account, keyid);"
+    "CREATE TABLE enrollments ("
+    " token_sha256 bytea NOT NULL CHECK (length(token_sha256) = 32),"
+    " account text COLLATE \"C\" NOT NULL CONSTRAINT enrollments_account_fkey"
+    " REFERENCES accounts (id),"
+    " created_at bigint NOT NULL,"
+    " expires_at bigint NOT NULL,"
+    " used_at bigint,"
+    " CONSTRAINT enrollments_pkey PRIMARY KEY (token_sha256)"
+    ");"
+    "CREATE TABLE audit ("
+    " seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " time bigint NOT NULL,"
+    " actor text NOT NULL,"
+    " account text NOT NULL,"
+    " action text NOT NULL,"
+    " target text NOT NULL,"
+    " target_account text NOT NULL,"
+    " outcome text NOT NULL,"
+    " source text NOT NULL,"
+    " nonce text NOT NULL"
+    ");"
+    "CREATE INDEX audit_by_account ON audit (account, seq);"
+    "CREATE INDEX audit_by_target_account ON audit (target_account, seq);"
+    "CREATE FUNCTION reqsign_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+    " 'BEGIN RAISE EXCEPTION ''the audit log is append-only''; END';"
+    "CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit"
+    " FOR EACH ROW EXECUTE FUNCTION reqsign_audit_append_only();"
+    "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit"
+    " FOR EACH STATEMENT EXECUTE FUNCTION reqsign_audit_append_only()",
 };
 _Static_assert(sizeof(pg_migrations) / sizeof(pg_migrations[0]) == REQSIGN_PG_SCHEMA_VERSION,
                "one migration per schema version");
 
-enum pg_stmt { PG_GET, PG_INSERT, PG_LIST, PG_REVOKE, PG_NSTMT };
+enum pg_stmt {
+    PG_GET,
+    PG_INSERT,
+    PG_LIST,
+    PG_REVOKE,
+    PG_UPDATE,
+    PG_LIST_FILTER,
+    PG_COUNT_ACTIVE,
+    PG_TOUCH,
+    PG_ACCT_INSERT,
+    PG_ACCT_GET,
+    PG_ACCT_LIST,
+    PG_ACCT_DISABLE,
+    PG_ENROLL_INSERT,
+    PG_ENROLL_CONSUME,
+    PG_AUDIT_APPEND,
+    PG_AUDIT_LIST,
+    PG_ACCT_LOCK,
+    PG_NSTMT
+};
 
-#define PG_COLUMNS "keyid, public_key, label, scopes, created_at, expires_at, revoked_at, publish"
+#define PG_NPARAMS_MAX 12
+#define PG_KCOLUMNS                                                                                \
+    "k.keyid, k.public_key, k.label, k.scopes, k.created_at, k.expires_at, k.revoked_at,"          \
+    " k.publish, k.account, k.disabled_at, a.disabled_at, k.replaces, k.replaced_by,"              \
+    " k.revoke_reason, k.last_used_at, k.last_used_by, a.publish_keys"
+#define PG_KFROM " FROM keys k LEFT JOIN accounts a ON a.id = k.account "
+#define PG_ACOLUMNS                                                                                \
+    "id, name, allowed_scopes, key_limit, max_key_lifetime_s, created_at, disabled_at,"            \
+    " publish_keys"
+#define PG_NOTIFY(cte, col) " SELECT pg_notify('" REQSIGN_PG_CHANNEL "', " col ") FROM " cte
+#define T PG_OID_TEXT
+#define I PG_OID_INT8
 
+/* Every statement returns rows (writes use RETURNING or a data-modifying
+ * WITH), so conn_run has one success status to check. Writes that change
+ * what a verifier decides send NOTIFY reqsign_keys '<keyid>' for each key
+ * they touch, in the same statement: exactly when, and only if, they commit. */
 static const struct {
     const char *name, *sql;
     int nparams;
-    Oid types[8];
+    Oid types[PG_NPARAMS_MAX];
 } pg_stmts[PG_NSTMT] = {
-    [PG_GET] = {"reqsign_get",
-                "SELECT " PG_COLUMNS " FROM keys WHERE keyid = $1",
-                1,
-                {PG_OID_TEXT}},
-    [PG_INSERT] = {"reqsign_insert",
-                   "WITH ins AS (INSERT INTO keys (" PG_COLUMNS ")"
-                   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING keyid)"
-                   " SELECT pg_notify('" REQSIGN_PG_CHANNEL "', keyid) FROM ins",
-                   8,
-                   {PG_OID_TEXT, PG_OID_BYTEA, PG_OID_TEXT, PG_OID_TEXT, PG_OID_INT8, PG_OID_INT8,
-                    PG_OID_INT8, PG_OID_BOOL}},
+    [PG_GET] = {"reqsign_get", "SELECT " PG_KCOLUMNS PG_KFROM "WHERE k.keyid = $1", 1, {T}},
+    [PG_INSERT] =
+        {"reqsign_insert",
+         "WITH ins AS (INSERT INTO keys (keyid, public_key, label, scopes, created_at,"
+         " expires_at, revoked_at, publish, account, disabled_at, replaces, replaced_by)"
+         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING keyid)" PG_NOTIFY(
+             "ins", "keyid"),
+         12,
+         {T, PG_OID_BYTEA, T, T, I, I, I, PG_OID_BOOL, T, I, T, T}},
     [PG_LIST] = {"reqsign_list",
-                 "SELECT " PG_COLUMNS " FROM keys WHERE keyid > $1 ORDER BY keyid LIMIT $2",
+                 "SELECT " PG_KCOLUMNS PG_KFROM "WHERE k.keyid > $1 ORDER BY k.keyid LIMIT $2",
                  2,
-                 {PG_OID_TEXT, PG_OID_INT8}},
+                 {T, I}},
     [PG_REVOKE] = {"reqsign_revoke",
                    "WITH u AS (UPDATE keys SET revoked_at = COALESCE(revoked_at, $2)"
-                   " WHERE keyid = $1 RETURNING keyid)"
-                   " SELECT pg_notify('" REQSIGN_PG_CHANNEL "', keyid) FROM u",
+                   " WHERE keyid = $1 RETURNING keyid)" PG_NOTIFY("u", "keyid"),
                    2,
-                   {PG_OID_TEXT, PG_OID_INT8}},
+                   {T, I}},
+    /* the right-hand sides see the row as it was: a revocation is final */
+    [PG_UPDATE] = {"reqsign_update",
+                   "WITH u AS (UPDATE keys SET expires_at = $2, disabled_at = $3, replaces = $4,"
+                   " replaced_by = $5, revoked_at = COALESCE(revoked_at, $6),"
+                   " revoke_reason = CASE WHEN revoked_at IS NULL THEN $7 ELSE revoke_reason END"
+                   " WHERE keyid = $1 RETURNING keyid)" PG_NOTIFY("u", "keyid"),
+                   7,
+                   {T, I, I, T, T, I, T}},
+    [PG_LIST_FILTER] = {"reqsign_list_filter",
+                        "SELECT " PG_KCOLUMNS PG_KFROM
+                        "WHERE k.keyid > $1 AND ($3 = '' OR k.account = $3) AND"
+                        " ($4 = 0 OR COALESCE(k.last_used_at, k.created_at) < $4)"
+                        " ORDER BY k.keyid LIMIT $2",
+                        4,
+                        {T, I, T, I}},
+    [PG_COUNT_ACTIVE] = {"reqsign_count_active",
+                         "SELECT count(*) FROM keys WHERE account = $1 AND revoked_at IS NULL"
+                         " AND (expires_at IS NULL OR expires_at > $2)",
+                         2,
+                         {T, I}},
+    /* last use is not a change a verifier acts on: no NOTIFY */
+    [PG_TOUCH] = {"reqsign_touch",
+                  "UPDATE keys SET last_used_at = $2, last_used_by = $3 WHERE keyid = $1"
+                  " AND (last_used_at IS NULL OR last_used_at < $2) RETURNING keyid",
+                  3,
+                  {T, I, T}},
+    [PG_ACCT_INSERT] = {"reqsign_account_insert",
+                        "INSERT INTO accounts (" PG_ACOLUMNS ")"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                        8,
+                        {T, T, T, I, I, I, I, PG_OID_BOOL}},
+    [PG_ACCT_GET] = {"reqsign_account_get",
+                     "SELECT " PG_ACOLUMNS " FROM accounts WHERE id = $1",
+                     1,
+                     {T}},
+    [PG_ACCT_LIST] = {"reqsign_account_list",
+                      "SELECT " PG_ACOLUMNS " FROM accounts WHERE id > $1 ORDER BY id LIMIT $2",
+                      2,
+                      {T, I}},
+    /* every key of the account changes state for a verifier */
+    [PG_ACCT_DISABLE] = {"reqsign_account_disable",
+                         "WITH u AS (UPDATE accounts SET disabled_at = $2 WHERE id = $1"
+                         " RETURNING id),"
+                         " n AS (SELECT pg_notify('" REQSIGN_PG_CHANNEL "', k.keyid)"
+                         " FROM keys k JOIN u ON k.account = u.id)"
+                         " SELECT u.id, (SELECT count(*) FROM n) FROM u",
+                         2,
+                         {T, I}},
+    [PG_ENROLL_INSERT] = {"reqsign_enrollment_insert",
+                          "INSERT INTO enrollments (token_sha256, account, created_at, expires_at)"
+                          " VALUES ($1, $2, $3, $4) RETURNING account",
+                          4,
+                          {PG_OID_BYTEA, T, I, I}},
+    /* under READ COMMITTED a second UPDATE of the same row waits for the
+     * first and re-checks used_at IS NULL: a token is consumed once */
+    [PG_ENROLL_CONSUME] = {"reqsign_enrollment_consume",
+                           "UPDATE enrollments SET used_at = $2 WHERE token_sha256 = $1 AND"
+                           " used_at IS NULL AND expires_at > $2 RETURNING account",
+                           2,
+                           {PG_OID_BYTEA, I}},
+    [PG_AUDIT_APPEND] = {"reqsign_audit_append",
+                         "INSERT INTO audit (time, actor, account, action, target, target_account,"
+                         " outcome, source, nonce) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                         " RETURNING seq",
+                         9,
+                         {I, T, T, T, T, T, T, T, T}},
+    [PG_AUDIT_LIST] = {"reqsign_audit_list",
+                       "SELECT seq, time, actor, account, action, target, outcome, source, nonce"
+                       " FROM audit WHERE seq > $1 AND ($2 = '' OR account = $2 OR"
+                       " target_account = $2) ORDER BY seq LIMIT $3",
+                       3,
+                       {I, T, I}},
+    /* insert_limited: the account row locked until the transaction ends, so
+     * concurrent limited inserts into one account take turns */
+    [PG_ACCT_LOCK] = {"reqsign_account_lock",
+                      "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+                      1,
+                      {T}},
 };
+#undef T
+#undef I
 
 struct pg_conn {
     struct reqsign_pool_link link;
@@ -356,7 +524,7 @@ static enum reqsign_status conn_run(struct pg_conn *c, enum pg_stmt which, const
                                     const int *lens, const char *what, PGresult **out,
                                     struct reqsign_error *err)
 {
-    static const int fmts[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    static const int fmts[PG_NPARAMS_MAX] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     *out = NULL;
     PGresult *res =
         PQexecPrepared(c->pg, pg_stmts[which].name, pg_stmts[which].nparams, vals, lens, fmts, 1);
@@ -375,7 +543,12 @@ static enum reqsign_status conn_run(struct pg_conn *c, enum pg_stmt which, const
             st = reqsign_error_set(err, REQSIGN_E_CONFLICT, pg_src, REQSIGN_NO_OFFSET,
                                    "public key already registered (revoked keys included)");
         else
-            st = res_fail(c->pg, res, what, err);
+            st = reqsign_error_set(err, REQSIGN_E_CONFLICT, pg_src, REQSIGN_NO_OFFSET,
+                                   "%s: already exists", what);
+    } else if (state != NULL && strcmp(state, "23503") == 0) {
+        /* foreign_key_violation: a key or an enrollment for no account */
+        st = reqsign_error_set(err, REQSIGN_E_NOT_FOUND, pg_src, REQSIGN_NO_OFFSET,
+                               "%s: no such account", what);
     } else {
         st = res_fail(c->pg, res, what, err);
     }
@@ -443,11 +616,36 @@ static enum reqsign_status column_time(const PGresult *res, int row, int col, bo
     return REQSIGN_OK;
 }
 
+/* A nullable text column: NULL reads as "". */
+static enum reqsign_status copy_opt(const PGresult *res, int row, int col, char *dst, size_t cap,
+                                    const char *what, struct reqsign_error *err)
+{
+    if (PQgetisnull(res, row, col)) {
+        dst[0] = '\0';
+        return REQSIGN_OK;
+    }
+    return copy_text(res, row, col, dst, cap, false, what, err);
+}
+
+/* A boolean column; NULL (an outer join's missing side) reads as false. */
+static enum reqsign_status column_bool(const PGresult *res, int row, int col, int *out,
+                                       const char *what, struct reqsign_error *err)
+{
+    *out = 0;
+    if (PQgetisnull(res, row, col))
+        return REQSIGN_OK;
+    if (PQgetlength(res, row, col) != 1)
+        return corrupt(what, err);
+    *out = PQgetvalue(res, row, col)[0] != 0;
+    return REQSIGN_OK;
+}
+
+/* A row of PG_KCOLUMNS. */
 static enum reqsign_status row_to_record(const PGresult *res, int row, struct reqsign_key_record *r,
                                          struct reqsign_error *err)
 {
     memset(r, 0, sizeof(*r));
-    if (PQnfields(res) != 8)
+    if (PQnfields(res) != 17)
         return corrupt("column count", err);
     enum reqsign_status s = copy_text(res, row, 0, r->keyid, sizeof(r->keyid), true, "keyid", err);
     if (s == REQSIGN_OK)
@@ -460,15 +658,82 @@ static enum reqsign_status row_to_record(const PGresult *res, int row, struct re
         s = column_time(res, row, 5, true, &r->expires_at, "expires_at", err);
     if (s == REQSIGN_OK)
         s = column_time(res, row, 6, true, &r->revoked_at, "revoked_at", err);
+    if (s == REQSIGN_OK)
+        s = PQgetisnull(res, row, 7) ? corrupt("publish", err)
+                                     : column_bool(res, row, 7, &r->publish, "publish", err);
+    if (s == REQSIGN_OK)
+        s = copy_text(res, row, 8, r->account, sizeof(r->account), true, "account", err);
+    if (s == REQSIGN_OK)
+        s = column_time(res, row, 9, true, &r->disabled_at, "disabled_at", err);
+    if (s == REQSIGN_OK)
+        s = column_time(res, row, 10, true, &r->account_disabled_at, "account disabled_at", err);
+    if (s == REQSIGN_OK)
+        s = copy_opt(res, row, 11, r->replaces, sizeof(r->replaces), "replaces", err);
+    if (s == REQSIGN_OK)
+        s = copy_opt(res, row, 12, r->replaced_by, sizeof(r->replaced_by), "replaced_by", err);
+    if (s == REQSIGN_OK)
+        s = copy_opt(res, row, 13, r->revoke_reason, sizeof(r->revoke_reason), "revoke_reason",
+                     err);
+    if (s == REQSIGN_OK)
+        s = column_time(res, row, 14, true, &r->last_used_at, "last_used_at", err);
+    if (s == REQSIGN_OK)
+        s = copy_opt(res, row, 15, r->last_used_by, sizeof(r->last_used_by), "last_used_by", err);
+    if (s == REQSIGN_OK)
+        s = column_bool(res, row, 16, &r->account_publish_keys, "publish_keys", err);
     if (s != REQSIGN_OK)
         return s;
     if (PQgetisnull(res, row, 1) || PQgetlength(res, row, 1) != REQSIGN_ED25519_PUBLIC_LEN)
         return corrupt("public_key", err);
     memcpy(r->public_key, PQgetvalue(res, row, 1), REQSIGN_ED25519_PUBLIC_LEN);
-    if (PQgetisnull(res, row, 7) || PQgetlength(res, row, 7) != 1)
-        return corrupt("publish", err);
-    r->publish = PQgetvalue(res, row, 7)[0] != 0;
     return REQSIGN_OK;
+}
+
+/* A row of PG_ACOLUMNS. */
+static enum reqsign_status row_to_account(const PGresult *res, int row, struct reqsign_account *a,
+                                          struct reqsign_error *err)
+{
+    memset(a, 0, sizeof(*a));
+    if (PQnfields(res) != 8)
+        return corrupt("column count", err);
+    enum reqsign_status s = copy_text(res, row, 0, a->id, sizeof(a->id), true, "account id", err);
+    if (s == REQSIGN_OK)
+        s = copy_text(res, row, 1, a->name, sizeof(a->name), false, "account name", err);
+    if (s == REQSIGN_OK)
+        s = copy_text(res, row, 2, a->allowed_scopes, sizeof(a->allowed_scopes), false,
+                      "allowed_scopes", err);
+    if (s == REQSIGN_OK)
+        s = column_time(res, row, 3, false, &a->key_limit, "key_limit", err);
+    if (s == REQSIGN_OK)
+        s = column_time(res, row, 4, true, &a->max_key_lifetime_s, "max_key_lifetime_s", err);
+    if (s == REQSIGN_OK)
+        s = column_time(res, row, 5, false, &a->created_at, "account created_at", err);
+    if (s == REQSIGN_OK)
+        s = column_time(res, row, 6, true, &a->disabled_at, "account disabled_at", err);
+    if (s == REQSIGN_OK)
+        s = column_bool(res, row, 7, &a->publish_keys, "publish_keys", err);
+    return s;
+}
+
+/* A row of the audit list. */
+static enum reqsign_status row_to_audit(const PGresult *res, int row, struct reqsign_audit_event *e,
+                                        struct reqsign_error *err)
+{
+    memset(e, 0, sizeof(*e));
+    if (PQnfields(res) != 9)
+        return corrupt("column count", err);
+    enum reqsign_status s = column_time(res, row, 0, false, &e->seq, "audit seq", err);
+    if (s == REQSIGN_OK)
+        s = column_time(res, row, 1, false, &e->time, "audit time", err);
+    struct {
+        char *dst;
+        size_t cap;
+    } f[7] = {{e->actor, sizeof(e->actor)},     {e->account, sizeof(e->account)},
+              {e->action, sizeof(e->action)},   {e->target, sizeof(e->target)},
+              {e->outcome, sizeof(e->outcome)}, {e->source, sizeof(e->source)},
+              {e->nonce, sizeof(e->nonce)}};
+    for (int i = 0; i < 7 && s == REQSIGN_OK; i++)
+        s = copy_text(res, row, i + 2, f[i].dst, f[i].cap, false, "audit", err);
+    return s;
 }
 
 /* ---- operations ---- */
@@ -535,36 +800,138 @@ static enum reqsign_status refuse_readonly(const char *what, struct reqsign_erro
                              "%s refused: the key store is open read-only", what);
 }
 
+static enum reqsign_status no_account(struct reqsign_error *err)
+{
+    return reqsign_error_set(err, REQSIGN_E_NOT_FOUND, pg_src, REQSIGN_NO_OFFSET,
+                             "no such account");
+}
+
+/* The values of PG_INSERT for @rec: @a holds them and the times. */
+struct pg_insert_args {
+    char created[8], expires[8], revoked[8], disabled[8];
+    char publish;
+    const char *vals[12];
+    int lens[12];
+};
+
+static void insert_args(const struct reqsign_key_record *rec, struct pg_insert_args *a)
+{
+    put_int8(a->created, rec->created_at);
+    put_int8(a->expires, rec->expires_at);
+    put_int8(a->revoked, rec->revoked_at);
+    put_int8(a->disabled, rec->disabled_at);
+    a->publish = rec->publish != 0;
+    /* The wrapper checked that the strings are NUL-terminated in their arrays. */
+    const char *account = rec->account[0] != '\0' ? rec->account : REQSIGN_ACCOUNT_OPERATOR;
+    const char *vals[12] = {rec->keyid,
+                            (const char *)rec->public_key,
+                            rec->label,
+                            rec->scopes,
+                            a->created,
+                            rec->expires_at != 0 ? a->expires : NULL,
+                            rec->revoked_at != 0 ? a->revoked : NULL,
+                            &a->publish,
+                            account,
+                            rec->disabled_at != 0 ? a->disabled : NULL,
+                            rec->replaces[0] != '\0' ? rec->replaces : NULL,
+                            rec->replaced_by[0] != '\0' ? rec->replaced_by : NULL};
+    const int lens[12] = {(int)strlen(rec->keyid),
+                          REQSIGN_ED25519_PUBLIC_LEN,
+                          (int)strlen(rec->label),
+                          (int)strlen(rec->scopes),
+                          8,
+                          8,
+                          8,
+                          1,
+                          (int)strlen(account),
+                          8,
+                          (int)strlen(rec->replaces),
+                          (int)strlen(rec->replaced_by)};
+    memcpy(a->vals, vals, sizeof(vals));
+    memcpy(a->lens, lens, sizeof(lens));
+}
+
+/* Run a statement without parameters on @c (BEGIN, COMMIT, ROLLBACK). */
+static enum reqsign_status conn_command(struct pg_conn *c, const char *sql, const char *what,
+                                        struct reqsign_error *err)
+{
+    PGresult *res = PQexec(c->pg, sql);
+    enum reqsign_status st = REQSIGN_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        st = res_fail(c->pg, res, what, err);
+    PQclear(res);
+    return st;
+}
+
+/* One transaction: lock the account row, count its active keys, insert. The
+ * row lock makes a second limited insert into the same account wait for the
+ * first to commit, and its count (a new statement, so a new snapshot under
+ * READ COMMITTED) then sees the first one's key. */
+static enum reqsign_status pg_insert_limited(void *impl, const struct reqsign_key_record *rec,
+                                             int64_t now, int64_t max_active,
+                                             struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("insert", err);
+    struct pg_insert_args a;
+    insert_args(rec, &a);
+    struct pg_conn *c;
+    bool reused;
+    enum reqsign_status st = conn_get(s, false, &c, &reused, err);
+    if (st != REQSIGN_OK)
+        return st;
+    PGresult *res = NULL;
+    st = conn_command(c, "BEGIN", "insert", err);
+    if (st == REQSIGN_OK) {
+        const char *vals[1] = {a.vals[8]};
+        const int lens[1] = {a.lens[8]};
+        st = conn_run(c, PG_ACCT_LOCK, vals, lens, "insert", &res, err);
+        if (st == REQSIGN_OK && PQntuples(res) == 0)
+            st = no_account(err);
+        PQclear(res);
+        res = NULL;
+    }
+    if (st == REQSIGN_OK) {
+        char t[8];
+        put_int8(t, now);
+        const char *vals[2] = {a.vals[8], t};
+        const int lens[2] = {a.lens[8], 8};
+        int64_t n = 0;
+        st = conn_run(c, PG_COUNT_ACTIVE, vals, lens, "count", &res, err);
+        if (st == REQSIGN_OK)
+            st = PQntuples(res) == 1 ? column_time(res, 0, 0, false, &n, "count", err)
+                                     : corrupt("count", err);
+        PQclear(res);
+        res = NULL;
+        if (st == REQSIGN_OK && n >= max_active)
+            st = reqsign_error_set(err, REQSIGN_E_KEY_LIMIT, pg_src, REQSIGN_NO_OFFSET,
+                                   "the account has %lld of at most %lld active keys", (long long)n,
+                                   (long long)max_active);
+    }
+    if (st == REQSIGN_OK) {
+        st = conn_run(c, PG_INSERT, a.vals, a.lens, "insert", &res, err);
+        PQclear(res);
+    }
+    if (st == REQSIGN_OK)
+        st = conn_command(c, "COMMIT", "insert", err);
+    if (st != REQSIGN_OK && PQstatus(c->pg) == CONNECTION_OK &&
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        (void)conn_command(c, "ROLLBACK", "insert", NULL);
+    conn_put(s, c);
+    return st;
+}
+
 static enum reqsign_status pg_insert(void *impl, const struct reqsign_key_record *rec,
                                      struct reqsign_error *err)
 {
     struct pg_store *s = impl;
     if (s->readonly)
         return refuse_readonly("insert", err);
-    char created[8], expires[8], revoked[8];
-    put_int8(created, rec->created_at);
-    put_int8(expires, rec->expires_at);
-    put_int8(revoked, rec->revoked_at);
-    /* The wrapper checked that the strings are NUL-terminated in their arrays. */
-    const char publish = rec->publish != 0;
-    const char *vals[8] = {rec->keyid,
-                           (const char *)rec->public_key,
-                           rec->label,
-                           rec->scopes,
-                           created,
-                           rec->expires_at != 0 ? expires : NULL,
-                           rec->revoked_at != 0 ? revoked : NULL,
-                           &publish};
-    const int lens[8] = {(int)strlen(rec->keyid),
-                         REQSIGN_ED25519_PUBLIC_LEN,
-                         (int)strlen(rec->label),
-                         (int)strlen(rec->scopes),
-                         8,
-                         8,
-                         8,
-                         1};
+    struct pg_insert_args a;
+    insert_args(rec, &a);
     PGresult *res = NULL;
-    enum reqsign_status st = pg_call(s, PG_INSERT, false, vals, lens, "insert", &res, err);
+    enum reqsign_status st = pg_call(s, PG_INSERT, false, a.vals, a.lens, "insert", &res, err);
     if (st != REQSIGN_OK)
         return st;
     if (PQntuples(res) != 1)
@@ -574,41 +941,91 @@ static enum reqsign_status pg_insert(void *impl, const struct reqsign_key_record
     return st;
 }
 
+/* Copy up to @limit rows of @res into @out (elements of @size) with @row_fn;
+ * *@n gets how many. */
+typedef enum reqsign_status (*pg_row_fn)(const PGresult *res, int row, void *out,
+                                         struct reqsign_error *err);
+
+static enum reqsign_status rows_into(const PGresult *res, size_t limit, pg_row_fn row_fn, void *out,
+                                     size_t size, size_t *n, struct reqsign_error *err)
+{
+    size_t got = 0;
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows && got < limit; i++) {
+        enum reqsign_status st = row_fn(res, i, (char *)out + got * size, err);
+        if (st != REQSIGN_OK)
+            return st;
+        got++;
+    }
+    *n = got;
+    return REQSIGN_OK;
+}
+
+static enum reqsign_status key_row(const PGresult *res, int row, void *out,
+                                   struct reqsign_error *err)
+{
+    return row_to_record(res, row, out, err);
+}
+
+static enum reqsign_status account_row(const PGresult *res, int row, void *out,
+                                       struct reqsign_error *err)
+{
+    return row_to_account(res, row, out, err);
+}
+
+static enum reqsign_status audit_row(const PGresult *res, int row, void *out,
+                                     struct reqsign_error *err)
+{
+    return row_to_audit(res, row, out, err);
+}
+
+/* Run a query @which whose rows go into @out through @row_fn. */
+static enum reqsign_status pg_rows(struct pg_store *s, enum pg_stmt which, const char *const *vals,
+                                   const int *lens, const char *what, size_t limit,
+                                   pg_row_fn row_fn, void *out, size_t size, size_t *n,
+                                   struct reqsign_error *err)
+{
+    *n = 0;
+    PGresult *res = NULL;
+    enum reqsign_status st = pg_call(s, which, true, vals, lens, what, &res, err);
+    if (st != REQSIGN_OK)
+        return st;
+    st = rows_into(res, limit, row_fn, out, size, n, err);
+    PQclear(res);
+    if (st != REQSIGN_OK)
+        *n = 0;
+    return st;
+}
+
+/* A list cursor as a text parameter. A cursor byte >= 0x80 cannot be sent as
+ * text on its own; every keyid is printable ASCII, so "prefix before it" +
+ * 0x7f orders the same way. Returns its length (@cursor is not terminated). */
+static size_t list_cursor(const char *after, char cursor[REQSIGN_KEYID_IN_MAX + 2])
+{
+    size_t clen = 0;
+    while (after[clen] != '\0' && (unsigned char)after[clen] < 0x80 &&
+           clen < REQSIGN_KEYID_IN_MAX) {
+        cursor[clen] = after[clen];
+        clen++;
+    }
+    if (after[clen] != '\0')
+        cursor[clen++] = 0x7f;
+    return clen;
+}
+
 static enum reqsign_status pg_list(void *impl, const char *after, size_t limit,
                                    struct reqsign_key_record *out, size_t *n,
                                    struct reqsign_error *err)
 {
     struct pg_store *s = impl;
     *n = 0;
-    /* A cursor byte >= 0x80 cannot be sent as text on its own; every keyid is
-     * printable ASCII, so "prefix before it" + 0x7f orders the same way. */
     char cursor[REQSIGN_KEYID_IN_MAX + 2];
-    size_t clen = 0;
-    while (after[clen] != '\0' && (unsigned char)after[clen] < 0x80 && clen < sizeof(cursor) - 2) {
-        cursor[clen] = after[clen];
-        clen++;
-    }
-    if (after[clen] != '\0')
-        cursor[clen++] = 0x7f;
+    size_t clen = list_cursor(after, cursor);
     char lim[8];
     put_int8(lim, (int64_t)limit);
     const char *vals[2] = {cursor, lim};
     const int lens[2] = {(int)clen, 8};
-    PGresult *res = NULL;
-    enum reqsign_status st = pg_call(s, PG_LIST, true, vals, lens, "list", &res, err);
-    if (st != REQSIGN_OK)
-        return st;
-    int rows = PQntuples(res);
-    size_t got = 0;
-    for (int i = 0; i < rows && got < limit && st == REQSIGN_OK; i++) {
-        st = row_to_record(res, i, &out[got], err);
-        if (st == REQSIGN_OK)
-            got++;
-    }
-    PQclear(res);
-    if (st == REQSIGN_OK)
-        *n = got;
-    return st;
+    return pg_rows(s, PG_LIST, vals, lens, "list", limit, key_row, out, sizeof(*out), n, err);
 }
 
 static enum reqsign_status pg_revoke(void *impl, const char *keyid, size_t keyid_len, int64_t now,
@@ -632,6 +1049,265 @@ static enum reqsign_status pg_revoke(void *impl, const char *keyid, size_t keyid
         st = unknown_key(err);
     PQclear(res);
     return st;
+}
+
+/* ---- accounts and the key lifecycle ---- */
+
+/* A text value for a statement: NULL for a NULL pointer, else the string. */
+static int text_len(const char *v)
+{
+    return v != NULL ? (int)strlen(v) : 0;
+}
+
+static enum reqsign_status pg_update(void *impl, const struct reqsign_key_record *rec,
+                                     struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("update", err);
+    char expires[8], disabled[8], revoked[8];
+    put_int8(expires, rec->expires_at);
+    put_int8(disabled, rec->disabled_at);
+    put_int8(revoked, rec->revoked_at);
+    const char *replaces = rec->replaces[0] ? rec->replaces : NULL;
+    const char *replaced_by = rec->replaced_by[0] ? rec->replaced_by : NULL;
+    const char *reason = rec->revoke_reason[0] ? rec->revoke_reason : NULL;
+    const char *vals[7] = {rec->keyid,
+                           rec->expires_at != 0 ? expires : NULL,
+                           rec->disabled_at != 0 ? disabled : NULL,
+                           replaces,
+                           replaced_by,
+                           rec->revoked_at != 0 ? revoked : NULL,
+                           reason};
+    const int lens[7] = {text_len(rec->keyid), 8, 8, text_len(replaces), text_len(replaced_by), 8,
+                         text_len(reason)};
+    PGresult *res = NULL;
+    /* idempotent: it writes absolute values */
+    enum reqsign_status st = pg_call(s, PG_UPDATE, true, vals, lens, "update", &res, err);
+    if (st != REQSIGN_OK)
+        return st;
+    if (PQntuples(res) == 0)
+        st = unknown_key(err);
+    PQclear(res);
+    return st;
+}
+
+static enum reqsign_status pg_list_filter(void *impl, const struct reqsign_key_filter *f,
+                                          const char *after, size_t limit,
+                                          struct reqsign_key_record *out, size_t *n,
+                                          struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    char cursor[REQSIGN_KEYID_IN_MAX + 2];
+    size_t clen = list_cursor(after, cursor);
+    char lim[8], unused[8];
+    put_int8(lim, (int64_t)limit);
+    put_int8(unused, f->unused_before);
+    const char *account = f->account != NULL ? f->account : "";
+    const char *vals[4] = {cursor, lim, account, unused};
+    const int lens[4] = {(int)clen, 8, text_len(account), 8};
+    return pg_rows(s, PG_LIST_FILTER, vals, lens, "list", limit, key_row, out, sizeof(*out), n,
+                   err);
+}
+
+static enum reqsign_status pg_count_active(void *impl, const char *account, int64_t now, int64_t *n,
+                                           struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    *n = 0;
+    char t[8];
+    put_int8(t, now);
+    const char *vals[2] = {account, t};
+    const int lens[2] = {text_len(account), 8};
+    PGresult *res = NULL;
+    enum reqsign_status st = pg_call(s, PG_COUNT_ACTIVE, true, vals, lens, "count", &res, err);
+    if (st != REQSIGN_OK)
+        return st;
+    if (PQntuples(res) != 1)
+        st = corrupt("count", err);
+    else
+        st = column_time(res, 0, 0, false, n, "count", err);
+    PQclear(res);
+    return st;
+}
+
+static enum reqsign_status pg_touch(void *impl, const char *keyid, int64_t at, const char *by,
+                                    struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("touch", err);
+    if (!keyid_storable(keyid, strlen(keyid)))
+        return REQSIGN_OK; /* unknown keys: OK */
+    char t[8];
+    put_int8(t, at);
+    const char *vals[3] = {keyid, t, by};
+    const int lens[3] = {text_len(keyid), 8, text_len(by)};
+    PGresult *res = NULL;
+    enum reqsign_status st = pg_call(s, PG_TOUCH, true, vals, lens, "touch", &res, err);
+    PQclear(res);
+    return st;
+}
+
+static enum reqsign_status pg_account_insert(void *impl, const struct reqsign_account *a,
+                                             struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("account insert", err);
+    char limit[8], life[8], created[8], disabled[8];
+    put_int8(limit, a->key_limit);
+    put_int8(life, a->max_key_lifetime_s);
+    put_int8(created, a->created_at);
+    put_int8(disabled, a->disabled_at);
+    const char publish = a->publish_keys != 0;
+    const char *vals[8] = {a->id,
+                           a->name,
+                           a->allowed_scopes,
+                           limit,
+                           a->max_key_lifetime_s != 0 ? life : NULL,
+                           created,
+                           a->disabled_at != 0 ? disabled : NULL,
+                           &publish};
+    const int lens[8] = {
+        text_len(a->id), text_len(a->name), text_len(a->allowed_scopes), 8, 8, 8, 8, 1};
+    PGresult *res = NULL;
+    enum reqsign_status st =
+        pg_call(s, PG_ACCT_INSERT, false, vals, lens, "account insert", &res, err);
+    PQclear(res);
+    return st;
+}
+
+static enum reqsign_status pg_account_get(void *impl, const char *id, struct reqsign_account *out,
+                                          struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    memset(out, 0, sizeof(*out));
+    const char *vals[1] = {id};
+    const int lens[1] = {text_len(id)};
+    size_t n = 0;
+    enum reqsign_status st = pg_rows(s, PG_ACCT_GET, vals, lens, "account get", 1, account_row, out,
+                                     sizeof(*out), &n, err);
+    if (st == REQSIGN_OK && n == 0)
+        st = no_account(err);
+    return st;
+}
+
+static enum reqsign_status pg_account_list(void *impl, const char *after, size_t limit,
+                                           struct reqsign_account *out, size_t *n,
+                                           struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    char lim[8];
+    put_int8(lim, (int64_t)limit);
+    const char *vals[2] = {after, lim};
+    const int lens[2] = {text_len(after), 8};
+    return pg_rows(s, PG_ACCT_LIST, vals, lens, "account list", limit, account_row, out,
+                   sizeof(*out), n, err);
+}
+
+static enum reqsign_status pg_account_set_disabled(void *impl, const char *id, int64_t at,
+                                                   struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("account update", err);
+    char t[8];
+    put_int8(t, at);
+    const char *vals[2] = {id, at != 0 ? t : NULL};
+    const int lens[2] = {text_len(id), 8};
+    PGresult *res = NULL;
+    enum reqsign_status st =
+        pg_call(s, PG_ACCT_DISABLE, true, vals, lens, "account update", &res, err);
+    if (st != REQSIGN_OK)
+        return st;
+    if (PQntuples(res) == 0)
+        st = no_account(err);
+    PQclear(res);
+    return st;
+}
+
+static enum reqsign_status pg_enrollment_insert(void *impl,
+                                                const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
+                                                const char *account, int64_t created_at,
+                                                int64_t expires_at, struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("enrollment insert", err);
+    char created[8], expires[8];
+    put_int8(created, created_at);
+    put_int8(expires, expires_at);
+    const char *vals[4] = {(const char *)hash, account, created, expires};
+    const int lens[4] = {REQSIGN_ENROLLMENT_HASH_LEN, text_len(account), 8, 8};
+    PGresult *res = NULL;
+    enum reqsign_status st =
+        pg_call(s, PG_ENROLL_INSERT, false, vals, lens, "enrollment insert", &res, err);
+    PQclear(res);
+    return st;
+}
+
+static enum reqsign_status
+pg_enrollment_consume(void *impl, const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN], int64_t now,
+                      char account_out[REQSIGN_ACCOUNT_ID_IN_MAX + 1], struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    account_out[0] = '\0';
+    if (s->readonly)
+        return refuse_readonly("enrollment", err);
+    char t[8];
+    put_int8(t, now);
+    const char *vals[2] = {(const char *)hash, t};
+    const int lens[2] = {REQSIGN_ENROLLMENT_HASH_LEN, 8};
+    PGresult *res = NULL;
+    /* not retried: a consumed token must not be consumed again */
+    enum reqsign_status st =
+        pg_call(s, PG_ENROLL_CONSUME, false, vals, lens, "enrollment", &res, err);
+    if (st != REQSIGN_OK)
+        return st;
+    if (PQntuples(res) == 0)
+        st = reqsign_error_set(err, REQSIGN_E_ENROLLMENT_INVALID, pg_src, REQSIGN_NO_OFFSET,
+                               "enrollment token unknown, used or expired");
+    else
+        st = copy_text(res, 0, 0, account_out, REQSIGN_ACCOUNT_ID_IN_MAX + 1, true, "account", err);
+    PQclear(res);
+    if (st != REQSIGN_OK)
+        account_out[0] = '\0';
+    return st;
+}
+
+static enum reqsign_status pg_audit_append(void *impl, const struct reqsign_audit_event *ev,
+                                           struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("audit", err);
+    char t[8];
+    put_int8(t, ev->time);
+    const char *vals[9] = {t,           ev->actor,  ev->account,
+                           ev->action,  ev->target, ev->target_account,
+                           ev->outcome, ev->source, ev->nonce};
+    int lens[9] = {8};
+    for (int i = 1; i < 9; i++)
+        lens[i] = text_len(vals[i]);
+    PGresult *res = NULL;
+    enum reqsign_status st = pg_call(s, PG_AUDIT_APPEND, false, vals, lens, "audit", &res, err);
+    PQclear(res);
+    return st;
+}
+
+static enum reqsign_status pg_audit_list(void *impl, const char *account, int64_t after,
+                                         size_t limit, struct reqsign_audit_event *out, size_t *n,
+                                         struct reqsign_error *err)
+{
+    struct pg_store *s = impl;
+    char a[8], lim[8];
+    put_int8(a, after);
+    put_int8(lim, (int64_t)limit);
+    const char *vals[3] = {a, account, lim};
+    const int lens[3] = {8, text_len(account), 8};
+    return pg_rows(s, PG_AUDIT_LIST, vals, lens, "audit list", limit, audit_row, out, sizeof(*out),
+                   n, err);
 }
 
 static void wipe_free(char *p)
@@ -783,6 +1459,19 @@ struct reqsign_keystore *reqsign_keystore_pg_open(const char *conninfo, unsigned
         .list = pg_list,
         .revoke = pg_revoke,
         .free = pg_free,
+        .update = pg_update,
+        .list_filter = pg_list_filter,
+        .count_active = pg_count_active,
+        .touch = pg_touch,
+        .account_insert = pg_account_insert,
+        .account_get = pg_account_get,
+        .account_list = pg_account_list,
+        .account_set_disabled = pg_account_set_disabled,
+        .enrollment_insert = pg_enrollment_insert,
+        .enrollment_consume = pg_enrollment_consume,
+        .audit_append = pg_audit_append,
+        .audit_list = pg_audit_list,
+        .insert_limited = pg_insert_limited,
     };
     const bool readonly = (flags & REQSIGN_KEYSTORE_READONLY) != 0;
     const bool create = (flags & REQSIGN_KEYSTORE_CREATE) != 0;

@@ -527,19 +527,19 @@ static enum reqsign_status refuse_readonly(const char *what, struct reqsign_erro
                              "%s refused: the key store is open read-only", what);
 }
 
-static enum reqsign_status sq_insert(void *impl, const struct reqsign_key_record *rec,
-                                     struct reqsign_error *err)
+/* Insert @rec on @c; *@rc_out as conn_put wants it. */
+static enum reqsign_status sq_insert_on(struct sq_conn *c, const struct reqsign_key_record *rec,
+                                        int *rc_out, struct reqsign_error *err)
 {
-    struct sq_store *s = impl;
-    if (s->readonly)
-        return refuse_readonly("insert", err);
-    struct sq_conn *c;
+    enum reqsign_status ret = REQSIGN_OK;
     sqlite3_stmt *st;
-    enum reqsign_status ret = conn_stmt_get(s, SQ_INSERT, "insert", &c, &st, err);
-    if (ret != REQSIGN_OK)
-        return ret;
+    int rc = conn_stmt(c, SQ_INSERT, &st);
+    if (rc != SQLITE_OK) {
+        *rc_out = rc;
+        return sq_fail(c->db, rc, "insert", err);
+    }
     /* The wrapper checked that the strings are NUL-terminated in their arrays. */
-    int rc = sqlite3_bind_text(st, 1, rec->keyid, -1, SQLITE_STATIC);
+    rc = sqlite3_bind_text(st, 1, rec->keyid, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(st, 2, rec->public_key, REQSIGN_ED25519_PUBLIC_LEN, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -587,6 +587,87 @@ static enum reqsign_status sq_insert(void *impl, const struct reqsign_key_record
         ret = sq_fail(c->db, rc, "insert", err);
     }
     stmt_done(st);
+    *rc_out = rc;
+    return ret;
+}
+
+static enum reqsign_status sq_insert(void *impl, const struct reqsign_key_record *rec,
+                                     struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("insert", err);
+    struct sq_conn *c;
+    enum reqsign_status ret = conn_get(s, &c, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    int rc = SQLITE_OK;
+    ret = sq_insert_on(c, rec, &rc, err);
+    conn_put(s, c, rc);
+    return ret;
+}
+
+/* Active keys of @account at @now, on @c. */
+static enum reqsign_status sq_count_on(struct sq_conn *c, const char *account, int64_t now,
+                                       int64_t *n, int *rc_out, struct reqsign_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    enum reqsign_status ret = REQSIGN_OK;
+    int rc = conn_stmt(c, SQ_COUNT_ACTIVE, &st);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, now);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *n = (int64_t)sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    } else {
+        ret = sq_fail(c->db, rc, "count", err);
+    }
+    if (st != NULL)
+        stmt_done(st);
+    *rc_out = rc;
+    return ret;
+}
+
+/* BEGIN IMMEDIATE takes the write lock before the count, so no other writer
+ * can add a key between the count and the insert (in WAL mode a deferred
+ * transaction would fail with SQLITE_BUSY_SNAPSHOT instead of waiting). */
+static enum reqsign_status sq_insert_limited(void *impl, const struct reqsign_key_record *rec,
+                                             int64_t now, int64_t max_active,
+                                             struct reqsign_error *err)
+{
+    struct sq_store *s = impl;
+    if (s->readonly)
+        return refuse_readonly("insert", err);
+    struct sq_conn *c;
+    enum reqsign_status ret = conn_get(s, &c, err);
+    if (ret != REQSIGN_OK)
+        return ret;
+    const char *account = rec->account[0] ? rec->account : REQSIGN_ACCOUNT_OPERATOR;
+    int rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        ret = sq_fail(c->db, rc, "insert", err);
+        conn_put(s, c, rc);
+        return ret;
+    }
+    int64_t n = 0;
+    ret = sq_count_on(c, account, now, &n, &rc, err);
+    if (ret == REQSIGN_OK && n >= max_active)
+        ret = reqsign_error_set(err, REQSIGN_E_KEY_LIMIT, sq_src, REQSIGN_NO_OFFSET,
+                                "the account has %lld of at most %lld active keys", (long long)n,
+                                (long long)max_active);
+    if (ret == REQSIGN_OK)
+        ret = sq_insert_on(c, rec, &rc, err);
+    if (ret == REQSIGN_OK) {
+        rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            ret = sq_fail(c->db, rc, "insert", err);
+    }
+    if (ret != REQSIGN_OK && !sqlite3_get_autocommit(c->db))
+        (void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     conn_put(s, c, rc);
     return ret;
 }
@@ -1178,6 +1259,7 @@ struct reqsign_keystore *reqsign_keystore_sqlite_open(const char *path, unsigned
         .enrollment_consume = sq_enrollment_consume,
         .audit_append = sq_audit_append,
         .audit_list = sq_audit_list,
+        .insert_limited = sq_insert_limited,
     };
     const bool readonly = (flags & REQSIGN_KEYSTORE_READONLY) != 0;
     const bool create = (flags & REQSIGN_KEYSTORE_CREATE) != 0;

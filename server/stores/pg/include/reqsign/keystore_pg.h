@@ -26,8 +26,10 @@
 extern "C" {
 #endif
 
-/** The schema version this build migrates to (same history as SQLite's). */
-#define REQSIGN_PG_SCHEMA_VERSION 2
+/** The schema version this build migrates to: 1 keys, 2 keys.publish, 3 accounts,
+ * the key lifecycle, enrollments and the audit log (SQLite reaches the same
+ * schema in its own steps). */
+#define REQSIGN_PG_SCHEMA_VERSION 3
 /** Seconds; used when @conninfo sets no connect_timeout. */
 #define REQSIGN_PG_CONNECT_TIMEOUT 2
 /** Milliseconds; statement_timeout set on every connection. */
