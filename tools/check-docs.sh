@@ -20,8 +20,8 @@ flags_of() {
 # 1. page -> the sources of its program
 declare -A sources=(
     [docs/man/reqsign.1.md]="client/cli/*.c client/cli/*.h"
-    [docs/man/reqsignd.8.md]="server/reqsignd/*.c server/httpd/*.c"
-    [docs/man/api-backend.8.md]="examples/api-backend/main.c server/httpd/*.c"
+    [docs/man/reqsignd.8.md]="server/reqsignd/*.c server/httpd/*.c server/httpd/*.h common/opt/*.c"
+    [docs/man/api-backend.8.md]="examples/api-backend/main.c server/httpd/*.c server/httpd/*.h common/opt/*.c"
 )
 n=0
 for page in "${!sources[@]}"; do
