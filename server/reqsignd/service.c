@@ -2215,8 +2215,21 @@ static const char *audit_action(const struct reqsign_httpd_req *r, enum route rt
     }
 }
 
+/* A request that says it has no body: Content-Length 0, or neither a length
+ * nor Transfer-Encoding. */
+static int no_body(const struct reqsign_httpd_req *r)
+{
+    if (r->has_content_length)
+        return r->content_length == 0;
+    return reqsign_httpd_header(r, "Transfer-Encoding") == NULL;
+}
+
+/* application/json, or no body at all (POST .../disable, .../enable, ... may
+ * come without one: it reads as {}). */
 static int content_type_ok(const struct reqsign_httpd_req *r)
 {
+    if (no_body(r))
+        return 1;
     const char *ct = reqsign_httpd_header(r, "Content-Type");
     size_t tl = strlen("application/json");
     return ct != NULL && strncasecmp(ct, "application/json", tl) == 0 &&

@@ -1702,3 +1702,42 @@ Test(accounts, cli_rotate_to_new_key)
     free(cred);
     finish(&e);
 }
+
+/* A POST with no body needs no Content-Type (it reads as {}); a token tried
+ * while its account is disabled is refused without being used up, so it
+ * works once the account is enabled (found by an independent client). */
+Test(accounts, bodyless_post_and_token_kept_while_account_disabled)
+{
+    struct env e;
+    setup(&e, NULL);
+    struct reqsign_signer *admin = load_admin(&e);
+    char *tok = NULL;
+    char *a = make_account(&e, admin, "{\"name\":\"C\",\"allowed_scopes\":[]}", &tok);
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/accounts/%s/disable", a);
+    struct resp r = call(admin, "POST", url_of(&e, path), NULL); /* no body, no Content-Type */
+    cr_assert_eq(r.status, 200, "bodyless POST: %ld %s", r.status, r.body);
+    resp_free(&r);
+    r = enroll_generated(&e, tok);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(err_name(&r), "enrollment_invalid");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/accounts/%s/enable", a);
+    r = call(admin, "POST", url_of(&e, path), NULL);
+    cr_assert_eq(r.status, 200, "bodyless POST: %ld %s", r.status, r.body);
+    resp_free(&r);
+    r = enroll_generated(&e, tok);
+    cr_assert_eq(r.status, 201, "the token after the account's enable: %ld %s", r.status, r.body);
+    cr_assert_str_eq(jstr(r.json, "account"), a);
+    resp_free(&r);
+    /* a body of another type is still refused */
+    static const char *const ct[] = {"Content-Type: text/plain", NULL};
+    struct reqsign_signed sig;
+    sign(admin, "POST", url_of(&e, path), "x", 1, &sig);
+    r = send_req("POST", url_of(&e, path), "x", 1, &sig, ct);
+    cr_assert_eq(r.status, 415, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    free(tok);
+    free(a);
+    finish(&e);
+}

@@ -719,6 +719,17 @@ static void c_enrollment_tokens_single_use(const struct backend *b, struct reqsi
                  REQSIGN_E_ENROLLMENT_INVALID, "expired");
     cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h3, 1, acct, &err),
                  REQSIGN_E_ENROLLMENT_INVALID, "unknown");
+    /* a disabled account's token is refused and not used up: it works after enable */
+    uint8_t h4[32];
+    memset(h4, 4, 32);
+    cr_assert_eq(reqsign_keystore_enrollment_insert(ks, h4, "acct_a", 100, 200, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 150, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h4, 160, acct, &err),
+                 REQSIGN_E_ENROLLMENT_INVALID, "[%s] account disabled", b->name);
+    cr_assert_eq(reqsign_keystore_account_set_disabled(ks, "acct_a", 0, &err), REQSIGN_OK);
+    cr_assert_eq(reqsign_keystore_enrollment_consume(ks, h4, 170, acct, &err), REQSIGN_OK,
+                 "[%s] the token after the account's enable: %s", b->name, err.message);
+    cr_assert_str_eq(acct, "acct_a");
 }
 
 STORE_TEST(enrollment_tokens_single_use, backends, N_BACKENDS)

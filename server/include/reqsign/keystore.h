@@ -141,9 +141,11 @@ struct reqsign_keystore_ops {
                                              const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
                                              const char *account, int64_t created_at,
                                              int64_t expires_at, struct reqsign_error *err);
-    /* Mark the token used, atomically, if it exists, is unused and now <
-     * expires_at; @account_out gets its account. REQSIGN_E_ENROLLMENT_INVALID
-     * otherwise (no hint which). */
+    /* Mark the token used, atomically, if it exists, is unused, now <
+     * expires_at and its account is not disabled; @account_out gets its
+     * account. REQSIGN_E_ENROLLMENT_INVALID otherwise (no hint which), and
+     * the token stays as it was: a token refused while its account is
+     * disabled works again once the account is enabled. */
     enum reqsign_status (*enrollment_consume)(void *impl,
                                               const uint8_t hash[REQSIGN_ENROLLMENT_HASH_LEN],
                                               int64_t now,

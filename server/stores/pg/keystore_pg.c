@@ -281,7 +281,9 @@ static const struct {
      * first and re-checks used_at IS NULL: a token is consumed once */
     [PG_ENROLL_CONSUME] = {"reqsign_enrollment_consume",
                            "UPDATE enrollments SET used_at = $2 WHERE token_sha256 = $1 AND"
-                           " used_at IS NULL AND expires_at > $2 RETURNING account",
+                           " used_at IS NULL AND expires_at > $2 AND EXISTS (SELECT 1 FROM"
+                           " accounts a WHERE a.id = enrollments.account AND a.disabled_at IS NULL)"
+                           " RETURNING account",
                            2,
                            {PG_OID_BYTEA, I}},
     [PG_AUDIT_APPEND] = {"reqsign_audit_append",

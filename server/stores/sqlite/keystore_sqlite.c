@@ -184,7 +184,9 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_ENROLL_INSERT] = "INSERT INTO enrollments (token_sha256, account, created_at, expires_at)"
                          " VALUES (?1, ?2, ?3, ?4)",
     [SQ_ENROLL_CONSUME] = "UPDATE enrollments SET used_at = ?2 WHERE token_sha256 = ?1 AND"
-                          " used_at IS NULL AND expires_at > ?2 RETURNING account",
+                          " used_at IS NULL AND expires_at > ?2 AND EXISTS (SELECT 1 FROM"
+                          " accounts a WHERE a.id = enrollments.account AND a.disabled_at IS NULL)"
+                          " RETURNING account",
     [SQ_AUDIT_APPEND] = "INSERT INTO audit (time, actor, account, action, target, target_account,"
                         " outcome, source, nonce) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [SQ_AUDIT_LIST] = "SELECT " SQ_EVCOLUMNS " FROM audit WHERE seq > ?1 AND"
