@@ -504,20 +504,11 @@ static enum reqsign_status sq_get(void *impl, const char *keyid, size_t keyid_le
     if (ret != REQSIGN_OK)
         return ret;
     int rc = sqlite3_bind_text(st, 1, keyid, (int)keyid_len, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        ret = row_to_record(st, out, err);
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
+    size_t n = 0;
+    ret = sq_rows(s, c, st, rc, "get", row_to_record, out, sizeof(*out), 1, &n, err);
+    if (ret == REQSIGN_OK && n == 0)
         ret = reqsign_error_set(err, REQSIGN_E_KEY_UNKNOWN, sq_src, REQSIGN_NO_OFFSET,
                                 "no key with this keyid");
-        rc = SQLITE_OK;
-    } else {
-        ret = sq_fail(c->db, rc, "get", err);
-    }
-    stmt_done(st);
-    conn_put(s, c, rc);
     if (ret != REQSIGN_OK)
         memset(out, 0, sizeof(*out));
     return ret;
@@ -912,20 +903,11 @@ static enum reqsign_status sq_account_get(void *impl, const char *id, struct req
     if (ret != REQSIGN_OK)
         return ret;
     int rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        ret = row_to_account(st, out, err);
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
+    size_t n = 0;
+    ret = sq_rows(s, c, st, rc, "account get", row_to_account, out, sizeof(*out), 1, &n, err);
+    if (ret == REQSIGN_OK && n == 0)
         ret = reqsign_error_set(err, REQSIGN_E_NOT_FOUND, sq_src, REQSIGN_NO_OFFSET,
                                 "no such account");
-        rc = SQLITE_OK;
-    } else {
-        ret = sq_fail(c->db, rc, "account get", err);
-    }
-    stmt_done(st);
-    conn_put(s, c, rc);
     return ret;
 }
 
