@@ -1233,7 +1233,7 @@ Test(nginx, config_errors)
         " server { listen 127.0.0.1:1; reqsign_public_authority a.example; location / { reqsign "
         "on; } }",
         "reqsign_key_store sqlite:%s; reqsign_nonce_store memcached://127.0.0.1;",
-        "reqsign_key_store sqlite:%s; reqsign_nonce_store redis://127.0.0.1:1;",
+        "reqsign_key_store sqlite:%s; reqsign_nonce_store redis://[::1;",
         "reqsign_key_store sqlite:%s.missing;",
     };
     static const char *why[] = {"reqsign_public_authority", "reqsign_nonce_store",
@@ -1252,6 +1252,22 @@ Test(nginx, config_errors)
         cr_assert(strstr(out, why[i]) != NULL, "%s", out);
         free(out);
     }
+    /* A Redis that does not answer is an outage, not a mistake in the file:
+     * nginx -t passes with a warning naming it (a start runs nginx -t first) */
+    f = fopen(conf_path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "load_module %s;\nerror_log %s;\npid %s/nginx.pid;\nevents {}\nhttp {\n",
+            tu_prog("NGINX_MODULE"), err_log, dir);
+    fprintf(f, "reqsign_key_store sqlite:%s; reqsign_nonce_store redis://127.0.0.1:1;", db_path);
+    fprintf(f, "\n}\n");
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "'%s' -t -p '%s' -c '%s' 2>&1", NGINX_BIN, dir, conf_path);
+    char *out = tu_run(cmd, &st);
+    cr_assert_eq(st, 0, "an unreachable Redis failed nginx -t: %s", out);
+    cr_assert(strstr(out, "[warn]") != NULL && strstr(out, "Redis") != NULL &&
+                  strstr(out, "starting anyway") != NULL,
+              "%s", out);
+    free(out);
 }
 
 /* Send over TLS with HTTP/2 (libcurl, certificate not checked: the test made
