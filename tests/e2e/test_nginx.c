@@ -625,6 +625,26 @@ static void teardown(void)
     free(dir);
 }
 
+/* The end of every test body: stop nginx (both instances) and fail the test
+ * if a worker died or nginx logged an alert. teardown() checks the same, but
+ * a failure in .fini is printed, not counted. */
+static void end_checked(void)
+{
+    size_t crashes = 0, alerts = 0;
+    if (alt.dir != NULL) {
+        swap_instance();
+        ngx_stop();
+        crashes += count_in_file(err_log, "exited on signal");
+        alerts += count_in_file(err_log, "[alert]");
+        swap_instance();
+    }
+    ngx_stop();
+    crashes += count_in_file(err_log, "exited on signal");
+    alerts += count_in_file(err_log, "[alert]");
+    cr_assert_eq(crashes, 0, "a worker died: see %s", err_log);
+    cr_assert_eq(alerts, 0, "alerts in %s", err_log);
+}
+
 /* ---- requests ---- */
 
 static char *url(const char *path)
@@ -801,6 +821,7 @@ Test(nginx, valid_requests_reach_upstream_with_module_keyid)
     cr_assert_str_eq(resp_header(&r, "Content-Type"), "application/json");
     resp_free(&r);
     cr_assert_eq(up_count(), 2);
+    end_checked();
 }
 
 /* $reqsign_account (issue 13): a customer account's key -> the upstream and
@@ -844,6 +865,7 @@ Test(nginx, account_reaches_upstream)
     cr_assert_eq(up_count(), 2);
     cr_assert_str_eq(head_header(up.rec[1].head, "Reqsign-Result"), "digest_mismatch");
     cr_assert_null(head_header(up.rec[1].head, "Reqsign-Account"));
+    end_checked();
 }
 
 struct race {
@@ -902,6 +924,7 @@ Test(nginx, concurrent_replays_exactly_one_reaches_upstream)
     char *out = tu_run(cmd, &st);
     cr_expect_eq(atoi(out), 2, "requests served by %s worker(s)", out);
     free(out);
+    end_checked();
 }
 
 /* A reload between the first use and the replay: the window survives. */
@@ -927,6 +950,7 @@ Test(nginx, replay_after_reload_is_refused)
     /* and fresh requests still pass after the reload */
     cr_assert_eq(signed_send(&k, "GET", "/after", NULL, 0, NULL, 0, 0, NULL, NULL), 200);
     cr_assert_eq(up_count(), 2);
+    end_checked();
 }
 
 /* Bodies that do not match their Content-Digest never reach the upstream:
@@ -998,6 +1022,7 @@ Test(nginx, tampered_bodies_never_reach_upstream)
     free(b1);
     free(b2);
     cr_assert_eq(up_count(), 8);
+    end_checked();
 }
 
 /* reqsign_require_scope: 403 scope without it, 200 with it. */
@@ -1016,6 +1041,7 @@ Test(nginx, require_scope)
     cr_assert_eq(signed_send(&admin, "GET", "/admin/x", NULL, 0, NULL, 0, 0, NULL, NULL), 200);
     cr_assert_eq(signed_send(&reader, "GET", "/x", NULL, 0, NULL, 0, 0, NULL, NULL), 200);
     cr_assert_eq(up_count(), 2);
+    end_checked();
 }
 
 /* observe: everything passes, $reqsign_result says what verification found,
@@ -1043,6 +1069,7 @@ Test(nginx, observe_passes_and_sets_result)
     cr_assert_str_eq(head_header(up.rec[2].head, "Reqsign-Keyid"), k.keyid);
     cr_assert_eq(wait_count(acc_log, " 200 digest_mismatch -", 1), 1);
     cr_assert_eq(wait_count(err_log, "reqsign: observed: digest_mismatch:", 1), 1);
+    end_checked();
 }
 
 /* A revoked key is refused within the cache bound (reqsign_cache_ttl 1s). */
@@ -1072,6 +1099,7 @@ Test(nginx, revoked_key_refused_within_cache_ttl)
     cr_assert_str_eq(resp_error(resp), "key_expired");
     free(resp);
     cr_assert_eq(up_count(), 4);
+    end_checked();
 }
 
 /* A disabled key is refused (401 key_disabled) within the cache bound
@@ -1106,6 +1134,7 @@ Test(nginx, disabled_key_refused_within_cache_ttl)
     }
     cr_assert_eq(up_count(), 8);
     cr_assert_str_eq(head_header(up.rec[7].head, "Reqsign-Keyid"), k.keyid);
+    end_checked();
 }
 
 /* reqsign_max_body: a larger Content-Length is answered 413 body_too_large
@@ -1123,6 +1152,7 @@ Test(nginx, max_body_refused_before_reading)
     cr_assert_not_null(strstr(resp, "Content-Type: application/json"));
     free(resp);
     cr_assert_eq(up_count(), 0);
+    end_checked();
 }
 
 /* A chunked body that grows past reqsign_max_body gets the same answer as a
@@ -1162,6 +1192,7 @@ Test(nginx, max_body_chunked_same_json_413)
     cr_assert_eq(up_count(), 1);
     cr_assert_eq(up.rec[0].body_len, 4000);
     free(body);
+    end_checked();
 }
 
 /* The shared window is bounded: per-key cap (429 nonce_key_limit) and a full
@@ -1218,6 +1249,7 @@ Test(nginx, nonce_zone_bounded_and_refusing)
     cr_assert_str_eq(resp_error(resp), "replay");
     free(resp);
     free(req1);
+    end_checked();
 }
 
 /* Configurations the module refuses (nginx -t fails with a message). */
@@ -1268,6 +1300,7 @@ Test(nginx, config_errors)
                   strstr(out, "starting anyway") != NULL,
               "%s", out);
     free(out);
+    end_checked();
 }
 
 /* Send over TLS with HTTP/2 (libcurl, certificate not checked: the test made
@@ -1354,6 +1387,7 @@ Test(nginx, http2_over_tls)
     cr_assert(memcmp(up.rec[1].body, b1, big) == 0);
     free(b1);
     free(b2);
+    end_checked();
 }
 
 #ifdef REQSIGN_TEST_REDIS
@@ -1423,6 +1457,7 @@ Test(nginx, two_instances_share_redis)
     }
     cr_assert_eq(up_count(), 4);
     ru_stop(&rs);
+    end_checked();
 }
 #endif /* REQSIGN_TEST_REDIS */
 
@@ -1513,6 +1548,7 @@ Test(nginx, reload_while_redis_down)
     cr_assert_eq(up_count(), 2);
     free(first);
     ru_stop(&rs);
+    end_checked();
 }
 #endif /* REQSIGN_TEST_REDIS */
 
@@ -1578,6 +1614,7 @@ Test(nginx, postgresql_key_store, .timeout = 90)
     reqsign_keystore_free(ks);
     free(ci);
     tu_pg_stop(&pg);
+    end_checked();
 }
 #endif /* REQSIGN_TEST_PG */
 
@@ -1673,6 +1710,7 @@ Test(nginx, redis_wait_is_off_the_event_loop)
                  "health checks took %lld ms (median), %lld ms (worst); signed: %lld ms",
                  (long long)median, (long long)worst, (long long)total);
     ru_stop(&rs);
+    end_checked();
 }
 #endif /* REQSIGN_TEST_REDIS */
 
@@ -1697,6 +1735,7 @@ Test(nginx, internal_redirect_verifies_once)
                  resp);
     free(resp);
     cr_assert_eq(up_count(), 1);
+    end_checked();
 }
 
 /* Malformed and hostile requests through nginx: never a 2xx, never a 5xx
@@ -1764,6 +1803,7 @@ Test(nginx, bad_input_never_passes)
     cr_assert_eq(up_count(), 0);
     /* the valid request still passes afterwards */
     cr_assert_eq(signed_send(&k, "POST", "/bad", "a=1", 3, NULL, 0, 0, NULL, NULL), 200);
+    end_checked();
 }
 
 /* ---- the verifier's bad-input table through nginx ---- */
@@ -1981,6 +2021,7 @@ Test(nginx, badinput_table_through_nginx, .timeout = 120)
     /* nginx is still up */
     static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     cr_assert_eq(send_raw(health, sizeof(health) - 1, NULL), 200);
+    end_checked();
 }
 
 /* reqsign_key_directory: keys from another service's published directory
@@ -2027,4 +2068,5 @@ Test(nginx, key_directory)
     free(resp);
     cr_assert_eq(up_count(), 1);
     cr_assert_eq(tu_proc_stop(&d, SIGTERM, 15000), 0);
+    end_checked();
 }
